@@ -1,0 +1,91 @@
+# shmq — build, test and run.
+#
+#   make          build the library, daemons, tools and tests (gcc, -Werror)
+#   make test     install missing packages, build, run the suite; then build
+#                 with clang + AddressSanitizer/UndefinedBehaviorSanitizer and
+#                 run the suite again
+#   make deps     install the Debian packages shmq needs (as root)
+#   make format   apply clang-format
+#
+# BUILD selects the output directory, SAN=1 the sanitizer flags.
+
+CC       ?= gcc
+ifeq ($(origin CC),default)
+CC       := gcc
+endif
+BUILD    ?= build
+SAN      ?=
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wno-missing-field-initializers -Wno-format-truncation
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) -fPIC -D_GNU_SOURCE -Iinclude -Ilibshm
+LDLIBS   := -lisal -ljansson -lpthread -lm
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+LIB_SRCS    := $(sort $(wildcard libshm/*.c))
+LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+TOOL_COMMON := $(sort $(wildcard tools/common/*.c))
+TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
+CTL_SRCS    := $(sort $(wildcard tools/shmqctl/*.c))
+CTL_OBJS    := $(CTL_SRCS:%.c=$(BUILD)/%.o)
+DAEMON_SRCS := $(sort $(wildcard daemons/*.c))
+UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
+TEST_HELPER_BINS := $(TEST_HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
+
+BINS := $(BUILD)/shmqctl
+
+.PHONY: all lib tools tests test check deps format format-check clean run
+
+all: lib tools tests
+
+lib: $(BUILD)/libshmq.a $(BUILD)/libshmq.so
+tools: $(BINS)
+tests: $(UNIT_BINS) $(TEST_HELPER_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libshmq.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libshmq.so: $(LIB_OBJS)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libshmq.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libshmq.a $(LDLIBS)
+
+deps:
+	@sh tools/install-deps.sh
+
+test: deps
+	$(MAKE) all
+	sh tests/run.sh $(BUILD)
+	$(MAKE) BUILD=build-san CC=clang SAN=1 all
+	sh tests/run.sh build-san
+
+check: test
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,942 @@
+/*
+ * Mapped segment files and segment queues (see mapped_file.h).
+ *
+ * A segment is created with its whole size allocated (fallocate) before it
+ * is mapped, so that a full disk shows up as -ENOSPC here and never as a
+ * SIGBUS on a store into the mapping (PITFALLS 2).  Files are only ever
+ * unlinked, never shrunk (PITFALLS 3), and the directory is fsynced after a
+ * file is created or removed (PITFALLS 9).  A flush failure is returned to
+ * the caller and never retried here (PITFALLS 1).
+ *
+ * The preparing thread of a queue creates the next segment ahead of the
+ * writer (PITFALLS 15).  It shares only prep_* fields with the writer, under
+ * prep_lock; the segment list itself belongs to the writer thread.
+ */
+#include "mapped_file.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shmq/errors.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define MF_PAGE 4096u
+
+static size_t page_size(void)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    return pg > 0 ? (size_t)pg : MF_PAGE;
+}
+
+/* ---- names and small helpers ------------------------------------------- */
+
+void shmq_segment_name(int64_t offset, char out[21])
+{
+    snprintf(out, 21, "%020lld", (long long)offset);
+}
+
+bool shmq_segment_parse(const char *name, int64_t *offset)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    for (i = 0; name[i] != '\0'; i++) {
+        if (i >= 20 || name[i] < '0' || name[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (uint64_t)(name[i] - '0');
+        if (v > (uint64_t)INT64_MAX) {
+            return false;
+        }
+    }
+    if (i != 20) {
+        return false;
+    }
+    if (offset) {
+        *offset = (int64_t)v;
+    }
+    return true;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return shmq_error_set(-e, "directory %s: open: %s", dir, strerror(e));
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return shmq_error_set(-e, "directory %s: fsync: %s", dir, strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+/* fsync the directory holding path. */
+static int fsync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+
+    if (!slash) {
+        return fsync_dir(".");
+    }
+    if (slash == path) {
+        return fsync_dir("/");
+    }
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    return fsync_dir(dir);
+}
+
+static int seg_path(char *out, const char *dir, int64_t offset)
+{
+    char name[21];
+    shmq_segment_name(offset, name);
+    if (snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
+        return shmq_error_set(-ENAMETOOLONG, "segment path too long in %s", dir);
+    }
+    return 0;
+}
+
+/* Allocate [0, size) of fd: -ENOSPC when the disk is full. */
+static int allocate(int fd, size_t size)
+{
+    if (fallocate(fd, 0, 0, (off_t)size) == 0) {
+        return 0;
+    }
+    if (errno != EOPNOTSUPP && errno != ENOSYS) {
+        return -errno;
+    }
+    int e = posix_fallocate(fd, 0, (off_t)size);
+    return e ? -e : 0;
+}
+
+/* Fault every page in writable; pages keep their contents. */
+static void prefault(uint8_t *base, size_t size)
+{
+    if (madvise(base, size, MADV_POPULATE_WRITE) == 0 || errno != EINVAL) {
+        return; /* done, or a failure (ENOMEM...) that only costs speed */
+    }
+    size_t pg = page_size();
+    for (size_t i = 0; i < size; i += pg) {
+        volatile uint8_t *p = base + i;
+        uint8_t v = *p;
+        *p = v;
+    }
+}
+
+static void tune_writable(shmq_mapped_file_t *mf, unsigned flags)
+{
+    if (flags & SHMQ_MF_PREFAULT) {
+        prefault(mf->base, mf->size);
+    }
+    if (flags & SHMQ_MF_MLOCK) {
+        (void)mlock(mf->base, mf->size); /* best effort: RLIMIT_MEMLOCK may refuse */
+    }
+}
+
+/* ---- one segment ------------------------------------------------------- */
+
+int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset, size_t size,
+                   unsigned flags)
+{
+    struct stat st;
+    bool created = true;
+    int rc;
+
+    if (!mf || !dir || start_offset < 0 || size == 0 || (flags & SHMQ_MF_READONLY)) {
+        return shmq_error_set(SHMQ_E_ARG, "segment create: bad arguments");
+    }
+    memset(mf, 0, sizeof(*mf));
+    mf->fd = -1;
+    rc = seg_path(mf->path, dir, start_offset);
+    if (rc) {
+        return rc;
+    }
+    int fd = open(mf->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST) {
+        created = false;
+        fd = open(mf->path, O_RDWR | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        int e = errno;
+        return shmq_error_set(-e, "segment %s: open: %s", mf->path, strerror(e));
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        shmq_error_set(rc, "segment %s: fstat: %s", mf->path, strerror(-rc));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > size) {
+        rc = shmq_error_set(SHMQ_E_SEGMENT, "segment %s: size %lld, expected %zu", mf->path,
+                            (long long)st.st_size, size);
+        goto fail;
+    }
+    /* Always allocate: also fills holes of a sparse file made by someone else. */
+    rc = allocate(fd, size);
+    if (rc) {
+        shmq_error_set(rc, "segment %s: allocating %zu bytes: %s", mf->path, size,
+                       strerror(-rc));
+        goto fail;
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        rc = -errno;
+        shmq_error_set(rc, "segment %s: mmap %zu bytes: %s", mf->path, size, strerror(-rc));
+        goto fail;
+    }
+    if (created) {
+        rc = fsync_dir(dir);
+        if (rc) {
+            munmap(p, size);
+            goto fail;
+        }
+    }
+    mf->fd = fd;
+    mf->base = p;
+    mf->size = size;
+    mf->start_offset = start_offset;
+    mf->readonly = false;
+    tune_writable(mf, flags);
+    return 0;
+
+fail:
+    close(fd);
+    if (created) {
+        unlink(mf->path); /* leave no short file behind */
+    }
+    return rc;
+}
+
+int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset, size_t size,
+                 unsigned flags)
+{
+    bool ro = (flags & SHMQ_MF_READONLY) != 0;
+    struct stat st;
+    int rc;
+
+    if (!mf || !path || size == 0) {
+        return shmq_error_set(SHMQ_E_ARG, "segment open: bad arguments");
+    }
+    memset(mf, 0, sizeof(*mf));
+    mf->fd = -1;
+    if (snprintf(mf->path, sizeof(mf->path), "%s", path) >= (int)sizeof(mf->path)) {
+        return shmq_error_set(-ENAMETOOLONG, "segment path too long: %s", path);
+    }
+    int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return shmq_error_set(-e, "segment %s: open: %s", path, strerror(e));
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        shmq_error_set(rc, "segment %s: fstat: %s", path, strerror(-rc));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
+        rc = shmq_error_set(SHMQ_E_SEGMENT, "segment %s: size %lld, expected %zu", path,
+                            (long long)st.st_size, size);
+        goto fail;
+    }
+    void *p = mmap(NULL, size, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        rc = -errno;
+        shmq_error_set(rc, "segment %s: mmap %zu bytes: %s", path, size, strerror(-rc));
+        goto fail;
+    }
+    mf->fd = fd;
+    mf->base = p;
+    mf->size = size;
+    mf->start_offset = start_offset;
+    mf->readonly = ro;
+    if (!ro) {
+        tune_writable(mf, flags);
+    }
+    return 0;
+
+fail:
+    close(fd);
+    return rc;
+}
+
+int shmq_mf_flush(shmq_mapped_file_t *mf, size_t from, size_t to, enum shmq_flush_method how)
+{
+    if (!mf || !mf->base) {
+        return -EBADF;
+    }
+    if (to > mf->size) {
+        to = mf->size;
+    }
+    if (from >= to) {
+        return 0;
+    }
+    if (how == SHMQ_FLUSH_FDATASYNC) {
+        if (fdatasync(mf->fd) != 0) {
+            int e = errno;
+            return shmq_error_set(-e, "segment %s: fdatasync: %s", mf->path, strerror(e));
+        }
+        return 0;
+    }
+    size_t a = from - from % page_size();
+    if (msync(mf->base + a, to - a, MS_SYNC) != 0) {
+        int e = errno;
+        return shmq_error_set(-e, "segment %s: msync [%zu, %zu): %s", mf->path, a, to,
+                              strerror(e));
+    }
+    return 0;
+}
+
+void shmq_mf_close(shmq_mapped_file_t *mf)
+{
+    if (!mf) {
+        return;
+    }
+    if (mf->base) {
+        munmap(mf->base, mf->size);
+        mf->base = NULL;
+    }
+    if (mf->fd >= 0) {
+        close(mf->fd);
+        mf->fd = -1;
+    }
+}
+
+int shmq_mf_destroy(shmq_mapped_file_t *mf)
+{
+    int rc = 0;
+
+    if (!mf) {
+        return SHMQ_E_ARG;
+    }
+    shmq_mf_close(mf);
+    if (unlink(mf->path) != 0 && errno != ENOENT) {
+        int e = errno;
+        return shmq_error_set(-e, "segment %s: unlink: %s", mf->path, strerror(e));
+    }
+    rc = fsync_parent(mf->path);
+    return rc;
+}
+
+/* ---- segment queue ----------------------------------------------------- */
+
+static int mkdir_p(const char *dir)
+{
+    char buf[PATH_MAX];
+
+    if (snprintf(buf, sizeof(buf), "%s", dir) >= (int)sizeof(buf)) {
+        return shmq_error_set(-ENAMETOOLONG, "directory name too long: %s", dir);
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') {
+            continue;
+        }
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            return shmq_error_set(-e, "directory %s: mkdir: %s", buf, strerror(e));
+        }
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+        int e = errno;
+        return shmq_error_set(-e, "directory %s: mkdir: %s", buf, strerror(e));
+    }
+    return 0;
+}
+
+static int mfq_push(shmq_mfq_t *q, shmq_mapped_file_t *mf)
+{
+    if (q->count == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 16;
+        shmq_mapped_file_t **n = realloc(q->segs, cap * sizeof(*n));
+        if (!n) {
+            return -ENOMEM;
+        }
+        q->segs = n;
+        q->cap = cap;
+    }
+    q->segs[q->count++] = mf;
+    return 0;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorted start offsets of the 20-digit files in q->dir; removes *.tmp when writable. */
+static int mfq_list(shmq_mfq_t *q, int64_t **out, size_t *n_out)
+{
+    bool ro = (q->flags & SHMQ_MF_READONLY) != 0;
+    int64_t *offs = NULL, off;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+
+    *out = NULL;
+    *n_out = 0;
+    DIR *d = opendir(q->dir);
+    if (!d) {
+        int e = errno;
+        if (e == ENOENT && ro) {
+            return 0;
+        }
+        return shmq_error_set(-e, "directory %s: opendir: %s", q->dir, strerror(e));
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+            if (!ro) {
+                unlinkat(dirfd(d), de->d_name, 0);
+            }
+            continue;
+        }
+        if (!shmq_segment_parse(de->d_name, &off)) {
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            int64_t *nn = realloc(offs, cap * sizeof(*nn));
+            if (!nn) {
+                free(offs);
+                closedir(d);
+                return -ENOMEM;
+            }
+            offs = nn;
+        }
+        offs[n++] = off;
+    }
+    closedir(d);
+    if (n > 1) {
+        qsort(offs, n, sizeof(*offs), cmp_off);
+    }
+    *out = offs;
+    *n_out = n;
+    return 0;
+}
+
+/*
+ * Check and map the segments of q->dir.  tolerant: a trailing file of the
+ * wrong size is skipped (a reader racing with the writer's creation).
+ */
+static int mfq_load(shmq_mfq_t *q, bool tolerant)
+{
+    bool ro = (q->flags & SHMQ_MF_READONLY) != 0;
+    char path[PATH_MAX];
+    int64_t *offs;
+    size_t n;
+    struct stat st;
+
+    int rc = mfq_list(q, &offs, &n);
+    if (rc) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = seg_path(path, q->dir, offs[i]);
+        if (rc) {
+            goto out;
+        }
+        if (stat(path, &st) != 0) {
+            rc = -errno;
+            shmq_error_set(rc, "segment %s: stat: %s", path, strerror(-rc));
+            goto out;
+        }
+        bool last = i + 1 == n;
+        if (last && st.st_size == 0) {
+            if (!ro) {
+                if (unlink(path) != 0) {
+                    rc = -errno;
+                    shmq_error_set(rc, "segment %s: unlink: %s", path, strerror(-rc));
+                    goto out;
+                }
+                rc = fsync_dir(q->dir);
+                if (rc) {
+                    goto out;
+                }
+            }
+            n--;
+            break;
+        }
+        if ((uint64_t)st.st_size != q->seg_size || !S_ISREG(st.st_mode)) {
+            if (last && tolerant) {
+                n--;
+                break;
+            }
+            rc = shmq_error_set(SHMQ_E_SEGMENT, "segment %s: size %lld, expected %zu", path,
+                                (long long)st.st_size, q->seg_size);
+            goto out;
+        }
+        if (offs[i] % (int64_t)q->seg_size != 0) {
+            rc = shmq_error_set(SHMQ_E_SEGMENT,
+                                "segment %s: start offset %lld is not a multiple of %zu", path,
+                                (long long)offs[i], q->seg_size);
+            goto out;
+        }
+        if (i > 0 && offs[i] != offs[i - 1] + (int64_t)q->seg_size) {
+            rc = shmq_error_set(SHMQ_E_SEGMENT,
+                                "segment %s: gap, previous segment starts at %lld, expected %lld",
+                                path, (long long)offs[i - 1],
+                                (long long)(offs[i - 1] + (int64_t)q->seg_size));
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned fl = ro ? SHMQ_MF_READONLY : 0;
+        shmq_mapped_file_t *mf = malloc(sizeof(*mf));
+        if (!mf) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        seg_path(path, q->dir, offs[i]);
+        if (!ro && i + 1 == n) {
+            /* The writer appends into the last segment: make sure it has its blocks. */
+            int fd = open(path, O_RDWR | O_CLOEXEC);
+            rc = fd < 0 ? -errno : allocate(fd, q->seg_size);
+            if (fd >= 0) {
+                close(fd);
+            }
+            if (rc) {
+                shmq_error_set(rc, "segment %s: allocating: %s", path, strerror(-rc));
+                free(mf);
+                goto out;
+            }
+            fl |= q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK);
+        }
+        rc = shmq_mf_open(mf, path, offs[i], q->seg_size, fl);
+        if (rc == 0) {
+            rc = mfq_push(q, mf);
+            if (rc) {
+                shmq_mf_close(mf);
+            }
+        }
+        if (rc) {
+            free(mf);
+            goto out;
+        }
+    }
+out:
+    free(offs);
+    return rc;
+}
+
+static void *mfq_prep_main(void *arg)
+{
+    shmq_mfq_t *q = arg;
+
+    pthread_mutex_lock(&q->prep_lock);
+    for (;;) {
+        while (!q->prep_stop && q->prep_want < 0) {
+            pthread_cond_wait(&q->prep_cond, &q->prep_lock);
+        }
+        if (q->prep_stop) {
+            break;
+        }
+        int64_t off = q->prep_want;
+        q->prep_want = -1;
+        if (q->prep_ready && q->prep_ready->start_offset == off) {
+            pthread_cond_broadcast(&q->prep_cond);
+            continue;
+        }
+        shmq_mapped_file_t *stale = q->prep_ready;
+        q->prep_ready = NULL;
+        q->prep_busy = off;
+        pthread_mutex_unlock(&q->prep_lock);
+
+        if (stale) {
+            /* Prepared for an offset nobody wants any more: it would be a gap. */
+            shmq_mf_destroy(stale);
+            free(stale);
+        }
+        shmq_mapped_file_t *mf = malloc(sizeof(*mf));
+        int rc = mf ? shmq_mf_create(mf, q->dir, off, q->seg_size,
+                                     q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK))
+                    : -ENOMEM;
+
+        pthread_mutex_lock(&q->prep_lock);
+        q->prep_busy = -1;
+        if (rc == 0) {
+            q->prep_ready = mf;
+        } else {
+            free(mf);
+            q->prep_err = rc;
+        }
+        pthread_cond_broadcast(&q->prep_cond);
+    }
+    pthread_mutex_unlock(&q->prep_lock);
+    return NULL;
+}
+
+int shmq_mfq_open(shmq_mfq_t *q, const char *dir, size_t seg_size, unsigned flags)
+{
+    bool ro = (flags & SHMQ_MF_READONLY) != 0;
+    int rc;
+
+    if (!q || !dir) {
+        return shmq_error_set(SHMQ_E_ARG, "segment queue open: bad arguments");
+    }
+    memset(q, 0, sizeof(*q));
+    if (seg_size == 0 || seg_size > (size_t)INT64_MAX / 4) {
+        return shmq_error_set(SHMQ_E_ARG, "segment queue %s: bad segment size %zu", dir,
+                              seg_size);
+    }
+    if (snprintf(q->dir, sizeof(q->dir), "%s", dir) >= (int)sizeof(q->dir) - 22) {
+        return shmq_error_set(-ENAMETOOLONG, "directory name too long: %s", dir);
+    }
+    q->seg_size = seg_size;
+    q->flags = ro ? (flags & SHMQ_MF_READONLY) : flags;
+    q->prep_want = -1;
+    q->prep_busy = -1;
+    pthread_mutex_init(&q->prep_lock, NULL);
+    pthread_cond_init(&q->prep_cond, NULL);
+    q->is_open = true;
+    if (!ro) {
+        rc = mkdir_p(dir);
+        if (rc) {
+            goto fail;
+        }
+    }
+    rc = mfq_load(q, false);
+    if (rc) {
+        goto fail;
+    }
+    if (q->flags & SHMQ_MF_PREPARE) {
+        rc = -pthread_create(&q->prep_thread, NULL, mfq_prep_main, q);
+        if (rc) {
+            shmq_error_set(rc, "segment queue %s: cannot start preparing thread", dir);
+            goto fail;
+        }
+        q->prep_running = true;
+    }
+    return 0;
+
+fail:
+    shmq_mfq_close(q);
+    return rc;
+}
+
+void shmq_mfq_close(shmq_mfq_t *q)
+{
+    if (!q || !q->is_open) {
+        return;
+    }
+    if (q->prep_running) {
+        pthread_mutex_lock(&q->prep_lock);
+        q->prep_stop = true;
+        pthread_cond_broadcast(&q->prep_cond);
+        pthread_mutex_unlock(&q->prep_lock);
+        pthread_join(q->prep_thread, NULL);
+        q->prep_running = false;
+    }
+    if (q->prep_ready) {
+        /* A prepared file stays: fully sized zeros read as the end of the log. */
+        shmq_mf_close(q->prep_ready);
+        free(q->prep_ready);
+        q->prep_ready = NULL;
+    }
+    for (size_t i = 0; i < q->count; i++) {
+        shmq_mf_close(q->segs[i]);
+        free(q->segs[i]);
+    }
+    free(q->segs);
+    q->segs = NULL;
+    q->count = q->cap = 0;
+    pthread_cond_destroy(&q->prep_cond);
+    pthread_mutex_destroy(&q->prep_lock);
+    q->is_open = false;
+}
+
+shmq_mapped_file_t *shmq_mfq_find(const shmq_mfq_t *q, int64_t off)
+{
+    if (!q || q->count == 0) {
+        return NULL;
+    }
+    int64_t first = q->segs[0]->start_offset;
+    if (off < first) {
+        return NULL;
+    }
+    uint64_t idx = (uint64_t)(off - first) / q->seg_size;
+    return idx < q->count ? q->segs[idx] : NULL;
+}
+
+shmq_mapped_file_t *shmq_mfq_first(const shmq_mfq_t *q)
+{
+    return q && q->count ? q->segs[0] : NULL;
+}
+
+shmq_mapped_file_t *shmq_mfq_last(const shmq_mfq_t *q)
+{
+    return q && q->count ? q->segs[q->count - 1] : NULL;
+}
+
+int64_t shmq_mfq_min_offset(const shmq_mfq_t *q)
+{
+    return q && q->count ? q->segs[0]->start_offset : 0;
+}
+
+int64_t shmq_mfq_end_offset(const shmq_mfq_t *q)
+{
+    return q && q->count ? q->segs[q->count - 1]->start_offset + (int64_t)q->seg_size : 0;
+}
+
+/* Is start_offset the place where the next segment goes? */
+static bool mfq_next_place(const shmq_mfq_t *q, int64_t start_offset)
+{
+    if (q->count) {
+        return start_offset == shmq_mfq_end_offset(q);
+    }
+    return start_offset >= 0 && start_offset % (int64_t)q->seg_size == 0;
+}
+
+void shmq_mfq_prepare(shmq_mfq_t *q, int64_t start_offset)
+{
+    if (!q || !q->prep_running || !mfq_next_place(q, start_offset)) {
+        return;
+    }
+    pthread_mutex_lock(&q->prep_lock);
+    if (q->prep_busy != start_offset &&
+        !(q->prep_ready && q->prep_ready->start_offset == start_offset)) {
+        q->prep_want = start_offset;
+        pthread_cond_broadcast(&q->prep_cond);
+    }
+    pthread_mutex_unlock(&q->prep_lock);
+}
+
+int shmq_mfq_prepare_wait(shmq_mfq_t *q)
+{
+    int rc;
+
+    if (!q || !q->prep_running) {
+        return 0;
+    }
+    pthread_mutex_lock(&q->prep_lock);
+    while (q->prep_want >= 0 || q->prep_busy >= 0) {
+        pthread_cond_wait(&q->prep_cond, &q->prep_lock);
+    }
+    rc = q->prep_err;
+    pthread_mutex_unlock(&q->prep_lock);
+    return rc;
+}
+
+int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file_t **out)
+{
+    shmq_mapped_file_t *mf;
+    int rc;
+
+    if (!q || !out) {
+        return SHMQ_E_ARG;
+    }
+    if (q->flags & SHMQ_MF_READONLY) {
+        return shmq_error_set(-EROFS, "segment queue %s is read-only", q->dir);
+    }
+    mf = shmq_mfq_find(q, start_offset);
+    if (mf && mf->start_offset == start_offset) {
+        *out = mf;
+        return 0;
+    }
+    if (!mfq_next_place(q, start_offset)) {
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "segment queue %s: cannot create a segment at %lld (end %lld, "
+                              "segment size %zu)",
+                              q->dir, (long long)start_offset,
+                              (long long)shmq_mfq_end_offset(q), q->seg_size);
+    }
+    mf = NULL;
+    if (q->prep_running) {
+        pthread_mutex_lock(&q->prep_lock);
+        while (q->prep_busy == start_offset) {
+            pthread_cond_wait(&q->prep_cond, &q->prep_lock);
+        }
+        if (q->prep_ready && q->prep_ready->start_offset == start_offset) {
+            mf = q->prep_ready;
+            q->prep_ready = NULL;
+        }
+        pthread_mutex_unlock(&q->prep_lock);
+    }
+    if (!mf) {
+        mf = malloc(sizeof(*mf));
+        if (!mf) {
+            return -ENOMEM;
+        }
+        rc = shmq_mf_create(mf, q->dir, start_offset, q->seg_size,
+                            q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK));
+        if (rc) {
+            free(mf);
+            return rc;
+        }
+    }
+    rc = mfq_push(q, mf);
+    if (rc) {
+        shmq_mf_close(mf); /* the file stays: fully sized zeros are harmless */
+        free(mf);
+        return rc;
+    }
+    *out = mf;
+    shmq_mfq_prepare(q, start_offset + (int64_t)q->seg_size);
+    return 0;
+}
+
+/* Zero mf bytes [from, size): only the pages that hold something, then msync. */
+static int mf_zero_tail(shmq_mapped_file_t *mf, size_t from)
+{
+    size_t pg = page_size();
+    size_t pos = from;
+
+    while (pos < mf->size) {
+        size_t end = pos - pos % pg + pg;
+        if (end > mf->size) {
+            end = mf->size;
+        }
+        const uint8_t *p = mf->base + pos;
+        size_t n = end - pos;
+        if (p[0] != 0 || memcmp(p, p + 1, n - 1) != 0) {
+            memset(mf->base + pos, 0, n);
+        }
+        pos = end;
+    }
+    return shmq_mf_flush(mf, from, mf->size, SHMQ_FLUSH_MSYNC);
+}
+
+int shmq_mfq_truncate(shmq_mfq_t *q, int64_t off)
+{
+    shmq_mapped_file_t *stale = NULL;
+    bool removed = false;
+    int rc;
+
+    if (!q || off < 0) {
+        return SHMQ_E_ARG;
+    }
+    if (q->flags & SHMQ_MF_READONLY) {
+        return shmq_error_set(-EROFS, "segment queue %s is read-only", q->dir);
+    }
+    if (q->prep_running) {
+        pthread_mutex_lock(&q->prep_lock);
+        while (q->prep_busy >= 0) {
+            pthread_cond_wait(&q->prep_cond, &q->prep_lock);
+        }
+        if (q->prep_want >= off) {
+            q->prep_want = -1;
+        }
+        if (q->prep_ready && q->prep_ready->start_offset >= off) {
+            stale = q->prep_ready;
+            q->prep_ready = NULL;
+        }
+        pthread_mutex_unlock(&q->prep_lock);
+    }
+    if (stale) {
+        shmq_mf_close(stale);
+        if (unlink(stale->path) != 0 && errno != ENOENT) {
+            rc = -errno;
+            shmq_error_set(rc, "segment %s: unlink: %s", stale->path, strerror(-rc));
+            free(stale);
+            return rc;
+        }
+        free(stale);
+        removed = true;
+    }
+    while (q->count > 0 && q->segs[q->count - 1]->start_offset >= off) {
+        shmq_mapped_file_t *mf = q->segs[q->count - 1];
+        if (unlink(mf->path) != 0 && errno != ENOENT) {
+            rc = -errno;
+            return shmq_error_set(rc, "segment %s: unlink: %s", mf->path, strerror(-rc));
+        }
+        shmq_mf_close(mf);
+        free(mf);
+        q->count--;
+        removed = true;
+    }
+    if (removed) {
+        rc = fsync_dir(q->dir);
+        if (rc) {
+            return rc;
+        }
+    }
+    shmq_mapped_file_t *mf = shmq_mfq_find(q, off);
+    if (mf) {
+        return mf_zero_tail(mf, (size_t)(off - mf->start_offset));
+    }
+    return 0;
+}
+
+int shmq_mfq_delete_first(shmq_mfq_t *q)
+{
+    if (!q) {
+        return SHMQ_E_ARG;
+    }
+    if (q->flags & SHMQ_MF_READONLY) {
+        return shmq_error_set(-EROFS, "segment queue %s is read-only", q->dir);
+    }
+    if (q->count <= 1) {
+        return shmq_error_set(SHMQ_E_RANGE, "segment queue %s: %zu segment(s), keeping the last",
+                              q->dir, q->count);
+    }
+    shmq_mapped_file_t *mf = q->segs[0];
+    if (unlink(mf->path) != 0 && errno != ENOENT) {
+        int e = errno;
+        return shmq_error_set(-e, "segment %s: unlink: %s", mf->path, strerror(e));
+    }
+    shmq_mf_close(mf);
+    free(mf);
+    memmove(q->segs, q->segs + 1, (q->count - 1) * sizeof(*q->segs));
+    q->count--;
+    return fsync_dir(q->dir);
+}
+
+int shmq_mfq_refresh(shmq_mfq_t *q)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int rc;
+
+    if (!q || !q->is_open) {
+        return SHMQ_E_ARG;
+    }
+    if (q->count == 0) {
+        rc = mfq_load(q, true);
+        return rc ? rc : (int)q->count;
+    }
+    /* Leading segments removed by the cleaner (keep at least one mapping). */
+    while (q->count > 1 && access(q->segs[0]->path, F_OK) != 0 && errno == ENOENT) {
+        shmq_mf_close(q->segs[0]);
+        free(q->segs[0]);
+        memmove(q->segs, q->segs + 1, (q->count - 1) * sizeof(*q->segs));
+        q->count--;
+    }
+    for (;;) {
+        int64_t off = shmq_mfq_end_offset(q);
+        rc = seg_path(path, q->dir, off);
+        if (rc) {
+            return rc;
+        }
+        if (stat(path, &st) != 0 || (uint64_t)st.st_size != q->seg_size) {
+            break; /* not there, or still being created */
+        }
+        shmq_mapped_file_t *mf = malloc(sizeof(*mf));
+        if (!mf) {
+            return -ENOMEM;
+        }
+        rc = shmq_mf_open(mf, path, off, q->seg_size, q->flags & SHMQ_MF_READONLY);
+        if (rc == 0) {
+            rc = mfq_push(q, mf);
+            if (rc) {
+                shmq_mf_close(mf);
+            }
+        }
+        if (rc) {
+            free(mf);
+            return rc;
+        }
+    }
+    return (int)q->count;
+}

@@ -1,0 +1,170 @@
+/*
+ * Mapped segment files and segment queues.
+ *
+ * A segment is a fixed-size file named by the 20-digit decimal offset of its
+ * first byte in its logical stream (CommitLog bytes, ConsumeQueue bytes).
+ * Space is allocated with fallocate() before the file is mapped, so a full
+ * disk is an error at creation, never a SIGBUS at a store into the mapping.
+ * New writable segments are pre-faulted (MADV_POPULATE_WRITE where the kernel
+ * has it, else one touch per page) and can be mlocked.
+ *
+ * A segment queue (shmq_mfq_t) is the ordered list of segments in one
+ * directory.  It can prepare the next segment ahead of need on a background
+ * thread, so that an append that crosses a boundary does not wait for file
+ * creation.  Files are removed with unlink() only, never truncated while
+ * mapped (a reader holding the mapping keeps reading safely).
+ *
+ * Flushing: a flush that fails is reported (SHMQ_E_FENCED afterwards) and the
+ * queue's flushed position never advances again: a failed msync/fdatasync is
+ * never retried and trusted.
+ *
+ * Thread model: one writer thread per queue; the preparing thread only
+ * touches the prepared slot under the queue's mutex.
+ */
+#ifndef SHMQ_MAPPED_FILE_H
+#define SHMQ_MAPPED_FILE_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Open flags. */
+#define SHMQ_MF_READONLY 0x1 /* map PROT_READ, never create or modify files */
+#define SHMQ_MF_PREFAULT 0x2 /* pre-fault writable segments when created */
+#define SHMQ_MF_MLOCK    0x4 /* mlock writable segments */
+#define SHMQ_MF_PREPARE  0x8 /* prepare the next segment on a background thread */
+
+/* Flush methods. */
+enum shmq_flush_method { SHMQ_FLUSH_MSYNC = 0, SHMQ_FLUSH_FDATASYNC = 1 };
+
+typedef struct shmq_mapped_file {
+    char path[PATH_MAX];
+    int fd;
+    uint8_t *base;        /* mapping of the whole file */
+    size_t size;          /* file size = segment size */
+    int64_t start_offset; /* logical offset of byte 0 */
+    bool readonly;
+} shmq_mapped_file_t;
+
+/* Format the 20-digit segment name of offset into out (21 bytes). */
+void shmq_segment_name(int64_t offset, char out[21]);
+
+/* Parse a 20-digit segment name; false if name is not exactly 20 decimal digits. */
+bool shmq_segment_parse(const char *name, int64_t *offset);
+
+/*
+ * Create (or open an existing, fully sized) writable segment dir/<offset>:
+ * open, fallocate the whole size (ENOSPC returned as -ENOSPC), map shared,
+ * pre-fault / mlock per flags, fsync the directory when the file is new.
+ */
+int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset, size_t size,
+                   unsigned flags);
+
+/* Map an existing segment; its size must equal size (SHMQ_E_SEGMENT otherwise). */
+int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset, size_t size,
+                 unsigned flags);
+
+/* Flush bytes [from, to) of the segment (relative positions) to disk. 0 or negative errno. */
+int shmq_mf_flush(shmq_mapped_file_t *mf, size_t from, size_t to, enum shmq_flush_method how);
+
+/* Unmap and close; does not remove the file. */
+void shmq_mf_close(shmq_mapped_file_t *mf);
+
+/* Unmap, close and unlink the file (and fsync its directory). */
+int shmq_mf_destroy(shmq_mapped_file_t *mf);
+
+/* ---- segment queue ----------------------------------------------------- */
+
+typedef struct shmq_mfq {
+    char dir[PATH_MAX];
+    size_t seg_size;
+    unsigned flags;
+    shmq_mapped_file_t **segs; /* ordered by start_offset, contiguous */
+    size_t count;
+    size_t cap;
+    /* Preparation of the next segment (SHMQ_MF_PREPARE). */
+    pthread_t prep_thread;
+    bool prep_running;
+    pthread_mutex_t prep_lock;
+    pthread_cond_t prep_cond;
+    int64_t prep_want;               /* offset to prepare, -1 none */
+    int64_t prep_busy;               /* offset being created right now, -1 none */
+    shmq_mapped_file_t *prep_ready;  /* prepared segment, not yet in segs */
+    int prep_err;                    /* last preparation error */
+    bool prep_stop;
+    bool is_open; /* mutex and condvar initialised */
+} shmq_mfq_t;
+
+/*
+ * Load the segments in dir (created if missing and not read-only; a missing
+ * directory opened read-only is an empty queue): only names of exactly 20
+ * digits are segments (other names are ignored, names ending in ".tmp" are
+ * removed unless read-only), sorted by offset; a zero-length last file is
+ * deleted (skipped when read-only); a file of another size than seg_size, a
+ * start offset that is not a multiple of seg_size, or a gap between segments
+ * fails with SHMQ_E_SEGMENT naming the file.  Only the last segment is
+ * pre-faulted / mlocked.
+ */
+int shmq_mfq_open(shmq_mfq_t *q, const char *dir, size_t seg_size, unsigned flags);
+
+/* Unmap everything and stop the preparing thread. Files stay. */
+void shmq_mfq_close(shmq_mfq_t *q);
+
+/* Segment holding logical offset off, or NULL. */
+shmq_mapped_file_t *shmq_mfq_find(const shmq_mfq_t *q, int64_t off);
+
+/* First / last segment, or NULL when empty. */
+shmq_mapped_file_t *shmq_mfq_first(const shmq_mfq_t *q);
+shmq_mapped_file_t *shmq_mfq_last(const shmq_mfq_t *q);
+
+/*
+ * Get the segment starting at start_offset for writing, creating it if it
+ * does not exist (start_offset must be the end of the last segment, or any
+ * multiple of seg_size when the queue is empty).  Uses the prepared segment
+ * if there is one, and asks for the one after it to be prepared.
+ */
+int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file_t **out);
+
+/*
+ * Ask the preparing thread to create the segment at start_offset (no-op
+ * without PREPARE, or unless start_offset is the end of the last segment, or
+ * a multiple of seg_size when the queue is empty).  Called by the writer.
+ */
+void shmq_mfq_prepare(shmq_mfq_t *q, int64_t start_offset);
+
+/*
+ * Wait until no preparation is requested or running.  Returns the last
+ * preparation error (negative) or 0.  Used by tests and before shutdown.
+ */
+int shmq_mfq_prepare_wait(shmq_mfq_t *q);
+
+/*
+ * For a reader's queue: map segments that appeared after the last one (a
+ * trailing file that is not yet fully sized is skipped until it is) and
+ * drop leading segments whose files were removed.  Pointers to dropped
+ * segments become invalid.  Returns the number of segments or an error.
+ */
+int shmq_mfq_refresh(shmq_mfq_t *q);
+
+/*
+ * Remove every segment that starts at or after off (unlink); and if off is
+ * inside a segment, zero the bytes of that segment from off to its end.
+ * Used by recovery to cut a torn tail.
+ */
+int shmq_mfq_truncate(shmq_mfq_t *q, int64_t off);
+
+/*
+ * Remove (unlink) the first segment.  Used by cleaning; never called on the
+ * last segment.
+ */
+int shmq_mfq_delete_first(shmq_mfq_t *q);
+
+/* Start offset of the first segment, or 0 when empty. */
+int64_t shmq_mfq_min_offset(const shmq_mfq_t *q);
+
+/* End offset of the last segment (start + seg_size), or 0 when empty. */
+int64_t shmq_mfq_end_offset(const shmq_mfq_t *q);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * CommitLog record codec (RocketMQ V1/V2 records), properties, message ids,
+ * tag and key hashes.
+ *
+ * Everything here is pure: no I/O, no global state except the UNIQ_KEY
+ * counter.  Encoding always appends the whole-record __CRC32# property.
+ * Decoding treats its input as untrusted: every length is bounded by the
+ * bytes available, and each failed check has its own error code.
+ * Formats: docs/formats.md (ROCKETMQ-FACTS §1-§4).
+ */
+#ifndef SHMQ_MESSAGE_H
+#define SHMQ_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shmq/errors.h"
+#include "shmq/types.h"
+
+/* Fixed part of a V1 record with both hosts IPv4, without body, topic, properties. */
+#define SHMQ_RECORD_FIXED_V1 91
+
+/* A message to encode.  Pointers are borrowed for the duration of the call. */
+typedef struct shmq_msg_in {
+    const char *topic;
+    size_t topic_len;
+    int32_t queue_id;
+    int32_t flag;
+    int32_t sysflag; /* host v6 bits are set by the encoder from born_host/store_host */
+    int64_t born_ts;
+    shmq_host_t born_host;
+    shmq_host_t store_host;
+    int32_t reconsume_times;
+    int64_t prepared_tx_offset;
+    const void *body;
+    size_t body_len;
+    const char *props; /* encoded properties (name 0x01 value 0x02 ...), without __CRC32# */
+    size_t props_len;
+} shmq_msg_in_t;
+
+/* A decoded record.  Pointers point into the decoded buffer (views, no copies). */
+typedef struct shmq_record {
+    int32_t total_size;
+    int32_t magic;
+    int32_t body_crc;
+    int32_t queue_id;
+    int32_t flag;
+    int64_t queue_offset;
+    int64_t phys_offset;
+    int32_t sysflag;
+    int64_t born_ts;
+    shmq_host_t born_host;
+    int64_t store_ts;
+    shmq_host_t store_host;
+    int32_t reconsume_times;
+    int64_t prepared_tx_offset;
+    const uint8_t *body;
+    uint32_t body_len;
+    const char *topic;
+    uint32_t topic_len;
+    const char *props; /* the whole properties area, including __CRC32# if present */
+    uint32_t props_len;
+    bool has_record_crc; /* a __CRC32# property was present (and verified if asked) */
+} shmq_record_t;
+
+/* ---- CRC and hashes ---------------------------------------------------- */
+
+/* Standard CRC-32 (IEEE, zlib-compatible) of buf (ISA-L). */
+uint32_t shmq_crc32(const void *buf, size_t len);
+
+/* RocketMQ's masked CRC: shmq_crc32() & 0x7FFFFFFF. */
+int32_t shmq_crc32_masked(const void *buf, size_t len);
+
+/* Java String.hashCode() of a UTF-8 string (over its UTF-16 code units). */
+int32_t shmq_java_hash(const char *s, size_t len);
+
+/* ConsumeQueue tagsCode of a TAGS value: Java hash sign-extended; 0 when empty. */
+int64_t shmq_tags_code(const char *tags, size_t len);
+
+/* IndexFile key hash: abs(java_hash(key)), 0 if that is still negative. */
+int32_t shmq_index_key_hash(const char *key, size_t len);
+
+/* ---- record size, encode, decode --------------------------------------- */
+
+/*
+ * Total encoded size of m (including the __CRC32# tail and a separator
+ * inserted before it if m->props is non-empty and does not end with 0x02),
+ * or a negative error: SHMQ_E_TOPIC (empty or > 255 bytes), SHMQ_E_PROPS
+ * (properties area would exceed 32767 bytes, or m->props already holds a
+ * __CRC32# property: the store owns it), SHMQ_E_ARG (NULL body or props
+ * with a non-zero length), SHMQ_E_TOO_BIG (the record would not fit
+ * TOTALSIZE's int32).
+ * The body limit (maxMessageSize) is a store policy, checked by callers.
+ */
+int64_t shmq_record_size(const shmq_msg_in_t *m);
+
+/*
+ * Encode m into dst (cap bytes) with the given queue offset, physical
+ * offset and store timestamp.  Chooses V2 when the topic is longer than 127
+ * bytes.  Computes BODYCRC and the whole-record __CRC32# (written last).
+ * Returns the record size, or SHMQ_E_TRUNCATED if cap is too small, or an
+ * error from shmq_record_size().
+ */
+int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,
+                           int64_t store_ts, uint8_t *dst, size_t cap);
+
+/* Flags for shmq_record_decode(). */
+#define SHMQ_DECODE_CHECK_BODY_CRC   0x1 /* verify BODYCRC */
+#define SHMQ_DECODE_CHECK_RECORD_CRC 0x2 /* verify __CRC32# when present */
+#define SHMQ_DECODE_REQUIRE_RECORD_CRC 0x4 /* a missing __CRC32# is an error */
+#define SHMQ_DECODE_CHECK_PHYS       0x8 /* PHYSICALOFFSET must equal expect_phys */
+#define SHMQ_DECODE_CHECK_ALL                                                                       \
+    (SHMQ_DECODE_CHECK_BODY_CRC | SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_CHECK_PHYS)
+
+/*
+ * Decode the record at buf, with avail bytes readable from buf (to the end of
+ * its segment).  Returns:
+ *   > 0  the record's TOTALSIZE; *out is filled;
+ *   0    a blank (end-of-segment) record; out->total_size holds its length
+ *        field (the rest of the segment), out->magic SHMQ_MAGIC_BLANK;
+ *   < 0  SHMQ_E_TRUNCATED (avail too small for the size field and magic,
+ *        or for a record whose fields, as far as they are readable, agree
+ *        with its size field), SHMQ_E_MAGIC, SHMQ_E_SIZE (size field < fixed
+ *        part, or not equal to the length computed from the fields, or a
+ *        negative body/topic/properties length; a blank record whose length
+ *        is < 8 or > avail), SHMQ_E_PHYS_OFFSET, SHMQ_E_BODY_CRC,
+ *        SHMQ_E_RECORD_CRC.
+ * Checks run in this order: magic, size bounds, length consistency,
+ * physical offset, body CRC, record CRC.  The record CRC property is the
+ * 20-byte tail "__CRC32#" 0x01 <10 digits> 0x02 ending the properties (and
+ * starting a property); a non-digit in it counts as a mismatch.  With
+ * SHMQ_DECODE_REQUIRE_RECORD_CRC a present tail is also verified.
+ * An all-zero region decodes as SHMQ_E_MAGIC with total_size 0 in *out.
+ * On failure *out holds what was read before the failing check.
+ */
+int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
+                       shmq_record_t *out);
+
+/* Write an 8-byte blank record (length, BLANK magic) at dst. */
+void shmq_record_write_blank(uint8_t *dst, int32_t remaining);
+
+/* ---- properties -------------------------------------------------------- */
+
+/*
+ * Find property name in an encoded properties area (last occurrence wins,
+ * as RocketMQ's decoder does).  Returns a pointer to the value (not NUL
+ * terminated) and its length in *vlen, or NULL if absent or empty.
+ */
+const char *shmq_props_get(const char *props, size_t len, const char *name, size_t *vlen);
+
+/*
+ * Append "name 0x01 value 0x02" to buf (which holds *len bytes, cap in all;
+ * name is NUL-terminated).  A 0x02 is inserted first if buf is non-empty
+ * and does not end with one.  Returns 0, SHMQ_E_PROPS if it would exceed
+ * cap or SHMQ_PROPS_MAX - SHMQ_CRC_PROP_LEN (the room the encoder keeps for
+ * __CRC32#), or SHMQ_E_ARG if name/value is empty or contains 0x01/0x02.
+ */
+int shmq_props_append(char *buf, size_t cap, size_t *len, const char *name, const char *value,
+                      size_t value_len);
+
+/*
+ * Iterate properties: *pos starts at 0; each call yields the next pair
+ * (skipping segments RocketMQ ignores) and returns true, false at the end.
+ */
+bool shmq_props_next(const char *props, size_t len, size_t *pos, const char **name,
+                     size_t *name_len, const char **value, size_t *value_len);
+
+/* ---- identifiers ------------------------------------------------------- */
+
+/* Offset message id of a record: uppercase hex of store host, port, phys offset. */
+void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset,
+                       char out[SHMQ_MSGID_MAX]);
+
+/* Parse an offset message id (32 or 56 hex chars). SHMQ_E_MSGID if malformed. */
+int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_offset);
+
+/*
+ * A new client unique key (UNIQ_KEY) for this process: ip, pid, a
+ * per-process random word in the place of RocketMQ's class loader hash, ms
+ * since the start of the month, a counter.  Thread-safe.
+ */
+void shmq_uniq_key_generate(char out[SHMQ_UNIQ_KEY_MAX]);
+
+/* The host address this process stamps on messages (first non-loopback IPv4, else 127.0.0.1). */
+void shmq_local_host(shmq_host_t *host, int32_t port);
+
+#endif

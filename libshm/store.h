@@ -1,0 +1,135 @@
+/*
+ * A store opened by one process: the CommitLog, every ConsumeQueue, the
+ * checkpoint and the topic table of one store root, with the lock held
+ * (unless read-only).  This is the single-process engine that offline tools
+ * use directly and that the broker's processes share through the control
+ * block.
+ *
+ * Opening a store for writing takes the lock, loads the files and runs
+ * recovery (normal, or abnormal when `abort` exists), then creates `abort`.
+ * Closing it flushes everything, writes the checkpoint and removes `abort`.
+ */
+#ifndef SHMQ_STORE_H
+#define SHMQ_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "commitlog.h"
+#include "config.h"
+#include "consume_queue.h"
+#include "store_files.h"
+
+/* Open flags. */
+#define SHMQ_STORE_READONLY   0x1 /* no lock, no recovery, PROT_READ mappings */
+#define SHMQ_STORE_NO_RECOVER 0x2 /* writable, locked, but leave recovery to the caller */
+#define SHMQ_STORE_REBUILD    0x4 /* recovery rebuilds every ConsumeQueue from the CommitLog */
+#define SHMQ_STORE_FORCE      0x8 /* recovery cuts the log at a corrupt record below the checkpoint */
+
+/* What recovery did. */
+typedef struct shmq_recovery_report {
+    bool abnormal;             /* abort file was present */
+    int64_t scan_from;         /* CommitLog offset the scan started at */
+    int64_t recovered_end;     /* end of the last valid record */
+    int64_t old_end;           /* end of the data found before recovery (last non-zero byte bound) */
+    int64_t truncated_bytes;   /* bytes cut off at the tail (old_end - recovered_end) */
+    int64_t records_checked;
+    int64_t units_rebuilt;     /* ConsumeQueue units appended from the CommitLog */
+    int64_t units_truncated;   /* ConsumeQueue units dropped (pointed past the end) */
+    int32_t queues_touched;    /* queues whose units were truncated or rebuilt */
+    int stop_error;            /* decode error that ended the scan (0 at a clean end) */
+    char stop_reason[256];     /* text for stop_error, naming file and offset */
+} shmq_recovery_report_t;
+
+/* One (topic, queue id) known to the store. */
+typedef struct shmq_queue {
+    shmq_cq_t cq;
+    int64_t next_offset; /* next queue offset to assign (writer) */
+    bool used;
+    bool rebuild; /* files were damaged and removed: rebuild from the CommitLog */
+} shmq_queue_t;
+
+typedef struct shmq_store {
+    shmq_config_t cfg;
+    char root[PATH_MAX];
+    int lock_fd;
+    unsigned flags;
+    shmq_commitlog_t cl;
+    shmq_checkpoint_t cp;
+    shmq_topic_table_t topics;
+    int64_t dispatched_pos; /* CommitLog offset up to which ConsumeQueues are built */
+    int64_t last_store_ts;  /* store time of the last appended record */
+    /* open-addressing table of queues, keyed by topic and queue id */
+    shmq_queue_t **queues;
+    size_t queue_count;
+    size_t queue_cap;
+    size_t cq_file_size;
+    bool topics_dirty; /* topic table changed since topics.json was written */
+    bool rebuild_all;  /* rebuild every ConsumeQueue from the CommitLog (operator request) */
+} shmq_store_t;
+
+/*
+ * Open the store described by cfg.  Writable opens lock the store (a second
+ * opener gets SHMQ_E_LOCKED naming the holder), recover (unless
+ * SHMQ_STORE_NO_RECOVER; report may be NULL) and create `abort`.
+ */
+int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
+                    shmq_recovery_report_t *report);
+
+/* Run recovery (normal or abnormal per the abort file). */
+int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *report);
+
+/*
+ * Clean close of a writable store: flush CommitLog and ConsumeQueues, write
+ * the checkpoint, remove `abort`, unlock.  Read-only: just unmap.
+ */
+int shmq_store_close(shmq_store_t *st);
+
+/* Close without any of the clean-shutdown steps (as if the process died). */
+void shmq_store_abandon(shmq_store_t *st);
+
+/*
+ * The queue of topic/queue_id; create = true opens or creates it (writable
+ * stores only).  SHMQ_E_NOT_FOUND if absent and not created.
+ */
+int shmq_store_queue(shmq_store_t *st, const char *topic, size_t topic_len, int32_t queue_id,
+                     bool create, shmq_queue_t **out);
+
+/*
+ * Append one message: validates it against the store's limits (topic rules,
+ * body <= maxMessageSize, properties), assigns the next queue offset of its
+ * queue (prepared and rolled-back transaction records get 0 and no unit),
+ * appends it and dispatches it to its ConsumeQueue.
+ */
+int shmq_store_put(shmq_store_t *st, const shmq_msg_in_t *m, shmq_append_result_t *res);
+
+/*
+ * Build ConsumeQueue units for records from dispatched_pos up to upto
+ * (usually wrote_pos).  Idempotent per unit.  Returns the number of units
+ * appended or an error.
+ */
+int64_t shmq_store_dispatch(shmq_store_t *st, int64_t upto);
+
+/*
+ * Build the unit of one decoded record (idempotent).  Returns 1 if a unit
+ * was appended, 0 if it was already there or the record has none.
+ */
+int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r);
+
+/* tagsCode of a record: TAGS hash, or delivery time for SCHEDULE_TOPIC_XXXX (§1.5). */
+int64_t shmq_store_tags_code(const shmq_config_t *cfg, const char *topic, size_t topic_len,
+                             const char *props, size_t props_len, int64_t store_ts);
+
+/* Flush CommitLog and ConsumeQueues (0 = everything) and write the checkpoint. */
+int shmq_store_flush(shmq_store_t *st);
+
+/* Iterate every open queue: call fn for each; stops early if fn returns non-zero. */
+int shmq_store_foreach_queue(shmq_store_t *st, int (*fn)(shmq_queue_t *q, void *arg), void *arg);
+
+/*
+ * Check a topic name as a producer's input: 1..maxTopicLength bytes of
+ * letters, digits, '%', '-', '_', '|' (retry/DLQ topics up to 255).
+ */
+int shmq_topic_validate(const char *topic, size_t len, int32_t max_len);
+
+#endif

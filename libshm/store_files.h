@@ -1,0 +1,196 @@
+/*
+ * The small files at a store's root: `lock`, `abort`, `checkpoint`, and the
+ * JSON metadata under `config/` (topics, consumer offsets, delay offsets,
+ * subscription groups), plus the atomic-write helper they share.
+ *
+ * lock: an OFD lock on byte 0 of <root>/lock, released by the kernel when the
+ *   holder dies; the file holds the holder's pid and start time so that a
+ *   refused opener can name it.
+ * abort: exists while a store is open for writing; present at start means the
+ *   last run did not stop cleanly (abnormal recovery).  Contains the pid.
+ * checkpoint: RocketMQ's 4096-byte file of big-endian longs.
+ * JSON: written atomically (temp file, fsync, rename, .bak kept, directory
+ *   fsync); read accepting RocketMQ's bare integer keys ({0:5,1:7}); a
+ *   missing/empty/unparseable main file falls back to <name>.bak.
+ */
+#ifndef SHMQ_STORE_FILES_H
+#define SHMQ_STORE_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- lock ---------------------------------------------------------------- */
+
+/*
+ * Take the store lock (creating root and the lock file if needed).  On
+ * success *fd holds the lock until shmq_store_unlock().  If another process
+ * holds it: SHMQ_E_LOCKED, with a detail naming its pid
+ * (shmq_error_detail()).
+ */
+int shmq_store_lock(const char *root, int *fd);
+void shmq_store_unlock(int fd);
+
+/* ---- abort --------------------------------------------------------------- */
+
+bool shmq_abort_exists(const char *root);
+int shmq_abort_create(const char *root); /* writes the pid, fsyncs file and dir */
+int shmq_abort_remove(const char *root); /* unlink + dir fsync; missing is fine */
+
+/* ---- checkpoint ---------------------------------------------------------- */
+
+#define SHMQ_CHECKPOINT_SIZE 4096
+
+typedef struct shmq_checkpoint {
+    int64_t physic_msg_ts;  /* offset 0: store time of last flushed CommitLog message */
+    int64_t logics_msg_ts;  /* offset 8: store time of last dispatched message (CQ flushed) */
+    int64_t index_msg_ts;   /* offset 16: end time of the last full, flushed index file */
+    int64_t master_flushed; /* offset 24 */
+    int64_t confirm_phys;   /* offset 32 */
+} shmq_checkpoint_t;
+
+/* Read <root>/checkpoint; a missing file yields all zeros and returns 0. */
+int shmq_checkpoint_read(const char *root, shmq_checkpoint_t *cp);
+
+/* Write <root>/checkpoint (4096 bytes) durably (write in place + fdatasync). */
+int shmq_checkpoint_write(const char *root, const shmq_checkpoint_t *cp);
+
+/* min(physic, logics) - 3000, floored at 0 (§9.1). */
+int64_t shmq_checkpoint_min_ts(const shmq_checkpoint_t *cp);
+
+/* ---- atomic file write --------------------------------------------------- */
+
+/*
+ * Replace path with data: write path.tmp, fsync it, keep the old file as
+ * path.bak, rename the tmp over path, fsync the directory.
+ */
+int shmq_file_write_atomic(const char *path, const void *data, size_t len);
+
+/*
+ * Read a whole file into a malloc'd NUL-terminated buffer (max_len bounds
+ * it).  -ENOENT if missing.
+ */
+int shmq_file_read_all(const char *path, size_t max_len, char **data, size_t *len);
+
+/* fsync a directory (after creating, renaming or deleting a name in it). */
+int shmq_file_fsync_dir(const char *dir);
+
+/* mkdir -p (mode 0755), fsyncing the parent of every directory it creates. */
+int shmq_file_mkdirs(const char *path);
+
+/* ---- JSON metadata ------------------------------------------------------- */
+
+/*
+ * Loaders (shmq_*_load) initialise *t themselves (free a previous table
+ * first); on failure *t is left empty.  Both files missing is an empty table
+ * and returns 0.  A main file that is missing, empty or unparseable falls back
+ * to <name>.bak; if that is unusable too the load fails with SHMQ_E_JSON.  An
+ * entry of the wrong type or out of range fails the load with SHMQ_E_JSON
+ * naming the file and the entry (data is never dropped silently).
+ * Savers write pretty JSON to <root>/config/<name> (created if needed)
+ * through shmq_file_write_atomic.
+ */
+
+/* Queue-offset maps: consumerOffset.json and delayOffset.json. */
+typedef struct shmq_offset_entry {
+    char key[512]; /* "topic@group" for consumer offsets; "" for delay offsets */
+    int32_t queue_id; /* queue id, or delay level */
+    int64_t offset;
+} shmq_offset_entry_t;
+
+typedef struct shmq_offset_table {
+    shmq_offset_entry_t *entries;
+    size_t count;
+    size_t cap;
+    int64_t data_version_counter; /* delayOffset.json dataVersion.counter (kept as loaded) */
+} shmq_offset_table_t;
+
+/* Set (insert or replace) key/queue -> offset. */
+int shmq_offset_table_set(shmq_offset_table_t *t, const char *key, int32_t queue_id,
+                          int64_t offset);
+/* Look up; SHMQ_E_NOT_FOUND if absent. */
+int shmq_offset_table_get(const shmq_offset_table_t *t, const char *key, int32_t queue_id,
+                          int64_t *offset);
+void shmq_offset_table_free(shmq_offset_table_t *t);
+
+/* config/consumerOffset.json: {"offsetTable":{"topic@group":{0:5,1:7}}}. */
+int shmq_consumer_offsets_load(const char *root, shmq_offset_table_t *t);
+int shmq_consumer_offsets_save(const char *root, const shmq_offset_table_t *t);
+
+/* config/delayOffset.json: {"offsetTable":{1:5,2:0}} (key "", queue_id = level). */
+int shmq_delay_offsets_load(const char *root, shmq_offset_table_t *t);
+int shmq_delay_offsets_save(const char *root, const shmq_offset_table_t *t);
+
+/* Topic configuration as in topics.json. */
+#define SHMQ_PERM_PRIORITY 8
+#define SHMQ_PERM_READ     4
+#define SHMQ_PERM_WRITE    2
+#define SHMQ_PERM_INHERIT  1
+
+typedef struct shmq_topic_config {
+    char name[256];
+    int32_t read_queue_nums;
+    int32_t write_queue_nums;
+    int32_t perm;
+    bool order;
+    int32_t topic_sys_flag;
+    bool multi_tag; /* topicFilterType MULTI_TAG */
+    /* RocketMQ 5.x topic attributes ("queue.type", "message.type", ...) kept
+     * verbatim as compact JSON object text so that a load/save round trip
+     * preserves them; "" means {}. */
+    char attributes[512];
+} shmq_topic_config_t;
+
+typedef struct shmq_topic_table {
+    shmq_topic_config_t *topics;
+    size_t count;
+    size_t cap;
+    int64_t data_version_counter; /* dataVersion.counter; put/remove increment it */
+} shmq_topic_table_t;
+
+/* Insert or replace by name. */
+int shmq_topic_table_put(shmq_topic_table_t *t, const shmq_topic_config_t *tc);
+const shmq_topic_config_t *shmq_topic_table_get(const shmq_topic_table_t *t, const char *name);
+int shmq_topic_table_remove(shmq_topic_table_t *t, const char *name);
+void shmq_topic_table_free(shmq_topic_table_t *t);
+
+int shmq_topics_load(const char *root, shmq_topic_table_t *t);
+int shmq_topics_save(const char *root, const shmq_topic_table_t *t);
+
+/* Subscription groups (subscriptionGroup.json); the fields shmq uses. */
+typedef struct shmq_group_config {
+    char name[256];
+    bool consume_enable;
+    bool consume_broadcast_enable;
+    bool consume_from_min_enable;
+    bool consume_message_orderly;
+    int32_t retry_max_times;   /* default 16 */
+    int32_t retry_queue_nums;  /* default 1 */
+    int64_t broker_id;         /* default 0 */
+    int32_t which_broker_when_consume_slowly; /* default 1 */
+} shmq_group_config_t;
+
+typedef struct shmq_group_table {
+    shmq_group_config_t *groups;
+    size_t count;
+    size_t cap;
+    int64_t data_version_counter; /* dataVersion.counter; put increments it */
+} shmq_group_table_t;
+
+/* Defaults for a new group named name. */
+void shmq_group_config_init(shmq_group_config_t *g, const char *name);
+int shmq_group_table_put(shmq_group_table_t *t, const shmq_group_config_t *g);
+const shmq_group_config_t *shmq_group_table_get(const shmq_group_table_t *t, const char *name);
+void shmq_group_table_free(shmq_group_table_t *t);
+
+int shmq_groups_load(const char *root, shmq_group_table_t *t);
+int shmq_groups_save(const char *root, const shmq_group_table_t *t);
+
+/*
+ * Turn RocketMQ's JSON dialect (bare integer object keys) into strict JSON
+ * by quoting such keys; strings and escapes are left untouched.  Returns a
+ * malloc'd string or NULL on allocation failure.
+ */
+char *shmq_json_quote_int_keys(const char *in, size_t len);
+
+#endif

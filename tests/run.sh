@@ -1,0 +1,22 @@
+#!/bin/sh
+# Run the whole test suite against the build in directory $1 (default build).
+# Unit tests are cmocka programs printing TAP; process-level tests are TAP
+# scripts.  prove runs them all and prints the summary.
+set -e
+BUILD=${1:-build}
+case "$BUILD" in /*) ;; *) BUILD="$(pwd)/$BUILD" ;; esac
+export SHMQ_BUILD="$BUILD"
+export SHMQ_SRC="$(pwd)"
+export CMOCKA_MESSAGE_OUTPUT=TAP
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+TESTS=""
+for t in "$BUILD"/tests/unit/test_*; do
+    case "$t" in *.o|*.d) continue ;; esac
+    [ -x "$t" ] && TESTS="$TESTS $t"
+done
+for t in tests/integration/*.t tests/crash/*.t; do
+    [ -f "$t" ] && TESTS="$TESTS $t"
+done
+echo "shmq: running tests against $BUILD"
+exec prove --exec '' --timer $TESTS

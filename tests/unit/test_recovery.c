@@ -1,0 +1,567 @@
+/*
+ * Recovery tests: a store is written, "crashed" (abandoned without the
+ * clean-stop steps), damaged the way a crash or a disk damages it, and
+ * reopened.  Each test asserts what recovery kept, cut and rebuilt.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define SEG_SIZE (64 * 1024)
+#define CQ_SIZE  (20 * 64)
+
+typedef struct fixture {
+    char dir[256];
+    shmq_config_t cfg;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/shmq-recovery-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        return -1;
+    }
+    shmq_config_defaults(&f->cfg);
+    snprintf(f->cfg.store_path_root_dir, sizeof(f->cfg.store_path_root_dir), "%s/store", f->dir);
+    f->cfg.mapped_file_size_commit_log = SEG_SIZE;
+    f->cfg.mapped_file_size_consume_queue = CQ_SIZE;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0) {
+        return -1;
+    }
+    free(f);
+    return 0;
+}
+
+static void put_one(shmq_store_t *st, const char *topic, int32_t qid, int i,
+                    shmq_append_result_t *res)
+{
+    char body[160];
+    char props[128];
+    size_t plen = 0;
+    int blen = snprintf(body, sizeof(body), "message %d of topic %s with some padding %0*d", i,
+                        topic, 40 + i % 37, i);
+    assert_int_equal(shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_TAGS, "TagA", 4), 0);
+    shmq_msg_in_t m;
+    memset(&m, 0, sizeof(m));
+    m.topic = topic;
+    m.topic_len = strlen(topic);
+    m.queue_id = qid;
+    m.born_ts = 1700000000000LL + i;
+    shmq_local_host(&m.born_host, 5555);
+    m.body = body;
+    m.body_len = (size_t)blen;
+    m.props = props;
+    m.props_len = plen;
+    int rc = shmq_store_put(st, &m, res);
+    assert_int_equal(rc, 0);
+}
+
+/* Write n messages over topics A/0, A/1, B/0; positions of each in pos[] if given. */
+static void write_messages(shmq_store_t *st, int from, int n, shmq_append_result_t *res)
+{
+    static const char *topics[] = {"TopicA", "TopicA", "TopicB"};
+    static const int32_t qids[] = {0, 1, 0};
+    for (int i = from; i < from + n; i++) {
+        shmq_append_result_t r;
+        put_one(st, topics[i % 3], qids[i % 3], i, &r);
+        if (res) {
+            res[i] = r;
+        }
+    }
+}
+
+static int64_t queue_max(shmq_store_t *st, const char *topic, int32_t qid)
+{
+    shmq_queue_t *q;
+    int rc = shmq_store_queue(st, topic, strlen(topic), qid, false, &q);
+    if (rc < 0) {
+        return -1;
+    }
+    return shmq_cq_max_offset(&q->cq);
+}
+
+static int64_t total_units(shmq_store_t *st)
+{
+    return queue_max(st, "TopicA", 0) + queue_max(st, "TopicA", 1) + queue_max(st, "TopicB", 0);
+}
+
+/* Count valid records in the log. */
+static int64_t count_records(shmq_store_t *st)
+{
+    int64_t pos = shmq_commitlog_min_offset(&st->cl);
+    int64_t n = 0;
+    shmq_record_t r;
+    while (shmq_commitlog_next(&st->cl, &pos, st->cl.wrote_pos, SHMQ_DECODE_CHECK_ALL, &r) > 0) {
+        n++;
+    }
+    return n;
+}
+
+/* Path of the segment holding off, and off's position in it. */
+static void segment_of(const fixture_t *f, int64_t off, char *path, size_t len, int64_t *rel)
+{
+    char name[21];
+    shmq_segment_name(off - off % SEG_SIZE, name);
+    snprintf(path, len, "%s/store/commitlog/%s", f->dir, name);
+    *rel = off % SEG_SIZE;
+}
+
+static void patch_file(const char *path, int64_t at, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, data, len, at), (ssize_t)len);
+    close(fd);
+}
+
+static void read_file_at(const char *path, int64_t at, void *data, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, data, len, at), (ssize_t)len);
+    close(fd);
+}
+
+static void copy_tree(const char *from, const char *to)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/*
+ * A store whose first `durable` messages were written and closed cleanly
+ * (checkpoint at their end), then `extra` more appended and the process
+ * "died" (abandoned: abort stays, checkpoint stays).
+ */
+static void make_crashed_store(fixture_t *f, int durable, int extra, shmq_append_result_t *res)
+{
+    shmq_store_t st;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, durable, res);
+    assert_int_equal(shmq_store_close(&st), 0);
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, durable, extra, res);
+    shmq_store_abandon(&st);
+}
+
+static void test_clean_reopen_keeps_every_record_and_unit(void **state)
+{
+    fixture_t *f = *state;
+    shmq_store_t st;
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    write_messages(&st, 0, 900, NULL); /* several 64 KiB segments */
+    int64_t end = st.cl.wrote_pos;
+    assert_true(end > 2 * SEG_SIZE);
+    assert_int_equal(shmq_store_close(&st), 0);
+
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_false(rep.abnormal);
+    assert_int_equal(rep.truncated_bytes, 0);
+    assert_int_equal(rep.recovered_end, end);
+    assert_int_equal(rep.units_truncated, 0);
+    assert_int_equal(st.cl.wrote_pos, end);
+    assert_int_equal(count_records(&st), 900);
+    assert_int_equal(total_units(&st), 900);
+    assert_int_equal(queue_max(&st, "TopicB", 0), 300);
+    /* Queue offsets continue where they were. */
+    shmq_append_result_t r;
+    put_one(&st, "TopicB", 0, 900, &r);
+    shmq_record_t rec;
+    assert_true(shmq_commitlog_read(&st.cl, r.phys_offset, SHMQ_DECODE_CHECK_ALL, &rec) > 0);
+    assert_int_equal(rec.queue_offset, 300);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+static void test_second_opener_is_refused_naming_the_holder(void **state)
+{
+    fixture_t *f = *state;
+    shmq_store_t a, b;
+    assert_int_equal(shmq_store_open(&a, &f->cfg, 0, NULL), 0);
+    assert_int_equal(shmq_store_open(&b, &f->cfg, 0, NULL), SHMQ_E_LOCKED);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    assert_non_null(strstr(shmq_error_detail(), pid));
+    /* A read-only opener needs no lock. */
+    assert_int_equal(shmq_store_open(&b, &f->cfg, SHMQ_STORE_READONLY, NULL), 0);
+    assert_int_equal(shmq_store_close(&b), 0);
+    assert_int_equal(shmq_store_close(&a), 0);
+}
+
+static void test_crash_without_damage_loses_nothing(void **state)
+{
+    fixture_t *f = *state;
+    make_crashed_store(f, 100, 50, NULL);
+    shmq_store_t st;
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_true(rep.abnormal);
+    assert_int_equal(rep.truncated_bytes, 0);
+    assert_int_equal(count_records(&st), 150);
+    assert_int_equal(total_units(&st), 150);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+/* Cut the last record at every byte offset: exactly that record is gone. */
+static void cut_last_record_at_every_byte(fixture_t *f, bool with_abort)
+{
+    static shmq_append_result_t res[64];
+    make_crashed_store(f, 40, 10, res);
+    shmq_append_result_t last = res[49];
+    char pristine[300], work[300];
+    snprintf(pristine, sizeof(pristine), "%s/pristine", f->dir);
+    snprintf(work, sizeof(work), "%s/store", f->dir);
+    copy_tree(work, pristine);
+
+    char seg[400];
+    int64_t rel;
+    segment_of(f, last.phys_offset, seg, sizeof(seg), &rel);
+    for (int32_t k = 0; k < last.size; k++) {
+        copy_tree(pristine, work);
+        static uint8_t zeros[4096];
+        patch_file(seg, rel + k, zeros, (size_t)(last.size - k));
+        if (!with_abort) {
+            char ab[400];
+            snprintf(ab, sizeof(ab), "%s/abort", work);
+            unlink(ab);
+        }
+        shmq_store_t st;
+        shmq_recovery_report_t rep;
+        int rc = shmq_store_open(&st, &f->cfg, 0, &rep);
+        if (rc != 0) {
+            fail_msg("cut at byte %d: open failed: %s", k, shmq_error_detail());
+        }
+        assert_int_equal(rep.recovered_end, last.phys_offset);
+        assert_true(rep.truncated_bytes >= 0 && rep.truncated_bytes <= k);
+        assert_int_equal(count_records(&st), 49);
+        assert_int_equal(total_units(&st), 49);
+        /* The bytes after the new end are zero. */
+        uint8_t tail[512];
+        read_file_at(seg, rel, tail, (size_t)last.size);
+        for (int32_t i = 0; i < last.size; i++) {
+            assert_int_equal(tail[i], 0);
+        }
+        /* The record before it is intact and a new append takes its place. */
+        shmq_append_result_t r;
+        put_one(&st, "TopicA", 1, 77, &r);
+        assert_int_equal(r.phys_offset, last.phys_offset);
+        assert_int_equal(shmq_store_close(&st), 0);
+    }
+}
+
+static void test_cut_last_record_at_every_byte_with_abort(void **state)
+{
+    cut_last_record_at_every_byte(*state, true);
+}
+
+static void test_cut_last_record_at_every_byte_without_abort(void **state)
+{
+    cut_last_record_at_every_byte(*state, false);
+}
+
+static void test_flipped_bit_in_tail_cuts_from_that_record(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    make_crashed_store(f, 30, 20, res);
+    char seg[400];
+    int64_t rel;
+    /* Flip a body bit of message 45: 45..49 go, 0..44 stay. */
+    segment_of(f, res[45].phys_offset, seg, sizeof(seg), &rel);
+    uint8_t b;
+    read_file_at(seg, rel + 100, &b, 1);
+    b ^= 0x10;
+    patch_file(seg, rel + 100, &b, 1);
+    shmq_store_t st;
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(rep.recovered_end, res[45].phys_offset);
+    assert_true(rep.stop_error == SHMQ_E_BODY_CRC || rep.stop_error == SHMQ_E_RECORD_CRC);
+    assert_non_null(strstr(rep.stop_reason, seg));
+    assert_int_equal(count_records(&st), 45);
+    assert_int_equal(total_units(&st), 45);
+    assert_int_equal(rep.units_truncated, 5);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+static void test_flipped_header_bit_caught_by_record_crc(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    make_crashed_store(f, 30, 20, res);
+    char seg[400];
+    int64_t rel;
+    /* Queue id field (offset 12) of message 47: only the whole-record CRC sees it. */
+    segment_of(f, res[47].phys_offset, seg, sizeof(seg), &rel);
+    uint8_t b;
+    read_file_at(seg, rel + 15, &b, 1);
+    b ^= 0x01;
+    patch_file(seg, rel + 15, &b, 1);
+    shmq_store_t st;
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(rep.stop_error, SHMQ_E_RECORD_CRC);
+    assert_int_equal(rep.recovered_end, res[47].phys_offset);
+    assert_int_equal(count_records(&st), 47);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+static void test_zeroed_tail_of_several_records_is_cut(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    make_crashed_store(f, 30, 20, res);
+    char seg[400];
+    int64_t rel;
+    segment_of(f, res[40].phys_offset, seg, sizeof(seg), &rel);
+    int64_t len = res[49].phys_offset + res[49].size - res[40].phys_offset;
+    assert_true(len < 4096);
+    static uint8_t zeros[4096];
+    patch_file(seg, rel, zeros, (size_t)len);
+    shmq_store_t st;
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(rep.recovered_end, res[40].phys_offset);
+    assert_int_equal(rep.stop_error, 0); /* zeros: a clean end, no garbage */
+    assert_int_equal(count_records(&st), 40);
+    assert_int_equal(total_units(&st), 40);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+static void test_bad_record_below_checkpoint_is_corruption_not_end(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    make_crashed_store(f, 40, 10, res);
+    char seg[400];
+    int64_t rel;
+    /* Message 35 was flushed and checkpointed before the crash. */
+    segment_of(f, res[35].phys_offset, seg, sizeof(seg), &rel);
+    uint8_t b;
+    read_file_at(seg, rel + 90, &b, 1);
+    b ^= 0x80;
+    patch_file(seg, rel + 90, &b, 1);
+    shmq_store_t st;
+    int rc = shmq_store_open(&st, &f->cfg, 0, NULL);
+    assert_int_equal(rc, SHMQ_E_CORRUPT);
+    assert_non_null(strstr(shmq_error_detail(), seg));
+    char off[32];
+    snprintf(off, sizeof(off), "offset %lld", (long long)rel);
+    assert_non_null(strstr(shmq_error_detail(), off));
+    /* Nothing was changed: the records after it are still on disk. */
+    uint8_t first[4];
+    int64_t rel49;
+    char seg49[400];
+    segment_of(f, res[49].phys_offset, seg49, sizeof(seg49), &rel49);
+    read_file_at(seg49, rel49, first, 4);
+    assert_int_equal((first[0] << 24) | (first[1] << 16) | (first[2] << 8) | first[3],
+                     res[49].size);
+    /* The operator may force the cut. */
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, SHMQ_STORE_FORCE, &rep), 0);
+    assert_int_equal(rep.recovered_end, res[35].phys_offset);
+    assert_int_equal(count_records(&st), 35);
+    assert_int_equal(total_units(&st), 35);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+static void remove_queue_files(fixture_t *f, const char *topic, int32_t qid)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -f '%s'/store/consumequeue/%s/%d/*", f->dir, topic, qid);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void deleted_queue_files_are_rebuilt(fixture_t *f, bool crashed)
+{
+    shmq_store_t st;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, 600, NULL);
+    shmq_cq_unit_t before[200];
+    shmq_queue_t *q;
+    assert_int_equal(shmq_store_queue(&st, "TopicA", 6, 1, false, &q), 0);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(shmq_cq_read(&q->cq, i, &before[i]), 0);
+    }
+    if (crashed) {
+        shmq_store_abandon(&st);
+    } else {
+        assert_int_equal(shmq_store_close(&st), 0);
+    }
+    remove_queue_files(f, "TopicA", 1);
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(rep.abnormal, crashed);
+    assert_true(rep.units_rebuilt >= 200);
+    assert_int_equal(queue_max(&st, "TopicA", 1), 200);
+    assert_int_equal(total_units(&st), 600);
+    assert_int_equal(shmq_store_queue(&st, "TopicA", 6, 1, false, &q), 0);
+    for (int i = 0; i < 200; i++) {
+        shmq_cq_unit_t u;
+        assert_int_equal(shmq_cq_read(&q->cq, i, &u), 0);
+        assert_int_equal(u.phys_offset, before[i].phys_offset);
+        assert_int_equal(u.size, before[i].size);
+        assert_int_equal(u.tags_code, before[i].tags_code);
+    }
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+static void test_deleted_queue_files_rebuilt_after_clean_stop(void **state)
+{
+    deleted_queue_files_are_rebuilt(*state, false);
+}
+
+static void test_deleted_queue_files_rebuilt_after_crash(void **state)
+{
+    deleted_queue_files_are_rebuilt(*state, true);
+}
+
+static void test_deleted_last_queue_file_rebuilt_on_request(void **state)
+{
+    fixture_t *f = *state;
+    shmq_store_t st;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, 600, NULL);
+    assert_int_equal(shmq_store_close(&st), 0);
+    /* Remove the newest file of TopicB/0 (200 units in 64-unit files: 4 files). */
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s'/store/consumequeue/TopicB/0 && rm -f \"$(ls | sort | tail -n 1)\"", f->dir);
+    assert_int_equal(system(cmd), 0);
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, SHMQ_STORE_REBUILD, &rep), 0);
+    assert_int_equal(queue_max(&st, "TopicB", 0), 200);
+    assert_int_equal(total_units(&st), 600);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+static void test_damaged_queue_file_is_rebuilt(void **state)
+{
+    fixture_t *f = *state;
+    shmq_store_t st;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, 300, NULL);
+    assert_int_equal(shmq_store_close(&st), 0);
+    /* A queue file of the wrong size cannot be mapped: the queue is rebuilt. */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/store/consumequeue/TopicA/0/00000000000000000000", f->dir);
+    assert_int_equal(truncate(path, 100), 0);
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(queue_max(&st, "TopicA", 0), 100);
+    assert_int_equal(total_units(&st), 300);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+static void test_units_past_the_end_are_dropped(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    make_crashed_store(f, 20, 30, res);
+    /* Cut the log in the middle of message 30's record: its unit and later ones must go. */
+    char seg[400];
+    int64_t rel;
+    segment_of(f, res[30].phys_offset, seg, sizeof(seg), &rel);
+    int64_t len = res[49].phys_offset + res[49].size - res[30].phys_offset - 10;
+    static uint8_t zeros[8192];
+    assert_true(len < (int64_t)sizeof(zeros));
+    patch_file(seg, rel + 10, zeros, (size_t)len);
+    shmq_store_t st;
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(rep.recovered_end, res[30].phys_offset);
+    assert_int_equal(rep.units_truncated, 20);
+    assert_int_equal(total_units(&st), 30);
+    assert_int_equal(queue_max(&st, "TopicA", 0), 10);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+static void test_torn_record_across_a_segment_roll(void **state)
+{
+    fixture_t *f = *state;
+    shmq_store_t st;
+    static shmq_append_result_t res[1200];
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, 300, res);
+    assert_int_equal(shmq_store_close(&st), 0);
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    /* Append until a record lands at the start of a new segment. */
+    int i = 300;
+    do {
+        write_messages(&st, i, 1, res);
+        i++;
+    } while (res[i - 1].phys_offset % SEG_SIZE != 0 && i < 1200);
+    assert_true(i < 1200);
+    int64_t first_in_seg = res[i - 1].phys_offset;
+    shmq_store_abandon(&st);
+    char seg[400];
+    int64_t rel;
+    segment_of(f, first_in_seg, seg, sizeof(seg), &rel);
+    static uint8_t zeros[64];
+    patch_file(seg, 20, zeros, sizeof(zeros));
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    /* The blank record closing the previous segment stays; the log ends there. */
+    assert_int_equal(rep.recovered_end, first_in_seg);
+    assert_int_equal(count_records(&st), i - 1);
+    shmq_append_result_t r;
+    put_one(&st, "TopicA", 0, 5000, &r);
+    assert_int_equal(r.phys_offset, first_in_seg);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_clean_reopen_keeps_every_record_and_unit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_second_opener_is_refused_naming_the_holder, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_crash_without_damage_loses_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_last_record_at_every_byte_with_abort, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cut_last_record_at_every_byte_without_abort, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_bit_in_tail_cuts_from_that_record, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_header_bit_caught_by_record_crc, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_zeroed_tail_of_several_records_is_cut, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_record_below_checkpoint_is_corruption_not_end,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_queue_files_rebuilt_after_clean_stop, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_queue_files_rebuilt_after_crash, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_last_queue_file_rebuilt_on_request, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_queue_file_is_rebuilt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_units_past_the_end_are_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_record_across_a_segment_roll, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

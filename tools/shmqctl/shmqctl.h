@@ -1,0 +1,170 @@
+/*
+ * shmqctl: the operator tool for offline work on a store (gen, dump, verify,
+ * recover).  This header is shared by the tool's files only: the parsed
+ * command line, the command entry points and the small helpers they share
+ * (strict number parsing, raw record access, JSON and text output, progress).
+ *
+ * Exit codes: 0 success, 1 failure (a problem found, an I/O or store error),
+ * 2 usage or configuration error.
+ */
+#ifndef SHMQCTL_H
+#define SHMQCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "message.h"
+#include "store.h"
+
+#define SHMQCTL_VERSION "0.1.0"
+
+#define SHMQCTL_EXIT_OK    0
+#define SHMQCTL_EXIT_FAIL  1
+#define SHMQCTL_EXIT_USAGE 2
+
+/* Options a command accepts (bit mask per command). */
+#define SHMQCTL_OPT_JSON     0x001
+#define SHMQCTL_OPT_TOPIC    0x002
+#define SHMQCTL_OPT_COUNT    0x004
+#define SHMQCTL_OPT_SIZE     0x008
+#define SHMQCTL_OPT_QUEUES   0x010
+#define SHMQCTL_OPT_TAGS     0x020
+#define SHMQCTL_OPT_KEYS     0x040
+#define SHMQCTL_OPT_FROM     0x080
+#define SHMQCTL_OPT_NO_CHECK 0x100
+
+/* The parsed command line of one command. */
+typedef struct shmqctl_args {
+    const char *cmd;
+    shmq_config_t cfg; /* defaults, then -c FILE, then --set/--store in order */
+    bool json;
+    bool no_check;
+    const char *topic;
+    int64_t count; /* -1 when not given */
+    int64_t size;  /* -1 when not given */
+    int32_t queues;
+    const char *tags;
+    bool keys;
+    int64_t from; /* -1 when not given */
+    char **pos;   /* positional arguments after the command */
+    int npos;
+} shmqctl_args_t;
+
+/* Commands: each returns an exit code. */
+int shmqctl_cmd_gen(shmqctl_args_t *a);
+int shmqctl_cmd_dump(shmqctl_args_t *a);
+int shmqctl_cmd_verify(shmqctl_args_t *a);
+int shmqctl_cmd_recover(shmqctl_args_t *a);
+
+/* Print the usage of a command (or of all with NULL) to f. */
+void shmqctl_usage(FILE *f, const char *cmd);
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* "shmqctl: <text>\n" on stderr. */
+void shmqctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Report a failed library call: "shmqctl: <what>: <strerror(rc)>: <detail>".
+ * Returns SHMQCTL_EXIT_FAIL.
+ */
+int shmqctl_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Usage error: message, then the command's usage on stderr.  Returns 2. */
+int shmqctl_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- numbers ------------------------------------------------------------- */
+
+/*
+ * Parse a decimal integer strictly (the whole string, no sign unless min < 0)
+ * into [min, max].  With suffixes, a single K, M or G (any case) multiplies by
+ * 1024, 1024^2, 1024^3.  Returns 0 or -1.
+ */
+int shmqctl_parse_int(const char *s, int64_t min, int64_t max, bool suffixes, int64_t *out);
+
+/* Monotonic milliseconds. */
+int64_t shmqctl_now_ms(void);
+
+/* ---- store access --------------------------------------------------------- */
+
+/* Open the store of a->cfg (flags as shmq_store_open); prints the error. */
+int shmqctl_store_open(shmqctl_args_t *a, shmq_store_t *st, unsigned flags,
+                       shmq_recovery_report_t *rep);
+
+/*
+ * Bytes of the CommitLog at logical offset off: a pointer into the mapping
+ * and how many bytes remain in its segment; NULL if no segment holds off.
+ * *seg (optional) receives the segment.
+ */
+const uint8_t *shmqctl_cl_bytes(const shmq_commitlog_t *cl, int64_t off, size_t *avail,
+                                const shmq_mapped_file_t **seg);
+
+/*
+ * Decode the record at phys straight from the mapping (no wrote_pos bound:
+ * read-only stores have none).  Returns as shmq_record_decode(), or
+ * SHMQ_E_RANGE when no segment holds phys.
+ */
+int shmqctl_record_at(const shmq_commitlog_t *cl, int64_t phys, unsigned flags,
+                      shmq_record_t *rec);
+
+/* True when the bytes at off are the zero tail after the end of the data. */
+bool shmqctl_is_zero_tail(const shmq_commitlog_t *cl, int64_t off);
+
+/* Offset of the first non-zero byte in buf[0..len), or -1 if all zero. */
+int64_t shmqctl_first_nonzero(const uint8_t *buf, size_t len);
+
+/* Path of the CommitLog segment that holds (or would hold) off. */
+void shmqctl_cl_seg_path(const shmq_commitlog_t *cl, int64_t off, char *out, size_t len);
+
+/* tagsCode a ConsumeQueue unit should carry for rec (§4.3, delay topic §10). */
+int64_t shmqctl_expected_tags_code(const shmq_config_t *cfg, const shmq_record_t *rec);
+
+/* ---- output -------------------------------------------------------------- */
+
+/* Write bytes to f, printable ASCII as is and anything else as \xNN. */
+void shmqctl_print_text(FILE *f, const char *s, size_t len);
+
+/* True when buf is valid UTF-8 without control characters other than \t \n \r. */
+bool shmqctl_utf8_printable(const uint8_t *buf, size_t len);
+
+/* A JSON string of bytes; invalid UTF-8 sequences become U+FFFD. */
+json_t *shmqctl_json_str(const char *s, size_t len);
+
+/* base64 of buf as a JSON string. */
+json_t *shmqctl_json_base64(const uint8_t *buf, size_t len);
+
+/* Print obj compactly on one line of stdout and release it.  0 or -1. */
+int shmqctl_json_print(json_t *obj);
+
+/* "YYYY-MM-DD HH:MM:SS.mmm" local time of ms since the epoch. */
+void shmqctl_format_ts(int64_t ms, char *out, size_t len);
+
+/* "a.b.c.d:port" or "[v6]:port". */
+void shmqctl_format_host(const shmq_host_t *h, char *out, size_t len);
+
+/* ---- progress ------------------------------------------------------------ */
+
+/* Progress line on stderr, only when stderr is a terminal, redrawn <= every 100 ms. */
+typedef struct shmqctl_progress {
+    bool enabled;
+    bool shown;
+    int64_t last_ms;
+    const char *label;
+} shmqctl_progress_t;
+
+void shmqctl_progress_init(shmqctl_progress_t *p, const char *label);
+
+/* Redraw if 100 ms passed since the last draw: "<label>: <done>/<total> (<pct>%) <unit>". */
+void shmqctl_progress_update(shmqctl_progress_t *p, int64_t done, int64_t total,
+                             const char *unit);
+
+/* Erase the progress line (before other output, and at the end). */
+void shmqctl_progress_clear(shmqctl_progress_t *p);
+
+#endif
