@@ -17,7 +17,10 @@ BUILD    ?= build
 SAN      ?=
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-            -Wno-missing-field-initializers -Wno-format-truncation
+            -Wno-missing-field-initializers
+ifeq ($(findstring clang,$(CC)),)
+WARN     += -Wno-format-truncation
+endif
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -fPIC -D_GNU_SOURCE -Iinclude -Ilibshm
 LDLIBS   := -lisal -ljansson -lpthread -lm

@@ -16,10 +16,10 @@
 #include <string.h>
 #include <time.h>
 
-#define CL_PAGE             4096
-#define CL_DEFAULT_PORT     10911 /* RocketMQ's default listen port, part of the msg id */
-#define CL_SEG_MIN          64
-#define CL_SEG_MAX          INT32_MAX /* the blank record's length field is an int32 */
+#define CL_PAGE         4096
+#define CL_DEFAULT_PORT 10911 /* RocketMQ's default listen port, part of the msg id */
+#define CL_SEG_MIN      64
+#define CL_SEG_MAX      INT32_MAX /* the blank record's length field is an int32 */
 
 static int64_t now_ms(void)
 {
@@ -45,10 +45,21 @@ static void publish_wrote(shmq_commitlog_t *cl, int64_t pos)
     __atomic_store_n(&cl->wrote_pos, pos, __ATOMIC_RELEASE);
 }
 
+static bool positions_known(const shmq_commitlog_t *cl)
+{
+    /* relaxed: a flag that only turns true; wrote_pos itself is loaded with acquire */
+    return __atomic_load_n(&cl->positions_known, __ATOMIC_RELAXED);
+}
+
+static void set_known(shmq_commitlog_t *cl)
+{
+    __atomic_store_n(&cl->positions_known, true, __ATOMIC_RELAXED);
+}
+
 /* Upper bound for reading: wrote_pos when known, else the end of the files. */
 static int64_t read_limit(const shmq_commitlog_t *cl)
 {
-    return cl->positions_known ? load_wrote(cl) : shmq_mfq_end_offset(&cl->q);
+    return positions_known(cl) ? load_wrote(cl) : shmq_mfq_end_offset(&cl->q);
 }
 
 int shmq_commitlog_open(shmq_commitlog_t *cl, const char *dir, size_t seg_sz, unsigned flags)
@@ -84,7 +95,7 @@ void shmq_commitlog_set_positions(shmq_commitlog_t *cl, int64_t wrote, int64_t f
 {
     publish_wrote(cl, wrote);
     cl->flushed_pos = flushed;
-    cl->positions_known = true;
+    set_known(cl);
 }
 
 /* The segment to write at pos, created when pos is at (or past) the end. */
@@ -158,7 +169,7 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
             memset(mf->base + rel, 0, (size_t)space);
         }
         publish_wrote(cl, mf->start_offset + seg_size(cl));
-        cl->positions_known = true;
+        set_known(cl);
     }
 
     uint8_t *dst = mf->base + rel;
@@ -182,7 +193,7 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
     }
     cl->last_store_ts = ts;
     publish_wrote(cl, pos + done);
-    cl->positions_known = true;
+    set_known(cl);
 
     /* Past half of the segment: have the next one prepared before we need it. */
     int64_t next = mf->start_offset + seg_size(cl);
@@ -208,12 +219,12 @@ int shmq_commitlog_read(const shmq_commitlog_t *cl, int64_t phys_offset, unsigne
     }
     shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, phys_offset);
     if (!mf) {
-        return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: no segment holds offset %lld",
-                              cl->q.dir, (long long)phys_offset);
+        return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: no segment holds offset %lld", cl->q.dir,
+                              (long long)phys_offset);
     }
     int64_t rel = phys_offset - mf->start_offset;
     int64_t avail = seg_size(cl) - rel;
-    if (cl->positions_known) {
+    if (positions_known(cl)) {
         int64_t wrote = load_wrote(cl);
         if (phys_offset >= wrote) {
             return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: offset %lld is at/after %lld",

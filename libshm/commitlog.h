@@ -26,13 +26,13 @@ typedef struct shmq_commitlog {
     shmq_mfq_t q;
     int64_t wrote_pos;
     int64_t flushed_pos;
-    int flush_err;                 /* first flush error; once set, appends and flushes fail */
+    int flush_err; /* first flush error; once set, appends and flushes fail */
     enum shmq_flush_method flush_how;
-    shmq_host_t store_host;        /* stamped on every record (default: local host, port 10911) */
+    shmq_host_t store_host; /* stamped on every record (default: local host, port 10911) */
     bool readonly;
-    int64_t last_store_ts;         /* store time of the last append; recovery may set it */
-    int64_t prep_asked;            /* next-segment offset already handed to shmq_mfq_prepare */
-    bool positions_known;          /* set_positions/append/truncate happened: reads stop at wrote_pos */
+    int64_t last_store_ts; /* store time of the last append; recovery may set it */
+    int64_t prep_asked;    /* next-segment offset already handed to shmq_mfq_prepare */
+    bool positions_known;  /* set_positions/append/truncate happened: reads stop at wrote_pos */
 } shmq_commitlog_t;
 
 /* Result of one append. */

@@ -176,11 +176,7 @@ int shmq_cq_open(shmq_cq_t *cq, const char *root, const char *topic, int32_t que
         return shmq_error_set(-ENAMETOOLONG, "consume queue path under %s too long", root);
 
     cq->readonly = (flags & SHMQ_MF_READONLY) != 0;
-    if (cq->readonly) {
-        struct stat st;
-        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-            return shmq_error_set(SHMQ_E_NOT_FOUND, "consume queue %s: no such directory", dir);
-    } else {
+    if (!cq->readonly) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/consumequeue", root);
         rc = cq_mkdir(path);
@@ -283,18 +279,25 @@ static int64_t cq_scan_max_phys(const shmq_cq_t *cq, int64_t end)
 
 /* ---- recovery ---------------------------------------------------------- */
 
+/* A queue without a valid unit is empty at offset 0 (as one without files is). */
+static void cq_set_empty(shmq_cq_t *cq)
+{
+    cq->min_logic_offset = 0;
+    cq->flushed_pos = 0;
+    cq->max_phys_offset = 0;
+    cq_publish(cq, 0);
+}
+
 int shmq_cq_recover(shmq_cq_t *cq)
 {
     size_t count = cq->q.count;
 
     cq->flush_err = 0;
     if (count == 0) {
-        cq->min_logic_offset = 0;
-        cq->flushed_pos = 0;
-        cq->max_phys_offset = 0;
-        cq_publish(cq, 0);
+        cq_set_empty(cq);
         return 0;
     }
+    int64_t first = cq->q.segs[0]->start_offset;
 
     /* §7.3: scan from the third-from-last file; stop at the first invalid unit. */
     size_t idx = count >= 3 ? count - 3 : 0;
@@ -324,18 +327,20 @@ int shmq_cq_recover(shmq_cq_t *cq)
         if (rc < 0)
             return rc;
     }
+    if (end <= first) {
+        cq_set_empty(cq); /* not one valid unit (all files removed unless read-only) */
+        return 0;
+    }
 
     /* The minimum: the first file's start, past leading blank pre-fill units. */
-    int64_t min = shmq_mfq_min_offset(&cq->q);
-    if (cq->q.count == 0)
-        min = end;
+    int64_t min = first;
     shmq_cq_unit_t u;
     while (min < end && cq_unit_get(cq, min, &u) && cq_unit_is_blank(&u))
         min += CQ_UNIT;
 
     cq->min_logic_offset = min;
     /* Nothing is known to be on disk: the first flush syncs every file once. */
-    cq->flushed_pos = cq->q.count > 0 ? shmq_mfq_min_offset(&cq->q) : end;
+    cq->flushed_pos = first;
     cq_publish(cq, end);
     cq->max_phys_offset = cq_scan_max_phys(cq, end);
     return 0;
@@ -384,8 +389,8 @@ int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int
     if (queue_offset < 0 || queue_offset > INT64_MAX / CQ_UNIT - 1 || phys_offset < 0 ||
         size <= 0 || phys_offset > INT64_MAX - size)
         return shmq_error_set(SHMQ_E_ARG,
-                              "consume queue %s: bad unit (queue offset %" PRId64
-                              ", phys %" PRId64 ", size %" PRId32 ")",
+                              "consume queue %s: bad unit (queue offset %" PRId64 ", phys %" PRId64
+                              ", size %" PRId32 ")",
                               cq->q.dir, queue_offset, phys_offset, size);
     if (phys_offset + size <= cq->max_phys_offset)
         return 0; /* already built (§7.2) */
@@ -393,7 +398,8 @@ int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int
     int64_t target = queue_offset * CQ_UNIT;
     int64_t wp = cq->write_pos;
     /* No real unit yet (no file, or only blank pre-fill units): start at target. */
-    if (cq->q.count == 0 || (cq->max_phys_offset == 0 && wp == cq->min_logic_offset && target != wp)) {
+    if (cq->q.count == 0 ||
+        (cq->max_phys_offset == 0 && wp == cq->min_logic_offset && target != wp)) {
         rc = cq_start_at(cq, target);
         if (rc < 0)
             return rc;
@@ -431,10 +437,9 @@ int shmq_cq_read(const shmq_cq_t *cq, int64_t queue_offset, shmq_cq_unit_t *unit
     int64_t max = shmq_cq_max_offset(cq);
 
     if (queue_offset < min || queue_offset >= max)
-        return shmq_error_set(SHMQ_E_RANGE,
-                              "consume queue %s: offset %" PRId64 " outside [%" PRId64
-                              ", %" PRId64 ")",
-                              cq->q.dir, queue_offset, min, max);
+        return shmq_error_set(
+            SHMQ_E_RANGE, "consume queue %s: offset %" PRId64 " outside [%" PRId64 ", %" PRId64 ")",
+            cq->q.dir, queue_offset, min, max);
     if (!cq_unit_get(cq, queue_offset * CQ_UNIT, unit))
         return shmq_error_set(SHMQ_E_RANGE, "consume queue %s: no file holds offset %" PRId64,
                               cq->q.dir, queue_offset);
@@ -583,8 +588,8 @@ int64_t shmq_cq_offset_by_time(const shmq_cq_t *cq, const shmq_commitlog_t *cl, 
     }
     if (pick != SIZE_MAX) {
         cq_seg_range(cq, pick, wp, &lo, &hi);
-        result = cq_search_file(cq, cl, cl_min, cq->q.segs[pick]->start_offset, lo, hi, ts,
-                                boundary);
+        result =
+            cq_search_file(cq, cl, cl_min, cq->q.segs[pick]->start_offset, lo, hi, ts, boundary);
     }
 clamp:
     if (result < min)
@@ -596,11 +601,15 @@ clamp:
 
 /* ---- truncation after CommitLog recovery (§7.4) ------------------------ */
 
-/* A unit survives a cut of the CommitLog at phys iff its whole record is below it. */
+/*
+ * A unit survives a cut of the CommitLog at phys iff its whole record is below
+ * it.  A blank pre-fill unit survives unless the CommitLog is cut to nothing
+ * (RocketMQ's rule, phys 0 < cut).
+ */
 static bool cq_unit_kept(const shmq_cq_unit_t *u, int64_t phys)
 {
     if (cq_unit_is_blank(u))
-        return true;
+        return phys > 0;
     return cq_unit_is_valid(u) && u->phys_offset <= phys - u->size;
 }
 
@@ -614,8 +623,9 @@ int shmq_cq_truncate_dirty(shmq_cq_t *cq, int64_t phys)
         return shmq_error_set(SHMQ_E_ARG, "consume queue %s: opened read-only", cq->q.dir);
     if (phys < 0)
         return shmq_error_set(SHMQ_E_ARG, "truncate at phys %" PRId64, phys);
-    if (cq->max_phys_offset <= phys)
+    if (cq->max_phys_offset <= phys && phys > 0)
         return 0; /* every record the queue points at is below phys */
+    int64_t first = shmq_mfq_min_offset(&cq->q);
 
     /* From the last file back: a file whose first unit is dirty goes whole. */
     for (size_t i = cq->q.count; i-- > 0;) {
@@ -642,6 +652,10 @@ int shmq_cq_truncate_dirty(shmq_cq_t *cq, int64_t phys)
     int rc = cq_cut(cq, new_end, old_wp);
     if (rc < 0)
         return rc;
+    if (new_end <= first) {
+        cq_set_empty(cq); /* every file was removed */
+        return 0;
+    }
     if (cq->min_logic_offset > new_end)
         cq->min_logic_offset = new_end;
     if (cq->flushed_pos > new_end)

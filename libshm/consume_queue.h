@@ -50,8 +50,8 @@ size_t shmq_cq_file_size(size_t configured);
  * Loads the files and runs the per-queue scan (shmq_cq_recover) so that
  * write_pos and max_phys_offset are known.
  * Errors: SHMQ_E_TOPIC (empty, > 255 bytes, contains '/', "." or ".."),
- * SHMQ_E_ARG (queue_id < 0, bad file size), SHMQ_E_NOT_FOUND (read-only and
- * the queue directory does not exist), errors of shmq_mfq_open().
+ * SHMQ_E_ARG (queue_id < 0, bad file size), errors of shmq_mfq_open().  A
+ * missing directory opened read-only is an empty queue.
  */
 int shmq_cq_open(shmq_cq_t *cq, const char *root, const char *topic, int32_t queue_id,
                  size_t file_size, unsigned flags);
@@ -63,7 +63,9 @@ void shmq_cq_close(shmq_cq_t *cq);
  * unit; later files are removed and the rest of the last one zeroed (and
  * synced).  min_logic_offset = first file's start past leading blank units;
  * max_phys_offset = phys + size of the last non-blank unit; flushed_pos =
- * first file's start.  Read-only: positions only, no file is touched.
+ * first file's start.  A queue without any valid unit (or without files) is
+ * empty at offset 0: all positions 0.  Read-only: positions only, no file is
+ * touched.
  */
 int shmq_cq_recover(shmq_cq_t *cq);
 
@@ -71,9 +73,11 @@ int shmq_cq_recover(shmq_cq_t *cq);
  * Append the unit for queue offset queue_offset.  Idempotent: if phys +
  * size <= max_phys_offset the unit is already there and 0 is returned.
  * If the queue is empty and queue_offset > 0, the file is pre-filled with
- * blank units (0, 0x7FFFFFFF, 0) and min_logic_offset set.  A queue_offset
- * below the end is skipped (returns 0); above it is SHMQ_E_RANGE (a gap
- * would make readers see blank units).
+ * blank units (0, 0x7FFFFFFF, 0) and min_logic_offset set.  A queue holding
+ * only blank units (an interrupted pre-fill) counts as empty: its files are
+ * replaced.  A queue_offset below the end is skipped (returns 0); above it
+ * is SHMQ_E_RANGE (a gap would make readers see blank units).  SHMQ_E_ARG
+ * when read-only or for a negative offset / non-positive size.
  */
 int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
                    int64_t tags_code);
@@ -88,14 +92,24 @@ int64_t shmq_cq_max_offset(const shmq_cq_t *cq);
 /*
  * Queue offset by store time (RocketMQ 5 rules, §16.1); store time of a unit
  * is read from its CommitLog record.  Units below the CommitLog's min offset
- * count as "before".  Result clamped to [min, max].
+ * (and blank units) count as "before"; a record that cannot be read makes the
+ * search return 0 (then clamped).  Only files holding units in [min, max) are
+ * considered, and a file's first unit is its first unit at or above min.
+ * Result clamped to [min, max]; an empty queue gives min (0 for a new queue).
  */
 int64_t shmq_cq_offset_by_time(const shmq_cq_t *cq, const shmq_commitlog_t *cl, int64_t ts,
                                enum shmq_boundary boundary);
 
 /*
- * Drop units whose records reach at or beyond phys (after the CommitLog was
- * cut there): ROCKETMQ-FACTS §7.4.  Zeroes the dropped bytes.
+ * Drop units whose records reach beyond phys (after the CommitLog was cut
+ * there): ROCKETMQ-FACTS §7.4.  From the last file back, a file whose first
+ * unit is dropped is unlinked whole; in the file kept, units are kept while
+ * phys_offset + size <= phys (a record that starts below phys but ends after
+ * it goes too); blank pre-fill units are kept unless phys is 0.  Zeroes
+ * (and syncs) the dropped bytes; updates write_pos, flushed_pos and
+ * max_phys_offset.  A queue left without files is empty at offset 0 (min =
+ * max = 0).  No-op when 0 < phys and max_phys_offset <= phys.  SHMQ_E_ARG
+ * when read-only.
  */
 int shmq_cq_truncate_dirty(shmq_cq_t *cq, int64_t phys);
 

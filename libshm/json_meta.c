@@ -1,7 +1,8 @@
 /*
  * The broker JSON metadata under <root>/config/ (ROCKETMQ-FACTS §20):
  * consumerOffset.json, delayOffset.json, topics.json and
- * subscriptionGroup.json, with their in-memory tables.
+ * subscriptionGroup.json, loaded into and saved from the tables of
+ * store_files.c.
  *
  * RocketMQ writes these with fastjson, whose maps with integer keys come out
  * with bare keys ({0:5,1:7}); shmq_json_quote_int_keys() turns that dialect
@@ -257,14 +258,17 @@ static bool parse_int_key(const char *s, long long lo, long long hi, long long *
     return true;
 }
 
-static int get_int(const char *path, const char *what, const json_t *v, long long lo,
-                   long long hi, long long *out)
+static int get_int(const char *path, const char *what, const json_t *v, long long lo, long long hi,
+                   long long *out)
 {
     if (!json_is_integer(v)) {
         return meta_bad(path, "%s: expected an integer", what);
     }
     long long x = json_integer_value(v);
     if (x < lo || x > hi) {
+        if (hi == INT64_MAX) {
+            return meta_bad(path, "%s: %lld, expected a value >= %lld", what, x, lo);
+        }
         return meta_bad(path, "%s: %lld out of range %lld..%lld", what, x, lo, hi);
     }
     *out = x;
@@ -335,8 +339,8 @@ static json_t *data_version_new(int64_t counter)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     json_int_t now_ms = (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return json_pack("{s:I,s:I,s:I}", "counter", (json_int_t)counter, "stateVersion",
-                     (json_int_t)0, "timestamp", now_ms);
+    return json_pack("{s:I,s:I,s:I}", "counter", (json_int_t)counter, "stateVersion", (json_int_t)0,
+                     "timestamp", now_ms);
 }
 
 /* Write doc (reference stolen) to <root>/config/<name>. */
@@ -369,58 +373,9 @@ static int meta_save(const char *root, const char *name, json_t *doc)
 
 /* ---- offset tables ------------------------------------------------------- */
 
-int shmq_offset_table_set(shmq_offset_table_t *t, const char *key, int32_t queue_id,
-                          int64_t offset)
-{
-    if (strlen(key) >= sizeof(t->entries[0].key)) {
-        return shmq_error_set(SHMQ_E_ARG, "offset key \"%.64s...\" is too long", key);
-    }
-    for (size_t i = 0; i < t->count; i++) {
-        shmq_offset_entry_t *e = &t->entries[i];
-        if (e->queue_id == queue_id && strcmp(e->key, key) == 0) {
-            e->offset = offset;
-            return 0;
-        }
-    }
-    if (t->count == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        shmq_offset_entry_t *n = realloc(t->entries, cap * sizeof(*n));
-        if (n == NULL) {
-            return -ENOMEM;
-        }
-        t->entries = n;
-        t->cap = cap;
-    }
-    shmq_offset_entry_t *e = &t->entries[t->count++];
-    memset(e, 0, sizeof(*e));
-    strcpy(e->key, key);
-    e->queue_id = queue_id;
-    e->offset = offset;
-    return 0;
-}
-
-int shmq_offset_table_get(const shmq_offset_table_t *t, const char *key, int32_t queue_id,
-                          int64_t *offset)
-{
-    for (size_t i = 0; i < t->count; i++) {
-        const shmq_offset_entry_t *e = &t->entries[i];
-        if (e->queue_id == queue_id && strcmp(e->key, key) == 0) {
-            *offset = e->offset;
-            return 0;
-        }
-    }
-    return SHMQ_E_NOT_FOUND;
-}
-
-void shmq_offset_table_free(shmq_offset_table_t *t)
-{
-    free(t->entries);
-    memset(t, 0, sizeof(*t));
-}
-
-/* Entries of one {queueId: offset} map into t under key. */
-static int load_queue_map(const char *path, const char *key, const json_t *map, long long qid_lo,
-                          shmq_offset_table_t *t)
+/* Entries of one {queueId: offset} map into t under key; label names it in errors. */
+static int load_queue_map(const char *path, const char *label, const char *key, const json_t *map,
+                          long long qid_lo, shmq_offset_table_t *t)
 {
     const char *qk;
     json_t *ov;
@@ -429,10 +384,10 @@ static int load_queue_map(const char *path, const char *key, const json_t *map, 
         long long qid = 0, off = 0;
         char what[700];
         if (!parse_int_key(qk, qid_lo, QUEUE_ID_MAX, &qid)) {
-            return meta_bad(path, "entry \"%.300s\" key \"%.40s\": expected an integer %lld..%d",
-                            key, qk, qid_lo, QUEUE_ID_MAX);
+            return meta_bad(path, "%.300s \"%.40s\": expected an integer %lld..%d", label, qk,
+                            qid_lo, QUEUE_ID_MAX);
         }
-        snprintf(what, sizeof(what), "entry \"%.300s\" queue %lld", key, qid);
+        snprintf(what, sizeof(what), "%.300s %lld", label, qid);
         int rc = get_int(path, what, ov, 0, INT64_MAX, &off);
         if (rc < 0) {
             return rc;
@@ -470,7 +425,9 @@ int shmq_consumer_offsets_load(const char *root, shmq_offset_table_t *t)
                 rc = meta_bad(path, "entry \"%.300s\": expected an object of queue offsets", key);
                 break;
             }
-            if ((rc = load_queue_map(path, key, map, 0, &tmp)) < 0) {
+            char label[400];
+            snprintf(label, sizeof(label), "entry \"%.300s\" queue", key);
+            if ((rc = load_queue_map(path, label, key, map, 0, &tmp)) < 0) {
                 break;
             }
         }
@@ -528,7 +485,8 @@ int shmq_delay_offsets_load(const char *root, shmq_offset_table_t *t)
     }
     rc = opt_object(path, doc, "offsetTable", &ot);
     if (rc == 0 && ot != NULL) {
-        rc = load_queue_map(path, "offsetTable", ot, 1, &tmp); /* delay levels start at 1 */
+        /* Delay levels start at 1. */
+        rc = load_queue_map(path, "\"offsetTable\" level", "", ot, 1, &tmp);
     }
     if (rc == 0) {
         rc = load_data_version(path, doc, &tmp.data_version_counter);
@@ -565,60 +523,6 @@ int shmq_delay_offsets_save(const char *root, const shmq_offset_table_t *t)
 }
 
 /* ---- topics -------------------------------------------------------------- */
-
-int shmq_topic_table_put(shmq_topic_table_t *t, const shmq_topic_config_t *tc)
-{
-    size_t n = strnlen(tc->name, sizeof(tc->name));
-    if (n == 0 || n == sizeof(tc->name)) {
-        return shmq_error_set(SHMQ_E_ARG, "topic name empty or longer than %zu bytes",
-                              sizeof(tc->name) - 1);
-    }
-    shmq_topic_config_t *slot = (shmq_topic_config_t *)shmq_topic_table_get(t, tc->name);
-    if (slot == NULL) {
-        if (t->count == t->cap) {
-            size_t cap = t->cap ? t->cap * 2 : 16;
-            shmq_topic_config_t *m = realloc(t->topics, cap * sizeof(*m));
-            if (m == NULL) {
-                return -ENOMEM;
-            }
-            t->topics = m;
-            t->cap = cap;
-        }
-        slot = &t->topics[t->count++];
-    }
-    *slot = *tc;
-    t->data_version_counter++;
-    return 0;
-}
-
-const shmq_topic_config_t *shmq_topic_table_get(const shmq_topic_table_t *t, const char *name)
-{
-    for (size_t i = 0; i < t->count; i++) {
-        if (strcmp(t->topics[i].name, name) == 0) {
-            return &t->topics[i];
-        }
-    }
-    return NULL;
-}
-
-int shmq_topic_table_remove(shmq_topic_table_t *t, const char *name)
-{
-    for (size_t i = 0; i < t->count; i++) {
-        if (strcmp(t->topics[i].name, name) == 0) {
-            memmove(&t->topics[i], &t->topics[i + 1], (t->count - i - 1) * sizeof(t->topics[0]));
-            t->count--;
-            t->data_version_counter++;
-            return 0;
-        }
-    }
-    return SHMQ_E_NOT_FOUND;
-}
-
-void shmq_topic_table_free(shmq_topic_table_t *t)
-{
-    free(t->topics);
-    memset(t, 0, sizeof(*t));
-}
 
 static int load_topic(const char *path, const char *name, const json_t *obj,
                       shmq_topic_config_t *tc)
@@ -741,12 +645,11 @@ static json_t *topic_to_json(const shmq_topic_config_t *tc, bool *bad)
             return NULL;
         }
     }
-    return json_pack("{s:o,s:b,s:i,s:i,s:s,s:s,s:i,s:i}", "attributes", attrs, "order",
-                     (int)tc->order, "perm", (int)tc->perm, "readQueueNums",
-                     (int)tc->read_queue_nums, "topicFilterType",
-                     tc->multi_tag ? "MULTI_TAG" : "SINGLE_TAG", "topicName", tc->name,
-                     "topicSysFlag", (int)tc->topic_sys_flag, "writeQueueNums",
-                     (int)tc->write_queue_nums);
+    return json_pack(
+        "{s:o,s:b,s:i,s:i,s:s,s:s,s:i,s:i}", "attributes", attrs, "order", (int)tc->order, "perm",
+        (int)tc->perm, "readQueueNums", (int)tc->read_queue_nums, "topicFilterType",
+        tc->multi_tag ? "MULTI_TAG" : "SINGLE_TAG", "topicName", tc->name, "topicSysFlag",
+        (int)tc->topic_sys_flag, "writeQueueNums", (int)tc->write_queue_nums);
 }
 
 int shmq_topics_save(const char *root, const shmq_topic_table_t *t)
@@ -778,63 +681,7 @@ int shmq_topics_save(const char *root, const shmq_topic_table_t *t)
 
 /* ---- subscription groups ------------------------------------------------- */
 
-void shmq_group_config_init(shmq_group_config_t *g, const char *name)
-{
-    memset(g, 0, sizeof(*g));
-    snprintf(g->name, sizeof(g->name), "%s", name);
-    g->consume_enable = true;
-    g->consume_broadcast_enable = true;
-    g->consume_from_min_enable = true;
-    g->consume_message_orderly = false;
-    g->retry_max_times = 16;
-    g->retry_queue_nums = 1;
-    g->broker_id = 0;
-    g->which_broker_when_consume_slowly = 1;
-}
-
-int shmq_group_table_put(shmq_group_table_t *t, const shmq_group_config_t *g)
-{
-    size_t n = strnlen(g->name, sizeof(g->name));
-    if (n == 0 || n == sizeof(g->name)) {
-        return shmq_error_set(SHMQ_E_ARG, "group name empty or longer than %zu bytes",
-                              sizeof(g->name) - 1);
-    }
-    shmq_group_config_t *slot = (shmq_group_config_t *)shmq_group_table_get(t, g->name);
-    if (slot == NULL) {
-        if (t->count == t->cap) {
-            size_t cap = t->cap ? t->cap * 2 : 16;
-            shmq_group_config_t *m = realloc(t->groups, cap * sizeof(*m));
-            if (m == NULL) {
-                return -ENOMEM;
-            }
-            t->groups = m;
-            t->cap = cap;
-        }
-        slot = &t->groups[t->count++];
-    }
-    *slot = *g;
-    t->data_version_counter++;
-    return 0;
-}
-
-const shmq_group_config_t *shmq_group_table_get(const shmq_group_table_t *t, const char *name)
-{
-    for (size_t i = 0; i < t->count; i++) {
-        if (strcmp(t->groups[i].name, name) == 0) {
-            return &t->groups[i];
-        }
-    }
-    return NULL;
-}
-
-void shmq_group_table_free(shmq_group_table_t *t)
-{
-    free(t->groups);
-    memset(t, 0, sizeof(*t));
-}
-
-static int load_group(const char *path, const char *name, const json_t *obj,
-                      shmq_group_config_t *g)
+static int load_group(const char *path, const char *name, const json_t *obj, shmq_group_config_t *g)
 {
     char entry[300];
     int rc;
@@ -852,15 +699,14 @@ static int load_group(const char *path, const char *name, const json_t *obj,
     long long broker_id = g->broker_id, which = g->which_broker_when_consume_slowly;
     /* retryMaxTimes -1 is accepted as RocketMQ's "use the default". */
     if ((rc = opt_bool(path, entry, obj, "consumeEnable", &g->consume_enable)) < 0 ||
-        (rc = opt_bool(path, entry, obj, "consumeBroadcastEnable",
-                       &g->consume_broadcast_enable)) < 0 ||
+        (rc = opt_bool(path, entry, obj, "consumeBroadcastEnable", &g->consume_broadcast_enable)) <
+            0 ||
         (rc = opt_bool(path, entry, obj, "consumeFromMinEnable", &g->consume_from_min_enable)) <
             0 ||
         (rc = opt_bool(path, entry, obj, "consumeMessageOrderly", &g->consume_message_orderly)) <
             0 ||
         (rc = opt_int(path, entry, obj, "retryMaxTimes", -1, QUEUE_NUMS_MAX, &retry_max)) < 0 ||
-        (rc = opt_int(path, entry, obj, "retryQueueNums", 0, QUEUE_NUMS_MAX, &retry_queues)) <
-            0 ||
+        (rc = opt_int(path, entry, obj, "retryQueueNums", 0, QUEUE_NUMS_MAX, &retry_queues)) < 0 ||
         (rc = opt_int(path, entry, obj, "brokerId", 0, INT64_MAX, &broker_id)) < 0 ||
         (rc = opt_int(path, entry, obj, "whichBrokerWhenConsumeSlowly", 0, INT32_MAX, &which)) <
             0) {

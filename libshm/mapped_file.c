@@ -40,6 +40,19 @@ static size_t page_size(void)
 
 /* ---- names and small helpers ------------------------------------------- */
 
+/* Record "path: what: reason" for the current errno; returns -errno. */
+static int sys_err(const char *path, const char *what)
+{
+    int e = errno;
+    return shmq_error_set(-e, "%s: %s: %s", path, what, strerror(e));
+}
+
+/* unlink() where a missing file is fine. */
+static int unlink_file(const char *path)
+{
+    return unlink(path) == 0 || errno == ENOENT ? 0 : sys_err(path, "unlink");
+}
+
 void shmq_segment_name(int64_t offset, char out[21])
 {
     snprintf(out, 21, "%020lld", (long long)offset);
@@ -72,16 +85,11 @@ static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        int e = errno;
-        return shmq_error_set(-e, "directory %s: open: %s", dir, strerror(e));
+        return sys_err(dir, "open directory");
     }
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return shmq_error_set(-e, "directory %s: fsync: %s", dir, strerror(e));
-    }
+    int rc = fsync(fd) == 0 ? 0 : sys_err(dir, "fsync directory");
     close(fd);
-    return 0;
+    return rc;
 }
 
 /* fsync the directory holding path. */
@@ -171,12 +179,10 @@ int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset
         fd = open(mf->path, O_RDWR | O_CLOEXEC);
     }
     if (fd < 0) {
-        int e = errno;
-        return shmq_error_set(-e, "segment %s: open: %s", mf->path, strerror(e));
+        return sys_err(mf->path, "open");
     }
     if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        shmq_error_set(rc, "segment %s: fstat: %s", mf->path, strerror(-rc));
+        rc = sys_err(mf->path, "fstat");
         goto fail;
     }
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > size) {
@@ -187,14 +193,12 @@ int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset
     /* Always allocate: also fills holes of a sparse file made by someone else. */
     rc = allocate(fd, size);
     if (rc) {
-        shmq_error_set(rc, "segment %s: allocating %zu bytes: %s", mf->path, size,
-                       strerror(-rc));
+        shmq_error_set(rc, "segment %s: allocating %zu bytes: %s", mf->path, size, strerror(-rc));
         goto fail;
     }
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
-        rc = -errno;
-        shmq_error_set(rc, "segment %s: mmap %zu bytes: %s", mf->path, size, strerror(-rc));
+        rc = sys_err(mf->path, "mmap");
         goto fail;
     }
     if (created) {
@@ -237,12 +241,10 @@ int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset,
     }
     int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (fd < 0) {
-        int e = errno;
-        return shmq_error_set(-e, "segment %s: open: %s", path, strerror(e));
+        return sys_err(path, "open");
     }
     if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        shmq_error_set(rc, "segment %s: fstat: %s", path, strerror(-rc));
+        rc = sys_err(path, "fstat");
         goto fail;
     }
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
@@ -252,8 +254,7 @@ int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset,
     }
     void *p = mmap(NULL, size, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
-        rc = -errno;
-        shmq_error_set(rc, "segment %s: mmap %zu bytes: %s", path, size, strerror(-rc));
+        rc = sys_err(path, "mmap");
         goto fail;
     }
     mf->fd = fd;
@@ -283,19 +284,10 @@ int shmq_mf_flush(shmq_mapped_file_t *mf, size_t from, size_t to, enum shmq_flus
         return 0;
     }
     if (how == SHMQ_FLUSH_FDATASYNC) {
-        if (fdatasync(mf->fd) != 0) {
-            int e = errno;
-            return shmq_error_set(-e, "segment %s: fdatasync: %s", mf->path, strerror(e));
-        }
-        return 0;
+        return fdatasync(mf->fd) == 0 ? 0 : sys_err(mf->path, "fdatasync");
     }
     size_t a = from - from % page_size();
-    if (msync(mf->base + a, to - a, MS_SYNC) != 0) {
-        int e = errno;
-        return shmq_error_set(-e, "segment %s: msync [%zu, %zu): %s", mf->path, a, to,
-                              strerror(e));
-    }
-    return 0;
+    return msync(mf->base + a, to - a, MS_SYNC) == 0 ? 0 : sys_err(mf->path, "msync");
 }
 
 void shmq_mf_close(shmq_mapped_file_t *mf)
@@ -315,18 +307,12 @@ void shmq_mf_close(shmq_mapped_file_t *mf)
 
 int shmq_mf_destroy(shmq_mapped_file_t *mf)
 {
-    int rc = 0;
-
     if (!mf) {
         return SHMQ_E_ARG;
     }
     shmq_mf_close(mf);
-    if (unlink(mf->path) != 0 && errno != ENOENT) {
-        int e = errno;
-        return shmq_error_set(-e, "segment %s: unlink: %s", mf->path, strerror(e));
-    }
-    rc = fsync_parent(mf->path);
-    return rc;
+    int rc = unlink_file(mf->path);
+    return rc ? rc : fsync_parent(mf->path);
 }
 
 /* ---- segment queue ----------------------------------------------------- */
@@ -344,31 +330,57 @@ static int mkdir_p(const char *dir)
         }
         *p = '\0';
         if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            int e = errno;
-            return shmq_error_set(-e, "directory %s: mkdir: %s", buf, strerror(e));
+            return sys_err(buf, "mkdir");
         }
         *p = '/';
     }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-        int e = errno;
-        return shmq_error_set(-e, "directory %s: mkdir: %s", buf, strerror(e));
-    }
-    return 0;
+    return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : sys_err(buf, "mkdir");
+}
+
+/*
+ * The segs array is never freed while the queue is open: a grown copy links
+ * to the one it replaces, so that a reader thread still indexing the old
+ * array (shmq_mfq_find during an append) reads valid memory.
+ */
+struct seg_array {
+    struct seg_array *prev;
+    shmq_mapped_file_t *v[];
+};
+
+static struct seg_array *seg_array_of(shmq_mapped_file_t **segs)
+{
+    return (struct seg_array *)((char *)segs - offsetof(struct seg_array, v));
 }
 
 static int mfq_push(shmq_mfq_t *q, shmq_mapped_file_t *mf)
 {
     if (q->count == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
-        shmq_mapped_file_t **n = realloc(q->segs, cap * sizeof(*n));
-        if (!n) {
+        struct seg_array *a = malloc(sizeof(*a) + cap * sizeof(a->v[0]));
+        if (!a) {
             return -ENOMEM;
         }
-        q->segs = n;
+        a->prev = q->segs ? seg_array_of(q->segs) : NULL;
+        if (q->count) {
+            memcpy(a->v, q->segs, q->count * sizeof(a->v[0]));
+        }
+        /* release: the copied entries are visible before the new array */
+        __atomic_store_n(&q->segs, a->v, __ATOMIC_RELEASE);
         q->cap = cap;
     }
-    q->segs[q->count++] = mf;
+    q->segs[q->count] = mf;
+    /* release: the entry is visible before the count that covers it */
+    __atomic_store_n(&q->count, q->count + 1, __ATOMIC_RELEASE);
     return 0;
+}
+
+/* Segment count and array as a concurrent reader may use them. */
+static size_t mfq_snapshot(const shmq_mfq_t *q, shmq_mapped_file_t *const **segs)
+{
+    /* acquire: pairs with mfq_push, the array holds at least this many entries */
+    size_t n = __atomic_load_n(&q->count, __ATOMIC_ACQUIRE);
+    *segs = __atomic_load_n(&q->segs, __ATOMIC_ACQUIRE);
+    return n;
 }
 
 static int cmp_off(const void *a, const void *b)
@@ -389,11 +401,7 @@ static int mfq_list(shmq_mfq_t *q, int64_t **out, size_t *n_out)
     *n_out = 0;
     DIR *d = opendir(q->dir);
     if (!d) {
-        int e = errno;
-        if (e == ENOENT && ro) {
-            return 0;
-        }
-        return shmq_error_set(-e, "directory %s: opendir: %s", q->dir, strerror(e));
+        return errno == ENOENT && ro ? 0 : sys_err(q->dir, "opendir");
     }
     while ((de = readdir(d)) != NULL) {
         size_t len = strlen(de->d_name);
@@ -449,24 +457,18 @@ static int mfq_load(shmq_mfq_t *q, bool tolerant)
             goto out;
         }
         if (stat(path, &st) != 0) {
-            rc = -errno;
-            shmq_error_set(rc, "segment %s: stat: %s", path, strerror(-rc));
+            rc = sys_err(path, "stat");
             goto out;
         }
         bool last = i + 1 == n;
         if (last && st.st_size == 0) {
-            if (!ro) {
-                if (unlink(path) != 0) {
-                    rc = -errno;
-                    shmq_error_set(rc, "segment %s: unlink: %s", path, strerror(-rc));
-                    goto out;
-                }
-                rc = fsync_dir(q->dir);
-                if (rc) {
-                    goto out;
-                }
-            }
             n--;
+            if (!ro && (rc = unlink_file(path)) == 0) {
+                rc = fsync_dir(q->dir);
+            }
+            if (rc) {
+                goto out;
+            }
             break;
         }
         if ((uint64_t)st.st_size != q->seg_size || !S_ISREG(st.st_mode)) {
@@ -485,10 +487,9 @@ static int mfq_load(shmq_mfq_t *q, bool tolerant)
             goto out;
         }
         if (i > 0 && offs[i] != offs[i - 1] + (int64_t)q->seg_size) {
-            rc = shmq_error_set(SHMQ_E_SEGMENT,
-                                "segment %s: gap, previous segment starts at %lld, expected %lld",
-                                path, (long long)offs[i - 1],
-                                (long long)(offs[i - 1] + (int64_t)q->seg_size));
+            rc = shmq_error_set(
+                SHMQ_E_SEGMENT, "segment %s: gap, previous segment starts at %lld, expected %lld",
+                path, (long long)offs[i - 1], (long long)(offs[i - 1] + (int64_t)q->seg_size));
             goto out;
         }
     }
@@ -500,28 +501,21 @@ static int mfq_load(shmq_mfq_t *q, bool tolerant)
             goto out;
         }
         seg_path(path, q->dir, offs[i]);
-        if (!ro && i + 1 == n) {
-            /* The writer appends into the last segment: make sure it has its blocks. */
-            int fd = open(path, O_RDWR | O_CLOEXEC);
-            rc = fd < 0 ? -errno : allocate(fd, q->seg_size);
-            if (fd >= 0) {
-                close(fd);
-            }
-            if (rc) {
-                shmq_error_set(rc, "segment %s: allocating: %s", path, strerror(-rc));
-                free(mf);
-                goto out;
-            }
-            fl |= q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK);
-        }
         rc = shmq_mf_open(mf, path, offs[i], q->seg_size, fl);
+        if (rc == 0 && !ro && i + 1 == n) {
+            /* The writer appends into the last segment: give it all its blocks. */
+            rc = allocate(mf->fd, q->seg_size);
+            if (rc) {
+                shmq_error_set(rc, "%s: allocating: %s", path, strerror(-rc));
+            } else {
+                tune_writable(mf, q->flags);
+            }
+        }
         if (rc == 0) {
             rc = mfq_push(q, mf);
-            if (rc) {
-                shmq_mf_close(mf);
-            }
         }
         if (rc) {
+            shmq_mf_close(mf);
             free(mf);
             goto out;
         }
@@ -555,8 +549,13 @@ static void *mfq_prep_main(void *arg)
         pthread_mutex_unlock(&q->prep_lock);
 
         if (stale) {
-            /* Prepared for an offset nobody wants any more: it would be a gap. */
-            shmq_mf_destroy(stale);
+            /*
+             * Not reachable through the API (prepare only takes the end of
+             * the queue, get_or_create consumes or cancels it, truncate
+             * removes it).  Unmap only: never unlink a file that might be
+             * installed.
+             */
+            shmq_mf_close(stale);
             free(stale);
         }
         shmq_mapped_file_t *mf = malloc(sizeof(*mf));
@@ -566,11 +565,11 @@ static void *mfq_prep_main(void *arg)
 
         pthread_mutex_lock(&q->prep_lock);
         q->prep_busy = -1;
+        q->prep_err = rc; /* the latest attempt's result */
         if (rc == 0) {
             q->prep_ready = mf;
         } else {
             free(mf);
-            q->prep_err = rc;
         }
         pthread_cond_broadcast(&q->prep_cond);
     }
@@ -588,8 +587,7 @@ int shmq_mfq_open(shmq_mfq_t *q, const char *dir, size_t seg_size, unsigned flag
     }
     memset(q, 0, sizeof(*q));
     if (seg_size == 0 || seg_size > (size_t)INT64_MAX / 4) {
-        return shmq_error_set(SHMQ_E_ARG, "segment queue %s: bad segment size %zu", dir,
-                              seg_size);
+        return shmq_error_set(SHMQ_E_ARG, "segment queue %s: bad segment size %zu", dir, seg_size);
     }
     if (snprintf(q->dir, sizeof(q->dir), "%s", dir) >= (int)sizeof(q->dir) - 22) {
         return shmq_error_set(-ENAMETOOLONG, "directory name too long: %s", dir);
@@ -649,7 +647,10 @@ void shmq_mfq_close(shmq_mfq_t *q)
         shmq_mf_close(q->segs[i]);
         free(q->segs[i]);
     }
-    free(q->segs);
+    for (struct seg_array *a = q->segs ? seg_array_of(q->segs) : NULL, *prev; a; a = prev) {
+        prev = a->prev;
+        free(a);
+    }
     q->segs = NULL;
     q->count = q->cap = 0;
     pthread_cond_destroy(&q->prep_cond);
@@ -659,35 +660,39 @@ void shmq_mfq_close(shmq_mfq_t *q)
 
 shmq_mapped_file_t *shmq_mfq_find(const shmq_mfq_t *q, int64_t off)
 {
-    if (!q || q->count == 0) {
+    shmq_mapped_file_t *const *segs;
+    size_t n = q ? mfq_snapshot(q, &segs) : 0;
+    if (n == 0 || off < segs[0]->start_offset) {
         return NULL;
     }
-    int64_t first = q->segs[0]->start_offset;
-    if (off < first) {
-        return NULL;
-    }
-    uint64_t idx = (uint64_t)(off - first) / q->seg_size;
-    return idx < q->count ? q->segs[idx] : NULL;
+    uint64_t idx = (uint64_t)(off - segs[0]->start_offset) / q->seg_size;
+    return idx < n ? segs[idx] : NULL;
 }
 
 shmq_mapped_file_t *shmq_mfq_first(const shmq_mfq_t *q)
 {
-    return q && q->count ? q->segs[0] : NULL;
+    shmq_mapped_file_t *const *segs;
+    size_t n = q ? mfq_snapshot(q, &segs) : 0;
+    return n ? segs[0] : NULL;
 }
 
 shmq_mapped_file_t *shmq_mfq_last(const shmq_mfq_t *q)
 {
-    return q && q->count ? q->segs[q->count - 1] : NULL;
+    shmq_mapped_file_t *const *segs;
+    size_t n = q ? mfq_snapshot(q, &segs) : 0;
+    return n ? segs[n - 1] : NULL;
 }
 
 int64_t shmq_mfq_min_offset(const shmq_mfq_t *q)
 {
-    return q && q->count ? q->segs[0]->start_offset : 0;
+    const shmq_mapped_file_t *mf = shmq_mfq_first(q);
+    return mf ? mf->start_offset : 0;
 }
 
 int64_t shmq_mfq_end_offset(const shmq_mfq_t *q)
 {
-    return q && q->count ? q->segs[q->count - 1]->start_offset + (int64_t)q->seg_size : 0;
+    const shmq_mapped_file_t *mf = shmq_mfq_last(q);
+    return mf ? mf->start_offset + (int64_t)q->seg_size : 0;
 }
 
 /* Is start_offset the place where the next segment goes? */
@@ -749,14 +754,18 @@ int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file
         return shmq_error_set(SHMQ_E_RANGE,
                               "segment queue %s: cannot create a segment at %lld (end %lld, "
                               "segment size %zu)",
-                              q->dir, (long long)start_offset,
-                              (long long)shmq_mfq_end_offset(q), q->seg_size);
+                              q->dir, (long long)start_offset, (long long)shmq_mfq_end_offset(q),
+                              q->seg_size);
     }
     mf = NULL;
     if (q->prep_running) {
         pthread_mutex_lock(&q->prep_lock);
         while (q->prep_busy == start_offset) {
             pthread_cond_wait(&q->prep_cond, &q->prep_lock);
+        }
+        if (q->prep_want == start_offset) {
+            q->prep_want = -1; /* created here instead: the thread must not map it again */
+            pthread_cond_broadcast(&q->prep_cond);
         }
         if (q->prep_ready && q->prep_ready->start_offset == start_offset) {
             mf = q->prep_ready;
@@ -836,20 +845,18 @@ int shmq_mfq_truncate(shmq_mfq_t *q, int64_t off)
     }
     if (stale) {
         shmq_mf_close(stale);
-        if (unlink(stale->path) != 0 && errno != ENOENT) {
-            rc = -errno;
-            shmq_error_set(rc, "segment %s: unlink: %s", stale->path, strerror(-rc));
-            free(stale);
+        rc = unlink_file(stale->path);
+        free(stale);
+        if (rc) {
             return rc;
         }
-        free(stale);
         removed = true;
     }
     while (q->count > 0 && q->segs[q->count - 1]->start_offset >= off) {
         shmq_mapped_file_t *mf = q->segs[q->count - 1];
-        if (unlink(mf->path) != 0 && errno != ENOENT) {
-            rc = -errno;
-            return shmq_error_set(rc, "segment %s: unlink: %s", mf->path, strerror(-rc));
+        rc = unlink_file(mf->path);
+        if (rc) {
+            return rc;
         }
         shmq_mf_close(mf);
         free(mf);
@@ -882,9 +889,9 @@ int shmq_mfq_delete_first(shmq_mfq_t *q)
                               q->dir, q->count);
     }
     shmq_mapped_file_t *mf = q->segs[0];
-    if (unlink(mf->path) != 0 && errno != ENOENT) {
-        int e = errno;
-        return shmq_error_set(-e, "segment %s: unlink: %s", mf->path, strerror(e));
+    int rc = unlink_file(mf->path);
+    if (rc) {
+        return rc;
     }
     shmq_mf_close(mf);
     free(mf);

@@ -19,7 +19,10 @@
  * never retried and trusted.
  *
  * Thread model: one writer thread per queue; the preparing thread only
- * touches the prepared slot under the queue's mutex.
+ * touches the prepared slot under the queue's mutex.  Other threads may call
+ * find/first/last/min_offset/end_offset while the writer adds segments
+ * (get_or_create); truncate, delete_first and refresh need the readers of
+ * the same queue object stopped (they unmap segments).
  */
 #ifndef SHMQ_MAPPED_FILE_H
 #define SHMQ_MAPPED_FILE_H
@@ -89,10 +92,10 @@ typedef struct shmq_mfq {
     bool prep_running;
     pthread_mutex_t prep_lock;
     pthread_cond_t prep_cond;
-    int64_t prep_want;               /* offset to prepare, -1 none */
-    int64_t prep_busy;               /* offset being created right now, -1 none */
-    shmq_mapped_file_t *prep_ready;  /* prepared segment, not yet in segs */
-    int prep_err;                    /* last preparation error */
+    int64_t prep_want;              /* offset to prepare, -1 none */
+    int64_t prep_busy;              /* offset being created right now, -1 none */
+    shmq_mapped_file_t *prep_ready; /* prepared segment, not yet in segs */
+    int prep_err;                   /* result of the latest preparation (0 or error) */
     bool prep_stop;
     bool is_open; /* mutex and condvar initialised */
 } shmq_mfq_t;

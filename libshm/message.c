@@ -136,8 +136,8 @@ int32_t shmq_java_hash(const char *s, size_t len)
                 }
             }
         } else if (b1 >= 0xF0 && b1 <= 0xF4) {
-            bool b2_ok = rest >= 2 && utf8_cont(p[i + 1]) &&
-                         !(b1 == 0xF0 && p[i + 1] < 0x90) && !(b1 == 0xF4 && p[i + 1] > 0x8F);
+            bool b2_ok = rest >= 2 && utf8_cont(p[i + 1]) && !(b1 == 0xF0 && p[i + 1] < 0x90) &&
+                         !(b1 == 0xF4 && p[i + 1] > 0x8F);
             if (!b2_ok) {
                 used = 1;
             } else if (rest < 3) {
@@ -252,8 +252,7 @@ int shmq_props_append(char *buf, size_t cap, size_t *len, const char *name, cons
         return shmq_error_set(SHMQ_E_ARG, "property name and value must not be empty");
     }
     if (has_separator(name, name_len) || has_separator(value, value_len)) {
-        return shmq_error_set(SHMQ_E_ARG, "property %s: name or value contains 0x01/0x02",
-                              name);
+        return shmq_error_set(SHMQ_E_ARG, "property %s: name or value contains 0x01/0x02", name);
     }
     size_t cur = *len;
     size_t fix = (cur > 0 && buf[cur - 1] != SHMQ_PROP_SEP) ? 1 : 0;
@@ -281,16 +280,23 @@ int shmq_props_append(char *buf, size_t cap, size_t *len, const char *name, cons
 static bool props_name_crc(const char *props, size_t len)
 {
     const size_t nlen = sizeof(SHMQ_PROP_CRC32) - 1;
-    if (len < nlen || memmem(props, len, SHMQ_PROP_CRC32, nlen) == NULL) {
-        return false; /* the common case: one fast scan */
+    if (len < nlen) {
+        return false; /* also when props is NULL */
     }
-    size_t pos = 0, nl, vl;
-    const char *n, *v;
-    bool valid;
-    while (props_segment(props, len, &pos, &n, &nl, &v, &vl, &valid)) {
-        if (nl == nlen && memcmp(n, SHMQ_PROP_CRC32, nlen) == 0) {
+    const char *p = props, *end = props + len;
+
+    /* One memchr per property: cheaper than a substring search on the hot path. */
+    while ((size_t)(end - p) >= nlen) {
+        if (memcmp(p, SHMQ_PROP_CRC32, nlen) == 0 &&
+            ((size_t)(end - p) == nlen || p[nlen] == SHMQ_PROP_NAME_VALUE_SEP ||
+             p[nlen] == SHMQ_PROP_SEP)) {
             return true;
         }
+        const char *sep = memchr(p, SHMQ_PROP_SEP, (size_t)(end - p));
+        if (sep == NULL) {
+            break;
+        }
+        p = sep + 1;
     }
     return false;
 }
@@ -483,8 +489,8 @@ static const uint8_t *record_crc_tail(const shmq_record_t *r)
         return NULL;
     }
     const uint8_t *t = (const uint8_t *)r->props + r->props_len - SHMQ_CRC_PROP_LEN;
-    if (memcmp(t, crc_prop_head, CRC_PROP_HEAD_LEN) != 0 ||
-        t[SHMQ_CRC_PROP_LEN - 1] != SHMQ_PROP_SEP) {
+    /* The name claims the tail; a damaged value or end byte is then a mismatch. */
+    if (memcmp(t, crc_prop_head, CRC_PROP_HEAD_LEN) != 0) {
         return NULL;
     }
     /* The name must start a property, not sit inside another one's value. */
@@ -618,7 +624,9 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
                               (long long)out->phys_offset, SHMQ_PROP_CRC32);
     }
     if (tail != NULL && (flags & (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC))) {
-        int64_t want = crc_digits_value(tail + CRC_PROP_HEAD_LEN);
+        int64_t want = tail[SHMQ_CRC_PROP_LEN - 1] == SHMQ_PROP_SEP
+                           ? crc_digits_value(tail + CRC_PROP_HEAD_LEN)
+                           : -1;
         int32_t crc = shmq_crc32_masked(buf, (size_t)total - SHMQ_CRC_PROP_LEN);
         if (want != crc) {
             return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: %s %lld, record has %d",
@@ -654,8 +662,7 @@ static int hex_val(char c)
     return -1;
 }
 
-void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset,
-                       char out[SHMQ_MSGID_MAX])
+void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset, char out[SHMQ_MSGID_MAX])
 {
     uint8_t b[28];
     size_t n = store_host->is_v6 ? 16 : 4;
@@ -669,8 +676,7 @@ int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_of
 {
     size_t len = text ? strnlen(text, SHMQ_MSGID_MAX) : 0;
     if (len != 32 && len != 56) {
-        return shmq_error_set(SHMQ_E_MSGID, "message id of %zu characters, expected 32 or 56",
-                              len);
+        return shmq_error_set(SHMQ_E_MSGID, "message id of %zu characters, expected 32 or 56", len);
     }
     uint8_t b[28];
     for (size_t i = 0; i < len / 2; i++) {

@@ -106,11 +106,11 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
                            int64_t store_ts, uint8_t *dst, size_t cap);
 
 /* Flags for shmq_record_decode(). */
-#define SHMQ_DECODE_CHECK_BODY_CRC   0x1 /* verify BODYCRC */
-#define SHMQ_DECODE_CHECK_RECORD_CRC 0x2 /* verify __CRC32# when present */
+#define SHMQ_DECODE_CHECK_BODY_CRC     0x1 /* verify BODYCRC */
+#define SHMQ_DECODE_CHECK_RECORD_CRC   0x2 /* verify __CRC32# when present */
 #define SHMQ_DECODE_REQUIRE_RECORD_CRC 0x4 /* a missing __CRC32# is an error */
-#define SHMQ_DECODE_CHECK_PHYS       0x8 /* PHYSICALOFFSET must equal expect_phys */
-#define SHMQ_DECODE_CHECK_ALL                                                                       \
+#define SHMQ_DECODE_CHECK_PHYS         0x8 /* PHYSICALOFFSET must equal expect_phys */
+#define SHMQ_DECODE_CHECK_ALL                                                                      \
     (SHMQ_DECODE_CHECK_BODY_CRC | SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_CHECK_PHYS)
 
 /*

@@ -225,21 +225,24 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
 
     while (pos < limit) {
         shmq_record_t r;
-        int64_t at = pos;
         int rc = shmq_commitlog_next(&st->cl, &pos, limit, dflags, &r);
         if (rc == SHMQ_E_END) {
             break;
         }
         if (rc < 0) {
-            pos = at;
+            /* next() leaves pos at the failing record (past a blank record it skipped). */
             bool zeros = rc == SHMQ_E_MAGIC && r.total_size == 0;
             if (!zeros) {
                 rep.stop_error = rc;
-                format_stop(st, at, rc, rep.stop_reason, sizeof(rep.stop_reason));
+                format_stop(st, pos, rc, rep.stop_reason, sizeof(rep.stop_reason));
             }
             break;
         }
         rep.records_checked++;
+        /* Once records carry __CRC32#, every later one must: a damaged tail cannot hide. */
+        if (r.has_record_crc && (dflags & SHMQ_DECODE_CHECK_RECORD_CRC)) {
+            dflags |= SHMQ_DECODE_REQUIRE_RECORD_CRC;
+        }
         last_ts = r.store_ts;
         if (r.phys_offset >= s.dispatch) {
             int d = shmq_store_dispatch_record(st, &r);
@@ -289,6 +292,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     rep.queues_touched = t.touched;
     st->dispatched_pos = end;
     st->last_store_ts = last_ts ? last_ts : st->cp.physic_msg_ts;
+    st->cl.last_store_ts = st->last_store_ts;
 
     for (size_t i = 0; i < st->queue_cap; i++) {
         if (st->queues[i]) {

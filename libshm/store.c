@@ -237,7 +237,8 @@ static int load_queues(shmq_store_t *st)
                 }
             }
             if (rc == 0 && q->cq.q.count == 0) {
-                /* Queue directories are created with their first unit: an empty one lost its files. */
+                /* Queue directories are created with their first unit: an empty one lost its files.
+                 */
                 q->rebuild = true;
             }
             if (rc < 0) {
@@ -260,8 +261,9 @@ static int host_from_config(const shmq_config_t *cfg, shmq_host_t *h)
         char extra;
         if (sscanf(cfg->broker_ip1, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 ||
             b > 255 || c > 255 || d > 255) {
-            return shmq_error_set(SHMQ_E_CONFIG, "key 'brokerIP1': bad value '%s': expected an "
-                                                 "IPv4 address",
+            return shmq_error_set(SHMQ_E_CONFIG,
+                                  "key 'brokerIP1': bad value '%s': expected an "
+                                  "IPv4 address",
                                   cfg->broker_ip1);
         }
         memset(h->addr, 0, sizeof(h->addr));
@@ -404,8 +406,8 @@ int shmq_store_flush(shmq_store_t *st)
         return qerr;
     }
     /* The checkpoint only names data that is now durable (PITFALLS 5). */
-    int64_t durable = st->cl.flushed_pos < st->dispatched_pos ? st->cl.flushed_pos
-                                                              : st->dispatched_pos;
+    int64_t durable =
+        st->cl.flushed_pos < st->dispatched_pos ? st->cl.flushed_pos : st->dispatched_pos;
     st->cp.physic_msg_ts = st->last_store_ts;
     st->cp.logics_msg_ts = st->last_store_ts;
     st->cp.confirm_phys = durable;
@@ -514,8 +516,7 @@ static int ensure_topic(shmq_store_t *st, const char *topic, size_t len, int32_t
                                   name, tc->write_queue_nums, queue_id);
         }
         if (!(tc->perm & SHMQ_PERM_WRITE)) {
-            return shmq_error_set(SHMQ_E_ARG, "topic %s is not writable (perm %d)", name,
-                                  tc->perm);
+            return shmq_error_set(SHMQ_E_ARG, "topic %s is not writable (perm %d)", name, tc->perm);
         }
         return 0;
     }
@@ -605,8 +606,8 @@ int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r)
     if (rc < 0) {
         return rc;
     }
-    int64_t tags = shmq_store_tags_code(&st->cfg, r->topic, r->topic_len, r->props, r->props_len,
-                                        r->store_ts);
+    int64_t tags =
+        shmq_store_tags_code(&st->cfg, r->topic, r->topic_len, r->props, r->props_len, r->store_ts);
     int64_t before = shmq_cq_max_offset(&q->cq);
     rc = shmq_cq_append(&q->cq, r->queue_offset, r->phys_offset, r->total_size, tags);
     if (rc < 0) {

@@ -1,9 +1,10 @@
 /*
  * The small files at a store's root: `lock` (an OFD lock naming its holder),
  * `abort` (crash marker), `checkpoint` (RocketMQ's 4096-byte file of
- * big-endian longs), and the crash-safe whole-file helpers the JSON metadata
- * uses (shmq_file_write_atomic, shmq_file_read_all).  See store_files.h and
- * ROCKETMQ-FACTS §9.
+ * big-endian longs), the crash-safe whole-file helpers the JSON metadata
+ * uses (shmq_file_write_atomic, shmq_file_read_all), and the in-memory
+ * tables (offsets, topics, groups) that json_meta.c loads and saves.  See
+ * store_files.h and ROCKETMQ-FACTS §9.
  *
  * Every creation, rename and deletion is followed by an fsync of the
  * directory that holds the name (PITFALLS 9).  The lock is one the kernel
@@ -549,4 +550,163 @@ int shmq_file_read_all(const char *path, size_t max_len, char **data, size_t *le
     *data = buf;
     *len = (size_t)n;
     return 0;
+}
+
+/* ---- in-memory metadata tables (persisted by json_meta.c) -------------- */
+
+int shmq_offset_table_set(shmq_offset_table_t *t, const char *key, int32_t queue_id, int64_t offset)
+{
+    if (strlen(key) >= sizeof(t->entries[0].key)) {
+        return shmq_error_set(SHMQ_E_ARG, "offset key \"%.64s...\" is too long", key);
+    }
+    for (size_t i = 0; i < t->count; i++) {
+        shmq_offset_entry_t *e = &t->entries[i];
+        if (e->queue_id == queue_id && strcmp(e->key, key) == 0) {
+            e->offset = offset;
+            return 0;
+        }
+    }
+    if (t->count == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        shmq_offset_entry_t *n = realloc(t->entries, cap * sizeof(*n));
+        if (n == NULL) {
+            return -ENOMEM;
+        }
+        t->entries = n;
+        t->cap = cap;
+    }
+    shmq_offset_entry_t *e = &t->entries[t->count++];
+    memset(e, 0, sizeof(*e));
+    strcpy(e->key, key);
+    e->queue_id = queue_id;
+    e->offset = offset;
+    return 0;
+}
+
+int shmq_offset_table_get(const shmq_offset_table_t *t, const char *key, int32_t queue_id,
+                          int64_t *offset)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        const shmq_offset_entry_t *e = &t->entries[i];
+        if (e->queue_id == queue_id && strcmp(e->key, key) == 0) {
+            *offset = e->offset;
+            return 0;
+        }
+    }
+    return SHMQ_E_NOT_FOUND;
+}
+
+void shmq_offset_table_free(shmq_offset_table_t *t)
+{
+    free(t->entries);
+    memset(t, 0, sizeof(*t));
+}
+
+int shmq_topic_table_put(shmq_topic_table_t *t, const shmq_topic_config_t *tc)
+{
+    size_t n = strnlen(tc->name, sizeof(tc->name));
+    if (n == 0 || n == sizeof(tc->name)) {
+        return shmq_error_set(SHMQ_E_ARG, "topic name empty or longer than %zu bytes",
+                              sizeof(tc->name) - 1);
+    }
+    shmq_topic_config_t *slot = (shmq_topic_config_t *)shmq_topic_table_get(t, tc->name);
+    if (slot == NULL) {
+        if (t->count == t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 16;
+            shmq_topic_config_t *m = realloc(t->topics, cap * sizeof(*m));
+            if (m == NULL) {
+                return -ENOMEM;
+            }
+            t->topics = m;
+            t->cap = cap;
+        }
+        slot = &t->topics[t->count++];
+    }
+    *slot = *tc;
+    t->data_version_counter++;
+    return 0;
+}
+
+const shmq_topic_config_t *shmq_topic_table_get(const shmq_topic_table_t *t, const char *name)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        if (strcmp(t->topics[i].name, name) == 0) {
+            return &t->topics[i];
+        }
+    }
+    return NULL;
+}
+
+int shmq_topic_table_remove(shmq_topic_table_t *t, const char *name)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        if (strcmp(t->topics[i].name, name) == 0) {
+            memmove(&t->topics[i], &t->topics[i + 1], (t->count - i - 1) * sizeof(t->topics[0]));
+            t->count--;
+            t->data_version_counter++;
+            return 0;
+        }
+    }
+    return SHMQ_E_NOT_FOUND;
+}
+
+void shmq_topic_table_free(shmq_topic_table_t *t)
+{
+    free(t->topics);
+    memset(t, 0, sizeof(*t));
+}
+
+void shmq_group_config_init(shmq_group_config_t *g, const char *name)
+{
+    memset(g, 0, sizeof(*g));
+    snprintf(g->name, sizeof(g->name), "%s", name);
+    g->consume_enable = true;
+    g->consume_broadcast_enable = true;
+    g->consume_from_min_enable = true;
+    g->consume_message_orderly = false;
+    g->retry_max_times = 16;
+    g->retry_queue_nums = 1;
+    g->broker_id = 0;
+    g->which_broker_when_consume_slowly = 1;
+}
+
+int shmq_group_table_put(shmq_group_table_t *t, const shmq_group_config_t *g)
+{
+    size_t n = strnlen(g->name, sizeof(g->name));
+    if (n == 0 || n == sizeof(g->name)) {
+        return shmq_error_set(SHMQ_E_ARG, "group name empty or longer than %zu bytes",
+                              sizeof(g->name) - 1);
+    }
+    shmq_group_config_t *slot = (shmq_group_config_t *)shmq_group_table_get(t, g->name);
+    if (slot == NULL) {
+        if (t->count == t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 16;
+            shmq_group_config_t *m = realloc(t->groups, cap * sizeof(*m));
+            if (m == NULL) {
+                return -ENOMEM;
+            }
+            t->groups = m;
+            t->cap = cap;
+        }
+        slot = &t->groups[t->count++];
+    }
+    *slot = *g;
+    t->data_version_counter++;
+    return 0;
+}
+
+const shmq_group_config_t *shmq_group_table_get(const shmq_group_table_t *t, const char *name)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        if (strcmp(t->groups[i].name, name) == 0) {
+            return &t->groups[i];
+        }
+    }
+    return NULL;
+}
+
+void shmq_group_table_free(shmq_group_table_t *t)
+{
+    free(t->groups);
+    memset(t, 0, sizeof(*t));
 }

@@ -93,7 +93,7 @@ int shmq_file_mkdirs(const char *path);
 
 /* Queue-offset maps: consumerOffset.json and delayOffset.json. */
 typedef struct shmq_offset_entry {
-    char key[512]; /* "topic@group" for consumer offsets; "" for delay offsets */
+    char key[512];    /* "topic@group" for consumer offsets; "" for delay offsets */
     int32_t queue_id; /* queue id, or delay level */
     int64_t offset;
 } shmq_offset_entry_t;
@@ -164,9 +164,9 @@ typedef struct shmq_group_config {
     bool consume_broadcast_enable;
     bool consume_from_min_enable;
     bool consume_message_orderly;
-    int32_t retry_max_times;   /* default 16 */
-    int32_t retry_queue_nums;  /* default 1 */
-    int64_t broker_id;         /* default 0 */
+    int32_t retry_max_times;                  /* default 16 */
+    int32_t retry_queue_nums;                 /* default 1 */
+    int64_t broker_id;                        /* default 0 */
     int32_t which_broker_when_consume_slowly; /* default 1 */
 } shmq_group_config_t;
 

@@ -3,7 +3,6 @@
  * size checks, queue loading rules (zero-length last file, gaps, stray
  * names), background preparation, truncation and deletion.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>

@@ -36,6 +36,9 @@ static void be(bytes_t *o, uint64_t v, int width)
 
 static void raw(bytes_t *o, const void *p, size_t n)
 {
+    if (n == 0) {
+        return; /* p may be NULL */
+    }
     memcpy(o->b + o->n, p, n);
     o->n += n;
 }
@@ -249,10 +252,9 @@ static void test_decode_record_without_crc_property(void **state)
     assert_int_equal(shmq_record_decode(gold.b, gold.n, 500, SHMQ_DECODE_CHECK_ALL, &r), 114);
     assert_false(r.has_record_crc);
     assert_int_equal(r.props_len, 0);
-    assert_int_equal(
-        shmq_record_decode(gold.b, gold.n, 500,
-                           SHMQ_DECODE_CHECK_ALL | SHMQ_DECODE_REQUIRE_RECORD_CRC, &r),
-        SHMQ_E_RECORD_CRC);
+    assert_int_equal(shmq_record_decode(gold.b, gold.n, 500,
+                                        SHMQ_DECODE_CHECK_ALL | SHMQ_DECODE_REQUIRE_RECORD_CRC, &r),
+                     SHMQ_E_RECORD_CRC);
 }
 
 static void test_v1_round_trip_keeps_every_field(void **state)
@@ -443,7 +445,16 @@ static void test_properties_holding_crc32_are_rejected(void **state)
     m.props_len = strlen(m.props);
     assert_int_equal(shmq_record_size(&m), SHMQ_E_PROPS);
     assert_int_equal(encode(&m, 0, buf, sizeof(buf)), SHMQ_E_PROPS);
-    /* The same bytes inside a value are not a property name. */
+    m.props = "__CRC32#\001x";
+    m.props_len = strlen(m.props);
+    assert_int_equal(shmq_record_size(&m), SHMQ_E_PROPS);
+    m.props = "A\001b\002__CRC32#";
+    m.props_len = strlen(m.props);
+    assert_int_equal(shmq_record_size(&m), SHMQ_E_PROPS);
+    /* A longer name, or the same bytes inside a value, are not the CRC property. */
+    m.props = "__CRC32#X\001y\002";
+    m.props_len = strlen(m.props);
+    assert_true(encode(&m, 0, buf, sizeof(buf)) > 0);
     m.props = "A\001x__CRC32#\002";
     m.props_len = strlen(m.props);
     assert_true(encode(&m, 0, buf, sizeof(buf)) > 0);
@@ -613,8 +624,9 @@ static void test_size_field_too_small_or_too_large_is_size_error(void **state)
     shmq_msg_in_t m = sample_msg();
     int64_t n = encode(&m, 0, buf, sizeof(buf));
     shmq_record_t r;
-    const uint32_t bad[] = {0, 8, 90, (uint32_t)n - 1, (uint32_t)n + 1, (uint32_t)n + 1000,
-                            0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu};
+    const uint32_t bad[] = {
+        0,           8,           90,         (uint32_t)n - 1, (uint32_t)n + 1, (uint32_t)n + 1000,
+        0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         set_size_field(buf, bad[i]);
         assert_int_equal(shmq_record_decode(buf, sizeof(buf), 0, SHMQ_DECODE_CHECK_ALL, &r),
@@ -688,6 +700,34 @@ static void test_consecutive_records_decode_in_sequence(void **state)
     assert_int_equal(r.total_size, 1024 - at);
 }
 
+/* Random byte flips and cuts: decode never reads outside its input (ASan checks). */
+static void test_decode_of_mutated_records_stays_in_bounds(void **state)
+{
+    (void)state;
+    shmq_msg_in_t m = sample_msg();
+    int64_t n = encode(&m, 0, buf, sizeof(buf));
+    uint32_t seed = 12345;
+    for (int iter = 0; iter < 20000; iter++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t avail = (seed >> 8) % (size_t)(n + 1);
+        uint8_t *copy = malloc(avail ? avail : 1); /* exact size: ASan sees over-reads */
+        assert_non_null(copy);
+        memcpy(copy, buf, avail);
+        for (int k = 0; k < 3 && avail > 0; k++) {
+            seed = seed * 1103515245u + 12345u;
+            copy[(seed >> 8) % avail] ^= (uint8_t)(1u << (seed & 7));
+        }
+        shmq_record_t r;
+        int rc = shmq_record_decode(copy, avail, 0, SHMQ_DECODE_CHECK_ALL, &r);
+        assert_true(rc <= (int64_t)avail);
+        if (rc > 0) {
+            assert_true(r.props + r.props_len == (const char *)copy + rc);
+            assert_true(r.body >= copy && r.body + r.body_len <= copy + rc);
+        }
+        free(copy);
+    }
+}
+
 /* ---- Java hash ----------------------------------------------------------- */
 
 static void test_java_hash_of_equal_hash_strings(void **state)
@@ -716,17 +756,32 @@ static void test_java_hash_of_emoji_uses_surrogate_pair(void **state)
     assert_int_equal(shmq_java_hash("\xF0\x9F\x98\x80", 4), 1772899);
     /* "a😀b" */
     int32_t want = (int32_t)((((uint32_t)'a' * 31 + 0xD83D) * 31 + 0xDE00) * 31 + 'b');
-    assert_int_equal(shmq_java_hash("a\xF0\x9F\x98\x80" "b", 6), want);
+    assert_int_equal(shmq_java_hash("a\xF0\x9F\x98\x80"
+                                    "b",
+                                    6),
+                     want);
 }
 
 static void test_java_hash_replaces_invalid_utf8_with_fffd(void **state)
 {
     (void)state;
     int32_t want = (int32_t)(((uint32_t)'a' * 31 + 0xFFFD) * 31 + 'b');
-    assert_int_equal(shmq_java_hash("a\xFF" "b", 3), want);
-    assert_int_equal(shmq_java_hash("a\x80" "b", 3), want);      /* lone continuation */
-    assert_int_equal(shmq_java_hash("a\xE4\xB8" "b", 4), want);  /* cut 3-byte sequence */
-    assert_int_equal(shmq_java_hash("a\xED\xA0\x80" "b", 5), want); /* encoded surrogate */
+    assert_int_equal(shmq_java_hash("a\xFF"
+                                    "b",
+                                    3),
+                     want);
+    assert_int_equal(shmq_java_hash("a\x80"
+                                    "b",
+                                    3),
+                     want); /* lone continuation */
+    assert_int_equal(shmq_java_hash("a\xE4\xB8"
+                                    "b",
+                                    4),
+                     want); /* cut 3-byte sequence */
+    assert_int_equal(shmq_java_hash("a\xED\xA0\x80"
+                                    "b",
+                                    5),
+                     want); /* encoded surrogate */
     assert_int_equal(shmq_java_hash("a\xC0\x80", 3),
                      (int32_t)(((uint32_t)'a' * 31 + 0xFFFD) * 31 + 0xFFFD)); /* overlong */
     assert_int_equal(shmq_java_hash("\xE4\xB8", 2), 0xFFFD); /* unfinished at the end */
@@ -829,8 +884,7 @@ static void test_props_append_keeps_room_for_crc_tail(void **state)
     memset(val, 'v', sizeof(val));
     size_t len = 0;
     /* "K" 0x01 value 0x02 = value + 3 bytes; the limit is 32767 - 20. */
-    assert_int_equal(shmq_props_append(p, sizeof(p), &len, "K", val, 32747 - 3 + 1),
-                     SHMQ_E_PROPS);
+    assert_int_equal(shmq_props_append(p, sizeof(p), &len, "K", val, 32747 - 3 + 1), SHMQ_E_PROPS);
     assert_int_equal(shmq_props_append(p, sizeof(p), &len, "K", val, 32747 - 3), 0);
     assert_int_equal(len, 32747);
     shmq_msg_in_t m = sample_msg();
@@ -890,10 +944,8 @@ static void test_msgid_parse_rejects_malformed_ids(void **state)
                      SHMQ_E_MSGID); /* 31 */
     assert_int_equal(shmq_msgid_parse("C0A8000A00002A9F00000000400000000", &h, &off),
                      SHMQ_E_MSGID); /* 33 */
-    assert_int_equal(shmq_msgid_parse("G0A8000A00002A9F0000000040000000", &h, &off),
-                     SHMQ_E_MSGID);
-    assert_int_equal(shmq_msgid_parse("C0A8000A00002A9F000000004000000 ", &h, &off),
-                     SHMQ_E_MSGID);
+    assert_int_equal(shmq_msgid_parse("G0A8000A00002A9F0000000040000000", &h, &off), SHMQ_E_MSGID);
+    assert_int_equal(shmq_msgid_parse("C0A8000A00002A9F000000004000000 ", &h, &off), SHMQ_E_MSGID);
     assert_int_equal(shmq_msgid_parse(NULL, &h, &off), SHMQ_E_MSGID);
     char long_id[80];
     memset(long_id, 'A', sizeof(long_id) - 1);
@@ -935,8 +987,8 @@ static void test_uniq_key_prefix_holds_ip_and_pid(void **state)
     shmq_host_t h;
     shmq_local_host(&h, 0);
     char want[13];
-    snprintf(want, sizeof(want), "%02X%02X%02X%02X%04X", h.addr[0], h.addr[1], h.addr[2],
-             h.addr[3], (unsigned)getpid() & 0xFFFF);
+    snprintf(want, sizeof(want), "%02X%02X%02X%02X%04X", h.addr[0], h.addr[1], h.addr[2], h.addr[3],
+             (unsigned)getpid() & 0xFFFF);
     char k[SHMQ_UNIQ_KEY_MAX];
     shmq_uniq_key_generate(k);
     assert_memory_equal(k, want, 12);
@@ -1024,6 +1076,7 @@ int main(void)
         cmocka_unit_test(test_bad_length_fields_are_size_errors),
         cmocka_unit_test(test_unknown_magic_is_magic_error),
         cmocka_unit_test(test_consecutive_records_decode_in_sequence),
+        cmocka_unit_test(test_decode_of_mutated_records_stays_in_bounds),
         cmocka_unit_test(test_java_hash_of_equal_hash_strings),
         cmocka_unit_test(test_java_hash_of_cjk_uses_utf16_units),
         cmocka_unit_test(test_java_hash_of_emoji_uses_surrogate_pair),

@@ -3,8 +3,9 @@
  * one per line, as text or as JSON lines (--json).
  *
  * The store is opened read-only (no lock, no recovery), so dump works while
- * a broker runs.  Read-only stores have no wrote_pos: the CommitLog is read
- * up to the zero tail after the last record (the first decode failure whose
+ * a broker runs: the CommitLog alone, and the one ConsumeQueue asked for,
+ * so that damage elsewhere in the store does not hide the log.  Read-only stores have no wrote_pos:
+ * the CommitLog is read up to the zero tail after the last record (the first decode failure whose
  * bytes are all zero); any other decode failure is reported with its offset
  * and makes dump exit 1.
  */
@@ -109,11 +110,11 @@ static void record_text(const shmq_record_t *r)
     putchar('\n');
 }
 
-static int dump_commitlog(shmqctl_args_t *a, shmq_store_t *st)
+static int dump_commitlog(shmqctl_args_t *a, shmq_commitlog_t *cl)
 {
     unsigned flags = a->no_check ? SHMQ_DECODE_CHECK_PHYS : SHMQ_DECODE_CHECK_ALL;
-    int64_t min = shmq_commitlog_min_offset(&st->cl);
-    int64_t limit = shmq_mfq_end_offset(&st->cl.q);
+    int64_t min = shmq_commitlog_min_offset(cl);
+    int64_t limit = shmq_mfq_end_offset(&cl->q);
     int64_t pos = a->from > min ? a->from : min;
     int64_t n = 0;
     shmq_record_t rec;
@@ -122,7 +123,7 @@ static int dump_commitlog(shmqctl_args_t *a, shmq_store_t *st)
     while (a->count < 0 || n < a->count) {
         memset(&rec, 0, sizeof(rec));
         shmq_error_clear();
-        rc = shmq_commitlog_next(&st->cl, &pos, limit, flags, &rec);
+        rc = shmq_commitlog_next(cl, &pos, limit, flags, &rec);
         if (rc == SHMQ_E_END) {
             break;
         }
@@ -130,13 +131,14 @@ static int dump_commitlog(shmqctl_args_t *a, shmq_store_t *st)
             char path[PATH_MAX + 32];
             const shmq_mapped_file_t *seg = NULL;
             size_t avail;
-            if (rc == SHMQ_E_MAGIC && shmqctl_is_zero_tail(&st->cl, pos)) {
+            if (rc == SHMQ_E_MAGIC && shmqctl_is_zero_tail(cl, pos)) {
                 break; /* end of the data */
             }
-            shmqctl_cl_seg_path(&st->cl, pos, path, sizeof(path));
-            shmqctl_cl_bytes(&st->cl, pos, &avail, &seg);
-            shmqctl_fail(rc, "record at offset %lld (file %s offset %lld): error %d", (long long)pos,
-                         path, seg ? (long long)(pos - seg->start_offset) : -1LL, rc);
+            shmqctl_cl_seg_path(cl, pos, path, sizeof(path));
+            shmqctl_cl_bytes(cl, pos, &avail, &seg);
+            shmqctl_fail(rc, "record at offset %lld (file %s offset %lld): error %d",
+                         (long long)pos, path, seg ? (long long)(pos - seg->start_offset) : -1LL,
+                         rc);
             return SHMQCTL_EXIT_FAIL;
         }
         if (a->json) {
@@ -181,7 +183,7 @@ static bool unit_matches(const shmq_commitlog_t *cl, const char *topic, int32_t 
     return false;
 }
 
-static int dump_consumequeue(shmqctl_args_t *a, shmq_store_t *st)
+static int dump_consumequeue(shmqctl_args_t *a, shmq_commitlog_t *cl)
 {
     const char *topic = a->pos[1];
     char dir[PATH_MAX + 300];
@@ -221,11 +223,11 @@ static int dump_consumequeue(shmqctl_args_t *a, shmq_store_t *st)
         bool match;
         rc = shmq_cq_read(cq, qoff, &u);
         if (rc < 0) {
-            ret = shmqctl_fail(rc, "consume queue %s/%d: cannot read unit %lld", topic,
-                               (int)qid64, (long long)qoff);
+            ret = shmqctl_fail(rc, "consume queue %s/%d: cannot read unit %lld", topic, (int)qid64,
+                               (long long)qoff);
             break;
         }
-        match = unit_matches(&st->cl, topic, (int32_t)qid64, qoff, &u, why, sizeof(why));
+        match = unit_matches(cl, topic, (int32_t)qid64, qoff, &u, why, sizeof(why));
         if (a->json) {
             json_t *o = json_object();
             if (o) {
@@ -260,17 +262,17 @@ static int dump_consumequeue(shmqctl_args_t *a, shmq_store_t *st)
 
 int shmqctl_cmd_dump(shmqctl_args_t *a)
 {
-    shmq_store_t *st;
-    bool cl;
+    shmq_commitlog_t *cl;
+    bool is_cl;
     int ret;
 
     if (!strcmp(a->pos[0], "commitlog")) {
-        cl = true;
+        is_cl = true;
         if (a->npos != 1) {
             return shmqctl_usage_error(a->cmd, "dump commitlog takes no arguments");
         }
     } else if (!strcmp(a->pos[0], "consumequeue")) {
-        cl = false;
+        is_cl = false;
         if (a->npos != 3) {
             return shmqctl_usage_error(a->cmd, "dump consumequeue needs TOPIC and QUEUE");
         }
@@ -278,20 +280,20 @@ int shmqctl_cmd_dump(shmqctl_args_t *a)
             return shmqctl_usage_error(a->cmd, "--no-check is for dump commitlog");
         }
     } else {
-        return shmqctl_usage_error(a->cmd, "dump what? expected commitlog or consumequeue, got '%s'",
-                                   a->pos[0]);
+        return shmqctl_usage_error(
+            a->cmd, "dump what? expected commitlog or consumequeue, got '%s'", a->pos[0]);
     }
-    st = calloc(1, sizeof(*st));
-    if (!st) {
+    cl = calloc(1, sizeof(*cl));
+    if (!cl) {
         shmqctl_err("out of memory");
         return SHMQCTL_EXIT_FAIL;
     }
-    if (shmqctl_store_open(a, st, SHMQ_STORE_READONLY, NULL) < 0) {
-        free(st);
+    if (shmqctl_log_open(a, cl) < 0) {
+        free(cl);
         return SHMQCTL_EXIT_FAIL;
     }
-    ret = cl ? dump_commitlog(a, st) : dump_consumequeue(a, st);
-    shmq_store_close(st);
-    free(st);
+    ret = is_cl ? dump_commitlog(a, cl) : dump_consumequeue(a, cl);
+    shmq_commitlog_close(cl);
+    free(cl);
     return ret;
 }

@@ -71,6 +71,44 @@ typedef struct gen_state {
     char uniq[SHMQ_UNIQ_KEY_MAX];
 } gen_state_t;
 
+/*
+ * The topic must have at least --queues queues: create it with that many, or
+ * widen an existing one (the store's own auto-creation would give it only
+ * defaultTopicQueueNums).
+ */
+static int gen_prepare_topic(shmqctl_args_t *a, shmq_store_t *st)
+{
+    const shmq_topic_config_t *tc = shmq_topic_table_get(&st->topics, a->topic);
+    shmq_topic_config_t n;
+    int rc;
+
+    if (tc && tc->write_queue_nums >= a->queues && tc->read_queue_nums >= a->queues) {
+        return 0;
+    }
+    if (tc) {
+        n = *tc;
+        fprintf(stderr, "shmqctl: note: topic %s widened from %d to %d queues\n", a->topic,
+                (int)tc->write_queue_nums, (int)a->queues);
+    } else {
+        memset(&n, 0, sizeof(n));
+        snprintf(n.name, sizeof(n.name), "%s", a->topic);
+        n.perm = SHMQ_PERM_READ | SHMQ_PERM_WRITE;
+    }
+    if (n.write_queue_nums < a->queues) {
+        n.write_queue_nums = a->queues;
+    }
+    if (n.read_queue_nums < a->queues) {
+        n.read_queue_nums = a->queues;
+    }
+    shmq_error_clear();
+    rc = shmq_topic_table_put(&st->topics, &n);
+    if (rc < 0) {
+        return shmqctl_fail(rc, "cannot configure topic %s", a->topic);
+    }
+    st->topics_dirty = true; /* written to config/topics.json at close */
+    return 0;
+}
+
 static int gen_check_args(shmqctl_args_t *a)
 {
     int rc;
@@ -87,8 +125,7 @@ static int gen_check_args(shmqctl_args_t *a)
     rc = shmq_topic_validate(a->topic, strlen(a->topic), a->cfg.max_topic_length);
     if (rc < 0) {
         const char *d = shmq_error_detail();
-        return shmqctl_usage_error(a->cmd, "invalid topic '%s'%s%s", a->topic, d[0] ? ": " : "",
-                                   d);
+        return shmqctl_usage_error(a->cmd, "invalid topic '%s'%s%s", a->topic, d[0] ? ": " : "", d);
     }
     if (a->size > a->cfg.max_message_size) {
         return shmqctl_usage_error(a->cmd, "--size %lld exceeds maxMessageSize %d",
@@ -114,6 +151,7 @@ int shmqctl_cmd_gen(shmqctl_args_t *a)
     struct sigaction sa, old_int, old_term;
     int64_t i = 0, rec_bytes = 0, first_phys = -1, last_end = 0, t0, elapsed;
     int rc, ret = SHMQCTL_EXIT_OK;
+    bool topic_ok;
     double secs;
 
     rc = gen_check_args(a);
@@ -140,9 +178,15 @@ int shmqctl_cmd_gen(shmqctl_args_t *a)
         }
     }
 
+    /* Before the open: a signal that comes during recovery must not kill us mid-way. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = gen_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     if (shmqctl_store_open(a, st, 0, &rep) < 0) {
-        free(st);
-        st = NULL;
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
         ret = SHMQCTL_EXIT_FAIL;
         goto out;
     }
@@ -154,6 +198,10 @@ int shmqctl_cmd_gen(shmqctl_args_t *a)
                 (long long)rep.units_rebuilt, (long long)rep.units_truncated);
     }
 
+    topic_ok = gen_prepare_topic(a, st) == 0;
+    if (!topic_ok) {
+        ret = SHMQCTL_EXIT_FAIL; /* skip the loop, close the store cleanly */
+    }
     memset(&m, 0, sizeof(m));
     m.topic = a->topic;
     m.topic_len = strlen(a->topic);
@@ -163,15 +211,10 @@ int shmqctl_cmd_gen(shmqctl_args_t *a)
     shmq_local_host(&m.born_host, 0);
     m.store_host = st->cl.store_host;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = gen_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-
     shmqctl_progress_init(&prog, "gen");
     t0 = shmqctl_now_ms();
-    for (i = 0; i < a->count && !gen_stop; i++) {
+    rc = 0;
+    for (i = 0; topic_ok && i < a->count && !gen_stop; i++) {
         size_t len = gs->base_len;
         size_t klen;
 
@@ -179,8 +222,8 @@ int shmqctl_cmd_gen(shmqctl_args_t *a)
         if (a->keys) {
             memcpy(gs->key, "key-", 4);
             klen = 4 + u64_digits((uint64_t)i, gs->key + 4);
-            rc = shmq_props_append(gs->props, sizeof(gs->props) - 1, &len, SHMQ_PROP_KEYS,
-                                   gs->key, klen);
+            rc = shmq_props_append(gs->props, sizeof(gs->props) - 1, &len, SHMQ_PROP_KEYS, gs->key,
+                                   klen);
             if (rc < 0) {
                 shmqctl_fail(rc, "message %lld: cannot set KEYS", (long long)i);
                 ret = SHMQCTL_EXIT_FAIL;
@@ -188,8 +231,8 @@ int shmqctl_cmd_gen(shmqctl_args_t *a)
             }
         }
         shmq_uniq_key_generate(gs->uniq);
-        rc = shmq_props_append(gs->props, sizeof(gs->props) - 1, &len, SHMQ_PROP_UNIQ_KEY,
-                               gs->uniq, strlen(gs->uniq));
+        rc = shmq_props_append(gs->props, sizeof(gs->props) - 1, &len, SHMQ_PROP_UNIQ_KEY, gs->uniq,
+                               strlen(gs->uniq));
         if (rc < 0) {
             shmqctl_fail(rc, "message %lld: cannot set UNIQ_KEY", (long long)i);
             ret = SHMQCTL_EXIT_FAIL;
@@ -197,7 +240,9 @@ int shmqctl_cmd_gen(shmqctl_args_t *a)
         }
         m.props_len = len;
         m.queue_id = (int32_t)(i % a->queues);
-        m.born_ts = wall_ms();
+        if ((i & 63) == 0) {
+            m.born_ts = wall_ms(); /* ms resolution: no need to read the clock every time */
+        }
 
         shmq_error_clear();
         rc = shmq_store_put(st, &m, &res);
@@ -238,12 +283,11 @@ int shmqctl_cmd_gen(shmqctl_args_t *a)
     secs = (double)(elapsed > 0 ? elapsed : 1) / 1000.0;
     printf("gen: wrote %lld messages, %lld bytes (records), %lld bytes (bodies), topic %s, "
            "%d queues, CommitLog %lld..%lld, %.3f s, %.0f msgs/s\n",
-           (long long)i, (long long)rec_bytes, (long long)(i * a->size), a->topic,
-           (int)a->queues, (long long)(first_phys < 0 ? 0 : first_phys), (long long)last_end,
+           (long long)i, (long long)rec_bytes, (long long)(i * a->size), a->topic, (int)a->queues,
+           (long long)(first_phys < 0 ? 0 : first_phys), (long long)last_end,
            (double)elapsed / 1000.0, (double)i / secs);
     if (gen_stop && i < a->count) {
-        shmqctl_err("interrupted after %lld of %lld messages", (long long)i,
-                    (long long)a->count);
+        shmqctl_err("interrupted after %lld of %lld messages", (long long)i, (long long)a->count);
         ret = SHMQCTL_EXIT_FAIL;
     }
 out:

@@ -30,6 +30,8 @@ enum {
     OPT_KEYS,
     OPT_FROM,
     OPT_NO_CHECK,
+    OPT_FORCE,
+    OPT_REBUILD,
 };
 
 typedef struct shmqctl_cmd {
@@ -50,11 +52,10 @@ static const shmqctl_cmd_t commands[] = {
      "    Write N synthetic messages of B bytes (K/M/G suffix allowed) into a stopped\n"
      "    store, round-robin over Q queues (default 4).  --tags sets the TAGS property,\n"
      "    --keys sets KEYS to \"key-<i>\".  Every message gets a UNIQ_KEY.\n"},
-    {"dump", shmqctl_cmd_dump, SHMQCTL_OPT_JSON | SHMQCTL_OPT_FROM | SHMQCTL_OPT_COUNT |
-                                   SHMQCTL_OPT_NO_CHECK,
-     1, 3,
+    {"dump", shmqctl_cmd_dump,
+     SHMQCTL_OPT_JSON | SHMQCTL_OPT_FROM | SHMQCTL_OPT_COUNT | SHMQCTL_OPT_NO_CHECK, 1, 3,
      "dump --store DIR commitlog [--from OFFSET] [--count N] [--json] [--no-check]\n"
-     "dump --store DIR consumequeue TOPIC QUEUE [--from QOFFSET] [--count N] [--json]\n"
+     "  or: dump --store DIR consumequeue TOPIC QUEUE [--from QOFFSET] [--count N] [--json]\n"
      "    Print records (or ConsumeQueue units) one per line, as text or JSON lines.\n"
      "    Opens the store read-only: works while a broker runs.  --no-check skips the\n"
      "    CRC checks (records are still checked for structure).\n"},
@@ -63,10 +64,14 @@ static const shmqctl_cmd_t commands[] = {
      "    Check every CommitLog record (CRCs, offsets, segment ends) and every\n"
      "    ConsumeQueue unit against the records.  Exit 0 when all is well, 1 with a\n"
      "    list of problems (file and offset) otherwise.\n"},
-    {"recover", shmqctl_cmd_recover, SHMQCTL_OPT_JSON, 0, 0,
-     "recover --store DIR [--json]\n"
+    {"recover", shmqctl_cmd_recover, SHMQCTL_OPT_JSON | SHMQCTL_OPT_FORCE | SHMQCTL_OPT_REBUILD, 0,
+     0,
+     "recover --store DIR [--json] [--force] [--rebuild]\n"
      "    Run store recovery on a stopped store (cut a torn tail, rebuild and trim\n"
-     "    ConsumeQueues) and report what it did.\n"},
+     "    ConsumeQueues) and report what it did.  A bad record below the checkpoint\n"
+     "    (data that was flushed) is refused unless --force: then the log is cut\n"
+     "    there and every later record is lost.  --rebuild rebuilds every\n"
+     "    ConsumeQueue from the CommitLog.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -195,8 +200,7 @@ static int build_config(shmqctl_args_t *a, const char *conf_file, const override
             const char *eq = strchr(ov[i].arg, '=');
             size_t klen = eq ? (size_t)(eq - ov[i].arg) : 0;
             if (!eq || klen == 0 || klen >= sizeof(key)) {
-                return shmqctl_usage_error(a->cmd, "--set expects KEY=VALUE, got '%s'",
-                                           ov[i].arg);
+                return shmqctl_usage_error(a->cmd, "--set expects KEY=VALUE, got '%s'", ov[i].arg);
             }
             memcpy(key, ov[i].arg, klen);
             key[klen] = '\0';
@@ -217,20 +221,14 @@ static int build_config(shmqctl_args_t *a, const char *conf_file, const override
 }
 
 static const struct option long_opts[] = {
-    {"config", required_argument, NULL, 'c'},
-    {"set", required_argument, NULL, OPT_SET},
-    {"store", required_argument, NULL, OPT_STORE},
-    {"help", no_argument, NULL, 'h'},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"topic", required_argument, NULL, OPT_TOPIC},
-    {"count", required_argument, NULL, OPT_COUNT},
-    {"size", required_argument, NULL, OPT_SIZE},
-    {"queues", required_argument, NULL, OPT_QUEUES},
-    {"tags", required_argument, NULL, OPT_TAGS},
-    {"keys", no_argument, NULL, OPT_KEYS},
-    {"from", required_argument, NULL, OPT_FROM},
-    {"no-check", no_argument, NULL, OPT_NO_CHECK},
-    {NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},        {"set", required_argument, NULL, OPT_SET},
+    {"store", required_argument, NULL, OPT_STORE},   {"help", no_argument, NULL, 'h'},
+    {"json", no_argument, NULL, OPT_JSON},           {"topic", required_argument, NULL, OPT_TOPIC},
+    {"count", required_argument, NULL, OPT_COUNT},   {"size", required_argument, NULL, OPT_SIZE},
+    {"queues", required_argument, NULL, OPT_QUEUES}, {"tags", required_argument, NULL, OPT_TAGS},
+    {"keys", no_argument, NULL, OPT_KEYS},           {"from", required_argument, NULL, OPT_FROM},
+    {"no-check", no_argument, NULL, OPT_NO_CHECK},   {"force", no_argument, NULL, OPT_FORCE},
+    {"rebuild", no_argument, NULL, OPT_REBUILD},     {NULL, 0, NULL, 0},
 };
 
 static unsigned opt_bit(int opt)
@@ -254,6 +252,10 @@ static unsigned opt_bit(int opt)
         return SHMQCTL_OPT_FROM;
     case OPT_NO_CHECK:
         return SHMQCTL_OPT_NO_CHECK;
+    case OPT_FORCE:
+        return SHMQCTL_OPT_FORCE;
+    case OPT_REBUILD:
+        return SHMQCTL_OPT_REBUILD;
     default:
         return 0;
     }
@@ -322,6 +324,12 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
         case OPT_NO_CHECK:
             a->no_check = true;
             break;
+        case OPT_FORCE:
+            a->force = true;
+            break;
+        case OPT_REBUILD:
+            a->rebuild = true;
+            break;
         case OPT_TOPIC:
             a->topic = optarg;
             break;
@@ -345,8 +353,7 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
             break;
         case OPT_QUEUES:
             if (shmqctl_parse_int(optarg, 1, 65536, false, &v) < 0) {
-                rc = shmqctl_usage_error(c->name, "--queues: expected 1..65536, got '%s'",
-                                         optarg);
+                rc = shmqctl_usage_error(c->name, "--queues: expected 1..65536, got '%s'", optarg);
                 goto out;
             }
             a->queues = (int32_t)v;
@@ -368,9 +375,9 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
     a->pos = argv + optind;
     a->npos = argc - optind;
     if (a->npos < c->min_pos || a->npos > c->max_pos) {
-        rc = shmqctl_usage_error(c->name, a->npos < c->min_pos ? "%s: missing arguments"
-                                                               : "%s: too many arguments",
-                                 c->name);
+        rc = shmqctl_usage_error(
+            c->name, a->npos < c->min_pos ? "%s: missing arguments" : "%s: too many arguments",
+            c->name);
         goto out;
     }
     rc = build_config(a, conf_file, ov, nov);

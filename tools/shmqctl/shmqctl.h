@@ -37,6 +37,8 @@
 #define SHMQCTL_OPT_KEYS     0x040
 #define SHMQCTL_OPT_FROM     0x080
 #define SHMQCTL_OPT_NO_CHECK 0x100
+#define SHMQCTL_OPT_FORCE    0x200
+#define SHMQCTL_OPT_REBUILD  0x400
 
 /* The parsed command line of one command. */
 typedef struct shmqctl_args {
@@ -44,6 +46,8 @@ typedef struct shmqctl_args {
     shmq_config_t cfg; /* defaults, then -c FILE, then --set/--store in order */
     bool json;
     bool no_check;
+    bool force;   /* recover: cut the log at a corrupt record below the checkpoint */
+    bool rebuild; /* recover: rebuild every ConsumeQueue from the CommitLog */
     const char *topic;
     int64_t count; /* -1 when not given */
     int64_t size;  /* -1 when not given */
@@ -98,6 +102,13 @@ int shmqctl_store_open(shmqctl_args_t *a, shmq_store_t *st, unsigned flags,
                        shmq_recovery_report_t *rep);
 
 /*
+ * Open the store's CommitLog alone, read-only (no lock, no recovery, no
+ * ConsumeQueues or metadata: a damaged queue or topics.json does not stop
+ * dump and verify from reading the log); prints the error.
+ */
+int shmqctl_log_open(shmqctl_args_t *a, shmq_commitlog_t *cl);
+
+/*
  * Bytes of the CommitLog at logical offset off: a pointer into the mapping
  * and how many bytes remain in its segment; NULL if no segment holds off.
  * *seg (optional) receives the segment.
@@ -110,8 +121,7 @@ const uint8_t *shmqctl_cl_bytes(const shmq_commitlog_t *cl, int64_t off, size_t 
  * read-only stores have none).  Returns as shmq_record_decode(), or
  * SHMQ_E_RANGE when no segment holds phys.
  */
-int shmqctl_record_at(const shmq_commitlog_t *cl, int64_t phys, unsigned flags,
-                      shmq_record_t *rec);
+int shmqctl_record_at(const shmq_commitlog_t *cl, int64_t phys, unsigned flags, shmq_record_t *rec);
 
 /* True when the bytes at off are the zero tail after the end of the data. */
 bool shmqctl_is_zero_tail(const shmq_commitlog_t *cl, int64_t off);
@@ -161,8 +171,7 @@ typedef struct shmqctl_progress {
 void shmqctl_progress_init(shmqctl_progress_t *p, const char *label);
 
 /* Redraw if 100 ms passed since the last draw: "<label>: <done>/<total> (<pct>%) <unit>". */
-void shmqctl_progress_update(shmqctl_progress_t *p, int64_t done, int64_t total,
-                             const char *unit);
+void shmqctl_progress_update(shmqctl_progress_t *p, int64_t done, int64_t total, const char *unit);
 
 /* Erase the progress line (before other output, and at the end). */
 void shmqctl_progress_clear(shmqctl_progress_t *p);

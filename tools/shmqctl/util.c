@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,6 +91,25 @@ int shmqctl_store_open(shmqctl_args_t *a, shmq_store_t *st, unsigned flags,
     return rc;
 }
 
+int shmqctl_log_open(shmqctl_args_t *a, shmq_commitlog_t *cl)
+{
+    char dir[PATH_MAX];
+    struct stat sb;
+    int rc;
+
+    if (stat(a->cfg.store_path_root_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        shmqctl_err("no store at %s", a->cfg.store_path_root_dir);
+        return -ENOENT;
+    }
+    shmq_config_commitlog_dir(&a->cfg, dir, sizeof(dir));
+    shmq_error_clear();
+    rc = shmq_commitlog_open(cl, dir, (size_t)a->cfg.mapped_file_size_commit_log, SHMQ_MF_READONLY);
+    if (rc < 0) {
+        shmqctl_fail(rc, "cannot open the CommitLog %s", dir);
+    }
+    return rc;
+}
+
 const uint8_t *shmqctl_cl_bytes(const shmq_commitlog_t *cl, int64_t off, size_t *avail,
                                 const shmq_mapped_file_t **seg)
 {
@@ -110,8 +130,7 @@ const uint8_t *shmqctl_cl_bytes(const shmq_commitlog_t *cl, int64_t off, size_t 
     return mf->base + rel;
 }
 
-int shmqctl_record_at(const shmq_commitlog_t *cl, int64_t phys, unsigned flags,
-                      shmq_record_t *rec)
+int shmqctl_record_at(const shmq_commitlog_t *cl, int64_t phys, unsigned flags, shmq_record_t *rec)
 {
     size_t avail;
     const uint8_t *p = shmqctl_cl_bytes(cl, phys, &avail, NULL);
@@ -397,8 +416,7 @@ void shmqctl_progress_init(shmqctl_progress_t *p, const char *label)
     p->label = label;
 }
 
-void shmqctl_progress_update(shmqctl_progress_t *p, int64_t done, int64_t total,
-                             const char *unit)
+void shmqctl_progress_update(shmqctl_progress_t *p, int64_t done, int64_t total, const char *unit)
 {
     int64_t now;
     if (!p->enabled) {

@@ -1,0 +1,279 @@
+#!/bin/sh
+# shmqctl's offline commands on a temporary store with small segments:
+# gen writes a store that verify accepts and dump shows record by record;
+# a torn last record, a flipped bit, a damaged CRC property and lost
+# ConsumeQueue files are found by verify (naming file and offset) and
+# repaired by recover; gen refuses a store another process holds, and
+# leaves a clean store when interrupted.
+# TAP output; exits non-zero if any test fails.
+
+BUILD=${SHMQ_BUILD:-/work/main/build}
+CTL="$BUILD/shmqctl"
+if [ ! -x "$CTL" ]; then
+    echo "Bail out! $CTL not built"
+    exit 1
+fi
+T=$(mktemp -d /tmp/shmqctl-offline.XXXXXX) || exit 1
+BGPID=""
+cleanup() {
+    if [ -n "$BGPID" ]; then
+        kill -TERM "$BGPID" 2>/dev/null
+        kill -CONT "$BGPID" 2>/dev/null
+        wait "$BGPID" 2>/dev/null
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+n=0
+failed=0
+# ok STATUS DESCRIPTION: STATUS 0 is a pass.
+ok() {
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2"
+        failed=$((failed + 1))
+    fi
+}
+# is GOT WANT DESCRIPTION
+is() {
+    if [ "$1" = "$2" ]; then
+        ok 0 "$3"
+    else
+        ok 1 "$3"
+        echo "#   got:  '$1'"
+        echo "#   want: '$2'"
+    fi
+}
+# Show a file's content as TAP diagnostics.
+diag() {
+    sed 's/^/#   /' "$1"
+}
+# JSON field $1 of each JSON line on stdin (one value per line).
+jfield() {
+    perl -MJSON::PP -e 'my $k = shift; while (my $l = <STDIN>) {
+        my $v = JSON::PP->new->decode($l)->{$k}; $v = $v ? 1 : 0 if JSON::PP::is_bool($v);
+        print defined $v ? $v : "null", "\n" }' "$1"
+}
+# Segment file of CommitLog offset $2 in store $1 (64 KiB segments).
+segfile() {
+    printf '%s/commitlog/%020d' "$1" $(($2 - $2 % 65536))
+}
+# XOR byte $2 of file $1 with 0x10.
+flipbit() {
+    perl -e 'open(my $f, "+<", $ARGV[0]) or die "$ARGV[0]: $!"; binmode $f;
+        seek($f, $ARGV[1], 0); read($f, my $b, 1) == 1 or die "short read";
+        seek($f, $ARGV[1], 0); print $f chr(ord($b) ^ 0x10); close $f or die' "$1" "$2"
+}
+
+SMALL="--set mappedFileSizeCommitLog=65536 --set mappedFileSizeConsumeQueue=2000 --set maxMessageSize=8192"
+N=1000
+S0="$T/orig"
+
+# ---- gen, verify, dump ---------------------------------------------------------
+"$CTL" gen --store "$S0" $SMALL --topic TopicA --count $N --size 100 --tags TagA --keys \
+    >"$T/gen.out" 2>"$T/gen.err"
+ok $? "gen writes $N messages into a new store"
+grep -q "wrote $N messages" "$T/gen.out"
+ok $? "gen's summary counts the messages written"
+nseg=$(ls "$S0/commitlog" | wc -l)
+[ "$nseg" -ge 4 ]
+ok $? "the CommitLog spans several segments ($nseg)"
+
+"$CTL" verify --store "$S0" $SMALL >"$T/v.out" 2>&1
+ok $? "verify accepts the generated store"
+grep -q "verify: OK: $N records" "$T/v.out" || diag "$T/v.out"
+
+"$CTL" dump --store "$S0" $SMALL commitlog >"$T/dump.txt"
+ok $? "dump commitlog succeeds"
+is "$(wc -l <"$T/dump.txt" | tr -d ' ')" "$N" "dump commitlog shows exactly $N records"
+is "$(sed -n 's/.* qid=\([0-9]*\) .*/\1/p' "$T/dump.txt" | sort | uniq -c | awk '{print $2 ":" $1}' | tr '\n' ' ')" \
+    "0:250 1:250 2:250 3:250 " "records are spread round-robin over 4 queues"
+
+"$CTL" dump --store "$S0" $SMALL commitlog --json >"$T/dump.json"
+ok $? "dump commitlog --json succeeds"
+perl -MJSON::PP -e 'my $n = 0; while (<STDIN>) { JSON::PP->new->decode($_); $n++ }
+    exit($n == shift ? 0 : 1)' $N <"$T/dump.json"
+ok $? "every JSON line parses ($N lines)"
+is "$(jfield tags <"$T/dump.json" | sort -u)" "TagA" "every record carries the TAGS given"
+jfield keys <"$T/dump.json" | sort >"$T/keys"
+perl -e 'print "key-$_\n" for 0 .. $ARGV[0] - 1' $N | sort >"$T/keys.want"
+cmp -s "$T/keys" "$T/keys.want"
+ok $? "KEYS are key-0 .. key-$((N - 1))"
+is "$(jfield uniq_key <"$T/dump.json" | grep -c '^[0-9A-F]\{32\}$')" "$N" "every record has a UNIQ_KEY"
+is "$(jfield uniq_key <"$T/dump.json" | sort -u | wc -l | tr -d ' ')" "$N" "UNIQ_KEYs are unique"
+is "$(jfield body <"$T/dump.json" | sort -u | wc -l | tr -d ' ')" "$N" "bodies differ"
+is "$(jfield body_len <"$T/dump.json" | sort -u)" "100" "bodies are --size bytes"
+perl -MJSON::PP -ne 'my $j = JSON::PP->new->decode($_);
+    exit 1 unless $j->{magic} eq "V1" && $j->{topic} eq "TopicA" && $j->{properties}{TAGS} eq "TagA"
+        && $j->{msg_id} =~ /^[0-9A-F]{32}$/ && $j->{store_host} =~ /^\d+\.\d+\.\d+\.\d+:\d+$/
+        && $j->{body_encoding} eq "text" && $j->{queue_offset} == int(($. - 1) / 4);' "$T/dump.json"
+ok $? "JSON records carry magic, topic, properties, ids, hosts and queue offsets"
+
+p10=$(sed -n 11p "$T/dump.json" | jfield phys_offset)
+"$CTL" dump --store "$S0" $SMALL commitlog --from "$p10" --count 5 --json >"$T/part.json"
+is "$(jfield phys_offset <"$T/part.json" | tr '\n' ' ')" \
+    "$(sed -n 11,15p "$T/dump.json" | jfield phys_offset | tr '\n' ' ')" "dump --from --count"
+
+"$CTL" dump --store "$S0" $SMALL consumequeue TopicA 2 >"$T/cq.txt"
+ok $? "dump consumequeue succeeds"
+is "$(grep -c 'match=yes' "$T/cq.txt")" "250" "queue 2 has 250 units, all matching their records"
+"$CTL" dump --store "$S0" $SMALL consumequeue TopicA 2 --json --from 100 --count 3 >"$T/cq.json"
+is "$(jfield queue_offset <"$T/cq.json" | tr '\n' ' ')" "100 101 102 " "dump consumequeue --from --count"
+is "$(jfield match <"$T/cq.json" | sort -u)" "1" "consumequeue JSON reports the match"
+"$CTL" dump --store "$S0" $SMALL consumequeue NoSuchTopic 0 >/dev/null 2>&1
+is "$?" "1" "dump of a missing consume queue fails"
+
+# ---- torn tail ---------------------------------------------------------------------
+S1="$T/torn"
+cp -a "$S0" "$S1"
+last=$(tail -n 1 "$T/dump.json")
+lphys=$(echo "$last" | jfield phys_offset)
+lsize=$(echo "$last" | jfield size)
+lfile=$(segfile "$S1" "$lphys")
+lrel=$((lphys % 65536))
+K=100
+dd if=/dev/zero of="$lfile" bs=1 seek=$((lrel + lsize - K)) count=$K conv=notrunc 2>/dev/null
+is "$(wc -c <"$lfile" | tr -d ' ')" "65536" "zeroing the tail keeps the segment's size"
+
+"$CTL" verify --store "$S1" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "verify fails on a torn last record"
+grep -q "file $lfile offset $lrel:" "$T/v.out"
+ok $? "verify names the torn record's file and offset" || diag "$T/v.out"
+"$CTL" dump --store "$S1" $SMALL commitlog >/dev/null 2>"$T/d.err"
+is "$?" "1" "dump stops with an error at the torn record"
+grep -q "offset $lphys" "$T/d.err"
+ok $? "dump names the torn record's offset"
+
+"$CTL" recover --store "$S1" $SMALL >"$T/r.out" 2>"$T/r.err"
+is "$?" "1" "recover refuses to cut flushed data below the checkpoint without --force"
+grep -q "offset $lrel" "$T/r.err"
+ok $? "the refusal names the file offset" || diag "$T/r.err"
+"$CTL" recover --store "$S1" $SMALL --force >"$T/r.out" 2>&1
+ok $? "recover --force cuts the torn tail"
+grep -q "^truncated: $((lsize - K)) bytes at file $lfile offset $lrel$" "$T/r.out"
+ok $? "recover reports the bytes truncated and where" || diag "$T/r.out"
+"$CTL" recover --store "$S1" $SMALL --json >"$T/r.json" 2>&1
+ok $? "recover on a clean store succeeds"
+is "$(jfield truncated_bytes <"$T/r.json")" "0" "recover --json: nothing left to cut"
+
+"$CTL" verify --store "$S1" $SMALL >"$T/v.out" 2>&1
+ok $? "verify passes after recover" || diag "$T/v.out"
+"$CTL" dump --store "$S1" $SMALL commitlog --json >"$T/dump1.json"
+is "$(wc -l <"$T/dump1.json" | tr -d ' ')" "$((N - 1))" "dump shows $((N - 1)) records after recover"
+jfield phys_offset <"$T/dump1.json" | grep -qx "$lphys"
+is "$?" "1" "the torn record is gone"
+head -n $((N - 1)) "$T/dump.json" | cmp -s - "$T/dump1.json"
+ok $? "the other records are intact"
+
+# ---- corruption in the middle of the log ---------------------------------------------
+S2="$T/flip"
+cp -a "$S0" "$S2"
+mline=$(sed -n $((N / 2 + 1))p "$T/dump.json")
+mphys=$(echo "$mline" | jfield phys_offset)
+mfile=$(segfile "$S2" "$mphys")
+flipbit "$mfile" $((mphys % 65536 + 100))
+"$CTL" verify --store "$S2" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "verify fails on a flipped bit in a body"
+grep "file $mfile offset $((mphys % 65536)):" "$T/v.out" | grep -q "body CRC"
+ok $? "verify names the file and offset of the body CRC mismatch" || diag "$T/v.out"
+is "$(grep -c '^problem:' "$T/v.out")" "1" "and reports nothing else"
+
+"$CTL" dump --store "$S2" $SMALL commitlog --no-check >"$T/d.out" 2>&1
+is "$(wc -l <"$T/d.out" | tr -d ' ')" "$N" "dump --no-check still shows every record"
+
+S7="$T/binary"
+cp -a "$S0" "$S7"
+# Body bytes start 88 bytes into a record with IPv4 hosts.
+perl -e 'open(my $f, "+<", $ARGV[0]) or die; binmode $f; seek($f, $ARGV[1], 0);
+    print $f "\x01"; close $f or die' "$(segfile "$S7" "$mphys")" $((mphys % 65536 + 88 + 5))
+"$CTL" dump --store "$S7" $SMALL commitlog --no-check --json --from "$mphys" --count 1 >"$T/b.json"
+echo "$mline" | perl -MJSON::PP -MMIME::Base64 -e 'my $orig = JSON::PP->new->decode(scalar <STDIN>);
+    open(my $f, "<", $ARGV[0]) or die; my $j = JSON::PP->new->decode(scalar <$f>);
+    my $want = $orig->{body}; substr($want, 5, 1) = "\x01";
+    exit($j->{body_encoding} eq "base64" && decode_base64($j->{body}) eq $want ? 0 : 1)' "$T/b.json"
+ok $? "a body with a control character is dumped as base64"
+
+S3="$T/crcprop"
+cp -a "$S0" "$S3"
+lfile3=$(segfile "$S3" "$lphys")
+dd if=/dev/zero of="$lfile3" bs=1 seek=$((lrel + lsize - 10)) count=10 conv=notrunc 2>/dev/null
+"$CTL" verify --store "$S3" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "verify fails when the end of a record (its __CRC32# property) is zeroed"
+grep -q "file $lfile3 offset $lrel: .*__CRC32#" "$T/v.out"
+ok $? "verify names the record with the damaged CRC property" || diag "$T/v.out"
+
+S4="$T/garbage"
+cp -a "$S0" "$S4"
+endoff=$(($(echo "$last" | jfield phys_offset) + lsize))
+flipbit "$(segfile "$S4" "$endoff")" $((endoff % 65536 + 40))
+"$CTL" verify --store "$S4" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "verify fails on a non-zero byte after the end of the log"
+grep -q "garbage after end of log at file $(segfile "$S4" "$endoff") offset $((endoff % 65536 + 40))" "$T/v.out"
+ok $? "verify names the garbage's file and offset" || diag "$T/v.out"
+
+# ---- lost ConsumeQueue files -----------------------------------------------------------
+S5="$T/cq"
+cp -a "$S0" "$S5"
+rm "$S5/consumequeue/TopicA/1/00000000000000002000"
+"$CTL" verify --store "$S5" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "verify fails when a ConsumeQueue file is deleted"
+grep -q "consumequeue/TopicA/1" "$T/v.out"
+ok $? "verify names the damaged queue" || diag "$T/v.out"
+"$CTL" recover --store "$S5" $SMALL >"$T/r.out" 2>&1
+ok $? "recover succeeds"
+grep -q '^units rebuilt: [1-9]' "$T/r.out"
+ok $? "recover rebuilds the queue's units" || diag "$T/r.out"
+"$CTL" verify --store "$S5" $SMALL >"$T/v.out" 2>&1
+ok $? "verify passes after recover" || diag "$T/v.out"
+
+rm "$S5/consumequeue/TopicA/2/00000000000000004000"
+"$CTL" verify --store "$S5" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "verify fails when the last file of a queue is deleted"
+grep -q "TopicA/2: 50 records have no unit" "$T/v.out"
+ok $? "verify counts the records without a unit" || diag "$T/v.out"
+"$CTL" recover --store "$S5" $SMALL --rebuild >"$T/r.out" 2>&1
+ok $? "recover --rebuild succeeds"
+"$CTL" verify --store "$S5" $SMALL >"$T/v.out" 2>&1
+ok $? "verify passes after recover --rebuild" || diag "$T/v.out"
+
+# ---- the store lock ------------------------------------------------------------------
+S6="$T/locked"
+"$CTL" gen --store "$S6" $SMALL --topic TopicB --count 1000000000 --size 4000 \
+    >"$T/bg.out" 2>"$T/bg.err" &
+BGPID=$!
+# A third segment exists once the first is full (the next one is prepared
+# ahead): the writer holds the lock and has written at least a few records.
+seg3="$S6/commitlog/00000000000000131072"
+i=0
+while [ ! -e "$seg3" ] && [ $i -lt 3000 ] && kill -0 "$BGPID" 2>/dev/null; do
+    sleep 0.01
+    i=$((i + 1))
+done
+# Stopped, the writer keeps the lock but no longer fills the disk.
+kill -STOP "$BGPID" 2>/dev/null
+[ -e "$seg3" ] && [ -e "$S6/abort" ]
+ok $? "a background gen holds the store and has written records"
+"$CTL" gen --store "$S6" $SMALL --topic TopicB --count 1 --size 10 >/dev/null 2>"$T/g.err"
+is "$?" "1" "gen refuses a store another process holds"
+grep -q "pid $BGPID" "$T/g.err"
+ok $? "the error names the holder" || diag "$T/g.err"
+"$CTL" dump --store "$S6" $SMALL commitlog --count 3 >"$T/d.out" 2>&1
+ok $? "dump reads the store while it is held"
+is "$(wc -l <"$T/d.out" | tr -d ' ')" "3" "dump --count 3 shows 3 records"
+kill -TERM "$BGPID"
+kill -CONT "$BGPID"
+wait "$BGPID"
+is "$?" "1" "an interrupted gen exits 1"
+BGPID=""
+written=$(sed -n 's/^gen: wrote \([0-9]*\) messages.*/\1/p' "$T/bg.out")
+"$CTL" verify --store "$S6" $SMALL >"$T/v.out" 2>&1
+ok $? "the interrupted gen closed the store cleanly" || diag "$T/v.out"
+grep -q "verify: OK: $written records" "$T/v.out"
+ok $? "the store holds the $written messages gen reported" || diag "$T/v.out"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,644 @@
+/*
+ * Unit tests for commitlog.c: segment-end rule with the blank record, batch
+ * placement, reading back by offset / iteration / store time, truncation,
+ * flushing and fencing after a failed flush, background preparation of the
+ * next segment, read-only opening.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "commitlog.h"
+#include "shmq/errors.h"
+
+#define SEG       4096
+#define BIG_SEG   65536
+#define ALL_CHECK (SHMQ_DECODE_CHECK_ALL | SHMQ_DECODE_REQUIRE_RECORD_CRC)
+
+static uint8_t body_buf[BIG_SEG];
+static const char props[] = "KEYS\001k1\002TAGS\001tagA\002";
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup_dir(void **state)
+{
+    char *dir = strdup("/tmp/shmq-test-cl-XXXXXX");
+    if (!dir || !mkdtemp(dir)) {
+        free(dir);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(body_buf); i++) {
+        body_buf[i] = (uint8_t)(i * 31 + 7);
+    }
+    *state = dir;
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    char *dir = *state;
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+    return 0;
+}
+
+static void test_host(shmq_host_t *h, uint8_t last, int32_t port)
+{
+    memset(h, 0, sizeof(*h));
+    h->addr[0] = 10;
+    h->addr[3] = last;
+    h->port = port;
+}
+
+static shmq_msg_in_t msg_with_body(size_t body_len)
+{
+    shmq_msg_in_t m;
+    memset(&m, 0, sizeof(m));
+    m.topic = "TopicTest";
+    m.topic_len = 9;
+    m.queue_id = 3;
+    m.born_ts = 1700000000000;
+    test_host(&m.born_host, 2, 5555);
+    test_host(&m.store_host, 1, 10911);
+    m.body = body_buf;
+    m.body_len = body_len;
+    m.props = props;
+    m.props_len = sizeof(props) - 1;
+    return m;
+}
+
+/* A message whose record is exactly len bytes. */
+static shmq_msg_in_t msg_of_size(int64_t len)
+{
+    shmq_msg_in_t m = msg_with_body(0);
+    int64_t empty = shmq_record_size(&m);
+    assert_true(empty > 0 && len >= empty);
+    m.body_len = (size_t)(len - empty);
+    assert_int_equal(shmq_record_size(&m), len);
+    return m;
+}
+
+static void open_log(shmq_commitlog_t *cl, const char *dir, size_t seg, unsigned flags)
+{
+    assert_int_equal(shmq_commitlog_open(cl, dir, seg, flags), 0);
+    test_host(&cl->store_host, 1, 10911);
+}
+
+static shmq_append_result_t append_len(shmq_commitlog_t *cl, int64_t len, int64_t qoff, int64_t ts)
+{
+    shmq_msg_in_t m = msg_of_size(len);
+    shmq_append_result_t res;
+    assert_int_equal(shmq_commitlog_append(cl, &m, qoff, ts, &res), 0);
+    assert_int_equal(res.size, len);
+    return res;
+}
+
+static uint32_t be32_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static bool seg_exists(const char *dir, int64_t off)
+{
+    char name[21], path[PATH_MAX];
+    shmq_segment_name(off, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void test_append_rolls_over_with_blank_record_at_exact_position(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_record_t rec;
+
+    open_log(&cl, *state, SEG, 0);
+    for (int i = 0; i < 4; i++) {
+        shmq_append_result_t r = append_len(&cl, 1000, i, 0);
+        assert_int_equal(r.phys_offset, i * 1000);
+    }
+    assert_int_equal(cl.wrote_pos, 4000);
+    shmq_append_result_t r = append_len(&cl, 1000, 4, 0);
+    assert_int_equal(r.phys_offset, SEG);
+    assert_int_equal(cl.wrote_pos, SEG + 1000);
+    const uint8_t *blank = shmq_mfq_find(&cl.q, 0)->base + 4000;
+    assert_int_equal(be32_at(blank), SEG - 4000);
+    assert_int_equal(be32_at(blank + 4), (uint32_t)SHMQ_MAGIC_BLANK);
+    assert_int_equal(shmq_commitlog_read(&cl, 4000, 0, &rec), 0);
+    assert_int_equal(rec.total_size, SEG - 4000);
+    assert_int_equal(shmq_commitlog_read(&cl, SEG, ALL_CHECK, &rec), 1000);
+    assert_int_equal(rec.queue_offset, 4);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_append_fits_when_exactly_8_bytes_remain(void **state)
+{
+    shmq_commitlog_t cl;
+
+    open_log(&cl, *state, SEG, 0);
+    append_len(&cl, 1000, 0, 0);
+    shmq_append_result_t r = append_len(&cl, SEG - 1000 - 8, 1, 0); /* L + 8 == space */
+    assert_int_equal(r.phys_offset, 1000);
+    assert_int_equal(cl.wrote_pos, SEG - 8);
+    assert_int_equal(cl.q.count, 1);
+    r = append_len(&cl, 200, 2, 0);
+    assert_int_equal(r.phys_offset, SEG);
+    const uint8_t *blank = shmq_mfq_find(&cl.q, 0)->base + SEG - 8;
+    assert_int_equal(be32_at(blank), 8);
+    assert_int_equal(be32_at(blank + 4), (uint32_t)SHMQ_MAGIC_BLANK);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_append_rolls_when_only_7_bytes_would_remain(void **state)
+{
+    shmq_commitlog_t cl;
+
+    open_log(&cl, *state, SEG, 0);
+    append_len(&cl, 1000, 0, 0);
+    shmq_append_result_t r = append_len(&cl, SEG - 1000 - 7, 1, 0); /* L + 9 == space + 1 */
+    assert_int_equal(r.phys_offset, SEG);
+    const uint8_t *blank = shmq_mfq_find(&cl.q, 0)->base + 1000;
+    assert_int_equal(be32_at(blank), SEG - 1000);
+    assert_int_equal(be32_at(blank + 4), (uint32_t)SHMQ_MAGIC_BLANK);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_append_rejects_record_larger_than_segment(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_append_result_t res;
+
+    open_log(&cl, *state, SEG, 0);
+    append_len(&cl, 500, 0, 0);
+    shmq_msg_in_t m = msg_of_size(SEG - 7);
+    assert_int_equal(shmq_commitlog_append(&cl, &m, 1, 0, &res), SHMQ_E_SIZE);
+    assert_int_equal(cl.wrote_pos, 500);
+    m = msg_of_size(SEG - 8); /* fits an empty segment */
+    assert_int_equal(shmq_commitlog_append(&cl, &m, 1, 0, &res), 0);
+    assert_int_equal(res.phys_offset, SEG);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_batch_that_does_not_fit_moves_whole_to_next_segment(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_append_result_t res[3];
+    shmq_msg_in_t m[3];
+    int64_t qoffs[3] = {10, 11, 12};
+    shmq_record_t rec;
+
+    open_log(&cl, *state, SEG, 0);
+    append_len(&cl, 3000, 0, 0);
+    for (int i = 0; i < 3; i++) {
+        m[i] = msg_of_size(400); /* one would fit, three do not */
+    }
+    assert_int_equal(shmq_commitlog_append_batch(&cl, m, 3, qoffs, 0, res), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(res[i].phys_offset, SEG + 400 * i);
+        assert_int_equal(res[i].queue_offset, 10 + i);
+        assert_int_equal(shmq_commitlog_read(&cl, res[i].phys_offset, ALL_CHECK, &rec), 400);
+        assert_int_equal(rec.queue_offset, 10 + i);
+    }
+    const uint8_t *blank = shmq_mfq_find(&cl.q, 0)->base + 3000;
+    assert_int_equal(be32_at(blank), SEG - 3000);
+    assert_int_equal(be32_at(blank + 4), (uint32_t)SHMQ_MAGIC_BLANK);
+    /* A batch that fits stays in place. */
+    assert_int_equal(shmq_commitlog_append_batch(&cl, m, 2, qoffs, 0, res), 0);
+    assert_int_equal(res[0].phys_offset, SEG + 1200);
+    assert_int_equal(res[1].phys_offset, SEG + 1600);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_batch_larger_than_segment_is_rejected(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_append_result_t res[3];
+    shmq_msg_in_t m[3];
+    int64_t qoffs[3] = {0, 1, 2};
+
+    open_log(&cl, *state, SEG, 0);
+    for (int i = 0; i < 3; i++) {
+        m[i] = msg_of_size(1500);
+    }
+    assert_int_equal(shmq_commitlog_append_batch(&cl, m, 3, qoffs, 0, res), SHMQ_E_SIZE);
+    assert_int_equal(cl.wrote_pos, 0);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_records_read_back_by_offset_and_iteration(void **state)
+{
+    enum { N = 60 };
+    shmq_commitlog_t cl;
+    shmq_append_result_t res[N];
+    shmq_record_t rec;
+    size_t lens[N];
+
+    open_log(&cl, *state, SEG, SHMQ_MF_PREFAULT);
+    for (int i = 0; i < N; i++) {
+        lens[i] = (size_t)(i * 37) % 800;
+        shmq_msg_in_t m = msg_with_body(lens[i]);
+        m.queue_id = i % 4;
+        assert_int_equal(shmq_commitlog_append(&cl, &m, 100 + i, 5000 + i, &res[i]), 0);
+    }
+    assert_true(cl.q.count >= 5);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(shmq_commitlog_read(&cl, res[i].phys_offset, ALL_CHECK, &rec),
+                         res[i].size);
+        assert_int_equal(rec.phys_offset, res[i].phys_offset);
+        assert_int_equal(rec.queue_offset, 100 + i);
+        assert_int_equal(rec.queue_id, i % 4);
+        assert_int_equal(rec.store_ts, 5000 + i);
+        assert_int_equal(rec.body_len, lens[i]);
+        assert_memory_equal(rec.body, body_buf, lens[i]);
+        assert_int_equal(rec.topic_len, 9);
+        assert_memory_equal(rec.topic, "TopicTest", 9);
+        assert_memory_equal(rec.store_host.addr, cl.store_host.addr, 4);
+        assert_int_equal(rec.store_host.port, 10911);
+        assert_true(rec.has_record_crc);
+    }
+    int64_t pos = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(shmq_commitlog_next(&cl, &pos, cl.wrote_pos, ALL_CHECK, &rec),
+                         res[i].size);
+        assert_int_equal(rec.phys_offset, res[i].phys_offset);
+        assert_int_equal(pos, res[i].phys_offset + res[i].size);
+    }
+    assert_int_equal(shmq_commitlog_next(&cl, &pos, cl.wrote_pos, ALL_CHECK, &rec), SHMQ_E_END);
+    assert_int_equal(shmq_commitlog_read(&cl, cl.wrote_pos, 0, &rec), SHMQ_E_RANGE);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_next_treats_record_crossing_limit_as_not_there(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_record_t rec;
+
+    open_log(&cl, *state, SEG, 0);
+    append_len(&cl, 300, 0, 0);
+    shmq_append_result_t r = append_len(&cl, 300, 1, 0);
+    int64_t pos = 0;
+    int64_t limit = r.phys_offset + r.size - 1;
+    assert_int_equal(shmq_commitlog_next(&cl, &pos, limit, ALL_CHECK, &rec), 300);
+    assert_int_equal(shmq_commitlog_next(&cl, &pos, limit, ALL_CHECK, &rec), SHMQ_E_END);
+    assert_int_equal(pos, r.phys_offset);
+    assert_int_equal(shmq_commitlog_next(&cl, &pos, r.phys_offset + 4, 0, &rec), SHMQ_E_END);
+    assert_int_equal(shmq_commitlog_next(&cl, &pos, limit + 1, ALL_CHECK, &rec), 300);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_store_timestamps_never_decrease(void **state)
+{
+    shmq_commitlog_t cl;
+
+    open_log(&cl, *state, SEG, 0);
+    shmq_append_result_t r = append_len(&cl, 200, 0, 0);
+    assert_true(r.store_ts > 1600000000000); /* "now" in ms */
+    int64_t later = r.store_ts + 100000;
+    r = append_len(&cl, 200, 1, later);
+    assert_int_equal(r.store_ts, later);
+    r = append_len(&cl, 200, 2, later - 50);
+    assert_int_equal(r.store_ts, later);
+    r = append_len(&cl, 200, 3, 0); /* now is below the last one */
+    assert_int_equal(r.store_ts, later);
+    r = append_len(&cl, 200, 4, later + 1);
+    assert_int_equal(r.store_ts, later + 1);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_msg_id_is_made_from_store_host_and_offset(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_record_t rec;
+    char expect[SHMQ_MSGID_MAX];
+
+    open_log(&cl, *state, SEG, 0);
+    test_host(&cl.store_host, 77, 10922);
+    append_len(&cl, 200, 0, 0);
+    shmq_append_result_t r = append_len(&cl, 200, 1, 0);
+    shmq_msgid_format(&cl.store_host, 200, expect);
+    assert_string_equal(r.msg_id, expect);
+    assert_int_equal(shmq_commitlog_read(&cl, 200, ALL_CHECK, &rec), 200);
+    assert_int_equal(rec.store_host.addr[3], 77);
+    assert_int_equal(rec.store_host.port, 10922);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_truncate_mid_record_zeroes_rest_and_unlinks_later_segments(void **state)
+{
+    const char *dir = *state;
+    shmq_commitlog_t cl;
+    shmq_record_t rec;
+    shmq_append_result_t r[10];
+    uint8_t buf[SEG];
+
+    open_log(&cl, dir, SEG, 0);
+    for (int i = 0; i < 10; i++) {
+        r[i] = append_len(&cl, 1000, i, 0);
+    }
+    assert_int_equal(r[5].phys_offset, SEG + 1000);
+    assert_int_equal(r[8].phys_offset, 2 * SEG);
+    int64_t cut = r[5].phys_offset + 10;
+    assert_int_equal(shmq_commitlog_truncate(&cl, cut), 0);
+    assert_int_equal(cl.wrote_pos, cut);
+    assert_int_equal(cl.flushed_pos, cut);
+    assert_false(seg_exists(dir, 2 * SEG));
+    assert_int_equal(cl.q.count, 2);
+
+    char name[21], path[PATH_MAX];
+    shmq_segment_name(SEG, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, buf, SEG, 0), SEG);
+    close(fd);
+    for (int i = 1010; i < SEG; i++) {
+        assert_int_equal(buf[i], 0);
+    }
+    assert_int_equal(be32_at(buf + 1000), 1000); /* the cut record's head stays */
+
+    int64_t pos = 0;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(shmq_commitlog_next(&cl, &pos, cl.wrote_pos, ALL_CHECK, &rec), 1000);
+    }
+    assert_int_equal(shmq_commitlog_next(&cl, &pos, cl.wrote_pos, ALL_CHECK, &rec), SHMQ_E_END);
+    assert_int_equal(pos, r[5].phys_offset);
+    /* The log continues at the cut. */
+    shmq_append_result_t again = append_len(&cl, 500, 5, 0);
+    assert_int_equal(again.phys_offset, cut);
+    assert_int_equal(shmq_commitlog_read(&cl, cut, ALL_CHECK, &rec), 500);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_flush_advances_flushed_pos_by_pages_rule(void **state)
+{
+    shmq_commitlog_t cl;
+
+    open_log(&cl, *state, BIG_SEG, 0);
+    append_len(&cl, 1000, 0, 0);
+    assert_int_equal(shmq_commitlog_flush(&cl, 4), 0);
+    assert_int_equal(cl.flushed_pos, 0); /* fewer than 4 dirty pages */
+    assert_int_equal(shmq_commitlog_flush(&cl, 0), 0);
+    assert_int_equal(cl.flushed_pos, 1000);
+    for (int i = 1; i < 20; i++) {
+        append_len(&cl, 1000, i, 0);
+    }
+    assert_int_equal(shmq_commitlog_flush(&cl, 4), 0);
+    assert_int_equal(cl.flushed_pos, 20000);
+    cl.flush_how = SHMQ_FLUSH_FDATASYNC;
+    append_len(&cl, 1000, 20, 0);
+    assert_int_equal(shmq_commitlog_flush(&cl, 0), 0);
+    assert_int_equal(cl.flushed_pos, 21000);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_flush_of_full_segment_ignores_page_threshold(void **state)
+{
+    shmq_commitlog_t cl;
+
+    open_log(&cl, *state, SEG, 0);
+    append_len(&cl, 3000, 0, 0);
+    append_len(&cl, 3000, 1, 0); /* rolls: segment 0 is full */
+    assert_int_equal(shmq_commitlog_flush(&cl, 100), 0);
+    assert_int_equal(cl.flushed_pos, SEG + 3000);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_flush_failure_fences_appends_and_flushes(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_append_result_t res;
+
+    open_log(&cl, *state, SEG, 0);
+    cl.flush_how = SHMQ_FLUSH_FDATASYNC;
+    append_len(&cl, 500, 0, 0);
+    assert_int_equal(shmq_commitlog_flush(&cl, 0), 0);
+    append_len(&cl, 500, 1, 0);
+    shmq_mapped_file_t *mf = shmq_mfq_find(&cl.q, 0);
+    close(mf->fd);
+    mf->fd = -1; /* the next fdatasync fails with EBADF */
+    assert_int_equal(shmq_commitlog_flush(&cl, 0), -EBADF);
+    assert_int_equal(cl.flush_err, -EBADF);
+    assert_int_equal(cl.flushed_pos, 500);
+    shmq_msg_in_t m = msg_of_size(500);
+    assert_int_equal(shmq_commitlog_append(&cl, &m, 2, 0, &res), SHMQ_E_FENCED);
+    assert_int_equal(cl.wrote_pos, 1000);
+    assert_int_equal(shmq_commitlog_flush(&cl, 0), SHMQ_E_FENCED);
+    assert_int_equal(cl.flushed_pos, 500);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_offset_by_time_finds_first_record_at_or_after(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_append_result_t r[10];
+
+    open_log(&cl, *state, SEG, 0);
+    for (int i = 0; i < 10; i++) {
+        r[i] = append_len(&cl, 1000, i, 1000 * (i + 1));
+    }
+    assert_int_equal(shmq_commitlog_offset_by_time(&cl, 0), 0);
+    assert_int_equal(shmq_commitlog_offset_by_time(&cl, 1000), 0);
+    assert_int_equal(shmq_commitlog_offset_by_time(&cl, 2500), r[2].phys_offset);
+    assert_int_equal(shmq_commitlog_offset_by_time(&cl, 4500), r[4].phys_offset);
+    assert_int_equal(r[4].phys_offset, SEG);
+    assert_int_equal(shmq_commitlog_offset_by_time(&cl, 5000), r[4].phys_offset);
+    assert_int_equal(shmq_commitlog_offset_by_time(&cl, 5001), r[5].phys_offset);
+    assert_int_equal(shmq_commitlog_offset_by_time(&cl, 9500), r[9].phys_offset);
+    assert_int_equal(shmq_commitlog_offset_by_time(&cl, 10001), cl.wrote_pos);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_prepared_segment_exists_before_roll_and_is_used(void **state)
+{
+    const char *dir = *state;
+    shmq_commitlog_t cl;
+
+    open_log(&cl, dir, SEG, 0);
+    append_len(&cl, 1000, 0, 0);
+    shmq_commitlog_close(&cl);
+
+    open_log(&cl, dir, SEG, SHMQ_MF_PREPARE | SHMQ_MF_PREFAULT);
+    shmq_commitlog_set_positions(&cl, 1000, 1000);
+    append_len(&cl, 1000, 1, 0); /* ends at 2000 < half */
+    assert_int_equal(shmq_mfq_prepare_wait(&cl.q), 0);
+    assert_false(seg_exists(dir, SEG));
+    append_len(&cl, 1000, 2, 0); /* ends at 3000: past half */
+    assert_int_equal(shmq_mfq_prepare_wait(&cl.q), 0);
+    assert_true(seg_exists(dir, SEG));
+    assert_true(cl.wrote_pos < SEG);
+    assert_int_equal(cl.q.count, 1);
+    shmq_mapped_file_t *prepared = cl.q.prep_ready;
+    assert_non_null(prepared);
+    assert_int_equal(prepared->start_offset, SEG);
+    append_len(&cl, 1000, 3, 0);
+    shmq_append_result_t r = append_len(&cl, 1000, 4, 0);
+    assert_int_equal(r.phys_offset, SEG);
+    assert_int_equal(cl.q.count, 2);
+    assert_ptr_equal(cl.q.segs[1], prepared);
+    assert_int_equal(shmq_mfq_prepare_wait(&cl.q), 0);
+    assert_true(seg_exists(dir, 2 * SEG));
+    shmq_commitlog_close(&cl);
+}
+
+static void test_readonly_open_reads_same_records(void **state)
+{
+    enum { N = 20 };
+    const char *dir = *state;
+    shmq_commitlog_t cl, ro;
+    shmq_append_result_t res[N];
+    shmq_record_t rec;
+
+    open_log(&cl, dir, SEG, 0);
+    for (int i = 0; i < N; i++) {
+        res[i] = append_len(&cl, 300 + 50 * (i % 7), i, 0);
+    }
+    int64_t wrote = cl.wrote_pos;
+    assert_int_equal(shmq_commitlog_flush(&cl, 0), 0);
+    shmq_commitlog_close(&cl);
+
+    open_log(&ro, dir, SEG, SHMQ_MF_READONLY);
+    assert_true(ro.readonly);
+    int64_t pos = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(shmq_commitlog_next(&ro, &pos, wrote, ALL_CHECK, &rec), res[i].size);
+        assert_int_equal(rec.phys_offset, res[i].phys_offset);
+        assert_int_equal(rec.queue_offset, i);
+        assert_int_equal(rec.store_ts, res[i].store_ts);
+        assert_int_equal(shmq_commitlog_read(&ro, res[i].phys_offset, ALL_CHECK, &rec),
+                         res[i].size);
+    }
+    assert_int_equal(shmq_commitlog_next(&ro, &pos, wrote, ALL_CHECK, &rec), SHMQ_E_END);
+    /* Without a limit from the writer, the zeros after the last record stop the scan. */
+    assert_int_equal(shmq_commitlog_next(&ro, &pos, shmq_mfq_end_offset(&ro.q), 0, &rec),
+                     SHMQ_E_MAGIC);
+    shmq_append_result_t r;
+    shmq_msg_in_t m = msg_of_size(300);
+    assert_int_equal(shmq_commitlog_append(&ro, &m, 0, 0, &r), -EROFS);
+    shmq_commitlog_close(&ro);
+}
+
+static void test_open_positions_start_at_first_segment(void **state)
+{
+    const char *dir = *state;
+    shmq_commitlog_t cl;
+
+    open_log(&cl, dir, SEG, 0);
+    assert_int_equal(cl.wrote_pos, 0);
+    for (int i = 0; i < 9; i++) {
+        append_len(&cl, 1000, i, 0);
+    }
+    assert_int_equal(shmq_mfq_delete_first(&cl.q), 0);
+    shmq_commitlog_close(&cl);
+    open_log(&cl, dir, SEG, 0);
+    assert_int_equal(cl.wrote_pos, SEG);
+    assert_int_equal(cl.flushed_pos, SEG);
+    assert_int_equal(shmq_commitlog_min_offset(&cl), SEG);
+    assert_int_equal(shmq_commitlog_next_segment(&cl, SEG + 5), 2 * SEG);
+    assert_int_equal(shmq_commitlog_next_segment(&cl, 2 * SEG), 3 * SEG);
+    shmq_commitlog_close(&cl);
+}
+
+static void test_open_rejects_gap_between_segments(void **state)
+{
+    const char *dir = *state;
+    shmq_commitlog_t cl;
+
+    open_log(&cl, dir, SEG, 0);
+    for (int i = 0; i < 9; i++) {
+        append_len(&cl, 1000, i, 0);
+    }
+    shmq_commitlog_close(&cl);
+    char name[21], path[PATH_MAX];
+    shmq_segment_name(SEG, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(shmq_commitlog_open(&cl, dir, SEG, 0), SHMQ_E_SEGMENT);
+}
+
+enum { CONCURRENT_N = 400 };
+
+static void *follow_log(void *arg)
+{
+    const shmq_commitlog_t *cl = arg;
+    shmq_record_t rec;
+    int64_t pos = 0;
+    intptr_t seen = 0;
+
+    while (seen < CONCURRENT_N) {
+        int64_t limit = __atomic_load_n(&cl->wrote_pos, __ATOMIC_ACQUIRE);
+        int rc = shmq_commitlog_next(cl, &pos, limit, ALL_CHECK, &rec);
+        if (rc == SHMQ_E_END) {
+            sched_yield();
+            continue;
+        }
+        if (rc <= 0 || rec.queue_offset != seen) {
+            return (void *)(intptr_t)-1;
+        }
+        seen++;
+    }
+    return (void *)seen;
+}
+
+static void test_reader_thread_follows_appends_across_new_segments(void **state)
+{
+    shmq_commitlog_t cl;
+    pthread_t reader;
+    void *seen;
+
+    open_log(&cl, *state, SEG, SHMQ_MF_PREPARE);
+    append_len(&cl, 500, 0, 0); /* positions known before the reader starts */
+    assert_int_equal(pthread_create(&reader, NULL, follow_log, &cl), 0);
+    for (int i = 1; i < CONCURRENT_N; i++) {
+        append_len(&cl, 500, i, 0);
+    }
+    assert_int_equal(pthread_join(reader, &seen), 0);
+    assert_int_equal((intptr_t)seen, CONCURRENT_N);
+    assert_true(cl.q.count > 16); /* the segment array grew while being read */
+    shmq_commitlog_close(&cl);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_append_rolls_over_with_blank_record_at_exact_position),
+        T(test_append_fits_when_exactly_8_bytes_remain),
+        T(test_append_rolls_when_only_7_bytes_would_remain),
+        T(test_append_rejects_record_larger_than_segment),
+        T(test_batch_that_does_not_fit_moves_whole_to_next_segment),
+        T(test_batch_larger_than_segment_is_rejected),
+        T(test_records_read_back_by_offset_and_iteration),
+        T(test_next_treats_record_crossing_limit_as_not_there),
+        T(test_store_timestamps_never_decrease),
+        T(test_msg_id_is_made_from_store_host_and_offset),
+        T(test_truncate_mid_record_zeroes_rest_and_unlinks_later_segments),
+        T(test_flush_advances_flushed_pos_by_pages_rule),
+        T(test_flush_of_full_segment_ignores_page_threshold),
+        T(test_flush_failure_fences_appends_and_flushes),
+        T(test_offset_by_time_finds_first_record_at_or_after),
+        T(test_prepared_segment_exists_before_roll_and_is_used),
+        T(test_readonly_open_reads_same_records),
+        T(test_open_positions_start_at_first_segment),
+        T(test_open_rejects_gap_between_segments),
+        T(test_reader_thread_follows_appends_across_new_segments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
