@@ -18,9 +18,12 @@
  * What counts as the tail (PITFALLS 7, 8): the scan stops at the first record
  * that fails a check (magic, size, physical offset, body CRC, __CRC32#).  At
  * or beyond the checkpoint that is a torn tail: it is zeroed and cut off.
- * Below the checkpoint it is corruption of data that was flushed: recovery
- * refuses (SHMQ_E_CORRUPT naming the file and offset) unless the caller
- * forces the cut (SHMQ_STORE_FORCE).
+ * Below the checkpoint, with valid records after it, it is corruption of
+ * flushed data in the middle of the log: recovery refuses (SHMQ_E_CORRUPT
+ * naming the file and offset) unless the caller forces the cut
+ * (SHMQ_STORE_FORCE).  A bad record below the checkpoint with nothing valid
+ * after it (the last records damaged after they were flushed) is cut like a
+ * torn tail, and the report says it was below the checkpoint.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -70,6 +73,41 @@ static int64_t last_nonzero(const shmq_commitlog_t *cl, int64_t from, int64_t to
         pos = seg_end;
     }
     return found;
+}
+
+/*
+ * Is there a valid record between a bad one at bad and the checkpoint's end?
+ * Then the bad record is damage in the middle of flushed data (corruption),
+ * not the end of the log.  When the gap is longer than any record, data was
+ * certainly lost.  Positions are tried one by one: a record must decode with
+ * every check, its physical offset field equal to its position.
+ */
+static bool valid_data_after(const shmq_store_t *st, int64_t bad, int64_t durable)
+{
+    if (durable - bad > torn_window(st)) {
+        return true;
+    }
+    for (int64_t pos = bad + 1; pos < durable; pos++) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&st->cl.q, pos);
+        if (!mf) {
+            continue;
+        }
+        int64_t rel = pos - mf->start_offset;
+        shmq_record_t r;
+        /* Cheap filter before a full decode: the magic must be V1 or V2. */
+        if ((size_t)rel + 8 > mf->size) {
+            continue;
+        }
+        const uint8_t *p = mf->base + rel;
+        uint32_t magic = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+        if (magic != (uint32_t)SHMQ_MAGIC_V1 && magic != (uint32_t)SHMQ_MAGIC_V2) {
+            continue;
+        }
+        if (shmq_record_decode(p, mf->size - (size_t)rel, pos, SHMQ_DECODE_CHECK_ALL, &r) > 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 typedef struct scan_start {
@@ -256,7 +294,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     int64_t end = pos;
     rep.recovered_end = end;
 
-    if (end < s.durable && !(st->flags & SHMQ_STORE_FORCE)) {
+    if (end < s.durable && !(st->flags & SHMQ_STORE_FORCE) && valid_data_after(st, end, s.durable)) {
         char where[300];
         format_stop(st, end, rep.stop_error ? rep.stop_error : SHMQ_E_TRUNCATED, where,
                     sizeof(where));
@@ -268,6 +306,10 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
                               "run 'shmqctl verify', and 'shmqctl recover --force' to cut the "
                               "log there",
                               (long long)s.durable, where);
+    }
+
+    if (end < s.durable) {
+        rep.below_checkpoint = true;
     }
 
     /* Cut the tail: what a torn append can have written past the end. */

@@ -38,6 +38,7 @@ typedef struct shmq_recovery_report {
     int64_t units_truncated;   /* ConsumeQueue units dropped (pointed past the end) */
     int32_t queues_touched;    /* queues whose units were truncated or rebuilt */
     int stop_error;            /* decode error that ended the scan (0 at a clean end) */
+    bool below_checkpoint;     /* the cut was below the checkpoint: flushed data was damaged */
     char stop_reason[256];     /* text for stop_error, naming file and offset */
 } shmq_recovery_report_t;
 

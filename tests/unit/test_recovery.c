@@ -388,6 +388,29 @@ static void test_bad_record_below_checkpoint_is_corruption_not_end(void **state)
     assert_int_equal(shmq_store_close(&st), 0);
 }
 
+static void test_damaged_last_record_after_clean_stop_is_cut_and_reported(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    shmq_store_t st;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, 30, res);
+    assert_int_equal(shmq_store_close(&st), 0);
+    char seg[400];
+    int64_t rel;
+    segment_of(f, res[29].phys_offset, seg, sizeof(seg), &rel);
+    static uint8_t zeros[64];
+    patch_file(seg, rel + res[29].size - 30, zeros, 30);
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_false(rep.abnormal);
+    assert_true(rep.below_checkpoint);
+    assert_int_equal(rep.recovered_end, res[29].phys_offset);
+    assert_int_equal(count_records(&st), 29);
+    assert_int_equal(total_units(&st), 29);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
 static void remove_queue_files(fixture_t *f, const char *topic, int32_t qid)
 {
     char cmd[600];
@@ -553,6 +576,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_record_below_checkpoint_is_corruption_not_end,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_damaged_last_record_after_clean_stop_is_cut_and_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_queue_files_rebuilt_after_clean_stop, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deleted_queue_files_rebuilt_after_crash, setup,

@@ -46,6 +46,7 @@ static int report_json(const shmq_recovery_report_t *r, const char *file, int64_
     json_object_set_new(o, "truncated_bytes", json_integer(r->truncated_bytes));
     json_object_set_new(o, "truncated_file", json_string(file));
     json_object_set_new(o, "truncated_file_offset", json_integer(rel));
+    json_object_set_new(o, "below_checkpoint", json_boolean(r->below_checkpoint));
     json_object_set_new(o, "records_checked", json_integer(r->records_checked));
     json_object_set_new(o, "units_rebuilt", json_integer(r->units_rebuilt));
     json_object_set_new(o, "units_truncated", json_integer(r->units_truncated));
@@ -78,6 +79,10 @@ static void report_text(const shmq_commitlog_t *cl, const shmq_recovery_report_t
     } else {
         printf("truncated: 0 bytes\n");
     }
+    printf("below checkpoint: %s\n",
+           r->below_checkpoint ? "yes (the cut records had been flushed; the files were damaged "
+                                 "after they were written)"
+                               : "no");
     printf("records checked: %lld\n", (long long)r->records_checked);
     printf("units rebuilt: %lld\n", (long long)r->units_rebuilt);
     printf("units truncated: %lld\n", (long long)r->units_truncated);
