@@ -22,8 +22,8 @@ ifeq ($(findstring clang,$(CC)),)
 WARN     += -Wno-format-truncation
 endif
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 $(WARN) -fPIC -D_GNU_SOURCE -Iinclude -Ilibshm
-LDLIBS   := -lisal -ljansson -lpthread -lm
+CFLAGS   += -std=gnu11 $(WARN) -fPIC -D_GNU_SOURCE -Iinclude -Ilibshm -Idaemons
+LDLIBS   := -lisal -ljansson -lpthread -lm -lrt
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=address,undefined
@@ -35,13 +35,15 @@ TOOL_COMMON := $(sort $(wildcard tools/common/*.c))
 TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
 CTL_SRCS    := $(sort $(wildcard tools/shmqctl/*.c))
 CTL_OBJS    := $(CTL_SRCS:%.c=$(BUILD)/%.o)
-DAEMON_SRCS := $(sort $(wildcard daemons/*.c))
+WORKER_OBJ  := $(BUILD)/daemons/worker.o
+DAEMON_ROLES := $(patsubst daemons/%.c,%,$(filter-out daemons/worker.c daemons/master.c,$(wildcard daemons/*.c)))
+DAEMON_BINS := $(DAEMON_ROLES:%=$(BUILD)/shmq-%) $(if $(wildcard daemons/master.c),$(BUILD)/shmqd)
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 TEST_HELPER_BINS := $(TEST_HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
-BINS := $(BUILD)/shmqctl
+BINS := $(BUILD)/shmqctl $(DAEMON_BINS)
 
 .PHONY: all lib tools tests test check deps format format-check clean run
 
@@ -64,6 +66,12 @@ $(BUILD)/libshmq.so: $(LIB_OBJS)
 
 $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
+
+$(BUILD)/shmqd: $(BUILD)/daemons/master.o $(WORKER_OBJ) $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $(BUILD)/daemons/master.o $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
+
+$(BUILD)/shmq-%: $(BUILD)/daemons/%.o $(WORKER_OBJ) $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $< $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libshmq.a $(LDLIBS) -lcmocka

@@ -1,0 +1,213 @@
+/*
+ * The worker skeleton (see worker.h): argument parsing, attaching to the
+ * control block, the workers' shared lock, master-death detection, signal
+ * flags, the bounded work/idle loop, and daemon logging.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shmq/errors.h"
+
+static char log_who[32] = "shmq";
+
+void shmq_log_init(const char *who)
+{
+    snprintf(log_who, sizeof(log_who), "%s", who);
+}
+
+void shmq_log(enum shmq_log_level level, const char *fmt, ...)
+{
+    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    /* One write per line, so lines of several processes do not interleave. */
+    char line[1200];
+    int n = snprintf(line, sizeof(line), "%s.%03ld %-5s %s[%d]: %s\n", when,
+                     ts.tv_nsec / 1000000, names[level], log_who, (int)getpid(), msg);
+    if (n > (int)sizeof(line)) {
+        n = (int)sizeof(line);
+    }
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+}
+
+static shmq_worker_t *the_worker;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    if (the_worker) {
+        the_worker->stop = 1;
+    }
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: a sleeping futex wait returns EINTR and the loop sees the flag. */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+}
+
+bool shmq_worker_master_gone(const shmq_worker_t *w)
+{
+    return getppid() != w->master_pid;
+}
+
+/* Shared lock on byte 1 of <root>/lock: a new master refuses to start while it is held. */
+static int take_worker_lock(const char *root)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/lock", root);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_RDLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 1;
+    fl.l_len = 1;
+    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+static void usage(const char *name)
+{
+    fprintf(stderr, "usage: shmq-%s --store DIR\n(started by shmqd; not meant to be run by hand)\n",
+            name);
+}
+
+int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_worker_ops_t *ops)
+{
+    shmq_worker_t w;
+    memset(&w, 0, sizeof(w));
+    w.role = role;
+    w.name = shmq_role_name(role);
+    w.lock_fd = -1;
+    shmq_log_init(w.name);
+    const char *root = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            root = argv[++i];
+        } else {
+            usage(w.name);
+            return SHMQ_EXIT_CONFIG;
+        }
+    }
+    if (!root) {
+        usage(w.name);
+        return SHMQ_EXIT_CONFIG;
+    }
+    the_worker = &w;
+    install_signals();
+    /* The kernel tells us when the master dies. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+    int rc = -EAGAIN;
+    for (int tries = 0; tries < 50 && (rc == -EAGAIN || rc == SHMQ_E_NOT_FOUND); tries++) {
+        rc = shmq_ctl_attach(root, 0, &w.ctl);
+        if (rc == -EAGAIN || rc == SHMQ_E_NOT_FOUND) {
+            usleep(100 * 1000);
+        }
+    }
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot attach to the store at %s: %s", root,
+                 shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+        return SHMQ_EXIT_ERROR;
+    }
+    w.cfg = &w.ctl.blk->hdr.config;
+    w.master_pid = w.ctl.blk->hdr.creator_pid;
+    w.self = &w.ctl.blk->workers[role];
+    if (shmq_worker_master_gone(&w)) {
+        shmq_log(SHMQ_LOG_ERROR, "the master (pid %d) is not my parent: exiting", w.master_pid);
+        shmq_ctl_detach(&w.ctl);
+        return SHMQ_EXIT_ERROR;
+    }
+    w.lock_fd = take_worker_lock(root);
+    if (w.lock_fd < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot take the workers' lock on %s/lock: %s", root,
+                 strerror(-w.lock_fd));
+        shmq_ctl_detach(&w.ctl);
+        return SHMQ_EXIT_ERROR;
+    }
+
+    void *state = NULL;
+    if (ops->init) {
+        rc = ops->init(&w, &state);
+        if (rc != 0) {
+            shmq_ctl_detach(&w.ctl);
+            close(w.lock_fd);
+            return rc;
+        }
+    }
+    atomic_store_explicit(&w.self->state, SHMQ_WORKER_RUNNING, memory_order_release);
+    shmq_log(SHMQ_LOG_INFO, "running");
+
+    int exit_code = SHMQ_EXIT_OK;
+    for (;;) {
+        if (w.stop) {
+            break;
+        }
+        if (shmq_worker_master_gone(&w)) {
+            shmq_log(SHMQ_LOG_WARN, "the master is gone: exiting");
+            w.stop = 1;
+            break;
+        }
+        if (ops->done && ops->done(&w, state)) {
+            break;
+        }
+        int64_t n = ops->work(&w, state);
+        atomic_store_explicit(&w.self->heartbeat_ms, shmq_now_ms(), memory_order_relaxed);
+        if (n < 0) {
+            shmq_log(SHMQ_LOG_ERROR, "stopping after an error: %s",
+                     shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror((int)n));
+            exit_code = SHMQ_EXIT_ERROR;
+            break;
+        }
+        if (n > 0) {
+            atomic_fetch_add_explicit(&w.self->work_done, n, memory_order_relaxed);
+        } else if (ops->idle) {
+            ops->idle(&w, state, 100);
+        }
+    }
+    atomic_store_explicit(&w.self->state, SHMQ_WORKER_STOPPING, memory_order_release);
+    if (ops->finish) {
+        int frc = ops->finish(&w, state);
+        if (exit_code == SHMQ_EXIT_OK) {
+            exit_code = frc;
+        }
+    }
+    shmq_log(SHMQ_LOG_INFO, "exiting with status %d", exit_code);
+    shmq_ctl_detach(&w.ctl);
+    close(w.lock_fd);
+    return exit_code;
+}

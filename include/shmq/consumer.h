@@ -1,0 +1,119 @@
+/*
+ * shmq consumer API: read messages of a running store in place.
+ *
+ * A consumer attaches to the store by its path, read-only: the CommitLog,
+ * the ConsumeQueues and the control block are mapped PROT_READ; the only
+ * shared memory it writes is the consumer area (group offsets, its wake-up
+ * registration).  A pull returns views of the records where they lie in the
+ * mapped CommitLog: no copy.  Views stay valid until the next pull on the
+ * same handle or shmq_consumer_close().
+ *
+ * Thread safety: one thread per handle.
+ */
+#ifndef SHMQ_CONSUMER_H
+#define SHMQ_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shmq/errors.h"
+#include "shmq/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shmq_consumer shmq_consumer_t;
+
+/* RocketMQ's pull statuses (GetMessageStatus). */
+enum shmq_pull_status {
+    SHMQ_PULL_FOUND = 0,
+    SHMQ_PULL_NO_NEW_MSG = 1,            /* offset == max: nothing yet (after any wait) */
+    SHMQ_PULL_NO_MATCHED_MSG = 2,        /* units scanned, none matched the subscription */
+    SHMQ_PULL_NO_MATCHED_LOGIC_QUEUE = 3, /* no such topic/queue */
+    SHMQ_PULL_NO_MESSAGE_IN_QUEUE = 4,   /* queue exists, max offset 0 */
+    SHMQ_PULL_OFFSET_TOO_SMALL = 5,      /* offset < min: next_offset = min */
+    SHMQ_PULL_OFFSET_OVERFLOW_ONE = 6,   /* offset == max */
+    SHMQ_PULL_OFFSET_OVERFLOW_BADLY = 7, /* offset > max: next_offset = max */
+    SHMQ_PULL_MESSAGE_WAS_REMOVING = 8,  /* the CommitLog data was cleaned */
+};
+const char *shmq_pull_status_name(int status);
+
+/* A message as it lies in the CommitLog (pointers into read-only mappings). */
+typedef struct shmq_msg_view {
+    const char *topic;
+    size_t topic_len;
+    int32_t queue_id;
+    int64_t queue_offset;
+    int64_t phys_offset;
+    int32_t size;           /* record size */
+    int32_t flag;
+    int32_t sysflag;
+    int32_t reconsume_times;
+    int64_t born_ts;
+    int64_t store_ts;
+    const void *body;
+    size_t body_len;
+    const char *props;      /* encoded properties (see shmq_msg_property) */
+    size_t props_len;
+    char msg_id[SHMQ_MSGID_MAX];
+} shmq_msg_view_t;
+
+/* A property of a viewed message (value not NUL-terminated), or NULL. */
+const char *shmq_msg_property(const shmq_msg_view_t *m, const char *name, size_t *len);
+
+#define SHMQ_PULL_MAX 1024
+
+typedef struct shmq_pull_result {
+    int status;             /* enum shmq_pull_status */
+    int64_t next_offset;    /* where the next pull should start */
+    int64_t min_offset;
+    int64_t max_offset;
+    size_t count;
+    shmq_msg_view_t msgs[SHMQ_PULL_MAX];
+} shmq_pull_result_t;
+
+/*
+ * Attach read-only to the store at store_root as a member of group (used
+ * for offsets; may be NULL for offset-less reading).  SHMQ_E_NOT_FOUND when
+ * the store is not running.
+ */
+int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_t **out);
+void shmq_consumer_close(shmq_consumer_t *c);
+
+/*
+ * Pull up to max_msgs (<= SHMQ_PULL_MAX) messages of topic/queue_id from
+ * offset.  subscription: NULL, "" or "*" for all, or "TagA || TagB".  If
+ * nothing is available and wait_ms > 0, waits up to wait_ms for new messages
+ * (long polling).  Returns 0 with *res filled (see status), or a negative
+ * error (SHMQ_E_ARG for a bad subscription, SHMQ_E_NOT_FOUND store gone).
+ */
+int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset,
+              int max_msgs, const char *subscription, int wait_ms, shmq_pull_result_t *res);
+
+/* Min and max offset of a queue; SHMQ_E_NOT_FOUND if it does not exist. */
+int shmq_queue_offsets(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *min,
+                       int64_t *max);
+
+/* Number of readable queues of a topic; SHMQ_E_NOT_FOUND if the topic does not exist. */
+int shmq_topic_queue_count(shmq_consumer_t *c, const char *topic);
+
+/* Queue offset of the first message stored at or after ts (ms), RocketMQ 5 rules. */
+int shmq_offset_by_time(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t ts,
+                        int64_t *offset);
+
+/*
+ * Commit the group's next offset for a queue (kept in shared memory, saved
+ * to config/consumerOffset.json every 5 s and at shutdown).
+ */
+int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset);
+
+/* Fetch the group's committed offset; SHMQ_E_NOT_FOUND if none. */
+int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *offset);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * shmq producer API: send messages to a running store on this host.
+ *
+ * A producer attaches to the store by its path, gets a shared-memory ring of
+ * its own, and writes each message into it; the store's writer process
+ * validates the entry, appends it to the CommitLog and completes the
+ * request.  Nothing is copied through a socket.
+ *
+ * When a send is acknowledged (SHMQ_SEND_OK):
+ *   ASYNC_FLUSH  the message is in the CommitLog (page cache): it survives
+ *                the death of any shmq process, not a host crash before the
+ *                next flush;
+ *   SYNC_FLUSH   the message is on disk (fdatasync/msync done).
+ *
+ * Thread safety: a producer handle is used by one thread at a time (use one
+ * handle per thread).  Handles are not inherited across fork().
+ */
+#ifndef SHMQ_PRODUCER_H
+#define SHMQ_PRODUCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shmq/errors.h"
+#include "shmq/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shmq_producer shmq_producer_t;
+
+/* A user property (name and value must not contain bytes 0x01 or 0x02). */
+typedef struct shmq_property {
+    const char *name;
+    const char *value;
+} shmq_property_t;
+
+/* A message to send.  Only topic and body are required. */
+typedef struct shmq_message {
+    const char *topic;
+    const void *body;
+    size_t body_len;
+    const char *tags;        /* NULL: none */
+    const char *keys;        /* space-separated keys, NULL: none */
+    const shmq_property_t *properties;
+    size_t property_count;
+    int32_t flag;            /* opaque user flag */
+    int32_t delay_level;     /* 0: none; 1..N per messageDelayLevel */
+    int32_t queue_id;        /* -1: chosen by the producer (round-robin or sharding key) */
+    const char *sharding_key; /* same key -> same queue (ordered messages); NULL: round-robin */
+} shmq_message_t;
+
+/* Initialise m with no tags, no keys, queue_id -1. */
+void shmq_message_init(shmq_message_t *m, const char *topic, const void *body, size_t len);
+
+/* RocketMQ's send statuses. */
+enum shmq_send_status {
+    SHMQ_SEND_OK = 0,
+    SHMQ_SEND_FLUSH_DISK_TIMEOUT = 1, /* stored, but not flushed within syncFlushTimeout */
+    SHMQ_SEND_FLUSH_SLAVE_TIMEOUT = 2,
+    SHMQ_SEND_SLAVE_NOT_AVAILABLE = 3,
+};
+
+typedef struct shmq_send_result {
+    int status;                        /* enum shmq_send_status */
+    char msg_id[SHMQ_MSGID_MAX];       /* offset message id */
+    char uniq_key[SHMQ_UNIQ_KEY_MAX];  /* client unique id (UNIQ_KEY) */
+    int32_t queue_id;
+    int64_t queue_offset;
+    int64_t phys_offset;
+    int64_t store_ts;
+} shmq_send_result_t;
+
+typedef struct shmq_producer_options {
+    int send_timeout_ms;   /* a send (incl. waiting for ring space) fails after it; default 3000 */
+    int attach_timeout_ms; /* re-attaching after a master restart; default send_timeout_ms */
+    const char *group;     /* producer group (PGROUP property); NULL: none */
+} shmq_producer_options_t;
+
+/*
+ * Attach to the store at store_root (its storePathRootDir) and claim a ring.
+ * opts may be NULL for defaults.  Errors: SHMQ_E_NOT_FOUND (store not
+ * running), -EBUSY (all rings taken), SHMQ_E_VERSION.
+ */
+int shmq_producer_open(const char *store_root, const shmq_producer_options_t *opts,
+                       shmq_producer_t **out);
+
+/* Release the ring (waits for outstanding requests up to the send timeout) and detach. */
+void shmq_producer_close(shmq_producer_t *p);
+
+/*
+ * Send and wait for the result.  Returns 0 with *res filled (res->status
+ * may be a timeout status: the message is stored), or a negative error and
+ * nothing stored: SHMQ_E_TOPIC, SHMQ_E_TOO_BIG, SHMQ_E_PROPS, SHMQ_E_ARG
+ * (message rules); -ETIMEDOUT (no answer in time: the outcome is unknown);
+ * SHMQ_E_NOT_FOUND (store not running); -ENOSPC (disk full);
+ * SHMQ_E_FENCED (store fenced after a failed flush).
+ * A full ring makes it wait for space (back pressure) within the timeout.
+ */
+int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *res);
+
+/* Completion callback of an asynchronous send: err as shmq_send() returns. */
+typedef void (*shmq_send_cb)(void *arg, int err, const shmq_send_result_t *res);
+
+/*
+ * Start a send and return once the message is in the ring; cb runs from a
+ * later shmq_producer_poll()/shmq_producer_flush() call of the same thread.
+ * Up to SHMQ_RING_SLOTS (256) requests in flight; more waits (back pressure).
+ */
+int shmq_send_async(shmq_producer_t *p, const shmq_message_t *m, shmq_send_cb cb, void *arg);
+
+/* Run the callbacks of completed requests; wait up to timeout_ms for one. Returns how many ran. */
+int shmq_producer_poll(shmq_producer_t *p, int timeout_ms);
+
+/* Wait until every request in flight completed (their callbacks ran), up to timeout_ms. */
+int shmq_producer_flush(shmq_producer_t *p, int timeout_ms);
+
+/* Send without waiting for any result (fire and forget). */
+int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m);
+
+/*
+ * Send n messages of one topic as a batch: stored together, in one queue,
+ * with consecutive queue offsets, all or none.  results has n entries.
+ */
+int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
+                    shmq_send_result_t *results);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,399 @@
+/*
+ * The control block: the shared memory every shmq process of one store
+ * attaches to, found from the store path alone.
+ *
+ * Two POSIX shared-memory objects per store, both created by the master
+ * (shmqd) after recovery and removed at its clean stop:
+ *
+ *   /shmq-<hash>       the control block proper: header (with a copy of the
+ *                      effective configuration), positions, worker table,
+ *                      producer rings, topic table, queue table, counters.
+ *                      Producers and workers map it read-write; consumers
+ *                      and read-only tools map it PROT_READ.
+ *   /shmq-<hash>.cons  the consumer area: consumer group offsets and the
+ *                      consumers' wake-up word, the only shared state a
+ *                      consumer writes.
+ *
+ * <hash> is 16 hex digits of FNV-1a over the store root's realpath.
+ *
+ * Rules (STYLE.md): no pointers inside, offsets only; every position is a
+ * 64-bit CommitLog offset that only grows, has one writer (named beside it),
+ * is published with a release store after the data it covers and read with
+ * an acquire load; hot positions of different writers sit on separate cache
+ * lines.  Nothing here is the only copy of anything: the master rebuilds
+ * every value from the files at start.
+ *
+ * Sleeping: a futex word (seq) is paired with a count of sleepers.  A
+ * publisher bumps seq and calls FUTEX_WAKE only when the count is non-zero,
+ * so a busy system makes no wake-up system calls.  A sleeper registers,
+ * re-checks its condition, then sleeps with a timeout (never unbounded).
+ */
+#ifndef SHMQ_CTL_H
+#define SHMQ_CTL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "shmq/types.h"
+
+#define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
+#define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
+#define SHMQ_CTL_VERSION    1
+
+#define SHMQ_CTL_MAX_WORKERS 8
+#define SHMQ_CTL_MAX_RINGS   64
+#define SHMQ_RING_SLOTS      256 /* completion slots per ring = max requests in flight */
+#define SHMQ_CTL_MAX_TOPICS  1024
+#define SHMQ_CTL_MAX_QUEUES  16384 /* power of two: open addressing */
+#define SHMQ_CTL_MAX_OFFSETS 8192  /* consumer group offsets (group, topic, queue) */
+#define SHMQ_GROUP_MAX       120
+
+/* Worker roles: index into the worker table. */
+enum shmq_role {
+    SHMQ_ROLE_WRITER = 0,
+    SHMQ_ROLE_FLUSHER = 1,
+    SHMQ_ROLE_DISPATCHER = 2,
+    SHMQ_ROLE_INDEXER = 3,
+    SHMQ_ROLE_SCHEDULER = 4,
+    SHMQ_ROLE_CLEANER = 5,
+    SHMQ_ROLE_HA_SENDER = 6,
+    SHMQ_ROLE_COUNT = 7
+};
+
+/* Name of a role as in `ps`, status and `shmqctl restart`: "writer", ... */
+const char *shmq_role_name(enum shmq_role role);
+/* Role by name; -1 if unknown. */
+int shmq_role_from_name(const char *name);
+
+/* Store (master) states. */
+enum shmq_store_state {
+    SHMQ_STATE_STARTING = 0,
+    SHMQ_STATE_RECOVERING = 1,
+    SHMQ_STATE_RUNNING = 2,  /* serving */
+    SHMQ_STATE_DRAINING = 3, /* stopping: no new messages; the writer drains the rings */
+    SHMQ_STATE_FINISHING = 4, /* stopping: rings drained; dispatch, flush, checkpoint */
+    SHMQ_STATE_STOPPED = 5,
+    SHMQ_STATE_FAILED = 6, /* a worker cannot run (configuration) or a flush failed */
+};
+const char *shmq_store_state_name(uint32_t state);
+
+/* Worker states. */
+enum shmq_worker_state {
+    SHMQ_WORKER_NONE = 0,
+    SHMQ_WORKER_STARTING = 1, /* forked, not attached yet */
+    SHMQ_WORKER_RUNNING = 2,
+    SHMQ_WORKER_STOPPING = 3,
+    SHMQ_WORKER_EXITED = 4, /* waiting for restart (backoff) */
+    SHMQ_WORKER_FAILED = 5, /* exited 2: not restarted */
+};
+const char *shmq_worker_state_name(uint32_t state);
+
+/* A published position with its wake-up word; one cache line. */
+typedef struct shmq_ctl_position {
+    _Alignas(64) _Atomic int64_t pos;
+    _Atomic uint32_t seq;     /* futex word, bumped when pos advances and someone sleeps */
+    _Atomic uint32_t waiters; /* sleepers on seq */
+} shmq_ctl_position_t;
+
+/* A wake-up word for one sleeper role (e.g. the writer waiting for ring entries). */
+typedef struct shmq_ctl_wake {
+    _Alignas(64) _Atomic uint32_t seq;
+    _Atomic uint32_t waiters;
+} shmq_ctl_wake_t;
+
+typedef struct shmq_ctl_worker {
+    char name[16];
+    _Atomic int32_t pid;              /* master */
+    _Atomic uint32_t state;           /* master, and the worker for RUNNING/STOPPING */
+    _Atomic int64_t heartbeat_ms;     /* the worker, each loop */
+    _Atomic int64_t started_ms;       /* master */
+    _Atomic uint32_t restarts;        /* master */
+    _Atomic int32_t last_exit;        /* master: exit code, or -signal */
+    _Atomic uint32_t restart_request; /* shmqctl sets, master clears */
+    _Atomic int64_t work_done;        /* the worker: units of work done (for status) */
+} shmq_ctl_worker_t;
+
+/* ---- producer rings -------------------------------------------------------- */
+
+/* Ring states. */
+enum shmq_ring_state {
+    SHMQ_RING_FREE = 0,
+    SHMQ_RING_CLAIMING = 1, /* a producer is resetting it */
+    SHMQ_RING_ACTIVE = 2,   /* owned by a live producer */
+    SHMQ_RING_ORPHANED = 3, /* owner died: the writer drains published entries, then frees it */
+};
+
+/* Completion slot states. */
+enum shmq_slot_state { SHMQ_SLOT_FREE = 0, SHMQ_SLOT_PENDING = 1, SHMQ_SLOT_DONE = 2 };
+
+/* One request's completion, written by the writer, read by the producer. */
+typedef struct shmq_ring_slot {
+    _Atomic uint32_t state;   /* producer: FREE->PENDING; writer: PENDING->DONE (release) */
+    int32_t status;           /* 0 stored, or a negative error */
+    uint64_t req_id;          /* producer's id, echoed */
+    int64_t phys_offset;      /* first record */
+    int64_t end_pos;          /* end of the last record (SYNC_FLUSH waits for flushed >= it) */
+    int64_t queue_offset;     /* first message's queue offset */
+    int64_t store_ts;
+    int32_t queue_id;
+    int32_t size;             /* first record's size */
+    int32_t count;            /* messages stored (batch) */
+    int32_t pad;
+} shmq_ring_slot_t;
+
+typedef struct shmq_ctl_ring {
+    _Alignas(64) _Atomic uint32_t state; /* see enum shmq_ring_state */
+    _Atomic int32_t owner_pid;
+    _Atomic uint64_t claims;             /* bumped at each claim */
+    _Alignas(64) _Atomic uint64_t tail;  /* producer: bytes published (monotonic) */
+    _Alignas(64) _Atomic uint64_t head;  /* writer: bytes consumed (monotonic) */
+    shmq_ctl_wake_t producer_wake;       /* writer -> producer: completions, space */
+    shmq_ring_slot_t slots[SHMQ_RING_SLOTS];
+} shmq_ctl_ring_t;
+
+/* ---- topics and queues ------------------------------------------------------ */
+
+enum shmq_entry_state { SHMQ_ENTRY_FREE = 0, SHMQ_ENTRY_ACTIVE = 1, SHMQ_ENTRY_DELETED = 2 };
+
+typedef struct shmq_ctl_topic {
+    _Atomic uint32_t seq;   /* seqlock: odd while the entry changes */
+    _Atomic uint32_t state; /* enum shmq_entry_state */
+    int32_t read_queue_nums;
+    int32_t write_queue_nums;
+    int32_t perm;
+    int32_t order;
+    char name[SHMQ_TOPIC_MAX_ANY + 1];
+} shmq_ctl_topic_t;
+
+typedef struct shmq_ctl_queue {
+    _Atomic uint32_t state; /* FREE -> ACTIVE once, after the fields below (release) */
+    int32_t queue_id;
+    uint32_t topic_len;
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    _Atomic int64_t next_offset; /* writer: next queue offset to assign */
+    _Atomic int64_t max_offset;  /* dispatcher: units built (consumers read below it) */
+    _Atomic int64_t min_offset;  /* dispatcher at start, cleaner later */
+} shmq_ctl_queue_t;
+
+/* ---- counters ----------------------------------------------------------------- */
+
+typedef struct shmq_ctl_counters {
+    _Alignas(64) _Atomic uint64_t messages_in; /* writer: messages stored */
+    _Atomic uint64_t bytes_in;                 /* writer: record bytes stored */
+    _Atomic uint64_t rejects;                  /* writer: ring entries refused */
+    _Atomic uint64_t flushes;                  /* flusher */
+    _Atomic uint64_t flush_ns_total;           /* flusher: time spent in flushes */
+    _Atomic uint64_t flush_errors;             /* flusher */
+    _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned by pulls */
+} shmq_ctl_counters_t;
+
+/* ---- the block ------------------------------------------------------------------ */
+
+typedef struct shmq_ctl_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size;    /* sizeof(shmq_ctl_block_t) */
+    uint64_t total_size;     /* whole mapping */
+    uint64_t ring_area_off;  /* offset of ring 0's data */
+    uint64_t ring_size;      /* bytes of each ring's data, a power of two */
+    uint32_t ring_count;
+    uint32_t config_size;    /* sizeof(shmq_config_t) */
+    int32_t creator_pid;     /* the master */
+    int32_t pad;
+    uint64_t generation;     /* random at each master start: attachers detect a new master */
+    int64_t created_ms;
+    char store_root[PATH_MAX];
+    shmq_config_t config;    /* effective configuration (workers read it from here) */
+    _Atomic uint32_t ready;  /* 1, written last (release) */
+    _Atomic uint32_t state;  /* enum shmq_store_state, master */
+} shmq_ctl_header_t;
+
+typedef struct shmq_ctl_block {
+    shmq_ctl_header_t hdr;
+
+    /* Positions (CommitLog offsets).  min <= dispatched <= wrote, flushed <= wrote. */
+    shmq_ctl_position_t wrote;      /* writer */
+    shmq_ctl_position_t flushed;    /* flusher */
+    shmq_ctl_position_t dispatched; /* dispatcher */
+    shmq_ctl_position_t cq_flushed; /* dispatcher: ConsumeQueue units below it are flushed */
+    shmq_ctl_position_t min;        /* cleaner (the master sets it at start) */
+    shmq_ctl_position_t indexed;    /* indexer */
+    shmq_ctl_position_t replicated; /* ha-sender */
+    _Alignas(64) _Atomic int64_t writer_journal; /* writer: wrote_pos before its current batch */
+    _Atomic int32_t fenced_error; /* flusher: a failed flush (negative errno); writes stop */
+
+    /* Wake-up words. */
+    shmq_ctl_wake_t writer_wake;     /* producers -> writer: ring entries published */
+    shmq_ctl_wake_t flusher_wake;    /* writer -> flusher: data to flush (SYNC_FLUSH) */
+    shmq_ctl_wake_t dispatcher_wake; /* writer/flusher -> dispatcher: records to dispatch */
+    shmq_ctl_wake_t master_wake;     /* anyone -> master: a request (restart) */
+
+    shmq_ctl_worker_t workers[SHMQ_CTL_MAX_WORKERS];
+    shmq_ctl_counters_t counters;
+    shmq_ctl_ring_t rings[SHMQ_CTL_MAX_RINGS];
+    shmq_ctl_topic_t topics[SHMQ_CTL_MAX_TOPICS];
+    shmq_ctl_queue_t queues[SHMQ_CTL_MAX_QUEUES];
+    /* ring data follows at hdr.ring_area_off */
+} shmq_ctl_block_t;
+
+/* A consumer group offset. */
+typedef struct shmq_ctl_offset {
+    _Atomic uint32_t state; /* FREE -> ACTIVE once (release) */
+    int32_t queue_id;
+    char group[SHMQ_GROUP_MAX + 1];
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    _Atomic int64_t offset; /* next offset to consume */
+} shmq_ctl_offset_t;
+
+typedef struct shmq_ctl_cons {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;
+    uint64_t generation;                 /* equals the control block's */
+    shmq_ctl_wake_t consumer_wake;       /* dispatcher -> consumers: new units */
+    _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned */
+    _Atomic uint32_t offsets_dirty;      /* a consumer committed since the last save */
+    shmq_ctl_offset_t offsets[SHMQ_CTL_MAX_OFFSETS];
+} shmq_ctl_cons_t;
+
+/* A process's handle on the control block. */
+typedef struct shmq_ctl {
+    shmq_ctl_block_t *blk;
+    size_t blk_size;
+    shmq_ctl_cons_t *cons;
+    size_t cons_size;
+    bool readonly; /* control block mapped PROT_READ (consumers, tools) */
+    char name[64];
+    char root[PATH_MAX];
+    int lock_fd; /* <root>/lock, for the table locks; -1 until first needed */
+} shmq_ctl_t;
+
+/* ---- naming, creation, attachment ----------------------------------------- */
+
+/* "/shmq-<16 hex>" for the store at root (realpath'd; root must exist). */
+int shmq_ctl_name(const char *root, char *out, size_t len);
+
+/*
+ * Master: create both objects for cfg's store (an existing, stale pair is
+ * removed first: the caller holds the store lock), fill the header, copy
+ * cfg, size the rings for cfg->max_message_size, and leave ready = 0.  The
+ * caller fills positions and tables, then calls shmq_ctl_set_ready().
+ */
+int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl);
+void shmq_ctl_set_ready(shmq_ctl_t *ctl);
+
+/* Attach flags. */
+#define SHMQ_CTL_RDONLY 0x1 /* map the control block PROT_READ (consumers) */
+
+/*
+ * Attach to the running store at root: checks magic, version, sizes, the
+ * configuration size and ready; SHMQ_E_NOT_FOUND (-ENOENT detail "store not
+ * running") when the objects do not exist, SHMQ_E_VERSION on a layout
+ * mismatch, -EAGAIN when not ready yet.
+ */
+int shmq_ctl_attach(const char *root, unsigned flags, shmq_ctl_t *ctl);
+void shmq_ctl_detach(shmq_ctl_t *ctl);
+
+/* Master at clean stop: remove both objects (attached processes keep their mappings). */
+int shmq_ctl_unlink(const char *root);
+
+/* Ring data of ring i. */
+uint8_t *shmq_ctl_ring_data(const shmq_ctl_t *ctl, uint32_t i);
+
+/* ---- futex and positions --------------------------------------------------- */
+
+/* Sleep while *word == expected, at most timeout_ms (>= 0). 0, -ETIMEDOUT, -EINTR, -EAGAIN. */
+int shmq_futex_wait(_Atomic uint32_t *word, uint32_t expected, int timeout_ms);
+/* Wake up to n sleepers (INT32_MAX for all). */
+int shmq_futex_wake(_Atomic uint32_t *word, int n);
+
+/* Publish a new value (release); wake sleepers if any. */
+void shmq_ctl_publish(shmq_ctl_position_t *p, int64_t value);
+
+/* Acquire load. */
+int64_t shmq_ctl_load(const shmq_ctl_position_t *p);
+
+/*
+ * Wait until p->pos >= target or timeout_ms passes (>= 0: every wait is
+ * bounded).  Returns 0 when reached, -ETIMEDOUT otherwise.  Requires write
+ * access (registers as a waiter).
+ */
+int shmq_ctl_wait_pos(shmq_ctl_position_t *p, int64_t target, int timeout_ms);
+
+/* Wake one role's sleeper if it sleeps (after publishing work for it). */
+void shmq_ctl_wake(shmq_ctl_wake_t *w);
+
+/*
+ * Sleep on w until woken or timeout_ms, unless ready(arg) becomes true after
+ * registering (checked once before sleeping).  Returns 1 if ready, 0 when
+ * woken or timed out.
+ */
+int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int timeout_ms);
+
+/* Milliseconds, CLOCK_REALTIME / CLOCK_MONOTONIC. */
+int64_t shmq_now_ms(void);
+int64_t shmq_mono_ms(void);
+
+/* ---- topics (seqlocked; changes under the topic lock) ------------------------ */
+
+/*
+ * Copy topic name's entry into *out (consistent snapshot).  SHMQ_E_NOT_FOUND
+ * if absent or deleted.
+ */
+int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len,
+                       shmq_ctl_topic_t *out);
+
+/*
+ * Take / release the topic-table lock (an OFD lock on byte 2 of <root>/lock,
+ * released by the kernel if the holder dies).  Blocks at most timeout_ms.
+ */
+int shmq_ctl_topic_lock(shmq_ctl_t *ctl, int timeout_ms);
+void shmq_ctl_topic_unlock(shmq_ctl_t *ctl);
+
+/* Insert or update a topic (caller holds the topic lock). SHMQ_E_RANGE when the table is full. */
+int shmq_ctl_topic_put(shmq_ctl_t *ctl, const char *name, int32_t read_queue_nums,
+                       int32_t write_queue_nums, int32_t perm, bool order);
+/* Mark deleted (caller holds the topic lock). */
+int shmq_ctl_topic_delete(shmq_ctl_t *ctl, const char *name);
+
+/* Write config/topics.json from the table (caller holds the topic lock). */
+int shmq_ctl_topics_save(shmq_ctl_t *ctl);
+
+/* Visit every active topic (snapshot copies). */
+int shmq_ctl_topic_foreach(const shmq_ctl_t *ctl, int (*fn)(const shmq_ctl_topic_t *t, void *arg),
+                           void *arg);
+
+/* ---- queues ------------------------------------------------------------------ */
+
+/* Find the queue entry; NULL if absent. Lock-free. */
+shmq_ctl_queue_t *shmq_ctl_queue_find(const shmq_ctl_t *ctl, const char *topic, size_t len,
+                                      int32_t queue_id);
+
+/*
+ * Find or insert (single inserter: the writer at run time, the master at
+ * start).  SHMQ_E_RANGE when the table is full.
+ */
+int shmq_ctl_queue_insert(shmq_ctl_t *ctl, const char *topic, size_t len, int32_t queue_id,
+                          shmq_ctl_queue_t **out);
+
+/* ---- consumer offsets (consumer area) ----------------------------------------- */
+
+/* Fetch a group's committed offset; SHMQ_E_NOT_FOUND if never committed. */
+int shmq_ctl_offset_get(const shmq_ctl_t *ctl, const char *group, const char *topic,
+                        int32_t queue_id, int64_t *offset);
+
+/* Commit (insert under the offsets lock, byte 3 of <root>/lock, or update in place). */
+int shmq_ctl_offset_set(shmq_ctl_t *ctl, const char *group, const char *topic, int32_t queue_id,
+                        int64_t offset);
+
+/* Save every offset to config/consumerOffset.json ("topic@group" -> {queue: offset}). */
+int shmq_ctl_offsets_save(shmq_ctl_t *ctl);
+
+/* Load config/consumerOffset.json into the consumer area (master at start). */
+int shmq_ctl_offsets_load(shmq_ctl_t *ctl);
+
+#endif
