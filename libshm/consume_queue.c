@@ -92,7 +92,7 @@ static bool cq_unit_get(const shmq_cq_t *cq, int64_t off, shmq_cq_unit_t *u)
     return true;
 }
 
-/* Writer's view of write_pos: published with a release store after the unit bytes. */
+/* Readers' view of write_pos: the writer publishes it after the unit bytes below it. */
 static int64_t cq_write_pos(const shmq_cq_t *cq)
 {
     return __atomic_load_n(&cq->write_pos, __ATOMIC_ACQUIRE); /* pairs with cq_publish */
