@@ -5,6 +5,8 @@
 #                 with clang + AddressSanitizer/UndefinedBehaviorSanitizer and
 #                 run the suite again
 #   make deps     install the Debian packages shmq needs (as root)
+#   make run      install missing packages, build, and run shmqd on ./data in
+#                 the foreground (Ctrl-C stops it cleanly)
 #   make format   apply clang-format
 #
 # BUILD selects the output directory, SAN=1 the sanitizer flags.
@@ -55,7 +57,8 @@ tests: $(UNIT_BINS) $(TEST_HELPER_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libshmq.a: $(LIB_OBJS)
 	@rm -f $@
@@ -89,6 +92,19 @@ test: deps
 	sh tests/run.sh build-san
 
 check: test
+
+# The broker in the foreground on ./data (RUN_STORE=DIR for another store).
+RUN_STORE ?= ./data
+run: deps
+	$(MAKE) all
+	@echo
+	@echo "shmq: starting shmqd on $(RUN_STORE); in another terminal:"
+	@echo "    $(BUILD)/shmqctl send --store $(RUN_STORE) TopicTest \"hello\""
+	@echo "    $(BUILD)/shmqctl consume --store $(RUN_STORE) TopicTest --group G"
+	@echo "    $(BUILD)/shmqctl status --store $(RUN_STORE)"
+	@echo "Ctrl-C (SIGINT) or SIGTERM stops it cleanly."
+	@echo
+	exec $(BUILD)/shmqd --store $(RUN_STORE)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

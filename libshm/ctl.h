@@ -73,8 +73,8 @@ int shmq_role_from_name(const char *name);
 enum shmq_store_state {
     SHMQ_STATE_STARTING = 0,
     SHMQ_STATE_RECOVERING = 1,
-    SHMQ_STATE_RUNNING = 2,  /* serving */
-    SHMQ_STATE_DRAINING = 3, /* stopping: no new messages; the writer drains the rings */
+    SHMQ_STATE_RUNNING = 2,   /* serving */
+    SHMQ_STATE_DRAINING = 3,  /* stopping: no new messages; the writer drains the rings */
     SHMQ_STATE_FINISHING = 4, /* stopping: rings drained; dispatch, flush, checkpoint */
     SHMQ_STATE_STOPPED = 5,
     SHMQ_STATE_FAILED = 6, /* a worker cannot run (configuration) or a flush failed */
@@ -132,26 +132,26 @@ enum shmq_slot_state { SHMQ_SLOT_FREE = 0, SHMQ_SLOT_PENDING = 1, SHMQ_SLOT_DONE
 
 /* One request's completion, written by the writer, read by the producer. */
 typedef struct shmq_ring_slot {
-    _Atomic uint32_t state;   /* producer: FREE->PENDING; writer: PENDING->DONE (release) */
-    int32_t status;           /* 0 stored, or a negative error */
-    uint64_t req_id;          /* producer's id, echoed */
-    int64_t phys_offset;      /* first record */
-    int64_t end_pos;          /* end of the last record (SYNC_FLUSH waits for flushed >= it) */
-    int64_t queue_offset;     /* first message's queue offset */
+    _Atomic uint32_t state; /* producer: FREE->PENDING; writer: PENDING->DONE (release) */
+    int32_t status;         /* 0 stored, or a negative error */
+    uint64_t req_id;        /* producer's id, echoed */
+    int64_t phys_offset;    /* first record */
+    int64_t end_pos;        /* end of the last record (SYNC_FLUSH waits for flushed >= it) */
+    int64_t queue_offset;   /* first message's queue offset */
     int64_t store_ts;
     int32_t queue_id;
-    int32_t size;             /* first record's size */
-    int32_t count;            /* messages stored (batch) */
+    int32_t size;  /* first record's size */
+    int32_t count; /* messages stored (batch) */
     int32_t pad;
 } shmq_ring_slot_t;
 
 typedef struct shmq_ctl_ring {
     _Alignas(64) _Atomic uint32_t state; /* see enum shmq_ring_state */
     _Atomic int32_t owner_pid;
-    _Atomic uint64_t claims;             /* bumped at each claim */
-    _Alignas(64) _Atomic uint64_t tail;  /* producer: bytes published (monotonic) */
-    _Alignas(64) _Atomic uint64_t head;  /* writer: bytes consumed (monotonic) */
-    shmq_ctl_wake_t producer_wake;       /* writer -> producer: completions, space */
+    _Atomic uint64_t claims;            /* bumped at each claim */
+    _Alignas(64) _Atomic uint64_t tail; /* producer: bytes published (monotonic) */
+    _Alignas(64) _Atomic uint64_t head; /* writer: bytes consumed (monotonic) */
+    shmq_ctl_wake_t producer_wake;      /* writer -> producer: completions, space */
     shmq_ring_slot_t slots[SHMQ_RING_SLOTS];
 } shmq_ctl_ring_t;
 
@@ -182,12 +182,12 @@ typedef struct shmq_ctl_queue {
 /* ---- counters ----------------------------------------------------------------- */
 
 typedef struct shmq_ctl_counters {
-    _Alignas(64) _Atomic uint64_t messages_in; /* writer: messages stored */
-    _Atomic uint64_t bytes_in;                 /* writer: record bytes stored */
-    _Atomic uint64_t rejects;                  /* writer: ring entries refused */
-    _Atomic uint64_t flushes;                  /* flusher */
-    _Atomic uint64_t flush_ns_total;           /* flusher: time spent in flushes */
-    _Atomic uint64_t flush_errors;             /* flusher */
+    _Alignas(64) _Atomic uint64_t messages_in;  /* writer: messages stored */
+    _Atomic uint64_t bytes_in;                  /* writer: record bytes stored */
+    _Atomic uint64_t rejects;                   /* writer: ring entries refused */
+    _Atomic uint64_t flushes;                   /* flusher */
+    _Atomic uint64_t flush_ns_total;            /* flusher: time spent in flushes */
+    _Atomic uint64_t flush_errors;              /* flusher */
     _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned by pulls */
 } shmq_ctl_counters_t;
 
@@ -196,20 +196,20 @@ typedef struct shmq_ctl_counters {
 typedef struct shmq_ctl_header {
     uint64_t magic;
     uint32_t version;
-    uint32_t header_size;    /* sizeof(shmq_ctl_block_t) */
-    uint64_t total_size;     /* whole mapping */
-    uint64_t ring_area_off;  /* offset of ring 0's data */
-    uint64_t ring_size;      /* bytes of each ring's data, a power of two */
+    uint32_t header_size;   /* sizeof(shmq_ctl_block_t) */
+    uint64_t total_size;    /* whole mapping */
+    uint64_t ring_area_off; /* offset of ring 0's data */
+    uint64_t ring_size;     /* bytes of each ring's data, a power of two */
     uint32_t ring_count;
-    uint32_t config_size;    /* sizeof(shmq_config_t) */
-    int32_t creator_pid;     /* the master */
+    uint32_t config_size; /* sizeof(shmq_config_t) */
+    int32_t creator_pid;  /* the master */
     int32_t pad;
-    uint64_t generation;     /* random at each master start: attachers detect a new master */
+    uint64_t generation; /* random at each master start: attachers detect a new master */
     int64_t created_ms;
     char store_root[PATH_MAX];
-    shmq_config_t config;    /* effective configuration (workers read it from here) */
-    _Atomic uint32_t ready;  /* 1, written last (release) */
-    _Atomic uint32_t state;  /* enum shmq_store_state, master */
+    shmq_config_t config;   /* effective configuration (workers read it from here) */
+    _Atomic uint32_t ready; /* 1, written last (release) */
+    _Atomic uint32_t state; /* enum shmq_store_state, master */
 } shmq_ctl_header_t;
 
 typedef struct shmq_ctl_block {
@@ -253,10 +253,10 @@ typedef struct shmq_ctl_cons {
     uint64_t magic;
     uint32_t version;
     uint32_t size;
-    uint64_t generation;                 /* equals the control block's */
-    shmq_ctl_wake_t consumer_wake;       /* dispatcher -> consumers: new units */
+    uint64_t generation;                        /* equals the control block's */
+    shmq_ctl_wake_t consumer_wake;              /* dispatcher -> consumers: new units */
     _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned */
-    _Atomic uint32_t offsets_dirty;      /* a consumer committed since the last save */
+    _Atomic uint32_t offsets_dirty;             /* a consumer committed since the last save */
     shmq_ctl_offset_t offsets[SHMQ_CTL_MAX_OFFSETS];
 } shmq_ctl_cons_t;
 
@@ -269,7 +269,12 @@ typedef struct shmq_ctl {
     bool readonly; /* control block mapped PROT_READ (consumers, tools) */
     char name[64];
     char root[PATH_MAX];
-    int lock_fd; /* <root>/lock, for the table locks; -1 until first needed */
+    int lock_fd; /* <root>/lock opened once (shmq_ctl_lock_file); -1 until first needed */
+    /* The held topic lock's own open file description, -1 when not held.  The
+     * table locks open <root>/lock afresh at each acquisition: OFD locks of
+     * one description do not exclude each other, so threads of one process
+     * would otherwise all "hold" the lock at once. */
+    int topic_lock_fd;
 } shmq_ctl_t;
 
 /* ---- naming, creation, attachment ----------------------------------------- */
@@ -291,9 +296,11 @@ void shmq_ctl_set_ready(shmq_ctl_t *ctl);
 
 /*
  * Attach to the running store at root: checks magic, version, sizes, the
- * configuration size and ready; SHMQ_E_NOT_FOUND (-ENOENT detail "store not
- * running") when the objects do not exist, SHMQ_E_VERSION on a layout
- * mismatch, -EAGAIN when not ready yet.
+ * configuration size and ready; SHMQ_E_NOT_FOUND (detail "store ... is not
+ * running") when the objects do not exist or their master process is gone,
+ * SHMQ_E_VERSION on a layout mismatch, -EAGAIN when not ready yet (or the
+ * master restarted between the two opens): retry.  The consumer area is
+ * always mapped read-write.  On failure *ctl holds nothing to detach.
  */
 int shmq_ctl_attach(const char *root, unsigned flags, shmq_ctl_t *ctl);
 void shmq_ctl_detach(shmq_ctl_t *ctl);
@@ -301,8 +308,23 @@ void shmq_ctl_detach(shmq_ctl_t *ctl);
 /* Master at clean stop: remove both objects (attached processes keep their mappings). */
 int shmq_ctl_unlink(const char *root);
 
-/* Ring data of ring i. */
+/*
+ * <root>/lock opened read-write once per handle (ctl->lock_fd), for probes
+ * and per-process locks on its bytes (F_OFD_GETLK, a producer's ring byte).
+ * Every thread of the process shares its OFD locks.  Returns the fd or -errno.
+ */
+int shmq_ctl_lock_file(shmq_ctl_t *ctl);
+
+/* Ring data of ring i (NULL when i >= ring_count). */
 uint8_t *shmq_ctl_ring_data(const shmq_ctl_t *ctl, uint32_t i);
+
+/*
+ * Allocate ring i's pages now (MADV_POPULATE_WRITE) so that a full
+ * /dev/shm is an error here (-ENOMEM / -EFAULT) rather than a SIGBUS on a
+ * later write into the ring (PITFALLS 2).  For a producer that just claimed
+ * the ring; 0 also on kernels without the advice (-EINVAL: nothing done).
+ */
+int shmq_ctl_ring_populate(const shmq_ctl_t *ctl, uint32_t i);
 
 /* ---- futex and positions --------------------------------------------------- */
 
@@ -342,14 +364,20 @@ int64_t shmq_mono_ms(void);
 
 /*
  * Copy topic name's entry into *out (consistent snapshot).  SHMQ_E_NOT_FOUND
- * if absent or deleted.
+ * if absent or deleted; -EAGAIN if the entry stays mid-change for 100 ms
+ * (its writer was killed inside a change: the next topic-lock holder
+ * repairs it; retry later).  Lock-free; works on a read-only handle.
  */
-int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len,
-                       shmq_ctl_topic_t *out);
+int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len, shmq_ctl_topic_t *out);
 
 /*
  * Take / release the topic-table lock (an OFD lock on byte 2 of <root>/lock,
- * released by the kernel if the holder dies).  Blocks at most timeout_ms.
+ * released by the kernel if the holder dies).  Blocks at most timeout_ms
+ * (polling every 1 ms), then -ETIMEDOUT.  Excludes other processes and
+ * other threads of this one; not recursive.  Taking it also repairs
+ * entries a killed holder left mid-change.  A child forked while the lock
+ * is held shares it until the child closes the descriptor (O_CLOEXEC: at
+ * exec at the latest).
  */
 int shmq_ctl_topic_lock(shmq_ctl_t *ctl, int timeout_ms);
 void shmq_ctl_topic_unlock(shmq_ctl_t *ctl);
@@ -374,8 +402,12 @@ shmq_ctl_queue_t *shmq_ctl_queue_find(const shmq_ctl_t *ctl, const char *topic, 
                                       int32_t queue_id);
 
 /*
- * Find or insert (single inserter: the writer at run time, the master at
- * start).  SHMQ_E_RANGE when the table is full.
+ * Find or insert (the master at start; the writer, and the dispatcher for a
+ * queue the writer has not inserted, at run time).  Inserts are serialised
+ * by an OFD lock on byte 4 of <root>/lock, so concurrent inserters never
+ * create two entries for one queue; finds stay lock-free.  A new entry's
+ * offsets start at 0.  SHMQ_E_RANGE when the table is full, SHMQ_E_TOPIC for
+ * a bad topic length, -EROFS on a read-only handle.
  */
 int shmq_ctl_queue_insert(shmq_ctl_t *ctl, const char *topic, size_t len, int32_t queue_id,
                           shmq_ctl_queue_t **out);
@@ -393,7 +425,11 @@ int shmq_ctl_offset_set(shmq_ctl_t *ctl, const char *group, const char *topic, i
 /* Save every offset to config/consumerOffset.json ("topic@group" -> {queue: offset}). */
 int shmq_ctl_offsets_save(shmq_ctl_t *ctl);
 
-/* Load config/consumerOffset.json into the consumer area (master at start). */
+/*
+ * Load config/consumerOffset.json into the consumer area (master at start)
+ * and clear offsets_dirty.  A key that is not "topic@group" (split at the
+ * first '@') fails with SHMQ_E_JSON; a table overflow with SHMQ_E_RANGE.
+ */
 int shmq_ctl_offsets_load(shmq_ctl_t *ctl);
 
 #endif

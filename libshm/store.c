@@ -224,7 +224,7 @@ static int load_queues(shmq_store_t *st)
             shmq_queue_t *q;
             size_t tlen = strlen(te->d_name);
             rc = shmq_store_queue(st, te->d_name, tlen, (int32_t)qid, true, &q);
-            if (rc < 0 && !(st->flags & SHMQ_STORE_READONLY) &&
+            if (rc < 0 && !(st->flags & (SHMQ_STORE_READONLY | SHMQ_STORE_ATTACH)) &&
                 (rc == SHMQ_E_SEGMENT || rc == SHMQ_E_CORRUPT)) {
                 char qdir[PATH_MAX];
                 snprintf(qdir, sizeof(qdir), "%s/%s", tdir, qe->d_name);
@@ -312,9 +312,10 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
     }
     strcpy(st->root, cfg->store_path_root_dir);
     bool ro = flags & SHMQ_STORE_READONLY;
+    bool attach = flags & SHMQ_STORE_ATTACH;
     int rc;
 
-    if (ro) {
+    if (ro || attach) {
         struct stat sb;
         if (stat(st->root, &sb) < 0) {
             return shmq_error_set(-errno, "store %s: %s", st->root, strerror(errno));
@@ -333,8 +334,8 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
 
     char cldir[PATH_MAX];
     shmq_config_commitlog_dir(cfg, cldir, sizeof(cldir));
-    unsigned mf = ro ? SHMQ_MF_READONLY : (SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
-    if (!ro && cfg->mlock_enable) {
+    unsigned mf = (ro || attach) ? SHMQ_MF_READONLY : (SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
+    if (!ro && !attach && cfg->mlock_enable) {
         mf |= SHMQ_MF_MLOCK;
     }
     rc = shmq_commitlog_open(&st->cl, cldir, (size_t)cfg->mapped_file_size_commit_log, mf);
@@ -357,7 +358,7 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
     if (rc < 0) {
         goto fail;
     }
-    if (!ro && !(flags & SHMQ_STORE_NO_RECOVER)) {
+    if (!ro && !attach && !(flags & SHMQ_STORE_NO_RECOVER)) {
         rc = shmq_store_recover(st, report);
         if (rc < 0) {
             goto fail;
@@ -380,6 +381,14 @@ void shmq_store_abandon(shmq_store_t *st)
     }
 }
 
+int shmq_store_detach(shmq_store_t *st)
+{
+    int fd = st->lock_fd;
+    st->lock_fd = -1; /* abandon() must not unlock: the caller owns the fd now */
+    shmq_store_abandon(st);
+    return fd;
+}
+
 static int flush_queue(shmq_queue_t *q, void *arg)
 {
     int *first_err = arg;
@@ -393,7 +402,8 @@ static int flush_queue(shmq_queue_t *q, void *arg)
 
 int shmq_store_flush(shmq_store_t *st)
 {
-    if (st->flags & SHMQ_STORE_READONLY) {
+    /* An attached store does not own the CommitLog nor the checkpoint. */
+    if (st->flags & (SHMQ_STORE_READONLY | SHMQ_STORE_ATTACH)) {
         return 0;
     }
     int rc = shmq_commitlog_flush(&st->cl, 0);

@@ -25,6 +25,13 @@
 #define SHMQ_STORE_NO_RECOVER 0x2 /* writable, locked, but leave recovery to the caller */
 #define SHMQ_STORE_REBUILD    0x4 /* recovery rebuilds every ConsumeQueue from the CommitLog */
 #define SHMQ_STORE_FORCE      0x8 /* recovery cuts the log at a corrupt record below the checkpoint */
+/*
+ * Attach to a store another process holds (the broker's dispatcher): no
+ * lock, no recovery, no `abort`; the CommitLog is mapped read-only and the
+ * ConsumeQueues read-write.  A queue whose files cannot be loaded is an
+ * error (never emptied: nobody would rebuild it).  Closing only unmaps.
+ */
+#define SHMQ_STORE_ATTACH 0x10
 
 /* What recovery did. */
 typedef struct shmq_recovery_report {
@@ -90,6 +97,15 @@ int shmq_store_close(shmq_store_t *st);
 void shmq_store_abandon(shmq_store_t *st);
 
 /*
+ * Release every mapping and table of a writable store but keep it locked:
+ * returns the lock fd, now the caller's (close it, or shmq_store_unlock(),
+ * to release the lock), or -1 for a read-only store.  Nothing is flushed
+ * and `abort` stays: the broker's master hands the store's data to its
+ * workers this way after recovery.
+ */
+int shmq_store_detach(shmq_store_t *st);
+
+/*
  * The queue of topic/queue_id; create = true opens or creates it (writable
  * stores only).  SHMQ_E_NOT_FOUND if absent and not created.
  */
@@ -121,7 +137,10 @@ int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r);
 int64_t shmq_store_tags_code(const shmq_config_t *cfg, const char *topic, size_t topic_len,
                              const char *props, size_t props_len, int64_t store_ts);
 
-/* Flush CommitLog and ConsumeQueues (0 = everything) and write the checkpoint. */
+/*
+ * Flush CommitLog and ConsumeQueues (0 = everything) and write the
+ * checkpoint.  No-op for read-only and attached stores.
+ */
 int shmq_store_flush(shmq_store_t *st);
 
 /* Iterate every open queue: call fn for each; stops early if fn returns non-zero. */

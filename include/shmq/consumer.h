@@ -29,14 +29,14 @@ typedef struct shmq_consumer shmq_consumer_t;
 /* RocketMQ's pull statuses (GetMessageStatus). */
 enum shmq_pull_status {
     SHMQ_PULL_FOUND = 0,
-    SHMQ_PULL_NO_NEW_MSG = 1,            /* offset == max: nothing yet (after any wait) */
-    SHMQ_PULL_NO_MATCHED_MSG = 2,        /* units scanned, none matched the subscription */
+    SHMQ_PULL_NO_NEW_MSG = 1,             /* offset == max: nothing yet (after any wait) */
+    SHMQ_PULL_NO_MATCHED_MSG = 2,         /* units scanned, none matched the subscription */
     SHMQ_PULL_NO_MATCHED_LOGIC_QUEUE = 3, /* no such topic/queue */
-    SHMQ_PULL_NO_MESSAGE_IN_QUEUE = 4,   /* queue exists, max offset 0 */
-    SHMQ_PULL_OFFSET_TOO_SMALL = 5,      /* offset < min: next_offset = min */
-    SHMQ_PULL_OFFSET_OVERFLOW_ONE = 6,   /* offset == max */
-    SHMQ_PULL_OFFSET_OVERFLOW_BADLY = 7, /* offset > max: next_offset = max */
-    SHMQ_PULL_MESSAGE_WAS_REMOVING = 8,  /* the CommitLog data was cleaned */
+    SHMQ_PULL_NO_MESSAGE_IN_QUEUE = 4,    /* queue exists, max offset 0 */
+    SHMQ_PULL_OFFSET_TOO_SMALL = 5,       /* offset < min: next_offset = min */
+    SHMQ_PULL_OFFSET_OVERFLOW_ONE = 6,    /* offset == max */
+    SHMQ_PULL_OFFSET_OVERFLOW_BADLY = 7,  /* offset > max: next_offset = max */
+    SHMQ_PULL_MESSAGE_WAS_REMOVING = 8,   /* the CommitLog data was cleaned */
 };
 const char *shmq_pull_status_name(int status);
 
@@ -47,7 +47,7 @@ typedef struct shmq_msg_view {
     int32_t queue_id;
     int64_t queue_offset;
     int64_t phys_offset;
-    int32_t size;           /* record size */
+    int32_t size; /* record size */
     int32_t flag;
     int32_t sysflag;
     int32_t reconsume_times;
@@ -55,7 +55,7 @@ typedef struct shmq_msg_view {
     int64_t store_ts;
     const void *body;
     size_t body_len;
-    const char *props;      /* encoded properties (see shmq_msg_property) */
+    const char *props; /* encoded properties (see shmq_msg_property) */
     size_t props_len;
     char msg_id[SHMQ_MSGID_MAX];
 } shmq_msg_view_t;
@@ -66,8 +66,8 @@ const char *shmq_msg_property(const shmq_msg_view_t *m, const char *name, size_t
 #define SHMQ_PULL_MAX 1024
 
 typedef struct shmq_pull_result {
-    int status;             /* enum shmq_pull_status */
-    int64_t next_offset;    /* where the next pull should start */
+    int status;          /* enum shmq_pull_status */
+    int64_t next_offset; /* where the next pull should start */
     int64_t min_offset;
     int64_t max_offset;
     size_t count;
@@ -83,14 +83,29 @@ int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_
 void shmq_consumer_close(shmq_consumer_t *c);
 
 /*
- * Pull up to max_msgs (<= SHMQ_PULL_MAX) messages of topic/queue_id from
- * offset.  subscription: NULL, "" or "*" for all, or "TagA || TagB".  If
- * nothing is available and wait_ms > 0, waits up to wait_ms for new messages
- * (long polling).  Returns 0 with *res filled (see status), or a negative
- * error (SHMQ_E_ARG for a bad subscription, SHMQ_E_NOT_FOUND store gone).
+ * Pull up to max_msgs (1..SHMQ_PULL_MAX) messages of topic/queue_id from
+ * offset.  subscription: NULL, "" or "*" for all, or "TagA || TagB" (tags
+ * separated by "||", whitespace around them ignored; an empty tag, a single
+ * '|', a '*' among tags, whitespace or control characters inside a tag, or
+ * more than 64 tags is SHMQ_E_ARG).  Tags are matched by tagsCode first,
+ * then by the record's exact TAGS value.
+ *
+ * Statuses and next_offset follow RocketMQ's getMessage: an offset equal to
+ * the max is OFFSET_OVERFLOW_ONE without waiting (wait_ms <= 0) and
+ * NO_NEW_MSG when a wait (wait_ms > 0) ended with nothing new.  If nothing
+ * is available (offset == max, or offset 0 of an empty or not yet existing
+ * queue) and wait_ms > 0, waits up to wait_ms for new messages (long
+ * polling).  One pull scans at most max(800, max_msgs) units, within one
+ * ConsumeQueue file; next_offset follows the last unit scanned.
+ *
+ * Returns 0 with *res filled (see status), or a negative error (SHMQ_E_ARG
+ * for a bad argument or subscription, SHMQ_E_NOT_FOUND when the store is not
+ * running: the handle re-attaches by itself once a store runs again,
+ * SHMQ_E_CORRUPT when a unit does not match its record and no message
+ * before it was found).
  */
-int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset,
-              int max_msgs, const char *subscription, int wait_ms, shmq_pull_result_t *res);
+int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset, int max_msgs,
+              const char *subscription, int wait_ms, shmq_pull_result_t *res);
 
 /* Min and max offset of a queue; SHMQ_E_NOT_FOUND if it does not exist. */
 int shmq_queue_offsets(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *min,
@@ -99,13 +114,18 @@ int shmq_queue_offsets(shmq_consumer_t *c, const char *topic, int32_t queue_id, 
 /* Number of readable queues of a topic; SHMQ_E_NOT_FOUND if the topic does not exist. */
 int shmq_topic_queue_count(shmq_consumer_t *c, const char *topic);
 
-/* Queue offset of the first message stored at or after ts (ms), RocketMQ 5 rules. */
+/*
+ * Queue offset of the first message stored at or after ts (ms), RocketMQ 5
+ * rules (boundary LOWER), clamped to [min, max].  SHMQ_E_NOT_FOUND if the
+ * queue does not exist.
+ */
 int shmq_offset_by_time(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t ts,
                         int64_t *offset);
 
 /*
  * Commit the group's next offset for a queue (kept in shared memory, saved
- * to config/consumerOffset.json every 5 s and at shutdown).
+ * to config/consumerOffset.json every 5 s and at shutdown).  SHMQ_E_ARG if
+ * the consumer was opened without a group.
  */
 int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset);
 

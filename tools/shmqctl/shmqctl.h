@@ -39,6 +39,13 @@
 #define SHMQCTL_OPT_NO_CHECK 0x100
 #define SHMQCTL_OPT_FORCE    0x200
 #define SHMQCTL_OPT_REBUILD  0x400
+/* Online commands (topic, send, consume). */
+#define SHMQCTL_OPT_TOPIC_CONF 0x10000  /* --read-queues --write-queues --perm --order */
+#define SHMQCTL_OPT_SEND       0x20000  /* --delay-level --queue --sharding-key --async */
+#define SHMQCTL_OPT_GROUP      0x40000  /* --group */
+#define SHMQCTL_OPT_TIMEOUT    0x80000  /* --timeout MS */
+#define SHMQCTL_OPT_FROM_WORD  0x100000 /* --from takes first|last (with SHMQCTL_OPT_FROM) */
+#define SHMQCTL_OPT_KEYS_ARG   0x200000 /* --keys takes a value (with SHMQCTL_OPT_KEYS) */
 
 /* The parsed command line of one command. */
 typedef struct shmqctl_args {
@@ -55,7 +62,21 @@ typedef struct shmqctl_args {
     const char *tags;
     bool keys;
     int64_t from; /* -1 when not given */
-    char **pos;   /* positional arguments after the command */
+    /* online commands */
+    const char *from_arg;     /* --from as given (consume: first|last) */
+    const char *keys_arg;     /* --keys VALUE (send) */
+    bool queues_set;          /* --queues was given */
+    int32_t read_queues;      /* --read-queues, -1 when not given */
+    int32_t write_queues;     /* --write-queues, -1 when not given */
+    int32_t perm;             /* --perm, -1 when not given */
+    bool order;               /* --order */
+    int32_t delay_level;      /* --delay-level, 0 when not given */
+    int32_t queue_id;         /* --queue, -1 when not given */
+    const char *sharding_key; /* --sharding-key */
+    int32_t async;            /* --async K: requests in flight, 0 = synchronous */
+    const char *group;        /* --group */
+    int64_t timeout_ms;       /* --timeout, -1 when not given */
+    char **pos;               /* positional arguments after the command */
     int npos;
 } shmqctl_args_t;
 
@@ -64,6 +85,22 @@ int shmqctl_cmd_gen(shmqctl_args_t *a);
 int shmqctl_cmd_dump(shmqctl_args_t *a);
 int shmqctl_cmd_verify(shmqctl_args_t *a);
 int shmqctl_cmd_recover(shmqctl_args_t *a);
+int shmqctl_cmd_topic(shmqctl_args_t *a);
+int shmqctl_cmd_send(shmqctl_args_t *a);
+int shmqctl_cmd_consume(shmqctl_args_t *a);
+int shmqctl_cmd_status(shmqctl_args_t *a);
+int shmqctl_cmd_restart(shmqctl_args_t *a);
+
+/*
+ * Attach to the running store at root (flags as shmq_ctl_attach).  Prints
+ * "store <root> is not running" (or "is starting", or the error) and returns
+ * SHMQCTL_EXIT_FAIL when it is not; 0 with *ctl attached otherwise.
+ */
+struct shmq_ctl;
+int shmqctl_attach_running(const char *root, unsigned flags, struct shmq_ctl *ctl);
+
+/* The master that created ctl's block is alive and holds the store lock. */
+bool shmqctl_master_alive(const struct shmq_ctl *ctl);
 
 /* Print the usage of a command (or of all with NULL) to f. */
 void shmqctl_usage(FILE *f, const char *cmd);

@@ -1,0 +1,506 @@
+/*
+ * shmq-dispatcher: builds the ConsumeQueues from the CommitLog (RocketMQ's
+ * ReputMessageService) and tells consumers about new units.
+ *
+ * Started by shmqd as `shmq-dispatcher --store DIR` on the worker skeleton
+ * (worker.h).  It follows `wrote` (ASYNC_FLUSH) or `flushed` (SYNC_FLUSH)
+ * from `dispatched` (sleeping on dispatcher_wake, or on `flushed` itself in
+ * SYNC_FLUSH): reads records with its own read-only CommitLog handle,
+ * appends their units to its own read-write ConsumeQueue handles, publishes
+ * each touched queue's max_offset in the control block's queue table, then
+ * `dispatched`, then wakes consumers that sleep.  Every
+ * flushIntervalConsumeQueue ms it flushes the ConsumeQueues (least-pages
+ * rule, everything every flushConsumeQueueThoroughInterval) and publishes
+ * `cq_flushed`: every unit of a record below it is on disk.
+ *
+ * Owns: positions `dispatched` and `cq_flushed`, the queue table's
+ * max_offset (min_offset only raised, shared with the cleaner), the
+ * ConsumeQueue files.
+ *
+ * Signals: SIGTERM/SIGINT flush the ConsumeQueues, publish cq_flushed and
+ * exit 0.  FINISHING (orderly stop): dispatch to the end, flush everything,
+ * publish, exit 0.
+ *
+ * Killed at any instruction it resumes from `dispatched`: units written
+ * before the kill are skipped (shmq_cq_append is idempotent); only the last
+ * unit of one queue can be torn by a kill (units are written one after the
+ * other), and a unit above the published max_offset is checked against its
+ * record at start and cut if it does not match, then written again.  No
+ * gap, no duplicate.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "shmq/errors.h"
+#include "store.h"
+#include "worker.h"
+
+#define DISPATCH_MAX_RECORDS 4096
+#define DISPATCH_MAX_BYTES   (4 << 20)
+
+typedef struct dispatcher {
+    shmq_worker_t *w;
+    shmq_config_t cfg; /* the master's configuration, store root made absolute */
+    shmq_store_t st;   /* attached: ConsumeQueues read-write, CommitLog read-only */
+    bool store_open;
+    int64_t pos;           /* next record to dispatch; published as `dispatched` after each batch */
+    int64_t cq_flushed;    /* last published cq_flushed */
+    int64_t stall_pos;     /* pos at which a batch made no progress below the limit, -1 none */
+    int64_t next_flush_ms; /* monotonic */
+    int64_t next_thorough_ms; /* monotonic */
+    int flush_err;            /* first ConsumeQueue flush failure: cq_flushed frozen */
+    bool finished;            /* FINISHING: dispatched to the end, flushed and published */
+    shmq_queue_t *touched[DISPATCH_MAX_RECORDS];
+    size_t ntouched;
+} dispatcher_t;
+
+/* ---- positions ------------------------------------------------------------------------ */
+
+/* Where dispatching may go: what the writer wrote (ASYNC) or the flusher flushed (SYNC). */
+static int64_t dispatch_limit(const dispatcher_t *d)
+{
+    const shmq_ctl_block_t *b = d->w->ctl.blk;
+    /* Acquire (shmq_ctl_load): the record bytes below the position are visible. */
+    if (d->cfg.flush_disk_type == SHMQ_SYNC_FLUSH) {
+        return shmq_ctl_load(&b->flushed);
+    }
+    return shmq_ctl_load(&b->wrote);
+}
+
+static bool has_work(void *arg)
+{
+    const dispatcher_t *d = arg;
+    return d->pos != d->stall_pos && dispatch_limit(d) > d->pos;
+}
+
+/* Map CommitLog segments the writer created since the last look, if limit lies beyond them. */
+static int map_new_segments(dispatcher_t *d, int64_t limit)
+{
+    if (limit <= shmq_mfq_end_offset(&d->st.cl.q)) {
+        return 0;
+    }
+    int rc = shmq_mfq_refresh(&d->st.cl.q);
+    return rc < 0 ? shmq_error_wrap(rc, "mapping new CommitLog segments") : 0;
+}
+
+/* Raise an entry's min_offset to at least min (CAS: the cleaner raises it too). */
+static void raise_min_offset(shmq_ctl_queue_t *e, int64_t min)
+{
+    int64_t cur = atomic_load_explicit(&e->min_offset, memory_order_relaxed);
+    /* Release: a consumer reading the minimum with acquire sees the units above it. */
+    while (cur < min &&
+           !atomic_compare_exchange_weak_explicit(&e->min_offset, &cur, min, memory_order_release,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+/* Publish one queue's max_offset (and its minimum), inserting its entry if missing. */
+static int publish_queue(dispatcher_t *d, shmq_queue_t *q)
+{
+    shmq_ctl_t *ctl = &d->w->ctl;
+    size_t len = strlen(q->cq.topic);
+    shmq_ctl_queue_t *e = shmq_ctl_queue_find(ctl, q->cq.topic, len, q->cq.queue_id);
+    if (e == NULL) {
+        int rc = shmq_ctl_queue_insert(ctl, q->cq.topic, len, q->cq.queue_id, &e);
+        if (rc < 0) {
+            return shmq_error_wrap(rc, "queue table entry for %s/%d", q->cq.topic, q->cq.queue_id);
+        }
+    }
+    raise_min_offset(e, shmq_cq_min_offset(&q->cq));
+    int64_t max = shmq_cq_max_offset(&q->cq);
+    /* Relaxed: this process is the only writer of max_offset. */
+    if (max > atomic_load_explicit(&e->max_offset, memory_order_relaxed)) {
+        /* Release: the unit bytes (written through our mapping) are visible before the new max. */
+        atomic_store_explicit(&e->max_offset, max, memory_order_release);
+    }
+    return 0;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (shmq_queue_t *const *)a;
+    uintptr_t y = (uintptr_t) * (shmq_queue_t *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Publish every touched queue's max_offset, then `dispatched`, then wake sleeping consumers. */
+static int publish_batch(dispatcher_t *d)
+{
+    qsort(d->touched, d->ntouched, sizeof(d->touched[0]), cmp_ptr);
+    for (size_t i = 0; i < d->ntouched; i++) {
+        if (i > 0 && d->touched[i] == d->touched[i - 1]) {
+            continue;
+        }
+        int rc = publish_queue(d, d->touched[i]);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    bool units = d->ntouched > 0;
+    d->ntouched = 0;
+    shmq_ctl_block_t *b = d->w->ctl.blk;
+    /* Release inside publish: every unit and max_offset above is visible before it. */
+    shmq_ctl_publish(&b->dispatched, d->pos);
+    if (units) {
+        /* Wakes only if a consumer registered as a sleeper (no system call otherwise). */
+        shmq_ctl_wake(&d->w->ctl.cons->consumer_wake);
+    }
+    return 0;
+}
+
+/* ---- dispatching ------------------------------------------------------------------------ */
+
+static void touch(dispatcher_t *d, const shmq_record_t *r)
+{
+    shmq_queue_t *q;
+    if (shmq_store_queue(&d->st, r->topic, r->topic_len, r->queue_id, false, &q) < 0) {
+        return; /* a record without a unit (prepared or rolled back transaction) */
+    }
+    if (d->ntouched > 0 && d->touched[d->ntouched - 1] == q) {
+        return;
+    }
+    d->touched[d->ntouched++] = q;
+}
+
+/* One bounded batch: up to DISPATCH_MAX_RECORDS records or DISPATCH_MAX_BYTES bytes. */
+static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
+{
+    int64_t start = d->pos;
+    int64_t records = 0, bytes = 0;
+    bool refreshed = false;
+    int rc = map_new_segments(d, limit);
+    if (rc < 0) {
+        return rc;
+    }
+    while (records < DISPATCH_MAX_RECORDS && bytes < DISPATCH_MAX_BYTES) {
+        shmq_record_t r;
+        int64_t at = d->pos;
+        rc = shmq_commitlog_next(&d->st.cl, &d->pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
+        if (rc == SHMQ_E_END) {
+            if (d->pos < limit && !refreshed) {
+                /* The next segment was created after our last look. */
+                refreshed = true;
+                rc = shmq_mfq_refresh(&d->st.cl.q);
+                if (rc < 0) {
+                    return shmq_error_wrap(rc, "mapping new CommitLog segments");
+                }
+                continue;
+            }
+            break;
+        }
+        if (rc < 0) {
+            d->pos = at;
+            return shmq_error_wrap(rc, "CommitLog record at %lld (dispatch limit %lld)",
+                                   (long long)at, (long long)limit);
+        }
+        rc = shmq_store_dispatch_record(&d->st, &r);
+        if (rc < 0) {
+            d->pos = at;
+            return rc;
+        }
+        touch(d, &r);
+        records++;
+        bytes += r.total_size;
+    }
+    if (d->pos > start) {
+        rc = publish_batch(d);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (d->pos == start && d->pos < limit) {
+        if (d->stall_pos != d->pos) {
+            shmq_log(SHMQ_LOG_WARN, "no record readable at %lld below the limit %lld yet",
+                     (long long)d->pos, (long long)limit);
+        }
+        d->stall_pos = d->pos; /* sleep until woken or the next timeout */
+    } else {
+        d->stall_pos = -1;
+    }
+    /* Amount of work: records, at least 1 when blank records moved the position. */
+    return records > 0 ? records : (d->pos > start ? 1 : 0);
+}
+
+/* ---- flushing ----------------------------------------------------------------------------- */
+
+typedef struct flush_pass {
+    dispatcher_t *d;
+    int least_pages;
+    int64_t covered; /* records below it have every unit flushed */
+} flush_pass_t;
+
+static int flush_one(shmq_queue_t *q, void *arg)
+{
+    flush_pass_t *fp = arg;
+    shmq_cq_t *cq = &q->cq;
+    if (fp->d->flush_err == 0) {
+        int rc = shmq_cq_flush(cq, fp->least_pages);
+        if (rc < 0) {
+            fp->d->flush_err = rc;
+            shmq_log(SHMQ_LOG_ERROR,
+                     "flush of consume queue %s/%d failed: %s; cq_flushed stays at %lld until "
+                     "the store is recovered",
+                     cq->topic, cq->queue_id,
+                     shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc),
+                     (long long)fp->d->cq_flushed);
+            return 1;
+        }
+    }
+    /* The first unit not yet flushed bounds what this flush covers. */
+    int64_t max = shmq_cq_max_offset(cq);
+    int64_t first = cq->flushed_pos / SHMQ_CQ_UNIT_SIZE;
+    if (first < shmq_cq_min_offset(cq)) {
+        first = shmq_cq_min_offset(cq);
+    }
+    if (first < max) {
+        shmq_cq_unit_t u;
+        if (shmq_cq_read(cq, first, &u) == 0 && u.phys_offset >= 0) {
+            if (u.phys_offset < fp->covered) {
+                fp->covered = u.phys_offset;
+            }
+        } else {
+            fp->covered = fp->d->cq_flushed; /* unknown: claim nothing new */
+        }
+    }
+    return 0;
+}
+
+/* Flush the ConsumeQueues (least_pages 0: everything) and publish cq_flushed. */
+static void flush_queues(dispatcher_t *d, int least_pages)
+{
+    flush_pass_t fp = {.d = d, .least_pages = least_pages, .covered = d->pos};
+    shmq_store_foreach_queue(&d->st, flush_one, &fp);
+    if (d->flush_err == 0 && fp.covered > d->cq_flushed) {
+        d->cq_flushed = fp.covered;
+        /* Release inside publish: the units below it were flushed before. */
+        shmq_ctl_publish(&d->w->ctl.blk->cq_flushed, d->cq_flushed);
+    }
+}
+
+static void flush_if_due(dispatcher_t *d)
+{
+    int64_t now = shmq_mono_ms();
+    if (now < d->next_flush_ms) {
+        return;
+    }
+    int interval =
+        d->cfg.flush_interval_consume_queue > 0 ? d->cfg.flush_interval_consume_queue : 1000;
+    d->next_flush_ms = now + interval;
+    int least = d->cfg.flush_consume_queue_least_pages;
+    if (now >= d->next_thorough_ms) {
+        least = 0;
+        d->next_thorough_ms = now + d->cfg.flush_consume_queue_thorough_interval;
+    }
+    flush_queues(d, least);
+}
+
+/* ---- start: cut a unit torn by the previous dispatcher's death ----------------------------- */
+
+/* True if unit u at queue offset qoff describes its record exactly. */
+static bool unit_matches(dispatcher_t *d, const shmq_cq_t *cq, int64_t qoff,
+                         const shmq_cq_unit_t *u)
+{
+    shmq_record_t r;
+    if (u->phys_offset < 0 || u->size <= 0) {
+        return false;
+    }
+    int rc = shmq_commitlog_read(&d->st.cl, u->phys_offset, SHMQ_DECODE_CHECK_PHYS, &r);
+    if (rc != u->size) {
+        return false;
+    }
+    size_t tlen = strlen(cq->topic);
+    int64_t tags =
+        shmq_store_tags_code(&d->cfg, r.topic, r.topic_len, r.props, r.props_len, r.store_ts);
+    return r.topic_len == tlen && memcmp(r.topic, cq->topic, tlen) == 0 &&
+           r.queue_id == cq->queue_id && r.queue_offset == qoff && tags == u->tags_code;
+}
+
+static int repair_tail(shmq_queue_t *q, void *arg)
+{
+    dispatcher_t *d = arg;
+    shmq_cq_t *cq = &q->cq;
+    int64_t min = shmq_cq_min_offset(cq);
+    int64_t max = shmq_cq_max_offset(cq);
+    if (max <= min) {
+        return 0;
+    }
+    const shmq_ctl_queue_t *e =
+        shmq_ctl_queue_find(&d->w->ctl, cq->topic, strlen(cq->topic), cq->queue_id);
+    /* Acquire: pairs with the release of the previous dispatcher's publish. */
+    int64_t published = e ? atomic_load_explicit(&e->max_offset, memory_order_acquire) : 0;
+    if (max <= published) {
+        return 0; /* consumers may read every unit: all were complete */
+    }
+    shmq_cq_unit_t u;
+    if (shmq_cq_read(cq, max - 1, &u) == 0 && unit_matches(d, cq, max - 1, &u)) {
+        return 0;
+    }
+    /* Keep the units whose records end at or before the previous unit's. */
+    int64_t keep = 0;
+    shmq_cq_unit_t prev;
+    if (max - 2 >= min && shmq_cq_read(cq, max - 2, &prev) == 0 && prev.phys_offset > 0 &&
+        prev.size > 0 && prev.size != INT32_MAX) {
+        keep = prev.phys_offset + prev.size;
+    }
+    shmq_log(SHMQ_LOG_WARN,
+             "consume queue %s/%d: unit %lld does not match its record (torn by a kill); "
+             "cutting it",
+             cq->topic, cq->queue_id, (long long)(max - 1));
+    int rc = shmq_cq_truncate_dirty(cq, keep);
+    if (rc < 0) {
+        return shmq_error_wrap(rc, "cutting a torn unit of consume queue %s/%d", cq->topic,
+                               cq->queue_id);
+    }
+    if (shmq_cq_max_offset(cq) >= max) {
+        return shmq_error_set(SHMQ_E_CORRUPT,
+                              "consume queue %s/%d: unit %lld does not match its record and "
+                              "cannot be cut",
+                              cq->topic, cq->queue_id, (long long)(max - 1));
+    }
+    return 0;
+}
+
+/* ---- worker operations ------------------------------------------------------------------------
+ */
+
+static int dispatcher_init(shmq_worker_t *w, void **state)
+{
+    dispatcher_t *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        shmq_log(SHMQ_LOG_ERROR, "out of memory");
+        return SHMQ_EXIT_ERROR;
+    }
+    d->w = w;
+    d->cfg = *w->cfg;
+    snprintf(d->cfg.store_path_root_dir, sizeof(d->cfg.store_path_root_dir), "%s", w->ctl.root);
+    d->stall_pos = -1;
+    int rc = shmq_store_open(&d->st, &d->cfg, SHMQ_STORE_ATTACH, NULL);
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot open the store's files: %s",
+                 shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+        free(d);
+        return SHMQ_EXIT_ERROR;
+    }
+    d->store_open = true;
+    shmq_ctl_block_t *b = w->ctl.blk;
+    /* Reads of records for the check below stop at what the writer published. */
+    int64_t wrote = shmq_ctl_load(&b->wrote);
+    shmq_commitlog_set_positions(&d->st.cl, wrote, wrote);
+    d->pos = shmq_ctl_load(&b->dispatched);
+    d->cq_flushed = shmq_ctl_load(&b->cq_flushed);
+    int64_t min = shmq_ctl_load(&b->min);
+    if (d->pos < min) {
+        shmq_log(SHMQ_LOG_WARN, "dispatched %lld is below the CommitLog minimum %lld: from there",
+                 (long long)d->pos, (long long)min);
+        d->pos = min;
+    }
+    rc = shmq_store_foreach_queue(&d->st, repair_tail, d);
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "%s",
+                 shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+        shmq_store_abandon(&d->st);
+        free(d);
+        return SHMQ_EXIT_ERROR;
+    }
+    /* A queue opened here counts as unflushed from its first file: sync each once, so that
+     * cq_flushed can follow the least-pages rule from now on. */
+    flush_queues(d, 0);
+    int64_t now = shmq_mono_ms();
+    d->next_flush_ms = now + d->cfg.flush_interval_consume_queue;
+    d->next_thorough_ms = now + d->cfg.flush_consume_queue_thorough_interval;
+    shmq_log(SHMQ_LOG_INFO, "dispatching from %lld (%zu consume queues, following %s)",
+             (long long)d->pos, d->st.queue_count,
+             d->cfg.flush_disk_type == SHMQ_SYNC_FLUSH ? "flushed" : "wrote");
+    *state = d;
+    return 0;
+}
+
+static int64_t dispatcher_work(shmq_worker_t *w, void *state)
+{
+    (void)w;
+    dispatcher_t *d = state;
+    int64_t n = 0;
+    int64_t limit = dispatch_limit(d);
+    if (limit > d->pos) {
+        n = dispatch_batch(d, limit);
+        if (n < 0) {
+            return n;
+        }
+    }
+    flush_if_due(d);
+    return n;
+}
+
+static void dispatcher_idle(shmq_worker_t *w, void *state, int timeout_ms)
+{
+    dispatcher_t *d = state;
+    int64_t until_flush = d->next_flush_ms - shmq_mono_ms();
+    if (until_flush <= 0) {
+        return;
+    }
+    if (until_flush < timeout_ms) {
+        timeout_ms = (int)until_flush;
+    }
+    if (d->cfg.flush_disk_type == SHMQ_SYNC_FLUSH && d->stall_pos != d->pos) {
+        /* The flusher's publish of `flushed` wakes its waiters: no wake word needed. */
+        shmq_ctl_wait_pos(&w->ctl.blk->flushed, d->pos + 1, timeout_ms);
+        return;
+    }
+    shmq_ctl_sleep(&w->ctl.blk->dispatcher_wake, has_work, d, timeout_ms);
+}
+
+/* FINISHING: done once everything written is dispatched, flushed and published. */
+static bool dispatcher_done(shmq_worker_t *w, void *state)
+{
+    dispatcher_t *d = state;
+    if (d->finished) {
+        return true;
+    }
+    /* Acquire: the master's state change is ordered after the writer's exit. */
+    if (atomic_load_explicit(&w->ctl.blk->hdr.state, memory_order_acquire) !=
+        SHMQ_STATE_FINISHING) {
+        return false;
+    }
+    int64_t wrote = shmq_ctl_load(&w->ctl.blk->wrote);
+    if (d->pos < wrote) {
+        return false; /* work() dispatches the rest (SYNC_FLUSH: as the flusher flushes it) */
+    }
+    flush_queues(d, 0);
+    d->finished = true;
+    shmq_log(SHMQ_LOG_INFO, "finished: dispatched %lld, cq_flushed %lld", (long long)d->pos,
+             (long long)d->cq_flushed);
+    return true;
+}
+
+static int dispatcher_finish(shmq_worker_t *w, void *state)
+{
+    (void)w;
+    dispatcher_t *d = state;
+    if (d == NULL) {
+        return SHMQ_EXIT_OK;
+    }
+    if (!d->finished) {
+        flush_queues(d, 0);
+    }
+    int code = d->flush_err ? SHMQ_EXIT_ERROR : SHMQ_EXIT_OK;
+    if (d->store_open) {
+        shmq_store_close(&d->st); /* attached: unmaps only */
+    }
+    free(d);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    static const shmq_worker_ops_t ops = {
+        .init = dispatcher_init,
+        .work = dispatcher_work,
+        .idle = dispatcher_idle,
+        .finish = dispatcher_finish,
+        .done = dispatcher_done,
+    };
+    return shmq_worker_main(argc, argv, SHMQ_ROLE_DISPATCHER, &ops);
+}

@@ -1,0 +1,451 @@
+/*
+ * shmq-flusher: makes the CommitLog durable and writes the checkpoint.
+ *
+ * Started by shmqd as `shmq-flusher --store DIR` (worker skeleton,
+ * worker.h); obeys SIGTERM/SIGINT (final flush, checkpoint, consumer
+ * offsets, exit 0) and exits when the master dies.
+ *
+ * Owns: `flushed` in the control block, the `checkpoint` file, and the
+ * periodic save of config/consumerOffset.json.
+ *
+ *   ASYNC_FLUSH: every flushIntervalCommitLog ms, flush when at least
+ *     flushCommitLogLeastPages pages are dirty (or a segment filled), and
+ *     everything every flushCommitLogThoroughInterval ms.
+ *   SYNC_FLUSH: group commit: sleep on flusher_wake until wrote > flushed,
+ *     then flush everything written in one go and publish flushed, which
+ *     wakes the producers waiting for it and the dispatcher.
+ *
+ * A flush that fails fences the store: fenced_error is set, flushed never
+ * moves again (a failed msync/fdatasync is never retried and trusted, also
+ * not by a restarted flusher), the writer refuses new entries and the master
+ * stops the store; the next start recovers.
+ *
+ * Checkpoint, every second when it changed: confirmPhyOffset =
+ * min(flushed, cq_flushed), the physic/logics timestamps the store time of
+ * the last record below it.  Consumer offsets: every 5 s when a consumer
+ * committed, and at stop.
+ *
+ * Orderly stop (store state FINISHING): flush everything, wait until the
+ * dispatcher has built and flushed every unit (dispatched == cq_flushed ==
+ * wrote), write the final checkpoint and the consumer offsets, exit 0.
+ *
+ * Killed at any point: flushed only names bytes a flush covered; a new
+ * flusher starts from the published value.  The CommitLog is mapped
+ * read-only: opening a segment queue writable would remove an empty
+ * trailing segment, which may be the one the writer is creating right now.
+ * msync(MS_SYNC) and fdatasync write back the file's dirty pages whoever
+ * dirtied them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commitlog.h"
+#include "ctl.h"
+#include "shmq/errors.h"
+#include "store_files.h"
+#include "worker.h"
+
+#define PAGE           4096
+#define CHECKPOINT_MS  1000
+#define OFFSETS_MS     5000
+#define IDLE_MAX_MS    1000
+#define OPEN_TRIES     50 /* a segment being created: retry the open */
+#define FINISH_WAIT_MS 100
+
+typedef struct flusher {
+    shmq_commitlog_t cl;
+    char root[PATH_MAX];
+    bool sync;
+    bool fenced;
+    int64_t flushed;       /* what this process published (it alone writes it) */
+    int64_t next_flush;    /* ASYNC: next flush (monotonic ms) */
+    int64_t next_thorough; /* ASYNC: next flush of everything */
+    int64_t next_cp;
+    int64_t next_offsets;
+    shmq_checkpoint_t cp; /* as last written (or read at start) */
+    int64_t walk_pos;     /* a record boundary at or below the checkpoint, -1 unknown */
+    int64_t walk_ts;      /* store time of the last record ending at walk_pos */
+    bool cp_warned;
+} flusher_t;
+
+static flusher_t the_flusher;
+
+static uint32_t store_state(const shmq_worker_t *w)
+{
+    /* acquire: pairs with the master's release store of the state */
+    return atomic_load_explicit(&w->ctl.blk->hdr.state, memory_order_acquire);
+}
+
+/* ---- flush ------------------------------------------------------------------------ */
+
+static void fence(shmq_worker_t *w, flusher_t *f, int rc)
+{
+    shmq_ctl_block_t *b = w->ctl.blk;
+    f->fenced = true;
+    /* release: whoever sees the fence also sees that flushed stopped here */
+    atomic_store_explicit(&b->fenced_error, rc < 0 ? rc : SHMQ_E_FENCED, memory_order_release);
+    atomic_fetch_add_explicit(&b->counters.flush_errors, 1, memory_order_relaxed);
+    const char *d = shmq_error_detail();
+    shmq_log(SHMQ_LOG_ERROR,
+             "CommitLog flush failed at %lld: %s; the store is fenced: no write is acknowledged "
+             "past %lld until a restart recovers it",
+             (long long)f->flushed, d[0] ? d : shmq_strerror(rc), (long long)f->flushed);
+    shmq_ctl_wake(&b->master_wake);
+}
+
+/* The segment holding pos, mapping segments the writer created since the last look. */
+static shmq_mapped_file_t *segment_at(flusher_t *f, int64_t pos)
+{
+    shmq_mapped_file_t *mf = shmq_mfq_find(&f->cl.q, pos);
+    if (!mf && shmq_mfq_refresh(&f->cl.q) >= 0) {
+        mf = shmq_mfq_find(&f->cl.q, pos);
+    }
+    return mf;
+}
+
+/*
+ * Flush [flushed, wrote) when least_pages (0: always) pages are dirty or a
+ * segment filled up, as shmq_commitlog_flush does, and publish the new
+ * flushed.  Returns the bytes flushed, or a negative error (fenced unless
+ * it was a missing segment).
+ */
+static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least_pages)
+{
+    if (f->fenced || wrote <= f->flushed) {
+        return 0;
+    }
+    int64_t seg = (int64_t)f->cl.q.seg_size;
+    if (least_pages > 0) {
+        int64_t seg_end = f->flushed - f->flushed % seg + seg;
+        if (wrote < seg_end && wrote / PAGE - f->flushed / PAGE < least_pages) {
+            return 0;
+        }
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t pos = f->flushed;
+    while (pos < wrote) {
+        shmq_mapped_file_t *mf = segment_at(f, pos);
+        if (!mf) {
+            if (pos < shmq_mfq_min_offset(&f->cl.q)) {
+                pos = shmq_mfq_min_offset(&f->cl.q); /* removed by cleaning: nothing to flush */
+                continue;
+            }
+            return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: no segment holds offset %lld",
+                                  f->cl.q.dir, (long long)pos);
+        }
+        int64_t end = mf->start_offset + seg;
+        if (end > wrote) {
+            end = wrote;
+        }
+        int rc = shmq_mf_flush(mf, (size_t)(pos - mf->start_offset),
+                               (size_t)(end - mf->start_offset), f->cl.flush_how);
+        if (rc < 0) {
+            fence(w, f, rc);
+            return rc;
+        }
+        pos = end;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t bytes = wrote - f->flushed;
+    f->flushed = wrote;
+    shmq_ctl_block_t *b = w->ctl.blk;
+    /* release (inside publish): the bytes below are on disk before anyone acts on it */
+    shmq_ctl_publish(&b->flushed, wrote);
+    if (f->sync) {
+        shmq_ctl_wake(&b->dispatcher_wake); /* SYNC_FLUSH: the dispatcher follows flushed */
+    }
+    uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+    /* relaxed: statistics */
+    atomic_fetch_add_explicit(&b->counters.flushes, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->counters.flush_ns_total, ns, memory_order_relaxed);
+    return bytes;
+}
+
+/* ---- checkpoint ---------------------------------------------------------------------- */
+
+/*
+ * Store time of the last record that ends at or below upto, walking record
+ * headers from the last known boundary (the previous checkpoint).  0 when
+ * it cannot be told (then the previous timestamps are kept).
+ */
+static int64_t last_record_ts(flusher_t *f, int64_t upto)
+{
+    int64_t seg = (int64_t)f->cl.q.seg_size;
+    int64_t min = shmq_mfq_min_offset(&f->cl.q);
+    if (f->walk_pos < min || f->walk_pos > upto) {
+        /* Segment starts are record boundaries. */
+        f->walk_pos = upto > 0 ? (upto - 1) - (upto - 1) % seg : 0;
+        if (f->walk_pos < min) {
+            f->walk_pos = min;
+        }
+        f->walk_ts = 0;
+    }
+    int64_t pos = f->walk_pos;
+    int64_t ts = f->walk_ts;
+    bool refreshed = false;
+    while (pos < upto) {
+        shmq_record_t r;
+        int rc = shmq_commitlog_next(&f->cl, &pos, upto, 0, &r);
+        if (rc == SHMQ_E_RANGE && !refreshed) {
+            refreshed = true;
+            if (shmq_mfq_refresh(&f->cl.q) >= 0) {
+                continue;
+            }
+        }
+        if (rc == SHMQ_E_END) {
+            break;
+        }
+        if (rc < 0) {
+            shmq_log(SHMQ_LOG_WARN, "checkpoint: cannot read the record at %lld: %s",
+                     (long long)pos, shmq_strerror(rc));
+            f->walk_pos = -1;
+            return 0;
+        }
+        ts = r.store_ts;
+    }
+    f->walk_pos = pos;
+    f->walk_ts = ts;
+    return ts;
+}
+
+/* Write the checkpoint when min(flushed, cq_flushed) moved (or force). */
+static void checkpoint(shmq_worker_t *w, flusher_t *f, bool force)
+{
+    int64_t cq_flushed = shmq_ctl_load(&w->ctl.blk->cq_flushed);
+    int64_t confirm = f->flushed < cq_flushed ? f->flushed : cq_flushed;
+    if (confirm < f->cp.confirm_phys || (confirm == f->cp.confirm_phys && !force)) {
+        return;
+    }
+    /* Reads stop at the published end; the checkpoint never names more than that. */
+    shmq_commitlog_set_positions(&f->cl, shmq_ctl_load(&w->ctl.blk->wrote), f->flushed);
+    int64_t ts = last_record_ts(f, confirm);
+    shmq_checkpoint_t cp = f->cp;
+    cp.confirm_phys = confirm;
+    if (ts > 0) {
+        cp.physic_msg_ts = ts;
+        cp.logics_msg_ts = ts;
+    }
+    int rc = shmq_checkpoint_write(f->root, &cp);
+    if (rc < 0) {
+        if (!f->cp_warned) {
+            const char *d = shmq_error_detail();
+            shmq_log(SHMQ_LOG_WARN, "cannot write the checkpoint: %s",
+                     d[0] ? d : shmq_strerror(rc));
+            f->cp_warned = true;
+        }
+        return;
+    }
+    f->cp_warned = false;
+    f->cp = cp;
+}
+
+static void save_offsets(shmq_worker_t *w, bool always)
+{
+    shmq_ctl_cons_t *c = w->ctl.cons;
+    /* acq_rel: offsets committed before the flag was set are in what we save */
+    uint32_t dirty = atomic_exchange_explicit(&c->offsets_dirty, 0, memory_order_acq_rel);
+    if (!dirty && !always) {
+        return;
+    }
+    shmq_error_clear();
+    int rc = shmq_ctl_offsets_save(&w->ctl);
+    if (rc < 0) {
+        atomic_store_explicit(&c->offsets_dirty, 1, memory_order_relaxed); /* try again later */
+        const char *d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_WARN, "cannot save the consumer offsets: %s",
+                 d[0] ? d : shmq_strerror(rc));
+    }
+}
+
+/* ---- worker ops ------------------------------------------------------------------------ */
+
+static int flusher_init(shmq_worker_t *w, void **state)
+{
+    flusher_t *f = &the_flusher;
+    const shmq_config_t *cfg = w->cfg;
+    memset(f, 0, sizeof(*f));
+    snprintf(f->root, sizeof(f->root), "%s", w->ctl.root);
+    f->sync = cfg->flush_disk_type == SHMQ_SYNC_FLUSH;
+    char dir[PATH_MAX];
+    shmq_config_commitlog_dir(cfg, dir, sizeof(dir));
+    int rc = SHMQ_E_SEGMENT;
+    for (int i = 0; i < OPEN_TRIES && rc == SHMQ_E_SEGMENT; i++) {
+        shmq_error_clear();
+        rc = shmq_commitlog_open(&f->cl, dir, (size_t)cfg->mapped_file_size_commit_log,
+                                 SHMQ_MF_READONLY);
+        if (rc == SHMQ_E_SEGMENT) {
+            usleep(20 * 1000); /* the writer is creating the last segment */
+        }
+    }
+    if (rc < 0) {
+        const char *d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_ERROR, "cannot open the CommitLog in %s: %s", dir,
+                 d[0] ? d : shmq_strerror(rc));
+        return SHMQ_EXIT_ERROR;
+    }
+    shmq_ctl_block_t *b = w->ctl.blk;
+    f->flushed = shmq_ctl_load(&b->flushed);
+    /* acquire: pairs with the release store of a fencing flusher */
+    int fenced = atomic_load_explicit(&b->fenced_error, memory_order_acquire);
+    if (fenced) {
+        f->fenced = true;
+        shmq_log(SHMQ_LOG_WARN, "the store is fenced (%s): no flush until it is recovered",
+                 shmq_strerror(fenced));
+    }
+    rc = shmq_checkpoint_read(f->root, &f->cp);
+    if (rc < 0) {
+        memset(&f->cp, 0, sizeof(f->cp));
+    }
+    /* The last checkpoint's offset is a record boundary with a known store time. */
+    f->walk_pos = f->cp.confirm_phys > 0 ? f->cp.confirm_phys : -1;
+    f->walk_ts = f->cp.physic_msg_ts;
+    int64_t now = shmq_mono_ms();
+    f->next_flush = now;
+    f->next_thorough = now + cfg->flush_commit_log_thorough_interval;
+    f->next_cp = now + CHECKPOINT_MS;
+    f->next_offsets = now + OFFSETS_MS;
+    shmq_log(SHMQ_LOG_INFO, "%s, flushed at %lld",
+             f->sync ? "SYNC_FLUSH (group commit)" : "ASYNC_FLUSH", (long long)f->flushed);
+    *state = f;
+    return 0;
+}
+
+static int64_t flusher_work(shmq_worker_t *w, void *state)
+{
+    flusher_t *f = state;
+    const shmq_config_t *cfg = w->cfg;
+    int64_t now = shmq_mono_ms();
+    int64_t wrote = shmq_ctl_load(&w->ctl.blk->wrote);
+    bool finishing = store_state(w) == SHMQ_STATE_FINISHING;
+    int64_t done = 0;
+    if (f->sync || finishing) {
+        done = flush_to(w, f, wrote, 0);
+    } else if (now >= f->next_flush) {
+        int least = cfg->flush_commit_log_least_pages;
+        if (now >= f->next_thorough) {
+            least = 0;
+            f->next_thorough = now + cfg->flush_commit_log_thorough_interval;
+        }
+        done = flush_to(w, f, wrote, least);
+        f->next_flush =
+            now + (cfg->flush_interval_commit_log > 0 ? cfg->flush_interval_commit_log : 1);
+    }
+    if (done < 0) {
+        /* A fence keeps the flusher running (checkpoints stay truthful); other errors restart it.
+         */
+        return f->fenced ? 0 : done;
+    }
+    if (now >= f->next_cp) {
+        checkpoint(w, f, false);
+        f->next_cp = now + CHECKPOINT_MS;
+    }
+    if (now >= f->next_offsets) {
+        save_offsets(w, false);
+        f->next_offsets = now + OFFSETS_MS;
+    }
+    return done;
+}
+
+/* Sleep predicates: true means "do not sleep, there is work". */
+static bool stop_requested(void *arg)
+{
+    shmq_worker_t *w = arg;
+    return w->stop;
+}
+
+static bool sync_ready(void *arg)
+{
+    shmq_worker_t *w = arg;
+    return w->stop || shmq_ctl_load(&w->ctl.blk->wrote) > the_flusher.flushed ||
+           store_state(w) == SHMQ_STATE_FINISHING;
+}
+
+/* A stop signal that came just before the sleep, or the orderly stop's last phase. */
+static bool finishing(void *arg)
+{
+    shmq_worker_t *w = arg;
+    return w->stop || store_state(w) == SHMQ_STATE_FINISHING;
+}
+
+static void flusher_idle(shmq_worker_t *w, void *state, int timeout_ms)
+{
+    flusher_t *f = state;
+    shmq_ctl_block_t *b = w->ctl.blk;
+    (void)timeout_ms; /* this role keeps its own timers */
+    if (store_state(w) == SHMQ_STATE_FINISHING) {
+        /* Waiting for the dispatcher: its last units, then its last ConsumeQueue flush. */
+        int64_t wrote = shmq_ctl_load(&b->wrote);
+        if (shmq_ctl_load(&b->dispatched) < wrote) {
+            shmq_ctl_wait_pos(&b->dispatched, wrote, FINISH_WAIT_MS);
+        } else if (shmq_ctl_load(&b->cq_flushed) < wrote) {
+            shmq_ctl_wait_pos(&b->cq_flushed, wrote, FINISH_WAIT_MS);
+        } else {
+            shmq_ctl_sleep(&b->flusher_wake, stop_requested, w, FINISH_WAIT_MS);
+        }
+        return;
+    }
+    int64_t now = shmq_mono_ms();
+    int64_t due = f->next_cp < f->next_offsets ? f->next_cp : f->next_offsets;
+    if (!f->sync && !f->fenced && shmq_ctl_load(&b->wrote) > f->flushed && f->next_flush < due) {
+        due = f->next_flush;
+    }
+    int64_t t = due - now;
+    if (t < 1) {
+        t = 1;
+    }
+    if (t > IDLE_MAX_MS) {
+        t = IDLE_MAX_MS;
+    }
+    if (f->sync && !f->fenced) {
+        shmq_ctl_sleep(&b->flusher_wake, sync_ready, w, (int)t);
+    } else {
+        shmq_ctl_sleep(&b->flusher_wake, finishing, w, (int)t);
+    }
+}
+
+static bool flusher_done(shmq_worker_t *w, void *state)
+{
+    flusher_t *f = state;
+    shmq_ctl_block_t *b = w->ctl.blk;
+    if (store_state(w) != SHMQ_STATE_FINISHING) {
+        return false;
+    }
+    int64_t wrote = shmq_ctl_load(&b->wrote);
+    if (f->fenced) {
+        return true; /* nothing more can be made durable */
+    }
+    return f->flushed == wrote && shmq_ctl_load(&b->dispatched) == wrote &&
+           shmq_ctl_load(&b->cq_flushed) == wrote;
+}
+
+static int flusher_finish(shmq_worker_t *w, void *state)
+{
+    flusher_t *f = state;
+    int code = SHMQ_EXIT_OK;
+    int64_t wrote = shmq_ctl_load(&w->ctl.blk->wrote);
+    if (flush_to(w, f, wrote, 0) < 0) {
+        code = SHMQ_EXIT_ERROR;
+    }
+    checkpoint(w, f, false);
+    save_offsets(w, true);
+    shmq_log(SHMQ_LOG_INFO, "flushed %lld, checkpoint at %lld", (long long)f->flushed,
+             (long long)f->cp.confirm_phys);
+    shmq_commitlog_close(&f->cl);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    static const shmq_worker_ops_t ops = {
+        .init = flusher_init,
+        .work = flusher_work,
+        .idle = flusher_idle,
+        .finish = flusher_finish,
+        .done = flusher_done,
+    };
+    return shmq_worker_main(argc, argv, SHMQ_ROLE_FLUSHER, &ops);
+}

@@ -1,0 +1,978 @@
+/*
+ * shmqd: the master of one store.
+ *
+ *   shmqd [-c broker.conf] [--store DIR] [--set KEY=VALUE]...
+ *
+ * Runs in the foreground and logs to stderr.  It takes the store lock (byte
+ * 0 of <root>/lock) and runs recovery through shmq_store_open, refuses to
+ * start while workers of an earlier master still hold byte 1 of the lock
+ * file, builds the control block from the recovered files, then starts the
+ * workers (shmq-writer, shmq-flusher, shmq-dispatcher, found next to this
+ * binary) and supervises them: reaps them on SIGCHLD, restarts crashed ones
+ * with a backoff, restarts one on an operator's request (`shmqctl restart`),
+ * and warns about stale heartbeats.
+ *
+ * States (enum shmq_store_state, every transition logged):
+ *   starting -> recovering -> running -> draining -> finishing -> stopped
+ *   and failed (a worker exited 2, a flush failed, or a forced stop).
+ *
+ * Signals: SIGTERM/SIGINT start an orderly stop (a second one forces it);
+ * SIGCHLD wakes the loop to reap; SIGHUP and SIGPIPE are ignored.  Handlers
+ * only set flags.  The master owns the store state and the worker table;
+ * it writes no data position after start (it sets them all once, from the
+ * files, before the control block is ready).
+ *
+ * If the master dies, the kernel sends SIGTERM to the workers (PDEATHSIG)
+ * and they exit; `abort` stays, and the next master recovers from the files.
+ *
+ * Exit status: 0 clean stop (abort removed), 1 error (store locked, held by
+ * old workers, recovery failed, unclean stop), 2 configuration error (bad
+ * option or value, or a worker exited 2).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "shmq/errors.h"
+#include "store.h"
+#include "worker.h"
+
+#define TICK_MS            100   /* longest sleep of the loop */
+#define BACKOFF_MIN_MS     100   /* first restart delay after a crash */
+#define BACKOFF_MAX_MS     5000  /* doubling stops here */
+#define BACKOFF_RESET_MS   10000 /* a worker up this long starts again from BACKOFF_MIN_MS */
+#define HEARTBEAT_STALE_MS 5000
+#define TERM_WAIT_MS       10000 /* SIGTERM, then SIGKILL after this */
+#define STOP_TIMEOUT_MS    60000 /* an orderly stop taking longer is forced */
+#define NWORKERS           3
+
+static const enum shmq_role roles[NWORKERS] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_FLUSHER,
+                                               SHMQ_ROLE_DISPATCHER};
+
+typedef struct master_worker {
+    enum shmq_role role;
+    char path[PATH_MAX];     /* the executable */
+    pid_t pid;               /* 0 when not running */
+    int64_t started_mono;    /* when the current process was started */
+    int64_t next_start_mono; /* not running: start again at this time (-1: never) */
+    int backoff_ms;          /* next crash's restart delay */
+    int64_t term_mono;       /* SIGTERM sent at (0: not sent); SIGKILL after TERM_WAIT_MS */
+    bool restarting;         /* SIGTERMed for a restart request: start again at once */
+    bool done;               /* exited 0 as its part of an orderly stop */
+    bool failed;             /* exited 2: not restarted */
+    bool started_once;
+    bool hb_warned;
+    int last_exit; /* exit code, or -signal */
+} master_worker_t;
+
+typedef struct master {
+    shmq_config_t cfg;
+    char root[PATH_MAX]; /* realpath of the store root */
+    enum shmq_store_state state;
+    shmq_ctl_t ctl;
+    bool have_ctl;
+    int lock_fd;
+    master_worker_t w[NWORKERS];
+    int64_t stop_mono; /* orderly stop began at */
+    bool forced;       /* stopping without waiting for the orderly sequence */
+    int stops_seen;    /* stop signals handled so far (got_stop counts them) */
+    int fail_code;     /* exit code when the store failed (1 or 2) */
+} master_t;
+
+static volatile sig_atomic_t got_stop; /* count of SIGTERM/SIGINT */
+static volatile sig_atomic_t got_chld;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    got_stop = got_stop + 1;
+}
+
+static void on_chld(int sig)
+{
+    (void)sig;
+    got_chld = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: a signal ends the futex sleep of the loop (EINTR). */
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_chld;
+    sa.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+}
+
+/* ---- state machine ------------------------------------------------------------ */
+
+static void set_state(master_t *m, enum shmq_store_state s)
+{
+    if (s == m->state) {
+        return;
+    }
+    shmq_log(SHMQ_LOG_INFO, "state: %s -> %s", shmq_store_state_name(m->state),
+             shmq_store_state_name(s));
+    m->state = s;
+    if (m->have_ctl) {
+        /* release: whatever the master set up for this state is visible with it */
+        atomic_store_explicit(&m->ctl.blk->hdr.state, (uint32_t)s, memory_order_release);
+        /* Workers that sleep re-read the state when woken. */
+        shmq_ctl_wake(&m->ctl.blk->writer_wake);
+        shmq_ctl_wake(&m->ctl.blk->flusher_wake);
+        shmq_ctl_wake(&m->ctl.blk->dispatcher_wake);
+    }
+}
+
+static bool stopping(const master_t *m)
+{
+    return m->state == SHMQ_STATE_DRAINING || m->state == SHMQ_STATE_FINISHING ||
+           m->state == SHMQ_STATE_FAILED || m->forced;
+}
+
+/* ---- configuration ------------------------------------------------------------ */
+
+static void config_warn(void *arg, const char *file, int line, const char *msg)
+{
+    (void)arg;
+    if (file) {
+        shmq_log(SHMQ_LOG_WARN, "%s:%d: %s", file, line, msg);
+    } else {
+        shmq_log(SHMQ_LOG_WARN, "%s", msg);
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: shmqd [-c broker.conf] [--store DIR] [--set KEY=VALUE]...\n"
+               "    Run the store's master in the foreground (log on stderr).  With no\n"
+               "    options it serves ./data.  SIGTERM or SIGINT stops it cleanly.\n"
+               "Exit status: 0 clean stop, 1 error, 2 configuration error.\n");
+}
+
+static int config_fail(int rc)
+{
+    const char *d = shmq_error_detail();
+    shmq_log(SHMQ_LOG_ERROR, "configuration error: %s", d[0] ? d : shmq_strerror(rc));
+    return SHMQ_EXIT_CONFIG;
+}
+
+/* Defaults, then -c FILE, then --store / --set in command-line order, then the checks. */
+static int parse_config(int argc, char **argv, shmq_config_t *cfg)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"store", required_argument, NULL, 's'},
+        {"set", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *file = NULL;
+    int opt;
+    opterr = 0;
+    /* First pass: the file comes first whatever its position. */
+    while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        if (opt == 'c') {
+            file = optarg;
+        } else if (opt == 'h') {
+            usage(stdout);
+            exit(0);
+        } else if (opt == ':' || opt == '?') {
+            shmq_log(SHMQ_LOG_ERROR, "%s option '%s'", opt == ':' ? "missing value for" : "unknown",
+                     argv[optind - 1]);
+            usage(stderr);
+            return SHMQ_EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        shmq_log(SHMQ_LOG_ERROR, "unexpected argument '%s'", argv[optind]);
+        usage(stderr);
+        return SHMQ_EXIT_CONFIG;
+    }
+    shmq_config_defaults(cfg);
+    int rc;
+    if (file) {
+        shmq_error_clear();
+        rc = shmq_config_load(cfg, file, config_warn, NULL);
+        if (rc < 0 && rc > -4096) {
+            shmq_log(SHMQ_LOG_ERROR, "cannot read config file %s: %s", file, strerror(-rc));
+            return SHMQ_EXIT_CONFIG;
+        }
+        if (rc < 0) {
+            return config_fail(rc);
+        }
+    }
+    optind = 0; /* GNU getopt: 0 re-initialises the scan */
+    while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        char key[256];
+        const char *value;
+        if (opt == 's') {
+            snprintf(key, sizeof(key), "storePathRootDir");
+            value = optarg;
+        } else if (opt == 'S') {
+            const char *eq = strchr(optarg, '=');
+            size_t klen = eq ? (size_t)(eq - optarg) : 0;
+            if (!eq || klen == 0 || klen >= sizeof(key)) {
+                shmq_log(SHMQ_LOG_ERROR, "--set expects KEY=VALUE, got '%s'", optarg);
+                return SHMQ_EXIT_CONFIG;
+            }
+            memcpy(key, optarg, klen);
+            key[klen] = '\0';
+            value = eq + 1;
+        } else {
+            continue;
+        }
+        shmq_error_clear();
+        rc = shmq_config_set(cfg, key, value, config_warn, NULL);
+        if (rc < 0) {
+            return config_fail(rc);
+        }
+    }
+    shmq_error_clear();
+    rc = shmq_config_validate(cfg);
+    return rc < 0 ? config_fail(rc) : 0;
+}
+
+/* ---- old workers ---------------------------------------------------------------- */
+
+/*
+ * Name the processes holding an OFD lock on byte 1 of the lock file: OFD
+ * locks show pid -1 in /proc/locks, so look for open descriptions of the
+ * file whose fdinfo lists such a lock.  Writes "pid N (comm), ..." to out.
+ */
+static void describe_holders(const char *lock_path, char *out, size_t len)
+{
+    out[0] = '\0';
+    size_t used = 0;
+    struct stat lst;
+    if (stat(lock_path, &lst) != 0) {
+        return;
+    }
+    DIR *proc = opendir("/proc");
+    if (!proc) {
+        return;
+    }
+    struct dirent *pe;
+    while ((pe = readdir(proc)) != NULL && used + 64 < len) {
+        char *end;
+        long pid = strtol(pe->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == getpid()) {
+            continue;
+        }
+        char fddir[64];
+        snprintf(fddir, sizeof(fddir), "/proc/%ld/fd", pid);
+        DIR *fds = opendir(fddir);
+        if (!fds) {
+            continue;
+        }
+        struct dirent *fe;
+        bool found = false;
+        while (!found && (fe = readdir(fds)) != NULL) {
+            char p[PATH_MAX];
+            struct stat st;
+            snprintf(p, sizeof(p), "%s/%s", fddir, fe->d_name);
+            if (fe->d_name[0] == '.' || stat(p, &st) != 0 || st.st_ino != lst.st_ino ||
+                st.st_dev != lst.st_dev) {
+                continue;
+            }
+            snprintf(p, sizeof(p), "/proc/%ld/fdinfo/%s", pid, fe->d_name);
+            FILE *f = fopen(p, "r");
+            char line[256];
+            while (f && !found && fgets(line, sizeof(line), f)) {
+                long long s, e;
+                char *lk = strstr(line, "OFDLCK");
+                /* "lock:\t1: OFDLCK ADVISORY  READ -1 fe:00:123 1 1" */
+                if (lk && sscanf(lk, "%*s %*s %*s %*s %*s %lld %lld", &s, &e) == 2 && s <= 1 &&
+                    e >= 1) {
+                    found = true;
+                }
+            }
+            if (f) {
+                fclose(f);
+            }
+        }
+        closedir(fds);
+        if (found) {
+            char comm[32] = "?";
+            char p[64];
+            snprintf(p, sizeof(p), "/proc/%ld/comm", pid);
+            FILE *f = fopen(p, "r");
+            if (f) {
+                if (fgets(comm, sizeof(comm), f)) {
+                    comm[strcspn(comm, "\n")] = '\0';
+                }
+                fclose(f);
+            }
+            int n = snprintf(out + used, len - used, "%spid %ld (%s)", used ? ", " : "", pid, comm);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    }
+    closedir(proc);
+}
+
+/*
+ * Refuse to start while workers of an earlier master still hold the store
+ * (a shared OFD lock on byte 1 of <root>/lock): try to take it exclusively,
+ * and release it at once.  Returns 0 when free (or no lock file yet), -1
+ * after logging who holds it.  When the store lock itself (byte 0) is held,
+ * returns 0: the store open then reports the master that holds it.
+ */
+static int check_old_workers(const char *root)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/lock", root);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        return 0; /* a new store: nobody can hold it */
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
+        close(fd);
+        return 0; /* a running master: shmq_store_open names it */
+    }
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 1;
+    fl.l_len = 1;
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+        fl.l_type = F_UNLCK;
+        fcntl(fd, F_OFD_SETLK, &fl);
+        close(fd);
+        return 0;
+    }
+    int e = errno;
+    close(fd);
+    if (e != EAGAIN && e != EACCES) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot test the workers' lock on %s: %s", path, strerror(e));
+        return -1;
+    }
+    char who[512];
+    describe_holders(path, who, sizeof(who));
+    shmq_log(SHMQ_LOG_ERROR,
+             "store %s is still held by workers of an earlier master (%s); they exit when "
+             "they notice the master is gone; stop them (kill PID) and start again",
+             root, who[0] ? who : "pids unknown");
+    return -1;
+}
+
+/* ---- building the control block ---------------------------------------------------- */
+
+static int put_queue(shmq_queue_t *q, void *arg)
+{
+    shmq_ctl_t *ctl = arg;
+    shmq_ctl_queue_t *cq;
+    int rc = shmq_ctl_queue_insert(ctl, q->cq.topic, strlen(q->cq.topic), q->cq.queue_id, &cq);
+    if (rc < 0) {
+        shmq_error_wrap(rc, "queue table: %s/%d", q->cq.topic, q->cq.queue_id);
+        return rc;
+    }
+    int64_t max = shmq_cq_max_offset(&q->cq);
+    /* relaxed: the block is not ready yet; shmq_ctl_set_ready publishes everything (release) */
+    atomic_store_explicit(&cq->next_offset, q->next_offset > max ? q->next_offset : max,
+                          memory_order_relaxed);
+    atomic_store_explicit(&cq->max_offset, max, memory_order_relaxed);
+    atomic_store_explicit(&cq->min_offset, shmq_cq_min_offset(&q->cq), memory_order_relaxed);
+    return 0;
+}
+
+/*
+ * Fill the new control block from the recovered store: positions, topic
+ * table, queue table, consumer offsets.
+ */
+static int fill_ctl(master_t *m, shmq_store_t *st)
+{
+    shmq_ctl_block_t *b = m->ctl.blk;
+    int64_t end = st->cl.wrote_pos;
+    shmq_ctl_publish(&b->wrote, end);
+    shmq_ctl_publish(&b->flushed, end);
+    shmq_ctl_publish(&b->dispatched, end);
+    shmq_ctl_publish(&b->cq_flushed, end);
+    shmq_ctl_publish(&b->indexed, end);
+    shmq_ctl_publish(&b->replicated, end);
+    shmq_ctl_publish(&b->min, shmq_commitlog_min_offset(&st->cl));
+    atomic_store_explicit(&b->writer_journal, end, memory_order_relaxed);
+
+    int rc = shmq_ctl_topic_lock(&m->ctl, 5000);
+    if (rc < 0) {
+        return shmq_error_wrap(rc, "topic lock");
+    }
+    for (size_t i = 0; i < st->topics.count && rc == 0; i++) {
+        const shmq_topic_config_t *t = &st->topics.topics[i];
+        rc = shmq_ctl_topic_put(&m->ctl, t->name, t->read_queue_nums, t->write_queue_nums, t->perm,
+                                t->order);
+        if (rc < 0) {
+            shmq_error_wrap(rc, "topic table: %s", t->name);
+        }
+    }
+    shmq_ctl_topic_unlock(&m->ctl);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = shmq_store_foreach_queue(st, put_queue, &m->ctl);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = shmq_ctl_offsets_load(&m->ctl);
+    if (rc < 0) {
+        return shmq_error_wrap(rc, "consumer offsets");
+    }
+    shmq_log(SHMQ_LOG_INFO,
+             "control block %s: positions at %lld (min %lld), %zu topics, %zu queues", m->ctl.name,
+             (long long)end, (long long)shmq_commitlog_min_offset(&st->cl), st->topics.count,
+             st->queue_count);
+    return 0;
+}
+
+static void log_recovery(const shmq_recovery_report_t *r)
+{
+    shmq_log(SHMQ_LOG_INFO,
+             "recovery (%s): scanned from %lld, end %lld, %lld records checked, %lld bytes "
+             "truncated, %lld units rebuilt, %lld units dropped in %d queues",
+             r->abnormal ? "abnormal: the last run did not stop cleanly" : "normal",
+             (long long)r->scan_from, (long long)r->recovered_end, (long long)r->records_checked,
+             (long long)r->truncated_bytes, (long long)r->units_rebuilt,
+             (long long)r->units_truncated, r->queues_touched);
+    if (r->stop_error) {
+        shmq_log(r->truncated_bytes > 0 ? SHMQ_LOG_WARN : SHMQ_LOG_INFO, "recovery stopped at: %s",
+                 r->stop_reason);
+    }
+    if (r->below_checkpoint) {
+        shmq_log(SHMQ_LOG_WARN, "recovery cut the log below the checkpoint: flushed data was "
+                                "damaged");
+    }
+}
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+static shmq_ctl_worker_t *slot(master_t *m, const master_worker_t *w)
+{
+    return &m->ctl.blk->workers[w->role];
+}
+
+static const char *wname(const master_worker_t *w)
+{
+    return shmq_role_name(w->role);
+}
+
+static void start_worker(master_t *m, master_worker_t *w)
+{
+    shmq_ctl_worker_t *s = slot(m, w);
+    pid_t master_pid = getpid();
+    /* relaxed: status only; the worker sets RUNNING itself once attached */
+    atomic_store_explicit(&s->state, SHMQ_WORKER_STARTING, memory_order_relaxed);
+    atomic_store_explicit(&s->heartbeat_ms, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->started_ms, shmq_now_ms(), memory_order_relaxed);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        /* A session of its own: a terminal's Ctrl-C (SIGINT to the foreground
+         * process group) or hangup reaches the master only, which stops the
+         * workers in order. */
+        setsid();
+        /* Die with the master even before the worker asks for it itself. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != master_pid) {
+            _exit(SHMQ_EXIT_ERROR);
+        }
+        char *argv[] = {(char *)w->path, "--store", m->root, NULL};
+        execv(w->path, argv);
+        shmq_log(SHMQ_LOG_ERROR, "cannot run %s: %s", w->path, strerror(errno));
+        _exit(SHMQ_EXIT_ERROR);
+    }
+    if (pid < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot fork the %s: %s; trying again in %d ms", wname(w),
+                 strerror(errno), w->backoff_ms);
+        w->next_start_mono = shmq_mono_ms() + w->backoff_ms;
+        atomic_store_explicit(&s->state, SHMQ_WORKER_EXITED, memory_order_relaxed);
+        return;
+    }
+    if (w->started_once) {
+        atomic_fetch_add_explicit(&s->restarts, 1, memory_order_relaxed);
+    }
+    w->started_once = true;
+    w->pid = pid;
+    w->started_mono = shmq_mono_ms();
+    w->next_start_mono = -1;
+    w->term_mono = 0;
+    w->hb_warned = false;
+    atomic_store_explicit(&s->pid, pid, memory_order_release);
+    shmq_log(SHMQ_LOG_INFO, "started the %s: pid %d", wname(w), (int)pid);
+}
+
+/* SIGTERM a running worker (restart request or forced stop); SIGKILL follows if it lingers. */
+static void term_worker(master_worker_t *w)
+{
+    if (w->pid > 0 && w->term_mono == 0) {
+        kill(w->pid, SIGTERM);
+        w->term_mono = shmq_mono_ms();
+    }
+}
+
+static void fail_store(master_t *m, int code, const char *why)
+{
+    if (m->state == SHMQ_STATE_FAILED) {
+        return;
+    }
+    shmq_log(SHMQ_LOG_ERROR, "store failed: %s; stopping (abort stays: the next start recovers)",
+             why);
+    if (m->fail_code == 0) {
+        m->fail_code = code;
+    }
+    set_state(m, SHMQ_STATE_FAILED);
+    for (int i = 0; i < NWORKERS; i++) {
+        m->w[i].next_start_mono = -1;
+        term_worker(&m->w[i]);
+    }
+}
+
+static void worker_exited(master_t *m, master_worker_t *w, int status)
+{
+    shmq_ctl_worker_t *s = slot(m, w);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    int64_t up = shmq_mono_ms() - w->started_mono;
+    if (code >= 0) {
+        shmq_log(code == 0 ? SHMQ_LOG_INFO : SHMQ_LOG_WARN, "the %s (pid %d) exited with status %d",
+                 wname(w), (int)w->pid, code);
+    } else {
+        shmq_log(SHMQ_LOG_WARN, "the %s (pid %d) was killed by signal %d (%s)", wname(w),
+                 (int)w->pid, -code, strsignal(-code));
+    }
+    w->pid = 0;
+    w->last_exit = code;
+    w->term_mono = 0;
+    atomic_store_explicit(&s->last_exit, code, memory_order_relaxed);
+    atomic_store_explicit(&s->pid, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->state, SHMQ_WORKER_EXITED, memory_order_release);
+
+    if (code == SHMQ_EXIT_CONFIG) {
+        w->failed = true;
+        w->next_start_mono = -1;
+        atomic_store_explicit(&s->state, SHMQ_WORKER_FAILED, memory_order_release);
+        fail_store(m, SHMQ_EXIT_CONFIG, "a worker reported a configuration error (exit 2)");
+        return;
+    }
+    if (m->state == SHMQ_STATE_FAILED || m->forced) {
+        w->next_start_mono = -1;
+        return;
+    }
+    if (w->restarting) {
+        /* An operator's restart: not a crash, no backoff. */
+        w->restarting = false;
+        w->next_start_mono = shmq_mono_ms();
+        return;
+    }
+    bool writer_drained = w->role == SHMQ_ROLE_WRITER && m->state == SHMQ_STATE_DRAINING;
+    if (code == 0 && (writer_drained || m->state == SHMQ_STATE_FINISHING)) {
+        w->done = true;
+        w->next_start_mono = -1;
+        return;
+    }
+    if (up >= BACKOFF_RESET_MS) {
+        w->backoff_ms = BACKOFF_MIN_MS;
+    }
+    w->next_start_mono = shmq_mono_ms() + w->backoff_ms;
+    shmq_log(SHMQ_LOG_INFO, "restarting the %s in %d ms", wname(w), w->backoff_ms);
+    w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
+}
+
+static void reap(master_t *m)
+{
+    got_chld = 0;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < NWORKERS; i++) {
+            if (m->w[i].pid == pid) {
+                worker_exited(m, &m->w[i], status);
+                break;
+            }
+        }
+    }
+}
+
+static void handle_restart_requests(master_t *m)
+{
+    shmq_ctl_block_t *b = m->ctl.blk;
+    for (int r = 0; r < SHMQ_CTL_MAX_WORKERS; r++) {
+        /* acquire: pairs with shmqctl's release store of the request */
+        if (atomic_load_explicit(&b->workers[r].restart_request, memory_order_acquire) == 0) {
+            continue;
+        }
+        atomic_store_explicit(&b->workers[r].restart_request, 0, memory_order_relaxed);
+        master_worker_t *w = NULL;
+        for (int i = 0; i < NWORKERS; i++) {
+            if ((int)m->w[i].role == r) {
+                w = &m->w[i];
+            }
+        }
+        const char *name = shmq_role_name((enum shmq_role)r);
+        if (!w) {
+            shmq_log(SHMQ_LOG_WARN, "restart of the %s requested: this store runs no %s", name,
+                     name);
+        } else if (m->state != SHMQ_STATE_RUNNING) {
+            shmq_log(SHMQ_LOG_WARN, "restart of the %s requested: ignored while %s", name,
+                     shmq_store_state_name(m->state));
+        } else if (w->pid > 0) {
+            shmq_log(SHMQ_LOG_INFO, "restart of the %s requested: stopping pid %d", name,
+                     (int)w->pid);
+            w->restarting = true;
+            term_worker(w);
+        } else if (!w->failed) {
+            shmq_log(SHMQ_LOG_INFO, "restart of the %s requested: starting it now", name);
+            w->next_start_mono = shmq_mono_ms();
+        }
+    }
+}
+
+static void watch_workers(master_t *m)
+{
+    int64_t now = shmq_mono_ms();
+    int64_t wall = shmq_now_ms();
+    for (int i = 0; i < NWORKERS; i++) {
+        master_worker_t *w = &m->w[i];
+        shmq_ctl_worker_t *s = slot(m, w);
+        if (w->pid == 0) {
+            if (w->next_start_mono >= 0 && now >= w->next_start_mono && !w->done && !w->failed &&
+                m->state != SHMQ_STATE_FAILED && !m->forced) {
+                start_worker(m, w);
+            }
+            continue;
+        }
+        if (w->term_mono && now - w->term_mono > TERM_WAIT_MS) {
+            shmq_log(SHMQ_LOG_WARN, "the %s (pid %d) ignored SIGTERM for %d ms: SIGKILL", wname(w),
+                     (int)w->pid, TERM_WAIT_MS);
+            kill(w->pid, SIGKILL);
+            w->term_mono = now; /* once per TERM_WAIT_MS */
+        }
+        /* relaxed: status values, no data depends on them */
+        int64_t hb = atomic_load_explicit(&s->heartbeat_ms, memory_order_relaxed);
+        int64_t since = atomic_load_explicit(&s->started_ms, memory_order_relaxed);
+        int64_t age = wall - (hb > since ? hb : since);
+        if (age > HEARTBEAT_STALE_MS && !w->hb_warned) {
+            shmq_log(SHMQ_LOG_WARN, "the %s (pid %d) has not reported a heartbeat for %lld ms",
+                     wname(w), (int)w->pid, (long long)age);
+            w->hb_warned = true;
+        } else if (age <= HEARTBEAT_STALE_MS && w->hb_warned) {
+            shmq_log(SHMQ_LOG_INFO, "the %s (pid %d) reports heartbeats again", wname(w),
+                     (int)w->pid);
+            w->hb_warned = false;
+        }
+    }
+}
+
+static bool any_running(const master_t *m)
+{
+    for (int i = 0; i < NWORKERS; i++) {
+        if (m->w[i].pid > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- stop ------------------------------------------------------------------------------- */
+
+static void force_stop(master_t *m, const char *why)
+{
+    if (m->forced) {
+        return;
+    }
+    shmq_log(SHMQ_LOG_WARN, "forced stop: %s", why);
+    m->forced = true;
+    for (int i = 0; i < NWORKERS; i++) {
+        m->w[i].next_start_mono = -1;
+        term_worker(&m->w[i]);
+    }
+}
+
+/* Signals and the orderly sequence: running -> draining -> finishing. */
+static void advance_stop(master_t *m)
+{
+    int stops = got_stop;
+    if (stops != m->stops_seen) {
+        m->stops_seen = stops;
+        if (m->state == SHMQ_STATE_RUNNING) {
+            shmq_log(SHMQ_LOG_INFO, "stop requested: draining the producer rings");
+            m->stop_mono = shmq_mono_ms();
+            set_state(m, SHMQ_STATE_DRAINING);
+        } else if (stops > 1 && stopping(m) && !m->forced) {
+            force_stop(m, "second stop signal");
+        }
+    }
+    if (m->state == SHMQ_STATE_DRAINING && m->w[0].done) {
+        set_state(m, SHMQ_STATE_FINISHING);
+    }
+    if ((m->state == SHMQ_STATE_DRAINING || m->state == SHMQ_STATE_FINISHING) && !m->forced &&
+        shmq_mono_ms() - m->stop_mono > STOP_TIMEOUT_MS) {
+        force_stop(m, "the orderly stop did not finish in time");
+    }
+    /* acquire: the flusher stores the error before anything else about the fence */
+    int fenced = atomic_load_explicit(&m->ctl.blk->fenced_error, memory_order_acquire);
+    if (fenced != 0 && m->state != SHMQ_STATE_FAILED) {
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "a CommitLog flush failed (%s): no write is acknowledged past it",
+                 shmq_strerror(fenced));
+        fail_store(m, SHMQ_EXIT_ERROR, why);
+    }
+}
+
+static bool finished(const master_t *m)
+{
+    if (any_running(m)) {
+        return false;
+    }
+    if (m->state == SHMQ_STATE_FAILED || m->forced) {
+        return true;
+    }
+    if (m->state != SHMQ_STATE_FINISHING) {
+        return false;
+    }
+    for (int i = 0; i < NWORKERS; i++) {
+        if (!m->w[i].done) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* After every worker exited: topics.json, abort (only after a clean stop), the control block. */
+static int shut_down(master_t *m)
+{
+    shmq_ctl_block_t *b = m->ctl.blk;
+    int64_t wrote = shmq_ctl_load(&b->wrote);
+    int64_t flushed = shmq_ctl_load(&b->flushed);
+    int64_t dispatched = shmq_ctl_load(&b->dispatched);
+    int64_t cq_flushed = shmq_ctl_load(&b->cq_flushed);
+    bool all_zero = true;
+    for (int i = 0; i < NWORKERS; i++) {
+        all_zero = all_zero && m->w[i].started_once && m->w[i].last_exit == 0;
+    }
+    bool clean = all_zero && m->state != SHMQ_STATE_FAILED && flushed == wrote &&
+                 dispatched == wrote && cq_flushed == wrote;
+    int rc = shmq_ctl_topic_lock(&m->ctl, 5000);
+    if (rc == 0) {
+        rc = shmq_ctl_topics_save(&m->ctl);
+        shmq_ctl_topic_unlock(&m->ctl);
+    }
+    if (rc < 0) {
+        const char *d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_ERROR, "cannot write topics.json: %s", d[0] ? d : shmq_strerror(rc));
+        clean = false;
+    }
+    if (clean) {
+        rc = shmq_abort_remove(m->root);
+        if (rc < 0) {
+            shmq_log(SHMQ_LOG_ERROR, "cannot remove %s/abort: %s", m->root, shmq_strerror(rc));
+            clean = false;
+        } else {
+            shmq_log(SHMQ_LOG_INFO, "clean stop at %lld: abort removed", (long long)wrote);
+        }
+    } else {
+        shmq_log(SHMQ_LOG_WARN,
+                 "unclean stop (wrote %lld, flushed %lld, dispatched %lld, cq_flushed %lld%s): "
+                 "abort stays, the next start recovers",
+                 (long long)wrote, (long long)flushed, (long long)dispatched, (long long)cq_flushed,
+                 all_zero ? "" : ", a worker did not exit 0");
+    }
+    if (m->state != SHMQ_STATE_FAILED) {
+        set_state(m, SHMQ_STATE_STOPPED);
+    }
+    rc = shmq_ctl_unlink(m->root);
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_WARN, "cannot remove the control block %s: %s", m->ctl.name,
+                 shmq_strerror(rc));
+    }
+    shmq_ctl_detach(&m->ctl);
+    m->have_ctl = false;
+    shmq_store_unlock(m->lock_fd);
+    m->lock_fd = -1;
+    if (m->fail_code) {
+        return m->fail_code;
+    }
+    return clean ? SHMQ_EXIT_OK : SHMQ_EXIT_ERROR;
+}
+
+/* ---- main --------------------------------------------------------------------------------- */
+
+static bool loop_ready(void *arg)
+{
+    master_t *m = arg;
+    if (got_stop != m->stops_seen || got_chld) {
+        return true;
+    }
+    for (int r = 0; r < SHMQ_CTL_MAX_WORKERS; r++) {
+        /* relaxed: only decides whether to sleep; handled with acquire afterwards */
+        if (atomic_load_explicit(&m->ctl.blk->workers[r].restart_request, memory_order_relaxed)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int find_workers(master_t *m)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot find my executable: %s", strerror(errno));
+        return -1;
+    }
+    exe[n] = '\0';
+    const char *dir = dirname(exe);
+    for (int i = 0; i < NWORKERS; i++) {
+        master_worker_t *w = &m->w[i];
+        w->role = roles[i];
+        w->backoff_ms = BACKOFF_MIN_MS;
+        w->next_start_mono = 0;
+        snprintf(w->path, sizeof(w->path), "%s/shmq-%s", dir, shmq_role_name(w->role));
+        if (access(w->path, X_OK) != 0) {
+            shmq_log(SHMQ_LOG_ERROR, "worker program %s: %s", w->path, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* starting -> recovering -> running: lock, recover, build the control block. */
+static int start_store(master_t *m)
+{
+    if (check_old_workers(m->cfg.store_path_root_dir) < 0) {
+        return SHMQ_EXIT_ERROR;
+    }
+    set_state(m, SHMQ_STATE_RECOVERING);
+    shmq_store_t st;
+    shmq_recovery_report_t rep;
+    memset(&rep, 0, sizeof(rep));
+    shmq_error_clear();
+    int rc = shmq_store_open(&st, &m->cfg, 0, &rep);
+    if (rc < 0) {
+        const char *d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_ERROR, "cannot open the store at %s: %s", m->cfg.store_path_root_dir,
+                 d[0] ? d : shmq_strerror(rc));
+        return SHMQ_EXIT_ERROR;
+    }
+    log_recovery(&rep);
+    /*
+     * The segment the writer appends to next exists before anyone sends, so
+     * the first send never waits for a segment to be allocated and pre-faulted.
+     */
+    if (!shmq_mfq_find(&st.cl.q, st.cl.wrote_pos)) {
+        shmq_mapped_file_t *mf;
+        int64_t seg = (int64_t)st.cl.q.seg_size;
+        rc = shmq_mfq_get_or_create(&st.cl.q, st.cl.wrote_pos - st.cl.wrote_pos % seg, &mf);
+        if (rc < 0) {
+            shmq_log(SHMQ_LOG_ERROR, "cannot create the CommitLog segment at %lld: %s",
+                     (long long)st.cl.wrote_pos, shmq_strerror(rc));
+            shmq_store_abandon(&st);
+            return SHMQ_EXIT_ERROR;
+        }
+    }
+    if (!realpath(m->cfg.store_path_root_dir, m->root)) {
+        shmq_log(SHMQ_LOG_ERROR, "store %s: %s", m->cfg.store_path_root_dir, strerror(errno));
+        shmq_store_abandon(&st);
+        return SHMQ_EXIT_ERROR;
+    }
+    snprintf(m->cfg.store_path_root_dir, sizeof(m->cfg.store_path_root_dir), "%s", m->root);
+    /* Old workers that started after the first check (their master died since). */
+    if (check_old_workers(m->root) < 0) {
+        shmq_store_abandon(&st);
+        return SHMQ_EXIT_ERROR;
+    }
+    if (got_stop) {
+        shmq_log(SHMQ_LOG_INFO, "stop requested during recovery: closing the store");
+        rc = shmq_store_close(&st);
+        return rc < 0 ? SHMQ_EXIT_ERROR : SHMQ_EXIT_OK;
+    }
+    shmq_error_clear();
+    rc = shmq_ctl_create(&m->cfg, m->root, &m->ctl);
+    if (rc == 0) {
+        m->have_ctl = true;
+        rc = fill_ctl(m, &st);
+    }
+    if (rc < 0) {
+        const char *d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_ERROR, "cannot build the control block: %s",
+                 d[0] ? d : shmq_strerror(rc));
+        if (m->have_ctl) {
+            shmq_ctl_unlink(m->root);
+            shmq_ctl_detach(&m->ctl);
+            m->have_ctl = false;
+        }
+        shmq_store_abandon(&st);
+        return SHMQ_EXIT_ERROR;
+    }
+    /* The workers open the files themselves; the master keeps only the lock. */
+    m->lock_fd = shmq_store_detach(&st);
+    atomic_store_explicit(&m->ctl.blk->hdr.state, (uint32_t)m->state, memory_order_relaxed);
+    shmq_ctl_set_ready(&m->ctl);
+    set_state(m, SHMQ_STATE_RUNNING);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static master_t m;
+    shmq_log_init("shmqd");
+    m.state = SHMQ_STATE_STARTING;
+    m.lock_fd = -1;
+    int rc = parse_config(argc, argv, &m.cfg);
+    if (rc != 0) {
+        return rc;
+    }
+    install_signals();
+    if (find_workers(&m) < 0) {
+        return SHMQ_EXIT_ERROR;
+    }
+    shmq_log(SHMQ_LOG_INFO, "starting: store %s, %s", m.cfg.store_path_root_dir,
+             m.cfg.flush_disk_type == SHMQ_SYNC_FLUSH ? "SYNC_FLUSH" : "ASYNC_FLUSH");
+    rc = start_store(&m);
+    if (rc != 0 || !m.have_ctl) {
+        if (rc != 0) {
+            set_state(&m, SHMQ_STATE_FAILED);
+        }
+        return rc;
+    }
+    for (;;) {
+        if (got_chld) {
+            reap(&m);
+        }
+        advance_stop(&m);
+        handle_restart_requests(&m);
+        watch_workers(&m);
+        if (finished(&m)) {
+            break;
+        }
+        /* Sleep until a request, a signal (EINTR) or the tick; never spins. */
+        shmq_ctl_sleep(&m.ctl.blk->master_wake, loop_ready, &m, TICK_MS);
+    }
+    rc = shut_down(&m);
+    shmq_log(SHMQ_LOG_INFO, "exiting with status %d", rc);
+    return rc;
+}

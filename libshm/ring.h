@@ -1,0 +1,334 @@
+/*
+ * Producer rings: the entry format a producer writes into its shared-memory
+ * ring and the writer process reads back, with the producer-side cursor
+ * (reserve, write, publish) and the writer-side reader (copy out, then
+ * validate the copy).
+ *
+ * A ring is ring_size bytes (a power of two) of the control block, with two
+ * monotonic byte counters in its shmq_ctl_ring_t: tail (the producer's,
+ * published with a release store after whole entries) and head (the
+ * writer's).  The byte of counter value v lives at data[v & (size - 1)].
+ *
+ * Entry = fixed little-endian header (shmq_ring_hdr_t, 96 bytes), then the
+ * topic, the encoded properties and the body, zero-padded to a multiple of
+ * 8.  An entry never crosses the ring's end: when one does not fit before
+ * the wrap, a PAD entry fills the rest of the ring (only its first 8 bytes,
+ * magic and kind, are meaningful: a PAD always runs to the end of the ring,
+ * so it fits any gap, even 8 bytes).  A producer batch is count consecutive
+ * MSG entries (batch_index 0..count-1, same slot and request id), all before
+ * the wrap, published together and appended as one unit.
+ *
+ * Everything in a ring is untrusted input for the writer: it copies an entry
+ * out of shared memory once (each shared byte is read exactly once, PITFALLS
+ * 10) and validates the private copy; each kind of garbage has its own
+ * error code.  A garbage length cannot be skipped safely: the writer then
+ * discards the rest of the published region.
+ */
+#ifndef SHMQ_RING_H
+#define SHMQ_RING_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "message.h"
+#include "shmq/types.h"
+
+#define SHMQ_RING_MAGIC    0x31455153u /* "SQE1" as little-endian bytes */
+#define SHMQ_RING_ALIGN    8
+#define SHMQ_RING_HDR_SIZE 96
+#define SHMQ_RING_PAD_SIZE 8 /* bytes of a PAD entry that are read */
+
+/*
+ * A unit (one message, or one producer batch) holds at most maxMessageSize
+ * + SHMQ_RING_UNIT_SLACK bytes of entries: this bounds what one append can
+ * leave behind wrote_pos when the writer is killed.
+ */
+#define SHMQ_RING_UNIT_SLACK (64 * 1024)
+
+/* The byte of <root>/lock a producer holds (OFD write lock) while it owns ring i. */
+#define SHMQ_RING_LOCK_BYTE(i) (16 + (int64_t)(i))
+
+/* Entry kinds. */
+enum shmq_ring_kind { SHMQ_RING_KIND_MSG = 1, SHMQ_RING_KIND_PAD = 2 };
+
+/* Entry flags. */
+#define SHMQ_RING_F_ONEWAY 0x0001 /* no completion: slot is ignored */
+#define SHMQ_RING_F_KNOWN  SHMQ_RING_F_ONEWAY
+
+/* SysFlag bits a producer may set (host bits are the encoder's; batch bits are refused). */
+#define SHMQ_RING_SYSFLAG_ALLOWED                                                                  \
+    (SHMQ_SYSFLAG_COMPRESSED | SHMQ_SYSFLAG_MULTI_TAGS | SHMQ_SYSFLAG_TX_MASK |                    \
+     SHMQ_SYSFLAG_COMPRESS_MASK)
+
+/*
+ * The fixed header, as stored (little-endian; no implicit padding).  The
+ * first 8 bytes are all a PAD entry has.
+ */
+typedef struct shmq_ring_hdr {
+    uint32_t magic;             /*  0 SHMQ_RING_MAGIC */
+    uint16_t kind;              /*  4 enum shmq_ring_kind */
+    uint16_t flags;             /*  6 SHMQ_RING_F_* */
+    uint32_t total_len;         /*  8 whole entry, header included, multiple of 8 */
+    uint16_t batch_index;       /* 12 position in its batch, 0 = first */
+    uint16_t batch_count;       /* 14 entries in the batch, 1 = single message */
+    uint32_t slot;              /* 16 completion slot (< SHMQ_RING_SLOTS unless ONEWAY) */
+    int32_t queue_id;           /* 20 */
+    uint64_t req_id;            /* 24 producer's request id, echoed in the slot */
+    int32_t flag;               /* 32 user flag */
+    int32_t sysflag;            /* 36 */
+    int32_t reconsume_times;    /* 40 */
+    uint32_t topic_len;         /* 44 */
+    int64_t born_ts;            /* 48 */
+    int64_t prepared_tx_offset; /* 56 */
+    uint8_t born_addr[16];      /* 64 IPv4 uses the first 4 bytes */
+    int32_t born_port;          /* 80 */
+    uint8_t born_v6;            /* 84 0 or 1 */
+    uint8_t reserved[3];        /* 85 zero */
+    uint32_t props_len;         /* 88 */
+    uint32_t body_len;          /* 92 */
+} shmq_ring_hdr_t;
+
+/*
+ * One entry, decoded (views into the caller's copy) or to encode (views
+ * into the producer's buffers).
+ */
+typedef struct shmq_ring_msg {
+    uint16_t kind;
+    uint16_t flags;
+    uint32_t total_len;
+    uint16_t batch_index;
+    uint16_t batch_count;
+    uint32_t slot;
+    uint64_t req_id;
+    int32_t queue_id;
+    int32_t flag;
+    int32_t sysflag;
+    int32_t reconsume_times;
+    int64_t born_ts;
+    int64_t prepared_tx_offset;
+    shmq_host_t born_host;
+    const char *topic;
+    uint32_t topic_len;
+    const char *props;
+    uint32_t props_len;
+    const uint8_t *body;
+    uint32_t body_len;
+    const char *uniq_key; /* decode: the UNIQ_KEY property's value (not NUL-terminated) */
+    uint32_t uniq_key_len;
+    bool hdr_ok; /* decode: the header fields above are readable (for completing an error) */
+} shmq_ring_msg_t;
+
+/* The store's limits an entry is checked against. */
+typedef struct shmq_ring_limits {
+    int32_t max_body;      /* maxMessageSize */
+    int32_t max_topic_len; /* maxTopicLength (retry/DLQ topics: 255) */
+} shmq_ring_limits_t;
+
+/*
+ * Errors of a ring entry, one per kind of garbage.  The first five are
+ * "fatal": the entry's length cannot be trusted, so nothing after it can
+ * be found (the writer discards the rest of the published region).  The
+ * others leave a valid length: the entry is skipped and its request
+ * completed with shmq_ring_error_status(err).
+ */
+enum shmq_ring_error {
+    SHMQ_RING_E_BASE = -10200,
+    SHMQ_RING_E_SHORT = -10201,         /* fatal: fewer than 8 published bytes before the wrap */
+    SHMQ_RING_E_MAGIC = -10202,         /* fatal: not SHMQ_RING_MAGIC */
+    SHMQ_RING_E_KIND = -10203,          /* fatal: neither MSG nor PAD */
+    SHMQ_RING_E_LENGTH = -10204,        /* fatal: total length < header or not a multiple of 8 */
+    SHMQ_RING_E_PAST_TAIL = -10205,     /* fatal: entry runs past the published tail or the wrap */
+    SHMQ_RING_E_FLAGS = -10206,         /* unknown flag bits, or non-zero reserved bytes */
+    SHMQ_RING_E_BATCH = -10207,         /* batch index/count inconsistent */
+    SHMQ_RING_E_SLOT = -10208,          /* completion slot out of range */
+    SHMQ_RING_E_TOPIC_LEN = -10209,     /* topic length 0, > 255 or past the entry */
+    SHMQ_RING_E_PROPS_LEN = -10210,     /* properties run past the entry */
+    SHMQ_RING_E_BODY_LEN = -10211,      /* body runs past the entry */
+    SHMQ_RING_E_LEN_MISMATCH = -10212,  /* total length is not the padded sum of the parts */
+    SHMQ_RING_E_PROPS_TOO_BIG = -10213, /* properties + __CRC32# tail > 32767 */
+    SHMQ_RING_E_BODY_TOO_BIG = -10214,  /* body > maxMessageSize */
+    SHMQ_RING_E_HOST = -10215,          /* born host flag not 0/1 */
+    SHMQ_RING_E_QUEUE = -10216,         /* queue id outside 0..65535 (or the topic's queues) */
+    SHMQ_RING_E_SYSFLAG = -10217,       /* sysflag bits a producer may not set */
+    SHMQ_RING_E_TOPIC = -10218,         /* topic name breaks the topic rules */
+    SHMQ_RING_E_UNIQ_KEY = -10219,      /* UNIQ_KEY missing, or longer than 56 bytes */
+    SHMQ_RING_E_PROPS = -10220,         /* properties hold __CRC32# (the store's) */
+    SHMQ_RING_E_LAST = -10221
+};
+
+/* True for errors after which the entry's length cannot be trusted. */
+bool shmq_ring_error_fatal(int err);
+
+/*
+ * The status a producer receives for a rejected entry: SHMQ_E_CORRUPT
+ * (framing), SHMQ_E_TOPIC, SHMQ_E_PROPS, SHMQ_E_TOO_BIG, SHMQ_E_RANGE.
+ * Other codes are returned unchanged.
+ */
+int shmq_ring_error_status(int err);
+
+/* Text for a SHMQ_RING_E_* code (shmq_strerror() for anything else). */
+const char *shmq_ring_strerror(int err);
+
+/* Bytes of an entry with these part lengths (header included, rounded up to 8). */
+uint64_t shmq_ring_entry_size(uint64_t topic_len, uint64_t props_len, uint64_t body_len);
+
+/*
+ * Encode m (kind MSG) at dst, cap bytes available.  total_len, kind and
+ * the header layout are filled in from the part lengths; padding is zeroed.
+ * Returns the entry size, or SHMQ_E_TRUNCATED if cap is too small, or
+ * SHMQ_E_ARG for a part length that does not fit its field.
+ */
+int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m);
+
+/* Write a PAD entry header at dst (8 bytes). */
+void shmq_ring_write_pad(uint8_t *dst);
+
+/*
+ * Decode and validate one entry held privately in buf (len bytes: the
+ * entry's total length as the caller copied it).  Returns
+ * SHMQ_RING_KIND_MSG or SHMQ_RING_KIND_PAD, or a SHMQ_RING_E_* error (with
+ * shmq_error_set() context).  On a non-fatal error out->hdr_ok is true and
+ * the header fields (slot, req_id, flags, batch) are filled.  Checks every
+ * length against len, the limits, topic rules, queue id range, sysflag,
+ * UNIQ_KEY presence.
+ */
+int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *lim,
+                     shmq_ring_msg_t *out);
+
+/*
+ * Writer side: take the entry at head of a ring (data, size bytes, a power
+ * of two) whose producer published up to tail.  The entry is copied out of
+ * the ring into buf (cap bytes; cap >= size suffices for any entry) with a
+ * single read of each shared byte, then decoded from the copy.  Returns
+ *   0                   the ring is empty (head == tail);
+ *   SHMQ_RING_KIND_PAD  *advance = bytes from head to the ring's end;
+ *   SHMQ_RING_KIND_MSG  *out views the copy; *advance = its total length;
+ *   < 0                 a SHMQ_RING_E_* error: *advance = the entry's
+ *                       length when it can be skipped, 0 when fatal.
+ */
+int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
+                   const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap, shmq_ring_msg_t *out,
+                   uint64_t *advance);
+
+/*
+ * Writer side: the unit at pos (one message, or a producer batch): each entry
+ * copied and validated as by shmq_ring_peek() into consecutive parts of buf,
+ * and the batch framing checked (entries 0..count-1 in a row, all before the
+ * wrap, with the same slot, request id, flags, topic, queue id and sysflag).
+ * msgs has room for max_msgs entries.  Returns
+ *   0 / SHMQ_RING_KIND_PAD  as shmq_ring_peek();
+ *   SHMQ_RING_KIND_MSG      msgs[0..*n) hold the unit, *advance its bytes;
+ *   -ENOBUFS                the batch has *n entries, more than max_msgs
+ *                           (nothing consumed: grow msgs and call again);
+ *   < 0                     a SHMQ_RING_E_* error: fatal (*advance 0), or
+ *                           *advance covers the refused entries and msgs[0]
+ *                           holds the request to answer (if msgs[0].hdr_ok).
+ * A batch broken by a foreign entry ends before that entry (SHMQ_RING_E_BATCH).
+ */
+int shmq_ring_take_unit(const uint8_t *data, uint64_t size, uint64_t pos, uint64_t tail,
+                        const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap,
+                        shmq_ring_msg_t *msgs, size_t max_msgs, size_t *n, uint64_t *advance);
+
+/*
+ * The CommitLog message for an entry: m's views, with the given store host
+ * (the one the writer stamps; see shmq_ring_store_host()).
+ */
+void shmq_ring_msg_to_in(const shmq_ring_msg_t *m, const shmq_host_t *store_host,
+                         shmq_msg_in_t *in);
+
+/*
+ * The store host the writer stamps on records and producers put in offset
+ * message ids: brokerIP1 if set, else the first non-loopback IPv4 address;
+ * port listenPort.  SHMQ_E_CONFIG for a brokerIP1 that is not an IPv4
+ * address.
+ */
+int shmq_ring_store_host(const shmq_config_t *cfg, shmq_host_t *out);
+
+/* ---- producer-side cursor ------------------------------------------------ */
+
+typedef struct shmq_ring_prod {
+    uint8_t *data;
+    uint64_t size;          /* power of two */
+    _Atomic uint64_t *head; /* the writer's consumed position (read with acquire) */
+    _Atomic uint64_t *tail; /* our published position */
+    uint64_t reserved;      /* end of the bytes reserved so far, >= *tail */
+} shmq_ring_prod_t;
+
+/* Start a cursor at the ring's current tail (the claimer set head = tail). */
+void shmq_ring_prod_init(shmq_ring_prod_t *rp, uint8_t *data, uint64_t size, _Atomic uint64_t *head,
+                         _Atomic uint64_t *tail);
+
+/*
+ * Reserve len contiguous bytes (a multiple of 8) after what is reserved:
+ * when they do not fit before the ring's end, a PAD entry fills it and the
+ * bytes start at the ring's beginning.  Returns 0 with *dst set, -EAGAIN
+ * when the free space is not enough now (nothing written: wait for the
+ * writer), SHMQ_E_TOO_BIG when len can never fit.
+ */
+int shmq_ring_reserve(shmq_ring_prod_t *rp, uint64_t len, uint8_t **dst);
+
+/* True if a reservation of len bytes would succeed now. */
+bool shmq_ring_has_space(const shmq_ring_prod_t *rp, uint64_t len);
+
+/* Publish everything reserved (release store of tail). */
+void shmq_ring_publish(shmq_ring_prod_t *rp);
+
+/* Drop unpublished reservations. */
+void shmq_ring_cancel(shmq_ring_prod_t *rp);
+
+/* True when the writer consumed everything published (head == tail). */
+bool shmq_ring_drained(const shmq_ring_prod_t *rp);
+
+/* ---- ownership and completion in the control block (ring_ctl.c) ------------ */
+
+/*
+ * Producer: claim a FREE ring (CAS FREE -> CLAIMING, OFD write lock on
+ * byte SHMQ_RING_LOCK_BYTE(i) through shmq_ctl_lock_file(), slots FREE,
+ * head = tail, owner pid, ACTIVE).  The lock lives as long as the ctl
+ * handle's lock file.  -EBUSY when every ring is taken.
+ */
+int shmq_ring_claim(shmq_ctl_t *ctl, uint32_t *idx);
+
+/*
+ * Producer: give ring idx back: FREE when the writer consumed everything,
+ * else ORPHANED (the writer drains it, then frees it).  Then detach (closing
+ * the lock file drops the ring's lock).
+ */
+void shmq_ring_release(shmq_ctl_t *ctl, uint32_t idx);
+
+/*
+ * The process that created this control block still holds the store: the
+ * store lock (byte 0 of <root>/lock) is held and the lock file names the
+ * block's creator.  Unknown answers count as alive.
+ */
+bool shmq_ring_store_alive(shmq_ctl_t *ctl);
+
+/*
+ * Writer: answer slot of ring r with res (status, offsets, ...), if that
+ * slot still waits for request res->req_id (PENDING).  Returns true if so.
+ */
+bool shmq_ring_complete(shmq_ctl_ring_t *r, uint32_t slot, const shmq_ring_slot_t *res);
+
+/* Writer: answer every PENDING slot of r with status. Returns how many. */
+int shmq_ring_fail_pending(shmq_ctl_ring_t *r, int32_t status);
+
+/* The writer's memory between two owner checks. */
+typedef struct shmq_ring_watch {
+    uint64_t claiming_seen[SHMQ_CTL_MAX_RINGS]; /* claims + 1 of a ring seen stuck CLAIMING */
+} shmq_ring_watch_t;
+
+/*
+ * Writer, every ~100 ms: an ACTIVE ring whose lock byte is free lost its
+ * producer: ORPHANED.  A ring CLAIMING without its lock at two checks in a
+ * row (same claim) lost its claimer: FREE.  Returns how many rings changed.
+ */
+int shmq_ring_check_owners(shmq_ctl_t *ctl, shmq_ring_watch_t *watch);
+
+/* Writer: ORPHANED rings it emptied become FREE. Returns how many. */
+int shmq_ring_free_orphans(shmq_ctl_t *ctl);
+
+#endif

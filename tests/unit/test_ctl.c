@@ -1,0 +1,1020 @@
+/*
+ * Unit tests for libshm/ctl.c and libshm/ctl_tables.c: creating and
+ * attaching the control block, futex positions across processes, the
+ * seqlocked topic table and its lock, the queue table, consumer offsets and
+ * their JSON round trip, and the read-only mapping of consumers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "shmq/errors.h"
+#include "store_files.h"
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+typedef struct fixture {
+    char dir[64];
+    shmq_config_t cfg;
+    shmq_ctl_t ctl; /* the master's handle (created, ready) */
+} fixture_t;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static fixture_t *fixture_new(void)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        return NULL;
+    }
+    snprintf(f->dir, sizeof(f->dir), "/tmp/shmq-test-ctl-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return NULL;
+    }
+    char path[128];
+    snprintf(path, sizeof(path), "%s/lock", f->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        free(f);
+        return NULL;
+    }
+    close(fd);
+    shmq_config_defaults(&f->cfg);
+    snprintf(f->cfg.store_path_root_dir, sizeof(f->cfg.store_path_root_dir), "%s", f->dir);
+    f->ctl.lock_fd = -1;
+    f->ctl.topic_lock_fd = -1;
+    return f;
+}
+
+/* A store directory with no control block yet. */
+static int setup_dir(void **state)
+{
+    fixture_t *f = fixture_new();
+    *state = f;
+    return f == NULL ? -1 : 0;
+}
+
+/* A created, ready control block. */
+static int setup_ready(void **state)
+{
+    fixture_t *f = fixture_new();
+    if (f == NULL || shmq_ctl_create(&f->cfg, f->dir, &f->ctl) != 0) {
+        free(f);
+        return -1;
+    }
+    shmq_ctl_set_ready(&f->ctl);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_detach(&f->ctl);
+    shmq_ctl_unlink(f->dir);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static void write_full(int fd, const void *p, size_t n)
+{
+    if (write(fd, p, n) != (ssize_t)n) {
+        _exit(90);
+    }
+}
+
+static bool read_full(int fd, void *p, size_t n)
+{
+    return read(fd, p, n) == (ssize_t)n;
+}
+
+/* Child exit status, or 128 + signal. */
+static int child_status(pid_t pid)
+{
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid) {
+        return -1;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- naming, creation, attachment ----------------------------------------- */
+
+static void test_name_is_hash_of_realpath(void **state)
+{
+    fixture_t *f = *state;
+    char a[64], b[64], alt[128];
+    assert_int_equal(shmq_ctl_name(f->dir, a, sizeof(a)), 0);
+    snprintf(alt, sizeof(alt), "%s/./", f->dir);
+    assert_int_equal(shmq_ctl_name(alt, b, sizeof(b)), 0);
+    assert_string_equal(a, b);
+    assert_int_equal(strlen(a), strlen("/shmq-") + 16);
+    assert_memory_equal(a, "/shmq-", 6);
+    assert_int_equal(shmq_ctl_name("/tmp", b, sizeof(b)), 0);
+    assert_string_not_equal(a, b);
+    assert_int_equal(shmq_ctl_name("/nonexistent/shmq/dir", b, sizeof(b)), -ENOENT);
+}
+
+static void test_create_then_attach_sees_config_and_ready(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.max_message_size = 1000;
+    f->cfg.default_topic_queue_nums = 7;
+    assert_int_equal(shmq_ctl_create(&f->cfg, f->dir, &f->ctl), 0);
+    const shmq_ctl_header_t *h = &f->ctl.blk->hdr;
+    assert_int_equal(h->creator_pid, getpid());
+    assert_true(h->generation != 0);
+    assert_int_equal(h->ready, 0);
+    assert_int_equal(f->ctl.cons->generation, h->generation);
+    assert_string_equal(f->ctl.blk->workers[SHMQ_ROLE_DISPATCHER].name, "dispatcher");
+    shmq_ctl_publish(&f->ctl.blk->wrote, 4242);
+    shmq_ctl_set_ready(&f->ctl);
+
+    for (int ro = 0; ro < 2; ro++) {
+        shmq_ctl_t c;
+        assert_int_equal(shmq_ctl_attach(f->dir, ro ? SHMQ_CTL_RDONLY : 0, &c), 0);
+        assert_int_equal(c.readonly, ro != 0);
+        assert_int_equal(c.blk->hdr.ready, 1);
+        assert_int_equal(c.blk->hdr.generation, h->generation);
+        assert_int_equal(c.blk->hdr.config.default_topic_queue_nums, 7);
+        assert_int_equal(c.blk->hdr.config.max_message_size, 1000);
+        assert_string_equal(c.blk->hdr.store_root, f->ctl.root);
+        assert_int_equal(shmq_ctl_load(&c.blk->wrote), 4242);
+        assert_int_equal(c.blk_size, f->ctl.blk_size);
+        assert_string_equal(c.name, f->ctl.name);
+        shmq_ctl_detach(&c);
+        assert_null(c.blk);
+    }
+}
+
+static void test_ring_size_is_power_of_two_holding_two_messages(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.max_message_size = 4 * 1024 * 1024;
+    assert_int_equal(shmq_ctl_create(&f->cfg, f->dir, &f->ctl), 0);
+    const shmq_ctl_header_t *h = &f->ctl.blk->hdr;
+    assert_int_equal(h->ring_size, 16u << 20);
+    assert_int_equal(h->ring_count, SHMQ_CTL_MAX_RINGS);
+    assert_true(h->ring_area_off >= sizeof(shmq_ctl_block_t));
+    assert_int_equal(h->ring_area_off % 4096, 0);
+    assert_int_equal(h->total_size, h->ring_area_off + h->ring_count * h->ring_size);
+    uint8_t *r0 = shmq_ctl_ring_data(&f->ctl, 0);
+    uint8_t *r1 = shmq_ctl_ring_data(&f->ctl, 1);
+    assert_ptr_equal(r0, (uint8_t *)f->ctl.blk + h->ring_area_off);
+    assert_ptr_equal(r1, r0 + h->ring_size);
+    assert_null(shmq_ctl_ring_data(&f->ctl, h->ring_count));
+    assert_int_equal(shmq_ctl_ring_populate(&f->ctl, 1), 0);
+    assert_int_equal(r1[h->ring_size - 1], 0); /* allocated, still zero */
+    assert_int_equal(shmq_ctl_ring_populate(&f->ctl, h->ring_count), SHMQ_E_ARG);
+    /* The last ring's last byte is mapped and writable. */
+    uint8_t *last = shmq_ctl_ring_data(&f->ctl, h->ring_count - 1);
+    last[h->ring_size - 1] = 0xab;
+    assert_int_equal(last[h->ring_size - 1], 0xab);
+    shmq_ctl_detach(&f->ctl);
+    shmq_ctl_unlink(f->dir);
+
+    f->cfg.max_message_size = 100;
+    assert_int_equal(shmq_ctl_create(&f->cfg, f->dir, &f->ctl), 0);
+    assert_int_equal(f->ctl.blk->hdr.ring_size, 1u << 20);
+}
+
+static void test_attach_before_ready_returns_eagain(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_t c;
+    assert_int_equal(shmq_ctl_create(&f->cfg, f->dir, &f->ctl), 0);
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), -EAGAIN);
+    assert_null(c.blk);
+    shmq_ctl_set_ready(&f->ctl);
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), 0);
+    shmq_ctl_detach(&c);
+}
+
+static void test_attach_without_block_returns_not_found(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_t c;
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), SHMQ_E_NOT_FOUND);
+    assert_non_null(strstr(shmq_error_detail(), "is not running"));
+    assert_int_equal(shmq_ctl_attach("/nonexistent/shmq/store", 0, &c), SHMQ_E_NOT_FOUND);
+    /* After a clean stop (unlink) attaching fails the same way. */
+    assert_int_equal(shmq_ctl_create(&f->cfg, f->dir, &f->ctl), 0);
+    shmq_ctl_set_ready(&f->ctl);
+    assert_int_equal(shmq_ctl_unlink(f->dir), 0);
+    assert_int_equal(shmq_ctl_attach(f->dir, SHMQ_CTL_RDONLY, &c), SHMQ_E_NOT_FOUND);
+    assert_int_equal(shmq_ctl_unlink(f->dir), 0); /* already gone: fine */
+}
+
+static void test_attach_to_block_of_dead_master_returns_not_found(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_t c;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        _exit(0);
+    }
+    assert_int_equal(child_status(pid), 0);
+    f->ctl.blk->hdr.creator_pid = pid; /* a master that died without cleaning up */
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), SHMQ_E_NOT_FOUND);
+    assert_non_null(strstr(shmq_error_detail(), "is gone"));
+    f->ctl.blk->hdr.creator_pid = getpid();
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), 0);
+    shmq_ctl_detach(&c);
+}
+
+static void test_attach_layout_mismatch_returns_version(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_t c;
+    shmq_ctl_header_t *h = &f->ctl.blk->hdr;
+
+    h->magic = 0x1122334455667788ULL;
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), SHMQ_E_VERSION);
+    assert_non_null(strstr(shmq_error_detail(), "not a shmq control block"));
+    h->magic = SHMQ_CTL_MAGIC;
+
+    h->version = SHMQ_CTL_VERSION + 1;
+    assert_int_equal(shmq_ctl_attach(f->dir, SHMQ_CTL_RDONLY, &c), SHMQ_E_VERSION);
+    h->version = SHMQ_CTL_VERSION;
+
+    h->config_size -= 8;
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), SHMQ_E_VERSION);
+    h->config_size += 8;
+
+    h->total_size += 4096;
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), SHMQ_E_VERSION);
+    h->total_size -= 4096;
+
+    f->ctl.cons->magic = 1;
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), SHMQ_E_VERSION);
+    f->ctl.cons->magic = SHMQ_CTL_CONS_MAGIC;
+
+    f->ctl.cons->generation ^= 1; /* a consumer area of another master start */
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), -EAGAIN);
+    f->ctl.cons->generation ^= 1;
+
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), 0);
+    shmq_ctl_detach(&c);
+}
+
+static void test_create_replaces_stale_block(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t old_gen = f->ctl.blk->hdr.generation;
+    shmq_ctl_publish(&f->ctl.blk->wrote, 77);
+    shmq_ctl_t fresh;
+    /* A new master (holding the store lock) replaces what a dead one left. */
+    assert_int_equal(shmq_ctl_create(&f->cfg, f->dir, &fresh), 0);
+    assert_true(fresh.blk->hdr.generation != old_gen);
+    assert_int_equal(shmq_ctl_load(&fresh.blk->wrote), 0);
+    /* The old mapping stays valid for whoever still has it. */
+    assert_int_equal(shmq_ctl_load(&f->ctl.blk->wrote), 77);
+    shmq_ctl_set_ready(&fresh);
+    shmq_ctl_t c;
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &c), 0);
+    assert_int_equal(c.blk->hdr.generation, fresh.blk->hdr.generation);
+    shmq_ctl_detach(&c);
+    shmq_ctl_detach(&fresh);
+}
+
+static void test_names_of_roles_and_states(void **state)
+{
+    (void)state;
+    const char *roles[] = {"writer",    "flusher", "dispatcher", "indexer",
+                           "scheduler", "cleaner", "ha-sender"};
+    for (int i = 0; i < SHMQ_ROLE_COUNT; i++) {
+        assert_string_equal(shmq_role_name((enum shmq_role)i), roles[i]);
+        assert_int_equal(shmq_role_from_name(roles[i]), i);
+    }
+    assert_int_equal(shmq_role_from_name("master"), -1);
+    assert_int_equal(shmq_role_from_name(NULL), -1);
+    assert_string_equal(shmq_role_name(SHMQ_ROLE_COUNT), "unknown");
+    assert_string_equal(shmq_store_state_name(SHMQ_STATE_RUNNING), "running");
+    assert_string_equal(shmq_store_state_name(SHMQ_STATE_FINISHING), "finishing");
+    assert_string_equal(shmq_store_state_name(SHMQ_STATE_FAILED), "failed");
+    assert_string_equal(shmq_store_state_name(99), "unknown");
+    assert_string_equal(shmq_worker_state_name(SHMQ_WORKER_NONE), "none");
+    assert_string_equal(shmq_worker_state_name(SHMQ_WORKER_EXITED), "exited");
+    assert_string_equal(shmq_worker_state_name(SHMQ_WORKER_FAILED), "failed");
+    assert_string_equal(shmq_worker_state_name(6), "unknown");
+    int64_t now = shmq_now_ms();
+    assert_true(now > 1600000000000LL);
+    int64_t m1 = shmq_mono_ms();
+    assert_true(shmq_mono_ms() >= m1);
+}
+
+/* ---- futex positions ---------------------------------------------------------- */
+
+/* Wait until someone sleeps on the word (bounded). */
+static bool wait_for_waiter(_Atomic uint32_t *waiters)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (atomic_load(waiters) != 0) {
+            return true;
+        }
+        sleep_ms(1);
+    }
+    return false;
+}
+
+static void test_publish_wakes_waiting_child(void **state)
+{
+    fixture_t *f = *state;
+    int c2p[2];
+    assert_int_equal(pipe(c2p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shmq_ctl_t c;
+        if (shmq_ctl_attach(f->dir, 0, &c) != 0) {
+            _exit(10);
+        }
+        for (int64_t target = 100; target <= 300; target += 100) {
+            int64_t res[2];
+            res[0] = shmq_ctl_wait_pos(&c.blk->wrote, target, 15000);
+            res[1] = shmq_ctl_load(&c.blk->wrote);
+            write_full(c2p[1], res, sizeof(res));
+        }
+        shmq_ctl_detach(&c);
+        _exit(0);
+    }
+    close(c2p[1]);
+    shmq_ctl_position_t *p = &f->ctl.blk->wrote;
+    for (int64_t target = 100; target <= 300; target += 100) {
+        /* Publish only once the child sleeps: the wake must reach it. */
+        assert_true(wait_for_waiter(&p->waiters));
+        uint32_t seq = atomic_load(&p->seq);
+        shmq_ctl_publish(p, target);
+        assert_true(atomic_load(&p->seq) != seq); /* a sleeper was seen: seq bumped */
+        int64_t res[2];
+        assert_true(read_full(c2p[0], res, sizeof(res)));
+        assert_int_equal(res[0], 0);
+        assert_int_equal(res[1], target);
+    }
+    close(c2p[0]);
+    assert_int_equal(child_status(pid), 0);
+    assert_int_equal(atomic_load(&p->waiters), 0);
+}
+
+static void test_wait_pos_times_out(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_position_t *p = &f->ctl.blk->flushed;
+    shmq_ctl_publish(p, 10);
+    assert_int_equal(shmq_ctl_wait_pos(p, 11, 30), -ETIMEDOUT);
+    assert_int_equal(shmq_ctl_wait_pos(p, 11, 0), -ETIMEDOUT);
+    assert_int_equal(atomic_load(&p->waiters), 0);
+    assert_int_equal(shmq_ctl_wait_pos(p, 10, 0), 0);
+    assert_int_equal(shmq_ctl_wait_pos(p, 5, 1000), 0);
+}
+
+static void test_publish_without_sleepers_leaves_seq(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_position_t *p = &f->ctl.blk->dispatched;
+    uint32_t seq = atomic_load(&p->seq);
+    shmq_ctl_publish(p, 1);
+    shmq_ctl_publish(p, 2);
+    assert_int_equal(atomic_load(&p->seq), seq); /* no sleeper: no bump, no syscall */
+    assert_int_equal(shmq_ctl_load(p), 2);
+    uint32_t w = atomic_load(&f->ctl.blk->writer_wake.seq);
+    shmq_ctl_wake(&f->ctl.blk->writer_wake);
+    assert_int_equal(atomic_load(&f->ctl.blk->writer_wake.seq), w);
+}
+
+static void test_futex_wait_returns_eagain_when_word_differs(void **state)
+{
+    (void)state;
+    _Atomic uint32_t word = 5;
+    assert_int_equal(shmq_futex_wait(&word, 4, 1000), -EAGAIN);
+    assert_int_equal(shmq_futex_wait(&word, 5, 10), -ETIMEDOUT);
+    assert_int_equal(shmq_futex_wake(&word, INT32_MAX), 0);
+}
+
+static bool flag_set(void *arg)
+{
+    return atomic_load((_Atomic uint64_t *)arg) != 0;
+}
+
+static void test_sleep_returns_ready_or_is_woken(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_wake_t *w = &f->ctl.blk->writer_wake;
+    _Atomic uint64_t *flag = &f->ctl.blk->counters.messages_in;
+    atomic_store(flag, 1);
+    assert_int_equal(shmq_ctl_sleep(w, flag_set, (void *)flag, 10000), 1);
+    atomic_store(flag, 0);
+    assert_int_equal(shmq_ctl_sleep(w, flag_set, (void *)flag, 10), 0); /* timed out */
+    assert_int_equal(atomic_load(&w->waiters), 0);
+
+    int c2p[2];
+    assert_int_equal(pipe(c2p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shmq_ctl_t c;
+        if (shmq_ctl_attach(f->dir, 0, &c) != 0) {
+            _exit(10);
+        }
+        _Atomic uint64_t *cflag = &c.blk->counters.messages_in;
+        int rc = 0;
+        for (int i = 0; i < 100 && !flag_set((void *)cflag); i++) {
+            rc = shmq_ctl_sleep(&c.blk->writer_wake, flag_set, (void *)cflag, 15000);
+        }
+        uint64_t seen[2] = {(uint64_t)rc, atomic_load(cflag)};
+        write_full(c2p[1], seen, sizeof(seen));
+        _exit(0);
+    }
+    close(c2p[1]);
+    assert_true(wait_for_waiter(&w->waiters));
+    uint32_t seq = atomic_load(&w->seq);
+    atomic_store(flag, 9);
+    shmq_ctl_wake(w);
+    assert_true(atomic_load(&w->seq) != seq);
+    uint64_t seen[2];
+    assert_true(read_full(c2p[0], seen, sizeof(seen)));
+    close(c2p[0]);
+    assert_int_equal(seen[1], 9);
+    assert_int_equal(child_status(pid), 0);
+}
+
+/* ---- topics ----------------------------------------------------------------------- */
+
+static void test_topic_put_get_delete_and_reuse(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_topic_t t;
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "TopicA", 6, &t), SHMQ_E_NOT_FOUND);
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "TopicA", 8, 4, 6, false), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "TopicB", 2, 2, 6, true), 0);
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "TopicA", 6, &t), 0);
+    assert_string_equal(t.name, "TopicA");
+    assert_int_equal(t.read_queue_nums, 8);
+    assert_int_equal(t.write_queue_nums, 4);
+    assert_int_equal(t.perm, 6);
+    assert_int_equal(t.order, 0);
+    /* Lookups take (name, len): a prefix or longer name is another topic. */
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "TopicABC", 5, &t), SHMQ_E_NOT_FOUND);
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "TopicBxyz", 6, &t), 0);
+    assert_string_equal(t.name, "TopicB");
+    assert_int_equal(t.order, 1);
+
+    /* Update in place. */
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "TopicA", 16, 16, 4, true), 0);
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "TopicA", 6, &t), 0);
+    assert_int_equal(t.read_queue_nums, 16);
+    assert_int_equal(t.perm, 4);
+
+    assert_int_equal(shmq_ctl_topic_delete(&f->ctl, "TopicA"), 0);
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "TopicA", 6, &t), SHMQ_E_NOT_FOUND);
+    assert_int_equal(shmq_ctl_topic_delete(&f->ctl, "TopicA"), SHMQ_E_NOT_FOUND);
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "TopicB", 6, &t), 0);
+
+    /* Many topics (probe chains through deleted slots), deleted slots reused. */
+    char name[32];
+    for (int i = 0; i < SHMQ_CTL_MAX_TOPICS - 1; i++) {
+        snprintf(name, sizeof(name), "T%d", i);
+        assert_int_equal(shmq_ctl_topic_put(&f->ctl, name, i, i, 6, false), 0);
+    }
+    /* TopicB plus 1023 others: full, except the deleted TopicA slot was reused. */
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "OneTooMany", 1, 1, 6, false), SHMQ_E_RANGE);
+    assert_int_equal(shmq_ctl_topic_delete(&f->ctl, "T17"), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "OneTooMany", 1, 1, 6, false), 0);
+    for (int i = 0; i < SHMQ_CTL_MAX_TOPICS - 1; i++) {
+        snprintf(name, sizeof(name), "T%d", i);
+        int rc = shmq_ctl_topic_get(&f->ctl, name, strlen(name), &t);
+        if (i == 17) {
+            assert_int_equal(rc, SHMQ_E_NOT_FOUND);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(t.read_queue_nums, i);
+        }
+    }
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "OneTooMany", 10, &t), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "", 1, 1, 6, false), SHMQ_E_TOPIC);
+    shmq_ctl_topic_unlock(&f->ctl);
+}
+
+static int count_topic(const shmq_ctl_topic_t *t, void *arg)
+{
+    int *n = arg;
+    (*n)++;
+    return strcmp(t->name, "stop") == 0 ? 42 : 0;
+}
+
+static void test_topic_foreach_visits_active_topics(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "a", 1, 1, 6, false), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "b", 1, 1, 6, false), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "c", 1, 1, 6, false), 0);
+    assert_int_equal(shmq_ctl_topic_delete(&f->ctl, "b"), 0);
+    int n = 0;
+    assert_int_equal(shmq_ctl_topic_foreach(&f->ctl, count_topic, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "stop", 1, 1, 6, false), 0);
+    n = 0;
+    assert_int_equal(shmq_ctl_topic_foreach(&f->ctl, count_topic, &n), 42);
+    shmq_ctl_topic_unlock(&f->ctl);
+}
+
+struct seqlock_run {
+    shmq_ctl_t *ctl;
+    _Atomic int done;
+    int rc;
+};
+
+static void *topic_updater(void *arg)
+{
+    struct seqlock_run *r = arg;
+    r->rc = shmq_ctl_topic_lock(r->ctl, 5000);
+    for (int i = 1; r->rc == 0 && i <= 100000; i++) {
+        /* Fields derived from each other: a torn read shows. */
+        r->rc = shmq_ctl_topic_put(r->ctl, "Hot", i, i, (i * 7) & 0xffff, (i & 1) != 0);
+        /* Churn a neighbour: deletes and re-inserts in the probe chains. */
+        if (r->rc == 0 && (i % 3) == 0) {
+            r->rc = (i % 2) ? shmq_ctl_topic_delete(r->ctl, "Cold")
+                            : shmq_ctl_topic_put(r->ctl, "Cold", 1, 1, 6, false);
+        }
+    }
+    shmq_ctl_topic_unlock(r->ctl);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+static void test_topic_seqlock_reader_never_sees_torn_entry(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "Hot", 0, 0, 0, false), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "Cold", 1, 1, 6, false), 0);
+    shmq_ctl_topic_unlock(&f->ctl);
+
+    struct seqlock_run r = {.ctl = &f->ctl};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, topic_updater, &r), 0);
+    long reads = 0, torn = 0, missing = 0;
+    int32_t last = -1;
+    bool went_back = false;
+    bool finished;
+    do { /* at least one read, however the threads are scheduled */
+        finished = atomic_load(&r.done);
+        shmq_ctl_topic_t t;
+        if (shmq_ctl_topic_get(&f->ctl, "Hot", 3, &t) != 0) {
+            missing++;
+            continue;
+        }
+        reads++;
+        if (t.write_queue_nums != t.read_queue_nums ||
+            t.perm != ((t.read_queue_nums * 7) & 0xffff) || t.order != (t.read_queue_nums & 1)) {
+            torn++;
+        }
+        went_back |= t.read_queue_nums < last;
+        last = t.read_queue_nums;
+    } while (!finished);
+    pthread_join(th, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(torn, 0);
+    assert_int_equal(missing, 0);
+    assert_false(went_back);
+    assert_true(reads > 0);
+    shmq_ctl_topic_t t;
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "Hot", 3, &t), 0);
+    assert_int_equal(t.read_queue_nums, 100000);
+}
+
+static void test_topic_lock_repairs_entry_left_mid_change(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_topic_t t;
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "X", 3, 3, 6, false), 0);
+    shmq_ctl_topic_unlock(&f->ctl);
+    /* A writer killed inside a change leaves an odd sequence number. */
+    for (int i = 0; i < SHMQ_CTL_MAX_TOPICS; i++) {
+        if (strcmp(f->ctl.blk->topics[i].name, "X") == 0) {
+            atomic_fetch_add(&f->ctl.blk->topics[i].seq, 1);
+        }
+    }
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "X", 1, &t), -EAGAIN); /* bounded wait */
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    shmq_ctl_topic_unlock(&f->ctl);
+    assert_int_equal(shmq_ctl_topic_get(&f->ctl, "X", 1, &t), 0);
+    assert_int_equal(t.read_queue_nums, 3);
+}
+
+static void test_topic_lock_excludes_child_until_released(void **state)
+{
+    fixture_t *f = *state;
+    int p2c[2], c2p[2];
+    assert_int_equal(pipe(p2c), 0);
+    assert_int_equal(pipe(c2p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shmq_ctl_t c;
+        char go;
+        if (shmq_ctl_attach(f->dir, 0, &c) != 0) {
+            _exit(10);
+        }
+        int rc[2];
+        if (!read_full(p2c[0], &go, 1)) {
+            _exit(11);
+        }
+        rc[0] = shmq_ctl_topic_lock(&c, 20); /* held by the parent */
+        write_full(c2p[1], &rc[0], sizeof(rc[0]));
+        if (!read_full(p2c[0], &go, 1)) {
+            _exit(12);
+        }
+        rc[1] = shmq_ctl_topic_lock(&c, 10000); /* released by now */
+        write_full(c2p[1], &rc[1], sizeof(rc[1]));
+        shmq_ctl_topic_unlock(&c);
+        shmq_ctl_detach(&c);
+        _exit(0);
+    }
+    int rc;
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    write_full(p2c[1], "L", 1);
+    assert_true(read_full(c2p[0], &rc, sizeof(rc)));
+    assert_int_equal(rc, -ETIMEDOUT);
+    shmq_ctl_topic_unlock(&f->ctl);
+    write_full(p2c[1], "R", 1);
+    assert_true(read_full(c2p[0], &rc, sizeof(rc)));
+    assert_int_equal(rc, 0);
+    assert_int_equal(child_status(pid), 0);
+    close(p2c[0]);
+    close(p2c[1]);
+    close(c2p[0]);
+    close(c2p[1]);
+}
+
+static void test_topic_lock_released_when_holder_killed(void **state)
+{
+    fixture_t *f = *state;
+    int c2p[2];
+    assert_int_equal(pipe(c2p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shmq_ctl_t c;
+        int rc = shmq_ctl_attach(f->dir, 0, &c);
+        if (rc == 0) {
+            rc = shmq_ctl_topic_lock(&c, 5000);
+        }
+        write_full(c2p[1], &rc, sizeof(rc));
+        sleep(30); /* killed long before */
+        _exit(20);
+    }
+    int rc;
+    assert_true(read_full(c2p[0], &rc, sizeof(rc)));
+    assert_int_equal(rc, 0);
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 0), -ETIMEDOUT);
+    kill(pid, SIGKILL);
+    assert_int_equal(child_status(pid), 128 + SIGKILL);
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    shmq_ctl_topic_unlock(&f->ctl);
+    close(c2p[0]);
+    close(c2p[1]);
+}
+
+static void *try_topic_lock(void *arg)
+{
+    shmq_ctl_t *ctl = arg;
+    shmq_ctl_t mine = *ctl; /* the same process, its own handle state */
+    mine.topic_lock_fd = -1;
+    intptr_t rc = shmq_ctl_topic_lock(&mine, 0);
+    if (rc == 0) {
+        shmq_ctl_topic_unlock(&mine);
+    }
+    return (void *)rc;
+}
+
+static void test_topic_lock_excludes_other_thread(void **state)
+{
+    fixture_t *f = *state;
+    pthread_t th;
+    void *res;
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    assert_int_equal(pthread_create(&th, NULL, try_topic_lock, &f->ctl), 0);
+    pthread_join(th, &res);
+    assert_int_equal((intptr_t)res, -ETIMEDOUT);
+    shmq_ctl_topic_unlock(&f->ctl);
+    assert_int_equal(pthread_create(&th, NULL, try_topic_lock, &f->ctl), 0);
+    pthread_join(th, &res);
+    assert_int_equal((intptr_t)res, 0);
+}
+
+static void test_topics_save_writes_active_topics_keeping_attributes(void **state)
+{
+    fixture_t *f = *state;
+    shmq_topic_table_t t = {0};
+    shmq_topic_config_t tc = {0};
+    snprintf(tc.name, sizeof(tc.name), "Kept");
+    tc.read_queue_nums = tc.write_queue_nums = 1;
+    tc.perm = 6;
+    tc.multi_tag = true;
+    snprintf(tc.attributes, sizeof(tc.attributes), "{\"+message.type\":\"FIFO\"}");
+    assert_int_equal(shmq_topic_table_put(&t, &tc), 0);
+    snprintf(tc.name, sizeof(tc.name), "Gone");
+    assert_int_equal(shmq_topic_table_put(&t, &tc), 0);
+    assert_int_equal(shmq_topics_save(f->dir, &t), 0);
+    int64_t counter = t.data_version_counter;
+    shmq_topic_table_free(&t);
+
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "Kept", 8, 8, 6, false), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "New", 4, 2, 2, true), 0);
+    assert_int_equal(shmq_ctl_topics_save(&f->ctl), 0);
+    shmq_ctl_topic_unlock(&f->ctl);
+
+    assert_int_equal(shmq_topics_load(f->dir, &t), 0);
+    assert_int_equal(t.count, 2);
+    assert_true(t.data_version_counter > counter);
+    const shmq_topic_config_t *k = shmq_topic_table_get(&t, "Kept");
+    assert_non_null(k);
+    assert_int_equal(k->read_queue_nums, 8);
+    assert_true(k->multi_tag);
+    assert_non_null(strstr(k->attributes, "FIFO"));
+    const shmq_topic_config_t *n = shmq_topic_table_get(&t, "New");
+    assert_non_null(n);
+    assert_int_equal(n->read_queue_nums, 4);
+    assert_int_equal(n->write_queue_nums, 2);
+    assert_int_equal(n->perm, 2);
+    assert_true(n->order);
+    assert_null(shmq_topic_table_get(&t, "Gone"));
+    shmq_topic_table_free(&t);
+}
+
+/* ---- queues ------------------------------------------------------------------------- */
+
+static void queue_key(int i, char *topic, size_t len, int32_t *qid)
+{
+    snprintf(topic, len, "topic-%d", i / 8);
+    *qid = i % 8;
+}
+
+static void test_queue_insert_and_find_many(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 12000 }; /* 73% load: many probe collisions */
+    char topic[32];
+    int32_t qid;
+    shmq_ctl_queue_t *q, *again;
+    for (int i = 0; i < N; i++) {
+        queue_key(i, topic, sizeof(topic), &qid);
+        assert_int_equal(shmq_ctl_queue_insert(&f->ctl, topic, strlen(topic), qid, &q), 0);
+        assert_int_equal(q->queue_id, qid);
+        assert_int_equal(atomic_load(&q->next_offset), 0);
+        atomic_store(&q->next_offset, i);
+        atomic_store(&q->max_offset, i * 2);
+    }
+    int displaced = 0;
+    for (int i = 0; i < N; i++) {
+        queue_key(i, topic, sizeof(topic), &qid);
+        q = shmq_ctl_queue_find(&f->ctl, topic, strlen(topic), qid);
+        assert_non_null(q);
+        assert_int_equal(atomic_load(&q->next_offset), i);
+        assert_int_equal(atomic_load(&q->max_offset), i * 2);
+        assert_int_equal(q->topic_len, strlen(topic));
+        assert_memory_equal(q->topic, topic, strlen(topic));
+        assert_int_equal(shmq_ctl_queue_insert(&f->ctl, topic, strlen(topic), qid, &again), 0);
+        assert_ptr_equal(again, q);
+        /* An entry right after an occupied slot may have been pushed there
+         * by a collision: with this load there must be many. */
+        ptrdiff_t idx = q - f->ctl.blk->queues;
+        displaced += idx > 0 && atomic_load(&f->ctl.blk->queues[idx - 1].state) != 0;
+    }
+    assert_true(displaced > 0);
+    assert_null(shmq_ctl_queue_find(&f->ctl, "topic-0", 7, 8));
+    assert_null(shmq_ctl_queue_find(&f->ctl, "topic-", 6, 0));
+    assert_null(shmq_ctl_queue_find(&f->ctl, "nope", 4, 0));
+    assert_int_equal(shmq_ctl_queue_insert(&f->ctl, "", 0, 0, &q), SHMQ_E_TOPIC);
+    assert_int_equal(shmq_ctl_queue_insert(&f->ctl, "t", 1, -1, &q), SHMQ_E_ARG);
+
+    /* Another process sees the same entries. */
+    shmq_ctl_t c;
+    assert_int_equal(shmq_ctl_attach(f->dir, SHMQ_CTL_RDONLY, &c), 0);
+    queue_key(N - 1, topic, sizeof(topic), &qid);
+    q = shmq_ctl_queue_find(&c, topic, strlen(topic), qid);
+    assert_non_null(q);
+    assert_int_equal(atomic_load(&q->next_offset), N - 1);
+    assert_int_equal(shmq_ctl_queue_insert(&c, "fresh", 5, 0, &q), -EROFS);
+    shmq_ctl_detach(&c);
+}
+
+static void test_queue_table_full_returns_range(void **state)
+{
+    fixture_t *f = *state;
+    char topic[32];
+    int32_t qid;
+    shmq_ctl_queue_t *q;
+    for (int i = 0; i < SHMQ_CTL_MAX_QUEUES; i++) {
+        queue_key(i, topic, sizeof(topic), &qid);
+        assert_int_equal(shmq_ctl_queue_insert(&f->ctl, topic, strlen(topic), qid, &q), 0);
+    }
+    assert_int_equal(shmq_ctl_queue_insert(&f->ctl, "extra", 5, 0, &q), SHMQ_E_RANGE);
+    assert_null(shmq_ctl_queue_find(&f->ctl, "extra", 5, 0));
+    queue_key(SHMQ_CTL_MAX_QUEUES - 1, topic, sizeof(topic), &qid);
+    assert_non_null(shmq_ctl_queue_find(&f->ctl, topic, strlen(topic), qid));
+}
+
+/* ---- consumer offsets --------------------------------------------------------------- */
+
+static void test_offsets_set_get_save_load_round_trip(void **state)
+{
+    fixture_t *f = *state;
+    int64_t off;
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g1", "TopicA", 0, &off), SHMQ_E_NOT_FOUND);
+    assert_int_equal(atomic_load(&f->ctl.cons->offsets_dirty), 0);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g1", "TopicA", 0, 5), 0);
+    assert_int_equal(atomic_load(&f->ctl.cons->offsets_dirty), 1);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g1", "TopicA", 1, 7), 0);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g2", "TopicA", 0, 9), 0);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g1", "TopicA", 0, 6), 0); /* update */
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g1", "TopicA", 0, &off), 0);
+    assert_int_equal(off, 6);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g2", "TopicA", 0, &off), 0);
+    assert_int_equal(off, 9);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g2", "TopicA", 1, &off), SHMQ_E_NOT_FOUND);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "", "TopicA", 0, 1), SHMQ_E_ARG);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g", "", 0, 1), SHMQ_E_TOPIC);
+
+    /* A read-only consumer commits through the (writable) consumer area. */
+    shmq_ctl_t c;
+    assert_int_equal(shmq_ctl_attach(f->dir, SHMQ_CTL_RDONLY, &c), 0);
+    assert_int_equal(shmq_ctl_offset_set(&c, "g3", "%RETRY%g3", 2, 11), 0);
+    assert_int_equal(shmq_ctl_offset_get(&c, "g1", "TopicA", 1, &off), 0);
+    assert_int_equal(off, 7);
+    shmq_ctl_detach(&c);
+
+    assert_int_equal(shmq_ctl_offsets_save(&f->ctl), 0);
+    assert_int_equal(atomic_load(&f->ctl.cons->offsets_dirty), 0);
+    shmq_offset_table_t t = {0};
+    assert_int_equal(shmq_consumer_offsets_load(f->dir, &t), 0);
+    assert_int_equal(t.count, 4);
+    assert_int_equal(shmq_offset_table_get(&t, "TopicA@g1", 0, &off), 0);
+    assert_int_equal(off, 6);
+    assert_int_equal(shmq_offset_table_get(&t, "TopicA@g1", 1, &off), 0);
+    assert_int_equal(off, 7);
+    assert_int_equal(shmq_offset_table_get(&t, "TopicA@g2", 0, &off), 0);
+    assert_int_equal(off, 9);
+    assert_int_equal(shmq_offset_table_get(&t, "%RETRY%g3@g3", 2, &off), 0);
+    assert_int_equal(off, 11);
+    shmq_offset_table_free(&t);
+
+    /* A new master start loads them back. */
+    shmq_ctl_detach(&f->ctl);
+    assert_int_equal(shmq_ctl_create(&f->cfg, f->dir, &f->ctl), 0);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g1", "TopicA", 0, &off), SHMQ_E_NOT_FOUND);
+    assert_int_equal(shmq_ctl_offsets_load(&f->ctl), 0);
+    assert_int_equal(atomic_load(&f->ctl.cons->offsets_dirty), 0);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g1", "TopicA", 0, &off), 0);
+    assert_int_equal(off, 6);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g2", "TopicA", 0, &off), 0);
+    assert_int_equal(off, 9);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g3", "%RETRY%g3", 2, &off), 0);
+    assert_int_equal(off, 11);
+}
+
+static void test_offsets_load_rejects_key_without_group(void **state)
+{
+    fixture_t *f = *state;
+    shmq_offset_table_t t = {0};
+    assert_int_equal(shmq_offset_table_set(&t, "NoGroupHere", 0, 3), 0);
+    assert_int_equal(shmq_consumer_offsets_save(f->dir, &t), 0);
+    shmq_offset_table_free(&t);
+    assert_int_equal(shmq_ctl_offsets_load(&f->ctl), SHMQ_E_JSON);
+    assert_non_null(strstr(shmq_error_detail(), "NoGroupHere"));
+}
+
+struct offset_racer {
+    shmq_ctl_t *ctl;
+    int rc;
+};
+
+static void *offset_race(void *arg)
+{
+    struct offset_racer *r = arg;
+    for (int i = 0; i < 200 && r->rc == 0; i++) {
+        char group[16];
+        snprintf(group, sizeof(group), "g%d", i);
+        r->rc = shmq_ctl_offset_set(r->ctl, group, "Race", 0, i);
+    }
+    return NULL;
+}
+
+static void test_offsets_concurrent_inserts_make_one_entry_per_key(void **state)
+{
+    fixture_t *f = *state;
+    struct offset_racer r[3] = {{&f->ctl, 0}, {&f->ctl, 0}, {&f->ctl, 0}};
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, offset_race, &r[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].rc, 0);
+    }
+    int active = 0;
+    for (int i = 0; i < SHMQ_CTL_MAX_OFFSETS; i++) {
+        active += atomic_load(&f->ctl.cons->offsets[i].state) == 1;
+    }
+    assert_int_equal(active, 200);
+    int64_t off;
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g150", "Race", 0, &off), 0);
+    assert_int_equal(off, 150);
+}
+
+/* ---- read-only mapping -------------------------------------------------------------- */
+
+static void test_rdonly_attach_maps_block_read_only(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_t c;
+    assert_int_equal(shmq_ctl_attach(f->dir, SHMQ_CTL_RDONLY, &c), 0);
+    assert_true(c.readonly);
+    assert_int_equal(shmq_ctl_topic_put(&c, "T", 1, 1, 6, false), -EROFS);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        signal(SIGSEGV, SIG_DFL); /* die by the signal, not a sanitizer's report */
+        ((volatile shmq_ctl_block_t *)c.blk)->hdr.pad = 1;
+        _exit(0); /* reached only if the write succeeded */
+    }
+    assert_int_equal(child_status(pid), 128 + SIGSEGV);
+    shmq_ctl_detach(&c);
+}
+
+int main(void)
+{
+#define T(fn, setup) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_name_is_hash_of_realpath, setup_dir),
+        T(test_create_then_attach_sees_config_and_ready, setup_dir),
+        T(test_ring_size_is_power_of_two_holding_two_messages, setup_dir),
+        T(test_attach_before_ready_returns_eagain, setup_dir),
+        T(test_attach_without_block_returns_not_found, setup_dir),
+        T(test_attach_to_block_of_dead_master_returns_not_found, setup_ready),
+        T(test_attach_layout_mismatch_returns_version, setup_ready),
+        T(test_create_replaces_stale_block, setup_ready),
+        T(test_names_of_roles_and_states, setup_dir),
+        T(test_publish_wakes_waiting_child, setup_ready),
+        T(test_wait_pos_times_out, setup_ready),
+        T(test_publish_without_sleepers_leaves_seq, setup_ready),
+        T(test_futex_wait_returns_eagain_when_word_differs, setup_dir),
+        T(test_sleep_returns_ready_or_is_woken, setup_ready),
+        T(test_topic_put_get_delete_and_reuse, setup_ready),
+        T(test_topic_foreach_visits_active_topics, setup_ready),
+        T(test_topic_seqlock_reader_never_sees_torn_entry, setup_ready),
+        T(test_topic_lock_repairs_entry_left_mid_change, setup_ready),
+        T(test_topic_lock_excludes_child_until_released, setup_ready),
+        T(test_topic_lock_released_when_holder_killed, setup_ready),
+        T(test_topic_lock_excludes_other_thread, setup_ready),
+        T(test_topics_save_writes_active_topics_keeping_attributes, setup_ready),
+        T(test_queue_insert_and_find_many, setup_ready),
+        T(test_queue_table_full_returns_range, setup_ready),
+        T(test_offsets_set_get_save_load_round_trip, setup_ready),
+        T(test_offsets_load_rejects_key_without_group, setup_ready),
+        T(test_offsets_concurrent_inserts_make_one_entry_per_key, setup_ready),
+        T(test_rdonly_attach_maps_block_read_only, setup_ready),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,340 @@
+/*
+ * shmqctl consume: read a topic's messages from a running store as a member
+ * of a consumer group, print them, and commit the group's offsets.
+ *
+ * Every queue of the topic is pulled round-robin starting at the group's
+ * committed offset (none: the queue's min offset with --from first, the
+ * default, or its max offset with --from last, committed at once).  When a
+ * whole round finds nothing, the next pull long-polls (a short bounded
+ * wait, so that a message on another queue is not held up).  After each batch the queue's
+ * next offset is committed (shmq_commit_offset): a later run of the same
+ * group continues where this one stopped.
+ *
+ * Output, one message per line: text
+ *   topic=T queue=Q queueOffset=N physOffset=P msgId=... uniqKey=... tags=...
+ *   keys=... reconsumeTimes=R storeTime=... body=<text, non-printable bytes as \xNN>
+ * or with --json an object per line: topic, queue, queue_offset,
+ * phys_offset, msg_id, uniq_key, tags, keys (null when absent),
+ * reconsume_times, store_ts, body and body_encoding ("text" when the body
+ * is printable UTF-8, else "base64").
+ *
+ * Stops after --count messages, or when nothing arrived for --timeout ms
+ * (default 3000), or at SIGINT/SIGTERM.  Exit codes: 0, or 1 when fewer
+ * than --count messages came or the store failed, 2 bad arguments.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "shmq/consumer.h"
+#include "shmqctl.h"
+
+#define CONSUME_TIMEOUT_DEFAULT_MS 3000
+#define CONSUME_POLL_SLICE_MS      100 /* one long-poll wait: bounds the delay of other queues */
+#define CONSUME_BATCH              256
+
+static volatile sig_atomic_t consume_stop;
+
+static void consume_on_signal(int sig)
+{
+    (void)sig;
+    consume_stop = 1;
+}
+
+typedef struct consume_state {
+    shmqctl_args_t *a;
+    shmq_consumer_t *c;
+    const char *topic;
+    bool from_last;
+    int32_t nq;
+    int64_t *offsets; /* next offset per queue */
+    int64_t got;
+} consume_state_t;
+
+static json_t *prop_json(const shmq_msg_view_t *v, const char *name)
+{
+    size_t len;
+    const char *p = shmq_msg_property(v, name, &len);
+    return p ? shmqctl_json_str(p, len) : json_null();
+}
+
+static void prop_text(const shmq_msg_view_t *v, const char *name)
+{
+    size_t len;
+    const char *p = shmq_msg_property(v, name, &len);
+    if (p) {
+        shmqctl_print_text(stdout, p, len);
+    }
+}
+
+static int consume_print(const consume_state_t *st, const shmq_msg_view_t *v)
+{
+    if (st->a->json) {
+        bool text = shmqctl_utf8_printable(v->body, v->body_len);
+        json_t *o = json_object();
+        if (!o) {
+            return -ENOMEM;
+        }
+        json_object_set_new(o, "topic", shmqctl_json_str(v->topic, v->topic_len));
+        json_object_set_new(o, "queue", json_integer(v->queue_id));
+        json_object_set_new(o, "queue_offset", json_integer(v->queue_offset));
+        json_object_set_new(o, "phys_offset", json_integer(v->phys_offset));
+        json_object_set_new(o, "msg_id", json_string(v->msg_id));
+        json_object_set_new(o, "uniq_key", prop_json(v, SHMQ_PROP_UNIQ_KEY));
+        json_object_set_new(o, "tags", prop_json(v, SHMQ_PROP_TAGS));
+        json_object_set_new(o, "keys", prop_json(v, SHMQ_PROP_KEYS));
+        json_object_set_new(o, "reconsume_times", json_integer(v->reconsume_times));
+        json_object_set_new(o, "store_ts", json_integer(v->store_ts));
+        json_object_set_new(o, "body_len", json_integer((json_int_t)v->body_len));
+        json_object_set_new(o, "body",
+                            text ? json_stringn(v->body, v->body_len)
+                                 : shmqctl_json_base64(v->body, v->body_len));
+        json_object_set_new(o, "body_encoding", json_string(text ? "text" : "base64"));
+        return shmqctl_json_print(o) < 0 ? -EIO : 0;
+    }
+    char ts[64];
+    shmqctl_format_ts(v->store_ts, ts, sizeof(ts));
+    fputs("topic=", stdout);
+    shmqctl_print_text(stdout, v->topic, v->topic_len);
+    printf(" queue=%d queueOffset=%lld physOffset=%lld msgId=%s uniqKey=", (int)v->queue_id,
+           (long long)v->queue_offset, (long long)v->phys_offset, v->msg_id);
+    prop_text(v, SHMQ_PROP_UNIQ_KEY);
+    fputs(" tags=", stdout);
+    prop_text(v, SHMQ_PROP_TAGS);
+    fputs(" keys=", stdout);
+    prop_text(v, SHMQ_PROP_KEYS);
+    printf(" reconsumeTimes=%d storeTime=%s body=", (int)v->reconsume_times, ts);
+    shmqctl_print_text(stdout, v->body, v->body_len);
+    fputc('\n', stdout);
+    return 0;
+}
+
+/* Start offset of a queue the group never committed. */
+static int64_t consume_start_offset(consume_state_t *st, int32_t q)
+{
+    int64_t off, min, max;
+    if (shmq_fetch_offset(st->c, st->topic, q, &off) == 0) {
+        return off;
+    }
+    if (shmq_queue_offsets(st->c, st->topic, q, &min, &max) < 0) {
+        return 0; /* no such queue yet: its first message will have offset 0 */
+    }
+    if (st->from_last) {
+        /* Committed at once: a later run starts here too, not at a newer end. */
+        shmq_commit_offset(st->c, st->topic, q, max);
+        return max;
+    }
+    return min;
+}
+
+/*
+ * (Re)read the topic's queue count; new queues start at their offsets.
+ * Returns the count, 0 when the topic does not exist, or an error.
+ */
+static int consume_refresh_queues(consume_state_t *st)
+{
+    int n = shmq_topic_queue_count(st->c, st->topic);
+    if (n == SHMQ_E_NOT_FOUND) {
+        return 0;
+    }
+    if (n < 0) {
+        return n;
+    }
+    if (n > st->nq) {
+        int64_t *o = realloc(st->offsets, (size_t)n * sizeof(*o));
+        if (!o) {
+            return -ENOMEM;
+        }
+        st->offsets = o;
+        for (int32_t q = st->nq; q < n; q++) {
+            st->offsets[q] = consume_start_offset(st, q);
+        }
+        st->nq = n;
+    }
+    return n;
+}
+
+/* Pull queue q once; returns the number of messages printed or an error. */
+static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, int32_t q, int wait_ms)
+{
+    shmqctl_args_t *a = st->a;
+    int64_t left = a->count >= 0 ? a->count - st->got : CONSUME_BATCH;
+    int max = left < CONSUME_BATCH ? (int)left : CONSUME_BATCH;
+    int64_t next;
+    size_t i;
+    int rc;
+
+    shmq_error_clear();
+    rc = shmq_pull(st->c, st->topic, q, st->offsets[q], max, a->tags, wait_ms, pr);
+    if (rc < 0) {
+        return rc;
+    }
+    switch (pr->status) {
+    case SHMQ_PULL_FOUND:
+        next = pr->next_offset;
+        for (i = 0; i < pr->count; i++) {
+            rc = consume_print(st, &pr->msgs[i]);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+        if (pr->count > 0 && pr->msgs[pr->count - 1].queue_offset + 1 > next) {
+            next = pr->msgs[pr->count - 1].queue_offset + 1; /* defensive: never re-read */
+        }
+        break;
+    case SHMQ_PULL_NO_MATCHED_MSG:        /* filtered out: consumed all the same */
+    case SHMQ_PULL_OFFSET_TOO_SMALL:      /* cleaned: move up to min */
+    case SHMQ_PULL_OFFSET_OVERFLOW_BADLY: /* past the end: move back to max */
+    case SHMQ_PULL_MESSAGE_WAS_REMOVING:
+        next = pr->next_offset;
+        break;
+    default: /* nothing new, or no such queue yet */
+        return 0;
+    }
+    if (next != st->offsets[q]) {
+        st->offsets[q] = next;
+        shmq_error_clear();
+        rc = shmq_commit_offset(st->c, st->topic, q, next);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    st->got += pr->status == SHMQ_PULL_FOUND ? (int64_t)pr->count : 0;
+    return pr->status == SHMQ_PULL_FOUND ? (int64_t)pr->count : 0;
+}
+
+static int consume_check_args(shmqctl_args_t *a, consume_state_t *st)
+{
+    int rc;
+    if (!a->group) {
+        return shmqctl_usage_error(a->cmd, "consume needs --group");
+    }
+    shmq_error_clear();
+    rc = shmq_topic_validate(a->group, strlen(a->group), SHMQ_GROUP_MAX);
+    if (rc < 0) {
+        return shmqctl_usage_error(a->cmd,
+                                   "invalid group name '%s': 1..%d bytes of [A-Za-z0-9%%_|-]",
+                                   a->group, SHMQ_GROUP_MAX);
+    }
+    rc = shmq_topic_validate(st->topic, strlen(st->topic), SHMQ_TOPIC_MAX_ANY);
+    if (rc < 0) {
+        const char *d = shmq_error_detail();
+        return shmqctl_usage_error(a->cmd, "invalid topic name '%s'%s%s", st->topic,
+                                   d[0] ? ": " : "", d);
+    }
+    if (a->from_arg && strcmp(a->from_arg, "first") && strcmp(a->from_arg, "last")) {
+        return shmqctl_usage_error(a->cmd, "--from: expected first or last, got '%s'", a->from_arg);
+    }
+    st->from_last = a->from_arg && !strcmp(a->from_arg, "last");
+    return 0;
+}
+
+int shmqctl_cmd_consume(shmqctl_args_t *a)
+{
+    const char *root = a->cfg.store_path_root_dir;
+    int64_t timeout = a->timeout_ms >= 0 ? a->timeout_ms : CONSUME_TIMEOUT_DEFAULT_MS;
+    consume_state_t st = {.a = a, .topic = a->pos[0]};
+    shmq_pull_result_t *pr = NULL;
+    struct sigaction sa, old_int, old_term;
+    int64_t deadline, now, n;
+    int32_t q = 0;
+    int empty = 0; /* pulls in a row that found nothing */
+    int rc, ret = SHMQCTL_EXIT_OK;
+
+    rc = consume_check_args(a, &st);
+    if (rc) {
+        return rc;
+    }
+    shmq_ctl_t ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    shmq_error_clear();
+    rc = shmq_ctl_attach(root, SHMQ_CTL_RDONLY, &ctl);
+    if (rc == 0) {
+        bool alive = shmqctl_master_alive(&ctl);
+        shmq_ctl_detach(&ctl);
+        rc = alive ? 0 : SHMQ_E_NOT_FOUND; /* a block left behind by a dead master */
+    }
+    if (rc == 0) {
+        shmq_error_clear();
+        rc = shmq_consumer_open(root, a->group, &st.c);
+    }
+    if (rc == SHMQ_E_NOT_FOUND) {
+        shmqctl_err("store %s is not running", root);
+        return SHMQCTL_EXIT_FAIL;
+    }
+    if (rc < 0) {
+        return shmqctl_fail(rc, "cannot open a consumer on %s", root);
+    }
+    pr = malloc(sizeof(*pr));
+    if (!pr) {
+        shmqctl_err("out of memory");
+        ret = SHMQCTL_EXIT_FAIL;
+        goto out;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = consume_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    deadline = shmqctl_now_ms() + timeout;
+    while (!consume_stop && (a->count < 0 || st.got < a->count)) {
+        now = shmqctl_now_ms();
+        if (now >= deadline) {
+            break;
+        }
+        if (q == 0) {
+            rc = consume_refresh_queues(&st);
+            if (rc < 0) {
+                ret = shmqctl_fail(rc, "cannot read the queues of topic %s", st.topic);
+                break;
+            }
+            if (rc == 0) { /* the topic does not exist (yet) */
+                struct timespec ts = {0, 100 * 1000000L};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+        }
+        /* Long-poll only when a whole round found nothing. */
+        int wait = 0;
+        if (empty >= st.nq) {
+            wait = (int)(deadline - now < CONSUME_POLL_SLICE_MS ? deadline - now
+                                                                : CONSUME_POLL_SLICE_MS);
+        }
+        n = consume_pull(&st, pr, q, wait);
+        if (n == SHMQ_E_ARG) {
+            ret = shmqctl_usage_error(a->cmd, "--tags: invalid subscription '%s'",
+                                      a->tags ? a->tags : "");
+            break;
+        }
+        if (n < 0) {
+            ret = shmqctl_fail((int)n, "pull of %s queue %d failed", st.topic, (int)q);
+            break;
+        }
+        if (n > 0) {
+            empty = 0;
+            deadline = shmqctl_now_ms() + timeout;
+        } else {
+            empty++;
+        }
+        q = (q + 1) % st.nq;
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (ret == SHMQCTL_EXIT_OK && st.nq == 0 && a->count != 0 && !consume_stop) {
+        shmqctl_err("no topic %s in store %s", st.topic, root);
+        ret = SHMQCTL_EXIT_FAIL;
+    } else if (ret == SHMQCTL_EXIT_OK && a->count >= 0 && st.got < a->count) {
+        shmqctl_err("got %lld of %lld messages before the timeout", (long long)st.got,
+                    (long long)a->count);
+        ret = SHMQCTL_EXIT_FAIL;
+    }
+out:
+    free(pr);
+    free(st.offsets);
+    shmq_consumer_close(st.c);
+    return ret;
+}

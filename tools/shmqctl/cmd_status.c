@@ -1,0 +1,216 @@
+/*
+ * shmqctl status: the live state of a running store, read from its control
+ * block (attached read-only: status changes nothing): store state, the
+ * CommitLog positions, the workers (pid, state, restarts, uptime,
+ * heartbeat), message and flush counters.  Text for people, --json for
+ * programs (one object; every field is described in docs/operations.md).
+ *
+ * A store is running when its control block exists, is ready, and its
+ * master is alive and holds the store lock.  Otherwise: "store <root> is not
+ * running" (or "is starting") on stderr and exit 1.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "shmqctl.h"
+
+/* The master that created the block is alive and holds byte 0 of <root>/lock. */
+bool shmqctl_master_alive(const shmq_ctl_t *ctl)
+{
+    pid_t pid = ctl->blk->hdr.creator_pid;
+    if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) {
+        return false;
+    }
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof(path), "%s/lock", ctl->root);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    bool held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    close(fd);
+    return held;
+}
+
+int shmqctl_attach_running(const char *root, unsigned flags, shmq_ctl_t *ctl)
+{
+    shmq_error_clear();
+    int rc = shmq_ctl_attach(root, flags, ctl);
+    if (rc == SHMQ_E_NOT_FOUND) {
+        shmqctl_err("store %s is not running", root);
+        return SHMQCTL_EXIT_FAIL;
+    }
+    if (rc == -EAGAIN) {
+        shmqctl_err("store %s is starting (not ready yet)", root);
+        return SHMQCTL_EXIT_FAIL;
+    }
+    if (rc < 0) {
+        return shmqctl_fail(rc, "cannot attach to the store at %s", root);
+    }
+    if (!shmqctl_master_alive(ctl)) {
+        shmqctl_err("store %s is not running (its master, pid %d, is gone)", root,
+                    (int)ctl->blk->hdr.creator_pid);
+        shmq_ctl_detach(ctl);
+        return SHMQCTL_EXIT_FAIL;
+    }
+    return 0;
+}
+
+/* relaxed loads: a status snapshot; no data is read through these values */
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+static json_t *status_json(const shmq_ctl_t *ctl)
+{
+    shmq_ctl_block_t *b = ctl->blk;
+    const shmq_ctl_header_t *h = &b->hdr;
+    int64_t now = shmq_now_ms();
+    json_t *o = json_object();
+    json_object_set_new(o, "state", json_string(shmq_store_state_name(LOAD(h->state))));
+    json_object_set_new(o, "store", json_string(ctl->root));
+    json_object_set_new(o, "pid", json_integer(h->creator_pid));
+    json_object_set_new(o, "uptime_ms", json_integer(now - h->created_ms));
+    json_object_set_new(
+        o, "flush_disk_type",
+        json_string(h->config.flush_disk_type == SHMQ_SYNC_FLUSH ? "SYNC_FLUSH" : "ASYNC_FLUSH"));
+    json_t *pos = json_object();
+    json_object_set_new(pos, "wrote", json_integer(shmq_ctl_load(&b->wrote)));
+    json_object_set_new(pos, "flushed", json_integer(shmq_ctl_load(&b->flushed)));
+    json_object_set_new(pos, "dispatched", json_integer(shmq_ctl_load(&b->dispatched)));
+    json_object_set_new(pos, "min", json_integer(shmq_ctl_load(&b->min)));
+    json_object_set_new(o, "positions", pos);
+    json_object_set_new(o, "cq_flushed", json_integer(shmq_ctl_load(&b->cq_flushed)));
+    json_object_set_new(o, "writer_journal", json_integer(LOAD(b->writer_journal)));
+    json_object_set_new(o, "fenced_error", json_integer(LOAD(b->fenced_error)));
+
+    json_t *ws = json_array();
+    for (int r = 0; r < SHMQ_CTL_MAX_WORKERS; r++) {
+        shmq_ctl_worker_t *w = &b->workers[r];
+        uint32_t state = LOAD(w->state);
+        if (state == SHMQ_WORKER_NONE) {
+            continue; /* this store does not run the role */
+        }
+        int32_t pid = LOAD(w->pid);
+        int64_t started = LOAD(w->started_ms);
+        int64_t hb = LOAD(w->heartbeat_ms);
+        json_t *wj = json_object();
+        json_object_set_new(wj, "name", json_string(shmq_role_name((enum shmq_role)r)));
+        json_object_set_new(wj, "pid", json_integer(pid));
+        json_object_set_new(wj, "state", json_string(shmq_worker_state_name(state)));
+        json_object_set_new(wj, "restarts", json_integer(LOAD(w->restarts)));
+        json_object_set_new(wj, "uptime_ms",
+                            json_integer(pid > 0 && started > 0 ? now - started : 0));
+        json_object_set_new(wj, "last_exit", json_integer(LOAD(w->last_exit)));
+        json_object_set_new(wj, "heartbeat_age_ms", hb > 0 ? json_integer(now - hb) : json_null());
+        json_object_set_new(wj, "work_done", json_integer(LOAD(w->work_done)));
+        json_array_append_new(ws, wj);
+    }
+    json_object_set_new(o, "workers", ws);
+
+    const shmq_ctl_counters_t *c = &b->counters;
+    uint64_t out = LOAD(c->messages_out) + (ctl->cons ? LOAD(ctl->cons->messages_out) : 0);
+    json_object_set_new(o, "messages_in", json_integer((json_int_t)LOAD(c->messages_in)));
+    json_object_set_new(o, "messages_out", json_integer((json_int_t)out));
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)LOAD(c->bytes_in)));
+    json_object_set_new(o, "rejects", json_integer((json_int_t)LOAD(c->rejects)));
+    json_object_set_new(o, "flushes", json_integer((json_int_t)LOAD(c->flushes)));
+    json_object_set_new(o, "flush_ns_total", json_integer((json_int_t)LOAD(c->flush_ns_total)));
+    json_object_set_new(o, "flush_errors", json_integer((json_int_t)LOAD(c->flush_errors)));
+    int rings = 0;
+    for (uint32_t i = 0; i < h->ring_count && i < SHMQ_CTL_MAX_RINGS; i++) {
+        rings += LOAD(b->rings[i].state) == SHMQ_RING_ACTIVE;
+    }
+    json_object_set_new(o, "producers", json_integer(rings));
+    return o;
+}
+
+static void format_duration(int64_t ms, char *out, size_t len)
+{
+    if (ms < 0) {
+        ms = 0;
+    }
+    int64_t s = ms / 1000;
+    if (s < 60) {
+        snprintf(out, len, "%lld.%lds", (long long)s, (long)(ms % 1000) / 100);
+    } else if (s < 3600) {
+        snprintf(out, len, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+    } else {
+        snprintf(out, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+    }
+}
+
+static int64_t jint(json_t *o, const char *key)
+{
+    return (int64_t)json_integer_value(json_object_get(o, key));
+}
+
+static void status_text(json_t *o)
+{
+    char up[32];
+    json_t *pos = json_object_get(o, "positions");
+    format_duration(jint(o, "uptime_ms"), up, sizeof(up));
+    printf("store %s: %s (master pid %lld, up %s, %s)\n",
+           json_string_value(json_object_get(o, "store")),
+           json_string_value(json_object_get(o, "state")), (long long)jint(o, "pid"), up,
+           json_string_value(json_object_get(o, "flush_disk_type")));
+    printf("positions: wrote %lld  flushed %lld  dispatched %lld  cq_flushed %lld  min %lld\n",
+           (long long)jint(pos, "wrote"), (long long)jint(pos, "flushed"),
+           (long long)jint(pos, "dispatched"), (long long)jint(o, "cq_flushed"),
+           (long long)jint(pos, "min"));
+    printf("messages:  in %lld  out %lld  (%lld bytes in, %lld rejected, %lld producers)\n",
+           (long long)jint(o, "messages_in"), (long long)jint(o, "messages_out"),
+           (long long)jint(o, "bytes_in"), (long long)jint(o, "rejects"),
+           (long long)jint(o, "producers"));
+    int64_t flushes = jint(o, "flushes");
+    printf("flushes:   %lld (average %.3f ms), errors %lld\n", (long long)flushes,
+           flushes ? (double)jint(o, "flush_ns_total") / (double)flushes / 1e6 : 0.0,
+           (long long)jint(o, "flush_errors"));
+    if (jint(o, "fenced_error") != 0) {
+        printf("FENCED: a flush failed (%s); the store takes no writes until restarted\n",
+               shmq_strerror((int)jint(o, "fenced_error")));
+    }
+    printf("workers:\n  %-11s %-8s %-9s %-9s %-9s %-10s %s\n", "NAME", "PID", "STATE", "RESTARTS",
+           "UPTIME", "LAST EXIT", "HEARTBEAT");
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(o, "workers"), i, w)
+    {
+        char wup[32], hb[32] = "-";
+        format_duration(jint(w, "uptime_ms"), wup, sizeof(wup));
+        json_t *age = json_object_get(w, "heartbeat_age_ms");
+        if (json_is_integer(age)) {
+            format_duration(json_integer_value(age), hb, sizeof(hb));
+            strncat(hb, " ago", sizeof(hb) - strlen(hb) - 1);
+        }
+        printf("  %-11s %-8lld %-9s %-9lld %-9s %-10lld %s\n",
+               json_string_value(json_object_get(w, "name")), (long long)jint(w, "pid"),
+               json_string_value(json_object_get(w, "state")), (long long)jint(w, "restarts"),
+               jint(w, "pid") > 0 ? wup : "-", (long long)jint(w, "last_exit"), hb);
+    }
+}
+
+int shmqctl_cmd_status(shmqctl_args_t *a)
+{
+    shmq_ctl_t ctl;
+    int rc = shmqctl_attach_running(a->cfg.store_path_root_dir, SHMQ_CTL_RDONLY, &ctl);
+    if (rc != 0) {
+        return rc;
+    }
+    json_t *o = status_json(&ctl);
+    shmq_ctl_detach(&ctl);
+    if (!o) {
+        shmqctl_err("out of memory");
+        return SHMQCTL_EXIT_FAIL;
+    }
+    if (a->json) {
+        return shmqctl_json_print(o) < 0 ? SHMQCTL_EXIT_FAIL : SHMQCTL_EXIT_OK;
+    }
+    status_text(o);
+    json_decref(o);
+    return SHMQCTL_EXIT_OK;
+}
