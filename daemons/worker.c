@@ -40,8 +40,8 @@ void shmq_log(enum shmq_log_level level, const char *fmt, ...)
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
     /* One write per line, so lines of several processes do not interleave. */
     char line[1200];
-    int n = snprintf(line, sizeof(line), "%s.%03ld %-5s %s[%d]: %s\n", when,
-                     ts.tv_nsec / 1000000, names[level], log_who, (int)getpid(), msg);
+    int n = snprintf(line, sizeof(line), "%s.%03ld %-5s %s[%d]: %s\n", when, ts.tv_nsec / 1000000,
+                     names[level], log_who, (int)getpid(), msg);
     if (n > (int)sizeof(line)) {
         n = (int)sizeof(line);
     }

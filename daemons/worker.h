@@ -29,10 +29,10 @@
 
 typedef struct shmq_worker {
     enum shmq_role role;
-    const char *name;          /* "writer", ... */
+    const char *name; /* "writer", ... */
     shmq_ctl_t ctl;
-    const shmq_config_t *cfg;  /* the master's effective configuration (in the control block) */
-    shmq_ctl_worker_t *self;   /* this worker's entry in the worker table */
+    const shmq_config_t *cfg; /* the master's effective configuration (in the control block) */
+    shmq_ctl_worker_t *self;  /* this worker's entry in the worker table */
     int master_pid;
     int lock_fd;
     volatile sig_atomic_t stop; /* SIGTERM/SIGINT received */
@@ -64,8 +64,14 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
 bool shmq_worker_master_gone(const shmq_worker_t *w);
 
 /* Logging for daemons: "<time> <level> <role>[pid]: message" on stderr. */
-enum shmq_log_level { SHMQ_LOG_ERROR = 0, SHMQ_LOG_WARN = 1, SHMQ_LOG_INFO = 2, SHMQ_LOG_DEBUG = 3 };
+enum shmq_log_level {
+    SHMQ_LOG_ERROR = 0,
+    SHMQ_LOG_WARN = 1,
+    SHMQ_LOG_INFO = 2,
+    SHMQ_LOG_DEBUG = 3
+};
 void shmq_log_init(const char *who);
-void shmq_log(enum shmq_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void shmq_log(enum shmq_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -294,7 +294,8 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     int64_t end = pos;
     rep.recovered_end = end;
 
-    if (end < s.durable && !(st->flags & SHMQ_STORE_FORCE) && valid_data_after(st, end, s.durable)) {
+    if (end < s.durable && !(st->flags & SHMQ_STORE_FORCE) &&
+        valid_data_after(st, end, s.durable)) {
         char where[300];
         format_stop(st, end, rep.stop_error ? rep.stop_error : SHMQ_E_TRUNCATED, where,
                     sizeof(where));

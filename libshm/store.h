@@ -35,18 +35,18 @@
 
 /* What recovery did. */
 typedef struct shmq_recovery_report {
-    bool abnormal;             /* abort file was present */
-    int64_t scan_from;         /* CommitLog offset the scan started at */
-    int64_t recovered_end;     /* end of the last valid record */
-    int64_t old_end;           /* end of the data found before recovery (last non-zero byte bound) */
-    int64_t truncated_bytes;   /* bytes cut off at the tail (old_end - recovered_end) */
+    bool abnormal;           /* abort file was present */
+    int64_t scan_from;       /* CommitLog offset the scan started at */
+    int64_t recovered_end;   /* end of the last valid record */
+    int64_t old_end;         /* end of the data found before recovery (last non-zero byte bound) */
+    int64_t truncated_bytes; /* bytes cut off at the tail (old_end - recovered_end) */
     int64_t records_checked;
-    int64_t units_rebuilt;     /* ConsumeQueue units appended from the CommitLog */
-    int64_t units_truncated;   /* ConsumeQueue units dropped (pointed past the end) */
-    int32_t queues_touched;    /* queues whose units were truncated or rebuilt */
-    int stop_error;            /* decode error that ended the scan (0 at a clean end) */
-    bool below_checkpoint;     /* the cut was below the checkpoint: flushed data was damaged */
-    char stop_reason[256];     /* text for stop_error, naming file and offset */
+    int64_t units_rebuilt;   /* ConsumeQueue units appended from the CommitLog */
+    int64_t units_truncated; /* ConsumeQueue units dropped (pointed past the end) */
+    int32_t queues_touched;  /* queues whose units were truncated or rebuilt */
+    int stop_error;          /* decode error that ended the scan (0 at a clean end) */
+    bool below_checkpoint;   /* the cut was below the checkpoint: flushed data was damaged */
+    char stop_reason[256];   /* text for stop_error, naming file and offset */
 } shmq_recovery_report_t;
 
 /* One (topic, queue id) known to the store. */

@@ -41,13 +41,13 @@ typedef struct shmq_message {
     const char *topic;
     const void *body;
     size_t body_len;
-    const char *tags;        /* NULL: none */
-    const char *keys;        /* space-separated keys, NULL: none */
+    const char *tags; /* NULL: none */
+    const char *keys; /* space-separated keys, NULL: none */
     const shmq_property_t *properties;
     size_t property_count;
-    int32_t flag;            /* opaque user flag */
-    int32_t delay_level;     /* 0: none; 1..N per messageDelayLevel */
-    int32_t queue_id;        /* -1: chosen by the producer (round-robin or sharding key) */
+    int32_t flag;             /* opaque user flag */
+    int32_t delay_level;      /* 0: none; 1..N per messageDelayLevel */
+    int32_t queue_id;         /* -1: chosen by the producer (round-robin or sharding key) */
     const char *sharding_key; /* same key -> same queue (ordered messages); NULL: round-robin */
 } shmq_message_t;
 
@@ -63,9 +63,9 @@ enum shmq_send_status {
 };
 
 typedef struct shmq_send_result {
-    int status;                        /* enum shmq_send_status */
-    char msg_id[SHMQ_MSGID_MAX];       /* offset message id */
-    char uniq_key[SHMQ_UNIQ_KEY_MAX];  /* client unique id (UNIQ_KEY) */
+    int status;                       /* enum shmq_send_status */
+    char msg_id[SHMQ_MSGID_MAX];      /* offset message id */
+    char uniq_key[SHMQ_UNIQ_KEY_MAX]; /* client unique id (UNIQ_KEY) */
     int32_t queue_id;
     int64_t queue_offset;
     int64_t phys_offset;
