@@ -56,10 +56,11 @@
 #define HEARTBEAT_STALE_MS 5000
 #define TERM_WAIT_MS       10000 /* SIGTERM, then SIGKILL after this */
 #define STOP_TIMEOUT_MS    60000 /* an orderly stop taking longer is forced */
-#define NWORKERS           3
-
-static const enum shmq_role roles[NWORKERS] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_FLUSHER,
-                                               SHMQ_ROLE_DISPATCHER};
+/* Workers every store runs, then the ones it runs when their program is installed. */
+static const enum shmq_role required_roles[] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_FLUSHER,
+                                                SHMQ_ROLE_DISPATCHER};
+static const enum shmq_role optional_roles[] = {SHMQ_ROLE_INDEXER, SHMQ_ROLE_SCHEDULER,
+                                                SHMQ_ROLE_CLEANER, SHMQ_ROLE_HA_SENDER};
 
 typedef struct master_worker {
     enum shmq_role role;
@@ -84,7 +85,8 @@ typedef struct master {
     shmq_ctl_t ctl;
     bool have_ctl;
     int lock_fd;
-    master_worker_t w[NWORKERS];
+    master_worker_t w[SHMQ_ROLE_COUNT];
+    int nworkers;
     int64_t stop_mono; /* orderly stop began at */
     bool forced;       /* stopping without waiting for the orderly sequence */
     int stops_seen;    /* stop signals handled so far (got_stop counts them) */
@@ -545,7 +547,7 @@ static void fail_store(master_t *m, int code, const char *why)
         m->fail_code = code;
     }
     set_state(m, SHMQ_STATE_FAILED);
-    for (int i = 0; i < NWORKERS; i++) {
+    for (int i = 0; i < m->nworkers; i++) {
         m->w[i].next_start_mono = -1;
         term_worker(&m->w[i]);
     }
@@ -607,7 +609,7 @@ static void reap(master_t *m)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (int i = 0; i < NWORKERS; i++) {
+        for (int i = 0; i < m->nworkers; i++) {
             if (m->w[i].pid == pid) {
                 worker_exited(m, &m->w[i], status);
                 break;
@@ -626,7 +628,7 @@ static void handle_restart_requests(master_t *m)
         }
         atomic_store_explicit(&b->workers[r].restart_request, 0, memory_order_relaxed);
         master_worker_t *w = NULL;
-        for (int i = 0; i < NWORKERS; i++) {
+        for (int i = 0; i < m->nworkers; i++) {
             if ((int)m->w[i].role == r) {
                 w = &m->w[i];
             }
@@ -654,7 +656,7 @@ static void watch_workers(master_t *m)
 {
     int64_t now = shmq_mono_ms();
     int64_t wall = shmq_now_ms();
-    for (int i = 0; i < NWORKERS; i++) {
+    for (int i = 0; i < m->nworkers; i++) {
         master_worker_t *w = &m->w[i];
         shmq_ctl_worker_t *s = slot(m, w);
         if (w->pid == 0) {
@@ -688,7 +690,7 @@ static void watch_workers(master_t *m)
 
 static bool any_running(const master_t *m)
 {
-    for (int i = 0; i < NWORKERS; i++) {
+    for (int i = 0; i < m->nworkers; i++) {
         if (m->w[i].pid > 0) {
             return true;
         }
@@ -705,7 +707,7 @@ static void force_stop(master_t *m, const char *why)
     }
     shmq_log(SHMQ_LOG_WARN, "forced stop: %s", why);
     m->forced = true;
-    for (int i = 0; i < NWORKERS; i++) {
+    for (int i = 0; i < m->nworkers; i++) {
         m->w[i].next_start_mono = -1;
         term_worker(&m->w[i]);
     }
@@ -754,7 +756,7 @@ static bool finished(const master_t *m)
     if (m->state != SHMQ_STATE_FINISHING) {
         return false;
     }
-    for (int i = 0; i < NWORKERS; i++) {
+    for (int i = 0; i < m->nworkers; i++) {
         if (!m->w[i].done) {
             return false;
         }
@@ -771,7 +773,7 @@ static int shut_down(master_t *m)
     int64_t dispatched = shmq_ctl_load(&b->dispatched);
     int64_t cq_flushed = shmq_ctl_load(&b->cq_flushed);
     bool all_zero = true;
-    for (int i = 0; i < NWORKERS; i++) {
+    for (int i = 0; i < m->nworkers; i++) {
         all_zero = all_zero && m->w[i].started_once && m->w[i].last_exit == 0;
     }
     bool clean = all_zero && m->state != SHMQ_STATE_FAILED && flushed == wrote &&
@@ -846,16 +848,29 @@ static int find_workers(master_t *m)
     }
     exe[n] = '\0';
     const char *dir = dirname(exe);
-    for (int i = 0; i < NWORKERS; i++) {
-        master_worker_t *w = &m->w[i];
-        w->role = roles[i];
+    m->nworkers = 0;
+    size_t nreq = sizeof(required_roles) / sizeof(required_roles[0]);
+    size_t nopt = sizeof(optional_roles) / sizeof(optional_roles[0]);
+    for (size_t i = 0; i < nreq + nopt; i++) {
+        bool required = i < nreq;
+        enum shmq_role role = required ? required_roles[i] : optional_roles[i - nreq];
+        if (role == SHMQ_ROLE_INDEXER && !m->cfg.message_index_enable) {
+            continue;
+        }
+        master_worker_t *w = &m->w[m->nworkers];
+        memset(w, 0, sizeof(*w));
+        w->role = role;
         w->backoff_ms = BACKOFF_MIN_MS;
         w->next_start_mono = 0;
         snprintf(w->path, sizeof(w->path), "%s/shmq-%s", dir, shmq_role_name(w->role));
         if (access(w->path, X_OK) != 0) {
+            if (!required) {
+                continue; /* not installed: this store runs without it */
+            }
             shmq_log(SHMQ_LOG_ERROR, "worker program %s: %s", w->path, strerror(errno));
             return -1;
         }
+        m->nworkers++;
     }
     return 0;
 }
