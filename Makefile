@@ -46,6 +46,10 @@ TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 TEST_HELPER_BINS := $(TEST_HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 BINS := $(BUILD)/shmqctl $(DAEMON_BINS)
+# shmq-bench: the benchmark tool (tools/shmq-bench/*.c)
+BENCH_SRCS  := $(sort $(wildcard tools/shmq-bench/*.c))
+BENCH_OBJS  := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
+BINS += $(if $(BENCH_SRCS),$(BUILD)/shmq-bench)
 
 .PHONY: all lib tools tests test check deps format format-check clean run
 
@@ -69,6 +73,10 @@ $(BUILD)/libshmq.so: $(LIB_OBJS)
 
 $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
+
+# shmq-bench (an explicit rule: it wins over the shmq-% daemon pattern)
+$(BUILD)/shmq-bench: $(BENCH_OBJS) $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
 
 $(BUILD)/shmqd: $(BUILD)/daemons/master.o $(WORKER_OBJ) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(BUILD)/daemons/master.o $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clean.h"
 #include "ctl.h"
 #include "shmq/errors.h"
 #include "store.h"
@@ -55,6 +56,8 @@ typedef struct dispatcher {
     bool finished;            /* FINISHING: dispatched to the end, flushed and published */
     shmq_queue_t *touched[DISPATCH_MAX_RECORDS];
     size_t ntouched;
+    uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed files */
+    int64_t nospace_ms;  /* cleaner: last "disk full" warning (monotonic), 0 none */
 } dispatcher_t;
 
 /* ---- positions ------------------------------------------------------------------------ */
@@ -197,6 +200,15 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
                                    (long long)at, (long long)limit);
         }
         rc = shmq_store_dispatch_record(&d->st, &r);
+        if (rc == -ENOSPC) {
+            /* cleaner: a full disk; no new ConsumeQueue file now: retry from here later. */
+            d->pos = at;
+            if (shmq_mono_ms() - d->nospace_ms >= 10000) {
+                d->nospace_ms = shmq_mono_ms();
+                shmq_log(SHMQ_LOG_WARN, "disk full: %s; retrying", shmq_error_detail());
+            }
+            break;
+        }
         if (rc < 0) {
             d->pos = at;
             return rc;
@@ -212,7 +224,7 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
         }
     }
     if (d->pos == start && d->pos < limit) {
-        if (d->stall_pos != d->pos) {
+        if (d->stall_pos != d->pos && rc != -ENOSPC) {
             shmq_log(SHMQ_LOG_WARN, "no record readable at %lld below the limit %lld yet",
                      (long long)d->pos, (long long)limit);
         }
@@ -418,10 +430,21 @@ static int dispatcher_init(shmq_worker_t *w, void **state)
     return 0;
 }
 
+/* cleaner: unmap a queue's files it deleted (their space returns only then). */
+static int drop_removed(shmq_queue_t *q, void *arg)
+{
+    (void)arg;
+    shmq_clean_cq_drop_removed(&q->cq);
+    return 0;
+}
+
 static int64_t dispatcher_work(shmq_worker_t *w, void *state)
 {
-    (void)w;
     dispatcher_t *d = state;
+    if (shmq_clean_changed(&w->ctl, &d->clean_seen)) {
+        shmq_clean_drop_removed(&d->st.cl.q);
+        shmq_store_foreach_queue(&d->st, drop_removed, NULL);
+    }
     int64_t n = 0;
     int64_t limit = dispatch_limit(d);
     if (limit > d->pos) {

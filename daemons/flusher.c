@@ -22,7 +22,8 @@
  *
  * Checkpoint, every second when it changed: confirmPhyOffset =
  * min(flushed, cq_flushed), the physic/logics timestamps the store time of
- * the last record below it.  Consumer offsets: every 5 s when a consumer
+ * the last record below it, indexMsgTimestamp the indexer's
+ * index.flushed_ts (when it runs).  Consumer offsets: every 5 s when a consumer
  * committed, and at stop.
  *
  * Orderly stop (store state FINISHING): flush everything, wait until the
@@ -42,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clean.h"
 #include "commitlog.h"
 #include "ctl.h"
 #include "shmq/errors.h"
@@ -69,6 +71,7 @@ typedef struct flusher {
     int64_t walk_pos;     /* a record boundary at or below the checkpoint, -1 unknown */
     int64_t walk_ts;      /* store time of the last record ending at walk_pos */
     bool cp_warned;
+    uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
 } flusher_t;
 
 static flusher_t the_flusher;
@@ -229,6 +232,12 @@ static void checkpoint(shmq_worker_t *w, flusher_t *f, bool force)
         cp.physic_msg_ts = ts;
         cp.logics_msg_ts = ts;
     }
+    /* indexer: the index time its msyncs cover (0: no indexer yet: keep the file's value).
+     * acquire: pairs with the indexer's release after its msync. */
+    int64_t index_ts = atomic_load_explicit(&w->ctl.blk->index.flushed_ts, memory_order_acquire);
+    if (index_ts > 0) {
+        cp.index_msg_ts = index_ts;
+    }
     int rc = shmq_checkpoint_write(f->root, &cp);
     if (rc < 0) {
         if (!f->cp_warned) {
@@ -318,6 +327,10 @@ static int64_t flusher_work(shmq_worker_t *w, void *state)
 {
     flusher_t *f = state;
     const shmq_config_t *cfg = w->cfg;
+    /* cleaner: unmap the segments it deleted (their space returns only then). */
+    if (shmq_clean_changed(&w->ctl, &f->clean_seen)) {
+        shmq_clean_drop_removed(&f->cl.q);
+    }
     int64_t now = shmq_mono_ms();
     int64_t wrote = shmq_ctl_load(&w->ctl.blk->wrote);
     bool finishing = store_state(w) == SHMQ_STATE_FINISHING;

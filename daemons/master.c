@@ -46,6 +46,7 @@
 
 #include "ctl.h"
 #include "shmq/errors.h"
+#include "index_service.h"
 #include "store.h"
 #include "worker.h"
 
@@ -53,6 +54,7 @@
 #define BACKOFF_MIN_MS     100   /* first restart delay after a crash */
 #define BACKOFF_MAX_MS     5000  /* doubling stops here */
 #define BACKOFF_RESET_MS   10000 /* a worker up this long starts again from BACKOFF_MIN_MS */
+#define RESTART_NOW_UP_MS  1000  /* a crash after this long up restarts at once (no crash loop) */
 #define HEARTBEAT_STALE_MS 5000
 #define TERM_WAIT_MS       10000 /* SIGTERM, then SIGKILL after this */
 #define STOP_TIMEOUT_MS    60000 /* an orderly stop taking longer is forced */
@@ -408,7 +410,8 @@ static int fill_ctl(master_t *m, shmq_store_t *st)
     shmq_ctl_publish(&b->flushed, end);
     shmq_ctl_publish(&b->dispatched, end);
     shmq_ctl_publish(&b->cq_flushed, end);
-    shmq_ctl_publish(&b->indexed, end);
+    /* indexer: nothing is known indexed until it has resumed from its files (it publishes). */
+    shmq_ctl_publish(&b->indexed, shmq_commitlog_min_offset(&st->cl));
     shmq_ctl_publish(&b->replicated, end);
     shmq_ctl_publish(&b->min, shmq_commitlog_min_offset(&st->cl));
     atomic_store_explicit(&b->writer_journal, end, memory_order_relaxed);
@@ -461,6 +464,30 @@ static void log_recovery(const shmq_recovery_report_t *r)
         shmq_log(SHMQ_LOG_WARN, "recovery cut the log below the checkpoint: flushed data was "
                                 "damaged");
     }
+}
+
+/*
+ * After an unclean stop, index files the checkpoint does not cover may have
+ * lost pages: drop them (the indexer rebuilds them from the CommitLog).  A
+ * failure leaves the files to the indexer's own repair.
+ */
+static void recover_index(master_t *m, const shmq_recovery_report_t *rep)
+{
+    if (!rep->abnormal || !m->cfg.message_index_enable) {
+        return;
+    }
+    shmq_index_abnormal_report_t ir;
+    shmq_error_clear();
+    int rc = shmq_index_recover_abnormal(&m->cfg, &ir);
+    if (rc < 0) {
+        const char *d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_WARN, "index recovery: %s", d[0] ? d : shmq_strerror(rc));
+        return;
+    }
+    shmq_log(SHMQ_LOG_INFO,
+             "index recovery (abnormal): dropped %d index file(s) newer than the checkpoint's "
+             "index time %lld, kept %d; the indexer rebuilds them",
+             ir.dropped, (long long)ir.index_ts, ir.kept);
 }
 
 /* ---- workers ------------------------------------------------------------------------ */
@@ -597,6 +624,14 @@ static void worker_exited(master_t *m, master_worker_t *w, int status)
     }
     if (up >= BACKOFF_RESET_MS) {
         w->backoff_ms = BACKOFF_MIN_MS;
+    }
+    /* A crash after a healthy run is restarted at once: producers wait for the writer
+     * meanwhile.  Only quick crashes (a crash loop) wait for the backoff. */
+    if (up >= RESTART_NOW_UP_MS) {
+        w->next_start_mono = shmq_mono_ms();
+        shmq_log(SHMQ_LOG_INFO, "restarting the %s now (it ran %lld ms)", wname(w),
+                 (long long)up);
+        return;
     }
     w->next_start_mono = shmq_mono_ms() + w->backoff_ms;
     shmq_log(SHMQ_LOG_INFO, "restarting the %s in %d ms", wname(w), w->backoff_ms);
@@ -894,6 +929,7 @@ static int start_store(master_t *m)
         return SHMQ_EXIT_ERROR;
     }
     log_recovery(&rep);
+    recover_index(m, &rep);
     /*
      * The segment the writer appends to next exists before anyone sends, so
      * the first send never waits for a segment to be allocated and pre-faulted.

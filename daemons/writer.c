@@ -28,9 +28,16 @@
  * are completed from the records, never appended again); then the bytes a
  * killed append left after wrote are zeroed so that no stale record can
  * look valid after the next append.
+ *
+ * Crash tests: with SHMQ_TEST_CRASH_DIR set, the writer kills itself
+ * (SIGKILL) at a step of a batch when the file <dir>/writer-<step> exists
+ * (removing it first): appended (records written, wrote not published),
+ * published (before the next_offsets), offsets (before any answer), answered
+ * (answers given, heads not advanced).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clean.h"
 #include "commitlog.h"
 #include "ctl.h"
 #include "journal.h"
@@ -118,6 +126,8 @@ typedef struct writer {
     int64_t bytes;
     uint64_t msgs_in, bytes_in, rejects;
     bool fenced;
+    bool disk_full;      /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
+    uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
     /* one-entry topic cache, valid for one batch */
     shmq_ctl_topic_t topic;
     bool topic_valid;
@@ -131,6 +141,7 @@ typedef struct writer {
     shmq_ring_watch_t watch;
     int64_t warn_ms;
     uint64_t warn_suppressed;
+    const char *crash_dir; /* SHMQ_TEST_CRASH_DIR, or NULL */
 } writer_t;
 
 enum { UNIT_OK = 0, UNIT_DISCARD = 1, UNIT_STOP = 2 };
@@ -153,10 +164,11 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Rate-limited warning about producers' input. */
-static void warn_input(writer_t *wr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Rate-limited log line (producers' bad input, repeated append errors). */
+static void log_limited(writer_t *wr, enum shmq_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void warn_input(writer_t *wr, const char *fmt, ...)
+static void log_limited(writer_t *wr, enum shmq_log_level level, const char *fmt, ...)
 {
     int64_t now = shmq_mono_ms();
     if (now - wr->warn_ms < WR_WARN_EVERY_MS) {
@@ -169,13 +181,27 @@ static void warn_input(writer_t *wr, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (wr->warn_suppressed) {
-        shmq_log(SHMQ_LOG_WARN, "%s (and %llu more since the last warning)", msg,
+        shmq_log(level, "%s (and %llu more since the last such line)", msg,
                  (unsigned long long)wr->warn_suppressed);
     } else {
-        shmq_log(SHMQ_LOG_WARN, "%s", msg);
+        shmq_log(level, "%s", msg);
     }
     wr->warn_ms = now;
     wr->warn_suppressed = 0;
+}
+
+/* Crash tests: die here if <crash_dir>/writer-<step> exists (see the top of the file). */
+static void crash_point(const writer_t *wr, const char *step)
+{
+    if (wr->crash_dir == NULL) {
+        return;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/writer-%s", wr->crash_dir, step);
+    if (unlink(path) == 0) {
+        shmq_log(SHMQ_LOG_WARN, "crash test: killed at step %s", step);
+        raise(SIGKILL);
+    }
 }
 
 static bool tx_gets_unit(int32_t sysflag)
@@ -233,10 +259,10 @@ static void add_done(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *m, int 
 
 static void reject(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_msg_t *m, int err)
 {
-    warn_input(wr, "ring %u (pid %d) entry at %llu refused: %s", ring,
-               (int)atomic_load_explicit(&wr->blk->rings[ring].owner_pid, memory_order_relaxed),
-               (unsigned long long)pos,
-               shmq_error_detail()[0] ? shmq_error_detail() : shmq_ring_strerror(err));
+    log_limited(wr, SHMQ_LOG_WARN, "ring %u (pid %d) entry at %llu refused: %s", ring,
+                (int)atomic_load_explicit(&wr->blk->rings[ring].owner_pid, memory_order_relaxed),
+                (unsigned long long)pos,
+                shmq_error_detail()[0] ? shmq_error_detail() : shmq_ring_strerror(err));
     wr->rejects++;
     if (m->hdr_ok) {
         add_done(wr, ring, m, shmq_ring_error_status(err));
@@ -372,6 +398,12 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
         reject(wr, ring, pos, m0, SHMQ_E_FENCED);
         return;
     }
+    /* cleaner: no new message while the disk is above the warning level. */
+    if (wr->disk_full) {
+        shmq_error_set(SHMQ_E_DISK_FULL, "disk usage above diskSpaceWarningLevelRatio");
+        reject(wr, ring, pos, m0, SHMQ_E_DISK_FULL);
+        return;
+    }
     int rc = resolve_topic(wr, m0->topic, m0->topic_len, m0->queue_id);
     if (rc < 0) {
         reject(wr, ring, pos, m0, rc);
@@ -390,8 +422,8 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     }
     rc = shmq_commitlog_append_batch(&wr->cl, wr->ins, n, wr->qoffs, 0, wr->res);
     if (rc < 0) {
-        shmq_log(SHMQ_LOG_ERROR, "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
-                 shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+        log_limited(wr, SHMQ_LOG_ERROR, "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
+                    shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
         add_done(wr, ring, m0, rc);
         wr->rejects++;
         return;
@@ -473,8 +505,9 @@ static int take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool
         return UNIT_OK;
     }
     if (rc < 0 && shmq_ring_error_fatal(rc)) {
-        warn_input(wr, "ring %u: entry at %llu unreadable (%s): discarding %llu published bytes", i,
-                   (unsigned long long)pos, shmq_error_detail(), (unsigned long long)(tail - pos));
+        log_limited(wr, SHMQ_LOG_WARN,
+                    "ring %u: entry at %llu unreadable (%s): discarding %llu published bytes", i,
+                    (unsigned long long)pos, shmq_error_detail(), (unsigned long long)(tail - pos));
         return UNIT_DISCARD;
     }
     if (rc < 0) {
@@ -559,21 +592,25 @@ static void take_ring(writer_t *wr, uint32_t i)
 
 static void batch_finish(writer_t *wr)
 {
+    crash_point(wr, "appended");
     /* (3) The records are complete: publish them. */
     if (wr->cl.wrote_pos != wr->published) {
         shmq_ctl_publish(&wr->blk->wrote, wr->cl.wrote_pos);
         wr->published = wr->cl.wrote_pos;
     }
+    crash_point(wr, "published");
     /* (4) Then the queue offsets that name them (never ahead of wrote). */
     for (size_t k = 0; k < wr->nqueues; k++) {
         /* Release: pairs with readers that then read records below wrote. */
         atomic_store_explicit(&wr->queues[k].q->next_offset, wr->queues[k].next,
                               memory_order_release);
     }
+    crash_point(wr, "offsets");
     /* (5) Answers, then the heads (space for the producers). */
     for (size_t k = 0; k < wr->ndone; k++) {
         complete_slot(wr, &wr->done[k]);
     }
+    crash_point(wr, "answered");
     for (uint32_t i = 0; i < wr->ring_count; i++) {
         if (!wr->moved[i]) {
             continue;
@@ -627,6 +664,12 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
     memset(wr->discard, 0, sizeof(wr->discard));
     /* Acquire: the flusher's error is set before anything depends on it. */
     wr->fenced = atomic_load_explicit(&wr->blk->fenced_error, memory_order_acquire) != 0;
+    /* cleaner: the disk watermark (acquire: pairs with the cleaner's release), and unmapping
+     * the segments it deleted, whose space returns only once no process maps them. */
+    wr->disk_full = atomic_load_explicit(&wr->blk->cleaner.disk_full, memory_order_acquire) != 0;
+    if (shmq_clean_changed(wr->ctl, &wr->clean_seen)) {
+        shmq_clean_drop_removed(&wr->cl.q);
+    }
 
     bool any = false;
     for (uint32_t k = 0; k < wr->ring_count; k++) {
@@ -832,6 +875,7 @@ static int writer_init(shmq_worker_t *w, void **state)
     wr->ring_size = wr->blk->hdr.ring_size;
     wr->ring_count =
         wr->blk->hdr.ring_count < SHMQ_CTL_MAX_RINGS ? wr->blk->hdr.ring_count : SHMQ_CTL_MAX_RINGS;
+    wr->crash_dir = getenv("SHMQ_TEST_CRASH_DIR");
     wr->lim.max_body = wr->cfg->max_message_size;
     wr->lim.max_topic_len = wr->cfg->max_topic_length;
     wr->unit_max = (int64_t)wr->cfg->max_message_size + SHMQ_RING_UNIT_SLACK;

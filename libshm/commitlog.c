@@ -96,6 +96,10 @@ void shmq_commitlog_set_positions(shmq_commitlog_t *cl, int64_t wrote, int64_t f
     publish_wrote(cl, wrote);
     cl->flushed_pos = flushed;
     set_known(cl);
+    if (!cl->readonly) {
+        /* The background pre-fault of the last segment starts where appends go. */
+        shmq_mfq_prefault_from(&cl->q, wrote);
+    }
 }
 
 /* The segment to write at pos, created when pos is at (or past) the end. */

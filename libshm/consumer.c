@@ -29,8 +29,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clean.h"
 #include "commitlog.h"
 #include "consume_queue.h"
+#include "consumer_int.h"
 #include "ctl.h"
 #include "message.h"
 #include "subscription.h"
@@ -62,7 +64,9 @@ struct shmq_consumer {
     bool cl_open;
     size_t cq_file_size;
     cons_queue_t *buckets[CONS_BUCKETS];
-    shmq_sub_t sub; /* the last subscription parsed */
+    shmq_sub_t sub;      /* the last subscription parsed */
+    uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed files */
+    struct shmq_consumer_retry *retry; /* consumer_retry.c: send-back producer, group polls */
 };
 
 const char *shmq_pull_status_name(int status)
@@ -237,6 +241,7 @@ int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_
 void shmq_consumer_close(shmq_consumer_t *c)
 {
     if (c) {
+        shmq_consumer_retry_free(c->retry);
         consumer_release(c);
         free(c);
     }
@@ -552,6 +557,23 @@ static bool worth_waiting(const shmq_pull_result_t *res, int64_t offset)
     }
 }
 
+/*
+ * cleaner: unmap the files it deleted, whose space returns only once no
+ * process maps them.  The views of the previous pull end here anyway.
+ */
+static void drop_removed(shmq_consumer_t *c)
+{
+    if (!c->cl_open || !shmq_clean_changed(&c->ctl, &c->clean_seen)) {
+        return;
+    }
+    shmq_clean_drop_removed(&c->cl.q);
+    for (size_t b = 0; b < CONS_BUCKETS; b++) {
+        for (cons_queue_t *q = c->buckets[b]; q; q = q->next) {
+            shmq_clean_cq_drop_removed(&q->cq);
+        }
+    }
+}
+
 int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset, int max_msgs,
               const char *subscription, int wait_ms, shmq_pull_result_t *res)
 {
@@ -579,6 +601,7 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
             res->count = 0;
             return rc;
         }
+        drop_removed(c);
         rc = pull_once(c, topic, tlen, queue_id, offset, max_msgs, res);
         if (rc < 0) {
             res->count = 0;
@@ -740,4 +763,26 @@ int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, i
         return shmq_error_set(SHMQ_E_ARG, "fetch_offset: no result pointer");
     }
     return shmq_ctl_offset_get(&c->ctl, c->group, topic, queue_id, offset);
+}
+
+/* ---- for consumer_retry.c (consumer_int.h) ------------------------------------------------ */
+
+const char *shmq_consumer_root(const shmq_consumer_t *c)
+{
+    return c->root;
+}
+
+const char *shmq_consumer_group(const shmq_consumer_t *c)
+{
+    return c->has_group ? c->group : NULL;
+}
+
+const shmq_config_t *shmq_consumer_config(const shmq_consumer_t *c)
+{
+    return &c->cfg;
+}
+
+struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c)
+{
+    return &c->retry;
 }

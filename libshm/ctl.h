@@ -191,6 +191,46 @@ typedef struct shmq_ctl_counters {
     _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned by pulls */
 } shmq_ctl_counters_t;
 
+/* ---- cleaner (shmq-cleaner, libshm/clean.h) ---------------------------------- */
+
+/* The cleaner's shared state: disk watermarks, deletions, manual requests. */
+typedef struct shmq_ctl_cleaner {
+    shmq_ctl_wake_t wake; /* shmqctl clean -> cleaner: a manual request */
+    /* Bit 0: the CommitLog path, bit 1: the consumequeue path is above
+     * diskSpaceWarningLevelRatio.  Single writer: the cleaner.  While it is
+     * non-zero the writer completes new entries with SHMQ_E_DISK_FULL. */
+    _Alignas(64) _Atomic uint32_t disk_full;
+    _Atomic int32_t used_pct;    /* cleaner: CommitLog path usage, percent rounded up; -1 unknown */
+    _Atomic int32_t cq_used_pct; /* cleaner: consumequeue path usage, likewise */
+    _Atomic int64_t checked_ms;  /* cleaner: wall time of the last disk check, 0 never */
+    _Atomic uint64_t deleted_seq; /* cleaner: bumped after files were deleted (mappers drop them) */
+    _Atomic uint64_t runs;        /* cleaner: deletion runs done */
+    _Atomic uint32_t manual_request; /* shmqctl clean (fetch_add): requests made */
+    _Atomic uint32_t manual_done;    /* cleaner: the last request whose first run is done */
+    /* The last run that deleted something, or served a manual request:
+     * seqlock (odd while the cleaner changes it). */
+    _Atomic uint32_t last_seq;
+    _Atomic uint32_t last_reason; /* enum shmq_clean_reason */
+    _Atomic int64_t last_time_ms;
+    _Atomic int32_t last_commitlog;    /* CommitLog segments deleted */
+    _Atomic int32_t last_consumequeue; /* ConsumeQueue files deleted */
+    _Atomic int32_t last_index;        /* index files deleted */
+    _Atomic int32_t pad;
+    _Atomic int64_t last_min; /* CommitLog minimum after that run */
+} shmq_ctl_cleaner_t;
+
+/* ---- indexer (shmq-indexer, libshm/index_service.h) -------------------------------- */
+
+/* The indexer's shared state.  Single writer: the indexer. */
+typedef struct shmq_ctl_index {
+    /* A checkpoint indexMsgTimestamp: every index file whose endTimestamp is at or
+     * below it was msynced after its last change (0: none yet).  The flusher copies
+     * it into the checkpoint; after an unclean stop the master drops newer files. */
+    _Alignas(64) _Atomic int64_t flushed_ts;
+    _Atomic int32_t flush_error; /* first failed msync (negative errno): flushed_ts stays */
+    _Atomic uint32_t files_seq;  /* bumped after an index file is created or removed */
+} shmq_ctl_index_t;
+
 /* ---- the block ------------------------------------------------------------------ */
 
 typedef struct shmq_ctl_header {
@@ -237,6 +277,8 @@ typedef struct shmq_ctl_block {
     shmq_ctl_ring_t rings[SHMQ_CTL_MAX_RINGS];
     shmq_ctl_topic_t topics[SHMQ_CTL_MAX_TOPICS];
     shmq_ctl_queue_t queues[SHMQ_CTL_MAX_QUEUES];
+    shmq_ctl_cleaner_t cleaner; /* cleaner (see the struct) */
+    shmq_ctl_index_t index;     /* indexer (see the struct) */
     /* ring data follows at hdr.ring_area_off */
 } shmq_ctl_block_t;
 

@@ -32,6 +32,7 @@ static const char *const shmq_texts[] = {
     [19] = "invalid argument",
     [20] = "malformed message id",
     [21] = "end reached",
+    [22] = "disk full",
 };
 
 const char *shmq_strerror(int err)

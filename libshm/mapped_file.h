@@ -6,7 +6,9 @@
  * Space is allocated with fallocate() before the file is mapped, so a full
  * disk is an error at creation, never a SIGBUS at a store into the mapping.
  * New writable segments are pre-faulted (MADV_POPULATE_WRITE where the kernel
- * has it, else one touch per page) and can be mlocked.
+ * has it, else one touch per page) and can be mlocked; a new file's blocks
+ * are first written with zeros (see zero_fill in mapped_file.c: a page of an
+ * fallocated but never written extent costs ~10x more to fault in).
  *
  * A segment queue (shmq_mfq_t) is the ordered list of segments in one
  * directory.  It can prepare the next segment ahead of need on a background
@@ -97,6 +99,10 @@ typedef struct shmq_mfq {
     shmq_mapped_file_t *prep_ready; /* prepared segment, not yet in segs */
     int prep_err;                   /* result of the latest preparation (0 or error) */
     bool prep_stop;
+    /* Background pre-fault of the existing last segment (PREFAULT | PREPARE). */
+    shmq_mapped_file_t *warm_seg; /* segment still being pre-faulted, NULL when done */
+    size_t warm_pos;              /* its next byte to pre-fault */
+    bool warm_busy;               /* a chunk is being pre-faulted right now (outside the lock) */
     bool is_open; /* mutex and condvar initialised */
 } shmq_mfq_t;
 
@@ -108,7 +114,7 @@ typedef struct shmq_mfq {
  * deleted (skipped when read-only); a file of another size than seg_size, a
  * start offset that is not a multiple of seg_size, or a gap between segments
  * fails with SHMQ_E_SEGMENT naming the file.  Only the last segment is
- * pre-faulted / mlocked.
+ * pre-faulted / mlocked (in the background when PREPARE is set too).
  */
 int shmq_mfq_open(shmq_mfq_t *q, const char *dir, size_t seg_size, unsigned flags);
 
@@ -136,6 +142,15 @@ int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file
  * a multiple of seg_size when the queue is empty).  Called by the writer.
  */
 void shmq_mfq_prepare(shmq_mfq_t *q, int64_t start_offset);
+
+/*
+ * Have the preparing thread pre-fault the last segment from off onwards
+ * (the writer's position) rather than from its start.  A queue opened with
+ * PREFAULT | PREPARE pre-faults its existing last segment in the background,
+ * in chunks (new segments are pre-faulted when created, before use).  No-op
+ * when off is not in that segment or it is done.
+ */
+void shmq_mfq_prefault_from(shmq_mfq_t *q, int64_t off);
 
 /*
  * Wait until no preparation is requested or running.  Returns the last

@@ -321,6 +321,16 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
         int n = snprintf(d, sizeof(d), "%d", (int)m->delay_level);
         rc = shmq_props_append(buf, cap, len, SHMQ_PROP_DELAY, d, (size_t)n);
     }
+    /* Delivery at a time (checked in shmq_prod_check_message): the writer's put-side rewrite
+     * turns these into timer messages (libshm/schedule.c). */
+    if (rc == 0 && (m->deliver_at_ms > 0 || m->deliver_after_ms > 0)) {
+        char d[24];
+        bool at = m->deliver_at_ms > 0;
+        int n = snprintf(d, sizeof(d), "%lld",
+                         (long long)(at ? m->deliver_at_ms : m->deliver_after_ms));
+        rc = shmq_props_append(buf, cap, len, at ? "TIMER_DELIVER_MS" : "TIMER_DELAY_MS", d,
+                               (size_t)n);
+    }
     if (rc == 0 && p->group) {
         rc = shmq_props_append(buf, cap, len, "PGROUP", p->group, strlen(p->group));
     }
@@ -375,6 +385,31 @@ int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t t
     return 0;
 }
 
+/* deliver_at_ms / deliver_after_ms: one of them, not with a delay level, within timerMaxDelaySec. */
+static int check_delivery_time(const shmq_producer_t *p, const shmq_message_t *m)
+{
+    if (m->deliver_at_ms < 0 || m->deliver_after_ms < 0) {
+        return shmq_error_set(SHMQ_E_ARG, "negative delivery time");
+    }
+    if ((m->deliver_at_ms > 0 && m->deliver_after_ms > 0) || m->delay_level > 0) {
+        return shmq_error_set(SHMQ_E_ARG,
+                              "give one of delay_level, deliver_at_ms and deliver_after_ms");
+    }
+    if (!p->cfg->timer_wheel_enable) {
+        return shmq_error_set(SHMQ_E_ARG, "delivery at a time: the store's timerWheelEnable is "
+                                          "false");
+    }
+    int64_t ahead = m->deliver_after_ms > 0 ? m->deliver_after_ms
+                                            : m->deliver_at_ms - shmq_now_ms();
+    int64_t max_ms = (int64_t)p->cfg->timer_max_delay_sec * 1000;
+    if (ahead > max_ms) {
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "delivery %lld ms ahead exceeds the store's timerMaxDelaySec (%d s)",
+                              (long long)ahead, (int)p->cfg->timer_max_delay_sec);
+    }
+    return 0;
+}
+
 /* Message rules and the ring entry view of m (props already built into props/plen). */
 int shmq_prod_check_message(const shmq_producer_t *p, const shmq_message_t *m, size_t *tlen)
 {
@@ -395,6 +430,9 @@ int shmq_prod_check_message(const shmq_producer_t *p, const shmq_message_t *m, s
     }
     if (m->delay_level < 0) {
         return shmq_error_set(SHMQ_E_ARG, "delay level %d", (int)m->delay_level);
+    }
+    if (m->deliver_at_ms != 0 || m->deliver_after_ms != 0) {
+        return check_delivery_time(p, m);
     }
     return 0;
 }

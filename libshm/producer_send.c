@@ -304,7 +304,16 @@ static int enqueue_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode
     }
     shmq_ring_msg_t rm;
     shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, &rm);
-    uint64_t len = shmq_ring_entry_size(tlen, plen, m->body_len);
+    return shmq_prod_enqueue(p, &rm, mode, deadline, slot_out);
+}
+
+/* Put the entry view rm (single message, no slot yet) in the ring; see enqueue_one. */
+int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm_in, uint8_t mode,
+                      int64_t deadline, uint32_t *slot_out)
+{
+    int rc;
+    shmq_ring_msg_t rm = *rm_in;
+    uint64_t len = shmq_ring_entry_size(rm.topic_len, rm.props_len, rm.body_len);
     if (len > p->rp.size) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "message of %llu bytes exceeds the ring (%llu)",
                               (unsigned long long)len, (unsigned long long)p->rp.size);
@@ -342,7 +351,14 @@ int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *r
     if (rc < 0) {
         return rc;
     }
-    rc = wait_slot(p, s, deadline);
+    return shmq_prod_wait_result(p, s, deadline, uniq, res);
+}
+
+/* Wait for the answer to the REQ_SYNC request in slot s; see shmq_send. */
+int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, const char *uniq,
+                          shmq_send_result_t *res)
+{
+    int rc = wait_slot(p, s, deadline);
     if (rc < 0) {
         p->reqs[s].state = REQ_ABANDONED; /* a late completion is dropped */
         return rc;
@@ -566,7 +582,7 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
         if (tl != tlen || memcmp(m->topic, msgs[0].topic, tlen) != 0) {
             return shmq_error_set(SHMQ_E_ARG, "batch message %zu: topic differs from the first", i);
         }
-        if (m->delay_level != 0) {
+        if (m->delay_level != 0 || m->deliver_at_ms != 0 || m->deliver_after_ms != 0) {
             return shmq_error_set(SHMQ_E_ARG,
                                   "batch message %zu: delayed messages cannot be "
                                   "batched",

@@ -132,6 +132,62 @@ int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, 
 /* Fetch the group's committed offset; SHMQ_E_NOT_FOUND if none. */
 int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *offset);
 
+/* ---- retries and dead letters (RocketMQ's rules: docs/architecture.md) ---------------- */
+
+#define SHMQ_RETRY_TOPIC_PREFIX "%RETRY%"
+#define SHMQ_DLQ_TOPIC_PREFIX   "%DLQ%"
+
+/*
+ * The topics a consumer of group reads for a subscription to topic: topic
+ * and the group's retry topic "%RETRY%<group>" (only topic when it is
+ * itself a retry or dead-letter topic).  Fills topics[0..n) and returns n
+ * (1 or 2), or SHMQ_E_ARG when a name does not fit.
+ */
+int shmq_group_topics(const char *group, const char *topic,
+                      char topics[2][SHMQ_TOPIC_MAX_ANY + 1]);
+
+/*
+ * Report a message this handle pulled as failed, so that the store delivers
+ * it again later (RocketMQ's consumer send-back).  A copy of m is stored for
+ * "%RETRY%<group>" with delay level delay_level: 0 means by the retry count
+ * (3 + m->reconsume_times: 10 s, 30 s, 1 m, ... up to 2 h with the default
+ * messageDelayLevel), > 0 that level, < 0 no retry at all.  The copy has
+ * reconsume_times + 1, RETRY_TOPIC (the first topic) and ORIGIN_MESSAGE_ID
+ * (the first message id).  Once m->reconsume_times reached the group's
+ * maximum (retryMaxTimes in config/subscriptionGroup.json, else the
+ * store's maxReconsumeTimes, 16), or with delay_level < 0, the copy goes to
+ * the dead-letter topic "%DLQ%<group>" instead, which no consumer reads
+ * unless asked to.  Consumers of the group receive the retries with their
+ * subscriptions (shmq_consumer_poll, or shmq_group_topics for a loop of
+ * one's own).
+ *
+ * The handle needs a group.  It opens a producer (one ring of the store) on
+ * first use and blocks until the copy is stored, as shmq_send().  Returns 0
+ * or a negative error (SHMQ_E_ARG without a group, the errors of
+ * shmq_send()).
+ */
+int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int delay_level);
+
+/*
+ * Consume as a member of the handle's group without managing queues: the
+ * next messages of topic (filtered by subscription, as shmq_pull) or of the
+ * group's retry topic (every message), taken round robin over their queues,
+ * from the group's committed offsets (a queue without one starts at its
+ * first message).  All the messages of one call come from one queue.
+ * Calling it again commits the offsets of what the previous call returned:
+ * process (or send back) every message before the next call; after a crash
+ * the last batch is delivered again.  Waits up to wait_ms for a message
+ * when none is there (a message on another queue than the one waited on is
+ * noticed within 100 ms).
+ *
+ * Returns 0 with *res filled (status SHMQ_PULL_FOUND with res->count > 0,
+ * or SHMQ_PULL_NO_NEW_MSG), or a negative error (SHMQ_E_ARG without a
+ * group or for a bad subscription; the errors of shmq_pull()).  The views
+ * stay valid until the next pull or poll on the handle.
+ */
+int shmq_consumer_poll(shmq_consumer_t *c, const char *topic, const char *subscription,
+                       int max_msgs, int wait_ms, shmq_pull_result_t *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,7 +41,8 @@ enum shmq_error {
     SHMQ_E_ARG = -10019,         /* invalid argument */
     SHMQ_E_MSGID = -10020,       /* malformed message id */
     SHMQ_E_END = -10021,         /* end of the log or queue reached */
-    SHMQ_E_LAST = -10022
+    SHMQ_E_DISK_FULL = -10022,   /* disk usage above diskSpaceWarningLevelRatio: no new messages */
+    SHMQ_E_LAST = -10023
 };
 
 /* Human-readable text for an error code (negative errno or SHMQ_E_*). Never NULL. */

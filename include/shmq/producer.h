@@ -49,9 +49,19 @@ typedef struct shmq_message {
     int32_t delay_level;      /* 0: none; 1..N per messageDelayLevel */
     int32_t queue_id;         /* -1: chosen by the producer (round-robin or sharding key) */
     const char *sharding_key; /* same key -> same queue (ordered messages); NULL: round-robin */
+    /*
+     * Delivery at a given time (RocketMQ 5 timer messages; not with
+     * delay_level, not in a batch): the message is held by the store's
+     * scheduler and stored in its topic when due, with the precision of
+     * timerPrecisionMs (delivered at most that much after the time asked),
+     * at most timerMaxDelaySec (3 days) ahead (SHMQ_E_RANGE beyond).  A time
+     * already past means now.  Set at most one of them.
+     */
+    int64_t deliver_at_ms;    /* > 0: ms since the epoch (property TIMER_DELIVER_MS) */
+    int64_t deliver_after_ms; /* > 0: ms from now (property TIMER_DELAY_MS) */
 } shmq_message_t;
 
-/* Initialise m with no tags, no keys, queue_id -1. */
+/* Initialise m with no tags, no keys, queue_id -1, no delay. */
 void shmq_message_init(shmq_message_t *m, const char *topic, const void *body, size_t len);
 
 /* RocketMQ's send statuses. */

@@ -170,6 +170,12 @@ store_state() {
 }
 
 # worker_field NAME FIELD: a field of one worker in status --json.
+# The pids of every worker the store runs (the optional ones too).
+all_worker_pids() {
+    status_json | perl -MJSON::PP -e 'local $/; my $j = JSON::PP->new->decode(<STDIN>);
+        print join(" ", grep { $_ > 0 } map { $_->{pid} } @{$j->{workers}}), "\n"'
+}
+
 worker_field() {
     status_json | perl -MJSON::PP -e 'my ($w, $f) = @ARGV; local $/; my $j = eval {
         JSON::PP->new->decode(<STDIN>) } or exit 1; for (@{$j->{workers}}) {

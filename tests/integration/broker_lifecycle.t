@@ -36,8 +36,9 @@ start_broker
 ok $? "shmqd starts: state running, writer, flusher and dispatcher running"
 is "$(store_state)" "running" "status --json reports state running"
 is "$(status_json | perl -MJSON::PP -e 'local $/; my $j = JSON::PP->new->decode(<STDIN>);
-    print scalar(grep { $_->{state} eq "running" && $_->{pid} > 0 } @{$j->{workers}}), "\n"')" \
-    "3" "status --json lists three running workers with pids"
+    print scalar(grep { $_->{state} eq "running" && $_->{pid} > 0 &&
+        $_->{name} =~ /^(writer|flusher|dispatcher)$/ } @{$j->{workers}}), "\n"')" \
+    "3" "status --json lists the writer, flusher and dispatcher running with pids"
 "$CTL" status --store "$STORE" >"$T/status.txt" 2>&1
 ok $? "status (text) exits 0"
 grep -q "running" "$T/status.txt"
@@ -137,10 +138,7 @@ start_broker
 ok $? "shmqd starts again"
 grep -q "recovery (normal" "$T/shmqd.log"
 ok $? "after a clean stop the recovery is normal"
-workers=""
-for w in writer flusher dispatcher; do
-    workers="$workers $(worker_field "$w" pid)"
-done
+workers=$(all_worker_pids)
 kill -KILL "$SHMQD_PID"
 wait "$SHMQD_PID" 2>/dev/null
 SHMQD_PID=""
@@ -161,7 +159,7 @@ ok $? "it logs an abnormal recovery"
 # ---- an orphaned worker still holds the store -------------------------------------------------
 
 stopped=$(worker_field flusher pid)
-others="$(worker_field writer pid) $(worker_field dispatcher pid)"
+others=$(all_worker_pids | tr ' ' '\n' | grep -vx "$stopped" | tr '\n' ' ')
 kill -STOP "$stopped"
 kill -KILL "$SHMQD_PID"
 wait "$SHMQD_PID" 2>/dev/null

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clean.h"
 #include "ctl.h"
 #include "shmqctl.h"
 
@@ -65,6 +66,41 @@ int shmqctl_attach_running(const char *root, unsigned flags, shmq_ctl_t *ctl)
 /* relaxed loads: a status snapshot; no data is read through these values */
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* cleaner: "disk" (usage, thresholds, full) and "last_clean" (the last run that deleted). */
+static void clean_json(json_t *o, const shmq_ctl_t *ctl)
+{
+    const shmq_ctl_cleaner_t *cs = &ctl->blk->cleaner;
+    const shmq_config_t *cfg = &ctl->blk->hdr.config;
+    bool checked = LOAD(cs->checked_ms) > 0;
+    int32_t used = LOAD(cs->used_pct), cq_used = LOAD(cs->cq_used_pct);
+    json_t *d = json_object();
+    json_object_set_new(d, "used_ratio",
+                        checked && used >= 0 ? json_real(used / 100.0) : json_null());
+    json_object_set_new(d, "consumequeue_used_ratio",
+                        checked && cq_used >= 0 ? json_real(cq_used / 100.0) : json_null());
+    json_object_set_new(d, "max_used_ratio", json_real(cfg->disk_max_used_space_ratio / 100.0));
+    json_object_set_new(d, "clean_forcibly_ratio",
+                        json_real(cfg->disk_space_clean_forcibly_ratio / 100.0));
+    json_object_set_new(d, "warning_ratio",
+                        json_real(cfg->disk_space_warning_level_ratio / 100.0));
+    json_object_set_new(d, "clean_forcibly_enable", json_boolean(cfg->clean_file_forcibly_enable));
+    json_object_set_new(d, "full", json_boolean(LOAD(cs->disk_full) != 0));
+    json_object_set_new(d, "checked_ms", json_integer(LOAD(cs->checked_ms)));
+    json_object_set_new(o, "disk", d);
+    shmq_clean_last_t last;
+    memset(&last, 0, sizeof(last));
+    shmq_clean_last_read(cs, &last);
+    json_t *l = json_object();
+    json_object_set_new(l, "time_ms", json_integer(last.time_ms));
+    json_object_set_new(l, "reason", json_string(shmq_clean_reason_name(last.reason)));
+    json_object_set_new(l, "deleted_commitlog", json_integer(last.commitlog));
+    json_object_set_new(l, "deleted_consumequeue", json_integer(last.consumequeue));
+    json_object_set_new(l, "deleted_index", json_integer(last.index));
+    json_object_set_new(l, "min", json_integer(last.min));
+    json_object_set_new(l, "runs", json_integer((json_int_t)LOAD(cs->runs)));
+    json_object_set_new(o, "last_clean", l);
+}
+
 static json_t *status_json(const shmq_ctl_t *ctl)
 {
     shmq_ctl_block_t *b = ctl->blk;
@@ -87,6 +123,7 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "cq_flushed", json_integer(shmq_ctl_load(&b->cq_flushed)));
     json_object_set_new(o, "writer_journal", json_integer(LOAD(b->writer_journal)));
     json_object_set_new(o, "fenced_error", json_integer(LOAD(b->fenced_error)));
+    clean_json(o, ctl);
 
     json_t *ws = json_array();
     for (int r = 0; r < SHMQ_CTL_MAX_WORKERS; r++) {
@@ -149,6 +186,35 @@ static int64_t jint(json_t *o, const char *key)
     return (int64_t)json_integer_value(json_object_get(o, key));
 }
 
+/* cleaner: disk usage and thresholds, the last cleaning. */
+static void clean_text(json_t *o)
+{
+    json_t *d = json_object_get(o, "disk");
+    json_t *used = json_object_get(d, "used_ratio");
+    char u[16] = "unknown";
+    if (json_is_real(used)) {
+        snprintf(u, sizeof(u), "%.0f%%", json_real_value(used) * 100);
+    }
+    printf("disk:      used %s (max used %.0f%%, clean forcibly %.0f%%%s, warning %.0f%%)%s\n", u,
+           json_real_value(json_object_get(d, "max_used_ratio")) * 100,
+           json_real_value(json_object_get(d, "clean_forcibly_ratio")) * 100,
+           json_is_true(json_object_get(d, "clean_forcibly_enable")) ? "" : " disabled",
+           json_real_value(json_object_get(d, "warning_ratio")) * 100,
+           json_is_true(json_object_get(d, "full")) ? "  FULL: new messages are refused" : "");
+    json_t *l = json_object_get(o, "last_clean");
+    if (jint(l, "time_ms") <= 0) {
+        printf("cleaning:  none yet\n");
+        return;
+    }
+    char when[32];
+    shmqctl_format_ts(jint(l, "time_ms"), when, sizeof(when));
+    printf("cleaning:  last at %s (%s): %lld CommitLog, %lld ConsumeQueue, %lld index file(s) "
+           "deleted\n",
+           when, json_string_value(json_object_get(l, "reason")),
+           (long long)jint(l, "deleted_commitlog"), (long long)jint(l, "deleted_consumequeue"),
+           (long long)jint(l, "deleted_index"));
+}
+
 static void status_text(json_t *o)
 {
     char up[32];
@@ -170,6 +236,7 @@ static void status_text(json_t *o)
     printf("flushes:   %lld (average %.3f ms), errors %lld\n", (long long)flushes,
            flushes ? (double)jint(o, "flush_ns_total") / (double)flushes / 1e6 : 0.0,
            (long long)jint(o, "flush_errors"));
+    clean_text(o);
     if (jint(o, "fenced_error") != 0) {
         printf("FENCED: a flush failed (%s); the store takes no writes until restarted\n",
                shmq_strerror((int)jint(o, "fenced_error")));

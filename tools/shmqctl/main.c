@@ -42,6 +42,14 @@ enum {
     OPT_ASYNC,
     OPT_GROUP,
     OPT_TIMEOUT,
+    OPT_QUERY_KEY,
+    OPT_BEGIN,
+    OPT_END,
+    OPT_MAX,
+    OPT_MSG_ID,
+    OPT_UNIQ_KEY,
+    OPT_PHYS_OFFSET,
+    OPT_TIME,
 };
 
 typedef struct shmqctl_cmd {
@@ -120,6 +128,26 @@ static const shmqctl_cmd_t commands[] = {
      "restart --store DIR WORKER [--timeout MS]\n"
      "    Have the master restart one worker (writer, flusher, dispatcher) and wait\n"
      "    (default 10000 ms) until it runs again; prints the old and the new pid.\n"},
+    {"clean", shmqctl_cmd_clean, SHMQCTL_OPT_JSON | SHMQCTL_OPT_TIMEOUT, 0, 0,
+     "clean --store DIR [--json] [--timeout MS]\n"
+     "    Ask the cleaner to delete expired CommitLog segments now, whatever the hour\n"
+     "    (for its next 20 runs), then ConsumeQueue and index files below the new\n"
+     "    minimum; waits (default 10000 ms) and prints what the first run deleted.\n"},
+    {"query", shmqctl_cmd_query, SHMQCTL_OPT_QUERY | SHMQCTL_OPT_TOPIC | SHMQCTL_OPT_JSON, 0, 0,
+     "query --store DIR --topic T --key K [--begin TIME] [--end TIME] [--max N] [--json]\n"
+     "  or: query --store DIR --uniq-key ID [--topic T] [--json]\n"
+     "  or: query --store DIR --msg-id ID [--json]\n"
+     "  or: query --store DIR --phys-offset OFFSET [--json]\n"
+     "    Find messages through the index (by a KEYS token or a UNIQ_KEY, newest\n"
+     "    first, at most N, default maxMsgsNumBatch) or by offset message id or\n"
+     "    CommitLog offset, in a running or a stopped store, read-only.  TIME is ms\n"
+     "    since the epoch or local \"YYYY-MM-DD HH:MM:SS\".  Output as consume's.\n"
+     "    Exit 1 when nothing is found.\n"},
+    {"offset-by-time", shmqctl_cmd_offset_by_time,
+     SHMQCTL_OPT_QUERY | SHMQCTL_OPT_TOPIC | SHMQCTL_OPT_SEND | SHMQCTL_OPT_JSON, 0, 0,
+     "offset-by-time --store DIR --topic T --queue Q --time TIME [--json]\n"
+     "    Print the queue offset of the first message of T/Q stored at or after TIME\n"
+     "    (the queue's max offset when every message is older).\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -294,6 +322,14 @@ static const struct option long_opts[] = {
     {"async", required_argument, NULL, OPT_ASYNC},
     {"group", required_argument, NULL, OPT_GROUP},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"key", required_argument, NULL, OPT_QUERY_KEY},
+    {"begin", required_argument, NULL, OPT_BEGIN},
+    {"end", required_argument, NULL, OPT_END},
+    {"max", required_argument, NULL, OPT_MAX},
+    {"msg-id", required_argument, NULL, OPT_MSG_ID},
+    {"uniq-key", required_argument, NULL, OPT_UNIQ_KEY},
+    {"phys-offset", required_argument, NULL, OPT_PHYS_OFFSET},
+    {"time", required_argument, NULL, OPT_TIME},
     {NULL, 0, NULL, 0},
 };
 
@@ -336,6 +372,15 @@ static unsigned opt_bit(int opt)
         return SHMQCTL_OPT_GROUP;
     case OPT_TIMEOUT:
         return SHMQCTL_OPT_TIMEOUT;
+    case OPT_QUERY_KEY:
+    case OPT_BEGIN:
+    case OPT_END:
+    case OPT_MAX:
+    case OPT_MSG_ID:
+    case OPT_UNIQ_KEY:
+    case OPT_PHYS_OFFSET:
+    case OPT_TIME:
+        return SHMQCTL_OPT_QUERY;
     default:
         return 0;
     }
@@ -382,6 +427,8 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
     a->perm = -1;
     a->queue_id = -1;
     a->timeout_ms = -1;
+    a->max = -1;
+    a->phys_offset = -1;
     opterr = 0;
     optind = 1;
     /* argv[0] is the command name, as getopt expects a program name there. */
@@ -504,6 +551,36 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
             if (shmqctl_parse_int(optarg, 0, 86400000, false, &a->timeout_ms) < 0) {
                 rc = shmqctl_usage_error(c->name, "--timeout: expected 0..86400000 ms, got '%s'",
                                          optarg);
+                goto out;
+            }
+            break;
+        case OPT_QUERY_KEY:
+            a->query_key = optarg;
+            break;
+        case OPT_BEGIN:
+            a->begin_arg = optarg;
+            break;
+        case OPT_END:
+            a->end_arg = optarg;
+            break;
+        case OPT_MSG_ID:
+            a->msg_id = optarg;
+            break;
+        case OPT_UNIQ_KEY:
+            a->uniq_key = optarg;
+            break;
+        case OPT_TIME:
+            a->time_arg = optarg;
+            break;
+        case OPT_MAX:
+            if (shmqctl_parse_int(optarg, 1, 1024, false, &a->max) < 0) {
+                rc = shmqctl_usage_error(c->name, "--max: expected 1..1024, got '%s'", optarg);
+                goto out;
+            }
+            break;
+        case OPT_PHYS_OFFSET:
+            if (shmqctl_parse_int(optarg, 0, INT64_MAX, false, &a->phys_offset) < 0) {
+                rc = shmqctl_usage_error(c->name, "--phys-offset: not an offset: '%s'", optarg);
                 goto out;
             }
             break;

@@ -46,6 +46,8 @@
 #define SHMQCTL_OPT_TIMEOUT    0x80000  /* --timeout MS */
 #define SHMQCTL_OPT_FROM_WORD  0x100000 /* --from takes first|last (with SHMQCTL_OPT_FROM) */
 #define SHMQCTL_OPT_KEYS_ARG   0x200000 /* --keys takes a value (with SHMQCTL_OPT_KEYS) */
+#define SHMQCTL_OPT_QUERY      0x400000 /* query: --key --begin --end --max --msg-id --uniq-key
+                                           --phys-offset --time */
 
 /* The parsed command line of one command. */
 typedef struct shmqctl_args {
@@ -76,6 +78,15 @@ typedef struct shmqctl_args {
     int32_t async;            /* --async K: requests in flight, 0 = synchronous */
     const char *group;        /* --group */
     int64_t timeout_ms;       /* --timeout, -1 when not given */
+    /* query, offset-by-time */
+    const char *query_key;    /* --key */
+    const char *begin_arg;    /* --begin TIME */
+    const char *end_arg;      /* --end TIME */
+    int64_t max;              /* --max, -1 when not given */
+    const char *msg_id;       /* --msg-id */
+    const char *uniq_key;     /* --uniq-key */
+    int64_t phys_offset;      /* --phys-offset, -1 when not given */
+    const char *time_arg;     /* --time TIME */
     char **pos;               /* positional arguments after the command */
     int npos;
 } shmqctl_args_t;
@@ -90,6 +101,9 @@ int shmqctl_cmd_send(shmqctl_args_t *a);
 int shmqctl_cmd_consume(shmqctl_args_t *a);
 int shmqctl_cmd_status(shmqctl_args_t *a);
 int shmqctl_cmd_restart(shmqctl_args_t *a);
+int shmqctl_cmd_clean(shmqctl_args_t *a);
+int shmqctl_cmd_query(shmqctl_args_t *a);
+int shmqctl_cmd_offset_by_time(shmqctl_args_t *a);
 
 /*
  * Attach to the running store at root (flags as shmq_ctl_attach).  Prints

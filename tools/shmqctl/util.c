@@ -367,7 +367,7 @@ int shmqctl_json_print(json_t *obj)
 {
     int rc = -1;
     if (obj) {
-        rc = json_dumpf(obj, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        rc = json_dumpf(obj, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
         putchar('\n');
         json_decref(obj);
     }

@@ -1,0 +1,177 @@
+/*
+ * One RocketMQ IndexFile (ROCKETMQ-FACTS §8): a 40-byte header, a table of
+ * hash slots, then 20-byte entries numbered from 1, all big-endian, in a
+ * file of exactly 40 + slot_num*4 + index_num*20 bytes named by its
+ * creation time (local yyyyMMddHHmmssSSS) under <root>/index.
+ *
+ *   header  0 beginTimestamp  8 endTimestamp  16 beginPhyOffset
+ *          24 endPhyOffset   32 hashSlotCount 36 indexCount (next entry number)
+ *   slot s  (at 40 + 4s): number of the newest entry of bucket s, 0 = empty
+ *   entry k (at 40 + 4*slot_num + 20k, k >= 1): keyHash, phys offset,
+ *           timeDiff (seconds since beginTimestamp), previous entry of the bucket
+ *
+ * Single writer (the indexer, or an offline build), any number of readers
+ * that map the file PROT_READ while it is written.  The writer puts an entry
+ * in this order: the entry's 20 bytes, the slot (release), the header's
+ * other fields, indexCount last (release).  So a reader that sees a slot
+ * value sees the whole entry and every older entry of its chain; and a
+ * writer killed at any instruction leaves at most one entry past
+ * indexCount, possibly with its slot already pointing at it, which
+ * shmq_index_file_repair() undoes.  An entry lies wholly in one file and
+ * is written whole before anything points at it.
+ *
+ * Readers trust nothing: slot and prev values are bounded by the file's
+ * capacity (and by indexCount for files no longer written), a chain is
+ * followed only towards strictly older entries (so every walk ends), and
+ * every candidate's record is checked by the caller.
+ */
+#ifndef SHMQ_INDEX_FILE_H
+#define SHMQ_INDEX_FILE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHMQ_INDEX_HEADER_SIZE 40
+#define SHMQ_INDEX_SLOT_SIZE   4
+#define SHMQ_INDEX_ENTRY_SIZE  20
+#define SHMQ_INDEX_NAME_LEN    17 /* yyyyMMddHHmmssSSS */
+
+typedef struct shmq_index_header {
+    int64_t begin_ts;        /* store time of the first entry's message */
+    int64_t end_ts;          /* store time of the last entry's message */
+    int64_t begin_phys;      /* its CommitLog offset */
+    int64_t end_phys;        /* the last entry's CommitLog offset */
+    int32_t hash_slot_count; /* slots that are not empty */
+    int32_t index_count;     /* next entry number: entries 1 .. index_count-1 exist */
+} shmq_index_header_t;
+
+typedef struct shmq_index_entry {
+    int32_t key_hash;
+    int64_t phys_offset;
+    int32_t time_diff; /* seconds since the header's begin_ts */
+    int32_t prev;      /* previous entry of the same bucket, 0 = none */
+} shmq_index_entry_t;
+
+typedef struct shmq_index_file {
+    char path[PATH_MAX];
+    char name[SHMQ_INDEX_NAME_LEN + 1];
+    int fd;
+    uint8_t *base;
+    size_t size;
+    int32_t slot_num;  /* hashSlotNum */
+    int32_t index_num; /* maxIndexNum: entries 1 .. index_num-1 fit */
+    bool readonly;
+    bool dirty;              /* writer: changed since the last flush */
+    shmq_index_header_t hdr; /* writer: the header as written (readers use header_read) */
+} shmq_index_file_t;
+
+/* Size of a file with these parameters (40 + 4*slots + 20*num). */
+int64_t shmq_index_file_size(int32_t slot_num, int32_t index_num);
+
+/* True if name is exactly 17 decimal digits. */
+bool shmq_index_name_valid(const char *name);
+
+/* The name for a file created at ms (local time yyyyMMddHHmmssSSS). */
+void shmq_index_name_format(int64_t ms, char out[SHMQ_INDEX_NAME_LEN + 1]);
+
+/* The time a name stands for (local time), or -1 if it is not a valid time. */
+int64_t shmq_index_name_parse(const char *name);
+
+/*
+ * Create dir/name: written as dir/name.tmp with its whole size allocated
+ * (fallocate: a full disk is -ENOSPC here, never a SIGBUS later), the
+ * header init (index_count forced to at least 1), synced, renamed into place,
+ * directory synced; then mapped read-write.  An existing dir/name is
+ * -EEXIST.
+ */
+int shmq_index_file_create(shmq_index_file_t *f, const char *dir, const char *name,
+                           int32_t slot_num, int32_t index_num, const shmq_index_header_t *init);
+
+/*
+ * Map an existing file; its size must be shmq_index_file_size(slot_num,
+ * index_num) (SHMQ_E_SEGMENT otherwise).  Read-only: O_RDONLY, PROT_READ.
+ * The writer's copy of the header (f->hdr) is read from the file.
+ */
+int shmq_index_file_open(shmq_index_file_t *f, const char *path, int32_t slot_num,
+                         int32_t index_num, bool readonly);
+
+void shmq_index_file_close(shmq_index_file_t *f);
+
+/* Unmap, unlink, sync the directory. */
+int shmq_index_file_destroy(shmq_index_file_t *f);
+
+/*
+ * The header as it is in the mapping now (8-byte fields read atomically;
+ * a concurrent writer may be between two fields).  index_count below 1
+ * reads as 1.
+ */
+void shmq_index_header_read(const shmq_index_file_t *f, shmq_index_header_t *h);
+
+/* Entry k as stored, or SHMQ_E_RANGE unless 1 <= k < index_num. */
+int shmq_index_entry_read(const shmq_index_file_t *f, int32_t k, shmq_index_entry_t *e);
+
+/* Slot value (acquire: the entries it leads to are visible), unchecked. */
+int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot);
+
+/* Writer: no room for another entry (index_count >= index_num). */
+bool shmq_index_file_full(const shmq_index_file_t *f);
+
+/*
+ * Writer: add an entry for key_hash (>= 0) of the message at phys stored at
+ * store_ts.  The first entry of a file sets begin_ts/begin_phys (its
+ * timeDiff is then 0: RocketMQ computes it against the inherited begin
+ * time, which makes its time too late).  SHMQ_E_RANGE when full,
+ * SHMQ_E_ARG on a read-only file or a negative hash.
+ */
+int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts);
+
+/*
+ * Writer: remove the newest entry (index_count - 1): indexCount first, then
+ * its slot goes back to the entry's prev.  Fills *out with it.  The caller
+ * sets the end fields afterwards (shmq_index_file_set_end).
+ * SHMQ_E_RANGE when empty, SHMQ_E_CORRUPT when its slot does not point at
+ * it.
+ */
+int shmq_index_file_pop(shmq_index_file_t *f, shmq_index_entry_t *out);
+
+/* Writer: set endPhyOffset/endTimestamp (after pops or a repair). */
+void shmq_index_file_set_end(shmq_index_file_t *f, int64_t end_phys, int64_t end_ts);
+
+/* What a repair found. */
+typedef struct shmq_index_repair {
+    int32_t torn_slots;      /* slots that pointed at an entry past indexCount: undone */
+    int32_t slot_count_diff; /* hashSlotCount corrected by this much */
+    bool end_fixed;          /* endPhyOffset did not name the last entry */
+} shmq_index_repair_t;
+
+/*
+ * Writer, at start: make the file consistent with its entries after a kill
+ * at any instruction of put or pop.  Every slot is checked: one that points
+ * at entry indexCount (written, not counted) goes back to that entry's
+ * prev; any other value at or past indexCount, or a negative one, is
+ * SHMQ_E_CORRUPT (the caller rebuilds the file).  hashSlotCount is
+ * recounted and endPhyOffset set to the last entry's.  Costs one pass over
+ * the slot table.
+ */
+int shmq_index_file_repair(shmq_index_file_t *f, shmq_index_repair_t *rep);
+
+/* Writer: msync the whole file when dirty.  0 or a negative errno (never retried). */
+int shmq_index_file_flush(shmq_index_file_t *f);
+
+/*
+ * Reader: visit the entries of key_hash's bucket, newest first, whose time
+ * may lie in [begin_ts, end_ts] (entry times are known to the second only:
+ * an entry is skipped only when its whole second is outside the range).
+ * limit_count > 0 bounds entry numbers (a file no longer written: its
+ * indexCount); 0 trusts only the file's capacity (the file being written).
+ * The walk follows prev only to strictly older entries, so it ends.
+ * visit returns non-zero to stop; that value is returned, else 0.
+ */
+typedef int (*shmq_index_visit_fn)(void *arg, int64_t phys, int32_t entry);
+int shmq_index_file_lookup(const shmq_index_file_t *f, int32_t key_hash, int64_t begin_ts,
+                           int64_t end_ts, int32_t limit_count, shmq_index_visit_fn visit,
+                           void *arg);
+
+#endif

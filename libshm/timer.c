@@ -1,0 +1,661 @@
+/*
+ * The timer store: timer wheel, timer log and timer checkpoint files of
+ * RocketMQ 5 (timer.h; ROCKETMQ-FACTS §17), their recovery after a killed
+ * scheduler or a host crash, enqueueing a unit and reading a slot.
+ */
+#include "timer.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shmq/errors.h"
+#include "shmq/types.h"
+#include "store_files.h"
+
+#define CHECK_READ_MS   0
+#define CHECK_FLUSH_POS 8
+#define CHECK_QUEUE_OFF 16
+#define CHECK_MASTER_QO 24
+#define CHECK_STATE_VER 32
+#define CHECK_TIMESTAMP 40
+#define CHECK_COUNTER   48
+#define CHECK_PROG_SLOT 64 /* shmq: slot being delivered */
+#define CHECK_PROG_DONE 72 /* shmq: its units delivered */
+
+#define STALE_ZERO_RUN (1 << 20) /* a run of zero bytes this long ends the stale tail */
+#define PAGE           4096
+
+/* ---- byte order ---------------------------------------------------------------------- */
+
+static void put64(uint8_t *p, int64_t v)
+{
+    uint64_t be = htobe64((uint64_t)v);
+    memcpy(p, &be, 8);
+}
+
+static void put32(uint8_t *p, int32_t v)
+{
+    uint32_t be = htobe32((uint32_t)v);
+    memcpy(p, &be, 4);
+}
+
+static int64_t get64(const uint8_t *p)
+{
+    uint64_t be;
+    memcpy(&be, p, 8);
+    return (int64_t)be64toh(be);
+}
+
+static int32_t get32(const uint8_t *p)
+{
+    uint32_t be;
+    memcpy(&be, p, 4);
+    return (int32_t)be32toh(be);
+}
+
+static int64_t floor_to(int64_t t, int64_t p)
+{
+    int64_t r = t % p;
+    return r < 0 ? t - r - p : t - r;
+}
+
+/* ---- codecs ------------------------------------------------------------------------------ */
+
+void shmq_timer_unit_encode(uint8_t *dst, const shmq_timer_unit_t *u)
+{
+    put64(dst + 4, u->prev_pos);
+    put32(dst + 12, u->magic);
+    put64(dst + 16, u->write_ms);
+    put32(dst + 24, u->delay_delta);
+    put64(dst + 28, u->phys_offset);
+    put32(dst + 36, u->msg_size);
+    put32(dst + 40, u->topic_hash);
+    put64(dst + 44, 0);
+    /* The size marks the unit complete: a process killed before this store leaves a
+     * unit that does not decode. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    put32(dst, SHMQ_TIMER_UNIT_SIZE);
+}
+
+int shmq_timer_unit_decode(const uint8_t *src, size_t avail, shmq_timer_unit_t *u)
+{
+    if (avail < SHMQ_TIMER_BLANK_SIZE) {
+        return SHMQ_E_CORRUPT;
+    }
+    int32_t size = get32(src);
+    int32_t magic = get32(src + 12);
+    if (magic == SHMQ_MAGIC_BLANK && size >= SHMQ_TIMER_BLANK_SIZE && (size_t)size == avail) {
+        return 0;
+    }
+    if (size != SHMQ_TIMER_UNIT_SIZE || avail < SHMQ_TIMER_UNIT_SIZE || magic == 0 ||
+        (magic | 0xF) != 0xF) {
+        return SHMQ_E_CORRUPT;
+    }
+    u->prev_pos = get64(src + 4);
+    u->magic = magic;
+    u->write_ms = get64(src + 16);
+    u->delay_delta = get32(src + 24);
+    u->phys_offset = get64(src + 28);
+    u->msg_size = get32(src + 36);
+    u->topic_hash = get32(src + 40);
+    return 1;
+}
+
+void shmq_timer_slot_encode(uint8_t *dst, const shmq_timer_slot_t *s)
+{
+    put64(dst, s->time_units);
+    put64(dst + 8, s->first_pos);
+    put32(dst + 24, s->num);
+    put32(dst + 28, s->magic);
+    put64(dst + 16, s->last_pos);
+}
+
+void shmq_timer_slot_decode(const uint8_t *src, shmq_timer_slot_t *s)
+{
+    s->time_units = get64(src);
+    s->first_pos = get64(src + 8);
+    s->last_pos = get64(src + 16);
+    s->num = get32(src + 24);
+    s->magic = get32(src + 28);
+}
+
+int64_t shmq_timer_slot_index(int64_t t, int64_t p)
+{
+    int64_t i = (t / p) % SHMQ_TIMER_WHEEL_SLOTS;
+    return i < 0 ? i + SHMQ_TIMER_WHEEL_SLOTS : i;
+}
+
+/* ---- files --------------------------------------------------------------------------------- */
+
+bool shmq_timer_exists(const char *root)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/timerwheel", root);
+    return access(path, F_OK) == 0;
+}
+
+/* Open path as a file of exactly size bytes, creating and allocating it when missing or empty. */
+static int open_fixed(shmq_mapped_file_t *mf, const char *dir, const char *name, size_t size)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
+        return shmq_error_set(-ENAMETOOLONG, "path too long: %s/%s", dir, name);
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return shmq_error_set(-errno, "%s: open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = -errno;
+        close(fd);
+        return shmq_error_set(e, "%s: fstat: %s", path, strerror(-e));
+    }
+    if (st.st_size == 0) {
+        /* Allocated whole before mapping: a full disk is an error now, never a SIGBUS later. */
+        int rc = posix_fallocate(fd, 0, (off_t)size);
+        if (rc == 0 && fsync(fd) != 0) {
+            rc = errno;
+        }
+        close(fd);
+        if (rc != 0) {
+            unlink(path);
+            return shmq_error_set(-rc, "%s: allocating %zu bytes: %s", path, size, strerror(rc));
+        }
+        int drc = shmq_file_fsync_dir(dir);
+        if (drc < 0) {
+            return drc;
+        }
+    } else {
+        close(fd);
+        if ((uint64_t)st.st_size != size) {
+            return shmq_error_set(SHMQ_E_SEGMENT, "%s: size %lld, expected %zu", path,
+                                  (long long)st.st_size, size);
+        }
+    }
+    return shmq_mf_open(mf, path, 0, size, 0);
+}
+
+static uint8_t *slot_at(const shmq_timer_store_t *ts, int64_t slot_ms)
+{
+    return ts->wheel.base +
+           (size_t)shmq_timer_slot_index(slot_ms, ts->precision) * SHMQ_TIMER_SLOT_SIZE;
+}
+
+/* The unit at pos: 1 valid (*u filled), 0 blank (*next = next segment), < 0 none. */
+static int unit_at(const shmq_timer_store_t *ts, int64_t pos, shmq_timer_unit_t *u, int64_t *next)
+{
+    shmq_mapped_file_t *mf = shmq_mfq_find(&ts->log, pos);
+    if (mf == NULL) {
+        return SHMQ_E_NOT_FOUND;
+    }
+    size_t rel = (size_t)(pos - mf->start_offset);
+    int rc = shmq_timer_unit_decode(mf->base + rel, mf->size - rel, u);
+    if (rc == 0) {
+        *next = mf->start_offset + (int64_t)mf->size;
+    } else if (rc == 1) {
+        *next = pos + SHMQ_TIMER_UNIT_SIZE;
+    }
+    return rc;
+}
+
+static int seg_note(shmq_timer_store_t *ts, int64_t start, int64_t slot_ms)
+{
+    if (ts->nsegs == 0 || ts->segs[ts->nsegs - 1].start != start) {
+        if (ts->nsegs == ts->segs_cap) {
+            size_t cap = ts->segs_cap ? ts->segs_cap * 2 : 16;
+            shmq_timer_seg_t *n = realloc(ts->segs, cap * sizeof(*n));
+            if (n == NULL) {
+                return -ENOMEM;
+            }
+            ts->segs = n;
+            ts->segs_cap = cap;
+        }
+        ts->segs[ts->nsegs++] = (shmq_timer_seg_t){.start = start, .max_slot_ms = -1};
+    }
+    shmq_timer_seg_t *s = &ts->segs[ts->nsegs - 1];
+    if (slot_ms > s->max_slot_ms) {
+        s->max_slot_ms = slot_ms;
+    }
+    return 0;
+}
+
+/* ---- recovery ------------------------------------------------------------------------------ */
+
+/* Put the unit at pos into its slot if a kill lost that update. */
+static void reapply(shmq_timer_store_t *ts, int64_t pos, const shmq_timer_unit_t *u)
+{
+    int64_t slot_ms = u->write_ms + u->delay_delta;
+    uint8_t *p = slot_at(ts, slot_ms);
+    shmq_timer_slot_t s;
+    shmq_timer_slot_decode(p, &s);
+    int64_t tu = slot_ms / ts->precision;
+    if (s.time_units == tu && s.last_pos >= pos) {
+        return;
+    }
+    if (s.time_units == tu) {
+        s.last_pos = pos;
+        s.num++;
+    } else {
+        /* First unit of the slot, or (after a host crash) a slot entry that was lost:
+         * follow the chain back to its first unit. */
+        int32_t num = 1;
+        int64_t first = pos, prev = u->prev_pos, next;
+        shmq_timer_unit_t v;
+        while (prev >= 0 && prev < first && unit_at(ts, prev, &v, &next) == 1 &&
+               v.write_ms + v.delay_delta == slot_ms) {
+            first = prev;
+            prev = v.prev_pos;
+            num++;
+        }
+        s = (shmq_timer_slot_t){.time_units = tu, .first_pos = first, .last_pos = pos, .num = num};
+    }
+    shmq_timer_slot_encode(p, &s);
+}
+
+/* Zero the stale bytes a kill or a crash left after the log's end (non-zero pages only). */
+static void zero_stale(shmq_timer_store_t *ts, int64_t end)
+{
+    shmq_mapped_file_t *mf = shmq_mfq_find(&ts->log, end);
+    if (mf == NULL) {
+        return;
+    }
+    size_t rel = (size_t)(end - mf->start_offset), zero_run = 0;
+    while (rel < mf->size && zero_run < STALE_ZERO_RUN) {
+        size_t len = PAGE - rel % PAGE;
+        if (len > mf->size - rel) {
+            len = mf->size - rel;
+        }
+        uint8_t *b = mf->base + rel;
+        bool zero = b[0] == 0 && memcmp(b, b + 1, len - 1) == 0;
+        if (!zero) {
+            memset(b, 0, len);
+            zero_run = 0;
+        } else {
+            zero_run += len;
+        }
+        rel += len;
+    }
+}
+
+/*
+ * Scan the whole log: find its end, note each segment's latest slot, and re-apply
+ * the units after the checkpoint's flush position to the wheel.
+ */
+static int scan_log(shmq_timer_store_t *ts, int64_t flush_pos)
+{
+    int64_t pos = ts->log.count ? shmq_mfq_min_offset(&ts->log) : flush_pos, next;
+    ts->recovered_max_phys = -1;
+    for (;;) {
+        shmq_timer_unit_t u;
+        int rc = unit_at(ts, pos, &u, &next);
+        if (rc < 0) {
+            break;
+        }
+        if (rc == 1) {
+            int64_t slot_ms = u.write_ms + u.delay_delta;
+            int src = seg_note(ts, pos - (pos % (int64_t)ts->seg_size), slot_ms);
+            if (src < 0) {
+                return src;
+            }
+            if (pos >= flush_pos) {
+                reapply(ts, pos, &u);
+                ts->recovered_units++;
+                if (u.phys_offset > ts->recovered_max_phys) {
+                    ts->recovered_max_phys = u.phys_offset;
+                }
+            }
+        }
+        pos = next;
+    }
+    ts->write_pos = pos;
+    /* Segments past the end hold only what a crash left: remove them. */
+    int64_t seg_end = pos - (pos % (int64_t)ts->seg_size) + (int64_t)ts->seg_size;
+    if (shmq_mfq_end_offset(&ts->log) > seg_end) {
+        int rc = shmq_mfq_truncate(&ts->log, seg_end);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    zero_stale(ts, pos);
+    return 0;
+}
+
+/* Repair slots naming units past the log's end (host crash); count pending units. */
+static void scan_wheel(shmq_timer_store_t *ts)
+{
+    int64_t end = ts->write_pos, p = ts->precision, next;
+    for (size_t i = 0; i < SHMQ_TIMER_WHEEL_SLOTS; i++) {
+        uint8_t *b = ts->wheel.base + i * SHMQ_TIMER_SLOT_SIZE;
+        if (get64(b) == 0 && get64(b + 16) == 0) {
+            continue; /* never used */
+        }
+        shmq_timer_slot_t s;
+        shmq_timer_slot_decode(b, &s);
+        int64_t slot_ms = s.time_units * p;
+        if (s.time_units <= 0 || shmq_timer_slot_index(slot_ms, p) != (int64_t)i) {
+            continue;
+        }
+        if (s.last_pos >= end || s.first_pos >= end) {
+            ts->repaired_slots++;
+            int64_t last = -1, pos = s.first_pos;
+            int32_t num = 0;
+            shmq_timer_unit_t u;
+            int rc;
+            while (pos >= 0 && pos < end && (rc = unit_at(ts, pos, &u, &next)) >= 0) {
+                if (rc == 1 && u.write_ms + u.delay_delta == slot_ms) {
+                    last = pos;
+                    num++;
+                }
+                pos = next;
+            }
+            if (last < 0) {
+                memset(b, 0, SHMQ_TIMER_SLOT_SIZE);
+                continue;
+            }
+            s.last_pos = last;
+            s.num = num;
+            shmq_timer_slot_encode(b, &s);
+        }
+        if (slot_ms >= ts->read_ms && s.num > 0) {
+            ts->pending += s.num;
+        }
+    }
+}
+
+int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t seg_size,
+                    int64_t now_ms)
+{
+    memset(ts, 0, sizeof(*ts));
+    ts->wheel.fd = ts->check.fd = -1;
+    if (p <= 0 || 1000 % p != 0 || seg_size < 1024 || seg_size % 4 != 0) {
+        return shmq_error_set(SHMQ_E_ARG, "timer store: precision %lld, log segment size %zu",
+                              (long long)p, seg_size);
+    }
+    snprintf(ts->root, sizeof(ts->root), "%s", root);
+    ts->precision = p;
+    ts->seg_size = seg_size;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/config", root);
+    int rc = shmq_file_mkdirs(dir);
+    if (rc == 0) {
+        rc = open_fixed(&ts->check, dir, "timercheck", SHMQ_TIMERCHECK_SIZE);
+        ts->check_open = rc == 0;
+    }
+    if (rc == 0) {
+        rc = open_fixed(&ts->wheel, root, "timerwheel", SHMQ_TIMER_WHEEL_SIZE);
+        ts->wheel_open = rc == 0;
+    }
+    if (rc == 0) {
+        snprintf(dir, sizeof(dir), "%s/timerlog", root);
+        rc = shmq_mfq_open(&ts->log, dir, seg_size, 0);
+        ts->log_open = rc == 0;
+    }
+    if (rc < 0) {
+        shmq_timer_close(ts);
+        return rc;
+    }
+    const uint8_t *c = ts->check.base;
+    int64_t read_ms = get64(c + CHECK_READ_MS);
+    int64_t flush_pos = get64(c + CHECK_FLUSH_POS);
+    ts->queue_offset = get64(c + CHECK_QUEUE_OFF);
+    ts->counter = get64(c + CHECK_COUNTER);
+    if (flush_pos < 0 || ts->queue_offset < 0) {
+        shmq_timer_close(ts);
+        return shmq_error_set(SHMQ_E_CORRUPT, "%s/config/timercheck: flush position %" PRId64
+                              ", queue offset %" PRId64, root, flush_pos, ts->queue_offset);
+    }
+    rc = scan_log(ts, flush_pos);
+    if (rc < 0) {
+        shmq_timer_close(ts);
+        return rc;
+    }
+    ts->flushed_pos = flush_pos < ts->write_pos ? flush_pos : ts->write_pos;
+    int64_t oldest = floor_to(now_ms - (int64_t)SHMQ_TIMER_WHEEL_SLOTS * p + 60 * p, p);
+    if (read_ms <= 0) {
+        read_ms = floor_to(now_ms, p);
+    } else if (read_ms < oldest) {
+        read_ms = oldest;
+    }
+    ts->read_ms = floor_to(read_ms, p);
+    if (get64(c + CHECK_PROG_SLOT) == ts->read_ms) {
+        ts->slot_done = get64(c + CHECK_PROG_DONE);
+        if (ts->slot_done < 0) {
+            ts->slot_done = 0;
+        }
+    }
+    scan_wheel(ts);
+    return 0;
+}
+
+void shmq_timer_close(shmq_timer_store_t *ts)
+{
+    if (ts->log_open) {
+        shmq_mfq_close(&ts->log);
+        ts->log_open = false;
+    }
+    if (ts->wheel_open) {
+        shmq_mf_close(&ts->wheel);
+        ts->wheel_open = false;
+    }
+    if (ts->check_open) {
+        shmq_mf_close(&ts->check);
+        ts->check_open = false;
+    }
+    free(ts->segs);
+    ts->segs = NULL;
+    ts->nsegs = ts->segs_cap = 0;
+}
+
+/* ---- enqueue and read ------------------------------------------------------------------- */
+
+/* The segment holding the next unit, closing the current one with a blank when full. */
+static int log_room(shmq_timer_store_t *ts, shmq_mapped_file_t **out)
+{
+    int64_t seg = (int64_t)ts->seg_size;
+    for (;;) {
+        int64_t start = ts->write_pos - ts->write_pos % seg;
+        size_t rel = (size_t)(ts->write_pos - start);
+        shmq_mapped_file_t *mf = shmq_mfq_find(&ts->log, ts->write_pos);
+        if (mf == NULL) {
+            int rc = shmq_mfq_get_or_create(&ts->log, start, &mf);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+        if (ts->seg_size - rel >= SHMQ_TIMER_UNIT_SIZE + SHMQ_TIMER_BLANK_SIZE) {
+            *out = mf;
+            return 0;
+        }
+        uint8_t *b = mf->base + rel;
+        put64(b + 4, 0);
+        put32(b + 12, SHMQ_MAGIC_BLANK);
+        put32(b, (int32_t)(ts->seg_size - rel));
+        ts->write_pos = start + seg;
+    }
+}
+
+int shmq_timer_enqueue(shmq_timer_store_t *ts, const shmq_timer_enq_t *e, int64_t now_ms,
+                       int64_t *slot_ms)
+{
+    int64_t p = ts->precision;
+    int64_t slot = floor_to(e->deliver_ms, p);
+    int32_t magic = SHMQ_TIMER_MAGIC_DEFAULT | (e->magic & SHMQ_TIMER_MAGIC_DELETE);
+    if (slot < ts->read_ms) {
+        slot = ts->read_ms;
+    }
+    int64_t window = (int64_t)SHMQ_TIMER_ROLL_WINDOW_SLOTS * p;
+    if (slot - now_ms >= window) {
+        int64_t over = slot - now_ms - window;
+        magic |= SHMQ_TIMER_MAGIC_ROLL;
+        slot = floor_to(now_ms + (over < window / 3 ? window / 2 : window), p);
+        if (slot < ts->read_ms) {
+            slot = ts->read_ms;
+        }
+    }
+    int64_t delta = slot - now_ms;
+    if (delta > INT32_MAX || delta < INT32_MIN) {
+        return shmq_error_set(SHMQ_E_RANGE, "timer slot %" PRId64 " is %" PRId64
+                              " ms from now: outside the wheel", slot, delta);
+    }
+    shmq_mapped_file_t *mf;
+    int rc = log_room(ts, &mf);
+    if (rc < 0) {
+        return rc;
+    }
+    int64_t pos = ts->write_pos;
+    rc = seg_note(ts, mf->start_offset, slot);
+    if (rc < 0) {
+        return rc;
+    }
+    uint8_t *sp = slot_at(ts, slot);
+    shmq_timer_slot_t s;
+    shmq_timer_slot_decode(sp, &s);
+    bool same = s.time_units == slot / p;
+    shmq_timer_unit_t u = {.prev_pos = same ? s.last_pos : -1,
+                           .magic = magic,
+                           .write_ms = now_ms,
+                           .delay_delta = (int32_t)delta,
+                           .phys_offset = e->phys_offset,
+                           .msg_size = e->msg_size,
+                           .topic_hash = e->topic_hash};
+    shmq_timer_unit_encode(mf->base + (pos - mf->start_offset), &u);
+    ts->write_pos = pos + SHMQ_TIMER_UNIT_SIZE;
+    /* The slot after the unit: a kill in between is repaired by reapply() at open. */
+    if (same) {
+        s.last_pos = pos;
+        s.num++;
+    } else {
+        s = (shmq_timer_slot_t){.time_units = slot / p, .first_pos = pos, .last_pos = pos, .num = 1};
+    }
+    shmq_timer_slot_encode(sp, &s);
+    ts->pending++;
+    *slot_ms = slot;
+    return 0;
+}
+
+int64_t shmq_timer_slot_last(const shmq_timer_store_t *ts, int64_t slot_ms)
+{
+    shmq_timer_slot_t s;
+    shmq_timer_slot_decode(slot_at(ts, slot_ms), &s);
+    return s.time_units == slot_ms / ts->precision ? s.last_pos : -1;
+}
+
+int64_t shmq_timer_slot_read(shmq_timer_store_t *ts, int64_t slot_ms, shmq_timer_unit_t **units,
+                             int64_t **pos, size_t *cap, int64_t *broken)
+{
+    int64_t at = shmq_timer_slot_last(ts, slot_ms), next;
+    size_t n = 0;
+    while (at >= 0) {
+        shmq_timer_unit_t u;
+        if (at >= ts->write_pos || unit_at(ts, at, &u, &next) != 1 ||
+            u.write_ms + u.delay_delta != slot_ms || u.prev_pos >= at) {
+            (*broken)++;
+            break;
+        }
+        if (n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            shmq_timer_unit_t *nu = realloc(*units, nc * sizeof(*nu));
+            if (nu) {
+                *units = nu;
+            }
+            int64_t *np = realloc(*pos, nc * sizeof(*np));
+            if (np) {
+                *pos = np;
+            }
+            if (!nu || !np) {
+                return -ENOMEM;
+            }
+            *cap = nc;
+        }
+        (*units)[n] = u;
+        (*pos)[n] = at;
+        n++;
+        at = u.prev_pos;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        shmq_timer_unit_t tu = (*units)[i];
+        (*units)[i] = (*units)[n - 1 - i];
+        (*units)[n - 1 - i] = tu;
+        int64_t tp = (*pos)[i];
+        (*pos)[i] = (*pos)[n - 1 - i];
+        (*pos)[n - 1 - i] = tp;
+    }
+    return (int64_t)n;
+}
+
+void shmq_timer_progress(shmq_timer_store_t *ts, int64_t next_read_ms, int64_t slot_done,
+                         int64_t units_done)
+{
+    uint8_t *c = ts->check.base;
+    /* Order for a kill between two stores: the read time, then the count, then the slot the
+     * count belongs to (a count is only used when its slot equals the read time). */
+    put64(c + CHECK_READ_MS, next_read_ms);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    put64(c + CHECK_PROG_DONE, slot_done);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    put64(c + CHECK_PROG_SLOT, next_read_ms);
+    ts->read_ms = next_read_ms;
+    ts->slot_done = slot_done;
+    ts->pending -= units_done;
+    if (ts->pending < 0) {
+        ts->pending = 0;
+    }
+}
+
+int shmq_timer_checkpoint(shmq_timer_store_t *ts)
+{
+    int rc = 0;
+    int64_t from = ts->flushed_pos, to = ts->write_pos;
+    while (rc == 0 && from < to) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&ts->log, from);
+        if (mf == NULL) {
+            break;
+        }
+        int64_t end = mf->start_offset + (int64_t)mf->size;
+        int64_t upto = end < to ? end : to;
+        rc = shmq_mf_flush(mf, (size_t)(from - mf->start_offset),
+                           (size_t)(upto - mf->start_offset), SHMQ_FLUSH_MSYNC);
+        from = upto;
+    }
+    if (rc == 0) {
+        rc = shmq_mf_flush(&ts->wheel, 0, ts->wheel.size, SHMQ_FLUSH_FDATASYNC);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    ts->flushed_pos = to;
+    uint8_t *c = ts->check.base;
+    put64(c + CHECK_FLUSH_POS, to);
+    put64(c + CHECK_QUEUE_OFF, ts->queue_offset);
+    put64(c + CHECK_MASTER_QO, ts->queue_offset);
+    put64(c + CHECK_STATE_VER, 0);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    put64(c + CHECK_TIMESTAMP, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    put64(c + CHECK_COUNTER, ++ts->counter);
+    rc = shmq_mf_flush(&ts->check, 0, ts->check.size, SHMQ_FLUSH_MSYNC);
+    if (rc < 0) {
+        return rc;
+    }
+    /* Segments whose every unit was read are no longer needed. */
+    while (ts->nsegs > 1 && ts->log.count > 1 && ts->segs[0].max_slot_ms < ts->read_ms &&
+           ts->segs[0].start == shmq_mfq_min_offset(&ts->log) &&
+           ts->segs[0].start + (int64_t)ts->seg_size <= ts->flushed_pos) {
+        rc = shmq_mfq_delete_first(&ts->log);
+        if (rc < 0) {
+            return rc;
+        }
+        memmove(ts->segs, ts->segs + 1, (ts->nsegs - 1) * sizeof(*ts->segs));
+        ts->nsegs--;
+    }
+    return 0;
+}

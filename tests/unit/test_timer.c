@@ -1,0 +1,388 @@
+/*
+ * Unit tests of the timer store (libshm/timer.c): the byte layout of
+ * timer log units, wheel slots and the timer checkpoint (§17), slot
+ * chains read oldest first, rounding and rolling at enqueue, segment ends,
+ * and recovery after a kill (a lost slot update, a torn unit) and after a
+ * crash (a slot naming units beyond the log's end).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <endian.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shmq/types.h"
+#include "timer.h"
+
+#define P     1000
+#define T0    1700000000000LL /* a slot time */
+#define SEG   4096
+#define UNITS_PER_SEG ((SEG - SHMQ_TIMER_BLANK_SIZE) / SHMQ_TIMER_UNIT_SIZE)
+
+typedef struct fixture {
+    char root[64];
+    shmq_timer_store_t ts;
+    shmq_timer_unit_t *units;
+    int64_t *pos;
+    size_t cap;
+} fixture_t;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    snprintf(f->root, sizeof(f->root), "/tmp/shmq-timer-XXXXXX");
+    assert_non_null(mkdtemp(f->root));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    shmq_timer_close(&f->ts);
+    free(f->units);
+    free(f->pos);
+    nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void open_at(fixture_t *f, int64_t now)
+{
+    assert_int_equal(shmq_timer_open(&f->ts, f->root, P, SEG, now), 0);
+}
+
+static void enqueue(fixture_t *f, int64_t phys, int64_t deliver, int64_t now, int64_t want_slot)
+{
+    shmq_timer_enq_t e = {.phys_offset = phys, .msg_size = 100, .topic_hash = 7,
+                          .deliver_ms = deliver};
+    int64_t slot = 0;
+    assert_int_equal(shmq_timer_enqueue(&f->ts, &e, now, &slot), 0);
+    assert_int_equal(slot, want_slot);
+}
+
+static int64_t read_slot(fixture_t *f, int64_t slot)
+{
+    int64_t broken = 0;
+    int64_t n = shmq_timer_slot_read(&f->ts, slot, &f->units, &f->pos, &f->cap, &broken);
+    assert_int_equal(broken, 0);
+    return n;
+}
+
+static int64_t be64_at(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return (int64_t)be64toh(v);
+}
+
+static void test_unit_layout_is_rocketmq_big_endian(void **state)
+{
+    (void)state;
+    uint8_t b[SHMQ_TIMER_UNIT_SIZE];
+    memset(b, 0xAA, sizeof(b));
+    shmq_timer_unit_t u = {.prev_pos = 0x0102030405060708LL,
+                           .magic = SHMQ_TIMER_MAGIC_DEFAULT | SHMQ_TIMER_MAGIC_ROLL,
+                           .write_ms = 0x1112131415161718LL,
+                           .delay_delta = 0x21222324,
+                           .phys_offset = 0x3132333435363738LL,
+                           .msg_size = 0x41424344,
+                           .topic_hash = -2};
+    shmq_timer_unit_encode(b, &u);
+    static const uint8_t want[SHMQ_TIMER_UNIT_SIZE] = {
+        0, 0, 0, 52, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 3, 0x11, 0x12, 0x13, 0x14,
+        0x15, 0x16, 0x17, 0x18, 0x21, 0x22, 0x23, 0x24, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
+        0x37, 0x38, 0x41, 0x42, 0x43, 0x44, 0xFF, 0xFF, 0xFF, 0xFE, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_memory_equal(b, want, sizeof(want));
+    shmq_timer_unit_t d;
+    assert_int_equal(shmq_timer_unit_decode(b, sizeof(b), &d), 1);
+    assert_int_equal(d.prev_pos, u.prev_pos);
+    assert_int_equal(d.write_ms, u.write_ms);
+    assert_int_equal(d.delay_delta, u.delay_delta);
+    assert_int_equal(d.phys_offset, u.phys_offset);
+    assert_int_equal(d.topic_hash, -2);
+    /* a bad magic, a zero region, a wrong size */
+    b[15] = 0x13;
+    assert_int_equal(shmq_timer_unit_decode(b, sizeof(b), &d), SHMQ_E_CORRUPT);
+    memset(b, 0, sizeof(b));
+    assert_int_equal(shmq_timer_unit_decode(b, sizeof(b), &d), SHMQ_E_CORRUPT);
+}
+
+static void test_slot_layout_and_index(void **state)
+{
+    (void)state;
+    uint8_t b[SHMQ_TIMER_SLOT_SIZE];
+    shmq_timer_slot_t s = {.time_units = 1700000000, .first_pos = 52, .last_pos = 104, .num = 2};
+    shmq_timer_slot_encode(b, &s);
+    assert_int_equal(be64_at(b), 1700000000);
+    assert_int_equal(be64_at(b + 8), 52);
+    assert_int_equal(be64_at(b + 16), 104);
+    assert_int_equal(b[27], 2);
+    assert_int_equal(SHMQ_TIMER_WHEEL_SIZE, 38707200);
+    assert_int_equal(shmq_timer_slot_index(T0, 1000), (T0 / 1000) % 1209600);
+    assert_int_equal(shmq_timer_slot_index(T0, 100), (T0 / 100) % 1209600);
+}
+
+static void test_open_creates_files_of_rocketmq_sizes(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0 + 300);
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/timerwheel", f->root);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 38707200);
+    snprintf(path, sizeof(path), "%s/config/timercheck", f->root);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 4096);
+    assert_int_equal(f->ts.read_ms, T0);
+    assert_true(shmq_timer_exists(f->root));
+}
+
+static void test_wheel_of_another_size_is_refused(void **state)
+{
+    fixture_t *f = *state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/timerwheel", f->root);
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 4096), 0);
+    close(fd);
+    assert_int_equal(shmq_timer_open(&f->ts, f->root, P, SEG, T0), SHMQ_E_SEGMENT);
+}
+
+static void test_slot_units_come_back_oldest_first(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    enqueue(f, 100, T0 + 5000, T0, T0 + 5000);
+    enqueue(f, 200, T0 + 6000, T0, T0 + 6000);
+    enqueue(f, 300, T0 + 5999, T0, T0 + 5000); /* floored to its slot */
+    enqueue(f, 400, T0 + 5000, T0 + 10, T0 + 5000);
+    assert_int_equal(read_slot(f, T0 + 5000), 3);
+    assert_int_equal(f->units[0].phys_offset, 100);
+    assert_int_equal(f->units[1].phys_offset, 300);
+    assert_int_equal(f->units[2].phys_offset, 400);
+    assert_int_equal(f->units[0].prev_pos, -1);
+    assert_int_equal(f->units[2].prev_pos, f->pos[1]);
+    assert_int_equal(f->units[2].write_ms, T0 + 10);
+    assert_int_equal(f->units[2].delay_delta, 4990);
+    assert_int_equal(read_slot(f, T0 + 6000), 1);
+    assert_int_equal(read_slot(f, T0 + 7000), 0);
+    assert_int_equal(f->ts.pending, 4);
+    assert_int_equal(shmq_timer_slot_last(&f->ts, T0 + 5000), 3 * 52);
+}
+
+static void test_due_message_goes_to_the_next_slot_read(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    shmq_timer_progress(&f->ts, T0 + 3000, 0, 0);
+    enqueue(f, 100, T0 - 60000, T0 + 3500, T0 + 3000);
+    assert_int_equal(read_slot(f, T0 + 3000), 1);
+}
+
+static void test_far_message_rolls_at_the_window(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    int64_t w = (int64_t)SHMQ_TIMER_ROLL_WINDOW_SLOTS * P;
+    /* overshoot beyond a third of the window: placed a whole window ahead */
+    enqueue(f, 100, T0 + 2 * w, T0, T0 + w);
+    /* small overshoot: half a window */
+    enqueue(f, 200, T0 + w + 1000, T0, T0 + w / 2);
+    assert_int_equal(read_slot(f, T0 + w), 1);
+    assert_true(f->units[0].magic & SHMQ_TIMER_MAGIC_ROLL);
+    assert_int_equal(read_slot(f, T0 + w / 2), 1);
+    assert_true(f->units[0].magic & SHMQ_TIMER_MAGIC_ROLL);
+    /* just inside the window: no roll */
+    enqueue(f, 300, T0 + w - 1000, T0, T0 + w - 1000);
+    assert_int_equal(read_slot(f, T0 + w - 1000), 1);
+    assert_int_equal(f->units[0].magic, SHMQ_TIMER_MAGIC_DEFAULT);
+}
+
+static void test_full_segment_ends_with_a_blank(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    int n = UNITS_PER_SEG + 3;
+    for (int i = 0; i < n; i++) {
+        enqueue(f, 1000 + i, T0 + 2000, T0, T0 + 2000);
+    }
+    assert_int_equal(f->ts.write_pos, SEG + 3 * 52);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/timerlog/00000000000000004096", f->root);
+    assert_int_equal(access(path, F_OK), 0);
+    /* the blank: remaining length, then BLANK magic at byte 12 */
+    const uint8_t *b = shmq_mfq_first(&f->ts.log)->base + UNITS_PER_SEG * 52;
+    uint32_t v;
+    memcpy(&v, b, 4);
+    assert_int_equal(be32toh(v), SEG - UNITS_PER_SEG * 52);
+    memcpy(&v, b + 12, 4);
+    assert_int_equal(be32toh(v), 0xCBD43194u);
+    assert_int_equal(read_slot(f, T0 + 2000), n);
+    assert_int_equal(f->units[n - 1].phys_offset, 1000 + n - 1);
+}
+
+static void test_checkpoint_writes_rocketmq_fields(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    enqueue(f, 100, T0 + 2000, T0, T0 + 2000);
+    f->ts.queue_offset = 17;
+    shmq_timer_progress(&f->ts, T0 + 1000, 0, 0);
+    assert_int_equal(shmq_timer_checkpoint(&f->ts), 0);
+    const uint8_t *c = f->ts.check.base;
+    assert_int_equal(be64_at(c), T0 + 1000);
+    assert_int_equal(be64_at(c + 8), 52);
+    assert_int_equal(be64_at(c + 16), 17);
+    assert_int_equal(be64_at(c + 24), 17);
+    assert_int_equal(be64_at(c + 48), 1);
+    shmq_timer_close(&f->ts);
+    open_at(f, T0 + 1500);
+    assert_int_equal(f->ts.read_ms, T0 + 1000);
+    assert_int_equal(f->ts.queue_offset, 17);
+    assert_int_equal(f->ts.recovered_units, 0);
+    assert_int_equal(f->ts.pending, 1);
+}
+
+static void test_progress_inside_a_slot_survives_a_reopen(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    shmq_timer_progress(&f->ts, T0 + 1000, 5, 0);
+    shmq_timer_close(&f->ts);
+    open_at(f, T0 + 5000);
+    assert_int_equal(f->ts.read_ms, T0 + 1000);
+    assert_int_equal(f->ts.slot_done, 5);
+    shmq_timer_progress(&f->ts, T0 + 2000, 0, 0);
+    shmq_timer_close(&f->ts);
+    open_at(f, T0 + 5000);
+    assert_int_equal(f->ts.slot_done, 0);
+}
+
+static void test_unit_whose_slot_update_was_lost_is_found_at_open(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    enqueue(f, 100, T0 + 2000, T0, T0 + 2000);
+    f->ts.queue_offset = 1;
+    assert_int_equal(shmq_timer_checkpoint(&f->ts), 0);
+    /* A kill between the unit and its slot: save the slot, enqueue, put the slot back. */
+    uint8_t *sp = f->ts.wheel.base + shmq_timer_slot_index(T0 + 2000, P) * SHMQ_TIMER_SLOT_SIZE;
+    uint8_t saved[SHMQ_TIMER_SLOT_SIZE];
+    memcpy(saved, sp, sizeof(saved));
+    enqueue(f, 200, T0 + 2000, T0, T0 + 2000);
+    enqueue(f, 300, T0 + 9000, T0, T0 + 9000);
+    memcpy(sp, saved, sizeof(saved));
+    memset(f->ts.wheel.base + shmq_timer_slot_index(T0 + 9000, P) * SHMQ_TIMER_SLOT_SIZE, 0,
+           SHMQ_TIMER_SLOT_SIZE);
+    shmq_timer_close(&f->ts);
+    open_at(f, T0 + 100);
+    assert_int_equal(f->ts.recovered_units, 2);
+    assert_int_equal(f->ts.recovered_max_phys, 300);
+    assert_int_equal(f->ts.queue_offset, 1);
+    assert_int_equal(read_slot(f, T0 + 2000), 2);
+    assert_int_equal(f->units[1].phys_offset, 200);
+    assert_int_equal(read_slot(f, T0 + 9000), 1);
+    assert_int_equal(f->ts.write_pos, 3 * 52);
+}
+
+static void test_torn_last_unit_is_cut_and_overwritten(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    enqueue(f, 100, T0 + 2000, T0, T0 + 2000);
+    /* A unit killed before its size field: everything but the first 4 bytes. */
+    uint8_t *b = shmq_mfq_first(&f->ts.log)->base + 52;
+    memset(b + 4, 0x5A, 48);
+    shmq_timer_close(&f->ts);
+    open_at(f, T0);
+    assert_int_equal(f->ts.write_pos, 52);
+    b = shmq_mfq_first(&f->ts.log)->base + 52;
+    for (int i = 0; i < 52; i++) {
+        assert_int_equal(b[i], 0);
+    }
+    enqueue(f, 200, T0 + 2000, T0, T0 + 2000);
+    assert_int_equal(read_slot(f, T0 + 2000), 2);
+}
+
+static void test_slot_naming_lost_units_is_repaired(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    enqueue(f, 100, T0 + 2000, T0, T0 + 2000);
+    enqueue(f, 200, T0 + 2000, T0, T0 + 2000);
+    enqueue(f, 300, T0 + 4000, T0, T0 + 4000);
+    assert_int_equal(shmq_timer_checkpoint(&f->ts), 0);
+    /* A crash lost the log's last two units but kept the wheel's pages. */
+    uint8_t *b = shmq_mfq_first(&f->ts.log)->base;
+    memset(b + 52, 0, 104);
+    shmq_timer_close(&f->ts);
+    open_at(f, T0);
+    assert_int_equal(f->ts.write_pos, 52);
+    assert_int_equal(f->ts.repaired_slots, 2);
+    assert_int_equal(read_slot(f, T0 + 2000), 1);
+    assert_int_equal(f->units[0].phys_offset, 100);
+    assert_int_equal(read_slot(f, T0 + 4000), 0);
+    assert_int_equal(f->ts.pending, 1);
+}
+
+static void test_read_segments_are_deleted_at_checkpoint(void **state)
+{
+    fixture_t *f = *state;
+    open_at(f, T0);
+    for (int i = 0; i < UNITS_PER_SEG; i++) {
+        enqueue(f, i, T0 + 1000, T0, T0 + 1000);
+    }
+    enqueue(f, 9999, T0 + 5000, T0, T0 + 5000); /* second segment */
+    assert_int_equal(f->ts.log.count, 2);
+    assert_int_equal(shmq_timer_checkpoint(&f->ts), 0);
+    assert_int_equal(f->ts.log.count, 2); /* slot T0+1000 not read yet */
+    shmq_timer_progress(&f->ts, T0 + 2000, 0, UNITS_PER_SEG);
+    assert_int_equal(shmq_timer_checkpoint(&f->ts), 0);
+    assert_int_equal(f->ts.log.count, 1);
+    assert_int_equal(read_slot(f, T0 + 5000), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unit_layout_is_rocketmq_big_endian),
+        cmocka_unit_test(test_slot_layout_and_index),
+        cmocka_unit_test_setup_teardown(test_open_creates_files_of_rocketmq_sizes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wheel_of_another_size_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slot_units_come_back_oldest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_due_message_goes_to_the_next_slot_read, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_far_message_rolls_at_the_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_segment_ends_with_a_blank, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_writes_rocketmq_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_inside_a_slot_survives_a_reopen, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unit_whose_slot_update_was_lost_is_found_at_open,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_last_unit_is_cut_and_overwritten, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_slot_naming_lost_units_is_repaired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_segments_are_deleted_at_checkpoint, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
