@@ -20,7 +20,7 @@
  * 20 runs after a manual request (`shmqctl clean`) — expired ones
  * (fileReservedTime, by file mtime) or, above diskSpaceCleanForciblyRatio
  * with cleanFileForciblyEnable, any but the newest; never one that is not
- * yet dispatched, flushed (and indexed, when an indexer runs).  Then, when
+ * yet dispatched and flushed.  Then, when
  * the CommitLog minimum moved, ConsumeQueue files and index files wholly
  * below it, and each queue's min_offset.
  *
@@ -55,15 +55,15 @@ typedef struct cleaner {
     char cl_dir[PATH_MAX];
     char cq_dir[PATH_MAX + 16];
     size_t cq_file_size;
-    int check_ms;           /* disk check period */
-    int64_t next_check_ms;  /* monotonic */
-    int64_t next_run_ms;    /* monotonic */
-    int cl_pct, cq_pct;     /* last measured usage, negative unknown */
-    uint32_t full;          /* disk_full bits as last published */
-    int64_t cq_done_min;    /* CommitLog minimum of the last complete ConsumeQueue/index pass */
-    uint32_t manual_seen;   /* the last manual request taken */
-    int manual_runs;        /* runs a manual request still enables */
-    int64_t warn_ms;        /* rate limit of repeated warnings */
+    int check_ms;          /* disk check period */
+    int64_t next_check_ms; /* monotonic */
+    int64_t next_run_ms;   /* monotonic */
+    int cl_pct, cq_pct;    /* last measured usage, negative unknown */
+    uint32_t full;         /* disk_full bits as last published */
+    int64_t cq_done_min;   /* CommitLog minimum of the last complete ConsumeQueue/index pass */
+    uint32_t manual_seen;  /* the last manual request taken */
+    int manual_runs;       /* runs a manual request still enables */
+    int64_t warn_ms;       /* rate limit of repeated warnings */
     /* one ConsumeQueue pass */
     int64_t pass_min;
     int pass_deleted;
@@ -121,24 +121,18 @@ static void check_disk(cleaner_t *c)
 
 /* ---- one run -------------------------------------------------------------------------- */
 
-/* CommitLog bytes that may be deleted: dispatched, flushed, and indexed if an indexer runs. */
+/*
+ * CommitLog bytes that may be deleted: dispatched and flushed.  Not bound by
+ * `indexed`: index entries of deleted records are worthless, and the indexer
+ * skips what was deleted before it got there (a stuck indexer must not keep
+ * a full disk full).
+ */
 static int64_t delete_bound(const cleaner_t *c)
 {
     const shmq_ctl_block_t *b = c->blk;
     int64_t bound = shmq_ctl_load(&b->dispatched);
     int64_t flushed = shmq_ctl_load(&b->flushed);
-    if (flushed < bound) {
-        bound = flushed;
-    }
-    /* Acquire: the master publishes the worker's state after starting it. */
-    uint32_t ix = atomic_load_explicit(&b->workers[SHMQ_ROLE_INDEXER].state, memory_order_acquire);
-    if (ix != SHMQ_WORKER_NONE && ix != SHMQ_WORKER_FAILED) {
-        int64_t indexed = shmq_ctl_load(&b->indexed);
-        if (indexed < bound) {
-            bound = indexed;
-        }
-    }
-    return bound;
+    return flushed < bound ? flushed : bound;
 }
 
 /* Raise a queue's published minimum (CAS: the dispatcher raises it too). */
@@ -160,8 +154,8 @@ static int clean_queue(const char *topic, int32_t queue_id, void *arg)
     int64_t max = e ? atomic_load_explicit(&e->max_offset, memory_order_acquire) : -1;
     shmq_clean_cq_result_t res;
     shmq_error_clear();
-    int rc = shmq_clean_consume_queue(c->w->ctl.root, topic, queue_id, c->cq_file_size,
-                                      c->pass_min, max, &res);
+    int rc = shmq_clean_consume_queue(c->w->ctl.root, topic, queue_id, c->cq_file_size, c->pass_min,
+                                      max, &res);
     if (rc < 0) {
         c->pass_errors++;
         char what[PATH_MAX];
@@ -228,11 +222,14 @@ static int64_t run(cleaner_t *c, uint32_t manual_req)
         if (rc == 0 && d.clean_immediately) {
             shmq_error_set(-ENOSPC,
                            "disk at %d%%, but no CommitLog segment could be deleted (only the "
-                           "newest is left, or the rest is not yet dispatched/flushed below "
+                           "newest is left, or the rest is not yet dispatched and flushed below "
                            "%lld, or not expired and cleanFileForciblyEnable is false)",
                            c->cl_pct, (long long)bound);
             warn_limited(c, "cleaning", -ENOSPC);
         }
+    }
+    if (min <= 0) {
+        c->cq_done_min = min; /* nothing lies below the start of the log */
     }
     if (min != c->cq_done_min && !c->w->stop) {
         c->pass_min = min;
@@ -257,11 +254,16 @@ static int64_t run(cleaner_t *c, uint32_t manual_req)
     if (total > 0) {
         /* Release: processes that see the new sequence find the files gone. */
         atomic_fetch_add_explicit(&c->cs->deleted_seq, 1, memory_order_release);
+        /* Those that sleep let go of the files now rather than at their next timeout. */
+        shmq_ctl_wake(&b->writer_wake);
+        shmq_ctl_wake(&b->flusher_wake);
+        shmq_ctl_wake(&b->dispatcher_wake);
+        shmq_ctl_wake(&c->w->ctl.cons->consumer_wake);
         shmq_log(SHMQ_LOG_INFO,
                  "deleted %d CommitLog segment(s), %d ConsumeQueue file(s), %d index file(s) "
                  "(%s; disk at %d%%): the CommitLog starts at %lld",
-                 last.commitlog, last.consumequeue, last.index,
-                 shmq_clean_reason_name(last.reason), c->cl_pct, (long long)min);
+                 last.commitlog, last.consumequeue, last.index, shmq_clean_reason_name(last.reason),
+                 c->cl_pct, (long long)min);
     }
     if (total > 0 || manual_req != 0) {
         if (!d.run) {

@@ -27,8 +27,15 @@
  * stays where it was for the rest of the run and the indexer exits 1 at
  * the stop, so the stop is unclean and the next start rebuilds the files
  * the checkpoint does not cover.
+ *
+ * Crash tests: with SHMQ_TEST_CRASH_DIR set, the indexer kills itself
+ * (SIGKILL) at a step of a put when the file <dir>/indexer-<step> exists
+ * (removing it first): entry (entry written, slot not set), slot (slot set,
+ * header not), header (indexCount not yet), key (a message's UNIQ_KEY
+ * indexed, its KEYS not yet).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,8 +193,8 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
         }
         if (rc < 0) {
             x->pos = at;
-            return shmq_error_wrap(rc, "CommitLog record at %lld (index limit %lld)",
-                                   (long long)at, (long long)limit);
+            return shmq_error_wrap(rc, "CommitLog record at %lld (index limit %lld)", (long long)at,
+                                   (long long)limit);
         }
         rc = shmq_index_put_record(&x->svc, &r);
         if (rc < 0) {
@@ -211,6 +218,22 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
         x->stall_pos = -1;
     }
     return records > 0 ? records : (x->pos > start ? 1 : 0);
+}
+
+/* ---- crash tests ------------------------------------------------------------------------ */
+
+static const char *crash_dir; /* SHMQ_TEST_CRASH_DIR, or NULL */
+
+/* Die here if <crash_dir>/indexer-<step> exists (see the top of the file). */
+static void crash_point(enum shmq_index_step step)
+{
+    static const char *const names[] = {"", "entry", "slot", "header", "key"};
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/indexer-%s", crash_dir, names[step]);
+    if (unlink(path) == 0) {
+        shmq_log(SHMQ_LOG_WARN, "crash test: killed at step %s", names[step]);
+        raise(SIGKILL);
+    }
 }
 
 /* ---- start -------------------------------------------------------------------------- */
@@ -274,13 +297,14 @@ static int resume(indexer_t *x)
     x->pos = rep.pos;
     /* Nothing published is taken back: a partly indexed message lies past `indexed`. */
     x->published = shmq_ctl_load(&b->indexed);
+    publish_pos(x); /* everything below the resume point is indexed */
     shmq_log(SHMQ_LOG_INFO,
              "indexing from %lld (%s; %d half-written entr%s undone, %d entr%s removed, %zu "
              "file(s), following %s)",
              (long long)x->pos,
-             rep.last_phys < 0      ? "no message indexed yet"
-             : rep.last_complete    ? "the last indexed message is complete"
-                                    : "the last message was partly indexed: indexing it again",
+             rep.last_phys < 0   ? "no message indexed yet"
+             : rep.last_complete ? "the last indexed message is complete"
+                                 : "the last message was partly indexed: indexing it again",
              rep.torn_slots, rep.torn_slots == 1 ? "y" : "ies", rep.entries_removed,
              rep.entries_removed == 1 ? "y" : "ies", x->svc.count,
              x->cfg.flush_disk_type == SHMQ_SYNC_FLUSH ? "flushed" : "wrote");
@@ -309,6 +333,10 @@ static int indexer_init(shmq_worker_t *w, void **state)
     if (!x->enabled) {
         shmq_log(SHMQ_LOG_INFO, "messageIndexEnable is false: nothing to do");
         return 0;
+    }
+    crash_dir = getenv("SHMQ_TEST_CRASH_DIR");
+    if (crash_dir) {
+        shmq_index_crash_hook = crash_point;
     }
     if (open_files(x) < 0 || resume(x) < 0) {
         return SHMQ_EXIT_ERROR; /* finish() is not called: the process exits, the OS unmaps */

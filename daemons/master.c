@@ -473,8 +473,12 @@ static void log_recovery(const shmq_recovery_report_t *r)
  */
 static void recover_index(master_t *m, const shmq_recovery_report_t *rep)
 {
-    if (!rep->abnormal || !m->cfg.message_index_enable) {
-        return;
+    bool indexer = false;
+    for (int i = 0; i < m->nworkers; i++) {
+        indexer = indexer || m->w[i].role == SHMQ_ROLE_INDEXER;
+    }
+    if (!rep->abnormal || !indexer) {
+        return; /* no indexer (not installed, or messageIndexEnable=false) rebuilds them */
     }
     shmq_index_abnormal_report_t ir;
     shmq_error_clear();
@@ -629,8 +633,7 @@ static void worker_exited(master_t *m, master_worker_t *w, int status)
      * meanwhile.  Only quick crashes (a crash loop) wait for the backoff. */
     if (up >= RESTART_NOW_UP_MS) {
         w->next_start_mono = shmq_mono_ms();
-        shmq_log(SHMQ_LOG_INFO, "restarting the %s now (it ran %lld ms)", wname(w),
-                 (long long)up);
+        shmq_log(SHMQ_LOG_INFO, "restarting the %s now (it ran %lld ms)", wname(w), (long long)up);
         return;
     }
     w->next_start_mono = shmq_mono_ms() + w->backoff_ms;
@@ -938,7 +941,13 @@ static int start_store(master_t *m)
         shmq_mapped_file_t *mf;
         int64_t seg = (int64_t)st.cl.q.seg_size;
         rc = shmq_mfq_get_or_create(&st.cl.q, st.cl.wrote_pos - st.cl.wrote_pos % seg, &mf);
-        if (rc < 0) {
+        if (rc == -ENOSPC) {
+            /* cleaner: a full disk is no reason not to start (the cleaner may free space);
+             * the writer creates the segment once there is room, sends get -ENOSPC meanwhile. */
+            shmq_log(SHMQ_LOG_WARN, "no space for the CommitLog segment at %lld yet: %s",
+                     (long long)st.cl.wrote_pos, shmq_error_detail());
+            rc = 0;
+        } else if (rc < 0) {
             shmq_log(SHMQ_LOG_ERROR, "cannot create the CommitLog segment at %lld: %s",
                      (long long)st.cl.wrote_pos, shmq_strerror(rc));
             shmq_store_abandon(&st);

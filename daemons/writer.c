@@ -50,6 +50,7 @@
 #include "ctl.h"
 #include "journal.h"
 #include "ring.h"
+#include "schedule.h"
 #include "shmq/errors.h"
 #include "store.h"
 #include "store_files.h"
@@ -514,6 +515,14 @@ static int take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool
         reject(wr, i, pos, &wr->msgs[0], rc);
         return UNIT_OK;
     }
+    /* ---- scheduler: delay levels and timed messages go to their system topics
+     * (RocketMQ's put hook, libshm/schedule.c); before a restart's match too, so that
+     * the queue ids compared with the journal are the stored ones. ---- */
+    if ((rc = shmq_schedule_writer_hook(wr->ctl, wr->cfg, wr->msgs, n)) < 0) {
+        reject(wr, i, pos, &wr->msgs[0], rc);
+        return UNIT_OK;
+    }
+    /* ---- end scheduler ---- */
     if (repair) {
         return complete_recorded(wr, i, n) ? UNIT_OK : UNIT_STOP;
     }

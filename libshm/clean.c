@@ -113,8 +113,8 @@ void shmq_clean_decide(const shmq_config_t *cfg, int cl_pct, int cq_pct, int hou
     } else if (cq_pct > forcibly) {
         d->clean_immediately = true;
     }
-    d->space_to_delete = d->clean_immediately || cl_pct < 0 || cq_pct < 0 || cl_pct > max_used ||
-                         cq_pct > max_used;
+    d->space_to_delete =
+        d->clean_immediately || cl_pct < 0 || cq_pct < 0 || cl_pct > max_used || cq_pct > max_used;
     d->time_up = shmq_clean_hour_listed(cfg->delete_when, hour);
     d->run = d->time_up || d->space_to_delete || manual;
     d->force = d->run && d->clean_immediately && cfg->clean_file_forcibly_enable;

@@ -44,10 +44,10 @@
 /* Why a run deleted (status `last_clean.reason`). */
 enum shmq_clean_reason {
     SHMQ_CLEAN_NONE = 0,
-    SHMQ_CLEAN_TIME = 1,    /* the current hour is in deleteWhen: expired files */
-    SHMQ_CLEAN_SPACE = 2,   /* usage above diskMaxUsedSpaceRatio (or unknown): expired files */
-    SHMQ_CLEAN_MANUAL = 3,  /* shmqctl clean: expired files */
-    SHMQ_CLEAN_FORCED = 4,  /* usage above diskSpaceCleanForciblyRatio: unexpired files too */
+    SHMQ_CLEAN_TIME = 1,   /* the current hour is in deleteWhen: expired files */
+    SHMQ_CLEAN_SPACE = 2,  /* usage above diskMaxUsedSpaceRatio (or unknown): expired files */
+    SHMQ_CLEAN_MANUAL = 3, /* shmqctl clean: expired files */
+    SHMQ_CLEAN_FORCED = 4, /* usage above diskSpaceCleanForciblyRatio: unexpired files too */
 };
 
 /* "delete_when", "disk_usage", "manual", "clean_forcibly", or "none". */
@@ -77,8 +77,8 @@ typedef struct shmq_clean_decision {
     bool space_to_delete;   /* either path above diskMaxUsedSpaceRatio, or a ratio unknown */
     bool time_up;           /* the hour is in deleteWhen */
     bool run;               /* this run deletes: time_up, space_to_delete or manual */
-    bool force;             /* unexpired files go too: clean_immediately && cleanFileForciblyEnable */
-    uint32_t reason;        /* enum shmq_clean_reason when run */
+    bool force;      /* unexpired files go too: clean_immediately && cleanFileForciblyEnable */
+    uint32_t reason; /* enum shmq_clean_reason when run */
 } shmq_clean_decision_t;
 
 /*

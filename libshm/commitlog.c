@@ -19,7 +19,8 @@
 #define CL_PAGE         4096
 #define CL_DEFAULT_PORT 10911 /* RocketMQ's default listen port, part of the msg id */
 #define CL_SEG_MIN      64
-#define CL_SEG_MAX      INT32_MAX /* the blank record's length field is an int32 */
+#define CL_SEG_MAX      INT32_MAX  /* the blank record's length field is an int32 */
+#define CL_WARM_EVERY   (16 << 20) /* ask for the next prepared window this often (bytes) */
 
 static int64_t now_ms(void)
 {
@@ -97,8 +98,9 @@ void shmq_commitlog_set_positions(shmq_commitlog_t *cl, int64_t wrote, int64_t f
     cl->flushed_pos = flushed;
     set_known(cl);
     if (!cl->readonly) {
-        /* The background pre-fault of the last segment starts where appends go. */
-        shmq_mfq_prefault_from(&cl->q, wrote);
+        /* Pages ahead of where appends go are prepared before they are needed. */
+        shmq_mfq_prefault_ahead(&cl->q, wrote);
+        cl->warm_asked = wrote + CL_WARM_EVERY;
     }
 }
 
@@ -167,6 +169,7 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
                                   cl->q.dir, (long long)total, (long long)pos);
         }
         /* Close the segment: blank record with the remaining length, then retry. */
+        shmq_mfq_write_horizon(&cl->q, mf->start_offset + seg_size(cl));
         if (space >= SHMQ_BLANK_MIN_LEN) {
             shmq_record_write_blank(mf->base + rel, (int32_t)space);
         } else {
@@ -176,6 +179,8 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
         set_known(cl);
     }
 
+    /* Announced before writing: the preparing thread zero-fills only above it. */
+    shmq_mfq_write_horizon(&cl->q, pos + total);
     uint8_t *dst = mf->base + rel;
     int64_t done = 0;
     for (size_t i = 0; i < n; i++) {
@@ -199,6 +204,11 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
     publish_wrote(cl, pos + done);
     set_known(cl);
 
+    /* The next window of this segment, prepared ahead. */
+    if (pos + done >= cl->warm_asked && (cl->q.flags & SHMQ_MF_PREPARE)) {
+        shmq_mfq_prefault_ahead(&cl->q, pos + done);
+        cl->warm_asked = pos + done + CL_WARM_EVERY;
+    }
     /* Past half of the segment: have the next one prepared before we need it. */
     int64_t next = mf->start_offset + seg_size(cl);
     if ((cl->q.flags & SHMQ_MF_PREPARE) && rel + done >= seg_size(cl) / 2 &&

@@ -32,6 +32,7 @@ typedef struct shmq_commitlog {
     bool readonly;
     int64_t last_store_ts; /* store time of the last append; recovery may set it */
     int64_t prep_asked;    /* next-segment offset already handed to shmq_mfq_prepare */
+    int64_t warm_asked;    /* ask for the next prepared window once appends reach this */
     bool positions_known;  /* set_positions/append/truncate happened: reads stop at wrote_pos */
 } shmq_commitlog_t;
 

@@ -231,6 +231,21 @@ typedef struct shmq_ctl_index {
     _Atomic uint32_t files_seq;  /* bumped after an index file is created or removed */
 } shmq_ctl_index_t;
 
+/* ---- scheduler (shmq-scheduler: delay levels and the timer wheel) ------------------- */
+
+/* The scheduler's progress, for status.  Single writer: the scheduler (relaxed stores:
+ * statistics only; nothing is read through them). */
+typedef struct shmq_ctl_scheduler {
+    _Alignas(64) _Atomic uint64_t delay_delivered; /* delay-level messages written again */
+    _Atomic int64_t delay_pending;    /* units of SCHEDULE_TOPIC_XXXX not delivered yet */
+    _Atomic uint64_t timer_enqueued;  /* rmq_sys_wheel_timer messages put in the wheel */
+    _Atomic uint64_t timer_delivered; /* timed messages written to their topic */
+    _Atomic int64_t timer_pending;    /* units in the wheel not yet read */
+    _Atomic int64_t timer_read_ms;    /* slots before this time are delivered; 0: no timer files */
+    _Atomic uint64_t dropped;         /* due messages that could not be delivered (logged) */
+    _Atomic uint64_t retries;         /* deliveries retried after a transient error */
+} shmq_ctl_scheduler_t;
+
 /* ---- the block ------------------------------------------------------------------ */
 
 typedef struct shmq_ctl_header {
@@ -277,8 +292,9 @@ typedef struct shmq_ctl_block {
     shmq_ctl_ring_t rings[SHMQ_CTL_MAX_RINGS];
     shmq_ctl_topic_t topics[SHMQ_CTL_MAX_TOPICS];
     shmq_ctl_queue_t queues[SHMQ_CTL_MAX_QUEUES];
-    shmq_ctl_cleaner_t cleaner; /* cleaner (see the struct) */
-    shmq_ctl_index_t index;     /* indexer (see the struct) */
+    shmq_ctl_cleaner_t cleaner;     /* cleaner (see the struct) */
+    shmq_ctl_index_t index;         /* indexer (see the struct) */
+    shmq_ctl_scheduler_t scheduler; /* scheduler (see the struct) */
     /* ring data follows at hdr.ring_area_off */
 } shmq_ctl_block_t;
 

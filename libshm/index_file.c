@@ -101,6 +101,15 @@ static void slot_store(shmq_index_file_t *f, int32_t slot, int32_t v)
                      __builtin_bswap32((uint32_t)v), __ATOMIC_RELEASE);
 }
 
+shmq_index_crash_fn shmq_index_crash_hook;
+
+static void crash_point(enum shmq_index_step step)
+{
+    if (shmq_index_crash_hook) {
+        shmq_index_crash_hook(step);
+    }
+}
+
 /* ---- names ---------------------------------------------------------------------------- */
 
 int64_t shmq_index_file_size(int32_t slot_num, int32_t index_num)
@@ -182,8 +191,8 @@ int shmq_index_file_create(shmq_index_file_t *f, const char *dir, const char *na
 {
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     if (slot_num <= 0 || index_num <= 1 || !shmq_index_name_valid(name)) {
-        return shmq_error_set(SHMQ_E_ARG, "index file %s/%s: bad name or sizes (%d slots, %d)",
-                              dir, name, slot_num, index_num);
+        return shmq_error_set(SHMQ_E_ARG, "index file %s/%s: bad name or sizes (%d slots, %d)", dir,
+                              name, slot_num, index_num);
     }
     int64_t size = shmq_index_file_size(slot_num, index_num);
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
@@ -265,8 +274,8 @@ int shmq_index_file_open(shmq_index_file_t *f, const char *path, int32_t slot_nu
                               "maxIndexNum %d)",
                               path, (long long)st.st_size, (long long)want, slot_num, index_num);
     }
-    void *p = mmap(NULL, (size_t)want, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
-                   fd, 0);
+    void *p =
+        mmap(NULL, (size_t)want, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         int e = -errno;
         close(fd);
@@ -375,7 +384,9 @@ int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, in
     be64_put(p + 4, (uint64_t)phys);
     be32_put(p + 12, (uint32_t)diff);
     be32_put(p + 16, (uint32_t)prev);
+    crash_point(SHMQ_INDEX_STEP_ENTRY);
     slot_store(f, slot, n);
+    crash_point(SHMQ_INDEX_STEP_SLOT);
     if (n == 1) {
         hdr_store64(f, OFF_BEGIN_TS, f->hdr.begin_ts);
         hdr_store64(f, OFF_BEGIN_PHYS, f->hdr.begin_phys);
@@ -388,6 +399,7 @@ int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, in
         f->hdr.hash_slot_count++;
         hdr_store32(f, OFF_SLOT_COUNT, f->hdr.hash_slot_count);
     }
+    crash_point(SHMQ_INDEX_STEP_HEADER);
     f->hdr.index_count = n + 1;
     hdr_store32(f, OFF_COUNT, n + 1); /* last (release): the entry is counted */
     f->dirty = true;
@@ -410,8 +422,8 @@ int shmq_index_file_pop(shmq_index_file_t *f, shmq_index_entry_t *out)
     int32_t slot = e.key_hash % f->slot_num;
     if (shmq_index_slot_read(f, slot) != k) {
         return shmq_error_set(SHMQ_E_CORRUPT,
-                              "index file %s: slot %d does not point at the newest entry %d", f->path,
-                              slot, k);
+                              "index file %s: slot %d does not point at the newest entry %d",
+                              f->path, slot, k);
     }
     /* indexCount first: a kill before the slot is restored leaves the state repair undoes. */
     f->hdr.index_count = k;
@@ -454,8 +466,8 @@ int shmq_index_file_repair(shmq_index_file_t *f, shmq_index_repair_t *rep)
     uint32_t raw = __builtin_bswap32(*(const uint32_t *)(const void *)(f->base + OFF_COUNT));
     int32_t c = (int32_t)raw;
     if (c < 0 || c > f->index_num) {
-        return shmq_error_set(SHMQ_E_CORRUPT, "index file %s: indexCount %d outside 0..%d",
-                              f->path, c, f->index_num);
+        return shmq_error_set(SHMQ_E_CORRUPT, "index file %s: indexCount %d outside 0..%d", f->path,
+                              c, f->index_num);
     }
     if (c < 1) {
         c = 1;

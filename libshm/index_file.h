@@ -67,6 +67,19 @@ typedef struct shmq_index_file {
     shmq_index_header_t hdr; /* writer: the header as written (readers use header_read) */
 } shmq_index_file_t;
 
+/*
+ * Crash tests only (NULL otherwise): called between the writes of a put and
+ * of a message's keys, so that a test can kill the writer at each step.
+ */
+enum shmq_index_step {
+    SHMQ_INDEX_STEP_ENTRY = 1,  /* the entry is written, its slot not yet */
+    SHMQ_INDEX_STEP_SLOT = 2,   /* the slot points at it, the header not updated */
+    SHMQ_INDEX_STEP_HEADER = 3, /* header fields set, indexCount not yet */
+    SHMQ_INDEX_STEP_KEY = 4,    /* a message's UNIQ_KEY is in, its KEYS entries not yet */
+};
+typedef void (*shmq_index_crash_fn)(enum shmq_index_step step);
+extern shmq_index_crash_fn shmq_index_crash_hook;
+
 /* Size of a file with these parameters (40 + 4*slots + 20*num). */
 int64_t shmq_index_file_size(int32_t slot_num, int32_t index_num);
 

@@ -141,8 +141,8 @@ static int add_file(shmq_index_service_t *svc, const char *name)
     return rc;
 }
 
-int shmq_index_open(shmq_index_service_t *svc, const char *dir, int32_t slot_num,
-                    int32_t index_num, bool readonly)
+int shmq_index_open(shmq_index_service_t *svc, const char *dir, int32_t slot_num, int32_t index_num,
+                    bool readonly)
 {
     memset(svc, 0, sizeof(*svc));
     svc->last_phys = -1;
@@ -303,7 +303,8 @@ bool shmq_index_record_indexed(const shmq_record_t *r)
     return (r->sysflag & SHMQ_SYSFLAG_TX_MASK) != SHMQ_SYSFLAG_TX_ROLLBACK;
 }
 
-/* ---- writing ---------------------------------------------------------------------------------- */
+/* ---- writing ----------------------------------------------------------------------------------
+ */
 
 /* Create the next file: named by the time now (later than every name so far), begin/end
  * inherited from the newest file. */
@@ -354,11 +355,11 @@ typedef struct put_ctx {
     shmq_index_service_t *svc;
     const shmq_record_t *r;
     int added;
+    bool has_keys; /* KEYS entries follow the UNIQ_KEY's */
 } put_ctx_t;
 
 static int put_key(void *arg, bool uniq, const char *key, size_t len)
 {
-    (void)uniq;
     put_ctx_t *c = arg;
     shmq_index_service_t *svc = c->svc;
     int32_t h = shmq_index_topic_key_hash(c->r->topic, c->r->topic_len, key, len);
@@ -377,6 +378,9 @@ static int put_key(void *arg, bool uniq, const char *key, size_t len)
         return rc;
     }
     c->added++;
+    if (uniq && c->has_keys && shmq_index_crash_hook) {
+        shmq_index_crash_hook(SHMQ_INDEX_STEP_KEY);
+    }
     return 0;
 }
 
@@ -388,7 +392,9 @@ int shmq_index_put_record(shmq_index_service_t *svc, const shmq_record_t *r)
     if (!shmq_index_record_indexed(r) || r->phys_offset <= svc->last_phys) {
         return 0;
     }
+    size_t klen = 0;
     put_ctx_t c = {.svc = svc, .r = r};
+    c.has_keys = shmq_props_get(r->props, r->props_len, SHMQ_PROP_KEYS, &klen) && klen > 0;
     int rc = shmq_index_foreach_key(r->props, r->props_len, put_key, &c);
     if (c.added > 0) {
         svc->last_phys = r->phys_offset;

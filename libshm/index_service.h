@@ -8,8 +8,8 @@
  *
  * Writers: the indexer process (daemons/indexer.c), the master for the
  * abnormal-start drop before any worker runs, an offline build (tests,
- * benchmark).  The cleaner deletes expired files itself (libshm/clean.c).  Readers (libshm/query.c) open the
- * set read-only and refresh it when files come or go.
+ * benchmark).  The cleaner deletes expired files itself (libshm/clean.c).  Readers (libshm/query.c)
+ * open the set read-only and refresh it when files come or go.
  *
  * Exactly once across kills: the files are the indexer's only durable
  * state.  At start (shmq_index_resume) the newest file is repaired (an entry
@@ -54,8 +54,8 @@ void shmq_index_dir(const shmq_config_t *cfg, char *out, size_t len);
  * slot_num/index_num say is skipped and counted in skipped (RocketMQ would
  * refuse the store; shmq keeps serving and starts a new file).
  */
-int shmq_index_open(shmq_index_service_t *svc, const char *dir, int32_t slot_num,
-                    int32_t index_num, bool readonly);
+int shmq_index_open(shmq_index_service_t *svc, const char *dir, int32_t slot_num, int32_t index_num,
+                    bool readonly);
 void shmq_index_close(shmq_index_service_t *svc);
 
 /*

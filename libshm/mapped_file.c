@@ -133,33 +133,41 @@ static int allocate(int fd, size_t size)
 }
 
 /*
- * Write zeros over a new file's allocated blocks, through the page cache.
- * fallocate() leaves "unwritten" extents, and the first store into each of
- * their pages through a mapping costs ~6 us (ext4 converts the page); pages
- * written once cost a tenth of that to fault in.  The zeros are what the
- * file held anyway: a reader sees the end of the log either way.
+ * Preparing pages ahead of the writer.  fallocate() leaves "unwritten"
+ * extents, and the first store into each of their pages through a mapping
+ * costs several microseconds (ext4 converts the page); a page first written
+ * with pwrite() (zeros: what the file holds anyway, so a reader sees the end
+ * of the log either way) and then pre-faulted costs a fraction of that.  A
+ * big segment is prepared a window at a time just ahead of the writer, not
+ * whole: a whole 1 GiB segment would take seconds and leave a gigabyte of
+ * dirty zeros for writeback to compete with SYNC_FLUSH.
  */
-#define ZERO_CHUNK (1u << 20)
-#define WARM_CHUNK (4u << 20) /* background pre-fault step: stop and creation checks between */
-static int zero_fill(int fd, size_t size)
+#define WARM_WINDOW (64u << 20) /* prepared ahead of the writer (and at creation) */
+#define WARM_CHUNK  (1u << 20)  /* one zero-fill + pre-fault step of the preparing thread */
+#define WARM_SMALL  (64u << 20) /* files up to this size are prepared whole at creation */
+#define NO_CLAIM    INT64_MAX
+
+/* Write zeros over [off, off + len) of fd through the page cache. */
+static int zero_fill(int fd, size_t off, size_t len)
 {
     static const uint8_t zeros[64 * 1024];
-    size_t chunk = sizeof(zeros);
-    struct iovec iov[ZERO_CHUNK / sizeof(zeros)];
+    const size_t chunk = sizeof(zeros);
+    struct iovec iov[WARM_CHUNK / sizeof(zeros)];
     for (size_t i = 0; i < sizeof(iov) / sizeof(iov[0]); i++) {
         iov[i].iov_base = (void *)zeros;
         iov[i].iov_len = chunk;
     }
-    for (size_t off = 0; off < size;) {
-        size_t len = size - off < ZERO_CHUNK ? size - off : ZERO_CHUNK;
-        int cnt = (int)((len + chunk - 1) / chunk);
-        iov[cnt - 1].iov_len = len - (size_t)(cnt - 1) * chunk;
-        ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
+    size_t end = off + len;
+    while (off < end) {
+        size_t n = end - off < WARM_CHUNK ? end - off : WARM_CHUNK;
+        int cnt = (int)((n + chunk - 1) / chunk);
+        iov[cnt - 1].iov_len = n - (size_t)(cnt - 1) * chunk;
+        ssize_t w = pwritev(fd, iov, cnt, (off_t)off);
         iov[cnt - 1].iov_len = chunk;
-        if (n <= 0) {
-            return n < 0 ? -errno : -EIO;
+        if (w <= 0) {
+            return w < 0 ? -errno : -EIO;
         }
-        off += (size_t)n;
+        off += (size_t)w;
     }
     return 0;
 }
@@ -178,10 +186,20 @@ static void prefault(uint8_t *base, size_t size)
     }
 }
 
-static void tune_writable(shmq_mapped_file_t *mf, unsigned flags)
+/* Pre-fault bytes [from, to) of mf (from rounded down to a page). */
+static void prefault_range(shmq_mapped_file_t *mf, size_t from, size_t to)
+{
+    from -= from % page_size();
+    if (to > from) {
+        prefault(mf->base + from, to - from);
+    }
+}
+
+/* Pre-fault the first `upto` bytes (PREFAULT) and mlock (MLOCK). */
+static void tune_writable(shmq_mapped_file_t *mf, unsigned flags, size_t upto)
 {
     if (flags & SHMQ_MF_PREFAULT) {
-        prefault(mf->base, mf->size);
+        prefault_range(mf, 0, upto < mf->size ? upto : mf->size);
     }
     if (flags & SHMQ_MF_MLOCK) {
         (void)mlock(mf->base, mf->size); /* best effort: RLIMIT_MEMLOCK may refuse */
@@ -229,11 +247,22 @@ int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset
         shmq_error_set(rc, "segment %s: allocating %zu bytes: %s", mf->path, size, strerror(-rc));
         goto fail;
     }
-    /* A new (empty) file only: never write over what an existing one holds. */
-    if (st.st_size == 0 && (rc = zero_fill(fd, size)) < 0) {
-        shmq_error_set(rc, "segment %s: writing %zu zero bytes: %s", mf->path, size,
-                       strerror(-rc));
-        goto fail;
+    /* A new (empty) file only: never write over what an existing one holds.  Small
+     * files are prepared whole; a big one only its first window when a preparing
+     * thread does the rest ahead of the writer (PREPARE), else whole if PREFAULT. */
+    size_t ready = 0;
+    if (st.st_size == 0) {
+        ready = size;
+        if (size > WARM_SMALL && (flags & SHMQ_MF_PREPARE)) {
+            ready = WARM_WINDOW;
+        } else if (size > WARM_SMALL && !(flags & SHMQ_MF_PREFAULT)) {
+            ready = 0;
+        }
+        if (ready > 0 && (rc = zero_fill(fd, 0, ready)) < 0) {
+            shmq_error_set(rc, "segment %s: writing %zu zero bytes: %s", mf->path, ready,
+                           strerror(-rc));
+            goto fail;
+        }
     }
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
@@ -252,7 +281,11 @@ int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset
     mf->size = size;
     mf->start_offset = start_offset;
     mf->readonly = false;
-    tune_writable(mf, flags);
+    mf->ready_end = st.st_size == 0 ? ready : 0;
+    tune_writable(mf, flags, st.st_size == 0 ? ready : size);
+    if (flags & SHMQ_MF_PREFAULT) {
+        mf->ready_end = st.st_size == 0 ? ready : size;
+    }
     return 0;
 
 fail:
@@ -302,7 +335,7 @@ int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset,
     mf->start_offset = start_offset;
     mf->readonly = ro;
     if (!ro) {
-        tune_writable(mf, flags);
+        tune_writable(mf, flags, size);
     }
     return 0;
 
@@ -548,14 +581,11 @@ static int mfq_load(shmq_mfq_t *q, bool tolerant)
                 shmq_error_set(rc, "%s: allocating: %s", path, strerror(-rc));
             } else if ((q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE)) ==
                        (SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE)) {
-                /* Its unwritten pages cost ~6 us each: the preparing thread faults
-                 * them in the background (from the write position, see
-                 * shmq_mfq_prefault_from) instead of holding up the open. */
-                q->warm_seg = mf;
-                q->warm_pos = 0;
-                tune_writable(mf, q->flags & SHMQ_MF_MLOCK);
+                /* Prepared a window at a time ahead of the writer once it says where it
+                 * writes (shmq_mfq_prefault_ahead), not whole here: opening stays fast. */
+                tune_writable(mf, q->flags & SHMQ_MF_MLOCK, 0);
             } else {
-                tune_writable(mf, q->flags);
+                tune_writable(mf, q->flags, q->seg_size);
             }
         }
         if (rc == 0) {
@@ -572,32 +602,71 @@ out:
     return rc;
 }
 
+static bool warm_pending(const shmq_mfq_t *q)
+{
+    return q->warm_seg != NULL && q->warm_pos < q->warm_end;
+}
+
+/*
+ * Prepare [from, to) of w, beyond the writer: zero-fill, then pre-fault.
+ * The writer announces how far it may write (write_horizon, see
+ * shmq_mfq_write_horizon) before it writes; this thread claims the chunk
+ * (zero_claim) before it looks at the horizon.  Both are sequentially
+ * consistent, so either this thread sees the writer's horizon and leaves
+ * the bytes below it alone, or the writer sees the claim and waits until
+ * the zeros are in (Dekker).  Returns the end of what is now prepared (or
+ * skipped because the writer is already there).
+ */
+static size_t warm_step(shmq_mfq_t *q, shmq_mapped_file_t *w, size_t from, size_t to)
+{
+    int64_t base = w->start_offset;
+    atomic_store_explicit(&q->zero_claim, base + (int64_t)from, memory_order_seq_cst);
+    int64_t horizon = atomic_load_explicit(&q->write_horizon, memory_order_seq_cst);
+    if (horizon > base + (int64_t)from) {
+        /* The writer may write here: pre-fault only (it keeps contents), from its horizon. */
+        atomic_store_explicit(&q->zero_claim, NO_CLAIM, memory_order_release);
+        prefault_range(w, from, to);
+        return to;
+    }
+    if (zero_fill(w->fd, from, to - from) < 0) {
+        /* Only speed is lost: the writer's own faults allocate the pages. */
+        atomic_store_explicit(&q->zero_claim, NO_CLAIM, memory_order_release);
+        return to;
+    }
+    /* Release: the zeros are in the page cache before the writer may write there. */
+    atomic_store_explicit(&q->zero_claim, NO_CLAIM, memory_order_release);
+    prefault_range(w, from, to);
+    return to;
+}
+
 static void *mfq_prep_main(void *arg)
 {
     shmq_mfq_t *q = arg;
 
     pthread_mutex_lock(&q->prep_lock);
     for (;;) {
-        while (!q->prep_stop && q->prep_want < 0 && q->warm_seg == NULL) {
+        while (!q->prep_stop && q->prep_want < 0 && !warm_pending(q)) {
             pthread_cond_wait(&q->prep_cond, &q->prep_lock);
         }
         if (q->prep_stop) {
             break;
         }
         if (q->prep_want < 0) {
-            /* One chunk of the background pre-fault; a segment to create goes first. */
+            /* One step of the window ahead of the writer; a segment to create goes first. */
             shmq_mapped_file_t *w = q->warm_seg;
-            size_t from = q->warm_pos - q->warm_pos % page_size();
-            size_t to = from + WARM_CHUNK < w->size ? from + WARM_CHUNK : w->size;
-            q->warm_pos = to;
-            if (to >= w->size) {
-                q->warm_seg = NULL;
-            }
+            size_t from = q->warm_pos;
+            size_t to = from + WARM_CHUNK < q->warm_end ? from + WARM_CHUNK : q->warm_end;
             q->warm_busy = true;
             pthread_mutex_unlock(&q->prep_lock);
-            prefault(w->base + from, to - from);
+            size_t done = warm_step(q, w, from, to);
             pthread_mutex_lock(&q->prep_lock);
             q->warm_busy = false;
+            if (q->warm_seg == w) {
+                q->warm_pos = done;
+                if (done > w->ready_end) {
+                    w->ready_end = done;
+                }
+            }
             pthread_cond_broadcast(&q->prep_cond);
             continue;
         }
@@ -623,9 +692,10 @@ static void *mfq_prep_main(void *arg)
             free(stale);
         }
         shmq_mapped_file_t *mf = malloc(sizeof(*mf));
-        int rc = mf ? shmq_mf_create(mf, q->dir, off, q->seg_size,
-                                     q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK))
-                    : -ENOMEM;
+        int rc =
+            mf ? shmq_mf_create(mf, q->dir, off, q->seg_size,
+                                q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK | SHMQ_MF_PREPARE))
+               : -ENOMEM;
 
         pthread_mutex_lock(&q->prep_lock);
         q->prep_busy = -1;
@@ -660,6 +730,9 @@ int shmq_mfq_open(shmq_mfq_t *q, const char *dir, size_t seg_size, unsigned flag
     q->flags = ro ? (flags & SHMQ_MF_READONLY) : flags;
     q->prep_want = -1;
     q->prep_busy = -1;
+    atomic_init(&q->zero_claim, NO_CLAIM);
+    atomic_init(&q->write_horizon, 0);
+    q->horizon_mine = 0;
     pthread_mutex_init(&q->prep_lock, NULL);
     pthread_cond_init(&q->prep_cond, NULL);
     q->is_open = true;
@@ -798,18 +871,42 @@ int shmq_mfq_prepare_wait(shmq_mfq_t *q)
     return rc;
 }
 
-void shmq_mfq_prefault_from(shmq_mfq_t *q, int64_t off)
+void shmq_mfq_prefault_ahead(shmq_mfq_t *q, int64_t pos)
 {
-    if (!q || !q->prep_running) {
+    if (!q || !q->prep_running || !(q->flags & SHMQ_MF_PREFAULT)) {
         return;
     }
+    shmq_mapped_file_t *mf = shmq_mfq_find(q, pos);
+    if (!mf) {
+        return;
+    }
+    size_t rel = (size_t)(pos - mf->start_offset);
+    size_t end = rel + WARM_WINDOW < mf->size ? rel + WARM_WINDOW : mf->size;
     pthread_mutex_lock(&q->prep_lock);
-    shmq_mapped_file_t *w = q->warm_seg;
-    if (w && off >= w->start_offset && off < w->start_offset + (int64_t)w->size) {
-        q->warm_pos = (size_t)(off - w->start_offset);
+    size_t from = rel > mf->ready_end ? rel : mf->ready_end;
+    if (q->warm_seg == mf && q->warm_pos > from) {
+        from = q->warm_pos;
+    }
+    if (from < end) {
+        q->warm_seg = mf;
+        q->warm_pos = from;
+        q->warm_end = end;
         pthread_cond_broadcast(&q->prep_cond);
     }
     pthread_mutex_unlock(&q->prep_lock);
+}
+
+void shmq_mfq_write_horizon_slow(shmq_mfq_t *q, int64_t end)
+{
+    int64_t h = end + (int64_t)WARM_CHUNK * 4;
+    q->horizon_mine = h;
+    atomic_store_explicit(&q->write_horizon, h, memory_order_seq_cst);
+    /* A chunk below the new horizon being zero-filled right now: wait for it. */
+    while (atomic_load_explicit(&q->zero_claim, memory_order_seq_cst) < h) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
 }
 
 int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file_t **out)
@@ -857,7 +954,7 @@ int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file
             return -ENOMEM;
         }
         rc = shmq_mf_create(mf, q->dir, start_offset, q->seg_size,
-                            q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK));
+                            q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK | SHMQ_MF_PREPARE));
         if (rc) {
             free(mf);
             return rc;
@@ -874,16 +971,16 @@ int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file
     return 0;
 }
 
-/* Zero mf bytes [from, size): only the pages that hold something, then msync. */
-static int mf_zero_tail(shmq_mapped_file_t *mf, size_t from)
+/* Zero mf bytes [from, to): only the pages that hold something. */
+static void mf_zero_range(shmq_mapped_file_t *mf, size_t from, size_t to)
 {
     size_t pg = page_size();
     size_t pos = from;
 
-    while (pos < mf->size) {
+    while (pos < to) {
         size_t end = pos - pos % pg + pg;
-        if (end > mf->size) {
-            end = mf->size;
+        if (end > to) {
+            end = to;
         }
         const uint8_t *p = mf->base + pos;
         size_t n = end - pos;
@@ -891,6 +988,34 @@ static int mf_zero_tail(shmq_mapped_file_t *mf, size_t from)
             memset(mf->base + pos, 0, n);
         }
         pos = end;
+    }
+}
+
+/*
+ * Zero mf bytes [from, size), then msync.  Only the file's data ranges are
+ * read (SEEK_DATA / SEEK_HOLE): a hole or a never-written fallocated range
+ * reads as zeros already, and touching it would fault in every page of a
+ * mostly empty 1 GiB segment at each start (seconds).
+ */
+static int mf_zero_tail(shmq_mapped_file_t *mf, size_t from)
+{
+    size_t pos = from;
+    while (pos < mf->size) {
+        off_t d = lseek(mf->fd, (off_t)pos, SEEK_DATA);
+        if (d < 0) {
+            if (errno == ENXIO) {
+                break; /* nothing but holes up to the end */
+            }
+            mf_zero_range(mf, pos, mf->size); /* no SEEK_DATA here: read it all */
+            break;
+        }
+        if ((size_t)d >= mf->size) {
+            break;
+        }
+        off_t h = lseek(mf->fd, d, SEEK_HOLE);
+        size_t end = h < 0 || (size_t)h > mf->size ? mf->size : (size_t)h;
+        mf_zero_range(mf, (size_t)d > pos ? (size_t)d : pos, end);
+        pos = end > (size_t)d ? end : mf->size;
     }
     return shmq_mf_flush(mf, from, mf->size, SHMQ_FLUSH_MSYNC);
 }

@@ -7,8 +7,9 @@
  * disk is an error at creation, never a SIGBUS at a store into the mapping.
  * New writable segments are pre-faulted (MADV_POPULATE_WRITE where the kernel
  * has it, else one touch per page) and can be mlocked; a new file's blocks
- * are first written with zeros (see zero_fill in mapped_file.c: a page of an
- * fallocated but never written extent costs ~10x more to fault in).
+ * are first written with zeros (a page of an fallocated but never written
+ * extent costs several times more to fault in).  With a preparing thread a
+ * big segment is prepared a window at a time ahead of the writer.
  *
  * A segment queue (shmq_mfq_t) is the ordered list of segments in one
  * directory.  It can prepare the next segment ahead of need on a background
@@ -31,6 +32,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +53,7 @@ typedef struct shmq_mapped_file {
     size_t size;          /* file size = segment size */
     int64_t start_offset; /* logical offset of byte 0 */
     bool readonly;
+    size_t ready_end; /* bytes from the start already zero-filled and pre-faulted */
 } shmq_mapped_file_t;
 
 /* Format the 20-digit segment name of offset into out (21 bytes). */
@@ -99,11 +102,16 @@ typedef struct shmq_mfq {
     shmq_mapped_file_t *prep_ready; /* prepared segment, not yet in segs */
     int prep_err;                   /* result of the latest preparation (0 or error) */
     bool prep_stop;
-    /* Background pre-fault of the existing last segment (PREFAULT | PREPARE). */
-    shmq_mapped_file_t *warm_seg; /* segment still being pre-faulted, NULL when done */
-    size_t warm_pos;              /* its next byte to pre-fault */
-    bool warm_busy;               /* a chunk is being pre-faulted right now (outside the lock) */
-    bool is_open; /* mutex and condvar initialised */
+    /* The window prepared ahead of the writer (PREFAULT | PREPARE), under prep_lock. */
+    shmq_mapped_file_t *warm_seg; /* segment being prepared, NULL none */
+    size_t warm_pos;              /* its next byte to prepare */
+    size_t warm_end;              /* prepare up to here */
+    bool warm_busy;               /* a step runs right now (outside the lock) */
+    /* Writer and preparing thread (see shmq_mfq_write_horizon). */
+    _Atomic int64_t write_horizon; /* writer: it writes nothing at or above this */
+    _Atomic int64_t zero_claim;    /* preparing thread: the chunk it zero-fills, INT64_MAX none */
+    int64_t horizon_mine;          /* writer thread's copy of write_horizon */
+    bool is_open;                  /* mutex and condvar initialised */
 } shmq_mfq_t;
 
 /*
@@ -114,7 +122,8 @@ typedef struct shmq_mfq {
  * deleted (skipped when read-only); a file of another size than seg_size, a
  * start offset that is not a multiple of seg_size, or a gap between segments
  * fails with SHMQ_E_SEGMENT naming the file.  Only the last segment is
- * pre-faulted / mlocked (in the background when PREPARE is set too).
+ * pre-faulted / mlocked (with PREPARE too: window by window ahead of the
+ * writer, see shmq_mfq_prefault_ahead).
  */
 int shmq_mfq_open(shmq_mfq_t *q, const char *dir, size_t seg_size, unsigned flags);
 
@@ -144,13 +153,28 @@ int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file
 void shmq_mfq_prepare(shmq_mfq_t *q, int64_t start_offset);
 
 /*
- * Have the preparing thread pre-fault the last segment from off onwards
- * (the writer's position) rather than from its start.  A queue opened with
- * PREFAULT | PREPARE pre-faults its existing last segment in the background,
- * in chunks (new segments are pre-faulted when created, before use).  No-op
- * when off is not in that segment or it is done.
+ * Writer (PREFAULT | PREPARE queues): have the preparing thread make the
+ * next window (64 MiB) after pos ready — zeros written over fallocated
+ * blocks, pages pre-faulted — so that appends take no costly page faults.
+ * Segments are prepared a window at a time: creating or opening one stays
+ * cheap.  Called at each window's first quarter; no-op without the thread.
  */
-void shmq_mfq_prefault_from(shmq_mfq_t *q, int64_t off);
+void shmq_mfq_prefault_ahead(shmq_mfq_t *q, int64_t pos);
+
+/*
+ * Writer: announce that it will write bytes below end, before writing
+ * them.  The preparing thread writes zeros only above the announced
+ * horizon; if it is zero-filling a chunk below the new horizon right now,
+ * this waits for it (rare: the window is far ahead).  Cheap: a store every
+ * 4 MiB.  Every non-zero write into a queue's segments must be announced.
+ */
+void shmq_mfq_write_horizon_slow(shmq_mfq_t *q, int64_t end);
+static inline void shmq_mfq_write_horizon(shmq_mfq_t *q, int64_t end)
+{
+    if (end > q->horizon_mine) {
+        shmq_mfq_write_horizon_slow(q, end);
+    }
+}
 
 /*
  * Wait until no preparation is requested or running.  Returns the last

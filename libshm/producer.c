@@ -385,7 +385,7 @@ int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t t
     return 0;
 }
 
-/* deliver_at_ms / deliver_after_ms: one of them, not with a delay level, within timerMaxDelaySec. */
+/* deliver_at_ms / deliver_after_ms: one, without a delay level, within timerMaxDelaySec. */
 static int check_delivery_time(const shmq_producer_t *p, const shmq_message_t *m)
 {
     if (m->deliver_at_ms < 0 || m->deliver_after_ms < 0) {
@@ -399,8 +399,8 @@ static int check_delivery_time(const shmq_producer_t *p, const shmq_message_t *m
         return shmq_error_set(SHMQ_E_ARG, "delivery at a time: the store's timerWheelEnable is "
                                           "false");
     }
-    int64_t ahead = m->deliver_after_ms > 0 ? m->deliver_after_ms
-                                            : m->deliver_at_ms - shmq_now_ms();
+    int64_t ahead =
+        m->deliver_after_ms > 0 ? m->deliver_after_ms : m->deliver_at_ms - shmq_now_ms();
     int64_t max_ms = (int64_t)p->cfg->timer_max_delay_sec * 1000;
     if (ahead > max_ms) {
         return shmq_error_set(SHMQ_E_RANGE,

@@ -54,8 +54,7 @@ static void entry_prepare(const shmq_ring_msg_t *rm, shmq_ring_msg_t *out)
     out->req_id = 0;
 }
 
-int shmq_producer_send_entry(shmq_producer_t *p, const shmq_ring_msg_t *rm,
-                             shmq_send_result_t *res)
+int shmq_producer_send_entry(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_send_result_t *res)
 {
     if (p == NULL || res == NULL) {
         return shmq_error_set(SHMQ_E_ARG, "send entry: NULL argument");

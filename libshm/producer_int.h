@@ -116,8 +116,8 @@ void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, siz
  * in the ring: mode REQ_SYNC / REQ_ASYNC takes a completion slot (*slot_out),
  * REQ_FREE sends it one-way.  Waits for a slot and ring space until deadline.
  */
-int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode,
-                      int64_t deadline, uint32_t *slot_out);
+int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                      uint32_t *slot_out);
 
 /* Wait for the answer of the REQ_SYNC request in slot s (and the flush): as shmq_send(). */
 int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, const char *uniq,

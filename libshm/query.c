@@ -249,9 +249,9 @@ int shmq_query_by_phys_offset(shmq_admin_t *a, int64_t phys, shmq_msg_view_t *ou
     admin_sync(a);
     shmq_record_t r;
     int rc = view_at(a, phys, out, &r);
-    return rc < 0 ? shmq_error_set(rc, "no message starts at CommitLog offset %lld",
-                                   (long long)phys)
-                  : 0;
+    return rc < 0
+               ? shmq_error_set(rc, "no message starts at CommitLog offset %lld", (long long)phys)
+               : 0;
 }
 
 int shmq_query_by_msg_id(shmq_admin_t *a, const char *msg_id, shmq_msg_view_t *out)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_files.h"
@@ -393,11 +394,65 @@ int shmq_schedule_redeliver(const shmq_record_t *r, int kind, int64_t enqueue_ms
     return 0;
 }
 
+/* ---- timer cancel markers --------------------------------------------------------- */
+
+/* "<REAL_TOPIC>+<value of prop>" of a record (malloc'd), or NULL. */
+static char *cancel_key(const shmq_record_t *r, const char *prop)
+{
+    size_t tl, kl;
+    const char *t = shmq_props_get(r->props, r->props_len, SHMQ_PROP_REAL_TOPIC, &tl);
+    const char *k = shmq_props_get(r->props, r->props_len, prop, &kl);
+    char *out = NULL;
+    if (t && k && asprintf(&out, "%.*s+%.*s", (int)tl, t, (int)kl, k) < 0) {
+        out = NULL;
+    }
+    return out;
+}
+
+int shmq_cancel_set_add(shmq_cancel_set_t *cs, const shmq_record_t *r)
+{
+    char *k = cancel_key(r, SHMQ_PROP_TIMER_DEL_UNIQKEY);
+    if (k == NULL) {
+        return 0;
+    }
+    char **n = realloc(cs->keys, (cs->count + 1) * sizeof(*n));
+    if (n == NULL) {
+        free(k);
+        return -ENOMEM;
+    }
+    cs->keys = n;
+    cs->keys[cs->count++] = k;
+    return 0;
+}
+
+bool shmq_cancel_set_has(const shmq_cancel_set_t *cs, const shmq_record_t *r)
+{
+    if (cs->count == 0) {
+        return false;
+    }
+    char *k = cancel_key(r, SHMQ_PROP_UNIQ_KEY);
+    bool hit = false;
+    for (size_t i = 0; k && !hit && i < cs->count; i++) {
+        hit = strcmp(cs->keys[i], k) == 0;
+    }
+    free(k);
+    return hit;
+}
+
+void shmq_cancel_set_free(shmq_cancel_set_t *cs)
+{
+    for (size_t i = 0; i < cs->count; i++) {
+        free(cs->keys[i]);
+    }
+    free(cs->keys);
+    cs->keys = NULL;
+    cs->count = 0;
+}
+
 /* ---- retries ---------------------------------------------------------------------- */
 
 int shmq_retry_plan(const char *group, int32_t reconsume_times, int32_t max_reconsume,
-                    int32_t retry_queue_nums, int delay_level, uint32_t rnd,
-                    shmq_retry_plan_t *out)
+                    int32_t retry_queue_nums, int delay_level, uint32_t rnd, shmq_retry_plan_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->dlq = reconsume_times >= max_reconsume || delay_level < 0;
@@ -433,8 +488,7 @@ int shmq_retry_build(const shmq_retry_plan_t *plan, const char *topic, size_t to
     if (shmq_props_get(props, props_len, SHMQ_PROP_RETRY_TOPIC, &vl) == NULL) {
         set[nset++] = (shmq_prop_kv_t){SHMQ_PROP_RETRY_TOPIC, topic, topic_len};
     }
-    if (shmq_props_get(props, props_len, SHMQ_PROP_ORIGIN_ID, &vl) == NULL && msg_id &&
-        msg_id[0]) {
+    if (shmq_props_get(props, props_len, SHMQ_PROP_ORIGIN_ID, &vl) == NULL && msg_id && msg_id[0]) {
         set[nset++] = (shmq_prop_kv_t){SHMQ_PROP_ORIGIN_ID, msg_id, strlen(msg_id)};
     }
     if (plan->delay_level > 0) {

@@ -37,13 +37,13 @@
 #define SHMQ_DLQ_PREFIX     "%DLQ%"
 
 /* Property names of delayed and timed messages (§3.2). */
-#define SHMQ_PROP_TIMER_DELIVER_MS "TIMER_DELIVER_MS"
-#define SHMQ_PROP_TIMER_DELAY_MS   "TIMER_DELAY_MS"
-#define SHMQ_PROP_TIMER_DELAY_SEC  "TIMER_DELAY_SEC"
-#define SHMQ_PROP_TIMER_OUT_MS     "TIMER_OUT_MS"
-#define SHMQ_PROP_TIMER_ENQUEUE_MS "TIMER_ENQUEUE_MS"
-#define SHMQ_PROP_TIMER_DEQUEUE_MS "TIMER_DEQUEUE_MS"
-#define SHMQ_PROP_TIMER_ROLL_TIMES "TIMER_ROLL_TIMES"
+#define SHMQ_PROP_TIMER_DELIVER_MS  "TIMER_DELIVER_MS"
+#define SHMQ_PROP_TIMER_DELAY_MS    "TIMER_DELAY_MS"
+#define SHMQ_PROP_TIMER_DELAY_SEC   "TIMER_DELAY_SEC"
+#define SHMQ_PROP_TIMER_OUT_MS      "TIMER_OUT_MS"
+#define SHMQ_PROP_TIMER_ENQUEUE_MS  "TIMER_ENQUEUE_MS"
+#define SHMQ_PROP_TIMER_DEQUEUE_MS  "TIMER_DEQUEUE_MS"
+#define SHMQ_PROP_TIMER_ROLL_TIMES  "TIMER_ROLL_TIMES"
 #define SHMQ_PROP_TIMER_DEL_UNIQKEY "TIMER_DEL_UNIQKEY"
 
 /* What shmq_schedule_transform did. */
@@ -144,6 +144,25 @@ int shmq_schedule_topic_ensure(shmq_ctl_t *ctl, const char *name, int32_t queues
  */
 int shmq_schedule_redeliver(const shmq_record_t *r, int kind, int64_t enqueue_ms, int64_t now_ms,
                             char *buf, size_t cap, shmq_ring_msg_t *out);
+
+/*
+ * The cancel markers of a timer slot (§17.4): a rmq_sys_wheel_timer record
+ * with TIMER_DEL_UNIQKEY cancels the message of the same slot whose
+ * REAL_TOPIC and UNIQ_KEY match.  Keys are "<REAL_TOPIC>+<UNIQ_KEY>".
+ */
+typedef struct shmq_cancel_set {
+    char **keys;
+    size_t count;
+} shmq_cancel_set_t;
+
+/* Add the marker record r (ignored without REAL_TOPIC / TIMER_DEL_UNIQKEY). 0 or -ENOMEM. */
+int shmq_cancel_set_add(shmq_cancel_set_t *cs, const shmq_record_t *r);
+
+/* True if the record r (its REAL_TOPIC and UNIQ_KEY) was cancelled. */
+bool shmq_cancel_set_has(const shmq_cancel_set_t *cs, const shmq_record_t *r);
+
+/* Empty the set. */
+void shmq_cancel_set_free(shmq_cancel_set_t *cs);
 
 /* ---- retries ---------------------------------------------------------------------- */
 

@@ -410,8 +410,10 @@ int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t 
     ts->counter = get64(c + CHECK_COUNTER);
     if (flush_pos < 0 || ts->queue_offset < 0) {
         shmq_timer_close(ts);
-        return shmq_error_set(SHMQ_E_CORRUPT, "%s/config/timercheck: flush position %" PRId64
-                              ", queue offset %" PRId64, root, flush_pos, ts->queue_offset);
+        return shmq_error_set(SHMQ_E_CORRUPT,
+                              "%s/config/timercheck: flush position %" PRId64
+                              ", queue offset %" PRId64,
+                              root, flush_pos, ts->queue_offset);
     }
     rc = scan_log(ts, flush_pos);
     if (rc < 0) {
@@ -503,8 +505,9 @@ int shmq_timer_enqueue(shmq_timer_store_t *ts, const shmq_timer_enq_t *e, int64_
     }
     int64_t delta = slot - now_ms;
     if (delta > INT32_MAX || delta < INT32_MIN) {
-        return shmq_error_set(SHMQ_E_RANGE, "timer slot %" PRId64 " is %" PRId64
-                              " ms from now: outside the wheel", slot, delta);
+        return shmq_error_set(
+            SHMQ_E_RANGE, "timer slot %" PRId64 " is %" PRId64 " ms from now: outside the wheel",
+            slot, delta);
     }
     shmq_mapped_file_t *mf;
     int rc = log_room(ts, &mf);
@@ -534,7 +537,8 @@ int shmq_timer_enqueue(shmq_timer_store_t *ts, const shmq_timer_enq_t *e, int64_
         s.last_pos = pos;
         s.num++;
     } else {
-        s = (shmq_timer_slot_t){.time_units = slot / p, .first_pos = pos, .last_pos = pos, .num = 1};
+        s = (shmq_timer_slot_t){
+            .time_units = slot / p, .first_pos = pos, .last_pos = pos, .num = 1};
     }
     shmq_timer_slot_encode(sp, &s);
     ts->pending++;
@@ -622,8 +626,8 @@ int shmq_timer_checkpoint(shmq_timer_store_t *ts)
         }
         int64_t end = mf->start_offset + (int64_t)mf->size;
         int64_t upto = end < to ? end : to;
-        rc = shmq_mf_flush(mf, (size_t)(from - mf->start_offset),
-                           (size_t)(upto - mf->start_offset), SHMQ_FLUSH_MSYNC);
+        rc = shmq_mf_flush(mf, (size_t)(from - mf->start_offset), (size_t)(upto - mf->start_offset),
+                           SHMQ_FLUSH_MSYNC);
         from = upto;
     }
     if (rc == 0) {

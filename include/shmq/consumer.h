@@ -143,8 +143,7 @@ int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, i
  * itself a retry or dead-letter topic).  Fills topics[0..n) and returns n
  * (1 or 2), or SHMQ_E_ARG when a name does not fit.
  */
-int shmq_group_topics(const char *group, const char *topic,
-                      char topics[2][SHMQ_TOPIC_MAX_ANY + 1]);
+int shmq_group_topics(const char *group, const char *topic, char topics[2][SHMQ_TOPIC_MAX_ANY + 1]);
 
 /*
  * Report a message this handle pulled as failed, so that the store delivers

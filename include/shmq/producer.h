@@ -104,7 +104,9 @@ void shmq_producer_close(shmq_producer_t *p);
  * may be a timeout status: the message is stored), or a negative error and
  * nothing stored: SHMQ_E_TOPIC, SHMQ_E_TOO_BIG, SHMQ_E_PROPS, SHMQ_E_ARG
  * (message rules); -ETIMEDOUT (no answer in time: the outcome is unknown);
- * SHMQ_E_NOT_FOUND (store not running); -ENOSPC (disk full);
+ * SHMQ_E_NOT_FOUND (store not running); SHMQ_E_DISK_FULL ("disk full": the
+ * disk is above diskSpaceWarningLevelRatio, sends are refused until the
+ * usage falls); -ENOSPC (no space to allocate the next CommitLog segment);
  * SHMQ_E_FENCED (store fenced after a failed flush).
  * A full ring makes it wait for space (back pressure) within the timeout.
  */

@@ -15,7 +15,7 @@ CTL="$BUILD/shmqctl"
 SHMQD="$BUILD/shmqd"
 HELPERS="$BUILD/tests/helpers"
 # Small segments so that files roll during a test.
-SMALL="--set mappedFileSizeCommitLog=1048576 --set mappedFileSizeConsumeQueue=6000 --set maxMessageSize=65536"
+SMALL="--set mappedFileSizeCommitLog=1048576 --set mappedFileSizeConsumeQueue=6000 --set maxMessageSize=65536 --set maxHashSlotNum=4096 --set maxIndexNum=16384"
 
 n=0
 failed=0

@@ -12,7 +12,10 @@ FS=""
 FS_KIND=""
 
 smallfs_cleanup() {
-    broker_cleanup # stops every process; its rm -rf stops at the mount point
+    local t=$T
+    T="" # broker_cleanup stops every process; the directory goes after the unmount
+    broker_cleanup
+    T=$t
     if [ -n "$FS" ]; then
         umount "$FS" 2>/dev/null || umount -l "$FS" 2>/dev/null
     fi
@@ -63,4 +66,19 @@ fill_to() {
     rm -f "$FS/filler"
     [ "$bytes" -gt 0 ] || return 0
     fallocate -l "$bytes" "$FS/filler"
+}
+
+# held_deleted: how many mappings of deleted files under $FS the processes have.
+held_deleted() {
+    cat /proc/[0-9]*/maps 2>/dev/null | grep -F "$FS/" | grep -c ' (deleted)$'
+}
+
+# wait_released [TENTHS]: until no process maps a deleted file of $FS (its space is back).
+wait_released() {
+    local lim=${1:-50} i=0
+    while [ "$(held_deleted)" -gt 0 ] && [ $i -lt "$lim" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ "$(held_deleted)" -eq 0 ]
 }

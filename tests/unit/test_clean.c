@@ -545,9 +545,13 @@ static void test_queue_directories_are_walked_and_strays_skipped(void **state)
 {
     fixture_t *f = *state;
     char p[PATH_MAX + 64];
-    const char *dirs[] = {"consumequeue", "consumequeue/TopicA", "consumequeue/TopicA/0",
-                          "consumequeue/TopicA/1", "consumequeue/TopicA/x1",
-                          "consumequeue/%RETRY%G", "consumequeue/%RETRY%G/15"};
+    const char *dirs[] = {"consumequeue",
+                          "consumequeue/TopicA",
+                          "consumequeue/TopicA/0",
+                          "consumequeue/TopicA/1",
+                          "consumequeue/TopicA/x1",
+                          "consumequeue/%RETRY%G",
+                          "consumequeue/%RETRY%G/15"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", f->root, dirs[i]);
         assert_int_equal(mkdir(p, 0755), 0);

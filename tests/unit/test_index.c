@@ -287,12 +287,11 @@ static void write_store(fixture_t *f, int n, int ms_step, int64_t *phys)
         size_t plen = 0;
         snprintf(keys, sizeof(keys), "k%d shared", i);
         snprintf(uniq, sizeof(uniq), "U%d", i);
-        assert_int_equal(shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_KEYS, keys,
-                                           strlen(keys)),
-                         0);
-        assert_int_equal(shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_UNIQ_KEY, uniq,
-                                           strlen(uniq)),
-                         0);
+        assert_int_equal(
+            shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_KEYS, keys, strlen(keys)), 0);
+        assert_int_equal(
+            shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_UNIQ_KEY, uniq, strlen(uniq)),
+            0);
         int blen = snprintf(body, sizeof(body), "body %d", i);
         shmq_msg_in_t m;
         memset(&m, 0, sizeof(m));
@@ -305,8 +304,8 @@ static void write_store(fixture_t *f, int n, int ms_step, int64_t *phys)
         m.props = props;
         m.props_len = plen;
         shmq_append_result_t res;
-        assert_int_equal(
-            shmq_commitlog_append(&st.cl, &m, i, BASE_TS + (int64_t)i * ms_step, &res), 0);
+        assert_int_equal(shmq_commitlog_append(&st.cl, &m, i, BASE_TS + (int64_t)i * ms_step, &res),
+                         0);
         if (phys) {
             phys[i] = res.phys_offset;
         }
@@ -609,14 +608,14 @@ int main(void)
             test_rollover_creates_files_in_name_order_with_inherited_begin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_a_complete_message_goes_on_after_it,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resume_reindexes_a_partly_indexed_message_once,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_reindexes_a_partly_indexed_message_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_resume_handles_a_message_split_over_two_files, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_resume_removes_entries_past_the_log_end, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_resume_rebuilds_a_file_that_cannot_be_repaired,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_rebuilds_a_file_that_cannot_be_repaired, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_abnormal_start_drops_files_newer_than_the_checkpoint,
                                         setup, teardown),
         cmocka_unit_test(test_keys_are_uniq_key_then_keys_tokens),

@@ -66,7 +66,8 @@ static int teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-/* Append a message of topic (queue 0) with KEYS keys and UNIQ_KEY uniq, ts_step ms after the last. */
+/* Append a message of topic (queue 0) with KEYS keys and UNIQ_KEY uniq, ts_step ms after the last.
+ */
 static int64_t put(fixture_t *f, const char *topic, const char *keys, const char *uniq,
                    int64_t ts_step)
 {
@@ -322,8 +323,8 @@ static void test_queries_work_without_write_access_to_the_store(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            test_by_key_finds_each_message_holding_the_key_newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_by_key_finds_each_message_holding_the_key_newest_first,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_by_key_never_confuses_keys_with_equal_hash, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_by_key_returns_only_the_topic_asked_for, setup,

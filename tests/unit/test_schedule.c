@@ -42,10 +42,9 @@ static void msg_init(msg_t *x, const char *topic, const char *const *kv)
 {
     memset(x, 0, sizeof(*x));
     for (size_t i = 0; kv && kv[i]; i += 2) {
-        assert_int_equal(
-            shmq_props_append(x->props, sizeof(x->props), &x->len, kv[i], kv[i + 1],
-                              strlen(kv[i + 1])),
-            0);
+        assert_int_equal(shmq_props_append(x->props, sizeof(x->props), &x->len, kv[i], kv[i + 1],
+                                           strlen(kv[i + 1])),
+                         0);
     }
     assert_int_equal(shmq_props_append(x->props, sizeof(x->props), &x->len, "UNIQ_KEY",
                                        "0A000001000100000001000000020003", 32),
@@ -188,8 +187,13 @@ static void test_timer_seconds_win_over_ms_and_deliver_time(void **state)
 {
     (void)state;
     msg_t x;
-    const char *kv[] = {"TIMER_DELIVER_MS", "1800000000000", "TIMER_DELAY_MS", "100000",
-                        "TIMER_DELAY_SEC", "10", NULL};
+    const char *kv[] = {"TIMER_DELIVER_MS",
+                        "1800000000000",
+                        "TIMER_DELAY_MS",
+                        "100000",
+                        "TIMER_DELAY_SEC",
+                        "10",
+                        NULL};
     msg_init(&x, "TopicB", kv);
     assert_int_equal(transform(&x), SHMQ_SCHEDULE_TIMER);
     char want[32];
@@ -325,8 +329,8 @@ static void test_due_delay_message_returns_to_real_topic(void **state)
     record_make("SCHEDULE_TOPIC_XXXX", kv, &r);
     char buf[SHMQ_PROPS_MAX];
     shmq_ring_msg_t m;
-    assert_int_equal(
-        shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_DELAY, 0, NOW, buf, sizeof(buf), &m), 0);
+    assert_int_equal(shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_DELAY, 0, NOW, buf, sizeof(buf), &m),
+                     0);
     assert_true(topic_eq(&m, "TopicA"));
     assert_int_equal(m.queue_id, 3);
     assert_null(prop(&m, "DELAY"));
@@ -347,8 +351,8 @@ static void test_due_timer_message_loses_real_props_gains_times(void **state)
 {
     (void)state;
     shmq_record_t r;
-    const char *kv[] = {"TIMER_OUT_MS", "1700000004000", "REAL_TOPIC", "TopicB", "REAL_QID", "1",
-                        NULL};
+    const char *kv[] = {
+        "TIMER_OUT_MS", "1700000004000", "REAL_TOPIC", "TopicB", "REAL_QID", "1", NULL};
     record_make("rmq_sys_wheel_timer", kv, &r);
     char buf[SHMQ_PROPS_MAX];
     shmq_ring_msg_t m;
@@ -371,18 +375,34 @@ static void test_due_message_without_real_topic_cannot_be_delivered(void **state
     shmq_ring_msg_t m;
     const char *kv[] = {"DELAY", "2", "REAL_QID", "3", NULL};
     record_make("SCHEDULE_TOPIC_XXXX", kv, &r);
-    assert_int_equal(
-        shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_DELAY, 0, NOW, buf, sizeof(buf), &m),
-        SHMQ_E_CORRUPT);
+    assert_int_equal(shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_DELAY, 0, NOW, buf, sizeof(buf), &m),
+                     SHMQ_E_CORRUPT);
     const char *kv2[] = {"REAL_TOPIC", "T", "REAL_QID", "x", NULL};
     record_make("SCHEDULE_TOPIC_XXXX", kv2, &r);
-    assert_int_equal(
-        shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_DELAY, 0, NOW, buf, sizeof(buf), &m),
-        SHMQ_E_CORRUPT);
+    assert_int_equal(shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_DELAY, 0, NOW, buf, sizeof(buf), &m),
+                     SHMQ_E_CORRUPT);
     const char *kv3[] = {"REAL_TOPIC", "RMQ_SYS_TRANS_HALF_TOPIC", "REAL_QID", "0", NULL};
     record_make("SCHEDULE_TOPIC_XXXX", kv3, &r);
-    assert_int_equal(
-        shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_DELAY, 0, NOW, buf, sizeof(buf), &m), 1);
+    assert_int_equal(shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_DELAY, 0, NOW, buf, sizeof(buf), &m),
+                     1);
+}
+
+static void test_cancel_marker_matches_real_topic_and_uniq_key(void **state)
+{
+    (void)state;
+    shmq_cancel_set_t cs = {0};
+    shmq_record_t r;
+    const char *marker[] = {"REAL_TOPIC", "TopicB", "TIMER_DEL_UNIQKEY", "K1", NULL};
+    record_make("rmq_sys_wheel_timer", marker, &r);
+    assert_int_equal(shmq_cancel_set_add(&cs, &r), 0);
+    const char *same[] = {"REAL_TOPIC", "TopicB", NULL}; /* UNIQ_KEY K1 */
+    record_make("rmq_sys_wheel_timer", same, &r);
+    assert_true(shmq_cancel_set_has(&cs, &r));
+    const char *other[] = {"REAL_TOPIC", "TopicC", NULL};
+    record_make("rmq_sys_wheel_timer", other, &r);
+    assert_false(shmq_cancel_set_has(&cs, &r));
+    shmq_cancel_set_free(&cs);
+    assert_int_equal(cs.count, 0);
 }
 
 /* ---- retries ------------------------------------------------------------------------------ */
@@ -467,6 +487,7 @@ int main(void)
         cmocka_unit_test_setup(test_due_delay_message_returns_to_real_topic, setup),
         cmocka_unit_test_setup(test_due_timer_message_loses_real_props_gains_times, setup),
         cmocka_unit_test_setup(test_due_message_without_real_topic_cannot_be_delivered, setup),
+        cmocka_unit_test_setup(test_cancel_marker_matches_real_topic_and_uniq_key, setup),
         cmocka_unit_test_setup(test_retry_levels_follow_reconsume_times_then_dlq, setup),
         cmocka_unit_test_setup(test_retry_record_carries_origin_and_counts_up, setup),
     };

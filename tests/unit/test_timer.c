@@ -23,9 +23,9 @@
 #include "shmq/types.h"
 #include "timer.h"
 
-#define P     1000
-#define T0    1700000000000LL /* a slot time */
-#define SEG   4096
+#define P             1000
+#define T0            1700000000000LL /* a slot time */
+#define SEG           4096
 #define UNITS_PER_SEG ((SEG - SHMQ_TIMER_BLANK_SIZE) / SHMQ_TIMER_UNIT_SIZE)
 
 typedef struct fixture {
@@ -69,8 +69,8 @@ static void open_at(fixture_t *f, int64_t now)
 
 static void enqueue(fixture_t *f, int64_t phys, int64_t deliver, int64_t now, int64_t want_slot)
 {
-    shmq_timer_enq_t e = {.phys_offset = phys, .msg_size = 100, .topic_hash = 7,
-                          .deliver_ms = deliver};
+    shmq_timer_enq_t e = {
+        .phys_offset = phys, .msg_size = 100, .topic_hash = 7, .deliver_ms = deliver};
     int64_t slot = 0;
     assert_int_equal(shmq_timer_enqueue(&f->ts, &e, now, &slot), 0);
     assert_int_equal(slot, want_slot);
@@ -105,9 +105,10 @@ static void test_unit_layout_is_rocketmq_big_endian(void **state)
                            .topic_hash = -2};
     shmq_timer_unit_encode(b, &u);
     static const uint8_t want[SHMQ_TIMER_UNIT_SIZE] = {
-        0, 0, 0, 52, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 3, 0x11, 0x12, 0x13, 0x14,
-        0x15, 0x16, 0x17, 0x18, 0x21, 0x22, 0x23, 0x24, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
-        0x37, 0x38, 0x41, 0x42, 0x43, 0x44, 0xFF, 0xFF, 0xFF, 0xFE, 0, 0, 0, 0, 0, 0, 0, 0};
+        0,    0,    0,    52,   1,    2,    3,    4,    5,    6,    7,    8,    0,
+        0,    0,    3,    0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x21, 0x22,
+        0x23, 0x24, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x41, 0x42, 0x43,
+        0x44, 0xFF, 0xFF, 0xFF, 0xFE, 0,    0,    0,    0,    0,    0,    0,    0};
     assert_memory_equal(b, want, sizeof(want));
     shmq_timer_unit_t d;
     assert_int_equal(shmq_timer_unit_decode(b, sizeof(b), &d), 1);
@@ -365,8 +366,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unit_layout_is_rocketmq_big_endian),
         cmocka_unit_test(test_slot_layout_and_index),
-        cmocka_unit_test_setup_teardown(test_open_creates_files_of_rocketmq_sizes, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_open_creates_files_of_rocketmq_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wheel_of_another_size_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_units_come_back_oldest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_due_message_goes_to_the_next_slot_read, setup,

@@ -61,9 +61,9 @@ typedef struct bench_opts {
     int kills;           /* writer-kill: kills */
     int64_t kill_every_ms;
     bool json;
-    const char *plot;  /* --plot FILE.png */
-    bool no_baseline;  /* --no-baseline: skip the memcpy / fdatasync measurement */
-    bool keep;         /* --keep: leave the temporary store */
+    const char *plot;                 /* --plot FILE.png */
+    bool no_baseline;                 /* --no-baseline: skip the memcpy / fdatasync measurement */
+    bool keep;                        /* --keep: leave the temporary store */
     const char *sets[BENCH_MAX_SETS]; /* --set KEY=VALUE for a started broker */
     int nsets;
 } bench_opts_t;
@@ -108,18 +108,18 @@ typedef struct bench_proc {
     int64_t errors;
     int first_error;
     char error_text[160];
-    int64_t end_ns;                  /* monotonic ns of the last completion */
-    _Atomic int64_t last_ack_ns;     /* writer-kill: the latest acknowledgement */
-    int64_t received;                /* e2e consumer: messages received */
-    int64_t bytes;                   /* body bytes acknowledged / received */
-    bench_hist_t hist;               /* send (or send-to-receive) latency, ns */
+    int64_t end_ns;              /* monotonic ns of the last completion */
+    _Atomic int64_t last_ack_ns; /* writer-kill: the latest acknowledgement */
+    int64_t received;            /* e2e consumer: messages received */
+    int64_t bytes;               /* body bytes acknowledged / received */
+    bench_hist_t hist;           /* send (or send-to-receive) latency, ns */
 } bench_proc_t;
 
 typedef struct bench_shared {
-    _Atomic int go;         /* the parent: 1 start, 2 stop now */
-    int64_t start_ns;       /* the parent: common start (monotonic) */
-    int64_t deadline_ns;    /* the parent: 0 none */
-    int64_t e2e_expected;   /* e2e: messages the producers will send */
+    _Atomic int go;           /* the parent: 1 start, 2 stop now */
+    int64_t start_ns;         /* the parent: common start (monotonic) */
+    int64_t deadline_ns;      /* the parent: 0 none */
+    int64_t e2e_expected;     /* e2e: messages the producers will send */
     _Atomic int64_t e2e_sent; /* e2e: producers' sends so far (the consumer stops after them) */
     int nprocs;
     bench_proc_t procs[];
@@ -162,13 +162,13 @@ void bench_children_kill(pid_t *pids, int n);
 /* ---- the broker ------------------------------------------------------------------------------ */
 
 typedef struct bench_broker {
-    char root[PATH_MAX];   /* the store root */
-    char tmp[PATH_MAX];    /* temporary directory we created ("" when --store) */
-    char log[PATH_MAX];    /* shmqd's stderr (started broker) */
-    pid_t pid;             /* shmqd we started, 0 for a running one */
+    char root[PATH_MAX]; /* the store root */
+    char tmp[PATH_MAX];  /* temporary directory we created ("" when --store) */
+    char log[PATH_MAX];  /* shmqd's stderr (started broker) */
+    pid_t pid;           /* shmqd we started, 0 for a running one */
     bool started;
-    int flush_sync;        /* the broker's flushDiskType: 1 SYNC_FLUSH */
-    int64_t seg_size;      /* mappedFileSizeCommitLog */
+    int flush_sync;   /* the broker's flushDiskType: 1 SYNC_FLUSH */
+    int64_t seg_size; /* mappedFileSizeCommitLog */
     int32_t max_message_size;
 } bench_broker_t;
 
@@ -194,36 +194,39 @@ pid_t bench_broker_worker_pid(const bench_broker_t *b, int role);
 /* Store counters: messages and record bytes stored so far. */
 int bench_broker_counters(const bench_broker_t *b, uint64_t *msgs, uint64_t *bytes);
 
-/* ---- machine baseline ------------------------------------------------------------------------- */
+/* ---- machine baseline -------------------------------------------------------------------------
+ */
 
 typedef struct bench_machine {
     bool measured;
     int nproc;
     char cpu[128];
     char kernel[128];
-    char fs[64];               /* filesystem type of the store's directory */
+    char fs[64];                 /* filesystem type of the store's directory */
+    double load1;                /* 1-minute load average before the run (others' work shows) */
     double memcpy_bytes_per_sec; /* large buffers */
-    double fdatasync_p50_us;   /* 4 KiB write + fdatasync */
+    double fdatasync_p50_us;     /* 4 KiB write + fdatasync */
     double fdatasync_p99_us;
 } bench_machine_t;
 
 /* Describe the machine and (unless skip) measure memcpy and 4 KiB fdatasync in dir. */
 void bench_machine_measure(const char *dir, bool skip, bench_machine_t *m);
 
-/* ---- report ------------------------------------------------------------------------------------ */
+/* ---- report ------------------------------------------------------------------------------------
+ */
 
 typedef struct bench_report {
     const char *mode;
-    json_t *config;        /* the configuration used (owned) */
-    json_t *extra;         /* mode-specific figures (owned) */
+    json_t *config; /* the configuration used (owned) */
+    json_t *extra;  /* mode-specific figures (owned) */
     int64_t msgs;
     double seconds;
     double msgs_per_sec;
-    double mb_per_sec;     /* body bytes (10^6) per second */
+    double mb_per_sec;       /* body bytes (10^6) per second */
     double store_mb_per_sec; /* CommitLog record bytes per second (0 when not known) */
     int64_t errors;
     const char *latency_what; /* what the latency measures */
-    bench_hist_t *hist;    /* owned */
+    bench_hist_t *hist;       /* owned */
     bench_machine_t machine;
     double frac_memcpy;    /* store (or read) bytes per second / memcpy bandwidth */
     double frac_fdatasync; /* fdatasync p50 / latency p50 (SYNC_FLUSH sends) */
@@ -238,7 +241,8 @@ void bench_report_free(bench_report_t *r);
 /* The configuration every mode shares (sizes, flush, processes). */
 json_t *bench_config_json(const bench_opts_t *o, const bench_broker_t *b);
 
-/* ---- modes ---------------------------------------------------------------------------------------- */
+/* ---- modes
+ * ---------------------------------------------------------------------------------------- */
 
 int bench_produce(const bench_opts_t *o, bench_report_t *r);
 int bench_e2e(const bench_opts_t *o, bench_report_t *r);
@@ -250,9 +254,14 @@ int bench_idle(const bench_opts_t *o, bench_report_t *r);
 /* Draw the latency percentile curve of r into png with gnuplot. */
 int bench_plot(const bench_report_t *r, const char *png);
 
-/* ---- small helpers ------------------------------------------------------------------------------- */
+/* ---- small helpers
+ * ------------------------------------------------------------------------------- */
 
 int64_t bench_now_ns(void);
+/* Calibrate the fast clock (once, in the parent before any fork). */
+void bench_clock_init(void);
+/* CLOCK_MONOTONIC nanoseconds read from the TSC: for per-message latency stamps. */
+int64_t bench_fast_ns(void);
 void bench_sleep_ns(int64_t ns);
 /* Set by SIGINT/SIGTERM: stop the run early (results so far are reported). */
 extern volatile int bench_interrupted;

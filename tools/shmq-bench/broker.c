@@ -163,8 +163,8 @@ int bench_broker_wait(bench_broker_t *b, int timeout_ms)
         if (shmq_ctl_attach(b->root, SHMQ_CTL_RDONLY, &ctl) == 0) {
             shmq_ctl_block_t *blk = ctl.blk;
             /* Acquire: pairs with the master's and workers' release stores of states. */
-            bool up = atomic_load_explicit(&blk->hdr.state, memory_order_acquire) ==
-                      SHMQ_STATE_RUNNING;
+            bool up =
+                atomic_load_explicit(&blk->hdr.state, memory_order_acquire) == SHMQ_STATE_RUNNING;
             for (int r = SHMQ_ROLE_WRITER; up && r <= SHMQ_ROLE_DISPATCHER; r++) {
                 up = atomic_load_explicit(&blk->workers[r].state, memory_order_acquire) ==
                      SHMQ_WORKER_RUNNING;

@@ -17,10 +17,10 @@
 
 #include "bench.h"
 
-#define MEMCPY_BYTES   (64u << 20) /* far beyond any cache of this machine */
-#define MEMCPY_ROUNDS  6
-#define FSYNC_SAMPLES  200
-#define FSYNC_PAGE     4096
+#define MEMCPY_BYTES  (64u << 20) /* far beyond any cache of this machine */
+#define MEMCPY_ROUNDS 6
+#define FSYNC_SAMPLES 200
+#define FSYNC_PAGE    4096
 
 static void cpu_model(char *out, size_t len)
 {
@@ -151,6 +151,13 @@ void bench_machine_measure(const char *dir, bool skip, bench_machine_t *m)
         snprintf(m->kernel, sizeof(m->kernel), "%s %s", u.sysname, u.release);
     }
     fs_type(dir, m->fs, sizeof(m->fs));
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (fscanf(la, "%lf", &m->load1) != 1) {
+            m->load1 = -1;
+        }
+        fclose(la);
+    }
     if (skip) {
         return;
     }

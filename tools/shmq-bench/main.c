@@ -34,41 +34,41 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: shmq-bench MODE [options]\n"
-            "modes:\n"
-            "  produce      producers send as fast as they can\n"
-            "  consume      read a backlog from the start, in place\n"
-            "  e2e          send at --rate; the consumer records send-to-receive latency\n"
-            "  recover      generate a store, tear its tail, time recovery and restarts\n"
-            "  writer-kill  kill -9 the writer under load; time to the next acknowledgement\n"
-            "  idle         CPU used by an idle broker\n"
-            "options:\n"
-            "  --store DIR          use the running broker of DIR (default: start one on a\n"
-            "                       temporary store and remove it afterwards)\n"
-            "  --producers N        producer processes (1)\n"
-            "  --size B             body bytes (128)\n"
-            "  --seconds S          run time (5; idle 10)\n"
-            "  --count N            messages in all, instead of --seconds\n"
-            "  --flush async|sync   flushDiskType of the started broker (async)\n"
-            "  --inflight K         requests in flight per producer (1 = shmq_send)\n"
-            "  --batch K            messages per shmq_send_batch call (1 = no batches)\n"
-            "  --rate R             e2e: messages per second, all producers (100000)\n"
-            "  --store-bytes B      recover: CommitLog bytes to generate (1G)\n"
-            "  --tail-bytes B       recover: bytes after the last checkpoint (256M)\n"
-            "  --queues N           recover: queues of the generated topic (100)\n"
-            "  --restarts N         recover: clean restarts timed (3)\n"
-            "  --cold               recover: drop the store from the page cache first\n"
-            "  --kills N            writer-kill: kills (20)\n"
-            "  --kill-every MS      writer-kill: load between kills (500)\n"
-            "  --topic T            topic (BenchTopic)\n"
-            "  --set KEY=VALUE      broker.conf value for the started broker (repeatable)\n"
-            "  --tmpdir DIR         where temporary stores go ($TMPDIR or /tmp)\n"
-            "  --shmqd PATH         shmqd to start (default: next to shmq-bench)\n"
-            "  --json               print one JSON object\n"
-            "  --plot FILE.png      draw the latency percentile curve (needs gnuplot)\n"
-            "  --no-baseline        skip the memcpy / fdatasync measurement\n"
-            "  --keep               keep the temporary store\n");
+    fprintf(f, "usage: shmq-bench MODE [options]\n"
+               "modes:\n"
+               "  produce      producers send as fast as they can\n"
+               "  consume      read a backlog from the start, in place\n"
+               "  e2e          send at --rate; the consumer records send-to-receive latency\n"
+               "  recover      generate a store, tear its tail, time recovery and restarts\n"
+               "  writer-kill  kill -9 the writer under load; time to the next acknowledgement\n"
+               "  idle         CPU used by an idle broker\n"
+               "options:\n"
+               "  --store DIR          use the running broker of DIR (default: start one on a\n"
+               "                       temporary store and remove it afterwards)\n"
+               "  --producers N        producer processes (1)\n"
+               "  --size B             body bytes (128)\n"
+               "  --seconds S          run time (5; idle 10)\n"
+               "  --count N            messages in all, instead of --seconds\n"
+               "  --flush async|sync   flushDiskType of the started broker (async)\n"
+               "  --inflight K         requests in flight per producer (1 = shmq_send)\n"
+               "  --batch K            messages per shmq_send_batch call (1 = no batches)\n"
+               "  --rate R             e2e: messages per second, all producers (100000)\n"
+               "  --store-bytes B      recover: CommitLog bytes to generate (1G)\n"
+               "  --tail-bytes B       recover: bytes after the last checkpoint (256M)\n"
+               "  --queues N           recover: queues of the generated topic (100)\n"
+               "  --restarts N         recover: clean restarts timed (3)\n"
+               "  --cold               recover: drop the store from the page cache first\n"
+               "  --kills N            writer-kill: kills (20)\n"
+               "  --kill-every MS      writer-kill: load between kills (1200: over 1 s up,\n"
+               "                       not a crash loop, so the master restarts it at once)\n"
+               "  --topic T            topic (BenchTopic)\n"
+               "  --set KEY=VALUE      broker.conf value for the started broker (repeatable)\n"
+               "  --tmpdir DIR         where temporary stores go ($TMPDIR or /tmp)\n"
+               "  --shmqd PATH         shmqd to start (default: next to shmq-bench)\n"
+               "  --json               print one JSON object\n"
+               "  --plot FILE.png      draw the latency percentile curve (needs gnuplot)\n"
+               "  --no-baseline        skip the memcpy / fdatasync measurement\n"
+               "  --keep               keep the temporary store\n");
 }
 
 /* 123, 4K, 256M, 4G (powers of 1024). */
@@ -181,9 +181,9 @@ static int parse_mode(const char *s, bench_mode_t *m)
     static const struct {
         const char *name;
         bench_mode_t mode;
-    } modes[] = {{"produce", BENCH_PRODUCE}, {"consume", BENCH_CONSUME},
-                 {"e2e", BENCH_E2E},         {"recover", BENCH_RECOVER},
-                 {"writer-kill", BENCH_WRITER_KILL}, {"idle", BENCH_IDLE}};
+    } modes[] = {
+        {"produce", BENCH_PRODUCE}, {"consume", BENCH_CONSUME},         {"e2e", BENCH_E2E},
+        {"recover", BENCH_RECOVER}, {"writer-kill", BENCH_WRITER_KILL}, {"idle", BENCH_IDLE}};
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         if (strcmp(s, modes[i].name) == 0) {
             *m = modes[i].mode;
@@ -208,7 +208,7 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
     o->queues = 100;
     o->restarts = 3;
     o->kills = 20;
-    o->kill_every_ms = 500;
+    o->kill_every_ms = 1200;
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
             usage(stdout);
@@ -453,6 +453,7 @@ static json_t *report_json(const bench_report_t *r)
     json_object_set_new(mj, "cpu", json_string(m->cpu));
     json_object_set_new(mj, "kernel", json_string(m->kernel));
     json_object_set_new(mj, "filesystem", json_string(m->fs));
+    json_object_set_new(mj, "load_1m", json_real(m->load1));
     if (m->measured) {
         json_object_set_new(mj, "memcpy_gb_per_sec", json_real(m->memcpy_bytes_per_sec / 1e9));
         json_object_set_new(mj, "fdatasync_4k_p50_us", json_real(m->fdatasync_p50_us));
@@ -498,7 +499,7 @@ static void print_human(const bench_report_t *r)
                h->sum / (double)h->count / 1000.0);
     }
     const bench_machine_t *m = &r->machine;
-    printf("  machine    %d x %s, %s, %s", m->nproc, m->cpu, m->kernel, m->fs);
+    printf("  machine    %d x %s, %s, %s, load %.2f", m->nproc, m->cpu, m->kernel, m->fs, m->load1);
     if (m->measured) {
         printf("; memcpy %.1f GB/s; 4 KiB fdatasync p50 %.0f us, p99 %.0f us",
                m->memcpy_bytes_per_sec / 1e9, m->fdatasync_p50_us, m->fdatasync_p99_us);
@@ -537,6 +538,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    bench_clock_init();
     bench_report_t r;
     bench_report_init(&r, o.mode_name);
     if (!r.hist) {

@@ -2,7 +2,7 @@
  * shmq-bench --plot FILE.png: the latency percentile curve of a run, drawn
  * by gnuplot (Debian: gnuplot-nox).  The x axis is 1 / (1 - percentile) on
  * a log scale (50 %, 90 %, 99 %, 99.9 % ... equally spaced), the y axis the
- * latency in microseconds, both read from the run's histogram.
+ * latency in microseconds (log scale), both read from the run's histogram.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -58,9 +58,10 @@ static int write_script(const char *path, const char *data, const char *png, con
     fprintf(f, "set terminal %s size 720,420\n", term);
     fprintf(f, "set output ");
     gp_quote(f, png);
-    fprintf(f, "\nset logscale x\nset grid\n");
-    fprintf(f, "set xtics (\"0%%\" 1, \"90%%\" 10, \"99%%\" 100, \"99.9%%\" 1000, "
-               "\"99.99%%\" 10000, \"99.999%%\" 100000)\n");
+    fprintf(f, "\nset logscale xy\nset grid\n");
+    /* Tic labels are gnuplot format strings: a percent sign is written %%. */
+    fprintf(f, "set xtics (\"0%%%%\" 1, \"90%%%%\" 10, \"99%%%%\" 100, \"99.9%%%%\" 1000, "
+               "\"99.99%%%%\" 10000, \"99.999%%%%\" 100000)\n");
     fprintf(f, "set xlabel \"percentile\"\nset ylabel \"microseconds\"\nset key top left\n");
     char title[256];
     snprintf(title, sizeof(title), "shmq-bench %s: %s", r->mode,

@@ -52,7 +52,7 @@ typedef struct async_req {
 static void record_ack(bench_prod_t *bp, int err, int64_t send_ns, int64_t n)
 {
     bench_proc_t *me = bp->me;
-    int64_t now = bench_now_ns();
+    int64_t now = bench_fast_ns();
     if (err == 0) {
         me->acked += n;
         me->bytes += n * bp->o->size;
@@ -122,7 +122,7 @@ static void pace(bench_prod_t *bp, int64_t *now)
     if (*now < due) {
         struct timespec ts = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-        *now = bench_now_ns();
+        *now = bench_fast_ns();
     }
 }
 
@@ -163,30 +163,33 @@ static int run_loop(bench_prod_t *bp, shmq_producer_t *p)
         reqs[i].next_free = bp->free_reqs;
         bp->free_reqs = &reqs[i];
     }
-    int64_t now = bench_now_ns();
+    int64_t now = bench_fast_ns();
     while (keep_going(bp, now)) {
         pace(bp, &now);
         if (o->batch > 1) {
             int64_t n = bp->quota - me->sent < k ? bp->quota - me->sent : k;
-            int64_t t0 = bench_now_ns();
+            int64_t t0 = bench_fast_ns();
             int rc = shmq_send_batch(p, msgs, (size_t)n, res);
             me->sent += n;
             record_ack(bp, rc == 0 && res[0].status != SHMQ_SEND_OK ? -ETIMEDOUT : rc, t0, n);
         } else if (o->inflight <= 1) {
-            int64_t t0 = bench_now_ns();
+            int64_t t0 = bench_fast_ns();
             stamp(bp, body, t0);
             shmq_send_result_t r1;
             int rc = shmq_send(p, &msgs[0], &r1);
             me->sent++;
             record_ack(bp, rc == 0 && r1.status != SHMQ_SEND_OK ? -ETIMEDOUT : rc, t0, 1);
         } else {
-            while (bp->free_reqs == NULL) {
+            while (bp->free_reqs == NULL && !bench_interrupted) {
                 shmq_producer_poll(p, 100);
+            }
+            if (bp->free_reqs == NULL) {
+                break;
             }
             async_req_t *q = bp->free_reqs;
             bp->free_reqs = q->next_free;
             q->n = 1;
-            q->send_ns = bench_now_ns();
+            q->send_ns = bench_fast_ns();
             stamp(bp, body, q->send_ns);
             int rc = shmq_send_async(p, &msgs[0], on_async_done, q);
             me->sent++;
@@ -202,7 +205,7 @@ static int run_loop(bench_prod_t *bp, shmq_producer_t *p)
             /* Relaxed: a running total the e2e consumer compares with what it received. */
             atomic_fetch_add_explicit(&bp->sh->e2e_sent, 1, memory_order_relaxed);
         }
-        now = bench_now_ns();
+        now = bench_fast_ns();
     }
     if (bp->inflight > 0) {
         shmq_producer_flush(p, 30000);
@@ -403,7 +406,8 @@ int bench_produce(const bench_opts_t *o, bench_report_t *r)
     return rc;
 }
 
-/* ---- writer-kill ------------------------------------------------------------------------------ */
+/* ---- writer-kill ------------------------------------------------------------------------------
+ */
 
 static int64_t latest_ack(bench_shared_t *sh, int n)
 {
@@ -470,9 +474,9 @@ int bench_writer_kill(const bench_opts_t *o, bench_report_t *r)
         }
         /* Some acknowledgements under the new writer first, so that each kill hits a load. */
         bench_sleep_ns(o->kill_every_ms * 1000000);
-        int64_t t_kill = bench_now_ns();
+        int64_t t_kill = bench_fast_ns();
         kill(w, SIGKILL);
-        int64_t limit = t_kill + 10LL * 1000000000;
+        int64_t limit = bench_now_ns() + 10LL * 1000000000;
         int64_t ack;
         while ((ack = latest_ack(sh, o->producers)) <= t_kill && bench_now_ns() < limit &&
                !bench_interrupted) {
@@ -480,7 +484,7 @@ int bench_writer_kill(const bench_opts_t *o, bench_report_t *r)
         }
         if (ack <= t_kill) {
             missed++;
-            ack = bench_now_ns();
+            ack = bench_fast_ns();
         }
         bench_hist_add(gaps, (uint64_t)(ack - t_kill));
     }

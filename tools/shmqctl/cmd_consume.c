@@ -2,9 +2,14 @@
  * shmqctl consume: read a topic's messages from a running store as a member
  * of a consumer group, print them, and commit the group's offsets.
  *
- * Every queue of the topic is pulled round-robin starting at the group's
- * committed offset (none: the queue's min offset with --from first, the
- * default, or its max offset with --from last, committed at once).  When a
+ * Every queue of the topic, and of the group's retry topic %RETRY%<group>
+ * (where the messages the group sent back come again, read whatever --tags
+ * says), is pulled round-robin starting at the group's committed offset
+ * (none: the queue's min offset with --from first, the default, or its max
+ * offset with --from last, committed at once; a retry queue always starts
+ * at its min).  With --fail every message printed is sent back
+ * (shmq_consumer_send_back, delay level by its reconsume times), to try the
+ * retry path by hand; after maxReconsumeTimes it lands in %DLQ%<group>.  When a
  * whole round finds nothing, the next pull long-polls (a short bounded
  * wait, so that a message on another queue is not held up).  After each batch the queue's
  * next offset is committed (shmq_commit_offset): a later run of the same
@@ -44,14 +49,24 @@ static void consume_on_signal(int sig)
     consume_stop = 1;
 }
 
+/* A topic read: the one asked for, or the group's retry topic. */
+typedef struct consume_src {
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    bool retry; /* the retry topic: every message, from its first */
+    int32_t nq;
+    int64_t *offsets; /* next offset per queue */
+} consume_src_t;
+
 typedef struct consume_state {
     shmqctl_args_t *a;
     shmq_consumer_t *c;
     const char *topic;
     bool from_last;
-    int32_t nq;
-    int64_t *offsets; /* next offset per queue */
+    consume_src_t src[2];
+    int nsrc;
+    int32_t nq; /* queues of every source */
     int64_t got;
+    int64_t sent_back;
 } consume_state_t;
 
 static json_t *prop_json(const shmq_msg_view_t *v, const char *name)
@@ -113,18 +128,18 @@ static int consume_print(const consume_state_t *st, const shmq_msg_view_t *v)
 }
 
 /* Start offset of a queue the group never committed. */
-static int64_t consume_start_offset(consume_state_t *st, int32_t q)
+static int64_t consume_start_offset(consume_state_t *st, const consume_src_t *src, int32_t q)
 {
     int64_t off, min, max;
-    if (shmq_fetch_offset(st->c, st->topic, q, &off) == 0) {
+    if (shmq_fetch_offset(st->c, src->topic, q, &off) == 0) {
         return off;
     }
-    if (shmq_queue_offsets(st->c, st->topic, q, &min, &max) < 0) {
+    if (shmq_queue_offsets(st->c, src->topic, q, &min, &max) < 0) {
         return 0; /* no such queue yet: its first message will have offset 0 */
     }
-    if (st->from_last) {
+    if (st->from_last && !src->retry) {
         /* Committed at once: a later run starts here too, not at a newer end. */
-        shmq_commit_offset(st->c, st->topic, q, max);
+        shmq_commit_offset(st->c, src->topic, q, max);
         return max;
     }
     return min;
@@ -136,29 +151,48 @@ static int64_t consume_start_offset(consume_state_t *st, int32_t q)
  */
 static int consume_refresh_queues(consume_state_t *st)
 {
-    int n = shmq_topic_queue_count(st->c, st->topic);
-    if (n == SHMQ_E_NOT_FOUND) {
-        return 0;
-    }
-    if (n < 0) {
-        return n;
-    }
-    if (n > st->nq) {
-        int64_t *o = realloc(st->offsets, (size_t)n * sizeof(*o));
-        if (!o) {
-            return -ENOMEM;
+    st->nq = 0;
+    for (int i = 0; i < st->nsrc; i++) {
+        consume_src_t *src = &st->src[i];
+        int n = shmq_topic_queue_count(st->c, src->topic);
+        if (n == SHMQ_E_NOT_FOUND) {
+            n = 0;
+        } else if (n < 0) {
+            return n;
         }
-        st->offsets = o;
-        for (int32_t q = st->nq; q < n; q++) {
-            st->offsets[q] = consume_start_offset(st, q);
+        if (n > src->nq) {
+            int64_t *o = realloc(src->offsets, (size_t)n * sizeof(*o));
+            if (!o) {
+                return -ENOMEM;
+            }
+            src->offsets = o;
+            for (int32_t q = src->nq; q < n; q++) {
+                src->offsets[q] = consume_start_offset(st, src, q);
+            }
+            src->nq = n;
         }
-        st->nq = n;
+        st->nq += src->nq;
     }
-    return n;
+    return st->nq;
 }
 
-/* Pull queue q once; returns the number of messages printed or an error. */
-static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, int32_t q, int wait_ms)
+/* The source and queue of the k-th queue of the round. */
+static consume_src_t *consume_queue_at(consume_state_t *st, int32_t k, int32_t *q)
+{
+    for (int i = 0; i < st->nsrc; i++) {
+        if (k < st->src[i].nq) {
+            *q = k;
+            return &st->src[i];
+        }
+        k -= st->src[i].nq;
+    }
+    *q = 0;
+    return &st->src[0];
+}
+
+/* Pull queue q of src once; returns the number of messages printed or an error. */
+static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, consume_src_t *src,
+                            int32_t q, int wait_ms)
 {
     shmqctl_args_t *a = st->a;
     int64_t left = a->count >= 0 ? a->count - st->got : CONSUME_BATCH;
@@ -168,7 +202,8 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, int32_t
     int rc;
 
     shmq_error_clear();
-    rc = shmq_pull(st->c, st->topic, q, st->offsets[q], max, a->tags, wait_ms, pr);
+    rc = shmq_pull(st->c, src->topic, q, src->offsets[q], max, src->retry ? NULL : a->tags, wait_ms,
+                   pr);
     if (rc < 0) {
         return rc;
     }
@@ -179,6 +214,16 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, int32_t
             rc = consume_print(st, &pr->msgs[i]);
             if (rc < 0) {
                 return rc;
+            }
+            if (a->fail) {
+                /* Stored again for a later try (before the offset moves past it). */
+                shmq_error_clear();
+                rc = shmq_consumer_send_back(st->c, &pr->msgs[i], 0);
+                if (rc < 0) {
+                    return shmq_error_wrap(rc == SHMQ_E_ARG ? -EINVAL : rc,
+                                           "sending back message %s", pr->msgs[i].msg_id);
+                }
+                st->sent_back++;
             }
         }
         if (pr->count > 0 && pr->msgs[pr->count - 1].queue_offset + 1 > next) {
@@ -194,10 +239,10 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, int32_t
     default: /* nothing new, or no such queue yet */
         return 0;
     }
-    if (next != st->offsets[q]) {
-        st->offsets[q] = next;
+    if (next != src->offsets[q]) {
+        src->offsets[q] = next;
         shmq_error_clear();
-        rc = shmq_commit_offset(st->c, st->topic, q, next);
+        rc = shmq_commit_offset(st->c, src->topic, q, next);
         if (rc < 0) {
             return rc;
         }
@@ -229,6 +274,18 @@ static int consume_check_args(shmqctl_args_t *a, consume_state_t *st)
         return shmqctl_usage_error(a->cmd, "--from: expected first or last, got '%s'", a->from_arg);
     }
     st->from_last = a->from_arg && !strcmp(a->from_arg, "last");
+    /* The topic, and the group's retry topic (unless reading a retry or DLQ topic). */
+    char topics[2][SHMQ_TOPIC_MAX_ANY + 1];
+    shmq_error_clear();
+    rc = shmq_group_topics(a->group, st->topic, topics);
+    if (rc < 0) {
+        return shmqctl_usage_error(a->cmd, "group '%s': %s", a->group, shmq_error_detail());
+    }
+    st->nsrc = rc;
+    for (int i = 0; i < st->nsrc; i++) {
+        snprintf(st->src[i].topic, sizeof(st->src[i].topic), "%s", topics[i]);
+        st->src[i].retry = i == 1;
+    }
     return 0;
 }
 
@@ -304,14 +361,16 @@ int shmqctl_cmd_consume(shmqctl_args_t *a)
             wait = (int)(deadline - now < CONSUME_POLL_SLICE_MS ? deadline - now
                                                                 : CONSUME_POLL_SLICE_MS);
         }
-        n = consume_pull(&st, pr, q, wait);
+        int32_t qq;
+        consume_src_t *src = consume_queue_at(&st, q, &qq);
+        n = consume_pull(&st, pr, src, qq, wait);
         if (n == SHMQ_E_ARG) {
             ret = shmqctl_usage_error(a->cmd, "--tags: invalid subscription '%s'",
                                       a->tags ? a->tags : "");
             break;
         }
         if (n < 0) {
-            ret = shmqctl_fail((int)n, "pull of %s queue %d failed", st.topic, (int)q);
+            ret = shmqctl_fail((int)n, "pull of %s queue %d failed", src->topic, (int)qq);
             break;
         }
         if (n > 0) {
@@ -334,7 +393,12 @@ int shmqctl_cmd_consume(shmqctl_args_t *a)
     }
 out:
     free(pr);
-    free(st.offsets);
+    if (st.sent_back > 0) {
+        fprintf(stderr, "consume: %lld messages sent back\n", (long long)st.sent_back);
+    }
+    for (int i = 0; i < st.nsrc; i++) {
+        free(st.src[i].offsets);
+    }
     shmq_consumer_close(st.c);
     return ret;
 }

@@ -13,6 +13,9 @@
  * With --count N, N messages are sent and a summary is printed:
  *   send: messages=OK errors=E elapsed=S.sss s rate=R msgs/s
  * --async K keeps up to K requests in flight (shmq_send_async).
+ * --delay-level L, --deliver-at TIME, --deliver-after MS: delivered later by
+ * the store's scheduler; the queue and offsets printed are then those of
+ * the message as held (SCHEDULE_TOPIC_XXXX or rmq_sys_wheel_timer).
  *
  * Exit codes: 0 every message stored with SEND_OK, 1 a send failed or
  * completed with a timeout status (store not running, limits, errors),
@@ -22,6 +25,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -135,6 +139,34 @@ static void body_stamp(uint8_t *body, size_t size, int64_t i)
     }
 }
 
+/* --deliver-at TIME: ms since the epoch, or local "YYYY-MM-DD HH:MM:SS[.mmm]". -1 if neither. */
+static int64_t send_parse_time(const char *s)
+{
+    int64_t v;
+    if (shmqctl_parse_int(s, 1, INT64_MAX / 2, false, &v) == 0) {
+        return v;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+    if (end == NULL) {
+        return -1;
+    }
+    int ms = 0;
+    if (*end == '.') {
+        int64_t frac;
+        if (strlen(end + 1) != 3 || shmqctl_parse_int(end + 1, 0, 999, false, &frac) < 0) {
+            return -1;
+        }
+        ms = (int)frac;
+    } else if (*end != '\0') {
+        return -1;
+    }
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    return t == (time_t)-1 ? -1 : (int64_t)t * 1000 + ms;
+}
+
 static int send_check_args(shmqctl_args_t *a, const shmq_config_t *scfg)
 {
     const char *topic = a->pos[0];
@@ -152,6 +184,16 @@ static int send_check_args(shmqctl_args_t *a, const shmq_config_t *scfg)
     }
     if (a->queue_id >= 0 && a->sharding_key) {
         return shmqctl_usage_error(a->cmd, "give --queue or --sharding-key, not both");
+    }
+    if ((a->delay_level > 0) + (a->deliver_at_arg != NULL) + (a->deliver_after_ms >= 0) > 1) {
+        return shmqctl_usage_error(a->cmd,
+                                   "give one of --delay-level, --deliver-at, --deliver-after");
+    }
+    if (a->deliver_at_arg && send_parse_time(a->deliver_at_arg) < 0) {
+        return shmqctl_usage_error(a->cmd,
+                                   "--deliver-at: expected ms since the epoch or "
+                                   "\"YYYY-MM-DD HH:MM:SS[.mmm]\", got '%s'",
+                                   a->deliver_at_arg);
     }
     if (a->delay_level > scfg->delay_level_count) {
         return shmqctl_usage_error(a->cmd, "--delay-level %d: the store has %d delay levels",
@@ -261,6 +303,12 @@ int shmqctl_cmd_send(shmqctl_args_t *a)
     m.tags = a->tags;
     m.keys = a->keys_arg;
     m.delay_level = a->delay_level;
+    if (a->deliver_at_arg) {
+        m.deliver_at_ms = send_parse_time(a->deliver_at_arg);
+    }
+    if (a->deliver_after_ms > 0) {
+        m.deliver_after_ms = a->deliver_after_ms;
+    }
     m.queue_id = a->queue_id;
     m.sharding_key = a->sharding_key;
     s.quiet = a->count >= 0;

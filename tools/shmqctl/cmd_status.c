@@ -81,8 +81,7 @@ static void clean_json(json_t *o, const shmq_ctl_t *ctl)
     json_object_set_new(d, "max_used_ratio", json_real(cfg->disk_max_used_space_ratio / 100.0));
     json_object_set_new(d, "clean_forcibly_ratio",
                         json_real(cfg->disk_space_clean_forcibly_ratio / 100.0));
-    json_object_set_new(d, "warning_ratio",
-                        json_real(cfg->disk_space_warning_level_ratio / 100.0));
+    json_object_set_new(d, "warning_ratio", json_real(cfg->disk_space_warning_level_ratio / 100.0));
     json_object_set_new(d, "clean_forcibly_enable", json_boolean(cfg->clean_file_forcibly_enable));
     json_object_set_new(d, "full", json_boolean(LOAD(cs->disk_full) != 0));
     json_object_set_new(d, "checked_ms", json_integer(LOAD(cs->checked_ms)));
@@ -99,6 +98,22 @@ static void clean_json(json_t *o, const shmq_ctl_t *ctl)
     json_object_set_new(l, "min", json_integer(last.min));
     json_object_set_new(l, "runs", json_integer((json_int_t)LOAD(cs->runs)));
     json_object_set_new(o, "last_clean", l);
+}
+
+/* scheduler: delay levels and timer progress ("scheduler" object). */
+static void scheduler_json(const shmq_ctl_t *ctl, json_t *o)
+{
+    const shmq_ctl_scheduler_t *sc = &ctl->blk->scheduler;
+    json_t *s = json_object();
+    json_object_set_new(s, "delay_delivered", json_integer((json_int_t)LOAD(sc->delay_delivered)));
+    json_object_set_new(s, "delay_pending", json_integer((json_int_t)LOAD(sc->delay_pending)));
+    json_object_set_new(s, "timer_enqueued", json_integer((json_int_t)LOAD(sc->timer_enqueued)));
+    json_object_set_new(s, "timer_delivered", json_integer((json_int_t)LOAD(sc->timer_delivered)));
+    json_object_set_new(s, "timer_pending", json_integer((json_int_t)LOAD(sc->timer_pending)));
+    json_object_set_new(s, "timer_read_ms", json_integer((json_int_t)LOAD(sc->timer_read_ms)));
+    json_object_set_new(s, "dropped", json_integer((json_int_t)LOAD(sc->dropped)));
+    json_object_set_new(s, "retries", json_integer((json_int_t)LOAD(sc->retries)));
+    json_object_set_new(o, "scheduler", s);
 }
 
 static json_t *status_json(const shmq_ctl_t *ctl)
@@ -119,7 +134,11 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(pos, "flushed", json_integer(shmq_ctl_load(&b->flushed)));
     json_object_set_new(pos, "dispatched", json_integer(shmq_ctl_load(&b->dispatched)));
     json_object_set_new(pos, "min", json_integer(shmq_ctl_load(&b->min)));
+    json_object_set_new(pos, "indexed", json_integer(shmq_ctl_load(&b->indexed)));
     json_object_set_new(o, "positions", pos);
+    /* indexer: the checkpoint index time its msyncs cover, and a failed msync */
+    json_object_set_new(o, "index_flushed_ts", json_integer(LOAD(b->index.flushed_ts)));
+    json_object_set_new(o, "index_flush_error", json_integer(LOAD(b->index.flush_error)));
     json_object_set_new(o, "cq_flushed", json_integer(shmq_ctl_load(&b->cq_flushed)));
     json_object_set_new(o, "writer_journal", json_integer(LOAD(b->writer_journal)));
     json_object_set_new(o, "fenced_error", json_integer(LOAD(b->fenced_error)));
@@ -163,6 +182,7 @@ static json_t *status_json(const shmq_ctl_t *ctl)
         rings += LOAD(b->rings[i].state) == SHMQ_RING_ACTIVE;
     }
     json_object_set_new(o, "producers", json_integer(rings));
+    scheduler_json(ctl, o);
     return o;
 }
 
@@ -215,6 +235,17 @@ static void clean_text(json_t *o)
            (long long)jint(l, "deleted_index"));
 }
 
+/* scheduler: one line. */
+static void scheduler_text(json_t *o)
+{
+    json_t *s = json_object_get(o, "scheduler");
+    printf("scheduler: delayed %lld delivered, %lld pending; timer %lld enqueued, %lld delivered, "
+           "%lld pending; %lld dropped\n",
+           (long long)jint(s, "delay_delivered"), (long long)jint(s, "delay_pending"),
+           (long long)jint(s, "timer_enqueued"), (long long)jint(s, "timer_delivered"),
+           (long long)jint(s, "timer_pending"), (long long)jint(s, "dropped"));
+}
+
 static void status_text(json_t *o)
 {
     char up[32];
@@ -228,6 +259,9 @@ static void status_text(json_t *o)
            (long long)jint(pos, "wrote"), (long long)jint(pos, "flushed"),
            (long long)jint(pos, "dispatched"), (long long)jint(o, "cq_flushed"),
            (long long)jint(pos, "min"));
+    printf("index:     indexed %lld  flushed to time %lld%s\n", (long long)jint(pos, "indexed"),
+           (long long)jint(o, "index_flushed_ts"),
+           jint(o, "index_flush_error") ? "  (an index msync failed)" : "");
     printf("messages:  in %lld  out %lld  (%lld bytes in, %lld rejected, %lld producers)\n",
            (long long)jint(o, "messages_in"), (long long)jint(o, "messages_out"),
            (long long)jint(o, "bytes_in"), (long long)jint(o, "rejects"),
@@ -237,6 +271,7 @@ static void status_text(json_t *o)
            flushes ? (double)jint(o, "flush_ns_total") / (double)flushes / 1e6 : 0.0,
            (long long)jint(o, "flush_errors"));
     clean_text(o);
+    scheduler_text(o);
     if (jint(o, "fenced_error") != 0) {
         printf("FENCED: a flush failed (%s); the store takes no writes until restarted\n",
                shmq_strerror((int)jint(o, "fenced_error")));

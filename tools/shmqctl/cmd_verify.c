@@ -508,6 +508,10 @@ static void check_queue(verify_t *v, const vq_t *q, int64_t *done, int64_t total
         }
         return;
     }
+    /* Units whose records were cleaned lie below the queue's corrected minimum (§7.5). */
+    if (v->cl_min > 0) {
+        shmq_cq_correct_min(q->cq, v->cl_min); /* read-only: computes, deletes nothing */
+    }
     min = shmq_cq_min_offset(q->cq);
     max = shmq_cq_max_offset(q->cq);
     for (int64_t qoff = min; qoff < max; qoff++) {

@@ -46,8 +46,10 @@
 #define SHMQCTL_OPT_TIMEOUT    0x80000  /* --timeout MS */
 #define SHMQCTL_OPT_FROM_WORD  0x100000 /* --from takes first|last (with SHMQCTL_OPT_FROM) */
 #define SHMQCTL_OPT_KEYS_ARG   0x200000 /* --keys takes a value (with SHMQCTL_OPT_KEYS) */
-#define SHMQCTL_OPT_QUERY      0x400000 /* query: --key --begin --end --max --msg-id --uniq-key
-                                           --phys-offset --time */
+/* query, offset-by-time: --key --begin --end --max --msg-id --uniq-key --phys-offset --time */
+#define SHMQCTL_OPT_QUERY   0x400000
+#define SHMQCTL_OPT_DELIVER 0x1000000 /* send: --deliver-at TIME --deliver-after MS */
+#define SHMQCTL_OPT_FAIL    0x2000000 /* consume: --fail */
 
 /* The parsed command line of one command. */
 typedef struct shmqctl_args {
@@ -79,15 +81,19 @@ typedef struct shmqctl_args {
     const char *group;        /* --group */
     int64_t timeout_ms;       /* --timeout, -1 when not given */
     /* query, offset-by-time */
-    const char *query_key;    /* --key */
-    const char *begin_arg;    /* --begin TIME */
-    const char *end_arg;      /* --end TIME */
-    int64_t max;              /* --max, -1 when not given */
-    const char *msg_id;       /* --msg-id */
-    const char *uniq_key;     /* --uniq-key */
-    int64_t phys_offset;      /* --phys-offset, -1 when not given */
-    const char *time_arg;     /* --time TIME */
-    char **pos;               /* positional arguments after the command */
+    const char *query_key; /* --key */
+    const char *begin_arg; /* --begin TIME */
+    const char *end_arg;   /* --end TIME */
+    int64_t max;           /* --max, -1 when not given */
+    const char *msg_id;    /* --msg-id */
+    const char *uniq_key;  /* --uniq-key */
+    int64_t phys_offset;   /* --phys-offset, -1 when not given */
+    const char *time_arg;  /* --time TIME */
+    /* scheduler: send at a time, consume --fail */
+    const char *deliver_at_arg; /* --deliver-at TIME */
+    int64_t deliver_after_ms;   /* --deliver-after MS, -1 when not given */
+    bool fail;                  /* consume --fail: send every message back */
+    char **pos;                 /* positional arguments after the command */
     int npos;
 } shmqctl_args_t;
 
@@ -101,6 +107,7 @@ int shmqctl_cmd_send(shmqctl_args_t *a);
 int shmqctl_cmd_consume(shmqctl_args_t *a);
 int shmqctl_cmd_status(shmqctl_args_t *a);
 int shmqctl_cmd_restart(shmqctl_args_t *a);
+int shmqctl_cmd_dlq(shmqctl_args_t *a);
 int shmqctl_cmd_clean(shmqctl_args_t *a);
 int shmqctl_cmd_query(shmqctl_args_t *a);
 int shmqctl_cmd_offset_by_time(shmqctl_args_t *a);

@@ -1,0 +1,1 @@
+build/shmq-bench produce --size 128 --seconds 5 --batch 256

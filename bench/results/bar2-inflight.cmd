@@ -1,0 +1,1 @@
+build/shmq-bench produce --size 1024 --seconds 5 --inflight 256

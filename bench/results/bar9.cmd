@@ -1,0 +1,1 @@
+build/shmq-bench idle --seconds 10

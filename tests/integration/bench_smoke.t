@@ -1,0 +1,147 @@
+#!/bin/sh
+# shmq-bench smoke test: every mode runs on tiny counts, prints one JSON
+# object with the promised fields, and its counts add up (every message
+# sent is acknowledged, received or read).  Never asserts on speed.
+. "${SHMQ_SRC:-$(dirname "$0")/../..}/tests/helpers/broker.sh"
+broker_init bench-smoke
+
+BENCH="$BUILD/shmq-bench"
+if [ ! -x "$BENCH" ]; then
+    echo "Bail out! $BENCH not built"
+    exit 1
+fi
+# Small files, as the other broker tests use (a 1 GiB segment would be
+# allocated and written with zeros at each start).
+BSET="--set mappedFileSizeCommitLog=4194304 --set mappedFileSizeConsumeQueue=60000 --set maxMessageSize=65536"
+
+# jget FILE PATH: a value from the JSON object in FILE ("a.b.c"; booleans 1/0, absent "null").
+jget() {
+    perl -MJSON::PP -e 'local $/; open(my $f, "<", $ARGV[0]) or exit 1;
+        my $v = eval { JSON::PP->new->decode(<$f>) }; exit 1 unless $v;
+        for my $k (split /\./, $ARGV[1]) { $v = ref($v) eq "HASH" ? $v->{$k} : undef }
+        $v = $v ? 1 : 0 if JSON::PP::is_bool($v);
+        print defined $v ? (ref($v) eq "ARRAY" ? scalar(@$v) : $v) : "null", "\n"' "$1" "$2"
+}
+
+# The fields every mode promises (issue: msgs_per_sec, mb_per_sec, latency_us
+# {p50, p99, p999, max}, errors, the configuration).
+fields_ok() {
+    local f missing=""
+    for f in msgs_per_sec mb_per_sec errors latency_us.p50 latency_us.p99 latency_us.p999 \
+        latency_us.max config machine.nproc; do
+        [ "$(jget "$1" "$f")" = "null" ] && missing="$missing $f"
+    done
+    [ -z "$missing" ] || echo "# missing:$missing"
+    [ -z "$missing" ]
+}
+
+run() { # run NAME ARGS...: shmq-bench ARGS --json into $T/NAME.json
+    local name=$1
+    shift
+    "$BENCH" "$@" --json --tmpdir "$T" >"$T/$name.json" 2>"$T/$name.err"
+    local rc=$?
+    [ $rc -eq 0 ] || diag "$T/$name.err"
+    return $rc
+}
+
+# ---- produce: synchronous, asynchronous, batches (the bench starts its own broker) ----
+run p1 produce --count 2000 --size 64 --no-baseline $BSET
+ok $? "produce: one producer, synchronous sends"
+fields_ok "$T/p1.json"
+ok $? "produce: the JSON object has every promised field"
+is "$(jget "$T/p1.json" msgs)" 2000 "produce: every message acknowledged"
+is "$(jget "$T/p1.json" errors)" 0 "produce: no errors"
+is "$(jget "$T/p1.json" latency_us.count)" 2000 "produce: one latency sample per send"
+is "$(jget "$T/p1.json" config.flush)" ASYNC_FLUSH "produce: the flush mode is reported"
+
+run p2 produce --count 1000 --producers 2 --inflight 8 --size 100 --no-baseline $BSET
+ok $? "produce: two producer processes with 8 sends in flight"
+is "$(jget "$T/p2.json" msgs)" 1000 "produce: the processes' counts add up to --count"
+is "$(jget "$T/p2.json" config.producers)" 2 "produce: the configuration names the producers"
+
+run p3 produce --count 1000 --batch 10 --flush sync --size 32 $BSET
+ok $? "produce: batches under SYNC_FLUSH, with the machine baseline"
+is "$(jget "$T/p3.json" msgs)" 1000 "produce: batched messages all acknowledged"
+is "$(jget "$T/p3.json" config.flush)" SYNC_FLUSH "produce: --flush sync starts a SYNC_FLUSH broker"
+fields_ok "$T/p3.json"
+ok $? "produce: the baseline run has every field"
+[ "$(jget "$T/p3.json" machine.memcpy_gb_per_sec)" != null ] &&
+    [ "$(jget "$T/p3.json" machine.fdatasync_4k_p50_us)" != null ]
+ok $? "produce: memcpy bandwidth and fdatasync latency measured in the same run"
+
+# ---- consume: a backlog read in place ----
+run c1 consume --count 3000 --size 50 --no-baseline $BSET
+ok $? "consume: read a backlog"
+is "$(jget "$T/c1.json" msgs)" 3000 "consume: every message of the backlog read"
+is "$(jget "$T/c1.json" extra.backlog_written)" 3000 "consume: the backlog was written first"
+fields_ok "$T/c1.json"
+ok $? "consume: every promised field"
+
+# ---- e2e: fixed rate, send-to-receive latency ----
+run e1 e2e --rate 2000 --count 400 --size 32 --no-baseline $BSET
+ok $? "e2e: fixed-rate sends with a consumer"
+is "$(jget "$T/e1.json" msgs)" 400 "e2e: every message sent was received"
+is "$(jget "$T/e1.json" extra.lost)" 0 "e2e: nothing acknowledged went missing"
+is "$(jget "$T/e1.json" latency_us.count)" 400 "e2e: one latency sample per message received"
+
+# ---- a running broker (--store) ----
+if start_broker; then
+    run s1 produce --store "$STORE" --count 500 --size 80 --no-baseline
+    ok $? "produce --store: uses the running broker"
+    is "$(jget "$T/s1.json" msgs)" 500 "produce --store: every message acknowledged"
+    run s2 consume --store "$STORE" --no-baseline
+    ok $? "consume --store: reads the running broker's topic"
+    is "$(jget "$T/s2.json" msgs)" 500 "consume --store: reads what was produced"
+    "$BENCH" produce --store "$STORE" --flush sync --count 10 --no-baseline >"$T/s3.out" 2>&1
+    [ $? -ne 0 ]
+    ok $? "produce --store: a --flush other than the broker's is refused"
+    stop_broker
+    ok $? "the running broker still stops cleanly"
+else
+    ok 1 "broker started"
+    diag "$T/shmqd.log"
+fi
+
+# ---- recover: generated store, torn tail, timed restarts ----
+run r1 recover --store-bytes 6M --tail-bytes 2M --queues 4 --size 200 --restarts 1 --no-baseline \
+    --set mappedFileSizeCommitLog=4194304 --set mappedFileSizeConsumeQueue=60000 \
+    --set maxMessageSize=65536
+ok $? "recover: generate, tear, recover, restart"
+is "$(jget "$T/r1.json" extra.abnormal)" 1 "recover: the torn store was recovered as abnormal"
+[ "$(jget "$T/r1.json" extra.truncated_bytes)" -gt 0 ] 2>/dev/null
+ok $? "recover: the torn tail was cut"
+is "$(jget "$T/r1.json" latency_us.count)" 1 "recover: one timed restart per --restarts"
+is "$(jget "$T/r1.json" errors)" 0 "recover: no errors"
+
+# ---- writer-kill: kill -9 of the writer under load ----
+run k1 writer-kill --kills 2 --kill-every 1100 --size 64 --no-baseline $BSET
+ok $? "writer-kill: the writer killed twice under load"
+is "$(jget "$T/k1.json" extra.kills_done)" 2 "writer-kill: one gap measured per kill"
+is "$(jget "$T/k1.json" extra.kills_without_ack_in_10s)" 0 "writer-kill: sends resumed after each kill"
+is "$(jget "$T/k1.json" errors)" 0 "writer-kill: no send failed"
+
+# ---- idle ----
+run i1 idle --seconds 1 $BSET
+ok $? "idle: measured"
+[ "$(jget "$T/i1.json" extra.processes)" -ge 4 ] 2>/dev/null
+ok $? "idle: the master and the workers are measured"
+
+# ---- the plot (gnuplot is optional) ----
+if command -v gnuplot >/dev/null 2>&1; then
+    "$BENCH" produce --count 500 --no-baseline $BSET --tmpdir "$T" --plot "$T/lat.png" \
+        >"$T/plot.out" 2>&1
+    [ "$(head -c 4 "$T/lat.png" 2>/dev/null | od -An -c | tr -d ' ')" = "211PNG" ]
+    ok $? "--plot draws a PNG"
+else
+    "$BENCH" produce --count 100 --no-baseline $BSET --tmpdir "$T" --plot "$T/lat.png" \
+        >"$T/plot.out" 2>&1
+    grep -q "apt-get install gnuplot" "$T/plot.out"
+    ok $? "--plot without gnuplot says how to install it"
+fi
+
+# ---- usage ----
+"$BENCH" produce --inflight 0 >/dev/null 2>&1
+is $? 2 "a bad option exits 2"
+ls "$T" | grep -q '^shmq-bench-store' && ok 1 "temporary stores removed" || ok 0 "temporary stores removed"
+
+done_testing
