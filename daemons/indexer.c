@@ -64,6 +64,7 @@ typedef struct indexer {
     int64_t pos;       /* next record to index */
     int64_t published; /* last `indexed` published */
     int64_t stall_pos; /* pos at which a batch found no readable record below the limit, -1 none */
+    bool no_space;     /* the last index file could not be allocated: waiting for disk space */
     int64_t next_flush_ms; /* monotonic */
     int flush_err;         /* first failed msync: flushed_ts frozen */
     bool finished;
@@ -197,6 +198,25 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
                                    (long long)limit);
         }
         rc = shmq_index_put_record(&x->svc, &r);
+        if (rc == -ENOSPC) {
+            /* A full disk is waited out, not a crash: the next loop tries again. */
+            x->pos = at;
+            if (!x->no_space) {
+                shmq_log(SHMQ_LOG_WARN, "disk full: no space for an index file; indexing at %lld "
+                                        "waits for space",
+                         (long long)at);
+                x->no_space = true;
+            }
+            if (x->svc.count != files_before || shmq_index_last(&x->svc) != newest) {
+                files_changed(x);
+            }
+            publish_pos(x);
+            return records;
+        }
+        if (x->no_space) {
+            shmq_log(SHMQ_LOG_INFO, "disk space is back: indexing goes on at %lld", (long long)at);
+            x->no_space = false;
+        }
         if (rc < 0) {
             x->pos = at;
             return shmq_error_wrap(rc, "indexing the message at %lld", (long long)at);
