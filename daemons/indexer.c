@@ -202,8 +202,9 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
             /* A full disk is waited out, not a crash: the next loop tries again. */
             x->pos = at;
             if (!x->no_space) {
-                shmq_log(SHMQ_LOG_WARN, "disk full: no space for an index file; indexing at %lld "
-                                        "waits for space",
+                shmq_log(SHMQ_LOG_WARN,
+                         "disk full: no space for an index file; indexing at %lld "
+                         "waits for space",
                          (long long)at);
                 x->no_space = true;
             }

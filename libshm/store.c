@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ring.h"
 #include "shmq/errors.h"
 
 #define SCHEDULE_TOPIC "SCHEDULE_TOPIC_XXXX"
@@ -253,27 +254,10 @@ static int load_queues(shmq_store_t *st)
 
 /* ---- open / close ---------------------------------------------------------- */
 
+/* The store host stamped on records: the same rule the writer applies (brokerIP1, listenPort). */
 static int host_from_config(const shmq_config_t *cfg, shmq_host_t *h)
 {
-    shmq_local_host(h, cfg->listen_port);
-    if (cfg->broker_ip1[0]) {
-        unsigned a, b, c, d;
-        char extra;
-        if (sscanf(cfg->broker_ip1, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 ||
-            b > 255 || c > 255 || d > 255) {
-            return shmq_error_set(SHMQ_E_CONFIG,
-                                  "key 'brokerIP1': bad value '%s': expected an "
-                                  "IPv4 address",
-                                  cfg->broker_ip1);
-        }
-        memset(h->addr, 0, sizeof(h->addr));
-        h->addr[0] = (uint8_t)a;
-        h->addr[1] = (uint8_t)b;
-        h->addr[2] = (uint8_t)c;
-        h->addr[3] = (uint8_t)d;
-        h->is_v6 = 0;
-    }
-    return 0;
+    return shmq_ring_store_host(cfg, h);
 }
 
 static int mkdir_p(const char *path)
