@@ -85,9 +85,10 @@ static void prop_text(const shmq_msg_view_t *v, const char *name)
     }
 }
 
-static int consume_print(const consume_state_t *st, const shmq_msg_view_t *v)
+/* One message, as `consume` and `query` print it: text, or a JSON line. */
+int shmqctl_print_message(bool json, const shmq_msg_view_t *v)
 {
-    if (st->a->json) {
+    if (json) {
         bool text = shmqctl_utf8_printable(v->body, v->body_len);
         json_t *o = json_object();
         if (!o) {
@@ -211,7 +212,7 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, consume
     case SHMQ_PULL_FOUND:
         next = pr->next_offset;
         for (i = 0; i < pr->count; i++) {
-            rc = consume_print(st, &pr->msgs[i]);
+            rc = shmqctl_print_message(st->a->json, &pr->msgs[i]);
             if (rc < 0) {
                 return rc;
             }

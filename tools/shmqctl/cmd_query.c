@@ -84,65 +84,6 @@ static int reject_send_options(shmqctl_args_t *a)
 
 /* ---- output ------------------------------------------------------------------------------- */
 
-static json_t *prop_json(const shmq_msg_view_t *v, const char *name)
-{
-    size_t len;
-    const char *p = shmq_msg_property(v, name, &len);
-    return p ? shmqctl_json_str(p, len) : json_null();
-}
-
-static void prop_text(const shmq_msg_view_t *v, const char *name)
-{
-    size_t len;
-    const char *p = shmq_msg_property(v, name, &len);
-    if (p) {
-        shmqctl_print_text(stdout, p, len);
-    }
-}
-
-/* One message, as `consume` prints it. */
-static int print_message(bool json, const shmq_msg_view_t *v)
-{
-    if (json) {
-        bool text = shmqctl_utf8_printable(v->body, v->body_len);
-        json_t *o = json_object();
-        if (!o) {
-            return -ENOMEM;
-        }
-        json_object_set_new(o, "topic", shmqctl_json_str(v->topic, v->topic_len));
-        json_object_set_new(o, "queue", json_integer(v->queue_id));
-        json_object_set_new(o, "queue_offset", json_integer(v->queue_offset));
-        json_object_set_new(o, "phys_offset", json_integer(v->phys_offset));
-        json_object_set_new(o, "msg_id", json_string(v->msg_id));
-        json_object_set_new(o, "uniq_key", prop_json(v, SHMQ_PROP_UNIQ_KEY));
-        json_object_set_new(o, "tags", prop_json(v, SHMQ_PROP_TAGS));
-        json_object_set_new(o, "keys", prop_json(v, SHMQ_PROP_KEYS));
-        json_object_set_new(o, "reconsume_times", json_integer(v->reconsume_times));
-        json_object_set_new(o, "store_ts", json_integer(v->store_ts));
-        json_object_set_new(o, "body_len", json_integer((json_int_t)v->body_len));
-        json_object_set_new(o, "body",
-                            text ? json_stringn(v->body, v->body_len)
-                                 : shmqctl_json_base64(v->body, v->body_len));
-        json_object_set_new(o, "body_encoding", json_string(text ? "text" : "base64"));
-        return shmqctl_json_print(o) < 0 ? -EIO : 0;
-    }
-    char ts[64];
-    shmqctl_format_ts(v->store_ts, ts, sizeof(ts));
-    fputs("topic=", stdout);
-    shmqctl_print_text(stdout, v->topic, v->topic_len);
-    printf(" queue=%d queueOffset=%lld physOffset=%lld msgId=%s uniqKey=", (int)v->queue_id,
-           (long long)v->queue_offset, (long long)v->phys_offset, v->msg_id);
-    prop_text(v, SHMQ_PROP_UNIQ_KEY);
-    fputs(" tags=", stdout);
-    prop_text(v, SHMQ_PROP_TAGS);
-    fputs(" keys=", stdout);
-    prop_text(v, SHMQ_PROP_KEYS);
-    printf(" reconsumeTimes=%d storeTime=%s body=", (int)v->reconsume_times, ts);
-    shmqctl_print_text(stdout, v->body, v->body_len);
-    fputc('\n', stdout);
-    return 0;
-}
-
 static int open_admin(shmqctl_args_t *a, shmq_admin_t **out)
 {
     shmq_error_clear();
@@ -198,7 +139,7 @@ static int query_one(shmqctl_args_t *a, shmq_admin_t *ad)
     if (rc < 0) {
         return shmqctl_fail(rc, "query failed");
     }
-    return print_message(a->json, &v) < 0 ? SHMQCTL_EXIT_FAIL : SHMQCTL_EXIT_OK;
+    return shmqctl_print_message(a->json, &v) < 0 ? SHMQCTL_EXIT_FAIL : SHMQCTL_EXIT_OK;
 }
 
 int shmqctl_cmd_query(shmqctl_args_t *a)
@@ -252,7 +193,7 @@ int shmqctl_cmd_query(shmqctl_args_t *a)
         ret = SHMQCTL_EXIT_FAIL;
     }
     for (size_t i = 0; ret == SHMQCTL_EXIT_OK && i < res->count; i++) {
-        if (print_message(a->json, &res->msgs[i]) < 0) {
+        if (shmqctl_print_message(a->json, &res->msgs[i]) < 0) {
             ret = SHMQCTL_EXIT_FAIL;
         }
     }

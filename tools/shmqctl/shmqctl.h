@@ -234,4 +234,8 @@ void shmqctl_progress_update(shmqctl_progress_t *p, int64_t done, int64_t total,
 /* Erase the progress line (before other output, and at the end). */
 void shmqctl_progress_clear(shmqctl_progress_t *p);
 
+/* One consumed or queried message: text, or a JSON line (cmd_consume.c). */
+struct shmq_msg_view;
+int shmqctl_print_message(bool json, const struct shmq_msg_view *v);
+
 #endif
