@@ -17,8 +17,7 @@ HELPERS="$BUILD/tests/helpers"
 # Small segments so that files roll during a test.
 SMALL="--set mappedFileSizeCommitLog=1048576 --set mappedFileSizeConsumeQueue=6000 --set maxMessageSize=65536 --set maxHashSlotNum=4096 --set maxIndexNum=16384"
 
-n=0
-failed=0
+. "${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/helpers/tap.sh"
 T=""
 STORE=""
 SHMQD_PID=""
@@ -27,30 +26,6 @@ WORKER_PIDS=""
 
 # ---- TAP ------------------------------------------------------------------------
 
-# ok STATUS DESCRIPTION: STATUS 0 is a pass.
-ok() {
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $n - $2"
-    else
-        echo "not ok $n - $2"
-        failed=$((failed + 1))
-    fi
-}
-# is GOT WANT DESCRIPTION
-is() {
-    if [ "$1" = "$2" ]; then
-        ok 0 "$3"
-    else
-        ok 1 "$3"
-        echo "#   got:  '$1'"
-        echo "#   want: '$2'"
-    fi
-}
-# Show a file's content (the last 40 lines) as TAP diagnostics.
-diag() {
-    tail -n 40 "$1" 2>/dev/null | sed 's/^/#   /'
-}
 # Print the plan and exit with the result.  First, one more test: no
 # sanitizer (ASan, LSan, UBSan) report in any log or stderr file of the test
 # (shmqd.log holds every daemon's stderr).

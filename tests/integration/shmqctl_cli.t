@@ -14,26 +14,7 @@ T=$(mktemp -d /tmp/shmqctl-cli.XXXXXX) || exit 1
 trap 'rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM
 
-n=0
-failed=0
-ok() {
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $n - $2"
-    else
-        echo "not ok $n - $2"
-        failed=$((failed + 1))
-    fi
-}
-is() {
-    if [ "$1" = "$2" ]; then
-        ok 0 "$3"
-    else
-        ok 1 "$3"
-        echo "#   got:  '$1'"
-        echo "#   want: '$2'"
-    fi
-}
+. "${SHMQ_SRC:-$(dirname "$0")/../..}/tests/helpers/tap.sh"
 # run CMD...: runs shmqctl, output in $T/out and $T/err, status in $rc.
 run() {
     "$CTL" "$@" >"$T/out" 2>"$T/err"

@@ -26,32 +26,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-n=0
-failed=0
-# ok STATUS DESCRIPTION: STATUS 0 is a pass.
-ok() {
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $n - $2"
-    else
-        echo "not ok $n - $2"
-        failed=$((failed + 1))
-    fi
-}
-# is GOT WANT DESCRIPTION
-is() {
-    if [ "$1" = "$2" ]; then
-        ok 0 "$3"
-    else
-        ok 1 "$3"
-        echo "#   got:  '$1'"
-        echo "#   want: '$2'"
-    fi
-}
-# Show a file's content as TAP diagnostics.
-diag() {
-    sed 's/^/#   /' "$1"
-}
+. "${SHMQ_SRC:-$(dirname "$0")/../..}/tests/helpers/tap.sh"
 # JSON field $1 of each JSON line on stdin (one value per line).
 jfield() {
     perl -MJSON::PP -e 'my $k = shift; while (my $l = <STDIN>) {
