@@ -34,8 +34,10 @@
  * flusher starts from the published value.  The CommitLog is mapped
  * read-only: opening a segment queue writable would remove an empty
  * trailing segment, which may be the one the writer is creating right now.
- * msync(MS_SYNC) and fdatasync write back the file's dirty pages whoever
- * dirtied them.
+ * Its files are opened O_RDWR all the same (SHMQ_MF_SYNCER): msync of a
+ * mapping of a file opened read-only writes nothing back (PITFALLS 18).
+ * msync(MS_SYNC) of a shared mapping writes back the range's dirty pages
+ * whoever dirtied them, and waits for the device.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -285,7 +287,7 @@ static int flusher_init(shmq_worker_t *w, void **state)
     for (int i = 0; i < OPEN_TRIES && rc == SHMQ_E_SEGMENT; i++) {
         shmq_error_clear();
         rc = shmq_commitlog_open(&f->cl, dir, (size_t)cfg->mapped_file_size_commit_log,
-                                 SHMQ_MF_READONLY);
+                                 SHMQ_MF_READONLY | SHMQ_MF_SYNCER);
         if (rc == SHMQ_E_SEGMENT) {
             usleep(20 * 1000); /* the writer is creating the last segment */
         }

@@ -281,6 +281,7 @@ int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset
     mf->size = size;
     mf->start_offset = start_offset;
     mf->readonly = false;
+    mf->syncable = true;
     mf->ready_end = st.st_size == 0 ? ready : 0;
     tune_writable(mf, flags, st.st_size == 0 ? ready : size);
     if (flags & SHMQ_MF_PREFAULT) {
@@ -300,6 +301,7 @@ int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset,
                  unsigned flags)
 {
     bool ro = (flags & SHMQ_MF_READONLY) != 0;
+    bool syncer = ro && (flags & SHMQ_MF_SYNCER) != 0;
     struct stat st;
     int rc;
 
@@ -311,7 +313,7 @@ int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset,
     if (snprintf(mf->path, sizeof(mf->path), "%s", path) >= (int)sizeof(mf->path)) {
         return shmq_error_set(-ENAMETOOLONG, "segment path too long: %s", path);
     }
-    int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    int fd = open(path, (ro && !syncer ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (fd < 0) {
         return sys_err(path, "open");
     }
@@ -334,6 +336,7 @@ int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset,
     mf->size = size;
     mf->start_offset = start_offset;
     mf->readonly = ro;
+    mf->syncable = !ro || syncer;
     if (!ro) {
         tune_writable(mf, flags, size);
     }
@@ -355,7 +358,7 @@ int shmq_mf_flush(shmq_mapped_file_t *mf, size_t from, size_t to, enum shmq_flus
     if (from >= to) {
         return 0;
     }
-    if (how == SHMQ_FLUSH_FDATASYNC) {
+    if (how == SHMQ_FLUSH_FDATASYNC || !mf->syncable) {
         return fdatasync(mf->fd) == 0 ? 0 : sys_err(mf->path, "fdatasync");
     }
     size_t a = from - from % page_size();
@@ -566,7 +569,7 @@ static int mfq_load(shmq_mfq_t *q, bool tolerant)
         }
     }
     for (size_t i = 0; i < n; i++) {
-        unsigned fl = ro ? SHMQ_MF_READONLY : 0;
+        unsigned fl = ro ? q->flags & (SHMQ_MF_READONLY | SHMQ_MF_SYNCER) : 0;
         shmq_mapped_file_t *mf = malloc(sizeof(*mf));
         if (!mf) {
             rc = -ENOMEM;
@@ -727,7 +730,7 @@ int shmq_mfq_open(shmq_mfq_t *q, const char *dir, size_t seg_size, unsigned flag
         return shmq_error_set(-ENAMETOOLONG, "directory name too long: %s", dir);
     }
     q->seg_size = seg_size;
-    q->flags = ro ? (flags & SHMQ_MF_READONLY) : flags;
+    q->flags = ro ? (flags & (SHMQ_MF_READONLY | SHMQ_MF_SYNCER)) : flags;
     q->prep_want = -1;
     q->prep_busy = -1;
     atomic_init(&q->zero_claim, NO_CLAIM);
@@ -1147,7 +1150,8 @@ int shmq_mfq_refresh(shmq_mfq_t *q)
         if (!mf) {
             return -ENOMEM;
         }
-        rc = shmq_mf_open(mf, path, off, q->seg_size, q->flags & SHMQ_MF_READONLY);
+        rc = shmq_mf_open(mf, path, off, q->seg_size,
+                          q->flags & (SHMQ_MF_READONLY | SHMQ_MF_SYNCER));
         if (rc == 0) {
             rc = mfq_push(q, mf);
             if (rc) {

@@ -42,6 +42,13 @@
 #define SHMQ_MF_PREFAULT 0x2 /* pre-fault writable segments when created */
 #define SHMQ_MF_MLOCK    0x4 /* mlock writable segments */
 #define SHMQ_MF_PREPARE  0x8 /* prepare the next segment on a background thread */
+/*
+ * With READONLY: open the file O_RDWR but map it PROT_READ, so that the
+ * mapping is a shared one msync writes back (PITFALLS 18: msync of a mapping
+ * of a file opened O_RDONLY returns 0 and writes nothing).  For the flusher,
+ * which syncs bytes another process wrote and must never write them itself.
+ */
+#define SHMQ_MF_SYNCER 0x10
 
 /* Flush methods. */
 enum shmq_flush_method { SHMQ_FLUSH_MSYNC = 0, SHMQ_FLUSH_FDATASYNC = 1 };
@@ -53,6 +60,7 @@ typedef struct shmq_mapped_file {
     size_t size;          /* file size = segment size */
     int64_t start_offset; /* logical offset of byte 0 */
     bool readonly;
+    bool syncable;    /* msync of the mapping writes back (opened O_RDWR) */
     size_t ready_end; /* bytes from the start already zero-filled and pre-faulted */
 } shmq_mapped_file_t;
 
@@ -74,7 +82,12 @@ int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset
 int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset, size_t size,
                  unsigned flags);
 
-/* Flush bytes [from, to) of the segment (relative positions) to disk. 0 or negative errno. */
+/*
+ * Make bytes [from, to) of the segment (relative positions) durable, whoever
+ * wrote them: msync(MS_SYNC) of the range where the mapping is shared-writable
+ * (opened O_RDWR), else fdatasync of the whole file (never a no-op msync).
+ * 0 or a negative errno; the caller never retries a failure (PITFALLS 1).
+ */
 int shmq_mf_flush(shmq_mapped_file_t *mf, size_t from, size_t to, enum shmq_flush_method how);
 
 /* Unmap and close; does not remove the file. */
