@@ -676,6 +676,11 @@ void shmq_ctl_wake(shmq_ctl_wake_t *w)
     wake_word(&w->seq, &w->waiters);
 }
 
+void shmq_ctl_pos_wake_all(shmq_ctl_position_t *p)
+{
+    wake_word(&p->seq, &p->waiters);
+}
+
 int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int timeout_ms)
 {
     uint32_t seq = atomic_load_explicit(&w->seq, memory_order_acquire);

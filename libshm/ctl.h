@@ -279,7 +279,11 @@ typedef struct shmq_ctl_block {
     shmq_ctl_position_t indexed;    /* indexer */
     shmq_ctl_position_t replicated; /* ha-sender */
     _Alignas(64) _Atomic int64_t writer_journal; /* writer: wrote_pos before its current batch */
-    _Atomic int32_t fenced_error; /* flusher: a failed flush (negative errno); writes stop */
+    /* The first failed flush of any store file (negative errno): set once, by CAS from 0, by
+     * the worker whose flush failed (flusher, dispatcher, indexer, scheduler; fence.h).
+     * Writes stop, SYNC_FLUSH waiters get SHMQ_E_FENCED, the master stops the store. */
+    _Atomic int32_t fenced_error;
+    _Atomic int32_t fenced_part; /* the fencing worker: enum shmq_fence_part (status only) */
 
     /* Wake-up words. */
     shmq_ctl_wake_t writer_wake;     /* producers -> writer: ring entries published */
@@ -406,6 +410,10 @@ int shmq_ctl_wait_pos(shmq_ctl_position_t *p, int64_t target, int timeout_ms);
 
 /* Wake one role's sleeper if it sleeps (after publishing work for it). */
 void shmq_ctl_wake(shmq_ctl_wake_t *w);
+
+/* Wake every process waiting on p (shmq_ctl_wait_pos) without changing its value:
+ * they re-check their own conditions (a fence, a stop). */
+void shmq_ctl_pos_wake_all(shmq_ctl_position_t *p);
 
 /*
  * Sleep on w until woken or timeout_ms, unless ready(arg) becomes true after
