@@ -44,6 +44,9 @@ UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 TEST_HELPER_BINS := $(TEST_HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
+# Fault shims (LD_PRELOAD) for the flush-failure tests: built without sanitizers.
+FAULT_SRCS  := $(sort $(wildcard tests/fault/*.c))
+FAULT_LIBS  := $(FAULT_SRCS:tests/fault/%.c=$(BUILD)/tests/fault/lib%.so)
 
 BINS := $(BUILD)/shmqctl $(DAEMON_BINS)
 # shmq-bench: the benchmark tool (tools/shmq-bench/*.c)
@@ -57,7 +60,7 @@ all: lib tools tests
 
 lib: $(BUILD)/libshmq.a $(BUILD)/libshmq.so
 tools: $(BINS)
-tests: $(UNIT_BINS) $(TEST_HELPER_BINS)
+tests: $(UNIT_BINS) $(TEST_HELPER_BINS) $(FAULT_LIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -86,6 +89,10 @@ $(BUILD)/shmq-%: $(BUILD)/daemons/%.o $(WORKER_OBJ) $(BUILD)/libshmq.a
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libshmq.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/fault/lib%.so: tests/fault/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
 
 $(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libshmq.a $(LDLIBS)

@@ -17,6 +17,10 @@
  * max_offset (min_offset only raised, shared with the cleaner), the
  * ConsumeQueue files.
  *
+ * A failed ConsumeQueue flush fences the store (fence.h): cq_flushed is
+ * recorded in <root>/fence-consumequeue and never moves again, also not in a
+ * restarted dispatcher; the next start rebuilds the queues from there.
+ *
  * Signals: SIGTERM/SIGINT flush the ConsumeQueues, publish cq_flushed and
  * exit 0.  FINISHING (orderly stop): dispatch to the end, flush everything,
  * publish, exit 0.
@@ -35,6 +39,7 @@
 
 #include "clean.h"
 #include "ctl.h"
+#include "fence.h"
 #include "shmq/errors.h"
 #include "store.h"
 #include "worker.h"
@@ -238,6 +243,31 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
 
 /* ---- flushing ----------------------------------------------------------------------------- */
 
+/*
+ * A ConsumeQueue flush failed: never retried and trusted (fence.h).  Record
+ * cq_flushed as the point below which every unit is durable (the next start
+ * rebuilds the ConsumeQueues from there), then fence the store.
+ */
+static void fence_queues(dispatcher_t *d, const shmq_cq_t *cq, int rc)
+{
+    char what[512];
+    const char *det = shmq_error_detail();
+    snprintf(what, sizeof(what), "%s", det[0] ? det : shmq_strerror(rc));
+    d->flush_err = rc;
+    shmq_ctl_block_t *b = d->w->ctl.blk;
+    int frc = shmq_fence_record(d->w->ctl.root, SHMQ_FENCE_CONSUMEQUEUE, d->cq_flushed, rc);
+    if (frc < 0) {
+        det = shmq_error_detail();
+        shmq_log(SHMQ_LOG_ERROR, "cannot record the fence point: %s (the master tries again)",
+                 det[0] ? det : shmq_strerror(frc));
+    }
+    shmq_ctl_fence(b, SHMQ_FENCE_CONSUMEQUEUE, rc);
+    shmq_log(SHMQ_LOG_ERROR,
+             "flush of consume queue %s/%d failed: %s; the store is fenced: cq_flushed stays at "
+             "%lld and the next start rebuilds the consume queues from there",
+             cq->topic, cq->queue_id, what, (long long)d->cq_flushed);
+}
+
 typedef struct flush_pass {
     dispatcher_t *d;
     int least_pages;
@@ -251,13 +281,7 @@ static int flush_one(shmq_queue_t *q, void *arg)
     if (fp->d->flush_err == 0) {
         int rc = shmq_cq_flush(cq, fp->least_pages);
         if (rc < 0) {
-            fp->d->flush_err = rc;
-            shmq_log(SHMQ_LOG_ERROR,
-                     "flush of consume queue %s/%d failed: %s; cq_flushed stays at %lld until "
-                     "the store is recovered",
-                     cq->topic, cq->queue_id,
-                     shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc),
-                     (long long)fp->d->cq_flushed);
+            fence_queues(fp->d, cq, rc);
             return 1;
         }
     }
@@ -403,6 +427,12 @@ static int dispatcher_init(shmq_worker_t *w, void **state)
     shmq_commitlog_set_positions(&d->st.cl, wrote, wrote);
     d->pos = shmq_ctl_load(&b->dispatched);
     d->cq_flushed = shmq_ctl_load(&b->cq_flushed);
+    /* acquire: pairs with the fencing worker's CAS.  A fenced store flushes nothing more:
+     * after a failed flush a second one "succeeds" without writing (PITFALLS 1). */
+    if (atomic_load_explicit(&b->fenced_error, memory_order_acquire) != 0) {
+        d->flush_err = SHMQ_E_FENCED;
+        shmq_log(SHMQ_LOG_WARN, "the store is fenced: consume queues are not flushed again");
+    }
     int64_t min = shmq_ctl_load(&b->min);
     if (d->pos < min) {
         shmq_log(SHMQ_LOG_WARN, "dispatched %lld is below the CommitLog minimum %lld: from there",

@@ -15,10 +15,12 @@
  *     then flush everything written in one go and publish flushed, which
  *     wakes the producers waiting for it and the dispatcher.
  *
- * A flush that fails fences the store: fenced_error is set, flushed never
- * moves again (a failed msync/fdatasync is never retried and trusted, also
- * not by a restarted flusher), the writer refuses new entries and the master
- * stops the store; the next start recovers.
+ * A flush that fails fences the store (fence.h): the last flushed offset
+ * is recorded in <root>/fence-commitlog, fenced_error is set, flushed never
+ * moves again (a failed msync is never retried and trusted, also not by a
+ * restarted flusher), the writer refuses new entries, waiting producers get
+ * SHMQ_E_FENCED, and the master stops the store; the next start cuts the
+ * log at the recorded point (the page cache may show bytes the disk lacks).
  *
  * Checkpoint, every second when it changed: confirmPhyOffset =
  * min(flushed, cq_flushed), the physic/logics timestamps the store time of
@@ -48,6 +50,7 @@
 #include "clean.h"
 #include "commitlog.h"
 #include "ctl.h"
+#include "fence.h"
 #include "shmq/errors.h"
 #include "store_files.h"
 #include "worker.h"
@@ -90,15 +93,23 @@ static void fence(shmq_worker_t *w, flusher_t *f, int rc)
 {
     shmq_ctl_block_t *b = w->ctl.blk;
     f->fenced = true;
-    /* release: whoever sees the fence also sees that flushed stopped here */
-    atomic_store_explicit(&b->fenced_error, rc < 0 ? rc : SHMQ_E_FENCED, memory_order_release);
-    atomic_fetch_add_explicit(&b->counters.flush_errors, 1, memory_order_relaxed);
+    char what[512];
     const char *d = shmq_error_detail();
+    snprintf(what, sizeof(what), "%s", d[0] ? d : shmq_strerror(rc));
+    /* The fence point first, durably: the next start cuts the log there (fence.h). */
+    int frc = shmq_fence_record(f->root, SHMQ_FENCE_COMMITLOG, f->flushed, rc);
+    if (frc < 0) {
+        d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_ERROR, "cannot record the fence point: %s (the master tries again)",
+                 d[0] ? d : shmq_strerror(frc));
+    }
+    /* relaxed: statistics */
+    atomic_fetch_add_explicit(&b->counters.flush_errors, 1, memory_order_relaxed);
+    shmq_ctl_fence(b, SHMQ_FENCE_COMMITLOG, rc);
     shmq_log(SHMQ_LOG_ERROR,
              "CommitLog flush failed at %lld: %s; the store is fenced: no write is acknowledged "
-             "past %lld until a restart recovers it",
-             (long long)f->flushed, d[0] ? d : shmq_strerror(rc), (long long)f->flushed);
-    shmq_ctl_wake(&b->master_wake);
+             "past %lld, and the next start cuts the log there",
+             (long long)f->flushed, what, (long long)f->flushed);
 }
 
 /* The segment holding pos, mapping segments the writer created since the last look. */

@@ -44,6 +44,7 @@
 
 #include "commitlog.h"
 #include "ctl.h"
+#include "fence.h"
 #include "index_service.h"
 #include "shmq/errors.h"
 #include "worker.h"
@@ -117,13 +118,23 @@ static void flush_files(indexer_t *x)
         shmq_error_clear();
         int rc = shmq_index_flush(&x->svc, &end_ts);
         if (rc < 0) {
+            char what[512];
+            snprintf(what, sizeof(what), "%s", detail_or(rc));
             x->flush_err = rc;
+            shmq_ctl_block_t *fb = x->w->ctl.blk;
             /* release: status readers see the error with whatever came before it */
-            atomic_store_explicit(&x->w->ctl.blk->index.flush_error, rc, memory_order_release);
+            atomic_store_explicit(&fb->index.flush_error, rc, memory_order_release);
+            /* Fence the store (fence.h): the disk failed a write; abort stays, and the next
+             * start drops the index files newer than the checkpoint's index time. */
+            int64_t durable = atomic_load_explicit(&fb->index.flushed_ts, memory_order_relaxed);
+            if (shmq_fence_record(x->w->ctl.root, SHMQ_FENCE_INDEX, durable, rc) < 0) {
+                shmq_log(SHMQ_LOG_ERROR, "cannot record the fence point: %s", detail_or(rc));
+            }
+            shmq_ctl_fence(fb, SHMQ_FENCE_INDEX, rc);
             shmq_log(SHMQ_LOG_ERROR,
-                     "index flush failed: %s; the checkpoint's index time stays where it is "
-                     "(an unclean stop rebuilds the newer files)",
-                     detail_or(rc));
+                     "index flush failed: %s; the store is fenced: the checkpoint's index time "
+                     "stays where it is and the next start rebuilds the newer files",
+                     what);
         } else if (end_ts > 1) {
             /* The newest file may get more entries of the same millisecond: claim below it. */
             int64_t ts = end_ts - 1;
@@ -350,6 +361,11 @@ static int indexer_init(shmq_worker_t *w, void **state)
     x->enabled = x->cfg.message_index_enable;
     /* acquire: an earlier indexer of this run stored it */
     x->flush_err = atomic_load_explicit(&w->ctl.blk->index.flush_error, memory_order_acquire);
+    /* acquire: pairs with the fencing worker's CAS; a fenced store trusts no later flush */
+    if (x->flush_err == 0 &&
+        atomic_load_explicit(&w->ctl.blk->fenced_error, memory_order_acquire) != 0) {
+        x->flush_err = SHMQ_E_FENCED;
+    }
     *state = x;
     if (!x->enabled) {
         shmq_log(SHMQ_LOG_INFO, "messageIndexEnable is false: nothing to do");

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "fence.h"
 #include "shmq/errors.h"
 #include "index_service.h"
 #include "store.h"
@@ -464,6 +465,21 @@ static void log_recovery(const shmq_recovery_report_t *r)
         shmq_log(SHMQ_LOG_WARN, "recovery cut the log below the checkpoint: flushed data was "
                                 "damaged");
     }
+    if (r->fence_commitlog >= 0) {
+        shmq_log(SHMQ_LOG_WARN,
+                 "the last run was fenced after a failed CommitLog flush: the log was cut at its "
+                 "last good flush %lld (%lld bytes past it dropped: never acknowledged under "
+                 "SYNC_FLUSH); fence lifted",
+                 (long long)r->fence_commitlog, (long long)r->truncated_bytes);
+    }
+    if (r->fence_cq >= 0) {
+        shmq_log(SHMQ_LOG_WARN,
+                 "the last run was fenced after a failed consume queue flush: units past %lld "
+                 "were dropped and rebuilt from the CommitLog; fence lifted",
+                 (long long)r->fence_cq);
+    }
+    shmq_log(SHMQ_LOG_INFO, "recovery synced the CommitLog from %lld and every consume queue",
+             (long long)r->synced_from);
 }
 
 /*
@@ -775,9 +791,13 @@ static void advance_stop(master_t *m)
     /* acquire: the flusher stores the error before anything else about the fence */
     int fenced = atomic_load_explicit(&m->ctl.blk->fenced_error, memory_order_acquire);
     if (fenced != 0 && m->state != SHMQ_STATE_FAILED) {
-        char why[160];
+        char why[200];
+        /* relaxed: set just after the error by the same worker; for the message only */
+        int part = atomic_load_explicit(&m->ctl.blk->fenced_part, memory_order_relaxed);
         snprintf(why, sizeof(why),
-                 "a CommitLog flush failed (%s): no write is acknowledged past it",
+                 "a %s flush failed (%s): no write is acknowledged past it; check the kernel "
+                 "log and the disk before restarting",
+                 part ? shmq_fence_part_name((enum shmq_fence_part)part) : "store file",
                  shmq_strerror(fenced));
         fail_store(m, SHMQ_EXIT_ERROR, why);
     }
@@ -802,6 +822,31 @@ static bool finished(const master_t *m)
     return true;
 }
 
+/*
+ * A fenced store: make sure the fence point is on disk even if the worker that
+ * failed could not write it.  Its position in the control block never moved
+ * after the failure (flushed for the CommitLog, cq_flushed for the queues);
+ * an existing file (the worker's own record) is kept.
+ */
+static void record_fence(master_t *m, int64_t flushed, int64_t cq_flushed)
+{
+    int part = atomic_load_explicit(&m->ctl.blk->fenced_part, memory_order_relaxed);
+    int err = atomic_load_explicit(&m->ctl.blk->fenced_error, memory_order_relaxed);
+    int rc = 0;
+    if (part == SHMQ_FENCE_COMMITLOG) {
+        rc = shmq_fence_record(m->root, SHMQ_FENCE_COMMITLOG, flushed, err);
+    } else if (part == SHMQ_FENCE_CONSUMEQUEUE) {
+        rc = shmq_fence_record(m->root, SHMQ_FENCE_CONSUMEQUEUE, cq_flushed, err);
+    }
+    if (rc < 0) {
+        const char *d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_ERROR,
+                 "cannot record the fence point (%s): before restarting, check the disk; the next "
+                 "start cannot tell which bytes past the last good flush (%lld) reached it",
+                 d[0] ? d : shmq_strerror(rc), (long long)flushed);
+    }
+}
+
 /* After every worker exited: topics.json, abort (only after a clean stop), the control block. */
 static int shut_down(master_t *m)
 {
@@ -816,6 +861,11 @@ static int shut_down(master_t *m)
     }
     bool clean = all_zero && m->state != SHMQ_STATE_FAILED && flushed == wrote &&
                  dispatched == wrote && cq_flushed == wrote;
+    /* acquire: pairs with the fencing worker's CAS */
+    if (atomic_load_explicit(&b->fenced_error, memory_order_acquire) != 0) {
+        clean = false;
+        record_fence(m, flushed, cq_flushed);
+    }
     int rc = shmq_ctl_topic_lock(&m->ctl, 5000);
     if (rc == 0) {
         rc = shmq_ctl_topics_save(&m->ctl);

@@ -49,6 +49,7 @@
 #include "clean.h"
 #include "commitlog.h"
 #include "ctl.h"
+#include "fence.h"
 #include "deliver_batch.h"
 #include "message.h"
 #include "producer_entry.h"
@@ -583,9 +584,21 @@ static int64_t timer_dequeue_work(scheduler_t *s, int64_t now)
 
 static int timer_save(scheduler_t *s)
 {
+    /* acquire: pairs with the fencing worker's CAS.  A fenced store flushes nothing more:
+     * a flush after a failed one "succeeds" without writing (PITFALLS 1). */
+    if (atomic_load_explicit(&s->blk->fenced_error, memory_order_acquire) != 0) {
+        return 0;
+    }
+    int64_t durable = s->ts.flushed_pos;
     int rc = shmq_timer_checkpoint(&s->ts);
     if (rc < 0) {
-        shmq_log(SHMQ_LOG_ERROR, "timer checkpoint failed: %s", why(rc));
+        char what[512];
+        snprintf(what, sizeof(what), "%s", why(rc));
+        if (shmq_fence_record(s->root, SHMQ_FENCE_TIMER, durable, rc) < 0) {
+            shmq_log(SHMQ_LOG_ERROR, "cannot record the fence point: %s", why(rc));
+        }
+        shmq_ctl_fence(s->blk, SHMQ_FENCE_TIMER, rc);
+        shmq_log(SHMQ_LOG_ERROR, "timer checkpoint failed: %s; the store is fenced", what);
         return rc;
     }
     s->timer_saved_ms = shmq_mono_ms();

@@ -24,11 +24,22 @@
  * (SHMQ_STORE_FORCE).  A bad record below the checkpoint with nothing valid
  * after it (the last records damaged after they were flushed) is cut like a
  * torn tail, and the report says it was below the checkpoint.
+ *
+ * Durability (PITFALLS 19): after a crash the records the scan accepts may be
+ * only in the page cache.  Recovery syncs the CommitLog from the scan start
+ * and every ConsumeQueue before it writes the checkpoint, so nothing it
+ * accepted can vanish at a later power loss once it is published.
+ *
+ * After a fenced run (a failed flush, fence.h) the log is read only up to the
+ * recorded fence point and cut there, whatever the page cache shows past it,
+ * and ConsumeQueue units past their fence point are dropped and rebuilt.  The
+ * fence files are removed once that is durable.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "fence.h"
 #include "shmq/errors.h"
 #include "store.h"
 
@@ -235,11 +246,58 @@ static void format_stop(const shmq_store_t *st, int64_t pos, int err, char *out,
     }
 }
 
+/* Drop every ConsumeQueue unit of a record at or after phys (it is rebuilt from the log). */
+static int cut_queue_at(shmq_queue_t *q, void *arg)
+{
+    truncate_ctx_t *t = arg;
+    int64_t before = shmq_cq_max_offset(&q->cq);
+    if (q->cq.max_phys_offset > t->end) {
+        int rc = shmq_cq_truncate_dirty(&q->cq, t->end);
+        if (rc < 0) {
+            t->err = shmq_error_wrap(rc, "cutting consume queue %s/%d at the fence point %lld",
+                                     q->cq.topic, q->cq.queue_id, (long long)t->end);
+            return 1;
+        }
+    }
+    int64_t after = shmq_cq_max_offset(&q->cq);
+    if (after < before) {
+        t->dropped += before - after;
+        t->touched++;
+    }
+    return 0;
+}
+
 int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
 {
     shmq_recovery_report_t rep;
     memset(&rep, 0, sizeof(rep));
     rep.abnormal = shmq_abort_exists(st->root);
+    rep.fence_commitlog = -1;
+    rep.fence_cq = -1;
+
+    /*
+     * A fenced run (fence.h): past the recorded points the page cache may show
+     * bytes the disk does not hold.  ConsumeQueue units past theirs are dropped
+     * (rebuilt below from the CommitLog); the CommitLog is read only up to its own.
+     */
+    shmq_fences_t fences;
+    int frc = shmq_fence_read(st->root, &fences);
+    if (frc < 0) {
+        return frc;
+    }
+    if (fences.present[SHMQ_FENCE_CONSUMEQUEUE]) {
+        rep.fence_cq = fences.durable[SHMQ_FENCE_CONSUMEQUEUE];
+        truncate_ctx_t ft = {.end = rep.fence_cq};
+        shmq_store_foreach_queue(st, cut_queue_at, &ft);
+        if (ft.err < 0) {
+            return ft.err;
+        }
+        rep.units_truncated += ft.dropped;
+        rep.queues_touched += ft.touched;
+    }
+    if (fences.present[SHMQ_FENCE_COMMITLOG]) {
+        rep.fence_commitlog = fences.durable[SHMQ_FENCE_COMMITLOG];
+    }
     if (st->flags & SHMQ_STORE_REBUILD) {
         st->rebuild_all = true;
     }
@@ -256,7 +314,11 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
         dflags |= SHMQ_DECODE_CHECK_BODY_CRC | SHMQ_DECODE_CHECK_RECORD_CRC;
     }
     scan_start_t s = choose_start(st, rep.abnormal);
-    int64_t limit = shmq_mfq_end_offset(&st->cl.q);
+    int64_t files_end = shmq_mfq_end_offset(&st->cl.q);
+    int64_t limit = files_end;
+    if (rep.fence_commitlog >= 0 && rep.fence_commitlog < limit) {
+        limit = rep.fence_commitlog; /* nothing past the last good flush is trusted */
+    }
     int64_t pos = s.start;
     int64_t last_ts = 0;
     rep.scan_from = s.start;
@@ -313,9 +375,13 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
         rep.below_checkpoint = true;
     }
 
-    /* Cut the tail: what a torn append can have written past the end. */
+    /* Cut the tail: what a torn append can have written past the end (after a fence, all
+     * that was written past the fence point, however long). */
     int64_t window_end = end + torn_window(st);
-    rep.old_end = last_nonzero(&st->cl, end, window_end < limit ? window_end : limit);
+    if (rep.fence_commitlog >= 0) {
+        window_end = files_end;
+    }
+    rep.old_end = last_nonzero(&st->cl, end, window_end < files_end ? window_end : files_end);
     if (rep.old_end < end) {
         rep.old_end = end;
     }
@@ -324,7 +390,14 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     if (rc < 0) {
         return shmq_error_wrap(rc, "cutting the CommitLog at %lld", (long long)end);
     }
-    shmq_commitlog_set_positions(&st->cl, end, end);
+    /*
+     * What the scan accepted may exist only in the page cache (PITFALLS 19): the
+     * flush below makes [scan start, end) durable before the checkpoint names
+     * it, before the master publishes it as flushed, before a consumer reads it.
+     * Pages already on disk cost nothing to sync again.
+     */
+    rep.synced_from = s.start < end ? s.start : end;
+    shmq_commitlog_set_positions(&st->cl, end, rep.synced_from);
 
     truncate_ctx_t t = {.end = end};
     shmq_store_foreach_queue(st, truncate_queue, &t);
@@ -347,6 +420,13 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     rc = shmq_store_flush(st);
     if (rc < 0) {
         return rc;
+    }
+    if (fences.any) {
+        /* Cut and rebuilt past every fence point, and durable: the fence is lifted. */
+        rc = shmq_fence_clear(st->root);
+        if (rc < 0) {
+            return rc;
+        }
     }
     rc = shmq_abort_create(st->root);
     if (rc < 0) {

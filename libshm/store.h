@@ -46,7 +46,10 @@ typedef struct shmq_recovery_report {
     int32_t queues_touched;  /* queues whose units were truncated or rebuilt */
     int stop_error;          /* decode error that ended the scan (0 at a clean end) */
     bool below_checkpoint;   /* the cut was below the checkpoint: flushed data was damaged */
-    char stop_reason[256];   /* text for stop_error, naming file and offset */
+    int64_t fence_commitlog; /* a fenced run's last durable CommitLog offset: cut there (-1 none) */
+    int64_t fence_cq;      /* a fenced run's ConsumeQueue durable point: rebuilt from there (-1) */
+    int64_t synced_from;   /* recovery made [synced_from, recovered_end) durable before use */
+    char stop_reason[256]; /* text for stop_error, naming file and offset */
 } shmq_recovery_report_t;
 
 /* One (topic, queue id) known to the store. */

@@ -1,0 +1,180 @@
+#!/bin/sh
+# A failed flush is never retried and trusted, not even across a restart
+# (PITFALLS 1, 19).  A fault shim (tests/fault/fail_sync.c) makes one msync
+# of one worker fail with EIO and lets the later ones "succeed", as Linux
+# does after a failed writeback; the bytes stay readable in the page cache.
+#   1. CommitLog flush (flusher, SYNC_FLUSH): the store fences and stops, the
+#      fence point is recorded durably, abort stays; the next start cuts the
+#      log at that point although the page cache shows records past it, and
+#      every acknowledged message is there exactly once.
+#   2. ConsumeQueue flush (dispatcher): the store fences; the next start drops
+#      the units past the recorded point and rebuilds them: a consumer gets
+#      every acknowledged message exactly once.
+#   3. Index flush (indexer): the store fences instead of running on with a
+#      frozen index time; an orderly stop is not reported clean (abort stays).
+# TAP output; exits non-zero if any test fails.
+
+SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/helpers/broker.sh"
+broker_init flush-fence
+
+SHIM="$BUILD/tests/fault/libfail_sync.so"
+TOPIC=TopicFence
+SYNC="--set flushDiskType=SYNC_FLUSH"
+
+# start_faulty PROG PATH AFTER [ARGS...]: shmqd with the shim armed for PROG.
+start_faulty() {
+    local prog=$1 path=$2 after=$3
+    shift 3
+    rm -f "$T/fault.mark"
+    LD_PRELOAD="$SHIM" SHMQ_FAULT_PROG="$prog" SHMQ_FAULT_PATH="$path" \
+        SHMQ_FAULT_AFTER="$after" SHMQ_FAULT_MARK="$T/fault.mark" \
+        "$SHMQD" --store "$STORE" $SMALL "$@" >>"$T/shmqd.log" 2>&1 &
+    SHMQD_PID=$!
+    wait_state running 300 && wait_workers 300
+}
+
+# wait_gone PID [TENTHS]: the master exited by itself; its status in GONE_RC.
+wait_gone() {
+    local lim=${2:-600} i=0
+    while alive "$1" && [ $i -lt "$lim" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    GONE_RC=255
+    alive "$1" && return 1
+    wait "$1"
+    GONE_RC=$?
+    return 0
+}
+
+# records_from D: records of the stopped store's CommitLog at or past offset D.
+records_from() {
+    "$CTL" dump --store "$STORE" $SMALL commitlog --json 2>"$T/dump.err" |
+        perl -ne 'print "$1\n" if /"phys_offset":(\d+)/' | awk -v d="$1" '$1 >= d' |
+        wc -l | tr -d ' '
+}
+
+# fence_durable PART: the durable point recorded in fence-PART (empty if none).
+fence_durable() {
+    awk '$1 == "durable" { print $2 }' "$STORE/fence-$1" 2>/dev/null
+}
+
+producer() {
+    local id=$1
+    shift
+    "$HELPERS/load_producer" --store "$STORE" --topic $TOPIC --id "$id" --count 1000000 \
+        --rate 400 --size 100 --size-max 2000 --timeout 4000 "$@" >"$T/p$id" 2>"$T/p$id.err" &
+    bg_add $!
+    LAST_PRODUCER=$!
+}
+
+# ---- 1. CommitLog ---------------------------------------------------------------------------
+start_faulty shmq-flusher /commitlog/ 40 $SYNC
+ok $? "shmqd (SYNC_FLUSH) starts with a flusher whose 41st CommitLog msync fails" ||
+    diag "$T/shmqd.log"
+"$CTL" topic --store "$STORE" $SMALL create $TOPIC --queues 4 >"$T/topic.out" 2>&1
+ok $? "topic created" || diag "$T/topic.out"
+producer 1
+P1=$LAST_PRODUCER
+producer 2 --async 8
+P2=$LAST_PRODUCER
+wait_gone "$SHMQD_PID" 600
+ok $? "the master stops the store by itself after the failed flush" || diag "$T/shmqd.log"
+SHMQD_PID=""
+[ -e "$T/fault.mark" ]
+ok $? "the fault fired in the flusher"
+[ "$GONE_RC" -ne 0 ]
+ok $? "shmqd exits non-zero (exit $GONE_RC)"
+grep -q "the store is fenced" "$T/shmqd.log"
+ok $? "the flusher logged the fence" || diag "$T/shmqd.log"
+[ -e "$STORE/abort" ]
+ok $? "abort stays"
+D=$(fence_durable commitlog)
+[ -n "$D" ]
+ok $? "the fence point is recorded in fence-commitlog ($D)"
+kill -KILL $P1 $P2 2>/dev/null
+wait_pid $P1 100
+wait_pid $P2 100
+# The page cache (here: the disk too) shows records past the fence point.
+past=$(records_from "$D")
+[ "$past" -gt 0 ]
+ok $? "records past the fence point are readable before the restart ($past)" || diag "$T/dump.err"
+
+echo "---- restart 1 ----" >>"$T/shmqd.log"
+start_broker $SYNC
+ok $? "shmqd starts again with no manual step" || diag "$T/shmqd.log"
+sed -n '/---- restart 1 ----/,$p' "$T/shmqd.log" | grep -q "cut at its last good flush $D"
+ok $? "recovery cut the log at the fence point" || diag "$T/shmqd.log"
+[ ! -e "$STORE/fence-commitlog" ]
+ok $? "the fence is lifted once recovery is durable"
+stop_broker
+ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+"$CTL" verify --store "$STORE" $SMALL >"$T/verify1" 2>&1
+ok $? "verify passes" || diag "$T/verify1"
+stored_load_records $TOPIC >"$T/stored1"
+is "$(records_from "$D")" "0" "no record at or past the fence point"
+acked_keys "$T/p1" "$T/p2" >"$T/acked1"
+awk '{ print $1 }' "$T/stored1" | sort >"$T/keys1"
+is "$(comm -23 "$T/acked1" "$T/keys1" | wc -l | tr -d ' ')" "0" \
+    "every acknowledged message ($(wc -l <"$T/acked1" | tr -d ' ')) is present"
+is "$(uniq -d "$T/keys1" | wc -l | tr -d ' ')" "0" "no message is stored twice"
+is "$(awk '$4 != 1' "$T/stored1" | wc -l | tr -d ' ')" "0" "every stored body is intact"
+
+# ---- 2. ConsumeQueue ------------------------------------------------------------------------
+start_faulty shmq-dispatcher /consumequeue/ 12
+ok $? "shmqd starts with a dispatcher whose 13th consume queue msync fails" ||
+    diag "$T/shmqd.log"
+producer 3
+P3=$LAST_PRODUCER
+wait_gone "$SHMQD_PID" 900
+ok $? "the master stops the store by itself after the failed flush" || diag "$T/shmqd.log"
+SHMQD_PID=""
+[ -e "$T/fault.mark" ] && [ "$GONE_RC" -ne 0 ] && [ -e "$STORE/abort" ]
+ok $? "the fault fired in the dispatcher, shmqd exits $GONE_RC, abort stays"
+Q=$(fence_durable consumequeue)
+[ -n "$Q" ]
+ok $? "the fence point is recorded in fence-consumequeue ($Q)"
+kill -KILL $P3 2>/dev/null
+wait_pid $P3 100
+echo "---- restart 2 ----" >>"$T/shmqd.log"
+start_broker
+ok $? "shmqd starts again" || diag "$T/shmqd.log"
+sed -n '/---- restart 2 ----/,$p' "$T/shmqd.log" | grep -q "units past $Q were dropped and rebuilt"
+ok $? "recovery rebuilt the consume queues past the fence point" || diag "$T/shmqd.log"
+"$HELPERS/load_consumer" --store "$STORE" --topic $TOPIC --group G2 --idle-ms 3000 \
+    --max-ms 120000 >"$T/c2" 2>"$T/c2.err"
+ok $? "a consumer reads the topic with every check passing" || diag "$T/c2.err"
+awk '$1 == "MSG" { print $4 }' "$T/c2" | sort >"$T/consumed2"
+acked_keys "$T/p1" "$T/p2" "$T/p3" >"$T/acked2"
+is "$(comm -23 "$T/acked2" "$T/consumed2" | wc -l | tr -d ' ')" "0" \
+    "every acknowledged message ($(wc -l <"$T/acked2" | tr -d ' ')) is consumed"
+is "$(uniq -d "$T/consumed2" | wc -l | tr -d ' ')" "0" "no message is consumed twice"
+stop_broker
+ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+
+# ---- 3. Index -------------------------------------------------------------------------------
+start_faulty shmq-indexer /index/ 2
+ok $? "shmqd starts with an indexer whose third index msync fails" || diag "$T/shmqd.log"
+producer 4
+P4=$LAST_PRODUCER
+wait_gone "$SHMQD_PID" 900
+ok $? "the master stops the store by itself after the failed index flush" || diag "$T/shmqd.log"
+SHMQD_PID=""
+[ -e "$T/fault.mark" ] && [ "$GONE_RC" -ne 0 ] && [ -e "$STORE/abort" ]
+ok $? "the fault fired in the indexer, shmqd exits $GONE_RC, abort stays (not a clean stop)"
+kill -KILL $P4 2>/dev/null
+wait_pid $P4 100
+echo "---- restart 3 ----" >>"$T/shmqd.log"
+start_broker
+ok $? "shmqd starts again" || diag "$T/shmqd.log"
+sed -n '/---- restart 3 ----/,$p' "$T/shmqd.log" | grep -q "recovery (abnormal"
+ok $? "the next start runs abnormal recovery (index files past the checkpoint rebuilt)"
+[ ! -e "$STORE/fence-index" ]
+ok $? "the index fence is lifted"
+stop_broker
+ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+"$CTL" verify --store "$STORE" $SMALL >"$T/verify3" 2>&1
+ok $? "verify passes" || diag "$T/verify3"
+
+done_testing

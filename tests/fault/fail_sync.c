@@ -1,0 +1,150 @@
+/*
+ * A fault shim for the flush-failure tests (LD_PRELOAD): makes one msync,
+ * fdatasync or fsync of one process fail with EIO, as a disk whose
+ * writeback failed does, and lets every later call succeed, as Linux does
+ * after a failed writeback (the pages are marked clean: PITFALLS 1).  A
+ * store that retries and trusts the second call is caught by the tests.
+ *
+ * Environment (read at the first intercepted call):
+ *   SHMQ_FAULT_PROG   program name that fails (e.g. shmq-flusher); others pass through
+ *   SHMQ_FAULT_PATH   only calls on files whose path contains this text
+ *   SHMQ_FAULT_AFTER  this many matching calls succeed first (default 0)
+ *   SHMQ_FAULT_MARK   a file created when the fault fires (tests wait on it)
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int active = -1; /* -1 not decided yet */
+static long after;
+static long seen;
+static int fired;
+static const char *want_path;
+
+static void decide(void)
+{
+    if (active >= 0) {
+        return;
+    }
+    active = 0;
+    const char *prog = getenv("SHMQ_FAULT_PROG");
+    extern char *program_invocation_short_name;
+    if (!prog || strcmp(prog, program_invocation_short_name) != 0) {
+        return;
+    }
+    const char *a = getenv("SHMQ_FAULT_AFTER");
+    after = a ? strtol(a, NULL, 10) : 0;
+    want_path = getenv("SHMQ_FAULT_PATH");
+    active = 1;
+}
+
+static int path_matches(const char *path)
+{
+    return !want_path || (path && strstr(path, want_path));
+}
+
+/* The file mapped at addr, from /proc/self/maps (the path text, or "" if none). */
+static void mapped_path(const void *addr, char *out, size_t len)
+{
+    out[0] = '\0';
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f) {
+        return;
+    }
+    char line[4096 + 256];
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        int off = 0;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &off) < 2) {
+            continue;
+        }
+        if ((uintptr_t)addr >= lo && (uintptr_t)addr < hi) {
+            snprintf(out, len, "%s", line + off);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static int should_fail(const char *path)
+{
+    decide();
+    if (active != 1 || fired || !path_matches(path)) {
+        return 0;
+    }
+    if (seen++ < after) {
+        return 0;
+    }
+    fired = 1;
+    const char *mark = getenv("SHMQ_FAULT_MARK");
+    if (mark) {
+        int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dprintf(fd, "%s\n", path ? path : "");
+            close(fd);
+        }
+    }
+    return 1;
+}
+
+static int fd_fails(int fd)
+{
+    char link[64], path[4096];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    path[n > 0 ? n : 0] = '\0';
+    return should_fail(path);
+}
+
+int msync(void *addr, size_t len, int flags)
+{
+    static int (*real)(void *, size_t, int);
+    if (!real) {
+        real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "msync");
+    }
+    decide();
+    if (active == 1 && !fired) {
+        char path[4096];
+        mapped_path(addr, path, sizeof(path));
+        if (should_fail(path)) {
+            errno = EIO;
+            return -1;
+        }
+    }
+    return real(addr, len, flags);
+}
+
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+    if (!real) {
+        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    }
+    decide();
+    if (active == 1 && !fired && fd_fails(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd);
+}
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+    if (!real) {
+        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    }
+    decide();
+    if (active == 1 && !fired && fd_fails(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd);
+}
