@@ -9,7 +9,12 @@
  * the dispatcher (acquire), so every unit it reads is complete.  Records are
  * still decoded with checks (magic, size, physical offset) and compared with
  * their unit (size, topic, queue, queue offset): a consumer never returns a
- * torn record, whatever the files hold.
+ * torn record, whatever the files hold.  With check_crcs (the default) the
+ * record's CRCs are checked too, in one pass over its bytes: the whole-record
+ * __CRC32# when present (it covers the body), else the body CRC
+ * (shmq_record_check_crcs).  A record that fails is reported where it lies
+ * (shmq_corrupt_t), never returned; shmq_consumer_skip_corrupt() moves a
+ * group past exactly one such record.
  *
  * Long polling: register as a sleeper on the consumer area's wake word,
  * re-check the queue's max_offset, sleep with a bounded timeout; the
@@ -64,6 +69,7 @@ struct shmq_consumer {
     bool cl_open;
     size_t cq_file_size;
     cons_queue_t *buckets[CONS_BUCKETS];
+    bool check_crcs;     /* shmq_consumer_set_check_crcs(): on by default */
     shmq_sub_t sub;      /* the last subscription parsed */
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed files */
     struct shmq_consumer_retry *retry; /* consumer_retry.c: send-back producer, group polls */
@@ -225,6 +231,7 @@ int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_
         return -ENOMEM;
     }
     snprintf(c->root, sizeof(c->root), "%s", store_root);
+    c->check_crcs = true;
     if (group) {
         snprintf(c->group, sizeof(c->group), "%s", group);
         c->has_group = true;
@@ -244,6 +251,13 @@ void shmq_consumer_close(shmq_consumer_t *c)
         shmq_consumer_retry_free(c->retry);
         consumer_release(c);
         free(c);
+    }
+}
+
+void shmq_consumer_set_check_crcs(shmq_consumer_t *c, bool on)
+{
+    if (c) {
+        c->check_crcs = on;
     }
 }
 
@@ -328,34 +342,79 @@ static int commitlog_sync(shmq_consumer_t *c)
 #define REC_REMOVED 1
 
 /*
+ * Say in *bad, and in the error detail (in front of what it already holds),
+ * which message of topic/queue_id the unit at qoff fails to yield and
+ * where its record lies.  mf: the CommitLog file holding phys, or NULL.
+ * Returns SHMQ_E_CORRUPT.
+ */
+static int unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
+                        int64_t qoff, int64_t phys, const shmq_mapped_file_t *mf, int check)
+{
+    memcpy(bad->topic, topic, tlen);
+    bad->topic[tlen] = '\0';
+    bad->queue_id = queue_id;
+    bad->queue_offset = qoff;
+    bad->phys_offset = phys;
+    bad->check = check;
+    if (mf) {
+        snprintf(bad->file, sizeof(bad->file), "%s", mf->path);
+        bad->file_offset = phys - mf->start_offset;
+        return shmq_error_wrap(SHMQ_E_CORRUPT,
+                               "corrupt message %.*s/%d queue offset %lld: CommitLog file %s "
+                               "offset %lld",
+                               (int)tlen, topic, queue_id, (long long)qoff, mf->path,
+                               (long long)bad->file_offset);
+    }
+    bad->file[0] = '\0';
+    bad->file_offset = -1;
+    return shmq_error_wrap(SHMQ_E_CORRUPT,
+                           "corrupt message %.*s/%d queue offset %lld: CommitLog offset %lld",
+                           (int)tlen, topic, queue_id, (long long)qoff, (long long)phys);
+}
+
+/*
  * Decode the record unit u (queue offset qoff of topic/queue_id) points at
- * into v.  REC_REMOVED when its segment is gone (cleaned), SHMQ_E_CORRUPT
- * when the record does not decode or does not match the unit.
+ * into v, checking its CRCs if check_crcs.  REC_REMOVED when its segment is
+ * gone (cleaned), SHMQ_E_CORRUPT (with *bad filled) when the record does
+ * not decode, fails a CRC or does not match the unit.
  */
 static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff, const char *topic,
-                       size_t tlen, int32_t queue_id, shmq_msg_view_t *v)
+                       size_t tlen, int32_t queue_id, bool check_crcs, shmq_msg_view_t *v,
+                       shmq_corrupt_t *bad)
 {
     const shmq_mapped_file_t *mf = shmq_mfq_find(&c->cl.q, u->phys_offset);
     if (!mf) {
         if (u->phys_offset < shmq_mfq_min_offset(&c->cl.q)) {
             return REC_REMOVED;
         }
-        return shmq_error_set(
-            SHMQ_E_CORRUPT, "%.*s/%d unit %lld: no CommitLog segment holds offset %lld", (int)tlen,
-            topic, queue_id, (long long)qoff, (long long)u->phys_offset);
+        shmq_error_set(SHMQ_E_CORRUPT, "no CommitLog file holds it");
+        return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, NULL, SHMQ_E_CORRUPT);
     }
     int64_t rel = u->phys_offset - mf->start_offset;
     shmq_record_t r;
-    int rc = shmq_record_decode(mf->base + rel, mf->size - (size_t)rel, u->phys_offset,
-                                SHMQ_DECODE_CHECK_PHYS, &r);
-    if (rc <= 0 || rc != u->size || r.topic_len != tlen || memcmp(r.topic, topic, tlen) != 0 ||
+    /* Decode verifies __CRC32# when present: one CRC pass over the whole record. */
+    unsigned flags = SHMQ_DECODE_CHECK_PHYS | (check_crcs ? SHMQ_DECODE_CHECK_RECORD_CRC : 0);
+    int rc = shmq_record_decode(mf->base + rel, mf->size - (size_t)rel, u->phys_offset, flags, &r);
+    if (rc > 0 && check_crcs && !r.has_record_crc) {
+        int crc = shmq_record_check_crcs(&r); /* a damaged __CRC32#, or the body CRC */
+        rc = crc < 0 ? crc : rc;
+    }
+    if (rc <= 0) {
+        if (rc == 0) {
+            shmq_error_set(SHMQ_E_CORRUPT, "a blank (end-of-segment) record, not the unit's");
+        }
+        return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf,
+                            rc < 0 ? rc : SHMQ_E_CORRUPT);
+    }
+    if (rc != u->size || r.topic_len != tlen || memcmp(r.topic, topic, tlen) != 0 ||
         r.queue_id != queue_id || r.queue_offset != qoff) {
-        return shmq_error_set(SHMQ_E_CORRUPT,
-                              "%.*s/%d unit %lld: the record at %lld (%s) does not match the unit "
-                              "(size %d, decoded %d)",
-                              (int)tlen, topic, queue_id, (long long)qoff,
-                              (long long)u->phys_offset, rc < 0 ? shmq_strerror(rc) : "decoded",
-                              u->size, rc);
+        bool same_topic = r.topic_len == tlen && memcmp(r.topic, topic, tlen) == 0;
+        shmq_error_set(SHMQ_E_CORRUPT,
+                       "the record there (size %d, %s, queue %d, queue offset %lld) is not the "
+                       "unit's (size %d)",
+                       rc, same_topic ? "same topic" : "another topic", r.queue_id,
+                       (long long)r.queue_offset, u->size);
+        return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf, SHMQ_E_CORRUPT);
     }
     v->topic = r.topic;
     v->topic_len = r.topic_len;
@@ -376,18 +435,45 @@ static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff
     return 0;
 }
 
+/* A unit no dispatcher writes: SHMQ_E_CORRUPT with *bad filled. */
+static int unit_invalid(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
+                        int64_t qoff, const shmq_cq_unit_t *u)
+{
+    shmq_error_set(SHMQ_E_CORRUPT, "invalid ConsumeQueue unit (phys %lld, size %d)",
+                   (long long)u->phys_offset, u->size);
+    return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, NULL, SHMQ_E_CORRUPT);
+}
+
+static bool unit_is_blank(const shmq_cq_unit_t *u)
+{
+    return u->phys_offset == 0 && u->size == CQ_BLANK_SIZE && u->tags_code == 0;
+}
+
+static bool unit_is_valid(const shmq_cq_unit_t *u)
+{
+    return u->phys_offset >= 0 && u->size > 0 && u->phys_offset <= INT64_MAX - u->size;
+}
+
+/* The queue's handle, in step with the dispatcher's [min, max) and the writer's segments. */
+static int queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
+                       int64_t min, int64_t max, shmq_cq_t **cq)
+{
+    int rc = queue_get(c, topic, tlen, queue_id, cq);
+    if (rc == 0) {
+        rc = queue_sync(*cq, min, max);
+    }
+    if (rc == 0) {
+        rc = commitlog_sync(c);
+    }
+    return rc;
+}
+
 /* Read units [offset, ...) of a queue known to hold offset < max. */
 static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
                       int64_t offset, int max_msgs, shmq_pull_result_t *res)
 {
     shmq_cq_t *cq;
-    int rc = queue_get(c, topic, tlen, queue_id, &cq);
-    if (rc == 0) {
-        rc = queue_sync(cq, res->min_offset, res->max_offset);
-    }
-    if (rc == 0) {
-        rc = commitlog_sync(c);
-    }
+    int rc = queue_ready(c, topic, tlen, queue_id, res->min_offset, res->max_offset, &cq);
     if (rc < 0) {
         return rc;
     }
@@ -419,23 +505,23 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
                 res->next_offset = first;
                 return 0;
             }
-            return shmq_error_set(SHMQ_E_CORRUPT,
-                                  "consume queue %.*s/%d: no file holds unit %lld below max "
-                                  "offset %lld",
-                                  (int)tlen, topic, queue_id, (long long)qoff,
-                                  (long long)res->max_offset);
+            if (qoff > offset) {
+                break; /* what came before is answered first */
+            }
+            shmq_error_set(SHMQ_E_CORRUPT, "no ConsumeQueue file holds the unit (max offset %lld)",
+                           (long long)res->max_offset);
+            return unit_corrupt(&res->corrupt, topic, tlen, queue_id, qoff, -1, NULL,
+                                SHMQ_E_CORRUPT);
         }
-        if (u.phys_offset == 0 && u.size == CQ_BLANK_SIZE && u.tags_code == 0) {
+        if (unit_is_blank(&u)) {
             qoff++; /* a blank pre-fill unit: no message */
             continue;
         }
-        if (u.phys_offset < 0 || u.size <= 0 || u.phys_offset > INT64_MAX - u.size) {
-            if (count > 0) {
-                break;
+        if (!unit_is_valid(&u)) {
+            if (count > 0 || qoff > offset) {
+                break; /* the next pull starts at it and reports it */
             }
-            return shmq_error_set(
-                SHMQ_E_CORRUPT, "consume queue %.*s/%d: invalid unit %lld (phys %lld, size %d)",
-                (int)tlen, topic, queue_id, (long long)qoff, (long long)u.phys_offset, u.size);
+            return unit_invalid(&res->corrupt, topic, tlen, queue_id, qoff, &u);
         }
         if (u.phys_offset < cl_min || !shmq_sub_code_matches(&c->sub, u.tags_code)) {
             removing |= u.phys_offset < cl_min;
@@ -443,15 +529,18 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
             continue;
         }
         shmq_msg_view_t *v = &res->msgs[count];
-        rc = record_view(c, &u, qoff, topic, tlen, queue_id, v);
+        rc = record_view(c, &u, qoff, topic, tlen, queue_id, c->check_crcs, v, &res->corrupt);
         if (rc == REC_REMOVED) {
             removing = true;
             qoff++;
             continue;
         }
         if (rc < 0) {
-            if (count > 0) {
-                break; /* return what is good; the next pull reports the bad unit */
+            if (count > 0 || qoff > offset) {
+                /* Return what came before; the next pull starts at the bad unit and reports it. */
+                shmq_error_clear();
+                res->corrupt.queue_offset = -1;
+                break;
             }
             return rc;
         }
@@ -594,6 +683,7 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
         return rc;
     }
     res->count = 0;
+    res->corrupt.queue_offset = -1;
     int64_t deadline = wait_ms > 0 ? shmq_mono_ms() + wait_ms : 0;
     for (;;) {
         rc = consumer_ensure(c);
@@ -763,6 +853,145 @@ int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, i
         return shmq_error_set(SHMQ_E_ARG, "fetch_offset: no result pointer");
     }
     return shmq_ctl_offset_get(&c->ctl, c->group, topic, queue_id, offset);
+}
+
+/* ---- past a corrupt message ---------------------------------------------------------------- */
+
+/*
+ * Check the unit at qoff of a queue holding [min, max) and its record, CRCs
+ * included: 0 when it yields a message or none (a blank unit, a cleaned
+ * record), SHMQ_E_CORRUPT with *bad filled when a pull would stop there.
+ */
+static int unit_check(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
+                      int64_t qoff, int64_t min, int64_t max, shmq_corrupt_t *bad)
+{
+    shmq_cq_t *cq;
+    int rc = queue_ready(c, topic, tlen, queue_id, min, max, &cq);
+    if (rc < 0) {
+        return rc;
+    }
+    shmq_cq_unit_t u;
+    if (shmq_cq_read(cq, qoff, &u) < 0) {
+        shmq_error_set(SHMQ_E_CORRUPT, "no ConsumeQueue file holds the unit (max offset %lld)",
+                       (long long)max);
+        return unit_corrupt(bad, topic, tlen, queue_id, qoff, -1, NULL, SHMQ_E_CORRUPT);
+    }
+    if (unit_is_blank(&u)) {
+        return 0;
+    }
+    if (!unit_is_valid(&u)) {
+        return unit_invalid(bad, topic, tlen, queue_id, qoff, &u);
+    }
+    if (u.phys_offset < shmq_ctl_load(&c->ctl.blk->min)) {
+        return 0;
+    }
+    shmq_msg_view_t v;
+    rc = record_view(c, &u, qoff, topic, tlen, queue_id, true, &v, bad);
+    return rc == REC_REMOVED ? 0 : rc;
+}
+
+/* Where the group stands in the queue must be qoff; SHMQ_E_RANGE otherwise. */
+static int group_at(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t qoff,
+                    int64_t min)
+{
+    int64_t committed;
+    int rc = shmq_ctl_offset_get(&c->ctl, c->group, topic, queue_id, &committed);
+    if (rc == SHMQ_E_NOT_FOUND) {
+        if (qoff == min) {
+            return 0;
+        }
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "group %s has no offset in %s/%d: it starts at %lld, not at %lld; "
+                              "nothing skipped",
+                              c->group, topic, queue_id, (long long)min, (long long)qoff);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (committed != qoff) {
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "group %s stands at offset %lld of %s/%d, not at %lld: skipping "
+                              "would lose the messages between; nothing skipped",
+                              c->group, (long long)committed, topic, queue_id, (long long)qoff);
+    }
+    return 0;
+}
+
+int shmq_consumer_skip_corrupt(shmq_consumer_t *c, const char *topic, int32_t queue_id,
+                               int64_t queue_offset, char *line, size_t line_len)
+{
+    if (line && line_len > 0) {
+        line[0] = '\0';
+    }
+    const shmq_ctl_queue_t *e;
+    int rc = queue_entry(c, topic, queue_id, &e);
+    if (rc < 0) {
+        return rc;
+    }
+    size_t tlen = strlen(topic);
+    /* Acquire: pairs with the dispatcher's release; the units below max are complete. */
+    int64_t max = atomic_load_explicit((_Atomic int64_t *)&e->max_offset, memory_order_acquire);
+    int64_t min = atomic_load_explicit((_Atomic int64_t *)&e->min_offset, memory_order_acquire);
+    min = min < 0 ? 0 : min > max ? max : min;
+    if (queue_offset < min || queue_offset >= max) {
+        return shmq_error_set(SHMQ_E_RANGE, "queue offset %lld of %s/%d outside [%lld, %lld)",
+                              (long long)queue_offset, topic, queue_id, (long long)min,
+                              (long long)max);
+    }
+    if (c->has_group && (rc = group_at(c, topic, queue_id, queue_offset, min)) < 0) {
+        return rc;
+    }
+    shmq_corrupt_t *bad = malloc(sizeof(*bad)); /* a path inside: too big for the stack */
+    if (!bad) {
+        return -ENOMEM;
+    }
+    shmq_error_clear();
+    rc = unit_check(c, topic, tlen, queue_id, queue_offset, min, max, bad);
+    if (rc == 0) {
+        free(bad);
+        return shmq_error_set(SHMQ_E_ARG,
+                              "%s/%d queue offset %lld is not corrupt (CRCs checked): nothing "
+                              "skipped",
+                              topic, queue_id, (long long)queue_offset);
+    }
+    if (rc != SHMQ_E_CORRUPT) {
+        free(bad);
+        return rc;
+    }
+    /* The detail less its "corrupt message T/Q queue offset N: " head, which the line says. */
+    char head[SHMQ_TOPIC_MAX_ANY + 96];
+    int hn = snprintf(head, sizeof(head), "corrupt message %s/%d queue offset %lld: ", topic,
+                      queue_id, (long long)queue_offset);
+    const char *why = shmq_error_detail();
+    if (hn > 0 && strncmp(why, head, (size_t)hn) == 0) {
+        why += hn;
+    }
+    char why_copy[1024];
+    snprintf(why_copy, sizeof(why_copy), "%s", why);
+    if (c->has_group) {
+        rc = shmq_ctl_offset_set(&c->ctl, c->group, topic, queue_id, queue_offset + 1);
+        if (rc < 0) {
+            free(bad);
+            return shmq_error_wrap(rc, "committing offset %lld of group %s in %s/%d",
+                                   (long long)queue_offset + 1, c->group, topic, queue_id);
+        }
+        shmq_consumer_poll_moved(c, topic, queue_id, queue_offset + 1);
+    }
+    if (line && line_len > 0) {
+        if (c->has_group) {
+            snprintf(line, line_len,
+                     "skipped corrupt message %s/%d queue offset %lld for group %s (offset now "
+                     "%lld): %s",
+                     topic, queue_id, (long long)queue_offset, c->group,
+                     (long long)queue_offset + 1, why_copy);
+        } else {
+            snprintf(line, line_len, "corrupt message %s/%d queue offset %lld given up: %s", topic,
+                     queue_id, (long long)queue_offset, why_copy);
+        }
+    }
+    free(bad);
+    shmq_error_clear();
+    return 0;
 }
 
 /* ---- for consumer_retry.c (consumer_int.h) ------------------------------------------------ */

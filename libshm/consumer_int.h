@@ -26,4 +26,11 @@ struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c);
 /* Release that state (shmq_consumer_close). */
 void shmq_consumer_retry_free(struct shmq_consumer_retry *r);
 
+/*
+ * The group's offset of topic/queue_id was moved to offset outside a poll
+ * (shmq_consumer_skip_corrupt): the poll's cursor of that queue follows.
+ */
+void shmq_consumer_poll_moved(shmq_consumer_t *c, const char *topic, int32_t queue_id,
+                              int64_t offset);
+
 #endif

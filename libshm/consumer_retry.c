@@ -238,6 +238,27 @@ static int poll_refresh(shmq_consumer_t *c, struct shmq_consumer_retry *r, const
     return 0;
 }
 
+void shmq_consumer_poll_moved(shmq_consumer_t *c, const char *topic, int32_t queue_id,
+                              int64_t offset)
+{
+    struct shmq_consumer_retry *r = *shmq_consumer_retry_state(c);
+    if (r == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < r->nq; i++) {
+        poll_queue_t *e = &r->qs[i];
+        if (e->queue_id != queue_id || strcmp(e->topic, topic) != 0) {
+            continue;
+        }
+        if (e->started) {
+            e->offset = offset;
+        }
+        if (r->commit_pending && r->commit_idx == i && r->commit_offset < offset) {
+            r->commit_offset = offset; /* never commit the group back before it */
+        }
+    }
+}
+
 static int poll_commit(shmq_consumer_t *c, poll_queue_t *e, int64_t offset)
 {
     e->offset = offset;

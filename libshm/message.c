@@ -637,6 +637,46 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
     return (int)total;
 }
 
+int shmq_record_crc_tail_distance(const shmq_record_t *r)
+{
+    if (r->props_len < SHMQ_CRC_PROP_LEN) {
+        return -1;
+    }
+    const uint8_t *t = (const uint8_t *)r->props + r->props_len - SHMQ_CRC_PROP_LEN;
+    int d = 0;
+    for (int i = 0; i < CRC_PROP_HEAD_LEN; i++) {
+        d += __builtin_popcount((unsigned)(t[i] ^ (uint8_t)crc_prop_head[i]));
+    }
+    for (int i = CRC_PROP_HEAD_LEN; i < CRC_PROP_HEAD_LEN + CRC_PROP_DIGITS; i++) {
+        d += t[i] < '0' || t[i] > '9';
+    }
+    d += __builtin_popcount((unsigned)(t[SHMQ_CRC_PROP_LEN - 1] ^ SHMQ_PROP_SEP));
+    if (r->props_len > SHMQ_CRC_PROP_LEN) {
+        d += __builtin_popcount((unsigned)(t[-1] ^ SHMQ_PROP_SEP));
+    }
+    return d;
+}
+
+int shmq_record_check_crcs(const shmq_record_t *r)
+{
+    if (r->has_record_crc) {
+        return 0; /* verified by decode; it covers the body and BODYCRC */
+    }
+    int d = shmq_record_crc_tail_distance(r);
+    if (d > 0 && d <= SHMQ_CRC_TAIL_NEAR_BITS) {
+        return shmq_error_set(SHMQ_E_RECORD_CRC,
+                              "record at %lld: damaged %s property (%d bit%s off), the record "
+                              "cannot be verified",
+                              (long long)r->phys_offset, SHMQ_PROP_CRC32, d, d == 1 ? "" : "s");
+    }
+    int32_t crc = shmq_crc32_masked(r->body, r->body_len);
+    if (crc != r->body_crc) {
+        return shmq_error_set(SHMQ_E_BODY_CRC, "record at %lld: BODYCRC %d, body has %d",
+                              (long long)r->phys_offset, r->body_crc, crc);
+    }
+    return 0;
+}
+
 /* ---- identifiers ------------------------------------------------------- */
 
 static char *hex_put(char *o, const uint8_t *b, size_t n)

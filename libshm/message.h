@@ -137,6 +137,31 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
 int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
                        shmq_record_t *out);
 
+/*
+ * How far the end of a decoded record's properties is from an intact
+ * __CRC32# tail: the number of bits in which the 0x02 before it (when the
+ * properties hold more than the tail), "__CRC32#", its 0x01 and its closing
+ * 0x02 differ from what they must be, plus one for each of the ten value
+ * bytes that is not a digit.  0 for an intact tail; a record that never had
+ * one (RocketMQ's default) is far from it.  -1 when the properties are
+ * shorter than the tail.  Rule for readers: docs/formats.md.
+ */
+int shmq_record_crc_tail_distance(const shmq_record_t *r);
+
+/* A tail at most this far (and not 0) is a damaged __CRC32#, not a missing one. */
+#define SHMQ_CRC_TAIL_NEAR_BITS 4
+
+/*
+ * The CRC check of a reader that hands records to users (consumers), on a
+ * record r decoded with SHMQ_DECODE_CHECK_RECORD_CRC: r->has_record_crc
+ * means decode verified __CRC32#, which covers the whole record, body and
+ * BODYCRC included, so nothing is computed again; a damaged __CRC32# tail
+ * (distance 1..SHMQ_CRC_TAIL_NEAR_BITS) is SHMQ_E_RECORD_CRC; any other
+ * record (no __CRC32#, as RocketMQ writes by default) gets RocketMQ's body
+ * CRC check, SHMQ_E_BODY_CRC on mismatch.  Returns 0 when the record is good.
+ */
+int shmq_record_check_crcs(const shmq_record_t *r);
+
 /* Write an 8-byte blank record (length, BLANK magic) at dst. */
 void shmq_record_write_blank(uint8_t *dst, int32_t remaining);
 

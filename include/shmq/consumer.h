@@ -8,11 +8,20 @@
  * mapped CommitLog: no copy.  Views stay valid until the next pull on the
  * same handle or shmq_consumer_close().
  *
+ * Every record is checked before it is returned (as Kafka's consumers do
+ * with check.crcs=true): against its ConsumeQueue unit (size, physical
+ * offset, topic, queue, queue offset) and by its CRCs (docs/formats.md,
+ * "What a consumer checks").  A record that fails is never returned: the
+ * pull that reaches it fails with SHMQ_E_CORRUPT and says where
+ * (shmq_pull_result_t.corrupt); shmq_consumer_skip_corrupt() moves a group
+ * past it.
+ *
  * Thread safety: one thread per handle.
  */
 #ifndef SHMQ_CONSUMER_H
 #define SHMQ_CONSUMER_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,12 +74,30 @@ const char *shmq_msg_property(const shmq_msg_view_t *m, const char *name, size_t
 
 #define SHMQ_PULL_MAX 1024
 
+/*
+ * Where a pull that failed with SHMQ_E_CORRUPT stopped: the ConsumeQueue
+ * unit whose record it will not return.  queue_offset is what
+ * shmq_consumer_skip_corrupt() takes.
+ */
+typedef struct shmq_corrupt {
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    int32_t queue_id;
+    int64_t queue_offset; /* -1: the pull did not stop at a unit */
+    int64_t phys_offset;  /* the CommitLog offset the unit points at */
+    int check;            /* what failed: SHMQ_E_BODY_CRC, SHMQ_E_RECORD_CRC, SHMQ_E_SIZE,
+                             SHMQ_E_MAGIC, SHMQ_E_PHYS_OFFSET, SHMQ_E_TRUNCATED, or
+                             SHMQ_E_CORRUPT (the record is not the unit's, or the unit is bad) */
+    char file[PATH_MAX];  /* the CommitLog file holding phys_offset; "" when none does */
+    int64_t file_offset;  /* phys_offset within file; -1 when none */
+} shmq_corrupt_t;
+
 typedef struct shmq_pull_result {
     int status;          /* enum shmq_pull_status */
     int64_t next_offset; /* where the next pull should start */
     int64_t min_offset;
     int64_t max_offset;
     size_t count;
+    shmq_corrupt_t corrupt; /* set when the pull returns SHMQ_E_CORRUPT */
     shmq_msg_view_t msgs[SHMQ_PULL_MAX];
 } shmq_pull_result_t;
 
@@ -81,6 +108,15 @@ typedef struct shmq_pull_result {
  */
 int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_t **out);
 void shmq_consumer_close(shmq_consumer_t *c);
+
+/*
+ * Check the CRCs of the records this handle returns (Kafka's consumer
+ * option check.crcs): on (true) when the handle is opened.  Off, a pull
+ * still checks each record against its unit (sizes, offsets, topic, queue)
+ * but computes no CRC, and a flipped bit in a body or a header field
+ * reaches the caller.  The cost of the check: docs/performance.md, bar 6.
+ */
+void shmq_consumer_set_check_crcs(shmq_consumer_t *c, bool on);
 
 /*
  * Pull up to max_msgs (1..SHMQ_PULL_MAX) messages of topic/queue_id from
@@ -98,11 +134,19 @@ void shmq_consumer_close(shmq_consumer_t *c);
  * polling).  One pull scans at most max(800, max_msgs) units, within one
  * ConsumeQueue file; next_offset follows the last unit scanned.
  *
+ * A unit whose record fails the checks (see the top of this file) ends the
+ * batch: the messages before it are returned (FOUND, next_offset at the
+ * bad unit; NO_MATCHED_MSG when only filtered units came before it), and
+ * the pull that starts at it fails with SHMQ_E_CORRUPT, res->count 0,
+ * res->corrupt naming the unit (topic, queue, queue offset) and the
+ * CommitLog file and offset, and shmq_error_detail() saying the same with
+ * the check that failed.  It fails the same way every time: the record is
+ * never returned.  shmq_consumer_skip_corrupt() is the way past it.
+ *
  * Returns 0 with *res filled (see status), or a negative error (SHMQ_E_ARG
  * for a bad argument or subscription, SHMQ_E_NOT_FOUND when the store is not
  * running: the handle re-attaches by itself once a store runs again,
- * SHMQ_E_CORRUPT when a unit does not match its record and no message
- * before it was found).
+ * SHMQ_E_CORRUPT as above).
  */
 int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset, int max_msgs,
               const char *subscription, int wait_ms, shmq_pull_result_t *res);
@@ -131,6 +175,32 @@ int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, 
 
 /* Fetch the group's committed offset; SHMQ_E_NOT_FOUND if none. */
 int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *offset);
+
+/*
+ * Give up the one message at queue_offset of topic/queue_id, whose record
+ * a pull reported corrupt (SHMQ_E_CORRUPT, res->corrupt.queue_offset), and
+ * move the handle's group past it: the group's offset becomes
+ * queue_offset + 1, where its next poll starts.  Nothing else is skipped:
+ *   - the unit and its record are checked again first (CRCs included,
+ *     whatever shmq_consumer_set_check_crcs() says); a good record is not
+ *     skipped (SHMQ_E_ARG);
+ *   - the group must stand at it: its committed offset is queue_offset (or
+ *     it has none and queue_offset is the queue's min offset); otherwise
+ *     SHMQ_E_RANGE, as the messages in between would be lost with it:
+ *     commit the ones processed first.  A queue_offset outside [min, max)
+ *     is SHMQ_E_RANGE too.
+ * A handle without a group checks the record and commits nothing (its
+ * caller pulls from queue_offset + 1).
+ *
+ * line (line_len bytes, may be NULL) receives the line to log: it names the
+ * group, the message (topic, queue, queue offset), the CommitLog file and
+ * offset and what failed.  The message is lost to the group; that line is
+ * where an operator finds it again (shmqctl consume --skip-corrupt prints
+ * it).  Returns 0, or a negative error (the above; SHMQ_E_NOT_FOUND when
+ * the store is not running or the queue does not exist).
+ */
+int shmq_consumer_skip_corrupt(shmq_consumer_t *c, const char *topic, int32_t queue_id,
+                               int64_t queue_offset, char *line, size_t line_len);
 
 /* ---- retries and dead letters (RocketMQ's rules: docs/architecture.md) ---------------- */
 
@@ -182,7 +252,10 @@ int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int de
  * Returns 0 with *res filled (status SHMQ_PULL_FOUND with res->count > 0,
  * or SHMQ_PULL_NO_NEW_MSG), or a negative error (SHMQ_E_ARG without a
  * group or for a bad subscription; the errors of shmq_pull()).  The views
- * stay valid until the next pull or poll on the handle.
+ * stay valid until the next pull or poll on the handle.  SHMQ_E_CORRUPT
+ * names the queue and message in res->corrupt; that queue fails the same
+ * way whenever a later poll comes to it (the other queues go on) until
+ * shmq_consumer_skip_corrupt() moves the group past the message.
  */
 int shmq_consumer_poll(shmq_consumer_t *c, const char *topic, const char *subscription,
                        int max_msgs, int wait_ms, shmq_pull_result_t *res);

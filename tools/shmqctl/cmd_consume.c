@@ -23,9 +23,19 @@
  * reconsume_times, store_ts, body and body_encoding ("text" when the body
  * is printable UTF-8, else "base64").
  *
+ * Every record is checked before it is printed (consumer.h: its ConsumeQueue
+ * unit, and its CRCs unless --no-check).  A record that fails stops the
+ * run (exit 1): the message names the queue offset and the CommitLog file
+ * and offset, and the command that gives up that one message for the group.
+ * --skip-corrupt [TOPIC:]QUEUE:OFFSET does that first
+ * (shmq_consumer_skip_corrupt: only a corrupt message the group stands at)
+ * and prints "consume: skipped corrupt message ..." on stderr; with
+ * --count 0 nothing else is done.
+ *
  * Stops after --count messages, or when nothing arrived for --timeout ms
  * (default 3000), or at SIGINT/SIGTERM.  Exit codes: 0, or 1 when fewer
- * than --count messages came or the store failed, 2 bad arguments.
+ * than --count messages came, a record was corrupt or the store failed, 2
+ * bad arguments.
  */
 #include <errno.h>
 #include <signal.h>
@@ -62,6 +72,10 @@ typedef struct consume_state {
     shmq_consumer_t *c;
     const char *topic;
     bool from_last;
+    /* --skip-corrupt */
+    char skip_topic[SHMQ_TOPIC_MAX_ANY + 1];
+    int32_t skip_queue;
+    int64_t skip_offset;
     consume_src_t src[2];
     int nsrc;
     int32_t nq; /* queues of every source */
@@ -252,6 +266,70 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, consume
     return pr->status == SHMQ_PULL_FOUND ? (int64_t)pr->count : 0;
 }
 
+/* --skip-corrupt [TOPIC:]QUEUE:OFFSET (topic names hold no ':'); -1 when malformed. */
+static int consume_parse_skip(const char *arg, consume_state_t *st)
+{
+    char buf[SHMQ_TOPIC_MAX_ANY + 64];
+    int64_t q, off;
+    if (strlen(arg) >= sizeof(buf)) {
+        return -1;
+    }
+    snprintf(buf, sizeof(buf), "%s", arg);
+    char *last = strrchr(buf, ':');
+    if (!last) {
+        return -1;
+    }
+    *last = '\0';
+    char *qs = strrchr(buf, ':');
+    const char *topic = st->topic;
+    if (qs) {
+        *qs++ = '\0';
+        topic = buf;
+    } else {
+        qs = buf;
+    }
+    shmq_error_clear();
+    if (shmq_topic_validate(topic, strlen(topic), SHMQ_TOPIC_MAX_ANY) < 0 ||
+        shmqctl_parse_int(qs, 0, INT32_MAX, false, &q) < 0 ||
+        shmqctl_parse_int(last + 1, 0, INT64_MAX, false, &off) < 0) {
+        return -1;
+    }
+    snprintf(st->skip_topic, sizeof(st->skip_topic), "%s", topic);
+    st->skip_queue = (int32_t)q;
+    st->skip_offset = off;
+    return 0;
+}
+
+/* Give up the message --skip-corrupt names, and say so; an exit code. */
+static int consume_skip(consume_state_t *st)
+{
+    char line[2048];
+    shmq_error_clear();
+    int rc = shmq_consumer_skip_corrupt(st->c, st->skip_topic, st->skip_queue, st->skip_offset,
+                                        line, sizeof(line));
+    if (rc < 0) {
+        return shmqctl_fail(rc, "--skip-corrupt %s:%d:%lld", st->skip_topic, (int)st->skip_queue,
+                            (long long)st->skip_offset);
+    }
+    fprintf(stderr, "consume: %s\n", line);
+    return SHMQCTL_EXIT_OK;
+}
+
+/* A pull met a record that fails its checks: say where, and how to go past it. */
+static int consume_corrupt(consume_state_t *st, const shmq_pull_result_t *pr)
+{
+    const shmq_corrupt_t *bad = &pr->corrupt;
+    int ret = shmqctl_fail(SHMQ_E_CORRUPT, "pull of %s queue %d", bad->topic, (int)bad->queue_id);
+    bool other = strcmp(bad->topic, st->topic) != 0;
+    fprintf(stderr,
+            "consume: group %s stops at this message; to give it up (it is lost to the group):\n"
+            "    shmqctl consume --store %s %s --group %s --skip-corrupt %s%s%d:%lld --count 0\n",
+            st->a->group, st->a->cfg.store_path_root_dir, st->topic, st->a->group,
+            other ? bad->topic : "", other ? ":" : "", (int)bad->queue_id,
+            (long long)bad->queue_offset);
+    return ret;
+}
+
 static int consume_check_args(shmqctl_args_t *a, consume_state_t *st)
 {
     int rc;
@@ -275,6 +353,10 @@ static int consume_check_args(shmqctl_args_t *a, consume_state_t *st)
         return shmqctl_usage_error(a->cmd, "--from: expected first or last, got '%s'", a->from_arg);
     }
     st->from_last = a->from_arg && !strcmp(a->from_arg, "last");
+    if (a->skip_corrupt && consume_parse_skip(a->skip_corrupt, st) < 0) {
+        return shmqctl_usage_error(
+            a->cmd, "--skip-corrupt: expected [TOPIC:]QUEUE:OFFSET, got '%s'", a->skip_corrupt);
+    }
     /* The topic, and the group's retry topic (unless reading a retry or DLQ topic). */
     char topics[2][SHMQ_TOPIC_MAX_ANY + 1];
     shmq_error_clear();
@@ -326,6 +408,12 @@ int shmqctl_cmd_consume(shmqctl_args_t *a)
     if (rc < 0) {
         return shmqctl_fail(rc, "cannot open a consumer on %s", root);
     }
+    if (a->no_check) {
+        shmq_consumer_set_check_crcs(st.c, false);
+    }
+    if (a->skip_corrupt && (ret = consume_skip(&st)) != SHMQCTL_EXIT_OK) {
+        goto out;
+    }
     pr = malloc(sizeof(*pr));
     if (!pr) {
         shmqctl_err("out of memory");
@@ -368,6 +456,10 @@ int shmqctl_cmd_consume(shmqctl_args_t *a)
         if (n == SHMQ_E_ARG) {
             ret = shmqctl_usage_error(a->cmd, "--tags: invalid subscription '%s'",
                                       a->tags ? a->tags : "");
+            break;
+        }
+        if (n == SHMQ_E_CORRUPT && pr->corrupt.queue_offset >= 0) {
+            ret = consume_corrupt(&st, pr);
             break;
         }
         if (n < 0) {

@@ -53,6 +53,7 @@ enum {
     OPT_DELIVER_AT,
     OPT_DELIVER_AFTER,
     OPT_FAIL,
+    OPT_SKIP_CORRUPT,
 };
 
 typedef struct shmqctl_cmd {
@@ -118,17 +119,24 @@ static const shmqctl_cmd_t commands[] = {
      "    --deliver-after MS at a time (timerPrecisionMs, up to timerMaxDelaySec).\n"},
     {"consume", shmqctl_cmd_consume,
      SHMQCTL_OPT_GROUP | SHMQCTL_OPT_COUNT | SHMQCTL_OPT_FROM | SHMQCTL_OPT_FROM_WORD |
-         SHMQCTL_OPT_TIMEOUT | SHMQCTL_OPT_JSON | SHMQCTL_OPT_TAGS | SHMQCTL_OPT_FAIL,
+         SHMQCTL_OPT_TIMEOUT | SHMQCTL_OPT_JSON | SHMQCTL_OPT_TAGS | SHMQCTL_OPT_FAIL |
+         SHMQCTL_OPT_NO_CHECK | SHMQCTL_OPT_SKIP_CORRUPT,
      1, 1,
      "consume --store DIR TOPIC --group G [--count N] [--from first|last] [--timeout MS]\n"
-     "          [--json] [--tags EXPR] [--fail]\n"
+     "          [--json] [--tags EXPR] [--fail] [--no-check] [--skip-corrupt [T:]Q:OFF]\n"
      "    Read a running store's messages of every queue of TOPIC from the group's\n"
      "    committed offsets (none: --from first, the default, or last), print them\n"
      "    (text or JSON lines) and commit the group's offsets.  Stops after N\n"
      "    messages (exit 1 if fewer came) or when nothing arrives for --timeout ms\n"
      "    (default 3000).  --tags filters: \"TagA || TagB\".  The group's retry topic\n"
      "    %RETRY%G is read too.  --fail sends every message back (retried later with\n"
-     "    the next delay level; after maxReconsumeTimes into %DLQ%G).\n"},
+     "    the next delay level; after maxReconsumeTimes into %DLQ%G).\n"
+     "    A message whose record fails its checks (CRCs, or its ConsumeQueue unit)\n"
+     "    stops the queue: exit 1, naming its CommitLog file and offset and its queue\n"
+     "    offset.  --skip-corrupt Q:OFF first gives up that one message of queue Q\n"
+     "    (of TOPIC, or of topic T) for the group, which must stand at it, and\n"
+     "    prints a line naming it (with --count 0: only that).  --no-check turns\n"
+     "    the CRC checks off (check.crcs=false).\n"},
     {"dlq", shmqctl_cmd_dlq, SHMQCTL_OPT_GROUP | SHMQCTL_OPT_COUNT | SHMQCTL_OPT_JSON, 0, 0,
      "dlq --store DIR --group G [--count N] [--json]\n"
      "    List the dead-letter queue %DLQ%G of a running store: the messages the\n"
@@ -346,6 +354,7 @@ static const struct option long_opts[] = {
     {"deliver-at", required_argument, NULL, OPT_DELIVER_AT},
     {"deliver-after", required_argument, NULL, OPT_DELIVER_AFTER},
     {"fail", no_argument, NULL, OPT_FAIL},
+    {"skip-corrupt", required_argument, NULL, OPT_SKIP_CORRUPT},
     {NULL, 0, NULL, 0},
 };
 
@@ -402,6 +411,8 @@ static unsigned opt_bit(int opt)
         return SHMQCTL_OPT_DELIVER;
     case OPT_FAIL:
         return SHMQCTL_OPT_FAIL;
+    case OPT_SKIP_CORRUPT:
+        return SHMQCTL_OPT_SKIP_CORRUPT;
     default:
         return 0;
     }
@@ -627,6 +638,9 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
             break;
         case OPT_FAIL:
             a->fail = true;
+            break;
+        case OPT_SKIP_CORRUPT:
+            a->skip_corrupt = optarg; /* consume parses it */
             break;
         case ':':
             rc = shmqctl_usage_error(c->name, "option %s needs a value", argv[optind - 1]);

@@ -47,9 +47,10 @@
 #define SHMQCTL_OPT_FROM_WORD  0x100000 /* --from takes first|last (with SHMQCTL_OPT_FROM) */
 #define SHMQCTL_OPT_KEYS_ARG   0x200000 /* --keys takes a value (with SHMQCTL_OPT_KEYS) */
 /* query, offset-by-time: --key --begin --end --max --msg-id --uniq-key --phys-offset --time */
-#define SHMQCTL_OPT_QUERY   0x400000
-#define SHMQCTL_OPT_DELIVER 0x1000000 /* send: --deliver-at TIME --deliver-after MS */
-#define SHMQCTL_OPT_FAIL    0x2000000 /* consume: --fail */
+#define SHMQCTL_OPT_QUERY        0x400000
+#define SHMQCTL_OPT_DELIVER      0x1000000 /* send: --deliver-at TIME --deliver-after MS */
+#define SHMQCTL_OPT_FAIL         0x2000000 /* consume: --fail */
+#define SHMQCTL_OPT_SKIP_CORRUPT 0x4000000 /* consume: --skip-corrupt [TOPIC:]QUEUE:OFFSET */
 
 /* The parsed command line of one command. */
 typedef struct shmqctl_args {
@@ -93,6 +94,7 @@ typedef struct shmqctl_args {
     const char *deliver_at_arg; /* --deliver-at TIME */
     int64_t deliver_after_ms;   /* --deliver-after MS, -1 when not given */
     bool fail;                  /* consume --fail: send every message back */
+    const char *skip_corrupt;   /* consume --skip-corrupt [TOPIC:]QUEUE:OFFSET */
     char **pos;                 /* positional arguments after the command */
     int npos;
 } shmqctl_args_t;

@@ -1,0 +1,503 @@
+/*
+ * The consumer's record checks (consumer.h: check_crcs, SHMQ_E_CORRUPT,
+ * shmq_consumer_skip_corrupt) without daemons: a store written with the
+ * single-process engine and a control block made as the master makes it,
+ * then bits flipped in the record files the consumer maps.  Proves: every
+ * single-bit flip anywhere in a record (body, header, the __CRC32# property
+ * and its name) is reported and the record never returned, naming the
+ * CommitLog file and offset and the queue offset; the messages before it
+ * are delivered first; a record without __CRC32# (as RocketMQ writes) is
+ * delivered and gets the body CRC check; check_crcs off lets a flipped body
+ * through; the skip moves the group past exactly one message, and only a
+ * corrupt one the group stands at.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "shmq/consumer.h"
+#include "store.h"
+
+#define SEG_SIZE (32 * 1024)
+#define CQ_UNITS 64 /* units per ConsumeQueue file */
+#define N_MSGS   80 /* in TopicC/0: more than one CommitLog segment */
+#define OLD_IDX  7  /* a record in the first (older) segment */
+#define GROUP    "GroupC"
+
+typedef struct fixture {
+    char dir[256];
+    char root[300];
+    shmq_config_t cfg;
+    shmq_store_t st; /* the writer's store, open for the whole test */
+    shmq_ctl_t ctl;
+    shmq_append_result_t rec[N_MSGS];
+    shmq_consumer_t *c;
+    shmq_pull_result_t *res;
+} fixture_t;
+
+static int body_of(int i, char *buf, size_t cap)
+{
+    return snprintf(buf, cap, "body %d %0*d", i, 500 + (i * 37) % 300, i);
+}
+
+static void put_one(fixture_t *f, int i)
+{
+    char body[1024];
+    char props[128];
+    size_t plen = 0;
+    int blen = body_of(i, body, sizeof(body));
+    const char *tag = (i % 2) ? "TagB" : "TagA";
+    assert_int_equal(shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_TAGS, tag, 4), 0);
+    shmq_msg_in_t m;
+    memset(&m, 0, sizeof(m));
+    m.topic = "TopicC";
+    m.topic_len = 6;
+    m.born_ts = 4000000000000LL + i;
+    shmq_local_host(&m.born_host, 5555);
+    m.body = body;
+    m.body_len = (size_t)blen;
+    m.props = props;
+    m.props_len = plen;
+    assert_int_equal(shmq_store_put(&f->st, &m, &f->rec[i]), 0);
+    assert_int_equal(f->rec[i].queue_offset, i);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/shmq-consumer-crc-XXXXXX");
+    if (!f || !mkdtemp(f->dir)) {
+        return -1;
+    }
+    snprintf(f->root, sizeof(f->root), "%s/store", f->dir);
+    shmq_config_defaults(&f->cfg);
+    snprintf(f->cfg.store_path_root_dir, sizeof(f->cfg.store_path_root_dir), "%s", f->root);
+    f->cfg.mapped_file_size_commit_log = SEG_SIZE;
+    f->cfg.mapped_file_size_consume_queue = CQ_UNITS * SHMQ_CQ_UNIT_SIZE;
+    f->res = malloc(sizeof(*f->res));
+    if (!f->res || shmq_store_open(&f->st, &f->cfg, 0, NULL) < 0) {
+        return -1;
+    }
+    for (int i = 0; i < N_MSGS; i++) {
+        put_one(f, i);
+    }
+    int64_t end = f->st.cl.wrote_pos;
+    if (shmq_ctl_create(&f->cfg, f->root, &f->ctl) < 0) {
+        return -1;
+    }
+    shmq_ctl_block_t *b = f->ctl.blk;
+    shmq_ctl_publish(&b->wrote, end);
+    shmq_ctl_publish(&b->flushed, end);
+    shmq_ctl_publish(&b->dispatched, end);
+    shmq_ctl_publish(&b->cq_flushed, end);
+    shmq_ctl_publish(&b->min, 0);
+    if (shmq_ctl_topic_lock(&f->ctl, 1000) < 0) {
+        return -1;
+    }
+    shmq_ctl_topic_put(&f->ctl, "TopicC", 1, 1, SHMQ_PERM_READ | SHMQ_PERM_WRITE, false);
+    shmq_ctl_topic_unlock(&f->ctl);
+    shmq_ctl_queue_t *q;
+    if (shmq_ctl_queue_insert(&f->ctl, "TopicC", 6, 0, &q) < 0) {
+        return -1;
+    }
+    atomic_store(&q->next_offset, N_MSGS);
+    atomic_store(&q->min_offset, 0);
+    atomic_store(&q->max_offset, N_MSGS);
+    shmq_ctl_set_ready(&f->ctl);
+    if (shmq_consumer_open(f->root, GROUP, &f->c) < 0) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    shmq_consumer_close(f->c);
+    int rc = shmq_store_close(&f->st);
+    shmq_ctl_unlink(f->root);
+    shmq_ctl_detach(&f->ctl);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0) {
+        rc = -1;
+    }
+    free(f->res);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+/* The CommitLog file holding CommitLog offset phys. */
+static void seg_path(const fixture_t *f, int64_t phys, char *out, size_t cap)
+{
+    char name[21];
+    shmq_segment_name(phys - phys % SEG_SIZE, name);
+    snprintf(out, cap, "%s/commitlog/%s", f->root, name);
+}
+
+/* XOR the byte at CommitLog offset phys with mask, through the file (as a bad disk would). */
+static void flip(const fixture_t *f, int64_t phys, uint8_t mask)
+{
+    char path[600];
+    seg_path(f, phys, path, sizeof(path));
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, phys % SEG_SIZE), 1);
+    b ^= mask;
+    assert_int_equal(pwrite(fd, &b, 1, phys % SEG_SIZE), 1);
+    close(fd);
+}
+
+/* Overwrite len bytes at CommitLog offset phys. */
+static void overwrite(const fixture_t *f, int64_t phys, const void *bytes, size_t len)
+{
+    char path[600];
+    seg_path(f, phys, path, sizeof(path));
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, bytes, len, phys % SEG_SIZE), (ssize_t)len);
+    close(fd);
+}
+
+/* Body byte k of message i (IPv4 hosts: the body starts 88 bytes into the record). */
+static int64_t body_byte(const fixture_t *f, int i, int k)
+{
+    return f->rec[i].phys_offset + 88 + k;
+}
+
+/* Start of the 20-byte __CRC32# tail of message i. */
+static int64_t tail_at(const fixture_t *f, int i)
+{
+    return f->rec[i].phys_offset + f->rec[i].size - SHMQ_CRC_PROP_LEN;
+}
+
+/* The pull at message i fails as the API says: SHMQ_E_CORRUPT, nothing returned, where. */
+static void assert_corrupt_at(fixture_t *f, int i)
+{
+    shmq_pull_result_t *r = f->res;
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, i, 32, NULL, 0, r), SHMQ_E_CORRUPT);
+    assert_int_equal(r->count, 0);
+    assert_string_equal(r->corrupt.topic, "TopicC");
+    assert_int_equal(r->corrupt.queue_id, 0);
+    assert_int_equal(r->corrupt.queue_offset, i);
+    assert_int_equal(r->corrupt.phys_offset, f->rec[i].phys_offset);
+    char path[600];
+    seg_path(f, f->rec[i].phys_offset, path, sizeof(path));
+    assert_string_equal(r->corrupt.file, path);
+    assert_int_equal(r->corrupt.file_offset, f->rec[i].phys_offset % SEG_SIZE);
+}
+
+/* The pull at message i returns it, intact. */
+static void assert_good_at(fixture_t *f, int i)
+{
+    shmq_pull_result_t *r = f->res;
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, i, 1, NULL, 0, r), 0);
+    assert_int_equal(r->status, SHMQ_PULL_FOUND);
+    assert_int_equal(r->count, 1);
+    assert_int_equal(r->msgs[0].queue_offset, i);
+    char body[1024];
+    int blen = body_of(i, body, sizeof(body));
+    assert_int_equal(r->msgs[0].body_len, blen);
+    assert_memory_equal(r->msgs[0].body, body, (size_t)blen);
+}
+
+/*
+ * Rewrite message i as RocketMQ writes by default: its properties end with
+ * an ordinary property instead of __CRC32# (same length: the sizes and the
+ * body CRC stay right).
+ */
+static void make_rocketmq_record(fixture_t *f, int i)
+{
+    static const char cluster[SHMQ_CRC_PROP_LEN + 1] = "CLUSTER\001DefaultClus\002";
+    overwrite(f, tail_at(f, i), cluster, SHMQ_CRC_PROP_LEN);
+}
+
+/* ---- the check -------------------------------------------------------------------------- */
+
+static void check_every_bit_of(fixture_t *f, int i)
+{
+    int64_t start = f->rec[i].phys_offset;
+    for (int64_t p = start; p < start + f->rec[i].size; p++) {
+        for (int bit = 0; bit < 8; bit++) {
+            flip(f, p, (uint8_t)(1u << bit));
+            assert_corrupt_at(f, i);
+            flip(f, p, (uint8_t)(1u << bit));
+        }
+    }
+    assert_good_at(f, i);
+}
+
+static void test_every_single_bit_flip_in_an_older_segment_record_is_reported(void **state)
+{
+    fixture_t *f = *state;
+    assert_true(f->rec[OLD_IDX].phys_offset < SEG_SIZE);
+    check_every_bit_of(f, OLD_IDX);
+}
+
+static void test_every_single_bit_flip_in_a_current_segment_record_is_reported(void **state)
+{
+    fixture_t *f = *state;
+    int last = N_MSGS - 1;
+    /* The segment the writer appends to, not the first one. */
+    assert_true(f->rec[last].phys_offset / SEG_SIZE == (f->st.cl.wrote_pos - 1) / SEG_SIZE);
+    assert_true(f->rec[last].phys_offset / SEG_SIZE > 0);
+    check_every_bit_of(f, last);
+}
+
+static void
+test_corrupt_pull_delivers_what_came_before_and_names_file_offset_queue_offset(void **state)
+{
+    fixture_t *f = *state;
+    shmq_pull_result_t *r = f->res;
+    flip(f, body_byte(f, OLD_IDX, 3), 0x04);
+
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, 0, 32, NULL, 0, r), 0);
+    assert_int_equal(r->status, SHMQ_PULL_FOUND);
+    assert_int_equal(r->count, OLD_IDX);
+    assert_int_equal(r->next_offset, OLD_IDX);
+    assert_int_equal(r->corrupt.queue_offset, -1);
+
+    for (int again = 0; again < 2; again++) {
+        assert_corrupt_at(f, OLD_IDX);
+        /* The whole-record __CRC32# is what the body flip fails. */
+        assert_int_equal(r->corrupt.check, SHMQ_E_RECORD_CRC);
+        char want[800];
+        snprintf(want, sizeof(want), "TopicC/0 queue offset %d: CommitLog file %s offset %lld",
+                 OLD_IDX, r->corrupt.file, (long long)r->corrupt.file_offset);
+        assert_non_null(strstr(shmq_error_detail(), want));
+    }
+    /* The message after it is good. */
+    assert_good_at(f, OLD_IDX + 1);
+}
+
+static void test_filtered_units_before_a_corrupt_one_are_passed_over(void **state)
+{
+    fixture_t *f = *state;
+    shmq_pull_result_t *r = f->res;
+    flip(f, body_byte(f, OLD_IDX, 0), 0x01); /* OLD_IDX is odd: TagB */
+    /* Unit OLD_IDX-1 (TagA) filtered, then the corrupt one: the filtered unit is answered. */
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, OLD_IDX - 1, 32, "TagB", 0, r), 0);
+    assert_int_equal(r->status, SHMQ_PULL_NO_MATCHED_MSG);
+    assert_int_equal(r->next_offset, OLD_IDX);
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, OLD_IDX, 32, "TagB", 0, r), SHMQ_E_CORRUPT);
+    /* A subscription that does not want it never reads it. */
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, OLD_IDX - 1, 4, "TagA", 0, r), 0);
+    assert_int_equal(r->count, 4);
+    assert_int_equal(r->msgs[1].queue_offset, OLD_IDX + 1);
+}
+
+static void test_check_crcs_off_lets_a_flipped_body_through(void **state)
+{
+    fixture_t *f = *state;
+    shmq_pull_result_t *r = f->res;
+    flip(f, body_byte(f, OLD_IDX, 3), 0x04);
+    shmq_consumer_set_check_crcs(f->c, false);
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, OLD_IDX, 1, NULL, 0, r), 0);
+    assert_int_equal(r->count, 1);
+    char body[1024];
+    body_of(OLD_IDX, body, sizeof(body));
+    assert_int_equal(((const char *)r->msgs[0].body)[3], body[3] ^ 0x04);
+    /* The unit checks stay: a unit pointing at another message's record is refused. */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/consumequeue/TopicC/0/00000000000000000000", f->root);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t unit[SHMQ_CQ_UNIT_SIZE];
+    assert_int_equal(pread(fd, unit, sizeof(unit), 3 * SHMQ_CQ_UNIT_SIZE), SHMQ_CQ_UNIT_SIZE);
+    assert_int_equal(pwrite(fd, unit, sizeof(unit), 2 * SHMQ_CQ_UNIT_SIZE), SHMQ_CQ_UNIT_SIZE);
+    close(fd);
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, 2, 1, NULL, 0, r), SHMQ_E_CORRUPT);
+    assert_int_equal(r->corrupt.check, SHMQ_E_CORRUPT);
+    assert_int_equal(r->corrupt.queue_offset, 2);
+    assert_int_equal(r->corrupt.phys_offset, f->rec[3].phys_offset);
+    /* On again: the body flip is caught. */
+    shmq_consumer_set_check_crcs(f->c, true);
+    assert_corrupt_at(f, OLD_IDX);
+}
+
+static void test_damaged_crc_property_name_does_not_switch_the_check_off(void **state)
+{
+    fixture_t *f = *state;
+    shmq_pull_result_t *r = f->res;
+    /* Each bit of the 0x02 before "__CRC32#", of its 8 name bytes and of its 0x01. */
+    for (int64_t p = tail_at(f, OLD_IDX) - 1; p < tail_at(f, OLD_IDX) + 9; p++) {
+        for (int bit = 0; bit < 8; bit++) {
+            flip(f, p, (uint8_t)(1u << bit));
+            assert_corrupt_at(f, OLD_IDX);
+            assert_int_equal(r->corrupt.check, SHMQ_E_RECORD_CRC);
+            assert_non_null(strstr(shmq_error_detail(), "damaged __CRC32#"));
+            flip(f, p, (uint8_t)(1u << bit));
+        }
+    }
+    /* A damaged name and a flipped header field (the born time, not in any unit check). */
+    flip(f, tail_at(f, OLD_IDX) + 2, 0x01);
+    flip(f, f->rec[OLD_IDX].phys_offset + 47, 0x01);
+    assert_corrupt_at(f, OLD_IDX);
+}
+
+/* ---- records without __CRC32# -------------------------------------------------------------- */
+
+static void test_rocketmq_record_without_crc_property_is_delivered(void **state)
+{
+    fixture_t *f = *state;
+    shmq_pull_result_t *r = f->res;
+    make_rocketmq_record(f, 3);
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, 0, 10, NULL, 0, r), 0);
+    assert_int_equal(r->count, 10);
+    size_t len;
+    const char *v = shmq_msg_property(&r->msgs[3], "CLUSTER", &len);
+    assert_non_null(v);
+    assert_int_equal(len, 11);
+    assert_null(shmq_msg_property(&r->msgs[3], SHMQ_PROP_CRC32, &len));
+    assert_good_at(f, 3);
+
+    /* Its body is still checked, by BODYCRC. */
+    flip(f, body_byte(f, 3, 10), 0x80);
+    assert_corrupt_at(f, 3);
+    assert_int_equal(r->corrupt.check, SHMQ_E_BODY_CRC);
+    flip(f, body_byte(f, 3, 10), 0x80);
+    flip(f, f->rec[3].phys_offset + 8, 0x02); /* BODYCRC itself */
+    assert_corrupt_at(f, 3);
+    assert_int_equal(r->corrupt.check, SHMQ_E_BODY_CRC);
+    flip(f, f->rec[3].phys_offset + 8, 0x02);
+    assert_good_at(f, 3);
+}
+
+/* ---- the skip ------------------------------------------------------------------------------ */
+
+static void test_skip_moves_the_group_past_exactly_one_corrupt_message(void **state)
+{
+    fixture_t *f = *state;
+    shmq_pull_result_t *r = f->res;
+    char line[2048];
+    int64_t off = -1;
+    flip(f, body_byte(f, OLD_IDX, 3), 0x04);
+
+    /* The group is not at it: nothing moves. */
+    assert_int_equal(shmq_commit_offset(f->c, "TopicC", 0, OLD_IDX - 2), 0);
+    assert_int_equal(shmq_consumer_skip_corrupt(f->c, "TopicC", 0, OLD_IDX, line, sizeof(line)),
+                     SHMQ_E_RANGE);
+    assert_string_equal(line, "");
+    assert_int_equal(shmq_fetch_offset(f->c, "TopicC", 0, &off), 0);
+    assert_int_equal(off, OLD_IDX - 2);
+    /* A good message is never skipped. */
+    assert_int_equal(shmq_consumer_skip_corrupt(f->c, "TopicC", 0, OLD_IDX - 2, line, sizeof(line)),
+                     SHMQ_E_ARG);
+    assert_int_equal(shmq_fetch_offset(f->c, "TopicC", 0, &off), 0);
+    assert_int_equal(off, OLD_IDX - 2);
+    /* Outside the queue. */
+    assert_int_equal(shmq_consumer_skip_corrupt(f->c, "TopicC", 0, N_MSGS, NULL, 0), SHMQ_E_RANGE);
+
+    /* The group at it: the skip moves it by one and says so. */
+    assert_int_equal(shmq_commit_offset(f->c, "TopicC", 0, OLD_IDX), 0);
+    assert_int_equal(shmq_consumer_skip_corrupt(f->c, "TopicC", 0, OLD_IDX, line, sizeof(line)), 0);
+    assert_int_equal(shmq_fetch_offset(f->c, "TopicC", 0, &off), 0);
+    assert_int_equal(off, OLD_IDX + 1);
+    char path[600], where[700], want[900];
+    seg_path(f, f->rec[OLD_IDX].phys_offset, path, sizeof(path));
+    snprintf(where, sizeof(where), "CommitLog file %s offset %lld: ", path,
+             (long long)(f->rec[OLD_IDX].phys_offset % SEG_SIZE));
+    snprintf(want, sizeof(want),
+             "skipped corrupt message TopicC/0 queue offset %d for group " GROUP
+             " (offset now %d): %s",
+             OLD_IDX, OLD_IDX + 1, where);
+    assert_memory_equal(line, want, strlen(want));
+    /* Once: the group is past it now. */
+    assert_int_equal(shmq_consumer_skip_corrupt(f->c, "TopicC", 0, OLD_IDX, NULL, 0), SHMQ_E_RANGE);
+    assert_int_equal(shmq_pull(f->c, "TopicC", 0, off, 32, NULL, 0, r), 0);
+    assert_int_equal(r->msgs[0].queue_offset, OLD_IDX + 1);
+
+    /* Without a group: checked and described, nothing committed. */
+    shmq_consumer_t *anon;
+    assert_int_equal(shmq_consumer_open(f->root, NULL, &anon), 0);
+    assert_int_equal(shmq_consumer_skip_corrupt(anon, "TopicC", 0, OLD_IDX, line, sizeof(line)), 0);
+    snprintf(want, sizeof(want), "corrupt message TopicC/0 queue offset %d given up: %s", OLD_IDX,
+             where);
+    assert_memory_equal(line, want, strlen(want));
+    assert_int_equal(shmq_consumer_skip_corrupt(anon, "TopicC", 0, OLD_IDX + 1, NULL, 0),
+                     SHMQ_E_ARG);
+    shmq_consumer_close(anon);
+}
+
+static void test_poll_gets_every_good_message_and_the_skip_passes_the_corrupt_ones(void **state)
+{
+    fixture_t *f = *state;
+    shmq_pull_result_t *r = f->res;
+    int bad[3] = {0, OLD_IDX, N_MSGS - 2}; /* the first message, an older one, a newer one */
+    flip(f, body_byte(f, bad[0], 1), 0x10);
+    flip(f, f->rec[bad[1]].phys_offset + 47, 0x01); /* born time */
+    flip(f, tail_at(f, bad[2]) + 4, 0x20);          /* "__CRC32#" -> "__CRc32#" */
+    int seen[N_MSGS] = {0};
+    int corrupt_hits = 0, skipped = 0;
+    for (int round = 0; round < 10 * N_MSGS; round++) {
+        int rc = shmq_consumer_poll(f->c, "TopicC", NULL, 16, 0, r);
+        if (rc == SHMQ_E_CORRUPT) {
+            corrupt_hits++;
+            assert_int_equal(r->corrupt.queue_offset, bad[skipped]);
+            char line[2048];
+            assert_int_equal(shmq_consumer_skip_corrupt(f->c, r->corrupt.topic, r->corrupt.queue_id,
+                                                        r->corrupt.queue_offset, line,
+                                                        sizeof(line)),
+                             0);
+            skipped++;
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        if (r->status == SHMQ_PULL_NO_NEW_MSG) {
+            break;
+        }
+        for (size_t k = 0; k < r->count; k++) {
+            seen[r->msgs[k].queue_offset]++;
+        }
+    }
+    assert_int_equal(corrupt_hits, 3);
+    assert_int_equal(skipped, 3);
+    for (int i = 0; i < N_MSGS; i++) {
+        bool is_bad = i == bad[0] || i == bad[1] || i == bad[2];
+        assert_int_equal(seen[i], is_bad ? 0 : 1);
+    }
+    int64_t off = -1;
+    shmq_consumer_poll(f->c, "TopicC", NULL, 16, 0, r); /* commits the last batch */
+    assert_int_equal(shmq_fetch_offset(f->c, "TopicC", 0, &off), 0);
+    assert_int_equal(off, N_MSGS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_every_single_bit_flip_in_an_older_segment_record_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_every_single_bit_flip_in_a_current_segment_record_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_corrupt_pull_delivers_what_came_before_and_names_file_offset_queue_offset, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_filtered_units_before_a_corrupt_one_are_passed_over,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_crcs_off_lets_a_flipped_body_through, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_damaged_crc_property_name_does_not_switch_the_check_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rocketmq_record_without_crc_property_is_delivered,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skip_moves_the_group_past_exactly_one_corrupt_message,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_poll_gets_every_good_message_and_the_skip_passes_the_corrupt_ones, setup,
+            teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
