@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "mapped_file.h"
+#include "page_cache.h"
 #include "shmq/errors.h"
 
 #define SEG 4096
@@ -479,47 +480,6 @@ static void test_mfq_readonly_refuses_changes(void **state)
     assert_int_equal(shmq_mfq_get_or_create(&q, SEG, &mf), -EROFS);
     assert_int_equal(shmq_mfq_truncate(&q, 0), -EROFS);
     shmq_mfq_close(&q);
-}
-
-/*
- * Is the page holding p dirty in the page cache?  1 yes, 0 no, -1 cannot be
- * told (not root: the page frame number and its flags are hidden).
- */
-static int page_dirty(const void *p)
-{
-    long pg = sysconf(_SC_PAGESIZE);
-    uint64_t ent = 0, flags = 0;
-    int rc = -1;
-    int pm = open("/proc/self/pagemap", O_RDONLY);
-    int kf = open("/proc/kpageflags", O_RDONLY);
-    if (pm >= 0 && kf >= 0 &&
-        pread(pm, &ent, sizeof(ent), (off_t)((uintptr_t)p / (uintptr_t)pg * sizeof(ent))) ==
-            (ssize_t)sizeof(ent) &&
-        (ent >> 63) != 0 && (ent & ((1ULL << 55) - 1)) != 0 &&
-        pread(kf, &flags, sizeof(flags), (off_t)((ent & ((1ULL << 55) - 1)) * sizeof(flags))) ==
-            (ssize_t)sizeof(flags)) {
-        rc = (flags >> 4) & 1; /* KPF_DIRTY */
-    }
-    if (pm >= 0) {
-        close(pm);
-    }
-    if (kf >= 0) {
-        close(kf);
-    }
-    return rc;
-}
-
-/* Dirty a byte of w until the page cache shows it dirty (writeback may race). */
-static int dirty_page(uint8_t *w, uint8_t v)
-{
-    for (int i = 0; i < 100; i++) {
-        *(volatile uint8_t *)w = (uint8_t)(v + i);
-        int d = page_dirty(w);
-        if (d != 0) {
-            return d;
-        }
-    }
-    return 0;
 }
 
 /*

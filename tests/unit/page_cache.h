@@ -1,0 +1,57 @@
+/*
+ * Page-cache state for the durability unit tests: whether a page of a
+ * mapping is dirty (written, not yet written back).  A flush that really
+ * writes back leaves the page clean; a no-op one leaves it dirty, which a
+ * kill -9 test cannot see (PITFALLS 14, 18).  Needs root (/proc/kpageflags
+ * and page frame numbers in /proc/self/pagemap); -1 otherwise.
+ */
+#ifndef SHMQ_TEST_PAGE_CACHE_H
+#define SHMQ_TEST_PAGE_CACHE_H
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <unistd.h>
+
+/*
+ * Is the page holding p dirty in the page cache?  1 yes, 0 no, -1 cannot be
+ * told (not root: the page frame number and its flags are hidden).
+ */
+static inline int page_dirty(const void *p)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uint64_t ent = 0, flags = 0;
+    int rc = -1;
+    (void)*(const volatile uint8_t *)p; /* map the page in this mapping (present in pagemap) */
+    int pm = open("/proc/self/pagemap", O_RDONLY);
+    int kf = open("/proc/kpageflags", O_RDONLY);
+    if (pm >= 0 && kf >= 0 &&
+        pread(pm, &ent, sizeof(ent), (off_t)((uintptr_t)p / (uintptr_t)pg * sizeof(ent))) ==
+            (ssize_t)sizeof(ent) &&
+        (ent >> 63) != 0 && (ent & ((1ULL << 55) - 1)) != 0 &&
+        pread(kf, &flags, sizeof(flags), (off_t)((ent & ((1ULL << 55) - 1)) * sizeof(flags))) ==
+            (ssize_t)sizeof(flags)) {
+        rc = (flags >> 4) & 1; /* KPF_DIRTY */
+    }
+    if (pm >= 0) {
+        close(pm);
+    }
+    if (kf >= 0) {
+        close(kf);
+    }
+    return rc;
+}
+
+/* Dirty a byte of w until the page cache shows it dirty (writeback may race). */
+static inline int dirty_page(uint8_t *w, uint8_t v)
+{
+    for (int i = 0; i < 100; i++) {
+        *(volatile uint8_t *)w = (uint8_t)(v + i);
+        int d = page_dirty(w);
+        if (d != 0) {
+            return d;
+        }
+    }
+    return 0;
+}
+
+#endif
