@@ -18,6 +18,7 @@
 
 #include "clean.h"
 #include "ctl.h"
+#include "fence.h"
 #include "shmqctl.h"
 
 /* The master that created the block is alive and holds byte 0 of <root>/lock. */
@@ -142,6 +143,9 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "cq_flushed", json_integer(shmq_ctl_load(&b->cq_flushed)));
     json_object_set_new(o, "writer_journal", json_integer(LOAD(b->writer_journal)));
     json_object_set_new(o, "fenced_error", json_integer(LOAD(b->fenced_error)));
+    json_object_set_new(
+        o, "fenced_part",
+        json_string(shmq_fence_part_name((enum shmq_fence_part)LOAD(b->fenced_part))));
     clean_json(o, ctl);
 
     json_t *ws = json_array();
@@ -273,7 +277,10 @@ static void status_text(json_t *o)
     clean_text(o);
     scheduler_text(o);
     if (jint(o, "fenced_error") != 0) {
-        printf("FENCED: a flush failed (%s); the store takes no writes until restarted\n",
+        json_t *part = json_object_get(o, "fenced_part");
+        printf("FENCED: a %s flush failed (%s); the store takes no writes; the next start cuts "
+               "at the last good flush (see <store>/fence-*)\n",
+               json_is_string(part) ? json_string_value(part) : "store file",
                shmq_strerror((int)jint(o, "fenced_error")));
     }
     printf("workers:\n  %-11s %-8s %-9s %-9s %-9s %-10s %s\n", "NAME", "PID", "STATE", "RESTARTS",
