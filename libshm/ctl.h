@@ -492,9 +492,13 @@ int shmq_ctl_offset_set(shmq_ctl_t *ctl, const char *group, const char *topic, i
 int shmq_ctl_offsets_save(shmq_ctl_t *ctl);
 
 /*
- * Load config/consumerOffset.json into the consumer area (master at start)
- * and clear offsets_dirty.  A key that is not "topic@group" (split at the
- * first '@') fails with SHMQ_E_JSON; a table overflow with SHMQ_E_RANGE.
+ * Load config/consumerOffset.json into the consumer area (master at start,
+ * after the queue table is filled).  Damaged entries are replaced from the
+ * .bak or dropped and offsets above their queue's max offset lowered, each
+ * with a warning (json_meta.h); offsets_dirty is then set so that the
+ * flusher saves the repaired table, else cleared.  Also checks
+ * subscriptionGroup.json (warnings only).  Fails with SHMQ_E_JSON when the
+ * file and its .bak are unusable, SHMQ_E_RANGE when the table overflows.
  */
 int shmq_ctl_offsets_load(shmq_ctl_t *ctl);
 

@@ -3,7 +3,9 @@
  * under the topic lock), queues (open addressing, entries become ACTIVE
  * once and are never removed), and consumer group offsets in the consumer
  * area; the OFD locks on bytes of <root>/lock that serialise their writers;
- * and their persistence to config/topics.json and config/consumerOffset.json.
+ * and their persistence to config/topics.json and config/consumerOffset.json
+ * (the master's load at start checks each offset against its queue and
+ * reports damage instead of refusing the start: json_meta.h).
  *
  * Everything read from the shared tables is untrusted (another process, maybe
  * buggy, writes them): lengths are bounded and names NUL-terminated before
@@ -21,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json_meta.h"
 #include "shmq/errors.h"
 #include "store_files.h"
 
@@ -377,14 +380,16 @@ int shmq_ctl_topics_save(shmq_ctl_t *ctl)
 {
     shmq_topic_table_t old = {0};
     shmq_topic_table_t out = {0};
-    /* An unreadable old file only loses the attributes: the table is the truth. */
-    if (shmq_topics_load(ctl->root, &old) < 0) {
+    /* An unreadable old file only loses the attributes: the table is the truth
+     * (quiet: damage was reported when the store started). */
+    if (shmq_topics_load_ex(ctl->root, &old, SHMQ_META_QUIET, NULL) < 0) {
         shmq_topic_table_free(&old);
     }
     struct topics_save_ctx c = {.old = &old, .out = &out};
     int rc = shmq_ctl_topic_foreach(ctl, topics_save_one, &c);
     if (rc == 0) {
         out.data_version_counter = old.data_version_counter + 1;
+        out.data_version_state = old.data_version_state;
         rc = shmq_topics_save(ctl->root, &out);
     }
     shmq_topic_table_free(&old);
@@ -653,10 +658,38 @@ int shmq_ctl_offsets_save(shmq_ctl_t *ctl)
     return rc;
 }
 
+/* The max offset of a queue as the control block has it (the master fills it from the files). */
+static int ctl_queue_max(void *arg, const char *topic, int32_t queue_id, int64_t *max)
+{
+    const shmq_ctl_t *ctl = arg;
+    size_t len = strlen(topic);
+    shmq_ctl_queue_t *q = shmq_ctl_queue_find(ctl, topic, len, queue_id);
+    if (q == NULL) {
+        /* Max 0 if the topic has other queues; a topic without any: nothing to tell. */
+        shmq_ctl_topic_t t;
+        int32_t n = 0;
+        if (shmq_ctl_topic_get(ctl, topic, len, &t) == 0) {
+            n = t.read_queue_nums > t.write_queue_nums ? t.read_queue_nums : t.write_queue_nums;
+        }
+        for (int32_t i = 0; i < n; i++) {
+            if (shmq_ctl_queue_find(ctl, topic, len, i) != NULL) {
+                return SHMQ_E_NOT_FOUND;
+            }
+        }
+        return -ENOENT;
+    }
+    /* Relaxed: the master filled the table before this load, in this thread. */
+    *max = atomic_load_explicit(&q->max_offset, memory_order_relaxed);
+    return 0;
+}
+
 int shmq_ctl_offsets_load(shmq_ctl_t *ctl)
 {
     shmq_offset_table_t t = {0};
-    int rc = shmq_consumer_offsets_load(ctl->root, &t);
+    shmq_meta_report_t rep;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/config/consumerOffset.json", ctl->root);
+    int rc = shmq_consumer_offsets_load_ex(ctl->root, &t, ctl_queue_max, ctl, &rep);
     if (rc < 0) {
         return rc;
     }
@@ -665,25 +698,44 @@ int shmq_ctl_offsets_load(shmq_ctl_t *ctl)
         char key[sizeof(o->key)];
         memcpy(key, o->key, sizeof(key));
         key[sizeof(key) - 1] = '\0';
-        /* "topic@group": topics cannot contain '@', so the first one splits. */
+        /* "topic@group" (the loader checked the form): topics cannot contain '@'. */
         char *at = strchr(key, '@');
         if (at == NULL) {
-            rc = shmq_error_set(SHMQ_E_JSON,
-                                "%s/config/consumerOffset.json: key \"%.300s\" is not topic@group",
-                                ctl->root, key);
-            break;
+            continue;
         }
         *at = '\0';
         rc = offset_store(ctl, at + 1, key, o->queue_id, o->offset);
-        if (rc < 0) {
-            rc = shmq_error_wrap(rc, "%s/config/consumerOffset.json: entry \"%.300s@%.120s\"",
-                                 ctl->root, key, at + 1);
+        if (rc == SHMQ_E_RANGE) {
+            /* The table is full: more offsets than a store can hold. */
+            rc = shmq_error_wrap(rc, "%s: entry \"%.300s@%.120s\"", path, key, at + 1);
+        } else if (rc < 0) {
+            shmq_meta_warn(SHMQ_META_WARN, "%s: group %.200s, topic %.255s, queue %d: %s; dropped",
+                           path, at + 1, key, (int)o->queue_id, shmq_error_detail());
+            rep.warnings++;
+            rc = 0;
         }
     }
     shmq_offset_table_free(&t);
-    if (rc == 0) {
-        /* What was just loaded is what the file holds. */
-        atomic_store_explicit(&ctl->cons->offsets_dirty, 0, memory_order_release);
+    if (rc < 0) {
+        return rc;
     }
-    return rc;
+    /* What was loaded is what the file holds, unless something was repaired: then the
+     * flusher saves the repaired table at its next round (release: pairs with its acquire). */
+    atomic_store_explicit(&ctl->cons->offsets_dirty, rep.warnings > 0 ? 1 : 0,
+                          memory_order_release);
+    /*
+     * subscriptionGroup.json is read by consumers (their retry policy), not by
+     * the store; checked here so that its damage shows in the log at start.
+     * A refused load leaves every group on the defaults.
+     */
+    shmq_group_table_t g;
+    shmq_error_clear();
+    int grc = shmq_groups_load_ex(ctl->root, &g, NULL);
+    if (grc < 0) {
+        shmq_meta_warn(SHMQ_META_WARN, "%s; consumers use the default group settings",
+                       shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(grc));
+    } else {
+        shmq_group_table_free(&g);
+    }
+    return 0;
 }

@@ -1,35 +1,48 @@
 /*
  * The broker JSON metadata under <root>/config/ (ROCKETMQ-FACTS §20):
- * consumerOffset.json, delayOffset.json, topics.json and
- * subscriptionGroup.json, loaded into and saved from the tables of
- * store_files.c.
+ * reading a file and its .bak and choosing between them, the findings
+ * loaders report, saving, and the store's view that values are checked
+ * against (json_meta.h).  What each file holds is in json_meta_tables.c.
  *
  * RocketMQ writes these with fastjson, whose maps with integer keys come out
  * with bare keys ({0:5,1:7}); shmq_json_quote_int_keys() turns that dialect
- * into strict JSON before jansson parses it.  Loading falls back to
- * <name>.bak when the main file is missing, empty or unparseable; a parsed
- * file with a bad entry fails the load (nothing is dropped silently).
- * Saving goes through shmq_file_write_atomic(), which keeps the previous
- * version as <name>.bak.
+ * into strict JSON before jansson parses it.  A file with content that does
+ * not parse, repeats a key or lacks its table is damaged, and <name>.bak is
+ * read instead; a file that is missing or only whitespace is missing (the
+ * .bak is read when there is one: a save was interrupted between its two
+ * renames).  Saving goes through shmq_file_write_atomic(), which keeps the
+ * previous version as <name>.bak.
  */
-#include "store_files.h"
+#include "json_meta_int.h"
 
-#include "shmq/errors.h"
-
+#include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
-#include <limits.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "consume_queue.h"
+#include "mapped_file.h"
+#include "shmq/errors.h"
+#include "worker.h"
+
+/*
+ * The daemons' logger (daemons/worker.c), referenced weakly: tools and
+ * client programs do not link it, and then findings go only to the sink
+ * a program sets.
+ */
+extern __typeof__(shmq_log) shmq_log __attribute__((weak));
 
 /* Largest metadata file accepted (consumer offsets of very many queues). */
 #define META_MAX_BYTES ((size_t)256 << 20)
 
-#define QUEUE_ID_MAX   65535
-#define QUEUE_NUMS_MAX 65535
+/* Findings shown per load; the rest are counted in one last line. */
+#define META_MAX_SHOWN 50
 
 static bool json_ws(char c)
 {
@@ -129,37 +142,95 @@ char *shmq_json_quote_int_keys(const char *in, size_t len)
     return out;
 }
 
-/* ---- reading ------------------------------------------------------------- */
+/* ---- findings ------------------------------------------------------------ */
 
-static int meta_bad(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static shmq_meta_warn_fn warn_fn;
+static void *warn_arg;
 
-static int meta_bad(const char *path, const char *fmt, ...)
+void shmq_meta_set_warn(shmq_meta_warn_fn fn, void *arg)
 {
-    char msg[400];
+    warn_fn = fn;
+    warn_arg = arg;
+}
+
+static void emit(enum shmq_meta_level level, const char *msg)
+{
+    if (warn_fn != NULL) {
+        warn_fn(warn_arg, level, msg);
+    } else if (shmq_log != NULL) {
+        shmq_log(SHMQ_LOG_WARN, "%s", msg);
+    }
+}
+
+void shmq_meta_warn(enum shmq_meta_level level, const char *fmt, ...)
+{
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return shmq_error_set(SHMQ_E_JSON, "%s: %s", path, msg);
+    emit(level, msg);
 }
 
-/*
- * Parse one file.  Returns 0 (*doc set), 1 if missing or empty, SHMQ_E_JSON
- * if unusable (why says how), or another negative code for an I/O error.
- */
-static int meta_parse_file(const char *path, json_t **doc, char *why, size_t why_len)
+void meta_finding(meta_load_t *ml, enum shmq_meta_level level, const char *fmt, ...)
+{
+    if (ml->quiet) {
+        return;
+    }
+    if (level == SHMQ_META_WARN) {
+        ml->rep.warnings++;
+    } else {
+        ml->rep.notes++;
+    }
+    if (ml->shown++ >= META_MAX_SHOWN) {
+        return;
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    emit(level, msg);
+}
+
+bool shmq_meta_one_bit_apart(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    if (n != strlen(b)) {
+        return false;
+    }
+    int diff = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned x = (unsigned char)a[i] ^ (unsigned char)b[i];
+        if (x != 0) {
+            if ((x & (x - 1)) != 0 || ++diff > 1) {
+                return false;
+            }
+        }
+    }
+    return diff == 1;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* Read and classify one file; only an I/O error is returned. */
+static int meta_file_read(meta_file_t *f, const meta_kind_t *k)
 {
     char *data;
     size_t len;
 
-    *doc = NULL;
-    int rc = shmq_file_read_all(path, META_MAX_BYTES, &data, &len);
+    f->state = META_MISSING;
+    f->why[0] = '\0';
+    f->doc = NULL;
+    f->table = NULL;
+    int rc = shmq_file_read_all(f->path, META_MAX_BYTES, &data, &len);
     if (rc == -ENOENT) {
-        return 1;
+        return 0;
     }
     if (rc == -EFBIG) {
-        snprintf(why, why_len, "larger than %zu bytes", META_MAX_BYTES);
-        return SHMQ_E_JSON;
+        f->state = META_DAMAGED;
+        snprintf(f->why, sizeof(f->why), "larger than %zu bytes", META_MAX_BYTES);
+        return 0;
     }
     if (rc < 0) {
         return rc;
@@ -170,74 +241,271 @@ static int meta_parse_file(const char *path, json_t **doc, char *why, size_t why
     }
     if (ws == len) {
         free(data);
-        return 1;
+        return 0;
     }
+    f->state = META_DAMAGED;
     if (memchr(data, '\0', len) != NULL) {
         free(data);
-        snprintf(why, why_len, "contains NUL bytes");
-        return SHMQ_E_JSON;
+        snprintf(f->why, sizeof(f->why), "it contains NUL bytes");
+        return 0;
     }
     char *strict = shmq_json_quote_int_keys(data, len);
     free(data);
     if (strict == NULL) {
-        return shmq_error_set(-ENOMEM, "%s: out of memory", path);
+        return shmq_error_set(-ENOMEM, "%s: out of memory", f->path);
     }
     json_error_t jerr;
-    json_t *j = json_loads(strict, 0, &jerr);
+    /* A repeated key is damage (fastjson never writes one): keep neither value. */
+    json_t *j = json_loads(strict, JSON_REJECT_DUPLICATES, &jerr);
     free(strict);
     if (j == NULL) {
-        snprintf(why, why_len, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-        return SHMQ_E_JSON;
+        snprintf(f->why, sizeof(f->why), "line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        return 0;
     }
     if (!json_is_object(j)) {
         json_decref(j);
-        snprintf(why, why_len, "top level is not an object");
-        return SHMQ_E_JSON;
+        snprintf(f->why, sizeof(f->why), "the top level is not an object");
+        return 0;
     }
-    *doc = j;
+    json_t *table = json_object_get(j, k->table_key);
+    if (table == NULL || !json_is_object(table)) {
+        /* A key one bit away from the table's is the table under a damaged name. */
+        const char *near = NULL, *key;
+        json_t *v;
+        json_object_foreach(j, key, v)
+        {
+            if (shmq_meta_one_bit_apart(key, k->table_key)) {
+                near = key;
+            }
+        }
+        if (table != NULL) {
+            snprintf(f->why, sizeof(f->why), "\"%s\" is not an object", k->table_key);
+        } else if (near != NULL) {
+            snprintf(f->why, sizeof(f->why), "no \"%s\" table (\"%.100s\" is a damaged name of it)",
+                     k->table_key, near);
+        } else {
+            snprintf(f->why, sizeof(f->why), "no \"%s\" table", k->table_key);
+        }
+        json_decref(j);
+        return 0;
+    }
+    f->state = META_OK;
+    f->doc = j;
+    f->table = table;
     return 0;
 }
 
-/*
- * Read <root>/config/<name>, else <name>.bak.  *doc is NULL when both are
- * missing or empty (an empty table).  used receives the path read, for
- * error messages.
- */
-static int meta_load(const char *root, const char *name, json_t **doc, char *used, size_t used_len)
+int meta_open(meta_load_t *ml, const meta_kind_t *k, const char *root, bool quiet)
 {
-    char path[PATH_MAX], bak[PATH_MAX], why_main[256] = "", why_bak[256] = "";
-
-    *doc = NULL;
-    if (snprintf(path, sizeof(path), "%s/config/%s", root, name) >= (int)sizeof(path) ||
-        snprintf(bak, sizeof(bak), "%s.bak", path) >= (int)sizeof(bak)) {
-        return shmq_error_set(-ENAMETOOLONG, "path %s/config/%s is too long", root, name);
+    memset(ml, 0, sizeof(*ml));
+    ml->kind = k;
+    ml->root = root;
+    ml->quiet = quiet;
+    if (snprintf(ml->main.path, sizeof(ml->main.path), "%s/config/%s", root, k->name) >=
+            (int)sizeof(ml->main.path) ||
+        snprintf(ml->bak.path, sizeof(ml->bak.path), "%s.bak", ml->main.path) >=
+            (int)sizeof(ml->bak.path)) {
+        return shmq_error_set(-ENAMETOOLONG, "path %s/config/%s is too long", root, k->name);
     }
-    snprintf(used, used_len, "%s", path);
-    int rc_main = meta_parse_file(path, doc, why_main, sizeof(why_main));
-    if (rc_main == 0) {
+    int rc = meta_file_read(&ml->main, k);
+    if (rc == 0) {
+        rc = meta_file_read(&ml->bak, k);
+    }
+    if (rc < 0) {
+        meta_close(ml, NULL);
+        return rc;
+    }
+    meta_file_t *m = &ml->main, *b = &ml->bak;
+    if (m->state == META_OK) {
+        ml->base = m;
+        if (b->state == META_OK) {
+            ml->other = b;
+        } else if (b->state == META_DAMAGED) {
+            meta_finding(ml, SHMQ_META_WARN, "%s is damaged (%s); not needed: %s is intact",
+                         b->path, b->why, m->path);
+        }
         return 0;
     }
-    if (rc_main < 0 && rc_main != SHMQ_E_JSON) {
-        return rc_main;
-    }
-    int rc_bak = meta_parse_file(bak, doc, why_bak, sizeof(why_bak));
-    if (rc_bak == 0) {
-        snprintf(used, used_len, "%s", bak);
+    if (b->state == META_OK) {
+        ml->base = b;
+        if (m->state == META_MISSING) {
+            meta_finding(ml, SHMQ_META_WARN,
+                         "%s is missing: loading %s (a save was interrupted, or the file was "
+                         "removed)",
+                         m->path, b->path);
+        } else {
+            meta_finding(ml, SHMQ_META_WARN,
+                         "%s is damaged (%s): loading %s instead, the state before the last save",
+                         m->path, m->why, b->path);
+        }
         return 0;
     }
-    if (rc_bak < 0 && rc_bak != SHMQ_E_JSON) {
-        return rc_bak;
+    if (m->state == META_MISSING && b->state == META_MISSING) {
+        return 0; /* a new store: empty tables */
     }
-    if (rc_main == 1 && rc_bak == 1) {
-        return 0;
+    rc = shmq_error_set(SHMQ_E_JSON,
+                        "%s is %s%s%s and %s is %s%s%s: what it held cannot be told; restore "
+                        "it from a copy, or remove both files %s",
+                        m->path, m->state == META_DAMAGED ? "damaged (" : "missing",
+                        m->state == META_DAMAGED ? m->why : "", m->state == META_DAMAGED ? ")" : "",
+                        b->path, b->state == META_DAMAGED ? "damaged (" : "missing",
+                        b->state == META_DAMAGED ? b->why : "", b->state == META_DAMAGED ? ")" : "",
+                        k->if_lost);
+    if (!quiet) {
+        ml->rep.warnings++;
     }
-    return shmq_error_set(SHMQ_E_JSON, "%s: %s; %s: %s", path,
-                          rc_main == 1 ? "missing or empty" : why_main, bak,
-                          rc_bak == 1 ? "missing or empty" : why_bak);
+    meta_close(ml, NULL);
+    return rc;
 }
 
-/* A strict decimal object key (optional '-', digits only) in [lo, hi]. */
-static bool parse_int_key(const char *s, long long lo, long long hi, long long *out)
+void meta_close(meta_load_t *ml, shmq_meta_report_t *rep)
+{
+    if (ml->shown > META_MAX_SHOWN) {
+        char msg[PATH_MAX + 100];
+        snprintf(msg, sizeof(msg), "%s: %d more findings not shown", ml->main.path,
+                 ml->shown - META_MAX_SHOWN);
+        emit(SHMQ_META_WARN, msg);
+    }
+    json_decref(ml->main.doc);
+    json_decref(ml->bak.doc);
+    ml->main.doc = ml->bak.doc = NULL;
+    ml->main.table = ml->bak.table = NULL;
+    ml->base = ml->other = NULL;
+    if (rep != NULL) {
+        *rep = ml->rep;
+    }
+}
+
+const char *meta_base_path(const meta_load_t *ml)
+{
+    return ml->base != NULL ? ml->base->path : ml->main.path;
+}
+
+void meta_check_top_keys(meta_load_t *ml)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(ml->base->doc, key, v)
+    {
+        bool known = false;
+        for (const char *const *kk = ml->kind->top_keys; *kk != NULL && !known; kk++) {
+            known = strcmp(key, *kk) == 0;
+        }
+        for (const char *const *kk = ml->kind->top_keys; *kk != NULL && !known; kk++) {
+            if (shmq_meta_one_bit_apart(key, *kk)) {
+                meta_finding(ml, SHMQ_META_WARN, "%s: key \"%.100s\" is a damaged \"%s\"; ignored",
+                             ml->base->path, key, *kk);
+                known = true;
+            }
+        }
+    }
+}
+
+/* dataVersion of one document: false with why when present and damaged. */
+static bool data_version_of(const json_t *doc, int64_t *counter, int64_t *state, char *why,
+                            size_t why_len)
+{
+    static const char *const known[] = {"counter", "stateVersion", "timestamp", NULL};
+    const json_t *dv = json_object_get(doc, "dataVersion");
+    long long c = 0, s = 0, ts = 0;
+    *counter = 0;
+    *state = 0;
+    if (dv == NULL || json_is_null(dv)) {
+        return true; /* RocketMQ 4.x writes none in some files */
+    }
+    if (!json_is_object(dv)) {
+        snprintf(why, why_len, "not an object");
+        return false;
+    }
+    if (!meta_opt_int(dv, "counter", 0, INT64_MAX, &c, why, why_len) ||
+        !meta_opt_int(dv, "stateVersion", INT64_MIN, INT64_MAX, &s, why, why_len) ||
+        !meta_opt_int(dv, "timestamp", 0, INT64_MAX, &ts, why, why_len) ||
+        meta_damaged_field_name(dv, known, why, why_len)) {
+        return false;
+    }
+    *counter = c;
+    *state = s;
+    return true;
+}
+
+void meta_data_version(meta_load_t *ml, int64_t *counter, int64_t *state)
+{
+    char why[300];
+    *counter = 0;
+    *state = 0;
+    if (ml->base == NULL || data_version_of(ml->base->doc, counter, state, why, sizeof(why))) {
+        return;
+    }
+    char why_other[300];
+    if (ml->other != NULL &&
+        data_version_of(ml->other->doc, counter, state, why_other, sizeof(why_other))) {
+        meta_finding(ml, SHMQ_META_WARN,
+                     "%s: \"dataVersion\" is damaged (%s): continuing from the counter of %s",
+                     ml->base->path, why, ml->other->path);
+        return;
+    }
+    meta_finding(ml, SHMQ_META_WARN, "%s: \"dataVersion\" is damaged (%s): counter restarts at 0",
+                 ml->base->path, why);
+}
+
+/* ---- entry fields --------------------------------------------------------------- */
+
+bool meta_opt_int(const json_t *obj, const char *field, long long lo, long long hi, long long *out,
+                  char *why, size_t why_len)
+{
+    const json_t *v = json_object_get(obj, field);
+    if (v == NULL || json_is_null(v)) {
+        return true;
+    }
+    if (!json_is_integer(v)) {
+        snprintf(why, why_len, "field \"%s\": expected an integer", field);
+        return false;
+    }
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi) {
+        if (hi == INT64_MAX) {
+            snprintf(why, why_len, "field \"%s\": %lld, expected a value >= %lld", field, x, lo);
+        } else {
+            snprintf(why, why_len, "field \"%s\": %lld outside %lld..%lld", field, x, lo, hi);
+        }
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+bool meta_opt_bool(const json_t *obj, const char *field, bool *out, char *why, size_t why_len)
+{
+    const json_t *v = json_object_get(obj, field);
+    if (v == NULL || json_is_null(v)) {
+        return true;
+    }
+    if (!json_is_boolean(v)) {
+        snprintf(why, why_len, "field \"%s\": expected true or false", field);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+bool meta_damaged_field_name(const json_t *obj, const char *const *known, char *why, size_t why_len)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        for (const char *const *k = known; *k != NULL; k++) {
+            if (json_object_get(obj, *k) == NULL && shmq_meta_one_bit_apart(key, *k)) {
+                snprintf(why, why_len, "field \"%.100s\" is a damaged \"%s\"", key, *k);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+bool meta_int_key(const char *s, long long lo, long long hi, long long *out)
 {
     const char *p = s + (*s == '-');
     if (*p == '\0') {
@@ -258,536 +526,247 @@ static bool parse_int_key(const char *s, long long lo, long long hi, long long *
     return true;
 }
 
-static int get_int(const char *path, const char *what, const json_t *v, long long lo, long long hi,
-                   long long *out)
-{
-    if (!json_is_integer(v)) {
-        return meta_bad(path, "%s: expected an integer", what);
-    }
-    long long x = json_integer_value(v);
-    if (x < lo || x > hi) {
-        if (hi == INT64_MAX) {
-            return meta_bad(path, "%s: %lld, expected a value >= %lld", what, x, lo);
-        }
-        return meta_bad(path, "%s: %lld out of range %lld..%lld", what, x, lo, hi);
-    }
-    *out = x;
-    return 0;
-}
-
-/* Optional integer field of obj: unchanged if absent or null. */
-static int opt_int(const char *path, const char *entry, const json_t *obj, const char *field,
-                   long long lo, long long hi, long long *out)
-{
-    const json_t *v = json_object_get(obj, field);
-    if (v == NULL || json_is_null(v)) {
-        return 0;
-    }
-    char what[400];
-    snprintf(what, sizeof(what), "%s field \"%s\"", entry, field);
-    return get_int(path, what, v, lo, hi, out);
-}
-
-static int opt_bool(const char *path, const char *entry, const json_t *obj, const char *field,
-                    bool *out)
-{
-    const json_t *v = json_object_get(obj, field);
-    if (v == NULL || json_is_null(v)) {
-        return 0;
-    }
-    if (!json_is_boolean(v)) {
-        return meta_bad(path, "%s field \"%s\": expected true or false", entry, field);
-    }
-    *out = json_is_true(v);
-    return 0;
-}
-
-/* Optional object member; NULL if absent or null, error if not an object. */
-static int opt_object(const char *path, const json_t *obj, const char *field, json_t **out)
-{
-    json_t *v = json_object_get(obj, field);
-    *out = NULL;
-    if (v == NULL || json_is_null(v)) {
-        return 0;
-    }
-    if (!json_is_object(v)) {
-        return meta_bad(path, "\"%s\": expected an object", field);
-    }
-    *out = v;
-    return 0;
-}
-
-static int load_data_version(const char *path, const json_t *doc, int64_t *counter)
-{
-    json_t *dv;
-    int rc = opt_object(path, doc, "dataVersion", &dv);
-    if (rc < 0 || dv == NULL) {
-        return rc;
-    }
-    long long c = 0;
-    rc = opt_int(path, "\"dataVersion\"", dv, "counter", 0, INT64_MAX, &c);
-    if (rc == 0) {
-        *counter = c;
-    }
-    return rc;
-}
-
 /* ---- writing ------------------------------------------------------------- */
 
-static json_t *data_version_new(int64_t counter)
+json_t *meta_data_version_new(int64_t counter, int64_t state)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     json_int_t now_ms = (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return json_pack("{s:I,s:I,s:I}", "counter", (json_int_t)counter, "stateVersion", (json_int_t)0,
-                     "timestamp", now_ms);
+    return json_pack("{s:I,s:I,s:I}", "counter", (json_int_t)counter, "stateVersion",
+                     (json_int_t)state, "timestamp", now_ms);
 }
 
-/* Write doc (reference stolen) to <root>/config/<name>. */
-static int meta_save(const char *root, const char *name, json_t *doc)
+/* Does new_t have a key (or a key of an object value) that old_t lacks? */
+static bool adds_entries(const json_t *old_t, const json_t *new_t)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
+    const char *key;
+    json_t *nv;
+    json_object_foreach((json_t *)new_t, key, nv)
+    {
+        const json_t *ov = json_object_get(old_t, key);
+        if (ov == NULL) {
+            return true;
+        }
+        if (json_is_object(nv) && json_is_object(ov)) {
+            const char *k2;
+            json_t *v2;
+            json_object_foreach(nv, k2, v2)
+            {
+                if (json_object_get(ov, k2) == NULL) {
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+int meta_save(const char *root, const meta_kind_t *k, json_t *doc, bool carry_version)
+{
+    char dir[PATH_MAX];
+    meta_file_t cur, bak;
     int rc;
 
     if (doc == NULL) {
-        return shmq_error_set(-ENOMEM, "%s/config/%s: out of memory", root, name);
+        return shmq_error_set(-ENOMEM, "%s/config/%s: out of memory", root, k->name);
     }
     if (snprintf(dir, sizeof(dir), "%s/config", root) >= (int)sizeof(dir) ||
-        snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
+        snprintf(cur.path, sizeof(cur.path), "%s/%s", dir, k->name) >= (int)sizeof(cur.path) ||
+        snprintf(bak.path, sizeof(bak.path), "%s.bak", cur.path) >= (int)sizeof(bak.path)) {
         json_decref(doc);
-        return shmq_error_set(-ENAMETOOLONG, "path %s/config/%s is too long", root, name);
+        return shmq_error_set(-ENAMETOOLONG, "path %s/config/%s is too long", root, k->name);
     }
     if ((rc = shmq_file_mkdirs(dir)) < 0) {
         json_decref(doc);
         return rc;
     }
+    /* What the file holds now: an unreadable one counts as damaged. */
+    if (meta_file_read(&cur, k) < 0) {
+        cur.state = META_DAMAGED;
+    }
+    if (carry_version) {
+        int64_t counter = 0, state = 0;
+        char why[300];
+        const meta_file_t *src = &cur;
+        bak.doc = NULL;
+        if (cur.state != META_OK && meta_file_read(&bak, k) == 0 && bak.state == META_OK) {
+            src = &bak;
+        }
+        if (src->state == META_OK &&
+            !data_version_of(src->doc, &counter, &state, why, sizeof(why))) {
+            counter = 0;
+            state = 0;
+        }
+        json_decref(bak.doc);
+        if (json_object_set_new(doc, "dataVersion", meta_data_version_new(counter + 1, state)) !=
+            0) {
+            json_decref(cur.doc);
+            json_decref(doc);
+            return shmq_error_set(-ENOMEM, "%s: out of memory", cur.path);
+        }
+    }
+    /*
+     * .bak must hold every entry the new file holds, or damage to a new
+     * entry's key could not be told from a new entry: a save that adds
+     * entries (or replaces a damaged or missing file) is written twice.
+     */
+    bool twice =
+        cur.state != META_OK || adds_entries(cur.table, json_object_get(doc, k->table_key));
+    json_decref(cur.doc);
     char *text = json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS);
     json_decref(doc);
     if (text == NULL) {
-        return shmq_error_set(-ENOMEM, "%s: out of memory", path);
+        return shmq_error_set(-ENOMEM, "%s: out of memory", cur.path);
     }
-    rc = shmq_file_write_atomic(path, text, strlen(text));
+    rc = shmq_file_write_atomic(cur.path, text, strlen(text));
+    if (rc == 0 && twice) {
+        rc = shmq_file_write_atomic(cur.path, text, strlen(text));
+    }
     free(text);
     return rc;
 }
 
-/* ---- offset tables ------------------------------------------------------- */
+/* ---- the store's view ------------------------------------------------------------ */
 
-/* Entries of one {queueId: offset} map into t under key; label names it in errors. */
-static int load_queue_map(const char *path, const char *label, const char *key, const json_t *map,
-                          long long qid_lo, shmq_offset_table_t *t)
+static bool segment_name(const char *s)
 {
-    const char *qk;
-    json_t *ov;
-    json_object_foreach((json_t *)map, qk, ov)
-    {
-        long long qid = 0, off = 0;
-        char what[700];
-        if (!parse_int_key(qk, qid_lo, QUEUE_ID_MAX, &qid)) {
-            return meta_bad(path, "%.300s \"%.40s\": expected an integer %lld..%d", label, qk,
-                            qid_lo, QUEUE_ID_MAX);
-        }
-        snprintf(what, sizeof(what), "%.300s %lld", label, qid);
-        int rc = get_int(path, what, ov, 0, INT64_MAX, &off);
-        if (rc < 0) {
-            return rc;
-        }
-        if ((rc = shmq_offset_table_set(t, key, (int32_t)qid, off)) < 0) {
-            return rc;
-        }
+    size_t n = 0;
+    while (is_digit(s[n])) {
+        n++;
     }
-    return 0;
+    return n == 20 && s[n] == '\0';
 }
 
-int shmq_consumer_offsets_load(const char *root, shmq_offset_table_t *t)
+int shmq_meta_disk_queue_max(void *arg, const char *topic, int32_t queue_id, int64_t *max)
 {
-    char path[PATH_MAX];
-    json_t *doc, *ot;
-    shmq_offset_table_t tmp = {0};
-
-    memset(t, 0, sizeof(*t));
-    int rc = meta_load(root, "consumerOffset.json", &doc, path, sizeof(path));
-    if (rc < 0 || doc == NULL) {
-        return rc;
+    const char *root = arg;
+    char dir[PATH_MAX];
+    struct stat tsb;
+    if (snprintf(dir, sizeof(dir), "%s/consumequeue/%s", root, topic) >= (int)sizeof(dir)) {
+        return -ENAMETOOLONG;
     }
-    rc = opt_object(path, doc, "offsetTable", &ot);
-    if (rc == 0 && ot != NULL) {
-        const char *key;
-        json_t *map;
-        json_object_foreach(ot, key, map)
-        {
-            if (key[0] == '\0' || strlen(key) >= sizeof(tmp.entries[0].key)) {
-                rc = meta_bad(path, "entry \"%.300s\": key empty or longer than %zu bytes", key,
-                              sizeof(tmp.entries[0].key) - 1);
-                break;
-            }
-            if (!json_is_object(map)) {
-                rc = meta_bad(path, "entry \"%.300s\": expected an object of queue offsets", key);
-                break;
-            }
-            char label[400];
-            snprintf(label, sizeof(label), "entry \"%.300s\" queue", key);
-            if ((rc = load_queue_map(path, label, key, map, 0, &tmp)) < 0) {
-                break;
-            }
+    if (stat(dir, &tsb) != 0 || !S_ISDIR(tsb.st_mode)) {
+        return -ENOENT; /* no queue of the topic at all: nothing to tell */
+    }
+    if (snprintf(dir, sizeof(dir), "%s/consumequeue/%s/%d", root, topic, (int)queue_id) >=
+        (int)sizeof(dir)) {
+        return -ENAMETOOLONG;
+    }
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return errno == ENOENT ? SHMQ_E_NOT_FOUND : -errno;
+    }
+    /* The segment size is the files' own: every file of a queue has it. */
+    int64_t size = -1;
+    struct dirent *e;
+    while (size < 0 && (e = readdir(d)) != NULL) {
+        struct stat sb;
+        if (segment_name(e->d_name) && fstatat(dirfd(d), e->d_name, &sb, 0) == 0 &&
+            S_ISREG(sb.st_mode)) {
+            size = sb.st_size;
         }
     }
-    json_decref(doc);
+    closedir(d);
+    if (size < 0) {
+        return SHMQ_E_NOT_FOUND; /* a directory without files: no units */
+    }
+    if (size == 0 || size % SHMQ_CQ_UNIT_SIZE != 0) {
+        return -EINVAL; /* the queue's own check reports it */
+    }
+    shmq_cq_t cq;
+    int rc = shmq_cq_open(&cq, root, topic, queue_id, (size_t)size, SHMQ_MF_READONLY);
     if (rc < 0) {
-        shmq_offset_table_free(&tmp);
         return rc;
     }
-    *t = tmp;
+    *max = shmq_cq_max_offset(&cq);
+    shmq_cq_close(&cq);
     return 0;
 }
 
-/* {"key": {"qid": offset}} grouping entries by key. */
-static json_t *offsets_by_key(const shmq_offset_table_t *t)
+static int cq_topic_cmp(const void *a, const void *b)
 {
-    json_t *ot = json_object();
-    for (size_t i = 0; ot != NULL && i < t->count; i++) {
-        const shmq_offset_entry_t *e = &t->entries[i];
-        json_t *map = json_object_get(ot, e->key);
-        if (map == NULL) {
-            map = json_object();
-            if (json_object_set_new(ot, e->key, map) != 0) {
-                json_decref(ot);
-                return NULL;
+    return strcmp(((const meta_cq_topic_t *)a)->name, ((const meta_cq_topic_t *)b)->name);
+}
+
+int meta_cq_topics_scan(const char *root, meta_cq_topics_t *out)
+{
+    char dir[PATH_MAX];
+    size_t cap = 0;
+
+    out->t = NULL;
+    out->count = 0;
+    if (snprintf(dir, sizeof(dir), "%s/consumequeue", root) >= (int)sizeof(dir)) {
+        return -ENAMETOOLONG;
+    }
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    struct dirent *te;
+    int rc = 0;
+    while (rc == 0 && (te = readdir(d)) != NULL) {
+        if (te->d_name[0] == '.' || strlen(te->d_name) >= sizeof(out->t[0].name)) {
+            continue;
+        }
+        int tfd = openat(dirfd(d), te->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *qd = tfd >= 0 ? fdopendir(tfd) : NULL;
+        if (qd == NULL) {
+            if (tfd >= 0) {
+                close(tfd);
+            }
+            continue;
+        }
+        long long top = -1, qid;
+        struct dirent *qe;
+        while ((qe = readdir(qd)) != NULL) {
+            if (meta_int_key(qe->d_name, 0, META_QUEUE_ID_MAX, &qid) && qe->d_name[0] != '-' &&
+                qid > top) {
+                top = qid;
             }
         }
-        char qk[16];
-        snprintf(qk, sizeof(qk), "%d", (int)e->queue_id);
-        if (json_object_set_new(map, qk, json_integer(e->offset)) != 0) {
-            json_decref(ot);
-            return NULL;
+        closedir(qd);
+        if (top < 0) {
+            continue;
         }
-    }
-    return ot;
-}
-
-int shmq_consumer_offsets_save(const char *root, const shmq_offset_table_t *t)
-{
-    json_t *ot = offsets_by_key(t);
-    return meta_save(root, "consumerOffset.json",
-                     ot ? json_pack("{s:o}", "offsetTable", ot) : NULL);
-}
-
-int shmq_delay_offsets_load(const char *root, shmq_offset_table_t *t)
-{
-    char path[PATH_MAX];
-    json_t *doc, *ot;
-    shmq_offset_table_t tmp = {0};
-
-    memset(t, 0, sizeof(*t));
-    int rc = meta_load(root, "delayOffset.json", &doc, path, sizeof(path));
-    if (rc < 0 || doc == NULL) {
-        return rc;
-    }
-    rc = opt_object(path, doc, "offsetTable", &ot);
-    if (rc == 0 && ot != NULL) {
-        /* Delay levels start at 1. */
-        rc = load_queue_map(path, "\"offsetTable\" level", "", ot, 1, &tmp);
-    }
-    if (rc == 0) {
-        rc = load_data_version(path, doc, &tmp.data_version_counter);
-    }
-    json_decref(doc);
-    if (rc < 0) {
-        shmq_offset_table_free(&tmp);
-        return rc;
-    }
-    *t = tmp;
-    return 0;
-}
-
-int shmq_delay_offsets_save(const char *root, const shmq_offset_table_t *t)
-{
-    json_t *ot = json_object();
-    for (size_t i = 0; ot != NULL && i < t->count; i++) {
-        char qk[16];
-        snprintf(qk, sizeof(qk), "%d", (int)t->entries[i].queue_id);
-        if (json_object_set_new(ot, qk, json_integer(t->entries[i].offset)) != 0) {
-            json_decref(ot);
-            ot = NULL;
-        }
-    }
-    json_t *dv = data_version_new(t->data_version_counter);
-    json_t *doc = NULL;
-    if (ot != NULL && dv != NULL) {
-        doc = json_pack("{s:o,s:o}", "offsetTable", ot, "dataVersion", dv);
-    } else {
-        json_decref(ot);
-        json_decref(dv);
-    }
-    return meta_save(root, "delayOffset.json", doc);
-}
-
-/* ---- topics -------------------------------------------------------------- */
-
-static int load_topic(const char *path, const char *name, const json_t *obj,
-                      shmq_topic_config_t *tc)
-{
-    char entry[300];
-    long long rq = 16, wq = 16, perm = SHMQ_PERM_READ | SHMQ_PERM_WRITE, sysflag = 0;
-    int rc;
-
-    snprintf(entry, sizeof(entry), "topic \"%.256s\"", name);
-    memset(tc, 0, sizeof(*tc));
-    if (name[0] == '\0' || strlen(name) >= sizeof(tc->name)) {
-        return meta_bad(path, "%s: name empty or longer than %zu bytes", entry,
-                        sizeof(tc->name) - 1);
-    }
-    if (!json_is_object(obj)) {
-        return meta_bad(path, "%s: expected an object", entry);
-    }
-    strcpy(tc->name, name);
-    /* Absent fields take TopicConfig's defaults (16 queues, perm 6). */
-    if ((rc = opt_int(path, entry, obj, "readQueueNums", 1, QUEUE_NUMS_MAX, &rq)) < 0 ||
-        (rc = opt_int(path, entry, obj, "writeQueueNums", 1, QUEUE_NUMS_MAX, &wq)) < 0 ||
-        (rc = opt_int(path, entry, obj, "perm", 0, 15, &perm)) < 0 ||
-        (rc = opt_int(path, entry, obj, "topicSysFlag", 0, INT32_MAX, &sysflag)) < 0 ||
-        (rc = opt_bool(path, entry, obj, "order", &tc->order)) < 0) {
-        return rc;
-    }
-    tc->read_queue_nums = (int32_t)rq;
-    tc->write_queue_nums = (int32_t)wq;
-    tc->perm = (int32_t)perm;
-    tc->topic_sys_flag = (int32_t)sysflag;
-
-    const json_t *v = json_object_get(obj, "topicName");
-    if (v != NULL && !json_is_null(v) &&
-        (!json_is_string(v) || strcmp(json_string_value(v), name) != 0)) {
-        return meta_bad(path, "%s field \"topicName\": expected the string \"%.256s\"", entry,
-                        name);
-    }
-    v = json_object_get(obj, "topicFilterType");
-    if (v != NULL && !json_is_null(v)) {
-        const char *s = json_is_string(v) ? json_string_value(v) : "";
-        if (strcmp(s, "MULTI_TAG") == 0) {
-            tc->multi_tag = true;
-        } else if (strcmp(s, "SINGLE_TAG") != 0) {
-            return meta_bad(path, "%s field \"topicFilterType\": expected SINGLE_TAG or MULTI_TAG",
-                            entry);
-        }
-    }
-    v = json_object_get(obj, "attributes");
-    if (v != NULL && !json_is_null(v)) {
-        if (!json_is_object(v)) {
-            return meta_bad(path, "%s field \"attributes\": expected an object", entry);
-        }
-        if (json_object_size(v) > 0) {
-            char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-            if (text == NULL) {
-                return shmq_error_set(-ENOMEM, "%s: out of memory", path);
-            }
-            size_t n = strlen(text);
-            if (n < sizeof(tc->attributes)) {
-                memcpy(tc->attributes, text, n + 1);
-            }
-            free(text);
-            if (n >= sizeof(tc->attributes)) {
-                return meta_bad(path, "%s field \"attributes\": longer than %zu bytes", entry,
-                                sizeof(tc->attributes) - 1);
-            }
-        }
-    }
-    return 0;
-}
-
-int shmq_topics_load(const char *root, shmq_topic_table_t *t)
-{
-    char path[PATH_MAX];
-    json_t *doc, *tct;
-    shmq_topic_table_t tmp = {0};
-
-    memset(t, 0, sizeof(*t));
-    int rc = meta_load(root, "topics.json", &doc, path, sizeof(path));
-    if (rc < 0 || doc == NULL) {
-        return rc;
-    }
-    rc = opt_object(path, doc, "topicConfigTable", &tct);
-    if (rc == 0 && tct != NULL) {
-        const char *name;
-        json_t *obj;
-        json_object_foreach(tct, name, obj)
-        {
-            shmq_topic_config_t tc;
-            if ((rc = load_topic(path, name, obj, &tc)) < 0 ||
-                (rc = shmq_topic_table_put(&tmp, &tc)) < 0) {
+        if (out->count == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            meta_cq_topic_t *n = realloc(out->t, ncap * sizeof(*n));
+            if (n == NULL) {
+                rc = -ENOMEM;
                 break;
             }
+            out->t = n;
+            cap = ncap;
         }
+        meta_cq_topic_t *t = &out->t[out->count++];
+        snprintf(t->name, sizeof(t->name), "%s", te->d_name);
+        t->queues = (int32_t)top + 1;
     }
-    tmp.data_version_counter = 0;
-    if (rc == 0) {
-        rc = load_data_version(path, doc, &tmp.data_version_counter);
-    }
-    json_decref(doc);
+    closedir(d);
     if (rc < 0) {
-        shmq_topic_table_free(&tmp);
+        meta_cq_topics_free(out);
         return rc;
     }
-    *t = tmp;
-    return 0;
-}
-
-/* NULL on allocation failure, or with *bad set if the attributes text is not an object. */
-static json_t *topic_to_json(const shmq_topic_config_t *tc, bool *bad)
-{
-    json_t *attrs;
-    if (tc->attributes[0] == '\0') {
-        attrs = json_object();
-    } else {
-        attrs = json_loads(tc->attributes, 0, NULL);
-        if (attrs == NULL || !json_is_object(attrs)) {
-            json_decref(attrs);
-            *bad = true;
-            return NULL;
-        }
-    }
-    return json_pack(
-        "{s:o,s:b,s:i,s:i,s:s,s:s,s:i,s:i}", "attributes", attrs, "order", (int)tc->order, "perm",
-        (int)tc->perm, "readQueueNums", (int)tc->read_queue_nums, "topicFilterType",
-        tc->multi_tag ? "MULTI_TAG" : "SINGLE_TAG", "topicName", tc->name, "topicSysFlag",
-        (int)tc->topic_sys_flag, "writeQueueNums", (int)tc->write_queue_nums);
-}
-
-int shmq_topics_save(const char *root, const shmq_topic_table_t *t)
-{
-    json_t *table = json_object();
-    for (size_t i = 0; table != NULL && i < t->count; i++) {
-        bool bad = false;
-        json_t *tj = topic_to_json(&t->topics[i], &bad);
-        if (bad) {
-            json_decref(table);
-            return shmq_error_set(SHMQ_E_ARG, "topic \"%s\": attributes are not a JSON object",
-                                  t->topics[i].name);
-        }
-        if (tj == NULL || json_object_set_new(table, t->topics[i].name, tj) != 0) {
-            json_decref(table);
-            table = NULL;
-        }
-    }
-    json_t *dv = data_version_new(t->data_version_counter);
-    json_t *doc = NULL;
-    if (table != NULL && dv != NULL) {
-        doc = json_pack("{s:o,s:o}", "dataVersion", dv, "topicConfigTable", table);
-    } else {
-        json_decref(table);
-        json_decref(dv);
-    }
-    return meta_save(root, "topics.json", doc);
-}
-
-/* ---- subscription groups ------------------------------------------------- */
-
-static int load_group(const char *path, const char *name, const json_t *obj, shmq_group_config_t *g)
-{
-    char entry[300];
-    int rc;
-
-    snprintf(entry, sizeof(entry), "group \"%.256s\"", name);
-    if (name[0] == '\0' || strlen(name) >= sizeof(g->name)) {
-        return meta_bad(path, "%s: name empty or longer than %zu bytes", entry,
-                        sizeof(g->name) - 1);
-    }
-    if (!json_is_object(obj)) {
-        return meta_bad(path, "%s: expected an object", entry);
-    }
-    shmq_group_config_init(g, name);
-    long long retry_max = g->retry_max_times, retry_queues = g->retry_queue_nums;
-    long long broker_id = g->broker_id, which = g->which_broker_when_consume_slowly;
-    /* retryMaxTimes -1 is accepted as RocketMQ's "use the default". */
-    if ((rc = opt_bool(path, entry, obj, "consumeEnable", &g->consume_enable)) < 0 ||
-        (rc = opt_bool(path, entry, obj, "consumeBroadcastEnable", &g->consume_broadcast_enable)) <
-            0 ||
-        (rc = opt_bool(path, entry, obj, "consumeFromMinEnable", &g->consume_from_min_enable)) <
-            0 ||
-        (rc = opt_bool(path, entry, obj, "consumeMessageOrderly", &g->consume_message_orderly)) <
-            0 ||
-        (rc = opt_int(path, entry, obj, "retryMaxTimes", -1, QUEUE_NUMS_MAX, &retry_max)) < 0 ||
-        (rc = opt_int(path, entry, obj, "retryQueueNums", 0, QUEUE_NUMS_MAX, &retry_queues)) < 0 ||
-        (rc = opt_int(path, entry, obj, "brokerId", 0, INT64_MAX, &broker_id)) < 0 ||
-        (rc = opt_int(path, entry, obj, "whichBrokerWhenConsumeSlowly", 0, INT32_MAX, &which)) <
-            0) {
-        return rc;
-    }
-    g->retry_max_times = (int32_t)retry_max;
-    g->retry_queue_nums = (int32_t)retry_queues;
-    g->broker_id = broker_id;
-    g->which_broker_when_consume_slowly = (int32_t)which;
-
-    const json_t *v = json_object_get(obj, "groupName");
-    if (v != NULL && !json_is_null(v) &&
-        (!json_is_string(v) || strcmp(json_string_value(v), name) != 0)) {
-        return meta_bad(path, "%s field \"groupName\": expected the string \"%.256s\"", entry,
-                        name);
+    if (out->count > 1) {
+        qsort(out->t, out->count, sizeof(out->t[0]), cq_topic_cmp);
     }
     return 0;
 }
 
-int shmq_groups_load(const char *root, shmq_group_table_t *t)
+const meta_cq_topic_t *meta_cq_topics_get(const meta_cq_topics_t *s, const char *name)
 {
-    char path[PATH_MAX];
-    json_t *doc, *sgt;
-    shmq_group_table_t tmp = {0};
-
-    memset(t, 0, sizeof(*t));
-    int rc = meta_load(root, "subscriptionGroup.json", &doc, path, sizeof(path));
-    if (rc < 0 || doc == NULL) {
-        return rc;
+    meta_cq_topic_t key;
+    if (s->count == 0 || strlen(name) >= sizeof(key.name)) {
+        return NULL;
     }
-    rc = opt_object(path, doc, "subscriptionGroupTable", &sgt);
-    if (rc == 0 && sgt != NULL) {
-        const char *name;
-        json_t *obj;
-        json_object_foreach(sgt, name, obj)
-        {
-            shmq_group_config_t g;
-            if ((rc = load_group(path, name, obj, &g)) < 0 ||
-                (rc = shmq_group_table_put(&tmp, &g)) < 0) {
-                break;
-            }
-        }
-    }
-    tmp.data_version_counter = 0;
-    if (rc == 0) {
-        rc = load_data_version(path, doc, &tmp.data_version_counter);
-    }
-    json_decref(doc);
-    if (rc < 0) {
-        shmq_group_table_free(&tmp);
-        return rc;
-    }
-    *t = tmp;
-    return 0;
+    snprintf(key.name, sizeof(key.name), "%s", name);
+    return bsearch(&key, s->t, s->count, sizeof(s->t[0]), cq_topic_cmp);
 }
 
-int shmq_groups_save(const char *root, const shmq_group_table_t *t)
+void meta_cq_topics_free(meta_cq_topics_t *s)
 {
-    json_t *table = json_object();
-    for (size_t i = 0; table != NULL && i < t->count; i++) {
-        const shmq_group_config_t *g = &t->groups[i];
-        json_t *gj = json_pack(
-            "{s:I,s:b,s:b,s:b,s:b,s:s,s:i,s:i,s:i}", "brokerId", (json_int_t)g->broker_id,
-            "consumeBroadcastEnable", (int)g->consume_broadcast_enable, "consumeEnable",
-            (int)g->consume_enable, "consumeFromMinEnable", (int)g->consume_from_min_enable,
-            "consumeMessageOrderly", (int)g->consume_message_orderly, "groupName", g->name,
-            "retryMaxTimes", (int)g->retry_max_times, "retryQueueNums", (int)g->retry_queue_nums,
-            "whichBrokerWhenConsumeSlowly", (int)g->which_broker_when_consume_slowly);
-        if (gj == NULL || json_object_set_new(table, g->name, gj) != 0) {
-            json_decref(table);
-            table = NULL;
-        }
-    }
-    json_t *dv = data_version_new(t->data_version_counter);
-    json_t *doc = NULL;
-    if (table != NULL && dv != NULL) {
-        doc = json_pack("{s:o,s:{},s:o}", "dataVersion", dv, "forbiddenTable",
-                        "subscriptionGroupTable", table);
-    } else {
-        json_decref(table);
-        json_decref(dv);
-    }
-    return meta_save(root, "subscriptionGroup.json", doc);
+    free(s->t);
+    s->t = NULL;
+    s->count = 0;
 }

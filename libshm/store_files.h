@@ -11,7 +11,7 @@
  * checkpoint: RocketMQ's 4096-byte file of big-endian longs.
  * JSON: written atomically (temp file, fsync, rename, .bak kept, directory
  *   fsync); read accepting RocketMQ's bare integer keys ({0:5,1:7}); a
- *   missing/empty/unparseable main file falls back to <name>.bak.
+ *   missing or damaged main file falls back to <name>.bak (json_meta.h).
  */
 #ifndef SHMQ_STORE_FILES_H
 #define SHMQ_STORE_FILES_H
@@ -83,12 +83,14 @@ int shmq_file_mkdirs(const char *path);
 /*
  * Loaders (shmq_*_load) initialise *t themselves (free a previous table
  * first); on failure *t is left empty.  Both files missing is an empty table
- * and returns 0.  A main file that is missing, empty or unparseable falls back
- * to <name>.bak; if that is unusable too the load fails with SHMQ_E_JSON.  An
- * entry of the wrong type or out of range fails the load with SHMQ_E_JSON
- * naming the file and the entry (data is never dropped silently).
+ * and returns 0.  A main file that is missing falls back to <name>.bak; one
+ * that is damaged (content that does not parse, a repeated key, no table)
+ * too, and if .bak is unusable the load fails with SHMQ_E_JSON naming both
+ * files.  A damaged entry is replaced by the .bak's or dropped, and values
+ * are checked against the store, each with a warning (json_meta.h).
  * Savers write pretty JSON to <root>/config/<name> (created if needed)
- * through shmq_file_write_atomic.
+ * through shmq_file_write_atomic; a save that adds entries is written twice
+ * so that .bak holds them too.
  */
 
 /* Queue-offset maps: consumerOffset.json and delayOffset.json. */
@@ -103,6 +105,7 @@ typedef struct shmq_offset_table {
     size_t count;
     size_t cap;
     int64_t data_version_counter; /* delayOffset.json dataVersion.counter (kept as loaded) */
+    int64_t data_version_state;   /* dataVersion.stateVersion (kept as loaded) */
 } shmq_offset_table_t;
 
 /* Set (insert or replace) key/queue -> offset. */
@@ -113,7 +116,8 @@ int shmq_offset_table_get(const shmq_offset_table_t *t, const char *key, int32_t
                           int64_t *offset);
 void shmq_offset_table_free(shmq_offset_table_t *t);
 
-/* config/consumerOffset.json: {"offsetTable":{"topic@group":{0:5,1:7}}}. */
+/* config/consumerOffset.json: {"offsetTable":{"topic@group":{0:5,1:7}}}.  The save's
+ * dataVersion continues the file's (counter + 1); the table's counter is not used. */
 int shmq_consumer_offsets_load(const char *root, shmq_offset_table_t *t);
 int shmq_consumer_offsets_save(const char *root, const shmq_offset_table_t *t);
 
@@ -146,6 +150,7 @@ typedef struct shmq_topic_table {
     size_t count;
     size_t cap;
     int64_t data_version_counter; /* dataVersion.counter; put/remove increment it */
+    int64_t data_version_state;   /* dataVersion.stateVersion (kept as loaded) */
 } shmq_topic_table_t;
 
 /* Insert or replace by name. */
@@ -175,6 +180,7 @@ typedef struct shmq_group_table {
     size_t count;
     size_t cap;
     int64_t data_version_counter; /* dataVersion.counter; put increments it */
+    int64_t data_version_state;   /* dataVersion.stateVersion (kept as loaded) */
 } shmq_group_table_t;
 
 /* Defaults for a new group named name. */

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "json_meta.h"
 #include "shmq/errors.h"
 #include "store_files.h"
 
@@ -461,29 +462,57 @@ static void test_json_load_both_bad_fails_naming_files(void **state)
     assert_int_equal(t.count, 0);
 }
 
-static void expect_offsets_refused(const char *root, const char *text, const char *needle)
+/* Warnings of the last load (json_meta.h's sink), one per line. */
+static char warned[8192];
+
+static void capture_warning(void *arg, enum shmq_meta_level level, const char *msg)
 {
-    shmq_offset_table_t t;
-    write_text(root, "config/consumerOffset.json", text);
-    assert_int_equal(shmq_consumer_offsets_load(root, &t), SHMQ_E_JSON);
-    assert_non_null(strstr(shmq_error_detail(), "consumerOffset.json"));
-    if (strstr(shmq_error_detail(), needle) == NULL) {
-        fail_msg("detail \"%s\" lacks \"%s\"", shmq_error_detail(), needle);
-    }
-    assert_int_equal(t.count, 0);
+    (void)arg;
+    (void)level;
+    size_t n = strlen(warned);
+    snprintf(warned + n, sizeof(warned) - n, "%s\n", msg);
 }
 
-static void test_consumer_offsets_bad_entry_fails_naming_it(void **state)
+static void expect_warned(const char *needle)
+{
+    if (strstr(warned, needle) == NULL) {
+        fail_msg("warnings \"%s\" lack \"%s\"", warned, needle);
+    }
+}
+
+/* A bad entry is dropped (no .bak to take it from) with a warning naming file and entry. */
+static void expect_offsets_dropped(const char *root, const char *text, const char *needle)
+{
+    shmq_offset_table_t t;
+    int64_t off;
+    warned[0] = '\0';
+    write_text(root, "config/consumerOffset.json", text);
+    assert_int_equal(shmq_consumer_offsets_load(root, &t), 0);
+    expect_warned("consumerOffset.json");
+    expect_warned(needle);
+    expect_warned("dropped");
+    assert_int_equal(shmq_offset_table_get(&t, "T@G", 0, &off), SHMQ_E_NOT_FOUND);
+    shmq_offset_table_free(&t);
+}
+
+static void test_consumer_offsets_bad_entry_is_dropped_with_a_warning(void **state)
 {
     const char *root = *state;
+    shmq_offset_table_t t;
     make_config_dir(root);
-    expect_offsets_refused(root, "{\"offsetTable\":{\"T@G\":{0:-1}}}", "T@G");
-    expect_offsets_refused(root, "{\"offsetTable\":{\"T@G\":{0:\"5\"}}}", "T@G");
-    expect_offsets_refused(root, "{\"offsetTable\":{\"T@G\":{\"x\":5}}}", "\"x\"");
-    expect_offsets_refused(root, "{\"offsetTable\":{\"T@G\":{65536:5}}}", "65536");
-    expect_offsets_refused(root, "{\"offsetTable\":{\"A@B\":{0:1},\"T@G\":[1]}}", "T@G");
-    expect_offsets_refused(root, "{\"offsetTable\":{\"\":{0:1}}}", "entry");
-    expect_offsets_refused(root, "{\"offsetTable\":[]}", "offsetTable");
+    shmq_meta_set_warn(capture_warning, NULL);
+    expect_offsets_dropped(root, "{\"offsetTable\":{\"T@G\":{0:-1}}}", "topic T, queue 0");
+    expect_offsets_dropped(root, "{\"offsetTable\":{\"T@G\":{0:\"5\"}}}", "group G");
+    expect_offsets_dropped(root, "{\"offsetTable\":{\"T@G\":{\"x\":5}}}", "\"x\"");
+    expect_offsets_dropped(root, "{\"offsetTable\":{\"T@G\":{65536:5}}}", "65536");
+    expect_offsets_dropped(root, "{\"offsetTable\":{\"A@B\":{0:1},\"T@G\":[1]}}", "T@G");
+    expect_offsets_dropped(root, "{\"offsetTable\":{\"\":{0:1}}}", "entry");
+    /* No table at all: the file is damaged, and with no .bak the load is refused. */
+    write_text(root, "config/consumerOffset.json", "{\"offsetTable\":[]}");
+    assert_int_equal(shmq_consumer_offsets_load(root, &t), SHMQ_E_JSON);
+    assert_non_null(strstr(shmq_error_detail(), "offsetTable"));
+    assert_int_equal(t.count, 0);
+    shmq_meta_set_warn(NULL, NULL);
 }
 
 static void test_consumer_offsets_save_load_round_trip(void **state)
@@ -549,8 +578,18 @@ static void test_delay_offsets_load_bare_keys_and_round_trip(void **state)
     shmq_offset_table_free(&back);
     shmq_offset_table_free(&t);
 
+    /* Level 0 does not exist: dropped with a warning (no .bak to restore the others from). */
+    char bak[4096];
+    path_of(bak, sizeof(bak), root, "config/delayOffset.json.bak");
+    assert_int_equal(unlink(bak), 0);
+    warned[0] = '\0';
+    shmq_meta_set_warn(capture_warning, NULL);
     write_text(root, "config/delayOffset.json", "{\"offsetTable\":{0:5}}");
-    assert_int_equal(shmq_delay_offsets_load(root, &t), SHMQ_E_JSON);
+    assert_int_equal(shmq_delay_offsets_load(root, &t), 0);
+    assert_int_equal(t.count, 0);
+    expect_warned("delayOffset.json: \"0\" is not a delay level");
+    shmq_meta_set_warn(NULL, NULL);
+    shmq_offset_table_free(&t);
 }
 
 /* ---- topics -------------------------------------------------------------- */
@@ -656,32 +695,37 @@ static void test_topics_load_rocketmq_file_with_defaults_for_absent_fields(void 
     shmq_topic_table_free(&t);
 }
 
-static void expect_topics_refused(const char *root, const char *entry, const char *needle)
+static void expect_topic_dropped(const char *root, const char *entry, const char *needle)
 {
     char text[1024];
     shmq_topic_table_t t;
     snprintf(text, sizeof(text), "{\"topicConfigTable\":{\"Good\":{},\"T\":%s}}", entry);
     write_text(root, "config/topics.json", text);
-    assert_int_equal(shmq_topics_load(root, &t), SHMQ_E_JSON);
-    const char *d = shmq_error_detail();
-    if (strstr(d, "topics.json") == NULL || strstr(d, "topic \"T\"") == NULL ||
-        strstr(d, needle) == NULL) {
-        fail_msg("detail \"%s\" lacks the file, the topic or \"%s\"", d, needle);
+    warned[0] = '\0';
+    assert_int_equal(shmq_topics_load(root, &t), 0);
+    assert_int_equal(t.count, 1);
+    assert_non_null(shmq_topic_table_get(&t, "Good"));
+    if (strstr(warned, "topics.json: topic \"T\"") == NULL || strstr(warned, needle) == NULL ||
+        strstr(warned, "dropped") == NULL) {
+        fail_msg("warnings \"%s\" lack the file, the topic or \"%s\"", warned, needle);
     }
+    shmq_topic_table_free(&t);
 }
 
-static void test_topics_bad_entry_fails_naming_it(void **state)
+static void test_topics_bad_entry_is_dropped_with_a_warning(void **state)
 {
     const char *root = *state;
     make_config_dir(root);
-    expect_topics_refused(root, "{\"readQueueNums\":0}", "readQueueNums");
-    expect_topics_refused(root, "{\"writeQueueNums\":65536}", "writeQueueNums");
-    expect_topics_refused(root, "{\"perm\":\"6\"}", "perm");
-    expect_topics_refused(root, "{\"order\":1}", "order");
-    expect_topics_refused(root, "{\"topicFilterType\":\"X\"}", "topicFilterType");
-    expect_topics_refused(root, "{\"topicName\":\"Other\"}", "topicName");
-    expect_topics_refused(root, "{\"attributes\":[]}", "attributes");
-    expect_topics_refused(root, "7", "object");
+    shmq_meta_set_warn(capture_warning, NULL);
+    expect_topic_dropped(root, "{\"readQueueNums\":0}", "readQueueNums");
+    expect_topic_dropped(root, "{\"writeQueueNums\":65536}", "writeQueueNums");
+    expect_topic_dropped(root, "{\"perm\":\"6\"}", "perm");
+    expect_topic_dropped(root, "{\"order\":1}", "order");
+    expect_topic_dropped(root, "{\"topicFilterType\":\"X\"}", "topicFilterType");
+    expect_topic_dropped(root, "{\"topicName\":\"Other\"}", "topicName");
+    expect_topic_dropped(root, "{\"attributes\":[]}", "attributes");
+    expect_topic_dropped(root, "7", "object");
+    shmq_meta_set_warn(NULL, NULL);
 }
 
 /* ---- groups -------------------------------------------------------------- */
@@ -747,19 +791,27 @@ static void test_groups_save_load_round_trip(void **state)
     shmq_group_table_free(&t);
 }
 
-static void test_groups_bad_entry_fails_naming_it(void **state)
+static void test_groups_bad_entry_is_dropped_with_a_warning(void **state)
 {
     const char *root = *state;
     shmq_group_table_t t;
     make_config_dir(root);
+    shmq_meta_set_warn(capture_warning, NULL);
+    warned[0] = '\0';
     write_text(root, "config/subscriptionGroup.json",
-               "{\"subscriptionGroupTable\":{\"G1\":{\"consumeEnable\":\"yes\"}}}");
-    assert_int_equal(shmq_groups_load(root, &t), SHMQ_E_JSON);
-    assert_non_null(strstr(shmq_error_detail(), "group \"G1\" field \"consumeEnable\""));
+               "{\"subscriptionGroupTable\":{\"G1\":{\"consumeEnable\":\"yes\"},\"G2\":{}}}");
+    assert_int_equal(shmq_groups_load(root, &t), 0);
+    assert_int_equal(t.count, 1);
+    assert_non_null(shmq_group_table_get(&t, "G2"));
+    expect_warned("subscriptionGroup.json: group \"G1\": field \"consumeEnable\"");
+    shmq_group_table_free(&t);
+    warned[0] = '\0';
     write_text(root, "config/subscriptionGroup.json",
                "{\"subscriptionGroupTable\":{\"G1\":{\"retryQueueNums\":-1}}}");
-    assert_int_equal(shmq_groups_load(root, &t), SHMQ_E_JSON);
-    assert_non_null(strstr(shmq_error_detail(), "retryQueueNums"));
+    assert_int_equal(shmq_groups_load(root, &t), 0);
+    assert_int_equal(t.count, 0);
+    expect_warned("retryQueueNums");
+    shmq_meta_set_warn(NULL, NULL);
 }
 
 int main(void)
@@ -784,15 +836,15 @@ int main(void)
         T(test_json_load_falls_back_to_bak_when_main_is_garbage),
         T(test_json_load_both_missing_is_empty_table),
         T(test_json_load_both_bad_fails_naming_files),
-        T(test_consumer_offsets_bad_entry_fails_naming_it),
+        T(test_consumer_offsets_bad_entry_is_dropped_with_a_warning),
         T(test_consumer_offsets_save_load_round_trip),
         T(test_delay_offsets_load_bare_keys_and_round_trip),
         T(test_topics_save_load_round_trip),
         T(test_topics_load_rocketmq_file_with_defaults_for_absent_fields),
-        T(test_topics_bad_entry_fails_naming_it),
+        T(test_topics_bad_entry_is_dropped_with_a_warning),
         T(test_group_defaults_follow_rocketmq),
         T(test_groups_save_load_round_trip),
-        T(test_groups_bad_entry_fails_naming_it),
+        T(test_groups_bad_entry_is_dropped_with_a_warning),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
