@@ -500,17 +500,35 @@ static const uint8_t *record_crc_tail(const shmq_record_t *r)
     return t;
 }
 
-/* Value of the tail's digits (least significant first); -1 if one is not a digit. */
+/* True if each byte of x is an ASCII digit. */
+static inline bool swar_all_digits(uint64_t x, uint64_t lanes)
+{
+    const uint64_t hi = 0xF0F0F0F0F0F0F0F0ULL & lanes, d3 = 0x3030303030303030ULL & lanes;
+    /* 0x30..0x39: high nibble 3, and still 3 after adding 6 (no byte carries: 0x39 + 6 = 0x3F). */
+    return (x & hi) == d3 && ((x + (0x0606060606060606ULL & lanes)) & hi) == d3;
+}
+
+/*
+ * Value of the tail's digits (least significant first); -1 if one is not a
+ * digit.  On every consumed record: eight digits at once (SWAR), ~25
+ * instructions instead of a ten-step loop.
+ */
 static int64_t crc_digits_value(const uint8_t *d)
 {
-    int64_t v = 0;
-    for (int i = CRC_PROP_DIGITS - 1; i >= 0; i--) {
-        if (d[i] < '0' || d[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (d[i] - '0');
+    uint64_t x;
+    memcpy(&x, d, 8);
+    x = le64toh(x); /* byte i = digit i, the least significant first */
+    uint64_t tail = (uint64_t)d[8] | (uint64_t)d[9] << 8;
+    if (!swar_all_digits(x, ~0ULL) || !swar_all_digits(tail, 0xFFFFULL)) {
+        return -1;
     }
-    return v;
+    x -= 0x3030303030303030ULL;
+    const uint64_t m8 = 0x00FF00FF00FF00FFULL, m16 = 0x0000FFFF0000FFFFULL;
+    x = (x & m8) + ((x >> 8) & m8) * 10;         /* 16-bit lanes: 2 digits, 0..99 */
+    x = (x & m16) + ((x >> 16) & m16) * 100;     /* 32-bit lanes: 4 digits */
+    x = (x & 0xFFFFFFFFULL) + (x >> 32) * 10000; /* 8 digits */
+    tail -= 0x3030;
+    return (int64_t)(x + ((tail & 0xFF) + (tail >> 8) * 10) * 100000000ULL);
 }
 
 int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
