@@ -465,6 +465,13 @@ static void log_recovery(const shmq_recovery_report_t *r)
         shmq_log(SHMQ_LOG_WARN, "recovery cut the log below the checkpoint: flushed data was "
                                 "damaged");
     }
+    if (r->bad_checkpoint) {
+        shmq_log(SHMQ_LOG_WARN,
+                 "the checkpoint is damaged: its confirmPhyOffset %lld names bytes the CommitLog "
+                 "never held (nothing but zeros after %lld); it was not believed and nothing "
+                 "was cut for it; the checkpoint is rewritten",
+                 (long long)r->bad_checkpoint_phys, (long long)r->recovered_end);
+    }
     if (r->fence_commitlog >= 0) {
         shmq_log(SHMQ_LOG_WARN,
                  "the last run was fenced after a failed CommitLog flush: the log was cut at its "

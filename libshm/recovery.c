@@ -18,12 +18,13 @@
  * What counts as the tail (PITFALLS 7, 8): the scan stops at the first record
  * that fails a check (magic, size, physical offset, body CRC, __CRC32#).  At
  * or beyond the checkpoint that is a torn tail: it is zeroed and cut off.
- * Below the checkpoint, with valid records after it, it is corruption of
- * flushed data in the middle of the log: recovery refuses (SHMQ_E_CORRUPT
+ * Below the checkpoint it is damage to flushed, confirmed data (in the middle
+ * of the log or its last records alike): recovery refuses (SHMQ_E_CORRUPT
  * naming the file and offset) unless the caller forces the cut
- * (SHMQ_STORE_FORCE).  A bad record below the checkpoint with nothing valid
- * after it (the last records damaged after they were flushed) is cut like a
- * torn tail, and the report says it was below the checkpoint.
+ * (SHMQ_STORE_FORCE, `shmqctl recover --force`); nothing acknowledged is cut
+ * silently.  A checkpoint that names bytes the log never held (only zeros or
+ * no file up to it) is a damaged checkpoint, reported as such and not
+ * believed; nothing is cut for it.
  *
  * Durability (PITFALLS 19): after a crash the records the scan accepts may be
  * only in the page cache.  Recovery syncs the CommitLog from the scan start
@@ -356,19 +357,33 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     int64_t end = pos;
     rep.recovered_end = end;
 
-    if (end < s.durable && !(st->flags & SHMQ_STORE_FORCE) &&
-        valid_data_after(st, end, s.durable)) {
+    /*
+     * A checkpoint that names bytes the log never held (nothing but zeros, or
+     * no file, from the recovered end up to it) is itself damaged: it is not
+     * believed, and nothing is cut for it (there is nothing to cut).
+     */
+    if (end < s.durable &&
+        last_nonzero(&st->cl, end, s.durable < files_end ? s.durable : files_end) == end) {
+        rep.bad_checkpoint = true;
+        rep.bad_checkpoint_phys = s.durable;
+        s.durable = end;
+    }
+    /* Below the checkpoint nothing is cut unless the operator asks (--force). */
+    if (end < s.durable && !(st->flags & SHMQ_STORE_FORCE)) {
         char where[300];
         format_stop(st, end, rep.stop_error ? rep.stop_error : SHMQ_E_TRUNCATED, where,
                     sizeof(where));
         if (out) {
             *out = rep;
         }
+        bool more = valid_data_after(st, end, s.durable);
         return shmq_error_set(SHMQ_E_CORRUPT,
                               "CommitLog corrupt below the checkpoint (confirmed up to %lld): %s; "
-                              "run 'shmqctl verify', and 'shmqctl recover --force' to cut the "
-                              "log there",
-                              (long long)s.durable, where);
+                              "%s; keep a copy of the store, run 'shmqctl verify', and only then "
+                              "'shmqctl recover --force' to cut the log there",
+                              (long long)s.durable, where,
+                              more ? "valid records follow it"
+                                   : "the damaged records had been flushed and confirmed");
     }
 
     if (end < s.durable) {

@@ -41,11 +41,13 @@ typedef struct shmq_recovery_report {
     int64_t old_end;         /* end of the data found before recovery (last non-zero byte bound) */
     int64_t truncated_bytes; /* bytes cut off at the tail (old_end - recovered_end) */
     int64_t records_checked;
-    int64_t units_rebuilt;   /* ConsumeQueue units appended from the CommitLog */
-    int64_t units_truncated; /* ConsumeQueue units dropped (pointed past the end) */
-    int32_t queues_touched;  /* queues whose units were truncated or rebuilt */
-    int stop_error;          /* decode error that ended the scan (0 at a clean end) */
-    bool below_checkpoint;   /* the cut was below the checkpoint: flushed data was damaged */
+    int64_t units_rebuilt;       /* ConsumeQueue units appended from the CommitLog */
+    int64_t units_truncated;     /* ConsumeQueue units dropped (pointed past the end) */
+    int32_t queues_touched;      /* queues whose units were truncated or rebuilt */
+    int stop_error;              /* decode error that ended the scan (0 at a clean end) */
+    bool below_checkpoint;       /* the cut was below the checkpoint (--force): flushed data lost */
+    bool bad_checkpoint;         /* the checkpoint named bytes the log never held: not believed */
+    int64_t bad_checkpoint_phys; /* its confirmPhyOffset */
     int64_t fence_commitlog; /* a fenced run's last durable CommitLog offset: cut there (-1 none) */
     int64_t fence_cq;      /* a fenced run's ConsumeQueue durable point: rebuilt from there (-1) */
     int64_t synced_from;   /* recovery made [synced_from, recovered_end) durable before use */

@@ -124,7 +124,11 @@ grep -q "offset $lphys" "$T/d.err"
 ok $? "dump names the torn record's offset"
 
 "$CTL" recover --store "$S1" $SMALL >"$T/r.out" 2>&1
-ok $? "recover cuts the torn last record (nothing valid follows it)" || diag "$T/r.out"
+is "$?" "1" "recover refuses to cut a damaged last record below the checkpoint"
+grep -q "below the checkpoint.*file $lfile offset $lrel" "$T/r.out"
+ok $? "the refusal names the record's file and offset" || diag "$T/r.out"
+"$CTL" recover --store "$S1" $SMALL --force >"$T/r.out" 2>&1
+ok $? "recover --force cuts the damaged last record" || diag "$T/r.out"
 grep -q "^below checkpoint: yes" "$T/r.out"
 ok $? "recover says the cut record had been flushed" || diag "$T/r.out"
 grep -q "^truncated: $((lsize - K)) bytes at file $lfile offset $lrel$" "$T/r.out"

@@ -436,7 +436,11 @@ static void test_bad_record_below_checkpoint_is_corruption_not_end(void **state)
     assert_int_equal(shmq_store_close(&st), 0);
 }
 
-static void test_damaged_last_record_after_clean_stop_is_cut_and_reported(void **state)
+/*
+ * The last records damaged after a clean stop (they were flushed and confirmed):
+ * refused like damage in the middle, never cut silently; the operator may force it.
+ */
+static void test_damaged_last_record_below_checkpoint_is_refused_until_forced(void **state)
 {
     fixture_t *f = *state;
     static shmq_append_result_t res[64];
@@ -449,14 +453,52 @@ static void test_damaged_last_record_after_clean_stop_is_cut_and_reported(void *
     segment_of(f, res[29].phys_offset, seg, sizeof(seg), &rel);
     static uint8_t zeros[64];
     patch_file(seg, rel + res[29].size - 30, zeros, 30);
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), SHMQ_E_CORRUPT);
+    assert_non_null(strstr(shmq_error_detail(), "below the checkpoint"));
+    assert_non_null(strstr(shmq_error_detail(), seg));
+    /* Nothing changed: the damaged record is still there for the operator. */
+    uint8_t first[4];
+    read_file_at(seg, rel, first, 4);
+    assert_int_equal((first[0] << 24) | (first[1] << 16) | (first[2] << 8) | first[3],
+                     res[29].size);
     shmq_recovery_report_t rep;
-    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(shmq_store_open(&st, &f->cfg, SHMQ_STORE_FORCE, &rep), 0);
     assert_false(rep.abnormal);
     assert_true(rep.below_checkpoint);
     assert_int_equal(rep.recovered_end, res[29].phys_offset);
     assert_int_equal(count_records(&st), 29);
     assert_int_equal(total_units(&st), 29);
     assert_int_equal(shmq_store_close(&st), 0);
+}
+
+/* A checkpoint naming bytes the log never held is a damaged checkpoint, not a damaged log. */
+static void test_checkpoint_beyond_the_log_is_a_bad_checkpoint(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    shmq_store_t st;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, 30, res);
+    assert_int_equal(shmq_store_close(&st), 0);
+    int64_t end = res[29].phys_offset + res[29].size;
+    for (int k = 0; k < 2; k++) {
+        /* Inside the last segment's zeros, then beyond every file. */
+        shmq_checkpoint_t cp;
+        assert_int_equal(shmq_checkpoint_read(f->cfg.store_path_root_dir, &cp), 0);
+        cp.confirm_phys = k == 0 ? end + 1000 : (int64_t)SEG_SIZE * 40 + 17;
+        assert_int_equal(shmq_checkpoint_write(f->cfg.store_path_root_dir, &cp), 0);
+        shmq_recovery_report_t rep;
+        assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+        assert_true(rep.bad_checkpoint);
+        assert_int_equal(rep.bad_checkpoint_phys, cp.confirm_phys);
+        assert_false(rep.below_checkpoint);
+        assert_int_equal(rep.recovered_end, end);
+        assert_int_equal(count_records(&st), 30);
+        assert_int_equal(shmq_store_close(&st), 0);
+        /* The rewritten checkpoint is truthful again. */
+        assert_int_equal(shmq_checkpoint_read(f->cfg.store_path_root_dir, &cp), 0);
+        assert_int_equal(cp.confirm_phys, end);
+    }
 }
 
 static void remove_queue_files(fixture_t *f, const char *topic, int32_t qid)
@@ -625,7 +667,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_record_below_checkpoint_is_corruption_not_end,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_damaged_last_record_after_clean_stop_is_cut_and_reported, setup, teardown),
+            test_damaged_last_record_below_checkpoint_is_refused_until_forced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_queue_files_rebuilt_after_clean_stop, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deleted_queue_files_rebuilt_after_crash, setup,
@@ -635,6 +677,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_queue_file_is_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_units_past_the_end_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_record_across_a_segment_roll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_beyond_the_log_is_a_bad_checkpoint, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_recovery_makes_the_accepted_tail_durable, setup,
                                         teardown),
     };

@@ -47,6 +47,9 @@ static int report_json(const shmq_recovery_report_t *r, const char *file, int64_
     json_object_set_new(o, "truncated_file", json_string(file));
     json_object_set_new(o, "truncated_file_offset", json_integer(rel));
     json_object_set_new(o, "below_checkpoint", json_boolean(r->below_checkpoint));
+    json_object_set_new(o, "bad_checkpoint", json_boolean(r->bad_checkpoint));
+    json_object_set_new(o, "fence_commitlog", json_integer(r->fence_commitlog));
+    json_object_set_new(o, "fence_consumequeue", json_integer(r->fence_cq));
     json_object_set_new(o, "records_checked", json_integer(r->records_checked));
     json_object_set_new(o, "units_rebuilt", json_integer(r->units_rebuilt));
     json_object_set_new(o, "units_truncated", json_integer(r->units_truncated));
@@ -83,6 +86,18 @@ static void report_text(const shmq_commitlog_t *cl, const shmq_recovery_report_t
            r->below_checkpoint ? "yes (the cut records had been flushed; the files were damaged "
                                  "after they were written)"
                                : "no");
+    if (r->bad_checkpoint) {
+        printf("bad checkpoint: confirmPhyOffset %lld names bytes the CommitLog never held "
+               "(zeros or no file after %lld); not believed, nothing cut for it\n",
+               (long long)r->bad_checkpoint_phys, (long long)r->recovered_end);
+    }
+    if (r->fence_commitlog >= 0) {
+        printf("fenced run: the log was cut at its last good flush %lld\n",
+               (long long)r->fence_commitlog);
+    }
+    if (r->fence_cq >= 0) {
+        printf("fenced run: consume queue units past %lld were rebuilt\n", (long long)r->fence_cq);
+    }
     printf("records checked: %lld\n", (long long)r->records_checked);
     printf("units rebuilt: %lld\n", (long long)r->units_rebuilt);
     printf("units truncated: %lld\n", (long long)r->units_truncated);
