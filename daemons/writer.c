@@ -23,17 +23,23 @@
  *       the flusher (SYNC_FLUSH) or the dispatcher (ASYNC_FLUSH) if asleep.
  *
  * Killed mid-batch: on restart the records in [writer_journal, wrote) are
- * scanned: next_offsets are raised past them and their UNIQ_KEYs matched
- * against the entries still in the rings (appended before the kill: those
- * are completed from the records, never appended again); then the bytes a
- * killed append left after wrote are zeroed so that no stale record can
- * look valid after the next append.
+ * scanned: next_offsets are raised past them and the entries still in the
+ * rings are matched with them by what was stored (UNIQ_KEY, topic, queue and
+ * properties, and the put hook's decision as the record shows it; the hook
+ * is not run again: journal.h).  Entries appended before the kill are completed from
+ * their records, never appended again.  Then the bytes a killed append left
+ * after wrote are zeroed so that no stale record can look valid after the
+ * next append.
  *
  * Crash tests: with SHMQ_TEST_CRASH_DIR set, the writer kills itself
  * (SIGKILL) at a step of a batch when the file <dir>/writer-<step> exists
  * (removing it first): appended (records written, wrote not published),
  * published (before the next_offsets), offsets (before any answer), answered
- * (answers given, heads not advanced).
+ * (answers given, heads not advanced), and repair (at start, before the
+ * restart repair).  While <dir>/writer-hold-<step> exists it stops at that
+ * step instead (signals still set their flags), with <dir>/writer-held-<step>
+ * present meanwhile, so that a test can act at a known point; a hold ends
+ * after WR_HOLD_MAX_MS at the latest.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +69,7 @@
 #define WR_SPIN_NS         50000 /* spin for new entries before sleeping */
 #define WR_TOPIC_LOCK_MS   2000
 #define WR_WARN_EVERY_MS   1000
+#define WR_HOLD_MAX_MS     60000 /* crash tests: the longest hold at a step */
 
 /* One request to complete at step (5). */
 typedef struct wr_done {
@@ -113,6 +120,7 @@ typedef struct writer {
     shmq_msg_in_t *ins;
     int64_t *qoffs;
     shmq_append_result_t *res;
+    shmq_journal_rec_t **matched; /* restart: the records a unit's messages matched */
     size_t unit_cap;
     /* the batch */
     wr_done_t done[WR_COMPLETIONS];
@@ -191,12 +199,36 @@ static void log_limited(writer_t *wr, enum shmq_log_level level, const char *fmt
     wr->warn_suppressed = 0;
 }
 
-/* Crash tests: die here if <crash_dir>/writer-<step> exists (see the top of the file). */
+/* Crash tests: stay here while <crash_dir>/writer-hold-<step> exists (see the top of the file). */
+static void hold_point(const writer_t *wr, const char *step)
+{
+    char hold[PATH_MAX], held[PATH_MAX];
+    snprintf(hold, sizeof(hold), "%s/writer-hold-%s", wr->crash_dir, step);
+    if (access(hold, F_OK) != 0) {
+        return;
+    }
+    snprintf(held, sizeof(held), "%s/writer-held-%s", wr->crash_dir, step);
+    int fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        close(fd);
+    }
+    shmq_log(SHMQ_LOG_WARN, "crash test: held at step %s", step);
+    for (int64_t t0 = shmq_mono_ms();
+         access(hold, F_OK) == 0 && shmq_mono_ms() - t0 < WR_HOLD_MAX_MS;) {
+        usleep(10000);
+    }
+    unlink(held);
+    shmq_log(SHMQ_LOG_WARN, "crash test: released at step %s", step);
+}
+
+/* Crash tests: hold, then die here if <crash_dir>/writer-<step> exists (see the top of the
+ * file). */
 static void crash_point(const writer_t *wr, const char *step)
 {
     if (wr->crash_dir == NULL) {
         return;
     }
+    hold_point(wr, step);
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/writer-%s", wr->crash_dir, step);
     if (unlink(path) == 0) {
@@ -236,7 +268,11 @@ static int unit_room(writer_t *wr, size_t n)
     if (r) {
         wr->res = r;
     }
-    if (!m || !in || !q || !r) {
+    shmq_journal_rec_t **jr = realloc(wr->matched, cap * sizeof(*jr));
+    if (jr) {
+        wr->matched = jr;
+    }
+    if (!m || !in || !q || !r || !jr) {
         return -ENOMEM;
     }
     wr->unit_cap = cap;
@@ -445,21 +481,29 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     wr->bytes_in += (uint64_t)(d->end - d->phys);
 }
 
-/* Restart: answer a unit appended before the kill; false if it was not. */
+/*
+ * Restart: answer a unit appended before the kill from the records it was
+ * stored as (every message of the unit matched, journal.h); false if it was
+ * not appended.
+ */
 static bool complete_recorded(writer_t *wr, uint32_t ring, size_t n)
 {
     shmq_journal_rec_t *first = NULL, *last = NULL;
-    for (size_t k = 0; k < n; k++) {
-        const shmq_ring_msg_t *m = &wr->msgs[k];
-        last = shmq_journal_find(&wr->journal, m->uniq_key, m->uniq_key_len, m->queue_id);
+    size_t k = 0;
+    for (; k < n; k++) {
+        last = shmq_journal_find(&wr->journal, &wr->msgs[k]);
         if (last == NULL) {
-            return false;
+            break;
         }
+        last->used = true; /* two messages of a unit never match one record */
+        wr->matched[k] = last;
         first = k == 0 ? last : first;
     }
-    for (size_t k = 0; k < n; k++) {
-        const shmq_ring_msg_t *m = &wr->msgs[k];
-        shmq_journal_find(&wr->journal, m->uniq_key, m->uniq_key_len, m->queue_id)->used = true;
+    if (k < n) {
+        while (k-- > 0) {
+            wr->matched[k]->used = false; /* not this unit's records after all */
+        }
+        return false;
     }
     const shmq_ring_msg_t *m0 = &wr->msgs[0];
     wr_done_t d = {.ring = ring,
@@ -515,17 +559,19 @@ static int take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool
         reject(wr, i, pos, &wr->msgs[0], rc);
         return UNIT_OK;
     }
+    /* A restart matches the entry as the producer wrote it with what was stored (the
+     * journal reads the hook's decision from the record): the hook is not run again,
+     * its decision for a timed message depends on the clock (PITFALLS 20). */
+    if (repair) {
+        return complete_recorded(wr, i, n) ? UNIT_OK : UNIT_STOP;
+    }
     /* ---- scheduler: delay levels and timed messages go to their system topics
-     * (RocketMQ's put hook, libshm/schedule.c); before a restart's match too, so that
-     * the queue ids compared with the journal are the stored ones. ---- */
+     * (RocketMQ's put hook, libshm/schedule.c). ---- */
     if ((rc = shmq_schedule_writer_hook(wr->ctl, wr->cfg, wr->msgs, n)) < 0) {
         reject(wr, i, pos, &wr->msgs[0], rc);
         return UNIT_OK;
     }
     /* ---- end scheduler ---- */
-    if (repair) {
-        return complete_recorded(wr, i, n) ? UNIT_OK : UNIT_STOP;
-    }
     const shmq_ring_msg_t *m0 = &wr->msgs[0];
     if ((int64_t)*adv > wr->unit_max) {
         shmq_error_set(SHMQ_E_TOO_BIG, "unit of %llu ring bytes exceeds %lld",
@@ -864,6 +910,7 @@ static void writer_free(writer_t *wr)
     free(wr->ins);
     free(wr->qoffs);
     free(wr->res);
+    free(wr->matched);
     free(wr->queues);
     shmq_journal_free(&wr->journal);
     free(wr->skips);
@@ -924,6 +971,7 @@ static int writer_init(shmq_worker_t *w, void **state)
     int64_t wrote = shmq_ctl_load(&wr->blk->wrote);
     shmq_commitlog_set_positions(&wr->cl, wrote, shmq_ctl_load(&wr->blk->flushed));
     wr->published = wrote;
+    crash_point(wr, "repair");
     rc = repair(wr);
     if (rc < 0) {
         shmq_log(SHMQ_LOG_ERROR, "restart repair failed: %s",

@@ -1,7 +1,8 @@
 /*
  * The writer's journal (see journal.h): the records of a batch a killed
- * writer was in, matched by UNIQ_KEY, and the zeroing of what its
- * unpublished appends left after wrote.
+ * writer was in, matched to ring entries by what was stored (UNIQ_KEY,
+ * topic, queue and properties, and the put hook's decision the record
+ * shows), and the zeroing of what its unpublished appends left after wrote.
  */
 #include "journal.h"
 
@@ -9,14 +10,94 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schedule.h"
 #include "shmq/errors.h"
 
 #define JOURNAL_PAGE 4096
+#define HASH_SEED    0xcbf29ce484222325ULL /* FNV-1a 64 */
+#define HASH_PRIME   0x100000001b3ULL
+
+/* Properties the put hook sets or drops (schedule.h): outside a record's base hash. */
+static const char *const hook_props[] = {SHMQ_PROP_DELAY,          SHMQ_PROP_TIMER_DELIVER_MS,
+                                         SHMQ_PROP_TIMER_DELAY_MS, SHMQ_PROP_TIMER_DELAY_SEC,
+                                         SHMQ_PROP_TIMER_OUT_MS,   SHMQ_PROP_REAL_TOPIC,
+                                         SHMQ_PROP_REAL_QID,       NULL};
+
+static bool same_name(const char *a, const char *b, size_t blen)
+{
+    return strlen(a) == blen && memcmp(a, b, blen) == 0;
+}
+
+static bool is_prop(const char *name, size_t len, const char *const *list)
+{
+    for (; *list != NULL; list++) {
+        if (same_name(*list, name, len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ p[i]) * HASH_PRIME;
+    }
+    return h;
+}
+
+/* Hash of the name/value pairs in order, without the store's __CRC32# (and, for base,
+ * without the hook's properties): what the hook keeps of a message's properties. */
+static uint64_t props_hash(const char *props, size_t len, bool base)
+{
+    static const char *const crc[] = {SHMQ_PROP_CRC32, NULL};
+    static const uint8_t sep[2] = {SHMQ_PROP_NAME_VALUE_SEP, SHMQ_PROP_SEP};
+    uint64_t h = HASH_SEED;
+    size_t pos = 0, nl, vl;
+    const char *n, *v;
+    while (props && shmq_props_next(props, len, &pos, &n, &nl, &v, &vl)) {
+        if (is_prop(n, nl, crc) || (base && is_prop(n, nl, hook_props))) {
+            continue;
+        }
+        h = hash_bytes(h, n, nl);
+        h = hash_bytes(h, &sep[0], 1);
+        h = hash_bytes(h, v, vl);
+        h = hash_bytes(h, &sep[1], 1);
+    }
+    return h;
+}
+
+/* The hook's decision the record r shows: a system topic's record naming where it was sent. */
+static void rec_kind(shmq_journal_rec_t *e, const shmq_record_t *r)
+{
+    e->kind = SHMQ_SCHEDULE_NONE;
+    e->sent_topic[0] = '\0';
+    e->sent_queue_id = -1;
+    bool delay = same_name(SHMQ_SCHEDULE_TOPIC, r->topic, r->topic_len);
+    bool timer = same_name(SHMQ_TIMER_TOPIC, r->topic, r->topic_len);
+    if (!delay && !timer) {
+        return;
+    }
+    size_t tl = 0, ql = 0;
+    const char *t = shmq_props_get(r->props, r->props_len, SHMQ_PROP_REAL_TOPIC, &tl);
+    const char *q = shmq_props_get(r->props, r->props_len, SHMQ_PROP_REAL_QID, &ql);
+    int64_t qid;
+    if (t == NULL || tl == 0 || tl > SHMQ_TOPIC_MAX_ANY || q == NULL ||
+        !shmq_schedule_parse_i64(q, ql, &qid) || qid < 0 || qid > 65535) {
+        return; /* not a rewrite: sent to the system topic as it is */
+    }
+    memcpy(e->sent_topic, t, tl);
+    e->sent_topic[tl] = '\0';
+    e->sent_queue_id = (int32_t)qid;
+    e->kind = delay ? SHMQ_SCHEDULE_DELAY : SHMQ_SCHEDULE_TIMER;
+}
 
 static int rec_add(shmq_journal_t *j, const shmq_record_t *r, const char *key, size_t klen)
 {
-    if (klen == 0 || klen >= SHMQ_UNIQ_KEY_MAX) {
-        return 0; /* not a key a producer of ours wrote */
+    if (klen == 0 || klen >= SHMQ_UNIQ_KEY_MAX || r->topic_len == 0 ||
+        r->topic_len > SHMQ_TOPIC_MAX_ANY) {
+        return 0; /* not a record a producer of ours wrote */
     }
     if (j->count == j->cap) {
         size_t cap = j->cap ? j->cap * 2 : 256;
@@ -30,8 +111,13 @@ static int rec_add(shmq_journal_t *j, const shmq_record_t *r, const char *key, s
     shmq_journal_rec_t *e = &j->recs[j->count++];
     memcpy(e->key, key, klen);
     e->key[klen] = '\0';
-    e->used = false;
+    memcpy(e->topic, r->topic, r->topic_len);
+    e->topic[r->topic_len] = '\0';
     e->queue_id = r->queue_id;
+    rec_kind(e, r);
+    e->props_hash = props_hash(r->props, r->props_len, false);
+    e->base_hash = props_hash(r->props, r->props_len, true);
+    e->used = false;
     e->size = r->total_size;
     e->phys = r->phys_offset;
     e->queue_offset = r->queue_offset;
@@ -50,6 +136,7 @@ int64_t shmq_journal_scan(shmq_journal_t *j, const shmq_commitlog_t *cl, shmq_ct
 {
     int64_t pos = from, count = 0;
     j->stop_err = 0;
+    j->delay_level_count = ctl->blk->hdr.config.delay_level_count;
     while (pos < to) {
         shmq_record_t rec;
         int64_t at = pos;
@@ -86,13 +173,60 @@ int64_t shmq_journal_scan(shmq_journal_t *j, const shmq_commitlog_t *cl, shmq_ct
     return count;
 }
 
-shmq_journal_rec_t *shmq_journal_find(shmq_journal_t *j, const char *key, size_t len,
-                                      int32_t queue_id)
+/*
+ * What the put hook makes of m whatever the clock (shmq_schedule_transform's
+ * rule, less the clock): DELAY for a delay level (always), TIMER for a
+ * delivery time (when it is ahead: else the message stays as it is), NONE
+ * for anything else.
+ */
+static int hook_kind(const shmq_journal_t *j, const shmq_ring_msg_t *m)
 {
+    int32_t tx = m->sysflag & SHMQ_SYSFLAG_TX_MASK;
+    if (tx != SHMQ_SYSFLAG_TX_NOT && tx != SHMQ_SYSFLAG_TX_COMMIT) {
+        return SHMQ_SCHEDULE_NONE;
+    }
+    size_t vl = 0;
+    int64_t level = 0;
+    const char *v = shmq_props_get(m->props, m->props_len, SHMQ_PROP_DELAY, &vl);
+    if (v && shmq_schedule_parse_i64(v, vl, &level) && level > 0) {
+        bool kept =
+            same_name(SHMQ_SCHEDULE_TOPIC, m->topic, m->topic_len) || j->delay_level_count < 1;
+        return kept ? SHMQ_SCHEDULE_NONE : SHMQ_SCHEDULE_DELAY;
+    }
+    bool timed = shmq_props_get(m->props, m->props_len, SHMQ_PROP_TIMER_DELAY_SEC, &vl) ||
+                 shmq_props_get(m->props, m->props_len, SHMQ_PROP_TIMER_DELAY_MS, &vl) ||
+                 shmq_props_get(m->props, m->props_len, SHMQ_PROP_TIMER_DELIVER_MS, &vl);
+    if (!timed || shmq_props_get(m->props, m->props_len, SHMQ_PROP_TIMER_OUT_MS, &vl) ||
+        same_name(SHMQ_TIMER_TOPIC, m->topic, m->topic_len)) {
+        return SHMQ_SCHEDULE_NONE;
+    }
+    return SHMQ_SCHEDULE_TIMER;
+}
+
+shmq_journal_rec_t *shmq_journal_find(shmq_journal_t *j, const shmq_ring_msg_t *m)
+{
+    bool known = false; /* the entry's hook kind and hashes: worked out at the first key match */
+    int kind = SHMQ_SCHEDULE_NONE;
+    uint64_t all = 0, base = 0;
     for (size_t i = 0; i < j->count; i++) {
         shmq_journal_rec_t *r = &j->recs[i];
-        if (!r->used && r->queue_id == queue_id && strlen(r->key) == len &&
-            memcmp(r->key, key, len) == 0) {
+        if (r->used || !same_name(r->key, m->uniq_key, m->uniq_key_len)) {
+            continue;
+        }
+        if (!known) {
+            kind = hook_kind(j, m);
+            all = props_hash(m->props, m->props_len, false);
+            base = props_hash(m->props, m->props_len, true);
+            known = true;
+        }
+        /* Stored as sent: possible unless the hook always rewrites the entry (a delay). */
+        if (kind != SHMQ_SCHEDULE_DELAY && r->queue_id == m->queue_id &&
+            same_name(r->topic, m->topic, m->topic_len) && r->props_hash == all) {
+            return r;
+        }
+        /* Rewritten by the hook, from this entry's topic, queue and properties. */
+        if (kind != SHMQ_SCHEDULE_NONE && r->kind == kind && r->sent_queue_id == m->queue_id &&
+            same_name(r->sent_topic, m->topic, m->topic_len) && r->base_hash == base) {
             return r;
         }
     }

@@ -1,0 +1,158 @@
+/*
+ * send_wait: send one message and report exactly what the producer API
+ * answered, for tests that stop the store's workers at known points and
+ * check each answer against what the store holds.
+ *
+ *   send_wait --store DIR --topic T [--queue Q] [--deliver-after MS]
+ *             [--deliver-at MS] [--timeout MS] [--size N] [--async]
+ *
+ * --deliver-at: ms since the epoch, or +MS for that long from now.
+ *
+ * Synchronous (shmq_send) by default; --async sends with shmq_send_async
+ * and prints "published" once the call returned (the message is in the
+ * ring), then polls until the callback ran.  Lines on stdout:
+ *   attached                                   the producer has its ring
+ *   published                                  (--async) in the ring
+ *   ok <uniq key> <queue id> <queue offset> <phys offset> <status>
+ *   err <error code> <uniq key, or - when unknown> <error text>
+ * Exit 0 after an "ok" line, 1 after an "err" line, 2 on bad usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "shmq/producer.h"
+
+typedef struct answer {
+    bool done;
+    int err;
+    shmq_send_result_t res;
+} answer_t;
+
+static void on_done(void *arg, int err, const shmq_send_result_t *res)
+{
+    answer_t *a = arg;
+    a->done = true;
+    a->err = err;
+    a->res = *res;
+}
+
+static int print_answer(int err, const shmq_send_result_t *r)
+{
+    if (err < 0) {
+        printf("err %d %s %s: %s\n", err, r->uniq_key[0] ? r->uniq_key : "-", shmq_strerror(err),
+               shmq_error_detail());
+        return 1;
+    }
+    printf("ok %s %d %lld %lld %d\n", r->uniq_key, r->queue_id, (long long)r->queue_offset,
+           (long long)r->phys_offset, r->status);
+    return 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: send_wait --store DIR --topic T [--queue Q] [--deliver-after MS]\n"
+                    "                 [--deliver-at MS|+MS] [--timeout MS] [--size N] [--async]\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"store", required_argument, NULL, 's'},
+        {"topic", required_argument, NULL, 't'},
+        {"queue", required_argument, NULL, 'q'},
+        {"deliver-after", required_argument, NULL, 'd'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"size", required_argument, NULL, 'z'},
+        {"async", no_argument, NULL, 'a'},
+        {"deliver-at", required_argument, NULL, 'A'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *store = NULL, *topic = NULL;
+    int queue = -1, timeout = 3000, size = 100, async = 0;
+    long long after = 0, at = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            store = optarg;
+            break;
+        case 't':
+            topic = optarg;
+            break;
+        case 'q':
+            queue = atoi(optarg);
+            break;
+        case 'd':
+            after = atoll(optarg);
+            break;
+        case 'A':
+            at = atoll(optarg);
+            if (optarg[0] == '+') {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                at += (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+            }
+            break;
+        case 'T':
+            timeout = atoi(optarg);
+            break;
+        case 'z':
+            size = atoi(optarg);
+            break;
+        case 'a':
+            async = 1;
+            break;
+        default:
+            usage();
+            return 2;
+        }
+    }
+    if (store == NULL || topic == NULL || size < 0 || size > 1 << 20) {
+        usage();
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    shmq_producer_options_t po = {.send_timeout_ms = timeout};
+    shmq_producer_t *p;
+    int rc = shmq_producer_open(store, &po, &p);
+    if (rc < 0) {
+        fprintf(stderr, "send_wait: cannot open a producer: %s: %s\n", shmq_strerror(rc),
+                shmq_error_detail());
+        return 1;
+    }
+    printf("attached\n");
+    char *body = malloc((size_t)size + 1);
+    if (body == NULL) {
+        return 1;
+    }
+    memset(body, 'w', (size_t)size);
+    shmq_message_t m;
+    shmq_message_init(&m, topic, body, (size_t)size);
+    m.queue_id = queue;
+    m.deliver_after_ms = after;
+    m.deliver_at_ms = at;
+    shmq_send_result_t res;
+    memset(&res, 0, sizeof(res));
+    int code;
+    if (async) {
+        answer_t a = {0};
+        rc = shmq_send_async(p, &m, on_done, &a);
+        if (rc == 0) {
+            printf("published\n");
+            while (!a.done && shmq_producer_poll(p, 100) >= 0) {
+            }
+        }
+        code = print_answer(rc < 0 ? rc : a.err, &a.res);
+    } else {
+        rc = shmq_send(p, &m, &res);
+        code = print_answer(rc, &res);
+    }
+    shmq_producer_close(p);
+    free(body);
+    return code;
+}
