@@ -286,10 +286,12 @@ bool shmq_ring_drained(const shmq_ring_prod_t *rp);
 /* ---- ownership and completion in the control block (ring_ctl.c) ------------ */
 
 /*
- * Producer: claim a FREE ring (CAS FREE -> CLAIMING, OFD write lock on
- * byte SHMQ_RING_LOCK_BYTE(i) through shmq_ctl_lock_file(), slots FREE,
- * head = tail, owner pid, ACTIVE).  The lock lives as long as the ctl
- * handle's lock file.  -EBUSY when every ring is taken.
+ * Producer: claim a FREE ring (OFD write lock on byte SHMQ_RING_LOCK_BYTE(i)
+ * through shmq_ctl_lock_file(), then CAS FREE -> CLAIMING, slots FREE,
+ * head = tail, owner pid, ACTIVE).  The lock comes first and a claim is
+ * never undone: a claimer stalled anywhere in between never changes a ring
+ * another producer owns.  The lock lives as long as the ctl handle's lock
+ * file.  -EBUSY when every ring is taken.
  */
 int shmq_ring_claim(shmq_ctl_t *ctl, uint32_t *idx);
 
@@ -323,8 +325,9 @@ typedef struct shmq_ring_watch {
 
 /*
  * Writer, every ~100 ms: an ACTIVE ring whose lock byte is free lost its
- * producer: ORPHANED.  A ring CLAIMING without its lock at two checks in a
- * row (same claim) lost its claimer: FREE.  Returns how many rings changed.
+ * producer: ORPHANED.  A ring CLAIMING without its lock (a live claimer
+ * holds it) at two checks in a row (same claim) lost its claimer: FREE.
+ * Returns how many rings changed.
  */
 int shmq_ring_check_owners(shmq_ctl_t *ctl, shmq_ring_watch_t *watch);
 

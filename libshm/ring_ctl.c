@@ -8,6 +8,13 @@
  * that is ACTIVE with its byte unlocked is an orphan (PITFALLS 11: no pid
  * liveness).  The claims counter, bumped at each claim, lets the writer
  * notice a ring that was given back and claimed again while it looked.
+ *
+ * A claimer takes the ring's lock before it moves the ring FREE -> CLAIMING,
+ * and never moves it back: a claim has no undo, so a claimer descheduled at
+ * any point can never store FREE over a claim that is no longer its own
+ * (the writer may have freed a claim it saw stuck, and another producer may
+ * own the ring now).  While a live claimer's ring is CLAIMING it holds the
+ * lock, so the writer frees a CLAIMING ring only when its claimer died.
  */
 #include "ring.h"
 
@@ -28,21 +35,27 @@ int shmq_ring_claim(shmq_ctl_t *ctl, uint32_t *idx)
     uint32_t count = ctl->blk->hdr.ring_count;
     for (uint32_t i = 0; i < count && i < SHMQ_CTL_MAX_RINGS; i++) {
         shmq_ctl_ring_t *r = &ctl->blk->rings[i];
+        /* Relaxed: a hint that spares a lock call on a taken ring; the CAS decides. */
+        if (atomic_load_explicit(&r->state, memory_order_relaxed) != SHMQ_RING_FREE) {
+            continue;
+        }
+        /* The lock first: whoever holds it may claim; nothing to undo if it is taken. */
+        struct flock fl = {
+            .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = SHMQ_RING_LOCK_BYTE(i), .l_len = 1};
+        if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+            continue; /* owned, or its last owner is still closing */
+        }
         uint32_t expect = SHMQ_RING_FREE;
         /* Acq_rel: the previous owner's (or the writer's) FREE release is visible. */
         if (!atomic_compare_exchange_strong_explicit(&r->state, &expect, SHMQ_RING_CLAIMING,
                                                      memory_order_acq_rel, memory_order_relaxed)) {
+            /* Not free after all (a claimer that does not lock first): not ours. */
+            fl.l_type = F_UNLCK;
+            fcntl(fd, F_OFD_SETLK, &fl);
             continue;
         }
         /* Release: a writer that reads the new count sees CLAIMING. */
         atomic_fetch_add_explicit(&r->claims, 1, memory_order_release);
-        struct flock fl = {
-            .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = SHMQ_RING_LOCK_BYTE(i), .l_len = 1};
-        if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
-            /* The previous owner is still closing: leave this ring. */
-            atomic_store_explicit(&r->state, SHMQ_RING_FREE, memory_order_release);
-            continue;
-        }
         for (int s = 0; s < SHMQ_RING_SLOTS; s++) {
             /* Relaxed: published by the ACTIVE release below. */
             atomic_store_explicit(&r->slots[s].state, SHMQ_SLOT_FREE, memory_order_relaxed);
@@ -158,8 +171,9 @@ int shmq_ring_check_owners(shmq_ctl_t *ctl, shmq_ring_watch_t *watch)
         }
         uint32_t expect = st;
         if (st == SHMQ_RING_CLAIMING) {
-            /* A claimer holds no lock for a moment: free the ring only when it
-             * was stuck, unlocked, under the same claim at the previous check. */
+            /* A live claimer holds the lock (it locks before it claims); free the ring
+             * only when it was stuck, unlocked, under the same claim at the previous
+             * check as well (a claimer of another build may lock after claiming). */
             if (watch->claiming_seen[i] == claims + 1 &&
                 atomic_compare_exchange_strong_explicit(&r->state, &expect, SHMQ_RING_FREE,
                                                         memory_order_acq_rel,

@@ -2,9 +2,10 @@
  * Unit tests of ring ownership and completion in the control block
  * (libshm/ring_ctl.c): claiming takes the ring's lock byte and resets it,
  * giving a ring back frees or orphans it, the writer's owner check finds
- * rings whose lock is gone (and claimers that died mid-claim), slots are
- * answered only for the request that waits, and store liveness follows the
- * store lock.
+ * rings whose lock is gone (and claimers that died mid-claim), a claimer
+ * stalled in the middle of its claim never undoes another producer's claim,
+ * slots are answered only for the request that waits, and store liveness
+ * follows the store lock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,15 +15,51 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "ctl.h"
 #include "ring.h"
 #include "store_files.h"
+
+/*
+ * Fault shim: this program's fcntl() replaces the C library's for the code
+ * it links (libshmq.a).  A thread that sets shim_stall_me stops before its
+ * next F_OFD_SETLK of a ring's lock byte until the test releases it: a
+ * producer descheduled in the middle of a claim.
+ */
+static pthread_mutex_t shim_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t shim_cv = PTHREAD_COND_INITIALIZER;
+static _Thread_local bool shim_stall_me;
+static bool shim_stalled, shim_released;
+
+int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    if (shim_stall_me && cmd == F_OFD_SETLK) {
+        const struct flock *fl = (const struct flock *)arg;
+        if (fl->l_type == F_WRLCK && fl->l_start >= SHMQ_RING_LOCK_BYTE(0)) {
+            shim_stall_me = false;
+            pthread_mutex_lock(&shim_mu);
+            shim_stalled = true;
+            pthread_cond_broadcast(&shim_cv);
+            while (!shim_released) {
+                pthread_cond_wait(&shim_cv, &shim_mu);
+            }
+            pthread_mutex_unlock(&shim_mu);
+        }
+    }
+    return (int)syscall(SYS_fcntl, fd, cmd, arg);
+}
 
 typedef struct fixture {
     char dir[64];
@@ -174,6 +211,69 @@ static void test_owner_check_frees_a_ring_stuck_claiming(void **state)
     assert_int_equal(atomic_load(&r->state), SHMQ_RING_FREE);
 }
 
+typedef struct claimer {
+    shmq_ctl_t ctl;
+    uint32_t idx;
+    int rc;
+} claimer_t;
+
+static void *stalled_claim(void *arg)
+{
+    claimer_t *c = arg;
+    shim_stall_me = true;
+    c->rc = shmq_ring_claim(&c->ctl, &c->idx);
+    return NULL;
+}
+
+static void test_a_stalled_claimer_never_frees_a_ring_another_producer_claimed(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_ring_t *r0 = &f->ctl.blk->rings[0];
+    claimer_t a;
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &a.ctl), 0);
+    shim_stalled = shim_released = false;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stalled_claim, &a), 0);
+    /* Producer A stops in the middle of claiming ring 0. */
+    pthread_mutex_lock(&shim_mu);
+    while (!shim_stalled) {
+        pthread_cond_wait(&shim_cv, &shim_mu);
+    }
+    pthread_mutex_unlock(&shim_mu);
+    /* The writer looks twice (a claim stuck without its lock is a dead claimer's), ... */
+    shmq_ring_watch_t watch;
+    memset(&watch, 0, sizeof(watch));
+    shmq_ring_check_owners(&f->ctl, &watch);
+    shmq_ring_check_owners(&f->ctl, &watch);
+    /* ... and producer B claims ring 0 and sends. */
+    shmq_ctl_t b;
+    uint32_t ib = 99;
+    assert_int_equal(shmq_ctl_attach(f->dir, 0, &b), 0);
+    assert_int_equal(shmq_ring_claim(&b, &ib), 0);
+    assert_int_equal(ib, 0);
+    assert_int_equal(atomic_load(&r0->state), SHMQ_RING_ACTIVE);
+    uint64_t b_claim = atomic_load(&r0->claims);
+    /* A resumes: it must not undo B's claim. */
+    pthread_mutex_lock(&shim_mu);
+    shim_released = true;
+    pthread_cond_broadcast(&shim_cv);
+    pthread_mutex_unlock(&shim_mu);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(a.rc, 0);
+    assert_int_not_equal(a.idx, 0);
+    assert_int_equal(atomic_load(&r0->state), SHMQ_RING_ACTIVE);
+    assert_int_equal(atomic_load(&r0->claims), b_claim);
+    assert_true(ring_locked(f, 0));
+    assert_int_equal(atomic_load(&f->ctl.blk->rings[a.idx].state), SHMQ_RING_ACTIVE);
+    /* The writer finds both rings owned. */
+    assert_int_equal(shmq_ring_check_owners(&f->ctl, &watch), 0);
+    shmq_ring_release(&a.ctl, a.idx);
+    shmq_ctl_detach(&a.ctl);
+    shmq_ring_release(&b, ib);
+    shmq_ctl_detach(&b);
+}
+
 static void test_complete_answers_only_the_pending_request(void **state)
 {
     fixture_t *f = *state;
@@ -249,6 +349,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_check_frees_a_ring_stuck_claiming, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_stalled_claimer_never_frees_a_ring_another_producer_claimed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complete_answers_only_the_pending_request, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fail_pending_answers_every_waiting_slot, setup,
