@@ -179,22 +179,21 @@ wait_state() {
 
 # Remember the current worker pids (for the cleanup trap).
 note_workers() {
-    local w p
-    for w in writer flusher dispatcher; do
-        p=$(worker_field "$w" pid)
-        [ -n "$p" ] && [ "$p" -gt 0 ] 2>/dev/null && WORKER_PIDS="$WORKER_PIDS $p"
+    local p
+    for p in $(all_worker_pids 2>/dev/null); do
+        WORKER_PIDS="$WORKER_PIDS $p"
     done
 }
 
-# wait_workers [TENTHS]: every worker reports state running with a pid.
+# wait_workers [TENTHS]: the writer, flusher and dispatcher report state
+# running (one status call per try: a loaded machine starts processes slowly).
 wait_workers() {
-    local lim=${1:-200} i=0 all w
+    local lim=${1:-200} i=0
     while [ $i -lt "$lim" ]; do
-        all=1
-        for w in writer flusher dispatcher; do
-            [ "$(worker_field "$w" state)" = "running" ] || all=0
-        done
-        if [ $all -eq 1 ]; then
+        if status_json | perl -MJSON::PP -e 'local $/; my $j = eval {
+            JSON::PP->new->decode(<STDIN>) } or exit 1;
+            my %s = map { $_->{name} => $_->{state} } @{$j->{workers}};
+            exit((grep { ($s{$_} // "") ne "running" } qw(writer flusher dispatcher)) ? 1 : 0)'; then
             note_workers
             return 0
         fi
