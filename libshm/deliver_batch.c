@@ -7,7 +7,9 @@
 
 static void on_answer(void *arg, int err, const shmq_send_result_t *res)
 {
-    (void)res; /* a FLUSH_DISK_TIMEOUT status still means stored */
+    /* A FLUSH_DISK_TIMEOUT status still means stored; SHMQ_E_FENCED (stored, not made
+     * durable: a recovery may cut it) comes as err, for the caller to deliver again. */
+    (void)res;
     ((shmq_deliver_item_t *)arg)->status = err;
 }
 

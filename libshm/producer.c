@@ -203,7 +203,7 @@ int shmq_prod_ensure_ready(shmq_producer_t *p)
                           shmq_store_state_name(st));
 }
 
-/* In a wait slice: 0 keep waiting, -ETIMEDOUT (master gone), -ESHUTDOWN (writer gone). */
+/* In a wait slice: 0 keep waiting, -ETIMEDOUT (master gone), -ESHUTDOWN (store stopping). */
 int shmq_prod_wait_check(shmq_producer_t *p)
 {
     if (!shmq_ring_store_alive(&p->ctl)) {
@@ -212,10 +212,28 @@ int shmq_prod_wait_check(shmq_producer_t *p)
     }
     uint32_t st = store_state(p);
     if (st == SHMQ_STATE_FINISHING || st == SHMQ_STATE_STOPPED || st == SHMQ_STATE_FAILED) {
-        /* The writer has exited after draining every ring: what is left was never taken. */
+        /* Nothing of ours is in the ring yet: the store will not take it. */
         return shmq_error_set(-ESHUTDOWN, "store %s stopped before taking the message", p->root);
     }
     return 0;
+}
+
+bool shmq_prod_writer_gone(shmq_producer_t *p, int32_t *last_exit)
+{
+    uint32_t st = store_state(p);
+    if (st != SHMQ_STATE_FINISHING && st != SHMQ_STATE_STOPPED && st != SHMQ_STATE_FAILED) {
+        return false; /* running or draining: the writer answers (or is restarted to) */
+    }
+    shmq_ctl_worker_t *w = &p->blk->workers[SHMQ_ROLE_WRITER];
+    /* Acquire: pairs with the master's release of EXITED after it reaped the writer; the
+     * writer's last answers (given before it exited) and last_exit are visible. */
+    uint32_t ws = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (ws != SHMQ_WORKER_NONE && ws != SHMQ_WORKER_EXITED && ws != SHMQ_WORKER_FAILED) {
+        return false; /* still finishing its batch (a stopping store does not restart it) */
+    }
+    /* Relaxed: ordered by the acquire above. */
+    *last_exit = atomic_load_explicit(&w->last_exit, memory_order_relaxed);
+    return true;
 }
 
 /* ---- open / close ------------------------------------------------------------------ */

@@ -86,8 +86,20 @@ int shmq_prod_left_ms(int64_t deadline);
 /* Before a send: attached to a live store that takes messages (-ESHUTDOWN while it stops). */
 int shmq_prod_ensure_ready(shmq_producer_t *p);
 
-/* In a wait slice: 0 keep waiting, -ETIMEDOUT (master gone), -ESHUTDOWN (writer gone). */
+/*
+ * In a wait slice before our entry is in the ring: 0 keep waiting, -ETIMEDOUT
+ * (master gone), -ESHUTDOWN (the store is stopping: it will not take it).
+ */
 int shmq_prod_wait_check(shmq_producer_t *p);
+
+/*
+ * The store is stopping (finishing, stopped or failed) and its writer has
+ * exited: no answer can come any more.  *last_exit gets the writer's exit
+ * status as the master recorded it (0: it finished its batch and exited on
+ * request; anything else: it may have died in the middle of a batch).
+ * False while the store runs or drains, or while the writer still runs.
+ */
+bool shmq_prod_writer_gone(shmq_producer_t *p, int32_t *last_exit);
 
 /* Drop the attachment; store_gone: do not give the ring back (the block is dead). */
 void shmq_prod_detach(shmq_producer_t *p, bool store_gone);

@@ -231,6 +231,41 @@ static bool one_slot_done(void *arg)
     return slot_done(&w->p->ring->slots[w->slot]);
 }
 
+/*
+ * In the wait for the answer to our published entry (slot sl): 0 keep
+ * waiting (or the slot is answered: the caller reads it), else the final
+ * word when no answer can come.  A stopping store answers from what was
+ * stored: its writer finishes the batch it is in (answering every entry it
+ * appended) before it exits, so only an exited writer's silence counts.
+ */
+static int answer_check(shmq_producer_t *p, const shmq_ring_slot_t *sl)
+{
+    bool alive = shmq_ring_store_alive(&p->ctl);
+    if (!alive) {
+        p->checked_ms = INT64_MIN / 2; /* the next send detaches and attaches again */
+    }
+    int32_t last_exit = 0;
+    bool gone = shmq_prod_writer_gone(p, &last_exit);
+    /* After the writer's exit was seen (acquire): an answer it gave is visible now. */
+    if (slot_done(sl)) {
+        return 0;
+    }
+    if (gone && last_exit == 0) {
+        return shmq_error_set(-ESHUTDOWN, "store %s stopped before taking the message", p->root);
+    }
+    if (gone) {
+        return shmq_error_set(-ETIMEDOUT,
+                              "store %s stopped and its writer ended with status %d, maybe in "
+                              "the middle of a batch: the outcome is unknown",
+                              p->root, (int)last_exit);
+    }
+    if (!alive) {
+        return shmq_error_set(
+            -ETIMEDOUT, "store %s: master gone while waiting: the outcome is unknown", p->root);
+    }
+    return 0;
+}
+
 /* Wait for slot s: 0 when DONE, or -ETIMEDOUT / -ESHUTDOWN. */
 static int wait_slot(shmq_producer_t *p, uint32_t s, int64_t deadline)
 {
@@ -260,21 +295,86 @@ static int wait_slot(shmq_producer_t *p, uint32_t s, int64_t deadline)
         if (slot_done(sl)) {
             return 0;
         }
-        int rc = shmq_prod_wait_check(p);
+        int rc = answer_check(p, sl);
         if (rc < 0) {
             return rc;
         }
     }
 }
 
-/* SYNC_FLUSH: wait until flushed covers end_pos; the send status. */
-static int flush_status(shmq_producer_t *p, int64_t end_pos)
+/* SYNC_FLUSH: 1 when flushed covers end_pos, -1 when the store is fenced short of it, else 0. */
+static int flush_state(shmq_producer_t *p, int64_t end_pos)
+{
+    /* Acquire: the fence is set after the last flushed it lets stand (and flushed never
+     * moves after it), so flushed read after it is final. */
+    int32_t fenced = atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire);
+    if (shmq_ctl_load(&p->blk->flushed) >= end_pos) {
+        return 1;
+    }
+    return fenced != 0 ? -1 : 0;
+}
+
+/*
+ * Sleep until flushed moves, a fence wakes flushed's waiters
+ * (shmq_ctl_pos_wake_all) or timeout_ms passes.  shmq_ctl_wait_pos would
+ * sleep again after a wake that leaves flushed where it was.
+ */
+static void flush_sleep(shmq_producer_t *p, int64_t end_pos, int timeout_ms)
+{
+    shmq_ctl_position_t *f = &p->blk->flushed;
+    /* Acquire, before registering: a wake after this read fails our FUTEX_WAIT. */
+    uint32_t seq = atomic_load_explicit(&f->seq, memory_order_acquire);
+    atomic_fetch_add_explicit(&f->waiters, 1, memory_order_seq_cst);
+    /* Register, then re-check: pairs with the fence of ctl.c's waker (either it sees us
+     * registered and wakes us, or we see what it published). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (flush_state(p, end_pos) == 0) {
+        shmq_futex_wait(&f->seq, seq, timeout_ms);
+    }
+    /* Relaxed: only a count of sleepers. */
+    atomic_fetch_sub_explicit(&f->waiters, 1, memory_order_relaxed);
+}
+
+/*
+ * SYNC_FLUSH: wait until flushed covers end_pos, at most syncFlushTimeout
+ * and never past the send's deadline.  The send status (SHMQ_SEND_OK, or
+ * SHMQ_SEND_FLUSH_DISK_TIMEOUT: stored, not known durable), or
+ * SHMQ_E_FENCED as soon as the store is fenced short of end_pos.
+ */
+static int flush_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
 {
     if (p->cfg->flush_disk_type != SHMQ_SYNC_FLUSH) {
         return SHMQ_SEND_OK;
     }
-    int rc = shmq_ctl_wait_pos(&p->blk->flushed, end_pos, p->cfg->sync_flush_timeout);
-    return rc == 0 ? SHMQ_SEND_OK : SHMQ_SEND_FLUSH_DISK_TIMEOUT;
+    int64_t until = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+    if (deadline < until) {
+        until = deadline;
+    }
+    /* A group commit often lands within the spin of a zero-timeout wait. */
+    if (shmq_ctl_wait_pos(&p->blk->flushed, end_pos, 0) == 0) {
+        return SHMQ_SEND_OK;
+    }
+    for (;;) {
+        int st = flush_state(p, end_pos);
+        if (st > 0) {
+            return SHMQ_SEND_OK;
+        }
+        if (st < 0) {
+            /* Acquire: as in flush_state. */
+            int32_t err = atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire);
+            return shmq_error_set(SHMQ_E_FENCED,
+                                  "store %s fenced (%s) before the message at %lld was flushed: "
+                                  "stored, not made durable; whether it survives the recovery "
+                                  "is unknown",
+                                  p->root, shmq_strerror(err), (long long)end_pos);
+        }
+        int left = shmq_prod_left_ms(until);
+        if (left <= 0) {
+            return SHMQ_SEND_FLUSH_DISK_TIMEOUT;
+        }
+        /* Sliced: a fence is seen within a slice even if nobody wakes us. */
+        flush_sleep(p, end_pos, left < PROD_SLICE_MS ? left : PROD_SLICE_MS);
+    }
 }
 
 /* ---- sends ---------------------------------------------------------------------------------- */
@@ -361,18 +461,26 @@ int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, cons
     int rc = wait_slot(p, s, deadline);
     if (rc < 0) {
         p->reqs[s].state = REQ_ABANDONED; /* a late completion is dropped */
+        memset(res, 0, sizeof(*res));
+        snprintf(res->uniq_key, sizeof(res->uniq_key), "%s", uniq);
         return rc;
     }
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
     int status = sl->status;
     if (status < 0) {
         slot_free(p, s);
+        memset(res, 0, sizeof(*res));
+        snprintf(res->uniq_key, sizeof(res->uniq_key), "%s", uniq);
         return status;
     }
     result_from_slot(p, sl, uniq, res);
     int64_t end_pos = sl->end_pos;
     slot_free(p, s);
-    res->status = flush_status(p, end_pos);
+    rc = flush_status(p, end_pos, deadline);
+    if (rc < 0) {
+        return rc; /* fenced: *res names the record, stored but not made durable */
+    }
+    res->status = rc;
     return 0;
 }
 
@@ -415,6 +523,9 @@ static int run_ready(shmq_producer_t *p)
         prod_done_t take[PROD_DONE_BATCH];
         size_t ntake = 0, keep = 0;
         int64_t now = shmq_mono_ms();
+        /* Acquire, before flushed: as in flush_state (flushed never moves after a fence). */
+        int32_t fenced =
+            p->attached ? atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire) : 0;
         int64_t flushed = p->attached ? shmq_ctl_load(&p->blk->flushed) : INT64_MAX;
         for (size_t i = 0; i < p->ndone; i++) {
             prod_done_t *d = &p->done[i];
@@ -424,6 +535,8 @@ static int run_ready(shmq_producer_t *p)
             } else if (d->wait_flush) {
                 if (flushed >= d->end_pos) {
                     d->res.status = SHMQ_SEND_OK;
+                } else if (fenced != 0) {
+                    d->err = SHMQ_E_FENCED; /* stored, not made durable: *res names it */
                 } else if (now >= d->flush_deadline) {
                     d->res.status = SHMQ_SEND_FLUSH_DISK_TIMEOUT;
                 } else {
@@ -473,7 +586,8 @@ int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
                 shmq_prod_detach(p, true); /* their callbacks get -ETIMEDOUT */
             }
         } else if (p->attached) {
-            /* Only results waiting for the flush: sleep on the flushed position. */
+            /* Only results waiting for the flush: sleep on the flushed position (a
+             * fence wakes us too: flush_sleep returns on any wake). */
             int64_t end = INT64_MAX, first_deadline = INT64_MAX;
             for (size_t i = 0; i < p->ndone; i++) {
                 if (p->done[i].end_pos < end) {
@@ -484,7 +598,7 @@ int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
                 }
             }
             int until = shmq_prod_left_ms(first_deadline);
-            shmq_ctl_wait_pos(&p->blk->flushed, end, until < slice ? until : slice);
+            flush_sleep(p, end, until < slice ? until : slice);
         }
     }
 }
@@ -673,7 +787,10 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
         shmq_msgid_format(&p->store_host, phys, results[i].msg_id);
         phys += size > 0 ? size : 0;
     }
-    int status = flush_status(p, end_pos);
+    int status = flush_status(p, end_pos, deadline);
+    if (status < 0) {
+        return status; /* fenced: results name the records, stored but not made durable */
+    }
     for (size_t i = 0; i < n; i++) {
         results[i].status = status;
     }

@@ -12,6 +12,16 @@
  *                next flush;
  *   SYNC_FLUSH   the message is on disk (fdatasync/msync done).
  *
+ * Timeouts: the producer's send_timeout_ms bounds a synchronous send
+ * (shmq_send, shmq_send_batch) as a whole: waiting for a completion slot
+ * and ring space, for the store's answer and, under SYNC_FLUSH, for the
+ * flush.  The flush wait lasts at most the store's syncFlushTimeout and
+ * never past the send timeout; when it ends first the message is stored
+ * and the status is SHMQ_SEND_FLUSH_DISK_TIMEOUT.  An asynchronous send's
+ * callback waits for the flush up to syncFlushTimeout after the store's
+ * answer.  A fenced store (a failed flush) ends every flush wait at once
+ * with SHMQ_E_FENCED.
+ *
  * Thread safety: a producer handle is used by one thread at a time (use one
  * handle per thread).  Handles are not inherited across fork().
  */
@@ -83,7 +93,7 @@ typedef struct shmq_send_result {
 } shmq_send_result_t;
 
 typedef struct shmq_producer_options {
-    int send_timeout_ms;   /* a send (incl. waiting for ring space) fails after it; default 3000 */
+    int send_timeout_ms;   /* bounds a send as a whole (see the top of this file); default 3000 */
     int attach_timeout_ms; /* re-attaching after a master restart; default send_timeout_ms */
     const char *group;     /* producer group (PGROUP property); NULL: none */
 } shmq_producer_options_t;
@@ -100,15 +110,28 @@ int shmq_producer_open(const char *store_root, const shmq_producer_options_t *op
 void shmq_producer_close(shmq_producer_t *p);
 
 /*
- * Send and wait for the result.  Returns 0 with *res filled (res->status
- * may be a timeout status: the message is stored), or a negative error and
- * nothing stored: SHMQ_E_TOPIC, SHMQ_E_TOO_BIG, SHMQ_E_PROPS, SHMQ_E_ARG
- * (message rules); -ETIMEDOUT (no answer in time: the outcome is unknown);
- * SHMQ_E_NOT_FOUND (store not running); SHMQ_E_DISK_FULL ("disk full": the
- * disk is above diskSpaceWarningLevelRatio, sends are refused until the
- * usage falls); -ENOSPC (no space to allocate the next CommitLog segment);
- * SHMQ_E_FENCED (store fenced after a failed flush).
- * A full ring makes it wait for space (back pressure) within the timeout.
+ * Send and wait for the result, at most the send timeout (see the top of
+ * this file).  Returns 0 with *res filled (res->status may be
+ * SHMQ_SEND_FLUSH_DISK_TIMEOUT: the message is stored, not known durable),
+ * or a negative error:
+ *   nothing stored: SHMQ_E_TOPIC, SHMQ_E_TOO_BIG, SHMQ_E_PROPS, SHMQ_E_ARG
+ *     (message rules); SHMQ_E_NOT_FOUND (store not running, or failed);
+ *     -ESHUTDOWN (the store stopped, or failed, before taking the message);
+ *     SHMQ_E_DISK_FULL ("disk full": the disk is above
+ *     diskSpaceWarningLevelRatio, sends are refused until the usage falls);
+ *     -ENOSPC (no space to allocate the next CommitLog segment);
+ *     SHMQ_E_FENCED (refused: the store is fenced after a failed flush);
+ *   outcome unknown: -ETIMEDOUT (no answer in time, or the store went away
+ *     before it could answer);
+ *   stored, not made durable: SHMQ_E_FENCED under SYNC_FLUSH when the store
+ *     was fenced before the flush covered the message (*res names its
+ *     record; whether it survives the recovery is unknown).
+ * A store that stops or fails while the message waits for its answer still
+ * answers from what was stored: SEND_OK if the writer appended it before it
+ * exited, -ESHUTDOWN if it never took it.  res->uniq_key is set whenever
+ * the message got its key, also with an error (to look it up after an
+ * unknown outcome).  A full ring makes it wait for space (back pressure)
+ * within the timeout.
  */
 int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *res);
 
@@ -118,7 +141,11 @@ typedef void (*shmq_send_cb)(void *arg, int err, const shmq_send_result_t *res);
 /*
  * Start a send and return once the message is in the ring; cb runs from a
  * later shmq_producer_poll()/shmq_producer_flush() call of the same thread.
- * Up to SHMQ_RING_SLOTS (256) requests in flight; more waits (back pressure).
+ * Up to SHMQ_RING_SLOTS (256) requests in flight; more waits (back pressure)
+ * within the send timeout.  Under SYNC_FLUSH the callback comes once the
+ * flush covers the message (SEND_OK), syncFlushTimeout after the store's
+ * answer (SHMQ_SEND_FLUSH_DISK_TIMEOUT), or as soon as the store is fenced
+ * (err SHMQ_E_FENCED: stored, not made durable; res names the record).
  */
 int shmq_send_async(shmq_producer_t *p, const shmq_message_t *m, shmq_send_cb cb, void *arg);
 
@@ -134,6 +161,8 @@ int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m);
 /*
  * Send n messages of one topic as a batch: stored together, in one queue,
  * with consecutive queue offsets, all or none.  results has n entries.
+ * Returns and times out as shmq_send() (one answer, one flush wait for the
+ * whole batch); each results[i].uniq_key is set from the start.
  */
 int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
                     shmq_send_result_t *results);
