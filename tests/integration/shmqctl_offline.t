@@ -3,8 +3,9 @@
 # gen writes a store that verify accepts and dump shows record by record;
 # a torn last record, a flipped bit, a damaged CRC property and lost
 # ConsumeQueue files are found by verify (naming file and offset) and
-# repaired by recover; gen refuses a store another process holds, and
-# leaves a clean store when interrupted.
+# repaired by recover; a damaged topics.json or checkpoint is named by
+# verify; gen refuses a store another process holds, and leaves a clean
+# store when interrupted.
 # TAP output; exits non-zero if any test fails.
 
 BUILD=${SHMQ_BUILD:-/work/main/build}
@@ -216,6 +217,30 @@ ok $? "verify counts the records without a unit" || diag "$T/v.out"
 ok $? "recover --rebuild succeeds"
 "$CTL" verify --store "$S5" $SMALL >"$T/v.out" 2>&1
 ok $? "verify passes after recover --rebuild" || diag "$T/v.out"
+
+# ---- config files and checkpoint -------------------------------------------------------
+"$CTL" verify --store "$S0" $SMALL >"$T/v.out" 2>&1
+grep -q "verify: OK: .* config and checkpoint; 0 notes" "$T/v.out"
+ok $? "verify checks the config files and the checkpoint of the generated store" || diag "$T/v.out"
+S8="$T/meta"
+cp -a "$S0" "$S8"
+flipbit "$S8/config/topics.json" "$(grep -bo topicConfigTable "$S8/config/topics.json" | cut -d: -f1)"
+"$CTL" verify --store "$S8" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "verify fails on a flipped bit in topics.json's table key"
+grep -q "^problem: $S8/config/topics.json is damaged (no \"topicConfigTable\" table" "$T/v.out"
+ok $? "and names topics.json and what is missing" || diag "$T/v.out"
+rm "$S8/config/topics.json" "$S8/config/topics.json.bak"
+"$CTL" verify --store "$S8" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "verify fails when topics.json and its .bak are gone but TopicA has consume queues"
+grep -q "topic \"TopicA\" has consume queues .* restored with 4 read and write queues" "$T/v.out"
+ok $? "and says the broker restores TopicA with its 4 queues" || diag "$T/v.out"
+cp "$S0/config/topics.json" "$S0/config/topics.json.bak" "$S8/config/"
+flipbit "$S8/checkpoint" 39
+"$CTL" verify --store "$S8" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "verify fails on a flipped bit in the checkpoint's confirmPhyOffset"
+grep -q "^problem: $S8/checkpoint: confirmPhyOffset" "$T/v.out"
+ok $? "and names the checkpoint and the field" || diag "$T/v.out"
+is "$(grep -c '^problem:' "$T/v.out")" "1" "and reports nothing else"
 
 # ---- the store lock ------------------------------------------------------------------
 S6="$T/locked"

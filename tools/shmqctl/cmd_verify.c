@@ -1,6 +1,6 @@
 /*
  * shmqctl verify: check a store's CommitLog and ConsumeQueues against each
- * other, read-only.
+ * other, and its other files (verify_meta.c), read-only.
  *
  * The CommitLog and each ConsumeQueue are opened on their own, read-only, so
  * that a damaged queue is reported as a problem instead of stopping the run.
@@ -18,8 +18,12 @@
  * the queue's end; its max offset is 1 + the largest queue offset among its
  * records.
  *
+ * Then config/ JSON files (as the broker would load them), the checkpoint
+ * (against the log) and the IndexFiles (against the records): verify_meta.c.
+ *
  * Problems are printed on stdout naming the file and the offset inside it
- * (the first 100; the rest are counted).  Exit 0 when none, 1 otherwise.
+ * (the first 100; the rest are counted), notes (states that may be
+ * intended) too.  Exit 0 when there is no problem, 1 otherwise.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -28,41 +32,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "shmqctl.h"
+#include "verify.h"
 
 #define VERIFY_MAX_SHOWN 100
 #define UNIT_BLANK_SIZE  0x7FFFFFFF
 
-/* One (topic, queue id), from the consumequeue directory or from records. */
-typedef struct vq {
-    char topic[SHMQ_TOPIC_MAX_ANY + 1];
-    uint32_t topic_len;
-    int32_t qid;
-    shmq_cq_t *cq; /* NULL: no directory, or it failed to open */
-    bool open_failed;
-    int64_t records;      /* normal records of this queue in the CommitLog */
-    int64_t max_rec_qoff; /* largest queue offset among them */
-    int64_t first_rec_phys;
-    int64_t missing; /* records whose unit is missing */
-    int64_t first_missing_qoff;
-    int64_t first_missing_phys;
-} vq_t;
-
-typedef struct verify {
-    shmqctl_args_t *a;
-    shmq_commitlog_t *cl;
-    vq_t **tab; /* open addressing on (topic, qid) */
-    size_t cap;
-    size_t n;
-    int64_t problems;
-    int64_t records, bytes, blanks, units;
-    int64_t cl_min, data_end;
-    shmqctl_progress_t prog;
-} verify_t;
-
-static void problem(verify_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void problem(verify_t *v, const char *fmt, ...)
+void verify_problem(verify_t *v, const char *fmt, ...)
 {
     va_list ap;
     if (++v->problems > VERIFY_MAX_SHOWN) {
@@ -70,6 +45,20 @@ static void problem(verify_t *v, const char *fmt, ...)
     }
     shmqctl_progress_clear(&v->prog);
     fputs("problem: ", stdout);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+}
+
+void verify_note(verify_t *v, const char *fmt, ...)
+{
+    va_list ap;
+    if (++v->notes > VERIFY_MAX_SHOWN) {
+        return;
+    }
+    shmqctl_progress_clear(&v->prog);
+    fputs("note: ", stdout);
     va_start(ap, fmt);
     vprintf(fmt, ap);
     va_end(ap);
@@ -110,8 +99,7 @@ static int vq_grow(verify_t *v)
     return 0;
 }
 
-/* Find (or, with create, add) the queue; NULL if absent or out of memory. */
-static vq_t *vq_get(verify_t *v, const char *topic, size_t len, int32_t qid, bool create)
+vq_t *verify_queue_get(verify_t *v, const char *topic, size_t len, int32_t qid, bool create)
 {
     size_t j;
     vq_t *q;
@@ -181,12 +169,12 @@ static int load_queues(verify_t *v)
         snprintf(tdir, sizeof(tdir), "%s/%s", dir, e->d_name);
         if (stat(tdir, &sb) != 0 || !S_ISDIR(sb.st_mode) ||
             strlen(e->d_name) > SHMQ_TOPIC_MAX_ANY) {
-            problem(v, "unexpected entry %s in consumequeue/", tdir);
+            verify_problem(v, "unexpected entry %s in consumequeue/", tdir);
             continue;
         }
         td = opendir(tdir);
         if (!td) {
-            problem(v, "cannot list %s: %s", tdir, strerror(errno));
+            verify_problem(v, "cannot list %s: %s", tdir, strerror(errno));
             continue;
         }
         while ((qe = readdir(td)) != NULL) {
@@ -197,10 +185,10 @@ static int load_queues(verify_t *v)
                 continue;
             }
             if (shmqctl_parse_int(qe->d_name, 0, INT32_MAX, false, &qid) < 0) {
-                problem(v, "unexpected entry %s/%s: not a queue id", tdir, qe->d_name);
+                verify_problem(v, "unexpected entry %s/%s: not a queue id", tdir, qe->d_name);
                 continue;
             }
-            q = vq_get(v, e->d_name, strlen(e->d_name), (int32_t)qid, true);
+            q = verify_queue_get(v, e->d_name, strlen(e->d_name), (int32_t)qid, true);
             if (!q || !(q->cq = calloc(1, sizeof(*q->cq)))) {
                 closedir(td);
                 closedir(d);
@@ -209,9 +197,9 @@ static int load_queues(verify_t *v)
             shmq_error_clear();
             rc = shmq_cq_open(q->cq, root, e->d_name, (int32_t)qid, cq_size, SHMQ_MF_READONLY);
             if (rc < 0) {
-                problem(v, "consumequeue %s/%d: cannot open %s/%s: %s%s%s", q->topic, q->qid, tdir,
-                        qe->d_name, shmq_strerror(rc), shmq_error_detail()[0] ? ": " : "",
-                        shmq_error_detail());
+                verify_problem(v, "consumequeue %s/%d: cannot open %s/%s: %s%s%s", q->topic, q->qid,
+                               tdir, qe->d_name, shmq_strerror(rc),
+                               shmq_error_detail()[0] ? ": " : "", shmq_error_detail());
                 free(q->cq);
                 q->cq = NULL;
                 q->open_failed = true;
@@ -234,14 +222,16 @@ static void record_account(verify_t *v, const shmq_record_t *r, const char *path
 
     v->records++;
     v->bytes += r->total_size;
+    verify_checkpoint_record(v, r->phys_offset, r->total_size, r->store_ts);
     if ((tx != SHMQ_SYSFLAG_TX_NOT && tx != SHMQ_SYSFLAG_TX_COMMIT) ||
         (r->sysflag & SHMQ_SYSFLAG_INNER_BATCH)) {
         return; /* no ConsumeQueue unit (inner batches use batchconsumequeue) */
     }
-    q = vq_get(v, r->topic, r->topic_len, r->queue_id, true);
+    q = verify_queue_get(v, r->topic, r->topic_len, r->queue_id, true);
     if (!q) {
-        problem(v, "file %s offset %zu: record at phys %lld: topic of %u bytes (or out of memory)",
-                path, rel, (long long)r->phys_offset, (unsigned)r->topic_len);
+        verify_problem(
+            v, "file %s offset %zu: record at phys %lld: topic of %u bytes (or out of memory)",
+            path, rel, (long long)r->phys_offset, (unsigned)r->topic_len);
         return;
     }
     q->records++;
@@ -262,11 +252,12 @@ static void record_account(verify_t *v, const shmq_record_t *r, const char *path
         return;
     }
     if (u.phys_offset != r->phys_offset) {
-        problem(v,
-                "file %s offset %zu: record at phys %lld (%s/%d queue offset %lld) is not the one "
-                "its unit points at (phys %lld)",
-                path, rel, (long long)r->phys_offset, q->topic, q->qid, (long long)r->queue_offset,
-                (long long)u.phys_offset);
+        verify_problem(
+            v,
+            "file %s offset %zu: record at phys %lld (%s/%d queue offset %lld) is not the one "
+            "its unit points at (phys %lld)",
+            path, rel, (long long)r->phys_offset, q->topic, q->qid, (long long)r->queue_offset,
+            (long long)u.phys_offset);
     }
 }
 
@@ -275,8 +266,8 @@ static void check_zero(verify_t *v, const char *path, const uint8_t *buf, size_t
 {
     int64_t nz = shmqctl_first_nonzero(buf, len);
     if (nz >= 0) {
-        problem(v, "garbage after end of log at file %s offset %lld", path,
-                (long long)(rel + (size_t)nz));
+        verify_problem(v, "garbage after end of log at file %s offset %lld", path,
+                       (long long)(rel + (size_t)nz));
     }
 }
 
@@ -297,19 +288,20 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
             if (!rec.has_record_crc &&
                 memmem(rec.props, rec.props_len, SHMQ_PROP_CRC32, sizeof(SHMQ_PROP_CRC32) - 1)) {
                 /* The decoder takes a malformed __CRC32# tail for an absent one. */
-                problem(v,
-                        "file %s offset %zu: record at phys %lld: damaged %s property (torn "
-                        "or overwritten record end)",
-                        mf->path, rel, (long long)phys, SHMQ_PROP_CRC32);
+                verify_problem(v,
+                               "file %s offset %zu: record at phys %lld: damaged %s property (torn "
+                               "or overwritten record end)",
+                               mf->path, rel, (long long)phys, SHMQ_PROP_CRC32);
             }
             record_account(v, &rec, mf->path, rel);
             rel += (size_t)rc;
             if (mf->size - rel < SHMQ_BLANK_MIN_LEN) {
-                problem(v,
-                        "file %s offset %zu: record at phys %lld ends %zu bytes before the end of "
-                        "its segment (at least %d needed for the blank record)",
-                        mf->path, rel - (size_t)rc, (long long)phys, mf->size - rel,
-                        SHMQ_BLANK_MIN_LEN);
+                verify_problem(
+                    v,
+                    "file %s offset %zu: record at phys %lld ends %zu bytes before the end of "
+                    "its segment (at least %d needed for the blank record)",
+                    mf->path, rel - (size_t)rc, (long long)phys, mf->size - rel,
+                    SHMQ_BLANK_MIN_LEN);
                 break;
             }
             if ((v->records & 1023) == 0) {
@@ -320,14 +312,17 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
         }
         if (rc == 0) {
             v->blanks++;
+            verify_checkpoint_record(v, phys, (int64_t)avail, -1);
             if (rel == 0) {
-                problem(v, "file %s offset 0: blank record at the start of a segment", mf->path);
+                verify_problem(v, "file %s offset 0: blank record at the start of a segment",
+                               mf->path);
             }
             if ((size_t)(uint32_t)rec.total_size != avail) {
-                problem(v,
-                        "file %s offset %zu: blank record of length %d, expected %zu (the rest "
-                        "of the segment)",
-                        mf->path, rel, (int)rec.total_size, avail);
+                verify_problem(
+                    v,
+                    "file %s offset %zu: blank record of length %d, expected %zu (the rest "
+                    "of the segment)",
+                    mf->path, rel, (int)rec.total_size, avail);
             }
             break;
         }
@@ -353,9 +348,10 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
             } else if (rc == SHMQ_E_PHYS_OFFSET) {
                 rc2 = shmq_record_decode(mf->base + rel, avail, phys, 0, &r2);
             }
-            problem(v, "file %s offset %zu: record at phys %lld: %s (error %d)%s%s%s", mf->path,
-                    rel, (long long)phys, shmq_strerror(rc), rc, detail[0] ? ": " : "", detail,
-                    rc2 > 0 ? "" : "; rest of the segment not checked");
+            verify_problem(v, "file %s offset %zu: record at phys %lld: %s (error %d)%s%s%s",
+                           mf->path, rel, (long long)phys, shmq_strerror(rc), rc,
+                           detail[0] ? ": " : "", detail,
+                           rc2 > 0 ? "" : "; rest of the segment not checked");
             if (rc2 <= 0) {
                 if (last) {
                     v->data_end = phys;
@@ -366,6 +362,7 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
             if (rc == SHMQ_E_PHYS_OFFSET) {
                 v->records++;
                 v->bytes += rc2;
+                verify_checkpoint_record(v, phys, rc2, r2.store_ts);
             } else {
                 record_account(v, &r2, mf->path, rel);
             }
@@ -418,52 +415,56 @@ static void check_unit(verify_t *v, const vq_t *q, int64_t qoff, const shmq_cq_u
 
     if (u->phys_offset < 0 || u->size <= 0 || u->size == UNIT_BLANK_SIZE) {
         unit_where(q, qoff, where, sizeof(where));
-        problem(v, "%s: %s/%d unit %lld is empty or blank (phys %lld size %d): a gap in the queue",
-                where, q->topic, q->qid, (long long)qoff, (long long)u->phys_offset, (int)u->size);
+        verify_problem(
+            v, "%s: %s/%d unit %lld is empty or blank (phys %lld size %d): a gap in the queue",
+            where, q->topic, q->qid, (long long)qoff, (long long)u->phys_offset, (int)u->size);
         return;
     }
     if (u->phys_offset < *prev_end) {
         unit_where(q, qoff, where, sizeof(where));
-        problem(v,
-                "%s: %s/%d unit %lld points at phys %lld, before the previous unit's record "
-                "(ends at %lld)",
-                where, q->topic, q->qid, (long long)qoff, (long long)u->phys_offset,
-                (long long)*prev_end);
+        verify_problem(v,
+                       "%s: %s/%d unit %lld points at phys %lld, before the previous unit's record "
+                       "(ends at %lld)",
+                       where, q->topic, q->qid, (long long)qoff, (long long)u->phys_offset,
+                       (long long)*prev_end);
     }
     *prev_end = u->phys_offset + u->size;
     if (u->phys_offset < v->cl_min || u->phys_offset + u->size > v->data_end) {
         unit_where(q, qoff, where, sizeof(where));
-        problem(v, "%s: %s/%d unit %lld points at phys %lld size %d, outside the log [%lld, %lld)",
-                where, q->topic, q->qid, (long long)qoff, (long long)u->phys_offset, (int)u->size,
-                (long long)v->cl_min, (long long)v->data_end);
+        verify_problem(
+            v, "%s: %s/%d unit %lld points at phys %lld size %d, outside the log [%lld, %lld)",
+            where, q->topic, q->qid, (long long)qoff, (long long)u->phys_offset, (int)u->size,
+            (long long)v->cl_min, (long long)v->data_end);
         return;
     }
     /* CRCs were checked in pass 1; here only the structure and the fields. */
     rc = shmqctl_record_at(cl, u->phys_offset, SHMQ_DECODE_CHECK_PHYS, &rec);
     if (rc <= 0) {
         unit_where(q, qoff, where, sizeof(where));
-        problem(v, "%s: %s/%d unit %lld points at phys %lld where no record decodes (%s)", where,
-                q->topic, q->qid, (long long)qoff, (long long)u->phys_offset,
-                rc == 0 ? "blank record" : shmq_strerror(rc));
+        verify_problem(v, "%s: %s/%d unit %lld points at phys %lld where no record decodes (%s)",
+                       where, q->topic, q->qid, (long long)qoff, (long long)u->phys_offset,
+                       rc == 0 ? "blank record" : shmq_strerror(rc));
         return;
     }
     if (rec.total_size != u->size || rec.topic_len != q->topic_len ||
         memcmp(rec.topic, q->topic, q->topic_len) != 0 || rec.queue_id != q->qid ||
         rec.queue_offset != qoff) {
         unit_where(q, qoff, where, sizeof(where));
-        problem(v,
-                "%s: %s/%d unit %lld (phys %lld size %d) does not match its record (size %d, "
-                "topic %.*s, queue %d, queue offset %lld)",
-                where, q->topic, q->qid, (long long)qoff, (long long)u->phys_offset, (int)u->size,
-                (int)rec.total_size, (int)(rec.topic_len > 255 ? 255 : rec.topic_len), rec.topic,
-                (int)rec.queue_id, (long long)rec.queue_offset);
+        verify_problem(
+            v,
+            "%s: %s/%d unit %lld (phys %lld size %d) does not match its record (size %d, "
+            "topic %.*s, queue %d, queue offset %lld)",
+            where, q->topic, q->qid, (long long)qoff, (long long)u->phys_offset, (int)u->size,
+            (int)rec.total_size, (int)(rec.topic_len > 255 ? 255 : rec.topic_len), rec.topic,
+            (int)rec.queue_id, (long long)rec.queue_offset);
         return;
     }
     want_tags = shmqctl_expected_tags_code(&v->a->cfg, &rec);
     if (u->tags_code != want_tags) {
         unit_where(q, qoff, where, sizeof(where));
-        problem(v, "%s: %s/%d unit %lld has tagsCode %lld, its record's is %lld", where, q->topic,
-                q->qid, (long long)qoff, (long long)u->tags_code, (long long)want_tags);
+        verify_problem(v, "%s: %s/%d unit %lld has tagsCode %lld, its record's is %lld", where,
+                       q->topic, q->qid, (long long)qoff, (long long)u->tags_code,
+                       (long long)want_tags);
     }
 }
 
@@ -482,11 +483,11 @@ static void check_queue_tail(verify_t *v, const vq_t *q)
         }
         nz = shmqctl_first_nonzero(mf->base + from, mf->size - (size_t)from);
         if (nz >= 0) {
-            problem(v,
-                    "file %s offset %lld: %s/%d has data after the end of the queue (max "
-                    "offset %lld): a gap or a torn unit",
-                    mf->path, (long long)(from + nz), q->topic, q->qid,
-                    (long long)(end / SHMQ_CQ_UNIT_SIZE));
+            verify_problem(v,
+                           "file %s offset %lld: %s/%d has data after the end of the queue (max "
+                           "offset %lld): a gap or a torn unit",
+                           mf->path, (long long)(from + nz), q->topic, q->qid,
+                           (long long)(end / SHMQ_CQ_UNIT_SIZE));
             return;
         }
     }
@@ -500,11 +501,12 @@ static void check_queue(verify_t *v, const vq_t *q, int64_t *done, int64_t total
     if (!q->cq) {
         if (!q->open_failed && q->records > 0) {
             shmqctl_cl_seg_path(v->cl, q->first_rec_phys, where, sizeof(where));
-            problem(v,
-                    "%s/%d: %lld records in the CommitLog (first at phys %lld, file %s) but no "
-                    "consume queue %s/consumequeue/%s/%d",
-                    q->topic, q->qid, (long long)q->records, (long long)q->first_rec_phys, where,
-                    v->a->cfg.store_path_root_dir, q->topic, q->qid);
+            verify_problem(
+                v,
+                "%s/%d: %lld records in the CommitLog (first at phys %lld, file %s) but no "
+                "consume queue %s/consumequeue/%s/%d",
+                q->topic, q->qid, (long long)q->records, (long long)q->first_rec_phys, where,
+                v->a->cfg.store_path_root_dir, q->topic, q->qid);
         }
         return;
     }
@@ -519,8 +521,8 @@ static void check_queue(verify_t *v, const vq_t *q, int64_t *done, int64_t total
         int rc = shmq_cq_read(q->cq, qoff, &u);
         if (rc < 0) {
             unit_where(q, qoff, where, sizeof(where));
-            problem(v, "%s: %s/%d unit %lld cannot be read: %s", where, q->topic, q->qid,
-                    (long long)qoff, shmq_strerror(rc));
+            verify_problem(v, "%s: %s/%d unit %lld cannot be read: %s", where, q->topic, q->qid,
+                           (long long)qoff, shmq_strerror(rc));
             break;
         }
         v->units++;
@@ -531,22 +533,24 @@ static void check_queue(verify_t *v, const vq_t *q, int64_t *done, int64_t total
     }
     check_queue_tail(v, q);
     if (q->records > 0 && max != q->max_rec_qoff + 1) {
-        problem(v,
-                "%s/%d: max offset %lld, but its records in the CommitLog go up to queue offset "
-                "%lld (expected max %lld)",
-                q->topic, q->qid, (long long)max, (long long)q->max_rec_qoff,
-                (long long)q->max_rec_qoff + 1);
+        verify_problem(
+            v,
+            "%s/%d: max offset %lld, but its records in the CommitLog go up to queue offset "
+            "%lld (expected max %lld)",
+            q->topic, q->qid, (long long)max, (long long)q->max_rec_qoff,
+            (long long)q->max_rec_qoff + 1);
     }
     if (q->missing > 0) {
         size_t avail;
         const shmq_mapped_file_t *seg = NULL;
         shmqctl_cl_seg_path(v->cl, q->first_missing_phys, where, sizeof(where));
         shmqctl_cl_bytes(v->cl, q->first_missing_phys, &avail, &seg);
-        problem(v,
-                "%s/%d: %lld records have no unit in the queue (first: queue offset %lld, record "
-                "at file %s offset %lld)",
-                q->topic, q->qid, (long long)q->missing, (long long)q->first_missing_qoff, where,
-                seg ? (long long)(q->first_missing_phys - seg->start_offset) : -1LL);
+        verify_problem(
+            v,
+            "%s/%d: %lld records have no unit in the queue (first: queue offset %lld, record "
+            "at file %s offset %lld)",
+            q->topic, q->qid, (long long)q->missing, (long long)q->first_missing_qoff, where,
+            seg ? (long long)(q->first_missing_phys - seg->start_offset) : -1LL);
     }
 }
 
@@ -614,10 +618,14 @@ int shmqctl_cmd_verify(shmqctl_args_t *a)
                 a->cfg.store_path_root_dir);
     }
     shmqctl_progress_init(&v.prog, "verify commitlog");
+    verify_checkpoint_read(&v);
     rc = load_queues(&v);
     if (rc == 0) {
         scan_commitlog(&v);
         rc = check_queues(&v);
+    }
+    if (rc == 0) {
+        verify_meta(&v);
     }
     shmqctl_progress_clear(&v.prog);
     if (rc < 0) {
@@ -628,15 +636,16 @@ int shmqctl_cmd_verify(shmqctl_args_t *a)
             printf("... and %lld more problems\n", (long long)(v.problems - VERIFY_MAX_SHOWN));
         }
         printf("verify: FAILED: %lld problems; %lld records (%lld bytes) in %zu CommitLog files, "
-               "%zu queues, %lld units\n",
+               "%zu queues, %lld units, %lld index files; %lld notes\n",
                (long long)v.problems, (long long)v.records, (long long)v.bytes, v.cl->q.count, v.n,
-               (long long)v.units);
+               (long long)v.units, (long long)v.files_index, (long long)v.notes);
         ret = SHMQCTL_EXIT_FAIL;
     } else {
         printf("verify: OK: %lld records (%lld bytes) in %zu CommitLog files, log [%lld, %lld), "
-               "%zu queues, %lld units\n",
+               "%zu queues, %lld units, %lld index files, config and checkpoint; %lld notes\n",
                (long long)v.records, (long long)v.bytes, v.cl->q.count, (long long)v.cl_min,
-               (long long)v.data_end, v.n, (long long)v.units);
+               (long long)v.data_end, v.n, (long long)v.units, (long long)v.files_index,
+               (long long)v.notes);
         ret = SHMQCTL_EXIT_OK;
     }
     verify_free(&v);
