@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "commitlog.h"
+#include "clean.h"
 #include "ctl.h"
 #include "fence.h"
 #include "index_service.h"
@@ -65,7 +66,8 @@ typedef struct indexer {
     int64_t pos;       /* next record to index */
     int64_t published; /* last `indexed` published */
     int64_t stall_pos; /* pos at which a batch found no readable record below the limit, -1 none */
-    bool no_space;     /* the last index file could not be allocated: waiting for disk space */
+    uint64_t clean_seen;   /* cleaner: its deleted_seq when we last dropped removed segments */
+    bool no_space;         /* the last index file could not be allocated: waiting for disk space */
     int64_t next_flush_ms; /* monotonic */
     int flush_err;         /* first failed msync: flushed_ts frozen */
     bool finished;
@@ -387,6 +389,11 @@ static int64_t indexer_work(shmq_worker_t *w, void *state)
     indexer_t *x = state;
     if (!x->enabled) {
         return 0;
+    }
+    /* cleaner: unmap the segments it deleted, whether or not there is work: a mapping
+     * keeps a deleted file's blocks allocated, and the disk full (PITFALLS 25). */
+    if (x->cl_open && shmq_clean_changed(&w->ctl, &x->clean_seen)) {
+        shmq_clean_drop_removed(&x->cl.q);
     }
     int64_t min = shmq_ctl_load(&w->ctl.blk->min);
     if (x->pos < min) {

@@ -651,6 +651,12 @@ static int64_t scheduler_work(shmq_worker_t *w, void *arg)
 {
     (void)w;
     scheduler_t *s = arg;
+    /* cleaner: unmap the CommitLog segments it deleted even while nothing is due (PITFALLS
+     * 25); read_record refreshes again when it needs a segment it has not mapped. */
+    if (s->cl_open && shmq_clean_changed(&s->w->ctl, &s->clean_seen)) {
+        shmq_mfq_refresh(&s->cl.q);
+    }
+    shmq_consumer_release_removed(s->cons); /* its own view of the cleaner's deletions */
     if (store_state(s) != SHMQ_STATE_RUNNING) {
         /* Stopping: the store takes no more messages.  Save what was acknowledged, once. */
         if (!s->stopping_saved) {

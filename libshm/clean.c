@@ -558,6 +558,16 @@ int shmq_clean_drop_removed(shmq_mfq_t *q)
         return SHMQ_E_ARG;
     }
     size_t before = q->count;
+    /* A reader may have mapped only segments that are all gone now (it read nothing since):
+     * refresh maps the newer ones first, then drops the removed ones. */
+    if ((q->flags & SHMQ_MF_READONLY) && q->count > 0 && access(q->segs[0]->path, F_OK) != 0 &&
+        errno == ENOENT) {
+        int rc = shmq_mfq_refresh(q);
+        if (rc < 0) {
+            return rc;
+        }
+        return before > q->count ? (int)(before - q->count) : 0;
+    }
     if (!first_removed(q)) {
         return 0;
     }

@@ -663,6 +663,13 @@ static void drop_removed(shmq_consumer_t *c)
     }
 }
 
+void shmq_consumer_release_removed(shmq_consumer_t *c)
+{
+    if (c) {
+        drop_removed(c);
+    }
+}
+
 int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset, int max_msgs,
               const char *subscription, int wait_ms, shmq_pull_result_t *res)
 {

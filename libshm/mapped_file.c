@@ -1130,13 +1130,8 @@ int shmq_mfq_refresh(shmq_mfq_t *q)
         rc = mfq_load(q, true);
         return rc ? rc : (int)q->count;
     }
-    /* Leading segments removed by the cleaner (keep at least one mapping). */
-    while (q->count > 1 && access(q->segs[0]->path, F_OK) != 0 && errno == ENOENT) {
-        shmq_mf_close(q->segs[0]);
-        free(q->segs[0]);
-        memmove(q->segs, q->segs + 1, (q->count - 1) * sizeof(*q->segs));
-        q->count--;
-    }
+    /* New segments first: a reader that mapped only an old one (it had nothing to read since)
+     * must not keep that one because it is its only mapping. */
     for (;;) {
         int64_t off = shmq_mfq_end_offset(q);
         rc = seg_path(path, q->dir, off);
@@ -1162,6 +1157,25 @@ int shmq_mfq_refresh(shmq_mfq_t *q)
             free(mf);
             return rc;
         }
+    }
+    /* Every mapped segment is gone (the reader slept while the cleaner deleted them and more):
+     * start again from the directory. */
+    if (access(q->segs[q->count - 1]->path, F_OK) != 0 && errno == ENOENT) {
+        while (q->count > 0) {
+            shmq_mf_close(q->segs[q->count - 1]);
+            free(q->segs[q->count - 1]);
+            q->count--;
+        }
+        rc = mfq_load(q, true);
+        return rc ? rc : (int)q->count;
+    }
+    /* Leading segments removed by the cleaner: a mapping keeps a deleted file's blocks
+     * allocated (PITFALLS 25).  The newest segment is never removed: one mapping stays. */
+    while (q->count > 1 && access(q->segs[0]->path, F_OK) != 0 && errno == ENOENT) {
+        shmq_mf_close(q->segs[0]);
+        free(q->segs[0]);
+        memmove(q->segs, q->segs + 1, (q->count - 1) * sizeof(*q->segs));
+        q->count--;
     }
     return (int)q->count;
 }

@@ -110,6 +110,15 @@ int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_
 void shmq_consumer_close(shmq_consumer_t *c);
 
 /*
+ * Let go of the files the cleaner deleted (unmap them): a mapping keeps a
+ * deleted file's blocks allocated, so a full disk would stay full.  Pulls
+ * do this by themselves (a long poll at least every 100 ms); a process that
+ * keeps a handle open without pulling for long calls it about once a second.
+ * Cheap when nothing was deleted (one shared-memory load).
+ */
+void shmq_consumer_release_removed(shmq_consumer_t *c);
+
+/*
  * Check the CRCs of the records this handle returns (Kafka's consumer
  * option check.crcs): on (true) when the handle is opened.  Off, a pull
  * still checks each record against its unit (sizes, offsets, topic, queue)
