@@ -24,7 +24,11 @@ GOAL=$((3 * DISK))
 acked_bytes() {
     # ACK <key> <id> <seq> <queue> <qoff> <phys>: the record sizes are not printed; the
     # CommitLog offset of the newest acknowledged record bounds the bytes written.
-    cat "$T/p1" "$T/p2" 2>/dev/null | awk '$1 == "ACK" && $7 > m { m = $7 } END { print m + 0 }'
+    # Each producer's acknowledged offsets grow: its last ACK line is its newest (read from
+    # the end: the files also hold every refusal).
+    for f in "$T/p1" "$T/p2"; do
+        tac "$f" 2>/dev/null | grep -m 1 '^ACK '
+    done | awk '$7 > m { m = $7 } END { print m + 0 }'
 }
 pids() {
     for w in writer flusher dispatcher indexer scheduler cleaner; do
@@ -59,11 +63,10 @@ P1=$!
 P2=$!
 bg_add "$P1 $P2"
 
-# Bounded: 300 s.  Progress is stuck for good when deleted files stay mapped.
-i=0
-while [ "$(acked_bytes)" -lt $GOAL ] && [ $i -lt 3000 ] && alive $P1 && alive $P2; do
-    sleep 0.1
-    i=$((i + 1))
+# Bounded: 300 s of wall time.  Progress is stuck for good when deleted files stay mapped.
+END_AT=$(($(date +%s) + 300))
+while [ "$(acked_bytes)" -lt $GOAL ] && [ "$(date +%s)" -lt $END_AT ] && alive $P1 && alive $P2; do
+    sleep 0.2
 done
 got=$(acked_bytes)
 [ "$got" -ge $GOAL ]
