@@ -25,8 +25,8 @@
 #     acknowledged before the crash is there, also under ASYNC_FLUSH.
 #
 # SHMQ_POWER_CUTS (default 30) cuts during sends under SYNC_FLUSH and
-# SHMQ_POWER_ASYNC_CUTS (default 6) under ASYNC_FLUSH, SHMQ_POWER_PER_RUN
-# (default 6) per broker run; `make torture` runs a long campaign.  Needs
+# SHMQ_POWER_ASYNC_CUTS (default 4) under ASYNC_FLUSH, SHMQ_POWER_PER_RUN
+# (default 8) per broker run; `make torture` runs a long campaign.  Needs
 # root and loop devices: elsewhere it prints SKIP with the reason.
 # TAP output; exits non-zero if any test fails.
 
@@ -37,12 +37,12 @@ broker_init power-loss
 pc_init 256
 
 SYNC_CUTS=${SHMQ_POWER_CUTS:-30}
-ASYNC_CUTS=${SHMQ_POWER_ASYNC_CUTS:-6}
-PER_RUN=${SHMQ_POWER_PER_RUN:-6}
+ASYNC_CUTS=${SHMQ_POWER_ASYNC_CUTS:-4}
+PER_RUN=${SHMQ_POWER_PER_RUN:-8}
 RUNS_PER_IMAGE=5 # then a fresh image: bounds the disk used and the time of each check
 TOPIC=TopicPower
 NPROD=4                         # producers per run: odd ones synchronous, even ones 8 in flight
-RATE=${SHMQ_POWER_RATE:-150}    # messages per second per producer
+RATE=${SHMQ_POWER_RATE:-100}    # messages per second per producer
 LOGS="$T/logs"
 mkdir -p "$LOGS"
 [ -x "$HELPERS/ack_producer" ] || {
@@ -66,7 +66,7 @@ TOTALS="SYNC_FLUSH ASYNC_FLUSH"
 add() {
     local v
     eval "v=\${${1}_$2:-0}"
-    eval "${1}_$2=\$((v + $3))"
+    eval "${1}_$2=\$((v + ${3:-0}))"
 }
 get() {
     eval "echo \${${1}_$2:-0}"
@@ -110,7 +110,7 @@ begin_run() {
         return 1
     }
     echo "---- run $((RUN + 1)) ($MODE) ----" >>"$T/shmqd.log"
-    if ! start_broker $FLAGS; then
+    if ! pc_start_broker $FLAGS; then
         ok 1 "shmqd ($MODE) starts for run $((RUN + 1))"
         sed -n '/---- run '"$((RUN + 1))"' /,$p' "$T/shmqd.log" | diag /dev/stdin
         abandon_run
@@ -148,7 +148,7 @@ start_producers() {
         w=0
         [ $((i % 2)) -eq 0 ] && w=8
         "$HELPERS/ack_producer" --store "$STORE" --topic $TOPIC --id $id --log "$LOGS/$id.log" \
-            --rate "$RATE" --size 100 --size-max 1500 --async $w --timeout 15000 \
+            --rate "$RATE" --size 100 --size-max 1500 --async $w --timeout 15000 --sync-ms 50 \
             2>"$T/p$id.err" &
         RUN_PIDS="$RUN_PIDS $!"
         bg_add $!
@@ -216,11 +216,14 @@ write_limits() {
     done
 }
 
-# take_cut NAME: with everything frozen, the flushed position and the copy.
-# Sets CUT_FLUSHED.
+# take_cut NAME: with everything frozen, the flushed and written positions
+# (NAME.flushed) and the copy (NAME.img).
 take_cut() {
-    CUT_FLUSHED=$(position flushed)
-    echo "${CUT_FLUSHED:--1}" >"$T/$1.flushed"
+    local wf
+    wf=$(status_json | perl -MJSON::PP -e 'local $/; my $j = eval {
+        JSON::PP->new->decode(<STDIN>) } or exit 1;
+        print "$j->{positions}{flushed} $j->{positions}{wrote}\n"')
+    echo "${wf:--1 -1}" >"$T/$1.flushed"
     cp --sparse=always "$IMG" "$T/$1.img"
 }
 
@@ -232,9 +235,9 @@ take_cut() {
 # cut is in NAME.flushed.  One TAP line.  The copy stays (unmounted).
 check_cut() {
     local name=$1 kind=$2 progress=${3:-1} started=0 src=- vrc figs why="" w=-1 f
-    local acked lost lost_cur must_lost dup bad stray holes
+    local acked lost lost_cur must_lost dup bad stray holes wrote_at_cut
     CUT=$((CUT + 1))
-    f=$(cat "$T/$name.flushed")
+    read -r f wrote_at_cut <"$T/$name.flushed"
     if ! pc_mount "$T/$name.img"; then
         ok 1 "cut $CUT ($MODE, $kind): the copied image mounts"
         diag "$T/mount.err"
@@ -243,9 +246,9 @@ check_cut() {
     fi
     pc_forget_ram
     echo "---- cut $CUT ($MODE, $kind): start on the copy ----" >>"$T/shmqd.log"
-    if start_broker $FLAGS; then
+    if pc_start_broker $FLAGS; then
         started=1
-        w=$(position wrote)
+        w=$PC_WROTE
         stop_broker
         src=$STOP_RC
     else
@@ -285,10 +288,12 @@ check_cut() {
     add "$MODE" acked "${acked:-0}"
     add "$MODE" lost "${lost_cur:-0}"
     add "$MODE" dup "${dup:-0}"
+    add "$MODE" senderr "$(fig errors "$figs")"
+    add "$MODE" notok "$(fig notok "$figs")"
     [ "$vrc" -eq 0 ] || add "$MODE" verifyfail 1
     [ "$MODE" = ASYNC_FLUSH ] && ASYNC_LOST_LIST="$ASYNC_LOST_LIST ${lost_cur:-?}/$acked"
     ok "$([ -z "$why" ] && echo 0 || echo 1)" \
-        "cut $CUT ($MODE, $kind): the store starts, verify passes, $acked acknowledged: $lost lost ($lost_cur of this run), $dup duplicated, $holes holes; recovered end $w, flushed at the cut $f"
+        "cut $CUT ($MODE, $kind): the store starts, verify passes, $acked acknowledged: $lost lost ($lost_cur of this run), $dup duplicated, $holes holes; recovered end $w, flushed at the cut $f (written ${wrote_at_cut:-?})"
     if [ -n "$why" ]; then
         echo "#   ${why#; }"
         diag "$T/details.$CUT"
@@ -359,7 +364,7 @@ cut_after_clean_stop() {
     mark_acks
     wait_acks 30
     stop_producers
-    position wrote >"$T/s.flushed" # everything written: a clean stop makes it durable
+    position wrote | awk '{ print $1, $1 }' >"$T/s.flushed" # a clean stop makes all durable
     stop_broker
     ok $? "shmqd ($MODE) stops cleanly before the cut (exit $STOP_RC)" || diag "$T/shmqd.log"
     write_limits "$T/s.limits"
@@ -393,7 +398,7 @@ cut_after_crash_restart() {
     ok $? "every store process is dead after kill -9 ($MODE)"
     kill -CONT $RUN_PIDS
     echo "---- crash-restart ($MODE) ----" >>"$T/shmqd.log"
-    if ! start_broker $FLAGS; then
+    if ! pc_start_broker $FLAGS; then
         ok 1 "shmqd ($MODE) starts again after kill -9"
         sed -n '/---- crash-restart/,$p' "$T/shmqd.log" | diag /dev/stdin
         add "$MODE" startfail 1
@@ -436,7 +441,7 @@ cut_after_clean_stop
 cut_after_crash_restart
 
 for m in $TOTALS; do
-    echo "# $m: $(get $m cuts) cuts, $(get $m acked) acknowledged messages checked, $(get $m lost) lost, $(get $m dup) duplicated, $(get $m startfail) start failures, $(get $m verifyfail) verify failures, $(get $m mountfail) copies that did not mount"
+    echo "# $m: $(get $m cuts) cuts, $(get $m acked) acknowledged messages checked, $(get $m lost) lost, $(get $m dup) duplicated, $(get $m startfail) start failures, $(get $m verifyfail) verify failures, $(get $m mountfail) copies that did not mount; sends answered with an error $(get $m senderr), with a status other than SEND_OK $(get $m notok)"
 done
 echo "# ASYNC_FLUSH acknowledged messages lost per cut (of those acknowledged): ${ASYNC_LOST_LIST# }"
 echo "# $(($(date +%s) - T0)) s"
