@@ -1,6 +1,6 @@
 #!/bin/sh
 # A full disk recovers by itself with the cleaner on its defaults (no
-# cleaning option set): producers write three times the size of a 64 MiB
+# cleaning option set): producers write three times the size of a 16 MiB
 # filesystem.  Each time usage passes diskMaxUsedSpaceRatio (75 %) and the
 # forced-cleaning level (85 %) the cleaner deletes the oldest segments; every
 # process that maps them (writer, flusher, dispatcher, indexer, scheduler)
@@ -15,10 +15,10 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$SRC/tests/helpers/broker.sh"
 . "$SRC/tests/helpers/smallfs.sh"
 broker_init full-disk-defaults
-smallfs_init 64
+smallfs_init 16
 
 TOPIC=TopicFDD
-DISK=$((64 * 1024 * 1024))
+DISK=$((16 * 1024 * 1024))
 GOAL=$((3 * DISK))
 
 acked_bytes() {
@@ -50,7 +50,7 @@ mapped_deleted() {
     wc -l <"$T/deleted" | tr -d ' '
 }
 start_broker
-ok $? "shmqd starts on a $FS_KIND of 64 MiB with the cleaner on its defaults" || diag "$T/shmqd.log"
+ok $? "shmqd starts on a $FS_KIND of 16 MiB with the cleaner on its defaults" || diag "$T/shmqd.log"
 "$CTL" topic --store "$STORE" $SMALL create $TOPIC --queues 4 >"$T/topic.out" 2>&1
 ok $? "topic created" || diag "$T/topic.out"
 PIDS=$(pids)
