@@ -16,7 +16,10 @@
  * segment whose first record is older than the checkpoint's timestamps.
  *
  * What counts as the tail (PITFALLS 7, 8): the scan stops at the first record
- * that fails a check (magic, size, physical offset, body CRC, __CRC32#).  At
+ * that fails a check (magic, size, physical offset, body CRC, __CRC32#).  A
+ * record without __CRC32# is valid by RocketMQ's rules (RocketMQ writes none
+ * by default), also after records that carry it, unless its properties end
+ * in a damaged __CRC32# or in a zero byte (a torn append).  At
  * or beyond the checkpoint that is a torn tail: it is zeroed and cut off.
  * Below the checkpoint it is damage to flushed, confirmed data (in the middle
  * of the log or its last records alike): recovery refuses (SHMQ_E_CORRUPT
@@ -120,6 +123,29 @@ static bool valid_data_after(const shmq_store_t *st, int64_t bad, int64_t durabl
         }
     }
     return false;
+}
+
+/*
+ * A decoded record that carries no verified __CRC32#: SHMQ_E_RECORD_CRC when its
+ * properties end in what is a damaged __CRC32# (a few bits from the real tail:
+ * a flipped bit in the name must not switch the check off) or in a zero byte
+ * (a torn append: every writer ends the properties with 0x02, and RocketMQ
+ * inserts one before __CRC32#); 0 otherwise (a record as RocketMQ writes it).
+ */
+static int unverifiable_record(const shmq_record_t *r)
+{
+    int d = shmq_record_crc_tail_distance(r);
+    if (d > 0 && d <= SHMQ_CRC_TAIL_NEAR_BITS) {
+        return shmq_error_set(SHMQ_E_RECORD_CRC,
+                              "record at %lld: damaged %s property (%d bits off)",
+                              (long long)r->phys_offset, SHMQ_PROP_CRC32, d);
+    }
+    if (r->props_len > 0 && r->props[r->props_len - 1] == 0) {
+        return shmq_error_set(SHMQ_E_RECORD_CRC,
+                              "record at %lld: no %s and its properties end in a zero byte (torn)",
+                              (long long)r->phys_offset, SHMQ_PROP_CRC32);
+    }
+    return 0;
 }
 
 typedef struct scan_start {
@@ -339,11 +365,18 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
             }
             break;
         }
-        rep.records_checked++;
-        /* Once records carry __CRC32#, every later one must: a damaged tail cannot hide. */
-        if (r.has_record_crc && (dflags & SHMQ_DECODE_CHECK_RECORD_CRC)) {
-            dflags |= SHMQ_DECODE_REQUIRE_RECORD_CRC;
+        /* A record without __CRC32# is valid by RocketMQ's rules (RocketMQ writes none by
+         * default), unless what ends its properties is a damaged tail or a torn one. */
+        if (!r.has_record_crc && (dflags & SHMQ_DECODE_CHECK_RECORD_CRC)) {
+            int bad = unverifiable_record(&r);
+            if (bad < 0) {
+                pos = r.phys_offset;
+                rep.stop_error = bad;
+                format_stop(st, pos, bad, rep.stop_reason, sizeof(rep.stop_reason));
+                break;
+            }
         }
+        rep.records_checked++;
         last_ts = r.store_ts;
         if (r.phys_offset >= s.dispatch) {
             int d = shmq_store_dispatch_record(st, &r);

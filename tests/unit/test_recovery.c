@@ -273,6 +273,155 @@ static void test_recovery_makes_the_accepted_tail_durable(void **state)
     assert_int_equal(shmq_store_close(&st), 0);
 }
 
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/*
+ * Rewrite the records from res[first] to res[n-1] as RocketMQ writes them by
+ * default: without the __CRC32# property (TOTALSIZE and PROPERTIES LENGTH 20
+ * bytes less, PHYSICALOFFSET at their new place), one after the other from
+ * res[first]; zero what follows.  The ConsumeQueues are removed (rebuilt),
+ * the checkpoint names the new end.  Returns the new end.
+ */
+static int64_t strip_crc_from(fixture_t *f, shmq_append_result_t *res, int first, int n)
+{
+    char seg[400];
+    int64_t rel;
+    segment_of(f, res[first].phys_offset, seg, sizeof(seg), &rel);
+    int64_t old_end = res[n - 1].phys_offset + res[n - 1].size;
+    assert_true(old_end - res[first].phys_offset < SEG_SIZE - rel);
+    size_t span = (size_t)(old_end - res[first].phys_offset);
+    uint8_t *in = malloc(span), *out = calloc(1, span);
+    read_file_at(seg, rel, in, span);
+    int64_t at = res[first].phys_offset;
+    size_t o = 0;
+    for (int i = first; i < n; i++) {
+        const uint8_t *p = in + (res[i].phys_offset - res[first].phys_offset);
+        shmq_record_t r;
+        assert_int_equal(shmq_record_decode(p, (size_t)res[i].size, res[i].phys_offset,
+                                            SHMQ_DECODE_CHECK_ALL, &r),
+                         res[i].size);
+        assert_true(r.has_record_crc);
+        size_t size = (size_t)res[i].size - SHMQ_CRC_PROP_LEN;
+        memcpy(out + o, p, size);
+        put_be32(out + o, (uint32_t)size);
+        uint64_t ph = (uint64_t)at;
+        for (int b = 0; b < 8; b++) {
+            out[o + 28 + b] = (uint8_t)(ph >> (56 - 8 * b));
+        }
+        size_t plen_at = (size_t)((const uint8_t *)r.props - p) - 2;
+        uint32_t plen = r.props_len - SHMQ_CRC_PROP_LEN;
+        out[o + plen_at] = (uint8_t)(plen >> 8);
+        out[o + plen_at + 1] = (uint8_t)plen;
+        res[i].phys_offset = at;
+        res[i].size = (int32_t)size;
+        at += (int64_t)size;
+        o += size;
+    }
+    patch_file(seg, rel, out, span);
+    free(in);
+    free(out);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'/store/consumequeue", f->dir);
+    assert_int_equal(system(cmd), 0);
+    shmq_checkpoint_t cp;
+    assert_int_equal(shmq_checkpoint_read(f->cfg.store_path_root_dir, &cp), 0);
+    cp.confirm_phys = at;
+    assert_int_equal(shmq_checkpoint_write(f->cfg.store_path_root_dir, &cp), 0);
+    return at;
+}
+
+/*
+ * Records as RocketMQ writes them (no __CRC32#) after records that carry it
+ * (a store both wrote, or records copied from RocketMQ) are read, not taken
+ * for a torn tail: after a clean stop and after a crash alike.
+ */
+static void test_records_without_crc_property_after_ones_with_it_are_kept(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    for (int crashed = 0; crashed < 2; crashed++) {
+        if (crashed) {
+            char cmd[600];
+            snprintf(cmd, sizeof(cmd), "rm -rf '%s'/store", f->dir);
+            assert_int_equal(system(cmd), 0);
+        }
+        shmq_store_t st;
+        assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+        write_messages(&st, 0, 40, res);
+        assert_int_equal(shmq_store_close(&st), 0);
+        int64_t end = strip_crc_from(f, res, 25, 40);
+        if (crashed) {
+            assert_int_equal(shmq_abort_create(f->cfg.store_path_root_dir), 0);
+        }
+        shmq_recovery_report_t rep;
+        assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+        assert_int_equal(rep.abnormal, crashed);
+        assert_int_equal(rep.recovered_end, end);
+        assert_int_equal(rep.truncated_bytes, 0);
+        assert_int_equal(count_records(&st), 40);
+        assert_int_equal(total_units(&st), 40);
+        assert_int_equal(shmq_store_close(&st), 0);
+    }
+}
+
+/* A flipped bit in the __CRC32# name does not switch the record check off. */
+static void test_flipped_bit_in_crc_property_name_is_damage(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    make_crashed_store(f, 20, 10, res);
+    char seg[400];
+    int64_t rel;
+    segment_of(f, res[29].phys_offset, seg, sizeof(seg), &rel);
+    uint8_t b;
+    int64_t name_at = rel + res[29].size - SHMQ_CRC_PROP_LEN + 3; /* the 'C' of __CRC32# */
+    read_file_at(seg, name_at, &b, 1);
+    b ^= 0x04;
+    patch_file(seg, name_at, &b, 1);
+    shmq_recovery_report_t rep;
+    shmq_store_t st;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(rep.recovered_end, res[29].phys_offset);
+    assert_int_equal(rep.stop_error, SHMQ_E_RECORD_CRC);
+    assert_int_equal(count_records(&st), 29);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+/* Without __CRC32#, a record whose properties end in zeros is torn, not RocketMQ's. */
+static void test_record_without_crc_property_ending_in_zeros_is_a_torn_tail(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_append_result_t res[64];
+    shmq_store_t st;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, 40, res);
+    assert_int_equal(shmq_store_close(&st), 0);
+    strip_crc_from(f, res, 25, 40);
+    /* A crash tore the last record: its properties' last bytes never reached the disk. */
+    char seg[400];
+    int64_t rel;
+    segment_of(f, res[39].phys_offset, seg, sizeof(seg), &rel);
+    static const uint8_t zeros[6];
+    patch_file(seg, rel + res[39].size - 6, zeros, sizeof(zeros));
+    shmq_checkpoint_t cp;
+    assert_int_equal(shmq_checkpoint_read(f->cfg.store_path_root_dir, &cp), 0);
+    cp.confirm_phys = res[30].phys_offset;
+    assert_int_equal(shmq_checkpoint_write(f->cfg.store_path_root_dir, &cp), 0);
+    assert_int_equal(shmq_abort_create(f->cfg.store_path_root_dir), 0);
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(rep.recovered_end, res[39].phys_offset);
+    assert_int_equal(rep.stop_error, SHMQ_E_RECORD_CRC);
+    assert_int_equal(count_records(&st), 39);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
 /* Cut the last record at every byte offset: exactly that record is gone. */
 static void cut_last_record_at_every_byte(fixture_t *f, bool with_abort)
 {
@@ -678,6 +827,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_units_past_the_end_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_record_across_a_segment_roll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_beyond_the_log_is_a_bad_checkpoint, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_records_without_crc_property_after_ones_with_it_are_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_record_without_crc_property_ending_in_zeros_is_a_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_bit_in_crc_property_name_is_damage, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_recovery_makes_the_accepted_tail_durable, setup,
                                         teardown),
