@@ -21,6 +21,13 @@
  * Then config/ JSON files (as the broker would load them), the checkpoint
  * (against the log) and the IndexFiles (against the records): verify_meta.c.
  *
+ * A running store is checked as of a snapshot: the positions its control
+ * block published when verify started (live_snapshot()).  Records from
+ * wrote on, units from each queue's max offset on, and records not yet
+ * dispatched then are what the store is writing: they are not checked, nor
+ * is the log after wrote or a queue after its max offset.  Everything below
+ * the snapshot is checked as on a stopped store.
+ *
  * Problems are printed on stdout naming the file and the offset inside it
  * (the first 100; the rest are counted), notes (states that may be
  * intended) too.  Exit 0 when there is no problem, 1 otherwise.
@@ -31,11 +38,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "verify.h"
 
-#define VERIFY_MAX_SHOWN 100
-#define UNIT_BLANK_SIZE  0x7FFFFFFF
+#define VERIFY_MAX_SHOWN  100
+#define LIVE_ATTACH_TRIES 50 /* 100 ms apart: a store that is starting */
+#define UNIT_BLANK_SIZE   0x7FFFFFFF
 
 void verify_problem(verify_t *v, const char *fmt, ...)
 {
@@ -131,6 +140,7 @@ vq_t *verify_queue_get(verify_t *v, const char *topic, size_t len, int32_t qid, 
     q->qid = qid;
     q->first_rec_phys = -1;
     q->max_rec_qoff = -1;
+    q->live_max = -1;
     j = vq_hash(topic, len, qid) & (v->cap - 1);
     while (v->tab[j]) {
         j = (j + 1) & (v->cap - 1);
@@ -211,6 +221,95 @@ static int load_queues(verify_t *v)
     return 0;
 }
 
+/* ---- a running store: the snapshot ------------------------------------------- */
+
+/*
+ * Attach read-only to the store's control block if the store runs (its
+ * master alive): v->live.  0 also when it does not run; an error when it is
+ * still starting after a few seconds or cannot be attached.
+ */
+static int live_attach(verify_t *v)
+{
+    const char *root = v->a->cfg.store_path_root_dir;
+    int rc = -EAGAIN;
+    for (int i = 0; i < LIVE_ATTACH_TRIES && rc == -EAGAIN; i++) {
+        if (i > 0) {
+            usleep(100000);
+        }
+        shmq_error_clear();
+        rc = shmq_ctl_attach(root, SHMQ_CTL_RDONLY, &v->ctl);
+    }
+    if (rc == SHMQ_E_NOT_FOUND) {
+        return 0; /* stopped */
+    }
+    if (rc == -EAGAIN) {
+        shmqctl_err("store %s is starting: run verify once it runs, or on the stopped store", root);
+        return rc;
+    }
+    if (rc < 0) {
+        shmqctl_fail(rc, "cannot attach to the control block of the store at %s", root);
+        return rc;
+    }
+    if (!shmqctl_master_alive(&v->ctl)) {
+        shmq_ctl_detach(&v->ctl);
+        return 0; /* a control block its master left behind: the store is stopped */
+    }
+    v->live = true;
+    return 0;
+}
+
+/*
+ * Take the snapshot: the published positions, once, in an order that makes
+ * them agree: dispatched, then each queue's max offset (the dispatcher
+ * publishes those before dispatched, so every record below dispatched has
+ * its unit below them), then cq_flushed, flushed and wrote (every unit
+ * below a max offset points at a record below wrote).  After the
+ * checkpoint is read: its offsets lie below wrote.
+ */
+static int live_snapshot(verify_t *v)
+{
+    const shmq_ctl_block_t *b = v->ctl.blk;
+    v->live_dispatched = shmq_ctl_load(&b->dispatched);
+    for (uint32_t i = 0; i < SHMQ_CTL_MAX_QUEUES; i++) {
+        const shmq_ctl_queue_t *e = &b->queues[i];
+        /* Acquire: pairs with the inserter's release; the key fields are complete. */
+        if (atomic_load_explicit(&e->state, memory_order_acquire) != SHMQ_ENTRY_ACTIVE ||
+            e->topic_len == 0 || e->topic_len > SHMQ_TOPIC_MAX_ANY) {
+            continue;
+        }
+        vq_t *q = verify_queue_get(v, e->topic, e->topic_len, e->queue_id, true);
+        if (q == NULL) {
+            return -ENOMEM;
+        }
+        /* Acquire: pairs with the dispatcher's release; the units below it are written. */
+        q->live_max = atomic_load_explicit(&e->max_offset, memory_order_acquire);
+    }
+    v->live_cq_flushed = shmq_ctl_load(&b->cq_flushed);
+    v->live_flushed = shmq_ctl_load(&b->flushed);
+    v->live_wrote = shmq_ctl_load(&b->wrote);
+    fprintf(stderr,
+            "shmqctl: note: the store runs: checking what it had published at the start: the log "
+            "below wrote %lld (flushed %lld, dispatched %lld, cq_flushed %lld) and each queue "
+            "below its max offset then\n",
+            (long long)v->live_wrote, (long long)v->live_flushed, (long long)v->live_dispatched,
+            (long long)v->live_cq_flushed);
+    return 0;
+}
+
+bool verify_live_queue_max(verify_t *v, const char *topic, int32_t qid, int64_t *max)
+{
+    if (!v->live) {
+        return false;
+    }
+    const shmq_ctl_queue_t *e = shmq_ctl_queue_find(&v->ctl, topic, strlen(topic), qid);
+    if (e == NULL) {
+        return false;
+    }
+    /* Acquire: pairs with the dispatcher's release. */
+    *max = atomic_load_explicit(&e->max_offset, memory_order_acquire);
+    return true;
+}
+
 /* ---- pass 1: the CommitLog ------------------------------------------------- */
 
 /* Cross-check one record with its queue's unit. */
@@ -233,6 +332,9 @@ static void record_account(verify_t *v, const shmq_record_t *r, const char *path
             v, "file %s offset %zu: record at phys %lld: topic of %u bytes (or out of memory)",
             path, rel, (long long)r->phys_offset, (unsigned)r->topic_len);
         return;
+    }
+    if (v->live && r->queue_offset >= q->live_max && r->phys_offset >= v->live_dispatched) {
+        return; /* not dispatched in the snapshot: its unit may be being written */
     }
     q->records++;
     if (q->first_rec_phys < 0) {
@@ -282,6 +384,10 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
         size_t avail = mf->size - rel;
         int64_t phys = mf->start_offset + (int64_t)rel;
 
+        if (v->live && phys >= v->live_wrote) {
+            v->data_end = phys; /* the snapshot's end: the writer is appending here */
+            return true;
+        }
         shmq_error_clear();
         rc = shmq_record_decode(mf->base + rel, avail, phys, SHMQ_DECODE_CHECK_ALL, &rec);
         if (rc > 0) {
@@ -329,6 +435,13 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
         if (shmqctl_first_nonzero(mf->base + rel, avail < 8 ? avail : 8) < 0) {
             /* Zero tail: the end of the data.  Everything after it must be zero. */
             v->data_end = phys;
+            if (v->live) {
+                verify_problem(v,
+                               "file %s offset %zu: zeros at phys %lld, below the wrote position "
+                               "%lld the store published: records it stored are missing",
+                               mf->path, rel, (long long)phys, (long long)v->live_wrote);
+                return true;
+            }
             check_zero(v, mf->path, mf->base + rel, rel, avail);
             return true;
         }
@@ -383,10 +496,18 @@ static void scan_commitlog(verify_t *v)
     for (size_t s = 0; s < q->count; s++) {
         const shmq_mapped_file_t *mf = q->segs[s];
         if (ended) {
-            check_zero(v, mf->path, mf->base, 0, mf->size);
+            if (!v->live) { /* a running store: files past wrote are being written */
+                check_zero(v, mf->path, mf->base, 0, mf->size);
+            }
             continue;
         }
         ended = scan_segment(v, mf, s + 1 == q->count);
+    }
+    if (v->live && v->data_end < v->live_wrote && v->cl_min < v->live_wrote) {
+        verify_problem(v,
+                       "the CommitLog ends at %lld, below the wrote position %lld the store "
+                       "published",
+                       (long long)v->data_end, (long long)v->live_wrote);
     }
 }
 
@@ -516,6 +637,10 @@ static void check_queue(verify_t *v, const vq_t *q, int64_t *done, int64_t total
     }
     min = shmq_cq_min_offset(q->cq);
     max = shmq_cq_max_offset(q->cq);
+    if (v->live) {
+        int64_t bound = q->live_max > 0 ? q->live_max : 0;
+        max = max < bound ? max : bound; /* units from the snapshot's max on are being written */
+    }
     for (int64_t qoff = min; qoff < max; qoff++) {
         shmq_cq_unit_t u;
         int rc = shmq_cq_read(q->cq, qoff, &u);
@@ -531,7 +656,9 @@ static void check_queue(verify_t *v, const vq_t *q, int64_t *done, int64_t total
             shmqctl_progress_update(&v->prog, *done, total, "units");
         }
     }
-    check_queue_tail(v, q);
+    if (!v->live) {
+        check_queue_tail(v, q);
+    }
     if (q->records > 0 && max != q->max_rec_qoff + 1) {
         verify_problem(
             v,
@@ -600,6 +727,11 @@ int shmqctl_cmd_verify(shmqctl_args_t *a)
     verify_t v;
     int rc, ret;
 
+    struct stat sb;
+    if (stat(a->cfg.store_path_root_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        shmqctl_err("no store at %s", a->cfg.store_path_root_dir);
+        return SHMQCTL_EXIT_FAIL;
+    }
     memset(&v, 0, sizeof(v));
     v.a = a;
     v.cl = calloc(1, sizeof(*v.cl));
@@ -607,11 +739,11 @@ int shmqctl_cmd_verify(shmqctl_args_t *a)
         shmqctl_err("out of memory");
         return SHMQCTL_EXIT_FAIL;
     }
-    if (shmqctl_log_open(a, v.cl) < 0) {
+    if (live_attach(&v) < 0) {
         free(v.cl);
         return SHMQCTL_EXIT_FAIL;
     }
-    if (shmq_abort_exists(a->cfg.store_path_root_dir)) {
+    if (!v.live && shmq_abort_exists(a->cfg.store_path_root_dir)) {
         fprintf(stderr,
                 "shmqctl: note: %s/abort exists: the store is open or was not closed "
                 "cleanly ('shmqctl recover' repairs a stopped store)\n",
@@ -619,7 +751,21 @@ int shmqctl_cmd_verify(shmqctl_args_t *a)
     }
     shmqctl_progress_init(&v.prog, "verify commitlog");
     verify_checkpoint_read(&v);
-    rc = load_queues(&v);
+    /* The snapshot, then the queues, then the log: the files opened hold all it names,
+     * and a queue file the cleaner deletes meanwhile is already open (it deletes the
+     * CommitLog's files first). */
+    rc = v.live ? live_snapshot(&v) : 0;
+    if (rc == 0) {
+        rc = load_queues(&v);
+    }
+    if (rc == 0 && shmqctl_log_open(a, v.cl) < 0) {
+        verify_free(&v);
+        if (v.live) {
+            shmq_ctl_detach(&v.ctl);
+        }
+        free(v.cl);
+        return SHMQCTL_EXIT_FAIL;
+    }
     if (rc == 0) {
         scan_commitlog(&v);
         rc = check_queues(&v);
@@ -649,6 +795,9 @@ int shmqctl_cmd_verify(shmqctl_args_t *a)
         ret = SHMQCTL_EXIT_OK;
     }
     verify_free(&v);
+    if (v.live) {
+        shmq_ctl_detach(&v.ctl);
+    }
     shmq_commitlog_close(v.cl);
     free(v.cl);
     return ret;

@@ -85,7 +85,9 @@ static const shmqctl_cmd_t commands[] = {
      "verify --store DIR\n"
      "    Check every CommitLog record (CRCs, offsets, segment ends) and every\n"
      "    ConsumeQueue unit against the records.  Exit 0 when all is well, 1 with a\n"
-     "    list of problems (file and offset) otherwise.\n"},
+     "    list of problems (file and offset) otherwise.  On a running store it checks\n"
+     "    what the store had published when verify started (below wrote, each queue\n"
+     "    below its max offset) and leaves what is written meanwhile alone.\n"},
     {"recover", shmqctl_cmd_recover, SHMQCTL_OPT_JSON | SHMQCTL_OPT_FORCE | SHMQCTL_OPT_REBUILD, 0,
      0,
      "recover --store DIR [--json] [--force] [--rebuild]\n"

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ctl.h"
 #include "shmqctl.h"
 
 /* One (topic, queue id), from the consumequeue directory or from records. */
@@ -25,6 +26,7 @@ typedef struct vq {
     int64_t missing; /* records whose unit is missing */
     int64_t first_missing_qoff;
     int64_t first_missing_phys;
+    int64_t live_max; /* running store: its max offset in the snapshot (-1: not in it) */
 } vq_t;
 
 typedef struct verify {
@@ -46,6 +48,11 @@ typedef struct verify {
     int64_t cp_ts;          /* store time of the last record ending at or below it, -1 none */
     int64_t max_ts;         /* newest store time in the log, -1 none */
     int64_t files_index;    /* IndexFiles checked */
+    /* A running store: the positions published when verify started (its snapshot).  Only
+     * what lies below them is checked; what was written since is left alone. */
+    bool live;
+    shmq_ctl_t ctl; /* attached read-only while live */
+    int64_t live_wrote, live_flushed, live_dispatched, live_cq_flushed;
 } verify_t;
 
 void verify_problem(verify_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -54,7 +61,10 @@ void verify_note(verify_t *v, const char *fmt, ...) __attribute__((format(printf
 /* Find (or, with create, add) a queue; NULL if absent or out of memory. */
 vq_t *verify_queue_get(verify_t *v, const char *topic, size_t len, int32_t qid, bool create);
 
-/* verify_meta.c: read the checkpoint (before the CommitLog pass). */
+/* A running store: the queue's max offset now (its control block entry). */
+bool verify_live_queue_max(verify_t *v, const char *topic, int32_t qid, int64_t *max);
+
+/* verify_meta.c: read the checkpoint (before the CommitLog pass and the snapshot). */
 void verify_checkpoint_read(verify_t *v);
 /* verify_meta.c: account one record (or blank, store_ts -1) of the CommitLog pass. */
 void verify_checkpoint_record(verify_t *v, int64_t phys, int64_t size, int64_t store_ts);
