@@ -64,6 +64,8 @@ typedef struct bench_opts {
     const char *plot;                 /* --plot FILE.png */
     bool no_baseline;                 /* --no-baseline: skip the memcpy / fdatasync measurement */
     bool keep;                        /* --keep: leave the temporary store */
+    bool no_check_crcs;               /* consume: --no-check-crcs (check.crcs=false) */
+    int passes;                       /* consume: --passes, reads of the backlog (1) */
     const char *sets[BENCH_MAX_SETS]; /* --set KEY=VALUE for a started broker */
     int nsets;
 } bench_opts_t;

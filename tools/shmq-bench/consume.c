@@ -6,7 +6,11 @@
  * are read.  The consumer (this process) pulls every queue of the topic
  * from its minimum offset to its maximum, SHMQ_PULL_MAX messages a pull,
  * and touches the first and last bytes of each body.  The latency recorded
- * is each pull call's duration; the rate counts messages.
+ * is each pull call's duration; the rate counts messages.  The consumer
+ * checks every record's CRCs (the default) unless --no-check-crcs.  With
+ * --passes N the backlog is read N times by the same handle (the files
+ * mapped once) and the fastest read is reported, with every read's time in
+ * extra.pass_seconds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -81,6 +85,61 @@ static int wait_dispatched(const bench_broker_t *b, int timeout_ms)
     return -EINTR;
 }
 
+/* What one read of the backlog did. */
+typedef struct consume_pass {
+    int64_t ns;
+    int64_t msgs;
+    int64_t bytes;
+    int64_t record_bytes;
+    int64_t pulls;
+    uint64_t touch;
+} consume_pass_t;
+
+/* Read every queue of the topic from its min to its max offset once. */
+static void read_backlog(const bench_opts_t *o, shmq_consumer_t *c, int nq, shmq_pull_result_t *res,
+                         bench_hist_t *hist, bench_report_t *r, consume_pass_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    int64_t t0 = bench_now_ns();
+    for (int q = 0; q < nq && !bench_interrupted; q++) {
+        int64_t min = 0, max = 0;
+        if (shmq_queue_offsets(c, o->topic, q, &min, &max) < 0) {
+            continue;
+        }
+        int64_t off = min;
+        while (off < max && !bench_interrupted) {
+            int64_t p0 = bench_now_ns();
+            int rc = shmq_pull(c, o->topic, q, off, SHMQ_PULL_MAX, NULL, 0, res);
+            int64_t p1 = bench_now_ns();
+            p->pulls++;
+            if (rc < 0) {
+                r->errors++;
+                if (r->note[0] == '\0') {
+                    snprintf(r->note, sizeof(r->note), "pull %s/%d at %lld: %s", o->topic, q,
+                             (long long)off, shmq_error_detail());
+                }
+                break;
+            }
+            bench_hist_add(hist, (uint64_t)(p1 - p0));
+            for (size_t i = 0; i < res->count; i++) {
+                const shmq_msg_view_t *v = &res->msgs[i];
+                const uint8_t *body = v->body;
+                if (v->body_len > 0) {
+                    p->touch += body[0] + body[v->body_len - 1];
+                }
+                p->bytes += (int64_t)v->body_len;
+                p->record_bytes += v->size;
+            }
+            p->msgs += (int64_t)res->count;
+            if (res->next_offset <= off) {
+                break; /* nothing more readable here */
+            }
+            off = res->next_offset;
+        }
+    }
+    p->ns = bench_now_ns() - t0;
+}
+
 int bench_consume(const bench_opts_t *o, bench_report_t *r)
 {
     bench_broker_t b;
@@ -115,64 +174,44 @@ int bench_consume(const bench_opts_t *o, bench_report_t *r)
         bench_broker_close(&b, o->keep);
         return rc < 0 ? rc : -ENOMEM;
     }
+    shmq_consumer_set_check_crcs(c, !o->no_check_crcs);
     int nq = shmq_topic_queue_count(c, o->topic);
     if (nq <= 0) {
         bench_warn("topic %s: no queues to read (%s)", o->topic, shmq_strerror(nq));
         nq = 0;
     }
-    uint64_t touch = 0;
-    int64_t bytes = 0, record_bytes = 0, pulls = 0;
-    int64_t t0 = bench_now_ns();
-    for (int q = 0; q < nq && !bench_interrupted; q++) {
-        int64_t min = 0, max = 0;
-        if (shmq_queue_offsets(c, o->topic, q, &min, &max) < 0) {
-            continue;
-        }
-        int64_t off = min;
-        while (off < max && !bench_interrupted) {
-            int64_t p0 = bench_now_ns();
-            rc = shmq_pull(c, o->topic, q, off, SHMQ_PULL_MAX, NULL, 0, res);
-            int64_t p1 = bench_now_ns();
-            pulls++;
-            if (rc < 0) {
-                r->errors++;
-                if (r->note[0] == '\0') {
-                    snprintf(r->note, sizeof(r->note), "pull %s/%d at %lld: %s", o->topic, q,
-                             (long long)off, shmq_error_detail());
-                }
-                break;
+    /* Each pass reads the whole backlog; the first also maps (faults in) the files. */
+    bench_hist_t *hist = malloc(sizeof(*hist));
+    json_t *pass_secs = json_array();
+    consume_pass_t best = {0};
+    for (int pass = 0; hist && pass < o->passes && !bench_interrupted; pass++) {
+        consume_pass_t p;
+        bench_hist_init(hist);
+        read_backlog(o, c, nq, res, hist, r, &p);
+        json_array_append_new(pass_secs, json_real((double)p.ns / 1e9));
+        if (pass == 0 || p.ns < best.ns) {
+            best = p;
+            if (r->hist) {
+                memcpy(r->hist, hist, sizeof(*hist));
             }
-            bench_hist_add(r->hist, (uint64_t)(p1 - p0));
-            for (size_t i = 0; i < res->count; i++) {
-                const shmq_msg_view_t *v = &res->msgs[i];
-                const uint8_t *body = v->body;
-                if (v->body_len > 0) {
-                    touch += body[0] + body[v->body_len - 1];
-                }
-                bytes += (int64_t)v->body_len;
-                record_bytes += v->size;
-            }
-            r->msgs += (int64_t)res->count;
-            if (res->next_offset <= off) {
-                break; /* nothing more readable here */
-            }
-            off = res->next_offset;
         }
     }
-    int64_t t1 = bench_now_ns();
-    r->seconds = (double)(t1 - t0) / 1e9;
+    free(hist);
+    r->msgs = best.msgs;
+    r->seconds = (double)best.ns / 1e9;
     if (r->seconds > 0) {
         r->msgs_per_sec = (double)r->msgs / r->seconds;
-        r->mb_per_sec = (double)bytes / r->seconds / 1e6;
-        r->store_mb_per_sec = (double)record_bytes / r->seconds / 1e6;
+        r->mb_per_sec = (double)best.bytes / r->seconds / 1e6;
+        r->store_mb_per_sec = (double)best.record_bytes / r->seconds / 1e6;
     }
     if (r->machine.measured && r->machine.memcpy_bytes_per_sec > 0) {
         r->frac_memcpy = r->store_mb_per_sec * 1e6 / r->machine.memcpy_bytes_per_sec;
     }
     r->latency_what = "one shmq_pull call (up to 1024 messages)";
     json_object_set_new(r->extra, "queues", json_integer(nq));
-    json_object_set_new(r->extra, "pulls", json_integer(pulls));
-    json_object_set_new(r->extra, "checksum", json_integer((json_int_t)(touch & 0x7fffffff)));
+    json_object_set_new(r->extra, "pulls", json_integer(best.pulls));
+    json_object_set_new(r->extra, "checksum", json_integer((json_int_t)(best.touch & 0x7fffffff)));
+    json_object_set_new(r->extra, "pass_seconds", pass_secs);
     free(res);
     shmq_consumer_close(c);
     bench_broker_close(&b, o->keep);

@@ -68,7 +68,11 @@ static void usage(FILE *f)
                "  --json               print one JSON object\n"
                "  --plot FILE.png      draw the latency percentile curve (needs gnuplot)\n"
                "  --no-baseline        skip the memcpy / fdatasync measurement\n"
-               "  --keep               keep the temporary store\n");
+               "  --keep               keep the temporary store\n"
+               "  --no-check-crcs      consume: the consumer checks no record CRC\n"
+               "                       (shmq_consumer_set_check_crcs(c, false))\n"
+               "  --passes N           consume: read the backlog N times in one process and\n"
+               "                       report the fastest read (1)\n");
 }
 
 /* 123, 4K, 256M, 4G (powers of 1024). */
@@ -145,6 +149,8 @@ enum {
     OPT_PLOT,
     OPT_NO_BASELINE,
     OPT_KEEP,
+    OPT_NO_CHECK_CRCS,
+    OPT_PASSES,
 };
 
 static const struct option long_opts[] = {
@@ -172,6 +178,8 @@ static const struct option long_opts[] = {
     {"plot", required_argument, NULL, OPT_PLOT},
     {"no-baseline", no_argument, NULL, OPT_NO_BASELINE},
     {"keep", no_argument, NULL, OPT_KEEP},
+    {"no-check-crcs", no_argument, NULL, OPT_NO_CHECK_CRCS},
+    {"passes", required_argument, NULL, OPT_PASSES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -207,6 +215,7 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
     o->tail_bytes = -1;
     o->queues = 100;
     o->restarts = 3;
+    o->passes = 1;
     o->kills = 20;
     o->kill_every_ms = 1200;
     if (argc < 2 || argv[1][0] == '-') {
@@ -344,6 +353,15 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
         case OPT_KEEP:
             o->keep = true;
             break;
+        case OPT_NO_CHECK_CRCS:
+            o->no_check_crcs = true;
+            break;
+        case OPT_PASSES:
+            if (parse_num("--passes", optarg, 1, 1000, &v) < 0) {
+                return -1;
+            }
+            o->passes = (int)v;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -393,6 +411,8 @@ json_t *bench_config_json(const bench_opts_t *o, const bench_broker_t *b)
     json_object_set_new(c, "topic", json_string(o->topic));
     json_object_set_new(c, "store", o->store ? json_string(o->store) : json_string("temporary"));
     json_object_set_new(c, "segment_bytes", json_integer(b->seg_size));
+    json_object_set_new(c, "check_crcs", json_boolean(!o->no_check_crcs));
+    json_object_set_new(c, "passes", json_integer(o->passes));
     json_t *sets = json_array();
     for (int i = 0; i < o->nsets; i++) {
         json_array_append_new(sets, json_string(o->sets[i]));

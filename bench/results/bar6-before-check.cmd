@@ -1,0 +1,1 @@
+build/shmq-bench consume --count 5000000 --size 128
