@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "json_meta.h"
 #include "shmq/errors.h"
 #include "store_files.h"
 
@@ -911,15 +912,34 @@ static void test_offsets_set_get_save_load_round_trip(void **state)
     assert_int_equal(off, 11);
 }
 
-static void test_offsets_load_rejects_key_without_group(void **state)
+static char load_warned[1024];
+
+static void capture_warning(void *arg, enum shmq_meta_level level, const char *msg)
+{
+    (void)arg;
+    (void)level;
+    size_t n = strlen(load_warned);
+    snprintf(load_warned + n, sizeof(load_warned) - n, "%s\n", msg);
+}
+
+/* An entry whose key names no group is dropped with a warning naming it; the load goes on. */
+static void test_offsets_load_drops_key_without_group_with_a_warning(void **state)
 {
     fixture_t *f = *state;
     shmq_offset_table_t t = {0};
     assert_int_equal(shmq_offset_table_set(&t, "NoGroupHere", 0, 3), 0);
+    assert_int_equal(shmq_offset_table_set(&t, "TopicA@g1", 0, 4), 0);
     assert_int_equal(shmq_consumer_offsets_save(f->dir, &t), 0);
     shmq_offset_table_free(&t);
-    assert_int_equal(shmq_ctl_offsets_load(&f->ctl), SHMQ_E_JSON);
-    assert_non_null(strstr(shmq_error_detail(), "NoGroupHere"));
+    load_warned[0] = '\0';
+    shmq_meta_set_warn(capture_warning, NULL);
+    int rc = shmq_ctl_offsets_load(&f->ctl);
+    shmq_meta_set_warn(NULL, NULL);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(load_warned, "NoGroupHere"));
+    int64_t off = -1;
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g1", "TopicA", 0, &off), 0);
+    assert_int_equal(off, 4);
 }
 
 struct offset_racer {
@@ -1011,7 +1031,7 @@ int main(void)
         T(test_queue_insert_and_find_many, setup_ready),
         T(test_queue_table_full_returns_range, setup_ready),
         T(test_offsets_set_get_save_load_round_trip, setup_ready),
-        T(test_offsets_load_rejects_key_without_group, setup_ready),
+        T(test_offsets_load_drops_key_without_group_with_a_warning, setup_ready),
         T(test_offsets_concurrent_inserts_make_one_entry_per_key, setup_ready),
         T(test_rdonly_attach_maps_block_read_only, setup_ready),
     };
