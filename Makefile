@@ -108,14 +108,17 @@ test: deps
 
 check: test
 
-# A long power-loss campaign (needs root and loop devices): the power-loss
-# test with TORTURE_CUTS cuts under SYNC_FLUSH and a fifth as many under
-# ASYNC_FLUSH; BUILD=build-san CC=clang SAN=1 runs it under the sanitizers.
+# The long campaigns (need root and loop devices): the power-loss test with
+# TORTURE_CUTS cuts under SYNC_FLUSH and a fifth as many under ASYNC_FLUSH, and
+# 200 single-bit flips per metadata file kind; BUILD=build-san CC=clang SAN=1
+# runs them under the sanitizers.
 TORTURE_CUTS ?= 300
 .PHONY: torture
 torture: all
 	SHMQ_BUILD=$(abspath $(BUILD)) SHMQ_SRC=$(CURDIR) SHMQ_POWER_CUTS=$(TORTURE_CUTS) \
 	    SHMQ_POWER_ASYNC_CUTS=$$(( $(TORTURE_CUTS) / 5 )) prove -v tests/crash/power_loss.t
+	SHMQ_BUILD=$(abspath $(BUILD)) SHMQ_SRC=$(CURDIR) META_FLIPS=200 \
+	    prove -v tests/integration/metadata_damage.t
 
 # The broker in the foreground on ./data (RUN_STORE=DIR for another store).
 RUN_STORE ?= ./data

@@ -8,8 +8,8 @@
 # not refused; a topic that has consume queues but no entry is restored; a
 # RocketMQ dataVersion survives a save; delayOffset.json and
 # subscriptionGroup.json damage is reported; verify names the damaged
-# config file, checkpoint field or index file.  Then 200 seeded single-bit
-# flips per file kind (META_FLIPS=N to change): verify's and the loaders'
+# config file, checkpoint field or index file.  Then 40 seeded single-bit
+# flips per file kind (META_FLIPS=N to change; `make torture` runs 200): verify's and the loaders'
 # detections are counted, and no flip may make a topic, a group, a group's
 # offsets or a delay level disappear without a warning.
 # TAP output; exits non-zero if any test fails.
@@ -19,7 +19,7 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 broker_init metadata-damage
 META="$HELPERS/meta_load"
 [ -x "$META" ] || { echo "Bail out! $META not built"; exit 1; }
-FLIPS=${META_FLIPS:-200}
+FLIPS=${META_FLIPS:-40}
 
 # flipbit FILE BYTE BIT: XOR bit BIT of byte BYTE.
 flipbit() {
