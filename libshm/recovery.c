@@ -228,14 +228,15 @@ typedef struct truncate_ctx {
     int err;
 } truncate_ctx_t;
 
-static int truncate_queue(shmq_queue_t *q, void *arg)
+/* Drop q's units of records at or after t->end (counted in t); 1 stops the walk on an error. */
+static int cut_queue_at(shmq_queue_t *q, void *arg)
 {
     truncate_ctx_t *t = arg;
     int64_t before = shmq_cq_max_offset(&q->cq);
     if (q->cq.max_phys_offset > t->end) {
         int rc = shmq_cq_truncate_dirty(&q->cq, t->end);
         if (rc < 0) {
-            t->err = shmq_error_wrap(rc, "truncating consume queue %s/%d at %lld", q->cq.topic,
+            t->err = shmq_error_wrap(rc, "cutting consume queue %s/%d at %lld", q->cq.topic,
                                      q->cq.queue_id, (long long)t->end);
             return 1;
         }
@@ -245,8 +246,15 @@ static int truncate_queue(shmq_queue_t *q, void *arg)
         t->dropped += before - after;
         t->touched++;
     }
-    q->next_offset = after;
     return 0;
+}
+
+/* Cut q at the recovered end; its next queue offset follows its last unit. */
+static int truncate_queue(shmq_queue_t *q, void *arg)
+{
+    int stop = cut_queue_at(q, arg);
+    q->next_offset = shmq_cq_max_offset(&q->cq);
+    return stop;
 }
 
 static int empty_queue(shmq_queue_t *q, void *arg)
@@ -271,27 +279,6 @@ static void format_stop(const shmq_store_t *st, int64_t pos, int err, char *out,
         snprintf(out, len, "%s at log offset %lld (no segment)", shmq_strerror(err),
                  (long long)pos);
     }
-}
-
-/* Drop every ConsumeQueue unit of a record at or after phys (it is rebuilt from the log). */
-static int cut_queue_at(shmq_queue_t *q, void *arg)
-{
-    truncate_ctx_t *t = arg;
-    int64_t before = shmq_cq_max_offset(&q->cq);
-    if (q->cq.max_phys_offset > t->end) {
-        int rc = shmq_cq_truncate_dirty(&q->cq, t->end);
-        if (rc < 0) {
-            t->err = shmq_error_wrap(rc, "cutting consume queue %s/%d at the fence point %lld",
-                                     q->cq.topic, q->cq.queue_id, (long long)t->end);
-            return 1;
-        }
-    }
-    int64_t after = shmq_cq_max_offset(&q->cq);
-    if (after < before) {
-        t->dropped += before - after;
-        t->touched++;
-    }
-    return 0;
 }
 
 int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
