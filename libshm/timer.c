@@ -340,8 +340,12 @@ static void scan_wheel(shmq_timer_store_t *ts)
         }
         shmq_timer_slot_t s;
         shmq_timer_slot_decode(b, &s);
+        /* timeUnits comes from the file: a slot time beyond int64 is not a slot of ours. */
+        if (s.time_units <= 0 || s.time_units > INT64_MAX / p) {
+            continue;
+        }
         int64_t slot_ms = s.time_units * p;
-        if (s.time_units <= 0 || shmq_timer_slot_index(slot_ms, p) != (int64_t)i) {
+        if (shmq_timer_slot_index(slot_ms, p) != (int64_t)i) {
             continue;
         }
         if (s.last_pos >= end || s.first_pos >= end) {
