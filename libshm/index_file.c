@@ -497,7 +497,8 @@ int shmq_index_file_repair(shmq_index_file_t *f, shmq_index_repair_t *rep)
     }
     shmq_index_header_t h;
     shmq_index_header_read(f, &h);
-    r.slot_count_diff = nonempty - h.hash_slot_count;
+    int64_t diff = (int64_t)nonempty - h.hash_slot_count; /* the file's count may be INT32_MIN */
+    r.slot_count_diff = diff > INT32_MAX ? INT32_MAX : (int32_t)diff;
     f->hdr = h;
     f->hdr.index_count = c;
     f->hdr.hash_slot_count = nonempty;

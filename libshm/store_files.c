@@ -451,8 +451,7 @@ int shmq_checkpoint_write(const char *root, const shmq_checkpoint_t *cp)
 int64_t shmq_checkpoint_min_ts(const shmq_checkpoint_t *cp)
 {
     int64_t m = cp->physic_msg_ts < cp->logics_msg_ts ? cp->physic_msg_ts : cp->logics_msg_ts;
-    m -= 3000;
-    return m < 0 ? 0 : m;
+    return m <= 3000 ? 0 : m - 3000; /* times come from a file: m may be INT64_MIN */
 }
 
 /* ---- atomic file write --------------------------------------------------- */
