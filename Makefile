@@ -54,13 +54,32 @@ BENCH_SRCS  := $(sort $(wildcard tools/shmq-bench/*.c))
 BENCH_OBJS  := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
 BINS += $(if $(BENCH_SRCS),$(BUILD)/shmq-bench)
 
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c), built with clang in their own
+# directory whatever CC is: the library again with coverage and ASan+UBSan.
+# `make all` builds them when clang has libFuzzer (tests/integration/fuzz_corpus.t
+# runs each over its corpus); `make fuzz` fuzzes each for FUZZ_SECONDS.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_WORK    ?= $(FUZZ_BUILD)/work
+FUZZ_RT      := $(wildcard $(shell $(FUZZ_CC) --print-file-name=libclang_rt.fuzzer-$(shell uname -m).a 2>/dev/null))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+                -Wmissing-prototypes -Wno-missing-field-initializers -fPIC -D_GNU_SOURCE \
+                -Iinclude -Ilibshm -Idaemons -Itests/fuzz $(FUZZ_SAN)
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_TESTS_BINS := $(if $(FUZZ_RT),$(FUZZ_BINS))
+
 .PHONY: all lib tools tests test check deps format format-check clean run
 
 all: lib tools tests
 
 lib: $(BUILD)/libshmq.a $(BUILD)/libshmq.so
 tools: $(BINS)
-tests: $(UNIT_BINS) $(TEST_HELPER_BINS) $(FAULT_LIBS)
+tests: $(UNIT_BINS) $(TEST_HELPER_BINS) $(FAULT_LIBS) $(FUZZ_TESTS_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -142,4 +161,51 @@ format-check:
 clean:
 	rm -rf build build-san
 
+# ---- fuzzing --------------------------------------------------------------
+$(FUZZ_BUILD)/libshm/%.o: libshm/%.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libshmq.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libshmq.a
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_BUILD)/libshmq.a $(LDLIBS)
+
+.SECONDARY: $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/tests/fuzz/%.o)
+
+# The seed corpora made by the store's own writers (tests/fuzz/seeds.c).
+$(FUZZ_BUILD)/fuzz_seeds: $(FUZZ_BUILD)/tests/fuzz/seeds.o $(FUZZ_BUILD)/libshmq.a
+	$(FUZZ_CC) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -o $@ $< $(FUZZ_BUILD)/libshmq.a $(LDLIBS)
+
+.PHONY: fuzz-seeds
+fuzz-seeds: $(FUZZ_BUILD)/fuzz_seeds
+	@mkdir -p $(FUZZ_WORK)
+	$(FUZZ_BUILD)/fuzz_seeds tests/fuzz/corpus $(abspath $(FUZZ_WORK))
+
+# Fuzz each target for FUZZ_SECONDS from its corpus; new inputs and crash
+# artifacts go to FUZZ_WORK (never into the tree).  FUZZ_TARGETS=x limits it.
+.PHONY: fuzz fuzz-build fuzz-corpus
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_WORK)/$$t $(FUZZ_WORK)/artifacts; \
+	    echo "shmq: fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_WORK)/artifacts/$$t- \
+	        $(FUZZ_WORK)/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
+# Each harness once over its corpus (what make test runs as fuzz_corpus.t).
+fuzz-corpus: fuzz-build
+	SHMQ_FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) sh tests/fuzz/run_corpus.sh
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
