@@ -129,8 +129,10 @@ check: test
 
 # The long campaigns (need root and loop devices): the power-loss test with
 # TORTURE_CUTS cuts under SYNC_FLUSH and a fifth as many under ASYNC_FLUSH, and
-# 200 single-bit flips per metadata file kind; BUILD=build-san CC=clang SAN=1
-# runs them under the sanitizers.
+# 200 single-bit flips per metadata file kind, and the corruption campaign (200
+# damaged copies of each kind of store file; figures in
+# $(BUILD)/corruption-figures.md); BUILD=build-san CC=clang SAN=1 runs them
+# under the sanitizers.
 TORTURE_CUTS ?= 300
 .PHONY: torture
 torture: all
@@ -138,6 +140,8 @@ torture: all
 	    SHMQ_POWER_ASYNC_CUTS=$$(( $(TORTURE_CUTS) / 5 )) prove -v tests/crash/power_loss.t
 	SHMQ_BUILD=$(abspath $(BUILD)) SHMQ_SRC=$(CURDIR) META_FLIPS=200 \
 	    prove -v tests/integration/metadata_damage.t
+	SHMQ_BUILD=$(abspath $(BUILD)) SHMQ_SRC=$(CURDIR) perl tests/torture/corruption.pl \
+	    --per-kind 200 --figures $(abspath $(BUILD))/corruption-figures.md
 
 # The broker in the foreground on ./data (RUN_STORE=DIR for another store).
 RUN_STORE ?= ./data
