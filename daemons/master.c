@@ -12,6 +12,12 @@
  * with a backoff, restarts one on an operator's request (`shmqctl restart`),
  * and warns about stale heartbeats.
  *
+ * Before all that it checks access (docs/security.md): the store root and
+ * its top-level directories must belong to its user and be writable by no
+ * one else (exit 2 otherwise); world-readable names at the top level are
+ * logged, never chmodded; a lock file on which only other users' processes
+ * hold locks is replaced so that they cannot keep the store down.
+ *
  * States (enum shmq_store_state, every transition logged):
  *   starting -> recovering -> running -> draining -> finishing -> stopped
  *   and failed (a worker exited 2, a flush failed, or a forced stop).
@@ -49,6 +55,7 @@
 #include "shmq/errors.h"
 #include "index_service.h"
 #include "store.h"
+#include "store_files.h"
 #include "worker.h"
 
 #define TICK_MS            100   /* longest sleep of the loop */
@@ -258,79 +265,21 @@ static int parse_config(int argc, char **argv, shmq_config_t *cfg)
 
 /* ---- old workers ---------------------------------------------------------------- */
 
-/*
- * Name the processes holding an OFD lock on byte 1 of the lock file: OFD
- * locks show pid -1 in /proc/locks, so look for open descriptions of the
- * file whose fdinfo lists such a lock.  Writes "pid N (comm), ..." to out.
- */
-static void describe_holders(const char *lock_path, char *out, size_t len)
+/* Name the processes holding a lock on byte 0 or 1 of <root>/lock: "pid N (comm, uid U), ...". */
+static void describe_holders(const char *root, char *out, size_t len)
 {
-    out[0] = '\0';
+    shmq_lock_holder_t h[16];
+    int count = shmq_store_lock_holders(root, h, 16);
     size_t used = 0;
-    struct stat lst;
-    if (stat(lock_path, &lst) != 0) {
-        return;
-    }
-    DIR *proc = opendir("/proc");
-    if (!proc) {
-        return;
-    }
-    struct dirent *pe;
-    while ((pe = readdir(proc)) != NULL && used + 64 < len) {
-        char *end;
-        long pid = strtol(pe->d_name, &end, 10);
-        if (*end || pid <= 0 || pid == getpid()) {
+    out[0] = '\0';
+    for (int i = 0; i < count && i < 16 && used + 64 < len; i++) {
+        if (!h[i].store_bytes) {
             continue;
         }
-        char fddir[64];
-        snprintf(fddir, sizeof(fddir), "/proc/%ld/fd", pid);
-        DIR *fds = opendir(fddir);
-        if (!fds) {
-            continue;
-        }
-        struct dirent *fe;
-        bool found = false;
-        while (!found && (fe = readdir(fds)) != NULL) {
-            char p[PATH_MAX];
-            struct stat st;
-            snprintf(p, sizeof(p), "%s/%s", fddir, fe->d_name);
-            if (fe->d_name[0] == '.' || stat(p, &st) != 0 || st.st_ino != lst.st_ino ||
-                st.st_dev != lst.st_dev) {
-                continue;
-            }
-            snprintf(p, sizeof(p), "/proc/%ld/fdinfo/%s", pid, fe->d_name);
-            FILE *f = fopen(p, "r");
-            char line[256];
-            while (f && !found && fgets(line, sizeof(line), f)) {
-                long long s, e;
-                char *lk = strstr(line, "OFDLCK");
-                /* "lock:\t1: OFDLCK ADVISORY  READ -1 fe:00:123 1 1" */
-                if (lk && sscanf(lk, "%*s %*s %*s %*s %*s %lld %lld", &s, &e) == 2 && s <= 1 &&
-                    e >= 1) {
-                    found = true;
-                }
-            }
-            if (f) {
-                fclose(f);
-            }
-        }
-        closedir(fds);
-        if (found) {
-            char comm[32] = "?";
-            char p[64];
-            snprintf(p, sizeof(p), "/proc/%ld/comm", pid);
-            FILE *f = fopen(p, "r");
-            if (f) {
-                if (fgets(comm, sizeof(comm), f)) {
-                    comm[strcspn(comm, "\n")] = '\0';
-                }
-                fclose(f);
-            }
-            int n = snprintf(out + used, len - used, "%spid %ld (%s)", used ? ", " : "", pid, comm);
-            used += n > 0 ? (size_t)n : 0;
-        }
+        int n = snprintf(out + used, len - used, "%spid %ld (%s, uid %ld)", used ? ", " : "",
+                         h[i].pid, h[i].comm, h[i].uid);
+        used += n > 0 ? (size_t)n : 0;
     }
-    closedir(proc);
 }
 
 /*
@@ -344,9 +293,13 @@ static int check_old_workers(const char *root)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/lock", root);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
+    int fd = shmq_store_file_open(path, O_RDWR, 0);
+    if (fd == -ENOENT) {
         return 0; /* a new store: nobody can hold it */
+    }
+    if (fd < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot open the store lock: %s", shmq_error_detail());
+        return -1;
     }
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
     if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
@@ -371,12 +324,96 @@ static int check_old_workers(const char *root)
         return -1;
     }
     char who[512];
-    describe_holders(path, who, sizeof(who));
+    describe_holders(root, who, sizeof(who));
     shmq_log(SHMQ_LOG_ERROR,
              "store %s is still held by workers of an earlier master (%s); they exit when "
              "they notice the master is gone; stop them (kill PID) and start again",
              root, who[0] ? who : "pids unknown");
     return -1;
+}
+
+/* ---- the store's owner, modes and lock file -------------------------------------------- */
+
+#define MODE_WARN_MAX 10 /* world-readable names listed one by one; the rest are counted */
+
+static void warn_readable(void *arg, const char *path)
+{
+    (void)arg;
+    shmq_log(SHMQ_LOG_WARN, "%s can be read by every local user (mode o+r)", path);
+}
+
+/*
+ * Before the store is opened: create a missing root (SHMQ_DIR_MODE), refuse
+ * a root or top-level directory another user owns or others may write, and
+ * warn about world-readable names at the top level.  Modes are never changed
+ * here: the operator decides (docs/security.md).
+ */
+static int check_store_access(const char *root)
+{
+    struct stat st;
+    if (stat(root, &st) != 0 && errno == ENOENT) {
+        shmq_error_clear();
+        if (shmq_file_mkdirs(root) < 0) {
+            shmq_log(SHMQ_LOG_ERROR, "cannot create the store directory: %s", shmq_error_detail());
+            return SHMQ_EXIT_ERROR;
+        }
+    }
+    shmq_error_clear();
+    int n = shmq_store_check_root(root, warn_readable, NULL, MODE_WARN_MAX);
+    if (n < 0) {
+        const char *d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_ERROR, "%s", d[0] ? d : shmq_strerror(n));
+        return SHMQ_EXIT_CONFIG;
+    }
+    if (n > 0) {
+        shmq_log(SHMQ_LOG_WARN,
+                 "%d name%s in store %s (top level) can be read by every local user%s: "
+                 "chmod -R o-rwx %s (see docs/security.md)",
+                 n, n == 1 ? "" : "s", root, n > MODE_WARN_MAX ? " (first ones listed)" : "", root);
+    }
+    return 0;
+}
+
+/*
+ * A lock on <root>/lock held only by processes of other users (who could
+ * open the file while it was readable) must not keep the store down nor
+ * take the producer rings: replace the file, so that their locks stay on the
+ * old one, naming them.  Any holder of the store's user (a master, old
+ * workers, a producer) leaves the file alone; the usual checks name it.
+ */
+static int check_lock_squatters(const char *root)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/lock", root);
+    shmq_lock_holder_t h[16];
+    int count = shmq_store_lock_holders(root, h, 16);
+    if (count <= 0) {
+        return 0;
+    }
+    char who[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < count && i < 16; i++) {
+        if (h[i].uid == (long)geteuid() || h[i].uid < 0) {
+            return 0;
+        }
+        int n = snprintf(who + used, sizeof(who) - used, "%spid %ld (%s, uid %ld)",
+                         used ? ", " : "", h[i].pid, h[i].comm, h[i].uid);
+        used += n > 0 && (size_t)n < sizeof(who) - used ? (size_t)n : 0;
+    }
+    if (count > 16) {
+        return 0; /* not all seen: leave it to the usual checks */
+    }
+    shmq_log(SHMQ_LOG_WARN,
+             "%s is locked by %s, not a process of the store's user (uid %ld): replacing the "
+             "lock file so that these locks stop nothing",
+             path, who, (long)geteuid());
+    shmq_error_clear();
+    int rc = shmq_store_lock_renew(root);
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot replace the lock file: %s", shmq_error_detail());
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- building the control block ---------------------------------------------------- */
@@ -973,7 +1010,12 @@ static int find_workers(master_t *m)
 /* starting -> recovering -> running: lock, recover, build the control block. */
 static int start_store(master_t *m)
 {
-    if (check_old_workers(m->cfg.store_path_root_dir) < 0) {
+    int rc = check_store_access(m->cfg.store_path_root_dir);
+    if (rc != 0) {
+        return rc;
+    }
+    if (check_lock_squatters(m->cfg.store_path_root_dir) < 0 ||
+        check_old_workers(m->cfg.store_path_root_dir) < 0) {
         return SHMQ_EXIT_ERROR;
     }
     set_state(m, SHMQ_STATE_RECOVERING);
@@ -981,7 +1023,7 @@ static int start_store(master_t *m)
     shmq_recovery_report_t rep;
     memset(&rep, 0, sizeof(rep));
     shmq_error_clear();
-    int rc = shmq_store_open(&st, &m->cfg, 0, &rep);
+    rc = shmq_store_open(&st, &m->cfg, 0, &rep);
     if (rc < 0) {
         const char *d = shmq_error_detail();
         shmq_log(SHMQ_LOG_ERROR, "cannot open the store at %s: %s", m->cfg.store_path_root_dir,

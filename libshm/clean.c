@@ -420,7 +420,7 @@ static int cmp_name(const void *a, const void *b)
 /* endPhyOffset of an index file's header; false when the header cannot be read. */
 static bool index_end_phys(const char *path, int64_t *end)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         return false;
     }

@@ -31,6 +31,7 @@
 
 #include "consume_queue.h"
 #include "shmq/errors.h"
+#include "store_files.h"
 
 #define CQ_UNIT       SHMQ_CQ_UNIT_SIZE
 #define CQ_PAGE       4096
@@ -132,7 +133,7 @@ static int cq_check_topic(const char *topic)
 /* mkdir path (existing is fine); fsync its parent directory when it was created. */
 static int cq_mkdir(const char *path)
 {
-    if (mkdir(path, 0755) < 0) {
+    if (mkdir(path, SHMQ_DIR_MODE) < 0) {
         if (errno == EEXIST)
             return 0;
         return shmq_error_set(-errno, "mkdir %s: %s", path, strerror(errno));

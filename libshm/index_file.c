@@ -202,8 +202,8 @@ int shmq_index_file_create(shmq_index_file_t *f, const char *dir, const char *na
     if (access(path, F_OK) == 0) {
         return shmq_error_set(-EEXIST, "index file %s exists already", path);
     }
-    unlink(tmp); /* left by a creation a kill interrupted */
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    unlink(tmp); /* left by a creation a kill interrupted (the name only, never a link's target) */
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, SHMQ_FILE_MODE);
     if (fd < 0) {
         return shmq_error_set(-errno, "cannot create index file %s: %s", tmp, strerror(errno));
     }
@@ -257,9 +257,12 @@ int shmq_index_file_open(shmq_index_file_t *f, const char *path, int32_t slot_nu
     f->index_num = index_num;
     f->readonly = readonly;
     int64_t want = shmq_index_file_size(slot_num, index_num);
-    int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    int fd = shmq_store_file_open(path, readonly ? O_RDONLY : O_RDWR, 0);
+    if (fd == -ENOENT) {
+        return shmq_error_set(fd, "cannot open index file %s: %s", path, strerror(-fd));
+    }
     if (fd < 0) {
-        return shmq_error_set(-errno, "cannot open index file %s: %s", path, strerror(errno));
+        return fd;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {

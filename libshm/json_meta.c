@@ -223,7 +223,7 @@ static int meta_file_read(meta_file_t *f, const meta_kind_t *k)
     f->why[0] = '\0';
     f->doc = NULL;
     f->table = NULL;
-    int rc = shmq_file_read_all(f->path, META_MAX_BYTES, &data, &len);
+    int rc = shmq_store_file_read_all(f->path, META_MAX_BYTES, &data, &len);
     if (rc == -ENOENT) {
         return 0;
     }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "schedule.h"
+#include "store.h"
 #include "shmq/consumer.h"
 #include "shmq/errors.h"
 
@@ -527,6 +528,21 @@ static bool name_ok(const char *name, size_t max, char *why, size_t why_len)
 }
 
 /*
+ * A topic name from a file obeys the rules a producer's does
+ * (shmq_topic_validate): a name like "../../x" never becomes a directory.
+ */
+static bool topic_name_ok(const char *name, char *why, size_t why_len)
+{
+    int rc = shmq_topic_validate(name, strlen(name), SHMQ_TOPIC_MAX_ANY);
+    if (rc < 0) {
+        const char *d = shmq_error_detail();
+        snprintf(why, why_len, "not a valid topic name (%s)", d[0] ? d : shmq_strerror(rc));
+        return false;
+    }
+    return true;
+}
+
+/*
  * One topics.json entry into *tc (its name: the key).  *named gets its
  * "topicName" (NULL when absent).  False with why when damaged.
  */
@@ -537,7 +553,7 @@ static bool topic_parse(const char *name, const json_t *obj, shmq_topic_config_t
 
     memset(tc, 0, sizeof(*tc));
     *named = NULL;
-    if (!name_ok(name, sizeof(tc->name) - 1, why, why_len)) {
+    if (!name_ok(name, sizeof(tc->name) - 1, why, why_len) || !topic_name_ok(name, why, why_len)) {
         return false;
     }
     if (!json_is_object(obj)) {
@@ -653,7 +669,8 @@ static int topics_read_base(meta_load_t *ml, const meta_cq_topics_t *cq, shmq_to
                              ml->base->path, name, named, name, kk);
             } else if (kn[0] != '\0' && json_object_get(ml->base->table, named) == NULL &&
                        strlen(named) < sizeof(tc.name) &&
-                       name_ok(named, sizeof(tc.name) - 1, why, sizeof(why))) {
+                       name_ok(named, sizeof(tc.name) - 1, why, sizeof(why)) &&
+                       topic_name_ok(named, why, sizeof(why))) {
                 meta_finding(ml, SHMQ_META_WARN,
                              "%s: topic key \"%s\" differs from its topicName \"%s\"; read as "
                              "\"%s\" (%s)",

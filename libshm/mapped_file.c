@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "shmq/errors.h"
+#include "store_files.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -224,10 +225,15 @@ int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset
     if (rc) {
         return rc;
     }
-    int fd = open(mf->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    /* O_EXCL never follows a link; the second open refuses one (PITFALLS 23). */
+    int fd = open(mf->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, SHMQ_FILE_MODE);
     if (fd < 0 && errno == EEXIST) {
         created = false;
-        fd = open(mf->path, O_RDWR | O_CLOEXEC);
+        fd = shmq_store_file_open(mf->path, O_RDWR, 0);
+        if (fd < 0 && fd != -ENOENT) {
+            return fd;
+        }
+        errno = -fd;
     }
     if (fd < 0) {
         return sys_err(mf->path, "open");
@@ -313,9 +319,13 @@ int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset,
     if (snprintf(mf->path, sizeof(mf->path), "%s", path) >= (int)sizeof(mf->path)) {
         return shmq_error_set(-ENAMETOOLONG, "segment path too long: %s", path);
     }
-    int fd = open(path, (ro && !syncer ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (fd < 0) {
+    int fd = shmq_store_file_open(path, ro && !syncer ? O_RDONLY : O_RDWR, 0);
+    if (fd == -ENOENT) {
+        errno = ENOENT;
         return sys_err(path, "open");
+    }
+    if (fd < 0) {
+        return fd;
     }
     if (fstat(fd, &st) != 0) {
         rc = sys_err(path, "fstat");
@@ -404,12 +414,12 @@ static int mkdir_p(const char *dir)
             continue;
         }
         *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+        if (mkdir(buf, SHMQ_DIR_MODE) != 0 && errno != EEXIST) {
             return sys_err(buf, "mkdir");
         }
         *p = '/';
     }
-    return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : sys_err(buf, "mkdir");
+    return mkdir(buf, SHMQ_DIR_MODE) == 0 || errno == EEXIST ? 0 : sys_err(buf, "mkdir");
 }
 
 /*

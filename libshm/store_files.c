@@ -9,11 +9,17 @@
  * Every creation, rename and deletion is followed by an fsync of the
  * directory that holds the name (PITFALLS 9).  The lock is one the kernel
  * drops when its holder dies, never a pid test (PITFALLS 11).
+ *
+ * A store may lie in a directory others can write (PITFALLS 23): names are
+ * opened with O_NOFOLLOW (links refused), reads with O_NONBLOCK then fstat
+ * (a FIFO is refused, never waited on), temporaries with O_EXCL, and
+ * nothing created gives others any permission (docs/security.md).
  */
 #include "store_files.h"
 
 #include "shmq/errors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,6 +40,98 @@ static int path_join(char *out, size_t len, const char *dir, const char *name)
         return shmq_error_set(-ENAMETOOLONG, "path %s/%s is too long", dir, name);
     }
     return 0;
+}
+
+/* The kind of a non-regular file, for messages. */
+static const char *file_kind(mode_t m)
+{
+    if (S_ISFIFO(m)) {
+        return "a FIFO";
+    }
+    if (S_ISDIR(m)) {
+        return "a directory";
+    }
+    if (S_ISCHR(m) || S_ISBLK(m)) {
+        return "a device";
+    }
+    if (S_ISSOCK(m)) {
+        return "a socket";
+    }
+    if (S_ISLNK(m)) {
+        return "a symbolic link";
+    }
+    return "not a regular file";
+}
+
+int shmq_store_file_openat(int dirfd, const char *name, const char *path, int flags, mode_t mode)
+{
+    int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    if (fd < 0) {
+        int err = -errno;
+        if (err == -ENOENT) {
+            return err; /* callers decide whether a missing file matters */
+        }
+        if (err == -ELOOP) {
+            return shmq_error_set(err, "%s is a symbolic link: shmq follows no link in a store",
+                                  path);
+        }
+        if (err == -ENXIO || err == -EISDIR) {
+            /* ENXIO: a FIFO opened for writing with no reader; EISDIR: a directory. */
+            return shmq_error_set(-EINVAL, "%s is %s, not a regular file: refused", path,
+                                  err == -ENXIO ? "a FIFO" : "a directory");
+        }
+        return shmq_error_set(err, "open %s: %s", path, strerror(-err));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = -errno;
+        close(fd);
+        return shmq_error_set(err, "stat %s: %s", path, strerror(-err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return shmq_error_set(-EINVAL, "%s is %s, not a regular file: refused", path,
+                              file_kind(st.st_mode));
+    }
+    /* A regular file ignores O_NONBLOCK; clear it anyway so that nothing depends on it. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) {
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+    return fd;
+}
+
+int shmq_store_file_open(const char *path, int flags, mode_t mode)
+{
+    return shmq_store_file_openat(AT_FDCWD, path, path, flags, mode);
+}
+
+/* Open the directory holding path (the part before the last '/'); *name gets the last part. */
+static int open_parent(const char *path, const char **name)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+        *name = path;
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof(dir)) {
+            return shmq_error_set(-ENAMETOOLONG, "path %s is too long", path);
+        }
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+        if (n == 0) {
+            snprintf(dir, sizeof(dir), "/");
+        }
+        *name = slash + 1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = -errno;
+        return shmq_error_set(err, "open directory %s: %s", dir, strerror(-err));
+    }
+    return fd;
 }
 
 static int write_full(int fd, const void *data, size_t len)
@@ -146,7 +244,7 @@ int shmq_file_mkdirs(const char *path)
         }
         char saved = buf[i];
         buf[i] = '\0';
-        if (mkdir(buf, 0755) == 0) {
+        if (mkdir(buf, SHMQ_DIR_MODE) == 0) {
             int rc = fsync_parent(buf);
             if (rc < 0) {
                 return rc;
@@ -163,6 +261,76 @@ int shmq_file_mkdirs(const char *path)
         buf[i] = saved;
     }
     return 0;
+}
+
+/* ---- the store root's owner and modes ------------------------------------ */
+
+/* The directories whose owner and mode shmqd checks, and whose entries it looks at. */
+static const char *const top_dirs[] = {"", "commitlog", "consumequeue", "index", "config", NULL};
+
+int shmq_store_check_root(const char *root, void (*warn)(void *arg, const char *path), void *arg,
+                          int max_warn)
+{
+    char path[PATH_MAX];
+    int found = 0;
+    for (int i = 0; top_dirs[i] != NULL; i++) {
+        struct stat st;
+        if (top_dirs[i][0] == '\0') {
+            snprintf(path, sizeof(path), "%s", root);
+        } else if (path_join(path, sizeof(path), root, top_dirs[i]) < 0) {
+            return -ENAMETOOLONG;
+        }
+        /* lstat below the root: a link to a directory elsewhere is refused too. */
+        int src = i == 0 ? stat(path, &st) : lstat(path, &st);
+        if (src != 0) {
+            if (errno == ENOENT && i > 0) {
+                continue; /* created later, with SHMQ_DIR_MODE */
+            }
+            int err = -errno;
+            return shmq_error_set(err, "store directory %s: %s", path, strerror(-err));
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            return shmq_error_set(-EPERM, "store directory %s is %s, not a directory: refused",
+                                  path, file_kind(st.st_mode));
+        }
+        if (st.st_uid != geteuid()) {
+            return shmq_error_set(-EPERM,
+                                  "store directory %s belongs to uid %ld, not to the store's user "
+                                  "(uid %ld, which runs shmqd): refused; use a directory this "
+                                  "user owns",
+                                  path, (long)st.st_uid, (long)geteuid());
+        }
+        if ((st.st_mode & 0022) != 0) {
+            return shmq_error_set(-EPERM,
+                                  "store directory %s has mode %04o: writable by %s, who could "
+                                  "plant or replace files in it; refused (chmod go-w %s)",
+                                  path, (unsigned)(st.st_mode & 07777),
+                                  (st.st_mode & 0002) ? "others" : "the group", path);
+        }
+        if ((st.st_mode & 0004) != 0 && found++ < max_warn && warn != NULL) {
+            warn(arg, path);
+        }
+        DIR *d = opendir(path);
+        if (d == NULL) {
+            continue;
+        }
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char p[PATH_MAX];
+            struct stat es;
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+                fstatat(dirfd(d), e->d_name, &es, AT_SYMLINK_NOFOLLOW) != 0 ||
+                S_ISLNK(es.st_mode) || (es.st_mode & 0004) == 0) {
+                continue;
+            }
+            if (found++ < max_warn && warn != NULL) {
+                snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+                warn(arg, p);
+            }
+        }
+        closedir(d);
+    }
+    return found;
 }
 
 /* ---- lock ---------------------------------------------------------------- */
@@ -193,38 +361,175 @@ static bool lock_parse_owner(const char *text, long *pid, long long *start)
     return true;
 }
 
+/* Effective uid of pid from /proc/<pid>/status ("Uid: real effective saved fs"), -1 if unknown. */
+static long proc_uid(long pid)
+{
+    char p[64], line[256];
+    long uid = -1;
+    snprintf(p, sizeof(p), "/proc/%ld/status", pid);
+    FILE *f = fopen(p, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        long r, e;
+        if (sscanf(line, "Uid: %ld %ld", &r, &e) == 2) {
+            uid = e;
+            break;
+        }
+    }
+    fclose(f);
+    return uid;
+}
+
+/*
+ * Does /proc/<pid>/fdinfo/<fd> list a lock?  *store_bytes tells whether one
+ * covers byte 0 or 1.  A line reads "lock:\t1: OFDLCK ADVISORY  READ -1
+ * fe:00:123 0 0" (start, end; end may be EOF).
+ */
+static bool fdinfo_locks(const char *fdinfo, bool *store_bytes)
+{
+    FILE *f = fopen(fdinfo, "re");
+    char line[256];
+    bool any = false;
+    if (f == NULL) {
+        return false;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "lock:", 5) != 0) {
+            continue;
+        }
+        any = true;
+        long long s;
+        char *lk = strstr(line, "ADVISORY");
+        if (lk == NULL) {
+            lk = strstr(line, "MANDATORY");
+        }
+        if (lk != NULL && sscanf(lk, "%*s %*s %*s %*s %lld", &s) == 1 && s <= 1) {
+            *store_bytes = true;
+        }
+    }
+    fclose(f);
+    return any;
+}
+
+int shmq_store_lock_holders(const char *root, shmq_lock_holder_t *out, int max)
+{
+    char path[PATH_MAX];
+    struct stat lst;
+    int found = 0;
+    if (path_join(path, sizeof(path), root, "lock") < 0 || lstat(path, &lst) != 0) {
+        return 0;
+    }
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) {
+        return 0;
+    }
+    struct dirent *pe;
+    while ((pe = readdir(proc)) != NULL) {
+        char *end;
+        long pid = strtol(pe->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0) {
+            continue;
+        }
+        char fddir[64];
+        snprintf(fddir, sizeof(fddir), "/proc/%ld/fd", pid);
+        DIR *fds = opendir(fddir);
+        if (fds == NULL) {
+            continue;
+        }
+        struct dirent *fe;
+        bool holds = false, store_bytes = false;
+        while ((fe = readdir(fds)) != NULL) {
+            char p[PATH_MAX];
+            struct stat st;
+            snprintf(p, sizeof(p), "%s/%s", fddir, fe->d_name);
+            if (fe->d_name[0] == '.' || stat(p, &st) != 0 || st.st_ino != lst.st_ino ||
+                st.st_dev != lst.st_dev) {
+                continue;
+            }
+            snprintf(p, sizeof(p), "/proc/%ld/fdinfo/%s", pid, fe->d_name);
+            holds = fdinfo_locks(p, &store_bytes) || holds;
+        }
+        closedir(fds);
+        if (!holds) {
+            continue;
+        }
+        if (found < max) {
+            shmq_lock_holder_t *h = &out[found];
+            memset(h, 0, sizeof(*h));
+            h->pid = pid;
+            h->uid = proc_uid(pid);
+            h->store_bytes = store_bytes;
+            snprintf(h->comm, sizeof(h->comm), "?");
+            char p[64];
+            snprintf(p, sizeof(p), "/proc/%ld/comm", pid);
+            FILE *f = fopen(p, "re");
+            if (f != NULL) {
+                if (fgets(h->comm, sizeof(h->comm), f) != NULL) {
+                    h->comm[strcspn(h->comm, "\n")] = '\0';
+                }
+                fclose(f);
+            }
+        }
+        found++;
+    }
+    closedir(proc);
+    return found;
+}
+
+/*
+ * The store lock is taken: name the processes that hold locks on the file,
+ * as /proc shows them.  The pid the file names is only the last holder's:
+ * it is quoted as such, never blamed, when no live holder matches it.
+ */
 static int lock_refused(const char *root, int fd)
 {
     char text[128];
     ssize_t n = pread_full(fd, text, sizeof(text) - 1, 0);
     text[n > 0 ? n : 0] = '\0';
-
-    long pid = -1;
+    long named = -1;
     long long start = -1;
-    bool have = lock_parse_owner(text, &pid, &start);
-    if (!have) {
+    if (!lock_parse_owner(text, &named, &start)) {
+        named = -1;
+    }
+
+    shmq_lock_holder_t h[8];
+    int count = shmq_store_lock_holders(root, h, 8);
+    char who[512] = "";
+    size_t used = 0;
+    bool named_holds = false;
+    for (int i = 0; i < count && i < 8 && used + 80 < sizeof(who); i++) {
+        int k = snprintf(who + used, sizeof(who) - used, "%spid %ld (%s, uid %ld)",
+                         used ? ", " : "", h[i].pid, h[i].comm, h[i].uid);
+        used += k > 0 ? (size_t)k : 0;
+        named_holds = named_holds || h[i].pid == named;
+    }
+    if (count == 0) {
         /* A classic POSIX lock (RocketMQ's JVM) reports its pid; OFD locks report -1. */
         struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
         if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK && fl.l_pid > 0) {
-            pid = fl.l_pid;
-            have = true;
+            return shmq_error_set(SHMQ_E_LOCKED, "store %s is locked by pid %ld (uid %ld)", root,
+                                  (long)fl.l_pid, proc_uid(fl.l_pid));
         }
+        return shmq_error_set(SHMQ_E_LOCKED,
+                              "store %s is locked by a process this one cannot see in /proc "
+                              "(another pid namespace or user?); the lock file names pid %ld as "
+                              "its last holder",
+                              root, named);
     }
-    if (!have) {
-        return shmq_error_set(SHMQ_E_LOCKED, "store %s is locked by another process (pid unknown)",
-                              root);
-    }
-    if (start >= 0) {
+    if (named_holds && start >= 0) {
         char when[64] = "";
         time_t t = (time_t)start;
         struct tm tm;
         if (localtime_r(&t, &tm) != NULL) {
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
         }
-        return shmq_error_set(SHMQ_E_LOCKED, "store %s is locked by pid %ld (started %s)", root,
-                              pid, when);
+        return shmq_error_set(SHMQ_E_LOCKED,
+                              "store %s is locked by pid %ld (started %s; holders: %s)", root,
+                              named, when, who);
     }
-    return shmq_error_set(SHMQ_E_LOCKED, "store %s is locked by pid %ld", root, pid);
+    return shmq_error_set(SHMQ_E_LOCKED, "store %s is locked by %s", root, who);
 }
 
 int shmq_store_lock(const char *root, int *fd)
@@ -239,10 +544,30 @@ int shmq_store_lock(const char *root, int *fd)
     if ((rc = path_join(path, sizeof(path), root, "lock")) < 0) {
         return rc;
     }
-    int lfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lfd < 0) {
+    int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
         rc = -errno;
-        return shmq_error_set(rc, "open %s: %s", path, strerror(-rc));
+        return shmq_error_set(rc, "open directory %s: %s", root, strerror(-rc));
+    }
+    int lfd = shmq_store_file_openat(dfd, "lock", path, O_RDWR | O_CREAT, SHMQ_LOCK_MODE);
+    close(dfd);
+    if (lfd < 0) {
+        return lfd;
+    }
+    /* Anyone who can open the lock file can lock bytes of it: the store's user and group only. */
+    struct stat st;
+    if (fstat(lfd, &st) != 0) {
+        rc = -errno;
+        close(lfd);
+        return shmq_error_set(rc, "stat %s: %s", path, strerror(-rc));
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & 0007) != 0) {
+        close(lfd);
+        return shmq_error_set(
+            -EPERM,
+            "%s is owned by uid %ld with mode %04o: it must belong to the store's "
+            "user (uid %ld) and give others no access (chown, then chmod 0660)",
+            path, (long)st.st_uid, (unsigned)(st.st_mode & 07777), (long)geteuid());
     }
     /* OFD locks belong to this open file description: a second open in the same
      * process conflicts too, and the kernel drops the lock when the holder dies. */
@@ -276,6 +601,47 @@ int shmq_store_lock(const char *root, int *fd)
     return 0;
 }
 
+int shmq_store_lock_renew(const char *root)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    int rc;
+    if ((rc = path_join(path, sizeof(path), root, "lock")) < 0 ||
+        (rc = path_join(tmp, sizeof(tmp), root, "lock.new")) < 0) {
+        return rc;
+    }
+    int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        rc = -errno;
+        return shmq_error_set(rc, "open directory %s: %s", root, strerror(-rc));
+    }
+    /* The name only: a stale lock.new (or a link planted there) goes, its target stays. */
+    if (unlinkat(dfd, "lock.new", 0) != 0 && errno != ENOENT) {
+        rc = -errno;
+        close(dfd);
+        return shmq_error_set(rc, "unlink %s: %s", tmp, strerror(-rc));
+    }
+    int fd =
+        shmq_store_file_openat(dfd, "lock.new", tmp, O_RDWR | O_CREAT | O_EXCL, SHMQ_LOCK_MODE);
+    if (fd < 0) {
+        close(dfd);
+        return fd;
+    }
+    rc = fsync(fd) != 0 ? -errno : 0;
+    close(fd);
+    if (rc == 0 && renameat(dfd, "lock.new", dfd, "lock") != 0) {
+        rc = -errno;
+    }
+    if (rc == 0 && fsync(dfd) != 0) {
+        rc = -errno;
+    }
+    if (rc < 0) {
+        unlinkat(dfd, "lock.new", 0);
+        shmq_error_set(rc, "replace %s: %s", path, strerror(-rc));
+    }
+    close(dfd);
+    return rc;
+}
+
 void shmq_store_unlock(int fd)
 {
     if (fd >= 0) {
@@ -292,7 +658,7 @@ bool shmq_abort_exists(const char *root)
     if (path_join(path, sizeof(path), root, "abort") < 0) {
         return false;
     }
-    return stat(path, &st) == 0;
+    return lstat(path, &st) == 0; /* a link planted there counts (and is refused at create) */
 }
 
 int shmq_abort_create(const char *root)
@@ -302,10 +668,9 @@ int shmq_abort_create(const char *root)
     if (rc < 0) {
         return rc;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = shmq_store_file_open(path, O_WRONLY | O_CREAT | O_TRUNC, SHMQ_FILE_MODE);
     if (fd < 0) {
-        rc = -errno;
-        return shmq_error_set(rc, "create %s: %s", path, strerror(-rc));
+        return fd;
     }
     char text[32];
     int n = snprintf(text, sizeof(text), "%ld", (long)getpid());
@@ -367,13 +732,12 @@ int shmq_checkpoint_read(const char *root, shmq_checkpoint_t *cp)
     if (rc < 0) {
         return rc;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = shmq_store_file_open(path, O_RDONLY, 0);
     if (fd < 0) {
-        if (errno == ENOENT) {
+        if (fd == -ENOENT) {
             return 0;
         }
-        rc = -errno;
-        return shmq_error_set(rc, "open %s: %s", path, strerror(-rc));
+        return fd;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -418,11 +782,10 @@ int shmq_checkpoint_write(const char *root, const shmq_checkpoint_t *cp)
     put_be64(buf + 24, cp->master_flushed);
     put_be64(buf + 32, cp->confirm_phys);
 
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = shmq_store_file_open(path, O_RDWR, 0);
     if (fd < 0) {
-        if (errno != ENOENT) {
-            rc = -errno;
-            return shmq_error_set(rc, "open %s: %s", path, strerror(-rc));
+        if (fd != -ENOENT) {
+            return fd;
         }
         /* First write: create it whole through a renamed temp file so that a
          * crash never leaves a checkpoint shorter than 4096 bytes. */
@@ -459,16 +822,33 @@ int64_t shmq_checkpoint_min_ts(const shmq_checkpoint_t *cp)
 int shmq_file_write_atomic(const char *path, const void *data, size_t len)
 {
     char tmp[PATH_MAX], bak[PATH_MAX];
+    const char *name = NULL;
     int rc;
 
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
         snprintf(bak, sizeof(bak), "%s.bak", path) >= (int)sizeof(bak)) {
         return shmq_error_set(-ENAMETOOLONG, "path %s is too long", path);
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    int dfd = open_parent(path, &name);
+    if (dfd < 0) {
+        return dfd;
+    }
+    char tname[NAME_MAX + 8], bname[NAME_MAX + 8];
+    if (snprintf(tname, sizeof(tname), "%s.tmp", name) >= (int)sizeof(tname) ||
+        snprintf(bname, sizeof(bname), "%s.bak", name) >= (int)sizeof(bname)) {
+        close(dfd);
+        return shmq_error_set(-ENAMETOOLONG, "name %s is too long", name);
+    }
+    /* A stale temp (or a link planted there): remove the name only, then create it O_EXCL. */
+    if (unlinkat(dfd, tname, 0) != 0 && errno != ENOENT) {
         rc = -errno;
-        return shmq_error_set(rc, "create %s: %s", tmp, strerror(-rc));
+        close(dfd);
+        return shmq_error_set(rc, "unlink %s: %s", tmp, strerror(-rc));
+    }
+    int fd = shmq_store_file_openat(dfd, tname, tmp, O_WRONLY | O_CREAT | O_EXCL, SHMQ_FILE_MODE);
+    if (fd < 0) {
+        close(dfd);
+        return fd;
     }
     rc = write_full(fd, data, len);
     /* The new content must be durable before any name points at it. */
@@ -477,7 +857,8 @@ int shmq_file_write_atomic(const char *path, const void *data, size_t len)
     }
     close(fd);
     if (rc < 0) {
-        unlink(tmp);
+        unlinkat(dfd, tname, 0);
+        close(dfd);
         return shmq_error_set(rc, "write %s: %s", tmp, strerror(-rc));
     }
     /*
@@ -485,34 +866,33 @@ int shmq_file_write_atomic(const char *path, const void *data, size_t len)
      * between the renames, path is missing and path.bak is the old version
      * (loaders fall back to it); after, path is the new version.  If only the
      * second rename reached the disk, path is the new (fsynced) version.
+     * rename never follows a link: a link at path or path.bak is replaced.
      */
-    if (rename(path, bak) != 0 && errno != ENOENT) {
+    if (renameat(dfd, name, dfd, bname) != 0 && errno != ENOENT) {
         rc = -errno;
-        unlink(tmp);
+        unlinkat(dfd, tname, 0);
+        close(dfd);
         return shmq_error_set(rc, "rename %s to %s: %s", path, bak, strerror(-rc));
     }
-    if (rename(tmp, path) != 0) {
+    if (renameat(dfd, tname, dfd, name) != 0) {
         rc = -errno;
-        unlink(tmp);
+        unlinkat(dfd, tname, 0);
+        close(dfd);
         return shmq_error_set(rc, "rename %s to %s: %s", tmp, path, strerror(-rc));
     }
-    return fsync_parent(path);
+    rc = 0;
+    if (fsync(dfd) != 0) {
+        rc = -errno;
+        shmq_error_set(rc, "fsync the directory of %s: %s", path, strerror(-rc));
+    }
+    close(dfd);
+    return rc;
 }
 
-int shmq_file_read_all(const char *path, size_t max_len, char **data, size_t *len)
+/* Read the whole file fd (named path) into a malloc'd buffer; closes fd. */
+static int read_fd_all(int fd, const char *path, size_t max_len, char **data, size_t *len)
 {
     int rc;
-
-    *data = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        if (rc == -ENOENT) {
-            return rc;
-        }
-        return shmq_error_set(rc, "open %s: %s", path, strerror(-rc));
-    }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         rc = -errno;
@@ -549,6 +929,33 @@ int shmq_file_read_all(const char *path, size_t max_len, char **data, size_t *le
     *data = buf;
     *len = (size_t)n;
     return 0;
+}
+
+int shmq_file_read_all(const char *path, size_t max_len, char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    /* O_NONBLOCK: a FIFO is refused after fstat instead of blocking the open. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        if (rc == -ENOENT) {
+            return rc;
+        }
+        return shmq_error_set(rc, "open %s: %s", path, strerror(-rc));
+    }
+    return read_fd_all(fd, path, max_len, data, len);
+}
+
+int shmq_store_file_read_all(const char *path, size_t max_len, char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = shmq_store_file_open(path, O_RDONLY, 0);
+    if (fd < 0) {
+        return fd;
+    }
+    return read_fd_all(fd, path, max_len, data, len);
 }
 
 /* ---- in-memory metadata tables (persisted by json_meta.c) -------------- */

@@ -12,6 +12,12 @@
  * JSON: written atomically (temp file, fsync, rename, .bak kept, directory
  *   fsync); read accepting RocketMQ's bare integer keys ({0:5,1:7}); a
  *   missing or damaged main file falls back to <name>.bak (json_meta.h).
+ *
+ * Access (docs/security.md): every file and directory created in a store
+ * gives others no permission (SHMQ_FILE_MODE, SHMQ_LOCK_MODE, SHMQ_DIR_MODE;
+ * a umask can only narrow them).  No name in a store is followed when it is
+ * a symbolic link, and a name that is not a regular file where one is
+ * expected (a FIFO, a device) is refused, naming it.
  */
 #ifndef SHMQ_STORE_FILES_H
 #define SHMQ_STORE_FILES_H
@@ -19,17 +25,75 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+/* ---- modes and opens -------------------------------------------------------- */
+
+#define SHMQ_FILE_MODE 0640 /* data and metadata: the store group (consumers) reads */
+#define SHMQ_LOCK_MODE 0660 /* lock: producers of the store group lock ring bytes of it */
+#define SHMQ_DIR_MODE  0750
+
+/*
+ * Open a file of a store: O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC are added to
+ * flags, then the descriptor must be a regular file.  A symbolic link
+ * (-ELOOP) or a FIFO, device, socket or directory (-EINVAL) is refused with
+ * a detail naming path.  A missing file is -ENOENT without a detail.
+ * Returns the descriptor or a negative errno.
+ */
+int shmq_store_file_open(const char *path, int flags, mode_t mode);
+
+/* The same relative to the directory dirfd (name has no '/'); path names it in errors. */
+int shmq_store_file_openat(int dirfd, const char *name, const char *path, int flags, mode_t mode);
+
+/*
+ * Start-time checks of a store root that exists (shmqd): the root and its
+ * directories commitlog/, consumequeue/, index/ and config/ must be
+ * directories owned by this process's effective user and writable by nobody
+ * else (neither group nor others): -EPERM naming the first that is not.
+ * Then, for the root, those directories and the names directly in them,
+ * calls warn(arg, path) for each one others may read (mode o+r), at most
+ * max_warn times, and returns the number found (>= 0).  Changes no mode.
+ */
+int shmq_store_check_root(const char *root, void (*warn)(void *arg, const char *path), void *arg,
+                          int max_warn);
 
 /* ---- lock ---------------------------------------------------------------- */
 
 /*
- * Take the store lock (creating root and the lock file if needed).  On
- * success *fd holds the lock until shmq_store_unlock().  If another process
- * holds it: SHMQ_E_LOCKED, with a detail naming its pid
- * (shmq_error_detail()).
+ * Take the store lock (creating root and the lock file if needed, the file
+ * with SHMQ_LOCK_MODE).  On success *fd holds the lock until
+ * shmq_store_unlock().  The lock file must be a regular file (not a link)
+ * owned by this process's effective user and give others no permission:
+ * -EPERM otherwise, naming it.  If another process holds it: SHMQ_E_LOCKED,
+ * with a detail naming the processes that hold a lock on the file (pid,
+ * command, uid), found in /proc, never a pid merely written in the file.
  */
 int shmq_store_lock(const char *root, int *fd);
 void shmq_store_unlock(int fd);
+
+/* A process holding locks on <root>/lock, as /proc shows it. */
+typedef struct shmq_lock_holder {
+    long pid;
+    long uid;         /* effective uid, -1 if unknown */
+    char comm[32];    /* the command name */
+    bool store_bytes; /* holds a lock on byte 0 or 1 (the master's or the workers') */
+} shmq_lock_holder_t;
+
+/*
+ * Find the processes (this one included) holding a lock on <root>/lock:
+ * fills at most max entries and returns how many were found (may exceed
+ * max), 0 when none or no lock file.  Processes whose /proc entries this
+ * process cannot read are not seen.
+ */
+int shmq_store_lock_holders(const char *root, shmq_lock_holder_t *out, int max);
+
+/*
+ * Replace <root>/lock by a new empty file (lock.new, created O_EXCL with
+ * SHMQ_LOCK_MODE, renamed over it, directory fsynced).  Locks on the old file
+ * stay on the old file and no longer conflict with anyone's.  Only for a lock
+ * file on which no process of the store's user holds a lock.
+ */
+int shmq_store_lock_renew(const char *root);
 
 /* ---- abort --------------------------------------------------------------- */
 
@@ -61,21 +125,27 @@ int64_t shmq_checkpoint_min_ts(const shmq_checkpoint_t *cp);
 /* ---- atomic file write --------------------------------------------------- */
 
 /*
- * Replace path with data: write path.tmp, fsync it, keep the old file as
- * path.bak, rename the tmp over path, fsync the directory.
+ * Replace path with data: write path.tmp (a stale one is unlinked first,
+ * then it is created O_EXCL | O_NOFOLLOW with SHMQ_FILE_MODE), fsync it,
+ * keep the old file as path.bak, rename the tmp over path, fsync the
+ * directory; names are resolved relative to a descriptor of the directory.
  */
 int shmq_file_write_atomic(const char *path, const void *data, size_t len);
 
 /*
  * Read a whole file into a malloc'd NUL-terminated buffer (max_len bounds
- * it).  -ENOENT if missing.
+ * it).  -ENOENT if missing.  Follows a symbolic link (configuration files
+ * outside the store); a name that is not a regular file is refused.
  */
 int shmq_file_read_all(const char *path, size_t max_len, char **data, size_t *len);
+
+/* shmq_file_read_all for a file of a store: a symbolic link is refused (-ELOOP). */
+int shmq_store_file_read_all(const char *path, size_t max_len, char **data, size_t *len);
 
 /* fsync a directory (after creating, renaming or deleting a name in it). */
 int shmq_file_fsync_dir(const char *dir);
 
-/* mkdir -p (mode 0755), fsyncing the parent of every directory it creates. */
+/* mkdir -p (SHMQ_DIR_MODE), fsyncing the parent of every directory it creates. */
 int shmq_file_mkdirs(const char *path);
 
 /* ---- JSON metadata ------------------------------------------------------- */

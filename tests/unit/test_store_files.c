@@ -146,6 +146,9 @@ static void test_lock_stale_file_of_dead_holder_does_not_block(void **state)
     int fd;
 
     write_text(root, "lock", "lock pid=999999 start=1\n");
+    char path[4096];
+    path_of(path, sizeof(path), root, "lock");
+    assert_int_equal(chmod(path, 0660), 0);
     assert_int_equal(shmq_store_lock(root, &fd), 0);
     char *text = read_text(root, "lock");
     char want[64];
@@ -153,6 +156,90 @@ static void test_lock_stale_file_of_dead_holder_does_not_block(void **state)
     assert_true(strncmp(text, want, strlen(want)) == 0);
     free(text);
     shmq_store_unlock(fd);
+}
+
+static void test_lock_file_readable_by_others_is_refused(void **state)
+{
+    const char *root = *state;
+    int fd;
+
+    write_text(root, "lock", "lock pid=999999 start=1\n");
+    char path[4096];
+    path_of(path, sizeof(path), root, "lock");
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(shmq_store_lock(root, &fd), -EPERM);
+    assert_non_null(strstr(shmq_error_detail(), path));
+    assert_non_null(strstr(shmq_error_detail(), "0644"));
+}
+
+static void test_lock_file_created_without_access_for_others(void **state)
+{
+    const char *root = *state;
+    int fd;
+    char path[4096];
+    struct stat st;
+
+    mode_t old = umask(0);
+    assert_int_equal(shmq_store_lock(root, &fd), 0);
+    umask(old);
+    path_of(path, sizeof(path), root, "lock");
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    shmq_store_unlock(fd);
+}
+
+static void test_symlinks_in_store_are_refused_and_targets_untouched(void **state)
+{
+    const char *root = *state;
+    char outside[4096], link[4096];
+    int fd;
+
+    path_of(outside, sizeof(outside), root, "outside");
+    write_text(root, "outside", "precious");
+    path_of(link, sizeof(link), root, "lock");
+    assert_int_equal(symlink(outside, link), 0);
+    assert_int_equal(shmq_store_lock(root, &fd), -ELOOP);
+    assert_non_null(strstr(shmq_error_detail(), link));
+    unlink(link);
+
+    path_of(link, sizeof(link), root, "abort");
+    assert_int_equal(symlink(outside, link), 0);
+    assert_true(shmq_abort_exists(root));
+    assert_int_equal(shmq_abort_create(root), -ELOOP);
+    unlink(link);
+
+    path_of(link, sizeof(link), root, "checkpoint");
+    assert_int_equal(symlink(outside, link), 0);
+    shmq_checkpoint_t cp = {.physic_msg_ts = 1};
+    assert_int_equal(shmq_checkpoint_write(root, &cp), -ELOOP);
+    assert_int_equal(shmq_checkpoint_read(root, &cp), -ELOOP);
+    unlink(link);
+
+    /* A planted temp link is removed (the name only), the file written beside it. */
+    char file[4096];
+    path_of(file, sizeof(file), root, "meta.json");
+    path_of(link, sizeof(link), root, "meta.json.tmp");
+    assert_int_equal(symlink(outside, link), 0);
+    assert_int_equal(shmq_file_write_atomic(file, "{}", 2), 0);
+    char *text = read_text(root, "outside");
+    assert_string_equal(text, "precious");
+    free(text);
+    struct stat st;
+    assert_int_equal(stat(file, &st), 0);
+    assert_int_equal(st.st_mode & 0007, 0);
+}
+
+static void test_fifo_checkpoint_is_refused_without_blocking(void **state)
+{
+    const char *root = *state;
+    char path[4096];
+    shmq_checkpoint_t cp;
+
+    path_of(path, sizeof(path), root, "checkpoint");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(shmq_checkpoint_read(root, &cp), -EINVAL);
+    assert_non_null(strstr(shmq_error_detail(), "FIFO"));
+    assert_int_equal(shmq_checkpoint_write(root, &cp), -EINVAL);
 }
 
 static void test_lock_held_by_child_refused_until_child_killed(void **state)
@@ -821,6 +908,10 @@ int main(void)
         T(test_lock_second_open_in_same_process_is_refused_with_holder_pid),
         T(test_lock_creates_root_and_names_holder_in_file),
         T(test_lock_stale_file_of_dead_holder_does_not_block),
+        T(test_lock_file_readable_by_others_is_refused),
+        T(test_lock_file_created_without_access_for_others),
+        T(test_symlinks_in_store_are_refused_and_targets_untouched),
+        T(test_fifo_checkpoint_is_refused_without_blocking),
         T(test_lock_held_by_child_refused_until_child_killed),
         T(test_abort_create_exists_remove),
         T(test_checkpoint_round_trip_is_big_endian_at_rocketmq_offsets),
