@@ -9,8 +9,14 @@
  *
  * Owns: `wrote` and `writer_journal` in the control block, every queue's
  * next_offset, every ring's head, the completion of ring slots, the
- * messages_in / bytes_in / rejects counters; it creates topics when
- * autoCreateTopicEnable allows (under the topic lock, saving topics.json).
+ * messages_in / bytes_in counters and the refusal counters (rejects: bad
+ * input; refused_disk_full, refused_fenced, append_errors: entries the
+ * store could not take); it creates topics when autoCreateTopicEnable
+ * allows (under the topic lock, saving topics.json).
+ *
+ * A refused entry is answered with its status and the text of its own
+ * error (the error detail is cleared before each entry, so no text of an
+ * earlier one can come along).
  *
  * One batch (work()):
  *   (1) writer_journal = wrote (release);
@@ -54,6 +60,7 @@
 #include "clean.h"
 #include "commitlog.h"
 #include "ctl.h"
+#include "fence.h"
 #include "journal.h"
 #include "ring.h"
 #include "schedule.h"
@@ -85,6 +92,7 @@ typedef struct wr_done {
     int64_t end;
     int64_t queue_offset;
     int64_t store_ts;
+    char detail[SHMQ_RING_DETAIL_MAX]; /* with a negative status: that request's error */
 } wr_done_t;
 
 /* A queue whose next_offset this batch advances (stored at step (4)). */
@@ -133,9 +141,10 @@ typedef struct writer {
     bool discard[SHMQ_CTL_MAX_RINGS];
     size_t entries;
     int64_t bytes;
-    uint64_t msgs_in, bytes_in, rejects;
+    uint64_t msgs_in, bytes_in;
+    uint64_t rejects, refused_disk_full, refused_fenced, append_errors; /* this batch's */
     bool fenced;
-    bool disk_full;      /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
+    uint32_t disk_full;  /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
     /* one-entry topic cache, valid for one batch */
     shmq_ctl_topic_t topic;
@@ -294,15 +303,34 @@ static void add_done(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *m, int 
     d->count = m->batch_count;
 }
 
+/* The counter a refusal counts in: bad input, or an entry the store could not take. */
+static void count_refusal(writer_t *wr, int err)
+{
+    if (err == SHMQ_E_DISK_FULL || err == -ENOSPC || err == -EDQUOT) {
+        wr->refused_disk_full++;
+    } else if (err == SHMQ_E_FENCED) {
+        wr->refused_fenced++;
+    } else if ((err < SHMQ_RING_E_BASE && err > SHMQ_RING_E_LAST) || err == SHMQ_E_TOPIC ||
+               err == SHMQ_E_PROPS || err == SHMQ_E_TOO_BIG || err == SHMQ_E_RANGE ||
+               err == SHMQ_E_NOT_FOUND || err == SHMQ_E_ARG || err == -EACCES) {
+        wr->rejects++; /* what the producer sent is wrong */
+    } else {
+        wr->append_errors++;
+    }
+}
+
+/* Refuse the entry at pos with err: log, count, answer with the entry's own error text. */
 static void reject(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_msg_t *m, int err)
 {
+    /* Cleared before the entry was taken: any text now is this entry's. */
+    const char *why = shmq_error_detail()[0] ? shmq_error_detail() : shmq_ring_strerror(err);
     log_limited(wr, SHMQ_LOG_WARN, "ring %u (pid %d) entry at %llu refused: %s", ring,
                 (int)atomic_load_explicit(&wr->blk->rings[ring].owner_pid, memory_order_relaxed),
-                (unsigned long long)pos,
-                shmq_error_detail()[0] ? shmq_error_detail() : shmq_ring_strerror(err));
-    wr->rejects++;
+                (unsigned long long)pos, why);
+    count_refusal(wr, err);
     if (m->hdr_ok) {
         add_done(wr, ring, m, shmq_ring_error_status(err));
+        snprintf(wr->done[wr->ndone - 1].detail, SHMQ_RING_DETAIL_MAX, "%s", why);
     }
 }
 
@@ -320,6 +348,7 @@ static void complete_slot(writer_t *wr, const wr_done_t *d)
                             .queue_id = d->queue_id,
                             .size = d->size,
                             .count = d->count};
+    memcpy(res.detail, d->detail, sizeof(res.detail));
     shmq_ring_complete(&wr->blk->rings[d->ring], d->slot, &res);
 }
 
@@ -431,13 +460,29 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
 {
     const shmq_ring_msg_t *m0 = &wr->msgs[0];
     if (wr->fenced) {
-        shmq_error_set(SHMQ_E_FENCED, "the store is fenced after a failed flush");
+        const shmq_ctl_block_t *b = wr->blk;
+        /* Relaxed: status words, set before fenced_error (read with acquire this batch). */
+        int32_t ferr = atomic_load_explicit(&b->fenced_error, memory_order_relaxed);
+        int32_t part = atomic_load_explicit(&b->fenced_part, memory_order_relaxed);
+        shmq_error_set(SHMQ_E_FENCED,
+                       "the store is fenced: a %s flush failed (%s); it stores nothing until it "
+                       "is restarted",
+                       shmq_fence_part_name((enum shmq_fence_part)part), shmq_strerror(ferr));
         reject(wr, ring, pos, m0, SHMQ_E_FENCED);
         return;
     }
     /* cleaner: no new message while the disk is above the warning level. */
     if (wr->disk_full) {
-        shmq_error_set(SHMQ_E_DISK_FULL, "disk usage above diskSpaceWarningLevelRatio");
+        bool cl = (wr->disk_full & 1) != 0;
+        /* Relaxed: statistics the cleaner set before disk_full. */
+        int32_t pct = atomic_load_explicit(
+            cl ? &wr->blk->cleaner.used_pct : &wr->blk->cleaner.cq_used_pct, memory_order_relaxed);
+        shmq_error_set(SHMQ_E_DISK_FULL,
+                       "disk full: the %s filesystem is %d%% used, above "
+                       "diskSpaceWarningLevelRatio %d%%: nothing is stored until the cleaner "
+                       "frees space",
+                       cl ? "CommitLog's" : "consume queues'", (int)pct,
+                       (int)wr->cfg->disk_space_warning_level_ratio);
         reject(wr, ring, pos, m0, SHMQ_E_DISK_FULL);
         return;
     }
@@ -457,12 +502,16 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
         shmq_ring_msg_to_in(&wr->msgs[k], &wr->cl.store_host, &wr->ins[k]);
         wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
     }
+    shmq_error_clear();
     rc = shmq_commitlog_append_batch(&wr->cl, wr->ins, n, wr->qoffs, 0, wr->res);
     if (rc < 0) {
-        log_limited(wr, SHMQ_LOG_ERROR, "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
-                    shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+        char why[SHMQ_RING_DETAIL_MAX];
+        snprintf(why, sizeof(why), "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
+                 shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+        log_limited(wr, SHMQ_LOG_ERROR, "%s", why);
+        count_refusal(wr, rc);
         add_done(wr, ring, m0, rc);
-        wr->rejects++;
+        memcpy(wr->done[wr->ndone - 1].detail, why, sizeof(why));
         return;
     }
     if (unit) {
@@ -533,6 +582,7 @@ static int take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool
     const uint8_t *data = shmq_ctl_ring_data(wr->ctl, i);
     size_t n = 0;
     int rc;
+    shmq_error_clear(); /* every error text from here on is this unit's */
     for (;;) {
         rc = shmq_ring_take_unit(data, wr->ring_size, pos, tail, &wr->lim, wr->buf, wr->buf_cap,
                                  wr->msgs, wr->unit_cap, &n, adv);
@@ -672,7 +722,9 @@ static void batch_finish(writer_t *wr)
         }
         shmq_ctl_ring_t *r = &wr->blk->rings[i];
         if (wr->discard[i]) {
-            shmq_ring_fail_pending(r, SHMQ_E_CORRUPT);
+            shmq_ring_fail_pending(r, SHMQ_E_CORRUPT,
+                                   "an unreadable entry in this producer's ring: the entries "
+                                   "published after it were discarded");
         }
         /* Release: we copied the entries out before the producer may overwrite them. */
         atomic_store_explicit(&r->head, wr->heads[i], memory_order_release);
@@ -681,6 +733,13 @@ static void batch_finish(writer_t *wr)
     atomic_fetch_add_explicit(&wr->blk->counters.messages_in, wr->msgs_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&wr->blk->counters.bytes_in, wr->bytes_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&wr->blk->counters.rejects, wr->rejects, memory_order_relaxed);
+    if (wr->refused_disk_full | wr->refused_fenced | wr->append_errors) {
+        shmq_ctl_counters_t *c = &wr->blk->counters;
+        atomic_fetch_add_explicit(&c->refused_disk_full, wr->refused_disk_full,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->refused_fenced, wr->refused_fenced, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->append_errors, wr->append_errors, memory_order_relaxed);
+    }
     /* (6) The next stage, only if it sleeps. */
     if (wr->msgs_in > 0) {
         if (wr->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
@@ -713,7 +772,8 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
     wr->nqueues = 0;
     wr->entries = 0;
     wr->bytes = 0;
-    wr->msgs_in = wr->bytes_in = wr->rejects = 0;
+    wr->msgs_in = wr->bytes_in = 0;
+    wr->rejects = wr->refused_disk_full = wr->refused_fenced = wr->append_errors = 0;
     wr->topic_valid = false;
     memset(wr->moved, 0, sizeof(wr->moved));
     memset(wr->discard, 0, sizeof(wr->discard));
@@ -721,7 +781,7 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
     wr->fenced = atomic_load_explicit(&wr->blk->fenced_error, memory_order_acquire) != 0;
     /* cleaner: the disk watermark (acquire: pairs with the cleaner's release), and unmapping
      * the segments it deleted, whose space returns only once no process maps them. */
-    wr->disk_full = atomic_load_explicit(&wr->blk->cleaner.disk_full, memory_order_acquire) != 0;
+    wr->disk_full = atomic_load_explicit(&wr->blk->cleaner.disk_full, memory_order_acquire);
     if (shmq_clean_changed(wr->ctl, &wr->clean_seen)) {
         shmq_clean_drop_removed(&wr->cl.q);
     }

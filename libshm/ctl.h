@@ -130,6 +130,9 @@ enum shmq_ring_state {
 /* Completion slot states. */
 enum shmq_slot_state { SHMQ_SLOT_FREE = 0, SHMQ_SLOT_PENDING = 1, SHMQ_SLOT_DONE = 2 };
 
+/* Bytes of a completion's error text, NUL included (longer texts are cut). */
+#define SHMQ_RING_DETAIL_MAX 192
+
 /* One request's completion, written by the writer, read by the producer. */
 typedef struct shmq_ring_slot {
     _Atomic uint32_t state; /* producer: FREE->PENDING; writer: PENDING->DONE (release) */
@@ -143,6 +146,10 @@ typedef struct shmq_ring_slot {
     int32_t size;  /* first record's size */
     int32_t count; /* messages stored (batch) */
     int32_t pad;
+    /* With a negative status: what was wrong with this request (or "" when the writer
+     * had nothing to add to the status), NUL-terminated; the producer copies it before
+     * it trusts it. */
+    char detail[SHMQ_RING_DETAIL_MAX];
 } shmq_ring_slot_t;
 
 typedef struct shmq_ctl_ring {
@@ -182,12 +189,16 @@ typedef struct shmq_ctl_queue {
 /* ---- counters ----------------------------------------------------------------- */
 
 typedef struct shmq_ctl_counters {
-    _Alignas(64) _Atomic uint64_t messages_in;  /* writer: messages stored */
-    _Atomic uint64_t bytes_in;                  /* writer: record bytes stored */
-    _Atomic uint64_t rejects;                   /* writer: ring entries refused */
-    _Atomic uint64_t flushes;                   /* flusher */
-    _Atomic uint64_t flush_ns_total;            /* flusher: time spent in flushes */
-    _Atomic uint64_t flush_errors;              /* flusher */
+    _Alignas(64) _Atomic uint64_t messages_in; /* writer: messages stored */
+    _Atomic uint64_t bytes_in;                 /* writer: record bytes stored */
+    _Atomic uint64_t rejects;                  /* writer: entries refused as bad input */
+    _Atomic uint64_t flushes;                  /* flusher */
+    _Atomic uint64_t flush_ns_total;           /* flusher: time spent in flushes */
+    _Atomic uint64_t flush_errors;             /* flusher */
+    /* writer: good entries it could not store, by cause (none of them is in rejects) */
+    _Atomic uint64_t refused_disk_full; /* disk above the warning level, or no space left */
+    _Atomic uint64_t refused_fenced;    /* the store is fenced after a failed flush */
+    _Atomic uint64_t append_errors;     /* any other failure of the store (I/O, memory, ...) */
     _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned by pulls */
 } shmq_ctl_counters_t;
 

@@ -45,7 +45,7 @@ void shmq_message_init(shmq_message_t *m, const char *topic, const void *body, s
     m->topic = topic;
     m->body = body;
     m->body_len = len;
-    m->queue_id = -1;
+    m->queue_id = SHMQ_QUEUE_ANY;
 }
 
 /* ---- liveness, attachment, ring ownership ----------------------------------------- */
@@ -85,6 +85,21 @@ int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d)
     return 0;
 }
 
+void shmq_prod_run_done(const prod_done_t *d)
+{
+    if (d->cb == NULL) {
+        return;
+    }
+    if (d->err < 0) {
+        if (d->detail[0]) {
+            shmq_error_set(d->err, "%s", d->detail);
+        } else {
+            shmq_error_set(d->err, "%s", shmq_strerror(d->err));
+        }
+    }
+    d->cb(d->arg, d->err, &d->res);
+}
+
 /* Drop the attachment (store gone): requests in flight end with -ETIMEDOUT (outcome unknown). */
 void shmq_prod_detach(shmq_producer_t *p, bool store_gone)
 {
@@ -99,9 +114,12 @@ void shmq_prod_detach(shmq_producer_t *p, bool store_gone)
             d.cb = q->cb;
             d.arg = q->arg;
             d.err = -ETIMEDOUT;
+            snprintf(d.detail, sizeof(d.detail),
+                     "store %s went away with the request in flight: the outcome is unknown",
+                     p->root);
             snprintf(d.res.uniq_key, sizeof(d.res.uniq_key), "%s", q->uniq);
-            if (shmq_prod_push_done(p, &d) < 0 && d.cb) {
-                d.cb(d.arg, d.err, &d.res); /* out of memory: run it now rather than lose it */
+            if (shmq_prod_push_done(p, &d) < 0) {
+                shmq_prod_run_done(&d); /* out of memory: run it now rather than lose it */
             }
             p->async_busy--;
         }
@@ -296,9 +314,7 @@ void shmq_producer_close(shmq_producer_t *p)
     }
     /* Callbacks of requests that ended with the store. */
     for (size_t i = 0; i < p->ndone; i++) {
-        if (p->done[i].cb) {
-            p->done[i].cb(p->done[i].arg, p->done[i].err, &p->done[i].res);
-        }
+        shmq_prod_run_done(&p->done[i]);
     }
     free(p->done);
     free(p->bprops);
@@ -380,8 +396,8 @@ int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t t
     if (shmq_ctl_topic_get(&p->ctl, m->topic, tlen, &t) == 0) {
         nq = t.write_queue_nums;
     }
-    if (m->queue_id >= 0) {
-        if (m->queue_id >= nq || m->queue_id > 65535) {
+    if (m->queue_id != SHMQ_QUEUE_ANY) {
+        if (m->queue_id < 0 || m->queue_id >= nq || m->queue_id > 65535) {
             return shmq_error_set(SHMQ_E_RANGE,
                                   "topic %s: queue id %d outside its %d write "
                                   "queues",
@@ -448,6 +464,12 @@ int shmq_prod_check_message(const shmq_producer_t *p, const shmq_message_t *m, s
     }
     if (m->delay_level < 0) {
         return shmq_error_set(SHMQ_E_ARG, "delay level %d", (int)m->delay_level);
+    }
+    if (m->queue_id < SHMQ_QUEUE_ANY || m->queue_id > 65535) {
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "topic %s: queue id %d: give 0..65535 (below the topic's write "
+                              "queues), or SHMQ_QUEUE_ANY (-1) to let the producer choose",
+                              m->topic, (int)m->queue_id);
     }
     if (m->deliver_at_ms != 0 || m->deliver_after_ms != 0) {
         return check_delivery_time(p, m);

@@ -44,6 +44,7 @@ typedef struct prod_done {
     int64_t end_pos;
     int64_t flush_deadline;
     shmq_send_result_t res;
+    char detail[SHMQ_RING_DETAIL_MAX]; /* err < 0: its text (shmq_error_detail() in cb) */
 } prod_done_t;
 
 struct shmq_producer {
@@ -106,6 +107,9 @@ void shmq_prod_detach(shmq_producer_t *p, bool store_gone);
 
 /* Queue a finished asynchronous request for its callback. */
 int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d);
+
+/* Run d's callback (if any); with an error, shmq_error_detail() holds d's text meanwhile. */
+void shmq_prod_run_done(const prod_done_t *d);
 
 /* Message rules (topic, body size, delay level); *tlen gets the topic length. */
 int shmq_prod_check_message(const shmq_producer_t *p, const shmq_message_t *m, size_t *tlen);

@@ -85,7 +85,7 @@ static void reap(shmq_producer_t *p)
             memset(&d, 0, sizeof(d));
             d.cb = q->cb;
             d.arg = q->arg;
-            d.err = sl->status < 0 ? sl->status : 0;
+            d.err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
             if (d.err == 0) {
                 result_from_slot(p, sl, q->uniq, &d.res);
                 d.end_pos = sl->end_pos;
@@ -94,6 +94,8 @@ static void reap(shmq_producer_t *p)
                     d.flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
                 }
             } else {
+                /* The writer's text for this request, for the callback. */
+                snprintf(d.detail, sizeof(d.detail), "%s", shmq_error_detail());
                 snprintf(d.res.uniq_key, sizeof(d.res.uniq_key), "%s", q->uniq);
             }
             if (shmq_prod_push_done(p, &d) < 0) {
@@ -468,6 +470,7 @@ int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, cons
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
     int status = sl->status;
     if (status < 0) {
+        status = shmq_ring_slot_error(sl); /* the writer's text, before the slot is reused */
         slot_free(p, s);
         memset(res, 0, sizeof(*res));
         snprintf(res->uniq_key, sizeof(res->uniq_key), "%s", uniq);
@@ -537,6 +540,10 @@ static int run_ready(shmq_producer_t *p)
                     d->res.status = SHMQ_SEND_OK;
                 } else if (fenced != 0) {
                     d->err = SHMQ_E_FENCED; /* stored, not made durable: *res names it */
+                    snprintf(d->detail, sizeof(d->detail),
+                             "store fenced (%s) before the message at %lld was flushed: stored, "
+                             "not made durable",
+                             shmq_strerror(fenced), (long long)d->end_pos);
                 } else if (now >= d->flush_deadline) {
                     d->res.status = SHMQ_SEND_FLUSH_DISK_TIMEOUT;
                 } else {
@@ -556,7 +563,7 @@ static int run_ready(shmq_producer_t *p)
         /* Out of the list before calling: a callback may send or poll again. */
         for (size_t i = 0; i < ntake; i++) {
             if (take[i].cb) {
-                take[i].cb(take[i].arg, take[i].err, &take[i].res);
+                shmq_prod_run_done(&take[i]);
             }
             ran++;
         }
@@ -764,7 +771,7 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
     }
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
     if (sl->status < 0) {
-        rc = sl->status;
+        rc = shmq_ring_slot_error(sl); /* the writer's text, before the slot is reused */
         slot_free(p, s);
         return rc;
     }

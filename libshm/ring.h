@@ -310,13 +310,23 @@ void shmq_ring_release(shmq_ctl_t *ctl, uint32_t idx);
 bool shmq_ring_store_alive(shmq_ctl_t *ctl);
 
 /*
- * Writer: answer slot of ring r with res (status, offsets, ...), if that
- * slot still waits for request res->req_id (PENDING).  Returns true if so.
+ * Writer: answer slot of ring r with res (status, offsets, ..., and with a
+ * negative status the text saying what was wrong with that request), if
+ * that slot still waits for request res->req_id (PENDING).  Returns true
+ * if so.
  */
 bool shmq_ring_complete(shmq_ctl_ring_t *r, uint32_t slot, const shmq_ring_slot_t *res);
 
-/* Writer: answer every PENDING slot of r with status. Returns how many. */
-int shmq_ring_fail_pending(shmq_ctl_ring_t *r, int32_t status);
+/* Writer: answer every PENDING slot of r with status and detail. Returns how many. */
+int shmq_ring_fail_pending(shmq_ctl_ring_t *r, int32_t status, const char *detail);
+
+/*
+ * Producer: the error of a completed slot with a negative status: returns
+ * the status with shmq_error_detail() set to the writer's text for that
+ * request (copied out of the slot and bounded), or to a text naming the
+ * status when the writer gave none.
+ */
+int shmq_ring_slot_error(const shmq_ring_slot_t *s);
 
 /* The writer's memory between two owner checks. */
 typedef struct shmq_ring_watch {

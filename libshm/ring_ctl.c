@@ -128,18 +128,21 @@ bool shmq_ring_complete(shmq_ctl_ring_t *r, uint32_t slot, const shmq_ring_slot_
     s->queue_id = res->queue_id;
     s->size = res->size;
     s->count = res->count;
+    memcpy(s->detail, res->detail, sizeof(s->detail));
+    s->detail[sizeof(s->detail) - 1] = '\0';
     /* Release: the result is visible before DONE. */
     atomic_store_explicit(&s->state, SHMQ_SLOT_DONE, memory_order_release);
     return true;
 }
 
-int shmq_ring_fail_pending(shmq_ctl_ring_t *r, int32_t status)
+int shmq_ring_fail_pending(shmq_ctl_ring_t *r, int32_t status, const char *detail)
 {
     int n = 0;
     for (int i = 0; i < SHMQ_RING_SLOTS; i++) {
         shmq_ring_slot_t *s = &r->slots[i];
         if (atomic_load_explicit(&s->state, memory_order_acquire) == SHMQ_SLOT_PENDING) {
             s->status = status;
+            snprintf(s->detail, sizeof(s->detail), "%s", detail ? detail : "");
             atomic_store_explicit(&s->state, SHMQ_SLOT_DONE, memory_order_release);
             n++;
         }
@@ -220,4 +223,18 @@ int shmq_ring_free_orphans(shmq_ctl_t *ctl)
         }
     }
     return n;
+}
+
+int shmq_ring_slot_error(const shmq_ring_slot_t *s)
+{
+    int status = s->status;
+    char text[SHMQ_RING_DETAIL_MAX];
+    /* Copy, then terminate the copy: the text is read from shared memory once. */
+    memcpy(text, s->detail, sizeof(text));
+    text[sizeof(text) - 1] = '\0';
+    if (text[0] == '\0') {
+        return shmq_error_set(status, "the store refused the message: %s",
+                              shmq_ring_strerror(status));
+    }
+    return shmq_error_set(status, "%s", text);
 }

@@ -181,7 +181,7 @@ static int to_delay(const shmq_config_t *cfg, shmq_ring_msg_t *m, int64_t level,
     size_t plen;
     int rc = shmq_props_rewrite(m->props, m->props_len, drop, set, 3, buf, cap, &plen);
     if (rc < 0) {
-        return rc;
+        return shmq_error_wrap(rc, "delayed message refused");
     }
     m->props = buf;
     m->props_len = (uint32_t)plen;
@@ -195,23 +195,30 @@ static int to_timer(const shmq_config_t *cfg, int64_t now, shmq_ring_msg_t *m,
                     const sched_props_t *sp, char *buf, size_t cap)
 {
     int64_t v, deliver;
-    const char *name;
+    const char *name, *text;
+    size_t text_len;
     bool ok;
     if (sp->sec) {
-        name = SHMQ_PROP_TIMER_DELAY_SEC;
-        ok = shmq_schedule_parse_i64(sp->sec, sp->sec_len, &v) && v < INT64_MAX / 2000;
+        name = SHMQ_PROP_TIMER_DELAY_SEC, text = sp->sec, text_len = sp->sec_len;
+        ok = shmq_schedule_parse_i64(sp->sec, sp->sec_len, &v) && v < INT64_MAX / 2000 &&
+             v > -(INT64_MAX / 2000);
         deliver = ok ? now + v * 1000 : 0;
     } else if (sp->ms) {
-        name = SHMQ_PROP_TIMER_DELAY_MS;
-        ok = shmq_schedule_parse_i64(sp->ms, sp->ms_len, &v) && v < INT64_MAX / 2;
+        name = SHMQ_PROP_TIMER_DELAY_MS, text = sp->ms, text_len = sp->ms_len;
+        ok = shmq_schedule_parse_i64(sp->ms, sp->ms_len, &v) && v < INT64_MAX / 2 &&
+             v > -(INT64_MAX / 2);
         deliver = ok ? now + v : 0;
     } else {
-        name = SHMQ_PROP_TIMER_DELIVER_MS;
+        name = SHMQ_PROP_TIMER_DELIVER_MS, text = sp->deliver, text_len = sp->deliver_len;
         ok = shmq_schedule_parse_i64(sp->deliver, sp->deliver_len, &v);
         deliver = v;
     }
     if (!ok) {
-        return shmq_error_set(SHMQ_E_ARG, "property %s is not a number of the right range", name);
+        return shmq_error_set(SHMQ_E_ARG,
+                              "timed message refused: property %s '%.*s%s' is not a whole "
+                              "number in range",
+                              name, (int)(text_len > 40 ? 40 : text_len), text,
+                              text_len > 40 ? "..." : "");
     }
     if (!cfg->timer_wheel_enable) {
         return shmq_error_set(SHMQ_E_ARG, "timed message (%s) refused: timerWheelEnable is false",
@@ -219,15 +226,19 @@ static int to_timer(const shmq_config_t *cfg, int64_t now, shmq_ring_msg_t *m,
     }
     if (deliver <= now) {
         if (sp->del_uniq) {
-            return shmq_error_set(SHMQ_E_ARG, "timer cancel marker already due");
+            return shmq_error_set(SHMQ_E_ARG,
+                                  "timed message refused: a timer cancel marker (%s) that is "
+                                  "already due",
+                                  SHMQ_PROP_TIMER_DEL_UNIQKEY);
         }
         return SHMQ_SCHEDULE_NONE; /* due: stored as an ordinary message */
     }
     int64_t max_ms = (int64_t)cfg->timer_max_delay_sec * 1000;
     if (deliver - now > max_ms) {
         return shmq_error_set(SHMQ_E_RANGE,
-                              "delivery %" PRId64 " ms ahead exceeds timerMaxDelaySec (%d s)",
-                              deliver - now, (int)cfg->timer_max_delay_sec);
+                              "timed message refused: %s asks for delivery %" PRId64
+                              " ms ahead, more than timerMaxDelaySec (%d s)",
+                              name, deliver - now, (int)cfg->timer_max_delay_sec);
     }
     int64_t p = cfg->timer_precision_ms > 0 ? cfg->timer_precision_ms : 1000;
     deliver -= deliver % p == 0 ? p : deliver % p;
@@ -242,7 +253,7 @@ static int to_timer(const shmq_config_t *cfg, int64_t now, shmq_ring_msg_t *m,
     size_t plen;
     int rc = shmq_props_rewrite(m->props, m->props_len, NULL, set, 3, buf, cap, &plen);
     if (rc < 0) {
-        return rc;
+        return shmq_error_wrap(rc, "timed message refused");
     }
     m->props = buf;
     m->props_len = (uint32_t)plen;

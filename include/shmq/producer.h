@@ -46,6 +46,9 @@ typedef struct shmq_property {
     const char *value;
 } shmq_property_t;
 
+/* queue_id of a message whose queue the producer chooses (the only negative id allowed). */
+#define SHMQ_QUEUE_ANY (-1)
+
 /* A message to send.  Only topic and body are required. */
 typedef struct shmq_message {
     const char *topic;
@@ -57,7 +60,9 @@ typedef struct shmq_message {
     size_t property_count;
     int32_t flag;             /* opaque user flag */
     int32_t delay_level;      /* 0: none; 1..N per messageDelayLevel */
-    int32_t queue_id;         /* -1: chosen by the producer (round-robin or sharding key) */
+    int32_t queue_id;         /* 0..65535 below the topic's write queues, or SHMQ_QUEUE_ANY:
+                                 chosen by the producer (round-robin or sharding key); any
+                                 other negative id is refused (SHMQ_E_RANGE) */
     const char *sharding_key; /* same key -> same queue (ordered messages); NULL: round-robin */
     /*
      * Delivery at a given time (RocketMQ 5 timer messages; not with
@@ -71,7 +76,7 @@ typedef struct shmq_message {
     int64_t deliver_after_ms; /* > 0: ms from now (property TIMER_DELAY_MS) */
 } shmq_message_t;
 
-/* Initialise m with no tags, no keys, queue_id -1, no delay. */
+/* Initialise m with no tags, no keys, queue_id SHMQ_QUEUE_ANY, no delay. */
 void shmq_message_init(shmq_message_t *m, const char *topic, const void *body, size_t len);
 
 /* RocketMQ's send statuses. */
@@ -131,11 +136,13 @@ void shmq_producer_close(shmq_producer_t *p);
  * exited, -ESHUTDOWN if it never took it.  res->uniq_key is set whenever
  * the message got its key, also with an error (to look it up after an
  * unknown outcome).  A full ring makes it wait for space (back pressure)
- * within the timeout.
+ * within the timeout.  With an error, shmq_error_detail() says what was
+ * wrong with this send (the store's text when the store refused it).
  */
 int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *res);
 
-/* Completion callback of an asynchronous send: err as shmq_send() returns. */
+/* Completion callback of an asynchronous send: err as shmq_send() returns (with an error,
+ * shmq_error_detail() holds that send's text while the callback runs). */
 typedef void (*shmq_send_cb)(void *arg, int err, const shmq_send_result_t *res);
 
 /*

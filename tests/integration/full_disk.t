@@ -102,6 +102,10 @@ alive $P1 && alive $P2 && alive $CPID
 ok $? "producers and the consumer are alive"
 grep -q 'append at .* failed: .*No space left on device' "$T/shmqd.log"
 ok $? "the writer logged the failed allocation"
+"$CTL" send --store "$STORE" $SMALL $TOPIC nospace >"$T/send1.out" 2>"$T/send1.err"
+grep -q 'send failed: No space left on device: append at .* failed: .*No space left on device' \
+    "$T/send1.err"
+ok $? "a producer's error says the append failed for lack of space" || diag "$T/send1.err"
 
 # ---- 2. space returns: writes resume without a restart ----
 fill_to 0
@@ -116,6 +120,10 @@ wait_until is_full 1
 ok $? "at $(used_pct) % the cleaner reports the disk full"
 wait_until has_errs 'disk full'
 ok $? "sends fail with \"disk full\" ($(errs 'disk full') so far)"
+"$CTL" send --store "$STORE" $SMALL $TOPIC full >"$T/send3.out" 2>"$T/send3.err"
+grep -q "send failed: disk full: disk full: the CommitLog's filesystem is [0-9]*% used, above diskSpaceWarningLevelRatio 90%" \
+    "$T/send3.err"
+ok $? "a producer's error names the usage and diskSpaceWarningLevelRatio" || diag "$T/send3.err"
 sleep 1
 is "$(pids)" "$PIDS" "still no worker died or was restarted"
 fill_to 0
@@ -139,6 +147,12 @@ awk '$1 == "MSG" { print $4 }' "$T/c" | sort >"$T/consumed"
 cmp -s "$T/acked" "$T/consumed"
 ok $? "the consumer got exactly the $NACK acknowledged messages, each once"
 is "$(pids)" "$PIDS" "no worker died or was restarted during the run"
+# Refusals by cause: a full disk is no producer's bad input.
+is "$(status_json | jfield rejects)" "0" "status counts no refusal as bad input (rejects)"
+full_refused=$(status_json | jfield refused_disk_full)
+full_errs=$(($(errs 'No space left on device') + $(errs 'disk full') + 2))
+[ -n "$full_refused" ] && [ "$full_refused" -ge "$full_errs" ]
+ok $? "status counts every refusal for lack of space in refused_disk_full ($full_refused >= $full_errs)"
 # The optional workers, where installed, wait for space too: none is restarted.
 for w in indexer scheduler; do
     r=$(worker_field $w restarts)

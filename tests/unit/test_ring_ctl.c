@@ -4,7 +4,8 @@
  * giving a ring back frees or orphans it, the writer's owner check finds
  * rings whose lock is gone (and claimers that died mid-claim), a claimer
  * stalled in the middle of its claim never undoes another producer's claim,
- * slots are answered only for the request that waits, and store liveness
+ * slots are answered only for the request that waits (with that request's
+ * error text, which the producer reads back bounded), and store liveness
  * follows the store lock.
  */
 #include <setjmp.h>
@@ -313,11 +314,45 @@ static void test_fail_pending_answers_every_waiting_slot(void **state)
     atomic_store(&r->slots[200].state, SHMQ_SLOT_PENDING);
     atomic_store(&r->slots[3].state, SHMQ_SLOT_DONE);
     r->slots[3].status = 0;
-    assert_int_equal(shmq_ring_fail_pending(r, SHMQ_E_CORRUPT), 2);
+    assert_int_equal(shmq_ring_fail_pending(r, SHMQ_E_CORRUPT, "ring garbage"), 2);
     assert_int_equal(r->slots[1].status, SHMQ_E_CORRUPT);
     assert_int_equal(r->slots[200].status, SHMQ_E_CORRUPT);
     assert_int_equal(atomic_load(&r->slots[200].state), SHMQ_SLOT_DONE);
     assert_int_equal(r->slots[3].status, 0);
+    shmq_error_set(SHMQ_E_NOT_FOUND, "topic TopicA not found"); /* the producer's own, older */
+    assert_int_equal(shmq_ring_slot_error(&r->slots[200]), SHMQ_E_CORRUPT);
+    assert_string_equal(shmq_error_detail(), "ring garbage");
+}
+
+/* Each answer carries its own request's text; nothing of an earlier answer or of the
+ * producer's own older errors comes along, and an overlong text is cut, not overrun. */
+static void test_completion_error_text_is_the_requests_own(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_ring_t *r = &f->ctl.blk->rings[0];
+    shmq_ring_slot_t *s = &r->slots[4];
+    shmq_ring_slot_t res = {.status = SHMQ_E_DISK_FULL, .req_id = 1};
+    snprintf(res.detail, sizeof(res.detail), "disk full: 93%% used");
+    s->req_id = 1;
+    atomic_store(&s->state, SHMQ_SLOT_PENDING);
+    assert_true(shmq_ring_complete(r, 4, &res));
+    shmq_error_set(SHMQ_E_NOT_FOUND, "topic TopicA not found");
+    assert_int_equal(shmq_ring_slot_error(s), SHMQ_E_DISK_FULL);
+    assert_string_equal(shmq_error_detail(), "disk full: 93% used");
+
+    /* The next request in that slot: refused without a text of its own. */
+    shmq_ring_slot_t res2 = {.status = -ENOSPC, .req_id = 2};
+    s->req_id = 2;
+    atomic_store(&s->state, SHMQ_SLOT_PENDING);
+    assert_true(shmq_ring_complete(r, 4, &res2));
+    assert_int_equal(shmq_ring_slot_error(s), -ENOSPC);
+    assert_non_null(strstr(shmq_error_detail(), "No space left on device"));
+    assert_null(strstr(shmq_error_detail(), "93%"));
+
+    /* A text without its NUL in the slot: read up to the slot's size, terminated. */
+    memset(s->detail, 'x', sizeof(s->detail));
+    assert_int_equal(shmq_ring_slot_error(s), -ENOSPC);
+    assert_int_equal(strlen(shmq_error_detail()), SHMQ_RING_DETAIL_MAX - 1);
 }
 
 static void test_store_is_alive_while_its_creator_holds_the_store_lock(void **state)
@@ -354,6 +389,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_complete_answers_only_the_pending_request, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fail_pending_answers_every_waiting_slot, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_completion_error_text_is_the_requests_own, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_is_alive_while_its_creator_holds_the_store_lock,
                                         setup, teardown),

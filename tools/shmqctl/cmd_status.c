@@ -2,7 +2,8 @@
  * shmqctl status: the live state of a running store, read from its control
  * block (attached read-only: status changes nothing): store state, the
  * CommitLog positions, the workers (pid, state, restarts, uptime,
- * heartbeat), message and flush counters.  Text for people, --json for
+ * heartbeat), message and flush counters, and the refused entries by cause
+ * (bad input, disk full, fenced, append errors).  Text for people, --json for
  * programs (one object; every field is described in docs/operations.md).
  *
  * A store is running when its control block exists, is ready, and its
@@ -178,6 +179,10 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "messages_out", json_integer((json_int_t)out));
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)LOAD(c->bytes_in)));
     json_object_set_new(o, "rejects", json_integer((json_int_t)LOAD(c->rejects)));
+    json_object_set_new(o, "refused_disk_full",
+                        json_integer((json_int_t)LOAD(c->refused_disk_full)));
+    json_object_set_new(o, "refused_fenced", json_integer((json_int_t)LOAD(c->refused_fenced)));
+    json_object_set_new(o, "append_errors", json_integer((json_int_t)LOAD(c->append_errors)));
     json_object_set_new(o, "flushes", json_integer((json_int_t)LOAD(c->flushes)));
     json_object_set_new(o, "flush_ns_total", json_integer((json_int_t)LOAD(c->flush_ns_total)));
     json_object_set_new(o, "flush_errors", json_integer((json_int_t)LOAD(c->flush_errors)));
@@ -266,10 +271,12 @@ static void status_text(json_t *o)
     printf("index:     indexed %lld  flushed to time %lld%s\n", (long long)jint(pos, "indexed"),
            (long long)jint(o, "index_flushed_ts"),
            jint(o, "index_flush_error") ? "  (an index msync failed)" : "");
-    printf("messages:  in %lld  out %lld  (%lld bytes in, %lld rejected, %lld producers)\n",
+    printf("messages:  in %lld  out %lld  (%lld bytes in, %lld producers)\n",
            (long long)jint(o, "messages_in"), (long long)jint(o, "messages_out"),
-           (long long)jint(o, "bytes_in"), (long long)jint(o, "rejects"),
-           (long long)jint(o, "producers"));
+           (long long)jint(o, "bytes_in"), (long long)jint(o, "producers"));
+    printf("refused:   %lld bad input, %lld disk full, %lld fenced, %lld append errors\n",
+           (long long)jint(o, "rejects"), (long long)jint(o, "refused_disk_full"),
+           (long long)jint(o, "refused_fenced"), (long long)jint(o, "append_errors"));
     int64_t flushes = jint(o, "flushes");
     printf("flushes:   %lld (average %.3f ms), errors %lld\n", (long long)flushes,
            flushes ? (double)jint(o, "flush_ns_total") / (double)flushes / 1e6 : 0.0,
