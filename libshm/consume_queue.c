@@ -731,10 +731,10 @@ int shmq_cq_correct_min(shmq_cq_t *cq, int64_t min_phys)
             return rc;
     }
     int64_t first = shmq_mfq_min_offset(&cq->q);
-    if (cq->q.count > 0 && cq->min_logic_offset < first)
-        cq->min_logic_offset = first;
-
     int64_t wp = cq->write_pos;
+    if (cq->q.count > 0 && cq->min_logic_offset < first) /* never past the end: min <= max */
+        cq->min_logic_offset = first < wp ? first : wp;
+
     if (wp <= cq->min_logic_offset)
         return 0;
     if (!cq_unit_get(cq, wp - CQ_UNIT, &u))

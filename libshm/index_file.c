@@ -379,7 +379,11 @@ int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, in
     }
     int64_t diff = 0;
     if (f->hdr.begin_ts > 0) {
-        diff = (store_ts - f->hdr.begin_ts) / 1000;
+        /* begin_ts comes from the file: the difference may not fit int64. */
+        if (__builtin_sub_overflow(store_ts, f->hdr.begin_ts, &diff)) {
+            diff = store_ts < f->hdr.begin_ts ? 0 : INT64_MAX;
+        }
+        diff /= 1000;
         diff = diff < 0 ? 0 : diff > INT32_MAX ? INT32_MAX : diff;
     }
     uint8_t *p = f->base + entry_off(f, n);
@@ -556,7 +560,8 @@ int shmq_index_file_lookup(const shmq_index_file_t *f, int32_t key_hash, int64_t
         shmq_index_entry_read(f, cur, &e);
         /* Entry times are whole seconds after begin_ts; entry 1 of a file RocketMQ rolled may
          * carry a time computed against an older begin: no time filter for it. */
-        bool timed = base_ts > 0 && cur != 1 && e.time_diff >= 0 && e.time_diff < INT32_MAX;
+        bool timed = base_ts > 0 && cur != 1 && e.time_diff >= 0 && e.time_diff < INT32_MAX &&
+                     base_ts <= INT64_MAX - 1000 - (int64_t)e.time_diff * 1000; /* from the file */
         int64_t lo = timed ? base_ts + (int64_t)e.time_diff * 1000 : 0;
         if (timed && lo + 999 < begin_ts) {
             break; /* this entry and every older one of the chain are before the range */
