@@ -426,6 +426,7 @@ static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff
     v->sysflag = r.sysflag;
     v->reconsume_times = r.reconsume_times;
     v->born_ts = r.born_ts;
+    v->born_host = r.born_host;
     v->store_ts = r.store_ts;
     v->body = r.body;
     v->body_len = r.body_len;

@@ -6,7 +6,7 @@
  *
  * Send-back: the consumer maps the store read-only, so it writes through a
  * producer of its own, opened on first use.  The copy keeps the message's
- * UNIQ_KEY, body, flag, born time and properties; the store's writer turns
+ * UNIQ_KEY, body, flag, born time and host, and properties; the store's writer turns
  * its DELAY into a SCHEDULE_TOPIC_XXXX message (libshm/schedule.c) and the
  * scheduler delivers it to %RETRY%<group> when due.  The retry topic (its
  * retryQueueNums queues) and the dead-letter topic (one queue) are created
@@ -163,8 +163,8 @@ int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int de
     }
     shmq_ring_msg_t rm;
     rc = shmq_retry_build(&plan, m->topic, m->topic_len, m->body, m->body_len, m->flag, m->sysflag,
-                          m->born_ts, m->reconsume_times, m->props, m->props_len, m->msg_id,
-                          r->props, sizeof(r->props), &rm);
+                          m->born_ts, &m->born_host, m->reconsume_times, m->props, m->props_len,
+                          m->msg_id, r->props, sizeof(r->props), &rm);
     if (rc < 0) {
         return rc;
     }

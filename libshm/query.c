@@ -232,6 +232,7 @@ static int view_at(shmq_admin_t *a, int64_t phys, shmq_msg_view_t *v, shmq_recor
     v->sysflag = r->sysflag;
     v->reconsume_times = r->reconsume_times;
     v->born_ts = r->born_ts;
+    v->born_host = r->born_host;
     v->store_ts = r->store_ts;
     v->body = r->body;
     v->body_len = r->body_len;

@@ -10,6 +10,7 @@
  */
 #include "ring.h"
 
+#include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -510,20 +511,21 @@ int shmq_ring_store_host(const shmq_config_t *cfg, shmq_host_t *out)
 {
     shmq_local_host(out, cfg->listen_port);
     if (cfg->broker_ip1[0]) {
-        unsigned a, b, c, d;
-        char extra;
-        if (sscanf(cfg->broker_ip1, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 ||
-            b > 255 || c > 255 || d > 255) {
+        uint8_t addr[16];
+        memset(addr, 0, sizeof(addr));
+        /* IPv4 (4 address bytes) or IPv6: RocketMQ's 20-byte store host, sysflag
+         * STOREHOSTADDRESS_V6_FLAG (the record encoder sets it from is_v6). */
+        if (inet_pton(AF_INET, cfg->broker_ip1, addr) == 1) {
+            out->is_v6 = 0;
+        } else if (inet_pton(AF_INET6, cfg->broker_ip1, addr) == 1) {
+            out->is_v6 = 1;
+        } else {
             return shmq_error_set(SHMQ_E_CONFIG,
-                                  "key 'brokerIP1': bad value '%s': expected an IPv4 address",
+                                  "key 'brokerIP1': bad value '%s': expected an IPv4 or IPv6 "
+                                  "address",
                                   cfg->broker_ip1);
         }
-        memset(out->addr, 0, sizeof(out->addr));
-        out->addr[0] = (uint8_t)a;
-        out->addr[1] = (uint8_t)b;
-        out->addr[2] = (uint8_t)c;
-        out->addr[3] = (uint8_t)d;
-        out->is_v6 = 0;
+        memcpy(out->addr, addr, sizeof(out->addr));
     }
     return 0;
 }

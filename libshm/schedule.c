@@ -380,8 +380,9 @@ int shmq_schedule_redeliver(const shmq_record_t *r, int kind, int64_t enqueue_ms
         int el = snprintf(enq, sizeof(enq), "%" PRId64, enqueue_ms);
         int dl = snprintf(deq, sizeof(deq), "%" PRId64, now_ms);
         shmq_prop_kv_t set[] = {{SHMQ_PROP_TIMER_ENQUEUE_MS, enq, (size_t)el},
-                                {SHMQ_PROP_TIMER_DEQUEUE_MS, deq, (size_t)dl}};
-        rc = shmq_props_rewrite(r->props, r->props_len, drop, set, 2, buf, cap, &plen);
+                                {SHMQ_PROP_TIMER_DEQUEUE_MS, deq, (size_t)dl},
+                                {SHMQ_PROP_WAIT, "false", 5}};
+        rc = shmq_props_rewrite(r->props, r->props_len, drop, set, 3, buf, cap, &plen);
     }
     if (rc < 0) {
         return rc;
@@ -489,8 +490,9 @@ int shmq_retry_plan(const char *group, int32_t reconsume_times, int32_t max_reco
 
 int shmq_retry_build(const shmq_retry_plan_t *plan, const char *topic, size_t topic_len,
                      const void *body, size_t body_len, int32_t flag, int32_t sysflag,
-                     int64_t born_ts, int32_t reconsume_times, const char *props, size_t props_len,
-                     const char *msg_id, char *buf, size_t cap, shmq_ring_msg_t *out)
+                     int64_t born_ts, const shmq_host_t *born_host, int32_t reconsume_times,
+                     const char *props, size_t props_len, const char *msg_id, char *buf, size_t cap,
+                     shmq_ring_msg_t *out)
 {
     static const char *const drop[] = {SHMQ_PROP_DELAY, NULL};
     shmq_prop_kv_t set[3];
@@ -521,6 +523,9 @@ int shmq_retry_build(const shmq_retry_plan_t *plan, const char *topic, size_t to
     out->sysflag = sysflag & SHMQ_RING_SYSFLAG_ALLOWED;
     out->reconsume_times = reconsume_times < INT32_MAX ? reconsume_times + 1 : INT32_MAX;
     out->born_ts = born_ts;
+    if (born_host != NULL) {
+        out->born_host = *born_host;
+    }
     out->props = buf;
     out->props_len = (uint32_t)plen;
     out->body = body;

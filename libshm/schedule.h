@@ -136,7 +136,9 @@ int shmq_schedule_topic_ensure(shmq_ctl_t *ctl, const char *name, int32_t queues
  *       REAL_QID stay), WAIT=false;
  *   kind SHMQ_SCHEDULE_TIMER: REAL_TOPIC and REAL_QID removed,
  *       TIMER_ENQUEUE_MS = enqueue_ms and TIMER_DEQUEUE_MS = now_ms added
- *       (TIMER_OUT_MS stays: the put hook leaves the copy alone).
+ *       (TIMER_OUT_MS stays: the put hook leaves the copy alone), WAIT=false
+ *       (as RocketMQ's timer writes it: the re-write does not wait for a
+ *       flush).
  * The properties go to buf (cap >= SHMQ_PROPS_MAX); out->topic points into
  * r's properties.  Returns 0, 1 when the message is to be dropped (a
  * transaction half-topic target), or SHMQ_E_CORRUPT when REAL_TOPIC or
@@ -188,13 +190,15 @@ int shmq_retry_plan(const char *group, int32_t reconsume_times, int32_t max_reco
 
 /*
  * The send-back record of a failed message: topic, queue and DELAY of plan,
- * same body, flag, sysflag, born time, properties (RETRY_TOPIC = the
+ * same body, flag, sysflag, born time and host (as RocketMQ keeps them;
+ * born_host NULL: none, 0.0.0.0:0), properties (RETRY_TOPIC = the
  * message's topic when absent, ORIGIN_MESSAGE_ID = msg_id when absent),
  * RECONSUMETIMES + 1.  Properties go to buf (cap >= SHMQ_PROPS_MAX).
  */
 int shmq_retry_build(const shmq_retry_plan_t *plan, const char *topic, size_t topic_len,
                      const void *body, size_t body_len, int32_t flag, int32_t sysflag,
-                     int64_t born_ts, int32_t reconsume_times, const char *props, size_t props_len,
-                     const char *msg_id, char *buf, size_t cap, shmq_ring_msg_t *out);
+                     int64_t born_ts, const shmq_host_t *born_host, int32_t reconsume_times,
+                     const char *props, size_t props_len, const char *msg_id, char *buf, size_t cap,
+                     shmq_ring_msg_t *out);
 
 #endif

@@ -61,6 +61,7 @@ typedef struct shmq_msg_view {
     int32_t sysflag;
     int32_t reconsume_times;
     int64_t born_ts;
+    shmq_host_t born_host; /* the producer's host (a retry or dead letter keeps it) */
     int64_t store_ts;
     const void *body;
     size_t body_len;

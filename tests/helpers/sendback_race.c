@@ -183,8 +183,8 @@ int main(int argc, char **argv)
     shmq_ring_msg_t copy;
     if (rc == 0) {
         rc = shmq_retry_build(&plan, orig.topic, orig.topic_len, orig.body, orig.body_len, 0, 0,
-                              orig.born_ts, 0, props, plen, "00000000000000000000000000000000",
-                              cprops, sizeof(cprops), &copy);
+                              orig.born_ts, &orig.born_host, 0, props, plen,
+                              "00000000000000000000000000000000", cprops, sizeof(cprops), &copy);
     }
     if (rc == 0) {
         rc = shmq_producer_send_entry_async(copy_p, &copy, on_done, &a_copy);

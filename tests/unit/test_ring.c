@@ -700,6 +700,51 @@ static void test_store_host_comes_from_broker_ip1(void **state)
     assert_int_equal(shmq_ring_store_host(&cfg, &h), SHMQ_E_CONFIG);
 }
 
+/* An IPv6 brokerIP1: records carry RocketMQ's 20-byte IPv6 store host (sysflag
+ * STOREHOSTADDRESS_V6_FLAG), which the codec reads back, and 56-digit message ids. */
+static void test_store_host_may_be_ipv6(void **state)
+{
+    (void)state;
+    shmq_config_t cfg;
+    shmq_config_defaults(&cfg);
+    strcpy(cfg.broker_ip1, "2001:db8::7");
+    cfg.listen_port = 10911;
+    shmq_host_t h;
+    assert_int_equal(shmq_ring_store_host(&cfg, &h), 0);
+    static const uint8_t want[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 7};
+    assert_int_equal(h.is_v6, 1);
+    assert_memory_equal(h.addr, want, 16);
+    assert_int_equal(h.port, 10911);
+
+    sample_t s;
+    sample_init(&s, "TopicA", 100);
+    shmq_msg_in_t in, in4;
+    shmq_ring_msg_to_in(&s.m, &h, &in);
+    shmq_host_t h4 = {.addr = {10, 1, 2, 3}, .port = 10911};
+    shmq_ring_msg_to_in(&s.m, &h4, &in4);
+    int64_t size = shmq_record_size(&in);
+    assert_int_equal(size, shmq_record_size(&in4) + 12);
+    static uint8_t rec[4096];
+    assert_int_equal(shmq_record_encode(&in, 0, 4096, 1700000000000LL, rec, sizeof(rec)), size);
+    shmq_record_t r;
+    assert_int_equal(shmq_record_decode(rec, sizeof(rec), 4096, SHMQ_DECODE_CHECK_ALL, &r), size);
+    assert_true((r.sysflag & SHMQ_SYSFLAG_STOREHOST_V6) != 0);
+    assert_int_equal(r.store_host.is_v6, 1);
+    assert_memory_equal(r.store_host.addr, want, 16);
+    assert_int_equal(r.store_host.port, 10911);
+    char id[SHMQ_MSGID_MAX];
+    shmq_msgid_format(&r.store_host, r.phys_offset, id);
+    assert_int_equal(strlen(id), 56);
+    shmq_host_t back;
+    int64_t off;
+    assert_int_equal(shmq_msgid_parse(id, &back, &off), 0);
+    assert_memory_equal(back.addr, want, 16);
+    assert_int_equal(off, 4096);
+
+    strcpy(cfg.broker_ip1, "2001:db8::zz");
+    assert_int_equal(shmq_ring_store_host(&cfg, &h), SHMQ_E_CONFIG);
+}
+
 /* ---- units: batches taken as one ----------------------------------------------------- */
 
 /* Publish a batch of n entries (topic, queue 1, slot 3, request 42). */
@@ -861,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_entry_not_fitting_before_wrap_publishes_pad_and_waits),
         cmocka_unit_test(test_reserve_refuses_what_can_never_fit),
         cmocka_unit_test(test_store_host_comes_from_broker_ip1),
+        cmocka_unit_test(test_store_host_may_be_ipv6),
         cmocka_unit_test(test_batch_is_taken_as_one_unit),
         cmocka_unit_test(test_batch_larger_than_the_array_asks_for_room),
         cmocka_unit_test(test_batch_broken_by_a_foreign_entry_ends_before_it),

@@ -365,6 +365,9 @@ static void test_due_timer_message_loses_real_props_gains_times(void **state)
     assert_string_equal(prop(&m, "TIMER_OUT_MS"), "1700000004000");
     assert_string_equal(prop(&m, "TIMER_ENQUEUE_MS"), "1111");
     assert_string_equal(prop(&m, "TIMER_DEQUEUE_MS"), "2222");
+    assert_string_equal(prop(&m, "WAIT"), "false"); /* as RocketMQ's timer re-writes it */
+    assert_int_equal(m.born_host.addr[0], 10);
+    assert_int_equal(m.born_host.port, 99);
 }
 
 static void test_due_message_without_real_topic_cannot_be_delivered(void **state)
@@ -442,11 +445,14 @@ static void test_retry_record_carries_origin_and_counts_up(void **state)
     shmq_props_append(props, sizeof(props), &pl, "UNIQ_KEY", "K1", 2);
     shmq_props_append(props, sizeof(props), &pl, "DELAY", "9", 1);
     shmq_ring_msg_t m;
-    assert_int_equal(shmq_retry_build(&p, "TopicA", 6, "b", 1, 3, 0, 55, 1, props, pl, "MSGID1",
-                                      buf, sizeof(buf), &m),
+    shmq_host_t born = {.addr = {0x20, 0x01, 0x0d, 0xb8, [15] = 9}, .is_v6 = 1, .port = 4321};
+    assert_int_equal(shmq_retry_build(&p, "TopicA", 6, "b", 1, 3, 0, 55, &born, 1, props, pl,
+                                      "MSGID1", buf, sizeof(buf), &m),
                      0);
     assert_true(topic_eq(&m, "%RETRY%G"));
     assert_int_equal(m.reconsume_times, 2);
+    /* the born host is the original's (RocketMQ keeps it), not 0.0.0.0:0 */
+    assert_memory_equal(&m.born_host, &born, sizeof(born));
     assert_string_equal(prop(&m, "RETRY_TOPIC"), "TopicA");
     assert_string_equal(prop(&m, "ORIGIN_MESSAGE_ID"), "MSGID1");
     assert_string_equal(prop(&m, "DELAY"), "4");
@@ -457,10 +463,11 @@ static void test_retry_record_carries_origin_and_counts_up(void **state)
     shmq_props_append(p2, sizeof(p2), &l2, "RETRY_TOPIC", "TopicA", 6);
     shmq_props_append(p2, sizeof(p2), &l2, "ORIGIN_MESSAGE_ID", "FIRST", 5);
     assert_int_equal(shmq_retry_plan("G", 16, 16, 1, 0, 0, &p), 0);
-    assert_int_equal(shmq_retry_build(&p, "%RETRY%G", 8, "b", 1, 3, 0, 55, 16, p2, l2, "MSGID2",
-                                      buf, sizeof(buf), &m),
+    assert_int_equal(shmq_retry_build(&p, "%RETRY%G", 8, "b", 1, 3, 0, 55, &born, 16, p2, l2,
+                                      "MSGID2", buf, sizeof(buf), &m),
                      0);
     assert_true(topic_eq(&m, "%DLQ%G"));
+    assert_memory_equal(&m.born_host, &born, sizeof(born));
     assert_string_equal(prop(&m, "RETRY_TOPIC"), "TopicA");
     assert_string_equal(prop(&m, "ORIGIN_MESSAGE_ID"), "FIRST");
     assert_null(prop(&m, "DELAY"));
