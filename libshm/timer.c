@@ -1,7 +1,18 @@
 /*
  * The timer store: timer wheel, timer log and timer checkpoint files of
  * RocketMQ 5 (timer.h; ROCKETMQ-FACTS §17), their recovery after a killed
- * scheduler or a host crash, enqueueing a unit and reading a slot.
+ * scheduler, a host crash or damage, enqueueing a unit and reading a slot.
+ *
+ * Damage (a bad disk, a file edited by hand) is told from a crash by the
+ * checkpoint: units below its lastTimerLogFlushPos were on the disk, so one
+ * that does not decode there is damage, stepped over and reported, not the
+ * end of the log (PITFALLS 7).  The wheel is derived from the log at open
+ * for every slot not yet read, and each unit's prevPos from the units
+ * before it, so a damaged slot or link loses nothing the log still holds.
+ * shmq keeps copies of the checkpoint's lastReadTimeMs, lastTimerLogFlushPos
+ * and in-slot progress past byte 56 (RocketMQ reads only 0..55): two copies
+ * that differ are reported and the one that loses nothing is used.
+ * Findings go to the store's log through shmq_meta_warn (json_meta.h).
  */
 #include "timer.h"
 
@@ -9,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json_meta.h"
 #include "shmq/errors.h"
 #include "shmq/types.h"
 #include "store_files.h"
@@ -27,8 +40,14 @@
 #define CHECK_STATE_VER 32
 #define CHECK_TIMESTAMP 40
 #define CHECK_COUNTER   48
-#define CHECK_PROG_SLOT 64 /* shmq: slot being delivered */
-#define CHECK_PROG_DONE 72 /* shmq: its units delivered */
+#define CHECK_PROG_SLOT 64  /* shmq: slot being delivered */
+#define CHECK_PROG_DONE 72  /* shmq: its units delivered */
+#define CHECK_READ_COPY 80  /* shmq: lastReadTimeMs again, written after it */
+#define CHECK_EXT_MAGIC 88  /* shmq: CHECK_EXT when the copies are written */
+#define CHECK_FLUSH_CPY 96  /* shmq: lastTimerLogFlushPos again */
+#define CHECK_DONE_COPY 104 /* shmq: the in-slot progress again, written after it */
+#define CHECK_USED      112 /* bytes of the checkpoint shmq writes */
+#define CHECK_EXT       0x73686d7174636b31LL /* "shmqtck1" */
 
 #define STALE_ZERO_RUN (1 << 20) /* a run of zero bytes this long ends the stale tail */
 #define PAGE           4096
@@ -230,36 +249,13 @@ static int seg_note(shmq_timer_store_t *ts, int64_t start, int64_t slot_ms)
 
 /* ---- recovery ------------------------------------------------------------------------------ */
 
-/* Put the unit at pos into its slot if a kill lost that update. */
-static void reapply(shmq_timer_store_t *ts, int64_t pos, const shmq_timer_unit_t *u)
-{
-    int64_t slot_ms = u->write_ms + u->delay_delta;
-    uint8_t *p = slot_at(ts, slot_ms);
-    shmq_timer_slot_t s;
-    shmq_timer_slot_decode(p, &s);
-    int64_t tu = slot_ms / ts->precision;
-    if (s.time_units == tu && s.last_pos >= pos) {
-        return;
-    }
-    if (s.time_units == tu) {
-        s.last_pos = pos;
-        s.num++;
-    } else {
-        /* First unit of the slot, or (after a host crash) a slot entry that was lost:
-         * follow the chain back to its first unit. */
-        int32_t num = 1;
-        int64_t first = pos, prev = u->prev_pos, next;
-        shmq_timer_unit_t v;
-        while (prev >= 0 && prev < first && unit_at(ts, prev, &v, &next) == 1 &&
-               v.write_ms + v.delay_delta == slot_ms) {
-            first = prev;
-            prev = v.prev_pos;
-            num++;
-        }
-        s = (shmq_timer_slot_t){.time_units = tu, .first_pos = first, .last_pos = pos, .num = num};
-    }
-    shmq_timer_slot_encode(p, &s);
-}
+/* What the log says a slot holds: its units in log order (open's rebuild of the wheel). */
+typedef struct slot_acc {
+    int64_t tu; /* slot time / P; 0: no unit seen */
+    int64_t first;
+    int64_t last;
+    int64_t num;
+} slot_acc_t;
 
 /* Zero the stale bytes a kill or a crash left after the log's end (non-zero pages only). */
 static void zero_stale(shmq_timer_store_t *ts, int64_t end)
@@ -286,28 +282,82 @@ static void zero_stale(shmq_timer_store_t *ts, int64_t end)
     }
 }
 
-/*
- * Scan the whole log: find its end, note each segment's latest slot, and re-apply
- * the units after the checkpoint's flush position to the wheel.
- */
-static int scan_log(shmq_timer_store_t *ts, int64_t flush_pos)
+/* Where the unit after an undecodable one at pos would start: units never straddle. */
+static int64_t step_over(const shmq_timer_store_t *ts, int64_t pos)
 {
-    int64_t pos = ts->log.count ? shmq_mfq_min_offset(&ts->log) : flush_pos, next;
+    int64_t seg = (int64_t)ts->seg_size, start = pos - pos % seg;
+    if (pos + SHMQ_TIMER_UNIT_SIZE + SHMQ_TIMER_UNIT_SIZE + SHMQ_TIMER_BLANK_SIZE > start + seg) {
+        return start + seg; /* only a blank fits after it */
+    }
+    return pos + SHMQ_TIMER_UNIT_SIZE;
+}
+
+/*
+ * Scan the whole log: find its end (the first unit that does not decode at
+ * or after the checkpoint's flush position: a torn tail), step over units
+ * that do not decode below it (damage), note each segment's latest slot,
+ * give every unit the prevPos of the unit before it in its slot (rewriting
+ * a damaged link), count the units after flush_pos (a kill or a crash lost
+ * their slot updates), and record in acc what each slot holds.
+ */
+static int scan_log(shmq_timer_store_t *ts, int64_t flush_pos, bool flush_confirmed,
+                    slot_acc_t *acc)
+{
+    int64_t p = ts->precision, next;
+    int64_t min = ts->log.count ? shmq_mfq_min_offset(&ts->log) : flush_pos, pos = min;
+    int64_t end = pos; /* after the last unit or blank that decoded */
     ts->recovered_max_phys = -1;
+    ts->oldest_slot_ms = -1;
     for (;;) {
         shmq_timer_unit_t u;
         int rc = unit_at(ts, pos, &u, &next);
-        if (rc < 0) {
+        if (rc == SHMQ_E_NOT_FOUND) {
             break;
         }
+        int64_t slot_ms = rc == 1 ? u.write_ms + u.delay_delta : 0;
+        /* A slot time is a multiple of P: a flipped write time or delay is not. */
+        if (rc == 1 && (slot_ms <= 0 || slot_ms % p != 0 || slot_ms > INT64_MAX / 2)) {
+            rc = SHMQ_E_CORRUPT;
+        }
+        if (rc < 0) {
+            if (pos >= flush_pos) {
+                break; /* the end, or a torn tail */
+            }
+            if (ts->damaged_units++ == 0) {
+                ts->first_damaged_pos = pos;
+            }
+            pos = step_over(ts, pos);
+            continue;
+        }
         if (rc == 1) {
-            int64_t slot_ms = u.write_ms + u.delay_delta;
             int src = seg_note(ts, pos - (pos % (int64_t)ts->seg_size), slot_ms);
             if (src < 0) {
                 return src;
             }
+            slot_acc_t *a = &acc[shmq_timer_slot_index(slot_ms, p)];
+            int64_t tu = slot_ms / p;
+            /* The same wheel slot two weeks later may hold newer units: then this one was
+             * read long ago and is left alone. */
+            if (a->tu <= tu) {
+                if (a->tu != tu) {
+                    *a = (slot_acc_t){.tu = tu, .first = pos, .last = -1};
+                }
+                /* The first unit of a slot in the log points before the log (its segment was
+                 * read and deleted) or nowhere; any other one at the slot's unit before it. */
+                int64_t want_prev = a->last >= 0 ? a->last : (u.prev_pos < min ? u.prev_pos : -1);
+                if (u.prev_pos != want_prev) {
+                    shmq_mapped_file_t *mf = shmq_mfq_find(&ts->log, pos);
+                    put64(mf->base + (pos - mf->start_offset) + 4, want_prev);
+                    ts->relinked_units++;
+                }
+                a->last = pos;
+                a->num++;
+            }
+            ts->log_units++;
+            if (ts->oldest_slot_ms < 0 || slot_ms < ts->oldest_slot_ms) {
+                ts->oldest_slot_ms = slot_ms;
+            }
             if (pos >= flush_pos) {
-                reapply(ts, pos, &u);
                 ts->recovered_units++;
                 if (u.phys_offset > ts->recovered_max_phys) {
                     ts->recovered_max_phys = u.phys_offset;
@@ -315,64 +365,121 @@ static int scan_log(shmq_timer_store_t *ts, int64_t flush_pos)
             }
         }
         pos = next;
+        end = pos;
     }
-    ts->write_pos = pos;
+    /* Units that do not decode after the last one that does are the end's zeros seen from a
+     * flush position that may itself be wrong, unless its copy confirms it. */
+    if (!flush_confirmed && ts->damaged_units > 0 && ts->first_damaged_pos >= end) {
+        ts->damaged_units = 0;
+    }
+    ts->write_pos = end;
     /* Segments past the end hold only what a crash left: remove them. */
-    int64_t seg_end = pos - (pos % (int64_t)ts->seg_size) + (int64_t)ts->seg_size;
+    int64_t seg_end = end - (end % (int64_t)ts->seg_size) + (int64_t)ts->seg_size;
     if (shmq_mfq_end_offset(&ts->log) > seg_end) {
         int rc = shmq_mfq_truncate(&ts->log, seg_end);
         if (rc < 0) {
             return rc;
         }
     }
-    zero_stale(ts, pos);
+    zero_stale(ts, end);
     return 0;
 }
 
-/* Repair slots naming units past the log's end (host crash); count pending units. */
-static void scan_wheel(shmq_timer_store_t *ts)
+/*
+ * Make every slot not yet read (read_ms and later) what the log says it
+ * holds, clearing slots that name units the log does not have for them;
+ * count the pending units.
+ */
+static void rebuild_wheel(shmq_timer_store_t *ts, const slot_acc_t *acc)
 {
-    int64_t end = ts->write_pos, p = ts->precision, next;
+    int64_t p = ts->precision, from = ts->read_ms / p;
     for (size_t i = 0; i < SHMQ_TIMER_WHEEL_SLOTS; i++) {
         uint8_t *b = ts->wheel.base + i * SHMQ_TIMER_SLOT_SIZE;
+        const slot_acc_t *a = &acc[i];
+        shmq_timer_slot_t s;
+        shmq_timer_slot_decode(b, &s);
+        if (a->tu >= from && a->num > 0) {
+            if (s.time_units != a->tu || s.first_pos != a->first || s.last_pos != a->last ||
+                s.num != a->num || s.magic != 0) {
+                /* Units after the flush position explain a slot a kill or a crash did not
+                 * update; anything else is damage. */
+                if (a->last < ts->flushed_pos) {
+                    ts->damaged_slots++;
+                }
+                s = (shmq_timer_slot_t){.time_units = a->tu,
+                                        .first_pos = a->first,
+                                        .last_pos = a->last,
+                                        .num = (int32_t)a->num};
+                shmq_timer_slot_encode(b, &s);
+                ts->repaired_slots++;
+            }
+            ts->pending += a->num;
+            continue;
+        }
         if (get64(b) == 0 && get64(b + 16) == 0) {
             continue; /* never used */
         }
-        shmq_timer_slot_t s;
-        shmq_timer_slot_decode(b, &s);
-        /* timeUnits comes from the file: a slot time beyond int64 is not a slot of ours. */
-        if (s.time_units <= 0 || s.time_units > INT64_MAX / p) {
-            continue;
-        }
-        int64_t slot_ms = s.time_units * p;
-        if (shmq_timer_slot_index(slot_ms, p) != (int64_t)i) {
-            continue;
-        }
-        if (s.last_pos >= end || s.first_pos >= end) {
+        /* A slot to be read that the log has no unit for (units lost with a crash, or a
+         * damaged slot): nothing to deliver there. */
+        if (s.time_units >= from && s.time_units <= INT64_MAX / p &&
+            shmq_timer_slot_index(s.time_units * p, p) == (int64_t)i) {
+            if (s.last_pos < ts->flushed_pos && s.first_pos < ts->flushed_pos) {
+                ts->damaged_slots++;
+            }
+            memset(b, 0, SHMQ_TIMER_SLOT_SIZE);
             ts->repaired_slots++;
-            int64_t last = -1, pos = s.first_pos;
-            int32_t num = 0;
-            shmq_timer_unit_t u;
-            int rc;
-            while (pos >= 0 && pos < end && (rc = unit_at(ts, pos, &u, &next)) >= 0) {
-                if (rc == 1 && u.write_ms + u.delay_delta == slot_ms) {
-                    last = pos;
-                    num++;
-                }
-                pos = next;
-            }
-            if (last < 0) {
-                memset(b, 0, SHMQ_TIMER_SLOT_SIZE);
-                continue;
-            }
-            s.last_pos = last;
-            s.num = num;
-            shmq_timer_slot_encode(b, &s);
-        }
-        if (slot_ms >= ts->read_ms && s.num > 0) {
-            ts->pending += s.num;
         }
     }
+}
+
+/* Report a finding about the timer files in the store's log. */
+static void timer_warn(const shmq_timer_store_t *ts, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void timer_warn(const shmq_timer_store_t *ts, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    shmq_meta_warn(SHMQ_META_WARN, "%s/%s", ts->root, msg);
+}
+
+/*
+ * A field and its copy: equal, or the one that loses no message, reported: the smaller
+ * (larger when want_max) that is not negative.
+ */
+static int64_t copy_pick(const shmq_timer_store_t *ts, const char *what, int64_t v, int64_t copy,
+                         bool want_max, const char *meaning)
+{
+    if (v == copy) {
+        return v;
+    }
+    int64_t lo = v < copy ? v : copy, hi = v < copy ? copy : v;
+    int64_t pick = want_max || lo < 0 ? hi : lo;
+    timer_warn(ts,
+               "config/timercheck: %s is %" PRId64 ", its copy %" PRId64
+               " (damage, or a kill between the two writes): using %" PRId64 " (%s)",
+               what, v, copy, pick, meaning);
+    return pick;
+}
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+    return b[0] == 0 && memcmp(b, b + 1, n - 1) == 0;
+}
+
+static int flush_repairs(shmq_timer_store_t *ts)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < ts->log.count; i++) {
+        shmq_mapped_file_t *mf = ts->log.segs[i];
+        rc = shmq_mf_flush(mf, 0, mf->size, SHMQ_FLUSH_MSYNC);
+    }
+    if (rc == 0) {
+        rc = shmq_mf_flush(&ts->wheel, 0, ts->wheel.size, SHMQ_FLUSH_FDATASYNC);
+    }
+    return rc;
 }
 
 int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t seg_size,
@@ -408,10 +515,26 @@ int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t 
         return rc;
     }
     const uint8_t *c = ts->check.base;
+    bool ext = get64(c + CHECK_EXT_MAGIC) == CHECK_EXT;
+    bool blank = all_zero(c, CHECK_USED);
     int64_t read_ms = get64(c + CHECK_READ_MS);
     int64_t flush_pos = get64(c + CHECK_FLUSH_POS);
+    int64_t slot_done = get64(c + CHECK_PROG_DONE);
     ts->queue_offset = get64(c + CHECK_QUEUE_OFF);
     ts->counter = get64(c + CHECK_COUNTER);
+    bool flush_confirmed = ext && flush_pos == get64(c + CHECK_FLUSH_CPY);
+    if (ext) {
+        read_ms = copy_pick(ts, "lastReadTimeMs", read_ms, get64(c + CHECK_READ_COPY), false,
+                            "timed messages of the slots in between may be delivered again");
+        slot_done = copy_pick(ts, "the units delivered of the slot being read", slot_done,
+                              get64(c + CHECK_DONE_COPY), false, "some may be delivered again");
+        flush_pos = copy_pick(ts, "lastTimerLogFlushPos", flush_pos, get64(c + CHECK_FLUSH_CPY),
+                              true, "units after it are checked as a tail");
+        /* shmq writes masterTimerQueueOffset equal to lastTimerQueueOffset. */
+        ts->queue_offset =
+            copy_pick(ts, "lastTimerQueueOffset", ts->queue_offset, get64(c + CHECK_MASTER_QO),
+                      false, "timed messages after it are put in the wheel again");
+    }
     if (flush_pos < 0 || ts->queue_offset < 0) {
         shmq_timer_close(ts);
         return shmq_error_set(SHMQ_E_CORRUPT,
@@ -419,12 +542,28 @@ int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t 
                               ", queue offset %" PRId64,
                               root, flush_pos, ts->queue_offset);
     }
-    rc = scan_log(ts, flush_pos);
+    slot_acc_t *acc = calloc(SHMQ_TIMER_WHEEL_SLOTS, sizeof(*acc));
+    if (acc == NULL) {
+        shmq_timer_close(ts);
+        return shmq_error_set(-ENOMEM, "timer store: no memory to check the wheel");
+    }
+    rc = scan_log(ts, flush_pos, flush_confirmed, acc);
     if (rc < 0) {
+        free(acc);
         shmq_timer_close(ts);
         return rc;
     }
     ts->flushed_pos = flush_pos < ts->write_pos ? flush_pos : ts->write_pos;
+    if (blank && ts->log_units > 0) {
+        /* No checkpoint, yet units: the checkpoint was lost (zeroed), or the first run died
+         * before its first one.  What was delivered is unknown: read from the oldest unit. */
+        read_ms = ts->oldest_slot_ms;
+        timer_warn(ts,
+                   "config/timercheck holds no checkpoint but the timer log holds %" PRId64
+                   " units: reading from the oldest unit's slot %" PRId64
+                   " (timed messages delivered since may be delivered again)",
+                   ts->log_units, read_ms);
+    }
     int64_t oldest = floor_to(now_ms - (int64_t)SHMQ_TIMER_WHEEL_SLOTS * p + 60 * p, p);
     if (read_ms <= 0) {
         read_ms = floor_to(now_ms, p);
@@ -433,12 +572,39 @@ int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t 
     }
     ts->read_ms = floor_to(read_ms, p);
     if (get64(c + CHECK_PROG_SLOT) == ts->read_ms) {
-        ts->slot_done = get64(c + CHECK_PROG_DONE);
-        if (ts->slot_done < 0) {
-            ts->slot_done = 0;
-        }
+        ts->slot_done = slot_done < 0 ? 0 : slot_done;
     }
-    scan_wheel(ts);
+    rebuild_wheel(ts, acc);
+    free(acc);
+    if (ts->damaged_units > 0) {
+        const shmq_mapped_file_t *mf = shmq_mfq_find(&ts->log, ts->first_damaged_pos);
+        shmq_meta_warn(SHMQ_META_WARN,
+                       "%s offset %" PRId64 ": %" PRId64
+                       " timer log unit(s) below the checkpoint's flush position %" PRId64
+                       " do not decode (the first here): damaged, stepped over; the timed "
+                       "messages they held are not delivered",
+                       mf ? mf->path : ts->root,
+                       mf ? ts->first_damaged_pos - mf->start_offset : ts->first_damaged_pos,
+                       ts->damaged_units, flush_pos);
+    }
+    if (ts->relinked_units > 0) {
+        timer_warn(ts,
+                   "timerlog: %" PRId64
+                   " unit(s) did not point at the unit before them in their slot: relinked",
+                   ts->relinked_units);
+    }
+    if (ts->damaged_slots > 0) {
+        timer_warn(ts,
+                   "timerwheel: %" PRId64
+                   " slot(s) not yet read did not name the units the timer log holds for them: "
+                   "rebuilt from the log",
+                   ts->damaged_slots);
+    }
+    if ((ts->damaged_units > 0 || ts->relinked_units > 0 || ts->repaired_slots > 0) &&
+        (rc = flush_repairs(ts)) < 0) {
+        shmq_timer_close(ts);
+        return rc;
+    }
     return 0;
 }
 
@@ -611,6 +777,10 @@ void shmq_timer_progress(shmq_timer_store_t *ts, int64_t next_read_ms, int64_t s
     put64(c + CHECK_PROG_DONE, slot_done);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     put64(c + CHECK_PROG_SLOT, next_read_ms);
+    /* The copies last: a kill leaves them behind (older), never ahead. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    put64(c + CHECK_READ_COPY, next_read_ms);
+    put64(c + CHECK_DONE_COPY, slot_done);
     ts->read_ms = next_read_ms;
     ts->slot_done = slot_done;
     ts->pending -= units_done;
@@ -645,6 +815,10 @@ int shmq_timer_checkpoint(shmq_timer_store_t *ts)
     put64(c + CHECK_FLUSH_POS, to);
     put64(c + CHECK_QUEUE_OFF, ts->queue_offset);
     put64(c + CHECK_MASTER_QO, ts->queue_offset);
+    put64(c + CHECK_FLUSH_CPY, to);
+    put64(c + CHECK_READ_COPY, ts->read_ms);
+    put64(c + CHECK_DONE_COPY, get64(c + CHECK_PROG_DONE));
+    put64(c + CHECK_EXT_MAGIC, CHECK_EXT);
     put64(c + CHECK_STATE_VER, 0);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);

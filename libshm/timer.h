@@ -21,7 +21,10 @@
  *                              dataVersion (stateVersion 32, timestamp 40,
  *                              counter 48).  shmq adds, at 64, the slot
  *                              being delivered and at 72 how many of its
- *                              units were (RocketMQ ignores bytes past 56).
+ *                              units were; copies of lastReadTimeMs at 80,
+ *                              of lastTimerLogFlushPos at 96 and of the
+ *                              count at 104, marked present by "shmqtck1"
+ *                              at 88 (RocketMQ ignores bytes past 56).
  *
  * Each slot is a backward list: the wheel's lastPos names the newest unit,
  * each unit's prevPos the one before (-1: none).  A slot whose timeUnits is
@@ -32,9 +35,15 @@
  * wheel flushed, then lastTimerLogFlushPos and lastTimerQueueOffset) names
  * only durable data; the read time and the progress inside a slot are
  * stored in the mapped checkpoint as soon as the deliveries they cover are
- * acknowledged.  Opening re-applies every unit after the checkpoint to the
- * wheel (a slot update lost by a kill), cuts a torn last unit, and repairs
- * slots that name units beyond the log's end (after a host crash).
+ * acknowledged.  Opening cuts a torn last unit (at or after the checkpoint's
+ * flush position), steps over units below it that do not decode (damage),
+ * links each unit to the one before it in its slot, and makes every slot
+ * not yet read name exactly the units the log holds for it: a slot update
+ * lost by a kill, a slot naming units beyond the log's end (a host crash)
+ * and a damaged slot are all repaired from the log.  A checkpoint field and
+ * its copy that differ are reported, and the value that loses no message
+ * is used; a checkpoint that is all zeros while the log holds units reads
+ * from the oldest unit.  Damage is reported through shmq_meta_warn().
  */
 #ifndef SHMQ_TIMER_H
 #define SHMQ_TIMER_H
@@ -123,7 +132,14 @@ typedef struct shmq_timer_store {
      * checkpoint): the caller raises queue_offset past their records. */
     int64_t recovered_units;
     int64_t recovered_max_phys; /* -1: none */
-    int64_t repaired_slots;     /* slots that named units beyond the log's end */
+    int64_t repaired_slots;     /* slots made to name what the log holds for them */
+    /* Damage opening found (each reported): */
+    int64_t damaged_units;     /* units below the flush position that do not decode */
+    int64_t first_damaged_pos; /* the first of them */
+    int64_t relinked_units;    /* units whose prevPos was not their slot's unit before them */
+    int64_t damaged_slots;     /* slots repaired that no kill or crash explains */
+    int64_t log_units;         /* valid units in the log */
+    int64_t oldest_slot_ms;    /* the oldest slot of a unit in the log (-1: none) */
     shmq_timer_seg_t *segs;
     size_t nsegs;
     size_t segs_cap;

@@ -3,7 +3,12 @@
  * timer log units, wheel slots and the timer checkpoint (§17), slot
  * chains read oldest first, rounding and rolling at enqueue, segment ends,
  * and recovery after a kill (a lost slot update, a torn unit) and after a
- * crash (a slot naming units beyond the log's end).
+ * crash (a slot naming units beyond the log's end), and after damage: a
+ * unit below the checkpoint that does not decode is stepped over and the
+ * units after it are still delivered, a damaged or stale slot is rebuilt
+ * from the log, a checkpoint field whose copy differs costs no message,
+ * and a zeroed checkpoint reads from the oldest unit.  Each damage is
+ * reported (shmq_meta_warn).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json_meta.h"
 #include "shmq/types.h"
 #include "timer.h"
 
@@ -89,6 +95,179 @@ static int64_t be64_at(const uint8_t *p)
     uint64_t v;
     memcpy(&v, p, 8);
     return (int64_t)be64toh(v);
+}
+
+static void put_be64(uint8_t *p, int64_t v)
+{
+    uint64_t be = htobe64((uint64_t)v);
+    memcpy(p, &be, 8);
+}
+
+/* Findings reported while opening (shmq_meta_warn). */
+static int warnings;
+static char last_warning[1024];
+
+static void count_warning(void *arg, enum shmq_meta_level level, const char *msg)
+{
+    (void)arg, (void)level;
+    warnings++;
+    snprintf(last_warning, sizeof(last_warning), "%s", msg);
+}
+
+/* Units 100..(100+n-1) in slot T0+2000 and 900 in T0+5000, checkpointed, the store closed
+ * (written at T0, read up to T0+1000). */
+static void damage_fixture(fixture_t *f, int n)
+{
+    open_at(f, T0);
+    for (int i = 0; i < n; i++) {
+        enqueue(f, 100 + i, T0 + 2000, T0, T0 + 2000);
+    }
+    enqueue(f, 900, T0 + 5000, T0, T0 + 5000);
+    f->ts.queue_offset = n + 1;
+    shmq_timer_progress(&f->ts, T0 + 1000, 0, 0);
+    assert_int_equal(shmq_timer_checkpoint(&f->ts), 0);
+    shmq_timer_close(&f->ts);
+    warnings = 0;
+    last_warning[0] = '\0';
+    shmq_meta_set_warn(count_warning, NULL);
+}
+
+static uint8_t *file_bytes(fixture_t *f, const char *rel, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", f->root, rel);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    uint8_t *b = malloc(*len);
+    fseek(fp, 0, SEEK_SET);
+    assert_int_equal(fread(b, 1, *len, fp), *len);
+    fclose(fp);
+    return b;
+}
+
+static void file_write(fixture_t *f, const char *rel, size_t off, const void *b, size_t len)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", f->root, rel);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, b, len, (off_t)off), (ssize_t)len);
+    close(fd);
+}
+
+static void test_damaged_unit_below_the_checkpoint_is_stepped_over(void **state)
+{
+    fixture_t *f = *state;
+    damage_fixture(f, 5);
+    /* Unit 2 (phys 102) zeroed: the units after it are not a tail to cut. */
+    uint8_t zero[SHMQ_TIMER_UNIT_SIZE] = {0};
+    file_write(f, "timerlog/00000000000000000000", 2 * 52, zero, sizeof(zero));
+    open_at(f, T0 + 1500);
+    assert_int_equal(f->ts.damaged_units, 1);
+    assert_int_equal(f->ts.first_damaged_pos, 104);
+    assert_int_equal(f->ts.write_pos, 6 * 52);
+    assert_int_equal(f->ts.relinked_units, 1);
+    assert_int_equal(read_slot(f, T0 + 2000), 4);
+    assert_int_equal(f->units[0].phys_offset, 100);
+    assert_int_equal(f->units[1].phys_offset, 101);
+    assert_int_equal(f->units[2].phys_offset, 103);
+    assert_int_equal(f->units[3].phys_offset, 104);
+    assert_int_equal(read_slot(f, T0 + 5000), 1);
+    assert_true(warnings >= 1);
+    assert_non_null(strstr(last_warning, "timerlog") ? last_warning
+                                                     : strstr(last_warning, "timerwheel"));
+    shmq_meta_set_warn(NULL, NULL);
+}
+
+static void test_unit_with_a_flipped_write_time_is_damage(void **state)
+{
+    fixture_t *f = *state;
+    damage_fixture(f, 3);
+    /* Bit 4 of unit 1's writeTimeMs: its slot time is no multiple of P. */
+    size_t len;
+    uint8_t *b = file_bytes(f, "timerlog/00000000000000000000", &len);
+    b[52 + 16 + 7] ^= 0x10;
+    file_write(f, "timerlog/00000000000000000000", 52 + 16 + 7, b + 52 + 16 + 7, 1);
+    free(b);
+    open_at(f, T0 + 1500);
+    assert_int_equal(f->ts.damaged_units, 1);
+    assert_int_equal(read_slot(f, T0 + 2000), 2);
+    assert_int_equal(f->units[1].phys_offset, 102);
+    assert_true(warnings >= 1);
+    shmq_meta_set_warn(NULL, NULL);
+}
+
+static void test_zeroed_or_stale_slot_is_rebuilt_from_the_log(void **state)
+{
+    fixture_t *f = *state;
+    damage_fixture(f, 4);
+    size_t off = (size_t)shmq_timer_slot_index(T0 + 2000, P) * SHMQ_TIMER_SLOT_SIZE;
+    uint8_t zero[SHMQ_TIMER_SLOT_SIZE] = {0};
+    file_write(f, "timerwheel", off, zero, sizeof(zero));
+    open_at(f, T0 + 1500);
+    assert_int_equal(f->ts.damaged_slots, 1);
+    assert_int_equal(read_slot(f, T0 + 2000), 4);
+    assert_int_equal(f->ts.pending, 5);
+    assert_true(warnings >= 1);
+    assert_non_null(strstr(last_warning, "timerwheel"));
+    /* The slot as it was after its first unit (a stale copy): last = first, num 1. */
+    shmq_timer_slot_t s = {.time_units = (T0 + 2000) / P, .first_pos = 0, .last_pos = 0, .num = 1};
+    uint8_t enc[SHMQ_TIMER_SLOT_SIZE];
+    shmq_timer_slot_encode(enc, &s);
+    shmq_timer_close(&f->ts);
+    file_write(f, "timerwheel", off, enc, sizeof(enc));
+    warnings = 0;
+    open_at(f, T0 + 1500);
+    assert_int_equal(f->ts.damaged_slots, 1);
+    assert_int_equal(read_slot(f, T0 + 2000), 4);
+    assert_int_equal(f->units[3].phys_offset, 103);
+    assert_true(warnings >= 1);
+    shmq_meta_set_warn(NULL, NULL);
+}
+
+static void test_zeroed_checkpoint_reads_from_the_oldest_unit(void **state)
+{
+    fixture_t *f = *state;
+    damage_fixture(f, 2);
+    uint8_t zero[512] = {0};
+    file_write(f, "config/timercheck", 0, zero, sizeof(zero));
+    /* Opened days later: without its checkpoint nothing tells what was delivered. */
+    open_at(f, T0 + 3 * 86400000LL);
+    assert_int_equal(f->ts.read_ms, T0 + 2000);
+    assert_int_equal(f->ts.pending, 3);
+    assert_int_equal(read_slot(f, T0 + 2000), 2);
+    assert_int_equal(warnings, 1);
+    assert_non_null(strstr(last_warning, "holds no checkpoint"));
+    shmq_meta_set_warn(NULL, NULL);
+}
+
+static void test_checkpoint_field_and_its_copy_differ(void **state)
+{
+    fixture_t *f = *state;
+    damage_fixture(f, 2);
+    /* lastReadTimeMs moved ahead by a flipped bit: its copy keeps slot T0+2000 unread. */
+    uint8_t b[8];
+    put_be64(b, T0 + 1000 + (1LL << 30));
+    file_write(f, "config/timercheck", 0, b, 8);
+    open_at(f, T0 + 1500);
+    assert_int_equal(f->ts.read_ms, T0 + 1000);
+    assert_int_equal(f->ts.pending, 3);
+    assert_int_equal(warnings, 1);
+    assert_non_null(strstr(last_warning, "lastReadTimeMs"));
+    shmq_timer_close(&f->ts);
+    /* lastTimerLogFlushPos lowered: the larger of the two is used (units enqueued again on
+     * the same store: 6 in all). */
+    damage_fixture(f, 2);
+    put_be64(b, 52);
+    file_write(f, "config/timercheck", 8, b, 8);
+    open_at(f, T0 + 1500);
+    assert_int_equal(f->ts.write_pos, 6 * 52);
+    assert_int_equal(f->ts.flushed_pos, 6 * 52);
+    assert_int_equal(f->ts.recovered_units, 0);
+    assert_int_equal(warnings, 1);
+    shmq_meta_set_warn(NULL, NULL);
 }
 
 static void test_unit_layout_is_rocketmq_big_endian(void **state)
@@ -381,6 +560,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_last_unit_is_cut_and_overwritten, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slot_naming_lost_units_is_repaired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_unit_below_the_checkpoint_is_stepped_over,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unit_with_a_flipped_write_time_is_damage, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_zeroed_or_stale_slot_is_rebuilt_from_the_log, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_zeroed_checkpoint_reads_from_the_oldest_unit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_field_and_its_copy_differ, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_segments_are_deleted_at_checkpoint, setup,
                                         teardown),
     };
