@@ -732,19 +732,21 @@ sub compare {
 }
 
 # Log lines that say something the undamaged store does not say: a warning or an
-# error, or an INFO line reporting a repair.  Normalised (numbers as N) so that runs compare.
+# error, or an INFO line reporting a repair.  Normalised (the store's path as ROOT, numbers
+# as N) so that runs compare.
 sub norm_line {
-    my ($l) = @_;
+    my ($l, $root) = @_;
     $l =~ s/^\S+ \S+ (\w+)\s+(\w[\w-]*)\[\d+\]: /$1 $2: / or return undef;
+    $l =~ s/\Q$root\E/ROOT/g;
     $l =~ s/\d+/N/g;
     return $l;
 }
 sub log_signals {
-    my ($log, $baseline) = @_;
+    my ($log, $baseline, $root) = @_;
     my (@sig, @crash);
     for my $l (split /\n/, slurp($log) // "") {
         push @crash, $l if $l =~ /killed by signal|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
-        my $n = norm_line($l) // next;
+        my $n = norm_line($l, $root) // next;
         next if $baseline->{$n};
         if ($n =~ /^(WARN|ERROR) /) {
             push @sig, $l;
@@ -830,7 +832,7 @@ sub trial {
     push @crash, "verify: sanitizer report" if $vout =~ /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
     # the broker and the consumer
     my $r = run_store($root, $dir);
-    my ($sig, $lcrash) = log_signals("$dir/shmqd.log", $baseline);
+    my ($sig, $lcrash) = log_signals("$dir/shmqd.log", $baseline, $root);
     push @crash, @$lcrash;
     push @crash, "the start did not end" if $r->{start_hang};
     push @crash, "the stop did not end" if $r->{stop_hang};
@@ -978,7 +980,7 @@ ok(!grep({ !$nfiles{$_} } @KINDS) && $nfiles{"commitlog-old"} >= 2 && $nfiles{in
     my %base;
     for my $run (@runs) {
         for (split /\n/, slurp("$run->[0]/shmqd.log") // "") {
-            my $n = norm_line($_);
+            my $n = norm_line($_, "$run->[0]/store");
             $base{$n} = 1 if defined $n;
         }
     }
@@ -1001,7 +1003,7 @@ ok(!grep({ !$nfiles{$_} } @KINDS) && $nfiles{"commitlog-old"} >= 2 && $nfiles{in
     ok(keys(%acked) > 2900 && !@bad, scalar(keys %acked) . " acknowledged messages are read "
         . "where the producer was told") or diag("not read as acknowledged: @bad[0 .. ($#bad < 9 ? $#bad : 9)]");
     my $d = compare($e, $e2);
-    my ($sig) = log_signals("$runs[1][0]/shmqd.log", $baseline);
+    my ($sig) = log_signals("$runs[1][0]/shmqd.log", $baseline, "$runs[1][0]/store");
     ok(!@$d && !keys %{$e2->{X}}, "a second undamaged copy gives the same content")
         or diag(map { "$_->[0]: $_->[1]" } @$d[0 .. ($#$d < 9 ? $#$d : 9)]);
     bail("the comparison is not stable") if @$d;
