@@ -541,8 +541,14 @@ static int mfq_load(shmq_mfq_t *q, bool tolerant)
         if (rc) {
             goto out;
         }
-        if (stat(path, &st) != 0) {
+        if (lstat(path, &st) != 0) {
             rc = sys_err(path, "stat");
+            goto out;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            /* Never followed, not even to its size (PITFALLS 23). */
+            rc = shmq_error_set(-ELOOP, "%s is a symbolic link: shmq follows no link in a store",
+                                path);
             goto out;
         }
         bool last = i + 1 == n;

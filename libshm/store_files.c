@@ -318,7 +318,12 @@ int shmq_store_check_root(const char *root, void (*warn)(void *arg, const char *
         while ((e = readdir(d)) != NULL) {
             char p[PATH_MAX];
             struct stat es;
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            /* The top-level directories are looked at as directories, once. */
+            bool top = false;
+            for (int k = 1; i == 0 && top_dirs[k] != NULL; k++) {
+                top = top || strcmp(e->d_name, top_dirs[k]) == 0;
+            }
+            if (top || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
                 fstatat(dirfd(d), e->d_name, &es, AT_SYMLINK_NOFOLLOW) != 0 ||
                 S_ISLNK(es.st_mode) || (es.st_mode & 0004) == 0) {
                 continue;

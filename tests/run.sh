@@ -15,7 +15,7 @@ for t in "$BUILD"/tests/unit/test_*; do
     case "$t" in *.o|*.d) continue ;; esac
     [ -x "$t" ] && TESTS="$TESTS $t"
 done
-for t in tests/integration/*.t tests/crash/*.t; do
+for t in tests/integration/*.t tests/crash/*.t tests/security/*.t; do
     [ -f "$t" ] && TESTS="$TESTS $t"
 done
 echo "shmq: running tests against $BUILD"
