@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,12 +203,65 @@ static int ring_size_for(int32_t max_message_size, uint64_t *out)
     return 0;
 }
 
+/* "name (uid N)" of a user, or "uid N" when it has no name. */
+static void user_text(uid_t uid, char *out, size_t len)
+{
+    struct passwd pw, *res = NULL;
+    char buf[1024];
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL) {
+        snprintf(out, len, "%s (uid %ld)", res->pw_name, (long)uid);
+    } else {
+        snprintf(out, len, "uid %ld", (long)uid);
+    }
+}
+
+/*
+ * The object at name, if any, must belong to the store's user (our
+ * effective uid): then it is a stale one (a master that died left it; the
+ * caller holds the store lock) and is removed.  One of another user (made
+ * while the store was stopped: its name is predictable) is refused naming
+ * it and its owner, and is never opened.  Checked by its path under
+ * SHMQ_SHM_DIR without following a link.
+ */
+static int shm_clear_stale(const char *name)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "%s%s", SHMQ_SHM_DIR, name);
+    struct stat st;
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        int rc = -errno;
+        if (rc == -ENOENT) {
+            return 0;
+        }
+        return shmq_error_set(rc, "control block %s: cannot check it: %s", path, strerror(-rc));
+    }
+    if (st.st_uid != geteuid()) {
+        char owner[160], self[160];
+        user_text(st.st_uid, owner, sizeof(owner));
+        user_text(geteuid(), self, sizeof(self));
+        return shmq_error_set(-EPERM,
+                              "control block %s already exists and belongs to %s, not to the "
+                              "store's user %s: it is neither used nor replaced; its owner or "
+                              "root must remove it before the store can start",
+                              path, owner, self);
+    }
+    if (shm_unlink(name) != 0 && errno != ENOENT) {
+        int rc = -errno;
+        return shmq_error_set(rc, "control block %s: cannot remove the stale one: %s", path,
+                              strerror(-rc));
+    }
+    return 0;
+}
+
 /* shm_open O_CREAT|O_EXCL, size, reserve and map an object; returns the mapping. */
 static int shm_create_map(const char *name, uint64_t size, uint64_t reserve, void **out)
 {
     int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
         int rc = -errno;
+        if (rc == -EEXIST && shm_clear_stale(name) < 0) {
+            return -EPERM; /* made by another user since the check: the detail names it */
+        }
         return shmq_error_set(rc, "shm_open %s: %s", name, strerror(-rc));
     }
     int rc = 0;
@@ -267,9 +321,11 @@ int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl)
         return rc;
     }
     cons_name(ctl->name, cname, sizeof(cname));
-    /* A stale pair from a master that died: the caller holds the store lock. */
-    shm_unlink(ctl->name);
-    shm_unlink(cname);
+    /* A stale pair from a master that died (the caller holds the store lock) is
+     * replaced; objects of another user are refused, never opened. */
+    if ((rc = shm_clear_stale(ctl->name)) < 0 || (rc = shm_clear_stale(cname)) < 0) {
+        return rc;
+    }
 
     uint64_t ring_off = CTL_PAGE_ROUND(sizeof(shmq_ctl_block_t));
     uint64_t total = ring_off + (uint64_t)SHMQ_CTL_MAX_RINGS * ring_size;

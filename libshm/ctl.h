@@ -352,14 +352,19 @@ typedef struct shmq_ctl {
 
 /* ---- naming, creation, attachment ----------------------------------------- */
 
+/* Where POSIX shared-memory objects live (shm_open's tmpfs). */
+#define SHMQ_SHM_DIR "/dev/shm"
+
 /* "/shmq-<16 hex>" for the store at root (realpath'd; root must exist). */
 int shmq_ctl_name(const char *root, char *out, size_t len);
 
 /*
- * Master: create both objects for cfg's store (an existing, stale pair is
- * removed first: the caller holds the store lock), fill the header, copy
- * cfg, size the rings for cfg->max_message_size, and leave ready = 0.  The
- * caller fills positions and tables, then calls shmq_ctl_set_ready().
+ * Master: create both objects for cfg's store (an existing, stale pair that
+ * belongs to the store's user is removed first: the caller holds the store
+ * lock; an object of another user is refused with -EPERM naming it and its
+ * owner, and never opened), fill the header, copy cfg, size the rings for
+ * cfg->max_message_size, and leave ready = 0.  The caller fills positions
+ * and tables, then calls shmq_ctl_set_ready().
  */
 int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl);
 void shmq_ctl_set_ready(shmq_ctl_t *ctl);
