@@ -76,7 +76,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/lock", f->dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660); /* as the store makes it */
     assert_true(fd >= 0);
     close(fd);
     shmq_config_defaults(&f->cfg);
