@@ -45,6 +45,7 @@ wait_gone() {
     alive "$1" && return 1
     wait "$1"
     GONE_RC=$?
+    SHMQD_PID="" # gone: nothing left for the cleanup to stop
     return 0
 }
 
@@ -81,7 +82,6 @@ producer 2 --async 8
 P2=$LAST_PRODUCER
 wait_gone "$SHMQD_PID" 600
 ok $? "the master stops the store by itself after the failed flush" || diag "$T/shmqd.log"
-SHMQD_PID=""
 [ -e "$T/fault.mark" ]
 ok $? "the fault fired in the flusher"
 [ "$GONE_RC" -ne 0 ]
@@ -129,7 +129,6 @@ producer 3
 P3=$LAST_PRODUCER
 wait_gone "$SHMQD_PID" 900
 ok $? "the master stops the store by itself after the failed flush" || diag "$T/shmqd.log"
-SHMQD_PID=""
 [ -e "$T/fault.mark" ] && [ "$GONE_RC" -ne 0 ] && [ -e "$STORE/abort" ]
 ok $? "the fault fired in the dispatcher, shmqd exits $GONE_RC, abort stays"
 Q=$(fence_durable consumequeue)
@@ -160,7 +159,6 @@ producer 4
 P4=$LAST_PRODUCER
 wait_gone "$SHMQD_PID" 900
 ok $? "the master stops the store by itself after the failed index flush" || diag "$T/shmqd.log"
-SHMQD_PID=""
 [ -e "$T/fault.mark" ] && [ "$GONE_RC" -ne 0 ] && [ -e "$STORE/abort" ]
 ok $? "the fault fired in the indexer, shmqd exits $GONE_RC, abort stays (not a clean stop)"
 kill -KILL $P4 2>/dev/null
