@@ -39,6 +39,7 @@ pc_init 256
 SYNC_CUTS=${SHMQ_POWER_CUTS:-30}
 ASYNC_CUTS=${SHMQ_POWER_ASYNC_CUTS:-4}
 PER_RUN=${SHMQ_POWER_PER_RUN:-8}
+MAX_FAILED=${SHMQ_POWER_MAX_FAILED:-5} # then the campaign stops: a broken store is slow to check
 RUNS_PER_IMAGE=5 # then a fresh image: bounds the disk used and the time of each check
 TOPIC=TopicPower
 NPROD=4                         # producers per run: odd ones synchronous, even ones 8 in flight
@@ -59,6 +60,15 @@ IMG_RUNS=0     # runs on the current image
 MODE=""
 FLAGS=""
 TOTALS="SYNC_FLUSH ASYNC_FLUSH"
+FAILED=0       # failed cuts, all kinds
+
+# Go on with the campaign? (no after MAX_FAILED failed cuts)
+going() {
+    [ "$FAILED" -lt "$MAX_FAILED" ] && return 0
+    [ -n "$GAVE_UP" ] || echo "# $FAILED cuts failed: the remaining cuts are skipped (SHMQ_POWER_MAX_FAILED)"
+    GAVE_UP=1
+    return 1
+}
 
 # ---- figures -----------------------------------------------------------------------
 
@@ -257,7 +267,7 @@ check_cut() {
         PC_FROZEN=$(pc_store_pids)
         pc_kill_frozen
     fi
-    "$CTL" verify --store "$STORE" $SMALL >"$T/verify.$CUT" 2>&1
+    timeout 600 "$CTL" verify --store "$STORE" $SMALL >"$T/verify.$CUT" 2>&1
     vrc=$?
     stored_load_records $TOPIC >"$T/stored" 2>"$T/dump.diag"
     figs=$(pc_check "$T/stored" "$T/$name.limits" "$T/details.$CUT")
@@ -285,6 +295,7 @@ check_cut() {
     [ "${must_lost:-1}" -eq 0 ] || why="$why; $must_lost messages acknowledged before the crash lost"
     [ "$progress" -eq 1 ] || why="$why; the producers were not acknowledged before the cut"
     add "$MODE" cuts 1
+    [ -z "$why" ] || FAILED=$((FAILED + 1))
     add "$MODE" acked "${acked:-0}"
     add "$MODE" lost "${lost_cur:-0}"
     add "$MODE" dup "${dup:-0}"
@@ -332,7 +343,7 @@ cuts_during_sends() {
         wait_acks 1
         prog=$((1 - $?))
         echo "$prog" >"$T/c$k.progress"
-        pc_freeze $RUN_PIDS || echo "# cut $k: a process did not stop"
+        pc_freeze $RUN_PIDS || ok 1 "every process stops for cut $k of run $RUN"
         write_limits "$T/c$k.limits"
         take_cut "c$k"
         if [ $k -lt "$ncuts" ]; then
@@ -346,8 +357,11 @@ cuts_during_sends() {
     pc_umount
     k=1
     while [ $k -le "$ncuts" ]; do
-        check_cut "c$k" "during sends, $k of $ncuts in run $RUN" "$(cat "$T/c$k.progress")"
-        rc=$?
+        rc=1
+        if going; then
+            check_cut "c$k" "during sends, $k of $ncuts in run $RUN" "$(cat "$T/c$k.progress")"
+            rc=$?
+        fi
         if [ $k -lt "$ncuts" ]; then
             rm -f "$T/c$k.img"
         else
@@ -405,7 +419,7 @@ cut_after_crash_restart() {
         abandon_run
         return 1
     fi
-    pc_freeze $RUN_PIDS || echo "# a process did not stop"
+    pc_freeze $RUN_PIDS || ok 1 "every process stops for the cut after the crash-restart"
     write_limits "$T/r.limits" must
     take_cut r
     pc_kill_frozen
@@ -417,28 +431,24 @@ cut_after_crash_restart() {
 # ---- the campaign -----------------------------------------------------------------
 
 T0=$(date +%s)
-use_mode SYNC_FLUSH
-left=$SYNC_CUTS
-while [ "$left" -gt 0 ]; do
-    k=$PER_RUN
-    [ "$k" -gt "$left" ] && k=$left
-    cuts_during_sends "$k" || break
-    left=$((left - k))
-done
-cut_after_clean_stop
-cut_after_crash_restart
+# campaign MODE CUTS: CUTS cuts during sends, PER_RUN per broker run, then
+# a cut after a clean stop and one after a crash-restart.
+campaign() {
+    local left=$2 k
+    use_mode "$1"
+    IMG_RUNS=$RUNS_PER_IMAGE # a fresh image: what another mode stored is checked no more
+    while [ "$left" -gt 0 ] && going; do
+        k=$PER_RUN
+        [ "$k" -gt "$left" ] && k=$left
+        cuts_during_sends "$k" || break
+        left=$((left - k))
+    done
+    going && cut_after_clean_stop
+    going && cut_after_crash_restart
+}
 
-use_mode ASYNC_FLUSH
-IMG_RUNS=$RUNS_PER_IMAGE # a fresh image: what SYNC_FLUSH stored is checked no more
-left=$ASYNC_CUTS
-while [ "$left" -gt 0 ]; do
-    k=$PER_RUN
-    [ "$k" -gt "$left" ] && k=$left
-    cuts_during_sends "$k" || break
-    left=$((left - k))
-done
-cut_after_clean_stop
-cut_after_crash_restart
+campaign SYNC_FLUSH "$SYNC_CUTS"
+campaign ASYNC_FLUSH "$ASYNC_CUTS"
 
 for m in $TOTALS; do
     echo "# $m: $(get $m cuts) cuts, $(get $m acked) acknowledged messages checked, $(get $m lost) lost, $(get $m dup) duplicated, $(get $m startfail) start failures, $(get $m verifyfail) verify failures, $(get $m mountfail) copies that did not mount; sends answered with an error $(get $m senderr), with a status other than SEND_OK $(get $m notok)"

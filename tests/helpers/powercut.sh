@@ -107,8 +107,12 @@ pc_detach_all() {
         umount "$FS" 2>/dev/null || umount -l "$FS" 2>/dev/null
         i=$((i + 1))
     done
+    # Only a device still backed by a file of this test: a number detached
+    # earlier may be another test's device now.
     for d in $PC_LOOPS; do
-        losetup -d "$d" 2>/dev/null
+        case "$(losetup -n -O BACK-FILE "$d" 2>/dev/null)" in
+        "$T"/*) losetup -d "$d" 2>/dev/null ;;
+        esac
     done
     LOOP=""
 }
