@@ -296,6 +296,25 @@ static int meta_file_read(meta_file_t *f, const meta_kind_t *k)
     return 0;
 }
 
+static bool data_version_of(const json_t *doc, int64_t *counter, int64_t *state, char *why,
+                            size_t why_len);
+
+/*
+ * A file older than its .bak: both carry a dataVersion and the file's counter is
+ * below the backup's.  Every save moves the counter on (or writes the same text
+ * twice), and the .bak is the version before the file: a file behind it is a stale
+ * copy (an old version put back, a lost write of a block).
+ */
+static bool older_than_bak(const meta_file_t *m, const meta_file_t *b, int64_t *mc, int64_t *bc)
+{
+    int64_t ms, bs;
+    char why[300];
+    return json_is_object(json_object_get(m->doc, "dataVersion")) &&
+           json_is_object(json_object_get(b->doc, "dataVersion")) &&
+           data_version_of(m->doc, mc, &ms, why, sizeof(why)) &&
+           data_version_of(b->doc, bc, &bs, why, sizeof(why)) && *mc < *bc;
+}
+
 int meta_open(meta_load_t *ml, const meta_kind_t *k, const char *root, bool quiet)
 {
     memset(ml, 0, sizeof(*ml));
@@ -319,7 +338,15 @@ int meta_open(meta_load_t *ml, const meta_kind_t *k, const char *root, bool quie
     meta_file_t *m = &ml->main, *b = &ml->bak;
     if (m->state == META_OK) {
         ml->base = m;
-        if (b->state == META_OK) {
+        int64_t mc, bc;
+        if (b->state == META_OK && older_than_bak(m, b, &mc, &bc)) {
+            meta_finding(ml, SHMQ_META_WARN,
+                         "%s is older than its backup (dataVersion counter %lld, %s has %lld): a "
+                         "stale copy; loading %s instead",
+                         m->path, (long long)mc, b->path, (long long)bc, b->path);
+            ml->base = b;
+            ml->other = m;
+        } else if (b->state == META_OK) {
             ml->other = b;
         } else if (b->state == META_DAMAGED) {
             meta_finding(ml, SHMQ_META_WARN, "%s is damaged (%s); not needed: %s is intact",

@@ -5,7 +5,9 @@
  * from .bak or dropped, with a warning naming file, group, topic and queue;
  * offsets are checked against the queue's max offset; topics that have
  * consume queues but no entry are restored; a save keeps a RocketMQ
- * dataVersion and leaves every new entry in .bak too.
+ * dataVersion and leaves every new entry in .bak too; a file older than its
+ * .bak (a stale copy: a lower dataVersion counter) loads the .bak, with a
+ * warning.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -347,6 +349,33 @@ static void test_save_adding_entries_leaves_them_in_bak(void **state)
     shmq_offset_table_free(&t);
 }
 
+static void test_file_older_than_its_bak_loads_the_bak(void **state)
+{
+    const char *root = *state;
+    shmq_offset_table_t t;
+    /* An old version put back in place of the file: its counter is behind the .bak's. */
+    put(root, "config/delayOffset.json",
+        "{\"dataVersion\":{\"counter\":3,\"stateVersion\":0,\"timestamp\":1700000000000},"
+        "\"offsetTable\":{1:20}}");
+    put(root, "config/delayOffset.json.bak",
+        "{\"dataVersion\":{\"counter\":5,\"stateVersion\":0,\"timestamp\":1700000009000},"
+        "\"offsetTable\":{1:30}}");
+    assert_int_equal(shmq_delay_offsets_load(root, &t), 0);
+    assert_int_equal(offset_of(&t, "", 1), 30);
+    expect_warned("delayOffset.json is older than its backup (dataVersion counter 3");
+    expect_warned("a stale copy; loading");
+    shmq_offset_table_free(&t);
+    /* The usual state: the file one save ahead of its .bak, or the same text twice. */
+    warned[0] = '\0';
+    put(root, "config/delayOffset.json",
+        "{\"dataVersion\":{\"counter\":6,\"stateVersion\":0,\"timestamp\":1700000010000},"
+        "\"offsetTable\":{1:31}}");
+    assert_int_equal(shmq_delay_offsets_load(root, &t), 0);
+    assert_int_equal(offset_of(&t, "", 1), 31);
+    assert_null(strstr(warned, "older than its backup"));
+    shmq_offset_table_free(&t);
+}
+
 /* ---- delay offsets ------------------------------------------------------------------- */
 
 static void test_delay_level_flip_restored_from_bak_and_above_max_lowered(void **state)
@@ -502,6 +531,7 @@ int main(void)
         T(test_offsets_save_keeps_rocketmq_data_version),
         T(test_save_adding_entries_leaves_them_in_bak),
         T(test_delay_level_flip_restored_from_bak_and_above_max_lowered),
+        T(test_file_older_than_its_bak_loads_the_bak),
         T(test_topic_with_consume_queues_but_no_entry_is_restored),
         T(test_topic_key_flip_is_read_under_the_name_the_store_knows),
         T(test_topic_field_name_flip_takes_the_bak_entry),
