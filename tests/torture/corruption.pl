@@ -45,13 +45,16 @@
 # Usage (SHMQ_BUILD: the build directory; SHMQ_SRC: the source tree):
 #   corruption.pl [--per-kind N] [--seed S] [--kinds k1,k2] [--figures FILE]
 #                 [--trial N] [--reference DIR] [--save-reference DIR]
-#                 [--work DIR] [--keep] [--verbose]
+#                 [--work DIR] [--keep] [--verbose] [--todo-known]
 # --per-kind N trials of each kind (default 200); trial t damages kind
 # t % 12, with damage type (t / 12) % 3 and its own generator seeded from
 # S and t, so `--seed S --trial N` replays one trial (exactly on the same
 # reference: --save-reference keeps the one built, --reference reuses it).
 # TAP output: one test per kind; figures as comments, and as a Markdown
-# table with --figures.  A failed trial is kept under the work directory
+# table with --figures.  With --todo-known (the short run of `make test`), a
+# kind whose failed trials all match an open issue listed in @KNOWN below is
+# reported "not ok ... # TODO <issue>" (TAP: it does not fail the run, and
+# prove says when it starts to pass); the trials are printed all the same.  A failed trial is kept under the work directory
 # (named in the output) with the damaged store, verify's output, shmqd's
 # log and what the consumer read.
 use strict;
@@ -72,7 +75,7 @@ my $SHMQD = "$BUILD/shmqd";
 my $CONTENT = "$BUILD/tests/helpers/store_content";
 my $PRODUCER = "$BUILD/tests/helpers/ref_producer";
 
-my %opt = (per_kind => 200, seed => 1, verbose => 0, keep => 0);
+my %opt = (per_kind => 200, seed => 1, verbose => 0, keep => 0, todo_known => 0);
 GetOptions(
     "per-kind=i" => \$opt{per_kind},
     "seed=i" => \$opt{seed},
@@ -84,6 +87,7 @@ GetOptions(
     "work=s" => \$opt{work},
     "keep" => \$opt{keep},
     "verbose" => \$opt{verbose},
+    "todo-known" => \$opt{todo_known},
 ) or die "usage: see the top of $0\n";
 $opt{verbose} = 1 if defined $opt{trial};
 $| = 1;
@@ -92,6 +96,38 @@ $| = 1;
 my @KINDS = qw(commitlog-old commitlog-new consumequeue index checkpoint topics.json
     consumerOffset.json subscriptionGroup.json delayOffset.json timerwheel timerlog timercheck);
 my @TYPES = qw(flip zero stale);
+
+# Open issues the campaign found that are not fixed yet: a failed trial whose every wrong
+# difference matches one of them counts as that issue (--todo-known).  Remove an entry
+# once its fix is in.
+my @KNOWN = (
+    ["query-crc", "queries (shmq_query_by_key/uniq_key/msg_id/phys_offset, libshm/query.c) "
+        . "return records without checking their CRCs",
+        sub { $_[0] =~ /^query \S+ .* returns (a different message at|the message at)/ }],
+    ["crc-tail-zeroed", "a record whose __CRC32# tail was zeroed or overwritten is checked "
+        . "with its body CRC alone: damaged properties are delivered (libshm/message.c "
+        . "shmq_record_check_crcs)",
+        sub {
+            return 0 unless $_[0] =~ /^message \S+ \d+ \d+ differs: got \[(.*?)\] want \[(.*?)\]/;
+            my @g = split / /, $1;
+            my @w = split / /, $2;
+            # The same record, the same body: only what the properties hold differs.
+            return $g[0] eq $w[0] && $g[1] eq $w[1] && $g[2] eq $w[2] && $g[3] eq $w[3];
+        }],
+);
+
+# The open issues a failed trial's wrong differences all match (empty: not a known one).
+sub known_issues {
+    my ($o) = @_;
+    return () if $o->{outcome} ne "wrong" || @{$o->{crash}};
+    my %hit;
+    for my $d (grep { $_->[0] eq "wrong" } @{$o->{diffs}}) {
+        my ($k) = grep { $_->[2]->($d->[1]) } @KNOWN;
+        return () unless $k;
+        $hit{$k->[0]} = 1;
+    }
+    return sort keys %hit;
+}
 my %JSON_KIND = map { $_ => 1 } qw(topics.json consumerOffset.json subscriptionGroup.json
     delayOffset.json);
 my %SYSTEM_TOPIC = map { $_ => 1 } qw(SCHEDULE_TOPIC_XXXX rmq_sys_wheel_timer);
@@ -840,6 +876,8 @@ sub trial {
         . " signal " . ($r->{content_status} & 127)
         if $r->{content_status} & 127 || ($r->{content_status} >> 8) == 1 || $r->{content_timeout};
     my $c = $r->{content};
+    push @crash, "store_content: sanitizer report"
+        if (slurp("$dir/content") // "") =~ /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
     for my $w (sort keys %{$c->{W}}) {
         push @crash, "worker $w last exit $c->{W}{$w}[2]" if $c->{W}{$w}[2] < 0;
     }
@@ -1043,7 +1081,6 @@ for my $t (@trials) {
     if ($o->{outcome} =~ /^(wrong|silent|crash)$/) {
         my $keep = "$work/fail-$t";
         rename($o->{dir}, $keep) if $o->{dir} && -d $o->{dir};
-        $keep_work = 1;
         push @{$fails{$kind}}, [$o, $keep];
     }
     if ($opt{verbose}) {
@@ -1080,8 +1117,26 @@ if ($opt{figures}) {
 for my $kind (grep { $fig{$_} } @KINDS) {
     my $f = $fig{$kind};
     my $bad = ($f->{wrong} // 0) + ($f->{silent} // 0) + ($f->{crash} // 0);
-    ok(!$bad, "$kind: $f->{trials} trials, no wrong message, no silent loss, no crash")
-        or do {
+    my %todo;
+    if ($bad && $opt{todo_known}) {
+        for (@{$fails{$kind}}) {
+            my @k = known_issues($_->[0]);
+            if (!@k) {
+                %todo = ();
+                last;
+            }
+            $todo{$_} = 1 for @k;
+        }
+    }
+    my $name = "$kind: $f->{trials} trials, no wrong message, no silent loss, no crash";
+    if (%todo) {
+        $tap_n++;
+        print "not ok $tap_n - $name # TODO open issue(s): " . join(", ", sort keys %todo) . "\n";
+        diag(map { "$_->[0]: $_->[1]" } grep { $todo{$_->[0]} } @KNOWN);
+    }
+    my $pass = %todo ? 0 : ok(!$bad, $name);
+    $keep_work = 1 unless $pass || %todo; # a real failure: keep what shows it
+    $pass or do {
             for (@{$fails{$kind}}) {
                 my ($o, $keep) = @$_;
                 open(my $fh, ">", \my $buf);
