@@ -161,12 +161,28 @@ bool shmq_timer_exists(const char *root)
     return access(path, F_OK) == 0;
 }
 
-/* Open path as a file of exactly size bytes, creating and allocating it when missing or empty. */
-static int open_fixed(shmq_mapped_file_t *mf, const char *dir, const char *name, size_t size)
+/*
+ * Open path as a file of exactly size bytes, creating and allocating it when missing or
+ * empty; read-only (check_only: SHMQ_E_NOT_FOUND when missing) never creating.
+ */
+static int open_fixed(shmq_mapped_file_t *mf, const char *dir, const char *name, size_t size,
+                      bool check_only)
 {
     char path[PATH_MAX];
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
         return shmq_error_set(-ENAMETOOLONG, "path too long: %s/%s", dir, name);
+    }
+    if (check_only) {
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            return shmq_error_set(errno == ENOENT ? SHMQ_E_NOT_FOUND : -errno, "%s: %s", path,
+                                  strerror(errno));
+        }
+        if ((uint64_t)st.st_size != size) {
+            return shmq_error_set(SHMQ_E_SEGMENT, "%s: size %lld, expected %zu", path,
+                                  (long long)st.st_size, size);
+        }
+        return shmq_mf_open(mf, path, 0, size, SHMQ_MF_READONLY);
     }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -347,7 +363,9 @@ static int scan_log(shmq_timer_store_t *ts, int64_t flush_pos, bool flush_confir
                 int64_t want_prev = a->last >= 0 ? a->last : (u.prev_pos < min ? u.prev_pos : -1);
                 if (u.prev_pos != want_prev) {
                     shmq_mapped_file_t *mf = shmq_mfq_find(&ts->log, pos);
-                    put64(mf->base + (pos - mf->start_offset) + 4, want_prev);
+                    if (!ts->check_only) {
+                        put64(mf->base + (pos - mf->start_offset) + 4, want_prev);
+                    }
                     ts->relinked_units++;
                 }
                 a->last = pos;
@@ -373,6 +391,9 @@ static int scan_log(shmq_timer_store_t *ts, int64_t flush_pos, bool flush_confir
         ts->damaged_units = 0;
     }
     ts->write_pos = end;
+    if (ts->check_only) {
+        return 0;
+    }
     /* Segments past the end hold only what a crash left: remove them. */
     int64_t seg_end = end - (end % (int64_t)ts->seg_size) + (int64_t)ts->seg_size;
     if (shmq_mfq_end_offset(&ts->log) > seg_end) {
@@ -410,7 +431,9 @@ static void rebuild_wheel(shmq_timer_store_t *ts, const slot_acc_t *acc)
                                         .first_pos = a->first,
                                         .last_pos = a->last,
                                         .num = (int32_t)a->num};
-                shmq_timer_slot_encode(b, &s);
+                if (!ts->check_only) {
+                    shmq_timer_slot_encode(b, &s);
+                }
                 ts->repaired_slots++;
             }
             ts->pending += a->num;
@@ -426,7 +449,9 @@ static void rebuild_wheel(shmq_timer_store_t *ts, const slot_acc_t *acc)
             if (s.last_pos < ts->flushed_pos && s.first_pos < ts->flushed_pos) {
                 ts->damaged_slots++;
             }
-            memset(b, 0, SHMQ_TIMER_SLOT_SIZE);
+            if (!ts->check_only) {
+                memset(b, 0, SHMQ_TIMER_SLOT_SIZE);
+            }
             ts->repaired_slots++;
         }
     }
@@ -482,11 +507,12 @@ static int flush_repairs(shmq_timer_store_t *ts)
     return rc;
 }
 
-int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t seg_size,
-                    int64_t now_ms)
+static int timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t seg_size,
+                      int64_t now_ms, bool check_only)
 {
     memset(ts, 0, sizeof(*ts));
     ts->wheel.fd = ts->check.fd = -1;
+    ts->check_only = check_only;
     if (p <= 0 || 1000 % p != 0 || seg_size < 1024 || seg_size % 4 != 0) {
         return shmq_error_set(SHMQ_E_ARG, "timer store: precision %lld, log segment size %zu",
                               (long long)p, seg_size);
@@ -496,18 +522,18 @@ int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t 
     ts->seg_size = seg_size;
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/config", root);
-    int rc = shmq_file_mkdirs(dir);
+    int rc = check_only ? 0 : shmq_file_mkdirs(dir);
     if (rc == 0) {
-        rc = open_fixed(&ts->check, dir, "timercheck", SHMQ_TIMERCHECK_SIZE);
+        rc = open_fixed(&ts->check, dir, "timercheck", SHMQ_TIMERCHECK_SIZE, check_only);
         ts->check_open = rc == 0;
     }
     if (rc == 0) {
-        rc = open_fixed(&ts->wheel, root, "timerwheel", SHMQ_TIMER_WHEEL_SIZE);
+        rc = open_fixed(&ts->wheel, root, "timerwheel", SHMQ_TIMER_WHEEL_SIZE, check_only);
         ts->wheel_open = rc == 0;
     }
     if (rc == 0) {
         snprintf(dir, sizeof(dir), "%s/timerlog", root);
-        rc = shmq_mfq_open(&ts->log, dir, seg_size, 0);
+        rc = shmq_mfq_open(&ts->log, dir, seg_size, check_only ? SHMQ_MF_READONLY : 0);
         ts->log_open = rc == 0;
     }
     if (rc < 0) {
@@ -600,12 +626,29 @@ int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t 
                    "rebuilt from the log",
                    ts->damaged_slots);
     }
-    if ((ts->damaged_units > 0 || ts->relinked_units > 0 || ts->repaired_slots > 0) &&
+    if (!check_only &&
+        (ts->damaged_units > 0 || ts->relinked_units > 0 || ts->repaired_slots > 0) &&
         (rc = flush_repairs(ts)) < 0) {
         shmq_timer_close(ts);
         return rc;
     }
     return 0;
+}
+
+int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t seg_size,
+                    int64_t now_ms)
+{
+    return timer_open(ts, root, p, seg_size, now_ms, false);
+}
+
+int shmq_timer_check(shmq_timer_store_t *ts, const char *root, int64_t p, size_t seg_size,
+                     int64_t now_ms)
+{
+    int rc = timer_open(ts, root, p, seg_size, now_ms, true);
+    if (rc == 0) {
+        shmq_timer_close(ts);
+    }
+    return rc;
 }
 
 void shmq_timer_close(shmq_timer_store_t *ts)

@@ -143,6 +143,7 @@ typedef struct shmq_timer_store {
     shmq_timer_seg_t *segs;
     size_t nsegs;
     size_t segs_cap;
+    bool check_only; /* shmq_timer_check: mapped read-only, nothing repaired */
 } shmq_timer_store_t;
 
 /* True if <root>/timerwheel exists (the store has timer files). */
@@ -159,6 +160,17 @@ bool shmq_timer_exists(const char *root);
  */
 int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t seg_size,
                     int64_t now_ms);
+
+/*
+ * Check the timer files of the stopped store at root without changing them
+ * (shmqctl verify): what shmq_timer_open would repair or report is reported
+ * through shmq_meta_warn() and counted in *ts (damaged_units,
+ * relinked_units, damaged_slots; the store is closed again before it
+ * returns).  SHMQ_E_NOT_FOUND when the store has no timer files; the errors
+ * of shmq_timer_open otherwise.
+ */
+int shmq_timer_check(shmq_timer_store_t *ts, const char *root, int64_t p, size_t seg_size,
+                     int64_t now_ms);
 
 /* Unmap everything (no flush: call shmq_timer_checkpoint first for a clean close). */
 void shmq_timer_close(shmq_timer_store_t *ts);

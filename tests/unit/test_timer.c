@@ -8,7 +8,8 @@
  * units after it are still delivered, a damaged or stale slot is rebuilt
  * from the log, a checkpoint field whose copy differs costs no message,
  * and a zeroed checkpoint reads from the oldest unit.  Each damage is
- * reported (shmq_meta_warn).
+ * reported (shmq_meta_warn); shmq_timer_check (shmqctl verify) reports the
+ * same and changes nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -196,6 +197,45 @@ static void test_unit_with_a_flipped_write_time_is_damage(void **state)
     assert_int_equal(read_slot(f, T0 + 2000), 2);
     assert_int_equal(f->units[1].phys_offset, 102);
     assert_true(warnings >= 1);
+    shmq_meta_set_warn(NULL, NULL);
+}
+
+static void test_check_reports_damage_and_changes_nothing(void **state)
+{
+    fixture_t *f = *state;
+    damage_fixture(f, 5);
+    uint8_t zero[SHMQ_TIMER_UNIT_SIZE] = {0};
+    file_write(f, "timerlog/00000000000000000000", 2 * 52, zero, sizeof(zero));
+    size_t off = (size_t)shmq_timer_slot_index(T0 + 5000, P) * SHMQ_TIMER_SLOT_SIZE;
+    uint8_t zslot[SHMQ_TIMER_SLOT_SIZE] = {0};
+    file_write(f, "timerwheel", off, zslot, sizeof(zslot));
+    size_t llen, wlen;
+    uint8_t *log0 = file_bytes(f, "timerlog/00000000000000000000", &llen);
+    uint8_t *wheel0 = file_bytes(f, "timerwheel", &wlen);
+    shmq_timer_store_t ts;
+    assert_int_equal(shmq_timer_check(&ts, f->root, P, SEG, T0 + 1500), 0);
+    assert_int_equal(ts.damaged_units, 1);
+    assert_int_equal(ts.relinked_units, 1);
+    assert_int_equal(ts.damaged_slots, 2);
+    assert_true(warnings >= 3);
+    uint8_t *log1 = file_bytes(f, "timerlog/00000000000000000000", &llen);
+    uint8_t *wheel1 = file_bytes(f, "timerwheel", &wlen);
+    assert_memory_equal(log0, log1, llen);
+    assert_memory_equal(wheel0, wheel1, wlen);
+    free(log0), free(log1), free(wheel0), free(wheel1);
+    /* The scheduler's open repairs what the check reported. */
+    open_at(f, T0 + 1500);
+    assert_int_equal(read_slot(f, T0 + 2000), 4);
+    assert_int_equal(read_slot(f, T0 + 5000), 1);
+    shmq_timer_close(&f->ts);
+    /* Links and slots are whole again; the unit that does not decode stays (reported until
+     * its segment is deleted). */
+    warnings = 0;
+    assert_int_equal(shmq_timer_check(&ts, f->root, P, SEG, T0 + 1500), 0);
+    assert_int_equal(ts.damaged_units, 1);
+    assert_int_equal(ts.relinked_units, 0);
+    assert_int_equal(ts.damaged_slots, 0);
+    assert_int_equal(warnings, 1);
     shmq_meta_set_warn(NULL, NULL);
 }
 
@@ -563,6 +603,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_unit_below_the_checkpoint_is_stepped_over,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_unit_with_a_flipped_write_time_is_damage, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_check_reports_damage_and_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_zeroed_or_stale_slot_is_rebuilt_from_the_log, setup,
                                         teardown),

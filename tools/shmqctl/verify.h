@@ -71,4 +71,7 @@ void verify_checkpoint_record(verify_t *v, int64_t phys, int64_t size, int64_t s
 /* verify_meta.c: after both passes: config/ JSON files, the checkpoint, the IndexFiles. */
 void verify_meta(verify_t *v);
 
+/* verify_timer.c: the timer wheel, log and checkpoint (a stopped store). */
+void verify_timer(verify_t *v);
+
 #endif

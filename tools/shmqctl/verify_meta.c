@@ -604,4 +604,5 @@ void verify_meta(verify_t *v)
     check_config(v);
     int64_t index_end = check_index(v);
     check_checkpoint(v, index_end);
+    verify_timer(v);
 }
