@@ -20,9 +20,12 @@
 #     that copy, so later cuts also check what earlier runs stored;
 #   - right after a clean stop: nothing acknowledged may be lost, also under
 #     ASYNC_FLUSH;
-#   - shortly after a crash-restart (kill -9 of every store process, restart,
-#     cut): what recovery accepted must be durable, so every message
-#     acknowledged before the crash is there, also under ASYNC_FLUSH.
+#   - after a crash-restart (kill -9 of every store process, restart): one
+#     cut as soon as the store runs, the producers still held, and one once
+#     they were acknowledged again.  What recovery accepted must be durable,
+#     so every message acknowledged before the crash is there, also under
+#     ASYNC_FLUSH (whose run then flushes only every 10 minutes, so that the
+#     crash leaves it all in the page cache).
 #
 # SHMQ_POWER_CUTS (default 30) cuts during sends under SYNC_FLUSH and
 # SHMQ_POWER_ASYNC_CUTS (default 4) under ASYNC_FLUSH, SHMQ_POWER_PER_RUN
@@ -105,7 +108,7 @@ ensure_image() {
         IMG_RUNS=0
     fi
     pc_mount "$T/disk.img" || return 1
-    mkdir -p "$STORE"
+    mkdir -p -m 700 "$STORE"
     IMG_RUNS=$((IMG_RUNS + 1))
 }
 
@@ -389,14 +392,23 @@ cut_after_clean_stop() {
 }
 
 # cut_after_crash_restart: kill -9 every store process while the producers
-# send, restart, and cut as soon as the store runs again.
+# send (they are held meanwhile), restart, and cut twice: as soon as the
+# store runs again, before any producer sends (what recovery accepted from
+# the page cache must be on the disk by then: nothing else flushes it), and
+# once the producers were acknowledged again.  Under ASYNC_FLUSH the run
+# flushes only every 10 minutes, so the crash leaves everything in the page
+# cache.
 cut_after_crash_restart() {
-    local id p i
-    begin_run || return 1
+    local id p i flags=$FLAGS rc
+    [ "$MODE" = ASYNC_FLUSH ] &&
+        FLAGS="$FLAGS --set flushIntervalCommitLog=600000 --set flushCommitLogThoroughInterval=600000"
+    begin_run || {
+        FLAGS=$flags
+        return 1
+    }
     start_producers -
     mark_acks
     wait_acks 30
-    # What the producers logged before the crash (they are held meanwhile).
     kill -STOP $RUN_PIDS
     i=0
     for p in $RUN_PIDS; do
@@ -405,34 +417,47 @@ cut_after_crash_restart() {
             i=$((i + 1))
         done
     done
+    # What the producers logged before the crash must survive the cuts.
     for id in $RUN_IDS; do
         eval "pre_$id=$(stat -c %s "$LOGS/$id.log" 2>/dev/null || echo 0)"
     done
     pc_kill_store
     ok $? "every store process is dead after kill -9 ($MODE)"
-    kill -CONT $RUN_PIDS
     echo "---- crash-restart ($MODE) ----" >>"$T/shmqd.log"
     if ! pc_start_broker $FLAGS; then
         ok 1 "shmqd ($MODE) starts again after kill -9"
         sed -n '/---- crash-restart/,$p' "$T/shmqd.log" | diag /dev/stdin
         add "$MODE" startfail 1
+        kill -CONT $RUN_PIDS
         abandon_run
+        FLAGS=$flags
         return 1
     fi
-    pc_freeze $RUN_PIDS || ok 1 "every process stops for the cut after the crash-restart"
-    write_limits "$T/r.limits" must
-    take_cut r
+    pc_freeze $RUN_PIDS || ok 1 "every process stops for the cut right after the crash-restart"
+    write_limits "$T/r1.limits" must
+    take_cut r1
+    pc_thaw
+    mark_acks
+    wait_acks 5
+    echo $((1 - $?)) >"$T/r2.progress"
+    pc_freeze $RUN_PIDS || ok 1 "every process stops for the second cut after the crash-restart"
+    write_limits "$T/r2.limits" must
+    take_cut r2
     pc_kill_frozen
     pc_umount
-    check_cut r "shortly after a crash-restart"
-    next_image r $?
+    check_cut r1 "right after a crash-restart, producers held"
+    rm -f "$T/r1.img"
+    check_cut r2 "after a crash-restart, producers acknowledged again" "$(cat "$T/r2.progress")"
+    rc=$?
+    FLAGS=$flags
+    next_image r2 $rc
 }
 
 # ---- the campaign -----------------------------------------------------------------
 
 T0=$(date +%s)
 # campaign MODE CUTS: CUTS cuts during sends, PER_RUN per broker run, then
-# a cut after a clean stop and one after a crash-restart.
+# a cut after a clean stop and two after a crash-restart.
 campaign() {
     local left=$2 k
     use_mode "$1"
@@ -455,12 +480,12 @@ for m in $TOTALS; do
 done
 echo "# ASYNC_FLUSH acknowledged messages lost per cut (of those acknowledged): ${ASYNC_LOST_LIST# }"
 echo "# $(($(date +%s) - T0)) s"
-[ "$(get SYNC_FLUSH cuts)" -ge $((SYNC_CUTS + 2)) ]
-ok $? "SYNC_FLUSH: $(get SYNC_FLUSH cuts) cuts checked ($SYNC_CUTS during sends, a clean stop, a crash-restart)"
+[ "$(get SYNC_FLUSH cuts)" -ge $((SYNC_CUTS + 3)) ]
+ok $? "SYNC_FLUSH: $(get SYNC_FLUSH cuts) cuts checked ($SYNC_CUTS during sends, 1 after a clean stop, 2 after a crash-restart)"
 is "$(get SYNC_FLUSH lost)" 0 "SYNC_FLUSH: no acknowledged message lost in any cut"
 is "$(($(get SYNC_FLUSH dup) + $(get ASYNC_FLUSH dup)))" 0 "no message stored twice after any cut"
 is "$(($(get SYNC_FLUSH startfail) + $(get ASYNC_FLUSH startfail)))" 0 "the store started after every cut"
-[ "$(get ASYNC_FLUSH cuts)" -ge $((ASYNC_CUTS + 2)) ]
-ok $? "ASYNC_FLUSH: $(get ASYNC_FLUSH cuts) cuts checked ($ASYNC_CUTS during sends, a clean stop, a crash-restart)"
+[ "$(get ASYNC_FLUSH cuts)" -ge $((ASYNC_CUTS + 3)) ]
+ok $? "ASYNC_FLUSH: $(get ASYNC_FLUSH cuts) cuts checked ($ASYNC_CUTS during sends, 1 after a clean stop, 2 after a crash-restart)"
 
 done_testing

@@ -52,7 +52,7 @@ pc_init() {
         why=$(tr '\n' ' ' <"$T/mount.err" | cut -c1-200)
         pc_skip "cannot mount an ext4 image through a loop device: $why"
     fi
-    mkdir -p "$STORE"
+    mkdir -p -m 700 "$STORE"
     pc_umount
 }
 
