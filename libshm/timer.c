@@ -46,10 +46,12 @@
 #define CHECK_EXT_MAGIC 88  /* shmq: CHECK_EXT when the copies are written */
 #define CHECK_FLUSH_CPY 96  /* shmq: lastTimerLogFlushPos again */
 #define CHECK_DONE_COPY 104 /* shmq: the in-slot progress again, written after it */
-#define CHECK_USED      112 /* bytes of the checkpoint shmq writes */
+#define CHECK_CLOSED    112 /* shmq: CHECK_EXT when closed after a checkpoint of everything */
+#define CHECK_USED      120 /* bytes of the checkpoint shmq writes */
 #define CHECK_EXT       0x73686d7174636b31LL /* "shmqtck1" */
 
 #define STALE_ZERO_RUN (1 << 20) /* a run of zero bytes this long ends the stale tail */
+#define SLOT_GRAIN     25        /* divides every precision allowed (100..1000, dividing 1000) */
 #define PAGE           4096
 
 /* ---- byte order ---------------------------------------------------------------------- */
@@ -309,6 +311,51 @@ static int64_t step_over(const shmq_timer_store_t *ts, int64_t pos)
 }
 
 /*
+ * The precision the log's units were written with: the largest allowed one
+ * that divides every slot time in the log (p itself when it does, or when the
+ * log is empty).  Another one means the store ran with another
+ * timerPrecisionMs.
+ */
+static int64_t log_precision(shmq_timer_store_t *ts, int64_t p)
+{
+    static const int64_t allowed[] = {1000, 500, 250, 200, 125, 100};
+    bool fits[sizeof(allowed) / sizeof(allowed[0])];
+    int64_t pos = ts->log.count ? shmq_mfq_min_offset(&ts->log) : 0, next;
+    bool p_fits = true;
+    for (size_t i = 0; i < sizeof(fits) / sizeof(fits[0]); i++) {
+        fits[i] = true;
+    }
+    for (;;) {
+        shmq_timer_unit_t u;
+        int rc = unit_at(ts, pos, &u, &next);
+        if (rc == SHMQ_E_NOT_FOUND) {
+            break;
+        }
+        if (rc < 0) {
+            pos = step_over(ts, pos);
+            continue;
+        }
+        int64_t slot_ms = u.write_ms + u.delay_delta;
+        if (rc == 1 && slot_ms > 0 && slot_ms % SLOT_GRAIN == 0) {
+            p_fits = p_fits && slot_ms % p == 0;
+            for (size_t i = 0; i < sizeof(fits) / sizeof(fits[0]); i++) {
+                fits[i] = fits[i] && slot_ms % allowed[i] == 0;
+            }
+        }
+        pos = next;
+    }
+    if (p_fits) {
+        return p;
+    }
+    for (size_t i = 0; i < sizeof(fits) / sizeof(fits[0]); i++) {
+        if (fits[i]) {
+            return allowed[i];
+        }
+    }
+    return SLOT_GRAIN;
+}
+
+/*
  * Scan the whole log: find its end (the first unit that does not decode at
  * or after the checkpoint's flush position: a torn tail), step over units
  * that do not decode below it (damage), note each segment's latest slot,
@@ -331,8 +378,9 @@ static int scan_log(shmq_timer_store_t *ts, int64_t flush_pos, bool flush_confir
             break;
         }
         int64_t slot_ms = rc == 1 ? u.write_ms + u.delay_delta : 0;
-        /* A slot time is a multiple of P: a flipped write time or delay is not. */
-        if (rc == 1 && (slot_ms <= 0 || slot_ms % p != 0 || slot_ms > INT64_MAX / 2)) {
+        /* A slot time is a multiple of the precision, so of SLOT_GRAIN: a flipped write time
+         * or delay (plus or minus a power of two) is not. */
+        if (rc == 1 && (slot_ms <= 0 || slot_ms % SLOT_GRAIN != 0 || slot_ms > INT64_MAX / 2)) {
             rc = SHMQ_E_CORRUPT;
         }
         if (rc < 0) {
@@ -361,7 +409,7 @@ static int scan_log(shmq_timer_store_t *ts, int64_t flush_pos, bool flush_confir
                 /* The first unit of a slot in the log points before the log (its segment was
                  * read and deleted) or nowhere; any other one at the slot's unit before it. */
                 int64_t want_prev = a->last >= 0 ? a->last : (u.prev_pos < min ? u.prev_pos : -1);
-                if (u.prev_pos != want_prev) {
+                if (u.prev_pos != want_prev && !ts->no_repair) {
                     shmq_mapped_file_t *mf = shmq_mfq_find(&ts->log, pos);
                     if (!ts->check_only) {
                         put64(mf->base + (pos - mf->start_offset) + 4, want_prev);
@@ -414,6 +462,12 @@ static int scan_log(shmq_timer_store_t *ts, int64_t flush_pos, bool flush_confir
 static void rebuild_wheel(shmq_timer_store_t *ts, const slot_acc_t *acc)
 {
     int64_t p = ts->precision, from = ts->read_ms / p;
+    if (ts->no_repair) {
+        for (size_t i = 0; i < SHMQ_TIMER_WHEEL_SLOTS; i++) {
+            ts->pending += acc[i].tu >= from ? acc[i].num : 0;
+        }
+        return;
+    }
     for (size_t i = 0; i < SHMQ_TIMER_WHEEL_SLOTS; i++) {
         uint8_t *b = ts->wheel.base + i * SHMQ_TIMER_SLOT_SIZE;
         const slot_acc_t *a = &acc[i];
@@ -543,6 +597,7 @@ static int timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_
     const uint8_t *c = ts->check.base;
     bool ext = get64(c + CHECK_EXT_MAGIC) == CHECK_EXT;
     bool blank = all_zero(c, CHECK_USED);
+    bool closed_clean = ext && get64(c + CHECK_CLOSED) == CHECK_EXT;
     int64_t read_ms = get64(c + CHECK_READ_MS);
     int64_t flush_pos = get64(c + CHECK_FLUSH_POS);
     int64_t slot_done = get64(c + CHECK_PROG_DONE);
@@ -572,6 +627,27 @@ static int timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_
     if (acc == NULL) {
         shmq_timer_close(ts);
         return shmq_error_set(-ENOMEM, "timer store: no memory to check the wheel");
+    }
+    /* A store that ran with another timerPrecisionMs: its slots are other slots.  verify
+     * (check_only) checks it with the precision it was written with; the scheduler repairs
+     * nothing then (its slots would not be the ones written). */
+    int64_t p_log = log_precision(ts, p);
+    if (p_log != p) {
+        if (check_only) {
+            shmq_meta_warn(SHMQ_META_NOTE,
+                           "%s/timerlog: written with a timer precision of %" PRId64
+                           " ms, not timerPrecisionMs %" PRId64 ": checked with %" PRId64 " ms",
+                           root, p_log, p, p_log);
+            ts->precision = p = p_log;
+        } else {
+            timer_warn(ts,
+                       "timerlog: its units were written with a timer precision of %" PRId64
+                       " ms, not timerPrecisionMs %" PRId64
+                       ": slots are not checked or repaired (run with the precision the "
+                       "timer files were written with)",
+                       p_log, p);
+            ts->no_repair = true;
+        }
     }
     rc = scan_log(ts, flush_pos, flush_confirmed, acc);
     if (rc < 0) {
@@ -613,6 +689,18 @@ static int timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_
                        mf ? ts->first_damaged_pos - mf->start_offset : ts->first_damaged_pos,
                        ts->damaged_units, flush_pos);
     }
+    if (closed_clean && ts->recovered_units > 0) {
+        timer_warn(ts,
+                   "config/timercheck is older than the timer log: %" PRId64
+                   " unit(s) follow its flush position %" PRId64
+                   " although the scheduler stopped after checkpointing everything (a stale "
+                   "copy of the checkpoint): timed messages delivered since it may be "
+                   "delivered again",
+                   ts->recovered_units, flush_pos);
+    }
+    if (!check_only) {
+        put64(ts->check.base + CHECK_CLOSED, 0); /* until the next clean close */
+    }
     if (ts->relinked_units > 0) {
         timer_warn(ts,
                    "timerlog: %" PRId64
@@ -653,6 +741,11 @@ int shmq_timer_check(shmq_timer_store_t *ts, const char *root, int64_t p, size_t
 
 void shmq_timer_close(shmq_timer_store_t *ts)
 {
+    /* Everything checkpointed: a unit found after the flush position at the next open then
+     * means a stale checkpoint, not a kill. */
+    if (ts->check_open && !ts->check_only && ts->checkpointed && ts->flushed_pos == ts->write_pos) {
+        put64(ts->check.base + CHECK_CLOSED, CHECK_EXT);
+    }
     if (ts->log_open) {
         shmq_mfq_close(&ts->log);
         ts->log_open = false;
@@ -859,6 +952,7 @@ int shmq_timer_checkpoint(shmq_timer_store_t *ts)
     put64(c + CHECK_QUEUE_OFF, ts->queue_offset);
     put64(c + CHECK_MASTER_QO, ts->queue_offset);
     put64(c + CHECK_FLUSH_CPY, to);
+    put64(c + CHECK_READ_MS, ts->read_ms); /* what progress stored, or the start's read time */
     put64(c + CHECK_READ_COPY, ts->read_ms);
     put64(c + CHECK_DONE_COPY, get64(c + CHECK_PROG_DONE));
     put64(c + CHECK_EXT_MAGIC, CHECK_EXT);
@@ -869,8 +963,10 @@ int shmq_timer_checkpoint(shmq_timer_store_t *ts)
     put64(c + CHECK_COUNTER, ++ts->counter);
     rc = shmq_mf_flush(&ts->check, 0, ts->check.size, SHMQ_FLUSH_MSYNC);
     if (rc < 0) {
+        ts->checkpointed = false;
         return rc;
     }
+    ts->checkpointed = true;
     /* Segments whose every unit was read are no longer needed. */
     while (ts->nsegs > 1 && ts->log.count > 1 && ts->segs[0].max_slot_ms < ts->read_ms &&
            ts->segs[0].start == shmq_mfq_min_offset(&ts->log) &&

@@ -24,7 +24,9 @@
  *                              units were; copies of lastReadTimeMs at 80,
  *                              of lastTimerLogFlushPos at 96 and of the
  *                              count at 104, marked present by "shmqtck1"
- *                              at 88 (RocketMQ ignores bytes past 56).
+ *                              at 88; "shmqtck1" at 112 while closed after
+ *                              a checkpoint of everything (RocketMQ ignores
+ *                              bytes past 56).
  *
  * Each slot is a backward list: the wheel's lastPos names the newest unit,
  * each unit's prevPos the one before (-1: none).  A slot whose timeUnits is
@@ -43,7 +45,9 @@
  * and a damaged slot are all repaired from the log.  A checkpoint field and
  * its copy that differ are reported, and the value that loses no message
  * is used; a checkpoint that is all zeros while the log holds units reads
- * from the oldest unit.  Damage is reported through shmq_meta_warn().
+ * from the oldest unit; units after the flush position of a checkpoint
+ * closed cleanly mean a stale checkpoint.  Damage is reported through
+ * shmq_meta_warn().
  */
 #ifndef SHMQ_TIMER_H
 #define SHMQ_TIMER_H
@@ -143,7 +147,9 @@ typedef struct shmq_timer_store {
     shmq_timer_seg_t *segs;
     size_t nsegs;
     size_t segs_cap;
-    bool check_only; /* shmq_timer_check: mapped read-only, nothing repaired */
+    bool check_only;   /* shmq_timer_check: mapped read-only, nothing repaired */
+    bool checkpointed; /* the last checkpoint succeeded */
+    bool no_repair;    /* the log was written with another precision: slots left alone */
 } shmq_timer_store_t;
 
 /* True if <root>/timerwheel exists (the store has timer files). */

@@ -784,11 +784,15 @@ sub log_signals {
     for my $l (split /\n/, slurp($log) // "") {
         push @crash, $l if $l =~ /killed by signal|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
         my $n = norm_line($l, $root) // next;
+        # A daemon's own count of what it repaired (the line itself is logged at every start).
+        if ($n =~ /^INFO / && $l =~ /\b([1-9]\d*) (bytes truncated|units rebuilt|units dropped|units found after the checkpoint|slots repaired|half-written entries undone|entries removed)/) {
+            push @sig, $l;
+            next;
+        }
         next if $baseline->{$n};
         if ($n =~ /^(WARN|ERROR) /) {
             push @sig, $l;
-        } elsif ($l =~ /\b([1-9]\d*) (bytes truncated|units rebuilt|units dropped|units found after the checkpoint|slots repaired|half-written entries undone|entries removed|index file\(s\))/
-            || $n =~ /damaged|corrupt|repair|rebuil|dropped|truncat|refus|cannot|mismatch|invalid/) {
+        } elsif ($n =~ /damaged|corrupt|repair|rebuil|dropped|truncat|refus|cannot|mismatch|invalid/) {
             push @sig, $l;
         }
     }

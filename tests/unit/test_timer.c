@@ -283,6 +283,66 @@ static void test_zeroed_checkpoint_reads_from_the_oldest_unit(void **state)
     shmq_meta_set_warn(NULL, NULL);
 }
 
+static void test_stale_checkpoint_after_a_clean_close_is_reported(void **state)
+{
+    fixture_t *f = *state;
+    damage_fixture(f, 2);
+    size_t len;
+    uint8_t *old = file_bytes(f, "config/timercheck", &len);
+    /* A later run: two more units, checkpointed, closed cleanly. */
+    open_at(f, T0 + 1500);
+    enqueue(f, 300, T0 + 3000, T0 + 1500, T0 + 3000);
+    enqueue(f, 301, T0 + 3000, T0 + 1500, T0 + 3000);
+    assert_int_equal(shmq_timer_checkpoint(&f->ts), 0);
+    shmq_timer_close(&f->ts);
+    warnings = 0;
+    open_at(f, T0 + 1600);
+    assert_int_equal(warnings, 0);
+    shmq_timer_close(&f->ts);
+    /* The checkpoint of the first run put back: the units after it are no kill's. */
+    file_write(f, "config/timercheck", 0, old, 512);
+    free(old);
+    open_at(f, T0 + 1600);
+    assert_int_equal(f->ts.recovered_units, 2);
+    assert_int_equal(warnings, 1);
+    assert_non_null(strstr(last_warning, "older than the timer log"));
+    /* A kill after an enqueue (no clean close): the units after the checkpoint are no damage. */
+    enqueue(f, 400, T0 + 4000, T0 + 1600, T0 + 4000);
+    f->ts.checkpointed = false;
+    shmq_timer_close(&f->ts);
+    warnings = 0;
+    open_at(f, T0 + 1700);
+    assert_true(f->ts.recovered_units >= 1);
+    assert_int_equal(warnings, 0);
+    shmq_meta_set_warn(NULL, NULL);
+}
+
+static void test_check_with_another_precision_is_a_note(void **state)
+{
+    fixture_t *f = *state;
+    /* Written at 100 ms precision: slots 100 ms apart. */
+    assert_int_equal(shmq_timer_open(&f->ts, f->root, 100, SEG, T0), 0);
+    shmq_timer_enq_t e = {.phys_offset = 1, .msg_size = 10, .deliver_ms = T0 + 2100};
+    int64_t slot;
+    assert_int_equal(shmq_timer_enqueue(&f->ts, &e, T0, &slot), 0);
+    e.phys_offset = 2;
+    e.deliver_ms = T0 + 2200;
+    assert_int_equal(shmq_timer_enqueue(&f->ts, &e, T0, &slot), 0);
+    assert_int_equal(shmq_timer_checkpoint(&f->ts), 0);
+    shmq_timer_close(&f->ts);
+    warnings = 0;
+    shmq_meta_set_warn(count_warning, NULL);
+    shmq_timer_store_t ts;
+    /* verify run with the default 1000 ms: checked at 100 ms, nothing damaged. */
+    assert_int_equal(shmq_timer_check(&ts, f->root, P, SEG, T0 + 500), 0);
+    assert_int_equal(ts.damaged_units, 0);
+    assert_int_equal(ts.relinked_units, 0);
+    assert_int_equal(ts.damaged_slots, 0);
+    assert_int_equal(warnings, 1);
+    assert_non_null(strstr(last_warning, "written with a timer precision of 100 ms"));
+    shmq_meta_set_warn(NULL, NULL);
+}
+
 static void test_checkpoint_field_and_its_copy_differ(void **state)
 {
     fixture_t *f = *state;
@@ -611,6 +671,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_zeroed_checkpoint_reads_from_the_oldest_unit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_field_and_its_copy_differ, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_checkpoint_after_a_clean_close_is_reported,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_with_another_precision_is_a_note, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_read_segments_are_deleted_at_checkpoint, setup,
                                         teardown),
     };
