@@ -7,7 +7,8 @@
  *
  * Pass 1 walks every CommitLog segment straight from its mapping: every
  * record is decoded with all checks (body CRC, the whole-record __CRC32#
- * when present, physical offset); a blank record must carry the exact rest
+ * when present, physical offset; a properties end a few bits from a
+ * __CRC32# tail is a damaged tail, as recovery and consumers count it); a blank record must carry the exact rest
  * of its segment and not start one; after the end of the data every byte of
  * the log must be zero.  Each normal record (transaction type NOT or COMMIT)
  * is looked up in its queue: its unit must exist and point back at it.
@@ -391,9 +392,13 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
         shmq_error_clear();
         rc = shmq_record_decode(mf->base + rel, avail, phys, SHMQ_DECODE_CHECK_ALL, &rec);
         if (rc > 0) {
+            int tail = rec.has_record_crc ? 0 : shmq_record_crc_tail_distance(&rec);
             if (!rec.has_record_crc &&
-                memmem(rec.props, rec.props_len, SHMQ_PROP_CRC32, sizeof(SHMQ_PROP_CRC32) - 1)) {
-                /* The decoder takes a malformed __CRC32# tail for an absent one. */
+                ((tail > 0 && tail <= SHMQ_CRC_TAIL_NEAR_BITS) ||
+                 memmem(rec.props, rec.props_len, SHMQ_PROP_CRC32, sizeof(SHMQ_PROP_CRC32) - 1))) {
+                /* The decoder takes a malformed __CRC32# tail for an absent one; a tail a
+                 * few bits from one (its name or separators flipped) is a damaged one, as
+                 * recovery and consumers count it (formats.md). */
                 verify_problem(v,
                                "file %s offset %zu: record at phys %lld: damaged %s property (torn "
                                "or overwritten record end)",
