@@ -393,12 +393,8 @@ static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff
     int64_t rel = u->phys_offset - mf->start_offset;
     shmq_record_t r;
     /* Decode verifies __CRC32# when present: one CRC pass over the whole record. */
-    unsigned flags = SHMQ_DECODE_CHECK_PHYS | (check_crcs ? SHMQ_DECODE_CHECK_RECORD_CRC : 0);
+    unsigned flags = SHMQ_DECODE_CHECK_PHYS | (check_crcs ? SHMQ_DECODE_VERIFY : 0);
     int rc = shmq_record_decode(mf->base + rel, mf->size - (size_t)rel, u->phys_offset, flags, &r);
-    if (rc > 0 && check_crcs && !r.has_record_crc) {
-        int crc = shmq_record_check_crcs(&r); /* a damaged __CRC32#, or the body CRC */
-        rc = crc < 0 ? crc : rc;
-    }
     if (rc <= 0) {
         if (rc == 0) {
             shmq_error_set(SHMQ_E_CORRUPT, "a blank (end-of-segment) record, not the unit's");

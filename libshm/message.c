@@ -337,6 +337,11 @@ static int record_plan(const shmq_msg_in_t *m, record_plan_t *pl)
         return shmq_error_set(SHMQ_E_PROPS, "properties of %zu bytes with __CRC32# exceed %d",
                               props, SHMQ_PROPS_MAX);
     }
+    const char *nul = m->props_len > 0 ? memchr(m->props, 0, m->props_len) : NULL;
+    if (nul != NULL) {
+        return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
+                              (size_t)(nul - m->props));
+    }
     if (props_name_crc(m->props, m->props_len)) {
         return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
     }
@@ -641,7 +646,8 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
         return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: no %s property",
                               (long long)out->phys_offset, SHMQ_PROP_CRC32);
     }
-    if (tail != NULL && (flags & (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC))) {
+    if (tail != NULL && (flags & (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC |
+                                  SHMQ_DECODE_VERIFY))) {
         int64_t want = tail[SHMQ_CRC_PROP_LEN - 1] == SHMQ_PROP_SEP
                            ? crc_digits_value(tail + CRC_PROP_HEAD_LEN)
                            : -1;
@@ -650,6 +656,12 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
             return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: %s %lld, record has %d",
                                   (long long)out->phys_offset, SHMQ_PROP_CRC32, (long long)want,
                                   crc);
+        }
+    }
+    if (tail == NULL && (flags & SHMQ_DECODE_VERIFY)) {
+        int rc2 = shmq_record_check_crcs(out);
+        if (rc2 < 0) {
+            return rc2;
         }
     }
     return (int)total;
@@ -675,17 +687,34 @@ int shmq_record_crc_tail_distance(const shmq_record_t *r)
     return d;
 }
 
-int shmq_record_check_crcs(const shmq_record_t *r)
+int shmq_record_check_unverified(const shmq_record_t *r)
 {
-    if (r->has_record_crc) {
-        return 0; /* verified by decode; it covers the body and BODYCRC */
-    }
     int d = shmq_record_crc_tail_distance(r);
     if (d > 0 && d <= SHMQ_CRC_TAIL_NEAR_BITS) {
         return shmq_error_set(SHMQ_E_RECORD_CRC,
                               "record at %lld: damaged %s property (%d bit%s off), the record "
                               "cannot be verified",
                               (long long)r->phys_offset, SHMQ_PROP_CRC32, d, d == 1 ? "" : "s");
+    }
+    const char *nul = r->props_len > 0 ? memchr(r->props, 0, r->props_len) : NULL;
+    if (nul != NULL) {
+        return shmq_error_set(SHMQ_E_RECORD_CRC,
+                              "record at %lld: no %s and a 0x00 byte at %lld of its properties "
+                              "(zeroed or torn)",
+                              (long long)r->phys_offset, SHMQ_PROP_CRC32,
+                              (long long)(nul - r->props));
+    }
+    return 0;
+}
+
+int shmq_record_check_crcs(const shmq_record_t *r)
+{
+    if (r->has_record_crc) {
+        return 0; /* verified by decode; it covers the body and BODYCRC */
+    }
+    int rc = shmq_record_check_unverified(r);
+    if (rc < 0) {
+        return rc;
     }
     int32_t crc = shmq_crc32_masked(r->body, r->body_len);
     if (crc != r->body_crc) {

@@ -110,6 +110,8 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
 #define SHMQ_DECODE_CHECK_RECORD_CRC   0x2 /* verify __CRC32# when present */
 #define SHMQ_DECODE_REQUIRE_RECORD_CRC 0x4 /* a missing __CRC32# is an error */
 #define SHMQ_DECODE_CHECK_PHYS         0x8 /* PHYSICALOFFSET must equal expect_phys */
+/* The check of a reader that hands records to users: shmq_record_check_crcs(). */
+#define SHMQ_DECODE_VERIFY 0x10
 #define SHMQ_DECODE_CHECK_ALL                                                                      \
     (SHMQ_DECODE_CHECK_BODY_CRC | SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_CHECK_PHYS)
 
@@ -152,13 +154,24 @@ int shmq_record_crc_tail_distance(const shmq_record_t *r);
 #define SHMQ_CRC_TAIL_NEAR_BITS 4
 
 /*
- * The CRC check of a reader that hands records to users (consumers), on a
- * record r decoded with SHMQ_DECODE_CHECK_RECORD_CRC: r->has_record_crc
- * means decode verified __CRC32#, which covers the whole record, body and
- * BODYCRC included, so nothing is computed again; a damaged __CRC32# tail
- * (distance 1..SHMQ_CRC_TAIL_NEAR_BITS) is SHMQ_E_RECORD_CRC; any other
- * record (no __CRC32#, as RocketMQ writes by default) gets RocketMQ's body
- * CRC check, SHMQ_E_BODY_CRC on mismatch.  Returns 0 when the record is good.
+ * The rule for a decoded record that carries no verified __CRC32# (RocketMQ
+ * writes none by default, shmq always does): SHMQ_E_RECORD_CRC when what
+ * ends its properties is a damaged tail (distance 1..SHMQ_CRC_TAIL_NEAR_BITS:
+ * a flipped bit in the name must not switch the check off) or when its
+ * properties hold a 0x00 byte (a zeroed sector or a torn append: no
+ * properties string holds one, and shmq refuses to store one).  0 otherwise.
+ */
+int shmq_record_check_unverified(const shmq_record_t *r);
+
+/*
+ * The CRC check of a reader that hands records to users (consumers,
+ * queries, the scheduler), on a record r decoded with
+ * SHMQ_DECODE_CHECK_RECORD_CRC: r->has_record_crc means decode verified
+ * __CRC32#, which covers the whole record, body and BODYCRC included, so
+ * nothing is computed again; any other record must pass
+ * shmq_record_check_unverified() and RocketMQ's body CRC check
+ * (SHMQ_E_BODY_CRC on mismatch).  Returns 0 when the record is good.
+ * Decoding with SHMQ_DECODE_VERIFY runs this check.
  */
 int shmq_record_check_crcs(const shmq_record_t *r);
 

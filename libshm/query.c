@@ -211,13 +211,21 @@ static void admin_sync(shmq_admin_t *a)
 
 /* ---- records ---------------------------------------------------------------------------- */
 
-/* The record at phys as a view; SHMQ_E_NOT_FOUND if no record starts there. */
+/*
+ * The record at phys as a view; SHMQ_E_NOT_FOUND if no record starts there,
+ * SHMQ_E_CORRUPT (detail: what failed) if the one there fails its CRC check
+ * (shmq_record_check_crcs): a query never returns a damaged message.
+ */
 static int view_at(shmq_admin_t *a, int64_t phys, shmq_msg_view_t *v, shmq_record_t *r)
 {
     if (phys < 0) {
         return SHMQ_E_NOT_FOUND;
     }
-    int rc = shmq_commitlog_read(&a->cl, phys, SHMQ_DECODE_CHECK_PHYS, r);
+    int rc = shmq_commitlog_read(&a->cl, phys, SHMQ_DECODE_CHECK_PHYS | SHMQ_DECODE_VERIFY, r);
+    if (rc == SHMQ_E_BODY_CRC || rc == SHMQ_E_RECORD_CRC) {
+        return shmq_error_wrap(SHMQ_E_CORRUPT, "corrupt message at CommitLog offset %lld",
+                               (long long)phys);
+    }
     if (rc <= 0) {
         return SHMQ_E_NOT_FOUND;
     }
@@ -250,9 +258,10 @@ int shmq_query_by_phys_offset(shmq_admin_t *a, int64_t phys, shmq_msg_view_t *ou
     admin_sync(a);
     shmq_record_t r;
     int rc = view_at(a, phys, out, &r);
-    return rc < 0
-               ? shmq_error_set(rc, "no message starts at CommitLog offset %lld", (long long)phys)
-               : 0;
+    if (rc == SHMQ_E_NOT_FOUND) {
+        return shmq_error_set(rc, "no message starts at CommitLog offset %lld", (long long)phys);
+    }
+    return rc < 0 ? rc : 0;
 }
 
 int shmq_query_by_msg_id(shmq_admin_t *a, const char *msg_id, shmq_msg_view_t *out)
@@ -269,6 +278,9 @@ int shmq_query_by_msg_id(shmq_admin_t *a, const char *msg_id, shmq_msg_view_t *o
     admin_sync(a);
     shmq_record_t r;
     rc = view_at(a, phys, out, &r);
+    if (rc == SHMQ_E_CORRUPT) {
+        return shmq_error_wrap(rc, "message id %s", msg_id);
+    }
     if (rc < 0) {
         return shmq_error_set(rc, "message id %s: no message starts at CommitLog offset %lld",
                               msg_id, (long long)phys);
@@ -327,9 +339,16 @@ static int visit_candidate(void *arg, int64_t phys, int32_t entry)
     }
     shmq_msg_view_t *v = &res->msgs[res->count];
     shmq_record_t r;
-    if (view_at(q->a, phys, v, &r) < 0 || r.topic_len != q->topic_len ||
-        memcmp(r.topic, q->topic, q->topic_len) != 0 || r.store_ts < q->begin ||
-        r.store_ts > q->end) {
+    int rc = view_at(q->a, phys, v, &r);
+    if (rc == SHMQ_E_CORRUPT) {
+        /* Said, not returned: the caller learns that a candidate was left out. */
+        if (res->corrupt++ == 0) {
+            res->corrupt_phys = phys;
+        }
+        return 0;
+    }
+    if (rc < 0 || r.topic_len != q->topic_len || memcmp(r.topic, q->topic, q->topic_len) != 0 ||
+        r.store_ts < q->begin || r.store_ts > q->end) {
         return 0;
     }
     key_match_t m = {.q = q};
@@ -376,6 +395,8 @@ static void search_files(key_query_t *q)
 static void result_init(shmq_admin_t *a, shmq_query_result_t *res)
 {
     res->count = 0;
+    res->corrupt = 0;
+    res->corrupt_phys = -1;
     res->index_last_ts = 0;
     res->index_last_phys = 0;
     const shmq_index_file_t *last = shmq_index_last(&a->idx);

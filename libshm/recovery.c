@@ -125,29 +125,6 @@ static bool valid_data_after(const shmq_store_t *st, int64_t bad, int64_t durabl
     return false;
 }
 
-/*
- * A decoded record that carries no verified __CRC32#: SHMQ_E_RECORD_CRC when its
- * properties end in what is a damaged __CRC32# (a few bits from the real tail:
- * a flipped bit in the name must not switch the check off) or in a zero byte
- * (a torn append: every writer ends the properties with 0x02, and RocketMQ
- * inserts one before __CRC32#); 0 otherwise (a record as RocketMQ writes it).
- */
-static int unverifiable_record(const shmq_record_t *r)
-{
-    int d = shmq_record_crc_tail_distance(r);
-    if (d > 0 && d <= SHMQ_CRC_TAIL_NEAR_BITS) {
-        return shmq_error_set(SHMQ_E_RECORD_CRC,
-                              "record at %lld: damaged %s property (%d bits off)",
-                              (long long)r->phys_offset, SHMQ_PROP_CRC32, d);
-    }
-    if (r->props_len > 0 && r->props[r->props_len - 1] == 0) {
-        return shmq_error_set(SHMQ_E_RECORD_CRC,
-                              "record at %lld: no %s and its properties end in a zero byte (torn)",
-                              (long long)r->phys_offset, SHMQ_PROP_CRC32);
-    }
-    return 0;
-}
-
 typedef struct scan_start {
     int64_t start;    /* first record checked (a segment start) */
     int64_t dispatch; /* records at or after this are dispatched */
@@ -353,9 +330,9 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
             break;
         }
         /* A record without __CRC32# is valid by RocketMQ's rules (RocketMQ writes none by
-         * default), unless what ends its properties is a damaged tail or a torn one. */
+         * default), unless its properties show a damaged tail or zeroed bytes. */
         if (!r.has_record_crc && (dflags & SHMQ_DECODE_CHECK_RECORD_CRC)) {
-            int bad = unverifiable_record(&r);
+            int bad = shmq_record_check_unverified(&r);
             if (bad < 0) {
                 pos = r.phys_offset;
                 rep.stop_error = bad;

@@ -16,7 +16,10 @@
  * read and returned only if its topic is the one asked for and its KEYS
  * (or, for shmq_query_by_uniq_key, its UNIQ_KEY) hold the key exactly: two
  * keys with the same hash are never confused.  A message is found once it
- * is indexed (status position `indexed`).
+ * is indexed (status position `indexed`).  Every record is checked as a
+ * consumer checks it (its CRCs, shmq_record_check_crcs): a damaged message
+ * is never returned; a key lookup counts the candidates it left out for
+ * that in res->corrupt, a single lookup returns SHMQ_E_CORRUPT.
  *
  * Results are views into the mapped CommitLog (shmq_msg_view_t, see
  * consumer.h; shmq_msg_property reads their properties), valid until the
@@ -47,6 +50,8 @@ typedef struct shmq_query_result {
     size_t count;            /* messages in msgs, newest first */
     int64_t index_last_ts;   /* endTimestamp of the newest index file (0: no index) */
     int64_t index_last_phys; /* its endPhyOffset */
+    size_t corrupt;          /* candidates left out: their record fails its CRC check */
+    int64_t corrupt_phys;    /* the CommitLog offset of the first of them (-1: none) */
     shmq_msg_view_t msgs[SHMQ_QUERY_MAX];
 } shmq_query_result_t;
 
@@ -85,11 +90,12 @@ int shmq_query_by_uniq_key(shmq_admin_t *a, const char *topic, const char *uniq_
  * The message an offset message id names (32 or 56 hex characters: store
  * host, port, CommitLog offset; ROCKETMQ-FACTS §4.1).  SHMQ_E_MSGID when
  * malformed, SHMQ_E_NOT_FOUND when no record starts at its offset or the
- * record there was stored by another host/port than the id says.
+ * record there was stored by another host/port than the id says,
+ * SHMQ_E_CORRUPT when the record there fails its CRC check.
  */
 int shmq_query_by_msg_id(shmq_admin_t *a, const char *msg_id, shmq_msg_view_t *out);
 
-/* The message whose record starts at CommitLog offset phys; SHMQ_E_NOT_FOUND otherwise. */
+/* The message whose record starts at CommitLog offset phys; SHMQ_E_NOT_FOUND, or SHMQ_E_CORRUPT. */
 int shmq_query_by_phys_offset(shmq_admin_t *a, int64_t phys, shmq_msg_view_t *out);
 
 /*

@@ -27,6 +27,8 @@
  *   X <topic> <queue> <queue offset> <error> <file> <file offset> <check>
  *       a pull failed there (SHMQ_E_CORRUPT: the record is not delivered); the
  *       read goes on after it
+ *   X <topic> query-<K|U>-<key> <phys> <error> - -1 <n>
+ *       a query left n candidates out as corrupt, the first at CommitLog offset phys
  *   P <topic> <queue> <offset> <status> <next>      a pull status that skipped units
  *   K <topic> <key> <n> <phys>:<body fnv>:<props fnv>,...   query by key (--keys)
  *   U <topic> <uniq> <n> <phys>:<body fnv>:<props fnv>,...  query by UNIQ_KEY
@@ -314,6 +316,11 @@ static void print_query(char kind, const char *topic, const char *key, int rc,
         return;
     }
     qsort(r->msgs, r->count, sizeof(r->msgs[0]), result_cmp);
+    if (r->corrupt > 0) {
+        /* A candidate left out, and said so: an error the reader sees. */
+        printf("X %s query-%c-%s %lld %d - -1 %zu\n", topic, kind, key, (long long)r->corrupt_phys,
+               SHMQ_E_CORRUPT, r->corrupt);
+    }
     printf("%c %s %s %zu ", kind, topic, key, r->count);
     for (size_t i = 0; i < r->count; i++) {
         const shmq_msg_view_t *v = &r->msgs[i];

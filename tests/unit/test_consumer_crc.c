@@ -376,6 +376,30 @@ static void test_rocketmq_record_without_crc_property_is_delivered(void **state)
     assert_good_at(f, 3);
 }
 
+/*
+ * A zeroed sector over the end of the properties takes the __CRC32# tail with
+ * it: the record then reads as one without a tail, its body CRC still right.
+ * A 0x00 byte in the properties marks it damaged (no writer stores one).
+ */
+static void test_zeroed_crc_property_and_properties_end_are_reported(void **state)
+{
+    fixture_t *f = *state;
+    shmq_pull_result_t *r = f->res;
+    static const uint8_t zeros[SHMQ_CRC_PROP_LEN + 1];
+    for (size_t n = 1; n <= sizeof(zeros); n++) {
+        overwrite(f, f->rec[OLD_IDX].phys_offset + f->rec[OLD_IDX].size - (int64_t)n, zeros, n);
+        assert_corrupt_at(f, OLD_IDX);
+        assert_int_equal(r->corrupt.check, SHMQ_E_RECORD_CRC);
+    }
+    /* One zero byte inside an ordinary property of a RocketMQ record (no tail). */
+    make_rocketmq_record(f, 4);
+    assert_good_at(f, 4);
+    overwrite(f, tail_at(f, 4) + 9, zeros, 1);
+    assert_corrupt_at(f, 4);
+    assert_int_equal(r->corrupt.check, SHMQ_E_RECORD_CRC);
+    assert_non_null(strstr(shmq_error_detail(), "0x00 byte"));
+}
+
 /* ---- the skip ------------------------------------------------------------------------------ */
 
 static void test_skip_moves_the_group_past_exactly_one_corrupt_message(void **state)
@@ -491,6 +515,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_damaged_crc_property_name_does_not_switch_the_check_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zeroed_crc_property_and_properties_end_are_reported,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_rocketmq_record_without_crc_property_is_delivered,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_moves_the_group_past_exactly_one_corrupt_message,

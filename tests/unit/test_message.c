@@ -486,6 +486,12 @@ static void test_properties_over_32767_with_tail_are_rejected(void **state)
     m.props_len = 32767 - 20;
     props[m.props_len - 1] = 'v';
     assert_int_equal(shmq_record_size(&m), SHMQ_E_PROPS);
+    /* A 0x00 byte: readers take one for a zeroed sector (shmq_record_check_unverified). */
+    m.props_len = 100;
+    props[m.props_len - 1] = 0x02;
+    props[40] = 0;
+    assert_int_equal(shmq_record_size(&m), SHMQ_E_PROPS);
+    assert_int_equal(encode(&m, 0, buf, sizeof(buf)), SHMQ_E_PROPS);
 }
 
 /* ---- blank records and decode errors ------------------------------------- */

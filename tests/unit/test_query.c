@@ -260,6 +260,50 @@ static void test_by_msg_id_and_by_offset(void **state)
     shmq_admin_close(a);
 }
 
+/* Flip bit 0 of the byte at CommitLog offset phys (the test segments are 64 KiB). */
+static void flip_log_byte(fixture_t *f, int64_t phys)
+{
+    char path[PATH_MAX + 64];
+    char name[21];
+    shmq_segment_name(phys - phys % (64 * 1024), name);
+    snprintf(path, sizeof(path), "%s/store/commitlog/%s", f->dir, name);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)(phys % (64 * 1024)), SEEK_SET), 0);
+    int c = fgetc(fp);
+    assert_int_equal(fseek(fp, (long)(phys % (64 * 1024)), SEEK_SET), 0);
+    fputc(c ^ 1, fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* A damaged record is never returned: a key lookup counts it as left out, a single lookup fails. */
+static void test_queries_never_return_a_corrupt_message(void **state)
+{
+    fixture_t *f = *state;
+    put(f, "T", "k", "U1", 10);
+    int64_t p = put(f, "T", "k", "U2", 10);
+    put(f, "T", "k", "U3", 10);
+    shmq_admin_t *a = finish(f);
+    shmq_msg_view_t v;
+    assert_int_equal(shmq_query_by_phys_offset(a, p, &v), 0);
+    /* A body byte: the body is followed by the topic (1-byte length) and the properties (2). */
+    int64_t body = p + v.size - (int64_t)v.props_len - 2 - (int64_t)v.topic_len - 1 - v.body_len;
+    flip_log_byte(f, body + 3);
+    assert_int_equal(shmq_query_by_key(a, "T", "k", 0, INT64_MAX, 10, f->res), 0);
+    assert_int_equal(f->res->count, 2);
+    assert_int_equal(f->res->corrupt, 1);
+    assert_int_equal(f->res->corrupt_phys, p);
+    for (size_t i = 0; i < f->res->count; i++) {
+        assert_true(f->res->msgs[i].phys_offset != p);
+    }
+    assert_int_equal(shmq_query_by_uniq_key(a, "T", "U2", f->res), 0);
+    assert_int_equal(f->res->count, 0);
+    assert_int_equal(f->res->corrupt, 1);
+    assert_int_equal(shmq_query_by_phys_offset(a, p, &v), SHMQ_E_CORRUPT);
+    assert_non_null(strstr(shmq_error_detail(), "corrupt message at CommitLog offset"));
+    shmq_admin_close(a);
+}
+
 static void test_offset_by_time_of_a_stopped_store(void **state)
 {
     fixture_t *f = *state;
@@ -334,6 +378,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_by_uniq_key_with_and_without_topic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_by_msg_id_and_by_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offset_by_time_of_a_stopped_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queries_never_return_a_corrupt_message, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_queries_work_without_write_access_to_the_store, setup,
                                         teardown),
     };

@@ -192,6 +192,12 @@ int shmqctl_cmd_query(shmqctl_args_t *a)
         shmqctl_err("no message found");
         ret = SHMQCTL_EXIT_FAIL;
     }
+    if (rc >= 0 && res->corrupt > 0) {
+        shmqctl_err("%zu candidate%s left out: corrupt (the first at CommitLog offset %lld; "
+                    "shmqctl verify names the damage)",
+                    res->corrupt, res->corrupt == 1 ? "" : "s", (long long)res->corrupt_phys);
+        ret = SHMQCTL_EXIT_FAIL;
+    }
     for (size_t i = 0; ret == SHMQCTL_EXIT_OK && i < res->count; i++) {
         if (shmqctl_print_message(a->json, &res->msgs[i]) < 0) {
             ret = SHMQCTL_EXIT_FAIL;

@@ -8,10 +8,11 @@
  * Pass 1 walks every CommitLog segment straight from its mapping: every
  * record is decoded with all checks (body CRC, the whole-record __CRC32#
  * when present, physical offset; a properties end a few bits from a
- * __CRC32# tail is a damaged tail, as recovery and consumers count it); a blank record must carry the exact rest
- * of its segment and not start one; after the end of the data every byte of
- * the log must be zero.  Each normal record (transaction type NOT or COMMIT)
- * is looked up in its queue: its unit must exist and point back at it.
+ * __CRC32# tail, or a 0x00 byte in the properties, is damage, as recovery
+ * and consumers count it: shmq_record_check_unverified); a blank record must carry
+ * the exact rest of its segment and not start one; after the end of the data every byte of the log
+ * must be zero.  Each normal record (transaction type NOT or COMMIT) is looked up in its queue: its
+ * unit must exist and point back at it.
  *
  * Pass 2 walks every ConsumeQueue found under consumequeue/<topic>/<qid>:
  * units are valid and in order, each points at a record inside the log with
@@ -392,16 +393,17 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
         shmq_error_clear();
         rc = shmq_record_decode(mf->base + rel, avail, phys, SHMQ_DECODE_CHECK_ALL, &rec);
         if (rc > 0) {
-            int tail = rec.has_record_crc ? 0 : shmq_record_crc_tail_distance(&rec);
-            if (!rec.has_record_crc &&
-                ((tail > 0 && tail <= SHMQ_CRC_TAIL_NEAR_BITS) ||
-                 memmem(rec.props, rec.props_len, SHMQ_PROP_CRC32, sizeof(SHMQ_PROP_CRC32) - 1))) {
+            if (!rec.has_record_crc && shmq_record_check_unverified(&rec) < 0) {
                 /* The decoder takes a malformed __CRC32# tail for an absent one; a tail a
-                 * few bits from one (its name or separators flipped) is a damaged one, as
+                 * few bits from one, or zeroed bytes in the properties, is damage, as
                  * recovery and consumers count it (formats.md). */
+                verify_problem(v, "file %s offset %zu: %s (torn or overwritten record end)",
+                               mf->path, rel, shmq_error_detail());
+            } else if (!rec.has_record_crc && memmem(rec.props, rec.props_len, SHMQ_PROP_CRC32,
+                                                     sizeof(SHMQ_PROP_CRC32) - 1)) {
                 verify_problem(v,
-                               "file %s offset %zu: record at phys %lld: damaged %s property (torn "
-                               "or overwritten record end)",
+                               "file %s offset %zu: record at phys %lld: a %s property that does "
+                               "not end the properties (overwritten record end)",
                                mf->path, rel, (long long)phys, SHMQ_PROP_CRC32);
             }
             record_account(v, &rec, mf->path, rel);
