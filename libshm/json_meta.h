@@ -13,8 +13,12 @@
  *     or has a field name one bit away from a known one is replaced by the
  *     same entry of <name>.bak, else dropped, with a warning naming it;
  *   - consumer and delay offsets in .bak that the file lacks are restored;
- *     an offset above its queue's max offset takes the .bak value when that
- *     one fits, else the max offset;
+ *     a consumer offset above its queue's max offset + 1 takes the .bak
+ *     value when that one fits, else it is dropped (the group starts that
+ *     queue where it is told to); a delay offset above the max offset takes
+ *     the .bak value when that one fits, else the max offset;
+ *   - a consumer offset file a running store wrote is never refused (a
+ *     negative, non-integer or too large offset is one entry's damage);
  *   - a topic whose consume queues exist but that topics.json lacks is
  *     restored from .bak, else with as many queues as it has directories;
  *     a topic whose key and "topicName" differ keeps the name the store

@@ -50,7 +50,13 @@ typedef struct off_ctx {
     json_t *res; /* {key: {"qid": offset}} being built */
 } off_ctx_t;
 
-/* "topic@group": a topic and a group, neither empty (the group may carry "@broadcast"). */
+/*
+ * "topic@group": a topic and a group, neither empty (the group may carry "@broadcast").
+ * The group may hold any printable byte, '/' included: consumers may open a group of
+ * any such name, and a running store saves its offsets.  The topic may not hold '/'
+ * (it names a directory of consumequeue/ when its max offset is read from the files;
+ * no topic with one can have messages: producers refuse such names).
+ */
 static bool consumer_key_ok(const char *key, char *why, size_t why_len)
 {
     const char *at = strchr(key, '@');
@@ -64,8 +70,12 @@ static bool consumer_key_ok(const char *key, char *why, size_t why_len)
         return false;
     }
     for (const char *p = key; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == '/') {
-            snprintf(why, why_len, "the key has a control character or '/'");
+        if ((unsigned char)*p < 0x20) {
+            snprintf(why, why_len, "the key has a control character");
+            return false;
+        }
+        if (*p == '/' && p < at) {
+            snprintf(why, why_len, "the topic has a '/'");
             return false;
         }
     }
@@ -150,7 +160,7 @@ static int off_bad_queue(off_ctx_t *c, const char *key, const char *qk, long lon
                      label, why, (long long)off, c->ml.other->path);
         return res_set(c->res, key, qk, off);
     }
-    meta_finding(&c->ml, SHMQ_META_WARN, "%s: %s: %s; dropped (%s has no value for it)",
+    meta_finding(&c->ml, SHMQ_META_WARN, "%s: %s: %s; dropped (%s has no valid value for it)",
                  c->ml.base->path, label, why, c->ml.other ? c->ml.other->path : "no .bak");
     return 0;
 }
@@ -206,7 +216,11 @@ static int off_read_map(off_ctx_t *c, const char *key, const json_t *map)
             continue;
         }
         if (!json_is_integer(v)) {
-            rc = off_bad_queue(c, key, qk, qid, "the offset is not an integer");
+            char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            snprintf(w, sizeof(w), "offset %.60s%s is not an integer", text ? text : "?",
+                     text != NULL && strlen(text) > 60 ? "..." : "");
+            free(text);
+            rc = off_bad_queue(c, key, qk, qid, w);
         } else if (json_integer_value(v) < 0) {
             snprintf(w, sizeof(w), "offset %lld is negative", (long long)json_integer_value(v));
             rc = off_bad_queue(c, key, qk, qid, w);
@@ -317,7 +331,14 @@ static int off_restore_missing(off_ctx_t *c)
     return 0;
 }
 
-/* Step 3: no offset above its queue's max offset (0 for a queue its topic lacks). */
+/*
+ * Step 3: no offset out of its queue's range (a queue its topic lacks has max offset 0).
+ * A consumer offset may be up to max + 1 (what a commit may store: nothing a running
+ * store could have written is taken away); above that it takes the .bak value when
+ * that one is in range, else it is dropped: the group then starts that queue where it
+ * is told to, which may deliver messages again but never skips one.  A delay offset
+ * may be up to max; above that it takes the .bak value, else max.
+ */
 static void off_check_max(off_ctx_t *c, shmq_meta_queue_max_fn qmax, void *qarg)
 {
     const char *key;
@@ -333,7 +354,8 @@ static void off_check_max(off_ctx_t *c, shmq_meta_queue_max_fn qmax, void *qarg)
         }
         const char *qk;
         json_t *v;
-        json_object_foreach(map, qk, v)
+        void *next;
+        json_object_foreach_safe(map, next, qk, v)
         {
             long long qid = strtoll(qk, NULL, 10);
             int64_t max = 0, off = json_integer_value(v), alt;
@@ -343,24 +365,43 @@ static void off_check_max(off_ctx_t *c, shmq_meta_queue_max_fn qmax, void *qarg)
             } else if (rc < 0) {
                 continue; /* cannot be told */
             }
-            if (off <= max) {
+            int64_t limit = c->delay ? max : max + 1;
+            if (off <= limit) {
                 continue;
             }
-            char label[400], from[PATH_MAX + 32];
+            char label[400];
             off_label(c, key, qid, label, sizeof(label));
-            int64_t use = max;
-            snprintf(from, sizeof(from), "the max offset");
-            if (c->ml.other != NULL && other_offset(c, key, qk, &alt) && alt <= max) {
-                use = alt;
-                snprintf(from, sizeof(from), "%s", c->ml.other->path);
+            const char *why = rc == SHMQ_E_NOT_FOUND ? " (the topic has no such queue)" : "";
+            if (c->ml.other != NULL && other_offset(c, key, qk, &alt) && alt <= limit) {
+                meta_finding(&c->ml, SHMQ_META_WARN,
+                             "%s: %s: offset %lld is above the queue's max offset %lld%s; using "
+                             "%lld from %s",
+                             c->ml.base->path, label, (long long)off, (long long)max, why,
+                             (long long)alt, c->ml.other->path);
+                json_integer_set(v, alt);
+            } else if (c->delay) {
+                meta_finding(&c->ml, SHMQ_META_WARN,
+                             "%s: %s: offset %lld is above the queue's max offset %lld%s; using "
+                             "%lld (the max offset)",
+                             c->ml.base->path, label, (long long)off, (long long)max, why,
+                             (long long)max);
+                json_integer_set(v, max);
+            } else {
+                char src[PATH_MAX + 64];
+                if (c->ml.other != NULL) {
+                    snprintf(src, sizeof(src), "%s has no offset for it up to %lld",
+                             c->ml.other->path, (long long)limit);
+                } else {
+                    snprintf(src, sizeof(src), "no .bak to take one from");
+                }
+                meta_finding(&c->ml, SHMQ_META_WARN,
+                             "%s: %s: offset %lld is above the queue's max offset %lld%s; dropped "
+                             "(%s): the group starts the queue where it is told to",
+                             c->ml.base->path, label, (long long)off, (long long)max, why, src);
+                char gone[16];
+                snprintf(gone, sizeof(gone), "%s", qk); /* qk goes with its entry */
+                json_object_del(map, gone);
             }
-            meta_finding(&c->ml, SHMQ_META_WARN,
-                         "%s: %s: offset %lld is above the queue's max offset %lld%s; using %lld "
-                         "(%s)",
-                         c->ml.base->path, label, (long long)off, (long long)max,
-                         rc == SHMQ_E_NOT_FOUND ? " (the topic has no such queue)" : "",
-                         (long long)use, from);
-            json_integer_set(v, use);
         }
     }
 }

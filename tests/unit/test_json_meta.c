@@ -254,7 +254,7 @@ static int fake_max(void *arg, const char *topic, int32_t queue_id, int64_t *max
     return 0;
 }
 
-static void test_offsets_above_queue_max_take_bak_value_else_max(void **state)
+static void test_offsets_above_queue_max_plus_one_take_bak_value_else_dropped(void **state)
 {
     const char *root = *state;
     shmq_offset_table_t t;
@@ -267,15 +267,115 @@ static void test_offsets_above_queue_max_take_bak_value_else_max(void **state)
     assert_int_equal(shmq_consumer_offsets_load_ex(root, &t, fake_max, NULL, &rep), 0);
     assert_int_equal(offset_of(&t, "TopicA@G1", 0), 13);
     assert_int_equal(offset_of(&t, "TopicA@G1", 1), 13);
-    assert_int_equal(offset_of(&t, "TopicA@G1", 2), 14);
-    assert_int_equal(offset_of(&t, "TopicA@G1", 7), 0);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 2), -1); /* dropped, not lowered */
+    assert_int_equal(offset_of(&t, "TopicA@G1", 7), -1);
     assert_int_equal(offset_of(&t, "TopicZ@G1", 0), 99); /* a topic the store lacks: kept */
+    assert_int_equal(t.count, 3);
     assert_int_equal(rep.warnings, 3);
     expect_warned("group G1, topic TopicA, queue 0: offset 93 is above the queue's max offset 14; "
-                  "using 13");
-    expect_warned("queue 2: offset 36 is above the queue's max offset 14; using 14 (the max");
-    expect_warned("queue 7: offset 2 is above the queue's max offset 0 (the topic has no such "
-                  "queue)");
+                  "using 13 from");
+    expect_warned("group G1, topic TopicA, queue 2: offset 36 is above the queue's max offset 14; "
+                  "dropped (");
+    expect_warned("consumerOffset.json.bak has no offset for it up to 15)");
+    expect_warned(
+        "group G1, topic TopicA, queue 7: offset 2 is above the queue's max offset 0 (the "
+        "topic has no such queue); dropped");
+    shmq_offset_table_free(&t);
+    /* No .bak at all: dropped too, and the load succeeds. */
+    unlink(strcat(strcpy((char[4096]){0}, root), "/config/consumerOffset.json.bak"));
+    warned[0] = '\0';
+    assert_int_equal(shmq_consumer_offsets_load_ex(root, &t, fake_max, NULL, &rep), 0);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 0), -1);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 1), 13);
+    expect_warned("queue 0: offset 93 is above the queue's max offset 14; dropped (no .bak to take "
+                  "one from)");
+    shmq_offset_table_free(&t);
+}
+
+static void test_offsets_up_to_queue_max_plus_one_are_kept_without_a_warning(void **state)
+{
+    const char *root = *state;
+    shmq_offset_table_t t;
+    shmq_meta_report_t rep;
+    /* What a commit may store: 0..max + 1 (max 14 here). */
+    put(root, "config/consumerOffset.json",
+        "{\"offsetTable\":{\"TopicA@G1\":{0:0,1:14,2:15},\"TopicA@G2\":{0:16}}}");
+    assert_int_equal(shmq_consumer_offsets_load_ex(root, &t, fake_max, NULL, &rep), 0);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 0), 0);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 1), 14);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 2), 15);
+    assert_int_equal(offset_of(&t, "TopicA@G2", 0), -1);
+    assert_int_equal(rep.warnings, 1);
+    expect_warned("group G2, topic TopicA, queue 0: offset 16 is above the queue's max offset 14");
+    shmq_offset_table_free(&t);
+}
+
+static void test_offsets_non_integer_take_bak_value_else_dropped_naming_the_value(void **state)
+{
+    const char *root = *state;
+    shmq_offset_table_t t;
+    shmq_meta_report_t rep;
+    put(root, "config/consumerOffset.json",
+        "{\"offsetTable\":{\"TopicA@G1\":{0:\"7\",1:7.5,2:null,3:true,4:9}}}");
+    put(root, "config/consumerOffset.json.bak",
+        "{\"offsetTable\":{\"TopicA@G1\":{0:7,1:8,3:-1,4:9}}}");
+    assert_int_equal(shmq_consumer_offsets_load_ex(root, &t, NULL, NULL, &rep), 0);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 0), 7);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 1), 8);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 2), -1);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 3), -1);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 4), 9);
+    assert_int_equal(t.count, 3);
+    assert_int_equal(rep.warnings, 4);
+    expect_warned("group G1, topic TopicA, queue 0: offset \"7\" is not an integer; using 7 from");
+    expect_warned("group G1, topic TopicA, queue 1: offset 7.5 is not an integer; using 8 from");
+    expect_warned("group G1, topic TopicA, queue 2: offset null is not an integer; dropped");
+    expect_warned("group G1, topic TopicA, queue 3: offset true is not an integer; dropped (");
+    expect_warned("consumerOffset.json.bak has no valid value for it)");
+    shmq_offset_table_free(&t);
+}
+
+static void test_offsets_minus_five_in_file_and_bak_is_dropped_and_the_load_succeeds(void **state)
+{
+    const char *root = *state;
+    shmq_offset_table_t t;
+    shmq_meta_report_t rep;
+    /* A consumer wrote -5 into the shared area and two saves put it in both files. */
+    put(root, "config/consumerOffset.json",
+        "{\"offsetTable\":{\"TopicA@G1\":{0:-5,1:3},\"TopicA@G2\":{0:4}}}");
+    put(root, "config/consumerOffset.json.bak",
+        "{\"offsetTable\":{\"TopicA@G1\":{0:-5,1:3},\"TopicA@G2\":{0:4}}}");
+    assert_int_equal(shmq_consumer_offsets_load_ex(root, &t, fake_max, NULL, &rep), 0);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 0), -1);
+    assert_int_equal(offset_of(&t, "TopicA@G1", 1), 3);
+    assert_int_equal(offset_of(&t, "TopicA@G2", 0), 4);
+    assert_int_equal(rep.warnings, 1);
+    expect_warned("group G1, topic TopicA, queue 0: offset -5 is negative; dropped");
+    shmq_offset_table_free(&t);
+    /* The saved table loads again without a finding. */
+    assert_int_equal(shmq_consumer_offsets_load(root, &t), 0);
+    assert_int_equal(shmq_consumer_offsets_save(root, &t), 0);
+    shmq_offset_table_free(&t);
+    warned[0] = '\0';
+    assert_int_equal(shmq_consumer_offsets_load_ex(root, &t, fake_max, NULL, &rep), 0);
+    assert_int_equal(rep.warnings, 0);
+    assert_int_equal(t.count, 2);
+    shmq_offset_table_free(&t);
+}
+
+static void test_offsets_group_with_slash_is_kept_topic_with_slash_dropped(void **state)
+{
+    const char *root = *state;
+    shmq_offset_table_t t;
+    shmq_meta_report_t rep;
+    /* Consumers may open a group named "app/eu-1": a running store saves its offsets. */
+    put(root, "config/consumerOffset.json",
+        "{\"offsetTable\":{\"TopicA@app/eu-1\":{0:5},\"../x@G1\":{0:1}}}");
+    assert_int_equal(shmq_consumer_offsets_load_ex(root, &t, fake_max, NULL, &rep), 0);
+    assert_int_equal(offset_of(&t, "TopicA@app/eu-1", 0), 5);
+    assert_int_equal(t.count, 1);
+    assert_int_equal(rep.warnings, 1);
+    expect_warned("entry \"../x@G1\": the topic has a '/'; dropped");
     shmq_offset_table_free(&t);
 }
 
@@ -525,7 +625,11 @@ int main(void)
         T(test_repeated_key_is_damage),
         T(test_offsets_damaged_table_key_loads_bak),
         T(test_offsets_negative_entry_replaced_from_bak_naming_group_topic_queue),
-        T(test_offsets_above_queue_max_take_bak_value_else_max),
+        T(test_offsets_above_queue_max_plus_one_take_bak_value_else_dropped),
+        T(test_offsets_up_to_queue_max_plus_one_are_kept_without_a_warning),
+        T(test_offsets_non_integer_take_bak_value_else_dropped_naming_the_value),
+        T(test_offsets_minus_five_in_file_and_bak_is_dropped_and_the_load_succeeds),
+        T(test_offsets_group_with_slash_is_kept_topic_with_slash_dropped),
         T(test_offsets_missing_from_file_are_restored_from_bak),
         T(test_offsets_key_without_group_is_dropped),
         T(test_offsets_save_keeps_rocketmq_data_version),
