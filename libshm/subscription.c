@@ -1,10 +1,16 @@
 /*
  * Tag subscriptions (see subscription.h): parsing "TagA || TagB" and
- * matching units by tagsCode, records by their TAGS value.
+ * matching units by tagsCode, records by their TAGS value; and the
+ * consumer-side permission rules (a group's consumeEnable, a topic's
+ * PERM_READ) with the group settings a consumer keeps.
  */
 #include "subscription.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "message.h"
 #include "shmq/errors.h"
@@ -115,4 +121,66 @@ bool shmq_sub_tags_match(const shmq_sub_t *s, const char *tags, size_t len)
         }
     }
     return false;
+}
+
+/* ---- who may consume ---------------------------------------------------------- */
+
+int shmq_sub_may_consume(const char *topic, int32_t topic_perm, const shmq_group_config_t *gc)
+{
+    if (gc != NULL && !gc->consume_enable) {
+        return shmq_error_set(-EACCES,
+                              "consumer group %s may not consume: consumeEnable is false in "
+                              "subscriptionGroup.json",
+                              gc->name);
+    }
+    if (topic_perm >= 0 && !(topic_perm & SHMQ_PERM_READ)) {
+        return shmq_error_set(-EACCES,
+                              "topic %s is not readable (perm %d, PERM_READ %d not set): pulls "
+                              "are refused",
+                              topic ? topic : "?", (int)topic_perm, SHMQ_PERM_READ);
+    }
+    return 0;
+}
+
+static bool same_file(const shmq_sub_group_t *g, const struct stat *st)
+{
+    return g->dev == st->st_dev && g->ino == st->st_ino && g->size == st->st_size &&
+           g->mtime.tv_sec == st->st_mtim.tv_sec && g->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+const shmq_group_config_t *shmq_sub_group_get(shmq_sub_group_t *g, const char *root,
+                                              const char *group, int64_t now_ms)
+{
+    if (g->loaded && now_ms < g->next_check_ms) {
+        return g->known ? &g->cfg : NULL;
+    }
+    g->next_check_ms = now_ms + SHMQ_SUB_GROUP_CHECK_MS;
+    char path[PATH_MAX];
+    struct stat st;
+    memset(&st, 0, sizeof(st));
+    if (snprintf(path, sizeof(path), "%s/config/subscriptionGroup.json", root) >=
+            (int)sizeof(path) ||
+        lstat(path, &st) != 0) {
+        /* Missing (or its path too long): the .bak may still be read; reload on a change. */
+        memset(&st, 0, sizeof(st));
+    }
+    if (g->loaded && same_file(g, &st)) {
+        return g->known ? &g->cfg : NULL;
+    }
+    g->loaded = true;
+    g->known = false;
+    g->dev = st.st_dev;
+    g->ino = st.st_ino;
+    g->size = st.st_size;
+    g->mtime = st.st_mtim;
+    shmq_group_table_t t;
+    if (shmq_groups_load(root, &t) == 0) {
+        const shmq_group_config_t *c = shmq_group_table_get(&t, group);
+        if (c != NULL) {
+            g->cfg = *c;
+            g->known = true;
+        }
+        shmq_group_table_free(&t);
+    }
+    return g->known ? &g->cfg : NULL;
 }
