@@ -159,13 +159,17 @@ int64_t shmq_timer_slot_index(int64_t t, int64_t p)
 bool shmq_timer_exists(const char *root)
 {
     char path[PATH_MAX];
+    struct stat st;
     snprintf(path, sizeof(path), "%s/timerwheel", root);
-    return access(path, F_OK) == 0;
+    /* lstat: a link there counts, and the open refuses it naming it. */
+    return lstat(path, &st) == 0;
 }
 
 /*
- * Open path as a file of exactly size bytes, creating and allocating it when missing or
- * empty; read-only (check_only: SHMQ_E_NOT_FOUND when missing) never creating.
+ * Open path as a file of exactly size bytes, creating (SHMQ_FILE_MODE) and allocating it
+ * when missing or empty; read-only (check_only: SHMQ_E_NOT_FOUND when missing) never
+ * creating.  As every file of a store (store_files.h): a symbolic link, a FIFO or any
+ * other non-regular file is refused naming it.
  */
 static int open_fixed(shmq_mapped_file_t *mf, const char *dir, const char *name, size_t size,
                       bool check_only)
@@ -174,21 +178,12 @@ static int open_fixed(shmq_mapped_file_t *mf, const char *dir, const char *name,
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
         return shmq_error_set(-ENAMETOOLONG, "path too long: %s/%s", dir, name);
     }
-    if (check_only) {
-        struct stat st;
-        if (stat(path, &st) != 0) {
-            return shmq_error_set(errno == ENOENT ? SHMQ_E_NOT_FOUND : -errno, "%s: %s", path,
-                                  strerror(errno));
-        }
-        if ((uint64_t)st.st_size != size) {
-            return shmq_error_set(SHMQ_E_SEGMENT, "%s: size %lld, expected %zu", path,
-                                  (long long)st.st_size, size);
-        }
-        return shmq_mf_open(mf, path, 0, size, SHMQ_MF_READONLY);
+    int fd = shmq_store_file_open(path, check_only ? O_RDONLY : O_RDWR | O_CREAT, SHMQ_FILE_MODE);
+    if (fd == -ENOENT) {
+        return shmq_error_set(check_only ? SHMQ_E_NOT_FOUND : fd, "%s: %s", path, strerror(ENOENT));
     }
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return shmq_error_set(-errno, "%s: open: %s", path, strerror(errno));
+        return fd; /* the detail names path */
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -196,7 +191,7 @@ static int open_fixed(shmq_mapped_file_t *mf, const char *dir, const char *name,
         close(fd);
         return shmq_error_set(e, "%s: fstat: %s", path, strerror(-e));
     }
-    if (st.st_size == 0) {
+    if (st.st_size == 0 && !check_only) {
         /* Allocated whole before mapping: a full disk is an error now, never a SIGBUS later. */
         int rc = posix_fallocate(fd, 0, (off_t)size);
         if (rc == 0 && fsync(fd) != 0) {
@@ -218,7 +213,7 @@ static int open_fixed(shmq_mapped_file_t *mf, const char *dir, const char *name,
                                   (long long)st.st_size, size);
         }
     }
-    return shmq_mf_open(mf, path, 0, size, 0);
+    return shmq_mf_open(mf, path, 0, size, check_only ? SHMQ_MF_READONLY : 0);
 }
 
 static uint8_t *slot_at(const shmq_timer_store_t *ts, int64_t slot_ms)

@@ -152,7 +152,7 @@ typedef struct shmq_timer_store {
     bool no_repair;    /* the log was written with another precision: slots left alone */
 } shmq_timer_store_t;
 
-/* True if <root>/timerwheel exists (the store has timer files). */
+/* True if <root>/timerwheel exists (the store has timer files), whatever it is: a link counts. */
 bool shmq_timer_exists(const char *root);
 
 /*
@@ -162,7 +162,10 @@ bool shmq_timer_exists(const char *root);
  * bytes, and recover them (see the top of this file).  read_ms starts at
  * the checkpoint's, or at now_ms floored to p for new files; never older
  * than the wheel's span before now.  A wheel or checkpoint of another size
- * is SHMQ_E_SEGMENT.
+ * is SHMQ_E_SEGMENT.  Files are created SHMQ_FILE_MODE (0640) and opened as
+ * every file of a store (store_files.h): a symbolic link at timerwheel or
+ * config/timercheck is -ELOOP, a FIFO or other non-regular file -EINVAL,
+ * each with a detail naming it; nothing is created through a link.
  */
 int shmq_timer_open(shmq_timer_store_t *ts, const char *root, int64_t p, size_t seg_size,
                     int64_t now_ms);
