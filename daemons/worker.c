@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "shmq/errors.h"
+#include "store_files.h"
 
 static char log_who[32] = "shmq";
 
@@ -77,14 +78,18 @@ bool shmq_worker_master_gone(const shmq_worker_t *w)
     return getppid() != w->master_pid;
 }
 
-/* Shared lock on byte 1 of <root>/lock: a new master refuses to start while it is held. */
+/*
+ * Shared lock on byte 1 of <root>/lock: a new master refuses to start while it is held.
+ * The file is opened as every file of a store (no link followed, a regular file only);
+ * a failure leaves a detail naming it.
+ */
 static int take_worker_lock(const char *root)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/lock", root);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = shmq_store_file_open(path, O_RDWR, 0);
     if (fd < 0) {
-        return -errno;
+        return fd == -ENOENT ? shmq_error_set(fd, "%s: %s", path, strerror(-fd)) : fd;
     }
     struct flock fl;
     memset(&fl, 0, sizeof(fl));
@@ -95,7 +100,7 @@ static int take_worker_lock(const char *root)
     if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
         int e = -errno;
         close(fd);
-        return e;
+        return shmq_error_set(e, "%s: lock byte 1: %s", path, strerror(-e));
     }
     return fd;
 }
@@ -152,10 +157,11 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
         shmq_ctl_detach(&w.ctl);
         return SHMQ_EXIT_ERROR;
     }
+    shmq_error_clear();
     w.lock_fd = take_worker_lock(root);
     if (w.lock_fd < 0) {
         shmq_log(SHMQ_LOG_ERROR, "cannot take the workers' lock on %s/lock: %s", root,
-                 strerror(-w.lock_fd));
+                 shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(w.lock_fd));
         shmq_ctl_detach(&w.ctl);
         return SHMQ_EXIT_ERROR;
     }

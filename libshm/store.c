@@ -260,29 +260,6 @@ static int host_from_config(const shmq_config_t *cfg, shmq_host_t *h)
     return shmq_ring_store_host(cfg, h);
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof(tmp)) {
-        return -ENAMETOOLONG;
-    }
-    memcpy(tmp, path, len + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
-                return -errno;
-            }
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
-        return -errno;
-    }
-    return 0;
-}
-
 int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
                     shmq_recovery_report_t *report)
 {
@@ -305,10 +282,10 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
             return shmq_error_set(-errno, "store %s: %s", st->root, strerror(errno));
         }
     } else {
-        rc = mkdir_p(st->root);
+        /* A new root and its missing parents are SHMQ_DIR_MODE (0750), as shmqd makes them. */
+        rc = shmq_file_mkdirs(st->root);
         if (rc < 0) {
-            return shmq_error_set(rc, "cannot create store directory %s: %s", st->root,
-                                  strerror(-rc));
+            return shmq_error_wrap(rc, "cannot create store directory %s", st->root);
         }
         rc = shmq_store_lock(st->root, &st->lock_fd);
         if (rc < 0) {

@@ -8,7 +8,9 @@
  *
  * A store is running when its control block exists, is ready, and its
  * master is alive and holds the store lock.  Otherwise: "store <root> is not
- * running" (or "is starting") on stderr and exit 1.
+ * running" (or "is starting") on stderr and exit 1.  The lock file is never
+ * followed through a link or waited on when it is a FIFO: that is said, naming
+ * it, and exit 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,18 +22,24 @@
 #include "clean.h"
 #include "ctl.h"
 #include "fence.h"
+#include "store_files.h"
 #include "shmqctl.h"
 
-/* The master that created the block is alive and holds byte 0 of <root>/lock. */
+/*
+ * The master that created the block is alive and holds byte 0 of <root>/lock.  The lock
+ * file is opened as every file of a store: a link or a FIFO there is not followed or
+ * waited on (false, with a detail naming it; the detail is cleared otherwise).
+ */
 bool shmqctl_master_alive(const shmq_ctl_t *ctl)
 {
+    shmq_error_clear();
     pid_t pid = ctl->blk->hdr.creator_pid;
     if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) {
         return false;
     }
     char path[PATH_MAX + 8];
     snprintf(path, sizeof(path), "%s/lock", ctl->root);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = shmq_store_file_open(path, O_RDONLY, 0);
     if (fd < 0) {
         return false;
     }
@@ -57,8 +65,13 @@ int shmqctl_attach_running(const char *root, unsigned flags, shmq_ctl_t *ctl)
         return shmqctl_fail(rc, "cannot attach to the store at %s", root);
     }
     if (!shmqctl_master_alive(ctl)) {
-        shmqctl_err("store %s is not running (its master, pid %d, is gone)", root,
-                    (int)ctl->blk->hdr.creator_pid);
+        if (shmq_error_detail()[0] != '\0') {
+            shmqctl_err("store %s: cannot tell whether its master (pid %d) runs: %s", root,
+                        (int)ctl->blk->hdr.creator_pid, shmq_error_detail());
+        } else {
+            shmqctl_err("store %s is not running (its master, pid %d, is gone)", root,
+                        (int)ctl->blk->hdr.creator_pid);
+        }
         shmq_ctl_detach(ctl);
         return SHMQCTL_EXIT_FAIL;
     }
