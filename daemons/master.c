@@ -453,6 +453,7 @@ static int fill_ctl(master_t *m, shmq_store_t *st)
     shmq_ctl_publish(&b->replicated, end);
     shmq_ctl_publish(&b->min, shmq_commitlog_min_offset(&st->cl));
     atomic_store_explicit(&b->writer_journal, end, memory_order_relaxed);
+    b->hdr.crc_tail_from = st->cp.crc_marker ? st->cp.crc_tail_from : INT64_MAX;
 
     int rc = shmq_ctl_topic_lock(&m->ctl, 5000);
     if (rc < 0) {
@@ -524,6 +525,13 @@ static void log_recovery(const shmq_recovery_report_t *r)
     }
     shmq_log(SHMQ_LOG_INFO, "recovery synced the CommitLog from %lld and every consume queue",
              (long long)r->synced_from);
+    if (r->crc_tail_reset) {
+        shmq_log(SHMQ_LOG_WARN,
+                 "the checkpoint holds no record-CRC marker (an older shmq, another program "
+                 "wrote it, or it is damaged): records before CommitLog offset %lld are read "
+                 "without requiring __CRC32#; every later one must carry it",
+                 (long long)r->crc_tail_from);
+    }
 }
 
 /*

@@ -272,6 +272,9 @@ typedef struct shmq_ctl_header {
     int32_t pad;
     uint64_t generation; /* random at each master start: attachers detect a new master */
     int64_t created_ms;
+    /* Master, before ready: records at or after this CommitLog offset must carry
+     * __CRC32# (the checkpoint's marker, shmq_checkpoint_t); readers require it. */
+    int64_t crc_tail_from;
     char store_root[PATH_MAX];
     shmq_config_t config;   /* effective configuration (workers read it from here) */
     _Atomic uint32_t ready; /* 1, written last (release) */

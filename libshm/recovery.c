@@ -429,6 +429,14 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     }
     st->rebuild_all = false;
 
+    if (!st->cp.crc_marker || st->cp.crc_tail_from > end) {
+        /* No marker (or one past the log): records from here on are shmq's own. A
+         * non-empty log may hold records written without __CRC32# (by RocketMQ). */
+        rep.crc_tail_reset = end > 0;
+        st->cp.crc_marker = true;
+        st->cp.crc_tail_from = end;
+    }
+    rep.crc_tail_from = st->cp.crc_tail_from;
     rc = shmq_store_flush(st);
     if (rc < 0) {
         return rc;

@@ -51,6 +51,8 @@ typedef struct shmq_recovery_report {
     int64_t fence_commitlog; /* a fenced run's last durable CommitLog offset: cut there (-1 none) */
     int64_t fence_cq;      /* a fenced run's ConsumeQueue durable point: rebuilt from there (-1) */
     int64_t synced_from;   /* recovery made [synced_from, recovered_end) durable before use */
+    int64_t crc_tail_from; /* records from here on must carry __CRC32# (checkpoint marker) */
+    bool crc_tail_reset;   /* the checkpoint had no valid marker: it was set to the log's end */
     char stop_reason[256]; /* text for stop_error, naming file and offset */
 } shmq_recovery_report_t;
 

@@ -769,6 +769,12 @@ int shmq_checkpoint_read(const char *root, shmq_checkpoint_t *cp)
     cp->index_msg_ts = get_be64(buf + 16);
     cp->master_flushed = get_be64(buf + 24);
     cp->confirm_phys = get_be64(buf + 32);
+    int64_t from = get_be64(buf + 72);
+    if (memcmp(buf + 64, SHMQ_CHECKPOINT_CRC_MAGIC, 8) == 0 && from >= 0 &&
+        get_be64(buf + 80) == cp->physic_msg_ts) {
+        cp->crc_marker = true;
+        cp->crc_tail_from = from;
+    }
     return 0;
 }
 
@@ -786,6 +792,11 @@ int shmq_checkpoint_write(const char *root, const shmq_checkpoint_t *cp)
     put_be64(buf + 16, cp->index_msg_ts);
     put_be64(buf + 24, cp->master_flushed);
     put_be64(buf + 32, cp->confirm_phys);
+    if (cp->crc_marker && cp->crc_tail_from >= 0) {
+        memcpy(buf + 64, SHMQ_CHECKPOINT_CRC_MAGIC, 8);
+        put_be64(buf + 72, cp->crc_tail_from);
+        put_be64(buf + 80, cp->physic_msg_ts);
+    }
 
     int fd = shmq_store_file_open(path, O_RDWR, 0);
     if (fd < 0) {
@@ -796,7 +807,7 @@ int shmq_checkpoint_write(const char *root, const shmq_checkpoint_t *cp)
          * crash never leaves a checkpoint shorter than 4096 bytes. */
         return shmq_file_write_atomic(path, buf, sizeof(buf));
     }
-    /* In place: the five longs lie in the first disk sector, which a device
+    /* In place: the five longs and the marker lie in the first disk sector, which a device
      * writes atomically; the file is one page so no block is reallocated. */
     rc = pwrite_full(fd, buf, sizeof(buf), 0);
     if (rc == 0) {

@@ -111,7 +111,20 @@ typedef struct shmq_checkpoint {
     int64_t index_msg_ts;   /* offset 16: end time of the last full, flushed index file */
     int64_t master_flushed; /* offset 24 */
     int64_t confirm_phys;   /* offset 32 */
+    /*
+     * shmq's record-CRC marker (offsets 64..87, which RocketMQ neither reads nor
+     * writes): every record at or after this CommitLog offset was written by
+     * shmq and carries a __CRC32# tail, so readers require one there; valid
+     * when crc_marker.  No marker: a new file, a damaged one, or a checkpoint
+     * another program wrote since (the marker holds a copy of
+     * physicMsgTimestamp, which must match).  docs/formats.md "checkpoint".
+     */
+    bool crc_marker;
+    int64_t crc_tail_from;
 } shmq_checkpoint_t;
+
+/* Bytes 64..71 of the checkpoint when it holds shmq's record-CRC marker. */
+#define SHMQ_CHECKPOINT_CRC_MAGIC "SHMQCRC1"
 
 /* Read <root>/checkpoint; a missing file yields all zeros and returns 0. */
 int shmq_checkpoint_read(const char *root, shmq_checkpoint_t *cp);

@@ -7,7 +7,9 @@
 # to pass such a store while shmqd refused to start on it (found by the
 # corruption campaign, tests/torture/corruption.pl).  Each damage is made in
 # a copy of a stopped store; verify must exit 1 naming the CommitLog file and
-# the record's offset in it.
+# the record's offset in it.  With the checkpoint's record-CRC marker (a
+# store shmq wrote) the record is reported as one that lacks the tail every
+# record carries; without it, as a damaged tail.
 # TAP output; exits non-zero if any test fails.
 
 SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -52,8 +54,24 @@ for at in $((SIZE - 20 + 3)):2 $((SIZE - 21)):16; do
     flip "$STORE/$FILE" $((REL + ${at%%:*})) ${at##*:}
     "$CTL" verify --store "$STORE" $SMALL >"$T/v$k.out" 2>&1
     is "$?" "1" "verify fails with byte $((${at%%:*})) of the record (in its __CRC32# tail) flipped"
-    grep -q "problem: file $STORE/$FILE offset $REL: record at phys $PHYS: damaged __CRC32# property" \
+    grep -q "problem: file $STORE/$FILE offset $REL: record at phys $PHYS" "$T/v$k.out" &&
+        grep -q "no __CRC32# property, which every record from 0 on carries" "$T/v$k.out"
+    ok $? "naming the file and the record, that the marker requires a tail" || diag "$T/v$k.out"
+done
+
+# Without the checkpoint's record-CRC marker (a store RocketMQ wrote, whose records need no
+# tail) the same flips are still told from a missing tail: a few bits from one is damage.
+for at in $((SIZE - 20 + 3)):2 $((SIZE - 21)):16; do
+    k=$((k + 1))
+    rm -rf "$STORE"
+    cp -a "$T/intact" "$STORE"
+    perl -e 'open(my $f, "+<", $ARGV[0]) or die; seek($f, 64, 0); print $f "\0" x 24; close $f or die' \
+        "$STORE/checkpoint"
+    flip "$STORE/$FILE" $((REL + ${at%%:*})) ${at##*:}
+    "$CTL" verify --store "$STORE" $SMALL >"$T/v$k.out" 2>&1
+    is "$?" "1" "no marker: verify fails with byte $((${at%%:*})) of the record flipped"
+    grep -q "problem: file $STORE/$FILE offset $REL: record at $PHYS: damaged __CRC32# property" \
         "$T/v$k.out"
-    ok $? "naming the file and the record" || diag "$T/v$k.out"
+    ok $? "naming the file and the record, and the damaged tail" || diag "$T/v$k.out"
 done
 done_testing

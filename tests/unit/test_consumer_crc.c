@@ -100,6 +100,9 @@ static int setup(void **state)
     shmq_ctl_publish(&b->dispatched, end);
     shmq_ctl_publish(&b->cq_flushed, end);
     shmq_ctl_publish(&b->min, 0);
+    /* As for a store RocketMQ wrote before shmq took it over (the weakest case: records
+     * need not carry __CRC32#); test_missing_tail_... covers a store shmq wrote. */
+    b->hdr.crc_tail_from = end;
     if (shmq_ctl_topic_lock(&f->ctl, 1000) < 0) {
         return -1;
     }
@@ -400,6 +403,27 @@ static void test_zeroed_crc_property_and_properties_end_are_reported(void **stat
     assert_non_null(strstr(shmq_error_detail(), "0x00 byte"));
 }
 
+/*
+ * In a store shmq wrote (the checkpoint's marker at or below the record), a
+ * record without __CRC32# is damaged: a stale copy of other bytes over its
+ * properties, even one that reads as ordinary properties, is never delivered.
+ */
+static void test_missing_tail_where_the_marker_requires_one_is_reported(void **state)
+{
+    fixture_t *f = *state;
+    shmq_pull_result_t *r = f->res;
+    make_rocketmq_record(f, 3);
+    assert_good_at(f, 3); /* before the marker: RocketMQ's rules */
+    f->ctl.blk->hdr.crc_tail_from = f->rec[3].phys_offset;
+    assert_corrupt_at(f, 3);
+    assert_int_equal(r->corrupt.check, SHMQ_E_RECORD_CRC);
+    assert_non_null(strstr(shmq_error_detail(), "no __CRC32#"));
+    assert_good_at(f, 2);
+    assert_good_at(f, 4); /* records with their tail pass */
+    f->ctl.blk->hdr.crc_tail_from = f->rec[4].phys_offset;
+    assert_good_at(f, 3);
+}
+
 /* ---- the skip ------------------------------------------------------------------------------ */
 
 static void test_skip_moves_the_group_past_exactly_one_corrupt_message(void **state)
@@ -516,6 +540,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_damaged_crc_property_name_does_not_switch_the_check_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zeroed_crc_property_and_properties_end_are_reported,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_tail_where_the_marker_requires_one_is_reported,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rocketmq_record_without_crc_property_is_delivered,
                                         setup, teardown),

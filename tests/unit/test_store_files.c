@@ -337,7 +337,12 @@ static void test_checkpoint_round_trip_is_big_endian_at_rocketmq_offsets(void **
     assert_false(exists(root, "checkpoint.tmp"));
 
     assert_int_equal(shmq_checkpoint_read(root, &back), 0);
-    assert_memory_equal(&back, &cp, sizeof(cp));
+    assert_int_equal(back.physic_msg_ts, cp.physic_msg_ts);
+    assert_int_equal(back.logics_msg_ts, cp.logics_msg_ts);
+    assert_int_equal(back.index_msg_ts, cp.index_msg_ts);
+    assert_int_equal(back.master_flushed, cp.master_flushed);
+    assert_int_equal(back.confirm_phys, cp.confirm_phys);
+    assert_false(back.crc_marker);
 
     /* Second write goes in place. */
     cp.physic_msg_ts = 1700000000123LL;
@@ -345,6 +350,46 @@ static void test_checkpoint_round_trip_is_big_endian_at_rocketmq_offsets(void **
     assert_int_equal(shmq_checkpoint_read(root, &back), 0);
     assert_int_equal(back.physic_msg_ts, 1700000000123LL);
     assert_int_equal(back.confirm_phys, -2);
+}
+
+/* shmq's record-CRC marker: bytes 64-87, believed only while physicMsgTimestamp is its copy. */
+static void test_checkpoint_crc_marker_round_trip_and_foreign_rewrite(void **state)
+{
+    const char *root = *state;
+    shmq_checkpoint_t cp = {.physic_msg_ts = 1700000000000LL, .confirm_phys = 4096}, back;
+    cp.crc_marker = true;
+    cp.crc_tail_from = 0x0102030405060708LL;
+    assert_int_equal(shmq_checkpoint_write(root, &cp), 0);
+    assert_int_equal(shmq_checkpoint_read(root, &back), 0);
+    assert_true(back.crc_marker);
+    assert_int_equal(back.crc_tail_from, cp.crc_tail_from);
+
+    char path[4096], *raw;
+    size_t len;
+    path_of(path, sizeof(path), root, "checkpoint");
+    assert_int_equal(shmq_file_read_all(path, 8192, &raw, &len), 0);
+    assert_memory_equal(raw + 64, "SHMQCRC1", 8);
+    assert_int_equal((uint8_t)raw[72], 0x01);
+    assert_int_equal((uint8_t)raw[79], 0x08);
+    for (size_t i = 88; i < len; i++) {
+        assert_int_equal(raw[i], 0);
+    }
+    free(raw);
+
+    /* Another program (RocketMQ) moves physicMsgTimestamp and leaves bytes 64-87. */
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 7, SEEK_SET), 0);
+    fputc(0x7f, fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(shmq_checkpoint_read(root, &back), 0);
+    assert_false(back.crc_marker);
+
+    /* Written without a marker: none is read back. */
+    cp.crc_marker = false;
+    assert_int_equal(shmq_checkpoint_write(root, &cp), 0);
+    assert_int_equal(shmq_checkpoint_read(root, &back), 0);
+    assert_false(back.crc_marker);
 }
 
 static void test_checkpoint_missing_reads_zeros(void **state)
@@ -915,6 +960,7 @@ int main(void)
         T(test_lock_held_by_child_refused_until_child_killed),
         T(test_abort_create_exists_remove),
         T(test_checkpoint_round_trip_is_big_endian_at_rocketmq_offsets),
+        T(test_checkpoint_crc_marker_round_trip_and_foreign_rewrite),
         T(test_checkpoint_missing_reads_zeros),
         T(test_checkpoint_wrong_size_is_corrupt),
         T(test_checkpoint_min_ts_is_min_minus_3000_floored),

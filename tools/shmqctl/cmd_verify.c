@@ -393,7 +393,15 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
         shmq_error_clear();
         rc = shmq_record_decode(mf->base + rel, avail, phys, SHMQ_DECODE_CHECK_ALL, &rec);
         if (rc > 0) {
-            if (!rec.has_record_crc && shmq_record_check_unverified(&rec) < 0) {
+            if (!rec.has_record_crc && v->cp_read && v->cp.crc_marker &&
+                phys >= v->cp.crc_tail_from) {
+                verify_problem(v,
+                               "file %s offset %zu: record at phys %lld has no %s property, "
+                               "which every record from %lld on carries (the checkpoint's "
+                               "record-CRC marker): its properties are damaged",
+                               mf->path, rel, (long long)phys, SHMQ_PROP_CRC32,
+                               (long long)v->cp.crc_tail_from);
+            } else if (!rec.has_record_crc && shmq_record_check_unverified(&rec) < 0) {
                 /* The decoder takes a malformed __CRC32# tail for an absent one; a tail a
                  * few bits from one, or zeroed bytes in the properties, is damage, as
                  * recovery and consumers count it (formats.md). */

@@ -75,13 +75,18 @@ void verify_checkpoint_read(verify_t *v)
                        SHMQ_CHECKPOINT_SIZE);
         return;
     }
-    int64_t nz = shmqctl_first_nonzero(buf + 40, sizeof(buf) - 40);
+    /* Bytes 40-4095 are zero but for shmq's record-CRC marker at 64-87 (formats.md). */
+    int64_t nz = shmqctl_first_nonzero(buf + 40, 24);
+    if (nz < 0 && (nz = shmqctl_first_nonzero(buf + 88, sizeof(buf) - 88)) >= 0) {
+        nz += 48;
+    }
     if (nz >= 0) {
         verify_problem(v,
                        "%s offset %lld: non-zero byte after the five fields (bytes 40-4095 are "
-                       "always zero)",
+                       "always zero, but for the record-CRC marker at 64-87)",
                        path, (long long)(40 + nz));
     }
+    bool marked = shmqctl_first_nonzero(buf + 64, 24) >= 0;
     shmq_error_clear();
     if (shmq_checkpoint_read(v->a->cfg.store_path_root_dir, &v->cp) < 0) {
         verify_problem(v, "%s: %s", path, shmq_error_detail());
@@ -96,6 +101,13 @@ void verify_checkpoint_read(verify_t *v)
             break;
         }
         v->cp = again;
+    }
+    if (marked && !v->cp.crc_marker) {
+        verify_problem(v,
+                       "%s offset 64: a damaged record-CRC marker (bytes 64-87 are \"%s\", the "
+                       "offset, and a copy of physicMsgTimestamp): the store will take it as "
+                       "absent and check fewer records",
+                       path, SHMQ_CHECKPOINT_CRC_MAGIC);
     }
     v->cp_read = true;
 }
