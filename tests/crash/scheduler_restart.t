@@ -31,7 +31,7 @@ send_pending() {
 check_delivered() {
     local t s
     for t in D T; do
-        "$HELPERS/sched_load" recv "$STORE" "$t$1" G --count 300 --timeout 8000 >"$T/$1.$t.recv" \
+        "$HELPERS/sched_load" recv "$STORE" "$t$1" G --count 300 --timeout 30000 >"$T/$1.$t.recv" \
             2>"$T/$1.$t.err"
         ok $? "$1: all 300 of $t$1 delivered" || diag "$T/$1.$t.err"
         s=$(grep '^summary' "$T/$1.$t.recv")
@@ -46,10 +46,11 @@ sched_field() {
     status_json | perl -MJSON::PP -e 'local $/; my $j = eval { JSON::PP->new->decode(<STDIN>) }
         or exit 1; print $j->{scheduler}{$ARGV[0]}, "\n"' "$1"
 }
-# wait_enqueued N: the scheduler put N timed messages in the wheel so far.
+# wait_enqueued N: the scheduler put N timed messages in the wheel so far (a generous bound:
+# a loaded machine is slow, and the test asserts what happens, not how fast).
 wait_enqueued() {
     local i=0
-    while [ "$(sched_field timer_enqueued)" != "$1" ] && [ $i -lt 50 ]; do
+    while [ "$(sched_field timer_enqueued)" != "$1" ] && [ $i -lt 600 ]; do
         sleep 0.05
         i=$((i + 1))
     done
