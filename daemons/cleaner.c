@@ -255,10 +255,10 @@ static int64_t run(cleaner_t *c, uint32_t manual_req)
         /* Release: processes that see the new sequence find the files gone. */
         atomic_fetch_add_explicit(&c->cs->deleted_seq, 1, memory_order_release);
         /* Those that sleep let go of the files now rather than at their next timeout. */
-        shmq_ctl_wake(&b->writer_wake);
+        shmq_ctl_wake(&c->w->ctl.wake->writer_wake);
         shmq_ctl_wake(&b->flusher_wake);
         shmq_ctl_wake(&b->dispatcher_wake);
-        shmq_ctl_wake(&c->w->ctl.cons->consumer_wake);
+        shmq_ctl_wake(&c->w->ctl.wake->consumer_wake);
         shmq_log(SHMQ_LOG_INFO,
                  "deleted %d CommitLog segment(s), %d ConsumeQueue file(s), %d index file(s) "
                  "(%s; disk at %d%%): the CommitLog starts at %lld",

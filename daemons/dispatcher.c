@@ -154,7 +154,7 @@ static int publish_batch(dispatcher_t *d)
     shmq_ctl_publish(&b->dispatched, d->pos);
     if (units) {
         /* Wakes only if a consumer registered as a sleeper (no system call otherwise). */
-        shmq_ctl_wake(&d->w->ctl.cons->consumer_wake);
+        shmq_ctl_wake(&d->w->ctl.wake->consumer_wake);
     }
     return 0;
 }

@@ -41,6 +41,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@
 #include "fence.h"
 #include "shmq/errors.h"
 #include "index_service.h"
+#include "reg.h"
 #include "store.h"
 #include "store_files.h"
 #include "worker.h"
@@ -97,10 +99,12 @@ typedef struct master {
     int lock_fd;
     master_worker_t w[SHMQ_ROLE_COUNT];
     int nworkers;
-    int64_t stop_mono; /* orderly stop began at */
-    bool forced;       /* stopping without waiting for the orderly sequence */
-    int stops_seen;    /* stop signals handled so far (got_stop counts them) */
-    int fail_code;     /* exit code when the store failed (1 or 2) */
+    int64_t stop_mono;     /* orderly stop began at */
+    bool forced;           /* stopping without waiting for the orderly sequence */
+    int stops_seen;        /* stop signals handled so far (got_stop counts them) */
+    int fail_code;         /* exit code when the store failed (1 or 2) */
+    shmq_reg_server_t reg; /* <root>/shmq.sock: client registrations and offset commits */
+    bool have_reg;
 } master_t;
 
 static volatile sig_atomic_t got_stop; /* count of SIGTERM/SIGINT */
@@ -148,7 +152,7 @@ static void set_state(master_t *m, enum shmq_store_state s)
         /* release: whatever the master set up for this state is visible with it */
         atomic_store_explicit(&m->ctl.blk->hdr.state, (uint32_t)s, memory_order_release);
         /* Workers that sleep re-read the state when woken. */
-        shmq_ctl_wake(&m->ctl.blk->writer_wake);
+        shmq_ctl_wake(&m->ctl.wake->writer_wake);
         shmq_ctl_wake(&m->ctl.blk->flusher_wake);
         shmq_ctl_wake(&m->ctl.blk->dispatcher_wake);
     }
@@ -946,6 +950,10 @@ static int shut_down(master_t *m)
     if (m->state != SHMQ_STATE_FAILED) {
         set_state(m, SHMQ_STATE_STOPPED);
     }
+    if (m->have_reg) {
+        shmq_reg_server_close(&m->reg);
+        m->have_reg = false;
+    }
     rc = shmq_ctl_unlink(m->root);
     if (rc < 0) {
         shmq_log(SHMQ_LOG_WARN, "cannot remove the control block %s: %s", m->ctl.name,
@@ -1013,6 +1021,39 @@ static int find_workers(master_t *m)
         m->nworkers++;
     }
     return 0;
+}
+
+static void client_refused(void *arg, pid_t pid, const char *why)
+{
+    (void)arg;
+    shmq_log(SHMQ_LOG_WARN, "client pid %ld refused: %s", (long)pid, why);
+}
+
+/* <root>/shmq.sock: 0, or the exit code (2 for a bad clientUnixGroup). */
+static int open_socket(master_t *m)
+{
+    shmq_reg_ring_ops_t ops = {.refused = client_refused, .arg = m};
+    shmq_error_clear();
+    int rc = shmq_reg_server_open(&m->reg, &m->ctl, &m->cfg, &ops);
+    if (rc < 0) {
+        const char *d = shmq_error_detail();
+        shmq_log(SHMQ_LOG_ERROR, "cannot open the client socket: %s", d[0] ? d : shmq_strerror(rc));
+        return rc == SHMQ_E_CONFIG ? SHMQ_EXIT_CONFIG : SHMQ_EXIT_ERROR;
+    }
+    m->have_reg = true;
+    shmq_log(SHMQ_LOG_INFO, "clients register at %s (group %s)", m->reg.path, m->reg.client_group);
+    return 0;
+}
+
+/* Sleep until a client, a request, a signal (EINTR) or the tick; never spins. */
+static void loop_sleep(master_t *m)
+{
+    static struct pollfd pfd[1 + SHMQ_REG_MAX_CONNS];
+    size_t n = shmq_reg_server_pollfds(&m->reg, pfd, sizeof(pfd) / sizeof(pfd[0]));
+    int timeout = loop_ready(m) ? 0 : TICK_MS;
+    if (poll(pfd, n, timeout) > 0) {
+        shmq_reg_server_handle(&m->reg, pfd, n);
+    }
 }
 
 /* starting -> recovering -> running: lock, recover, build the control block. */
@@ -1095,6 +1136,14 @@ static int start_store(master_t *m)
         shmq_store_abandon(&st);
         return SHMQ_EXIT_ERROR;
     }
+    rc = open_socket(m);
+    if (rc != 0) {
+        shmq_ctl_unlink(m->root);
+        shmq_ctl_detach(&m->ctl);
+        m->have_ctl = false;
+        shmq_store_abandon(&st);
+        return rc;
+    }
     /* The workers open the files themselves; the master keeps only the lock. */
     m->lock_fd = shmq_store_detach(&st);
     atomic_store_explicit(&m->ctl.blk->hdr.state, (uint32_t)m->state, memory_order_relaxed);
@@ -1136,8 +1185,7 @@ int main(int argc, char **argv)
         if (finished(&m)) {
             break;
         }
-        /* Sleep until a request, a signal (EINTR) or the tick; never spins. */
-        shmq_ctl_sleep(&m.ctl.blk->master_wake, loop_ready, &m, TICK_MS);
+        loop_sleep(&m);
     }
     rc = shut_down(&m);
     shmq_log(SHMQ_LOG_INFO, "exiting with status %d", rc);

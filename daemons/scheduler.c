@@ -735,7 +735,7 @@ static void scheduler_idle(shmq_worker_t *w, void *arg, int timeout_ms)
         return;
     }
     /* Until the next due time, or new units (the dispatcher wakes consumers). */
-    shmq_ctl_sleep(&w->ctl.cons->consumer_wake, units_arrived, s, (int)(wake - now));
+    shmq_ctl_sleep(&w->ctl.wake->consumer_wake, units_arrived, s, (int)(wake - now));
 }
 
 static bool scheduler_done(shmq_worker_t *w, void *arg)

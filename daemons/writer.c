@@ -837,7 +837,7 @@ static void writer_idle(shmq_worker_t *w, void *arg, int timeout_ms)
         }
         cpu_relax();
     }
-    shmq_ctl_sleep(&wr->blk->writer_wake, rings_pending, wr, timeout_ms);
+    shmq_ctl_sleep(&wr->ctl->wake->writer_wake, rings_pending, wr, timeout_ms);
 }
 
 static bool writer_done(shmq_worker_t *w, void *arg)

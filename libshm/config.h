@@ -30,6 +30,9 @@ typedef struct shmq_config {
     int64_t broker_id;                    /* brokerId */
     int32_t listen_port; /* listenPort, 10911: the store port in offset message ids */
     char broker_ip1[64]; /* brokerIP1: store host address in records; "" = detect */
+    /* clientUnixGroup (shmq's own): the Unix group whose members may register over
+     * <root>/shmq.sock (produce, commit offsets); "" = the group of the store root */
+    char client_unix_group[64];
 
     /* sizes */
     int64_t mapped_file_size_commit_log;    /* 1 GiB */

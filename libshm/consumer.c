@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clean.h"
 #include "commitlog.h"
@@ -40,6 +41,7 @@
 #include "consumer_int.h"
 #include "ctl.h"
 #include "message.h"
+#include "reg.h"
 #include "subscription.h"
 
 #define CONS_CHECK_MS       100 /* how often the master's liveness is checked */
@@ -73,6 +75,7 @@ struct shmq_consumer {
     shmq_sub_t sub;      /* the last subscription parsed */
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed files */
     struct shmq_consumer_retry *retry; /* consumer_retry.c: send-back producer, group polls */
+    int reg_fd; /* connection to the master's socket for offset commits, -1 until needed */
 };
 
 const char *shmq_pull_status_name(int status)
@@ -123,6 +126,10 @@ static void queues_close(shmq_consumer_t *c)
 static void consumer_release(shmq_consumer_t *c)
 {
     queues_close(c);
+    if (c->reg_fd >= 0) {
+        close(c->reg_fd); /* the master it talked to may be gone: connect again when needed */
+        c->reg_fd = -1;
+    }
     if (c->cl_open) {
         shmq_commitlog_close(&c->cl);
         c->cl_open = false;
@@ -232,6 +239,7 @@ int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_
     }
     snprintf(c->root, sizeof(c->root), "%s", store_root);
     c->check_crcs = true;
+    c->reg_fd = -1;
     if (group) {
         snprintf(c->group, sizeof(c->group), "%s", group);
         c->has_group = true;
@@ -718,7 +726,7 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
                           .existed = res->status != SHMQ_PULL_NO_MATCHED_LOGIC_QUEUE,
                           .max = res->max_offset};
         /* Registers, re-checks units_arrived, then sleeps: no lost wake-up. */
-        shmq_ctl_sleep(&c->ctl.cons->consumer_wake, units_arrived, &cw,
+        shmq_ctl_sleep(&c->ctl.wake->consumer_wake, units_arrived, &cw,
                        (int)(left < CONS_WAIT_SLICE_MS ? left : CONS_WAIT_SLICE_MS));
     }
     if (wait_ms > 0 && res->status == SHMQ_PULL_OFFSET_OVERFLOW_ONE) {
@@ -726,7 +734,7 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
     }
     if (res->count > 0) {
         /* Relaxed: a statistics counter. */
-        atomic_fetch_add_explicit(&c->ctl.cons->messages_out, res->count, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->ctl.wake->messages_out, res->count, memory_order_relaxed);
     }
     return 0;
 }
@@ -838,6 +846,40 @@ static int offset_args(shmq_consumer_t *c, const char *topic, int32_t queue_id)
     return consumer_ensure(c);
 }
 
+/*
+ * Commit through the master (one round trip): it validates the commit and
+ * stores it; the consumer area is read-only here.  A connection to a master
+ * that went away is replaced once (a repeated commit of the same offset is
+ * harmless).
+ */
+static int offset_commit(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset)
+{
+    shmq_reg_msg_t req = {.type = SHMQ_REG_COMMIT_OFFSET, .queue_id = queue_id, .offset = offset};
+    snprintf(req.group, sizeof(req.group), "%s", c->group);
+    snprintf(req.topic, sizeof(req.topic), "%s", topic);
+    for (int attempt = 0;; attempt++) {
+        if (c->reg_fd < 0) {
+            int fd = shmq_reg_connect(c->ctl.root);
+            if (fd < 0) {
+                return fd;
+            }
+            c->reg_fd = fd;
+        }
+        shmq_reg_msg_t rep = {.type = 0};
+        int rc = shmq_reg_call(c->reg_fd, &req, &rep, NULL, SHMQ_REG_TIMEOUT_MS);
+        if (rc >= 0 || rep.type == SHMQ_REG_REPLY_ERROR) {
+            return rc; /* stored, or refused with the master's reason */
+        }
+        /* No usable reply: this connection is done with. */
+        close(c->reg_fd);
+        c->reg_fd = -1;
+        if (rc != SHMQ_E_NOT_FOUND || attempt > 0) {
+            return shmq_error_wrap(rc, "committing offset %lld of group %s in %s/%d",
+                                   (long long)offset, c->group, topic, (int)queue_id);
+        }
+    }
+}
+
 int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset)
 {
     int rc = offset_args(c, topic, queue_id);
@@ -847,7 +889,7 @@ int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, 
     if (offset < 0) {
         return shmq_error_set(SHMQ_E_ARG, "offset %lld < 0", (long long)offset);
     }
-    return shmq_ctl_offset_set(&c->ctl, c->group, topic, queue_id, offset);
+    return offset_commit(c, topic, queue_id, offset);
 }
 
 int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *offset)
@@ -976,7 +1018,7 @@ int shmq_consumer_skip_corrupt(shmq_consumer_t *c, const char *topic, int32_t qu
     char why_copy[1024];
     snprintf(why_copy, sizeof(why_copy), "%s", why);
     if (c->has_group) {
-        rc = shmq_ctl_offset_set(&c->ctl, c->group, topic, queue_id, queue_offset + 1);
+        rc = offset_commit(c, topic, queue_id, queue_offset + 1);
         if (rc < 0) {
             free(bad);
             return shmq_error_wrap(rc, "committing offset %lld of group %s in %s/%d",

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/futex.h>
 #include <pwd.h>
 #include <signal.h>
@@ -44,7 +45,10 @@ _Static_assert(offsetof(shmq_ctl_block_t, flushed) % 64 == 0, "positions are cac
 _Static_assert(offsetof(shmq_ctl_block_t, dispatched) % 64 == 0, "positions are cache aligned");
 _Static_assert(offsetof(shmq_ctl_block_t, cq_flushed) % 64 == 0, "positions are cache aligned");
 _Static_assert(offsetof(shmq_ctl_block_t, writer_journal) % 64 == 0, "journal is cache aligned");
-_Static_assert(offsetof(shmq_ctl_block_t, writer_wake) % 64 == 0, "wake words are cache aligned");
+_Static_assert(offsetof(shmq_ctl_block_t, flusher_wake) % 64 == 0, "wake words are cache aligned");
+_Static_assert(offsetof(shmq_ctl_wakes_t, writer_wake) % 64 == 0, "wake words are cache aligned");
+_Static_assert(offsetof(shmq_ctl_wakes_t, messages_out) % 64 == 0,
+               "consumer counter apart from the wake words");
 _Static_assert(offsetof(shmq_ctl_block_t, rings) % 64 == 0, "rings are cache aligned");
 /* A ring's producer-written tail and writer-written head live on separate lines. */
 _Static_assert(offsetof(shmq_ctl_ring_t, tail) % 64 == 0, "ring tail has its own line");
@@ -54,8 +58,6 @@ _Static_assert(offsetof(shmq_ctl_ring_t, head) - offsetof(shmq_ctl_ring_t, tail)
 _Static_assert(sizeof(shmq_ctl_ring_t) % 64 == 0, "rings are whole cache lines");
 _Static_assert(offsetof(shmq_ctl_counters_t, messages_out) % 64 == 0,
                "consumer counters apart from the writer's");
-_Static_assert(offsetof(shmq_ctl_cons_t, messages_out) % 64 == 0,
-               "consumer counter apart from the header");
 _Static_assert((SHMQ_CTL_MAX_QUEUES & (SHMQ_CTL_MAX_QUEUES - 1)) == 0, "queue table size");
 _Static_assert((SHMQ_CTL_MAX_TOPICS & (SHMQ_CTL_MAX_TOPICS - 1)) == 0, "topic table size");
 _Static_assert((SHMQ_CTL_MAX_OFFSETS & (SHMQ_CTL_MAX_OFFSETS - 1)) == 0, "offset table size");
@@ -180,6 +182,39 @@ static void cons_name(const char *name, char *out, size_t len)
     snprintf(out, len, "%s.cons", name);
 }
 
+static void wake_name(const char *name, char *out, size_t len)
+{
+    snprintf(out, len, "%s.wake", name);
+}
+
+int shmq_ctl_client_gid(const shmq_config_t *cfg, const char *root, gid_t *gid, char *name,
+                        size_t len)
+{
+    char buf[4096];
+    struct group g, *res = NULL;
+    const char *want = cfg != NULL ? cfg->client_unix_group : "";
+    if (want[0] == '\0') {
+        struct stat st;
+        if (stat(root, &st) != 0) {
+            int rc = -errno;
+            return shmq_error_set(rc, "store root %s: %s", root, strerror(-rc));
+        }
+        *gid = st.st_gid;
+        if (getgrgid_r(st.st_gid, &g, buf, sizeof(buf), &res) == 0 && res != NULL) {
+            snprintf(name, len, "%s", res->gr_name);
+        } else {
+            snprintf(name, len, "%ld", (long)st.st_gid);
+        }
+        return 0;
+    }
+    if (getgrnam_r(want, &g, buf, sizeof(buf), &res) != 0 || res == NULL) {
+        return shmq_error_set(SHMQ_E_CONFIG, "clientUnixGroup '%s': no such group", want);
+    }
+    *gid = res->gr_gid;
+    snprintf(name, len, "%s", res->gr_name);
+    return 0;
+}
+
 /* ---- creation ------------------------------------------------------------------ */
 
 /* Ring bytes for a message size: a power of two holding two maximal entries. */
@@ -253,8 +288,12 @@ static int shm_clear_stale(const char *name)
     return 0;
 }
 
-/* shm_open O_CREAT|O_EXCL, size, reserve and map an object; returns the mapping. */
-static int shm_create_map(const char *name, uint64_t size, uint64_t reserve, void **out)
+/*
+ * shm_open O_CREAT|O_EXCL, give it mode and group gid, size it, allocate its
+ * first reserve bytes and map it; returns the mapping.
+ */
+static int shm_create_map(const char *name, uint64_t size, uint64_t reserve, mode_t mode, gid_t gid,
+                          void **out)
 {
     int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -265,6 +304,15 @@ static int shm_create_map(const char *name, uint64_t size, uint64_t reserve, voi
         return shmq_error_set(rc, "shm_open %s: %s", name, strerror(-rc));
     }
     int rc = 0;
+    /* Group first, then mode: the object is never open to the group before it has its group. */
+    if (fchown(fd, (uid_t)-1, gid) != 0 || fchmod(fd, mode) != 0) {
+        rc = -errno;
+        shmq_error_set(rc,
+                       "%s%s: cannot give it group %ld and mode %04o (clientUnixGroup: the store's "
+                       "user must be a member of the client group): %s",
+                       SHMQ_SHM_DIR, name, (long)gid, (unsigned)mode, strerror(-rc));
+        goto fail;
+    }
     if (ftruncate(fd, (off_t)size) != 0) {
         rc = -errno;
         shmq_error_set(rc, "ftruncate %s to %llu: %s", name, (unsigned long long)size,
@@ -274,8 +322,17 @@ static int shm_create_map(const char *name, uint64_t size, uint64_t reserve, voi
     /* Allocate the tables' pages now: a full /dev/shm must be an error here,
      * never a SIGBUS later (PITFALLS 2).  Ring data stays sparse. */
     if (reserve > 0 && (rc = -posix_fallocate(fd, 0, (off_t)reserve)) < 0) {
-        shmq_error_set(rc, "reserve %llu bytes of %s: %s", (unsigned long long)reserve, name,
-                       strerror(-rc));
+        if (rc == -ENOSPC || rc == -ENOMEM) {
+            shmq_error_set(-ENOSPC,
+                           "shared memory %s is full: %s%s needs %llu bytes (free space in %s, "
+                           "or mount it larger)",
+                           SHMQ_SHM_DIR, SHMQ_SHM_DIR, name, (unsigned long long)reserve,
+                           SHMQ_SHM_DIR);
+            rc = -ENOSPC;
+        } else {
+            shmq_error_set(rc, "reserve %llu bytes of %s%s: %s", (unsigned long long)reserve,
+                           SHMQ_SHM_DIR, name, strerror(-rc));
+        }
         goto fail;
     }
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -305,8 +362,9 @@ static uint64_t random_generation(void)
 
 int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl)
 {
-    char cname[80];
+    char cname[80], wname[80], gname[64];
     uint64_t ring_size = 0;
+    gid_t gid;
     int rc;
 
     memset(ctl, 0, sizeof(*ctl));
@@ -317,33 +375,48 @@ int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl)
     }
     if ((rc = ctl_realpath(root, ctl->root)) < 0 ||
         (rc = name_of_real(ctl->root, ctl->name, sizeof(ctl->name))) < 0 ||
-        (rc = ring_size_for(cfg->max_message_size, &ring_size)) < 0) {
+        (rc = ring_size_for(cfg->max_message_size, &ring_size)) < 0 ||
+        (rc = shmq_ctl_client_gid(cfg, ctl->root, &gid, gname, sizeof(gname))) < 0) {
         return rc;
     }
     cons_name(ctl->name, cname, sizeof(cname));
-    /* A stale pair from a master that died (the caller holds the store lock) is
+    wake_name(ctl->name, wname, sizeof(wname));
+    /* Stale objects from a master that died (the caller holds the store lock) are
      * replaced; objects of another user are refused, never opened. */
-    if ((rc = shm_clear_stale(ctl->name)) < 0 || (rc = shm_clear_stale(cname)) < 0) {
+    if ((rc = shm_clear_stale(ctl->name)) < 0 || (rc = shm_clear_stale(cname)) < 0 ||
+        (rc = shm_clear_stale(wname)) < 0) {
         return rc;
     }
 
     uint64_t ring_off = CTL_PAGE_ROUND(sizeof(shmq_ctl_block_t));
     uint64_t total = ring_off + (uint64_t)SHMQ_CTL_MAX_RINGS * ring_size;
     uint64_t cons_size = CTL_PAGE_ROUND(sizeof(shmq_ctl_cons_t));
+    uint64_t wake_size = CTL_PAGE_ROUND(sizeof(shmq_ctl_wakes_t));
     void *blk = NULL;
     void *cons = NULL;
-    if ((rc = shm_create_map(ctl->name, total, ring_off, &blk)) < 0) {
+    void *wake = NULL;
+    /* Clients read the block and the consumer area (0640) and write only the wake words (0660). */
+    if ((rc = shm_create_map(ctl->name, total, ring_off, 0640, gid, &blk)) < 0) {
         return rc;
     }
-    if ((rc = shm_create_map(cname, cons_size, cons_size, &cons)) < 0) {
+    if ((rc = shm_create_map(cname, cons_size, cons_size, 0640, gid, &cons)) < 0) {
         munmap(blk, total);
         shm_unlink(ctl->name);
+        return rc;
+    }
+    if ((rc = shm_create_map(wname, wake_size, wake_size, 0660, gid, &wake)) < 0) {
+        munmap(blk, total);
+        munmap(cons, cons_size);
+        shm_unlink(ctl->name);
+        shm_unlink(cname);
         return rc;
     }
     ctl->blk = blk;
     ctl->blk_size = total;
     ctl->cons = cons;
     ctl->cons_size = cons_size;
+    ctl->wake = wake;
+    ctl->wake_size = wake_size;
     ctl->readonly = false;
 
     /* The objects are new, hence zero: only the non-zero fields are written. */
@@ -367,7 +440,11 @@ int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl)
     ctl->cons->version = SHMQ_CTL_VERSION;
     ctl->cons->size = (uint32_t)cons_size;
     ctl->cons->generation = h->generation;
+    ctl->wake->version = SHMQ_CTL_VERSION;
+    ctl->wake->size = (uint32_t)wake_size;
+    ctl->wake->generation = h->generation;
     /* Magic last (release): an attacher that sees it sees the filled header. */
+    __atomic_store_n(&ctl->wake->magic, SHMQ_CTL_WAKE_MAGIC, __ATOMIC_RELEASE);
     __atomic_store_n(&ctl->cons->magic, SHMQ_CTL_CONS_MAGIC, __ATOMIC_RELEASE);
     __atomic_store_n(&h->magic, SHMQ_CTL_MAGIC, __ATOMIC_RELEASE);
     return 0;
@@ -481,6 +558,24 @@ static int check_block(const shmq_ctl_t *ctl)
     return 0;
 }
 
+static int check_wake(const shmq_ctl_t *ctl, const char *wname)
+{
+    const shmq_ctl_wakes_t *w = ctl->wake;
+    uint64_t magic = __atomic_load_n(&w->magic, __ATOMIC_ACQUIRE);
+    if (magic != SHMQ_CTL_WAKE_MAGIC || w->version != SHMQ_CTL_VERSION ||
+        w->size != ctl->wake_size) {
+        return shmq_error_set(SHMQ_E_VERSION,
+                              "%s: not a shmq wake-up object of this version (magic %016llx, "
+                              "version %u, %u bytes, mapped %zu)",
+                              wname, (unsigned long long)magic, w->version, w->size,
+                              ctl->wake_size);
+    }
+    if (w->generation != ctl->blk->hdr.generation) {
+        return shmq_error_set(-EAGAIN, "%s: wake-up object of another master generation", wname);
+    }
+    return 0;
+}
+
 static int check_cons(const shmq_ctl_t *ctl, const char *cname)
 {
     const shmq_ctl_cons_t *c = ctl->cons;
@@ -504,7 +599,7 @@ static int check_cons(const shmq_ctl_t *ctl, const char *cname)
 
 int shmq_ctl_attach(const char *root, unsigned flags, shmq_ctl_t *ctl)
 {
-    char cname[80];
+    char cname[80], wname[80];
     void *p;
     size_t size;
     int rc;
@@ -543,14 +638,24 @@ int shmq_ctl_attach(const char *root, unsigned flags, shmq_ctl_t *ctl)
     if ((rc = check_block(ctl)) < 0) {
         goto fail;
     }
-    /* The consumer area is always writable: consumers commit offsets there. */
+    /* The consumer area as the block: clients commit offsets through the master. */
     cons_name(ctl->name, cname, sizeof(cname));
-    if ((rc = shm_attach_map(root, cname, false, sizeof(shmq_ctl_cons_t), &p, &size)) < 0) {
+    if ((rc = shm_attach_map(root, cname, ctl->readonly, sizeof(shmq_ctl_cons_t), &p, &size)) < 0) {
         goto fail;
     }
     ctl->cons = p;
     ctl->cons_size = size;
     if ((rc = check_cons(ctl, cname)) < 0) {
+        goto fail;
+    }
+    /* The wake words are written by everyone (sleepers register there). */
+    wake_name(ctl->name, wname, sizeof(wname));
+    if ((rc = shm_attach_map(root, wname, false, sizeof(shmq_ctl_wakes_t), &p, &size)) < 0) {
+        goto fail;
+    }
+    ctl->wake = p;
+    ctl->wake_size = size;
+    if ((rc = check_wake(ctl, wname)) < 0) {
         goto fail;
     }
     return 0;
@@ -567,7 +672,10 @@ void shmq_ctl_detach(shmq_ctl_t *ctl)
     if (ctl->cons != NULL) {
         munmap(ctl->cons, ctl->cons_size);
     }
-    if (ctl->blk != NULL || ctl->cons != NULL) {
+    if (ctl->wake != NULL) {
+        munmap(ctl->wake, ctl->wake_size);
+    }
+    if (ctl->blk != NULL || ctl->cons != NULL || ctl->wake != NULL) {
         /* A zeroed handle never opened these: only close what attach/create set up. */
         if (ctl->lock_fd >= 0) {
             close(ctl->lock_fd);
@@ -578,8 +686,10 @@ void shmq_ctl_detach(shmq_ctl_t *ctl)
     }
     ctl->blk = NULL;
     ctl->cons = NULL;
+    ctl->wake = NULL;
     ctl->blk_size = 0;
     ctl->cons_size = 0;
+    ctl->wake_size = 0;
     ctl->lock_fd = -1;
     ctl->topic_lock_fd = -1;
 }
@@ -587,18 +697,22 @@ void shmq_ctl_detach(shmq_ctl_t *ctl)
 int shmq_ctl_unlink(const char *root)
 {
     char name[64];
-    char cname[80];
+    char cname[80], wname[80];
     int rc = shmq_ctl_name(root, name, sizeof(name));
     if (rc < 0) {
         return rc;
     }
     cons_name(name, cname, sizeof(cname));
+    wake_name(name, wname, sizeof(wname));
     int first = 0;
     if (shm_unlink(name) != 0 && errno != ENOENT) {
         first = shmq_error_set(-errno, "shm_unlink %s: %s", name, strerror(errno));
     }
     if (shm_unlink(cname) != 0 && errno != ENOENT && first == 0) {
         first = shmq_error_set(-errno, "shm_unlink %s: %s", cname, strerror(errno));
+    }
+    if (shm_unlink(wname) != 0 && errno != ENOENT && first == 0) {
+        first = shmq_error_set(-errno, "shm_unlink %s: %s", wname, strerror(errno));
     }
     return first;
 }

@@ -36,13 +36,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "shmq/types.h"
 
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
-#define SHMQ_CTL_VERSION    1
+#define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
+#define SHMQ_CTL_VERSION    2
 
 #define SHMQ_CTL_MAX_WORKERS 8
 #define SHMQ_CTL_MAX_RINGS   64
@@ -299,8 +301,7 @@ typedef struct shmq_ctl_block {
     _Atomic int32_t fenced_error;
     _Atomic int32_t fenced_part; /* the fencing worker: enum shmq_fence_part (status only) */
 
-    /* Wake-up words. */
-    shmq_ctl_wake_t writer_wake;     /* producers -> writer: ring entries published */
+    /* Wake-up words of the store's processes (clients' are in shmq_ctl_wakes_t). */
     shmq_ctl_wake_t flusher_wake;    /* writer -> flusher: data to flush (SYNC_FLUSH) */
     shmq_ctl_wake_t dispatcher_wake; /* writer/flusher -> dispatcher: records to dispatch */
     shmq_ctl_wake_t master_wake;     /* anyone -> master: a request (restart) */
@@ -325,16 +326,32 @@ typedef struct shmq_ctl_offset {
     _Atomic int64_t offset; /* next offset to consume */
 } shmq_ctl_offset_t;
 
+/* The consumer area: written by the master only (commits arrive over <root>/shmq.sock). */
 typedef struct shmq_ctl_cons {
     uint64_t magic;
     uint32_t version;
     uint32_t size;
-    uint64_t generation;                        /* equals the control block's */
-    shmq_ctl_wake_t consumer_wake;              /* dispatcher -> consumers: new units */
-    _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned */
-    _Atomic uint32_t offsets_dirty;             /* a consumer committed since the last save */
+    uint64_t generation;                         /* equals the control block's */
+    _Alignas(64) _Atomic uint32_t offsets_dirty; /* master: a commit since the last save */
     shmq_ctl_offset_t offsets[SHMQ_CTL_MAX_OFFSETS];
 } shmq_ctl_cons_t;
+
+/*
+ * The wake-up object: the only shared memory every client may write.  It
+ * holds futex words and statistics, nothing any process trusts: a client
+ * that scribbles here costs others at most latency (every sleeper sleeps
+ * with a timeout) or a wrong statistic.
+ */
+typedef struct shmq_ctl_wakes {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;
+    uint64_t generation;                        /* equals the control block's */
+    shmq_ctl_wake_t writer_wake;                /* producers -> writer: ring entries published */
+    shmq_ctl_wake_t consumer_wake;              /* dispatcher -> consumers: new units */
+    shmq_ctl_wake_t flushed_wake;               /* flusher -> producers waiting for a SYNC_FLUSH */
+    _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned (statistics) */
+} shmq_ctl_wakes_t;
 
 /* A process's handle on the control block. */
 typedef struct shmq_ctl {
@@ -342,7 +359,9 @@ typedef struct shmq_ctl {
     size_t blk_size;
     shmq_ctl_cons_t *cons;
     size_t cons_size;
-    bool readonly; /* control block mapped PROT_READ (consumers, tools) */
+    shmq_ctl_wakes_t *wake; /* always read-write */
+    size_t wake_size;
+    bool readonly; /* control block and consumer area mapped PROT_READ (clients) */
     char name[64];
     char root[PATH_MAX];
     int lock_fd; /* <root>/lock opened once (shmq_ctl_lock_file); -1 until first needed */
@@ -360,6 +379,14 @@ typedef struct shmq_ctl {
 
 /* "/shmq-<16 hex>" for the store at root (realpath'd; root must exist). */
 int shmq_ctl_name(const char *root, char *out, size_t len);
+
+/*
+ * The client group of a store: cfg's clientUnixGroup, or the group of the
+ * store root when it is "".  Its name goes to name.  SHMQ_E_CONFIG for an
+ * unknown group.
+ */
+int shmq_ctl_client_gid(const shmq_config_t *cfg, const char *root, gid_t *gid, char *name,
+                        size_t len);
 
 /*
  * Master: create both objects for cfg's store (an existing, stale pair that

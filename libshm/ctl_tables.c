@@ -561,6 +561,12 @@ static void offsets_mark_dirty(shmq_ctl_t *ctl)
 static int offset_store(shmq_ctl_t *ctl, const char *group, const char *topic, int32_t queue_id,
                         int64_t offset)
 {
+    if (ctl->readonly) {
+        return shmq_error_set(-EROFS,
+                              "consumer area of %s is read-only here: offsets are committed "
+                              "through the master (shmq_commit_offset)",
+                              ctl->root);
+    }
     size_t glen, tlen;
     int rc = offset_key_check(group, topic, &glen, &tlen);
     if (rc < 0) {

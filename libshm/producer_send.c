@@ -186,7 +186,7 @@ static int ring_reserve_wait(shmq_producer_t *p, uint64_t len, int64_t deadline,
             return rc;
         }
         /* A PAD may just have been published: the writer must see it to make room. */
-        shmq_ctl_wake(&p->blk->writer_wake);
+        shmq_ctl_wake(&p->ctl.wake->writer_wake);
         int left = shmq_prod_left_ms(deadline);
         if (left <= 0) {
             return shmq_error_set(-ETIMEDOUT, "ring full for the whole send timeout");
@@ -219,7 +219,7 @@ static void publish(shmq_producer_t *p)
 {
     shmq_ring_publish(&p->rp);
     /* Wakes the writer only if it sleeps (no system call otherwise). */
-    shmq_ctl_wake(&p->blk->writer_wake);
+    shmq_ctl_wake(&p->ctl.wake->writer_wake);
 }
 
 struct slot_wait {

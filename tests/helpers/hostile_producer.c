@@ -190,7 +190,7 @@ static void arm(hostile_t *h, uint32_t slot)
 static void publish(hostile_t *h)
 {
     shmq_ring_publish(&h->rp);
-    shmq_ctl_wake(&h->blk->writer_wake);
+    shmq_ctl_wake(&h->ctl.wake->writer_wake);
 }
 
 /* Wait for slot DONE; its status, or 1 on timeout. */
@@ -540,7 +540,7 @@ int main(int argc, char **argv)
         atomic_store_explicit(&h.ring->slots[slot].state, SHMQ_SLOT_PENDING, memory_order_release);
         atomic_store_explicit(&h.ring->tail, head + h.blk->hdr.ring_size + 64,
                               memory_order_release);
-        shmq_ctl_wake(&h.blk->writer_wake);
+        shmq_ctl_wake(&h.ctl.wake->writer_wake);
         int got = wait_slot(&h, slot, NULL);
         bool pass = got == SHMQ_E_CORRUPT && wait_drained(&h) == 0;
         shmq_ring_prod_init(&h.rp, h.rp.data, h.rp.size, h.rp.head, h.rp.tail);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "reg_thread.h"
 #include "shmq/consumer.h"
 #include "store.h"
 
@@ -31,6 +32,7 @@
 #define TS_BASE  4000000000000LL
 
 typedef struct fixture {
+    reg_thread_t reg; /* the master's socket: consumers commit offsets through it */
     char dir[256];
     char root[300];
     shmq_config_t cfg;
@@ -165,6 +167,9 @@ static int setup(void **state)
     }
     set_queue(f, "TopicE", 0, 0, 0);
     shmq_ctl_set_ready(&f->ctl);
+    if (reg_thread_start(&f->reg, &f->ctl, &f->cfg, NULL) < 0) {
+        return -1;
+    }
     if (shmq_consumer_open(f->root, "GroupX", &f->c) < 0) {
         return -1;
     }
@@ -184,6 +189,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     shmq_consumer_close(f->c);
+    reg_thread_stop(&f->reg);
     int rc = shmq_store_close(&f->st);
     shmq_ctl_unlink(f->root);
     shmq_ctl_detach(&f->ctl);
@@ -535,10 +541,10 @@ static void test_messages_out_counts_returned_messages(void **state)
 {
     fixture_t *f = *state;
     shmq_pull_result_t *r = f->res;
-    uint64_t before = atomic_load(&f->ctl.cons->messages_out);
+    uint64_t before = atomic_load(&f->ctl.wake->messages_out);
     assert_int_equal(shmq_pull(f->c, "TopicA", 0, 0, 7, NULL, 0, r), 0);
     assert_int_equal(shmq_pull(f->c, "TopicA", 0, 0, 100, "TagC", 0, r), 0);
-    assert_int_equal(atomic_load(&f->ctl.cons->messages_out) - before, 7);
+    assert_int_equal(atomic_load(&f->ctl.wake->messages_out) - before, 7);
 }
 
 /* ---- long polling ------------------------------------------------------------------------- */
@@ -551,7 +557,7 @@ static void test_long_poll_times_out_with_no_new_msg(void **state)
     assert_int_equal(r->status, SHMQ_PULL_NO_NEW_MSG);
     assert_int_equal(r->next_offset, N_A1);
     assert_int_equal(r->count, 0);
-    assert_int_equal(atomic_load(&f->ctl.cons->consumer_wake.waiters), 0);
+    assert_int_equal(atomic_load(&f->ctl.wake->consumer_wake.waiters), 0);
 }
 
 static void test_long_poll_wakes_when_new_units_are_published(void **state)
@@ -564,11 +570,11 @@ static void test_long_poll_wakes_when_new_units_are_published(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         /* The dispatcher's part: once the consumer sleeps, publish and wake it. */
-        for (int i = 0; i < 20000 && atomic_load(&f->ctl.cons->consumer_wake.waiters) == 0; i++) {
+        for (int i = 0; i < 20000 && atomic_load(&f->ctl.wake->consumer_wake.waiters) == 0; i++) {
             usleep(1000);
         }
         atomic_store_explicit(&q->max_offset, N_A0, memory_order_release);
-        shmq_ctl_wake(&f->ctl.cons->consumer_wake);
+        shmq_ctl_wake(&f->ctl.wake->consumer_wake);
         _exit(0);
     }
     /* Far longer than the child needs: a lost wake-up fails the status check below. */
@@ -592,7 +598,7 @@ static void test_long_poll_wakes_when_a_queue_appears(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        for (int i = 0; i < 20000 && atomic_load(&f->ctl.cons->consumer_wake.waiters) == 0; i++) {
+        for (int i = 0; i < 20000 && atomic_load(&f->ctl.wake->consumer_wake.waiters) == 0; i++) {
             usleep(1000);
         }
         /* The writer inserts the queue, the dispatcher publishes its units and wakes. */
@@ -601,7 +607,7 @@ static void test_long_poll_wakes_when_a_queue_appears(void **state)
             _exit(1);
         }
         atomic_store_explicit(&q->max_offset, N_A1, memory_order_release);
-        shmq_ctl_wake(&f->ctl.cons->consumer_wake);
+        shmq_ctl_wake(&f->ctl.wake->consumer_wake);
         _exit(0);
     }
     int rc = shmq_pull(f->c, "TopicA", 1, 0, 10, NULL, 60000, r);

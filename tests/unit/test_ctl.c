@@ -411,9 +411,9 @@ static void test_publish_without_sleepers_leaves_seq(void **state)
     shmq_ctl_publish(p, 2);
     assert_int_equal(atomic_load(&p->seq), seq); /* no sleeper: no bump, no syscall */
     assert_int_equal(shmq_ctl_load(p), 2);
-    uint32_t w = atomic_load(&f->ctl.blk->writer_wake.seq);
-    shmq_ctl_wake(&f->ctl.blk->writer_wake);
-    assert_int_equal(atomic_load(&f->ctl.blk->writer_wake.seq), w);
+    uint32_t w = atomic_load(&f->ctl.wake->writer_wake.seq);
+    shmq_ctl_wake(&f->ctl.wake->writer_wake);
+    assert_int_equal(atomic_load(&f->ctl.wake->writer_wake.seq), w);
 }
 
 static void test_futex_wait_returns_eagain_when_word_differs(void **state)
@@ -433,7 +433,7 @@ static bool flag_set(void *arg)
 static void test_sleep_returns_ready_or_is_woken(void **state)
 {
     fixture_t *f = *state;
-    shmq_ctl_wake_t *w = &f->ctl.blk->writer_wake;
+    shmq_ctl_wake_t *w = &f->ctl.wake->writer_wake;
     _Atomic uint64_t *flag = &f->ctl.blk->counters.messages_in;
     atomic_store(flag, 1);
     assert_int_equal(shmq_ctl_sleep(w, flag_set, (void *)flag, 10000), 1);
@@ -453,7 +453,7 @@ static void test_sleep_returns_ready_or_is_woken(void **state)
         _Atomic uint64_t *cflag = &c.blk->counters.messages_in;
         int rc = 0;
         for (int i = 0; i < 100 && !flag_set((void *)cflag); i++) {
-            rc = shmq_ctl_sleep(&c.blk->writer_wake, flag_set, (void *)cflag, 15000);
+            rc = shmq_ctl_sleep(&c.wake->writer_wake, flag_set, (void *)cflag, 15000);
         }
         uint64_t seen[2] = {(uint64_t)rc, atomic_load(cflag)};
         write_full(c2p[1], seen, sizeof(seen));
@@ -875,10 +875,12 @@ static void test_offsets_set_get_save_load_round_trip(void **state)
     assert_int_equal(shmq_ctl_offset_set(&f->ctl, "", "TopicA", 0, 1), SHMQ_E_ARG);
     assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g", "", 0, 1), SHMQ_E_TOPIC);
 
-    /* A read-only consumer commits through the (writable) consumer area. */
+    /* A client's handle maps the consumer area read-only: it reads offsets, and a
+     * commit through it is refused (clients commit through the master's socket). */
     shmq_ctl_t c;
     assert_int_equal(shmq_ctl_attach(f->dir, SHMQ_CTL_RDONLY, &c), 0);
-    assert_int_equal(shmq_ctl_offset_set(&c, "g3", "%RETRY%g3", 2, 11), 0);
+    assert_int_equal(shmq_ctl_offset_set(&c, "g3", "%RETRY%g3", 2, 11), -EROFS);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g3", "%RETRY%g3", 2, 11), 0);
     assert_int_equal(shmq_ctl_offset_get(&c, "g1", "TopicA", 1, &off), 0);
     assert_int_equal(off, 7);
     shmq_ctl_detach(&c);

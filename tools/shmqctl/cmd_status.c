@@ -187,7 +187,7 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "workers", ws);
 
     const shmq_ctl_counters_t *c = &b->counters;
-    uint64_t out = LOAD(c->messages_out) + (ctl->cons ? LOAD(ctl->cons->messages_out) : 0);
+    uint64_t out = LOAD(c->messages_out) + (ctl->wake ? LOAD(ctl->wake->messages_out) : 0);
     json_object_set_new(o, "messages_in", json_integer((json_int_t)LOAD(c->messages_in)));
     json_object_set_new(o, "messages_out", json_integer((json_int_t)out));
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)LOAD(c->bytes_in)));
