@@ -171,6 +171,9 @@ static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least
     shmq_ctl_block_t *b = w->ctl.blk;
     /* release (inside publish): the bytes below are on disk before anyone acts on it */
     shmq_ctl_publish(&b->flushed, wrote);
+    /* Producers waiting for a SYNC_FLUSH sleep on the wake-up object (clients cannot
+     * register on flushed in the read-only control block). */
+    shmq_ctl_wake(&w->ctl.wake->flushed_wake);
     if (f->sync) {
         shmq_ctl_wake(&b->dispatcher_wake); /* SYNC_FLUSH: the dispatcher follows flushed */
     }

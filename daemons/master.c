@@ -56,6 +56,7 @@
 #include "shmq/errors.h"
 #include "index_service.h"
 #include "reg.h"
+#include "ring.h"
 #include "store.h"
 #include "store_files.h"
 #include "worker.h"
@@ -855,6 +856,9 @@ static void advance_stop(master_t *m)
                  "log and the disk before restarting",
                  part ? shmq_fence_part_name((enum shmq_fence_part)part) : "store file",
                  shmq_strerror(fenced));
+        /* Producers waiting for a SYNC_FLUSH sleep on the wake-up object: they answer
+         * SHMQ_E_FENCED now (the fencing worker woke only the control block's words). */
+        shmq_ctl_wake(&m->ctl.wake->flushed_wake);
         fail_store(m, SHMQ_EXIT_ERROR, why);
     }
 }
@@ -954,6 +958,7 @@ static int shut_down(master_t *m)
         shmq_reg_server_close(&m->reg);
         m->have_reg = false;
     }
+    shmq_ring_reap(&m->ctl, true);
     rc = shmq_ctl_unlink(m->root);
     if (rc < 0) {
         shmq_log(SHMQ_LOG_WARN, "cannot remove the control block %s: %s", m->ctl.name,
@@ -1029,10 +1034,40 @@ static void client_refused(void *arg, pid_t pid, const char *why)
     shmq_log(SHMQ_LOG_WARN, "client pid %ld refused: %s", (long)pid, why);
 }
 
+/* REGISTER_PRODUCER: a ring of its own for the producer, while the store takes messages. */
+static int ring_assign(void *arg, pid_t pid, uid_t uid, int *ring_fd, shmq_reg_msg_t *rep)
+{
+    master_t *m = arg;
+    if (m->state != SHMQ_STATE_RUNNING) {
+        return shmq_error_set(-ESHUTDOWN, "store %s is %s: it takes no new producer", m->root,
+                              shmq_store_state_name(m->state));
+    }
+    uint32_t idx;
+    int rc = shmq_ring_assign(&m->ctl, pid, uid, &idx, ring_fd);
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_WARN, "producer pid %ld (uid %ld) gets no ring: %s", (long)pid, (long)uid,
+                 shmq_error_detail());
+        return rc;
+    }
+    rep->ring = idx;
+    rep->claims = atomic_load_explicit(&m->ctl.blk->rings[idx].claims, memory_order_relaxed);
+    rep->ring_size = m->ctl.blk->hdr.ring_size;
+    return 0;
+}
+
+/* The producer's connection ended (exit, crash, kill -9): the writer drains its ring. */
+static void ring_orphan(void *arg, uint32_t idx)
+{
+    master_t *m = arg;
+    shmq_ring_orphan(&m->ctl, idx);
+    shmq_ctl_wake(&m->ctl.wake->writer_wake);
+}
+
 /* <root>/shmq.sock: 0, or the exit code (2 for a bad clientUnixGroup). */
 static int open_socket(master_t *m)
 {
-    shmq_reg_ring_ops_t ops = {.refused = client_refused, .arg = m};
+    shmq_reg_ring_ops_t ops = {
+        .assign = ring_assign, .orphan = ring_orphan, .refused = client_refused, .arg = m};
     shmq_error_clear();
     int rc = shmq_reg_server_open(&m->reg, &m->ctl, &m->cfg, &ops);
     if (rc < 0) {
@@ -1054,6 +1089,8 @@ static void loop_sleep(master_t *m)
     if (poll(pfd, n, timeout) > 0) {
         shmq_reg_server_handle(&m->reg, pfd, n);
     }
+    /* Rings the writer drained after their producer left: free them. */
+    shmq_ring_reap(&m->ctl, false);
 }
 
 /* starting -> recovering -> running: lock, recover, build the control block. */

@@ -8,7 +8,9 @@
  * every entry already published in any ring, then exits 0 (done()).
  *
  * Owns: `wrote` and `writer_journal` in the control block, every queue's
- * next_offset, every ring's head, the completion of ring slots, the
+ * next_offset, every ring's head (the ring table's, which it trusts, and
+ * the copy in the ring for its producer), ORPHANED -> DRAINED of a ring it
+ * emptied, the completion of ring slots, the
  * messages_in / bytes_in counters and the refusal counters (rejects: bad
  * input; refused_disk_full, refused_fenced, append_errors: entries the
  * store could not take); it creates topics when autoCreateTopicEnable
@@ -20,7 +22,10 @@
  *
  * One batch (work()):
  *   (1) writer_journal = wrote (release);
- *   (2) round robin over ACTIVE and ORPHANED rings: copy each entry out of
+ *   (2) round robin over ACTIVE and ORPHANED rings (each its own object,
+ *       mapped through the master's descriptor, ring.h): judge the
+ *       producer's tail against our head (a tail behind it is ignored, one
+ *       more than a ring ahead discards the region), copy each entry out of
  *       the ring, validate the copy (ring.h), resolve topic and queue, append
  *       (a producer batch as one unit), assigning queue offsets from local
  *       copies; a bad entry is answered with its error and nothing appended;
@@ -69,14 +74,13 @@
 #include "store_files.h"
 #include "worker.h"
 
-#define WR_BATCH_ENTRIES   256       /* ring entries per batch (one journal cycle) */
-#define WR_BATCH_BYTES     (1 << 20) /* ring bytes per batch */
-#define WR_COMPLETIONS     (WR_BATCH_ENTRIES + 1)
-#define WR_ORPHAN_CHECK_MS 100
-#define WR_SPIN_NS         50000 /* spin for new entries before sleeping */
-#define WR_TOPIC_LOCK_MS   2000
-#define WR_WARN_EVERY_MS   1000
-#define WR_HOLD_MAX_MS     60000 /* crash tests: the longest hold at a step */
+#define WR_BATCH_ENTRIES 256       /* ring entries per batch (one journal cycle) */
+#define WR_BATCH_BYTES   (1 << 20) /* ring bytes per batch */
+#define WR_COMPLETIONS   (WR_BATCH_ENTRIES + 1)
+#define WR_SPIN_NS       50000 /* spin for new entries before sleeping */
+#define WR_TOPIC_LOCK_MS 2000
+#define WR_WARN_EVERY_MS 1000
+#define WR_HOLD_MAX_MS   60000 /* crash tests: the longest hold at a step */
 
 /* One request to complete at step (5). */
 typedef struct wr_done {
@@ -153,10 +157,13 @@ typedef struct writer {
     shmq_journal_t journal;
     wr_skip_t *skips;
     size_t nskips;
+    /* the rings: each producer's object, mapped while the table names it */
+    shmq_ring_map_t maps[SHMQ_CTL_MAX_RINGS];
+    uint64_t map_failed[SHMQ_CTL_MAX_RINGS]; /* claims + 1 of a ring that could not be mapped */
+    int64_t map_retry_ms[SHMQ_CTL_MAX_RINGS];
+    uint64_t tail_warned[SHMQ_CTL_MAX_RINGS]; /* a tail behind head, logged once per value */
     /* housekeeping */
     uint32_t rr;
-    int64_t orphan_check_ms;
-    shmq_ring_watch_t watch;
     int64_t warn_ms;
     uint64_t warn_suppressed;
     const char *crash_dir; /* SHMQ_TEST_CRASH_DIR, or NULL */
@@ -349,7 +356,9 @@ static void complete_slot(writer_t *wr, const wr_done_t *d)
                             .size = d->size,
                             .count = d->count};
     memcpy(res.detail, d->detail, sizeof(res.detail));
-    shmq_ring_complete(&wr->blk->rings[d->ring], d->slot, &res);
+    if (wr->maps[d->ring].r != NULL) {
+        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &res);
+    }
 }
 
 /* ---- topics and queues ----------------------------------------------------------------- */
@@ -579,7 +588,7 @@ static bool complete_recorded(writer_t *wr, uint32_t ring, size_t n)
 static int take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool repair,
                      uint64_t *adv)
 {
-    const uint8_t *data = shmq_ctl_ring_data(wr->ctl, i);
+    const uint8_t *data = wr->maps[i].data;
     size_t n = 0;
     int rc;
     shmq_error_clear(); /* every error text from here on is this unit's */
@@ -661,13 +670,98 @@ static bool ring_serviced(uint32_t state)
     return state == SHMQ_RING_ACTIVE || state == SHMQ_RING_ORPHANED;
 }
 
+/*
+ * Ring i's object, mapped (again) when the table names a new one; NULL when
+ * the ring is not in use or cannot be mapped (retried after a second; a
+ * header its producer scribbled is never served: that producer's sends
+ * time out, nobody else's).
+ */
+static shmq_ring_shm_t *ring_at(writer_t *wr, uint32_t i)
+{
+    shmq_ctl_ring_t *t = &wr->blk->rings[i];
+    shmq_ring_map_t *m = &wr->maps[i];
+    /* Acquire: pairs with the master's release of ACTIVE (claims, master_fd). */
+    uint32_t st = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (!ring_serviced(st)) {
+        if (m->r != NULL) {
+            shmq_ring_unmap(m);
+        }
+        return NULL;
+    }
+    uint64_t claims = atomic_load_explicit(&t->claims, memory_order_relaxed);
+    if (m->r != NULL && m->claims == claims) {
+        return m->r;
+    }
+    if (m->r != NULL) {
+        shmq_ring_unmap(m);
+    }
+    int64_t now = shmq_mono_ms();
+    if (wr->map_failed[i] == claims + 1 && now < wr->map_retry_ms[i]) {
+        return NULL;
+    }
+    shmq_error_clear();
+    int rc = shmq_ring_map(wr->ctl, i, m);
+    if (rc < 0) {
+        if (rc != -ENOENT) {
+            log_limited(wr, SHMQ_LOG_WARN, "ring %u (pid %d): not served: %s", i,
+                        (int)atomic_load_explicit(&t->owner_pid, memory_order_relaxed),
+                        shmq_error_detail());
+        }
+        wr->map_failed[i] = claims + 1;
+        wr->map_retry_ms[i] = now + 1000;
+        return NULL;
+    }
+    wr->map_failed[i] = 0;
+    /* The producer's copy of our head: ours (a writer killed between the two stores, or a
+     * producer that wrote it, left another value there). */
+    atomic_store_explicit(&m->r->head, atomic_load_explicit(&t->head, memory_order_relaxed),
+                          memory_order_release);
+    return m->r;
+}
+
+/*
+ * The producer's tail of ring i, judged against our head: 0 with *tail set
+ * when it may be read up to; -1 when there is nothing to take (a tail
+ * behind our head: logged once); 1 when it ran more than a ring ahead.
+ */
+static int ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail)
+{
+    int rc = shmq_ring_tail(&wr->maps[i], wr->ring_size, head, tail);
+    if (rc < 0 && wr->tail_warned[i] != *tail + 1) {
+        wr->tail_warned[i] = *tail + 1;
+        log_limited(wr, SHMQ_LOG_WARN,
+                    "ring %u (pid %d): tail %llu behind the writer's head %llu: ignored", i,
+                    (int)atomic_load_explicit(&wr->blk->rings[i].owner_pid, memory_order_relaxed),
+                    (unsigned long long)*tail, (unsigned long long)head);
+    }
+    return rc;
+}
+
 static void take_ring(writer_t *wr, uint32_t i)
 {
     shmq_ctl_ring_t *r = &wr->blk->rings[i];
-    /* Relaxed: head is ours.  Acquire on tail: the entries below it are written. */
+    if (ring_at(wr, i) == NULL) {
+        return;
+    }
+    /* Relaxed: head is ours (the table's copy, never the producer's). */
     uint64_t head =
         wr->moved[i] ? wr->heads[i] : atomic_load_explicit(&r->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    uint64_t tail;
+    int trc = ring_tail(wr, i, head, &tail);
+    if (trc < 0) {
+        return;
+    }
+    if (trc > 0) {
+        log_limited(wr, SHMQ_LOG_WARN,
+                    "ring %u: tail %llu is more than the ring ahead of head %llu: discarding the "
+                    "published region",
+                    i, (unsigned long long)tail, (unsigned long long)head);
+        wr->discard[i] = true;
+        wr->rejects++;
+        wr->heads[i] = tail;
+        wr->moved[i] = true;
+        return;
+    }
     uint64_t start = head;
     while (head != tail && wr->entries < WR_BATCH_ENTRIES && wr->bytes < WR_BATCH_BYTES &&
            wr->ndone < WR_COMPLETIONS) {
@@ -717,16 +811,19 @@ static void batch_finish(writer_t *wr)
     }
     crash_point(wr, "answered");
     for (uint32_t i = 0; i < wr->ring_count; i++) {
-        if (!wr->moved[i]) {
+        if (!wr->moved[i] || wr->maps[i].r == NULL) {
             continue;
         }
-        shmq_ctl_ring_t *r = &wr->blk->rings[i];
+        shmq_ring_shm_t *r = wr->maps[i].r;
         if (wr->discard[i]) {
             shmq_ring_fail_pending(r, SHMQ_E_CORRUPT,
                                    "an unreadable entry in this producer's ring: the entries "
                                    "published after it were discarded");
         }
-        /* Release: we copied the entries out before the producer may overwrite them. */
+        /* Release: we copied the entries out before the producer may overwrite them.  The
+         * table's head first: it is the one a restarted writer trusts. */
+        atomic_store_explicit(&wr->blk->rings[i].head, wr->heads[i], memory_order_release);
+        atomic_store_explicit(&wr->blk->rings[i].tail_seen, wr->heads[i], memory_order_relaxed);
         atomic_store_explicit(&r->head, wr->heads[i], memory_order_release);
         shmq_ctl_wake(&r->producer_wake);
     }
@@ -750,21 +847,42 @@ static void batch_finish(writer_t *wr)
     }
 }
 
+/*
+ * ORPHANED rings (their producer's connection ended) with nothing left to
+ * take become DRAINED: the master frees them.  A ring we cannot map, or
+ * whose tail is behind our head, has nothing we could take either.
+ */
+static int drain_orphans(writer_t *wr)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < wr->ring_count; i++) {
+        shmq_ctl_ring_t *t = &wr->blk->rings[i];
+        if (atomic_load_explicit(&t->state, memory_order_acquire) != SHMQ_RING_ORPHANED) {
+            continue;
+        }
+        uint64_t tail = 0;
+        uint64_t head = atomic_load_explicit(&t->head, memory_order_relaxed);
+        if (ring_at(wr, i) != NULL &&
+            shmq_ring_tail(&wr->maps[i], wr->ring_size, head, &tail) >= 0 && tail != head) {
+            continue; /* published entries left: the batches take them */
+        }
+        shmq_ring_unmap(&wr->maps[i]);
+        if (shmq_ring_set_drained(wr->ctl, i)) {
+            n++;
+        }
+    }
+    return n;
+}
+
 static int64_t writer_work(shmq_worker_t *w, void *arg)
 {
     (void)w;
     writer_t *wr = arg;
     int64_t now = shmq_mono_ms();
-    if (now - wr->orphan_check_ms >= WR_ORPHAN_CHECK_MS) {
-        wr->orphan_check_ms = now;
-        int n = shmq_ring_check_owners(wr->ctl, &wr->watch);
-        if (n > 0) {
-            shmq_log(SHMQ_LOG_INFO, "%d producer ring(s) lost their owner: draining", n);
-        }
-        n = shmq_ring_free_orphans(wr->ctl);
-        if (n > 0) {
-            shmq_log(SHMQ_LOG_INFO, "%d orphaned ring(s) drained: free", n);
-        }
+    (void)now;
+    int given = drain_orphans(wr);
+    if (given > 0) {
+        shmq_log(SHMQ_LOG_INFO, "%d orphaned ring(s) drained: given back to the master", given);
     }
     /* (1) Where this batch starts: a restart scans from here. */
     atomic_store_explicit(&wr->blk->writer_journal, wr->cl.wrote_pos, memory_order_release);
@@ -809,15 +927,39 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
 
 /* ---- idle / done -------------------------------------------------------------------------- */
 
+/*
+ * Work waits in some ring: published entries (a valid tail past our head),
+ * a ring not mapped yet, or an orphan to give back.  Cheap: called while
+ * spinning and before sleeping.
+ */
 static bool rings_pending(void *arg)
 {
     writer_t *wr = arg;
     for (uint32_t i = 0; i < wr->ring_count; i++) {
-        shmq_ctl_ring_t *r = &wr->blk->rings[i];
-        if (ring_serviced(atomic_load_explicit(&r->state, memory_order_acquire)) &&
-            atomic_load_explicit(&r->tail, memory_order_acquire) !=
-                atomic_load_explicit(&r->head, memory_order_relaxed)) {
+        shmq_ctl_ring_t *t = &wr->blk->rings[i];
+        uint32_t st = atomic_load_explicit(&t->state, memory_order_acquire);
+        if (!ring_serviced(st)) {
+            continue;
+        }
+        const shmq_ring_map_t *m = &wr->maps[i];
+        uint64_t claims = atomic_load_explicit(&t->claims, memory_order_relaxed);
+        if (m->r == NULL || m->claims != claims) {
+            if (wr->map_failed[i] != claims + 1) {
+                return true; /* to be mapped */
+            }
+            if (st == SHMQ_RING_ORPHANED) {
+                return true; /* to be given back */
+            }
+            continue;
+        }
+        uint64_t head = atomic_load_explicit(&t->head, memory_order_relaxed);
+        uint64_t tail;
+        int rc = shmq_ring_tail(m, wr->ring_size, head, &tail);
+        if ((rc == 0 && tail != head) || rc > 0 || (st == SHMQ_RING_ORPHANED && rc < 0)) {
             return true;
+        }
+        if (st == SHMQ_RING_ORPHANED && tail == head) {
+            return true; /* to be given back */
         }
     }
     return false;
@@ -869,11 +1011,14 @@ static int repair_rings(writer_t *wr)
     size_t completed = 0;
     for (uint32_t i = 0; i < wr->ring_count; i++) {
         shmq_ctl_ring_t *r = &wr->blk->rings[i];
-        if (!ring_serviced(atomic_load_explicit(&r->state, memory_order_acquire))) {
+        if (ring_at(wr, i) == NULL) {
             continue;
         }
         uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+        uint64_t tail;
+        if (ring_tail(wr, i, head, &tail) != 0) {
+            continue; /* nothing we can trust to match: the normal path judges it */
+        }
         uint64_t pos = head;
         bool prefix = true;
         while (pos != tail) {
@@ -912,7 +1057,8 @@ static int repair_rings(writer_t *wr)
         if (head != atomic_load_explicit(&r->head, memory_order_relaxed)) {
             /* Release: the entries are answered before their bytes are given back. */
             atomic_store_explicit(&r->head, head, memory_order_release);
-            shmq_ctl_wake(&r->producer_wake);
+            atomic_store_explicit(&wr->maps[i].r->head, head, memory_order_release);
+            shmq_ctl_wake(&wr->maps[i].r->producer_wake);
         }
     }
     if (completed > 0) {
@@ -962,6 +1108,9 @@ static int repair(writer_t *wr)
 
 static void writer_free(writer_t *wr)
 {
+    for (uint32_t i = 0; i < SHMQ_CTL_MAX_RINGS; i++) {
+        shmq_ring_unmap(&wr->maps[i]);
+    }
     if (wr->cl_open) {
         shmq_commitlog_close(&wr->cl);
     }

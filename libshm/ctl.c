@@ -50,11 +50,8 @@ _Static_assert(offsetof(shmq_ctl_wakes_t, writer_wake) % 64 == 0, "wake words ar
 _Static_assert(offsetof(shmq_ctl_wakes_t, messages_out) % 64 == 0,
                "consumer counter apart from the wake words");
 _Static_assert(offsetof(shmq_ctl_block_t, rings) % 64 == 0, "rings are cache aligned");
-/* A ring's producer-written tail and writer-written head live on separate lines. */
-_Static_assert(offsetof(shmq_ctl_ring_t, tail) % 64 == 0, "ring tail has its own line");
+/* The writer's head apart from the master's fields of the same ring. */
 _Static_assert(offsetof(shmq_ctl_ring_t, head) % 64 == 0, "ring head has its own line");
-_Static_assert(offsetof(shmq_ctl_ring_t, head) - offsetof(shmq_ctl_ring_t, tail) >= 64,
-               "ring head and tail on different lines");
 _Static_assert(sizeof(shmq_ctl_ring_t) % 64 == 0, "rings are whole cache lines");
 _Static_assert(offsetof(shmq_ctl_counters_t, messages_out) % 64 == 0,
                "consumer counters apart from the writer's");
@@ -388,15 +385,14 @@ int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl)
         return rc;
     }
 
-    uint64_t ring_off = CTL_PAGE_ROUND(sizeof(shmq_ctl_block_t));
-    uint64_t total = ring_off + (uint64_t)SHMQ_CTL_MAX_RINGS * ring_size;
+    uint64_t total = CTL_PAGE_ROUND(sizeof(shmq_ctl_block_t));
     uint64_t cons_size = CTL_PAGE_ROUND(sizeof(shmq_ctl_cons_t));
     uint64_t wake_size = CTL_PAGE_ROUND(sizeof(shmq_ctl_wakes_t));
     void *blk = NULL;
     void *cons = NULL;
     void *wake = NULL;
     /* Clients read the block and the consumer area (0640) and write only the wake words (0660). */
-    if ((rc = shm_create_map(ctl->name, total, ring_off, 0640, gid, &blk)) < 0) {
+    if ((rc = shm_create_map(ctl->name, total, total, 0640, gid, &blk)) < 0) {
         return rc;
     }
     if ((rc = shm_create_map(cname, cons_size, cons_size, 0640, gid, &cons)) < 0) {
@@ -424,7 +420,6 @@ int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl)
     h->version = SHMQ_CTL_VERSION;
     h->header_size = (uint32_t)sizeof(shmq_ctl_block_t);
     h->total_size = total;
-    h->ring_area_off = ring_off;
     h->ring_size = ring_size;
     h->ring_count = SHMQ_CTL_MAX_RINGS;
     h->config_size = (uint32_t)sizeof(shmq_config_t);
@@ -435,6 +430,9 @@ int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl)
     memcpy(&h->config, cfg, sizeof(h->config));
     for (int i = 0; i < SHMQ_ROLE_COUNT; i++) {
         snprintf(ctl->blk->workers[i].name, sizeof(ctl->blk->workers[i].name), "%s", role_names[i]);
+    }
+    for (int i = 0; i < SHMQ_CTL_MAX_RINGS; i++) {
+        atomic_store_explicit(&ctl->blk->rings[i].master_fd, -1, memory_order_relaxed);
     }
 
     ctl->cons->version = SHMQ_CTL_VERSION;
@@ -526,17 +524,13 @@ static int check_block(const shmq_ctl_t *ctl)
                               ctl->name, h->version, h->header_size, h->config_size,
                               SHMQ_CTL_VERSION, sizeof(shmq_ctl_block_t), sizeof(shmq_config_t));
     }
-    uint64_t ring_bytes = (uint64_t)h->ring_count * h->ring_size;
-    if (h->total_size != ctl->blk_size || h->ring_count > SHMQ_CTL_MAX_RINGS ||
-        h->ring_size < CTL_RING_MIN || h->ring_size > CTL_RING_MAX ||
-        (h->ring_size & (h->ring_size - 1)) != 0 || h->ring_area_off < sizeof(shmq_ctl_block_t) ||
-        h->ring_area_off > h->total_size || ring_bytes > h->total_size - h->ring_area_off) {
+    if (h->total_size != ctl->blk_size || h->total_size < sizeof(shmq_ctl_block_t) ||
+        h->ring_count > SHMQ_CTL_MAX_RINGS || h->ring_size < CTL_RING_MIN ||
+        h->ring_size > CTL_RING_MAX || (h->ring_size & (h->ring_size - 1)) != 0) {
         return shmq_error_set(SHMQ_E_VERSION,
-                              "%s: inconsistent sizes (total %llu, mapped %zu, rings %u x %llu "
-                              "at %llu)",
+                              "%s: inconsistent sizes (total %llu, mapped %zu, rings %u x %llu)",
                               ctl->name, (unsigned long long)h->total_size, ctl->blk_size,
-                              h->ring_count, (unsigned long long)h->ring_size,
-                              (unsigned long long)h->ring_area_off);
+                              h->ring_count, (unsigned long long)h->ring_size);
     }
     if (memchr(h->store_root, '\0', sizeof(h->store_root)) == NULL ||
         strcmp(h->store_root, ctl->root) != 0) {
@@ -715,37 +709,6 @@ int shmq_ctl_unlink(const char *root)
         first = shmq_error_set(-errno, "shm_unlink %s: %s", wname, strerror(errno));
     }
     return first;
-}
-
-uint8_t *shmq_ctl_ring_data(const shmq_ctl_t *ctl, uint32_t i)
-{
-    const shmq_ctl_header_t *h = &ctl->blk->hdr;
-    if (i >= h->ring_count) {
-        return NULL;
-    }
-    return (uint8_t *)ctl->blk + h->ring_area_off + (uint64_t)i * h->ring_size;
-}
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
-int shmq_ctl_ring_populate(const shmq_ctl_t *ctl, uint32_t i)
-{
-    uint8_t *data = shmq_ctl_ring_data(ctl, i);
-    if (data == NULL || ctl->readonly) {
-        return shmq_error_set(SHMQ_E_ARG, "ring %u: no such ring or read-only handle", i);
-    }
-    if (madvise(data, ctl->blk->hdr.ring_size, MADV_POPULATE_WRITE) != 0) {
-        int rc = -errno;
-        if (rc == -EINVAL) {
-            return 0; /* older kernel: pages come on first touch */
-        }
-        return shmq_error_set(rc, "allocate ring %u (%llu bytes) in %s: %s", i,
-                              (unsigned long long)ctl->blk->hdr.ring_size, ctl->name,
-                              rc == -EFAULT ? "shared memory full" : strerror(-rc));
-    }
-    return 0;
 }
 
 /* ---- futex ----------------------------------------------------------------------- */

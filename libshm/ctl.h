@@ -121,12 +121,22 @@ typedef struct shmq_ctl_worker {
 
 /* ---- producer rings -------------------------------------------------------- */
 
-/* Ring states. */
+/*
+ * A ring is an object of its own (ring.h: shmq_ring_shm_t), created by the
+ * master when a producer registers and handed to that producer alone.  The
+ * control block keeps the master's record of it: who owns it, which object
+ * it is, and the writer's own count of what it consumed (never the
+ * producer's word for it).
+ */
+
+/* Ring states.  The master moves FREE -> ACTIVE (registration), ACTIVE -> ORPHANED (its
+ * producer's connection ended) and DRAINED -> FREE (object closed); the writer moves
+ * ORPHANED -> DRAINED once nothing published is left. */
 enum shmq_ring_state {
     SHMQ_RING_FREE = 0,
-    SHMQ_RING_CLAIMING = 1, /* a producer is resetting it */
     SHMQ_RING_ACTIVE = 2,   /* owned by a live producer */
-    SHMQ_RING_ORPHANED = 3, /* owner died: the writer drains published entries, then frees it */
+    SHMQ_RING_ORPHANED = 3, /* owner gone: the writer drains published entries */
+    SHMQ_RING_DRAINED = 4,  /* drained: the master frees it */
 };
 
 /* Completion slot states. */
@@ -154,14 +164,16 @@ typedef struct shmq_ring_slot {
     char detail[SHMQ_RING_DETAIL_MAX];
 } shmq_ring_slot_t;
 
+/* The master's record of ring i (the control block's ring table). */
 typedef struct shmq_ctl_ring {
     _Alignas(64) _Atomic uint32_t state; /* see enum shmq_ring_state */
-    _Atomic int32_t owner_pid;
-    _Atomic uint64_t claims;            /* bumped at each claim */
-    _Alignas(64) _Atomic uint64_t tail; /* producer: bytes published (monotonic) */
-    _Alignas(64) _Atomic uint64_t head; /* writer: bytes consumed (monotonic) */
-    shmq_ctl_wake_t producer_wake;      /* writer -> producer: completions, space */
-    shmq_ring_slot_t slots[SHMQ_RING_SLOTS];
+    _Atomic int32_t owner_pid;           /* master: the producer (SO_PEERCRED) */
+    _Atomic uint32_t owner_uid;          /* master */
+    _Atomic int32_t master_fd;           /* master: its descriptor of the object, -1 */
+    _Atomic uint64_t claims;             /* master: bumped at each registration */
+    char name[48];                       /* master: the object's name (status) */
+    _Alignas(64) _Atomic uint64_t head;  /* writer: bytes consumed (monotonic, trusted) */
+    _Atomic uint64_t tail_seen;          /* writer: the last tail it found valid (status) */
 } shmq_ctl_ring_t;
 
 /* ---- topics and queues ------------------------------------------------------ */
@@ -264,10 +276,9 @@ typedef struct shmq_ctl_scheduler {
 typedef struct shmq_ctl_header {
     uint64_t magic;
     uint32_t version;
-    uint32_t header_size;   /* sizeof(shmq_ctl_block_t) */
-    uint64_t total_size;    /* whole mapping */
-    uint64_t ring_area_off; /* offset of ring 0's data */
-    uint64_t ring_size;     /* bytes of each ring's data, a power of two */
+    uint32_t header_size; /* sizeof(shmq_ctl_block_t) */
+    uint64_t total_size;  /* whole mapping */
+    uint64_t ring_size;   /* bytes of each ring's data, a power of two */
     uint32_t ring_count;
     uint32_t config_size; /* sizeof(shmq_config_t) */
     int32_t creator_pid;  /* the master */
@@ -314,7 +325,6 @@ typedef struct shmq_ctl_block {
     shmq_ctl_cleaner_t cleaner;     /* cleaner (see the struct) */
     shmq_ctl_index_t index;         /* indexer (see the struct) */
     shmq_ctl_scheduler_t scheduler; /* scheduler (see the struct) */
-    /* ring data follows at hdr.ring_area_off */
 } shmq_ctl_block_t;
 
 /* A consumer group offset. */
@@ -422,17 +432,6 @@ int shmq_ctl_unlink(const char *root);
  * Every thread of the process shares its OFD locks.  Returns the fd or -errno.
  */
 int shmq_ctl_lock_file(shmq_ctl_t *ctl);
-
-/* Ring data of ring i (NULL when i >= ring_count). */
-uint8_t *shmq_ctl_ring_data(const shmq_ctl_t *ctl, uint32_t i);
-
-/*
- * Allocate ring i's pages now (MADV_POPULATE_WRITE) so that a full
- * /dev/shm is an error here (-ENOMEM / -EFAULT) rather than a SIGBUS on a
- * later write into the ring (PITFALLS 2).  For a producer that just claimed
- * the ring; 0 also on kernels without the advice (-EINVAL: nothing done).
- */
-int shmq_ctl_ring_populate(const shmq_ctl_t *ctl, uint32_t i);
 
 /* ---- futex and positions --------------------------------------------------- */
 

@@ -3,16 +3,19 @@
  * attachment to a running store, its ring, and the rules a message must
  * pass before it may enter the ring (producer_send.c sends it).
  *
- * A producer attaches to the control block, claims a ring (ring_ctl.c: an
- * OFD lock on byte 16 + i of <root>/lock that the kernel drops when the
- * process dies, so that the writer drains the ring of a dead producer) and
- * encodes each message as a ring entry (ring.h).
+ * A producer attaches to the control block read-only, registers with the
+ * master over <root>/shmq.sock and receives a ring of its own (a sealed
+ * memfd passed with SCM_RIGHTS, ring_ctl.c), the only shared memory it
+ * writes besides the wake-up words; it encodes each message as a ring entry
+ * (ring.h).  The connection stays open while the producer lives: when it
+ * ends (exit, crash, kill -9) the master hands the ring to the writer to
+ * drain.
  *
- * Liveness: the master holds the store lock (byte 0 of <root>/lock) and its
- * pid is written in that file; the producer checks both at most every
- * 100 ms on the send path and in every wait slice.  When the master is gone
- * the producer drops its attachment and attaches again on the next send (a
- * new master builds a new control block).
+ * Liveness: the same connection tells the producer that the master is gone
+ * (EOF or hang-up; the master sends nothing unasked).  It is checked at most
+ * every 100 ms on the send path and in every wait slice.  When the master
+ * is gone the producer drops its attachment and attaches again on the next
+ * send (a new master builds a new control block).
  */
 #include "producer_int.h"
 
@@ -21,8 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "message.h"
+#include "reg.h"
 #include "store.h"
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -56,17 +61,46 @@ static uint32_t store_state(const shmq_producer_t *p)
     return atomic_load_explicit(&p->blk->hdr.state, memory_order_acquire);
 }
 
-static int claim_ring(shmq_producer_t *p)
+bool shmq_prod_store_alive(const shmq_producer_t *p)
 {
-    uint32_t i;
-    int rc = shmq_ring_claim(&p->ctl, &i);
+    return shmq_reg_peer_alive(p->reg_fd);
+}
+
+/* Register with the master: our ring arrives as a descriptor; the connection stays open. */
+static int register_ring(shmq_producer_t *p)
+{
+    int fd = shmq_reg_connect(p->ctl.root);
+    if (fd < 0) {
+        return fd;
+    }
+    shmq_reg_msg_t req = {.type = SHMQ_REG_REGISTER_PRODUCER};
+    shmq_reg_msg_t rep;
+    int ring_fd = -1;
+    int rc = shmq_reg_call(fd, &req, &rep, &ring_fd, SHMQ_REG_TIMEOUT_MS);
+    if (rc == 0 && ring_fd < 0) {
+        rc = shmq_error_set(SHMQ_E_CORRUPT, "store %s: registration answered without a ring",
+                            p->root);
+    }
+    if (rc == 0 && (rep.ring >= SHMQ_CTL_MAX_RINGS || rep.ring_size != p->blk->hdr.ring_size)) {
+        close(ring_fd);
+        rc = shmq_error_set(SHMQ_E_CORRUPT, "store %s: ring %u of %llu bytes: not this store's",
+                            p->root, rep.ring, (unsigned long long)rep.ring_size);
+    }
+    if (rc == 0) {
+        rc = shmq_ring_map_fd(ring_fd, rep.ring, rep.claims, rep.ring_size, &p->map);
+    }
     if (rc < 0) {
+        close(fd);
+        if (rc == SHMQ_E_NOT_FOUND) {
+            return shmq_error_set(-EAGAIN, "store %s: master went away while registering", p->root);
+        }
         return rc;
     }
-    p->ring_idx = i;
-    p->ring = &p->blk->rings[i];
-    shmq_ring_prod_init(&p->rp, shmq_ctl_ring_data(&p->ctl, i), p->blk->hdr.ring_size,
-                        &p->ring->head, &p->ring->tail);
+    p->reg_fd = fd;
+    p->ring_idx = rep.ring;
+    p->ring = p->map.r;
+    /* A new ring: the writer's head and our tail are both 0. */
+    shmq_ring_prod_init(&p->rp, p->map.data, rep.ring_size, &p->ring->head, &p->ring->tail);
     return 0;
 }
 
@@ -125,11 +159,14 @@ void shmq_prod_detach(shmq_producer_t *p, bool store_gone)
         }
         q->state = REQ_FREE;
     }
-    if (!store_gone && p->ring != NULL) {
-        shmq_ring_release(&p->ctl, p->ring_idx);
-    }
+    (void)store_gone;
+    /* Closing the connection gives the ring back: the writer drains what we published. */
+    shmq_ring_unmap(&p->map);
     p->ring = NULL;
-    /* Closing the lock file drops our ring lock. */
+    if (p->reg_fd >= 0) {
+        close(p->reg_fd);
+        p->reg_fd = -1;
+    }
     shmq_ctl_detach(&p->ctl);
     p->attached = false;
     p->blk = NULL;
@@ -139,17 +176,13 @@ void shmq_prod_detach(shmq_producer_t *p, bool store_gone)
 /* One attempt: 0, -EAGAIN (starting), SHMQ_E_NOT_FOUND (not running), or an error. */
 static int attach_once(shmq_producer_t *p)
 {
-    int rc = shmq_ctl_attach(p->root, 0, &p->ctl);
+    /* Read-only: a producer writes only its ring and the wake-up words. */
+    int rc = shmq_ctl_attach(p->root, SHMQ_CTL_RDONLY, &p->ctl);
     if (rc < 0) {
         return rc;
     }
     p->blk = p->ctl.blk;
     p->cfg = &p->blk->hdr.config;
-    if (!shmq_ring_store_alive(&p->ctl)) {
-        shmq_ctl_detach(&p->ctl);
-        return shmq_error_set(SHMQ_E_NOT_FOUND, "store %s is not running (its master is gone)",
-                              p->root);
-    }
     uint32_t st = store_state(p);
     if (st == SHMQ_STATE_STARTING || st == SHMQ_STATE_RECOVERING) {
         shmq_ctl_detach(&p->ctl);
@@ -158,7 +191,7 @@ static int attach_once(shmq_producer_t *p)
     if (shmq_ring_store_host(p->cfg, &p->store_host) < 0) {
         shmq_local_host(&p->store_host, p->cfg->listen_port);
     }
-    rc = claim_ring(p);
+    rc = register_ring(p);
     if (rc < 0) {
         shmq_ctl_detach(&p->ctl);
         return rc;
@@ -199,7 +232,7 @@ int shmq_prod_ensure_ready(shmq_producer_t *p)
         int64_t now = shmq_mono_ms();
         if (now - p->checked_ms >= PROD_CHECK_MS) {
             p->checked_ms = now;
-            if (!shmq_ring_store_alive(&p->ctl)) {
+            if (!shmq_prod_store_alive(p)) {
                 shmq_prod_detach(p, true);
             }
         }
@@ -224,14 +257,18 @@ int shmq_prod_ensure_ready(shmq_producer_t *p)
 /* In a wait slice: 0 keep waiting, -ETIMEDOUT (master gone), -ESHUTDOWN (store stopping). */
 int shmq_prod_wait_check(shmq_producer_t *p)
 {
-    if (!shmq_ring_store_alive(&p->ctl)) {
-        p->checked_ms = INT64_MIN / 2; /* the next send detaches and attaches again */
-        return shmq_error_set(-ETIMEDOUT, "store %s: master gone while waiting", p->root);
-    }
+    /* The state first: a master that stops cleanly hangs up only after it stored STOPPED. */
     uint32_t st = store_state(p);
     if (st == SHMQ_STATE_FINISHING || st == SHMQ_STATE_STOPPED || st == SHMQ_STATE_FAILED) {
         /* Nothing of ours is in the ring yet: the store will not take it. */
+        if (!shmq_prod_store_alive(p)) {
+            p->checked_ms = INT64_MIN / 2; /* the next send detaches and attaches again */
+        }
         return shmq_error_set(-ESHUTDOWN, "store %s stopped before taking the message", p->root);
+    }
+    if (!shmq_prod_store_alive(p)) {
+        p->checked_ms = INT64_MIN / 2; /* the next send detaches and attaches again */
+        return shmq_error_set(-ETIMEDOUT, "store %s: master gone while waiting", p->root);
     }
     return 0;
 }
@@ -284,6 +321,7 @@ int shmq_producer_open(const char *store_root, const shmq_producer_options_t *op
     }
     p->ctl.lock_fd = -1;
     p->ctl.topic_lock_fd = -1;
+    p->reg_fd = -1;
     shmq_local_host(&p->born_host, 0);
     int rc = attach_wait(p, p->attach_timeout_ms, false);
     if (rc < 0) {
@@ -307,10 +345,10 @@ void shmq_producer_close(shmq_producer_t *p)
         /* One-way entries have no slot: wait until the writer took them. */
         int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
         while (!shmq_ring_drained(&p->rp) && shmq_prod_left_ms(deadline) > 0 &&
-               shmq_ring_store_alive(&p->ctl)) {
+               shmq_prod_store_alive(p)) {
             sleep_ms(1);
         }
-        shmq_prod_detach(p, !shmq_ring_store_alive(&p->ctl));
+        shmq_prod_detach(p, !shmq_prod_store_alive(p));
     }
     /* Callbacks of requests that ended with the store. */
     for (size_t i = 0; i < p->ndone; i++) {

@@ -56,8 +56,10 @@ struct shmq_producer {
     bool attached;
     shmq_ctl_block_t *blk;
     const shmq_config_t *cfg;
+    int reg_fd; /* the master's socket: open while we own our ring (-1 when detached) */
     uint32_t ring_idx;
-    shmq_ctl_ring_t *ring;
+    shmq_ring_map_t map;   /* our ring object (the only client that holds it) */
+    shmq_ring_shm_t *ring; /* map.r */
     shmq_ring_prod_t rp;
     shmq_host_t store_host;
     shmq_host_t born_host;
@@ -104,6 +106,9 @@ bool shmq_prod_writer_gone(shmq_producer_t *p, int32_t *last_exit);
 
 /* Drop the attachment; store_gone: do not give the ring back (the block is dead). */
 void shmq_prod_detach(shmq_producer_t *p, bool store_gone);
+
+/* The master still holds our registration (no EOF or hang-up on its socket). */
+bool shmq_prod_store_alive(const shmq_producer_t *p);
 
 /* Queue a finished asynchronous request for its callback. */
 int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d);

@@ -242,7 +242,7 @@ static bool one_slot_done(void *arg)
  */
 static int answer_check(shmq_producer_t *p, const shmq_ring_slot_t *sl)
 {
-    bool alive = shmq_ring_store_alive(&p->ctl);
+    bool alive = shmq_prod_store_alive(p);
     if (!alive) {
         p->checked_ms = INT64_MIN / 2; /* the next send detaches and attaches again */
     }
@@ -323,7 +323,8 @@ static int flush_state(shmq_producer_t *p, int64_t end_pos)
  */
 static void flush_sleep(shmq_producer_t *p, int64_t end_pos, int timeout_ms)
 {
-    shmq_ctl_position_t *f = &p->blk->flushed;
+    /* The flusher wakes this word after it publishes flushed (the block is read-only here). */
+    shmq_ctl_wake_t *f = &p->ctl.wake->flushed_wake;
     /* Acquire, before registering: a wake after this read fails our FUTEX_WAIT. */
     uint32_t seq = atomic_load_explicit(&f->seq, memory_order_acquire);
     atomic_fetch_add_explicit(&f->waiters, 1, memory_order_seq_cst);
@@ -589,7 +590,7 @@ int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
         int slice = left < PROD_SLICE_MS ? left : PROD_SLICE_MS;
         if (p->async_busy > 0 && p->attached) {
             shmq_ctl_sleep(&p->ring->producer_wake, any_slot_done, p, slice);
-            if (!any_slot_done(p) && !shmq_ring_store_alive(&p->ctl)) {
+            if (!any_slot_done(p) && !shmq_prod_store_alive(p)) {
                 shmq_prod_detach(p, true); /* their callbacks get -ETIMEDOUT */
             }
         } else if (p->attached) {

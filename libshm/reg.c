@@ -69,8 +69,8 @@ static uint64_t get64(const uint8_t *p)
 
 static bool name_char_ok(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '%' || c == '-' || c == '_' || c == '|';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '%' ||
+           c == '-' || c == '_' || c == '|';
 }
 
 int shmq_reg_group_validate(const char *group, size_t len)
@@ -153,8 +153,8 @@ int shmq_reg_decode(const uint8_t *buf, size_t len, shmq_reg_msg_t *out)
     }
     uint32_t magic = get32(buf);
     if (magic != SHMQ_REG_MAGIC) {
-        return shmq_error_set(SHMQ_E_CORRUPT, "registration frame magic %08x: expected %08x",
-                              magic, SHMQ_REG_MAGIC);
+        return shmq_error_set(SHMQ_E_CORRUPT, "registration frame magic %08x: expected %08x", magic,
+                              SHMQ_REG_MAGIC);
     }
     out->type = get16(buf + 4);
     size_t plen = get16(buf + 6);
@@ -316,8 +316,10 @@ int shmq_reg_call(int fd, const shmq_reg_msg_t *req, shmq_reg_msg_t *rep, int *f
         char space[CMSG_SPACE(sizeof(int))];
     } cbuf;
     struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.space, .msg_controllen = sizeof(cbuf)};
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = cbuf.space,
+                        .msg_controllen = sizeof(cbuf)};
     ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n <= 0) {
         int err = n == 0 ? 0 : errno;

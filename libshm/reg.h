@@ -38,11 +38,11 @@
 
 #include "ctl.h"
 
-#define SHMQ_REG_SOCK_NAME "shmq.sock"
-#define SHMQ_REG_MAGIC     0x31524d53u /* "SMR1" as little-endian bytes */
-#define SHMQ_REG_HDR_SIZE  8
-#define SHMQ_REG_FRAME_MAX 512
-#define SHMQ_REG_TEXT_MAX  400 /* bytes of an error reply's text */
+#define SHMQ_REG_SOCK_NAME  "shmq.sock"
+#define SHMQ_REG_MAGIC      0x31524d53u /* "SMR1" as little-endian bytes */
+#define SHMQ_REG_HDR_SIZE   8
+#define SHMQ_REG_FRAME_MAX  512
+#define SHMQ_REG_TEXT_MAX   400  /* bytes of an error reply's text */
 #define SHMQ_REG_TIMEOUT_MS 5000 /* a client waits this long for a reply */
 
 enum shmq_reg_type {

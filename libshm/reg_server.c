@@ -136,8 +136,8 @@ int shmq_reg_commit_offset(shmq_ctl_t *ctl, const shmq_reg_msg_t *req)
         if (shmq_ctl_topic_get(ctl, req->topic, tlen, &t) != 0) {
             return shmq_error_set(SHMQ_E_NOT_FOUND, "no topic %s in this store", req->topic);
         }
-        int32_t nq = t.read_queue_nums > t.write_queue_nums ? t.read_queue_nums
-                                                            : t.write_queue_nums;
+        int32_t nq =
+            t.read_queue_nums > t.write_queue_nums ? t.read_queue_nums : t.write_queue_nums;
         if (req->queue_id >= nq) {
             return shmq_error_set(SHMQ_E_NOT_FOUND, "topic %s has no queue %d (%d queues)",
                                   req->topic, (int)req->queue_id, (int)nq);
@@ -221,7 +221,8 @@ int shmq_reg_server_open(shmq_reg_server_t *s, shmq_ctl_t *ctl, const shmq_confi
         rc = -errno;
         close(fd);
         unlink(s->path);
-        return shmq_error_set(rc, "%s: cannot give it to group %s (clientUnixGroup) with mode 0660: %s",
+        return shmq_error_set(rc,
+                              "%s: cannot give it to group %s (clientUnixGroup) with mode 0660: %s",
                               s->path, s->client_group, strerror(-rc));
     }
     if (listen(fd, 64) != 0) {
@@ -364,10 +365,10 @@ static bool serve_frame(shmq_reg_server_t *s, shmq_reg_conn_t *c)
     }
     shmq_reg_msg_t req, rep;
     shmq_error_clear();
-    int rc = (size_t)n > sizeof(buf)
-                 ? shmq_error_set(SHMQ_E_CORRUPT, "frame of %zd bytes exceeds %d", n,
-                                  SHMQ_REG_FRAME_MAX)
-                 : shmq_reg_decode(buf, (size_t)n, &req);
+    int rc =
+        (size_t)n > sizeof(buf)
+            ? shmq_error_set(SHMQ_E_CORRUPT, "frame of %zd bytes exceeds %d", n, SHMQ_REG_FRAME_MAX)
+            : shmq_reg_decode(buf, (size_t)n, &req);
     if (rc < 0) {
         /* Garbage or an unknown request: say why, then hang up. */
         reply_error(c->fd, rc, shmq_error_detail());

@@ -4,10 +4,13 @@
  * (reserve, write, publish) and the writer-side reader (copy out, then
  * validate the copy).
  *
- * A ring is ring_size bytes (a power of two) of the control block, with two
- * monotonic byte counters in its shmq_ctl_ring_t: tail (the producer's,
- * published with a release store after whole entries) and head (the
- * writer's).  The byte of counter value v lives at data[v & (size - 1)].
+ * A ring is an object of its own (shmq_ring_shm_t: a sealed memfd the master
+ * creates at registration and hands to one producer over <root>/shmq.sock):
+ * a header, the completion slots, then ring_size bytes of data (a power of
+ * two).  Two monotonic byte counters: tail (the producer's, published with a
+ * release store after whole entries) and head (the writer's; the copy it
+ * trusts lives in the control block's ring table, the ring holds a copy for
+ * the producer).  The byte of counter value v lives at data[v & (size - 1)].
  *
  * Entry = fixed little-endian header (shmq_ring_hdr_t, 96 bytes), then the
  * topic, the encoded properties and the body, zero-padded to a multiple of
@@ -49,8 +52,40 @@
  */
 #define SHMQ_RING_UNIT_SLACK (64 * 1024)
 
-/* The byte of <root>/lock a producer holds (OFD write lock) while it owns ring i. */
-#define SHMQ_RING_LOCK_BYTE(i) (16 + (int64_t)(i))
+/* ---- the ring object ------------------------------------------------------------ */
+
+#define SHMQ_RING_SHM_MAGIC 0x31474e4952514853ULL /* "SHQRING1" */
+
+/*
+ * A ring object: this header, then the data at SHMQ_RING_DATA_OFF.  The
+ * producer that owns it maps it read-write and may write anything in it:
+ * the writer reads nothing from it it does not check (the header's fields
+ * are the master's, checked against the ring table when the writer maps
+ * it; tail is validated against the writer's own head; entries are copied
+ * out and decoded).  A producer that scribbles its ring hurts only itself.
+ */
+typedef struct shmq_ring_shm {
+    uint64_t magic;     /* master: SHMQ_RING_SHM_MAGIC */
+    uint64_t claims;    /* master: the ring table's claims when it was created */
+    uint64_t ring_size; /* master: bytes of data */
+    uint32_t index;     /* master: the ring table entry */
+    uint32_t pad;
+    _Alignas(64) _Atomic uint64_t tail; /* producer: bytes published (monotonic) */
+    _Alignas(64) _Atomic uint64_t head; /* writer: bytes consumed (its copy for the producer) */
+    shmq_ctl_wake_t producer_wake;      /* writer -> producer: completions, space */
+    shmq_ring_slot_t slots[SHMQ_RING_SLOTS];
+} shmq_ring_shm_t;
+
+#define SHMQ_RING_DATA_OFF (((uint64_t)sizeof(shmq_ring_shm_t) + 4095) & ~(uint64_t)4095)
+
+/* A process's mapping of a ring object. */
+typedef struct shmq_ring_map {
+    shmq_ring_shm_t *r;
+    uint8_t *data; /* r + SHMQ_RING_DATA_OFF */
+    size_t len;    /* the whole mapping */
+    uint64_t claims;
+    uint32_t index;
+} shmq_ring_map_t;
 
 /* Entry kinds. */
 enum shmq_ring_kind { SHMQ_RING_KIND_MSG = 1, SHMQ_RING_KIND_PAD = 2 };
@@ -284,31 +319,56 @@ void shmq_ring_cancel(shmq_ring_prod_t *rp);
 /* True when the writer consumed everything published (head == tail). */
 bool shmq_ring_drained(const shmq_ring_prod_t *rp);
 
-/* ---- ownership and completion in the control block (ring_ctl.c) ------------ */
+/* ---- ring objects: the master, the writer, the producer (ring_ctl.c) -------------- */
 
 /*
- * Producer: claim a FREE ring (OFD write lock on byte SHMQ_RING_LOCK_BYTE(i)
- * through shmq_ctl_lock_file(), then CAS FREE -> CLAIMING, slots FREE,
- * head = tail, owner pid, ACTIVE).  The lock comes first and a claim is
- * never undone: a claimer stalled anywhere in between never changes a ring
- * another producer owns.  The lock lives as long as the ctl handle's lock
- * file.  -EBUSY when every ring is taken.
+ * Master: give a FREE ring to a producer (pid, uid from SO_PEERCRED).  The
+ * object is a memfd of SHMQ_RING_DATA_OFF + ring_size bytes, allocated at
+ * once (posix_fallocate: no SIGBUS later) and sealed against shrinking or
+ * growing (nobody holding it can make the writer's mapping fault).  The
+ * master keeps its descriptor (ring table master_fd: the ring outlives
+ * writer restarts); *fd_out is a second one for the producer (the caller
+ * sends and closes it).  -EBUSY when every ring is taken, -ENOSPC /
+ * -ENOMEM with the bytes needed when memory is short.
  */
-int shmq_ring_claim(shmq_ctl_t *ctl, uint32_t *idx);
+int shmq_ring_assign(shmq_ctl_t *ctl, pid_t pid, uid_t uid, uint32_t *idx, int *fd_out);
+
+/* Master: the producer of ring idx went away: ACTIVE -> ORPHANED (the writer drains it). */
+void shmq_ring_orphan(shmq_ctl_t *ctl, uint32_t idx);
+
+/* Master: close the objects of DRAINED rings (and, at stop, of every ring when all is true):
+ * FREE.  Returns how many rings were freed. */
+int shmq_ring_reap(shmq_ctl_t *ctl, bool all);
 
 /*
- * Producer: give ring idx back: FREE when the writer consumed everything,
- * else ORPHANED (the writer drains it, then frees it).  Then detach (closing
- * the lock file drops the ring's lock).
+ * Writer (or a tool of the store's user): map ring idx if it is ACTIVE or
+ * ORPHANED, through the master's descriptor (/proc/<master>/fd/<n>), and
+ * check it is the object the table names (size, seals, magic, claims,
+ * index).  0, -ENOENT when the ring is not in use, -ESTALE when the table
+ * changed meanwhile or the object's header does not match (its producer
+ * scribbled it: the ring is not served), or an open/map error.
  */
-void shmq_ring_release(shmq_ctl_t *ctl, uint32_t idx);
+int shmq_ring_map(const shmq_ctl_t *ctl, uint32_t idx, shmq_ring_map_t *m);
+void shmq_ring_unmap(shmq_ring_map_t *m);
 
 /*
- * The process that created this control block still holds the store: the
- * store lock (byte 0 of <root>/lock) is held and the lock file names the
- * block's creator.  Unknown answers count as alive.
+ * Producer: map the ring object received as fd for ring idx with the
+ * given claims and ring_size (the master's reply), checking its size and
+ * header.  The descriptor is closed in all cases.
  */
-bool shmq_ring_store_alive(shmq_ctl_t *ctl);
+int shmq_ring_map_fd(int fd, uint32_t idx, uint64_t claims, uint64_t ring_size, shmq_ring_map_t *m);
+
+/*
+ * Writer: the producer's tail of ring m read once (acquire) and judged
+ * against the writer's head: *tail gets it when valid (head <= tail <= head
+ * + ring_size).  Returns 0 when valid, 1 when the tail ran more than the
+ * ring ahead (the published region cannot be trusted: discard up to it),
+ * -1 when it went backwards (nothing to take).
+ */
+int shmq_ring_tail(const shmq_ring_map_t *m, uint64_t ring_size, uint64_t head, uint64_t *tail);
+
+/* Writer: ORPHANED -> DRAINED (nothing left to take).  True if it changed. */
+bool shmq_ring_set_drained(shmq_ctl_t *ctl, uint32_t idx);
 
 /*
  * Writer: answer slot of ring r with res (status, offsets, ..., and with a
@@ -316,10 +376,10 @@ bool shmq_ring_store_alive(shmq_ctl_t *ctl);
  * that slot still waits for request res->req_id (PENDING).  Returns true
  * if so.
  */
-bool shmq_ring_complete(shmq_ctl_ring_t *r, uint32_t slot, const shmq_ring_slot_t *res);
+bool shmq_ring_complete(shmq_ring_shm_t *r, uint32_t slot, const shmq_ring_slot_t *res);
 
 /* Writer: answer every PENDING slot of r with status and detail. Returns how many. */
-int shmq_ring_fail_pending(shmq_ctl_ring_t *r, int32_t status, const char *detail);
+int shmq_ring_fail_pending(shmq_ring_shm_t *r, int32_t status, const char *detail);
 
 /*
  * Producer: the error of a completed slot with a negative status: returns
@@ -328,21 +388,5 @@ int shmq_ring_fail_pending(shmq_ctl_ring_t *r, int32_t status, const char *detai
  * status when the writer gave none.
  */
 int shmq_ring_slot_error(const shmq_ring_slot_t *s);
-
-/* The writer's memory between two owner checks. */
-typedef struct shmq_ring_watch {
-    uint64_t claiming_seen[SHMQ_CTL_MAX_RINGS]; /* claims + 1 of a ring seen stuck CLAIMING */
-} shmq_ring_watch_t;
-
-/*
- * Writer, every ~100 ms: an ACTIVE ring whose lock byte is free lost its
- * producer: ORPHANED.  A ring CLAIMING without its lock (a live claimer
- * holds it) at two checks in a row (same claim) lost its claimer: FREE.
- * Returns how many rings changed.
- */
-int shmq_ring_check_owners(shmq_ctl_t *ctl, shmq_ring_watch_t *watch);
-
-/* Writer: ORPHANED rings it emptied become FREE. Returns how many. */
-int shmq_ring_free_orphans(shmq_ctl_t *ctl);
 
 #endif

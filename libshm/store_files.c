@@ -559,20 +559,23 @@ int shmq_store_lock(const char *root, int *fd)
     if (lfd < 0) {
         return lfd;
     }
-    /* Anyone who can open the lock file can lock bytes of it: the store's user and group only. */
+    /* Anyone who can open the lock file can lock bytes of it: the store's user alone.  Clients
+     * no longer lock it (they register over <root>/shmq.sock), so a group permission left by
+     * an older version is refused as well. */
     struct stat st;
     if (fstat(lfd, &st) != 0) {
         rc = -errno;
         close(lfd);
         return shmq_error_set(rc, "stat %s: %s", path, strerror(-rc));
     }
-    if (st.st_uid != geteuid() || (st.st_mode & 0007) != 0) {
+    if (st.st_uid != geteuid() || (st.st_mode & 0077) != 0) {
         close(lfd);
-        return shmq_error_set(
-            -EPERM,
-            "%s is owned by uid %ld with mode %04o: it must belong to the store's "
-            "user (uid %ld) and give others no access (chown, then chmod 0660)",
-            path, (long)st.st_uid, (unsigned)(st.st_mode & 07777), (long)geteuid());
+        return shmq_error_set(-EPERM,
+                              "%s is owned by uid %ld with mode %04o: it must belong to the "
+                              "store's user (uid %ld) and give the group and others no access "
+                              "(clients no longer lock it: chown, then chmod 0600)",
+                              path, (long)st.st_uid, (unsigned)(st.st_mode & 07777),
+                              (long)geteuid());
     }
     /* OFD locks belong to this open file description: a second open in the same
      * process conflicts too, and the kernel drops the lock when the holder dies. */

@@ -30,7 +30,7 @@
 /* ---- modes and opens -------------------------------------------------------- */
 
 #define SHMQ_FILE_MODE 0640 /* data and metadata: the store group (consumers) reads */
-#define SHMQ_LOCK_MODE 0660 /* lock: producers of the store group lock ring bytes of it */
+#define SHMQ_LOCK_MODE 0600 /* lock: the store's processes alone (clients register by socket) */
 #define SHMQ_DIR_MODE  0750
 
 /*

@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t again[SHMQ_REG_FRAME_MAX];
     int n = shmq_reg_encode(&m, again, sizeof(again));
     /* Error texts are made printable on decode: only the other types round-trip exactly. */
-    if (n < 0 || (m.type != SHMQ_REG_REPLY_ERROR && ((size_t)n != size || memcmp(again, data, size) != 0))) {
+    if (n < 0 ||
+        (m.type != SHMQ_REG_REPLY_ERROR && ((size_t)n != size || memcmp(again, data, size) != 0))) {
         abort();
     }
     return 0;

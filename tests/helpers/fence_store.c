@@ -24,23 +24,29 @@
 
 #include "ctl.h"
 #include "fence.h"
+#include "ring.h"
 #include "shmq/errors.h"
 
 #define PENDING_WAIT_MS 30000
 
-/* Rings served by the writer whose published entries it has not given back yet. */
-static int rings_pending(shmq_ctl_block_t *b)
+/* Rings served by the writer whose published entries it has not given back yet (this tool
+ * runs as the store's user: it maps each ring as the writer does). */
+static int rings_pending(const shmq_ctl_t *ctl)
 {
     int n = 0;
+    shmq_ctl_block_t *b = ctl->blk;
     for (uint32_t i = 0; i < b->hdr.ring_count && i < SHMQ_CTL_MAX_RINGS; i++) {
-        shmq_ctl_ring_t *r = &b->rings[i];
-        /* Acquire: state and counters as their writers published them (a snapshot). */
-        uint32_t st = atomic_load_explicit(&r->state, memory_order_acquire);
-        if ((st == SHMQ_RING_ACTIVE || st == SHMQ_RING_ORPHANED) &&
-            atomic_load_explicit(&r->tail, memory_order_acquire) !=
-                atomic_load_explicit(&r->head, memory_order_acquire)) {
+        shmq_ring_map_t m;
+        if (shmq_ring_map(ctl, i, &m) != 0) {
+            continue;
+        }
+        /* Acquire: the writer's head and the producer's tail as they published them. */
+        uint64_t head = atomic_load_explicit(&b->rings[i].head, memory_order_acquire);
+        uint64_t tail;
+        if (shmq_ring_tail(&m, b->hdr.ring_size, head, &tail) == 0 && tail != head) {
             n++;
         }
+        shmq_ring_unmap(&m);
     }
     return n;
 }
@@ -74,10 +80,10 @@ int main(int argc, char **argv)
         return 1;
     }
     shmq_ctl_block_t *b = ctl.blk;
-    for (int waited = 0; rings_pending(b) < pending; waited += 10) {
+    for (int waited = 0; rings_pending(&ctl) < pending; waited += 10) {
         if (waited >= PENDING_WAIT_MS) {
             fprintf(stderr, "fence_store: %d rings with pending entries, not %d: not fenced\n",
-                    rings_pending(b), pending);
+                    rings_pending(&ctl), pending);
             shmq_ctl_detach(&ctl);
             return 1;
         }

@@ -4,12 +4,18 @@
  *   hostile_producer --store DIR [--ok-topic T] [--bad-topic T]
  *
  * It attaches to a running store's control block directly (not through the
- * producer API), claims a ring the way a producer does (CAS FREE ->
- * CLAIMING, OFD write lock on its byte of <root>/lock, head = tail, ACTIVE)
- * and publishes, one case at a time, entries with absurd part lengths,
+ * producer API; read-only, as any client must), registers over
+ * <root>/shmq.sock the way a producer does (its ring arrives as a
+ * descriptor) and first tries to write every page of the control block and
+ * the consumer area (each store must fault; mprotect PROT_WRITE and writes
+ * through /proc/self/mem must be refused; opening them O_RDWR is reported,
+ * refused to anyone but the store's user and root), then publishes, one
+ * case at a time, entries with absurd part lengths,
  * lengths past the tail or the ring, bad magic or kind, oversized topic
- * lengths, bad names, missing UNIQ_KEY, forbidden flags, and a published
- * tail beyond the ring.  Each case arms its completion slot first, then:
+ * lengths, bad names, missing UNIQ_KEY, forbidden flags, a published tail
+ * beyond the ring, a tail moved back behind the writer's head, and every
+ * completion slot and the writer's head copy scribbled.  Each case arms its
+ * completion slot first, then:
  *
  *   reject   the writer completes the slot with the expected error and
  *            appends nothing;
@@ -35,15 +41,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctl.h"
 #include "message.h"
+#include "reg.h"
 #include "ring.h"
+#include "shmq/errors.h"
 
 #define WAIT_MS 10000
 
@@ -52,7 +64,9 @@ static int32_t max_body; /* the store's maxMessageSize */
 typedef struct hostile {
     shmq_ctl_t ctl;
     shmq_ctl_block_t *blk;
-    shmq_ctl_ring_t *ring;
+    int reg_fd;
+    shmq_ring_map_t map;
+    shmq_ring_shm_t *ring;
     uint32_t ring_idx;
     shmq_ring_prod_t rp;
     int32_t writer_pid;
@@ -85,43 +99,94 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/*
- * Claim a ring as libshm/producer.c does.  The atomics here use the default
- * sequentially consistent order: stronger than the producer's release and
- * acquire pairs, which is all a test needs.
- */
+/* Register as libshm/producer.c does: the ring arrives as a descriptor; the connection stays. */
 static int claim(hostile_t *h)
 {
-    int fd = shmq_ctl_lock_file(&h->ctl);
+    int fd = shmq_reg_connect(h->ctl.root);
     if (fd < 0) {
         return fd;
     }
-    for (uint32_t i = 0; i < h->blk->hdr.ring_count && i < SHMQ_CTL_MAX_RINGS; i++) {
-        shmq_ctl_ring_t *r = &h->blk->rings[i];
-        uint32_t expect = SHMQ_RING_FREE;
-        if (!atomic_compare_exchange_strong(&r->state, &expect, SHMQ_RING_CLAIMING)) {
-            continue;
-        }
-        atomic_fetch_add(&r->claims, 1);
-        struct flock fl = {
-            .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = SHMQ_RING_LOCK_BYTE(i), .l_len = 1};
-        if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
-            atomic_store(&r->state, SHMQ_RING_FREE);
-            continue;
-        }
-        for (int s = 0; s < SHMQ_RING_SLOTS; s++) {
-            atomic_store(&r->slots[s].state, SHMQ_SLOT_FREE);
-        }
-        atomic_store(&r->head, atomic_load(&r->tail));
-        atomic_store(&r->owner_pid, (int32_t)getpid());
-        atomic_store(&r->state, SHMQ_RING_ACTIVE);
-        h->ring = r;
-        h->ring_idx = i;
-        shmq_ring_prod_init(&h->rp, shmq_ctl_ring_data(&h->ctl, i), h->blk->hdr.ring_size, &r->head,
-                            &r->tail);
-        return 0;
+    shmq_reg_msg_t req = {.type = SHMQ_REG_REGISTER_PRODUCER};
+    shmq_reg_msg_t rep;
+    int ring_fd = -1;
+    int rc = shmq_reg_call(fd, &req, &rep, &ring_fd, SHMQ_REG_TIMEOUT_MS);
+    if (rc == 0) {
+        rc = shmq_ring_map_fd(ring_fd, rep.ring, rep.claims, rep.ring_size, &h->map);
     }
-    return -EBUSY;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    h->reg_fd = fd;
+    h->ring = h->map.r;
+    h->ring_idx = rep.ring;
+    shmq_ring_prod_init(&h->rp, h->map.data, rep.ring_size, &h->ring->head, &h->ring->tail);
+    return 0;
+}
+
+/* ---- writes outside our ring -------------------------------------------------------- */
+
+static sigjmp_buf fault_jmp;
+
+static void on_fault(int sig)
+{
+    siglongjmp(fault_jmp, sig);
+}
+
+/* Store into the first byte of every page of [p, p + len) and into its last byte; how many
+ * stores went through (0: every one faulted). */
+static size_t store_every_page(uint8_t *p, size_t len)
+{
+    struct sigaction sa = {.sa_handler = on_fault}, old_segv, old_bus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+    /* volatile: kept across the longjmp out of a faulting store. */
+    volatile size_t through = 0;
+    for (volatile size_t off = 0; off <= len; off += 4096) {
+        volatile uint8_t *b = p + (off < len ? off : len - 1);
+        if (sigsetjmp(fault_jmp, 1) == 0) {
+            *b = (uint8_t)(*b ^ 0xff);
+            through = through + 1;
+        }
+    }
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGBUS, &old_bus, NULL);
+    return through;
+}
+
+/* One object shared with the store: every way to write it; true when none went through. */
+static bool shared_refused(const char *what, const char *name, void *map, size_t len)
+{
+    bool refused = true;
+    int fd = shm_open(name, O_RDWR, 0);
+    if (fd >= 0) {
+        struct stat st;
+        bool own = fstat(fd, &st) == 0 && (st.st_uid == geteuid() || geteuid() == 0);
+        printf("# %s: shm_open O_RDWR allowed (%s)\n", what,
+               own ? "the store's own user or root: not protected" : "ANOTHER USER");
+        refused = own;
+        close(fd);
+    } else {
+        printf("# %s: shm_open O_RDWR refused: %s\n", what, strerror(errno));
+    }
+    if (mprotect(map, len, PROT_READ | PROT_WRITE) == 0) {
+        printf("# %s: mprotect PROT_WRITE allowed\n", what);
+        refused = false;
+    }
+    size_t through = store_every_page(map, len);
+    printf("# %s: %zu of %zu page stores went through\n", what, through, len / 4096 + 1);
+    refused = refused && through == 0;
+    int mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+    if (mem >= 0) {
+        uint8_t b = 1;
+        if (pwrite(mem, &b, 1, (off_t)(uintptr_t)map) == 1) {
+            printf("# %s: /proc/self/mem write went through\n", what);
+            refused = false;
+        }
+        close(mem);
+    }
+    return refused;
 }
 
 static void entry_init(hostile_t *h, entry_t *e, const char *topic, size_t body_len)
@@ -486,7 +551,8 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    rc = shmq_ctl_attach(store, 0, &h.ctl);
+    h.reg_fd = -1;
+    rc = shmq_ctl_attach(store, SHMQ_CTL_RDONLY, &h.ctl);
     if (rc < 0) {
         fprintf(stderr, "hostile_producer: attach: %s: %s\n", shmq_strerror(rc),
                 shmq_error_detail());
@@ -497,8 +563,20 @@ int main(int argc, char **argv)
     max_body = h.blk->hdr.config.max_message_size;
     rc = claim(&h);
     if (rc < 0) {
-        fprintf(stderr, "hostile_producer: no free ring: %s\n", shmq_strerror(rc));
+        fprintf(stderr, "hostile_producer: no ring: %s\n", shmq_error_detail());
         return 1;
+    }
+    {
+        char cname[96];
+        snprintf(cname, sizeof(cname), "%s.cons", h.ctl.name);
+        h.cases++;
+        bool blk_ok = shared_refused("control block", h.ctl.name, h.ctl.blk, h.ctl.blk_size);
+        bool cons_ok = shared_refused("consumer area", cname, h.ctl.cons, h.ctl.cons_size);
+        bool served = control(&h);
+        bool all = blk_ok && cons_ok && served;
+        printf("CASE shared-memory-writes refused expected=0 got=%d %s\n", all ? 0 : 1,
+               all ? "pass" : "FAIL");
+        h.failed += all ? 0 : 1;
     }
     printf("# ring %u of %llu bytes, writer pid %d\n", h.ring_idx,
            (unsigned long long)h.blk->hdr.ring_size, (int)h.writer_pid);
@@ -613,9 +691,9 @@ int main(int argc, char **argv)
 
     printf("SUMMARY cases=%d failed=%d ok=%d rejects=%llu\n", h.cases, h.failed, h.oks,
            (unsigned long long)atomic_load(&h.blk->counters.rejects));
-    /* Give the ring back (drained), as a closing producer does. */
-    atomic_store(&h.ring->owner_pid, 0);
-    atomic_store(&h.ring->state, SHMQ_RING_FREE);
+    /* Give the ring back, as a closing producer does: hang up. */
+    shmq_ring_unmap(&h.map);
+    close(h.reg_fd);
     shmq_ctl_detach(&h.ctl);
     return h.failed == 0 ? 0 : 1;
 }

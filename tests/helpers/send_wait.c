@@ -4,9 +4,11 @@
  * check each answer against what the store holds.
  *
  *   send_wait --store DIR --topic T [--queue Q] [--deliver-after MS]
- *             [--deliver-at MS] [--timeout MS] [--size N] [--async]
+ *             [--deliver-at MS] [--timeout MS] [--size N] [--async] [--go-file PATH]
  *
  * --deliver-at: ms since the epoch, or +MS for that long from now.
+ * --go-file: once attached, wait (up to 30 s) until PATH exists, then send:
+ * a test can change the store between registration and the send.
  *
  * Synchronous (shmq_send) by default; --async sends with shmq_send_async
  * and prints "published" once the call returned (the message is in the
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "shmq/producer.h"
 
@@ -62,17 +65,13 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'},
-        {"topic", required_argument, NULL, 't'},
-        {"queue", required_argument, NULL, 'q'},
-        {"deliver-after", required_argument, NULL, 'd'},
-        {"timeout", required_argument, NULL, 'T'},
-        {"size", required_argument, NULL, 'z'},
-        {"async", no_argument, NULL, 'a'},
-        {"deliver-at", required_argument, NULL, 'A'},
-        {NULL, 0, NULL, 0},
+        {"store", required_argument, NULL, 's'},   {"topic", required_argument, NULL, 't'},
+        {"queue", required_argument, NULL, 'q'},   {"deliver-after", required_argument, NULL, 'd'},
+        {"timeout", required_argument, NULL, 'T'}, {"size", required_argument, NULL, 'z'},
+        {"async", no_argument, NULL, 'a'},         {"deliver-at", required_argument, NULL, 'A'},
+        {"go-file", required_argument, NULL, 'g'}, {NULL, 0, NULL, 0},
     };
-    const char *store = NULL, *topic = NULL;
+    const char *store = NULL, *topic = NULL, *go_file = NULL;
     int queue = -1, timeout = 3000, size = 100, async = 0;
     long long after = 0, at = 0;
     int c;
@@ -107,6 +106,9 @@ int main(int argc, char **argv)
         case 'a':
             async = 1;
             break;
+        case 'g':
+            go_file = optarg;
+            break;
         default:
             usage();
             return 2;
@@ -126,6 +128,11 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("attached\n");
+    for (int waited = 0; go_file != NULL && access(go_file, F_OK) != 0 && waited < 30000;
+         waited += 10) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     char *body = malloc((size_t)size + 1);
     if (body == NULL) {
         return 1;

@@ -97,14 +97,24 @@ grep -q '^refused: *5 bad input, 0 disk full, 0 fenced, 0 append errors$' "$T/st
 ok $? "the text status shows the refusals by cause" || diag "$T/status.txt"
 
 # ---- a fenced store: its refusals are counted as such, and say so ----------------------------
-# The master is held (SIGSTOP) so that it does not stop the fenced store yet.
+# The producer registers first (registration needs a live master); then the master is held
+# (SIGSTOP) so that it does not stop the fenced store yet.
+"$HELPERS/send_wait" --store "$STORE" --topic TopicE --go-file "$T/go" >"$T/fsend.out" \
+    2>"$T/fsend.err" &
+FSEND=$!
+i=0
+while ! grep -q '^attached' "$T/fsend.out" 2>/dev/null && [ $i -lt 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
 kill -STOP "$SHMQD_PID"
 "$HELPERS/fence_store" --store "$STORE" >"$T/fence.out" 2>&1
 ok $? "the store is fenced (as after a failed CommitLog flush)" || diag "$T/fence.out"
-"$CTL" send --store "$STORE" $SMALL TopicE fenced-body >"$T/fsend.out" 2>"$T/fsend.err"
+: >"$T/go"
+wait $FSEND
 is "$?" "1" "a send to the fenced store fails"
-grep -q "fenced: a commitlog flush failed" "$T/fsend.err"
-ok $? "and its error says the store is fenced after a failed commitlog flush" || diag "$T/fsend.err"
+grep -q "^err .*fenced: a commitlog flush failed" "$T/fsend.out"
+ok $? "and its error says the store is fenced after a failed commitlog flush" || diag "$T/fsend.out"
 is "$(counter refused_fenced)" "1" "status counts it as fenced (refused_fenced)"
 is "$(counter rejects)" "5" "not as bad input"
 is "$(counter messages_in)" "3" "and nothing was stored"

@@ -2,9 +2,11 @@
 # Another local user can neither read a store nor keep it down: every file
 # and directory shmqd, its workers and shmqctl create gives others no
 # permission (whatever the umask), so that user cannot read any of them;
-# read locks that user holds on the lock file (byte 0 and every producer
-# ring byte, taken through a descriptor opened while it could) neither stop
-# shmqd from starting nor keep producers out, and shmqd names the holder;
+# read locks that user holds on the lock file (byte 0 and the bytes older
+# versions' producers locked, taken through a descriptor opened while it
+# could) neither stop shmqd from starting nor keep producers out, and shmqd
+# names the holder; a lock file open to the group (0660, older versions) is
+# refused naming its mode;
 # shmqd warns about world-readable names it finds at the top level of an
 # existing store and changes no mode.  TAP output; every wait is bounded.
 
@@ -30,7 +32,7 @@ is "$(wc -l <"$T/open.list" | tr -d ' ')" "0" "no file or directory of the store
 [ -s "$T/open.list" ] && diag "$T/open.list"
 find "$STORE" -type d ! -perm 750 >"$T/dirs.list"
 is "$(wc -l <"$T/dirs.list" | tr -d ' ')" "0" "every directory is 0750" || diag "$T/dirs.list"
-is "$(stat -c %a "$STORE/lock")" "660" "the lock file is 0660 (producers of the store group lock ring bytes)"
+is "$(stat -c %a "$STORE/lock")" "600" "the lock file is 0600 (only the store's processes lock it)"
 is "$(stat -c %a "$STORE/commitlog/00000000000000000000")" "640" "a CommitLog segment is 0640"
 
 files=0
@@ -55,6 +57,11 @@ is "$RUN_RC" "1" "while the lock file is open to others, shmqd refuses the store
 grep -q "$STORE/lock is owned by uid 0 with mode 0644" "$T/open-lock.log"
 ok $? "the error names the lock file and its mode" || diag "$T/open-lock.log"
 is "$(stat -c %a "$STORE/lock")" "644" "the lock file's mode is left as it was"
+chmod 660 "$STORE/lock"
+shmqd_once "$T/group-lock.log"
+is "$RUN_RC" "1" "a lock file open to the group (0660, older versions) is refused too"
+grep -q "$STORE/lock is owned by uid 0 with mode 0660.*chmod 0600" "$T/group-lock.log"
+ok $? "the error names its mode and the fix" || diag "$T/group-lock.log"
 
 # A process of another user that opened the lock file while it could holds read locks on
 # byte 0 (the master's) and the 64 producer ring bytes.
@@ -73,7 +80,7 @@ while ! grep -q locked "$T/locker.out" 2>/dev/null && [ $i -lt 100 ]; do sleep 0
 grep -q locked "$T/locker.out"
 ok $? "a process of user $SEC_USER holds read locks on byte 0 and the ring bytes" || diag "$T/locker.out"
 
-chmod 660 "$STORE/lock"
+chmod 600 "$STORE/lock"
 chmod o+r "$STORE/checkpoint"
 : >"$T/shmqd.log"
 start_broker

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "reg_thread.h"
 #include "shmq/consumer.h"
 #include "store.h"
 
@@ -34,6 +35,7 @@
 #define GROUP    "GroupC"
 
 typedef struct fixture {
+    reg_thread_t reg; /* the master's socket: the group's offsets are committed through it */
     char dir[256];
     char root[300];
     shmq_config_t cfg;
@@ -116,6 +118,9 @@ static int setup(void **state)
     atomic_store(&q->min_offset, 0);
     atomic_store(&q->max_offset, N_MSGS);
     shmq_ctl_set_ready(&f->ctl);
+    if (reg_thread_start(&f->reg, &f->ctl, &f->cfg, NULL) < 0) {
+        return -1;
+    }
     if (shmq_consumer_open(f->root, GROUP, &f->c) < 0) {
         return -1;
     }
@@ -127,6 +132,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     shmq_consumer_close(f->c);
+    reg_thread_stop(&f->reg);
     int rc = shmq_store_close(&f->st);
     shmq_ctl_unlink(f->root);
     shmq_ctl_detach(&f->ctl);
