@@ -299,15 +299,21 @@ int shmq_reg_call(int fd, const shmq_reg_msg_t *req, shmq_reg_msg_t *rep, int *f
     if (len < 0) {
         return len;
     }
-    if (send(fd, buf, (size_t)len, MSG_NOSIGNAL) != len) {
-        int rc = errno == EPIPE || errno == ECONNRESET ? SHMQ_E_NOT_FOUND : -errno;
-        return shmq_error_set(rc, "store master: request not sent: %s", strerror(errno));
+    bool sent = send(fd, buf, (size_t)len, MSG_NOSIGNAL) == len;
+    int send_err = sent ? 0 : errno;
+    if (!sent && send_err != EPIPE && send_err != ECONNRESET) {
+        return shmq_error_set(-send_err, "store master: request not sent: %s", strerror(send_err));
     }
+    /* Not sent because the master hung up: a refusal it gave at once may still be queued. */
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     int prc;
     do {
-        prc = poll(&pfd, 1, timeout_ms);
+        prc = poll(&pfd, 1, sent ? timeout_ms : 0);
     } while (prc < 0 && errno == EINTR);
+    if (!sent && prc <= 0) {
+        return shmq_error_set(SHMQ_E_NOT_FOUND, "store master: request not sent: %s",
+                              strerror(send_err));
+    }
     if (prc == 0) {
         return shmq_error_set(-ETIMEDOUT, "store master: no reply in %d ms", timeout_ms);
     }

@@ -630,6 +630,51 @@ int main(int argc, char **argv)
         h.failed += all ? 0 : 1;
     }
 
+    /* A tail moved back behind the writer's head: ignored (nothing taken, nothing lost). */
+    {
+        h.cases++;
+        uint64_t tail = atomic_load(&h.ring->tail);
+        uint64_t table_head = atomic_load(&h.blk->rings[h.ring_idx].head);
+        atomic_store_explicit(&h.ring->tail, tail - 4096, memory_order_release);
+        shmq_ctl_wake(&h.ctl.wake->writer_wake);
+        sleep_ms(300);
+        bool unmoved = atomic_load(&h.blk->rings[h.ring_idx].head) == table_head;
+        atomic_store_explicit(&h.ring->tail, tail, memory_order_release);
+        bool served = control(&h);
+        int32_t wpid = atomic_load(&h.blk->workers[SHMQ_ROLE_WRITER].pid);
+        bool all = unmoved && served && wpid == h.writer_pid;
+        printf("CASE tail-backwards ignored expected=0 got=%d %s\n", unmoved ? 0 : 1,
+               all ? "pass" : "FAIL");
+        h.failed += all ? 0 : 1;
+    }
+
+    /* Every completion slot and the head copy scribbled: the writer trusts neither. */
+    {
+        h.cases++;
+        uint64_t table_head = atomic_load(&h.blk->rings[h.ring_idx].head);
+        for (int k = 0; k < SHMQ_RING_SLOTS; k++) {
+            shmq_ring_slot_t *sl = &h.ring->slots[k];
+            atomic_store(&sl->state, k % 4 == 0 ? 0xdeadbeefu : (uint32_t)(k % 3));
+            sl->req_id = ~(uint64_t)k;
+            sl->status = -k;
+            memset(sl->detail, 'z', sizeof(sl->detail));
+        }
+        atomic_store(&h.ring->head, table_head + 12345);
+        shmq_ctl_wake(&h.ctl.wake->writer_wake);
+        sleep_ms(200);
+        bool unmoved = atomic_load(&h.blk->rings[h.ring_idx].head) == table_head;
+        for (int k = 0; k < SHMQ_RING_SLOTS; k++) {
+            atomic_store(&h.ring->slots[k].state, SHMQ_SLOT_FREE);
+        }
+        atomic_store(&h.ring->head, table_head);
+        bool served = control(&h);
+        int32_t wpid = atomic_load(&h.blk->workers[SHMQ_ROLE_WRITER].pid);
+        bool all = unmoved && served && wpid == h.writer_pid;
+        printf("CASE slots-and-head-scribbled ignored expected=0 got=%d %s\n", unmoved ? 0 : 1,
+               all ? "pass" : "FAIL");
+        h.failed += all ? 0 : 1;
+    }
+
     /* Entries rewritten while the writer may be copying them (double fetch). */
     {
         int stored = 0, rejected = 0, lost = 0;
