@@ -2,17 +2,30 @@
  * The control block: the shared memory every shmq process of one store
  * attaches to, found from the store path alone.
  *
- * Two POSIX shared-memory objects per store, both created by the master
- * (shmqd) after recovery and removed at its clean stop:
+ * Three POSIX shared-memory objects per store, created by the master
+ * (shmqd) after recovery, allocated in full at once (posix_fallocate: a
+ * full /dev/shm is an error at creation naming the bytes needed, never a
+ * SIGBUS later), given the client group (clientUnixGroup) and removed at
+ * its clean stop:
  *
  *   /shmq-<hash>       the control block proper: header (with a copy of the
  *                      effective configuration), positions, worker table,
- *                      producer rings, topic table, queue table, counters.
- *                      Producers and workers map it read-write; consumers
- *                      and read-only tools map it PROT_READ.
- *   /shmq-<hash>.cons  the consumer area: consumer group offsets and the
- *                      consumers' wake-up word, the only shared state a
- *                      consumer writes.
+ *                      ring table, topic table, queue table, counters.
+ *                      Mode 0640: written only by the store's processes
+ *                      (master, workers, shmqctl as the store's user);
+ *                      clients (producers, consumers, read-only tools) open
+ *                      it O_RDONLY and map it PROT_READ.
+ *   /shmq-<hash>.cons  the consumer area: consumer group offsets.  Mode
+ *                      0640, written by the master only: consumers commit
+ *                      through <root>/shmq.sock (reg.h), which validates.
+ *   /shmq-<hash>.wake  the wake-up words clients write (producers -> writer,
+ *                      sleepers' counts) and a statistic; mode 0660.  No
+ *                      process trusts a value it reads there: a scribbler
+ *                      costs latency at worst (every sleep has a timeout).
+ *
+ * Producer rings are not here: each is a memfd of its own (ring.h), made
+ * by the master at registration and passed to its producer alone; the
+ * control block keeps the master's ring table and the writer's own heads.
  *
  * <hash> is 16 hex digits of FNV-1a over the store root's realpath.
  *
