@@ -94,6 +94,7 @@ int shmq_reg_group_validate(const char *group, size_t len)
 
 #define COMMIT_FIXED 16 /* group_len, topic_len, queue_id, offset */
 #define OK_SIZE      24 /* status, ring, claims, ring_size */
+#define TOPIC_FIXED  8  /* topic_len, zero, queues */
 
 int shmq_reg_encode(const shmq_reg_msg_t *m, uint8_t *buf, size_t cap)
 {
@@ -118,6 +119,18 @@ int shmq_reg_encode(const shmq_reg_msg_t *m, uint8_t *buf, size_t cap)
         memcpy(p + COMMIT_FIXED, m->group, glen);
         memcpy(p + COMMIT_FIXED + glen, m->topic, tlen);
         len = COMMIT_FIXED + glen + tlen;
+        break;
+    }
+    case SHMQ_REG_ENSURE_TOPIC: {
+        size_t tlen = strnlen(m->topic, sizeof(m->topic));
+        if (tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY) {
+            return shmq_error_set(SHMQ_E_ARG, "topic request: topic name length");
+        }
+        put16(p, (uint16_t)tlen);
+        put16(p + 2, 0);
+        put32(p + 4, (uint32_t)m->queue_id);
+        memcpy(p + TOPIC_FIXED, m->topic, tlen);
+        len = TOPIC_FIXED + tlen;
         break;
     }
     case SHMQ_REG_REPLY_OK:
@@ -192,6 +205,25 @@ int shmq_reg_decode(const uint8_t *buf, size_t len, shmq_reg_msg_t *out)
             return shmq_error_set(SHMQ_E_CORRUPT, "offset commit: a name holds a NUL byte");
         }
         memcpy(out->group, g, glen);
+        memcpy(out->topic, t, tlen);
+        return 0;
+    }
+    case SHMQ_REG_ENSURE_TOPIC: {
+        if (plen < TOPIC_FIXED) {
+            return shmq_error_set(SHMQ_E_CORRUPT, "topic request of %zu payload bytes", plen);
+        }
+        size_t tlen = get16(p);
+        if (tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY || get16(p + 2) != 0 ||
+            TOPIC_FIXED + tlen != plen) {
+            return shmq_error_set(SHMQ_E_CORRUPT,
+                                  "topic request: topic of %zu bytes in %zu payload bytes", tlen,
+                                  plen);
+        }
+        out->queue_id = (int32_t)get32(p + 4);
+        const char *t = (const char *)p + TOPIC_FIXED;
+        if (memchr(t, '\0', tlen) != NULL) {
+            return shmq_error_set(SHMQ_E_CORRUPT, "topic request: the name holds a NUL byte");
+        }
         memcpy(out->topic, t, tlen);
         return 0;
     }
@@ -370,4 +402,18 @@ bool shmq_reg_peer_alive(int fd)
     }
     /* The master sends nothing unasked: anything readable is its end. */
     return (pfd.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) == 0;
+}
+
+int shmq_reg_request_topic(const char *root, const char *topic, int32_t queues)
+{
+    shmq_reg_msg_t req = {.type = SHMQ_REG_ENSURE_TOPIC, .queue_id = queues};
+    snprintf(req.topic, sizeof(req.topic), "%s", topic);
+    int fd = shmq_reg_connect(root);
+    if (fd < 0) {
+        return fd;
+    }
+    shmq_reg_msg_t rep;
+    int rc = shmq_reg_call(fd, &req, &rep, NULL, SHMQ_REG_TIMEOUT_MS);
+    close(fd);
+    return rc;
 }

@@ -17,6 +17,10 @@
  *   REGISTER_PRODUCER  (no payload)
  *   COMMIT_OFFSET      group_len u16, topic_len u16, queue_id i32,
  *                      offset i64, group bytes, topic bytes
+ *   ENSURE_TOPIC       topic_len u16, zero u16, queues i32, topic bytes: a
+ *                      consumer's retry or dead-letter topic
+ *                      (%RETRY%<group>, %DLQ%<group>) must exist with at
+ *                      least that many queues (send-back)
  *   REPLY_OK           status i32 (0), ring u32, claims u64, ring_size u64;
  *                      to REGISTER_PRODUCER with the ring's descriptor
  *                      (SCM_RIGHTS)
@@ -48,6 +52,7 @@
 enum shmq_reg_type {
     SHMQ_REG_REGISTER_PRODUCER = 1,
     SHMQ_REG_COMMIT_OFFSET = 2,
+    SHMQ_REG_ENSURE_TOPIC = 3,
     SHMQ_REG_REPLY_OK = 0x81,
     SHMQ_REG_REPLY_ERROR = 0x82,
 };
@@ -58,7 +63,7 @@ typedef struct shmq_reg_msg {
     /* COMMIT_OFFSET */
     char group[SHMQ_GROUP_MAX + 1];
     char topic[SHMQ_TOPIC_MAX_ANY + 1];
-    int32_t queue_id;
+    int32_t queue_id; /* COMMIT_OFFSET: the queue; ENSURE_TOPIC: the queues wanted */
     int64_t offset;
     /* replies */
     int32_t status;
@@ -179,5 +184,21 @@ bool shmq_reg_peer_allowed(const shmq_reg_server_t *s, uid_t uid, gid_t gid, pid
  * negative error with a detail saying which rule.
  */
 int shmq_reg_commit_offset(shmq_ctl_t *ctl, const shmq_reg_msg_t *req);
+
+/* Retry and dead-letter topics a client may ask for: 1..SHMQ_REG_TOPIC_QUEUES_MAX queues. */
+#define SHMQ_REG_TOPIC_QUEUES_MAX 64
+
+/*
+ * Validate and serve ENSURE_TOPIC: only %RETRY%<group> and %DLQ%<group>
+ * (a valid group name), 1..SHMQ_REG_TOPIC_QUEUES_MAX queues; created or
+ * widened under the topic lock.  0, or a negative error with a detail.
+ */
+int shmq_reg_ensure_topic(shmq_ctl_t *ctl, const shmq_reg_msg_t *req);
+
+/*
+ * Client side of ENSURE_TOPIC: one connection, one round trip (rare: only
+ * when the topic is missing).  0 or the master's refusal.
+ */
+int shmq_reg_request_topic(const char *root, const char *topic, int32_t queues);
 
 #endif

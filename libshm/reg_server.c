@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "schedule.h"
 #include "shmq/errors.h"
 #include "store.h"
 
@@ -156,6 +157,33 @@ int shmq_reg_commit_offset(shmq_ctl_t *ctl, const shmq_reg_msg_t *req)
                               (long long)max);
     }
     return shmq_ctl_offset_set(ctl, req->group, req->topic, req->queue_id, req->offset);
+}
+
+/* ---- topics ----------------------------------------------------------------------------- */
+
+int shmq_reg_ensure_topic(shmq_ctl_t *ctl, const shmq_reg_msg_t *req)
+{
+    size_t tlen = strnlen(req->topic, sizeof(req->topic));
+    const char *group = NULL;
+    if (strncmp(req->topic, SHMQ_RETRY_PREFIX, strlen(SHMQ_RETRY_PREFIX)) == 0) {
+        group = req->topic + strlen(SHMQ_RETRY_PREFIX);
+    } else if (strncmp(req->topic, SHMQ_DLQ_PREFIX, strlen(SHMQ_DLQ_PREFIX)) == 0) {
+        group = req->topic + strlen(SHMQ_DLQ_PREFIX);
+    } else {
+        return shmq_error_set(-EACCES,
+                              "topic %s: clients may ask only for retry and dead-letter topics "
+                              "(%s<group>, %s<group>)",
+                              req->topic, SHMQ_RETRY_PREFIX, SHMQ_DLQ_PREFIX);
+    }
+    int rc = shmq_reg_group_validate(group, tlen - (size_t)(group - req->topic));
+    if (rc < 0) {
+        return rc;
+    }
+    if (req->queue_id < 1 || req->queue_id > SHMQ_REG_TOPIC_QUEUES_MAX) {
+        return shmq_error_set(SHMQ_E_RANGE, "topic %s: %d queues asked for: give 1..%d", req->topic,
+                              (int)req->queue_id, SHMQ_REG_TOPIC_QUEUES_MAX);
+    }
+    return shmq_schedule_topic_ensure(ctl, req->topic, req->queue_id);
 }
 
 /* ---- the socket -------------------------------------------------------------------------- */
@@ -394,6 +422,14 @@ static bool serve_frame(shmq_reg_server_t *s, shmq_reg_conn_t *c)
         close(ring_fd);
         return sent;
     }
+    case SHMQ_REG_ENSURE_TOPIC:
+        rc = shmq_reg_ensure_topic(s->ctl, &req);
+        if (rc < 0) {
+            return reply_error(c->fd, rc, shmq_error_detail());
+        }
+        memset(&rep, 0, sizeof(rep));
+        rep.type = SHMQ_REG_REPLY_OK;
+        return reply(c->fd, &rep, -1);
     case SHMQ_REG_COMMIT_OFFSET:
         rc = shmq_reg_commit_offset(s->ctl, &req);
         if (rc < 0) {

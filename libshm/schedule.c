@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reg.h"
 #include "store_files.h"
 
 #define TOPIC_LOCK_MS 2000
@@ -300,6 +301,11 @@ int shmq_schedule_topic_ensure(shmq_ctl_t *ctl, const char *name, int32_t queues
     }
     if (rc < 0 && rc != SHMQ_E_NOT_FOUND) {
         return rc;
+    }
+    if (ctl->readonly) {
+        /* A client (a consumer sending back): the master creates it, if it is one a client
+         * may ask for (reg_server.c). */
+        return shmq_reg_request_topic(ctl->root, name, queues);
     }
     rc = shmq_ctl_topic_lock(ctl, TOPIC_LOCK_MS);
     if (rc < 0) {

@@ -8,6 +8,9 @@
  *       or "max+N" / "max-N" relative to the queue's max offset as the
  *       control block shows it.  Prints "committed" (exit 0) or
  *       "refused: TEXT" (exit 3).
+ *   hostile_consumer topic STORE TOPIC QUEUES
+ *       Ask the master for a topic (ENSURE_TOPIC, as a send-back does).
+ *       Prints "created" (exit 0) or "refused: TEXT" (exit 3).
  *   hostile_consumer scribble STORE
  *       Attach as a consumer does (read-only) and try to write the control
  *       block and the consumer area: open them O_RDWR (refused unless this
@@ -37,6 +40,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: hostile_consumer commit STORE GROUP TOPIC QUEUE OFFSET|max+N|max-N\n"
+                    "       hostile_consumer topic STORE TOPIC QUEUES\n"
                     "       hostile_consumer scribble STORE\n");
     return 2;
 }
@@ -186,8 +190,26 @@ static int scribble(const char *store)
     return wrote ? 4 : 0;
 }
 
+static int topic(const char *store, const char *name, int32_t queues)
+{
+    char root[PATH_MAX];
+    if (realpath(store, root) == NULL) {
+        perror(store);
+        return 1;
+    }
+    if (shmq_reg_request_topic(root, name, queues) < 0) {
+        printf("refused: %s\n", shmq_error_detail());
+        return 3;
+    }
+    printf("created %s\n", name);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "topic") == 0) {
+        return topic(argv[2], argv[3], atoi(argv[4]));
+    }
     if (argc == 7 && strcmp(argv[1], "commit") == 0) {
         return commit(argv + 2);
     }

@@ -41,10 +41,11 @@ is_full() {
 }
 
 # mapped_deleted: how many mappings of deleted files the workers hold (listed in $T/deleted).
+# Producer rings are memfds (never on disk, "/memfd:... (deleted)" by nature): not counted.
 mapped_deleted() {
     : >"$T/deleted"
     for p in $(all_worker_pids); do
-        ls -l /proc/"$p"/map_files 2>/dev/null | grep '(deleted)' |
+        ls -l /proc/"$p"/map_files 2>/dev/null | grep '(deleted)' | grep -v ' -> /memfd:' |
             sed "s|^.* -> |pid $p ($(cat /proc/"$p"/comm 2>/dev/null)): |" >>"$T/deleted"
     done
     wc -l <"$T/deleted" | tr -d ' '

@@ -45,6 +45,22 @@ ok $? "the group's commit of the queue's max offset is taken" || diag "$T/good.o
 "$HC" commit "$STORE" GroupOk TopicB 0 3 >"$T/good2.out" 2>&1
 ok $? "a commit of offset 3 (going back) is taken" || diag "$T/good2.out"
 
+# Send-back topics: a client may ask only for its retry and dead-letter topics.
+topic_refused() {
+    "$HC" topic "$STORE" "$2" "$3" >"$T/topic.out" 2>&1
+    rc=$?
+    [ $rc -eq 3 ] && grep -q -e "$4" "$T/topic.out"
+    ok $? "topic request $1: refused ($(head -c 200 "$T/topic.out"))" || diag "$T/topic.out"
+}
+topic_refused "for an ordinary topic" TopicEvil 1 "clients may ask only for retry and dead-letter topics"
+topic_refused "with a bad group name" '%RETRY%Bad/G' 1 "consumer group name has byte 0x2f"
+topic_refused "for 1000 queues" '%DLQ%GroupOk' 1000 "1000 queues asked for: give 1..64"
+"$HC" topic "$STORE" '%RETRY%GroupOk' 1 >"$T/topic.out" 2>&1
+ok $? "the group's retry topic is created on request" || diag "$T/topic.out"
+"$CTL" topic list --store "$STORE" >"$T/topics.out" 2>&1
+grep -q '%RETRY%GroupOk' "$T/topics.out" && ! grep -q 'TopicEvil\|%DLQ%GroupOk' "$T/topics.out"
+ok $? "the topic table holds it and none of the refused ones" || diag "$T/topics.out"
+
 "$HC" scribble "$STORE" >"$T/scribble.out" 2>&1
 rc=$?
 [ $rc -eq 0 ]

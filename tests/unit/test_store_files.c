@@ -148,7 +148,7 @@ static void test_lock_stale_file_of_dead_holder_does_not_block(void **state)
     write_text(root, "lock", "lock pid=999999 start=1\n");
     char path[4096];
     path_of(path, sizeof(path), root, "lock");
-    assert_int_equal(chmod(path, 0660), 0);
+    assert_int_equal(chmod(path, 0600), 0);
     assert_int_equal(shmq_store_lock(root, &fd), 0);
     char *text = read_text(root, "lock");
     char want[64];
@@ -172,6 +172,21 @@ static void test_lock_file_readable_by_others_is_refused(void **state)
     assert_non_null(strstr(shmq_error_detail(), "0644"));
 }
 
+/* Clients no longer lock it: a lock file the group may open (older versions) is refused too. */
+static void test_lock_file_open_to_the_group_is_refused(void **state)
+{
+    const char *root = *state;
+    int fd;
+
+    write_text(root, "lock", "lock pid=999999 start=1\n");
+    char path[4096];
+    path_of(path, sizeof(path), root, "lock");
+    assert_int_equal(chmod(path, 0660), 0);
+    assert_int_equal(shmq_store_lock(root, &fd), -EPERM);
+    assert_non_null(strstr(shmq_error_detail(), "0660"));
+    assert_non_null(strstr(shmq_error_detail(), "chmod 0600"));
+}
+
 static void test_lock_file_created_without_access_for_others(void **state)
 {
     const char *root = *state;
@@ -184,7 +199,7 @@ static void test_lock_file_created_without_access_for_others(void **state)
     umask(old);
     path_of(path, sizeof(path), root, "lock");
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_int_equal(st.st_mode & 0777, 0600);
     shmq_store_unlock(fd);
 }
 
@@ -954,6 +969,7 @@ int main(void)
         T(test_lock_creates_root_and_names_holder_in_file),
         T(test_lock_stale_file_of_dead_holder_does_not_block),
         T(test_lock_file_readable_by_others_is_refused),
+        T(test_lock_file_open_to_the_group_is_refused),
         T(test_lock_file_created_without_access_for_others),
         T(test_symlinks_in_store_are_refused_and_targets_untouched),
         T(test_fifo_checkpoint_is_refused_without_blocking),
