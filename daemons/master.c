@@ -1034,11 +1034,16 @@ static void client_refused(void *arg, pid_t pid, const char *why)
     shmq_log(SHMQ_LOG_WARN, "client pid %ld refused: %s", (long)pid, why);
 }
 
-/* REGISTER_PRODUCER: a ring of its own for the producer, while the store takes messages. */
+/*
+ * REGISTER_PRODUCER: a ring of its own for the producer.  Also while the store stops, as
+ * an attach always could: such a producer's sends are refused (-ESHUTDOWN) but it opens,
+ * so that a worker that is a producer (the scheduler) starts and then stops cleanly.
+ */
 static int ring_assign(void *arg, pid_t pid, uid_t uid, int *ring_fd, shmq_reg_msg_t *rep)
 {
     master_t *m = arg;
-    if (m->state != SHMQ_STATE_RUNNING) {
+    if (m->state != SHMQ_STATE_RUNNING && m->state != SHMQ_STATE_DRAINING &&
+        m->state != SHMQ_STATE_FINISHING) {
         return shmq_error_set(-ESHUTDOWN, "store %s is %s: it takes no new producer", m->root,
                               shmq_store_state_name(m->state));
     }

@@ -359,6 +359,12 @@ int shmq_reg_call(int fd, const shmq_reg_msg_t *req, shmq_reg_msg_t *rep, int *f
                         .msg_control = cbuf.space,
                         .msg_controllen = sizeof(cbuf)};
     ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && errno == ECONNRESET) {
+        /* The master closed without reading our request (a refusal at accept): the kernel
+         * reports the reset first, then still delivers the reply it queued. */
+        mh.msg_controllen = sizeof(cbuf);
+        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    }
     if (n <= 0) {
         int err = n == 0 ? 0 : errno;
         if (n == 0 || err == ECONNRESET) {
