@@ -17,7 +17,7 @@
  *
  * stdout, line-buffered, one line per finished send:
  *   ACK <uniq key> <id> <seq> <queue> <queue offset> <phys offset>
- *   ERR <id> <seq> <error code> <error text>
+ *   ERR <id> <seq> <error code> <error text: the library's detail>
  * then "DONE <acked> <errors>".  SIGTERM/SIGINT stop after the current
  * message (in-flight requests are still awaited).  Exit 0 when every send
  * made was acknowledged (all N, or up to the stop signal), 1 otherwise, 2 on
@@ -108,7 +108,8 @@ static void report(load_t *ld, int64_t seq, int err, const shmq_send_result_t *r
         ld->errors++;
         int code = err < 0 ? err : res->status;
         printf("ERR %d %lld %d %s\n", ld->id, (long long)seq, code,
-               err < 0 ? shmq_strerror(err) : "status not SEND_OK");
+               err < 0 ? (shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(err))
+                       : "status not SEND_OK");
     }
 }
 
