@@ -71,9 +71,10 @@ struct shmq_consumer {
     bool cl_open;
     size_t cq_file_size;
     cons_queue_t *buckets[CONS_BUCKETS];
-    bool check_crcs;     /* shmq_consumer_set_check_crcs(): on by default */
-    shmq_sub_t sub;      /* the last subscription parsed */
-    uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed files */
+    bool check_crcs;            /* shmq_consumer_set_check_crcs(): on by default */
+    shmq_sub_group_t group_cfg; /* the group's settings (subscriptionGroup.json) */
+    shmq_sub_t sub;             /* the last subscription parsed */
+    uint64_t clean_seen;        /* cleaner: its deleted_seq when we last dropped removed files */
     struct shmq_consumer_retry *retry; /* consumer_retry.c: send-back producer, group polls */
     int reg_fd; /* connection to the master's socket for offset commits, -1 until needed */
 };
@@ -707,7 +708,15 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
             return rc;
         }
         drop_removed(c);
-        rc = pull_once(c, topic, tlen, queue_id, offset, max_msgs, res);
+        /* consumeEnable and the topic's PERM_READ, as RocketMQ's pull checks them. */
+        shmq_ctl_topic_t tp;
+        rc = shmq_sub_may_consume(
+            topic, shmq_ctl_topic_get(&c->ctl, topic, tlen, &tp) == 0 ? tp.perm : -1,
+            c->has_group ? shmq_sub_group_get(&c->group_cfg, c->root, c->group, shmq_mono_ms())
+                         : NULL);
+        if (rc == 0) {
+            rc = pull_once(c, topic, tlen, queue_id, offset, max_msgs, res);
+        }
         if (rc < 0) {
             res->count = 0;
             return rc;
