@@ -77,10 +77,10 @@ int shmq_ctl_lock_file(shmq_ctl_t *ctl)
     if (rc < 0) {
         return rc;
     }
-    fd = open(path, O_RDWR | O_CLOEXEC);
+    /* No link followed, no FIFO waited on: the lock is a store file (store_files.h). */
+    fd = shmq_store_file_open(path, O_RDWR, 0);
     if (fd < 0) {
-        rc = -errno;
-        return shmq_error_set(rc, "open %s: %s", path, strerror(-rc));
+        return fd == -ENOENT ? shmq_error_set(fd, "open %s: %s", path, strerror(ENOENT)) : fd;
     }
     int expected = -1;
     /* Two threads racing here: one keeps its descriptor, the other closes its own. */
@@ -105,10 +105,9 @@ static int lock_byte(const shmq_ctl_t *ctl, off_t byte, int timeout_ms, const ch
     if (rc < 0) {
         return rc;
     }
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = shmq_store_file_open(path, O_RDWR, 0);
     if (fd < 0) {
-        rc = -errno;
-        return shmq_error_set(rc, "open %s: %s", path, strerror(-rc));
+        return fd == -ENOENT ? shmq_error_set(fd, "open %s: %s", path, strerror(ENOENT)) : fd;
     }
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
     int64_t deadline = shmq_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);

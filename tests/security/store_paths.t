@@ -5,7 +5,8 @@
 # (and its missing parents) is 0750; a worker started while a symbolic link
 # sits at lock refuses it naming it and locks nothing through it; `shmqctl
 # status` with a FIFO at lock exits with an error naming it instead of
-# waiting for a writer.  TAP output; every wait is bounded.
+# waiting for a writer; a topic change (the table locks) with a link at lock
+# fails naming it.  TAP output; every wait is bounded.
 
 . "${SHMQ_SRC:-/work/main}/tests/helpers/broker.sh"
 . "${SHMQ_SRC:-/work/main}/tests/security/common.sh"
@@ -85,6 +86,23 @@ rm -f "$STORE/lock"
 mv "$STORE/lock.orig" "$STORE/lock"
 "$CTL" status --store "$STORE" $SMALL >"$T/status2.out" 2>&1
 ok $? "with lock back in place status works" || diag "$T/status2.out"
+
+# ---- a link at lock for the table locks (shmqctl topic on a running store) ---------------------
+
+mv "$STORE/lock" "$STORE/lock.orig"
+ln -s "$OUT" "$STORE/lock"
+timeout -s KILL 20 "$CTL" topic --store "$STORE" $SMALL create TopicLink >"$T/topic.out" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 137 ]
+ok $? "a topic change with a link at lock fails (exit $rc)"
+grep -q "$STORE/lock is a symbolic link" "$T/topic.out"
+ok $? "naming the link" || diag "$T/topic.out"
+grep -q ":$(stat -c %i "$OUT") " /proc/locks
+ok $((! $?)) "no lock is taken on the file the link points at"
+rm -f "$STORE/lock"
+mv "$STORE/lock.orig" "$STORE/lock"
+"$CTL" topic --store "$STORE" $SMALL create TopicLink >"$T/topic2.out" 2>&1
+ok $? "with lock back in place the topic is created" || diag "$T/topic2.out"
 stop_broker
 ok $? "shmqd stops cleanly" || diag "$T/shmqd.log"
 
