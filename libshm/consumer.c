@@ -230,9 +230,10 @@ int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_
     if (strlen(store_root) == 0 || strlen(store_root) >= PATH_MAX) {
         return shmq_error_set(SHMQ_E_ARG, "consumer: store path length %zu", strlen(store_root));
     }
-    if (group && (strlen(group) == 0 || strlen(group) > SHMQ_GROUP_MAX)) {
-        return shmq_error_set(SHMQ_E_ARG, "consumer group name length %zu outside 1..%d",
-                              strlen(group), SHMQ_GROUP_MAX);
+    /* The master's rule for the commits to come (reg.h): refused here, not at the first commit. */
+    int vrc = group ? shmq_reg_group_validate(group, strnlen(group, SHMQ_GROUP_MAX + 1)) : 0;
+    if (vrc < 0) {
+        return vrc;
     }
     shmq_consumer_t *c = calloc(1, sizeof(*c));
     if (!c) {

@@ -105,7 +105,9 @@ typedef struct shmq_pull_result {
 /*
  * Attach read-only to the store at store_root as a member of group (used
  * for offsets; may be NULL for offset-less reading).  SHMQ_E_NOT_FOUND when
- * the store is not running.
+ * the store is not running; SHMQ_E_ARG for a group name that is not 1..120
+ * bytes of A-Z a-z 0-9 % - _ | (RocketMQ's rule, which the store checks on
+ * every commit).
  */
 int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_t **out);
 void shmq_consumer_close(shmq_consumer_t *c);

@@ -347,6 +347,13 @@ static void test_pull_rejects_bad_arguments(void **state)
     assert_int_equal(shmq_pull(f->c, "TopicA", -1, 0, 1, NULL, 0, r), SHMQ_E_ARG);
     assert_int_equal(shmq_pull(f->c, "TopicA", 0, -1, 1, NULL, 0, r), SHMQ_E_ARG);
     assert_int_equal(shmq_pull(f->c, "", 0, 0, 1, NULL, 0, r), SHMQ_E_ARG);
+    /* Group names the store would refuse at every commit are refused at open. */
+    static const char *const bad_groups[] = {"", "a/b", "g\n", "g h", "../x"};
+    shmq_consumer_t *c = NULL;
+    for (size_t i = 0; i < sizeof(bad_groups) / sizeof(bad_groups[0]); i++) {
+        assert_int_equal(shmq_consumer_open(f->root, bad_groups[i], &c), SHMQ_E_ARG);
+        assert_null(c);
+    }
 }
 
 /* ---- subscriptions ------------------------------------------------------------------- */
