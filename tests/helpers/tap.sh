@@ -25,12 +25,13 @@ is() {
         return 0
     fi
     ok 1 "$3"
-    echo "#   got:  '$1'"
-    echo "#   want: '$2'"
+    echo "#   got:  '$1'" >&2
+    echo "#   want: '$2'" >&2
     return 1
 }
 
-# Show a file's content (the last 40 lines) as TAP diagnostics.
+# Show a file's content (the last 40 lines) as TAP diagnostics, on stderr: prove
+# shows them also when it is not verbose (make test), so a failure says why.
 diag() {
-    tail -n 40 "$1" 2>/dev/null | sed 's/^/#   /'
+    tail -n 40 "$1" 2>/dev/null | sed 's/^/#   /' >&2
 }
