@@ -49,8 +49,10 @@ done
 is "$(status_json | jfield messages_in)" "800" "the writer stored the one-way messages too"
 
 # ---- a producer across a master restart --------------------------------------------------
+# A send in flight when the stop begins is answered by the draining writer; on a loaded
+# machine that can take more than a second, so the producer waits up to 10 s for an answer.
 "$HELPERS/load_producer" --store "$STORE" --topic $TOPIC --id 7 --count 1000000 --rate 200 \
-    --size 100 --timeout 1000 >"$T/lp" 2>"$T/lp.err" &
+    --size 100 --timeout 10000 >"$T/lp" 2>"$T/lp.err" &
 LP=$!
 bg_add $LP
 sleep 1
