@@ -38,19 +38,18 @@ consume() { # consume TOPIC GROUP NAME
         >"$T/$3.out" 2>"$T/$3.err"
 }
 
-consume TopicW GON w
-rc=$?
-[ $rc -ne 0 ] && [ "$(grep -c '^{' "$T/w.out")" = 0 ]
-ok $? "a write-only topic is not consumed (exit $rc, nothing printed)" || diag "$T/w.err"
-grep -q "TopicW is not readable (perm 2, PERM_READ 4 not set)" "$T/w.err"
-ok $? "the refusal names the topic's perm" || diag "$T/w.err"
-
-consume TopicR GOFF off
-rc=$?
-[ $rc -ne 0 ] && [ "$(grep -c '^{' "$T/off.out")" = 0 ]
-ok $? "a group with consumeEnable false consumes nothing (exit $rc)" || diag "$T/off.err"
-grep -q "consumeEnable" "$T/off.err"
-ok $? "the refusal names consumeEnable" || diag "$T/off.err"
+# refused TOPIC GROUP NAME WHAT RULE: the pull fails, nothing is printed, the error names RULE.
+refused() {
+    consume "$1" "$2" "$3"
+    local rc=$?
+    [ $rc -ne 0 ] && [ "$(grep -c '^{' "$T/$3.out")" = 0 ]
+    ok $? "$4 (exit $rc, nothing printed)" || diag "$T/$3.err"
+    grep -q "$5" "$T/$3.err"
+    ok $? "the refusal names its rule: $5" || diag "$T/$3.err"
+}
+refused TopicW GON w "a write-only topic is not consumed" \
+    "TopicW is not readable (perm 2, PERM_READ 4 not set)"
+refused TopicR GOFF off "a group with consumeEnable false consumes nothing" "consumeEnable"
 
 consume TopicR GON on
 ok $? "a group that may consume reads TopicR" || diag "$T/on.err"
