@@ -153,10 +153,8 @@ static int read_record(scheduler_t *s, int64_t phys, int32_t size, shmq_record_t
         }
     }
     shmq_commitlog_set_positions(&s->cl, wrote, wrote);
-    unsigned flags = SHMQ_DECODE_CHECK_PHYS | SHMQ_DECODE_VERIFY;
-    if (phys >= s->w->ctl.blk->hdr.crc_tail_from) {
-        flags |= SHMQ_DECODE_REQUIRE_RECORD_CRC;
-    }
+    unsigned flags =
+        SHMQ_DECODE_CHECK_PHYS | shmq_decode_verify_flags(phys, s->w->ctl.blk->hdr.crc_tail_from);
     int rc = shmq_commitlog_read(&s->cl, phys, flags, r);
     if (rc == 0 || (rc > 0 && size > 0 && rc != size)) {
         return shmq_error_set(SHMQ_E_CORRUPT, "record at %" PRId64 ": size %d, expected %d", phys,

@@ -403,9 +403,9 @@ static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff
     int64_t rel = u->phys_offset - mf->start_offset;
     shmq_record_t r;
     /* Decode verifies __CRC32# when present: one CRC pass over the whole record. */
-    unsigned flags = SHMQ_DECODE_CHECK_PHYS | (check_crcs ? SHMQ_DECODE_VERIFY : 0);
-    if (check_crcs && u->phys_offset >= c->ctl.blk->hdr.crc_tail_from) {
-        flags |= SHMQ_DECODE_REQUIRE_RECORD_CRC; /* written by shmq: a missing tail is damage */
+    unsigned flags = SHMQ_DECODE_CHECK_PHYS;
+    if (check_crcs) {
+        flags |= shmq_decode_verify_flags(u->phys_offset, c->ctl.blk->hdr.crc_tail_from);
     }
     int rc = shmq_record_decode(mf->base + rel, mf->size - (size_t)rel, u->phys_offset, flags, &r);
     if (rc <= 0) {

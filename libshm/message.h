@@ -112,6 +112,16 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
 #define SHMQ_DECODE_CHECK_PHYS         0x8 /* PHYSICALOFFSET must equal expect_phys */
 /* The check of a reader that hands records to users: shmq_record_check_crcs(). */
 #define SHMQ_DECODE_VERIFY 0x10
+
+/*
+ * The flags of a reader that hands the record at phys to users: VERIFY, and
+ * REQUIRE_RECORD_CRC from crc_tail_from on (the checkpoint's record-CRC
+ * marker: records shmq wrote carry __CRC32#; INT64_MAX when there is none).
+ */
+static inline unsigned shmq_decode_verify_flags(int64_t phys, int64_t crc_tail_from)
+{
+    return SHMQ_DECODE_VERIFY | (phys >= crc_tail_from ? SHMQ_DECODE_REQUIRE_RECORD_CRC : 0u);
+}
 #define SHMQ_DECODE_CHECK_ALL                                                                      \
     (SHMQ_DECODE_CHECK_BODY_CRC | SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_CHECK_PHYS)
 

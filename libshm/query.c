@@ -35,7 +35,7 @@ struct shmq_admin {
     shmq_config_t cfg;
     shmq_ctl_t ctl;
     bool running;
-    int64_t crc_tail_from; /* stopped store: the checkpoint's record-CRC marker (-1: none) */
+    int64_t crc_tail_from; /* stopped store: the checkpoint's record-CRC marker (INT64_MAX: none) */
     uint32_t files_seq;
     shmq_commitlog_t cl;
     bool cl_open;
@@ -84,11 +84,11 @@ int shmq_admin_open_config(const shmq_config_t *cfg, shmq_admin_t **out)
             shmq_ctl_detach(&a->ctl);
         }
     }
-    a->crc_tail_from = -1;
+    a->crc_tail_from = INT64_MAX;
     shmq_checkpoint_t cp;
     if (!a->running && shmq_checkpoint_read(a->cfg.store_path_root_dir, &cp) == 0) {
         /* No marker, or unreadable: every record is checked by RocketMQ's rules. */
-        a->crc_tail_from = cp.crc_marker ? cp.crc_tail_from : -1;
+        a->crc_tail_from = cp.crc_marker ? cp.crc_tail_from : INT64_MAX;
     }
     char dir[PATH_MAX];
     shmq_config_commitlog_dir(&a->cfg, dir, sizeof(dir));
@@ -229,11 +229,8 @@ static int view_at(shmq_admin_t *a, int64_t phys, shmq_msg_view_t *v, shmq_recor
     if (phys < 0) {
         return SHMQ_E_NOT_FOUND;
     }
-    unsigned flags = SHMQ_DECODE_CHECK_PHYS | SHMQ_DECODE_VERIFY;
     int64_t from = a->running ? a->ctl.blk->hdr.crc_tail_from : a->crc_tail_from;
-    if (from >= 0 && phys >= from) {
-        flags |= SHMQ_DECODE_REQUIRE_RECORD_CRC;
-    }
+    unsigned flags = SHMQ_DECODE_CHECK_PHYS | shmq_decode_verify_flags(phys, from);
     int rc = shmq_commitlog_read(&a->cl, phys, flags, r);
     if (rc == SHMQ_E_BODY_CRC || rc == SHMQ_E_RECORD_CRC) {
         return shmq_error_wrap(SHMQ_E_CORRUPT, "corrupt message at CommitLog offset %lld",
