@@ -1039,7 +1039,8 @@ static void client_refused(void *arg, pid_t pid, const char *why)
  * an attach always could: such a producer's sends are refused (-ESHUTDOWN) but it opens,
  * so that a worker that is a producer (the scheduler) starts and then stops cleanly.
  */
-static int ring_assign(void *arg, pid_t pid, uid_t uid, int *ring_fd, shmq_reg_msg_t *rep)
+static int ring_assign(void *arg, pid_t pid, const shmq_acl_ident_t *id, int *ring_fd,
+                       shmq_reg_msg_t *rep)
 {
     master_t *m = arg;
     if (m->state != SHMQ_STATE_RUNNING && m->state != SHMQ_STATE_DRAINING &&
@@ -1048,10 +1049,10 @@ static int ring_assign(void *arg, pid_t pid, uid_t uid, int *ring_fd, shmq_reg_m
                               shmq_store_state_name(m->state));
     }
     uint32_t idx;
-    int rc = shmq_ring_assign(&m->ctl, pid, uid, &idx, ring_fd);
+    int rc = shmq_ring_assign(&m->ctl, pid, id, &idx, ring_fd);
     if (rc < 0) {
-        shmq_log(SHMQ_LOG_WARN, "producer pid %ld (uid %ld) gets no ring: %s", (long)pid, (long)uid,
-                 shmq_error_detail());
+        shmq_log(SHMQ_LOG_WARN, "producer pid %ld (uid %ld) gets no ring: %s", (long)pid,
+                 (long)id->uid, shmq_error_detail());
         return rc;
     }
     rep->ring = idx;
@@ -1081,7 +1082,8 @@ static int open_socket(master_t *m)
         return rc == SHMQ_E_CONFIG ? SHMQ_EXIT_CONFIG : SHMQ_EXIT_ERROR;
     }
     m->have_reg = true;
-    shmq_log(SHMQ_LOG_INFO, "clients register at %s (group %s)", m->reg.path, m->reg.client_group);
+    shmq_log(SHMQ_LOG_INFO, "clients register at %s (group %s)%s", m->reg.path, m->reg.client_group,
+             m->reg.acl_enable ? "; config/" SHMQ_ACL_FILE " applies" : "");
     return 0;
 }
 
@@ -1091,6 +1093,17 @@ static void loop_sleep(master_t *m)
     static struct pollfd pfd[1 + SHMQ_REG_MAX_CONNS];
     size_t n = shmq_reg_server_pollfds(&m->reg, pfd, sizeof(pfd) / sizeof(pfd[0]));
     int timeout = loop_ready(m) ? 0 : TICK_MS;
+    if (m->reg.acl_enable) {
+        /* config/acl.json edited: the new rules, or the old ones and why. */
+        int rc = shmq_acl_watch_poll(&m->reg.acl, m->root, shmq_mono_ms());
+        if (rc < 0) {
+            shmq_log(SHMQ_LOG_ERROR, "%s: the rules loaded before stay in force",
+                     shmq_error_detail());
+        } else if (rc > 0) {
+            shmq_log(SHMQ_LOG_INFO, "config/%s reloaded (%zu accounts)", SHMQ_ACL_FILE,
+                     m->reg.acl.acl.naccounts);
+        }
+    }
     if (poll(pfd, n, timeout) > 0) {
         shmq_reg_server_handle(&m->reg, pfd, n);
     }

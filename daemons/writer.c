@@ -105,6 +105,14 @@ typedef struct wr_queue {
     int64_t next;
 } wr_queue_t;
 
+/* aclEnable: who owns a ring, and its account under the rules of generation gen. */
+typedef struct wr_owner {
+    uint64_t claims; /* the registration it was built for (0: none yet) */
+    uint64_t gen;    /* the rules' generation */
+    shmq_acl_ident_t id;
+    const shmq_acl_account_t *acct;
+} wr_owner_t;
+
 /* A ring unit appended before a restart but not at its ring's head: skip it when reached. */
 typedef struct wr_skip {
     uint32_t ring;
@@ -162,6 +170,9 @@ typedef struct writer {
     uint64_t map_failed[SHMQ_CTL_MAX_RINGS]; /* claims + 1 of a ring that could not be mapped */
     int64_t map_retry_ms[SHMQ_CTL_MAX_RINGS];
     uint64_t tail_warned[SHMQ_CTL_MAX_RINGS]; /* a tail behind head, logged once per value */
+    /* aclEnable: config/acl.json and each ring's owner under it */
+    shmq_acl_watch_t acl;
+    wr_owner_t owners[SHMQ_CTL_MAX_RINGS];
     /* housekeeping */
     uint32_t rr;
     int64_t warn_ms;
@@ -427,6 +438,41 @@ static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t qu
     return 0;
 }
 
+/*
+ * aclEnable: may the producer of ring i publish to topic?  Its identity is
+ * the master's record (uid and groups from SO_PEERCRED and /proc at
+ * registration), never anything the producer wrote.
+ */
+static int acl_publish(writer_t *wr, uint32_t i, const char *topic, size_t len)
+{
+    if (!wr->cfg->acl_enable) {
+        return 0;
+    }
+    wr_owner_t *o = &wr->owners[i];
+    uint64_t claims = wr->maps[i].claims;
+    if (o->claims != claims || o->gen != wr->acl.gen) {
+        const shmq_ctl_ring_t *t = &wr->blk->rings[i];
+        /* Relaxed: written before the ACTIVE release that ring_at() acquired. */
+        uid_t uid = (uid_t)atomic_load_explicit(&t->owner_uid, memory_order_relaxed);
+        int32_t ng = atomic_load_explicit(&t->owner_ngroups, memory_order_relaxed);
+        memset(&o->id, 0, sizeof(o->id));
+        o->id.uid = uid;
+        o->id.owner = uid == geteuid();
+        o->id.ngroups = ng < 0 ? 0 : ng > SHMQ_ACL_GROUPS_MAX ? SHMQ_ACL_GROUPS_MAX : ng;
+        for (int g = 0; g < o->id.ngroups; g++) {
+            o->id.groups[g] = (gid_t)t->owner_groups[g];
+        }
+        int rc = shmq_acl_watch_account(&wr->acl, &o->id, &o->acct);
+        if (rc < 0) {
+            o->claims = 0; /* no rules loaded: looked at again next time */
+            return rc;
+        }
+        o->claims = claims;
+        o->gen = wr->acl.gen;
+    }
+    return shmq_acl_may_publish(o->acct, &o->id, topic, len);
+}
+
 /* The batch's entry for a queue (found or inserted in the control block). */
 static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
                        wr_queue_t **out)
@@ -495,7 +541,11 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
         reject(wr, ring, pos, m0, SHMQ_E_DISK_FULL);
         return;
     }
-    int rc = resolve_topic(wr, m0->topic, m0->topic_len, m0->queue_id);
+    /* The ACL before the topic: a producer may not create a topic it may not publish to. */
+    int rc = acl_publish(wr, ring, m0->topic, m0->topic_len);
+    if (rc == 0) {
+        rc = resolve_topic(wr, m0->topic, m0->topic_len, m0->queue_id);
+    }
     if (rc < 0) {
         reject(wr, ring, pos, m0, rc);
         return;
@@ -900,6 +950,18 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
     /* cleaner: the disk watermark (acquire: pairs with the cleaner's release), and unmapping
      * the segments it deleted, whose space returns only once no process maps them. */
     wr->disk_full = atomic_load_explicit(&wr->blk->cleaner.disk_full, memory_order_acquire);
+    if (wr->cfg->acl_enable) {
+        /* config/acl.json edited: the new rules, or the old ones and why (at most once a s). */
+        int arc = shmq_acl_watch_poll(&wr->acl, wr->ctl->root, shmq_mono_ms());
+        if (arc < 0) {
+            shmq_log(SHMQ_LOG_ERROR, "%s: %s", shmq_error_detail(),
+                     wr->acl.loaded ? "the rules loaded before stay in force"
+                                    : "every producer but the store's user is refused");
+        } else if (arc > 0) {
+            shmq_log(SHMQ_LOG_INFO, "config/%s loaded (%zu accounts)", SHMQ_ACL_FILE,
+                     wr->acl.acl.naccounts);
+        }
+    }
     if (shmq_clean_changed(wr->ctl, &wr->clean_seen)) {
         shmq_clean_drop_removed(&wr->cl.q);
     }
@@ -1121,6 +1183,7 @@ static void writer_free(writer_t *wr)
     free(wr->res);
     free(wr->matched);
     free(wr->queues);
+    shmq_acl_watch_free(&wr->acl);
     shmq_journal_free(&wr->journal);
     free(wr->skips);
     free(wr);

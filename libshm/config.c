@@ -91,6 +91,7 @@ static const key_def_t config_keys[] = {
     K("listenPort", KEY_I32, listen_port, 1, 65535),
     K("brokerIP1", KEY_IP, broker_ip1, 0, 0),
     K("clientUnixGroup", KEY_NAME, client_unix_group, 0, 0),
+    K("aclEnable", KEY_BOOL, acl_enable, 0, 0),
     /* sizes */
     K("mappedFileSizeCommitLog", KEY_I64, mapped_file_size_commit_log, 4096, TIB),
     K("mappedFileSizeConsumeQueue", KEY_CQ_SIZE, mapped_file_size_consume_queue, 20, CQ_SIZE_MAX),

@@ -33,6 +33,9 @@ typedef struct shmq_config {
     /* clientUnixGroup (shmq's own): the Unix group whose members may register over
      * <root>/shmq.sock (produce, commit offsets); "" = the group of the store root */
     char client_unix_group[64];
+    /* aclEnable: <root>/config/acl.json says who may publish and subscribe to what
+     * (libshm/acl.h); false: every member of the client group may use every topic */
+    bool acl_enable;
 
     /* sizes */
     int64_t mapped_file_size_commit_log;    /* 1 GiB */

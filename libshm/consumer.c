@@ -77,6 +77,10 @@ struct shmq_consumer {
     uint64_t clean_seen;        /* cleaner: its deleted_seq when we last dropped removed files */
     struct shmq_consumer_retry *retry; /* consumer_retry.c: send-back producer, group polls */
     int reg_fd; /* connection to the master's socket for offset commits, -1 until needed */
+    /* aclEnable: config/acl.json and who this process is under it */
+    shmq_acl_watch_t acl;
+    shmq_acl_ident_t ident;
+    bool ident_set;
 };
 
 const char *shmq_pull_status_name(int status)
@@ -260,6 +264,7 @@ void shmq_consumer_close(shmq_consumer_t *c)
     if (c) {
         shmq_consumer_retry_free(c->retry);
         consumer_release(c);
+        shmq_acl_watch_free(&c->acl);
         free(c);
     }
 }
@@ -269,6 +274,27 @@ void shmq_consumer_set_check_crcs(shmq_consumer_t *c, bool on)
     if (c) {
         c->check_crcs = on;
     }
+}
+
+/*
+ * aclEnable: may this process subscribe to topic (as its group)?  Checked
+ * here, in the consumer's own process: it binds honest clients (acl.h).
+ */
+static int acl_may_pull(shmq_consumer_t *c, const char *topic, size_t tlen)
+{
+    if (!c->ident_set) {
+        struct stat st;
+        if (stat(c->root, &st) != 0) {
+            int rc = -errno;
+            return shmq_error_set(rc, "stat %s: %s", c->root, strerror(-rc));
+        }
+        shmq_acl_ident_self(&c->ident, st.st_uid);
+        c->ident_set = true;
+    }
+    /* A rules file that fails to load keeps the rules loaded before (none: refused). */
+    (void)shmq_acl_watch_poll(&c->acl, c->root, shmq_mono_ms());
+    return shmq_acl_watch_may_subscribe(&c->acl, &c->ident, topic, tlen,
+                                        c->has_group ? c->group : NULL);
 }
 
 /* ---- queues --------------------------------------------------------------------------- */
@@ -715,6 +741,9 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
             topic, shmq_ctl_topic_get(&c->ctl, topic, tlen, &tp) == 0 ? tp.perm : -1,
             c->has_group ? shmq_sub_group_get(&c->group_cfg, c->root, c->group, shmq_mono_ms())
                          : NULL);
+        if (rc == 0 && c->cfg.acl_enable) {
+            rc = acl_may_pull(c, topic, tlen);
+        }
         if (rc == 0) {
             rc = pull_once(c, topic, tlen, queue_id, offset, max_msgs, res);
         }

@@ -51,13 +51,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "acl.h"
 #include "config.h"
 #include "shmq/types.h"
 
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    2
+#define SHMQ_CTL_VERSION    3
 
 #define SHMQ_CTL_MAX_WORKERS 8
 #define SHMQ_CTL_MAX_RINGS   64
@@ -183,10 +184,13 @@ typedef struct shmq_ctl_ring {
     _Atomic int32_t owner_pid;           /* master: the producer (SO_PEERCRED) */
     _Atomic uint32_t owner_uid;          /* master */
     _Atomic int32_t master_fd;           /* master: its descriptor of the object, -1 */
-    _Atomic uint64_t claims;             /* master: bumped at each registration */
-    char name[48];                       /* master: the object's name (status) */
-    _Alignas(64) _Atomic uint64_t head;  /* writer: bytes consumed (monotonic, trusted) */
-    _Atomic uint64_t tail_seen;          /* writer: the last tail it found valid (status) */
+    /* master: the producer's groups (SO_PEERCRED gid first), for the writer's ACL checks */
+    _Atomic int32_t owner_ngroups;
+    uint32_t owner_groups[SHMQ_ACL_GROUPS_MAX];
+    _Atomic uint64_t claims;            /* master: bumped at each registration */
+    char name[48];                      /* master: the object's name (status) */
+    _Alignas(64) _Atomic uint64_t head; /* writer: bytes consumed (monotonic, trusted) */
+    _Atomic uint64_t tail_seen;         /* writer: the last tail it found valid (status) */
 } shmq_ctl_ring_t;
 
 /* ---- topics and queues ------------------------------------------------------ */

@@ -126,7 +126,8 @@ bool shmq_reg_peer_alive(int fd);
 typedef struct shmq_reg_ring_ops {
     /* Give a ring to a producer: 0 with the ring's fd and reply fields, or a negative
      * error with a detail (no free ring, shared memory full). */
-    int (*assign)(void *arg, pid_t pid, uid_t uid, int *ring_fd, shmq_reg_msg_t *rep);
+    int (*assign)(void *arg, pid_t pid, const shmq_acl_ident_t *id, int *ring_fd,
+                  shmq_reg_msg_t *rep);
     /* The producer holding ring idx went away. */
     void (*orphan)(void *arg, uint32_t idx);
     /* A client was refused (not authorised, too many connections): for the log. */
@@ -137,9 +138,8 @@ typedef struct shmq_reg_ring_ops {
 typedef struct shmq_reg_conn {
     int fd; /* -1 when the entry is free */
     pid_t pid;
-    uid_t uid;
-    gid_t gid;
-    int64_t ring; /* ring index this producer holds, -1 */
+    shmq_acl_ident_t id; /* uid and groups when it connected */
+    int64_t ring;        /* ring index this producer holds, -1 */
 } shmq_reg_conn_t;
 
 typedef struct shmq_reg_server {
@@ -152,13 +152,16 @@ typedef struct shmq_reg_server {
     shmq_reg_ring_ops_t ops;
     shmq_reg_conn_t conns[SHMQ_REG_MAX_CONNS];
     uint64_t refused; /* connections refused (not authorised, too many) */
+    bool acl_enable;  /* aclEnable: offset commits and retry topics obey acl */
+    shmq_acl_watch_t acl;
 } shmq_reg_server_t;
 
 /*
  * Master: create <root>/shmq.sock (a stale socket at that name is removed
  * by name; anything else there is refused naming it), mode 0660, with
  * the client group (shmq_ctl_client_gid(): cfg's clientUnixGroup, else the
- * group of the store root).  SHMQ_E_CONFIG for an unknown group.
+ * group of the store root).  SHMQ_E_CONFIG for an unknown group, and with
+ * aclEnable for an ACL file that does not load (acl.h).
  */
 int shmq_reg_server_open(shmq_reg_server_t *s, shmq_ctl_t *ctl, const shmq_config_t *cfg,
                          const shmq_reg_ring_ops_t *ops);
@@ -171,11 +174,11 @@ size_t shmq_reg_server_pollfds(const shmq_reg_server_t *s, struct pollfd *pfd, s
 void shmq_reg_server_handle(shmq_reg_server_t *s, const struct pollfd *pfd, size_t n);
 
 /*
- * Whether a peer may register: the store's user, or a member (primary or
- * supplementary group, from /proc/<pid>/status, else getgrouplist) of the
- * client group.  When not, why holds the rule it broke.
+ * Whether a peer (id: from shmq_acl_ident_peer) may connect: the store's
+ * user, or a member (primary or supplementary group) of the client group.
+ * When not, why holds the rule it broke.
  */
-bool shmq_reg_peer_allowed(const shmq_reg_server_t *s, uid_t uid, gid_t gid, pid_t pid, char *why,
+bool shmq_reg_peer_allowed(const shmq_reg_server_t *s, const shmq_acl_ident_t *id, char *why,
                            size_t len);
 
 /*

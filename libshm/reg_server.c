@@ -30,77 +30,15 @@
 
 /* ---- identities ---------------------------------------------------------------------- */
 
-static void user_name(uid_t uid, char *out, size_t len)
-{
-    struct passwd pw, *res = NULL;
-    char buf[1024];
-    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL) {
-        snprintf(out, len, "%s", res->pw_name);
-    } else {
-        snprintf(out, len, "?");
-    }
-}
-
-/* Supplementary groups of pid from /proc/<pid>/status, if it is still uid's process. */
-static int proc_groups(pid_t pid, uid_t uid, gid_t *groups, int cap)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return -1;
-    }
-    char line[4096];
-    int n = -1;
-    bool uid_ok = false;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        long ruid, euid;
-        if (sscanf(line, "Uid: %ld %ld", &ruid, &euid) == 2) {
-            uid_ok = euid == (long)uid;
-        } else if (strncmp(line, "Groups:", 7) == 0) {
-            n = 0;
-            char *save = NULL;
-            for (char *tok = strtok_r(line + 7, " \t\n", &save); tok != NULL && n < cap;
-                 tok = strtok_r(NULL, " \t\n", &save)) {
-                char *end;
-                long g = strtol(tok, &end, 10);
-                if (*end == '\0' && g >= 0) {
-                    groups[n++] = (gid_t)g;
-                }
-            }
-        }
-    }
-    fclose(f);
-    return uid_ok ? n : -1;
-}
-
-bool shmq_reg_peer_allowed(const shmq_reg_server_t *s, uid_t uid, gid_t gid, pid_t pid, char *why,
+bool shmq_reg_peer_allowed(const shmq_reg_server_t *s, const shmq_acl_ident_t *id, char *why,
                            size_t len)
 {
-    if (uid == s->store_uid || gid == s->client_gid) {
+    if (id->owner || shmq_acl_ident_in_group(id, s->client_gid)) {
         return true;
     }
-    gid_t groups[256];
-    int n = proc_groups(pid, uid, groups, (int)(sizeof(groups) / sizeof(groups[0])));
-    if (n < 0) {
-        /* The process is gone or changed: ask the group database instead. */
-        struct passwd pw, *res = NULL;
-        char buf[1024];
-        n = (int)(sizeof(groups) / sizeof(groups[0]));
-        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || res == NULL ||
-            getgrouplist(res->pw_name, res->pw_gid, groups, &n) < 0) {
-            n = 0;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        if (groups[i] == s->client_gid) {
-            return true;
-        }
-    }
-    char name[64];
-    user_name(uid, name, sizeof(name));
-    snprintf(why, len, "uid %ld (%s) is not in group %s (clientUnixGroup)", (long)uid, name,
-             s->client_group);
+    char who[96];
+    shmq_acl_ident_name(id->uid, who, sizeof(who));
+    snprintf(why, len, "%s is not in group %s (clientUnixGroup)", who, s->client_group);
     return false;
 }
 
@@ -224,6 +162,12 @@ int shmq_reg_server_open(shmq_reg_server_t *s, shmq_ctl_t *ctl, const shmq_confi
     }
     int rc = shmq_ctl_client_gid(cfg, ctl->root, &s->client_gid, s->client_group,
                                  sizeof(s->client_group));
+    if (rc == 0 && cfg != NULL && cfg->acl_enable) {
+        /* Refused at start rather than refusing every client later. */
+        s->acl_enable = true;
+        rc = shmq_acl_watch_poll(&s->acl, ctl->root, shmq_mono_ms());
+        rc = rc > 0 ? 0 : rc;
+    }
     if (rc < 0 || (rc = shmq_reg_sock_path(ctl->root, s->path, sizeof(s->path))) < 0 ||
         (rc = clear_stale(s->path)) < 0) {
         return rc;
@@ -275,6 +219,7 @@ static void conn_close(shmq_reg_server_t *s, shmq_reg_conn_t *c)
 
 void shmq_reg_server_close(shmq_reg_server_t *s)
 {
+    shmq_acl_watch_free(&s->acl);
     for (int i = 0; i < SHMQ_REG_MAX_CONNS; i++) {
         if (s->conns[i].fd >= 0) {
             close(s->conns[i].fd);
@@ -350,7 +295,9 @@ static void accept_all(shmq_reg_server_t *s)
             close(fd);
             continue;
         }
-        if (!shmq_reg_peer_allowed(s, cr.uid, cr.gid, cr.pid, why, sizeof(why))) {
+        shmq_acl_ident_t id;
+        shmq_acl_ident_peer(&id, s->store_uid, cr.uid, cr.gid, cr.pid);
+        if (!shmq_reg_peer_allowed(s, &id, why, sizeof(why))) {
             s->refused++;
             if (s->ops.refused != NULL) {
                 s->ops.refused(s->ops.arg, cr.pid, why);
@@ -376,8 +323,27 @@ static void accept_all(shmq_reg_server_t *s)
             close(fd);
             continue;
         }
-        *c = (shmq_reg_conn_t){.fd = fd, .pid = cr.pid, .uid = cr.uid, .gid = cr.gid, .ring = -1};
+        *c = (shmq_reg_conn_t){.fd = fd, .pid = cr.pid, .id = id, .ring = -1};
     }
+}
+
+/*
+ * aclEnable: a retry or dead-letter topic needs SUB on its group, an offset
+ * commit SUB on its group and topic (acl.h), under the rules the master's
+ * loop keeps loaded (s->acl).  0 or -EACCES naming the rule.
+ */
+static int acl_check(shmq_reg_server_t *s, const shmq_reg_conn_t *c, const shmq_reg_msg_t *req)
+{
+    if (!s->acl_enable) {
+        return 0;
+    }
+    size_t tlen = strnlen(req->topic, sizeof(req->topic));
+    if (req->type == SHMQ_REG_COMMIT_OFFSET) {
+        return shmq_acl_watch_may_subscribe(&s->acl, &c->id, req->topic, tlen, req->group);
+    }
+    const shmq_acl_account_t *acct;
+    int rc = shmq_acl_watch_account(&s->acl, &c->id, &acct);
+    return rc < 0 ? rc : shmq_acl_may_publish(acct, &c->id, req->topic, tlen);
 }
 
 /* One frame from c; false when the connection must be closed. */
@@ -412,7 +378,7 @@ static bool serve_frame(shmq_reg_server_t *s, shmq_reg_conn_t *c)
         }
         int ring_fd = -1;
         memset(&rep, 0, sizeof(rep));
-        rc = s->ops.assign(s->ops.arg, c->pid, c->uid, &ring_fd, &rep);
+        rc = s->ops.assign(s->ops.arg, c->pid, &c->id, &ring_fd, &rep);
         if (rc < 0) {
             return reply_error(c->fd, rc, shmq_error_detail());
         }
@@ -423,7 +389,8 @@ static bool serve_frame(shmq_reg_server_t *s, shmq_reg_conn_t *c)
         return sent;
     }
     case SHMQ_REG_ENSURE_TOPIC:
-        rc = shmq_reg_ensure_topic(s->ctl, &req);
+        rc = acl_check(s, c, &req);
+        rc = rc < 0 ? rc : shmq_reg_ensure_topic(s->ctl, &req);
         if (rc < 0) {
             return reply_error(c->fd, rc, shmq_error_detail());
         }
@@ -431,7 +398,8 @@ static bool serve_frame(shmq_reg_server_t *s, shmq_reg_conn_t *c)
         rep.type = SHMQ_REG_REPLY_OK;
         return reply(c->fd, &rep, -1);
     case SHMQ_REG_COMMIT_OFFSET:
-        rc = shmq_reg_commit_offset(s->ctl, &req);
+        rc = acl_check(s, c, &req);
+        rc = rc < 0 ? rc : shmq_reg_commit_offset(s->ctl, &req);
         if (rc < 0) {
             return reply_error(c->fd, rc, shmq_error_detail());
         }

@@ -322,7 +322,8 @@ bool shmq_ring_drained(const shmq_ring_prod_t *rp);
 /* ---- ring objects: the master, the writer, the producer (ring_ctl.c) -------------- */
 
 /*
- * Master: give a FREE ring to a producer (pid, uid from SO_PEERCRED).  The
+ * Master: give a FREE ring to a producer (pid from SO_PEERCRED; id: its uid
+ * and groups, recorded in the ring table for the writer's ACL checks).  The
  * object is a memfd of SHMQ_RING_DATA_OFF + ring_size bytes, allocated at
  * once (posix_fallocate: no SIGBUS later) and sealed against shrinking or
  * growing (nobody holding it can make the writer's mapping fault).  The
@@ -331,7 +332,8 @@ bool shmq_ring_drained(const shmq_ring_prod_t *rp);
  * sends and closes it).  -EBUSY when every ring is taken, -ENOSPC /
  * -ENOMEM with the bytes needed when memory is short.
  */
-int shmq_ring_assign(shmq_ctl_t *ctl, pid_t pid, uid_t uid, uint32_t *idx, int *fd_out);
+int shmq_ring_assign(shmq_ctl_t *ctl, pid_t pid, const shmq_acl_ident_t *id, uint32_t *idx,
+                     int *fd_out);
 
 /* Master: the producer of ring idx went away: ACTIVE -> ORPHANED (the writer drains it). */
 void shmq_ring_orphan(shmq_ctl_t *ctl, uint32_t idx);

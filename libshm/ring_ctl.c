@@ -89,7 +89,8 @@ fail:
     return rc;
 }
 
-int shmq_ring_assign(shmq_ctl_t *ctl, pid_t pid, uid_t uid, uint32_t *idx, int *fd_out)
+int shmq_ring_assign(shmq_ctl_t *ctl, pid_t pid, const shmq_acl_ident_t *id, uint32_t *idx,
+                     int *fd_out)
 {
     uint32_t count = ctl->blk->hdr.ring_count;
     for (uint32_t i = 0; i < count && i < SHMQ_CTL_MAX_RINGS; i++) {
@@ -113,7 +114,12 @@ int shmq_ring_assign(shmq_ctl_t *ctl, pid_t pid, uid_t uid, uint32_t *idx, int *
         /* Relaxed: all published by the ACTIVE release below (the ring is FREE: unread). */
         atomic_store_explicit(&t->claims, claims, memory_order_relaxed);
         atomic_store_explicit(&t->owner_pid, (int32_t)pid, memory_order_relaxed);
-        atomic_store_explicit(&t->owner_uid, (uint32_t)uid, memory_order_relaxed);
+        atomic_store_explicit(&t->owner_uid, (uint32_t)id->uid, memory_order_relaxed);
+        int ng = id->ngroups < SHMQ_ACL_GROUPS_MAX ? id->ngroups : SHMQ_ACL_GROUPS_MAX;
+        for (int g = 0; g < ng; g++) {
+            t->owner_groups[g] = (uint32_t)id->groups[g];
+        }
+        atomic_store_explicit(&t->owner_ngroups, ng, memory_order_relaxed);
         atomic_store_explicit(&t->master_fd, fd, memory_order_relaxed);
         atomic_store_explicit(&t->head, 0, memory_order_relaxed);
         atomic_store_explicit(&t->tail_seen, 0, memory_order_relaxed);

@@ -33,6 +33,10 @@ typedef struct fixture {
     shmq_ctl_t ctl;
 } fixture_t;
 
+/* Producers' identities as the master records them (uid, groups). */
+static const shmq_acl_ident_t id1000 = {.uid = 1000, .ngroups = 2, .groups = {1000, 27}};
+static const shmq_acl_ident_t id1 = {.uid = 1, .ngroups = 1, .groups = {1}};
+
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
@@ -64,7 +68,7 @@ static uint32_t take_ring(fixture_t *f, shmq_ring_map_t *m)
 {
     uint32_t idx;
     int fd = -1;
-    assert_int_equal(shmq_ring_assign(&f->ctl, 4242, 1000, &idx, &fd), 0);
+    assert_int_equal(shmq_ring_assign(&f->ctl, 4242, &id1000, &idx, &fd), 0);
     assert_true(fd >= 0);
     uint64_t claims = atomic_load(&f->ctl.blk->rings[idx].claims);
     assert_int_equal(shmq_ring_map_fd(fd, idx, claims, f->ctl.blk->hdr.ring_size, m), 0);
@@ -76,11 +80,14 @@ static void test_assign_gives_a_sealed_ring_of_its_own(void **state)
     fixture_t *f = *state;
     uint32_t idx;
     int fd = -1;
-    assert_int_equal(shmq_ring_assign(&f->ctl, 4242, 1000, &idx, &fd), 0);
+    assert_int_equal(shmq_ring_assign(&f->ctl, 4242, &id1000, &idx, &fd), 0);
     shmq_ctl_ring_t *t = &f->ctl.blk->rings[idx];
     assert_int_equal(atomic_load(&t->state), SHMQ_RING_ACTIVE);
     assert_int_equal(atomic_load(&t->owner_pid), 4242);
     assert_int_equal(atomic_load(&t->owner_uid), 1000);
+    assert_int_equal(atomic_load(&t->owner_ngroups), 2);
+    assert_int_equal(t->owner_groups[0], 1000);
+    assert_int_equal(t->owner_groups[1], 27);
     assert_int_equal(atomic_load(&t->claims), 1);
     assert_true(atomic_load(&t->master_fd) >= 0);
     assert_int_not_equal(atomic_load(&t->master_fd), fd);
@@ -145,13 +152,13 @@ static void test_assign_fails_with_ebusy_when_every_ring_is_taken(void **state)
     for (uint32_t i = 0; i < f->ctl.blk->hdr.ring_count; i++) {
         uint32_t idx;
         int fd;
-        assert_int_equal(shmq_ring_assign(&f->ctl, 1, 1, &idx, &fd), 0);
+        assert_int_equal(shmq_ring_assign(&f->ctl, 1, &id1, &idx, &fd), 0);
         assert_int_equal(idx, i);
         close(fd);
     }
     uint32_t idx;
     int fd;
-    assert_int_equal(shmq_ring_assign(&f->ctl, 1, 1, &idx, &fd), -EBUSY);
+    assert_int_equal(shmq_ring_assign(&f->ctl, 1, &id1, &idx, &fd), -EBUSY);
     assert_non_null(strstr(shmq_error_detail(), "producer rings are taken"));
 }
 
