@@ -142,6 +142,22 @@ static void scheduler_json(const shmq_ctl_t *ctl, json_t *o)
     json_object_set_new(o, "scheduler", s);
 }
 
+static const char *ring_state_name(uint32_t st)
+{
+    switch (st) {
+    case SHMQ_RING_FREE:
+        return "free";
+    case SHMQ_RING_ACTIVE:
+        return "active";
+    case SHMQ_RING_ORPHANED:
+        return "orphaned";
+    case SHMQ_RING_DRAINED:
+        return "drained";
+    default:
+        return "unknown";
+    }
+}
+
 static json_t *status_json(const shmq_ctl_t *ctl)
 {
     shmq_ctl_block_t *b = ctl->blk;
@@ -211,10 +227,25 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "flush_ns_total", json_integer((json_int_t)LOAD(c->flush_ns_total)));
     json_object_set_new(o, "flush_errors", json_integer((json_int_t)LOAD(c->flush_errors)));
     int rings = 0;
+    json_t *ra = json_array();
     for (uint32_t i = 0; i < h->ring_count && i < SHMQ_CTL_MAX_RINGS; i++) {
-        rings += LOAD(b->rings[i].state) == SHMQ_RING_ACTIVE;
+        const shmq_ctl_ring_t *r = &b->rings[i];
+        uint32_t st = LOAD(r->state);
+        rings += st == SHMQ_RING_ACTIVE;
+        if (st == SHMQ_RING_FREE) {
+            continue;
+        }
+        json_t *rj = json_object();
+        json_object_set_new(rj, "index", json_integer(i));
+        json_object_set_new(rj, "state", json_string(ring_state_name(st)));
+        json_object_set_new(rj, "pid", json_integer(LOAD(r->owner_pid)));
+        json_object_set_new(rj, "uid", json_integer(LOAD(r->owner_uid)));
+        /* The writer's own count (the ring's tail is in the producer's object, not here). */
+        json_object_set_new(rj, "consumed_bytes", json_integer((json_int_t)LOAD(r->head)));
+        json_array_append_new(ra, rj);
     }
     json_object_set_new(o, "producers", json_integer(rings));
+    json_object_set_new(o, "rings", ra);
     scheduler_json(ctl, o);
     return o;
 }
@@ -298,6 +329,15 @@ static void status_text(json_t *o)
     printf("messages:  in %lld  out %lld  (%lld bytes in, %lld producers)\n",
            (long long)jint(o, "messages_in"), (long long)jint(o, "messages_out"),
            (long long)jint(o, "bytes_in"), (long long)jint(o, "producers"));
+    /* Rings a producer holds, and those whose producer left (the writer drains them). */
+    json_t *ra = json_object_get(o, "rings");
+    for (size_t i = 0; i < json_array_size(ra); i++) {
+        json_t *r = json_array_get(ra, i);
+        printf("ring %-4lld  %-8s  pid %-8lld uid %-6lld %lld bytes taken by the writer\n",
+               (long long)jint(r, "index"), json_string_value(json_object_get(r, "state")),
+               (long long)jint(r, "pid"), (long long)jint(r, "uid"),
+               (long long)jint(r, "consumed_bytes"));
+    }
     printf("refused:   %lld bad input, %lld disk full, %lld fenced, %lld append errors\n",
            (long long)jint(o, "rejects"), (long long)jint(o, "refused_disk_full"),
            (long long)jint(o, "refused_fenced"), (long long)jint(o, "append_errors"));
