@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "clean.h"
+#include "ctl_clean.h"
 #include "ctl.h"
 #include "shmq/errors.h"
 #include "worker.h"

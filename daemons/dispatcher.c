@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "clean.h"
+#include "ctl_clean.h"
 #include "ctl.h"
 #include "fence.h"
 #include "shmq/errors.h"

@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "clean.h"
+#include "ctl_clean.h"
 #include "commitlog.h"
 #include "ctl.h"
 #include "fence.h"

@@ -44,6 +44,7 @@
 
 #include "commitlog.h"
 #include "clean.h"
+#include "ctl_clean.h"
 #include "ctl.h"
 #include "fence.h"
 #include "index_service.h"

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "log.h"
 #include "config.h"
 #include "ctl.h"
 
@@ -62,16 +63,5 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
 
 /* True if the master process is gone (the worker should exit). */
 bool shmq_worker_master_gone(const shmq_worker_t *w);
-
-/* Logging for daemons: "<time> <level> <role>[pid]: message" on stderr. */
-enum shmq_log_level {
-    SHMQ_LOG_ERROR = 0,
-    SHMQ_LOG_WARN = 1,
-    SHMQ_LOG_INFO = 2,
-    SHMQ_LOG_DEBUG = 3
-};
-void shmq_log_init(const char *who);
-void shmq_log(enum shmq_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 #endif

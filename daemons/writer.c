@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "clean.h"
+#include "ctl_clean.h"
 #include "commitlog.h"
 #include "ctl.h"
 #include "fence.h"
@@ -1219,7 +1220,7 @@ static int writer_init(shmq_worker_t *w, void **state)
         return SHMQ_EXIT_ERROR;
     }
     shmq_host_t host;
-    int rc = shmq_ring_store_host(wr->cfg, &host);
+    int rc = shmq_config_store_host(wr->cfg, &host);
     if (rc < 0) {
         shmq_log(SHMQ_LOG_ERROR, "%s", shmq_error_detail());
         writer_free(wr);

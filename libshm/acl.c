@@ -17,9 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "reg.h"
+#include "names.h"
 #include "shmq/errors.h"
-#include "store.h"
 #include "store_files.h"
 
 #define ACL_ACCOUNTS_MAX 4096
@@ -168,7 +167,7 @@ static int parse_entries(const shmq_acl_account_t *a, const char *path, const ch
         size_t nlen = (size_t)(eq - text);
         int p = perm_parse(eq + 1, len - nlen - 1);
         int vrc = topics ? shmq_topic_validate(text, nlen, SHMQ_TOPIC_MAX_ANY)
-                         : shmq_reg_group_validate(text, nlen);
+                         : shmq_group_validate(text, nlen);
         if (vrc < 0 || p < 0) {
             rc = shmq_error_set(SHMQ_E_CONFIG, "%s: accounts[%d] (%s): %s[%zu] \"%.*s\": %s", path,
                                 a->index, a->who, key, i, (int)(len > 300 ? 300 : len), text,

@@ -22,7 +22,7 @@
  * Files are only ever unlinked (PITFALLS 3): a process that still maps one
  * keeps reading it; its blocks return to the filesystem once every mapping
  * is gone.  So every process holding segment mappings watches the
- * cleaner's deleted_seq (shmq_clean_changed) and then drops the leading
+ * cleaner's deleted_seq (shmq_clean_changed, ctl_clean.h) and then drops the leading
  * segments whose files were removed (shmq_clean_drop_removed).
  *
  * Library code: returns counts or negative errors, never prints.
@@ -36,7 +36,6 @@
 
 #include "config.h"
 #include "consume_queue.h"
-#include "ctl.h"
 #include "mapped_file.h"
 
 #define SHMQ_CLEAN_MANUAL_RUNS 20 /* runs a manual request enables (RocketMQ's 20) */
@@ -161,30 +160,7 @@ int shmq_clean_foreach_queue_dir(const char *root,
  */
 int shmq_clean_index_files(const char *root, int64_t cl_min);
 
-/* ---- the last cleaning (status, shmqctl clean) ----------------------------------------- */
-
-typedef struct shmq_clean_last {
-    uint32_t reason; /* enum shmq_clean_reason */
-    int64_t time_ms; /* wall clock, 0: none yet */
-    int32_t commitlog;
-    int32_t consumequeue;
-    int32_t index;
-    int64_t min; /* CommitLog minimum after the run */
-} shmq_clean_last_t;
-
-/* Cleaner: publish the last run's report (seqlock; single writer). */
-void shmq_clean_last_publish(shmq_ctl_cleaner_t *cs, const shmq_clean_last_t *last);
-
-/* Anyone: a consistent copy of the last report; -EAGAIN if it kept changing (retry). */
-int shmq_clean_last_read(const shmq_ctl_cleaner_t *cs, shmq_clean_last_t *out);
-
 /* ---- processes holding mappings ----------------------------------------------------------- */
-
-/*
- * True once when the cleaner deleted files since *seen (its deleted_seq
- * moved; *seen is updated).  One acquire load: cheap enough for every loop.
- */
-bool shmq_clean_changed(const shmq_ctl_t *ctl, uint64_t *seen);
 
 /*
  * Unmap the leading segments of q whose files are gone (never the last

@@ -18,6 +18,8 @@
  */
 #include "config.h"
 
+#include "message.h"
+
 #include "shmq/errors.h"
 #include "shmq/types.h"
 #include "store_files.h"
@@ -861,4 +863,27 @@ void shmq_config_commitlog_dir(const shmq_config_t *cfg, char *out, size_t len)
     } else {
         snprintf(out, len, "%s/commitlog", cfg->store_path_root_dir);
     }
+}
+
+int shmq_config_store_host(const shmq_config_t *cfg, shmq_host_t *out)
+{
+    shmq_local_host(out, cfg->listen_port);
+    if (cfg->broker_ip1[0]) {
+        uint8_t addr[16];
+        memset(addr, 0, sizeof(addr));
+        /* IPv4 (4 address bytes) or IPv6: RocketMQ's 20-byte store host, sysflag
+         * STOREHOSTADDRESS_V6_FLAG (the record encoder sets it from is_v6). */
+        if (inet_pton(AF_INET, cfg->broker_ip1, addr) == 1) {
+            out->is_v6 = 0;
+        } else if (inet_pton(AF_INET6, cfg->broker_ip1, addr) == 1) {
+            out->is_v6 = 1;
+        } else {
+            return shmq_error_set(SHMQ_E_CONFIG,
+                                  "key 'brokerIP1': bad value '%s': expected an IPv4 or IPv6 "
+                                  "address",
+                                  cfg->broker_ip1);
+        }
+        memcpy(out->addr, addr, sizeof(out->addr));
+    }
+    return 0;
 }

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shmq/types.h"
+
 enum shmq_flush_disk_type { SHMQ_ASYNC_FLUSH = 0, SHMQ_SYNC_FLUSH = 1 };
 enum shmq_broker_role { SHMQ_ASYNC_MASTER = 0, SHMQ_SYNC_MASTER = 1, SHMQ_SLAVE = 2 };
 
@@ -134,6 +136,15 @@ int shmq_config_load(shmq_config_t *cfg, const char *path, shmq_config_warn_fn w
  * has brokerId > 0 and haMasterAddress.  SHMQ_E_CONFIG naming the key.
  */
 int shmq_config_validate(const shmq_config_t *cfg);
+
+/*
+ * The store host the writer stamps on records and producers put in offset
+ * message ids: brokerIP1 if set (IPv4, or IPv6: records then carry
+ * RocketMQ's 20-byte IPv6 store host and 56-digit message ids), else the
+ * first non-loopback IPv4 address; port listenPort.  SHMQ_E_CONFIG for a
+ * brokerIP1 that is neither.
+ */
+int shmq_config_store_host(const shmq_config_t *cfg, shmq_host_t *out);
 
 /*
  * Parse a messageDelayLevel string ("1s 5s 10m 2h 1d") into ms values.

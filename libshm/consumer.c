@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "clean.h"
+#include "ctl_clean.h"
 #include "commitlog.h"
 #include "consume_queue.h"
 #include "consumer_int.h"
@@ -235,7 +236,7 @@ int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_
         return shmq_error_set(SHMQ_E_ARG, "consumer: store path length %zu", strlen(store_root));
     }
     /* The master's rule for the commits to come (reg.h): refused here, not at the first commit. */
-    int vrc = group ? shmq_reg_group_validate(group, strnlen(group, SHMQ_GROUP_MAX + 1)) : 0;
+    int vrc = group ? shmq_group_validate(group, strnlen(group, SHMQ_GROUP_MAX + 1)) : 0;
     if (vrc < 0) {
         return vrc;
     }

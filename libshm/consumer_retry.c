@@ -89,11 +89,11 @@ int shmq_group_topics(const char *group, const char *topic, char topics[2][SHMQ_
         return shmq_error_set(SHMQ_E_ARG, "group topics: a group and a topic are required");
     }
     snprintf(topics[0], SHMQ_TOPIC_MAX_ANY + 1, "%s", topic);
-    if (strncmp(topic, SHMQ_RETRY_TOPIC_PREFIX, strlen(SHMQ_RETRY_TOPIC_PREFIX)) == 0 ||
+    if (strncmp(topic, SHMQ_RETRY_PREFIX, strlen(SHMQ_RETRY_PREFIX)) == 0 ||
         strncmp(topic, SHMQ_DLQ_TOPIC_PREFIX, strlen(SHMQ_DLQ_TOPIC_PREFIX)) == 0) {
         return 1;
     }
-    int n = snprintf(topics[1], SHMQ_TOPIC_MAX_ANY + 1, "%s%s", SHMQ_RETRY_TOPIC_PREFIX, group);
+    int n = snprintf(topics[1], SHMQ_TOPIC_MAX_ANY + 1, "%s%s", SHMQ_RETRY_PREFIX, group);
     if (n < 0 || n > SHMQ_TOPIC_MAX_ANY) {
         return shmq_error_set(SHMQ_E_ARG, "group %s: its retry topic name exceeds %d bytes", group,
                               SHMQ_TOPIC_MAX_ANY);

@@ -108,20 +108,6 @@ const char *shmq_worker_state_name(uint32_t state)
 
 /* ---- clocks ------------------------------------------------------------------- */
 
-int64_t shmq_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t shmq_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -828,4 +814,21 @@ int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int 
     }
     atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_relaxed);
     return rc;
+}
+
+bool shmq_ctl_fence(shmq_ctl_block_t *b, enum shmq_fence_part part, int err)
+{
+    int32_t expect = 0;
+    int32_t v = err < 0 ? err : SHMQ_E_FENCED;
+    /* acq_rel: the fence record written before is visible to whoever sees the error */
+    bool mine = atomic_compare_exchange_strong_explicit(&b->fenced_error, &expect, v,
+                                                        memory_order_acq_rel, memory_order_acquire);
+    if (mine) {
+        /* relaxed: for status only (0 for a moment after the error appears) */
+        atomic_store_explicit(&b->fenced_part, (int32_t)part, memory_order_relaxed);
+    }
+    shmq_ctl_wake(&b->master_wake);
+    /* Producers waiting for flushed: answer SHMQ_E_FENCED now, not at syncFlushTimeout. */
+    shmq_ctl_pos_wake_all(&b->flushed);
+    return mine;
 }

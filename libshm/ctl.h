@@ -52,7 +52,10 @@
 #include <sys/types.h>
 
 #include "acl.h"
+#include "clock.h"
 #include "config.h"
+#include "fence.h"
+#include "names.h"
 #include "shmq/types.h"
 
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
@@ -66,7 +69,6 @@
 #define SHMQ_CTL_MAX_TOPICS  1024
 #define SHMQ_CTL_MAX_QUEUES  16384 /* power of two: open addressing */
 #define SHMQ_CTL_MAX_OFFSETS 8192  /* consumer group offsets (group, topic, queue) */
-#define SHMQ_GROUP_MAX       120
 
 /* Worker roles: index into the worker table. */
 enum shmq_role {
@@ -484,10 +486,6 @@ void shmq_ctl_pos_wake_all(shmq_ctl_position_t *p);
  */
 int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int timeout_ms);
 
-/* Milliseconds, CLOCK_REALTIME / CLOCK_MONOTONIC. */
-int64_t shmq_now_ms(void);
-int64_t shmq_mono_ms(void);
-
 /* ---- topics (seqlocked; changes under the topic lock) ------------------------ */
 
 /*
@@ -563,5 +561,12 @@ int shmq_ctl_offsets_save(shmq_ctl_t *ctl);
  * file and its .bak are unusable, SHMQ_E_RANGE when the table overflows.
  */
 int shmq_ctl_offsets_load(shmq_ctl_t *ctl);
+
+/*
+ * Fence the running store (fence.h): the first caller's error and part win
+ * (CAS on fenced_error); wakes the master and every producer waiting on
+ * flushed.  Returns true if this call set the fence.
+ */
+bool shmq_ctl_fence(shmq_ctl_block_t *b, enum shmq_fence_part part, int err);
 
 #endif

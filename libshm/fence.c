@@ -4,6 +4,7 @@
 #include "fence.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,21 +146,4 @@ int shmq_fence_clear(const char *root)
         }
     }
     return removed ? shmq_file_fsync_dir(root) : 0;
-}
-
-bool shmq_ctl_fence(shmq_ctl_block_t *b, enum shmq_fence_part part, int err)
-{
-    int32_t expect = 0;
-    int32_t v = err < 0 ? err : SHMQ_E_FENCED;
-    /* acq_rel: the fence record written before is visible to whoever sees the error */
-    bool mine = atomic_compare_exchange_strong_explicit(&b->fenced_error, &expect, v,
-                                                        memory_order_acq_rel, memory_order_acquire);
-    if (mine) {
-        /* relaxed: for status only (0 for a moment after the error appears) */
-        atomic_store_explicit(&b->fenced_part, (int32_t)part, memory_order_relaxed);
-    }
-    shmq_ctl_wake(&b->master_wake);
-    /* Producers waiting for flushed: answer SHMQ_E_FENCED now, not at syncFlushTimeout. */
-    shmq_ctl_pos_wake_all(&b->flushed);
-    return mine;
 }

@@ -22,8 +22,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ctl.h"
-
 /* The part whose flush failed (also the control block's fenced_part). */
 enum shmq_fence_part {
     SHMQ_FENCE_NONE = 0,
@@ -58,12 +56,5 @@ int shmq_fence_read(const char *root, shmq_fences_t *out);
 
 /* Remove the fence files (after a recovery that cut and rebuilt past them). */
 int shmq_fence_clear(const char *root);
-
-/*
- * Fence the running store: the first caller's error and part win (CAS on
- * fenced_error); wakes the master and every producer waiting on flushed.
- * Returns true if this call set the fence.
- */
-bool shmq_ctl_fence(shmq_ctl_block_t *b, enum shmq_fence_part part, int err);
 
 #endif

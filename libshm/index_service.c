@@ -6,6 +6,8 @@
  */
 #include "index_service.h"
 
+#include "clock.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ctl.h"
 #include "shmq/errors.h"
 #include "store_files.h"
 

@@ -29,7 +29,7 @@
 #include "consume_queue.h"
 #include "mapped_file.h"
 #include "shmq/errors.h"
-#include "worker.h"
+#include "log.h"
 
 /*
  * The daemons' logger (daemons/worker.c), referenced weakly: tools and

@@ -17,9 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schedule.h"
-#include "store.h"
-#include "shmq/consumer.h"
+#include "names.h"
 #include "shmq/errors.h"
 
 static const char *const consumer_top[] = {"offsetTable", "dataVersion", "groupTopicMap",
@@ -961,7 +959,7 @@ static bool group_from_other(const meta_load_t *ml, const char *name, shmq_group
 static const char *group_known(const meta_load_t *ml, const meta_cq_topics_t *cq, const char *name)
 {
     char retry[SHMQ_TOPIC_MAX_ANY + 1];
-    snprintf(retry, sizeof(retry), "%s%s", SHMQ_RETRY_TOPIC_PREFIX, name);
+    snprintf(retry, sizeof(retry), "%s%s", SHMQ_RETRY_PREFIX, name);
     if (meta_cq_topics_get(cq, retry) != NULL) {
         return "it has a retry topic";
     }

@@ -28,7 +28,7 @@
 
 #include "message.h"
 #include "reg.h"
-#include "store.h"
+#include "names.h"
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -188,7 +188,7 @@ static int attach_once(shmq_producer_t *p)
         shmq_ctl_detach(&p->ctl);
         return shmq_error_set(-EAGAIN, "store %s is starting", p->root);
     }
-    if (shmq_ring_store_host(p->cfg, &p->store_host) < 0) {
+    if (shmq_config_store_host(p->cfg, &p->store_host) < 0) {
         shmq_local_host(&p->store_host, p->cfg->listen_port);
     }
     rc = register_ring(p);

@@ -11,7 +11,7 @@
 
 #include "message.h"
 #include "producer_int.h"
-#include "store.h"
+#include "names.h"
 
 /* The store's rules for a re-stored entry (the writer checks everything again). */
 static int entry_check(shmq_producer_t *p, const shmq_ring_msg_t *rm, char uniq[SHMQ_UNIQ_KEY_MAX])

@@ -6,6 +6,8 @@
  */
 #include "reg.h"
 
+#include "names.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -63,31 +65,6 @@ static uint64_t get64(const uint8_t *p)
         v = v << 8 | p[i];
     }
     return v;
-}
-
-/* ---- names ------------------------------------------------------------------------ */
-
-static bool name_char_ok(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '%' ||
-           c == '-' || c == '_' || c == '|';
-}
-
-int shmq_reg_group_validate(const char *group, size_t len)
-{
-    if (len == 0 || len > SHMQ_GROUP_MAX) {
-        return shmq_error_set(SHMQ_E_ARG, "consumer group name of %zu bytes: expected 1..%d", len,
-                              SHMQ_GROUP_MAX);
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!name_char_ok((unsigned char)group[i])) {
-            return shmq_error_set(SHMQ_E_ARG,
-                                  "consumer group name has byte 0x%02x at %zu: group names "
-                                  "hold only A-Z a-z 0-9 %% - _ |",
-                                  (unsigned char)group[i], i);
-        }
-    }
-    return 0;
 }
 
 /* ---- frames ------------------------------------------------------------------------- */

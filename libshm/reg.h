@@ -73,9 +73,6 @@ typedef struct shmq_reg_msg {
     uint64_t ring_size; /* bytes of its data */
 } shmq_reg_msg_t;
 
-/* A consumer group name: 1..SHMQ_GROUP_MAX bytes of A-Z a-z 0-9 % - _ | (RocketMQ's rule). */
-int shmq_reg_group_validate(const char *group, size_t len);
-
 /*
  * Encode m into buf (cap >= SHMQ_REG_FRAME_MAX suffices).  Returns the frame
  * length, or SHMQ_E_ARG for a type this encoder does not know or a name

@@ -54,7 +54,7 @@ int shmq_reg_commit_offset(shmq_ctl_t *ctl, const shmq_reg_msg_t *req)
         return shmq_error_set(-ESHUTDOWN, "store %s is stopping (%s): offset not committed",
                               ctl->root, shmq_store_state_name(st));
     }
-    int rc = shmq_reg_group_validate(req->group, glen);
+    int rc = shmq_group_validate(req->group, glen);
     if (rc < 0) {
         return rc;
     }
@@ -113,7 +113,7 @@ int shmq_reg_ensure_topic(shmq_ctl_t *ctl, const shmq_reg_msg_t *req)
                               "(%s<group>, %s<group>)",
                               req->topic, SHMQ_RETRY_PREFIX, SHMQ_DLQ_PREFIX);
     }
-    int rc = shmq_reg_group_validate(group, tlen - (size_t)(group - req->topic));
+    int rc = shmq_group_validate(group, tlen - (size_t)(group - req->topic));
     if (rc < 0) {
         return rc;
     }

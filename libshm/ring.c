@@ -19,7 +19,8 @@
 
 #include "ctl.h"
 #include "shmq/errors.h"
-#include "store.h"
+#include "commitlog.h"
+#include "names.h"
 
 _Static_assert(sizeof(shmq_ring_hdr_t) == SHMQ_RING_HDR_SIZE, "ring header is 96 bytes");
 _Static_assert(offsetof(shmq_ring_hdr_t, total_len) == 8, "ring header layout");
@@ -505,29 +506,6 @@ void shmq_ring_msg_to_in(const shmq_ring_msg_t *m, const shmq_host_t *store_host
     in->body_len = m->body_len;
     in->props = m->props;
     in->props_len = m->props_len;
-}
-
-int shmq_ring_store_host(const shmq_config_t *cfg, shmq_host_t *out)
-{
-    shmq_local_host(out, cfg->listen_port);
-    if (cfg->broker_ip1[0]) {
-        uint8_t addr[16];
-        memset(addr, 0, sizeof(addr));
-        /* IPv4 (4 address bytes) or IPv6: RocketMQ's 20-byte store host, sysflag
-         * STOREHOSTADDRESS_V6_FLAG (the record encoder sets it from is_v6). */
-        if (inet_pton(AF_INET, cfg->broker_ip1, addr) == 1) {
-            out->is_v6 = 0;
-        } else if (inet_pton(AF_INET6, cfg->broker_ip1, addr) == 1) {
-            out->is_v6 = 1;
-        } else {
-            return shmq_error_set(SHMQ_E_CONFIG,
-                                  "key 'brokerIP1': bad value '%s': expected an IPv4 or IPv6 "
-                                  "address",
-                                  cfg->broker_ip1);
-        }
-        memcpy(out->addr, addr, sizeof(out->addr));
-    }
-    return 0;
 }
 
 /* ---- producer cursor --------------------------------------------------------------- */

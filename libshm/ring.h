@@ -270,19 +270,10 @@ int shmq_ring_take_unit(const uint8_t *data, uint64_t size, uint64_t pos, uint64
 
 /*
  * The CommitLog message for an entry: m's views, with the given store host
- * (the one the writer stamps; see shmq_ring_store_host()).
+ * (the one the writer stamps; see shmq_config_store_host()).
  */
 void shmq_ring_msg_to_in(const shmq_ring_msg_t *m, const shmq_host_t *store_host,
                          shmq_msg_in_t *in);
-
-/*
- * The store host the writer stamps on records and producers put in offset
- * message ids: brokerIP1 if set (IPv4, or IPv6: records then carry
- * RocketMQ's 20-byte IPv6 store host and 56-digit message ids), else the
- * first non-loopback IPv4 address; port listenPort.  SHMQ_E_CONFIG for a
- * brokerIP1 that is neither.
- */
-int shmq_ring_store_host(const shmq_config_t *cfg, shmq_host_t *out);
 
 /* ---- producer-side cursor ------------------------------------------------ */
 

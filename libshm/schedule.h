@@ -27,14 +27,8 @@
 #include "config.h"
 #include "ctl.h"
 #include "message.h"
+#include "names.h"
 #include "ring.h"
-
-/* System topics. */
-#define SHMQ_SCHEDULE_TOPIC "SCHEDULE_TOPIC_XXXX"
-#define SHMQ_TIMER_TOPIC    "rmq_sys_wheel_timer"
-#define SHMQ_HALF_TOPIC     "RMQ_SYS_TRANS_HALF_TOPIC"
-#define SHMQ_RETRY_PREFIX   "%RETRY%"
-#define SHMQ_DLQ_PREFIX     "%DLQ%"
 
 /* Property names of delayed and timed messages (§3.2). */
 #define SHMQ_PROP_TIMER_DELIVER_MS  "TIMER_DELIVER_MS"

@@ -18,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ring.h"
+#include "message.h"
+#include "names.h"
 #include "shmq/errors.h"
 
 #define SCHEDULE_TOPIC "SCHEDULE_TOPIC_XXXX"
@@ -257,7 +258,7 @@ static int load_queues(shmq_store_t *st)
 /* The store host stamped on records: the same rule the writer applies (brokerIP1, listenPort). */
 static int host_from_config(const shmq_config_t *cfg, shmq_host_t *h)
 {
-    return shmq_ring_store_host(cfg, h);
+    return shmq_config_store_host(cfg, h);
 }
 
 int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
@@ -411,33 +412,6 @@ int shmq_store_close(shmq_store_t *st)
 }
 
 /* ---- validation ------------------------------------------------------------ */
-
-static bool has_prefix(const char *s, size_t len, const char *prefix)
-{
-    size_t pl = strlen(prefix);
-    return len >= pl && memcmp(s, prefix, pl) == 0;
-}
-
-int shmq_topic_validate(const char *topic, size_t len, int32_t max_len)
-{
-    size_t limit = (size_t)max_len;
-    if (has_prefix(topic, len, "%RETRY%") || has_prefix(topic, len, "%DLQ%")) {
-        limit = SHMQ_TOPIC_MAX_ANY;
-    }
-    if (len == 0 || len > limit) {
-        return shmq_error_set(SHMQ_E_TOPIC, "topic length %zu outside 1..%zu", len, limit);
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = topic[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '%' || c == '-' || c == '_' || c == '|';
-        if (!ok) {
-            return shmq_error_set(SHMQ_E_TOPIC,
-                                  "topic has a character outside [A-Za-z0-9%%_|-] at byte %zu", i);
-        }
-    }
-    return 0;
-}
 
 /* ---- write path ------------------------------------------------------------- */
 

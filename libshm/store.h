@@ -153,10 +153,4 @@ int shmq_store_flush(shmq_store_t *st);
 /* Iterate every open queue: call fn for each; stops early if fn returns non-zero. */
 int shmq_store_foreach_queue(shmq_store_t *st, int (*fn)(shmq_queue_t *q, void *arg), void *arg);
 
-/*
- * Check a topic name as a producer's input: 1..maxTopicLength bytes of
- * letters, digits, '%', '-', '_', '|' (retry/DLQ topics up to 255).
- */
-int shmq_topic_validate(const char *topic, size_t len, int32_t max_len);
-
 #endif

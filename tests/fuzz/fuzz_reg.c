@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         /* The master's name check runs on what the decoder accepted. */
-        (void)shmq_reg_group_validate(m.group, glen);
+        (void)shmq_group_validate(m.group, glen);
     }
     if (m.type == SHMQ_REG_REPLY_ERROR && strlen(m.text) > SHMQ_REG_TEXT_MAX) {
         abort();

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "clean.h"
+#include "ctl_clean.h"
 #include "commitlog.h"
 #include "consume_queue.h"
 #include "shmq/errors.h"

@@ -690,14 +690,14 @@ static void test_store_host_comes_from_broker_ip1(void **state)
     strcpy(cfg.broker_ip1, "10.1.2.3");
     cfg.listen_port = 10999;
     shmq_host_t h;
-    assert_int_equal(shmq_ring_store_host(&cfg, &h), 0);
+    assert_int_equal(shmq_config_store_host(&cfg, &h), 0);
     assert_int_equal(h.addr[0], 10);
     assert_int_equal(h.addr[1], 1);
     assert_int_equal(h.addr[2], 2);
     assert_int_equal(h.addr[3], 3);
     assert_int_equal(h.port, 10999);
     strcpy(cfg.broker_ip1, "10.1.2");
-    assert_int_equal(shmq_ring_store_host(&cfg, &h), SHMQ_E_CONFIG);
+    assert_int_equal(shmq_config_store_host(&cfg, &h), SHMQ_E_CONFIG);
 }
 
 /* An IPv6 brokerIP1: records carry RocketMQ's 20-byte IPv6 store host (sysflag
@@ -710,7 +710,7 @@ static void test_store_host_may_be_ipv6(void **state)
     strcpy(cfg.broker_ip1, "2001:db8::7");
     cfg.listen_port = 10911;
     shmq_host_t h;
-    assert_int_equal(shmq_ring_store_host(&cfg, &h), 0);
+    assert_int_equal(shmq_config_store_host(&cfg, &h), 0);
     static const uint8_t want[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 7};
     assert_int_equal(h.is_v6, 1);
     assert_memory_equal(h.addr, want, 16);
@@ -742,7 +742,7 @@ static void test_store_host_may_be_ipv6(void **state)
     assert_int_equal(off, 4096);
 
     strcpy(cfg.broker_ip1, "2001:db8::zz");
-    assert_int_equal(shmq_ring_store_host(&cfg, &h), SHMQ_E_CONFIG);
+    assert_int_equal(shmq_config_store_host(&cfg, &h), SHMQ_E_CONFIG);
 }
 
 /* ---- units: batches taken as one ----------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "clean.h"
+#include "ctl_clean.h"
 #include "ctl.h"
 #include "shmqctl.h"
 

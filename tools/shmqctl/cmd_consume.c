@@ -44,6 +44,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "names.h"
 #include "shmq/consumer.h"
 #include "shmqctl.h"
 

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "names.h"
 #include "shmq/consumer.h"
 #include "shmqctl.h"
 

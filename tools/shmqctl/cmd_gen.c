@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "shmqctl.h"
+#include "names.h"
 
 static volatile sig_atomic_t gen_stop;
 

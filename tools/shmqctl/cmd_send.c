@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "names.h"
 #include "shmq/producer.h"
 #include "shmqctl.h"
 

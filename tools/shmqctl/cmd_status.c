@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "clean.h"
+#include "ctl_clean.h"
 #include "ctl.h"
 #include "fence.h"
 #include "reg.h"

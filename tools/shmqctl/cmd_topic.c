@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "ctl.h"
+#include "names.h"
 #include "shmqctl.h"
 
 #define TOPIC_LOCK_TIMEOUT_MS 5000
