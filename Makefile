@@ -31,7 +31,7 @@ CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-LIB_SRCS    := $(sort $(wildcard libshm/*.c))
+LIB_SRCS    := $(sort $(wildcard libshm/*/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TOOL_COMMON := $(sort $(wildcard tools/common/*.c))
 TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)

@@ -1,7 +1,7 @@
 /*
  * shmq-cleaner: deletes what the store no longer keeps and guards the disk
  * (RocketMQ's CleanCommitLogService and CleanConsumeQueueService,
- * ROCKETMQ-FACTS §15, §7.5, §8.5; mechanisms in libshm/clean.c).
+ * ROCKETMQ-FACTS §15, §7.5, §8.5; mechanisms in libshm/store/clean.c).
  *
  * Started by shmqd as `shmq-cleaner --store DIR` on the worker skeleton
  * (worker.h) when the program is installed next to shmqd.  SIGTERM/SIGINT:
@@ -39,9 +39,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "clean.h"
-#include "ctl_clean.h"
-#include "ctl.h"
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "shm/ctl.h"
 #include "shmq/errors.h"
 #include "worker.h"
 

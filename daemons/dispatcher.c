@@ -37,12 +37,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clean.h"
-#include "ctl_clean.h"
-#include "ctl.h"
-#include "fence.h"
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "shm/ctl.h"
+#include "store/fence.h"
 #include "shmq/errors.h"
-#include "store.h"
+#include "store/store.h"
 #include "worker.h"
 
 #define DISPATCH_MAX_RECORDS 4096

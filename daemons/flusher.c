@@ -47,13 +47,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clean.h"
-#include "ctl_clean.h"
-#include "commitlog.h"
-#include "ctl.h"
-#include "fence.h"
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "format/commitlog.h"
+#include "shm/ctl.h"
+#include "store/fence.h"
 #include "shmq/errors.h"
-#include "store_files.h"
+#include "format/store_files.h"
 #include "worker.h"
 
 #define PAGE           4096

@@ -1,7 +1,7 @@
 /*
  * shmq-indexer: builds the IndexFiles (RocketMQ's IndexService) from the
  * CommitLog: one entry per message for its UNIQ_KEY and for each token of
- * its KEYS, keyed "topic#key", in <root>/index (libshm/index_service.h).
+ * its KEYS, keyed "topic#key", in <root>/index (libshm/store/index_service.h).
  *
  * Started by shmqd as `shmq-indexer --store DIR` on the worker skeleton
  * (worker.h) when messageIndexEnable is true.  It follows `wrote`
@@ -42,12 +42,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "commitlog.h"
-#include "clean.h"
-#include "ctl_clean.h"
-#include "ctl.h"
-#include "fence.h"
-#include "index_service.h"
+#include "format/commitlog.h"
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "shm/ctl.h"
+#include "store/fence.h"
+#include "store/index_service.h"
 #include "shmq/errors.h"
 #include "worker.h"
 

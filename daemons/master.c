@@ -51,14 +51,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ctl.h"
-#include "fence.h"
+#include "shm/ctl.h"
+#include "store/fence.h"
 #include "shmq/errors.h"
-#include "index_service.h"
-#include "reg.h"
-#include "ring.h"
-#include "store.h"
-#include "store_files.h"
+#include "store/index_service.h"
+#include "shm/reg.h"
+#include "shm/ring.h"
+#include "store/store.h"
+#include "format/store_files.h"
 #include "worker.h"
 
 #define TICK_MS            100   /* longest sleep of the loop */

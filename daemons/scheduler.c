@@ -8,18 +8,18 @@
  * exit 0.  Orderly stop: in DRAINING the store takes no new messages, so it
  * stops delivering and saves its progress; in FINISHING it exits 0.
  *
- * The writer rewrites messages as they arrive (libshm/schedule.c): a delay
+ * The writer rewrites messages as they arrive (libshm/shm/schedule.c): a delay
  * level makes a SCHEDULE_TOPIC_XXXX message (queue level - 1, ConsumeQueue
  * tagsCode = delivery time), a delivery time a rmq_sys_wheel_timer message.
  * The scheduler reads those queues through the consumer API, read-only, and
  * writes each due message again to its REAL_TOPIC / REAL_QID through a
- * producer of its own (libshm/producer_entry.h), so the writer stays the
+ * producer of its own (libshm/client/producer_entry.h), so the writer stays the
  * only appender.
  *
  * Delay levels: per level, the next ConsumeQueue offset to deliver, kept in
  * memory and saved to config/delayOffset.json every
  * flushDelayOffsetInterval and at stop.  Timer: units of the timer queue
- * are put in the timer wheel and log (libshm/timer.h) at once; slot by slot
+ * are put in the timer wheel and log (libshm/format/timer.h) at once; slot by slot
  * as time passes the units of a slot are delivered.  A batch of deliveries
  * is sent asynchronously and every answer awaited before any progress moves
  * past it.
@@ -46,19 +46,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clean.h"
-#include "ctl_clean.h"
-#include "commitlog.h"
-#include "ctl.h"
-#include "fence.h"
-#include "deliver_batch.h"
-#include "message.h"
-#include "producer_entry.h"
-#include "schedule.h"
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "format/commitlog.h"
+#include "shm/ctl.h"
+#include "store/fence.h"
+#include "client/deliver_batch.h"
+#include "format/message.h"
+#include "client/producer_entry.h"
+#include "shm/schedule.h"
 #include "shmq/consumer.h"
 #include "shmq/producer.h"
-#include "store_files.h"
-#include "timer.h"
+#include "format/store_files.h"
+#include "format/timer.h"
 #include "worker.h"
 
 #define SC_BATCH           SHMQ_DELIVER_BATCH /* deliveries in flight at once */

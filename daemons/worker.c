@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "shmq/errors.h"
-#include "store_files.h"
+#include "format/store_files.h"
 
 static char log_who[32] = "shmq";
 

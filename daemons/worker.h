@@ -20,9 +20,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "log.h"
-#include "config.h"
-#include "ctl.h"
+#include "base/log.h"
+#include "format/config.h"
+#include "shm/ctl.h"
 
 #define SHMQ_EXIT_OK     0
 #define SHMQ_EXIT_ERROR  1

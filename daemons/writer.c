@@ -62,17 +62,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clean.h"
-#include "ctl_clean.h"
-#include "commitlog.h"
-#include "ctl.h"
-#include "fence.h"
-#include "journal.h"
-#include "ring.h"
-#include "schedule.h"
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "format/commitlog.h"
+#include "shm/ctl.h"
+#include "store/fence.h"
+#include "shm/journal.h"
+#include "shm/ring.h"
+#include "shm/schedule.h"
 #include "shmq/errors.h"
-#include "store.h"
-#include "store_files.h"
+#include "store/store.h"
+#include "format/store_files.h"
 #include "worker.h"
 
 #define WR_BATCH_ENTRIES 256       /* ring entries per batch (one journal cycle) */
@@ -676,7 +676,7 @@ static int take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool
         return complete_recorded(wr, i, n) ? UNIT_OK : UNIT_STOP;
     }
     /* ---- scheduler: delay levels and timed messages go to their system topics
-     * (RocketMQ's put hook, libshm/schedule.c). ---- */
+     * (RocketMQ's put hook, libshm/shm/schedule.c). ---- */
     if ((rc = shmq_schedule_writer_hook(wr->ctl, wr->cfg, wr->msgs, n)) < 0) {
         reject(wr, i, pos, &wr->msgs[0], rc);
         return UNIT_OK;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "acl.h"
+#include "format/acl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

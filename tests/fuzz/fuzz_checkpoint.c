@@ -1,5 +1,5 @@
 /*
- * Fuzz target: <root>/checkpoint (libshm/store_files.c) and the arithmetic
+ * Fuzz target: <root>/checkpoint (libshm/format/store_files.c) and the arithmetic
  * recovery does on its times (shmq_checkpoint_min_ts, the abnormal
  * recovery's scan start).  The input is the file: a 4096-byte input is a
  * checkpoint of the right size (zero-padded when shorter and the first
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "fuzz_util.h"
-#include "store_files.h"
+#include "format/store_files.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

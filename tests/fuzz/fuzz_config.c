@@ -1,5 +1,5 @@
 /*
- * Fuzz target: broker.conf (libshm/config.c): the Java-properties reader,
+ * Fuzz target: broker.conf (libshm/format/config.c): the Java-properties reader,
  * every value parser it dispatches to (sizes, booleans, enums, the delay
  * level table), and the cross-field checks.  The input is the file.  The
  * delay level parser also gets the input's first line as a string.
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "format/config.h"
 #include "fuzz_util.h"
 
 static void no_warn(void *arg, const char *file, int line, const char *msg)

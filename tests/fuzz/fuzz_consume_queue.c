@@ -1,5 +1,5 @@
 /*
- * Fuzz target: a ConsumeQueue read from disk (libshm/consume_queue.c).  The
+ * Fuzz target: a ConsumeQueue read from disk (libshm/format/consume_queue.c).  The
  * input, after an 8-byte prologue, is cut into files of 10 units (200
  * bytes) of the queue T/0 (at most 4 files, the last zero-padded); the
  * queue is opened read-only (positions only) and read-write (recovery
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consume_queue.h"
+#include "format/consume_queue.h"
 #include "fuzz_util.h"
 
 #define FILE_SIZE 200

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: an IndexFile from disk (libshm/index_file.c), as the indexer
+ * Fuzz target: an IndexFile from disk (libshm/format/index_file.c), as the indexer
  * meets it at start (open, repair, pop of the newest entries) and as a
  * query reads it (lookup, bounded or not by indexCount).  The input is the
  * file of 8 slots and 16 entries (40 + 32 + 320 bytes), zero-padded or cut;
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "index_file.h"
+#include "format/index_file.h"
 
 #define SLOTS   8
 #define ENTRIES 16

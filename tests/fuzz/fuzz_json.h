@@ -1,5 +1,5 @@
 /*
- * The shared part of the targets for the JSON files under config/ (libshm/json_meta.c,
+ * The shared part of the targets for the JSON files under config/ (libshm/format/json_meta.c,
  * json_meta_tables.c): the input is the file and, after its first NUL
  * byte (JSON never holds one), its .bak, which a loader falls back to
  * for a damaged file or damaged entries.  Consume queues T/0 and T/1 exist
@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "json_meta.h"
+#include "format/json_meta.h"
 #include "shmq/errors.h"
-#include "store_files.h"
+#include "format/store_files.h"
 
 static inline void fuzz_meta_quiet(void *arg, enum shmq_meta_level level, const char *msg)
 {

@@ -1,6 +1,6 @@
 /*
  * Fuzz target: the CommitLog record decoder and the properties readers
- * (libshm/message.c) on untrusted bytes, as recovery, consumers and
+ * (libshm/format/message.c) on untrusted bytes, as recovery, consumers and
  * `shmqctl verify` meet them in a segment.  Byte 0 chooses the decode
  * flags, bytes 1..8 the expected physical offset; the rest is the record.
  * Decoded properties are iterated and searched; a decoded record goes
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "message.h"
+#include "format/message.h"
 
 static void walk_props(const char *props, size_t len)
 {

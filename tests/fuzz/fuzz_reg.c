@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the registration frames of <root>/shmq.sock (libshm/reg.c).
+ * Fuzz target: the registration frames of <root>/shmq.sock (libshm/shm/reg.c).
  * shmq_reg_decode() is what the master runs on every frame a client sends
  * (and a client on every reply); a frame it accepts must encode back to the
  * same bytes, and an accepted commit's names must obey their rules.
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "reg.h"
+#include "shm/reg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the writer's reading of a producer's ring (libshm/ring.c):
+ * Fuzz target: the writer's reading of a producer's ring (libshm/shm/ring.c):
  * shmq_ring_take_unit() copies an entry (or a batch of entries) out of the
  * ring, then shmq_ring_decode() validates the copy.  The input fills a ring
  * of 4096 bytes; its first 4 bytes choose head, tail and the limits.
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "ring.h"
+#include "shm/ring.h"
 
 #define RING_SIZE 4096u
 #define MAX_MSGS  8

@@ -1,6 +1,6 @@
 /*
  * Fuzz target: the timer store's files as the scheduler opens them
- * (libshm/timer.c): config/timercheck, the timerwheel and timerlog
+ * (libshm/format/timer.c): config/timercheck, the timerwheel and timerlog
  * segments, through shmq_timer_open()'s recovery (log scan, re-applying
  * units to the wheel, wheel repair), then the reads and writes the
  * scheduler does next (slot reads, an enqueue, progress, a checkpoint).
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "timer.h"
+#include "format/timer.h"
 
 #define SEG_SIZE 1024
 #define NOW_MS   1767225600000LL /* 2026-01-01 */

@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consume_queue.h"
+#include "format/consume_queue.h"
 #include "fuzz_util.h"
-#include "index_file.h"
-#include "message.h"
-#include "ring.h"
-#include "store_files.h"
-#include "timer.h"
+#include "format/index_file.h"
+#include "format/message.h"
+#include "shm/ring.h"
+#include "format/store_files.h"
+#include "format/timer.h"
 
 static const char *corpus;
 static const char *scratch;

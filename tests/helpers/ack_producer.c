@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "message.h"
+#include "format/message.h"
 #include "shmq/producer.h"
 
 #define BODY_HDR_MAX 80

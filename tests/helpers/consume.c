@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "message.h"
+#include "format/message.h"
 #include "shmq/consumer.h"
 
 #define MAX_QUEUES 1024

@@ -22,9 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ctl.h"
-#include "fence.h"
-#include "ring.h"
+#include "shm/ctl.h"
+#include "store/fence.h"
+#include "shm/ring.h"
 #include "shmq/errors.h"
 
 #define PENDING_WAIT_MS 30000

@@ -33,8 +33,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ctl.h"
-#include "reg.h"
+#include "shm/ctl.h"
+#include "shm/reg.h"
 #include "shmq/errors.h"
 
 static int usage(void)

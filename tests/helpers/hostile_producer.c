@@ -51,10 +51,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ctl.h"
-#include "message.h"
-#include "reg.h"
-#include "ring.h"
+#include "shm/ctl.h"
+#include "format/message.h"
+#include "shm/reg.h"
+#include "shm/ring.h"
 #include "shmq/errors.h"
 
 #define WAIT_MS 10000
@@ -99,7 +99,8 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Register as libshm/producer.c does: the ring arrives as a descriptor; the connection stays. */
+/* Register as libshm/client/producer.c does: the ring arrives as a descriptor; the connection
+ * stays. */
 static int claim(hostile_t *h)
 {
     int fd = shmq_reg_connect(h->ctl.root);

@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "index_service.h"
-#include "query.h"
+#include "store/index_service.h"
+#include "client/query.h"
 #include "shmq/admin.h"
 
 static int64_t now_ns(void)

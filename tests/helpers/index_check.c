@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index_service.h"
-#include "query.h"
+#include "store/index_service.h"
+#include "client/query.h"
 #include "shmq/admin.h"
 
 static int count_phys(void *arg, int64_t phys, int32_t entry)

@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "message.h"
+#include "format/message.h"
 #include "shmq/consumer.h"
 
 #define BATCH    64

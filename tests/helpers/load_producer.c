@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "message.h"
+#include "format/message.h"
 #include "shmq/producer.h"
 
 #define LOAD_HDR_MAX 80

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_meta.h"
+#include "format/json_meta.h"
 #include "shmq/errors.h"
-#include "store_files.h"
+#include "format/store_files.h"
 
 static void sink(void *arg, enum shmq_meta_level level, const char *msg)
 {

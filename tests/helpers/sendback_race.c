@@ -30,10 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "message.h"
-#include "producer_entry.h"
-#include "producer_int.h"
-#include "schedule.h"
+#include "format/message.h"
+#include "client/producer_entry.h"
+#include "client/producer_int.h"
+#include "shm/schedule.h"
 #include "shmq/producer.h"
 
 #define GO_WAIT_MS 60000

@@ -51,7 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctl.h"
+#include "shm/ctl.h"
 #include "shmq/admin.h"
 #include "shmq/consumer.h"
 

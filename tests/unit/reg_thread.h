@@ -10,7 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "reg.h"
+#include "shm/reg.h"
 
 typedef struct reg_thread {
     shmq_reg_server_t srv;

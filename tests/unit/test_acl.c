@@ -1,5 +1,5 @@
 /*
- * ACL rules (libshm/acl.h): the file's strict parsing, which account a
+ * ACL rules (libshm/format/acl.h): the file's strict parsing, which account a
  * client gets, the publish / subscribe / group decisions with RocketMQ's
  * defaults, retry topics under their group, the store's user, the text of
  * a refusal, and the watched file (reload on change, old rules kept when a
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "acl.h"
+#include "format/acl.h"
 #include "shmq/errors.h"
 
 #define UID_A 4000001u /* uids and gids no system has */

@@ -23,10 +23,10 @@
 
 #include <cmocka.h>
 
-#include "clean.h"
-#include "ctl_clean.h"
-#include "commitlog.h"
-#include "consume_queue.h"
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "format/commitlog.h"
+#include "format/consume_queue.h"
 #include "shmq/errors.h"
 
 #define SEG     4096

@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "commitlog.h"
+#include "format/commitlog.h"
 #include "shmq/errors.h"
 
 #define SEG       4096

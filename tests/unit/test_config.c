@@ -1,5 +1,5 @@
 /*
- * Unit tests for libshm/config.c: RocketMQ defaults, the broker.conf
+ * Unit tests for libshm/format/config.c: RocketMQ defaults, the broker.conf
  * reader, value checking (strict integers, booleans, enums, delay levels),
  * ratio clamping, ConsumeQueue size rounding and the cross-field checks.
  */
@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "format/config.h"
 #include "shmq/errors.h"
 
 /* ---- fixtures ------------------------------------------------------------ */

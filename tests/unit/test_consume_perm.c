@@ -1,5 +1,5 @@
 /*
- * Unit tests for the consumer-side permission rules (libshm/subscription.c):
+ * Unit tests for the consumer-side permission rules (libshm/client/subscription.c):
  * a group whose consumeEnable is false, or a topic whose perm lacks
  * PERM_READ (4), may not consume, and the refusal is -EACCES with a detail
  * naming the rule; a group subscriptionGroup.json lacks, a consumer without
@@ -23,10 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json_meta.h"
+#include "format/json_meta.h"
 #include "shmq/errors.h"
-#include "store_files.h"
-#include "subscription.h"
+#include "format/store_files.h"
+#include "client/subscription.h"
 
 static void quiet(void *arg, enum shmq_meta_level level, const char *msg)
 {

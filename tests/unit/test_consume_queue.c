@@ -1,5 +1,5 @@
 /*
- * Unit tests of the ConsumeQueue (libshm/consume_queue.c): the byte layout of
+ * Unit tests of the ConsumeQueue (libshm/format/consume_queue.c): the byte layout of
  * units, appending across files, pre-fill, recovery of damaged tails, dirty
  * truncation, offset by time (RocketMQ 5 LOWER/UPPER rules against a real
  * CommitLog), minimum correction, flushing and read-only opens.
@@ -19,8 +19,8 @@
 
 #include <cmocka.h>
 
-#include "commitlog.h"
-#include "consume_queue.h"
+#include "format/commitlog.h"
+#include "format/consume_queue.h"
 #include "shmq/errors.h"
 
 #define UNIT    SHMQ_CQ_UNIT_SIZE

@@ -20,10 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ctl.h"
+#include "shm/ctl.h"
 #include "reg_thread.h"
 #include "shmq/consumer.h"
-#include "store.h"
+#include "store/store.h"
 
 #define SEG_SIZE (32 * 1024)
 #define CQ_UNITS 64 /* units per ConsumeQueue file */

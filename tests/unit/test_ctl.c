@@ -1,5 +1,5 @@
 /*
- * Unit tests for libshm/ctl.c and libshm/ctl_tables.c: creating and
+ * Unit tests for libshm/shm/ctl.c and libshm/shm/ctl_tables.c: creating and
  * attaching the control block, futex positions across processes, the
  * seqlocked topic table and its lock, the queue table, consumer offsets and
  * their JSON round trip, and the read-only mapping of consumers.
@@ -24,11 +24,11 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "ctl.h"
-#include "json_meta.h"
+#include "format/config.h"
+#include "shm/ctl.h"
+#include "format/json_meta.h"
 #include "shmq/errors.h"
-#include "store_files.h"
+#include "format/store_files.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
 

@@ -17,8 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "index_service.h"
-#include "store.h"
+#include "store/index_service.h"
+#include "store/store.h"
 
 #define BASE_TS 1700000000000LL
 

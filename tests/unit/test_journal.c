@@ -1,5 +1,5 @@
 /*
- * Unit tests of the writer's journal (libshm/journal.c): the scan of an
+ * Unit tests of the writer's journal (libshm/shm/journal.c): the scan of an
  * interrupted batch raises queue offsets and finds the record a ring entry
  * was stored as (each matched once): by UNIQ_KEY, topic and queue as stored,
  * so that a send-back keeping the original's key never takes the original's
@@ -21,11 +21,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "commitlog.h"
-#include "config.h"
-#include "ctl.h"
-#include "journal.h"
-#include "schedule.h"
+#include "format/commitlog.h"
+#include "format/config.h"
+#include "shm/ctl.h"
+#include "shm/journal.h"
+#include "shm/schedule.h"
 
 #define SEG 65536
 

@@ -24,9 +24,9 @@
 
 #include <cmocka.h>
 
-#include "json_meta.h"
+#include "format/json_meta.h"
 #include "shmq/errors.h"
-#include "store_files.h"
+#include "format/store_files.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
 

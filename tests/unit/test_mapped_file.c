@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "mapped_file.h"
+#include "format/mapped_file.h"
 #include "page_cache.h"
 #include "shmq/errors.h"
 

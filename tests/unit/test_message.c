@@ -1,5 +1,5 @@
 /*
- * Unit tests of the CommitLog record codec (libshm/message.c): the §22a
+ * Unit tests of the CommitLog record codec (libshm/format/message.c): the §22a
  * vectors of ROCKETMQ-FACTS, golden records built byte by byte from the
  * format, V1/V2 and IPv6 layouts, every decode error, properties, Java
  * hashes, offset message ids and UNIQ_KEY generation.
@@ -18,7 +18,7 @@
 
 #include <isa-l/crc.h>
 
-#include "message.h"
+#include "format/message.h"
 
 /* ---- helpers independent of the codec ------------------------------------ */
 

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "mapped_file.h"
+#include "format/mapped_file.h"
 #include "shmq/errors.h"
 
 #define MIB       (1024 * 1024)

@@ -18,9 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "index_service.h"
-#include "query.h"
-#include "store.h"
+#include "store/index_service.h"
+#include "client/query.h"
+#include "store/store.h"
 
 #define BASE_TS 1700000000000LL
 

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "page_cache.h"
-#include "store.h"
+#include "store/store.h"
 
 #define SEG_SIZE (64 * 1024)
 #define CQ_SIZE  (20 * 64)

@@ -1,5 +1,5 @@
 /*
- * Unit tests of producer ring entries (libshm/ring.c): encode/decode round
+ * Unit tests of producer ring entries (libshm/shm/ring.c): encode/decode round
  * trip, every kind of malformed entry refused with its own error (and
  * whether the writer can skip it), PAD entries at the wrap, a ring filled to
  * capacity, the copy-out rule of the writer's peek, and batches taken as
@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "ctl.h"
-#include "ring.h"
+#include "format/config.h"
+#include "shm/ctl.h"
+#include "shm/ring.h"
 
 #define RING 4096
 

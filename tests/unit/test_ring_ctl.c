@@ -1,5 +1,5 @@
 /*
- * Unit tests of ring objects (libshm/ring_ctl.c): the master gives a free
+ * Unit tests of ring objects (libshm/shm/ring_ctl.c): the master gives a free
  * ring to a producer as a sealed object of its own (nobody can shrink it
  * under the writer), the writer maps the same object through the master's
  * descriptor and refuses one whose header does not match the table, rings
@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "ctl.h"
-#include "ring.h"
+#include "format/config.h"
+#include "shm/ctl.h"
+#include "shm/ring.h"
 #include "shmq/errors.h"
 
 typedef struct fixture {

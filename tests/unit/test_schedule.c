@@ -1,5 +1,5 @@
 /*
- * Unit tests of the delay/timer/retry rules (libshm/schedule.c): the
+ * Unit tests of the delay/timer/retry rules (libshm/shm/schedule.c): the
  * put-side rewrite of delay-level and timed messages (§10, §17.1), the
  * message a due one becomes (§10, §17.4), and the retry/DLQ decision and
  * record (§11).
@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "message.h"
-#include "ring.h"
-#include "schedule.h"
+#include "format/config.h"
+#include "format/message.h"
+#include "shm/ring.h"
+#include "shm/schedule.h"
 
 #define NOW 1700000000123LL
 

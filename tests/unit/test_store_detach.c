@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "shmq/errors.h"
-#include "store.h"
+#include "store/store.h"
 
 typedef struct fixture {
     char dir[256];

@@ -1,5 +1,5 @@
 /*
- * Unit tests for libshm/store_files.c and libshm/json_meta.c: the store lock,
+ * Unit tests for libshm/format/store_files.c and libshm/format/json_meta.c: the store lock,
  * the abort marker, the checkpoint, atomic file replacement, and the JSON
  * metadata files in RocketMQ's dialect.
  */
@@ -20,9 +20,9 @@
 
 #include <cmocka.h>
 
-#include "json_meta.h"
+#include "format/json_meta.h"
 #include "shmq/errors.h"
-#include "store_files.h"
+#include "format/store_files.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
 

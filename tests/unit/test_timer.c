@@ -1,5 +1,5 @@
 /*
- * Unit tests of the timer store (libshm/timer.c): the byte layout of
+ * Unit tests of the timer store (libshm/format/timer.c): the byte layout of
  * timer log units, wheel slots and the timer checkpoint (§17), slot
  * chains read oldest first, rounding and rolling at enqueue, segment ends,
  * and recovery after a kill (a lost slot update, a torn unit) and after a
@@ -26,9 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json_meta.h"
+#include "format/json_meta.h"
 #include "shmq/types.h"
-#include "timer.h"
+#include "format/timer.h"
 
 #define P             1000
 #define T0            1700000000000LL /* a slot time */

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the timer files as files of a store (libshm/timer.c,
+ * Unit tests of the timer files as files of a store (libshm/format/timer.c,
  * docs/security.md): timerwheel, config/timercheck and timer log segments
  * are created 0640 whatever the umask, their directories 0750; a symbolic
  * link at timerwheel or config/timercheck is refused with an error naming
@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json_meta.h"
+#include "format/json_meta.h"
 #include "shmq/errors.h"
-#include "timer.h"
+#include "format/timer.h"
 
 #define P   1000
 #define T0  1700000000000LL

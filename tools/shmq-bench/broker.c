@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "ctl.h"
+#include "shm/ctl.h"
 #include "shmq/errors.h"
 
 int bench_tmpdir(const bench_opts_t *o, const char *what, char *out, size_t len)

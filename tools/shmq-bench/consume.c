@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "ctl.h"
+#include "shm/ctl.h"
 #include "shmq/consumer.h"
 
 #define BACKLOG_BATCH 64

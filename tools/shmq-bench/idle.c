@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "ctl.h"
+#include "shm/ctl.h"
 
 #define IDLE_SETTLE_NS (2LL * 1000000000)
 

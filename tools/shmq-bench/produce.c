@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "ctl.h"
+#include "shm/ctl.h"
 #include "shmq/producer.h"
 
 void bench_prod_init(bench_prod_t *bp, const bench_opts_t *o, bench_shared_t *sh, int i,

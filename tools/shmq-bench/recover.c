@@ -27,10 +27,10 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "ctl.h"
-#include "message.h"
+#include "shm/ctl.h"
+#include "format/message.h"
 #include "shmq/producer.h"
-#include "store.h"
+#include "store/store.h"
 
 #define GEN_BORN_EVERY 64
 

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "clean.h"
-#include "ctl_clean.h"
-#include "ctl.h"
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "shm/ctl.h"
 #include "shmqctl.h"
 
 #define CLEAN_TIMEOUT_MS 10000

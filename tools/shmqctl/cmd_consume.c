@@ -43,8 +43,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "ctl.h"
-#include "names.h"
+#include "shm/ctl.h"
+#include "format/names.h"
 #include "shmq/consumer.h"
 #include "shmqctl.h"
 

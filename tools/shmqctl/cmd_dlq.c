@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl.h"
-#include "names.h"
+#include "shm/ctl.h"
+#include "format/names.h"
 #include "shmq/consumer.h"
 #include "shmqctl.h"
 

@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "shmqctl.h"
-#include "names.h"
+#include "format/names.h"
 
 static volatile sig_atomic_t gen_stop;
 

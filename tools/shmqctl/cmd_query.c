@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "query.h"
+#include "client/query.h"
 #include "shmq/admin.h"
 #include "shmqctl.h"
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ctl.h"
+#include "shm/ctl.h"
 #include "shmqctl.h"
 
 #define RESTART_TIMEOUT_MS 10000

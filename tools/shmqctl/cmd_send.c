@@ -28,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctl.h"
-#include "names.h"
+#include "shm/ctl.h"
+#include "format/names.h"
 #include "shmq/producer.h"
 #include "shmqctl.h"
 

@@ -19,12 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clean.h"
-#include "ctl_clean.h"
-#include "ctl.h"
-#include "fence.h"
-#include "reg.h"
-#include "store_files.h"
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "shm/ctl.h"
+#include "store/fence.h"
+#include "shm/reg.h"
+#include "format/store_files.h"
 #include "shmqctl.h"
 
 /*

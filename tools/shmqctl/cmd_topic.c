@@ -22,8 +22,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ctl.h"
-#include "names.h"
+#include "shm/ctl.h"
+#include "format/names.h"
 #include "shmqctl.h"
 
 #define TOPIC_LOCK_TIMEOUT_MS 5000

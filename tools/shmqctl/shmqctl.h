@@ -17,9 +17,9 @@
 
 #include <jansson.h>
 
-#include "config.h"
-#include "message.h"
-#include "store.h"
+#include "format/config.h"
+#include "format/message.h"
+#include "store/store.h"
 
 #define SHMQCTL_VERSION "0.1.0"
 

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ctl.h"
+#include "shm/ctl.h"
 #include "shmqctl.h"
 
 /* One (topic, queue id), from the consumequeue directory or from records. */

@@ -30,9 +30,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "index_file.h"
-#include "index_service.h"
-#include "json_meta.h"
+#include "format/index_file.h"
+#include "store/index_service.h"
+#include "format/json_meta.h"
 #include "verify.h"
 
 /* Problems shown per IndexFile and kind (the rest are counted). */

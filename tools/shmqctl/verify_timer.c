@@ -1,7 +1,7 @@
 /*
  * shmqctl verify: the timer files (timerwheel, timerlog/, config/timercheck),
  * read-only, with the checks the scheduler makes when it opens them
- * (libshm/timer.c, shmq_timer_check): a timer log unit below the checkpoint's
+ * (libshm/format/timer.c, shmq_timer_check): a timer log unit below the checkpoint's
  * flush position that does not decode, a unit not linked to the one before it
  * in its slot, a slot not yet read that does not name the units the log holds
  * for it, a checkpoint field whose copy differs, a checkpoint of zeros with
@@ -11,8 +11,8 @@
  */
 #include <string.h>
 
-#include "json_meta.h"
-#include "timer.h"
+#include "format/json_meta.h"
+#include "format/timer.h"
 #include "verify.h"
 
 static void timer_sink(void *arg, enum shmq_meta_level level, const char *msg)

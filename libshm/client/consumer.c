@@ -1,0 +1,1106 @@
+/*
+ * The consumer API (include/shmq/consumer.h): read messages of a running
+ * store in place, RocketMQ pull semantics (ROCKETMQ-FACTS §16).
+ *
+ * A consumer attaches to the control block read-only (the consumer area,
+ * where group offsets and the wake-up word live, is its only writable
+ * shared memory), maps the CommitLog and the ConsumeQueues it reads
+ * PROT_READ, and reads units only below the queue's max_offset published by
+ * the dispatcher (acquire), so every unit it reads is complete.  Records are
+ * still decoded with checks (magic, size, physical offset) and compared with
+ * their unit (size, topic, queue, queue offset): a consumer never returns a
+ * torn record, whatever the files hold.  With check_crcs (the default) the
+ * record's CRCs are checked too, in one pass over its bytes: the whole-record
+ * __CRC32# when present (it covers the body), else the body CRC
+ * (shmq_record_check_crcs).  A record that fails is reported where it lies
+ * (shmq_corrupt_t), never returned; shmq_consumer_skip_corrupt() moves a
+ * group past exactly one such record.
+ *
+ * Long polling: register as a sleeper on the consumer area's wake word,
+ * re-check the queue's max_offset, sleep with a bounded timeout; the
+ * dispatcher wakes sleepers after publishing new units.
+ *
+ * Store down (ready cleared, state STOPPED, control block unlinked or
+ * replaced, master gone): every call first re-attaches, and fails with
+ * SHMQ_E_NOT_FOUND while no store runs.
+ */
+#include "shmq/consumer.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/clean.h"
+#include "shm/ctl_clean.h"
+#include "format/commitlog.h"
+#include "format/consume_queue.h"
+#include "client/consumer_int.h"
+#include "shm/ctl.h"
+#include "format/message.h"
+#include "shm/reg.h"
+#include "client/subscription.h"
+
+#define CONS_CHECK_MS       100 /* how often the master's liveness is checked */
+#define CONS_WAIT_SLICE_MS  500 /* a long poll re-checks the store at least this often */
+#define CONS_SCAN_MIN_UNITS 800 /* RocketMQ's maxFilterMessageSize (16000 bytes) in units */
+#define CONS_BUCKETS        256
+#define CQ_BLANK_SIZE       INT32_MAX
+
+/* A ConsumeQueue opened read-only, on demand. */
+typedef struct cons_queue {
+    shmq_cq_t cq;
+    struct cons_queue *next; /* hash chain */
+} cons_queue_t;
+
+struct shmq_consumer {
+    char root[PATH_MAX];
+    char group[SHMQ_GROUP_MAX + 1];
+    bool has_group;
+    bool attached;
+    shmq_ctl_t ctl;
+    char shm_path[96]; /* /dev/shm/<name>: a new master replaces the object */
+    dev_t shm_dev;
+    ino_t shm_ino;
+    int64_t next_check_ms;
+    shmq_config_t cfg; /* the master's configuration, store root made absolute */
+    shmq_commitlog_t cl;
+    bool cl_open;
+    size_t cq_file_size;
+    cons_queue_t *buckets[CONS_BUCKETS];
+    bool check_crcs;            /* shmq_consumer_set_check_crcs(): on by default */
+    shmq_sub_group_t group_cfg; /* the group's settings (subscriptionGroup.json) */
+    shmq_sub_t sub;             /* the last subscription parsed */
+    uint64_t clean_seen;        /* cleaner: its deleted_seq when we last dropped removed files */
+    struct shmq_consumer_retry *retry; /* consumer_retry.c: send-back producer, group polls */
+    int reg_fd; /* connection to the master's socket for offset commits, -1 until needed */
+    /* aclEnable: config/acl.json and who this process is under it */
+    shmq_acl_watch_t acl;
+    shmq_acl_ident_t ident;
+    bool ident_set;
+};
+
+const char *shmq_pull_status_name(int status)
+{
+    static const char *const names[] = {
+        "FOUND",
+        "NO_NEW_MSG",
+        "NO_MATCHED_MSG",
+        "NO_MATCHED_LOGIC_QUEUE",
+        "NO_MESSAGE_IN_QUEUE",
+        "OFFSET_TOO_SMALL",
+        "OFFSET_OVERFLOW_ONE",
+        "OFFSET_OVERFLOW_BADLY",
+        "MESSAGE_WAS_REMOVING",
+    };
+    if (status < 0 || status >= (int)(sizeof(names) / sizeof(names[0]))) {
+        return "UNKNOWN";
+    }
+    return names[status];
+}
+
+const char *shmq_msg_property(const shmq_msg_view_t *m, const char *name, size_t *len)
+{
+    size_t vlen = 0;
+    const char *v = m && name ? shmq_props_get(m->props, m->props_len, name, &vlen) : NULL;
+    if (len) {
+        *len = v ? vlen : 0;
+    }
+    return v;
+}
+
+/* ---- attachment ----------------------------------------------------------------------- */
+
+static void queues_close(shmq_consumer_t *c)
+{
+    for (size_t i = 0; i < CONS_BUCKETS; i++) {
+        cons_queue_t *q = c->buckets[i];
+        while (q) {
+            cons_queue_t *next = q->next;
+            shmq_cq_close(&q->cq);
+            free(q);
+            q = next;
+        }
+        c->buckets[i] = NULL;
+    }
+}
+
+static void consumer_release(shmq_consumer_t *c)
+{
+    queues_close(c);
+    if (c->reg_fd >= 0) {
+        close(c->reg_fd); /* the master it talked to may be gone: connect again when needed */
+        c->reg_fd = -1;
+    }
+    if (c->cl_open) {
+        shmq_commitlog_close(&c->cl);
+        c->cl_open = false;
+    }
+    if (c->attached) {
+        shmq_ctl_detach(&c->ctl);
+        c->attached = false;
+    }
+}
+
+static int consumer_attach(shmq_consumer_t *c)
+{
+    int rc = shmq_ctl_attach(c->root, SHMQ_CTL_RDONLY, &c->ctl);
+    if (rc == -EAGAIN) {
+        rc = shmq_error_set(SHMQ_E_NOT_FOUND, "store %s is not running (starting or restarting)",
+                            c->root);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    c->attached = true;
+    snprintf(c->shm_path, sizeof(c->shm_path), "/dev/shm%s", c->ctl.name);
+    struct stat sb;
+    if (stat(c->shm_path, &sb) == 0) {
+        c->shm_dev = sb.st_dev;
+        c->shm_ino = sb.st_ino;
+    } else {
+        c->shm_path[0] = '\0'; /* no /dev/shm: rely on the other checks */
+    }
+    c->next_check_ms = shmq_mono_ms() + CONS_CHECK_MS;
+
+    memcpy(&c->cfg, &c->ctl.blk->hdr.config, sizeof(c->cfg));
+    snprintf(c->cfg.store_path_root_dir, sizeof(c->cfg.store_path_root_dir), "%s", c->ctl.root);
+    char dir[PATH_MAX];
+    shmq_config_commitlog_dir(&c->cfg, dir, sizeof(dir));
+    int64_t seg = c->cfg.mapped_file_size_commit_log;
+    if (seg <= 0 || seg > INT32_MAX) {
+        consumer_release(c);
+        return shmq_error_set(SHMQ_E_CONFIG, "store %s: CommitLog segment size %lld", c->root,
+                              (long long)seg);
+    }
+    rc = shmq_commitlog_open(&c->cl, dir, (size_t)seg, SHMQ_MF_READONLY);
+    if (rc < 0) {
+        consumer_release(c);
+        return shmq_error_wrap(rc, "store %s: CommitLog", c->root);
+    }
+    c->cl_open = true;
+    c->cq_file_size = shmq_cq_file_size((size_t)c->cfg.mapped_file_size_consume_queue);
+    return 0;
+}
+
+/* True if the store this handle is attached to stopped or was replaced. */
+static bool store_down(shmq_consumer_t *c)
+{
+    const shmq_ctl_header_t *h = &c->ctl.blk->hdr;
+    /* Acquire: pairs with the master's release of ready. */
+    if (atomic_load_explicit((_Atomic uint32_t *)&h->ready, memory_order_acquire) != 1) {
+        return true;
+    }
+    /* Relaxed: a state word only, nothing is read through it. */
+    if (atomic_load_explicit((_Atomic uint32_t *)&h->state, memory_order_relaxed) ==
+        SHMQ_STATE_STOPPED) {
+        return true;
+    }
+    int64_t now = shmq_mono_ms();
+    if (now < c->next_check_ms) {
+        return false;
+    }
+    c->next_check_ms = now + CONS_CHECK_MS;
+    if (kill(h->creator_pid, 0) != 0 && errno == ESRCH) {
+        return true;
+    }
+    struct stat sb;
+    if (c->shm_path[0] &&
+        (stat(c->shm_path, &sb) != 0 || sb.st_ino != c->shm_ino || sb.st_dev != c->shm_dev)) {
+        return true; /* unlinked at a clean stop, or a new master's object */
+    }
+    return false;
+}
+
+/* Attached to a running store, re-attaching if it went down; SHMQ_E_NOT_FOUND if none runs. */
+static int consumer_ensure(shmq_consumer_t *c)
+{
+    if (c->attached && !store_down(c)) {
+        return 0;
+    }
+    consumer_release(c);
+    return consumer_attach(c);
+}
+
+int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_t **out)
+{
+    if (!store_root || !out) {
+        return shmq_error_set(SHMQ_E_ARG, "consumer: store path and handle are required");
+    }
+    *out = NULL;
+    if (strlen(store_root) == 0 || strlen(store_root) >= PATH_MAX) {
+        return shmq_error_set(SHMQ_E_ARG, "consumer: store path length %zu", strlen(store_root));
+    }
+    /* The master's rule for the commits to come (reg.h): refused here, not at the first commit. */
+    int vrc = group ? shmq_group_validate(group, strnlen(group, SHMQ_GROUP_MAX + 1)) : 0;
+    if (vrc < 0) {
+        return vrc;
+    }
+    shmq_consumer_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        return -ENOMEM;
+    }
+    snprintf(c->root, sizeof(c->root), "%s", store_root);
+    c->check_crcs = true;
+    c->reg_fd = -1;
+    if (group) {
+        snprintf(c->group, sizeof(c->group), "%s", group);
+        c->has_group = true;
+    }
+    int rc = consumer_attach(c);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void shmq_consumer_close(shmq_consumer_t *c)
+{
+    if (c) {
+        shmq_consumer_retry_free(c->retry);
+        consumer_release(c);
+        shmq_acl_watch_free(&c->acl);
+        free(c);
+    }
+}
+
+void shmq_consumer_set_check_crcs(shmq_consumer_t *c, bool on)
+{
+    if (c) {
+        c->check_crcs = on;
+    }
+}
+
+/*
+ * aclEnable: may this process subscribe to topic (as its group)?  Checked
+ * here, in the consumer's own process: it binds honest clients (acl.h).
+ */
+static int acl_may_pull(shmq_consumer_t *c, const char *topic, size_t tlen)
+{
+    if (!c->ident_set) {
+        struct stat st;
+        if (stat(c->root, &st) != 0) {
+            int rc = -errno;
+            return shmq_error_set(rc, "stat %s: %s", c->root, strerror(-rc));
+        }
+        shmq_acl_ident_self(&c->ident, st.st_uid);
+        c->ident_set = true;
+    }
+    /* A rules file that fails to load keeps the rules loaded before (none: refused). */
+    (void)shmq_acl_watch_poll(&c->acl, c->root, shmq_mono_ms());
+    return shmq_acl_watch_may_subscribe(&c->acl, &c->ident, topic, tlen,
+                                        c->has_group ? c->group : NULL);
+}
+
+/* ---- queues --------------------------------------------------------------------------- */
+
+static size_t queue_bucket(const char *topic, size_t len, int32_t queue_id)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (uint8_t)topic[i]) * 1099511628211ULL;
+    }
+    h = (h ^ (uint32_t)queue_id) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 32)) % CONS_BUCKETS;
+}
+
+/* The read-only ConsumeQueue handle of topic/queue_id, opened on first use. */
+static int queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t queue_id,
+                     shmq_cq_t **out)
+{
+    size_t b = queue_bucket(topic, len, queue_id);
+    for (cons_queue_t *q = c->buckets[b]; q; q = q->next) {
+        if (q->cq.queue_id == queue_id && strlen(q->cq.topic) == len &&
+            memcmp(q->cq.topic, topic, len) == 0) {
+            *out = &q->cq;
+            return 0;
+        }
+    }
+    char name[SHMQ_TOPIC_MAX_ANY + 1];
+    memcpy(name, topic, len);
+    name[len] = '\0';
+    cons_queue_t *q = calloc(1, sizeof(*q));
+    if (!q) {
+        return -ENOMEM;
+    }
+    int rc = shmq_cq_open(&q->cq, c->ctl.root, name, queue_id, c->cq_file_size, SHMQ_MF_READONLY);
+    if (rc < 0) {
+        free(q);
+        return shmq_error_wrap(rc, "consume queue %s/%d", name, queue_id);
+    }
+    q->next = c->buckets[b];
+    c->buckets[b] = q;
+    *out = &q->cq;
+    return 0;
+}
+
+/*
+ * Make the handle's positions those the dispatcher published (the
+ * handle's own recovery scan may see units beyond them, not yet complete),
+ * mapping segment files that appeared since.
+ */
+static int queue_sync(shmq_cq_t *cq, int64_t min, int64_t max)
+{
+    int64_t end = max * SHMQ_CQ_UNIT_SIZE;
+    if (end > shmq_mfq_end_offset(&cq->q)) {
+        int rc = shmq_mfq_refresh(&cq->q);
+        if (rc < 0) {
+            return shmq_error_wrap(rc, "consume queue %s/%d: mapping new files", cq->topic,
+                                   cq->queue_id);
+        }
+    }
+    cq->min_logic_offset = min * SHMQ_CQ_UNIT_SIZE;
+    /* Release, as shmq_cq_append publishes it: this handle's only reader is this thread. */
+    __atomic_store_n(&cq->write_pos, end, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Map CommitLog segments the writer created since the last look. */
+static int commitlog_sync(shmq_consumer_t *c)
+{
+    int64_t wrote = shmq_ctl_load(&c->ctl.blk->wrote);
+    if (wrote > shmq_mfq_end_offset(&c->cl.q)) {
+        int rc = shmq_mfq_refresh(&c->cl.q);
+        if (rc < 0) {
+            return shmq_error_wrap(rc, "CommitLog: mapping new segments");
+        }
+    }
+    return 0;
+}
+
+/* ---- pulling ---------------------------------------------------------------------------- */
+
+#define REC_REMOVED 1
+
+/*
+ * Say in *bad, and in the error detail (in front of what it already holds),
+ * which message of topic/queue_id the unit at qoff fails to yield and
+ * where its record lies.  mf: the CommitLog file holding phys, or NULL.
+ * Returns SHMQ_E_CORRUPT.
+ */
+static int unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
+                        int64_t qoff, int64_t phys, const shmq_mapped_file_t *mf, int check)
+{
+    memcpy(bad->topic, topic, tlen);
+    bad->topic[tlen] = '\0';
+    bad->queue_id = queue_id;
+    bad->queue_offset = qoff;
+    bad->phys_offset = phys;
+    bad->check = check;
+    if (mf) {
+        snprintf(bad->file, sizeof(bad->file), "%s", mf->path);
+        bad->file_offset = phys - mf->start_offset;
+        return shmq_error_wrap(SHMQ_E_CORRUPT,
+                               "corrupt message %.*s/%d queue offset %lld: CommitLog file %s "
+                               "offset %lld",
+                               (int)tlen, topic, queue_id, (long long)qoff, mf->path,
+                               (long long)bad->file_offset);
+    }
+    bad->file[0] = '\0';
+    bad->file_offset = -1;
+    return shmq_error_wrap(SHMQ_E_CORRUPT,
+                           "corrupt message %.*s/%d queue offset %lld: CommitLog offset %lld",
+                           (int)tlen, topic, queue_id, (long long)qoff, (long long)phys);
+}
+
+/*
+ * Decode the record unit u (queue offset qoff of topic/queue_id) points at
+ * into v, checking its CRCs if check_crcs.  REC_REMOVED when its segment is
+ * gone (cleaned), SHMQ_E_CORRUPT (with *bad filled) when the record does
+ * not decode, fails a CRC or does not match the unit.
+ */
+static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff, const char *topic,
+                       size_t tlen, int32_t queue_id, bool check_crcs, shmq_msg_view_t *v,
+                       shmq_corrupt_t *bad)
+{
+    const shmq_mapped_file_t *mf = shmq_mfq_find(&c->cl.q, u->phys_offset);
+    if (!mf) {
+        if (u->phys_offset < shmq_mfq_min_offset(&c->cl.q)) {
+            return REC_REMOVED;
+        }
+        shmq_error_set(SHMQ_E_CORRUPT, "no CommitLog file holds it");
+        return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, NULL, SHMQ_E_CORRUPT);
+    }
+    int64_t rel = u->phys_offset - mf->start_offset;
+    shmq_record_t r;
+    /* Decode verifies __CRC32# when present: one CRC pass over the whole record. */
+    unsigned flags = SHMQ_DECODE_CHECK_PHYS;
+    if (check_crcs) {
+        flags |= shmq_decode_verify_flags(u->phys_offset, c->ctl.blk->hdr.crc_tail_from);
+    }
+    int rc = shmq_record_decode(mf->base + rel, mf->size - (size_t)rel, u->phys_offset, flags, &r);
+    if (rc <= 0) {
+        if (rc == 0) {
+            shmq_error_set(SHMQ_E_CORRUPT, "a blank (end-of-segment) record, not the unit's");
+        }
+        return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf,
+                            rc < 0 ? rc : SHMQ_E_CORRUPT);
+    }
+    if (rc != u->size || r.topic_len != tlen || memcmp(r.topic, topic, tlen) != 0 ||
+        r.queue_id != queue_id || r.queue_offset != qoff) {
+        bool same_topic = r.topic_len == tlen && memcmp(r.topic, topic, tlen) == 0;
+        shmq_error_set(SHMQ_E_CORRUPT,
+                       "the record there (size %d, %s, queue %d, queue offset %lld) is not the "
+                       "unit's (size %d)",
+                       rc, same_topic ? "same topic" : "another topic", r.queue_id,
+                       (long long)r.queue_offset, u->size);
+        return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf, SHMQ_E_CORRUPT);
+    }
+    v->topic = r.topic;
+    v->topic_len = r.topic_len;
+    v->queue_id = r.queue_id;
+    v->queue_offset = r.queue_offset;
+    v->phys_offset = r.phys_offset;
+    v->size = r.total_size;
+    v->flag = r.flag;
+    v->sysflag = r.sysflag;
+    v->reconsume_times = r.reconsume_times;
+    v->born_ts = r.born_ts;
+    v->born_host = r.born_host;
+    v->store_ts = r.store_ts;
+    v->body = r.body;
+    v->body_len = r.body_len;
+    v->props = r.props;
+    v->props_len = r.props_len;
+    shmq_msgid_format(&r.store_host, r.phys_offset, v->msg_id);
+    return 0;
+}
+
+/* A unit no dispatcher writes: SHMQ_E_CORRUPT with *bad filled. */
+static int unit_invalid(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
+                        int64_t qoff, const shmq_cq_unit_t *u)
+{
+    shmq_error_set(SHMQ_E_CORRUPT, "invalid ConsumeQueue unit (phys %lld, size %d)",
+                   (long long)u->phys_offset, u->size);
+    return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, NULL, SHMQ_E_CORRUPT);
+}
+
+static bool unit_is_blank(const shmq_cq_unit_t *u)
+{
+    return u->phys_offset == 0 && u->size == CQ_BLANK_SIZE && u->tags_code == 0;
+}
+
+static bool unit_is_valid(const shmq_cq_unit_t *u)
+{
+    return u->phys_offset >= 0 && u->size > 0 && u->phys_offset <= INT64_MAX - u->size;
+}
+
+/* The queue's handle, in step with the dispatcher's [min, max) and the writer's segments. */
+static int queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
+                       int64_t min, int64_t max, shmq_cq_t **cq)
+{
+    int rc = queue_get(c, topic, tlen, queue_id, cq);
+    if (rc == 0) {
+        rc = queue_sync(*cq, min, max);
+    }
+    if (rc == 0) {
+        rc = commitlog_sync(c);
+    }
+    return rc;
+}
+
+/* Read units [offset, ...) of a queue known to hold offset < max. */
+static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
+                      int64_t offset, int max_msgs, shmq_pull_result_t *res)
+{
+    shmq_cq_t *cq;
+    int rc = queue_ready(c, topic, tlen, queue_id, res->min_offset, res->max_offset, &cq);
+    if (rc < 0) {
+        return rc;
+    }
+    /* Units whose records are below the CommitLog minimum were cleaned. */
+    int64_t cl_min = shmq_ctl_load(&c->ctl.blk->min);
+    int64_t end = offset + (max_msgs > CONS_SCAN_MIN_UNITS ? max_msgs : CONS_SCAN_MIN_UNITS);
+    /* One ConsumeQueue file per pull, as RocketMQ reads one mapped buffer. */
+    int64_t per_file = (int64_t)cq->q.seg_size / SHMQ_CQ_UNIT_SIZE;
+    int64_t file_end = (offset / per_file + 1) * per_file;
+    if (end > file_end) {
+        end = file_end;
+    }
+    if (end > res->max_offset) {
+        end = res->max_offset;
+    }
+    bool removing = false;
+    size_t count = 0;
+    int64_t qoff = offset;
+    while (qoff < end) {
+        shmq_cq_unit_t u;
+        if (shmq_cq_read(cq, qoff, &u) < 0) {
+            if (count > 0) {
+                break;
+            }
+            int64_t first = shmq_mfq_min_offset(&cq->q) / SHMQ_CQ_UNIT_SIZE;
+            if (cq->q.count > 0 && qoff < first) {
+                /* The cleaner removed the file before the minimum was raised. */
+                res->status = SHMQ_PULL_OFFSET_TOO_SMALL;
+                res->next_offset = first;
+                return 0;
+            }
+            if (qoff > offset) {
+                break; /* what came before is answered first */
+            }
+            shmq_error_set(SHMQ_E_CORRUPT, "no ConsumeQueue file holds the unit (max offset %lld)",
+                           (long long)res->max_offset);
+            return unit_corrupt(&res->corrupt, topic, tlen, queue_id, qoff, -1, NULL,
+                                SHMQ_E_CORRUPT);
+        }
+        if (unit_is_blank(&u)) {
+            qoff++; /* a blank pre-fill unit: no message */
+            continue;
+        }
+        if (!unit_is_valid(&u)) {
+            if (count > 0 || qoff > offset) {
+                break; /* the next pull starts at it and reports it */
+            }
+            return unit_invalid(&res->corrupt, topic, tlen, queue_id, qoff, &u);
+        }
+        if (u.phys_offset < cl_min || !shmq_sub_code_matches(&c->sub, u.tags_code)) {
+            removing |= u.phys_offset < cl_min;
+            qoff++;
+            continue;
+        }
+        shmq_msg_view_t *v = &res->msgs[count];
+        rc = record_view(c, &u, qoff, topic, tlen, queue_id, c->check_crcs, v, &res->corrupt);
+        if (rc == REC_REMOVED) {
+            removing = true;
+            qoff++;
+            continue;
+        }
+        if (rc < 0) {
+            if (count > 0 || qoff > offset) {
+                /* Return what came before; the next pull starts at the bad unit and reports it. */
+                shmq_error_clear();
+                res->corrupt.queue_offset = -1;
+                break;
+            }
+            return rc;
+        }
+        qoff++;
+        if (!c->sub.all) {
+            /* The tagsCode matched: the record's exact TAGS decides (hash collisions). */
+            size_t vlen;
+            const char *tags = shmq_props_get(v->props, v->props_len, SHMQ_PROP_TAGS, &vlen);
+            if (!shmq_sub_tags_match(&c->sub, tags, tags ? vlen : 0)) {
+                continue;
+            }
+        }
+        if (++count == (size_t)max_msgs) {
+            break;
+        }
+    }
+    res->count = count;
+    res->next_offset = qoff;
+    if (count > 0) {
+        res->status = SHMQ_PULL_FOUND;
+    } else if (removing) {
+        res->status = SHMQ_PULL_MESSAGE_WAS_REMOVING;
+    } else {
+        res->status = SHMQ_PULL_NO_MATCHED_MSG;
+    }
+    return 0;
+}
+
+/* One pull without waiting: the status decision of RocketMQ's getMessage. */
+static int pull_once(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
+                     int64_t offset, int max_msgs, shmq_pull_result_t *res)
+{
+    res->count = 0;
+    res->min_offset = res->max_offset = 0;
+    const shmq_ctl_queue_t *e = shmq_ctl_queue_find(&c->ctl, topic, tlen, queue_id);
+    if (!e) {
+        res->status = SHMQ_PULL_NO_MATCHED_LOGIC_QUEUE;
+        res->next_offset = 0;
+        return 0;
+    }
+    /* Acquire: pairs with the dispatcher's release; the units below max are complete. */
+    int64_t max = atomic_load_explicit((_Atomic int64_t *)&e->max_offset, memory_order_acquire);
+    int64_t min = atomic_load_explicit((_Atomic int64_t *)&e->min_offset, memory_order_acquire);
+    if (min > max) {
+        min = max;
+    }
+    if (min < 0) {
+        min = 0;
+    }
+    res->min_offset = min;
+    res->max_offset = max;
+    if (max <= 0) {
+        res->status = SHMQ_PULL_NO_MESSAGE_IN_QUEUE;
+        res->next_offset = 0;
+    } else if (offset < min) {
+        res->status = SHMQ_PULL_OFFSET_TOO_SMALL;
+        res->next_offset = min;
+    } else if (offset == max) {
+        res->status = SHMQ_PULL_OFFSET_OVERFLOW_ONE;
+        res->next_offset = offset;
+    } else if (offset > max) {
+        res->status = SHMQ_PULL_OFFSET_OVERFLOW_BADLY;
+        res->next_offset = max;
+    } else {
+        return pull_units(c, topic, tlen, queue_id, offset, max_msgs, res);
+    }
+    return 0;
+}
+
+/* What a long poll waits for: the queue to appear, or its max_offset to move. */
+typedef struct cons_wait {
+    shmq_consumer_t *c;
+    const char *topic;
+    size_t tlen;
+    int32_t queue_id;
+    bool existed;
+    int64_t max;
+} cons_wait_t;
+
+static bool units_arrived(void *arg)
+{
+    const cons_wait_t *cw = arg;
+    const shmq_ctl_queue_t *e = shmq_ctl_queue_find(&cw->c->ctl, cw->topic, cw->tlen, cw->queue_id);
+    if (!e) {
+        return false;
+    }
+    /* Acquire: a new max makes its units visible to the pull that follows. */
+    return !cw->existed ||
+           atomic_load_explicit((_Atomic int64_t *)&e->max_offset, memory_order_acquire) != cw->max;
+}
+
+/* Nothing to read yet, and new messages could change that. */
+static bool worth_waiting(const shmq_pull_result_t *res, int64_t offset)
+{
+    switch (res->status) {
+    case SHMQ_PULL_OFFSET_OVERFLOW_ONE:
+        return true;
+    case SHMQ_PULL_NO_MESSAGE_IN_QUEUE:
+    case SHMQ_PULL_NO_MATCHED_LOGIC_QUEUE:
+        return offset == 0;
+    default:
+        return false;
+    }
+}
+
+/*
+ * cleaner: unmap the files it deleted, whose space returns only once no
+ * process maps them.  The views of the previous pull end here anyway.
+ */
+static void drop_removed(shmq_consumer_t *c)
+{
+    if (!c->cl_open || !shmq_clean_changed(&c->ctl, &c->clean_seen)) {
+        return;
+    }
+    shmq_clean_drop_removed(&c->cl.q);
+    for (size_t b = 0; b < CONS_BUCKETS; b++) {
+        for (cons_queue_t *q = c->buckets[b]; q; q = q->next) {
+            shmq_clean_cq_drop_removed(&q->cq);
+        }
+    }
+}
+
+void shmq_consumer_release_removed(shmq_consumer_t *c)
+{
+    if (c) {
+        drop_removed(c);
+    }
+}
+
+int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset, int max_msgs,
+              const char *subscription, int wait_ms, shmq_pull_result_t *res)
+{
+    if (!c || !topic || !res) {
+        return shmq_error_set(SHMQ_E_ARG, "pull: consumer, topic and result are required");
+    }
+    size_t tlen = strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1);
+    if (tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY || queue_id < 0 || offset < 0 || max_msgs < 1 ||
+        max_msgs > SHMQ_PULL_MAX) {
+        return shmq_error_set(SHMQ_E_ARG,
+                              "pull: topic length %zu (1..%d), queue %d, offset %lld, max_msgs %d "
+                              "(1..%d)",
+                              tlen, SHMQ_TOPIC_MAX_ANY, queue_id, (long long)offset, max_msgs,
+                              SHMQ_PULL_MAX);
+    }
+    int rc = shmq_sub_parse(&c->sub, subscription);
+    if (rc < 0) {
+        return rc;
+    }
+    res->count = 0;
+    res->corrupt.queue_offset = -1;
+    int64_t deadline = wait_ms > 0 ? shmq_mono_ms() + wait_ms : 0;
+    for (;;) {
+        rc = consumer_ensure(c);
+        if (rc < 0) {
+            res->count = 0;
+            return rc;
+        }
+        drop_removed(c);
+        /* consumeEnable and the topic's PERM_READ, as RocketMQ's pull checks them. */
+        shmq_ctl_topic_t tp;
+        rc = shmq_sub_may_consume(
+            topic, shmq_ctl_topic_get(&c->ctl, topic, tlen, &tp) == 0 ? tp.perm : -1,
+            c->has_group ? shmq_sub_group_get(&c->group_cfg, c->root, c->group, shmq_mono_ms())
+                         : NULL);
+        if (rc == 0 && c->cfg.acl_enable) {
+            rc = acl_may_pull(c, topic, tlen);
+        }
+        if (rc == 0) {
+            rc = pull_once(c, topic, tlen, queue_id, offset, max_msgs, res);
+        }
+        if (rc < 0) {
+            res->count = 0;
+            return rc;
+        }
+        if (wait_ms <= 0 || !worth_waiting(res, offset)) {
+            break;
+        }
+        int64_t left = deadline - shmq_mono_ms();
+        if (left <= 0) {
+            break;
+        }
+        cons_wait_t cw = {.c = c,
+                          .topic = topic,
+                          .tlen = tlen,
+                          .queue_id = queue_id,
+                          .existed = res->status != SHMQ_PULL_NO_MATCHED_LOGIC_QUEUE,
+                          .max = res->max_offset};
+        /* Registers, re-checks units_arrived, then sleeps: no lost wake-up. */
+        shmq_ctl_sleep(&c->ctl.wake->consumer_wake, units_arrived, &cw,
+                       (int)(left < CONS_WAIT_SLICE_MS ? left : CONS_WAIT_SLICE_MS));
+    }
+    if (wait_ms > 0 && res->status == SHMQ_PULL_OFFSET_OVERFLOW_ONE) {
+        res->status = SHMQ_PULL_NO_NEW_MSG;
+    }
+    if (res->count > 0) {
+        /* Relaxed: a statistics counter. */
+        atomic_fetch_add_explicit(&c->ctl.wake->messages_out, res->count, memory_order_relaxed);
+    }
+    return 0;
+}
+
+/* ---- queue information and offsets ------------------------------------------------------------
+ */
+
+static int queue_entry(shmq_consumer_t *c, const char *topic, int32_t queue_id,
+                       const shmq_ctl_queue_t **out)
+{
+    if (!c || !topic || queue_id < 0) {
+        return shmq_error_set(SHMQ_E_ARG, "consumer, topic and a queue id >= 0 are required");
+    }
+    size_t tlen = strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1);
+    if (tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY) {
+        return shmq_error_set(SHMQ_E_ARG, "topic length %zu outside 1..%d", tlen,
+                              SHMQ_TOPIC_MAX_ANY);
+    }
+    int rc = consumer_ensure(c);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = shmq_ctl_queue_find(&c->ctl, topic, tlen, queue_id);
+    if (!*out) {
+        return shmq_error_set(SHMQ_E_NOT_FOUND, "no queue %s/%d", topic, queue_id);
+    }
+    return 0;
+}
+
+int shmq_queue_offsets(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *min,
+                       int64_t *max)
+{
+    const shmq_ctl_queue_t *e;
+    int rc = queue_entry(c, topic, queue_id, &e);
+    if (rc < 0) {
+        return rc;
+    }
+    /* Acquire: pairs with the dispatcher's release (and the cleaner's for min). */
+    int64_t hi = atomic_load_explicit((_Atomic int64_t *)&e->max_offset, memory_order_acquire);
+    int64_t lo = atomic_load_explicit((_Atomic int64_t *)&e->min_offset, memory_order_acquire);
+    if (min) {
+        *min = lo < hi ? lo : hi;
+    }
+    if (max) {
+        *max = hi;
+    }
+    return 0;
+}
+
+int shmq_topic_queue_count(shmq_consumer_t *c, const char *topic)
+{
+    if (!c || !topic || !*topic || strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1) > SHMQ_TOPIC_MAX_ANY) {
+        return shmq_error_set(SHMQ_E_ARG, "a topic name of 1..%d bytes is required",
+                              SHMQ_TOPIC_MAX_ANY);
+    }
+    int rc = consumer_ensure(c);
+    if (rc < 0) {
+        return rc;
+    }
+    shmq_ctl_topic_t t;
+    rc = shmq_ctl_topic_get(&c->ctl, topic, strlen(topic), &t);
+    if (rc < 0) {
+        return rc;
+    }
+    return t.read_queue_nums > 0 ? t.read_queue_nums : 0;
+}
+
+int shmq_offset_by_time(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t ts,
+                        int64_t *offset)
+{
+    if (!offset) {
+        return shmq_error_set(SHMQ_E_ARG, "offset_by_time: no result pointer");
+    }
+    int64_t min, max;
+    int rc = shmq_queue_offsets(c, topic, queue_id, &min, &max);
+    if (rc < 0) {
+        return rc;
+    }
+    shmq_cq_t *cq;
+    rc = queue_get(c, topic, strlen(topic), queue_id, &cq);
+    if (rc == 0) {
+        rc = queue_sync(cq, min, max);
+    }
+    if (rc == 0) {
+        rc = commitlog_sync(c);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    /* Record reads stop at what the writer published. */
+    int64_t wrote = shmq_ctl_load(&c->ctl.blk->wrote);
+    shmq_commitlog_set_positions(&c->cl, wrote, wrote);
+    *offset = shmq_cq_offset_by_time(cq, &c->cl, ts, SHMQ_BOUNDARY_LOWER);
+    return 0;
+}
+
+static int offset_args(shmq_consumer_t *c, const char *topic, int32_t queue_id)
+{
+    if (!c || !topic || !*topic || queue_id < 0 ||
+        strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1) > SHMQ_TOPIC_MAX_ANY) {
+        return shmq_error_set(SHMQ_E_ARG,
+                              "consumer, topic (1..%d bytes) and a queue id >= 0 "
+                              "are required",
+                              SHMQ_TOPIC_MAX_ANY);
+    }
+    if (!c->has_group) {
+        return shmq_error_set(SHMQ_E_ARG, "consumer opened without a group: no offsets");
+    }
+    return consumer_ensure(c);
+}
+
+/*
+ * Commit through the master (one round trip): it validates the commit and
+ * stores it; the consumer area is read-only here.  A connection to a master
+ * that went away is replaced once (a repeated commit of the same offset is
+ * harmless).
+ */
+static int offset_commit(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset)
+{
+    shmq_reg_msg_t req = {.type = SHMQ_REG_COMMIT_OFFSET, .queue_id = queue_id, .offset = offset};
+    snprintf(req.group, sizeof(req.group), "%s", c->group);
+    snprintf(req.topic, sizeof(req.topic), "%s", topic);
+    for (int attempt = 0;; attempt++) {
+        if (c->reg_fd < 0) {
+            int fd = shmq_reg_connect(c->ctl.root);
+            if (fd < 0) {
+                return fd;
+            }
+            c->reg_fd = fd;
+        }
+        shmq_reg_msg_t rep = {.type = 0};
+        int rc = shmq_reg_call(c->reg_fd, &req, &rep, NULL, SHMQ_REG_TIMEOUT_MS);
+        if (rc >= 0 || rep.type == SHMQ_REG_REPLY_ERROR) {
+            return rc; /* stored, or refused with the master's reason */
+        }
+        /* No usable reply: this connection is done with. */
+        close(c->reg_fd);
+        c->reg_fd = -1;
+        if (rc != SHMQ_E_NOT_FOUND || attempt > 0) {
+            return shmq_error_wrap(rc, "committing offset %lld of group %s in %s/%d",
+                                   (long long)offset, c->group, topic, (int)queue_id);
+        }
+    }
+}
+
+int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset)
+{
+    int rc = offset_args(c, topic, queue_id);
+    if (rc < 0) {
+        return rc;
+    }
+    if (offset < 0) {
+        return shmq_error_set(SHMQ_E_ARG, "offset %lld < 0", (long long)offset);
+    }
+    return offset_commit(c, topic, queue_id, offset);
+}
+
+int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *offset)
+{
+    int rc = offset_args(c, topic, queue_id);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!offset) {
+        return shmq_error_set(SHMQ_E_ARG, "fetch_offset: no result pointer");
+    }
+    return shmq_ctl_offset_get(&c->ctl, c->group, topic, queue_id, offset);
+}
+
+/* ---- past a corrupt message ---------------------------------------------------------------- */
+
+/*
+ * Check the unit at qoff of a queue holding [min, max) and its record, CRCs
+ * included: 0 when it yields a message or none (a blank unit, a cleaned
+ * record), SHMQ_E_CORRUPT with *bad filled when a pull would stop there.
+ */
+static int unit_check(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
+                      int64_t qoff, int64_t min, int64_t max, shmq_corrupt_t *bad)
+{
+    shmq_cq_t *cq;
+    int rc = queue_ready(c, topic, tlen, queue_id, min, max, &cq);
+    if (rc < 0) {
+        return rc;
+    }
+    shmq_cq_unit_t u;
+    if (shmq_cq_read(cq, qoff, &u) < 0) {
+        shmq_error_set(SHMQ_E_CORRUPT, "no ConsumeQueue file holds the unit (max offset %lld)",
+                       (long long)max);
+        return unit_corrupt(bad, topic, tlen, queue_id, qoff, -1, NULL, SHMQ_E_CORRUPT);
+    }
+    if (unit_is_blank(&u)) {
+        return 0;
+    }
+    if (!unit_is_valid(&u)) {
+        return unit_invalid(bad, topic, tlen, queue_id, qoff, &u);
+    }
+    if (u.phys_offset < shmq_ctl_load(&c->ctl.blk->min)) {
+        return 0;
+    }
+    shmq_msg_view_t v;
+    rc = record_view(c, &u, qoff, topic, tlen, queue_id, true, &v, bad);
+    return rc == REC_REMOVED ? 0 : rc;
+}
+
+/* Where the group stands in the queue must be qoff; SHMQ_E_RANGE otherwise. */
+static int group_at(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t qoff,
+                    int64_t min)
+{
+    int64_t committed;
+    int rc = shmq_ctl_offset_get(&c->ctl, c->group, topic, queue_id, &committed);
+    if (rc == SHMQ_E_NOT_FOUND) {
+        if (qoff == min) {
+            return 0;
+        }
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "group %s has no offset in %s/%d: it starts at %lld, not at %lld; "
+                              "nothing skipped",
+                              c->group, topic, queue_id, (long long)min, (long long)qoff);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (committed != qoff) {
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "group %s stands at offset %lld of %s/%d, not at %lld: skipping "
+                              "would lose the messages between; nothing skipped",
+                              c->group, (long long)committed, topic, queue_id, (long long)qoff);
+    }
+    return 0;
+}
+
+int shmq_consumer_skip_corrupt(shmq_consumer_t *c, const char *topic, int32_t queue_id,
+                               int64_t queue_offset, char *line, size_t line_len)
+{
+    if (line && line_len > 0) {
+        line[0] = '\0';
+    }
+    const shmq_ctl_queue_t *e;
+    int rc = queue_entry(c, topic, queue_id, &e);
+    if (rc < 0) {
+        return rc;
+    }
+    size_t tlen = strlen(topic);
+    /* Acquire: pairs with the dispatcher's release; the units below max are complete. */
+    int64_t max = atomic_load_explicit((_Atomic int64_t *)&e->max_offset, memory_order_acquire);
+    int64_t min = atomic_load_explicit((_Atomic int64_t *)&e->min_offset, memory_order_acquire);
+    min = min < 0 ? 0 : min > max ? max : min;
+    if (queue_offset < min || queue_offset >= max) {
+        return shmq_error_set(SHMQ_E_RANGE, "queue offset %lld of %s/%d outside [%lld, %lld)",
+                              (long long)queue_offset, topic, queue_id, (long long)min,
+                              (long long)max);
+    }
+    if (c->has_group && (rc = group_at(c, topic, queue_id, queue_offset, min)) < 0) {
+        return rc;
+    }
+    shmq_corrupt_t *bad = malloc(sizeof(*bad)); /* a path inside: too big for the stack */
+    if (!bad) {
+        return -ENOMEM;
+    }
+    shmq_error_clear();
+    rc = unit_check(c, topic, tlen, queue_id, queue_offset, min, max, bad);
+    if (rc == 0) {
+        free(bad);
+        return shmq_error_set(SHMQ_E_ARG,
+                              "%s/%d queue offset %lld is not corrupt (CRCs checked): nothing "
+                              "skipped",
+                              topic, queue_id, (long long)queue_offset);
+    }
+    if (rc != SHMQ_E_CORRUPT) {
+        free(bad);
+        return rc;
+    }
+    /* The detail less its "corrupt message T/Q queue offset N: " head, which the line says. */
+    char head[SHMQ_TOPIC_MAX_ANY + 96];
+    int hn = snprintf(head, sizeof(head), "corrupt message %s/%d queue offset %lld: ", topic,
+                      queue_id, (long long)queue_offset);
+    const char *why = shmq_error_detail();
+    if (hn > 0 && strncmp(why, head, (size_t)hn) == 0) {
+        why += hn;
+    }
+    char why_copy[1024];
+    snprintf(why_copy, sizeof(why_copy), "%s", why);
+    if (c->has_group) {
+        rc = offset_commit(c, topic, queue_id, queue_offset + 1);
+        if (rc < 0) {
+            free(bad);
+            return shmq_error_wrap(rc, "committing offset %lld of group %s in %s/%d",
+                                   (long long)queue_offset + 1, c->group, topic, queue_id);
+        }
+        shmq_consumer_poll_moved(c, topic, queue_id, queue_offset + 1);
+    }
+    if (line && line_len > 0) {
+        if (c->has_group) {
+            snprintf(line, line_len,
+                     "skipped corrupt message %s/%d queue offset %lld for group %s (offset now "
+                     "%lld): %s",
+                     topic, queue_id, (long long)queue_offset, c->group,
+                     (long long)queue_offset + 1, why_copy);
+        } else {
+            snprintf(line, line_len, "corrupt message %s/%d queue offset %lld given up: %s", topic,
+                     queue_id, (long long)queue_offset, why_copy);
+        }
+    }
+    free(bad);
+    shmq_error_clear();
+    return 0;
+}
+
+/* ---- for consumer_retry.c (consumer_int.h) ------------------------------------------------ */
+
+const char *shmq_consumer_root(const shmq_consumer_t *c)
+{
+    return c->root;
+}
+
+const char *shmq_consumer_group(const shmq_consumer_t *c)
+{
+    return c->has_group ? c->group : NULL;
+}
+
+const shmq_config_t *shmq_consumer_config(const shmq_consumer_t *c)
+{
+    return &c->cfg;
+}
+
+struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c)
+{
+    return &c->retry;
+}

@@ -1,0 +1,147 @@
+/*
+ * Internal to the producer library (producer.c, producer_send.c): the
+ * producer handle and the helpers the two files share.  Not installed.
+ */
+#ifndef SHMQ_PRODUCER_INT_H
+#define SHMQ_PRODUCER_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shm/ctl.h"
+#include "shm/ring.h"
+#include "shmq/producer.h"
+
+#define PROD_DEFAULT_TIMEOUT_MS 3000
+#define PROD_CHECK_MS           100   /* liveness checks on the send path at most this often */
+#define PROD_SLICE_MS           100   /* a wait re-checks liveness at least this often */
+#define PROD_SPIN_NS            20000 /* spin this long for a completion before sleeping */
+#define PROD_RETRY_MS           20    /* attach retry interval */
+#define PROD_DONE_BATCH         64    /* callbacks taken out of the list at a time */
+
+enum prod_req_state {
+    REQ_FREE = 0,
+    REQ_SYNC = 1,      /* a blocking send waits on it */
+    REQ_ASYNC = 2,     /* completion goes to the done list, callback from poll */
+    REQ_ABANDONED = 3, /* its send gave up: free it when the writer completes it */
+};
+
+typedef struct prod_req {
+    uint8_t state;
+    uint64_t req_id;
+    shmq_send_cb cb;
+    void *arg;
+    char uniq[SHMQ_UNIQ_KEY_MAX];
+} prod_req_t;
+
+/* A completed asynchronous request whose callback has not run yet. */
+typedef struct prod_done {
+    shmq_send_cb cb;
+    void *arg;
+    int err;
+    bool wait_flush; /* SYNC_FLUSH: hold the callback until flushed >= end_pos */
+    int64_t end_pos;
+    int64_t flush_deadline;
+    shmq_send_result_t res;
+    char detail[SHMQ_RING_DETAIL_MAX]; /* err < 0: its text (shmq_error_detail() in cb) */
+} prod_done_t;
+
+struct shmq_producer {
+    char root[PATH_MAX];
+    int send_timeout_ms;
+    int attach_timeout_ms;
+    char *group;
+    shmq_ctl_t ctl;
+    bool attached;
+    shmq_ctl_block_t *blk;
+    const shmq_config_t *cfg;
+    int reg_fd; /* the master's socket: open while we own our ring (-1 when detached) */
+    uint32_t ring_idx;
+    shmq_ring_map_t map;   /* our ring object (the only client that holds it) */
+    shmq_ring_shm_t *ring; /* map.r */
+    shmq_ring_prod_t rp;
+    shmq_host_t store_host;
+    shmq_host_t born_host;
+    uint64_t next_req;
+    uint32_t rr;
+    int64_t checked_ms;
+    uint32_t slot_hint;
+    int async_busy; /* requests in REQ_ASYNC state */
+    prod_req_t reqs[SHMQ_RING_SLOTS];
+    prod_done_t *done;
+    size_t ndone;
+    size_t done_cap;
+    char props[SHMQ_PROPS_MAX];
+    /* batch scratch */
+    char *bprops;
+    size_t bprops_cap;
+    size_t *bprops_len;
+    shmq_ring_msg_t *bmsgs;
+    size_t bmsgs_cap;
+};
+
+/* ---- producer.c ------------------------------------------------------------------ */
+
+/* Milliseconds left until deadline (monotonic), 0 when past. */
+int shmq_prod_left_ms(int64_t deadline);
+
+/* Before a send: attached to a live store that takes messages (-ESHUTDOWN while it stops). */
+int shmq_prod_ensure_ready(shmq_producer_t *p);
+
+/*
+ * In a wait slice before our entry is in the ring: 0 keep waiting, -ETIMEDOUT
+ * (master gone), -ESHUTDOWN (the store is stopping: it will not take it).
+ */
+int shmq_prod_wait_check(shmq_producer_t *p);
+
+/*
+ * The store is stopping (finishing, stopped or failed) and its writer has
+ * exited: no answer can come any more.  *last_exit gets the writer's exit
+ * status as the master recorded it (0: it finished its batch and exited on
+ * request; anything else: it may have died in the middle of a batch).
+ * False while the store runs or drains, or while the writer still runs.
+ */
+bool shmq_prod_writer_gone(shmq_producer_t *p, int32_t *last_exit);
+
+/* Drop the attachment; store_gone: do not give the ring back (the block is dead). */
+void shmq_prod_detach(shmq_producer_t *p, bool store_gone);
+
+/* The master still holds our registration (no EOF or hang-up on its socket). */
+bool shmq_prod_store_alive(const shmq_producer_t *p);
+
+/* Queue a finished asynchronous request for its callback. */
+int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d);
+
+/* Run d's callback (if any); with an error, shmq_error_detail() holds d's text meanwhile. */
+void shmq_prod_run_done(const prod_done_t *d);
+
+/* Message rules (topic, body size, delay level); *tlen gets the topic length. */
+int shmq_prod_check_message(const shmq_producer_t *p, const shmq_message_t *m, size_t *tlen);
+
+/* Queue for m: explicit id, hash of the sharding key, or round-robin. */
+int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid);
+
+/* Properties of m into buf with a fresh UNIQ_KEY (copied to uniq). */
+int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, char *buf, size_t cap,
+                          size_t *len, char uniq[SHMQ_UNIQ_KEY_MAX]);
+
+/* The ring entry view of m (kind MSG, single message, no slot yet). */
+void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, size_t tlen,
+                          const char *props, size_t plen, int32_t qid, shmq_ring_msg_t *rm);
+
+/* ---- producer_send.c ------------------------------------------------------------- */
+
+/*
+ * Put the entry view rm (one message, its slot and request id not set yet)
+ * in the ring: mode REQ_SYNC / REQ_ASYNC takes a completion slot (*slot_out),
+ * REQ_FREE sends it one-way.  Waits for a slot and ring space until deadline.
+ */
+int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                      uint32_t *slot_out);
+
+/* Wait for the answer of the REQ_SYNC request in slot s (and the flush): as shmq_send(). */
+int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, const char *uniq,
+                          shmq_send_result_t *res);
+
+#endif

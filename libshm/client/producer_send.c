@@ -1,0 +1,806 @@
+/*
+ * Sending (see producer.c for the handle): completion slots, ring space with
+ * back pressure, waiting for the writer's answer (and the flush under
+ * SYNC_FLUSH), synchronous, asynchronous, one-way and batch sends, and the
+ * callbacks of asynchronous ones.
+ *
+ * A batch uses one slot: the writer reports the first record's offset, and
+ * the producer derives every message's offset by adding the record sizes
+ * (shmq_record_size of the same message the writer appends: the records of
+ * a batch are consecutive in one segment).
+ */
+#include "client/producer_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "format/message.h"
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- slots, ring space, completions ----------------------------------------------------- */
+
+static bool slot_done(const shmq_ring_slot_t *s)
+{
+    /* Acquire: pairs with the writer's release of DONE; the result fields are visible. */
+    return atomic_load_explicit(&((shmq_ring_slot_t *)s)->state, memory_order_acquire) ==
+           SHMQ_SLOT_DONE;
+}
+
+static void slot_free(shmq_producer_t *p, uint32_t s)
+{
+    /* Relaxed: the writer only touches a slot after an entry naming it is published. */
+    atomic_store_explicit(&p->ring->slots[s].state, SHMQ_SLOT_FREE, memory_order_relaxed);
+    if (p->reqs[s].state == REQ_ASYNC) {
+        p->async_busy--;
+    }
+    p->reqs[s].state = REQ_FREE;
+}
+
+static void result_from_slot(const shmq_producer_t *p, const shmq_ring_slot_t *sl, const char *uniq,
+                             shmq_send_result_t *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->status = SHMQ_SEND_OK;
+    shmq_msgid_format(&p->store_host, sl->phys_offset, res->msg_id);
+    snprintf(res->uniq_key, sizeof(res->uniq_key), "%s", uniq);
+    res->queue_id = sl->queue_id;
+    res->queue_offset = sl->queue_offset;
+    res->phys_offset = sl->phys_offset;
+    res->store_ts = sl->store_ts;
+}
+
+/* Move completed async requests to the done list; free abandoned ones. */
+static void reap(shmq_producer_t *p)
+{
+    if (!p->attached) {
+        return;
+    }
+    for (uint32_t s = 0; s < SHMQ_RING_SLOTS; s++) {
+        prod_req_t *q = &p->reqs[s];
+        if ((q->state != REQ_ASYNC && q->state != REQ_ABANDONED) ||
+            !slot_done(&p->ring->slots[s])) {
+            continue;
+        }
+        if (q->state == REQ_ASYNC) {
+            const shmq_ring_slot_t *sl = &p->ring->slots[s];
+            prod_done_t d;
+            memset(&d, 0, sizeof(d));
+            d.cb = q->cb;
+            d.arg = q->arg;
+            d.err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
+            if (d.err == 0) {
+                result_from_slot(p, sl, q->uniq, &d.res);
+                d.end_pos = sl->end_pos;
+                if (p->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
+                    d.wait_flush = true;
+                    d.flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+                }
+            } else {
+                /* The writer's text for this request, for the callback. */
+                snprintf(d.detail, sizeof(d.detail), "%s", shmq_error_detail());
+                snprintf(d.res.uniq_key, sizeof(d.res.uniq_key), "%s", q->uniq);
+            }
+            if (shmq_prod_push_done(p, &d) < 0) {
+                continue; /* out of memory: leave it in the ring for a later reap */
+            }
+        }
+        slot_free(p, s);
+    }
+}
+
+static int slot_take(shmq_producer_t *p, uint32_t *out)
+{
+    for (uint32_t i = 0; i < SHMQ_RING_SLOTS; i++) {
+        uint32_t s = (p->slot_hint + i) % SHMQ_RING_SLOTS;
+        if (p->reqs[s].state == REQ_FREE) {
+            p->slot_hint = (s + 1) % SHMQ_RING_SLOTS;
+            *out = s;
+            return 0;
+        }
+    }
+    return -EAGAIN;
+}
+
+static bool any_slot_done(void *arg)
+{
+    shmq_producer_t *p = arg;
+    for (uint32_t s = 0; s < SHMQ_RING_SLOTS; s++) {
+        uint8_t st = p->reqs[s].state;
+        if ((st == REQ_ASYNC || st == REQ_ABANDONED) && slot_done(&p->ring->slots[s])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+struct space_wait {
+    shmq_producer_t *p;
+    uint64_t len;
+};
+
+static bool space_ready(void *arg)
+{
+    struct space_wait *w = arg;
+    return shmq_ring_has_space(&w->p->rp, w->len);
+}
+
+/* A wait before the message entered the ring: a dead store means "not stored". */
+static int before_publish_check(shmq_producer_t *p)
+{
+    int rc = shmq_prod_wait_check(p);
+    if (rc == -ETIMEDOUT) {
+        return shmq_error_set(SHMQ_E_NOT_FOUND, "store %s is not running (its master is gone)",
+                              p->root);
+    }
+    return rc;
+}
+
+/* A free completion slot, waiting (back pressure) until deadline. */
+static int slot_alloc(shmq_producer_t *p, int64_t deadline, uint32_t *out)
+{
+    for (;;) {
+        if (slot_take(p, out) == 0) {
+            return 0;
+        }
+        reap(p);
+        if (slot_take(p, out) == 0) {
+            return 0;
+        }
+        int left = shmq_prod_left_ms(deadline);
+        if (left <= 0) {
+            return shmq_error_set(-ETIMEDOUT, "no completion slot free within the send timeout");
+        }
+        shmq_ctl_sleep(&p->ring->producer_wake, any_slot_done, p,
+                       left < PROD_SLICE_MS ? left : PROD_SLICE_MS);
+        int rc = before_publish_check(p);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+}
+
+/* len contiguous ring bytes, waiting (back pressure) until deadline. */
+static int ring_reserve_wait(shmq_producer_t *p, uint64_t len, int64_t deadline, uint8_t **dst)
+{
+    for (;;) {
+        int rc = shmq_ring_reserve(&p->rp, len, dst);
+        if (rc != -EAGAIN) {
+            return rc;
+        }
+        /* A PAD may just have been published: the writer must see it to make room. */
+        shmq_ctl_wake(&p->ctl.wake->writer_wake);
+        int left = shmq_prod_left_ms(deadline);
+        if (left <= 0) {
+            return shmq_error_set(-ETIMEDOUT, "ring full for the whole send timeout");
+        }
+        struct space_wait w = {.p = p, .len = len};
+        shmq_ctl_sleep(&p->ring->producer_wake, space_ready, &w,
+                       left < PROD_SLICE_MS ? left : PROD_SLICE_MS);
+        rc = before_publish_check(p);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+}
+
+static void slot_arm(shmq_producer_t *p, uint32_t s, uint64_t req_id, uint8_t state)
+{
+    shmq_ring_slot_t *sl = &p->ring->slots[s];
+    sl->req_id = req_id;
+    sl->status = 0;
+    /* Relaxed: published to the writer by the release store of tail. */
+    atomic_store_explicit(&sl->state, SHMQ_SLOT_PENDING, memory_order_relaxed);
+    p->reqs[s].state = state;
+    p->reqs[s].req_id = req_id;
+    if (state == REQ_ASYNC) {
+        p->async_busy++;
+    }
+}
+
+static void publish(shmq_producer_t *p)
+{
+    shmq_ring_publish(&p->rp);
+    /* Wakes the writer only if it sleeps (no system call otherwise). */
+    shmq_ctl_wake(&p->ctl.wake->writer_wake);
+}
+
+struct slot_wait {
+    shmq_producer_t *p;
+    uint32_t slot;
+};
+
+static bool one_slot_done(void *arg)
+{
+    struct slot_wait *w = arg;
+    return slot_done(&w->p->ring->slots[w->slot]);
+}
+
+/*
+ * In the wait for the answer to our published entry (slot sl): 0 keep
+ * waiting (or the slot is answered: the caller reads it), else the final
+ * word when no answer can come.  A stopping store answers from what was
+ * stored: its writer finishes the batch it is in (answering every entry it
+ * appended) before it exits, so only an exited writer's silence counts.
+ */
+static int answer_check(shmq_producer_t *p, const shmq_ring_slot_t *sl)
+{
+    bool alive = shmq_prod_store_alive(p);
+    if (!alive) {
+        p->checked_ms = INT64_MIN / 2; /* the next send detaches and attaches again */
+    }
+    int32_t last_exit = 0;
+    bool gone = shmq_prod_writer_gone(p, &last_exit);
+    /* After the writer's exit was seen (acquire): an answer it gave is visible now. */
+    if (slot_done(sl)) {
+        return 0;
+    }
+    if (gone && last_exit == 0) {
+        return shmq_error_set(-ESHUTDOWN, "store %s stopped before taking the message", p->root);
+    }
+    if (gone) {
+        return shmq_error_set(-ETIMEDOUT,
+                              "store %s stopped and its writer ended with status %d, maybe in "
+                              "the middle of a batch: the outcome is unknown",
+                              p->root, (int)last_exit);
+    }
+    if (!alive) {
+        return shmq_error_set(
+            -ETIMEDOUT, "store %s: master gone while waiting: the outcome is unknown", p->root);
+    }
+    return 0;
+}
+
+/* Wait for slot s: 0 when DONE, or -ETIMEDOUT / -ESHUTDOWN. */
+static int wait_slot(shmq_producer_t *p, uint32_t s, int64_t deadline)
+{
+    const shmq_ring_slot_t *sl = &p->ring->slots[s];
+    int64_t spin_end = mono_ns() + PROD_SPIN_NS;
+    for (unsigned i = 1;; i++) {
+        if (slot_done(sl)) {
+            return 0;
+        }
+        if ((i & 63) == 0 && mono_ns() > spin_end) {
+            break;
+        }
+        cpu_relax();
+    }
+    struct slot_wait w = {.p = p, .slot = s};
+    for (;;) {
+        if (slot_done(sl)) {
+            return 0;
+        }
+        int left = shmq_prod_left_ms(deadline);
+        if (left <= 0) {
+            return shmq_error_set(-ETIMEDOUT, "no answer from the store within %d ms",
+                                  p->send_timeout_ms);
+        }
+        shmq_ctl_sleep(&p->ring->producer_wake, one_slot_done, &w,
+                       left < PROD_SLICE_MS ? left : PROD_SLICE_MS);
+        if (slot_done(sl)) {
+            return 0;
+        }
+        int rc = answer_check(p, sl);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+}
+
+/* SYNC_FLUSH: 1 when flushed covers end_pos, -1 when the store is fenced short of it, else 0. */
+static int flush_state(shmq_producer_t *p, int64_t end_pos)
+{
+    /* Acquire: the fence is set after the last flushed it lets stand (and flushed never
+     * moves after it), so flushed read after it is final. */
+    int32_t fenced = atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire);
+    if (shmq_ctl_load(&p->blk->flushed) >= end_pos) {
+        return 1;
+    }
+    return fenced != 0 ? -1 : 0;
+}
+
+/*
+ * Sleep until flushed moves, a fence wakes flushed's waiters
+ * (shmq_ctl_pos_wake_all) or timeout_ms passes.  shmq_ctl_wait_pos would
+ * sleep again after a wake that leaves flushed where it was.
+ */
+static void flush_sleep(shmq_producer_t *p, int64_t end_pos, int timeout_ms)
+{
+    /* The flusher wakes this word after it publishes flushed (the block is read-only here). */
+    shmq_ctl_wake_t *f = &p->ctl.wake->flushed_wake;
+    /* Acquire, before registering: a wake after this read fails our FUTEX_WAIT. */
+    uint32_t seq = atomic_load_explicit(&f->seq, memory_order_acquire);
+    atomic_fetch_add_explicit(&f->waiters, 1, memory_order_seq_cst);
+    /* Register, then re-check: pairs with the fence of ctl.c's waker (either it sees us
+     * registered and wakes us, or we see what it published). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (flush_state(p, end_pos) == 0) {
+        shmq_futex_wait(&f->seq, seq, timeout_ms);
+    }
+    /* Relaxed: only a count of sleepers. */
+    atomic_fetch_sub_explicit(&f->waiters, 1, memory_order_relaxed);
+}
+
+/*
+ * SYNC_FLUSH: wait until flushed covers end_pos, at most syncFlushTimeout
+ * and never past the send's deadline.  The send status (SHMQ_SEND_OK, or
+ * SHMQ_SEND_FLUSH_DISK_TIMEOUT: stored, not known durable), or
+ * SHMQ_E_FENCED as soon as the store is fenced short of end_pos.
+ */
+static int flush_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
+{
+    if (p->cfg->flush_disk_type != SHMQ_SYNC_FLUSH) {
+        return SHMQ_SEND_OK;
+    }
+    int64_t until = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+    if (deadline < until) {
+        until = deadline;
+    }
+    /* A group commit often lands within the spin of a zero-timeout wait. */
+    if (shmq_ctl_wait_pos(&p->blk->flushed, end_pos, 0) == 0) {
+        return SHMQ_SEND_OK;
+    }
+    for (;;) {
+        int st = flush_state(p, end_pos);
+        if (st > 0) {
+            return SHMQ_SEND_OK;
+        }
+        if (st < 0) {
+            /* Acquire: as in flush_state. */
+            int32_t err = atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire);
+            return shmq_error_set(SHMQ_E_FENCED,
+                                  "store %s fenced (%s) before the message at %lld was flushed: "
+                                  "stored, not made durable; whether it survives the recovery "
+                                  "is unknown",
+                                  p->root, shmq_strerror(err), (long long)end_pos);
+        }
+        int left = shmq_prod_left_ms(until);
+        if (left <= 0) {
+            return SHMQ_SEND_FLUSH_DISK_TIMEOUT;
+        }
+        /* Sliced: a fence is seen within a slice even if nobody wakes us. */
+        flush_sleep(p, end_pos, left < PROD_SLICE_MS ? left : PROD_SLICE_MS);
+    }
+}
+
+/* ---- sends ---------------------------------------------------------------------------------- */
+
+/*
+ * Put one message in the ring.  mode: REQ_SYNC / REQ_ASYNC with a slot, or
+ * REQ_FREE for one-way.  On success *slot_out holds the slot used.
+ */
+static int enqueue_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode, int64_t deadline,
+                       uint32_t *slot_out, char uniq[SHMQ_UNIQ_KEY_MAX])
+{
+    int rc = shmq_prod_ensure_ready(p);
+    if (rc < 0) {
+        return rc;
+    }
+    size_t tlen;
+    if ((rc = shmq_prod_check_message(p, m, &tlen)) < 0) {
+        return rc;
+    }
+    int32_t qid;
+    if ((rc = shmq_prod_select_queue(p, m, tlen, &qid)) < 0) {
+        return rc;
+    }
+    size_t plen;
+    if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq)) < 0) {
+        return rc;
+    }
+    shmq_ring_msg_t rm;
+    shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, &rm);
+    return shmq_prod_enqueue(p, &rm, mode, deadline, slot_out);
+}
+
+/* Put the entry view rm (single message, no slot yet) in the ring; see enqueue_one. */
+int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm_in, uint8_t mode,
+                      int64_t deadline, uint32_t *slot_out)
+{
+    int rc;
+    shmq_ring_msg_t rm = *rm_in;
+    uint64_t len = shmq_ring_entry_size(rm.topic_len, rm.props_len, rm.body_len);
+    if (len > p->rp.size) {
+        return shmq_error_set(SHMQ_E_TOO_BIG, "message of %llu bytes exceeds the ring (%llu)",
+                              (unsigned long long)len, (unsigned long long)p->rp.size);
+    }
+    uint32_t s = 0;
+    if (mode != REQ_FREE && (rc = slot_alloc(p, deadline, &s)) < 0) {
+        return rc;
+    }
+    uint8_t *dst;
+    if ((rc = ring_reserve_wait(p, len, deadline, &dst)) < 0) {
+        return rc;
+    }
+    rm.req_id = ++p->next_req;
+    if (mode == REQ_FREE) {
+        rm.flags = SHMQ_RING_F_ONEWAY;
+    } else {
+        rm.slot = s;
+        slot_arm(p, s, rm.req_id, mode);
+    }
+    shmq_ring_encode(dst, len, &rm);
+    publish(p);
+    *slot_out = s;
+    return 0;
+}
+
+int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *res)
+{
+    if (p == NULL || m == NULL || res == NULL) {
+        return shmq_error_set(SHMQ_E_ARG, "shmq_send: NULL argument");
+    }
+    int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
+    char uniq[SHMQ_UNIQ_KEY_MAX];
+    uint32_t s;
+    int rc = enqueue_one(p, m, REQ_SYNC, deadline, &s, uniq);
+    if (rc < 0) {
+        return rc;
+    }
+    return shmq_prod_wait_result(p, s, deadline, uniq, res);
+}
+
+/* Wait for the answer to the REQ_SYNC request in slot s; see shmq_send. */
+int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, const char *uniq,
+                          shmq_send_result_t *res)
+{
+    int rc = wait_slot(p, s, deadline);
+    if (rc < 0) {
+        p->reqs[s].state = REQ_ABANDONED; /* a late completion is dropped */
+        memset(res, 0, sizeof(*res));
+        snprintf(res->uniq_key, sizeof(res->uniq_key), "%s", uniq);
+        return rc;
+    }
+    const shmq_ring_slot_t *sl = &p->ring->slots[s];
+    int status = sl->status;
+    if (status < 0) {
+        status = shmq_ring_slot_error(sl); /* the writer's text, before the slot is reused */
+        slot_free(p, s);
+        memset(res, 0, sizeof(*res));
+        snprintf(res->uniq_key, sizeof(res->uniq_key), "%s", uniq);
+        return status;
+    }
+    result_from_slot(p, sl, uniq, res);
+    int64_t end_pos = sl->end_pos;
+    slot_free(p, s);
+    rc = flush_status(p, end_pos, deadline);
+    if (rc < 0) {
+        return rc; /* fenced: *res names the record, stored but not made durable */
+    }
+    res->status = rc;
+    return 0;
+}
+
+int shmq_send_async(shmq_producer_t *p, const shmq_message_t *m, shmq_send_cb cb, void *arg)
+{
+    if (p == NULL || m == NULL) {
+        return shmq_error_set(SHMQ_E_ARG, "shmq_send_async: NULL argument");
+    }
+    int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
+    char uniq[SHMQ_UNIQ_KEY_MAX];
+    uint32_t s;
+    int rc = enqueue_one(p, m, REQ_ASYNC, deadline, &s, uniq);
+    if (rc < 0) {
+        return rc;
+    }
+    p->reqs[s].cb = cb;
+    p->reqs[s].arg = arg;
+    memcpy(p->reqs[s].uniq, uniq, sizeof(uniq));
+    return 0;
+}
+
+int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m)
+{
+    if (p == NULL || m == NULL) {
+        return shmq_error_set(SHMQ_E_ARG, "shmq_send_oneway: NULL argument");
+    }
+    int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
+    char uniq[SHMQ_UNIQ_KEY_MAX];
+    uint32_t s;
+    return enqueue_one(p, m, REQ_FREE, deadline, &s, uniq);
+}
+
+/* ---- poll / flush ------------------------------------------------------------------------- */
+
+/* Run the callbacks whose result is final; returns how many ran. */
+static int run_ready(shmq_producer_t *p)
+{
+    int ran = 0;
+    for (;;) {
+        prod_done_t take[PROD_DONE_BATCH];
+        size_t ntake = 0, keep = 0;
+        int64_t now = shmq_mono_ms();
+        /* Acquire, before flushed: as in flush_state (flushed never moves after a fence). */
+        int32_t fenced =
+            p->attached ? atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire) : 0;
+        int64_t flushed = p->attached ? shmq_ctl_load(&p->blk->flushed) : INT64_MAX;
+        for (size_t i = 0; i < p->ndone; i++) {
+            prod_done_t *d = &p->done[i];
+            bool ready = true;
+            if (ntake == PROD_DONE_BATCH) {
+                ready = false;
+            } else if (d->wait_flush) {
+                if (flushed >= d->end_pos) {
+                    d->res.status = SHMQ_SEND_OK;
+                } else if (fenced != 0) {
+                    d->err = SHMQ_E_FENCED; /* stored, not made durable: *res names it */
+                    snprintf(d->detail, sizeof(d->detail),
+                             "store fenced (%s) before the message at %lld was flushed: stored, "
+                             "not made durable",
+                             shmq_strerror(fenced), (long long)d->end_pos);
+                } else if (now >= d->flush_deadline) {
+                    d->res.status = SHMQ_SEND_FLUSH_DISK_TIMEOUT;
+                } else {
+                    ready = false;
+                }
+            }
+            if (ready) {
+                take[ntake++] = *d;
+            } else {
+                p->done[keep++] = *d;
+            }
+        }
+        p->ndone = keep;
+        if (ntake == 0) {
+            return ran;
+        }
+        /* Out of the list before calling: a callback may send or poll again. */
+        for (size_t i = 0; i < ntake; i++) {
+            if (take[i].cb) {
+                shmq_prod_run_done(&take[i]);
+            }
+            ran++;
+        }
+    }
+}
+
+int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
+{
+    if (p == NULL) {
+        return SHMQ_E_ARG;
+    }
+    int64_t deadline = shmq_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        reap(p);
+        int n = run_ready(p);
+        if (n > 0) {
+            return n;
+        }
+        int left = shmq_prod_left_ms(deadline);
+        if (left <= 0 || (p->async_busy == 0 && p->ndone == 0)) {
+            return 0;
+        }
+        int slice = left < PROD_SLICE_MS ? left : PROD_SLICE_MS;
+        if (p->async_busy > 0 && p->attached) {
+            shmq_ctl_sleep(&p->ring->producer_wake, any_slot_done, p, slice);
+            if (!any_slot_done(p) && !shmq_prod_store_alive(p)) {
+                shmq_prod_detach(p, true); /* their callbacks get -ETIMEDOUT */
+            }
+        } else if (p->attached) {
+            /* Only results waiting for the flush: sleep on the flushed position (a
+             * fence wakes us too: flush_sleep returns on any wake). */
+            int64_t end = INT64_MAX, first_deadline = INT64_MAX;
+            for (size_t i = 0; i < p->ndone; i++) {
+                if (p->done[i].end_pos < end) {
+                    end = p->done[i].end_pos;
+                }
+                if (p->done[i].flush_deadline < first_deadline) {
+                    first_deadline = p->done[i].flush_deadline;
+                }
+            }
+            int until = shmq_prod_left_ms(first_deadline);
+            flush_sleep(p, end, until < slice ? until : slice);
+        }
+    }
+}
+
+int shmq_producer_flush(shmq_producer_t *p, int timeout_ms)
+{
+    if (p == NULL) {
+        return SHMQ_E_ARG;
+    }
+    int64_t deadline = shmq_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        shmq_producer_poll(p, 0);
+        if (p->async_busy == 0 && p->ndone == 0) {
+            return 0;
+        }
+        int left = shmq_prod_left_ms(deadline);
+        if (left <= 0) {
+            return shmq_error_set(-ETIMEDOUT, "%d requests still in flight", p->async_busy);
+        }
+        shmq_producer_poll(p, left);
+    }
+}
+
+/* ---- batch ------------------------------------------------------------------------------------
+ */
+
+static int batch_scratch(shmq_producer_t *p, size_t n)
+{
+    if (p->bmsgs_cap < n) {
+        shmq_ring_msg_t *nm = realloc(p->bmsgs, n * sizeof(*nm));
+        size_t *nl = realloc(p->bprops_len, n * sizeof(*nl));
+        if (nm) {
+            p->bmsgs = nm;
+        }
+        if (nl) {
+            p->bprops_len = nl;
+        }
+        if (!nm || !nl) {
+            return -ENOMEM;
+        }
+        p->bmsgs_cap = n;
+    }
+    return 0;
+}
+
+/* Room for need more bytes of properties after used. */
+static int bprops_room(shmq_producer_t *p, size_t used, size_t need)
+{
+    if (used + need <= p->bprops_cap) {
+        return 0;
+    }
+    size_t ncap = p->bprops_cap ? p->bprops_cap : 4096;
+    while (ncap < used + need) {
+        ncap *= 2;
+    }
+    char *nb = realloc(p->bprops, ncap);
+    if (nb == NULL) {
+        return -ENOMEM;
+    }
+    p->bprops = nb;
+    p->bprops_cap = ncap;
+    return 0;
+}
+
+int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
+                    shmq_send_result_t *results)
+{
+    if (p == NULL || msgs == NULL || results == NULL || n == 0 || n > UINT16_MAX) {
+        return shmq_error_set(SHMQ_E_ARG, "shmq_send_batch: bad arguments (n = %zu)", n);
+    }
+    int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
+    int rc = shmq_prod_ensure_ready(p);
+    if (rc < 0) {
+        return rc;
+    }
+    size_t tlen;
+    if ((rc = shmq_prod_check_message(p, &msgs[0], &tlen)) < 0) {
+        return rc;
+    }
+    int32_t qid;
+    if ((rc = shmq_prod_select_queue(p, &msgs[0], tlen, &qid)) < 0) {
+        return rc;
+    }
+    if ((rc = batch_scratch(p, n)) < 0) {
+        return rc;
+    }
+    uint64_t total = 0, bodies = 0;
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        const shmq_message_t *m = &msgs[i];
+        size_t tl;
+        if ((rc = shmq_prod_check_message(p, m, &tl)) < 0) {
+            return rc;
+        }
+        if (tl != tlen || memcmp(m->topic, msgs[0].topic, tlen) != 0) {
+            return shmq_error_set(SHMQ_E_ARG, "batch message %zu: topic differs from the first", i);
+        }
+        if (m->delay_level != 0 || m->deliver_at_ms != 0 || m->deliver_after_ms != 0) {
+            return shmq_error_set(SHMQ_E_ARG,
+                                  "batch message %zu: delayed messages cannot be "
+                                  "batched",
+                                  i);
+        }
+        if (i > 0 && m->queue_id >= 0 && m->queue_id != qid) {
+            return shmq_error_set(SHMQ_E_ARG,
+                                  "batch message %zu: queue id %d differs from the "
+                                  "batch's %d",
+                                  i, m->queue_id, qid);
+        }
+        if ((rc = bprops_room(p, used, SHMQ_PROPS_MAX)) < 0) {
+            return rc;
+        }
+        size_t plen;
+        if ((rc = shmq_prod_build_props(p, m, p->bprops + used, SHMQ_PROPS_MAX, &plen,
+                                        results[i].uniq_key)) < 0) {
+            return rc;
+        }
+        p->bprops_len[i] = plen;
+        used += plen;
+        total += shmq_ring_entry_size(tlen, plen, m->body_len);
+        bodies += m->body_len;
+    }
+    if (bodies > (uint64_t)p->cfg->max_message_size ||
+        total > (uint64_t)p->cfg->max_message_size + SHMQ_RING_UNIT_SLACK || total > p->rp.size) {
+        return shmq_error_set(SHMQ_E_TOO_BIG,
+                              "batch of %zu messages: %llu body bytes, %llu "
+                              "entry bytes (maxMessageSize %d)",
+                              n, (unsigned long long)bodies, (unsigned long long)total,
+                              p->cfg->max_message_size);
+    }
+    /* Views into bprops only now: it no longer moves. */
+    used = 0;
+    for (size_t i = 0; i < n; i++) {
+        shmq_prod_fill_entry(p, &msgs[i], tlen, p->bprops + used, p->bprops_len[i], qid,
+                             &p->bmsgs[i]);
+        used += p->bprops_len[i];
+    }
+    uint32_t s;
+    if ((rc = slot_alloc(p, deadline, &s)) < 0) {
+        return rc;
+    }
+    uint8_t *dst;
+    if ((rc = ring_reserve_wait(p, total, deadline, &dst)) < 0) {
+        return rc;
+    }
+    uint64_t req_id = ++p->next_req;
+    slot_arm(p, s, req_id, REQ_SYNC);
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        shmq_ring_msg_t *rm = &p->bmsgs[i];
+        rm->batch_index = (uint16_t)i;
+        rm->batch_count = (uint16_t)n;
+        rm->slot = s;
+        rm->req_id = req_id;
+        off += (uint64_t)shmq_ring_encode(dst + off, total - off, rm);
+    }
+    publish(p);
+
+    rc = wait_slot(p, s, deadline);
+    if (rc < 0) {
+        p->reqs[s].state = REQ_ABANDONED;
+        return rc;
+    }
+    const shmq_ring_slot_t *sl = &p->ring->slots[s];
+    if (sl->status < 0) {
+        rc = shmq_ring_slot_error(sl); /* the writer's text, before the slot is reused */
+        slot_free(p, s);
+        return rc;
+    }
+    shmq_send_result_t first;
+    result_from_slot(p, sl, "", &first);
+    int64_t end_pos = sl->end_pos;
+    slot_free(p, s);
+    /* Each record's offset: the records are consecutive, sized as the writer encodes them. */
+    int64_t phys = first.phys_offset;
+    for (size_t i = 0; i < n; i++) {
+        shmq_msg_in_t in;
+        shmq_ring_msg_to_in(&p->bmsgs[i], &p->store_host, &in);
+        int64_t size = shmq_record_size(&in);
+        char uniq[SHMQ_UNIQ_KEY_MAX];
+        memcpy(uniq, results[i].uniq_key, sizeof(uniq));
+        results[i] = first;
+        memcpy(results[i].uniq_key, uniq, sizeof(uniq));
+        results[i].phys_offset = phys;
+        results[i].queue_offset = first.queue_offset + (int64_t)i;
+        shmq_msgid_format(&p->store_host, phys, results[i].msg_id);
+        phys += size > 0 ? size : 0;
+    }
+    int status = flush_status(p, end_pos, deadline);
+    if (status < 0) {
+        return status; /* fenced: results name the records, stored but not made durable */
+    }
+    for (size_t i = 0; i < n; i++) {
+        results[i].status = status;
+    }
+    return 0;
+}

@@ -1,0 +1,412 @@
+/*
+ * The CommitLog (see commitlog.h): appends RocketMQ records into the segment
+ * queue under <root>/commitlog, closing a segment with an 8-byte blank record
+ * when the next record (or batch) does not fit (ROCKETMQ-FACTS §1.4, §6.1),
+ * flushes the written range by the "N pages" rule (§14), and reads records
+ * back by offset, by iteration or by store time.
+ *
+ * A failed flush fences the log: flushed_pos never moves again and every
+ * later append or flush returns SHMQ_E_FENCED (PITFALLS 1).  Records are
+ * encoded straight into the mapping; wrote_pos is published with a release
+ * store after the bytes it covers.
+ */
+#include "format/commitlog.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#define CL_PAGE         4096
+#define CL_DEFAULT_PORT 10911 /* RocketMQ's default listen port, part of the msg id */
+#define CL_SEG_MIN      64
+#define CL_SEG_MAX      INT32_MAX  /* the blank record's length field is an int32 */
+#define CL_WARM_EVERY   (16 << 20) /* ask for the next prepared window this often (bytes) */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t seg_size(const shmq_commitlog_t *cl)
+{
+    return (int64_t)cl->q.seg_size;
+}
+
+static int64_t load_wrote(const shmq_commitlog_t *cl)
+{
+    /* acquire: pairs with the release in publish_wrote, bytes below are visible */
+    return __atomic_load_n(&cl->wrote_pos, __ATOMIC_ACQUIRE);
+}
+
+static void publish_wrote(shmq_commitlog_t *cl, int64_t pos)
+{
+    /* release: the record bytes are stored before readers see the new end */
+    __atomic_store_n(&cl->wrote_pos, pos, __ATOMIC_RELEASE);
+}
+
+static bool positions_known(const shmq_commitlog_t *cl)
+{
+    /* relaxed: a flag that only turns true; wrote_pos itself is loaded with acquire */
+    return __atomic_load_n(&cl->positions_known, __ATOMIC_RELAXED);
+}
+
+static void set_known(shmq_commitlog_t *cl)
+{
+    __atomic_store_n(&cl->positions_known, true, __ATOMIC_RELAXED);
+}
+
+/* Upper bound for reading: wrote_pos when known, else the end of the files. */
+static int64_t read_limit(const shmq_commitlog_t *cl)
+{
+    return positions_known(cl) ? load_wrote(cl) : shmq_mfq_end_offset(&cl->q);
+}
+
+int shmq_commitlog_open(shmq_commitlog_t *cl, const char *dir, size_t seg_sz, unsigned flags)
+{
+    if (!cl || !dir) {
+        return SHMQ_E_ARG;
+    }
+    memset(cl, 0, sizeof(*cl));
+    if (seg_sz < CL_SEG_MIN || seg_sz > (size_t)CL_SEG_MAX) {
+        return shmq_error_set(SHMQ_E_ARG, "commitlog %s: segment size %zu not in %d..%d", dir,
+                              seg_sz, CL_SEG_MIN, CL_SEG_MAX);
+    }
+    int rc = shmq_mfq_open(&cl->q, dir, seg_sz, flags);
+    if (rc) {
+        return rc;
+    }
+    cl->readonly = (flags & SHMQ_MF_READONLY) != 0;
+    cl->wrote_pos = cl->flushed_pos = shmq_mfq_min_offset(&cl->q);
+    cl->flush_how = SHMQ_FLUSH_MSYNC;
+    cl->prep_asked = -1;
+    shmq_local_host(&cl->store_host, CL_DEFAULT_PORT);
+    return 0;
+}
+
+void shmq_commitlog_close(shmq_commitlog_t *cl)
+{
+    if (cl) {
+        shmq_mfq_close(&cl->q);
+    }
+}
+
+void shmq_commitlog_set_positions(shmq_commitlog_t *cl, int64_t wrote, int64_t flushed)
+{
+    publish_wrote(cl, wrote);
+    cl->flushed_pos = flushed;
+    set_known(cl);
+    if (!cl->readonly) {
+        /* Pages ahead of where appends go are prepared before they are needed. */
+        shmq_mfq_prefault_ahead(&cl->q, wrote);
+        cl->warm_asked = wrote + CL_WARM_EVERY;
+    }
+}
+
+/* The segment to write at pos, created when pos is at (or past) the end. */
+static int segment_for_write(shmq_commitlog_t *cl, int64_t pos, shmq_mapped_file_t **out)
+{
+    shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, pos);
+    if (mf) {
+        *out = mf;
+        return 0;
+    }
+    return shmq_mfq_get_or_create(&cl->q, pos - pos % seg_size(cl), out);
+}
+
+int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, size_t n,
+                                const int64_t *queue_offsets, int64_t store_ts,
+                                shmq_append_result_t *res)
+{
+    shmq_mapped_file_t *mf = NULL;
+    int64_t total = 0, pos = 0, rel = 0;
+    int rc;
+
+    if (!cl || !m || n == 0 || !queue_offsets || !res) {
+        return SHMQ_E_ARG;
+    }
+    if (cl->readonly) {
+        return shmq_error_set(-EROFS, "commitlog %s is read-only", cl->q.dir);
+    }
+    if (cl->flush_err) {
+        return shmq_error_set(SHMQ_E_FENCED, "commitlog %s: fenced after flush error: %s",
+                              cl->q.dir, shmq_strerror(cl->flush_err));
+    }
+    for (size_t i = 0; i < n; i++) {
+        shmq_msg_in_t mi = m[i];
+        mi.store_host = cl->store_host;
+        int64_t len = shmq_record_size(&mi);
+        if (len < 0) {
+            return (int)len;
+        }
+        total += len;
+        if (total + SHMQ_BLANK_MIN_LEN > seg_size(cl)) {
+            return shmq_error_set(SHMQ_E_SIZE,
+                                  "commitlog %s: %zu record(s) of %lld bytes cannot fit a "
+                                  "segment of %lld bytes",
+                                  cl->q.dir, i + 1, (long long)total, (long long)seg_size(cl));
+        }
+    }
+    int64_t ts = store_ts ? store_ts : now_ms();
+    if (ts < cl->last_store_ts) {
+        ts = cl->last_store_ts;
+    }
+
+    for (int attempt = 0;; attempt++) {
+        pos = cl->wrote_pos;
+        rc = segment_for_write(cl, pos, &mf);
+        if (rc) {
+            return rc;
+        }
+        rel = pos - mf->start_offset;
+        int64_t space = seg_size(cl) - rel;
+        if (total + SHMQ_BLANK_MIN_LEN <= space) {
+            break;
+        }
+        if (attempt > 0) {
+            return shmq_error_set(SHMQ_E_SIZE, "commitlog %s: %lld bytes do not fit at %lld",
+                                  cl->q.dir, (long long)total, (long long)pos);
+        }
+        /* Close the segment: blank record with the remaining length, then retry. */
+        shmq_mfq_write_horizon(&cl->q, mf->start_offset + seg_size(cl));
+        if (space >= SHMQ_BLANK_MIN_LEN) {
+            shmq_record_write_blank(mf->base + rel, (int32_t)space);
+        } else {
+            memset(mf->base + rel, 0, (size_t)space);
+        }
+        publish_wrote(cl, mf->start_offset + seg_size(cl));
+        set_known(cl);
+    }
+
+    /* Announced before writing: the preparing thread zero-fills only above it. */
+    shmq_mfq_write_horizon(&cl->q, pos + total);
+    uint8_t *dst = mf->base + rel;
+    int64_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        shmq_msg_in_t mi = m[i];
+        mi.store_host = cl->store_host;
+        int64_t len = shmq_record_encode(&mi, queue_offsets[i], pos + done, ts, dst + done,
+                                         (size_t)(total - done));
+        if (len <= 0) {
+            /* Leave no valid-looking record past wrote_pos. */
+            memset(dst, 0, (size_t)done);
+            return len < 0 ? (int)len : SHMQ_E_SIZE;
+        }
+        res[i].phys_offset = pos + done;
+        res[i].size = (int32_t)len;
+        res[i].store_ts = ts;
+        res[i].queue_offset = queue_offsets[i];
+        shmq_msgid_format(&cl->store_host, pos + done, res[i].msg_id);
+        done += len;
+    }
+    cl->last_store_ts = ts;
+    publish_wrote(cl, pos + done);
+    set_known(cl);
+
+    /* The next window of this segment, prepared ahead. */
+    if (pos + done >= cl->warm_asked && (cl->q.flags & SHMQ_MF_PREPARE)) {
+        shmq_mfq_prefault_ahead(&cl->q, pos + done);
+        cl->warm_asked = pos + done + CL_WARM_EVERY;
+    }
+    /* Past half of the segment: have the next one prepared before we need it. */
+    int64_t next = mf->start_offset + seg_size(cl);
+    if ((cl->q.flags & SHMQ_MF_PREPARE) && rel + done >= seg_size(cl) / 2 &&
+        cl->prep_asked != next) {
+        shmq_mfq_prepare(&cl->q, next);
+        cl->prep_asked = next;
+    }
+    return 0;
+}
+
+int shmq_commitlog_append(shmq_commitlog_t *cl, const shmq_msg_in_t *m, int64_t queue_offset,
+                          int64_t store_ts, shmq_append_result_t *res)
+{
+    return shmq_commitlog_append_batch(cl, m, 1, &queue_offset, store_ts, res);
+}
+
+int shmq_commitlog_read(const shmq_commitlog_t *cl, int64_t phys_offset, unsigned flags,
+                        shmq_record_t *out)
+{
+    if (!cl || !out) {
+        return SHMQ_E_ARG;
+    }
+    shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, phys_offset);
+    if (!mf) {
+        return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: no segment holds offset %lld", cl->q.dir,
+                              (long long)phys_offset);
+    }
+    int64_t rel = phys_offset - mf->start_offset;
+    int64_t avail = seg_size(cl) - rel;
+    if (positions_known(cl)) {
+        int64_t wrote = load_wrote(cl);
+        if (phys_offset >= wrote) {
+            return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: offset %lld is at/after %lld",
+                                  cl->q.dir, (long long)phys_offset, (long long)wrote);
+        }
+        if (wrote - phys_offset < avail) {
+            avail = wrote - phys_offset;
+        }
+    }
+    return shmq_record_decode(mf->base + rel, (size_t)avail, phys_offset, flags, out);
+}
+
+static int32_t peek32(const uint8_t *p)
+{
+    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+}
+
+int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
+                        shmq_record_t *out)
+{
+    if (!cl || !pos || !out) {
+        return SHMQ_E_ARG;
+    }
+    for (;;) {
+        int64_t p = *pos;
+        if (p >= limit) {
+            return SHMQ_E_END;
+        }
+        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, p);
+        if (!mf) {
+            if (p < shmq_mfq_min_offset(&cl->q)) {
+                return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: offset %lld was removed",
+                                      cl->q.dir, (long long)p);
+            }
+            return SHMQ_E_END;
+        }
+        int64_t rel = p - mf->start_offset;
+        int64_t seg_end = mf->start_offset + seg_size(cl);
+        int64_t to_end = seg_end - p;
+        int64_t avail = (limit < seg_end ? limit : seg_end) - p;
+        const uint8_t *buf = mf->base + rel;
+
+        if (to_end >= SHMQ_BLANK_MIN_LEN && avail >= SHMQ_BLANK_MIN_LEN &&
+            peek32(buf + 4) == SHMQ_MAGIC_BLANK) {
+            avail = to_end; /* a blank record's length reaches the segment end */
+        } else if (limit < seg_end) {
+            /* A record that crosses limit is not there yet. */
+            int32_t total = avail >= 4 ? peek32(buf) : 0;
+            if (avail < SHMQ_BLANK_MIN_LEN || (total > avail && total <= to_end)) {
+                return SHMQ_E_END;
+            }
+        }
+        int rc = shmq_record_decode(buf, (size_t)avail, p, flags, out);
+        if (rc == 0) {
+            *pos = seg_end;
+            continue;
+        }
+        if (rc > 0) {
+            *pos = p + rc;
+        }
+        return rc;
+    }
+}
+
+int64_t shmq_commitlog_offset_by_time(const shmq_commitlog_t *cl, int64_t ts)
+{
+    int64_t limit = read_limit(cl);
+    size_t start_idx = 0;
+    shmq_record_t rec;
+
+    if (cl->q.count == 0) {
+        return limit;
+    }
+    /* The last segment whose first record is older than ts holds the answer or precedes it. */
+    for (size_t i = 0; i < cl->q.count; i++) {
+        const shmq_mapped_file_t *mf = cl->q.segs[i];
+        int64_t pos = mf->start_offset;
+        if (pos >= limit || shmq_commitlog_next(cl, &pos, limit, 0, &rec) <= 0 ||
+            pos - rec.total_size != mf->start_offset || rec.store_ts >= ts) {
+            break;
+        }
+        start_idx = i;
+    }
+    int64_t pos = cl->q.segs[start_idx]->start_offset;
+    for (;;) {
+        int rc = shmq_commitlog_next(cl, &pos, limit, 0, &rec);
+        if (rc <= 0) {
+            return limit;
+        }
+        if (rec.store_ts >= ts) {
+            return pos - rc;
+        }
+    }
+}
+
+int shmq_commitlog_flush(shmq_commitlog_t *cl, int least_pages)
+{
+    if (!cl) {
+        return SHMQ_E_ARG;
+    }
+    if (cl->readonly) {
+        return 0;
+    }
+    if (cl->flush_err) {
+        return shmq_error_set(SHMQ_E_FENCED, "commitlog %s: fenced after flush error: %s",
+                              cl->q.dir, shmq_strerror(cl->flush_err));
+    }
+    int64_t wrote = load_wrote(cl);
+    int64_t flushed = cl->flushed_pos;
+    if (wrote <= flushed) {
+        return 0;
+    }
+    if (least_pages > 0) {
+        int64_t seg_end = flushed - flushed % seg_size(cl) + seg_size(cl);
+        if (wrote < seg_end && wrote / CL_PAGE - flushed / CL_PAGE < least_pages) {
+            return 0;
+        }
+    }
+    int64_t pos = flushed;
+    if (pos < shmq_mfq_min_offset(&cl->q)) {
+        pos = shmq_mfq_min_offset(&cl->q);
+    }
+    while (pos < wrote) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, pos);
+        if (!mf) {
+            return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: no segment holds offset %lld",
+                                  cl->q.dir, (long long)pos);
+        }
+        int64_t end = mf->start_offset + seg_size(cl);
+        if (end > wrote) {
+            end = wrote;
+        }
+        int rc = shmq_mf_flush(mf, (size_t)(pos - mf->start_offset),
+                               (size_t)(end - mf->start_offset), cl->flush_how);
+        if (rc) {
+            /* Never retried, never trusted: flushed_pos stays where it was. */
+            cl->flush_err = rc;
+            return rc;
+        }
+        pos = end;
+    }
+    cl->flushed_pos = wrote;
+    return 0;
+}
+
+int shmq_commitlog_truncate(shmq_commitlog_t *cl, int64_t off)
+{
+    if (!cl || off < 0) {
+        return SHMQ_E_ARG;
+    }
+    if (cl->readonly) {
+        return shmq_error_set(-EROFS, "commitlog %s is read-only", cl->q.dir);
+    }
+    int rc = shmq_mfq_truncate(&cl->q, off);
+    if (rc) {
+        return rc;
+    }
+    shmq_commitlog_set_positions(cl, off, off);
+    cl->prep_asked = -1;
+    return 0;
+}
+
+int64_t shmq_commitlog_min_offset(const shmq_commitlog_t *cl)
+{
+    return shmq_mfq_min_offset(&cl->q);
+}
+
+int64_t shmq_commitlog_next_segment(const shmq_commitlog_t *cl, int64_t off)
+{
+    return off - off % seg_size(cl) + seg_size(cl);
+}

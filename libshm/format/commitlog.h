@@ -1,0 +1,124 @@
+/*
+ * The CommitLog: one sequential log of RocketMQ records for every topic,
+ * stored as fixed-size segments under <root>/commitlog.
+ *
+ * Single writer: appends are not thread-safe; the caller serialises them
+ * (the writer process in the broker, the tool in offline use).  Readers may
+ * read any record below wrote_pos concurrently.
+ *
+ * Positions ("last byte + 1", logical CommitLog offsets):
+ *   wrote_pos    end of the last appended record (advanced by append);
+ *   flushed_pos  all bytes below it are on disk (advanced by flush).
+ * A record never ends closer than 8 bytes to its segment's end; when one does
+ * not fit, an 8-byte blank record (remaining length, BLANK magic) closes the
+ * segment and the record goes to the start of the next.
+ */
+#ifndef SHMQ_COMMITLOG_H
+#define SHMQ_COMMITLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format/mapped_file.h"
+#include "format/message.h"
+
+typedef struct shmq_commitlog {
+    shmq_mfq_t q;
+    int64_t wrote_pos;
+    int64_t flushed_pos;
+    int flush_err; /* first flush error; once set, appends and flushes fail */
+    enum shmq_flush_method flush_how;
+    shmq_host_t store_host; /* stamped on every record (default: local host, port 10911) */
+    bool readonly;
+    int64_t last_store_ts; /* store time of the last append; recovery may set it */
+    int64_t prep_asked;    /* next-segment offset already handed to shmq_mfq_prepare */
+    int64_t warm_asked;    /* ask for the next prepared window once appends reach this */
+    bool positions_known;  /* set_positions/append/truncate happened: reads stop at wrote_pos */
+} shmq_commitlog_t;
+
+/* Result of one append. */
+typedef struct shmq_append_result {
+    int64_t phys_offset;
+    int32_t size;
+    int64_t store_ts;
+    int64_t queue_offset;
+    char msg_id[SHMQ_MSGID_MAX];
+} shmq_append_result_t;
+
+/*
+ * Open the CommitLog in dir with segments of seg_size bytes (flags from
+ * mapped_file.h).  Positions start at the end of the loaded files' content
+ * only after recovery sets them (shmq_commitlog_set_positions); until then
+ * wrote_pos = flushed_pos = the first segment's start.
+ */
+int shmq_commitlog_open(shmq_commitlog_t *cl, const char *dir, size_t seg_size, unsigned flags);
+void shmq_commitlog_close(shmq_commitlog_t *cl);
+
+/* Set wrote_pos and flushed_pos (after recovery). */
+void shmq_commitlog_set_positions(shmq_commitlog_t *cl, int64_t wrote, int64_t flushed);
+
+/*
+ * Append one message at wrote_pos with the given queue offset.  store_ts 0
+ * means "now" (ms); a store timestamp is never below the previous record's.
+ * Fills *res.  Errors: SHMQ_E_FENCED after a failed flush, -ENOSPC when a
+ * new segment cannot be allocated, SHMQ_E_SIZE if the record can never fit
+ * a segment, errors of shmq_record_size().
+ */
+int shmq_commitlog_append(shmq_commitlog_t *cl, const shmq_msg_in_t *m, int64_t queue_offset,
+                          int64_t store_ts, shmq_append_result_t *res);
+
+/*
+ * Append n messages as one unit: all land in the same segment with
+ * consecutive positions (a blank record moves the whole batch when it does
+ * not fit).  queue_offsets[i] is used for m[i].  res has n entries.
+ */
+int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, size_t n,
+                                const int64_t *queue_offsets, int64_t store_ts,
+                                shmq_append_result_t *res);
+
+/*
+ * Decode the record at phys_offset with the given decode flags.  Bytes at
+ * and above wrote_pos are not read once positions are known (set, or an
+ * append happened); before that (a read-only log nobody set positions on)
+ * a record is bounded by its segment's end only.  Returns as shmq_record_decode():
+ * > 0 size, 0 blank, < 0 error (SHMQ_E_RANGE when no segment holds it).
+ */
+int shmq_commitlog_read(const shmq_commitlog_t *cl, int64_t phys_offset, unsigned flags,
+                        shmq_record_t *out);
+
+/*
+ * Iterate: *pos is a record position; reads the record there (limited to
+ * bytes below limit), skipping blank records to the next segment.  On
+ * success fills *out, sets *pos to the next position, returns size > 0.
+ * Returns SHMQ_E_END when *pos reaches limit, or a decode error (with *pos
+ * left at the bad record).
+ */
+int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
+                        shmq_record_t *out);
+
+/*
+ * Physical offset of the first record whose store timestamp is >= ts, or
+ * wrote_pos if none.  Uses each segment's first record to pick the segment.
+ */
+int64_t shmq_commitlog_offset_by_time(const shmq_commitlog_t *cl, int64_t ts);
+
+/*
+ * Flush.  least_pages > 0: flush only if at least that many 4 KiB pages are
+ * dirty (or a segment is full); 0: flush everything written.  Returns 0 or
+ * an error; a failure sets flush_err (SHMQ_E_FENCED for every later call).
+ */
+int shmq_commitlog_flush(shmq_commitlog_t *cl, int least_pages);
+
+/*
+ * Cut the log at off: segments starting at/after off are unlinked, the bytes
+ * from off to the end of its segment are zeroed, positions set to off.
+ */
+int shmq_commitlog_truncate(shmq_commitlog_t *cl, int64_t off);
+
+/* Smallest offset still stored (start of the first segment). */
+int64_t shmq_commitlog_min_offset(const shmq_commitlog_t *cl);
+
+/* Start of the segment after the one containing off. */
+int64_t shmq_commitlog_next_segment(const shmq_commitlog_t *cl, int64_t off);
+
+#endif

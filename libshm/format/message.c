@@ -1,0 +1,889 @@
+/*
+ * CommitLog record codec: RocketMQ V1/V2 records with shmq's whole-record
+ * __CRC32# property, the properties string, offset message ids, UNIQ_KEY
+ * generation, and the Java-compatible tag and index key hashes.
+ *
+ * Encoding is on the append hot path: no allocation, one pass writing the
+ * record, one CRC over the body and one over the record prefix.  Decoding
+ * treats its input as untrusted (a file on disk, another process): every
+ * field read is bounded by both TOTALSIZE and the bytes available, and each
+ * failed check has its own error code.  Formats: ROCKETMQ-FACTS §1-§4, §8.3.
+ */
+#include "format/message.h"
+
+#include <endian.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <isa-l/crc.h>
+
+/* "__CRC32#" 0x01: the head of the whole-record CRC property. */
+static const char crc_prop_head[] = SHMQ_PROP_CRC32 "\x01";
+#define CRC_PROP_HEAD_LEN 9 /* 8 name bytes + the name/value separator */
+#define CRC_PROP_DIGITS   10
+
+static const char hex_upper[] = "0123456789ABCDEF";
+
+/* ---- big-endian field access ------------------------------------------ */
+
+static inline void put16(uint8_t *p, uint16_t v)
+{
+    v = htobe16(v);
+    memcpy(p, &v, 2);
+}
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    v = htobe32(v);
+    memcpy(p, &v, 4);
+}
+
+static inline void put64(uint8_t *p, uint64_t v)
+{
+    v = htobe64(v);
+    memcpy(p, &v, 8);
+}
+
+static inline uint16_t get16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return be16toh(v);
+}
+
+static inline uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return be32toh(v);
+}
+
+static inline uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return be64toh(v);
+}
+
+/* ---- CRC and hashes ---------------------------------------------------- */
+
+uint32_t shmq_crc32(const void *buf, size_t len)
+{
+    /* crc32_gzip_refl takes a uint64_t length; ISA-L reads nothing for 0. */
+    return crc32_gzip_refl(0, (const unsigned char *)buf, (uint64_t)len);
+}
+
+int32_t shmq_crc32_masked(const void *buf, size_t len)
+{
+    return (int32_t)(shmq_crc32(buf, len) & 0x7FFFFFFFu);
+}
+
+static inline bool utf8_cont(uint8_t b)
+{
+    return (b & 0xC0) == 0x80;
+}
+
+/*
+ * Java String.hashCode() of the string Java's UTF-8 decoder makes of s:
+ * h = 31*h + unit over UTF-16 code units (supplementary characters become
+ * surrogate pairs).  Malformed input becomes U+FFFD the way the JDK's
+ * decoder does it: a maximal valid prefix of a sequence counts as one
+ * replacement, a UTF-8 encoded surrogate as one replacement for its three
+ * bytes, and a valid but unfinished sequence at the end as one replacement.
+ */
+int32_t shmq_java_hash(const char *s, size_t len)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    uint32_t h = 0;
+    size_t i = 0;
+
+    while (i < len) {
+        uint8_t b1 = p[i];
+        if (b1 < 0x80) {
+            h = 31 * h + b1;
+            i++;
+            continue;
+        }
+        size_t rest = len - i;
+        uint32_t cp = 0xFFFD;
+        size_t used = 1;
+        if (b1 >= 0xC2 && b1 <= 0xDF) {
+            if (rest >= 2 && utf8_cont(p[i + 1])) {
+                cp = ((uint32_t)(b1 & 0x1F) << 6) | (p[i + 1] & 0x3F);
+                used = 2;
+            }
+        } else if (b1 >= 0xE0 && b1 <= 0xEF) {
+            bool b2_ok = rest >= 2 && utf8_cont(p[i + 1]) && !(b1 == 0xE0 && p[i + 1] < 0xA0);
+            if (!b2_ok) {
+                used = 1;
+            } else if (rest < 3) {
+                used = rest; /* unfinished at the end: one replacement */
+            } else if (!utf8_cont(p[i + 2])) {
+                used = 2;
+            } else {
+                uint32_t c = ((uint32_t)(b1 & 0x0F) << 12) | ((uint32_t)(p[i + 1] & 0x3F) << 6) |
+                             (p[i + 2] & 0x3F);
+                used = 3;
+                if (c < 0xD800 || c > 0xDFFF) {
+                    cp = c;
+                }
+            }
+        } else if (b1 >= 0xF0 && b1 <= 0xF4) {
+            bool b2_ok = rest >= 2 && utf8_cont(p[i + 1]) && !(b1 == 0xF0 && p[i + 1] < 0x90) &&
+                         !(b1 == 0xF4 && p[i + 1] > 0x8F);
+            if (!b2_ok) {
+                used = 1;
+            } else if (rest < 3) {
+                used = rest;
+            } else if (!utf8_cont(p[i + 2])) {
+                used = 2;
+            } else if (rest < 4) {
+                used = rest;
+            } else if (!utf8_cont(p[i + 3])) {
+                used = 3;
+            } else {
+                cp = ((uint32_t)(b1 & 0x07) << 18) | ((uint32_t)(p[i + 1] & 0x3F) << 12) |
+                     ((uint32_t)(p[i + 2] & 0x3F) << 6) | (p[i + 3] & 0x3F);
+                used = 4;
+            }
+        }
+        if (cp >= 0x10000) {
+            uint32_t v = cp - 0x10000;
+            h = 31 * h + (0xD800 + (v >> 10));
+            h = 31 * h + (0xDC00 + (v & 0x3FF));
+        } else {
+            h = 31 * h + cp;
+        }
+        i += used;
+    }
+    return (int32_t)h;
+}
+
+int64_t shmq_tags_code(const char *tags, size_t len)
+{
+    if (tags == NULL || len == 0) {
+        return 0;
+    }
+    return (int64_t)shmq_java_hash(tags, len); /* sign-extended */
+}
+
+int32_t shmq_index_key_hash(const char *key, size_t len)
+{
+    int32_t h = shmq_java_hash(key, len);
+    if (h == INT32_MIN) {
+        return 0; /* Math.abs(Integer.MIN_VALUE) is still negative */
+    }
+    return h < 0 ? -h : h;
+}
+
+/* ---- properties -------------------------------------------------------- */
+
+/*
+ * One segment of a properties area as RocketMQ's decoder splits it: up to
+ * the next 0x02; the first 0x01 separates name and value; the segment
+ * counts only if both are non-empty.
+ */
+static bool props_segment(const char *props, size_t len, size_t *pos, const char **name,
+                          size_t *name_len, const char **value, size_t *value_len, bool *valid)
+{
+    size_t start = *pos;
+    if (start >= len) {
+        return false;
+    }
+    const char *seg = props + start;
+    const char *end = memchr(seg, SHMQ_PROP_SEP, len - start);
+    size_t seg_len = end ? (size_t)(end - seg) : len - start;
+    *pos = start + seg_len + 1;
+
+    const char *sep = memchr(seg, SHMQ_PROP_NAME_VALUE_SEP, seg_len);
+    *name = seg;
+    *name_len = sep ? (size_t)(sep - seg) : seg_len;
+    *value = sep ? sep + 1 : seg + seg_len;
+    *value_len = sep ? seg_len - *name_len - 1 : 0;
+    *valid = sep != NULL && *name_len > 0 && *value_len > 0;
+    return true;
+}
+
+bool shmq_props_next(const char *props, size_t len, size_t *pos, const char **name,
+                     size_t *name_len, const char **value, size_t *value_len)
+{
+    bool valid;
+    while (props_segment(props, len, pos, name, name_len, value, value_len, &valid)) {
+        if (valid) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *shmq_props_get(const char *props, size_t len, const char *name, size_t *vlen)
+{
+    size_t want = strlen(name);
+    size_t pos = 0, nl, vl;
+    const char *n, *v, *found = NULL;
+
+    while (shmq_props_next(props, len, &pos, &n, &nl, &v, &vl)) {
+        if (nl == want && memcmp(n, name, want) == 0) {
+            found = v; /* a later duplicate overrides an earlier one */
+            *vlen = vl;
+        }
+    }
+    return found;
+}
+
+static bool has_separator(const char *s, size_t len)
+{
+    return memchr(s, SHMQ_PROP_NAME_VALUE_SEP, len) != NULL ||
+           memchr(s, SHMQ_PROP_SEP, len) != NULL;
+}
+
+int shmq_props_append(char *buf, size_t cap, size_t *len, const char *name, const char *value,
+                      size_t value_len)
+{
+    size_t name_len = name ? strlen(name) : 0;
+    if (name_len == 0 || value == NULL || value_len == 0) {
+        return shmq_error_set(SHMQ_E_ARG, "property name and value must not be empty");
+    }
+    if (has_separator(name, name_len) || has_separator(value, value_len)) {
+        return shmq_error_set(SHMQ_E_ARG, "property %s: name or value contains 0x01/0x02", name);
+    }
+    size_t cur = *len;
+    size_t fix = (cur > 0 && buf[cur - 1] != SHMQ_PROP_SEP) ? 1 : 0;
+    size_t need = cur + fix + name_len + 1 + value_len + 1;
+    size_t limit = SHMQ_PROPS_MAX - SHMQ_CRC_PROP_LEN;
+    if (need > cap || need > limit) {
+        return shmq_error_set(SHMQ_E_PROPS, "property %s: %zu bytes exceed %zu", name, need,
+                              need > cap ? cap : limit);
+    }
+    char *p = buf + cur;
+    if (fix) {
+        *p++ = SHMQ_PROP_SEP;
+    }
+    memcpy(p, name, name_len);
+    p += name_len;
+    *p++ = SHMQ_PROP_NAME_VALUE_SEP;
+    memcpy(p, value, value_len);
+    p += value_len;
+    *p = SHMQ_PROP_SEP;
+    *len = need;
+    return 0;
+}
+
+/* True if some segment of props is named __CRC32# (valid or not). */
+static bool props_name_crc(const char *props, size_t len)
+{
+    const size_t nlen = sizeof(SHMQ_PROP_CRC32) - 1;
+    if (len < nlen) {
+        return false; /* also when props is NULL */
+    }
+    const char *p = props, *end = props + len;
+
+    /* One memchr per property: cheaper than a substring search on the hot path. */
+    while ((size_t)(end - p) >= nlen) {
+        if (memcmp(p, SHMQ_PROP_CRC32, nlen) == 0 &&
+            ((size_t)(end - p) == nlen || p[nlen] == SHMQ_PROP_NAME_VALUE_SEP ||
+             p[nlen] == SHMQ_PROP_SEP)) {
+            return true;
+        }
+        const char *sep = memchr(p, SHMQ_PROP_SEP, (size_t)(end - p));
+        if (sep == NULL) {
+            break;
+        }
+        p = sep + 1;
+    }
+    return false;
+}
+
+/* ---- record layout ----------------------------------------------------- */
+
+/* The sizes that decide a record's layout. */
+typedef struct record_plan {
+    int64_t total;
+    uint32_t born_len;  /* 8 or 20 */
+    uint32_t store_len; /* 8 or 20 */
+    uint32_t props_len; /* final, with separator and __CRC32# tail */
+    bool v2;
+    bool add_sep; /* insert 0x02 between the user properties and the tail */
+} record_plan_t;
+
+static inline uint32_t host_len(const shmq_host_t *h)
+{
+    return h->is_v6 ? 20 : 8;
+}
+
+static int record_plan(const shmq_msg_in_t *m, record_plan_t *pl)
+{
+    if (m->topic == NULL || m->topic_len == 0 || m->topic_len > SHMQ_TOPIC_MAX_ANY) {
+        return shmq_error_set(SHMQ_E_TOPIC, "topic length %zu not in 1..%d", m->topic_len,
+                              SHMQ_TOPIC_MAX_ANY);
+    }
+    if ((m->body == NULL && m->body_len > 0) || (m->props == NULL && m->props_len > 0)) {
+        return shmq_error_set(SHMQ_E_ARG, "NULL body or properties with a non-zero length");
+    }
+    if (m->props_len > SHMQ_PROPS_MAX) {
+        return shmq_error_set(SHMQ_E_PROPS, "properties of %zu bytes exceed %d", m->props_len,
+                              SHMQ_PROPS_MAX);
+    }
+    pl->add_sep = m->props_len > 0 && m->props[m->props_len - 1] != SHMQ_PROP_SEP;
+    size_t props = m->props_len + (pl->add_sep ? 1 : 0) + SHMQ_CRC_PROP_LEN;
+    if (props > SHMQ_PROPS_MAX) {
+        return shmq_error_set(SHMQ_E_PROPS, "properties of %zu bytes with __CRC32# exceed %d",
+                              props, SHMQ_PROPS_MAX);
+    }
+    const char *nul = m->props_len > 0 ? memchr(m->props, 0, m->props_len) : NULL;
+    if (nul != NULL) {
+        return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
+                              (size_t)(nul - m->props));
+    }
+    if (props_name_crc(m->props, m->props_len)) {
+        return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
+    }
+    pl->props_len = (uint32_t)props;
+    pl->v2 = m->topic_len > SHMQ_TOPIC_MAX;
+    pl->born_len = host_len(&m->born_host);
+    pl->store_len = host_len(&m->store_host);
+    /* SHMQ_RECORD_FIXED_V1 counts two 8-byte hosts and a 1-byte topic length. */
+    int64_t fixed = SHMQ_RECORD_FIXED_V1 + (pl->born_len - 8) + (pl->store_len - 8) + pl->v2;
+    if (m->body_len > (size_t)INT32_MAX) {
+        return shmq_error_set(SHMQ_E_TOO_BIG, "body of %zu bytes", m->body_len);
+    }
+    pl->total = fixed + (int64_t)m->body_len + (int64_t)m->topic_len + (int64_t)props;
+    if (pl->total > INT32_MAX) {
+        return shmq_error_set(SHMQ_E_TOO_BIG, "record of %lld bytes", (long long)pl->total);
+    }
+    return 0;
+}
+
+int64_t shmq_record_size(const shmq_msg_in_t *m)
+{
+    record_plan_t pl;
+    int rc = record_plan(m, &pl);
+    return rc < 0 ? rc : pl.total;
+}
+
+static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
+{
+    size_t n = h->is_v6 ? 16 : 4;
+    memcpy(p, h->addr, n);
+    put32(p + n, (uint32_t)h->port);
+    return p + n + 4;
+}
+
+/* The 10 digits of a masked CRC, least significant first, '0'-padded. */
+static void crc_digits(char *out, uint32_t v)
+{
+    for (int i = 0; i < CRC_PROP_DIGITS; i++) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,
+                           int64_t store_ts, uint8_t *dst, size_t cap)
+{
+    record_plan_t pl;
+    int rc = record_plan(m, &pl);
+    if (rc < 0) {
+        return rc;
+    }
+    if ((uint64_t)pl.total > cap) {
+        return shmq_error_set(SHMQ_E_TRUNCATED, "record of %lld bytes, room for %zu",
+                              (long long)pl.total, cap);
+    }
+    int32_t sysflag = m->sysflag & ~(SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6);
+    if (m->born_host.is_v6) {
+        sysflag |= SHMQ_SYSFLAG_BORNHOST_V6;
+    }
+    if (m->store_host.is_v6) {
+        sysflag |= SHMQ_SYSFLAG_STOREHOST_V6;
+    }
+
+    uint8_t *p = dst;
+    put32(p + 0, (uint32_t)pl.total);
+    put32(p + 4, (uint32_t)(pl.v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
+    put32(p + 8, (uint32_t)shmq_crc32_masked(m->body, m->body_len));
+    put32(p + 12, (uint32_t)m->queue_id);
+    put32(p + 16, (uint32_t)m->flag);
+    put64(p + 20, (uint64_t)queue_offset);
+    put64(p + 28, (uint64_t)phys_offset);
+    put32(p + 36, (uint32_t)sysflag);
+    put64(p + 40, (uint64_t)m->born_ts);
+    p = put_host(p + 48, &m->born_host);
+    put64(p, (uint64_t)store_ts);
+    p = put_host(p + 8, &m->store_host);
+    put32(p, (uint32_t)m->reconsume_times);
+    put64(p + 4, (uint64_t)m->prepared_tx_offset);
+    put32(p + 12, (uint32_t)m->body_len);
+    p += 16;
+    if (m->body_len > 0) {
+        memcpy(p, m->body, m->body_len);
+        p += m->body_len;
+    }
+    if (pl.v2) {
+        put16(p, (uint16_t)m->topic_len);
+        p += 2;
+    } else {
+        *p++ = (uint8_t)m->topic_len;
+    }
+    memcpy(p, m->topic, m->topic_len);
+    p += m->topic_len;
+    put16(p, (uint16_t)pl.props_len);
+    p += 2;
+    if (m->props_len > 0) {
+        memcpy(p, m->props, m->props_len);
+        p += m->props_len;
+    }
+    if (pl.add_sep) {
+        *p++ = SHMQ_PROP_SEP;
+    }
+    memcpy(p, crc_prop_head, CRC_PROP_HEAD_LEN);
+    p += CRC_PROP_HEAD_LEN;
+    /* The record CRC covers everything before the tail, offsets included. */
+    uint32_t crc = (uint32_t)shmq_crc32_masked(dst, (size_t)pl.total - SHMQ_CRC_PROP_LEN);
+    crc_digits((char *)p, crc);
+    p[CRC_PROP_DIGITS] = SHMQ_PROP_SEP;
+    return pl.total;
+}
+
+void shmq_record_write_blank(uint8_t *dst, int32_t remaining)
+{
+    put32(dst, (uint32_t)remaining);
+    put32(dst + 4, (uint32_t)SHMQ_MAGIC_BLANK);
+}
+
+/* ---- decode ------------------------------------------------------------ */
+
+/*
+ * Checks that [0, end) lies inside the record: beyond TOTALSIZE the size
+ * field disagrees with the fields (SHMQ_E_SIZE); inside TOTALSIZE but beyond
+ * avail the record is cut short (SHMQ_E_TRUNCATED).
+ */
+static int need(int64_t end, int64_t total, size_t avail, const char *what)
+{
+    if (end > total) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: %s ends at %lld, past TOTALSIZE %lld", what,
+                              (long long)end, (long long)total);
+    }
+    if ((uint64_t)end > avail) {
+        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %s ends at %lld, only %zu bytes", what,
+                              (long long)end, avail);
+    }
+    return 0;
+}
+
+static const uint8_t *get_host(const uint8_t *p, bool v6, shmq_host_t *h)
+{
+    size_t n = v6 ? 16 : 4;
+    memcpy(h->addr, p, n);
+    h->is_v6 = v6;
+    h->port = (int32_t)get32(p + n);
+    return p + n + 4;
+}
+
+/* Where the properties tail would be if present, or NULL. */
+static const uint8_t *record_crc_tail(const shmq_record_t *r)
+{
+    if (r->props_len < SHMQ_CRC_PROP_LEN) {
+        return NULL;
+    }
+    const uint8_t *t = (const uint8_t *)r->props + r->props_len - SHMQ_CRC_PROP_LEN;
+    /* The name claims the tail; a damaged value or end byte is then a mismatch. */
+    if (memcmp(t, crc_prop_head, CRC_PROP_HEAD_LEN) != 0) {
+        return NULL;
+    }
+    /* The name must start a property, not sit inside another one's value. */
+    if (r->props_len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP) {
+        return NULL;
+    }
+    return t;
+}
+
+/* True if each byte of x is an ASCII digit. */
+static inline bool swar_all_digits(uint64_t x, uint64_t lanes)
+{
+    const uint64_t hi = 0xF0F0F0F0F0F0F0F0ULL & lanes, d3 = 0x3030303030303030ULL & lanes;
+    /* 0x30..0x39: high nibble 3, and still 3 after adding 6 (no byte carries: 0x39 + 6 = 0x3F). */
+    return (x & hi) == d3 && ((x + (0x0606060606060606ULL & lanes)) & hi) == d3;
+}
+
+/*
+ * Value of the tail's digits (least significant first); -1 if one is not a
+ * digit.  On every consumed record: eight digits at once (SWAR), ~25
+ * instructions instead of a ten-step loop.
+ */
+static int64_t crc_digits_value(const uint8_t *d)
+{
+    uint64_t x;
+    memcpy(&x, d, 8);
+    x = le64toh(x); /* byte i = digit i, the least significant first */
+    uint64_t tail = (uint64_t)d[8] | (uint64_t)d[9] << 8;
+    if (!swar_all_digits(x, ~0ULL) || !swar_all_digits(tail, 0xFFFFULL)) {
+        return -1;
+    }
+    x -= 0x3030303030303030ULL;
+    const uint64_t m8 = 0x00FF00FF00FF00FFULL, m16 = 0x0000FFFF0000FFFFULL;
+    x = (x & m8) + ((x >> 8) & m8) * 10;         /* 16-bit lanes: 2 digits, 0..99 */
+    x = (x & m16) + ((x >> 16) & m16) * 100;     /* 32-bit lanes: 4 digits */
+    x = (x & 0xFFFFFFFFULL) + (x >> 32) * 10000; /* 8 digits */
+    tail -= 0x3030;
+    return (int64_t)(x + ((tail & 0xFF) + (tail >> 8) * 10) * 100000000ULL);
+}
+
+int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
+                       shmq_record_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (avail < SHMQ_BLANK_MIN_LEN) {
+        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %zu bytes, need 8 for size and magic",
+                              avail);
+    }
+    int64_t total = (int32_t)get32(buf);
+    int32_t magic = (int32_t)get32(buf + 4);
+    out->total_size = (int32_t)total;
+    out->magic = magic;
+
+    if (magic == SHMQ_MAGIC_BLANK) {
+        if (total < SHMQ_BLANK_MIN_LEN || (uint64_t)total > avail) {
+            return shmq_error_set(SHMQ_E_SIZE, "blank record: length %lld not in 8..%zu",
+                                  (long long)total, avail);
+        }
+        return 0;
+    }
+    if (magic != SHMQ_MAGIC_V1 && magic != SHMQ_MAGIC_V2) {
+        return shmq_error_set(SHMQ_E_MAGIC, "record: magic 0x%08x, size field %lld",
+                              (unsigned)magic, (long long)total);
+    }
+    bool v2 = magic == SHMQ_MAGIC_V2;
+    int64_t fixed_min = SHMQ_RECORD_FIXED_V1 + v2;
+    if (total < fixed_min) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld below the fixed part %lld",
+                              (long long)total, (long long)fixed_min);
+    }
+
+    /* Walk the fields, each bounded by TOTALSIZE and by avail. */
+    int rc = need(40, total, avail, "sysflag");
+    if (rc < 0) {
+        return rc;
+    }
+    int32_t sysflag = (int32_t)get32(buf + 36);
+    bool born_v6 = (sysflag & SHMQ_SYSFLAG_BORNHOST_V6) != 0;
+    bool store_v6 = (sysflag & SHMQ_SYSFLAG_STOREHOST_V6) != 0;
+    int64_t body_len_at = 84 + (born_v6 ? 12 : 0) + (store_v6 ? 12 : 0);
+    if ((rc = need(body_len_at + 4, total, avail, "fixed fields")) < 0) {
+        return rc;
+    }
+    int32_t body_len = (int32_t)get32(buf + body_len_at);
+    if (body_len < 0) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: negative body length %d", body_len);
+    }
+    int64_t body_at = body_len_at + 4;
+    int64_t topic_len_at = body_at + body_len;
+    int64_t topic_at = topic_len_at + (v2 ? 2 : 1);
+    if ((rc = need(topic_at, total, avail, "topic length")) < 0) {
+        return rc;
+    }
+    int32_t topic_len = v2 ? (int16_t)get16(buf + topic_len_at) : (int8_t)buf[topic_len_at];
+    if (topic_len < 0) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: negative topic length %d", topic_len);
+    }
+    int64_t props_len_at = topic_at + topic_len;
+    if ((rc = need(props_len_at + 2, total, avail, "properties length")) < 0) {
+        return rc;
+    }
+    int32_t props_len = (int16_t)get16(buf + props_len_at);
+    if (props_len < 0) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: negative properties length %d", props_len);
+    }
+    int64_t end = props_len_at + 2 + props_len;
+    if (end != total) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld, fields add up to %lld",
+                              (long long)total, (long long)end);
+    }
+    if ((rc = need(end, total, avail, "properties")) < 0) {
+        return rc;
+    }
+
+    out->body_crc = (int32_t)get32(buf + 8);
+    out->queue_id = (int32_t)get32(buf + 12);
+    out->flag = (int32_t)get32(buf + 16);
+    out->queue_offset = (int64_t)get64(buf + 20);
+    out->phys_offset = (int64_t)get64(buf + 28);
+    out->sysflag = sysflag;
+    out->born_ts = (int64_t)get64(buf + 40);
+    const uint8_t *p = get_host(buf + 48, born_v6, &out->born_host);
+    out->store_ts = (int64_t)get64(p);
+    p = get_host(p + 8, store_v6, &out->store_host);
+    out->reconsume_times = (int32_t)get32(p);
+    out->prepared_tx_offset = (int64_t)get64(p + 4);
+    out->body = buf + body_at;
+    out->body_len = (uint32_t)body_len;
+    out->topic = (const char *)buf + topic_at;
+    out->topic_len = (uint32_t)topic_len;
+    out->props = (const char *)buf + props_len_at + 2;
+    out->props_len = (uint32_t)props_len;
+
+    if ((flags & SHMQ_DECODE_CHECK_PHYS) && out->phys_offset != expect_phys) {
+        return shmq_error_set(SHMQ_E_PHYS_OFFSET, "record: PHYSICALOFFSET %lld, expected %lld",
+                              (long long)out->phys_offset, (long long)expect_phys);
+    }
+    if (flags & SHMQ_DECODE_CHECK_BODY_CRC) {
+        int32_t crc = shmq_crc32_masked(out->body, out->body_len);
+        if (crc != out->body_crc) {
+            return shmq_error_set(SHMQ_E_BODY_CRC, "record at %lld: BODYCRC %d, body has %d",
+                                  (long long)out->phys_offset, out->body_crc, crc);
+        }
+    }
+    const uint8_t *tail = record_crc_tail(out);
+    out->has_record_crc = tail != NULL;
+    if (tail == NULL && (flags & SHMQ_DECODE_REQUIRE_RECORD_CRC)) {
+        return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: no %s property",
+                              (long long)out->phys_offset, SHMQ_PROP_CRC32);
+    }
+    if (tail != NULL && (flags & (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC |
+                                  SHMQ_DECODE_VERIFY))) {
+        int64_t want = tail[SHMQ_CRC_PROP_LEN - 1] == SHMQ_PROP_SEP
+                           ? crc_digits_value(tail + CRC_PROP_HEAD_LEN)
+                           : -1;
+        int32_t crc = shmq_crc32_masked(buf, (size_t)total - SHMQ_CRC_PROP_LEN);
+        if (want != crc) {
+            return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: %s %lld, record has %d",
+                                  (long long)out->phys_offset, SHMQ_PROP_CRC32, (long long)want,
+                                  crc);
+        }
+    }
+    if (tail == NULL && (flags & SHMQ_DECODE_VERIFY)) {
+        int rc2 = shmq_record_check_crcs(out);
+        if (rc2 < 0) {
+            return rc2;
+        }
+    }
+    return (int)total;
+}
+
+int shmq_record_crc_tail_distance(const shmq_record_t *r)
+{
+    if (r->props_len < SHMQ_CRC_PROP_LEN) {
+        return -1;
+    }
+    const uint8_t *t = (const uint8_t *)r->props + r->props_len - SHMQ_CRC_PROP_LEN;
+    int d = 0;
+    for (int i = 0; i < CRC_PROP_HEAD_LEN; i++) {
+        d += __builtin_popcount((unsigned)(t[i] ^ (uint8_t)crc_prop_head[i]));
+    }
+    for (int i = CRC_PROP_HEAD_LEN; i < CRC_PROP_HEAD_LEN + CRC_PROP_DIGITS; i++) {
+        d += t[i] < '0' || t[i] > '9';
+    }
+    d += __builtin_popcount((unsigned)(t[SHMQ_CRC_PROP_LEN - 1] ^ SHMQ_PROP_SEP));
+    if (r->props_len > SHMQ_CRC_PROP_LEN) {
+        d += __builtin_popcount((unsigned)(t[-1] ^ SHMQ_PROP_SEP));
+    }
+    return d;
+}
+
+int shmq_record_check_unverified(const shmq_record_t *r)
+{
+    int d = shmq_record_crc_tail_distance(r);
+    if (d > 0 && d <= SHMQ_CRC_TAIL_NEAR_BITS) {
+        return shmq_error_set(SHMQ_E_RECORD_CRC,
+                              "record at %lld: damaged %s property (%d bit%s off), the record "
+                              "cannot be verified",
+                              (long long)r->phys_offset, SHMQ_PROP_CRC32, d, d == 1 ? "" : "s");
+    }
+    const char *nul = r->props_len > 0 ? memchr(r->props, 0, r->props_len) : NULL;
+    if (nul != NULL) {
+        return shmq_error_set(SHMQ_E_RECORD_CRC,
+                              "record at %lld: no %s and a 0x00 byte at %lld of its properties "
+                              "(zeroed or torn)",
+                              (long long)r->phys_offset, SHMQ_PROP_CRC32,
+                              (long long)(nul - r->props));
+    }
+    return 0;
+}
+
+int shmq_record_check_crcs(const shmq_record_t *r)
+{
+    if (r->has_record_crc) {
+        return 0; /* verified by decode; it covers the body and BODYCRC */
+    }
+    int rc = shmq_record_check_unverified(r);
+    if (rc < 0) {
+        return rc;
+    }
+    int32_t crc = shmq_crc32_masked(r->body, r->body_len);
+    if (crc != r->body_crc) {
+        return shmq_error_set(SHMQ_E_BODY_CRC, "record at %lld: BODYCRC %d, body has %d",
+                              (long long)r->phys_offset, r->body_crc, crc);
+    }
+    return 0;
+}
+
+/* ---- identifiers ------------------------------------------------------- */
+
+static char *hex_put(char *o, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *o++ = hex_upper[b[i] >> 4];
+        *o++ = hex_upper[b[i] & 0xF];
+    }
+    return o;
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset, char out[SHMQ_MSGID_MAX])
+{
+    uint8_t b[28];
+    size_t n = store_host->is_v6 ? 16 : 4;
+    memcpy(b, store_host->addr, n);
+    put32(b + n, (uint32_t)store_host->port);
+    put64(b + n + 4, (uint64_t)phys_offset);
+    *hex_put(out, b, n + 12) = '\0';
+}
+
+int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_offset)
+{
+    size_t len = text ? strnlen(text, SHMQ_MSGID_MAX) : 0;
+    if (len != 32 && len != 56) {
+        return shmq_error_set(SHMQ_E_MSGID, "message id of %zu characters, expected 32 or 56", len);
+    }
+    uint8_t b[28];
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = hex_val(text[2 * i]), lo = hex_val(text[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return shmq_error_set(SHMQ_E_MSGID, "message id: non-hex character at %zu",
+                                  hi < 0 ? 2 * i : 2 * i + 1);
+        }
+        b[i] = (uint8_t)(hi << 4 | lo);
+    }
+    size_t n = len == 56 ? 16 : 4;
+    memset(store_host, 0, sizeof(*store_host));
+    memcpy(store_host->addr, b, n);
+    store_host->is_v6 = len == 56;
+    store_host->port = (int32_t)get32(b + n);
+    *phys_offset = (int64_t)get64(b + n + 4);
+    return 0;
+}
+
+void shmq_local_host(shmq_host_t *host, int32_t port)
+{
+    static const uint8_t loopback[4] = {127, 0, 0, 1};
+    struct ifaddrs *list = NULL;
+
+    memset(host, 0, sizeof(*host));
+    host->port = port;
+    memcpy(host->addr, loopback, 4);
+    if (getifaddrs(&list) != 0) {
+        return;
+    }
+    for (struct ifaddrs *ifa = list; ifa != NULL; ifa = ifa->ifa_next) {
+        if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != AF_INET ||
+            (ifa->ifa_flags & IFF_LOOPBACK) || !(ifa->ifa_flags & IFF_UP)) {
+            continue;
+        }
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ifa->ifa_addr;
+        const uint8_t *a = (const uint8_t *)&sin->sin_addr.s_addr; /* network order */
+        if (a[0] == 127) {
+            continue;
+        }
+        memcpy(host->addr, a, 4);
+        break;
+    }
+    freeifaddrs(list);
+}
+
+/*
+ * UNIQ_KEY: a fixed per-process prefix (ip 4, pid 2, random word 4) as 20
+ * hex characters, then ms since the start of the month (4) and a counter
+ * (2).  The prefix is rebuilt in a forked child, whose pid differs.
+ */
+static char uniq_prefix[20];
+static pthread_once_t uniq_once = PTHREAD_ONCE_INIT;
+static _Atomic uint32_t uniq_counter;
+/* Month bounds (ms since the epoch, local time), cached per thread. */
+static __thread int64_t uniq_month_start, uniq_month_end;
+
+static void uniq_prefix_build(void)
+{
+    static uint8_t ip[4];
+    static bool have_ip;
+    uint8_t b[10];
+    uint32_t rnd;
+
+    if (!have_ip) {
+        shmq_host_t h;
+        shmq_local_host(&h, 0);
+        memcpy(ip, h.addr, 4);
+        have_ip = true;
+    }
+    if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        rnd = (uint32_t)ts.tv_nsec * 2654435761u ^ (uint32_t)getpid();
+    }
+    memcpy(b, ip, 4);
+    put16(b + 4, (uint16_t)getpid());
+    memcpy(b + 6, &rnd, 4);
+    hex_put(uniq_prefix, b, sizeof(b));
+}
+
+static void uniq_init(void)
+{
+    uniq_prefix_build();
+    /* The child is single-threaded when this runs; no other reader races it. */
+    pthread_atfork(NULL, NULL, uniq_prefix_build);
+}
+
+static void uniq_month_bounds(int64_t now_ms)
+{
+    time_t now = (time_t)(now_ms / 1000);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    uniq_month_start = (int64_t)mktime(&tm) * 1000;
+    tm.tm_mon += 1;
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    uniq_month_end = (int64_t)mktime(&tm) * 1000;
+}
+
+void shmq_uniq_key_generate(char out[SHMQ_UNIQ_KEY_MAX])
+{
+    pthread_once(&uniq_once, uniq_init);
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now_ms < uniq_month_start || now_ms >= uniq_month_end) {
+        uniq_month_bounds(now_ms);
+    }
+    /* Relaxed: only uniqueness of the value matters, not ordering. */
+    uint32_t count = atomic_fetch_add_explicit(&uniq_counter, 1, memory_order_relaxed);
+
+    uint8_t b[6];
+    put32(b, (uint32_t)(now_ms - uniq_month_start)); /* wraps like Java's int */
+    put16(b + 4, (uint16_t)count);
+    memcpy(out, uniq_prefix, sizeof(uniq_prefix));
+    *hex_put(out + sizeof(uniq_prefix), b, sizeof(b)) = '\0';
+}

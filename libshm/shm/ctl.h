@@ -1,0 +1,572 @@
+/*
+ * The control block: the shared memory every shmq process of one store
+ * attaches to, found from the store path alone.
+ *
+ * Three POSIX shared-memory objects per store, created by the master
+ * (shmqd) after recovery, allocated in full at once (posix_fallocate: a
+ * full /dev/shm is an error at creation naming the bytes needed, never a
+ * SIGBUS later), given the client group (clientUnixGroup) and removed at
+ * its clean stop:
+ *
+ *   /shmq-<hash>       the control block proper: header (with a copy of the
+ *                      effective configuration), positions, worker table,
+ *                      ring table, topic table, queue table, counters.
+ *                      Mode 0640: written only by the store's processes
+ *                      (master, workers, shmqctl as the store's user);
+ *                      clients (producers, consumers, read-only tools) open
+ *                      it O_RDONLY and map it PROT_READ.
+ *   /shmq-<hash>.cons  the consumer area: consumer group offsets.  Mode
+ *                      0640, written by the master only: consumers commit
+ *                      through <root>/shmq.sock (reg.h), which validates.
+ *   /shmq-<hash>.wake  the wake-up words clients write (producers -> writer,
+ *                      sleepers' counts) and a statistic; mode 0660.  No
+ *                      process trusts a value it reads there: a scribbler
+ *                      costs latency at worst (every sleep has a timeout).
+ *
+ * Producer rings are not here: each is a memfd of its own (ring.h), made
+ * by the master at registration and passed to its producer alone; the
+ * control block keeps the master's ring table and the writer's own heads.
+ *
+ * <hash> is 16 hex digits of FNV-1a over the store root's realpath.
+ *
+ * Rules (STYLE.md): no pointers inside, offsets only; every position is a
+ * 64-bit CommitLog offset that only grows, has one writer (named beside it),
+ * is published with a release store after the data it covers and read with
+ * an acquire load; hot positions of different writers sit on separate cache
+ * lines.  Nothing here is the only copy of anything: the master rebuilds
+ * every value from the files at start.
+ *
+ * Sleeping: a futex word (seq) is paired with a count of sleepers.  A
+ * publisher bumps seq and calls FUTEX_WAKE only when the count is non-zero,
+ * so a busy system makes no wake-up system calls.  A sleeper registers,
+ * re-checks its condition, then sleeps with a timeout (never unbounded).
+ */
+#ifndef SHMQ_CTL_H
+#define SHMQ_CTL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "format/acl.h"
+#include "base/clock.h"
+#include "format/config.h"
+#include "store/fence.h"
+#include "format/names.h"
+#include "shmq/types.h"
+
+#define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
+#define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
+#define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
+#define SHMQ_CTL_VERSION    3
+
+#define SHMQ_CTL_MAX_WORKERS 8
+#define SHMQ_CTL_MAX_RINGS   64
+#define SHMQ_RING_SLOTS      256 /* completion slots per ring = max requests in flight */
+#define SHMQ_CTL_MAX_TOPICS  1024
+#define SHMQ_CTL_MAX_QUEUES  16384 /* power of two: open addressing */
+#define SHMQ_CTL_MAX_OFFSETS 8192  /* consumer group offsets (group, topic, queue) */
+
+/* Worker roles: index into the worker table. */
+enum shmq_role {
+    SHMQ_ROLE_WRITER = 0,
+    SHMQ_ROLE_FLUSHER = 1,
+    SHMQ_ROLE_DISPATCHER = 2,
+    SHMQ_ROLE_INDEXER = 3,
+    SHMQ_ROLE_SCHEDULER = 4,
+    SHMQ_ROLE_CLEANER = 5,
+    SHMQ_ROLE_HA_SENDER = 6,
+    SHMQ_ROLE_COUNT = 7
+};
+
+/* Name of a role as in `ps`, status and `shmqctl restart`: "writer", ... */
+const char *shmq_role_name(enum shmq_role role);
+/* Role by name; -1 if unknown. */
+int shmq_role_from_name(const char *name);
+
+/* Store (master) states. */
+enum shmq_store_state {
+    SHMQ_STATE_STARTING = 0,
+    SHMQ_STATE_RECOVERING = 1,
+    SHMQ_STATE_RUNNING = 2,   /* serving */
+    SHMQ_STATE_DRAINING = 3,  /* stopping: no new messages; the writer drains the rings */
+    SHMQ_STATE_FINISHING = 4, /* stopping: rings drained; dispatch, flush, checkpoint */
+    SHMQ_STATE_STOPPED = 5,
+    SHMQ_STATE_FAILED = 6, /* a worker cannot run (configuration) or a flush failed */
+};
+const char *shmq_store_state_name(uint32_t state);
+
+/* Worker states. */
+enum shmq_worker_state {
+    SHMQ_WORKER_NONE = 0,
+    SHMQ_WORKER_STARTING = 1, /* forked, not attached yet */
+    SHMQ_WORKER_RUNNING = 2,
+    SHMQ_WORKER_STOPPING = 3,
+    SHMQ_WORKER_EXITED = 4, /* waiting for restart (backoff) */
+    SHMQ_WORKER_FAILED = 5, /* exited 2: not restarted */
+};
+const char *shmq_worker_state_name(uint32_t state);
+
+/* A published position with its wake-up word; one cache line. */
+typedef struct shmq_ctl_position {
+    _Alignas(64) _Atomic int64_t pos;
+    _Atomic uint32_t seq;     /* futex word, bumped when pos advances and someone sleeps */
+    _Atomic uint32_t waiters; /* sleepers on seq */
+} shmq_ctl_position_t;
+
+/* A wake-up word for one sleeper role (e.g. the writer waiting for ring entries). */
+typedef struct shmq_ctl_wake {
+    _Alignas(64) _Atomic uint32_t seq;
+    _Atomic uint32_t waiters;
+} shmq_ctl_wake_t;
+
+typedef struct shmq_ctl_worker {
+    char name[16];
+    _Atomic int32_t pid;              /* master */
+    _Atomic uint32_t state;           /* master, and the worker for RUNNING/STOPPING */
+    _Atomic int64_t heartbeat_ms;     /* the worker, each loop */
+    _Atomic int64_t started_ms;       /* master */
+    _Atomic uint32_t restarts;        /* master */
+    _Atomic int32_t last_exit;        /* master: exit code, or -signal */
+    _Atomic uint32_t restart_request; /* shmqctl sets, master clears */
+    _Atomic int64_t work_done;        /* the worker: units of work done (for status) */
+} shmq_ctl_worker_t;
+
+/* ---- producer rings -------------------------------------------------------- */
+
+/*
+ * A ring is an object of its own (ring.h: shmq_ring_shm_t), created by the
+ * master when a producer registers and handed to that producer alone.  The
+ * control block keeps the master's record of it: who owns it, which object
+ * it is, and the writer's own count of what it consumed (never the
+ * producer's word for it).
+ */
+
+/* Ring states.  The master moves FREE -> ACTIVE (registration), ACTIVE -> ORPHANED (its
+ * producer's connection ended) and DRAINED -> FREE (object closed); the writer moves
+ * ORPHANED -> DRAINED once nothing published is left. */
+enum shmq_ring_state {
+    SHMQ_RING_FREE = 0,
+    SHMQ_RING_ACTIVE = 2,   /* owned by a live producer */
+    SHMQ_RING_ORPHANED = 3, /* owner gone: the writer drains published entries */
+    SHMQ_RING_DRAINED = 4,  /* drained: the master frees it */
+};
+
+/* Completion slot states. */
+enum shmq_slot_state { SHMQ_SLOT_FREE = 0, SHMQ_SLOT_PENDING = 1, SHMQ_SLOT_DONE = 2 };
+
+/* Bytes of a completion's error text, NUL included (longer texts are cut). */
+#define SHMQ_RING_DETAIL_MAX 192
+
+/* One request's completion, written by the writer, read by the producer. */
+typedef struct shmq_ring_slot {
+    _Atomic uint32_t state; /* producer: FREE->PENDING; writer: PENDING->DONE (release) */
+    int32_t status;         /* 0 stored, or a negative error */
+    uint64_t req_id;        /* producer's id, echoed */
+    int64_t phys_offset;    /* first record */
+    int64_t end_pos;        /* end of the last record (SYNC_FLUSH waits for flushed >= it) */
+    int64_t queue_offset;   /* first message's queue offset */
+    int64_t store_ts;
+    int32_t queue_id;
+    int32_t size;  /* first record's size */
+    int32_t count; /* messages stored (batch) */
+    int32_t pad;
+    /* With a negative status: what was wrong with this request (or "" when the writer
+     * had nothing to add to the status), NUL-terminated; the producer copies it before
+     * it trusts it. */
+    char detail[SHMQ_RING_DETAIL_MAX];
+} shmq_ring_slot_t;
+
+/* The master's record of ring i (the control block's ring table). */
+typedef struct shmq_ctl_ring {
+    _Alignas(64) _Atomic uint32_t state; /* see enum shmq_ring_state */
+    _Atomic int32_t owner_pid;           /* master: the producer (SO_PEERCRED) */
+    _Atomic uint32_t owner_uid;          /* master */
+    _Atomic int32_t master_fd;           /* master: its descriptor of the object, -1 */
+    /* master: the producer's groups (SO_PEERCRED gid first), for the writer's ACL checks */
+    _Atomic int32_t owner_ngroups;
+    uint32_t owner_groups[SHMQ_ACL_GROUPS_MAX];
+    _Atomic uint64_t claims;            /* master: bumped at each registration */
+    char name[48];                      /* master: the object's name (status) */
+    _Alignas(64) _Atomic uint64_t head; /* writer: bytes consumed (monotonic, trusted) */
+    _Atomic uint64_t tail_seen;         /* writer: the last tail it found valid (status) */
+} shmq_ctl_ring_t;
+
+/* ---- topics and queues ------------------------------------------------------ */
+
+enum shmq_entry_state { SHMQ_ENTRY_FREE = 0, SHMQ_ENTRY_ACTIVE = 1, SHMQ_ENTRY_DELETED = 2 };
+
+typedef struct shmq_ctl_topic {
+    _Atomic uint32_t seq;   /* seqlock: odd while the entry changes */
+    _Atomic uint32_t state; /* enum shmq_entry_state */
+    int32_t read_queue_nums;
+    int32_t write_queue_nums;
+    int32_t perm;
+    int32_t order;
+    char name[SHMQ_TOPIC_MAX_ANY + 1];
+} shmq_ctl_topic_t;
+
+typedef struct shmq_ctl_queue {
+    _Atomic uint32_t state; /* FREE -> ACTIVE once, after the fields below (release) */
+    int32_t queue_id;
+    uint32_t topic_len;
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    _Atomic int64_t next_offset; /* writer: next queue offset to assign */
+    _Atomic int64_t max_offset;  /* dispatcher: units built (consumers read below it) */
+    _Atomic int64_t min_offset;  /* dispatcher at start, cleaner later */
+} shmq_ctl_queue_t;
+
+/* ---- counters ----------------------------------------------------------------- */
+
+typedef struct shmq_ctl_counters {
+    _Alignas(64) _Atomic uint64_t messages_in; /* writer: messages stored */
+    _Atomic uint64_t bytes_in;                 /* writer: record bytes stored */
+    _Atomic uint64_t rejects;                  /* writer: entries refused as bad input */
+    _Atomic uint64_t flushes;                  /* flusher */
+    _Atomic uint64_t flush_ns_total;           /* flusher: time spent in flushes */
+    _Atomic uint64_t flush_errors;             /* flusher */
+    /* writer: good entries it could not store, by cause (none of them is in rejects) */
+    _Atomic uint64_t refused_disk_full; /* disk above the warning level, or no space left */
+    _Atomic uint64_t refused_fenced;    /* the store is fenced after a failed flush */
+    _Atomic uint64_t append_errors;     /* any other failure of the store (I/O, memory, ...) */
+    _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned by pulls */
+} shmq_ctl_counters_t;
+
+/* ---- cleaner (shmq-cleaner, libshm/store/clean.h) ---------------------------------- */
+
+/* The cleaner's shared state: disk watermarks, deletions, manual requests. */
+typedef struct shmq_ctl_cleaner {
+    shmq_ctl_wake_t wake; /* shmqctl clean -> cleaner: a manual request */
+    /* Bit 0: the CommitLog path, bit 1: the consumequeue path is above
+     * diskSpaceWarningLevelRatio.  Single writer: the cleaner.  While it is
+     * non-zero the writer completes new entries with SHMQ_E_DISK_FULL. */
+    _Alignas(64) _Atomic uint32_t disk_full;
+    _Atomic int32_t used_pct;    /* cleaner: CommitLog path usage, percent rounded up; -1 unknown */
+    _Atomic int32_t cq_used_pct; /* cleaner: consumequeue path usage, likewise */
+    _Atomic int64_t checked_ms;  /* cleaner: wall time of the last disk check, 0 never */
+    _Atomic uint64_t deleted_seq; /* cleaner: bumped after files were deleted (mappers drop them) */
+    _Atomic uint64_t runs;        /* cleaner: deletion runs done */
+    _Atomic uint32_t manual_request; /* shmqctl clean (fetch_add): requests made */
+    _Atomic uint32_t manual_done;    /* cleaner: the last request whose first run is done */
+    /* The last run that deleted something, or served a manual request:
+     * seqlock (odd while the cleaner changes it). */
+    _Atomic uint32_t last_seq;
+    _Atomic uint32_t last_reason; /* enum shmq_clean_reason */
+    _Atomic int64_t last_time_ms;
+    _Atomic int32_t last_commitlog;    /* CommitLog segments deleted */
+    _Atomic int32_t last_consumequeue; /* ConsumeQueue files deleted */
+    _Atomic int32_t last_index;        /* index files deleted */
+    _Atomic int32_t pad;
+    _Atomic int64_t last_min; /* CommitLog minimum after that run */
+} shmq_ctl_cleaner_t;
+
+/* ---- indexer (shmq-indexer, libshm/store/index_service.h) -------------------------------- */
+
+/* The indexer's shared state.  Single writer: the indexer. */
+typedef struct shmq_ctl_index {
+    /* A checkpoint indexMsgTimestamp: every index file whose endTimestamp is at or
+     * below it was msynced after its last change (0: none yet).  The flusher copies
+     * it into the checkpoint; after an unclean stop the master drops newer files. */
+    _Alignas(64) _Atomic int64_t flushed_ts;
+    _Atomic int32_t flush_error; /* first failed msync (negative errno): flushed_ts stays */
+    _Atomic uint32_t files_seq;  /* bumped after an index file is created or removed */
+} shmq_ctl_index_t;
+
+/* ---- scheduler (shmq-scheduler: delay levels and the timer wheel) ------------------- */
+
+/* The scheduler's progress, for status.  Single writer: the scheduler (relaxed stores:
+ * statistics only; nothing is read through them). */
+typedef struct shmq_ctl_scheduler {
+    _Alignas(64) _Atomic uint64_t delay_delivered; /* delay-level messages written again */
+    _Atomic int64_t delay_pending;    /* units of SCHEDULE_TOPIC_XXXX not delivered yet */
+    _Atomic uint64_t timer_enqueued;  /* rmq_sys_wheel_timer messages put in the wheel */
+    _Atomic uint64_t timer_delivered; /* timed messages written to their topic */
+    _Atomic int64_t timer_pending;    /* units in the wheel not yet read */
+    _Atomic int64_t timer_read_ms;    /* slots before this time are delivered; 0: no timer files */
+    _Atomic uint64_t dropped;         /* due messages that could not be delivered (logged) */
+    _Atomic uint64_t retries;         /* deliveries retried after a transient error */
+} shmq_ctl_scheduler_t;
+
+/* ---- the block ------------------------------------------------------------------ */
+
+typedef struct shmq_ctl_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size; /* sizeof(shmq_ctl_block_t) */
+    uint64_t total_size;  /* whole mapping */
+    uint64_t ring_size;   /* bytes of each ring's data, a power of two */
+    uint32_t ring_count;
+    uint32_t config_size; /* sizeof(shmq_config_t) */
+    int32_t creator_pid;  /* the master */
+    int32_t pad;
+    uint64_t generation; /* random at each master start: attachers detect a new master */
+    int64_t created_ms;
+    /* Master, before ready: records at or after this CommitLog offset must carry
+     * __CRC32# (the checkpoint's marker, shmq_checkpoint_t); readers require it. */
+    int64_t crc_tail_from;
+    char store_root[PATH_MAX];
+    shmq_config_t config;   /* effective configuration (workers read it from here) */
+    _Atomic uint32_t ready; /* 1, written last (release) */
+    _Atomic uint32_t state; /* enum shmq_store_state, master */
+} shmq_ctl_header_t;
+
+typedef struct shmq_ctl_block {
+    shmq_ctl_header_t hdr;
+
+    /* Positions (CommitLog offsets).  min <= dispatched <= wrote, flushed <= wrote. */
+    shmq_ctl_position_t wrote;      /* writer */
+    shmq_ctl_position_t flushed;    /* flusher */
+    shmq_ctl_position_t dispatched; /* dispatcher */
+    shmq_ctl_position_t cq_flushed; /* dispatcher: ConsumeQueue units below it are flushed */
+    shmq_ctl_position_t min;        /* cleaner (the master sets it at start) */
+    shmq_ctl_position_t indexed;    /* indexer */
+    shmq_ctl_position_t replicated; /* ha-sender */
+    _Alignas(64) _Atomic int64_t writer_journal; /* writer: wrote_pos before its current batch */
+    /* The first failed flush of any store file (negative errno): set once, by CAS from 0, by
+     * the worker whose flush failed (flusher, dispatcher, indexer, scheduler; fence.h).
+     * Writes stop, SYNC_FLUSH waiters get SHMQ_E_FENCED, the master stops the store. */
+    _Atomic int32_t fenced_error;
+    _Atomic int32_t fenced_part; /* the fencing worker: enum shmq_fence_part (status only) */
+
+    /* Wake-up words of the store's processes (clients' are in shmq_ctl_wakes_t). */
+    shmq_ctl_wake_t flusher_wake;    /* writer -> flusher: data to flush (SYNC_FLUSH) */
+    shmq_ctl_wake_t dispatcher_wake; /* writer/flusher -> dispatcher: records to dispatch */
+    shmq_ctl_wake_t master_wake;     /* anyone -> master: a request (restart) */
+
+    shmq_ctl_worker_t workers[SHMQ_CTL_MAX_WORKERS];
+    shmq_ctl_counters_t counters;
+    shmq_ctl_ring_t rings[SHMQ_CTL_MAX_RINGS];
+    shmq_ctl_topic_t topics[SHMQ_CTL_MAX_TOPICS];
+    shmq_ctl_queue_t queues[SHMQ_CTL_MAX_QUEUES];
+    shmq_ctl_cleaner_t cleaner;     /* cleaner (see the struct) */
+    shmq_ctl_index_t index;         /* indexer (see the struct) */
+    shmq_ctl_scheduler_t scheduler; /* scheduler (see the struct) */
+} shmq_ctl_block_t;
+
+/* A consumer group offset. */
+typedef struct shmq_ctl_offset {
+    _Atomic uint32_t state; /* FREE -> ACTIVE once (release) */
+    int32_t queue_id;
+    char group[SHMQ_GROUP_MAX + 1];
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    _Atomic int64_t offset; /* next offset to consume */
+} shmq_ctl_offset_t;
+
+/* The consumer area: written by the master only (commits arrive over <root>/shmq.sock). */
+typedef struct shmq_ctl_cons {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;
+    uint64_t generation;                         /* equals the control block's */
+    _Alignas(64) _Atomic uint32_t offsets_dirty; /* master: a commit since the last save */
+    shmq_ctl_offset_t offsets[SHMQ_CTL_MAX_OFFSETS];
+} shmq_ctl_cons_t;
+
+/*
+ * The wake-up object: the only shared memory every client may write.  It
+ * holds futex words and statistics, nothing any process trusts: a client
+ * that scribbles here costs others at most latency (every sleeper sleeps
+ * with a timeout) or a wrong statistic.
+ */
+typedef struct shmq_ctl_wakes {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;
+    uint64_t generation;                        /* equals the control block's */
+    shmq_ctl_wake_t writer_wake;                /* producers -> writer: ring entries published */
+    shmq_ctl_wake_t consumer_wake;              /* dispatcher -> consumers: new units */
+    shmq_ctl_wake_t flushed_wake;               /* flusher -> producers waiting for a SYNC_FLUSH */
+    _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned (statistics) */
+} shmq_ctl_wakes_t;
+
+/* A process's handle on the control block. */
+typedef struct shmq_ctl {
+    shmq_ctl_block_t *blk;
+    size_t blk_size;
+    shmq_ctl_cons_t *cons;
+    size_t cons_size;
+    shmq_ctl_wakes_t *wake; /* always read-write */
+    size_t wake_size;
+    bool readonly; /* control block and consumer area mapped PROT_READ (clients) */
+    char name[64];
+    char root[PATH_MAX];
+    int lock_fd; /* <root>/lock opened once (shmq_ctl_lock_file); -1 until first needed */
+    /* The held topic lock's own open file description, -1 when not held.  The
+     * table locks open <root>/lock afresh at each acquisition: OFD locks of
+     * one description do not exclude each other, so threads of one process
+     * would otherwise all "hold" the lock at once. */
+    int topic_lock_fd;
+} shmq_ctl_t;
+
+/* ---- naming, creation, attachment ----------------------------------------- */
+
+/* Where POSIX shared-memory objects live (shm_open's tmpfs). */
+#define SHMQ_SHM_DIR "/dev/shm"
+
+/* "/shmq-<16 hex>" for the store at root (realpath'd; root must exist). */
+int shmq_ctl_name(const char *root, char *out, size_t len);
+
+/*
+ * The client group of a store: cfg's clientUnixGroup, or the group of the
+ * store root when it is "".  Its name goes to name.  SHMQ_E_CONFIG for an
+ * unknown group.
+ */
+int shmq_ctl_client_gid(const shmq_config_t *cfg, const char *root, gid_t *gid, char *name,
+                        size_t len);
+
+/*
+ * Master: create both objects for cfg's store (an existing, stale pair that
+ * belongs to the store's user is removed first: the caller holds the store
+ * lock; an object of another user is refused with -EPERM naming it and its
+ * owner, and never opened), fill the header, copy cfg, size the rings for
+ * cfg->max_message_size, and leave ready = 0.  The caller fills positions
+ * and tables, then calls shmq_ctl_set_ready().
+ */
+int shmq_ctl_create(const shmq_config_t *cfg, const char *root, shmq_ctl_t *ctl);
+void shmq_ctl_set_ready(shmq_ctl_t *ctl);
+
+/* Attach flags. */
+#define SHMQ_CTL_RDONLY 0x1 /* map the control block PROT_READ (consumers) */
+
+/*
+ * Attach to the running store at root: checks magic, version, sizes, the
+ * configuration size and ready; SHMQ_E_NOT_FOUND (detail "store ... is not
+ * running") when the objects do not exist or their master process is gone,
+ * SHMQ_E_VERSION on a layout mismatch, -EAGAIN when not ready yet (or the
+ * master restarted between the two opens): retry.  The consumer area is
+ * always mapped read-write.  On failure *ctl holds nothing to detach.
+ */
+int shmq_ctl_attach(const char *root, unsigned flags, shmq_ctl_t *ctl);
+void shmq_ctl_detach(shmq_ctl_t *ctl);
+
+/* Master at clean stop: remove both objects (attached processes keep their mappings). */
+int shmq_ctl_unlink(const char *root);
+
+/*
+ * <root>/lock opened read-write once per handle (ctl->lock_fd), for probes
+ * and per-process locks on its bytes (F_OFD_GETLK, a producer's ring byte).
+ * Every thread of the process shares its OFD locks.  Returns the fd or -errno.
+ */
+int shmq_ctl_lock_file(shmq_ctl_t *ctl);
+
+/* ---- futex and positions --------------------------------------------------- */
+
+/* Sleep while *word == expected, at most timeout_ms (>= 0). 0, -ETIMEDOUT, -EINTR, -EAGAIN. */
+int shmq_futex_wait(_Atomic uint32_t *word, uint32_t expected, int timeout_ms);
+/* Wake up to n sleepers (INT32_MAX for all). */
+int shmq_futex_wake(_Atomic uint32_t *word, int n);
+
+/* Publish a new value (release); wake sleepers if any. */
+void shmq_ctl_publish(shmq_ctl_position_t *p, int64_t value);
+
+/* Acquire load. */
+int64_t shmq_ctl_load(const shmq_ctl_position_t *p);
+
+/*
+ * Wait until p->pos >= target or timeout_ms passes (>= 0: every wait is
+ * bounded).  Returns 0 when reached, -ETIMEDOUT otherwise.  Requires write
+ * access (registers as a waiter).
+ */
+int shmq_ctl_wait_pos(shmq_ctl_position_t *p, int64_t target, int timeout_ms);
+
+/* Wake one role's sleeper if it sleeps (after publishing work for it). */
+void shmq_ctl_wake(shmq_ctl_wake_t *w);
+
+/* Wake every process waiting on p (shmq_ctl_wait_pos) without changing its value:
+ * they re-check their own conditions (a fence, a stop). */
+void shmq_ctl_pos_wake_all(shmq_ctl_position_t *p);
+
+/*
+ * Sleep on w until woken or timeout_ms, unless ready(arg) becomes true after
+ * registering (checked once before sleeping).  Returns 1 if ready, 0 when
+ * woken or timed out.
+ */
+int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int timeout_ms);
+
+/* ---- topics (seqlocked; changes under the topic lock) ------------------------ */
+
+/*
+ * Copy topic name's entry into *out (consistent snapshot).  SHMQ_E_NOT_FOUND
+ * if absent or deleted; -EAGAIN if the entry stays mid-change for 100 ms
+ * (its writer was killed inside a change: the next topic-lock holder
+ * repairs it; retry later).  Lock-free; works on a read-only handle.
+ */
+int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len, shmq_ctl_topic_t *out);
+
+/*
+ * Take / release the topic-table lock (an OFD lock on byte 2 of <root>/lock,
+ * released by the kernel if the holder dies).  Blocks at most timeout_ms
+ * (polling every 1 ms), then -ETIMEDOUT.  Excludes other processes and
+ * other threads of this one; not recursive.  Taking it also repairs
+ * entries a killed holder left mid-change.  A child forked while the lock
+ * is held shares it until the child closes the descriptor (O_CLOEXEC: at
+ * exec at the latest).
+ */
+int shmq_ctl_topic_lock(shmq_ctl_t *ctl, int timeout_ms);
+void shmq_ctl_topic_unlock(shmq_ctl_t *ctl);
+
+/* Insert or update a topic (caller holds the topic lock). SHMQ_E_RANGE when the table is full. */
+int shmq_ctl_topic_put(shmq_ctl_t *ctl, const char *name, int32_t read_queue_nums,
+                       int32_t write_queue_nums, int32_t perm, bool order);
+/* Mark deleted (caller holds the topic lock). */
+int shmq_ctl_topic_delete(shmq_ctl_t *ctl, const char *name);
+
+/* Write config/topics.json from the table (caller holds the topic lock). */
+int shmq_ctl_topics_save(shmq_ctl_t *ctl);
+
+/* Visit every active topic (snapshot copies). */
+int shmq_ctl_topic_foreach(const shmq_ctl_t *ctl, int (*fn)(const shmq_ctl_topic_t *t, void *arg),
+                           void *arg);
+
+/* ---- queues ------------------------------------------------------------------ */
+
+/* Find the queue entry; NULL if absent. Lock-free. */
+shmq_ctl_queue_t *shmq_ctl_queue_find(const shmq_ctl_t *ctl, const char *topic, size_t len,
+                                      int32_t queue_id);
+
+/*
+ * Find or insert (the master at start; the writer, and the dispatcher for a
+ * queue the writer has not inserted, at run time).  Inserts are serialised
+ * by an OFD lock on byte 4 of <root>/lock, so concurrent inserters never
+ * create two entries for one queue; finds stay lock-free.  A new entry's
+ * offsets start at 0.  SHMQ_E_RANGE when the table is full, SHMQ_E_TOPIC for
+ * a bad topic length, -EROFS on a read-only handle.
+ */
+int shmq_ctl_queue_insert(shmq_ctl_t *ctl, const char *topic, size_t len, int32_t queue_id,
+                          shmq_ctl_queue_t **out);
+
+/* ---- consumer offsets (consumer area) ----------------------------------------- */
+
+/* Fetch a group's committed offset; SHMQ_E_NOT_FOUND if never committed. */
+int shmq_ctl_offset_get(const shmq_ctl_t *ctl, const char *group, const char *topic,
+                        int32_t queue_id, int64_t *offset);
+
+/* Commit (insert under the offsets lock, byte 3 of <root>/lock, or update in place). */
+int shmq_ctl_offset_set(shmq_ctl_t *ctl, const char *group, const char *topic, int32_t queue_id,
+                        int64_t offset);
+
+/* Save every offset to config/consumerOffset.json ("topic@group" -> {queue: offset}). */
+int shmq_ctl_offsets_save(shmq_ctl_t *ctl);
+
+/*
+ * Load config/consumerOffset.json into the consumer area (master at start,
+ * after the queue table is filled).  Damaged entries are replaced from the
+ * .bak or dropped and offsets above their queue's max offset lowered, each
+ * with a warning (json_meta.h); offsets_dirty is then set so that the
+ * flusher saves the repaired table, else cleared.  Also checks
+ * subscriptionGroup.json (warnings only).  Fails with SHMQ_E_JSON when the
+ * file and its .bak are unusable, SHMQ_E_RANGE when the table overflows.
+ */
+int shmq_ctl_offsets_load(shmq_ctl_t *ctl);
+
+/*
+ * Fence the running store (fence.h): the first caller's error and part win
+ * (CAS on fenced_error); wakes the master and every producer waiting on
+ * flushed.  Returns true if this call set the fence.
+ */
+bool shmq_ctl_fence(shmq_ctl_block_t *b, enum shmq_fence_part part, int err);
+
+#endif

@@ -1,0 +1,584 @@
+/*
+ * Producer ring entries (see ring.h): encoding on the producer side,
+ * copy-then-validate decoding on the writer side, and the producer's
+ * reserve/publish cursor.
+ *
+ * The writer treats a ring as hostile input: shmq_ring_peek() reads each
+ * shared byte once into a private buffer and every check runs on that copy,
+ * so a producer rewriting its entry concurrently cannot get a length past a
+ * check (PITFALLS 10).
+ */
+#include "shm/ring.h"
+
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "shm/ctl.h"
+#include "shmq/errors.h"
+#include "format/commitlog.h"
+#include "format/names.h"
+
+_Static_assert(sizeof(shmq_ring_hdr_t) == SHMQ_RING_HDR_SIZE, "ring header is 96 bytes");
+_Static_assert(offsetof(shmq_ring_hdr_t, total_len) == 8, "ring header layout");
+_Static_assert(offsetof(shmq_ring_hdr_t, req_id) == 24, "ring header layout");
+_Static_assert(offsetof(shmq_ring_hdr_t, born_ts) == 48, "ring header layout");
+_Static_assert(offsetof(shmq_ring_hdr_t, born_addr) == 64, "ring header layout");
+_Static_assert(offsetof(shmq_ring_hdr_t, born_v6) == 84, "ring header layout");
+_Static_assert(offsetof(shmq_ring_hdr_t, body_len) == 92, "ring header layout");
+_Static_assert(SHMQ_RING_HDR_SIZE % SHMQ_RING_ALIGN == 0, "header keeps entries aligned");
+
+#define PROPS_LIMIT (SHMQ_PROPS_MAX - SHMQ_CRC_PROP_LEN)
+
+/* ---- errors ------------------------------------------------------------------ */
+
+bool shmq_ring_error_fatal(int err)
+{
+    return err == SHMQ_RING_E_SHORT || err == SHMQ_RING_E_MAGIC || err == SHMQ_RING_E_KIND ||
+           err == SHMQ_RING_E_LENGTH || err == SHMQ_RING_E_PAST_TAIL;
+}
+
+int shmq_ring_error_status(int err)
+{
+    switch (err) {
+    case SHMQ_RING_E_TOPIC_LEN:
+    case SHMQ_RING_E_TOPIC:
+        return SHMQ_E_TOPIC;
+    case SHMQ_RING_E_PROPS_TOO_BIG:
+    case SHMQ_RING_E_UNIQ_KEY:
+    case SHMQ_RING_E_PROPS:
+        return SHMQ_E_PROPS;
+    case SHMQ_RING_E_BODY_TOO_BIG:
+        return SHMQ_E_TOO_BIG;
+    case SHMQ_RING_E_QUEUE:
+        return SHMQ_E_RANGE;
+    default:
+        if (err <= SHMQ_RING_E_BASE && err > SHMQ_RING_E_LAST) {
+            return SHMQ_E_CORRUPT;
+        }
+        return err;
+    }
+}
+
+const char *shmq_ring_strerror(int err)
+{
+    static const char *const text[] = {
+        "ring: fewer than 8 bytes published before the wrap",
+        "ring: bad entry magic",
+        "ring: unknown entry kind",
+        "ring: entry length below the header or not a multiple of 8",
+        "ring: entry runs past the published tail or the ring's end",
+        "ring: unknown entry flags",
+        "ring: inconsistent batch index/count",
+        "ring: completion slot out of range",
+        "ring: topic length 0, over 255 or past the entry",
+        "ring: properties run past the entry",
+        "ring: body runs past the entry",
+        "ring: entry length differs from its parts",
+        "ring: properties too big",
+        "ring: body larger than maxMessageSize",
+        "ring: bad born host",
+        "ring: queue id out of range",
+        "ring: sysflag bits a producer may not set",
+        "ring: bad topic name",
+        "ring: UNIQ_KEY missing or too long",
+        "ring: properties hold __CRC32#",
+    };
+    if (err < SHMQ_RING_E_BASE && err > SHMQ_RING_E_LAST) {
+        return text[SHMQ_RING_E_BASE - err - 1];
+    }
+    return shmq_strerror(err);
+}
+
+/* ---- little-endian fields ------------------------------------------------------- */
+
+static uint16_t get16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof(v));
+    return le16toh(v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return le32toh(v);
+}
+
+static uint64_t align8(uint64_t n)
+{
+    return (n + SHMQ_RING_ALIGN - 1) & ~(uint64_t)(SHMQ_RING_ALIGN - 1);
+}
+
+uint64_t shmq_ring_entry_size(uint64_t topic_len, uint64_t props_len, uint64_t body_len)
+{
+    return align8(SHMQ_RING_HDR_SIZE + topic_len + props_len + body_len);
+}
+
+/* ---- encode ---------------------------------------------------------------------- */
+
+void shmq_ring_write_pad(uint8_t *dst)
+{
+    uint32_t magic = htole32(SHMQ_RING_MAGIC);
+    uint16_t kind = htole16(SHMQ_RING_KIND_PAD), flags = 0;
+    memcpy(dst, &magic, 4);
+    memcpy(dst + 4, &kind, 2);
+    memcpy(dst + 6, &flags, 2);
+}
+
+int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m)
+{
+    if (m->topic_len > SHMQ_TOPIC_MAX_ANY || m->props_len > UINT32_MAX / 2 ||
+        m->body_len > UINT32_MAX / 2 || (m->topic_len && !m->topic) ||
+        (m->props_len && !m->props) || (m->body_len && !m->body)) {
+        return shmq_error_set(SHMQ_E_ARG, "ring entry: bad part lengths");
+    }
+    uint64_t total = shmq_ring_entry_size(m->topic_len, m->props_len, m->body_len);
+    if (total > cap || total > UINT32_MAX) {
+        return shmq_error_set(SHMQ_E_TRUNCATED, "ring entry of %llu bytes does not fit %zu",
+                              (unsigned long long)total, cap);
+    }
+    shmq_ring_hdr_t h;
+    memset(&h, 0, sizeof(h));
+    h.magic = htole32(SHMQ_RING_MAGIC);
+    h.kind = htole16(SHMQ_RING_KIND_MSG);
+    h.flags = htole16(m->flags);
+    h.total_len = htole32((uint32_t)total);
+    h.batch_index = htole16(m->batch_index);
+    h.batch_count = htole16(m->batch_count);
+    h.slot = htole32(m->slot);
+    h.queue_id = (int32_t)htole32((uint32_t)m->queue_id);
+    h.req_id = htole64(m->req_id);
+    h.flag = (int32_t)htole32((uint32_t)m->flag);
+    h.sysflag = (int32_t)htole32((uint32_t)m->sysflag);
+    h.reconsume_times = (int32_t)htole32((uint32_t)m->reconsume_times);
+    h.topic_len = htole32(m->topic_len);
+    h.born_ts = (int64_t)htole64((uint64_t)m->born_ts);
+    h.prepared_tx_offset = (int64_t)htole64((uint64_t)m->prepared_tx_offset);
+    memcpy(h.born_addr, m->born_host.addr, sizeof(h.born_addr));
+    h.born_port = (int32_t)htole32((uint32_t)m->born_host.port);
+    h.born_v6 = m->born_host.is_v6 ? 1 : 0;
+    h.props_len = htole32(m->props_len);
+    h.body_len = htole32(m->body_len);
+
+    uint8_t *p = dst;
+    memcpy(p, &h, sizeof(h));
+    p += sizeof(h);
+    if (m->topic_len) {
+        memcpy(p, m->topic, m->topic_len);
+        p += m->topic_len;
+    }
+    if (m->props_len) {
+        memcpy(p, m->props, m->props_len);
+        p += m->props_len;
+    }
+    if (m->body_len) {
+        memcpy(p, m->body, m->body_len);
+        p += m->body_len;
+    }
+    memset(p, 0, (size_t)(dst + total - p));
+    return (int64_t)total;
+}
+
+/* ---- decode ---------------------------------------------------------------------- */
+
+static int bad(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int bad(int err, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return shmq_error_set(err, "%s: %s", shmq_ring_strerror(err), msg);
+}
+
+static void header_from_le(const uint8_t *buf, shmq_ring_hdr_t *h)
+{
+    memcpy(h, buf, sizeof(*h));
+    h->magic = le32toh(h->magic);
+    h->kind = le16toh(h->kind);
+    h->flags = le16toh(h->flags);
+    h->total_len = le32toh(h->total_len);
+    h->batch_index = le16toh(h->batch_index);
+    h->batch_count = le16toh(h->batch_count);
+    h->slot = le32toh(h->slot);
+    h->queue_id = (int32_t)le32toh((uint32_t)h->queue_id);
+    h->req_id = le64toh(h->req_id);
+    h->flag = (int32_t)le32toh((uint32_t)h->flag);
+    h->sysflag = (int32_t)le32toh((uint32_t)h->sysflag);
+    h->reconsume_times = (int32_t)le32toh((uint32_t)h->reconsume_times);
+    h->topic_len = le32toh(h->topic_len);
+    h->born_ts = (int64_t)le64toh((uint64_t)h->born_ts);
+    h->prepared_tx_offset = (int64_t)le64toh((uint64_t)h->prepared_tx_offset);
+    h->born_port = (int32_t)le32toh((uint32_t)h->born_port);
+    h->props_len = le32toh(h->props_len);
+    h->body_len = le32toh(h->body_len);
+}
+
+/* Magic and kind of the 8-byte prefix every entry has. */
+static int decode_prefix(const uint8_t *buf)
+{
+    uint32_t magic = get32(buf);
+    uint16_t kind = get16(buf + 4);
+    if (magic != SHMQ_RING_MAGIC) {
+        return bad(SHMQ_RING_E_MAGIC, "0x%08x, expected 0x%08x", magic, SHMQ_RING_MAGIC);
+    }
+    if (kind != SHMQ_RING_KIND_MSG && kind != SHMQ_RING_KIND_PAD) {
+        return bad(SHMQ_RING_E_KIND, "kind %u", kind);
+    }
+    return kind;
+}
+
+/* Checks that need the parts: lengths are already known to lie inside the entry. */
+static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
+{
+    bool add_sep = m->props_len > 0 && m->props[m->props_len - 1] != SHMQ_PROP_SEP;
+    uint64_t props_total = (uint64_t)m->props_len + (add_sep ? 1 : 0) + SHMQ_CRC_PROP_LEN;
+    if (props_total > SHMQ_PROPS_MAX) {
+        return bad(SHMQ_RING_E_PROPS_TOO_BIG, "%u bytes (%llu with __CRC32#), limit %d",
+                   m->props_len, (unsigned long long)props_total, SHMQ_PROPS_MAX);
+    }
+    if (lim && (int64_t)m->body_len > (int64_t)lim->max_body) {
+        return bad(SHMQ_RING_E_BODY_TOO_BIG, "%u bytes, maxMessageSize %d", m->body_len,
+                   lim->max_body);
+    }
+    if (m->born_host.is_v6 > 1) {
+        return bad(SHMQ_RING_E_HOST, "born host v6 flag %u", m->born_host.is_v6);
+    }
+    if (m->queue_id < 0 || m->queue_id > 65535) {
+        return bad(SHMQ_RING_E_QUEUE, "queue id %d outside 0..65535", m->queue_id);
+    }
+    if (m->sysflag & ~SHMQ_RING_SYSFLAG_ALLOWED) {
+        return bad(SHMQ_RING_E_SYSFLAG, "sysflag 0x%x", (unsigned)m->sysflag);
+    }
+    int32_t max_topic = lim ? lim->max_topic_len : SHMQ_TOPIC_MAX;
+    if (shmq_topic_validate(m->topic, m->topic_len, max_topic) < 0) {
+        return bad(SHMQ_RING_E_TOPIC, "%s", shmq_error_detail());
+    }
+    /* The record codec's own rules (it refuses a __CRC32# the producer put there). */
+    shmq_host_t any;
+    memset(&any, 0, sizeof(any));
+    shmq_msg_in_t in;
+    shmq_ring_msg_to_in(m, &any, &in);
+    int64_t rs = shmq_record_size(&in);
+    if (rs < 0) {
+        return bad(SHMQ_RING_E_PROPS, "%s", shmq_error_detail());
+    }
+    size_t vlen = 0;
+    const char *v = shmq_props_get(m->props, m->props_len, SHMQ_PROP_UNIQ_KEY, &vlen);
+    if (v == NULL) {
+        return bad(SHMQ_RING_E_UNIQ_KEY, "absent");
+    }
+    if (vlen >= SHMQ_UNIQ_KEY_MAX) {
+        return bad(SHMQ_RING_E_UNIQ_KEY, "%zu bytes, at most %d", vlen, SHMQ_UNIQ_KEY_MAX - 1);
+    }
+    m->uniq_key = v;
+    m->uniq_key_len = (uint32_t)vlen;
+    return 0;
+}
+
+int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *lim,
+                     shmq_ring_msg_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < SHMQ_RING_PAD_SIZE) {
+        return bad(SHMQ_RING_E_SHORT, "%zu bytes", len);
+    }
+    int kind = decode_prefix(buf);
+    if (kind < 0) {
+        return kind;
+    }
+    out->kind = (uint16_t)kind;
+    if (kind == SHMQ_RING_KIND_PAD) {
+        return SHMQ_RING_KIND_PAD;
+    }
+    if (len < SHMQ_RING_HDR_SIZE) {
+        return bad(SHMQ_RING_E_PAST_TAIL, "%zu bytes hold no whole header", len);
+    }
+    shmq_ring_hdr_t h;
+    header_from_le(buf, &h);
+    if (h.total_len < SHMQ_RING_HDR_SIZE || h.total_len % SHMQ_RING_ALIGN != 0) {
+        return bad(SHMQ_RING_E_LENGTH, "total length %u", h.total_len);
+    }
+    if (h.total_len > len) {
+        return bad(SHMQ_RING_E_PAST_TAIL, "total length %u, %zu bytes available", h.total_len, len);
+    }
+    out->flags = h.flags;
+    out->total_len = h.total_len;
+    out->batch_index = h.batch_index;
+    out->batch_count = h.batch_count;
+    out->slot = h.slot;
+    out->req_id = h.req_id;
+    out->queue_id = h.queue_id;
+    out->flag = h.flag;
+    out->sysflag = h.sysflag;
+    out->reconsume_times = h.reconsume_times;
+    out->born_ts = h.born_ts;
+    out->prepared_tx_offset = h.prepared_tx_offset;
+    memcpy(out->born_host.addr, h.born_addr, sizeof(h.born_addr));
+    out->born_host.port = h.born_port;
+    out->born_host.is_v6 = h.born_v6;
+    out->hdr_ok = true;
+
+    if ((h.flags & ~SHMQ_RING_F_KNOWN) || h.reserved[0] || h.reserved[1] || h.reserved[2]) {
+        return bad(SHMQ_RING_E_FLAGS, "flags 0x%x", h.flags);
+    }
+    if (h.batch_count == 0 || h.batch_index >= h.batch_count) {
+        return bad(SHMQ_RING_E_BATCH, "index %u of %u", h.batch_index, h.batch_count);
+    }
+    if (!(h.flags & SHMQ_RING_F_ONEWAY) && h.slot >= SHMQ_RING_SLOTS) {
+        return bad(SHMQ_RING_E_SLOT, "slot %u, %d slots", h.slot, SHMQ_RING_SLOTS);
+    }
+    uint64_t end = SHMQ_RING_HDR_SIZE + (uint64_t)h.topic_len;
+    if (h.topic_len == 0 || h.topic_len > SHMQ_TOPIC_MAX_ANY || end > h.total_len) {
+        return bad(SHMQ_RING_E_TOPIC_LEN, "topic length %u in an entry of %u", h.topic_len,
+                   h.total_len);
+    }
+    end += h.props_len;
+    if (end > h.total_len) {
+        return bad(SHMQ_RING_E_PROPS_LEN, "properties length %u in an entry of %u", h.props_len,
+                   h.total_len);
+    }
+    end += h.body_len;
+    if (end > h.total_len) {
+        return bad(SHMQ_RING_E_BODY_LEN, "body length %u in an entry of %u", h.body_len,
+                   h.total_len);
+    }
+    if (align8(end) != h.total_len) {
+        return bad(SHMQ_RING_E_LEN_MISMATCH, "total length %u, parts end at %llu", h.total_len,
+                   (unsigned long long)end);
+    }
+    out->topic = (const char *)buf + SHMQ_RING_HDR_SIZE;
+    out->topic_len = h.topic_len;
+    out->props = out->topic + h.topic_len;
+    out->props_len = h.props_len;
+    out->body = (const uint8_t *)out->props + h.props_len;
+    out->body_len = h.body_len;
+    int rc = check_parts(out, lim);
+    return rc < 0 ? rc : SHMQ_RING_KIND_MSG;
+}
+
+int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
+                   const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap, shmq_ring_msg_t *out,
+                   uint64_t *advance)
+{
+    memset(out, 0, sizeof(*out));
+    *advance = 0;
+    if (tail == head) {
+        return 0;
+    }
+    uint64_t avail = tail - head;
+    if (avail > size) {
+        return bad(SHMQ_RING_E_PAST_TAIL,
+                   "published region of %llu bytes (head %llu, tail %llu) "
+                   "in a ring of %llu",
+                   (unsigned long long)avail, (unsigned long long)head, (unsigned long long)tail,
+                   (unsigned long long)size);
+    }
+    uint64_t off = head & (size - 1);
+    uint64_t contig = size - off < avail ? size - off : avail;
+    if (contig < SHMQ_RING_PAD_SIZE || cap < SHMQ_RING_PAD_SIZE) {
+        return bad(SHMQ_RING_E_SHORT, "%llu bytes at ring offset %llu", (unsigned long long)contig,
+                   (unsigned long long)off);
+    }
+    /* Each shared byte is read once, into buf; every check below uses buf. */
+    memcpy(buf, data + off, SHMQ_RING_PAD_SIZE);
+    int kind = decode_prefix(buf);
+    if (kind < 0) {
+        return kind;
+    }
+    if (kind == SHMQ_RING_KIND_PAD) {
+        if (avail < size - off) {
+            return bad(SHMQ_RING_E_PAST_TAIL,
+                       "PAD at ring offset %llu needs %llu bytes, %llu "
+                       "published",
+                       (unsigned long long)off, (unsigned long long)(size - off),
+                       (unsigned long long)avail);
+        }
+        out->kind = SHMQ_RING_KIND_PAD;
+        *advance = size - off;
+        return SHMQ_RING_KIND_PAD;
+    }
+    if (contig < SHMQ_RING_HDR_SIZE || cap < SHMQ_RING_HDR_SIZE) {
+        return bad(SHMQ_RING_E_PAST_TAIL, "header at ring offset %llu: %llu bytes available",
+                   (unsigned long long)off, (unsigned long long)contig);
+    }
+    memcpy(buf + SHMQ_RING_PAD_SIZE, data + off + SHMQ_RING_PAD_SIZE,
+           SHMQ_RING_HDR_SIZE - SHMQ_RING_PAD_SIZE);
+    uint32_t total = get32(buf + 8);
+    if (total < SHMQ_RING_HDR_SIZE || total % SHMQ_RING_ALIGN != 0) {
+        return bad(SHMQ_RING_E_LENGTH, "total length %u at ring offset %llu", total,
+                   (unsigned long long)off);
+    }
+    if (total > contig || total > cap) {
+        return bad(SHMQ_RING_E_PAST_TAIL,
+                   "total length %u at ring offset %llu, %llu bytes "
+                   "published before the wrap",
+                   total, (unsigned long long)off, (unsigned long long)contig);
+    }
+    memcpy(buf + SHMQ_RING_HDR_SIZE, data + off + SHMQ_RING_HDR_SIZE, total - SHMQ_RING_HDR_SIZE);
+    int rc = shmq_ring_decode(buf, total, lim, out);
+    if (rc > 0 || !shmq_ring_error_fatal(rc)) {
+        *advance = total;
+    }
+    return rc;
+}
+
+/* Entry k of the batch begun by m0: same request, same destination. */
+static bool same_batch(const shmq_ring_msg_t *m0, const shmq_ring_msg_t *mk, size_t k, size_t n)
+{
+    return mk->batch_index == k && mk->batch_count == n && mk->slot == m0->slot &&
+           mk->req_id == m0->req_id && mk->flags == m0->flags && mk->queue_id == m0->queue_id &&
+           mk->sysflag == m0->sysflag && mk->topic_len == m0->topic_len &&
+           memcmp(mk->topic, m0->topic, m0->topic_len) == 0;
+}
+
+int shmq_ring_take_unit(const uint8_t *data, uint64_t size, uint64_t pos, uint64_t tail,
+                        const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap,
+                        shmq_ring_msg_t *msgs, size_t max_msgs, size_t *n, uint64_t *advance)
+{
+    uint64_t a = 0;
+    *n = 0;
+    *advance = 0;
+    if (max_msgs == 0) {
+        return -ENOBUFS;
+    }
+    int rc = shmq_ring_peek(data, size, pos, tail, lim, buf, cap, &msgs[0], &a);
+    if (rc <= 0 || rc == SHMQ_RING_KIND_PAD) {
+        *advance = a;
+        return rc;
+    }
+    *advance = a;
+    if (msgs[0].batch_index != 0) {
+        return bad(SHMQ_RING_E_BATCH, "entry %u of a batch without its first", msgs[0].batch_index);
+    }
+    size_t count = msgs[0].batch_count;
+    if (count > max_msgs) {
+        *n = count;
+        *advance = 0;
+        return -ENOBUFS;
+    }
+    size_t used = msgs[0].total_len;
+    uint64_t cur = pos + a;
+    for (size_t k = 1; k < count; k++) {
+        shmq_ring_msg_t *mk = &msgs[k];
+        rc = shmq_ring_peek(data, size, cur, tail, lim, buf + used, cap - used, mk, &a);
+        if (rc < 0 && shmq_ring_error_fatal(rc)) {
+            *advance = 0;
+            return rc;
+        }
+        if (rc < 0) {
+            *advance = cur + a - pos; /* the bad entry belongs to the batch */
+            return rc;
+        }
+        if (rc != SHMQ_RING_KIND_MSG || !same_batch(&msgs[0], mk, k, count)) {
+            *advance = cur - pos; /* what follows starts another unit */
+            return bad(SHMQ_RING_E_BATCH, "batch of %zu broken at entry %zu", count, k);
+        }
+        used += mk->total_len;
+        cur += a;
+    }
+    *n = count;
+    *advance = cur - pos;
+    return SHMQ_RING_KIND_MSG;
+}
+
+void shmq_ring_msg_to_in(const shmq_ring_msg_t *m, const shmq_host_t *store_host, shmq_msg_in_t *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->topic = m->topic;
+    in->topic_len = m->topic_len;
+    in->queue_id = m->queue_id;
+    in->flag = m->flag;
+    in->sysflag = m->sysflag;
+    in->born_ts = m->born_ts;
+    in->born_host = m->born_host;
+    in->store_host = *store_host;
+    in->reconsume_times = m->reconsume_times;
+    in->prepared_tx_offset = m->prepared_tx_offset;
+    in->body = m->body;
+    in->body_len = m->body_len;
+    in->props = m->props;
+    in->props_len = m->props_len;
+}
+
+/* ---- producer cursor --------------------------------------------------------------- */
+
+void shmq_ring_prod_init(shmq_ring_prod_t *rp, uint8_t *data, uint64_t size, _Atomic uint64_t *head,
+                         _Atomic uint64_t *tail)
+{
+    rp->data = data;
+    rp->size = size;
+    rp->head = head;
+    rp->tail = tail;
+    /* Relaxed: our own counter, nobody else writes it. */
+    rp->reserved = atomic_load_explicit(tail, memory_order_relaxed);
+}
+
+/* Free bytes, or 0 when the writer's head is not within the ring behind us. */
+static uint64_t ring_free(const shmq_ring_prod_t *rp)
+{
+    /* Acquire: the writer copied the bytes below head out before publishing it. */
+    uint64_t head = atomic_load_explicit(rp->head, memory_order_acquire);
+    uint64_t used = rp->reserved - head;
+    return used > rp->size ? 0 : rp->size - used;
+}
+
+bool shmq_ring_has_space(const shmq_ring_prod_t *rp, uint64_t len)
+{
+    uint64_t off = rp->reserved & (rp->size - 1);
+    uint64_t pad = rp->size - off < len ? rp->size - off : 0;
+    return len <= rp->size && pad + len <= ring_free(rp);
+}
+
+int shmq_ring_reserve(shmq_ring_prod_t *rp, uint64_t len, uint8_t **dst)
+{
+    if (len == 0 || len % SHMQ_RING_ALIGN != 0 || len > rp->size) {
+        return shmq_error_set(SHMQ_E_TOO_BIG, "ring entry of %llu bytes, ring of %llu",
+                              (unsigned long long)len, (unsigned long long)rp->size);
+    }
+    uint64_t free_bytes = ring_free(rp);
+    uint64_t off = rp->reserved & (rp->size - 1);
+    if (rp->size - off < len) {
+        uint64_t pad = rp->size - off;
+        if (pad > free_bytes) {
+            return -EAGAIN;
+        }
+        /* Publish the PAD on its own: the entry may only fit once the writer has
+         * consumed it (an entry bigger than the ring's free half, say). */
+        shmq_ring_write_pad(rp->data + off);
+        rp->reserved += pad;
+        free_bytes -= pad;
+        shmq_ring_publish(rp);
+        off = 0;
+    }
+    if (len > free_bytes) {
+        return -EAGAIN;
+    }
+    *dst = rp->data + off;
+    rp->reserved += len;
+    return 0;
+}
+
+void shmq_ring_publish(shmq_ring_prod_t *rp)
+{
+    /* Release: the entries' bytes are written before the writer can see the tail. */
+    atomic_store_explicit(rp->tail, rp->reserved, memory_order_release);
+}
+
+void shmq_ring_cancel(shmq_ring_prod_t *rp)
+{
+    rp->reserved = atomic_load_explicit(rp->tail, memory_order_relaxed);
+}
+
+bool shmq_ring_drained(const shmq_ring_prod_t *rp)
+{
+    return atomic_load_explicit(rp->head, memory_order_acquire) ==
+           atomic_load_explicit(rp->tail, memory_order_relaxed);
+}

@@ -1,0 +1,442 @@
+/*
+ * The set of IndexFiles under <root>/index (see index_service.h): loading
+ * and refreshing the set, the keys of a record, putting a record's entries
+ * with rollover, the exactly-once resume of a restarted indexer, flushing,
+ * the abnormal-start drop and the deletion of expired files.
+ */
+#include "store/index_service.h"
+
+#include "base/clock.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shmq/errors.h"
+#include "format/store_files.h"
+
+#define ROLL_NAME_TRIES 1000
+
+void shmq_index_dir(const shmq_config_t *cfg, char *out, size_t len)
+{
+    snprintf(out, len, "%s/index", cfg->store_path_root_dir);
+}
+
+/* ---- the set of files ---------------------------------------------------------------- */
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted 17-digit names of dir (malloc'd array of malloc'd strings). */
+static int list_names(const char *dir, bool remove_tmp, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        return shmq_error_set(-errno, "cannot read index directory %s: %s", dir, strerror(errno));
+    }
+    char **names = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (remove_tmp && len == SHMQ_INDEX_NAME_LEN + 4 &&
+            strcmp(de->d_name + SHMQ_INDEX_NAME_LEN, ".tmp") == 0) {
+            char p[PATH_MAX + 32];
+            snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+            unlink(p); /* a creation interrupted by a kill */
+            continue;
+        }
+        if (!shmq_index_name_valid(de->d_name)) {
+            continue;
+        }
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            char **nn = realloc(names, nc * sizeof(*nn));
+            if (!nn) {
+                rc = -ENOMEM;
+                break;
+            }
+            names = nn;
+            cap = nc;
+        }
+        names[cnt] = strdup(de->d_name);
+        if (!names[cnt]) {
+            rc = -ENOMEM;
+            break;
+        }
+        cnt++;
+    }
+    closedir(d);
+    if (rc < 0) {
+        for (size_t i = 0; i < cnt; i++) {
+            free(names[i]);
+        }
+        free(names);
+        return rc;
+    }
+    if (cnt > 1) {
+        qsort(names, cnt, sizeof(*names), name_cmp);
+    }
+    *out = names;
+    *n = cnt;
+    return 0;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(names[i]);
+    }
+    free(names);
+}
+
+static int push_file(shmq_index_service_t *svc, shmq_index_file_t *f)
+{
+    if (svc->count == svc->cap) {
+        size_t nc = svc->cap ? svc->cap * 2 : 8;
+        shmq_index_file_t **nf = realloc(svc->files, nc * sizeof(*nf));
+        if (!nf) {
+            return -ENOMEM;
+        }
+        svc->files = nf;
+        svc->cap = nc;
+    }
+    svc->files[svc->count++] = f;
+    return 0;
+}
+
+/* Map dir/name; 1 if it was skipped (wrong size, unreadable), 0 when added. */
+static int add_file(shmq_index_service_t *svc, const char *name)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/%s", svc->dir, name);
+    shmq_index_file_t *f = malloc(sizeof(*f));
+    if (!f) {
+        return -ENOMEM;
+    }
+    int rc = shmq_index_file_open(f, path, svc->slot_num, svc->index_num, svc->readonly);
+    if (rc == SHMQ_E_SEGMENT || rc == -ENOENT || rc == -EACCES) {
+        free(f);
+        svc->skipped++;
+        return 1;
+    }
+    if (rc == 0) {
+        rc = push_file(svc, f);
+        if (rc == 0) {
+            return 0;
+        }
+        shmq_index_file_close(f);
+    }
+    free(f);
+    return rc;
+}
+
+int shmq_index_open(shmq_index_service_t *svc, const char *dir, int32_t slot_num, int32_t index_num,
+                    bool readonly)
+{
+    memset(svc, 0, sizeof(*svc));
+    svc->last_phys = -1;
+    svc->slot_num = slot_num;
+    svc->index_num = index_num;
+    svc->readonly = readonly;
+    if (slot_num <= 0 || index_num <= 1 ||
+        shmq_index_file_size(slot_num, index_num) > (int64_t)INT32_MAX) {
+        return shmq_error_set(SHMQ_E_CONFIG,
+                              "index: maxHashSlotNum %d / maxIndexNum %d give no valid file size",
+                              slot_num, index_num);
+    }
+    if (snprintf(svc->dir, sizeof(svc->dir), "%s", dir) >= (int)sizeof(svc->dir)) {
+        return shmq_error_set(-ENAMETOOLONG, "index directory path too long: %s", dir);
+    }
+    if (!readonly) {
+        int rc = shmq_file_mkdirs(dir);
+        if (rc < 0) {
+            return shmq_error_set(rc, "cannot create index directory %s: %s", dir, strerror(-rc));
+        }
+    }
+    char **names;
+    size_t n;
+    int rc = list_names(dir, !readonly, &names, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int a = add_file(svc, names[i]);
+        rc = a < 0 ? a : 0;
+    }
+    free_names(names, n);
+    if (rc < 0) {
+        shmq_index_close(svc);
+    }
+    return rc;
+}
+
+void shmq_index_close(shmq_index_service_t *svc)
+{
+    for (size_t i = 0; i < svc->count; i++) {
+        shmq_index_file_close(svc->files[i]);
+        free(svc->files[i]);
+    }
+    free(svc->files);
+    svc->files = NULL;
+    svc->count = svc->cap = 0;
+}
+
+int shmq_index_refresh(shmq_index_service_t *svc)
+{
+    char **names;
+    size_t n;
+    int rc = list_names(svc->dir, false, &names, &n);
+    if (rc < 0) {
+        return rc;
+    }
+    shmq_index_file_t **old = svc->files;
+    size_t old_n = svc->count, j = 0;
+    bool changed = false;
+    svc->files = NULL;
+    svc->count = svc->cap = 0;
+    svc->skipped = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        while (j < old_n && strcmp(old[j]->name, names[i]) < 0) {
+            shmq_index_file_close(old[j]); /* removed */
+            free(old[j++]);
+            changed = true;
+        }
+        if (j < old_n && strcmp(old[j]->name, names[i]) == 0) {
+            rc = push_file(svc, old[j]);
+            if (rc == 0) {
+                j++;
+            }
+            continue;
+        }
+        int a = add_file(svc, names[i]);
+        rc = a < 0 ? a : 0;
+        changed = changed || a == 0;
+    }
+    for (; j < old_n; j++) {
+        shmq_index_file_close(old[j]);
+        free(old[j]);
+        changed = true;
+    }
+    free(old);
+    free_names(names, n);
+    return rc < 0 ? rc : changed;
+}
+
+shmq_index_file_t *shmq_index_last(const shmq_index_service_t *svc)
+{
+    return svc->count ? svc->files[svc->count - 1] : NULL;
+}
+
+/* Remove files from index i on (they are rebuilt from the CommitLog). */
+int shmq_index_drop_from(shmq_index_service_t *svc, size_t i)
+{
+    int rc = 0;
+    while (svc->count > i) {
+        shmq_index_file_t *f = svc->files[--svc->count];
+        int r = shmq_index_file_destroy(f);
+        rc = rc < 0 ? rc : r;
+        free(f);
+    }
+    return rc;
+}
+
+/* ---- keys ----------------------------------------------------------------------------------- */
+
+int32_t shmq_index_topic_key_hash(const char *topic, size_t topic_len, const char *key,
+                                  size_t key_len)
+{
+    char small[1024];
+    size_t len = topic_len + 1 + key_len;
+    char *buf = len <= sizeof(small) ? small : malloc(len);
+    if (!buf) {
+        return -1; /* never matches: hashes are >= 0 */
+    }
+    memcpy(buf, topic, topic_len);
+    buf[topic_len] = '#';
+    memcpy(buf + topic_len + 1, key, key_len);
+    int32_t h = shmq_index_key_hash(buf, len);
+    if (buf != small) {
+        free(buf);
+    }
+    return h;
+}
+
+int shmq_index_foreach_key(const char *props, size_t props_len,
+                           int (*fn)(void *arg, bool uniq, const char *key, size_t len), void *arg)
+{
+    size_t vlen;
+    const char *v = shmq_props_get(props, props_len, SHMQ_PROP_UNIQ_KEY, &vlen);
+    if (v && vlen > 0) {
+        int rc = fn(arg, true, v, vlen);
+        if (rc) {
+            return rc;
+        }
+    }
+    v = shmq_props_get(props, props_len, SHMQ_PROP_KEYS, &vlen);
+    size_t i = 0;
+    while (v && i < vlen) {
+        size_t start = i;
+        while (i < vlen && v[i] != ' ') {
+            i++;
+        }
+        if (i > start) {
+            int rc = fn(arg, false, v + start, i - start);
+            if (rc) {
+                return rc;
+            }
+        }
+        i++;
+    }
+    return 0;
+}
+
+bool shmq_index_record_indexed(const shmq_record_t *r)
+{
+    return (r->sysflag & SHMQ_SYSFLAG_TX_MASK) != SHMQ_SYSFLAG_TX_ROLLBACK;
+}
+
+/* ---- writing ----------------------------------------------------------------------------------
+ */
+
+/* Create the next file: named by the time now (later than every name so far), begin/end
+ * inherited from the newest file. */
+static int roll(shmq_index_service_t *svc, shmq_index_file_t **out)
+{
+    shmq_index_header_t init = {0};
+    shmq_index_file_t *last = shmq_index_last(svc);
+    int64_t ms = shmq_now_ms();
+    if (last) {
+        if (last->hdr.end_phys > 0) {
+            init.begin_phys = init.end_phys = last->hdr.end_phys;
+        }
+        if (last->hdr.end_ts > 0) {
+            init.begin_ts = init.end_ts = last->hdr.end_ts;
+        }
+        int64_t t = shmq_index_name_parse(last->name);
+        if (t >= ms) {
+            ms = t + 1; /* two files in one millisecond, or a clock that went back */
+        }
+    }
+    shmq_index_file_t *f = malloc(sizeof(*f));
+    if (!f) {
+        return -ENOMEM;
+    }
+    int rc = -EEXIST;
+    for (int i = 0; i < ROLL_NAME_TRIES && rc == -EEXIST; i++, ms++) {
+        char name[SHMQ_INDEX_NAME_LEN + 1];
+        shmq_index_name_format(ms, name);
+        if (last && strcmp(name, last->name) <= 0) {
+            continue; /* a local-time step back (DST): keep names in creation order */
+        }
+        shmq_error_clear();
+        rc = shmq_index_file_create(f, svc->dir, name, svc->slot_num, svc->index_num, &init);
+    }
+    if (rc == 0) {
+        rc = push_file(svc, f);
+        if (rc == 0) {
+            *out = f;
+            return 0;
+        }
+        shmq_index_file_destroy(f);
+    }
+    free(f);
+    return rc == -EEXIST ? shmq_error_set(rc, "index: no free file name in %s", svc->dir) : rc;
+}
+
+typedef struct put_ctx {
+    shmq_index_service_t *svc;
+    const shmq_record_t *r;
+    int added;
+    bool has_keys; /* KEYS entries follow the UNIQ_KEY's */
+} put_ctx_t;
+
+static int put_key(void *arg, bool uniq, const char *key, size_t len)
+{
+    put_ctx_t *c = arg;
+    shmq_index_service_t *svc = c->svc;
+    int32_t h = shmq_index_topic_key_hash(c->r->topic, c->r->topic_len, key, len);
+    if (h < 0) {
+        return -ENOMEM;
+    }
+    shmq_index_file_t *f = shmq_index_last(svc);
+    if (!f || shmq_index_file_full(f)) {
+        int rc = roll(svc, &f);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    int rc = shmq_index_file_put(f, h, c->r->phys_offset, c->r->store_ts);
+    if (rc < 0) {
+        return rc;
+    }
+    c->added++;
+    if (uniq && c->has_keys && shmq_index_crash_hook) {
+        shmq_index_crash_hook(SHMQ_INDEX_STEP_KEY);
+    }
+    return 0;
+}
+
+int shmq_index_put_record(shmq_index_service_t *svc, const shmq_record_t *r)
+{
+    if (svc->readonly) {
+        return shmq_error_set(SHMQ_E_ARG, "index %s: opened read-only", svc->dir);
+    }
+    if (!shmq_index_record_indexed(r) || r->phys_offset <= svc->last_phys) {
+        return 0;
+    }
+    size_t klen = 0;
+    put_ctx_t c = {.svc = svc, .r = r};
+    c.has_keys = shmq_props_get(r->props, r->props_len, SHMQ_PROP_KEYS, &klen) && klen > 0;
+    int rc = shmq_index_foreach_key(r->props, r->props_len, put_key, &c);
+    if (c.added > 0) {
+        svc->last_phys = r->phys_offset;
+    }
+    return rc < 0 ? rc : c.added;
+}
+
+int shmq_index_flush(shmq_index_service_t *svc, int64_t *end_ts)
+{
+    int rc = 0;
+    for (size_t i = 0; i < svc->count && rc == 0; i++) {
+        rc = shmq_index_file_flush(svc->files[i]);
+    }
+    if (end_ts) {
+        shmq_index_file_t *last = shmq_index_last(svc);
+        *end_ts = last ? last->hdr.end_ts : 0;
+    }
+    return rc;
+}
+
+int64_t shmq_index_build(shmq_index_service_t *svc, const shmq_commitlog_t *cl, int64_t *pos,
+                         int64_t limit)
+{
+    int64_t n = 0;
+    for (;;) {
+        shmq_record_t r;
+        int64_t at = *pos;
+        int rc = shmq_commitlog_next(cl, pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
+        if (rc == SHMQ_E_END || (rc == SHMQ_E_MAGIC && r.total_size == 0)) {
+            *pos = at;
+            return n; /* the limit, or the zeros after the last record */
+        }
+        if (rc < 0) {
+            *pos = at;
+            return shmq_error_wrap(rc, "index build: CommitLog record at %lld", (long long)at);
+        }
+        rc = shmq_index_put_record(svc, &r);
+        if (rc < 0) {
+            *pos = at;
+            return rc;
+        }
+        n++;
+    }
+}

@@ -1,0 +1,459 @@
+/*
+ * Store recovery: find the end of the valid CommitLog, cut a torn tail,
+ * bring the ConsumeQueues in line with it, rebuild what they miss, and reset
+ * the positions and next queue offsets.  Runs at every writable open (and in
+ * `shmqctl recover`), normal after a clean stop, abnormal when `abort` exists
+ * (ROCKETMQ-FACTS §13).
+ *
+ * Where the scan starts (proportional to what is not known to be safe,
+ * PITFALLS 16): shmq's checkpoint records in confirmPhyOffset the CommitLog
+ * offset below which the log is flushed and every ConsumeQueue unit is built
+ * and flushed.  The scan starts at the segment holding the smaller of that
+ * offset and the point ConsumeQueues are known to be built to, so records of
+ * that segment below the checkpoint are checked too.  Without that offset
+ * (a store written by RocketMQ) RocketMQ's own rules pick the segment: the
+ * third-from-last one after a clean stop, and after a crash the newest
+ * segment whose first record is older than the checkpoint's timestamps.
+ *
+ * What counts as the tail (PITFALLS 7, 8): the scan stops at the first record
+ * that fails a check (magic, size, physical offset, body CRC, __CRC32#).  A
+ * record without __CRC32# is valid by RocketMQ's rules (RocketMQ writes none
+ * by default), also after records that carry it, unless its properties end
+ * in a damaged __CRC32# or in a zero byte (a torn append).  At
+ * or beyond the checkpoint that is a torn tail: it is zeroed and cut off.
+ * Below the checkpoint it is damage to flushed, confirmed data (in the middle
+ * of the log or its last records alike): recovery refuses (SHMQ_E_CORRUPT
+ * naming the file and offset) unless the caller forces the cut
+ * (SHMQ_STORE_FORCE, `shmqctl recover --force`); nothing acknowledged is cut
+ * silently.  A checkpoint that names bytes the log never held (only zeros or
+ * no file up to it) is a damaged checkpoint, reported as such and not
+ * believed; nothing is cut for it.
+ *
+ * Durability (PITFALLS 19): after a crash the records the scan accepts may be
+ * only in the page cache.  Recovery syncs the CommitLog from the scan start
+ * and every ConsumeQueue before it writes the checkpoint, so nothing it
+ * accepted can vanish at a later power loss once it is published.
+ *
+ * After a fenced run (a failed flush, fence.h) the log is read only up to the
+ * recorded fence point and cut there, whatever the page cache shows past it,
+ * and ConsumeQueue units past their fence point are dropped and rebuilt.  The
+ * fence files are removed once that is durable.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/fence.h"
+#include "shmq/errors.h"
+#include "store/store.h"
+
+/* How far past the recovered end a torn append can have written. */
+static int64_t torn_window(const shmq_store_t *st)
+{
+    return (int64_t)st->cfg.max_message_size + SHMQ_PROPS_MAX + (1 << 20);
+}
+
+static int64_t seg_start(const shmq_store_t *st, int64_t off)
+{
+    int64_t seg = st->cfg.mapped_file_size_commit_log;
+    return off - off % seg;
+}
+
+/* End (+1) of the last non-zero byte in [from, to) of the log, or from if all zero. */
+static int64_t last_nonzero(const shmq_commitlog_t *cl, int64_t from, int64_t to)
+{
+    int64_t found = from;
+    int64_t pos = from;
+    while (pos < to) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, pos);
+        if (!mf) {
+            int64_t next = shmq_commitlog_next_segment(cl, pos);
+            if (next <= pos) {
+                break;
+            }
+            pos = next;
+            continue;
+        }
+        int64_t seg_end = mf->start_offset + (int64_t)mf->size;
+        int64_t end = to < seg_end ? to : seg_end;
+        const uint8_t *p = mf->base + (pos - mf->start_offset);
+        const uint8_t *e = mf->base + (end - mf->start_offset);
+        /* Scan backwards: the last non-zero byte is what we want. */
+        while (e > p && e[-1] == 0) {
+            e--;
+        }
+        if (e > p) {
+            found = mf->start_offset + (e - mf->base);
+        }
+        pos = seg_end;
+    }
+    return found;
+}
+
+/*
+ * Is there a valid record between a bad one at bad and the checkpoint's end?
+ * Then the bad record is damage in the middle of flushed data (corruption),
+ * not the end of the log.  When the gap is longer than any record, data was
+ * certainly lost.  Positions are tried one by one: a record must decode with
+ * every check, its physical offset field equal to its position.
+ */
+static bool valid_data_after(const shmq_store_t *st, int64_t bad, int64_t durable)
+{
+    if (durable - bad > torn_window(st)) {
+        return true;
+    }
+    for (int64_t pos = bad + 1; pos < durable; pos++) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&st->cl.q, pos);
+        if (!mf) {
+            continue;
+        }
+        int64_t rel = pos - mf->start_offset;
+        shmq_record_t r;
+        /* Cheap filter before a full decode: the magic must be V1 or V2. */
+        if ((size_t)rel + 8 > mf->size) {
+            continue;
+        }
+        const uint8_t *p = mf->base + rel;
+        uint32_t magic = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+        if (magic != (uint32_t)SHMQ_MAGIC_V1 && magic != (uint32_t)SHMQ_MAGIC_V2) {
+            continue;
+        }
+        if (shmq_record_decode(p, mf->size - (size_t)rel, pos, SHMQ_DECODE_CHECK_ALL, &r) > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+typedef struct scan_start {
+    int64_t start;    /* first record checked (a segment start) */
+    int64_t dispatch; /* records at or after this are dispatched */
+    int64_t durable;  /* below this, a bad record is corruption (0 = unknown) */
+} scan_start_t;
+
+static int queue_dispatch_floor(shmq_queue_t *q, void *arg)
+{
+    int64_t *floor = arg;
+    if (q->rebuild) {
+        floor[1] = 1; /* a queue needs rebuilding from the start of the log */
+    }
+    if (q->cq.max_phys_offset > floor[0]) {
+        floor[0] = q->cq.max_phys_offset;
+    }
+    return 0;
+}
+
+/* First record of the segment at start decodes and has 0 < store time <= ts. */
+static bool segment_older_than(const shmq_commitlog_t *cl, int64_t start, int64_t ts)
+{
+    shmq_record_t r;
+    int rc = shmq_commitlog_read(cl, start, SHMQ_DECODE_CHECK_ALL, &r);
+    return rc > 0 && r.store_ts != 0 && r.store_ts <= ts;
+}
+
+static scan_start_t choose_start(shmq_store_t *st, bool abnormal)
+{
+    scan_start_t s;
+    int64_t cl_min = shmq_commitlog_min_offset(&st->cl);
+    int64_t floor[2] = {0, 0};
+    shmq_store_foreach_queue(st, queue_dispatch_floor, floor);
+    /* ConsumeQueues are built in log order: the newest unit bounds what is built. */
+    int64_t built = floor[0];
+    if (floor[1] || st->rebuild_all || st->queue_count == 0) {
+        built = cl_min;
+    }
+    s.durable = st->cp.confirm_phys;
+    int64_t base;
+    if (s.durable > 0) {
+        base = s.durable < built ? s.durable : built;
+    } else if (!abnormal) {
+        /* RocketMQ's normal recovery: the third-from-last segment. */
+        size_t n = st->cl.q.count;
+        base = n >= 3 ? st->cl.q.segs[n - 3]->start_offset : cl_min;
+        if (built < base) {
+            base = built;
+        }
+    } else {
+        /* RocketMQ's abnormal recovery: newest segment older than the checkpoint. */
+        int64_t ts = shmq_checkpoint_min_ts(&st->cp);
+        base = cl_min;
+        for (size_t i = st->cl.q.count; ts > 0 && i-- > 0;) {
+            if (segment_older_than(&st->cl, st->cl.q.segs[i]->start_offset, ts)) {
+                base = st->cl.q.segs[i]->start_offset;
+                break;
+            }
+        }
+        if (built < base) {
+            base = built;
+        }
+    }
+    if (base < cl_min) {
+        base = cl_min;
+    }
+    s.dispatch = base;
+    s.start = seg_start(st, base);
+    if (s.start < cl_min) {
+        s.start = cl_min;
+    }
+    return s;
+}
+
+typedef struct truncate_ctx {
+    int64_t end;
+    int64_t dropped;
+    int32_t touched;
+    int err;
+} truncate_ctx_t;
+
+/* Drop q's units of records at or after t->end (counted in t); 1 stops the walk on an error. */
+static int cut_queue_at(shmq_queue_t *q, void *arg)
+{
+    truncate_ctx_t *t = arg;
+    int64_t before = shmq_cq_max_offset(&q->cq);
+    if (q->cq.max_phys_offset > t->end) {
+        int rc = shmq_cq_truncate_dirty(&q->cq, t->end);
+        if (rc < 0) {
+            t->err = shmq_error_wrap(rc, "cutting consume queue %s/%d at %lld", q->cq.topic,
+                                     q->cq.queue_id, (long long)t->end);
+            return 1;
+        }
+    }
+    int64_t after = shmq_cq_max_offset(&q->cq);
+    if (after < before) {
+        t->dropped += before - after;
+        t->touched++;
+    }
+    return 0;
+}
+
+/* Cut q at the recovered end; its next queue offset follows its last unit. */
+static int truncate_queue(shmq_queue_t *q, void *arg)
+{
+    int stop = cut_queue_at(q, arg);
+    q->next_offset = shmq_cq_max_offset(&q->cq);
+    return stop;
+}
+
+static int empty_queue(shmq_queue_t *q, void *arg)
+{
+    int *err = arg;
+    int rc = shmq_cq_truncate_dirty(&q->cq, 0);
+    if (rc < 0) {
+        *err = rc;
+        return 1;
+    }
+    q->next_offset = 0;
+    return 0;
+}
+
+static void format_stop(const shmq_store_t *st, int64_t pos, int err, char *out, size_t len)
+{
+    shmq_mapped_file_t *mf = shmq_mfq_find(&st->cl.q, pos);
+    if (mf) {
+        snprintf(out, len, "%s at file %s offset %lld (log offset %lld)", shmq_strerror(err),
+                 mf->path, (long long)(pos - mf->start_offset), (long long)pos);
+    } else {
+        snprintf(out, len, "%s at log offset %lld (no segment)", shmq_strerror(err),
+                 (long long)pos);
+    }
+}
+
+int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
+{
+    shmq_recovery_report_t rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.abnormal = shmq_abort_exists(st->root);
+    rep.fence_commitlog = -1;
+    rep.fence_cq = -1;
+
+    /*
+     * A fenced run (fence.h): past the recorded points the page cache may show
+     * bytes the disk does not hold.  ConsumeQueue units past theirs are dropped
+     * (rebuilt below from the CommitLog); the CommitLog is read only up to its own.
+     */
+    shmq_fences_t fences;
+    int frc = shmq_fence_read(st->root, &fences);
+    if (frc < 0) {
+        return frc;
+    }
+    if (fences.present[SHMQ_FENCE_CONSUMEQUEUE]) {
+        rep.fence_cq = fences.durable[SHMQ_FENCE_CONSUMEQUEUE];
+        truncate_ctx_t ft = {.end = rep.fence_cq};
+        shmq_store_foreach_queue(st, cut_queue_at, &ft);
+        if (ft.err < 0) {
+            return ft.err;
+        }
+        rep.units_truncated += ft.dropped;
+        rep.queues_touched += ft.touched;
+    }
+    if (fences.present[SHMQ_FENCE_COMMITLOG]) {
+        rep.fence_commitlog = fences.durable[SHMQ_FENCE_COMMITLOG];
+    }
+    if (st->flags & SHMQ_STORE_REBUILD) {
+        st->rebuild_all = true;
+    }
+    if (st->rebuild_all) {
+        int err = 0;
+        shmq_store_foreach_queue(st, empty_queue, &err);
+        if (err < 0) {
+            return shmq_error_wrap(err, "emptying consume queues for a rebuild");
+        }
+    }
+
+    unsigned dflags = SHMQ_DECODE_CHECK_PHYS;
+    if (st->cfg.check_crc_on_recover) {
+        dflags |= SHMQ_DECODE_CHECK_BODY_CRC | SHMQ_DECODE_CHECK_RECORD_CRC;
+    }
+    scan_start_t s = choose_start(st, rep.abnormal);
+    int64_t files_end = shmq_mfq_end_offset(&st->cl.q);
+    int64_t limit = files_end;
+    if (rep.fence_commitlog >= 0 && rep.fence_commitlog < limit) {
+        limit = rep.fence_commitlog; /* nothing past the last good flush is trusted */
+    }
+    int64_t pos = s.start;
+    int64_t last_ts = 0;
+    rep.scan_from = s.start;
+
+    while (pos < limit) {
+        shmq_record_t r;
+        int rc = shmq_commitlog_next(&st->cl, &pos, limit, dflags, &r);
+        if (rc == SHMQ_E_END) {
+            break;
+        }
+        if (rc < 0) {
+            /* next() leaves pos at the failing record (past a blank record it skipped). */
+            bool zeros = rc == SHMQ_E_MAGIC && r.total_size == 0;
+            if (!zeros) {
+                rep.stop_error = rc;
+                format_stop(st, pos, rc, rep.stop_reason, sizeof(rep.stop_reason));
+            }
+            break;
+        }
+        /* A record without __CRC32# is valid by RocketMQ's rules (RocketMQ writes none by
+         * default), unless its properties show a damaged tail or zeroed bytes. */
+        if (!r.has_record_crc && (dflags & SHMQ_DECODE_CHECK_RECORD_CRC)) {
+            int bad = shmq_record_check_unverified(&r);
+            if (bad < 0) {
+                pos = r.phys_offset;
+                rep.stop_error = bad;
+                format_stop(st, pos, bad, rep.stop_reason, sizeof(rep.stop_reason));
+                break;
+            }
+        }
+        rep.records_checked++;
+        last_ts = r.store_ts;
+        if (r.phys_offset >= s.dispatch) {
+            int d = shmq_store_dispatch_record(st, &r);
+            if (d < 0) {
+                return d;
+            }
+            rep.units_rebuilt += d;
+        }
+    }
+    /* A blank record that closes the last segment ends the log at that segment's end. */
+    int64_t end = pos;
+    rep.recovered_end = end;
+
+    /*
+     * A checkpoint that names bytes the log never held (nothing but zeros, or
+     * no file, from the recovered end up to it) is itself damaged: it is not
+     * believed, and nothing is cut for it (there is nothing to cut).
+     */
+    if (end < s.durable &&
+        last_nonzero(&st->cl, end, s.durable < files_end ? s.durable : files_end) == end) {
+        rep.bad_checkpoint = true;
+        rep.bad_checkpoint_phys = s.durable;
+        s.durable = end;
+    }
+    /* Below the checkpoint nothing is cut unless the operator asks (--force). */
+    if (end < s.durable && !(st->flags & SHMQ_STORE_FORCE)) {
+        char where[300];
+        format_stop(st, end, rep.stop_error ? rep.stop_error : SHMQ_E_TRUNCATED, where,
+                    sizeof(where));
+        if (out) {
+            *out = rep;
+        }
+        bool more = valid_data_after(st, end, s.durable);
+        return shmq_error_set(SHMQ_E_CORRUPT,
+                              "CommitLog corrupt below the checkpoint (confirmed up to %lld): %s; "
+                              "%s; keep a copy of the store, run 'shmqctl verify', and only then "
+                              "'shmqctl recover --force' to cut the log there",
+                              (long long)s.durable, where,
+                              more ? "valid records follow it"
+                                   : "the damaged records had been flushed and confirmed");
+    }
+
+    if (end < s.durable) {
+        rep.below_checkpoint = true;
+    }
+
+    /* Cut the tail: what a torn append can have written past the end (after a fence, all
+     * that was written past the fence point, however long). */
+    int64_t window_end = end + torn_window(st);
+    if (rep.fence_commitlog >= 0) {
+        window_end = files_end;
+    }
+    rep.old_end = last_nonzero(&st->cl, end, window_end < files_end ? window_end : files_end);
+    if (rep.old_end < end) {
+        rep.old_end = end;
+    }
+    rep.truncated_bytes = rep.old_end - end;
+    int rc = shmq_commitlog_truncate(&st->cl, end);
+    if (rc < 0) {
+        return shmq_error_wrap(rc, "cutting the CommitLog at %lld", (long long)end);
+    }
+    /*
+     * What the scan accepted may exist only in the page cache (PITFALLS 19): the
+     * flush below makes [scan start, end) durable before the checkpoint names
+     * it, before the master publishes it as flushed, before a consumer reads it.
+     * Pages already on disk cost nothing to sync again.
+     */
+    rep.synced_from = s.start < end ? s.start : end;
+    shmq_commitlog_set_positions(&st->cl, end, rep.synced_from);
+
+    truncate_ctx_t t = {.end = end};
+    shmq_store_foreach_queue(st, truncate_queue, &t);
+    if (t.err < 0) {
+        return t.err;
+    }
+    rep.units_truncated = t.dropped;
+    rep.queues_touched = t.touched;
+    st->dispatched_pos = end;
+    st->last_store_ts = last_ts ? last_ts : st->cp.physic_msg_ts;
+    st->cl.last_store_ts = st->last_store_ts;
+
+    for (size_t i = 0; i < st->queue_cap; i++) {
+        if (st->queues[i]) {
+            st->queues[i]->rebuild = false;
+        }
+    }
+    st->rebuild_all = false;
+
+    if (!st->cp.crc_marker || st->cp.crc_tail_from > end) {
+        /* No marker (or one past the log): records from here on are shmq's own. A
+         * non-empty log may hold records written without __CRC32# (by RocketMQ). */
+        rep.crc_tail_reset = end > 0;
+        st->cp.crc_marker = true;
+        st->cp.crc_tail_from = end;
+    }
+    rep.crc_tail_from = st->cp.crc_tail_from;
+    rc = shmq_store_flush(st);
+    if (rc < 0) {
+        return rc;
+    }
+    if (fences.any) {
+        /* Cut and rebuilt past every fence point, and durable: the fence is lifted. */
+        rc = shmq_fence_clear(st->root);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    rc = shmq_abort_create(st->root);
+    if (rc < 0) {
+        return shmq_error_set(rc, "cannot create %s/abort: %s", st->root, shmq_strerror(rc));
+    }
+    if (out) {
+        *out = rep;
+    }
+    return 0;
+}
