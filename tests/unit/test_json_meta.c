@@ -1,5 +1,5 @@
 /*
- * Unit tests for damaged broker JSON metadata (libshm/json_meta*.c): a file
+ * Unit tests for damaged broker JSON metadata (libshm/format/json_meta*.c): a file
  * whose table key is damaged is told from an empty one (its .bak is read,
  * or the load is refused naming the file); damaged entries are replaced
  * from .bak or dropped, with a warning naming file, group, topic and queue;
