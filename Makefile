@@ -44,6 +44,9 @@ UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 TEST_HELPER_BINS := $(TEST_HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
+# What several helpers share (tests/helpers/common/*.c), linked into each of them.
+TEST_HELPER_COMMON := $(sort $(wildcard tests/helpers/common/*.c))
+TEST_HELPER_COMMON_OBJS := $(TEST_HELPER_COMMON:%.c=$(BUILD)/%.o)
 # Fault shims (LD_PRELOAD) for the flush-failure tests: built without sanitizers.
 FAULT_SRCS  := $(sort $(wildcard tests/fault/*.c))
 FAULT_LIBS  := $(FAULT_SRCS:tests/fault/%.c=$(BUILD)/tests/fault/lib%.so)
@@ -113,8 +116,8 @@ $(BUILD)/tests/fault/lib%.so: tests/fault/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
 
-$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(BUILD)/libshmq.a
-	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libshmq.a $(LDLIBS)
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(TEST_HELPER_COMMON_OBJS) $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_COMMON_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
 
 deps:
 	@sh tools/install-deps.sh

@@ -57,6 +57,8 @@
 #include "shm/ring.h"
 #include "shmq/errors.h"
 
+#include "common/helper_util.h"
+
 #define WAIT_MS 10000
 
 static int32_t max_body; /* the store's maxMessageSize */
@@ -92,12 +94,6 @@ typedef struct entry {
     int32_t queue_id;
     uint32_t extra_len; /* bytes reserved beyond the encoded size */
 } entry_t;
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Register as libshm/client/producer.c does: the ring arrives as a descriptor; the connection
  * stays. */
@@ -233,7 +229,7 @@ static uint8_t *entry_place(hostile_t *h, const entry_t *e, uint32_t slot, uint6
     int rc;
     while ((rc = shmq_ring_reserve(&h->rp, size, &dst)) == -EAGAIN &&
            shmq_mono_ms() - start < WAIT_MS) {
-        sleep_ms(1);
+        helper_sleep_ms(1);
     }
     if (rc < 0) {
         return NULL;
@@ -268,7 +264,7 @@ static int wait_slot(hostile_t *h, uint32_t slot, int64_t *phys)
         if (shmq_mono_ms() - start > WAIT_MS) {
             return 1;
         }
-        sleep_ms(1);
+        helper_sleep_ms(1);
     }
     int status = s->status;
     if (phys) {
@@ -286,7 +282,7 @@ static int wait_drained(hostile_t *h)
         if (shmq_mono_ms() - start > WAIT_MS) {
             return 1;
         }
-        sleep_ms(1);
+        helper_sleep_ms(1);
     }
     return 0;
 }
@@ -638,7 +634,7 @@ int main(int argc, char **argv)
         uint64_t table_head = atomic_load(&h.blk->rings[h.ring_idx].head);
         atomic_store_explicit(&h.ring->tail, tail - 4096, memory_order_release);
         shmq_ctl_wake(&h.ctl.wake->writer_wake);
-        sleep_ms(300);
+        helper_sleep_ms(300);
         bool unmoved = atomic_load(&h.blk->rings[h.ring_idx].head) == table_head;
         atomic_store_explicit(&h.ring->tail, tail, memory_order_release);
         bool served = control(&h);
@@ -662,7 +658,7 @@ int main(int argc, char **argv)
         }
         atomic_store(&h.ring->head, table_head + 12345);
         shmq_ctl_wake(&h.ctl.wake->writer_wake);
-        sleep_ms(200);
+        helper_sleep_ms(200);
         bool unmoved = atomic_load(&h.blk->rings[h.ring_idx].head) == table_head;
         for (int k = 0; k < SHMQ_RING_SLOTS; k++) {
             atomic_store(&h.ring->slots[k].state, SHMQ_SLOT_FREE);

@@ -33,62 +33,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "format/message.h"
+#include "base/clock.h"
 #include "shmq/consumer.h"
+
+#include "common/helper_util.h"
 
 #define BATCH    64
 #define SLICE_MS 100
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Check a load_producer body; on success fill id and seq.  Returns NULL or the failure. */
-static const char *check_body(const char *b, size_t len, int *id, long long *seq)
-{
-    char tmp[80];
-    unsigned crc_want;
-    size_t plen, hdr;
-    const char *bar;
-    int n;
-
-    if (len < 12 || memcmp(b, "L1 ", 3) != 0 || b[11] != ' ') {
-        return "not a load body";
-    }
-    memcpy(tmp, b + 3, 8);
-    tmp[8] = '\0';
-    if (sscanf(tmp, "%8x%n", &crc_want, &n) != 1 || n != 8) {
-        return "bad crc field";
-    }
-    bar = memchr(b + 12, '|', len - 12 < 60 ? len - 12 : 60);
-    if (!bar) {
-        return "no header end";
-    }
-    hdr = (size_t)(bar - (b + 12));
-    memcpy(tmp, b + 12, hdr);
-    tmp[hdr] = '\0';
-    if (sscanf(tmp, "%d %lld %zu%n", id, seq, &plen, &n) != 3 || (size_t)n != hdr) {
-        return "bad header";
-    }
-    if (12 + hdr + 1 + plen != len) {
-        return "length mismatch";
-    }
-    if (shmq_crc32(b + 12, len - 12) != crc_want) {
-        return "crc mismatch";
-    }
-    return NULL;
-}
 
 int main(int argc, char **argv)
 {
@@ -104,7 +55,6 @@ int main(int argc, char **argv)
     int64_t *next = NULL;
     shmq_consumer_t *c = NULL;
     shmq_pull_result_t *pr;
-    struct sigaction sa;
     int empty = 0, q = 0;
 
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -145,11 +95,7 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    helper_stop_on_signals();
     pr = malloc(sizeof(*pr));
     if (!pr) {
         return 1;
@@ -160,10 +106,10 @@ int main(int argc, char **argv)
                 shmq_error_detail());
         return 1;
     }
-    t_end = mono_ms() + max_ms;
-    deadline = mono_ms() + idle_ms;
-    while (!stop_flag) {
-        int64_t now = mono_ms();
+    t_end = shmq_mono_ms() + max_ms;
+    deadline = shmq_mono_ms() + idle_ms;
+    while (!helper_stop) {
+        int64_t now = shmq_mono_ms();
         if (stop_file && access(stop_file, F_OK) != 0) {
             deadline = now + idle_ms; /* the producers still run: idle time does not count */
         }
@@ -173,8 +119,7 @@ int main(int argc, char **argv)
         if (q == 0) {
             int n = shmq_topic_queue_count(c, topic);
             if (n == SHMQ_E_NOT_FOUND) {
-                struct timespec ts = {0, 50 * 1000000L};
-                nanosleep(&ts, NULL);
+                helper_sleep_ms(50);
                 continue;
             }
             if (n < 0) {
@@ -199,8 +144,7 @@ int main(int argc, char **argv)
         }
         int mine = (nq - member + members - 1) / members; /* queues this member pulls */
         if (mine <= 0) {
-            struct timespec ts = {0, 50 * 1000000L}; /* no queue for this member (yet) */
-            nanosleep(&ts, NULL);
+            helper_sleep_ms(50); /* no queue for this member (yet) */
             q = 0;
             continue;
         }
@@ -235,7 +179,7 @@ int main(int argc, char **argv)
                 } else if (!uk || ulen == 0 || ulen >= 64) {
                     why = "no UNIQ_KEY";
                 } else {
-                    why = check_body(v->body, v->body_len, &id, &seq);
+                    why = helper_load_body_check(v->body, v->body_len, &id, &seq);
                 }
                 if (why) {
                     printf("BAD %d %lld %s\n", q, (long long)v->queue_offset, why);
@@ -259,7 +203,7 @@ int main(int argc, char **argv)
                 bad++;
             }
             empty = 0;
-            deadline = mono_ms() + idle_ms;
+            deadline = shmq_mono_ms() + idle_ms;
         } else {
             if (pr->status == SHMQ_PULL_OFFSET_TOO_SMALL ||
                 pr->status == SHMQ_PULL_OFFSET_OVERFLOW_BADLY ||

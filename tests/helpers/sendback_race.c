@@ -36,6 +36,8 @@
 #include "shm/schedule.h"
 #include "shmq/producer.h"
 
+#include "common/helper_util.h"
+
 #define GO_WAIT_MS 60000
 
 typedef struct answer {
@@ -66,12 +68,6 @@ static int print_answer(const answer_t *a)
     printf("ok %s %d %lld %lld %d\n", a->name, a->res.queue_id, (long long)a->res.queue_offset,
            (long long)a->res.phys_offset, a->res.status);
     return 0;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
 }
 
 int main(int argc, char **argv)
@@ -166,7 +162,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "sendback_race: %s did not appear\n", go);
             return 1;
         }
-        sleep_ms(10);
+        helper_sleep_ms(10);
     }
 
     /* The copy: what a consumer of group sends back after the first failure. */

@@ -55,6 +55,8 @@
 #include "shmq/admin.h"
 #include "shmq/consumer.h"
 
+#include "common/helper_util.h"
+
 #define BATCH 256
 
 static uint64_t fnv64(const void *p, size_t len)
@@ -65,12 +67,6 @@ static uint64_t fnv64(const void *p, size_t len)
         h = (h ^ b[i]) * 1099511628211ULL;
     }
     return h;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* Is pid alive and not a zombie? */
@@ -435,7 +431,7 @@ int main(int argc, char **argv)
             printf("STATE timeout\n");
             return 3;
         }
-        sleep_ms(50);
+        helper_sleep_ms(50);
     }
     printf("STATE running\n");
 
@@ -448,7 +444,7 @@ int main(int argc, char **argv)
     take(ctl.blk, &prev);
     deadline = shmq_mono_ms() + wait_ms;
     for (;;) {
-        sleep_ms(200);
+        helper_sleep_ms(200);
         take(ctl.blk, &now);
         if (settled(ctl.blk, &now, &prev, timer_files)) {
             break;

@@ -1,0 +1,129 @@
+/* helper_util: the code several test helpers share (see helper_util.h). */
+#include "helper_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "format/message.h"
+
+/* ---- stopping and waiting ------------------------------------------------------------ */
+
+volatile sig_atomic_t helper_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    helper_stop = 1;
+}
+
+void helper_stop_on_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+void helper_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- the load body ------------------------------------------------------------------- */
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+size_t helper_load_body(char *buf, size_t size, int id, int64_t seq)
+{
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    char rest_hdr[64];
+    uint64_t s = ((uint64_t)(uint32_t)id << 40) ^ (uint64_t)seq ^ 0x9E3779B97F4A7C15ULL;
+    int hl = snprintf(rest_hdr, sizeof(rest_hdr), "%d %lld ", id, (long long)seq);
+    /* "L1 " + 8 hex + " " = 12 bytes; then rest_hdr, payload length digits, "|". */
+    size_t fixed = 12 + (size_t)hl + 12;
+    size_t plen = size > fixed ? size - fixed : 0;
+    char *rest = buf + 12;
+    int n = snprintf(rest, HELPER_LOAD_HDR_MAX, "%s%zu|", rest_hdr, plen);
+    char *pay = rest + n;
+
+    for (size_t i = 0; i < plen; i++) {
+        pay[i] = alpha[xorshift(&s) % (sizeof(alpha) - 1)];
+    }
+    uint32_t crc = shmq_crc32(rest, (size_t)n + plen);
+    char head[16];
+    snprintf(head, sizeof(head), "L1 %08x ", crc);
+    memcpy(buf, head, 12);
+    return 12 + (size_t)n + plen;
+}
+
+const char *helper_load_body_check(const char *b, size_t len, int *id, long long *seq)
+{
+    char tmp[80];
+    unsigned crc_want;
+    size_t plen, hdr;
+    const char *bar;
+    int n;
+
+    if (len < 12 || memcmp(b, "L1 ", 3) != 0 || b[11] != ' ') {
+        return "not a load body";
+    }
+    memcpy(tmp, b + 3, 8);
+    tmp[8] = '\0';
+    if (sscanf(tmp, "%8x%n", &crc_want, &n) != 1 || n != 8) {
+        return "bad crc field";
+    }
+    bar = memchr(b + 12, '|', len - 12 < 60 ? len - 12 : 60);
+    if (!bar) {
+        return "no header end";
+    }
+    hdr = (size_t)(bar - (b + 12));
+    memcpy(tmp, b + 12, hdr);
+    tmp[hdr] = '\0';
+    if (sscanf(tmp, "%d %lld %zu%n", id, seq, &plen, &n) != 3 || (size_t)n != hdr) {
+        return "bad header";
+    }
+    if (12 + hdr + 1 + plen != len) {
+        return "length mismatch";
+    }
+    if (shmq_crc32(b + 12, len - 12) != crc_want) {
+        return "crc mismatch";
+    }
+    return NULL;
+}
+
+void helper_load_gen_init(helper_load_gen_t *g, int id, long long size, long long size_max)
+{
+    g->id = id;
+    g->size = size;
+    g->size_max = size_max < size ? size : size_max;
+    g->rnd = 0x2545F4914F6CDD1DULL ^ (uint64_t)(id + 1);
+}
+
+size_t helper_load_gen_buf_size(const helper_load_gen_t *g)
+{
+    return (size_t)g->size_max + HELPER_LOAD_HDR_MAX;
+}
+
+size_t helper_load_gen_next(helper_load_gen_t *g, char *buf, int64_t seq)
+{
+    size_t want = (size_t)g->size;
+    if (g->size_max > g->size) {
+        want += (size_t)(xorshift(&g->rnd) % (uint64_t)(g->size_max - g->size + 1));
+    }
+    return helper_load_body(buf, want < HELPER_LOAD_HDR_MAX ? HELPER_LOAD_HDR_MAX : want, g->id,
+                            seq);
+}
