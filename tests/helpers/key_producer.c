@@ -24,13 +24,7 @@
 
 #include "shmq/producer.h"
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
+#include "common/helper_util.h"
 
 static int64_t now_ns(void)
 {
@@ -50,59 +44,35 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
-    const char *store = NULL, *topic = NULL;
-    long id = 0, count = 0, rate = 0, timeout = 5000;
+    helper_load_args_t a = {.timeout = 5000};
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 's':
-            store = optarg;
-            break;
-        case 't':
-            topic = optarg;
-            break;
-        case 'i':
-            id = strtol(optarg, NULL, 10);
-            break;
-        case 'n':
-            count = strtol(optarg, NULL, 10);
-            break;
-        case 'r':
-            rate = strtol(optarg, NULL, 10);
-            break;
-        case 'T':
-            timeout = strtol(optarg, NULL, 10);
-            break;
-        default:
+        if (!helper_load_option(&a, opt, optarg)) {
             return 2;
         }
     }
-    if (!store || !topic || count <= 0 || rate < 0 || timeout <= 0) {
+    if (!a.store || !a.topic || a.count <= 0 || a.rate < 0 || a.timeout <= 0) {
         fprintf(stderr, "usage: key_producer --store DIR --topic T --id P --count N [--rate R] "
                         "[--timeout MS]\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    helper_stop_on_signals();
     shmq_producer_options_t po;
     memset(&po, 0, sizeof(po));
-    po.send_timeout_ms = (int)timeout;
+    po.send_timeout_ms = (int)a.timeout;
     shmq_producer_t *p;
-    int rc = shmq_producer_open(store, &po, &p);
+    int rc = shmq_producer_open(a.store, &po, &p);
     if (rc < 0) {
-        fprintf(stderr, "key_producer: open %s: %s %s\n", store, shmq_strerror(rc),
+        fprintf(stderr, "key_producer: open %s: %s %s\n", a.store, shmq_strerror(rc),
                 shmq_error_detail());
         return 1;
     }
     long acked = 0, errors = 0;
     int64_t start = now_ns();
-    for (long seq = 0; seq < count && !stop_flag; seq++) {
-        if (rate > 0) {
-            int64_t due = start + seq * 1000000000LL / rate;
+    for (long long seq = 0; seq < a.count && !helper_stop; seq++) {
+        if (a.rate > 0) {
+            int64_t due = start + seq * 1000000000LL / a.rate;
             int64_t wait = due - now_ns();
             if (wait > 0) {
                 struct timespec ts = {wait / 1000000000, wait % 1000000000};
@@ -110,18 +80,19 @@ int main(int argc, char **argv)
             }
         }
         char keys[128], body[64];
-        snprintf(keys, sizeof(keys), "k%ld-%ld multi-%ld %s", id, seq, id, seq % 2 ? "BB" : "Aa");
-        int blen = snprintf(body, sizeof(body), "key message %ld-%ld", id, seq);
+        snprintf(keys, sizeof(keys), "k%lld-%lld multi-%lld %s", a.id, seq, a.id,
+                 seq % 2 ? "BB" : "Aa");
+        int blen = snprintf(body, sizeof(body), "key message %lld-%lld", a.id, seq);
         shmq_message_t m;
-        shmq_message_init(&m, topic, body, (size_t)blen);
+        shmq_message_init(&m, a.topic, body, (size_t)blen);
         m.keys = keys;
         shmq_send_result_t res;
         rc = shmq_send(p, &m, &res);
         if (rc == 0) {
-            printf("ACK %s k%ld-%ld %lld\n", res.uniq_key, id, seq, (long long)res.phys_offset);
+            printf("ACK %s k%lld-%lld %lld\n", res.uniq_key, a.id, seq, (long long)res.phys_offset);
             acked++;
         } else {
-            printf("ERR %ld %s\n", seq, shmq_strerror(rc));
+            printf("ERR %lld %s\n", seq, shmq_strerror(rc));
             errors++;
         }
     }

@@ -127,3 +127,127 @@ size_t helper_load_gen_next(helper_load_gen_t *g, char *buf, int64_t seq)
     return helper_load_body(buf, want < HELPER_LOAD_HDR_MAX ? HELPER_LOAD_HDR_MAX : want, g->id,
                             seq);
 }
+
+/* ---- the producers' command line ----------------------------------------------------- */
+
+bool helper_load_option(helper_load_args_t *a, int opt, const char *arg)
+{
+    switch (opt) {
+    case 's':
+        a->store = arg;
+        return true;
+    case 't':
+        a->topic = arg;
+        return true;
+    case 'i':
+        a->id = strtoll(arg, NULL, 10);
+        return true;
+    case 'n':
+        a->count = strtoll(arg, NULL, 10);
+        return true;
+    case 'b':
+        a->size = strtoll(arg, NULL, 10);
+        return true;
+    case 'B':
+        a->size_max = strtoll(arg, NULL, 10);
+        return true;
+    case 'a':
+        a->window = strtoll(arg, NULL, 10);
+        return true;
+    case 'r':
+        a->rate = strtoll(arg, NULL, 10);
+        return true;
+    case 'T':
+        a->timeout = strtoll(arg, NULL, 10);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- sending numbered messages ------------------------------------------------------- */
+
+struct helper_slot {
+    helper_sender_t *s;
+    int64_t seq;
+    helper_slot_t *next_free;
+};
+
+static void slot_answered(void *arg, int err, const shmq_send_result_t *res)
+{
+    helper_slot_t *sl = arg;
+    helper_sender_t *s = sl->s;
+    s->inflight--;
+    s->report(s->owner, sl->seq, err, res);
+    sl->next_free = s->free_slots;
+    s->free_slots = sl;
+}
+
+int helper_sender_init(helper_sender_t *s, int window, int64_t wait_ms, helper_report_fn *report,
+                       void *owner)
+{
+    memset(s, 0, sizeof(*s));
+    s->window = window;
+    s->wait_ms = wait_ms;
+    s->report = report;
+    s->owner = owner;
+    if (window > 0) {
+        s->slots = calloc((size_t)window, sizeof(*s->slots));
+        if (s->slots == NULL) {
+            return -ENOMEM;
+        }
+        for (int i = 0; i < window; i++) {
+            s->slots[i].s = s;
+            s->slots[i].next_free = s->free_slots;
+            s->free_slots = &s->slots[i];
+        }
+    }
+    return 0;
+}
+
+int helper_sender_send(helper_sender_t *s, shmq_producer_t *p, const shmq_message_t *m, int64_t seq)
+{
+    if (s->window == 0) {
+        shmq_send_result_t res;
+        int rc = shmq_send(p, m, &res);
+        s->report(s->owner, seq, rc, &res);
+        return rc;
+    }
+    int64_t w0 = shmq_mono_ms();
+    while (!s->free_slots && shmq_mono_ms() - w0 < s->wait_ms) {
+        shmq_producer_poll(p, 100);
+        if (s->waiting) {
+            s->waiting(s->owner);
+        }
+    }
+    if (!s->free_slots) {
+        return HELPER_SEND_STUCK;
+    }
+    helper_slot_t *sl = s->free_slots;
+    s->free_slots = sl->next_free;
+    sl->seq = seq;
+    int rc = shmq_send_async(p, m, slot_answered, sl);
+    if (rc < 0) {
+        sl->next_free = s->free_slots;
+        s->free_slots = sl;
+        s->report(s->owner, seq, rc, NULL);
+    } else {
+        s->inflight++;
+    }
+    return rc;
+}
+
+int helper_sender_flush(helper_sender_t *s, shmq_producer_t *p)
+{
+    if (s->window > 0) {
+        shmq_producer_flush(p, (int)s->wait_ms);
+    }
+    return s->inflight;
+}
+
+void helper_sender_free(helper_sender_t *s)
+{
+    free(s->slots);
+    s->slots = NULL;
+    s->free_slots = NULL;
+}

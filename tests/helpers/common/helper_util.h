@@ -5,7 +5,11 @@
  *   - the stop flag SIGTERM/SIGINT set, and a millisecond sleep;
  *   - the load body ("L1 <crc32> <id> <seq> <len>|<payload>") that
  *     load_producer and ack_producer send and load_consumer checks, and the
- *     generator of its sizes.
+ *     generator of its sizes;
+ *   - the command line those producers and key_producer share (--store,
+ *     --topic, --id, --count, --size, --size-max, --async, --rate, --timeout);
+ *   - sending numbered messages synchronously or with a window of requests
+ *     in flight, each answer handed to the helper's report function.
  *
  * Nothing here prints: the helpers keep their own output, which the shell
  * tests parse.
@@ -17,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "shmq/producer.h"
 
 /* ---- stopping and waiting ------------------------------------------------------------ */
 
@@ -63,5 +69,72 @@ size_t helper_load_gen_buf_size(const helper_load_gen_t *g);
 
 /* The body of message seq into buf; its length. */
 size_t helper_load_gen_next(helper_load_gen_t *g, char *buf, int64_t seq);
+
+/* ---- the producers' command line ----------------------------------------------------- */
+
+typedef struct helper_load_args {
+    const char *store;
+    const char *topic;
+    long long id;
+    long long count;
+    long long size;
+    long long size_max;
+    long long window; /* --async: requests in flight, 0 synchronous */
+    long long rate;   /* messages a second, 0 as fast as answered */
+    long long timeout;
+} helper_load_args_t;
+
+/*
+ * Take option opt (getopt_long's value) with argument arg when it is one of
+ * the shared ones: 's' --store, 't' --topic, 'i' --id, 'n' --count, 'b'
+ * --size, 'B' --size-max, 'a' --async, 'r' --rate, 'T' --timeout.  Returns
+ * false for any other.  The helper's option table says which it accepts.
+ */
+bool helper_load_option(helper_load_args_t *a, int opt, const char *arg);
+
+/* ---- sending numbered messages ------------------------------------------------------- */
+
+/* The answer to message seq: err 0 and res, or err < 0 (res NULL when no request was made). */
+typedef void helper_report_fn(void *owner, int64_t seq, int err, const shmq_send_result_t *res);
+
+typedef struct helper_slot helper_slot_t;
+
+/*
+ * Sends numbered messages through one producer, synchronously (window 0) or
+ * with up to window requests in flight.  Every send made is answered once
+ * through report(owner, ...), from shmq_producer_poll or flush for an
+ * asynchronous one.
+ */
+typedef struct helper_sender {
+    int window;      /* requests in flight at most; 0: synchronous */
+    int64_t wait_ms; /* how long to wait for a free slot, and for the last answers */
+    int inflight;    /* requests sent and not answered */
+    helper_report_fn *report;
+    void (*waiting)(void *owner); /* called while waiting for a free slot, or NULL */
+    void *owner;
+    helper_slot_t *slots;
+    helper_slot_t *free_slots;
+} helper_sender_t;
+
+/* Returned by helper_sender_send when no slot came free within wait_ms. */
+#define HELPER_SEND_STUCK 1
+
+/* Returns 0 or -ENOMEM.  waiting starts NULL. */
+int helper_sender_init(helper_sender_t *s, int window, int64_t wait_ms, helper_report_fn *report,
+                       void *owner);
+
+/*
+ * Send m as message seq through p: synchronously (the answer is reported
+ * before the return) or asynchronously once a slot is free (a send refused
+ * at once is reported at once).  Returns the send's code, or
+ * HELPER_SEND_STUCK: no slot came free, nothing was sent or reported.
+ */
+int helper_sender_send(helper_sender_t *s, shmq_producer_t *p, const shmq_message_t *m,
+                       int64_t seq);
+
+/* Wait up to wait_ms for the answers in flight; returns how many are still missing. */
+int helper_sender_flush(helper_sender_t *s, shmq_producer_t *p);
+
+void helper_sender_free(helper_sender_t *s);
 
 #endif
