@@ -22,35 +22,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "format/message.h"
 #include "shmq/consumer.h"
 
+#include "common/helper_util.h"
+
 #define MAX_QUEUES 1024
 #define POLL_MS    100 /* long-poll slice when a whole pass found nothing */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int usage(void)
 {
     fprintf(stderr, "usage: consume STORE TOPIC GROUP --count N [--timeout MS] [--tags EXPR]\n");
     return 2;
-}
-
-static bool parse_num(const char *s, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < 0) {
-        return false;
-    }
-    *out = v;
-    return true;
 }
 
 static int fail(const char *what, int rc)
@@ -70,11 +54,11 @@ int main(int argc, char **argv)
     const char *tags = NULL;
     for (int i = 4; i < argc; i++) {
         if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
-            if (!parse_num(argv[++i], &count)) {
+            if (!helper_parse_count(argv[++i], &count)) {
                 return usage();
             }
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-            if (!parse_num(argv[++i], &timeout)) {
+            if (!helper_parse_count(argv[++i], &timeout)) {
                 return usage();
             }
         } else if (strcmp(argv[i], "--tags") == 0 && i + 1 < argc) {
@@ -92,16 +76,15 @@ int main(int argc, char **argv)
     if (rc < 0) {
         return fail("open", rc);
     }
-    int64_t deadline = mono_ms() + timeout;
+    int64_t deadline = shmq_mono_ms() + timeout;
     int nq = 0;
     /* The topic may not exist yet: wait for it until the deadline. */
-    while ((nq = shmq_topic_queue_count(c, topic)) <= 0 && mono_ms() < deadline) {
+    while ((nq = shmq_topic_queue_count(c, topic)) <= 0 && shmq_mono_ms() < deadline) {
         if (nq < 0 && nq != SHMQ_E_NOT_FOUND) {
             shmq_consumer_close(c);
             return fail("topic", nq);
         }
-        struct timespec ts = {0, POLL_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        helper_sleep_ms(POLL_MS);
     }
     if (nq > MAX_QUEUES) {
         nq = MAX_QUEUES;
@@ -126,7 +109,7 @@ int main(int argc, char **argv)
             code = 0;
             break;
         }
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - shmq_mono_ms();
         if (left <= 0) {
             code = count == 0 ? 0 : 1;
             break;

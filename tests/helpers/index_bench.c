@@ -12,6 +12,7 @@
  * record; it prints the lookups per second, how many found their message,
  * and latency percentiles.  Exit 1 if any lookup found no message.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +23,7 @@
 #include "client/query.h"
 #include "shmq/admin.h"
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "common/helper_util.h"
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -64,10 +60,10 @@ static int build(const shmq_config_t *cfg)
                 shmq_error_detail());
         return 1;
     }
-    int64_t pos = rep.pos, t0 = now_ns();
+    int64_t pos = rep.pos, t0 = helper_mono_ns();
     int64_t n = shmq_index_build(&svc, &cl, &pos, end);
     int frc = shmq_index_flush(&svc, NULL);
-    double s = (double)(now_ns() - t0) / 1e9;
+    double s = (double)(helper_mono_ns() - t0) / 1e9;
     if (n < 0 || frc < 0) {
         fprintf(stderr, "index_bench: build: %s %s\n", shmq_strerror(n < 0 ? (int)n : frc),
                 shmq_error_detail());
@@ -96,11 +92,9 @@ int main(int argc, char **argv)
     shmq_config_defaults(cfg);
     const char *topic = NULL;
     long long keys = 0, lookups = 1000000;
-    int max = 64, opt;
+    int max = 64, opt, rc;
     bool do_build = false;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char k[256];
-        const char *eq;
         switch (opt) {
         case 's':
             snprintf(cfg->store_path_root_dir, sizeof(cfg->store_path_root_dir), "%s", optarg);
@@ -121,12 +115,11 @@ int main(int argc, char **argv)
             do_build = true;
             break;
         case 'S':
-            eq = strchr(optarg, '=');
-            if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof(k)) {
+            rc = helper_config_set_arg(cfg, optarg);
+            if (rc == -EINVAL) {
                 return 2;
             }
-            snprintf(k, sizeof(k), "%.*s", (int)(eq - optarg), optarg);
-            if (shmq_config_set(cfg, k, eq + 1, NULL, NULL) < 0) {
+            if (rc < 0) {
                 fprintf(stderr, "index_bench: bad --set %s\n", optarg);
                 return 2;
             }
@@ -145,7 +138,7 @@ int main(int argc, char **argv)
         return 1;
     }
     shmq_admin_t *a;
-    int rc = shmq_admin_open_config(cfg, &a);
+    rc = shmq_admin_open_config(cfg, &a);
     if (rc < 0) {
         fprintf(stderr, "index_bench: open: %s %s\n", shmq_strerror(rc), shmq_error_detail());
         return 1;
@@ -155,16 +148,16 @@ int main(int argc, char **argv)
     int64_t *lat = malloc(nsamples * sizeof(*lat));
     unsigned long long seed = 88172645463325252ULL, found = 0;
     char key[32];
-    int64_t t0 = now_ns();
+    int64_t t0 = helper_mono_ns();
     for (long long i = 0; i < lookups; i++) {
         seed ^= seed << 13; /* xorshift64 */
         seed ^= seed >> 7;
         seed ^= seed << 17;
         snprintf(key, sizeof(key), "key-%llu", seed % (unsigned long long)keys);
-        int64_t s = (i & 63) == 0 ? now_ns() : 0;
+        int64_t s = (i & 63) == 0 ? helper_mono_ns() : 0;
         rc = shmq_query_by_key(a, topic, key, 0, INT64_MAX, max, res);
         if (s && ns < nsamples) {
-            lat[ns++] = now_ns() - s;
+            lat[ns++] = helper_mono_ns() - s;
         }
         if (rc < 0) {
             fprintf(stderr, "index_bench: query %s: %s\n", key, shmq_strerror(rc));
@@ -172,7 +165,7 @@ int main(int argc, char **argv)
         }
         found += res->count > 0;
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(helper_mono_ns() - t0) / 1e9;
     qsort(lat, ns, sizeof(*lat), cmp_i64);
     printf("lookups: %lld in %.2f s = %.0f lookups/s from one process (%s store), "
            "%llu found; latency p50 %.1f us, p99 %.1f us, max %.1f us\n",

@@ -15,6 +15,7 @@
  * point at that message: 1 when the message was indexed exactly once.
  * Exit 0 when every line was checked, 1 on an error, 2 on bad arguments.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@
 #include "store/index_service.h"
 #include "client/query.h"
 #include "shmq/admin.h"
+
+#include "common/helper_util.h"
 
 static int count_phys(void *arg, int64_t phys, int32_t entry)
 {
@@ -64,10 +67,8 @@ int main(int argc, char **argv)
     shmq_config_defaults(cfg);
     const char *topic = NULL;
     bool by_key = false;
-    int opt;
+    int opt, rc;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char k[256];
-        const char *eq;
         switch (opt) {
         case 's':
             snprintf(cfg->store_path_root_dir, sizeof(cfg->store_path_root_dir), "%s", optarg);
@@ -79,13 +80,12 @@ int main(int argc, char **argv)
             by_key = true;
             break;
         case 'S':
-            eq = strchr(optarg, '=');
-            if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof(k)) {
+            rc = helper_config_set_arg(cfg, optarg);
+            if (rc == -EINVAL) {
                 fprintf(stderr, "index_check: --set KEY=VALUE\n");
                 return 2;
             }
-            snprintf(k, sizeof(k), "%.*s", (int)(eq - optarg), optarg);
-            if (shmq_config_set(cfg, k, eq + 1, NULL, NULL) < 0) {
+            if (rc < 0) {
                 fprintf(stderr, "index_check: bad --set %s\n", optarg);
                 return 2;
             }
@@ -100,7 +100,7 @@ int main(int argc, char **argv)
         return 2;
     }
     shmq_admin_t *a;
-    int rc = shmq_admin_open_config(cfg, &a);
+    rc = shmq_admin_open_config(cfg, &a);
     if (rc < 0) {
         fprintf(stderr, "index_check: open %s: %s %s\n", cfg->store_path_root_dir,
                 shmq_strerror(rc), shmq_error_detail());

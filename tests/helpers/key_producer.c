@@ -26,13 +26,6 @@
 
 #include "common/helper_util.h"
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -69,11 +62,11 @@ int main(int argc, char **argv)
         return 1;
     }
     long acked = 0, errors = 0;
-    int64_t start = now_ns();
+    int64_t start = helper_mono_ns();
     for (long long seq = 0; seq < a.count && !helper_stop; seq++) {
         if (a.rate > 0) {
             int64_t due = start + seq * 1000000000LL / a.rate;
-            int64_t wait = due - now_ns();
+            int64_t wait = due - helper_mono_ns();
             if (wait > 0) {
                 struct timespec ts = {wait / 1000000000, wait % 1000000000};
                 nanosleep(&ts, NULL);

@@ -29,8 +29,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "shmq/consumer.h"
 #include "shmq/producer.h"
+
+#include "common/helper_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define ASAN 1
@@ -43,13 +46,6 @@
 #define ASAN 0
 #endif
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: sched_load send STORE TOPIC --count N (--at-from MS [--at-span MS] | "
@@ -57,18 +53,6 @@ static int usage(void)
                     "       sched_load recv STORE TOPIC GROUP --count N [--timeout MS] "
                     "[--fail-until K] [--lines]\n");
     return 2;
-}
-
-static bool num(const char *s, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < 0) {
-        return false;
-    }
-    *out = v;
-    return true;
 }
 
 static int fail(const char *what, int rc)
@@ -119,7 +103,7 @@ static int do_send(const char *store, const char *topic, int argc, char **argv)
         } else if (!strcmp(argv[i], "--rate")) {
             dst = &rate;
         }
-        if (dst == NULL || i + 1 >= argc || !num(argv[++i], dst)) {
+        if (dst == NULL || i + 1 >= argc || !helper_parse_count(argv[++i], dst)) {
             return usage();
         }
     }
@@ -133,20 +117,19 @@ static int do_send(const char *store, const char *topic, int argc, char **argv)
         return fail("producer", rc);
     }
     send_state_t st = {0};
-    int64_t start = wall_ms(), first_due = 0, last_due = 0;
+    int64_t start = shmq_now_ms(), first_due = 0, last_due = 0;
     for (long long i = 0; i < count; i++) {
         while (st.inflight >= 256) {
             shmq_producer_poll(p, 100);
         }
-        while (rate > 0 && (wall_ms() - start) * rate < i * 1000) {
+        while (rate > 0 && (shmq_now_ms() - start) * rate < i * 1000) {
             shmq_producer_poll(p, 1);
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
+            helper_sleep_ms(1);
         }
         shmq_message_t m;
         char body[96];
         int64_t due;
-        int64_t now = wall_ms();
+        int64_t now = shmq_now_ms();
         if (at_from >= 0) {
             due = start + at_from + at_span * i / count;
         } else if (after >= 0) {
@@ -174,7 +157,7 @@ static int do_send(const char *store, const char *topic, int argc, char **argv)
         st.inflight++;
     }
     shmq_producer_flush(p, 60000);
-    int64_t done = wall_ms();
+    int64_t done = shmq_now_ms();
     shmq_producer_close(p);
     printf("sent %lld first_due %lld last_due %lld done_ms %lld\n", st.ok, (long long)first_due,
            (long long)last_due, (long long)done);
@@ -198,7 +181,7 @@ static int do_recv(const char *store, const char *topic, const char *group, int 
         } else if (!strcmp(argv[i], "--fail-until")) {
             dst = &fail_until;
         }
-        if (dst == NULL || i + 1 >= argc || !num(argv[++i], dst)) {
+        if (dst == NULL || i + 1 >= argc || !helper_parse_count(argv[++i], dst)) {
             return usage();
         }
     }
@@ -216,13 +199,13 @@ static int do_recv(const char *store, const char *topic, const char *group, int 
         return 3;
     }
     long long distinct = 0, total = 0, dups = 0;
-    int64_t max_late = INT64_MIN, min_late = INT64_MAX, last_arrival = wall_ms();
-    while (distinct < count && wall_ms() - last_arrival < timeout) {
+    int64_t max_late = INT64_MIN, min_late = INT64_MAX, last_arrival = shmq_now_ms();
+    while (distinct < count && shmq_now_ms() - last_arrival < timeout) {
         rc = shmq_consumer_poll(c, topic, NULL, SHMQ_PULL_MAX, 100, res);
         if (rc < 0) {
             return fail("poll", rc);
         }
-        int64_t arrival = wall_ms();
+        int64_t arrival = shmq_now_ms();
         for (size_t k = 0; k < res->count; k++) {
             const shmq_msg_view_t *v = &res->msgs[k];
             long long i = -1, due = 0;

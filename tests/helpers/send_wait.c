@@ -30,19 +30,7 @@
 
 #include "shmq/producer.h"
 
-typedef struct answer {
-    bool done;
-    int err;
-    shmq_send_result_t res;
-} answer_t;
-
-static void on_done(void *arg, int err, const shmq_send_result_t *res)
-{
-    answer_t *a = arg;
-    a->done = true;
-    a->err = err;
-    a->res = *res;
-}
+#include "common/helper_util.h"
 
 static int print_answer(int err, const shmq_send_result_t *r)
 {
@@ -130,8 +118,7 @@ int main(int argc, char **argv)
     printf("attached\n");
     for (int waited = 0; go_file != NULL && access(go_file, F_OK) != 0 && waited < 30000;
          waited += 10) {
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
+        helper_sleep_ms(10);
     }
     char *body = malloc((size_t)size + 1);
     if (body == NULL) {
@@ -147,8 +134,8 @@ int main(int argc, char **argv)
     memset(&res, 0, sizeof(res));
     int code;
     if (async) {
-        answer_t a = {0};
-        rc = shmq_send_async(p, &m, on_done, &a);
+        helper_answer_t a = {0};
+        rc = shmq_send_async(p, &m, helper_answer_cb, &a);
         if (rc == 0) {
             printf("published\n");
             while (!a.done && shmq_producer_poll(p, 100) >= 0) {

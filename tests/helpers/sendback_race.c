@@ -40,32 +40,17 @@
 
 #define GO_WAIT_MS 60000
 
-typedef struct answer {
-    const char *name;
-    bool done;
-    int err;
-    shmq_send_result_t res;
-} answer_t;
-
-static void on_done(void *arg, int err, const shmq_send_result_t *res)
-{
-    answer_t *a = arg;
-    a->done = true;
-    a->err = err;
-    a->res = *res;
-}
-
-static int print_answer(const answer_t *a)
+static int print_answer(const char *name, const helper_answer_t *a)
 {
     if (!a->done) {
-        printf("err %s %d no answer\n", a->name, -ETIMEDOUT);
+        printf("err %s %d no answer\n", name, -ETIMEDOUT);
         return 1;
     }
     if (a->err < 0) {
-        printf("err %s %d %s\n", a->name, a->err, shmq_strerror(a->err));
+        printf("err %s %d %s\n", name, a->err, shmq_strerror(a->err));
         return 1;
     }
-    printf("ok %s %d %lld %lld %d\n", a->name, a->res.queue_id, (long long)a->res.queue_offset,
+    printf("ok %s %d %lld %lld %d\n", name, a->res.queue_id, (long long)a->res.queue_offset,
            (long long)a->res.phys_offset, a->res.status);
     return 0;
 }
@@ -149,8 +134,8 @@ int main(int argc, char **argv)
     orig.props_len = (uint32_t)plen;
     orig.body = (const uint8_t *)body;
     orig.body_len = (uint32_t)strlen(body);
-    answer_t a_orig = {.name = "original"}, a_copy = {.name = "copy"};
-    rc = shmq_producer_send_entry_async(orig_p, &orig, on_done, &a_orig);
+    helper_answer_t a_orig = {0}, a_copy = {0};
+    rc = shmq_producer_send_entry_async(orig_p, &orig, helper_answer_cb, &a_orig);
     if (rc < 0) {
         printf("err original %d %s\n", rc, shmq_strerror(rc));
         return 1;
@@ -183,7 +168,7 @@ int main(int argc, char **argv)
                               "00000000000000000000000000000000", cprops, sizeof(cprops), &copy);
     }
     if (rc == 0) {
-        rc = shmq_producer_send_entry_async(copy_p, &copy, on_done, &a_copy);
+        rc = shmq_producer_send_entry_async(copy_p, &copy, helper_answer_cb, &a_copy);
     }
     if (rc < 0) {
         printf("err copy %d %s: %s\n", rc, shmq_strerror(rc), shmq_error_detail());
@@ -196,7 +181,7 @@ int main(int argc, char **argv)
         shmq_producer_poll(orig_p, 10);
         shmq_producer_poll(copy_p, 10);
     }
-    int bad = print_answer(&a_orig) + print_answer(&a_copy);
+    int bad = print_answer("original", &a_orig) + print_answer("copy", &a_copy);
     shmq_producer_close(copy_p);
     shmq_producer_close(orig_p);
     return bad ? 1 : 0;

@@ -36,6 +36,49 @@ void helper_sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
+int64_t helper_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- command-line values ------------------------------------------------------------- */
+
+bool helper_parse_count(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int helper_config_set_arg(shmq_config_t *cfg, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    char key[256];
+    if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof(key)) {
+        return -EINVAL;
+    }
+    snprintf(key, sizeof(key), "%.*s", (int)(eq - arg), arg);
+    int rc = shmq_config_set(cfg, key, eq + 1, NULL, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- one asynchronous answer --------------------------------------------------------- */
+
+void helper_answer_cb(void *arg, int err, const shmq_send_result_t *res)
+{
+    helper_answer_t *a = arg;
+    a->done = true;
+    a->err = err;
+    a->res = *res;
+}
+
 /* ---- the load body ------------------------------------------------------------------- */
 
 static uint64_t xorshift(uint64_t *s)

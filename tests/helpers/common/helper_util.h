@@ -2,7 +2,10 @@
  * helper_util: what several test helpers (tests/helpers/X.c) do the same way,
  * compiled once and linked into every helper.
  *
- *   - the stop flag SIGTERM/SIGINT set, and a millisecond sleep;
+ *   - the stop flag SIGTERM/SIGINT set, a millisecond sleep, a nanosecond
+ *     clock;
+ *   - command-line values: a count, a broker.conf KEY=VALUE;
+ *   - the answer to one asynchronous send, kept for later;
  *   - the load body ("L1 <crc32> <id> <seq> <len>|<payload>") that
  *     load_producer and ack_producer send and load_consumer checks, and the
  *     generator of its sizes;
@@ -22,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format/config.h"
 #include "shmq/producer.h"
 
 /* ---- stopping and waiting ------------------------------------------------------------ */
@@ -32,6 +36,31 @@ extern volatile sig_atomic_t helper_stop;
 void helper_stop_on_signals(void);
 
 void helper_sleep_ms(int64_t ms);
+
+/* CLOCK_MONOTONIC in nanoseconds, for rates and latencies finer than base/clock.h's ms. */
+int64_t helper_mono_ns(void);
+
+/* ---- command-line values ------------------------------------------------------------- */
+
+/* A whole decimal number >= 0 and nothing else into *out; false otherwise. */
+bool helper_parse_count(const char *s, long long *out);
+
+/*
+ * Apply "KEY=VALUE" (a broker.conf entry) to cfg.  Returns 0, -EINVAL when
+ * arg is not KEY=VALUE, or shmq_config_set's error for a bad value.
+ */
+int helper_config_set_arg(shmq_config_t *cfg, const char *arg);
+
+/* ---- one asynchronous answer --------------------------------------------------------- */
+
+typedef struct helper_answer {
+    bool done;
+    int err;
+    shmq_send_result_t res;
+} helper_answer_t;
+
+/* A shmq_send_cb: records the answer in the helper_answer_t arg points to. */
+void helper_answer_cb(void *arg, int err, const shmq_send_result_t *res);
 
 /* ---- the load body ------------------------------------------------------------------- */
 
