@@ -195,7 +195,7 @@ static bool transient_cb(int err, void *arg)
  * settled (stored, or refused for good: dropped and logged); a transient error ends
  * that prefix.  < 0: no answer in time (the scheduler exits and starts again).
  */
-static int64_t batch_wait(scheduler_t *s, const char *what)
+static int64_t batch_wait(scheduler_t *s, const char *what, const char *acked_step)
 {
     size_t sent = s->batch.n;
     int64_t done = shmq_deliver_wait(&s->batch, SC_FLUSH_WAIT_MS, transient_cb, s);
@@ -212,6 +212,9 @@ static int64_t batch_wait(scheduler_t *s, const char *what)
     }
     if ((size_t)done < sent) {
         count(&s->blk->scheduler.retries, 1);
+    }
+    if (done > 0) {
+        crash_point(s, acked_step);
     }
     return done;
 }
@@ -268,6 +271,15 @@ static int delay_save(scheduler_t *s)
     return 0;
 }
 
+/* A pull that found nothing but whose next_offset is where the queue goes on
+ * (units cleaned away, none to match, an offset past the end): take it. */
+static bool pull_moves_offset(const shmq_pull_result_t *pr)
+{
+    return pr->status == SHMQ_PULL_OFFSET_TOO_SMALL || pr->status == SHMQ_PULL_NO_MATCHED_MSG ||
+           pr->status == SHMQ_PULL_OFFSET_OVERFLOW_BADLY ||
+           pr->status == SHMQ_PULL_MESSAGE_WAS_REMOVING;
+}
+
 /* Deliver the due units of one level; returns the units settled or < 0. */
 static int64_t delay_level_work(scheduler_t *s, int l, int64_t now)
 {
@@ -279,9 +291,7 @@ static int64_t delay_level_work(scheduler_t *s, int l, int64_t now)
     }
     const shmq_pull_result_t *pr = s->pr;
     if (pr->status != SHMQ_PULL_FOUND) {
-        if (pr->status == SHMQ_PULL_OFFSET_TOO_SMALL || pr->status == SHMQ_PULL_NO_MATCHED_MSG ||
-            pr->status == SHMQ_PULL_OFFSET_OVERFLOW_BADLY ||
-            pr->status == SHMQ_PULL_MESSAGE_WAS_REMOVING) {
+        if (pull_moves_offset(pr)) {
             lv->offset = pr->next_offset;
             s->delay_dirty = true;
         }
@@ -324,12 +334,9 @@ static int64_t delay_level_work(scheduler_t *s, int l, int64_t now)
     /* Units past the batch (or filtered blanks) up to next_offset are settled too. */
     bool whole = i == pr->count;
     int64_t sent = (int64_t)s->batch.n;
-    int64_t done = batch_wait(s, "delay level unit");
+    int64_t done = batch_wait(s, "delay level unit", "delay-acked");
     if (done < 0) {
         return done;
-    }
-    if (done > 0) {
-        crash_point(s, "delay-acked");
     }
     if (done > 0) {
         lv->offset = s->batch.items[done - 1].key + 1;
@@ -417,9 +424,7 @@ static int64_t timer_enqueue_work(scheduler_t *s, int64_t now)
     }
     const shmq_pull_result_t *pr = s->pr;
     if (pr->status != SHMQ_PULL_FOUND) {
-        if (pr->status == SHMQ_PULL_OFFSET_TOO_SMALL || pr->status == SHMQ_PULL_NO_MATCHED_MSG ||
-            pr->status == SHMQ_PULL_OFFSET_OVERFLOW_BADLY ||
-            pr->status == SHMQ_PULL_MESSAGE_WAS_REMOVING) {
+        if (pull_moves_offset(pr)) {
             s->ts.queue_offset = pr->next_offset;
         }
         return 0;
@@ -564,12 +569,9 @@ static int64_t timer_dequeue_work(scheduler_t *s, int64_t now)
             }
         }
         int64_t sent = (int64_t)s->batch.n;
-        int64_t done = batch_wait(s, "timer unit");
+        int64_t done = batch_wait(s, "timer unit", "timer-acked");
         if (done < 0) {
             return done;
-        }
-        if (done > 0) {
-            crash_point(s, "timer-acked");
         }
         count(&s->blk->scheduler.timer_delivered, (uint64_t)done);
         shmq_timer_progress(&s->ts, slot, s->ts.slot_done + done, 0);

@@ -62,6 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "store/clean.h"
 #include "shm/ctl_clean.h"
 #include "format/commitlog.h"
@@ -184,22 +185,6 @@ typedef struct writer {
 enum { UNIT_OK = 0, UNIT_DISCARD = 1, UNIT_STOP = 2 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 /* Rate-limited log line (producers' bad input, repeated append errors). */
 static void log_limited(writer_t *wr, enum shmq_log_level level, const char *fmt, ...)
@@ -1032,15 +1017,15 @@ static void writer_idle(shmq_worker_t *w, void *arg, int timeout_ms)
 {
     writer_t *wr = arg;
     /* Dense traffic: a short spin is cheaper than a futex wake (~27 us). */
-    int64_t until = mono_ns() + WR_SPIN_NS;
+    int64_t until = shmq_mono_ns() + WR_SPIN_NS;
     for (unsigned i = 1;; i++) {
         if (rings_pending(wr) || w->stop) {
             return;
         }
-        if ((i & 15) == 0 && mono_ns() > until) {
+        if ((i & 15) == 0 && shmq_mono_ns() > until) {
             break;
         }
-        cpu_relax();
+        shmq_cpu_relax();
     }
     shmq_ctl_sleep(&wr->ctl->wake->writer_wake, rings_pending, wr, timeout_ms);
 }

@@ -44,14 +44,21 @@ static int entry_check(shmq_producer_t *p, const shmq_ring_msg_t *rm, char uniq[
     return 0;
 }
 
-static void entry_prepare(const shmq_ring_msg_t *rm, shmq_ring_msg_t *out)
+/* Check rm (entry_check) and copy it into *out as a single message with no slot yet. */
+static int entry_prepare(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_ring_msg_t *out,
+                         char uniq[SHMQ_UNIQ_KEY_MAX])
 {
+    int rc = entry_check(p, rm, uniq);
+    if (rc < 0) {
+        return rc;
+    }
     *out = *rm;
     out->batch_index = 0;
     out->batch_count = 1;
     out->flags = 0;
     out->slot = 0;
     out->req_id = 0;
+    return 0;
 }
 
 int shmq_producer_send_entry(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_send_result_t *res)
@@ -61,18 +68,12 @@ int shmq_producer_send_entry(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq
     }
     int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
     char uniq[SHMQ_UNIQ_KEY_MAX];
-    int rc = entry_check(p, rm, uniq);
-    if (rc < 0) {
-        return rc;
-    }
     shmq_ring_msg_t e;
-    entry_prepare(rm, &e);
-    uint32_t s;
-    rc = shmq_prod_enqueue(p, &e, REQ_SYNC, deadline, &s);
+    int rc = entry_prepare(p, rm, &e, uniq);
     if (rc < 0) {
         return rc;
     }
-    return shmq_prod_wait_result(p, s, deadline, uniq, res);
+    return shmq_prod_send_sync(p, &e, deadline, uniq, res);
 }
 
 int shmq_producer_send_entry_async(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_send_cb cb,
@@ -83,21 +84,12 @@ int shmq_producer_send_entry_async(shmq_producer_t *p, const shmq_ring_msg_t *rm
     }
     int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
     char uniq[SHMQ_UNIQ_KEY_MAX];
-    int rc = entry_check(p, rm, uniq);
-    if (rc < 0) {
-        return rc;
-    }
     shmq_ring_msg_t e;
-    entry_prepare(rm, &e);
-    uint32_t s;
-    rc = shmq_prod_enqueue(p, &e, REQ_ASYNC, deadline, &s);
+    int rc = entry_prepare(p, rm, &e, uniq);
     if (rc < 0) {
         return rc;
     }
-    p->reqs[s].cb = cb;
-    p->reqs[s].arg = arg;
-    memcpy(p->reqs[s].uniq, uniq, sizeof(uniq));
-    return 0;
+    return shmq_prod_send_async(p, &e, deadline, uniq, cb, arg);
 }
 
 int shmq_producer_ctl(shmq_producer_t *p, shmq_ctl_t **ctl)

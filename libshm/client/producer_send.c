@@ -17,23 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "format/message.h"
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 /* ---- slots, ring space, completions ----------------------------------------------------- */
 
@@ -272,15 +257,15 @@ static int answer_check(shmq_producer_t *p, const shmq_ring_slot_t *sl)
 static int wait_slot(shmq_producer_t *p, uint32_t s, int64_t deadline)
 {
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
-    int64_t spin_end = mono_ns() + PROD_SPIN_NS;
+    int64_t spin_end = shmq_mono_ns() + PROD_SPIN_NS;
     for (unsigned i = 1;; i++) {
         if (slot_done(sl)) {
             return 0;
         }
-        if ((i & 63) == 0 && mono_ns() > spin_end) {
+        if ((i & 63) == 0 && shmq_mono_ns() > spin_end) {
             break;
         }
-        cpu_relax();
+        shmq_cpu_relax();
     }
     struct slot_wait w = {.p = p, .slot = s};
     for (;;) {
@@ -383,11 +368,11 @@ static int flush_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
 /* ---- sends ---------------------------------------------------------------------------------- */
 
 /*
- * Put one message in the ring.  mode: REQ_SYNC / REQ_ASYNC with a slot, or
- * REQ_FREE for one-way.  On success *slot_out holds the slot used.
+ * Check one message and make its ring entry view *rm (pointing into
+ * p->props) and its UNIQ_KEY.
  */
-static int enqueue_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode, int64_t deadline,
-                       uint32_t *slot_out, char uniq[SHMQ_UNIQ_KEY_MAX])
+static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, shmq_ring_msg_t *rm,
+                       char uniq[SHMQ_UNIQ_KEY_MAX])
 {
     int rc = shmq_prod_ensure_ready(p);
     if (rc < 0) {
@@ -405,12 +390,11 @@ static int enqueue_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode
     if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq)) < 0) {
         return rc;
     }
-    shmq_ring_msg_t rm;
-    shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, &rm);
-    return shmq_prod_enqueue(p, &rm, mode, deadline, slot_out);
+    shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, rm);
+    return 0;
 }
 
-/* Put the entry view rm (single message, no slot yet) in the ring; see enqueue_one. */
+/* Put the entry view rm (single message, no slot yet) in the ring; see producer_int.h. */
 int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm_in, uint8_t mode,
                       int64_t deadline, uint32_t *slot_out)
 {
@@ -449,12 +433,37 @@ int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *r
     }
     int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
     char uniq[SHMQ_UNIQ_KEY_MAX];
+    shmq_ring_msg_t rm;
+    int rc = prepare_one(p, m, &rm, uniq);
+    if (rc < 0) {
+        return rc;
+    }
+    return shmq_prod_send_sync(p, &rm, deadline, uniq, res);
+}
+
+int shmq_prod_send_sync(shmq_producer_t *p, const shmq_ring_msg_t *rm, int64_t deadline,
+                        const char *uniq, shmq_send_result_t *res)
+{
     uint32_t s;
-    int rc = enqueue_one(p, m, REQ_SYNC, deadline, &s, uniq);
+    int rc = shmq_prod_enqueue(p, rm, REQ_SYNC, deadline, &s);
     if (rc < 0) {
         return rc;
     }
     return shmq_prod_wait_result(p, s, deadline, uniq, res);
+}
+
+int shmq_prod_send_async(shmq_producer_t *p, const shmq_ring_msg_t *rm, int64_t deadline,
+                         const char *uniq, shmq_send_cb cb, void *arg)
+{
+    uint32_t s;
+    int rc = shmq_prod_enqueue(p, rm, REQ_ASYNC, deadline, &s);
+    if (rc < 0) {
+        return rc;
+    }
+    p->reqs[s].cb = cb;
+    p->reqs[s].arg = arg;
+    memcpy(p->reqs[s].uniq, uniq, sizeof(p->reqs[s].uniq));
+    return 0;
 }
 
 /* Wait for the answer to the REQ_SYNC request in slot s; see shmq_send. */
@@ -495,15 +504,12 @@ int shmq_send_async(shmq_producer_t *p, const shmq_message_t *m, shmq_send_cb cb
     }
     int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
     char uniq[SHMQ_UNIQ_KEY_MAX];
-    uint32_t s;
-    int rc = enqueue_one(p, m, REQ_ASYNC, deadline, &s, uniq);
+    shmq_ring_msg_t rm;
+    int rc = prepare_one(p, m, &rm, uniq);
     if (rc < 0) {
         return rc;
     }
-    p->reqs[s].cb = cb;
-    p->reqs[s].arg = arg;
-    memcpy(p->reqs[s].uniq, uniq, sizeof(uniq));
-    return 0;
+    return shmq_prod_send_async(p, &rm, deadline, uniq, cb, arg);
 }
 
 int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m)
@@ -513,8 +519,13 @@ int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m)
     }
     int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
     char uniq[SHMQ_UNIQ_KEY_MAX];
+    shmq_ring_msg_t rm;
+    int rc = prepare_one(p, m, &rm, uniq);
+    if (rc < 0) {
+        return rc;
+    }
     uint32_t s;
-    return enqueue_one(p, m, REQ_FREE, deadline, &s, uniq);
+    return shmq_prod_enqueue(p, &rm, REQ_FREE, deadline, &s);
 }
 
 /* ---- poll / flush ------------------------------------------------------------------------- */

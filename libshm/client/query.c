@@ -418,6 +418,24 @@ static void result_init(shmq_admin_t *a, shmq_query_result_t *res)
     }
 }
 
+/* Start a lookup of key (a KEYS token, or the UNIQ_KEY when uniq) over
+ * [begin, end] for at most max messages: the admin's view is brought up to
+ * date and res emptied.  The caller sets the topic. */
+static key_query_t key_query_start(shmq_admin_t *a, const char *key, bool uniq, int64_t begin,
+                                   int64_t end, size_t max, shmq_query_result_t *res)
+{
+    admin_sync(a);
+    result_init(a, res);
+    return (key_query_t){.a = a,
+                         .key = key,
+                         .key_len = strlen(key),
+                         .uniq = uniq,
+                         .begin = begin,
+                         .end = end,
+                         .max = max,
+                         .res = res};
+}
+
 static int check_text(const char *what, const char *s, size_t max)
 {
     if (!s || !*s || strnlen(s, max + 1) > max) {
@@ -441,17 +459,9 @@ int shmq_query_by_key(shmq_admin_t *a, const char *topic, const char *key, int64
         return shmq_error_set(SHMQ_E_ARG, "query by key: max %d (1..%d), time range %lld..%lld",
                               max, SHMQ_QUERY_MAX, (long long)begin_ms, (long long)end_ms);
     }
-    admin_sync(a);
-    result_init(a, res);
-    key_query_t q = {.a = a,
-                     .topic = topic,
-                     .topic_len = strlen(topic),
-                     .key = key,
-                     .key_len = strlen(key),
-                     .begin = begin_ms,
-                     .end = end_ms,
-                     .max = (size_t)max,
-                     .res = res};
+    key_query_t q = key_query_start(a, key, false, begin_ms, end_ms, (size_t)max, res);
+    q.topic = topic;
+    q.topic_len = strlen(topic);
     search_files(&q);
     return 0;
 }
@@ -467,16 +477,7 @@ int shmq_query_by_uniq_key(shmq_admin_t *a, const char *topic, const char *uniq_
         (topic && (rc = check_text("topic", topic, SHMQ_TOPIC_MAX_ANY)) < 0)) {
         return rc;
     }
-    admin_sync(a);
-    result_init(a, res);
-    key_query_t q = {.a = a,
-                     .key = uniq_key,
-                     .key_len = strlen(uniq_key),
-                     .uniq = true,
-                     .begin = 0,
-                     .end = INT64_MAX,
-                     .max = SHMQ_QUERY_MAX,
-                     .res = res};
+    key_query_t q = key_query_start(a, uniq_key, true, 0, INT64_MAX, SHMQ_QUERY_MAX, res);
     if (topic) {
         q.topic = topic;
         q.topic_len = strlen(topic);

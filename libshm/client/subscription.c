@@ -10,7 +10,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "format/message.h"
 #include "shmq/errors.h"
@@ -142,12 +141,6 @@ int shmq_sub_may_consume(const char *topic, int32_t topic_perm, const shmq_group
     return 0;
 }
 
-static bool same_file(const shmq_sub_group_t *g, const struct stat *st)
-{
-    return g->dev == st->st_dev && g->ino == st->st_ino && g->size == st->st_size &&
-           g->mtime.tv_sec == st->st_mtim.tv_sec && g->mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
-
 const shmq_group_config_t *shmq_sub_group_get(shmq_sub_group_t *g, const char *root,
                                               const char *group, int64_t now_ms)
 {
@@ -156,23 +149,14 @@ const shmq_group_config_t *shmq_sub_group_get(shmq_sub_group_t *g, const char *r
     }
     g->next_check_ms = now_ms + SHMQ_SUB_GROUP_CHECK_MS;
     char path[PATH_MAX];
-    struct stat st;
-    memset(&st, 0, sizeof(st));
-    if (snprintf(path, sizeof(path), "%s/config/subscriptionGroup.json", root) >=
-            (int)sizeof(path) ||
-        lstat(path, &st) != 0) {
-        /* Missing (or its path too long): the .bak may still be read; reload on a change. */
-        memset(&st, 0, sizeof(st));
-    }
-    if (g->loaded && same_file(g, &st)) {
+    bool fits =
+        snprintf(path, sizeof(path), "%s/config/subscriptionGroup.json", root) < (int)sizeof(path);
+    /* Missing (or its path too long): the .bak may still be read; reload on a change. */
+    if (!shmq_file_stamp_update(&g->stamp, g->loaded, fits ? path : NULL)) {
         return g->known ? &g->cfg : NULL;
     }
     g->loaded = true;
     g->known = false;
-    g->dev = st.st_dev;
-    g->ino = st.st_ino;
-    g->size = st.st_size;
-    g->mtime = st.st_mtim;
     shmq_group_table_t t;
     if (shmq_groups_load(root, &t) == 0) {
         const shmq_group_config_t *c = shmq_group_table_get(&t, group);

@@ -79,11 +79,8 @@ typedef struct shmq_sub_group {
     bool loaded;             /* the file was looked at */
     bool known;              /* the file has the group: cfg holds its settings */
     shmq_group_config_t cfg; /* valid when known */
-    dev_t dev;               /* the file read last (0/0: missing) */
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    int64_t next_check_ms; /* monotonic */
+    shmq_file_stamp_t stamp; /* the file read last (zero: missing) */
+    int64_t next_check_ms;   /* monotonic */
 } shmq_sub_group_t;
 
 /*

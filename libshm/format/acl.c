@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "format/names.h"
@@ -419,19 +418,29 @@ static int refuse(const shmq_acl_account_t *acct, const shmq_acl_ident_t *id, co
                           perm_name(dflt));
 }
 
-/* Group rule: the group's entry or defaultGroupPerm must hold want. */
+/* Group or topic rule: the name's entry, else the account's default for its
+ * kind (defaultGroupPerm, defaultTopicPerm), must hold want. */
+static int check_name(const shmq_acl_account_t *acct, const shmq_acl_ident_t *id, const char *what,
+                      bool group, const char *name, size_t len, uint8_t want)
+{
+    const char *kind = group ? "consumer group" : "topic";
+    if (acct == NULL) {
+        return refuse(NULL, id, what, kind, name, len, NULL, 0);
+    }
+    const shmq_acl_entry_t *e = group ? entry_find(acct->groups, acct->ngroups, name, len)
+                                      : entry_find(acct->topics, acct->ntopics, name, len);
+    uint8_t dflt = group ? acct->default_group_perm : acct->default_topic_perm;
+    uint8_t p = e ? e->perm : dflt;
+    if ((p & want) != want) {
+        return refuse(acct, id, what, kind, name, len, e, dflt);
+    }
+    return 0;
+}
+
 static int check_group(const shmq_acl_account_t *acct, const shmq_acl_ident_t *id, const char *what,
                        const char *group, size_t len, uint8_t want)
 {
-    if (acct == NULL) {
-        return refuse(NULL, id, what, "consumer group", group, len, NULL, 0);
-    }
-    const shmq_acl_entry_t *e = entry_find(acct->groups, acct->ngroups, group, len);
-    uint8_t p = e ? e->perm : acct->default_group_perm;
-    if ((p & want) != want) {
-        return refuse(acct, id, what, "consumer group", group, len, e, acct->default_group_perm);
-    }
-    return 0;
+    return check_name(acct, id, what, true, group, len, want);
 }
 
 /* Topic rule; retry and dead-letter topics take their group's rule (SUB). */
@@ -443,15 +452,7 @@ static int check_topic(const shmq_acl_account_t *acct, const shmq_acl_ident_t *i
     if (group != NULL) {
         return check_group(acct, id, what, group, glen, SHMQ_ACL_SUB);
     }
-    if (acct == NULL) {
-        return refuse(NULL, id, what, "topic", topic, len, NULL, 0);
-    }
-    const shmq_acl_entry_t *e = entry_find(acct->topics, acct->ntopics, topic, len);
-    uint8_t p = e ? e->perm : acct->default_topic_perm;
-    if ((p & want) != want) {
-        return refuse(acct, id, what, "topic", topic, len, e, acct->default_topic_perm);
-    }
-    return 0;
+    return check_name(acct, id, what, false, topic, len, want);
 }
 
 int shmq_acl_may_publish(const shmq_acl_account_t *acct, const shmq_acl_ident_t *id,
@@ -588,21 +589,13 @@ int shmq_acl_watch_poll(shmq_acl_watch_t *w, const char *root, int64_t now_ms)
     }
     w->next_check_ms = now_ms + SHMQ_ACL_CHECK_MS;
     char path[PATH_MAX];
-    struct stat st;
-    memset(&st, 0, sizeof(st));
-    if (snprintf(path, sizeof(path), "%s/config/%s", root, SHMQ_ACL_FILE) >= (int)sizeof(path) ||
-        lstat(path, &st) != 0) {
-        memset(&st, 0, sizeof(st)); /* missing: the load below says so */
-    }
-    if (w->looked && w->dev == st.st_dev && w->ino == st.st_ino && w->size == st.st_size &&
-        w->mtime.tv_sec == st.st_mtim.tv_sec && w->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+    bool fits =
+        snprintf(path, sizeof(path), "%s/config/%s", root, SHMQ_ACL_FILE) < (int)sizeof(path);
+    /* A missing file stamps zero: the load below says so. */
+    if (!shmq_file_stamp_update(&w->stamp, w->looked, fits ? path : NULL)) {
         return 0;
     }
     w->looked = true;
-    w->dev = st.st_dev;
-    w->ino = st.st_ino;
-    w->size = st.st_size;
-    w->mtime = st.st_mtim;
     shmq_acl_t acl;
     int rc = shmq_acl_load(root, &acl);
     w->last_rc = rc;

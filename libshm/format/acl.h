@@ -50,6 +50,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "format/store_files.h"
+
 #define SHMQ_ACL_FILE       "acl.json" /* in <root>/config/ */
 #define SHMQ_ACL_FILE_MAX   (4 << 20)  /* bytes */
 #define SHMQ_ACL_GROUPS_MAX 64         /* a client's groups considered (primary first) */
@@ -150,11 +152,8 @@ typedef struct shmq_acl_watch {
     bool loaded;  /* acl holds a loaded file */
     uint64_t gen; /* bumped at each successful load */
     shmq_acl_t acl;
-    bool looked; /* the stamp below is the last file seen */
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
+    bool looked; /* stamp is the last file seen */
+    shmq_file_stamp_t stamp;
     int64_t next_check_ms; /* monotonic */
     int last_rc;           /* the last load's result (0, or why the rules are old/none) */
     char last_error[256];

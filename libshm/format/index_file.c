@@ -164,18 +164,6 @@ int64_t shmq_index_name_parse(const char *name)
 
 /* ---- create, open, close ----------------------------------------------------------------- */
 
-static int allocate(int fd, int64_t size)
-{
-    if (fallocate(fd, 0, 0, (off_t)size) == 0) {
-        return 0;
-    }
-    if (errno != EOPNOTSUPP && errno != ENOSYS) {
-        return -errno;
-    }
-    int e = posix_fallocate(fd, 0, (off_t)size);
-    return e ? -e : 0;
-}
-
 static void header_encode(const shmq_index_header_t *h, uint8_t out[SHMQ_INDEX_HEADER_SIZE])
 {
     be64_put(out + OFF_BEGIN_TS, (uint64_t)h->begin_ts);
@@ -207,7 +195,7 @@ int shmq_index_file_create(shmq_index_file_t *f, const char *dir, const char *na
     if (fd < 0) {
         return shmq_error_set(-errno, "cannot create index file %s: %s", tmp, strerror(errno));
     }
-    int rc = allocate(fd, size);
+    int rc = shmq_file_allocate(fd, size);
     if (rc < 0) {
         shmq_error_set(rc, "cannot allocate %lld bytes for index file %s: %s", (long long)size, tmp,
                        strerror(-rc));
@@ -293,14 +281,7 @@ int shmq_index_file_open(shmq_index_file_t *f, const char *path, int32_t slot_nu
 
 void shmq_index_file_close(shmq_index_file_t *f)
 {
-    if (f->base) {
-        munmap(f->base, f->size);
-        f->base = NULL;
-    }
-    if (f->fd >= 0) {
-        close(f->fd);
-        f->fd = -1;
-    }
+    shmq_store_file_unmap(&f->base, f->size, &f->fd);
 }
 
 int shmq_index_file_destroy(shmq_index_file_t *f)

@@ -162,14 +162,19 @@ static void emit(enum shmq_meta_level level, const char *msg)
     }
 }
 
-void shmq_meta_warn(enum shmq_meta_level level, const char *fmt, ...)
+static void vemit(enum shmq_meta_level level, const char *fmt, va_list ap)
 {
     char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    emit(level, msg);
+}
+
+void shmq_meta_warn(enum shmq_meta_level level, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vemit(level, fmt, ap);
     va_end(ap);
-    emit(level, msg);
 }
 
 void meta_finding(meta_load_t *ml, enum shmq_meta_level level, const char *fmt, ...)
@@ -185,12 +190,10 @@ void meta_finding(meta_load_t *ml, enum shmq_meta_level level, const char *fmt, 
     if (ml->shown++ >= META_MAX_SHOWN) {
         return;
     }
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vemit(level, fmt, ap);
     va_end(ap);
-    emit(level, msg);
 }
 
 bool shmq_meta_one_bit_apart(const char *a, const char *b)
@@ -478,16 +481,29 @@ void meta_data_version(meta_load_t *ml, int64_t *counter, int64_t *state)
 
 /* ---- entry fields --------------------------------------------------------------- */
 
+/* An optional field's value: NULL when absent or null (the caller's default stays). */
+static const json_t *opt_field(const json_t *obj, const char *field)
+{
+    const json_t *v = json_object_get(obj, field);
+    return json_is_null(v) ? NULL : v;
+}
+
+/* A present field of the wrong type: why says what was expected; false. */
+static bool opt_field_bad_type(const char *field, const char *expected, char *why, size_t why_len)
+{
+    snprintf(why, why_len, "field \"%s\": expected %s", field, expected);
+    return false;
+}
+
 bool meta_opt_int(const json_t *obj, const char *field, long long lo, long long hi, long long *out,
                   char *why, size_t why_len)
 {
-    const json_t *v = json_object_get(obj, field);
-    if (v == NULL || json_is_null(v)) {
+    const json_t *v = opt_field(obj, field);
+    if (v == NULL) {
         return true;
     }
     if (!json_is_integer(v)) {
-        snprintf(why, why_len, "field \"%s\": expected an integer", field);
-        return false;
+        return opt_field_bad_type(field, "an integer", why, why_len);
     }
     long long x = json_integer_value(v);
     if (x < lo || x > hi) {
@@ -504,13 +520,12 @@ bool meta_opt_int(const json_t *obj, const char *field, long long lo, long long 
 
 bool meta_opt_bool(const json_t *obj, const char *field, bool *out, char *why, size_t why_len)
 {
-    const json_t *v = json_object_get(obj, field);
-    if (v == NULL || json_is_null(v)) {
+    const json_t *v = opt_field(obj, field);
+    if (v == NULL) {
         return true;
     }
     if (!json_is_boolean(v)) {
-        snprintf(why, why_len, "field \"%s\": expected true or false", field);
-        return false;
+        return opt_field_bad_type(field, "true or false", why, why_len);
     }
     *out = json_is_true(v);
     return true;

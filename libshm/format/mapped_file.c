@@ -120,19 +120,6 @@ static int seg_path(char *out, const char *dir, int64_t offset)
     return 0;
 }
 
-/* Allocate [0, size) of fd: -ENOSPC when the disk is full. */
-static int allocate(int fd, size_t size)
-{
-    if (fallocate(fd, 0, 0, (off_t)size) == 0) {
-        return 0;
-    }
-    if (errno != EOPNOTSUPP && errno != ENOSYS) {
-        return -errno;
-    }
-    int e = posix_fallocate(fd, 0, (off_t)size);
-    return e ? -e : 0;
-}
-
 /*
  * Preparing pages ahead of the writer.  fallocate() leaves "unwritten"
  * extents, and the first store into each of their pages through a mapping
@@ -248,7 +235,7 @@ int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset
         goto fail;
     }
     /* Always allocate: also fills holes of a sparse file made by someone else. */
-    rc = allocate(fd, size);
+    rc = shmq_file_allocate(fd, size);
     if (rc) {
         shmq_error_set(rc, "segment %s: allocating %zu bytes: %s", mf->path, size, strerror(-rc));
         goto fail;
@@ -380,14 +367,7 @@ void shmq_mf_close(shmq_mapped_file_t *mf)
     if (!mf) {
         return;
     }
-    if (mf->base) {
-        munmap(mf->base, mf->size);
-        mf->base = NULL;
-    }
-    if (mf->fd >= 0) {
-        close(mf->fd);
-        mf->fd = -1;
-    }
+    shmq_store_file_unmap(&mf->base, mf->size, &mf->fd);
 }
 
 int shmq_mf_destroy(shmq_mapped_file_t *mf)
@@ -595,7 +575,7 @@ static int mfq_load(shmq_mfq_t *q, bool tolerant)
         rc = shmq_mf_open(mf, path, offs[i], q->seg_size, fl);
         if (rc == 0 && !ro && i + 1 == n) {
             /* The writer appends into the last segment: give it all its blocks. */
-            rc = allocate(mf->fd, q->seg_size);
+            rc = shmq_file_allocate(mf->fd, q->seg_size);
             if (rc) {
                 shmq_error_set(rc, "%s: allocating: %s", path, strerror(-rc));
             } else if ((q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE)) ==

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -63,6 +64,16 @@ static const char *file_kind(mode_t m)
     return "not a regular file";
 }
 
+int shmq_file_fstat(int fd, const char *path, struct stat *st)
+{
+    if (fstat(fd, st) != 0) {
+        int err = -errno;
+        close(fd);
+        return shmq_error_set(err, "stat %s: %s", path, strerror(-err));
+    }
+    return 0;
+}
+
 int shmq_store_file_openat(int dirfd, const char *name, const char *path, int flags, mode_t mode)
 {
     int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
@@ -83,10 +94,9 @@ int shmq_store_file_openat(int dirfd, const char *name, const char *path, int fl
         return shmq_error_set(err, "open %s: %s", path, strerror(-err));
     }
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = -errno;
-        close(fd);
-        return shmq_error_set(err, "stat %s: %s", path, strerror(-err));
+    int rc = shmq_file_fstat(fd, path, &st);
+    if (rc < 0) {
+        return rc;
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
@@ -563,10 +573,8 @@ int shmq_store_lock(const char *root, int *fd)
      * no longer lock it (they register over <root>/shmq.sock), so a group permission left by
      * an older version is refused as well. */
     struct stat st;
-    if (fstat(lfd, &st) != 0) {
-        rc = -errno;
-        close(lfd);
-        return shmq_error_set(rc, "stat %s: %s", path, strerror(-rc));
+    if ((rc = shmq_file_fstat(lfd, path, &st)) < 0) {
+        return rc;
     }
     if (st.st_uid != geteuid() || (st.st_mode & 0077) != 0) {
         close(lfd);
@@ -748,10 +756,8 @@ int shmq_checkpoint_read(const char *root, shmq_checkpoint_t *cp)
         return fd;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        close(fd);
-        return shmq_error_set(rc, "stat %s: %s", path, strerror(-rc));
+    if ((rc = shmq_file_fstat(fd, path, &st)) < 0) {
+        return rc;
     }
     if (st.st_size != SHMQ_CHECKPOINT_SIZE) {
         close(fd);
@@ -913,10 +919,8 @@ static int read_fd_all(int fd, const char *path, size_t max_len, char **data, si
 {
     int rc;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        close(fd);
-        return shmq_error_set(rc, "stat %s: %s", path, strerror(-rc));
+    if ((rc = shmq_file_fstat(fd, path, &st)) < 0) {
+        return rc;
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
@@ -977,7 +981,74 @@ int shmq_store_file_read_all(const char *path, size_t max_len, char **data, size
     return read_fd_all(fd, path, max_len, data, len);
 }
 
+int shmq_file_allocate(int fd, int64_t size)
+{
+    if (fallocate(fd, 0, 0, (off_t)size) == 0) {
+        return 0;
+    }
+    /* A file system without fallocate: the C library writes the blocks. */
+    if (errno != EOPNOTSUPP && errno != ENOSYS) {
+        return -errno;
+    }
+    int e = posix_fallocate(fd, 0, (off_t)size);
+    return e ? -e : 0;
+}
+
+void shmq_store_file_unmap(uint8_t **base, size_t size, int *fd)
+{
+    if (*base != NULL) {
+        munmap(*base, size);
+        *base = NULL;
+    }
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+bool shmq_file_stamp_update(shmq_file_stamp_t *s, bool known, const char *path)
+{
+    struct stat st;
+    if (path == NULL || lstat(path, &st) != 0) {
+        memset(&st, 0, sizeof(st));
+    }
+    if (known && s->dev == st.st_dev && s->ino == st.st_ino && s->size == st.st_size &&
+        s->mtime.tv_sec == st.st_mtim.tv_sec && s->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+        return false;
+    }
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->size = st.st_size;
+    s->mtime = st.st_mtim;
+    return true;
+}
+
 /* ---- in-memory metadata tables (persisted by json_meta.c) -------------- */
+
+/* The tables' arrays double from 16 entries; returns items (reallocated when
+ * count reached *cap, with *cap updated) or NULL when out of memory. */
+static void *table_grow(void *items, size_t count, size_t *cap, size_t size)
+{
+    if (count < *cap) {
+        return items;
+    }
+    size_t n = *cap ? *cap * 2 : 16;
+    void *m = realloc(items, n * size);
+    if (m != NULL) {
+        *cap = n;
+    }
+    return m;
+}
+
+/* A table's key is a NUL-terminated name that fits its field. */
+static int table_name_check(const char *kind, const char *name, size_t size)
+{
+    size_t n = strnlen(name, size);
+    if (n == 0 || n == size) {
+        return shmq_error_set(SHMQ_E_ARG, "%s name empty or longer than %zu bytes", kind, size - 1);
+    }
+    return 0;
+}
 
 int shmq_offset_table_set(shmq_offset_table_t *t, const char *key, int32_t queue_id, int64_t offset)
 {
@@ -991,15 +1062,11 @@ int shmq_offset_table_set(shmq_offset_table_t *t, const char *key, int32_t queue
             return 0;
         }
     }
-    if (t->count == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        shmq_offset_entry_t *n = realloc(t->entries, cap * sizeof(*n));
-        if (n == NULL) {
-            return -ENOMEM;
-        }
-        t->entries = n;
-        t->cap = cap;
+    shmq_offset_entry_t *grown = table_grow(t->entries, t->count, &t->cap, sizeof(*grown));
+    if (grown == NULL) {
+        return -ENOMEM;
     }
+    t->entries = grown;
     shmq_offset_entry_t *e = &t->entries[t->count++];
     memset(e, 0, sizeof(*e));
     strcpy(e->key, key);
@@ -1029,22 +1096,17 @@ void shmq_offset_table_free(shmq_offset_table_t *t)
 
 int shmq_topic_table_put(shmq_topic_table_t *t, const shmq_topic_config_t *tc)
 {
-    size_t n = strnlen(tc->name, sizeof(tc->name));
-    if (n == 0 || n == sizeof(tc->name)) {
-        return shmq_error_set(SHMQ_E_ARG, "topic name empty or longer than %zu bytes",
-                              sizeof(tc->name) - 1);
+    int rc = table_name_check("topic", tc->name, sizeof(tc->name));
+    if (rc < 0) {
+        return rc;
     }
     shmq_topic_config_t *slot = (shmq_topic_config_t *)shmq_topic_table_get(t, tc->name);
     if (slot == NULL) {
-        if (t->count == t->cap) {
-            size_t cap = t->cap ? t->cap * 2 : 16;
-            shmq_topic_config_t *m = realloc(t->topics, cap * sizeof(*m));
-            if (m == NULL) {
-                return -ENOMEM;
-            }
-            t->topics = m;
-            t->cap = cap;
+        shmq_topic_config_t *grown = table_grow(t->topics, t->count, &t->cap, sizeof(*grown));
+        if (grown == NULL) {
+            return -ENOMEM;
         }
+        t->topics = grown;
         slot = &t->topics[t->count++];
     }
     *slot = *tc;
@@ -1097,22 +1159,17 @@ void shmq_group_config_init(shmq_group_config_t *g, const char *name)
 
 int shmq_group_table_put(shmq_group_table_t *t, const shmq_group_config_t *g)
 {
-    size_t n = strnlen(g->name, sizeof(g->name));
-    if (n == 0 || n == sizeof(g->name)) {
-        return shmq_error_set(SHMQ_E_ARG, "group name empty or longer than %zu bytes",
-                              sizeof(g->name) - 1);
+    int rc = table_name_check("group", g->name, sizeof(g->name));
+    if (rc < 0) {
+        return rc;
     }
     shmq_group_config_t *slot = (shmq_group_config_t *)shmq_group_table_get(t, g->name);
     if (slot == NULL) {
-        if (t->count == t->cap) {
-            size_t cap = t->cap ? t->cap * 2 : 16;
-            shmq_group_config_t *m = realloc(t->groups, cap * sizeof(*m));
-            if (m == NULL) {
-                return -ENOMEM;
-            }
-            t->groups = m;
-            t->cap = cap;
+        shmq_group_config_t *grown = table_grow(t->groups, t->count, &t->cap, sizeof(*grown));
+        if (grown == NULL) {
+            return -ENOMEM;
         }
+        t->groups = grown;
         slot = &t->groups[t->count++];
     }
     *slot = *g;

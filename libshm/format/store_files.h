@@ -25,7 +25,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* ---- modes and opens -------------------------------------------------------- */
 
@@ -41,6 +43,10 @@
  * Returns the descriptor or a negative errno.
  */
 int shmq_store_file_open(const char *path, int flags, mode_t mode);
+
+/* fstat fd (the file path names in errors); on failure closes fd and returns -errno with a detail.
+ */
+int shmq_file_fstat(int fd, const char *path, struct stat *st);
 
 /* The same relative to the directory dirfd (name has no '/'); path names it in errors. */
 int shmq_store_file_openat(int dirfd, const char *name, const char *path, int flags, mode_t mode);
@@ -154,6 +160,36 @@ int shmq_file_read_all(const char *path, size_t max_len, char **data, size_t *le
 
 /* shmq_file_read_all for a file of a store: a symbolic link is refused (-ELOOP). */
 int shmq_store_file_read_all(const char *path, size_t max_len, char **data, size_t *len);
+
+/* Allocate [0, size) of fd (no hole left to fault on later): 0, or -ENOSPC when the disk is full.
+ */
+int shmq_file_allocate(int fd, int64_t size);
+
+/*
+ * Unmap the size bytes at *base and close *fd, each only when set, leaving
+ * *base NULL and *fd -1: the close of a mapped store file (segment, IndexFile).
+ */
+void shmq_store_file_unmap(uint8_t **base, size_t size, int *fd);
+
+/*
+ * What tells a reader that a file it loaded has changed: the identity and
+ * last change lstat gives (all zero for a missing file).  Readers that poll
+ * a file (acl.json, subscriptionGroup.json) reload when the stamp differs.
+ */
+typedef struct shmq_file_stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} shmq_file_stamp_t;
+
+/*
+ * Take path's stamp (path NULL, as when it did not fit, or a file lstat
+ * cannot see: all zero).  Returns false when known is true and the stamp is
+ * the one already in *s; otherwise stores it in *s and returns true (load
+ * the file again).
+ */
+bool shmq_file_stamp_update(shmq_file_stamp_t *s, bool known, const char *path);
 
 /* fsync a directory (after creating, renaming or deleting a name in it). */
 int shmq_file_fsync_dir(const char *dir);

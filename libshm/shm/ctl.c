@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "format/store_files.h"
 #include "shmq/errors.h"
 
 /* ---- layout checks ---------------------------------------------------------- */
@@ -104,15 +105,6 @@ const char *shmq_worker_state_name(uint32_t state)
     static const char *const names[] = {"none",     "starting", "running",
                                         "stopping", "exited",   "failed"};
     return state < sizeof(names) / sizeof(names[0]) ? names[state] : "unknown";
-}
-
-/* ---- clocks ------------------------------------------------------------------- */
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* ---- naming -------------------------------------------------------------------- */
@@ -338,7 +330,7 @@ static uint64_t random_generation(void)
 {
     uint64_t g = 0;
     if (getrandom(&g, sizeof(g), 0) != (ssize_t)sizeof(g)) {
-        g = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32);
+        g = (uint64_t)shmq_mono_ns() ^ ((uint64_t)getpid() << 32);
     }
     return g != 0 ? g : 1;
 }
@@ -462,10 +454,9 @@ static int shm_attach_map(const char *root, const char *name, bool rdonly, size_
         return shmq_error_set(rc, "shm_open %s: %s", name, strerror(-rc));
     }
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = -errno;
-        close(fd);
-        return shmq_error_set(rc, "fstat %s: %s", name, strerror(-rc));
+    int rc = shmq_file_fstat(fd, name, &st);
+    if (rc < 0) {
+        return rc;
     }
     if (st.st_size == 0) {
         close(fd); /* created, not sized yet */
@@ -480,7 +471,7 @@ static int shm_attach_map(const char *root, const char *name, bool rdonly, size_
     }
     void *p = mmap(NULL, (size_t)st.st_size, rdonly ? PROT_READ : PROT_READ | PROT_WRITE,
                    MAP_SHARED, fd, 0);
-    int rc = p == MAP_FAILED ? -errno : 0;
+    rc = p == MAP_FAILED ? -errno : 0;
     close(fd);
     if (rc < 0) {
         return shmq_error_set(rc, "mmap %s: %s", name, strerror(-rc));
@@ -723,15 +714,6 @@ int shmq_futex_wake(_Atomic uint32_t *word, int n)
     return rc < 0 ? -errno : (int)rc;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* ---- positions and wake words ------------------------------------------------------ */
 
 /* Wake every sleeper on (seq, waiters) if there is one.  The caller has
@@ -767,14 +749,14 @@ int shmq_ctl_wait_pos(shmq_ctl_position_t *p, int64_t target, int timeout_ms)
         if (shmq_ctl_load(p) >= target) {
             return 0;
         }
-        cpu_relax();
+        shmq_cpu_relax();
     }
-    int64_t deadline = mono_ns() + (int64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000;
+    int64_t deadline = shmq_mono_ns() + (int64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000;
     for (;;) {
         if (shmq_ctl_load(p) >= target) {
             return 0;
         }
-        int64_t left = deadline - mono_ns();
+        int64_t left = deadline - shmq_mono_ns();
         if (left <= 0) {
             return -ETIMEDOUT;
         }

@@ -46,15 +46,6 @@ static uint64_t fnv1a64(uint64_t h, const void *data, size_t len)
 
 #define FNV_BASIS 0xcbf29ce484222325ULL
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* ---- locks on bytes of <root>/lock ------------------------------------------------ */
 
 static int lock_path(const shmq_ctl_t *ctl, char *path, size_t len)
@@ -160,7 +151,7 @@ static int topic_snapshot(const shmq_ctl_topic_t *e, shmq_ctl_topic_t *out)
             }
         }
         if (round < SEQLOCK_SPINS) {
-            cpu_relax();
+            shmq_cpu_relax();
             continue;
         }
         int64_t now = shmq_mono_ms();
