@@ -61,11 +61,10 @@ static int entry_prepare(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_rin
     return 0;
 }
 
-int shmq_producer_send_entry(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_send_result_t *res)
+/* The send_entry pair after their argument checks (mode REQ_SYNC or REQ_ASYNC). */
+static int entry_send(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode,
+                      shmq_send_result_t *res, shmq_send_cb cb, void *arg)
 {
-    if (p == NULL || res == NULL) {
-        return shmq_error_set(SHMQ_E_ARG, "send entry: NULL argument");
-    }
     int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
     char uniq[SHMQ_UNIQ_KEY_MAX];
     shmq_ring_msg_t e;
@@ -73,7 +72,15 @@ int shmq_producer_send_entry(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq
     if (rc < 0) {
         return rc;
     }
-    return shmq_prod_send_sync(p, &e, deadline, uniq, res);
+    return shmq_prod_send(p, &e, mode, deadline, uniq, res, cb, arg);
+}
+
+int shmq_producer_send_entry(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_send_result_t *res)
+{
+    if (p == NULL || res == NULL) {
+        return shmq_error_set(SHMQ_E_ARG, "send entry: NULL argument");
+    }
+    return entry_send(p, rm, REQ_SYNC, res, NULL, NULL);
 }
 
 int shmq_producer_send_entry_async(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_send_cb cb,
@@ -82,14 +89,7 @@ int shmq_producer_send_entry_async(shmq_producer_t *p, const shmq_ring_msg_t *rm
     if (p == NULL) {
         return shmq_error_set(SHMQ_E_ARG, "send entry: NULL producer");
     }
-    int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
-    char uniq[SHMQ_UNIQ_KEY_MAX];
-    shmq_ring_msg_t e;
-    int rc = entry_prepare(p, rm, &e, uniq);
-    if (rc < 0) {
-        return rc;
-    }
-    return shmq_prod_send_async(p, &e, deadline, uniq, cb, arg);
+    return entry_send(p, rm, REQ_ASYNC, NULL, cb, arg);
 }
 
 int shmq_producer_ctl(shmq_producer_t *p, shmq_ctl_t **ctl)

@@ -142,13 +142,12 @@ int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mod
 
 /*
  * Send the checked entry view rm (uniq: its UNIQ_KEY) by the deadline:
- * _sync waits for its result as shmq_send() does; _async leaves it to cb
- * from shmq_producer_poll as shmq_send_async() does.
+ * REQ_SYNC waits for its result in *res as shmq_send() does, REQ_ASYNC
+ * leaves it to cb from shmq_producer_poll as shmq_send_async() does,
+ * REQ_FREE sends it one-way.
  */
-int shmq_prod_send_sync(shmq_producer_t *p, const shmq_ring_msg_t *rm, int64_t deadline,
-                        const char *uniq, shmq_send_result_t *res);
-int shmq_prod_send_async(shmq_producer_t *p, const shmq_ring_msg_t *rm, int64_t deadline,
-                         const char *uniq, shmq_send_cb cb, void *arg);
+int shmq_prod_send(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                   const char *uniq, shmq_send_result_t *res, shmq_send_cb cb, void *arg);
 
 /* Wait for the answer of the REQ_SYNC request in slot s (and the flush): as shmq_send(). */
 int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, const char *uniq,

@@ -426,11 +426,11 @@ int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm_in, uint8_t 
     return 0;
 }
 
-int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *res)
+/* One message of shmq_send (REQ_SYNC: *res), shmq_send_async (REQ_ASYNC: cb) or
+ * shmq_send_oneway (REQ_FREE), the arguments checked; the timeout runs from here. */
+static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
+                    shmq_send_result_t *res, shmq_send_cb cb, void *arg)
 {
-    if (p == NULL || m == NULL || res == NULL) {
-        return shmq_error_set(SHMQ_E_ARG, "shmq_send: NULL argument");
-    }
     int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
     char uniq[SHMQ_UNIQ_KEY_MAX];
     shmq_ring_msg_t rm;
@@ -438,27 +438,27 @@ int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *r
     if (rc < 0) {
         return rc;
     }
-    return shmq_prod_send_sync(p, &rm, deadline, uniq, res);
+    return shmq_prod_send(p, &rm, mode, deadline, uniq, res, cb, arg);
 }
 
-int shmq_prod_send_sync(shmq_producer_t *p, const shmq_ring_msg_t *rm, int64_t deadline,
-                        const char *uniq, shmq_send_result_t *res)
+int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *res)
+{
+    if (p == NULL || m == NULL || res == NULL) {
+        return shmq_error_set(SHMQ_E_ARG, "shmq_send: NULL argument");
+    }
+    return send_one(p, m, REQ_SYNC, res, NULL, NULL);
+}
+
+int shmq_prod_send(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                   const char *uniq, shmq_send_result_t *res, shmq_send_cb cb, void *arg)
 {
     uint32_t s;
-    int rc = shmq_prod_enqueue(p, rm, REQ_SYNC, deadline, &s);
-    if (rc < 0) {
+    int rc = shmq_prod_enqueue(p, rm, mode, deadline, &s);
+    if (rc < 0 || mode == REQ_FREE) {
         return rc;
     }
-    return shmq_prod_wait_result(p, s, deadline, uniq, res);
-}
-
-int shmq_prod_send_async(shmq_producer_t *p, const shmq_ring_msg_t *rm, int64_t deadline,
-                         const char *uniq, shmq_send_cb cb, void *arg)
-{
-    uint32_t s;
-    int rc = shmq_prod_enqueue(p, rm, REQ_ASYNC, deadline, &s);
-    if (rc < 0) {
-        return rc;
+    if (mode == REQ_SYNC) {
+        return shmq_prod_wait_result(p, s, deadline, uniq, res);
     }
     p->reqs[s].cb = cb;
     p->reqs[s].arg = arg;
@@ -502,14 +502,7 @@ int shmq_send_async(shmq_producer_t *p, const shmq_message_t *m, shmq_send_cb cb
     if (p == NULL || m == NULL) {
         return shmq_error_set(SHMQ_E_ARG, "shmq_send_async: NULL argument");
     }
-    int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
-    char uniq[SHMQ_UNIQ_KEY_MAX];
-    shmq_ring_msg_t rm;
-    int rc = prepare_one(p, m, &rm, uniq);
-    if (rc < 0) {
-        return rc;
-    }
-    return shmq_prod_send_async(p, &rm, deadline, uniq, cb, arg);
+    return send_one(p, m, REQ_ASYNC, NULL, cb, arg);
 }
 
 int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m)
@@ -517,15 +510,7 @@ int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m)
     if (p == NULL || m == NULL) {
         return shmq_error_set(SHMQ_E_ARG, "shmq_send_oneway: NULL argument");
     }
-    int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
-    char uniq[SHMQ_UNIQ_KEY_MAX];
-    shmq_ring_msg_t rm;
-    int rc = prepare_one(p, m, &rm, uniq);
-    if (rc < 0) {
-        return rc;
-    }
-    uint32_t s;
-    return shmq_prod_enqueue(p, &rm, REQ_FREE, deadline, &s);
+    return send_one(p, m, REQ_FREE, NULL, NULL, NULL);
 }
 
 /* ---- poll / flush ------------------------------------------------------------------------- */

@@ -145,23 +145,6 @@ static int open_parent(const char *path, const char **name)
     return fd;
 }
 
-static int write_full(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int pwrite_full(int fd, const void *data, size_t len, off_t off)
 {
     const char *p = data;
@@ -691,7 +674,7 @@ int shmq_abort_create(const char *root)
     }
     char text[32];
     int n = snprintf(text, sizeof(text), "%ld", (long)getpid());
-    rc = write_full(fd, text, (size_t)n);
+    rc = pwrite_full(fd, text, (size_t)n, 0); /* a new, empty file */
     if (rc == 0 && fsync(fd) != 0) {
         rc = -errno;
     }
@@ -876,7 +859,7 @@ int shmq_file_write_atomic(const char *path, const void *data, size_t len)
         close(dfd);
         return fd;
     }
-    rc = write_full(fd, data, len);
+    rc = pwrite_full(fd, data, len, 0); /* a new, empty file */
     /* The new content must be durable before any name points at it. */
     if (rc == 0 && fsync(fd) != 0) {
         rc = -errno;
