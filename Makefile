@@ -38,7 +38,9 @@ TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
 CTL_SRCS    := $(sort $(wildcard tools/shmqctl/*.c))
 CTL_OBJS    := $(CTL_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJ  := $(BUILD)/daemons/worker.o
-DAEMON_ROLES := $(patsubst daemons/%.c,%,$(filter-out daemons/worker.c daemons/master.c,$(wildcard daemons/*.c)))
+# shmqd is daemons/master*.c; every other daemons/*.c but worker.c is a role of its own.
+MASTER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/master*.c)))
+DAEMON_ROLES := $(patsubst daemons/%.c,%,$(filter-out daemons/worker.c daemons/master%.c,$(wildcard daemons/*.c)))
 DAEMON_BINS := $(DAEMON_ROLES:%=$(BUILD)/shmq-%) $(if $(wildcard daemons/master.c),$(BUILD)/shmqd)
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -103,8 +105,8 @@ $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 $(BUILD)/shmq-bench: $(BENCH_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
 
-$(BUILD)/shmqd: $(BUILD)/daemons/master.o $(WORKER_OBJ) $(BUILD)/libshmq.a
-	$(CC) $(LDFLAGS) -o $@ $(BUILD)/daemons/master.o $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
+$(BUILD)/shmqd: $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
 
 $(BUILD)/shmq-%: $(BUILD)/daemons/%.o $(WORKER_OBJ) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $< $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
