@@ -19,19 +19,8 @@ fi
 . "${SHMQ_SRC:-/work/main}/tests/security/common.sh"
 broker_init sec-acl
 sec_user_init
-GROUP=shmqaclclients
-GROUP_MADE=""
-if ! getent group "$GROUP" >/dev/null; then
-    groupadd "$GROUP" || { echo "Bail out! cannot create group $GROUP"; exit 1; }
-    GROUP_MADE=1
-fi
-trap 'broker_cleanup; [ -n "$GROUP_MADE" ] && groupdel "$GROUP"; sec_user_cleanup' EXIT
-GID=$(getent group "$GROUP" | cut -d: -f3)
+sec_group_store shmqaclclients
 STRANGER=4000123 # a uid no account names (and no passwd entry)
-chmod 755 "$T"
-mkdir -m 2750 "$STORE"
-chgrp "$GROUP" "$STORE"
-chmod 2750 "$STORE"
 SMALL="$SMALL --set aclEnable=true"
 
 # as_uid UID CMD...: run CMD as UID with $GROUP as a supplementary group.
@@ -136,7 +125,11 @@ send_audit() {
 }
 until_ok 30 send_audit
 ok $? "after Audit=PUB|SUB is added, user $SEC_USER publishes to Audit" || diag "$T/gsend.out"
-grep -q "config/acl.json reloaded" "$T/shmqd.log"
+# The writer and the master each look at the file on their own clocks: wait for the master.
+reload_logged() {
+    grep -q "config/acl.json reloaded" "$T/shmqd.log"
+}
+until_ok 30 reload_logged
 ok $? "the master logs the reload" || diag "$T/shmqd.log"
 rules '{"accounts":[{"user":"'"$SEC_USER"'","topicPerms":["Audit=EVERYTHING"]}]}'
 wait_logged() {

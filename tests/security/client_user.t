@@ -17,18 +17,7 @@ fi
 . "${SHMQ_SRC:-/work/main}/tests/security/common.sh"
 broker_init sec-client
 sec_user_init
-GROUP=shmqclients
-GROUP_MADE=""
-if ! getent group "$GROUP" >/dev/null; then
-    groupadd "$GROUP" || { echo "Bail out! cannot create group $GROUP"; exit 1; }
-    GROUP_MADE=1
-fi
-trap 'broker_cleanup; gpasswd -d "$SEC_USER" "$GROUP" >/dev/null 2>&1; [ -n "$GROUP_MADE" ] && groupdel "$GROUP"; sec_user_cleanup' EXIT
-GID=$(getent group "$GROUP" | cut -d: -f3)
-chmod 755 "$T"
-mkdir -m 2750 "$STORE"
-chgrp "$GROUP" "$STORE"
-chmod 2750 "$STORE"
+sec_group_store shmqclients
 
 # as_member CMD...: run CMD as $SEC_USER with $GROUP as a supplementary group.
 as_member() {

@@ -37,3 +37,21 @@ shmqd_once() {
     RUN_RC=$?
     [ "$RUN_RC" -eq 137 ] && RUN_RC=124
 }
+
+# sec_group_store NAME: the client group NAME (created if missing, removed at exit when
+# made here; $SEC_USER is taken out of it at exit) in GROUP and GID, and $STORE made
+# 2750 with that group (set-group-ID: every file inherits it).  Sets the EXIT trap.
+sec_group_store() {
+    GROUP=$1
+    GROUP_MADE=""
+    if ! getent group "$GROUP" >/dev/null; then
+        groupadd "$GROUP" || { echo "Bail out! cannot create group $GROUP"; exit 1; }
+        GROUP_MADE=1
+    fi
+    trap 'broker_cleanup; gpasswd -d "$SEC_USER" "$GROUP" >/dev/null 2>&1; [ -n "$GROUP_MADE" ] && groupdel "$GROUP"; sec_user_cleanup' EXIT
+    GID=$(getent group "$GROUP" | cut -d: -f3)
+    chmod 755 "$T"
+    mkdir -m 2750 "$STORE"
+    chgrp "$GROUP" "$STORE"
+    chmod 2750 "$STORE"
+}
