@@ -38,9 +38,13 @@ TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
 CTL_SRCS    := $(sort $(wildcard tools/shmqctl/*.c))
 CTL_OBJS    := $(CTL_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJ  := $(BUILD)/daemons/worker.o
-# shmqd is daemons/master*.c; every other daemons/*.c but worker.c is a role of its own.
+# shmqd is daemons/master*.c; every other daemons/ROLE.c but worker.c is a role of
+# its own, built as shmq-ROLE from ROLE.c and its parts ROLE_*.c.
 MASTER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/master*.c)))
-DAEMON_ROLES := $(patsubst daemons/%.c,%,$(filter-out daemons/worker.c daemons/master%.c,$(wildcard daemons/*.c)))
+DAEMON_MAINS := $(filter-out daemons/worker.c daemons/master%.c,$(wildcard daemons/*.c))
+DAEMON_ROLES := $(patsubst daemons/%.c,%,$(foreach f,$(DAEMON_MAINS),$(if $(findstring _,$(notdir $(f))),,$(f))))
+DAEMON_PARTS := $(foreach f,$(DAEMON_MAINS),$(if $(findstring _,$(notdir $(f))),$(f)))
+.SECONDARY: $(DAEMON_PARTS:%.c=$(BUILD)/%.o)
 DAEMON_BINS := $(DAEMON_ROLES:%=$(BUILD)/shmq-%) $(if $(wildcard daemons/master.c),$(BUILD)/shmqd)
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -108,8 +112,9 @@ $(BUILD)/shmq-bench: $(BENCH_OBJS) $(BUILD)/libshmq.a
 $(BUILD)/shmqd: $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
 
-$(BUILD)/shmq-%: $(BUILD)/daemons/%.o $(WORKER_OBJ) $(BUILD)/libshmq.a
-	$(CC) $(LDFLAGS) -o $@ $< $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
+.SECONDEXPANSION:
+$(BUILD)/shmq-%: $(BUILD)/daemons/%.o $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard daemons/$$*_*.c))) $(WORKER_OBJ) $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libshmq.a $(LDLIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libshmq.a $(LDLIBS) -lcmocka

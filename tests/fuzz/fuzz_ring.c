@@ -4,7 +4,7 @@
  * ring, then shmq_ring_decode() validates the copy.  The input fills a ring
  * of 4096 bytes; its first 4 bytes choose head, tail and the limits.
  * What the writer does next with a refused entry (answering the slot,
- * discarding a region: daemons/writer.c) is not covered here.
+ * discarding a region: daemons/writer_unit.c, writer.c) is not covered here.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,0 +1,169 @@
+/*
+ * Internal to shmq-writer (daemons/writer*.c): the writer's state and what
+ * its files share.
+ *
+ *   writer.c         the batch (round robin over the rings, publishing,
+ *                    answers), ring access, idle and done, init, main
+ *   writer_unit.c    one ring unit: copy and validate, resolve topic, queue
+ *                    and ACL, append, and the answers
+ *   writer_repair.c  the restart repair: units appended before a kill are
+ *                    answered from their records, never appended again
+ */
+#ifndef SHMQ_WRITER_H
+#define SHMQ_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/log.h"
+#include "format/acl.h"
+#include "format/commitlog.h"
+#include "shm/ctl.h"
+#include "shm/journal.h"
+#include "shm/ring.h"
+#include "worker.h"
+
+#define WR_BATCH_ENTRIES 256       /* ring entries per batch (one journal cycle) */
+#define WR_BATCH_BYTES   (1 << 20) /* ring bytes per batch */
+#define WR_COMPLETIONS   (WR_BATCH_ENTRIES + 1)
+#define WR_SPIN_NS       50000 /* spin for new entries before sleeping */
+#define WR_TOPIC_LOCK_MS 2000
+#define WR_WARN_EVERY_MS 1000
+#define WR_HOLD_MAX_MS   60000 /* crash tests: the longest hold at a step */
+
+/* One request to complete at step (5). */
+typedef struct wr_done {
+    uint32_t ring;
+    uint32_t slot;
+    uint64_t req_id;
+    bool oneway;
+    int32_t status;
+    int32_t queue_id;
+    int32_t size;
+    int32_t count;
+    int64_t phys;
+    int64_t end;
+    int64_t queue_offset;
+    int64_t store_ts;
+    char detail[SHMQ_RING_DETAIL_MAX]; /* with a negative status: that request's error */
+} wr_done_t;
+
+/* A queue whose next_offset this batch advances (stored at step (4)). */
+typedef struct wr_queue {
+    shmq_ctl_queue_t *q;
+    int64_t next;
+} wr_queue_t;
+
+/* aclEnable: who owns a ring, and its account under the rules of generation gen. */
+typedef struct wr_owner {
+    uint64_t claims; /* the registration it was built for (0: none yet) */
+    uint64_t gen;    /* the rules' generation */
+    shmq_acl_ident_t id;
+    const shmq_acl_account_t *acct;
+} wr_owner_t;
+
+/* A ring unit appended before a restart but not at its ring's head: skip it when reached. */
+typedef struct wr_skip {
+    uint32_t ring;
+    uint64_t pos;
+    uint64_t len;
+} wr_skip_t;
+
+typedef struct writer {
+    shmq_worker_t *w;
+    shmq_ctl_t *ctl;
+    shmq_ctl_block_t *blk;
+    const shmq_config_t *cfg;
+    shmq_commitlog_t cl;
+    bool cl_open;
+    shmq_ring_limits_t lim;
+    uint64_t ring_size;
+    uint32_t ring_count;
+    int64_t unit_max;     /* ring bytes of one unit */
+    int64_t repair_bound; /* what one batch can leave after wrote */
+    int64_t published;    /* wrote as last published */
+    /* staging for one unit */
+    uint8_t *buf;
+    size_t buf_cap;
+    shmq_ring_msg_t *msgs;
+    shmq_msg_in_t *ins;
+    int64_t *qoffs;
+    shmq_append_result_t *res;
+    shmq_journal_rec_t **matched; /* restart: the records a unit's messages matched */
+    size_t unit_cap;
+    /* the batch */
+    wr_done_t done[WR_COMPLETIONS];
+    size_t ndone;
+    wr_queue_t *queues;
+    size_t nqueues;
+    size_t queues_cap;
+    uint64_t heads[SHMQ_CTL_MAX_RINGS];
+    bool moved[SHMQ_CTL_MAX_RINGS];
+    bool discard[SHMQ_CTL_MAX_RINGS];
+    size_t entries;
+    int64_t bytes;
+    uint64_t msgs_in, bytes_in;
+    uint64_t rejects, refused_disk_full, refused_fenced, append_errors; /* this batch's */
+    bool fenced;
+    uint32_t disk_full;  /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
+    uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
+    /* one-entry topic cache, valid for one batch */
+    shmq_ctl_topic_t topic;
+    bool topic_valid;
+    /* restart */
+    shmq_journal_t journal;
+    wr_skip_t *skips;
+    size_t nskips;
+    /* the rings: each producer's object, mapped while the table names it */
+    shmq_ring_map_t maps[SHMQ_CTL_MAX_RINGS];
+    uint64_t map_failed[SHMQ_CTL_MAX_RINGS]; /* claims + 1 of a ring that could not be mapped */
+    int64_t map_retry_ms[SHMQ_CTL_MAX_RINGS];
+    uint64_t tail_warned[SHMQ_CTL_MAX_RINGS]; /* a tail behind head, logged once per value */
+    /* aclEnable: config/acl.json and each ring's owner under it */
+    shmq_acl_watch_t acl;
+    wr_owner_t owners[SHMQ_CTL_MAX_RINGS];
+    /* housekeeping */
+    uint32_t rr;
+    int64_t warn_ms;
+    uint64_t warn_suppressed;
+    const char *crash_dir; /* SHMQ_TEST_CRASH_DIR, or NULL */
+} writer_t;
+
+enum { UNIT_OK = 0, UNIT_DISCARD = 1, UNIT_STOP = 2 };
+
+/* Rate-limited log line (producers' bad input, repeated append errors). */
+void wr_log(writer_t *wr, enum shmq_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Room for units of n entries in the staging arrays (-ENOMEM). */
+int wr_unit_room(writer_t *wr, size_t n);
+
+/* Give the answer d to its ring slot (nothing for a one-way send). */
+void wr_complete_slot(writer_t *wr, const wr_done_t *d);
+
+/*
+ * Take the unit at pos (head or later) of ring i: copy and validate every
+ * entry, then append it (repair = false) or, at restart, complete it if it
+ * was appended before (repair = true: UNIT_STOP when it was not).  *adv
+ * gets the bytes to skip.  UNIT_DISCARD: garbage hides the rest of the ring.
+ */
+int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool repair, uint64_t *adv);
+
+/*
+ * Ring i's object, mapped (again) when the table names a new one; NULL when
+ * the ring is not in use or cannot be mapped.
+ */
+shmq_ring_shm_t *wr_ring_at(writer_t *wr, uint32_t i);
+
+/*
+ * The producer's tail of ring i, judged against our head: 0 with *tail set
+ * when it may be read up to; -1 when there is nothing to take (a tail
+ * behind our head: logged once); 1 when it ran more than a ring ahead.
+ */
+int wr_ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail);
+
+/* Restart: scan the interrupted batch's records and answer the ring units they hold. */
+int wr_repair(writer_t *wr);
+
+#endif

@@ -1,0 +1,457 @@
+/*
+ * shmq-writer: one ring unit (a message, or a producer's batch appended as
+ * one).  Its entries are copied out of the ring and validated (ring.h),
+ * the scheduler's put hook runs, the ACL, the topic (created when
+ * autoCreateTopicEnable allows) and the queue are resolved, the unit is
+ * appended with queue offsets from the batch's local copies, and its answer
+ * is queued for step (5) of the batch (writer.c).  At restart the same
+ * path matches a unit with the records the killed writer left
+ * (complete_recorded) instead of appending it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "format/commitlog.h"
+#include "shm/ctl.h"
+#include "shm/journal.h"
+#include "shm/ring.h"
+#include "shm/schedule.h"
+#include "shmq/errors.h"
+#include "store/fence.h"
+#include "writer.h"
+
+static bool tx_gets_unit(int32_t sysflag)
+{
+    int32_t tx = sysflag & SHMQ_SYSFLAG_TX_MASK;
+    return tx == SHMQ_SYSFLAG_TX_NOT || tx == SHMQ_SYSFLAG_TX_COMMIT;
+}
+
+int wr_unit_room(writer_t *wr, size_t n)
+{
+    if (n <= wr->unit_cap) {
+        return 0;
+    }
+    size_t cap = wr->unit_cap ? wr->unit_cap : 16;
+    while (cap < n) {
+        cap *= 2;
+    }
+    shmq_ring_msg_t *m = realloc(wr->msgs, cap * sizeof(*m));
+    if (m) {
+        wr->msgs = m;
+    }
+    shmq_msg_in_t *in = realloc(wr->ins, cap * sizeof(*in));
+    if (in) {
+        wr->ins = in;
+    }
+    int64_t *q = realloc(wr->qoffs, cap * sizeof(*q));
+    if (q) {
+        wr->qoffs = q;
+    }
+    shmq_append_result_t *r = realloc(wr->res, cap * sizeof(*r));
+    if (r) {
+        wr->res = r;
+    }
+    shmq_journal_rec_t **jr = realloc(wr->matched, cap * sizeof(*jr));
+    if (jr) {
+        wr->matched = jr;
+    }
+    if (!m || !in || !q || !r || !jr) {
+        return -ENOMEM;
+    }
+    wr->unit_cap = cap;
+    return 0;
+}
+
+/* ---- completions -------------------------------------------------------------------- */
+
+static void add_done(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *m, int status)
+{
+    wr_done_t *d = &wr->done[wr->ndone++];
+    memset(d, 0, sizeof(*d));
+    d->ring = ring;
+    d->slot = m->slot;
+    d->req_id = m->req_id;
+    d->oneway = (m->flags & SHMQ_RING_F_ONEWAY) != 0;
+    d->status = status;
+    d->queue_id = m->queue_id;
+    d->count = m->batch_count;
+}
+
+/* The counter a refusal counts in: bad input, or an entry the store could not take. */
+static void count_refusal(writer_t *wr, int err)
+{
+    if (err == SHMQ_E_DISK_FULL || err == -ENOSPC || err == -EDQUOT) {
+        wr->refused_disk_full++;
+    } else if (err == SHMQ_E_FENCED) {
+        wr->refused_fenced++;
+    } else if ((err < SHMQ_RING_E_BASE && err > SHMQ_RING_E_LAST) || err == SHMQ_E_TOPIC ||
+               err == SHMQ_E_PROPS || err == SHMQ_E_TOO_BIG || err == SHMQ_E_RANGE ||
+               err == SHMQ_E_NOT_FOUND || err == SHMQ_E_ARG || err == -EACCES) {
+        wr->rejects++; /* what the producer sent is wrong */
+    } else {
+        wr->append_errors++;
+    }
+}
+
+/* Refuse the entry at pos with err: log, count, answer with the entry's own error text. */
+static void reject(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_msg_t *m, int err)
+{
+    /* Cleared before the entry was taken: any text now is this entry's. */
+    const char *why = shmq_error_detail()[0] ? shmq_error_detail() : shmq_ring_strerror(err);
+    wr_log(wr, SHMQ_LOG_WARN, "ring %u (pid %d) entry at %llu refused: %s", ring,
+           (int)atomic_load_explicit(&wr->blk->rings[ring].owner_pid, memory_order_relaxed),
+           (unsigned long long)pos, why);
+    count_refusal(wr, err);
+    if (m->hdr_ok) {
+        add_done(wr, ring, m, shmq_ring_error_status(err));
+        snprintf(wr->done[wr->ndone - 1].detail, SHMQ_RING_DETAIL_MAX, "%s", why);
+    }
+}
+
+void wr_complete_slot(writer_t *wr, const wr_done_t *d)
+{
+    if (d->oneway || d->ring >= wr->ring_count) {
+        return;
+    }
+    shmq_ring_slot_t res = {.status = d->status,
+                            .req_id = d->req_id,
+                            .phys_offset = d->phys,
+                            .end_pos = d->end,
+                            .queue_offset = d->queue_offset,
+                            .store_ts = d->store_ts,
+                            .queue_id = d->queue_id,
+                            .size = d->size,
+                            .count = d->count};
+    memcpy(res.detail, d->detail, sizeof(res.detail));
+    if (wr->maps[d->ring].r != NULL) {
+        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &res);
+    }
+}
+
+/* ---- topics and queues ----------------------------------------------------------------- */
+
+static int create_topic(writer_t *wr, const char *topic, size_t len, shmq_ctl_topic_t *out)
+{
+    if (!wr->cfg->auto_create_topic_enable) {
+        return shmq_error_set(SHMQ_E_NOT_FOUND,
+                              "topic %.*s does not exist and autoCreateTopicEnable is false",
+                              (int)len, topic);
+    }
+    char name[SHMQ_TOPIC_MAX_ANY + 1];
+    memcpy(name, topic, len);
+    name[len] = '\0';
+    int rc = shmq_ctl_topic_lock(wr->ctl, WR_TOPIC_LOCK_MS);
+    if (rc < 0) {
+        return rc;
+    }
+    if (shmq_ctl_topic_get(wr->ctl, topic, len, out) == 0) {
+        shmq_ctl_topic_unlock(wr->ctl);
+        return 0; /* created meanwhile */
+    }
+    int32_t nq = wr->cfg->default_topic_queue_nums > 0 ? wr->cfg->default_topic_queue_nums : 1;
+    rc = shmq_ctl_topic_put(wr->ctl, name, nq, nq, SHMQ_PERM_READ | SHMQ_PERM_WRITE, false);
+    if (rc == 0) {
+        int src = shmq_ctl_topics_save(wr->ctl);
+        if (src < 0) {
+            shmq_log(SHMQ_LOG_WARN, "topic %s created, but topics.json not saved: %s", name,
+                     shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(src));
+        }
+    }
+    shmq_ctl_topic_unlock(wr->ctl);
+    if (rc < 0) {
+        return rc;
+    }
+    shmq_log(SHMQ_LOG_INFO, "created topic %s with %d queues", name, nq);
+    return shmq_ctl_topic_get(wr->ctl, topic, len, out);
+}
+
+/* The topic admits a message to queue_id (creating the topic if allowed). */
+static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id)
+{
+    shmq_ctl_topic_t *t = &wr->topic;
+    if (!(wr->topic_valid && strlen(t->name) == len && memcmp(t->name, topic, len) == 0)) {
+        wr->topic_valid = false;
+        int rc = shmq_ctl_topic_get(wr->ctl, topic, len, t);
+        if (rc == SHMQ_E_NOT_FOUND) {
+            rc = create_topic(wr, topic, len, t);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        t->name[sizeof(t->name) - 1] = '\0';
+        wr->topic_valid = true;
+    }
+    if (!(t->perm & SHMQ_PERM_WRITE)) {
+        return shmq_error_set(-EACCES, "topic %.*s is not writable (perm %d)", (int)len, topic,
+                              t->perm);
+    }
+    if (queue_id >= t->write_queue_nums) {
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "topic %.*s has %d write queues; queue id %d is "
+                              "outside",
+                              (int)len, topic, t->write_queue_nums, queue_id);
+    }
+    return 0;
+}
+
+/*
+ * aclEnable: may the producer of ring i publish to topic?  Its identity is
+ * the master's record (uid and groups from SO_PEERCRED and /proc at
+ * registration), never anything the producer wrote.
+ */
+static int acl_publish(writer_t *wr, uint32_t i, const char *topic, size_t len)
+{
+    if (!wr->cfg->acl_enable) {
+        return 0;
+    }
+    wr_owner_t *o = &wr->owners[i];
+    uint64_t claims = wr->maps[i].claims;
+    if (o->claims != claims || o->gen != wr->acl.gen) {
+        const shmq_ctl_ring_t *t = &wr->blk->rings[i];
+        /* Relaxed: written before the ACTIVE release that wr_ring_at() acquired. */
+        uid_t uid = (uid_t)atomic_load_explicit(&t->owner_uid, memory_order_relaxed);
+        int32_t ng = atomic_load_explicit(&t->owner_ngroups, memory_order_relaxed);
+        memset(&o->id, 0, sizeof(o->id));
+        o->id.uid = uid;
+        o->id.owner = uid == geteuid();
+        o->id.ngroups = ng < 0 ? 0 : ng > SHMQ_ACL_GROUPS_MAX ? SHMQ_ACL_GROUPS_MAX : ng;
+        for (int g = 0; g < o->id.ngroups; g++) {
+            o->id.groups[g] = (gid_t)t->owner_groups[g];
+        }
+        int rc = shmq_acl_watch_account(&wr->acl, &o->id, &o->acct);
+        if (rc < 0) {
+            o->claims = 0; /* no rules loaded: looked at again next time */
+            return rc;
+        }
+        o->claims = claims;
+        o->gen = wr->acl.gen;
+    }
+    return shmq_acl_may_publish(o->acct, &o->id, topic, len);
+}
+
+/* The batch's entry for a queue (found or inserted in the control block). */
+static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
+                       wr_queue_t **out)
+{
+    for (size_t i = 0; i < wr->nqueues; i++) {
+        shmq_ctl_queue_t *q = wr->queues[i].q;
+        if (q->queue_id == queue_id && q->topic_len == len && memcmp(q->topic, topic, len) == 0) {
+            *out = &wr->queues[i];
+            return 0;
+        }
+    }
+    shmq_ctl_queue_t *q = shmq_ctl_queue_find(wr->ctl, topic, len, queue_id);
+    if (q == NULL) {
+        int rc = shmq_ctl_queue_insert(wr->ctl, topic, len, queue_id, &q);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (wr->nqueues == wr->queues_cap) {
+        size_t cap = wr->queues_cap ? wr->queues_cap * 2 : 64;
+        wr_queue_t *n = realloc(wr->queues, cap * sizeof(*n));
+        if (n == NULL) {
+            return -ENOMEM;
+        }
+        wr->queues = n;
+        wr->queues_cap = cap;
+    }
+    wr_queue_t *e = &wr->queues[wr->nqueues++];
+    e->q = q;
+    /* Relaxed: we are next_offset's only writer. */
+    e->next = atomic_load_explicit(&q->next_offset, memory_order_relaxed);
+    *out = e;
+    return 0;
+}
+
+/* ---- one unit ------------------------------------------------------------------------------ */
+
+/* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
+static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
+{
+    const shmq_ring_msg_t *m0 = &wr->msgs[0];
+    if (wr->fenced) {
+        const shmq_ctl_block_t *b = wr->blk;
+        /* Relaxed: status words, set before fenced_error (read with acquire this batch). */
+        int32_t ferr = atomic_load_explicit(&b->fenced_error, memory_order_relaxed);
+        int32_t part = atomic_load_explicit(&b->fenced_part, memory_order_relaxed);
+        shmq_error_set(SHMQ_E_FENCED,
+                       "the store is fenced: a %s flush failed (%s); it stores nothing until it "
+                       "is restarted",
+                       shmq_fence_part_name((enum shmq_fence_part)part), shmq_strerror(ferr));
+        reject(wr, ring, pos, m0, SHMQ_E_FENCED);
+        return;
+    }
+    /* cleaner: no new message while the disk is above the warning level. */
+    if (wr->disk_full) {
+        bool cl = (wr->disk_full & 1) != 0;
+        /* Relaxed: statistics the cleaner set before disk_full. */
+        int32_t pct = atomic_load_explicit(
+            cl ? &wr->blk->cleaner.used_pct : &wr->blk->cleaner.cq_used_pct, memory_order_relaxed);
+        shmq_error_set(SHMQ_E_DISK_FULL,
+                       "disk full: the %s filesystem is %d%% used, above "
+                       "diskSpaceWarningLevelRatio %d%%: nothing is stored until the cleaner "
+                       "frees space",
+                       cl ? "CommitLog's" : "consume queues'", (int)pct,
+                       (int)wr->cfg->disk_space_warning_level_ratio);
+        reject(wr, ring, pos, m0, SHMQ_E_DISK_FULL);
+        return;
+    }
+    /* The ACL before the topic: a producer may not create a topic it may not publish to. */
+    int rc = acl_publish(wr, ring, m0->topic, m0->topic_len);
+    if (rc == 0) {
+        rc = resolve_topic(wr, m0->topic, m0->topic_len, m0->queue_id);
+    }
+    if (rc < 0) {
+        reject(wr, ring, pos, m0, rc);
+        return;
+    }
+    bool unit = tx_gets_unit(m0->sysflag);
+    wr_queue_t *q = NULL;
+    if (unit && (rc = batch_queue(wr, m0->topic, m0->topic_len, m0->queue_id, &q)) < 0) {
+        reject(wr, ring, pos, m0, rc);
+        return;
+    }
+    int64_t qoff = unit ? q->next : 0;
+    for (size_t k = 0; k < n; k++) {
+        shmq_ring_msg_to_in(&wr->msgs[k], &wr->cl.store_host, &wr->ins[k]);
+        wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
+    }
+    shmq_error_clear();
+    rc = shmq_commitlog_append_batch(&wr->cl, wr->ins, n, wr->qoffs, 0, wr->res);
+    if (rc < 0) {
+        char why[SHMQ_RING_DETAIL_MAX];
+        snprintf(why, sizeof(why), "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
+                 shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+        wr_log(wr, SHMQ_LOG_ERROR, "%s", why);
+        count_refusal(wr, rc);
+        add_done(wr, ring, m0, rc);
+        memcpy(wr->done[wr->ndone - 1].detail, why, sizeof(why));
+        return;
+    }
+    if (unit) {
+        q->next = qoff + (int64_t)n;
+    }
+    const shmq_append_result_t *first = &wr->res[0], *last = &wr->res[n - 1];
+    add_done(wr, ring, m0, 0);
+    wr_done_t *d = &wr->done[wr->ndone - 1];
+    d->phys = first->phys_offset;
+    d->size = first->size;
+    d->end = last->phys_offset + last->size;
+    d->queue_offset = wr->qoffs[0];
+    d->store_ts = first->store_ts;
+    d->count = (int32_t)n;
+    wr->msgs_in += n;
+    wr->bytes_in += (uint64_t)(d->end - d->phys);
+}
+
+/*
+ * Restart: answer a unit appended before the kill from the records it was
+ * stored as (every message of the unit matched, journal.h); false if it was
+ * not appended.
+ */
+static bool complete_recorded(writer_t *wr, uint32_t ring, size_t n)
+{
+    shmq_journal_rec_t *first = NULL, *last = NULL;
+    size_t k = 0;
+    for (; k < n; k++) {
+        last = shmq_journal_find(&wr->journal, &wr->msgs[k]);
+        if (last == NULL) {
+            break;
+        }
+        last->used = true; /* two messages of a unit never match one record */
+        wr->matched[k] = last;
+        first = k == 0 ? last : first;
+    }
+    if (k < n) {
+        while (k-- > 0) {
+            wr->matched[k]->used = false; /* not this unit's records after all */
+        }
+        return false;
+    }
+    const shmq_ring_msg_t *m0 = &wr->msgs[0];
+    wr_done_t d = {.ring = ring,
+                   .slot = m0->slot,
+                   .req_id = m0->req_id,
+                   .oneway = (m0->flags & SHMQ_RING_F_ONEWAY) != 0,
+                   .queue_id = first->queue_id,
+                   .size = first->size,
+                   .count = (int32_t)n,
+                   .phys = first->phys,
+                   .end = last->phys + last->size,
+                   .queue_offset = first->queue_offset,
+                   .store_ts = first->store_ts};
+    wr_complete_slot(wr, &d);
+    return true;
+}
+
+/*
+ * Take the unit at pos (head or later) of ring i: copy and validate every
+ * entry, then append it (repair = false) or, at restart, complete it if it
+ * was appended before (repair = true: UNIT_STOP when it was not).  *adv
+ * gets the bytes to skip.  UNIT_DISCARD: garbage hides the rest of the ring.
+ */
+int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool repair, uint64_t *adv)
+{
+    const uint8_t *data = wr->maps[i].data;
+    size_t n = 0;
+    int rc;
+    shmq_error_clear(); /* every error text from here on is this unit's */
+    for (;;) {
+        rc = shmq_ring_take_unit(data, wr->ring_size, pos, tail, &wr->lim, wr->buf, wr->buf_cap,
+                                 wr->msgs, wr->unit_cap, &n, adv);
+        if (rc != -ENOBUFS) {
+            break;
+        }
+        if (wr_unit_room(wr, n) < 0) {
+            return -ENOMEM;
+        }
+    }
+    if (rc == 0) {
+        return UNIT_STOP;
+    }
+    if (rc == SHMQ_RING_KIND_PAD) {
+        return UNIT_OK;
+    }
+    if (rc < 0 && shmq_ring_error_fatal(rc)) {
+        wr_log(wr, SHMQ_LOG_WARN,
+               "ring %u: entry at %llu unreadable (%s): discarding %llu published bytes", i,
+               (unsigned long long)pos, shmq_error_detail(), (unsigned long long)(tail - pos));
+        return UNIT_DISCARD;
+    }
+    if (rc < 0) {
+        reject(wr, i, pos, &wr->msgs[0], rc);
+        return UNIT_OK;
+    }
+    /* A restart matches the entry as the producer wrote it with what was stored (the
+     * journal reads the hook's decision from the record): the hook is not run again,
+     * its decision for a timed message depends on the clock (PITFALLS 20). */
+    if (repair) {
+        return complete_recorded(wr, i, n) ? UNIT_OK : UNIT_STOP;
+    }
+    /* ---- scheduler: delay levels and timed messages go to their system topics
+     * (RocketMQ's put hook, libshm/shm/schedule.c). ---- */
+    if ((rc = shmq_schedule_writer_hook(wr->ctl, wr->cfg, wr->msgs, n)) < 0) {
+        reject(wr, i, pos, &wr->msgs[0], rc);
+        return UNIT_OK;
+    }
+    /* ---- end scheduler ---- */
+    const shmq_ring_msg_t *m0 = &wr->msgs[0];
+    if ((int64_t)*adv > wr->unit_max) {
+        shmq_error_set(SHMQ_E_TOO_BIG, "unit of %llu ring bytes exceeds %lld",
+                       (unsigned long long)*adv, (long long)wr->unit_max);
+        reject(wr, i, pos, m0, SHMQ_E_TOO_BIG);
+        return UNIT_OK;
+    }
+    if (n > 1 && (m0->sysflag & SHMQ_SYSFLAG_TX_MASK) != SHMQ_SYSFLAG_TX_NOT) {
+        shmq_error_set(SHMQ_RING_E_SYSFLAG, "transactional messages cannot be batched");
+        reject(wr, i, pos, m0, SHMQ_RING_E_SYSFLAG);
+        return UNIT_OK;
+    }
+    append_unit(wr, i, pos, n);
+    wr->entries += n;
+    return UNIT_OK;
+}
