@@ -69,38 +69,14 @@ bool shmq_prod_store_alive(const shmq_producer_t *p)
 /* Register with the master: our ring arrives as a descriptor; the connection stays open. */
 static int register_ring(shmq_producer_t *p)
 {
-    int fd = shmq_reg_connect(p->ctl.root);
-    if (fd < 0) {
-        return fd;
-    }
-    shmq_reg_msg_t req = {.type = SHMQ_REG_REGISTER_PRODUCER};
-    shmq_reg_msg_t rep;
-    int ring_fd = -1;
-    int rc = shmq_reg_call(fd, &req, &rep, &ring_fd, SHMQ_REG_TIMEOUT_MS);
-    if (rc == 0 && ring_fd < 0) {
-        rc = shmq_error_set(SHMQ_E_CORRUPT, "store %s: registration answered without a ring",
-                            p->root);
-    }
-    if (rc == 0 && (rep.ring >= SHMQ_CTL_MAX_RINGS || rep.ring_size != p->blk->hdr.ring_size)) {
-        close(ring_fd);
-        rc = shmq_error_set(SHMQ_E_CORRUPT, "store %s: ring %u of %llu bytes: not this store's",
-                            p->root, rep.ring, (unsigned long long)rep.ring_size);
-    }
-    if (rc == 0) {
-        rc = shmq_ring_map_fd(ring_fd, rep.ring, rep.claims, rep.ring_size, &p->map);
-    }
+    int rc = shmq_ring_register(p->root, p->blk->hdr.ring_size, &p->reg_fd, &p->map);
     if (rc < 0) {
-        close(fd);
-        if (rc == SHMQ_E_NOT_FOUND) {
-            return shmq_error_set(-EAGAIN, "store %s: master went away while registering", p->root);
-        }
         return rc;
     }
-    p->reg_fd = fd;
-    p->ring_idx = rep.ring;
+    p->ring_idx = p->map.index;
     p->ring = p->map.r;
     /* A new ring: the writer's head and our tail are both 0. */
-    shmq_ring_prod_init(&p->rp, p->map.data, rep.ring_size, &p->ring->head, &p->ring->tail);
+    shmq_ring_prod_init(&p->rp, p->map.data, p->blk->hdr.ring_size, &p->ring->head, &p->ring->tail);
     return 0;
 }
 

@@ -352,6 +352,16 @@ void shmq_ring_unmap(shmq_ring_map_t *m);
 int shmq_ring_map_fd(int fd, uint32_t idx, uint64_t claims, uint64_t ring_size, shmq_ring_map_t *m);
 
 /*
+ * Producer: register with the master of the store at root over
+ * <root>/shmq.sock and map the ring it sends (of ring_size bytes, the
+ * store's).  *conn gets the connection, which must stay open for as long
+ * as the ring is used: its end gives the ring back.  -EAGAIN when the
+ * master went away while registering; SHMQ_E_CORRUPT when the answer is
+ * not a ring of this store.
+ */
+int shmq_ring_register(const char *root, uint64_t ring_size, int *conn, shmq_ring_map_t *m);
+
+/*
  * Writer: the producer's tail of ring m read once (acquire) and judged
  * against the writer's head: *tail gets it when valid (head <= tail <= head
  * + ring_size).  Returns 0 when valid, 1 when the tail ran more than the

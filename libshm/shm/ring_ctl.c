@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shm/reg.h"
 #include "shmq/errors.h"
 
 #define RING_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
@@ -269,6 +270,38 @@ int shmq_ring_map_fd(int fd, uint32_t idx, uint64_t claims, uint64_t ring_size, 
     }
     close(fd);
     return rc;
+}
+
+int shmq_ring_register(const char *root, uint64_t ring_size, int *conn, shmq_ring_map_t *m)
+{
+    int fd = shmq_reg_connect(root);
+    if (fd < 0) {
+        return fd;
+    }
+    shmq_reg_msg_t req = {.type = SHMQ_REG_REGISTER_PRODUCER};
+    shmq_reg_msg_t rep;
+    int ring_fd = -1;
+    int rc = shmq_reg_call(fd, &req, &rep, &ring_fd, SHMQ_REG_TIMEOUT_MS);
+    if (rc == 0 && ring_fd < 0) {
+        rc = shmq_error_set(SHMQ_E_CORRUPT, "store %s: registration answered without a ring", root);
+    }
+    if (rc == 0 && (rep.ring >= SHMQ_CTL_MAX_RINGS || rep.ring_size != ring_size)) {
+        close(ring_fd);
+        rc = shmq_error_set(SHMQ_E_CORRUPT, "store %s: ring %u of %llu bytes: not this store's",
+                            root, rep.ring, (unsigned long long)rep.ring_size);
+    }
+    if (rc == 0) {
+        rc = shmq_ring_map_fd(ring_fd, rep.ring, rep.claims, rep.ring_size, m);
+    }
+    if (rc < 0) {
+        close(fd);
+        if (rc == SHMQ_E_NOT_FOUND) {
+            return shmq_error_set(-EAGAIN, "store %s: master went away while registering", root);
+        }
+        return rc;
+    }
+    *conn = fd;
+    return 0;
 }
 
 void shmq_ring_unmap(shmq_ring_map_t *m)

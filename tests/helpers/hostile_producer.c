@@ -95,29 +95,16 @@ typedef struct entry {
     uint32_t extra_len; /* bytes reserved beyond the encoded size */
 } entry_t;
 
-/* Register as libshm/client/producer.c does: the ring arrives as a descriptor; the connection
- * stays. */
+/* Register as every producer does (shmq_ring_register): the connection stays. */
 static int claim(hostile_t *h)
 {
-    int fd = shmq_reg_connect(h->ctl.root);
-    if (fd < 0) {
-        return fd;
-    }
-    shmq_reg_msg_t req = {.type = SHMQ_REG_REGISTER_PRODUCER};
-    shmq_reg_msg_t rep;
-    int ring_fd = -1;
-    int rc = shmq_reg_call(fd, &req, &rep, &ring_fd, SHMQ_REG_TIMEOUT_MS);
-    if (rc == 0) {
-        rc = shmq_ring_map_fd(ring_fd, rep.ring, rep.claims, rep.ring_size, &h->map);
-    }
+    int rc = shmq_ring_register(h->ctl.root, h->blk->hdr.ring_size, &h->reg_fd, &h->map);
     if (rc < 0) {
-        close(fd);
         return rc;
     }
-    h->reg_fd = fd;
     h->ring = h->map.r;
-    h->ring_idx = rep.ring;
-    shmq_ring_prod_init(&h->rp, h->map.data, rep.ring_size, &h->ring->head, &h->ring->tail);
+    h->ring_idx = h->map.index;
+    shmq_ring_prod_init(&h->rp, h->map.data, h->blk->hdr.ring_size, &h->ring->head, &h->ring->tail);
     return 0;
 }
 
