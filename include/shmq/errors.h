@@ -52,6 +52,7 @@ const char *shmq_strerror(int err);
  * Record a context string for the current thread's last error (printf
  * format).  Returns err so that callers can write
  *     return shmq_error_set(SHMQ_E_CORRUPT, "%s: bad magic at %lld", path, off);
+ * An argument may be shmq_error_detail() itself (the earlier detail, quoted).
  */
 int shmq_error_set(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

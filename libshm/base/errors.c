@@ -51,10 +51,13 @@ const char *shmq_strerror(int err)
 
 int shmq_error_set(int err, const char *fmt, ...)
 {
+    /* Formatted aside first: an argument may be shmq_error_detail() itself. */
+    char buf[sizeof(detail_buf)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail_buf, sizeof(detail_buf), fmt, ap);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
+    memcpy(detail_buf, buf, sizeof(buf));
     return err;
 }
 

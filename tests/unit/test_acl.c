@@ -219,6 +219,10 @@ static void test_bad_files_are_refused_naming_the_entry(void **state)
                   "the perm must be");
     parse_refused("{\"accounts\":[{\"user\":\"1\",\"topicPerms\":[\"../x=PUB\"]}]}",
                   "topicPerms[0] \"../x=PUB\"");
+    /* The name checker's own reason, quoted whole after the entry. */
+    parse_refused(
+        "{\"accounts\":[{\"user\":\"1\",\"topicPerms\":[\"a b=PUB\"]}]}",
+        "topicPerms[0] \"a b=PUB\": topic has a character outside [A-Za-z0-9%_|-] at byte 1");
     parse_refused("{\"accounts\":[{\"user\":\"1\",\"groupPerms\":[\"g h=SUB\"]}]}",
                   "groupPerms[0]");
     parse_refused(
