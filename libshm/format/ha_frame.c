@@ -1,0 +1,95 @@
+/*
+ * RocketMQ's classic HA frames (ha_frame.h).
+ */
+#include "format/ha_frame.h"
+
+#include <endian.h>
+#include <string.h>
+
+#include "shmq/errors.h"
+
+static void put64(uint8_t *p, int64_t v)
+{
+    uint64_t be = htobe64((uint64_t)v);
+    memcpy(p, &be, 8);
+}
+
+static int64_t get64(const uint8_t *p)
+{
+    uint64_t be;
+    memcpy(&be, p, 8);
+    return (int64_t)be64toh(be);
+}
+
+void shmq_ha_report_encode(int64_t log_end, uint8_t out[SHMQ_HA_REPORT_SIZE])
+{
+    put64(out, log_end);
+}
+
+int shmq_ha_report_scan(const uint8_t *buf, size_t len, int64_t *latest)
+{
+    size_t n = len / SHMQ_HA_REPORT_SIZE;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = get64(buf + i * SHMQ_HA_REPORT_SIZE);
+        if (v < 0) {
+            return shmq_error_set(SHMQ_E_CORRUPT, "report %lld: not an offset", (long long)v);
+        }
+        *latest = v;
+    }
+    return (int)(n > (size_t)INT32_MAX ? INT32_MAX : n);
+}
+
+void shmq_ha_header_encode(const shmq_ha_header_t *h, uint8_t out[SHMQ_HA_HEADER_SIZE])
+{
+    put64(out, h->offset);
+    uint32_t be = htobe32((uint32_t)h->size);
+    memcpy(out + 8, &be, 4);
+}
+
+int shmq_ha_header_decode(const uint8_t in[SHMQ_HA_HEADER_SIZE], int32_t max_body,
+                          shmq_ha_header_t *h)
+{
+    uint32_t be;
+    memcpy(&be, in + 8, 4);
+    h->offset = get64(in);
+    h->size = (int32_t)be32toh(be);
+    if (h->offset < 0) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "transfer at %lld: not an offset",
+                              (long long)h->offset);
+    }
+    if (h->size < 0 || h->size > max_body) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "transfer of %d bytes: give 0 to %d", h->size,
+                              max_body);
+    }
+    if (h->offset > INT64_MAX - h->size) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "transfer at %lld of %d bytes ends past 2^63",
+                              (long long)h->offset, h->size);
+    }
+    return 0;
+}
+
+int shmq_ha_start_offset(int64_t report, int64_t log_min, int64_t log_end, int64_t seg_size,
+                         int64_t *start)
+{
+    if (report == 0) {
+        *start = seg_size > 0 ? log_end - log_end % seg_size : log_end;
+        if (*start < log_min) {
+            *start = log_min;
+        }
+        return 0;
+    }
+    if (report > log_end) {
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "the slave's log ends at %lld, beyond this master's end %lld: it "
+                              "holds bytes this master never wrote",
+                              (long long)report, (long long)log_end);
+    }
+    if (report < log_min) {
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "the slave's log ends at %lld, before this master's first offset "
+                              "%lld (cleaned): it cannot catch up from here",
+                              (long long)report, (long long)log_min);
+    }
+    *start = report;
+    return 0;
+}
