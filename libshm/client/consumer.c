@@ -13,8 +13,8 @@
  * record's CRCs are checked too, in one pass over its bytes: the whole-record
  * __CRC32# when present (it covers the body), else the body CRC
  * (shmq_record_check_crcs).  A record that fails is reported where it lies
- * (shmq_corrupt_t), never returned; shmq_consumer_skip_corrupt() moves a
- * group past exactly one such record.
+ * (shmq_corrupt_t), never returned; shmq_consumer_skip_corrupt()
+ * (consumer_skip.c) moves a group past exactly one such record.
  *
  * Long polling: register as a sleeper on the consumer area's wake word,
  * re-check the queue's max_offset, sleep with a bounded timeout; the
@@ -23,6 +23,11 @@
  * Store down (ready cleared, state STOPPED, control block unlinked or
  * replaced, master gone): every call first re-attaches, and fails with
  * SHMQ_E_NOT_FOUND while no store runs.
+ *
+ * This file owns the handle (its struct is in consumer_int.h), attaching,
+ * the ConsumeQueue handles, reading and checking a unit and its record, and
+ * the pull.  Queue and group offsets are consumer_offsets.c's; send-back and
+ * group polls consumer_retry.c's.
  */
 #include "shmq/consumer.h"
 
@@ -42,47 +47,11 @@
 #include "client/consumer_int.h"
 #include "shm/ctl.h"
 #include "format/message.h"
-#include "shm/reg.h"
 #include "client/subscription.h"
 
 #define CONS_CHECK_MS       100 /* how often the master's liveness is checked */
 #define CONS_WAIT_SLICE_MS  500 /* a long poll re-checks the store at least this often */
 #define CONS_SCAN_MIN_UNITS 800 /* RocketMQ's maxFilterMessageSize (16000 bytes) in units */
-#define CONS_BUCKETS        256
-#define CQ_BLANK_SIZE       INT32_MAX
-
-/* A ConsumeQueue opened read-only, on demand. */
-typedef struct cons_queue {
-    shmq_cq_t cq;
-    struct cons_queue *next; /* hash chain */
-} cons_queue_t;
-
-struct shmq_consumer {
-    char root[PATH_MAX];
-    char group[SHMQ_GROUP_MAX + 1];
-    bool has_group;
-    bool attached;
-    shmq_ctl_t ctl;
-    char shm_path[96]; /* /dev/shm/<name>: a new master replaces the object */
-    dev_t shm_dev;
-    ino_t shm_ino;
-    int64_t next_check_ms;
-    shmq_config_t cfg; /* the master's configuration, store root made absolute */
-    shmq_commitlog_t cl;
-    bool cl_open;
-    size_t cq_file_size;
-    cons_queue_t *buckets[CONS_BUCKETS];
-    bool check_crcs;            /* shmq_consumer_set_check_crcs(): on by default */
-    shmq_sub_group_t group_cfg; /* the group's settings (subscriptionGroup.json) */
-    shmq_sub_t sub;             /* the last subscription parsed */
-    uint64_t clean_seen;        /* cleaner: its deleted_seq when we last dropped removed files */
-    struct shmq_consumer_retry *retry; /* consumer_retry.c: send-back producer, group polls */
-    int reg_fd; /* connection to the master's socket for offset commits, -1 until needed */
-    /* aclEnable: config/acl.json and who this process is under it */
-    shmq_acl_watch_t acl;
-    shmq_acl_ident_t ident;
-    bool ident_set;
-};
 
 const char *shmq_pull_status_name(int status)
 {
@@ -217,7 +186,7 @@ static bool store_down(shmq_consumer_t *c)
 }
 
 /* Attached to a running store, re-attaching if it went down; SHMQ_E_NOT_FOUND if none runs. */
-static int consumer_ensure(shmq_consumer_t *c)
+int shmq_cons_ensure(shmq_consumer_t *c)
 {
     if (c->attached && !store_down(c)) {
         return 0;
@@ -311,8 +280,8 @@ static size_t queue_bucket(const char *topic, size_t len, int32_t queue_id)
 }
 
 /* The read-only ConsumeQueue handle of topic/queue_id, opened on first use. */
-static int queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t queue_id,
-                     shmq_cq_t **out)
+int shmq_cons_queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t queue_id,
+                        shmq_cq_t **out)
 {
     size_t b = queue_bucket(topic, len, queue_id);
     for (cons_queue_t *q = c->buckets[b]; q; q = q->next) {
@@ -345,7 +314,7 @@ static int queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t 
  * handle's own recovery scan may see units beyond them, not yet complete),
  * mapping segment files that appeared since.
  */
-static int queue_sync(shmq_cq_t *cq, int64_t min, int64_t max)
+int shmq_cons_queue_sync(shmq_cq_t *cq, int64_t min, int64_t max)
 {
     int64_t end = max * SHMQ_CQ_UNIT_SIZE;
     if (end > shmq_mfq_end_offset(&cq->q)) {
@@ -362,7 +331,7 @@ static int queue_sync(shmq_cq_t *cq, int64_t min, int64_t max)
 }
 
 /* Map CommitLog segments the writer created since the last look. */
-static int commitlog_sync(shmq_consumer_t *c)
+int shmq_cons_commitlog_sync(shmq_consumer_t *c)
 {
     int64_t wrote = shmq_ctl_load(&c->ctl.blk->wrote);
     if (wrote > shmq_mfq_end_offset(&c->cl.q)) {
@@ -376,16 +345,14 @@ static int commitlog_sync(shmq_consumer_t *c)
 
 /* ---- pulling ---------------------------------------------------------------------------- */
 
-#define REC_REMOVED 1
-
 /*
  * Say in *bad, and in the error detail (in front of what it already holds),
  * which message of topic/queue_id the unit at qoff fails to yield and
  * where its record lies.  mf: the CommitLog file holding phys, or NULL.
  * Returns SHMQ_E_CORRUPT.
  */
-static int unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
-                        int64_t qoff, int64_t phys, const shmq_mapped_file_t *mf, int check)
+int shmq_cons_unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
+                           int64_t qoff, int64_t phys, const shmq_mapped_file_t *mf, int check)
 {
     memcpy(bad->topic, topic, tlen);
     bad->topic[tlen] = '\0';
@@ -411,21 +378,22 @@ static int unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, int
 
 /*
  * Decode the record unit u (queue offset qoff of topic/queue_id) points at
- * into v, checking its CRCs if check_crcs.  REC_REMOVED when its segment is
+ * into v, checking its CRCs if check_crcs.  CONS_REC_REMOVED when its segment is
  * gone (cleaned), SHMQ_E_CORRUPT (with *bad filled) when the record does
  * not decode, fails a CRC or does not match the unit.
  */
-static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff, const char *topic,
-                       size_t tlen, int32_t queue_id, bool check_crcs, shmq_msg_view_t *v,
-                       shmq_corrupt_t *bad)
+int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff,
+                          const char *topic, size_t tlen, int32_t queue_id, bool check_crcs,
+                          shmq_msg_view_t *v, shmq_corrupt_t *bad)
 {
     const shmq_mapped_file_t *mf = shmq_mfq_find(&c->cl.q, u->phys_offset);
     if (!mf) {
         if (u->phys_offset < shmq_mfq_min_offset(&c->cl.q)) {
-            return REC_REMOVED;
+            return CONS_REC_REMOVED;
         }
         shmq_error_set(SHMQ_E_CORRUPT, "no CommitLog file holds it");
-        return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, NULL, SHMQ_E_CORRUPT);
+        return shmq_cons_unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, NULL,
+                                      SHMQ_E_CORRUPT);
     }
     int64_t rel = u->phys_offset - mf->start_offset;
     shmq_record_t r;
@@ -439,8 +407,8 @@ static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff
         if (rc == 0) {
             shmq_error_set(SHMQ_E_CORRUPT, "a blank (end-of-segment) record, not the unit's");
         }
-        return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf,
-                            rc < 0 ? rc : SHMQ_E_CORRUPT);
+        return shmq_cons_unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf,
+                                      rc < 0 ? rc : SHMQ_E_CORRUPT);
     }
     if (rc != u->size || r.topic_len != tlen || memcmp(r.topic, topic, tlen) != 0 ||
         r.queue_id != queue_id || r.queue_offset != qoff) {
@@ -450,7 +418,8 @@ static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff
                        "unit's (size %d)",
                        rc, same_topic ? "same topic" : "another topic", r.queue_id,
                        (long long)r.queue_offset, u->size);
-        return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf, SHMQ_E_CORRUPT);
+        return shmq_cons_unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf,
+                                      SHMQ_E_CORRUPT);
     }
     v->topic = r.topic;
     v->topic_len = r.topic_len;
@@ -473,34 +442,25 @@ static int record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff
 }
 
 /* A unit no dispatcher writes: SHMQ_E_CORRUPT with *bad filled. */
-static int unit_invalid(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
-                        int64_t qoff, const shmq_cq_unit_t *u)
+int shmq_cons_unit_invalid(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
+                           int64_t qoff, const shmq_cq_unit_t *u)
 {
     shmq_error_set(SHMQ_E_CORRUPT, "invalid ConsumeQueue unit (phys %lld, size %d)",
                    (long long)u->phys_offset, u->size);
-    return unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, NULL, SHMQ_E_CORRUPT);
-}
-
-static bool unit_is_blank(const shmq_cq_unit_t *u)
-{
-    return u->phys_offset == 0 && u->size == CQ_BLANK_SIZE && u->tags_code == 0;
-}
-
-static bool unit_is_valid(const shmq_cq_unit_t *u)
-{
-    return u->phys_offset >= 0 && u->size > 0 && u->phys_offset <= INT64_MAX - u->size;
+    return shmq_cons_unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, NULL,
+                                  SHMQ_E_CORRUPT);
 }
 
 /* The queue's handle, in step with the dispatcher's [min, max) and the writer's segments. */
-static int queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
-                       int64_t min, int64_t max, shmq_cq_t **cq)
+int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
+                          int64_t min, int64_t max, shmq_cq_t **cq)
 {
-    int rc = queue_get(c, topic, tlen, queue_id, cq);
+    int rc = shmq_cons_queue_get(c, topic, tlen, queue_id, cq);
     if (rc == 0) {
-        rc = queue_sync(*cq, min, max);
+        rc = shmq_cons_queue_sync(*cq, min, max);
     }
     if (rc == 0) {
-        rc = commitlog_sync(c);
+        rc = shmq_cons_commitlog_sync(c);
     }
     return rc;
 }
@@ -510,7 +470,7 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
                       int64_t offset, int max_msgs, shmq_pull_result_t *res)
 {
     shmq_cq_t *cq;
-    int rc = queue_ready(c, topic, tlen, queue_id, res->min_offset, res->max_offset, &cq);
+    int rc = shmq_cons_queue_ready(c, topic, tlen, queue_id, res->min_offset, res->max_offset, &cq);
     if (rc < 0) {
         return rc;
     }
@@ -547,18 +507,18 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
             }
             shmq_error_set(SHMQ_E_CORRUPT, "no ConsumeQueue file holds the unit (max offset %lld)",
                            (long long)res->max_offset);
-            return unit_corrupt(&res->corrupt, topic, tlen, queue_id, qoff, -1, NULL,
-                                SHMQ_E_CORRUPT);
+            return shmq_cons_unit_corrupt(&res->corrupt, topic, tlen, queue_id, qoff, -1, NULL,
+                                          SHMQ_E_CORRUPT);
         }
-        if (unit_is_blank(&u)) {
+        if (shmq_cons_unit_is_blank(&u)) {
             qoff++; /* a blank pre-fill unit: no message */
             continue;
         }
-        if (!unit_is_valid(&u)) {
+        if (!shmq_cons_unit_is_valid(&u)) {
             if (count > 0 || qoff > offset) {
                 break; /* the next pull starts at it and reports it */
             }
-            return unit_invalid(&res->corrupt, topic, tlen, queue_id, qoff, &u);
+            return shmq_cons_unit_invalid(&res->corrupt, topic, tlen, queue_id, qoff, &u);
         }
         if (u.phys_offset < cl_min || !shmq_sub_code_matches(&c->sub, u.tags_code)) {
             removing |= u.phys_offset < cl_min;
@@ -566,8 +526,9 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
             continue;
         }
         shmq_msg_view_t *v = &res->msgs[count];
-        rc = record_view(c, &u, qoff, topic, tlen, queue_id, c->check_crcs, v, &res->corrupt);
-        if (rc == REC_REMOVED) {
+        rc = shmq_cons_record_view(c, &u, qoff, topic, tlen, queue_id, c->check_crcs, v,
+                                   &res->corrupt);
+        if (rc == CONS_REC_REMOVED) {
             removing = true;
             qoff++;
             continue;
@@ -730,7 +691,7 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
     res->corrupt.queue_offset = -1;
     int64_t deadline = wait_ms > 0 ? shmq_mono_ms() + wait_ms : 0;
     for (;;) {
-        rc = consumer_ensure(c);
+        rc = shmq_cons_ensure(c);
         if (rc < 0) {
             res->count = 0;
             return rc;
@@ -776,310 +737,6 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
         /* Relaxed: a statistics counter. */
         atomic_fetch_add_explicit(&c->ctl.wake->messages_out, res->count, memory_order_relaxed);
     }
-    return 0;
-}
-
-/* ---- queue information and offsets ------------------------------------------------------------
- */
-
-static int queue_entry(shmq_consumer_t *c, const char *topic, int32_t queue_id,
-                       const shmq_ctl_queue_t **out)
-{
-    if (!c || !topic || queue_id < 0) {
-        return shmq_error_set(SHMQ_E_ARG, "consumer, topic and a queue id >= 0 are required");
-    }
-    size_t tlen = strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1);
-    if (tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY) {
-        return shmq_error_set(SHMQ_E_ARG, "topic length %zu outside 1..%d", tlen,
-                              SHMQ_TOPIC_MAX_ANY);
-    }
-    int rc = consumer_ensure(c);
-    if (rc < 0) {
-        return rc;
-    }
-    *out = shmq_ctl_queue_find(&c->ctl, topic, tlen, queue_id);
-    if (!*out) {
-        return shmq_error_set(SHMQ_E_NOT_FOUND, "no queue %s/%d", topic, queue_id);
-    }
-    return 0;
-}
-
-int shmq_queue_offsets(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *min,
-                       int64_t *max)
-{
-    const shmq_ctl_queue_t *e;
-    int rc = queue_entry(c, topic, queue_id, &e);
-    if (rc < 0) {
-        return rc;
-    }
-    /* Acquire: pairs with the dispatcher's release (and the cleaner's for min). */
-    int64_t hi = atomic_load_explicit((_Atomic int64_t *)&e->max_offset, memory_order_acquire);
-    int64_t lo = atomic_load_explicit((_Atomic int64_t *)&e->min_offset, memory_order_acquire);
-    if (min) {
-        *min = lo < hi ? lo : hi;
-    }
-    if (max) {
-        *max = hi;
-    }
-    return 0;
-}
-
-int shmq_topic_queue_count(shmq_consumer_t *c, const char *topic)
-{
-    if (!c || !topic || !*topic || strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1) > SHMQ_TOPIC_MAX_ANY) {
-        return shmq_error_set(SHMQ_E_ARG, "a topic name of 1..%d bytes is required",
-                              SHMQ_TOPIC_MAX_ANY);
-    }
-    int rc = consumer_ensure(c);
-    if (rc < 0) {
-        return rc;
-    }
-    shmq_ctl_topic_t t;
-    rc = shmq_ctl_topic_get(&c->ctl, topic, strlen(topic), &t);
-    if (rc < 0) {
-        return rc;
-    }
-    return t.read_queue_nums > 0 ? t.read_queue_nums : 0;
-}
-
-int shmq_offset_by_time(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t ts,
-                        int64_t *offset)
-{
-    if (!offset) {
-        return shmq_error_set(SHMQ_E_ARG, "offset_by_time: no result pointer");
-    }
-    int64_t min, max;
-    int rc = shmq_queue_offsets(c, topic, queue_id, &min, &max);
-    if (rc < 0) {
-        return rc;
-    }
-    shmq_cq_t *cq;
-    rc = queue_get(c, topic, strlen(topic), queue_id, &cq);
-    if (rc == 0) {
-        rc = queue_sync(cq, min, max);
-    }
-    if (rc == 0) {
-        rc = commitlog_sync(c);
-    }
-    if (rc < 0) {
-        return rc;
-    }
-    /* Record reads stop at what the writer published. */
-    int64_t wrote = shmq_ctl_load(&c->ctl.blk->wrote);
-    shmq_commitlog_set_positions(&c->cl, wrote, wrote);
-    *offset = shmq_cq_offset_by_time(cq, &c->cl, ts, SHMQ_BOUNDARY_LOWER);
-    return 0;
-}
-
-static int offset_args(shmq_consumer_t *c, const char *topic, int32_t queue_id)
-{
-    if (!c || !topic || !*topic || queue_id < 0 ||
-        strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1) > SHMQ_TOPIC_MAX_ANY) {
-        return shmq_error_set(SHMQ_E_ARG,
-                              "consumer, topic (1..%d bytes) and a queue id >= 0 "
-                              "are required",
-                              SHMQ_TOPIC_MAX_ANY);
-    }
-    if (!c->has_group) {
-        return shmq_error_set(SHMQ_E_ARG, "consumer opened without a group: no offsets");
-    }
-    return consumer_ensure(c);
-}
-
-/*
- * Commit through the master (one round trip): it validates the commit and
- * stores it; the consumer area is read-only here.  A connection to a master
- * that went away is replaced once (a repeated commit of the same offset is
- * harmless).
- */
-static int offset_commit(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset)
-{
-    shmq_reg_msg_t req = {.type = SHMQ_REG_COMMIT_OFFSET, .queue_id = queue_id, .offset = offset};
-    snprintf(req.group, sizeof(req.group), "%s", c->group);
-    snprintf(req.topic, sizeof(req.topic), "%s", topic);
-    for (int attempt = 0;; attempt++) {
-        if (c->reg_fd < 0) {
-            int fd = shmq_reg_connect(c->ctl.root);
-            if (fd < 0) {
-                return fd;
-            }
-            c->reg_fd = fd;
-        }
-        shmq_reg_msg_t rep = {.type = 0};
-        int rc = shmq_reg_call(c->reg_fd, &req, &rep, NULL, SHMQ_REG_TIMEOUT_MS);
-        if (rc >= 0 || rep.type == SHMQ_REG_REPLY_ERROR) {
-            return rc; /* stored, or refused with the master's reason */
-        }
-        /* No usable reply: this connection is done with. */
-        close(c->reg_fd);
-        c->reg_fd = -1;
-        if (rc != SHMQ_E_NOT_FOUND || attempt > 0) {
-            return shmq_error_wrap(rc, "committing offset %lld of group %s in %s/%d",
-                                   (long long)offset, c->group, topic, (int)queue_id);
-        }
-    }
-}
-
-int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset)
-{
-    int rc = offset_args(c, topic, queue_id);
-    if (rc < 0) {
-        return rc;
-    }
-    if (offset < 0) {
-        return shmq_error_set(SHMQ_E_ARG, "offset %lld < 0", (long long)offset);
-    }
-    return offset_commit(c, topic, queue_id, offset);
-}
-
-int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *offset)
-{
-    int rc = offset_args(c, topic, queue_id);
-    if (rc < 0) {
-        return rc;
-    }
-    if (!offset) {
-        return shmq_error_set(SHMQ_E_ARG, "fetch_offset: no result pointer");
-    }
-    return shmq_ctl_offset_get(&c->ctl, c->group, topic, queue_id, offset);
-}
-
-/* ---- past a corrupt message ---------------------------------------------------------------- */
-
-/*
- * Check the unit at qoff of a queue holding [min, max) and its record, CRCs
- * included: 0 when it yields a message or none (a blank unit, a cleaned
- * record), SHMQ_E_CORRUPT with *bad filled when a pull would stop there.
- */
-static int unit_check(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
-                      int64_t qoff, int64_t min, int64_t max, shmq_corrupt_t *bad)
-{
-    shmq_cq_t *cq;
-    int rc = queue_ready(c, topic, tlen, queue_id, min, max, &cq);
-    if (rc < 0) {
-        return rc;
-    }
-    shmq_cq_unit_t u;
-    if (shmq_cq_read(cq, qoff, &u) < 0) {
-        shmq_error_set(SHMQ_E_CORRUPT, "no ConsumeQueue file holds the unit (max offset %lld)",
-                       (long long)max);
-        return unit_corrupt(bad, topic, tlen, queue_id, qoff, -1, NULL, SHMQ_E_CORRUPT);
-    }
-    if (unit_is_blank(&u)) {
-        return 0;
-    }
-    if (!unit_is_valid(&u)) {
-        return unit_invalid(bad, topic, tlen, queue_id, qoff, &u);
-    }
-    if (u.phys_offset < shmq_ctl_load(&c->ctl.blk->min)) {
-        return 0;
-    }
-    shmq_msg_view_t v;
-    rc = record_view(c, &u, qoff, topic, tlen, queue_id, true, &v, bad);
-    return rc == REC_REMOVED ? 0 : rc;
-}
-
-/* Where the group stands in the queue must be qoff; SHMQ_E_RANGE otherwise. */
-static int group_at(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t qoff,
-                    int64_t min)
-{
-    int64_t committed;
-    int rc = shmq_ctl_offset_get(&c->ctl, c->group, topic, queue_id, &committed);
-    if (rc == SHMQ_E_NOT_FOUND) {
-        if (qoff == min) {
-            return 0;
-        }
-        return shmq_error_set(SHMQ_E_RANGE,
-                              "group %s has no offset in %s/%d: it starts at %lld, not at %lld; "
-                              "nothing skipped",
-                              c->group, topic, queue_id, (long long)min, (long long)qoff);
-    }
-    if (rc < 0) {
-        return rc;
-    }
-    if (committed != qoff) {
-        return shmq_error_set(SHMQ_E_RANGE,
-                              "group %s stands at offset %lld of %s/%d, not at %lld: skipping "
-                              "would lose the messages between; nothing skipped",
-                              c->group, (long long)committed, topic, queue_id, (long long)qoff);
-    }
-    return 0;
-}
-
-int shmq_consumer_skip_corrupt(shmq_consumer_t *c, const char *topic, int32_t queue_id,
-                               int64_t queue_offset, char *line, size_t line_len)
-{
-    if (line && line_len > 0) {
-        line[0] = '\0';
-    }
-    const shmq_ctl_queue_t *e;
-    int rc = queue_entry(c, topic, queue_id, &e);
-    if (rc < 0) {
-        return rc;
-    }
-    size_t tlen = strlen(topic);
-    /* Acquire: pairs with the dispatcher's release; the units below max are complete. */
-    int64_t max = atomic_load_explicit((_Atomic int64_t *)&e->max_offset, memory_order_acquire);
-    int64_t min = atomic_load_explicit((_Atomic int64_t *)&e->min_offset, memory_order_acquire);
-    min = min < 0 ? 0 : min > max ? max : min;
-    if (queue_offset < min || queue_offset >= max) {
-        return shmq_error_set(SHMQ_E_RANGE, "queue offset %lld of %s/%d outside [%lld, %lld)",
-                              (long long)queue_offset, topic, queue_id, (long long)min,
-                              (long long)max);
-    }
-    if (c->has_group && (rc = group_at(c, topic, queue_id, queue_offset, min)) < 0) {
-        return rc;
-    }
-    shmq_corrupt_t *bad = malloc(sizeof(*bad)); /* a path inside: too big for the stack */
-    if (!bad) {
-        return -ENOMEM;
-    }
-    shmq_error_clear();
-    rc = unit_check(c, topic, tlen, queue_id, queue_offset, min, max, bad);
-    if (rc == 0) {
-        free(bad);
-        return shmq_error_set(SHMQ_E_ARG,
-                              "%s/%d queue offset %lld is not corrupt (CRCs checked): nothing "
-                              "skipped",
-                              topic, queue_id, (long long)queue_offset);
-    }
-    if (rc != SHMQ_E_CORRUPT) {
-        free(bad);
-        return rc;
-    }
-    /* The detail less its "corrupt message T/Q queue offset N: " head, which the line says. */
-    char head[SHMQ_TOPIC_MAX_ANY + 96];
-    int hn = snprintf(head, sizeof(head), "corrupt message %s/%d queue offset %lld: ", topic,
-                      queue_id, (long long)queue_offset);
-    const char *why = shmq_error_detail();
-    if (hn > 0 && strncmp(why, head, (size_t)hn) == 0) {
-        why += hn;
-    }
-    char why_copy[1024];
-    snprintf(why_copy, sizeof(why_copy), "%s", why);
-    if (c->has_group) {
-        rc = offset_commit(c, topic, queue_id, queue_offset + 1);
-        if (rc < 0) {
-            free(bad);
-            return shmq_error_wrap(rc, "committing offset %lld of group %s in %s/%d",
-                                   (long long)queue_offset + 1, c->group, topic, queue_id);
-        }
-        shmq_consumer_poll_moved(c, topic, queue_id, queue_offset + 1);
-    }
-    if (line && line_len > 0) {
-        if (c->has_group) {
-            snprintf(line, line_len,
-                     "skipped corrupt message %s/%d queue offset %lld for group %s (offset now "
-                     "%lld): %s",
-                     topic, queue_id, (long long)queue_offset, c->group,
-                     (long long)queue_offset + 1, why_copy);
-        } else {
-            snprintf(line, line_len, "corrupt message %s/%d queue offset %lld given up: %s", topic,
-                     queue_id, (long long)queue_offset, why_copy);
-        }
-    }
-    free(bad);
-    shmq_error_clear();
     return 0;
 }
 

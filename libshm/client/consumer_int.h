@@ -1,15 +1,132 @@
 /*
- * Internal to the consumer library (consumer.c, consumer_retry.c): what the
- * retry half of the API needs of a consumer handle.  Not installed.
+ * Internal to the consumer library: the consumer handle and what the files
+ * of the library share.  Not installed.
+ *
+ *   consumer.c          the handle (open, attach, close), its ConsumeQueue
+ *                       handles, reading and checking a unit and its record,
+ *                       pulls and long polling;
+ *   consumer_offsets.c  queue offsets and a group's committed offsets;
+ *   consumer_skip.c     giving up one corrupt message for a group;
+ *   consumer_retry.c    send-back, retry topics and group polls; it reads the
+ *                       handle through the shmq_consumer_* accessors only.
  */
 #ifndef SHMQ_CONSUMER_INT_H
 #define SHMQ_CONSUMER_INT_H
 
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "client/subscription.h"
+#include "format/commitlog.h"
 #include "format/config.h"
+#include "format/consume_queue.h"
+#include "shm/ctl.h"
 #include "shmq/consumer.h"
+
+#define CONS_BUCKETS       256
+#define CONS_CQ_BLANK_SIZE INT32_MAX
+#define CONS_REC_REMOVED   1 /* shmq_cons_record_view(): the record's segment was cleaned */
 
 /* consumer_retry.c's state of a handle: its producer, group settings, poll cursors. */
 struct shmq_consumer_retry;
+
+/* A ConsumeQueue opened read-only, on demand. */
+typedef struct cons_queue {
+    shmq_cq_t cq;
+    struct cons_queue *next; /* hash chain */
+} cons_queue_t;
+
+struct shmq_consumer {
+    char root[PATH_MAX];
+    char group[SHMQ_GROUP_MAX + 1];
+    bool has_group;
+    bool attached;
+    shmq_ctl_t ctl;
+    char shm_path[96]; /* /dev/shm/<name>: a new master replaces the object */
+    dev_t shm_dev;
+    ino_t shm_ino;
+    int64_t next_check_ms;
+    shmq_config_t cfg; /* the master's configuration, store root made absolute */
+    shmq_commitlog_t cl;
+    bool cl_open;
+    size_t cq_file_size;
+    cons_queue_t *buckets[CONS_BUCKETS];
+    bool check_crcs;            /* shmq_consumer_set_check_crcs(): on by default */
+    shmq_sub_group_t group_cfg; /* the group's settings (subscriptionGroup.json) */
+    shmq_sub_t sub;             /* the last subscription parsed */
+    uint64_t clean_seen;        /* cleaner: its deleted_seq when we last dropped removed files */
+    struct shmq_consumer_retry *retry; /* consumer_retry.c: send-back producer, group polls */
+    int reg_fd; /* connection to the master's socket for offset commits, -1 until needed */
+    /* aclEnable: config/acl.json and who this process is under it */
+    shmq_acl_watch_t acl;
+    shmq_acl_ident_t ident;
+    bool ident_set;
+};
+
+/* ---- consumer.c ------------------------------------------------------------------ */
+
+/* Attached to a running store, re-attaching if it went down; SHMQ_E_NOT_FOUND if none runs. */
+int shmq_cons_ensure(shmq_consumer_t *c);
+
+/* The read-only ConsumeQueue handle of topic/queue_id, opened on first use. */
+int shmq_cons_queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t queue_id,
+                        shmq_cq_t **out);
+
+/* cq's positions made the dispatcher's [min, max), mapping its new segment files. */
+int shmq_cons_queue_sync(shmq_cq_t *cq, int64_t min, int64_t max);
+
+/* Map CommitLog segments the writer created since the last look. */
+int shmq_cons_commitlog_sync(shmq_consumer_t *c);
+
+/* The queue's handle, in step with the dispatcher's [min, max) and the writer's segments. */
+int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
+                          int64_t min, int64_t max, shmq_cq_t **cq);
+
+/*
+ * Fill *bad, and put in front of the error detail, which message the unit at
+ * qoff fails to yield and where its record lies (mf: the CommitLog file
+ * holding phys, or NULL).  Returns SHMQ_E_CORRUPT.
+ */
+int shmq_cons_unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
+                           int64_t qoff, int64_t phys, const shmq_mapped_file_t *mf, int check);
+
+/* A unit no dispatcher writes: SHMQ_E_CORRUPT with *bad filled. */
+int shmq_cons_unit_invalid(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
+                           int64_t qoff, const shmq_cq_unit_t *u);
+
+/*
+ * Decode the record unit u (queue offset qoff of topic/queue_id) points at
+ * into v, its CRCs checked if check_crcs: 0, CONS_REC_REMOVED (segment
+ * cleaned) or SHMQ_E_CORRUPT with *bad filled.
+ */
+int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff,
+                          const char *topic, size_t tlen, int32_t queue_id, bool check_crcs,
+                          shmq_msg_view_t *v, shmq_corrupt_t *bad);
+
+/* A blank pre-fill unit: no message. */
+static inline bool shmq_cons_unit_is_blank(const shmq_cq_unit_t *u)
+{
+    return u->phys_offset == 0 && u->size == CONS_CQ_BLANK_SIZE && u->tags_code == 0;
+}
+
+static inline bool shmq_cons_unit_is_valid(const shmq_cq_unit_t *u)
+{
+    return u->phys_offset >= 0 && u->size > 0 && u->phys_offset <= INT64_MAX - u->size;
+}
+
+/* ---- consumer_offsets.c ---------------------------------------------------------- */
+
+/* topic/queue_id's entry in the control block (arguments checked, store attached). */
+int shmq_cons_queue_entry(shmq_consumer_t *c, const char *topic, int32_t queue_id,
+                          const shmq_ctl_queue_t **out);
+
+/* Commit the group's offset of topic/queue_id through the master's socket. */
+int shmq_cons_offset_commit(shmq_consumer_t *c, const char *topic, int32_t queue_id,
+                            int64_t offset);
+
+/* ---- consumer.c, for consumer_retry.c --------------------------------------------- */
 
 /* The store root the handle was opened with. */
 const char *shmq_consumer_root(const shmq_consumer_t *c);
@@ -23,7 +140,9 @@ const shmq_config_t *shmq_consumer_config(const shmq_consumer_t *c);
 /* Where the handle keeps consumer_retry.c's state (NULL until first used). */
 struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c);
 
-/* Release that state (shmq_consumer_close). */
+/* ---- consumer_retry.c ------------------------------------------------------------ */
+
+/* Release a handle's consumer_retry.c state (shmq_consumer_close). */
 void shmq_consumer_retry_free(struct shmq_consumer_retry *r);
 
 /*
