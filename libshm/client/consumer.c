@@ -280,8 +280,8 @@ static size_t queue_bucket(const char *topic, size_t len, int32_t queue_id)
 }
 
 /* The read-only ConsumeQueue handle of topic/queue_id, opened on first use. */
-int shmq_cons_queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t queue_id,
-                        shmq_cq_t **out)
+static int queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t queue_id,
+                     shmq_cq_t **out)
 {
     size_t b = queue_bucket(topic, len, queue_id);
     for (cons_queue_t *q = c->buckets[b]; q; q = q->next) {
@@ -314,7 +314,7 @@ int shmq_cons_queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32
  * handle's own recovery scan may see units beyond them, not yet complete),
  * mapping segment files that appeared since.
  */
-int shmq_cons_queue_sync(shmq_cq_t *cq, int64_t min, int64_t max)
+static int queue_sync(shmq_cq_t *cq, int64_t min, int64_t max)
 {
     int64_t end = max * SHMQ_CQ_UNIT_SIZE;
     if (end > shmq_mfq_end_offset(&cq->q)) {
@@ -331,7 +331,7 @@ int shmq_cons_queue_sync(shmq_cq_t *cq, int64_t min, int64_t max)
 }
 
 /* Map CommitLog segments the writer created since the last look. */
-int shmq_cons_commitlog_sync(shmq_consumer_t *c)
+static int commitlog_sync(shmq_consumer_t *c)
 {
     int64_t wrote = shmq_ctl_load(&c->ctl.blk->wrote);
     if (wrote > shmq_mfq_end_offset(&c->cl.q)) {
@@ -455,12 +455,12 @@ int shmq_cons_unit_invalid(shmq_corrupt_t *bad, const char *topic, size_t tlen, 
 int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
                           int64_t min, int64_t max, shmq_cq_t **cq)
 {
-    int rc = shmq_cons_queue_get(c, topic, tlen, queue_id, cq);
+    int rc = queue_get(c, topic, tlen, queue_id, cq);
     if (rc == 0) {
-        rc = shmq_cons_queue_sync(*cq, min, max);
+        rc = queue_sync(*cq, min, max);
     }
     if (rc == 0) {
-        rc = shmq_cons_commitlog_sync(c);
+        rc = commitlog_sync(c);
     }
     return rc;
 }

@@ -70,16 +70,6 @@ struct shmq_consumer {
 /* Attached to a running store, re-attaching if it went down; SHMQ_E_NOT_FOUND if none runs. */
 int shmq_cons_ensure(shmq_consumer_t *c);
 
-/* The read-only ConsumeQueue handle of topic/queue_id, opened on first use. */
-int shmq_cons_queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t queue_id,
-                        shmq_cq_t **out);
-
-/* cq's positions made the dispatcher's [min, max), mapping its new segment files. */
-int shmq_cons_queue_sync(shmq_cq_t *cq, int64_t min, int64_t max);
-
-/* Map CommitLog segments the writer created since the last look. */
-int shmq_cons_commitlog_sync(shmq_consumer_t *c);
-
 /* The queue's handle, in step with the dispatcher's [min, max) and the writer's segments. */
 int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
                           int64_t min, int64_t max, shmq_cq_t **cq);

@@ -90,13 +90,7 @@ int shmq_offset_by_time(shmq_consumer_t *c, const char *topic, int32_t queue_id,
         return rc;
     }
     shmq_cq_t *cq;
-    rc = shmq_cons_queue_get(c, topic, strlen(topic), queue_id, &cq);
-    if (rc == 0) {
-        rc = shmq_cons_queue_sync(cq, min, max);
-    }
-    if (rc == 0) {
-        rc = shmq_cons_commitlog_sync(c);
-    }
+    rc = shmq_cons_queue_ready(c, topic, strlen(topic), queue_id, min, max, &cq);
     if (rc < 0) {
         return rc;
     }
