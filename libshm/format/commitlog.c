@@ -13,6 +13,7 @@
 #include "format/commitlog.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -223,6 +224,110 @@ int shmq_commitlog_append(shmq_commitlog_t *cl, const shmq_msg_in_t *m, int64_t 
                           int64_t store_ts, shmq_append_result_t *res)
 {
     return shmq_commitlog_append_batch(cl, m, 1, &queue_offset, store_ts, res);
+}
+
+/* Zero [from, to) of the log's segments (bytes put but not taken). */
+static void zero_range(shmq_commitlog_t *cl, int64_t from, int64_t to)
+{
+    while (from < to) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, from);
+        int64_t seg_end = from - from % seg_size(cl) + seg_size(cl);
+        int64_t end = to < seg_end ? to : seg_end;
+        if (mf) {
+            memset(mf->base + (from - mf->start_offset), 0, (size_t)(end - from));
+        }
+        from = end;
+    }
+}
+
+int64_t shmq_commitlog_put_raw(shmq_commitlog_t *cl, int64_t offset, const uint8_t *data,
+                               size_t len)
+{
+    if (!cl || offset < 0 || (len > 0 && !data) || len > (size_t)(INT64_MAX - offset)) {
+        return SHMQ_E_ARG;
+    }
+    if (cl->readonly) {
+        return shmq_error_set(-EROFS, "commitlog %s is read-only", cl->q.dir);
+    }
+    if (cl->flush_err) {
+        return shmq_error_set(SHMQ_E_FENCED, "commitlog %s: fenced after flush error: %s",
+                              cl->q.dir, shmq_strerror(cl->flush_err));
+    }
+    if (shmq_mfq_last(&cl->q) == NULL && cl->raw_end == cl->wrote_pos) {
+        /* An empty log starts where the master's bytes start: a segment's first byte. */
+        if (offset % seg_size(cl) != 0) {
+            return shmq_error_set(SHMQ_E_RANGE,
+                                  "commitlog %s is empty: it can start at a segment's first "
+                                  "byte, not at %lld",
+                                  cl->q.dir, (long long)offset);
+        }
+        shmq_commitlog_set_positions(cl, offset, offset);
+        cl->raw_end = offset;
+    }
+    if (cl->raw_end < cl->wrote_pos) {
+        cl->raw_end = cl->wrote_pos;
+    }
+    if (offset != cl->raw_end) {
+        return shmq_error_set(SHMQ_E_RANGE,
+                              "commitlog %s: bytes at %lld, but the log received so far ends "
+                              "at %lld",
+                              cl->q.dir, (long long)offset, (long long)cl->raw_end);
+    }
+    int64_t pos = offset;
+    size_t done = 0;
+    while (done < len) {
+        shmq_mapped_file_t *mf;
+        int rc = segment_for_write(cl, pos, &mf);
+        if (rc < 0) {
+            return rc;
+        }
+        int64_t rel = pos - mf->start_offset;
+        size_t n = len - done;
+        if ((int64_t)n > seg_size(cl) - rel) {
+            n = (size_t)(seg_size(cl) - rel);
+        }
+        /* Announced before writing: the preparing thread zero-fills only above it. */
+        shmq_mfq_write_horizon(&cl->q, pos + (int64_t)n);
+        memcpy(mf->base + rel, data + done, n);
+        done += n;
+        pos += (int64_t)n;
+        cl->raw_end = pos;
+    }
+    /* Take every record the bytes complete. */
+    int64_t at = cl->wrote_pos, last_ts = cl->last_store_ts;
+    for (;;) {
+        shmq_record_t r;
+        int64_t p = at;
+        int rc = shmq_commitlog_next(cl, &p, cl->raw_end, SHMQ_DECODE_CHECK_ALL, &r);
+        if (rc == SHMQ_E_END) {
+            /* Blanks passed on the way count: the next record starts in the next segment. */
+            if (p > at && p <= cl->raw_end) {
+                at = p;
+            }
+            break;
+        }
+        if (rc <= 0) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s", shmq_error_detail());
+            zero_range(cl, at, cl->raw_end);
+            cl->raw_end = at;
+            if (at != cl->wrote_pos) {
+                publish_wrote(cl, at);
+            }
+            return shmq_error_set(SHMQ_E_CORRUPT, "commitlog %s: the record received at %lld: %s",
+                                  cl->q.dir, (long long)p, why[0] ? why : shmq_strerror(rc));
+        }
+        if (r.store_ts > last_ts) {
+            last_ts = r.store_ts;
+        }
+        at = p;
+    }
+    cl->last_store_ts = last_ts;
+    if (at != cl->wrote_pos) {
+        publish_wrote(cl, at);
+    }
+    set_known(cl);
+    return at;
 }
 
 int shmq_commitlog_read(const shmq_commitlog_t *cl, int64_t phys_offset, unsigned flags,

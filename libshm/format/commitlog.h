@@ -34,6 +34,7 @@ typedef struct shmq_commitlog {
     int64_t prep_asked;    /* next-segment offset already handed to shmq_mfq_prepare */
     int64_t warm_asked;    /* ask for the next prepared window once appends reach this */
     bool positions_known;  /* set_positions/append/truncate happened: reads stop at wrote_pos */
+    int64_t raw_end;       /* a slave: end of the master's bytes put (>= wrote_pos) */
 } shmq_commitlog_t;
 
 /* Result of one append. */
@@ -75,6 +76,21 @@ int shmq_commitlog_append(shmq_commitlog_t *cl, const shmq_msg_in_t *m, int64_t 
 int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, size_t n,
                                 const int64_t *queue_offsets, int64_t store_ts,
                                 shmq_append_result_t *res);
+
+/*
+ * A slave: put len bytes of the master's log at offset, which must be where
+ * the bytes put so far end (raw_end; wrote_pos after set_positions or
+ * truncate; on a log without segments any offset starts it).  Then every
+ * record the bytes complete is checked as recovery checks it (sizes,
+ * magic, body and record CRCs, its own offset, a blank closing each
+ * segment) and wrote_pos moves past it; a record not complete yet waits
+ * for more bytes.  Returns wrote_pos.  A record that does not check out:
+ * SHMQ_E_CORRUPT naming its offset, wrote_pos stays where it was and the
+ * bytes put after it are zeroed (raw_end = wrote_pos).  SHMQ_E_RANGE when
+ * offset is not raw_end.
+ */
+int64_t shmq_commitlog_put_raw(shmq_commitlog_t *cl, int64_t offset, const uint8_t *data,
+                               size_t len);
 
 /*
  * Decode the record at phys_offset with the given decode flags.  Bytes at

@@ -2,7 +2,8 @@
  * Unit tests for commitlog.c: segment-end rule with the blank record, batch
  * placement, reading back by offset / iteration / store time, truncation,
  * flushing and fencing after a failed flush, background preparation of the
- * next segment, read-only opening.
+ * next segment, read-only opening, and a slave's putting of the master's
+ * bytes (only complete, checked records taken).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -614,6 +615,145 @@ static void test_reader_thread_follows_appends_across_new_segments(void **state)
     shmq_commitlog_close(&cl);
 }
 
+/* A master's log of records of varied sizes over several segments (blanks closing them). */
+static int64_t fill_master(shmq_commitlog_t *m, const char *dir, int records)
+{
+    open_log(m, dir, SEG, 0);
+    for (int i = 0; i < records; i++) {
+        shmq_msg_in_t msg = msg_with_body((size_t)(i * 97) % 900);
+        shmq_append_result_t res;
+        assert_int_equal(shmq_commitlog_append(m, &msg, i, 1700000000000 + i, &res), 0);
+    }
+    return m->wrote_pos;
+}
+
+/* Bytes [from, to) of the master's log into buf. */
+static void master_bytes(const shmq_commitlog_t *m, int64_t from, int64_t to, uint8_t *buf)
+{
+    for (int64_t p = from; p < to;) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&m->q, p);
+        assert_non_null(mf);
+        int64_t seg_end = mf->start_offset + SEG;
+        int64_t n = (to < seg_end ? to : seg_end) - p;
+        memcpy(buf + (p - from), mf->base + (p - mf->start_offset), (size_t)n);
+        p += n;
+    }
+}
+
+static void test_put_raw_takes_only_complete_checked_records(void **state)
+{
+    char *dir = *state, mdir[PATH_MAX], sdir[PATH_MAX];
+    snprintf(mdir, sizeof(mdir), "%s/m", dir);
+    snprintf(sdir, sizeof(sdir), "%s/s", dir);
+    shmq_commitlog_t m, sl;
+    int64_t end = fill_master(&m, mdir, 40);
+    assert_true(end > 3 * SEG);
+    uint8_t *all = malloc((size_t)end);
+    assert_non_null(all);
+    master_bytes(&m, 0, end, all);
+
+    /* The master's bytes in chunks of odd sizes, as frames bring them. */
+    open_log(&sl, sdir, SEG, 0);
+    int64_t pos = 0, last = 0;
+    for (size_t chunk = 1; pos < end; chunk = chunk * 3 % 1531 + 1) {
+        size_t n = (size_t)(end - pos) < chunk ? (size_t)(end - pos) : chunk;
+        int64_t w = shmq_commitlog_put_raw(&sl, pos, all + pos, n);
+        assert_true(w >= last); /* never backwards */
+        assert_true(w <= pos + (int64_t)n);
+        /* wrote is always at a record's start or a segment's: a reader finds a record there */
+        if (w < pos + (int64_t)n && w % SEG != 0) {
+            shmq_record_t r;
+            int64_t p = w;
+            assert_int_equal(shmq_commitlog_next(&m, &p, end, ALL_CHECK, &r) > 0, true);
+        }
+        last = w;
+        pos += (int64_t)n;
+    }
+    assert_int_equal(sl.wrote_pos, end);
+    assert_int_equal(sl.last_store_ts, 1700000000000 + 39);
+    /* Byte for byte the master's log. */
+    uint8_t *copy = malloc((size_t)end);
+    assert_non_null(copy);
+    master_bytes(&sl, 0, end, copy);
+    assert_memory_equal(copy, all, (size_t)end);
+
+    /* Bytes that do not continue the log are refused. */
+    assert_int_equal(shmq_commitlog_put_raw(&sl, end + 1, all, 8), SHMQ_E_RANGE);
+    assert_int_equal(shmq_commitlog_put_raw(&sl, end - 8, all, 8), SHMQ_E_RANGE);
+    assert_int_equal(sl.wrote_pos, end);
+    shmq_commitlog_close(&sl);
+    free(copy);
+    free(all);
+    shmq_commitlog_close(&m);
+}
+
+static void test_put_raw_refuses_a_damaged_record_and_keeps_what_checked(void **state)
+{
+    char *dir = *state, mdir[PATH_MAX], sdir[PATH_MAX];
+    snprintf(mdir, sizeof(mdir), "%s/m", dir);
+    snprintf(sdir, sizeof(sdir), "%s/s", dir);
+    shmq_commitlog_t m, sl;
+    int64_t end = fill_master(&m, mdir, 12);
+    uint8_t *all = malloc((size_t)end);
+    assert_non_null(all);
+    master_bytes(&m, 0, end, all);
+    /* The third record: one body byte flipped in transit. */
+    shmq_record_t r;
+    int64_t p = 0;
+    assert_true(shmq_commitlog_next(&m, &p, end, ALL_CHECK, &r) > 0);
+    assert_true(shmq_commitlog_next(&m, &p, end, ALL_CHECK, &r) > 0);
+    int64_t third = p;
+    assert_true(shmq_commitlog_next(&m, &p, end, ALL_CHECK, &r) > 0);
+    int64_t fourth = p;
+    all[fourth - 5] ^= 0x40;
+
+    open_log(&sl, sdir, SEG, 0);
+    assert_int_equal(shmq_commitlog_put_raw(&sl, 0, all, (size_t)(third + 10)), third);
+    assert_int_equal(
+        shmq_commitlog_put_raw(&sl, third + 10, all + third + 10, (size_t)(end - third - 10)),
+        SHMQ_E_CORRUPT);
+    char want[64];
+    snprintf(want, sizeof(want), "received at %lld", (long long)third);
+    assert_non_null(strstr(shmq_error_detail(), want));
+    assert_int_equal(sl.wrote_pos, third);
+    assert_int_equal(sl.raw_end, third);
+    /* Nothing of what came after is left to look like a record. */
+    shmq_mapped_file_t *mf = shmq_mfq_find(&sl.q, third);
+    for (int64_t i = third - mf->start_offset; i < SEG; i++) {
+        assert_int_equal(mf->base[i], 0);
+    }
+    /* The same bytes again, undamaged: taken. */
+    all[fourth - 5] ^= 0x40;
+    assert_int_equal(shmq_commitlog_put_raw(&sl, third, all + third, (size_t)(end - third)), end);
+    shmq_commitlog_close(&sl);
+    free(all);
+    shmq_commitlog_close(&m);
+}
+
+static void test_put_raw_empty_log_starts_at_a_segment(void **state)
+{
+    char *dir = *state, mdir[PATH_MAX], sdir[PATH_MAX];
+    snprintf(mdir, sizeof(mdir), "%s/m", dir);
+    snprintf(sdir, sizeof(sdir), "%s/s", dir);
+    shmq_commitlog_t m, sl;
+    int64_t end = fill_master(&m, mdir, 40);
+    int64_t last_seg = end - end % SEG;
+    uint8_t *tail = malloc((size_t)(end - last_seg));
+    assert_non_null(tail);
+    master_bytes(&m, last_seg, end, tail);
+    open_log(&sl, sdir, SEG, 0);
+    assert_int_equal(shmq_commitlog_put_raw(&sl, last_seg + 1, tail + 1, 8), SHMQ_E_RANGE);
+    assert_int_equal(shmq_commitlog_put_raw(&sl, last_seg, tail, (size_t)(end - last_seg)), end);
+    assert_int_equal(shmq_commitlog_min_offset(&sl), last_seg);
+    shmq_commitlog_close(&sl);
+    /* Reopened, it reads from that segment on. */
+    open_log(&sl, sdir, SEG, 0);
+    assert_int_equal(shmq_commitlog_min_offset(&sl), last_seg);
+    shmq_commitlog_close(&sl);
+    free(tail);
+    shmq_commitlog_close(&m);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
@@ -639,6 +779,9 @@ int main(void)
         T(test_open_positions_start_at_first_segment),
         T(test_open_rejects_gap_between_segments),
         T(test_reader_thread_follows_appends_across_new_segments),
+        T(test_put_raw_takes_only_complete_checked_records),
+        T(test_put_raw_refuses_a_damaged_record_and_keeps_what_checked),
+        T(test_put_raw_empty_log_starts_at_a_segment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
