@@ -38,14 +38,13 @@ TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
 CTL_SRCS    := $(sort $(wildcard tools/shmqctl/*.c))
 CTL_OBJS    := $(CTL_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJ  := $(BUILD)/daemons/worker.o
-# shmqd is daemons/master*.c; every other daemons/ROLE.c but worker.c is a role of
-# its own, built as shmq-ROLE from ROLE.c and its parts ROLE_*.c.
+# shmqd is daemons/master*.c.  Each worker role ROLE (below) is built as
+# shmq-ROLE (an underscore of the name a dash: ha_sender -> shmq-ha-sender)
+# from daemons/ROLE.c and its parts daemons/ROLE_*.c, when ROLE.c exists.
 MASTER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/master*.c)))
-DAEMON_MAINS := $(filter-out daemons/worker.c daemons/master%.c,$(wildcard daemons/*.c))
-DAEMON_ROLES := $(patsubst daemons/%.c,%,$(foreach f,$(DAEMON_MAINS),$(if $(findstring _,$(notdir $(f))),,$(f))))
-DAEMON_PARTS := $(foreach f,$(DAEMON_MAINS),$(if $(findstring _,$(notdir $(f))),$(f)))
-.SECONDARY: $(DAEMON_PARTS:%.c=$(BUILD)/%.o)
-DAEMON_BINS := $(DAEMON_ROLES:%=$(BUILD)/shmq-%) $(if $(wildcard daemons/master.c),$(BUILD)/shmqd)
+WORKER_ROLES := writer flusher dispatcher indexer scheduler cleaner ha_sender ha_receiver
+DAEMON_ROLES := $(patsubst daemons/%.c,%,$(wildcard $(WORKER_ROLES:%=daemons/%.c)))
+DAEMON_BINS := $(foreach r,$(DAEMON_ROLES),$(BUILD)/shmq-$(subst _,-,$(r))) $(if $(wildcard daemons/master.c),$(BUILD)/shmqd)
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
@@ -105,16 +104,18 @@ $(BUILD)/libshmq.so: $(LIB_OBJS)
 $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
 
-# shmq-bench (an explicit rule: it wins over the shmq-% daemon pattern)
+# shmq-bench: the benchmark tool
 $(BUILD)/shmq-bench: $(BENCH_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
 
 $(BUILD)/shmqd: $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
 
-.SECONDEXPANSION:
-$(BUILD)/shmq-%: $(BUILD)/daemons/%.o $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard daemons/$$*_*.c))) $(WORKER_OBJ) $(BUILD)/libshmq.a
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libshmq.a $(LDLIBS)
+define daemon_rule
+$(BUILD)/shmq-$(subst _,-,$(1)): $(BUILD)/daemons/$(1).o $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/$(1)_*.c))) $(WORKER_OBJ) $(BUILD)/libshmq.a
+	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $(BUILD)/libshmq.a $$(LDLIBS)
+endef
+$(foreach r,$(DAEMON_ROLES),$(eval $(call daemon_rule,$(r))))
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libshmq.a $(LDLIBS) -lcmocka
