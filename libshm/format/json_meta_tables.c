@@ -3,7 +3,9 @@
  * handled (json_meta.h has the rules, docs/recovery.md every case):
  * consumerOffset.json and delayOffset.json (queue offsets: checked against
  * the queue's max offset, entries .bak has restored), topics.json (checked
- * against the consume queue directories), subscriptionGroup.json.
+ * against the consume queue directories), subscriptionGroup.json.  The
+ * last two hold one entry a name and are read by one routine, named_load(),
+ * told by a named_kind_t how they differ.
  *
  * A load works on the file chosen by meta_open() (the main file, else its
  * .bak); "other" is the .bak when the main file is read, the source of
@@ -539,6 +541,178 @@ int shmq_delay_offsets_save(const char *root, const shmq_offset_table_t *t)
     return meta_save(root, &kind_delay, doc, false);
 }
 
+/* ---- topics and groups: one entry a name ---------------------------------- */
+
+/*
+ * topics.json and subscriptionGroup.json are read alike: each entry of the
+ * file read is parsed; one whose key and name field differ is read under
+ * the name the store knows; a damaged one is replaced by the .bak's entry,
+ * else made from the store, else dropped.  named_kind_t says how the two
+ * files differ.
+ */
+typedef union named_entry {
+    shmq_topic_config_t topic;
+    shmq_group_config_t group;
+} named_entry_t;
+
+typedef struct named_kind {
+    const meta_kind_t *file;
+    const char *what;       /* "topic", in findings */
+    const char *name_field; /* "topicName": the entry's copy of its key */
+    const char *dropped;    /* what a dropped entry means, in its finding */
+    /* One entry into *e, *named its name field (NULL when absent); false with why when damaged. */
+    bool (*parse)(const char *name, const json_t *obj, named_entry_t *e, const char **named,
+                  char *why, size_t why_len);
+    int (*put)(void *table, const named_entry_t *e);
+    /* What the consume queue directories tell of name ("it has consume queues"), else NULL. */
+    const char *(*in_store)(const meta_cq_topics_t *cq, const char *name);
+    /* NULL, or an entry made from the store for a damaged one, how said; false if none. */
+    bool (*from_store)(const meta_cq_topics_t *cq, const char *name, named_entry_t *e, char *how,
+                       size_t how_len);
+    /*
+     * NULL, or step 2: entries the store has and the file lacks.  The consume
+     * queues are then a source of entries and a load fails when they cannot be
+     * read; otherwise they only witness names.
+     */
+    int (*restore)(const struct named_kind *k, meta_load_t *ml, const meta_cq_topics_t *cq,
+                   void *table);
+} named_kind_t;
+
+/* What the store knows of a name: "" when nothing. */
+static const char *named_known(const named_kind_t *k, const meta_load_t *ml,
+                               const meta_cq_topics_t *cq, const char *name)
+{
+    const char *s = k->in_store(cq, name);
+    if (s != NULL) {
+        return s;
+    }
+    if (ml->other != NULL && json_object_get(ml->other->table, name) != NULL) {
+        return "it is in the .bak";
+    }
+    return "";
+}
+
+/* The .bak's entry for name, if valid and named so. */
+static bool named_from_other(const named_kind_t *k, const meta_load_t *ml, const char *name,
+                             named_entry_t *e)
+{
+    const json_t *obj = ml->other ? json_object_get(ml->other->table, name) : NULL;
+    const char *named;
+    char why[300];
+    return obj != NULL && k->parse(name, obj, e, &named, why, sizeof(why)) &&
+           (named == NULL || strcmp(named, name) == 0);
+}
+
+/*
+ * Entry obj, read into *e, has key name and name field named, which differ:
+ * one of the two names is damaged; keep the one the store knows, the key
+ * first.  Read under named, the entry is parsed again (which checks named
+ * as a key).  False with why when the store knows neither.
+ */
+static bool named_choose(const named_kind_t *k, meta_load_t *ml, const meta_cq_topics_t *cq,
+                         const char *name, const json_t *obj, const char *named, named_entry_t *e,
+                         char *why, size_t why_len)
+{
+    const char *again;
+    const char *kk = named_known(k, ml, cq, name), *kn = named_known(k, ml, cq, named);
+    if (kk[0] != '\0') {
+        meta_finding(ml, SHMQ_META_WARN,
+                     "%s: %s \"%s\": %s \"%.256s\" differs from the key; read as \"%s\" (%s)",
+                     ml->base->path, k->what, name, k->name_field, named, name, kk);
+        return true;
+    }
+    if (kn[0] != '\0' && json_object_get(ml->base->table, named) == NULL &&
+        k->parse(named, obj, e, &again, why, why_len)) {
+        meta_finding(ml, SHMQ_META_WARN,
+                     "%s: %s key \"%s\" differs from its %s \"%s\"; read as \"%s\" (%s)",
+                     ml->base->path, k->what, name, k->name_field, named, named, kn);
+        return true;
+    }
+    snprintf(why, why_len, "its key and %s \"%.256s\" differ, and the store knows neither",
+             k->name_field, named);
+    return false;
+}
+
+/* Step 1: the entries of the file read; damaged ones replaced or dropped. */
+static int named_read_base(const named_kind_t *k, meta_load_t *ml, const meta_cq_topics_t *cq,
+                           void *table)
+{
+    const char *name;
+    json_t *obj;
+    int rc = 0;
+    json_object_foreach(ml->base->table, name, obj)
+    {
+        named_entry_t e;
+        const char *named;
+        char why[400], how[300];
+        bool ok = k->parse(name, obj, &e, &named, why, sizeof(why));
+        if (ok && named != NULL && strcmp(named, name) != 0 && !ml->quiet) {
+            ok = named_choose(k, ml, cq, name, obj, named, &e, why, sizeof(why));
+        }
+        if (ok) {
+            rc = k->put(table, &e);
+        } else if (named_from_other(k, ml, name, &e)) {
+            meta_finding(ml, SHMQ_META_WARN, "%s: %s \"%s\": %s; using its entry in %s",
+                         ml->base->path, k->what, name, why, ml->other->path);
+            rc = k->put(table, &e);
+        } else if (!ml->quiet && k->from_store != NULL &&
+                   k->from_store(cq, name, &e, how, sizeof(how))) {
+            meta_finding(ml, SHMQ_META_WARN, "%s: %s \"%s\": %s; %s", ml->base->path, k->what, name,
+                         why, how);
+            rc = k->put(table, &e);
+        } else {
+            meta_finding(ml, SHMQ_META_WARN, "%s: %s \"%s\": %s; %s", ml->base->path, k->what, name,
+                         why, k->dropped);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Load k's file into table (empty, of k's type; the caller frees it on an
+ * error) and its dataVersion into *dv_counter and *dv_state.
+ */
+static int named_load(const named_kind_t *k, const char *root, bool quiet, void *table,
+                      int64_t *dv_counter, int64_t *dv_state, shmq_meta_report_t *rep)
+{
+    meta_load_t ml;
+    meta_cq_topics_t cq = {0};
+
+    if (rep != NULL) {
+        memset(rep, 0, sizeof(*rep));
+    }
+    int rc = meta_open(&ml, k->file, root, quiet);
+    if (rc < 0) {
+        if (rep != NULL) {
+            rep->warnings = quiet ? 0 : 1;
+        }
+        return rc;
+    }
+    if (!quiet && (k->restore != NULL || ml.base != NULL)) {
+        rc = meta_cq_topics_scan(root, &cq);
+        if (rc < 0 && k->restore != NULL) {
+            rc = shmq_error_set(rc, "%s/consumequeue: %s", root, shmq_strerror(rc));
+        } else if (rc < 0) {
+            rc = 0; /* names are then told by the .bak only */
+        }
+    }
+    if (rc == 0 && ml.base != NULL) {
+        meta_check_top_keys(&ml);
+        rc = named_read_base(k, &ml, &cq, table);
+    }
+    if (rc == 0 && !quiet && k->restore != NULL) {
+        rc = k->restore(k, &ml, &cq, table);
+    }
+    /* put() counted every insert: the counter is the file's. */
+    meta_data_version(&ml, dv_counter, dv_state);
+    meta_cq_topics_free(&cq);
+    meta_close(&ml, rep);
+    return rc;
+}
+
 /* ---- topics -------------------------------------------------------------- */
 
 static const char *const topic_fields[] = {"attributes",    "order",           "perm",
@@ -582,12 +756,13 @@ static bool topic_name_ok(const char *name, char *why, size_t why_len)
 }
 
 /*
- * One topics.json entry into *tc (its name: the key).  *named gets its
+ * One topics.json entry into e->topic (its name: the key).  *named gets its
  * "topicName" (NULL when absent).  False with why when damaged.
  */
-static bool topic_parse(const char *name, const json_t *obj, shmq_topic_config_t *tc,
-                        const char **named, char *why, size_t why_len)
+static bool topic_parse(const char *name, const json_t *obj, named_entry_t *e, const char **named,
+                        char *why, size_t why_len)
 {
+    shmq_topic_config_t *tc = &e->topic;
     long long rq = 16, wq = 16, perm = SHMQ_PERM_READ | SHMQ_PERM_WRITE, sysflag = 0;
 
     memset(tc, 0, sizeof(*tc));
@@ -655,26 +830,14 @@ static bool topic_parse(const char *name, const json_t *obj, shmq_topic_config_t
     return true;
 }
 
-/* The .bak's entry for name, if valid and named so. */
-static bool topic_from_other(const meta_load_t *ml, const char *name, shmq_topic_config_t *tc)
+static int topic_put(void *table, const named_entry_t *e)
 {
-    const json_t *obj = ml->other ? json_object_get(ml->other->table, name) : NULL;
-    const char *named;
-    char why[300];
-    return obj != NULL && topic_parse(name, obj, tc, &named, why, sizeof(why)) &&
-           (named == NULL || strcmp(named, name) == 0);
+    return shmq_topic_table_put(table, &e->topic);
 }
 
-/* What the store knows of a topic name: "" when nothing. */
-static const char *topic_known(const meta_load_t *ml, const meta_cq_topics_t *cq, const char *name)
+static const char *topic_in_store(const meta_cq_topics_t *cq, const char *name)
 {
-    if (meta_cq_topics_get(cq, name) != NULL) {
-        return "it has consume queues";
-    }
-    if (ml->other != NULL && json_object_get(ml->other->table, name) != NULL) {
-        return "it is in the .bak";
-    }
-    return "";
+    return meta_cq_topics_get(cq, name) != NULL ? "it has consume queues" : NULL;
 }
 
 /* A topic with consume queues and no entry: defaults, one queue per directory. */
@@ -687,87 +850,46 @@ static void topic_derived(shmq_topic_config_t *tc, const meta_cq_topic_t *q)
     tc->perm = SHMQ_PERM_READ | SHMQ_PERM_WRITE;
 }
 
-static int topics_read_base(meta_load_t *ml, const meta_cq_topics_t *cq, shmq_topic_table_t *tmp)
+/* A damaged entry of a topic with consume queues. */
+static bool topic_from_store(const meta_cq_topics_t *cq, const char *name, named_entry_t *e,
+                             char *how, size_t how_len)
 {
-    const char *name;
-    json_t *obj;
-    int rc = 0;
-    json_object_foreach(ml->base->table, name, obj)
-    {
-        shmq_topic_config_t tc;
-        const char *named;
-        char why[400];
-        bool ok = topic_parse(name, obj, &tc, &named, why, sizeof(why));
-        if (ok && named != NULL && strcmp(named, name) != 0 && !ml->quiet) {
-            /* One of the two names is damaged: keep the one the store knows. */
-            const char *kk = topic_known(ml, cq, name), *kn = topic_known(ml, cq, named);
-            if (kk[0] != '\0') {
-                meta_finding(ml, SHMQ_META_WARN,
-                             "%s: topic \"%s\": topicName \"%.256s\" differs from the key; read as "
-                             "\"%s\" (%s)",
-                             ml->base->path, name, named, name, kk);
-            } else if (kn[0] != '\0' && json_object_get(ml->base->table, named) == NULL &&
-                       strlen(named) < sizeof(tc.name) &&
-                       name_ok(named, sizeof(tc.name) - 1, why, sizeof(why)) &&
-                       topic_name_ok(named, why, sizeof(why))) {
-                meta_finding(ml, SHMQ_META_WARN,
-                             "%s: topic key \"%s\" differs from its topicName \"%s\"; read as "
-                             "\"%s\" (%s)",
-                             ml->base->path, name, named, named, kn);
-                snprintf(tc.name, sizeof(tc.name), "%s", named);
-            } else {
-                ok = false;
-                snprintf(why, sizeof(why),
-                         "its key and topicName \"%.256s\" differ, and the store knows neither",
-                         named);
-            }
-        }
-        if (ok) {
-            rc = shmq_topic_table_put(tmp, &tc);
-        } else if (topic_from_other(ml, name, &tc)) {
-            meta_finding(ml, SHMQ_META_WARN, "%s: topic \"%s\": %s; using its entry in %s",
-                         ml->base->path, name, why, ml->other->path);
-            rc = shmq_topic_table_put(tmp, &tc);
-        } else if (!ml->quiet && meta_cq_topics_get(cq, name) != NULL) {
-            topic_derived(&tc, meta_cq_topics_get(cq, name));
-            meta_finding(ml, SHMQ_META_WARN,
-                         "%s: topic \"%s\": %s; restored with %d read and write queues (its "
-                         "consume queue directories) and perm 6: check its settings",
-                         ml->base->path, name, why, (int)tc.read_queue_nums);
-            rc = shmq_topic_table_put(tmp, &tc);
-        } else {
-            meta_finding(ml, SHMQ_META_WARN, "%s: topic \"%s\": %s; dropped (%s)", ml->base->path,
-                         name, why, "no valid entry in the .bak, no consume queue");
-        }
-        if (rc < 0) {
-            return rc;
-        }
+    const meta_cq_topic_t *q = meta_cq_topics_get(cq, name);
+    if (q == NULL) {
+        return false;
     }
-    return 0;
+    topic_derived(&e->topic, q);
+    snprintf(how, how_len,
+             "restored with %d read and write queues (its consume queue directories) and perm 6: "
+             "check its settings",
+             (int)q->queues);
+    return true;
 }
 
 /* Topics with consume queues but no entry: their messages would be unreachable. */
-static int topics_restore(meta_load_t *ml, const meta_cq_topics_t *cq, shmq_topic_table_t *tmp)
+static int topics_restore(const named_kind_t *k, meta_load_t *ml, const meta_cq_topics_t *cq,
+                          void *table)
 {
+    shmq_topic_table_t *tmp = table;
     for (size_t i = 0; i < cq->count; i++) {
         const meta_cq_topic_t *q = &cq->t[i];
-        shmq_topic_config_t tc;
+        named_entry_t e;
         int rc = 0;
         if (shmq_topic_table_get(tmp, q->name) == NULL) {
-            if (topic_from_other(ml, q->name, &tc)) {
+            if (named_from_other(k, ml, q->name, &e)) {
                 meta_finding(ml, SHMQ_META_WARN,
                              "%s: topic \"%s\" has consume queues (%s/consumequeue/%s) but no "
                              "entry; restored from %s",
                              meta_base_path(ml), q->name, ml->root, q->name, ml->other->path);
             } else {
-                topic_derived(&tc, q);
+                topic_derived(&e.topic, q);
                 meta_finding(ml, SHMQ_META_WARN,
                              "%s: topic \"%s\" has consume queues (%s/consumequeue/%s) but no "
                              "entry; restored with %d read and write queues (one per directory) "
                              "and perm 6: check its settings",
                              meta_base_path(ml), q->name, ml->root, q->name, (int)q->queues);
             }
-            rc = shmq_topic_table_put(tmp, &tc);
+            rc = shmq_topic_table_put(tmp, &e.topic);
         }
         if (rc < 0) {
             return rc;
@@ -784,42 +906,26 @@ static int topics_restore(meta_load_t *ml, const meta_cq_topics_t *cq, shmq_topi
     return 0;
 }
 
+static const named_kind_t named_topics = {
+    .file = &kind_topics,
+    .what = "topic",
+    .name_field = "topicName",
+    .dropped = "dropped (no valid entry in the .bak, no consume queue)",
+    .parse = topic_parse,
+    .put = topic_put,
+    .in_store = topic_in_store,
+    .from_store = topic_from_store,
+    .restore = topics_restore,
+};
+
 int shmq_topics_load_ex(const char *root, shmq_topic_table_t *t, unsigned flags,
                         shmq_meta_report_t *rep)
 {
-    meta_load_t ml;
-    meta_cq_topics_t cq = {0};
     shmq_topic_table_t tmp = {0};
-    bool quiet = flags & SHMQ_META_QUIET;
 
     memset(t, 0, sizeof(*t));
-    if (rep != NULL) {
-        memset(rep, 0, sizeof(*rep));
-    }
-    int rc = meta_open(&ml, &kind_topics, root, quiet);
-    if (rc < 0) {
-        if (rep != NULL) {
-            rep->warnings = quiet ? 0 : 1;
-        }
-        return rc;
-    }
-    if (!quiet) {
-        rc = meta_cq_topics_scan(root, &cq);
-        if (rc < 0) {
-            rc = shmq_error_set(rc, "%s/consumequeue: %s", root, shmq_strerror(rc));
-        }
-    }
-    if (rc == 0 && ml.base != NULL) {
-        meta_check_top_keys(&ml);
-        rc = topics_read_base(&ml, &cq, &tmp);
-    }
-    if (rc == 0 && !quiet) {
-        rc = topics_restore(&ml, &cq, &tmp);
-    }
-    /* put() counted every insert: the counter is the file's. */
-    meta_data_version(&ml, &tmp.data_version_counter, &tmp.data_version_state);
-    meta_cq_topics_free(&cq);
-    meta_close(&ml, rep);
+    int rc = named_load(&named_topics, root, flags & SHMQ_META_QUIET, &tmp,
+                        &tmp.data_version_counter, &tmp.data_version_state, rep);
     if (rc < 0) {
         shmq_topic_table_free(&tmp);
         return rc;
@@ -900,9 +1006,15 @@ static const char *const group_fields[] = {"attributes",
                                            "whichBrokerWhenConsumeSlowly",
                                            NULL};
 
-static bool group_parse(const char *name, const json_t *obj, shmq_group_config_t *g,
-                        const char **named, char *why, size_t why_len)
+/*
+ * One subscriptionGroup.json entry into e->group (its name: the key).
+ * *named gets its "groupName" (NULL when absent).  False with why when damaged.
+ */
+static bool group_parse(const char *name, const json_t *obj, named_entry_t *e, const char **named,
+                        char *why, size_t why_len)
 {
+    shmq_group_config_t *g = &e->group;
+
     *named = NULL;
     if (!name_ok(name, sizeof(g->name) - 1, why, why_len)) {
         return false;
@@ -947,99 +1059,36 @@ static bool group_parse(const char *name, const json_t *obj, shmq_group_config_t
     return true;
 }
 
-static bool group_from_other(const meta_load_t *ml, const char *name, shmq_group_config_t *g)
+static int group_put(void *table, const named_entry_t *e)
 {
-    const json_t *obj = ml->other ? json_object_get(ml->other->table, name) : NULL;
-    const char *named;
-    char why[300];
-    return obj != NULL && group_parse(name, obj, g, &named, why, sizeof(why)) &&
-           (named == NULL || strcmp(named, name) == 0);
+    return shmq_group_table_put(table, &e->group);
 }
 
-static const char *group_known(const meta_load_t *ml, const meta_cq_topics_t *cq, const char *name)
+static const char *group_in_store(const meta_cq_topics_t *cq, const char *name)
 {
     char retry[SHMQ_TOPIC_MAX_ANY + 1];
     snprintf(retry, sizeof(retry), "%s%s", SHMQ_RETRY_PREFIX, name);
-    if (meta_cq_topics_get(cq, retry) != NULL) {
-        return "it has a retry topic";
-    }
-    if (ml->other != NULL && json_object_get(ml->other->table, name) != NULL) {
-        return "it is in the .bak";
-    }
-    return "";
+    return meta_cq_topics_get(cq, retry) != NULL ? "it has a retry topic" : NULL;
 }
+
+/* No step 2: a group without an entry gets the default settings. */
+static const named_kind_t named_groups = {
+    .file = &kind_groups,
+    .what = "group",
+    .name_field = "groupName",
+    .dropped = "dropped: the group gets the default settings (retryMaxTimes 16, retryQueueNums 1)",
+    .parse = group_parse,
+    .put = group_put,
+    .in_store = group_in_store,
+};
 
 int shmq_groups_load_ex(const char *root, shmq_group_table_t *t, shmq_meta_report_t *rep)
 {
-    meta_load_t ml;
-    meta_cq_topics_t cq = {0};
     shmq_group_table_t tmp = {0};
 
     memset(t, 0, sizeof(*t));
-    if (rep != NULL) {
-        memset(rep, 0, sizeof(*rep));
-    }
-    int rc = meta_open(&ml, &kind_groups, root, false);
-    if (rc < 0) {
-        if (rep != NULL) {
-            rep->warnings = 1;
-        }
-        return rc;
-    }
-    if (ml.base != NULL) {
-        meta_check_top_keys(&ml);
-        if (meta_cq_topics_scan(root, &cq) < 0) {
-            cq.count = 0; /* names are then told by the .bak only */
-        }
-    }
-    const char *name;
-    json_t *obj;
-    json_object_foreach(ml.base ? ml.base->table : NULL, name, obj)
-    {
-        shmq_group_config_t g;
-        const char *named;
-        char why[400];
-        bool ok = group_parse(name, obj, &g, &named, why, sizeof(why));
-        if (ok && named != NULL && strcmp(named, name) != 0) {
-            const char *kk = group_known(&ml, &cq, name), *kn = group_known(&ml, &cq, named);
-            if (kk[0] != '\0') {
-                meta_finding(&ml, SHMQ_META_WARN,
-                             "%s: group \"%s\": groupName \"%.256s\" differs from the key; read "
-                             "as \"%s\" (%s)",
-                             ml.base->path, name, named, name, kk);
-            } else if (kn[0] != '\0' && json_object_get(ml.base->table, named) == NULL &&
-                       name_ok(named, sizeof(g.name) - 1, why, sizeof(why))) {
-                meta_finding(&ml, SHMQ_META_WARN,
-                             "%s: group key \"%s\" differs from its groupName \"%s\"; read as "
-                             "\"%s\" (%s)",
-                             ml.base->path, name, named, named, kn);
-                snprintf(g.name, sizeof(g.name), "%s", named);
-            } else {
-                ok = false;
-                snprintf(why, sizeof(why),
-                         "its key and groupName \"%.256s\" differ, and the store knows neither",
-                         named);
-            }
-        }
-        if (ok) {
-            rc = shmq_group_table_put(&tmp, &g);
-        } else if (group_from_other(&ml, name, &g)) {
-            meta_finding(&ml, SHMQ_META_WARN, "%s: group \"%s\": %s; using its entry in %s",
-                         ml.base->path, name, why, ml.other->path);
-            rc = shmq_group_table_put(&tmp, &g);
-        } else {
-            meta_finding(&ml, SHMQ_META_WARN,
-                         "%s: group \"%s\": %s; dropped: the group gets the default settings "
-                         "(retryMaxTimes 16, retryQueueNums 1)",
-                         ml.base->path, name, why);
-        }
-        if (rc < 0) {
-            break;
-        }
-    }
-    meta_data_version(&ml, &tmp.data_version_counter, &tmp.data_version_state);
-    meta_cq_topics_free(&cq);
-    meta_close(&ml, rep);
+    int rc = named_load(&named_groups, root, false, &tmp, &tmp.data_version_counter,
+                        &tmp.data_version_state, rep);
     if (rc < 0) {
         shmq_group_table_free(&tmp);
         return rc;
