@@ -105,6 +105,19 @@ void shmq_commitlog_set_positions(shmq_commitlog_t *cl, int64_t wrote, int64_t f
     }
 }
 
+/* Appends may go on: not read-only, not fenced by a failed flush. */
+static int appendable(const shmq_commitlog_t *cl)
+{
+    if (cl->readonly) {
+        return shmq_error_set(-EROFS, "commitlog %s is read-only", cl->q.dir);
+    }
+    if (cl->flush_err) {
+        return shmq_error_set(SHMQ_E_FENCED, "commitlog %s: fenced after flush error: %s",
+                              cl->q.dir, shmq_strerror(cl->flush_err));
+    }
+    return 0;
+}
+
 /* The segment to write at pos, created when pos is at (or past) the end. */
 static int segment_for_write(shmq_commitlog_t *cl, int64_t pos, shmq_mapped_file_t **out)
 {
@@ -127,12 +140,9 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
     if (!cl || !m || n == 0 || !queue_offsets || !res) {
         return SHMQ_E_ARG;
     }
-    if (cl->readonly) {
-        return shmq_error_set(-EROFS, "commitlog %s is read-only", cl->q.dir);
-    }
-    if (cl->flush_err) {
-        return shmq_error_set(SHMQ_E_FENCED, "commitlog %s: fenced after flush error: %s",
-                              cl->q.dir, shmq_strerror(cl->flush_err));
+    int rc0 = appendable(cl);
+    if (rc0 < 0) {
+        return rc0;
     }
     for (size_t i = 0; i < n; i++) {
         shmq_msg_in_t mi = m[i];
@@ -246,12 +256,9 @@ int64_t shmq_commitlog_put_raw(shmq_commitlog_t *cl, int64_t offset, const uint8
     if (!cl || offset < 0 || (len > 0 && !data) || len > (size_t)(INT64_MAX - offset)) {
         return SHMQ_E_ARG;
     }
-    if (cl->readonly) {
-        return shmq_error_set(-EROFS, "commitlog %s is read-only", cl->q.dir);
-    }
-    if (cl->flush_err) {
-        return shmq_error_set(SHMQ_E_FENCED, "commitlog %s: fenced after flush error: %s",
-                              cl->q.dir, shmq_strerror(cl->flush_err));
+    int rc0 = appendable(cl);
+    if (rc0 < 0) {
+        return rc0;
     }
     if (shmq_mfq_last(&cl->q) == NULL && cl->raw_end == cl->wrote_pos) {
         /* An empty log starts where the master's bytes start: a segment's first byte. */

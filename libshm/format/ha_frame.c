@@ -3,34 +3,19 @@
  */
 #include "format/ha_frame.h"
 
-#include <endian.h>
-#include <string.h>
-
+#include "base/bytes.h"
 #include "shmq/errors.h"
-
-static void put64(uint8_t *p, int64_t v)
-{
-    uint64_t be = htobe64((uint64_t)v);
-    memcpy(p, &be, 8);
-}
-
-static int64_t get64(const uint8_t *p)
-{
-    uint64_t be;
-    memcpy(&be, p, 8);
-    return (int64_t)be64toh(be);
-}
 
 void shmq_ha_report_encode(int64_t log_end, uint8_t out[SHMQ_HA_REPORT_SIZE])
 {
-    put64(out, log_end);
+    shmq_put_be64(out, (uint64_t)log_end);
 }
 
 int shmq_ha_report_scan(const uint8_t *buf, size_t len, int64_t *latest)
 {
     size_t n = len / SHMQ_HA_REPORT_SIZE;
     for (size_t i = 0; i < n; i++) {
-        int64_t v = get64(buf + i * SHMQ_HA_REPORT_SIZE);
+        int64_t v = (int64_t)shmq_get_be64(buf + i * SHMQ_HA_REPORT_SIZE);
         if (v < 0) {
             return shmq_error_set(SHMQ_E_CORRUPT, "report %lld: not an offset", (long long)v);
         }
@@ -41,18 +26,15 @@ int shmq_ha_report_scan(const uint8_t *buf, size_t len, int64_t *latest)
 
 void shmq_ha_header_encode(const shmq_ha_header_t *h, uint8_t out[SHMQ_HA_HEADER_SIZE])
 {
-    put64(out, h->offset);
-    uint32_t be = htobe32((uint32_t)h->size);
-    memcpy(out + 8, &be, 4);
+    shmq_put_be64(out, (uint64_t)h->offset);
+    shmq_put_be32(out + 8, (uint32_t)h->size);
 }
 
 int shmq_ha_header_decode(const uint8_t in[SHMQ_HA_HEADER_SIZE], int32_t max_body,
                           shmq_ha_header_t *h)
 {
-    uint32_t be;
-    memcpy(&be, in + 8, 4);
-    h->offset = get64(in);
-    h->size = (int32_t)be32toh(be);
+    h->offset = (int64_t)shmq_get_be64(in);
+    h->size = (int32_t)shmq_get_be32(in + 8);
     if (h->offset < 0) {
         return shmq_error_set(SHMQ_E_CORRUPT, "transfer at %lld: not an offset",
                               (long long)h->offset);

@@ -24,6 +24,8 @@
 
 #include <isa-l/crc.h>
 
+#include "base/bytes.h"
+
 /* "__CRC32#" 0x01: the head of the whole-record CRC property. */
 static const char crc_prop_head[] = SHMQ_PROP_CRC32 "\x01";
 #define CRC_PROP_HEAD_LEN 9 /* 8 name bytes + the name/value separator */
@@ -32,45 +34,6 @@ static const char crc_prop_head[] = SHMQ_PROP_CRC32 "\x01";
 static const char hex_upper[] = "0123456789ABCDEF";
 
 /* ---- big-endian field access ------------------------------------------ */
-
-static inline void put16(uint8_t *p, uint16_t v)
-{
-    v = htobe16(v);
-    memcpy(p, &v, 2);
-}
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(p, &v, 4);
-}
-
-static inline void put64(uint8_t *p, uint64_t v)
-{
-    v = htobe64(v);
-    memcpy(p, &v, 8);
-}
-
-static inline uint16_t get16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return be16toh(v);
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return be32toh(v);
-}
-
-static inline uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return be64toh(v);
-}
 
 /* ---- CRC and hashes ---------------------------------------------------- */
 
@@ -372,7 +335,7 @@ static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
 {
     size_t n = h->is_v6 ? 16 : 4;
     memcpy(p, h->addr, n);
-    put32(p + n, (uint32_t)h->port);
+    shmq_put_be32(p + n, (uint32_t)h->port);
     return p + n + 4;
 }
 
@@ -406,35 +369,35 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
     }
 
     uint8_t *p = dst;
-    put32(p + 0, (uint32_t)pl.total);
-    put32(p + 4, (uint32_t)(pl.v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
-    put32(p + 8, (uint32_t)shmq_crc32_masked(m->body, m->body_len));
-    put32(p + 12, (uint32_t)m->queue_id);
-    put32(p + 16, (uint32_t)m->flag);
-    put64(p + 20, (uint64_t)queue_offset);
-    put64(p + 28, (uint64_t)phys_offset);
-    put32(p + 36, (uint32_t)sysflag);
-    put64(p + 40, (uint64_t)m->born_ts);
+    shmq_put_be32(p + 0, (uint32_t)pl.total);
+    shmq_put_be32(p + 4, (uint32_t)(pl.v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
+    shmq_put_be32(p + 8, (uint32_t)shmq_crc32_masked(m->body, m->body_len));
+    shmq_put_be32(p + 12, (uint32_t)m->queue_id);
+    shmq_put_be32(p + 16, (uint32_t)m->flag);
+    shmq_put_be64(p + 20, (uint64_t)queue_offset);
+    shmq_put_be64(p + 28, (uint64_t)phys_offset);
+    shmq_put_be32(p + 36, (uint32_t)sysflag);
+    shmq_put_be64(p + 40, (uint64_t)m->born_ts);
     p = put_host(p + 48, &m->born_host);
-    put64(p, (uint64_t)store_ts);
+    shmq_put_be64(p, (uint64_t)store_ts);
     p = put_host(p + 8, &m->store_host);
-    put32(p, (uint32_t)m->reconsume_times);
-    put64(p + 4, (uint64_t)m->prepared_tx_offset);
-    put32(p + 12, (uint32_t)m->body_len);
+    shmq_put_be32(p, (uint32_t)m->reconsume_times);
+    shmq_put_be64(p + 4, (uint64_t)m->prepared_tx_offset);
+    shmq_put_be32(p + 12, (uint32_t)m->body_len);
     p += 16;
     if (m->body_len > 0) {
         memcpy(p, m->body, m->body_len);
         p += m->body_len;
     }
     if (pl.v2) {
-        put16(p, (uint16_t)m->topic_len);
+        shmq_put_be16(p, (uint16_t)m->topic_len);
         p += 2;
     } else {
         *p++ = (uint8_t)m->topic_len;
     }
     memcpy(p, m->topic, m->topic_len);
     p += m->topic_len;
-    put16(p, (uint16_t)pl.props_len);
+    shmq_put_be16(p, (uint16_t)pl.props_len);
     p += 2;
     if (m->props_len > 0) {
         memcpy(p, m->props, m->props_len);
@@ -454,8 +417,8 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
 
 void shmq_record_write_blank(uint8_t *dst, int32_t remaining)
 {
-    put32(dst, (uint32_t)remaining);
-    put32(dst + 4, (uint32_t)SHMQ_MAGIC_BLANK);
+    shmq_put_be32(dst, (uint32_t)remaining);
+    shmq_put_be32(dst + 4, (uint32_t)SHMQ_MAGIC_BLANK);
 }
 
 /* ---- decode ------------------------------------------------------------ */
@@ -483,7 +446,7 @@ static const uint8_t *get_host(const uint8_t *p, bool v6, shmq_host_t *h)
     size_t n = v6 ? 16 : 4;
     memcpy(h->addr, p, n);
     h->is_v6 = v6;
-    h->port = (int32_t)get32(p + n);
+    h->port = (int32_t)shmq_get_be32(p + n);
     return p + n + 4;
 }
 
@@ -544,8 +507,8 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
         return shmq_error_set(SHMQ_E_TRUNCATED, "record: %zu bytes, need 8 for size and magic",
                               avail);
     }
-    int64_t total = (int32_t)get32(buf);
-    int32_t magic = (int32_t)get32(buf + 4);
+    int64_t total = (int32_t)shmq_get_be32(buf);
+    int32_t magic = (int32_t)shmq_get_be32(buf + 4);
     out->total_size = (int32_t)total;
     out->magic = magic;
 
@@ -572,14 +535,14 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
     if (rc < 0) {
         return rc;
     }
-    int32_t sysflag = (int32_t)get32(buf + 36);
+    int32_t sysflag = (int32_t)shmq_get_be32(buf + 36);
     bool born_v6 = (sysflag & SHMQ_SYSFLAG_BORNHOST_V6) != 0;
     bool store_v6 = (sysflag & SHMQ_SYSFLAG_STOREHOST_V6) != 0;
     int64_t body_len_at = 84 + (born_v6 ? 12 : 0) + (store_v6 ? 12 : 0);
     if ((rc = need(body_len_at + 4, total, avail, "fixed fields")) < 0) {
         return rc;
     }
-    int32_t body_len = (int32_t)get32(buf + body_len_at);
+    int32_t body_len = (int32_t)shmq_get_be32(buf + body_len_at);
     if (body_len < 0) {
         return shmq_error_set(SHMQ_E_SIZE, "record: negative body length %d", body_len);
     }
@@ -589,7 +552,7 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
     if ((rc = need(topic_at, total, avail, "topic length")) < 0) {
         return rc;
     }
-    int32_t topic_len = v2 ? (int16_t)get16(buf + topic_len_at) : (int8_t)buf[topic_len_at];
+    int32_t topic_len = v2 ? (int16_t)shmq_get_be16(buf + topic_len_at) : (int8_t)buf[topic_len_at];
     if (topic_len < 0) {
         return shmq_error_set(SHMQ_E_SIZE, "record: negative topic length %d", topic_len);
     }
@@ -597,7 +560,7 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
     if ((rc = need(props_len_at + 2, total, avail, "properties length")) < 0) {
         return rc;
     }
-    int32_t props_len = (int16_t)get16(buf + props_len_at);
+    int32_t props_len = (int16_t)shmq_get_be16(buf + props_len_at);
     if (props_len < 0) {
         return shmq_error_set(SHMQ_E_SIZE, "record: negative properties length %d", props_len);
     }
@@ -610,18 +573,18 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
         return rc;
     }
 
-    out->body_crc = (int32_t)get32(buf + 8);
-    out->queue_id = (int32_t)get32(buf + 12);
-    out->flag = (int32_t)get32(buf + 16);
-    out->queue_offset = (int64_t)get64(buf + 20);
-    out->phys_offset = (int64_t)get64(buf + 28);
+    out->body_crc = (int32_t)shmq_get_be32(buf + 8);
+    out->queue_id = (int32_t)shmq_get_be32(buf + 12);
+    out->flag = (int32_t)shmq_get_be32(buf + 16);
+    out->queue_offset = (int64_t)shmq_get_be64(buf + 20);
+    out->phys_offset = (int64_t)shmq_get_be64(buf + 28);
     out->sysflag = sysflag;
-    out->born_ts = (int64_t)get64(buf + 40);
+    out->born_ts = (int64_t)shmq_get_be64(buf + 40);
     const uint8_t *p = get_host(buf + 48, born_v6, &out->born_host);
-    out->store_ts = (int64_t)get64(p);
+    out->store_ts = (int64_t)shmq_get_be64(p);
     p = get_host(p + 8, store_v6, &out->store_host);
-    out->reconsume_times = (int32_t)get32(p);
-    out->prepared_tx_offset = (int64_t)get64(p + 4);
+    out->reconsume_times = (int32_t)shmq_get_be32(p);
+    out->prepared_tx_offset = (int64_t)shmq_get_be64(p + 4);
     out->body = buf + body_at;
     out->body_len = (uint32_t)body_len;
     out->topic = (const char *)buf + topic_at;
@@ -754,8 +717,8 @@ void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset, char 
     uint8_t b[28];
     size_t n = store_host->is_v6 ? 16 : 4;
     memcpy(b, store_host->addr, n);
-    put32(b + n, (uint32_t)store_host->port);
-    put64(b + n + 4, (uint64_t)phys_offset);
+    shmq_put_be32(b + n, (uint32_t)store_host->port);
+    shmq_put_be64(b + n + 4, (uint64_t)phys_offset);
     *hex_put(out, b, n + 12) = '\0';
 }
 
@@ -778,8 +741,8 @@ int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_of
     memset(store_host, 0, sizeof(*store_host));
     memcpy(store_host->addr, b, n);
     store_host->is_v6 = len == 56;
-    store_host->port = (int32_t)get32(b + n);
-    *phys_offset = (int64_t)get64(b + n + 4);
+    store_host->port = (int32_t)shmq_get_be32(b + n);
+    *phys_offset = (int64_t)shmq_get_be64(b + n + 4);
     return 0;
 }
 
@@ -840,7 +803,7 @@ static void uniq_prefix_build(void)
         rnd = (uint32_t)ts.tv_nsec * 2654435761u ^ (uint32_t)getpid();
     }
     memcpy(b, ip, 4);
-    put16(b + 4, (uint16_t)getpid());
+    shmq_put_be16(b + 4, (uint16_t)getpid());
     memcpy(b + 6, &rnd, 4);
     hex_put(uniq_prefix, b, sizeof(b));
 }
@@ -882,8 +845,8 @@ void shmq_uniq_key_generate(char out[SHMQ_UNIQ_KEY_MAX])
     uint32_t count = atomic_fetch_add_explicit(&uniq_counter, 1, memory_order_relaxed);
 
     uint8_t b[6];
-    put32(b, (uint32_t)(now_ms - uniq_month_start)); /* wraps like Java's int */
-    put16(b + 4, (uint16_t)count);
+    shmq_put_be32(b, (uint32_t)(now_ms - uniq_month_start)); /* wraps like Java's int */
+    shmq_put_be16(b + 4, (uint16_t)count);
     memcpy(out, uniq_prefix, sizeof(uniq_prefix));
     *hex_put(out + sizeof(uniq_prefix), b, sizeof(b)) = '\0';
 }

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "format/json_meta.h"
 #include "shmq/errors.h"
 #include "shmq/types.h"
@@ -56,30 +57,25 @@
 
 /* ---- byte order ---------------------------------------------------------------------- */
 
+/* The timer files' fields are signed Java ints and longs. */
 static void put64(uint8_t *p, int64_t v)
 {
-    uint64_t be = htobe64((uint64_t)v);
-    memcpy(p, &be, 8);
+    shmq_put_be64(p, (uint64_t)v);
 }
 
 static void put32(uint8_t *p, int32_t v)
 {
-    uint32_t be = htobe32((uint32_t)v);
-    memcpy(p, &be, 4);
+    shmq_put_be32(p, (uint32_t)v);
 }
 
 static int64_t get64(const uint8_t *p)
 {
-    uint64_t be;
-    memcpy(&be, p, 8);
-    return (int64_t)be64toh(be);
+    return (int64_t)shmq_get_be64(p);
 }
 
 static int32_t get32(const uint8_t *p)
 {
-    uint32_t be;
-    memcpy(&be, p, 4);
-    return (int32_t)be32toh(be);
+    return (int32_t)shmq_get_be32(p);
 }
 
 static int64_t floor_to(int64_t t, int64_t p)

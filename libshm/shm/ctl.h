@@ -61,7 +61,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    3
+#define SHMQ_CTL_VERSION    4
 
 #define SHMQ_CTL_MAX_WORKERS 8
 #define SHMQ_CTL_MAX_RINGS   64
@@ -78,8 +78,9 @@ enum shmq_role {
     SHMQ_ROLE_INDEXER = 3,
     SHMQ_ROLE_SCHEDULER = 4,
     SHMQ_ROLE_CLEANER = 5,
-    SHMQ_ROLE_HA_SENDER = 6,
-    SHMQ_ROLE_COUNT = 7
+    SHMQ_ROLE_HA_SENDER = 6,   /* a master: streams the CommitLog to slaves */
+    SHMQ_ROLE_HA_RECEIVER = 7, /* a slave: appends the master's CommitLog in the writer's place */
+    SHMQ_ROLE_COUNT = 8
 };
 
 /* Name of a role as in `ps`, status and `shmqctl restart`: "writer", ... */
@@ -290,6 +291,45 @@ typedef struct shmq_ctl_scheduler {
     _Atomic uint64_t retries;         /* deliveries retried after a transient error */
 } shmq_ctl_scheduler_t;
 
+/* ---- replication ------------------------------------------------------------------ */
+
+#define SHMQ_CTL_MAX_SLAVES 8
+#define SHMQ_CTL_ADDR_MAX   64 /* "host:port" of a peer, NUL-terminated */
+
+/* Slave entry states (ha-sender). */
+enum shmq_slave_state {
+    SHMQ_SLAVE_FREE = 0,
+    SHMQ_SLAVE_CONNECTED = 1, /* addr and connected_ms set before (release) */
+};
+
+/* A slave connected to this master.  Single writer: the ha-sender. */
+typedef struct shmq_ctl_slave {
+    _Alignas(64) _Atomic uint32_t state; /* enum shmq_slave_state */
+    _Atomic uint32_t in_sync;            /* acked within haMaxGapNotInSync of wrote */
+    char addr[SHMQ_CTL_ADDR_MAX];
+    _Atomic int64_t connected_ms;
+    _Atomic int64_t acked;        /* the slave's last report: its log ends there */
+    _Atomic int64_t sent;         /* the end of what was sent to it */
+    _Atomic int64_t caught_up_ms; /* when acked last equalled wrote (lag in time) */
+} shmq_ctl_slave_t;
+
+/*
+ * Replication.  On a master the ha-sender writes the slave table and
+ * `replicated` (the block's position); on a slave the ha-receiver writes the
+ * master fields.  Statistics and status, except `replicated`.
+ */
+typedef struct shmq_ctl_ha {
+    shmq_ctl_slave_t slaves[SHMQ_CTL_MAX_SLAVES];
+    /* a slave's ha-receiver */
+    _Alignas(64) _Atomic uint32_t master_connected;
+    char master_addr[SHMQ_CTL_ADDR_MAX];
+    _Atomic int64_t master_end;    /* the master's log end, as its last frame showed */
+    _Atomic int64_t last_frame_ms; /* when the last frame arrived */
+    _Atomic uint64_t frames;       /* frames received */
+    _Atomic uint64_t bytes;        /* log bytes received */
+    _Atomic uint64_t refused;      /* connections closed for bad input (logged) */
+} shmq_ctl_ha_t;
+
 /* ---- the block ------------------------------------------------------------------ */
 
 typedef struct shmq_ctl_header {
@@ -344,6 +384,7 @@ typedef struct shmq_ctl_block {
     shmq_ctl_cleaner_t cleaner;     /* cleaner (see the struct) */
     shmq_ctl_index_t index;         /* indexer (see the struct) */
     shmq_ctl_scheduler_t scheduler; /* scheduler (see the struct) */
+    shmq_ctl_ha_t ha;               /* ha-sender or ha-receiver (see the struct) */
 } shmq_ctl_block_t;
 
 /* A consumer group offset. */
