@@ -22,6 +22,7 @@
 
 #include "shmq/errors.h"
 #include "shmq/types.h"
+#include "base/hostport.h"
 #include "format/store_files.h"
 
 #include <arpa/inet.h>
@@ -354,13 +355,12 @@ static bool parse_delete_when(const char *s)
     }
 }
 
-/* "host:port" with a non-empty host and a port 1..65535. */
+/* "host:port" with a non-empty host (a name or an address) and a port 1..65535. */
 static bool parse_hostport(const char *s)
 {
-    const char *colon = strrchr(s, ':');
-    int64_t port;
-    return colon != NULL && colon != s && parse_int64(colon + 1, &port) && colon[1] != '+' &&
-           colon[1] != '-' && port >= 1 && port <= 65535;
+    char host[256];
+    int port;
+    return shmq_hostport_split(s, host, sizeof(host), &port) == 0 && port >= 1;
 }
 
 int shmq_config_parse_delay_levels(const char *s, int64_t *ms, int max)
