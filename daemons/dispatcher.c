@@ -200,6 +200,16 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
             }
             break;
         }
+        if (rc == SHMQ_E_RANGE && at < shmq_commitlog_min_offset(&d->st.cl)) {
+            /* The log starts after us: a slave that started empty holds the master's log
+             * from its last segment on. */
+            d->pos = shmq_commitlog_min_offset(&d->st.cl);
+            shmq_log(SHMQ_LOG_WARN,
+                     "the CommitLog starts at %lld, after %lld: dispatching from "
+                     "there",
+                     (long long)d->pos, (long long)at);
+            continue;
+        }
         if (rc < 0) {
             d->pos = at;
             return shmq_error_wrap(rc, "CommitLog record at %lld (dispatch limit %lld)",

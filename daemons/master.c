@@ -71,8 +71,9 @@
 #define TERM_WAIT_MS       10000 /* SIGTERM, then SIGKILL after this */
 #define STOP_TIMEOUT_MS    60000 /* an orderly stop taking longer is forced */
 /* Workers every store runs, then the ones it runs when their program is installed. */
-static const enum shmq_role required_roles[] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_FLUSHER,
-                                                SHMQ_ROLE_DISPATCHER};
+/* The first that runs (role_runs) is the one whose orderly stop ends DRAINING. */
+static const enum shmq_role required_roles[] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_HA_RECEIVER,
+                                                SHMQ_ROLE_FLUSHER, SHMQ_ROLE_DISPATCHER};
 static const enum shmq_role optional_roles[] = {SHMQ_ROLE_INDEXER, SHMQ_ROLE_SCHEDULER,
                                                 SHMQ_ROLE_CLEANER, SHMQ_ROLE_HA_SENDER};
 
@@ -395,7 +396,8 @@ static void worker_exited(master_t *m, master_worker_t *w, int status)
         w->next_start_mono = shmq_mono_ms();
         return;
     }
-    bool writer_drained = w->role == SHMQ_ROLE_WRITER && m->state == SHMQ_STATE_DRAINING;
+    bool writer_drained = (w->role == SHMQ_ROLE_WRITER || w->role == SHMQ_ROLE_HA_RECEIVER) &&
+                          m->state == SHMQ_STATE_DRAINING;
     if (code == 0 && (writer_drained || m->state == SHMQ_STATE_FINISHING)) {
         w->done = true;
         w->next_start_mono = -1;
@@ -693,6 +695,30 @@ static bool loop_ready(void *arg)
     return false;
 }
 
+/*
+ * Whether role runs on this store: a SLAVE has the ha-receiver in the
+ * writer's place and neither scheduler (its master delivers delays and
+ * timers) nor ha-sender; a master has an ha-sender when its replication
+ * link is configured; the indexer runs with messageIndexEnable.
+ */
+static bool role_runs(const shmq_config_t *cfg, enum shmq_role role)
+{
+    bool slave = cfg->broker_role == SHMQ_SLAVE;
+    switch (role) {
+    case SHMQ_ROLE_WRITER:
+    case SHMQ_ROLE_SCHEDULER:
+        return !slave;
+    case SHMQ_ROLE_HA_RECEIVER:
+        return slave;
+    case SHMQ_ROLE_HA_SENDER:
+        return !slave && cfg->ha_plain_link;
+    case SHMQ_ROLE_INDEXER:
+        return cfg->message_index_enable;
+    default:
+        return true;
+    }
+}
+
 static int find_workers(master_t *m)
 {
     char exe[PATH_MAX];
@@ -709,7 +735,7 @@ static int find_workers(master_t *m)
     for (size_t i = 0; i < nreq + nopt; i++) {
         bool required = i < nreq;
         enum shmq_role role = required ? required_roles[i] : optional_roles[i - nreq];
-        if (role == SHMQ_ROLE_INDEXER && !m->cfg.message_index_enable) {
+        if (!role_runs(&m->cfg, role)) {
             continue;
         }
         master_worker_t *w = &m->w[m->nworkers];
@@ -745,6 +771,12 @@ static int ring_assign(void *arg, pid_t pid, const shmq_acl_ident_t *id, int *ri
                        shmq_reg_msg_t *rep)
 {
     master_t *m = arg;
+    if (m->cfg.broker_role == SHMQ_SLAVE) {
+        return shmq_error_set(-EROFS,
+                              "store %s is a slave (brokerRole=SLAVE): it stores only what its "
+                              "master %s sends; send to the master",
+                              m->root, m->cfg.ha_master_address);
+    }
     if (m->state != SHMQ_STATE_RUNNING && m->state != SHMQ_STATE_DRAINING &&
         m->state != SHMQ_STATE_FINISHING) {
         return shmq_error_set(-ESHUTDOWN, "store %s is %s: it takes no new producer", m->root,

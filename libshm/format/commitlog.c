@@ -250,6 +250,12 @@ static void zero_range(shmq_commitlog_t *cl, int64_t from, int64_t to)
     }
 }
 
+bool shmq_commitlog_empty(const shmq_commitlog_t *cl)
+{
+    return shmq_mfq_last(&cl->q) == NULL ||
+           (cl->wrote_pos == shmq_mfq_min_offset(&cl->q) && cl->raw_end <= cl->wrote_pos);
+}
+
 int64_t shmq_commitlog_put_raw(shmq_commitlog_t *cl, int64_t offset, const uint8_t *data,
                                size_t len)
 {
@@ -260,13 +266,20 @@ int64_t shmq_commitlog_put_raw(shmq_commitlog_t *cl, int64_t offset, const uint8
     if (rc0 < 0) {
         return rc0;
     }
-    if (shmq_mfq_last(&cl->q) == NULL && cl->raw_end == cl->wrote_pos) {
-        /* An empty log starts where the master's bytes start: a segment's first byte. */
+    if (shmq_commitlog_empty(cl) && offset != cl->raw_end) {
+        /* A log without records starts where the master's bytes start: a segment's first
+         * byte.  Its empty segments go (a log has no gap). */
         if (offset % seg_size(cl) != 0) {
             return shmq_error_set(SHMQ_E_RANGE,
                                   "commitlog %s is empty: it can start at a segment's first "
                                   "byte, not at %lld",
                                   cl->q.dir, (long long)offset);
+        }
+        if (shmq_mfq_last(&cl->q) != NULL) {
+            int rc = shmq_commitlog_truncate(cl, shmq_mfq_min_offset(&cl->q));
+            if (rc < 0) {
+                return rc;
+            }
         }
         shmq_commitlog_set_positions(cl, offset, offset);
         cl->raw_end = offset;

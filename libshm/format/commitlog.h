@@ -80,7 +80,8 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
 /*
  * A slave: put len bytes of the master's log at offset, which must be where
  * the bytes put so far end (raw_end; wrote_pos after set_positions or
- * truncate; on a log without segments any offset starts it).  Then every
+ * truncate); a log without records (shmq_commitlog_empty) starts at any
+ * segment's first byte, its empty segments removed.  Then every
  * record the bytes complete is checked as recovery checks it (sizes,
  * magic, body and record CRCs, its own offset, a blank closing each
  * segment) and wrote_pos moves past it; a record not complete yet waits
@@ -91,6 +92,9 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
  */
 int64_t shmq_commitlog_put_raw(shmq_commitlog_t *cl, int64_t offset, const uint8_t *data,
                                size_t len);
+
+/* The log holds no record (no segment, or nothing written in its first). */
+bool shmq_commitlog_empty(const shmq_commitlog_t *cl);
 
 /*
  * Decode the record at phys_offset with the given decode flags.  Bytes at

@@ -152,6 +152,7 @@ static const key_def_t config_keys[] = {
     K("haTransferBatchSize", KEY_I32, ha_transfer_batch_size, 1, 64 << 20),
     K("haMaxGapNotInSync", KEY_I64, ha_max_gap_not_in_sync, 0, 1LL << 50),
     K("slaveTimeout", KEY_I32, slave_timeout, 1, MS_HOUR),
+    K("haPlainLink", KEY_BOOL, ha_plain_link, 0, 0),
 };
 
 /* Older spellings RocketMQ used, mapped to today's key (warned as deprecated). */
@@ -783,8 +784,10 @@ static int config_invalid(const char *key, const char *fmt, ...)
  *   RocketMQ computes it;
  * - 1..64 delay levels;
  * - haListenPort differs from listenPort;
- * - a SLAVE has brokerId > 0 (RocketMQ refuses otherwise) and an
- *   haMasterAddress (shmq has no name server to learn it from).
+ * - a SLAVE has brokerId > 0 (RocketMQ refuses otherwise), an
+ *   haMasterAddress (shmq has no name server to learn it from) and
+ *   haPlainLink=true (the only link this version has);
+ * - SYNC_MASTER is refused (this version does not wait for slaves).
  */
 int shmq_config_validate(const shmq_config_t *cfg)
 {
@@ -844,7 +847,19 @@ int shmq_config_validate(const shmq_config_t *cfg)
     if (cfg->ha_listen_port == cfg->listen_port) {
         return config_invalid("haListenPort", "%d is also listenPort", cfg->ha_listen_port);
     }
+    if (cfg->broker_role == SHMQ_SYNC_MASTER) {
+        return config_invalid("brokerRole",
+                              "SYNC_MASTER (waiting for a slave before answering) is not "
+                              "supported by this version: use ASYNC_MASTER");
+    }
     if (cfg->broker_role == SHMQ_SLAVE) {
+        if (!cfg->ha_plain_link) {
+            return config_invalid("haPlainLink",
+                                  "a SLAVE follows its master over RocketMQ's plain HA "
+                                  "protocol, which has no authentication: set "
+                                  "haPlainLink=true to use it (this version has no "
+                                  "authenticated link)");
+        }
         if (cfg->broker_id <= 0) {
             return config_invalid("brokerId", "a SLAVE needs brokerId > 0, got %lld",
                                   (long long)cfg->broker_id);

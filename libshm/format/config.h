@@ -102,6 +102,9 @@ typedef struct shmq_config {
     int32_t ha_transfer_batch_size;     /* 32 KiB */
     int64_t ha_max_gap_not_in_sync;     /* 256 MiB */
     int32_t slave_timeout;              /* 3000 */
+    /* haPlainLink (shmq key): replicate over RocketMQ's plain, unauthenticated HA protocol.
+     * false: no ha-sender runs and a SLAVE cannot start. */
+    bool ha_plain_link;
 } shmq_config_t;
 
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */

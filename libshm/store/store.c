@@ -296,7 +296,11 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
 
     char cldir[PATH_MAX];
     shmq_config_commitlog_dir(cfg, cldir, sizeof(cldir));
-    unsigned mf = (ro || attach) ? SHMQ_MF_READONLY : (SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
+    /* A slave's log is not prepared here: its first segment is where its master's bytes
+     * start (the ha-receiver's), not at 0. */
+    unsigned mf = (ro || attach)                   ? SHMQ_MF_READONLY
+                  : cfg->broker_role == SHMQ_SLAVE ? 0u
+                                                   : (SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
     if (!ro && !attach && cfg->mlock_enable) {
         mf |= SHMQ_MF_MLOCK;
     }

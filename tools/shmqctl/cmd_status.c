@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "store/clean.h"
 #include "shm/ctl_clean.h"
 #include "shm/ctl.h"
@@ -143,6 +144,63 @@ static void scheduler_json(const shmq_ctl_t *ctl, json_t *o)
     json_object_set_new(o, "scheduler", s);
 }
 
+/* Replication ("replication" object): the role, and the slaves (a master) or the master (a
+ * slave). */
+static void replication_json(const shmq_ctl_t *ctl, json_t *o)
+{
+    const shmq_config_t *cfg = &ctl->blk->hdr.config;
+    const shmq_ctl_ha_t *ha = &ctl->blk->ha;
+    int64_t wrote = shmq_ctl_load(&ctl->blk->wrote), now = shmq_now_ms();
+    json_t *r = json_object();
+    bool slave = cfg->broker_role == SHMQ_SLAVE;
+    json_object_set_new(r, "role",
+                        json_string(slave                                  ? "SLAVE"
+                                    : cfg->broker_role == SHMQ_SYNC_MASTER ? "SYNC_MASTER"
+                                                                           : "ASYNC_MASTER"));
+    json_object_set_new(r, "link", json_string(cfg->ha_plain_link ? "plain" : "none"));
+    json_object_set_new(r, "replicated", json_integer(shmq_ctl_load(&ctl->blk->replicated)));
+    if (slave) {
+        json_t *m = json_object();
+        char addr[SHMQ_CTL_ADDR_MAX];
+        memcpy(addr, ha->master_addr, sizeof(addr));
+        addr[sizeof(addr) - 1] = '\0';
+        json_object_set_new(m, "address", json_string(addr));
+        json_object_set_new(m, "connected", json_boolean(LOAD(ha->master_connected) != 0));
+        int64_t end = LOAD(ha->master_end);
+        json_object_set_new(m, "master_end", json_integer(end));
+        json_object_set_new(m, "lag_bytes", json_integer(end > wrote ? end - wrote : 0));
+        json_object_set_new(m, "last_frame_ms", json_integer(LOAD(ha->last_frame_ms)));
+        json_object_set_new(m, "frames", json_integer((json_int_t)LOAD(ha->frames)));
+        json_object_set_new(m, "bytes", json_integer((json_int_t)LOAD(ha->bytes)));
+        json_object_set_new(m, "refused", json_integer((json_int_t)LOAD(ha->refused)));
+        json_object_set_new(r, "master", m);
+    }
+    json_t *sa = json_array();
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        const shmq_ctl_slave_t *sl = &ha->slaves[i];
+        /* Acquire: the row's fields are written before CONNECTED. */
+        if (atomic_load_explicit(&sl->state, memory_order_acquire) != SHMQ_SLAVE_CONNECTED) {
+            continue;
+        }
+        json_t *sj = json_object();
+        char addr[SHMQ_CTL_ADDR_MAX];
+        memcpy(addr, sl->addr, sizeof(addr));
+        addr[sizeof(addr) - 1] = '\0';
+        int64_t acked = LOAD(sl->acked), caught = LOAD(sl->caught_up_ms);
+        json_object_set_new(sj, "address", json_string(addr));
+        json_object_set_new(sj, "acked", json_integer(acked));
+        json_object_set_new(sj, "sent", json_integer(LOAD(sl->sent)));
+        json_object_set_new(sj, "lag_bytes", json_integer(wrote > acked ? wrote - acked : 0));
+        json_object_set_new(sj, "lag_ms",
+                            json_integer(acked >= wrote || caught == 0 ? 0 : now - caught));
+        json_object_set_new(sj, "in_sync", json_boolean(LOAD(sl->in_sync) != 0));
+        json_object_set_new(sj, "connected_ms", json_integer(LOAD(sl->connected_ms)));
+        json_array_append_new(sa, sj);
+    }
+    json_object_set_new(r, "slaves", sa);
+    json_object_set_new(o, "replication", r);
+}
+
 static const char *ring_state_name(uint32_t st)
 {
     switch (st) {
@@ -248,6 +306,7 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "producers", json_integer(rings));
     json_object_set_new(o, "rings", ra);
     scheduler_json(ctl, o);
+    replication_json(ctl, o);
     return o;
 }
 
@@ -311,6 +370,33 @@ static void scheduler_text(json_t *o)
            (long long)jint(s, "timer_pending"), (long long)jint(s, "dropped"));
 }
 
+/* replication: the role and link, then one line per slave (a master) or the master (a slave). */
+static void replication_text(json_t *o)
+{
+    json_t *r = json_object_get(o, "replication");
+    const char *link = json_string_value(json_object_get(r, "link"));
+    printf("replication: %s, link %s%s, replicated %lld\n",
+           json_string_value(json_object_get(r, "role")), link,
+           strcmp(link, "plain") == 0 ? " (RocketMQ's protocol, no authentication)" : "",
+           (long long)jint(r, "replicated"));
+    json_t *m = json_object_get(r, "master");
+    if (m != NULL) {
+        printf("  master %s: %s, its end %lld, %lld bytes behind; %lld frames, %lld refused\n",
+               json_string_value(json_object_get(m, "address")),
+               json_is_true(json_object_get(m, "connected")) ? "connected" : "not connected",
+               (long long)jint(m, "master_end"), (long long)jint(m, "lag_bytes"),
+               (long long)jint(m, "frames"), (long long)jint(m, "refused"));
+    }
+    json_t *sa = json_object_get(r, "slaves");
+    for (size_t i = 0; i < json_array_size(sa); i++) {
+        json_t *sj = json_array_get(sa, i);
+        printf("  slave %-21s acked %lld, %lld bytes and %lld ms behind, %s\n",
+               json_string_value(json_object_get(sj, "address")), (long long)jint(sj, "acked"),
+               (long long)jint(sj, "lag_bytes"), (long long)jint(sj, "lag_ms"),
+               json_is_true(json_object_get(sj, "in_sync")) ? "in sync" : "NOT in sync");
+    }
+}
+
 static void status_text(json_t *o)
 {
     char up[32];
@@ -348,6 +434,7 @@ static void status_text(json_t *o)
            (long long)jint(o, "flush_errors"));
     clean_text(o);
     scheduler_text(o);
+    replication_text(o);
     if (jint(o, "fenced_error") != 0) {
         json_t *part = json_object_get(o, "fenced_part");
         printf("FENCED: a %s flush failed (%s); the store takes no writes; the next start cuts "

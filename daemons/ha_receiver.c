@@ -1,0 +1,460 @@
+/*
+ * shmq-ha-receiver: a slave's side of replication, in the writer's place.
+ * Connects to haMasterAddress and appends exactly the master's CommitLog
+ * bytes at exactly the master's offsets, in RocketMQ's classic HA protocol
+ * (format/ha_frame.h), so that an shmq slave could follow a RocketMQ master
+ * too.
+ *
+ * Started by shmqd on a store with brokerRole=SLAVE (and haPlainLink=true:
+ * the plain protocol, without authentication) as
+ * `shmq-ha-receiver --store DIR` (worker skeleton, worker.h).
+ *
+ * Owns: `wrote` (as the writer does on a master) and the master fields of
+ * the control block's replication table (shmq_ctl_ha_t); it adds topics (under
+ * the topic lock, saving topics.json) as the writer's auto-creation does.
+ *
+ * The link: it reports where its log ends (8 bytes) when it connects, after
+ * each batch of bytes it took, and every haSendHeartbeatInterval.  Each
+ * frame's offset must be where its log ends (on an empty log: a segment's
+ * first byte, the master's last segment for a slave that starts empty).
+ * The bytes go into the CommitLog as they arrive (shmq_commitlog_put_raw):
+ * only records that are complete and check out as recovery checks them
+ * (sizes, magic, CRCs, their own offset, blanks closing segments) move
+ * `wrote`, so nothing unchecked reaches the flusher, the dispatcher or a
+ * consumer.  A frame or record that does not check out closes the
+ * connection with a log line (counted in `refused`), the bytes after the
+ * last good record are zeroed, and it reconnects: nothing else changes.
+ * The connection is retried with backoff (100 ms doubling to 5 s) and
+ * closed when the master is silent for haHousekeepingInterval.
+ *
+ * After each batch: the topics of its records are added to the topic table
+ * when this slave lacks them (consumers look topics up there), `wrote` is
+ * published, then the flusher (SYNC_FLUSH) or the dispatcher (ASYNC_FLUSH)
+ * is woken, as the writer does.
+ *
+ * Killed at any point: what it published is complete records; bytes after
+ * `wrote` are zeroed at the next start (the master's recovery also cuts a
+ * partial tail), and the master sends again from where the log ends.
+ *
+ * Orderly stop: in state DRAINING it closes the link and exits 0; what it
+ * published is flushed and dispatched by the others.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "base/clock.h"
+#include "base/hostport.h"
+#include "format/commitlog.h"
+#include "format/ha_frame.h"
+#include "net/net.h"
+#include "shm/ctl.h"
+#include "shm/ctl_clean.h"
+#include "shmq/errors.h"
+#include "store/clean.h"
+#include "worker.h"
+
+#define RECEIVER_TICK_MS       500 /* heartbeat check, removed segments */
+#define RECEIVER_TOPIC_LOCK_MS 2000
+
+typedef struct receiver {
+    shmq_worker_t *w;
+    shmq_ctl_block_t *blk;
+    const shmq_config_t *cfg;
+    shmq_commitlog_t cl;
+    bool cl_open;
+    uv_loop_t loop;
+    bool loop_open;
+    uv_timer_t tick;
+    uv_timer_t idle_timer;
+    shmq_net_connector_t *k;
+    shmq_net_conn_t *c; /* the connection while it is up */
+    char master[SHMQ_CTL_ADDR_MAX];
+    /* the frame being read */
+    uint8_t hdr[SHMQ_HA_HEADER_SIZE];
+    size_t hdr_len;
+    int64_t body_left; /* bytes of the current frame's body still to come */
+    int64_t body_at;   /* the log offset of its next byte */
+    bool closed;       /* closed by us: its on_close follows */
+    int64_t reported;  /* the last report sent */
+    int64_t last_report_ms;
+    uint64_t clean_seen;
+} receiver_t;
+
+/* ---- reports ------------------------------------------------------------------------------ */
+
+static void report(receiver_t *rc)
+{
+    if (rc->c == NULL || rc->closed) {
+        return;
+    }
+    uint8_t buf[SHMQ_HA_REPORT_SIZE];
+    int64_t end = rc->cl.raw_end > rc->cl.wrote_pos ? rc->cl.raw_end : rc->cl.wrote_pos;
+    shmq_ha_report_encode(end, buf);
+    if (shmq_net_conn_write(rc->c, buf, sizeof(buf)) == 0) {
+        rc->reported = end;
+        rc->last_report_ms = shmq_mono_ms();
+    }
+}
+
+/* ---- frames ------------------------------------------------------------------------------- */
+
+static void refuse(receiver_t *rc, const char *why)
+{
+    atomic_fetch_add_explicit(&rc->blk->ha.refused, 1, memory_order_relaxed);
+    rc->closed = true;
+    shmq_net_conn_close(rc->c, "%s", why);
+}
+
+/*
+ * The topic of a record taken: known to this store with at least queue_id
+ * + 1 queues (the topic table is what consumers look topics up in).  A
+ * topic the master has and this slave lacks is added (readable and
+ * writable, the default queue count or more), and topics.json saved.
+ */
+static void learn_topic(receiver_t *rc, const shmq_record_t *r)
+{
+    shmq_ctl_topic_t t;
+    int32_t need = r->queue_id + 1;
+    if (shmq_ctl_topic_get(&rc->w->ctl, r->topic, r->topic_len, &t) == 0 &&
+        t.read_queue_nums >= need && t.write_queue_nums >= need) {
+        return;
+    }
+    char name[SHMQ_TOPIC_MAX_ANY + 1];
+    snprintf(name, sizeof(name), "%.*s", (int)r->topic_len, r->topic);
+    if (shmq_ctl_topic_lock(&rc->w->ctl, RECEIVER_TOPIC_LOCK_MS) < 0) {
+        return; /* the next record of the topic tries again */
+    }
+    int32_t nq =
+        rc->cfg->default_topic_queue_nums > need ? rc->cfg->default_topic_queue_nums : need;
+    int32_t perm = SHMQ_PERM_READ | SHMQ_PERM_WRITE;
+    bool order = false;
+    if (shmq_ctl_topic_get(&rc->w->ctl, r->topic, r->topic_len, &t) == 0) {
+        nq = t.read_queue_nums > nq ? t.read_queue_nums : nq;
+        perm = t.perm;
+        order = t.order;
+    }
+    int prc = shmq_ctl_topic_put(&rc->w->ctl, name, nq, nq, perm, order);
+    if (prc == 0 && shmq_ctl_topics_save(&rc->w->ctl) < 0) {
+        shmq_log(SHMQ_LOG_WARN, "topic %s learned, but topics.json not saved: %s", name,
+                 shmq_error_detail());
+    }
+    shmq_ctl_topic_unlock(&rc->w->ctl);
+    if (prc < 0) {
+        shmq_log(SHMQ_LOG_WARN, "topic %s of the master's log: not added: %s", name,
+                 shmq_error_detail());
+    } else {
+        shmq_log(SHMQ_LOG_INFO, "topic %s from the master's log: %d queues", name, nq);
+    }
+}
+
+/* Publish what put_raw took: the topics of its records, `wrote`, then wake the next stage. */
+static void publish(receiver_t *rc, int64_t before)
+{
+    if (rc->cl.wrote_pos == before) {
+        return;
+    }
+    for (int64_t pos = before;;) {
+        shmq_record_t r;
+        if (shmq_commitlog_next(&rc->cl, &pos, rc->cl.wrote_pos, 0, &r) <= 0) {
+            break;
+        }
+        learn_topic(rc, &r);
+    }
+    shmq_ctl_publish(&rc->blk->wrote, rc->cl.wrote_pos);
+    if (rc->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
+        shmq_ctl_wake(&rc->blk->flusher_wake);
+    } else {
+        shmq_ctl_wake(&rc->blk->dispatcher_wake);
+    }
+}
+
+/* A complete header: check it against where our log ends. */
+static bool take_header(receiver_t *rc)
+{
+    shmq_ha_header_t h;
+    int32_t max_body = rc->cfg->mapped_file_size_commit_log > INT32_MAX
+                           ? INT32_MAX
+                           : (int32_t)rc->cfg->mapped_file_size_commit_log;
+    if (shmq_ha_header_decode(rc->hdr, max_body, &h) < 0) {
+        refuse(rc, shmq_error_detail());
+        return false;
+    }
+    bool empty = shmq_commitlog_empty(&rc->cl);
+    if (h.offset != rc->cl.raw_end && !(empty && h.size == 0) &&
+        !(empty && h.offset % rc->cfg->mapped_file_size_commit_log == 0)) {
+        char why[200];
+        snprintf(why, sizeof(why), "a frame at %lld, but this log ends at %lld",
+                 (long long)h.offset, (long long)rc->cl.raw_end);
+        refuse(rc, why);
+        return false;
+    }
+    atomic_store_explicit(&rc->blk->ha.master_end, h.offset + h.size, memory_order_relaxed);
+    atomic_store_explicit(&rc->blk->ha.last_frame_ms, shmq_now_ms(), memory_order_relaxed);
+    atomic_fetch_add_explicit(&rc->blk->ha.frames, 1, memory_order_relaxed);
+    rc->body_left = h.size;
+    rc->body_at = h.offset;
+    return true;
+}
+
+static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
+{
+    receiver_t *rc = shmq_net_conn_arg(c);
+    const uint8_t *p = (const uint8_t *)data;
+    int64_t before = rc->cl.wrote_pos;
+    while (len > 0 && !rc->closed) {
+        if (rc->body_left == 0) {
+            size_t take = SHMQ_HA_HEADER_SIZE - rc->hdr_len;
+            take = take < len ? take : len;
+            memcpy(rc->hdr + rc->hdr_len, p, take);
+            rc->hdr_len += take;
+            p += take;
+            len -= take;
+            if (rc->hdr_len == SHMQ_HA_HEADER_SIZE) {
+                rc->hdr_len = 0;
+                if (!take_header(rc)) {
+                    break;
+                }
+            }
+            continue;
+        }
+        size_t n = (int64_t)len < rc->body_left ? len : (size_t)rc->body_left;
+        int64_t w = shmq_commitlog_put_raw(&rc->cl, rc->body_at, p, n);
+        if (w < 0) {
+            char why[400];
+            snprintf(why, sizeof(why), "%s", shmq_error_detail());
+            shmq_log(SHMQ_LOG_ERROR, "from master %s: %s", rc->master, why);
+            refuse(rc, why);
+            break;
+        }
+        atomic_fetch_add_explicit(&rc->blk->ha.bytes, n, memory_order_relaxed);
+        rc->body_left -= (int64_t)n;
+        rc->body_at += (int64_t)n;
+        p += n;
+        len -= n;
+    }
+    publish(rc, before);
+    if (rc->cl.raw_end != rc->reported) {
+        report(rc);
+    }
+}
+
+static void on_close(shmq_net_conn_t *c, const char *reason)
+{
+    receiver_t *rc = shmq_net_conn_arg(c);
+    shmq_log(SHMQ_LOG_WARN, "master %s: closed: %s", rc->master, reason);
+    rc->c = NULL;
+    atomic_store_explicit(&rc->blk->ha.master_connected, 0, memory_order_relaxed);
+}
+
+static void on_connected(shmq_net_connector_t *k, shmq_net_conn_t *c)
+{
+    receiver_t *rc = shmq_net_connector_arg(k);
+    rc->c = c;
+    rc->closed = false;
+    rc->hdr_len = 0;
+    rc->body_left = 0;
+    /* A frame cut by the last connection left the start of a record after wrote: the
+     * report says where the bytes end, and the master sends the rest. */
+    shmq_log(SHMQ_LOG_INFO, "connected to master %s; this log ends at %lld", rc->master,
+             (long long)rc->cl.raw_end);
+    atomic_store_explicit(&rc->blk->ha.master_connected, 1, memory_order_relaxed);
+    report(rc);
+}
+
+static void on_disconnected(shmq_net_connector_t *k, const char *reason, uint32_t retry_ms)
+{
+    receiver_t *rc = shmq_net_connector_arg(k);
+    shmq_log(SHMQ_LOG_INFO, "master %s: %s; again in %u ms", rc->master, reason, retry_ms);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    receiver_t *rc = t->data;
+    if (shmq_clean_changed(&rc->w->ctl, &rc->clean_seen)) {
+        shmq_clean_drop_removed(&rc->cl.q);
+    }
+    if (shmq_mono_ms() - rc->last_report_ms >= rc->cfg->ha_send_heartbeat_interval) {
+        report(rc);
+    }
+}
+
+static int64_t receiver_work(shmq_worker_t *w, void *arg)
+{
+    (void)w;
+    receiver_t *rc = arg;
+    uv_run(&rc->loop, UV_RUN_NOWAIT);
+    return 0;
+}
+
+static void on_idle_timer(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void receiver_idle(shmq_worker_t *w, void *arg, int timeout_ms)
+{
+    (void)w;
+    receiver_t *rc = arg;
+    uv_timer_start(&rc->idle_timer, on_idle_timer, (uint64_t)timeout_ms, 0);
+    uv_run(&rc->loop, UV_RUN_ONCE);
+    uv_timer_stop(&rc->idle_timer);
+}
+
+static bool receiver_done(shmq_worker_t *w, void *arg)
+{
+    (void)arg;
+    /* Acquire: pairs with the master's release store of the state. */
+    uint32_t st = atomic_load_explicit(&w->ctl.blk->hdr.state, memory_order_acquire);
+    return st == SHMQ_STATE_DRAINING || st == SHMQ_STATE_FINISHING || st == SHMQ_STATE_STOPPED;
+}
+
+/* ---- init / finish ------------------------------------------------------------------------ */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void receiver_free(receiver_t *rc)
+{
+    if (rc->loop_open) {
+        if (rc->k != NULL) {
+            shmq_net_connector_stop(rc->k);
+        }
+        uv_walk(&rc->loop, close_walk, NULL);
+        uv_run(&rc->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&rc->loop);
+    }
+    atomic_store_explicit(&rc->blk->ha.master_connected, 0, memory_order_relaxed);
+    if (rc->cl_open) {
+        shmq_commitlog_close(&rc->cl);
+    }
+    free(rc);
+}
+
+/* haMasterAddress as an address literal (a host name is looked up once, here). */
+static int master_literal(const char *hostport, char *out, size_t len)
+{
+    char host[256], port[16];
+    int portnum;
+    int rc = shmq_hostport_split(hostport, host, sizeof(host), &portnum);
+    if (rc < 0) {
+        return rc;
+    }
+    snprintf(port, sizeof(port), "%d", portnum);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int grc = getaddrinfo(host, port, &hints, &ai);
+    if (grc != 0 || ai == NULL) {
+        return shmq_error_set(SHMQ_E_CONFIG, "haMasterAddress %s: %s", hostport, gai_strerror(grc));
+    }
+    char ip[64];
+    grc = getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
+    bool v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    if (grc != 0) {
+        return shmq_error_set(SHMQ_E_CONFIG, "haMasterAddress %s: %s", hostport, gai_strerror(grc));
+    }
+    snprintf(out, len, v6 ? "[%s]:%s" : "%s:%s", ip, port);
+    return 0;
+}
+
+static int receiver_init(shmq_worker_t *w, void **state)
+{
+    receiver_t *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL) {
+        return SHMQ_EXIT_ERROR;
+    }
+    rc->w = w;
+    rc->blk = w->ctl.blk;
+    rc->cfg = w->cfg;
+    char addr[SHMQ_CTL_ADDR_MAX];
+    int r = master_literal(rc->cfg->ha_master_address, addr, sizeof(addr));
+    if (r < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "%s", shmq_error_detail());
+        receiver_free(rc);
+        return SHMQ_EXIT_ERROR; /* a name may resolve later: restarted with backoff */
+    }
+    snprintf(rc->master, sizeof(rc->master), "%s", rc->cfg->ha_master_address);
+    snprintf(rc->blk->ha.master_addr, sizeof(rc->blk->ha.master_addr), "%s", addr);
+    char dir[PATH_MAX];
+    shmq_config_commitlog_dir(rc->cfg, dir, sizeof(dir));
+    /* An empty log is not prepared: its first segment is where the master's bytes start
+     * (its last segment for a slave that starts empty), not at 0. */
+    int64_t wrote = shmq_ctl_load(&rc->blk->wrote);
+    unsigned flags = wrote > 0 ? SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE : 0;
+    r = shmq_commitlog_open(&rc->cl, dir, (size_t)rc->cfg->mapped_file_size_commit_log, flags);
+    if (r < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot open the CommitLog in %s: %s", dir, shmq_error_detail());
+        receiver_free(rc);
+        return SHMQ_EXIT_ERROR;
+    }
+    rc->cl_open = true;
+    shmq_commitlog_set_positions(&rc->cl, wrote, shmq_ctl_load(&rc->blk->flushed));
+    rc->cl.raw_end = wrote;
+    /* Bytes a killed receiver put after wrote: never taken, zeroed now. */
+    int64_t seg = rc->cfg->mapped_file_size_commit_log;
+    shmq_mapped_file_t *mf = shmq_mfq_find(&rc->cl.q, wrote);
+    if (mf != NULL) {
+        int64_t rel = wrote - mf->start_offset;
+        memset(mf->base + rel, 0, (size_t)(seg - rel));
+    }
+    if (uv_loop_init(&rc->loop) != 0) {
+        receiver_free(rc);
+        return SHMQ_EXIT_ERROR;
+    }
+    rc->loop_open = true;
+    uv_timer_init(&rc->loop, &rc->tick);
+    rc->tick.data = rc;
+    uv_timer_start(&rc->tick, on_tick, RECEIVER_TICK_MS, RECEIVER_TICK_MS);
+    uv_timer_init(&rc->loop, &rc->idle_timer);
+    shmq_net_connector_cfg_t kc = {
+        .on_connected = on_connected,
+        .on_disconnected = on_disconnected,
+        .arg = rc,
+        .conn = {.on_read = on_read,
+                 .on_close = on_close,
+                 .idle_ms = (uint32_t)rc->cfg->ha_housekeeping_interval},
+    };
+    r = shmq_net_connector_start(&rc->loop, addr, &kc, &rc->k);
+    if (r < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "master %s: %s", rc->master, shmq_error_detail());
+        receiver_free(rc);
+        return SHMQ_EXIT_CONFIG;
+    }
+    shmq_log(SHMQ_LOG_INFO,
+             "following master %s (%s) from %lld (RocketMQ's plain HA protocol: no "
+             "authentication)",
+             rc->master, addr, (long long)wrote);
+    *state = rc;
+    return 0;
+}
+
+static int receiver_finish(shmq_worker_t *w, void *arg)
+{
+    (void)w;
+    receiver_free(arg);
+    return SHMQ_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const shmq_worker_ops_t ops = {
+        .init = receiver_init,
+        .work = receiver_work,
+        .idle = receiver_idle,
+        .finish = receiver_finish,
+        .done = receiver_done,
+    };
+    return shmq_worker_main(argc, argv, SHMQ_ROLE_HA_RECEIVER, &ops);
+}

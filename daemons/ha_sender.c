@@ -1,0 +1,559 @@
+/*
+ * shmq-ha-sender: the master's side of replication.  Listens on
+ * haListenPort, and streams the CommitLog to every slave that connects, in
+ * RocketMQ's classic HA protocol (format/ha_frame.h), so that a RocketMQ
+ * slave could follow an shmq master too.
+ *
+ * Started by shmqd on a master whose replication link is configured
+ * (haPlainLink=true: the plain protocol, without authentication), as
+ * `shmq-ha-sender --store DIR` (worker skeleton, worker.h).
+ *
+ * Owns: `replicated` (the block's position: the offset the slowest slave in
+ * sync has confirmed; it never moves back) and the slave table of the
+ * control block (shmq_ctl_ha_t).
+ *
+ * Per slave:
+ *   - its first report (8 bytes: where its log ends) fixes where sending
+ *     starts: 0 is a slave that starts empty and gets this master's last
+ *     segment first; a report beyond our end (it holds bytes we never
+ *     wrote) or below our first offset (cleaned here) closes the
+ *     connection with a log line;
+ *   - then frames of at most haTransferBatchSize bytes of the log, each
+ *     within one segment, as far as `wrote` (the writer's published end:
+ *     records below it are complete); a heartbeat (an empty frame) when
+ *     nothing was sent for haSendHeartbeatInterval;
+ *   - each later report is what the slave holds: it may not exceed what was
+ *     sent, nor move back; a slave is in sync while it is within
+ *     haMaxGapNotInSync of `wrote`;
+ *   - back pressure: at most SENDER_HIGH_WATER bytes queued per slave,
+ *     sending resumes when the queue drains; a slave silent for
+ *     haHousekeepingInterval is closed (it reconnects).
+ *
+ * Waiting for new records: one thread sleeps on `wrote` (futex) only while
+ * some slave is caught up and wakes the event loop (libuv) when it moves,
+ * so an idle master with idle slaves sleeps.
+ *
+ * Orderly stop: it keeps sending until the store is FINISHING (the rings
+ * drained: nothing more will be written), then exits 0; slaves reconnect
+ * to the next run.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "base/clock.h"
+#include "format/commitlog.h"
+#include "format/ha_frame.h"
+#include "net/net.h"
+#include "shm/ctl.h"
+#include "shm/ctl_clean.h"
+#include "shmq/errors.h"
+#include "store/clean.h"
+#include "worker.h"
+
+#define SENDER_HIGH_WATER (4 << 20) /* bytes queued to one slave before sending pauses */
+#define SENDER_TICK_MS    500       /* heartbeats, status, removed segments */
+#define SENDER_WAIT_MS    1000      /* the waiter's longest sleep on `wrote` */
+
+typedef struct sender sender_t;
+
+/* One connected slave. */
+typedef struct slave {
+    sender_t *hs;
+    shmq_net_conn_t *c;
+    shmq_ctl_slave_t *row; /* its entry in the control block */
+    char addr[SHMQ_CTL_ADDR_MAX];
+    bool started; /* its first report arrived */
+    bool closed;  /* closed by us: its on_close follows */
+    bool blocked; /* its queue is full: wait for on_drain */
+    uint8_t part[SHMQ_HA_REPORT_SIZE];
+    size_t part_len;
+    int64_t next;  /* the next log byte to send */
+    int64_t acked; /* its last report */
+    int64_t last_send_ms;
+} slave_t;
+
+struct sender {
+    shmq_worker_t *w;
+    shmq_ctl_block_t *blk;
+    const shmq_config_t *cfg;
+    shmq_commitlog_t cl; /* read-only */
+    bool cl_open;
+    uv_loop_t loop;
+    bool loop_open;
+    shmq_net_listener_t *lis;
+    uv_async_t wake; /* the waiter: `wrote` moved */
+    uv_timer_t tick;
+    uv_timer_t idle_timer;
+    slave_t *slaves[SHMQ_CTL_MAX_SLAVES];
+    uint64_t clean_seen;
+    /* the waiter thread */
+    pthread_t waiter;
+    bool waiter_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool want; /* some slave is caught up: wait for `wrote` to pass want_pos */
+    int64_t want_pos;
+    bool quit;
+};
+
+/* ---- the waiter --------------------------------------------------------------------------- */
+
+static void *waiter_main(void *arg)
+{
+    sender_t *hs = arg;
+    for (;;) {
+        pthread_mutex_lock(&hs->mu);
+        while (!hs->want && !hs->quit) {
+            pthread_cond_wait(&hs->cv, &hs->mu);
+        }
+        bool quit = hs->quit;
+        int64_t after = hs->want_pos;
+        hs->want = false;
+        pthread_mutex_unlock(&hs->mu);
+        if (quit) {
+            return NULL;
+        }
+        while (!__atomic_load_n(&hs->quit, __ATOMIC_RELAXED) &&
+               shmq_ctl_wait_pos(&hs->blk->wrote, after + 1, SENDER_WAIT_MS) != 0) {
+        }
+        uv_async_send(&hs->wake);
+    }
+}
+
+/* Ask the waiter to wake the loop once `wrote` passes pos. */
+static void want_after(sender_t *hs, int64_t pos)
+{
+    pthread_mutex_lock(&hs->mu);
+    if (!hs->want || pos < hs->want_pos) {
+        hs->want_pos = pos;
+    }
+    hs->want = true;
+    pthread_cond_signal(&hs->cv);
+    pthread_mutex_unlock(&hs->mu);
+}
+
+/* ---- status ------------------------------------------------------------------------------- */
+
+/* The slave's row, and `replicated` from every slave in sync. */
+static void publish(sender_t *hs)
+{
+    int64_t wrote = shmq_ctl_load(&hs->blk->wrote), now = shmq_now_ms();
+    int64_t low = -1;
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        slave_t *s = hs->slaves[i];
+        if (s == NULL || !s->started) {
+            continue;
+        }
+        bool in_sync = wrote - s->acked <= hs->cfg->ha_max_gap_not_in_sync;
+        atomic_store_explicit(&s->row->acked, s->acked, memory_order_relaxed);
+        atomic_store_explicit(&s->row->sent, s->next, memory_order_relaxed);
+        atomic_store_explicit(&s->row->in_sync, in_sync, memory_order_relaxed);
+        if (s->acked >= wrote) {
+            atomic_store_explicit(&s->row->caught_up_ms, now, memory_order_relaxed);
+        }
+        if (in_sync && (low < 0 || s->acked < low)) {
+            low = s->acked;
+        }
+    }
+    if (low > shmq_ctl_load(&hs->blk->replicated)) {
+        shmq_ctl_publish(&hs->blk->replicated, low);
+    }
+}
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+/* Close a slave's connection for what it did (the reason is logged by on_close). */
+static void close_slave(slave_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void close_slave(slave_t *s, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    s->closed = true;
+    shmq_net_conn_close(s->c, "%s", why);
+}
+
+static int send_frame(slave_t *s, int64_t offset, const uint8_t *body, int32_t size)
+{
+    uint8_t hdr[SHMQ_HA_HEADER_SIZE];
+    shmq_ha_header_t h = {.offset = offset, .size = size};
+    shmq_ha_header_encode(&h, hdr);
+    struct iovec iov[2] = {{.iov_base = hdr, .iov_len = sizeof(hdr)},
+                           {.iov_base = (void *)(uintptr_t)body, .iov_len = (size_t)size}};
+    int rc = shmq_net_conn_writev(s->c, iov, size > 0 ? 2 : 1);
+    if (rc == 0) {
+        s->last_send_ms = shmq_mono_ms();
+    }
+    return rc;
+}
+
+/* The segment holding off, mapping segments the writer created since the last look. */
+static shmq_mapped_file_t *segment_at(sender_t *hs, int64_t off)
+{
+    shmq_mapped_file_t *mf = shmq_mfq_find(&hs->cl.q, off);
+    if (mf == NULL && off >= shmq_mfq_end_offset(&hs->cl.q)) {
+        int rc = shmq_mfq_refresh(&hs->cl.q);
+        if (rc < 0) {
+            shmq_log(SHMQ_LOG_WARN, "mapping new CommitLog segments: %s", shmq_error_detail());
+        }
+        mf = shmq_mfq_find(&hs->cl.q, off);
+    }
+    return mf;
+}
+
+/* Send what the slave lacks, up to `wrote`, until its queue is full. */
+static void pump(slave_t *s)
+{
+    sender_t *hs = s->hs;
+    int64_t batch = hs->cfg->ha_transfer_batch_size;
+    while (s->started && !s->blocked && !s->closed) {
+        int64_t wrote = shmq_ctl_load(&hs->blk->wrote);
+        if (s->next >= wrote) {
+            want_after(hs, s->next);
+            return;
+        }
+        shmq_mapped_file_t *mf = segment_at(hs, s->next);
+        if (mf == NULL) {
+            close_slave(s, "offset %lld is no longer stored here (cleaned)", (long long)s->next);
+            return;
+        }
+        int64_t seg_end = mf->start_offset + (int64_t)mf->size;
+        int64_t end = wrote < seg_end ? wrote : seg_end;
+        int64_t n = end - s->next < batch ? end - s->next : batch;
+        int rc = send_frame(s, s->next, mf->base + (s->next - mf->start_offset), (int32_t)n);
+        if (rc == -EAGAIN) {
+            s->blocked = true;
+            return;
+        }
+        if (rc < 0) {
+            return; /* closing: on_close follows */
+        }
+        s->next += n;
+    }
+}
+
+static void pump_all(sender_t *hs)
+{
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        if (hs->slaves[i] != NULL) {
+            pump(hs->slaves[i]);
+        }
+    }
+    publish(hs);
+}
+
+/* ---- a slave's reports -------------------------------------------------------------------- */
+
+static void on_report(slave_t *s, int64_t r)
+{
+    sender_t *hs = s->hs;
+    if (!s->started) {
+        int64_t start;
+        int rc = shmq_ha_start_offset(r, shmq_commitlog_min_offset(&hs->cl),
+                                      shmq_ctl_load(&hs->blk->wrote),
+                                      (int64_t)hs->cfg->mapped_file_size_commit_log, &start);
+        if (rc < 0) {
+            close_slave(s, "%s", shmq_error_detail());
+            return;
+        }
+        s->started = true;
+        s->next = start;
+        s->acked = r;
+        shmq_log(SHMQ_LOG_INFO, "slave %s: its log ends at %lld, sending from %lld", s->addr,
+                 (long long)r, (long long)start);
+        return;
+    }
+    if (r > s->next) {
+        close_slave(s, "reports %lld, beyond the %lld sent to it", (long long)r,
+                    (long long)s->next);
+        return;
+    }
+    if (r < s->acked) {
+        close_slave(s, "its report went back from %lld to %lld", (long long)s->acked, (long long)r);
+        return;
+    }
+    s->acked = r;
+}
+
+static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
+{
+    slave_t *s = shmq_net_conn_arg(c);
+    const uint8_t *p = (const uint8_t *)data;
+    while (len > 0 && !s->closed) {
+        size_t take = SHMQ_HA_REPORT_SIZE - s->part_len;
+        if (take > len) {
+            take = len;
+        }
+        memcpy(s->part + s->part_len, p, take);
+        s->part_len += take;
+        p += take;
+        len -= take;
+        if (s->part_len < SHMQ_HA_REPORT_SIZE) {
+            break;
+        }
+        s->part_len = 0;
+        int64_t r;
+        if (shmq_ha_report_scan(s->part, SHMQ_HA_REPORT_SIZE, &r) < 0) {
+            close_slave(s, "%s", shmq_error_detail());
+            return;
+        }
+        on_report(s, r);
+    }
+    if (!s->closed) {
+        pump(s);
+    }
+    publish(s->hs);
+}
+
+static void on_drain(shmq_net_conn_t *c)
+{
+    slave_t *s = shmq_net_conn_arg(c);
+    s->blocked = false;
+    pump(s);
+}
+
+static void on_close(shmq_net_conn_t *c, const char *reason)
+{
+    slave_t *s = shmq_net_conn_arg(c);
+    if (s == NULL) {
+        return; /* refused at accept */
+    }
+    shmq_log(SHMQ_LOG_WARN, "slave %s: closed: %s", s->addr, reason);
+    sender_t *hs = s->hs;
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        if (hs->slaves[i] == s) {
+            hs->slaves[i] = NULL;
+        }
+    }
+    /* Release: the row's fields are stale once FREE. */
+    atomic_store_explicit(&s->row->state, SHMQ_SLAVE_FREE, memory_order_release);
+    free(s);
+    publish(hs);
+}
+
+static void on_accept(shmq_net_listener_t *l, shmq_net_conn_t *c, int err)
+{
+    sender_t *hs = shmq_net_listener_arg(l);
+    if (c == NULL) {
+        shmq_log(SHMQ_LOG_WARN, "accept failed: %s", shmq_strerror(err));
+        return;
+    }
+    shmq_net_conn_set_arg(c, NULL);
+    int i = 0;
+    while (i < SHMQ_CTL_MAX_SLAVES && hs->slaves[i] != NULL) {
+        i++;
+    }
+    slave_t *s = i < SHMQ_CTL_MAX_SLAVES ? calloc(1, sizeof(*s)) : NULL;
+    if (s == NULL) {
+        shmq_log(SHMQ_LOG_WARN, "slave %s refused: %s", shmq_net_conn_peer(c),
+                 i < SHMQ_CTL_MAX_SLAVES ? "out of memory" : "already 8 slaves");
+        shmq_net_conn_close(c, "refused");
+        return;
+    }
+    s->hs = hs;
+    s->c = c;
+    s->row = &hs->blk->ha.slaves[i];
+    s->last_send_ms = shmq_mono_ms();
+    snprintf(s->addr, sizeof(s->addr), "%s", shmq_net_conn_peer(c));
+    memcpy(s->row->addr, s->addr, sizeof(s->addr));
+    atomic_store_explicit(&s->row->connected_ms, shmq_now_ms(), memory_order_relaxed);
+    atomic_store_explicit(&s->row->acked, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->row->sent, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->row->in_sync, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->row->caught_up_ms, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->row->state, SHMQ_SLAVE_CONNECTED, memory_order_release);
+    hs->slaves[i] = s;
+    shmq_net_conn_set_arg(c, s);
+    shmq_log(SHMQ_LOG_INFO, "slave %s connected", s->addr);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+static void on_wake(uv_async_t *a)
+{
+    pump_all(a->data);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    sender_t *hs = t->data;
+    int64_t now = shmq_mono_ms();
+    if (shmq_clean_changed(&hs->w->ctl, &hs->clean_seen)) {
+        shmq_clean_drop_removed(&hs->cl.q);
+    }
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        slave_t *s = hs->slaves[i];
+        if (s != NULL && s->started && !s->blocked &&
+            now - s->last_send_ms >= hs->cfg->ha_send_heartbeat_interval) {
+            send_frame(s, s->next, NULL, 0);
+        }
+    }
+    pump_all(hs);
+}
+
+static int64_t sender_work(shmq_worker_t *w, void *arg)
+{
+    (void)w;
+    sender_t *hs = arg;
+    uv_run(&hs->loop, UV_RUN_NOWAIT);
+    return 0;
+}
+
+static void on_idle_timer(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void sender_idle(shmq_worker_t *w, void *arg, int timeout_ms)
+{
+    (void)w;
+    sender_t *hs = arg;
+    uv_timer_start(&hs->idle_timer, on_idle_timer, (uint64_t)timeout_ms, 0);
+    uv_run(&hs->loop, UV_RUN_ONCE);
+    uv_timer_stop(&hs->idle_timer);
+}
+
+static bool sender_done(shmq_worker_t *w, void *arg)
+{
+    (void)arg;
+    /* Acquire: pairs with the master's release store of the state. */
+    uint32_t st = atomic_load_explicit(&w->ctl.blk->hdr.state, memory_order_acquire);
+    return st == SHMQ_STATE_FINISHING || st == SHMQ_STATE_STOPPED;
+}
+
+/* ---- init / finish ------------------------------------------------------------------------ */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void sender_free(sender_t *hs)
+{
+    if (hs->waiter_started) {
+        pthread_mutex_lock(&hs->mu);
+        __atomic_store_n(&hs->quit, true, __ATOMIC_RELAXED);
+        pthread_cond_signal(&hs->cv);
+        pthread_mutex_unlock(&hs->mu);
+        shmq_ctl_pos_wake_all(&hs->blk->wrote);
+        pthread_join(hs->waiter, NULL);
+    }
+    if (hs->loop_open) {
+        for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+            if (hs->slaves[i] != NULL) {
+                shmq_net_conn_close(hs->slaves[i]->c, "the ha-sender stops");
+            }
+        }
+        if (hs->lis != NULL) {
+            shmq_net_listener_close(hs->lis);
+        }
+        uv_run(&hs->loop, UV_RUN_NOWAIT); /* the on_close callbacks */
+        uv_walk(&hs->loop, close_walk, NULL);
+        uv_run(&hs->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&hs->loop);
+    }
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        free(hs->slaves[i]);
+        atomic_store_explicit(&hs->blk->ha.slaves[i].state, SHMQ_SLAVE_FREE, memory_order_release);
+    }
+    if (hs->cl_open) {
+        shmq_commitlog_close(&hs->cl);
+    }
+    pthread_mutex_destroy(&hs->mu);
+    pthread_cond_destroy(&hs->cv);
+    free(hs);
+}
+
+static int sender_init(shmq_worker_t *w, void **state)
+{
+    sender_t *hs = calloc(1, sizeof(*hs));
+    if (hs == NULL) {
+        return SHMQ_EXIT_ERROR;
+    }
+    hs->w = w;
+    hs->blk = w->ctl.blk;
+    hs->cfg = w->cfg;
+    pthread_mutex_init(&hs->mu, NULL);
+    pthread_cond_init(&hs->cv, NULL);
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        atomic_store_explicit(&hs->blk->ha.slaves[i].state, SHMQ_SLAVE_FREE, memory_order_release);
+    }
+    char dir[PATH_MAX];
+    shmq_config_commitlog_dir(hs->cfg, dir, sizeof(dir));
+    int rc = shmq_commitlog_open(&hs->cl, dir, (size_t)hs->cfg->mapped_file_size_commit_log,
+                                 SHMQ_MF_READONLY);
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot open the CommitLog in %s: %s", dir, shmq_error_detail());
+        sender_free(hs);
+        return SHMQ_EXIT_ERROR;
+    }
+    hs->cl_open = true;
+    if (uv_loop_init(&hs->loop) != 0) {
+        sender_free(hs);
+        return SHMQ_EXIT_ERROR;
+    }
+    hs->loop_open = true;
+    uv_async_init(&hs->loop, &hs->wake, on_wake);
+    hs->wake.data = hs;
+    uv_timer_init(&hs->loop, &hs->tick);
+    hs->tick.data = hs;
+    uv_timer_start(&hs->tick, on_tick, SENDER_TICK_MS, SENDER_TICK_MS);
+    uv_timer_init(&hs->loop, &hs->idle_timer);
+    char where[32];
+    snprintf(where, sizeof(where), "0.0.0.0:%d", hs->cfg->ha_listen_port);
+    shmq_net_listen_cfg_t lc = {
+        .on_accept = on_accept,
+        .arg = hs,
+        .conn = {.on_read = on_read,
+                 .on_drain = on_drain,
+                 .on_close = on_close,
+                 .high_water = SENDER_HIGH_WATER,
+                 .idle_ms = (uint32_t)hs->cfg->ha_housekeeping_interval},
+    };
+    rc = shmq_net_listen(&hs->loop, where, &lc, &hs->lis);
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "cannot listen for slaves (haListenPort): %s",
+                 shmq_error_detail());
+        sender_free(hs);
+        return SHMQ_EXIT_ERROR;
+    }
+    if (pthread_create(&hs->waiter, NULL, waiter_main, hs) != 0) {
+        sender_free(hs);
+        return SHMQ_EXIT_ERROR;
+    }
+    hs->waiter_started = true;
+    shmq_log(SHMQ_LOG_INFO,
+             "listening for slaves on %s (RocketMQ's plain HA protocol: no authentication)", where);
+    *state = hs;
+    return 0;
+}
+
+static int sender_finish(shmq_worker_t *w, void *arg)
+{
+    (void)w;
+    sender_free(arg);
+    return SHMQ_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const shmq_worker_ops_t ops = {
+        .init = sender_init,
+        .work = sender_work,
+        .idle = sender_idle,
+        .finish = sender_finish,
+        .done = sender_done,
+    };
+    return shmq_worker_main(argc, argv, SHMQ_ROLE_HA_SENDER, &ops);
+}
