@@ -1,0 +1,290 @@
+#!/bin/sh
+# Replication between two stores on 127.0.0.1 (ASYNC_MASTER, RocketMQ's
+# plain HA protocol, haPlainLink=true): a slave that starts empty against a
+# master of several segments gets the master's last segment first; under a
+# load of several producers its CommitLog is byte for byte the master's,
+# and consumers on the slave get every message once; producers on the slave
+# are refused; kill -9 of the ha-receiver and of the ha-sender in a loop
+# under load, and a master stopped and started again, lose and duplicate
+# nothing; garbage on the master's HA port, a report beyond the master's
+# end, and a "master" that sends a damaged record or a frame at the wrong
+# offset close the connection with a log line and change nothing else;
+# SLAVE without haPlainLink and SYNC_MASTER are refused at start.
+# TAP output; every wait is bounded.
+
+SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/helpers/broker.sh"
+broker_init replication
+
+# A free TCP port of 127.0.0.1 (the kernel's pick; reused at once).
+free_port() {
+    perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
+        LocalAddr => "127.0.0.1", LocalPort => 0, ReuseAddr => 1) or die; print $s->sockport, "\n"'
+}
+HA_PORT=$(free_port)
+FAKE_PORT=$(free_port)
+MASTER="$STORE"
+SLAVE="$T/slave"
+SLAVE2="$T/slave2"
+SLAVE_PID=""
+SLAVE2_PID=""
+MCONF="--set haPlainLink=true --set haListenPort=$HA_PORT --set listenPort=$((HA_PORT - 1))"
+sconf() { # sconf MASTER_PORT: a slave's settings
+    echo "--set brokerRole=SLAVE --set brokerId=1 --set haPlainLink=true" \
+        "--set haMasterAddress=127.0.0.1:$1 --set haListenPort=1 --set listenPort=2"
+}
+
+# The slaves' processes and control blocks go with the test too.
+slave_cleanup() {
+    local p d name
+    for p in $SLAVE_PID $SLAVE2_PID; do
+        stop_pid "$p" 100
+    done
+    for d in "$SLAVE" "$SLAVE2"; do
+        [ -d "$d" ] || continue
+        name=$(STORE=$d; ctl_shm_name)
+        [ -n "$name" ] && rm -f "/dev/shm/$name" "/dev/shm/$name.cons" "/dev/shm/$name.wake"
+    done
+}
+trap 'slave_cleanup; broker_cleanup' EXIT
+
+sjson() { # sjson DIR: status --json of the store at DIR
+    "$CTL" status --store "$1" $SMALL --json 2>/dev/null
+}
+# jpath DIR PERL-EXPR: a value of DIR's status ($j is the decoded JSON).
+jpath() {
+    sjson "$1" | perl -MJSON::PP -e 'local $/; my $j = eval { JSON::PP->new->decode(<STDIN>) }
+        or exit 1; my $v = eval $ARGV[0]; $v = $v ? 1 : 0 if JSON::PP::is_bool($v);
+        print defined $v ? $v : "", "\n"' "$2"
+}
+start_slave() { # start_slave DIR MASTER_PORT LOGNAME: shmqd of a slave; its pid in LAST_PID
+    "$SHMQD" --store "$1" $SMALL $(sconf "$2") >>"$T/$3.log" 2>&1 &
+    LAST_PID=$!
+    bg_add $LAST_PID
+    local i=0
+    while [ "$(jpath "$1" '$j->{state}')" != running ] && [ $i -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ "$(jpath "$1" '$j->{state}')" = running ]
+}
+# caught_up: the slave's wrote equals the master's (at most 60 s); the two in WM and WS.
+caught_up() {
+    local i=0
+    while [ $i -lt 600 ]; do
+        WM=$(jpath "$MASTER" '$j->{positions}{wrote}')
+        WS=$(jpath "$SLAVE" '$j->{positions}{wrote}')
+        [ -n "$WM" ] && [ "$WM" = "$WS" ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+# same_log: every CommitLog segment of the slave is byte for byte the master's.
+same_log() {
+    local f bad=0
+    for f in "$SLAVE"/commitlog/*; do
+        cmp -s "$f" "$MASTER/commitlog/$(basename "$f")" || {
+            echo "# $(basename "$f") differs" >&2
+            bad=1
+        }
+    done
+    return $bad
+}
+# consumed_ok TOPIC N: a new group on the slave reads N messages of TOPIC, no id twice.
+consumed_ok() {
+    "$CTL" consume --store "$SLAVE" $SMALL "$1" --group "G$1$n" --json --count "$2" \
+        --timeout 20000 >"$T/c.json" 2>"$T/c.err" || return 1
+    local got uniq
+    got=$(wc -l <"$T/c.json")
+    uniq=$(jfield uniq_key <"$T/c.json" | sort -u | wc -l)
+    [ "$got" -eq "$2" ] && [ "$uniq" -eq "$2" ]
+}
+send_bg() { # send_bg TOPIC COUNT SIZE NAME: a producer in the background; pid in LAST_PID
+    "$CTL" send --store "$MASTER" $SMALL "$1" --count "$2" --size "$3" --async 32 \
+        >"$T/$4.out" 2>"$T/$4.err" &
+    LAST_PID=$!
+    bg_add $LAST_PID
+}
+sent_ok() { # sent_ok NAME COUNT: that producer acknowledged COUNT messages and no error
+    grep -q "messages=$2 errors=0" "$T/$1.out"
+}
+
+# ---- a master with several segments, then an empty slave -----------------------------
+start_broker $MCONF
+ok $? "the master starts with its HA link" || diag "$T/shmqd.log"
+grep -q "listening for slaves on 0.0.0.0:$HA_PORT" "$T/shmqd.log"
+ok $? "the ha-sender listens, saying the link is not authenticated" || diag "$T/shmqd.log"
+"$CTL" send --store "$MASTER" $SMALL TopicOld --count 5000 --size 400 --async 32 >"$T/old.out" 2>&1
+sent_ok old 5000
+ok $? "5000 messages on the master before the slave exists" || diag "$T/old.out"
+W0=$(position wrote)
+LAST_SEG=$(printf '%020d' $((W0 - W0 % 1048576)))
+[ "$LAST_SEG" != 00000000000000000000 ]
+ok $? "the master's log has several segments"
+
+start_slave "$SLAVE" "$HA_PORT" slave
+SLAVE_PID=$LAST_PID
+ok $? "the slave starts" || diag "$T/slave.log"
+caught_up
+ok $? "the slave catches up with the master ($WS of $WM)" || diag "$T/slave.log"
+is "$(ls "$SLAVE/commitlog" | head -n 1)" "$LAST_SEG" \
+    "an empty slave's log starts at the master's last segment"
+same_log
+ok $? "the slave's segments are the master's, byte for byte"
+
+# ---- load from several producers ---------------------------------------------------------
+send_bg TopicA 6000 300 pa
+PA=$LAST_PID
+send_bg TopicA 6000 700 pb
+PB=$LAST_PID
+send_bg TopicB 6000 200 pc
+PC=$LAST_PID
+wait $PA
+wait $PB
+wait $PC
+sent_ok pa 6000 && sent_ok pb 6000 && sent_ok pc 6000
+ok $? "three producers had 18000 messages acknowledged" || diag "$T/pa.err"
+caught_up
+ok $? "the slave catches up after the load" || diag "$T/slave.log"
+same_log
+ok $? "its CommitLog is byte for byte the master's"
+consumed_ok TopicA 12000
+ok $? "a consumer on the slave reads the 12000 messages of TopicA, each once" || diag "$T/c.err"
+consumed_ok TopicB 6000
+ok $? "and the 6000 of TopicB" || diag "$T/c.err"
+is "$(jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}')" 1 "the master's status: the slave is in sync"
+is "$(jpath "$MASTER" '$j->{replication}{slaves}[0]{acked}')" "$WM" "and has confirmed all it has"
+is "$(jpath "$MASTER" '$j->{replication}{replicated}')" "$WM" "replicated is the master's end"
+is "$(jpath "$SLAVE" '$j->{replication}{master}{connected}')" 1 "the slave's status: connected"
+"$CTL" status --store "$MASTER" $SMALL >"$T/status.txt" 2>&1
+grep -q "link plain (RocketMQ's protocol, no authentication)" "$T/status.txt"
+ok $? "the text status says the link is not authenticated" || diag "$T/status.txt"
+
+"$CTL" send --store "$SLAVE" $SMALL TopicA hello >"$T/sp.out" 2>"$T/sp.err"
+[ $? -ne 0 ] && grep -q "is a slave (brokerRole=SLAVE)" "$T/sp.err"
+ok $? "a producer on the slave is refused, saying why" || diag "$T/sp.err"
+
+# ---- kill -9 of the receiver and the sender under load -----------------------------------
+send_bg TopicK 20000 300 pk
+PK=$LAST_PID
+send_bg TopicK 20000 300 pl
+PL=$LAST_PID
+for round in 1 2 3; do
+    sleep 0.3
+    RP=$(jpath "$SLAVE" '(grep { $_->{name} eq "ha-receiver" } @{$j->{workers}})[0]{pid}')
+    kill -9 "$RP" 2>/dev/null
+    sleep 0.3
+    SP=$(worker_field ha-sender pid)
+    kill -9 "$SP" 2>/dev/null
+done
+wait $PK
+wait $PL
+sent_ok pk 20000 && sent_ok pl 20000
+ok $? "40000 messages acknowledged while the ha-receiver and ha-sender were killed" ||
+    diag "$T/pk.err"
+caught_up
+ok $? "the slave catches up once both run again" || diag "$T/slave.log"
+same_log
+ok $? "its CommitLog is still the master's, byte for byte"
+consumed_ok TopicK 40000
+ok $? "a consumer on the slave reads the 40000, each once" || diag "$T/c.err"
+
+# ---- the master stopped and started again --------------------------------------------------
+stop_broker
+ok $? "the master stops cleanly while a slave follows it" || diag "$T/shmqd.log"
+i=0
+while [ "$(jpath "$SLAVE" '$j->{replication}{master}{connected}')" != 0 ] && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+is "$(jpath "$SLAVE" '$j->{replication}{master}{connected}')" 0 "the slave sees the link down"
+start_broker $MCONF
+ok $? "the master starts again" || diag "$T/shmqd.log"
+"$CTL" send --store "$MASTER" $SMALL TopicR --count 3000 --size 300 --async 32 >"$T/r.out" 2>&1
+sent_ok r 3000
+ok $? "3000 more messages on the master" || diag "$T/r.out"
+caught_up
+ok $? "the slave reconnects and catches up" || diag "$T/slave.log"
+same_log
+ok $? "byte for byte the master's"
+
+# ---- hostile peers on the master's HA port ----------------------------------------------------
+before_lines=$(wc -l <"$T/shmqd.log")
+perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ARGV[0]")
+    or die "connect: $!"; print $s pack("q>", -5); sleep 1' "$HA_PORT"
+perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ARGV[0]")
+    or die "connect: $!"; print $s pack("q>", 1 << 50); sleep 1' "$HA_PORT"
+i=0
+while ! tail -n +"$before_lines" "$T/shmqd.log" | grep -q "never wrote" && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+tail -n +"$before_lines" "$T/shmqd.log" | grep -q "report -5: not an offset"
+ok $? "a negative report: the connection is closed with a log line" || diag "$T/shmqd.log"
+tail -n +"$before_lines" "$T/shmqd.log" | grep -q "beyond this master's end .* never wrote"
+ok $? "a report beyond the master's end: closed, saying so" || diag "$T/shmqd.log"
+"$CTL" send --store "$MASTER" $SMALL TopicR --count 100 --size 300 >"$T/r2.out" 2>&1
+caught_up && same_log
+ok $? "the master and its slave go on as before" || diag "$T/slave.log"
+is "$(jpath "$MASTER" '$j->{state}')" running "the master is running"
+
+# ---- a hostile master ------------------------------------------------------------------------
+# It answers a slave that starts empty with the real master's first records, one
+# body byte flipped in the third; on the next connection with a frame at the wrong
+# offset.
+SEG0="$MASTER/commitlog/$(ls "$MASTER/commitlog" | head -n 1)"
+T=$T perl -MIO::Socket::INET -e '
+    my ($port, $seg) = @ARGV;
+    open(my $f, "<:raw", $seg) or die; read($f, my $log, 65536); close $f;
+    my ($pos, @rec) = (0);
+    while (@rec < 4) { my $len = unpack("N", substr($log, $pos, 4)); push @rec, $pos; $pos += $len }
+    my $third = $rec[2];
+    substr($log, $rec[3] - 10, 1) = chr(ord(substr($log, $rec[3] - 10, 1)) ^ 0x40);
+    open(my $o, ">", "$ENV{T}/fake.third") or die; print $o "$third\n"; close $o;
+    my $l = IO::Socket::INET->new(Listen => 2, LocalAddr => "127.0.0.1", LocalPort => $port,
+        ReuseAddr => 1) or die "listen: $!";
+    my $c = $l->accept or die; read($c, my $r, 8);
+    print $c pack("q>N", 0, $pos) . substr($log, 0, $pos); sleep 2; close $c;
+    $c = $l->accept or die; read($c, my $r2, 8);
+    print $c pack("q>N", 4096, 16) . ("\0" x 16); sleep 2; close $c;
+' "$FAKE_PORT" "$SEG0" >"$T/fake.out" 2>&1 &
+FAKE=$!
+bg_add $FAKE
+sleep 0.3
+start_slave "$SLAVE2" "$FAKE_PORT" slave2
+SLAVE2_PID=$LAST_PID
+ok $? "a second slave starts, following the hostile master" || diag "$T/slave2.log"
+i=0
+while ! grep -q "but this log ends at" "$T/slave2.log" && [ $i -lt 200 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+grep -q "the record received at $(cat "$T/fake.third" 2>/dev/null)" "$T/slave2.log"
+ok $? "a damaged record is refused, naming its offset" || diag "$T/slave2.log"
+grep -q "a frame at 4096, but this log ends at $(cat "$T/fake.third" 2>/dev/null)" "$T/slave2.log"
+ok $? "a frame at the wrong offset is refused" || diag "$T/slave2.log"
+is "$(jpath "$SLAVE2" '$j->{positions}{wrote}')" "$(cat "$T/fake.third" 2>/dev/null)" \
+    "the slave published the records before the damaged one, nothing more"
+[ "$(jpath "$SLAVE2" '$j->{replication}{master}{refused}')" -ge 2 ]
+ok $? "the refusals are counted"
+is "$(jpath "$SLAVE2" '$j->{state}')" running "the slave runs on"
+stop_pid "$SLAVE2_PID" 100
+SLAVE2_PID=""
+
+# ---- configurations refused at start ------------------------------------------------------------
+"$SHMQD" --store "$T/bad1" $SMALL --set brokerRole=SLAVE --set brokerId=1 \
+    --set haMasterAddress=127.0.0.1:1 >"$T/bad1.log" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "haPlainLink" "$T/bad1.log"
+ok $? "a SLAVE without haPlainLink=true does not start, naming the key (exit $rc)" || diag "$T/bad1.log"
+"$SHMQD" --store "$T/bad2" $SMALL --set brokerRole=SYNC_MASTER >"$T/bad2.log" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "brokerRole" "$T/bad2.log"
+ok $? "SYNC_MASTER is refused, not taken for an ASYNC_MASTER (exit $rc)" || diag "$T/bad2.log"
+
+stop_pid "$SLAVE_PID" 100
+SLAVE_PID=""
+stop_broker
+ok $? "the master stops cleanly" || diag "$T/shmqd.log"
+done_testing
