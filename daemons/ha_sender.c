@@ -162,6 +162,8 @@ static void publish(sender_t *hs)
     }
     if (low > shmq_ctl_load(&hs->blk->replicated)) {
         shmq_ctl_publish(&hs->blk->replicated, low);
+        /* SYNC_MASTER producers sleep on the wake-up object (the block is read-only to them). */
+        shmq_ctl_wake(&hs->w->ctl.wake->replicated_wake);
     }
 }
 

@@ -10,7 +10,13 @@
  *   ASYNC_FLUSH  the message is in the CommitLog (page cache): it survives
  *                the death of any shmq process, not a host crash before the
  *                next flush;
- *   SYNC_FLUSH   the message is on disk (fdatasync/msync done).
+ *   SYNC_FLUSH   the message is on disk (fdatasync/msync done);
+ *   SYNC_MASTER  (brokerRole) also: a slave in sync holds it (after the
+ *                flush under SYNC_FLUSH).  With no slave in sync the
+ *                status is SHMQ_SEND_SLAVE_NOT_AVAILABLE at once; when no
+ *                slave confirms it within syncFlushTimeout (never past the
+ *                send timeout) SHMQ_SEND_FLUSH_SLAVE_TIMEOUT.  The message
+ *                is stored on the master in both cases, as in RocketMQ.
  *
  * Timeouts: the producer's send_timeout_ms bounds a synchronous send
  * (shmq_send, shmq_send_batch) as a whole: waiting for a completion slot
@@ -82,9 +88,9 @@ void shmq_message_init(shmq_message_t *m, const char *topic, const void *body, s
 /* RocketMQ's send statuses. */
 enum shmq_send_status {
     SHMQ_SEND_OK = 0,
-    SHMQ_SEND_FLUSH_DISK_TIMEOUT = 1, /* stored, but not flushed within syncFlushTimeout */
-    SHMQ_SEND_FLUSH_SLAVE_TIMEOUT = 2,
-    SHMQ_SEND_SLAVE_NOT_AVAILABLE = 3,
+    SHMQ_SEND_FLUSH_DISK_TIMEOUT = 1,  /* stored, but not flushed within syncFlushTimeout */
+    SHMQ_SEND_FLUSH_SLAVE_TIMEOUT = 2, /* SYNC_MASTER: stored, no slave confirmed it in time */
+    SHMQ_SEND_SLAVE_NOT_AVAILABLE = 3, /* SYNC_MASTER: stored, no slave in sync to wait for */
 };
 
 typedef struct shmq_send_result {

@@ -41,8 +41,10 @@ typedef struct prod_done {
     void *arg;
     int err;
     bool wait_flush; /* SYNC_FLUSH: hold the callback until flushed >= end_pos */
+    bool wait_repl;  /* SYNC_MASTER: then until replicated >= end_pos */
     int64_t end_pos;
     int64_t flush_deadline;
+    int64_t repl_deadline;
     shmq_send_result_t res;
     char detail[SHMQ_RING_DETAIL_MAX]; /* err < 0: its text (shmq_error_detail() in cb) */
 } prod_done_t;

@@ -52,6 +52,24 @@ static void result_from_slot(const shmq_producer_t *p, const shmq_ring_slot_t *s
     res->store_ts = sl->store_ts;
 }
 
+/*
+ * SYNC_MASTER: a slave is connected and within haMaxGapNotInSync of the
+ * master's end (the ha-sender's table; RocketMQ answers SLAVE_NOT_AVAILABLE
+ * at once otherwise).
+ */
+static bool slave_in_sync(const shmq_producer_t *p)
+{
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        const shmq_ctl_slave_t *sl = &p->blk->ha.slaves[i];
+        /* Acquire: the row is written before CONNECTED. */
+        if (atomic_load_explicit(&sl->state, memory_order_acquire) == SHMQ_SLAVE_CONNECTED &&
+            atomic_load_explicit(&sl->in_sync, memory_order_relaxed) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Move completed async requests to the done list; free abandoned ones. */
 static void reap(shmq_producer_t *p)
 {
@@ -77,6 +95,15 @@ static void reap(shmq_producer_t *p)
                 if (p->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
                     d.wait_flush = true;
                     d.flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+                }
+                if (p->cfg->broker_role == SHMQ_SYNC_MASTER &&
+                    shmq_ctl_load(&p->blk->replicated) < d.end_pos) {
+                    if (slave_in_sync(p)) {
+                        d.wait_repl = true;
+                        d.repl_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+                    } else {
+                        d.res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
+                    }
                 }
             } else {
                 /* The writer's text for this request, for the callback. */
@@ -302,25 +329,62 @@ static int flush_state(shmq_producer_t *p, int64_t end_pos)
 }
 
 /*
- * Sleep until flushed moves, a fence wakes flushed's waiters
- * (shmq_ctl_pos_wake_all) or timeout_ms passes.  shmq_ctl_wait_pos would
- * sleep again after a wake that leaves flushed where it was.
+ * Sleep on the wake-up word f until pos moves past end_pos (its publisher
+ * wakes f after publishing: the block is read-only here), a fence wakes
+ * us, or timeout_ms passes.  shmq_ctl_wait_pos would sleep again after a
+ * wake that leaves the position where it was.
  */
-static void flush_sleep(shmq_producer_t *p, int64_t end_pos, int timeout_ms)
+static void pos_sleep(shmq_producer_t *p, shmq_ctl_wake_t *f, const shmq_ctl_position_t *pos,
+                      int64_t end_pos, int timeout_ms)
 {
-    /* The flusher wakes this word after it publishes flushed (the block is read-only here). */
-    shmq_ctl_wake_t *f = &p->ctl.wake->flushed_wake;
     /* Acquire, before registering: a wake after this read fails our FUTEX_WAIT. */
     uint32_t seq = atomic_load_explicit(&f->seq, memory_order_acquire);
     atomic_fetch_add_explicit(&f->waiters, 1, memory_order_seq_cst);
     /* Register, then re-check: pairs with the fence of ctl.c's waker (either it sees us
      * registered and wakes us, or we see what it published). */
     atomic_thread_fence(memory_order_seq_cst);
-    if (flush_state(p, end_pos) == 0) {
+    if (shmq_ctl_load(pos) < end_pos &&
+        atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire) == 0) {
         shmq_futex_wait(&f->seq, seq, timeout_ms);
     }
     /* Relaxed: only a count of sleepers. */
     atomic_fetch_sub_explicit(&f->waiters, 1, memory_order_relaxed);
+}
+
+static void flush_sleep(shmq_producer_t *p, int64_t end_pos, int timeout_ms)
+{
+    pos_sleep(p, &p->ctl.wake->flushed_wake, &p->blk->flushed, end_pos, timeout_ms);
+}
+
+/*
+ * SYNC_MASTER, after the flush: SHMQ_SEND_OK once replicated covers
+ * end_pos; SHMQ_SEND_SLAVE_NOT_AVAILABLE at once when no slave is in sync;
+ * SHMQ_SEND_FLUSH_SLAVE_TIMEOUT after syncFlushTimeout (never past the
+ * send's deadline).  RocketMQ's statuses: the message is stored either way.
+ */
+static int repl_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
+{
+    if (p->cfg->broker_role != SHMQ_SYNC_MASTER || shmq_ctl_load(&p->blk->replicated) >= end_pos) {
+        return SHMQ_SEND_OK;
+    }
+    if (!slave_in_sync(p)) {
+        return SHMQ_SEND_SLAVE_NOT_AVAILABLE;
+    }
+    int64_t until = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+    if (deadline < until) {
+        until = deadline;
+    }
+    for (;;) {
+        if (shmq_ctl_load(&p->blk->replicated) >= end_pos) {
+            return SHMQ_SEND_OK;
+        }
+        int left = shmq_prod_left_ms(until);
+        if (left <= 0) {
+            return SHMQ_SEND_FLUSH_SLAVE_TIMEOUT;
+        }
+        pos_sleep(p, &p->ctl.wake->replicated_wake, &p->blk->replicated, end_pos,
+                  left < PROD_SLICE_MS ? left : PROD_SLICE_MS);
+    }
 }
 
 /*
@@ -493,7 +557,7 @@ int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, cons
     if (rc < 0) {
         return rc; /* fenced: *res names the record, stored but not made durable */
     }
-    res->status = rc;
+    res->status = rc == SHMQ_SEND_OK ? repl_status(p, end_pos, deadline) : rc;
     return 0;
 }
 
@@ -527,6 +591,7 @@ static int run_ready(shmq_producer_t *p)
         int32_t fenced =
             p->attached ? atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire) : 0;
         int64_t flushed = p->attached ? shmq_ctl_load(&p->blk->flushed) : INT64_MAX;
+        int64_t replicated = p->attached ? shmq_ctl_load(&p->blk->replicated) : INT64_MAX;
         for (size_t i = 0; i < p->ndone; i++) {
             prod_done_t *d = &p->done[i];
             bool ready = true;
@@ -534,7 +599,7 @@ static int run_ready(shmq_producer_t *p)
                 ready = false;
             } else if (d->wait_flush) {
                 if (flushed >= d->end_pos) {
-                    d->res.status = SHMQ_SEND_OK;
+                    d->wait_flush = false; /* the status stays: OK, or SLAVE_NOT_AVAILABLE */
                 } else if (fenced != 0) {
                     d->err = SHMQ_E_FENCED; /* stored, not made durable: *res names it */
                     snprintf(d->detail, sizeof(d->detail),
@@ -543,6 +608,16 @@ static int run_ready(shmq_producer_t *p)
                              shmq_strerror(fenced), (long long)d->end_pos);
                 } else if (now >= d->flush_deadline) {
                     d->res.status = SHMQ_SEND_FLUSH_DISK_TIMEOUT;
+                    d->wait_repl = false;
+                } else {
+                    ready = false;
+                }
+            }
+            if (ready && d->err == 0 && d->wait_repl) {
+                if (replicated >= d->end_pos) {
+                    d->res.status = SHMQ_SEND_OK;
+                } else if (now >= d->repl_deadline) {
+                    d->res.status = SHMQ_SEND_FLUSH_SLAVE_TIMEOUT;
                 } else {
                     ready = false;
                 }
@@ -590,19 +665,31 @@ int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
                 shmq_prod_detach(p, true); /* their callbacks get -ETIMEDOUT */
             }
         } else if (p->attached) {
-            /* Only results waiting for the flush: sleep on the flushed position (a
-             * fence wakes us too: flush_sleep returns on any wake). */
+            /* Only results waiting for the flush or a slave: sleep on the flushed
+             * position, or on replicated once everything waiting is flushed (a fence
+             * wakes us too: pos_sleep returns on any wake). */
             int64_t end = INT64_MAX, first_deadline = INT64_MAX;
+            int64_t flushed = shmq_ctl_load(&p->blk->flushed);
+            bool flushing = false;
             for (size_t i = 0; i < p->ndone; i++) {
-                if (p->done[i].end_pos < end) {
-                    end = p->done[i].end_pos;
+                const prod_done_t *d = &p->done[i];
+                bool on_flush = d->wait_flush && flushed < d->end_pos;
+                flushing = flushing || on_flush;
+                if (d->end_pos < end) {
+                    end = d->end_pos;
                 }
-                if (p->done[i].flush_deadline < first_deadline) {
-                    first_deadline = p->done[i].flush_deadline;
+                int64_t dl = on_flush || !d->wait_repl ? d->flush_deadline : d->repl_deadline;
+                if (dl < first_deadline) {
+                    first_deadline = dl;
                 }
             }
             int until = shmq_prod_left_ms(first_deadline);
-            flush_sleep(p, end, until < slice ? until : slice);
+            until = until < slice ? until : slice;
+            if (flushing) {
+                flush_sleep(p, end, until);
+            } else {
+                pos_sleep(p, &p->ctl.wake->replicated_wake, &p->blk->replicated, end, until);
+            }
         }
     }
 }
@@ -794,6 +881,9 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
     int status = flush_status(p, end_pos, deadline);
     if (status < 0) {
         return status; /* fenced: results name the records, stored but not made durable */
+    }
+    if (status == SHMQ_SEND_OK) {
+        status = repl_status(p, end_pos, deadline);
     }
     for (size_t i = 0; i < n; i++) {
         results[i].status = status;

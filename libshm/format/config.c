@@ -786,8 +786,8 @@ static int config_invalid(const char *key, const char *fmt, ...)
  * - haListenPort differs from listenPort;
  * - a SLAVE has brokerId > 0 (RocketMQ refuses otherwise), an
  *   haMasterAddress (shmq has no name server to learn it from) and
- *   haPlainLink=true (the only link this version has);
- * - SYNC_MASTER is refused (this version does not wait for slaves).
+ *   haPlainLink=true (the only link this version has); so does a
+ *   SYNC_MASTER.
  */
 int shmq_config_validate(const shmq_config_t *cfg)
 {
@@ -847,10 +847,12 @@ int shmq_config_validate(const shmq_config_t *cfg)
     if (cfg->ha_listen_port == cfg->listen_port) {
         return config_invalid("haListenPort", "%d is also listenPort", cfg->ha_listen_port);
     }
-    if (cfg->broker_role == SHMQ_SYNC_MASTER) {
-        return config_invalid("brokerRole",
-                              "SYNC_MASTER (waiting for a slave before answering) is not "
-                              "supported by this version: use ASYNC_MASTER");
+    if (cfg->broker_role == SHMQ_SYNC_MASTER && !cfg->ha_plain_link) {
+        return config_invalid("haPlainLink",
+                              "a SYNC_MASTER answers a send once a slave has it, over RocketMQ's "
+                              "plain HA protocol, which has no authentication: set "
+                              "haPlainLink=true to use it (this version has no authenticated "
+                              "link)");
     }
     if (cfg->broker_role == SHMQ_SLAVE) {
         if (!cfg->ha_plain_link) {

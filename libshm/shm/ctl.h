@@ -416,10 +416,11 @@ typedef struct shmq_ctl_wakes {
     uint64_t magic;
     uint32_t version;
     uint32_t size;
-    uint64_t generation;                        /* equals the control block's */
-    shmq_ctl_wake_t writer_wake;                /* producers -> writer: ring entries published */
-    shmq_ctl_wake_t consumer_wake;              /* dispatcher -> consumers: new units */
-    shmq_ctl_wake_t flushed_wake;               /* flusher -> producers waiting for a SYNC_FLUSH */
+    uint64_t generation;             /* equals the control block's */
+    shmq_ctl_wake_t writer_wake;     /* producers -> writer: ring entries published */
+    shmq_ctl_wake_t consumer_wake;   /* dispatcher -> consumers: new units */
+    shmq_ctl_wake_t flushed_wake;    /* flusher -> producers waiting for a SYNC_FLUSH */
+    shmq_ctl_wake_t replicated_wake; /* ha-sender -> producers waiting for a SYNC_MASTER slave */
     _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned (statistics) */
 } shmq_ctl_wakes_t;
 

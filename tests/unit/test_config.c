@@ -220,10 +220,10 @@ static void test_sample_broker_conf_with_comments_aliases_crlf_loads(void **stat
     assert_contains(f->last_warning, "mapedFileSizeConsumeQueue");
     assert_string_equal(f->last_file, f->path);
     assert_int_equal(f->last_line, 14);
-    /* Parsed, but refused by validate: this version does not wait for slaves. */
+    /* A SYNC_MASTER needs its link to slaves. */
     assert_int_equal(shmq_config_validate(&c), SHMQ_E_CONFIG);
-    assert_contains(shmq_error_detail(), "key 'brokerRole'");
-    c.broker_role = SHMQ_ASYNC_MASTER;
+    assert_contains(shmq_error_detail(), "key 'haPlainLink'");
+    c.ha_plain_link = true;
     assert_int_equal(shmq_config_validate(&c), 0);
 }
 
@@ -509,7 +509,9 @@ static void test_validate_refuses_inconsistent_values(void **state)
 
     shmq_config_defaults(&c);
     assert_int_equal(shmq_config_set(&c, "brokerRole", "SYNC_MASTER", NULL, NULL), 0);
-    expect_invalid(&c, "brokerRole"); /* not silently taken for an ASYNC_MASTER */
+    expect_invalid(&c, "haPlainLink"); /* a SYNC_MASTER needs a link to its slaves */
+    assert_int_equal(shmq_config_set(&c, "haPlainLink", "true", NULL, NULL), 0);
+    assert_int_equal(shmq_config_validate(&c), 0);
 
     shmq_config_defaults(&c);
     assert_int_equal(shmq_config_set(&c, "brokerRole", "SLAVE", NULL, NULL), 0);

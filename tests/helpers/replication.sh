@@ -1,0 +1,101 @@
+# Shared shell functions of the replication tests (tests/integration/replication*.t),
+# on top of broker.sh: the broker.sh store ($STORE) is the master, slaves are
+# more shmqd processes with stores of their own (their processes and control
+# blocks go with the test too).  After broker_init:
+#     . "$SRC/tests/helpers/replication.sh"
+# sets HA_PORT, FAKE_PORT, MASTER, SLAVE, SLAVE2, MCONF and the cleanup trap.
+
+# A free TCP port of 127.0.0.1 (the kernel's pick; reused at once).
+free_port() {
+    perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
+        LocalAddr => "127.0.0.1", LocalPort => 0, ReuseAddr => 1) or die; print $s->sockport, "\n"'
+}
+HA_PORT=$(free_port)
+FAKE_PORT=$(free_port)
+MASTER="$STORE"
+SLAVE="$T/slave"
+SLAVE2="$T/slave2"
+SLAVE_PID=""
+SLAVE2_PID=""
+MCONF="--set haPlainLink=true --set haListenPort=$HA_PORT --set listenPort=$((HA_PORT - 1))"
+sconf() { # sconf MASTER_PORT: a slave's settings
+    echo "--set brokerRole=SLAVE --set brokerId=1 --set haPlainLink=true" \
+        "--set haMasterAddress=127.0.0.1:$1 --set haListenPort=1 --set listenPort=2"
+}
+
+# The slaves' processes and control blocks go with the test too.
+slave_cleanup() {
+    local p d name
+    for p in $SLAVE_PID $SLAVE2_PID; do
+        stop_pid "$p" 100
+    done
+    for d in "$SLAVE" "$SLAVE2"; do
+        [ -d "$d" ] || continue
+        name=$(STORE=$d; ctl_shm_name)
+        [ -n "$name" ] && rm -f "/dev/shm/$name" "/dev/shm/$name.cons" "/dev/shm/$name.wake"
+    done
+}
+trap 'slave_cleanup; broker_cleanup' EXIT
+
+sjson() { # sjson DIR: status --json of the store at DIR
+    "$CTL" status --store "$1" $SMALL --json 2>/dev/null
+}
+# jpath DIR PERL-EXPR: a value of DIR's status ($j is the decoded JSON).
+jpath() {
+    sjson "$1" | perl -MJSON::PP -e 'local $/; my $j = eval { JSON::PP->new->decode(<STDIN>) }
+        or exit 1; my $v = eval $ARGV[0]; $v = $v ? 1 : 0 if JSON::PP::is_bool($v);
+        print defined $v ? $v : "", "\n"' "$2"
+}
+start_slave() { # start_slave DIR MASTER_PORT LOGNAME: shmqd of a slave; its pid in LAST_PID
+    "$SHMQD" --store "$1" $SMALL $(sconf "$2") >>"$T/$3.log" 2>&1 &
+    LAST_PID=$!
+    bg_add $LAST_PID
+    local i=0
+    while [ "$(jpath "$1" '$j->{state}')" != running ] && [ $i -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ "$(jpath "$1" '$j->{state}')" = running ]
+}
+# caught_up: the slave's wrote equals the master's (at most 60 s); the two in WM and WS.
+caught_up() {
+    local i=0
+    while [ $i -lt 600 ]; do
+        WM=$(jpath "$MASTER" '$j->{positions}{wrote}')
+        WS=$(jpath "$SLAVE" '$j->{positions}{wrote}')
+        [ -n "$WM" ] && [ "$WM" = "$WS" ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+# same_log: every CommitLog segment of the slave is byte for byte the master's.
+same_log() {
+    local f bad=0
+    for f in "$SLAVE"/commitlog/*; do
+        cmp -s "$f" "$MASTER/commitlog/$(basename "$f")" || {
+            echo "# $(basename "$f") differs" >&2
+            bad=1
+        }
+    done
+    return $bad
+}
+# consumed_ok TOPIC N: a new group on the slave reads N messages of TOPIC, no id twice.
+consumed_ok() {
+    "$CTL" consume --store "$SLAVE" $SMALL "$1" --group "G$1$n" --json --count "$2" \
+        --timeout 20000 >"$T/c.json" 2>"$T/c.err" || return 1
+    local got uniq
+    got=$(wc -l <"$T/c.json")
+    uniq=$(jfield uniq_key <"$T/c.json" | sort -u | wc -l)
+    [ "$got" -eq "$2" ] && [ "$uniq" -eq "$2" ]
+}
+send_bg() { # send_bg TOPIC COUNT SIZE NAME: a producer in the background; pid in LAST_PID
+    "$CTL" send --store "$MASTER" $SMALL "$1" --count "$2" --size "$3" --async 32 \
+        >"$T/$4.out" 2>"$T/$4.err" &
+    LAST_PID=$!
+    bg_add $LAST_PID
+}
+sent_ok() { # sent_ok NAME COUNT: that producer acknowledged COUNT messages and no error
+    grep -q "messages=$2 errors=0" "$T/$1.out"
+}
+
