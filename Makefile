@@ -142,10 +142,11 @@ check: test
 
 # The long campaigns (need root and loop devices): the power-loss test with
 # TORTURE_CUTS cuts under SYNC_FLUSH and a fifth as many under ASYNC_FLUSH, and
-# 200 single-bit flips per metadata file kind, and the corruption campaign (200
+# 200 single-bit flips per metadata file kind, the corruption campaign (200
 # damaged copies of each kind of store file; figures in
-# $(BUILD)/corruption-figures.md); BUILD=build-san CC=clang SAN=1 runs them
-# under the sanitizers.
+# $(BUILD)/corruption-figures.md), and 10 rounds of kill -9 of a SYNC_MASTER's
+# and its slave's whole stores under load; BUILD=build-san CC=clang SAN=1 runs
+# them under the sanitizers.
 TORTURE_CUTS ?= 300
 .PHONY: torture
 torture: all
@@ -155,6 +156,8 @@ torture: all
 	    prove -v tests/integration/metadata_damage.t
 	SHMQ_BUILD=$(abspath $(BUILD)) SHMQ_SRC=$(CURDIR) perl tests/torture/corruption.pl \
 	    --per-kind 200 --figures $(abspath $(BUILD))/corruption-figures.md
+	SHMQ_BUILD=$(abspath $(BUILD)) SHMQ_SRC=$(CURDIR) REPL_KILL_ROUNDS=10 \
+	    prove -v tests/integration/replication_kill.t
 
 # The broker in the foreground on ./data (RUN_STORE=DIR for another store).
 RUN_STORE ?= ./data

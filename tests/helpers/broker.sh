@@ -121,7 +121,7 @@ broker_cleanup() {
     if [ -n "$STORE" ] && [ -d "$STORE" ]; then
         name=$(ctl_shm_name)
         if [ -n "$name" ]; then
-            rm -f "/dev/shm/$name" "/dev/shm/$name.cons"
+            rm -f "/dev/shm/$name" "/dev/shm/$name.cons" "/dev/shm/$name.wake"
         fi
     fi
     [ -n "$T" ] && rm -rf "$T"
