@@ -46,16 +46,20 @@ jpath() {
         or exit 1; my $v = eval $ARGV[0]; $v = $v ? 1 : 0 if JSON::PP::is_bool($v);
         print defined $v ? $v : "", "\n"' "$2"
 }
+# wait_jpath DIR PERL-EXPR VALUE [TENTHS]: until DIR's status shows VALUE there (default 30 s).
+wait_jpath() {
+    local lim=${4:-300} i=0
+    while [ "$(jpath "$1" "$2")" != "$3" ] && [ $i -lt "$lim" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ "$(jpath "$1" "$2")" = "$3" ]
+}
 start_slave() { # start_slave DIR MASTER_PORT LOGNAME: shmqd of a slave; its pid in LAST_PID
     "$SHMQD" --store "$1" $SMALL $(sconf "$2") >>"$T/$3.log" 2>&1 &
     LAST_PID=$!
     bg_add $LAST_PID
-    local i=0
-    while [ "$(jpath "$1" '$j->{state}')" != running ] && [ $i -lt 300 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    [ "$(jpath "$1" '$j->{state}')" = running ]
+    wait_jpath "$1" '$j->{state}' running
 }
 # caught_up: the slave's wrote equals the master's (at most 60 s); the two in WM and WS.
 caught_up() {

@@ -101,12 +101,8 @@ ok $? "a consumer on the slave reads the 40000, each once" || diag "$T/c.err"
 # ---- the master stopped and started again --------------------------------------------------
 stop_broker
 ok $? "the master stops cleanly while a slave follows it" || diag "$T/shmqd.log"
-i=0
-while [ "$(jpath "$SLAVE" '$j->{replication}{master}{connected}')" != 0 ] && [ $i -lt 100 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-is "$(jpath "$SLAVE" '$j->{replication}{master}{connected}')" 0 "the slave sees the link down"
+wait_jpath "$SLAVE" '$j->{replication}{master}{connected}' 0
+ok $? "the slave sees the link down"
 start_broker $MCONF
 ok $? "the master starts again" || diag "$T/shmqd.log"
 "$CTL" send --store "$MASTER" $SMALL TopicR --count 3000 --size 300 --async 32 >"$T/r.out" 2>&1

@@ -45,12 +45,17 @@ slave_keys() {
 }
 # wait_in_sync: the master sees a slave in sync (at most 30 s).
 wait_in_sync() {
-    local i=0
-    while [ "$(jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}')" != 1 ] && [ $i -lt 300 ]; do
-        sleep 0.1
-        i=$((i + 1))
+    wait_jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}' 1
+}
+# stop_loads: the producers of the last load stop (SIGTERM) and are waited for.
+stop_loads() {
+    local p
+    for p in $LOADS; do
+        kill -TERM "$p" 2>/dev/null
     done
-    [ "$(jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}')" = 1 ]
+    for p in $LOADS; do
+        wait "$p"
+    done
 }
 
 start_broker $MCONF $SYNC
@@ -68,12 +73,7 @@ while [ $r -le "$ROUNDS" ]; do
     sleep 1.5
     kill_all "$SHMQD_PID $(all_worker_pids)"
     sleep 0.5
-    for p in $LOADS; do
-        kill -TERM "$p" 2>/dev/null
-    done
-    for p in $LOADS; do
-        wait "$p"
-    done
+    stop_loads
     SHMQD_PID=""
     acked m$r >"$T/m$r.acked"
     slave_keys >"$T/m$r.slave"
@@ -97,12 +97,7 @@ while [ $r -le "$ROUNDS" ]; do
     start_slave "$SLAVE" "$HA_PORT" slave
     SLAVE_PID=$LAST_PID
     ok $? "round $r: the slave starts again after the kill" || diag "$T/slave.log"
-    for p in $LOADS; do
-        kill -TERM "$p" 2>/dev/null
-    done
-    for p in $LOADS; do
-        wait "$p"
-    done
+    stop_loads
     caught_up
     ok $? "round $r: and catches up" || diag "$T/slave.log"
     acked s$r >"$T/s$r.acked"

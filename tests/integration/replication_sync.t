@@ -33,12 +33,8 @@ ok $? "the message is stored all the same (RocketMQ's meaning)" || diag "$T/c0.o
 start_slave "$SLAVE" "$HA_PORT" slave
 SLAVE_PID=$LAST_PID
 ok $? "a slave starts" || diag "$T/slave.log"
-i=0
-while [ "$(jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}')" != 1 ] && [ $i -lt 300 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-is "$(jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}')" 1 "the master sees it in sync"
+wait_jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}' 1
+ok $? "the master sees it in sync"
 
 # Several producers: synchronous, asynchronous and batch sends.
 "$CTL" send --store "$MASTER" $SMALL TopicS --count 400 --size 300 >"$T/s1.out" 2>&1 &
@@ -89,11 +85,7 @@ is "$ST" SEND_OK "and sends are answered SEND_OK again" || diag "$T/one.err"
 # The slave gone: SLAVE_NOT_AVAILABLE, at once.
 stop_pid "$SLAVE_PID" 100
 SLAVE_PID=""
-i=0
-while [ -n "$(jpath "$MASTER" '$j->{replication}{slaves}[0]{address}')" ] && [ $i -lt 300 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
+wait_jpath "$MASTER" '$j->{replication}{slaves}[0]{address}' ""
 send_status TopicS
 is "$ST" SLAVE_NOT_AVAILABLE "the slave stopped: SLAVE_NOT_AVAILABLE" || diag "$T/one.err"
 "$CTL" send --store "$MASTER" $SMALL TopicS --count 200 --async 32 >"$T/s5.out" 2>&1

@@ -144,6 +144,15 @@ static void scheduler_json(const shmq_ctl_t *ctl, json_t *o)
     json_object_set_new(o, "scheduler", s);
 }
 
+/* A peer's address from the control block, NUL-terminated whatever the block holds. */
+static json_t *addr_json(const char raw[SHMQ_CTL_ADDR_MAX])
+{
+    char addr[SHMQ_CTL_ADDR_MAX];
+    memcpy(addr, raw, sizeof(addr));
+    addr[sizeof(addr) - 1] = '\0';
+    return json_string(addr);
+}
+
 /* Replication ("replication" object): the role, and the slaves (a master) or the master (a
  * slave). */
 static void replication_json(const shmq_ctl_t *ctl, json_t *o)
@@ -161,10 +170,7 @@ static void replication_json(const shmq_ctl_t *ctl, json_t *o)
     json_object_set_new(r, "replicated", json_integer(shmq_ctl_load(&ctl->blk->replicated)));
     if (slave) {
         json_t *m = json_object();
-        char addr[SHMQ_CTL_ADDR_MAX];
-        memcpy(addr, ha->master_addr, sizeof(addr));
-        addr[sizeof(addr) - 1] = '\0';
-        json_object_set_new(m, "address", json_string(addr));
+        json_object_set_new(m, "address", addr_json(ha->master_addr));
         json_object_set_new(m, "connected", json_boolean(LOAD(ha->master_connected) != 0));
         int64_t end = LOAD(ha->master_end);
         json_object_set_new(m, "master_end", json_integer(end));
@@ -183,11 +189,8 @@ static void replication_json(const shmq_ctl_t *ctl, json_t *o)
             continue;
         }
         json_t *sj = json_object();
-        char addr[SHMQ_CTL_ADDR_MAX];
-        memcpy(addr, sl->addr, sizeof(addr));
-        addr[sizeof(addr) - 1] = '\0';
         int64_t acked = LOAD(sl->acked), caught = LOAD(sl->caught_up_ms);
-        json_object_set_new(sj, "address", json_string(addr));
+        json_object_set_new(sj, "address", addr_json(sl->addr));
         json_object_set_new(sj, "acked", json_integer(acked));
         json_object_set_new(sj, "sent", json_integer(LOAD(sl->sent)));
         json_object_set_new(sj, "lag_bytes", json_integer(wrote > acked ? wrote - acked : 0));
