@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/commitlog.h"
 #include "format/consume_queue.h"
 #include "fuzz_util.h"
 #include "format/index_file.h"
@@ -77,6 +78,51 @@ static void seed_record(void)
     shmq_record_write_blank(buf + 9, 64);
     memset(buf + 17, 0, 56);
     put("record", "blank", buf, 9 + 64);
+}
+
+/* A slave's stream: a log of 4096-byte segments with records of several sizes (and the
+ * blanks closing its segments), byte 0 choosing the chunks. */
+static void seed_put_raw(void)
+{
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/putraw-seed", scratch);
+    fuzz_mkdirs(dir);
+    shmq_commitlog_t cl;
+    if (shmq_commitlog_open(&cl, dir, 4096, 0) != 0) {
+        exit(1);
+    }
+    static uint8_t body[1500];
+    memset(body, 'b', sizeof(body));
+    for (int i = 0; i < 12; i++) {
+        shmq_msg_in_t m = {.topic = "TopicTest",
+                           .topic_len = 9,
+                           .queue_id = i % 4,
+                           .born_ts = 1767225600000LL + i,
+                           .body = body,
+                           .body_len = (size_t)(i * 131) % sizeof(body),
+                           .props = "KEYS\001k\002",
+                           .props_len = 7};
+        shmq_append_result_t res;
+        if (shmq_commitlog_append(&cl, &m, i, 1767225600000LL + i, &res) != 0) {
+            exit(1);
+        }
+    }
+    static uint8_t buf[1 + 4 * 4096];
+    size_t len = 0;
+    for (int64_t p = 0; p < cl.wrote_pos; p += 4096) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&cl.q, p);
+        size_t n = (size_t)(cl.wrote_pos - p < 4096 ? cl.wrote_pos - p : 4096);
+        if (mf == NULL || 1 + len + n > sizeof(buf)) {
+            exit(1);
+        }
+        memcpy(buf + 1 + len, mf->base, n);
+        len += n;
+    }
+    shmq_commitlog_close(&cl);
+    buf[0] = 7;
+    put("put_raw", "stream-odd-chunks", buf, 1 + len);
+    buf[0] = 8;
+    put("put_raw", "stream-big-chunks", buf, 1 + len);
 }
 
 static void seed_ring(void)
@@ -286,6 +332,7 @@ int main(int argc, char **argv)
     setenv("SHMQ_FUZZ_TMP", argv[2], 1);
     scratch = argv[2];
     seed_record();
+    seed_put_raw();
     seed_ring();
     seed_cq();
     seed_index();
