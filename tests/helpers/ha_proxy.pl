@@ -1,0 +1,80 @@
+#!/usr/bin/perl
+# ha_proxy.pl LISTEN_PORT TARGET_PORT CONTROL_DIR: a TCP proxy between an HA
+# slave and its master on 127.0.0.1 that a test steers with files in
+# CONTROL_DIR:
+#   cut     close every connection now (the file is removed);
+#   flip N  on the next connection, flip one bit of the byte at offset N of
+#           the master -> slave stream (the file is removed when it is used).
+# It logs what it does to stdout, one line each.  Runs until killed.
+use strict;
+use warnings;
+use IO::Socket::INET;
+use IO::Select;
+
+my ($lport, $tport, $dir) = @ARGV;
+die "usage: ha_proxy.pl LISTEN_PORT TARGET_PORT CONTROL_DIR\n" unless defined $dir;
+$| = 1;
+my $l = IO::Socket::INET->new(Listen => 8, LocalAddr => '127.0.0.1', LocalPort => $lport,
+    ReuseAddr => 1) or die "listen: $!";
+my $sel = IO::Select->new($l);
+my %peer;       # socket -> its other end
+my %down;       # master-side socket -> bytes forwarded to the slave so far
+my %flip_at;    # master-side socket -> offset to flip
+while (1) {
+    if (-e "$dir/cut") {
+        unlink "$dir/cut";
+        for my $s (keys %peer) {
+            $sel->remove($peer{$s});
+            close $peer{$s};
+        }
+        %peer = (); %down = (); %flip_at = ();
+        print "cut\n";
+    }
+    for my $s ($sel->can_read(0.05)) {
+        if ($s == $l) {
+            my $c = $l->accept or next;
+            my $m = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tport") or do { close $c; next };
+            $sel->add($c, $m);
+            $peer{$c} = $m;
+            $peer{$m} = $c;
+            $down{$m} = 0;
+            if (open(my $f, '<', "$dir/flip")) {
+                my $n = <$f>;
+                close $f;
+                unlink "$dir/flip";
+                chomp $n;
+                $flip_at{$m} = $n;
+                print "connection; flipping byte $n\n";
+            } else {
+                print "connection\n";
+            }
+            next;
+        }
+        my $o = $peer{$s} or next;
+        my $buf;
+        my $n = sysread($s, $buf, 65536);
+        if (!$n) {
+            $sel->remove($s, $o);
+            close $s;
+            close $o;
+            delete @peer{$s, $o};
+            next;
+        }
+        if (exists $down{$s}) {
+            my $at = $flip_at{$s};
+            if (defined $at && $at >= $down{$s} && $at < $down{$s} + $n) {
+                my $i = $at - $down{$s};
+                substr($buf, $i, 1) = chr(ord(substr($buf, $i, 1)) ^ 0x10);
+                delete $flip_at{$s};
+                print "flipped byte $at\n";
+            }
+            $down{$s} += $n;
+        }
+        my $off = 0;
+        while ($off < $n) {
+            my $w = syswrite($o, $buf, $n - $off, $off);
+            last unless defined $w;
+            $off += $w;
+        }
+    }
+}

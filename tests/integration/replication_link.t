@@ -1,0 +1,72 @@
+#!/bin/sh
+# The replication link through a TCP proxy the test controls
+# (tests/helpers/ha_proxy.pl): a link cut under load comes back and the
+# slave catches up; a bit flipped in the master's stream is refused by the
+# slave (counted, logged), which connects again and gets the right bytes.
+# In the end the slave's log is the master's, byte for byte, and consumers
+# on the slave read every message once.  TAP output; every wait is bounded.
+
+SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/helpers/broker.sh"
+broker_init replication-link
+. "$SRC/tests/helpers/replication.sh"
+
+PROXY_PORT=$FAKE_PORT
+perl "$SRC/tests/helpers/ha_proxy.pl" "$PROXY_PORT" "$HA_PORT" "$T" >"$T/proxy.out" 2>&1 &
+bg_add $!
+
+start_broker $MCONF
+ok $? "the master starts" || diag "$T/shmqd.log"
+start_slave "$SLAVE" "$PROXY_PORT" slave
+SLAVE_PID=$LAST_PID
+ok $? "a slave starts, its link through the proxy" || diag "$T/slave.log"
+
+"$CTL" send --store "$MASTER" $SMALL TopicL --count 4000 --size 300 --async 32 >"$T/l1.out" 2>&1
+caught_up && same_log
+ok $? "it follows the master" || diag "$T/slave.log"
+
+# A cut under load.
+"$CTL" send --store "$MASTER" $SMALL TopicL --count 20000 --size 300 --async 32 >"$T/l2.out" 2>&1 &
+P=$!
+bg_add $P
+sleep 0.3
+touch "$T/cut"
+wait $P
+grep -q "messages=20000 errors=0" "$T/l2.out"
+ok $? "the master answers every send while the link is cut" || diag "$T/l2.out"
+wait_jpath "$SLAVE" '$j->{replication}{master}{connected}' 1
+ok $? "the link comes back"
+caught_up && same_log
+ok $? "the slave catches up, byte for byte" || diag "$T/slave.log"
+
+# A flipped bit in the master's stream.
+refused0=$(jpath "$SLAVE" '$j->{replication}{master}{refused}')
+echo 20000 >"$T/flip"
+touch "$T/cut"
+"$CTL" send --store "$MASTER" $SMALL TopicL --count 6000 --size 300 --async 32 >"$T/l3.out" 2>&1
+i=0
+while ! grep -q '^flipped' "$T/proxy.out" && [ $i -lt 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+grep -q '^flipped byte 20000' "$T/proxy.out"
+ok $? "the proxy flipped a bit of the stream" || diag "$T/proxy.out"
+caught_up && same_log
+ok $? "the slave refused the damaged bytes, connected again and caught up, byte for byte" ||
+    diag "$T/slave.log"
+[ "$(jpath "$SLAVE" '$j->{replication}{master}{refused}')" -gt "$refused0" ]
+ok $? "the refusal is counted" || diag "$T/slave.log"
+grep -q "from master 127.0.0.1:$PROXY_PORT: commitlog .*: the record received at [0-9]*: record at" \
+    "$T/slave.log"
+ok $? "and logged, naming the record" || diag "$T/slave.log"
+
+"$CTL" consume --store "$SLAVE" $SMALL TopicL --group GL --json --count 30000 --timeout 20000 \
+    >"$T/c.json" 2>"$T/c.err"
+is "$(jfield uniq_key <"$T/c.json" | sort -u | wc -l)" 30000 \
+    "consumers on the slave read all 30000 messages once" || diag "$T/c.err"
+
+stop_pid "$SLAVE_PID" 100
+SLAVE_PID=""
+stop_broker
+ok $? "the master stops cleanly" || diag "$T/shmqd.log"
+done_testing
