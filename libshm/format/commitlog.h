@@ -86,9 +86,9 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
  * magic, body and record CRCs, its own offset, a blank closing each
  * segment) and wrote_pos moves past it; a record not complete yet waits
  * for more bytes.  Returns wrote_pos.  A record that does not check out:
- * SHMQ_E_CORRUPT naming its offset, wrote_pos stays where it was and the
- * bytes put after it are zeroed (raw_end = wrote_pos).  SHMQ_E_RANGE when
- * offset is not raw_end.
+ * SHMQ_E_CORRUPT naming its offset; wrote_pos ends at its start (past the
+ * good records before it) and the bytes put after it are zeroed (raw_end =
+ * wrote_pos).  SHMQ_E_RANGE when offset is not raw_end.
  */
 int64_t shmq_commitlog_put_raw(shmq_commitlog_t *cl, int64_t offset, const uint8_t *data,
                                size_t len);
