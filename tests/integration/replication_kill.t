@@ -93,7 +93,8 @@ while [ $r -le "$ROUNDS" ]; do
     SPIDS="$SLAVE_PID $(jpath "$SLAVE" 'join(" ", grep { $_ > 0 } map { $_->{pid} } @{$j->{workers}})')"
     kill_all "$SPIDS"
     wait "$SLAVE_PID" 2>/dev/null
-    sleep 1
+    # Down for longer than syncFlushTimeout: sends waiting for it time out.
+    sleep 3
     start_slave "$SLAVE" "$HA_PORT" slave
     SLAVE_PID=$LAST_PID
     ok $? "round $r: the slave starts again after the kill" || diag "$T/slave.log"
@@ -106,7 +107,8 @@ while [ $r -le "$ROUNDS" ]; do
     is "$missing" 0 "round $r: every message answered SEND_OK is on the slave"
     grep -q 'SLAVE_NOT_AVAILABLE\|FLUSH_SLAVE_TIMEOUT\|status not SEND_OK' \
         "$T/s$r.sync" "$T/s$r.async"
-    ok $? "round $r: while the slave was down sends were not answered SEND_OK"
+    ok $? "round $r: while the slave was down sends were not answered SEND_OK" ||
+        { tail -n 3 "$T/s$r.sync" "$T/s$r.async" >&2; diag "$T/shmqd.log"; }
     r=$((r + 1))
 done
 
