@@ -58,6 +58,7 @@
 #define SENDER_HIGH_WATER (4 << 20) /* bytes queued to one slave before sending pauses */
 #define SENDER_TICK_MS    500       /* heartbeats, status, removed segments */
 #define SENDER_WAIT_MS    1000      /* the waiter's longest sleep on `wrote` */
+#define SENDER_PUMP_BYTES (1 << 20) /* bytes sent to one slave before the loop turns */
 
 typedef struct sender sender_t;
 
@@ -211,12 +212,21 @@ static shmq_mapped_file_t *segment_at(sender_t *hs, int64_t off)
     return mf;
 }
 
-/* Send what the slave lacks, up to `wrote`, until its queue is full. */
+/*
+ * Send what the slave lacks, up to `wrote`, until its queue is full or
+ * SENDER_PUMP_BYTES went out: then the loop reads reports and serves the
+ * other slaves before this one gets more (the wake-up is sent to
+ * ourselves), so a writer as fast as the link cannot keep the loop here.
+ */
 static void pump(slave_t *s)
 {
     sender_t *hs = s->hs;
-    int64_t batch = hs->cfg->ha_transfer_batch_size;
+    int64_t batch = hs->cfg->ha_transfer_batch_size, budget = SENDER_PUMP_BYTES;
     while (s->started && !s->blocked && !s->closed) {
+        if (budget <= 0) {
+            uv_async_send(&hs->wake);
+            return;
+        }
         int64_t wrote = shmq_ctl_load(&hs->blk->wrote);
         if (s->next >= wrote) {
             want_after(hs, s->next);
@@ -239,6 +249,7 @@ static void pump(slave_t *s)
             return; /* closing: on_close follows */
         }
         s->next += n;
+        budget -= n;
     }
 }
 
