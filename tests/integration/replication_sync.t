@@ -4,8 +4,8 @@
 # asynchronous and batch sends of several producers are answered SEND_OK
 # only once the slave holds them (when the last answer came, the slave's log
 # ends where the master's does, and consumers on the slave read every
-# message); with the slave's receiver stopped a send is answered
-# FLUSH_SLAVE_TIMEOUT, not before syncFlushTimeout; with the slave gone,
+# message), also under 4 producers x 64 in flight; with the slave's
+# receiver stopped a send is answered FLUSH_SLAVE_TIMEOUT, not before syncFlushTimeout; with the slave gone,
 # SLAVE_NOT_AVAILABLE again, and nothing hangs.  TAP output; every wait is
 # bounded.
 
@@ -66,6 +66,13 @@ expected=$((1 + 400 + 400 + 6000 + 1000))
 got=$(wc -l <"$T/cs.json")
 [ "$got" -ge $((expected - 1)) ]
 ok $? "consumers on the slave read them ($got)" || diag "$T/cs.err"
+
+# A load as fast as the writer: the ha-sender still reads the slave's reports between its
+# frames, so the slave stays in sync and every send is answered SEND_OK.
+"$BUILD/shmq-bench" produce --store "$MASTER" --producers 4 --inflight 64 --size 1024 \
+    --seconds 3 --topic TopicF --no-baseline >"$T/bench.out" 2>&1
+grep -q 'messages .* 0 errors' "$T/bench.out" && ! grep -q 'messages   0 in' "$T/bench.out"
+ok $? "4 producers x 64 in flight for 3 s: every send SEND_OK" || diag "$T/bench.out"
 
 # The slave's receiver stopped: FLUSH_SLAVE_TIMEOUT after syncFlushTimeout.
 RP=$(jpath "$SLAVE" '(grep { $_->{name} eq "ha-receiver" } @{$j->{workers}})[0]{pid}')
