@@ -51,6 +51,7 @@
 #include "base/hostport.h"
 #include "format/commitlog.h"
 #include "format/ha_frame.h"
+#include "format/names.h"
 #include "net/net.h"
 #include "shm/ctl.h"
 #include "shm/ctl_clean.h"
@@ -60,6 +61,7 @@
 
 #define RECEIVER_TICK_MS       500 /* heartbeat check, removed segments */
 #define RECEIVER_TOPIC_LOCK_MS 2000
+#define RECEIVER_QUEUES_MAX    65536 /* queue ids 0..65535, as producers may give */
 
 typedef struct receiver {
     shmq_worker_t *w;
@@ -122,6 +124,18 @@ static void learn_topic(receiver_t *rc, const shmq_record_t *r)
     int32_t need = r->queue_id + 1;
     if (shmq_ctl_topic_get(&rc->w->ctl, r->topic, r->topic_len, &t) == 0 &&
         t.read_queue_nums >= need && t.write_queue_nums >= need) {
+        return;
+    }
+    shmq_error_clear();
+    if (r->queue_id < 0 || r->queue_id >= RECEIVER_QUEUES_MAX ||
+        shmq_topic_validate(r->topic, r->topic_len, SHMQ_TOPIC_MAX_ANY) < 0) {
+        /* A name no topic may have, or a queue no topic has: the record stays in the log
+         * (it is the master's), its topic is not added. */
+        shmq_log(SHMQ_LOG_WARN,
+                 "a record of the master's log names a topic of %u bytes, queue %d: %s; the "
+                 "topic is not added",
+                 (unsigned)r->topic_len, r->queue_id,
+                 shmq_error_detail()[0] ? shmq_error_detail() : "queue id out of range");
         return;
     }
     char name[SHMQ_TOPIC_MAX_ANY + 1];
