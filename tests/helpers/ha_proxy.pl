@@ -2,7 +2,8 @@
 # ha_proxy.pl LISTEN_PORT TARGET_PORT CONTROL_DIR: a TCP proxy between an HA
 # slave and its master on 127.0.0.1 that a test steers with files in
 # CONTROL_DIR:
-#   cut     close every connection now (the file is removed);
+#   cut     close every connection now (the file is removed; a test that
+#           needs a sure cut kills the proxy and starts another);
 #   flip N  on the next connection, flip one bit of the byte at offset N of
 #           the master -> slave stream (the file is removed when it is used).
 # It logs what it does to stdout, one line each.  Runs until killed.
@@ -14,6 +15,7 @@ use IO::Select;
 my ($lport, $tport, $dir) = @ARGV;
 die "usage: ha_proxy.pl LISTEN_PORT TARGET_PORT CONTROL_DIR\n" unless defined $dir;
 $| = 1;
+$SIG{PIPE} = 'IGNORE'; # a peer gone: syswrite fails and the pair is closed
 my $l = IO::Socket::INET->new(Listen => 8, LocalAddr => '127.0.0.1', LocalPort => $lport,
     ReuseAddr => 1) or die "listen: $!";
 my $sel = IO::Select->new($l);
@@ -73,7 +75,13 @@ while (1) {
         my $off = 0;
         while ($off < $n) {
             my $w = syswrite($o, $buf, $n - $off, $off);
-            last unless defined $w;
+            if (!defined $w) {
+                $sel->remove($s, $o);
+                close $s;
+                close $o;
+                delete @peer{$s, $o};
+                last;
+            }
             $off += $w;
         }
     }

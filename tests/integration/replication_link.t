@@ -12,8 +12,12 @@ broker_init replication-link
 . "$SRC/tests/helpers/replication.sh"
 
 PROXY_PORT=$FAKE_PORT
-perl "$SRC/tests/helpers/ha_proxy.pl" "$PROXY_PORT" "$HA_PORT" "$T" >"$T/proxy.out" 2>&1 &
-bg_add $!
+start_proxy() { # the proxy in the background; its pid in PROXY
+    perl "$SRC/tests/helpers/ha_proxy.pl" "$PROXY_PORT" "$HA_PORT" "$T" >>"$T/proxy.out" 2>&1 &
+    PROXY=$!
+    bg_add $PROXY
+}
+start_proxy
 
 start_broker $MCONF
 ok $? "the master starts" || diag "$T/shmqd.log"
@@ -30,19 +34,23 @@ ok $? "it follows the master" || diag "$T/slave.log"
 P=$!
 bg_add $P
 sleep 0.3
-touch "$T/cut"
+kill -9 "$PROXY" # every connection cut at once, mid-frame
+wait "$PROXY" 2>/dev/null
+start_proxy
 wait $P
 grep -q "messages=20000 errors=0" "$T/l2.out"
 ok $? "the master answers every send while the link is cut" || diag "$T/l2.out"
 wait_jpath "$SLAVE" '$j->{replication}{master}{connected}' 1
-ok $? "the link comes back"
+ok $? "the link comes back" || { diag "$T/proxy.out"; diag "$T/slave.log"; }
 caught_up && same_log
 ok $? "the slave catches up, byte for byte" || diag "$T/slave.log"
 
 # A flipped bit in the master's stream.
 refused0=$(jpath "$SLAVE" '$j->{replication}{master}{refused}')
 echo 20000 >"$T/flip"
-touch "$T/cut"
+kill -9 "$PROXY"
+wait "$PROXY" 2>/dev/null
+start_proxy
 "$CTL" send --store "$MASTER" $SMALL TopicL --count 6000 --size 300 --async 32 >"$T/l3.out" 2>&1
 i=0
 while ! grep -q '^flipped' "$T/proxy.out" && [ $i -lt 300 ]; do
