@@ -58,6 +58,7 @@
 #include "shmq/errors.h"
 #include "store/clean.h"
 #include "worker.h"
+#include "worker_uv.h"
 
 #define RECEIVER_TICK_MS       500 /* heartbeat check, removed segments */
 #define RECEIVER_TOPIC_LOCK_MS 2000
@@ -307,18 +308,11 @@ static int64_t receiver_work(shmq_worker_t *w, void *arg)
     return 0;
 }
 
-static void on_idle_timer(uv_timer_t *t)
-{
-    (void)t;
-}
-
 static void receiver_idle(shmq_worker_t *w, void *arg, int timeout_ms)
 {
     (void)w;
     receiver_t *rc = arg;
-    uv_timer_start(&rc->idle_timer, on_idle_timer, (uint64_t)timeout_ms, 0);
-    uv_run(&rc->loop, UV_RUN_ONCE);
-    uv_timer_stop(&rc->idle_timer);
+    shmq_worker_uv_idle(&rc->loop, &rc->idle_timer, timeout_ms);
 }
 
 static bool receiver_done(shmq_worker_t *w, void *arg)
@@ -331,23 +325,13 @@ static bool receiver_done(shmq_worker_t *w, void *arg)
 
 /* ---- init / finish ------------------------------------------------------------------------ */
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) {
-        uv_close(h, NULL);
-    }
-}
-
 static void receiver_free(receiver_t *rc)
 {
     if (rc->loop_open) {
         if (rc->k != NULL) {
             shmq_net_connector_stop(rc->k);
         }
-        uv_walk(&rc->loop, close_walk, NULL);
-        uv_run(&rc->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&rc->loop);
+        shmq_worker_uv_close(&rc->loop);
     }
     atomic_store_explicit(&rc->blk->ha.master_connected, 0, memory_order_relaxed);
     if (rc->cl_open) {

@@ -54,6 +54,7 @@
 #include "shmq/errors.h"
 #include "store/clean.h"
 #include "worker.h"
+#include "worker_uv.h"
 
 #define SENDER_HIGH_WATER (4 << 20) /* bytes queued to one slave before sending pauses */
 #define SENDER_TICK_MS    500       /* heartbeats, status, removed segments */
@@ -420,18 +421,11 @@ static int64_t sender_work(shmq_worker_t *w, void *arg)
     return 0;
 }
 
-static void on_idle_timer(uv_timer_t *t)
-{
-    (void)t;
-}
-
 static void sender_idle(shmq_worker_t *w, void *arg, int timeout_ms)
 {
     (void)w;
     sender_t *hs = arg;
-    uv_timer_start(&hs->idle_timer, on_idle_timer, (uint64_t)timeout_ms, 0);
-    uv_run(&hs->loop, UV_RUN_ONCE);
-    uv_timer_stop(&hs->idle_timer);
+    shmq_worker_uv_idle(&hs->loop, &hs->idle_timer, timeout_ms);
 }
 
 static bool sender_done(shmq_worker_t *w, void *arg)
@@ -443,14 +437,6 @@ static bool sender_done(shmq_worker_t *w, void *arg)
 }
 
 /* ---- init / finish ------------------------------------------------------------------------ */
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) {
-        uv_close(h, NULL);
-    }
-}
 
 static void sender_free(sender_t *hs)
 {
@@ -472,9 +458,7 @@ static void sender_free(sender_t *hs)
             shmq_net_listener_close(hs->lis);
         }
         uv_run(&hs->loop, UV_RUN_NOWAIT); /* the on_close callbacks */
-        uv_walk(&hs->loop, close_walk, NULL);
-        uv_run(&hs->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&hs->loop);
+        shmq_worker_uv_close(&hs->loop);
     }
     for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
         free(hs->slaves[i]);

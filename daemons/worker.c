@@ -4,6 +4,7 @@
  * flags, the bounded work/idle loop, and daemon logging.
  */
 #include "worker.h"
+#include "worker_uv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -216,4 +217,33 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
     shmq_ctl_detach(&w.ctl);
     close(w.lock_fd);
     return exit_code;
+}
+
+/* ---- roles on a libuv loop (worker_uv.h) ---------------------------------------------- */
+
+static void uv_idle_timer(uv_timer_t *t)
+{
+    (void)t; /* its firing ends the turn */
+}
+
+void shmq_worker_uv_idle(uv_loop_t *loop, uv_timer_t *timer, int timeout_ms)
+{
+    uv_timer_start(timer, uv_idle_timer, (uint64_t)timeout_ms, 0);
+    uv_run(loop, UV_RUN_ONCE);
+    uv_timer_stop(timer);
+}
+
+static void uv_close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+void shmq_worker_uv_close(uv_loop_t *loop)
+{
+    uv_walk(loop, uv_close_walk, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
 }
