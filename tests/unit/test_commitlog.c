@@ -640,17 +640,30 @@ static void master_bytes(const shmq_commitlog_t *m, int64_t from, int64_t to, ui
     }
 }
 
+/*
+ * A master's log of records under dir/m (fill_master), all its bytes in
+ * *all (malloc'd), and the path dir/s for the slave's; returns its end.
+ */
+static int64_t master_and_slave(const char *dir, int records, shmq_commitlog_t *m, char *sdir,
+                                size_t sdir_len, uint8_t **all)
+{
+    char mdir[PATH_MAX];
+    snprintf(mdir, sizeof(mdir), "%s/m", dir);
+    snprintf(sdir, sdir_len, "%s/s", dir);
+    int64_t end = fill_master(m, mdir, records);
+    *all = malloc((size_t)end);
+    assert_non_null(*all);
+    master_bytes(m, 0, end, *all);
+    return end;
+}
+
 static void test_put_raw_takes_only_complete_checked_records(void **state)
 {
-    char *dir = *state, mdir[PATH_MAX], sdir[PATH_MAX];
-    snprintf(mdir, sizeof(mdir), "%s/m", dir);
-    snprintf(sdir, sizeof(sdir), "%s/s", dir);
+    char sdir[PATH_MAX];
     shmq_commitlog_t m, sl;
-    int64_t end = fill_master(&m, mdir, 40);
+    uint8_t *all;
+    int64_t end = master_and_slave(*state, 40, &m, sdir, sizeof(sdir), &all);
     assert_true(end > 3 * SEG);
-    uint8_t *all = malloc((size_t)end);
-    assert_non_null(all);
-    master_bytes(&m, 0, end, all);
 
     /* The master's bytes in chunks of odd sizes, as frames bring them. */
     open_log(&sl, sdir, SEG, 0);
@@ -689,14 +702,10 @@ static void test_put_raw_takes_only_complete_checked_records(void **state)
 
 static void test_put_raw_refuses_a_damaged_record_and_keeps_what_checked(void **state)
 {
-    char *dir = *state, mdir[PATH_MAX], sdir[PATH_MAX];
-    snprintf(mdir, sizeof(mdir), "%s/m", dir);
-    snprintf(sdir, sizeof(sdir), "%s/s", dir);
+    char sdir[PATH_MAX];
     shmq_commitlog_t m, sl;
-    int64_t end = fill_master(&m, mdir, 12);
-    uint8_t *all = malloc((size_t)end);
-    assert_non_null(all);
-    master_bytes(&m, 0, end, all);
+    uint8_t *all;
+    int64_t end = master_and_slave(*state, 12, &m, sdir, sizeof(sdir), &all);
     /* The third record: one body byte flipped in transit. */
     shmq_record_t r;
     int64_t p = 0;
@@ -732,15 +741,12 @@ static void test_put_raw_refuses_a_damaged_record_and_keeps_what_checked(void **
 
 static void test_put_raw_empty_log_starts_at_a_segment(void **state)
 {
-    char *dir = *state, mdir[PATH_MAX], sdir[PATH_MAX];
-    snprintf(mdir, sizeof(mdir), "%s/m", dir);
-    snprintf(sdir, sizeof(sdir), "%s/s", dir);
+    char sdir[PATH_MAX];
     shmq_commitlog_t m, sl;
-    int64_t end = fill_master(&m, mdir, 40);
+    uint8_t *all;
+    int64_t end = master_and_slave(*state, 40, &m, sdir, sizeof(sdir), &all);
     int64_t last_seg = end - end % SEG;
-    uint8_t *tail = malloc((size_t)(end - last_seg));
-    assert_non_null(tail);
-    master_bytes(&m, last_seg, end, tail);
+    const uint8_t *tail = all + last_seg;
     open_log(&sl, sdir, SEG, 0);
     assert_int_equal(shmq_commitlog_put_raw(&sl, last_seg + 1, tail + 1, 8), SHMQ_E_RANGE);
     assert_int_equal(shmq_commitlog_put_raw(&sl, last_seg, tail, (size_t)(end - last_seg)), end);
@@ -750,7 +756,7 @@ static void test_put_raw_empty_log_starts_at_a_segment(void **state)
     open_log(&sl, sdir, SEG, 0);
     assert_int_equal(shmq_commitlog_min_offset(&sl), last_seg);
     shmq_commitlog_close(&sl);
-    free(tail);
+    free(all);
     shmq_commitlog_close(&m);
 }
 
