@@ -3,6 +3,8 @@
  */
 #include "format/ha_frame.h"
 
+#include <string.h>
+
 #include "base/bytes.h"
 #include "shmq/errors.h"
 
@@ -74,4 +76,108 @@ int shmq_ha_start_offset(int64_t report, int64_t log_min, int64_t log_end, int64
     }
     *start = report;
     return 0;
+}
+
+/* ---- requests on the HA port ------------------------------------------------------------ */
+
+bool shmq_ha_is_request(const uint8_t p[SHMQ_HA_REQ_MAGIC_SIZE])
+{
+    return memcmp(p, SHMQ_HA_REQ_MAGIC, SHMQ_HA_REQ_MAGIC_SIZE) == 0;
+}
+
+void shmq_ha_request_encode(int32_t code, uint8_t out[SHMQ_HA_REQ_SIZE])
+{
+    memcpy(out, SHMQ_HA_REQ_MAGIC, SHMQ_HA_REQ_MAGIC_SIZE);
+    shmq_put_be32(out + SHMQ_HA_REQ_MAGIC_SIZE, (uint32_t)code);
+}
+
+int shmq_ha_request_decode(const uint8_t in[SHMQ_HA_REQ_SIZE], int32_t *code)
+{
+    if (!shmq_ha_is_request(in)) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "not a request: no request magic");
+    }
+    *code = (int32_t)shmq_get_be32(in + SHMQ_HA_REQ_MAGIC_SIZE);
+    return 0;
+}
+
+void shmq_ha_answer_encode(int32_t status, uint32_t body_len, uint8_t out[SHMQ_HA_ANSWER_HEAD_SIZE])
+{
+    shmq_put_be32(out, (uint32_t)status);
+    shmq_put_be32(out + 4, body_len);
+}
+
+int shmq_ha_answer_decode(const uint8_t in[SHMQ_HA_ANSWER_HEAD_SIZE], int32_t *status,
+                          uint32_t *body_len)
+{
+    *status = (int32_t)shmq_get_be32(in);
+    *body_len = shmq_get_be32(in + 4);
+    if (*status > 0) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "answer status %d: not 0 nor an error code", *status);
+    }
+    if (*body_len > SHMQ_HA_ANSWER_MAX) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "answer of %u bytes: at most %d are taken", *body_len,
+                              SHMQ_HA_ANSWER_MAX);
+    }
+    return 0;
+}
+
+size_t shmq_ha_file_size(size_t name_len, size_t data_len)
+{
+    return 2 + name_len + 4 + data_len;
+}
+
+size_t shmq_ha_file_encode(uint8_t *out, const char *name, const void *data, uint32_t data_len)
+{
+    size_t n = strlen(name);
+    shmq_put_be16(out, (uint16_t)n);
+    memcpy(out + 2, name, n);
+    shmq_put_be32(out + 2 + n, data_len);
+    if (data_len > 0) {
+        memcpy(out + 6 + n, data, data_len);
+    }
+    return shmq_ha_file_size(n, data_len);
+}
+
+static bool file_name_char(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+int shmq_ha_file_next(const uint8_t *body, size_t len, size_t *pos, shmq_ha_file_t *f)
+{
+    size_t at = *pos;
+    if (at >= len) {
+        return 0;
+    }
+    if (len - at < 2) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "byte %zu: a file's name length is cut", at);
+    }
+    size_t n = shmq_get_be16(body + at);
+    if (n == 0 || n > SHMQ_HA_FILE_NAME_MAX) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "byte %zu: a file name of %zu bytes (1 to %d)", at, n,
+                              SHMQ_HA_FILE_NAME_MAX);
+    }
+    if (len - at - 2 < n + 4) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "byte %zu: a file's name or length is cut", at);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!file_name_char(body[at + 2 + i])) {
+            return shmq_error_set(SHMQ_E_CORRUPT,
+                                  "byte %zu: a file name with byte 0x%02x (not [A-Za-z0-9._-])",
+                                  at + 2 + i, body[at + 2 + i]);
+        }
+    }
+    uint32_t dl = shmq_get_be32(body + at + 2 + n);
+    size_t data_at = at + 2 + n + 4;
+    if (dl > len - data_at) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "byte %zu: file %.*s of %u bytes, %zu left", at,
+                              (int)n, (const char *)body + at + 2, dl, len - data_at);
+    }
+    memcpy(f->name, body + at + 2, n);
+    f->name[n] = '\0';
+    f->data = body + data_at;
+    f->len = dl;
+    *pos = data_at + dl;
+    return 1;
 }

@@ -17,6 +17,7 @@
 #ifndef SHMQ_FORMAT_HA_FRAME_H
 #define SHMQ_FORMAT_HA_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,5 +58,73 @@ int shmq_ha_header_decode(const uint8_t in[SHMQ_HA_HEADER_SIZE], int32_t max_bod
  */
 int shmq_ha_start_offset(int64_t report, int64_t log_min, int64_t log_end, int64_t seg_size,
                          int64_t *start);
+
+/* ---- requests on the HA port ------------------------------------------------------------ */
+
+/*
+ * A connection to haListenPort whose first 8 bytes are SHMQ_HA_REQ_MAGIC is
+ * a request, not a slave (a slave's first 8 bytes are its report, an offset
+ * >= 0, and the magic's first byte 0xFF makes it negative as an int64):
+ *
+ *   client -> master   the magic (8 bytes), the request code (int32);
+ *   master -> client   the status (int32: 0 ok, else an shmq error code),
+ *                      the body's length (int32, 0 to SHMQ_HA_ANSWER_MAX),
+ *                      the body (on an error: a text saying why).
+ *
+ * One request per connection; the client closes it when the answer is in
+ * (the master's idle timeout closes a silent one).  Codes: 1 metadata
+ * (SHMQ_HA_REQ_META: the body is a sequence of named files, below); 2 is
+ * the epoch request's.  An unknown code is answered with SHMQ_E_ARG.
+ */
+#define SHMQ_HA_REQ_MAGIC        "\xffSHMQRQ1"
+#define SHMQ_HA_REQ_MAGIC_SIZE   8
+#define SHMQ_HA_REQ_SIZE         12
+#define SHMQ_HA_ANSWER_HEAD_SIZE 8
+#define SHMQ_HA_ANSWER_MAX       (16 << 20)
+#define SHMQ_HA_REQ_META         1
+
+/* True when the first SHMQ_HA_REQ_MAGIC_SIZE bytes of p are the magic. */
+bool shmq_ha_is_request(const uint8_t p[SHMQ_HA_REQ_MAGIC_SIZE]);
+
+void shmq_ha_request_encode(int32_t code, uint8_t out[SHMQ_HA_REQ_SIZE]);
+
+/* The code of a request; SHMQ_E_CORRUPT when the magic is not there. */
+int shmq_ha_request_decode(const uint8_t in[SHMQ_HA_REQ_SIZE], int32_t *code);
+
+void shmq_ha_answer_encode(int32_t status, uint32_t body_len,
+                           uint8_t out[SHMQ_HA_ANSWER_HEAD_SIZE]);
+
+/*
+ * Decode an answer's head: SHMQ_E_CORRUPT when the body's length is above
+ * SHMQ_HA_ANSWER_MAX (nothing of it is read) or the status is positive.
+ */
+int shmq_ha_answer_decode(const uint8_t in[SHMQ_HA_ANSWER_HEAD_SIZE], int32_t *status,
+                          uint32_t *body_len);
+
+/*
+ * The metadata body: named files one after the other, each
+ *   name length (uint16, 1 to SHMQ_HA_FILE_NAME_MAX), name (bytes of
+ *   [A-Za-z0-9._-]), data length (uint32), data.
+ */
+#define SHMQ_HA_FILE_NAME_MAX 64
+
+/* Bytes one file takes in a body (its head and data). */
+size_t shmq_ha_file_size(size_t name_len, size_t data_len);
+
+/* Write one file at out (shmq_ha_file_size bytes); returns the bytes written. */
+size_t shmq_ha_file_encode(uint8_t *out, const char *name, const void *data, uint32_t data_len);
+
+typedef struct shmq_ha_file {
+    char name[SHMQ_HA_FILE_NAME_MAX + 1];
+    const uint8_t *data; /* into the body */
+    uint32_t len;
+} shmq_ha_file_t;
+
+/*
+ * The file of body[*pos, len): 1 and *f with *pos past it, 0 at the end of
+ * the body, SHMQ_E_CORRUPT (with a detail naming the byte) for a name
+ * empty, too long or of other characters, or a length past the body.
+ */
+int shmq_ha_file_next(const uint8_t *body, size_t len, size_t *pos, shmq_ha_file_t *f);
 
 #endif

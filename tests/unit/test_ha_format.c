@@ -318,6 +318,116 @@ static void test_ha_start_offset(void **state)
     assert_non_null(strstr(shmq_error_detail(), "cleaned"));
 }
 
+/* ---- requests on the HA port ---------------------------------------------------------- */
+
+static void test_ha_request_frames(void **state)
+{
+    (void)state;
+    uint8_t req[SHMQ_HA_REQ_SIZE];
+    shmq_ha_request_encode(SHMQ_HA_REQ_META, req);
+    const uint8_t want[SHMQ_HA_REQ_SIZE] = {0xFF, 'S', 'H', 'M', 'Q', 'R', 'Q', '1', 0, 0, 0, 1};
+    assert_memory_equal(req, want, sizeof(want));
+    assert_true(shmq_ha_is_request(req));
+    int32_t code = 0;
+    assert_int_equal(shmq_ha_request_decode(req, &code), 0);
+    assert_int_equal(code, SHMQ_HA_REQ_META);
+    /* As a slave's report the magic is negative: no slave can send it. */
+    int64_t r;
+    assert_int_equal(shmq_ha_report_scan(req, SHMQ_HA_REPORT_SIZE, &r), SHMQ_E_CORRUPT);
+    /* A report of 0 or any offset is not a request. */
+    uint8_t rep[SHMQ_HA_REPORT_SIZE];
+    shmq_ha_report_encode(0, rep);
+    assert_false(shmq_ha_is_request(rep));
+    shmq_ha_report_encode(INT64_MAX, rep);
+    assert_false(shmq_ha_is_request(rep));
+    req[7] = '2';
+    assert_int_equal(shmq_ha_request_decode(req, &code), SHMQ_E_CORRUPT);
+}
+
+static void test_ha_answer_heads(void **state)
+{
+    (void)state;
+    uint8_t h[SHMQ_HA_ANSWER_HEAD_SIZE];
+    int32_t st;
+    uint32_t len;
+    shmq_ha_answer_encode(0, 1234, h);
+    const uint8_t want[SHMQ_HA_ANSWER_HEAD_SIZE] = {0, 0, 0, 0, 0, 0, 0x04, 0xd2};
+    assert_memory_equal(h, want, sizeof(want));
+    assert_int_equal(shmq_ha_answer_decode(h, &st, &len), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(len, 1234);
+    shmq_ha_answer_encode(SHMQ_E_ARG, 5, h);
+    assert_int_equal(shmq_ha_answer_decode(h, &st, &len), 0);
+    assert_int_equal(st, SHMQ_E_ARG);
+    assert_int_equal(len, 5);
+    /* 16 MiB is taken, one byte more is not; a positive status is no status. */
+    shmq_ha_answer_encode(0, SHMQ_HA_ANSWER_MAX, h);
+    assert_int_equal(shmq_ha_answer_decode(h, &st, &len), 0);
+    shmq_ha_answer_encode(0, SHMQ_HA_ANSWER_MAX + 1u, h);
+    assert_int_equal(shmq_ha_answer_decode(h, &st, &len), SHMQ_E_CORRUPT);
+    shmq_ha_answer_encode(0, UINT32_MAX, h);
+    assert_int_equal(shmq_ha_answer_decode(h, &st, &len), SHMQ_E_CORRUPT);
+    shmq_ha_answer_encode(7, 0, h);
+    assert_int_equal(shmq_ha_answer_decode(h, &st, &len), SHMQ_E_CORRUPT);
+}
+
+static void test_ha_named_files(void **state)
+{
+    (void)state;
+    uint8_t body[256];
+    size_t n = shmq_ha_file_encode(body, "topics.json", "{}", 2);
+    assert_int_equal(n, shmq_ha_file_size(11, 2));
+    n += shmq_ha_file_encode(body + n, "delayOffset.json", "", 0);
+    assert_int_equal(n, 2 + 11 + 4 + 2 + 2 + 16 + 4);
+    assert_int_equal(body[0], 0);
+    assert_int_equal(body[1], 11);
+    assert_int_equal(body[13], 0);
+    assert_int_equal(body[16], 2);
+    size_t pos = 0;
+    shmq_ha_file_t f;
+    assert_int_equal(shmq_ha_file_next(body, n, &pos, &f), 1);
+    assert_string_equal(f.name, "topics.json");
+    assert_int_equal(f.len, 2);
+    assert_memory_equal(f.data, "{}", 2);
+    assert_int_equal(shmq_ha_file_next(body, n, &pos, &f), 1);
+    assert_string_equal(f.name, "delayOffset.json");
+    assert_int_equal(f.len, 0);
+    assert_int_equal(shmq_ha_file_next(body, n, &pos, &f), 0);
+    assert_int_equal(pos, n);
+    /* An empty body holds no file. */
+    pos = 0;
+    assert_int_equal(shmq_ha_file_next(body, 0, &pos, &f), 0);
+    /* Every cut of the body short of a file's end is refused. */
+    for (size_t cut = 1; cut < n; cut++) {
+        pos = 0;
+        int rc;
+        while ((rc = shmq_ha_file_next(body, cut, &pos, &f)) == 1) {
+        }
+        if (cut == shmq_ha_file_size(11, 2)) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_equal(rc, SHMQ_E_CORRUPT);
+        }
+    }
+    /* A data length past the body, a name of 0 or 65 bytes, a name with '/'. */
+    uint8_t bad[128];
+    size_t m = shmq_ha_file_encode(bad, "a.json", "xyz", 3);
+    bad[2 + 6 + 3] = 4;
+    pos = 0;
+    assert_int_equal(shmq_ha_file_next(bad, m, &pos, &f), SHMQ_E_CORRUPT);
+    assert_non_null(strstr(shmq_error_detail(), "a.json of 4 bytes"));
+    memset(bad, 0, sizeof(bad));
+    pos = 0;
+    assert_int_equal(shmq_ha_file_next(bad, 10, &pos, &f), SHMQ_E_CORRUPT);
+    bad[1] = 65;
+    pos = 0;
+    assert_int_equal(shmq_ha_file_next(bad, sizeof(bad), &pos, &f), SHMQ_E_CORRUPT);
+    m = shmq_ha_file_encode(bad, "../x", "", 0);
+    pos = 0;
+    assert_int_equal(shmq_ha_file_next(bad, m, &pos, &f), SHMQ_E_CORRUPT);
+    assert_non_null(strstr(shmq_error_detail(), "0x2f"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +439,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_save_and_bak, dir_setup, dir_teardown),
         cmocka_unit_test(test_ha_frames),
         cmocka_unit_test(test_ha_start_offset),
+        cmocka_unit_test(test_ha_request_frames),
+        cmocka_unit_test(test_ha_answer_heads),
+        cmocka_unit_test(test_ha_named_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
