@@ -519,6 +519,20 @@ int shmq_consumer_offsets_save(const char *root, const shmq_offset_table_t *t)
     return meta_save(root, &kind_consumer, ot ? json_pack("{s:o}", "offsetTable", ot) : NULL, true);
 }
 
+int shmq_consumer_offsets_dump(const shmq_offset_table_t *t, char **text, size_t *len)
+{
+    json_t *ot = offsets_by_key(t);
+    json_t *doc = ot ? json_pack("{s:o}", "offsetTable", ot) : NULL;
+    char *out = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(doc);
+    if (out == NULL) {
+        return -ENOMEM;
+    }
+    *text = out;
+    *len = strlen(out);
+    return 0;
+}
+
 int shmq_delay_offsets_save(const char *root, const shmq_offset_table_t *t)
 {
     json_t *ot = json_object();

@@ -56,6 +56,7 @@
 #include "format/config.h"
 #include "store/fence.h"
 #include "format/names.h"
+#include "format/store_files.h"
 #include "shmq/types.h"
 
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
@@ -589,6 +590,18 @@ int shmq_ctl_offset_get(const shmq_ctl_t *ctl, const char *group, const char *to
 /* Commit (insert under the offsets lock, byte 3 of <root>/lock, or update in place). */
 int shmq_ctl_offset_set(shmq_ctl_t *ctl, const char *group, const char *topic, int32_t queue_id,
                         int64_t offset);
+
+/*
+ * Move a group's offset forward to offset: insert it when missing, raise it
+ * when it is behind (never lowered: a commit racing with this stays).  1
+ * when it changed (offsets_dirty is set), 0 when not, or an error.  The
+ * ha-receiver's merge of the master's offsets (docs/operations.md).
+ */
+int shmq_ctl_offset_advance(shmq_ctl_t *ctl, const char *group, const char *topic, int32_t queue_id,
+                            int64_t offset);
+
+/* Copy every offset of the consumer area into *t ("topic@group" keys); free it after. */
+int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t);
 
 /* Save every offset to config/consumerOffset.json ("topic@group" -> {queue: offset}). */
 int shmq_ctl_offsets_save(shmq_ctl_t *ctl);

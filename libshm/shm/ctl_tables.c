@@ -547,9 +547,33 @@ static void offsets_mark_dirty(shmq_ctl_t *ctl)
     atomic_store_explicit(&ctl->cons->offsets_dirty, 1, memory_order_release);
 }
 
-/* Store an offset without touching the dirty flag. */
+/*
+ * Put offset in the entry at p: always, or with forward only when it is
+ * ahead of the entry's (a CAS loop, so that a commit racing with it is
+ * never undone).  True when the entry changed.
+ */
+static bool offset_put(_Atomic int64_t *p, int64_t offset, bool forward)
+{
+    if (!forward) {
+        /* Release: pairs with offset_get's acquire. */
+        atomic_store_explicit(p, offset, memory_order_release);
+        return true;
+    }
+    int64_t cur = atomic_load_explicit(p, memory_order_acquire);
+    while (cur < offset) {
+        /* Release as above; acquire on failure: cur is the newer value to compare with. */
+        if (atomic_compare_exchange_weak_explicit(p, &cur, offset, memory_order_release,
+                                                  memory_order_acquire)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Store an offset (forward: only ahead of the entry's) without touching the dirty flag.
+ * 1 when the entry changed or was made, 0 when not. */
 static int offset_store(shmq_ctl_t *ctl, const char *group, const char *topic, int32_t queue_id,
-                        int64_t offset)
+                        int64_t offset, bool forward)
 {
     if (ctl->readonly) {
         return shmq_error_set(-EROFS,
@@ -564,9 +588,7 @@ static int offset_store(shmq_ctl_t *ctl, const char *group, const char *topic, i
     }
     int32_t idx = offset_probe(ctl, group, glen, topic, tlen, queue_id);
     if (idx >= 0) {
-        /* Release: pairs with offset_get's acquire. */
-        atomic_store_explicit(&ctl->cons->offsets[idx].offset, offset, memory_order_release);
-        return 0;
+        return offset_put(&ctl->cons->offsets[idx].offset, offset, forward) ? 1 : 0;
     }
     int fd = lock_byte(ctl, LOCK_BYTE_OFFSETS, TABLE_LOCK_TIMEOUT, "consumer offsets");
     if (fd < 0) {
@@ -587,8 +609,9 @@ static int offset_store(shmq_ctl_t *ctl, const char *group, const char *topic, i
         atomic_store_explicit(&e->offset, offset, memory_order_relaxed);
         /* Release: finders that see ACTIVE see the key and the offset. */
         atomic_store_explicit(&e->state, SHMQ_ENTRY_ACTIVE, memory_order_release);
+        rc = 1;
     } else {
-        atomic_store_explicit(&ctl->cons->offsets[idx].offset, offset, memory_order_release);
+        rc = offset_put(&ctl->cons->offsets[idx].offset, offset, forward) ? 1 : 0;
     }
     close(fd);
     return rc;
@@ -597,21 +620,28 @@ static int offset_store(shmq_ctl_t *ctl, const char *group, const char *topic, i
 int shmq_ctl_offset_set(shmq_ctl_t *ctl, const char *group, const char *topic, int32_t queue_id,
                         int64_t offset)
 {
-    int rc = offset_store(ctl, group, topic, queue_id, offset);
-    if (rc == 0) {
+    int rc = offset_store(ctl, group, topic, queue_id, offset, false);
+    if (rc < 0) {
+        return rc;
+    }
+    offsets_mark_dirty(ctl);
+    return 0;
+}
+
+int shmq_ctl_offset_advance(shmq_ctl_t *ctl, const char *group, const char *topic, int32_t queue_id,
+                            int64_t offset)
+{
+    int rc = offset_store(ctl, group, topic, queue_id, offset, true);
+    if (rc > 0) {
         offsets_mark_dirty(ctl);
     }
     return rc;
 }
 
-int shmq_ctl_offsets_save(shmq_ctl_t *ctl)
+int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t)
 {
-    shmq_offset_table_t t = {0};
-    int rc = 0;
-    /* Clear first (acquire pairs with the committers' release): a commit
-     * racing with this save sets it again and is saved next time. */
-    atomic_exchange_explicit(&ctl->cons->offsets_dirty, 0, memory_order_acq_rel);
-    for (uint32_t i = 0; i < SHMQ_CTL_MAX_OFFSETS && rc == 0; i++) {
+    memset(t, 0, sizeof(*t));
+    for (uint32_t i = 0; i < SHMQ_CTL_MAX_OFFSETS; i++) {
         const shmq_ctl_offset_t *e = &ctl->cons->offsets[i];
         if (atomic_load_explicit((_Atomic uint32_t *)&e->state, memory_order_acquire) !=
             SHMQ_ENTRY_ACTIVE) {
@@ -627,23 +657,33 @@ int shmq_ctl_offsets_save(shmq_ctl_t *ctl)
         if (group[0] == '\0' || topic[0] == '\0') {
             continue;
         }
-        if (t.count == t.cap) {
-            size_t cap = t.cap ? t.cap * 2 : 64;
-            shmq_offset_entry_t *n = realloc(t.entries, cap * sizeof(*n));
+        if (t->count == t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 64;
+            shmq_offset_entry_t *n = realloc(t->entries, cap * sizeof(*n));
             if (n == NULL) {
-                rc = -ENOMEM;
-                break;
+                shmq_offset_table_free(t);
+                return -ENOMEM;
             }
-            t.entries = n;
-            t.cap = cap;
+            t->entries = n;
+            t->cap = cap;
         }
         /* Keys are unique in the area (inserts re-check under the lock): append. */
-        shmq_offset_entry_t *o = &t.entries[t.count++];
+        shmq_offset_entry_t *o = &t->entries[t->count++];
         memset(o, 0, sizeof(*o));
         snprintf(o->key, sizeof(o->key), "%s@%s", topic, group);
         o->queue_id = e->queue_id;
         o->offset = atomic_load_explicit((_Atomic int64_t *)&e->offset, memory_order_acquire);
     }
+    return 0;
+}
+
+int shmq_ctl_offsets_save(shmq_ctl_t *ctl)
+{
+    shmq_offset_table_t t;
+    /* Clear first (acquire pairs with the committers' release): a commit
+     * racing with this save sets it again and is saved next time. */
+    atomic_exchange_explicit(&ctl->cons->offsets_dirty, 0, memory_order_acq_rel);
+    int rc = shmq_ctl_offsets_snapshot(ctl, &t);
     if (rc == 0) {
         rc = shmq_consumer_offsets_save(ctl->root, &t);
     }
@@ -700,8 +740,10 @@ int shmq_ctl_offsets_load(shmq_ctl_t *ctl)
             continue;
         }
         *at = '\0';
-        rc = offset_store(ctl, at + 1, key, o->queue_id, o->offset);
-        if (rc == SHMQ_E_RANGE) {
+        rc = offset_store(ctl, at + 1, key, o->queue_id, o->offset, false);
+        if (rc > 0) {
+            rc = 0;
+        } else if (rc == SHMQ_E_RANGE) {
             /* The table is full: more offsets than a store can hold. */
             rc = shmq_error_wrap(rc, "%s: entry \"%.300s@%.120s\"", path, key, at + 1);
         } else if (rc < 0) {

@@ -903,6 +903,45 @@ static void test_offsets_set_get_save_load_round_trip(void **state)
     assert_int_equal(off, 11);
 }
 
+/* The slave's merge of its master's offsets: missing ones are added, ones behind are raised,
+ * ones ahead (a group consuming on this side) are never moved back; the snapshot and its JSON
+ * text hold what the area holds. */
+static void test_offset_advance_only_moves_forward(void **state)
+{
+    fixture_t *f = *state;
+    int64_t off;
+    assert_int_equal(shmq_ctl_offset_advance(&f->ctl, "g1", "TopicA", 0, 5), 1);
+    assert_int_equal(atomic_load(&f->ctl.cons->offsets_dirty), 1);
+    atomic_store(&f->ctl.cons->offsets_dirty, 0);
+    assert_int_equal(shmq_ctl_offset_advance(&f->ctl, "g1", "TopicA", 0, 3), 0);
+    assert_int_equal(shmq_ctl_offset_advance(&f->ctl, "g1", "TopicA", 0, 5), 0);
+    assert_int_equal(atomic_load(&f->ctl.cons->offsets_dirty), 0);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g1", "TopicA", 0, &off), 0);
+    assert_int_equal(off, 5);
+    assert_int_equal(shmq_ctl_offset_advance(&f->ctl, "g1", "TopicA", 0, 8), 1);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g1", "TopicA", 0, &off), 0);
+    assert_int_equal(off, 8);
+    assert_int_equal(atomic_load(&f->ctl.cons->offsets_dirty), 1);
+    assert_int_equal(shmq_ctl_offset_advance(&f->ctl, "", "TopicA", 0, 1), SHMQ_E_ARG);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g2", "TopicB", 3, 11), 0);
+
+    shmq_offset_table_t t;
+    assert_int_equal(shmq_ctl_offsets_snapshot(&f->ctl, &t), 0);
+    assert_int_equal(t.count, 2);
+    assert_int_equal(shmq_offset_table_get(&t, "TopicA@g1", 0, &off), 0);
+    assert_int_equal(off, 8);
+    assert_int_equal(shmq_offset_table_get(&t, "TopicB@g2", 3, &off), 0);
+    assert_int_equal(off, 11);
+    char *text;
+    size_t len;
+    assert_int_equal(shmq_consumer_offsets_dump(&t, &text, &len), 0);
+    assert_string_equal(text,
+                        "{\"offsetTable\":{\"TopicA@g1\":{\"0\":8},\"TopicB@g2\":{\"3\":11}}}");
+    assert_int_equal(len, strlen(text));
+    free(text);
+    shmq_offset_table_free(&t);
+}
+
 static char load_warned[1024];
 
 static void capture_warning(void *arg, enum shmq_meta_level level, const char *msg)
@@ -1022,6 +1061,7 @@ int main(void)
         T(test_queue_insert_and_find_many, setup_ready),
         T(test_queue_table_full_returns_range, setup_ready),
         T(test_offsets_set_get_save_load_round_trip, setup_ready),
+        T(test_offset_advance_only_moves_forward, setup_ready),
         T(test_offsets_load_drops_key_without_group_with_a_warning, setup_ready),
         T(test_offsets_concurrent_inserts_make_one_entry_per_key, setup_ready),
         T(test_rdonly_attach_maps_block_read_only, setup_ready),
