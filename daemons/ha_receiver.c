@@ -32,6 +32,9 @@
  * published, then the flusher (SYNC_FLUSH) or the dispatcher (ASYNC_FLUSH)
  * is woken, as the writer does.
  *
+ * The master's metadata (topics, subscription groups, delay and consumer
+ * offsets) is fetched and applied by ha_receiver_meta.c on the same loop.
+ *
  * Killed at any point: what it published is complete records; bytes after
  * `wrote` are zeroed at the next start (the master's recovery also cuts a
  * partial tail), and the master sends again from where the log ends.
@@ -57,6 +60,7 @@
 #include "shm/ctl_clean.h"
 #include "shmq/errors.h"
 #include "store/clean.h"
+#include "ha_receiver.h"
 #include "worker.h"
 #include "worker_uv.h"
 
@@ -86,6 +90,7 @@ typedef struct receiver {
     int64_t reported;  /* the last report sent */
     int64_t last_report_ms;
     uint64_t clean_seen;
+    ha_meta_sync_t *meta; /* the master's metadata (ha_receiver_meta.c) */
 } receiver_t;
 
 /* ---- reports ------------------------------------------------------------------------------ */
@@ -279,6 +284,7 @@ static void on_connected(shmq_net_connector_t *k, shmq_net_conn_t *c)
              (long long)rc->cl.raw_end);
     atomic_store_explicit(&rc->blk->ha.master_connected, 1, memory_order_relaxed);
     report(rc);
+    ha_meta_sync_now(rc->meta);
 }
 
 static void on_disconnected(shmq_net_connector_t *k, const char *reason, uint32_t retry_ms)
@@ -330,6 +336,9 @@ static void receiver_free(receiver_t *rc)
     if (rc->loop_open) {
         if (rc->k != NULL) {
             shmq_net_connector_stop(rc->k);
+        }
+        if (rc->meta != NULL) {
+            ha_meta_sync_stop(rc->meta);
         }
         shmq_worker_uv_close(&rc->loop);
     }
@@ -416,6 +425,10 @@ static int receiver_init(shmq_worker_t *w, void **state)
     rc->tick.data = rc;
     uv_timer_start(&rc->tick, on_tick, RECEIVER_TICK_MS, RECEIVER_TICK_MS);
     uv_timer_init(&rc->loop, &rc->idle_timer);
+    if (ha_meta_sync_start(&rc->loop, &w->ctl, addr, rc->master, &rc->meta) < 0) {
+        receiver_free(rc);
+        return SHMQ_EXIT_ERROR;
+    }
     shmq_net_connector_cfg_t kc = {
         .on_connected = on_connected,
         .on_disconnected = on_disconnected,

@@ -33,6 +33,11 @@
  * some slave is caught up and wakes the event loop (libuv) when it moves,
  * so an idle master with idle slaves sleeps.
  *
+ * Requests: a connection whose first 8 bytes are the request magic is no
+ * slave but one question (format/ha_frame.h): it is answered once (status,
+ * length, body) and left for the client to close; the metadata answer is
+ * ha_sender_meta.c's.  An unknown code gets SHMQ_E_ARG and a text.
+ *
  * Orderly stop: it keeps sending until the store is FINISHING (the rings
  * drained: nothing more will be written), then exits 0; slaves reconnect
  * to the next run.
@@ -53,6 +58,7 @@
 #include "shm/ctl_clean.h"
 #include "shmq/errors.h"
 #include "store/clean.h"
+#include "ha_sender.h"
 #include "worker.h"
 #include "worker_uv.h"
 
@@ -72,6 +78,10 @@ typedef struct slave {
     bool started; /* its first report arrived */
     bool closed;  /* closed by us: its on_close follows */
     bool blocked; /* its queue is full: wait for on_drain */
+    bool request; /* a request (its first bytes were the request magic), not a slave */
+    bool answered;
+    uint8_t req[SHMQ_HA_REQ_SIZE];
+    size_t req_len;
     uint8_t part[SHMQ_HA_REPORT_SIZE];
     size_t part_len;
     int64_t next;  /* the next log byte to send */
@@ -297,10 +307,84 @@ static void on_report(slave_t *s, int64_t r)
     s->acked = r;
 }
 
+/* ---- requests ---------------------------------------------------------------------------- */
+
+/* Answer a request by its code: status, length, body (on an error, a text saying why). */
+static void answer_request(slave_t *s, int32_t code)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    shmq_error_clear();
+    int status;
+    switch (code) {
+    case SHMQ_HA_REQ_META:
+        status = ha_sender_meta_body(&s->hs->w->ctl, &body, &len);
+        break;
+    default:
+        status = shmq_error_set(SHMQ_E_ARG, "unknown request code %d", code);
+        break;
+    }
+    if (status < 0) {
+        const char *d = shmq_error_detail();
+        body = (uint8_t *)strdup(d[0] ? d : shmq_strerror(status));
+        len = body != NULL ? strlen((char *)body) : 0;
+        shmq_log(SHMQ_LOG_WARN, "request %d from %s: %s", code, s->addr,
+                 body != NULL ? (char *)body : "refused");
+    } else {
+        shmq_log(SHMQ_LOG_DEBUG, "request %d from %s: %zu bytes", code, s->addr, len);
+    }
+    uint8_t head[SHMQ_HA_ANSWER_HEAD_SIZE];
+    shmq_ha_answer_encode(status < 0 ? status : 0, (uint32_t)len, head);
+    struct iovec iov[2] = {{.iov_base = head, .iov_len = sizeof(head)},
+                           {.iov_base = body, .iov_len = len}};
+    int rc = shmq_net_conn_writev(s->c, iov, len > 0 ? 2 : 1);
+    free(body);
+    s->answered = true;
+    if (rc < 0 && rc != -EPIPE) {
+        close_slave(s, "request %d: the answer was not sent: %s", code, shmq_strerror(rc));
+    }
+}
+
+/* Bytes of a request connection: the rest of the request, then nothing more is read. */
+static void request_read(slave_t *s, const uint8_t *p, size_t len)
+{
+    if (s->answered) {
+        return; /* one request per connection: the client closes it */
+    }
+    size_t take = SHMQ_HA_REQ_SIZE - s->req_len < len ? SHMQ_HA_REQ_SIZE - s->req_len : len;
+    memcpy(s->req + s->req_len, p, take);
+    s->req_len += take;
+    if (s->req_len < SHMQ_HA_REQ_SIZE) {
+        return;
+    }
+    int32_t code;
+    if (shmq_ha_request_decode(s->req, &code) < 0) {
+        close_slave(s, "%s", shmq_error_detail());
+        return;
+    }
+    answer_request(s, code);
+}
+
+/* The first 8 bytes were the request magic: no slave, its row is free again. */
+static void become_request(slave_t *s, const uint8_t *p, size_t len)
+{
+    s->request = true;
+    memcpy(s->req, s->part, SHMQ_HA_REPORT_SIZE);
+    s->req_len = SHMQ_HA_REPORT_SIZE;
+    s->part_len = 0;
+    /* Release: the row's fields are stale once FREE. */
+    atomic_store_explicit(&s->row->state, SHMQ_SLAVE_FREE, memory_order_release);
+    request_read(s, p, len);
+}
+
 static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
 {
     slave_t *s = shmq_net_conn_arg(c);
     const uint8_t *p = (const uint8_t *)data;
+    if (s->request) {
+        request_read(s, p, len);
+        return;
+    }
     while (len > 0 && !s->closed) {
         size_t take = SHMQ_HA_REPORT_SIZE - s->part_len;
         if (take > len) {
@@ -312,6 +396,10 @@ static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
         len -= take;
         if (s->part_len < SHMQ_HA_REPORT_SIZE) {
             break;
+        }
+        if (!s->started && shmq_ha_is_request(s->part)) {
+            become_request(s, p, len);
+            return;
         }
         s->part_len = 0;
         int64_t r;
@@ -331,7 +419,9 @@ static void on_drain(shmq_net_conn_t *c)
 {
     slave_t *s = shmq_net_conn_arg(c);
     s->blocked = false;
-    pump(s);
+    if (!s->request) {
+        pump(s);
+    }
 }
 
 static void on_close(shmq_net_conn_t *c, const char *reason)
@@ -340,7 +430,11 @@ static void on_close(shmq_net_conn_t *c, const char *reason)
     if (s == NULL) {
         return; /* refused at accept */
     }
-    shmq_log(SHMQ_LOG_WARN, "slave %s: closed: %s", s->addr, reason);
+    if (s->request) {
+        shmq_log(SHMQ_LOG_DEBUG, "request from %s: closed: %s", s->addr, reason);
+    } else {
+        shmq_log(SHMQ_LOG_WARN, "slave %s: closed: %s", s->addr, reason);
+    }
     sender_t *hs = s->hs;
     for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
         if (hs->slaves[i] == s) {
@@ -386,7 +480,8 @@ static void on_accept(shmq_net_listener_t *l, shmq_net_conn_t *c, int err)
     atomic_store_explicit(&s->row->state, SHMQ_SLAVE_CONNECTED, memory_order_release);
     hs->slaves[i] = s;
     shmq_net_conn_set_arg(c, s);
-    shmq_log(SHMQ_LOG_INFO, "slave %s connected", s->addr);
+    /* A slave says so with its first report (on_report); a request with its magic. */
+    shmq_log(SHMQ_LOG_DEBUG, "%s connected", s->addr);
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */

@@ -1,0 +1,34 @@
+/*
+ * Internal to shmq-ha-receiver (daemons/ha_receiver*.c).
+ *
+ *   ha_receiver.c       the link: the master's CommitLog bytes, reports
+ *   ha_receiver_meta.c  the master's metadata (topics, subscription groups,
+ *                       delay and consumer offsets), fetched every
+ *                       HA_META_SYNC_MS and at once when the link connects
+ */
+#ifndef SHMQ_HA_RECEIVER_H
+#define SHMQ_HA_RECEIVER_H
+
+#include <uv.h>
+
+#include "shm/ctl.h"
+
+#define HA_META_SYNC_MS 3000 /* RocketMQ's SlaveSynchronize: every 10 s */
+
+typedef struct ha_meta_sync ha_meta_sync_t;
+
+/*
+ * Start fetching the metadata of the master at addr (an address literal,
+ * "127.0.0.1:10912"; name is how the log names it) on loop, applying it
+ * to the store of ctl.  0 and *out, or -ENOMEM.
+ */
+int ha_meta_sync_start(uv_loop_t *loop, shmq_ctl_t *ctl, const char *addr, const char *name,
+                       ha_meta_sync_t **out);
+
+/* Fetch now, unless a fetch is under way (the link just connected). */
+void ha_meta_sync_now(ha_meta_sync_t *m);
+
+/* Stop: the fetch under way is dropped; m is freed by the loop's close callbacks. */
+void ha_meta_sync_stop(ha_meta_sync_t *m);
+
+#endif
