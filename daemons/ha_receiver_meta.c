@@ -38,6 +38,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "base/clock.h"
 #include "base/log.h"
 #include "format/ha_frame.h"
@@ -149,6 +151,24 @@ static void tables_free(meta_tables_t *t)
     shmq_offset_table_free(&t->offsets);
 }
 
+/* A file that is no JSON document at all: said plainly (the loaders would talk of its .bak). */
+static int check_json(const char *name, const shmq_ha_file_t *f)
+{
+    char *text = shmq_json_quote_int_keys((const char *)f->data, f->len);
+    if (text == NULL) {
+        return shmq_error_set(-ENOMEM, "%s: no memory to parse it", name);
+    }
+    json_error_t err;
+    json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+    free(text);
+    if (doc == NULL) {
+        return shmq_error_set(SHMQ_E_JSON, "%s is not JSON (line %d column %d: %s)", name, err.line,
+                              err.column, err.text);
+    }
+    json_decref(doc);
+    return 0;
+}
+
 /* Load each file sent with the loaders every process uses: 0, or an error naming the file. */
 static int check_files(const char *stage, const meta_files_t *mf, meta_tables_t *t)
 {
@@ -156,6 +176,10 @@ static int check_files(const char *stage, const meta_files_t *mf, meta_tables_t 
     for (int i = 0; i < F_COUNT; i++) {
         if (!mf->have[i]) {
             continue;
+        }
+        int jrc = check_json(file_names[i], &mf->f[i]);
+        if (jrc < 0) {
+            return jrc;
         }
         shmq_meta_report_t rep = {0};
         shmq_error_clear();
@@ -179,7 +203,7 @@ static int check_files(const char *stage, const meta_files_t *mf, meta_tables_t 
             return shmq_error_set(rc, "%s: %s", file_names[i], d[0] ? d : shmq_strerror(rc));
         }
         if (rep.warnings > 0) {
-            return shmq_error_set(SHMQ_E_JSON, "%s: %d damaged entries (logged above)",
+            return shmq_error_set(SHMQ_E_JSON, "%s: damaged entries: %d (logged above)",
                                   file_names[i], rep.warnings);
         }
     }
@@ -311,12 +335,11 @@ static void apply_answer(ha_meta_sync_t *m)
     int delay = mf.have[F_DELAY] ? apply_file(m, file_names[F_DELAY], &mf.f[F_DELAY]) : 0;
     int offsets = mf.have[F_OFFSETS] ? apply_offsets(m, &t.offsets) : 0;
     tables_free(&t);
-    if (topics + groups + delay + offsets > 0) {
-        shmq_log(SHMQ_LOG_INFO,
-                 "metadata from master %s: %d topics, %d of subscriptionGroup.json and "
-                 "delayOffset.json, %d consumer offsets moved forward",
-                 m->name, topics, groups + delay, offsets);
-    }
+    /* Topics and files are logged one by one as they change; offsets move all the time. */
+    shmq_log(SHMQ_LOG_DEBUG,
+             "metadata from master %s: %d topics, %d files changed, %d consumer offsets moved "
+             "forward",
+             m->name, topics, groups + delay, offsets);
 }
 
 /* ---- one fetch --------------------------------------------------------------------------- */

@@ -223,10 +223,10 @@ done
 [ "$(cat "$T/fake.count" 2>/dev/null || echo 0)" -ge 5 ]
 ok $? "the slave asked the fake master for its metadata again and again" || diag "$T/fake.out"
 sleep 1
-grep -q "metadata from master 127.0.0.1:$FAKE_PORT refused.*topics.json" "$T/slave2.log"
+grep -q "metadata from master 127.0.0.1:$FAKE_PORT refused.*topics.json is not JSON" "$T/slave2.log"
 ok $? "topics.json that is not JSON: refused with a log line naming it" || diag "$T/slave2.log"
 grep -q "readQueueNums" "$T/slave2.log" &&
-    grep -q "refused.*topics.json: 1 damaged entries" "$T/slave2.log"
+    grep -q "refused.*topics.json: damaged entries: 1" "$T/slave2.log"
 ok $? "a topic with 70000 queues: refused, the entry named" || diag "$T/slave2.log"
 grep -q "refused: answer of 16777217 bytes: at most 16777216 are taken" "$T/slave2.log"
 ok $? "an answer above 16 MiB: refused before its body is read" || diag "$T/slave2.log"
