@@ -10,7 +10,8 @@
  * <root>/ha-master/config/ and are loaded there by the loaders every
  * process uses (json_meta.h), without a .bak to fall back on: a file that
  * does not load, or that any entry of is damaged, refuses the whole answer
- * with a log line naming it, and nothing of the store changes.  A good
+ * with a log line naming it (and the first damaged entry), and nothing of
+ * the store changes; the same refusal again is logged once a minute.  A good
  * answer is applied (docs/operations.md "Replication"):
  *
  *   topics.json             the master's topics are put in the topic table
@@ -52,6 +53,7 @@
 #define META_IDLE_MS       10000 /* a master silent so long in a fetch: the fetch is dropped */
 #define META_TOPIC_LOCK_MS 2000
 #define META_STAGE         "ha-master" /* under the store root: <root>/ha-master/config/ */
+#define META_REPEAT_MS     60000       /* the same refusal again: logged at most so often */
 
 enum { F_TOPICS, F_GROUPS, F_DELAY, F_OFFSETS, F_COUNT };
 static const char *const file_names[F_COUNT] = {"topics.json", "subscriptionGroup.json",
@@ -71,6 +73,10 @@ struct ha_meta_sync {
     uint8_t *body;
     size_t body_len, body_got;
     bool warned; /* the last fetch failed: said once until one succeeds */
+    /* Refusals: one repeated is logged at most every META_REPEAT_MS, with a count. */
+    char refused[1200];
+    int64_t refused_ms;
+    int refused_again;
 };
 
 /* The files of one answer. */
@@ -151,6 +157,20 @@ static void tables_free(meta_tables_t *t)
     shmq_offset_table_free(&t->offsets);
 }
 
+/* The loaders' findings during a check: the first damage, for the refusal's line. */
+typedef struct findings {
+    char first[400];
+    int warnings;
+} findings_t;
+
+static void on_finding(void *arg, enum shmq_meta_level level, const char *msg)
+{
+    findings_t *f = arg;
+    if (level == SHMQ_META_WARN && f->warnings++ == 0) {
+        snprintf(f->first, sizeof(f->first), "%s", msg);
+    }
+}
+
 /* A file that is no JSON document at all: said plainly (the loaders would talk of its .bak). */
 static int check_json(const char *name, const shmq_ha_file_t *f)
 {
@@ -182,7 +202,9 @@ static int check_files(const char *stage, const meta_files_t *mf, meta_tables_t 
             return jrc;
         }
         shmq_meta_report_t rep = {0};
+        findings_t fd = {{0}, 0};
         shmq_error_clear();
+        shmq_meta_set_warn(on_finding, &fd);
         int rc;
         switch (i) {
         case F_TOPICS:
@@ -198,13 +220,15 @@ static int check_files(const char *stage, const meta_files_t *mf, meta_tables_t 
             rc = shmq_consumer_offsets_load_ex(stage, &t->offsets, NULL, NULL, &rep);
             break;
         }
+        shmq_meta_set_warn(NULL, NULL);
         if (rc < 0) {
             const char *d = shmq_error_detail();
             return shmq_error_set(rc, "%s: %s", file_names[i], d[0] ? d : shmq_strerror(rc));
         }
-        if (rep.warnings > 0) {
-            return shmq_error_set(SHMQ_E_JSON, "%s: damaged entries: %d (logged above)",
-                                  file_names[i], rep.warnings);
+        if (rep.warnings > 0 || fd.warnings > 0) {
+            return shmq_error_set(SHMQ_E_JSON, "%s: damaged entries: %d (the first: %s)",
+                                  file_names[i], rep.warnings > 0 ? rep.warnings : fd.warnings,
+                                  fd.first);
         }
     }
     return 0;
@@ -304,6 +328,28 @@ static int apply_offsets(ha_meta_sync_t *m, const shmq_offset_table_t *t)
     return moved;
 }
 
+/* Log a refusal: a new one at once, the same one again at most every META_REPEAT_MS. */
+static void refusal(ha_meta_sync_t *m, const char *why)
+{
+    int64_t now = shmq_mono_ms();
+    if (strcmp(why, m->refused) == 0 && now - m->refused_ms < META_REPEAT_MS) {
+        m->refused_again++;
+        return;
+    }
+    if (m->refused_again > 0) {
+        shmq_log(SHMQ_LOG_ERROR,
+                 "metadata from master %s refused: %s; nothing of it applied (%d more times "
+                 "the same since the last line)",
+                 m->name, why, m->refused_again);
+    } else {
+        shmq_log(SHMQ_LOG_ERROR, "metadata from master %s refused: %s; nothing of it applied",
+                 m->name, why);
+    }
+    snprintf(m->refused, sizeof(m->refused), "%s", why);
+    m->refused_ms = now;
+    m->refused_again = 0;
+}
+
 static void apply_answer(ha_meta_sync_t *m)
 {
     char stage[PATH_MAX], dir[PATH_MAX];
@@ -324,9 +370,10 @@ static void apply_answer(ha_meta_sync_t *m)
     }
     if (rc < 0) {
         const char *d = shmq_error_detail();
-        shmq_log(SHMQ_LOG_ERROR,
-                 "metadata from master %s refused (%zu bytes): %s; nothing of it applied", m->name,
-                 m->body_len, d[0] ? d : shmq_strerror(rc));
+        char why[1200];
+        snprintf(why, sizeof(why), "an answer of %zu bytes: %s", m->body_len,
+                 d[0] ? d : shmq_strerror(rc));
+        refusal(m, why);
         tables_free(&t);
         return;
     }
@@ -378,7 +425,6 @@ static void on_connected(shmq_net_connector_t *k, shmq_net_conn_t *c)
 
 static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
 {
-    (void)c;
     ha_meta_sync_t *m = shmq_net_conn_arg(c);
     const uint8_t *p = (const uint8_t *)data;
     if (!m->have_head) {
@@ -395,8 +441,7 @@ static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
         if (shmq_ha_answer_decode(m->head, &m->status, &blen) < 0) {
             char why[300];
             snprintf(why, sizeof(why), "%s", shmq_error_detail());
-            shmq_log(SHMQ_LOG_ERROR, "metadata from master %s refused: %s; nothing of it applied",
-                     m->name, why);
+            refusal(m, why);
             fetch_end(m);
             return;
         }

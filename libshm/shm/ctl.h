@@ -16,8 +16,10 @@
  *                      clients (producers, consumers, read-only tools) open
  *                      it O_RDONLY and map it PROT_READ.
  *   /shmq-<hash>.cons  the consumer area: consumer group offsets.  Mode
- *                      0640, written by the master only: consumers commit
- *                      through <root>/shmq.sock (reg.h), which validates.
+ *                      0640, written by the master only (and on a slave
+ *                      by the ha-receiver, moving offsets forward to its
+ *                      master's): consumers commit through
+ *                      <root>/shmq.sock (reg.h), which validates.
  *   /shmq-<hash>.wake  the wake-up words clients write (producers -> writer,
  *                      sleepers' counts) and a statistic; mode 0660.  No
  *                      process trusts a value it reads there: a scribbler
@@ -397,13 +399,15 @@ typedef struct shmq_ctl_offset {
     _Atomic int64_t offset; /* next offset to consume */
 } shmq_ctl_offset_t;
 
-/* The consumer area: written by the master only (commits arrive over <root>/shmq.sock). */
+/* The consumer area: written by the master (commits arrive over <root>/shmq.sock) and on a
+ * slave by the ha-receiver (shmq_ctl_offset_advance). */
 typedef struct shmq_ctl_cons {
     uint64_t magic;
     uint32_t version;
     uint32_t size;
-    uint64_t generation;                         /* equals the control block's */
-    _Alignas(64) _Atomic uint32_t offsets_dirty; /* master: a commit since the last save */
+    uint64_t generation; /* equals the control block's */
+    _Alignas(64) _Atomic uint32_t
+        offsets_dirty; /* master, ha-receiver: a change since the last save */
     shmq_ctl_offset_t offsets[SHMQ_CTL_MAX_OFFSETS];
 } shmq_ctl_cons_t;
 

@@ -136,7 +136,7 @@ is "$(jpath "$MASTER" '$j->{state}')" running "the master is running"
 # ---- a hostile master ------------------------------------------------------------------------
 # It answers a slave that starts empty with the real master's first records, one
 # body byte flipped in the third; on the next connection with a frame at the wrong
-# offset.
+# offset.  The slave's metadata requests on the same port are closed unanswered.
 SEG0="$MASTER/commitlog/$(ls "$MASTER/commitlog" | head -n 1)"
 T=$T perl -MIO::Socket::INET -e '
     my ($port, $seg) = @ARGV;
@@ -146,11 +146,14 @@ T=$T perl -MIO::Socket::INET -e '
     my $third = $rec[2];
     substr($log, $rec[3] - 10, 1) = chr(ord(substr($log, $rec[3] - 10, 1)) ^ 0x40);
     open(my $o, ">", "$ENV{T}/fake.third") or die; print $o "$third\n"; close $o;
-    my $l = IO::Socket::INET->new(Listen => 2, LocalAddr => "127.0.0.1", LocalPort => $port,
+    my $l = IO::Socket::INET->new(Listen => 8, LocalAddr => "127.0.0.1", LocalPort => $port,
         ReuseAddr => 1) or die "listen: $!";
-    my $c = $l->accept or die; read($c, my $r, 8);
+    # The next link connection: metadata requests of the slave (formats.md) are closed.
+    sub next_link { my $l = shift; for (;;) { my $c = $l->accept or die; read($c, my $r, 8);
+        return $c if $r ne "\xffSHMQRQ1"; close $c } }
+    my $c = next_link($l);
     print $c pack("q>N", 0, $pos) . substr($log, 0, $pos); sleep 2; close $c;
-    $c = $l->accept or die; read($c, my $r2, 8);
+    $c = next_link($l);
     print $c pack("q>N", 4096, 16) . ("\0" x 16); sleep 2; close $c;
 ' "$FAKE_PORT" "$SEG0" >"$T/fake.out" 2>&1 &
 FAKE=$!

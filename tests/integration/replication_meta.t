@@ -209,8 +209,7 @@ T=$T perl -MIO::Socket::INET -e '
 FAKE=$!
 bg_add $FAKE
 sleep 0.3
-mkdir -p "$SLAVE2/config"
-cp "$T/groups.json" "$SLAVE2/config/subscriptionGroup.json"
+(umask 077 && mkdir -p "$SLAVE2/config" && cp "$T/groups.json" "$SLAVE2/config/subscriptionGroup.json")
 start_slave "$SLAVE2" "$FAKE_PORT" slave2
 SLAVE2_PID=$LAST_PID
 ok $? "a second slave starts, following the fake master" || diag "$T/slave2.log"
