@@ -184,7 +184,8 @@ ok $? "the master's status shows the one slave in sync, no request as a slave" |
 
 # ---- a fake master with malformed metadata answers ----------------------------------------------
 # Its HA link is accepted and left silent; its answers to metadata requests are, in turn:
-# topics.json that is not JSON; a topic with 70000 queues; a length above 16 MiB; a file cut short.
+# topics.json that is not JSON; a topic with 70000 queues; a length above 16 MiB; a file cut
+# short, and that one again from then on.
 T=$T perl -MIO::Socket::INET -e '
     my $port = shift;
     sub file { my ($n, $d) = @_; pack("n", length $n) . $n . pack("N", length $d) . $d }
@@ -202,7 +203,7 @@ T=$T perl -MIO::Socket::INET -e '
         my $h = ""; read($c, $h, 8);
         if ($h ne "\xffSHMQRQ1") { push @keep, $c; next }
         read($c, my $code, 4);
-        print $c $answers[$k++ % 4]; close $c;
+        print $c $answers[$k < 3 ? $k : 3]; $k++; close $c;
         open(my $o, ">", "$ENV{T}/fake.count") or die; print $o "$k\n"; close $o;
     }
 ' "$FAKE_PORT" >"$T/fake.out" 2>&1 &
@@ -215,11 +216,11 @@ SLAVE2_PID=$LAST_PID
 ok $? "a second slave starts, following the fake master" || diag "$T/slave2.log"
 (cd "$SLAVE2/config" && md5sum * 2>/dev/null) >"$T/before.md5"
 i=0
-while [ "$(cat "$T/fake.count" 2>/dev/null || echo 0)" -lt 5 ] && [ $i -lt 600 ]; do
+while [ "$(cat "$T/fake.count" 2>/dev/null || echo 0)" -lt 7 ] && [ $i -lt 900 ]; do
     sleep 0.1
     i=$((i + 1))
 done
-[ "$(cat "$T/fake.count" 2>/dev/null || echo 0)" -ge 5 ]
+[ "$(cat "$T/fake.count" 2>/dev/null || echo 0)" -ge 7 ]
 ok $? "the slave asked the fake master for its metadata again and again" || diag "$T/fake.out"
 sleep 1
 grep -q "metadata from master 127.0.0.1:$FAKE_PORT refused.*topics.json is not JSON" "$T/slave2.log"
@@ -231,6 +232,8 @@ grep -q "refused: answer of 16777217 bytes: at most 16777216 are taken" "$T/slav
 ok $? "an answer above 16 MiB: refused before its body is read" || diag "$T/slave2.log"
 grep -q "refused.*file topics.json of 500 bytes" "$T/slave2.log"
 ok $? "a file cut short: refused" || diag "$T/slave2.log"
+is "$(count_lines "file topics.json of 500 bytes" "$T/slave2.log")" 1 \
+    "the same refusal four times in a row is logged once (again after a minute)"
 (cd "$SLAVE2/config" && md5sum * 2>/dev/null) >"$T/after.md5"
 cmp -s "$T/before.md5" "$T/after.md5"
 ok $? "nothing in the slave's config/ changed" || diag "$T/after.md5"
