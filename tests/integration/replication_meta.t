@@ -2,7 +2,8 @@
 # A slave keeps its master's metadata (RocketMQ's SlaveSynchronize), fetched
 # every 3 s and when the link connects through a request on the master's HA
 # port: a topic created on the master with shmqctl (queue counts, perm)
-# appears in the slave's topic table and topics.json; a changed
+# appears in the slave's topic table and topics.json (a topic only the slave
+# has stays); a changed
 # subscriptionGroup.json and the scheduler's delayOffset.json are copied;
 # consumer offsets committed on the master reach the slave, so that a
 # consumer there resumes where the master's stopped, while a group that
@@ -10,7 +11,8 @@
 # A request with an unknown code is answered with an error status and
 # replication goes on; a fake master whose metadata answers are malformed
 # (not JSON, a damaged entry, a length above 16 MiB, a file cut short) is
-# refused with a log line and nothing on the slave changes.
+# refused with a log line (the same one in a row logged once) and nothing on
+# the slave changes.
 # TAP output; every wait is bounded and generous (the machine is shared).
 
 SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -76,6 +78,8 @@ ok $? "and in the slave's topic table (topic list)" || diag "$T/slist.json"
 wait_jfile "$SLAVE/config/topics.json" \
     'my $t = $j->{topicConfigTable}{TopicM}; "$t->{writeQueueNums}/$t->{perm}"' 6/6
 ok $? "an update on the master (6 write queues, perm 6) follows" || diag "$T/slave.log"
+"$CTL" topic --store "$SLAVE" create TopicS --queues 2 >"$T/topics.out" 2>&1
+ok $? "a topic created on the slave alone" || diag "$T/topics.out"
 
 # ---- subscription groups ---------------------------------------------------------------------
 cat >"$T/groups.json" <<'JSON'
@@ -133,6 +137,8 @@ ok $? "the slave's own commits of GL are saved (30)" || diag "$T/slave.log"
 sleep 10
 is "$(KEY=TopicM@GL jfile "$SLAVE/config/consumerOffset.json" "$SUM")" 30 \
     "the master's older offsets of GL do not move the slave's back"
+is "$(jfile "$SLAVE/config/topics.json" '$j->{topicConfigTable}{TopicS}{readQueueNums}')" 2 \
+    "the topic only the slave has stays"
 "$CTL" consume --store "$SLAVE" $SMALL TopicM --group GM --count 18 --json --timeout 20000 \
     >"$T/gm.json" 2>"$T/gm.err"
 ok $? "a consumer of GM on the slave (as after a failover) reads the 18 the master's left" ||
