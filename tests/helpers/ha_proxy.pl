@@ -5,7 +5,9 @@
 #   cut     close every connection now (the file is removed; a test that
 #           needs a sure cut kills the proxy and starts another);
 #   flip N  on the next connection, flip one bit of the byte at offset N of
-#           the master -> slave stream (the file is removed when it is used).
+#           the master -> slave stream (the file is removed when it is used);
+#   tap     while it exists, append the master -> slave stream to tap.bin
+#           (what an eavesdropper on the link sees).
 # It logs what it does to stdout, one line each.  Runs until killed.
 use strict;
 use warnings;
@@ -71,6 +73,11 @@ while (1) {
                 print "flipped byte $at\n";
             }
             $down{$s} += $n;
+            if (-e "$dir/tap" && open(my $t, '>>', "$dir/tap.bin")) {
+                binmode $t;
+                print $t $buf;
+                close $t;
+            }
         }
         my $off = 0;
         while ($off < $n) {
