@@ -511,7 +511,7 @@ static void test_tls_wrong_key_is_refused_undelivered_on_both_sides(void **state
 static void test_tls_server_refuses_a_plain_client_and_garbage(void **state)
 {
     fx_t *f = *state;
-    f->cli_hello = "GET / HTTP/1.0\r\n\r\n"; /* not a TLS record */
+    f->cli_hello = "GET / HTTP/1.0\r\n\r\n";        /* not a TLS record */
     shmq_net_connector_cfg_t kc = connector_cfg(f); /* the client stays plain */
     uint8_t key[SHMQ_NET_PSK_SIZE];
     memset(key, 3, sizeof(key));
