@@ -349,6 +349,34 @@ static void receiver_free(receiver_t *rc)
     free(rc);
 }
 
+/*
+ * Bytes a killed receiver put after wrote were never taken: zero them.  They
+ * lie below the end of the last frame it accepted (ha.master_end, stored
+ * before the frame's bytes are put; frames never cross a segment), from
+ * wrote, or on an empty log from the start of that frame's segment.  Only
+ * that range is written: a fresh segment is not touched page by page.  A
+ * fresh control block (the whole store restarted) has no frame end: the
+ * store's recovery has judged the tail then.
+ */
+static void zero_untaken(receiver_t *rc, int64_t wrote)
+{
+    int64_t seg = rc->cfg->mapped_file_size_commit_log;
+    int64_t dirty_end = atomic_load_explicit(&rc->blk->ha.master_end, memory_order_relaxed);
+    int64_t from = wrote;
+    if (shmq_commitlog_empty(&rc->cl) && dirty_end > 0) {
+        from = (dirty_end - 1) - (dirty_end - 1) % seg;
+    }
+    for (int64_t at = from; at < dirty_end;) {
+        int64_t seg_end = (at / seg + 1) * seg;
+        int64_t end = dirty_end < seg_end ? dirty_end : seg_end;
+        shmq_mapped_file_t *mf = shmq_mfq_find(&rc->cl.q, at);
+        if (mf != NULL) {
+            memset(mf->base + (at - mf->start_offset), 0, (size_t)(end - at));
+        }
+        at = seg_end;
+    }
+}
+
 /* haMasterAddress as an address literal (a host name is looked up once, here). */
 static int master_literal(const char *hostport, char *out, size_t len)
 {
@@ -409,13 +437,7 @@ static int receiver_init(shmq_worker_t *w, void **state)
     rc->cl_open = true;
     shmq_commitlog_set_positions(&rc->cl, wrote, shmq_ctl_load(&rc->blk->flushed));
     rc->cl.raw_end = wrote;
-    /* Bytes a killed receiver put after wrote: never taken, zeroed now. */
-    int64_t seg = rc->cfg->mapped_file_size_commit_log;
-    shmq_mapped_file_t *mf = shmq_mfq_find(&rc->cl.q, wrote);
-    if (mf != NULL) {
-        int64_t rel = wrote - mf->start_offset;
-        memset(mf->base + rel, 0, (size_t)(seg - rel));
-    }
+    zero_untaken(rc, wrote);
     if (uv_loop_init(&rc->loop) != 0) {
         receiver_free(rc);
         return SHMQ_EXIT_ERROR;
