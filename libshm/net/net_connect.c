@@ -60,13 +60,7 @@ static void connector_connected(uv_connect_t *req, int status)
     uv_timer_stop(&c->timer); /* the connect timeout; start() arms the idle one */
     shmq_net_conn_prepare(c);
     if (c->cfg.tls != NULL) {
-        c->on_secure = connector_secure;
-        int rc = shmq_net_tls_begin(c);
-        if (rc < 0) {
-            shmq_net_conn_close(c, "%s", shmq_error_detail());
-            return;
-        }
-        shmq_net_conn_start(c); /* the handshake: delivered by connector_secure */
+        shmq_net_tls_start(c, connector_secure);
         return;
     }
     shmq_net_conn_deliver(c);

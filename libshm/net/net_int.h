@@ -53,12 +53,13 @@ void shmq_net_conn_start(shmq_net_conn_t *c);
 /* Queue bytes for the socket as they are (net.c; TLS records from net_tls.c). */
 int shmq_net_conn_submit(shmq_net_conn_t *c, const struct iovec *iov, int iovcnt);
 
-/* TLS (net_tls.c).  begin: the session of a prepared connection whose cfg
- * has tls, its handshake started (a client sends its hello); input: bytes
+/* TLS (net_tls.c).  start: the session of a prepared connection whose cfg
+ * has tls, its handshake started (a client sends its hello) and reading,
+ * on_secure called once it succeeded (a failure closes c); input: bytes
  * read from the socket (NULL, 0: deliver what is decrypted and waiting,
  * after a resume); write: encrypt and queue; end: free the session.
  * pending: decrypted or undecrypted bytes wait inside the session. */
-int shmq_net_tls_begin(shmq_net_conn_t *c);
+void shmq_net_tls_start(shmq_net_conn_t *c, void (*on_secure)(shmq_net_conn_t *c));
 void shmq_net_tls_input(shmq_net_conn_t *c, const char *data, size_t len);
 int shmq_net_tls_write(shmq_net_conn_t *c, const struct iovec *iov, int iovcnt);
 bool shmq_net_tls_pending(const shmq_net_conn_t *c);

@@ -90,12 +90,7 @@ static void listener_accept(uv_stream_t *s, int status)
             l->pending->pend_prev = c;
         }
         l->pending = c;
-        rc = shmq_net_tls_begin(c);
-        if (rc < 0) {
-            shmq_net_conn_close(c, "%s", shmq_error_detail());
-            return;
-        }
-        shmq_net_conn_start(c); /* the handshake: delivered by listener_secure */
+        shmq_net_tls_start(c, listener_secure);
         return;
     }
     shmq_net_conn_deliver(c);

@@ -194,7 +194,7 @@ static int tls_flush(shmq_net_conn_t *c)
     return rc;
 }
 
-int shmq_net_tls_begin(shmq_net_conn_t *c)
+static int tls_begin(shmq_net_conn_t *c)
 {
     const shmq_net_tls_t *t = c->cfg.tls;
     BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
@@ -219,6 +219,16 @@ int shmq_net_tls_begin(shmq_net_conn_t *c)
         return shmq_error_set(SHMQ_E_ARG, "TLS handshake: %s", tls_reason(c->ssl, ret));
     }
     return tls_flush(c);
+}
+
+void shmq_net_tls_start(shmq_net_conn_t *c, void (*on_secure)(shmq_net_conn_t *c))
+{
+    c->on_secure = on_secure;
+    if (tls_begin(c) < 0) {
+        shmq_net_conn_close(c, "%s", shmq_error_detail());
+        return;
+    }
+    shmq_net_conn_start(c); /* reading: the handshake, then on_secure */
 }
 
 void shmq_net_tls_end(shmq_net_conn_t *c)
