@@ -25,7 +25,7 @@ WARN     += -Wno-format-truncation
 endif
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -fPIC -D_GNU_SOURCE -Iinclude -Ilibshm -Idaemons
-LDLIBS   := -lisal -ljansson -luv -lpthread -lm -lrt
+LDLIBS   := -lisal -ljansson -luv -lssl -lcrypto -lpthread -lm -lrt
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=address,undefined
@@ -81,7 +81,7 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_TESTS_BINS := $(if $(FUZZ_RT),$(FUZZ_BINS))
 
-.PHONY: all lib tools tests test check deps format format-check clean run
+.PHONY: all lib tools tests test check deps format format-check clean run run-master run-slave run-secret
 
 all: lib tools tests
 
@@ -171,6 +171,35 @@ run: deps
 	@echo "Ctrl-C (SIGINT) or SIGTERM stops it cleanly."
 	@echo
 	exec $(BUILD)/shmqd --store $(RUN_STORE)
+
+# A master and its slave on this machine (two terminals): run-master serves
+# RUN_STORE with an HA link on port 10912, run-slave follows it on
+# RUN_SLAVE_STORE; both use the secret file RUN_SECRET (made if missing).
+RUN_SLAVE_STORE ?= ./data-slave
+RUN_SECRET      ?= $(CURDIR)/ha.secret
+run-secret:
+	@test -s $(RUN_SECRET) || (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >$(RUN_SECRET))
+	@chmod 600 $(RUN_SECRET)
+
+run-master: deps run-secret
+	$(MAKE) all
+	@echo
+	@echo "shmq: the master on $(RUN_STORE), slaves connect to port 10912 (secret $(RUN_SECRET));"
+	@echo "start its slave in another terminal with: make run-slave"
+	@echo
+	exec $(BUILD)/shmqd --store $(RUN_STORE) --set haSecretFile=$(RUN_SECRET) --set haListenPort=10912
+
+run-slave: deps run-secret
+	$(MAKE) all
+	@echo
+	@echo "shmq: the slave on $(RUN_SLAVE_STORE), following 127.0.0.1:10912; in another terminal:"
+	@echo "    $(BUILD)/shmqctl send --store $(RUN_STORE) TopicTest \"hello\""
+	@echo "    $(BUILD)/shmqctl consume --store $(RUN_SLAVE_STORE) TopicTest --group G"
+	@echo "    $(BUILD)/shmqctl status --store $(RUN_STORE)    # the slave, in sync or not"
+	@echo
+	exec $(BUILD)/shmqd --store $(RUN_SLAVE_STORE) --set brokerRole=SLAVE --set brokerId=1 \
+	    --set haSecretFile=$(RUN_SECRET) --set haMasterAddress=127.0.0.1:10912 \
+	    --set listenPort=20911 --set haListenPort=20912
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -5,9 +5,11 @@
  * (format/ha_frame.h), so that an shmq slave could follow a RocketMQ master
  * too.
  *
- * Started by shmqd on a store with brokerRole=SLAVE (and haPlainLink=true:
- * the plain protocol, without authentication) as
- * `shmq-ha-receiver --store DIR` (worker skeleton, worker.h).
+ * Started by shmqd on a store with brokerRole=SLAVE as
+ * `shmq-ha-receiver --store DIR` (worker skeleton, worker.h).  The link is
+ * TLS 1.3 with haSecretFile's pre-shared key (net/net.h: the master must
+ * hold the same secret, and a byte altered on the way closes the
+ * connection), or with haPlainLink=true the plain protocol of RocketMQ.
  *
  * Owns: `wrote` (as the writer does on a master) and the master fields of
  * the control block's replication table (shmq_ctl_ha_t); it adds topics (under
@@ -79,7 +81,8 @@ typedef struct receiver {
     uv_timer_t tick;
     uv_timer_t idle_timer;
     shmq_net_connector_t *k;
-    shmq_net_conn_t *c; /* the connection while it is up */
+    shmq_net_tls_t *tls; /* haSecretFile's, or NULL: plain */
+    shmq_net_conn_t *c;  /* the connection while it is up */
     char master[SHMQ_CTL_ADDR_MAX];
     /* the frame being read */
     uint8_t hdr[SHMQ_HA_HEADER_SIZE];
@@ -280,8 +283,8 @@ static void on_connected(shmq_net_connector_t *k, shmq_net_conn_t *c)
     rc->body_left = 0;
     /* A frame cut by the last connection left the start of a record after wrote: the
      * report says where the bytes end, and the master sends the rest. */
-    shmq_log(SHMQ_LOG_INFO, "connected to master %s; this log ends at %lld", rc->master,
-             (long long)rc->cl.raw_end);
+    shmq_log(SHMQ_LOG_INFO, "connected to master %s (%s); this log ends at %lld", rc->master,
+             shmq_net_conn_security(c), (long long)rc->cl.raw_end);
     atomic_store_explicit(&rc->blk->ha.master_connected, 1, memory_order_relaxed);
     report(rc);
     ha_meta_sync_now(rc->meta);
@@ -290,6 +293,11 @@ static void on_connected(shmq_net_connector_t *k, shmq_net_conn_t *c)
 static void on_disconnected(shmq_net_connector_t *k, const char *reason, uint32_t retry_ms)
 {
     receiver_t *rc = shmq_net_connector_arg(k);
+    if (strncmp(reason, "TLS", 3) == 0) {
+        /* A failed handshake (a master without our secret) or a record that did not
+         * authenticate (altered on the way): refused like a bad frame. */
+        atomic_fetch_add_explicit(&rc->blk->ha.refused, 1, memory_order_relaxed);
+    }
     shmq_log(SHMQ_LOG_INFO, "master %s: %s; again in %u ms", rc->master, reason, retry_ms);
 }
 
@@ -342,11 +350,40 @@ static void receiver_free(receiver_t *rc)
         }
         shmq_worker_uv_close(&rc->loop);
     }
+    shmq_net_tls_free(rc->tls);
     atomic_store_explicit(&rc->blk->ha.master_connected, 0, memory_order_relaxed);
     if (rc->cl_open) {
         shmq_commitlog_close(&rc->cl);
     }
     free(rc);
+}
+
+/*
+ * Bytes a killed receiver put after wrote were never taken: zero them.  They
+ * lie below the end of the last frame it accepted (ha.master_end, stored
+ * before the frame's bytes are put; frames never cross a segment), from
+ * wrote, or on an empty log from the start of that frame's segment.  Only
+ * that range is written: a fresh segment is not touched page by page.  A
+ * fresh control block (the whole store restarted) has no frame end: the
+ * store's recovery has judged the tail then.
+ */
+static void zero_untaken(receiver_t *rc, int64_t wrote)
+{
+    int64_t seg = rc->cfg->mapped_file_size_commit_log;
+    int64_t dirty_end = atomic_load_explicit(&rc->blk->ha.master_end, memory_order_relaxed);
+    int64_t from = wrote;
+    if (shmq_commitlog_empty(&rc->cl) && dirty_end > 0) {
+        from = (dirty_end - 1) - (dirty_end - 1) % seg;
+    }
+    for (int64_t at = from; at < dirty_end;) {
+        int64_t seg_end = (at / seg + 1) * seg;
+        int64_t end = dirty_end < seg_end ? dirty_end : seg_end;
+        shmq_mapped_file_t *mf = shmq_mfq_find(&rc->cl.q, at);
+        if (mf != NULL) {
+            memset(mf->base + (at - mf->start_offset), 0, (size_t)(end - at));
+        }
+        at = seg_end;
+    }
 }
 
 /* haMasterAddress as an address literal (a host name is looked up once, here). */
@@ -409,13 +446,7 @@ static int receiver_init(shmq_worker_t *w, void **state)
     rc->cl_open = true;
     shmq_commitlog_set_positions(&rc->cl, wrote, shmq_ctl_load(&rc->blk->flushed));
     rc->cl.raw_end = wrote;
-    /* Bytes a killed receiver put after wrote: never taken, zeroed now. */
-    int64_t seg = rc->cfg->mapped_file_size_commit_log;
-    shmq_mapped_file_t *mf = shmq_mfq_find(&rc->cl.q, wrote);
-    if (mf != NULL) {
-        int64_t rel = wrote - mf->start_offset;
-        memset(mf->base + rel, 0, (size_t)(seg - rel));
-    }
+    zero_untaken(rc, wrote);
     if (uv_loop_init(&rc->loop) != 0) {
         receiver_free(rc);
         return SHMQ_EXIT_ERROR;
@@ -425,7 +456,12 @@ static int receiver_init(shmq_worker_t *w, void **state)
     rc->tick.data = rc;
     uv_timer_start(&rc->tick, on_tick, RECEIVER_TICK_MS, RECEIVER_TICK_MS);
     uv_timer_init(&rc->loop, &rc->idle_timer);
-    if (ha_meta_sync_start(&rc->loop, &w->ctl, addr, rc->master, &rc->meta) < 0) {
+    r = shmq_worker_ha_tls(rc->cfg, false, &rc->tls);
+    if (r < 0) {
+        receiver_free(rc);
+        return SHMQ_EXIT_CONFIG;
+    }
+    if (ha_meta_sync_start(&rc->loop, &w->ctl, addr, rc->master, rc->tls, &rc->meta) < 0) {
         receiver_free(rc);
         return SHMQ_EXIT_ERROR;
     }
@@ -435,7 +471,8 @@ static int receiver_init(shmq_worker_t *w, void **state)
         .arg = rc,
         .conn = {.on_read = on_read,
                  .on_close = on_close,
-                 .idle_ms = (uint32_t)rc->cfg->ha_housekeeping_interval},
+                 .idle_ms = (uint32_t)rc->cfg->ha_housekeeping_interval,
+                 .tls = rc->tls},
     };
     r = shmq_net_connector_start(&rc->loop, addr, &kc, &rc->k);
     if (r < 0) {
@@ -443,10 +480,8 @@ static int receiver_init(shmq_worker_t *w, void **state)
         receiver_free(rc);
         return SHMQ_EXIT_CONFIG;
     }
-    shmq_log(SHMQ_LOG_INFO,
-             "following master %s (%s) from %lld (RocketMQ's plain HA protocol: no "
-             "authentication)",
-             rc->master, addr, (long long)wrote);
+    shmq_log(SHMQ_LOG_INFO, "following master %s (%s) from %lld (%s)", rc->master, addr,
+             (long long)wrote, shmq_worker_ha_link(rc->cfg));
     *state = rc;
     return 0;
 }

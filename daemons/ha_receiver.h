@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "net/net.h"
 #include "shm/ctl.h"
 
 #define HA_META_SYNC_MS 3000 /* RocketMQ's SlaveSynchronize: every 10 s */
@@ -20,10 +21,12 @@ typedef struct ha_meta_sync ha_meta_sync_t;
 /*
  * Start fetching the metadata of the master at addr (an address literal,
  * "127.0.0.1:10912"; name is how the log names it) on loop, applying it
- * to the store of ctl.  0 and *out, or -ENOMEM.
+ * to the store of ctl; tls: the link's (NULL: the plain protocol), kept by
+ * the caller until ha_meta_sync_stop and the loop's close.  0 and *out, or
+ * -ENOMEM.
  */
 int ha_meta_sync_start(uv_loop_t *loop, shmq_ctl_t *ctl, const char *addr, const char *name,
-                       ha_meta_sync_t **out);
+                       const shmq_net_tls_t *tls, ha_meta_sync_t **out);
 
 /* Fetch now, unless a fetch is under way (the link just connected). */
 void ha_meta_sync_now(ha_meta_sync_t *m);

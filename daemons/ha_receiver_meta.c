@@ -65,7 +65,8 @@ struct ha_meta_sync {
     char addr[64];
     char name[SHMQ_CTL_ADDR_MAX];
     uv_timer_t timer;
-    shmq_net_connector_t *k; /* the fetch under way, NULL between fetches */
+    const shmq_net_tls_t *tls; /* the link's: requests go the link's way (NULL: plain) */
+    shmq_net_connector_t *k;   /* the fetch under way, NULL between fetches */
     uint8_t head[SHMQ_HA_ANSWER_HEAD_SIZE];
     size_t head_len;
     bool have_head;
@@ -489,7 +490,7 @@ static void fetch(ha_meta_sync_t *m)
         .on_connected = on_connected,
         .on_disconnected = on_disconnected,
         .arg = m,
-        .conn = {.on_read = on_read, .idle_ms = META_IDLE_MS},
+        .conn = {.on_read = on_read, .idle_ms = META_IDLE_MS, .tls = m->tls},
     };
     if (shmq_net_connector_start(m->loop, m->addr, &kc, &m->k) < 0) {
         m->k = NULL;
@@ -505,7 +506,7 @@ static void on_timer(uv_timer_t *t)
 /* ---- start / stop ------------------------------------------------------------------------ */
 
 int ha_meta_sync_start(uv_loop_t *loop, shmq_ctl_t *ctl, const char *addr, const char *name,
-                       ha_meta_sync_t **out)
+                       const shmq_net_tls_t *tls, ha_meta_sync_t **out)
 {
     ha_meta_sync_t *m = calloc(1, sizeof(*m));
     if (m == NULL) {
@@ -513,6 +514,7 @@ int ha_meta_sync_start(uv_loop_t *loop, shmq_ctl_t *ctl, const char *addr, const
     }
     m->loop = loop;
     m->ctl = ctl;
+    m->tls = tls;
     snprintf(m->addr, sizeof(m->addr), "%s", addr);
     snprintf(m->name, sizeof(m->name), "%s", name);
     uv_timer_init(loop, &m->timer);

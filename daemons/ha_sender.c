@@ -4,9 +4,13 @@
  * RocketMQ's classic HA protocol (format/ha_frame.h), so that a RocketMQ
  * slave could follow an shmq master too.
  *
- * Started by shmqd on a master whose replication link is configured
- * (haPlainLink=true: the plain protocol, without authentication), as
- * `shmq-ha-sender --store DIR` (worker skeleton, worker.h).
+ * Started by shmqd on a master whose replication link is configured, as
+ * `shmq-ha-sender --store DIR` (worker skeleton, worker.h): haSecretFile
+ * (TLS 1.3 with the file's pre-shared key, net/net.h: only a slave that
+ * holds the same secret is served, and every byte is authenticated and
+ * encrypted) or haPlainLink=true (the plain protocol, without
+ * authentication, that a RocketMQ slave speaks).  A failed handshake is
+ * logged and counted (`refused`), as is a slave closed for a bad report.
  *
  * Owns: `replicated` (the block's position: the offset the slowest slave in
  * sync has confirmed; it never moves back) and the slave table of the
@@ -98,7 +102,8 @@ struct sender {
     uv_loop_t loop;
     bool loop_open;
     shmq_net_listener_t *lis;
-    uv_async_t wake; /* the waiter: `wrote` moved */
+    shmq_net_tls_t *tls; /* haSecretFile's, or NULL: plain */
+    uv_async_t wake;     /* the waiter: `wrote` moved */
     uv_timer_t tick;
     uv_timer_t idle_timer;
     slave_t *slaves[SHMQ_CTL_MAX_SLAVES];
@@ -192,6 +197,7 @@ static void close_slave(slave_t *s, const char *fmt, ...)
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
     s->closed = true;
+    atomic_fetch_add_explicit(&s->hs->blk->ha.refused, 1, memory_order_relaxed);
     shmq_net_conn_close(s->c, "%s", why);
 }
 
@@ -481,7 +487,16 @@ static void on_accept(shmq_net_listener_t *l, shmq_net_conn_t *c, int err)
     hs->slaves[i] = s;
     shmq_net_conn_set_arg(c, s);
     /* A slave says so with its first report (on_report); a request with its magic. */
-    shmq_log(SHMQ_LOG_DEBUG, "%s connected", s->addr);
+    shmq_log(SHMQ_LOG_DEBUG, "%s connected (%s)", s->addr, shmq_net_conn_security(c));
+}
+
+/* A connection that failed the TLS handshake: a wrong secret, a plain slave, garbage. */
+static void on_refused(shmq_net_listener_t *l, const char *peer, const char *reason)
+{
+    sender_t *hs = shmq_net_listener_arg(l);
+    atomic_fetch_add_explicit(&hs->blk->ha.refused, 1, memory_order_relaxed);
+    shmq_log(SHMQ_LOG_WARN, "connection from %s refused: %s (is haSecretFile the same there?)",
+             peer, reason);
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
@@ -555,6 +570,7 @@ static void sender_free(sender_t *hs)
         uv_run(&hs->loop, UV_RUN_NOWAIT); /* the on_close callbacks */
         shmq_worker_uv_close(&hs->loop);
     }
+    shmq_net_tls_free(hs->tls);
     for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
         free(hs->slaves[i]);
         atomic_store_explicit(&hs->blk->ha.slaves[i].state, SHMQ_SLAVE_FREE, memory_order_release);
@@ -604,14 +620,21 @@ static int sender_init(shmq_worker_t *w, void **state)
     uv_timer_init(&hs->loop, &hs->idle_timer);
     char where[32];
     snprintf(where, sizeof(where), "0.0.0.0:%d", hs->cfg->ha_listen_port);
+    rc = shmq_worker_ha_tls(hs->cfg, true, &hs->tls);
+    if (rc < 0) {
+        sender_free(hs);
+        return SHMQ_EXIT_CONFIG;
+    }
     shmq_net_listen_cfg_t lc = {
         .on_accept = on_accept,
+        .on_refused = on_refused,
         .arg = hs,
         .conn = {.on_read = on_read,
                  .on_drain = on_drain,
                  .on_close = on_close,
                  .high_water = SENDER_HIGH_WATER,
-                 .idle_ms = (uint32_t)hs->cfg->ha_housekeeping_interval},
+                 .idle_ms = (uint32_t)hs->cfg->ha_housekeeping_interval,
+                 .tls = hs->tls},
     };
     rc = shmq_net_listen(&hs->loop, where, &lc, &hs->lis);
     if (rc < 0) {
@@ -625,8 +648,7 @@ static int sender_init(shmq_worker_t *w, void **state)
         return SHMQ_EXIT_ERROR;
     }
     hs->waiter_started = true;
-    shmq_log(SHMQ_LOG_INFO,
-             "listening for slaves on %s (RocketMQ's plain HA protocol: no authentication)", where);
+    shmq_log(SHMQ_LOG_INFO, "listening for slaves on %s (%s)", where, shmq_worker_ha_link(hs->cfg));
     *state = hs;
     return 0;
 }

@@ -51,6 +51,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "net/net.h"
 #include "shm/ctl.h"
 #include "store/fence.h"
 #include "shmq/errors.h"
@@ -267,6 +268,17 @@ static int parse_config(int argc, char **argv, shmq_config_t *cfg)
     }
     shmq_error_clear();
     rc = shmq_config_validate(cfg);
+    if (rc == 0 && cfg->ha_secret_file[0] != '\0') {
+        /* The HA roles read it when they start; a bad one is a configuration error now. */
+        uint8_t key[SHMQ_NET_PSK_SIZE];
+        rc = shmq_net_secret_load(cfg->ha_secret_file, key);
+        explicit_bzero(key, sizeof(key));
+        if (rc < 0) {
+            char why[512];
+            snprintf(why, sizeof(why), "%s", shmq_error_detail());
+            rc = shmq_error_set(SHMQ_E_CONFIG, "haSecretFile: %s", why);
+        }
+    }
     return rc < 0 ? config_fail(rc) : 0;
 }
 
@@ -711,7 +723,7 @@ static bool role_runs(const shmq_config_t *cfg, enum shmq_role role)
     case SHMQ_ROLE_HA_RECEIVER:
         return slave;
     case SHMQ_ROLE_HA_SENDER:
-        return !slave && cfg->ha_plain_link;
+        return !slave && (cfg->ha_plain_link || cfg->ha_secret_file[0] != '\0');
     case SHMQ_ROLE_INDEXER:
         return cfg->message_index_enable;
     default:

@@ -247,3 +247,36 @@ void shmq_worker_uv_close(uv_loop_t *loop)
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
 }
+
+/* ---- the replication link (worker_uv.h) ---------------------------------------------------- */
+
+#define HA_TLS_IDENTITY "shmq-ha/1" /* the PSK identity: the use and its version */
+
+int shmq_worker_ha_tls(const shmq_config_t *cfg, bool server, shmq_net_tls_t **out)
+{
+    *out = NULL;
+    if (cfg->ha_secret_file[0] == '\0') {
+        return 0;
+    }
+    uint8_t key[SHMQ_NET_PSK_SIZE];
+    int rc = shmq_net_secret_load(cfg->ha_secret_file, key);
+    if (rc == 0) {
+        rc = shmq_net_tls_psk(server, HA_TLS_IDENTITY, key, out);
+    }
+    explicit_bzero(key, sizeof(key));
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "haSecretFile: %s", shmq_error_detail());
+        return SHMQ_E_CONFIG;
+    }
+    return 0;
+}
+
+const char *shmq_worker_ha_link(const shmq_config_t *cfg)
+{
+    static char text[1100];
+    if (cfg->ha_secret_file[0] == '\0') {
+        return "RocketMQ's plain HA protocol: no authentication (haPlainLink=true)";
+    }
+    snprintf(text, sizeof(text), "TLS 1.3, pre-shared key of %s", cfg->ha_secret_file);
+    return text;
+}

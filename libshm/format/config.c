@@ -62,6 +62,7 @@ enum key_kind {
     KEY_COMMITLOG_DIR, /* one directory or "" */
     KEY_IP,            /* "" or an IPv4/IPv6 address */
     KEY_HOSTPORT,      /* "" or host:port */
+    KEY_ABS_PATH,      /* "" or an absolute path */
 };
 
 typedef struct key_def {
@@ -153,6 +154,7 @@ static const key_def_t config_keys[] = {
     K("haMaxGapNotInSync", KEY_I64, ha_max_gap_not_in_sync, 0, 1LL << 50),
     K("slaveTimeout", KEY_I32, slave_timeout, 1, MS_HOUR),
     K("haPlainLink", KEY_BOOL, ha_plain_link, 0, 0),
+    K("haSecretFile", KEY_ABS_PATH, ha_secret_file, 0, 0),
 };
 
 /* Older spellings RocketMQ used, mapped to today's key (warned as deprecated). */
@@ -492,6 +494,7 @@ void shmq_config_defaults(shmq_config_t *cfg)
 
     cfg->ha_listen_port = 10912;
     cfg->ha_master_address[0] = '\0';
+    cfg->ha_secret_file[0] = '\0';
     cfg->ha_send_heartbeat_interval = 5000;
     cfg->ha_housekeeping_interval = 20000;
     cfg->ha_transfer_batch_size = 32 * 1024;
@@ -628,6 +631,11 @@ static int config_apply(shmq_config_t *cfg, const key_def_t *k, const char *valu
         }
         return config_set_string(k, field, file, line, value);
     }
+    case KEY_ABS_PATH:
+        if (value[0] != '\0' && value[0] != '/') {
+            return config_bad(file, line, k->name, value, "an absolute path");
+        }
+        return config_set_string(k, field, file, line, value);
     case KEY_HOSTPORT:
         if (value[0] != '\0' && !parse_hostport(value)) {
             return config_bad(file, line, k->name, value, "host:port with a port 1..65535");
@@ -785,9 +793,10 @@ static int config_invalid(const char *key, const char *fmt, ...)
  * - 1..64 delay levels;
  * - haListenPort differs from listenPort;
  * - a SLAVE has brokerId > 0 (RocketMQ refuses otherwise), an
- *   haMasterAddress (shmq has no name server to learn it from) and
- *   haPlainLink=true (the only link this version has); so does a
- *   SYNC_MASTER.
+ *   haMasterAddress (shmq has no name server to learn it from) and a
+ *   replication link: haSecretFile (TLS with a pre-shared key) or, said
+ *   explicitly, haPlainLink=true (RocketMQ's plain protocol); so does a
+ *   SYNC_MASTER; never both.
  */
 int shmq_config_validate(const shmq_config_t *cfg)
 {
@@ -847,20 +856,27 @@ int shmq_config_validate(const shmq_config_t *cfg)
     if (cfg->ha_listen_port == cfg->listen_port) {
         return config_invalid("haListenPort", "%d is also listenPort", cfg->ha_listen_port);
     }
-    if (cfg->broker_role == SHMQ_SYNC_MASTER && !cfg->ha_plain_link) {
-        return config_invalid("haPlainLink",
-                              "a SYNC_MASTER answers a send once a slave has it, over RocketMQ's "
-                              "plain HA protocol, which has no authentication: set "
-                              "haPlainLink=true to use it (this version has no authenticated "
-                              "link)");
+    bool link = cfg->ha_plain_link || cfg->ha_secret_file[0] != '\0';
+    if (cfg->ha_plain_link && cfg->ha_secret_file[0] != '\0') {
+        return config_invalid("haSecretFile",
+                              "%s is set together with haPlainLink=true: the link is either "
+                              "authenticated (haSecretFile) or plain, not both",
+                              cfg->ha_secret_file);
+    }
+    if (cfg->broker_role == SHMQ_SYNC_MASTER && !link) {
+        return config_invalid("haSecretFile",
+                              "a SYNC_MASTER answers a send once a slave has it: set "
+                              "haSecretFile to a secret file shared with the slaves (TLS with a "
+                              "pre-shared key), or haPlainLink=true for RocketMQ's plain HA "
+                              "protocol, which has no authentication");
     }
     if (cfg->broker_role == SHMQ_SLAVE) {
-        if (!cfg->ha_plain_link) {
-            return config_invalid("haPlainLink",
-                                  "a SLAVE follows its master over RocketMQ's plain HA "
-                                  "protocol, which has no authentication: set "
-                                  "haPlainLink=true to use it (this version has no "
-                                  "authenticated link)");
+        if (!link) {
+            return config_invalid("haSecretFile",
+                                  "a SLAVE follows its master over a replication link: set "
+                                  "haSecretFile to the secret file its master has (TLS with a "
+                                  "pre-shared key), or haPlainLink=true for RocketMQ's plain HA "
+                                  "protocol, which has no authentication");
         }
         if (cfg->broker_id <= 0) {
             return config_invalid("brokerId", "a SLAVE needs brokerId > 0, got %lld",

@@ -102,9 +102,12 @@ typedef struct shmq_config {
     int32_t ha_transfer_batch_size;     /* 32 KiB */
     int64_t ha_max_gap_not_in_sync;     /* 256 MiB */
     int32_t slave_timeout;              /* 3000 */
-    /* haPlainLink (shmq key): replicate over RocketMQ's plain, unauthenticated HA protocol.
-     * false: no ha-sender runs and a SLAVE cannot start. */
+    /* haPlainLink (shmq key): replicate over RocketMQ's plain, unauthenticated HA protocol. */
     bool ha_plain_link;
+    /* haSecretFile (shmq key): replicate over TLS 1.3 with the key of this secret file
+     * (0600, the broker's user; both sides hold the same).  Neither this nor haPlainLink:
+     * no ha-sender runs, and neither a SLAVE nor a SYNC_MASTER starts. */
+    char ha_secret_file[1024];
 } shmq_config_t;
 
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */

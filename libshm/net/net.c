@@ -76,6 +76,12 @@ static void conn_handle_closed(uv_handle_t *h)
     if (c->delivered && !c->silent && c->cfg.on_close != NULL) {
         c->cfg.on_close(c, c->reason);
     }
+    if (c->lis != NULL) {
+        shmq_net_listener_conn_gone(c->lis, c);
+    }
+    if (c->ssl != NULL) {
+        shmq_net_tls_end(c);
+    }
     if (c->owner != NULL) {
         shmq_net_connector_conn_gone(c->owner, c);
     }
@@ -108,6 +114,7 @@ int shmq_net_conn_new(uv_loop_t *loop, const shmq_net_conn_cfg_t *cfg, void *arg
     c->timer.data = c;
     c->open_handles = 2;
     snprintf(c->peer, sizeof(c->peer), "?");
+    snprintf(c->security, sizeof(c->security), "plain");
     *out = c;
     return 0;
 }
@@ -147,7 +154,11 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         shmq_net_conn_close(c, "read: %s", uv_strerror((int)nread));
     } else if (nread > 0) {
         c->last_read_ms = uv_now(c->tcp.loop);
-        c->cfg.on_read(c, c->buf, (size_t)nread);
+        if (c->ssl != NULL) {
+            shmq_net_tls_input(c, c->buf, (size_t)nread);
+        } else {
+            c->cfg.on_read(c, c->buf, (size_t)nread);
+        }
     }
 }
 
@@ -170,6 +181,16 @@ static void conn_idle_fired(uv_timer_t *t)
     }
 }
 
+/* After a resume: what TLS decrypted (or holds) while paused, then the idle timer again. */
+static void conn_tls_resumed(uv_timer_t *t)
+{
+    shmq_net_conn_t *c = t->data;
+    if (c->cfg.idle_ms > 0) {
+        uv_timer_start(&c->timer, conn_idle_fired, c->cfg.idle_ms, 0);
+    }
+    shmq_net_tls_input(c, NULL, 0);
+}
+
 void shmq_net_conn_prepare(shmq_net_conn_t *c)
 {
     struct sockaddr_storage sa;
@@ -188,9 +209,14 @@ void shmq_net_conn_prepare(shmq_net_conn_t *c)
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
         shmq_net_addr_text((const struct sockaddr *)&sa, c->peer, sizeof(c->peer));
     }
-    c->delivered = true;
     c->up_ms = uv_now(c->tcp.loop);
     c->last_read_ms = c->up_ms;
+}
+
+void shmq_net_conn_deliver(shmq_net_conn_t *c)
+{
+    c->delivered = true;
+    c->up_ms = uv_now(c->tcp.loop);
 }
 
 void shmq_net_conn_start(shmq_net_conn_t *c)
@@ -237,6 +263,10 @@ int shmq_net_conn_resume_read(shmq_net_conn_t *c)
     if (rc < 0) {
         return shmq_error_set(rc, "%s: read: %s", c->peer, uv_strerror(rc));
     }
+    if (shmq_net_tls_pending(c)) {
+        /* Records read before the pause: delivered from the loop, not from this call. */
+        uv_timer_start(&c->timer, conn_tls_resumed, 0, 0);
+    }
     return 0;
 }
 
@@ -271,6 +301,12 @@ int shmq_net_conn_writev(shmq_net_conn_t *c, const struct iovec *iov, int iovcnt
         return shmq_error_set(-EAGAIN, "%s: %zu bytes queued (high-water mark %zu)", c->peer,
                               shmq_net_conn_queued(c), c->cfg.high_water);
     }
+    return c->ssl != NULL ? shmq_net_tls_write(c, iov, iovcnt)
+                          : shmq_net_conn_submit(c, iov, iovcnt);
+}
+
+int shmq_net_conn_submit(shmq_net_conn_t *c, const struct iovec *iov, int iovcnt)
+{
     size_t len = 0;
     for (int i = 0; i < iovcnt; i++) {
         len += iov[i].iov_len;
@@ -318,6 +354,11 @@ size_t shmq_net_conn_queued(const shmq_net_conn_t *c)
 const char *shmq_net_conn_peer(const shmq_net_conn_t *c)
 {
     return c->peer;
+}
+
+const char *shmq_net_conn_security(const shmq_net_conn_t *c)
+{
+    return c->security;
 }
 
 void *shmq_net_conn_arg(const shmq_net_conn_t *c)

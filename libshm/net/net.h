@@ -17,6 +17,14 @@
  * callback of it runs after that.  Memory is released by the loop's close callbacks: run the loop
  * until it has no handles before uv_loop_close().
  *
+ * Security: a connection is plain TCP, or TLS 1.3 authenticated by a
+ * pre-shared key (cfg.tls, net_tls.c) when both ends hold the same secret.
+ * A TLS connection is delivered (on_accept, on_connected) only once its
+ * handshake has succeeded, so a caller never sees bytes from a peer that
+ * did not prove the secret; every record is then authenticated and
+ * encrypted (AES-GCM or ChaCha20-Poly1305), and a record altered on the way
+ * closes the connection ("TLS: bad record mac").
+ *
  * Errors: negative errno (libuv's codes are negative errno) or SHMQ_E_ARG,
  * with a shmq_error_set() detail.
  */
@@ -40,6 +48,7 @@
 typedef struct shmq_net_conn shmq_net_conn_t;
 typedef struct shmq_net_listener shmq_net_listener_t;
 typedef struct shmq_net_connector shmq_net_connector_t;
+typedef struct shmq_net_tls shmq_net_tls_t;
 
 /* ---- addresses ----------------------------------------------------------- */
 
@@ -79,6 +88,9 @@ typedef struct shmq_net_conn_cfg {
     /* SO_SNDBUF / SO_RCVBUF in bytes (RocketMQ's HA connections: 64 KiB);
      * 0: the kernel sizes them as it goes. */
     int sndbuf, rcvbuf;
+    /* TLS 1.3 with a pre-shared key (shmq_net_tls_psk()), NULL: plain TCP.
+     * Shared by the connections; must outlive them. */
+    const shmq_net_tls_t *tls;
 } shmq_net_conn_cfg_t;
 
 /*
@@ -118,6 +130,9 @@ void shmq_net_conn_close(shmq_net_conn_t *c, const char *fmt, ...)
 /* The peer's address as text ("127.0.0.1:4711", "[::1]:4711"). */
 const char *shmq_net_conn_peer(const shmq_net_conn_t *c);
 
+/* What protects the connection: "plain", or "TLSv1.3 TLS_AES_128_GCM_SHA256". */
+const char *shmq_net_conn_security(const shmq_net_conn_t *c);
+
 /* The caller's pointer: the listener's or connector's arg until set. */
 void *shmq_net_conn_arg(const shmq_net_conn_t *c);
 void shmq_net_conn_set_arg(shmq_net_conn_t *c, void *arg);
@@ -129,6 +144,10 @@ typedef struct shmq_net_listen_cfg {
      * paused or closed here); or c NULL and err < 0 when accept() failed
      * (EMFILE...): listening goes on.  Required. */
     void (*on_accept)(shmq_net_listener_t *l, shmq_net_conn_t *c, int err);
+    /* A TLS connection that failed its handshake (wrong secret, garbage, a
+     * plain client, silence for idle_ms) and was closed undelivered: peer
+     * and reason ("TLS handshake: ..."), for a log line.  Optional. */
+    void (*on_refused)(shmq_net_listener_t *l, const char *peer, const char *reason);
     void *arg;                /* shmq_net_listener_arg(), each new connection's arg */
     bool any_port;            /* port 0 allowed: the kernel picks one */
     int backlog;              /* 0: 128 */
@@ -182,5 +201,35 @@ void *shmq_net_connector_arg(const shmq_net_connector_t *k);
  * on_close; no callback of k or of its connection runs after, and neither
  * pointer may be used once the calling callback (or this call) returns. */
 void shmq_net_connector_stop(shmq_net_connector_t *k);
+
+/* ---- TLS with a pre-shared key (net_tls.c) ------------------------------- */
+
+#define SHMQ_NET_PSK_SIZE   32   /* the key: SHA-256 of the secret */
+#define SHMQ_NET_SECRET_MIN 16   /* bytes of secret a file must hold, at least */
+#define SHMQ_NET_SECRET_MAX 4096 /* ... and at most */
+
+/*
+ * Read a secret file into a key: the file must be a regular file owned by
+ * this process's user, with no permission for group or others (0600 or
+ * 0400), and hold SHMQ_NET_SECRET_MIN..MAX bytes (trailing white space,
+ * such as the newline of `openssl rand -hex 32 > file`, is not part of
+ * it); the key is the SHA-256 of the secret.  SHMQ_E_CONFIG with a
+ * detail naming the file and what is wrong ("mode 0644: readable by
+ * group or others; chmod 600 it").
+ */
+int shmq_net_secret_load(const char *path, uint8_t key[SHMQ_NET_PSK_SIZE]);
+
+/*
+ * A TLS context for one side (server: accepted connections; client: a
+ * connector's), TLS 1.3 only, authenticated by the key alone (no
+ * certificates): identity names the use ("shmq-ha"), and a peer must
+ * present the same identity and key.  Returns 0 and *out, or SHMQ_E_ARG /
+ * -ENOMEM with a detail.
+ */
+int shmq_net_tls_psk(bool server, const char *identity, const uint8_t key[SHMQ_NET_PSK_SIZE],
+                     shmq_net_tls_t **out);
+
+/* Free a context no connection uses any more; NULL is allowed. */
+void shmq_net_tls_free(shmq_net_tls_t *t);
 
 #endif

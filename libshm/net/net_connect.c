@@ -39,6 +39,13 @@ static void connector_retry_closed(uv_handle_t *h)
     connector_free_if_done(k);
 }
 
+/* The TLS handshake succeeded: the caller gets the connection (reading runs already). */
+static void connector_secure(shmq_net_conn_t *c)
+{
+    shmq_net_conn_deliver(c);
+    c->owner->cfg.on_connected(c->owner, c);
+}
+
 static void connector_connected(uv_connect_t *req, int status)
 {
     shmq_net_conn_t *c = req->data;
@@ -52,6 +59,11 @@ static void connector_connected(uv_connect_t *req, int status)
     }
     uv_timer_stop(&c->timer); /* the connect timeout; start() arms the idle one */
     shmq_net_conn_prepare(c);
+    if (c->cfg.tls != NULL) {
+        shmq_net_tls_start(c, connector_secure);
+        return;
+    }
+    shmq_net_conn_deliver(c);
     k->cfg.on_connected(k, c);
     shmq_net_conn_start(c);
 }

@@ -2,6 +2,9 @@
  * net: the listener (net.h).  Binds, listens, and turns each accepted
  * socket into a connection (net.c) handed to on_accept; it keeps no list
  * of them: an accepted connection lives on its own until its on_close.
+ * With TLS a connection is handed over once its handshake succeeded; until
+ * then the listener keeps it in a list (closed with the listener), and one
+ * whose handshake fails is reported to on_refused.
  */
 #include "net/net_int.h"
 
@@ -15,11 +18,43 @@ struct shmq_net_listener {
     shmq_net_listen_cfg_t cfg;
     int port;
     bool closing;
+    shmq_net_conn_t *pending; /* TLS handshakes in progress */
 };
 
 static void listener_closed(uv_handle_t *h)
 {
     free(h->data);
+}
+
+static void pending_unlink(shmq_net_listener_t *l, shmq_net_conn_t *c)
+{
+    if (c->pend_prev != NULL) {
+        c->pend_prev->pend_next = c->pend_next;
+    } else {
+        l->pending = c->pend_next;
+    }
+    if (c->pend_next != NULL) {
+        c->pend_next->pend_prev = c->pend_prev;
+    }
+    c->pend_next = c->pend_prev = NULL;
+    c->lis = NULL;
+}
+
+/* The TLS handshake succeeded: the caller gets the connection (reading runs already). */
+static void listener_secure(shmq_net_conn_t *c)
+{
+    shmq_net_listener_t *l = c->lis;
+    pending_unlink(l, c);
+    shmq_net_conn_deliver(c);
+    l->cfg.on_accept(l, c, 0);
+}
+
+void shmq_net_listener_conn_gone(shmq_net_listener_t *l, shmq_net_conn_t *c)
+{
+    pending_unlink(l, c);
+    if (l->cfg.on_refused != NULL && !l->closing) {
+        l->cfg.on_refused(l, c->peer, c->reason);
+    }
 }
 
 static void listener_accept(uv_stream_t *s, int status)
@@ -47,6 +82,18 @@ static void listener_accept(uv_stream_t *s, int status)
         return;
     }
     shmq_net_conn_prepare(c);
+    if (c->cfg.tls != NULL) {
+        c->lis = l;
+        c->on_secure = listener_secure;
+        c->pend_next = l->pending;
+        if (l->pending != NULL) {
+            l->pending->pend_prev = c;
+        }
+        l->pending = c;
+        shmq_net_tls_start(c, listener_secure);
+        return;
+    }
+    shmq_net_conn_deliver(c);
     l->cfg.on_accept(l, c, 0);
     shmq_net_conn_start(c);
 }
@@ -104,6 +151,11 @@ void shmq_net_listener_close(shmq_net_listener_t *l)
 {
     if (!l->closing) {
         l->closing = true;
+        while (l->pending != NULL) {
+            shmq_net_conn_t *c = l->pending;
+            pending_unlink(l, c);
+            shmq_net_conn_close(c, "listener closed");
+        }
         uv_close((uv_handle_t *)&l->tcp, listener_closed);
     }
 }

@@ -330,7 +330,9 @@ typedef struct shmq_ctl_ha {
     _Atomic int64_t last_frame_ms; /* when the last frame arrived */
     _Atomic uint64_t frames;       /* frames received */
     _Atomic uint64_t bytes;        /* log bytes received */
-    _Atomic uint64_t refused;      /* connections closed for bad input (logged) */
+    /* connections closed for bad input (logged): by the ha-receiver on a slave (frames,
+     * records), by the ha-sender on a master (handshakes, reports) */
+    _Atomic uint64_t refused;
 } shmq_ctl_ha_t;
 
 /* ---- the block ------------------------------------------------------------------ */

@@ -5,12 +5,17 @@
 #   cut     close every connection now (the file is removed; a test that
 #           needs a sure cut kills the proxy and starts another);
 #   flip N  on the next connection, flip one bit of the byte at offset N of
-#           the master -> slave stream (the file is removed when it is used).
+#           the master -> slave stream (the file is removed when it is used);
+#   tap     while it exists, append the master -> slave stream to tap.bin
+#           (what an eavesdropper on the link sees);
+#   delay MS  while it exists, hold what arrives (either way) MS milliseconds
+#           before passing it on, in order (a slow link).
 # It logs what it does to stdout, one line each.  Runs until killed.
 use strict;
 use warnings;
 use IO::Socket::INET;
 use IO::Select;
+use Time::HiRes qw(time);
 
 my ($lport, $tport, $dir) = @ARGV;
 die "usage: ha_proxy.pl LISTEN_PORT TARGET_PORT CONTROL_DIR\n" unless defined $dir;
@@ -22,7 +27,39 @@ my $sel = IO::Select->new($l);
 my %peer;       # socket -> its other end
 my %down;       # master-side socket -> bytes forwarded to the slave so far
 my %flip_at;    # master-side socket -> offset to flip
+my @held;       # [due time, from-socket, bytes] waiting for the delay, in arrival order
+
+# Pass bytes from $s to its peer; a failure closes the pair.
+sub pass {
+    my ($s, $buf) = @_;
+    my $o = $peer{$s} or return;
+    my ($off, $n) = (0, length $buf);
+    while ($off < $n) {
+        my $w = syswrite($o, $buf, $n - $off, $off);
+        if (!defined $w) {
+            $sel->remove($s, $o);
+            close $s;
+            close $o;
+            delete @peer{$s, $o};
+            return;
+        }
+        $off += $w;
+    }
+}
+
+sub delay_ms {
+    open(my $f, '<', "$dir/delay") or return 0;
+    my $ms = <$f> // 0;
+    close $f;
+    chomp $ms;
+    return $ms =~ /^\d+$/ ? $ms : 0;
+}
+
 while (1) {
+    while (@held && $held[0][0] <= time) {
+        my $h = shift @held;
+        pass($h->[1], $h->[2]);
+    }
     if (-e "$dir/cut") {
         unlink "$dir/cut";
         for my $s (keys %peer) {
@@ -32,7 +69,12 @@ while (1) {
         %peer = (); %down = (); %flip_at = ();
         print "cut\n";
     }
-    for my $s ($sel->can_read(0.05)) {
+    my $wait = 0.05;
+    if (@held) {
+        my $due = $held[0][0] - time;
+        $wait = $due < 0 ? 0 : ($due < $wait ? $due : $wait);
+    }
+    for my $s ($sel->can_read($wait)) {
         if ($s == $l) {
             my $c = $l->accept or next;
             my $m = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tport") or do { close $c; next };
@@ -71,18 +113,17 @@ while (1) {
                 print "flipped byte $at\n";
             }
             $down{$s} += $n;
-        }
-        my $off = 0;
-        while ($off < $n) {
-            my $w = syswrite($o, $buf, $n - $off, $off);
-            if (!defined $w) {
-                $sel->remove($s, $o);
-                close $s;
-                close $o;
-                delete @peer{$s, $o};
-                last;
+            if (-e "$dir/tap" && open(my $t, '>>', "$dir/tap.bin")) {
+                binmode $t;
+                print $t $buf;
+                close $t;
             }
-            $off += $w;
+        }
+        my $ms = delay_ms();
+        if ($ms > 0 || @held) { # in order: behind what is held already
+            push @held, [time + $ms / 1000, $s, $buf];
+        } else {
+            pass($s, $buf);
         }
     }
 }

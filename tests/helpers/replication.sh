@@ -3,7 +3,10 @@
 # more shmqd processes with stores of their own (their processes and control
 # blocks go with the test too).  After broker_init:
 #     . "$SRC/tests/helpers/replication.sh"
-# sets HA_PORT, FAKE_PORT, MASTER, SLAVE, SLAVE2, MCONF and the cleanup trap.
+# sets HA_PORT, FAKE_PORT, MASTER, SLAVE, SLAVE2, HA_SECRET, MCONF and the
+# cleanup trap.  The link is the default one, TLS with the pre-shared key of
+# HA_SECRET (a fresh secret file of the test, mode 0600); a test of
+# RocketMQ's plain protocol calls use_plain_link first.
 
 # A free TCP port of 127.0.0.1 (the kernel's pick; reused at once).
 free_port() {
@@ -17,9 +20,16 @@ SLAVE="$T/slave"
 SLAVE2="$T/slave2"
 SLAVE_PID=""
 SLAVE2_PID=""
-MCONF="--set haPlainLink=true --set haListenPort=$HA_PORT --set listenPort=$((HA_PORT - 1))"
+HA_SECRET="$T/ha.secret"
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$HA_SECRET")
+LINK="--set haSecretFile=$HA_SECRET"
+MCONF="$LINK --set haListenPort=$HA_PORT --set listenPort=$((HA_PORT - 1))"
+use_plain_link() { # RocketMQ's plain HA protocol on master and slaves from here on
+    LINK="--set haPlainLink=true"
+    MCONF="$LINK --set haListenPort=$HA_PORT --set listenPort=$((HA_PORT - 1))"
+}
 sconf() { # sconf MASTER_PORT: a slave's settings
-    echo "--set brokerRole=SLAVE --set brokerId=1 --set haPlainLink=true" \
+    echo "--set brokerRole=SLAVE --set brokerId=1 $LINK" \
         "--set haMasterAddress=127.0.0.1:$1 --set haListenPort=1 --set listenPort=2"
 }
 

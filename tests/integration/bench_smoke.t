@@ -84,6 +84,25 @@ is "$(jget "$T/e1.json" msgs)" 400 "e2e: every message sent was received"
 is "$(jget "$T/e1.json" extra.lost)" 0 "e2e: nothing acknowledged went missing"
 is "$(jget "$T/e1.json" latency_us.count)" 400 "e2e: one latency sample per message received"
 
+# ---- --slave: a master and its slave (SYNC_MASTER: every send waits for it) ----
+run rs produce --slave --set brokerRole=SYNC_MASTER --count 2000 --producers 2 --inflight 8 \
+    --size 100 --no-baseline $BSET
+ok $? "produce --slave: a SYNC_MASTER and its slave"
+is "$(jget "$T/rs.json" msgs)" 2000 "produce --slave: every send acknowledged by master and slave"
+is "$(jget "$T/rs.json" errors)" 0 "produce --slave: no errors (no SLAVE_NOT_AVAILABLE)"
+is "$(jget "$T/rs.json" config.slave)" 1 "produce --slave: the configuration says so"
+is "$(jget "$T/rs.json" extra.replication.caught_up_at_end)" 1 "produce --slave: the slave caught up"
+[ "$(jget "$T/rs.json" extra.replication.samples)" -gt 0 ] 2>/dev/null &&
+    [ "$(jget "$T/rs.json" extra.replication.lag_ms_max)" != null ] &&
+    [ "$(jget "$T/rs.json" extra.replication.lag_bytes_p99)" != null ]
+ok $? "produce --slave: the slave's lag is reported in bytes and milliseconds"
+run re e2e --slave --rate 2000 --count 400 --size 32 --no-baseline $BSET
+ok $? "e2e --slave: an ASYNC_MASTER and its slave"
+is "$(jget "$T/re.json" extra.lost)" 0 "e2e --slave: nothing acknowledged went missing"
+is "$(jget "$T/re.json" extra.replication.caught_up_at_end)" 1 "e2e --slave: the slave caught up"
+"$BENCH" consume --slave --count 10 --no-baseline >"$T/rx.out" 2>&1
+is $? 2 "--slave with a mode other than produce and e2e is refused"
+
 # ---- a running broker (--store) ----
 if start_broker; then
     run s1 produce --store "$STORE" --count 500 --size 80 --no-baseline
@@ -142,6 +161,7 @@ fi
 # ---- usage ----
 "$BENCH" produce --inflight 0 >/dev/null 2>&1
 is $? 2 "a bad option exits 2"
-ls "$T" | grep -q '^shmq-bench-store' && ok 1 "temporary stores removed" || ok 0 "temporary stores removed"
+ls "$T" | grep -q '^shmq-bench-\(store\|slave\)' && ok 1 "temporary stores removed" ||
+    ok 0 "temporary stores removed"
 
 done_testing

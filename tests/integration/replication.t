@@ -9,7 +9,8 @@
 # nothing; garbage on the master's HA port, a report beyond the master's
 # end, and a "master" that sends a damaged record or a frame at the wrong
 # offset close the connection with a log line and change nothing else;
-# SLAVE or SYNC_MASTER without haPlainLink are refused at start.
+# SLAVE or SYNC_MASTER without a link (haSecretFile or haPlainLink) are
+# refused at start.
 # TAP output; every wait is bounded.
 
 SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -17,6 +18,7 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 broker_init replication
 
 . "$SRC/tests/helpers/replication.sh"
+use_plain_link # this file tests RocketMQ's protocol, with fake peers speaking it
 
 # ---- a master with several segments, then an empty slave -----------------------------
 start_broker $MCONF
@@ -183,11 +185,11 @@ SLAVE2_PID=""
 "$SHMQD" --store "$T/bad1" $SMALL --set brokerRole=SLAVE --set brokerId=1 \
     --set haMasterAddress=127.0.0.1:1 >"$T/bad1.log" 2>&1
 rc=$?
-[ $rc -eq 2 ] && grep -q "haPlainLink" "$T/bad1.log"
-ok $? "a SLAVE without haPlainLink=true does not start, naming the key (exit $rc)" || diag "$T/bad1.log"
+[ $rc -eq 2 ] && grep -q "haSecretFile" "$T/bad1.log" && grep -q "haPlainLink=true" "$T/bad1.log"
+ok $? "a SLAVE without a link does not start, naming both keys (exit $rc)" || diag "$T/bad1.log"
 "$SHMQD" --store "$T/bad2" $SMALL --set brokerRole=SYNC_MASTER >"$T/bad2.log" 2>&1
 rc=$?
-[ $rc -eq 2 ] && grep -q "haPlainLink" "$T/bad2.log"
+[ $rc -eq 2 ] && grep -q "haSecretFile" "$T/bad2.log"
 ok $? "a SYNC_MASTER without a link to slaves does not start either (exit $rc)" ||
     diag "$T/bad2.log"
 

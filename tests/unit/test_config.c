@@ -222,7 +222,8 @@ static void test_sample_broker_conf_with_comments_aliases_crlf_loads(void **stat
     assert_int_equal(f->last_line, 14);
     /* A SYNC_MASTER needs its link to slaves. */
     assert_int_equal(shmq_config_validate(&c), SHMQ_E_CONFIG);
-    assert_contains(shmq_error_detail(), "key 'haPlainLink'");
+    assert_contains(shmq_error_detail(), "key 'haSecretFile'");
+    assert_contains(shmq_error_detail(), "haPlainLink=true");
     c.ha_plain_link = true;
     assert_int_equal(shmq_config_validate(&c), 0);
 }
@@ -509,14 +510,22 @@ static void test_validate_refuses_inconsistent_values(void **state)
 
     shmq_config_defaults(&c);
     assert_int_equal(shmq_config_set(&c, "brokerRole", "SYNC_MASTER", NULL, NULL), 0);
-    expect_invalid(&c, "haPlainLink"); /* a SYNC_MASTER needs a link to its slaves */
+    expect_invalid(&c, "haSecretFile"); /* a SYNC_MASTER needs a link to its slaves */
     assert_int_equal(shmq_config_set(&c, "haPlainLink", "true", NULL, NULL), 0);
     assert_int_equal(shmq_config_validate(&c), 0);
+    /* Plain or authenticated, not both; the secret file's path is absolute. */
+    assert_int_equal(shmq_config_set(&c, "haSecretFile", "ha.secret", NULL, NULL), SHMQ_E_CONFIG);
+    assert_contains(shmq_error_detail(), "an absolute path");
+    assert_int_equal(shmq_config_set(&c, "haSecretFile", "/etc/shmq/ha.secret", NULL, NULL), 0);
+    expect_invalid(&c, "haSecretFile");
+    assert_int_equal(shmq_config_set(&c, "haPlainLink", "false", NULL, NULL), 0);
+    assert_int_equal(shmq_config_validate(&c), 0);
+    assert_string_equal(c.ha_secret_file, "/etc/shmq/ha.secret");
 
     shmq_config_defaults(&c);
     assert_int_equal(shmq_config_set(&c, "brokerRole", "SLAVE", NULL, NULL), 0);
-    expect_invalid(&c, "haPlainLink");
-    assert_int_equal(shmq_config_set(&c, "haPlainLink", "true", NULL, NULL), 0);
+    expect_invalid(&c, "haSecretFile");
+    assert_int_equal(shmq_config_set(&c, "haSecretFile", "/etc/shmq/ha.secret", NULL, NULL), 0);
     expect_invalid(&c, "brokerId");
     assert_int_equal(shmq_config_set(&c, "brokerId", "1", NULL, NULL), 0);
     expect_invalid(&c, "haMasterAddress");

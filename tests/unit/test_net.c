@@ -6,6 +6,10 @@
  * reconnects with growing delays (to a listener that appears late, after a
  * server's close) and the reset after a connection that lasted; writes
  * after a close; closing and stopping from inside callbacks; addresses.
+ * TLS with a pre-shared key: the same exchanges encrypted; a wrong key, a
+ * plain client and garbage fail the handshake undelivered (on_refused on
+ * the server, on_disconnected with the reason on the client); paused
+ * reading keeps decrypted bytes until the resume; the secret file's checks.
  *
  * Times are the loop's (uv_now) and are only asserted as "not before":
  * the machine may be loaded, so no test expects anything to be quick.
@@ -17,9 +21,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "net/net.h"
@@ -76,6 +83,9 @@ struct fx {
     int srv_write_after_close_rc;
     int late_listen_rc;
     int ticks_sent;
+    int refused;
+    char refused_reason[160];
+    shmq_net_tls_t *tls_srv, *tls_cli;
 };
 
 static uint64_t now(fx_t *f)
@@ -230,6 +240,14 @@ static void cli_disconnected(shmq_net_connector_t *k, const char *reason, uint32
     }
 }
 
+static void srv_refused(shmq_net_listener_t *l, const char *peer, const char *reason)
+{
+    fx_t *f = shmq_net_listener_arg(l);
+    assert_true(strncmp(peer, "127.0.0.1:", 10) == 0);
+    f->refused++;
+    snprintf(f->refused_reason, sizeof(f->refused_reason), "%s", reason);
+}
+
 /* ---- set-up -------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -245,6 +263,7 @@ static int setup(void **state)
     f->lcfg.conn.on_read = side_read;
     f->lcfg.conn.on_drain = side_drained;
     f->lcfg.conn.on_close = side_closed;
+    f->lcfg.on_refused = srv_refused;
     *state = f;
     return 0;
 }
@@ -266,6 +285,8 @@ static int teardown(void **state)
         uv_run(&f->loop, UV_RUN_DEFAULT);
         uv_loop_close(&f->loop);
     }
+    shmq_net_tls_free(f->tls_srv);
+    shmq_net_tls_free(f->tls_cli);
     free(f);
     return 0;
 }
@@ -361,19 +382,33 @@ static void test_bytes_are_echoed_both_ways_and_peers_named(void **state)
     finish(f);
 }
 
-static void test_writes_past_high_water_get_eagain_then_drain_when_peer_reads(void **state)
+/* Both sides on TLS: the server with key srv_key, the client with cli_key. */
+static void use_tls(fx_t *f, shmq_net_connector_cfg_t *kc, char srv_key, char cli_key)
 {
-    fx_t *f = *state;
+    uint8_t key[SHMQ_NET_PSK_SIZE];
+    memset(key, srv_key, sizeof(key));
+    assert_int_equal(shmq_net_tls_psk(true, "shmq-test", key, &f->tls_srv), 0);
+    memset(key, cli_key, sizeof(key));
+    assert_int_equal(shmq_net_tls_psk(false, "shmq-test", key, &f->tls_cli), 0);
+    f->lcfg.conn.tls = f->tls_srv;
+    kc->conn.tls = f->tls_cli;
+}
+
+static void high_water_then_drain(fx_t *f, bool tls)
+{
     const size_t high = 256 * 1024, low = 64 * 1024, chunk = 64 * 1024;
     f->pattern = true;
     f->srv_pause_on_accept = true;
     f->lcfg.conn.idle_ms = 1000;     /* does not run while paused */
     f->lcfg.conn.rcvbuf = 64 * 1024; /* fixed buffers: the kernel takes no more later */
-    start_listener(f, "127.0.0.1:0");
     shmq_net_connector_cfg_t kc = connector_cfg(f);
     kc.conn.high_water = high;
     kc.conn.low_water = low;
     kc.conn.sndbuf = 64 * 1024;
+    if (tls) {
+        use_tls(f, &kc, 7, 7);
+    }
+    start_listener(f, "127.0.0.1:0");
     start_connector(f, &kc);
     RUN_UNTIL(f, f->cli.conn != NULL && f->srv.conn != NULL);
 
@@ -414,6 +449,150 @@ static void test_writes_past_high_water_get_eagain_then_drain_when_peer_reads(vo
     assert_int_equal(shmq_net_conn_write(f->cli.conn, buf, 1), 0);
     RUN_UNTIL(f, f->srv.got_total == sent + 1);
     finish(f);
+}
+
+static void test_writes_past_high_water_get_eagain_then_drain_when_peer_reads(void **state)
+{
+    high_water_then_drain(*state, false);
+}
+
+static void test_tls_writes_past_high_water_drain_and_paused_reads_resume(void **state)
+{
+    high_water_then_drain(*state, true);
+}
+
+static void test_tls_bytes_go_both_ways_encrypted(void **state)
+{
+    fx_t *f = *state;
+    f->srv_echo = true;
+    f->srv_hello = "hello from server;";
+    f->cli_hello = "ping 1;";
+    f->cli_stop_on_disconnected = true;
+    shmq_net_connector_cfg_t kc = connector_cfg(f);
+    use_tls(f, &kc, 1, 1);
+    start_listener(f, "127.0.0.1:0");
+    start_connector(f, &kc);
+
+    const char *want = "hello from server;ping 1;";
+    RUN_UNTIL(f, f->cli.got_total == strlen(want));
+    assert_memory_equal(f->cli.got, want, strlen(want));
+    assert_memory_equal(f->srv.got, "ping 1;", strlen("ping 1;"));
+    assert_true(strncmp(shmq_net_conn_security(f->cli.conn), "TLSv1.3 TLS_", 12) == 0);
+    assert_true(strncmp(shmq_net_conn_security(f->srv.conn), "TLSv1.3 TLS_", 12) == 0);
+    assert_int_equal(f->refused, 0);
+
+    shmq_net_conn_close(f->cli.conn, "done");
+    RUN_UNTIL(f, f->srv.closes == 1 && f->disconnects == 1);
+    assert_string_equal(f->srv.reasons[0], "closed by peer");
+    finish(f);
+}
+
+static void test_tls_wrong_key_is_refused_undelivered_on_both_sides(void **state)
+{
+    fx_t *f = *state;
+    f->srv_hello = "secret data;";
+    shmq_net_connector_cfg_t kc = connector_cfg(f);
+    use_tls(f, &kc, 1, 2);
+    start_listener(f, "127.0.0.1:0");
+    start_connector(f, &kc);
+    RUN_UNTIL(f, f->refused >= 2 && f->disconnects >= 2);
+    /* Never delivered: no accept, no connect, not a byte to either caller. */
+    assert_int_equal(f->accepts, 0);
+    assert_int_equal(f->connects, 0);
+    assert_int_equal(f->cli.got_total, 0);
+    assert_int_equal(f->srv.got_total, 0);
+    assert_non_null(strstr(f->refused_reason, "TLS handshake: "));
+    assert_non_null(strstr(f->disc_reason[0], "TLS handshake: "));
+    /* ... and the connector keeps trying, with growing delays. */
+    assert_true(f->retry_ms[1] > f->retry_ms[0]);
+    finish(f);
+}
+
+static void test_tls_server_refuses_a_plain_client_and_garbage(void **state)
+{
+    fx_t *f = *state;
+    f->cli_hello = "GET / HTTP/1.0\r\n\r\n";        /* not a TLS record */
+    shmq_net_connector_cfg_t kc = connector_cfg(f); /* the client stays plain */
+    uint8_t key[SHMQ_NET_PSK_SIZE];
+    memset(key, 3, sizeof(key));
+    assert_int_equal(shmq_net_tls_psk(true, "shmq-test", key, &f->tls_srv), 0);
+    f->lcfg.conn.tls = f->tls_srv;
+    start_listener(f, "127.0.0.1:0");
+    start_connector(f, &kc);
+    RUN_UNTIL(f, f->refused >= 1 && f->disconnects >= 1);
+    assert_int_equal(f->accepts, 0);
+    assert_int_equal(f->srv.got_total, 0);
+    assert_non_null(strstr(f->refused_reason, "TLS handshake: "));
+    finish(f);
+}
+
+static void test_tls_silent_peer_is_closed_by_the_idle_timeout(void **state)
+{
+    fx_t *f = *state;
+    shmq_net_connector_cfg_t kc = connector_cfg(f); /* plain, says nothing */
+    uint8_t key[SHMQ_NET_PSK_SIZE];
+    memset(key, 3, sizeof(key));
+    assert_int_equal(shmq_net_tls_psk(true, "shmq-test", key, &f->tls_srv), 0);
+    f->lcfg.conn.tls = f->tls_srv;
+    f->lcfg.conn.idle_ms = 300;
+    start_listener(f, "127.0.0.1:0");
+    start_connector(f, &kc);
+    RUN_UNTIL(f, f->refused >= 1);
+    assert_int_equal(f->accepts, 0);
+    assert_string_equal(f->refused_reason, "idle 300 ms");
+    finish(f);
+}
+
+/* Write a secret file with the given text and mode. */
+static void write_secret(const char *path, const char *text, mode_t mode)
+{
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static void test_secret_file_is_checked_and_hashed(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/shmq-secret-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ha.secret", dir);
+    uint8_t k1[SHMQ_NET_PSK_SIZE], k2[SHMQ_NET_PSK_SIZE], k3[SHMQ_NET_PSK_SIZE];
+
+    write_secret(path, "0123456789abcdef0123456789abcdef\n", 0600);
+    assert_int_equal(shmq_net_secret_load(path, k1), 0);
+    write_secret(path, "0123456789abcdef0123456789abcdef", 0400);
+    assert_int_equal(shmq_net_secret_load(path, k2), 0);
+    assert_memory_equal(k1, k2, sizeof(k1)); /* the newline is not part of it */
+    write_secret(path, "0123456789abcdef0123456789abcdeX", 0600);
+    assert_int_equal(shmq_net_secret_load(path, k3), 0);
+    assert_memory_not_equal(k1, k3, sizeof(k1));
+
+    write_secret(path, "0123456789abcdef0123456789abcdef", 0640);
+    assert_int_equal(shmq_net_secret_load(path, k3), SHMQ_E_CONFIG);
+    assert_non_null(strstr(shmq_error_detail(), "mode 0640"));
+    assert_non_null(strstr(shmq_error_detail(), "chmod 600"));
+    write_secret(path, "short\n", 0600);
+    assert_int_equal(shmq_net_secret_load(path, k3), SHMQ_E_CONFIG);
+    assert_non_null(strstr(shmq_error_detail(), "5 bytes of secret"));
+    assert_int_equal(shmq_net_secret_load(dir, k3), SHMQ_E_CONFIG);
+    assert_non_null(strstr(shmq_error_detail(), "not a regular file"));
+    unlink(path);
+    assert_int_equal(shmq_net_secret_load(path, k3), SHMQ_E_CONFIG);
+    assert_non_null(strstr(shmq_error_detail(), "No such file"));
+    /* A symlink is not followed. */
+    write_secret(path, "0123456789abcdef0123456789abcdef", 0600);
+    char link[160];
+    snprintf(link, sizeof(link), "%s/link", dir);
+    assert_int_equal(symlink(path, link), 0);
+    assert_int_equal(shmq_net_secret_load(link, k3), SHMQ_E_CONFIG);
+    unlink(link);
+    unlink(path);
+    rmdir(dir);
 }
 
 static void test_idle_connection_is_closed_with_the_reason(void **state)
@@ -658,6 +837,16 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_writes_past_high_water_get_eagain_then_drain_when_peer_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_bytes_go_both_ways_encrypted, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_tls_writes_past_high_water_drain_and_paused_reads_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_wrong_key_is_refused_undelivered_on_both_sides,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_server_refuses_a_plain_client_and_garbage, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls_silent_peer_is_closed_by_the_idle_timeout, setup,
+                                        teardown),
+        cmocka_unit_test(test_secret_file_is_checked_and_hashed),
         cmocka_unit_test_setup_teardown(test_idle_connection_is_closed_with_the_reason, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reads_postpone_the_idle_timeout, setup, teardown),

@@ -13,6 +13,7 @@
 #define SHMQ_BENCH_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,9 +22,12 @@
 
 #include <jansson.h>
 
+#include "shm/ctl.h"
+
 #define BENCH_TOPIC        "BenchTopic"
 #define BENCH_MAX_PROCS    64
 #define BENCH_MAX_SETS     32
+#define BENCH_MAX_EXTRA    (BENCH_MAX_SETS + 8)  /* --set values a started shmqd gets beside */
 #define BENCH_E2E_MAGIC    0x45324553484d5142ULL /* "BQMHSE2E": an e2e body's first 8 bytes */
 #define BENCH_E2E_MIN_SIZE 16                    /* magic + send time */
 
@@ -66,6 +70,7 @@ typedef struct bench_opts {
     bool keep;                        /* --keep: leave the temporary store */
     bool no_check_crcs;               /* consume: --no-check-crcs (check.crcs=false) */
     int passes;                       /* consume: --passes, reads of the backlog (1) */
+    bool slave;                       /* produce, e2e: --slave, the started broker gets a slave */
     const char *sets[BENCH_MAX_SETS]; /* --set KEY=VALUE for a started broker */
     int nsets;
 } bench_opts_t;
@@ -195,6 +200,40 @@ void bench_broker_close(bench_broker_t *b, bool keep);
 pid_t bench_broker_worker_pid(const bench_broker_t *b, int role);
 /* Store counters: messages and record bytes stored so far. */
 int bench_broker_counters(const bench_broker_t *b, uint64_t *msgs, uint64_t *bytes);
+
+/* ---- a slave of the started broker (slave.c) ------------------------------------------------- */
+
+typedef struct bench_slave {
+    bench_broker_t b;   /* the slave's shmqd and store */
+    char tmp[PATH_MAX]; /* its temporary directory: the store and the secret */
+    char secret[PATH_MAX + 16];
+    char set_secret[PATH_MAX + 32], set_ha_port[32], set_master[64];
+    const char *master_sets[2]; /* --set values the master needs */
+    int nmaster_sets;
+    /* the sampler */
+    shmq_ctl_t mctl, sctl;
+    pthread_t sampler;
+    bool sampling;
+    _Atomic bool stop;
+    bench_hist_t lag_bytes; /* master's wrote - slave's wrote, per sample */
+    bench_hist_t lag_ns;    /* master's end at a sample to the slave's reaching it */
+    int64_t unresolved;     /* master ends the slave had not reached when sampling stopped */
+} bench_slave_t;
+
+/* Its directory and secret, and the master's extra --set values (before the master starts). */
+int bench_slave_prepare(const bench_opts_t *o, bench_slave_t *s);
+/* Start the slave of master and wait until the master lists it in sync. */
+int bench_slave_start(const bench_opts_t *o, const bench_broker_t *master, bench_slave_t *s);
+/* The lag sampler, from the start of the load to its end (stop waits for the slave to catch
+ * up, at most 30 s, then adds "replication" to r->extra). */
+int bench_slave_sample_start(const bench_broker_t *master, bench_slave_t *s);
+struct bench_report;
+void bench_slave_sample_stop(bench_slave_t *s, struct bench_report *r);
+/* Stop the slave and remove its directory (unless keep). */
+void bench_slave_close(bench_slave_t *s, bool keep);
+/* With --slave: prepare, open the master with its sets, start the slave; else open the
+ * master.  On failure everything is closed. */
+int bench_open_with_slave(const bench_opts_t *o, bench_broker_t *b, bench_slave_t *s);
 
 /* ---- machine baseline -------------------------------------------------------------------------
  */

@@ -89,12 +89,12 @@ int bench_broker_spawn(const bench_opts_t *o, const char *root, const char *cons
                    strerror(errno));
         return -ENOENT;
     }
-    const char *argv[8 + 2 * BENCH_MAX_SETS + 16];
+    const char *argv[4 + 2 * (BENCH_MAX_SETS + BENCH_MAX_EXTRA)];
     int ac = 0;
     argv[ac++] = prog;
     argv[ac++] = "--store";
     argv[ac++] = root;
-    for (int i = 0; i < nextra && i < 8; i++) {
+    for (int i = 0; i < nextra && i < BENCH_MAX_EXTRA; i++) {
         argv[ac++] = "--set";
         argv[ac++] = extra[i];
     }
@@ -165,8 +165,11 @@ int bench_broker_wait(bench_broker_t *b, int timeout_ms)
             /* Acquire: pairs with the master's and workers' release stores of states. */
             bool up =
                 atomic_load_explicit(&blk->hdr.state, memory_order_acquire) == SHMQ_STATE_RUNNING;
+            /* A slave's ha-receiver stands in for the writer. */
+            bool slave = blk->hdr.config.broker_role == SHMQ_SLAVE;
             for (int r = SHMQ_ROLE_WRITER; up && r <= SHMQ_ROLE_DISPATCHER; r++) {
-                up = atomic_load_explicit(&blk->workers[r].state, memory_order_acquire) ==
+                int role = r == SHMQ_ROLE_WRITER && slave ? SHMQ_ROLE_HA_RECEIVER : r;
+                up = atomic_load_explicit(&blk->workers[role].state, memory_order_acquire) ==
                      SHMQ_WORKER_RUNNING;
             }
             if (up) {

@@ -117,7 +117,8 @@ int bench_e2e(const bench_opts_t *o, bench_report_t *r)
         return -EINVAL;
     }
     bench_broker_t b;
-    int rc = bench_broker_open(o, NULL, 0, &b);
+    bench_slave_t sl;
+    int rc = bench_open_with_slave(o, &b, &sl);
     if (rc < 0) {
         return rc;
     }
@@ -129,6 +130,7 @@ int bench_e2e(const bench_opts_t *o, bench_report_t *r)
     pid_t pids[BENCH_MAX_PROCS + 1] = {0};
     bench_prod_t bps[BENCH_MAX_PROCS];
     if (!sh) {
+        bench_slave_close(&sl, o->keep);
         bench_broker_close(&b, o->keep);
         return -ENOMEM;
     }
@@ -154,6 +156,9 @@ int bench_e2e(const bench_opts_t *o, bench_report_t *r)
     }
     pids[np] = cpid;
     rc = bench_children_ready(sh, pids, np + 1);
+    if (rc == 0 && o->slave) {
+        rc = bench_slave_sample_start(&b, &sl);
+    }
     if (rc == 0) {
         bench_start(sh, 0);
         bench_children_reap(sh, pids, np);
@@ -189,11 +194,13 @@ int bench_e2e(const bench_opts_t *o, bench_report_t *r)
             r->errors += snd.msgs - r->msgs; /* acknowledged, never received */
         }
         bench_report_free(&snd);
+        bench_slave_sample_stop(&sl, r);
     } else {
         bench_children_kill(pids, np + 1);
         rc = -1;
     }
     bench_shared_free(sh);
+    bench_slave_close(&sl, o->keep);
     bench_broker_close(&b, o->keep);
     return rc;
 }

@@ -69,6 +69,10 @@ static void usage(FILE *f)
                "  --plot FILE.png      draw the latency percentile curve (needs gnuplot)\n"
                "  --no-baseline        skip the memcpy / fdatasync measurement\n"
                "  --keep               keep the temporary store\n"
+               "  --slave              produce, e2e: the started broker gets a slave (a second\n"
+               "                       store, TLS link on 127.0.0.1); with --set\n"
+               "                       brokerRole=SYNC_MASTER sends wait for it; reports the\n"
+               "                       slave's lag in bytes and milliseconds\n"
                "  --no-check-crcs      consume: the consumer checks no record CRC\n"
                "                       (shmq_consumer_set_check_crcs(c, false))\n"
                "  --passes N           consume: read the backlog N times in one process and\n"
@@ -149,6 +153,7 @@ enum {
     OPT_PLOT,
     OPT_NO_BASELINE,
     OPT_KEEP,
+    OPT_SLAVE,
     OPT_NO_CHECK_CRCS,
     OPT_PASSES,
 };
@@ -178,6 +183,7 @@ static const struct option long_opts[] = {
     {"plot", required_argument, NULL, OPT_PLOT},
     {"no-baseline", no_argument, NULL, OPT_NO_BASELINE},
     {"keep", no_argument, NULL, OPT_KEEP},
+    {"slave", no_argument, NULL, OPT_SLAVE},
     {"no-check-crcs", no_argument, NULL, OPT_NO_CHECK_CRCS},
     {"passes", required_argument, NULL, OPT_PASSES},
     {"help", no_argument, NULL, 'h'},
@@ -353,6 +359,9 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
         case OPT_KEEP:
             o->keep = true;
             break;
+        case OPT_SLAVE:
+            o->slave = true;
+            break;
         case OPT_NO_CHECK_CRCS:
             o->no_check_crcs = true;
             break;
@@ -395,6 +404,11 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
         fprintf(stderr, "shmq-bench: e2e sends single messages (no --batch)\n");
         return -1;
     }
+    if (o->slave && (o->store != NULL || (o->mode != BENCH_PRODUCE && o->mode != BENCH_E2E))) {
+        fprintf(stderr, "shmq-bench: --slave is for produce and e2e on a started broker (no "
+                        "--store)\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -410,6 +424,7 @@ json_t *bench_config_json(const bench_opts_t *o, const bench_broker_t *b)
     json_object_set_new(c, "batch", json_integer(o->batch));
     json_object_set_new(c, "topic", json_string(o->topic));
     json_object_set_new(c, "store", o->store ? json_string(o->store) : json_string("temporary"));
+    json_object_set_new(c, "slave", json_boolean(o->slave));
     json_object_set_new(c, "segment_bytes", json_integer(b->seg_size));
     json_object_set_new(c, "check_crcs", json_boolean(!o->no_check_crcs));
     json_object_set_new(c, "passes", json_integer(o->passes));

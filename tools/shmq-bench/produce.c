@@ -355,7 +355,8 @@ static int64_t quota_of(const bench_opts_t *o, int i)
 int bench_produce(const bench_opts_t *o, bench_report_t *r)
 {
     bench_broker_t b;
-    int rc = bench_broker_open(o, NULL, 0, &b);
+    bench_slave_t sl;
+    int rc = bench_open_with_slave(o, &b, &sl);
     if (rc < 0) {
         return rc;
     }
@@ -365,6 +366,7 @@ int bench_produce(const bench_opts_t *o, bench_report_t *r)
     pid_t pids[BENCH_MAX_PROCS] = {0};
     bench_prod_t bps[BENCH_MAX_PROCS];
     if (!sh) {
+        bench_slave_close(&sl, o->keep);
         bench_broker_close(&b, o->keep);
         return -ENOMEM;
     }
@@ -374,12 +376,16 @@ int bench_produce(const bench_opts_t *o, bench_report_t *r)
         pids[i] = bench_fork_producer(&bps[i]);
     }
     rc = bench_children_ready(sh, pids, o->producers);
+    if (rc == 0 && o->slave) {
+        rc = bench_slave_sample_start(&b, &sl);
+    }
     uint64_t m0 = 0, by0 = 0, m1 = 0, by1 = 0;
     if (rc == 0) {
         bench_broker_counters(&b, &m0, &by0);
         bench_start(sh, o->count > 0 ? 0 : o->seconds);
         bench_children_reap(sh, pids, o->producers);
         bench_broker_counters(&b, &m1, &by1);
+        bench_slave_sample_stop(&sl, r);
         int64_t end_ns, bytes;
         bench_sum(sh, 0, o->producers, r, &end_ns, &bytes);
         r->seconds = (double)(end_ns - sh->start_ns) / 1e9;
@@ -402,6 +408,7 @@ int bench_produce(const bench_opts_t *o, bench_report_t *r)
         rc = -1;
     }
     bench_shared_free(sh);
+    bench_slave_close(&sl, o->keep);
     bench_broker_close(&b, o->keep);
     return rc;
 }

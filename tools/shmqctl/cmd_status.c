@@ -166,7 +166,11 @@ static void replication_json(const shmq_ctl_t *ctl, json_t *o)
                         json_string(slave                                  ? "SLAVE"
                                     : cfg->broker_role == SHMQ_SYNC_MASTER ? "SYNC_MASTER"
                                                                            : "ASYNC_MASTER"));
-    json_object_set_new(r, "link", json_string(cfg->ha_plain_link ? "plain" : "none"));
+    json_object_set_new(r, "link",
+                        json_string(cfg->ha_secret_file[0] != '\0' ? "tls-psk"
+                                    : cfg->ha_plain_link           ? "plain"
+                                                                   : "none"));
+    json_object_set_new(r, "refused", json_integer((json_int_t)LOAD(ha->refused)));
     json_object_set_new(r, "replicated", json_integer(shmq_ctl_load(&ctl->blk->replicated)));
     if (slave) {
         json_t *m = json_object();
