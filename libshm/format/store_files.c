@@ -871,17 +871,27 @@ int shmq_file_write_atomic(const char *path, const void *data, size_t len)
         return shmq_error_set(rc, "write %s: %s", tmp, strerror(-rc));
     }
     /*
-     * Crash states: before this rename, path is the old complete version;
-     * between the renames, path is missing and path.bak is the old version
-     * (loaders fall back to it); after, path is the new version.  If only the
-     * second rename reached the disk, path is the new (fsynced) version.
-     * rename never follows a link: a link at path or path.bak is replaced.
+     * The old version becomes path.bak through a second name (a hard link,
+     * renamed over the old .bak), and only then the new one replaces path in
+     * one rename: path always names a complete version, for readers at any
+     * moment (no window where it is missing) and in every crash state.
+     * Neither link nor rename follows a link: one planted at path or
+     * path.bak is what moves or is replaced, never its target.
      */
-    if (renameat(dfd, name, dfd, bname) != 0 && errno != ENOENT) {
+    char lname[NAME_MAX + 16];
+    snprintf(lname, sizeof(lname), "%s.bak.tmp", name);
+    if (unlinkat(dfd, lname, 0) != 0 && errno != ENOENT) {
         rc = -errno;
+    } else if (linkat(dfd, name, dfd, lname, 0) == 0) {
+        rc = renameat(dfd, lname, dfd, bname) == 0 ? 0 : -errno;
+    } else {
+        rc = errno == ENOENT ? 0 : -errno; /* the first version: no old one */
+    }
+    if (rc < 0) {
+        unlinkat(dfd, lname, 0);
         unlinkat(dfd, tname, 0);
         close(dfd);
-        return shmq_error_set(rc, "rename %s to %s: %s", path, bak, strerror(-rc));
+        return shmq_error_set(rc, "keep %s as %s: %s", path, bak, strerror(-rc));
     }
     if (renameat(dfd, tname, dfd, name) != 0) {
         rc = -errno;

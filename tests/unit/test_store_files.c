@@ -11,6 +11,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,6 +470,52 @@ static void test_atomic_write_keeps_previous_version_as_bak(void **state)
     free(t);
     free(b);
     assert_false(exists(root, "f.json.tmp"));
+    assert_false(exists(root, "f.json.bak.tmp"));
+}
+
+typedef struct opener {
+    const char *path;
+    atomic_bool stop;
+    long opens, missing;
+} opener_t;
+
+static void *open_in_a_loop(void *arg)
+{
+    opener_t *o = arg;
+    while (!atomic_load(&o->stop)) {
+        int fd = open(o->path, O_RDONLY);
+        if (fd < 0) {
+            o->missing++;
+        } else {
+            close(fd);
+        }
+        o->opens++;
+    }
+    return NULL;
+}
+
+/* A reader at any moment finds the file: the old version or the new, never none. */
+static void test_atomic_write_never_leaves_the_name_missing(void **state)
+{
+    const char *root = *state;
+    char path[4096];
+    path_of(path, sizeof(path), root, "g.json");
+    assert_int_equal(shmq_file_write_atomic(path, "0", 1), 0);
+    opener_t o = {.path = path};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, open_in_a_loop, &o), 0);
+    for (int i = 0; i < 300; i++) {
+        char v[16];
+        int n = snprintf(v, sizeof(v), "%d", i);
+        assert_int_equal(shmq_file_write_atomic(path, v, (size_t)n), 0);
+    }
+    atomic_store(&o.stop, true);
+    pthread_join(t, NULL);
+    assert_true(o.opens > 0);
+    assert_int_equal(o.missing, 0);
+    char *b = read_text(root, "g.json.bak");
+    assert_string_equal(b, "298");
+    free(b);
 }
 
 static void test_read_all_bounds_length_and_reports_missing(void **state)
@@ -981,6 +1029,7 @@ int main(void)
         T(test_checkpoint_wrong_size_is_corrupt),
         T(test_checkpoint_min_ts_is_min_minus_3000_floored),
         T(test_atomic_write_keeps_previous_version_as_bak),
+        T(test_atomic_write_never_leaves_the_name_missing),
         T(test_read_all_bounds_length_and_reports_missing),
         T(test_quote_int_keys_quotes_bare_keys_only),
         T(test_quote_int_keys_leaves_strings_and_escapes_untouched),
