@@ -6,6 +6,8 @@
 #include "base/bytes.h"
 #include "shmq/errors.h"
 
+#include <string.h>
+
 void shmq_ha_report_encode(int64_t log_end, uint8_t out[SHMQ_HA_REPORT_SIZE])
 {
     shmq_put_be64(out, (uint64_t)log_end);
@@ -73,5 +75,45 @@ int shmq_ha_start_offset(int64_t report, int64_t log_min, int64_t log_end, int64
                               (long long)report, (long long)log_min);
     }
     *start = report;
+    return 0;
+}
+
+void shmq_ha_request_encode(int32_t code, uint8_t out[SHMQ_HA_REQ_SIZE])
+{
+    memcpy(out, SHMQ_HA_REQ_MAGIC, SHMQ_HA_REQ_MAGIC_LEN);
+    shmq_put_be32(out + 8, (uint32_t)code);
+}
+
+bool shmq_ha_is_request(const uint8_t *buf, size_t len)
+{
+    size_t n = len < SHMQ_HA_REQ_MAGIC_LEN ? len : SHMQ_HA_REQ_MAGIC_LEN;
+    return n > 0 && memcmp(buf, SHMQ_HA_REQ_MAGIC, n) == 0;
+}
+
+int shmq_ha_request_decode(const uint8_t in[SHMQ_HA_REQ_SIZE], int32_t *code)
+{
+    if (memcmp(in, SHMQ_HA_REQ_MAGIC, SHMQ_HA_REQ_MAGIC_LEN) != 0) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "not an HA request (bad magic)");
+    }
+    *code = (int32_t)shmq_get_be32(in + 8);
+    return 0;
+}
+
+void shmq_ha_answer_header_encode(int32_t status, uint32_t body_len,
+                                  uint8_t out[SHMQ_HA_ANSWER_SIZE])
+{
+    shmq_put_be32(out, (uint32_t)status);
+    shmq_put_be32(out + 4, body_len);
+}
+
+int shmq_ha_answer_header_decode(const uint8_t in[SHMQ_HA_ANSWER_SIZE], int32_t *status,
+                                 uint32_t *body_len)
+{
+    *status = (int32_t)shmq_get_be32(in);
+    *body_len = shmq_get_be32(in + 4);
+    if (*body_len > SHMQ_HA_BODY_MAX) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "an answer of %u bytes: at most %d", *body_len,
+                              SHMQ_HA_BODY_MAX);
+    }
     return 0;
 }

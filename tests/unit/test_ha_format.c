@@ -318,6 +318,42 @@ static void test_ha_start_offset(void **state)
     assert_non_null(strstr(shmq_error_detail(), "cleaned"));
 }
 
+static void test_ha_requests(void **state)
+{
+    (void)state;
+    uint8_t req[SHMQ_HA_REQ_SIZE];
+    shmq_ha_request_encode(SHMQ_HA_REQ_EPOCH, req);
+    const uint8_t want[SHMQ_HA_REQ_SIZE] = {0xFF, 'S', 'H', 'M', 'Q', 'R', 'Q', '1', 0, 0, 0, 2};
+    assert_memory_equal(req, want, sizeof(want));
+    int32_t code = -1;
+    assert_int_equal(shmq_ha_request_decode(req, &code), 0);
+    assert_int_equal(code, SHMQ_HA_REQ_EPOCH);
+    /* As far as it goes: one byte already tells a request from a slave's report. */
+    assert_true(shmq_ha_is_request(req, 1));
+    assert_true(shmq_ha_is_request(req, 8));
+    uint8_t report[SHMQ_HA_REPORT_SIZE];
+    shmq_ha_report_encode(0, report);
+    assert_false(shmq_ha_is_request(report, 1));
+    shmq_ha_report_encode(INT64_MAX, report);
+    assert_false(shmq_ha_is_request(report, 8));
+    req[3] = 'X';
+    assert_int_equal(shmq_ha_request_decode(req, &code), SHMQ_E_CORRUPT);
+
+    uint8_t a[SHMQ_HA_ANSWER_SIZE];
+    int32_t status = 1;
+    uint32_t len = 1;
+    shmq_ha_answer_header_encode(SHMQ_E_RANGE, 300, a);
+    assert_int_equal(shmq_ha_answer_header_decode(a, &status, &len), 0);
+    assert_int_equal(status, SHMQ_E_RANGE);
+    assert_int_equal(len, 300);
+    assert_int_equal(a[6], 1); /* 300 = 0x012C, big-endian */
+    assert_int_equal(a[7], 0x2C);
+    shmq_ha_answer_header_encode(0, SHMQ_HA_BODY_MAX, a);
+    assert_int_equal(shmq_ha_answer_header_decode(a, &status, &len), 0);
+    shmq_ha_answer_header_encode(0, SHMQ_HA_BODY_MAX + 1u, a);
+    assert_int_equal(shmq_ha_answer_header_decode(a, &status, &len), SHMQ_E_CORRUPT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +365,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_save_and_bak, dir_setup, dir_teardown),
         cmocka_unit_test(test_ha_frames),
         cmocka_unit_test(test_ha_start_offset),
+        cmocka_unit_test(test_ha_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
