@@ -53,6 +53,7 @@
 #include "shm/ctl_clean.h"
 #include "shmq/errors.h"
 #include "store/clean.h"
+#include "ha_sender_epoch.h"
 #include "worker.h"
 #include "worker_uv.h"
 
@@ -72,6 +73,9 @@ typedef struct slave {
     bool started; /* its first report arrived */
     bool closed;  /* closed by us: its on_close follows */
     bool blocked; /* its queue is full: wait for on_drain */
+    bool request; /* not a slave: a request (ha_frame.h), answered once */
+    uint8_t req[SHMQ_HA_REQ_SIZE];
+    size_t req_len;
     uint8_t part[SHMQ_HA_REPORT_SIZE];
     size_t part_len;
     int64_t next;  /* the next log byte to send */
@@ -297,10 +301,70 @@ static void on_report(slave_t *s, int64_t r)
     s->acked = r;
 }
 
+/* ---- requests (ha_frame.h: magic, code; answered once, the client closes) ---------------- */
+
+/* Answer request code: its handler's body, or an error status for an unknown code. */
+static void serve_request(slave_t *s, int32_t code)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int status;
+    shmq_error_clear();
+    switch (code) {
+    case SHMQ_HA_REQ_EPOCH:
+        status = ha_sender_epoch_answer(s->hs->w, &body, &len);
+        break;
+    default:
+        status = shmq_error_set(SHMQ_E_ARG, "unknown request code %d", code);
+        break;
+    }
+    if (status < 0 || len > SHMQ_HA_BODY_MAX) {
+        shmq_log(SHMQ_LOG_WARN, "request %d from %s: %s", code, s->addr,
+                 shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(status));
+        status = status < 0 ? status : SHMQ_E_TOO_BIG;
+        len = 0;
+    }
+    uint8_t hdr[SHMQ_HA_ANSWER_SIZE];
+    shmq_ha_answer_header_encode(status, (uint32_t)len, hdr);
+    struct iovec iov[2] = {{.iov_base = hdr, .iov_len = sizeof(hdr)},
+                           {.iov_base = body, .iov_len = len}};
+    shmq_net_conn_writev(s->c, iov, len > 0 ? 2 : 1);
+    free(body);
+}
+
+/* Bytes of a request connection: the code once complete, anything after it ignored. */
+static void on_request_bytes(slave_t *s, const uint8_t *p, size_t len)
+{
+    if (s->req_len == SHMQ_HA_REQ_SIZE) {
+        return; /* answered */
+    }
+    size_t take = SHMQ_HA_REQ_SIZE - s->req_len < len ? SHMQ_HA_REQ_SIZE - s->req_len : len;
+    memcpy(s->req + s->req_len, p, take);
+    s->req_len += take;
+    if (!shmq_ha_is_request(s->req, s->req_len)) {
+        close_slave(s, "neither a slave's report nor a request");
+        return;
+    }
+    if (s->req_len == SHMQ_HA_REQ_SIZE) {
+        int32_t code = 0;
+        shmq_ha_request_decode(s->req, &code);
+        serve_request(s, code);
+    }
+}
+
 static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
 {
     slave_t *s = shmq_net_conn_arg(c);
     const uint8_t *p = (const uint8_t *)data;
+    if (!s->started && !s->request && s->part_len == 0 && len > 0 && shmq_ha_is_request(p, 1)) {
+        /* A request, not a slave: its row in the slave table is freed (release: stale). */
+        s->request = true;
+        atomic_store_explicit(&s->row->state, SHMQ_SLAVE_FREE, memory_order_release);
+    }
+    if (s->request) {
+        on_request_bytes(s, p, len);
+        return;
+    }
     while (len > 0 && !s->closed) {
         size_t take = SHMQ_HA_REPORT_SIZE - s->part_len;
         if (take > len) {
