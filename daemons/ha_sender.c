@@ -29,6 +29,11 @@
  *     sending resumes when the queue drains; a slave silent for
  *     haHousekeepingInterval is closed (it reconnects).
  *
+ * Requests (format/ha_frame.h): a connection whose first 8 bytes are
+ * SHMQ_HA_REQ_MAGIC is not a slave: its 4-byte code is answered once
+ * (serve_request; code 2, the epoch table, in ha_sender_epoch.c; an unknown
+ * code gets an error status) and the client closes.
+ *
  * Waiting for new records: one thread sleeps on `wrote` (futex) only while
  * some slave is caught up and wakes the event loop (libuv) when it moves,
  * so an idle master with idle slaves sleeps.
@@ -332,7 +337,7 @@ static void serve_request(slave_t *s, int32_t code)
     free(body);
 }
 
-/* Bytes of a request connection: the code once complete, anything after it ignored. */
+/* Bytes of a request connection after its magic: the code once complete, then ignored. */
 static void on_request_bytes(slave_t *s, const uint8_t *p, size_t len)
 {
     if (s->req_len == SHMQ_HA_REQ_SIZE) {
@@ -341,10 +346,6 @@ static void on_request_bytes(slave_t *s, const uint8_t *p, size_t len)
     size_t take = SHMQ_HA_REQ_SIZE - s->req_len < len ? SHMQ_HA_REQ_SIZE - s->req_len : len;
     memcpy(s->req + s->req_len, p, take);
     s->req_len += take;
-    if (!shmq_ha_is_request(s->req, s->req_len)) {
-        close_slave(s, "neither a slave's report nor a request");
-        return;
-    }
     if (s->req_len == SHMQ_HA_REQ_SIZE) {
         int32_t code = 0;
         shmq_ha_request_decode(s->req, &code);
@@ -356,11 +357,6 @@ static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
 {
     slave_t *s = shmq_net_conn_arg(c);
     const uint8_t *p = (const uint8_t *)data;
-    if (!s->started && !s->request && s->part_len == 0 && len > 0 && shmq_ha_is_request(p, 1)) {
-        /* A request, not a slave: its row in the slave table is freed (release: stale). */
-        s->request = true;
-        atomic_store_explicit(&s->row->state, SHMQ_SLAVE_FREE, memory_order_release);
-    }
     if (s->request) {
         on_request_bytes(s, p, len);
         return;
@@ -378,6 +374,15 @@ static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
             break;
         }
         s->part_len = 0;
+        if (!s->started && shmq_ha_is_request(s->part, SHMQ_HA_REPORT_SIZE)) {
+            /* A request, not a slave: its row in the slave table is freed (release: stale). */
+            s->request = true;
+            atomic_store_explicit(&s->row->state, SHMQ_SLAVE_FREE, memory_order_release);
+            memcpy(s->req, s->part, SHMQ_HA_REPORT_SIZE);
+            s->req_len = SHMQ_HA_REPORT_SIZE;
+            on_request_bytes(s, p, len);
+            return;
+        }
         int64_t r;
         if (shmq_ha_report_scan(s->part, SHMQ_HA_REPORT_SIZE, &r) < 0) {
             close_slave(s, "%s", shmq_error_detail());

@@ -148,9 +148,12 @@ T=$T perl -MIO::Socket::INET -e '
     open(my $o, ">", "$ENV{T}/fake.third") or die; print $o "$third\n"; close $o;
     my $l = IO::Socket::INET->new(Listen => 2, LocalAddr => "127.0.0.1", LocalPort => $port,
         ReuseAddr => 1) or die "listen: $!";
-    my $c = $l->accept or die; read($c, my $r, 8);
+    # A slave asks for the epoch table first (0xFF "SHMQRQ1"): not answered, as RocketMQ would not.
+    sub slave { for (;;) { my $c = $l->accept or die; read($c, my $r, 8);
+        return $c if substr($r, 0, 1) ne "\xff"; close $c } }
+    my $c = slave();
     print $c pack("q>N", 0, $pos) . substr($log, 0, $pos); sleep 2; close $c;
-    $c = $l->accept or die; read($c, my $r2, 8);
+    $c = slave();
     print $c pack("q>N", 4096, 16) . ("\0" x 16); sleep 2; close $c;
 ' "$FAKE_PORT" "$SEG0" >"$T/fake.out" 2>&1 &
 FAKE=$!
