@@ -36,6 +36,10 @@
  * `wrote` are zeroed at the next start (the master's recovery also cuts a
  * partial tail), and the master sends again from where the log ends.
  *
+ * Epochs: when shmqd could not ask the master for its epoch table at start
+ * (the control block's role.epoch_checked is 0), no connection is made
+ * before the check of ha_receiver_epoch.c passes, tried at each tick.
+ *
  * Orderly stop: in state DRAINING it closes the link and exits 0; what it
  * published is flushed and dispatched by the others.
  */
@@ -57,6 +61,7 @@
 #include "shm/ctl_clean.h"
 #include "shmq/errors.h"
 #include "store/clean.h"
+#include "ha_receiver_epoch.h"
 #include "worker.h"
 #include "worker_uv.h"
 
@@ -86,6 +91,11 @@ typedef struct receiver {
     int64_t reported;  /* the last report sent */
     int64_t last_report_ms;
     uint64_t clean_seen;
+    char addr[SHMQ_CTL_ADDR_MAX]; /* the master's address literal */
+    bool epoch_pending;           /* not following before the epoch check (ha_receiver_epoch.c) */
+    bool epoch_logged;
+    bool epoch_refused; /* the logs share no epoch: exit 2 */
+    bool epoch_cut;     /* the log must be cut: shmqd starts the store again */
 } receiver_t;
 
 /* ---- reports ------------------------------------------------------------------------------ */
@@ -289,9 +299,25 @@ static void on_disconnected(shmq_net_connector_t *k, const char *reason, uint32_
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
+static int start_following(receiver_t *rc);
+
 static void on_tick(uv_timer_t *t)
 {
     receiver_t *rc = t->data;
+    if (rc->epoch_pending && !rc->epoch_refused && !rc->epoch_cut) {
+        enum receiver_epoch_verdict v =
+            receiver_epoch_check(rc->w, rc->cl.wrote_pos, &rc->epoch_logged);
+        if (v == RECEIVER_EPOCH_FOLLOW) {
+            rc->epoch_pending = false;
+            if (start_following(rc) < 0) {
+                rc->epoch_refused = true;
+            }
+        } else if (v == RECEIVER_EPOCH_REFUSE) {
+            rc->epoch_refused = true;
+        } else if (v == RECEIVER_EPOCH_CUT) {
+            rc->epoch_cut = true; /* shmqd stops the store; this log is never followed */
+        }
+    }
     if (shmq_clean_changed(&rc->w->ctl, &rc->clean_seen)) {
         shmq_clean_drop_removed(&rc->cl.q);
     }
@@ -317,7 +343,9 @@ static void receiver_idle(shmq_worker_t *w, void *arg, int timeout_ms)
 
 static bool receiver_done(shmq_worker_t *w, void *arg)
 {
-    (void)arg;
+    if (((receiver_t *)arg)->epoch_refused) {
+        return true;
+    }
     /* Acquire: pairs with the master's release store of the state. */
     uint32_t st = atomic_load_explicit(&w->ctl.blk->hdr.state, memory_order_acquire);
     return st == SHMQ_STATE_DRAINING || st == SHMQ_STATE_FINISHING || st == SHMQ_STATE_STOPPED;
@@ -416,6 +444,24 @@ static int receiver_init(shmq_worker_t *w, void **state)
     rc->tick.data = rc;
     uv_timer_start(&rc->tick, on_tick, RECEIVER_TICK_MS, RECEIVER_TICK_MS);
     uv_timer_init(&rc->loop, &rc->idle_timer);
+    snprintf(rc->addr, sizeof(rc->addr), "%s", addr);
+    /* acquire: set by the master before the block was ready */
+    rc->epoch_pending =
+        atomic_load_explicit(&rc->blk->role.epoch_checked, memory_order_acquire) == 0;
+    if (rc->epoch_pending) {
+        shmq_log(SHMQ_LOG_INFO, "master %s: its epoch table first (not checked at start)",
+                 rc->master);
+    } else if (start_following(rc) < 0) {
+        receiver_free(rc);
+        return SHMQ_EXIT_CONFIG;
+    }
+    *state = rc;
+    return 0;
+}
+
+/* Connect to the master (and again after each loss of the link). */
+static int start_following(receiver_t *rc)
+{
     shmq_net_connector_cfg_t kc = {
         .on_connected = on_connected,
         .on_disconnected = on_disconnected,
@@ -424,25 +470,24 @@ static int receiver_init(shmq_worker_t *w, void **state)
                  .on_close = on_close,
                  .idle_ms = (uint32_t)rc->cfg->ha_housekeeping_interval},
     };
-    r = shmq_net_connector_start(&rc->loop, addr, &kc, &rc->k);
+    int r = shmq_net_connector_start(&rc->loop, rc->addr, &kc, &rc->k);
     if (r < 0) {
         shmq_log(SHMQ_LOG_ERROR, "master %s: %s", rc->master, shmq_error_detail());
-        receiver_free(rc);
-        return SHMQ_EXIT_CONFIG;
+        return r;
     }
     shmq_log(SHMQ_LOG_INFO,
              "following master %s (%s) from %lld (RocketMQ's plain HA protocol: no "
              "authentication)",
-             rc->master, addr, (long long)wrote);
-    *state = rc;
+             rc->master, rc->addr, (long long)rc->cl.wrote_pos);
     return 0;
 }
 
 static int receiver_finish(shmq_worker_t *w, void *arg)
 {
     (void)w;
+    bool refused = ((receiver_t *)arg)->epoch_refused;
     receiver_free(arg);
-    return SHMQ_EXIT_OK;
+    return refused ? SHMQ_EXIT_CONFIG : SHMQ_EXIT_OK;
 }
 
 int main(int argc, char **argv)

@@ -113,6 +113,8 @@ typedef struct master {
     bool role_overridden;     /* brokerRole came from <root>/roleOverride */
     shmq_epoch_entry_t epoch; /* the epoch this store is in (0: none known) */
     bool promoting;           /* the ha-receiver stops for a promotion */
+    bool epoch_checked;       /* a slave's log was checked against its master's at start */
+    bool reexec;              /* stopped to start again (the ha-receiver found a divergent tail) */
 } master_t;
 
 static volatile sig_atomic_t got_stop; /* count of SIGTERM/SIGINT */
@@ -883,8 +885,9 @@ static int apply_role_override(master_t *m)
 static int start_epoch(master_t *m, shmq_store_t *st)
 {
     if (m->cfg.broker_role == SHMQ_SLAVE) {
-        return master_epoch_slave_start(&m->cfg, st, &got_stop, &m->epoch);
+        return master_epoch_slave_start(&m->cfg, st, &got_stop, &m->epoch, &m->epoch_checked);
     }
+    m->epoch_checked = true;
     int rc = master_epoch_master_start(st->root, shmq_commitlog_min_offset(&st->cl),
                                        st->cl.wrote_pos, &m->epoch);
     return rc < 0 ? SHMQ_EXIT_ERROR : 0;
@@ -967,10 +970,20 @@ static void promote_finish(master_t *m, master_worker_t *rw)
     promote_done(m, SHMQ_PROMOTE_DONE, 0);
 }
 
-/* `shmqctl role --promote`: stop the ha-receiver, then promote_finish. */
+/* `shmqctl role --promote`: stop the ha-receiver, then promote_finish.  Also the
+ * ha-receiver's request to start the store again (its log must be cut at start). */
 static void handle_promote(master_t *m)
 {
     shmq_ctl_role_t *r = &m->ctl.blk->role;
+    /* acquire: pairs with the ha-receiver's release store */
+    if (!m->reexec && m->state == SHMQ_STATE_RUNNING &&
+        atomic_load_explicit(&r->restart_store, memory_order_acquire) != 0) {
+        shmq_log(SHMQ_LOG_WARN, "the ha-receiver found a divergent tail: stopping the store to "
+                                "start again and cut it");
+        m->reexec = true;
+        got_stop = got_stop + 1; /* the orderly stop, as for SIGTERM */
+        return;
+    }
     master_worker_t *rw = NULL;
     for (int i = 0; i < m->nworkers; i++) {
         if (m->w[i].role == SHMQ_ROLE_HA_RECEIVER) {
@@ -1102,6 +1115,7 @@ static int start_store(master_t *m)
     }
     master_epoch_publish(&m->ctl, &m->epoch);
     atomic_store_explicit(&m->ctl.blk->role.overridden, m->role_overridden, memory_order_relaxed);
+    atomic_store_explicit(&m->ctl.blk->role.epoch_checked, m->epoch_checked, memory_order_relaxed);
     rc = open_socket(m);
     if (rc != 0) {
         shmq_ctl_unlink(m->root);
@@ -1159,6 +1173,12 @@ int main(int argc, char **argv)
         loop_sleep(&m);
     }
     rc = shut_down(&m);
+    if (m.reexec && rc == SHMQ_EXIT_OK && got_stop == m.stops_seen && m.stops_seen == 1) {
+        shmq_log(SHMQ_LOG_INFO, "starting again");
+        execv("/proc/self/exe", argv);
+        shmq_log(SHMQ_LOG_ERROR, "cannot start again: %s", strerror(errno));
+        rc = SHMQ_EXIT_ERROR;
+    }
     shmq_log(SHMQ_LOG_INFO, "exiting with status %d", rc);
     return rc;
 }

@@ -57,10 +57,11 @@ void master_epoch_publish(shmq_ctl_t *ctl, const shmq_epoch_entry_t *cur);
 /*
  * A slave at start, its store recovered and no worker running: the master's
  * epoch table, the divergent tail cut, the table saved (master_epoch.c).
- * 0 to go on (also when the master could not be asked: logged), or the exit
- * code (2: the logs share no epoch, an operator must act).
+ * 0 to go on (also when the master could not be asked: logged, *checked
+ * false: the ha-receiver checks before it follows), or the exit code (2:
+ * the logs share no epoch, an operator must act).
  */
 int master_epoch_slave_start(const shmq_config_t *cfg, shmq_store_t *st,
-                             volatile sig_atomic_t *stop, shmq_epoch_entry_t *cur);
+                             volatile sig_atomic_t *stop, shmq_epoch_entry_t *cur, bool *checked);
 
 #endif

@@ -181,9 +181,10 @@ static int count_dropped(const shmq_store_t *st, const shmq_epoch_table_t *t, in
 }
 
 int master_epoch_slave_start(const shmq_config_t *cfg, shmq_store_t *st,
-                             volatile sig_atomic_t *stop, shmq_epoch_entry_t *cur)
+                             volatile sig_atomic_t *stop, shmq_epoch_entry_t *cur, bool *checked)
 {
     memset(cur, 0, sizeof(*cur));
+    *checked = false;
     shmq_epoch_table_t *local = calloc(1, sizeof(*local));
     shmq_epoch_table_t *remote = calloc(1, sizeof(*remote));
     if (local == NULL || remote == NULL) {
@@ -219,10 +220,15 @@ int master_epoch_slave_start(const shmq_config_t *cfg, shmq_store_t *st,
         struct timespec ts = {.tv_sec = 0, .tv_nsec = EPOCH_FETCH_PAUSE * 1000000L};
         nanosleep(&ts, NULL);
     }
-    if (rc < 0 || remote->n == 0) {
+    if (rc < 0 && rc > SHMQ_E_BASE) {
         shmq_log(SHMQ_LOG_WARN,
-                 "epoch check skipped: %s; the ha-receiver follows by offset only (restart "
-                 "this store once its master answers to have its log checked)",
+                 "epoch check not done at start: %s; the ha-receiver checks before it follows",
+                 shmq_error_detail());
+        goto keep;
+    }
+    *checked = true;
+    if (rc < 0 || remote->n == 0) {
+        shmq_log(SHMQ_LOG_WARN, "epoch check skipped: %s; following by offset only",
                  rc < 0 ? shmq_error_detail() : "the master has no epoch table");
         goto keep;
     }

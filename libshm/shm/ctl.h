@@ -348,6 +348,12 @@ typedef struct shmq_ctl_role {
     _Atomic int32_t epoch;                 /* master: this store's current epoch (0: none) */
     _Atomic int32_t overridden;            /* master: the role comes from <root>/roleOverride */
     _Atomic int64_t epoch_start;           /* master: the offset the current epoch starts at */
+    /* master, before ready: a slave's log was checked against its master's epochs at start
+     * (0: the master could not be asked; the ha-receiver checks before it follows) */
+    _Atomic int32_t epoch_checked;
+    /* ha-receiver: its log goes beyond what it shares with the master: shmqd stops the store
+     * and starts again (the start cuts the divergent tail) */
+    _Atomic uint32_t restart_store;
 } shmq_ctl_role_t;
 
 /* ---- the block ------------------------------------------------------------------ */

@@ -123,11 +123,29 @@ cp -r "$MASTER/commitlog" "$T/m-commitlog-before"
 # ---- M back as a slave of S ------------------------------------------------------------------
 "$CTL" role --store "$MASTER" $SMALL --slave --master "127.0.0.1:$S_PORT" >"$T/role.out" 2>&1
 ok $? "shmqctl role --slave --master S on the stopped M" || diag "$T/role.out"
+# S is down when M starts: M cannot check its log at start, so it does not follow
+# before its ha-receiver has seen S's epoch table; then shmqd starts M again to cut.
+stop_s
+ok $? "S stops for a while" || diag "$T/slave.log"
 MARK=$(wc -l <"$T/shmqd.log")
 "$SHMQD" --store "$MASTER" $SMALL $MCONF >>"$T/shmqd.log" 2>&1 &
 SHMQD_PID=$!
 wait_jpath "$MASTER" '$j->{state}' running
-ok $? "M starts, as a slave of S" || diag "$T/shmqd.log"
+ok $? "M starts, as a slave of S (S down)" || diag "$T/shmqd.log"
+grep -q "epoch check not done at start" "$T/shmqd.log"
+ok $? "M says its log could not be checked at start" || diag "$T/shmqd.log"
+is "$(jpath "$MASTER" '$j->{replication}{master}{connected}')" 0 "M does not follow S unchecked"
+start_s
+ok $? "S starts again" || diag "$T/slave.log"
+i=0
+while ! grep -q "were never replicated; dropped" "$T/shmqd.log" && [ $i -lt 600 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+grep -q "the store starts again to cut it" "$T/shmqd.log"
+ok $? "M's ha-receiver sees the divergence and shmqd starts the store again" || diag "$T/shmqd.log"
+wait_jpath "$MASTER" '$j->{state}' running
+ok $? "M runs again, as a slave of S" || diag "$T/shmqd.log"
 tail -n +"$MARK" "$T/shmqd.log" >"$T/rejoin.log"
 DROPPED=$(sed -n 's/.*: \([0-9][0-9]*\) messages of epoch 1 from offset \([0-9]*\) were never replicated; dropped.*/\1 \2/p' "$T/rejoin.log" |
     awk '{ n += $1; if (!f) { f = $2 } } END { print n + 0, f + 0 }')
@@ -151,7 +169,9 @@ is "$WM" "$WS" "M follows S and catches up" || diag "$T/rejoin.log"
 bad=0
 for f in "$SLAVE"/commitlog/*; do
     cmp -s "$f" "$MASTER/commitlog/$(basename "$f")" || {
-        echo "# $(basename "$f") differs" >&2
+        echo "# $(basename "$f") differs (wrote $WS); first bytes that differ:" >&2
+        cmp -l "$f" "$MASTER/commitlog/$(basename "$f")" 2>&1 | head -n 3 | sed 's/^/#   /' >&2
+        echo "#   and the last: $(cmp -l "$f" "$MASTER/commitlog/$(basename "$f")" 2>&1 | tail -n 1)" >&2
         bad=1
     }
 done
