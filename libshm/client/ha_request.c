@@ -4,6 +4,7 @@
 #include "client/ha_request.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -131,7 +132,9 @@ int shmq_ha_fetch_epochs(const char *hostport, int timeout_ms, shmq_epoch_table_
         goto out;
     }
     if (status != 0) {
-        rc = shmq_error_set(status < 0 ? status : SHMQ_E_CORRUPT,
+        /* An answer, not a transport error: a status outside shmq's codes is not one. */
+        bool known = status <= SHMQ_E_BASE && status > SHMQ_E_LAST;
+        rc = shmq_error_set(known ? status : SHMQ_E_CORRUPT,
                             "master %s refused the epoch request: %s", hostport,
                             shmq_strerror(status));
         goto out;

@@ -15,7 +15,8 @@
  * (request code 2), all within timeout_ms.  0 with *t (empty when the
  * master has none) and *end; a transport error is a negative errno (worth
  * retrying); an answer that is not one (not an shmq master, a damaged
- * table) SHMQ_E_CORRUPT; the master's refusal its status.  Details set.
+ * table, a status that is not an shmq code) SHMQ_E_CORRUPT; the master's
+ * refusal its status (an SHMQ_E_* code).  Details set.
  */
 int shmq_ha_fetch_epochs(const char *hostport, int timeout_ms, shmq_epoch_table_t *t, int64_t *end);
 

@@ -148,9 +148,10 @@ T=$T perl -MIO::Socket::INET -e '
     open(my $o, ">", "$ENV{T}/fake.third") or die; print $o "$third\n"; close $o;
     my $l = IO::Socket::INET->new(Listen => 2, LocalAddr => "127.0.0.1", LocalPort => $port,
         ReuseAddr => 1) or die "listen: $!";
-    # A slave asks for the epoch table first (0xFF "SHMQRQ1"): not answered, as RocketMQ would not.
+    # A slave asks for the epoch table first (0xFF "SHMQRQ1"): answered with a heartbeat
+    # frame, as a RocketMQ master would, which is not an answer (the slave follows unchecked).
     sub slave { for (;;) { my $c = $l->accept or die; read($c, my $r, 8);
-        return $c if substr($r, 0, 1) ne "\xff"; close $c } }
+        return $c if substr($r, 0, 1) ne "\xff"; print $c pack("q>N", 0, 0); sleep 1; close $c } }
     my $c = slave();
     print $c pack("q>N", 0, $pos) . substr($log, 0, $pos); sleep 2; close $c;
     $c = slave();
