@@ -9,7 +9,8 @@
  * the plain protocol, without authentication) as
  * `shmq-ha-receiver --store DIR` (worker skeleton, worker.h).
  *
- * Owns: `wrote` (as the writer does on a master) and the master fields of
+ * Owns: `wrote` and the queues' next queue offsets (as the writer does on a
+ * master: a writer started by a promotion continues from them) and the master fields of
  * the control block's replication table (shmq_ctl_ha_t); it adds topics (under
  * the topic lock, saving topics.json) as the writer's auto-creation does.
  *
@@ -177,6 +178,33 @@ static void learn_topic(receiver_t *rc, const shmq_record_t *r)
     }
 }
 
+/*
+ * The queue of a record taken: its next queue offset (the writer's field,
+ * which a slave's receiver keeps in the writer's place) is raised past the
+ * record's, so that a writer started after a promotion continues each queue
+ * where the master's log left it.  Prepared and rolled-back transaction
+ * records have no unit and change nothing.
+ */
+static void follow_queue(receiver_t *rc, const shmq_record_t *r)
+{
+    int32_t tx = r->sysflag & SHMQ_SYSFLAG_TX_MASK;
+    if ((tx != SHMQ_SYSFLAG_TX_NOT && tx != SHMQ_SYSFLAG_TX_COMMIT) || r->queue_id < 0 ||
+        r->queue_id >= RECEIVER_QUEUES_MAX || r->queue_offset < 0 || r->topic_len == 0 ||
+        r->topic_len > SHMQ_TOPIC_MAX_ANY) {
+        return;
+    }
+    shmq_ctl_queue_t *q = shmq_ctl_queue_find(&rc->w->ctl, r->topic, r->topic_len, r->queue_id);
+    if (q == NULL &&
+        shmq_ctl_queue_insert(&rc->w->ctl, r->topic, r->topic_len, r->queue_id, &q) < 0) {
+        return; /* a full table: the dispatcher names it */
+    }
+    /* relaxed: no writer runs beside the receiver; a writer started later reads it after the
+     * master saw the receiver exit */
+    if (atomic_load_explicit(&q->next_offset, memory_order_relaxed) < r->queue_offset + 1) {
+        atomic_store_explicit(&q->next_offset, r->queue_offset + 1, memory_order_relaxed);
+    }
+}
+
 /* Publish what put_raw took: the topics of its records, `wrote`, then wake the next stage. */
 static void publish(receiver_t *rc, int64_t before)
 {
@@ -189,6 +217,7 @@ static void publish(receiver_t *rc, int64_t before)
             break;
         }
         learn_topic(rc, &r);
+        follow_queue(rc, &r);
     }
     shmq_ctl_publish(&rc->blk->wrote, rc->cl.wrote_pos);
     if (rc->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {

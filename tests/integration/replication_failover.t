@@ -92,6 +92,14 @@ is "$(wc -l <"$T/lost.keys")" 0 "every message M acknowledged (SYNC_MASTER) is o
 "$CTL" send --store "$SLAVE" $SMALL TopicN --count 500 --size 300 >"$T/n.out" 2>&1
 sent_ok n 500
 ok $? "producers send to S now" || diag "$T/n.out"
+"$CTL" send --store "$SLAVE" $SMALL TopicF --count 500 --size 300 >"$T/f.out" 2>&1
+sent_ok f 500
+ok $? "also to the topic M's log filled" || diag "$T/f.out"
+keys_of "$SLAVE" TopicF GS2
+[ "$(wc -l <"$T/GS2.keys")" -eq $(($(wc -l <"$T/GS1.keys") + 500)) ] &&
+    [ "$(sort -u "$T/GS2.keys" | wc -l)" -eq "$(wc -l <"$T/GS2.keys")" ]
+ok $? "its queues continue where M's log left them: a consumer reads all $(wc -l <"$T/GS2.keys"), each once" ||
+    diag "$T/GS2.err"
 
 stop_s
 ok $? "S stops" || diag "$T/slave.log"
@@ -180,8 +188,8 @@ ok $? "M's CommitLog is byte for byte S's"
 keys_of "$MASTER" TopicD GM2
 is "$(wc -l <"$T/GM2.keys")" 0 "M's consumers see none of the 300 dropped messages"
 keys_of "$MASTER" TopicF GM3
-cmp -s "$T/GM3.keys" "$T/GS1.keys"
-ok $? "and exactly S's messages of the load ($(wc -l <"$T/GS1.keys"))"
+cmp -s "$T/GM3.keys" "$T/GS2.keys"
+ok $? "and exactly S's messages of TopicF ($(wc -l <"$T/GS2.keys"))"
 keys_of "$MASTER" TopicN GM4
 is "$(wc -l <"$T/GM4.keys")" 2000 "and the 2000 sent to S"
 
