@@ -11,7 +11,8 @@
  * hold the same secret, and a byte altered on the way closes the
  * connection), or with haPlainLink=true the plain protocol of RocketMQ.
  *
- * Owns: `wrote` (as the writer does on a master) and the master fields of
+ * Owns: `wrote` and the queues' next queue offsets (as the writer does on a
+ * master: a writer started by a promotion continues from them) and the master fields of
  * the control block's replication table (shmq_ctl_ha_t); it adds topics (under
  * the topic lock, saving topics.json) as the writer's auto-creation does.
  *
@@ -40,6 +41,10 @@
  * Killed at any point: what it published is complete records; bytes after
  * `wrote` are zeroed at the next start (the master's recovery also cuts a
  * partial tail), and the master sends again from where the log ends.
+ *
+ * Epochs: when shmqd could not ask the master for its epoch table at start
+ * (the control block's role.epoch_checked is 0), no connection is made
+ * before the check of ha_receiver_epoch.c passes, tried at each tick.
  *
  * Orderly stop: in state DRAINING it closes the link and exits 0; what it
  * published is flushed and dispatched by the others.
@@ -93,7 +98,12 @@ typedef struct receiver {
     int64_t reported;  /* the last report sent */
     int64_t last_report_ms;
     uint64_t clean_seen;
-    ha_meta_sync_t *meta; /* the master's metadata (ha_receiver_meta.c) */
+    ha_meta_sync_t *meta;         /* the master's metadata (ha_receiver_meta.c) */
+    char addr[SHMQ_CTL_ADDR_MAX]; /* the master's address literal */
+    bool epoch_pending;           /* not following before the epoch check (ha_receiver_epoch.c) */
+    bool epoch_logged;
+    bool epoch_refused; /* the logs share no epoch: exit 2 */
+    bool epoch_cut;     /* the log must be cut: shmqd starts the store again */
 } receiver_t;
 
 /* ---- reports ------------------------------------------------------------------------------ */
@@ -175,6 +185,33 @@ static void learn_topic(receiver_t *rc, const shmq_record_t *r)
     }
 }
 
+/*
+ * The queue of a record taken: its next queue offset (the writer's field,
+ * which a slave's receiver keeps in the writer's place) is raised past the
+ * record's, so that a writer started after a promotion continues each queue
+ * where the master's log left it.  Prepared and rolled-back transaction
+ * records have no unit and change nothing.
+ */
+static void follow_queue(receiver_t *rc, const shmq_record_t *r)
+{
+    int32_t tx = r->sysflag & SHMQ_SYSFLAG_TX_MASK;
+    if ((tx != SHMQ_SYSFLAG_TX_NOT && tx != SHMQ_SYSFLAG_TX_COMMIT) || r->queue_id < 0 ||
+        r->queue_id >= RECEIVER_QUEUES_MAX || r->queue_offset < 0 || r->topic_len == 0 ||
+        r->topic_len > SHMQ_TOPIC_MAX_ANY) {
+        return;
+    }
+    shmq_ctl_queue_t *q = shmq_ctl_queue_find(&rc->w->ctl, r->topic, r->topic_len, r->queue_id);
+    if (q == NULL &&
+        shmq_ctl_queue_insert(&rc->w->ctl, r->topic, r->topic_len, r->queue_id, &q) < 0) {
+        return; /* a full table: the dispatcher names it */
+    }
+    /* relaxed: no writer runs beside the receiver; a writer started later reads it after the
+     * master saw the receiver exit */
+    if (atomic_load_explicit(&q->next_offset, memory_order_relaxed) < r->queue_offset + 1) {
+        atomic_store_explicit(&q->next_offset, r->queue_offset + 1, memory_order_relaxed);
+    }
+}
+
 /* Publish what put_raw took: the topics of its records, `wrote`, then wake the next stage. */
 static void publish(receiver_t *rc, int64_t before)
 {
@@ -187,6 +224,7 @@ static void publish(receiver_t *rc, int64_t before)
             break;
         }
         learn_topic(rc, &r);
+        follow_queue(rc, &r);
     }
     shmq_ctl_publish(&rc->blk->wrote, rc->cl.wrote_pos);
     if (rc->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
@@ -303,9 +341,25 @@ static void on_disconnected(shmq_net_connector_t *k, const char *reason, uint32_
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
+static int start_following(receiver_t *rc);
+
 static void on_tick(uv_timer_t *t)
 {
     receiver_t *rc = t->data;
+    if (rc->epoch_pending && !rc->epoch_refused && !rc->epoch_cut) {
+        enum receiver_epoch_verdict v =
+            receiver_epoch_check(rc->w, rc->tls, rc->cl.wrote_pos, &rc->epoch_logged);
+        if (v == RECEIVER_EPOCH_FOLLOW) {
+            rc->epoch_pending = false;
+            if (start_following(rc) < 0) {
+                rc->epoch_refused = true;
+            }
+        } else if (v == RECEIVER_EPOCH_REFUSE) {
+            rc->epoch_refused = true;
+        } else if (v == RECEIVER_EPOCH_CUT) {
+            rc->epoch_cut = true; /* shmqd stops the store; this log is never followed */
+        }
+    }
     if (shmq_clean_changed(&rc->w->ctl, &rc->clean_seen)) {
         shmq_clean_drop_removed(&rc->cl.q);
     }
@@ -331,7 +385,9 @@ static void receiver_idle(shmq_worker_t *w, void *arg, int timeout_ms)
 
 static bool receiver_done(shmq_worker_t *w, void *arg)
 {
-    (void)arg;
+    if (((receiver_t *)arg)->epoch_refused) {
+        return true;
+    }
     /* Acquire: pairs with the master's release store of the state. */
     uint32_t st = atomic_load_explicit(&w->ctl.blk->hdr.state, memory_order_acquire);
     return st == SHMQ_STATE_DRAINING || st == SHMQ_STATE_FINISHING || st == SHMQ_STATE_STOPPED;
@@ -386,33 +442,6 @@ static void zero_untaken(receiver_t *rc, int64_t wrote)
     }
 }
 
-/* haMasterAddress as an address literal (a host name is looked up once, here). */
-static int master_literal(const char *hostport, char *out, size_t len)
-{
-    char host[256], port[16];
-    int portnum;
-    int rc = shmq_hostport_split(hostport, host, sizeof(host), &portnum);
-    if (rc < 0) {
-        return rc;
-    }
-    snprintf(port, sizeof(port), "%d", portnum);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    int grc = getaddrinfo(host, port, &hints, &ai);
-    if (grc != 0 || ai == NULL) {
-        return shmq_error_set(SHMQ_E_CONFIG, "haMasterAddress %s: %s", hostport, gai_strerror(grc));
-    }
-    char ip[64];
-    grc = getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
-    bool v6 = ai->ai_family == AF_INET6;
-    freeaddrinfo(ai);
-    if (grc != 0) {
-        return shmq_error_set(SHMQ_E_CONFIG, "haMasterAddress %s: %s", hostport, gai_strerror(grc));
-    }
-    snprintf(out, len, v6 ? "[%s]:%s" : "%s:%s", ip, port);
-    return 0;
-}
-
 static int receiver_init(shmq_worker_t *w, void **state)
 {
     receiver_t *rc = calloc(1, sizeof(*rc));
@@ -423,9 +452,10 @@ static int receiver_init(shmq_worker_t *w, void **state)
     rc->blk = w->ctl.blk;
     rc->cfg = w->cfg;
     char addr[SHMQ_CTL_ADDR_MAX];
-    int r = master_literal(rc->cfg->ha_master_address, addr, sizeof(addr));
+    /* haMasterAddress as an address literal (a host name is looked up once, here). */
+    int r = shmq_hostport_resolve(rc->cfg->ha_master_address, addr, sizeof(addr));
     if (r < 0) {
-        shmq_log(SHMQ_LOG_ERROR, "%s", shmq_error_detail());
+        shmq_log(SHMQ_LOG_ERROR, "haMasterAddress %s", shmq_error_detail());
         receiver_free(rc);
         return SHMQ_EXIT_ERROR; /* a name may resolve later: restarted with backoff */
     }
@@ -461,9 +491,32 @@ static int receiver_init(shmq_worker_t *w, void **state)
         receiver_free(rc);
         return SHMQ_EXIT_CONFIG;
     }
-    if (ha_meta_sync_start(&rc->loop, &w->ctl, addr, rc->master, rc->tls, &rc->meta) < 0) {
+    snprintf(rc->addr, sizeof(rc->addr), "%s", addr);
+    /* acquire: set by the master before the block was ready */
+    rc->epoch_pending =
+        atomic_load_explicit(&rc->blk->role.epoch_checked, memory_order_acquire) == 0;
+    if (rc->epoch_pending) {
+        shmq_log(SHMQ_LOG_INFO, "master %s: its epoch table first (not checked at start)",
+                 rc->master);
+    } else if (start_following(rc) < 0) {
         receiver_free(rc);
-        return SHMQ_EXIT_ERROR;
+        return SHMQ_EXIT_CONFIG;
+    }
+    *state = rc;
+    return 0;
+}
+
+/*
+ * Connect to the master (and again after each loss of the link), and fetch
+ * its metadata: only once its epoch table showed this log is a prefix of
+ * its own.
+ */
+static int start_following(receiver_t *rc)
+{
+    if (rc->meta == NULL &&
+        ha_meta_sync_start(&rc->loop, &rc->w->ctl, rc->addr, rc->master, rc->tls, &rc->meta) < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "master %s: %s", rc->master, shmq_error_detail());
+        return -ENOMEM;
     }
     shmq_net_connector_cfg_t kc = {
         .on_connected = on_connected,
@@ -474,23 +527,22 @@ static int receiver_init(shmq_worker_t *w, void **state)
                  .idle_ms = (uint32_t)rc->cfg->ha_housekeeping_interval,
                  .tls = rc->tls},
     };
-    r = shmq_net_connector_start(&rc->loop, addr, &kc, &rc->k);
+    int r = shmq_net_connector_start(&rc->loop, rc->addr, &kc, &rc->k);
     if (r < 0) {
         shmq_log(SHMQ_LOG_ERROR, "master %s: %s", rc->master, shmq_error_detail());
-        receiver_free(rc);
-        return SHMQ_EXIT_CONFIG;
+        return r;
     }
-    shmq_log(SHMQ_LOG_INFO, "following master %s (%s) from %lld (%s)", rc->master, addr,
-             (long long)wrote, shmq_worker_ha_link(rc->cfg));
-    *state = rc;
+    shmq_log(SHMQ_LOG_INFO, "following master %s (%s) from %lld (%s)", rc->master, rc->addr,
+             (long long)rc->cl.wrote_pos, shmq_worker_ha_link(rc->cfg));
     return 0;
 }
 
 static int receiver_finish(shmq_worker_t *w, void *arg)
 {
     (void)w;
+    bool refused = ((receiver_t *)arg)->epoch_refused;
     receiver_free(arg);
-    return SHMQ_EXIT_OK;
+    return refused ? SHMQ_EXIT_CONFIG : SHMQ_EXIT_OK;
 }
 
 int main(int argc, char **argv)

@@ -5,6 +5,10 @@
  *   ha_receiver_meta.c  the master's metadata (topics, subscription groups,
  *                       delay and consumer offsets), fetched every
  *                       HA_META_SYNC_MS and at once when the link connects
+ *   ha_receiver_epoch.c the epoch check: when shmqd could not ask the master
+ *                       for its epoch table at start, the receiver asks
+ *                       before it follows, and follows only a master whose
+ *                       log its own is a prefix of
  */
 #ifndef SHMQ_HA_RECEIVER_H
 #define SHMQ_HA_RECEIVER_H
@@ -13,6 +17,7 @@
 
 #include "net/net.h"
 #include "shm/ctl.h"
+#include "worker.h"
 
 #define HA_META_SYNC_MS 3000 /* RocketMQ's SlaveSynchronize: every 10 s */
 
@@ -33,5 +38,17 @@ void ha_meta_sync_now(ha_meta_sync_t *m);
 
 /* Stop: the fetch under way is dropped; m is freed by the loop's close callbacks. */
 void ha_meta_sync_stop(ha_meta_sync_t *m);
+
+enum receiver_epoch_verdict {
+    RECEIVER_EPOCH_FOLLOW = 0, /* checked (or nothing to check with): follow */
+    RECEIVER_EPOCH_WAIT = 1,   /* the master did not answer: ask again later */
+    RECEIVER_EPOCH_REFUSE = 2, /* the logs share no epoch: never follow (exit 2) */
+    RECEIVER_EPOCH_CUT = 3,    /* this log goes beyond: shmqd starts the store again to cut it */
+};
+
+/* One attempt (over the link's tls, NULL: plain), with the log ending at wrote; logs what it
+ * finds. */
+enum receiver_epoch_verdict receiver_epoch_check(shmq_worker_t *w, const shmq_net_tls_t *tls,
+                                                 int64_t wrote, bool *logged);
 
 #endif

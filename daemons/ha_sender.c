@@ -326,6 +326,9 @@ static void answer_request(slave_t *s, int32_t code)
     case SHMQ_HA_REQ_META:
         status = ha_sender_meta_body(&s->hs->w->ctl, &body, &len);
         break;
+    case SHMQ_HA_REQ_EPOCH:
+        status = ha_sender_epoch_answer(s->hs->w, &body, &len);
+        break;
     default:
         status = shmq_error_set(SHMQ_E_ARG, "unknown request code %d", code);
         break;

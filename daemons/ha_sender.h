@@ -5,6 +5,7 @@
  *   ha_sender.c       the link to each slave, and the dispatch of a
  *                     request connection to the answer of its code
  *   ha_sender_meta.c  the metadata answer (code 1): the four config files
+ *   ha_sender_epoch.c the epoch answer (code 2): the log end and the epoch table
  */
 #ifndef SHMQ_HA_SENDER_H
 #define SHMQ_HA_SENDER_H
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "shm/ctl.h"
+#include "worker.h"
 
 /*
  * The body of the metadata answer: named files (ha_frame.h) in this order:
@@ -24,5 +26,14 @@
  * body above SHMQ_HA_ANSWER_MAX).
  */
 int ha_sender_meta_body(const shmq_ctl_t *ctl, uint8_t **body, size_t *len);
+
+/*
+ * The body of the epoch answer in a malloc'd *body of *len bytes: the log
+ * end (`wrote`, 8 bytes big-endian), then <root>/epochFileCheckpoint's text
+ * as shmq_epoch_format writes it (empty when this store has no table), for
+ * a slave that must find the last offset both logs agree on before it
+ * follows.  0, or a negative error (with a detail) for the answer's status.
+ */
+int ha_sender_epoch_answer(shmq_worker_t *w, uint8_t **body, size_t *len);
 
 #endif

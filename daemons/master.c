@@ -59,6 +59,7 @@
 #include "shm/reg.h"
 #include "shm/ring.h"
 #include "store/store.h"
+#include "format/role_override.h"
 #include "format/store_files.h"
 #include "master.h"
 #include "worker.h"
@@ -91,6 +92,7 @@ typedef struct master_worker {
     bool failed;             /* exited 2: not restarted */
     bool started_once;
     bool hb_warned;
+    bool retired;  /* a role this store no longer runs (the ha-receiver after a promotion) */
     int last_exit; /* exit code, or -signal */
 } master_worker_t;
 
@@ -109,6 +111,11 @@ typedef struct master {
     int fail_code;         /* exit code when the store failed (1 or 2) */
     shmq_reg_server_t reg; /* <root>/shmq.sock: client registrations and offset commits */
     bool have_reg;
+    bool role_overridden;     /* brokerRole came from <root>/roleOverride */
+    shmq_epoch_entry_t epoch; /* the epoch this store is in (0: none known) */
+    bool promoting;           /* the ha-receiver stops for a promotion */
+    bool epoch_checked;       /* a slave's log was checked against its master's at start */
+    bool reexec;              /* stopped to start again (the ha-receiver found a divergent tail) */
 } master_t;
 
 static volatile sig_atomic_t got_stop; /* count of SIGTERM/SIGINT */
@@ -399,6 +406,10 @@ static void worker_exited(master_t *m, master_worker_t *w, int status)
         return;
     }
     if (m->state == SHMQ_STATE_FAILED || m->forced) {
+        w->next_start_mono = -1;
+        return;
+    }
+    if (w->retired) {
         w->next_start_mono = -1;
         return;
     }
@@ -704,7 +715,9 @@ static bool loop_ready(void *arg)
             return true;
         }
     }
-    return false;
+    /* relaxed: as above */
+    return atomic_load_explicit(&m->ctl.blk->role.promote, memory_order_relaxed) ==
+           SHMQ_PROMOTE_ASKED;
 }
 
 /*
@@ -857,6 +870,168 @@ static void loop_sleep(master_t *m)
     shmq_ring_reap(&m->ctl, false);
 }
 
+/* ---- roles and epochs (docs/operations.md "Failover") -------------------------------------- */
+
+/* <root>/roleOverride, when there is one, decides the role over broker.conf. */
+static int apply_role_override(master_t *m)
+{
+    enum shmq_broker_role conf = m->cfg.broker_role;
+    shmq_error_clear();
+    int rc = shmq_role_override_apply(m->cfg.store_path_root_dir, &m->cfg, &m->role_overridden);
+    if (rc == 0 && m->role_overridden) {
+        rc = shmq_config_validate(&m->cfg);
+    }
+    if (rc < 0) {
+        return config_fail(rc);
+    }
+    if (m->role_overridden) {
+        shmq_log(SHMQ_LOG_INFO,
+                 "role %s from %s/%s (broker.conf says %s; `shmqctl role` changes it)",
+                 shmq_broker_role_name(m->cfg.broker_role), m->cfg.store_path_root_dir,
+                 SHMQ_ROLE_OVERRIDE_FILE, shmq_broker_role_name(conf));
+    }
+    return 0;
+}
+
+/* The store's epoch once recovered, before any worker runs (master_epoch.c). */
+static int start_epoch(master_t *m, shmq_store_t *st)
+{
+    if (m->cfg.broker_role == SHMQ_SLAVE) {
+        return master_epoch_slave_start(&m->cfg, st, &got_stop, &m->epoch, &m->epoch_checked);
+    }
+    m->epoch_checked = true;
+    int rc = master_epoch_master_start(st->root, shmq_commitlog_min_offset(&st->cl),
+                                       st->cl.wrote_pos, &m->epoch);
+    return rc < 0 ? SHMQ_EXIT_ERROR : 0;
+}
+
+static void promote_done(master_t *m, uint32_t state, int err)
+{
+    m->promoting = false;
+    atomic_store_explicit(&m->ctl.blk->role.error, err, memory_order_relaxed);
+    /* release: error (and the epoch) are set before it */
+    atomic_store_explicit(&m->ctl.blk->role.promote, state, memory_order_release);
+}
+
+/* A worker entry for role (installed programs only); NULL when it is not installed. */
+static master_worker_t *add_worker(master_t *m, master_worker_t *w, enum shmq_role role)
+{
+    char path[PATH_MAX];
+    const char *slash = strrchr(m->w[0].path, '/');
+    int dirlen = slash ? (int)(slash - m->w[0].path) : 1;
+    snprintf(path, sizeof(path), "%.*s/shmq-%s", dirlen, m->w[0].path, shmq_role_name(role));
+    if (access(path, X_OK) != 0) {
+        return NULL;
+    }
+    if (w == NULL) {
+        if (m->nworkers >= SHMQ_ROLE_COUNT) {
+            return NULL;
+        }
+        w = &m->w[m->nworkers++];
+    }
+    memset(w, 0, sizeof(*w));
+    w->role = role;
+    w->backoff_ms = BACKOFF_MIN_MS;
+    w->next_start_mono = shmq_mono_ms();
+    snprintf(w->path, sizeof(w->path), "%s", path);
+    return w;
+}
+
+/*
+ * The receiver stopped: what it published stays (bytes after `wrote` are
+ * not taken: the writer zeroes them at its start).  The new epoch is saved
+ * and the role override written before the writer starts; then the writer
+ * takes the receiver's place (first in the table: its orderly stop ends
+ * DRAINING), and the scheduler and ha-sender start.
+ */
+static void promote_finish(master_t *m, master_worker_t *rw)
+{
+    int64_t wrote = shmq_ctl_load(&m->ctl.blk->wrote);
+    shmq_epoch_entry_t e;
+    shmq_error_clear();
+    int rc = master_epoch_promote(m->root, wrote, &e);
+    if (rc == 0) {
+        rc = shmq_role_override_save(m->root, SHMQ_ASYNC_MASTER, NULL);
+    }
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "promotion failed: %s; following the master again",
+                 shmq_error_detail());
+        rw->retired = false;
+        rw->next_start_mono = shmq_mono_ms();
+        promote_done(m, SHMQ_PROMOTE_FAILED, rc);
+        return;
+    }
+    m->epoch = e;
+    master_epoch_publish(&m->ctl, &e);
+    m->cfg.broker_role = SHMQ_ASYNC_MASTER;
+    m->role_overridden = true;
+    /* Workers read the configuration from the block; none that reads brokerRole runs now. */
+    m->ctl.blk->hdr.config.broker_role = SHMQ_ASYNC_MASTER;
+    atomic_store_explicit(&m->ctl.blk->role.overridden, 1, memory_order_relaxed);
+    atomic_store_explicit(&m->ctl.blk->workers[SHMQ_ROLE_HA_RECEIVER].state, SHMQ_WORKER_NONE,
+                          memory_order_relaxed);
+    add_worker(m, rw, SHMQ_ROLE_WRITER);
+    add_worker(m, NULL, SHMQ_ROLE_SCHEDULER);
+    if (m->cfg.ha_plain_link) {
+        add_worker(m, NULL, SHMQ_ROLE_HA_SENDER);
+    }
+    shmq_log(SHMQ_LOG_INFO,
+             "promoted: master (ASYNC_MASTER, in %s/%s) in epoch %d from offset %lld; starting "
+             "the writer",
+             m->root, SHMQ_ROLE_OVERRIDE_FILE, e.epoch, (long long)e.start);
+    promote_done(m, SHMQ_PROMOTE_DONE, 0);
+}
+
+/* `shmqctl role --promote`: stop the ha-receiver, then promote_finish.  Also the
+ * ha-receiver's request to start the store again (its log must be cut at start). */
+static void handle_promote(master_t *m)
+{
+    shmq_ctl_role_t *r = &m->ctl.blk->role;
+    /* acquire: pairs with the ha-receiver's release store */
+    if (!m->reexec && m->state == SHMQ_STATE_RUNNING &&
+        atomic_load_explicit(&r->restart_store, memory_order_acquire) != 0) {
+        shmq_log(SHMQ_LOG_WARN, "the ha-receiver found a divergent tail: stopping the store to "
+                                "start again and cut it");
+        m->reexec = true;
+        got_stop = got_stop + 1; /* the orderly stop, as for SIGTERM */
+        return;
+    }
+    master_worker_t *rw = NULL;
+    for (int i = 0; i < m->nworkers; i++) {
+        if (m->w[i].role == SHMQ_ROLE_HA_RECEIVER) {
+            rw = &m->w[i];
+        }
+    }
+    if (m->promoting) {
+        if (m->state != SHMQ_STATE_RUNNING) {
+            promote_done(m, SHMQ_PROMOTE_FAILED, -ESHUTDOWN);
+        } else if (rw->pid == 0) {
+            promote_finish(m, rw);
+        }
+        return;
+    }
+    /* acquire: pairs with shmqctl's release store of the request */
+    if (atomic_load_explicit(&r->promote, memory_order_acquire) != SHMQ_PROMOTE_ASKED) {
+        return;
+    }
+    if (m->state != SHMQ_STATE_RUNNING || rw == NULL || m->cfg.broker_role != SHMQ_SLAVE) {
+        shmq_log(SHMQ_LOG_WARN, "promotion requested: refused, the store is %s and %s",
+                 shmq_store_state_name(m->state), rw ? "a slave" : "not a slave");
+        promote_done(m, SHMQ_PROMOTE_FAILED, rw == NULL ? -EALREADY : -ESHUTDOWN);
+        return;
+    }
+    shmq_log(SHMQ_LOG_INFO, "promotion requested: stopping the ha-receiver (its published log "
+                            "stays)");
+    atomic_store_explicit(&r->promote, SHMQ_PROMOTE_RUNNING, memory_order_relaxed);
+    m->promoting = true;
+    rw->retired = true;
+    rw->next_start_mono = -1;
+    term_worker(rw);
+    if (rw->pid == 0) {
+        promote_finish(m, rw);
+    }
+}
+
 /* starting -> recovering -> running: lock, recover, build the control block. */
 static int start_store(master_t *m)
 {
@@ -886,6 +1061,15 @@ static int start_store(master_t *m)
         indexer = indexer || m->w[i].role == SHMQ_ROLE_INDEXER;
     }
     master_recover_index(&m->cfg, indexer, &rep);
+    rc = start_epoch(m, &st);
+    if (rc == SHMQ_EXIT_CONFIG) {
+        shmq_store_close(&st); /* nothing was changed: a clean stop */
+        return rc;
+    }
+    if (rc != 0) {
+        shmq_store_abandon(&st);
+        return rc;
+    }
     /*
      * The segment the writer appends to next exists before anyone sends, so
      * the first send never waits for a segment to be allocated and pre-faulted.
@@ -941,6 +1125,9 @@ static int start_store(master_t *m)
         shmq_store_abandon(&st);
         return SHMQ_EXIT_ERROR;
     }
+    master_epoch_publish(&m->ctl, &m->epoch);
+    atomic_store_explicit(&m->ctl.blk->role.overridden, m->role_overridden, memory_order_relaxed);
+    atomic_store_explicit(&m->ctl.blk->role.epoch_checked, m->epoch_checked, memory_order_relaxed);
     rc = open_socket(m);
     if (rc != 0) {
         shmq_ctl_unlink(m->root);
@@ -967,6 +1154,10 @@ int main(int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
+    rc = apply_role_override(&m);
+    if (rc != 0) {
+        return rc;
+    }
     install_signals();
     if (find_workers(&m) < 0) {
         return SHMQ_EXIT_ERROR;
@@ -986,6 +1177,7 @@ int main(int argc, char **argv)
         }
         advance_stop(&m);
         handle_restart_requests(&m);
+        handle_promote(&m);
         watch_workers(&m);
         if (finished(&m)) {
             break;
@@ -993,6 +1185,12 @@ int main(int argc, char **argv)
         loop_sleep(&m);
     }
     rc = shut_down(&m);
+    if (m.reexec && rc == SHMQ_EXIT_OK && got_stop == m.stops_seen && m.stops_seen == 1) {
+        shmq_log(SHMQ_LOG_INFO, "starting again");
+        execv("/proc/self/exe", argv);
+        shmq_log(SHMQ_LOG_ERROR, "cannot start again: %s", strerror(errno));
+        rc = SHMQ_EXIT_ERROR;
+    }
     shmq_log(SHMQ_LOG_INFO, "exiting with status %d", rc);
     return rc;
 }

@@ -34,4 +34,34 @@ void master_log_recovery(const shmq_recovery_report_t *r);
 void master_recover_index(const shmq_config_t *cfg, bool indexer,
                           const shmq_recovery_report_t *rep);
 
+/* ---- epochs (master_epoch.c) ---- */
+
+#include <signal.h>
+
+#include "format/epoch.h"
+
+/*
+ * A master's epoch at start (epoch 1 at log_min for an empty table; a
+ * restart keeps the epoch), saved; *cur the current one.  0 or an error
+ * (logged).
+ */
+int master_epoch_master_start(const char *root, int64_t log_min, int64_t log_end,
+                              shmq_epoch_entry_t *cur);
+
+/* A promotion: epoch last+1 from log_end, saved durably; *cur the new one. */
+int master_epoch_promote(const char *root, int64_t log_end, shmq_epoch_entry_t *cur);
+
+/* Show the current epoch in the control block (status). */
+void master_epoch_publish(shmq_ctl_t *ctl, const shmq_epoch_entry_t *cur);
+
+/*
+ * A slave at start, its store recovered and no worker running: the master's
+ * epoch table, the divergent tail cut, the table saved (master_epoch.c).
+ * 0 to go on (also when the master could not be asked: logged, *checked
+ * false: the ha-receiver checks before it follows), or the exit code (2:
+ * the logs share no epoch, an operator must act).
+ */
+int master_epoch_slave_start(const shmq_config_t *cfg, shmq_store_t *st,
+                             volatile sig_atomic_t *stop, shmq_epoch_entry_t *cur, bool *checked);
+
 #endif

@@ -5,7 +5,11 @@
 
 #include "shmq/errors.h"
 
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 int shmq_hostport_split(const char *s, char *host, size_t host_size, int *port)
 {
@@ -43,5 +47,31 @@ int shmq_hostport_split(const char *s, char *host, size_t host_size, int *port)
     memcpy(host, h, hlen);
     host[hlen] = '\0';
     *port = (int)v;
+    return 0;
+}
+
+int shmq_hostport_resolve(const char *hostport, char *out, size_t len)
+{
+    char host[256], port[16];
+    int portnum;
+    int rc = shmq_hostport_split(hostport, host, sizeof(host), &portnum);
+    if (rc < 0) {
+        return rc;
+    }
+    snprintf(port, sizeof(port), "%d", portnum);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int grc = getaddrinfo(host, port, &hints, &ai);
+    if (grc != 0 || ai == NULL) {
+        return shmq_error_set(SHMQ_E_CONFIG, "%s: %s", hostport, gai_strerror(grc));
+    }
+    char ip[64];
+    grc = getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
+    bool v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    if (grc != 0) {
+        return shmq_error_set(SHMQ_E_CONFIG, "%s: %s", hostport, gai_strerror(grc));
+    }
+    snprintf(out, len, v6 ? "[%s]:%s" : "%s:%s", ip, port);
     return 0;
 }

@@ -18,4 +18,11 @@
  */
 int shmq_hostport_split(const char *s, char *host, size_t host_size, int *port);
 
+/*
+ * "host:port" with the host looked up (getaddrinfo: it may block) into an
+ * address literal: "10.0.0.5:10912", "[fe80::1]:10912" (the first address
+ * found).  Returns 0, or SHMQ_E_CONFIG with a detail naming hostport.
+ */
+int shmq_hostport_resolve(const char *hostport, char *out, size_t len);
+
 #endif

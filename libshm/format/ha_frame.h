@@ -73,15 +73,17 @@ int shmq_ha_start_offset(int64_t report, int64_t log_min, int64_t log_end, int64
  *
  * One request per connection; the client closes it when the answer is in
  * (the master's idle timeout closes a silent one).  Codes: 1 metadata
- * (SHMQ_HA_REQ_META: the body is a sequence of named files, below); 2 is
- * the epoch request's.  An unknown code is answered with SHMQ_E_ARG.
+ * (SHMQ_HA_REQ_META: the body is a sequence of named files, below); 2 the
+ * epoch table (SHMQ_HA_REQ_EPOCH: the master's log end, int64, then its
+ * epochFileCheckpoint text).  An unknown code is answered with SHMQ_E_ARG.
  */
 #define SHMQ_HA_REQ_MAGIC        "\xffSHMQRQ1"
 #define SHMQ_HA_REQ_MAGIC_SIZE   8
 #define SHMQ_HA_REQ_SIZE         12
 #define SHMQ_HA_ANSWER_HEAD_SIZE 8
 #define SHMQ_HA_ANSWER_MAX       (16 << 20)
-#define SHMQ_HA_REQ_META         1
+#define SHMQ_HA_REQ_META         1 /* the master's metadata (topics, groups, offsets) */
+#define SHMQ_HA_REQ_EPOCH        2 /* the master's log end and epoch table */
 
 /* True when the first SHMQ_HA_REQ_MAGIC_SIZE bytes of p are the magic. */
 bool shmq_ha_is_request(const uint8_t p[SHMQ_HA_REQ_MAGIC_SIZE]);

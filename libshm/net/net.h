@@ -4,11 +4,10 @@
  * bytes out; it knows nothing of the store, frames or replication.
  *
  * Everything runs on the caller's uv_loop_t, in the thread that runs it:
- * no call blocks, the module starts no thread and resolves no names (hosts
- * are IPv4/IPv6 literals).  Callbacks run from the loop, never from inside
- * the call that caused them, and any function of this header may be called
- * from inside any callback (closing the object the callback is about
- * included).
+ * no call blocks (but shmq_net_exchange, which runs a loop of its own), the module starts no thread
+ * and resolves no names (hosts are IPv4/IPv6 literals).  Callbacks run from the loop, never from
+ * inside the call that caused them, and any function of this header may be called from inside any
+ * callback (closing the object the callback is about included).
  *
  * Lifetimes: a connection is the caller's from its delivery (on_accept,
  * on_connected) to its on_close, which comes exactly once (unless its
@@ -201,6 +200,25 @@ void *shmq_net_connector_arg(const shmq_net_connector_t *k);
  * on_close; no callback of k or of its connection runs after, and neither
  * pointer may be used once the calling callback (or this call) returns. */
 void shmq_net_connector_stop(shmq_net_connector_t *k);
+
+/* ---- one request, one answer, blocking (net_exchange.c) ------------------ */
+
+/*
+ * Connect to hostport (an address literal), over tls when not NULL, send
+ * req, and read until answer_size says the answer is complete: it gets the
+ * bytes so far and returns the answer's whole length once it can tell
+ * (that many bytes are then read), 0 while it cannot, or a negative error
+ * (the answer is refused).  At most max bytes are taken; all within
+ * timeout_ms.  The one place that blocks in this module: it runs a loop of
+ * its own, not the caller's.  0 with a malloc'd *out of *out_len bytes
+ * (exactly the answer), or a negative errno (-ETIMEDOUT, -ECONNREFUSED,
+ * -ECONNRESET for a close before the answer, -EMSGSIZE past max, -EACCES
+ * when TLS failed: "TLS handshake: ..."), or answer_size's error; a detail
+ * is set.
+ */
+int shmq_net_exchange(const char *hostport, const shmq_net_tls_t *tls, const void *req,
+                      size_t req_len, long (*answer_size)(const uint8_t *buf, size_t len),
+                      size_t max, int timeout_ms, uint8_t **out, size_t *out_len);
 
 /* ---- TLS with a pre-shared key (net_tls.c) ------------------------------- */
 

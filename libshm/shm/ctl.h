@@ -64,7 +64,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    4
+#define SHMQ_CTL_VERSION    5
 
 #define SHMQ_CTL_MAX_WORKERS 8
 #define SHMQ_CTL_MAX_RINGS   64
@@ -335,6 +335,32 @@ typedef struct shmq_ctl_ha {
     _Atomic uint64_t refused;
 } shmq_ctl_ha_t;
 
+/* ---- role changes (shmqctl role --promote) ------------------------------------------ */
+
+enum shmq_promote_state {
+    SHMQ_PROMOTE_NONE = 0,
+    SHMQ_PROMOTE_ASKED = 1,   /* shmqctl: a request (release) */
+    SHMQ_PROMOTE_RUNNING = 2, /* master: the ha-receiver is stopping */
+    SHMQ_PROMOTE_DONE = 3,    /* master: a master now (epoch, epoch_start set before, release) */
+    SHMQ_PROMOTE_FAILED = 4,  /* master: refused or failed (logged; error holds the code) */
+};
+
+/* A promotion request and its outcome; the epoch this store writes in. */
+typedef struct shmq_ctl_role {
+    _Alignas(64) _Atomic uint32_t promote; /* enum shmq_promote_state: shmqctl NONE/DONE/FAILED
+                                              -> ASKED, master the rest */
+    _Atomic int32_t error;                 /* master: why a promotion failed */
+    _Atomic int32_t epoch;                 /* master: this store's current epoch (0: none) */
+    _Atomic int32_t overridden;            /* master: the role comes from <root>/roleOverride */
+    _Atomic int64_t epoch_start;           /* master: the offset the current epoch starts at */
+    /* master, before ready: a slave's log was checked against its master's epochs at start
+     * (0: the master could not be asked; the ha-receiver checks before it follows) */
+    _Atomic int32_t epoch_checked;
+    /* ha-receiver: its log goes beyond what it shares with the master: shmqd stops the store
+     * and starts again (the start cuts the divergent tail) */
+    _Atomic uint32_t restart_store;
+} shmq_ctl_role_t;
+
 /* ---- the block ------------------------------------------------------------------ */
 
 typedef struct shmq_ctl_header {
@@ -390,6 +416,7 @@ typedef struct shmq_ctl_block {
     shmq_ctl_index_t index;         /* indexer (see the struct) */
     shmq_ctl_scheduler_t scheduler; /* scheduler (see the struct) */
     shmq_ctl_ha_t ha;               /* ha-sender or ha-receiver (see the struct) */
+    shmq_ctl_role_t role;           /* master, and shmqctl role's request (see the struct) */
 } shmq_ctl_block_t;
 
 /* A consumer group offset. */

@@ -150,6 +150,15 @@ int64_t shmq_store_tags_code(const shmq_config_t *cfg, const char *topic, size_t
  */
 int shmq_store_flush(shmq_store_t *st);
 
+/*
+ * Cut the log at off (a record boundary between the log's first offset and
+ * its end) and what is derived from it: ConsumeQueue units of the records
+ * cut, the positions, the checkpoint; crash-safe in the order
+ * store_truncate.c describes (a crash leaves a prefix at least off long).
+ * Writable stores only.  0, or an error with a detail.
+ */
+int shmq_store_truncate(shmq_store_t *st, int64_t off);
+
 /* Iterate every open queue: call fn for each; stops early if fn returns non-zero. */
 int shmq_store_foreach_queue(shmq_store_t *st, int (*fn)(shmq_queue_t *q, void *arg), void *arg);
 

@@ -150,12 +150,14 @@ T=$T perl -MIO::Socket::INET -e '
     open(my $o, ">", "$ENV{T}/fake.third") or die; print $o "$third\n"; close $o;
     my $l = IO::Socket::INET->new(Listen => 8, LocalAddr => "127.0.0.1", LocalPort => $port,
         ReuseAddr => 1) or die "listen: $!";
-    # The next link connection: metadata requests of the slave (formats.md) are closed.
-    sub next_link { my $l = shift; for (;;) { my $c = $l->accept or die; read($c, my $r, 8);
-        return $c if $r ne "\xffSHMQRQ1"; close $c } }
-    my $c = next_link($l);
+    # The slave's requests (0xFF "SHMQRQ1": its epoch table, its metadata) are answered
+    # with a heartbeat frame, as a RocketMQ master would, which is not an answer (the slave
+    # follows unchecked).
+    sub slave { for (;;) { my $c = $l->accept or die; read($c, my $r, 8);
+        return $c if substr($r, 0, 1) ne "\xff"; print $c pack("q>N", 0, 0); sleep 1; close $c } }
+    my $c = slave();
     print $c pack("q>N", 0, $pos) . substr($log, 0, $pos); sleep 2; close $c;
-    $c = next_link($l);
+    $c = slave();
     print $c pack("q>N", 4096, 16) . ("\0" x 16); sleep 2; close $c;
 ' "$FAKE_PORT" "$SEG0" >"$T/fake.out" 2>&1 &
 FAKE=$!

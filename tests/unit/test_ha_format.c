@@ -342,6 +342,11 @@ static void test_ha_request_frames(void **state)
     assert_false(shmq_ha_is_request(rep));
     req[7] = '2';
     assert_int_equal(shmq_ha_request_decode(req, &code), SHMQ_E_CORRUPT);
+    /* The epoch request: code 2. */
+    shmq_ha_request_encode(SHMQ_HA_REQ_EPOCH, req);
+    assert_int_equal(req[11], 2);
+    assert_int_equal(shmq_ha_request_decode(req, &code), 0);
+    assert_int_equal(code, SHMQ_HA_REQ_EPOCH);
 }
 
 static void test_ha_answer_heads(void **state)

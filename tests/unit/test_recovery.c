@@ -795,9 +795,82 @@ static void test_torn_record_across_a_segment_roll(void **state)
     assert_int_equal(shmq_store_close(&st), 0);
 }
 
+/*
+ * A divergent tail cut (shmq_store_truncate): records at and after the cut
+ * go with their units, queue offsets continue from the cut, and a reopen
+ * (clean, or after a crash) keeps exactly the prefix.
+ */
+static void test_truncate_cuts_the_tail_and_its_units(void **state)
+{
+    fixture_t *f = *state;
+    shmq_store_t st;
+    static shmq_append_result_t res[900];
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, 900, res);
+    int64_t cut = res[600].phys_offset; /* a later segment than the first */
+    assert_true(cut > SEG_SIZE);
+    assert_int_equal(shmq_store_truncate(&st, cut), 0);
+    assert_int_equal(st.cl.wrote_pos, cut);
+    assert_int_equal(count_records(&st), 600);
+    assert_int_equal(total_units(&st), 600);
+    assert_int_equal(queue_max(&st, "TopicB", 0), 200);
+    assert_true(st.cp.confirm_phys <= cut);
+    /* Beyond the log: refused, nothing changes. */
+    assert_int_equal(shmq_store_truncate(&st, cut + 1), SHMQ_E_RANGE);
+    assert_int_equal(st.cl.wrote_pos, cut);
+    /* Queue offsets continue from the cut. */
+    shmq_append_result_t r;
+    put_one(&st, "TopicB", 0, 2000, &r);
+    assert_int_equal(r.phys_offset, cut);
+    shmq_record_t rec;
+    assert_true(shmq_commitlog_read(&st.cl, r.phys_offset, SHMQ_DECODE_CHECK_ALL, &rec) > 0);
+    assert_int_equal(rec.queue_offset, 200);
+    assert_int_equal(shmq_store_close(&st), 0);
+
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(count_records(&st), 601);
+    assert_int_equal(total_units(&st), 601);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
+/* Killed during the cut, after the checkpoint was lowered and the units dropped: the next
+ * start recovers the whole (longer) prefix, never refuses it as corrupt. */
+static void test_truncate_interrupted_leaves_a_recoverable_prefix(void **state)
+{
+    fixture_t *f = *state;
+    shmq_store_t st;
+    static shmq_append_result_t res[900];
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    write_messages(&st, 0, 900, res);
+    assert_int_equal(shmq_store_flush(&st), 0);
+    int64_t cut = res[300].phys_offset;
+    /* The first two steps of shmq_store_truncate, then the process dies. */
+    st.cp.confirm_phys = cut;
+    assert_int_equal(shmq_checkpoint_write(st.root, &st.cp), 0);
+    shmq_store_abandon(&st);
+
+    shmq_recovery_report_t rep;
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_true(rep.abnormal);
+    assert_true(st.cl.wrote_pos >= cut);
+    assert_int_equal(count_records(&st), 900);
+    assert_int_equal(shmq_store_truncate(&st, cut), 0);
+    assert_int_equal(count_records(&st), 300);
+    shmq_store_abandon(&st); /* killed right after the cut */
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, &rep), 0);
+    assert_int_equal(st.cl.wrote_pos, cut);
+    assert_int_equal(count_records(&st), 300);
+    assert_int_equal(total_units(&st), 300);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_truncate_cuts_the_tail_and_its_units, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_interrupted_leaves_a_recoverable_prefix,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_reopen_keeps_every_record_and_unit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_second_opener_is_refused_naming_the_holder, setup,

@@ -314,6 +314,7 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "rings", ra);
     scheduler_json(ctl, o);
     replication_json(ctl, o);
+    json_object_set_new(o, "role", shmqctl_role_json(ctl->root, ctl, &ctl->blk->hdr.config));
     return o;
 }
 
@@ -442,6 +443,7 @@ static void status_text(json_t *o)
     clean_text(o);
     scheduler_text(o);
     replication_text(o);
+    shmqctl_role_text(json_object_get(o, "role"));
     if (jint(o, "fenced_error") != 0) {
         json_t *part = json_object_get(o, "fenced_part");
         printf("FENCED: a %s flush failed (%s); the store takes no writes; the next start cuts "

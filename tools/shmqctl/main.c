@@ -54,6 +54,10 @@ enum {
     OPT_DELIVER_AFTER,
     OPT_FAIL,
     OPT_SKIP_CORRUPT,
+    OPT_PROMOTE,
+    OPT_SLAVE,
+    OPT_MASTER,
+    OPT_CLEAR,
 };
 
 typedef struct shmqctl_cmd {
@@ -171,6 +175,18 @@ static const shmqctl_cmd_t commands[] = {
      "offset-by-time --store DIR --topic T --queue Q --time TIME [--json]\n"
      "    Print the queue offset of the first message of T/Q stored at or after TIME\n"
      "    (the queue's max offset when every message is older).\n"},
+    {"role", shmqctl_cmd_role, SHMQCTL_OPT_ROLE | SHMQCTL_OPT_TIMEOUT | SHMQCTL_OPT_JSON, 0, 0,
+     "role --store DIR [--json]\n"
+     "  or: role --store DIR --promote [--timeout MS]\n"
+     "  or: role --store DIR --slave --master HOST:PORT\n"
+     "  or: role --store DIR --clear\n"
+     "    Show the store's role (and where it comes from), epoch and epoch table;\n"
+     "    --promote turns a running slave into a master (ASYNC_MASTER): its\n"
+     "    ha-receiver stops, a new epoch begins at its log's end, the writer starts;\n"
+     "    --slave makes a stopped store a slave of HOST:PORT at its next start\n"
+     "    (an old master after a failover: its divergent tail is cut then);\n"
+     "    --clear removes the override: broker.conf decides again.  The role is\n"
+     "    kept in <store>/roleOverride (docs/operations.md \"Failover\").\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -357,6 +373,10 @@ static const struct option long_opts[] = {
     {"deliver-after", required_argument, NULL, OPT_DELIVER_AFTER},
     {"fail", no_argument, NULL, OPT_FAIL},
     {"skip-corrupt", required_argument, NULL, OPT_SKIP_CORRUPT},
+    {"promote", no_argument, NULL, OPT_PROMOTE},
+    {"slave", no_argument, NULL, OPT_SLAVE},
+    {"master", required_argument, NULL, OPT_MASTER},
+    {"clear", no_argument, NULL, OPT_CLEAR},
     {NULL, 0, NULL, 0},
 };
 
@@ -415,6 +435,11 @@ static unsigned opt_bit(int opt)
         return SHMQCTL_OPT_FAIL;
     case OPT_SKIP_CORRUPT:
         return SHMQCTL_OPT_SKIP_CORRUPT;
+    case OPT_PROMOTE:
+    case OPT_SLAVE:
+    case OPT_MASTER:
+    case OPT_CLEAR:
+        return SHMQCTL_OPT_ROLE;
     default:
         return 0;
     }
@@ -643,6 +668,18 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
             break;
         case OPT_SKIP_CORRUPT:
             a->skip_corrupt = optarg; /* consume parses it */
+            break;
+        case OPT_PROMOTE:
+            a->promote = true;
+            break;
+        case OPT_SLAVE:
+            a->slave = true;
+            break;
+        case OPT_MASTER:
+            a->master = optarg;
+            break;
+        case OPT_CLEAR:
+            a->clear = true;
             break;
         case ':':
             rc = shmqctl_usage_error(c->name, "option %s needs a value", argv[optind - 1]);

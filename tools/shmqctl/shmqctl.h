@@ -51,6 +51,7 @@
 #define SHMQCTL_OPT_DELIVER      0x1000000 /* send: --deliver-at TIME --deliver-after MS */
 #define SHMQCTL_OPT_FAIL         0x2000000 /* consume: --fail */
 #define SHMQCTL_OPT_SKIP_CORRUPT 0x4000000 /* consume: --skip-corrupt [TOPIC:]QUEUE:OFFSET */
+#define SHMQCTL_OPT_ROLE         0x8000000 /* role: --promote --slave --master HOST:PORT --clear */
 
 /* The parsed command line of one command. */
 typedef struct shmqctl_args {
@@ -95,7 +96,12 @@ typedef struct shmqctl_args {
     int64_t deliver_after_ms;   /* --deliver-after MS, -1 when not given */
     bool fail;                  /* consume --fail: send every message back */
     const char *skip_corrupt;   /* consume --skip-corrupt [TOPIC:]QUEUE:OFFSET */
-    char **pos;                 /* positional arguments after the command */
+    /* role */
+    bool promote;       /* --promote */
+    bool slave;         /* --slave */
+    const char *master; /* --master HOST:PORT */
+    bool clear;         /* --clear */
+    char **pos;         /* positional arguments after the command */
     int npos;
 } shmqctl_args_t;
 
@@ -113,6 +119,7 @@ int shmqctl_cmd_dlq(shmqctl_args_t *a);
 int shmqctl_cmd_clean(shmqctl_args_t *a);
 int shmqctl_cmd_query(shmqctl_args_t *a);
 int shmqctl_cmd_offset_by_time(shmqctl_args_t *a);
+int shmqctl_cmd_role(shmqctl_args_t *a);
 
 /*
  * Attach to the running store at root (flags as shmq_ctl_attach).  Prints
@@ -124,6 +131,12 @@ int shmqctl_attach_running(const char *root, unsigned flags, struct shmq_ctl *ct
 
 /* The master that created ctl's block is alive and holds the store lock. */
 bool shmqctl_master_alive(const struct shmq_ctl *ctl);
+
+/* The role, where it comes from and the epoch table of the store at root ("role" object
+ * of status; ctl: its control block when it runs, else NULL), and its text line. */
+#include <jansson.h>
+json_t *shmqctl_role_json(const char *root, const struct shmq_ctl *ctl, const shmq_config_t *cfg);
+void shmqctl_role_text(json_t *r);
 
 /* Print the usage of a command (or of all with NULL) to f. */
 void shmqctl_usage(FILE *f, const char *cmd);
