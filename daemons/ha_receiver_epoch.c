@@ -8,6 +8,7 @@
  * again (role.restart_store), and that start cuts it before any worker
  * runs.  A log that is a prefix takes the master's table and is followed.
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "client/ha_request.h"
@@ -31,6 +32,10 @@ enum receiver_epoch_verdict receiver_epoch_check(shmq_worker_t *w, const shmq_ne
     int64_t remote_end = 0;
     shmq_error_clear();
     int rc = shmq_ha_fetch_epochs(master, tls, RECEIVER_EPOCH_IO_MS, remote, &remote_end);
+    if (rc == -EACCES) {
+        /* The TLS handshake failed (a master without our secret): refused, as on the link. */
+        atomic_fetch_add_explicit(&w->ctl.blk->ha.refused, 1, memory_order_relaxed);
+    }
     if (rc < 0 && rc > SHMQ_E_BASE) {
         if (!*logged) {
             shmq_log(SHMQ_LOG_INFO, "not following master %s before its epoch table is seen: %s",

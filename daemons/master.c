@@ -972,7 +972,7 @@ static void promote_finish(master_t *m, master_worker_t *rw)
                           memory_order_relaxed);
     add_worker(m, rw, SHMQ_ROLE_WRITER);
     add_worker(m, NULL, SHMQ_ROLE_SCHEDULER);
-    if (m->cfg.ha_plain_link) {
+    if (role_runs(&m->cfg, SHMQ_ROLE_HA_SENDER)) {
         add_worker(m, NULL, SHMQ_ROLE_HA_SENDER);
     }
     shmq_log(SHMQ_LOG_INFO,

@@ -28,6 +28,24 @@ use_plain_link() { # RocketMQ's plain HA protocol on master and slaves from here
     LINK="--set haPlainLink=true"
     MCONF="$LINK --set haListenPort=$HA_PORT --set listenPort=$((HA_PORT - 1))"
 }
+# ha_request PORT CODE: a request on the HA port at PORT over the test's link (OpenSSL's
+# s_client with the secret's key on TLS, a plain socket else); prints "STATUS LEN BODY".
+ha_request() {
+    local feed='print "\xffSHMQRQ1", pack("N", $ARGV[0]); sleep 2'
+    local show='local $/; my $b = <STDIN> // ""; my ($st, $len) = unpack("l>N", $b);
+        print defined $len ? "$st $len " . substr($b, 8, $len) : "none", "\n"'
+    if [ "${LINK#--set haSecretFile=}" != "$LINK" ]; then
+        perl -e "$feed" "$2" | timeout 20 openssl s_client -connect "127.0.0.1:$1" -tls1_3 \
+            -psk "$(tr -d ' \t\r\n' <"$HA_SECRET" | sha256sum | cut -d' ' -f1)" \
+            -psk_identity shmq-ha/1 -quiet 2>/dev/null | perl -e "$show"
+    else
+        perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ARGV[0]")
+            or die; print $s "\xffSHMQRQ1", pack("N", $ARGV[1]); my $b = "";
+            while (my $r = sysread($s, $b, 65536, length($b))) { last if length($b) >= 8 &&
+                length($b) >= 8 + unpack("N", substr($b, 4, 4)) } print $b' "$1" "$2" |
+            perl -e "$show"
+    fi
+}
 sconf() { # sconf MASTER_PORT: a slave's settings
     echo "--set brokerRole=SLAVE --set brokerId=1 $LINK" \
         "--set haMasterAddress=127.0.0.1:$1 --set haListenPort=1 --set listenPort=2"

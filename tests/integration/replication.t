@@ -150,7 +150,7 @@ T=$T perl -MIO::Socket::INET -e '
     open(my $o, ">", "$ENV{T}/fake.third") or die; print $o "$third\n"; close $o;
     my $l = IO::Socket::INET->new(Listen => 8, LocalAddr => "127.0.0.1", LocalPort => $port,
         ReuseAddr => 1) or die "listen: $!";
-    # The slave's requests (0xFF "SHMQRQ1": its epoch table, its metadata) are answered
+    # Requests of the slave (0xFF "SHMQRQ1": its epoch table, its metadata) are answered
     # with a heartbeat frame, as a RocketMQ master would, which is not an answer (the slave
     # follows unchecked).
     sub slave { for (;;) { my $c = $l->accept or die; read($c, my $r, 8);

@@ -194,11 +194,9 @@ keys_of "$MASTER" TopicN GM4
 is "$(wc -l <"$T/GM4.keys")" 2000 "and the 2000 sent to S"
 
 # ---- an unknown request on S's HA port -------------------------------------------------------
-ANS=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ARGV[0]")
-    or die "connect: $!"; print $s "\xffSHMQRQ1", pack("N", 99); my $b = "";
-    while (length($b) < 8) { my $r = sysread($s, $b, 8 - length($b), length($b)); last unless $r }
-    my ($st, $len) = unpack("l>N", $b); print "$st $len\n"' "$S_PORT")
-is "$ANS" "-10019 0" "a request with an unknown code: an error status (SHMQ_E_ARG), no body"
+# Over the TLS link, with OpenSSL's own client holding the secret's key.
+is "$(ha_request "$S_PORT" 99)" "-10019 23 unknown request code 99" \
+    "a request with an unknown code, by another TLS client: SHMQ_E_ARG, saying why"
 "$CTL" send --store "$SLAVE" $SMALL TopicN --count 100 --size 300 >"$T/n.out" 2>&1
 sent_ok n 100
 i=0
