@@ -203,7 +203,8 @@ ok $? "the master's status shows the one slave in sync, no request as a slave" |
     sjson "$MASTER" | head -c 2000 >&2
 
 # ---- a fake master with malformed metadata answers ----------------------------------------------
-# Its HA link is accepted and left silent; its answers to metadata requests are, in turn:
+# Its HA link is accepted and left silent, its epoch table is empty; its answers to metadata
+# requests are, in turn:
 # topics.json that is not JSON; a topic with 70000 queues; a length above 16 MiB; a file cut
 # short, and that one again from then on.
 T=$T perl -MIO::Socket::INET -e '
@@ -223,6 +224,8 @@ T=$T perl -MIO::Socket::INET -e '
         my $h = ""; read($c, $h, 8);
         if ($h ne "\xffSHMQRQ1") { push @keep, $c; next }
         read($c, my $code, 4);
+        # The epoch request (code 2): a master with no epoch table, log end 0.
+        if (unpack("N", $code) == 2) { print $c pack("l>N", 0, 8) . pack("q>", 0); close $c; next }
         print $c $answers[$k < 3 ? $k : 3]; $k++; close $c;
         open(my $o, ">", "$ENV{T}/fake.count") or die; print $o "$k\n"; close $o;
     }
