@@ -90,11 +90,11 @@ start_slave() { # start_slave DIR MASTER_PORT LOGNAME: shmqd of a slave; its pid
     wait_jpath "$1" '$j->{state}' running
 }
 # caught_up: the slave's wrote equals the master's (at most 60 s); the two in WM and WS.
-caught_up() {
-    local i=0
+caught_up() { # [LEADER FOLLOWER]: another pair of stores (WM is the leader's wrote)
+    local i=0 lead=${1:-$MASTER} follow=${2:-$SLAVE}
     while [ $i -lt 600 ]; do
-        WM=$(jpath "$MASTER" '$j->{positions}{wrote}')
-        WS=$(jpath "$SLAVE" '$j->{positions}{wrote}')
+        WM=$(jpath "$lead" '$j->{positions}{wrote}')
+        WS=$(jpath "$follow" '$j->{positions}{wrote}')
         [ -n "$WM" ] && [ "$WM" = "$WS" ] && return 0
         sleep 0.1
         i=$((i + 1))

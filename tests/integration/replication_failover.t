@@ -165,19 +165,12 @@ is "$(jpath "$MASTER" 'join " ", map { "$_->{epoch}\@$_->{start}" } @{$j->{role}
 "$CTL" send --store "$SLAVE" $SMALL TopicN --count 1000 --size 300 --async 16 >"$T/n.out" 2>&1
 sent_ok n 1000
 ok $? "1000 more messages on S" || diag "$T/n.out"
-i=0
-while [ $i -lt 600 ]; do
-    WS=$(jpath "$SLAVE" '$j->{positions}{wrote}')
-    WM=$(jpath "$MASTER" '$j->{positions}{wrote}')
-    [ -n "$WS" ] && [ "$WS" = "$WM" ] && break
-    sleep 0.1
-    i=$((i + 1))
-done
+caught_up "$SLAVE" "$MASTER" # S leads now: WM is S's end, WS M's
 is "$WM" "$WS" "M follows S and catches up" || diag "$T/rejoin.log"
 bad=0
 for f in "$SLAVE"/commitlog/*; do
     cmp -s "$f" "$MASTER/commitlog/$(basename "$f")" || {
-        echo "# $(basename "$f") differs (wrote $WS); first bytes that differ:" >&2
+        echo "# $(basename "$f") differs (wrote $WM); first bytes that differ:" >&2
         cmp -l "$f" "$MASTER/commitlog/$(basename "$f")" 2>&1 | head -n 3 | sed 's/^/#   /' >&2
         echo "#   and the last: $(cmp -l "$f" "$MASTER/commitlog/$(basename "$f")" 2>&1 | tail -n 1)" >&2
         bad=1
@@ -199,14 +192,7 @@ is "$(ha_request "$S_PORT" 99)" "-10019 23 unknown request code 99" \
     "a request with an unknown code, by another TLS client: SHMQ_E_ARG, saying why"
 "$CTL" send --store "$SLAVE" $SMALL TopicN --count 100 --size 300 >"$T/n.out" 2>&1
 sent_ok n 100
-i=0
-while [ $i -lt 600 ]; do
-    WS=$(jpath "$SLAVE" '$j->{positions}{wrote}')
-    WM=$(jpath "$MASTER" '$j->{positions}{wrote}')
-    [ -n "$WS" ] && [ "$WS" = "$WM" ] && break
-    sleep 0.1
-    i=$((i + 1))
-done
+caught_up "$SLAVE" "$MASTER" # S leads now: WM is S's end, WS M's
 is "$WM" "$WS" "it disturbs nothing: S takes messages, M follows"
 
 # ---- a store whose epochs share nothing with S -----------------------------------------------
