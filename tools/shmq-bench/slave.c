@@ -150,6 +150,16 @@ int bench_slave_start(const bench_opts_t *o, const bench_broker_t *master, bench
     return rc;
 }
 
+/* Master ends [*tail, head) that the slave's end sl reached: their time lag, taken out. */
+static void resolve(bench_slave_t *s, const int64_t *pend_pos, const int64_t *pend_ns, size_t *tail,
+                    size_t head, int64_t sl, int64_t now)
+{
+    while (*tail < head && pend_pos[*tail % SLAVE_PENDING] <= sl) {
+        bench_hist_add(&s->lag_ns, (uint64_t)(now - pend_ns[*tail % SLAVE_PENDING]));
+        (*tail)++;
+    }
+}
+
 static void *sampler_main(void *arg)
 {
     bench_slave_t *s = arg;
@@ -169,11 +179,13 @@ static void *sampler_main(void *arg)
             head++;
             last_m = m;
         }
-        while (tail < head && pend_pos[tail % SLAVE_PENDING] <= sl) {
-            bench_hist_add(&s->lag_ns, (uint64_t)(now - pend_ns[tail % SLAVE_PENDING]));
-            tail++;
-        }
+        resolve(s, pend_pos, pend_ns, &tail, head, sl, now);
         bench_sleep_ns(SLAVE_SAMPLE_NS);
+    }
+    /* The last look: the run ended with the slave caught up (or not). */
+    if (pend_pos != NULL && pend_ns != NULL) {
+        resolve(s, pend_pos, pend_ns, &tail, head, shmq_ctl_load(&s->sctl.blk->wrote),
+                bench_now_ns());
     }
     s->unresolved = (int64_t)(head - tail);
     free(pend_pos);
