@@ -89,6 +89,15 @@ start_slave() { # start_slave DIR MASTER_PORT LOGNAME: shmqd of a slave; its pid
     bg_add $LAST_PID
     wait_jpath "$1" '$j->{state}' running
 }
+# log_has FILE FROM_LINE PATTERN: PATTERN (grep) appears in FILE after line FROM_LINE (at most 60 s).
+log_has() {
+    local i=0
+    while ! tail -n +"$2" "$1" 2>/dev/null | grep -q -- "$3" && [ $i -lt 600 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    tail -n +"$2" "$1" 2>/dev/null | grep -q -- "$3"
+}
 # caught_up: the slave's wrote equals the master's (at most 60 s); the two in WM and WS.
 caught_up() { # [LEADER FOLLOWER]: another pair of stores (WM is the leader's wrote)
     local i=0 lead=${1:-$MASTER} follow=${2:-$SLAVE}

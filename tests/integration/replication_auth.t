@@ -14,16 +14,6 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 broker_init replication-auth
 . "$SRC/tests/helpers/replication.sh"
 
-# log_has FILE FROM_LINE PATTERN: PATTERN appears in FILE after line FROM_LINE (at most 30 s).
-log_has() {
-    local i=0
-    while ! tail -n +"$2" "$1" | grep -q "$3" && [ $i -lt 300 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    tail -n +"$2" "$1" | grep -q "$3"
-}
-
 start_broker $MCONF
 ok $? "the master starts with an authenticated link" || diag "$T/shmqd.log"
 grep -q "listening for slaves on 0.0.0.0:$HA_PORT (TLS 1.3, pre-shared key of $HA_SECRET)" \

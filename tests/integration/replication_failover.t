@@ -77,12 +77,7 @@ is "$(jpath "$SLAVE" 'join " ", map { "$_->{epoch}\@$_->{start}" } @{$j->{role}{
     "1@0 2@$X" "S's epoch table: 1 from 0, 2 from $X"
 is "$(jpath "$SLAVE" '(grep { $_->{name} eq "writer" } @{$j->{workers}})[0]{state}')" running \
     "S's writer runs"
-i=0
-while ! grep -q "listening for slaves on 0.0.0.0:$S_PORT" "$T/slave.log" && [ $i -lt 300 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-grep -q "listening for slaves on 0.0.0.0:$S_PORT" "$T/slave.log"
+log_has "$T/slave.log" 1 "listening for slaves on 0.0.0.0:$S_PORT"
 ok $? "S's ha-sender listens on S's haListenPort" || diag "$T/slave.log"
 
 grep '^ACK' "$T/load.out" | awk '{print $2}' | sort >"$T/acked.keys"
@@ -145,11 +140,7 @@ ok $? "M says its log could not be checked at start" || diag "$T/shmqd.log"
 is "$(jpath "$MASTER" '$j->{replication}{master}{connected}')" 0 "M does not follow S unchecked"
 start_s
 ok $? "S starts again" || diag "$T/slave.log"
-i=0
-while ! grep -q "were never replicated; dropped" "$T/shmqd.log" && [ $i -lt 600 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
+log_has "$T/shmqd.log" 1 "were never replicated; dropped"
 grep -q "the store starts again to cut it" "$T/shmqd.log"
 ok $? "M's ha-receiver sees the divergence and shmqd starts the store again" || diag "$T/shmqd.log"
 wait_jpath "$MASTER" '$j->{state}' running
