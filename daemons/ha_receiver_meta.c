@@ -309,20 +309,15 @@ static int apply_offsets(ha_meta_sync_t *m, const shmq_offset_table_t *t)
     int moved = 0, failed = 0;
     for (size_t i = 0; i < t->count; i++) {
         const shmq_offset_entry_t *o = &t->entries[i];
-        char key[sizeof(o->key)];
-        memcpy(key, o->key, sizeof(key));
-        key[sizeof(key) - 1] = '\0';
-        /* "topic@group" (the loader checked the form): topics cannot contain '@'. */
-        char *at = strchr(key, '@');
-        if (at == NULL) {
+        char key[sizeof(o->key)], *group;
+        if (!shmq_offset_key_split(o, key, &group)) {
             continue;
         }
-        *at = '\0';
-        int rc = shmq_ctl_offset_advance(m->ctl, at + 1, key, o->queue_id, o->offset);
+        int rc = shmq_ctl_offset_advance(m->ctl, group, key, o->queue_id, o->offset);
         if (rc > 0) {
             moved++;
         } else if (rc < 0 && failed++ == 0) {
-            shmq_log(SHMQ_LOG_WARN, "consumer offset %s@%s/%d from master %s: %s", key, at + 1,
+            shmq_log(SHMQ_LOG_WARN, "consumer offset %s@%s/%d from master %s: %s", key, group,
                      (int)o->queue_id, m->name, shmq_error_detail());
         }
     }

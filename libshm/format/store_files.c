@@ -1016,3 +1016,16 @@ bool shmq_file_stamp_update(shmq_file_stamp_t *s, bool known, const char *path)
     s->mtime = st.st_mtim;
     return true;
 }
+
+bool shmq_offset_key_split(const shmq_offset_entry_t *o, char key[512], char **group)
+{
+    memcpy(key, o->key, sizeof(o->key));
+    key[sizeof(o->key) - 1] = '\0';
+    char *at = strchr(key, '@');
+    if (at == NULL) {
+        return false;
+    }
+    *at = '\0';
+    *group = at + 1;
+    return true;
+}

@@ -219,6 +219,14 @@ typedef struct shmq_offset_entry {
     int64_t offset;
 } shmq_offset_entry_t;
 
+/*
+ * A consumer offset's "topic@group" key: copied into key (sizeof(o->key)
+ * bytes), the '@' replaced by a NUL, so that key is the topic and *group
+ * points at the group within it.  False when the key has no '@' (the loader
+ * refuses such keys; topics cannot contain '@').
+ */
+bool shmq_offset_key_split(const shmq_offset_entry_t *o, char key[512], char **group);
+
 typedef struct shmq_offset_table {
     shmq_offset_entry_t *entries;
     size_t count;

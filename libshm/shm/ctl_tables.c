@@ -731,24 +731,19 @@ int shmq_ctl_offsets_load(shmq_ctl_t *ctl)
     }
     for (size_t i = 0; i < t.count && rc == 0; i++) {
         const shmq_offset_entry_t *o = &t.entries[i];
-        char key[sizeof(o->key)];
-        memcpy(key, o->key, sizeof(key));
-        key[sizeof(key) - 1] = '\0';
-        /* "topic@group" (the loader checked the form): topics cannot contain '@'. */
-        char *at = strchr(key, '@');
-        if (at == NULL) {
+        char key[sizeof(o->key)], *group;
+        if (!shmq_offset_key_split(o, key, &group)) {
             continue;
         }
-        *at = '\0';
-        rc = offset_store(ctl, at + 1, key, o->queue_id, o->offset, false);
+        rc = offset_store(ctl, group, key, o->queue_id, o->offset, false);
         if (rc > 0) {
             rc = 0;
         } else if (rc == SHMQ_E_RANGE) {
             /* The table is full: more offsets than a store can hold. */
-            rc = shmq_error_wrap(rc, "%s: entry \"%.300s@%.120s\"", path, key, at + 1);
+            rc = shmq_error_wrap(rc, "%s: entry \"%.300s@%.120s\"", path, key, group);
         } else if (rc < 0) {
             shmq_meta_warn(SHMQ_META_WARN, "%s: group %.200s, topic %.255s, queue %d: %s; dropped",
-                           path, at + 1, key, (int)o->queue_id, shmq_error_detail());
+                           path, group, key, (int)o->queue_id, shmq_error_detail());
             rep.warnings++;
             rc = 0;
         }
