@@ -41,15 +41,6 @@ wait_jfile() {
 }
 # The sum of the committed offsets of KEY ("topic@group") in a consumerOffset.json.
 SUM='my $m = $j->{offsetTable}{$ENV{KEY}} or return ""; my $s = 0; $s += $_ for values %$m; $s'
-# wait_log FILE REGEX [TENTHS]: until a line of FILE matches (default 60 s).
-wait_log() {
-    local lim=${3:-600} i=0
-    while ! grep -q -e "$2" "$1" 2>/dev/null && [ $i -lt "$lim" ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    grep -q -e "$2" "$1" 2>/dev/null
-}
 
 LEVELS="messageDelayLevel=1s 2s 3s"
 start_broker $MCONF --set "$LEVELS" --set flushDelayOffsetInterval=500
