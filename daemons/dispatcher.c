@@ -162,6 +162,8 @@ static int publish_batch(dispatcher_t *d)
 
 /* ---- dispatching ------------------------------------------------------------------------ */
 
+static void fence_queues(dispatcher_t *d, const char *topic, int queue_id, int rc);
+
 static void touch(dispatcher_t *d, const shmq_record_t *r)
 {
     shmq_queue_t *q;
@@ -225,6 +227,16 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
             }
             break;
         }
+        if (rc == -EIO) {
+            /* A consume queue's new file or directory could not be made durable (its
+             * fsync failed): as a failed flush, never retried and trusted.  Fence; the
+             * retry from here dispatches on, and nothing is flushed again. */
+            d->pos = at;
+            char topic[SHMQ_TOPIC_MAX_ANY + 1];
+            snprintf(topic, sizeof(topic), "%.*s", (int)r.topic_len, r.topic);
+            fence_queues(d, topic, r.queue_id, rc);
+            break;
+        }
         if (rc < 0) {
             d->pos = at;
             return rc;
@@ -259,11 +271,14 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
  * cq_flushed as the point below which every unit is durable (the next start
  * rebuilds the ConsumeQueues from there), then fence the store.
  */
-static void fence_queues(dispatcher_t *d, const shmq_cq_t *cq, int rc)
+static void fence_queues(dispatcher_t *d, const char *topic, int queue_id, int rc)
 {
     char what[512];
     const char *det = shmq_error_detail();
     snprintf(what, sizeof(what), "%s", det[0] ? det : shmq_strerror(rc));
+    if (d->flush_err != 0) {
+        return; /* fenced already: one record, one report */
+    }
     d->flush_err = rc;
     shmq_ctl_block_t *b = d->w->ctl.blk;
     int frc = shmq_fence_record(d->w->ctl.root, SHMQ_FENCE_CONSUMEQUEUE, d->cq_flushed, rc);
@@ -276,7 +291,7 @@ static void fence_queues(dispatcher_t *d, const shmq_cq_t *cq, int rc)
     shmq_log(SHMQ_LOG_ERROR,
              "flush of consume queue %s/%d failed: %s; the store is fenced: cq_flushed stays at "
              "%lld and the next start rebuilds the consume queues from there",
-             cq->topic, cq->queue_id, what, (long long)d->cq_flushed);
+             topic, queue_id, what, (long long)d->cq_flushed);
 }
 
 typedef struct flush_pass {
@@ -292,7 +307,7 @@ static int flush_one(shmq_queue_t *q, void *arg)
     if (fp->d->flush_err == 0) {
         int rc = shmq_cq_flush(cq, fp->least_pages);
         if (rc < 0) {
-            fence_queues(fp->d, cq, rc);
+            fence_queues(fp->d, cq->topic, cq->queue_id, rc);
             return 1;
         }
     }

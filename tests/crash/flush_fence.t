@@ -42,7 +42,12 @@ wait_gone() {
         i=$((i + 1))
     done
     GONE_RC=255
-    alive "$1" && return 1
+    if alive "$1"; then
+        # Still running: stop it here, or the next start would leave it behind.
+        stop_pid "$1" 100
+        SHMQD_PID=""
+        return 1
+    fi
     wait "$1"
     GONE_RC=$?
     SHMQD_PID="" # gone: nothing left for the cleanup to stop
@@ -149,6 +154,42 @@ acked_keys "$T/p1" "$T/p2" "$T/p3" >"$T/acked2"
 is "$(comm -23 "$T/acked2" "$T/consumed2" | wc -l | tr -d ' ')" "0" \
     "every acknowledged message ($(wc -l <"$T/acked2" | tr -d ' ')) is consumed"
 is "$(uniq -d "$T/consumed2" | wc -l | tr -d ' ')" "0" "no message is consumed twice"
+stop_broker
+ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+
+# ---- 2b. A consume queue's new directory ------------------------------------------------------
+# The first sync of a new topic's consume-queue path is the fsync of its directory,
+# made when the dispatcher creates the queue: a failure there fences as a failed msync.
+DIRTOPIC=TopicFenceDir
+start_faulty shmq-dispatcher /consumequeue/$DIRTOPIC 0
+ok $? "shmqd starts with a dispatcher whose first fsync under consumequeue/$DIRTOPIC fails" ||
+    diag "$T/shmqd.log"
+"$CTL" topic --store "$STORE" $SMALL create $DIRTOPIC --queues 2 >"$T/topic5.out" 2>&1
+ok $? "topic $DIRTOPIC created" || diag "$T/topic5.out"
+"$HELPERS/load_producer" --store "$STORE" --topic $DIRTOPIC --id 5 --count 1000000 \
+    --rate 400 --size 100 --timeout 4000 >"$T/p5" 2>"$T/p5.err" &
+bg_add $!
+P5=$!
+wait_gone "$SHMQD_PID" 900
+ok $? "the master stops the store by itself after the failed directory fsync" ||
+    diag "$T/shmqd.log"
+[ -d "$(cat "$T/fault.mark" 2>/dev/null)" ]
+ok $? "the fault fired on a directory ($(cat "$T/fault.mark" 2>/dev/null))"
+[ "$GONE_RC" -ne 0 ] && [ -e "$STORE/abort" ] && [ -n "$(fence_durable consumequeue)" ]
+ok $? "shmqd exits $GONE_RC, abort stays, the fence point is recorded" || diag "$T/shmqd.log"
+kill -KILL $P5 2>/dev/null
+wait_pid $P5 100
+echo "---- restart 2b ----" >>"$T/shmqd.log"
+start_broker
+ok $? "shmqd starts again" || diag "$T/shmqd.log"
+"$HELPERS/load_consumer" --store "$STORE" --topic $DIRTOPIC --group G5 --idle-ms 3000 \
+    --max-ms 120000 >"$T/c5" 2>"$T/c5.err"
+ok $? "a consumer reads the new topic with every check passing" || diag "$T/c5.err"
+awk '$1 == "MSG" { print $4 }' "$T/c5" | sort >"$T/consumed5"
+acked_keys "$T/p5" >"$T/acked5"
+is "$(comm -23 "$T/acked5" "$T/consumed5" | wc -l | tr -d ' ')" "0" \
+    "every acknowledged message ($(wc -l <"$T/acked5" | tr -d ' ')) is consumed"
+is "$(uniq -d "$T/consumed5" | wc -l | tr -d ' ')" "0" "no message is consumed twice"
 stop_broker
 ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
 
