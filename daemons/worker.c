@@ -19,6 +19,9 @@
 #include "shmq/errors.h"
 #include "format/store_files.h"
 
+/* A lost death signal is noticed within this (getppid() at most once per period). */
+#define WORKER_PARENT_CHECK_MS 1000
+
 static char log_who[32] = "shmq";
 
 void shmq_log_init(const char *who)
@@ -180,20 +183,31 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
     shmq_log(SHMQ_LOG_INFO, "running");
 
     int exit_code = SHMQ_EXIT_OK;
+    /* The master's death sends us SIGTERM (PR_SET_PDEATHSIG above, checked after it was
+     * set): the loop sees it as w.stop and asks getppid() only then, and once a second in
+     * case the signal was lost (no system call per loop). */
+    int64_t parent_checked = shmq_now_ms();
     for (;;) {
         if (w.stop) {
-            break;
-        }
-        if (shmq_worker_master_gone(&w)) {
-            shmq_log(SHMQ_LOG_WARN, "the master is gone: exiting");
-            w.stop = 1;
+            if (shmq_worker_master_gone(&w)) {
+                shmq_log(SHMQ_LOG_WARN, "the master is gone: exiting");
+            }
             break;
         }
         if (ops->done && ops->done(&w, state)) {
             break;
         }
         int64_t n = ops->work(&w, state);
-        atomic_store_explicit(&w.self->heartbeat_ms, shmq_now_ms(), memory_order_relaxed);
+        int64_t now = shmq_now_ms();
+        atomic_store_explicit(&w.self->heartbeat_ms, now, memory_order_relaxed);
+        if (now - parent_checked >= WORKER_PARENT_CHECK_MS || now < parent_checked) {
+            parent_checked = now;
+            if (shmq_worker_master_gone(&w)) {
+                shmq_log(SHMQ_LOG_WARN, "the master is gone: exiting");
+                w.stop = 1;
+                break;
+            }
+        }
         if (n < 0) {
             shmq_log(SHMQ_LOG_ERROR, "stopping after an error: %s",
                      shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror((int)n));

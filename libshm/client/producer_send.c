@@ -334,21 +334,25 @@ static int flush_state(shmq_producer_t *p, int64_t end_pos)
  * us, or timeout_ms passes.  shmq_ctl_wait_pos would sleep again after a
  * wake that leaves the position where it was.
  */
+struct pos_wait {
+    shmq_producer_t *p;
+    const shmq_ctl_position_t *pos;
+    int64_t end_pos;
+};
+
+static bool pos_reached(void *arg)
+{
+    const struct pos_wait *w = arg;
+    return shmq_ctl_load(w->pos) >= w->end_pos ||
+           atomic_load_explicit(&w->p->blk->fenced_error, memory_order_acquire) != 0;
+}
+
 static void pos_sleep(shmq_producer_t *p, shmq_ctl_wake_t *f, const shmq_ctl_position_t *pos,
                       int64_t end_pos, int timeout_ms)
 {
-    /* Acquire, before registering: a wake after this read fails our FUTEX_WAIT. */
-    uint32_t seq = atomic_load_explicit(&f->seq, memory_order_acquire);
-    atomic_fetch_add_explicit(&f->waiters, 1, memory_order_seq_cst);
-    /* Register, then re-check: pairs with the fence of ctl.c's waker (either it sees us
-     * registered and wakes us, or we see what it published). */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (shmq_ctl_load(pos) < end_pos &&
-        atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire) == 0) {
-        shmq_futex_wait(&f->seq, seq, timeout_ms);
-    }
-    /* Relaxed: only a count of sleepers. */
-    atomic_fetch_sub_explicit(&f->waiters, 1, memory_order_relaxed);
+    /* Registers, re-checks, then sleeps: no lost wake-up (ctl.h "Sleeping"). */
+    struct pos_wait w = {.p = p, .pos = pos, .end_pos = end_pos};
+    shmq_ctl_sleep(f, pos_reached, &w, timeout_ms);
 }
 
 static void flush_sleep(shmq_producer_t *p, int64_t end_pos, int timeout_ms)

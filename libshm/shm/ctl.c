@@ -717,17 +717,84 @@ int shmq_futex_wake(_Atomic uint32_t *word, int n)
 
 /* ---- positions and wake words ------------------------------------------------------ */
 
-/* Wake every sleeper on (seq, waiters) if there is one.  The caller has
- * published its data; the fence orders that store before the waiters load
- * (pairs with the sleeper's register-then-recheck, Dekker style): either the
- * sleeper sees the data, or we see the sleeper. */
-static void wake_word(_Atomic uint32_t *seq, _Atomic uint32_t *waiters)
+/*
+ * The sleep word (ctl.h "Sleeping"): seq and waiters, the halves of one 64-bit word.  The
+ * kernel sleeps on the seq half; every change in user space is an atomic operation on the
+ * whole word, so that a wake bumps seq and clears waiters in one step.
+ */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SW_SEQ_SHIFT  0
+#define SW_WAIT_SHIFT 32
+#else
+#define SW_SEQ_SHIFT  32
+#define SW_WAIT_SHIFT 0
+#endif
+#define SW_SEQ(v)     ((uint32_t)((v) >> SW_SEQ_SHIFT))
+#define SW_WAITERS(v) ((uint32_t)((v) >> SW_WAIT_SHIFT))
+#define SW_ONE_WAITER ((uint64_t)1 << SW_WAIT_SHIFT)
+_Static_assert(offsetof(shmq_ctl_wake_t, seq) == offsetof(shmq_ctl_wake_t, word),
+               "seq is the first half of the sleep word");
+_Static_assert(offsetof(shmq_ctl_wake_t, waiters) == offsetof(shmq_ctl_wake_t, word) + 4,
+               "waiters is the second half of the sleep word");
+_Static_assert(offsetof(shmq_ctl_position_t, word) == 8, "the sleep word follows pos");
+_Static_assert(sizeof(_Atomic uint64_t) == 8, "the sleep word is 64 bits");
+
+/* FUTEX_WAKE system calls this process made through wake words (shmq_ctl_wake_syscalls). */
+static _Atomic uint64_t ctl_wake_syscalls;
+
+uint64_t shmq_ctl_wake_syscalls(void)
+{
+    return atomic_load_explicit(&ctl_wake_syscalls, memory_order_relaxed);
+}
+
+/*
+ * Wake every sleeper registered on word, if any.  The caller has published its data; the
+ * fence orders that store before our load of the word (pairs with the sleeper's
+ * register-then-recheck, Dekker style): either the sleeper sees the data, or we see its
+ * registration.  The CAS bumps seq (a sleeper that registered before it fails its
+ * FUTEX_WAIT, or is queued and woken below) and clears waiters: the wake consumes every
+ * registration, so the publishes after it make no system call until someone registers
+ * again, and a sleeper that died registered costs one wake, not one per publish.  The word
+ * is client-writable: a scribbled value costs a spurious wake or a sleeper's timeout, never
+ * more.
+ */
+static void wake_word(_Atomic uint64_t *word, _Atomic uint32_t *seq)
 {
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(waiters, memory_order_relaxed) != 0) {
-        /* The bump makes a sleeper that read seq before it fail its FUTEX_WAIT. */
-        atomic_fetch_add_explicit(seq, 1, memory_order_release);
-        shmq_futex_wake(seq, INT32_MAX);
+    uint64_t cur = atomic_load_explicit(word, memory_order_relaxed);
+    while (SW_WAITERS(cur) != 0) {
+        uint64_t next = (uint64_t)(SW_SEQ(cur) + 1u) << SW_SEQ_SHIFT;
+        if (atomic_compare_exchange_weak_explicit(word, &cur, next, memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
+            atomic_fetch_add_explicit(&ctl_wake_syscalls, 1, memory_order_relaxed);
+            shmq_futex_wake(seq, INT32_MAX);
+            return;
+        }
+    }
+}
+
+/* Register as a sleeper on word; returns the seq to sleep on.  Sequentially consistent:
+ * the caller's re-check of its condition comes after (pairs with wake_word). */
+static uint32_t sleep_register(_Atomic uint64_t *word)
+{
+    uint64_t old = atomic_fetch_add_explicit(word, SW_ONE_WAITER, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    return SW_SEQ(old);
+}
+
+/*
+ * Take back a registration made at seq, unless a wake consumed it (seq moved: the wake
+ * cleared every registration).  While seq is unchanged no wake happened since, so the
+ * count still holds ours and removing one removes exactly ours.
+ */
+static void sleep_unregister(_Atomic uint64_t *word, uint32_t seq)
+{
+    uint64_t cur = atomic_load_explicit(word, memory_order_relaxed);
+    while (SW_SEQ(cur) == seq && SW_WAITERS(cur) != 0) {
+        if (atomic_compare_exchange_weak_explicit(word, &cur, cur - SW_ONE_WAITER,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            return;
+        }
     }
 }
 
@@ -735,7 +802,7 @@ void shmq_ctl_publish(shmq_ctl_position_t *p, int64_t value)
 {
     /* Release: the data the position covers is visible before the position. */
     atomic_store_explicit(&p->pos, value, memory_order_release);
-    wake_word(&p->seq, &p->waiters);
+    wake_word(&p->word, &p->seq);
 }
 
 int64_t shmq_ctl_load(const shmq_ctl_position_t *p)
@@ -761,41 +828,36 @@ int shmq_ctl_wait_pos(shmq_ctl_position_t *p, int64_t target, int timeout_ms)
         if (left <= 0) {
             return -ETIMEDOUT;
         }
-        /* Read seq before registering: a publish after this makes FUTEX_WAIT fail. */
-        uint32_t seq = atomic_load_explicit(&p->seq, memory_order_acquire);
-        atomic_fetch_add_explicit(&p->waiters, 1, memory_order_seq_cst);
         /* Register, then re-check: pairs with the fence in wake_word(). */
-        atomic_thread_fence(memory_order_seq_cst);
+        uint32_t seq = sleep_register(&p->word);
         if (shmq_ctl_load(p) < target) {
             futex_wait_ns(&p->seq, seq, left);
         }
-        atomic_fetch_sub_explicit(&p->waiters, 1, memory_order_relaxed);
+        sleep_unregister(&p->word, seq);
     }
 }
 
 void shmq_ctl_wake(shmq_ctl_wake_t *w)
 {
-    wake_word(&w->seq, &w->waiters);
+    wake_word(&w->word, &w->seq);
 }
 
 void shmq_ctl_pos_wake_all(shmq_ctl_position_t *p)
 {
-    wake_word(&p->seq, &p->waiters);
+    wake_word(&p->word, &p->seq);
 }
 
 int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int timeout_ms)
 {
-    uint32_t seq = atomic_load_explicit(&w->seq, memory_order_acquire);
-    atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
     /* Register, then re-check: pairs with the fence in wake_word(). */
-    atomic_thread_fence(memory_order_seq_cst);
+    uint32_t seq = sleep_register(&w->word);
     int rc = 0;
     if (ready != NULL && ready(arg)) {
         rc = 1;
     } else {
         futex_wait_ns(&w->seq, seq, (int64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000);
     }
-    atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_relaxed);
+    sleep_unregister(&w->word, seq);
     return rc;
 }
 

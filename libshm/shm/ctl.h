@@ -38,10 +38,19 @@
  * lines.  Nothing here is the only copy of anything: the master rebuilds
  * every value from the files at start.
  *
- * Sleeping: a futex word (seq) is paired with a count of sleepers.  A
- * publisher bumps seq and calls FUTEX_WAKE only when the count is non-zero,
- * so a busy system makes no wake-up system calls.  A sleeper registers,
- * re-checks its condition, then sleeps with a timeout (never unbounded).
+ * Sleeping: a futex word (seq) is paired with a count of sleepers
+ * (waiters), the two halves of one 64-bit word changed together.  A sleeper
+ * registers (adds one to waiters, reading seq in the same atomic step),
+ * re-checks its condition, then sleeps on seq with a timeout (never
+ * unbounded).  A publisher that finds waiters non-zero bumps seq and clears
+ * waiters in one step, then calls FUTEX_WAKE once for every sleeper: the
+ * waker consumes the registrations, so a busy system makes no wake-up
+ * system call, and the publishes that follow a wake make none either until
+ * someone sleeps again.  A sleeper that returns without being woken (its
+ * condition held, a timeout, a signal) takes its registration back only
+ * while seq is unchanged (no wake consumed it); a sleeper killed while
+ * asleep leaves its registration behind until the next wake clears it: one
+ * extra system call, never one per publish for the rest of the run.
  */
 #ifndef SHMQ_CTL_H
 #define SHMQ_CTL_H
@@ -64,7 +73,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    5
+#define SHMQ_CTL_VERSION    6
 
 #define SHMQ_CTL_MAX_WORKERS 8
 #define SHMQ_CTL_MAX_RINGS   64
@@ -114,17 +123,30 @@ enum shmq_worker_state {
 };
 const char *shmq_worker_state_name(uint32_t state);
 
+/*
+ * The futex word and its count of sleepers as one 64-bit word (see
+ * "Sleeping" above): every change goes through `word` (ctl.c), so that a
+ * wake clears the count and bumps seq in one step; the kernel sleeps on the
+ * seq half.  seq and waiters name the halves for readers (status, tests).
+ */
+#define SHMQ_CTL_SLEEP_WORD                                                                        \
+    union {                                                                                        \
+        _Atomic uint64_t word;                                                                     \
+        struct {                                                                                   \
+            _Atomic uint32_t seq;     /* futex word, bumped by a wake */                           \
+            _Atomic uint32_t waiters; /* registered sleepers, cleared by a wake */                 \
+        };                                                                                         \
+    }
+
 /* A published position with its wake-up word; one cache line. */
 typedef struct shmq_ctl_position {
     _Alignas(64) _Atomic int64_t pos;
-    _Atomic uint32_t seq;     /* futex word, bumped when pos advances and someone sleeps */
-    _Atomic uint32_t waiters; /* sleepers on seq */
+    SHMQ_CTL_SLEEP_WORD; /* bumped when pos advances and someone sleeps */
 } shmq_ctl_position_t;
 
 /* A wake-up word for one sleeper role (e.g. the writer waiting for ring entries). */
 typedef struct shmq_ctl_wake {
-    _Alignas(64) _Atomic uint32_t seq;
-    _Atomic uint32_t waiters;
+    _Alignas(64) SHMQ_CTL_SLEEP_WORD;
 } shmq_ctl_wake_t;
 
 typedef struct shmq_ctl_worker {
@@ -561,6 +583,10 @@ void shmq_ctl_pos_wake_all(shmq_ctl_position_t *p);
  * woken or timed out.
  */
 int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int timeout_ms);
+
+/* FUTEX_WAKE system calls this process made through wake words and positions so far (a
+ * statistic: tests count wake-ups against publishes with it). */
+uint64_t shmq_ctl_wake_syscalls(void);
 
 /* ---- topics (seqlocked; changes under the topic lock) ------------------------ */
 

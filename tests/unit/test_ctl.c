@@ -461,6 +461,113 @@ static void test_sleep_returns_ready_or_is_woken(void **state)
     assert_int_equal(child_status(pid), 0);
 }
 
+/* A child that attaches and sleeps on the writer's wake word (how == 0) or waits for the
+ * dispatched position to pass 1<<40 (how == 1), for a minute; the caller kills it. */
+static pid_t sleeping_child(fixture_t *f, int how)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shmq_ctl_t c;
+        if (shmq_ctl_attach(f->dir, 0, &c) != 0) {
+            _exit(10);
+        }
+        for (;;) {
+            if (how == 0) {
+                shmq_ctl_sleep(&c.wake->writer_wake, NULL, NULL, 60000);
+            } else {
+                shmq_ctl_wait_pos(&c.blk->dispatched, (int64_t)1 << 40, 60000);
+            }
+        }
+    }
+    return pid;
+}
+
+/* kill -9 a sleeper: its registration is left behind; the next wake clears it, and the
+ * publishes after that make no system call (not one each for the rest of the run). */
+static void test_sleeper_killed_costs_one_wake_not_one_per_publish(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_wake_t *w = &f->ctl.wake->writer_wake;
+    shmq_ctl_position_t *p = &f->ctl.blk->dispatched;
+    for (int how = 0; how < 2; how++) {
+        _Atomic uint32_t *waiters = how == 0 ? &w->waiters : &p->waiters;
+        pid_t pid = sleeping_child(f, how);
+        assert_true(wait_for_waiter(waiters));
+        sleep_ms(20); /* in FUTEX_WAIT by now (or about to be: the count is what matters) */
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(child_status(pid), 128 + SIGKILL);
+        assert_int_equal(atomic_load(waiters), 1); /* the dead sleeper's registration */
+        uint64_t before = shmq_ctl_wake_syscalls();
+        for (int i = 1; i <= 5000; i++) {
+            if (how == 0) {
+                shmq_ctl_wake(w);
+            } else {
+                shmq_ctl_publish(p, i);
+            }
+        }
+        /* One wake for 5,000 publishes: the first clears the dead sleeper's registration. */
+        assert_int_equal(shmq_ctl_wake_syscalls() - before, 1);
+        assert_int_equal(atomic_load(waiters), 0);
+    }
+}
+
+/* A wake consumes the registrations: a burst of publishes to one sleeper makes one wake
+ * system call, however late the sleeper runs after it. */
+static void test_burst_of_publishes_wakes_a_sleeper_once(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_position_t *p = &f->ctl.blk->wrote;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shmq_ctl_t c;
+        if (shmq_ctl_attach(f->dir, 0, &c) != 0) {
+            _exit(10);
+        }
+        _exit(shmq_ctl_wait_pos(&c.blk->wrote, 1, 60000) == 0 ? 0 : 11);
+    }
+    assert_true(wait_for_waiter(&p->waiters));
+    uint64_t before = shmq_ctl_wake_syscalls();
+    for (int i = 1; i <= 5000; i++) {
+        shmq_ctl_publish(p, i);
+    }
+    assert_int_equal(shmq_ctl_wake_syscalls() - before, 1);
+    assert_int_equal(child_status(pid), 0);
+    assert_int_equal(atomic_load(&p->waiters), 0);
+    /* Nobody sleeps: no system call at all. */
+    before = shmq_ctl_wake_syscalls();
+    for (int i = 5001; i <= 10000; i++) {
+        shmq_ctl_publish(p, i);
+    }
+    assert_int_equal(shmq_ctl_wake_syscalls() - before, 0);
+}
+
+/* The wake words are client-writable: scribbled values cost a spurious wake or a sleeper's
+ * timeout, never a crash or an unbounded sleep. */
+static void test_scribbled_wake_word_costs_latency_only(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_wake_t *w = &f->ctl.wake->writer_wake;
+    atomic_store(&w->word, UINT64_MAX); /* seq and waiters all ones */
+    uint64_t before = shmq_ctl_wake_syscalls();
+    shmq_ctl_wake(w);
+    shmq_ctl_wake(w);
+    assert_int_equal(shmq_ctl_wake_syscalls() - before, 1);
+    assert_int_equal(atomic_load(&w->waiters), 0);
+    assert_int_equal(atomic_load(&w->seq), 0); /* wrapped */
+    /* Nobody wakes: the sleep ends at its timeout and takes its registration back. */
+    int64_t t0 = shmq_mono_ns();
+    assert_int_equal(shmq_ctl_sleep(w, NULL, NULL, 20), 0);
+    assert_true(shmq_mono_ns() - t0 < 5LL * 1000 * 1000 * 1000);
+    assert_int_equal(atomic_load(&w->waiters), 0);
+    /* A count at its maximum: registering wraps it (the sleep still ends at its timeout). */
+    atomic_store(&w->waiters, UINT32_MAX);
+    assert_int_equal(shmq_ctl_sleep(w, NULL, NULL, 5), 0);
+    shmq_ctl_wake(w);
+    assert_int_equal(atomic_load(&w->waiters), 0);
+}
+
 /* ---- topics ----------------------------------------------------------------------- */
 
 static void test_topic_put_get_delete_and_reuse(void **state)
@@ -1050,6 +1157,9 @@ int main(void)
         T(test_publish_without_sleepers_leaves_seq, setup_ready),
         T(test_futex_wait_returns_eagain_when_word_differs, setup_dir),
         T(test_sleep_returns_ready_or_is_woken, setup_ready),
+        T(test_sleeper_killed_costs_one_wake_not_one_per_publish, setup_ready),
+        T(test_burst_of_publishes_wakes_a_sleeper_once, setup_ready),
+        T(test_scribbled_wake_word_costs_latency_only, setup_ready),
         T(test_topic_put_get_delete_and_reuse, setup_ready),
         T(test_topic_foreach_visits_active_topics, setup_ready),
         T(test_topic_seqlock_reader_never_sees_torn_entry, setup_ready),
