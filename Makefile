@@ -108,8 +108,9 @@ $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 $(BUILD)/shmq-bench: $(BENCH_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
 
+# shmqd speaks systemd's notification protocol (init/shmqd.service) through libsystemd.
 $(BUILD)/shmqd: $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a
-	$(CC) $(LDFLAGS) -o $@ $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS) -lsystemd
 
 define daemon_rule
 $(BUILD)/shmq-$(subst _,-,$(1)): $(BUILD)/daemons/$(1).o $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/$(1)_*.c))) $(WORKER_OBJ) $(BUILD)/libshmq.a

@@ -116,6 +116,8 @@ typedef struct master {
     bool promoting;           /* the ha-receiver stops for a promotion */
     bool epoch_checked;       /* a slave's log was checked against its master's at start */
     bool reexec;              /* stopped to start again (the ha-receiver found a divergent tail) */
+    int notified_running;     /* workers running in the last STATUS sent (-1: none sent) */
+    bool notified_stopping;   /* STOPPING=1 sent */
 } master_t;
 
 static volatile sig_atomic_t got_stop; /* count of SIGTERM/SIGINT */
@@ -151,6 +153,60 @@ static void install_signals(void)
 
 /* ---- state machine ------------------------------------------------------------ */
 
+/* Workers in state running (their own report in the control block). */
+static int workers_running(const master_t *m)
+{
+    int n = 0;
+    for (int i = 0; m->have_ctl && i < m->nworkers; i++) {
+        const master_worker_t *w = &m->w[i];
+        /* relaxed: status only */
+        if (w->pid > 0 && !w->retired &&
+            atomic_load_explicit(&m->ctl.blk->workers[w->role].state, memory_order_relaxed) ==
+                SHMQ_WORKER_RUNNING) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static int workers_wanted(const master_t *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nworkers; i++) {
+        n += !m->w[i].retired && !m->w[i].failed;
+    }
+    return n;
+}
+
+/* The service manager's view (init/shmqd.service): STATUS, STOPPING, READY once all run. */
+static void notify_state(master_t *m)
+{
+    int running = workers_running(m), wanted = workers_wanted(m);
+    m->notified_running = running;
+    master_notify_state(
+        shmq_store_state_name(m->state), running,
+        m->state == SHMQ_STATE_STARTING || m->state == SHMQ_STATE_RECOVERING ? 0 : wanted);
+    if (!m->notified_stopping &&
+        (m->state == SHMQ_STATE_DRAINING || m->state == SHMQ_STATE_FINISHING ||
+         m->state == SHMQ_STATE_STOPPED || m->state == SHMQ_STATE_FAILED)) {
+        m->notified_stopping = true;
+        master_notify_stopping();
+    }
+}
+
+/* Once per loop: a changed count of running workers, READY=1 once all run, the watchdog. */
+static void notify_progress(master_t *m)
+{
+    int running = workers_running(m);
+    if (running != m->notified_running) {
+        notify_state(m);
+        if (m->state == SHMQ_STATE_RUNNING && running == workers_wanted(m)) {
+            master_notify_ready();
+        }
+    }
+    master_notify_watchdog();
+}
+
 static void set_state(master_t *m, enum shmq_store_state s)
 {
     if (s == m->state) {
@@ -159,6 +215,7 @@ static void set_state(master_t *m, enum shmq_store_state s)
     shmq_log(SHMQ_LOG_INFO, "state: %s -> %s", shmq_store_state_name(m->state),
              shmq_store_state_name(s));
     m->state = s;
+    notify_state(m);
     if (m->have_ctl) {
         /* release: whatever the master set up for this state is visible with it */
         atomic_store_explicit(&m->ctl.blk->hdr.state, (uint32_t)s, memory_order_release);
@@ -1160,6 +1217,8 @@ int main(int argc, char **argv)
     shmq_log_init("shmqd");
     m.state = SHMQ_STATE_STARTING;
     m.lock_fd = -1;
+    m.notified_running = -1;
+    master_notify_start();
     int rc = parse_config(argc, argv, &m.cfg);
     if (rc != 0) {
         return rc;
@@ -1189,6 +1248,7 @@ int main(int argc, char **argv)
         handle_restart_requests(&m);
         handle_promote(&m);
         watch_workers(&m);
+        notify_progress(&m);
         if (finished(&m)) {
             break;
         }
