@@ -99,7 +99,7 @@ $(BUILD)/libshmq.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/libshmq.so: $(LIB_OBJS)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libshmq.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
@@ -210,6 +210,71 @@ format-check:
 
 clean:
 	rm -rf build build-san
+
+# ---- install ----------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=staging]: shmqd and its workers in
+# LIBEXECDIR (shmqd finds the workers next to itself) with SBINDIR/shmqd a
+# link to it; shmqctl and shmq-bench in BINDIR (shmq-bench also finds shmqd
+# next to itself: a link as well); the library, its headers and shmq.pc for
+# pkg-config; the systemd unit, sysusers and tmpfiles snippets; the man pages;
+# the example broker.conf (never over an existing one).
+VERSION     := 0.1.0
+SOVERSION   := 0
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+LIBDIR      ?= $(PREFIX)/lib
+LIBEXECDIR  ?= $(PREFIX)/libexec/shmq
+INCLUDEDIR  ?= $(PREFIX)/include
+MANDIR      ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MAN_PAGES   := $(sort $(wildcard docs/man/*.[1-8]))
+INSTALL_DAEMONS := $(notdir $(DAEMON_BINS))
+
+.PHONY: install uninstall
+install: lib tools
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(INCLUDEDIR)/shmq $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/shmq
+	install -m 0755 $(DAEMON_BINS) $(DESTDIR)$(LIBEXECDIR)/
+	install -m 0755 $(BUILD)/shmq-bench $(DESTDIR)$(LIBEXECDIR)/
+	ln -sfn $(shell realpath -m --relative-to=$(SBINDIR) $(LIBEXECDIR)/shmqd) $(DESTDIR)$(SBINDIR)/shmqd
+	ln -sfn $(shell realpath -m --relative-to=$(BINDIR) $(LIBEXECDIR)/shmq-bench) \
+	    $(DESTDIR)$(BINDIR)/shmq-bench
+	install -m 0755 $(BUILD)/shmqctl $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(BUILD)/libshmq.a $(DESTDIR)$(LIBDIR)/
+	install -m 0755 $(BUILD)/libshmq.so $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)
+	ln -sfn libshmq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION)
+	ln -sfn libshmq.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshmq.so
+	install -m 0644 include/shmq/*.h $(DESTDIR)$(INCLUDEDIR)/shmq/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LDLIBS)|' shmq.pc.in \
+	    >$(DESTDIR)$(PKGCONFIGDIR)/shmq.pc
+	sed -e 's|@SBINDIR@|$(SBINDIR)|' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|' init/shmqd.service.in \
+	    >$(DESTDIR)$(UNITDIR)/shmqd.service
+	install -m 0644 init/shmq.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/shmq.conf
+	install -m 0644 init/shmq.tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/shmq.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/shmq/broker.conf || \
+	    install -m 0644 init/broker.conf $(DESTDIR)$(SYSCONFDIR)/shmq/broker.conf
+	$(foreach m,$(MAN_PAGES),install -D -m 0644 $(m) \
+	    $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)) &&) true
+
+# Removes what install put there, but not broker.conf (an operator's edits) nor any store.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(INSTALL_DAEMONS) shmq-bench)
+	-rmdir $(DESTDIR)$(LIBEXECDIR)
+	rm -f $(DESTDIR)$(SBINDIR)/shmqd $(DESTDIR)$(BINDIR)/shmq-bench $(DESTDIR)$(BINDIR)/shmqctl
+	rm -f $(DESTDIR)$(LIBDIR)/libshmq.a $(DESTDIR)$(LIBDIR)/libshmq.so \
+	    $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/shmq
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/shmq.pc $(DESTDIR)$(UNITDIR)/shmqd.service \
+	    $(DESTDIR)$(SYSUSERSDIR)/shmq.conf $(DESTDIR)$(TMPFILESDIR)/shmq.conf
+	rm -f $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 
 # ---- fuzzing --------------------------------------------------------------
 $(FUZZ_BUILD)/libshm/%.o: libshm/%.c

@@ -246,9 +246,11 @@ static void config_warn(void *arg, const char *file, int line, const char *msg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: shmqd [-c broker.conf] [--store DIR] [--set KEY=VALUE]...\n"
+    fprintf(f, "usage: shmqd [-c broker.conf] [--store DIR] [--set KEY=VALUE]... [--print-config]\n"
                "    Run the store's master in the foreground (log on stderr).  With no\n"
                "    options it serves ./data.  SIGTERM or SIGINT stops it cleanly.\n"
+               "    --print-config checks the configuration and prints every key shmq\n"
+               "    reads with the value it would use (key=value lines), then exits.\n"
                "Exit status: 0 clean stop, 1 error, 2 configuration error.\n");
 }
 
@@ -260,14 +262,14 @@ static int config_fail(int rc)
 }
 
 /* Defaults, then -c FILE, then --store / --set in command-line order, then the checks. */
+static bool print_config; /* --print-config */
+
 static int parse_config(int argc, char **argv, shmq_config_t *cfg)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"store", required_argument, NULL, 's'},
-        {"set", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"store", required_argument, NULL, 's'},
+        {"set", required_argument, NULL, 'S'},    {"help", no_argument, NULL, 'h'},
+        {"print-config", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
     };
     const char *file = NULL;
     int opt;
@@ -276,6 +278,8 @@ static int parse_config(int argc, char **argv, shmq_config_t *cfg)
     while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         if (opt == 'c') {
             file = optarg;
+        } else if (opt == 'P') {
+            print_config = true;
         } else if (opt == 'h') {
             usage(stdout);
             exit(0);
@@ -1222,6 +1226,10 @@ int main(int argc, char **argv)
     int rc = parse_config(argc, argv, &m.cfg);
     if (rc != 0) {
         return rc;
+    }
+    if (print_config) {
+        return shmq_config_write(&m.cfg, stdout) == 0 && fflush(stdout) == 0 ? SHMQ_EXIT_OK
+                                                                             : SHMQ_EXIT_ERROR;
     }
     rc = apply_role_override(&m);
     if (rc != 0) {

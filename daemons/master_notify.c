@@ -31,8 +31,7 @@ static void notify(const char *what)
     int rc = sd_notify(0, what);
     if (rc < 0 && !send_failed) {
         send_failed = true;
-        shmq_log(SHMQ_LOG_WARN, "cannot notify the service manager (%s): %s", what,
-                 strerror(-rc));
+        shmq_log(SHMQ_LOG_WARN, "cannot notify the service manager (%s): %s", what, strerror(-rc));
     }
 }
 
@@ -55,8 +54,7 @@ void master_notify_state(const char *state, int running, int workers)
 {
     char msg[160];
     if (workers > 0) {
-        snprintf(msg, sizeof(msg), "STATUS=%s, %d of %d workers running", state, running,
-                 workers);
+        snprintf(msg, sizeof(msg), "STATUS=%s, %d of %d workers running", state, running, workers);
     } else {
         snprintf(msg, sizeof(msg), "STATUS=%s", state);
     }

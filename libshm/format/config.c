@@ -677,6 +677,41 @@ static int config_set_at(shmq_config_t *cfg, const char *key, const char *value,
     return 1;
 }
 
+int shmq_config_write(const shmq_config_t *cfg, FILE *f)
+{
+    for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+        const key_def_t *k = &config_keys[i];
+        const char *field = (const char *)cfg + k->off;
+        switch (k->kind) {
+        case KEY_I32:
+        case KEY_I64:
+        case KEY_CQ_SIZE:
+        case KEY_RATIO:
+            fprintf(f, "%s=%lld\n", k->name,
+                    k->size == sizeof(int32_t) ? (long long)*(const int32_t *)(const void *)field
+                                               : (long long)*(const int64_t *)(const void *)field);
+            break;
+        case KEY_BOOL:
+            fprintf(f, "%s=%s\n", k->name, *(const bool *)(const void *)field ? "true" : "false");
+            break;
+        case KEY_FLUSH:
+            fprintf(f, "%s=%s\n", k->name,
+                    cfg->flush_disk_type == SHMQ_SYNC_FLUSH ? "SYNC_FLUSH" : "ASYNC_FLUSH");
+            break;
+        case KEY_ROLE:
+            fprintf(f, "%s=%s\n", k->name,
+                    cfg->broker_role == SHMQ_SLAVE         ? "SLAVE"
+                    : cfg->broker_role == SHMQ_SYNC_MASTER ? "SYNC_MASTER"
+                                                           : "ASYNC_MASTER");
+            break;
+        default: /* text */
+            fprintf(f, "%s=%.*s\n", k->name, (int)strnlen(field, k->size), field);
+            break;
+        }
+    }
+    return ferror(f) ? -EIO : 0;
+}
+
 int shmq_config_set(shmq_config_t *cfg, const char *key, const char *value,
                     shmq_config_warn_fn warn, void *warn_arg)
 {

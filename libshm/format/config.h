@@ -13,6 +13,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -112,6 +113,10 @@ typedef struct shmq_config {
 
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */
 void shmq_config_defaults(shmq_config_t *cfg);
+
+/* Every key shmq reads, one "key=value" line each, in the order of the key table
+ * (shmqd --print-config).  0, or -EIO when f failed. */
+int shmq_config_write(const shmq_config_t *cfg, FILE *f);
 
 /*
  * Callback for warnings (unknown keys, deprecated spellings).  file may be
