@@ -138,6 +138,17 @@ ok $? "recover reports the bytes truncated and where" || diag "$T/r.out"
 ok $? "recover on a clean store succeeds"
 is "$(jfield truncated_bytes <"$T/r.json")" "0" "recover --json: nothing left to cut"
 
+# A mistyped path is refused, and nothing is made there.
+"$CTL" recover --store "$T/no-such-store" $SMALL >"$T/r.out" 2>&1
+is "$?" "1" "recover on a path that does not exist fails"
+[ ! -e "$T/no-such-store" ] && grep -q "no store at $T/no-such-store" "$T/r.out"
+ok $? "it says there is no store and creates nothing" || diag "$T/r.out"
+mkdir "$T/empty-dir"
+"$CTL" recover --store "$T/empty-dir" $SMALL >"$T/r.out" 2>&1
+is "$?" "1" "recover on an empty directory fails"
+[ -z "$(ls -A "$T/empty-dir")" ] && grep -q "no store at $T/empty-dir" "$T/r.out"
+ok $? "it names the directory and leaves it empty" || diag "$T/r.out"
+
 "$CTL" verify --store "$S1" $SMALL >"$T/v.out" 2>&1
 ok $? "verify passes after recover" || diag "$T/v.out"
 "$CTL" dump --store "$S1" $SMALL commitlog --json >"$T/dump1.json"

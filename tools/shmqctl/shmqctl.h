@@ -179,6 +179,11 @@ int shmqctl_store_open(shmqctl_args_t *a, shmq_store_t *st, unsigned flags,
  * ConsumeQueues or metadata: a damaged queue or topics.json does not stop
  * dump and verify from reading the log); prints the error.
  */
+/* 0 when the root is a store (its CommitLog directory or checkpoint exists); else
+ * prints "no store at ..." and returns -ENOENT: offline commands that write refuse a
+ * mistyped path instead of making a store there. */
+int shmqctl_store_check(const shmqctl_args_t *a);
+
 int shmqctl_log_open(shmqctl_args_t *a, shmq_commitlog_t *cl);
 
 /*

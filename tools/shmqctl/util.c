@@ -73,6 +73,27 @@ int64_t shmqctl_now_ms(void)
 
 /* ---- store access ---------------------------------------------------------- */
 
+int shmqctl_store_check(const shmqctl_args_t *a)
+{
+    const char *root = a->cfg.store_path_root_dir;
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct stat sb;
+
+    if (stat(root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        shmqctl_err("no store at %s", root);
+        return -ENOENT;
+    }
+    shmq_config_commitlog_dir(&a->cfg, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/checkpoint", root);
+    if (stat(dir, &sb) != 0 && stat(path, &sb) != 0) {
+        shmqctl_err("no store at %s (no CommitLog directory %s and no checkpoint): check the path; "
+                    "shmqd makes a store when it first starts",
+                    root, dir);
+        return -ENOENT;
+    }
+    return 0;
+}
+
 int shmqctl_store_open(shmqctl_args_t *a, shmq_store_t *st, unsigned flags,
                        shmq_recovery_report_t *rep)
 {
