@@ -842,7 +842,12 @@ static int find_workers(master_t *m)
         snprintf(w->path, sizeof(w->path), "%s/shmq-%s", dir, shmq_role_name(w->role));
         if (access(w->path, X_OK) != 0) {
             if (!required) {
-                continue; /* not installed: this store runs without it */
+                /* not installed: this store runs without it, and says so */
+                shmq_log(SHMQ_LOG_WARN,
+                         "the %s is not installed (%s: %s): the store runs "
+                         "without it",
+                         shmq_role_name(role), w->path, strerror(errno));
+                continue;
             }
             shmq_log(SHMQ_LOG_ERROR, "worker program %s: %s", w->path, strerror(errno));
             return -1;

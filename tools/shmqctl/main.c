@@ -153,7 +153,8 @@ static const shmqctl_cmd_t commands[] = {
      "    heartbeat), counters.  Exit 1 with \"store DIR is not running\" otherwise.\n"},
     {"restart", shmqctl_cmd_restart, SHMQCTL_OPT_TIMEOUT, 1, 1,
      "restart --store DIR WORKER [--timeout MS]\n"
-     "    Have the master restart one worker (writer, flusher, dispatcher) and wait\n"
+     "    Have the master restart one worker (writer, flusher, dispatcher, indexer,\n"
+     "    scheduler, cleaner, ha-sender, ha-receiver: those the store runs) and wait\n"
      "    (default 10000 ms) until it runs again; prints the old and the new pid.\n"},
     {"clean", shmqctl_cmd_clean, SHMQCTL_OPT_JSON | SHMQCTL_OPT_TIMEOUT, 0, 0,
      "clean --store DIR [--json] [--timeout MS]\n"
