@@ -161,7 +161,17 @@ torture: all
 	    prove -v tests/integration/replication_kill.t
 
 # The broker in the foreground on ./data (RUN_STORE=DIR for another store).
-RUN_STORE ?= ./data
+# RUN_PROFILE=small (the default) keeps a new store small on disk: 64 MiB
+# CommitLog segments and a 42 MB index file instead of RocketMQ's 1 GiB and
+# 400 MB (an empty store then takes about 170 MB instead of 2.1 GB);
+# RUN_PROFILE=production uses RocketMQ's sizes.  Keep one profile per store:
+# the segment sizes are those the store was made with.
+RUN_STORE   ?= ./data
+RUN_PROFILE ?= small
+RUN_SMALL   := --set mappedFileSizeCommitLog=67108864 --set mappedFileSizeConsumeQueue=600000 \
+               --set maxHashSlotNum=500000 --set maxIndexNum=2000000 \
+               --set mappedFileSizeTimerLog=16777216
+RUN_SIZES   := $(if $(filter production,$(RUN_PROFILE)),,$(RUN_SMALL))
 run: deps
 	$(MAKE) all
 	@echo
@@ -171,7 +181,7 @@ run: deps
 	@echo "    $(BUILD)/shmqctl status --store $(RUN_STORE)"
 	@echo "Ctrl-C (SIGINT) or SIGTERM stops it cleanly."
 	@echo
-	exec $(BUILD)/shmqd --store $(RUN_STORE)
+	exec $(BUILD)/shmqd --store $(RUN_STORE) $(RUN_SIZES)
 
 # A master and its slave on this machine (two terminals): run-master serves
 # RUN_STORE with an HA link on port 10912, run-slave follows it on
@@ -188,7 +198,8 @@ run-master: deps run-secret
 	@echo "shmq: the master on $(RUN_STORE), slaves connect to port 10912 (secret $(RUN_SECRET));"
 	@echo "start its slave in another terminal with: make run-slave"
 	@echo
-	exec $(BUILD)/shmqd --store $(RUN_STORE) --set haSecretFile=$(RUN_SECRET) --set haListenPort=10912
+	exec $(BUILD)/shmqd --store $(RUN_STORE) $(RUN_SIZES) --set haSecretFile=$(RUN_SECRET) \
+	    --set haListenPort=10912
 
 run-slave: deps run-secret
 	$(MAKE) all
@@ -198,7 +209,7 @@ run-slave: deps run-secret
 	@echo "    $(BUILD)/shmqctl consume --store $(RUN_SLAVE_STORE) TopicTest --group G"
 	@echo "    $(BUILD)/shmqctl status --store $(RUN_STORE)    # the slave, in sync or not"
 	@echo
-	exec $(BUILD)/shmqd --store $(RUN_SLAVE_STORE) --set brokerRole=SLAVE --set brokerId=1 \
+	exec $(BUILD)/shmqd --store $(RUN_SLAVE_STORE) $(RUN_SIZES) --set brokerRole=SLAVE --set brokerId=1 \
 	    --set haSecretFile=$(RUN_SECRET) --set haMasterAddress=127.0.0.1:10912 \
 	    --set listenPort=20911 --set haListenPort=20912
 
