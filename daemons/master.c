@@ -334,6 +334,7 @@ static int parse_config(int argc, char **argv, shmq_config_t *cfg)
             return config_fail(rc);
         }
     }
+    shmq_config_fit(cfg, config_warn, NULL);
     shmq_error_clear();
     rc = shmq_config_validate(cfg);
     if (rc == 0 && cfg->ha_secret_file[0] != '\0') {

@@ -833,6 +833,27 @@ static int config_invalid(const char *key, const char *fmt, ...)
  *   explicitly, haPlainLink=true (RocketMQ's plain protocol); so does a
  *   SYNC_MASTER; never both.
  */
+void shmq_config_fit(shmq_config_t *cfg, shmq_config_warn_fn warn, void *warn_arg)
+{
+    int64_t overhead =
+        RECORD_OVERHEAD_MAX + cfg->max_topic_length + SHMQ_PROPS_MAX + SHMQ_BLANK_MIN_LEN;
+    int64_t fit = cfg->mapped_file_size_commit_log - overhead;
+    if (fit <= 0 || cfg->max_message_size <= fit) {
+        return; /* fits, or no record fits at all: validate says so */
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "maxMessageSize %d does not fit a CommitLog segment of %lld bytes "
+             "(mappedFileSizeCommitLog; a record has up to %lld bytes of header, topic and "
+             "properties besides the body): capped to %lld",
+             cfg->max_message_size, (long long)cfg->mapped_file_size_commit_log,
+             (long long)overhead, (long long)fit);
+    cfg->max_message_size = (int32_t)fit;
+    if (warn) {
+        warn(warn_arg, NULL, 0, msg);
+    }
+}
+
 int shmq_config_validate(const shmq_config_t *cfg)
 {
     if (cfg->store_path_root_dir[0] == '\0') {

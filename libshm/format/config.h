@@ -149,6 +149,15 @@ int shmq_config_load(shmq_config_t *cfg, const char *path, shmq_config_warn_fn w
 int shmq_config_validate(const shmq_config_t *cfg);
 
 /*
+ * Before shmq_config_validate: a maxMessageSize whose largest record does not
+ * fit one CommitLog segment is capped to what fits, with a warning (a small
+ * segment with the default 4 MiB maxMessageSize is not a reason to refuse
+ * the whole configuration).  A segment too small for any record is left to
+ * validate to refuse.
+ */
+void shmq_config_fit(shmq_config_t *cfg, shmq_config_warn_fn warn, void *warn_arg);
+
+/*
  * The store host the writer stamps on records and producers put in offset
  * message ids: brokerIP1 if set (IPv4, or IPv6: records then carry
  * RocketMQ's 20-byte IPv6 store host and 56-digit message ids), else the

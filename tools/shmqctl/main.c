@@ -328,6 +328,9 @@ static int build_config(shmqctl_args_t *a, const char *conf_file, const override
             return config_error(rc, key);
         }
     }
+    /* Sizes the configuration leaves at their defaults: those of the store's own files. */
+    shmqctl_sizes_from_files(&a->cfg);
+    shmq_config_fit(&a->cfg, NULL, NULL); /* a limit of sends, not of reading: no warning */
     shmq_error_clear();
     rc = shmq_config_validate(&a->cfg);
     if (rc < 0) {

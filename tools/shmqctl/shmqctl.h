@@ -184,6 +184,14 @@ int shmqctl_store_open(shmqctl_args_t *a, shmq_store_t *st, unsigned flags,
  * mistyped path instead of making a store there. */
 int shmqctl_store_check(const shmqctl_args_t *a);
 
+/*
+ * mappedFileSizeCommitLog and mappedFileSizeConsumeQueue left at their
+ * defaults take the size of the store's own files when it has any (its
+ * first CommitLog segment, its first ConsumeQueue file): offline commands
+ * read a store made with other sizes without repeating them.
+ */
+void shmqctl_sizes_from_files(shmq_config_t *cfg);
+
 int shmqctl_log_open(shmqctl_args_t *a, shmq_commitlog_t *cl);
 
 /*
