@@ -67,10 +67,11 @@ long_options() {
     grep -oE -- '--[a-z][a-z0-9-]*[a-z0-9]' | LC_ALL=C sort -u
 }
 
+absent=""
 for p in $PAGES; do
-    [ -f "$MAN/$p" ] || echo "$p" >>"$T/absent"
+    [ -f "$MAN/$p" ] || absent="$absent $p"
 done
-is "$(cat "$T/absent" 2>/dev/null | tr '\n' ' ')" "" "every man page is in docs/man ($PAGES)"
+is "${absent# }" "" "every man page is in docs/man ($PAGES)"
 
 # ---- 1. each page renders without a warning ------------------------------------------------
 if command -v groff >/dev/null 2>&1; then
