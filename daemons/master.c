@@ -246,7 +246,8 @@ static void config_warn(void *arg, const char *file, int line, const char *msg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: shmqd [-c broker.conf] [--store DIR] [--set KEY=VALUE]... [--print-config]\n"
+    fprintf(f, "usage: shmqd [-c|--config broker.conf] [--store DIR] [--set KEY=VALUE]...\n"
+               "             [--print-config] [-h|--help]\n"
                "    Run the store's master in the foreground (log on stderr).  With no\n"
                "    options it serves ./data.  SIGTERM or SIGINT stops it cleanly.\n"
                "    --print-config checks the configuration and prints every key shmq\n"

@@ -184,7 +184,6 @@ static const char *const config_ignored[] = {
     "brokerTopicEnable",
     "traceTopicEnable",
     "msgTraceTopicName",
-    "aclEnable",
     "enablePropertyFilter",
     "filterSupportRetry",
     "rejectTransactionMessage",
@@ -643,6 +642,14 @@ static int config_apply(shmq_config_t *cfg, const key_def_t *k, const char *valu
         return config_set_string(k, field, file, line, value);
     case KEY_NAME:
         if (value[0] == '\0') {
+            /* Empty means the default where the default is empty (clientUnixGroup): what
+             * --print-config prints reads back. */
+            shmq_config_t def;
+            shmq_config_defaults(&def);
+            if (((const char *)&def)[k->off] == '\0') {
+                field[0] = '\0';
+                return 0;
+            }
             return config_bad(file, line, k->name, value, "a non-empty value");
         }
         return config_set_string(k, field, file, line, value);
