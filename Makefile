@@ -37,7 +37,7 @@ TOOL_COMMON := $(sort $(wildcard tools/common/*.c))
 TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
 CTL_SRCS    := $(sort $(wildcard tools/shmqctl/*.c))
 CTL_OBJS    := $(CTL_SRCS:%.c=$(BUILD)/%.o)
-WORKER_OBJ  := $(BUILD)/daemons/worker.o
+WORKER_OBJ  := $(BUILD)/daemons/worker.o $(BUILD)/daemons/log.o
 # shmqd is daemons/master*.c.  Each worker role ROLE (below) is built as
 # shmq-ROLE (an underscore of the name a dash: ha_sender -> shmq-ha-sender)
 # from daemons/ROLE.c and its parts daemons/ROLE_*.c, when ROLE.c exists.

@@ -764,6 +764,7 @@ static int shut_down(master_t *m)
         shmq_log(SHMQ_LOG_WARN, "cannot remove the control block %s: %s", m->ctl.name,
                  shmq_strerror(rc));
     }
+    shmq_log_follow(NULL);
     shmq_ctl_detach(&m->ctl);
     m->have_ctl = false;
     shmq_store_unlock(m->lock_fd);
@@ -1197,18 +1198,23 @@ static int start_store(master_t *m)
                  d[0] ? d : shmq_strerror(rc));
         if (m->have_ctl) {
             shmq_ctl_unlink(m->root);
+            shmq_log_follow(NULL);
             shmq_ctl_detach(&m->ctl);
             m->have_ctl = false;
         }
         shmq_store_abandon(&st);
         return SHMQ_EXIT_ERROR;
     }
+    /* relaxed: a setting; every process reads it when it logs */
+    atomic_store_explicit(&m->ctl.blk->ops.log_level, m->cfg.log_level, memory_order_relaxed);
+    shmq_log_follow(&m->ctl.blk->ops.log_level);
     master_epoch_publish(&m->ctl, &m->epoch);
     atomic_store_explicit(&m->ctl.blk->role.overridden, m->role_overridden, memory_order_relaxed);
     atomic_store_explicit(&m->ctl.blk->role.epoch_checked, m->epoch_checked, memory_order_relaxed);
     rc = open_socket(m);
     if (rc != 0) {
         shmq_ctl_unlink(m->root);
+        shmq_log_follow(NULL);
         shmq_ctl_detach(&m->ctl);
         m->have_ctl = false;
         shmq_store_abandon(&st);
@@ -1234,6 +1240,7 @@ int main(int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
+    shmq_log_set_level(m.cfg.log_level);
     if (print_config) {
         return shmq_config_write(&m.cfg, stdout) == 0 && fflush(stdout) == 0 ? SHMQ_EXIT_OK
                                                                              : SHMQ_EXIT_ERROR;

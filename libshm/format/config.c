@@ -18,6 +18,8 @@
  */
 #include "format/config.h"
 
+#include "base/log.h"
+
 #include "format/message.h"
 
 #include "shmq/errors.h"
@@ -63,6 +65,7 @@ enum key_kind {
     KEY_IP,            /* "" or an IPv4/IPv6 address */
     KEY_HOSTPORT,      /* "" or host:port */
     KEY_ABS_PATH,      /* "" or an absolute path */
+    KEY_LOG_LEVEL,     /* ERROR | WARN | INFO | DEBUG */
 };
 
 typedef struct key_def {
@@ -155,6 +158,8 @@ static const key_def_t config_keys[] = {
     K("slaveTimeout", KEY_I32, slave_timeout, 1, MS_HOUR),
     K("haPlainLink", KEY_BOOL, ha_plain_link, 0, 0),
     K("haSecretFile", KEY_ABS_PATH, ha_secret_file, 0, 0),
+    /* logs */
+    K("logLevel", KEY_LOG_LEVEL, log_level, 0, 0),
 };
 
 /* Older spellings RocketMQ used, mapped to today's key (warned as deprecated). */
@@ -494,6 +499,7 @@ void shmq_config_defaults(shmq_config_t *cfg)
     cfg->ha_listen_port = 10912;
     cfg->ha_master_address[0] = '\0';
     cfg->ha_secret_file[0] = '\0';
+    cfg->log_level = SHMQ_LOG_INFO;
     cfg->ha_send_heartbeat_interval = 5000;
     cfg->ha_housekeeping_interval = 20000;
     cfg->ha_transfer_batch_size = 32 * 1024;
@@ -640,6 +646,14 @@ static int config_apply(shmq_config_t *cfg, const key_def_t *k, const char *valu
             return config_bad(file, line, k->name, value, "host:port with a port 1..65535");
         }
         return config_set_string(k, field, file, line, value);
+    case KEY_LOG_LEVEL: {
+        int level = shmq_log_level_parse(value);
+        if (level < 0) {
+            return config_bad(file, line, k->name, value, "ERROR, WARN, INFO or DEBUG");
+        }
+        cfg->log_level = level;
+        return 0;
+    }
     case KEY_NAME:
         if (value[0] == '\0') {
             /* Empty means the default where the default is empty (clientUnixGroup): what
@@ -704,6 +718,9 @@ int shmq_config_write(const shmq_config_t *cfg, FILE *f)
         case KEY_FLUSH:
             fprintf(f, "%s=%s\n", k->name,
                     cfg->flush_disk_type == SHMQ_SYNC_FLUSH ? "SYNC_FLUSH" : "ASYNC_FLUSH");
+            break;
+        case KEY_LOG_LEVEL:
+            fprintf(f, "%s=%s\n", k->name, shmq_log_level_text(cfg->log_level));
             break;
         case KEY_ROLE:
             fprintf(f, "%s=%s\n", k->name,
@@ -840,6 +857,23 @@ static int config_invalid(const char *key, const char *fmt, ...)
  *   explicitly, haPlainLink=true (RocketMQ's plain protocol); so does a
  *   SYNC_MASTER; never both.
  */
+int shmq_log_level_parse(const char *s)
+{
+    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *shmq_log_level_text(int level)
+{
+    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    return level >= 0 && level < 4 ? names[level] : "INFO";
+}
+
 void shmq_config_fit(shmq_config_t *cfg, shmq_config_warn_fn warn, void *warn_arg)
 {
     int64_t overhead =

@@ -109,6 +109,9 @@ typedef struct shmq_config {
      * (0600, the broker's user; both sides hold the same).  Neither this nor haPlainLink:
      * no ha-sender runs, and neither a SLAVE nor a SYNC_MASTER starts. */
     char ha_secret_file[1024];
+    /* logLevel (shmq key): ERROR, WARN, INFO (default) or DEBUG; shmqctl log-level
+     * changes it while the store runs. */
+    int32_t log_level;
 } shmq_config_t;
 
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */
@@ -155,6 +158,10 @@ int shmq_config_validate(const shmq_config_t *cfg);
  * the whole configuration).  A segment too small for any record is left to
  * validate to refuse.
  */
+/* A logLevel value (ERROR, WARN, INFO, DEBUG; any case): the level, or -1.  And its text. */
+int shmq_log_level_parse(const char *s);
+const char *shmq_log_level_text(int level);
+
 void shmq_config_fit(shmq_config_t *cfg, shmq_config_warn_fn warn, void *warn_arg);
 
 /*

@@ -64,7 +64,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    5
+#define SHMQ_CTL_VERSION    6
 
 #define SHMQ_CTL_MAX_WORKERS 8
 #define SHMQ_CTL_MAX_RINGS   64
@@ -361,6 +361,13 @@ typedef struct shmq_ctl_role {
     _Atomic uint32_t restart_store;
 } shmq_ctl_role_t;
 
+/* Operator settings that change while the store runs (the store's user: shmqctl). */
+typedef struct shmq_ctl_ops {
+    /* enum shmq_log_level: every process of the store logs up to it.  The master sets
+     * it from logLevel at start; `shmqctl log-level` changes it. */
+    _Alignas(64) _Atomic int32_t log_level;
+} shmq_ctl_ops_t;
+
 /* ---- the block ------------------------------------------------------------------ */
 
 typedef struct shmq_ctl_header {
@@ -417,6 +424,7 @@ typedef struct shmq_ctl_block {
     shmq_ctl_scheduler_t scheduler; /* scheduler (see the struct) */
     shmq_ctl_ha_t ha;               /* ha-sender or ha-receiver (see the struct) */
     shmq_ctl_role_t role;           /* master, and shmqctl role's request (see the struct) */
+    shmq_ctl_ops_t ops;             /* operator settings (see the struct) */
 } shmq_ctl_block_t;
 
 /* A consumer group offset. */

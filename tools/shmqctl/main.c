@@ -151,6 +151,11 @@ static const shmqctl_cmd_t commands[] = {
      "status --store DIR [--json]\n"
      "    State of a running store: positions, workers (pid, state, restarts, uptime,\n"
      "    heartbeat), counters.  Exit 1 with \"store DIR is not running\" otherwise.\n"},
+    {"log-level", shmqctl_cmd_log_level, 0, 0, 1,
+     "log-level --store DIR [ERROR|WARN|INFO|DEBUG]\n"
+     "    Print, or set, the level every process of a running store logs up to.  A\n"
+     "    change holds at once and until the store stops (the next start takes\n"
+     "    logLevel from broker.conf).\n"},
     {"restart", shmqctl_cmd_restart, SHMQCTL_OPT_TIMEOUT, 1, 1,
      "restart --store DIR WORKER [--timeout MS]\n"
      "    Have the master restart one worker (writer, flusher, dispatcher, indexer,\n"
