@@ -157,9 +157,8 @@ void shmq_log(enum shmq_log_level level, const char *fmt, ...)
         localtime_r(&ts.tv_sec, &tm);
         char when[32];
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-        n = snprintf(line, sizeof(line), "%s.%03ld %-5s %s[%d]: %s%s\n", when,
-                     ts.tv_nsec / 1000000, shmq_log_level_name(level), log_who, (int)getpid(),
-                     msg, more);
+        n = snprintf(line, sizeof(line), "%s.%03ld %-5s %s[%d]: %s%s\n", when, ts.tv_nsec / 1000000,
+                     shmq_log_level_name(level), log_who, (int)getpid(), msg, more);
     }
     if (n > (int)sizeof(line)) {
         n = (int)sizeof(line);

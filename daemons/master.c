@@ -77,7 +77,8 @@
 static const enum shmq_role required_roles[] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_HA_RECEIVER,
                                                 SHMQ_ROLE_FLUSHER, SHMQ_ROLE_DISPATCHER};
 static const enum shmq_role optional_roles[] = {SHMQ_ROLE_INDEXER, SHMQ_ROLE_SCHEDULER,
-                                                SHMQ_ROLE_CLEANER, SHMQ_ROLE_HA_SENDER};
+                                                SHMQ_ROLE_CLEANER, SHMQ_ROLE_HA_SENDER,
+                                                SHMQ_ROLE_METRICS};
 
 typedef struct master_worker {
     enum shmq_role role;
@@ -813,6 +814,8 @@ static bool role_runs(const shmq_config_t *cfg, enum shmq_role role)
         return !slave && (cfg->ha_plain_link || cfg->ha_secret_file[0] != '\0');
     case SHMQ_ROLE_INDEXER:
         return cfg->message_index_enable;
+    case SHMQ_ROLE_METRICS:
+        return cfg->metrics_listen[0] != '\0';
     default:
         return true;
     }

@@ -66,6 +66,7 @@ enum key_kind {
     KEY_HOSTPORT,      /* "" or host:port */
     KEY_ABS_PATH,      /* "" or an absolute path */
     KEY_LOG_LEVEL,     /* ERROR | WARN | INFO | DEBUG */
+    KEY_LISTEN,        /* "" | PORT (127.0.0.1) | host:port */
 };
 
 typedef struct key_def {
@@ -160,6 +161,8 @@ static const key_def_t config_keys[] = {
     K("haSecretFile", KEY_ABS_PATH, ha_secret_file, 0, 0),
     /* logs */
     K("logLevel", KEY_LOG_LEVEL, log_level, 0, 0),
+    /* metrics */
+    K("metricsListen", KEY_LISTEN, metrics_listen, 0, 0),
 };
 
 /* Older spellings RocketMQ used, mapped to today's key (warned as deprecated). */
@@ -644,6 +647,19 @@ static int config_apply(shmq_config_t *cfg, const key_def_t *k, const char *valu
     case KEY_HOSTPORT:
         if (value[0] != '\0' && !parse_hostport(value)) {
             return config_bad(file, line, k->name, value, "host:port with a port 1..65535");
+        }
+        return config_set_string(k, field, file, line, value);
+    case KEY_LISTEN:
+        if (value[0] != '\0' && strspn(value, "0123456789") == strlen(value)) {
+            int64_t port;
+            if (!parse_int64(value, &port) || port < 1 || port > 65535) {
+                return config_bad(file, line, k->name, value, "a port 1..65535 or host:port");
+            }
+            snprintf(field, k->size, "127.0.0.1:%d", (int)port);
+            return 0;
+        }
+        if (value[0] != '\0' && !parse_hostport(value)) {
+            return config_bad(file, line, k->name, value, "a port 1..65535 or host:port");
         }
         return config_set_string(k, field, file, line, value);
     case KEY_LOG_LEVEL: {

@@ -112,6 +112,9 @@ typedef struct shmq_config {
     /* logLevel (shmq key): ERROR, WARN, INFO (default) or DEBUG; shmqctl log-level
      * changes it while the store runs. */
     int32_t log_level;
+    /* metricsListen (shmq key): "" (off, the default), "PORT" (127.0.0.1) or "HOST:PORT":
+     * the shmq-metrics worker serves http://HOST:PORT/metrics. */
+    char metrics_listen[256];
 } shmq_config_t;
 
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */

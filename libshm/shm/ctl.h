@@ -66,7 +66,7 @@
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
 #define SHMQ_CTL_VERSION    6
 
-#define SHMQ_CTL_MAX_WORKERS 8
+#define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
 #define SHMQ_RING_SLOTS      256 /* completion slots per ring = max requests in flight */
 #define SHMQ_CTL_MAX_TOPICS  1024
@@ -83,7 +83,8 @@ enum shmq_role {
     SHMQ_ROLE_CLEANER = 5,
     SHMQ_ROLE_HA_SENDER = 6,   /* a master: streams the CommitLog to slaves */
     SHMQ_ROLE_HA_RECEIVER = 7, /* a slave: appends the master's CommitLog in the writer's place */
-    SHMQ_ROLE_COUNT = 8
+    SHMQ_ROLE_METRICS = 8,     /* serves the metrics over HTTP (metricsListen) */
+    SHMQ_ROLE_COUNT = 9
 };
 
 /* Name of a role as in `ps`, status and `shmqctl restart`: "writer", ... */

@@ -154,8 +154,9 @@ static void test_journal_prefix(void **state)
     shmq_log_init("test-log");
     shmq_log(SHMQ_LOG_WARN, "plain again");
     captured(buf, sizeof(buf));
-    snprintf(want, sizeof(want), "<3>ERROR test-log[%d]: to the journal\n<6>INFO  test-log[%d]: ",
-             (int)getpid(), (int)getpid());
+    snprintf(want, sizeof(want),
+             "<3>ERROR test-log[%d]: to the journal\n<6>INFO  test-log[%d]: ", (int)getpid(),
+             (int)getpid());
     assert_memory_equal(buf, want, strlen(want));
     assert_null(strstr(buf, "<4>"));
     assert_non_null(strstr(buf, "WARN  test-log"));

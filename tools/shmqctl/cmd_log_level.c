@@ -26,8 +26,8 @@ int shmqctl_cmd_log_level(shmqctl_args_t *a)
         }
     }
     shmq_ctl_t ctl;
-    int rc = shmqctl_attach_running(a->cfg.store_path_root_dir,
-                                    level < 0 ? SHMQ_CTL_RDONLY : 0, &ctl);
+    int rc =
+        shmqctl_attach_running(a->cfg.store_path_root_dir, level < 0 ? SHMQ_CTL_RDONLY : 0, &ctl);
     if (rc != 0) {
         return rc;
     }

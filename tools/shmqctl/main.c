@@ -151,6 +151,10 @@ static const shmqctl_cmd_t commands[] = {
      "status --store DIR [--json]\n"
      "    State of a running store: positions, workers (pid, state, restarts, uptime,\n"
      "    heartbeat), counters.  Exit 1 with \"store DIR is not running\" otherwise.\n"},
+    {"metrics", shmqctl_cmd_metrics, 0, 0, 0,
+     "metrics --store DIR\n"
+     "    A running store's metrics in the Prometheus text format (what the\n"
+     "    metrics worker serves at http://metricsListen/metrics).\n"},
     {"log-level", shmqctl_cmd_log_level, 0, 0, 1,
      "log-level --store DIR [ERROR|WARN|INFO|DEBUG]\n"
      "    Print, or set, the level every process of a running store logs up to.  A\n"

@@ -116,6 +116,7 @@ int shmqctl_cmd_consume(shmqctl_args_t *a);
 int shmqctl_cmd_status(shmqctl_args_t *a);
 int shmqctl_cmd_restart(shmqctl_args_t *a);
 int shmqctl_cmd_log_level(shmqctl_args_t *a);
+int shmqctl_cmd_metrics(shmqctl_args_t *a);
 int shmqctl_cmd_dlq(shmqctl_args_t *a);
 int shmqctl_cmd_clean(shmqctl_args_t *a);
 int shmqctl_cmd_query(shmqctl_args_t *a);
