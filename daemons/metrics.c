@@ -89,8 +89,8 @@ static int listen_addr(const char *listen, struct sockaddr_storage *ss)
         shmq_log(SHMQ_LOG_ERROR, "metricsListen '%s': expected PORT or HOST:PORT", listen);
         return -1;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &ai);
     if (rc != 0 || ai == NULL) {

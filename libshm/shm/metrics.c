@@ -82,9 +82,12 @@ static void store_metrics(FILE *f, const shmq_ctl_t *ctl)
     const struct {
         const char *name;
         const shmq_ctl_position_t *p;
-    } pos[] = {{"wrote", &b->wrote},           {"flushed", &b->flushed},
-               {"dispatched", &b->dispatched}, {"cq_flushed", &b->cq_flushed},
-               {"indexed", &b->indexed},       {"replicated", &b->replicated},
+    } pos[] = {{"wrote", &b->wrote},
+               {"flushed", &b->flushed},
+               {"dispatched", &b->dispatched},
+               {"cq_flushed", &b->cq_flushed},
+               {"indexed", &b->indexed},
+               {"replicated", &b->replicated},
                {"min", &b->min}};
     for (size_t i = 0; i < sizeof(pos) / sizeof(pos[0]); i++) {
         sample1(f, "shmq_commitlog_position_bytes", "position", pos[i].name,
@@ -113,9 +116,9 @@ static void counter_metrics(FILE *f, const shmq_ctl_t *ctl)
     sample1(f, "shmq_refused_total", "cause", "disk_full", (long long)LOAD(c->refused_disk_full));
     sample1(f, "shmq_refused_total", "cause", "fenced", (long long)LOAD(c->refused_fenced));
     sample1(f, "shmq_refused_total", "cause", "append_error", (long long)LOAD(c->append_errors));
-    family(f, "shmq_flush_duration_seconds", "summary", "Time the flusher spent in CommitLog flushes");
-    fprintf(f, "shmq_flush_duration_seconds_sum %.9f\n",
-            (double)LOAD(c->flush_ns_total) / 1e9);
+    family(f, "shmq_flush_duration_seconds", "summary",
+           "Time the flusher spent in CommitLog flushes");
+    fprintf(f, "shmq_flush_duration_seconds_sum %.9f\n", (double)LOAD(c->flush_ns_total) / 1e9);
     fprintf(f, "shmq_flush_duration_seconds_count %llu\n", (unsigned long long)LOAD(c->flushes));
     family(f, "shmq_flush_errors_total", "counter", "Failed CommitLog flushes");
     fprintf(f, "shmq_flush_errors_total %llu\n", (unsigned long long)LOAD(c->flush_errors));
@@ -146,7 +149,8 @@ static void worker_metrics(FILE *f, const shmq_ctl_t *ctl)
     const char *fams[][3] = {
         {"shmq_worker_up", "gauge", "1 while the worker runs"},
         {"shmq_worker_restarts_total", "counter", "Times the master started the worker again"},
-        {"shmq_worker_heartbeat_age_seconds", "gauge", "Seconds since the worker's loop last turned"},
+        {"shmq_worker_heartbeat_age_seconds", "gauge",
+         "Seconds since the worker's loop last turned"},
     };
     for (int k = 0; k < 3; k++) {
         family(f, fams[k][0], fams[k][1], fams[k][2]);
@@ -231,14 +235,17 @@ static void scheduler_metrics(FILE *f, const shmq_ctl_t *ctl)
     const shmq_ctl_scheduler_t *s = &ctl->blk->scheduler;
     family(f, "shmq_scheduler_pending_messages", "gauge",
            "Delayed and timed messages not yet delivered");
-    sample1(f, "shmq_scheduler_pending_messages", "kind", "delay", (long long)LOAD(s->delay_pending));
-    sample1(f, "shmq_scheduler_pending_messages", "kind", "timer", (long long)LOAD(s->timer_pending));
+    sample1(f, "shmq_scheduler_pending_messages", "kind", "delay",
+            (long long)LOAD(s->delay_pending));
+    sample1(f, "shmq_scheduler_pending_messages", "kind", "timer",
+            (long long)LOAD(s->timer_pending));
     family(f, "shmq_scheduler_delivered_total", "counter", "Delayed and timed messages delivered");
     sample1(f, "shmq_scheduler_delivered_total", "kind", "delay",
             (long long)LOAD(s->delay_delivered));
     sample1(f, "shmq_scheduler_delivered_total", "kind", "timer",
             (long long)LOAD(s->timer_delivered));
-    family(f, "shmq_scheduler_dropped_total", "counter", "Due messages that could not be delivered");
+    family(f, "shmq_scheduler_dropped_total", "counter",
+           "Due messages that could not be delivered");
     fprintf(f, "shmq_scheduler_dropped_total %llu\n", (unsigned long long)LOAD(s->dropped));
 }
 

@@ -727,6 +727,12 @@ int main(int argc, char **argv)
         return SHMQCTL_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        if (argc > 2 && (!strcmp(argv[2], "help") || !strcmp(argv[2], "version"))) {
+            printf("%s\n", !strcmp(argv[2], "help")
+                               ? "help [COMMAND]\n    Print the usage of every command, or of one."
+                               : "version\n    Print the version.");
+            return SHMQCTL_EXIT_OK;
+        }
         if (argc > 2 && !find_command(argv[2])) {
             return shmqctl_usage_error(NULL, "unknown command '%s'", argv[2]);
         }
