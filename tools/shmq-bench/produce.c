@@ -376,6 +376,9 @@ int bench_produce(const bench_opts_t *o, bench_report_t *r)
         pids[i] = bench_fork_producer(&bps[i]);
     }
     rc = bench_children_ready(sh, pids, o->producers);
+    if (rc == 0) {
+        rc = bench_gate(o, pids, o->producers);
+    }
     if (rc == 0 && o->slave) {
         rc = bench_slave_sample_start(&b, &sl);
     }
