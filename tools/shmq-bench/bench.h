@@ -173,6 +173,9 @@ void bench_children_reap(bench_shared_t *sh, pid_t *pids, int n);
  * --gate; -1 when interrupted or after 600 s.
  */
 int bench_gate(const bench_opts_t *o, const pid_t *pids, int n);
+/* With --gate, in a producer process at the start signal: under callgrind
+ * (--instr-atstart=no), switch counting on (callgrind_control cannot reach a forked child). */
+void bench_gate_count_start(const bench_opts_t *o);
 void bench_children_kill(pid_t *pids, int n);
 
 /* ---- the broker ------------------------------------------------------------------------------ */

@@ -28,6 +28,14 @@
 
 #include "bench.h"
 
+/* Callgrind's client requests (valgrind's header), for --gate: no-ops outside valgrind. */
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define BENCH_HAVE_CALLGRIND 1
+#endif
+#endif
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -497,6 +505,17 @@ int bench_gate(const bench_opts_t *o, const pid_t *pids, int n)
         bench_sleep_ns(1000000);
     }
     return 0;
+}
+
+void bench_gate_count_start(const bench_opts_t *o)
+{
+    if (o->gate == NULL) {
+        return;
+    }
+#ifdef BENCH_HAVE_CALLGRIND
+    /* A forked process cannot be reached by callgrind_control: it switches itself on. */
+    CALLGRIND_START_INSTRUMENTATION;
+#endif
 }
 
 void bench_report_init(bench_report_t *r, const char *mode)

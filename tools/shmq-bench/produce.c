@@ -236,6 +236,7 @@ void bench_producer_main(bench_prod_t *bp)
     }
     atomic_store_explicit(&me->state, 1, memory_order_release);
     if (wait_go(bp->sh)) {
+        bench_gate_count_start(bp->o);
         rc = run_loop(bp, p);
     }
     shmq_producer_close(p);
