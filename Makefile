@@ -81,9 +81,9 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_TESTS_BINS := $(if $(FUZZ_RT),$(FUZZ_BINS))
 
-.PHONY: all lib tools tests test check deps format format-check clean run run-master run-slave run-secret
+.PHONY: all lib tools tests test check deps format format-check clean run run-master run-slave run-secret bench
 
-all: lib tools tests
+all: lib tools tests bench
 
 lib: $(BUILD)/libshmq.a $(BUILD)/libshmq.so
 tools: $(BINS)
@@ -107,6 +107,14 @@ $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 # shmq-bench: the benchmark tool
 $(BUILD)/shmq-bench: $(BENCH_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
+
+# bench/floor: the minimal ring + mmap append that bench/compare-peers sets
+# shmq against (ISA-L only, none of libshm).
+FLOOR := $(if $(wildcard bench/floor.c),$(BUILD)/bench/floor)
+bench: $(FLOOR)
+
+$(BUILD)/bench/floor: $(BUILD)/bench/floor.o
+	$(CC) $(LDFLAGS) -o $@ $< -lisal
 
 # shmqd speaks systemd's notification protocol (init/shmqd.service) through libsystemd.
 $(BUILD)/shmqd: $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a
