@@ -355,8 +355,12 @@ bool shmq_ring_complete(shmq_ring_shm_t *r, uint32_t slot, const shmq_ring_slot_
     s->queue_id = res->queue_id;
     s->size = res->size;
     s->count = res->count;
-    memcpy(s->detail, res->detail, sizeof(s->detail));
-    s->detail[sizeof(s->detail) - 1] = '\0';
+    if (res->status < 0) {
+        memcpy(s->detail, res->detail, sizeof(s->detail));
+        s->detail[sizeof(s->detail) - 1] = '\0';
+    } else {
+        s->detail[0] = '\0'; /* read only with a negative status (shmq_ring_slot_error) */
+    }
     /* Release: the result is visible before DONE. */
     atomic_store_explicit(&s->state, SHMQ_SLOT_DONE, memory_order_release);
     return true;
