@@ -402,12 +402,22 @@ static int drain_orphans(writer_t *wr)
     return n;
 }
 
+static bool rings_pending(void *arg);
+
 static int64_t writer_work(shmq_worker_t *w, void *arg)
 {
     (void)w;
     writer_t *wr = arg;
     if (wr->rescan || ++wr->since_scan >= WR_RESCAN_CALLS) {
         rings_rescan(wr);
+    }
+    if (!rings_pending(wr)) {
+        /* Nothing to take: no batch (its set-up costs more than this look). */
+        if (shmq_clean_changed(wr->ctl, &wr->clean_seen)) {
+            shmq_clean_drop_removed(&wr->cl.q);
+        }
+        wr->empty++;
+        return 0;
     }
     int given = drain_orphans(wr);
     if (given > 0) {
@@ -424,7 +434,6 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
     wr->bytes = 0;
     wr->msgs_in = wr->bytes_in = 0;
     wr->rejects = wr->refused_disk_full = wr->refused_fenced = wr->append_errors = 0;
-    wr->topic_valid = false;
     memset(wr->moved, 0, wr->scan_end * sizeof(wr->moved[0]));
     memset(wr->discard, 0, wr->scan_end * sizeof(wr->discard[0]));
     /* Acquire: the flusher's error is set before anything depends on it. */
@@ -512,6 +521,9 @@ static bool rings_pending(void *arg)
         int rc = shmq_ring_tail(m, wr->ring_size, head, &tail);
         if ((rc == 0 && tail != head) || rc > 0 || (st == SHMQ_RING_ORPHANED && rc < 0)) {
             return true;
+        }
+        if (rc < 0 && wr->tail_warned[i] != tail + 1) {
+            return true; /* a tail behind our head, to be logged (once) */
         }
         if (st == SHMQ_RING_ORPHANED && tail == head) {
             return true; /* to be given back */
@@ -618,6 +630,7 @@ static int writer_init(shmq_worker_t *w, void **state)
     wr->lim.max_body = wr->cfg->max_message_size;
     wr->lim.max_topic_len = wr->cfg->max_topic_length;
     wr->lim.body_in_ring = true; /* encoded straight from the ring (read once) */
+    wr->lim.topic_memo = &wr->topic_memo;
     wr->unit_max = (int64_t)wr->cfg->max_message_size + SHMQ_RING_UNIT_SLACK;
     /* One batch: < 1 MiB of entries plus one unit; records are at most ~1.5x their
      * entries, plus segment-closing blanks. */

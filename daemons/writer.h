@@ -117,9 +117,10 @@ typedef struct writer {
     bool fenced;
     uint32_t disk_full;  /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
-    /* one-entry topic cache, valid for one batch */
+    /* topic cache: a snapshot, valid while its table entry's seq is unchanged */
     shmq_ctl_topic_t topic;
-    bool topic_valid;
+    const shmq_ctl_topic_t *topic_entry; /* NULL: none */
+    shmq_ring_topic_memo_t topic_memo;   /* decode: the last topic name found valid */
     /* restart */
     shmq_journal_t journal;
     wr_skip_t *skips;

@@ -183,17 +183,22 @@ static int create_topic(writer_t *wr, const char *topic, size_t len, shmq_ctl_to
 static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id)
 {
     shmq_ctl_topic_t *t = &wr->topic;
-    if (!(wr->topic_valid && strlen(t->name) == len && memcmp(t->name, topic, len) == 0)) {
-        wr->topic_valid = false;
-        int rc = shmq_ctl_topic_get(wr->ctl, topic, len, t);
+    const shmq_ctl_topic_t *e = wr->topic_entry;
+    /* The snapshot holds while its entry's seq is the one it was taken at (acquire: pairs
+     * with the seqlock's release; any change makes it odd, then larger). */
+    if (!(e != NULL && t->name[len] == '\0' && memcmp(t->name, topic, len) == 0 &&
+          atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq)) {
+        wr->topic_entry = NULL;
+        int rc = shmq_ctl_topic_get_entry(wr->ctl, topic, len, t, &e);
         if (rc == SHMQ_E_NOT_FOUND) {
             rc = create_topic(wr, topic, len, t);
+            e = NULL; /* looked up again next time */
         }
         if (rc < 0) {
             return rc;
         }
         t->name[sizeof(t->name) - 1] = '\0';
-        wr->topic_valid = true;
+        wr->topic_entry = e;
     }
     if (!(t->perm & SHMQ_PERM_WRITE)) {
         return shmq_error_set(-EACCES, "topic %.*s is not writable (perm %d)", (int)len, topic,

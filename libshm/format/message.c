@@ -371,12 +371,20 @@ static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
     return p + n + 4;
 }
 
+/* "00".."99" with the ones digit first: two digits of crc_digits() per step. */
+static const char digit_pairs_lsf[200] = {
+#define P10(t) '0', t, '1', t, '2', t, '3', t, '4', t, '5', t, '6', t, '7', t, '8', t, '9', t
+    P10('0'), P10('1'), P10('2'), P10('3'), P10('4'),
+    P10('5'), P10('6'), P10('7'), P10('8'), P10('9'),
+#undef P10
+};
+
 /* The 10 digits of a masked CRC, least significant first, '0'-padded. */
 static void crc_digits(char *out, uint32_t v)
 {
-    for (int i = 0; i < CRC_PROP_DIGITS; i++) {
-        out[i] = (char)('0' + v % 10);
-        v /= 10;
+    for (int i = 0; i < CRC_PROP_DIGITS; i += 2) {
+        memcpy(out + i, &digit_pairs_lsf[2 * (v % 100)], 2);
+        v /= 100;
     }
 }
 

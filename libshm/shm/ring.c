@@ -258,8 +258,17 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
         return bad(SHMQ_RING_E_SYSFLAG, "sysflag 0x%x", (unsigned)m->sysflag);
     }
     int32_t max_topic = lim ? lim->max_topic_len : SHMQ_TOPIC_MAX;
-    if (shmq_topic_validate(m->topic, m->topic_len, max_topic) < 0) {
-        return bad(SHMQ_RING_E_TOPIC, "%s", shmq_error_detail());
+    shmq_ring_topic_memo_t *memo = lim ? lim->topic_memo : NULL;
+    if (!(memo && memo->len == m->topic_len && memo->max_len == max_topic &&
+          memcmp(memo->name, m->topic, m->topic_len) == 0)) {
+        if (shmq_topic_validate(m->topic, m->topic_len, max_topic) < 0) {
+            return bad(SHMQ_RING_E_TOPIC, "%s", shmq_error_detail());
+        }
+        if (memo) {
+            memcpy(memo->name, m->topic, m->topic_len); /* topic_len <= 255: checked */
+            memo->len = m->topic_len;
+            memo->max_len = max_topic;
+        }
     }
     /* The record codec's own rules (it refuses a __CRC32# the producer put there), and
      * what the writer needs from the properties, in one pass. */

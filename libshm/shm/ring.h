@@ -161,6 +161,13 @@ typedef struct shmq_ring_msg {
     bool sched; /* decode: a property the scheduler's put hook may act on (shmq_props_info_t) */
 } shmq_ring_msg_t;
 
+/* The last topic name found valid (a writer's: consecutive entries mostly share a topic). */
+typedef struct shmq_ring_topic_memo {
+    uint32_t len; /* 0: none */
+    int32_t max_len;
+    char name[SHMQ_TOPIC_MAX_ANY];
+} shmq_ring_topic_memo_t;
+
 /* The store's limits an entry is checked against. */
 typedef struct shmq_ring_limits {
     int32_t max_body;      /* maxMessageSize */
@@ -169,6 +176,9 @@ typedef struct shmq_ring_limits {
      * it is (body views the ring; the caller reads each of its bytes once, as
      * shmq_record_encode_plan() does, and before giving the entry's bytes back) */
     bool body_in_ring;
+    /* optional: decode checks a topic equal to the memo's (same limit) no more, and
+     * remembers the last one it found valid */
+    shmq_ring_topic_memo_t *topic_memo;
 } shmq_ring_limits_t;
 
 /*
