@@ -537,8 +537,8 @@ static bool rings_pending(void *arg)
  * spin a while first: a spin is cheaper than a futex wake (~27 us, and a
  * system call for the producer).  The spin adapts: it doubles when it (or
  * a sleep shorter than WR_SPIN_NS) found entries, halves down to none after
- * a longer sleep, and never outlasts WR_SPIN_NS.  Then sleep on the
- * writer's futex: an idle writer sleeps.
+ * a spin that found nothing and after a longer sleep, and never outlasts WR_SPIN_NS.  Then sleep on
+ * the writer's futex: an idle writer sleeps.
  */
 static void writer_idle(shmq_worker_t *w, void *arg, int timeout_ms)
 {
@@ -555,12 +555,13 @@ static void writer_idle(shmq_worker_t *w, void *arg, int timeout_ms)
             }
             shmq_cpu_relax();
         }
+        wr->spin /= 2; /* nothing came: entries do not keep coming */
     }
     int64_t t0 = shmq_mono_ns();
     int ready = shmq_ctl_sleep(&wr->ctl->wake->writer_wake, rings_pending, wr, timeout_ms);
     int64_t slept = shmq_mono_ns() - t0;
     if (!ready && slept < WR_SPIN_NS) {
-        /* Woken soon after: a longer spin would have found the entries. */
+        /* Woken soon after: a (longer) spin would have found the entries. */
         uint32_t more = wr->spin ? wr->spin * 2 : WR_SPIN_FIRST;
         wr->spin = more < WR_SPIN_MAX ? more : WR_SPIN_MAX;
     } else if (!ready) {
