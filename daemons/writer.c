@@ -231,7 +231,11 @@ int wr_ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail)
 static void take_ring(writer_t *wr, uint32_t i)
 {
     shmq_ctl_ring_t *r = &wr->blk->rings[i];
-    if (wr_ring_at(wr, i) == NULL) {
+    /* Mapped already for the registration the table names (the caller saw it serviced),
+     * or mapped (again) now. */
+    const shmq_ring_map_t *m = &wr->maps[i];
+    if (!(m->r != NULL && m->claims == atomic_load_explicit(&r->claims, memory_order_relaxed)) &&
+        wr_ring_at(wr, i) == NULL) {
         return;
     }
     /* Relaxed: head is ours (the table's copy, never the producer's). */

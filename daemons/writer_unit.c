@@ -123,15 +123,17 @@ void wr_complete_slot(writer_t *wr, const wr_done_t *d)
     if (d->oneway || d->ring >= wr->ring_count) {
         return;
     }
-    shmq_ring_slot_t res = {.status = d->status,
-                            .req_id = d->req_id,
-                            .phys_offset = d->phys,
-                            .end_pos = d->end,
-                            .queue_offset = d->queue_offset,
-                            .store_ts = d->store_ts,
-                            .queue_id = d->queue_id,
-                            .size = d->size,
-                            .count = d->count};
+    /* Field by field: an initializer would clear the 192-byte text too. */
+    shmq_ring_slot_t res;
+    res.status = d->status;
+    res.req_id = d->req_id;
+    res.phys_offset = d->phys;
+    res.end_pos = d->end;
+    res.queue_offset = d->queue_offset;
+    res.store_ts = d->store_ts;
+    res.queue_id = d->queue_id;
+    res.size = d->size;
+    res.count = d->count;
     if (d->status < 0) {
         memcpy(res.detail, d->detail, sizeof(res.detail)); /* read only with an error */
     } else {
