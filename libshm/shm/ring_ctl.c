@@ -94,6 +94,8 @@ int shmq_ring_assign(shmq_ctl_t *ctl, pid_t pid, const shmq_acl_ident_t *id, uin
                      int *fd_out)
 {
     uint32_t count = ctl->blk->hdr.ring_count;
+    /* The lowest FREE ring first: the writer looks for a new ring only up to the lowest
+     * FREE one it saw (writer.h, scan_end), and at the whole table now and then. */
     for (uint32_t i = 0; i < count && i < SHMQ_CTL_MAX_RINGS; i++) {
         shmq_ctl_ring_t *t = &ctl->blk->rings[i];
         /* Acquire: a FREE stored by the master itself; DRAINED (writer) is not reused yet. */
