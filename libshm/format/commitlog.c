@@ -129,6 +129,79 @@ static int segment_for_write(shmq_commitlog_t *cl, int64_t pos, shmq_mapped_file
     return shmq_mfq_get_or_create(&cl->q, pos - pos % seg_size(cl), out);
 }
 
+/*
+ * Room for total bytes of records at wrote_pos: the segment (closed with a
+ * blank record and the next one taken when they do not fit), the position
+ * and its offset in the segment.  The bytes are announced to the preparing
+ * thread.
+ */
+static int append_room(shmq_commitlog_t *cl, int64_t total, shmq_mapped_file_t **mfp, int64_t *posp,
+                       int64_t *relp)
+{
+    shmq_mapped_file_t *mf = NULL;
+    int64_t pos, rel;
+    for (int attempt = 0;; attempt++) {
+        pos = cl->wrote_pos;
+        int rc = segment_for_write(cl, pos, &mf);
+        if (rc) {
+            return rc;
+        }
+        rel = pos - mf->start_offset;
+        int64_t space = seg_size(cl) - rel;
+        if (total + SHMQ_BLANK_MIN_LEN <= space) {
+            break;
+        }
+        if (attempt > 0) {
+            return shmq_error_set(SHMQ_E_SIZE, "commitlog %s: %lld bytes do not fit at %lld",
+                                  cl->q.dir, (long long)total, (long long)pos);
+        }
+        /* Close the segment: blank record with the remaining length, then retry. */
+        shmq_mfq_write_horizon(&cl->q, mf->start_offset + seg_size(cl));
+        if (space >= SHMQ_BLANK_MIN_LEN) {
+            shmq_record_write_blank(mf->base + rel, (int32_t)space);
+        } else {
+            memset(mf->base + rel, 0, (size_t)space);
+        }
+        publish_wrote(cl, mf->start_offset + seg_size(cl));
+        set_known(cl);
+    }
+    /* Announced before writing: the preparing thread zero-fills only above it. */
+    shmq_mfq_write_horizon(&cl->q, pos + total);
+    *mfp = mf;
+    *posp = pos;
+    *relp = rel;
+    return 0;
+}
+
+/* The records of [pos, pos + done) are written in mf: publish them, prepare what comes next. */
+static void append_finish(shmq_commitlog_t *cl, shmq_mapped_file_t *mf, int64_t pos, int64_t rel,
+                          int64_t done, int64_t ts)
+{
+    cl->last_store_ts = ts;
+    publish_wrote(cl, pos + done);
+    set_known(cl);
+
+    /* The next window of this segment, prepared ahead. */
+    if (pos + done >= cl->warm_asked && (cl->q.flags & SHMQ_MF_PREPARE)) {
+        shmq_mfq_prefault_ahead(&cl->q, pos + done);
+        cl->warm_asked = pos + done + CL_WARM_EVERY;
+    }
+    /* Past half of the segment: have the next one prepared before we need it. */
+    int64_t next = mf->start_offset + seg_size(cl);
+    if ((cl->q.flags & SHMQ_MF_PREPARE) && rel + done >= seg_size(cl) / 2 &&
+        cl->prep_asked != next) {
+        shmq_mfq_prepare(&cl->q, next);
+        cl->prep_asked = next;
+    }
+}
+
+/* The store time of an append: store_ts or now, never before the last one. */
+static int64_t append_ts(const shmq_commitlog_t *cl, int64_t store_ts)
+{
+    int64_t ts = store_ts ? store_ts : now_ms();
+    return ts < cl->last_store_ts ? cl->last_store_ts : ts;
+}
+
 int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, size_t n,
                                 const int64_t *queue_offsets, int64_t store_ts,
                                 shmq_append_result_t *res)
@@ -159,39 +232,10 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
                                   cl->q.dir, i + 1, (long long)total, (long long)seg_size(cl));
         }
     }
-    int64_t ts = store_ts ? store_ts : now_ms();
-    if (ts < cl->last_store_ts) {
-        ts = cl->last_store_ts;
+    int64_t ts = append_ts(cl, store_ts);
+    if ((rc = append_room(cl, total, &mf, &pos, &rel)) != 0) {
+        return rc;
     }
-
-    for (int attempt = 0;; attempt++) {
-        pos = cl->wrote_pos;
-        rc = segment_for_write(cl, pos, &mf);
-        if (rc) {
-            return rc;
-        }
-        rel = pos - mf->start_offset;
-        int64_t space = seg_size(cl) - rel;
-        if (total + SHMQ_BLANK_MIN_LEN <= space) {
-            break;
-        }
-        if (attempt > 0) {
-            return shmq_error_set(SHMQ_E_SIZE, "commitlog %s: %lld bytes do not fit at %lld",
-                                  cl->q.dir, (long long)total, (long long)pos);
-        }
-        /* Close the segment: blank record with the remaining length, then retry. */
-        shmq_mfq_write_horizon(&cl->q, mf->start_offset + seg_size(cl));
-        if (space >= SHMQ_BLANK_MIN_LEN) {
-            shmq_record_write_blank(mf->base + rel, (int32_t)space);
-        } else {
-            memset(mf->base + rel, 0, (size_t)space);
-        }
-        publish_wrote(cl, mf->start_offset + seg_size(cl));
-        set_known(cl);
-    }
-
-    /* Announced before writing: the preparing thread zero-fills only above it. */
-    shmq_mfq_write_horizon(&cl->q, pos + total);
     uint8_t *dst = mf->base + rel;
     int64_t done = 0;
     for (size_t i = 0; i < n; i++) {
@@ -211,22 +255,50 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
         shmq_msgid_format(&cl->store_host, pos + done, res[i].msg_id);
         done += len;
     }
-    cl->last_store_ts = ts;
-    publish_wrote(cl, pos + done);
-    set_known(cl);
+    append_finish(cl, mf, pos, rel, done, ts);
+    return 0;
+}
 
-    /* The next window of this segment, prepared ahead. */
-    if (pos + done >= cl->warm_asked && (cl->q.flags & SHMQ_MF_PREPARE)) {
-        shmq_mfq_prefault_ahead(&cl->q, pos + done);
-        cl->warm_asked = pos + done + CL_WARM_EVERY;
+int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
+                                const shmq_record_plan_t *plans, size_t n,
+                                const int64_t *queue_offsets, shmq_append_result_t *res)
+{
+    shmq_mapped_file_t *mf = NULL;
+    int64_t total = 0, pos = 0, rel = 0;
+
+    if (!cl || !m || !plans || n == 0 || !queue_offsets || !res) {
+        return SHMQ_E_ARG;
     }
-    /* Past half of the segment: have the next one prepared before we need it. */
-    int64_t next = mf->start_offset + seg_size(cl);
-    if ((cl->q.flags & SHMQ_MF_PREPARE) && rel + done >= seg_size(cl) / 2 &&
-        cl->prep_asked != next) {
-        shmq_mfq_prepare(&cl->q, next);
-        cl->prep_asked = next;
+    int rc = appendable(cl);
+    if (rc < 0) {
+        return rc;
     }
+    for (size_t i = 0; i < n; i++) {
+        total += plans[i].total;
+    }
+    if (total + SHMQ_BLANK_MIN_LEN > seg_size(cl)) {
+        return shmq_error_set(SHMQ_E_SIZE,
+                              "commitlog %s: %zu record(s) of %lld bytes cannot fit a segment "
+                              "of %lld bytes",
+                              cl->q.dir, n, (long long)total, (long long)seg_size(cl));
+    }
+    int64_t ts = append_ts(cl, 0);
+    if ((rc = append_room(cl, total, &mf, &pos, &rel)) != 0) {
+        return rc;
+    }
+    uint8_t *dst = mf->base + rel;
+    int64_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t len =
+            shmq_record_encode_plan(&m[i], &plans[i], queue_offsets[i], pos + done, ts, dst + done);
+        res[i].phys_offset = pos + done;
+        res[i].size = (int32_t)len;
+        res[i].store_ts = ts;
+        res[i].queue_offset = queue_offsets[i];
+        res[i].msg_id[0] = '\0';
+        done += len;
+    }
+    append_finish(cl, mf, pos, rel, done, ts);
     return 0;
 }
 

@@ -266,22 +266,53 @@ static bool props_name_crc(const char *props, size_t len)
 
 /* ---- record layout ----------------------------------------------------- */
 
-/* The sizes that decide a record's layout. */
-typedef struct record_plan {
-    int64_t total;
-    uint32_t born_len;  /* 8 or 20 */
-    uint32_t store_len; /* 8 or 20 */
-    uint32_t props_len; /* final, with separator and __CRC32# tail */
-    bool v2;
-    bool add_sep; /* insert 0x02 between the user properties and the tail */
-} record_plan_t;
+int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (len == 0) {
+        return 0;
+    }
+    const char *nul = memchr(props, 0, len);
+    if (nul != NULL) {
+        return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
+                              (size_t)(nul - props));
+    }
+    const size_t crc_len = sizeof(SHMQ_PROP_CRC32) - 1, uk_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
+    const char *p = props, *end = props + len;
+    /* One pass: one memchr for the segment's end, one for its name/value separator. */
+    while (p < end) {
+        const char *seg_end = memchr(p, SHMQ_PROP_SEP, (size_t)(end - p));
+        if (seg_end == NULL) {
+            seg_end = end;
+        }
+        size_t seg_len = (size_t)(seg_end - p);
+        /* A segment named __CRC32# (valid or not) is the store's: as props_name_crc(). */
+        if (seg_len >= crc_len && memcmp(p, SHMQ_PROP_CRC32, crc_len) == 0 &&
+            (seg_len == crc_len || p[crc_len] == SHMQ_PROP_NAME_VALUE_SEP)) {
+            return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
+        }
+        const char *sep = memchr(p, SHMQ_PROP_NAME_VALUE_SEP, seg_len);
+        /* A property counts when its name and value are both non-empty (shmq_props_next). */
+        if (sep != NULL && sep > p && sep + 1 < seg_end) {
+            size_t nl = (size_t)(sep - p);
+            if (nl == uk_len && memcmp(p, SHMQ_PROP_UNIQ_KEY, uk_len) == 0) {
+                info->uniq_key = sep + 1; /* the last one wins */
+                info->uniq_key_len = (size_t)(seg_end - sep - 1);
+            } else if (nl >= 5 && (p[0] == 'D' || p[0] == 'T')) {
+                info->sched = true;
+            }
+        }
+        p = seg_end + 1;
+    }
+    return 0;
+}
 
 static inline uint32_t host_len(const shmq_host_t *h)
 {
     return h->is_v6 ? 20 : 8;
 }
 
-static int record_plan(const shmq_msg_in_t *m, record_plan_t *pl)
+int shmq_record_plan(const shmq_msg_in_t *m, unsigned flags, shmq_record_plan_t *pl)
 {
     if (m->topic == NULL || m->topic_len == 0 || m->topic_len > SHMQ_TOPIC_MAX_ANY) {
         return shmq_error_set(SHMQ_E_TOPIC, "topic length %zu not in 1..%d", m->topic_len,
@@ -300,20 +331,21 @@ static int record_plan(const shmq_msg_in_t *m, record_plan_t *pl)
         return shmq_error_set(SHMQ_E_PROPS, "properties of %zu bytes with __CRC32# exceed %d",
                               props, SHMQ_PROPS_MAX);
     }
-    const char *nul = m->props_len > 0 ? memchr(m->props, 0, m->props_len) : NULL;
-    if (nul != NULL) {
-        return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
-                              (size_t)(nul - m->props));
-    }
-    if (props_name_crc(m->props, m->props_len)) {
-        return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
+    if (!(flags & SHMQ_PLAN_PROPS_SCANNED)) {
+        const char *nul = m->props_len > 0 ? memchr(m->props, 0, m->props_len) : NULL;
+        if (nul != NULL) {
+            return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
+                                  (size_t)(nul - m->props));
+        }
+        if (props_name_crc(m->props, m->props_len)) {
+            return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
+        }
     }
     pl->props_len = (uint32_t)props;
     pl->v2 = m->topic_len > SHMQ_TOPIC_MAX;
-    pl->born_len = host_len(&m->born_host);
-    pl->store_len = host_len(&m->store_host);
     /* SHMQ_RECORD_FIXED_V1 counts two 8-byte hosts and a 1-byte topic length. */
-    int64_t fixed = SHMQ_RECORD_FIXED_V1 + (pl->born_len - 8) + (pl->store_len - 8) + pl->v2;
+    int64_t fixed = SHMQ_RECORD_FIXED_V1 + (host_len(&m->born_host) - 8) +
+                    (host_len(&m->store_host) - 8) + pl->v2;
     if (m->body_len > (size_t)INT32_MAX) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "body of %zu bytes", m->body_len);
     }
@@ -326,8 +358,8 @@ static int record_plan(const shmq_msg_in_t *m, record_plan_t *pl)
 
 int64_t shmq_record_size(const shmq_msg_in_t *m)
 {
-    record_plan_t pl;
-    int rc = record_plan(m, &pl);
+    shmq_record_plan_t pl;
+    int rc = shmq_record_plan(m, 0, &pl);
     return rc < 0 ? rc : pl.total;
 }
 
@@ -339,27 +371,27 @@ static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
     return p + n + 4;
 }
 
+/* "00".."99" with the ones digit first: two digits of crc_digits() per step. */
+static const char digit_pairs_lsf[200] = {
+#define P10(t) '0', t, '1', t, '2', t, '3', t, '4', t, '5', t, '6', t, '7', t, '8', t, '9', t
+    P10('0'), P10('1'), P10('2'), P10('3'), P10('4'),
+    P10('5'), P10('6'), P10('7'), P10('8'), P10('9'),
+#undef P10
+};
+
 /* The 10 digits of a masked CRC, least significant first, '0'-padded. */
 static void crc_digits(char *out, uint32_t v)
 {
-    for (int i = 0; i < CRC_PROP_DIGITS; i++) {
-        out[i] = (char)('0' + v % 10);
-        v /= 10;
+    for (int i = 0; i < CRC_PROP_DIGITS; i += 2) {
+        memcpy(out + i, &digit_pairs_lsf[2 * (v % 100)], 2);
+        v /= 100;
     }
 }
 
-int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,
-                           int64_t store_ts, uint8_t *dst, size_t cap)
+int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                uint8_t *dst)
 {
-    record_plan_t pl;
-    int rc = record_plan(m, &pl);
-    if (rc < 0) {
-        return rc;
-    }
-    if ((uint64_t)pl.total > cap) {
-        return shmq_error_set(SHMQ_E_TRUNCATED, "record of %lld bytes, room for %zu",
-                              (long long)pl.total, cap);
-    }
     int32_t sysflag = m->sysflag & ~(SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6);
     if (m->born_host.is_v6) {
         sysflag |= SHMQ_SYSFLAG_BORNHOST_V6;
@@ -369,9 +401,8 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
     }
 
     uint8_t *p = dst;
-    shmq_put_be32(p + 0, (uint32_t)pl.total);
-    shmq_put_be32(p + 4, (uint32_t)(pl.v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
-    shmq_put_be32(p + 8, (uint32_t)shmq_crc32_masked(m->body, m->body_len));
+    shmq_put_be32(p + 0, (uint32_t)pl->total);
+    shmq_put_be32(p + 4, (uint32_t)(pl->v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
     shmq_put_be32(p + 12, (uint32_t)m->queue_id);
     shmq_put_be32(p + 16, (uint32_t)m->flag);
     shmq_put_be64(p + 20, (uint64_t)queue_offset);
@@ -387,9 +418,11 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
     p += 16;
     if (m->body_len > 0) {
         memcpy(p, m->body, m->body_len);
-        p += m->body_len;
     }
-    if (pl.v2) {
+    /* BODYCRC of the bytes as written (the source may be shared memory: read once). */
+    shmq_put_be32(dst + 8, (uint32_t)shmq_crc32_masked(p, m->body_len));
+    p += m->body_len;
+    if (pl->v2) {
         shmq_put_be16(p, (uint16_t)m->topic_len);
         p += 2;
     } else {
@@ -397,22 +430,37 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
     }
     memcpy(p, m->topic, m->topic_len);
     p += m->topic_len;
-    shmq_put_be16(p, (uint16_t)pl.props_len);
+    shmq_put_be16(p, (uint16_t)pl->props_len);
     p += 2;
     if (m->props_len > 0) {
         memcpy(p, m->props, m->props_len);
         p += m->props_len;
     }
-    if (pl.add_sep) {
+    if (pl->add_sep) {
         *p++ = SHMQ_PROP_SEP;
     }
     memcpy(p, crc_prop_head, CRC_PROP_HEAD_LEN);
     p += CRC_PROP_HEAD_LEN;
     /* The record CRC covers everything before the tail, offsets included. */
-    uint32_t crc = (uint32_t)shmq_crc32_masked(dst, (size_t)pl.total - SHMQ_CRC_PROP_LEN);
+    uint32_t crc = (uint32_t)shmq_crc32_masked(dst, (size_t)pl->total - SHMQ_CRC_PROP_LEN);
     crc_digits((char *)p, crc);
     p[CRC_PROP_DIGITS] = SHMQ_PROP_SEP;
-    return pl.total;
+    return pl->total;
+}
+
+int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,
+                           int64_t store_ts, uint8_t *dst, size_t cap)
+{
+    shmq_record_plan_t pl;
+    int rc = shmq_record_plan(m, 0, &pl);
+    if (rc < 0) {
+        return rc;
+    }
+    if ((uint64_t)pl.total > cap) {
+        return shmq_error_set(SHMQ_E_TRUNCATED, "record of %lld bytes, room for %zu",
+                              (long long)pl.total, cap);
+    }
+    return shmq_record_encode_plan(m, &pl, queue_offset, phys_offset, store_ts, dst);
 }
 
 void shmq_record_write_blank(uint8_t *dst, int32_t remaining)

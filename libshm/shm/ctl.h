@@ -582,6 +582,14 @@ int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int 
 int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len, shmq_ctl_topic_t *out);
 
 /*
+ * shmq_ctl_topic_get(), and *entry = the table entry the snapshot was taken
+ * from: while that entry's seq (acquire) still equals out->seq, the entry
+ * has not changed since (a cache's check, without copying it again).
+ */
+int shmq_ctl_topic_get_entry(const shmq_ctl_t *ctl, const char *name, size_t len,
+                             shmq_ctl_topic_t *out, const shmq_ctl_topic_t **entry);
+
+/*
  * Take / release the topic-table lock (an OFD lock on byte 2 of <root>/lock,
  * released by the kernel if the holder dies).  Blocks at most timeout_ms
  * (polling every 1 ms), then -ETIMEDOUT.  Excludes other processes and

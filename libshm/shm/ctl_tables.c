@@ -172,6 +172,12 @@ static bool topic_matches(const shmq_ctl_topic_t *t, const char *name, size_t le
 
 int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len, shmq_ctl_topic_t *out)
 {
+    return shmq_ctl_topic_get_entry(ctl, name, len, out, NULL);
+}
+
+int shmq_ctl_topic_get_entry(const shmq_ctl_t *ctl, const char *name, size_t len,
+                             shmq_ctl_topic_t *out, const shmq_ctl_topic_t **entry)
+{
     shmq_ctl_topic_t snap;
     if (name == NULL || len == 0 || len > SHMQ_TOPIC_MAX_ANY) {
         return shmq_error_set(SHMQ_E_NOT_FOUND, "no topic of length %zu", len);
@@ -187,6 +193,9 @@ int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len, shmq
         }
         if (snap.state == SHMQ_ENTRY_ACTIVE && topic_matches(&snap, name, len)) {
             *out = snap;
+            if (entry != NULL) {
+                *entry = &ctl->blk->topics[(home + i) & (SHMQ_CTL_MAX_TOPICS - 1)];
+            }
             return 0;
         }
     }

@@ -227,6 +227,53 @@ static void test_batch_that_does_not_fit_moves_whole_to_next_segment(void **stat
     shmq_commitlog_close(&cl);
 }
 
+/* Planned records land as append_batch() puts them: same bytes, same segment rule. */
+static void test_append_plans_writes_what_append_batch_writes(void **state)
+{
+    shmq_commitlog_t a, b;
+    shmq_append_result_t ra[3], rb[3];
+    shmq_msg_in_t m[3];
+    shmq_record_plan_t pl[3];
+    int64_t qoffs[3] = {10, 11, 12};
+    char dir_a[512], dir_b[512];
+    snprintf(dir_a, sizeof(dir_a), "%s/a", (char *)*state);
+    snprintf(dir_b, sizeof(dir_b), "%s/b", (char *)*state);
+    assert_int_equal(mkdir(dir_a, 0755), 0);
+    assert_int_equal(mkdir(dir_b, 0755), 0);
+    open_log(&a, dir_a, SEG, 0);
+    open_log(&b, dir_b, SEG, 0);
+    append_len(&a, 3000, 0, 0);
+    append_len(&b, 3000, 0, 0);
+    for (int i = 0; i < 3; i++) {
+        m[i] = msg_of_size(400); /* the batch moves to the next segment */
+        m[i].store_host = b.store_host;
+        assert_int_equal(shmq_record_plan(&m[i], 0, &pl[i]), 0);
+    }
+    assert_int_equal(shmq_commitlog_append_batch(&a, m, 3, qoffs, 0, ra), 0);
+    assert_int_equal(shmq_commitlog_append_plans(&b, m, pl, 3, qoffs, rb), 0);
+    assert_int_equal(a.wrote_pos, b.wrote_pos);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ra[i].phys_offset, rb[i].phys_offset);
+        assert_int_equal(ra[i].size, rb[i].size);
+        assert_int_equal(ra[i].queue_offset, rb[i].queue_offset);
+        assert_string_equal(rb[i].msg_id, "");
+        shmq_record_t rec;
+        assert_int_equal(shmq_commitlog_read(&b, rb[i].phys_offset, ALL_CHECK, &rec), 400);
+        /* Byte for byte but the store time (each append reads the clock). */
+        const uint8_t *pa = shmq_mfq_find(&a.q, ra[i].phys_offset)->base + ra[i].phys_offset % SEG;
+        const uint8_t *pb = shmq_mfq_find(&b.q, rb[i].phys_offset)->base + rb[i].phys_offset % SEG;
+        size_t ts_at = 48 + 8; /* IPv4 born host: store time at 56 */
+        assert_memory_equal(pa, pb, ts_at);
+        if (rec.store_ts == ra[i].store_ts) {
+            assert_memory_equal(pa, pb, 400);
+        }
+    }
+    const uint8_t *blank = shmq_mfq_find(&b.q, 0)->base + 3000;
+    assert_int_equal(be32_at(blank), SEG - 3000);
+    shmq_commitlog_close(&a);
+    shmq_commitlog_close(&b);
+}
+
 static void test_batch_larger_than_segment_is_rejected(void **state)
 {
     shmq_commitlog_t cl;
@@ -771,6 +818,7 @@ int main(void)
         T(test_append_rejects_record_larger_than_segment),
         T(test_batch_that_does_not_fit_moves_whole_to_next_segment),
         T(test_batch_larger_than_segment_is_rejected),
+        T(test_append_plans_writes_what_append_batch_writes),
         T(test_records_read_back_by_offset_and_iteration),
         T(test_next_treats_record_crossing_limit_as_not_there),
         T(test_store_timestamps_never_decrease),
