@@ -573,6 +573,14 @@ int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int 
 int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len, shmq_ctl_topic_t *out);
 
 /*
+ * As shmq_ctl_topic_get(), and *idx gets the entry's index in blk->topics:
+ * a reader that keeps the copy may trust it while that entry's seq is
+ * still out->seq (every change of the entry moves it).
+ */
+int shmq_ctl_topic_get_at(const shmq_ctl_t *ctl, const char *name, size_t len,
+                          shmq_ctl_topic_t *out, uint32_t *idx);
+
+/*
  * Take / release the topic-table lock (an OFD lock on byte 2 of <root>/lock,
  * released by the kernel if the holder dies).  Blocks at most timeout_ms
  * (polling every 1 ms), then -ETIMEDOUT.  Excludes other processes and
