@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #include <isa-l/crc.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "base/bytes.h"
 
@@ -706,10 +709,36 @@ static inline uint64_t hex4_upper(uint32_t x)
     return htobe64(v); /* the first nibble's character at the lowest address */
 }
 
+/* 16 bytes of b as 32 uppercase hex characters at o (no NUL): a message id in ~20 instructions. */
+static inline void hex16_upper(char *o, const uint8_t *b)
+{
+#if defined(__SSE2__)
+    const __m128i nib = _mm_set1_epi8(0x0F), nine = _mm_set1_epi8(9);
+    const __m128i zero = _mm_set1_epi8('0'), seven = _mm_set1_epi8(7);
+    __m128i in = _mm_loadu_si128((const __m128i *)(const void *)b);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(in, 4), nib);
+    __m128i lo = _mm_and_si128(in, nib);
+    __m128i c0 = _mm_unpacklo_epi8(hi, lo), c1 = _mm_unpackhi_epi8(hi, lo); /* nibbles in order */
+    c0 = _mm_add_epi8(_mm_add_epi8(c0, zero), _mm_and_si128(_mm_cmpgt_epi8(c0, nine), seven));
+    c1 = _mm_add_epi8(_mm_add_epi8(c1, zero), _mm_and_si128(_mm_cmpgt_epi8(c1, nine), seven));
+    _mm_storeu_si128((__m128i *)(void *)o, c0);
+    _mm_storeu_si128((__m128i *)(void *)(o + 16), c1);
+#else
+    for (int i = 0; i < 16; i += 4) {
+        uint64_t v = hex4_upper(shmq_get_be32(b + i));
+        memcpy(o + 2 * i, &v, 8);
+    }
+#endif
+}
+
 /* n bytes of b as 2n uppercase hex characters at o; returns o + 2n (no NUL). */
 static char *hex_put(char *o, const uint8_t *b, size_t n)
 {
     size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        hex16_upper(o, b + i);
+        o += 32;
+    }
     for (; i + 4 <= n; i += 4) {
         uint64_t v = hex4_upper(shmq_get_be32(b + i));
         memcpy(o, &v, 8);
@@ -739,19 +768,17 @@ static int hex_val(char c)
 void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset, char out[SHMQ_MSGID_MAX])
 {
     /* On every send result and every consumed message: straight from the binary fields. */
-    char *o = out;
-    if (store_host->is_v6) {
-        o = hex_put(o, store_host->addr, 16);
+    uint8_t b[28];
+    size_t n = store_host->is_v6 ? 16 : 4;
+    memcpy(b, store_host->addr, 16);
+    shmq_put_be32(b + n, (uint32_t)store_host->port);
+    shmq_put_be64(b + n + 4, (uint64_t)phys_offset);
+    hex16_upper(out, b);
+    if (n == 16) {
+        *hex_put(out + 32, b + 16, 12) = '\0';
     } else {
-        uint64_t v = hex4_upper(shmq_get_be32(store_host->addr));
-        memcpy(o, &v, 8);
-        o += 8;
+        out[32] = '\0';
     }
-    uint64_t v[3] = {hex4_upper((uint32_t)store_host->port),
-                     hex4_upper((uint32_t)((uint64_t)phys_offset >> 32)),
-                     hex4_upper((uint32_t)phys_offset)};
-    memcpy(o, v, 24);
-    o[24] = '\0';
 }
 
 int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_offset)
