@@ -91,7 +91,7 @@ int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d)
         p->done = nd;
         p->done_cap = ncap;
     }
-    p->done[p->ndone++] = *d;
+    prod_done_copy(&p->done[p->ndone++], d);
     return 0;
 }
 
@@ -429,6 +429,29 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
 }
 
 /* Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues. */
+/* The topic (n bytes) is the one validated last: compared 8 bytes at a time, no call. */
+static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
+{
+    if (!p->topic_ok || p->topic_len != n) {
+        return false;
+    }
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, p->topic_name + i, 8);
+        memcpy(&b, topic + i, 8);
+        if (a != b) {
+            return false;
+        }
+    }
+    for (; i < n; i++) {
+        if (p->topic_name[i] != topic[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /*
  * The write queues of the topic (tlen bytes) as its table entry says, or
  * the store's default for a topic not created yet.  The last topic's entry
@@ -437,7 +460,7 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
  */
 static int32_t topic_write_queues(shmq_producer_t *p, const char *topic, size_t tlen)
 {
-    bool same = p->topic_ok && p->topic_len == tlen && memcmp(p->topic_name, topic, tlen) == 0;
+    bool same = topic_is_cached(p, topic, tlen);
     if (same && p->topic_cached) {
         const shmq_ctl_topic_t *e = &p->blk->topics[p->topic_idx];
         /* Acquire: as a seqlock read; an unchanged even number means an unchanged entry. */
@@ -521,7 +544,7 @@ int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t 
     size_t n = strnlen(m->topic, SHMQ_TOPIC_MAX_ANY + 1);
     *tlen = n;
     /* The last topic passed the store's rules already: validated once, not per message. */
-    if (!p->topic_ok || p->topic_len != n || memcmp(p->topic_name, m->topic, n) != 0) {
+    if (!topic_is_cached(p, m->topic, n)) {
         int rc = shmq_topic_validate(m->topic, n, p->cfg->max_topic_length);
         if (rc < 0) {
             return rc;

@@ -7,7 +7,9 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "shm/ctl.h"
 #include "shm/ring.h"
@@ -46,8 +48,14 @@ typedef struct prod_done {
     int64_t flush_deadline;
     int64_t repl_deadline;
     shmq_send_result_t res;
-    char detail[SHMQ_RING_DETAIL_MAX]; /* err < 0: its text (shmq_error_detail() in cb) */
+    char detail[SHMQ_RING_DETAIL_MAX]; /* err < 0: its text (shmq_error_detail() in cb); last */
 } prod_done_t;
+
+/* Copy d to dst: without its detail text when it has no error (the detail is then unused). */
+static inline void prod_done_copy(prod_done_t *dst, const prod_done_t *d)
+{
+    memcpy(dst, d, d->err < 0 ? sizeof(*d) : offsetof(prod_done_t, detail));
+}
 
 struct shmq_producer {
     char root[PATH_MAX];

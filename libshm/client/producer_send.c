@@ -674,9 +674,12 @@ static int run_ready(shmq_producer_t *p)
                 }
             }
             if (ready) {
-                take[ntake++] = *d;
+                prod_done_copy(&take[ntake++], d);
             } else {
-                p->done[keep++] = *d;
+                if (&p->done[keep] != d) {
+                    prod_done_copy(&p->done[keep], d);
+                }
+                keep++;
             }
         }
         p->ndone = keep;
