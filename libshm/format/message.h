@@ -280,6 +280,15 @@ int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_of
  */
 void shmq_uniq_key_generate(char out[SHMQ_UNIQ_KEY_MAX]);
 
+/* Length of a key shmq_uniq_key_generate() makes (32 hex characters; IPv4 prefix). */
+#define SHMQ_UNIQ_KEY_LEN 32
+
+/*
+ * As shmq_uniq_key_generate(), with the wall clock (ms since the epoch)
+ * the caller already read; returns the key's length (SHMQ_UNIQ_KEY_LEN).
+ */
+size_t shmq_uniq_key_generate_at(char out[SHMQ_UNIQ_KEY_MAX], int64_t now_ms);
+
 /* The host address this process stamps on messages (first non-loopback IPv4, else 127.0.0.1). */
 void shmq_local_host(shmq_host_t *host, int32_t port);
 

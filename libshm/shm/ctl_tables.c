@@ -184,7 +184,8 @@ int shmq_ctl_topic_get_entry(const shmq_ctl_t *ctl, const char *name, size_t len
     }
     uint32_t home = topic_home(name, len);
     for (uint32_t i = 0; i < SHMQ_CTL_MAX_TOPICS; i++) {
-        int rc = topic_snapshot(&ctl->blk->topics[(home + i) & (SHMQ_CTL_MAX_TOPICS - 1)], &snap);
+        uint32_t at = (home + i) & (SHMQ_CTL_MAX_TOPICS - 1);
+        int rc = topic_snapshot(&ctl->blk->topics[at], &snap);
         if (rc < 0) {
             return rc;
         }

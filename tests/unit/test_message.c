@@ -1037,6 +1037,49 @@ static void test_msgid_format_and_parse_round_trip_ipv6(void **state)
     assert_true(off == INT64_MAX);
 }
 
+static bool all_upper_hex(const char *s, size_t n);
+
+/* The table-less formatter gives printf's text for every nibble value in every position. */
+static void test_msgid_format_matches_printf_for_all_nibbles(void **state)
+{
+    (void)state;
+    uint64_t x = 0x0123456789ABCDEFULL;
+    for (int i = 0; i < 2000; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        shmq_host_t h = host4((uint8_t)(x >> 56), (uint8_t)(x >> 48), (uint8_t)(x >> 40),
+                              (uint8_t)(x >> 32), (int32_t)(uint32_t)(x >> 7));
+        int64_t off = (int64_t)(x * 0x9E3779B97F4A7C15ULL);
+        char id[SHMQ_MSGID_MAX], want[SHMQ_MSGID_MAX + 8];
+        memset(id, 'x', sizeof(id));
+        shmq_msgid_format(&h, off, id);
+        snprintf(want, sizeof(want), "%02X%02X%02X%02X%08X%016llX", h.addr[0], h.addr[1], h.addr[2],
+                 h.addr[3], (unsigned)h.port, (unsigned long long)off);
+        assert_string_equal(id, want);
+        int64_t back_off = 0;
+        shmq_host_t back;
+        assert_int_equal(shmq_msgid_parse(id, &back, &back_off), 0);
+        assert_true(back_off == off);
+        assert_int_equal(back.port, h.port);
+    }
+}
+
+/* A key made at a given wall-clock time: its time field is ms since the month began. */
+static void test_uniq_key_generate_at_encodes_the_given_time(void **state)
+{
+    (void)state;
+    char a[SHMQ_UNIQ_KEY_MAX], b[SHMQ_UNIQ_KEY_MAX];
+    int64_t now = 1700000000123LL;
+    assert_int_equal(shmq_uniq_key_generate_at(a, now), SHMQ_UNIQ_KEY_LEN);
+    assert_int_equal(shmq_uniq_key_generate_at(b, now + 4660), SHMQ_UNIQ_KEY_LEN);
+    assert_int_equal(strlen(a), 32);
+    assert_true(all_upper_hex(a, 32));
+    assert_memory_equal(a, b, 20);
+    char ta[9] = {0}, tb[9] = {0};
+    memcpy(ta, a + 20, 8);
+    memcpy(tb, b + 20, 8);
+    assert_int_equal(strtoul(tb, NULL, 16) - strtoul(ta, NULL, 16), 4660);
+}
+
 static void test_msgid_parse_rejects_malformed_ids(void **state)
 {
     (void)state;
@@ -1192,6 +1235,8 @@ int main(void)
         cmocka_unit_test(test_msgid_format_and_parse_round_trip_ipv4),
         cmocka_unit_test(test_msgid_format_and_parse_round_trip_ipv6),
         cmocka_unit_test(test_msgid_parse_rejects_malformed_ids),
+        cmocka_unit_test(test_msgid_format_matches_printf_for_all_nibbles),
+        cmocka_unit_test(test_uniq_key_generate_at_encodes_the_given_time),
         cmocka_unit_test(test_uniq_key_is_32_upper_hex_and_unique),
         cmocka_unit_test(test_uniq_key_prefix_holds_ip_and_pid),
         cmocka_unit_test(test_uniq_keys_from_threads_are_distinct),
