@@ -186,9 +186,9 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
         }
     }
     while (records < INDEX_MAX_RECORDS && bytes < INDEX_MAX_BYTES) {
-        shmq_record_t r;
+        shmq_record_head_t r;
         int64_t at = x->pos;
-        int rc = shmq_commitlog_next(&x->cl, &x->pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
+        int rc = shmq_commitlog_next_head(&x->cl, &x->pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
         if ((rc == SHMQ_E_END && x->pos < limit) || rc == SHMQ_E_RANGE) {
             if (!refreshed) {
                 refreshed = true; /* a segment created (or removed) since the last look */
@@ -211,7 +211,7 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
             return shmq_error_wrap(rc, "CommitLog record at %lld (index limit %lld)", (long long)at,
                                    (long long)limit);
         }
-        rc = shmq_index_put_record(&x->svc, &r);
+        rc = shmq_index_put_head(&x->svc, &r);
         if (rc == -ENOSPC) {
             /* A full disk is waited out, not a crash: the next loop tries again. */
             x->pos = at;

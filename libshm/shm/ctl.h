@@ -292,6 +292,9 @@ typedef struct shmq_ctl_scheduler {
     _Atomic int64_t timer_read_ms;    /* slots before this time are delivered; 0: no timer files */
     _Atomic uint64_t dropped;         /* due messages that could not be delivered (logged) */
     _Atomic uint64_t retries;         /* deliveries retried after a transient error */
+    /* dispatcher -> scheduler: units for SCHEDULE_TOPIC_XXXX or rmq_sys_wheel_timer (the
+     * scheduler sleeps on it, so that ordinary messages never wake it) */
+    shmq_ctl_wake_t wake;
 } shmq_ctl_scheduler_t;
 
 /* ---- replication ------------------------------------------------------------------ */
