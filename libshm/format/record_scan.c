@@ -7,6 +7,7 @@
  */
 #include "format/record_scan.h"
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,8 +33,8 @@ int shmq_record_head_decode(const uint8_t *buf, size_t avail, int64_t expect_phy
     if (flags & ~(unsigned)SHMQ_DECODE_CHECK_PHYS) {
         return shmq_error_set(SHMQ_E_ARG, "record head: decode flags 0x%x not supported", flags);
     }
-    memset(out, 0, sizeof(*out));
     if (avail < SHMQ_BLANK_MIN_LEN) {
+        out->total_size = out->magic = 0;
         return shmq_error_set(SHMQ_E_TRUNCATED, "record: %zu bytes, need 8 for size and magic",
                               avail);
     }
@@ -144,9 +145,41 @@ static inline void take(const char *seg, size_t seg_len, const char *name, size_
     }
 }
 
+/* True if no byte of the eight in x is 0x02. */
+static inline bool no_sep8(uint64_t x)
+{
+    uint64_t v = x ^ 0x0202020202020202ULL; /* a 0x02 byte becomes 0 */
+    return ((v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL) == 0;
+}
+
+/*
+ * props ends with an intact __CRC32# property (shmq writes it last): one
+ * segment of its own, "__CRC32#" 0x01, ten bytes without a 0x02, 0x02.
+ * Its name is none the scan looks for, so the scan may stop before it.
+ */
+static bool ends_with_crc_property(const char *props, size_t len)
+{
+    if (len < SHMQ_CRC_PROP_LEN) {
+        return false;
+    }
+    const char *t = props + len - SHMQ_CRC_PROP_LEN;
+    if (t[SHMQ_CRC_PROP_LEN - 1] != SHMQ_PROP_SEP ||
+        (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP) ||
+        memcmp(t, SHMQ_PROP_CRC32 "\001", sizeof(SHMQ_PROP_CRC32)) != 0) {
+        return false;
+    }
+    uint64_t x;
+    memcpy(&x, t + sizeof(SHMQ_PROP_CRC32), 8);
+    return no_sep8(x) && t[SHMQ_CRC_PROP_LEN - 3] != SHMQ_PROP_SEP &&
+           t[SHMQ_CRC_PROP_LEN - 2] != SHMQ_PROP_SEP;
+}
+
 void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *out)
 {
     memset(out, 0, sizeof(*out));
+    if (ends_with_crc_property(props, len)) {
+        len -= SHMQ_CRC_PROP_LEN;
+    }
     size_t pos = 0;
     while (pos < len) {
         const char *seg = props + pos;
@@ -190,10 +223,13 @@ void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *
 
 /*
  * Java's h = 31*h + c over ASCII bytes (one UTF-16 unit each), eight at a
- * time.  False at the first non-ASCII byte (the caller decodes UTF-8).
+ * time: the eight bytes b0..b7 add b0*31^7 + ... + b7, summed in SWAR lanes
+ * (pairs in 16 bits, quads in 32; ASCII keeps every lane from carrying).
+ * False at a non-ASCII byte (the caller decodes UTF-8 instead).
  */
 static bool hash_ascii(uint32_t *hp, const uint8_t *p, size_t n)
 {
+    const uint64_t m16 = 0x00FF00FF00FF00FFULL, m32 = 0x0000FFFF0000FFFFULL;
     uint32_t h = *hp;
     while (n >= 8) {
         uint64_t x;
@@ -201,8 +237,13 @@ static bool hash_ascii(uint32_t *hp, const uint8_t *p, size_t n)
         if (x & 0x8080808080808080ULL) {
             return false;
         }
-        h = h * P8 + p[0] * P7 + p[1] * P6 + p[2] * P5 + p[3] * P4 + p[4] * P3 + p[5] * P2 +
-            p[6] * P1 + p[7];
+        x = le64toh(x); /* byte i of the key in bits 8i..8i+7 */
+        /* 16-bit lanes: b(2k)*31 + b(2k+1) <= 127*32 */
+        x = (x & m16) * P1 + ((x >> 8) & m16);
+        /* 32-bit lanes: pair(2k)*31^2 + pair(2k+1) < 2^22 */
+        x = (x & m32) * P2 + ((x >> 16) & m32);
+        uint32_t v = (uint32_t)x * P4 + (uint32_t)(x >> 32);
+        h = h * P8 + v;
         p += 8;
         n -= 8;
     }

@@ -36,7 +36,8 @@ typedef struct shmq_record_head {
  * Read the record at buf (avail bytes readable) as shmq_record_decode()
  * does with flags 0 or SHMQ_DECODE_CHECK_PHYS (other flags: SHMQ_E_ARG):
  * the same checks in the same order, the same return values (> 0 size,
- * 0 blank, < 0 the same error codes), but only the fields of *out.
+ * 0 blank, < 0 the same error codes), but only the fields of *out.  On
+ * failure only total_size and magic are set (as far as they were read).
  */
 int shmq_record_head_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
                             shmq_record_head_t *out);

@@ -174,18 +174,41 @@ static void test_props_scan_finds_what_props_get_finds(void **state)
         "TAGS\001tagA\002",
         "KEYS\001k1 k2\002TAGS\001t\002UNIQ_KEY\001ABCDEF\002__CRC32#\0010123456789\002",
         "TAGS\001first\002TAGS\001second\002",
-        "TAGS\001first\002TAGS\001\002",         /* an empty later value does not override */
-        "TAGS\002KEYS\001\001x\002",              /* a name without value; a value with 0x01 */
+        "TAGS\001first\002TAGS\001\002",           /* an empty later value does not override */
+        "TAGS\002KEYS\001\001x\002",               /* a name without value; a value with 0x01 */
         "TAGSX\001no\002XTAGS\001no\002TAG\001no", /* other names */
-        "DELAY\0013\002UNIQ_KEY\001u\001v",      /* no closing 0x02 */
+        "DELAY\0013\002UNIQ_KEY\001u\001v",        /* no closing 0x02 */
         "\002\002\001\002UNIQ_KEY\001last",
+        /* shmq's __CRC32# tail, intact, and with a property hidden in its digits */
+        "__CRC32#\0010123456789\002",
+        "TAGS\001a\002__CRC32#\0010123456789\002",
+        "TAGS\001a\002__CRC32#\001\002TAGS\001bcd\002",
+        "TAGS\001a\002__CRC32#\0010123\002KEYS\001\002",
+        "TAGS\001a\002__CRC32#\00101234567\002x\002",
+        "TAGS\001a__CRC32#\0010123456789\002",
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         check_scan(fixed[i], strlen(fixed[i]));
     }
-    static const char *const parts[] = {"TAGS", "KEYS", "UNIQ_KEY", "DELAY", "T", "U", "D",
-                                        "\001", "\002", "x", "yy", " ", "TAGS\001",
-                                        "KEYS\001", "DELAY\001", "UNIQ_KEY\001"};
+    static const char *const parts[] = {"TAGS",
+                                        "KEYS",
+                                        "UNIQ_KEY",
+                                        "DELAY",
+                                        "T",
+                                        "U",
+                                        "D",
+                                        "\001",
+                                        "\002",
+                                        "x",
+                                        "yy",
+                                        " ",
+                                        "TAGS\001",
+                                        "KEYS\001",
+                                        "DELAY\001",
+                                        "UNIQ_KEY\001",
+                                        "__CRC32#\0010123456789\002",
+                                        "__CRC32#\001",
+                                        "01234"};
     char buf[256];
     for (int round = 0; round < 20000; round++) {
         size_t len = 0;
@@ -208,8 +231,8 @@ static void test_topic_key_hash_is_java_hashcode_of_topic_hash_key(void **state)
     (void)state;
     /* Java: Math.abs(("topic" + "#" + "key").hashCode()), from the JDK. */
     assert_int_equal(shmq_topic_key_hash("TopicTest", 9, "key1", 4), 1655984460);
-    assert_int_equal(
-        shmq_topic_key_hash("BenchTopic", 10, "7F0000010E5A18B4AAC21C7A9E3B0000", 32), 1366475764);
+    assert_int_equal(shmq_topic_key_hash("BenchTopic", 10, "7F0000010E5A18B4AAC21C7A9E3B0000", 32),
+                     1366475764);
     assert_int_equal(shmq_topic_key_hash("TopicTest", 9, "", 0), 1148604930);
     assert_int_equal(shmq_topic_key_hash("", 0, "", 0), 35);
     /* Non-ASCII: UTF-8 decoded to UTF-16 as Java does (surrogate pairs included). */
@@ -230,10 +253,12 @@ static void test_topic_key_hash_equals_the_hash_of_the_joined_bytes(void **state
         size_t tl = next_rand() % 40, kl = next_rand() % 60;
         bool high = round % 3 == 0;
         for (size_t i = 0; i < tl; i++) {
-            topic[i] = (char)(high && next_rand() % 8 == 0 ? 0x80 | next_rand() : 0x20 + next_rand() % 95);
+            topic[i] =
+                (char)(high && next_rand() % 8 == 0 ? 0x80 | next_rand() : 0x20 + next_rand() % 95);
         }
         for (size_t i = 0; i < kl; i++) {
-            key[i] = (char)(high && next_rand() % 8 == 0 ? 0x80 | next_rand() : 0x20 + next_rand() % 95);
+            key[i] =
+                (char)(high && next_rand() % 8 == 0 ? 0x80 | next_rand() : 0x20 + next_rand() % 95);
         }
         memcpy(joined, topic, tl);
         joined[tl] = '#';
