@@ -6,7 +6,8 @@
  * Started by shmqd as `shmq-indexer --store DIR` on the worker skeleton
  * (worker.h) when messageIndexEnable is true.  It follows `wrote`
  * (ASYNC_FLUSH) or `flushed` (SYNC_FLUSH) from a position of its own,
- * sleeping on that position's futex word when there is nothing new; after
+ * sleeping on dispatcher_wake (which the writer, or the flusher, wakes after
+ * publishing that position) when there is nothing new; after
  * each batch it publishes `indexed` (every message below it has all its
  * entries).  Every second it msyncs the index files it changed and
  * publishes index.flushed_ts, which the flusher writes into the
@@ -414,6 +415,13 @@ static int64_t indexer_work(shmq_worker_t *w, void *state)
     return n;
 }
 
+/* Sleep predicate: records past pos (or a stop request): do not sleep. */
+static bool records_ready(void *arg)
+{
+    const indexer_t *x = arg;
+    return x->w->stop || shmq_ctl_load(follow(x)) > x->pos;
+}
+
 static void indexer_idle(shmq_worker_t *w, void *state, int timeout_ms)
 {
     indexer_t *x = state;
@@ -430,8 +438,9 @@ static void indexer_idle(shmq_worker_t *w, void *state, int timeout_ms)
         nanosleep(&ts, NULL); /* a signal ends it (EINTR) */
         return;
     }
-    /* The writer's (or flusher's) publish wakes the waiters of the position. */
-    shmq_ctl_wait_pos(follow(x), x->pos + 1, timeout_ms);
+    /* The word the writer (SYNC_FLUSH: the flusher) wakes after publishing what it followed:
+     * no spinning before the sleep, a batch of records comes at once. */
+    shmq_ctl_sleep(&w->ctl.blk->dispatcher_wake, records_ready, x, timeout_ms);
 }
 
 /* FINISHING: done once every record written is indexed and the files are flushed. */

@@ -407,7 +407,8 @@ typedef struct shmq_ctl_block {
 
     /* Wake-up words of the store's processes (clients' are in shmq_ctl_wakes_t). */
     shmq_ctl_wake_t flusher_wake;    /* writer -> flusher: data to flush (SYNC_FLUSH) */
-    shmq_ctl_wake_t dispatcher_wake; /* writer/flusher -> dispatcher: records to dispatch */
+    /* writer/flusher -> dispatcher and indexer: records to dispatch and index */
+    shmq_ctl_wake_t dispatcher_wake;
     shmq_ctl_wake_t master_wake;     /* anyone -> master: a request (restart) */
 
     shmq_ctl_worker_t workers[SHMQ_CTL_MAX_WORKERS];
