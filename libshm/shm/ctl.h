@@ -406,10 +406,10 @@ typedef struct shmq_ctl_block {
     _Atomic int32_t fenced_part; /* the fencing worker: enum shmq_fence_part (status only) */
 
     /* Wake-up words of the store's processes (clients' are in shmq_ctl_wakes_t). */
-    shmq_ctl_wake_t flusher_wake;    /* writer -> flusher: data to flush (SYNC_FLUSH) */
+    shmq_ctl_wake_t flusher_wake; /* writer -> flusher: data to flush (SYNC_FLUSH) */
     /* writer/flusher -> dispatcher and indexer: records to dispatch and index */
     shmq_ctl_wake_t dispatcher_wake;
-    shmq_ctl_wake_t master_wake;     /* anyone -> master: a request (restart) */
+    shmq_ctl_wake_t master_wake; /* anyone -> master: a request (restart) */
 
     shmq_ctl_worker_t workers[SHMQ_CTL_MAX_WORKERS];
     shmq_ctl_counters_t counters;

@@ -363,6 +363,9 @@ int shmq_schedule_writer_hook(shmq_ctl_t *ctl, const shmq_config_t *cfg, shmq_ri
         }
         return 0;
     }
+    if (!shmq_schedule_requested(msgs[0].props, msgs[0].props_len)) {
+        return 0; /* an ordinary message: no clock read, nothing rewritten */
+    }
     int kind = shmq_schedule_transform(cfg, shmq_now_ms(), &msgs[0], buf, sizeof(buf));
     if (kind <= 0) {
         return kind;
