@@ -453,12 +453,13 @@ static int32_t peek32(const uint8_t *p)
     return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
 }
 
-int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
-                        shmq_record_t *out)
+/*
+ * The iteration of shmq_commitlog_next() and shmq_commitlog_next_head():
+ * exactly one of rec and head is filled, by the full or the light decode.
+ */
+static int next_record(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
+                       shmq_record_t *rec, shmq_record_head_t *head)
 {
-    if (!cl || !pos || !out) {
-        return SHMQ_E_ARG;
-    }
     for (;;) {
         int64_t p = *pos;
         if (p >= limit) {
@@ -488,7 +489,8 @@ int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
                 return SHMQ_E_END;
             }
         }
-        int rc = shmq_record_decode(buf, (size_t)avail, p, flags, out);
+        int rc = rec ? shmq_record_decode(buf, (size_t)avail, p, flags, rec)
+                     : shmq_record_head_decode(buf, (size_t)avail, p, flags, head);
         if (rc == 0) {
             *pos = seg_end;
             continue;
@@ -498,6 +500,91 @@ int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
         }
         return rc;
     }
+}
+
+int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
+                        shmq_record_t *out)
+{
+    if (!cl || !pos || !out) {
+        return SHMQ_E_ARG;
+    }
+    return next_record(cl, pos, limit, flags, out, NULL);
+}
+
+int shmq_commitlog_next_head(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
+                             unsigned flags, shmq_record_head_t *out)
+{
+    if (!cl || !pos || !out) {
+        return SHMQ_E_ARG;
+    }
+    return next_record(cl, pos, limit, flags, NULL, out);
+}
+
+int shmq_commitlog_skip(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, int64_t *last)
+{
+    if (!cl || !pos || !last) {
+        return SHMQ_E_ARG;
+    }
+    int64_t p = *pos;
+    int rc = 0;
+    bool done = false;
+    while (!done && p < limit) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, p);
+        if (!mf) {
+            if (p < shmq_mfq_min_offset(&cl->q)) {
+                rc = shmq_error_set(SHMQ_E_RANGE, "commitlog %s: offset %lld was removed",
+                                    cl->q.dir, (long long)p);
+            }
+            break;
+        }
+        int64_t seg_end = mf->start_offset + seg_size(cl);
+        int64_t stop = limit < seg_end ? limit : seg_end;
+        while (p < stop) {
+            if (stop - p < SHMQ_BLANK_MIN_LEN) {
+                if (stop == seg_end) {
+                    rc = shmq_error_set(SHMQ_E_TRUNCATED,
+                                        "commitlog %s: %lld bytes at %lld before the segment end",
+                                        cl->q.dir, (long long)(seg_end - p), (long long)p);
+                }
+                done = true; /* otherwise: the next header is not below limit yet */
+                break;
+            }
+            const uint8_t *b = mf->base + (p - mf->start_offset);
+            int32_t total = peek32(b);
+            int32_t magic = peek32(b + 4);
+            if (magic == SHMQ_MAGIC_BLANK) {
+                if (total < SHMQ_BLANK_MIN_LEN || total > seg_end - p) {
+                    rc =
+                        shmq_error_set(SHMQ_E_SIZE, "commitlog %s: blank record at %lld: length %d",
+                                       cl->q.dir, (long long)p, total);
+                    done = true;
+                    break;
+                }
+                p = seg_end; /* the next record starts the next segment */
+                break;
+            }
+            if (magic != SHMQ_MAGIC_V1 && magic != SHMQ_MAGIC_V2) {
+                rc = shmq_error_set(SHMQ_E_MAGIC, "commitlog %s: record at %lld: magic 0x%08x",
+                                    cl->q.dir, (long long)p, (unsigned)magic);
+                done = true;
+                break;
+            }
+            if (total < SHMQ_RECORD_FIXED_V1 || total > seg_end - p) {
+                rc = shmq_error_set(SHMQ_E_SIZE, "commitlog %s: record at %lld: size %d", cl->q.dir,
+                                    (long long)p, total);
+                done = true;
+                break;
+            }
+            if (p + total > limit) {
+                done = true; /* crosses limit: not there yet */
+                break;
+            }
+            *last = p;
+            p += total;
+        }
+    }
+    *pos = p;
+    return rc;
 }
 
 int64_t shmq_commitlog_offset_by_time(const shmq_commitlog_t *cl, int64_t ts)

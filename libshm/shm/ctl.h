@@ -293,6 +293,9 @@ typedef struct shmq_ctl_scheduler {
     _Atomic int64_t timer_read_ms;    /* slots before this time are delivered; 0: no timer files */
     _Atomic uint64_t dropped;         /* due messages that could not be delivered (logged) */
     _Atomic uint64_t retries;         /* deliveries retried after a transient error */
+    /* dispatcher -> scheduler: units for SCHEDULE_TOPIC_XXXX or rmq_sys_wheel_timer (the
+     * scheduler sleeps on it, so that ordinary messages never wake it) */
+    shmq_ctl_wake_t wake;
 } shmq_ctl_scheduler_t;
 
 /* ---- replication ------------------------------------------------------------------ */
@@ -411,9 +414,10 @@ typedef struct shmq_ctl_block {
     _Atomic int32_t fenced_part; /* the fencing worker: enum shmq_fence_part (status only) */
 
     /* Wake-up words of the store's processes (clients' are in shmq_ctl_wakes_t). */
-    shmq_ctl_wake_t flusher_wake;    /* writer -> flusher: data to flush (SYNC_FLUSH) */
-    shmq_ctl_wake_t dispatcher_wake; /* writer/flusher -> dispatcher: records to dispatch */
-    shmq_ctl_wake_t master_wake;     /* anyone -> master: a request (restart) */
+    shmq_ctl_wake_t flusher_wake; /* writer -> flusher: data to flush (SYNC_FLUSH) */
+    /* writer/flusher -> dispatcher and indexer: records to dispatch and index */
+    shmq_ctl_wake_t dispatcher_wake;
+    shmq_ctl_wake_t master_wake; /* anyone -> master: a request (restart) */
 
     shmq_ctl_worker_t workers[SHMQ_CTL_MAX_WORKERS];
     shmq_ctl_counters_t counters;

@@ -807,6 +807,84 @@ static void test_put_raw_empty_log_starts_at_a_segment(void **state)
     shmq_commitlog_close(&m);
 }
 
+/* The light iteration sees what the full one sees; the size walk ends where it ends. */
+static void test_next_head_and_skip_follow_the_full_iteration(void **state)
+{
+    enum { N = 60 };
+    shmq_commitlog_t cl;
+    shmq_append_result_t res[N];
+
+    open_log(&cl, *state, SEG, SHMQ_MF_PREFAULT);
+    for (int i = 0; i < N; i++) {
+        shmq_msg_in_t m = msg_with_body((size_t)(i * 37) % 800);
+        m.queue_id = i % 4;
+        assert_int_equal(shmq_commitlog_append(&cl, &m, 100 + i, 5000 + i, &res[i]), 0);
+    }
+    assert_true(cl.q.count >= 5);
+    int64_t pos = 0, hpos = 0;
+    for (int i = 0; i < N; i++) {
+        shmq_record_t rec;
+        shmq_record_head_t h;
+        assert_int_equal(shmq_commitlog_next(&cl, &pos, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS, &rec),
+                         res[i].size);
+        assert_int_equal(
+            shmq_commitlog_next_head(&cl, &hpos, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS, &h),
+            res[i].size);
+        assert_int_equal(hpos, pos);
+        assert_int_equal(h.phys_offset, rec.phys_offset);
+        assert_int_equal(h.queue_offset, 100 + i);
+        assert_int_equal(h.queue_id, i % 4);
+        assert_int_equal(h.store_ts, 5000 + i);
+        assert_int_equal(h.sysflag, rec.sysflag);
+        assert_int_equal(h.total_size, rec.total_size);
+        assert_int_equal(h.topic_len, 9);
+        assert_ptr_equal(h.topic, rec.topic);
+        assert_ptr_equal(h.props, rec.props);
+        assert_int_equal(h.props_len, rec.props_len);
+    }
+    shmq_record_head_t h;
+    assert_int_equal(shmq_commitlog_next_head(&cl, &hpos, cl.wrote_pos, 0, &h), SHMQ_E_END);
+
+    /* From the start to every limit: the last record ending at or below it. */
+    for (int i = 0; i < N; i++) {
+        int64_t end = res[i].phys_offset + res[i].size;
+        int64_t limits[] = {end, end + 1, end + 8, res[i].phys_offset + 4};
+        for (size_t k = 0; k < sizeof(limits) / sizeof(limits[0]); k++) {
+            int64_t limit = limits[k] < cl.wrote_pos ? limits[k] : cl.wrote_pos;
+            int want = -1;
+            for (int j = 0; j < N && res[j].phys_offset + res[j].size <= limit; j++) {
+                want = j;
+            }
+            int64_t p = 0, last = -1;
+            assert_int_equal(shmq_commitlog_skip(&cl, &p, limit, &last), 0);
+            assert_true(want >= 0 || last == -1);
+            if (want >= 0) {
+                assert_int_equal(last, res[want].phys_offset);
+                /* After the last record, or past the blank that closes its segment. */
+                int64_t after = res[want].phys_offset + res[want].size;
+                assert_true(p == after || p == shmq_commitlog_next_segment(&cl, after - 1));
+            }
+            /* From a later boundary: the same answer. */
+            if (want >= 1) {
+                int64_t p2 = res[want - 1].phys_offset, last2 = -1;
+                assert_int_equal(shmq_commitlog_skip(&cl, &p2, limit, &last2), 0);
+                assert_int_equal(last2, res[want].phys_offset);
+                assert_int_equal(p2, p);
+            }
+        }
+    }
+    /* A damaged header stops the walk there with the decode's error. */
+    shmq_mapped_file_t *mf = shmq_mfq_find(&cl.q, res[3].phys_offset);
+    uint8_t *b = mf->base + (res[3].phys_offset - mf->start_offset);
+    b[4] ^= 0x40;
+    int64_t p = 0, last = -1;
+    assert_int_equal(shmq_commitlog_skip(&cl, &p, cl.wrote_pos, &last), SHMQ_E_MAGIC);
+    assert_int_equal(p, res[3].phys_offset);
+    assert_int_equal(last, res[2].phys_offset);
+    b[4] ^= 0x40;
+    shmq_commitlog_close(&cl);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
@@ -836,6 +914,7 @@ int main(void)
         T(test_put_raw_takes_only_complete_checked_records),
         T(test_put_raw_refuses_a_damaged_record_and_keeps_what_checked),
         T(test_put_raw_empty_log_starts_at_a_segment),
+        T(test_next_head_and_skip_follow_the_full_iteration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
