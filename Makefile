@@ -37,12 +37,12 @@ TOOL_COMMON := $(sort $(wildcard tools/common/*.c))
 TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
 CTL_SRCS    := $(sort $(wildcard tools/shmqctl/*.c))
 CTL_OBJS    := $(CTL_SRCS:%.c=$(BUILD)/%.o)
-WORKER_OBJ  := $(BUILD)/daemons/worker.o
+WORKER_OBJ  := $(BUILD)/daemons/worker.o $(BUILD)/daemons/log.o
 # shmqd is daemons/master*.c.  Each worker role ROLE (below) is built as
 # shmq-ROLE (an underscore of the name a dash: ha_sender -> shmq-ha-sender)
 # from daemons/ROLE.c and its parts daemons/ROLE_*.c, when ROLE.c exists.
 MASTER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/master*.c)))
-WORKER_ROLES := writer flusher dispatcher indexer scheduler cleaner ha_sender ha_receiver
+WORKER_ROLES := writer flusher dispatcher indexer scheduler cleaner ha_sender ha_receiver metrics
 DAEMON_ROLES := $(patsubst daemons/%.c,%,$(wildcard $(WORKER_ROLES:%=daemons/%.c)))
 DAEMON_BINS := $(foreach r,$(DAEMON_ROLES),$(BUILD)/shmq-$(subst _,-,$(r))) $(if $(wildcard daemons/master.c),$(BUILD)/shmqd)
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
@@ -81,9 +81,9 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_TESTS_BINS := $(if $(FUZZ_RT),$(FUZZ_BINS))
 
-.PHONY: all lib tools tests test check deps format format-check clean run run-master run-slave run-secret
+.PHONY: all lib tools tests test check deps format format-check clean run run-master run-slave run-secret bench
 
-all: lib tools tests
+all: lib tools tests bench
 
 lib: $(BUILD)/libshmq.a $(BUILD)/libshmq.so
 tools: $(BINS)
@@ -99,7 +99,7 @@ $(BUILD)/libshmq.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/libshmq.so: $(LIB_OBJS)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libshmq.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
@@ -108,14 +108,25 @@ $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 $(BUILD)/shmq-bench: $(BENCH_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
 
+# bench/floor: the minimal ring + mmap append that bench/compare-peers sets
+# shmq against (ISA-L only, none of libshm).
+FLOOR := $(if $(wildcard bench/floor.c),$(BUILD)/bench/floor)
+bench: $(FLOOR)
+
+$(BUILD)/bench/floor: $(BUILD)/bench/floor.o
+	$(CC) $(LDFLAGS) -o $@ $< -lisal
+
+# shmqd speaks systemd's notification protocol (init/shmqd.service) through libsystemd.
 $(BUILD)/shmqd: $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a
-	$(CC) $(LDFLAGS) -o $@ $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS) -lsystemd
 
 define daemon_rule
 $(BUILD)/shmq-$(subst _,-,$(1)): $(BUILD)/daemons/$(1).o $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/$(1)_*.c))) $(WORKER_OBJ) $(BUILD)/libshmq.a
 	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $(BUILD)/libshmq.a $$(LDLIBS)
 endef
 $(foreach r,$(DAEMON_ROLES),$(eval $(call daemon_rule,$(r))))
+# The metrics worker serves HTTP with libmicrohttpd.
+$(BUILD)/shmq-metrics: LDLIBS += -lmicrohttpd
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libshmq.a $(LDLIBS) -lcmocka
@@ -160,7 +171,17 @@ torture: all
 	    prove -v tests/integration/replication_kill.t
 
 # The broker in the foreground on ./data (RUN_STORE=DIR for another store).
-RUN_STORE ?= ./data
+# RUN_PROFILE=small (the default) keeps a new store small on disk: 64 MiB
+# CommitLog segments and a 42 MB index file instead of RocketMQ's 1 GiB and
+# 400 MB (an empty store then takes about 170 MB instead of 2.1 GB);
+# RUN_PROFILE=production uses RocketMQ's sizes.  Keep one profile per store:
+# the segment sizes are those the store was made with.
+RUN_STORE   ?= ./data
+RUN_PROFILE ?= small
+RUN_SMALL   := --set mappedFileSizeCommitLog=67108864 --set mappedFileSizeConsumeQueue=600000 \
+               --set maxHashSlotNum=500000 --set maxIndexNum=2000000 \
+               --set mappedFileSizeTimerLog=16777216
+RUN_SIZES   := $(if $(filter production,$(RUN_PROFILE)),,$(RUN_SMALL))
 run: deps
 	$(MAKE) all
 	@echo
@@ -170,7 +191,7 @@ run: deps
 	@echo "    $(BUILD)/shmqctl status --store $(RUN_STORE)"
 	@echo "Ctrl-C (SIGINT) or SIGTERM stops it cleanly."
 	@echo
-	exec $(BUILD)/shmqd --store $(RUN_STORE)
+	exec $(BUILD)/shmqd --store $(RUN_STORE) $(RUN_SIZES)
 
 # A master and its slave on this machine (two terminals): run-master serves
 # RUN_STORE with an HA link on port 10912, run-slave follows it on
@@ -187,7 +208,8 @@ run-master: deps run-secret
 	@echo "shmq: the master on $(RUN_STORE), slaves connect to port 10912 (secret $(RUN_SECRET));"
 	@echo "start its slave in another terminal with: make run-slave"
 	@echo
-	exec $(BUILD)/shmqd --store $(RUN_STORE) --set haSecretFile=$(RUN_SECRET) --set haListenPort=10912
+	exec $(BUILD)/shmqd --store $(RUN_STORE) $(RUN_SIZES) --set haSecretFile=$(RUN_SECRET) \
+	    --set haListenPort=10912
 
 run-slave: deps run-secret
 	$(MAKE) all
@@ -197,7 +219,7 @@ run-slave: deps run-secret
 	@echo "    $(BUILD)/shmqctl consume --store $(RUN_SLAVE_STORE) TopicTest --group G"
 	@echo "    $(BUILD)/shmqctl status --store $(RUN_STORE)    # the slave, in sync or not"
 	@echo
-	exec $(BUILD)/shmqd --store $(RUN_SLAVE_STORE) --set brokerRole=SLAVE --set brokerId=1 \
+	exec $(BUILD)/shmqd --store $(RUN_SLAVE_STORE) $(RUN_SIZES) --set brokerRole=SLAVE --set brokerId=1 \
 	    --set haSecretFile=$(RUN_SECRET) --set haMasterAddress=127.0.0.1:10912 \
 	    --set listenPort=20911 --set haListenPort=20912
 
@@ -209,6 +231,71 @@ format-check:
 
 clean:
 	rm -rf build build-san
+
+# ---- install ----------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=staging]: shmqd and its workers in
+# LIBEXECDIR (shmqd finds the workers next to itself) with SBINDIR/shmqd a
+# link to it; shmqctl and shmq-bench in BINDIR (shmq-bench also finds shmqd
+# next to itself: a link as well); the library, its headers and shmq.pc for
+# pkg-config; the systemd unit, sysusers and tmpfiles snippets; the man pages;
+# the example broker.conf (never over an existing one).
+VERSION     := 0.1.0
+SOVERSION   := 0
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+LIBDIR      ?= $(PREFIX)/lib
+LIBEXECDIR  ?= $(PREFIX)/libexec/shmq
+INCLUDEDIR  ?= $(PREFIX)/include
+MANDIR      ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MAN_PAGES   := $(sort $(wildcard docs/man/*.[1-8]))
+INSTALL_DAEMONS := $(notdir $(DAEMON_BINS))
+
+.PHONY: install uninstall
+install: lib tools
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(INCLUDEDIR)/shmq $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/shmq
+	install -m 0755 $(DAEMON_BINS) $(DESTDIR)$(LIBEXECDIR)/
+	install -m 0755 $(BUILD)/shmq-bench $(DESTDIR)$(LIBEXECDIR)/
+	ln -sfn $(shell realpath -m --relative-to=$(SBINDIR) $(LIBEXECDIR)/shmqd) $(DESTDIR)$(SBINDIR)/shmqd
+	ln -sfn $(shell realpath -m --relative-to=$(BINDIR) $(LIBEXECDIR)/shmq-bench) \
+	    $(DESTDIR)$(BINDIR)/shmq-bench
+	install -m 0755 $(BUILD)/shmqctl $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(BUILD)/libshmq.a $(DESTDIR)$(LIBDIR)/
+	install -m 0755 $(BUILD)/libshmq.so $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)
+	ln -sfn libshmq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION)
+	ln -sfn libshmq.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshmq.so
+	install -m 0644 include/shmq/*.h $(DESTDIR)$(INCLUDEDIR)/shmq/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LDLIBS)|' shmq.pc.in \
+	    >$(DESTDIR)$(PKGCONFIGDIR)/shmq.pc
+	sed -e 's|@SBINDIR@|$(SBINDIR)|' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|' init/shmqd.service.in \
+	    >$(DESTDIR)$(UNITDIR)/shmqd.service
+	install -m 0644 init/shmq.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/shmq.conf
+	install -m 0644 init/shmq.tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/shmq.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/shmq/broker.conf || \
+	    install -m 0644 init/broker.conf $(DESTDIR)$(SYSCONFDIR)/shmq/broker.conf
+	$(foreach m,$(MAN_PAGES),install -D -m 0644 $(m) \
+	    $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)) &&) true
+
+# Removes what install put there, but not broker.conf (an operator's edits) nor any store.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(INSTALL_DAEMONS) shmq-bench)
+	-rmdir $(DESTDIR)$(LIBEXECDIR)
+	rm -f $(DESTDIR)$(SBINDIR)/shmqd $(DESTDIR)$(BINDIR)/shmq-bench $(DESTDIR)$(BINDIR)/shmqctl
+	rm -f $(DESTDIR)$(LIBDIR)/libshmq.a $(DESTDIR)$(LIBDIR)/libshmq.so \
+	    $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/shmq
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/shmq.pc $(DESTDIR)$(UNITDIR)/shmqd.service \
+	    $(DESTDIR)$(SYSUSERSDIR)/shmq.conf $(DESTDIR)$(TMPFILESDIR)/shmq.conf
+	rm -f $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 
 # ---- fuzzing --------------------------------------------------------------
 $(FUZZ_BUILD)/libshm/%.o: libshm/%.c

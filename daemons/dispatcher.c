@@ -58,12 +58,15 @@ typedef struct dispatcher {
     int64_t stall_pos;     /* pos at which a batch made no progress below the limit, -1 none */
     int64_t next_flush_ms; /* monotonic */
     int64_t next_thorough_ms; /* monotonic */
+    int64_t now_ms;           /* monotonic, read by the last work(): idle() follows at once */
     int flush_err;            /* first ConsumeQueue flush failure: cq_flushed frozen */
     bool finished;            /* FINISHING: dispatched to the end, flushed and published */
-    shmq_queue_t *touched[DISPATCH_MAX_RECORDS];
+    shmq_queue_t *touched[DISPATCH_MAX_RECORDS]; /* queues given units in this batch, once each */
     size_t ntouched;
-    uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed files */
-    int64_t nospace_ms;  /* cleaner: last "disk full" warning (monotonic), 0 none */
+    uint64_t batch;       /* this batch's number: a queue whose `batch` equals it is in touched */
+    bool scheduler_units; /* this batch gave units to a queue the scheduler reads */
+    uint64_t clean_seen;  /* cleaner: its deleted_seq when we last dropped removed files */
+    int64_t nospace_ms;   /* cleaner: last "disk full" warning (monotonic), 0 none */
 } dispatcher_t;
 
 /* ---- positions ------------------------------------------------------------------------ */
@@ -110,14 +113,18 @@ static void raise_min_offset(shmq_ctl_queue_t *e, int64_t min)
 static int publish_queue(dispatcher_t *d, shmq_queue_t *q)
 {
     shmq_ctl_t *ctl = &d->w->ctl;
-    size_t len = strlen(q->cq.topic);
-    shmq_ctl_queue_t *e = shmq_ctl_queue_find(ctl, q->cq.topic, len, q->cq.queue_id);
+    /* Queue table entries are never removed: the one found first stays the queue's. */
+    shmq_ctl_queue_t *e = q->user;
     if (e == NULL) {
-        int rc = shmq_ctl_queue_insert(ctl, q->cq.topic, len, q->cq.queue_id, &e);
+        e = shmq_ctl_queue_find(ctl, q->cq.topic, q->topic_len, q->cq.queue_id);
+    }
+    if (e == NULL) {
+        int rc = shmq_ctl_queue_insert(ctl, q->cq.topic, q->topic_len, q->cq.queue_id, &e);
         if (rc < 0) {
             return shmq_error_wrap(rc, "queue table entry for %s/%d", q->cq.topic, q->cq.queue_id);
         }
     }
+    q->user = e;
     raise_min_offset(e, shmq_cq_min_offset(&q->cq));
     int64_t max = shmq_cq_max_offset(&q->cq);
     /* Relaxed: this process is the only writer of max_offset. */
@@ -128,34 +135,30 @@ static int publish_queue(dispatcher_t *d, shmq_queue_t *q)
     return 0;
 }
 
-static int cmp_ptr(const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t) * (shmq_queue_t *const *)a;
-    uintptr_t y = (uintptr_t) * (shmq_queue_t *const *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Publish every touched queue's max_offset, then `dispatched`, then wake sleeping consumers. */
 static int publish_batch(dispatcher_t *d)
 {
-    qsort(d->touched, d->ntouched, sizeof(d->touched[0]), cmp_ptr);
     for (size_t i = 0; i < d->ntouched; i++) {
-        if (i > 0 && d->touched[i] == d->touched[i - 1]) {
-            continue;
-        }
         int rc = publish_queue(d, d->touched[i]);
         if (rc < 0) {
             return rc;
         }
     }
     bool units = d->ntouched > 0;
+    bool scheduler = d->scheduler_units;
     d->ntouched = 0;
+    d->scheduler_units = false;
+    d->batch++; /* every queue's mark is stale now */
     shmq_ctl_block_t *b = d->w->ctl.blk;
     /* Release inside publish: every unit and max_offset above is visible before it. */
     shmq_ctl_publish(&b->dispatched, d->pos);
     if (units) {
         /* Wakes only if a consumer registered as a sleeper (no system call otherwise). */
         shmq_ctl_wake(&d->w->ctl.wake->consumer_wake);
+    }
+    if (scheduler) {
+        /* Delayed or timed messages arrived: the scheduler sleeps on this word only. */
+        shmq_ctl_wake(&b->scheduler.wake);
     }
     return 0;
 }
@@ -164,16 +167,15 @@ static int publish_batch(dispatcher_t *d)
 
 static void fence_queues(dispatcher_t *d, const char *topic, int queue_id, int rc);
 
-static void touch(dispatcher_t *d, const shmq_record_t *r)
+/* Remember q (given a unit, or holding it already) for this batch's publish, once. */
+static void touch(dispatcher_t *d, shmq_queue_t *q)
 {
-    shmq_queue_t *q;
-    if (shmq_store_queue(&d->st, r->topic, r->topic_len, r->queue_id, false, &q) < 0) {
-        return; /* a record without a unit (prepared or rolled back transaction) */
+    if (q == NULL || q->batch == d->batch) {
+        return; /* a record without a unit (prepared or rolled back transaction), or seen */
     }
-    if (d->ntouched > 0 && d->touched[d->ntouched - 1] == q) {
-        return;
-    }
+    q->batch = d->batch;
     d->touched[d->ntouched++] = q;
+    d->scheduler_units |= q->scheduler;
 }
 
 /* One bounded batch: up to DISPATCH_MAX_RECORDS records or DISPATCH_MAX_BYTES bytes. */
@@ -187,9 +189,9 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
         return rc;
     }
     while (records < DISPATCH_MAX_RECORDS && bytes < DISPATCH_MAX_BYTES) {
-        shmq_record_t r;
+        shmq_record_head_t r;
         int64_t at = d->pos;
-        rc = shmq_commitlog_next(&d->st.cl, &d->pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
+        rc = shmq_commitlog_next_head(&d->st.cl, &d->pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
         if (rc == SHMQ_E_END) {
             if (d->pos < limit && !refreshed) {
                 /* The next segment was created after our last look. */
@@ -217,7 +219,8 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
             return shmq_error_wrap(rc, "CommitLog record at %lld (dispatch limit %lld)",
                                    (long long)at, (long long)limit);
         }
-        rc = shmq_store_dispatch_record(&d->st, &r);
+        shmq_queue_t *q;
+        rc = shmq_store_dispatch_head(&d->st, &r, &q);
         if (rc == -ENOSPC) {
             /* cleaner: a full disk; no new ConsumeQueue file now: retry from here later. */
             d->pos = at;
@@ -241,7 +244,7 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
             d->pos = at;
             return rc;
         }
-        touch(d, &r);
+        touch(d, q);
         records++;
         bytes += r.total_size;
     }
@@ -345,6 +348,7 @@ static void flush_queues(dispatcher_t *d, int least_pages)
 static void flush_if_due(dispatcher_t *d)
 {
     int64_t now = shmq_mono_ms();
+    d->now_ms = now;
     if (now < d->next_flush_ms) {
         return;
     }
@@ -439,6 +443,7 @@ static int dispatcher_init(shmq_worker_t *w, void **state)
     d->cfg = *w->cfg;
     snprintf(d->cfg.store_path_root_dir, sizeof(d->cfg.store_path_root_dir), "%s", w->ctl.root);
     d->stall_pos = -1;
+    d->batch = 1; /* queues start unmarked (0) */
     int rc = shmq_store_open(&d->st, &d->cfg, SHMQ_STORE_ATTACH, NULL);
     if (rc < 0) {
         shmq_log(SHMQ_LOG_ERROR, "cannot open the store's files: %s",
@@ -516,7 +521,8 @@ static int64_t dispatcher_work(shmq_worker_t *w, void *state)
 static void dispatcher_idle(shmq_worker_t *w, void *state, int timeout_ms)
 {
     dispatcher_t *d = state;
-    int64_t until_flush = d->next_flush_ms - shmq_mono_ms();
+    /* The clock work() read just before: one read per loop, not two. */
+    int64_t until_flush = d->next_flush_ms - d->now_ms;
     if (until_flush <= 0) {
         return;
     }

@@ -189,8 +189,9 @@ static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least
 
 /*
  * Store time of the last record that ends at or below upto, walking record
- * headers from the last known boundary (the previous checkpoint).  0 when
- * it cannot be told (then the previous timestamps are kept).
+ * sizes from the last known boundary (the previous checkpoint) and reading
+ * only that last record.  0 when it cannot be told (then the previous
+ * timestamps are kept).
  */
 static int64_t last_record_ts(flusher_t *f, int64_t upto)
 {
@@ -205,27 +206,30 @@ static int64_t last_record_ts(flusher_t *f, int64_t upto)
         f->walk_ts = 0;
     }
     int64_t pos = f->walk_pos;
+    int64_t last = -1;
+    int rc = shmq_commitlog_skip(&f->cl, &pos, upto, &last);
+    if (rc == SHMQ_E_RANGE && shmq_mfq_refresh(&f->cl.q) >= 0) {
+        rc = shmq_commitlog_skip(&f->cl, &pos, upto, &last);
+    }
     int64_t ts = f->walk_ts;
-    bool refreshed = false;
-    while (pos < upto) {
-        shmq_record_t r;
-        int rc = shmq_commitlog_next(&f->cl, &pos, upto, 0, &r);
-        if (rc == SHMQ_E_RANGE && !refreshed) {
-            refreshed = true;
-            if (shmq_mfq_refresh(&f->cl.q) >= 0) {
-                continue;
-            }
+    if (rc == 0 && last >= 0) {
+        shmq_record_head_t r;
+        int64_t p = last;
+        rc = shmq_commitlog_next_head(&f->cl, &p, upto, SHMQ_DECODE_CHECK_PHYS, &r);
+        if (rc > 0) {
+            ts = r.store_ts;
+            rc = 0;
+        } else if (rc == 0 || rc == SHMQ_E_END) {
+            rc = SHMQ_E_CORRUPT;
+        } else {
+            pos = last;
         }
-        if (rc == SHMQ_E_END) {
-            break;
-        }
-        if (rc < 0) {
-            shmq_log(SHMQ_LOG_WARN, "checkpoint: cannot read the record at %lld: %s",
-                     (long long)pos, shmq_strerror(rc));
-            f->walk_pos = -1;
-            return 0;
-        }
-        ts = r.store_ts;
+    }
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_WARN, "checkpoint: cannot read the record at %lld: %s", (long long)pos,
+                 shmq_strerror(rc));
+        f->walk_pos = -1;
+        return 0;
     }
     f->walk_pos = pos;
     f->walk_ts = ts;

@@ -6,7 +6,8 @@
  * Started by shmqd as `shmq-indexer --store DIR` on the worker skeleton
  * (worker.h) when messageIndexEnable is true.  It follows `wrote`
  * (ASYNC_FLUSH) or `flushed` (SYNC_FLUSH) from a position of its own,
- * sleeping on that position's futex word when there is nothing new; after
+ * sleeping on dispatcher_wake (which the writer, or the flusher, wakes after
+ * publishing that position) when there is nothing new; after
  * each batch it publishes `indexed` (every message below it has all its
  * entries).  Every second it msyncs the index files it changed and
  * publishes index.flushed_ts, which the flusher writes into the
@@ -70,6 +71,7 @@ typedef struct indexer {
     uint64_t clean_seen;   /* cleaner: its deleted_seq when we last dropped removed segments */
     bool no_space;         /* the last index file could not be allocated: waiting for disk space */
     int64_t next_flush_ms; /* monotonic */
+    int64_t now_ms;        /* monotonic, read by the last work(): idle() follows at once */
     int flush_err;         /* first failed msync: flushed_ts frozen */
     bool finished;
 } indexer_t;
@@ -162,6 +164,7 @@ static void flush_files(indexer_t *x)
 static void flush_if_due(indexer_t *x)
 {
     int64_t now = shmq_mono_ms();
+    x->now_ms = now;
     if (now >= x->next_flush_ms) {
         x->next_flush_ms = now + INDEX_FLUSH_MS;
         flush_files(x);
@@ -186,9 +189,9 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
         }
     }
     while (records < INDEX_MAX_RECORDS && bytes < INDEX_MAX_BYTES) {
-        shmq_record_t r;
+        shmq_record_head_t r;
         int64_t at = x->pos;
-        int rc = shmq_commitlog_next(&x->cl, &x->pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
+        int rc = shmq_commitlog_next_head(&x->cl, &x->pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
         if ((rc == SHMQ_E_END && x->pos < limit) || rc == SHMQ_E_RANGE) {
             if (!refreshed) {
                 refreshed = true; /* a segment created (or removed) since the last look */
@@ -211,7 +214,7 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
             return shmq_error_wrap(rc, "CommitLog record at %lld (index limit %lld)", (long long)at,
                                    (long long)limit);
         }
-        rc = shmq_index_put_record(&x->svc, &r);
+        rc = shmq_index_put_head(&x->svc, &r);
         if (rc == -ENOSPC) {
             /* A full disk is waited out, not a crash: the next loop tries again. */
             x->pos = at;
@@ -412,10 +415,18 @@ static int64_t indexer_work(shmq_worker_t *w, void *state)
     return n;
 }
 
+/* Sleep predicate: records past pos (or a stop request): do not sleep. */
+static bool records_ready(void *arg)
+{
+    const indexer_t *x = arg;
+    return x->w->stop || shmq_ctl_load(follow(x)) > x->pos;
+}
+
 static void indexer_idle(shmq_worker_t *w, void *state, int timeout_ms)
 {
     indexer_t *x = state;
-    int64_t until_flush = x->next_flush_ms - shmq_mono_ms();
+    /* The clock work() read just before (enabled): one read per loop, not two. */
+    int64_t until_flush = x->next_flush_ms - (x->enabled ? x->now_ms : shmq_mono_ms());
     if (x->enabled && until_flush < timeout_ms) {
         timeout_ms = until_flush > 0 ? (int)until_flush : 0;
     }
@@ -427,8 +438,9 @@ static void indexer_idle(shmq_worker_t *w, void *state, int timeout_ms)
         nanosleep(&ts, NULL); /* a signal ends it (EINTR) */
         return;
     }
-    /* The writer's (or flusher's) publish wakes the waiters of the position. */
-    shmq_ctl_wait_pos(follow(x), x->pos + 1, timeout_ms);
+    /* The word the writer (SYNC_FLUSH: the flusher) wakes after publishing what it followed:
+     * no spinning before the sleep, a batch of records comes at once. */
+    shmq_ctl_sleep(&w->ctl.blk->dispatcher_wake, records_ready, x, timeout_ms);
 }
 
 /* FINISHING: done once every record written is indexed and the files are flushed. */

@@ -77,7 +77,8 @@
 static const enum shmq_role required_roles[] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_HA_RECEIVER,
                                                 SHMQ_ROLE_FLUSHER, SHMQ_ROLE_DISPATCHER};
 static const enum shmq_role optional_roles[] = {SHMQ_ROLE_INDEXER, SHMQ_ROLE_SCHEDULER,
-                                                SHMQ_ROLE_CLEANER, SHMQ_ROLE_HA_SENDER};
+                                                SHMQ_ROLE_CLEANER, SHMQ_ROLE_HA_SENDER,
+                                                SHMQ_ROLE_METRICS};
 
 typedef struct master_worker {
     enum shmq_role role;
@@ -116,6 +117,8 @@ typedef struct master {
     bool promoting;           /* the ha-receiver stops for a promotion */
     bool epoch_checked;       /* a slave's log was checked against its master's at start */
     bool reexec;              /* stopped to start again (the ha-receiver found a divergent tail) */
+    int notified_running;     /* workers running in the last STATUS sent (-1: none sent) */
+    bool notified_stopping;   /* STOPPING=1 sent */
 } master_t;
 
 static volatile sig_atomic_t got_stop; /* count of SIGTERM/SIGINT */
@@ -151,6 +154,60 @@ static void install_signals(void)
 
 /* ---- state machine ------------------------------------------------------------ */
 
+/* Workers in state running (their own report in the control block). */
+static int workers_running(const master_t *m)
+{
+    int n = 0;
+    for (int i = 0; m->have_ctl && i < m->nworkers; i++) {
+        const master_worker_t *w = &m->w[i];
+        /* relaxed: status only */
+        if (w->pid > 0 && !w->retired &&
+            atomic_load_explicit(&m->ctl.blk->workers[w->role].state, memory_order_relaxed) ==
+                SHMQ_WORKER_RUNNING) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static int workers_wanted(const master_t *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nworkers; i++) {
+        n += !m->w[i].retired && !m->w[i].failed;
+    }
+    return n;
+}
+
+/* The service manager's view (init/shmqd.service): STATUS, STOPPING, READY once all run. */
+static void notify_state(master_t *m)
+{
+    int running = workers_running(m), wanted = workers_wanted(m);
+    m->notified_running = running;
+    master_notify_state(
+        shmq_store_state_name(m->state), running,
+        m->state == SHMQ_STATE_STARTING || m->state == SHMQ_STATE_RECOVERING ? 0 : wanted);
+    if (!m->notified_stopping &&
+        (m->state == SHMQ_STATE_DRAINING || m->state == SHMQ_STATE_FINISHING ||
+         m->state == SHMQ_STATE_STOPPED || m->state == SHMQ_STATE_FAILED)) {
+        m->notified_stopping = true;
+        master_notify_stopping();
+    }
+}
+
+/* Once per loop: a changed count of running workers, READY=1 once all run, the watchdog. */
+static void notify_progress(master_t *m)
+{
+    int running = workers_running(m);
+    if (running != m->notified_running) {
+        notify_state(m);
+        if (m->state == SHMQ_STATE_RUNNING && running == workers_wanted(m)) {
+            master_notify_ready();
+        }
+    }
+    master_notify_watchdog();
+}
+
 static void set_state(master_t *m, enum shmq_store_state s)
 {
     if (s == m->state) {
@@ -159,6 +216,7 @@ static void set_state(master_t *m, enum shmq_store_state s)
     shmq_log(SHMQ_LOG_INFO, "state: %s -> %s", shmq_store_state_name(m->state),
              shmq_store_state_name(s));
     m->state = s;
+    notify_state(m);
     if (m->have_ctl) {
         /* release: whatever the master set up for this state is visible with it */
         atomic_store_explicit(&m->ctl.blk->hdr.state, (uint32_t)s, memory_order_release);
@@ -189,9 +247,12 @@ static void config_warn(void *arg, const char *file, int line, const char *msg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: shmqd [-c broker.conf] [--store DIR] [--set KEY=VALUE]...\n"
+    fprintf(f, "usage: shmqd [-c|--config broker.conf] [--store DIR] [--set KEY=VALUE]...\n"
+               "             [--print-config] [-h|--help]\n"
                "    Run the store's master in the foreground (log on stderr).  With no\n"
                "    options it serves ./data.  SIGTERM or SIGINT stops it cleanly.\n"
+               "    --print-config checks the configuration and prints every key shmq\n"
+               "    reads with the value it would use (key=value lines), then exits.\n"
                "Exit status: 0 clean stop, 1 error, 2 configuration error.\n");
 }
 
@@ -203,14 +264,14 @@ static int config_fail(int rc)
 }
 
 /* Defaults, then -c FILE, then --store / --set in command-line order, then the checks. */
+static bool print_config; /* --print-config */
+
 static int parse_config(int argc, char **argv, shmq_config_t *cfg)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"store", required_argument, NULL, 's'},
-        {"set", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"store", required_argument, NULL, 's'},
+        {"set", required_argument, NULL, 'S'},    {"help", no_argument, NULL, 'h'},
+        {"print-config", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
     };
     const char *file = NULL;
     int opt;
@@ -219,6 +280,8 @@ static int parse_config(int argc, char **argv, shmq_config_t *cfg)
     while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         if (opt == 'c') {
             file = optarg;
+        } else if (opt == 'P') {
+            print_config = true;
         } else if (opt == 'h') {
             usage(stdout);
             exit(0);
@@ -273,6 +336,7 @@ static int parse_config(int argc, char **argv, shmq_config_t *cfg)
             return config_fail(rc);
         }
     }
+    shmq_config_fit(cfg, config_warn, NULL);
     shmq_error_clear();
     rc = shmq_config_validate(cfg);
     if (rc == 0 && cfg->ha_secret_file[0] != '\0') {
@@ -701,6 +765,7 @@ static int shut_down(master_t *m)
         shmq_log(SHMQ_LOG_WARN, "cannot remove the control block %s: %s", m->ctl.name,
                  shmq_strerror(rc));
     }
+    shmq_log_follow(NULL);
     shmq_ctl_detach(&m->ctl);
     m->have_ctl = false;
     shmq_store_unlock(m->lock_fd);
@@ -749,6 +814,8 @@ static bool role_runs(const shmq_config_t *cfg, enum shmq_role role)
         return !slave && (cfg->ha_plain_link || cfg->ha_secret_file[0] != '\0');
     case SHMQ_ROLE_INDEXER:
         return cfg->message_index_enable;
+    case SHMQ_ROLE_METRICS:
+        return cfg->metrics_listen[0] != '\0';
     default:
         return true;
     }
@@ -781,7 +848,12 @@ static int find_workers(master_t *m)
         snprintf(w->path, sizeof(w->path), "%s/shmq-%s", dir, shmq_role_name(w->role));
         if (access(w->path, X_OK) != 0) {
             if (!required) {
-                continue; /* not installed: this store runs without it */
+                /* not installed: this store runs without it, and says so */
+                shmq_log(SHMQ_LOG_WARN,
+                         "the %s is not installed (%s: %s): the store runs "
+                         "without it",
+                         shmq_role_name(role), w->path, strerror(errno));
+                continue;
             }
             shmq_log(SHMQ_LOG_ERROR, "worker program %s: %s", w->path, strerror(errno));
             return -1;
@@ -1129,18 +1201,23 @@ static int start_store(master_t *m)
                  d[0] ? d : shmq_strerror(rc));
         if (m->have_ctl) {
             shmq_ctl_unlink(m->root);
+            shmq_log_follow(NULL);
             shmq_ctl_detach(&m->ctl);
             m->have_ctl = false;
         }
         shmq_store_abandon(&st);
         return SHMQ_EXIT_ERROR;
     }
+    /* relaxed: a setting; every process reads it when it logs */
+    atomic_store_explicit(&m->ctl.blk->ops.log_level, m->cfg.log_level, memory_order_relaxed);
+    shmq_log_follow(&m->ctl.blk->ops.log_level);
     master_epoch_publish(&m->ctl, &m->epoch);
     atomic_store_explicit(&m->ctl.blk->role.overridden, m->role_overridden, memory_order_relaxed);
     atomic_store_explicit(&m->ctl.blk->role.epoch_checked, m->epoch_checked, memory_order_relaxed);
     rc = open_socket(m);
     if (rc != 0) {
         shmq_ctl_unlink(m->root);
+        shmq_log_follow(NULL);
         shmq_ctl_detach(&m->ctl);
         m->have_ctl = false;
         shmq_store_abandon(&st);
@@ -1160,9 +1237,16 @@ int main(int argc, char **argv)
     shmq_log_init("shmqd");
     m.state = SHMQ_STATE_STARTING;
     m.lock_fd = -1;
+    m.notified_running = -1;
+    master_notify_start();
     int rc = parse_config(argc, argv, &m.cfg);
     if (rc != 0) {
         return rc;
+    }
+    shmq_log_set_level(m.cfg.log_level);
+    if (print_config) {
+        return shmq_config_write(&m.cfg, stdout) == 0 && fflush(stdout) == 0 ? SHMQ_EXIT_OK
+                                                                             : SHMQ_EXIT_ERROR;
     }
     rc = apply_role_override(&m);
     if (rc != 0) {
@@ -1189,6 +1273,7 @@ int main(int argc, char **argv)
         handle_restart_requests(&m);
         handle_promote(&m);
         watch_workers(&m);
+        notify_progress(&m);
         if (finished(&m)) {
             break;
         }

@@ -64,4 +64,21 @@ void master_epoch_publish(shmq_ctl_t *ctl, const shmq_epoch_entry_t *cur);
 int master_epoch_slave_start(const shmq_config_t *cfg, shmq_store_t *st,
                              volatile sig_atomic_t *stop, shmq_epoch_entry_t *cur, bool *checked);
 
+/* ---- the service manager (master_notify.c; no-ops without NOTIFY_SOCKET) ---- */
+
+/* Read WATCHDOG_USEC once at start. */
+void master_notify_start(void);
+
+/* STATUS=<state>[, R of N workers running]. */
+void master_notify_state(const char *state, int running, int workers);
+
+/* READY=1, once. */
+void master_notify_ready(void);
+
+/* STOPPING=1. */
+void master_notify_stopping(void);
+
+/* WATCHDOG=1 when half the watchdog interval has passed since the last one. */
+void master_notify_watchdog(void);
+
 #endif

@@ -67,11 +67,14 @@
 #define SC_RETRY_MS        1000  /* after a transient error */
 #define SC_TIMER_FLUSH_MS  1000  /* timerFlushIntervalMs */
 #define SC_EMPTY_SLOTS     20000 /* empty timer slots passed in one unit of work */
+#define SC_IDLE_MS         500   /* longest sleep with nothing due (new units wake it at once) */
 
 typedef struct sc_level {
     int64_t offset;   /* next ConsumeQueue offset of SCHEDULE_TOPIC_XXXX/level-1 to deliver */
     int64_t next_due; /* its head unit's delivery time; 0: look now */
     int64_t retry_at; /* after a transient error */
+    /* its queue table entry once it exists (entries are never removed), NULL before */
+    const shmq_ctl_queue_t *entry;
 } sc_level_t;
 
 typedef struct scheduler {
@@ -96,6 +99,7 @@ typedef struct scheduler {
     /* timer */
     shmq_timer_store_t ts;
     bool ts_open;
+    const shmq_ctl_queue_t *timer_entry; /* rmq_sys_wheel_timer/0's entry, NULL before it exists */
     int64_t timer_saved_ms;
     int64_t timer_retry_at;
     shmq_timer_unit_t *units; /* the slot being delivered, oldest first */
@@ -120,6 +124,34 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 {
     /* Relaxed: a statistics counter. */
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* The queue table entry of topic/queue_id, cached in *slot once found (never removed). */
+static const shmq_ctl_queue_t *queue_entry(scheduler_t *s, const shmq_ctl_queue_t **slot,
+                                           const char *topic, size_t len, int32_t queue_id)
+{
+    if (*slot == NULL) {
+        *slot = shmq_ctl_queue_find(&s->w->ctl, topic, len, queue_id);
+    }
+    return *slot;
+}
+
+static const shmq_ctl_queue_t *level_entry(scheduler_t *s, int l)
+{
+    return queue_entry(s, &s->levels[l].entry, SHMQ_SCHEDULE_TOPIC, sizeof(SHMQ_SCHEDULE_TOPIC) - 1,
+                       l);
+}
+
+static const shmq_ctl_queue_t *timer_entry(scheduler_t *s)
+{
+    return queue_entry(s, &s->timer_entry, SHMQ_TIMER_TOPIC, sizeof(SHMQ_TIMER_TOPIC) - 1, 0);
+}
+
+/* Units built in a queue (its max offset), 0 for a queue that does not exist yet. */
+static int64_t entry_max(const shmq_ctl_queue_t *e)
+{
+    /* Acquire: pairs with the dispatcher's release; the units below are readable. */
+    return e ? atomic_load_explicit((_Atomic int64_t *)&e->max_offset, memory_order_acquire) : 0;
 }
 
 /* Crash tests: die here if <crash_dir>/scheduler-<step> exists (see the top of the file). */
@@ -354,18 +386,21 @@ static int64_t delay_level_work(scheduler_t *s, int l, int64_t now)
 static int64_t delay_work(scheduler_t *s, int64_t now)
 {
     int64_t total = 0, pending = 0;
+    bool deliver = may_deliver(s);
     for (int l = 0; l < s->nlevels; l++) {
         sc_level_t *lv = &s->levels[l];
-        if (may_deliver(s) && lv->retry_at <= now && lv->next_due <= now) {
+        /* A level whose queue ends at its offset has nothing to pull (an offset past the
+         * end is pulled: the pull moves it back). */
+        if (deliver && lv->retry_at <= now && lv->next_due <= now &&
+            entry_max(level_entry(s, l)) != lv->offset) {
             int64_t n = delay_level_work(s, l, now);
             if (n < 0) {
                 return n;
             }
             total += n;
         }
-        int64_t min, max;
-        if (shmq_queue_offsets(s->cons, SHMQ_SCHEDULE_TOPIC, l, &min, &max) == 0 &&
-            max > lv->offset) {
+        int64_t max = entry_max(lv->entry);
+        if (max > lv->offset) {
             pending += max - lv->offset;
         }
     }
@@ -613,6 +648,10 @@ static int timer_save(scheduler_t *s)
 static int64_t timer_work(scheduler_t *s, int64_t now)
 {
     if (!s->ts_open) {
+        /* Files left by an earlier run were opened at start: only new units open them. */
+        if (entry_max(timer_entry(s)) <= 0) {
+            return 0;
+        }
         int rc = timer_open(s, now);
         if (rc < 0 || !s->ts_open) {
             return rc;
@@ -686,12 +725,7 @@ static int64_t scheduler_work(shmq_worker_t *w, void *arg)
 static bool units_arrived(void *arg)
 {
     scheduler_t *s = arg;
-    shmq_ctl_t *ctl = &s->w->ctl;
-    const shmq_ctl_queue_t *q;
-    if ((q = shmq_ctl_queue_find(ctl, SHMQ_TIMER_TOPIC, strlen(SHMQ_TIMER_TOPIC), 0)) != NULL &&
-        /* Relaxed: only a hint to stop sleeping; the pull reads it with acquire. */
-        atomic_load_explicit((_Atomic int64_t *)&q->max_offset, memory_order_relaxed) >
-            (s->ts_open ? s->ts.queue_offset : 0)) {
+    if (entry_max(timer_entry(s)) > (s->ts_open ? s->ts.queue_offset : 0)) {
         return true;
     }
     int64_t now = shmq_now_ms();
@@ -699,9 +733,7 @@ static bool units_arrived(void *arg)
         /* Not a level waiting for its head unit's time or for a retry: the idle timeout
          * covers those. */
         if (s->levels[l].next_due == 0 && s->levels[l].retry_at <= now &&
-            (q = shmq_ctl_queue_find(ctl, SHMQ_SCHEDULE_TOPIC, strlen(SHMQ_SCHEDULE_TOPIC), l)) &&
-            atomic_load_explicit((_Atomic int64_t *)&q->max_offset, memory_order_relaxed) >
-                s->levels[l].offset) {
+            entry_max(level_entry(s, l)) > s->levels[l].offset) {
             return true;
         }
     }
@@ -717,7 +749,9 @@ static void scheduler_idle(shmq_worker_t *w, void *arg, int timeout_ms)
         nanosleep(&ts, NULL);
         return;
     }
-    int64_t now = shmq_now_ms(), wake = now + timeout_ms;
+    (void)w;
+    /* New units wake it: with nothing due it sleeps SC_IDLE_MS, not the loop's timeout. */
+    int64_t now = shmq_now_ms(), wake = now + SC_IDLE_MS;
     for (int l = 0; l < s->nlevels; l++) {
         int64_t t = s->levels[l].next_due > s->levels[l].retry_at ? s->levels[l].next_due
                                                                   : s->levels[l].retry_at;
@@ -735,8 +769,9 @@ static void scheduler_idle(shmq_worker_t *w, void *arg, int timeout_ms)
     if (wake <= now) {
         return;
     }
-    /* Until the next due time, or new units (the dispatcher wakes consumers). */
-    shmq_ctl_sleep(&w->ctl.wake->consumer_wake, units_arrived, s, (int)(wake - now));
+    /* Until the next due time, or new units: the dispatcher wakes this word when it gives
+     * units to SCHEDULE_TOPIC_XXXX or rmq_sys_wheel_timer, never for ordinary messages. */
+    shmq_ctl_sleep(&s->blk->scheduler.wake, units_arrived, s, (int)(wake - now));
 }
 
 static bool scheduler_done(shmq_worker_t *w, void *arg)

@@ -22,38 +22,6 @@
 /* A lost death signal is noticed within this (getppid() at most once per period). */
 #define WORKER_PARENT_CHECK_MS 1000
 
-static char log_who[32] = "shmq";
-
-void shmq_log_init(const char *who)
-{
-    snprintf(log_who, sizeof(log_who), "%s", who);
-}
-
-void shmq_log(enum shmq_log_level level, const char *fmt, ...)
-{
-    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    localtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-    /* One write per line, so lines of several processes do not interleave. */
-    char line[1200];
-    int n = snprintf(line, sizeof(line), "%s.%03ld %-5s %s[%d]: %s\n", when, ts.tv_nsec / 1000000,
-                     names[level], log_who, (int)getpid(), msg);
-    if (n > (int)sizeof(line)) {
-        n = (int)sizeof(line);
-    }
-    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
-    (void)w;
-}
-
 static shmq_worker_t *the_worker;
 
 static void on_stop_signal(int sig)
@@ -156,8 +124,11 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
     w.cfg = &w.ctl.blk->hdr.config;
     w.master_pid = w.ctl.blk->hdr.creator_pid;
     w.self = &w.ctl.blk->workers[role];
+    shmq_log_set_level(w.cfg->log_level);
+    shmq_log_follow(&w.ctl.blk->ops.log_level); /* shmqctl log-level */
     if (shmq_worker_master_gone(&w)) {
         shmq_log(SHMQ_LOG_ERROR, "the master (pid %d) is not my parent: exiting", w.master_pid);
+        shmq_log_follow(NULL);
         shmq_ctl_detach(&w.ctl);
         return SHMQ_EXIT_ERROR;
     }
@@ -166,6 +137,7 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
     if (w.lock_fd < 0) {
         shmq_log(SHMQ_LOG_ERROR, "cannot take the workers' lock on %s/lock: %s", root,
                  shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(w.lock_fd));
+        shmq_log_follow(NULL);
         shmq_ctl_detach(&w.ctl);
         return SHMQ_EXIT_ERROR;
     }
@@ -174,6 +146,7 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
     if (ops->init) {
         rc = ops->init(&w, &state);
         if (rc != 0) {
+            shmq_log_follow(NULL);
             shmq_ctl_detach(&w.ctl);
             close(w.lock_fd);
             return rc;
@@ -228,6 +201,7 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
         }
     }
     shmq_log(SHMQ_LOG_INFO, "exiting with status %d", exit_code);
+    shmq_log_follow(NULL);
     shmq_ctl_detach(&w.ctl);
     close(w.lock_fd);
     return exit_code;

@@ -231,7 +231,11 @@ int wr_ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail)
 static void take_ring(writer_t *wr, uint32_t i)
 {
     shmq_ctl_ring_t *r = &wr->blk->rings[i];
-    if (wr_ring_at(wr, i) == NULL) {
+    /* Mapped already for the registration the table names (the caller saw it serviced),
+     * or mapped (again) now. */
+    const shmq_ring_map_t *m = &wr->maps[i];
+    if (!(m->r != NULL && m->claims == atomic_load_explicit(&r->claims, memory_order_relaxed)) &&
+        wr_ring_at(wr, i) == NULL) {
         return;
     }
     /* Relaxed: head is ours (the table's copy, never the producer's). */
@@ -280,6 +284,41 @@ static void take_ring(writer_t *wr, uint32_t i)
     }
 }
 
+/*
+ * Look at the whole ring table: which rings are serviced, and where the
+ * part a batch looks at ends (after the last serviced ring and the lowest
+ * FREE one; the whole table when none is FREE).
+ */
+static void rings_rescan(writer_t *wr)
+{
+    uint64_t serviced = 0;
+    uint32_t end = 0;
+    bool free_seen = false;
+    for (uint32_t i = 0; i < wr->ring_count; i++) {
+        /* Acquire: pairs with the master's release of the state. */
+        uint32_t st = atomic_load_explicit(&wr->blk->rings[i].state, memory_order_acquire);
+        if (ring_serviced(st)) {
+            serviced |= 1ULL << i;
+            end = i + 1;
+        } else if (st == SHMQ_RING_FREE && !free_seen) {
+            free_seen = true;
+            end = end > i + 1 ? end : i + 1;
+        }
+    }
+    wr->serviced = serviced;
+    wr->scan_end = free_seen ? end : wr->ring_count;
+    wr->rescan = false;
+    wr->since_scan = 0;
+}
+
+/* Ring i (below scan_end) is serviced: a new one makes the next batch look at the whole table. */
+static inline void note_serviced(writer_t *wr, uint32_t i)
+{
+    if (!(wr->serviced & (1ULL << i))) {
+        wr->rescan = true;
+    }
+}
+
 static void batch_finish(writer_t *wr)
 {
     crash_point(wr, "appended");
@@ -290,18 +329,20 @@ static void batch_finish(writer_t *wr)
     }
     crash_point(wr, "published");
     /* (4) Then the queue offsets that name them (never ahead of wrote). */
-    for (size_t k = 0; k < wr->nqueues; k++) {
+    for (size_t k = 0; k < wr->ndirty; k++) {
+        wr_queue_t *e = &wr->queues[wr->dirty[k]];
         /* Release: pairs with readers that then read records below wrote. */
-        atomic_store_explicit(&wr->queues[k].q->next_offset, wr->queues[k].next,
-                              memory_order_release);
+        atomic_store_explicit(&e->q->next_offset, e->next, memory_order_release);
+        e->dirty = false;
     }
+    wr->ndirty = 0;
     crash_point(wr, "offsets");
     /* (5) Answers, then the heads (space for the producers). */
     for (size_t k = 0; k < wr->ndone; k++) {
         wr_complete_slot(wr, &wr->done[k]);
     }
     crash_point(wr, "answered");
-    for (uint32_t i = 0; i < wr->ring_count; i++) {
+    for (uint32_t i = 0; i < wr->scan_end; i++) {
         if (!wr->moved[i] || wr->maps[i].r == NULL) {
             continue;
         }
@@ -346,7 +387,7 @@ static void batch_finish(writer_t *wr)
 static int drain_orphans(writer_t *wr)
 {
     int n = 0;
-    for (uint32_t i = 0; i < wr->ring_count; i++) {
+    for (uint32_t i = 0; i < wr->scan_end; i++) {
         shmq_ctl_ring_t *t = &wr->blk->rings[i];
         if (atomic_load_explicit(&t->state, memory_order_acquire) != SHMQ_RING_ORPHANED) {
             continue;
@@ -365,12 +406,23 @@ static int drain_orphans(writer_t *wr)
     return n;
 }
 
+static bool rings_pending(void *arg);
+
 static int64_t writer_work(shmq_worker_t *w, void *arg)
 {
     (void)w;
     writer_t *wr = arg;
-    int64_t now = shmq_mono_ms();
-    (void)now;
+    if (wr->rescan || ++wr->since_scan >= WR_RESCAN_CALLS) {
+        rings_rescan(wr);
+    }
+    if (!rings_pending(wr)) {
+        /* Nothing to take: no batch (its set-up costs more than this look). */
+        if (shmq_clean_changed(wr->ctl, &wr->clean_seen)) {
+            shmq_clean_drop_removed(&wr->cl.q);
+        }
+        wr->empty++;
+        return 0;
+    }
     int given = drain_orphans(wr);
     if (given > 0) {
         shmq_log(SHMQ_LOG_INFO, "%d orphaned ring(s) drained: given back to the master", given);
@@ -378,14 +430,16 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
     /* (1) Where this batch starts: a restart scans from here. */
     atomic_store_explicit(&wr->blk->writer_journal, wr->cl.wrote_pos, memory_order_release);
     wr->ndone = 0;
-    wr->nqueues = 0;
+    wr->ndirty = 0;
+    if (wr->nqueues > WR_QUEUE_CACHE) {
+        wr->nqueues = 0; /* all clean between batches: start the cache again */
+    }
     wr->entries = 0;
     wr->bytes = 0;
     wr->msgs_in = wr->bytes_in = 0;
     wr->rejects = wr->refused_disk_full = wr->refused_fenced = wr->append_errors = 0;
-    wr->topic_valid = false;
-    memset(wr->moved, 0, sizeof(wr->moved));
-    memset(wr->discard, 0, sizeof(wr->discard));
+    memset(wr->moved, 0, wr->scan_end * sizeof(wr->moved[0]));
+    memset(wr->discard, 0, wr->scan_end * sizeof(wr->discard[0]));
     /* Acquire: the flusher's error is set before anything depends on it. */
     wr->fenced = atomic_load_explicit(&wr->blk->fenced_error, memory_order_acquire) != 0;
     /* cleaner: the disk watermark (acquire: pairs with the cleaner's release), and unmapping
@@ -408,8 +462,12 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
     }
 
     bool any = false;
-    for (uint32_t k = 0; k < wr->ring_count; k++) {
-        uint32_t i = (wr->rr + k) % wr->ring_count;
+    uint32_t end = wr->scan_end;
+    if (wr->rr >= end) {
+        wr->rr = 0;
+    }
+    for (uint32_t k = 0; k < end; k++) {
+        uint32_t i = wr->rr + k < end ? wr->rr + k : wr->rr + k - end;
         if (wr->entries >= WR_BATCH_ENTRIES || wr->bytes >= WR_BATCH_BYTES ||
             wr->ndone >= WR_COMPLETIONS) {
             break;
@@ -417,13 +475,16 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
         if (!ring_serviced(atomic_load_explicit(&wr->blk->rings[i].state, memory_order_acquire))) {
             continue;
         }
+        note_serviced(wr, i);
         take_ring(wr, i);
         any = any || wr->moved[i];
     }
-    wr->rr = (wr->rr + 1) % wr->ring_count;
+    wr->rr = wr->rr + 1 < end ? wr->rr + 1 : 0;
     if (!any) {
+        wr->empty++;
         return 0;
     }
+    wr->empty = 0;
     batch_finish(wr);
     return (int64_t)(wr->entries + wr->ndone) + 1;
 }
@@ -438,11 +499,15 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
 static bool rings_pending(void *arg)
 {
     writer_t *wr = arg;
-    for (uint32_t i = 0; i < wr->ring_count; i++) {
+    for (uint32_t i = 0; i < wr->scan_end; i++) {
         shmq_ctl_ring_t *t = &wr->blk->rings[i];
         uint32_t st = atomic_load_explicit(&t->state, memory_order_acquire);
         if (!ring_serviced(st)) {
             continue;
+        }
+        if (!(wr->serviced & (1ULL << i))) {
+            wr->rescan = true; /* a new ring */
+            return true;
         }
         const shmq_ring_map_t *m = &wr->maps[i];
         uint64_t claims = atomic_load_explicit(&t->claims, memory_order_relaxed);
@@ -461,6 +526,9 @@ static bool rings_pending(void *arg)
         if ((rc == 0 && tail != head) || rc > 0 || (st == SHMQ_RING_ORPHANED && rc < 0)) {
             return true;
         }
+        if (rc < 0 && wr->tail_warned[i] != tail + 1) {
+            return true; /* a tail behind our head, to be logged (once) */
+        }
         if (st == SHMQ_RING_ORPHANED && tail == head) {
             return true; /* to be given back */
         }
@@ -468,21 +536,44 @@ static bool rings_pending(void *arg)
     return false;
 }
 
+/*
+ * Nothing to take.  Right after a batch that took entries (dense traffic)
+ * spin a while first: a spin is cheaper than a futex wake (~27 us, and a
+ * system call for the producer).  The spin adapts: it doubles when it (or
+ * a sleep shorter than WR_SPIN_NS) found entries, halves down to none after
+ * a spin that found nothing and after a longer sleep, and never outlasts WR_SPIN_NS.  Then sleep on
+ * the writer's futex: an idle writer sleeps.
+ */
 static void writer_idle(shmq_worker_t *w, void *arg, int timeout_ms)
 {
     writer_t *wr = arg;
-    /* Dense traffic: a short spin is cheaper than a futex wake (~27 us). */
-    int64_t until = shmq_mono_ns() + WR_SPIN_NS;
-    for (unsigned i = 1;; i++) {
-        if (rings_pending(wr) || w->stop) {
-            return;
+    if (wr->empty == 1 && wr->spin > 0) {
+        int64_t until = shmq_mono_ns() + WR_SPIN_NS;
+        for (uint32_t i = 1; i <= wr->spin; i++) {
+            if (rings_pending(wr) || w->stop) {
+                wr->spin = wr->spin * 2 < WR_SPIN_MAX ? wr->spin * 2 : WR_SPIN_MAX;
+                return;
+            }
+            if ((i & 63) == 0 && shmq_mono_ns() > until) {
+                break;
+            }
+            shmq_cpu_relax();
         }
-        if ((i & 15) == 0 && shmq_mono_ns() > until) {
-            break;
-        }
-        shmq_cpu_relax();
+        wr->spin /= 2; /* nothing came: entries do not keep coming */
     }
-    shmq_ctl_sleep(&wr->ctl->wake->writer_wake, rings_pending, wr, timeout_ms);
+    int64_t t0 = shmq_mono_ns();
+    int ready = shmq_ctl_sleep(&wr->ctl->wake->writer_wake, rings_pending, wr, timeout_ms);
+    int64_t slept = shmq_mono_ns() - t0;
+    if (!ready && slept < WR_SPIN_NS) {
+        /* Woken soon after: a (longer) spin would have found the entries. */
+        uint32_t more = wr->spin ? wr->spin * 2 : WR_SPIN_FIRST;
+        wr->spin = more < WR_SPIN_MAX ? more : WR_SPIN_MAX;
+    } else if (!ready) {
+        wr->spin /= 2;
+    }
+    if (slept >= (int64_t)WR_RESCAN_SLEPT_MS * 1000000) {
+        wr->rescan = true; /* quiet for a while: look at the whole ring table again */
+    }
 }
 
 static bool writer_done(shmq_worker_t *w, void *arg)
@@ -492,6 +583,7 @@ static bool writer_done(shmq_worker_t *w, void *arg)
     if (st != SHMQ_STATE_DRAINING && st != SHMQ_STATE_FINISHING && st != SHMQ_STATE_STOPPED) {
         return false;
     }
+    rings_rescan(arg); /* every ring, not only the part a batch looks at */
     if (rings_pending(arg)) {
         return false;
     }
@@ -516,7 +608,9 @@ static void writer_free(writer_t *wr)
     free(wr->qoffs);
     free(wr->res);
     free(wr->matched);
+    free(wr->plans);
     free(wr->queues);
+    free(wr->dirty);
     shmq_acl_watch_free(&wr->acl);
     shmq_journal_free(&wr->journal);
     free(wr->skips);
@@ -540,6 +634,8 @@ static int writer_init(shmq_worker_t *w, void **state)
     wr->crash_dir = getenv("SHMQ_TEST_CRASH_DIR");
     wr->lim.max_body = wr->cfg->max_message_size;
     wr->lim.max_topic_len = wr->cfg->max_topic_length;
+    wr->lim.body_in_ring = true; /* encoded straight from the ring (read once) */
+    wr->lim.topic_memo = &wr->topic_memo;
     wr->unit_max = (int64_t)wr->cfg->max_message_size + SHMQ_RING_UNIT_SLACK;
     /* One batch: < 1 MiB of entries plus one unit; records are at most ~1.5x their
      * entries, plus segment-closing blanks. */
@@ -577,6 +673,8 @@ static int writer_init(shmq_worker_t *w, void **state)
     int64_t wrote = shmq_ctl_load(&wr->blk->wrote);
     shmq_commitlog_set_positions(&wr->cl, wrote, shmq_ctl_load(&wr->blk->flushed));
     wr->published = wrote;
+    wr->spin = WR_SPIN_FIRST;
+    rings_rescan(wr);
     crash_point(wr, "repair");
     rc = wr_repair(wr);
     if (rc < 0) {

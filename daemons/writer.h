@@ -24,13 +24,18 @@
 #include "shm/ring.h"
 #include "worker.h"
 
-#define WR_BATCH_ENTRIES 256       /* ring entries per batch (one journal cycle) */
-#define WR_BATCH_BYTES   (1 << 20) /* ring bytes per batch */
-#define WR_COMPLETIONS   (WR_BATCH_ENTRIES + 1)
-#define WR_SPIN_NS       50000 /* spin for new entries before sleeping */
-#define WR_TOPIC_LOCK_MS 2000
-#define WR_WARN_EVERY_MS 1000
-#define WR_HOLD_MAX_MS   60000 /* crash tests: the longest hold at a step */
+#define WR_BATCH_ENTRIES   256       /* ring entries per batch (one journal cycle) */
+#define WR_BATCH_BYTES     (1 << 20) /* ring bytes per batch */
+#define WR_COMPLETIONS     (WR_BATCH_ENTRIES + 1)
+#define WR_SPIN_NS         50000 /* the longest spin for new entries before sleeping */
+#define WR_SPIN_FIRST      16    /* polls of a spin that starts again from none */
+#define WR_SPIN_MAX        4096  /* polls of the longest spin */
+#define WR_RESCAN_CALLS    1024  /* batches between two looks at the whole ring table */
+#define WR_RESCAN_SLEPT_MS 50    /* a sleep this long (a timeout): look at the whole table */
+#define WR_QUEUE_CACHE     64    /* queues remembered across batches */
+#define WR_TOPIC_LOCK_MS   2000
+#define WR_WARN_EVERY_MS   1000
+#define WR_HOLD_MAX_MS     60000 /* crash tests: the longest hold at a step */
 
 /* One request to complete at step (5). */
 typedef struct wr_done {
@@ -52,7 +57,8 @@ typedef struct wr_done {
 /* A queue whose next_offset this batch advances (stored at step (4)). */
 typedef struct wr_queue {
     shmq_ctl_queue_t *q;
-    int64_t next;
+    int64_t next; /* the next queue offset (we are next_offset's only writer) */
+    bool dirty;   /* advanced by this batch: stored at step (4) */
 } wr_queue_t;
 
 /* aclEnable: who owns a ring, and its account under the rules of generation gen. */
@@ -90,14 +96,17 @@ typedef struct writer {
     shmq_msg_in_t *ins;
     int64_t *qoffs;
     shmq_append_result_t *res;
+    shmq_record_plan_t *plans;
     shmq_journal_rec_t **matched; /* restart: the records a unit's messages matched */
     size_t unit_cap;
     /* the batch */
     wr_done_t done[WR_COMPLETIONS];
     size_t ndone;
-    wr_queue_t *queues;
+    wr_queue_t *queues; /* a cache across batches (the entries never move) */
     size_t nqueues;
     size_t queues_cap;
+    size_t *dirty; /* indexes in queues of the entries this batch advanced */
+    size_t ndirty;
     uint64_t heads[SHMQ_CTL_MAX_RINGS];
     bool moved[SHMQ_CTL_MAX_RINGS];
     bool discard[SHMQ_CTL_MAX_RINGS];
@@ -108,9 +117,10 @@ typedef struct writer {
     bool fenced;
     uint32_t disk_full;  /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
-    /* one-entry topic cache, valid for one batch */
+    /* topic cache: a snapshot, valid while its table entry's seq is unchanged */
     shmq_ctl_topic_t topic;
-    bool topic_valid;
+    const shmq_ctl_topic_t *topic_entry; /* NULL: none */
+    shmq_ring_topic_memo_t topic_memo;   /* decode: the last topic name found valid */
     /* restart */
     shmq_journal_t journal;
     wr_skip_t *skips;
@@ -123,6 +133,18 @@ typedef struct writer {
     /* aclEnable: config/acl.json and each ring's owner under it */
     shmq_acl_watch_t acl;
     wr_owner_t owners[SHMQ_CTL_MAX_RINGS];
+    /* The part of the ring table a batch looks at: [0, scan_end) holds every serviced
+     * ring and the lowest FREE one (the master gives the lowest FREE ring to the next
+     * producer, ring_ctl.c), so a new ring shows up there; then the whole table is
+     * looked at again (rescan), and every WR_RESCAN_CALLS batches and after a long sleep. */
+    uint64_t serviced; /* bit i: ring i was ACTIVE or ORPHANED at the last whole look */
+    uint32_t scan_end;
+    bool rescan;
+    uint32_t since_scan;
+    /* idle: polls of the next spin (adapts: doubled when a spin or a short sleep found
+     * entries, halved after a long sleep), and empty batches in a row */
+    uint32_t spin;
+    uint32_t empty;
     /* housekeeping */
     uint32_t rr;
     int64_t warn_ms;

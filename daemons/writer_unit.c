@@ -9,6 +9,7 @@
  * (complete_recorded) instead of appending it.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,11 @@ int wr_unit_room(writer_t *wr, size_t n)
     if (jr) {
         wr->matched = jr;
     }
-    if (!m || !in || !q || !r || !jr) {
+    shmq_record_plan_t *pl = realloc(wr->plans, cap * sizeof(*pl));
+    if (pl) {
+        wr->plans = pl;
+    }
+    if (!m || !in || !q || !r || !jr || !pl) {
         return -ENOMEM;
     }
     wr->unit_cap = cap;
@@ -70,7 +75,9 @@ int wr_unit_room(writer_t *wr, size_t n)
 static void add_done(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *m, int status)
 {
     wr_done_t *d = &wr->done[wr->ndone++];
-    memset(d, 0, sizeof(*d));
+    /* All but the detail text, which only an error fills (its first byte says none). */
+    memset(d, 0, offsetof(wr_done_t, detail));
+    d->detail[0] = '\0';
     d->ring = ring;
     d->slot = m->slot;
     d->req_id = m->req_id;
@@ -116,16 +123,22 @@ void wr_complete_slot(writer_t *wr, const wr_done_t *d)
     if (d->oneway || d->ring >= wr->ring_count) {
         return;
     }
-    shmq_ring_slot_t res = {.status = d->status,
-                            .req_id = d->req_id,
-                            .phys_offset = d->phys,
-                            .end_pos = d->end,
-                            .queue_offset = d->queue_offset,
-                            .store_ts = d->store_ts,
-                            .queue_id = d->queue_id,
-                            .size = d->size,
-                            .count = d->count};
-    memcpy(res.detail, d->detail, sizeof(res.detail));
+    /* Field by field: an initializer would clear the 192-byte text too. */
+    shmq_ring_slot_t res;
+    res.status = d->status;
+    res.req_id = d->req_id;
+    res.phys_offset = d->phys;
+    res.end_pos = d->end;
+    res.queue_offset = d->queue_offset;
+    res.store_ts = d->store_ts;
+    res.queue_id = d->queue_id;
+    res.size = d->size;
+    res.count = d->count;
+    if (d->status < 0) {
+        memcpy(res.detail, d->detail, sizeof(res.detail)); /* read only with an error */
+    } else {
+        res.detail[0] = '\0';
+    }
     if (wr->maps[d->ring].r != NULL) {
         shmq_ring_complete(wr->maps[d->ring].r, d->slot, &res);
     }
@@ -172,17 +185,22 @@ static int create_topic(writer_t *wr, const char *topic, size_t len, shmq_ctl_to
 static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id)
 {
     shmq_ctl_topic_t *t = &wr->topic;
-    if (!(wr->topic_valid && strlen(t->name) == len && memcmp(t->name, topic, len) == 0)) {
-        wr->topic_valid = false;
-        int rc = shmq_ctl_topic_get(wr->ctl, topic, len, t);
+    const shmq_ctl_topic_t *e = wr->topic_entry;
+    /* The snapshot holds while its entry's seq is the one it was taken at (acquire: pairs
+     * with the seqlock's release; any change makes it odd, then larger). */
+    if (!(e != NULL && t->name[len] == '\0' && memcmp(t->name, topic, len) == 0 &&
+          atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq)) {
+        wr->topic_entry = NULL;
+        int rc = shmq_ctl_topic_get_entry(wr->ctl, topic, len, t, &e);
         if (rc == SHMQ_E_NOT_FOUND) {
             rc = create_topic(wr, topic, len, t);
+            e = NULL; /* looked up again next time */
         }
         if (rc < 0) {
             return rc;
         }
         t->name[sizeof(t->name) - 1] = '\0';
-        wr->topic_valid = true;
+        wr->topic_entry = e;
     }
     if (!(t->perm & SHMQ_PERM_WRITE)) {
         return shmq_error_set(-EACCES, "topic %.*s is not writable (perm %d)", (int)len, topic,
@@ -232,7 +250,11 @@ static int acl_publish(writer_t *wr, uint32_t i, const char *topic, size_t len)
     return shmq_acl_may_publish(o->acct, &o->id, topic, len);
 }
 
-/* The batch's entry for a queue (found or inserted in the control block). */
+/*
+ * The entry for a queue: from the cache (kept across batches: queue entries
+ * never move, and we are next_offset's only writer), or found or inserted
+ * in the control block and cached.
+ */
 static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
                        wr_queue_t **out)
 {
@@ -251,20 +273,46 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
         }
     }
     if (wr->nqueues == wr->queues_cap) {
-        size_t cap = wr->queues_cap ? wr->queues_cap * 2 : 64;
+        size_t cap = wr->queues_cap ? wr->queues_cap * 2 : WR_QUEUE_CACHE;
         wr_queue_t *n = realloc(wr->queues, cap * sizeof(*n));
         if (n == NULL) {
             return -ENOMEM;
         }
         wr->queues = n;
+        size_t *d = realloc(wr->dirty, cap * sizeof(*d));
+        if (d == NULL) {
+            return -ENOMEM;
+        }
+        wr->dirty = d;
         wr->queues_cap = cap;
     }
     wr_queue_t *e = &wr->queues[wr->nqueues++];
     e->q = q;
     /* Relaxed: we are next_offset's only writer. */
     e->next = atomic_load_explicit(&q->next_offset, memory_order_relaxed);
+    e->dirty = false;
     *out = e;
     return 0;
+}
+
+/* The CommitLog message of a ring entry (its views), stamped with our store host. */
+static inline void entry_to_in(const shmq_ring_msg_t *m, const shmq_host_t *store_host,
+                               shmq_msg_in_t *in)
+{
+    in->topic = m->topic;
+    in->topic_len = m->topic_len;
+    in->queue_id = m->queue_id;
+    in->flag = m->flag;
+    in->sysflag = m->sysflag;
+    in->born_ts = m->born_ts;
+    in->born_host = m->born_host;
+    in->store_host = *store_host;
+    in->reconsume_times = m->reconsume_times;
+    in->prepared_tx_offset = m->prepared_tx_offset;
+    in->body = m->body;
+    in->body_len = m->body_len;
+    in->props = m->props;
+    in->props_len = m->props_len;
 }
 
 /* ---- one unit ------------------------------------------------------------------------------ */
@@ -316,12 +364,20 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
         return;
     }
     int64_t qoff = unit ? q->next : 0;
-    for (size_t k = 0; k < n; k++) {
-        shmq_ring_msg_to_in(&wr->msgs[k], &wr->cl.store_host, &wr->ins[k]);
-        wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
-    }
+    rc = 0;
     shmq_error_clear();
-    rc = shmq_commitlog_append_batch(&wr->cl, wr->ins, n, wr->qoffs, 0, wr->res);
+    /* Each record planned once (the properties were scanned when the entry was
+     * validated, unless the put hook replaced them), then encoded from that plan. */
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        const shmq_ring_msg_t *m = &wr->msgs[k];
+        entry_to_in(m, &wr->cl.store_host, &wr->ins[k]);
+        wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
+        rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
+                              &wr->plans[k]);
+    }
+    if (rc == 0) {
+        rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs, wr->res);
+    }
     if (rc < 0) {
         char why[SHMQ_RING_DETAIL_MAX];
         snprintf(why, sizeof(why), "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
@@ -334,6 +390,10 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     }
     if (unit) {
         q->next = qoff + (int64_t)n;
+        if (!q->dirty) {
+            q->dirty = true;
+            wr->dirty[wr->ndirty++] = (size_t)(q - wr->queues);
+        }
     }
     const shmq_append_result_t *first = &wr->res[0], *last = &wr->res[n - 1];
     add_done(wr, ring, m0, 0);
@@ -434,9 +494,19 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
     }
     /* ---- scheduler: delay levels and timed messages go to their system topics
      * (RocketMQ's put hook, libshm/shm/schedule.c). ---- */
-    if ((rc = shmq_schedule_writer_hook(wr->ctl, wr->cfg, wr->msgs, n)) < 0) {
-        reject(wr, i, pos, &wr->msgs[0], rc);
-        return UNIT_OK;
+    bool sched = false;
+    for (size_t k = 0; k < n; k++) {
+        sched |= wr->msgs[k].sched;
+    }
+    if (sched) { /* else no property the hook reads (decode looked): nothing to do */
+        const char *props = wr->msgs[0].props;
+        if ((rc = shmq_schedule_writer_hook(wr->ctl, wr->cfg, wr->msgs, n)) < 0) {
+            reject(wr, i, pos, &wr->msgs[0], rc);
+            return UNIT_OK;
+        }
+        if (wr->msgs[0].props != props) {
+            wr->msgs[0].props_scanned = false; /* rewritten: planned with every check */
+        }
     }
     /* ---- end scheduler ---- */
     const shmq_ring_msg_t *m0 = &wr->msgs[0];

@@ -48,6 +48,7 @@
 #include "shm/ctl.h"
 #include "format/message.h"
 #include "client/subscription.h"
+#include "base/bytes.h"
 
 #define CONS_CHECK_MS       100 /* how often the master's liveness is checked */
 #define CONS_WAIT_SLICE_MS  500 /* a long poll re-checks the store at least this often */
@@ -382,6 +383,10 @@ int shmq_cons_unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, 
  * gone (cleaned), SHMQ_E_CORRUPT (with *bad filled) when the record does
  * not decode, fails a CRC or does not match the unit.
  */
+static int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf, const shmq_cq_unit_t *u,
+                          int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
+                          bool check_crcs, shmq_msg_view_t *v, shmq_corrupt_t *bad);
+
 int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff,
                           const char *topic, size_t tlen, int32_t queue_id, bool check_crcs,
                           shmq_msg_view_t *v, shmq_corrupt_t *bad)
@@ -395,6 +400,34 @@ int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t q
         return shmq_cons_unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, NULL,
                                       SHMQ_E_CORRUPT);
     }
+    return record_view_in(c, mf, u, qoff, topic, tlen, queue_id, check_crcs, v, bad);
+}
+
+/* a and b (n bytes each) are equal: 8 bytes at a time, inline (once per message read). */
+static inline bool topic_equal(const char *a, const char *b, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) {
+            return false;
+        }
+    }
+    for (; i < n; i++) {
+        if (a[i] != b[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* shmq_cons_record_view() with mf, the CommitLog file holding u->phys_offset. */
+static int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf, const shmq_cq_unit_t *u,
+                          int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
+                          bool check_crcs, shmq_msg_view_t *v, shmq_corrupt_t *bad)
+{
     int64_t rel = u->phys_offset - mf->start_offset;
     shmq_record_t r;
     /* Decode verifies __CRC32# when present: one CRC pass over the whole record. */
@@ -410,7 +443,7 @@ int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t q
         return shmq_cons_unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf,
                                       rc < 0 ? rc : SHMQ_E_CORRUPT);
     }
-    if (rc != u->size || r.topic_len != tlen || memcmp(r.topic, topic, tlen) != 0 ||
+    if (rc != u->size || r.topic_len != tlen || !topic_equal(r.topic, topic, tlen) ||
         r.queue_id != queue_id || r.queue_offset != qoff) {
         bool same_topic = r.topic_len == tlen && memcmp(r.topic, topic, tlen) == 0;
         shmq_error_set(SHMQ_E_CORRUPT,
@@ -489,9 +522,23 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
     bool removing = false;
     size_t count = 0;
     int64_t qoff = offset;
+    /*
+     * The units of this pull lie in one ConsumeQueue file, below the max
+     * the dispatcher published: read them straight from its mapping
+     * (shmq_cq_read's checks, made once); the records mostly lie in one
+     * CommitLog file: the last one is kept.
+     */
+    const shmq_mapped_file_t *cqf = shmq_mfq_find(&cq->q, qoff * SHMQ_CQ_UNIT_SIZE);
+    const shmq_mapped_file_t *clf = NULL;
     while (qoff < end) {
         shmq_cq_unit_t u;
-        if (shmq_cq_read(cq, qoff, &u) < 0) {
+        int64_t urel = cqf ? qoff * SHMQ_CQ_UNIT_SIZE - cqf->start_offset : -1;
+        if (urel >= 0 && (uint64_t)urel + SHMQ_CQ_UNIT_SIZE <= cqf->size) {
+            const uint8_t *b = cqf->base + urel;
+            u.phys_offset = (int64_t)shmq_get_be64(b);
+            u.size = (int32_t)shmq_get_be32(b + 8);
+            u.tags_code = (int64_t)shmq_get_be64(b + 12);
+        } else if (shmq_cq_read(cq, qoff, &u) < 0) {
             if (count > 0) {
                 break;
             }
@@ -526,8 +573,17 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
             continue;
         }
         shmq_msg_view_t *v = &res->msgs[count];
-        rc = shmq_cons_record_view(c, &u, qoff, topic, tlen, queue_id, c->check_crcs, v,
-                                   &res->corrupt);
+        if (clf == NULL || u.phys_offset < clf->start_offset ||
+            (uint64_t)(u.phys_offset - clf->start_offset) >= clf->size) {
+            clf = shmq_mfq_find(&c->cl.q, u.phys_offset);
+        }
+        if (clf != NULL) {
+            rc = record_view_in(c, clf, &u, qoff, topic, tlen, queue_id, c->check_crcs, v,
+                                &res->corrupt);
+        } else {
+            rc = shmq_cons_record_view(c, &u, qoff, topic, tlen, queue_id, c->check_crcs, v,
+                                       &res->corrupt);
+        }
         if (rc == CONS_REC_REMOVED) {
             removing = true;
             qoff++;

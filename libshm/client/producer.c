@@ -91,7 +91,7 @@ int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d)
         p->done = nd;
         p->done_cap = ncap;
     }
-    p->done[p->ndone++] = *d;
+    prod_done_copy(&p->done[p->ndone++], d);
     return 0;
 }
 
@@ -135,6 +135,7 @@ void shmq_prod_detach(shmq_producer_t *p, bool store_gone)
         }
         q->state = REQ_FREE;
     }
+    memset(p->pending, 0, sizeof(p->pending));
     (void)store_gone;
     /* Closing the connection gives the ring back: the writer drains what we published. */
     shmq_ring_unmap(&p->map);
@@ -174,6 +175,8 @@ static int attach_once(shmq_producer_t *p)
     }
     p->attached = true;
     p->checked_ms = shmq_mono_ms();
+    p->topic_ok = false; /* this store's rules and topic table */
+    p->topic_cached = false;
     return 0;
 }
 
@@ -204,8 +207,12 @@ static int attach_wait(shmq_producer_t *p, int timeout_ms, bool retry_not_found)
 /* Before a send: attached to a live store that takes messages. */
 int shmq_prod_ensure_ready(shmq_producer_t *p)
 {
+    return shmq_prod_ensure_ready_at(p, shmq_mono_ms());
+}
+
+int shmq_prod_ensure_ready_at(shmq_producer_t *p, int64_t now)
+{
     if (p->attached) {
-        int64_t now = shmq_mono_ms();
         if (now - p->checked_ms >= PROD_CHECK_MS) {
             p->checked_ms = now;
             if (!shmq_prod_store_alive(p)) {
@@ -294,6 +301,7 @@ int shmq_producer_open(const char *store_root, const shmq_producer_options_t *op
             free(p);
             return -ENOMEM;
         }
+        p->group_len = strlen(p->group);
     }
     p->ctl.lock_fd = -1;
     p->ctl.topic_lock_fd = -1;
@@ -354,7 +362,7 @@ static bool reserved_name(const char *name)
 
 /* Properties of m into buf (cap bytes) with a fresh UNIQ_KEY (last: it wins on decode). */
 int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, char *buf, size_t cap,
-                          size_t *len, char uniq[SHMQ_UNIQ_KEY_MAX])
+                          size_t *len, char uniq[SHMQ_UNIQ_KEY_MAX], int64_t now_ms)
 {
     int rc = 0;
     *len = 0;
@@ -380,7 +388,7 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
                                (size_t)n);
     }
     if (rc == 0 && p->group) {
-        rc = shmq_props_append(buf, cap, len, "PGROUP", p->group, strlen(p->group));
+        rc = shmq_props_append(buf, cap, len, "PGROUP", p->group, p->group_len);
     }
     for (size_t i = 0; rc == 0 && i < m->property_count; i++) {
         const shmq_property_t *u = &m->properties[i];
@@ -395,21 +403,90 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
         }
         rc = shmq_props_append(buf, cap, len, u->name, u->value, strlen(u->value));
     }
-    if (rc == 0) {
-        shmq_uniq_key_generate(uniq);
-        rc = shmq_props_append(buf, cap, len, SHMQ_PROP_UNIQ_KEY, uniq, strlen(uniq));
+    if (rc < 0) {
+        return rc;
     }
-    return rc;
+    /* The key is ours (hex, no separator): appended as shmq_props_append would, unchecked. */
+    size_t klen = shmq_uniq_key_generate_at(uniq, now_ms);
+    const size_t name_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
+    size_t cur = *len;
+    size_t fix = (cur > 0 && buf[cur - 1] != SHMQ_PROP_SEP) ? 1 : 0;
+    size_t need = cur + fix + name_len + 1 + klen + 1;
+    size_t limit = SHMQ_PROPS_MAX - SHMQ_CRC_PROP_LEN;
+    if (need > cap || need > limit) {
+        return shmq_error_set(SHMQ_E_PROPS, "property %s: %zu bytes exceed %zu", SHMQ_PROP_UNIQ_KEY,
+                              need, need > cap ? cap : limit);
+    }
+    char *o = buf + cur;
+    if (fix) {
+        *o++ = SHMQ_PROP_SEP;
+    }
+    memcpy(o, SHMQ_PROP_UNIQ_KEY "\x01", name_len + 1);
+    memcpy(o + name_len + 1, uniq, klen);
+    o[name_len + 1 + klen] = SHMQ_PROP_SEP;
+    *len = need;
+    return 0;
 }
 
 /* Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues. */
+/* The topic (n bytes) is the one validated last: compared 8 bytes at a time, no call. */
+static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
+{
+    if (!p->topic_ok || p->topic_len != n) {
+        return false;
+    }
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, p->topic_name + i, 8);
+        memcpy(&b, topic + i, 8);
+        if (a != b) {
+            return false;
+        }
+    }
+    for (; i < n; i++) {
+        if (p->topic_name[i] != topic[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * The write queues of the topic (tlen bytes) as its table entry says, or
+ * the store's default for a topic not created yet.  The last topic's entry
+ * is kept: while its seqlock number is the one it was copied under, nothing
+ * of it changed (a change, a deletion, a reuse of the entry all move it).
+ */
+static int32_t topic_write_queues(shmq_producer_t *p, const char *topic, size_t tlen)
+{
+    bool same = topic_is_cached(p, topic, tlen);
+    if (same && p->topic_cached) {
+        const shmq_ctl_topic_t *e = &p->blk->topics[p->topic_idx];
+        /* Acquire: as a seqlock read; an unchanged even number means an unchanged entry. */
+        if (atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) ==
+            p->topic_seq) {
+            return p->topic_nq;
+        }
+        p->topic_cached = false;
+    }
+    shmq_ctl_topic_t t;
+    const shmq_ctl_topic_t *entry = NULL;
+    if (shmq_ctl_topic_get_entry(&p->ctl, topic, tlen, &t, &entry) < 0) {
+        return p->cfg->default_topic_queue_nums;
+    }
+    if (same) {
+        p->topic_idx = (uint32_t)(entry - p->blk->topics);
+        p->topic_seq = t.seq;
+        p->topic_nq = t.write_queue_nums;
+        p->topic_cached = true;
+    }
+    return t.write_queue_nums;
+}
+
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid)
 {
-    shmq_ctl_topic_t t;
-    int32_t nq = p->cfg->default_topic_queue_nums;
-    if (shmq_ctl_topic_get(&p->ctl, m->topic, tlen, &t) == 0) {
-        nq = t.write_queue_nums;
-    }
+    int32_t nq = topic_write_queues(p, m->topic, tlen);
     if (m->queue_id != SHMQ_QUEUE_ANY) {
         if (m->queue_id < 0 || m->queue_id >= nq || m->queue_id > 65535) {
             return shmq_error_set(SHMQ_E_RANGE,
@@ -459,15 +536,24 @@ static int check_delivery_time(const shmq_producer_t *p, const shmq_message_t *m
 }
 
 /* Message rules and the ring entry view of m (props already built into props/plen). */
-int shmq_prod_check_message(const shmq_producer_t *p, const shmq_message_t *m, size_t *tlen)
+int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t *tlen)
 {
     if (m == NULL || m->topic == NULL) {
         return shmq_error_set(SHMQ_E_ARG, "message without a topic");
     }
-    *tlen = strnlen(m->topic, SHMQ_TOPIC_MAX_ANY + 1);
-    int rc = shmq_topic_validate(m->topic, *tlen, p->cfg->max_topic_length);
-    if (rc < 0) {
-        return rc;
+    size_t n = strnlen(m->topic, SHMQ_TOPIC_MAX_ANY + 1);
+    *tlen = n;
+    /* The last topic passed the store's rules already: validated once, not per message. */
+    if (!topic_is_cached(p, m->topic, n)) {
+        int rc = shmq_topic_validate(m->topic, n, p->cfg->max_topic_length);
+        if (rc < 0) {
+            return rc;
+        }
+        memcpy(p->topic_name, m->topic, n);
+        p->topic_name[n] = '\0';
+        p->topic_len = n;
+        p->topic_ok = true;
+        p->topic_cached = false;
     }
     if (m->body == NULL && m->body_len > 0) {
         return shmq_error_set(SHMQ_E_ARG, "NULL body of %zu bytes", m->body_len);
@@ -492,14 +578,15 @@ int shmq_prod_check_message(const shmq_producer_t *p, const shmq_message_t *m, s
 }
 
 void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, size_t tlen,
-                          const char *props, size_t plen, int32_t qid, shmq_ring_msg_t *rm)
+                          const char *props, size_t plen, int32_t qid, int64_t now_ms,
+                          shmq_ring_msg_t *rm)
 {
     memset(rm, 0, sizeof(*rm));
     rm->kind = SHMQ_RING_KIND_MSG;
     rm->batch_count = 1;
     rm->queue_id = qid;
     rm->flag = m->flag;
-    rm->born_ts = shmq_now_ms();
+    rm->born_ts = now_ms;
     rm->born_host = p->born_host;
     rm->topic = m->topic;
     rm->topic_len = (uint32_t)tlen;

@@ -7,7 +7,9 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "shm/ctl.h"
 #include "shm/ring.h"
@@ -46,14 +48,21 @@ typedef struct prod_done {
     int64_t flush_deadline;
     int64_t repl_deadline;
     shmq_send_result_t res;
-    char detail[SHMQ_RING_DETAIL_MAX]; /* err < 0: its text (shmq_error_detail() in cb) */
+    char detail[SHMQ_RING_DETAIL_MAX]; /* err < 0: its text (shmq_error_detail() in cb); last */
 } prod_done_t;
+
+/* Copy d to dst: without its detail text when it has no error (the detail is then unused). */
+static inline void prod_done_copy(prod_done_t *dst, const prod_done_t *d)
+{
+    memcpy(dst, d, d->err < 0 ? sizeof(*d) : offsetof(prod_done_t, detail));
+}
 
 struct shmq_producer {
     char root[PATH_MAX];
     int send_timeout_ms;
     int attach_timeout_ms;
     char *group;
+    size_t group_len;
     shmq_ctl_t ctl;
     bool attached;
     shmq_ctl_block_t *blk;
@@ -70,6 +79,21 @@ struct shmq_producer {
     int64_t checked_ms;
     uint32_t slot_hint;
     int async_busy; /* requests in REQ_ASYNC state */
+    /* slots in REQ_ASYNC or REQ_ABANDONED state (a bit each): reaping visits only these */
+    uint64_t pending[SHMQ_RING_SLOTS / 64];
+    /*
+     * The last topic sent to, validated against the store's rules, and its
+     * entry in the topic table: while the entry's seqlock number stays
+     * topic_seq nothing of it changed, so its write queues need no new copy.
+     * Cleared when the producer attaches (another store, other rules).
+     */
+    bool topic_ok;     /* topic_name[0..topic_len) passed shmq_topic_validate */
+    bool topic_cached; /* topic_idx, topic_seq and topic_nq hold its table entry */
+    size_t topic_len;
+    uint32_t topic_idx;
+    uint32_t topic_seq;
+    int32_t topic_nq;
+    char topic_name[SHMQ_TOPIC_MAX_ANY + 1];
     prod_req_t reqs[SHMQ_RING_SLOTS];
     prod_done_t *done;
     size_t ndone;
@@ -90,6 +114,9 @@ int shmq_prod_left_ms(int64_t deadline);
 
 /* Before a send: attached to a live store that takes messages (-ESHUTDOWN while it stops). */
 int shmq_prod_ensure_ready(shmq_producer_t *p);
+
+/* As shmq_prod_ensure_ready(), with the monotonic clock (ms) the caller just read. */
+int shmq_prod_ensure_ready_at(shmq_producer_t *p, int64_t now_mono_ms);
 
 /*
  * In a wait slice before our entry is in the ring: 0 keep waiting, -ETIMEDOUT
@@ -119,18 +146,22 @@ int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d);
 void shmq_prod_run_done(const prod_done_t *d);
 
 /* Message rules (topic, body size, delay level); *tlen gets the topic length. */
-int shmq_prod_check_message(const shmq_producer_t *p, const shmq_message_t *m, size_t *tlen);
+int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t *tlen);
 
 /* Queue for m: explicit id, hash of the sharding key, or round-robin. */
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid);
 
-/* Properties of m into buf with a fresh UNIQ_KEY (copied to uniq). */
+/*
+ * Properties of m into buf with a fresh UNIQ_KEY (copied to uniq, NUL-terminated);
+ * now_ms: the wall clock of the send (the key's time).
+ */
 int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, char *buf, size_t cap,
-                          size_t *len, char uniq[SHMQ_UNIQ_KEY_MAX]);
+                          size_t *len, char uniq[SHMQ_UNIQ_KEY_MAX], int64_t now_ms);
 
-/* The ring entry view of m (kind MSG, single message, no slot yet). */
+/* The ring entry view of m (kind MSG, single message, no slot yet), born at now_ms. */
 void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, size_t tlen,
-                          const char *props, size_t plen, int32_t qid, shmq_ring_msg_t *rm);
+                          const char *props, size_t plen, int32_t qid, int64_t now_ms,
+                          shmq_ring_msg_t *rm);
 
 /* ---- producer_send.c ------------------------------------------------------------- */
 

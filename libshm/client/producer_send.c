@@ -29,6 +29,16 @@ static bool slot_done(const shmq_ring_slot_t *s)
            SHMQ_SLOT_DONE;
 }
 
+static void pending_set(shmq_producer_t *p, uint32_t s)
+{
+    p->pending[s / 64] |= 1ULL << (s % 64);
+}
+
+static void pending_clear(shmq_producer_t *p, uint32_t s)
+{
+    p->pending[s / 64] &= ~(1ULL << (s % 64));
+}
+
 static void slot_free(shmq_producer_t *p, uint32_t s)
 {
     /* Relaxed: the writer only touches a slot after an entry naming it is published. */
@@ -37,15 +47,34 @@ static void slot_free(shmq_producer_t *p, uint32_t s)
         p->async_busy--;
     }
     p->reqs[s].state = REQ_FREE;
+    pending_clear(p, s);
 }
 
+/* A request's UNIQ_KEY (a SHMQ_UNIQ_KEY_MAX array holding it NUL-terminated) into dst. */
+static void uniq_copy(char dst[SHMQ_UNIQ_KEY_MAX], const char *uniq)
+{
+    memcpy(dst, uniq, SHMQ_UNIQ_KEY_MAX);
+    dst[SHMQ_UNIQ_KEY_MAX - 1] = '\0';
+}
+
+/* The result of an answer without a record: zeros, and the UNIQ_KEY to look it up by. */
+static void result_failed(const char *uniq, shmq_send_result_t *res)
+{
+    memset(res, 0, sizeof(*res));
+    uniq_copy(res->uniq_key, uniq);
+}
+
+/* uniq: the request's UNIQ_KEY array, or NULL (a batch fills each message's own). */
 static void result_from_slot(const shmq_producer_t *p, const shmq_ring_slot_t *sl, const char *uniq,
                              shmq_send_result_t *res)
 {
-    memset(res, 0, sizeof(*res));
     res->status = SHMQ_SEND_OK;
     shmq_msgid_format(&p->store_host, sl->phys_offset, res->msg_id);
-    snprintf(res->uniq_key, sizeof(res->uniq_key), "%s", uniq);
+    if (uniq != NULL) {
+        uniq_copy(res->uniq_key, uniq);
+    } else {
+        res->uniq_key[0] = '\0';
+    }
     res->queue_id = sl->queue_id;
     res->queue_offset = sl->queue_offset;
     res->phys_offset = sl->phys_offset;
@@ -70,52 +99,66 @@ static bool slave_in_sync(const shmq_producer_t *p)
     return false;
 }
 
+static void reap_slot(shmq_producer_t *p, uint32_t s);
+
 /* Move completed async requests to the done list; free abandoned ones. */
 static void reap(shmq_producer_t *p)
 {
     if (!p->attached) {
         return;
     }
-    for (uint32_t s = 0; s < SHMQ_RING_SLOTS; s++) {
-        prod_req_t *q = &p->reqs[s];
-        if ((q->state != REQ_ASYNC && q->state != REQ_ABANDONED) ||
-            !slot_done(&p->ring->slots[s])) {
-            continue;
+    for (uint32_t w = 0; w < SHMQ_RING_SLOTS / 64; w++) {
+        for (uint64_t bits = p->pending[w]; bits != 0; bits &= bits - 1) {
+            reap_slot(p, w * 64 + (uint32_t)__builtin_ctzll(bits));
         }
-        if (q->state == REQ_ASYNC) {
-            const shmq_ring_slot_t *sl = &p->ring->slots[s];
-            prod_done_t d;
-            memset(&d, 0, sizeof(d));
-            d.cb = q->cb;
-            d.arg = q->arg;
-            d.err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
-            if (d.err == 0) {
-                result_from_slot(p, sl, q->uniq, &d.res);
-                d.end_pos = sl->end_pos;
-                if (p->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
-                    d.wait_flush = true;
-                    d.flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
-                }
-                if (p->cfg->broker_role == SHMQ_SYNC_MASTER &&
-                    shmq_ctl_load(&p->blk->replicated) < d.end_pos) {
-                    if (slave_in_sync(p)) {
-                        d.wait_repl = true;
-                        d.repl_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
-                    } else {
-                        d.res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
-                    }
-                }
-            } else {
-                /* The writer's text for this request, for the callback. */
-                snprintf(d.detail, sizeof(d.detail), "%s", shmq_error_detail());
-                snprintf(d.res.uniq_key, sizeof(d.res.uniq_key), "%s", q->uniq);
-            }
-            if (shmq_prod_push_done(p, &d) < 0) {
-                continue; /* out of memory: leave it in the ring for a later reap */
-            }
-        }
-        slot_free(p, s);
     }
+}
+
+/* reap() of slot s, a REQ_ASYNC or REQ_ABANDONED request. */
+static void reap_slot(shmq_producer_t *p, uint32_t s)
+{
+    prod_req_t *q = &p->reqs[s];
+    const shmq_ring_slot_t *sl = &p->ring->slots[s];
+    if (!slot_done(sl)) {
+        return;
+    }
+    if (q->state == REQ_ASYNC) {
+        prod_done_t d;
+        d.cb = q->cb;
+        d.arg = q->arg;
+        d.err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
+        d.wait_flush = false;
+        d.wait_repl = false;
+        d.end_pos = 0;
+        d.flush_deadline = 0;
+        d.repl_deadline = 0;
+        d.detail[0] = '\0';
+        if (d.err == 0) {
+            result_from_slot(p, sl, q->uniq, &d.res);
+            d.end_pos = sl->end_pos;
+            if (p->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
+                d.wait_flush = true;
+                d.flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+            }
+            if (p->cfg->broker_role == SHMQ_SYNC_MASTER &&
+                shmq_ctl_load(&p->blk->replicated) < d.end_pos) {
+                if (slave_in_sync(p)) {
+                    d.wait_repl = true;
+                    d.repl_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+                } else {
+                    d.res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
+                }
+            }
+        } else {
+            /* The writer's text for this request, for the callback. */
+            snprintf(d.detail, sizeof(d.detail), "%s", shmq_error_detail());
+            result_failed(q->uniq, &d.res);
+        }
+        if (shmq_prod_push_done(p, &d) < 0) {
+            return; /* out of memory: leave it in the ring for a later reap */
+        }
+    }
+    slot_free(p, s);
 }
 
 static int slot_take(shmq_producer_t *p, uint32_t *out)
@@ -134,10 +177,11 @@ static int slot_take(shmq_producer_t *p, uint32_t *out)
 static bool any_slot_done(void *arg)
 {
     shmq_producer_t *p = arg;
-    for (uint32_t s = 0; s < SHMQ_RING_SLOTS; s++) {
-        uint8_t st = p->reqs[s].state;
-        if ((st == REQ_ASYNC || st == REQ_ABANDONED) && slot_done(&p->ring->slots[s])) {
-            return true;
+    for (uint32_t w = 0; w < SHMQ_RING_SLOTS / 64; w++) {
+        for (uint64_t bits = p->pending[w]; bits != 0; bits &= bits - 1) {
+            if (slot_done(&p->ring->slots[w * 64 + (uint32_t)__builtin_ctzll(bits)])) {
+                return true;
+            }
         }
     }
     return false;
@@ -224,6 +268,7 @@ static void slot_arm(shmq_producer_t *p, uint32_t s, uint64_t req_id, uint8_t st
     p->reqs[s].req_id = req_id;
     if (state == REQ_ASYNC) {
         p->async_busy++;
+        pending_set(p, s);
     }
 }
 
@@ -284,13 +329,18 @@ static int answer_check(shmq_producer_t *p, const shmq_ring_slot_t *sl)
 static int wait_slot(shmq_producer_t *p, uint32_t s, int64_t deadline)
 {
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
-    int64_t spin_end = shmq_mono_ns() + PROD_SPIN_NS;
+    int64_t spin_end = 0; /* the clock is read only once a short spin did not see the answer */
     for (unsigned i = 1;; i++) {
         if (slot_done(sl)) {
             return 0;
         }
-        if ((i & 63) == 0 && shmq_mono_ns() > spin_end) {
-            break;
+        if ((i & 63) == 0) {
+            int64_t now = shmq_mono_ns();
+            if (spin_end == 0) {
+                spin_end = now + PROD_SPIN_NS;
+            } else if (now > spin_end) {
+                break;
+            }
         }
         shmq_cpu_relax();
     }
@@ -439,10 +489,10 @@ static int flush_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
  * Check one message and make its ring entry view *rm (pointing into
  * p->props) and its UNIQ_KEY.
  */
-static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, shmq_ring_msg_t *rm,
-                       char uniq[SHMQ_UNIQ_KEY_MAX])
+static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_mono,
+                       shmq_ring_msg_t *rm, char uniq[SHMQ_UNIQ_KEY_MAX])
 {
-    int rc = shmq_prod_ensure_ready(p);
+    int rc = shmq_prod_ensure_ready_at(p, now_mono);
     if (rc < 0) {
         return rc;
     }
@@ -455,10 +505,11 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, shmq_ring_ms
         return rc;
     }
     size_t plen;
-    if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq)) < 0) {
+    int64_t now = shmq_now_ms(); /* the wall clock, once: born time and UNIQ_KEY */
+    if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq, now)) < 0) {
         return rc;
     }
-    shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, rm);
+    shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, now, rm);
     return 0;
 }
 
@@ -499,10 +550,11 @@ int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm_in, uint8_t 
 static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
                     shmq_send_result_t *res, shmq_send_cb cb, void *arg)
 {
-    int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
+    int64_t now = shmq_mono_ms();
+    int64_t deadline = now + p->send_timeout_ms;
     char uniq[SHMQ_UNIQ_KEY_MAX];
     shmq_ring_msg_t rm;
-    int rc = prepare_one(p, m, &rm, uniq);
+    int rc = prepare_one(p, m, now, &rm, uniq);
     if (rc < 0) {
         return rc;
     }
@@ -530,7 +582,7 @@ int shmq_prod_send(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode, 
     }
     p->reqs[s].cb = cb;
     p->reqs[s].arg = arg;
-    memcpy(p->reqs[s].uniq, uniq, sizeof(p->reqs[s].uniq));
+    uniq_copy(p->reqs[s].uniq, uniq);
     return 0;
 }
 
@@ -541,8 +593,8 @@ int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, cons
     int rc = wait_slot(p, s, deadline);
     if (rc < 0) {
         p->reqs[s].state = REQ_ABANDONED; /* a late completion is dropped */
-        memset(res, 0, sizeof(*res));
-        snprintf(res->uniq_key, sizeof(res->uniq_key), "%s", uniq);
+        pending_set(p, s);
+        result_failed(uniq, res);
         return rc;
     }
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
@@ -550,8 +602,7 @@ int shmq_prod_wait_result(shmq_producer_t *p, uint32_t s, int64_t deadline, cons
     if (status < 0) {
         status = shmq_ring_slot_error(sl); /* the writer's text, before the slot is reused */
         slot_free(p, s);
-        memset(res, 0, sizeof(*res));
-        snprintf(res->uniq_key, sizeof(res->uniq_key), "%s", uniq);
+        result_failed(uniq, res);
         return status;
     }
     result_from_slot(p, sl, uniq, res);
@@ -627,9 +678,12 @@ static int run_ready(shmq_producer_t *p)
                 }
             }
             if (ready) {
-                take[ntake++] = *d;
+                prod_done_copy(&take[ntake++], d);
             } else {
-                p->done[keep++] = *d;
+                if (&p->done[keep] != d) {
+                    prod_done_copy(&p->done[keep], d);
+                }
+                keep++;
             }
         }
         p->ndone = keep;
@@ -764,11 +818,13 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
     if (p == NULL || msgs == NULL || results == NULL || n == 0 || n > UINT16_MAX) {
         return shmq_error_set(SHMQ_E_ARG, "shmq_send_batch: bad arguments (n = %zu)", n);
     }
-    int64_t deadline = shmq_mono_ms() + p->send_timeout_ms;
-    int rc = shmq_prod_ensure_ready(p);
+    int64_t now_mono = shmq_mono_ms();
+    int64_t deadline = now_mono + p->send_timeout_ms;
+    int rc = shmq_prod_ensure_ready_at(p, now_mono);
     if (rc < 0) {
         return rc;
     }
+    int64_t now = shmq_now_ms(); /* the wall clock, once for the batch */
     size_t tlen;
     if ((rc = shmq_prod_check_message(p, &msgs[0], &tlen)) < 0) {
         return rc;
@@ -808,7 +864,7 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
         }
         size_t plen;
         if ((rc = shmq_prod_build_props(p, m, p->bprops + used, SHMQ_PROPS_MAX, &plen,
-                                        results[i].uniq_key)) < 0) {
+                                        results[i].uniq_key, now)) < 0) {
             return rc;
         }
         p->bprops_len[i] = plen;
@@ -827,7 +883,7 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
     /* Views into bprops only now: it no longer moves. */
     used = 0;
     for (size_t i = 0; i < n; i++) {
-        shmq_prod_fill_entry(p, &msgs[i], tlen, p->bprops + used, p->bprops_len[i], qid,
+        shmq_prod_fill_entry(p, &msgs[i], tlen, p->bprops + used, p->bprops_len[i], qid, now,
                              &p->bmsgs[i]);
         used += p->bprops_len[i];
     }
@@ -855,6 +911,7 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
     rc = wait_slot(p, s, deadline);
     if (rc < 0) {
         p->reqs[s].state = REQ_ABANDONED;
+        pending_set(p, s);
         return rc;
     }
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
@@ -864,7 +921,7 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
         return rc;
     }
     shmq_send_result_t first;
-    result_from_slot(p, sl, "", &first);
+    result_from_slot(p, sl, NULL, &first);
     int64_t end_pos = sl->end_pos;
     slot_free(p, s);
     /* Each record's offset: the records are consecutive, sized as the writer encodes them. */
@@ -873,11 +930,11 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
         shmq_msg_in_t in;
         shmq_ring_msg_to_in(&p->bmsgs[i], &p->store_host, &in);
         int64_t size = shmq_record_size(&in);
-        char uniq[SHMQ_UNIQ_KEY_MAX];
-        memcpy(uniq, results[i].uniq_key, sizeof(uniq));
-        results[i] = first;
-        memcpy(results[i].uniq_key, uniq, sizeof(uniq));
-        results[i].phys_offset = phys;
+        shmq_send_result_t *r = &results[i];
+        r->status = first.status;
+        r->queue_id = first.queue_id;
+        r->store_ts = first.store_ts;
+        r->phys_offset = phys;
         results[i].queue_offset = first.queue_offset + (int64_t)i;
         shmq_msgid_format(&p->store_host, phys, results[i].msg_id);
         phys += size > 0 ? size : 0;

@@ -129,6 +129,79 @@ static int segment_for_write(shmq_commitlog_t *cl, int64_t pos, shmq_mapped_file
     return shmq_mfq_get_or_create(&cl->q, pos - pos % seg_size(cl), out);
 }
 
+/*
+ * Room for total bytes of records at wrote_pos: the segment (closed with a
+ * blank record and the next one taken when they do not fit), the position
+ * and its offset in the segment.  The bytes are announced to the preparing
+ * thread.
+ */
+static int append_room(shmq_commitlog_t *cl, int64_t total, shmq_mapped_file_t **mfp, int64_t *posp,
+                       int64_t *relp)
+{
+    shmq_mapped_file_t *mf = NULL;
+    int64_t pos, rel;
+    for (int attempt = 0;; attempt++) {
+        pos = cl->wrote_pos;
+        int rc = segment_for_write(cl, pos, &mf);
+        if (rc) {
+            return rc;
+        }
+        rel = pos - mf->start_offset;
+        int64_t space = seg_size(cl) - rel;
+        if (total + SHMQ_BLANK_MIN_LEN <= space) {
+            break;
+        }
+        if (attempt > 0) {
+            return shmq_error_set(SHMQ_E_SIZE, "commitlog %s: %lld bytes do not fit at %lld",
+                                  cl->q.dir, (long long)total, (long long)pos);
+        }
+        /* Close the segment: blank record with the remaining length, then retry. */
+        shmq_mfq_write_horizon(&cl->q, mf->start_offset + seg_size(cl));
+        if (space >= SHMQ_BLANK_MIN_LEN) {
+            shmq_record_write_blank(mf->base + rel, (int32_t)space);
+        } else {
+            memset(mf->base + rel, 0, (size_t)space);
+        }
+        publish_wrote(cl, mf->start_offset + seg_size(cl));
+        set_known(cl);
+    }
+    /* Announced before writing: the preparing thread zero-fills only above it. */
+    shmq_mfq_write_horizon(&cl->q, pos + total);
+    *mfp = mf;
+    *posp = pos;
+    *relp = rel;
+    return 0;
+}
+
+/* The records of [pos, pos + done) are written in mf: publish them, prepare what comes next. */
+static void append_finish(shmq_commitlog_t *cl, shmq_mapped_file_t *mf, int64_t pos, int64_t rel,
+                          int64_t done, int64_t ts)
+{
+    cl->last_store_ts = ts;
+    publish_wrote(cl, pos + done);
+    set_known(cl);
+
+    /* The next window of this segment, prepared ahead. */
+    if (pos + done >= cl->warm_asked && (cl->q.flags & SHMQ_MF_PREPARE)) {
+        shmq_mfq_prefault_ahead(&cl->q, pos + done);
+        cl->warm_asked = pos + done + CL_WARM_EVERY;
+    }
+    /* Past half of the segment: have the next one prepared before we need it. */
+    int64_t next = mf->start_offset + seg_size(cl);
+    if ((cl->q.flags & SHMQ_MF_PREPARE) && rel + done >= seg_size(cl) / 2 &&
+        cl->prep_asked != next) {
+        shmq_mfq_prepare(&cl->q, next);
+        cl->prep_asked = next;
+    }
+}
+
+/* The store time of an append: store_ts or now, never before the last one. */
+static int64_t append_ts(const shmq_commitlog_t *cl, int64_t store_ts)
+{
+    int64_t ts = store_ts ? store_ts : now_ms();
+    return ts < cl->last_store_ts ? cl->last_store_ts : ts;
+}
+
 int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, size_t n,
                                 const int64_t *queue_offsets, int64_t store_ts,
                                 shmq_append_result_t *res)
@@ -159,39 +232,10 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
                                   cl->q.dir, i + 1, (long long)total, (long long)seg_size(cl));
         }
     }
-    int64_t ts = store_ts ? store_ts : now_ms();
-    if (ts < cl->last_store_ts) {
-        ts = cl->last_store_ts;
+    int64_t ts = append_ts(cl, store_ts);
+    if ((rc = append_room(cl, total, &mf, &pos, &rel)) != 0) {
+        return rc;
     }
-
-    for (int attempt = 0;; attempt++) {
-        pos = cl->wrote_pos;
-        rc = segment_for_write(cl, pos, &mf);
-        if (rc) {
-            return rc;
-        }
-        rel = pos - mf->start_offset;
-        int64_t space = seg_size(cl) - rel;
-        if (total + SHMQ_BLANK_MIN_LEN <= space) {
-            break;
-        }
-        if (attempt > 0) {
-            return shmq_error_set(SHMQ_E_SIZE, "commitlog %s: %lld bytes do not fit at %lld",
-                                  cl->q.dir, (long long)total, (long long)pos);
-        }
-        /* Close the segment: blank record with the remaining length, then retry. */
-        shmq_mfq_write_horizon(&cl->q, mf->start_offset + seg_size(cl));
-        if (space >= SHMQ_BLANK_MIN_LEN) {
-            shmq_record_write_blank(mf->base + rel, (int32_t)space);
-        } else {
-            memset(mf->base + rel, 0, (size_t)space);
-        }
-        publish_wrote(cl, mf->start_offset + seg_size(cl));
-        set_known(cl);
-    }
-
-    /* Announced before writing: the preparing thread zero-fills only above it. */
-    shmq_mfq_write_horizon(&cl->q, pos + total);
     uint8_t *dst = mf->base + rel;
     int64_t done = 0;
     for (size_t i = 0; i < n; i++) {
@@ -211,22 +255,50 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
         shmq_msgid_format(&cl->store_host, pos + done, res[i].msg_id);
         done += len;
     }
-    cl->last_store_ts = ts;
-    publish_wrote(cl, pos + done);
-    set_known(cl);
+    append_finish(cl, mf, pos, rel, done, ts);
+    return 0;
+}
 
-    /* The next window of this segment, prepared ahead. */
-    if (pos + done >= cl->warm_asked && (cl->q.flags & SHMQ_MF_PREPARE)) {
-        shmq_mfq_prefault_ahead(&cl->q, pos + done);
-        cl->warm_asked = pos + done + CL_WARM_EVERY;
+int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
+                                const shmq_record_plan_t *plans, size_t n,
+                                const int64_t *queue_offsets, shmq_append_result_t *res)
+{
+    shmq_mapped_file_t *mf = NULL;
+    int64_t total = 0, pos = 0, rel = 0;
+
+    if (!cl || !m || !plans || n == 0 || !queue_offsets || !res) {
+        return SHMQ_E_ARG;
     }
-    /* Past half of the segment: have the next one prepared before we need it. */
-    int64_t next = mf->start_offset + seg_size(cl);
-    if ((cl->q.flags & SHMQ_MF_PREPARE) && rel + done >= seg_size(cl) / 2 &&
-        cl->prep_asked != next) {
-        shmq_mfq_prepare(&cl->q, next);
-        cl->prep_asked = next;
+    int rc = appendable(cl);
+    if (rc < 0) {
+        return rc;
     }
+    for (size_t i = 0; i < n; i++) {
+        total += plans[i].total;
+    }
+    if (total + SHMQ_BLANK_MIN_LEN > seg_size(cl)) {
+        return shmq_error_set(SHMQ_E_SIZE,
+                              "commitlog %s: %zu record(s) of %lld bytes cannot fit a segment "
+                              "of %lld bytes",
+                              cl->q.dir, n, (long long)total, (long long)seg_size(cl));
+    }
+    int64_t ts = append_ts(cl, 0);
+    if ((rc = append_room(cl, total, &mf, &pos, &rel)) != 0) {
+        return rc;
+    }
+    uint8_t *dst = mf->base + rel;
+    int64_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t len =
+            shmq_record_encode_plan(&m[i], &plans[i], queue_offsets[i], pos + done, ts, dst + done);
+        res[i].phys_offset = pos + done;
+        res[i].size = (int32_t)len;
+        res[i].store_ts = ts;
+        res[i].queue_offset = queue_offsets[i];
+        res[i].msg_id[0] = '\0';
+        done += len;
+    }
+    append_finish(cl, mf, pos, rel, done, ts);
     return 0;
 }
 
@@ -381,12 +453,13 @@ static int32_t peek32(const uint8_t *p)
     return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
 }
 
-int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
-                        shmq_record_t *out)
+/*
+ * The iteration of shmq_commitlog_next() and shmq_commitlog_next_head():
+ * exactly one of rec and head is filled, by the full or the light decode.
+ */
+static int next_record(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
+                       shmq_record_t *rec, shmq_record_head_t *head)
 {
-    if (!cl || !pos || !out) {
-        return SHMQ_E_ARG;
-    }
     for (;;) {
         int64_t p = *pos;
         if (p >= limit) {
@@ -416,7 +489,8 @@ int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
                 return SHMQ_E_END;
             }
         }
-        int rc = shmq_record_decode(buf, (size_t)avail, p, flags, out);
+        int rc = rec ? shmq_record_decode(buf, (size_t)avail, p, flags, rec)
+                     : shmq_record_head_decode(buf, (size_t)avail, p, flags, head);
         if (rc == 0) {
             *pos = seg_end;
             continue;
@@ -426,6 +500,91 @@ int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
         }
         return rc;
     }
+}
+
+int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
+                        shmq_record_t *out)
+{
+    if (!cl || !pos || !out) {
+        return SHMQ_E_ARG;
+    }
+    return next_record(cl, pos, limit, flags, out, NULL);
+}
+
+int shmq_commitlog_next_head(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
+                             unsigned flags, shmq_record_head_t *out)
+{
+    if (!cl || !pos || !out) {
+        return SHMQ_E_ARG;
+    }
+    return next_record(cl, pos, limit, flags, NULL, out);
+}
+
+int shmq_commitlog_skip(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, int64_t *last)
+{
+    if (!cl || !pos || !last) {
+        return SHMQ_E_ARG;
+    }
+    int64_t p = *pos;
+    int rc = 0;
+    bool done = false;
+    while (!done && p < limit) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, p);
+        if (!mf) {
+            if (p < shmq_mfq_min_offset(&cl->q)) {
+                rc = shmq_error_set(SHMQ_E_RANGE, "commitlog %s: offset %lld was removed",
+                                    cl->q.dir, (long long)p);
+            }
+            break;
+        }
+        int64_t seg_end = mf->start_offset + seg_size(cl);
+        int64_t stop = limit < seg_end ? limit : seg_end;
+        while (p < stop) {
+            if (stop - p < SHMQ_BLANK_MIN_LEN) {
+                if (stop == seg_end) {
+                    rc = shmq_error_set(SHMQ_E_TRUNCATED,
+                                        "commitlog %s: %lld bytes at %lld before the segment end",
+                                        cl->q.dir, (long long)(seg_end - p), (long long)p);
+                }
+                done = true; /* otherwise: the next header is not below limit yet */
+                break;
+            }
+            const uint8_t *b = mf->base + (p - mf->start_offset);
+            int32_t total = peek32(b);
+            int32_t magic = peek32(b + 4);
+            if (magic == SHMQ_MAGIC_BLANK) {
+                if (total < SHMQ_BLANK_MIN_LEN || total > seg_end - p) {
+                    rc =
+                        shmq_error_set(SHMQ_E_SIZE, "commitlog %s: blank record at %lld: length %d",
+                                       cl->q.dir, (long long)p, total);
+                    done = true;
+                    break;
+                }
+                p = seg_end; /* the next record starts the next segment */
+                break;
+            }
+            if (magic != SHMQ_MAGIC_V1 && magic != SHMQ_MAGIC_V2) {
+                rc = shmq_error_set(SHMQ_E_MAGIC, "commitlog %s: record at %lld: magic 0x%08x",
+                                    cl->q.dir, (long long)p, (unsigned)magic);
+                done = true;
+                break;
+            }
+            if (total < SHMQ_RECORD_FIXED_V1 || total > seg_end - p) {
+                rc = shmq_error_set(SHMQ_E_SIZE, "commitlog %s: record at %lld: size %d", cl->q.dir,
+                                    (long long)p, total);
+                done = true;
+                break;
+            }
+            if (p + total > limit) {
+                done = true; /* crosses limit: not there yet */
+                break;
+            }
+            *last = p;
+            p += total;
+        }
+    }
+    *pos = p;
+    return rc;
 }
 
 int64_t shmq_commitlog_offset_by_time(const shmq_commitlog_t *cl, int64_t ts)

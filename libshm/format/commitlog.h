@@ -21,6 +21,7 @@
 
 #include "format/mapped_file.h"
 #include "format/message.h"
+#include "format/record_scan.h"
 
 typedef struct shmq_commitlog {
     shmq_mfq_t q;
@@ -78,6 +79,17 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
                                 shmq_append_result_t *res);
 
 /*
+ * The writer's append: as shmq_commitlog_append_batch() (one unit, store
+ * time now), of records planned already: plans[i] is shmq_record_plan() of
+ * m[i], whose store_host must be cl->store_host.  Each record is encoded
+ * once, reading each byte of m[i].body once (it may be shared memory).
+ * res[i].msg_id is left empty (shmq_msgid_format() makes it on demand).
+ */
+int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
+                                const shmq_record_plan_t *plans, size_t n,
+                                const int64_t *queue_offsets, shmq_append_result_t *res);
+
+/*
  * A slave: put len bytes of the master's log at offset, which must be where
  * the bytes put so far end (raw_end; wrote_pos after set_positions or
  * truncate); a log without records (shmq_commitlog_empty) starts at any
@@ -115,6 +127,27 @@ int shmq_commitlog_read(const shmq_commitlog_t *cl, int64_t phys_offset, unsigne
  */
 int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
                         shmq_record_t *out);
+
+/*
+ * shmq_commitlog_next() with the light decode (record_scan.h): the same
+ * iteration, checks and return values, only the header fields and the
+ * properties area.  flags: 0 or SHMQ_DECODE_CHECK_PHYS.
+ */
+int shmq_commitlog_next_head(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
+                             unsigned flags, shmq_record_head_t *out);
+
+/*
+ * Walk records by their size fields only, from *pos (a record boundary) up
+ * to limit: checks each header's magic and that its size lies between the
+ * fixed part and its segment's end; a blank record moves to the next
+ * segment.  *pos ends after the last record (or blank) passed that ends at
+ * or below limit; *last is set to the start of the last record passed
+ * (unchanged if none).  The fields are not checked: a caller reads the
+ * record it needs with shmq_commitlog_next_head() (SHMQ_DECODE_CHECK_PHYS).
+ * Returns 0, or an error with *pos at the bad header (SHMQ_E_RANGE when
+ * *pos was removed).
+ */
+int shmq_commitlog_skip(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, int64_t *last);
 
 /*
  * Physical offset of the first record whose store timestamp is >= ts, or

@@ -18,6 +18,8 @@
  */
 #include "format/config.h"
 
+#include "base/log.h"
+
 #include "format/message.h"
 
 #include "shmq/errors.h"
@@ -63,6 +65,8 @@ enum key_kind {
     KEY_IP,            /* "" or an IPv4/IPv6 address */
     KEY_HOSTPORT,      /* "" or host:port */
     KEY_ABS_PATH,      /* "" or an absolute path */
+    KEY_LOG_LEVEL,     /* ERROR | WARN | INFO | DEBUG */
+    KEY_LISTEN,        /* "" | PORT (127.0.0.1) | host:port */
 };
 
 typedef struct key_def {
@@ -155,6 +159,10 @@ static const key_def_t config_keys[] = {
     K("slaveTimeout", KEY_I32, slave_timeout, 1, MS_HOUR),
     K("haPlainLink", KEY_BOOL, ha_plain_link, 0, 0),
     K("haSecretFile", KEY_ABS_PATH, ha_secret_file, 0, 0),
+    /* logs */
+    K("logLevel", KEY_LOG_LEVEL, log_level, 0, 0),
+    /* metrics */
+    K("metricsListen", KEY_LISTEN, metrics_listen, 0, 0),
 };
 
 /* Older spellings RocketMQ used, mapped to today's key (warned as deprecated). */
@@ -184,7 +192,6 @@ static const char *const config_ignored[] = {
     "brokerTopicEnable",
     "traceTopicEnable",
     "msgTraceTopicName",
-    "aclEnable",
     "enablePropertyFilter",
     "filterSupportRetry",
     "rejectTransactionMessage",
@@ -495,6 +502,7 @@ void shmq_config_defaults(shmq_config_t *cfg)
     cfg->ha_listen_port = 10912;
     cfg->ha_master_address[0] = '\0';
     cfg->ha_secret_file[0] = '\0';
+    cfg->log_level = SHMQ_LOG_INFO;
     cfg->ha_send_heartbeat_interval = 5000;
     cfg->ha_housekeeping_interval = 20000;
     cfg->ha_transfer_batch_size = 32 * 1024;
@@ -641,8 +649,37 @@ static int config_apply(shmq_config_t *cfg, const key_def_t *k, const char *valu
             return config_bad(file, line, k->name, value, "host:port with a port 1..65535");
         }
         return config_set_string(k, field, file, line, value);
+    case KEY_LISTEN:
+        if (value[0] != '\0' && strspn(value, "0123456789") == strlen(value)) {
+            int64_t port;
+            if (!parse_int64(value, &port) || port < 1 || port > 65535) {
+                return config_bad(file, line, k->name, value, "a port 1..65535 or host:port");
+            }
+            snprintf(field, k->size, "127.0.0.1:%d", (int)port);
+            return 0;
+        }
+        if (value[0] != '\0' && !parse_hostport(value)) {
+            return config_bad(file, line, k->name, value, "a port 1..65535 or host:port");
+        }
+        return config_set_string(k, field, file, line, value);
+    case KEY_LOG_LEVEL: {
+        int level = shmq_log_level_parse(value);
+        if (level < 0) {
+            return config_bad(file, line, k->name, value, "ERROR, WARN, INFO or DEBUG");
+        }
+        cfg->log_level = level;
+        return 0;
+    }
     case KEY_NAME:
         if (value[0] == '\0') {
+            /* Empty means the default where the default is empty (clientUnixGroup): what
+             * --print-config prints reads back. */
+            shmq_config_t def;
+            shmq_config_defaults(&def);
+            if (((const char *)&def)[k->off] == '\0') {
+                field[0] = '\0';
+                return 0;
+            }
             return config_bad(file, line, k->name, value, "a non-empty value");
         }
         return config_set_string(k, field, file, line, value);
@@ -675,6 +712,44 @@ static int config_set_at(shmq_config_t *cfg, const char *key, const char *value,
     }
     config_warn(warn, warn_arg, file, line, "unknown key '%.200s'", key);
     return 1;
+}
+
+int shmq_config_write(const shmq_config_t *cfg, FILE *f)
+{
+    for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+        const key_def_t *k = &config_keys[i];
+        const char *field = (const char *)cfg + k->off;
+        switch (k->kind) {
+        case KEY_I32:
+        case KEY_I64:
+        case KEY_CQ_SIZE:
+        case KEY_RATIO:
+            fprintf(f, "%s=%lld\n", k->name,
+                    k->size == sizeof(int32_t) ? (long long)*(const int32_t *)(const void *)field
+                                               : (long long)*(const int64_t *)(const void *)field);
+            break;
+        case KEY_BOOL:
+            fprintf(f, "%s=%s\n", k->name, *(const bool *)(const void *)field ? "true" : "false");
+            break;
+        case KEY_FLUSH:
+            fprintf(f, "%s=%s\n", k->name,
+                    cfg->flush_disk_type == SHMQ_SYNC_FLUSH ? "SYNC_FLUSH" : "ASYNC_FLUSH");
+            break;
+        case KEY_LOG_LEVEL:
+            fprintf(f, "%s=%s\n", k->name, shmq_log_level_text(cfg->log_level));
+            break;
+        case KEY_ROLE:
+            fprintf(f, "%s=%s\n", k->name,
+                    cfg->broker_role == SHMQ_SLAVE         ? "SLAVE"
+                    : cfg->broker_role == SHMQ_SYNC_MASTER ? "SYNC_MASTER"
+                                                           : "ASYNC_MASTER");
+            break;
+        default: /* text */
+            fprintf(f, "%s=%.*s\n", k->name, (int)strnlen(field, k->size), field);
+            break;
+        }
+    }
+    return ferror(f) ? -EIO : 0;
 }
 
 int shmq_config_set(shmq_config_t *cfg, const char *key, const char *value,
@@ -798,6 +873,44 @@ static int config_invalid(const char *key, const char *fmt, ...)
  *   explicitly, haPlainLink=true (RocketMQ's plain protocol); so does a
  *   SYNC_MASTER; never both.
  */
+int shmq_log_level_parse(const char *s)
+{
+    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *shmq_log_level_text(int level)
+{
+    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    return level >= 0 && level < 4 ? names[level] : "INFO";
+}
+
+void shmq_config_fit(shmq_config_t *cfg, shmq_config_warn_fn warn, void *warn_arg)
+{
+    int64_t overhead =
+        RECORD_OVERHEAD_MAX + cfg->max_topic_length + SHMQ_PROPS_MAX + SHMQ_BLANK_MIN_LEN;
+    int64_t fit = cfg->mapped_file_size_commit_log - overhead;
+    if (fit <= 0 || cfg->max_message_size <= fit) {
+        return; /* fits, or no record fits at all: validate says so */
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "maxMessageSize %d does not fit a CommitLog segment of %lld bytes "
+             "(mappedFileSizeCommitLog; a record has up to %lld bytes of header, topic and "
+             "properties besides the body): capped to %lld",
+             cfg->max_message_size, (long long)cfg->mapped_file_size_commit_log,
+             (long long)overhead, (long long)fit);
+    cfg->max_message_size = (int32_t)fit;
+    if (warn) {
+        warn(warn_arg, NULL, 0, msg);
+    }
+}
+
 int shmq_config_validate(const shmq_config_t *cfg)
 {
     if (cfg->store_path_root_dir[0] == '\0') {

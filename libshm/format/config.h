@@ -13,6 +13,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -108,10 +109,20 @@ typedef struct shmq_config {
      * (0600, the broker's user; both sides hold the same).  Neither this nor haPlainLink:
      * no ha-sender runs, and neither a SLAVE nor a SYNC_MASTER starts. */
     char ha_secret_file[1024];
+    /* logLevel (shmq key): ERROR, WARN, INFO (default) or DEBUG; shmqctl log-level
+     * changes it while the store runs. */
+    int32_t log_level;
+    /* metricsListen (shmq key): "" (off, the default), "PORT" (127.0.0.1) or "HOST:PORT":
+     * the shmq-metrics worker serves http://HOST:PORT/metrics. */
+    char metrics_listen[256];
 } shmq_config_t;
 
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */
 void shmq_config_defaults(shmq_config_t *cfg);
+
+/* Every key shmq reads, one "key=value" line each, in the order of the key table
+ * (shmqd --print-config).  0, or -EIO when f failed. */
+int shmq_config_write(const shmq_config_t *cfg, FILE *f);
 
 /*
  * Callback for warnings (unknown keys, deprecated spellings).  file may be
@@ -142,6 +153,19 @@ int shmq_config_load(shmq_config_t *cfg, const char *path, shmq_config_warn_fn w
  * has brokerId > 0 and haMasterAddress.  SHMQ_E_CONFIG naming the key.
  */
 int shmq_config_validate(const shmq_config_t *cfg);
+
+/*
+ * Before shmq_config_validate: a maxMessageSize whose largest record does not
+ * fit one CommitLog segment is capped to what fits, with a warning (a small
+ * segment with the default 4 MiB maxMessageSize is not a reason to refuse
+ * the whole configuration).  A segment too small for any record is left to
+ * validate to refuse.
+ */
+/* A logLevel value (ERROR, WARN, INFO, DEBUG; any case): the level, or -1.  And its text. */
+int shmq_log_level_parse(const char *s);
+const char *shmq_log_level_text(int level);
+
+void shmq_config_fit(shmq_config_t *cfg, shmq_config_warn_fn warn, void *warn_arg);
 
 /*
  * The store host the writer stamps on records and producers put in offset

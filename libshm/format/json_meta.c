@@ -32,7 +32,7 @@
 #include "base/log.h"
 
 /*
- * The daemons' logger (daemons/worker.c), referenced weakly: tools and
+ * The daemons' logger (daemons/log.c), referenced weakly: tools and
  * client programs do not link it, and then findings go only to the sink
  * a program sets.
  */

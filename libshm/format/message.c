@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #include <isa-l/crc.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "base/bytes.h"
 
@@ -266,22 +269,53 @@ static bool props_name_crc(const char *props, size_t len)
 
 /* ---- record layout ----------------------------------------------------- */
 
-/* The sizes that decide a record's layout. */
-typedef struct record_plan {
-    int64_t total;
-    uint32_t born_len;  /* 8 or 20 */
-    uint32_t store_len; /* 8 or 20 */
-    uint32_t props_len; /* final, with separator and __CRC32# tail */
-    bool v2;
-    bool add_sep; /* insert 0x02 between the user properties and the tail */
-} record_plan_t;
+int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (len == 0) {
+        return 0;
+    }
+    const char *nul = memchr(props, 0, len);
+    if (nul != NULL) {
+        return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
+                              (size_t)(nul - props));
+    }
+    const size_t crc_len = sizeof(SHMQ_PROP_CRC32) - 1, uk_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
+    const char *p = props, *end = props + len;
+    /* One pass: one memchr for the segment's end, one for its name/value separator. */
+    while (p < end) {
+        const char *seg_end = memchr(p, SHMQ_PROP_SEP, (size_t)(end - p));
+        if (seg_end == NULL) {
+            seg_end = end;
+        }
+        size_t seg_len = (size_t)(seg_end - p);
+        /* A segment named __CRC32# (valid or not) is the store's: as props_name_crc(). */
+        if (seg_len >= crc_len && memcmp(p, SHMQ_PROP_CRC32, crc_len) == 0 &&
+            (seg_len == crc_len || p[crc_len] == SHMQ_PROP_NAME_VALUE_SEP)) {
+            return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
+        }
+        const char *sep = memchr(p, SHMQ_PROP_NAME_VALUE_SEP, seg_len);
+        /* A property counts when its name and value are both non-empty (shmq_props_next). */
+        if (sep != NULL && sep > p && sep + 1 < seg_end) {
+            size_t nl = (size_t)(sep - p);
+            if (nl == uk_len && memcmp(p, SHMQ_PROP_UNIQ_KEY, uk_len) == 0) {
+                info->uniq_key = sep + 1; /* the last one wins */
+                info->uniq_key_len = (size_t)(seg_end - sep - 1);
+            } else if (nl >= 5 && (p[0] == 'D' || p[0] == 'T')) {
+                info->sched = true;
+            }
+        }
+        p = seg_end + 1;
+    }
+    return 0;
+}
 
 static inline uint32_t host_len(const shmq_host_t *h)
 {
     return h->is_v6 ? 20 : 8;
 }
 
-static int record_plan(const shmq_msg_in_t *m, record_plan_t *pl)
+int shmq_record_plan(const shmq_msg_in_t *m, unsigned flags, shmq_record_plan_t *pl)
 {
     if (m->topic == NULL || m->topic_len == 0 || m->topic_len > SHMQ_TOPIC_MAX_ANY) {
         return shmq_error_set(SHMQ_E_TOPIC, "topic length %zu not in 1..%d", m->topic_len,
@@ -300,20 +334,21 @@ static int record_plan(const shmq_msg_in_t *m, record_plan_t *pl)
         return shmq_error_set(SHMQ_E_PROPS, "properties of %zu bytes with __CRC32# exceed %d",
                               props, SHMQ_PROPS_MAX);
     }
-    const char *nul = m->props_len > 0 ? memchr(m->props, 0, m->props_len) : NULL;
-    if (nul != NULL) {
-        return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
-                              (size_t)(nul - m->props));
-    }
-    if (props_name_crc(m->props, m->props_len)) {
-        return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
+    if (!(flags & SHMQ_PLAN_PROPS_SCANNED)) {
+        const char *nul = m->props_len > 0 ? memchr(m->props, 0, m->props_len) : NULL;
+        if (nul != NULL) {
+            return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
+                                  (size_t)(nul - m->props));
+        }
+        if (props_name_crc(m->props, m->props_len)) {
+            return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
+        }
     }
     pl->props_len = (uint32_t)props;
     pl->v2 = m->topic_len > SHMQ_TOPIC_MAX;
-    pl->born_len = host_len(&m->born_host);
-    pl->store_len = host_len(&m->store_host);
     /* SHMQ_RECORD_FIXED_V1 counts two 8-byte hosts and a 1-byte topic length. */
-    int64_t fixed = SHMQ_RECORD_FIXED_V1 + (pl->born_len - 8) + (pl->store_len - 8) + pl->v2;
+    int64_t fixed = SHMQ_RECORD_FIXED_V1 + (host_len(&m->born_host) - 8) +
+                    (host_len(&m->store_host) - 8) + pl->v2;
     if (m->body_len > (size_t)INT32_MAX) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "body of %zu bytes", m->body_len);
     }
@@ -326,8 +361,8 @@ static int record_plan(const shmq_msg_in_t *m, record_plan_t *pl)
 
 int64_t shmq_record_size(const shmq_msg_in_t *m)
 {
-    record_plan_t pl;
-    int rc = record_plan(m, &pl);
+    shmq_record_plan_t pl;
+    int rc = shmq_record_plan(m, 0, &pl);
     return rc < 0 ? rc : pl.total;
 }
 
@@ -339,27 +374,27 @@ static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
     return p + n + 4;
 }
 
+/* "00".."99" with the ones digit first: two digits of crc_digits() per step. */
+static const char digit_pairs_lsf[200] = {
+#define P10(t) '0', t, '1', t, '2', t, '3', t, '4', t, '5', t, '6', t, '7', t, '8', t, '9', t
+    P10('0'), P10('1'), P10('2'), P10('3'), P10('4'),
+    P10('5'), P10('6'), P10('7'), P10('8'), P10('9'),
+#undef P10
+};
+
 /* The 10 digits of a masked CRC, least significant first, '0'-padded. */
 static void crc_digits(char *out, uint32_t v)
 {
-    for (int i = 0; i < CRC_PROP_DIGITS; i++) {
-        out[i] = (char)('0' + v % 10);
-        v /= 10;
+    for (int i = 0; i < CRC_PROP_DIGITS; i += 2) {
+        memcpy(out + i, &digit_pairs_lsf[2 * (v % 100)], 2);
+        v /= 100;
     }
 }
 
-int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,
-                           int64_t store_ts, uint8_t *dst, size_t cap)
+int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                uint8_t *dst)
 {
-    record_plan_t pl;
-    int rc = record_plan(m, &pl);
-    if (rc < 0) {
-        return rc;
-    }
-    if ((uint64_t)pl.total > cap) {
-        return shmq_error_set(SHMQ_E_TRUNCATED, "record of %lld bytes, room for %zu",
-                              (long long)pl.total, cap);
-    }
     int32_t sysflag = m->sysflag & ~(SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6);
     if (m->born_host.is_v6) {
         sysflag |= SHMQ_SYSFLAG_BORNHOST_V6;
@@ -369,9 +404,8 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
     }
 
     uint8_t *p = dst;
-    shmq_put_be32(p + 0, (uint32_t)pl.total);
-    shmq_put_be32(p + 4, (uint32_t)(pl.v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
-    shmq_put_be32(p + 8, (uint32_t)shmq_crc32_masked(m->body, m->body_len));
+    shmq_put_be32(p + 0, (uint32_t)pl->total);
+    shmq_put_be32(p + 4, (uint32_t)(pl->v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
     shmq_put_be32(p + 12, (uint32_t)m->queue_id);
     shmq_put_be32(p + 16, (uint32_t)m->flag);
     shmq_put_be64(p + 20, (uint64_t)queue_offset);
@@ -387,9 +421,11 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
     p += 16;
     if (m->body_len > 0) {
         memcpy(p, m->body, m->body_len);
-        p += m->body_len;
     }
-    if (pl.v2) {
+    /* BODYCRC of the bytes as written (the source may be shared memory: read once). */
+    shmq_put_be32(dst + 8, (uint32_t)shmq_crc32_masked(p, m->body_len));
+    p += m->body_len;
+    if (pl->v2) {
         shmq_put_be16(p, (uint16_t)m->topic_len);
         p += 2;
     } else {
@@ -397,22 +433,37 @@ int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t
     }
     memcpy(p, m->topic, m->topic_len);
     p += m->topic_len;
-    shmq_put_be16(p, (uint16_t)pl.props_len);
+    shmq_put_be16(p, (uint16_t)pl->props_len);
     p += 2;
     if (m->props_len > 0) {
         memcpy(p, m->props, m->props_len);
         p += m->props_len;
     }
-    if (pl.add_sep) {
+    if (pl->add_sep) {
         *p++ = SHMQ_PROP_SEP;
     }
     memcpy(p, crc_prop_head, CRC_PROP_HEAD_LEN);
     p += CRC_PROP_HEAD_LEN;
     /* The record CRC covers everything before the tail, offsets included. */
-    uint32_t crc = (uint32_t)shmq_crc32_masked(dst, (size_t)pl.total - SHMQ_CRC_PROP_LEN);
+    uint32_t crc = (uint32_t)shmq_crc32_masked(dst, (size_t)pl->total - SHMQ_CRC_PROP_LEN);
     crc_digits((char *)p, crc);
     p[CRC_PROP_DIGITS] = SHMQ_PROP_SEP;
-    return pl.total;
+    return pl->total;
+}
+
+int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,
+                           int64_t store_ts, uint8_t *dst, size_t cap)
+{
+    shmq_record_plan_t pl;
+    int rc = shmq_record_plan(m, 0, &pl);
+    if (rc < 0) {
+        return rc;
+    }
+    if ((uint64_t)pl.total > cap) {
+        return shmq_error_set(SHMQ_E_TRUNCATED, "record of %lld bytes, room for %zu",
+                              (long long)pl.total, cap);
+    }
+    return shmq_record_encode_plan(m, &pl, queue_offset, phys_offset, store_ts, dst);
 }
 
 void shmq_record_write_blank(uint8_t *dst, int32_t remaining)
@@ -689,9 +740,59 @@ int shmq_record_check_crcs(const shmq_record_t *r)
 
 /* ---- identifiers ------------------------------------------------------- */
 
+/*
+ * Four bytes (the first in x's top byte) as eight uppercase hex characters
+ * in memory order, without a table or a branch: each nibble is spread to a
+ * byte of its own, then '0' is added, and 7 more for the nibbles 10..15
+ * (+6 carries them into bit 4).  About 15 instructions for 8 characters.
+ */
+static inline uint64_t hex4_upper(uint32_t x)
+{
+    uint64_t v = x;
+    v = (v | v << 16) & 0x0000FFFF0000FFFFULL;
+    v = (v | v << 8) & 0x00FF00FF00FF00FFULL;
+    v = (v | v << 4) & 0x0F0F0F0F0F0F0F0FULL; /* nibble k (first = most significant) in byte 7-k */
+    uint64_t letters = ((v + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+    v += 0x3030303030303030ULL + letters * 7;
+    return htobe64(v); /* the first nibble's character at the lowest address */
+}
+
+/* 16 bytes of b as 32 uppercase hex characters at o (no NUL): a message id in ~20 instructions. */
+static inline void hex16_upper(char *o, const uint8_t *b)
+{
+#if defined(__SSE2__)
+    const __m128i nib = _mm_set1_epi8(0x0F), nine = _mm_set1_epi8(9);
+    const __m128i zero = _mm_set1_epi8('0'), seven = _mm_set1_epi8(7);
+    __m128i in = _mm_loadu_si128((const __m128i *)(const void *)b);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(in, 4), nib);
+    __m128i lo = _mm_and_si128(in, nib);
+    __m128i c0 = _mm_unpacklo_epi8(hi, lo), c1 = _mm_unpackhi_epi8(hi, lo); /* nibbles in order */
+    c0 = _mm_add_epi8(_mm_add_epi8(c0, zero), _mm_and_si128(_mm_cmpgt_epi8(c0, nine), seven));
+    c1 = _mm_add_epi8(_mm_add_epi8(c1, zero), _mm_and_si128(_mm_cmpgt_epi8(c1, nine), seven));
+    _mm_storeu_si128((__m128i *)(void *)o, c0);
+    _mm_storeu_si128((__m128i *)(void *)(o + 16), c1);
+#else
+    for (int i = 0; i < 16; i += 4) {
+        uint64_t v = hex4_upper(shmq_get_be32(b + i));
+        memcpy(o + 2 * i, &v, 8);
+    }
+#endif
+}
+
+/* n bytes of b as 2n uppercase hex characters at o; returns o + 2n (no NUL). */
 static char *hex_put(char *o, const uint8_t *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        hex16_upper(o, b + i);
+        o += 32;
+    }
+    for (; i + 4 <= n; i += 4) {
+        uint64_t v = hex4_upper(shmq_get_be32(b + i));
+        memcpy(o, &v, 8);
+        o += 8;
+    }
+    for (; i < n; i++) {
         *o++ = hex_upper[b[i] >> 4];
         *o++ = hex_upper[b[i] & 0xF];
     }
@@ -714,12 +815,18 @@ static int hex_val(char c)
 
 void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset, char out[SHMQ_MSGID_MAX])
 {
+    /* On every send result and every consumed message: straight from the binary fields. */
     uint8_t b[28];
     size_t n = store_host->is_v6 ? 16 : 4;
-    memcpy(b, store_host->addr, n);
+    memcpy(b, store_host->addr, 16);
     shmq_put_be32(b + n, (uint32_t)store_host->port);
     shmq_put_be64(b + n + 4, (uint64_t)phys_offset);
-    *hex_put(out, b, n + 12) = '\0';
+    hex16_upper(out, b);
+    if (n == 16) {
+        *hex_put(out + 32, b + 16, 12) = '\0';
+    } else {
+        out[32] = '\0';
+    }
 }
 
 int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_offset)
@@ -831,22 +938,29 @@ static void uniq_month_bounds(int64_t now_ms)
     uniq_month_end = (int64_t)mktime(&tm) * 1000;
 }
 
-void shmq_uniq_key_generate(char out[SHMQ_UNIQ_KEY_MAX])
+size_t shmq_uniq_key_generate_at(char out[SHMQ_UNIQ_KEY_MAX], int64_t now_ms)
 {
     pthread_once(&uniq_once, uniq_init);
 
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (now_ms < uniq_month_start || now_ms >= uniq_month_end) {
         uniq_month_bounds(now_ms);
     }
     /* Relaxed: only uniqueness of the value matters, not ordering. */
     uint32_t count = atomic_fetch_add_explicit(&uniq_counter, 1, memory_order_relaxed);
 
-    uint8_t b[6];
-    shmq_put_be32(b, (uint32_t)(now_ms - uniq_month_start)); /* wraps like Java's int */
-    shmq_put_be16(b + 4, (uint16_t)count);
+    /* The prefix, then ms in the month (4 bytes, wraps like Java's int) and the count (2). */
     memcpy(out, uniq_prefix, sizeof(uniq_prefix));
-    *hex_put(out + sizeof(uniq_prefix), b, sizeof(b)) = '\0';
+    uint64_t v = hex4_upper((uint32_t)(now_ms - uniq_month_start));
+    memcpy(out + sizeof(uniq_prefix), &v, 8);
+    v = hex4_upper((uint32_t)(uint16_t)count << 16);
+    memcpy(out + sizeof(uniq_prefix) + 8, &v, 4);
+    out[SHMQ_UNIQ_KEY_LEN] = '\0';
+    return SHMQ_UNIQ_KEY_LEN;
+}
+
+void shmq_uniq_key_generate(char out[SHMQ_UNIQ_KEY_MAX])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    shmq_uniq_key_generate_at(out, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }

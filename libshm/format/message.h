@@ -96,6 +96,40 @@ int32_t shmq_index_key_hash(const char *key, size_t len);
 int64_t shmq_record_size(const shmq_msg_in_t *m);
 
 /*
+ * The layout of one record (shmq_record_plan()): its size and what decides
+ * where its fields go.  A plan is made once and handed to
+ * shmq_record_encode_plan(); planning again costs a pass over the
+ * properties.
+ */
+typedef struct shmq_record_plan {
+    int64_t total;      /* TOTALSIZE */
+    uint32_t props_len; /* final: with the separator and the __CRC32# tail */
+    bool v2;            /* topic longer than 127 bytes */
+    bool add_sep;       /* a 0x02 goes between the user properties and the tail */
+} shmq_record_plan_t;
+
+/* Flag of shmq_record_plan(): m->props passed shmq_props_scan() already (no second pass). */
+#define SHMQ_PLAN_PROPS_SCANNED 0x1u
+
+/*
+ * Plan the record of m: 0 with *pl filled, or the errors of
+ * shmq_record_size() (which is this without the plan).  With
+ * SHMQ_PLAN_PROPS_SCANNED the properties' content (0x00 bytes, __CRC32#)
+ * is not looked at again: the caller checked it with shmq_props_scan().
+ */
+int shmq_record_plan(const shmq_msg_in_t *m, unsigned flags, shmq_record_plan_t *pl);
+
+/*
+ * Encode m as planned by shmq_record_plan(m, ..., pl) into dst, which has
+ * pl->total bytes.  Both CRCs are computed over the bytes written to dst,
+ * so m->body may point into memory another process can change (each of its
+ * bytes is read once).  Returns pl->total.
+ */
+int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                uint8_t *dst);
+
+/*
  * Encode m into dst (cap bytes) with the given queue offset, physical
  * offset and store timestamp.  Chooses V2 when the topic is longer than 127
  * bytes.  Computes BODYCRC and the whole-record __CRC32# (written last).
@@ -197,6 +231,22 @@ void shmq_record_write_blank(uint8_t *dst, int32_t remaining);
  */
 const char *shmq_props_get(const char *props, size_t len, const char *name, size_t *vlen);
 
+/* What the store reads from a message's properties, found in one pass (shmq_props_scan()). */
+typedef struct shmq_props_info {
+    const char *uniq_key; /* UNIQ_KEY's value (the last one wins), NULL if absent or empty */
+    size_t uniq_key_len;
+    /* a property whose name starts with 'D' or 'T' and has 5 bytes or more: maybe DELAY or
+     * TIMER_*, which the scheduler's put hook reads (none: the hook has nothing to do) */
+    bool sched;
+} shmq_props_info_t;
+
+/*
+ * One pass over an encoded properties area: SHMQ_E_PROPS when it holds a
+ * 0x00 byte or a property named __CRC32# (as shmq_record_size() refuses
+ * them), else 0 with *info filled.
+ */
+int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info);
+
 /*
  * Append "name 0x01 value 0x02" to buf (which holds *len bytes, cap in all;
  * name is NUL-terminated).  A 0x02 is inserted first if buf is non-empty
@@ -229,6 +279,15 @@ int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_of
  * since the start of the month, a counter.  Thread-safe.
  */
 void shmq_uniq_key_generate(char out[SHMQ_UNIQ_KEY_MAX]);
+
+/* Length of a key shmq_uniq_key_generate() makes (32 hex characters; IPv4 prefix). */
+#define SHMQ_UNIQ_KEY_LEN 32
+
+/*
+ * As shmq_uniq_key_generate(), with the wall clock (ms since the epoch)
+ * the caller already read; returns the key's length (SHMQ_UNIQ_KEY_LEN).
+ */
+size_t shmq_uniq_key_generate_at(char out[SHMQ_UNIQ_KEY_MAX], int64_t now_ms);
 
 /* The host address this process stamps on messages (first non-loopback IPv4, else 127.0.0.1). */
 void shmq_local_host(shmq_host_t *host, int32_t port);

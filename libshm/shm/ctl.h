@@ -73,9 +73,9 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    6
+#define SHMQ_CTL_VERSION    8
 
-#define SHMQ_CTL_MAX_WORKERS 8
+#define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
 #define SHMQ_RING_SLOTS      256 /* completion slots per ring = max requests in flight */
 #define SHMQ_CTL_MAX_TOPICS  1024
@@ -92,7 +92,8 @@ enum shmq_role {
     SHMQ_ROLE_CLEANER = 5,
     SHMQ_ROLE_HA_SENDER = 6,   /* a master: streams the CommitLog to slaves */
     SHMQ_ROLE_HA_RECEIVER = 7, /* a slave: appends the master's CommitLog in the writer's place */
-    SHMQ_ROLE_COUNT = 8
+    SHMQ_ROLE_METRICS = 8,     /* serves the metrics over HTTP (metricsListen) */
+    SHMQ_ROLE_COUNT = 9
 };
 
 /* Name of a role as in `ps`, status and `shmqctl restart`: "writer", ... */
@@ -314,6 +315,9 @@ typedef struct shmq_ctl_scheduler {
     _Atomic int64_t timer_read_ms;    /* slots before this time are delivered; 0: no timer files */
     _Atomic uint64_t dropped;         /* due messages that could not be delivered (logged) */
     _Atomic uint64_t retries;         /* deliveries retried after a transient error */
+    /* dispatcher -> scheduler: units for SCHEDULE_TOPIC_XXXX or rmq_sys_wheel_timer (the
+     * scheduler sleeps on it, so that ordinary messages never wake it) */
+    shmq_ctl_wake_t wake;
 } shmq_ctl_scheduler_t;
 
 /* ---- replication ------------------------------------------------------------------ */
@@ -383,6 +387,13 @@ typedef struct shmq_ctl_role {
     _Atomic uint32_t restart_store;
 } shmq_ctl_role_t;
 
+/* Operator settings that change while the store runs (the store's user: shmqctl). */
+typedef struct shmq_ctl_ops {
+    /* enum shmq_log_level: every process of the store logs up to it.  The master sets
+     * it from logLevel at start; `shmqctl log-level` changes it. */
+    _Alignas(64) _Atomic int32_t log_level;
+} shmq_ctl_ops_t;
+
 /* ---- the block ------------------------------------------------------------------ */
 
 typedef struct shmq_ctl_header {
@@ -425,9 +436,10 @@ typedef struct shmq_ctl_block {
     _Atomic int32_t fenced_part; /* the fencing worker: enum shmq_fence_part (status only) */
 
     /* Wake-up words of the store's processes (clients' are in shmq_ctl_wakes_t). */
-    shmq_ctl_wake_t flusher_wake;    /* writer -> flusher: data to flush (SYNC_FLUSH) */
-    shmq_ctl_wake_t dispatcher_wake; /* writer/flusher -> dispatcher: records to dispatch */
-    shmq_ctl_wake_t master_wake;     /* anyone -> master: a request (restart) */
+    shmq_ctl_wake_t flusher_wake; /* writer -> flusher: data to flush (SYNC_FLUSH) */
+    /* writer/flusher -> dispatcher and indexer: records to dispatch and index */
+    shmq_ctl_wake_t dispatcher_wake;
+    shmq_ctl_wake_t master_wake; /* anyone -> master: a request (restart) */
 
     shmq_ctl_worker_t workers[SHMQ_CTL_MAX_WORKERS];
     shmq_ctl_counters_t counters;
@@ -439,6 +451,7 @@ typedef struct shmq_ctl_block {
     shmq_ctl_scheduler_t scheduler; /* scheduler (see the struct) */
     shmq_ctl_ha_t ha;               /* ha-sender or ha-receiver (see the struct) */
     shmq_ctl_role_t role;           /* master, and shmqctl role's request (see the struct) */
+    shmq_ctl_ops_t ops;             /* operator settings (see the struct) */
 } shmq_ctl_block_t;
 
 /* A consumer group offset. */
@@ -597,6 +610,14 @@ uint64_t shmq_ctl_wake_syscalls(void);
  * repairs it; retry later).  Lock-free; works on a read-only handle.
  */
 int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len, shmq_ctl_topic_t *out);
+
+/*
+ * shmq_ctl_topic_get(), and *entry = the table entry the snapshot was taken
+ * from: while that entry's seq (acquire) still equals out->seq, the entry
+ * has not changed since (a cache's check, without copying it again).
+ */
+int shmq_ctl_topic_get_entry(const shmq_ctl_t *ctl, const char *name, size_t len,
+                             shmq_ctl_topic_t *out, const shmq_ctl_topic_t **entry);
 
 /*
  * Take / release the topic-table lock (an OFD lock on byte 2 of <root>/lock,

@@ -172,13 +172,20 @@ static bool topic_matches(const shmq_ctl_topic_t *t, const char *name, size_t le
 
 int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len, shmq_ctl_topic_t *out)
 {
+    return shmq_ctl_topic_get_entry(ctl, name, len, out, NULL);
+}
+
+int shmq_ctl_topic_get_entry(const shmq_ctl_t *ctl, const char *name, size_t len,
+                             shmq_ctl_topic_t *out, const shmq_ctl_topic_t **entry)
+{
     shmq_ctl_topic_t snap;
     if (name == NULL || len == 0 || len > SHMQ_TOPIC_MAX_ANY) {
         return shmq_error_set(SHMQ_E_NOT_FOUND, "no topic of length %zu", len);
     }
     uint32_t home = topic_home(name, len);
     for (uint32_t i = 0; i < SHMQ_CTL_MAX_TOPICS; i++) {
-        int rc = topic_snapshot(&ctl->blk->topics[(home + i) & (SHMQ_CTL_MAX_TOPICS - 1)], &snap);
+        uint32_t at = (home + i) & (SHMQ_CTL_MAX_TOPICS - 1);
+        int rc = topic_snapshot(&ctl->blk->topics[at], &snap);
         if (rc < 0) {
             return rc;
         }
@@ -187,6 +194,9 @@ int shmq_ctl_topic_get(const shmq_ctl_t *ctl, const char *name, size_t len, shmq
         }
         if (snap.state == SHMQ_ENTRY_ACTIVE && topic_matches(&snap, name, len)) {
             *out = snap;
+            if (entry != NULL) {
+                *entry = &ctl->blk->topics[(home + i) & (SHMQ_CTL_MAX_TOPICS - 1)];
+            }
             return 0;
         }
     }

@@ -258,28 +258,41 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
         return bad(SHMQ_RING_E_SYSFLAG, "sysflag 0x%x", (unsigned)m->sysflag);
     }
     int32_t max_topic = lim ? lim->max_topic_len : SHMQ_TOPIC_MAX;
-    if (shmq_topic_validate(m->topic, m->topic_len, max_topic) < 0) {
-        return bad(SHMQ_RING_E_TOPIC, "%s", shmq_error_detail());
+    shmq_ring_topic_memo_t *memo = lim ? lim->topic_memo : NULL;
+    if (!(memo && memo->len == m->topic_len && memo->max_len == max_topic &&
+          memcmp(memo->name, m->topic, m->topic_len) == 0)) {
+        if (shmq_topic_validate(m->topic, m->topic_len, max_topic) < 0) {
+            return bad(SHMQ_RING_E_TOPIC, "%s", shmq_error_detail());
+        }
+        if (memo) {
+            memcpy(memo->name, m->topic, m->topic_len); /* topic_len <= 255: checked */
+            memo->len = m->topic_len;
+            memo->max_len = max_topic;
+        }
     }
-    /* The record codec's own rules (it refuses a __CRC32# the producer put there). */
-    shmq_host_t any;
-    memset(&any, 0, sizeof(any));
-    shmq_msg_in_t in;
-    shmq_ring_msg_to_in(m, &any, &in);
-    int64_t rs = shmq_record_size(&in);
-    if (rs < 0) {
+    /* The record codec's own rules (it refuses a __CRC32# the producer put there), and
+     * what the writer needs from the properties, in one pass. */
+    shmq_props_info_t pi;
+    if (shmq_props_scan(m->props, m->props_len, &pi) < 0) {
         return bad(SHMQ_RING_E_PROPS, "%s", shmq_error_detail());
     }
-    size_t vlen = 0;
-    const char *v = shmq_props_get(m->props, m->props_len, SHMQ_PROP_UNIQ_KEY, &vlen);
-    if (v == NULL) {
+    int64_t total = SHMQ_RECORD_FIXED_V1 + (m->born_host.is_v6 ? 12 : 0) +
+                    (m->topic_len > SHMQ_TOPIC_MAX) + (int64_t)m->body_len + m->topic_len +
+                    (int64_t)props_total;
+    if (total > INT32_MAX) {
+        return bad(SHMQ_RING_E_PROPS, "record of %lld bytes", (long long)total);
+    }
+    m->props_scanned = true;
+    m->sched = pi.sched;
+    if (pi.uniq_key == NULL) {
         return bad(SHMQ_RING_E_UNIQ_KEY, "absent");
     }
-    if (vlen >= SHMQ_UNIQ_KEY_MAX) {
-        return bad(SHMQ_RING_E_UNIQ_KEY, "%zu bytes, at most %d", vlen, SHMQ_UNIQ_KEY_MAX - 1);
+    if (pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX) {
+        return bad(SHMQ_RING_E_UNIQ_KEY, "%zu bytes, at most %d", pi.uniq_key_len,
+                   SHMQ_UNIQ_KEY_MAX - 1);
     }
-    m->uniq_key = v;
-    m->uniq_key_len = (uint32_t)vlen;
+    m->uniq_key = pi.uniq_key;
+    m->uniq_key_len = (uint32_t)pi.uniq_key_len;
     return 0;
 }
 
@@ -422,8 +435,18 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
                    "published before the wrap",
                    total, (unsigned long long)off, (unsigned long long)contig);
     }
-    memcpy(buf + SHMQ_RING_HDR_SIZE, data + off + SHMQ_RING_HDR_SIZE, total - SHMQ_RING_HDR_SIZE);
+    uint64_t copy = total - SHMQ_RING_HDR_SIZE;
+    if (lim != NULL && lim->body_in_ring) {
+        /* Topic and properties only (lengths from our copy of the header, bounded by the
+         * entry): decode checks them there; the body stays in the ring. */
+        uint64_t parts = (uint64_t)get32(buf + 44) + get32(buf + 88);
+        copy = parts < copy ? parts : copy;
+    }
+    memcpy(buf + SHMQ_RING_HDR_SIZE, data + off + SHMQ_RING_HDR_SIZE, copy);
     int rc = shmq_ring_decode(buf, total, lim, out);
+    if (rc == SHMQ_RING_KIND_MSG && lim != NULL && lim->body_in_ring) {
+        out->body = data + off + ((const uint8_t *)out->body - buf);
+    }
     if (rc > 0 || !shmq_ring_error_fatal(rc)) {
         *advance = total;
     }

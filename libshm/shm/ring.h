@@ -155,12 +155,30 @@ typedef struct shmq_ring_msg {
     const char *uniq_key; /* decode: the UNIQ_KEY property's value (not NUL-terminated) */
     uint32_t uniq_key_len;
     bool hdr_ok; /* decode: the header fields above are readable (for completing an error) */
+    /* decode: the properties passed shmq_props_scan() (no 0x00, no __CRC32#): the record
+     * can be planned with SHMQ_PLAN_PROPS_SCANNED while props is not replaced */
+    bool props_scanned;
+    bool sched; /* decode: a property the scheduler's put hook may act on (shmq_props_info_t) */
 } shmq_ring_msg_t;
+
+/* The last topic name found valid (a writer's: consecutive entries mostly share a topic). */
+typedef struct shmq_ring_topic_memo {
+    uint32_t len; /* 0: none */
+    int32_t max_len;
+    char name[SHMQ_TOPIC_MAX_ANY];
+} shmq_ring_topic_memo_t;
 
 /* The store's limits an entry is checked against. */
 typedef struct shmq_ring_limits {
     int32_t max_body;      /* maxMessageSize */
     int32_t max_topic_len; /* maxTopicLength (retry/DLQ topics: 255) */
+    /* shmq_ring_peek(): copy the header, topic and properties only and leave the body where
+     * it is (body views the ring; the caller reads each of its bytes once, as
+     * shmq_record_encode_plan() does, and before giving the entry's bytes back) */
+    bool body_in_ring;
+    /* optional: decode checks a topic equal to the memo's (same limit) no more, and
+     * remembers the last one it found valid */
+    shmq_ring_topic_memo_t *topic_memo;
 } shmq_ring_limits_t;
 
 /*

@@ -94,6 +94,8 @@ int shmq_ring_assign(shmq_ctl_t *ctl, pid_t pid, const shmq_acl_ident_t *id, uin
                      int *fd_out)
 {
     uint32_t count = ctl->blk->hdr.ring_count;
+    /* The lowest FREE ring first: the writer looks for a new ring only up to the lowest
+     * FREE one it saw (writer.h, scan_end), and at the whole table now and then. */
     for (uint32_t i = 0; i < count && i < SHMQ_CTL_MAX_RINGS; i++) {
         shmq_ctl_ring_t *t = &ctl->blk->rings[i];
         /* Acquire: a FREE stored by the master itself; DRAINED (writer) is not reused yet. */
@@ -355,8 +357,12 @@ bool shmq_ring_complete(shmq_ring_shm_t *r, uint32_t slot, const shmq_ring_slot_
     s->queue_id = res->queue_id;
     s->size = res->size;
     s->count = res->count;
-    memcpy(s->detail, res->detail, sizeof(s->detail));
-    s->detail[sizeof(s->detail) - 1] = '\0';
+    if (res->status < 0) {
+        memcpy(s->detail, res->detail, sizeof(s->detail));
+        s->detail[sizeof(s->detail) - 1] = '\0';
+    } else {
+        s->detail[0] = '\0'; /* read only with a negative status (shmq_ring_slot_error) */
+    }
     /* Release: the result is visible before DONE. */
     atomic_store_explicit(&s->state, SHMQ_SLOT_DONE, memory_order_release);
     return true;

@@ -127,15 +127,34 @@ typedef struct sched_props {
     bool out_ms, del_uniq;
 } sched_props_t;
 
+/*
+ * One pass over the properties as shmq_props_next() splits them (segments
+ * up to 0x02, name up to the first 0x01, both non-empty), on every message
+ * the writer takes: a segment that cannot hold DELAY or TIMER_* (at least
+ * five name bytes, the separator and a value, starting with D or T) costs
+ * one memchr and is not split.
+ */
 static bool scan_props(const char *props, size_t len, sched_props_t *sp)
 {
-    size_t pos = 0, nl, vl;
-    const char *n, *v;
+    size_t pos = 0;
     bool any = false;
     memset(sp, 0, sizeof(*sp));
-    while (props && shmq_props_next(props, len, &pos, &n, &nl, &v, &vl)) {
-        if (nl < 5 || (n[0] != 'D' && n[0] != 'T')) {
+    while (props && pos < len) {
+        const char *seg = props + pos;
+        const char *end = memchr(seg, SHMQ_PROP_SEP, len - pos);
+        size_t seg_len = end ? (size_t)(end - seg) : len - pos;
+        pos += seg_len + 1;
+        if (seg_len < 7 || (seg[0] != 'D' && seg[0] != 'T')) {
             continue; /* fast path: not DELAY, not TIMER_* */
+        }
+        const char *sep = memchr(seg, SHMQ_PROP_NAME_VALUE_SEP, seg_len);
+        if (sep == NULL || sep == seg + seg_len - 1) {
+            continue; /* no value: RocketMQ ignores the segment */
+        }
+        const char *n = seg, *v = sep + 1;
+        size_t nl = (size_t)(sep - seg), vl = seg_len - nl - 1;
+        if (nl < 5) {
+            continue;
         }
         if (name_is(n, nl, SHMQ_PROP_DELAY)) {
             sp->delay = v, sp->delay_len = vl;
@@ -343,6 +362,9 @@ int shmq_schedule_writer_hook(shmq_ctl_t *ctl, const shmq_config_t *cfg, shmq_ri
             }
         }
         return 0;
+    }
+    if (!shmq_schedule_requested(msgs[0].props, msgs[0].props_len)) {
+        return 0; /* an ordinary message: no clock read, nothing rewritten */
     }
     int kind = shmq_schedule_transform(cfg, shmq_now_ms(), &msgs[0], buf, sizeof(buf));
     if (kind <= 0) {

@@ -254,34 +254,22 @@ int shmq_index_drop_from(shmq_index_service_t *svc, size_t i)
 int32_t shmq_index_topic_key_hash(const char *topic, size_t topic_len, const char *key,
                                   size_t key_len)
 {
-    char small[1024];
-    size_t len = topic_len + 1 + key_len;
-    char *buf = len <= sizeof(small) ? small : malloc(len);
-    if (!buf) {
-        return -1; /* never matches: hashes are >= 0 */
-    }
-    memcpy(buf, topic, topic_len);
-    buf[topic_len] = '#';
-    memcpy(buf + topic_len + 1, key, key_len);
-    int32_t h = shmq_index_key_hash(buf, len);
-    if (buf != small) {
-        free(buf);
-    }
-    return h;
+    return shmq_topic_key_hash(topic, topic_len, key, key_len);
 }
 
-int shmq_index_foreach_key(const char *props, size_t props_len,
-                           int (*fn)(void *arg, bool uniq, const char *key, size_t len), void *arg)
+/* The keys of scanned properties, in RocketMQ's order (see shmq_index_foreach_key). */
+static int foreach_scanned_key(const shmq_record_props_t *pr,
+                               int (*fn)(void *arg, bool uniq, const char *key, size_t len),
+                               void *arg)
 {
-    size_t vlen;
-    const char *v = shmq_props_get(props, props_len, SHMQ_PROP_UNIQ_KEY, &vlen);
-    if (v && vlen > 0) {
-        int rc = fn(arg, true, v, vlen);
+    if (pr->uniq_key) {
+        int rc = fn(arg, true, pr->uniq_key, pr->uniq_key_len);
         if (rc) {
             return rc;
         }
     }
-    v = shmq_props_get(props, props_len, SHMQ_PROP_KEYS, &vlen);
+    const char *v = pr->keys;
+    size_t vlen = pr->keys_len;
     size_t i = 0;
     while (v && i < vlen) {
         size_t start = i;
@@ -299,9 +287,22 @@ int shmq_index_foreach_key(const char *props, size_t props_len,
     return 0;
 }
 
+int shmq_index_foreach_key(const char *props, size_t props_len,
+                           int (*fn)(void *arg, bool uniq, const char *key, size_t len), void *arg)
+{
+    shmq_record_props_t pr;
+    shmq_record_props_scan(props, props_len, &pr);
+    return foreach_scanned_key(&pr, fn, arg);
+}
+
+static bool sysflag_indexed(int32_t sysflag)
+{
+    return (sysflag & SHMQ_SYSFLAG_TX_MASK) != SHMQ_SYSFLAG_TX_ROLLBACK;
+}
+
 bool shmq_index_record_indexed(const shmq_record_t *r)
 {
-    return (r->sysflag & SHMQ_SYSFLAG_TX_MASK) != SHMQ_SYSFLAG_TX_ROLLBACK;
+    return sysflag_indexed(r->sysflag);
 }
 
 /* ---- writing ----------------------------------------------------------------------------------
@@ -354,7 +355,7 @@ static int roll(shmq_index_service_t *svc, shmq_index_file_t **out)
 
 typedef struct put_ctx {
     shmq_index_service_t *svc;
-    const shmq_record_t *r;
+    const shmq_record_head_t *r;
     int added;
     bool has_keys; /* KEYS entries follow the UNIQ_KEY's */
 } put_ctx_t;
@@ -363,7 +364,7 @@ static int put_key(void *arg, bool uniq, const char *key, size_t len)
 {
     put_ctx_t *c = arg;
     shmq_index_service_t *svc = c->svc;
-    int32_t h = shmq_index_topic_key_hash(c->r->topic, c->r->topic_len, key, len);
+    int32_t h = shmq_topic_key_hash(c->r->topic, c->r->topic_len, key, len);
     if (h < 0) {
         return -ENOMEM;
     }
@@ -385,22 +386,29 @@ static int put_key(void *arg, bool uniq, const char *key, size_t len)
     return 0;
 }
 
-int shmq_index_put_record(shmq_index_service_t *svc, const shmq_record_t *r)
+int shmq_index_put_head(shmq_index_service_t *svc, const shmq_record_head_t *r)
 {
     if (svc->readonly) {
         return shmq_error_set(SHMQ_E_ARG, "index %s: opened read-only", svc->dir);
     }
-    if (!shmq_index_record_indexed(r) || r->phys_offset <= svc->last_phys) {
+    if (!sysflag_indexed(r->sysflag) || r->phys_offset <= svc->last_phys) {
         return 0;
     }
-    size_t klen = 0;
-    put_ctx_t c = {.svc = svc, .r = r};
-    c.has_keys = shmq_props_get(r->props, r->props_len, SHMQ_PROP_KEYS, &klen) && klen > 0;
-    int rc = shmq_index_foreach_key(r->props, r->props_len, put_key, &c);
+    shmq_record_props_t pr;
+    shmq_record_props_scan(r->props, r->props_len, &pr);
+    put_ctx_t c = {.svc = svc, .r = r, .has_keys = pr.keys != NULL};
+    int rc = foreach_scanned_key(&pr, put_key, &c);
     if (c.added > 0) {
         svc->last_phys = r->phys_offset;
     }
     return rc < 0 ? rc : c.added;
+}
+
+int shmq_index_put_record(shmq_index_service_t *svc, const shmq_record_t *r)
+{
+    shmq_record_head_t h;
+    shmq_record_head_from(r, &h);
+    return shmq_index_put_head(svc, &h);
 }
 
 int shmq_index_flush(shmq_index_service_t *svc, int64_t *end_ts)
@@ -421,9 +429,9 @@ int64_t shmq_index_build(shmq_index_service_t *svc, const shmq_commitlog_t *cl, 
 {
     int64_t n = 0;
     for (;;) {
-        shmq_record_t r;
+        shmq_record_head_t r;
         int64_t at = *pos;
-        int rc = shmq_commitlog_next(cl, pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
+        int rc = shmq_commitlog_next_head(cl, pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
         if (rc == SHMQ_E_END || (rc == SHMQ_E_MAGIC && r.total_size == 0)) {
             *pos = at;
             return n; /* the limit, or the zeros after the last record */
@@ -432,7 +440,7 @@ int64_t shmq_index_build(shmq_index_service_t *svc, const shmq_commitlog_t *cl, 
             *pos = at;
             return shmq_error_wrap(rc, "index build: CommitLog record at %lld", (long long)at);
         }
-        rc = shmq_index_put_record(svc, &r);
+        rc = shmq_index_put_head(svc, &r);
         if (rc < 0) {
             *pos = at;
             return rc;

@@ -31,6 +31,7 @@
 #include "format/config.h"
 #include "format/index_file.h"
 #include "format/message.h"
+#include "format/record_scan.h"
 
 typedef struct shmq_index_service {
     char dir[PATH_MAX];
@@ -92,6 +93,9 @@ bool shmq_index_record_indexed(const shmq_record_t *r);
  * already indexed and skipped (returns 0).  Returns the entries added.
  */
 int shmq_index_put_record(shmq_index_service_t *svc, const shmq_record_t *r);
+
+/* shmq_index_put_record() on a record read with the light decode (record_scan.h). */
+int shmq_index_put_head(shmq_index_service_t *svc, const shmq_record_head_t *r);
 
 /*
  * Writer: index the records of cl from *pos up to limit, or up to the

@@ -19,28 +19,39 @@
 #include <unistd.h>
 
 #include "format/message.h"
+#include "format/record_scan.h"
 #include "format/names.h"
 #include "shmq/errors.h"
 
 #define SCHEDULE_TOPIC "SCHEDULE_TOPIC_XXXX"
 
+static bool is_schedule_topic(const char *topic, size_t len);
+
 /* ---- queue table ----------------------------------------------------------- */
 
+/* A hash of topic and queue id, eight topic bytes at a time (one lookup per dispatched record). */
 static uint64_t queue_hash(const char *topic, size_t len, int32_t queue_id)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)topic[i];
-        h *= 1099511628211ULL;
+    const uint64_t k = 0x9E3779B97F4A7C15ULL;
+    uint64_t h = (len ^ ((uint64_t)(uint32_t)queue_id << 32)) * k;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, topic + i, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
     }
-    h ^= (uint64_t)(uint32_t)queue_id;
-    h *= 1099511628211ULL;
-    return h ^ (h >> 29);
+    if (i < len) {
+        uint64_t w = 0;
+        memcpy(&w, topic + i, len - i);
+        h = (h ^ w) * k;
+    }
+    return h ^ (h >> 32);
 }
 
 static bool queue_matches(const shmq_queue_t *q, const char *topic, size_t len, int32_t queue_id)
 {
-    return q->cq.queue_id == queue_id && strlen(q->cq.topic) == len &&
+    return q->cq.queue_id == queue_id && q->topic_len == len &&
            memcmp(q->cq.topic, topic, len) == 0;
 }
 
@@ -130,7 +141,11 @@ int shmq_store_queue(shmq_store_t *st, const char *topic, size_t topic_len, int3
         return rc;
     }
     q->next_offset = shmq_cq_max_offset(&q->cq);
+    q->topic_len = topic_len;
     q->used = true;
+    q->scheduler =
+        is_schedule_topic(name, topic_len) || (topic_len == sizeof(SHMQ_TIMER_TOPIC) - 1 &&
+                                               memcmp(name, SHMQ_TIMER_TOPIC, topic_len) == 0);
     rc = queue_insert(st, q);
     if (rc < 0) {
         shmq_cq_close(&q->cq);
@@ -425,32 +440,40 @@ static bool tx_gets_unit(int32_t sysflag)
     return tx == SHMQ_SYSFLAG_TX_NOT || tx == SHMQ_SYSFLAG_TX_COMMIT;
 }
 
+static bool is_schedule_topic(const char *topic, size_t len)
+{
+    return len == sizeof(SCHEDULE_TOPIC) - 1 && memcmp(topic, SCHEDULE_TOPIC, len) == 0;
+}
+
+/* tagsCode from the record's scanned properties (§1.5). */
+static int64_t tags_code_of(const shmq_config_t *cfg, bool schedule_topic,
+                            const shmq_record_props_t *pr, int64_t store_ts)
+{
+    if (schedule_topic && pr->delay && pr->delay_len < 12) {
+        char buf[12];
+        memcpy(buf, pr->delay, pr->delay_len);
+        buf[pr->delay_len] = '\0';
+        long level = strtol(buf, NULL, 10);
+        if (level > 0) {
+            if (level > cfg->delay_level_count) {
+                level = cfg->delay_level_count;
+            }
+            if (level >= 1) {
+                return store_ts + cfg->delay_level_ms[level - 1];
+            }
+            return store_ts + 1000;
+        }
+    }
+    return pr->tags ? shmq_tags_code(pr->tags, pr->tags_len) : 0;
+}
+
 /* tagsCode of a record: the TAGS hash, or the delivery time for delayed messages (§1.5). */
 int64_t shmq_store_tags_code(const shmq_config_t *cfg, const char *topic, size_t topic_len,
                              const char *props, size_t props_len, int64_t store_ts)
 {
-    if (topic_len == strlen(SCHEDULE_TOPIC) && memcmp(topic, SCHEDULE_TOPIC, topic_len) == 0) {
-        size_t vlen;
-        const char *v = shmq_props_get(props, props_len, SHMQ_PROP_DELAY, &vlen);
-        if (v && vlen < 12) {
-            char buf[12];
-            memcpy(buf, v, vlen);
-            buf[vlen] = '\0';
-            long level = strtol(buf, NULL, 10);
-            if (level > 0) {
-                if (level > cfg->delay_level_count) {
-                    level = cfg->delay_level_count;
-                }
-                if (level >= 1) {
-                    return store_ts + cfg->delay_level_ms[level - 1];
-                }
-                return store_ts + 1000;
-            }
-        }
-    }
-    size_t tlen;
-    const char *tags = shmq_props_get(props, props_len, SHMQ_PROP_TAGS, &tlen);
-    return tags ? shmq_tags_code(tags, tlen) : 0;
+    shmq_record_props_t pr;
+    shmq_record_props_scan(props, props_len, &pr);
+    return tags_code_of(cfg, is_schedule_topic(topic, topic_len), &pr, store_ts);
 }
 
 static int ensure_topic(shmq_store_t *st, const char *topic, size_t len, int32_t queue_id)
@@ -545,8 +568,11 @@ int shmq_store_put(shmq_store_t *st, const shmq_msg_in_t *m, shmq_append_result_
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
-int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r)
+int shmq_store_dispatch_head(shmq_store_t *st, const shmq_record_head_t *r, shmq_queue_t **qout)
 {
+    if (qout) {
+        *qout = NULL;
+    }
     if (!tx_gets_unit(r->sysflag)) {
         return 0;
     }
@@ -555,8 +581,10 @@ int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r)
     if (rc < 0) {
         return rc;
     }
-    int64_t tags =
-        shmq_store_tags_code(&st->cfg, r->topic, r->topic_len, r->props, r->props_len, r->store_ts);
+    shmq_record_props_t pr;
+    shmq_record_props_scan(r->props, r->props_len, &pr);
+    int64_t tags = tags_code_of(&st->cfg, q->scheduler && is_schedule_topic(r->topic, r->topic_len),
+                                &pr, r->store_ts);
     int64_t before = shmq_cq_max_offset(&q->cq);
     rc = shmq_cq_append(&q->cq, r->queue_offset, r->phys_offset, r->total_size, tags);
     if (rc < 0) {
@@ -567,7 +595,17 @@ int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r)
     if (q->next_offset < r->queue_offset + 1) {
         q->next_offset = r->queue_offset + 1;
     }
+    if (qout) {
+        *qout = q;
+    }
     return shmq_cq_max_offset(&q->cq) > before ? 1 : 0;
+}
+
+int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r)
+{
+    shmq_record_head_t h;
+    shmq_record_head_from(r, &h);
+    return shmq_store_dispatch_head(st, &h, NULL);
 }
 
 int64_t shmq_store_dispatch(shmq_store_t *st, int64_t upto)

@@ -59,9 +59,15 @@ typedef struct shmq_recovery_report {
 /* One (topic, queue id) known to the store. */
 typedef struct shmq_queue {
     shmq_cq_t cq;
+    size_t topic_len;    /* strlen(cq.topic) */
     int64_t next_offset; /* next queue offset to assign (writer) */
     bool used;
-    bool rebuild; /* files were damaged and removed: rebuild from the CommitLog */
+    bool rebuild;   /* files were damaged and removed: rebuild from the CommitLog */
+    bool scheduler; /* SCHEDULE_TOPIC_XXXX or rmq_sys_wheel_timer: the scheduler reads it */
+    /* For the process driving the store (the dispatcher): the batch that last touched the
+     * queue, and what it keeps about the queue (never owned nor freed by the store). */
+    uint64_t batch;
+    void *user;
 } shmq_queue_t;
 
 typedef struct shmq_store {
@@ -139,6 +145,13 @@ int64_t shmq_store_dispatch(shmq_store_t *st, int64_t upto);
  * was appended, 0 if it was already there or the record has none.
  */
 int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r);
+
+/*
+ * shmq_store_dispatch_record() on a record read with the light decode
+ * (record_scan.h), which is all dispatching needs.  *q (may be NULL)
+ * receives the record's queue, NULL for a record without a unit.
+ */
+int shmq_store_dispatch_head(shmq_store_t *st, const shmq_record_head_t *r, shmq_queue_t **q);
 
 /* tagsCode of a record: TAGS hash, or delivery time for SCHEDULE_TOPIC_XXXX (§1.5). */
 int64_t shmq_store_tags_code(const shmq_config_t *cfg, const char *topic, size_t topic_len,

@@ -10,6 +10,8 @@
  *   SHMQ_FAULT_PATH   only calls on files whose path contains this text
  *   SHMQ_FAULT_AFTER  this many matching calls succeed first (default 0)
  *   SHMQ_FAULT_MARK   a file created when the fault fires (tests wait on it)
+ *   SHMQ_FAULT_DELAY_MS  instead of failing, the chosen call sleeps this long and
+ *                     then succeeds (a slow disk: holds a process inside a step)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static int active = -1; /* -1 not decided yet */
@@ -84,12 +87,20 @@ static int should_fail(const char *path)
     }
     fired = 1;
     const char *mark = getenv("SHMQ_FAULT_MARK");
+    const char *delay = getenv("SHMQ_FAULT_DELAY_MS");
     if (mark) {
         int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd >= 0) {
             dprintf(fd, "%s\n", path ? path : "");
             close(fd);
         }
+    }
+    if (delay) {
+        long ms = strtol(delay, NULL, 10);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+        return 0; /* slow, not failed */
     }
     return 1;
 }

@@ -83,6 +83,12 @@ ok $? "e2e: fixed-rate sends with a consumer"
 is "$(jget "$T/e1.json" msgs)" 400 "e2e: every message sent was received"
 is "$(jget "$T/e1.json" extra.lost)" 0 "e2e: nothing acknowledged went missing"
 is "$(jget "$T/e1.json" latency_us.count)" 400 "e2e: one latency sample per message received"
+# A rate no producer offers: said in the report, and exit 3 with --strict.
+run e3 e2e --rate 100000000 --count 400 --size 32 --no-baseline --strict $BSET
+is $? 3 "e2e --strict: exit 3 when the requested rate was not offered"
+is "$(jget "$T/e3.json" extra.rate_reached)" 0 "e2e: the report says the rate was not reached"
+[ "$(jget "$T/e3.json" extra.offered_rate)" != null ] && grep -q 'rate NOT reached' "$T/e3.err"
+ok $? "e2e: the offered rate is reported, and a warning printed"
 
 # ---- --slave: a master and its slave (SYNC_MASTER: every send waits for it) ----
 run rs produce --slave --set brokerRole=SYNC_MASTER --count 2000 --producers 2 --inflight 8 \

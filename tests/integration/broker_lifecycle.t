@@ -211,4 +211,23 @@ bad=$!
 wait_pid "$bad" 100
 is "$?" "2" "an unknown option: exit 2"
 
+# ---- an optional worker not installed ------------------------------------------------------
+# shmqd runs the workers it finds next to itself; a missing optional one is named in the log.
+# (A copy of shmqd: it looks next to its resolved executable; the workers may be links.)
+mkdir "$T/bin"
+cp "$BUILD/shmqd" "$T/bin/shmqd"
+for b in shmq-writer shmq-flusher shmq-dispatcher shmq-indexer shmq-cleaner; do
+    ln -s "$BUILD/$b" "$T/bin/$b"
+done
+echo "---- without the scheduler ----" >>"$T/shmqd.log"
+SHMQD="$T/bin/shmqd"
+start_broker
+ok $? "shmqd starts without the scheduler program" || diag "$T/shmqd.log"
+sed -n '/---- without the scheduler ----/,$p' "$T/shmqd.log" |
+    grep -q "the scheduler is not installed ($T/bin/shmq-scheduler: No such file or directory)"
+ok $? "the log says the scheduler is not installed and where it was looked for" ||
+    diag "$T/shmqd.log"
+stop_broker
+ok $? "and stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+
 done_testing

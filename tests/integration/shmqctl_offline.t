@@ -65,6 +65,22 @@ grep -q "verify: OK: $N records" "$T/v.out" || diag "$T/v.out"
 
 "$CTL" dump --store "$S0" $SMALL commitlog >"$T/dump.txt"
 ok $? "dump commitlog succeeds"
+# The store's own files give the sizes the command line leaves out.
+"$CTL" verify --store "$S0" >"$T/v-nosizes.out" 2>&1
+ok $? "verify reads a store made with small segments without being told their sizes" ||
+    diag "$T/v-nosizes.out"
+"$CTL" dump --store "$S0" commitlog >"$T/dump-nosizes.txt" 2>&1
+cmp -s "$T/dump.txt" "$T/dump-nosizes.txt"
+ok $? "dump without the sizes prints the same records" || diag "$T/dump-nosizes.txt"
+# A maxMessageSize that does not fit a segment is capped, with a warning, not refused.
+"$BUILD/shmqd" --store "$S0" --set mappedFileSizeCommitLog=65536 --print-config >"$T/cap.out" 2>"$T/cap.err"
+ok $? "shmqd accepts the default maxMessageSize with 64 KiB segments" || diag "$T/cap.err"
+cap=$(sed -n 's/^maxMessageSize=//p' "$T/cap.out")
+[ -n "$cap" ] && [ "$cap" -lt 65536 ] && grep -q "maxMessageSize 4194304 does not fit .* capped to $cap" "$T/cap.err"
+ok $? "maxMessageSize is capped to what fits ($cap) with a warning" || diag "$T/cap.err"
+"$BUILD/shmqd" --store "$S0" --set mappedFileSizeCommitLog=4096 --set maxTopicLength=255 --print-config \
+    >"$T/cap2.out" 2>"$T/cap2.err"
+is "$?" "2" "a segment too small for any record is still refused"
 is "$(wc -l <"$T/dump.txt" | tr -d ' ')" "$N" "dump commitlog shows exactly $N records"
 is "$(sed -n 's/.* qid=\([0-9]*\) .*/\1/p' "$T/dump.txt" | sort | uniq -c | awk '{print $2 ":" $1}' | tr '\n' ' ')" \
     "0:250 1:250 2:250 3:250 " "records are spread round-robin over 4 queues"
@@ -137,6 +153,17 @@ ok $? "recover reports the bytes truncated and where" || diag "$T/r.out"
 "$CTL" recover --store "$S1" $SMALL --json >"$T/r.json" 2>&1
 ok $? "recover on a clean store succeeds"
 is "$(jfield truncated_bytes <"$T/r.json")" "0" "recover --json: nothing left to cut"
+
+# A mistyped path is refused, and nothing is made there.
+"$CTL" recover --store "$T/no-such-store" $SMALL >"$T/r.out" 2>&1
+is "$?" "1" "recover on a path that does not exist fails"
+[ ! -e "$T/no-such-store" ] && grep -q "no store at $T/no-such-store" "$T/r.out"
+ok $? "it says there is no store and creates nothing" || diag "$T/r.out"
+mkdir "$T/empty-dir"
+"$CTL" recover --store "$T/empty-dir" $SMALL >"$T/r.out" 2>&1
+is "$?" "1" "recover on an empty directory fails"
+[ -z "$(ls -A "$T/empty-dir")" ] && grep -q "no store at $T/empty-dir" "$T/r.out"
+ok $? "it names the directory and leaves it empty" || diag "$T/r.out"
 
 "$CTL" verify --store "$S1" $SMALL >"$T/v.out" 2>&1
 ok $? "verify passes after recover" || diag "$T/v.out"

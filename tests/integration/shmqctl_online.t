@@ -180,6 +180,13 @@ is "$(grep -c '^topic=TopicA queue=[0-9] queueOffset=[0-9]* physOffset=[0-9]* ms
 is "$(wc -l <"$T/c4" | tr -d ' ')" "$((NSENT - 5))" "the same group continues after the 5"
 "$CTL" consume --store "$STORE" $SMALL TopicA --group G2 --count 1 --timeout 300 >"$T/c5" 2>&1
 is "$?" "1" "consume --count fails when fewer messages come before the timeout"
+"$CTL" consume --store "$STORE" $SMALL TopicA --group G2 --count 1 --timeout 0 >"$T/c5b" 2>&1
+is "$?" "1" "consume --timeout 0 with nothing new fails"
+grep -q "got 0 of 1 messages" "$T/c5b" && ! grep -q "no topic" "$T/c5b"
+ok $? "and says it got none, not that the topic does not exist" || diag "$T/c5b"
+"$CTL" consume --store "$STORE" $SMALL NoSuchTopic --group G2 --count 1 --timeout 0 >"$T/c5c" 2>&1
+grep -q "no topic NoSuchTopic" "$T/c5c"
+ok $? "consume --timeout 0 of a topic that does not exist says so" || diag "$T/c5c"
 
 "$CTL" consume --store "$STORE" $SMALL TopicA --group G3 --tags T1 --json --timeout 1000 >"$T/c6" 2>&1
 is "$(jfield body <"$T/c6" | tr '\n' ' ')" "hello " "--tags T1 returns only the message tagged T1"

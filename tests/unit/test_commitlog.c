@@ -227,6 +227,53 @@ static void test_batch_that_does_not_fit_moves_whole_to_next_segment(void **stat
     shmq_commitlog_close(&cl);
 }
 
+/* Planned records land as append_batch() puts them: same bytes, same segment rule. */
+static void test_append_plans_writes_what_append_batch_writes(void **state)
+{
+    shmq_commitlog_t a, b;
+    shmq_append_result_t ra[3], rb[3];
+    shmq_msg_in_t m[3];
+    shmq_record_plan_t pl[3];
+    int64_t qoffs[3] = {10, 11, 12};
+    char dir_a[512], dir_b[512];
+    snprintf(dir_a, sizeof(dir_a), "%s/a", (char *)*state);
+    snprintf(dir_b, sizeof(dir_b), "%s/b", (char *)*state);
+    assert_int_equal(mkdir(dir_a, 0755), 0);
+    assert_int_equal(mkdir(dir_b, 0755), 0);
+    open_log(&a, dir_a, SEG, 0);
+    open_log(&b, dir_b, SEG, 0);
+    append_len(&a, 3000, 0, 0);
+    append_len(&b, 3000, 0, 0);
+    for (int i = 0; i < 3; i++) {
+        m[i] = msg_of_size(400); /* the batch moves to the next segment */
+        m[i].store_host = b.store_host;
+        assert_int_equal(shmq_record_plan(&m[i], 0, &pl[i]), 0);
+    }
+    assert_int_equal(shmq_commitlog_append_batch(&a, m, 3, qoffs, 0, ra), 0);
+    assert_int_equal(shmq_commitlog_append_plans(&b, m, pl, 3, qoffs, rb), 0);
+    assert_int_equal(a.wrote_pos, b.wrote_pos);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ra[i].phys_offset, rb[i].phys_offset);
+        assert_int_equal(ra[i].size, rb[i].size);
+        assert_int_equal(ra[i].queue_offset, rb[i].queue_offset);
+        assert_string_equal(rb[i].msg_id, "");
+        shmq_record_t rec;
+        assert_int_equal(shmq_commitlog_read(&b, rb[i].phys_offset, ALL_CHECK, &rec), 400);
+        /* Byte for byte but the store time (each append reads the clock). */
+        const uint8_t *pa = shmq_mfq_find(&a.q, ra[i].phys_offset)->base + ra[i].phys_offset % SEG;
+        const uint8_t *pb = shmq_mfq_find(&b.q, rb[i].phys_offset)->base + rb[i].phys_offset % SEG;
+        size_t ts_at = 48 + 8; /* IPv4 born host: store time at 56 */
+        assert_memory_equal(pa, pb, ts_at);
+        if (rec.store_ts == ra[i].store_ts) {
+            assert_memory_equal(pa, pb, 400);
+        }
+    }
+    const uint8_t *blank = shmq_mfq_find(&b.q, 0)->base + 3000;
+    assert_int_equal(be32_at(blank), SEG - 3000);
+    shmq_commitlog_close(&a);
+    shmq_commitlog_close(&b);
+}
+
 static void test_batch_larger_than_segment_is_rejected(void **state)
 {
     shmq_commitlog_t cl;
@@ -760,6 +807,84 @@ static void test_put_raw_empty_log_starts_at_a_segment(void **state)
     shmq_commitlog_close(&m);
 }
 
+/* The light iteration sees what the full one sees; the size walk ends where it ends. */
+static void test_next_head_and_skip_follow_the_full_iteration(void **state)
+{
+    enum { N = 60 };
+    shmq_commitlog_t cl;
+    shmq_append_result_t res[N];
+
+    open_log(&cl, *state, SEG, SHMQ_MF_PREFAULT);
+    for (int i = 0; i < N; i++) {
+        shmq_msg_in_t m = msg_with_body((size_t)(i * 37) % 800);
+        m.queue_id = i % 4;
+        assert_int_equal(shmq_commitlog_append(&cl, &m, 100 + i, 5000 + i, &res[i]), 0);
+    }
+    assert_true(cl.q.count >= 5);
+    int64_t pos = 0, hpos = 0;
+    for (int i = 0; i < N; i++) {
+        shmq_record_t rec;
+        shmq_record_head_t h;
+        assert_int_equal(shmq_commitlog_next(&cl, &pos, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS, &rec),
+                         res[i].size);
+        assert_int_equal(
+            shmq_commitlog_next_head(&cl, &hpos, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS, &h),
+            res[i].size);
+        assert_int_equal(hpos, pos);
+        assert_int_equal(h.phys_offset, rec.phys_offset);
+        assert_int_equal(h.queue_offset, 100 + i);
+        assert_int_equal(h.queue_id, i % 4);
+        assert_int_equal(h.store_ts, 5000 + i);
+        assert_int_equal(h.sysflag, rec.sysflag);
+        assert_int_equal(h.total_size, rec.total_size);
+        assert_int_equal(h.topic_len, 9);
+        assert_ptr_equal(h.topic, rec.topic);
+        assert_ptr_equal(h.props, rec.props);
+        assert_int_equal(h.props_len, rec.props_len);
+    }
+    shmq_record_head_t h;
+    assert_int_equal(shmq_commitlog_next_head(&cl, &hpos, cl.wrote_pos, 0, &h), SHMQ_E_END);
+
+    /* From the start to every limit: the last record ending at or below it. */
+    for (int i = 0; i < N; i++) {
+        int64_t end = res[i].phys_offset + res[i].size;
+        int64_t limits[] = {end, end + 1, end + 8, res[i].phys_offset + 4};
+        for (size_t k = 0; k < sizeof(limits) / sizeof(limits[0]); k++) {
+            int64_t limit = limits[k] < cl.wrote_pos ? limits[k] : cl.wrote_pos;
+            int want = -1;
+            for (int j = 0; j < N && res[j].phys_offset + res[j].size <= limit; j++) {
+                want = j;
+            }
+            int64_t p = 0, last = -1;
+            assert_int_equal(shmq_commitlog_skip(&cl, &p, limit, &last), 0);
+            assert_true(want >= 0 || last == -1);
+            if (want >= 0) {
+                assert_int_equal(last, res[want].phys_offset);
+                /* After the last record, or past the blank that closes its segment. */
+                int64_t after = res[want].phys_offset + res[want].size;
+                assert_true(p == after || p == shmq_commitlog_next_segment(&cl, after - 1));
+            }
+            /* From a later boundary: the same answer. */
+            if (want >= 1) {
+                int64_t p2 = res[want - 1].phys_offset, last2 = -1;
+                assert_int_equal(shmq_commitlog_skip(&cl, &p2, limit, &last2), 0);
+                assert_int_equal(last2, res[want].phys_offset);
+                assert_int_equal(p2, p);
+            }
+        }
+    }
+    /* A damaged header stops the walk there with the decode's error. */
+    shmq_mapped_file_t *mf = shmq_mfq_find(&cl.q, res[3].phys_offset);
+    uint8_t *b = mf->base + (res[3].phys_offset - mf->start_offset);
+    b[4] ^= 0x40;
+    int64_t p = 0, last = -1;
+    assert_int_equal(shmq_commitlog_skip(&cl, &p, cl.wrote_pos, &last), SHMQ_E_MAGIC);
+    assert_int_equal(p, res[3].phys_offset);
+    assert_int_equal(last, res[2].phys_offset);
+    b[4] ^= 0x40;
+    shmq_commitlog_close(&cl);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
@@ -771,6 +896,7 @@ int main(void)
         T(test_append_rejects_record_larger_than_segment),
         T(test_batch_that_does_not_fit_moves_whole_to_next_segment),
         T(test_batch_larger_than_segment_is_rejected),
+        T(test_append_plans_writes_what_append_batch_writes),
         T(test_records_read_back_by_offset_and_iteration),
         T(test_next_treats_record_crossing_limit_as_not_there),
         T(test_store_timestamps_never_decrease),
@@ -788,6 +914,7 @@ int main(void)
         T(test_put_raw_takes_only_complete_checked_records),
         T(test_put_raw_refuses_a_damaged_record_and_keeps_what_checked),
         T(test_put_raw_empty_log_starts_at_a_segment),
+        T(test_next_head_and_skip_follow_the_full_iteration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

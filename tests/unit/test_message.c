@@ -226,6 +226,103 @@ static void test_encode_matches_golden_record_bytes(void **state)
     assert_memory_equal(buf, gold.b, gold.n);
 }
 
+/* A record planned once and encoded from the plan is the golden record (V1, V2, IPv6,
+ * properties with and without their closing 0x02). */
+static void test_encode_plan_matches_golden_record_bytes(void **state)
+{
+    (void)state;
+    static char long_topic[200];
+    memset(long_topic, 'T', sizeof(long_topic));
+    for (int v = 0; v < 4; v++) {
+        shmq_msg_in_t m = sample_msg();
+        if (v == 1) {
+            m.topic = long_topic;
+            m.topic_len = sizeof(long_topic);
+        } else if (v == 2) {
+            m.born_host = host6(7, 1234);
+            m.store_host = host6(9, 10911);
+        } else if (v == 3) {
+            m.props = "TAGS\001TagA";
+            m.props_len = 9;
+        }
+        shmq_record_plan_t pl;
+        assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
+        assert_int_equal(pl.total, shmq_record_size(&m));
+        shmq_record_plan_t pl2;
+        assert_int_equal(shmq_record_plan(&m, SHMQ_PLAN_PROPS_SCANNED, &pl2), 0);
+        assert_memory_equal(&pl, &pl2, sizeof(pl));
+        memset(buf, 0xEE, sizeof(buf));
+        assert_int_equal(shmq_record_encode_plan(&m, &pl, 42, 1000, 1700000000123LL, buf),
+                         pl.total);
+        golden_record(&m, 42, 1000, 1700000000123LL, true, &gold);
+        assert_int_equal(pl.total, gold.n);
+        assert_memory_equal(buf, gold.b, gold.n);
+        assert_int_equal(buf[gold.n], 0xEE); /* nothing past the record */
+    }
+}
+
+/* Every CRC value's ten digits, least significant first (the two-at-a-time writer). */
+static void test_encode_crc_digits_for_edge_values(void **state)
+{
+    (void)state;
+    shmq_msg_in_t m = sample_msg();
+    for (int64_t po = 0; po < 300; po++) {
+        int64_t n = encode(&m, po, buf, sizeof(buf));
+        assert_true(n > 0);
+        char d[11];
+        digits_lsd_first(masked_crc(buf, (size_t)n - 20), d);
+        assert_memory_equal(buf + n - 11, d, 10);
+    }
+}
+
+/* One pass finds UNIQ_KEY (the last valid one), a maybe-scheduling name, and refuses what
+ * shmq_record_size() refuses. */
+static void test_props_scan_finds_uniq_key_and_refuses_nul_and_crc(void **state)
+{
+    (void)state;
+    shmq_props_info_t pi;
+    const char p1[] = "UNIQ_KEY\001AAA\002TAGS\001x\002UNIQ_KEY\001BBBB\002UNIQ_KEY\001\002";
+    assert_int_equal(shmq_props_scan(p1, sizeof(p1) - 1, &pi), 0);
+    assert_non_null(pi.uniq_key);
+    assert_int_equal(pi.uniq_key_len, 4);
+    assert_memory_equal(pi.uniq_key, "BBBB", 4);
+    assert_false(pi.sched);
+    size_t vl = 0;
+    assert_ptr_equal(shmq_props_get(p1, sizeof(p1) - 1, "UNIQ_KEY", &vl), pi.uniq_key);
+
+    const char p2[] = "DELAY\0013\002UNIQ_KEY\001K";
+    assert_int_equal(shmq_props_scan(p2, sizeof(p2) - 1, &pi), 0);
+    assert_true(pi.sched);
+    assert_int_equal(pi.uniq_key_len, 1);
+    const char p3[] = "TIMER_DELAY_SEC\0015";
+    assert_int_equal(shmq_props_scan(p3, sizeof(p3) - 1, &pi), 0);
+    assert_true(pi.sched);
+    assert_null(pi.uniq_key);
+    const char p4[] = "TAG\001x\002DEL\001y\002TAGS\001"; /* short names, an empty value */
+    assert_int_equal(shmq_props_scan(p4, sizeof(p4) - 1, &pi), 0);
+    assert_false(pi.sched);
+
+    const char bad1[] = "A\001b\002__CRC32#\0010000000000\002";
+    assert_int_equal(shmq_props_scan(bad1, sizeof(bad1) - 1, &pi), SHMQ_E_PROPS);
+    const char bad2[] = "A\001b\002__CRC32#";
+    assert_int_equal(shmq_props_scan(bad2, sizeof(bad2) - 1, &pi), SHMQ_E_PROPS);
+    const char bad3[] = "A\001b\000c\002";
+    assert_int_equal(shmq_props_scan(bad3, sizeof(bad3) - 1, &pi), SHMQ_E_PROPS);
+    const char ok1[] = "X\001__CRC32#\002__CRC32#X\001y"; /* a value, a longer name */
+    assert_int_equal(shmq_props_scan(ok1, sizeof(ok1) - 1, &pi), 0);
+    /* The same verdicts as the record codec's. */
+    shmq_msg_in_t m = sample_msg();
+    const char *cases[] = {p1, p2, bad1, bad2, bad3, ok1};
+    size_t lens[] = {sizeof(p1) - 1,   sizeof(p2) - 1,   sizeof(bad1) - 1,
+                     sizeof(bad2) - 1, sizeof(bad3) - 1, sizeof(ok1) - 1};
+    for (size_t i = 0; i < 6; i++) {
+        m.props = cases[i];
+        m.props_len = lens[i];
+        bool refused = shmq_record_size(&m) < 0;
+        assert_int_equal(refused, shmq_props_scan(cases[i], lens[i], &pi) < 0);
+    }
+}
+
 static void test_encode_without_properties_matches_golden(void **state)
 {
     (void)state;
@@ -940,6 +1037,49 @@ static void test_msgid_format_and_parse_round_trip_ipv6(void **state)
     assert_true(off == INT64_MAX);
 }
 
+static bool all_upper_hex(const char *s, size_t n);
+
+/* The table-less formatter gives printf's text for every nibble value in every position. */
+static void test_msgid_format_matches_printf_for_all_nibbles(void **state)
+{
+    (void)state;
+    uint64_t x = 0x0123456789ABCDEFULL;
+    for (int i = 0; i < 2000; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        shmq_host_t h = host4((uint8_t)(x >> 56), (uint8_t)(x >> 48), (uint8_t)(x >> 40),
+                              (uint8_t)(x >> 32), (int32_t)(uint32_t)(x >> 7));
+        int64_t off = (int64_t)(x * 0x9E3779B97F4A7C15ULL);
+        char id[SHMQ_MSGID_MAX], want[SHMQ_MSGID_MAX + 8];
+        memset(id, 'x', sizeof(id));
+        shmq_msgid_format(&h, off, id);
+        snprintf(want, sizeof(want), "%02X%02X%02X%02X%08X%016llX", h.addr[0], h.addr[1], h.addr[2],
+                 h.addr[3], (unsigned)h.port, (unsigned long long)off);
+        assert_string_equal(id, want);
+        int64_t back_off = 0;
+        shmq_host_t back;
+        assert_int_equal(shmq_msgid_parse(id, &back, &back_off), 0);
+        assert_true(back_off == off);
+        assert_int_equal(back.port, h.port);
+    }
+}
+
+/* A key made at a given wall-clock time: its time field is ms since the month began. */
+static void test_uniq_key_generate_at_encodes_the_given_time(void **state)
+{
+    (void)state;
+    char a[SHMQ_UNIQ_KEY_MAX], b[SHMQ_UNIQ_KEY_MAX];
+    int64_t now = 1700000000123LL;
+    assert_int_equal(shmq_uniq_key_generate_at(a, now), SHMQ_UNIQ_KEY_LEN);
+    assert_int_equal(shmq_uniq_key_generate_at(b, now + 4660), SHMQ_UNIQ_KEY_LEN);
+    assert_int_equal(strlen(a), 32);
+    assert_true(all_upper_hex(a, 32));
+    assert_memory_equal(a, b, 20);
+    char ta[9] = {0}, tb[9] = {0};
+    memcpy(ta, a + 20, 8);
+    memcpy(tb, b + 20, 8);
+    assert_int_equal(strtoul(tb, NULL, 16) - strtoul(ta, NULL, 16), 4660);
+}
+
 static void test_msgid_parse_rejects_malformed_ids(void **state)
 {
     (void)state;
@@ -1095,10 +1235,15 @@ int main(void)
         cmocka_unit_test(test_msgid_format_and_parse_round_trip_ipv4),
         cmocka_unit_test(test_msgid_format_and_parse_round_trip_ipv6),
         cmocka_unit_test(test_msgid_parse_rejects_malformed_ids),
+        cmocka_unit_test(test_msgid_format_matches_printf_for_all_nibbles),
+        cmocka_unit_test(test_uniq_key_generate_at_encodes_the_given_time),
         cmocka_unit_test(test_uniq_key_is_32_upper_hex_and_unique),
         cmocka_unit_test(test_uniq_key_prefix_holds_ip_and_pid),
         cmocka_unit_test(test_uniq_keys_from_threads_are_distinct),
         cmocka_unit_test(test_local_host_is_ipv4_with_port),
+        cmocka_unit_test(test_encode_plan_matches_golden_record_bytes),
+        cmocka_unit_test(test_encode_crc_digits_for_edge_values),
+        cmocka_unit_test(test_props_scan_finds_uniq_key_and_refuses_nul_and_crc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -525,6 +525,70 @@ static void test_peek_copies_the_entry_out_of_the_ring(void **state)
     ring_free(r);
 }
 
+/* body_in_ring: header, topic and properties are copied and checked; the body stays in the
+ * ring (read once later, by the encoder); the checks and verdicts are the same. */
+static void test_peek_body_in_ring_copies_all_but_the_body(void **state)
+{
+    (void)state;
+    ring_t *r = ring_new(0);
+    sample_t a;
+    sample_init(&a, "TopicA", 10);
+    assert_int_equal(put_entry(r, &a), 0);
+    shmq_ring_limits_t lim = LIM;
+    lim.body_in_ring = true;
+    shmq_ring_msg_t m;
+    uint64_t adv;
+    memset(r->buf, 0xAB, sizeof(r->buf));
+    assert_int_equal(shmq_ring_peek(r->data, RING, 0, atomic_load(&r->tail), &lim, r->buf,
+                                    sizeof(r->buf), &m, &adv),
+                     SHMQ_RING_KIND_MSG);
+    assert_int_equal(adv, shmq_ring_entry_size(6, a.m.props_len, 10));
+    assert_true(m.body >= r->data && m.body < r->data + RING);
+    assert_memory_equal(m.body, a.body, 10);
+    /* The copy ends with the properties: the body's bytes were not read into it. */
+    size_t parts = SHMQ_RING_HDR_SIZE + 6 + a.m.props_len;
+    assert_int_equal(r->buf[parts], 0xAB);
+    assert_true(m.props_scanned);
+    assert_false(m.sched);
+    assert_int_equal(m.uniq_key_len, 32);
+    /* A producer rewriting its entry afterwards changes nothing that was checked. */
+    memset(r->data, 0xFF, SHMQ_RING_HDR_SIZE + 6 + a.m.props_len);
+    assert_memory_equal(m.topic, "TopicA", 6);
+    assert_true(m.props >= (const char *)r->buf && m.props < (const char *)r->buf + parts);
+    ring_free(r);
+}
+
+/* The topic memo: a name found valid once is compared, not checked again; a bad one is
+ * still refused, and a memo made under another limit does not count. */
+static void test_decode_topic_memo_keeps_the_verdicts(void **state)
+{
+    (void)state;
+    shmq_ring_topic_memo_t memo;
+    memset(&memo, 0, sizeof(memo));
+    shmq_ring_limits_t lim = LIM;
+    lim.topic_memo = &memo;
+    uint8_t enc[4096];
+    shmq_ring_msg_t out;
+    sample_t a;
+    sample_init(&a, "TopicA", 4);
+    int64_t n = shmq_ring_encode(enc, sizeof(enc), &a.m);
+    assert_true(n > 0);
+    assert_int_equal(shmq_ring_decode(enc, (size_t)n, &lim, &out), SHMQ_RING_KIND_MSG);
+    assert_int_equal(memo.len, 6);
+    assert_int_equal(shmq_ring_decode(enc, (size_t)n, &lim, &out), SHMQ_RING_KIND_MSG);
+    sample_t b;
+    sample_init(&b, "Topic A", 4); /* a space: not a topic name */
+    n = shmq_ring_encode(enc, sizeof(enc), &b.m);
+    assert_int_equal(shmq_ring_decode(enc, (size_t)n, &lim, &out), SHMQ_RING_E_TOPIC);
+    assert_int_equal(memo.len, 6);
+    sample_t c;
+    sample_init(&c, "TopicA", 4);
+    n = shmq_ring_encode(enc, sizeof(enc), &c.m);
+    shmq_ring_limits_t shorter = lim;
+    shorter.max_topic_len = 5;
+    assert_int_equal(shmq_ring_decode(enc, (size_t)n, &shorter, &out), SHMQ_RING_E_TOPIC);
+}
+
 static void test_entry_past_the_published_tail_is_fatal(void **state)
 {
     (void)state;
@@ -897,6 +961,8 @@ int main(void)
         cmocka_unit_test(test_every_ring_error_has_its_own_text),
         cmocka_unit_test(test_peek_returns_entries_in_order_then_empty),
         cmocka_unit_test(test_peek_copies_the_entry_out_of_the_ring),
+        cmocka_unit_test(test_peek_body_in_ring_copies_all_but_the_body),
+        cmocka_unit_test(test_decode_topic_memo_keeps_the_verdicts),
         cmocka_unit_test(test_entry_past_the_published_tail_is_fatal),
         cmocka_unit_test(test_skippable_error_advances_past_the_entry),
         cmocka_unit_test(test_pad_fills_the_ring_end_and_entry_starts_at_zero),

@@ -474,6 +474,59 @@ static void test_retry_record_carries_origin_and_counts_up(void **state)
     assert_int_equal(m.reconsume_times, 17);
 }
 
+/* The reference: RocketMQ's split (shmq_props_next), then the names. */
+static bool requested_by_split(const char *p, size_t len)
+{
+    size_t pos = 0, nl, vl;
+    const char *n, *v;
+    bool any = false;
+    while (shmq_props_next(p, len, &pos, &n, &nl, &v, &vl)) {
+        const char *names[] = {SHMQ_PROP_DELAY, SHMQ_PROP_TIMER_DELAY_SEC, SHMQ_PROP_TIMER_DELAY_MS,
+                               SHMQ_PROP_TIMER_DELIVER_MS};
+        for (size_t i = 0; i < 4; i++) {
+            any |= nl == strlen(names[i]) && memcmp(n, names[i], nl) == 0;
+        }
+    }
+    return any;
+}
+
+/* The writer's one-pass scan sees a delay or timer request exactly where the split does. */
+static void test_schedule_request_scan_agrees_with_the_property_split(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {"DELAY",
+                                        "TIMER_DELAY_SEC",
+                                        "TIMER_DELAY_MS",
+                                        "TIMER_DELIVER_MS",
+                                        "D",
+                                        "T",
+                                        "\001",
+                                        "\002",
+                                        "3",
+                                        "xx",
+                                        "DELAY\001",
+                                        "TIMER_DELAY_MS\001",
+                                        "UNIQ_KEY\001abc\002"};
+    uint32_t r = 99;
+    char buf[200];
+    for (int round = 0; round < 20000; round++) {
+        size_t len = 0;
+        r = r * 1103515245u + 12345u;
+        int n = (int)((r >> 16) % 10);
+        for (int k = 0; k < n; k++) {
+            r = r * 1103515245u + 12345u;
+            const char *s = parts[(r >> 16) % (sizeof(parts) / sizeof(parts[0]))];
+            size_t l = strlen(s);
+            if (len + l > sizeof(buf)) {
+                break;
+            }
+            memcpy(buf + len, s, l);
+            len += l;
+        }
+        assert_int_equal(shmq_schedule_requested(buf, len), requested_by_split(buf, len));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup(test_due_timer_message_loses_real_props_gains_times, setup),
         cmocka_unit_test_setup(test_due_message_without_real_topic_cannot_be_delivered, setup),
         cmocka_unit_test_setup(test_cancel_marker_matches_real_topic_and_uniq_key, setup),
+        cmocka_unit_test(test_schedule_request_scan_agrees_with_the_property_split),
         cmocka_unit_test_setup(test_retry_levels_follow_reconsume_times_then_dlq, setup),
         cmocka_unit_test_setup(test_retry_record_carries_origin_and_counts_up, setup),
     };

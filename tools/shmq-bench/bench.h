@@ -71,6 +71,8 @@ typedef struct bench_opts {
     bool no_check_crcs;               /* consume: --no-check-crcs (check.crcs=false) */
     int passes;                       /* consume: --passes, reads of the backlog (1) */
     bool slave;                       /* produce, e2e: --slave, the started broker gets a slave */
+    bool strict;                      /* e2e: --strict, exit 3 when the rate was not offered */
+    const char *gate;                 /* produce: --gate FILE, start when FILE is removed */
     const char *sets[BENCH_MAX_SETS]; /* --set KEY=VALUE for a started broker */
     int nsets;
 } bench_opts_t;
@@ -164,6 +166,16 @@ int bench_children_ready(bench_shared_t *sh, const pid_t *pids, int n);
 /* Start them all now (deadline after seconds, 0: none). */
 void bench_start(bench_shared_t *sh, double seconds);
 void bench_children_reap(bench_shared_t *sh, pid_t *pids, int n);
+/*
+ * --gate FILE (produce): once the n producer processes are ready, write their pids (one a
+ * line) into FILE and wait until FILE is removed, so that a measuring program (bench/cost)
+ * can start counting in exactly these processes before the first send.  0 at once without
+ * --gate; -1 when interrupted or after 600 s.
+ */
+int bench_gate(const bench_opts_t *o, const pid_t *pids, int n);
+/* With --gate, in a producer process at the start signal: under callgrind
+ * (--instr-atstart=no), switch counting on (callgrind_control cannot reach a forked child). */
+void bench_gate_count_start(const bench_opts_t *o);
 void bench_children_kill(pid_t *pids, int n);
 
 /* ---- the broker ------------------------------------------------------------------------------ */
@@ -272,6 +284,7 @@ typedef struct bench_report {
     double frac_memcpy;    /* store (or read) bytes per second / memcpy bandwidth */
     double frac_fdatasync; /* fdatasync p50 / latency p50 (SYNC_FLUSH sends) */
     char note[512];
+    bool rate_missed; /* e2e: the producers did not offer the requested rate */
 } bench_report_t;
 
 void bench_report_init(bench_report_t *r, const char *mode);

@@ -7,6 +7,12 @@
  * queue from its end and records, for every message it receives, the time
  * from send to the pull's return: the producer's ring, the writer, the
  * dispatcher (ConsumeQueue unit, wake-up) and the pull together.
+ *
+ * The producers can fall behind the schedule (with --inflight 1 each send
+ * waits for its acknowledgement): the rate they offered (sends over the
+ * time from the start to their last completion) is reported next to the one
+ * requested, with a warning when it is below E2E_RATE_REACHED of it, and
+ * --strict makes that exit 3.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,8 +24,9 @@
 #include "bench.h"
 #include "shmq/consumer.h"
 
-#define E2E_GRACE_NS (5LL * 1000000000) /* after the producers: wait this long for the rest */
-#define E2E_POLL_MS  50
+#define E2E_GRACE_NS     (5LL * 1000000000) /* after the producers: wait this long for the rest */
+#define E2E_POLL_MS      50
+#define E2E_RATE_REACHED 0.95 /* offered / requested below this: the rate was not reached */
 
 static void consumer_fail(bench_proc_t *me, int rc, const char *what)
 {
@@ -181,7 +188,28 @@ int bench_e2e(const bench_opts_t *o, bench_report_t *r)
         }
         r->latency_what = "send to receive (producer's clock read before the send call)";
         r->extra = json_object();
-        json_object_set_new(r->extra, "sent", json_integer(snd.msgs + snd.errors));
+        int64_t offered_n = snd.msgs + snd.errors;
+        double send_s = (double)(end_ns - sh->start_ns) / 1e9;
+        double offered = send_s > 0 ? (double)offered_n / send_s : 0;
+        r->rate_missed = offered_n > 0 && offered < o->rate * E2E_RATE_REACHED;
+        json_object_set_new(r->extra, "requested_rate", json_real(o->rate));
+        json_object_set_new(r->extra, "offered_rate", json_real(offered));
+        json_object_set_new(r->extra, "rate_reached", json_boolean(!r->rate_missed));
+        if (r->rate_missed) {
+            char miss[200];
+            snprintf(miss, sizeof(miss),
+                     "rate NOT reached: the producers offered %.0f msgs/s of the %.0f requested "
+                     "(%.0f %%); raise --inflight or --producers",
+                     offered, o->rate, o->rate > 0 ? offered / o->rate * 100.0 : 0.0);
+            if (r->note[0] == '\0') {
+                snprintf(r->note, sizeof(r->note), "%s", miss);
+            } else {
+                size_t len = strlen(r->note);
+                snprintf(r->note + len, sizeof(r->note) - len, "; %s", miss);
+            }
+            bench_warn("%s", miss);
+        }
+        json_object_set_new(r->extra, "sent", json_integer(offered_n));
         json_object_set_new(r->extra, "acked", json_integer(snd.msgs));
         json_object_set_new(r->extra, "received", json_integer(r->msgs));
         json_object_set_new(r->extra, "lost",

@@ -15,7 +15,8 @@
  * shmqd on a fresh temporary store and removes it afterwards.  --json prints
  * one JSON object; --plot FILE.png draws the latency percentile curve.
  * Exit status: 0 measured (even with send errors: they are counted), 1 the
- * run could not be made, 2 usage.
+ * run could not be made, 2 usage, 3 e2e --strict: the producers did not offer
+ * the requested --rate (the percentiles are those of a lower rate).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,8 +24,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
+
+/* Callgrind's client requests (valgrind's header), for --gate: no-ops outside valgrind. */
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define BENCH_HAVE_CALLGRIND 1
+#endif
+#endif
 
 static void on_signal(int sig)
 {
@@ -53,6 +63,9 @@ static void usage(FILE *f)
                "  --inflight K         requests in flight per producer (1 = shmq_send)\n"
                "  --batch K            messages per shmq_send_batch call (1 = no batches)\n"
                "  --rate R             e2e: messages per second, all producers (100000)\n"
+               "  --strict             e2e: exit 3 when the producers did not offer --rate\n"
+               "                       (sent less than 95 %% of it; --inflight 1 waits for each\n"
+               "                       acknowledgement and rarely offers 100000 msg/s)\n"
                "  --store-bytes B      recover: CommitLog bytes to generate (1G)\n"
                "  --tail-bytes B       recover: bytes after the last checkpoint (256M)\n"
                "  --queues N           recover: queues of the generated topic (100)\n"
@@ -76,7 +89,11 @@ static void usage(FILE *f)
                "  --no-check-crcs      consume: the consumer checks no record CRC\n"
                "                       (shmq_consumer_set_check_crcs(c, false))\n"
                "  --passes N           consume: read the backlog N times in one process and\n"
-               "                       report the fastest read (1)\n");
+               "                       report the fastest read (1)\n"
+               "  --gate FILE          produce: when the producers are ready, write their pids\n"
+               "                       into FILE and start when FILE is removed (bench/cost)\n"
+               "exit status: 0 measured, 1 the run could not be made, 2 usage, 3 e2e --strict\n"
+               "and the requested rate was not offered\n");
 }
 
 /* 123, 4K, 256M, 4G (powers of 1024). */
@@ -156,6 +173,8 @@ enum {
     OPT_SLAVE,
     OPT_NO_CHECK_CRCS,
     OPT_PASSES,
+    OPT_STRICT,
+    OPT_GATE,
 };
 
 static const struct option long_opts[] = {
@@ -186,6 +205,8 @@ static const struct option long_opts[] = {
     {"slave", no_argument, NULL, OPT_SLAVE},
     {"no-check-crcs", no_argument, NULL, OPT_NO_CHECK_CRCS},
     {"passes", required_argument, NULL, OPT_PASSES},
+    {"strict", no_argument, NULL, OPT_STRICT},
+    {"gate", required_argument, NULL, OPT_GATE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -371,6 +392,12 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
             }
             o->passes = (int)v;
             break;
+        case OPT_STRICT:
+            o->strict = true;
+            break;
+        case OPT_GATE:
+            o->gate = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -404,6 +431,14 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
         fprintf(stderr, "shmq-bench: e2e sends single messages (no --batch)\n");
         return -1;
     }
+    if (o->strict && o->mode != BENCH_E2E) {
+        fprintf(stderr, "shmq-bench: --strict is for e2e\n");
+        return -1;
+    }
+    if (o->gate && o->mode != BENCH_PRODUCE) {
+        fprintf(stderr, "shmq-bench: --gate is for produce\n");
+        return -1;
+    }
     if (o->slave && (o->store != NULL || (o->mode != BENCH_PRODUCE && o->mode != BENCH_E2E))) {
         fprintf(stderr, "shmq-bench: --slave is for produce and e2e on a started broker (no "
                         "--store)\n");
@@ -434,6 +469,53 @@ json_t *bench_config_json(const bench_opts_t *o, const bench_broker_t *b)
     }
     json_object_set_new(c, "set", sets);
     return c;
+}
+
+int bench_gate(const bench_opts_t *o, const pid_t *pids, int n)
+{
+    if (o->gate == NULL) {
+        return 0;
+    }
+    /* Written under another name and renamed: the file appears whole. */
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", o->gate) >= (int)sizeof(tmp)) {
+        bench_warn("--gate %s: name too long", o->gate);
+        return -1;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        bench_warn("--gate %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%d\n", (int)pids[i]);
+    }
+    if (fclose(f) != 0 || rename(tmp, o->gate) != 0) {
+        bench_warn("--gate %s: %s", o->gate, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    int64_t limit = bench_now_ns() + 600LL * 1000000000;
+    while (access(o->gate, F_OK) == 0) {
+        if (bench_interrupted || bench_now_ns() > limit) {
+            bench_warn("--gate %s: not removed, the run does not start", o->gate);
+            unlink(o->gate);
+            return -1;
+        }
+        bench_sleep_ns(1000000);
+    }
+    return 0;
+}
+
+void bench_gate_count_start(const bench_opts_t *o)
+{
+    if (o->gate == NULL) {
+        return;
+    }
+#ifdef BENCH_HAVE_CALLGRIND
+    /* A forked process cannot be reached by callgrind_control: it switches itself on. */
+    CALLGRIND_START_INSTRUMENTATION;
+#endif
 }
 
 void bench_report_init(bench_report_t *r, const char *mode)
@@ -558,6 +640,10 @@ static void print_human(const bench_report_t *r)
     if (r->note[0]) {
         printf("  note       %s\n", r->note);
     }
+    if (r->rate_missed) {
+        printf("  WARNING    the requested rate was not offered (see offered_rate in details):\n"
+               "             the latencies above are those of a lower rate\n");
+    }
 }
 
 int main(int argc, char **argv)
@@ -619,6 +705,10 @@ int main(int argc, char **argv)
     if (o.plot && bench_plot(&r, o.plot) == 0 && !o.json) {
         printf("  plot       %s\n", o.plot);
     }
+    bool missed = r.rate_missed;
     bench_report_free(&r);
-    return bench_interrupted ? 1 : 0;
+    if (bench_interrupted) {
+        return 1;
+    }
+    return o.strict && missed ? 3 : 0;
 }

@@ -236,6 +236,7 @@ void bench_producer_main(bench_prod_t *bp)
     }
     atomic_store_explicit(&me->state, 1, memory_order_release);
     if (wait_go(bp->sh)) {
+        bench_gate_count_start(bp->o);
         rc = run_loop(bp, p);
     }
     shmq_producer_close(p);
@@ -376,6 +377,9 @@ int bench_produce(const bench_opts_t *o, bench_report_t *r)
         pids[i] = bench_fork_producer(&bps[i]);
     }
     rc = bench_children_ready(sh, pids, o->producers);
+    if (rc == 0) {
+        rc = bench_gate(o, pids, o->producers);
+    }
     if (rc == 0 && o->slave) {
         rc = bench_slave_sample_start(&b, &sl);
     }

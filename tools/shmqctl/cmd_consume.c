@@ -478,6 +478,12 @@ int shmqctl_cmd_consume(shmqctl_args_t *a)
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (ret == SHMQCTL_EXIT_OK && st.nq == 0 && a->count != 0 && !consume_stop) {
+        /* The time ran out before the first look (--timeout 0): look once now. */
+        if (consume_refresh_queues(&st) < 0) {
+            st.nq = 0;
+        }
+    }
+    if (ret == SHMQCTL_EXIT_OK && st.nq == 0 && a->count != 0 && !consume_stop) {
         shmqctl_err("no topic %s in store %s", st.topic, root);
         ret = SHMQCTL_EXIT_FAIL;
     } else if (ret == SHMQCTL_EXIT_OK && a->count >= 0 && st.got < a->count) {

@@ -130,7 +130,7 @@ int shmqctl_cmd_recover(shmqctl_args_t *a)
     if (a->rebuild) {
         flags |= SHMQ_STORE_REBUILD;
     }
-    if (shmqctl_store_open(a, st, flags, NULL) < 0) {
+    if (shmqctl_store_check(a) < 0 || shmqctl_store_open(a, st, flags, NULL) < 0) {
         free(st);
         return SHMQCTL_EXIT_FAIL;
     }

@@ -1,6 +1,6 @@
 /*
  * shmqctl restart WORKER: ask the master of a running store to restart one
- * worker (writer, flusher, dispatcher).  Sets the worker's restart_request
+ * worker (any role the store runs).  Sets the worker's restart_request
  * in the control block and wakes the master, which stops the worker with
  * SIGTERM and starts it again (counted in its restarts, not as a crash).
  * Waits (10 s, or --timeout MS) until the worker runs again under a new
@@ -24,7 +24,9 @@ int shmqctl_cmd_restart(shmqctl_args_t *a)
     const char *name = a->pos[0];
     int role = shmq_role_from_name(name);
     if (role < 0 || role >= SHMQ_CTL_MAX_WORKERS) {
-        return shmqctl_usage_error(a->cmd, "unknown worker '%s' (writer, flusher, dispatcher)",
+        return shmqctl_usage_error(a->cmd,
+                                   "unknown worker '%s' (writer, flusher, dispatcher, indexer, "
+                                   "scheduler, cleaner, ha-sender, ha-receiver)",
                                    name);
     }
     shmq_ctl_t ctl;

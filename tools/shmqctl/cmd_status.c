@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,11 +64,60 @@ bool shmqctl_master_alive(const shmq_ctl_t *ctl)
     return held;
 }
 
+/*
+ * A master (shmqd) that holds the store's lock but has no control block yet is
+ * recovering the store: its pid, and in *age_ms how long it has run; 0 if none.
+ */
+static long starting_master(const char *root, int64_t *age_ms)
+{
+    shmq_lock_holder_t h[8];
+    int n = shmq_store_lock_holders(root, h, 8);
+    for (int i = 0; i < n && i < 8; i++) {
+        if (!h[i].store_bytes || strcmp(h[i].comm, "shmqd") != 0) {
+            continue;
+        }
+        *age_ms = -1;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", h[i].pid);
+        FILE *f = fopen(path, "re");
+        double up = 0;
+        FILE *u = fopen("/proc/uptime", "re");
+        if (f && u && fscanf(u, "%lf", &up) == 1) {
+            char line[1024];
+            const char *p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+            unsigned long long start = 0;
+            /* field 22, starttime, in clock ticks after boot; the 20th after the ')' */
+            if (p && sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+                            "%*d %*d %*d %*d %llu",
+                            &start) == 1) {
+                *age_ms = (int64_t)((up - (double)start / (double)sysconf(_SC_CLK_TCK)) * 1000);
+            }
+        }
+        if (f) {
+            fclose(f);
+        }
+        if (u) {
+            fclose(u);
+        }
+        return h[i].pid;
+    }
+    return 0;
+}
+
 int shmqctl_attach_running(const char *root, unsigned flags, shmq_ctl_t *ctl)
 {
     shmq_error_clear();
     int rc = shmq_ctl_attach(root, flags, ctl);
     if (rc == SHMQ_E_NOT_FOUND) {
+        int64_t age;
+        long pid = starting_master(root, &age);
+        if (pid > 0) {
+            shmqctl_err("store %s is starting: its master (pid %ld) is recovering the store "
+                        "(for %.1f s); try again when it runs",
+                        root, pid, age >= 0 ? (double)age / 1000 : 0.0);
+            return SHMQCTL_EXIT_FAIL;
+        }
         shmqctl_err("store %s is not running", root);
         return SHMQCTL_EXIT_FAIL;
     }
@@ -224,13 +275,41 @@ static const char *ring_state_name(uint32_t st)
     }
 }
 
+/*
+ * A worker's heartbeat older than this is stale (the master warns at the same age,
+ * daemons/master.c HEARTBEAT_STALE_MS): its loop has not turned, it may hang.
+ */
+#define STATUS_HEARTBEAT_STALE_MS 5000
+
+/* Append one reason the store is not healthy to the array. */
+static void health_problem(json_t *health, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void health_problem(json_t *health, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    json_array_append_new(health, json_string(text));
+}
+
 static json_t *status_json(const shmq_ctl_t *ctl)
 {
     shmq_ctl_block_t *b = ctl->blk;
     const shmq_ctl_header_t *h = &b->hdr;
     int64_t now = shmq_now_ms();
     json_t *o = json_object();
-    json_object_set_new(o, "state", json_string(shmq_store_state_name(LOAD(h->state))));
+    json_t *health = json_array(); /* why the store is not healthy; empty when it is */
+    uint32_t store_state = LOAD(h->state);
+    if (store_state != SHMQ_STATE_RUNNING) {
+        health_problem(health, "the store is %s", shmq_store_state_name(store_state));
+    }
+    if (LOAD(b->fenced_error) != 0) {
+        health_problem(health, "the store is fenced after a failed %s flush",
+                       shmq_fence_part_name((enum shmq_fence_part)LOAD(b->fenced_part)));
+    }
+    json_object_set_new(o, "state", json_string(shmq_store_state_name(store_state)));
     json_object_set_new(o, "store", json_string(ctl->root));
     json_object_set_new(o, "pid", json_integer(h->creator_pid));
     json_object_set_new(o, "uptime_ms", json_integer(now - h->created_ms));
@@ -266,9 +345,19 @@ static json_t *status_json(const shmq_ctl_t *ctl)
         int64_t started = LOAD(w->started_ms);
         int64_t hb = LOAD(w->heartbeat_ms);
         json_t *wj = json_object();
-        json_object_set_new(wj, "name", json_string(shmq_role_name((enum shmq_role)r)));
+        const char *name = shmq_role_name((enum shmq_role)r);
+        /* A running worker whose loop has not turned for a while is not called running. */
+        int64_t age = now - (hb > started ? hb : started);
+        bool stale = state == SHMQ_WORKER_RUNNING && age > STATUS_HEARTBEAT_STALE_MS;
+        json_object_set_new(wj, "name", json_string(name));
         json_object_set_new(wj, "pid", json_integer(pid));
-        json_object_set_new(wj, "state", json_string(shmq_worker_state_name(state)));
+        json_object_set_new(wj, "state",
+                            json_string(stale ? "stale" : shmq_worker_state_name(state)));
+        if (stale) {
+            health_problem(health, "the %s's heartbeat is %.1f s old", name, (double)age / 1000);
+        } else if (state != SHMQ_WORKER_RUNNING) {
+            health_problem(health, "the %s is %s", name, shmq_worker_state_name(state));
+        }
         json_object_set_new(wj, "restarts", json_integer(LOAD(w->restarts)));
         json_object_set_new(wj, "uptime_ms",
                             json_integer(pid > 0 && started > 0 ? now - started : 0));
@@ -278,6 +367,8 @@ static json_t *status_json(const shmq_ctl_t *ctl)
         json_array_append_new(ws, wj);
     }
     json_object_set_new(o, "workers", ws);
+    json_object_set_new(o, "healthy", json_boolean(json_array_size(health) == 0));
+    json_object_set_new(o, "problems", health);
 
     const shmq_ctl_counters_t *c = &b->counters;
     uint64_t out = LOAD(c->messages_out) + (ctl->wake ? LOAD(ctl->wake->messages_out) : 0);
@@ -469,6 +560,14 @@ static void status_text(json_t *o)
                json_string_value(json_object_get(w, "state")), (long long)jint(w, "restarts"),
                jint(w, "pid") > 0 ? wup : "-", (long long)jint(w, "last_exit"), hb);
     }
+    json_t *problems = json_object_get(o, "problems");
+    if (json_array_size(problems) == 0) {
+        printf("health:    ok\n");
+    }
+    json_array_foreach(problems, i, w)
+    {
+        printf("health:    NOT OK: %s\n", json_string_value(w));
+    }
 }
 
 int shmqctl_cmd_status(shmqctl_args_t *a)
@@ -476,6 +575,19 @@ int shmqctl_cmd_status(shmqctl_args_t *a)
     shmq_ctl_t ctl;
     int rc = shmqctl_attach_running(a->cfg.store_path_root_dir, SHMQ_CTL_RDONLY, &ctl);
     if (rc != 0) {
+        int64_t age;
+        long pid = a->json ? starting_master(a->cfg.store_path_root_dir, &age) : 0;
+        if (pid > 0) {
+            /* Recovering: the state, for programs waiting for "running". */
+            json_t *o = json_object();
+            json_object_set_new(o, "state", json_string("recovering"));
+            json_object_set_new(o, "store", json_string(a->cfg.store_path_root_dir));
+            json_object_set_new(o, "pid", json_integer(pid));
+            json_object_set_new(o, "uptime_ms", age >= 0 ? json_integer(age) : json_null());
+            json_object_set_new(o, "healthy", json_false());
+            json_object_set_new(o, "problems", json_pack("[s]", "the store is recovering"));
+            shmqctl_json_print(o);
+        }
         return rc;
     }
     json_t *o = status_json(&ctl);
@@ -484,10 +596,12 @@ int shmqctl_cmd_status(shmqctl_args_t *a)
         shmqctl_err("out of memory");
         return SHMQCTL_EXIT_FAIL;
     }
+    /* Exit 1 for a store that is not healthy, after printing why. */
+    int ret = json_is_true(json_object_get(o, "healthy")) ? SHMQCTL_EXIT_OK : SHMQCTL_EXIT_FAIL;
     if (a->json) {
-        return shmqctl_json_print(o) < 0 ? SHMQCTL_EXIT_FAIL : SHMQCTL_EXIT_OK;
+        return shmqctl_json_print(o) < 0 ? SHMQCTL_EXIT_FAIL : ret;
     }
     status_text(o);
     json_decref(o);
-    return SHMQCTL_EXIT_OK;
+    return ret;
 }

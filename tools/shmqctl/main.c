@@ -151,9 +151,19 @@ static const shmqctl_cmd_t commands[] = {
      "status --store DIR [--json]\n"
      "    State of a running store: positions, workers (pid, state, restarts, uptime,\n"
      "    heartbeat), counters.  Exit 1 with \"store DIR is not running\" otherwise.\n"},
+    {"metrics", shmqctl_cmd_metrics, 0, 0, 0,
+     "metrics --store DIR\n"
+     "    A running store's metrics in the Prometheus text format (what the\n"
+     "    metrics worker serves at http://metricsListen/metrics).\n"},
+    {"log-level", shmqctl_cmd_log_level, 0, 0, 1,
+     "log-level --store DIR [ERROR|WARN|INFO|DEBUG]\n"
+     "    Print, or set, the level every process of a running store logs up to.  A\n"
+     "    change holds at once and until the store stops (the next start takes\n"
+     "    logLevel from broker.conf).\n"},
     {"restart", shmqctl_cmd_restart, SHMQCTL_OPT_TIMEOUT, 1, 1,
      "restart --store DIR WORKER [--timeout MS]\n"
-     "    Have the master restart one worker (writer, flusher, dispatcher) and wait\n"
+     "    Have the master restart one worker (writer, flusher, dispatcher, indexer,\n"
+     "    scheduler, cleaner, ha-sender, ha-receiver: those the store runs) and wait\n"
      "    (default 10000 ms) until it runs again; prints the old and the new pid.\n"},
     {"clean", shmqctl_cmd_clean, SHMQCTL_OPT_JSON | SHMQCTL_OPT_TIMEOUT, 0, 0,
      "clean --store DIR [--json] [--timeout MS]\n"
@@ -327,6 +337,9 @@ static int build_config(shmqctl_args_t *a, const char *conf_file, const override
             return config_error(rc, key);
         }
     }
+    /* Sizes the configuration leaves at their defaults: those of the store's own files. */
+    shmqctl_sizes_from_files(&a->cfg);
+    shmq_config_fit(&a->cfg, NULL, NULL); /* a limit of sends, not of reading: no warning */
     shmq_error_clear();
     rc = shmq_config_validate(&a->cfg);
     if (rc < 0) {
@@ -714,6 +727,12 @@ int main(int argc, char **argv)
         return SHMQCTL_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        if (argc > 2 && (!strcmp(argv[2], "help") || !strcmp(argv[2], "version"))) {
+            printf("%s\n", !strcmp(argv[2], "help")
+                               ? "help [COMMAND]\n    Print the usage of every command, or of one."
+                               : "version\n    Print the version.");
+            return SHMQCTL_EXIT_OK;
+        }
         if (argc > 2 && !find_command(argv[2])) {
             return shmqctl_usage_error(NULL, "unknown command '%s'", argv[2]);
         }

@@ -115,6 +115,8 @@ int shmqctl_cmd_send(shmqctl_args_t *a);
 int shmqctl_cmd_consume(shmqctl_args_t *a);
 int shmqctl_cmd_status(shmqctl_args_t *a);
 int shmqctl_cmd_restart(shmqctl_args_t *a);
+int shmqctl_cmd_log_level(shmqctl_args_t *a);
+int shmqctl_cmd_metrics(shmqctl_args_t *a);
 int shmqctl_cmd_dlq(shmqctl_args_t *a);
 int shmqctl_cmd_clean(shmqctl_args_t *a);
 int shmqctl_cmd_query(shmqctl_args_t *a);
@@ -179,6 +181,19 @@ int shmqctl_store_open(shmqctl_args_t *a, shmq_store_t *st, unsigned flags,
  * ConsumeQueues or metadata: a damaged queue or topics.json does not stop
  * dump and verify from reading the log); prints the error.
  */
+/* 0 when the root is a store (its CommitLog directory or checkpoint exists); else
+ * prints "no store at ..." and returns -ENOENT: offline commands that write refuse a
+ * mistyped path instead of making a store there. */
+int shmqctl_store_check(const shmqctl_args_t *a);
+
+/*
+ * mappedFileSizeCommitLog and mappedFileSizeConsumeQueue left at their
+ * defaults take the size of the store's own files when it has any (its
+ * first CommitLog segment, its first ConsumeQueue file): offline commands
+ * read a store made with other sizes without repeating them.
+ */
+void shmqctl_sizes_from_files(shmq_config_t *cfg);
+
 int shmqctl_log_open(shmqctl_args_t *a, shmq_commitlog_t *cl);
 
 /*

@@ -5,6 +5,7 @@
  * tagsCode rule, text/JSON output and the terminal progress line.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -72,6 +73,110 @@ int64_t shmqctl_now_ms(void)
 }
 
 /* ---- store access ---------------------------------------------------------- */
+
+/* The size of the file with the smallest 20-digit name in dir (0 if none). */
+static int64_t first_file_size(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        return 0;
+    }
+    char best[32] = "";
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len != 20 || strspn(e->d_name, "0123456789") != 20) {
+            continue;
+        }
+        if (best[0] == '\0' || strcmp(e->d_name, best) < 0) {
+            memcpy(best, e->d_name, 21);
+        }
+    }
+    closedir(d);
+    char path[PATH_MAX];
+    struct stat sb;
+    if (best[0] == '\0' || snprintf(path, sizeof(path), "%s/%s", dir, best) >= (int)sizeof(path) ||
+        lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        return 0;
+    }
+    return (int64_t)sb.st_size;
+}
+
+/* The size of a ConsumeQueue file of the store at root: consumequeue/TOPIC/QUEUE/ (0 if none). */
+static int64_t cq_file_size(const char *root)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/consumequeue", root);
+    DIR *topics = opendir(dir);
+    int64_t size = 0;
+    struct dirent *t;
+    while (size == 0 && topics && (t = readdir(topics)) != NULL) {
+        if (t->d_name[0] == '.') {
+            continue;
+        }
+        char tdir[PATH_MAX];
+        if (snprintf(tdir, sizeof(tdir), "%s/%s", dir, t->d_name) >= (int)sizeof(tdir)) {
+            continue;
+        }
+        DIR *queues = opendir(tdir);
+        struct dirent *q;
+        while (size == 0 && queues && (q = readdir(queues)) != NULL) {
+            char qdir[PATH_MAX];
+            if (q->d_name[0] != '.' &&
+                snprintf(qdir, sizeof(qdir), "%s/%s", tdir, q->d_name) < (int)sizeof(qdir)) {
+                size = first_file_size(qdir);
+            }
+        }
+        if (queues) {
+            closedir(queues);
+        }
+    }
+    if (topics) {
+        closedir(topics);
+    }
+    return size;
+}
+
+void shmqctl_sizes_from_files(shmq_config_t *cfg)
+{
+    shmq_config_t def;
+    shmq_config_defaults(&def);
+    if (cfg->mapped_file_size_commit_log == def.mapped_file_size_commit_log) {
+        char dir[PATH_MAX];
+        shmq_config_commitlog_dir(cfg, dir, sizeof(dir));
+        int64_t size = first_file_size(dir);
+        if (size > 0 && size % 4096 == 0) { /* a whole number of pages, as shmqd makes them */
+            cfg->mapped_file_size_commit_log = size;
+        }
+    }
+    if (cfg->mapped_file_size_consume_queue == def.mapped_file_size_consume_queue) {
+        int64_t size = cq_file_size(cfg->store_path_root_dir);
+        if (size > 0 && size % SHMQ_CQ_UNIT_SIZE == 0) {
+            cfg->mapped_file_size_consume_queue = size;
+        }
+    }
+}
+
+int shmqctl_store_check(const shmqctl_args_t *a)
+{
+    const char *root = a->cfg.store_path_root_dir;
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct stat sb;
+
+    if (stat(root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        shmqctl_err("no store at %s", root);
+        return -ENOENT;
+    }
+    shmq_config_commitlog_dir(&a->cfg, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/checkpoint", root);
+    if (stat(dir, &sb) != 0 && stat(path, &sb) != 0) {
+        shmqctl_err("no store at %s (no CommitLog directory %s and no checkpoint): check the path; "
+                    "shmqd makes a store when it first starts",
+                    root, dir);
+        return -ENOENT;
+    }
+    return 0;
+}
 
 int shmqctl_store_open(shmqctl_args_t *a, shmq_store_t *st, unsigned flags,
                        shmq_recovery_report_t *rep)

@@ -1,0 +1,288 @@
+/*
+ * Light record reads for the store's workers (record_scan.h): the header
+ * fields, the properties the dispatcher and the indexer look up, and the
+ * index key hash.  Each runs on every record the store takes, in each of
+ * those processes; the checks on the record's bytes are those of
+ * shmq_record_decode() (message.c), made once, in the same order.
+ */
+#include "format/record_scan.h"
+
+#include <endian.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/bytes.h"
+
+/* [0, end) must lie inside the record: as message.c's need(). */
+static int need(int64_t end, int64_t total, size_t avail, const char *what)
+{
+    if (end > total) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: %s ends at %lld, past TOTALSIZE %lld", what,
+                              (long long)end, (long long)total);
+    }
+    if ((uint64_t)end > avail) {
+        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %s ends at %lld, only %zu bytes", what,
+                              (long long)end, avail);
+    }
+    return 0;
+}
+
+int shmq_record_head_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
+                            shmq_record_head_t *out)
+{
+    if (flags & ~(unsigned)SHMQ_DECODE_CHECK_PHYS) {
+        return shmq_error_set(SHMQ_E_ARG, "record head: decode flags 0x%x not supported", flags);
+    }
+    if (avail < SHMQ_BLANK_MIN_LEN) {
+        out->total_size = out->magic = 0;
+        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %zu bytes, need 8 for size and magic",
+                              avail);
+    }
+    int64_t total = (int32_t)shmq_get_be32(buf);
+    int32_t magic = (int32_t)shmq_get_be32(buf + 4);
+    out->total_size = (int32_t)total;
+    out->magic = magic;
+    if (magic == SHMQ_MAGIC_BLANK) {
+        if (total < SHMQ_BLANK_MIN_LEN || (uint64_t)total > avail) {
+            return shmq_error_set(SHMQ_E_SIZE, "blank record: length %lld not in 8..%zu",
+                                  (long long)total, avail);
+        }
+        return 0;
+    }
+    if (magic != SHMQ_MAGIC_V1 && magic != SHMQ_MAGIC_V2) {
+        return shmq_error_set(SHMQ_E_MAGIC, "record: magic 0x%08x, size field %lld",
+                              (unsigned)magic, (long long)total);
+    }
+    bool v2 = magic == SHMQ_MAGIC_V2;
+    int64_t fixed_min = SHMQ_RECORD_FIXED_V1 + v2;
+    if (total < fixed_min) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld below the fixed part %lld",
+                              (long long)total, (long long)fixed_min);
+    }
+    int rc = need(40, total, avail, "sysflag");
+    if (rc < 0) {
+        return rc;
+    }
+    int32_t sysflag = (int32_t)shmq_get_be32(buf + 36);
+    bool born_v6 = (sysflag & SHMQ_SYSFLAG_BORNHOST_V6) != 0;
+    bool store_v6 = (sysflag & SHMQ_SYSFLAG_STOREHOST_V6) != 0;
+    int64_t body_len_at = 84 + (born_v6 ? 12 : 0) + (store_v6 ? 12 : 0);
+    if ((rc = need(body_len_at + 4, total, avail, "fixed fields")) < 0) {
+        return rc;
+    }
+    int32_t body_len = (int32_t)shmq_get_be32(buf + body_len_at);
+    if (body_len < 0) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: negative body length %d", body_len);
+    }
+    int64_t topic_len_at = body_len_at + 4 + body_len;
+    int64_t topic_at = topic_len_at + (v2 ? 2 : 1);
+    if ((rc = need(topic_at, total, avail, "topic length")) < 0) {
+        return rc;
+    }
+    int32_t topic_len = v2 ? (int16_t)shmq_get_be16(buf + topic_len_at) : (int8_t)buf[topic_len_at];
+    if (topic_len < 0) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: negative topic length %d", topic_len);
+    }
+    int64_t props_len_at = topic_at + topic_len;
+    if ((rc = need(props_len_at + 2, total, avail, "properties length")) < 0) {
+        return rc;
+    }
+    int32_t props_len = (int16_t)shmq_get_be16(buf + props_len_at);
+    if (props_len < 0) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: negative properties length %d", props_len);
+    }
+    int64_t end = props_len_at + 2 + props_len;
+    if (end != total) {
+        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld, fields add up to %lld",
+                              (long long)total, (long long)end);
+    }
+    if ((rc = need(end, total, avail, "properties")) < 0) {
+        return rc;
+    }
+    out->queue_id = (int32_t)shmq_get_be32(buf + 12);
+    out->queue_offset = (int64_t)shmq_get_be64(buf + 20);
+    out->phys_offset = (int64_t)shmq_get_be64(buf + 28);
+    out->sysflag = sysflag;
+    /* BORNHOST (4 or 16 address bytes and a port) sits between BORNTIMESTAMP and STORETIMESTAMP. */
+    out->store_ts = (int64_t)shmq_get_be64(buf + 48 + (born_v6 ? 20 : 8));
+    out->topic = (const char *)buf + topic_at;
+    out->topic_len = (uint32_t)topic_len;
+    out->props = (const char *)buf + props_len_at + 2;
+    out->props_len = (uint32_t)props_len;
+    if ((flags & SHMQ_DECODE_CHECK_PHYS) && out->phys_offset != expect_phys) {
+        return shmq_error_set(SHMQ_E_PHYS_OFFSET, "record: PHYSICALOFFSET %lld, expected %lld",
+                              (long long)out->phys_offset, (long long)expect_phys);
+    }
+    return (int)total;
+}
+
+void shmq_record_head_from(const shmq_record_t *r, shmq_record_head_t *out)
+{
+    out->total_size = r->total_size;
+    out->magic = r->magic;
+    out->queue_id = r->queue_id;
+    out->sysflag = r->sysflag;
+    out->queue_offset = r->queue_offset;
+    out->phys_offset = r->phys_offset;
+    out->store_ts = r->store_ts;
+    out->topic = r->topic;
+    out->topic_len = r->topic_len;
+    out->props = r->props;
+    out->props_len = r->props_len;
+}
+
+/* ---- properties ------------------------------------------------------------------------ */
+
+/* seg (no 0x02 inside) is "name 0x01 value" with a non-empty value: take the value. */
+static inline void take(const char *seg, size_t seg_len, const char *name, size_t name_len,
+                        const char **v, uint32_t *vl)
+{
+    /* name holds no 0x01: seg[name_len] == 0x01 makes it the first, as RocketMQ splits. */
+    if (seg_len > name_len + 1 && seg[name_len] == SHMQ_PROP_NAME_VALUE_SEP &&
+        memcmp(seg, name, name_len) == 0) {
+        *v = seg + name_len + 1;
+        *vl = (uint32_t)(seg_len - name_len - 1);
+    }
+}
+
+/* True if no byte of the eight in x is 0x02. */
+static inline bool no_sep8(uint64_t x)
+{
+    uint64_t v = x ^ 0x0202020202020202ULL; /* a 0x02 byte becomes 0 */
+    return ((v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL) == 0;
+}
+
+/*
+ * props ends with an intact __CRC32# property (shmq writes it last): one
+ * segment of its own, "__CRC32#" 0x01, ten bytes without a 0x02, 0x02.
+ * Its name is none the scan looks for, so the scan may stop before it.
+ */
+static bool ends_with_crc_property(const char *props, size_t len)
+{
+    if (len < SHMQ_CRC_PROP_LEN) {
+        return false;
+    }
+    const char *t = props + len - SHMQ_CRC_PROP_LEN;
+    if (t[SHMQ_CRC_PROP_LEN - 1] != SHMQ_PROP_SEP ||
+        (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP) ||
+        memcmp(t, SHMQ_PROP_CRC32 "\001", sizeof(SHMQ_PROP_CRC32)) != 0) {
+        return false;
+    }
+    uint64_t x;
+    memcpy(&x, t + sizeof(SHMQ_PROP_CRC32), 8);
+    return no_sep8(x) && t[SHMQ_CRC_PROP_LEN - 3] != SHMQ_PROP_SEP &&
+           t[SHMQ_CRC_PROP_LEN - 2] != SHMQ_PROP_SEP;
+}
+
+void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (ends_with_crc_property(props, len)) {
+        len -= SHMQ_CRC_PROP_LEN;
+    }
+    size_t pos = 0;
+    while (pos < len) {
+        const char *seg = props + pos;
+        const char *sep = memchr(seg, SHMQ_PROP_SEP, len - pos);
+        size_t seg_len = sep ? (size_t)(sep - seg) : len - pos;
+        /* A later occurrence overrides an earlier one, as shmq_props_get(). */
+        switch (seg[0]) {
+        case 'T':
+            take(seg, seg_len, SHMQ_PROP_TAGS, sizeof(SHMQ_PROP_TAGS) - 1, &out->tags,
+                 &out->tags_len);
+            break;
+        case 'K':
+            take(seg, seg_len, SHMQ_PROP_KEYS, sizeof(SHMQ_PROP_KEYS) - 1, &out->keys,
+                 &out->keys_len);
+            break;
+        case 'U':
+            take(seg, seg_len, SHMQ_PROP_UNIQ_KEY, sizeof(SHMQ_PROP_UNIQ_KEY) - 1, &out->uniq_key,
+                 &out->uniq_key_len);
+            break;
+        case 'D':
+            take(seg, seg_len, SHMQ_PROP_DELAY, sizeof(SHMQ_PROP_DELAY) - 1, &out->delay,
+                 &out->delay_len);
+            break;
+        default:
+            break;
+        }
+        pos += seg_len + 1;
+    }
+}
+
+/* ---- index key hash ----------------------------------------------------------------------- */
+
+#define P1 31u
+#define P2 (P1 * 31u)
+#define P3 (P2 * 31u)
+#define P4 (P3 * 31u)
+#define P5 (P4 * 31u)
+#define P6 (P5 * 31u)
+#define P7 (P6 * 31u)
+#define P8 (P7 * 31u) /* unsigned: wraps modulo 2^32 as Java's int arithmetic */
+
+/*
+ * Java's h = 31*h + c over ASCII bytes (one UTF-16 unit each), eight at a
+ * time: the eight bytes b0..b7 add b0*31^7 + ... + b7, summed in SWAR lanes
+ * (pairs in 16 bits, quads in 32; ASCII keeps every lane from carrying).
+ * False at a non-ASCII byte (the caller decodes UTF-8 instead).
+ */
+static bool hash_ascii(uint32_t *hp, const uint8_t *p, size_t n)
+{
+    const uint64_t m16 = 0x00FF00FF00FF00FFULL, m32 = 0x0000FFFF0000FFFFULL;
+    uint32_t h = *hp;
+    while (n >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if (x & 0x8080808080808080ULL) {
+            return false;
+        }
+        x = le64toh(x); /* byte i of the key in bits 8i..8i+7 */
+        /* 16-bit lanes: b(2k)*31 + b(2k+1) <= 127*32 */
+        x = (x & m16) * P1 + ((x >> 8) & m16);
+        /* 32-bit lanes: pair(2k)*31^2 + pair(2k+1) < 2^22 */
+        x = (x & m32) * P2 + ((x >> 16) & m32);
+        uint32_t v = (uint32_t)x * P4 + (uint32_t)(x >> 32);
+        h = h * P8 + v;
+        p += 8;
+        n -= 8;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] & 0x80) {
+            return false;
+        }
+        h = h * 31u + p[i];
+    }
+    *hp = h;
+    return true;
+}
+
+int32_t shmq_topic_key_hash(const char *topic, size_t topic_len, const char *key, size_t key_len)
+{
+    uint32_t h = 0;
+    if (hash_ascii(&h, (const uint8_t *)topic, topic_len)) {
+        h = h * 31u + '#';
+        if (hash_ascii(&h, (const uint8_t *)key, key_len)) {
+            int32_t s = (int32_t)h;
+            if (s == INT32_MIN) {
+                return 0; /* Math.abs(Integer.MIN_VALUE) is still negative */
+            }
+            return s < 0 ? -s : s;
+        }
+    }
+    /* Not ASCII: Java decodes the whole string's UTF-8 (a sequence may span the parts). */
+    char small[1024];
+    size_t len = topic_len + 1 + key_len;
+    char *buf = len <= sizeof(small) ? small : malloc(len);
+    if (!buf) {
+        return -1; /* never matches: hashes are >= 0 */
+    }
+    memcpy(buf, topic, topic_len);
+    buf[topic_len] = '#';
+    memcpy(buf + topic_len + 1, key, key_len);
+    int32_t r = shmq_index_key_hash(buf, len);
+    if (buf != small) {
+        free(buf);
+    }
+    return r;
+}

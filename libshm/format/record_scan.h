@@ -1,0 +1,69 @@
+/*
+ * The light reads of a CommitLog record that the store's own workers make
+ * on every record (dispatcher, indexer, flusher): the header fields they
+ * use, the few properties they look up, and the index key hash, each in
+ * one pass.  The full codec (every field, CRC checks, encoding) is
+ * message.h; a record read here is checked exactly as shmq_record_decode()
+ * checks it with the same flags (magic, sizes, field lengths, physical
+ * offset), so no check on untrusted bytes is lost, only fields nobody
+ * reads are left out.
+ */
+#ifndef SHMQ_RECORD_SCAN_H
+#define SHMQ_RECORD_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format/message.h"
+
+/* The fields of a record a store worker needs.  Pointers point into the record. */
+typedef struct shmq_record_head {
+    int32_t total_size; /* a blank record: its length field */
+    int32_t magic;
+    int32_t queue_id;
+    int32_t sysflag;
+    int64_t queue_offset;
+    int64_t phys_offset;
+    int64_t store_ts;
+    const char *topic;
+    uint32_t topic_len;
+    uint32_t props_len;
+    const char *props; /* the whole properties area, __CRC32# included */
+} shmq_record_head_t;
+
+/*
+ * Read the record at buf (avail bytes readable) as shmq_record_decode()
+ * does with flags 0 or SHMQ_DECODE_CHECK_PHYS (other flags: SHMQ_E_ARG):
+ * the same checks in the same order, the same return values (> 0 size,
+ * 0 blank, < 0 the same error codes), but only the fields of *out.  On
+ * failure only total_size and magic are set (as far as they were read).
+ */
+int shmq_record_head_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
+                            shmq_record_head_t *out);
+
+/* The head of a fully decoded record (for callers that hold a shmq_record_t). */
+void shmq_record_head_from(const shmq_record_t *r, shmq_record_head_t *out);
+
+/*
+ * The properties the store's workers look up, found in one pass over the
+ * properties area, each as shmq_props_get() finds it (the last valid
+ * occurrence; NULL, length 0 when absent or empty).
+ */
+typedef struct shmq_record_props {
+    const char *tags, *keys, *uniq_key, *delay;
+    uint32_t tags_len, keys_len, uniq_key_len, delay_len;
+} shmq_record_props_t;
+
+void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *out);
+
+/*
+ * IndexFile key hash of topic + "#" + key (abs(Java hashCode), 0 if still
+ * negative), without building the string: equal to
+ * shmq_index_key_hash() of the concatenation, for any bytes (ASCII is
+ * hashed directly; anything else goes through Java's UTF-8 decoding).
+ * -1 only when out of memory (a non-ASCII key longer than 1 KiB).
+ */
+int32_t shmq_topic_key_hash(const char *topic, size_t topic_len, const char *key, size_t key_len);
+
+#endif

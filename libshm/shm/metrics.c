@@ -1,0 +1,311 @@
+/*
+ * The Prometheus text format of a store's control block (metrics.h).  One
+ * family at a time: "# HELP", "# TYPE", then its samples; counters end in
+ * _total; label values are escaped (\\, \", \n) although topic and group
+ * names cannot hold those characters.
+ */
+#include "shm/metrics.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+
+/* relaxed loads: statistics, nothing is read through them */
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value, escaped. */
+static void label_value(FILE *f, const char *v, size_t len)
+{
+    for (size_t i = 0; i < len && v[i] != '\0'; i++) {
+        if (v[i] == '\\' || v[i] == '"') {
+            fputc('\\', f);
+            fputc(v[i], f);
+        } else if (v[i] == '\n') {
+            fputs("\\n", f);
+        } else {
+            fputc(v[i], f);
+        }
+    }
+}
+
+/* name{k="v"} value: one label. */
+static void sample1(FILE *f, const char *name, const char *k, const char *v, long long value)
+{
+    fprintf(f, "%s{%s=\"", name, k);
+    label_value(f, v, strlen(v));
+    fprintf(f, "\"} %lld\n", value);
+}
+
+/* The queue's topic, NUL-terminated within its bounds. */
+static size_t topic_len(const shmq_ctl_queue_t *q)
+{
+    return q->topic_len < sizeof(q->topic) ? q->topic_len : sizeof(q->topic) - 1;
+}
+
+static void queue_labels(FILE *f, const char *topic, size_t tlen, int32_t queue_id)
+{
+    fputs("topic=\"", f);
+    label_value(f, topic, tlen);
+    fprintf(f, "\",queue=\"%d\"", (int)queue_id);
+}
+
+static void store_metrics(FILE *f, const shmq_ctl_t *ctl)
+{
+    shmq_ctl_block_t *b = ctl->blk;
+    uint32_t state = LOAD(b->hdr.state);
+    family(f, "shmq_store_state", "gauge", "1 for the state the store is in");
+    static const char *const states[] = {"starting",  "recovering", "running", "draining",
+                                         "finishing", "stopped",    "failed"};
+    for (uint32_t s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
+        sample1(f, "shmq_store_state", "state", states[s], s == state);
+    }
+    family(f, "shmq_store_uptime_seconds", "gauge", "Seconds since the master built the store");
+    fprintf(f, "shmq_store_uptime_seconds %.3f\n",
+            (double)(shmq_now_ms() - b->hdr.created_ms) / 1000.0);
+    family(f, "shmq_store_fenced", "gauge",
+           "1 after a failed flush of a store file (the store takes no writes)");
+    fprintf(f, "shmq_store_fenced %d\n", LOAD(b->fenced_error) != 0);
+
+    family(f, "shmq_commitlog_position_bytes", "gauge",
+           "CommitLog offsets: wrote, flushed, dispatched, cq_flushed, indexed, replicated, min");
+    const struct {
+        const char *name;
+        const shmq_ctl_position_t *p;
+    } pos[] = {{"wrote", &b->wrote},
+               {"flushed", &b->flushed},
+               {"dispatched", &b->dispatched},
+               {"cq_flushed", &b->cq_flushed},
+               {"indexed", &b->indexed},
+               {"replicated", &b->replicated},
+               {"min", &b->min}};
+    for (size_t i = 0; i < sizeof(pos) / sizeof(pos[0]); i++) {
+        sample1(f, "shmq_commitlog_position_bytes", "position", pos[i].name,
+                (long long)shmq_ctl_load(pos[i].p));
+    }
+    family(f, "shmq_commitlog_bytes", "gauge", "CommitLog bytes stored (wrote - min)");
+    fprintf(f, "shmq_commitlog_bytes %lld\n",
+            (long long)(shmq_ctl_load(&b->wrote) - shmq_ctl_load(&b->min)));
+    family(f, "shmq_unflushed_bytes", "gauge", "CommitLog bytes written, not yet on disk");
+    fprintf(f, "shmq_unflushed_bytes %lld\n",
+            (long long)(shmq_ctl_load(&b->wrote) - shmq_ctl_load(&b->flushed)));
+}
+
+static void counter_metrics(FILE *f, const shmq_ctl_t *ctl)
+{
+    const shmq_ctl_counters_t *c = &ctl->blk->counters;
+    family(f, "shmq_messages_in_total", "counter", "Messages stored by the writer");
+    fprintf(f, "shmq_messages_in_total %llu\n", (unsigned long long)LOAD(c->messages_in));
+    family(f, "shmq_bytes_in_total", "counter", "Record bytes stored by the writer");
+    fprintf(f, "shmq_bytes_in_total %llu\n", (unsigned long long)LOAD(c->bytes_in));
+    family(f, "shmq_messages_out_total", "counter", "Messages returned to consumers");
+    uint64_t out = LOAD(c->messages_out) + (ctl->wake ? LOAD(ctl->wake->messages_out) : 0);
+    fprintf(f, "shmq_messages_out_total %llu\n", (unsigned long long)out);
+    family(f, "shmq_refused_total", "counter", "Sends refused, by cause");
+    sample1(f, "shmq_refused_total", "cause", "bad_input", (long long)LOAD(c->rejects));
+    sample1(f, "shmq_refused_total", "cause", "disk_full", (long long)LOAD(c->refused_disk_full));
+    sample1(f, "shmq_refused_total", "cause", "fenced", (long long)LOAD(c->refused_fenced));
+    sample1(f, "shmq_refused_total", "cause", "append_error", (long long)LOAD(c->append_errors));
+    family(f, "shmq_flush_duration_seconds", "summary",
+           "Time the flusher spent in CommitLog flushes");
+    fprintf(f, "shmq_flush_duration_seconds_sum %.9f\n", (double)LOAD(c->flush_ns_total) / 1e9);
+    fprintf(f, "shmq_flush_duration_seconds_count %llu\n", (unsigned long long)LOAD(c->flushes));
+    family(f, "shmq_flush_errors_total", "counter", "Failed CommitLog flushes");
+    fprintf(f, "shmq_flush_errors_total %llu\n", (unsigned long long)LOAD(c->flush_errors));
+}
+
+static void disk_metrics(FILE *f, const shmq_ctl_t *ctl)
+{
+    const shmq_ctl_cleaner_t *cs = &ctl->blk->cleaner;
+    int32_t used = LOAD(cs->used_pct), cq_used = LOAD(cs->cq_used_pct);
+    family(f, "shmq_disk_used_ratio", "gauge",
+           "Usage of the file system holding the path (the cleaner's last check)");
+    if (used >= 0) {
+        fprintf(f, "shmq_disk_used_ratio{path=\"commitlog\"} %.2f\n", used / 100.0);
+    }
+    if (cq_used >= 0) {
+        fprintf(f, "shmq_disk_used_ratio{path=\"consumequeue\"} %.2f\n", cq_used / 100.0);
+    }
+    family(f, "shmq_disk_full", "gauge", "1 while sends are refused for lack of disk space");
+    fprintf(f, "shmq_disk_full %d\n", LOAD(cs->disk_full) != 0);
+    family(f, "shmq_cleaner_runs_total", "counter", "Deletion runs of the cleaner");
+    fprintf(f, "shmq_cleaner_runs_total %llu\n", (unsigned long long)LOAD(cs->runs));
+}
+
+static void worker_metrics(FILE *f, const shmq_ctl_t *ctl)
+{
+    const shmq_ctl_block_t *b = ctl->blk;
+    int64_t now = shmq_now_ms();
+    const char *fams[][3] = {
+        {"shmq_worker_up", "gauge", "1 while the worker runs"},
+        {"shmq_worker_restarts_total", "counter", "Times the master started the worker again"},
+        {"shmq_worker_heartbeat_age_seconds", "gauge",
+         "Seconds since the worker's loop last turned"},
+    };
+    for (int k = 0; k < 3; k++) {
+        family(f, fams[k][0], fams[k][1], fams[k][2]);
+        for (int r = 0; r < SHMQ_ROLE_COUNT && r < SHMQ_CTL_MAX_WORKERS; r++) {
+            const shmq_ctl_worker_t *w = &b->workers[r];
+            uint32_t st = LOAD(w->state);
+            if (st == SHMQ_WORKER_NONE) {
+                continue; /* a role this store does not run */
+            }
+            const char *name = shmq_role_name((enum shmq_role)r);
+            if (k == 0) {
+                sample1(f, fams[k][0], "worker", name, st == SHMQ_WORKER_RUNNING);
+            } else if (k == 1) {
+                sample1(f, fams[k][0], "worker", name, (long long)LOAD(w->restarts));
+            } else {
+                int64_t hb = LOAD(w->heartbeat_ms), started = LOAD(w->started_ms);
+                int64_t last = hb > started ? hb : started;
+                fprintf(f, "%s{worker=\"%s\"} %.3f\n", fams[k][0], name,
+                        last > 0 ? (double)(now - last) / 1000.0 : 0.0);
+            }
+        }
+    }
+}
+
+static void queue_metrics(FILE *f, const shmq_ctl_t *ctl)
+{
+    const shmq_ctl_block_t *b = ctl->blk;
+    family(f, "shmq_queue_messages_total", "counter",
+           "Messages dispatched into the queue (its max offset)");
+    for (size_t i = 0; i < SHMQ_CTL_MAX_QUEUES; i++) {
+        const shmq_ctl_queue_t *q = &b->queues[i];
+        if (atomic_load_explicit(&q->state, memory_order_acquire) != SHMQ_ENTRY_ACTIVE) {
+            continue;
+        }
+        fputs("shmq_queue_messages_total{", f);
+        queue_labels(f, q->topic, topic_len(q), q->queue_id);
+        fprintf(f, "} %lld\n", (long long)LOAD(q->max_offset));
+    }
+    family(f, "shmq_queue_min_offset", "gauge", "Smallest queue offset still stored");
+    for (size_t i = 0; i < SHMQ_CTL_MAX_QUEUES; i++) {
+        const shmq_ctl_queue_t *q = &b->queues[i];
+        if (atomic_load_explicit(&q->state, memory_order_acquire) != SHMQ_ENTRY_ACTIVE) {
+            continue;
+        }
+        fputs("shmq_queue_min_offset{", f);
+        queue_labels(f, q->topic, topic_len(q), q->queue_id);
+        fprintf(f, "} %lld\n", (long long)LOAD(q->min_offset));
+    }
+    if (ctl->cons == NULL) {
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "shmq_consumer_offset" : "shmq_consumer_lag_messages";
+        family(f, name, "gauge",
+               k == 0 ? "The group's committed offset in the queue (next to consume)"
+                      : "Messages of the queue the group has not committed yet");
+        for (size_t i = 0; i < SHMQ_CTL_MAX_OFFSETS; i++) {
+            const shmq_ctl_offset_t *o = &ctl->cons->offsets[i];
+            if (atomic_load_explicit(&o->state, memory_order_acquire) != SHMQ_ENTRY_ACTIVE) {
+                continue;
+            }
+            int64_t off = LOAD(o->offset);
+            int64_t value = off;
+            if (k == 1) {
+                const shmq_ctl_queue_t *q = shmq_ctl_queue_find(
+                    ctl, o->topic, strnlen(o->topic, sizeof(o->topic)), o->queue_id);
+                int64_t max = q ? LOAD(q->max_offset) : off;
+                value = max > off ? max - off : 0;
+            }
+            fputs(name, f);
+            fputs("{group=\"", f);
+            label_value(f, o->group, sizeof(o->group));
+            fputs("\",", f);
+            queue_labels(f, o->topic, strnlen(o->topic, sizeof(o->topic)), o->queue_id);
+            fprintf(f, "} %lld\n", (long long)value);
+        }
+    }
+}
+
+static void scheduler_metrics(FILE *f, const shmq_ctl_t *ctl)
+{
+    const shmq_ctl_scheduler_t *s = &ctl->blk->scheduler;
+    family(f, "shmq_scheduler_pending_messages", "gauge",
+           "Delayed and timed messages not yet delivered");
+    sample1(f, "shmq_scheduler_pending_messages", "kind", "delay",
+            (long long)LOAD(s->delay_pending));
+    sample1(f, "shmq_scheduler_pending_messages", "kind", "timer",
+            (long long)LOAD(s->timer_pending));
+    family(f, "shmq_scheduler_delivered_total", "counter", "Delayed and timed messages delivered");
+    sample1(f, "shmq_scheduler_delivered_total", "kind", "delay",
+            (long long)LOAD(s->delay_delivered));
+    sample1(f, "shmq_scheduler_delivered_total", "kind", "timer",
+            (long long)LOAD(s->timer_delivered));
+    family(f, "shmq_scheduler_dropped_total", "counter",
+           "Due messages that could not be delivered");
+    fprintf(f, "shmq_scheduler_dropped_total %llu\n", (unsigned long long)LOAD(s->dropped));
+}
+
+static void replication_metrics(FILE *f, const shmq_ctl_t *ctl)
+{
+    const shmq_ctl_block_t *b = ctl->blk;
+    const shmq_ctl_ha_t *ha = &b->ha;
+    int64_t wrote = shmq_ctl_load(&b->wrote);
+    for (int k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "shmq_slave_lag_bytes" : "shmq_slave_in_sync";
+        family(f, name, "gauge",
+               k == 0 ? "A master's slave: bytes it has not confirmed"
+                      : "A master's slave: 1 while it is in sync");
+        for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+            const shmq_ctl_slave_t *s = &ha->slaves[i];
+            if (LOAD(s->state) == 0) {
+                continue;
+            }
+            int64_t acked = LOAD(s->acked);
+            char addr[SHMQ_CTL_ADDR_MAX];
+            snprintf(addr, sizeof(addr), "%.*s", (int)sizeof(addr) - 1, s->addr);
+            sample1(f, name, "slave", addr,
+                    k == 0 ? (wrote > acked ? wrote - acked : 0) : LOAD(s->in_sync) != 0);
+        }
+    }
+    if (b->hdr.config.broker_role == SHMQ_SLAVE) {
+        family(f, "shmq_master_lag_bytes", "gauge",
+               "A slave: bytes of its master's log (as last seen) it does not hold yet");
+        int64_t end = LOAD(ha->master_end);
+        fprintf(f, "shmq_master_lag_bytes %lld\n", (long long)(end > wrote ? end - wrote : 0));
+        family(f, "shmq_master_connected", "gauge", "A slave: 1 while connected to its master");
+        fprintf(f, "shmq_master_connected %d\n", LOAD(ha->master_connected) != 0);
+    }
+}
+
+int shmq_metrics_text(const shmq_ctl_t *ctl, char **out, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (f == NULL) {
+        return -ENOMEM;
+    }
+    store_metrics(f, ctl);
+    counter_metrics(f, ctl);
+    disk_metrics(f, ctl);
+    worker_metrics(f, ctl);
+    queue_metrics(f, ctl);
+    scheduler_metrics(f, ctl);
+    replication_metrics(f, ctl);
+    if (ferror(f)) {
+        fclose(f);
+        free(buf);
+        return -ENOMEM;
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}

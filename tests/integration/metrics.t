@@ -1,0 +1,101 @@
+#!/bin/sh
+# Metrics: `shmqctl metrics` and the metrics worker (metricsListen) give the
+# Prometheus text format of a store under load; promtool accepts it; the
+# figures match what was sent and consumed (messages per queue, consumer
+# lag, workers up); the endpoint answers only GET/HEAD of /metrics; with
+# metricsListen unset no metrics worker runs; a bad metricsListen is refused.
+# TAP output; exits non-zero if any test fails.
+
+SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/helpers/broker.sh"
+broker_init metrics
+
+PROMTOOL=$(command -v promtool)
+CURL=$(command -v curl)
+
+# value NAME{LABELS} FILE: the sample's value (empty if none).
+value() {
+    awk -v k="$1" '$1 == k { print $2 }' "$2"
+}
+
+"$SHMQD" --store "$T/bad" --set metricsListen=70000 >"$T/bad.log" 2>&1
+is "$?" "2" "metricsListen=70000 is refused (exit 2)"
+
+start_broker
+ok $? "shmqd starts without metricsListen" || diag "$T/shmqd.log"
+status_json | grep -q '"name":"metrics"'
+is "$?" "1" "no metrics worker runs by default"
+stop_broker
+
+# A free port on 127.0.0.1.
+PORT=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
+    LocalAddr => "127.0.0.1", LocalPort => 0) or die; print $s->sockport')
+start_broker --set metricsListen=$PORT
+ok $? "shmqd starts with metricsListen=$PORT" || diag "$T/shmqd.log"
+i=0
+until grep -q "serving the metrics at http://127.0.0.1:$PORT/metrics" "$T/shmqd.log" ||
+    [ $i -ge 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+grep -q "serving the metrics at http://127.0.0.1:$PORT/metrics" "$T/shmqd.log"
+ok $? "the metrics worker serves on 127.0.0.1:$PORT" || diag "$T/shmqd.log"
+
+"$CTL" topic --store "$STORE" $SMALL create TopicM --queues 2 >"$T/topic.out" 2>&1
+"$HELPERS/load_producer" --store "$STORE" --topic TopicM --id 1 --count 3000 --rate 2000 \
+    --size 200 >"$T/p1" 2>"$T/p1.err" &
+bg_add $!
+P1=$!
+sleep 0.5
+"$CTL" metrics --store "$STORE" $SMALL >"$T/under-load.prom" 2>"$T/m.err"
+ok $? "shmqctl metrics under load" || diag "$T/m.err"
+if [ -n "$PROMTOOL" ]; then
+    "$PROMTOOL" check metrics <"$T/under-load.prom" >"$T/promtool.out" 2>&1
+    ok $? "promtool check metrics accepts it" || diag "$T/promtool.out"
+else
+    ok 0 "# SKIP promtool not installed"
+fi
+wait "$P1"
+ok $? "the producer sent 3000 messages" || diag "$T/p1.err"
+"$CTL" consume --store "$STORE" $SMALL TopicM --group GM --count 1000 --timeout 10000 \
+    >"$T/c1" 2>&1
+ok $? "a consumer takes 1000 of them" || diag "$T/c1"
+sleep 1.5 # the consumer's commits reach the master
+
+if [ -n "$CURL" ]; then
+    "$CURL" -s -S -o "$T/http.prom" -D "$T/http.hdr" "http://127.0.0.1:$PORT/metrics" 2>"$T/curl.err"
+    ok $? "GET /metrics" || diag "$T/curl.err"
+    grep -qi '^content-type: text/plain; version=0.0.4' "$T/http.hdr"
+    ok $? "served as the Prometheus text format" || diag "$T/http.hdr"
+    is "$("$CURL" -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/metrics")" \
+        "405" "POST is refused (405)"
+    is "$("$CURL" -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/other")" "404" \
+        "another path is not found (404)"
+else
+    perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new("127.0.0.1:$ARGV[0]") or exit 1;
+        print $s "GET /metrics HTTP/1.0\r\n\r\n"; local $/; my $r = <$s>;
+        $r =~ s/^.*?\r\n\r\n//s; print $r' "$PORT" >"$T/http.prom"
+    ok $? "GET /metrics"
+    ok 0 "# SKIP curl not installed"
+    ok 0 "# SKIP curl not installed"
+    ok 0 "# SKIP curl not installed"
+fi
+if [ -n "$PROMTOOL" ]; then
+    "$PROMTOOL" check metrics <"$T/http.prom" >"$T/promtool2.out" 2>&1
+    ok $? "promtool accepts what the endpoint serves" || diag "$T/promtool2.out"
+else
+    ok 0 "# SKIP promtool not installed"
+fi
+q0=$(value 'shmq_queue_messages_total{topic="TopicM",queue="0"}' "$T/http.prom")
+q1=$(value 'shmq_queue_messages_total{topic="TopicM",queue="1"}' "$T/http.prom")
+is "$((q0 + q1))" "3000" "messages per queue add up to the 3000 sent ($q0 + $q1)"
+is "$(value shmq_messages_in_total "$T/http.prom")" "3000" "shmq_messages_in_total is 3000"
+l0=$(value 'shmq_consumer_lag_messages{group="GM",topic="TopicM",queue="0"}' "$T/http.prom")
+l1=$(value 'shmq_consumer_lag_messages{group="GM",topic="TopicM",queue="1"}' "$T/http.prom")
+is "$((l0 + l1))" "2000" "the group's lag is the 2000 not consumed ($l0 + $l1)"
+is "$(value 'shmq_worker_up{worker="metrics"}' "$T/http.prom")" "1" "the metrics worker is up"
+is "$(value 'shmq_store_state{state="running"}' "$T/http.prom")" "1" "the store is running"
+stop_broker
+ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+
+done_testing

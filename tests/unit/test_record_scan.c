@@ -1,0 +1,281 @@
+/*
+ * Unit tests for record_scan.c, the light record reads of the store's
+ * workers: the head decode agrees with shmq_record_decode() on every field
+ * it fills and on every error (damaged and cut records), the one-pass
+ * property scan finds what shmq_props_get() finds, and the index key hash
+ * equals Java's hashCode of "topic#key" (RocketMQ's IndexFile) for ASCII
+ * and non-ASCII keys.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "format/message.h"
+#include "format/record_scan.h"
+
+static uint32_t rng = 12345;
+
+static uint32_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+}
+
+static int64_t encode(uint8_t *buf, size_t cap, const char *topic, bool v6, const char *props,
+                      size_t body_len, int64_t phys)
+{
+    static uint8_t body[512];
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (uint8_t)(i * 7 + 3);
+    }
+    shmq_msg_in_t m;
+    memset(&m, 0, sizeof(m));
+    m.topic = topic;
+    m.topic_len = strlen(topic);
+    m.queue_id = 3;
+    m.sysflag = 0;
+    m.born_ts = 1700000000123;
+    m.born_host.is_v6 = v6;
+    m.born_host.addr[0] = 10;
+    m.born_host.port = 4444;
+    m.store_host.is_v6 = !v6;
+    m.store_host.addr[0] = 11;
+    m.store_host.port = 10911;
+    m.body = body;
+    m.body_len = body_len;
+    m.props = props;
+    m.props_len = strlen(props);
+    return shmq_record_encode(&m, 77, phys, 1700000000999, buf, cap);
+}
+
+static void assert_head_matches(const shmq_record_head_t *h, const shmq_record_t *r)
+{
+    assert_int_equal(h->total_size, r->total_size);
+    assert_int_equal(h->magic, r->magic);
+    assert_int_equal(h->queue_id, r->queue_id);
+    assert_int_equal(h->sysflag, r->sysflag);
+    assert_int_equal(h->queue_offset, r->queue_offset);
+    assert_int_equal(h->phys_offset, r->phys_offset);
+    assert_int_equal(h->store_ts, r->store_ts);
+    assert_ptr_equal(h->topic, r->topic);
+    assert_int_equal(h->topic_len, r->topic_len);
+    assert_ptr_equal(h->props, r->props);
+    assert_int_equal(h->props_len, r->props_len);
+}
+
+static void test_head_decode_reads_what_the_full_decode_reads(void **state)
+{
+    (void)state;
+    static uint8_t buf[4096];
+    char long_topic[200];
+    memset(long_topic, 'T', sizeof(long_topic) - 1);
+    long_topic[sizeof(long_topic) - 1] = '\0';
+    const char *topics[] = {"TopicTest", long_topic};
+    for (int t = 0; t < 2; t++) {
+        for (int v6 = 0; v6 < 2; v6++) {
+            int64_t len = encode(buf, sizeof(buf), topics[t], v6, "KEYS\001a b\002", 100, 4242);
+            assert_true(len > 0);
+            shmq_record_t r;
+            shmq_record_head_t h;
+            assert_int_equal(shmq_record_decode(buf, (size_t)len, 4242, SHMQ_DECODE_CHECK_PHYS, &r),
+                             len);
+            assert_int_equal(
+                shmq_record_head_decode(buf, (size_t)len, 4242, SHMQ_DECODE_CHECK_PHYS, &h), len);
+            assert_head_matches(&h, &r);
+            assert_int_equal(h.store_ts, 1700000000999);
+            assert_int_equal(h.queue_offset, 77);
+        }
+    }
+    /* A blank record. */
+    shmq_record_write_blank(buf, 64);
+    shmq_record_head_t h;
+    assert_int_equal(shmq_record_head_decode(buf, 64, 0, SHMQ_DECODE_CHECK_PHYS, &h), 0);
+    assert_int_equal(h.total_size, 64);
+    assert_int_equal(h.magic, SHMQ_MAGIC_BLANK);
+    assert_int_equal(shmq_record_head_decode(buf, 63, 0, 0, &h), SHMQ_E_SIZE);
+    /* Flags it does not implement are refused, not ignored. */
+    assert_int_equal(shmq_record_head_decode(buf, 64, 0, SHMQ_DECODE_CHECK_BODY_CRC, &h),
+                     SHMQ_E_ARG);
+}
+
+/* Damaged and cut records: the same answer as the full decode, for each byte changed. */
+static void test_head_decode_fails_as_the_full_decode_fails(void **state)
+{
+    (void)state;
+    static uint8_t orig[4096], buf[4096];
+    for (int round = 0; round < 4000; round++) {
+        bool v6 = round & 1;
+        const char *topic = (round & 2) ? "TopicTest" : "SCHEDULE_TOPIC_XXXX";
+        int64_t len = encode(orig, sizeof(orig), topic, v6, "TAGS\001x\002UNIQ_KEY\001abc\002",
+                             next_rand() % 200, 1000);
+        assert_true(len > 0);
+        memcpy(buf, orig, (size_t)len);
+        int changes = 1 + (int)(next_rand() % 3);
+        for (int c = 0; c < changes; c++) {
+            /* Mostly the header and the length fields, sometimes anywhere. */
+            size_t at = (next_rand() % 4) ? next_rand() % 120 : next_rand() % (size_t)len;
+            buf[at] = (next_rand() % 2) ? (uint8_t)next_rand() : (uint8_t)(buf[at] ^ 0x80);
+        }
+        size_t avail = (next_rand() % 3) ? (size_t)len : next_rand() % ((size_t)len + 40);
+        unsigned flags = (round & 4) ? SHMQ_DECODE_CHECK_PHYS : 0;
+        int64_t expect = (round & 8) ? 1000 : 999;
+        shmq_record_t r;
+        shmq_record_head_t h;
+        int a = shmq_record_decode(buf, avail, expect, flags, &r);
+        int b = shmq_record_head_decode(buf, avail, expect, flags, &h);
+        assert_int_equal(a, b);
+        if (a > 0) {
+            assert_head_matches(&h, &r);
+        } else {
+            assert_int_equal(h.total_size, r.total_size);
+        }
+    }
+}
+
+/* Every name shmq_record_props_scan looks for, and the value props_get finds. */
+static void check_scan(const char *p, size_t len)
+{
+    shmq_record_props_t pr;
+    shmq_record_props_scan(p, len, &pr);
+    struct {
+        const char *name;
+        const char *v;
+        uint32_t vl;
+    } want[] = {
+        {SHMQ_PROP_TAGS, pr.tags, pr.tags_len},
+        {SHMQ_PROP_KEYS, pr.keys, pr.keys_len},
+        {SHMQ_PROP_UNIQ_KEY, pr.uniq_key, pr.uniq_key_len},
+        {SHMQ_PROP_DELAY, pr.delay, pr.delay_len},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        size_t vl = 0;
+        const char *v = shmq_props_get(p, len, want[i].name, &vl);
+        assert_ptr_equal(want[i].v, v);
+        if (v) {
+            assert_int_equal(want[i].vl, vl);
+        } else {
+            assert_int_equal(want[i].vl, 0);
+        }
+    }
+}
+
+static void test_props_scan_finds_what_props_get_finds(void **state)
+{
+    (void)state;
+    static const char *const fixed[] = {
+        "",
+        "TAGS\001tagA\002",
+        "KEYS\001k1 k2\002TAGS\001t\002UNIQ_KEY\001ABCDEF\002__CRC32#\0010123456789\002",
+        "TAGS\001first\002TAGS\001second\002",
+        "TAGS\001first\002TAGS\001\002",           /* an empty later value does not override */
+        "TAGS\002KEYS\001\001x\002",               /* a name without value; a value with 0x01 */
+        "TAGSX\001no\002XTAGS\001no\002TAG\001no", /* other names */
+        "DELAY\0013\002UNIQ_KEY\001u\001v",        /* no closing 0x02 */
+        "\002\002\001\002UNIQ_KEY\001last",
+        /* shmq's __CRC32# tail, intact, and with a property hidden in its digits */
+        "__CRC32#\0010123456789\002",
+        "TAGS\001a\002__CRC32#\0010123456789\002",
+        "TAGS\001a\002__CRC32#\001\002TAGS\001bcd\002",
+        "TAGS\001a\002__CRC32#\0010123\002KEYS\001\002",
+        "TAGS\001a\002__CRC32#\00101234567\002x\002",
+        "TAGS\001a__CRC32#\0010123456789\002",
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        check_scan(fixed[i], strlen(fixed[i]));
+    }
+    static const char *const parts[] = {"TAGS",
+                                        "KEYS",
+                                        "UNIQ_KEY",
+                                        "DELAY",
+                                        "T",
+                                        "U",
+                                        "D",
+                                        "\001",
+                                        "\002",
+                                        "x",
+                                        "yy",
+                                        " ",
+                                        "TAGS\001",
+                                        "KEYS\001",
+                                        "DELAY\001",
+                                        "UNIQ_KEY\001",
+                                        "__CRC32#\0010123456789\002",
+                                        "__CRC32#\001",
+                                        "01234"};
+    char buf[256];
+    for (int round = 0; round < 20000; round++) {
+        size_t len = 0;
+        int n = (int)(next_rand() % 12);
+        for (int k = 0; k < n; k++) {
+            const char *s = parts[next_rand() % (sizeof(parts) / sizeof(parts[0]))];
+            size_t l = strlen(s);
+            if (len + l > sizeof(buf)) {
+                break;
+            }
+            memcpy(buf + len, s, l);
+            len += l;
+        }
+        check_scan(buf, len);
+    }
+}
+
+static void test_topic_key_hash_is_java_hashcode_of_topic_hash_key(void **state)
+{
+    (void)state;
+    /* Java: Math.abs(("topic" + "#" + "key").hashCode()), from the JDK. */
+    assert_int_equal(shmq_topic_key_hash("TopicTest", 9, "key1", 4), 1655984460);
+    assert_int_equal(shmq_topic_key_hash("BenchTopic", 10, "7F0000010E5A18B4AAC21C7A9E3B0000", 32),
+                     1366475764);
+    assert_int_equal(shmq_topic_key_hash("TopicTest", 9, "", 0), 1148604930);
+    assert_int_equal(shmq_topic_key_hash("", 0, "", 0), 35);
+    /* Non-ASCII: UTF-8 decoded to UTF-16 as Java does (surrogate pairs included). */
+    const char *cn = "\xe8\xae\xa2\xe5\x8d\x95-42"; /* 订单-42 */
+    assert_int_equal(shmq_topic_key_hash("TopicTest", 9, cn, strlen(cn)), 609834538);
+    const char *emoji = "\xf0\x9f\x98\x80 emoji";
+    assert_int_equal(shmq_topic_key_hash("TopicTest", 9, emoji, strlen(emoji)), 617675595);
+    const char *t = "T\xc3\xb3pico", *k = "cl\xc3\xa9";
+    assert_int_equal(shmq_topic_key_hash(t, strlen(t), k, strlen(k)), 1189229471);
+}
+
+/* Any bytes, including a UTF-8 sequence split by '#' and malformed ones: as the full hash. */
+static void test_topic_key_hash_equals_the_hash_of_the_joined_bytes(void **state)
+{
+    (void)state;
+    char topic[64], key[64], joined[130];
+    for (int round = 0; round < 50000; round++) {
+        size_t tl = next_rand() % 40, kl = next_rand() % 60;
+        bool high = round % 3 == 0;
+        for (size_t i = 0; i < tl; i++) {
+            topic[i] =
+                (char)(high && next_rand() % 8 == 0 ? 0x80 | next_rand() : 0x20 + next_rand() % 95);
+        }
+        for (size_t i = 0; i < kl; i++) {
+            key[i] =
+                (char)(high && next_rand() % 8 == 0 ? 0x80 | next_rand() : 0x20 + next_rand() % 95);
+        }
+        memcpy(joined, topic, tl);
+        joined[tl] = '#';
+        memcpy(joined + tl + 1, key, kl);
+        assert_int_equal(shmq_topic_key_hash(topic, tl, key, kl),
+                         shmq_index_key_hash(joined, tl + 1 + kl));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_head_decode_reads_what_the_full_decode_reads),
+        cmocka_unit_test(test_head_decode_fails_as_the_full_decode_fails),
+        cmocka_unit_test(test_props_scan_finds_what_props_get_finds),
+        cmocka_unit_test(test_topic_key_hash_is_java_hashcode_of_topic_hash_key),
+        cmocka_unit_test(test_topic_key_hash_equals_the_hash_of_the_joined_bytes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
