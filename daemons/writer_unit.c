@@ -295,26 +295,6 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
     return 0;
 }
 
-/* The CommitLog message of a ring entry (its views), stamped with our store host. */
-static inline void entry_to_in(const shmq_ring_msg_t *m, const shmq_host_t *store_host,
-                               shmq_msg_in_t *in)
-{
-    in->topic = m->topic;
-    in->topic_len = m->topic_len;
-    in->queue_id = m->queue_id;
-    in->flag = m->flag;
-    in->sysflag = m->sysflag;
-    in->born_ts = m->born_ts;
-    in->born_host = m->born_host;
-    in->store_host = *store_host;
-    in->reconsume_times = m->reconsume_times;
-    in->prepared_tx_offset = m->prepared_tx_offset;
-    in->body = m->body;
-    in->body_len = m->body_len;
-    in->props = m->props;
-    in->props_len = m->props_len;
-}
-
 /* ---- one unit ------------------------------------------------------------------------------ */
 
 /* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
@@ -370,7 +350,7 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
      * validated, unless the put hook replaced them), then encoded from that plan. */
     for (size_t k = 0; k < n && rc == 0; k++) {
         const shmq_ring_msg_t *m = &wr->msgs[k];
-        entry_to_in(m, &wr->cl.store_host, &wr->ins[k]);
+        shmq_ring_msg_to_in(m, &wr->cl.store_host, &wr->ins[k]);
         wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
         rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
                               &wr->plans[k]);

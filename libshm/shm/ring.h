@@ -290,8 +290,25 @@ int shmq_ring_take_unit(const uint8_t *data, uint64_t size, uint64_t pos, uint64
  * The CommitLog message for an entry: m's views, with the given store host
  * (the one the writer stamps; see shmq_config_store_host()).
  */
-void shmq_ring_msg_to_in(const shmq_ring_msg_t *m, const shmq_host_t *store_host,
-                         shmq_msg_in_t *in);
+static inline void shmq_ring_msg_to_in(const shmq_ring_msg_t *m, const shmq_host_t *store_host,
+                                       shmq_msg_in_t *in)
+{
+    /* Every field is set (no memset: the writer calls this per message). */
+    in->topic = m->topic;
+    in->topic_len = m->topic_len;
+    in->queue_id = m->queue_id;
+    in->flag = m->flag;
+    in->sysflag = m->sysflag;
+    in->born_ts = m->born_ts;
+    in->born_host = m->born_host;
+    in->store_host = *store_host;
+    in->reconsume_times = m->reconsume_times;
+    in->prepared_tx_offset = m->prepared_tx_offset;
+    in->body = m->body;
+    in->body_len = m->body_len;
+    in->props = m->props;
+    in->props_len = m->props_len;
+}
 
 /* ---- producer-side cursor ------------------------------------------------ */
 
