@@ -30,6 +30,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "format/config.h"
 
 #define LOG_BURST     50
 #define LOG_WINDOW_MS 10000
@@ -91,12 +92,6 @@ int shmq_log_level_now(void)
     return log_level;
 }
 
-const char *shmq_log_level_name(int level)
-{
-    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
-    return level >= SHMQ_LOG_ERROR && level <= SHMQ_LOG_DEBUG ? names[level] : "?";
-}
-
 /* The site's share of the window: false to drop the line; *suppressed the count to report. */
 static bool site_admits(const char *fmt, uint64_t *suppressed)
 {
@@ -149,7 +144,7 @@ void shmq_log(enum shmq_log_level level, const char *fmt, ...)
     int n;
     if (log_journal) {
         n = snprintf(line, sizeof(line), "%s%-5s %s[%d]: %s%s\n", prio[level],
-                     shmq_log_level_name(level), log_who, (int)getpid(), msg, more);
+                     shmq_log_level_text(level), log_who, (int)getpid(), msg, more);
     } else {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -158,7 +153,7 @@ void shmq_log(enum shmq_log_level level, const char *fmt, ...)
         char when[32];
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
         n = snprintf(line, sizeof(line), "%s.%03ld %-5s %s[%d]: %s%s\n", when, ts.tv_nsec / 1000000,
-                     shmq_log_level_name(level), log_who, (int)getpid(), msg, more);
+                     shmq_log_level_text(level), log_who, (int)getpid(), msg, more);
     }
     if (n > (int)sizeof(line)) {
         n = (int)sizeof(line);

@@ -33,8 +33,7 @@ void shmq_log_set_level(int level);
  * a value outside ERROR..DEBUG leaves the level set before. */
 void shmq_log_follow(const _Atomic int32_t *word);
 
-/* The level in force, and a level's name ("ERROR", "WARN", "INFO", "DEBUG"). */
+/* The level in force (its name: shmq_log_level_text, format/config.h). */
 int shmq_log_level_now(void);
-const char *shmq_log_level_name(int level);
 
 #endif

@@ -873,11 +873,13 @@ static int config_invalid(const char *key, const char *fmt, ...)
  *   explicitly, haPlainLink=true (RocketMQ's plain protocol); so does a
  *   SYNC_MASTER; never both.
  */
+/* logLevel's values, indexed by enum shmq_log_level (the log lines print them too). */
+static const char *const log_level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
 int shmq_log_level_parse(const char *s)
 {
-    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
-    for (int i = 0; i < 4; i++) {
-        if (strcasecmp(s, names[i]) == 0) {
+    for (int i = 0; i < (int)(sizeof(log_level_names) / sizeof(log_level_names[0])); i++) {
+        if (strcasecmp(s, log_level_names[i]) == 0) {
             return i;
         }
     }
@@ -886,8 +888,9 @@ int shmq_log_level_parse(const char *s)
 
 const char *shmq_log_level_text(int level)
 {
-    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
-    return level >= 0 && level < 4 ? names[level] : "INFO";
+    return level >= 0 && level < (int)(sizeof(log_level_names) / sizeof(log_level_names[0]))
+               ? log_level_names[level]
+               : "INFO";
 }
 
 void shmq_config_fit(shmq_config_t *cfg, shmq_config_warn_fn warn, void *warn_arg)
