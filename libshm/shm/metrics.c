@@ -178,26 +178,21 @@ static void worker_metrics(FILE *f, const shmq_ctl_t *ctl)
 static void queue_metrics(FILE *f, const shmq_ctl_t *ctl)
 {
     const shmq_ctl_block_t *b = ctl->blk;
-    family(f, "shmq_queue_messages_total", "counter",
-           "Messages dispatched into the queue (its max offset)");
-    for (size_t i = 0; i < SHMQ_CTL_MAX_QUEUES; i++) {
-        const shmq_ctl_queue_t *q = &b->queues[i];
-        if (atomic_load_explicit(&q->state, memory_order_acquire) != SHMQ_ENTRY_ACTIVE) {
-            continue;
+    for (int k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "shmq_queue_messages_total" : "shmq_queue_min_offset";
+        family(f, name, k == 0 ? "counter" : "gauge",
+               k == 0 ? "Messages dispatched into the queue (its max offset)"
+                      : "Smallest queue offset still stored");
+        for (size_t i = 0; i < SHMQ_CTL_MAX_QUEUES; i++) {
+            const shmq_ctl_queue_t *q = &b->queues[i];
+            if (atomic_load_explicit(&q->state, memory_order_acquire) != SHMQ_ENTRY_ACTIVE) {
+                continue;
+            }
+            fputs(name, f);
+            fputc('{', f);
+            queue_labels(f, q->topic, topic_len(q), q->queue_id);
+            fprintf(f, "} %lld\n", (long long)(k == 0 ? LOAD(q->max_offset) : LOAD(q->min_offset)));
         }
-        fputs("shmq_queue_messages_total{", f);
-        queue_labels(f, q->topic, topic_len(q), q->queue_id);
-        fprintf(f, "} %lld\n", (long long)LOAD(q->max_offset));
-    }
-    family(f, "shmq_queue_min_offset", "gauge", "Smallest queue offset still stored");
-    for (size_t i = 0; i < SHMQ_CTL_MAX_QUEUES; i++) {
-        const shmq_ctl_queue_t *q = &b->queues[i];
-        if (atomic_load_explicit(&q->state, memory_order_acquire) != SHMQ_ENTRY_ACTIVE) {
-            continue;
-        }
-        fputs("shmq_queue_min_offset{", f);
-        queue_labels(f, q->topic, topic_len(q), q->queue_id);
-        fprintf(f, "} %lld\n", (long long)LOAD(q->min_offset));
     }
     if (ctl->cons == NULL) {
         return;
