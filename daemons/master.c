@@ -64,14 +64,13 @@
 #include "master.h"
 #include "worker.h"
 
-#define TICK_MS            100   /* longest sleep of the loop */
-#define BACKOFF_MIN_MS     100   /* first restart delay after a crash */
-#define BACKOFF_MAX_MS     5000  /* doubling stops here */
-#define BACKOFF_RESET_MS   10000 /* a worker up this long starts again from BACKOFF_MIN_MS */
-#define RESTART_NOW_UP_MS  1000  /* a crash after this long up restarts at once (no crash loop) */
-#define HEARTBEAT_STALE_MS 5000
-#define TERM_WAIT_MS       10000 /* SIGTERM, then SIGKILL after this */
-#define STOP_TIMEOUT_MS    60000 /* an orderly stop taking longer is forced */
+#define TICK_MS           100   /* longest sleep of the loop */
+#define BACKOFF_MIN_MS    100   /* first restart delay after a crash */
+#define BACKOFF_MAX_MS    5000  /* doubling stops here */
+#define BACKOFF_RESET_MS  10000 /* a worker up this long starts again from BACKOFF_MIN_MS */
+#define RESTART_NOW_UP_MS 1000  /* a crash after this long up restarts at once (no crash loop) */
+#define TERM_WAIT_MS      10000 /* SIGTERM, then SIGKILL after this */
+#define STOP_TIMEOUT_MS   60000 /* an orderly stop taking longer is forced */
 /* Workers every store runs, then the ones it runs when their program is installed. */
 /* The first that runs (role_runs) is the one whose orderly stop ends DRAINING. */
 static const enum shmq_role required_roles[] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_HA_RECEIVER,
@@ -588,11 +587,11 @@ static void watch_workers(master_t *m)
         int64_t hb = atomic_load_explicit(&s->heartbeat_ms, memory_order_relaxed);
         int64_t since = atomic_load_explicit(&s->started_ms, memory_order_relaxed);
         int64_t age = wall - (hb > since ? hb : since);
-        if (age > HEARTBEAT_STALE_MS && !w->hb_warned) {
+        if (age > SHMQ_HEARTBEAT_STALE_MS && !w->hb_warned) {
             shmq_log(SHMQ_LOG_WARN, "the %s (pid %d) has not reported a heartbeat for %lld ms",
                      wname(w), (int)w->pid, (long long)age);
             w->hb_warned = true;
-        } else if (age <= HEARTBEAT_STALE_MS && w->hb_warned) {
+        } else if (age <= SHMQ_HEARTBEAT_STALE_MS && w->hb_warned) {
             shmq_log(SHMQ_LOG_INFO, "the %s (pid %d) reports heartbeats again", wname(w),
                      (int)w->pid);
             w->hb_warned = false;

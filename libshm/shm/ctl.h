@@ -82,6 +82,10 @@
 #define SHMQ_CTL_MAX_QUEUES  16384 /* power of two: open addressing */
 #define SHMQ_CTL_MAX_OFFSETS 8192  /* consumer group offsets (group, topic, queue) */
 
+/* A worker whose heartbeat is older than this has not turned its loop: the master warns,
+ * shmqctl status shows it stale. */
+#define SHMQ_HEARTBEAT_STALE_MS 5000
+
 /* Worker roles: index into the worker table. */
 enum shmq_role {
     SHMQ_ROLE_WRITER = 0,

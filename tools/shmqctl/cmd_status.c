@@ -275,12 +275,6 @@ static const char *ring_state_name(uint32_t st)
     }
 }
 
-/*
- * A worker's heartbeat older than this is stale (the master warns at the same age,
- * daemons/master.c HEARTBEAT_STALE_MS): its loop has not turned, it may hang.
- */
-#define STATUS_HEARTBEAT_STALE_MS 5000
-
 /* Append one reason the store is not healthy to the array. */
 static void health_problem(json_t *health, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -348,7 +342,7 @@ static json_t *status_json(const shmq_ctl_t *ctl)
         const char *name = shmq_role_name((enum shmq_role)r);
         /* A running worker whose loop has not turned for a while is not called running. */
         int64_t age = now - (hb > started ? hb : started);
-        bool stale = state == SHMQ_WORKER_RUNNING && age > STATUS_HEARTBEAT_STALE_MS;
+        bool stale = state == SHMQ_WORKER_RUNNING && age > SHMQ_HEARTBEAT_STALE_MS;
         json_object_set_new(wj, "name", json_string(name));
         json_object_set_new(wj, "pid", json_integer(pid));
         json_object_set_new(wj, "state",
