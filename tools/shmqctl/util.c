@@ -74,28 +74,28 @@ int64_t shmqctl_now_ms(void)
 
 /* ---- store access ---------------------------------------------------------- */
 
-/* The size of the file with the smallest 20-digit name in dir (0 if none). */
+/* The size of the segment file with the smallest start offset in dir (0 if none). */
 static int64_t first_file_size(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) {
         return 0;
     }
-    char best[32] = "";
+    int64_t first = -1, off;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len != 20 || strspn(e->d_name, "0123456789") != 20) {
-            continue;
-        }
-        if (best[0] == '\0' || strcmp(e->d_name, best) < 0) {
-            memcpy(best, e->d_name, 21);
+        if (shmq_segment_parse(e->d_name, &off) && (first < 0 || off < first)) {
+            first = off;
         }
     }
     closedir(d);
-    char path[PATH_MAX];
+    char name[21], path[PATH_MAX];
     struct stat sb;
-    if (best[0] == '\0' || snprintf(path, sizeof(path), "%s/%s", dir, best) >= (int)sizeof(path) ||
+    if (first < 0) {
+        return 0;
+    }
+    shmq_segment_name(first, name);
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
         lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         return 0;
     }
