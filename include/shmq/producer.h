@@ -14,7 +14,7 @@
  *   SYNC_MASTER  (brokerRole) also: a slave in sync holds it (after the
  *                flush under SYNC_FLUSH).  With no slave in sync the
  *                status is SHMQ_SEND_SLAVE_NOT_AVAILABLE at once; when no
- *                slave confirms it within syncFlushTimeout (never past the
+ *                slave confirms it within slaveTimeout (never past the
  *                send timeout) SHMQ_SEND_FLUSH_SLAVE_TIMEOUT.  The message
  *                is stored on the master in both cases, as in RocketMQ.
  *

@@ -144,7 +144,7 @@ static void reap_slot(shmq_producer_t *p, uint32_t s)
                 shmq_ctl_load(&p->blk->replicated) < d.end_pos) {
                 if (slave_in_sync(p)) {
                     d.wait_repl = true;
-                    d.repl_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+                    d.repl_deadline = shmq_mono_ms() + p->cfg->slave_timeout;
                 } else {
                     d.res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
                 }
@@ -413,8 +413,9 @@ static void flush_sleep(shmq_producer_t *p, int64_t end_pos, int timeout_ms)
 /*
  * SYNC_MASTER, after the flush: SHMQ_SEND_OK once replicated covers
  * end_pos; SHMQ_SEND_SLAVE_NOT_AVAILABLE at once when no slave is in sync;
- * SHMQ_SEND_FLUSH_SLAVE_TIMEOUT after syncFlushTimeout (never past the
- * send's deadline).  RocketMQ's statuses: the message is stored either way.
+ * SHMQ_SEND_FLUSH_SLAVE_TIMEOUT after slaveTimeout, as RocketMQ 5's
+ * handleHA (never past the send's deadline).  RocketMQ's statuses: the message is stored either
+ * way.
  */
 static int repl_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
 {
@@ -424,7 +425,7 @@ static int repl_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
     if (!slave_in_sync(p)) {
         return SHMQ_SEND_SLAVE_NOT_AVAILABLE;
     }
-    int64_t until = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+    int64_t until = shmq_mono_ms() + p->cfg->slave_timeout;
     if (deadline < until) {
         until = deadline;
     }

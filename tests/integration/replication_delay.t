@@ -2,7 +2,7 @@
 # A slow replication link under SYNC_MASTER, through the test's proxy
 # (tests/helpers/ha_proxy.pl, "delay MS"): with every byte held 400 ms each
 # way a send is answered SEND_OK, and not before the round trip (800 ms);
-# with the link slower than syncFlushTimeout the answer is
+# with the link slower than slaveTimeout the answer is
 # FLUSH_SLAVE_TIMEOUT, not before the timeout, and nothing hangs; once the
 # link is fast again sends are SEND_OK and the slave's log is the master's,
 # byte for byte.  Times are asserted only as "not before".  TAP output;
@@ -19,7 +19,7 @@ PROXY=$!
 bg_add $PROXY
 
 TIMEOUT_MS=3000
-start_broker $MCONF --set brokerRole=SYNC_MASTER --set syncFlushTimeout=$TIMEOUT_MS
+start_broker $MCONF --set brokerRole=SYNC_MASTER --set slaveTimeout=$TIMEOUT_MS
 ok $? "a SYNC_MASTER starts" || diag "$T/shmqd.log"
 start_slave "$SLAVE" "$PROXY_PORT" slave
 SLAVE_PID=$LAST_PID
@@ -48,10 +48,10 @@ ok $? "and not before the round trip through the slow link ($MS ms >= 800)"
 
 echo 5000 >"$T/delay"
 timed_send
-is "$ST" FLUSH_SLAVE_TIMEOUT "a link slower than syncFlushTimeout: FLUSH_SLAVE_TIMEOUT" ||
+is "$ST" FLUSH_SLAVE_TIMEOUT "a link slower than slaveTimeout: FLUSH_SLAVE_TIMEOUT" ||
     diag "$T/one.err"
 [ "$MS" -ge $TIMEOUT_MS ]
-ok $? "not before syncFlushTimeout ($MS ms >= $TIMEOUT_MS)"
+ok $? "not before slaveTimeout ($MS ms >= $TIMEOUT_MS)"
 "$CTL" send --store "$MASTER" $SMALL TopicD --count 200 --size 100 --async 16 >"$T/many.out" 2>&1
 is "$(grep -cE '^(SEND_OK|FLUSH_SLAVE_TIMEOUT) ' "$T/many.out")" 200 \
     "200 asynchronous sends on the slow link are each answered: nothing hangs" || diag "$T/many.out"

@@ -14,7 +14,7 @@ broker_init replication-kill
 . "$SRC/tests/helpers/replication.sh"
 
 ROUNDS=${REPL_KILL_ROUNDS:-1}
-SYNC="--set brokerRole=SYNC_MASTER --set syncFlushTimeout=2000"
+SYNC="--set brokerRole=SYNC_MASTER --set slaveTimeout=2000"
 
 # load NAME: two producers of TopicK in the background (one synchronous, one with 16 in
 # flight); their pids in LOADS.
@@ -93,7 +93,7 @@ while [ $r -le "$ROUNDS" ]; do
     SPIDS="$SLAVE_PID $(jpath "$SLAVE" 'join(" ", grep { $_ > 0 } map { $_->{pid} } @{$j->{workers}})')"
     kill_all "$SPIDS"
     wait "$SLAVE_PID" 2>/dev/null
-    # Down for longer than syncFlushTimeout: sends waiting for it time out.
+    # Down for longer than slaveTimeout: sends waiting for it time out.
     sleep 3
     start_slave "$SLAVE" "$HA_PORT" slave
     SLAVE_PID=$LAST_PID

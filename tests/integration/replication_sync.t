@@ -5,7 +5,7 @@
 # only once the slave holds them (when the last answer came, the slave's log
 # ends where the master's does, and consumers on the slave read every
 # message), also under 4 producers x 64 in flight; with the slave's
-# receiver stopped a send is answered FLUSH_SLAVE_TIMEOUT, not before syncFlushTimeout; with the slave gone,
+# receiver stopped a send is answered FLUSH_SLAVE_TIMEOUT, not before slaveTimeout; with the slave gone,
 # SLAVE_NOT_AVAILABLE again, and nothing hangs.  TAP output; every wait is
 # bounded.
 
@@ -15,7 +15,7 @@ broker_init replication-sync
 . "$SRC/tests/helpers/replication.sh"
 
 TIMEOUT_MS=1500
-start_broker $MCONF --set brokerRole=SYNC_MASTER --set syncFlushTimeout=$TIMEOUT_MS
+start_broker $MCONF --set brokerRole=SYNC_MASTER --set slaveTimeout=$TIMEOUT_MS
 ok $? "a SYNC_MASTER starts" || diag "$T/shmqd.log"
 
 # send_status TOPIC: one synchronous send; its status word ("SEND_OK", ...) in ST.
@@ -74,7 +74,7 @@ ok $? "consumers on the slave read them ($got)" || diag "$T/cs.err"
 grep -q 'messages .* 0 errors' "$T/bench.out" && ! grep -q 'messages   0 in' "$T/bench.out"
 ok $? "4 producers x 64 in flight for 3 s: every send SEND_OK" || diag "$T/bench.out"
 
-# The slave's receiver stopped: FLUSH_SLAVE_TIMEOUT after syncFlushTimeout.
+# The slave's receiver stopped: FLUSH_SLAVE_TIMEOUT after slaveTimeout.
 RP=$(jpath "$SLAVE" '(grep { $_->{name} eq "ha-receiver" } @{$j->{workers}})[0]{pid}')
 kill -STOP "$RP"
 t0=$(date +%s%N)
@@ -83,7 +83,7 @@ t1=$(date +%s%N)
 kill -CONT "$RP"
 is "$ST" FLUSH_SLAVE_TIMEOUT "a slave that does not answer: FLUSH_SLAVE_TIMEOUT" || diag "$T/one.err"
 [ $(((t1 - t0) / 1000000)) -ge $TIMEOUT_MS ]
-ok $? "not before syncFlushTimeout ($(((t1 - t0) / 1000000)) ms)"
+ok $? "not before slaveTimeout ($(((t1 - t0) / 1000000)) ms)"
 caught_up
 ok $? "the slave catches up once it runs again" || diag "$T/slave.log"
 send_status TopicS
