@@ -687,6 +687,22 @@ static int config_apply(shmq_config_t *cfg, const key_def_t *k, const char *valu
     return config_bad(file, line, k->name, value, "a known kind of value");
 }
 
+/*
+ * RocketMQ store keys shmq reads and checks (so that --print-config shows
+ * them and a bad value is still an error) but whose choice it does not
+ * offer: a value other than RocketMQ's default draws a warning that says
+ * why (the default is what shmq does, or changes nothing).
+ */
+static const struct {
+    const char *name;
+    const char *why;
+} config_inert[] = {
+    {"flushCommitLogTimed", "the flusher flushes every flushIntervalCommitLog"},
+    {"putMessageTimeout", "a send is bounded by the producer's send timeout"},
+    {"warmMapedFileEnable", "CommitLog segments are always pre-faulted ahead of the writer"},
+    {"messageIndexSafe", "recovery starts the index from its own checkpointed position"},
+};
+
 static int config_set_at(shmq_config_t *cfg, const char *key, const char *value, const char *file,
                          int line, shmq_config_warn_fn warn, void *warn_arg)
 {
@@ -702,7 +718,18 @@ static int config_set_at(shmq_config_t *cfg, const char *key, const char *value,
         }
     }
     if (k != NULL) {
-        return config_apply(cfg, k, value, file, line, warn, warn_arg);
+        int rc = config_apply(cfg, k, value, file, line, warn, warn_arg);
+        for (size_t i = 0; rc == 0 && i < sizeof(config_inert) / sizeof(config_inert[0]); i++) {
+            if (strcmp(config_inert[i].name, k->name) == 0) {
+                shmq_config_t def;
+                shmq_config_defaults(&def);
+                if (memcmp((const char *)cfg + k->off, (const char *)&def + k->off, k->size) != 0) {
+                    config_warn(warn, warn_arg, file, line, "key '%s=%s' has no effect in shmq: %s",
+                                k->name, value, config_inert[i].why);
+                }
+            }
+        }
+        return rc;
     }
     for (size_t i = 0; i < sizeof(config_ignored) / sizeof(config_ignored[0]); i++) {
         if (strcmp(config_ignored[i], key) == 0) {

@@ -1,5 +1,6 @@
 #!/bin/sh
-# shmqctl status shows each producer ring that is not free: an attached
+# shmqctl status names the broker (brokerName, brokerClusterName, brokerId)
+# and shows each producer ring that is not free: an attached
 # producer's ring as active with its pid and uid; after the producer is
 # killed while the writer is stopped, the ring as orphaned with what it
 # published not yet taken; once the writer runs again, the ring is drained
@@ -9,8 +10,13 @@
 . "${SHMQ_SRC:-/work/main}/tests/helpers/broker.sh"
 broker_init status-rings
 
-start_broker
+start_broker --set brokerName=broker-r --set brokerClusterName=ClusterR --set brokerId=0
 ok $? "shmqd runs" || diag "$T/shmqd.log"
+"$CTL" status --store "$STORE" >"$T/status0.txt" 2>&1
+grep -qx "broker: broker-r, cluster ClusterR, id 0" "$T/status0.txt"
+ok $? "status names the broker: brokerName, brokerClusterName, brokerId" || diag "$T/status0.txt"
+is "$(status_json | perl -MJSON::PP -e 'local $/; my $b = JSON::PP->new->decode(<STDIN>)->{broker};
+    print "$b->{name} $b->{cluster} $b->{id}"')" "broker-r ClusterR 0" "and so does status --json"
 
 # ring_field PID FIELD: FIELD of the ring whose producer is PID ("" when there is none).
 ring_field() {

@@ -264,6 +264,28 @@ static void test_rocketmq_key_without_effect_warns_and_is_accepted(void **state)
                      0);
 }
 
+static void test_inert_key_warns_only_off_its_default(void **state)
+{
+    fixture_t *f = *state;
+    shmq_config_t c;
+
+    shmq_config_defaults(&c);
+    /* RocketMQ's default: what shmq does; silent, and printed configs read back quietly. */
+    assert_int_equal(shmq_config_set(&c, "flushCommitLogTimed", "true", capture_warning, f), 0);
+    assert_int_equal(shmq_config_set(&c, "putMessageTimeout", "8000", capture_warning, f), 0);
+    assert_int_equal(f->warnings, 0);
+    /* Another value is accepted and checked, with a warning saying why it changes nothing. */
+    assert_int_equal(shmq_config_set(&c, "flushCommitLogTimed", "false", capture_warning, f), 0);
+    assert_int_equal(f->warnings, 1);
+    assert_contains(f->last_warning, "flushCommitLogTimed=false' has no effect in shmq");
+    assert_int_equal(shmq_config_set(&c, "warmMapedFileEnable", "true", capture_warning, f), 0);
+    assert_int_equal(f->warnings, 2);
+    assert_contains(f->last_warning, "pre-faulted");
+    assert_int_equal(shmq_config_set(&c, "putMessageTimeout", "0", capture_warning, f),
+                     SHMQ_E_CONFIG);
+    assert_int_equal(c.put_message_timeout, 8000);
+}
+
 static void test_line_without_separator_is_refused_naming_line(void **state)
 {
     fixture_t *f = *state;
@@ -557,6 +579,7 @@ int main(void)
         T(test_sample_broker_conf_with_comments_aliases_crlf_loads),
         T(test_unknown_key_warns_and_is_not_an_error),
         T(test_rocketmq_key_without_effect_warns_and_is_accepted),
+        T(test_inert_key_warns_only_off_its_default),
         T(test_line_without_separator_is_refused_naming_line),
         T(test_bad_value_in_file_names_file_line_key_and_value),
         T(test_missing_file_is_enoent),

@@ -310,6 +310,11 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(
         o, "flush_disk_type",
         json_string(h->config.flush_disk_type == SHMQ_SYNC_FLUSH ? "SYNC_FLUSH" : "ASYNC_FLUSH"));
+    json_t *broker = json_object();
+    json_object_set_new(broker, "name", json_string(h->config.broker_name));
+    json_object_set_new(broker, "cluster", json_string(h->config.broker_cluster_name));
+    json_object_set_new(broker, "id", json_integer(h->config.broker_id));
+    json_object_set_new(o, "broker", broker);
     json_t *pos = json_object();
     json_object_set_new(pos, "wrote", json_integer(shmq_ctl_load(&b->wrote)));
     json_object_set_new(pos, "flushed", json_integer(shmq_ctl_load(&b->flushed)));
@@ -499,6 +504,9 @@ static void status_text(json_t *o)
            json_string_value(json_object_get(o, "store")),
            json_string_value(json_object_get(o, "state")), (long long)jint(o, "pid"), up,
            json_string_value(json_object_get(o, "flush_disk_type")));
+    json_t *broker = json_object_get(o, "broker");
+    printf("broker: %s, cluster %s, id %lld\n", json_string_value(json_object_get(broker, "name")),
+           json_string_value(json_object_get(broker, "cluster")), (long long)jint(broker, "id"));
     printf("positions: wrote %lld  flushed %lld  dispatched %lld  cq_flushed %lld  min %lld\n",
            (long long)jint(pos, "wrote"), (long long)jint(pos, "flushed"),
            (long long)jint(pos, "dispatched"), (long long)jint(o, "cq_flushed"),
