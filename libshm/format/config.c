@@ -21,6 +21,7 @@
 #include "base/log.h"
 
 #include "format/message.h"
+#include "format/names.h"
 
 #include "shmq/errors.h"
 #include "shmq/types.h"
@@ -139,7 +140,7 @@ static const key_def_t config_keys[] = {
     K("maxMsgsNumBatch", KEY_I32, max_msgs_num_batch, 1, 1000000),
     /* topics */
     K("autoCreateTopicEnable", KEY_BOOL, auto_create_topic_enable, 0, 0),
-    K("defaultTopicQueueNums", KEY_I32, default_topic_queue_nums, 1, 65535),
+    K("defaultTopicQueueNums", KEY_I32, default_topic_queue_nums, 1, SHMQ_TOPIC_QUEUES_MAX),
     /* schedule and timer (timerMaxDelaySec up to 10 years) */
     K("messageDelayLevel", KEY_DELAY, message_delay_level, 0, 0),
     K("flushDelayOffsetInterval", KEY_I32, flush_delay_offset_interval, 1, MS_DAY),

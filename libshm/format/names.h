@@ -14,6 +14,10 @@
 
 #define SHMQ_GROUP_MAX 120 /* bytes of a consumer group name */
 
+/* Queues of one topic: shmqctl topic --queues and defaultTopicQueueNums (the
+ * control block's queue table holds SHMQ_CTL_MAX_QUEUES for all topics). */
+#define SHMQ_TOPIC_QUEUES_MAX 1024
+
 /* System topics. */
 #define SHMQ_SCHEDULE_TOPIC "SCHEDULE_TOPIC_XXXX"
 #define SHMQ_TIMER_TOPIC    "rmq_sys_wheel_timer"

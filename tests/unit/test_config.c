@@ -371,7 +371,8 @@ static void test_out_of_range_integer_refused(void **state)
     expect_refused("maxTopicLength", "256", "1..255");
     expect_refused("timerPrecisionMs", "50", "100..1000");
     expect_refused("flushIntervalCommitLog", "-5", "1..");
-    expect_refused("defaultTopicQueueNums", "0", "1..65535");
+    expect_refused("defaultTopicQueueNums", "0", "1..1024");
+    expect_refused("defaultTopicQueueNums", "1025", "1..1024");
 }
 
 static void test_integer_accepts_sign_and_exact_bounds(void **state)

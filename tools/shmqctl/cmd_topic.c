@@ -27,7 +27,6 @@
 #include "shmqctl.h"
 
 #define TOPIC_LOCK_TIMEOUT_MS 5000
-#define TOPIC_QUEUES_MAX      1024
 
 enum topic_action { TOPIC_CREATE, TOPIC_UPDATE, TOPIC_LIST, TOPIC_DELETE };
 
@@ -304,9 +303,9 @@ static int topic_parse(shmqctl_args_t *a, topic_req_t *req)
     if (conf && req->action != TOPIC_CREATE && req->action != TOPIC_UPDATE) {
         return shmqctl_usage_error(a->cmd, "queue and permission options go with create/update");
     }
-    if (a->queues_set && (a->queues < 1 || a->queues > TOPIC_QUEUES_MAX)) {
-        return shmqctl_usage_error(a->cmd, "--queues: expected 1..%d, got %d", TOPIC_QUEUES_MAX,
-                                   (int)a->queues);
+    if (a->queues_set && (a->queues < 1 || a->queues > SHMQ_TOPIC_QUEUES_MAX)) {
+        return shmqctl_usage_error(a->cmd, "--queues: expected 1..%d, got %d",
+                                   SHMQ_TOPIC_QUEUES_MAX, (int)a->queues);
     }
     req->read_queues = a->read_queues >= 0 ? a->read_queues : a->queues_set ? a->queues : -1;
     req->write_queues = a->write_queues >= 0 ? a->write_queues : a->queues_set ? a->queues : -1;
