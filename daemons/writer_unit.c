@@ -295,6 +295,35 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
     return 0;
 }
 
+/* ---- shmqctl topic delete ------------------------------------------------------------------- */
+
+void wr_topic_deleted(writer_t *wr, uint64_t req)
+{
+    shmq_ctl_topic_del_t *d = &wr->blk->topic_del;
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    memcpy(topic, d->topic, sizeof(topic));
+    topic[SHMQ_TOPIC_MAX_ANY] = '\0';
+    size_t len = strlen(topic);
+    /* Between batches: nothing is dirty.  The topic is deleted in the table, so nothing of it
+     * is written from here on until the deletion is finished: its queues start again at 0. */
+    for (uint32_t i = 0; len > 0 && i < SHMQ_CTL_MAX_QUEUES; i++) {
+        shmq_ctl_queue_t *e = &wr->blk->queues[i];
+        if (shmq_ctl_queue_of_topic(e, topic, len)) {
+            /* Release: as step (4) stores it. */
+            atomic_store_explicit(&e->next_offset, 0, memory_order_release);
+        }
+    }
+    wr->nqueues = 0;
+    wr->topic_entry = NULL;
+    /* Relaxed: published by writer_seen's release below. */
+    atomic_store_explicit(&d->cut_pos, wr->cl.wrote_pos, memory_order_relaxed);
+    /* Release: the dispatcher reads the cut and the offsets after it. */
+    atomic_store_explicit(&d->writer_seen, req, memory_order_release);
+    wr->del_seen = req;
+    shmq_log(SHMQ_LOG_INFO, "topic %s deleted: nothing of it is written after %lld", topic,
+             (long long)wr->cl.wrote_pos);
+}
+
 /* ---- one unit ------------------------------------------------------------------------------ */
 
 /* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
