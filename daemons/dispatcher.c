@@ -15,7 +15,9 @@
  *
  * Owns: positions `dispatched` and `cq_flushed`, the queue table's
  * max_offset (min_offset only raised, shared with the cleaner), the
- * ConsumeQueue files.
+ * ConsumeQueue files.  After `shmqctl topic delete` (ctl.h topic_del) it
+ * removes the topic's ConsumeQueues once past the writer's cut, checked
+ * once per loop, outside the batch.
  *
  * A failed ConsumeQueue flush fences the store (fence.h): cq_flushed is
  * recorded in <root>/fence-consumequeue and never moves again, also not in a
@@ -396,9 +398,10 @@ static void delete_topic_queues(dispatcher_t *d, uint64_t req)
     if (rc < 0) {
         if (shmq_mono_ms() - d->del_warn_ms >= 10000) {
             d->del_warn_ms = shmq_mono_ms();
-            shmq_log(SHMQ_LOG_WARN, "cannot remove the consume queues of deleted topic %s: %s; "
-                     "retrying", topic, shmq_error_detail()[0] ? shmq_error_detail()
-                                                               : shmq_strerror(rc));
+            shmq_log(SHMQ_LOG_WARN,
+                     "cannot remove the consume queues of deleted topic %s: %s; "
+                     "retrying",
+                     topic, shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
         }
         return;
     }

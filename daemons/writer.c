@@ -14,7 +14,9 @@
  * messages_in / bytes_in counters and the refusal counters (rejects: bad
  * input; refused_disk_full, refused_fenced, append_errors: entries the
  * store could not take); it creates topics when autoCreateTopicEnable
- * allows (under the topic lock, saving topics.json).
+ * allows (under the topic lock, saving topics.json).  Before each batch it
+ * takes a `shmqctl topic delete` request (ctl.h topic_del): the topic's
+ * next_offsets back to 0, the cut published (wr_topic_deleted).
  *
  * A refused entry is answered with its status and the text of its own
  * error (the error detail is cleared before each entry, so no text of an

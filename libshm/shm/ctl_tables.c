@@ -310,8 +310,8 @@ int shmq_ctl_topic_put(shmq_ctl_t *ctl, const char *name, int32_t read_queue_num
     int idx = topic_find_locked(ctl, name, len, &free_idx);
     bool insert = idx < 0;
     if (insert && shmq_ctl_topic_deleting(ctl, name, len)) {
-        return shmq_error_set(-EBUSY, "topic %s is being deleted; create it again once that is done",
-                              name);
+        return shmq_error_set(-EBUSY,
+                              "topic %s is being deleted; create it again once that is done", name);
     }
     if (insert) {
         if (free_idx < 0) {
