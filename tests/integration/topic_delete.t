@@ -5,7 +5,8 @@
 # is handed a message of the deleted topic -- on the running store, after a
 # restart, after an unclean stop (recovery rebuilds no old unit), on a
 # stopped store, and when the dispatcher, shmqctl or the whole store is
-# killed in the middle of a deletion.
+# killed in the middle of a deletion; a delayed message sent before the
+# deletion is not delivered to the new topic when due.
 # TAP output; exits non-zero if any test fails.
 
 SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -199,6 +200,16 @@ ok $? "shmqd starts" || diag "$T/shmqd.log"
 send_n TH new 3
 check_fresh TH "stopped store"
 is "$(bodies TH G1 | old_count)" "0" "G1 gets no old message of TH"
+
+# ---- a delayed message sent before the deletion is not delivered to the new topic -----------
+send_n TJ old 1
+"$CTL" send --store "$STORE" $SMALL TJ old-delayed --delay-level 2 >"$T/out" 2>&1
+ok $? "a message to TJ delayed 5 s" || diag "$T/out"
+ctl topic delete TJ >"$T/out" 2>&1 && ctl topic create TJ >>"$T/out" 2>&1
+ok $? "TJ deleted and created again before it is due" || diag "$T/out"
+send_n TJ new 3
+sleep 7
+check_fresh TJ "delayed message"
 
 # ---- refusals --------------------------------------------------------------------------------
 ctl topic delete SCHEDULE_TOPIC_XXXX >"$T/out" 2>&1
