@@ -153,6 +153,9 @@ static int clean_queue(const char *topic, int32_t queue_id, void *arg)
     shmq_ctl_queue_t *e = shmq_ctl_queue_find(&c->w->ctl, topic, strlen(topic), queue_id);
     /* Acquire: the units below the published max are complete. */
     int64_t max = e ? atomic_load_explicit(&e->max_offset, memory_order_acquire) : -1;
+    /* Acquire: a topic deleted meanwhile (the dispatcher bumps it before resetting the
+     * offsets) must not get the old queue's minimum. */
+    uint32_t inc = e ? atomic_load_explicit(&e->incarnation, memory_order_acquire) : 0;
     shmq_clean_cq_result_t res;
     shmq_error_clear();
     int rc = shmq_clean_consume_queue(c->w->ctl.root, topic, queue_id, c->cq_file_size, c->pass_min,
@@ -165,7 +168,7 @@ static int clean_queue(const char *topic, int32_t queue_id, void *arg)
         return c->w->stop ? 1 : 0;
     }
     c->pass_deleted += res.deleted;
-    if (e) {
+    if (e && atomic_load_explicit(&e->incarnation, memory_order_acquire) == inc) {
         if (max >= 0 && res.min_offset > max) {
             res.min_offset = max;
         }

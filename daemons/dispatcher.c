@@ -15,7 +15,9 @@
  *
  * Owns: positions `dispatched` and `cq_flushed`, the queue table's
  * max_offset (min_offset only raised, shared with the cleaner), the
- * ConsumeQueue files.
+ * ConsumeQueue files.  After `shmqctl topic delete` (ctl.h topic_del) it
+ * removes the topic's ConsumeQueues once past the writer's cut, checked
+ * once per loop, outside the batch.
  *
  * A failed ConsumeQueue flush fences the store (fence.h): cq_flushed is
  * recorded in <root>/fence-consumequeue and never moves again, also not in a
@@ -43,6 +45,7 @@
 #include "store/fence.h"
 #include "shmq/errors.h"
 #include "store/store.h"
+#include "store/topic_delete.h"
 #include "worker.h"
 
 #define DISPATCH_MAX_RECORDS 4096
@@ -67,6 +70,8 @@ typedef struct dispatcher {
     bool scheduler_units; /* this batch gave units to a queue the scheduler reads */
     uint64_t clean_seen;  /* cleaner: its deleted_seq when we last dropped removed files */
     int64_t nospace_ms;   /* cleaner: last "disk full" warning (monotonic), 0 none */
+    uint64_t del_done;    /* shmqctl topic delete: the last request whose queues we removed */
+    int64_t del_warn_ms;  /* its last failure logged (monotonic), 0 none */
 } dispatcher_t;
 
 /* ---- positions ------------------------------------------------------------------------ */
@@ -363,6 +368,69 @@ static void flush_if_due(dispatcher_t *d)
     flush_queues(d, least);
 }
 
+/* ---- shmqctl topic delete ----------------------------------------------------------------- */
+
+/*
+ * The writer took deletion request req and writes nothing of the topic after
+ * its cut: once every record below the cut is dispatched (its units went to
+ * the old files), forget the topic's queues, remove their directory and set
+ * their queue table entries back to 0 with a new incarnation.  Checked once
+ * per loop, outside the batch; a failure is retried at the next loop, and a
+ * dispatcher killed mid-way does it all again (each step can be repeated).
+ */
+static void delete_topic_queues(dispatcher_t *d, uint64_t req)
+{
+    shmq_ctl_block_t *b = d->w->ctl.blk;
+    shmq_ctl_topic_del_t *td = &b->topic_del;
+    /* Relaxed: published by writer_seen's release, which the caller acquired. */
+    int64_t cut = atomic_load_explicit(&td->cut_pos, memory_order_relaxed);
+    if (d->pos < cut || shmq_ctl_load(&b->dispatched) < cut) {
+        return; /* records of the topic still to dispatch (after the next batch) */
+    }
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    memcpy(topic, td->topic, sizeof(topic));
+    topic[SHMQ_TOPIC_MAX_ANY] = '\0';
+    size_t len = strlen(topic);
+    int rc = len > 0 ? shmq_store_drop_topic(&d->st, topic, len) : 0;
+    if (rc == 0 && len > 0) {
+        rc = shmq_topic_delete_queues(d->w->ctl.root, topic);
+    }
+    if (rc < 0) {
+        if (shmq_mono_ms() - d->del_warn_ms >= 10000) {
+            d->del_warn_ms = shmq_mono_ms();
+            shmq_log(SHMQ_LOG_WARN,
+                     "cannot remove the consume queues of deleted topic %s: %s; "
+                     "retrying",
+                     topic, shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+        }
+        return;
+    }
+    for (uint32_t i = 0; len > 0 && i < SHMQ_CTL_MAX_QUEUES; i++) {
+        shmq_ctl_queue_t *e = &b->queues[i];
+        if (shmq_ctl_queue_of_topic(e, topic, len)) {
+            /* Release: a reader that sees the new offsets sees the new incarnation. */
+            atomic_fetch_add_explicit(&e->incarnation, 1, memory_order_release);
+            atomic_store_explicit(&e->max_offset, 0, memory_order_release);
+            atomic_store_explicit(&e->min_offset, 0, memory_order_release);
+        }
+    }
+    /* Release: the entries above are reset before shmqctl finishes the deletion. */
+    atomic_store_explicit(&td->dispatcher_done, req, memory_order_release);
+    d->del_done = req;
+    shmq_log(SHMQ_LOG_INFO, "consume queues of deleted topic %s removed (cut at %lld)", topic,
+             (long long)cut);
+}
+
+static void check_topic_delete(dispatcher_t *d)
+{
+    /* Acquire: the writer's cut and next offsets are stored before. */
+    uint64_t req =
+        atomic_load_explicit(&d->w->ctl.blk->topic_del.writer_seen, memory_order_acquire);
+    if (req != d->del_done) {
+        delete_topic_queues(d, req);
+    }
+}
+
 /* ---- start: cut a unit torn by the previous dispatcher's death ----------------------------- */
 
 /* True if unit u at queue offset qoff describes its record exactly. */
@@ -444,6 +512,9 @@ static int dispatcher_init(shmq_worker_t *w, void **state)
     snprintf(d->cfg.store_path_root_dir, sizeof(d->cfg.store_path_root_dir), "%s", w->ctl.root);
     d->stall_pos = -1;
     d->batch = 1; /* queues start unmarked (0) */
+    /* A request not finished before a kill is done again (its steps can be repeated). */
+    d->del_done =
+        atomic_load_explicit(&w->ctl.blk->topic_del.dispatcher_done, memory_order_acquire);
     int rc = shmq_store_open(&d->st, &d->cfg, SHMQ_STORE_ATTACH, NULL);
     if (rc < 0) {
         shmq_log(SHMQ_LOG_ERROR, "cannot open the store's files: %s",
@@ -514,6 +585,7 @@ static int64_t dispatcher_work(shmq_worker_t *w, void *state)
             return n;
         }
     }
+    check_topic_delete(d);
     flush_if_due(d);
     return n;
 }

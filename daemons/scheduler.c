@@ -24,6 +24,10 @@
  * is sent asynchronously and every answer awaited before any progress moves
  * past it.
  *
+ * A held message whose REAL_TOPIC was deleted after it was sent (below the
+ * topic's cut in config/topicDeletes.json, reread when it changes) is not
+ * delivered.
+ *
  * Owns: config/delayOffset.json, timerwheel, timerlog/, config/timercheck,
  * the control block's scheduler counters.  Killed at any instruction: the
  * next run delivers again what was sent after the last saved progress
@@ -58,6 +62,7 @@
 #include "shmq/consumer.h"
 #include "shmq/producer.h"
 #include "format/store_files.h"
+#include "format/topic_deletes.h"
 #include "format/timer.h"
 #include "worker.h"
 
@@ -110,7 +115,41 @@ typedef struct scheduler {
     shmq_cancel_set_t cancels; /* the slot's cancel markers */
     bool stopping_saved;
     const char *crash_dir; /* SHMQ_TEST_CRASH_DIR, or NULL */
+    /* config/topicDeletes.json, reloaded when it changes: a message held for a topic
+     * deleted after it was sent is not delivered to a topic created again */
+    shmq_topic_cuts_t cuts;
+    shmq_file_stamp_t cuts_stamp;
+    bool cuts_known;
 } scheduler_t;
+
+/* Reload config/topicDeletes.json if it changed (one lstat). */
+static void cuts_reload(scheduler_t *s)
+{
+    char path[PATH_MAX];
+    bool fits =
+        snprintf(path, sizeof(path), "%s/config/topicDeletes.json", s->root) < (int)sizeof(path);
+    if (!shmq_file_stamp_update(&s->cuts_stamp, s->cuts_known, fits ? path : NULL)) {
+        return;
+    }
+    s->cuts_known = true;
+    shmq_topic_cuts_t t;
+    shmq_error_clear();
+    if (shmq_topic_cuts_load(s->root, &t) < 0) {
+        shmq_log(SHMQ_LOG_WARN, "%s; the deletions read before stay in force", shmq_error_detail());
+        return;
+    }
+    shmq_topic_cuts_free(&s->cuts);
+    s->cuts = t;
+}
+
+/* 1 when the held record r's REAL_TOPIC was deleted after r was sent (not delivered), else 0. */
+static int deleted_after(const scheduler_t *s, const shmq_record_t *r)
+{
+    size_t tl = 0;
+    const char *rt =
+        s->cuts.count ? shmq_props_get(r->props, r->props_len, SHMQ_PROP_REAL_TOPIC, &tl) : NULL;
+    return rt != NULL && shmq_topic_cuts_hides(&s->cuts, rt, tl, r->phys_offset) ? 1 : 0;
+}
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -346,6 +385,9 @@ static int64_t delay_level_work(scheduler_t *s, int l, int64_t now)
         shmq_ring_msg_t rm;
         rc = read_record(s, v->phys_offset, v->size, &r);
         if (rc == 0) {
+            rc = deleted_after(s, &r);
+        }
+        if (rc == 0) {
             rc = shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_DELAY, 0, now, s->props,
                                          sizeof(s->props), &rm);
         }
@@ -547,7 +589,7 @@ static int timer_unit(scheduler_t *s, int64_t i, int64_t now, shmq_ring_msg_t *r
         rc = shmq_timer_enqueue(&s->ts, &e, now, &slot);
         return rc < 0 ? rc : 0;
     }
-    if (shmq_cancel_set_has(&s->cancels, &r)) {
+    if (shmq_cancel_set_has(&s->cancels, &r) || deleted_after(s, &r)) {
         return 0;
     }
     rc = shmq_schedule_redeliver(&r, SHMQ_SCHEDULE_TIMER, u->write_ms, now, s->props,
@@ -701,6 +743,7 @@ static int64_t scheduler_work(shmq_worker_t *w, void *arg)
         shmq_mfq_refresh(&s->cl.q);
     }
     shmq_consumer_release_removed(s->cons); /* its own view of the cleaner's deletions */
+    cuts_reload(s);
     if (store_state(s) != SHMQ_STATE_RUNNING) {
         /* Stopping: the store takes no more messages.  Save what was acknowledged, once. */
         if (!s->stopping_saved) {
@@ -799,6 +842,7 @@ static void scheduler_free(scheduler_t *s)
     free(s->units);
     free(s->upos);
     free(s->pr);
+    shmq_topic_cuts_free(&s->cuts);
     free(s);
 }
 

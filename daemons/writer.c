@@ -14,7 +14,9 @@
  * messages_in / bytes_in counters and the refusal counters (rejects: bad
  * input; refused_disk_full, refused_fenced, append_errors: entries the
  * store could not take); it creates topics when autoCreateTopicEnable
- * allows (under the topic lock, saving topics.json).
+ * allows (under the topic lock, saving topics.json).  Before each batch it
+ * takes a `shmqctl topic delete` request (ctl.h topic_del): the topic's
+ * next_offsets back to 0, the cut published (wr_topic_deleted).
  *
  * A refused entry is answered with its status and the text of its own
  * error (the error detail is cleared before each entry, so no text of an
@@ -412,6 +414,11 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
 {
     (void)w;
     writer_t *wr = arg;
+    /* shmqctl topic delete (acquire: the topic was marked deleted before the request). */
+    uint64_t del = atomic_load_explicit(&wr->blk->topic_del.request, memory_order_acquire);
+    if (del != wr->del_seen) {
+        wr_topic_deleted(wr, del);
+    }
     if (wr->rescan || ++wr->since_scan >= WR_RESCAN_CALLS) {
         rings_rescan(wr);
     }
@@ -632,6 +639,8 @@ static int writer_init(shmq_worker_t *w, void **state)
     wr->ring_count =
         wr->blk->hdr.ring_count < SHMQ_CTL_MAX_RINGS ? wr->blk->hdr.ring_count : SHMQ_CTL_MAX_RINGS;
     wr->crash_dir = getenv("SHMQ_TEST_CRASH_DIR");
+    /* A request not taken before a kill is taken again (its steps can be repeated). */
+    wr->del_seen = atomic_load_explicit(&wr->blk->topic_del.writer_seen, memory_order_acquire);
     wr->lim.max_body = wr->cfg->max_message_size;
     wr->lim.max_topic_len = wr->cfg->max_topic_length;
     wr->lim.body_in_ring = true; /* encoded straight from the ring (read once) */

@@ -121,6 +121,7 @@ typedef struct writer {
     shmq_ctl_topic_t topic;
     const shmq_ctl_topic_t *topic_entry; /* NULL: none */
     shmq_ring_topic_memo_t topic_memo;   /* decode: the last topic name found valid */
+    uint64_t del_seen; /* shmqctl topic delete: the last request taken (topic_del) */
     /* restart */
     shmq_journal_t journal;
     wr_skip_t *skips;
@@ -184,6 +185,12 @@ shmq_ring_shm_t *wr_ring_at(writer_t *wr, uint32_t i);
  * behind our head: logged once); 1 when it ran more than a ring ahead.
  */
 int wr_ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail);
+
+/*
+ * shmqctl topic delete asked request req (between batches): the topic's
+ * next offsets back to 0, the caches forgotten, the cut published.
+ */
+void wr_topic_deleted(writer_t *wr, uint64_t req);
 
 /* Restart: scan the interrupted batch's records and answer the ring units they hold. */
 int wr_repair(writer_t *wr);

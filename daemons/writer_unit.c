@@ -295,6 +295,35 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
     return 0;
 }
 
+/* ---- shmqctl topic delete ------------------------------------------------------------------- */
+
+void wr_topic_deleted(writer_t *wr, uint64_t req)
+{
+    shmq_ctl_topic_del_t *d = &wr->blk->topic_del;
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    memcpy(topic, d->topic, sizeof(topic));
+    topic[SHMQ_TOPIC_MAX_ANY] = '\0';
+    size_t len = strlen(topic);
+    /* Between batches: nothing is dirty.  The topic is deleted in the table, so nothing of it
+     * is written from here on until the deletion is finished: its queues start again at 0. */
+    for (uint32_t i = 0; len > 0 && i < SHMQ_CTL_MAX_QUEUES; i++) {
+        shmq_ctl_queue_t *e = &wr->blk->queues[i];
+        if (shmq_ctl_queue_of_topic(e, topic, len)) {
+            /* Release: as step (4) stores it. */
+            atomic_store_explicit(&e->next_offset, 0, memory_order_release);
+        }
+    }
+    wr->nqueues = 0;
+    wr->topic_entry = NULL;
+    /* Relaxed: published by writer_seen's release below. */
+    atomic_store_explicit(&d->cut_pos, wr->cl.wrote_pos, memory_order_relaxed);
+    /* Release: the dispatcher reads the cut and the offsets after it. */
+    atomic_store_explicit(&d->writer_seen, req, memory_order_release);
+    wr->del_seen = req;
+    shmq_log(SHMQ_LOG_INFO, "topic %s deleted: nothing of it is written after %lld", topic,
+             (long long)wr->cl.wrote_pos);
+}
+
 /* ---- one unit ------------------------------------------------------------------------------ */
 
 /* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
@@ -428,6 +457,13 @@ static bool complete_recorded(writer_t *wr, uint32_t ring, size_t n)
     return true;
 }
 
+/* A delayed or timed message's own topic, checked as append_unit checks a plain one. */
+static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *m)
+{
+    int rc = acl_publish(wr, ring, m->topic, m->topic_len);
+    return rc < 0 ? rc : resolve_topic(wr, m->topic, m->topic_len, m->queue_id);
+}
+
 /*
  * Take the unit at pos (head or later) of ring i: copy and validate every
  * entry, then append it (repair = false) or, at restart, complete it if it
@@ -472,6 +508,14 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
     if (repair) {
         return complete_recorded(wr, i, n) ? UNIT_OK : UNIT_STOP;
     }
+    /* The store's own topics take nothing from a client (RocketMQ: "sending message to
+     * topic ... is forbidden"); the hook below rewrites to them. */
+    if (shmq_topic_is_system(wr->msgs[0].topic, wr->msgs[0].topic_len)) {
+        shmq_error_set(-EACCES, "sending to topic %.*s is forbidden: it is a system topic",
+                       (int)wr->msgs[0].topic_len, wr->msgs[0].topic);
+        reject(wr, i, pos, &wr->msgs[0], -EACCES);
+        return UNIT_OK;
+    }
     /* ---- scheduler: delay levels and timed messages go to their system topics
      * (RocketMQ's put hook, libshm/shm/schedule.c). ---- */
     bool sched = false;
@@ -480,6 +524,13 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
     }
     if (sched) { /* else no property the hook reads (decode looked): nothing to do */
         const char *props = wr->msgs[0].props;
+        /* Its own topic is checked as for a plain send (exists or may be created, is
+         * writable, has the queue, the ACL), before it is rewritten to a system topic. */
+        if (n == 1 && shmq_schedule_requested(props, wr->msgs[0].props_len) &&
+            (rc = real_topic_check(wr, i, &wr->msgs[0])) < 0) {
+            reject(wr, i, pos, &wr->msgs[0], rc);
+            return UNIT_OK;
+        }
         if ((rc = shmq_schedule_writer_hook(wr->ctl, wr->cfg, wr->msgs, n)) < 0) {
             reject(wr, i, pos, &wr->msgs[0], rc);
             return UNIT_OK;

@@ -67,7 +67,8 @@ typedef struct shmq_message {
     int32_t flag;             /* opaque user flag */
     int32_t delay_level;      /* 0: none; 1..N per messageDelayLevel */
     int32_t queue_id;         /* 0..65535 below the topic's write queues, or SHMQ_QUEUE_ANY:
-                                 chosen by the producer (round-robin or sharding key); any
+                                 chosen by the producer (round-robin from a random queue,
+                                 or sharding key); any
                                  other negative id is refused (SHMQ_E_RANGE) */
     const char *sharding_key; /* same key -> same queue (ordered messages); NULL: round-robin */
     /*

@@ -285,11 +285,23 @@ static int queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t 
                      shmq_cq_t **out)
 {
     size_t b = queue_bucket(topic, len, queue_id);
-    for (cons_queue_t *q = c->buckets[b]; q; q = q->next) {
+    const shmq_ctl_queue_t *e = shmq_ctl_queue_find(&c->ctl, topic, len, queue_id);
+    /* Acquire: pairs with the dispatcher's release when the topic was deleted. */
+    uint32_t inc =
+        e ? atomic_load_explicit((_Atomic uint32_t *)&e->incarnation, memory_order_acquire) : 0;
+    cons_queue_t **link = &c->buckets[b];
+    for (cons_queue_t *q = *link; q; link = &q->next, q = q->next) {
         if (q->cq.queue_id == queue_id && strlen(q->cq.topic) == len &&
             memcmp(q->cq.topic, topic, len) == 0) {
-            *out = &q->cq;
-            return 0;
+            if (q->incarnation == inc) {
+                *out = &q->cq;
+                return 0;
+            }
+            /* The topic was deleted since: these files are gone; open the new ones. */
+            *link = q->next;
+            shmq_cq_close(&q->cq);
+            free(q);
+            break;
         }
     }
     char name[SHMQ_TOPIC_MAX_ANY + 1];
@@ -304,6 +316,7 @@ static int queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t 
         free(q);
         return shmq_error_wrap(rc, "consume queue %s/%d", name, queue_id);
     }
+    q->incarnation = inc;
     q->next = c->buckets[b];
     c->buckets[b] = q;
     *out = &q->cq;

@@ -35,6 +35,7 @@ struct shmq_consumer_retry;
 /* A ConsumeQueue opened read-only, on demand. */
 typedef struct cons_queue {
     shmq_cq_t cq;
+    uint32_t incarnation;    /* the queue table entry's when opened (topic deleted: reopen) */
     struct cons_queue *next; /* hash chain */
 } cons_queue_t;
 

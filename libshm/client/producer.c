@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -288,6 +289,11 @@ int shmq_producer_open(const char *store_root, const shmq_producer_options_t *op
     }
     snprintf(p->root, sizeof(p->root), "%s", store_root);
     p->send_timeout_ms = PROD_DEFAULT_TIMEOUT_MS;
+    /* Round robin from a random queue, as RocketMQ's client: producers started together do
+     * not all begin at queue 0. */
+    if (getrandom(&p->rr, sizeof(p->rr), GRND_NONBLOCK) != (ssize_t)sizeof(p->rr)) {
+        p->rr = (uint32_t)getpid() * 2654435761u;
+    }
     if (opts && opts->send_timeout_ms > 0) {
         p->send_timeout_ms = opts->send_timeout_ms;
     }

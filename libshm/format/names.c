@@ -36,6 +36,16 @@ int shmq_topic_validate(const char *topic, size_t len, int32_t max_len)
     return 0;
 }
 
+bool shmq_topic_is_system(const char *topic, size_t len)
+{
+    if (len < 8 || (topic[0] != 'S' && topic[0] != 'R' && topic[0] != 'r')) {
+        return false; /* the common case: one look */
+    }
+    return (len == sizeof(SHMQ_SCHEDULE_TOPIC) - 1 &&
+            memcmp(topic, SHMQ_SCHEDULE_TOPIC, len) == 0) ||
+           has_prefix(topic, len, "RMQ_SYS_TRANS_") || has_prefix(topic, len, "rmq_sys_");
+}
+
 int shmq_group_validate(const char *group, size_t len)
 {
     if (len == 0 || len > SHMQ_GROUP_MAX) {

@@ -7,6 +7,7 @@
 #ifndef SHMQ_NAMES_H
 #define SHMQ_NAMES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,14 @@
  * SHMQ_TOPIC_MAX_ANY).  0, or SHMQ_E_TOPIC with a detail.
  */
 int shmq_topic_validate(const char *topic, size_t len, int32_t max_len);
+
+/*
+ * A topic of the store's own (RocketMQ's system topics no client may send
+ * to): SCHEDULE_TOPIC_XXXX, RMQ_SYS_TRANS_HALF_TOPIC,
+ * RMQ_SYS_TRANS_OP_HALF_TOPIC and every "rmq_sys_" topic
+ * (rmq_sys_wheel_timer, ...).
+ */
+bool shmq_topic_is_system(const char *topic, size_t len);
 
 /* A consumer group name: 1..SHMQ_GROUP_MAX bytes of A-Z a-z 0-9 % - _ | (RocketMQ's rule). */
 int shmq_group_validate(const char *group, size_t len);

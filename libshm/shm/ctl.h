@@ -73,7 +73,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    8
+#define SHMQ_CTL_VERSION    9
 
 #define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
@@ -248,7 +248,34 @@ typedef struct shmq_ctl_queue {
     _Atomic int64_t next_offset; /* writer: next queue offset to assign */
     _Atomic int64_t max_offset;  /* dispatcher: units built (consumers read below it) */
     _Atomic int64_t min_offset;  /* dispatcher at start, cleaner later */
+    /* dispatcher: bumped when its topic was deleted and its files removed (before the offsets
+     * above go back to 0, release): a reader holding the queue's files opens them again */
+    _Atomic uint32_t incarnation;
 } shmq_ctl_queue_t;
+
+/*
+ * A topic deletion in progress (shmqctl topic delete; docs/operations.md).
+ * One at a time: shmqctl asks under the topic lock, after marking the
+ * topic deleted in the table; the writer stops writing it and sets its
+ * next offsets to 0, the dispatcher removes its ConsumeQueues once it has
+ * dispatched past the writer's cut, shmqctl then drops the topic's
+ * consumer offsets and records the cut (config/topicDeletes.json).  The
+ * topic cannot be created again until then.
+ */
+typedef struct shmq_ctl_topic_del {
+    /* shmqctl, under the topic lock: deletions asked (the topic written before, release) */
+    _Alignas(64) _Atomic uint64_t request;
+    /* shmqctl: the last request finished (offsets dropped, cut saved) */
+    _Atomic uint64_t finished;
+    /* writer: the last request taken: nothing of the topic is written after cut_pos, its
+     * next offsets are 0 (cut_pos stored before, release) */
+    _Atomic uint64_t writer_seen;
+    _Atomic int64_t cut_pos;
+    /* dispatcher: the last request whose ConsumeQueues are removed (its queue table entries
+     * back to 0, incarnation bumped, before; release) */
+    _Atomic uint64_t dispatcher_done;
+    char topic[SHMQ_TOPIC_MAX_ANY + 1]; /* shmqctl: the topic of the last request */
+} shmq_ctl_topic_del_t;
 
 /* ---- counters ----------------------------------------------------------------- */
 
@@ -456,6 +483,7 @@ typedef struct shmq_ctl_block {
     shmq_ctl_ha_t ha;               /* ha-sender or ha-receiver (see the struct) */
     shmq_ctl_role_t role;           /* master, and shmqctl role's request (see the struct) */
     shmq_ctl_ops_t ops;             /* operator settings (see the struct) */
+    shmq_ctl_topic_del_t topic_del; /* a topic deletion (see the struct) */
 } shmq_ctl_block_t;
 
 /* A consumer group offset. */
@@ -641,6 +669,16 @@ int shmq_ctl_topic_put(shmq_ctl_t *ctl, const char *name, int32_t read_queue_num
 /* Mark deleted (caller holds the topic lock). */
 int shmq_ctl_topic_delete(shmq_ctl_t *ctl, const char *name);
 
+/*
+ * True while a deletion of topic name is not finished (topic_del): the
+ * topic cannot be created again meanwhile (shmq_ctl_topic_put refuses it
+ * with -EBUSY).
+ */
+bool shmq_ctl_topic_deleting(const shmq_ctl_t *ctl, const char *name, size_t len);
+
+/* True when queue entry e belongs to topic (len bytes). */
+bool shmq_ctl_queue_of_topic(const shmq_ctl_queue_t *e, const char *topic, size_t len);
+
 /* Write config/topics.json from the table (caller holds the topic lock). */
 int shmq_ctl_topics_save(shmq_ctl_t *ctl);
 
@@ -683,6 +721,13 @@ int shmq_ctl_offset_set(shmq_ctl_t *ctl, const char *group, const char *topic, i
  */
 int shmq_ctl_offset_advance(shmq_ctl_t *ctl, const char *group, const char *topic, int32_t queue_id,
                             int64_t offset);
+
+/*
+ * Drop every group's offsets of topic (the store's user: shmqctl topic
+ * delete); offsets_dirty is set so that the flusher saves the table too.
+ * Returns the number dropped.
+ */
+int shmq_ctl_offsets_delete_topic(shmq_ctl_t *ctl, const char *topic);
 
 /* Copy every offset of the consumer area into *t ("topic@group" keys); free it after. */
 int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t);

@@ -309,6 +309,10 @@ int shmq_ctl_topic_put(shmq_ctl_t *ctl, const char *name, int32_t read_queue_num
     int free_idx;
     int idx = topic_find_locked(ctl, name, len, &free_idx);
     bool insert = idx < 0;
+    if (insert && shmq_ctl_topic_deleting(ctl, name, len)) {
+        return shmq_error_set(-EBUSY,
+                              "topic %s is being deleted; create it again once that is done", name);
+    }
     if (insert) {
         if (free_idx < 0) {
             return shmq_error_set(SHMQ_E_RANGE, "topic table full (%d topics): cannot add %s",
@@ -350,6 +354,16 @@ int shmq_ctl_topic_delete(shmq_ctl_t *ctl, const char *name)
     atomic_store_explicit(&e->state, SHMQ_ENTRY_DELETED, memory_order_relaxed);
     topic_write_end(e, odd);
     return 0;
+}
+
+bool shmq_ctl_topic_deleting(const shmq_ctl_t *ctl, const char *name, size_t len)
+{
+    const shmq_ctl_topic_del_t *d = &ctl->blk->topic_del;
+    /* Acquire: the topic name was written before the request it goes with. */
+    uint64_t req = atomic_load_explicit((_Atomic uint64_t *)&d->request, memory_order_acquire);
+    uint64_t fin = atomic_load_explicit((_Atomic uint64_t *)&d->finished, memory_order_acquire);
+    return req != fin && len <= SHMQ_TOPIC_MAX_ANY && d->topic[len] == '\0' &&
+           memcmp(d->topic, name, len) == 0;
 }
 
 struct topics_save_ctx {
@@ -425,6 +439,14 @@ static int32_t queue_probe(const shmq_ctl_t *ctl, const char *topic, size_t len,
         }
     }
     return INT32_MIN;
+}
+
+bool shmq_ctl_queue_of_topic(const shmq_ctl_queue_t *e, const char *topic, size_t len)
+{
+    /* Acquire: pairs with the inserter's release; the key fields are complete. */
+    return atomic_load_explicit((_Atomic uint32_t *)&e->state, memory_order_acquire) ==
+               SHMQ_ENTRY_ACTIVE &&
+           e->topic_len == len && memcmp(e->topic, topic, len) == 0;
 }
 
 shmq_ctl_queue_t *shmq_ctl_queue_find(const shmq_ctl_t *ctl, const char *topic, size_t len,
@@ -646,6 +668,39 @@ int shmq_ctl_offset_advance(shmq_ctl_t *ctl, const char *group, const char *topi
         offsets_mark_dirty(ctl);
     }
     return rc;
+}
+
+int shmq_ctl_offsets_delete_topic(shmq_ctl_t *ctl, const char *topic)
+{
+    if (ctl->readonly) {
+        return shmq_error_set(-EROFS, "consumer area of %s is read-only here", ctl->root);
+    }
+    size_t tlen = strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1);
+    if (tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY) {
+        return shmq_error_set(SHMQ_E_TOPIC, "topic name empty or longer than %d bytes",
+                              SHMQ_TOPIC_MAX_ANY);
+    }
+    /* Under the inserters' lock: no entry of the topic appears while we look. */
+    int fd = lock_byte(ctl, LOCK_BYTE_OFFSETS, TABLE_LOCK_TIMEOUT, "consumer offsets");
+    if (fd < 0) {
+        return fd;
+    }
+    int dropped = 0;
+    for (uint32_t i = 0; i < SHMQ_CTL_MAX_OFFSETS; i++) {
+        shmq_ctl_offset_t *e = &ctl->cons->offsets[i];
+        /* Acquire: an ACTIVE entry's key is complete (the inserter's release). */
+        if (atomic_load_explicit(&e->state, memory_order_acquire) == SHMQ_ENTRY_ACTIVE &&
+            memcmp(e->topic, topic, tlen + 1) == 0) {
+            /* DELETED, not FREE: later entries of the probe chain stay reachable. */
+            atomic_store_explicit(&e->state, SHMQ_ENTRY_DELETED, memory_order_release);
+            dropped++;
+        }
+    }
+    close(fd);
+    if (dropped > 0) {
+        offsets_mark_dirty(ctl);
+    }
+    return dropped;
 }
 
 int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t)

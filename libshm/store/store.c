@@ -21,6 +21,7 @@
 #include "format/message.h"
 #include "format/record_scan.h"
 #include "format/names.h"
+#include "store/topic_delete.h"
 #include "shmq/errors.h"
 
 #define SCHEDULE_TOPIC "SCHEDULE_TOPIC_XXXX"
@@ -169,6 +170,33 @@ int shmq_store_foreach_queue(shmq_store_t *st, int (*fn)(shmq_queue_t *q, void *
     return 0;
 }
 
+int shmq_store_drop_topic(shmq_store_t *st, const char *topic, size_t topic_len)
+{
+    size_t cap = st->queue_cap;
+    shmq_queue_t **old = st->queues;
+    shmq_queue_t **nq = cap ? calloc(cap, sizeof(*nq)) : NULL;
+    if (cap && nq == NULL) {
+        return -ENOMEM;
+    }
+    /* Re-inserted into a fresh table: open addressing keeps no holes. */
+    st->queues = nq;
+    st->queue_count = 0;
+    for (size_t i = 0; i < cap; i++) {
+        shmq_queue_t *q = old[i];
+        if (q == NULL) {
+            continue;
+        }
+        if (q->topic_len == topic_len && memcmp(q->cq.topic, topic, topic_len) == 0) {
+            shmq_cq_close(&q->cq);
+            free(q);
+            continue;
+        }
+        (void)queue_insert(st, q); /* no growth: fewer entries than before */
+    }
+    free(old);
+    return 0;
+}
+
 static void queue_table_free(shmq_store_t *st)
 {
     for (size_t i = 0; i < st->queue_cap; i++) {
@@ -276,6 +304,24 @@ static int host_from_config(const shmq_config_t *cfg, shmq_host_t *h)
     return shmq_config_store_host(cfg, h);
 }
 
+/*
+ * After recovery: a deletion made while the store was stopped cuts at the
+ * recovered end (every record of the topic in the log is older), before
+ * anything new is written.
+ */
+static int resolve_cuts(shmq_store_t *st)
+{
+    bool changed = false;
+    for (size_t i = 0; i < st->cuts.count; i++) {
+        if (st->cuts.cuts[i].cut < 0) {
+            st->cuts.cuts[i].cut = st->cl.wrote_pos;
+            changed = true;
+        }
+    }
+    int rc = changed ? shmq_topic_cuts_save(st->root, &st->cuts) : 0;
+    return rc < 0 ? shmq_error_wrap(rc, "config/topicDeletes.json") : 0;
+}
+
 int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
                     shmq_recovery_report_t *report)
 {
@@ -331,6 +377,16 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
     if (rc < 0) {
         goto fail;
     }
+    if (!ro && !attach) {
+        /* Deletions found interrupted are finished before the topics and queues are read. */
+        rc = shmq_topic_cuts_load(st->root, &st->cuts);
+        if (rc == 0) {
+            rc = shmq_topic_deletes_finish(st->root, &st->cuts);
+        }
+        if (rc < 0) {
+            goto fail;
+        }
+    }
     rc = shmq_topics_load(st->root, &st->topics);
     if (rc < 0) {
         goto fail;
@@ -341,6 +397,10 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
     }
     if (!ro && !attach && !(flags & SHMQ_STORE_NO_RECOVER)) {
         rc = shmq_store_recover(st, report);
+        if (rc < 0) {
+            goto fail;
+        }
+        rc = resolve_cuts(st);
         if (rc < 0) {
             goto fail;
         }
@@ -356,6 +416,7 @@ void shmq_store_abandon(shmq_store_t *st)
     queue_table_free(st);
     shmq_commitlog_close(&st->cl);
     shmq_topic_table_free(&st->topics);
+    shmq_topic_cuts_free(&st->cuts);
     if (st->lock_fd >= 0) {
         shmq_store_unlock(st->lock_fd);
         st->lock_fd = -1;
@@ -603,6 +664,9 @@ int shmq_store_dispatch_head(shmq_store_t *st, const shmq_record_head_t *r, shmq
 
 int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r)
 {
+    if (shmq_topic_cuts_hides(&st->cuts, r->topic, r->topic_len, r->phys_offset)) {
+        return 0; /* a record of a deleted topic: never indexed again */
+    }
     shmq_record_head_t h;
     shmq_record_head_from(r, &h);
     return shmq_store_dispatch_head(st, &h, NULL);

@@ -19,6 +19,7 @@
 #include "format/config.h"
 #include "format/consume_queue.h"
 #include "format/store_files.h"
+#include "format/topic_deletes.h"
 
 /* Open flags. */
 #define SHMQ_STORE_READONLY   0x1 /* no lock, no recovery, PROT_READ mappings */
@@ -87,6 +88,9 @@ typedef struct shmq_store {
     size_t cq_file_size;
     bool topics_dirty; /* topic table changed since topics.json was written */
     bool rebuild_all;  /* rebuild every ConsumeQueue from the CommitLog (operator request) */
+    /* Writable opens: config/topicDeletes.json.  Recovery indexes no record a deletion cut
+     * off (topic_deletes.h); the open finishes interrupted deletions first. */
+    shmq_topic_cuts_t cuts;
 } shmq_store_t;
 
 /*
@@ -171,6 +175,12 @@ int shmq_store_flush(shmq_store_t *st);
  * Writable stores only.  0, or an error with a detail.
  */
 int shmq_store_truncate(shmq_store_t *st, int64_t off);
+
+/*
+ * Close and forget every open queue of topic (its files were removed: the
+ * dispatcher after `shmqctl topic delete`).  Queues of other topics stay.
+ */
+int shmq_store_drop_topic(shmq_store_t *st, const char *topic, size_t topic_len);
 
 /* Iterate every open queue: call fn for each; stops early if fn returns non-zero. */
 int shmq_store_foreach_queue(shmq_store_t *st, int (*fn)(shmq_queue_t *q, void *arg), void *arg);

@@ -25,6 +25,7 @@
 #include "shm/ctl.h"
 #include "format/names.h"
 #include "shmqctl.h"
+#include "format/topic_deletes.h"
 
 #define TOPIC_LOCK_TIMEOUT_MS 5000
 
@@ -143,15 +144,23 @@ static int topic_online(shmqctl_args_t *a, shmq_ctl_t *ctl, const topic_req_t *r
         ret = SHMQCTL_EXIT_FAIL;
         goto unlock;
     }
-    if ((req->action == TOPIC_UPDATE || req->action == TOPIC_DELETE) && !exists) {
+    if (req->action == TOPIC_DELETE) {
+        ret = shmqctl_topic_delete_online(a, ctl, req->name, exists);
+        goto unlock;
+    }
+    if (req->action == TOPIC_UPDATE && !exists) {
         shmqctl_err("no topic %s", req->name);
         ret = SHMQCTL_EXIT_FAIL;
         goto unlock;
     }
+    if (req->action == TOPIC_CREATE && shmq_ctl_topic_deleting(ctl, req->name, strlen(req->name))) {
+        shmqctl_err("topic %s is being deleted; run 'topic delete %s' to finish, then create it",
+                    req->name, req->name);
+        ret = SHMQCTL_EXIT_FAIL;
+        goto unlock;
+    }
     shmq_error_clear();
-    if (req->action == TOPIC_DELETE) {
-        rc = shmq_ctl_topic_delete(ctl, req->name);
-    } else {
+    {
         rq = exists ? cur.read_queue_nums : scfg->default_topic_queue_nums;
         wq = exists ? cur.write_queue_nums : scfg->default_topic_queue_nums;
         perm = exists ? cur.perm : SHMQ_PERM_READ | SHMQ_PERM_WRITE;
@@ -179,6 +188,19 @@ unlock:
 
 /* ---- stopped store: config/topics.json ------------------------------------------ */
 
+/* config/topicDeletes.json holds a deletion of name that did not finish. */
+static bool topic_delete_interrupted(const char *root, const char *name)
+{
+    shmq_topic_cuts_t cuts;
+    if (shmq_topic_cuts_load(root, &cuts) < 0) {
+        return false; /* the next start reports the damage */
+    }
+    const shmq_topic_cut_t *c = shmq_topic_cuts_get(&cuts, name, strlen(name));
+    bool yes = c != NULL && c->cut == SHMQ_TOPIC_CUT_DELETING;
+    shmq_topic_cuts_free(&cuts);
+    return yes;
+}
+
 static int topic_offline(shmqctl_args_t *a, const topic_req_t *req)
 {
     const char *root = a->cfg.store_path_root_dir;
@@ -205,6 +227,9 @@ static int topic_offline(shmqctl_args_t *a, const topic_req_t *req)
         return ret;
     }
 
+    if (req->action == TOPIC_DELETE) {
+        return shmqctl_topic_delete_offline(a, req->name);
+    }
     shmq_error_clear();
     rc = shmq_store_lock(root, &fd);
     if (rc == SHMQ_E_LOCKED) {
@@ -229,15 +254,20 @@ static int topic_offline(shmqctl_args_t *a, const topic_req_t *req)
         ret = SHMQCTL_EXIT_FAIL;
         goto out;
     }
-    if ((req->action == TOPIC_UPDATE || req->action == TOPIC_DELETE) && !cur) {
+    if (req->action == TOPIC_UPDATE && !cur) {
         shmqctl_err("no topic %s", req->name);
         ret = SHMQCTL_EXIT_FAIL;
         goto out;
     }
+    if (req->action == TOPIC_CREATE && topic_delete_interrupted(root, req->name)) {
+        shmqctl_err("the deletion of topic %s was interrupted; run 'topic delete %s' to finish, "
+                    "then create it",
+                    req->name, req->name);
+        ret = SHMQCTL_EXIT_FAIL;
+        goto out;
+    }
     shmq_error_clear();
-    if (req->action == TOPIC_DELETE) {
-        rc = shmq_topic_table_remove(&t, req->name);
-    } else {
+    {
         if (cur) {
             tc = *cur;
         } else {
@@ -321,6 +351,10 @@ static int topic_parse(shmqctl_args_t *a, topic_req_t *req)
         const char *d = shmq_error_detail();
         return shmqctl_usage_error(a->cmd, "invalid topic name '%s'%s%s", req->name,
                                    d[0] ? ": " : "", d);
+    }
+    if (req->action == TOPIC_DELETE && shmqctl_topic_internal(req->name)) {
+        return shmqctl_usage_error(a->cmd, "%s is the store's own topic: it cannot be deleted",
+                                   req->name);
     }
     return 0;
 }

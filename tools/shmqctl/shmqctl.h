@@ -140,6 +140,16 @@ bool shmqctl_master_alive(const struct shmq_ctl *ctl);
 json_t *shmqctl_role_json(const char *root, const struct shmq_ctl *ctl, const shmq_config_t *cfg);
 void shmqctl_role_text(json_t *r);
 
+/*
+ * topic delete (cmd_topic_delete.c): on a running store, with the topic
+ * lock held (exists: the topic is in the table); on a stopped one.
+ */
+int shmqctl_topic_delete_online(shmqctl_args_t *a, struct shmq_ctl *ctl, const char *name,
+                                bool exists);
+int shmqctl_topic_delete_offline(shmqctl_args_t *a, const char *name);
+/* The scheduler's and transactions' own topics: never deleted. */
+bool shmqctl_topic_internal(const char *name);
+
 /* Print the usage of a command (or of all with NULL) to f. */
 void shmqctl_usage(FILE *f, const char *cmd);
 
