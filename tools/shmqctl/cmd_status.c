@@ -374,8 +374,9 @@ static json_t *status_json(const shmq_ctl_t *ctl)
                         json_integer((json_int_t)LOAD(c->refused_disk_full)));
     json_object_set_new(o, "refused_fenced", json_integer((json_int_t)LOAD(c->refused_fenced)));
     json_object_set_new(o, "append_errors", json_integer((json_int_t)LOAD(c->append_errors)));
-    json_object_set_new(o, "flushes", json_integer((json_int_t)LOAD(c->flushes)));
-    json_object_set_new(o, "flush_ns_total", json_integer((json_int_t)LOAD(c->flush_ns_total)));
+    json_object_set_new(o, "flushes", json_integer((json_int_t)LOAD(c->flush_latency.count)));
+    json_object_set_new(o, "flush_ns_total",
+                        json_integer((json_int_t)LOAD(c->flush_latency.sum_ns)));
     json_object_set_new(o, "flush_errors", json_integer((json_int_t)LOAD(c->flush_errors)));
     int rings = 0;
     json_t *ra = json_array();
