@@ -42,13 +42,11 @@ static inline void shmq_hist_add(shmq_ctl_hist_t *h, const shmq_hist_bounds_t *b
     atomic_store_explicit(&h->bucket[i],
                           atomic_load_explicit(&h->bucket[i], memory_order_relaxed) + weight,
                           memory_order_relaxed);
-    atomic_store_explicit(&h->count,
-                          atomic_load_explicit(&h->count, memory_order_relaxed) + weight,
+    atomic_store_explicit(&h->count, atomic_load_explicit(&h->count, memory_order_relaxed) + weight,
                           memory_order_relaxed);
-    atomic_store_explicit(&h->sum_ns,
-                          atomic_load_explicit(&h->sum_ns, memory_order_relaxed) +
-                              (uint64_t)ns * weight,
-                          memory_order_relaxed);
+    atomic_store_explicit(
+        &h->sum_ns, atomic_load_explicit(&h->sum_ns, memory_order_relaxed) + (uint64_t)ns * weight,
+        memory_order_relaxed);
 }
 
 /*
