@@ -74,7 +74,16 @@ static void histogram(FILE *f, const char *name, const char *help, const shmq_ct
     for (int i = 0; i <= b->count; i++) {
         cum += LOAD(h->bucket[i]);
         if (i < b->count) {
-            fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, (double)b->ns[i] / 1e9, cum);
+            /* seconds in plain decimals ("0.00001", "2.5", "1"), not "1e-05" */
+            char le[32];
+            int k = snprintf(le, sizeof(le), "%.6f", (double)b->ns[i] / 1e9);
+            while (k > 1 && le[k - 1] == '0') {
+                le[--k] = '\0';
+            }
+            if (k > 1 && le[k - 1] == '.') {
+                le[--k] = '\0';
+            }
+            fprintf(f, "%s_bucket{le=\"%s\"} %llu\n", name, le, cum);
         } else {
             fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
         }
