@@ -5,8 +5,8 @@
  * worker.h); obeys SIGTERM/SIGINT (final flush, checkpoint, consumer
  * offsets, exit 0) and exits when the master dies.
  *
- * Owns: `flushed` in the control block, the `checkpoint` file, and the
- * periodic save of config/consumerOffset.json.
+ * Owns: `flushed` in the control block, the flush latency histogram, the
+ * `checkpoint` file, and the periodic save of config/consumerOffset.json.
  *
  *   ASYNC_FLUSH: every flushIntervalCommitLog ms, flush when at least
  *     flushCommitLogLeastPages pages are dirty (or a segment filled), and
@@ -51,6 +51,7 @@
 #include "shm/ctl_clean.h"
 #include "format/commitlog.h"
 #include "shm/ctl.h"
+#include "shm/stats.h"
 #include "store/fence.h"
 #include "shmq/errors.h"
 #include "format/store_files.h"
@@ -179,9 +180,7 @@ static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least
         shmq_ctl_wake(&b->dispatcher_wake); /* SYNC_FLUSH: the dispatcher follows flushed */
     }
     uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
-    /* relaxed: statistics */
-    atomic_fetch_add_explicit(&b->counters.flushes, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->counters.flush_ns_total, ns, memory_order_relaxed);
+    shmq_hist_add(&b->counters.flush_latency, &shmq_hist_flush, (int64_t)ns, 1);
     return bytes;
 }
 

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "net/net.h"
+#include "shm/progress.h"
 #include "shm/ctl.h"
 #include "store/fence.h"
 #include "shmq/errors.h"
@@ -1113,8 +1114,9 @@ static void handle_promote(master_t *m)
     }
 }
 
-/* starting -> recovering -> running: lock, recover, build the control block. */
-static int start_store(master_t *m)
+/* starting -> recovering -> running: lock, recover, build the control block.  *prog: the
+ * recovery progress object once created (the caller removes it). */
+static int start_store_steps(master_t *m, shmq_ctl_progress_t **prog)
 {
     int rc = master_check_store_access(m->cfg.store_path_root_dir);
     if (rc != 0) {
@@ -1129,12 +1131,36 @@ static int start_store(master_t *m)
     shmq_recovery_report_t rep;
     memset(&rep, 0, sizeof(rep));
     shmq_error_clear();
-    rc = shmq_store_open(&st, &m->cfg, 0, &rep);
+    rc = shmq_store_open(&st, &m->cfg, SHMQ_STORE_NO_RECOVER, &rep);
+    if (rc == 0) {
+        /* Locked: the progress object is ours (shmqctl status shows how far recovery is). */
+        gid_t gid;
+        char gname[64];
+        if (shmq_ctl_client_gid(&m->cfg, m->cfg.store_path_root_dir, &gid, gname, sizeof(gname)) <
+            0) {
+            gid = (gid_t)-1;
+        }
+        if (shmq_ctl_progress_create(m->cfg.store_path_root_dir, gid, prog) == 0) {
+            st.progress = &(*prog)->p;
+        } else {
+            shmq_log(SHMQ_LOG_WARN, "recovery progress not shown: %s", shmq_error_detail());
+        }
+        shmq_error_clear();
+        rc = shmq_store_recover(&st, &rep);
+        if (rc < 0) {
+            shmq_store_abandon(&st);
+        }
+    }
     if (rc < 0) {
         const char *d = shmq_error_detail();
         shmq_log(SHMQ_LOG_ERROR, "cannot open the store at %s: %s", m->cfg.store_path_root_dir,
                  d[0] ? d : shmq_strerror(rc));
         return SHMQ_EXIT_ERROR;
+    }
+    st.progress = NULL; /* removed by our caller, perhaps before the store */
+    if (*prog != NULL) {
+        /* Relaxed: a report (progress.h). */
+        atomic_store_explicit(&(*prog)->p.phase, SHMQ_RECOVERY_INDEX, memory_order_relaxed);
     }
     master_log_recovery(&rep);
     bool indexer = false;
@@ -1228,6 +1254,14 @@ static int start_store(master_t *m)
     shmq_ctl_set_ready(&m->ctl);
     set_state(m, SHMQ_STATE_RUNNING);
     return 0;
+}
+
+static int start_store(master_t *m)
+{
+    shmq_ctl_progress_t *prog = NULL;
+    int rc = start_store_steps(m, &prog);
+    shmq_ctl_progress_remove(m->cfg.store_path_root_dir, prog);
+    return rc;
 }
 
 int main(int argc, char **argv)

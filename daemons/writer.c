@@ -11,7 +11,8 @@
  * next_offset, every ring's head (the ring table's, which it trusts, and
  * the copy in the ring for its producer), ORPHANED -> DRAINED of a ring it
  * emptied, the completion of ring slots, the
- * messages_in / bytes_in counters and the refusal counters (rejects: bad
+ * messages_in / bytes_in counters, the per-topic counts (topic_counts),
+ * the send latency histogram and the refusal counters (rejects: bad
  * input; refused_disk_full, refused_fenced, append_errors: entries the
  * store could not take); it creates topics when autoCreateTopicEnable
  * allows (under the topic lock, saving topics.json).  Before each batch it
@@ -73,6 +74,7 @@
 #include "shm/journal.h"
 #include "shm/ring.h"
 #include "shm/schedule.h"
+#include "shm/stats.h"
 #include "shmq/errors.h"
 #include "store/store.h"
 #include "format/store_files.h"
@@ -339,9 +341,16 @@ static void batch_finish(writer_t *wr)
     }
     wr->ndirty = 0;
     crash_point(wr, "offsets");
-    /* (5) Answers, then the heads (space for the producers). */
+    /* (5) Answers, then the heads (space for the producers).  The send latency: one clock
+     * read for the batch, one bucket per stored unit (stats.h). */
+    int64_t now_ns = wr->msgs_in > 0 ? shmq_now_ns() : 0;
     for (size_t k = 0; k < wr->ndone; k++) {
-        wr_complete_slot(wr, &wr->done[k]);
+        const wr_done_t *d = &wr->done[k];
+        wr_complete_slot(wr, d);
+        if (d->born_ts > 0 && d->born_ts < INT64_MAX / 1000000) { /* a producer's word */
+            shmq_hist_add(&wr->blk->counters.send_latency, &shmq_hist_send,
+                          now_ns - d->born_ts * 1000000, (uint64_t)d->count);
+        }
     }
     crash_point(wr, "answered");
     for (uint32_t i = 0; i < wr->scan_end; i++) {

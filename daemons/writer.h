@@ -51,6 +51,7 @@ typedef struct wr_done {
     int64_t end;
     int64_t queue_offset;
     int64_t store_ts;
+    int64_t born_ts; /* stored, not a re-send: the producer's born time (send latency), else 0 */
     char detail[SHMQ_RING_DETAIL_MAX]; /* with a negative status: that request's error */
 } wr_done_t;
 

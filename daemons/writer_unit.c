@@ -20,6 +20,7 @@
 #include "shm/journal.h"
 #include "shm/ring.h"
 #include "shm/schedule.h"
+#include "shm/stats.h"
 #include "shmq/errors.h"
 #include "store/fence.h"
 #include "writer.h"
@@ -192,9 +193,8 @@ static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t qu
           atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq)) {
         wr->topic_entry = NULL;
         int rc = shmq_ctl_topic_get_entry(wr->ctl, topic, len, t, &e);
-        if (rc == SHMQ_E_NOT_FOUND) {
-            rc = create_topic(wr, topic, len, t);
-            e = NULL; /* looked up again next time */
+        if (rc == SHMQ_E_NOT_FOUND && (rc = create_topic(wr, topic, len, t)) == 0) {
+            rc = shmq_ctl_topic_get_entry(wr->ctl, topic, len, t, &e);
         }
         if (rc < 0) {
             return rc;
@@ -413,8 +413,13 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     d->queue_offset = wr->qoffs[0];
     d->store_ts = first->store_ts;
     d->count = (int32_t)n;
+    d->born_ts = (m0->flags & SHMQ_RING_F_RESEND) ? 0 : m0->born_ts;
     wr->msgs_in += n;
     wr->bytes_in += (uint64_t)(d->end - d->phys);
+    if (wr->topic_entry != NULL) {
+        shmq_topic_count_add(wr->blk, wr->topic_entry, wr->topic.incarnation, n,
+                             (uint64_t)(d->end - d->phys));
+    }
 }
 
 /*

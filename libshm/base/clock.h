@@ -21,6 +21,14 @@ static inline int64_t shmq_mono_ms(void)
 }
 
 /* Monotonic nanoseconds: spins too short for milliseconds, and seeds. */
+/* The wall clock in nanoseconds (CLOCK_REALTIME: comparable with other processes' times). */
+static inline int64_t shmq_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static inline int64_t shmq_mono_ns(void)
 {
     struct timespec ts;

@@ -55,7 +55,7 @@ static int entry_prepare(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_rin
     *out = *rm;
     out->batch_index = 0;
     out->batch_count = 1;
-    out->flags = 0;
+    out->flags = SHMQ_RING_F_RESEND; /* its born time is an earlier send's */
     out->slot = 0;
     out->req_id = 0;
     return 0;

@@ -237,8 +237,21 @@ typedef struct shmq_ctl_topic {
     int32_t write_queue_nums;
     int32_t perm;
     int32_t order;
+    /* bumped each time a slot takes a topic (insert): per-topic counts of an earlier
+     * topic of the slot are not this one's (shmq_ctl_topic_count_t) */
+    uint32_t incarnation;
     char name[SHMQ_TOPIC_MAX_ANY + 1];
 } shmq_ctl_topic_t;
+
+/* Messages stored in the topic of one topic-table slot (same index).  Single writer: the
+ * writer (shm/stats.h).  The counts are the topic's while incarnation equals its table
+ * entry's; the writer clears them when it first stores a message of a new incarnation. */
+typedef struct shmq_ctl_topic_count {
+    _Atomic uint32_t incarnation;
+    uint32_t pad;
+    _Atomic uint64_t messages_in; /* messages stored */
+    _Atomic uint64_t bytes_in;    /* record bytes stored */
+} shmq_ctl_topic_count_t;
 
 typedef struct shmq_ctl_queue {
     _Atomic uint32_t state; /* FREE -> ACTIVE once, after the fields below (release) */
@@ -279,18 +292,31 @@ typedef struct shmq_ctl_topic_del {
 
 /* ---- counters ----------------------------------------------------------------- */
 
+/* Finite bucket bounds of a histogram at most (shm/stats.h holds each kind's bounds). */
+#define SHMQ_HIST_BOUNDS 16
+
+/* A latency histogram.  Single writer (named where it is embedded); shm/stats.h. */
+typedef struct shmq_ctl_hist {
+    /* observations per bucket, not cumulative: bucket[i] holds values <= bound i and above
+     * bound i-1; bucket[bounds] the values above every bound */
+    _Alignas(64) _Atomic uint64_t bucket[SHMQ_HIST_BOUNDS + 1];
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_ns;
+} shmq_ctl_hist_t;
+
 typedef struct shmq_ctl_counters {
     _Alignas(64) _Atomic uint64_t messages_in; /* writer: messages stored */
     _Atomic uint64_t bytes_in;                 /* writer: record bytes stored */
     _Atomic uint64_t rejects;                  /* writer: entries refused as bad input */
-    _Atomic uint64_t flushes;                  /* flusher */
-    _Atomic uint64_t flush_ns_total;           /* flusher: time spent in flushes */
     _Atomic uint64_t flush_errors;             /* flusher */
     /* writer: good entries it could not store, by cause (none of them is in rejects) */
     _Atomic uint64_t refused_disk_full; /* disk above the warning level, or no space left */
     _Atomic uint64_t refused_fenced;    /* the store is fenced after a failed flush */
     _Atomic uint64_t append_errors;     /* any other failure of the store (I/O, memory, ...) */
     _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned by pulls */
+    /* writer: born timestamp (ms) of new messages to the completion of their request */
+    shmq_ctl_hist_t send_latency;
+    shmq_ctl_hist_t flush_latency; /* flusher: CommitLog flushes (count, total time) */
 } shmq_ctl_counters_t;
 
 /* ---- cleaner (shmq-cleaner, libshm/store/clean.h) ---------------------------------- */
@@ -476,6 +502,7 @@ typedef struct shmq_ctl_block {
     shmq_ctl_counters_t counters;
     shmq_ctl_ring_t rings[SHMQ_CTL_MAX_RINGS];
     shmq_ctl_topic_t topics[SHMQ_CTL_MAX_TOPICS];
+    shmq_ctl_topic_count_t topic_counts[SHMQ_CTL_MAX_TOPICS]; /* writer: per topics[] slot */
     shmq_ctl_queue_t queues[SHMQ_CTL_MAX_QUEUES];
     shmq_ctl_cleaner_t cleaner;     /* cleaner (see the struct) */
     shmq_ctl_index_t index;         /* indexer (see the struct) */
@@ -685,6 +712,10 @@ int shmq_ctl_topics_save(shmq_ctl_t *ctl);
 /* Visit every active topic (snapshot copies). */
 int shmq_ctl_topic_foreach(const shmq_ctl_t *ctl, int (*fn)(const shmq_ctl_topic_t *t, void *arg),
                            void *arg);
+
+/* Snapshot of the topic in table slot i (for per-slot arrays such as topic_counts):
+ * SHMQ_E_NOT_FOUND when the slot holds no active topic, -EAGAIN as shmq_ctl_topic_get. */
+int shmq_ctl_topic_at(const shmq_ctl_t *ctl, size_t i, shmq_ctl_topic_t *out);
 
 /* ---- queues ------------------------------------------------------------------ */
 

@@ -219,6 +219,22 @@ int shmq_ctl_topic_foreach(const shmq_ctl_t *ctl, int (*fn)(const shmq_ctl_topic
     return 0;
 }
 
+int shmq_ctl_topic_at(const shmq_ctl_t *ctl, size_t i, shmq_ctl_topic_t *out)
+{
+    if (i >= SHMQ_CTL_MAX_TOPICS) {
+        return SHMQ_E_NOT_FOUND;
+    }
+    int rc = topic_snapshot(&ctl->blk->topics[i], out);
+    if (rc < 0) {
+        return rc;
+    }
+    if (out->state != SHMQ_ENTRY_ACTIVE) {
+        return SHMQ_E_NOT_FOUND;
+    }
+    out->name[sizeof(out->name) - 1] = '\0';
+    return 0;
+}
+
 /* Seqlock write side (the caller holds the topic lock: the only writer). */
 static uint32_t topic_write_begin(shmq_ctl_topic_t *e)
 {
@@ -323,6 +339,7 @@ int shmq_ctl_topic_put(shmq_ctl_t *ctl, const char *name, int32_t read_queue_num
     shmq_ctl_topic_t *e = &ctl->blk->topics[idx];
     uint32_t odd = topic_write_begin(e);
     if (insert) {
+        e->incarnation++; /* a new topic of the slot: its counts start again (stats.h) */
         memset(e->name, 0, sizeof(e->name));
         memcpy(e->name, name, len);
     }

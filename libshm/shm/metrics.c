@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "shm/stats.h"
 
 /* relaxed loads: statistics, nothing is read through them */
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -58,6 +59,36 @@ static void queue_labels(FILE *f, const char *topic, size_t tlen, int32_t queue_
     fputs("topic=\"", f);
     label_value(f, topic, tlen);
     fprintf(f, "\",queue=\"%d\"", (int)queue_id);
+}
+
+/*
+ * A histogram: cumulative buckets from the per-bucket counts, then sum and
+ * count.  _count is the last bucket's cumulative value, so that a reader
+ * racing with the writer never shows a count below the +Inf bucket.
+ */
+static void histogram(FILE *f, const char *name, const char *help, const shmq_ctl_hist_t *h,
+                      const shmq_hist_bounds_t *b)
+{
+    family(f, name, "histogram", help);
+    unsigned long long cum = 0;
+    for (int i = 0; i <= b->count; i++) {
+        cum += LOAD(h->bucket[i]);
+        if (i < b->count) {
+            /* seconds in plain decimals ("0.00001", "2.5", "1"), not "1e-05" */
+            char le[32];
+            int k = snprintf(le, sizeof(le), "%.6f", (double)b->ns[i] / 1e9);
+            while (k > 1 && le[k - 1] == '0') {
+                le[--k] = '\0';
+            }
+            if (k > 1 && le[k - 1] == '.') {
+                le[--k] = '\0';
+            }
+            fprintf(f, "%s_bucket{le=\"%s\"} %llu\n", name, le, cum);
+        } else {
+            fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
+        }
+    }
+    fprintf(f, "%s_sum %.9f\n%s_count %llu\n", name, (double)LOAD(h->sum_ns) / 1e9, name, cum);
 }
 
 static void store_metrics(FILE *f, const shmq_ctl_t *ctl)
@@ -116,10 +147,12 @@ static void counter_metrics(FILE *f, const shmq_ctl_t *ctl)
     sample1(f, "shmq_refused_total", "cause", "disk_full", (long long)LOAD(c->refused_disk_full));
     sample1(f, "shmq_refused_total", "cause", "fenced", (long long)LOAD(c->refused_fenced));
     sample1(f, "shmq_refused_total", "cause", "append_error", (long long)LOAD(c->append_errors));
-    family(f, "shmq_flush_duration_seconds", "summary",
-           "Time the flusher spent in CommitLog flushes");
-    fprintf(f, "shmq_flush_duration_seconds_sum %.9f\n", (double)LOAD(c->flush_ns_total) / 1e9);
-    fprintf(f, "shmq_flush_duration_seconds_count %llu\n", (unsigned long long)LOAD(c->flushes));
+    histogram(f, "shmq_send_latency_seconds",
+              "Sends of new messages: the producer's born timestamp (milliseconds) to the "
+              "writer's completion; an observation is up to 1 ms above the latency",
+              &c->send_latency, &shmq_hist_send);
+    histogram(f, "shmq_flush_duration_seconds", "CommitLog flushes of the flusher",
+              &c->flush_latency, &shmq_hist_flush);
     family(f, "shmq_flush_errors_total", "counter", "Failed CommitLog flushes");
     fprintf(f, "shmq_flush_errors_total %llu\n", (unsigned long long)LOAD(c->flush_errors));
 }
@@ -171,6 +204,31 @@ static void worker_metrics(FILE *f, const shmq_ctl_t *ctl)
                 fprintf(f, "%s{worker=\"%s\"} %.3f\n", fams[k][0], name,
                         last > 0 ? (double)(now - last) / 1000.0 : 0.0);
             }
+        }
+    }
+}
+
+/* Per topic: messages and record bytes the writer stored (counts of this incarnation). */
+static void topic_metrics(FILE *f, const shmq_ctl_t *ctl)
+{
+    const shmq_ctl_block_t *b = ctl->blk;
+    for (int k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "shmq_topic_messages_in_total" : "shmq_topic_bytes_in_total";
+        family(f, name, "counter",
+               k == 0 ? "Messages stored in the topic by the writer"
+                      : "Record bytes stored in the topic by the writer");
+        for (size_t i = 0; i < SHMQ_CTL_MAX_TOPICS; i++) {
+            shmq_ctl_topic_t t;
+            if (shmq_ctl_topic_at(ctl, i, &t) != 0) {
+                continue;
+            }
+            const shmq_ctl_topic_count_t *c = &b->topic_counts[i];
+            /* Acquire: pairs with the writer's release of the incarnation (counts cleared). */
+            bool mine =
+                atomic_load_explicit(&c->incarnation, memory_order_acquire) == t.incarnation;
+            long long v =
+                !mine ? 0 : (long long)(k == 0 ? LOAD(c->messages_in) : LOAD(c->bytes_in));
+            sample1(f, name, "topic", t.name, v);
         }
     }
 }
@@ -288,6 +346,7 @@ int shmq_metrics_text(const shmq_ctl_t *ctl, char **out, size_t *len)
     counter_metrics(f, ctl);
     disk_metrics(f, ctl);
     worker_metrics(f, ctl);
+    topic_metrics(f, ctl);
     queue_metrics(f, ctl);
     scheduler_metrics(f, ctl);
     replication_metrics(f, ctl);

@@ -1,7 +1,8 @@
 /*
  * A running store's metrics in the Prometheus text exposition format
  * (version 0.0.4), read from its control block: positions, message and byte
- * counters, refusals by cause, flush time, disk usage, workers (up,
+ * counters (in all and per topic), refusals by cause, the send latency and
+ * flush duration histograms, disk usage, workers (up,
  * restarts, heartbeat age), per queue the messages stored and per consumer
  * group the committed offset and the lag, the scheduler, replication.
  * Reading takes relaxed loads of shared counters: it never takes a lock

@@ -92,7 +92,10 @@ enum shmq_ring_kind { SHMQ_RING_KIND_MSG = 1, SHMQ_RING_KIND_PAD = 2 };
 
 /* Entry flags. */
 #define SHMQ_RING_F_ONEWAY 0x0001 /* no completion: slot is ignored */
-#define SHMQ_RING_F_KNOWN  SHMQ_RING_F_ONEWAY
+/* A message stored again (a consumer's send-back, the scheduler's delivery): born_ts is
+ * an earlier send's, so the writer leaves it out of the send latency (statistics only) */
+#define SHMQ_RING_F_RESEND 0x0002
+#define SHMQ_RING_F_KNOWN  (SHMQ_RING_F_ONEWAY | SHMQ_RING_F_RESEND)
 
 /* SysFlag bits a producer may set (host bits are the encoder's; batch bits are refused). */
 #define SHMQ_RING_SYSFLAG_ALLOWED                                                                  \

@@ -40,12 +40,59 @@
  * fence files are removed once that is durable.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "store/fence.h"
 #include "shmq/errors.h"
 #include "store/store.h"
+
+const char *shmq_recovery_phase_name(uint32_t phase)
+{
+    static const char *const names[] = {"open", "scan", "sync", "queues", "finishing"};
+    return phase < sizeof(names) / sizeof(names[0]) ? names[phase] : "unknown";
+}
+
+/* Relaxed: a progress report for observers, nothing is read through it. */
+#define PROGRESS(st, field, v)                                                                     \
+    do {                                                                                           \
+        if ((st)->progress != NULL) {                                                              \
+            atomic_store_explicit(&(st)->progress->field, (v), memory_order_relaxed);              \
+        }                                                                                          \
+    } while (0)
+
+/*
+ * Make [from, end) of the log durable segment by segment, reporting each
+ * step (a large range after a crash takes a while).  Stops early at a gap
+ * (no segment): the flush of the whole log that follows reports it.
+ */
+static int sync_log(shmq_store_t *st, int64_t from, int64_t end)
+{
+    int64_t pos = from > shmq_mfq_min_offset(&st->cl.q) ? from : shmq_mfq_min_offset(&st->cl.q);
+    PROGRESS(st, sync_from, from);
+    PROGRESS(st, sync_to, end);
+    PROGRESS(st, sync_pos, pos < end ? pos : end);
+    PROGRESS(st, phase, SHMQ_RECOVERY_SYNC);
+    while (pos < end) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&st->cl.q, pos);
+        if (mf == NULL) {
+            break;
+        }
+        int64_t seg_end = mf->start_offset + (int64_t)mf->size;
+        int64_t to = end < seg_end ? end : seg_end;
+        int rc = shmq_mf_flush(mf, (size_t)(pos - mf->start_offset),
+                               (size_t)(to - mf->start_offset), st->cl.flush_how);
+        if (rc != 0) {
+            return shmq_error_set(rc, "CommitLog flush from %lld to %lld failed: %s",
+                                  (long long)pos, (long long)to, shmq_strerror(rc));
+        }
+        pos = to;
+        PROGRESS(st, sync_pos, pos);
+    }
+    shmq_commitlog_set_positions(&st->cl, end, pos > from ? pos : from);
+    return 0;
+}
 
 /* How far past the recovered end a torn append can have written. */
 static int64_t torn_window(const shmq_store_t *st)
@@ -313,6 +360,12 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     int64_t pos = s.start;
     int64_t last_ts = 0;
     rep.scan_from = s.start;
+    PROGRESS(st, abnormal, rep.abnormal);
+    PROGRESS(st, scan_from, s.start);
+    PROGRESS(st, scan_to, limit > s.start ? limit : s.start);
+    PROGRESS(st, scan_pos, s.start);
+    PROGRESS(st, phase, SHMQ_RECOVERY_SCAN);
+    int64_t reported = s.start;
 
     while (pos < limit) {
         shmq_record_t r;
@@ -342,6 +395,10 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
         }
         rep.records_checked++;
         last_ts = r.store_ts;
+        if (pos - reported >= (1 << 20)) {
+            reported = pos;
+            PROGRESS(st, scan_pos, pos);
+        }
         if (r.phys_offset >= s.dispatch) {
             int d = shmq_store_dispatch_record(st, &r);
             if (d < 0) {
@@ -353,6 +410,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     /* A blank record that closes the last segment ends the log at that segment's end. */
     int64_t end = pos;
     rep.recovered_end = end;
+    PROGRESS(st, scan_pos, limit > s.start ? limit : s.start); /* the rest is not the log's */
 
     /*
      * A checkpoint that names bytes the log never held (nothing but zeros, or
@@ -389,6 +447,11 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
 
     /* Cut the tail: what a torn append can have written past the end (after a fence, all
      * that was written past the fence point, however long). */
+    rep.synced_from = s.start < end ? s.start : end;
+    PROGRESS(st, sync_from, rep.synced_from);
+    PROGRESS(st, sync_to, end);
+    PROGRESS(st, sync_pos, rep.synced_from);
+    PROGRESS(st, phase, SHMQ_RECOVERY_SYNC); /* zeroing the tail syncs it first */
     int64_t window_end = end + torn_window(st);
     if (rep.fence_commitlog >= 0) {
         window_end = files_end;
@@ -410,6 +473,10 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
      */
     rep.synced_from = s.start < end ? s.start : end;
     shmq_commitlog_set_positions(&st->cl, end, rep.synced_from);
+    rc = sync_log(st, rep.synced_from, end);
+    if (rc < 0) {
+        return rc;
+    }
 
     truncate_ctx_t t = {.end = end};
     shmq_store_foreach_queue(st, truncate_queue, &t);
@@ -437,6 +504,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
         st->cp.crc_tail_from = end;
     }
     rep.crc_tail_from = st->cp.crc_tail_from;
+    PROGRESS(st, phase, SHMQ_RECOVERY_QUEUES);
     rc = shmq_store_flush(st);
     if (rc < 0) {
         return rc;
@@ -452,6 +520,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     if (rc < 0) {
         return shmq_error_set(rc, "cannot create %s/abort: %s", st->root, shmq_strerror(rc));
     }
+    PROGRESS(st, phase, SHMQ_RECOVERY_INDEX);
     if (out) {
         *out = rep;
     }

@@ -12,6 +12,7 @@
 #ifndef SHMQ_STORE_H
 #define SHMQ_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -57,6 +58,31 @@ typedef struct shmq_recovery_report {
     char stop_reason[256]; /* text for stop_error, naming file and offset */
 } shmq_recovery_report_t;
 
+/* Recovery phases, in order (shmq_recovery_progress_t). */
+enum shmq_recovery_phase {
+    SHMQ_RECOVERY_OPEN = 0,   /* the files and consume queues are open: nothing checked yet */
+    SHMQ_RECOVERY_SCAN = 1,   /* checking CommitLog records from the scan start */
+    SHMQ_RECOVERY_SYNC = 2,   /* making the checked CommitLog range durable */
+    SHMQ_RECOVERY_QUEUES = 3, /* syncing every consume queue, writing the checkpoint */
+    SHMQ_RECOVERY_INDEX = 4,  /* the caller's further steps (index files, control block) */
+};
+const char *shmq_recovery_phase_name(uint32_t phase);
+
+/*
+ * How far a recovery is, for an observer in another process (the master's
+ * progress object, shmqctl status).  Single writer: the recovering process
+ * (relaxed stores: a report, nothing is read through it).  Offsets are
+ * CommitLog offsets: the scan checked [scan_from, scan_pos) of
+ * [scan_from, scan_to), the sync made [sync_from, sync_pos) of
+ * [sync_from, sync_to) durable.
+ */
+typedef struct shmq_recovery_progress {
+    _Atomic uint32_t phase; /* enum shmq_recovery_phase */
+    _Atomic uint32_t abnormal;
+    _Atomic int64_t scan_from, scan_to, scan_pos;
+    _Atomic int64_t sync_from, sync_to, sync_pos;
+} shmq_recovery_progress_t;
+
 /* One (topic, queue id) known to the store. */
 typedef struct shmq_queue {
     shmq_cq_t cq;
@@ -91,6 +117,9 @@ typedef struct shmq_store {
     /* Writable opens: config/topicDeletes.json.  Recovery indexes no record a deletion cut
      * off (topic_deletes.h); the open finishes interrupted deletions first. */
     shmq_topic_cuts_t cuts;
+    /* Where shmq_store_recover() reports how far it is; NULL: nowhere.  Set by the caller
+     * between an open with SHMQ_STORE_NO_RECOVER and the recovery. */
+    shmq_recovery_progress_t *progress;
 } shmq_store_t;
 
 /*

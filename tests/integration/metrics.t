@@ -1,8 +1,10 @@
 #!/bin/sh
 # Metrics: `shmqctl metrics` and the metrics worker (metricsListen) give the
 # Prometheus text format of a store under load; promtool accepts it; the
-# figures match what was sent and consumed (messages per queue, consumer
-# lag, workers up); the endpoint answers only GET/HEAD of /metrics; with
+# figures match what was sent and consumed (messages per queue and per
+# topic, the send latency and flush histograms' counts, consumer lag,
+# workers up); a topic created again in its slot starts its counts at 0;
+# the endpoint answers only GET/HEAD of /metrics; with
 # metricsListen unset no metrics worker runs; a bad metricsListen is refused.
 # TAP output; exits non-zero if any test fails.
 
@@ -94,6 +96,47 @@ l0=$(value 'shmq_consumer_lag_messages{group="GM",topic="TopicM",queue="0"}' "$T
 l1=$(value 'shmq_consumer_lag_messages{group="GM",topic="TopicM",queue="1"}' "$T/http.prom")
 is "$((l0 + l1))" "2000" "the group's lag is the 2000 not consumed ($l0 + $l1)"
 is "$(value 'shmq_worker_up{worker="metrics"}' "$T/http.prom")" "1" "the metrics worker is up"
+
+# per topic, written by the writer
+is "$(value 'shmq_topic_messages_in_total{topic="TopicM"}' "$T/http.prom")" "3000" \
+    "shmq_topic_messages_in_total of TopicM is the 3000 sent"
+tb=$(value 'shmq_topic_bytes_in_total{topic="TopicM"}' "$T/http.prom")
+is "$tb" "$(value shmq_bytes_in_total "$T/http.prom")" "its bytes are every byte stored ($tb)"
+
+# hist_ok NAME FILE: cumulative buckets never fall, +Inf equals _count; prints _count
+hist_ok() {
+    awk -v h="$1" '
+        index($1, h "_bucket{") == 1 { if ($2 + 0 < last) bad = 1; last = $2 + 0; inf = $2 }
+        $1 == h "_count" { count = $2 }
+        END { if (bad || inf == "" || inf != count) { print "bad"; exit 1 } print count }' "$2"
+}
+sc=$(hist_ok shmq_send_latency_seconds "$T/http.prom")
+ok $? "shmq_send_latency_seconds: buckets cumulative, +Inf = _count" || diag "$T/http.prom"
+is "$sc" "3000" "the send latency histogram counts the 3000 messages sent"
+le1=$(value 'shmq_send_latency_seconds_bucket{le="1"}' "$T/http.prom")
+[ -n "$le1" ] && [ "$le1" -gt 0 ]
+ok $? "sends at 2000/s mostly take under 1 s ($le1 of 3000)" || diag "$T/http.prom"
+fc=$(hist_ok shmq_flush_duration_seconds "$T/http.prom")
+ok $? "shmq_flush_duration_seconds: buckets cumulative, +Inf = _count" || diag "$T/http.prom"
+[ -n "$fc" ] && [ "$fc" -gt 0 ]
+ok $? "the flush histogram counts the flusher's flushes ($fc)"
+grep -q '^# TYPE shmq_flush_duration_seconds histogram$' "$T/http.prom"
+ok $? "flush duration is a histogram"
+
+# A topic deleted and created again (its slot taken anew) starts at 0; a message counts.
+"$CTL" topic --store "$STORE" $SMALL delete TopicM >"$T/del.out" 2>&1
+ok $? "TopicM deleted" || diag "$T/del.out"
+"$CTL" topic --store "$STORE" $SMALL create TopicM --queues 2 >"$T/topic2.out" 2>&1
+ok $? "and created again" || diag "$T/topic2.out"
+"$CTL" metrics --store "$STORE" $SMALL >"$T/again.prom" 2>"$T/m2.err"
+is "$(value 'shmq_topic_messages_in_total{topic="TopicM"}' "$T/again.prom")" "0" \
+    "the new TopicM's count starts at 0"
+"$HELPERS/load_producer" --store "$STORE" --topic TopicM --id 2 --count 7 >"$T/p2" 2>"$T/p2.err"
+ok $? "7 more messages sent" || diag "$T/p2.err"
+"$CTL" metrics --store "$STORE" $SMALL >"$T/again2.prom" 2>"$T/m3.err"
+is "$(value 'shmq_topic_messages_in_total{topic="TopicM"}' "$T/again2.prom")" "7" \
+    "the new TopicM counts its own 7"
+is "$(hist_ok shmq_send_latency_seconds "$T/again2.prom")" "3007" "and the send latency 3007"
 is "$(value 'shmq_store_state{state="running"}' "$T/http.prom")" "1" "the store is running"
 stop_broker
 ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"

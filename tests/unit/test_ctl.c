@@ -26,6 +26,7 @@
 
 #include "format/config.h"
 #include "shm/ctl.h"
+#include "shm/stats.h"
 #include "format/json_meta.h"
 #include "shmq/errors.h"
 #include "format/store_files.h"
@@ -566,6 +567,66 @@ static void test_scribbled_wake_word_costs_latency_only(void **state)
     assert_int_equal(shmq_ctl_sleep(w, NULL, NULL, 5), 0);
     shmq_ctl_wake(w);
     assert_int_equal(atomic_load(&w->waiters), 0);
+}
+
+/* ---- statistics (stats.h) --------------------------------------------------------------- */
+
+static void test_histogram_bucket_is_the_first_bound_at_or_above(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_hist_t *h = &f->ctl.blk->counters.flush_latency;
+    const shmq_hist_bounds_t *b = &shmq_hist_flush;
+    shmq_hist_add(h, b, b->ns[0], 1);                /* le the first bound */
+    shmq_hist_add(h, b, b->ns[0] + 1, 2);            /* the second (weight 2) */
+    shmq_hist_add(h, b, -5, 1);                      /* a clock that went back: 0 */
+    shmq_hist_add(h, b, b->ns[b->count - 1] + 1, 1); /* above every bound: +Inf */
+    assert_int_equal(atomic_load(&h->bucket[0]), 2);
+    assert_int_equal(atomic_load(&h->bucket[1]), 2);
+    assert_int_equal(atomic_load(&h->bucket[b->count]), 1);
+    assert_int_equal(atomic_load(&h->count), 5);
+    assert_int_equal(atomic_load(&h->sum_ns),
+                     (uint64_t)(b->ns[0] + 2 * (b->ns[0] + 1) + b->ns[b->count - 1] + 1));
+    for (int i = 1; i < b->count; i++) {
+        assert_true(b->ns[i] > b->ns[i - 1]);
+    }
+    assert_true(shmq_hist_send.count <= SHMQ_HIST_BOUNDS && b->count <= SHMQ_HIST_BOUNDS);
+}
+
+static void test_topic_counts_start_again_when_the_slot_takes_a_new_topic(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_topic_t t;
+    const shmq_ctl_topic_t *e;
+    assert_int_equal(shmq_ctl_topic_lock(&f->ctl, 1000), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "TopicC", 4, 4, 6, false), 0);
+    assert_int_equal(shmq_ctl_topic_get_entry(&f->ctl, "TopicC", 6, &t, &e), 0);
+    shmq_ctl_block_t *b = f->ctl.blk;
+    shmq_ctl_topic_count_t *c = &b->topic_counts[e - b->topics];
+    shmq_topic_count_add(b, e, t.incarnation, 3, 300);
+    shmq_topic_count_add(b, e, t.incarnation, 2, 200);
+    assert_int_equal(atomic_load(&c->messages_in), 5);
+    assert_int_equal(atomic_load(&c->bytes_in), 500);
+    /* An update is not a new topic: the counts stay. */
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "TopicC", 8, 8, 6, false), 0);
+    uint32_t inc = t.incarnation;
+    assert_int_equal(shmq_ctl_topic_get_entry(&f->ctl, "TopicC", 6, &t, &e), 0);
+    assert_int_equal(t.incarnation, inc);
+    /* Deleted and created again in its slot: a new incarnation, counted from 0. */
+    assert_int_equal(shmq_ctl_topic_delete(&f->ctl, "TopicC"), 0);
+    assert_int_equal(shmq_ctl_topic_put(&f->ctl, "TopicC", 4, 4, 6, false), 0);
+    const shmq_ctl_topic_t *e2;
+    assert_int_equal(shmq_ctl_topic_get_entry(&f->ctl, "TopicC", 6, &t, &e2), 0);
+    assert_ptr_equal(e2, e);
+    assert_int_not_equal(t.incarnation, inc);
+    shmq_topic_count_add(b, e2, t.incarnation, 1, 100);
+    assert_int_equal(atomic_load(&c->messages_in), 1);
+    assert_int_equal(atomic_load(&c->bytes_in), 100);
+    assert_int_equal(atomic_load(&c->incarnation), t.incarnation);
+    /* The slot's snapshot for readers (metrics) */
+    shmq_ctl_topic_t at;
+    assert_int_equal(shmq_ctl_topic_at(&f->ctl, (size_t)(e - b->topics), &at), 0);
+    assert_string_equal(at.name, "TopicC");
+    shmq_ctl_topic_unlock(&f->ctl);
 }
 
 /* ---- topics ----------------------------------------------------------------------- */
@@ -1161,6 +1222,8 @@ int main(void)
         T(test_burst_of_publishes_wakes_a_sleeper_once, setup_ready),
         T(test_scribbled_wake_word_costs_latency_only, setup_ready),
         T(test_topic_put_get_delete_and_reuse, setup_ready),
+        T(test_histogram_bucket_is_the_first_bound_at_or_above, setup_ready),
+        T(test_topic_counts_start_again_when_the_slot_takes_a_new_topic, setup_ready),
         T(test_topic_foreach_visits_active_topics, setup_ready),
         T(test_topic_seqlock_reader_never_sees_torn_entry, setup_ready),
         T(test_topic_lock_repairs_entry_left_mid_change, setup_ready),

@@ -25,6 +25,7 @@
 #include "store/clean.h"
 #include "shm/ctl_clean.h"
 #include "shm/ctl.h"
+#include "shm/progress.h"
 #include "store/fence.h"
 #include "shm/reg.h"
 #include "format/store_files.h"
@@ -379,8 +380,9 @@ static json_t *status_json(const shmq_ctl_t *ctl)
                         json_integer((json_int_t)LOAD(c->refused_disk_full)));
     json_object_set_new(o, "refused_fenced", json_integer((json_int_t)LOAD(c->refused_fenced)));
     json_object_set_new(o, "append_errors", json_integer((json_int_t)LOAD(c->append_errors)));
-    json_object_set_new(o, "flushes", json_integer((json_int_t)LOAD(c->flushes)));
-    json_object_set_new(o, "flush_ns_total", json_integer((json_int_t)LOAD(c->flush_ns_total)));
+    json_object_set_new(o, "flushes", json_integer((json_int_t)LOAD(c->flush_latency.count)));
+    json_object_set_new(o, "flush_ns_total",
+                        json_integer((json_int_t)LOAD(c->flush_latency.sum_ns)));
     json_object_set_new(o, "flush_errors", json_integer((json_int_t)LOAD(c->flush_errors)));
     int rings = 0;
     json_t *ra = json_array();
@@ -572,14 +574,64 @@ static void status_text(json_t *o)
     }
 }
 
+/* {"done":, "total":} of [from, to) reached at pos. */
+static json_t *progress_part(int64_t from, int64_t to, int64_t pos)
+{
+    int64_t total = to > from ? to - from : 0;
+    int64_t done = pos > from ? pos - from : 0;
+    return json_pack("{s:I,s:I}", "done", (json_int_t)(done < total ? done : total), "total",
+                     (json_int_t)total);
+}
+
+/*
+ * The recovery progress object of the master pid (progress.h) as the "recovery" object:
+ * phase, abnormal, scan and sync (bytes done of total); NULL when it has none.
+ */
+static json_t *recovery_json(const char *root, long pid)
+{
+    const shmq_ctl_progress_t *g;
+    if (shmq_ctl_progress_open(root, &g) < 0) {
+        return NULL;
+    }
+    if (g->pid != pid) {
+        shmq_ctl_progress_close(g); /* a stale one: its master is gone */
+        return NULL;
+    }
+    const shmq_recovery_progress_t *p = &g->p;
+    uint32_t phase = LOAD(p->phase);
+    json_t *r = json_object();
+    json_object_set_new(r, "phase", json_string(shmq_recovery_phase_name(phase)));
+    json_object_set_new(r, "abnormal", json_boolean(LOAD(p->abnormal) != 0));
+    json_object_set_new(r, "scan",
+                        progress_part(LOAD(p->scan_from), LOAD(p->scan_to), LOAD(p->scan_pos)));
+    json_object_set_new(r, "sync",
+                        progress_part(LOAD(p->sync_from), LOAD(p->sync_to), LOAD(p->sync_pos)));
+    shmq_ctl_progress_close(g);
+    return r;
+}
+
+static void recovery_text(json_t *r)
+{
+    json_t *s = json_object_get(r, "scan"), *y = json_object_get(r, "sync");
+    int64_t sd = jint(s, "done"), st = jint(s, "total"), yd = jint(y, "done"),
+            yt = jint(y, "total");
+    printf("recovery:  phase %s%s: CommitLog checked %lld of %lld bytes (%.0f%%), synced %lld of "
+           "%lld bytes (%.0f%%)\n",
+           json_string_value(json_object_get(r, "phase")),
+           json_is_true(json_object_get(r, "abnormal")) ? " (abnormal)" : "", (long long)sd,
+           (long long)st, st ? 100.0 * (double)sd / (double)st : 100.0, (long long)yd,
+           (long long)yt, yt ? 100.0 * (double)yd / (double)yt : 100.0);
+}
+
 int shmqctl_cmd_status(shmqctl_args_t *a)
 {
     shmq_ctl_t ctl;
     int rc = shmqctl_attach_running(a->cfg.store_path_root_dir, SHMQ_CTL_RDONLY, &ctl);
     if (rc != 0) {
         int64_t age;
-        long pid = a->json ? starting_master(a->cfg.store_path_root_dir, &age) : 0;
-        if (pid > 0) {
+        long pid = starting_master(a->cfg.store_path_root_dir, &age);
+        json_t *rec = pid > 0 ? recovery_json(a->cfg.store_path_root_dir, pid) : NULL;
+        if (pid > 0 && a->json) {
             /* Recovering: the state, for programs waiting for "running". */
             json_t *o = json_object();
             json_object_set_new(o, "state", json_string("recovering"));
@@ -588,8 +640,14 @@ int shmqctl_cmd_status(shmqctl_args_t *a)
             json_object_set_new(o, "uptime_ms", age >= 0 ? json_integer(age) : json_null());
             json_object_set_new(o, "healthy", json_false());
             json_object_set_new(o, "problems", json_pack("[s]", "the store is recovering"));
+            if (rec != NULL) {
+                json_object_set(o, "recovery", rec);
+            }
             shmqctl_json_print(o);
+        } else if (rec != NULL) {
+            recovery_text(rec);
         }
+        json_decref(rec);
         return rc;
     }
     json_t *o = status_json(&ctl);

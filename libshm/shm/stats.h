@@ -1,0 +1,76 @@
+/*
+ * Latency histograms and per-topic counts in the control block: the writer
+ * and the flusher add to them, `shmqctl metrics` and the shmq-metrics
+ * worker read them (metrics.c).
+ *
+ * Each histogram and each topic's counts has exactly one writer process, so
+ * an update is a relaxed load and a relaxed store (no locked instruction):
+ * a few instructions on the writer's own cache line.  Readers take relaxed
+ * loads of statistics: they never slow the writer and never read data
+ * through them.  A reader may see a bucket updated before the count (or the
+ * other way round) for an instant: statistics, not positions.
+ */
+#ifndef SHMQ_STATS_H
+#define SHMQ_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "shm/ctl.h"
+
+/* The bucket bounds of a histogram kind, in nanoseconds, ascending. */
+typedef struct shmq_hist_bounds {
+    const int64_t *ns;
+    int count; /* finite bounds, at most SHMQ_HIST_BOUNDS */
+} shmq_hist_bounds_t;
+
+/* shmq_send_latency_seconds: 1 ms .. 10 s (the born timestamp has millisecond resolution). */
+extern const shmq_hist_bounds_t shmq_hist_send;
+/* shmq_flush_duration_seconds: 10 us .. 1 s. */
+extern const shmq_hist_bounds_t shmq_hist_flush;
+
+/* Single writer: add weight observations of value ns (clamped at 0) to h. */
+static inline void shmq_hist_add(shmq_ctl_hist_t *h, const shmq_hist_bounds_t *b, int64_t ns,
+                                 uint64_t weight)
+{
+    int i = 0;
+    ns = ns > 0 ? ns : 0;
+    while (i < b->count && ns > b->ns[i]) {
+        i++;
+    }
+    /* Relaxed load and store: this process is the only writer (statistics). */
+    atomic_store_explicit(&h->bucket[i],
+                          atomic_load_explicit(&h->bucket[i], memory_order_relaxed) + weight,
+                          memory_order_relaxed);
+    atomic_store_explicit(&h->count, atomic_load_explicit(&h->count, memory_order_relaxed) + weight,
+                          memory_order_relaxed);
+    atomic_store_explicit(
+        &h->sum_ns, atomic_load_explicit(&h->sum_ns, memory_order_relaxed) + (uint64_t)ns * weight,
+        memory_order_relaxed);
+}
+
+/*
+ * The writer: n messages of bytes record bytes stored in the topic whose
+ * table entry is e (snapshot incarnation inc).  Counts of an earlier topic of
+ * the slot (another incarnation) are dropped first.
+ */
+static inline void shmq_topic_count_add(shmq_ctl_block_t *b, const shmq_ctl_topic_t *e,
+                                        uint32_t inc, uint64_t n, uint64_t bytes)
+{
+    shmq_ctl_topic_count_t *c = &b->topic_counts[e - b->topics];
+    /* Relaxed: this process is the only writer; readers compare inc with the topic's. */
+    if (atomic_load_explicit(&c->incarnation, memory_order_relaxed) != inc) {
+        atomic_store_explicit(&c->messages_in, 0, memory_order_relaxed);
+        atomic_store_explicit(&c->bytes_in, 0, memory_order_relaxed);
+        /* Release: a reader that sees the new incarnation sees the cleared counts. */
+        atomic_store_explicit(&c->incarnation, inc, memory_order_release);
+    }
+    atomic_store_explicit(&c->messages_in,
+                          atomic_load_explicit(&c->messages_in, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->bytes_in,
+                          atomic_load_explicit(&c->bytes_in, memory_order_relaxed) + bytes,
+                          memory_order_relaxed);
+}
+
+#endif
