@@ -516,6 +516,10 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
             return rc;
         }
     }
+    rc = shmq_store_cuts_resolve(st);
+    if (rc < 0) {
+        return rc;
+    }
     rc = shmq_abort_create(st->root);
     if (rc < 0) {
         return shmq_error_set(rc, "cannot create %s/abort: %s", st->root, shmq_strerror(rc));

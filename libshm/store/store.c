@@ -304,12 +304,7 @@ static int host_from_config(const shmq_config_t *cfg, shmq_host_t *h)
     return shmq_config_store_host(cfg, h);
 }
 
-/*
- * After recovery: a deletion made while the store was stopped cuts at the
- * recovered end (every record of the topic in the log is older), before
- * anything new is written.
- */
-static int resolve_cuts(shmq_store_t *st)
+int shmq_store_cuts_resolve(shmq_store_t *st)
 {
     bool changed = false;
     for (size_t i = 0; i < st->cuts.count; i++) {
@@ -397,10 +392,6 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
     }
     if (!ro && !attach && !(flags & SHMQ_STORE_NO_RECOVER)) {
         rc = shmq_store_recover(st, report);
-        if (rc < 0) {
-            goto fail;
-        }
-        rc = resolve_cuts(st);
         if (rc < 0) {
             goto fail;
         }

@@ -134,6 +134,14 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
 int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *report);
 
 /*
+ * The end of every recovery (shmq_store_recover): a topic deletion made
+ * while the store was stopped, or left unfinished, cuts at the recovered end
+ * (every record of the topic in the log is older), before anything new is
+ * written; config/topicDeletes.json is saved when a cut was set.
+ */
+int shmq_store_cuts_resolve(shmq_store_t *st);
+
+/*
  * Clean close of a writable store: flush CommitLog and ConsumeQueues, write
  * the checkpoint, remove `abort`, unlock.  Read-only: just unmap.
  */
