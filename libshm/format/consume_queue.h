@@ -36,6 +36,9 @@ typedef struct shmq_cq {
                                  blank pre-fill units do not count */
     int flush_err;            /* first flush error; later flushes return SHMQ_E_FENCED */
     bool readonly;
+    /* The writer's segment of the last unit appended, while q.unmapped == tail_unmapped. */
+    const shmq_mapped_file_t *tail;
+    uint64_t tail_unmapped;
 } shmq_cq_t;
 
 /* Boundaries for shmq_cq_offset_by_time (RocketMQ 5). */
