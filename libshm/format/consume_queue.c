@@ -463,16 +463,6 @@ int shmq_cq_read(const shmq_cq_t *cq, int64_t queue_offset, shmq_cq_unit_t *unit
     return 0;
 }
 
-int64_t shmq_cq_min_offset(const shmq_cq_t *cq)
-{
-    return cq->min_logic_offset / CQ_UNIT;
-}
-
-int64_t shmq_cq_max_offset(const shmq_cq_t *cq)
-{
-    return cq_write_pos(cq) / CQ_UNIT;
-}
-
 /* ---- offset by time (§16.1, RocketMQ 5) -------------------------------- */
 
 enum cq_time { CQ_TIME_OK, CQ_TIME_BEFORE, CQ_TIME_ERR };

@@ -301,13 +301,30 @@ int32_t shmq_topic_key_hash(const char *topic, size_t topic_len, const char *key
     return r;
 }
 
+/* The memo's topic is topic: topics of 8 to 16 bytes compared as two words (they overlap). */
+static bool memo_topic_is(const shmq_key_hash_memo_t *m, const char *topic, size_t len)
+{
+    if (m->topic_len != len) {
+        return false;
+    }
+    if (len < 8 || len > 16) {
+        return memcmp(m->topic, topic, len) == 0;
+    }
+    uint64_t a, b, c, d;
+    memcpy(&a, m->topic, 8);
+    memcpy(&b, topic, 8);
+    memcpy(&c, m->topic + len - 8, 8);
+    memcpy(&d, topic + len - 8, 8);
+    return a == b && c == d;
+}
+
 int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
                                  const char *key, size_t key_len)
 {
     if (topic_len == 0 || topic_len > sizeof(m->topic)) {
         return shmq_topic_key_hash(topic, topic_len, key, key_len);
     }
-    if (m->topic_len != topic_len || memcmp(m->topic, topic, topic_len) != 0) {
+    if (!memo_topic_is(m, topic, topic_len)) {
         uint32_t th = 0;
         if (!hash_ascii(&th, (const uint8_t *)topic, topic_len)) {
             return shmq_topic_key_hash(topic, topic_len, key, key_len);
@@ -317,20 +334,19 @@ int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, siz
         m->topic_hash = th * 31u + '#';
         m->words = 0;
     }
-    uint32_t h = m->topic_hash;
-    const uint8_t *p = (const uint8_t *)key;
-    size_t n = key_len, w = 0;
-    uint64_t x;
     /* The words this key shares with the previous one: their hash is known. */
-    while (n >= 8 && w < m->words) {
-        memcpy(&x, p, 8);
+    size_t w = 0, shared_max = key_len / 8 < m->words ? key_len / 8 : m->words;
+    uint64_t x;
+    while (w < shared_max) {
+        memcpy(&x, key + 8 * w, 8);
         if (x != m->word[w]) {
             break;
         }
-        h = m->after[w++];
-        p += 8;
-        n -= 8;
+        w++;
     }
+    uint32_t h = w ? m->after[w - 1] : m->topic_hash;
+    const uint8_t *p = (const uint8_t *)key + 8 * w;
+    size_t n = key_len - 8 * w;
     m->words = (uint32_t)w; /* from here on the remembered words are this key's */
     for (; n >= 8; p += 8, n -= 8) {
         memcpy(&x, p, 8);

@@ -231,11 +231,6 @@ int shmq_index_refresh(shmq_index_service_t *svc)
     return rc < 0 ? rc : changed;
 }
 
-shmq_index_file_t *shmq_index_last(const shmq_index_service_t *svc)
-{
-    return svc->count ? svc->files[svc->count - 1] : NULL;
-}
-
 /* Remove files from index i on (they are rebuilt from the CommitLog). */
 int shmq_index_drop_from(shmq_index_service_t *svc, size_t i)
 {
@@ -369,7 +364,7 @@ static int put_key(shmq_index_service_t *svc, const shmq_record_head_t *r, const
     if (h < 0) {
         return -ENOMEM;
     }
-    shmq_index_file_t *f = svc->count ? svc->files[svc->count - 1] : NULL;
+    shmq_index_file_t *f = shmq_index_last(svc);
     if (!f || shmq_index_file_full(f)) {
         int rc = roll(svc, &f);
         if (rc < 0) {

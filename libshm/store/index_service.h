@@ -68,7 +68,10 @@ void shmq_index_close(shmq_index_service_t *svc);
 int shmq_index_refresh(shmq_index_service_t *svc);
 
 /* The newest file, or NULL. */
-shmq_index_file_t *shmq_index_last(const shmq_index_service_t *svc);
+static inline shmq_index_file_t *shmq_index_last(const shmq_index_service_t *svc)
+{
+    return svc->count ? svc->files[svc->count - 1] : NULL;
+}
 
 /* Writer: remove (unlink) files from position i of the set on; their messages are indexed again. */
 int shmq_index_drop_from(shmq_index_service_t *svc, size_t i);

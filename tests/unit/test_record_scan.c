@@ -276,13 +276,13 @@ static void test_topic_key_hash_memo_equals_the_plain_hash(void **state)
     (void)state;
     shmq_key_hash_memo_t memo;
     memset(&memo, 0, sizeof(memo));
-    char topics[3][200] = {"BenchTopic", "T\xc3\xb3pico", ""};
-    size_t tlens[3] = {10, 7, 150};
+    char topics[5][200] = {"BenchTopic", "T\xc3\xb3pico", "", "BenchTopiX", "AenchTopic"};
+    size_t tlens[5] = {10, 7, 150, 10, 10};
     memset(topics[2], 'L', tlens[2]);
     char key[100] = "7F0000010E5A18B4AAC21C7A9E3B0000";
     size_t kl = 32;
     for (int round = 0; round < 200000; round++) {
-        int t = next_rand() % 16 == 0 ? (int)(next_rand() % 3) : 0;
+        int t = next_rand() % 16 == 0 ? (int)(next_rand() % 5) : 0;
         if (next_rand() % 4 != 0) {
             /* change a few bytes from some point on: a shared prefix of that length */
             size_t from = next_rand() % (kl + 1);
