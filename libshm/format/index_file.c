@@ -333,11 +333,6 @@ int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot)
     return (int32_t)__builtin_bswap32(v);
 }
 
-bool shmq_index_file_full(const shmq_index_file_t *f)
-{
-    return f->hdr.index_count >= f->index_num;
-}
-
 /* ---- writing ---------------------------------------------------------------------------- */
 
 int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts)
