@@ -325,12 +325,17 @@ int shmq_index_entry_read(const shmq_index_file_t *f, int32_t k, shmq_index_entr
     return 0;
 }
 
-int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot)
+static int32_t slot_load(const shmq_index_file_t *f, int32_t slot)
 {
     /* acquire: pairs with the release store of the slot after its entry */
     uint32_t v = __atomic_load_n((const uint32_t *)(const void *)(f->base + slot_off(f, slot)),
                                  __ATOMIC_ACQUIRE);
     return (int32_t)__builtin_bswap32(v);
+}
+
+int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot)
+{
+    return slot_load(f, slot);
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */
@@ -347,7 +352,7 @@ int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, in
         return SHMQ_E_RANGE;
     }
     int32_t slot = key_hash % f->slot_num;
-    int32_t prev = shmq_index_slot_read(f, slot);
+    int32_t prev = slot_load(f, slot);
     if (prev <= 0 || prev >= n) {
         prev = 0;
     }

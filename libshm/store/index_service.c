@@ -357,8 +357,8 @@ static int roll(shmq_index_service_t *svc, shmq_index_file_t **out)
 }
 
 /* One entry of record r for key (the newest file, or a new one when it is full). */
-static int put_key(shmq_index_service_t *svc, const shmq_record_head_t *r, const char *key,
-                   size_t len)
+static inline int put_key(shmq_index_service_t *svc, const shmq_record_head_t *r, const char *key,
+                          size_t len)
 {
     int32_t h = shmq_topic_key_hash_memo(&svc->key_memo, r->topic, r->topic_len, key, len);
     if (h < 0) {
