@@ -50,6 +50,7 @@
 
 #define DISPATCH_MAX_RECORDS 4096
 #define DISPATCH_MAX_BYTES   (4 << 20)
+#define FLUSH_CHECK_CALLS    16 /* busy work() calls between two looks at the flush time */
 
 typedef struct dispatcher {
     shmq_worker_t *w;
@@ -57,11 +58,13 @@ typedef struct dispatcher {
     shmq_store_t st;   /* attached: ConsumeQueues read-write, CommitLog read-only */
     bool store_open;
     int64_t pos;           /* next record to dispatch; published as `dispatched` after each batch */
+    shmq_cl_cursor_t cur;  /* the CommitLog segment of pos */
     int64_t cq_flushed;    /* last published cq_flushed */
     int64_t stall_pos;     /* pos at which a batch made no progress below the limit, -1 none */
     int64_t next_flush_ms; /* monotonic */
     int64_t next_thorough_ms; /* monotonic */
     int64_t now_ms;           /* monotonic, read by the last work(): idle() follows at once */
+    int busy_calls;           /* work() calls that dispatched something since the last clock read */
     int flush_err;            /* first ConsumeQueue flush failure: cq_flushed frozen */
     bool finished;            /* FINISHING: dispatched to the end, flushed and published */
     shmq_queue_t *touched[DISPATCH_MAX_RECORDS]; /* queues given units in this batch, once each */
@@ -91,16 +94,6 @@ static bool has_work(void *arg)
 {
     const dispatcher_t *d = arg;
     return d->pos != d->stall_pos && dispatch_limit(d) > d->pos;
-}
-
-/* Map CommitLog segments the writer created since the last look, if limit lies beyond them. */
-static int map_new_segments(dispatcher_t *d, int64_t limit)
-{
-    if (limit <= shmq_mfq_end_offset(&d->st.cl.q)) {
-        return 0;
-    }
-    int rc = shmq_mfq_refresh(&d->st.cl.q);
-    return rc < 0 ? shmq_error_wrap(rc, "mapping new CommitLog segments") : 0;
 }
 
 /* Raise an entry's min_offset to at least min (CAS: the cleaner raises it too). */
@@ -189,17 +182,15 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
     int64_t start = d->pos;
     int64_t records = 0, bytes = 0;
     bool refreshed = false;
-    int rc = map_new_segments(d, limit);
-    if (rc < 0) {
-        return rc;
-    }
-    while (records < DISPATCH_MAX_RECORDS && bytes < DISPATCH_MAX_BYTES) {
+    int rc = 0;
+    while (d->pos < limit && records < DISPATCH_MAX_RECORDS && bytes < DISPATCH_MAX_BYTES) {
         shmq_record_head_t r;
         int64_t at = d->pos;
-        rc = shmq_commitlog_next_head(&d->st.cl, &d->pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
+        rc = shmq_commitlog_next_head_at(&d->st.cl, &d->cur, &d->pos, limit, SHMQ_DECODE_CHECK_PHYS,
+                                         &r);
         if (rc == SHMQ_E_END) {
             if (d->pos < limit && !refreshed) {
-                /* The next segment was created after our last look. */
+                /* The next segment was created after our last look (or is not mapped yet). */
                 refreshed = true;
                 rc = shmq_mfq_refresh(&d->st.cl.q);
                 if (rc < 0) {
@@ -586,7 +577,12 @@ static int64_t dispatcher_work(shmq_worker_t *w, void *state)
         }
     }
     check_topic_delete(d);
-    flush_if_due(d);
+    /* The clock when idle() follows (it needs now_ms), else every FLUSH_CHECK_CALLS busy
+     * calls: one message a call (a producer sending one at a time) is not a clock read each. */
+    if (n == 0 || ++d->busy_calls >= FLUSH_CHECK_CALLS) {
+        d->busy_calls = 0;
+        flush_if_due(d);
+    }
     return n;
 }
 

@@ -55,6 +55,7 @@
 #define INDEX_MAX_RECORDS 4096
 #define INDEX_MAX_BYTES   (4 << 20)
 #define INDEX_FLUSH_MS    1000
+#define FLUSH_CHECK_CALLS 16 /* busy work() calls between two looks at the flush time */
 #define OPEN_TRIES        50 /* a CommitLog segment being created: retry the open */
 
 typedef struct indexer {
@@ -65,13 +66,15 @@ typedef struct indexer {
     shmq_index_service_t svc;
     bool svc_open;
     bool enabled;
-    int64_t pos;       /* next record to index */
-    int64_t published; /* last `indexed` published */
+    int64_t pos;          /* next record to index */
+    shmq_cl_cursor_t cur; /* the CommitLog segment of pos */
+    int64_t published;    /* last `indexed` published */
     int64_t stall_pos; /* pos at which a batch found no readable record below the limit, -1 none */
     uint64_t clean_seen;   /* cleaner: its deleted_seq when we last dropped removed segments */
     bool no_space;         /* the last index file could not be allocated: waiting for disk space */
     int64_t next_flush_ms; /* monotonic */
     int64_t now_ms;        /* monotonic, read by the last work(): idle() follows at once */
+    int busy_calls;        /* work() calls that indexed something since the last clock read */
     int flush_err;         /* first failed msync: flushed_ts frozen */
     bool finished;
 } indexer_t;
@@ -179,22 +182,15 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
     bool refreshed = false;
     size_t files_before = x->svc.count;
     const shmq_index_file_t *newest = shmq_index_last(&x->svc);
-    /* Reads stop at what the writer published. */
-    shmq_commitlog_set_positions(&x->cl, shmq_ctl_load(&x->w->ctl.blk->wrote),
-                                 shmq_ctl_load(&x->w->ctl.blk->wrote));
-    if (limit > shmq_mfq_end_offset(&x->cl.q)) {
-        int rc = shmq_mfq_refresh(&x->cl.q);
-        if (rc < 0) {
-            return shmq_error_wrap(rc, "mapping new CommitLog segments");
-        }
-    }
-    while (records < INDEX_MAX_RECORDS && bytes < INDEX_MAX_BYTES) {
+    while (x->pos < limit && records < INDEX_MAX_RECORDS && bytes < INDEX_MAX_BYTES) {
         shmq_record_head_t r;
         int64_t at = x->pos;
-        int rc = shmq_commitlog_next_head(&x->cl, &x->pos, limit, SHMQ_DECODE_CHECK_PHYS, &r);
+        int rc = shmq_commitlog_next_head_at(&x->cl, &x->cur, &x->pos, limit,
+                                             SHMQ_DECODE_CHECK_PHYS, &r);
         if ((rc == SHMQ_E_END && x->pos < limit) || rc == SHMQ_E_RANGE) {
             if (!refreshed) {
-                refreshed = true; /* a segment created (or removed) since the last look */
+                /* A segment created (or removed) since the last look, or not mapped yet. */
+                refreshed = true;
                 int r2 = shmq_mfq_refresh(&x->cl.q);
                 if (r2 < 0) {
                     return shmq_error_wrap(r2, "mapping new CommitLog segments");
@@ -411,7 +407,12 @@ static int64_t indexer_work(shmq_worker_t *w, void *state)
             return n;
         }
     }
-    flush_if_due(x);
+    /* The clock when idle() follows (it needs now_ms), else every FLUSH_CHECK_CALLS busy
+     * calls: one message a call (a producer sending one at a time) is not a clock read each. */
+    if (n == 0 || ++x->busy_calls >= FLUSH_CHECK_CALLS) {
+        x->busy_calls = 0;
+        flush_if_due(x);
+    }
     return n;
 }
 

@@ -12,6 +12,8 @@
  */
 #include "format/commitlog.h"
 
+#include "base/bytes.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -450,22 +452,42 @@ int shmq_commitlog_read(const shmq_commitlog_t *cl, int64_t phys_offset, unsigne
 
 static int32_t peek32(const uint8_t *p)
 {
-    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+    return (int32_t)shmq_get_be32(p);
+}
+
+/*
+ * The segment holding p, from the cursor when it still holds it (no lookup
+ * for the records after the first), else found and kept.  NULL when no
+ * mapped segment holds p.
+ */
+static const shmq_mapped_file_t *cursor_seg(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur,
+                                            int64_t p)
+{
+    const shmq_mapped_file_t *mf = cur->seg;
+    if (mf != NULL && cur->unmapped == cl->q.unmapped && p >= mf->start_offset &&
+        p - mf->start_offset < seg_size(cl)) {
+        return mf;
+    }
+    mf = shmq_mfq_find(&cl->q, p);
+    cur->seg = mf;
+    cur->unmapped = cl->q.unmapped;
+    return mf;
 }
 
 /*
  * The iteration of shmq_commitlog_next() and shmq_commitlog_next_head():
  * exactly one of rec and head is filled, by the full or the light decode.
  */
-static int next_record(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
-                       shmq_record_t *rec, shmq_record_head_t *head)
+static inline int next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos,
+                              int64_t limit, unsigned flags, shmq_record_t *rec,
+                              shmq_record_head_t *head)
 {
     for (;;) {
         int64_t p = *pos;
         if (p >= limit) {
             return SHMQ_E_END;
         }
-        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, p);
+        const shmq_mapped_file_t *mf = cursor_seg(cl, cur, p);
         if (!mf) {
             if (p < shmq_mfq_min_offset(&cl->q)) {
                 return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: offset %lld was removed",
@@ -508,7 +530,8 @@ int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
     if (!cl || !pos || !out) {
         return SHMQ_E_ARG;
     }
-    return next_record(cl, pos, limit, flags, out, NULL);
+    shmq_cl_cursor_t cur = {0};
+    return next_record(cl, &cur, pos, limit, flags, out, NULL);
 }
 
 int shmq_commitlog_next_head(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
@@ -517,7 +540,14 @@ int shmq_commitlog_next_head(const shmq_commitlog_t *cl, int64_t *pos, int64_t l
     if (!cl || !pos || !out) {
         return SHMQ_E_ARG;
     }
-    return next_record(cl, pos, limit, flags, NULL, out);
+    shmq_cl_cursor_t cur = {0};
+    return next_record(cl, &cur, pos, limit, flags, NULL, out);
+}
+
+int shmq_commitlog_next_head_at(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos,
+                                int64_t limit, unsigned flags, shmq_record_head_t *out)
+{
+    return next_record(cl, cur, pos, limit, flags, NULL, out);
 }
 
 int shmq_commitlog_skip(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, int64_t *last)

@@ -137,6 +137,21 @@ int shmq_commitlog_next_head(const shmq_commitlog_t *cl, int64_t *pos, int64_t l
                              unsigned flags, shmq_record_head_t *out);
 
 /*
+ * A reader's cursor: the segment of its last read, so that the records
+ * after the first are read without a segment lookup.  Zero it before the
+ * first read; it notices segments unmapped since (cl->q.unmapped), also
+ * when it moved to another position.
+ */
+typedef struct shmq_cl_cursor {
+    const shmq_mapped_file_t *seg; /* NULL: none yet */
+    uint64_t unmapped;             /* cl->q.unmapped when seg was found */
+} shmq_cl_cursor_t;
+
+/* shmq_commitlog_next_head() through cur (the reader's loop: no argument checks). */
+int shmq_commitlog_next_head_at(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos,
+                                int64_t limit, unsigned flags, shmq_record_head_t *out);
+
+/*
  * Walk records by their size fields only, from *pos (a record boundary) up
  * to limit: checks each header's magic and that its size lies between the
  * fixed part and its segment's end; a blank record moves to the next

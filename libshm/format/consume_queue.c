@@ -380,6 +380,15 @@ static int cq_start_at(shmq_cq_t *cq, int64_t target)
     return 0;
 }
 
+/* Write the unit at write_pos wp (inside segment mf) and publish it. */
+static void cq_put(shmq_cq_t *cq, const shmq_mapped_file_t *mf, int64_t wp, int64_t phys_offset,
+                   int32_t size, int64_t tags_code)
+{
+    cq_unit_encode(mf->base + (wp - mf->start_offset), phys_offset, size, tags_code);
+    cq->max_phys_offset = phys_offset + size;
+    cq_publish(cq, wp + CQ_UNIT);
+}
+
 int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
                    int64_t tags_code)
 {
@@ -398,6 +407,13 @@ int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int
 
     int64_t target = queue_offset * CQ_UNIT;
     int64_t wp = cq->write_pos;
+    /* The usual case: the next unit, in the segment of the previous one (no lookup). */
+    const shmq_mapped_file_t *tail = cq->tail;
+    if (target == wp && tail != NULL && cq->tail_unmapped == cq->q.unmapped &&
+        wp >= tail->start_offset && wp - tail->start_offset + CQ_UNIT <= (int64_t)tail->size) {
+        cq_put(cq, tail, wp, phys_offset, size, tags_code);
+        return 0;
+    }
     /* No real unit yet (no file, or only blank pre-fill units): start at target. */
     if (cq->q.count == 0 ||
         (cq->max_phys_offset == 0 && wp == cq->min_logic_offset && target != wp)) {
@@ -424,9 +440,9 @@ int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int
     if (rel < 0 || (size_t)rel + CQ_UNIT > mf->size)
         return shmq_error_set(SHMQ_E_SEGMENT, "%s: unit at %" PRId64 " does not fit the segment",
                               mf->path, wp);
-    cq_unit_encode(mf->base + rel, phys_offset, size, tags_code);
-    cq->max_phys_offset = phys_offset + size;
-    cq_publish(cq, wp + CQ_UNIT);
+    cq->tail = mf;
+    cq->tail_unmapped = cq->q.unmapped;
+    cq_put(cq, mf, wp, phys_offset, size, tags_code);
     return 0;
 }
 
@@ -445,16 +461,6 @@ int shmq_cq_read(const shmq_cq_t *cq, int64_t queue_offset, shmq_cq_unit_t *unit
         return shmq_error_set(SHMQ_E_RANGE, "consume queue %s: no file holds offset %" PRId64,
                               cq->q.dir, queue_offset);
     return 0;
-}
-
-int64_t shmq_cq_min_offset(const shmq_cq_t *cq)
-{
-    return cq->min_logic_offset / CQ_UNIT;
-}
-
-int64_t shmq_cq_max_offset(const shmq_cq_t *cq)
-{
-    return cq_write_pos(cq) / CQ_UNIT;
 }
 
 /* ---- offset by time (§16.1, RocketMQ 5) -------------------------------- */

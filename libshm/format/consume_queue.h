@@ -36,6 +36,9 @@ typedef struct shmq_cq {
                                  blank pre-fill units do not count */
     int flush_err;            /* first flush error; later flushes return SHMQ_E_FENCED */
     bool readonly;
+    /* The writer's segment of the last unit appended, while q.unmapped == tail_unmapped. */
+    const shmq_mapped_file_t *tail;
+    uint64_t tail_unmapped;
 } shmq_cq_t;
 
 /* Boundaries for shmq_cq_offset_by_time (RocketMQ 5). */
@@ -86,8 +89,16 @@ int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int
 int shmq_cq_read(const shmq_cq_t *cq, int64_t queue_offset, shmq_cq_unit_t *unit);
 
 /* Min and max queue offsets (units): min = min_logic_offset/20, max = write_pos/20. */
-int64_t shmq_cq_min_offset(const shmq_cq_t *cq);
-int64_t shmq_cq_max_offset(const shmq_cq_t *cq);
+static inline int64_t shmq_cq_min_offset(const shmq_cq_t *cq)
+{
+    return cq->min_logic_offset / SHMQ_CQ_UNIT_SIZE;
+}
+
+static inline int64_t shmq_cq_max_offset(const shmq_cq_t *cq)
+{
+    /* acquire: pairs with the writer's release of write_pos after the unit bytes below it */
+    return __atomic_load_n(&cq->write_pos, __ATOMIC_ACQUIRE) / SHMQ_CQ_UNIT_SIZE;
+}
 
 /*
  * Queue offset by store time (RocketMQ 5 rules, §16.1); store time of a unit

@@ -103,10 +103,11 @@ static void slot_store(shmq_index_file_t *f, int32_t slot, int32_t v)
 
 shmq_index_crash_fn shmq_index_crash_hook;
 
-static void crash_point(enum shmq_index_step step)
+/* hook: shmq_index_crash_hook as read once by the caller (NULL outside crash tests). */
+static void crash_point(shmq_index_crash_fn hook, enum shmq_index_step step)
 {
-    if (shmq_index_crash_hook) {
-        shmq_index_crash_hook(step);
+    if (hook) {
+        hook(step);
     }
 }
 
@@ -324,7 +325,7 @@ int shmq_index_entry_read(const shmq_index_file_t *f, int32_t k, shmq_index_entr
     return 0;
 }
 
-int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot)
+static int32_t slot_load(const shmq_index_file_t *f, int32_t slot)
 {
     /* acquire: pairs with the release store of the slot after its entry */
     uint32_t v = __atomic_load_n((const uint32_t *)(const void *)(f->base + slot_off(f, slot)),
@@ -332,9 +333,9 @@ int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot)
     return (int32_t)__builtin_bswap32(v);
 }
 
-bool shmq_index_file_full(const shmq_index_file_t *f)
+int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot)
 {
-    return f->hdr.index_count >= f->index_num;
+    return slot_load(f, slot);
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */
@@ -345,12 +346,13 @@ int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, in
         return shmq_error_set(SHMQ_E_ARG, "index file %s: put on a read-only file or hash < 0",
                               f->path);
     }
+    shmq_index_crash_fn hook = shmq_index_crash_hook;
     int32_t n = f->hdr.index_count < 1 ? 1 : f->hdr.index_count;
     if (n >= f->index_num) {
         return SHMQ_E_RANGE;
     }
     int32_t slot = key_hash % f->slot_num;
-    int32_t prev = shmq_index_slot_read(f, slot);
+    int32_t prev = slot_load(f, slot);
     if (prev <= 0 || prev >= n) {
         prev = 0;
     }
@@ -372,9 +374,9 @@ int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, in
     be64_put(p + 4, (uint64_t)phys);
     be32_put(p + 12, (uint32_t)diff);
     be32_put(p + 16, (uint32_t)prev);
-    crash_point(SHMQ_INDEX_STEP_ENTRY);
+    crash_point(hook, SHMQ_INDEX_STEP_ENTRY);
     slot_store(f, slot, n);
-    crash_point(SHMQ_INDEX_STEP_SLOT);
+    crash_point(hook, SHMQ_INDEX_STEP_SLOT);
     if (n == 1) {
         hdr_store64(f, OFF_BEGIN_TS, f->hdr.begin_ts);
         hdr_store64(f, OFF_BEGIN_PHYS, f->hdr.begin_phys);
@@ -387,7 +389,7 @@ int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, in
         f->hdr.hash_slot_count++;
         hdr_store32(f, OFF_SLOT_COUNT, f->hdr.hash_slot_count);
     }
-    crash_point(SHMQ_INDEX_STEP_HEADER);
+    crash_point(hook, SHMQ_INDEX_STEP_HEADER);
     f->hdr.index_count = n + 1;
     hdr_store32(f, OFF_COUNT, n + 1); /* last (release): the entry is counted */
     f->dirty = true;

@@ -129,7 +129,10 @@ int shmq_index_entry_read(const shmq_index_file_t *f, int32_t k, shmq_index_entr
 int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot);
 
 /* Writer: no room for another entry (index_count >= index_num). */
-bool shmq_index_file_full(const shmq_index_file_t *f);
+static inline bool shmq_index_file_full(const shmq_index_file_t *f)
+{
+    return f->hdr.index_count >= f->index_num;
+}
 
 /*
  * Writer: add an entry for key_hash (>= 0) of the message at phys stored at

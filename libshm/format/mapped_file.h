@@ -125,6 +125,9 @@ typedef struct shmq_mfq {
     _Atomic int64_t zero_claim;    /* preparing thread: the chunk it zero-fills, INT64_MAX none */
     int64_t horizon_mine;          /* writer thread's copy of write_horizon */
     bool is_open;                  /* mutex and condvar initialised */
+    /* Segments of segs unmapped so far (removed, cut, reloaded, closed): a segment pointer
+     * the owning thread keeps across calls stays valid while this is unchanged. */
+    uint64_t unmapped;
 } shmq_mfq_t;
 
 /*

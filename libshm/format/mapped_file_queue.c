@@ -94,6 +94,14 @@ static size_t mfq_snapshot(const shmq_mfq_t *q, shmq_mapped_file_t *const **segs
     return n;
 }
 
+/* Unmap and free a segment taken out of segs; kept pointers to it are stale from now on. */
+static void mfq_unmap(shmq_mfq_t *q, shmq_mapped_file_t *mf)
+{
+    shmq_mf_close(mf);
+    free(mf);
+    q->unmapped++;
+}
+
 static int cmp_off(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -426,8 +434,7 @@ void shmq_mfq_close(shmq_mfq_t *q)
         q->prep_ready = NULL;
     }
     for (size_t i = 0; i < q->count; i++) {
-        shmq_mf_close(q->segs[i]);
-        free(q->segs[i]);
+        mfq_unmap(q, q->segs[i]);
     }
     for (struct seg_array *a = q->segs ? seg_array_of(q->segs) : NULL, *prev; a; a = prev) {
         prev = a->prev;
@@ -707,8 +714,7 @@ int shmq_mfq_truncate(shmq_mfq_t *q, int64_t off)
         if (rc) {
             return rc;
         }
-        shmq_mf_close(mf);
-        free(mf);
+        mfq_unmap(q, mf);
         q->count--;
         removed = true;
     }
@@ -752,8 +758,7 @@ int shmq_mfq_delete_first(shmq_mfq_t *q)
     if (rc) {
         return rc;
     }
-    shmq_mf_close(mf);
-    free(mf);
+    mfq_unmap(q, mf);
     memmove(q->segs, q->segs + 1, (q->count - 1) * sizeof(*q->segs));
     q->count--;
     return shmq_mf_fsync_dir(q->dir);
@@ -804,8 +809,7 @@ int shmq_mfq_refresh(shmq_mfq_t *q)
      * start again from the directory. */
     if (access(q->segs[q->count - 1]->path, F_OK) != 0 && errno == ENOENT) {
         while (q->count > 0) {
-            shmq_mf_close(q->segs[q->count - 1]);
-            free(q->segs[q->count - 1]);
+            mfq_unmap(q, q->segs[q->count - 1]);
             q->count--;
         }
         rc = mfq_load(q, true);
@@ -814,8 +818,7 @@ int shmq_mfq_refresh(shmq_mfq_t *q)
     /* Leading segments removed by the cleaner: a mapping keeps a deleted file's blocks
      * allocated (PITFALLS 25).  The newest segment is never removed: one mapping stays. */
     while (q->count > 1 && access(q->segs[0]->path, F_OK) != 0 && errno == ENOENT) {
-        shmq_mf_close(q->segs[0]);
-        free(q->segs[0]);
+        mfq_unmap(q, q->segs[0]);
         memmove(q->segs, q->segs + 1, (q->count - 1) * sizeof(*q->segs));
         q->count--;
     }

@@ -227,23 +227,31 @@ void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *
  * (pairs in 16 bits, quads in 32; ASCII keeps every lane from carrying).
  * False at a non-ASCII byte (the caller decodes UTF-8 instead).
  */
-static bool hash_ascii(uint32_t *hp, const uint8_t *p, size_t n)
+#define HIGH_BITS 0x8080808080808080ULL
+
+/* h continued over eight ASCII bytes, x as loaded from memory (byte 0 first). */
+static inline uint32_t hash_word(uint32_t h, uint64_t x)
 {
     const uint64_t m16 = 0x00FF00FF00FF00FFULL, m32 = 0x0000FFFF0000FFFFULL;
+    x = le64toh(x); /* byte i of the key in bits 8i..8i+7 */
+    /* 16-bit lanes: b(2k)*31 + b(2k+1) <= 127*32 */
+    x = (x & m16) * P1 + ((x >> 8) & m16);
+    /* 32-bit lanes: pair(2k)*31^2 + pair(2k+1) < 2^22 */
+    x = (x & m32) * P2 + ((x >> 16) & m32);
+    uint32_t v = (uint32_t)x * P4 + (uint32_t)(x >> 32);
+    return h * P8 + v;
+}
+
+static bool hash_ascii(uint32_t *hp, const uint8_t *p, size_t n)
+{
     uint32_t h = *hp;
     while (n >= 8) {
         uint64_t x;
         memcpy(&x, p, 8);
-        if (x & 0x8080808080808080ULL) {
+        if (x & HIGH_BITS) {
             return false;
         }
-        x = le64toh(x); /* byte i of the key in bits 8i..8i+7 */
-        /* 16-bit lanes: b(2k)*31 + b(2k+1) <= 127*32 */
-        x = (x & m16) * P1 + ((x >> 8) & m16);
-        /* 32-bit lanes: pair(2k)*31^2 + pair(2k+1) < 2^22 */
-        x = (x & m32) * P2 + ((x >> 16) & m32);
-        uint32_t v = (uint32_t)x * P4 + (uint32_t)(x >> 32);
-        h = h * P8 + v;
+        h = hash_word(h, x);
         p += 8;
         n -= 8;
     }
@@ -257,17 +265,23 @@ static bool hash_ascii(uint32_t *hp, const uint8_t *p, size_t n)
     return true;
 }
 
+/* RocketMQ's Math.abs of the hash: 0 for Integer.MIN_VALUE (its abs is still negative). */
+static int32_t hash_abs(uint32_t h)
+{
+    int32_t s = (int32_t)h;
+    if (s == INT32_MIN) {
+        return 0;
+    }
+    return s < 0 ? -s : s;
+}
+
 int32_t shmq_topic_key_hash(const char *topic, size_t topic_len, const char *key, size_t key_len)
 {
     uint32_t h = 0;
     if (hash_ascii(&h, (const uint8_t *)topic, topic_len)) {
         h = h * 31u + '#';
         if (hash_ascii(&h, (const uint8_t *)key, key_len)) {
-            int32_t s = (int32_t)h;
-            if (s == INT32_MIN) {
-                return 0; /* Math.abs(Integer.MIN_VALUE) is still negative */
-            }
-            return s < 0 ? -s : s;
+            return hash_abs(h);
         }
     }
     /* Not ASCII: Java decodes the whole string's UTF-8 (a sequence may span the parts). */
@@ -285,4 +299,72 @@ int32_t shmq_topic_key_hash(const char *topic, size_t topic_len, const char *key
         free(buf);
     }
     return r;
+}
+
+/* The memo's topic is topic: topics of 8 to 16 bytes compared as two words (they overlap). */
+static bool memo_topic_is(const shmq_key_hash_memo_t *m, const char *topic, size_t len)
+{
+    if (m->topic_len != len) {
+        return false;
+    }
+    if (len < 8 || len > 16) {
+        return memcmp(m->topic, topic, len) == 0;
+    }
+    uint64_t a, b, c, d;
+    memcpy(&a, m->topic, 8);
+    memcpy(&b, topic, 8);
+    memcpy(&c, m->topic + len - 8, 8);
+    memcpy(&d, topic + len - 8, 8);
+    return a == b && c == d;
+}
+
+int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
+                                 const char *key, size_t key_len)
+{
+    if (topic_len == 0 || topic_len > sizeof(m->topic)) {
+        return shmq_topic_key_hash(topic, topic_len, key, key_len);
+    }
+    if (!memo_topic_is(m, topic, topic_len)) {
+        uint32_t th = 0;
+        if (!hash_ascii(&th, (const uint8_t *)topic, topic_len)) {
+            return shmq_topic_key_hash(topic, topic_len, key, key_len);
+        }
+        memcpy(m->topic, topic, topic_len);
+        m->topic_len = (uint32_t)topic_len;
+        m->topic_hash = th * 31u + '#';
+        m->words = 0;
+    }
+    /* The words this key shares with the previous one: their hash is known. */
+    size_t w = 0, shared_max = key_len / 8 < m->words ? key_len / 8 : m->words;
+    uint64_t x;
+    while (w < shared_max) {
+        memcpy(&x, key + 8 * w, 8);
+        if (x != m->word[w]) {
+            break;
+        }
+        w++;
+    }
+    uint32_t h = w ? m->after[w - 1] : m->topic_hash;
+    const uint8_t *p = (const uint8_t *)key + 8 * w;
+    size_t n = key_len - 8 * w;
+    m->words = (uint32_t)w; /* from here on the remembered words are this key's */
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&x, p, 8);
+        if (x & HIGH_BITS) {
+            return shmq_topic_key_hash(topic, topic_len, key, key_len);
+        }
+        h = hash_word(h, x);
+        if (w < SHMQ_KEY_MEMO_WORDS) {
+            m->word[w] = x;
+            m->after[w] = h;
+            m->words = (uint32_t)++w;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] & 0x80) {
+            return shmq_topic_key_hash(topic, topic_len, key, key_len);
+        }
+        h = h * 31u + p[i];
+    }
+    return hash_abs(h);
 }

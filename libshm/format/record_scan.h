@@ -66,4 +66,30 @@ void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *
  */
 int32_t shmq_topic_key_hash(const char *topic, size_t topic_len, const char *key, size_t key_len);
 
+/*
+ * What shmq_topic_key_hash_memo() remembers of the last key it hashed: the
+ * hash of its topic and "#", and of its first eight bytes, sixteen, ... .
+ * Zero it before the first use; one per thread.
+ */
+#define SHMQ_KEY_MEMO_TOPIC 128 /* longer topics are hashed whole every time */
+#define SHMQ_KEY_MEMO_WORDS 8   /* key bytes remembered: 8 words of 8 */
+
+typedef struct shmq_key_hash_memo {
+    uint32_t topic_len;  /* 0: no topic yet */
+    uint32_t topic_hash; /* h of topic + "#" */
+    char topic[SHMQ_KEY_MEMO_TOPIC];
+    uint32_t words;                      /* key words remembered */
+    uint64_t word[SHMQ_KEY_MEMO_WORDS];  /* key bytes 8i..8i+7 */
+    uint32_t after[SHMQ_KEY_MEMO_WORDS]; /* h after them */
+} shmq_key_hash_memo_t;
+
+/*
+ * shmq_topic_key_hash() (the same result for any bytes) that skips what
+ * the previous key of the same topic shares with this one, eight bytes at a
+ * time: a producer's UNIQ_KEYs share their first 20 characters, so one of
+ * them costs the topic comparison and its last two words.
+ */
+int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
+                                 const char *key, size_t key_len);
+
 #endif

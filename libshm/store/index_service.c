@@ -231,11 +231,6 @@ int shmq_index_refresh(shmq_index_service_t *svc)
     return rc < 0 ? rc : changed;
 }
 
-shmq_index_file_t *shmq_index_last(const shmq_index_service_t *svc)
-{
-    return svc->count ? svc->files[svc->count - 1] : NULL;
-}
-
 /* Remove files from index i on (they are rebuilt from the CommitLog). */
 int shmq_index_drop_from(shmq_index_service_t *svc, size_t i)
 {
@@ -257,6 +252,23 @@ int32_t shmq_index_topic_key_hash(const char *topic, size_t topic_len, const cha
     return shmq_topic_key_hash(topic, topic_len, key, key_len);
 }
 
+/* The next non-empty space-separated token of KEYS (v, len) from *i, or NULL; *i moves past it. */
+static const char *next_token(const char *v, size_t len, size_t *i, size_t *tok_len)
+{
+    while (*i < len) {
+        size_t start = *i;
+        while (*i < len && v[*i] != ' ') {
+            (*i)++;
+        }
+        size_t end = (*i)++;
+        if (end > start) {
+            *tok_len = end - start;
+            return v + start;
+        }
+    }
+    return NULL;
+}
+
 /* The keys of scanned properties, in RocketMQ's order (see shmq_index_foreach_key). */
 static int foreach_scanned_key(const shmq_record_props_t *pr,
                                int (*fn)(void *arg, bool uniq, const char *key, size_t len),
@@ -268,21 +280,12 @@ static int foreach_scanned_key(const shmq_record_props_t *pr,
             return rc;
         }
     }
-    const char *v = pr->keys;
-    size_t vlen = pr->keys_len;
-    size_t i = 0;
-    while (v && i < vlen) {
-        size_t start = i;
-        while (i < vlen && v[i] != ' ') {
-            i++;
+    size_t i = 0, len;
+    for (const char *k; (k = next_token(pr->keys, pr->keys_len, &i, &len)) != NULL;) {
+        int rc = fn(arg, false, k, len);
+        if (rc) {
+            return rc;
         }
-        if (i > start) {
-            int rc = fn(arg, false, v + start, i - start);
-            if (rc) {
-                return rc;
-            }
-        }
-        i++;
     }
     return 0;
 }
@@ -353,18 +356,11 @@ static int roll(shmq_index_service_t *svc, shmq_index_file_t **out)
     return rc == -EEXIST ? shmq_error_set(rc, "index: no free file name in %s", svc->dir) : rc;
 }
 
-typedef struct put_ctx {
-    shmq_index_service_t *svc;
-    const shmq_record_head_t *r;
-    int added;
-    bool has_keys; /* KEYS entries follow the UNIQ_KEY's */
-} put_ctx_t;
-
-static int put_key(void *arg, bool uniq, const char *key, size_t len)
+/* One entry of record r for key (the newest file, or a new one when it is full). */
+static inline int put_key(shmq_index_service_t *svc, const shmq_record_head_t *r, const char *key,
+                          size_t len)
 {
-    put_ctx_t *c = arg;
-    shmq_index_service_t *svc = c->svc;
-    int32_t h = shmq_topic_key_hash(c->r->topic, c->r->topic_len, key, len);
+    int32_t h = shmq_topic_key_hash_memo(&svc->key_memo, r->topic, r->topic_len, key, len);
     if (h < 0) {
         return -ENOMEM;
     }
@@ -375,15 +371,7 @@ static int put_key(void *arg, bool uniq, const char *key, size_t len)
             return rc;
         }
     }
-    int rc = shmq_index_file_put(f, h, c->r->phys_offset, c->r->store_ts);
-    if (rc < 0) {
-        return rc;
-    }
-    c->added++;
-    if (uniq && c->has_keys && shmq_index_crash_hook) {
-        shmq_index_crash_hook(SHMQ_INDEX_STEP_KEY);
-    }
-    return 0;
+    return shmq_index_file_put(f, h, r->phys_offset, r->store_ts);
 }
 
 int shmq_index_put_head(shmq_index_service_t *svc, const shmq_record_head_t *r)
@@ -396,12 +384,25 @@ int shmq_index_put_head(shmq_index_service_t *svc, const shmq_record_head_t *r)
     }
     shmq_record_props_t pr;
     shmq_record_props_scan(r->props, r->props_len, &pr);
-    put_ctx_t c = {.svc = svc, .r = r, .has_keys = pr.keys != NULL};
-    int rc = foreach_scanned_key(&pr, put_key, &c);
-    if (c.added > 0) {
+    int added = 0, rc = 0;
+    if (pr.uniq_key) {
+        rc = put_key(svc, r, pr.uniq_key, pr.uniq_key_len);
+        if (rc == 0) {
+            added++;
+            if (pr.keys && shmq_index_crash_hook) {
+                shmq_index_crash_hook(SHMQ_INDEX_STEP_KEY); /* KEYS entries follow */
+            }
+        }
+    }
+    size_t i = 0, len;
+    for (const char *k; rc == 0 && (k = next_token(pr.keys, pr.keys_len, &i, &len)) != NULL;) {
+        rc = put_key(svc, r, k, len);
+        added += rc == 0;
+    }
+    if (added > 0) {
         svc->last_phys = r->phys_offset;
     }
-    return rc < 0 ? rc : c.added;
+    return rc < 0 ? rc : added;
 }
 
 int shmq_index_put_record(shmq_index_service_t *svc, const shmq_record_t *r)

@@ -41,8 +41,9 @@ typedef struct shmq_index_service {
     shmq_index_file_t **files; /* sorted by name, oldest first */
     size_t count;
     size_t cap;
-    int32_t skipped;   /* files ignored: another size than configured, or unreadable */
-    int64_t last_phys; /* writer: phys offset of the newest entry, -1 when none */
+    int32_t skipped;               /* files ignored: another size than configured, or unreadable */
+    int64_t last_phys;             /* writer: phys offset of the newest entry, -1 when none */
+    shmq_key_hash_memo_t key_memo; /* writer: the hash of its last key, by prefix */
 } shmq_index_service_t;
 
 /* <root>/index of a configuration. */
@@ -67,7 +68,10 @@ void shmq_index_close(shmq_index_service_t *svc);
 int shmq_index_refresh(shmq_index_service_t *svc);
 
 /* The newest file, or NULL. */
-shmq_index_file_t *shmq_index_last(const shmq_index_service_t *svc);
+static inline shmq_index_file_t *shmq_index_last(const shmq_index_service_t *svc)
+{
+    return svc->count ? svc->files[svc->count - 1] : NULL;
+}
 
 /* Writer: remove (unlink) files from position i of the set on; their messages are indexed again. */
 int shmq_index_drop_from(shmq_index_service_t *svc, size_t i);

@@ -194,6 +194,7 @@ int shmq_store_drop_topic(shmq_store_t *st, const char *topic, size_t topic_len)
         (void)queue_insert(st, q); /* no growth: fewer entries than before */
     }
     free(old);
+    memset(st->recent_queues, 0, sizeof(st->recent_queues)); /* may name a freed queue */
     return 0;
 }
 
@@ -208,6 +209,7 @@ static void queue_table_free(shmq_store_t *st)
     free(st->queues);
     st->queues = NULL;
     st->queue_cap = st->queue_count = 0;
+    memset(st->recent_queues, 0, sizeof(st->recent_queues));
 }
 
 /* Remove the segment files of a queue directory (derived data, rebuilt by recovery). */
@@ -628,16 +630,22 @@ int shmq_store_dispatch_head(shmq_store_t *st, const shmq_record_head_t *r, shmq
     if (!tx_gets_unit(r->sysflag)) {
         return 0;
     }
-    shmq_queue_t *q;
-    int rc = shmq_store_queue(st, r->topic, r->topic_len, r->queue_id, true, &q);
-    if (rc < 0) {
-        return rc;
+    shmq_queue_t **recent = &st->recent_queues[(uint32_t)r->queue_id % SHMQ_STORE_RECENT_QUEUES];
+    shmq_queue_t *q = *recent;
+    int rc;
+    if (q == NULL || !queue_matches(q, r->topic, r->topic_len, r->queue_id)) {
+        rc = shmq_store_queue(st, r->topic, r->topic_len, r->queue_id, true, &q);
+        if (rc < 0) {
+            return rc;
+        }
+        *recent = q;
     }
     shmq_record_props_t pr;
     shmq_record_props_scan(r->props, r->props_len, &pr);
     int64_t tags = tags_code_of(&st->cfg, q->scheduler && is_schedule_topic(r->topic, r->topic_len),
                                 &pr, r->store_ts);
-    int64_t before = shmq_cq_max_offset(&q->cq);
+    /* Our own write_pos (this process is the queue's only writer): no atomic load needed. */
+    int64_t before = q->cq.write_pos;
     rc = shmq_cq_append(&q->cq, r->queue_offset, r->phys_offset, r->total_size, tags);
     if (rc < 0) {
         return shmq_error_wrap(rc, "dispatch of record at %lld to %s/%d (queue offset %lld)",
@@ -650,7 +658,7 @@ int shmq_store_dispatch_head(shmq_store_t *st, const shmq_record_head_t *r, shmq
     if (qout) {
         *qout = q;
     }
-    return shmq_cq_max_offset(&q->cq) > before ? 1 : 0;
+    return q->cq.write_pos > before ? 1 : 0;
 }
 
 int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r)

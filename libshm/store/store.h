@@ -97,6 +97,8 @@ typedef struct shmq_queue {
     void *user;
 } shmq_queue_t;
 
+#define SHMQ_STORE_RECENT_QUEUES 16
+
 typedef struct shmq_store {
     shmq_config_t cfg;
     char root[PATH_MAX];
@@ -111,6 +113,9 @@ typedef struct shmq_store {
     shmq_queue_t **queues;
     size_t queue_count;
     size_t queue_cap;
+    /* The queue each queue id's last dispatched record went to (by queue id modulo the
+     * size): a record's queue found without hashing its topic when it is the same. */
+    shmq_queue_t *recent_queues[SHMQ_STORE_RECENT_QUEUES];
     size_t cq_file_size;
     bool topics_dirty; /* topic table changed since topics.json was written */
     bool rebuild_all;  /* rebuild every ConsumeQueue from the CommitLog (operator request) */

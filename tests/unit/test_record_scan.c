@@ -268,6 +268,40 @@ static void test_topic_key_hash_equals_the_hash_of_the_joined_bytes(void **state
     }
 }
 
+/* The memo's hash equals the plain one key after key: keys sharing a prefix of any length
+ * with the previous one (also non-ASCII ones, and keys longer than what it remembers), a
+ * topic that changes, topics too long to remember. */
+static void test_topic_key_hash_memo_equals_the_plain_hash(void **state)
+{
+    (void)state;
+    shmq_key_hash_memo_t memo;
+    memset(&memo, 0, sizeof(memo));
+    char topics[5][200] = {"BenchTopic", "T\xc3\xb3pico", "", "BenchTopiX", "AenchTopic"};
+    size_t tlens[5] = {10, 7, 150, 10, 10};
+    memset(topics[2], 'L', tlens[2]);
+    char key[100] = "7F0000010E5A18B4AAC21C7A9E3B0000";
+    size_t kl = 32;
+    for (int round = 0; round < 200000; round++) {
+        int t = next_rand() % 16 == 0 ? (int)(next_rand() % 5) : 0;
+        if (next_rand() % 4 != 0) {
+            /* change a few bytes from some point on: a shared prefix of that length */
+            size_t from = next_rand() % (kl + 1);
+            for (size_t i = from; i < kl && i < from + 1 + next_rand() % 4; i++) {
+                key[i] =
+                    (char)(next_rand() % 50 == 0 ? 0x80 | next_rand() : '0' + next_rand() % 43);
+            }
+        } else {
+            kl = next_rand() % sizeof(key);
+            for (size_t i = 0; i < kl; i++) {
+                key[i] =
+                    (char)(next_rand() % 50 == 0 ? 0x80 | next_rand() : 0x20 + next_rand() % 95);
+            }
+        }
+        assert_int_equal(shmq_topic_key_hash_memo(&memo, topics[t], tlens[t], key, kl),
+                         shmq_topic_key_hash(topics[t], tlens[t], key, kl));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_props_scan_finds_what_props_get_finds),
         cmocka_unit_test(test_topic_key_hash_is_java_hashcode_of_topic_hash_key),
         cmocka_unit_test(test_topic_key_hash_equals_the_hash_of_the_joined_bytes),
+        cmocka_unit_test(test_topic_key_hash_memo_equals_the_plain_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
