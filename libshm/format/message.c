@@ -28,6 +28,7 @@
 #endif
 
 #include "base/bytes.h"
+#include "format/record_layout.h"
 
 /* "__CRC32#" 0x01: the head of the whole-record CRC property. */
 static const char crc_prop_head[] = SHMQ_PROP_CRC32 "\x01";
@@ -474,31 +475,22 @@ void shmq_record_write_blank(uint8_t *dst, int32_t remaining)
 
 /* ---- decode ------------------------------------------------------------ */
 
-/*
- * Checks that [0, end) lies inside the record: beyond TOTALSIZE the size
- * field disagrees with the fields (SHMQ_E_SIZE); inside TOTALSIZE but beyond
- * avail the record is cut short (SHMQ_E_TRUNCATED).
- */
-static int need(int64_t end, int64_t total, size_t avail, const char *what)
+int shmq_record_layout_past(int64_t end, int64_t total, size_t avail, const char *what)
 {
     if (end > total) {
         return shmq_error_set(SHMQ_E_SIZE, "record: %s ends at %lld, past TOTALSIZE %lld", what,
                               (long long)end, (long long)total);
     }
-    if ((uint64_t)end > avail) {
-        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %s ends at %lld, only %zu bytes", what,
-                              (long long)end, avail);
-    }
-    return 0;
+    return shmq_error_set(SHMQ_E_TRUNCATED, "record: %s ends at %lld, only %zu bytes", what,
+                          (long long)end, avail);
 }
 
-static const uint8_t *get_host(const uint8_t *p, bool v6, shmq_host_t *h)
+static void get_host(const uint8_t *p, bool v6, shmq_host_t *h)
 {
     size_t n = v6 ? 16 : 4;
     memcpy(h->addr, p, n);
     h->is_v6 = v6;
     h->port = (int32_t)shmq_get_be32(p + n);
-    return p + n + 4;
 }
 
 /* Where the properties tail would be if present, or NULL. */
@@ -554,94 +546,32 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
                        shmq_record_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (avail < SHMQ_BLANK_MIN_LEN) {
-        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %zu bytes, need 8 for size and magic",
-                              avail);
-    }
-    int64_t total = (int32_t)shmq_get_be32(buf);
-    int32_t magic = (int32_t)shmq_get_be32(buf + 4);
-    out->total_size = (int32_t)total;
-    out->magic = magic;
-
-    if (magic == SHMQ_MAGIC_BLANK) {
-        if (total < SHMQ_BLANK_MIN_LEN || (uint64_t)total > avail) {
-            return shmq_error_set(SHMQ_E_SIZE, "blank record: length %lld not in 8..%zu",
-                                  (long long)total, avail);
-        }
-        return 0;
-    }
-    if (magic != SHMQ_MAGIC_V1 && magic != SHMQ_MAGIC_V2) {
-        return shmq_error_set(SHMQ_E_MAGIC, "record: magic 0x%08x, size field %lld",
-                              (unsigned)magic, (long long)total);
-    }
-    bool v2 = magic == SHMQ_MAGIC_V2;
-    int64_t fixed_min = SHMQ_RECORD_FIXED_V1 + v2;
-    if (total < fixed_min) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld below the fixed part %lld",
-                              (long long)total, (long long)fixed_min);
-    }
-
-    /* Walk the fields, each bounded by TOTALSIZE and by avail. */
-    int rc = need(40, total, avail, "sysflag");
-    if (rc < 0) {
+    shmq_record_layout_t l;
+    int rc = shmq_record_layout(buf, avail, &l);
+    out->total_size = l.total_size;
+    out->magic = l.magic;
+    if (rc <= 0) {
         return rc;
     }
-    int32_t sysflag = (int32_t)shmq_get_be32(buf + 36);
-    bool born_v6 = (sysflag & SHMQ_SYSFLAG_BORNHOST_V6) != 0;
-    bool store_v6 = (sysflag & SHMQ_SYSFLAG_STOREHOST_V6) != 0;
-    int64_t body_len_at = 84 + (born_v6 ? 12 : 0) + (store_v6 ? 12 : 0);
-    if ((rc = need(body_len_at + 4, total, avail, "fixed fields")) < 0) {
-        return rc;
-    }
-    int32_t body_len = (int32_t)shmq_get_be32(buf + body_len_at);
-    if (body_len < 0) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: negative body length %d", body_len);
-    }
-    int64_t body_at = body_len_at + 4;
-    int64_t topic_len_at = body_at + body_len;
-    int64_t topic_at = topic_len_at + (v2 ? 2 : 1);
-    if ((rc = need(topic_at, total, avail, "topic length")) < 0) {
-        return rc;
-    }
-    int32_t topic_len = v2 ? (int16_t)shmq_get_be16(buf + topic_len_at) : (int8_t)buf[topic_len_at];
-    if (topic_len < 0) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: negative topic length %d", topic_len);
-    }
-    int64_t props_len_at = topic_at + topic_len;
-    if ((rc = need(props_len_at + 2, total, avail, "properties length")) < 0) {
-        return rc;
-    }
-    int32_t props_len = (int16_t)shmq_get_be16(buf + props_len_at);
-    if (props_len < 0) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: negative properties length %d", props_len);
-    }
-    int64_t end = props_len_at + 2 + props_len;
-    if (end != total) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld, fields add up to %lld",
-                              (long long)total, (long long)end);
-    }
-    if ((rc = need(end, total, avail, "properties")) < 0) {
-        return rc;
-    }
-
+    int64_t total = rc;
     out->body_crc = (int32_t)shmq_get_be32(buf + 8);
     out->queue_id = (int32_t)shmq_get_be32(buf + 12);
     out->flag = (int32_t)shmq_get_be32(buf + 16);
     out->queue_offset = (int64_t)shmq_get_be64(buf + 20);
     out->phys_offset = (int64_t)shmq_get_be64(buf + 28);
-    out->sysflag = sysflag;
+    out->sysflag = l.sysflag;
     out->born_ts = (int64_t)shmq_get_be64(buf + 40);
-    const uint8_t *p = get_host(buf + 48, born_v6, &out->born_host);
-    out->store_ts = (int64_t)shmq_get_be64(p);
-    p = get_host(p + 8, store_v6, &out->store_host);
-    out->reconsume_times = (int32_t)shmq_get_be32(p);
-    out->prepared_tx_offset = (int64_t)shmq_get_be64(p + 4);
-    out->body = buf + body_at;
-    out->body_len = (uint32_t)body_len;
-    out->topic = (const char *)buf + topic_at;
-    out->topic_len = (uint32_t)topic_len;
-    out->props = (const char *)buf + props_len_at + 2;
-    out->props_len = (uint32_t)props_len;
+    get_host(buf + 48, l.born_v6, &out->born_host);
+    out->store_ts = (int64_t)shmq_get_be64(buf + l.store_at);
+    get_host(buf + l.store_at + 8, l.store_v6, &out->store_host);
+    out->reconsume_times = (int32_t)shmq_get_be32(buf + l.recons_at);
+    out->prepared_tx_offset = (int64_t)shmq_get_be64(buf + l.recons_at + 4);
+    out->body = buf + l.body_at;
+    out->body_len = l.body_len;
+    out->topic = (const char *)buf + l.topic_at;
+    out->topic_len = l.topic_len;
+    out->props = (const char *)buf + l.props_at;
+    out->props_len = l.props_len;
 
     if ((flags & SHMQ_DECODE_CHECK_PHYS) && out->phys_offset != expect_phys) {
         return shmq_error_set(SHMQ_E_PHYS_OFFSET, "record: PHYSICALOFFSET %lld, expected %lld",
