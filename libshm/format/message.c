@@ -493,19 +493,20 @@ static void get_host(const uint8_t *p, bool v6, shmq_host_t *h)
     h->port = (int32_t)shmq_get_be32(p + n);
 }
 
-/* Where the properties tail would be if present, or NULL. */
-static const uint8_t *record_crc_tail(const shmq_record_t *r)
+/* Where the __CRC32# tail of a properties area (len bytes at props) would be if present, or NULL.
+ */
+static const uint8_t *crc_tail_at(const char *props, uint32_t len)
 {
-    if (r->props_len < SHMQ_CRC_PROP_LEN) {
+    if (len < SHMQ_CRC_PROP_LEN) {
         return NULL;
     }
-    const uint8_t *t = (const uint8_t *)r->props + r->props_len - SHMQ_CRC_PROP_LEN;
+    const uint8_t *t = (const uint8_t *)props + len - SHMQ_CRC_PROP_LEN;
     /* The name claims the tail; a damaged value or end byte is then a mismatch. */
     if (memcmp(t, crc_prop_head, CRC_PROP_HEAD_LEN) != 0) {
         return NULL;
     }
     /* The name must start a property, not sit inside another one's value. */
-    if (r->props_len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP) {
+    if (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP) {
         return NULL;
     }
     return t;
@@ -542,11 +543,47 @@ static int64_t crc_digits_value(const uint8_t *d)
     return (int64_t)(x + ((tail & 0xFF) + (tail >> 8) * 10) * 100000000ULL);
 }
 
+/*
+ * The CRC checks of decode's flags on the record r (at buf, TOTALSIZE total;
+ * r->has_record_crc says whether its properties end with a __CRC32# tail, at
+ * tail), in decode's order: body CRC, then the record CRC.
+ */
+static int crc_checks(const uint8_t *buf, int64_t total, const shmq_record_t *r,
+                      const uint8_t *tail, unsigned flags)
+{
+    if (flags & SHMQ_DECODE_CHECK_BODY_CRC) {
+        int32_t crc = shmq_crc32_masked(r->body, r->body_len);
+        if (crc != r->body_crc) {
+            return shmq_error_set(SHMQ_E_BODY_CRC, "record at %lld: BODYCRC %d, body has %d",
+                                  (long long)r->phys_offset, r->body_crc, crc);
+        }
+    }
+    if (tail == NULL && (flags & SHMQ_DECODE_REQUIRE_RECORD_CRC)) {
+        return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: no %s property",
+                              (long long)r->phys_offset, SHMQ_PROP_CRC32);
+    }
+    if (tail != NULL && (flags & (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC |
+                                  SHMQ_DECODE_VERIFY))) {
+        int64_t want = tail[SHMQ_CRC_PROP_LEN - 1] == SHMQ_PROP_SEP
+                           ? crc_digits_value(tail + CRC_PROP_HEAD_LEN)
+                           : -1;
+        int32_t crc = shmq_crc32_masked(buf, (size_t)total - SHMQ_CRC_PROP_LEN);
+        if (want != crc) {
+            return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: %s %lld, record has %d",
+                                  (long long)r->phys_offset, SHMQ_PROP_CRC32, (long long)want, crc);
+        }
+    }
+    if (tail == NULL && (flags & SHMQ_DECODE_VERIFY)) {
+        return shmq_record_check_crcs(r);
+    }
+    return 0;
+}
+
 int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
                        shmq_record_t *out)
 {
     memset(out, 0, sizeof(*out));
-    shmq_record_layout_t l;
+    shmq_record_layout_t l = {0}; /* set on success only, which the compiler cannot follow */
     int rc = shmq_record_layout(buf, avail, &l);
     out->total_size = l.total_size;
     out->magic = l.magic;
@@ -577,38 +614,29 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
         return shmq_error_set(SHMQ_E_PHYS_OFFSET, "record: PHYSICALOFFSET %lld, expected %lld",
                               (long long)out->phys_offset, (long long)expect_phys);
     }
-    if (flags & SHMQ_DECODE_CHECK_BODY_CRC) {
-        int32_t crc = shmq_crc32_masked(out->body, out->body_len);
-        if (crc != out->body_crc) {
-            return shmq_error_set(SHMQ_E_BODY_CRC, "record at %lld: BODYCRC %d, body has %d",
-                                  (long long)out->phys_offset, out->body_crc, crc);
-        }
-    }
-    const uint8_t *tail = record_crc_tail(out);
+    const uint8_t *tail = crc_tail_at(out->props, out->props_len);
     out->has_record_crc = tail != NULL;
-    if (tail == NULL && (flags & SHMQ_DECODE_REQUIRE_RECORD_CRC)) {
-        return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: no %s property",
-                              (long long)out->phys_offset, SHMQ_PROP_CRC32);
+    rc = crc_checks(buf, total, out, tail, flags);
+    return rc < 0 ? rc : (int)total;
+}
+
+int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_t phys,
+                       unsigned flags)
+{
+    const uint8_t *tail = crc_tail_at((const char *)buf + l->props_at, l->props_len);
+    shmq_record_t r;
+    r.phys_offset = phys;
+    if (tail != NULL && !(flags & SHMQ_DECODE_CHECK_BODY_CRC)) {
+        return crc_checks(buf, l->total_size, &r, tail, flags); /* reads phys_offset only */
     }
-    if (tail != NULL && (flags & (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC |
-                                  SHMQ_DECODE_VERIFY))) {
-        int64_t want = tail[SHMQ_CRC_PROP_LEN - 1] == SHMQ_PROP_SEP
-                           ? crc_digits_value(tail + CRC_PROP_HEAD_LEN)
-                           : -1;
-        int32_t crc = shmq_crc32_masked(buf, (size_t)total - SHMQ_CRC_PROP_LEN);
-        if (want != crc) {
-            return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: %s %lld, record has %d",
-                                  (long long)out->phys_offset, SHMQ_PROP_CRC32, (long long)want,
-                                  crc);
-        }
-    }
-    if (tail == NULL && (flags & SHMQ_DECODE_VERIFY)) {
-        int rc2 = shmq_record_check_crcs(out);
-        if (rc2 < 0) {
-            return rc2;
-        }
-    }
-    return (int)total;
+    /* A record without __CRC32# (RocketMQ's default), or a body CRC asked for. */
+    r.body_crc = (int32_t)shmq_get_be32(buf + 8);
+    r.body = buf + l->body_at;
+    r.body_len = l->body_len;
+    r.props = (const char *)buf + l->props_at;
+    r.props_len = l->props_len;
+    r.has_record_crc = tail != NULL;
+    return crc_checks(buf, l->total_size, &r, tail, flags);
 }
 
 int shmq_record_crc_tail_distance(const shmq_record_t *r)
@@ -757,6 +785,25 @@ void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset, char 
     } else {
         out[32] = '\0';
     }
+}
+
+void shmq_record_msgid(const uint8_t *buf, const shmq_record_layout_t *l, char out[SHMQ_MSGID_MAX])
+{
+    /* On every consumed message: STOREHOST (address, port) and PHYSICALOFFSET are stored
+     * big-endian, the id's order; an IPv4 host and the offset are 16 bytes, one hex16. */
+    const uint8_t *host = buf + l->store_at + 8;
+    uint8_t b[28];
+    if (!l->store_v6) {
+        memcpy(b, host, 8);
+        memcpy(b + 8, buf + 28, 8);
+        hex16_upper(out, b);
+        out[32] = '\0';
+        return;
+    }
+    memcpy(b, host, 20);
+    memcpy(b + 20, buf + 28, 8);
+    hex16_upper(out, b);
+    *hex_put(out + 32, b + 16, 12) = '\0';
 }
 
 int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_offset)

@@ -55,41 +55,14 @@ static inline int shmq_record_layout_failed(int rc)
 }
 
 /*
- * Check the record at buf (avail bytes readable, to the end of its
- * segment) and fill *l.  Returns the record's TOTALSIZE (> 0), 0 for a
- * blank (end-of-segment) record (total_size its length field), or, with
- * shmq_error_set() context: SHMQ_E_TRUNCATED (fewer than 8 bytes, or a
- * record whose fields, as far as they are readable, agree with its size
- * field), SHMQ_E_MAGIC, SHMQ_E_SIZE (size field below the fixed part or
- * not the sum of the fields, a negative length, a blank length not in
- * 8..avail).  Checks run in this order: magic, size bounds, each field's
- * length as the walk reaches it, the sum.  total_size and magic are set as
- * far as they were read (0 before); the rest only on success.
+ * shmq_record_layout() past the magic (V1 or V2: v2) of a record of
+ * TOTALSIZE total.  v4_hosts: the caller saw SYSFLAG's two host bits clear
+ * (a constant where it is known: the offsets then fold to constants).
  */
-static inline int shmq_record_layout(const uint8_t *buf, size_t avail, shmq_record_layout_t *l)
+static inline __attribute__((always_inline)) int
+shmq_record_layout_walk(const uint8_t *buf, size_t avail, int64_t total, uint32_t v2, bool v4_hosts,
+                        shmq_record_layout_t *l)
 {
-    if (avail < SHMQ_BLANK_MIN_LEN) {
-        l->total_size = l->magic = 0;
-        return shmq_record_layout_failed(shmq_error_set(
-            SHMQ_E_TRUNCATED, "record: %zu bytes, need 8 for size and magic", avail));
-    }
-    int64_t total = (int32_t)shmq_get_be32(buf);
-    int32_t magic = (int32_t)shmq_get_be32(buf + 4);
-    l->total_size = (int32_t)total;
-    l->magic = magic;
-    if (magic == SHMQ_MAGIC_BLANK) {
-        if (total < SHMQ_BLANK_MIN_LEN || (uint64_t)total > avail) {
-            return shmq_record_layout_failed(shmq_error_set(
-                SHMQ_E_SIZE, "blank record: length %lld not in 8..%zu", (long long)total, avail));
-        }
-        return 0;
-    }
-    if (magic != SHMQ_MAGIC_V1 && magic != SHMQ_MAGIC_V2) {
-        return shmq_record_layout_failed(shmq_error_set(SHMQ_E_MAGIC,
-                                                        "record: magic 0x%08x, size field %lld",
-                                                        (unsigned)magic, (long long)total));
-    }
-    bool v2 = magic == SHMQ_MAGIC_V2;
     int64_t fixed_min = SHMQ_RECORD_FIXED_V1 + v2;
     if (total < fixed_min) {
         return shmq_record_layout_failed(
@@ -103,9 +76,12 @@ static inline int shmq_record_layout(const uint8_t *buf, size_t avail, shmq_reco
         return shmq_record_layout_failed(shmq_record_layout_past(40, total, avail, "sysflag"));
     }
     int32_t sysflag = (int32_t)shmq_get_be32(buf + 36);
-    bool born_v6 = (sysflag & SHMQ_SYSFLAG_BORNHOST_V6) != 0;
-    bool store_v6 = (sysflag & SHMQ_SYSFLAG_STOREHOST_V6) != 0;
-    int64_t body_len_at = 84 + (born_v6 ? 12 : 0) + (store_v6 ? 12 : 0);
+    /* An IPv6 host holds 12 more address bytes: 0 or 1 each, as numbers (no branches). */
+    _Static_assert(SHMQ_SYSFLAG_BORNHOST_V6 == 1 << 4 && SHMQ_SYSFLAG_STOREHOST_V6 == 1 << 5,
+                   "host bits of SYSFLAG");
+    uint32_t born_v6 = v4_hosts ? 0 : ((uint32_t)sysflag >> 4) & 1;
+    uint32_t store_v6 = v4_hosts ? 0 : ((uint32_t)sysflag >> 5) & 1;
+    int64_t body_len_at = 84 + 12 * (int64_t)(born_v6 + store_v6);
     if (body_len_at + 4 > lim) {
         return shmq_record_layout_failed(
             shmq_record_layout_past(body_len_at + 4, total, avail, "fixed fields"));
@@ -117,7 +93,7 @@ static inline int shmq_record_layout(const uint8_t *buf, size_t avail, shmq_reco
     }
     int64_t body_at = body_len_at + 4;
     int64_t topic_len_at = body_at + body_len;
-    int64_t topic_at = topic_len_at + (v2 ? 2 : 1);
+    int64_t topic_at = topic_len_at + 1 + v2;
     if (topic_at > lim) {
         return shmq_record_layout_failed(
             shmq_record_layout_past(topic_at, total, avail, "topic length"));
@@ -152,8 +128,8 @@ static inline int shmq_record_layout(const uint8_t *buf, size_t avail, shmq_reco
     l->store_v6 = store_v6;
     /* BORNHOST (4 or 16 address bytes and a port) sits between BORNTIMESTAMP and
      * STORETIMESTAMP, STOREHOST between STORETIMESTAMP and RECONSUMETIMES. */
-    l->store_at = 48 + (born_v6 ? 20 : 8);
-    l->recons_at = l->store_at + 8 + (store_v6 ? 20 : 8);
+    l->store_at = 56 + 12 * born_v6;
+    l->recons_at = 72 + 12 * (born_v6 + store_v6);
     l->body_at = (uint32_t)body_at;
     l->body_len = (uint32_t)body_len;
     l->topic_at = (uint32_t)topic_at;
@@ -162,5 +138,70 @@ static inline int shmq_record_layout(const uint8_t *buf, size_t avail, shmq_reco
     l->props_len = (uint32_t)props_len;
     return (int)total;
 }
+
+/*
+ * Check the record at buf (avail bytes readable, to the end of its
+ * segment) and fill *l.  Returns the record's TOTALSIZE (> 0), 0 for a
+ * blank (end-of-segment) record (total_size its length field), or, with
+ * shmq_error_set() context: SHMQ_E_TRUNCATED (fewer than 8 bytes, or a
+ * record whose fields, as far as they are readable, agree with its size
+ * field), SHMQ_E_MAGIC, SHMQ_E_SIZE (size field below the fixed part or
+ * not the sum of the fields, a negative length, a blank length not in
+ * 8..avail).  Checks run in this order: magic, size bounds, each field's
+ * length as the walk reaches it, the sum.  total_size and magic are set as
+ * far as they were read (0 before); the rest only on success.
+ */
+static inline __attribute__((always_inline)) int
+shmq_record_layout(const uint8_t *buf, size_t avail, shmq_record_layout_t *l)
+{
+    if (avail < SHMQ_BLANK_MIN_LEN) {
+        l->total_size = l->magic = 0;
+        return shmq_record_layout_failed(shmq_error_set(
+            SHMQ_E_TRUNCATED, "record: %zu bytes, need 8 for size and magic", avail));
+    }
+    int64_t total = (int32_t)shmq_get_be32(buf);
+    int32_t magic = (int32_t)shmq_get_be32(buf + 4);
+    l->total_size = (int32_t)total;
+    l->magic = magic;
+    /* What nearly every record is, V1 with two IPv4 hosts, walked with its offsets known;
+     * the same checks in the same order as any other record. */
+    if (magic == SHMQ_MAGIC_V1 && avail >= 40 &&
+        (shmq_get_be32(buf + 36) & (SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6)) == 0) {
+        return shmq_record_layout_walk(buf, avail, total, 0, true, l);
+    }
+    if (magic == SHMQ_MAGIC_BLANK) {
+        if (total < SHMQ_BLANK_MIN_LEN || (uint64_t)total > avail) {
+            return shmq_record_layout_failed(shmq_error_set(
+                SHMQ_E_SIZE, "blank record: length %lld not in 8..%zu", (long long)total, avail));
+        }
+        return 0;
+    }
+    if (magic != SHMQ_MAGIC_V1 && magic != SHMQ_MAGIC_V2) {
+        return shmq_record_layout_failed(shmq_error_set(SHMQ_E_MAGIC,
+                                                        "record: magic 0x%08x, size field %lld",
+                                                        (unsigned)magic, (long long)total));
+    }
+    return shmq_record_layout_walk(buf, avail, total, magic == SHMQ_MAGIC_V2, false, l);
+}
+
+/*
+ * The CRC checks shmq_record_decode() makes with flags (SHMQ_DECODE_VERIFY,
+ * SHMQ_DECODE_REQUIRE_RECORD_CRC, SHMQ_DECODE_CHECK_RECORD_CRC,
+ * SHMQ_DECODE_CHECK_BODY_CRC), in its order and with its error codes, on
+ * the record at buf whose layout l shmq_record_layout() gave and whose
+ * PHYSICALOFFSET is phys (for the error text): for a reader that has the
+ * layout and needs no shmq_record_t.  0 when the record passes.  With a
+ * __CRC32# tail and without the body CRC: the tail's digits and one CRC
+ * pass over the record, nothing else.
+ */
+int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_t phys,
+                       unsigned flags);
+
+/*
+ * The offset message id of the record at buf (layout l), as
+ * shmq_msgid_format() of its STOREHOST and PHYSICALOFFSET: straight from
+ * the record's bytes, which hold both in the id's byte order.
+ */
+void shmq_record_msgid(const uint8_t *buf, const shmq_record_layout_t *l, char out[SHMQ_MSGID_MAX]);
 
 #endif
