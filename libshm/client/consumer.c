@@ -405,19 +405,35 @@ int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t q
     return record_view_in(c, mf, u, qoff, topic, tlen, queue_id, check_crcs, v, bad);
 }
 
-/* a and b (n bytes each) are equal: 8 bytes at a time, inline (once per message read). */
+/*
+ * a and b (n bytes each) are equal: 8 bytes at a time, the last 8 (or 4)
+ * overlapping the ones before, inline (once per message read).
+ */
 static inline bool topic_equal(const char *a, const char *b, size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        if (x != y) {
-            return false;
+    uint64_t x, y;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) {
+                return false;
+            }
         }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
     }
-    for (; i < n; i++) {
+    if (n >= 4) {
+        uint32_t h, k;
+        memcpy(&h, a, 4);
+        memcpy(&k, b, 4);
+        uint32_t t, u;
+        memcpy(&t, a + n - 4, 4);
+        memcpy(&u, b + n - 4, 4);
+        return h == k && t == u;
+    }
+    for (size_t i = 0; i < n; i++) {
         if (a[i] != b[i]) {
             return false;
         }
