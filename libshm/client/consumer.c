@@ -465,7 +465,15 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
                             (long long)phys, (long long)u->phys_offset);
     }
     if (rc > 0 && check_crcs) {
-        int vrc = shmq_record_verify(buf, &l, phys,
+        /* The fields shmq_record_verify() reads, in a copy: the layout itself stays in
+         * registers (its address is never taken). */
+        shmq_record_layout_t lc;
+        lc.total_size = l.total_size;
+        lc.body_at = l.body_at;
+        lc.body_len = l.body_len;
+        lc.props_at = l.props_at;
+        lc.props_len = l.props_len;
+        int vrc = shmq_record_verify(buf, &lc, phys,
                                      shmq_decode_verify_flags(phys, c->ctl.blk->hdr.crc_tail_from));
         rc = vrc < 0 ? vrc : rc;
     }
@@ -514,7 +522,7 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
     v->body_len = l.body_len;
     v->props = (const char *)buf + l.props_at;
     v->props_len = l.props_len;
-    shmq_record_msgid(buf, &l, v->msg_id);
+    shmq_record_msgid(buf, l.store_at, l.store_v6, v->msg_id);
     return 0;
 }
 

@@ -429,23 +429,31 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
 }
 
 /* Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues. */
-/* The topic (n bytes) is the one validated last: compared 8 bytes at a time, no call. */
+/*
+ * The topic (n bytes) is the one validated last: compared 8 bytes at a time,
+ * the last word overlapping the one before, no call (twice per send).
+ */
 static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
 {
     if (!p->topic_ok || p->topic_len != n) {
         return false;
     }
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t a, b;
-        memcpy(&a, p->topic_name + i, 8);
-        memcpy(&b, topic + i, 8);
-        if (a != b) {
-            return false;
+    const char *c = p->topic_name;
+    uint64_t a, b;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&a, c + i, 8);
+            memcpy(&b, topic + i, 8);
+            if (a != b) {
+                return false;
+            }
         }
+        memcpy(&a, c + n - 8, 8);
+        memcpy(&b, topic + n - 8, 8);
+        return a == b;
     }
-    for (; i < n; i++) {
-        if (p->topic_name[i] != topic[i]) {
+    for (size_t i = 0; i < n; i++) {
+        if (c[i] != topic[i]) {
             return false;
         }
     }

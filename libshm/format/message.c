@@ -804,13 +804,14 @@ void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset, char 
     }
 }
 
-void shmq_record_msgid(const uint8_t *buf, const shmq_record_layout_t *l, char out[SHMQ_MSGID_MAX])
+void shmq_record_msgid(const uint8_t *buf, uint32_t store_at, bool store_v6,
+                       char out[SHMQ_MSGID_MAX])
 {
     /* On every consumed message: STOREHOST (address, port) and PHYSICALOFFSET are stored
      * big-endian, the id's order; an IPv4 host and the offset are 16 bytes, one hex16. */
-    const uint8_t *host = buf + l->store_at + 8;
+    const uint8_t *host = buf + store_at + 8;
     uint8_t b[28];
-    if (!l->store_v6) {
+    if (!store_v6) {
         uint64_t hp, po;
         memcpy(&hp, host, 8);
         memcpy(&po, buf + 28, 8);

@@ -192,16 +192,18 @@ shmq_record_layout(const uint8_t *buf, size_t avail, shmq_record_layout_t *l)
  * PHYSICALOFFSET is phys (for the error text): for a reader that has the
  * layout and needs no shmq_record_t.  0 when the record passes.  With a
  * __CRC32# tail and without the body CRC: the tail's digits and one CRC
- * pass over the record, nothing else.
+ * pass over the record, nothing else.  Of *l it reads total_size, body_at,
+ * body_len, props_at and props_len only.
  */
 int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_t phys,
                        unsigned flags);
 
 /*
- * The offset message id of the record at buf (layout l), as
- * shmq_msgid_format() of its STOREHOST and PHYSICALOFFSET: straight from
- * the record's bytes, which hold both in the id's byte order.
+ * The offset message id of the record at buf (its layout's store_at and
+ * store_v6), as shmq_msgid_format() of its STOREHOST and PHYSICALOFFSET:
+ * straight from the record's bytes, which hold both in the id's byte order.
  */
-void shmq_record_msgid(const uint8_t *buf, const shmq_record_layout_t *l, char out[SHMQ_MSGID_MAX]);
+void shmq_record_msgid(const uint8_t *buf, uint32_t store_at, bool store_v6,
+                       char out[SHMQ_MSGID_MAX]);
 
 #endif

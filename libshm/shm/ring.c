@@ -150,9 +150,10 @@ void shmq_ring_write_pad(uint8_t *dst)
 
 int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m)
 {
-    if (m->topic_len > SHMQ_TOPIC_MAX_ANY || m->props_len > UINT32_MAX / 2 ||
-        m->body_len > UINT32_MAX / 2 || (m->topic_len && !m->topic) ||
-        (m->props_len && !m->props) || (m->body_len && !m->body)) {
+    /* One branch for all (|, not ||): on every send, and nearly never true. */
+    if ((m->topic_len > SHMQ_TOPIC_MAX_ANY) | (m->props_len > UINT32_MAX / 2) |
+        (m->body_len > UINT32_MAX / 2) | (m->topic_len && !m->topic) | (m->props_len && !m->props) |
+        (m->body_len && !m->body)) {
         return shmq_error_set(SHMQ_E_ARG, "ring entry: bad part lengths");
     }
     uint64_t total = shmq_ring_entry_size(m->topic_len, m->props_len, m->body_len);
@@ -561,7 +562,7 @@ bool shmq_ring_has_space(const shmq_ring_prod_t *rp, uint64_t len)
     return len <= rp->size && pad + len <= ring_free(rp);
 }
 
-int shmq_ring_reserve(shmq_ring_prod_t *rp, uint64_t len, uint8_t **dst)
+int shmq_ring_reserve_slow(shmq_ring_prod_t *rp, uint64_t len, uint8_t **dst)
 {
     if (len == 0 || len % SHMQ_RING_ALIGN != 0 || len > rp->size) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "ring entry of %llu bytes, ring of %llu",
