@@ -80,18 +80,28 @@ static int register_ring(shmq_producer_t *p)
     return 0;
 }
 
-int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d)
+prod_done_t *shmq_prod_done_next(shmq_producer_t *p)
 {
     if (p->ndone == p->done_cap) {
         size_t ncap = p->done_cap ? p->done_cap * 2 : 64;
         prod_done_t *nd = realloc(p->done, ncap * sizeof(*nd));
         if (nd == NULL) {
-            return -ENOMEM;
+            return NULL;
         }
         p->done = nd;
         p->done_cap = ncap;
     }
-    prod_done_copy(&p->done[p->ndone++], d);
+    return &p->done[p->ndone];
+}
+
+int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d)
+{
+    prod_done_t *slot = shmq_prod_done_next(p);
+    if (slot == NULL) {
+        return -ENOMEM;
+    }
+    prod_done_copy(slot, d);
+    p->ndone++;
     return 0;
 }
 
@@ -589,17 +599,19 @@ void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, siz
                           const char *props, size_t plen, int32_t qid, int64_t now_ms,
                           shmq_ring_msg_t *rm)
 {
-    memset(rm, 0, sizeof(*rm));
-    rm->kind = SHMQ_RING_KIND_MSG;
-    rm->batch_count = 1;
-    rm->queue_id = qid;
-    rm->flag = m->flag;
-    rm->born_ts = now_ms;
-    rm->born_host = p->born_host;
-    rm->topic = m->topic;
-    rm->topic_len = (uint32_t)tlen;
-    rm->props = props;
-    rm->props_len = (uint32_t)plen;
-    rm->body = m->body;
-    rm->body_len = (uint32_t)m->body_len;
+    /* One initializer: the fields not named are zero. */
+    *rm = (shmq_ring_msg_t){
+        .kind = SHMQ_RING_KIND_MSG,
+        .batch_count = 1,
+        .queue_id = qid,
+        .flag = m->flag,
+        .born_ts = now_ms,
+        .born_host = p->born_host,
+        .topic = m->topic,
+        .topic_len = (uint32_t)tlen,
+        .props = props,
+        .props_len = (uint32_t)plen,
+        .body = m->body,
+        .body_len = (uint32_t)m->body_len,
+    };
 }

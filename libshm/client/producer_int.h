@@ -152,6 +152,12 @@ bool shmq_prod_store_alive(const shmq_producer_t *p);
 /* Queue a finished asynchronous request for its callback. */
 int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d);
 
+/*
+ * Where the next finished request goes (the list grown if needed), to be
+ * filled in place and then counted (p->ndone++); NULL when out of memory.
+ */
+prod_done_t *shmq_prod_done_next(shmq_producer_t *p);
+
 /* Run d's callback (if any); with an error, shmq_error_detail() holds d's text meanwhile. */
 void shmq_prod_run_done(const prod_done_t *d);
 

@@ -123,40 +123,42 @@ static void reap_slot(shmq_producer_t *p, uint32_t s)
         return;
     }
     if (q->state == REQ_ASYNC) {
-        prod_done_t d;
-        d.cb = q->cb;
-        d.arg = q->arg;
-        d.err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
-        d.wait_flush = false;
-        d.wait_repl = false;
-        d.end_pos = 0;
-        d.flush_deadline = 0;
-        d.repl_deadline = 0;
-        d.detail[0] = '\0';
-        if (d.err == 0) {
-            result_from_slot(p, sl, q->uniq, &d.res);
-            d.end_pos = sl->end_pos;
+        /* Filled in place in the done list (it is copied once more, out of the list,
+         * before its callback runs). */
+        prod_done_t *d = shmq_prod_done_next(p);
+        if (d == NULL) {
+            return; /* out of memory: leave it in the ring for a later reap */
+        }
+        d->cb = q->cb;
+        d->arg = q->arg;
+        d->err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
+        d->wait_flush = false;
+        d->wait_repl = false;
+        d->end_pos = 0;
+        d->flush_deadline = 0;
+        d->repl_deadline = 0;
+        if (d->err == 0) {
+            result_from_slot(p, sl, q->uniq, &d->res);
+            d->end_pos = sl->end_pos;
             if (p->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
-                d.wait_flush = true;
-                d.flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+                d->wait_flush = true;
+                d->flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
             }
             if (p->cfg->broker_role == SHMQ_SYNC_MASTER &&
-                shmq_ctl_load(&p->blk->replicated) < d.end_pos) {
+                shmq_ctl_load(&p->blk->replicated) < d->end_pos) {
                 if (slave_in_sync(p)) {
-                    d.wait_repl = true;
-                    d.repl_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+                    d->wait_repl = true;
+                    d->repl_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
                 } else {
-                    d.res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
+                    d->res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
                 }
             }
         } else {
             /* The writer's text for this request, for the callback. */
-            snprintf(d.detail, sizeof(d.detail), "%s", shmq_error_detail());
-            result_failed(q->uniq, &d.res);
+            snprintf(d->detail, sizeof(d->detail), "%s", shmq_error_detail());
+            result_failed(q->uniq, &d->res);
         }
-        if (shmq_prod_push_done(p, &d) < 0) {
-            return; /* out of memory: leave it in the ring for a later reap */
-        }
+        p->ndone++;
     }
     slot_free(p, s);
 }
