@@ -6,8 +6,8 @@
  * read straight into a view (consumer.c) all start here, so a record is
  * judged the same way, with the same error codes, by every one of them.
  *
- * Inline: it runs on every record each worker and each consumer reads, and
- * costs about 40 instructions; only its failures leave the hot path.
+ * Inline: it runs on every record each worker and each consumer reads;
+ * only its failures leave the hot path.
  */
 #ifndef SHMQ_RECORD_LAYOUT_H
 #define SHMQ_RECORD_LAYOUT_H
