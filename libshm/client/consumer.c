@@ -47,6 +47,7 @@
 #include "client/consumer_int.h"
 #include "shm/ctl.h"
 #include "format/message.h"
+#include "format/record_layout.h"
 #include "client/subscription.h"
 #include "base/bytes.h"
 
@@ -396,9 +397,10 @@ int shmq_cons_unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, 
  * gone (cleaned), SHMQ_E_CORRUPT (with *bad filled) when the record does
  * not decode, fails a CRC or does not match the unit.
  */
-static int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf, const shmq_cq_unit_t *u,
-                          int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
-                          bool check_crcs, shmq_msg_view_t *v, shmq_corrupt_t *bad);
+static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
+                                 const shmq_cq_unit_t *u, int64_t qoff, const char *topic,
+                                 size_t tlen, int32_t queue_id, bool check_crcs, shmq_msg_view_t *v,
+                                 shmq_corrupt_t *bad) __attribute__((always_inline));
 
 int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t qoff,
                           const char *topic, size_t tlen, int32_t queue_id, bool check_crcs,
@@ -416,19 +418,35 @@ int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t q
     return record_view_in(c, mf, u, qoff, topic, tlen, queue_id, check_crcs, v, bad);
 }
 
-/* a and b (n bytes each) are equal: 8 bytes at a time, inline (once per message read). */
+/*
+ * a and b (n bytes each) are equal: 8 bytes at a time, the last 8 (or 4)
+ * overlapping the ones before, inline (once per message read).
+ */
 static inline bool topic_equal(const char *a, const char *b, size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        if (x != y) {
-            return false;
+    uint64_t x, y;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) {
+                return false;
+            }
         }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
     }
-    for (; i < n; i++) {
+    if (n >= 4) {
+        uint32_t h, k;
+        memcpy(&h, a, 4);
+        memcpy(&k, b, 4);
+        uint32_t t, u;
+        memcpy(&t, a + n - 4, 4);
+        memcpy(&u, b + n - 4, 4);
+        return h == k && t == u;
+    }
+    for (size_t i = 0; i < n; i++) {
         if (a[i] != b[i]) {
             return false;
         }
@@ -436,19 +454,42 @@ static inline bool topic_equal(const char *a, const char *b, size_t n)
     return true;
 }
 
-/* shmq_cons_record_view() with mf, the CommitLog file holding u->phys_offset. */
-static int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf, const shmq_cq_unit_t *u,
-                          int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
-                          bool check_crcs, shmq_msg_view_t *v, shmq_corrupt_t *bad)
+/*
+ * shmq_cons_record_view() with mf, the CommitLog file holding u->phys_offset.
+ * Inline: the pull's loop runs it for every message it returns.
+ */
+static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
+                                 const shmq_cq_unit_t *u, int64_t qoff, const char *topic,
+                                 size_t tlen, int32_t queue_id, bool check_crcs, shmq_msg_view_t *v,
+                                 shmq_corrupt_t *bad)
 {
     int64_t rel = u->phys_offset - mf->start_offset;
-    shmq_record_t r;
-    /* Decode verifies __CRC32# when present: one CRC pass over the whole record. */
-    unsigned flags = SHMQ_DECODE_CHECK_PHYS;
-    if (check_crcs) {
-        flags |= shmq_decode_verify_flags(u->phys_offset, c->ctl.blk->hdr.crc_tail_from);
+    const uint8_t *buf = mf->base + rel;
+    /*
+     * shmq_record_decode() straight into the view: the same layout check, the physical
+     * offset, the CRCs (one pass over the record when it carries __CRC32#), then the
+     * unit's fields, each read once from the record.
+     */
+    shmq_record_layout_t l;
+    int rc = shmq_record_layout(buf, mf->size - (size_t)rel, &l);
+    int64_t phys = rc > 0 ? (int64_t)shmq_get_be64(buf + 28) : 0;
+    if (rc > 0 && phys != u->phys_offset) {
+        rc = shmq_error_set(SHMQ_E_PHYS_OFFSET, "record: PHYSICALOFFSET %lld, expected %lld",
+                            (long long)phys, (long long)u->phys_offset);
     }
-    int rc = shmq_record_decode(mf->base + rel, mf->size - (size_t)rel, u->phys_offset, flags, &r);
+    if (rc > 0 && check_crcs) {
+        /* The fields shmq_record_verify() reads, in a copy: the layout itself stays in
+         * registers (its address is never taken). */
+        shmq_record_layout_t lc;
+        lc.total_size = l.total_size;
+        lc.body_at = l.body_at;
+        lc.body_len = l.body_len;
+        lc.props_at = l.props_at;
+        lc.props_len = l.props_len;
+        int vrc = shmq_record_verify(buf, &lc, phys,
+                                     shmq_decode_verify_flags(phys, c->ctl.blk->hdr.crc_tail_from));
+        rc = vrc < 0 ? vrc : rc;
+    }
     if (rc <= 0) {
         if (rc == 0) {
             shmq_error_set(SHMQ_E_CORRUPT, "a blank (end-of-segment) record, not the unit's");
@@ -456,34 +497,45 @@ static int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf, cons
         return shmq_cons_unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf,
                                       rc < 0 ? rc : SHMQ_E_CORRUPT);
     }
-    if (rc != u->size || r.topic_len != tlen || !topic_equal(r.topic, topic, tlen) ||
-        r.queue_id != queue_id || r.queue_offset != qoff) {
-        bool same_topic = r.topic_len == tlen && memcmp(r.topic, topic, tlen) == 0;
+    const char *rtopic = (const char *)buf + l.topic_at;
+    int32_t rqueue = (int32_t)shmq_get_be32(buf + 12);
+    int64_t rqoff = (int64_t)shmq_get_be64(buf + 20);
+    if (rc != u->size || l.topic_len != tlen || !topic_equal(rtopic, topic, tlen) ||
+        rqueue != queue_id || rqoff != qoff) {
+        bool same_topic = l.topic_len == tlen && memcmp(rtopic, topic, tlen) == 0;
         shmq_error_set(SHMQ_E_CORRUPT,
                        "the record there (size %d, %s, queue %d, queue offset %lld) is not the "
                        "unit's (size %d)",
-                       rc, same_topic ? "same topic" : "another topic", r.queue_id,
-                       (long long)r.queue_offset, u->size);
+                       rc, same_topic ? "same topic" : "another topic", rqueue, (long long)rqoff,
+                       u->size);
         return shmq_cons_unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf,
                                       SHMQ_E_CORRUPT);
     }
-    v->topic = r.topic;
-    v->topic_len = r.topic_len;
-    v->queue_id = r.queue_id;
-    v->queue_offset = r.queue_offset;
-    v->phys_offset = r.phys_offset;
-    v->size = r.total_size;
-    v->flag = r.flag;
-    v->sysflag = r.sysflag;
-    v->reconsume_times = r.reconsume_times;
-    v->born_ts = r.born_ts;
-    v->born_host = r.born_host;
-    v->store_ts = r.store_ts;
-    v->body = r.body;
-    v->body_len = r.body_len;
-    v->props = r.props;
-    v->props_len = r.props_len;
-    shmq_msgid_format(&r.store_host, r.phys_offset, v->msg_id);
+    v->topic = rtopic;
+    v->topic_len = l.topic_len;
+    v->queue_id = rqueue;
+    v->queue_offset = rqoff;
+    v->phys_offset = phys;
+    v->size = rc;
+    v->flag = (int32_t)shmq_get_be32(buf + 16);
+    v->sysflag = l.sysflag;
+    v->reconsume_times = (int32_t)shmq_get_be32(buf + l.recons_at);
+    v->born_ts = (int64_t)shmq_get_be64(buf + 40);
+    /* BORNHOST: 4 or 16 address bytes (the rest of addr zero), then the port. */
+    memset(v->born_host.addr, 0, sizeof(v->born_host.addr));
+    if (l.born_v6) {
+        memcpy(v->born_host.addr, buf + 48, 16);
+    } else {
+        memcpy(v->born_host.addr, buf + 48, 4);
+    }
+    v->born_host.is_v6 = l.born_v6;
+    v->born_host.port = (int32_t)shmq_get_be32(buf + l.store_at - 4);
+    v->store_ts = (int64_t)shmq_get_be64(buf + l.store_at);
+    v->body = buf + l.body_at;
+    v->body_len = l.body_len;
+    v->props = (const char *)buf + l.props_at;
+    v->props_len = l.props_len;
+    shmq_record_msgid(buf, l.store_at, l.store_v6, v->msg_id);
     return 0;
 }
 
@@ -542,12 +594,19 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
      * CommitLog file: the last one is kept.
      */
     const shmq_mapped_file_t *cqf = shmq_mfq_find(&cq->q, qoff * SHMQ_CQ_UNIT_SIZE);
+    /* Units [qoff, in_file) lie whole inside cqf's mapping. */
+    int64_t in_file = qoff;
+    if (cqf != NULL) {
+        int64_t urel = qoff * SHMQ_CQ_UNIT_SIZE - cqf->start_offset;
+        if (urel >= 0 && (uint64_t)urel < cqf->size) {
+            in_file = qoff + (int64_t)((cqf->size - (uint64_t)urel) / SHMQ_CQ_UNIT_SIZE);
+        }
+    }
     const shmq_mapped_file_t *clf = NULL;
     while (qoff < end) {
         shmq_cq_unit_t u;
-        int64_t urel = cqf ? qoff * SHMQ_CQ_UNIT_SIZE - cqf->start_offset : -1;
-        if (urel >= 0 && (uint64_t)urel + SHMQ_CQ_UNIT_SIZE <= cqf->size) {
-            const uint8_t *b = cqf->base + urel;
+        if (qoff < in_file) {
+            const uint8_t *b = cqf->base + (qoff * SHMQ_CQ_UNIT_SIZE - cqf->start_offset);
             u.phys_offset = (int64_t)shmq_get_be64(b);
             u.size = (int32_t)shmq_get_be32(b + 8);
             u.tags_code = (int64_t)shmq_get_be64(b + 12);
@@ -580,14 +639,15 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
             }
             return shmq_cons_unit_invalid(&res->corrupt, topic, tlen, queue_id, qoff, &u);
         }
-        if (u.phys_offset < cl_min || !shmq_sub_code_matches(&c->sub, u.tags_code)) {
+        if (u.phys_offset < cl_min ||
+            !(c->sub.all || shmq_sub_code_matches(&c->sub, u.tags_code))) {
             removing |= u.phys_offset < cl_min;
             qoff++;
             continue;
         }
         shmq_msg_view_t *v = &res->msgs[count];
-        if (clf == NULL || u.phys_offset < clf->start_offset ||
-            (uint64_t)(u.phys_offset - clf->start_offset) >= clf->size) {
+        /* Unsigned: a record below the file's start is outside it too. */
+        if (clf == NULL || (uint64_t)(u.phys_offset - clf->start_offset) >= clf->size) {
             clf = shmq_mfq_find(&c->cl.q, u.phys_offset);
         }
         if (clf != NULL) {

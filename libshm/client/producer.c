@@ -81,18 +81,28 @@ static int register_ring(shmq_producer_t *p)
     return 0;
 }
 
-int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d)
+prod_done_t *shmq_prod_done_next(shmq_producer_t *p)
 {
     if (p->ndone == p->done_cap) {
         size_t ncap = p->done_cap ? p->done_cap * 2 : 64;
         prod_done_t *nd = realloc(p->done, ncap * sizeof(*nd));
         if (nd == NULL) {
-            return -ENOMEM;
+            return NULL;
         }
         p->done = nd;
         p->done_cap = ncap;
     }
-    prod_done_copy(&p->done[p->ndone++], d);
+    return &p->done[p->ndone];
+}
+
+int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d)
+{
+    prod_done_t *slot = shmq_prod_done_next(p);
+    if (slot == NULL) {
+        return -ENOMEM;
+    }
+    prod_done_copy(slot, d);
+    p->ndone++;
     return 0;
 }
 
@@ -435,23 +445,31 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
 }
 
 /* Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues. */
-/* The topic (n bytes) is the one validated last: compared 8 bytes at a time, no call. */
+/*
+ * The topic (n bytes) is the one validated last: compared 8 bytes at a time,
+ * the last word overlapping the one before, no call (twice per send).
+ */
 static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
 {
     if (!p->topic_ok || p->topic_len != n) {
         return false;
     }
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t a, b;
-        memcpy(&a, p->topic_name + i, 8);
-        memcpy(&b, topic + i, 8);
-        if (a != b) {
-            return false;
+    const char *c = p->topic_name;
+    uint64_t a, b;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&a, c + i, 8);
+            memcpy(&b, topic + i, 8);
+            if (a != b) {
+                return false;
+            }
         }
+        memcpy(&a, c + n - 8, 8);
+        memcpy(&b, topic + n - 8, 8);
+        return a == b;
     }
-    for (; i < n; i++) {
-        if (p->topic_name[i] != topic[i]) {
+    for (size_t i = 0; i < n; i++) {
+        if (c[i] != topic[i]) {
             return false;
         }
     }
@@ -587,17 +605,19 @@ void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, siz
                           const char *props, size_t plen, int32_t qid, int64_t now_ms,
                           shmq_ring_msg_t *rm)
 {
-    memset(rm, 0, sizeof(*rm));
-    rm->kind = SHMQ_RING_KIND_MSG;
-    rm->batch_count = 1;
-    rm->queue_id = qid;
-    rm->flag = m->flag;
-    rm->born_ts = now_ms;
-    rm->born_host = p->born_host;
-    rm->topic = m->topic;
-    rm->topic_len = (uint32_t)tlen;
-    rm->props = props;
-    rm->props_len = (uint32_t)plen;
-    rm->body = m->body;
-    rm->body_len = (uint32_t)m->body_len;
+    /* One initializer: the fields not named are zero. */
+    *rm = (shmq_ring_msg_t){
+        .kind = SHMQ_RING_KIND_MSG,
+        .batch_count = 1,
+        .queue_id = qid,
+        .flag = m->flag,
+        .born_ts = now_ms,
+        .born_host = p->born_host,
+        .topic = m->topic,
+        .topic_len = (uint32_t)tlen,
+        .props = props,
+        .props_len = (uint32_t)plen,
+        .body = m->body,
+        .body_len = (uint32_t)m->body_len,
+    };
 }

@@ -19,6 +19,8 @@
 #define PROD_CHECK_MS           100   /* liveness checks on the send path at most this often */
 #define PROD_SLICE_MS           100   /* a wait re-checks liveness at least this often */
 #define PROD_SPIN_NS            20000 /* spin this long for a completion before sleeping */
+#define PROD_SPIN_SHIFT_MAX     5     /* spin_shift at which the spin is left out */
+#define PROD_SPIN_PROBE         64    /* every this many waits spins in full */
 #define PROD_RETRY_MS           20    /* attach retry interval */
 #define PROD_DONE_BATCH         64    /* callbacks taken out of the list at a time */
 
@@ -79,6 +81,14 @@ struct shmq_producer {
     int64_t checked_ms;
     uint32_t slot_hint;
     int async_busy; /* requests in REQ_ASYNC state */
+    /*
+     * The spin before a sleep for an answer: PROD_SPIN_NS >> spin_shift (none
+     * from PROD_SPIN_SHIFT_MAX on).  A spin that ends in a sleep halves it, an
+     * answer within a spin restores it, and every PROD_SPIN_PROBE-th wait spins
+     * in full to see whether answers come fast again.
+     */
+    uint32_t spin_shift;
+    uint32_t spin_waits;
     /* slots in REQ_ASYNC or REQ_ABANDONED state (a bit each): reaping visits only these */
     uint64_t pending[SHMQ_RING_SLOTS / 64];
     /*
@@ -142,6 +152,12 @@ bool shmq_prod_store_alive(const shmq_producer_t *p);
 /* Queue a finished asynchronous request for its callback. */
 int shmq_prod_push_done(shmq_producer_t *p, const prod_done_t *d);
 
+/*
+ * Where the next finished request goes (the list grown if needed), to be
+ * filled in place and then counted (p->ndone++); NULL when out of memory.
+ */
+prod_done_t *shmq_prod_done_next(shmq_producer_t *p);
+
 /* Run d's callback (if any); with an error, shmq_error_detail() holds d's text meanwhile. */
 void shmq_prod_run_done(const prod_done_t *d);
 
@@ -169,17 +185,19 @@ void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, siz
  * Put the entry view rm (one message, its slot and request id not set yet)
  * in the ring: mode REQ_SYNC / REQ_ASYNC takes a completion slot (*slot_out),
  * REQ_FREE sends it one-way.  Waits for a slot and ring space until deadline.
+ * rm's slot, request id and flags are set to those of the entry (the caller's
+ * scratch copy: not copied again).
  */
-int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
                       uint32_t *slot_out);
 
 /*
  * Send the checked entry view rm (uniq: its UNIQ_KEY) by the deadline:
  * REQ_SYNC waits for its result in *res as shmq_send() does, REQ_ASYNC
  * leaves it to cb from shmq_producer_poll as shmq_send_async() does,
- * REQ_FREE sends it one-way.
+ * REQ_FREE sends it one-way.  rm is the caller's scratch (shmq_prod_enqueue).
  */
-int shmq_prod_send(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+int shmq_prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
                    const char *uniq, shmq_send_result_t *res, shmq_send_cb cb, void *arg);
 
 /* Wait for the answer of the REQ_SYNC request in slot s (and the flush): as shmq_send(). */

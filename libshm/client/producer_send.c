@@ -123,40 +123,42 @@ static void reap_slot(shmq_producer_t *p, uint32_t s)
         return;
     }
     if (q->state == REQ_ASYNC) {
-        prod_done_t d;
-        d.cb = q->cb;
-        d.arg = q->arg;
-        d.err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
-        d.wait_flush = false;
-        d.wait_repl = false;
-        d.end_pos = 0;
-        d.flush_deadline = 0;
-        d.repl_deadline = 0;
-        d.detail[0] = '\0';
-        if (d.err == 0) {
-            result_from_slot(p, sl, q->uniq, &d.res);
-            d.end_pos = sl->end_pos;
+        /* Filled in place in the done list (it is copied once more, out of the list,
+         * before its callback runs). */
+        prod_done_t *d = shmq_prod_done_next(p);
+        if (d == NULL) {
+            return; /* out of memory: leave it in the ring for a later reap */
+        }
+        d->cb = q->cb;
+        d->arg = q->arg;
+        d->err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
+        d->wait_flush = false;
+        d->wait_repl = false;
+        d->end_pos = 0;
+        d->flush_deadline = 0;
+        d->repl_deadline = 0;
+        if (d->err == 0) {
+            result_from_slot(p, sl, q->uniq, &d->res);
+            d->end_pos = sl->end_pos;
             if (p->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
-                d.wait_flush = true;
-                d.flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+                d->wait_flush = true;
+                d->flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
             }
             if (p->cfg->broker_role == SHMQ_SYNC_MASTER &&
-                shmq_ctl_load(&p->blk->replicated) < d.end_pos) {
+                shmq_ctl_load(&p->blk->replicated) < d->end_pos) {
                 if (slave_in_sync(p)) {
-                    d.wait_repl = true;
-                    d.repl_deadline = shmq_mono_ms() + p->cfg->slave_timeout;
+                    d->wait_repl = true;
+                    d->repl_deadline = shmq_mono_ms() + p->cfg->slave_timeout;
                 } else {
-                    d.res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
+                    d->res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
                 }
             }
         } else {
             /* The writer's text for this request, for the callback. */
-            snprintf(d.detail, sizeof(d.detail), "%s", shmq_error_detail());
-            result_failed(q->uniq, &d.res);
+            snprintf(d->detail, sizeof(d->detail), "%s", shmq_error_detail());
+            result_failed(q->uniq, &d->res);
         }
-        if (shmq_prod_push_done(p, &d) < 0) {
-            return; /* out of memory: leave it in the ring for a later reap */
-        }
+        p->ndone++;
     }
     slot_free(p, s);
 }
@@ -325,24 +327,48 @@ static int answer_check(shmq_producer_t *p, const shmq_ring_slot_t *sl)
     return 0;
 }
 
-/* Wait for slot s: 0 when DONE, or -ETIMEDOUT / -ESHUTDOWN. */
-static int wait_slot(shmq_producer_t *p, uint32_t s, int64_t deadline)
+/*
+ * Spin for the answer in sl at most PROD_SPIN_NS >> p->spin_shift: true
+ * when it came.  A spin saves the sleep and the wake (a futex wake of a
+ * process on another core), but one that keeps ending in a sleep only takes
+ * a core from the writer it waits for: it shrinks then, and grows back when
+ * a full spin (every PROD_SPIN_PROBE-th wait) sees the answer come.
+ */
+static bool spin_for_answer(shmq_producer_t *p, const shmq_ring_slot_t *sl)
 {
-    const shmq_ring_slot_t *sl = &p->ring->slots[s];
+    bool probe = ++p->spin_waits % PROD_SPIN_PROBE == 0;
+    uint32_t shift = probe ? 0 : p->spin_shift;
+    if (shift >= PROD_SPIN_SHIFT_MAX) {
+        return slot_done(sl);
+    }
     int64_t spin_end = 0; /* the clock is read only once a short spin did not see the answer */
     for (unsigned i = 1;; i++) {
         if (slot_done(sl)) {
-            return 0;
+            p->spin_shift = 0;
+            return true;
         }
         if ((i & 63) == 0) {
             int64_t now = shmq_mono_ns();
             if (spin_end == 0) {
-                spin_end = now + PROD_SPIN_NS;
+                spin_end = now + (PROD_SPIN_NS >> shift);
             } else if (now > spin_end) {
                 break;
             }
         }
         shmq_cpu_relax();
+    }
+    if (p->spin_shift < PROD_SPIN_SHIFT_MAX) {
+        p->spin_shift++;
+    }
+    return false;
+}
+
+/* Wait for slot s: 0 when DONE, or -ETIMEDOUT / -ESHUTDOWN. */
+static int wait_slot(shmq_producer_t *p, uint32_t s, int64_t deadline)
+{
+    const shmq_ring_slot_t *sl = &p->ring->slots[s];
+    if (spin_for_answer(p, sl)) {
+        return 0;
     }
     struct slot_wait w = {.p = p, .slot = s};
     for (;;) {
@@ -515,12 +541,11 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_
 }
 
 /* Put the entry view rm (single message, no slot yet) in the ring; see producer_int.h. */
-int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm_in, uint8_t mode,
-                      int64_t deadline, uint32_t *slot_out)
+int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                      uint32_t *slot_out)
 {
     int rc;
-    shmq_ring_msg_t rm = *rm_in;
-    uint64_t len = shmq_ring_entry_size(rm.topic_len, rm.props_len, rm.body_len);
+    uint64_t len = shmq_ring_entry_size(rm->topic_len, rm->props_len, rm->body_len);
     if (len > p->rp.size) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "message of %llu bytes exceeds the ring (%llu)",
                               (unsigned long long)len, (unsigned long long)p->rp.size);
@@ -533,14 +558,14 @@ int shmq_prod_enqueue(shmq_producer_t *p, const shmq_ring_msg_t *rm_in, uint8_t 
     if ((rc = ring_reserve_wait(p, len, deadline, &dst)) < 0) {
         return rc;
     }
-    rm.req_id = ++p->next_req;
+    rm->req_id = ++p->next_req;
     if (mode == REQ_FREE) {
-        rm.flags = SHMQ_RING_F_ONEWAY;
+        rm->flags = SHMQ_RING_F_ONEWAY;
     } else {
-        rm.slot = s;
-        slot_arm(p, s, rm.req_id, mode);
+        rm->slot = s;
+        slot_arm(p, s, rm->req_id, mode);
     }
-    shmq_ring_encode(dst, len, &rm);
+    shmq_ring_encode(dst, len, rm);
     publish(p);
     *slot_out = s;
     return 0;
@@ -570,7 +595,7 @@ int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *r
     return send_one(p, m, REQ_SYNC, res, NULL, NULL);
 }
 
-int shmq_prod_send(shmq_producer_t *p, const shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+int shmq_prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
                    const char *uniq, shmq_send_result_t *res, shmq_send_cb cb, void *arg)
 {
     uint32_t s;

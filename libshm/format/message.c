@@ -28,6 +28,7 @@
 #endif
 
 #include "base/bytes.h"
+#include "format/record_layout.h"
 
 /* "__CRC32#" 0x01: the head of the whole-record CRC property. */
 static const char crc_prop_head[] = SHMQ_PROP_CRC32 "\x01";
@@ -474,46 +475,38 @@ void shmq_record_write_blank(uint8_t *dst, int32_t remaining)
 
 /* ---- decode ------------------------------------------------------------ */
 
-/*
- * Checks that [0, end) lies inside the record: beyond TOTALSIZE the size
- * field disagrees with the fields (SHMQ_E_SIZE); inside TOTALSIZE but beyond
- * avail the record is cut short (SHMQ_E_TRUNCATED).
- */
-static int need(int64_t end, int64_t total, size_t avail, const char *what)
+int shmq_record_layout_past(int64_t end, int64_t total, size_t avail, const char *what)
 {
     if (end > total) {
         return shmq_error_set(SHMQ_E_SIZE, "record: %s ends at %lld, past TOTALSIZE %lld", what,
                               (long long)end, (long long)total);
     }
-    if ((uint64_t)end > avail) {
-        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %s ends at %lld, only %zu bytes", what,
-                              (long long)end, avail);
-    }
-    return 0;
+    return shmq_error_set(SHMQ_E_TRUNCATED, "record: %s ends at %lld, only %zu bytes", what,
+                          (long long)end, avail);
 }
 
-static const uint8_t *get_host(const uint8_t *p, bool v6, shmq_host_t *h)
+static void get_host(const uint8_t *p, bool v6, shmq_host_t *h)
 {
     size_t n = v6 ? 16 : 4;
     memcpy(h->addr, p, n);
     h->is_v6 = v6;
     h->port = (int32_t)shmq_get_be32(p + n);
-    return p + n + 4;
 }
 
-/* Where the properties tail would be if present, or NULL. */
-static const uint8_t *record_crc_tail(const shmq_record_t *r)
+/* Where the __CRC32# tail of a properties area (len bytes at props) would be if present, or NULL.
+ */
+static const uint8_t *crc_tail_at(const char *props, uint32_t len)
 {
-    if (r->props_len < SHMQ_CRC_PROP_LEN) {
+    if (len < SHMQ_CRC_PROP_LEN) {
         return NULL;
     }
-    const uint8_t *t = (const uint8_t *)r->props + r->props_len - SHMQ_CRC_PROP_LEN;
+    const uint8_t *t = (const uint8_t *)props + len - SHMQ_CRC_PROP_LEN;
     /* The name claims the tail; a damaged value or end byte is then a mismatch. */
     if (memcmp(t, crc_prop_head, CRC_PROP_HEAD_LEN) != 0) {
         return NULL;
     }
     /* The name must start a property, not sit inside another one's value. */
-    if (r->props_len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP) {
+    if (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP) {
         return NULL;
     }
     return t;
@@ -532,7 +525,7 @@ static inline bool swar_all_digits(uint64_t x, uint64_t lanes)
  * digit.  On every consumed record: eight digits at once (SWAR), ~25
  * instructions instead of a ten-step loop.
  */
-static int64_t crc_digits_value(const uint8_t *d)
+static inline __attribute__((always_inline)) int64_t crc_digits_value(const uint8_t *d)
 {
     uint64_t x;
     memcpy(&x, d, 8);
@@ -550,115 +543,30 @@ static int64_t crc_digits_value(const uint8_t *d)
     return (int64_t)(x + ((tail & 0xFF) + (tail >> 8) * 10) * 100000000ULL);
 }
 
-int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
-                       shmq_record_t *out)
+static int crc_mismatch(int64_t phys, int64_t want, int32_t crc)
 {
-    memset(out, 0, sizeof(*out));
-    if (avail < SHMQ_BLANK_MIN_LEN) {
-        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %zu bytes, need 8 for size and magic",
-                              avail);
-    }
-    int64_t total = (int32_t)shmq_get_be32(buf);
-    int32_t magic = (int32_t)shmq_get_be32(buf + 4);
-    out->total_size = (int32_t)total;
-    out->magic = magic;
+    return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: %s %lld, record has %d",
+                          (long long)phys, SHMQ_PROP_CRC32, (long long)want, crc);
+}
 
-    if (magic == SHMQ_MAGIC_BLANK) {
-        if (total < SHMQ_BLANK_MIN_LEN || (uint64_t)total > avail) {
-            return shmq_error_set(SHMQ_E_SIZE, "blank record: length %lld not in 8..%zu",
-                                  (long long)total, avail);
-        }
-        return 0;
-    }
-    if (magic != SHMQ_MAGIC_V1 && magic != SHMQ_MAGIC_V2) {
-        return shmq_error_set(SHMQ_E_MAGIC, "record: magic 0x%08x, size field %lld",
-                              (unsigned)magic, (long long)total);
-    }
-    bool v2 = magic == SHMQ_MAGIC_V2;
-    int64_t fixed_min = SHMQ_RECORD_FIXED_V1 + v2;
-    if (total < fixed_min) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld below the fixed part %lld",
-                              (long long)total, (long long)fixed_min);
-    }
-
-    /* Walk the fields, each bounded by TOTALSIZE and by avail. */
-    int rc = need(40, total, avail, "sysflag");
-    if (rc < 0) {
-        return rc;
-    }
-    int32_t sysflag = (int32_t)shmq_get_be32(buf + 36);
-    bool born_v6 = (sysflag & SHMQ_SYSFLAG_BORNHOST_V6) != 0;
-    bool store_v6 = (sysflag & SHMQ_SYSFLAG_STOREHOST_V6) != 0;
-    int64_t body_len_at = 84 + (born_v6 ? 12 : 0) + (store_v6 ? 12 : 0);
-    if ((rc = need(body_len_at + 4, total, avail, "fixed fields")) < 0) {
-        return rc;
-    }
-    int32_t body_len = (int32_t)shmq_get_be32(buf + body_len_at);
-    if (body_len < 0) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: negative body length %d", body_len);
-    }
-    int64_t body_at = body_len_at + 4;
-    int64_t topic_len_at = body_at + body_len;
-    int64_t topic_at = topic_len_at + (v2 ? 2 : 1);
-    if ((rc = need(topic_at, total, avail, "topic length")) < 0) {
-        return rc;
-    }
-    int32_t topic_len = v2 ? (int16_t)shmq_get_be16(buf + topic_len_at) : (int8_t)buf[topic_len_at];
-    if (topic_len < 0) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: negative topic length %d", topic_len);
-    }
-    int64_t props_len_at = topic_at + topic_len;
-    if ((rc = need(props_len_at + 2, total, avail, "properties length")) < 0) {
-        return rc;
-    }
-    int32_t props_len = (int16_t)shmq_get_be16(buf + props_len_at);
-    if (props_len < 0) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: negative properties length %d", props_len);
-    }
-    int64_t end = props_len_at + 2 + props_len;
-    if (end != total) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld, fields add up to %lld",
-                              (long long)total, (long long)end);
-    }
-    if ((rc = need(end, total, avail, "properties")) < 0) {
-        return rc;
-    }
-
-    out->body_crc = (int32_t)shmq_get_be32(buf + 8);
-    out->queue_id = (int32_t)shmq_get_be32(buf + 12);
-    out->flag = (int32_t)shmq_get_be32(buf + 16);
-    out->queue_offset = (int64_t)shmq_get_be64(buf + 20);
-    out->phys_offset = (int64_t)shmq_get_be64(buf + 28);
-    out->sysflag = sysflag;
-    out->born_ts = (int64_t)shmq_get_be64(buf + 40);
-    const uint8_t *p = get_host(buf + 48, born_v6, &out->born_host);
-    out->store_ts = (int64_t)shmq_get_be64(p);
-    p = get_host(p + 8, store_v6, &out->store_host);
-    out->reconsume_times = (int32_t)shmq_get_be32(p);
-    out->prepared_tx_offset = (int64_t)shmq_get_be64(p + 4);
-    out->body = buf + body_at;
-    out->body_len = (uint32_t)body_len;
-    out->topic = (const char *)buf + topic_at;
-    out->topic_len = (uint32_t)topic_len;
-    out->props = (const char *)buf + props_len_at + 2;
-    out->props_len = (uint32_t)props_len;
-
-    if ((flags & SHMQ_DECODE_CHECK_PHYS) && out->phys_offset != expect_phys) {
-        return shmq_error_set(SHMQ_E_PHYS_OFFSET, "record: PHYSICALOFFSET %lld, expected %lld",
-                              (long long)out->phys_offset, (long long)expect_phys);
-    }
+/*
+ * The CRC checks of decode's flags on the record r (at buf, TOTALSIZE total;
+ * r->has_record_crc says whether its properties end with a __CRC32# tail, at
+ * tail), in decode's order: body CRC, then the record CRC.
+ */
+static int crc_checks(const uint8_t *buf, int64_t total, const shmq_record_t *r,
+                      const uint8_t *tail, unsigned flags)
+{
     if (flags & SHMQ_DECODE_CHECK_BODY_CRC) {
-        int32_t crc = shmq_crc32_masked(out->body, out->body_len);
-        if (crc != out->body_crc) {
+        int32_t crc = shmq_crc32_masked(r->body, r->body_len);
+        if (crc != r->body_crc) {
             return shmq_error_set(SHMQ_E_BODY_CRC, "record at %lld: BODYCRC %d, body has %d",
-                                  (long long)out->phys_offset, out->body_crc, crc);
+                                  (long long)r->phys_offset, r->body_crc, crc);
         }
     }
-    const uint8_t *tail = record_crc_tail(out);
-    out->has_record_crc = tail != NULL;
     if (tail == NULL && (flags & SHMQ_DECODE_REQUIRE_RECORD_CRC)) {
         return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: no %s property",
-                              (long long)out->phys_offset, SHMQ_PROP_CRC32);
+                              (long long)r->phys_offset, SHMQ_PROP_CRC32);
     }
     if (tail != NULL && (flags & (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC |
                                   SHMQ_DECODE_VERIFY))) {
@@ -668,17 +576,84 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
         int32_t crc = shmq_crc32_masked(buf, (size_t)total - SHMQ_CRC_PROP_LEN);
         if (want != crc) {
             return shmq_error_set(SHMQ_E_RECORD_CRC, "record at %lld: %s %lld, record has %d",
-                                  (long long)out->phys_offset, SHMQ_PROP_CRC32, (long long)want,
-                                  crc);
+                                  (long long)r->phys_offset, SHMQ_PROP_CRC32, (long long)want, crc);
         }
     }
     if (tail == NULL && (flags & SHMQ_DECODE_VERIFY)) {
-        int rc2 = shmq_record_check_crcs(out);
-        if (rc2 < 0) {
-            return rc2;
-        }
+        return shmq_record_check_crcs(r);
     }
-    return (int)total;
+    return 0;
+}
+
+int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
+                       shmq_record_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    shmq_record_layout_t l = {0}; /* set on success only, which the compiler cannot follow */
+    int rc = shmq_record_layout(buf, avail, &l);
+    out->total_size = l.total_size;
+    out->magic = l.magic;
+    if (rc <= 0) {
+        return rc;
+    }
+    int64_t total = rc;
+    out->body_crc = (int32_t)shmq_get_be32(buf + 8);
+    out->queue_id = (int32_t)shmq_get_be32(buf + 12);
+    out->flag = (int32_t)shmq_get_be32(buf + 16);
+    out->queue_offset = (int64_t)shmq_get_be64(buf + 20);
+    out->phys_offset = (int64_t)shmq_get_be64(buf + 28);
+    out->sysflag = l.sysflag;
+    out->born_ts = (int64_t)shmq_get_be64(buf + 40);
+    get_host(buf + 48, l.born_v6, &out->born_host);
+    out->store_ts = (int64_t)shmq_get_be64(buf + l.store_at);
+    get_host(buf + l.store_at + 8, l.store_v6, &out->store_host);
+    out->reconsume_times = (int32_t)shmq_get_be32(buf + l.recons_at);
+    out->prepared_tx_offset = (int64_t)shmq_get_be64(buf + l.recons_at + 4);
+    out->body = buf + l.body_at;
+    out->body_len = l.body_len;
+    out->topic = (const char *)buf + l.topic_at;
+    out->topic_len = l.topic_len;
+    out->props = (const char *)buf + l.props_at;
+    out->props_len = l.props_len;
+
+    if ((flags & SHMQ_DECODE_CHECK_PHYS) && out->phys_offset != expect_phys) {
+        return shmq_error_set(SHMQ_E_PHYS_OFFSET, "record: PHYSICALOFFSET %lld, expected %lld",
+                              (long long)out->phys_offset, (long long)expect_phys);
+    }
+    const uint8_t *tail = crc_tail_at(out->props, out->props_len);
+    out->has_record_crc = tail != NULL;
+    rc = crc_checks(buf, total, out, tail, flags);
+    return rc < 0 ? rc : (int)total;
+}
+
+int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_t phys,
+                       unsigned flags)
+{
+    const uint8_t *tail = crc_tail_at((const char *)buf + l->props_at, l->props_len);
+    if (tail != NULL && !(flags & SHMQ_DECODE_CHECK_BODY_CRC)) {
+        if (!(flags & (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC |
+                       SHMQ_DECODE_VERIFY))) {
+            return 0;
+        }
+        /* Every record shmq wrote: crc_checks()'s record CRC check alone, with ISA-L
+         * called straight (on every consumed record). */
+        int64_t want = tail[SHMQ_CRC_PROP_LEN - 1] == SHMQ_PROP_SEP
+                           ? crc_digits_value(tail + CRC_PROP_HEAD_LEN)
+                           : -1;
+        uint64_t len = (uint64_t)l->total_size - SHMQ_CRC_PROP_LEN;
+        int32_t crc = (int32_t)(crc32_gzip_refl(0, buf, len) & 0x7FFFFFFFu);
+        return want == crc ? 0 : crc_mismatch(phys, want, crc);
+    }
+    /* A record without __CRC32# (RocketMQ's default), or a body CRC asked for. */
+    shmq_record_t r;
+    r.phys_offset = phys;
+    r.body_crc = (int32_t)shmq_get_be32(buf + 8);
+    r.body = buf + l->body_at;
+    r.body_len = l->body_len;
+    r.props = (const char *)buf + l->props_at;
+    r.props_len = l->props_len;
+    r.has_record_crc = tail != NULL;
+    return crc_checks(buf, l->total_size, &r, tail, flags);
 }
 
 int shmq_record_crc_tail_distance(const shmq_record_t *r)
@@ -827,6 +802,29 @@ void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset, char 
     } else {
         out[32] = '\0';
     }
+}
+
+void shmq_record_msgid(const uint8_t *buf, uint32_t store_at, bool store_v6,
+                       char out[SHMQ_MSGID_MAX])
+{
+    /* On every consumed message: STOREHOST (address, port) and PHYSICALOFFSET are stored
+     * big-endian, the id's order; an IPv4 host and the offset are 16 bytes, one hex16. */
+    const uint8_t *host = buf + store_at + 8;
+    uint8_t b[28];
+    if (!store_v6) {
+        uint64_t hp, po;
+        memcpy(&hp, host, 8);
+        memcpy(&po, buf + 28, 8);
+        memcpy(b, &hp, 8);
+        memcpy(b + 8, &po, 8);
+        hex16_upper(out, b);
+        out[32] = '\0';
+        return;
+    }
+    memcpy(b, host, 20);
+    memcpy(b + 20, buf + 28, 8);
+    hex16_upper(out, b);
+    *hex_put(out + 32, b + 16, 12) = '\0';
 }
 
 int shmq_msgid_parse(const char *text, shmq_host_t *store_host, int64_t *phys_offset)

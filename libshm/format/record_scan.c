@@ -2,8 +2,9 @@
  * Light record reads for the store's workers (record_scan.h): the header
  * fields, the properties the dispatcher and the indexer look up, and the
  * index key hash.  Each runs on every record the store takes, in each of
- * those processes; the checks on the record's bytes are those of
- * shmq_record_decode() (message.c), made once, in the same order.
+ * those processes; the checks on the record's bytes are
+ * shmq_record_layout() (record_layout.h), the ones shmq_record_decode()
+ * (message.c) starts with.
  */
 #include "format/record_scan.h"
 
@@ -12,20 +13,7 @@
 #include <string.h>
 
 #include "base/bytes.h"
-
-/* [0, end) must lie inside the record: as message.c's need(). */
-static int need(int64_t end, int64_t total, size_t avail, const char *what)
-{
-    if (end > total) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: %s ends at %lld, past TOTALSIZE %lld", what,
-                              (long long)end, (long long)total);
-    }
-    if ((uint64_t)end > avail) {
-        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %s ends at %lld, only %zu bytes", what,
-                              (long long)end, avail);
-    }
-    return 0;
-}
+#include "format/record_layout.h"
 
 int shmq_record_head_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
                             shmq_record_head_t *out)
@@ -33,87 +21,27 @@ int shmq_record_head_decode(const uint8_t *buf, size_t avail, int64_t expect_phy
     if (flags & ~(unsigned)SHMQ_DECODE_CHECK_PHYS) {
         return shmq_error_set(SHMQ_E_ARG, "record head: decode flags 0x%x not supported", flags);
     }
-    if (avail < SHMQ_BLANK_MIN_LEN) {
-        out->total_size = out->magic = 0;
-        return shmq_error_set(SHMQ_E_TRUNCATED, "record: %zu bytes, need 8 for size and magic",
-                              avail);
-    }
-    int64_t total = (int32_t)shmq_get_be32(buf);
-    int32_t magic = (int32_t)shmq_get_be32(buf + 4);
-    out->total_size = (int32_t)total;
-    out->magic = magic;
-    if (magic == SHMQ_MAGIC_BLANK) {
-        if (total < SHMQ_BLANK_MIN_LEN || (uint64_t)total > avail) {
-            return shmq_error_set(SHMQ_E_SIZE, "blank record: length %lld not in 8..%zu",
-                                  (long long)total, avail);
-        }
-        return 0;
-    }
-    if (magic != SHMQ_MAGIC_V1 && magic != SHMQ_MAGIC_V2) {
-        return shmq_error_set(SHMQ_E_MAGIC, "record: magic 0x%08x, size field %lld",
-                              (unsigned)magic, (long long)total);
-    }
-    bool v2 = magic == SHMQ_MAGIC_V2;
-    int64_t fixed_min = SHMQ_RECORD_FIXED_V1 + v2;
-    if (total < fixed_min) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld below the fixed part %lld",
-                              (long long)total, (long long)fixed_min);
-    }
-    int rc = need(40, total, avail, "sysflag");
-    if (rc < 0) {
-        return rc;
-    }
-    int32_t sysflag = (int32_t)shmq_get_be32(buf + 36);
-    bool born_v6 = (sysflag & SHMQ_SYSFLAG_BORNHOST_V6) != 0;
-    bool store_v6 = (sysflag & SHMQ_SYSFLAG_STOREHOST_V6) != 0;
-    int64_t body_len_at = 84 + (born_v6 ? 12 : 0) + (store_v6 ? 12 : 0);
-    if ((rc = need(body_len_at + 4, total, avail, "fixed fields")) < 0) {
-        return rc;
-    }
-    int32_t body_len = (int32_t)shmq_get_be32(buf + body_len_at);
-    if (body_len < 0) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: negative body length %d", body_len);
-    }
-    int64_t topic_len_at = body_len_at + 4 + body_len;
-    int64_t topic_at = topic_len_at + (v2 ? 2 : 1);
-    if ((rc = need(topic_at, total, avail, "topic length")) < 0) {
-        return rc;
-    }
-    int32_t topic_len = v2 ? (int16_t)shmq_get_be16(buf + topic_len_at) : (int8_t)buf[topic_len_at];
-    if (topic_len < 0) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: negative topic length %d", topic_len);
-    }
-    int64_t props_len_at = topic_at + topic_len;
-    if ((rc = need(props_len_at + 2, total, avail, "properties length")) < 0) {
-        return rc;
-    }
-    int32_t props_len = (int16_t)shmq_get_be16(buf + props_len_at);
-    if (props_len < 0) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: negative properties length %d", props_len);
-    }
-    int64_t end = props_len_at + 2 + props_len;
-    if (end != total) {
-        return shmq_error_set(SHMQ_E_SIZE, "record: TOTALSIZE %lld, fields add up to %lld",
-                              (long long)total, (long long)end);
-    }
-    if ((rc = need(end, total, avail, "properties")) < 0) {
+    shmq_record_layout_t l;
+    int rc = shmq_record_layout(buf, avail, &l);
+    out->total_size = l.total_size;
+    out->magic = l.magic;
+    if (rc <= 0) {
         return rc;
     }
     out->queue_id = (int32_t)shmq_get_be32(buf + 12);
     out->queue_offset = (int64_t)shmq_get_be64(buf + 20);
     out->phys_offset = (int64_t)shmq_get_be64(buf + 28);
-    out->sysflag = sysflag;
-    /* BORNHOST (4 or 16 address bytes and a port) sits between BORNTIMESTAMP and STORETIMESTAMP. */
-    out->store_ts = (int64_t)shmq_get_be64(buf + 48 + (born_v6 ? 20 : 8));
-    out->topic = (const char *)buf + topic_at;
-    out->topic_len = (uint32_t)topic_len;
-    out->props = (const char *)buf + props_len_at + 2;
-    out->props_len = (uint32_t)props_len;
+    out->sysflag = l.sysflag;
+    out->store_ts = (int64_t)shmq_get_be64(buf + l.store_at);
+    out->topic = (const char *)buf + l.topic_at;
+    out->topic_len = l.topic_len;
+    out->props = (const char *)buf + l.props_at;
+    out->props_len = l.props_len;
     if ((flags & SHMQ_DECODE_CHECK_PHYS) && out->phys_offset != expect_phys) {
         return shmq_error_set(SHMQ_E_PHYS_OFFSET, "record: PHYSICALOFFSET %lld, expected %lld",
                               (long long)out->phys_offset, (long long)expect_phys);
     }
-    return (int)total;
+    return rc;
 }
 
 void shmq_record_head_from(const shmq_record_t *r, shmq_record_head_t *out)

@@ -109,6 +109,24 @@ static uint32_t get32(const uint8_t *p)
     return le32toh(v);
 }
 
+static inline void put16(uint8_t *p, uint16_t v)
+{
+    v = htole16(v);
+    memcpy(p, &v, sizeof(v));
+}
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    v = htole32(v);
+    memcpy(p, &v, sizeof(v));
+}
+
+static inline void put64(uint8_t *p, uint64_t v)
+{
+    v = htole64(v);
+    memcpy(p, &v, sizeof(v));
+}
+
 static uint64_t align8(uint64_t n)
 {
     return (n + SHMQ_RING_ALIGN - 1) & ~(uint64_t)(SHMQ_RING_ALIGN - 1);
@@ -132,9 +150,10 @@ void shmq_ring_write_pad(uint8_t *dst)
 
 int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m)
 {
-    if (m->topic_len > SHMQ_TOPIC_MAX_ANY || m->props_len > UINT32_MAX / 2 ||
-        m->body_len > UINT32_MAX / 2 || (m->topic_len && !m->topic) ||
-        (m->props_len && !m->props) || (m->body_len && !m->body)) {
+    /* One branch for all (|, not ||): on every send, and nearly never true. */
+    if ((m->topic_len > SHMQ_TOPIC_MAX_ANY) | (m->props_len > UINT32_MAX / 2) |
+        (m->body_len > UINT32_MAX / 2) | (m->topic_len && !m->topic) | (m->props_len && !m->props) |
+        (m->body_len && !m->body)) {
         return shmq_error_set(SHMQ_E_ARG, "ring entry: bad part lengths");
     }
     uint64_t total = shmq_ring_entry_size(m->topic_len, m->props_len, m->body_len);
@@ -142,32 +161,36 @@ int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m)
         return shmq_error_set(SHMQ_E_TRUNCATED, "ring entry of %llu bytes does not fit %zu",
                               (unsigned long long)total, cap);
     }
-    shmq_ring_hdr_t h;
-    memset(&h, 0, sizeof(h));
-    h.magic = htole32(SHMQ_RING_MAGIC);
-    h.kind = htole16(SHMQ_RING_KIND_MSG);
-    h.flags = htole16(m->flags);
-    h.total_len = htole32((uint32_t)total);
-    h.batch_index = htole16(m->batch_index);
-    h.batch_count = htole16(m->batch_count);
-    h.slot = htole32(m->slot);
-    h.queue_id = (int32_t)htole32((uint32_t)m->queue_id);
-    h.req_id = htole64(m->req_id);
-    h.flag = (int32_t)htole32((uint32_t)m->flag);
-    h.sysflag = (int32_t)htole32((uint32_t)m->sysflag);
-    h.reconsume_times = (int32_t)htole32((uint32_t)m->reconsume_times);
-    h.topic_len = htole32(m->topic_len);
-    h.born_ts = (int64_t)htole64((uint64_t)m->born_ts);
-    h.prepared_tx_offset = (int64_t)htole64((uint64_t)m->prepared_tx_offset);
-    memcpy(h.born_addr, m->born_host.addr, sizeof(h.born_addr));
-    h.born_port = (int32_t)htole32((uint32_t)m->born_host.port);
-    h.born_v6 = m->born_host.is_v6 ? 1 : 0;
-    h.props_len = htole32(m->props_len);
-    h.body_len = htole32(m->body_len);
+    /* The padding first (the entry's last 8 bytes: the parts then overwrite what is
+     * theirs), then each field stored once, straight into the entry (shmq_ring_hdr_t's
+     * layout): on every send, no header built aside and copied. */
+    put64(dst + total - 8, 0);
+    put32(dst + offsetof(shmq_ring_hdr_t, magic), SHMQ_RING_MAGIC);
+    put16(dst + offsetof(shmq_ring_hdr_t, kind), SHMQ_RING_KIND_MSG);
+    put16(dst + offsetof(shmq_ring_hdr_t, flags), m->flags);
+    put32(dst + offsetof(shmq_ring_hdr_t, total_len), (uint32_t)total);
+    put16(dst + offsetof(shmq_ring_hdr_t, batch_index), m->batch_index);
+    put16(dst + offsetof(shmq_ring_hdr_t, batch_count), m->batch_count);
+    put32(dst + offsetof(shmq_ring_hdr_t, slot), m->slot);
+    put32(dst + offsetof(shmq_ring_hdr_t, queue_id), (uint32_t)m->queue_id);
+    put64(dst + offsetof(shmq_ring_hdr_t, req_id), m->req_id);
+    put32(dst + offsetof(shmq_ring_hdr_t, flag), (uint32_t)m->flag);
+    put32(dst + offsetof(shmq_ring_hdr_t, sysflag), (uint32_t)m->sysflag);
+    put32(dst + offsetof(shmq_ring_hdr_t, reconsume_times), (uint32_t)m->reconsume_times);
+    put32(dst + offsetof(shmq_ring_hdr_t, topic_len), m->topic_len);
+    put64(dst + offsetof(shmq_ring_hdr_t, born_ts), (uint64_t)m->born_ts);
+    put64(dst + offsetof(shmq_ring_hdr_t, prepared_tx_offset), (uint64_t)m->prepared_tx_offset);
+    memcpy(dst + offsetof(shmq_ring_hdr_t, born_addr), m->born_host.addr, 16);
+    put32(dst + offsetof(shmq_ring_hdr_t, born_port), (uint32_t)m->born_host.port);
+    /* born_v6 and the three reserved bytes after it: one word */
+    put32(dst + offsetof(shmq_ring_hdr_t, born_v6), m->born_host.is_v6 ? 1 : 0);
+    put32(dst + offsetof(shmq_ring_hdr_t, props_len), m->props_len);
+    put32(dst + offsetof(shmq_ring_hdr_t, body_len), m->body_len);
+    _Static_assert(offsetof(shmq_ring_hdr_t, reserved) == 85 &&
+                       sizeof(((shmq_ring_hdr_t *)0)->reserved) == 3,
+                   "born_v6 and reserved make one 32-bit word");
 
-    uint8_t *p = dst;
-    memcpy(p, &h, sizeof(h));
-    p += sizeof(h);
+    uint8_t *p = dst + SHMQ_RING_HDR_SIZE;
     if (m->topic_len) {
         memcpy(p, m->topic, m->topic_len);
         p += m->topic_len;
@@ -178,9 +201,7 @@ int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m)
     }
     if (m->body_len) {
         memcpy(p, m->body, m->body_len);
-        p += m->body_len;
     }
-    memset(p, 0, (size_t)(dst + total - p));
     return (int64_t)total;
 }
 
@@ -541,7 +562,7 @@ bool shmq_ring_has_space(const shmq_ring_prod_t *rp, uint64_t len)
     return len <= rp->size && pad + len <= ring_free(rp);
 }
 
-int shmq_ring_reserve(shmq_ring_prod_t *rp, uint64_t len, uint8_t **dst)
+int shmq_ring_reserve_slow(shmq_ring_prod_t *rp, uint64_t len, uint8_t **dst)
 {
     if (len == 0 || len % SHMQ_RING_ALIGN != 0 || len > rp->size) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "ring entry of %llu bytes, ring of %llu",

@@ -334,7 +334,25 @@ void shmq_ring_prod_init(shmq_ring_prod_t *rp, uint8_t *data, uint64_t size, _At
  * when the free space is not enough now (nothing written: wait for the
  * writer), SHMQ_E_TOO_BIG when len can never fit.
  */
-int shmq_ring_reserve(shmq_ring_prod_t *rp, uint64_t len, uint8_t **dst);
+/* shmq_ring_reserve() off its fast path: a PAD at the ring's end, -EAGAIN, a bad length. */
+int shmq_ring_reserve_slow(shmq_ring_prod_t *rp, uint64_t len, uint8_t **dst);
+
+static inline int shmq_ring_reserve(shmq_ring_prod_t *rp, uint64_t len, uint8_t **dst)
+{
+    /* On every send: when len (a multiple of 8) fits before the ring's end and in the
+     * free space, take it here; anything else (a PAD, waiting, a bad length) is the
+     * out-of-line part's. */
+    uint64_t off = rp->reserved & (rp->size - 1);
+    /* Acquire: the writer copied the bytes below head out before publishing it. */
+    uint64_t used = rp->reserved - atomic_load_explicit(rp->head, memory_order_acquire);
+    if (len != 0 && len % SHMQ_RING_ALIGN == 0 && len <= rp->size - off && used <= rp->size &&
+        len <= rp->size - used) {
+        *dst = rp->data + off;
+        rp->reserved += len;
+        return 0;
+    }
+    return shmq_ring_reserve_slow(rp, len, dst);
+}
 
 /* True if a reservation of len bytes would succeed now. */
 bool shmq_ring_has_space(const shmq_ring_prod_t *rp, uint64_t len);

@@ -19,6 +19,7 @@
 #include <isa-l/crc.h>
 
 #include "format/message.h"
+#include "format/record_layout.h"
 
 /* ---- helpers independent of the codec ------------------------------------ */
 
@@ -476,6 +477,46 @@ static void test_ipv6_hosts_add_12_bytes_each_and_set_sysflag(void **state)
     assert_int_equal(n, base + 12);
     assert_int_equal(shmq_record_decode(buf, n, 64, SHMQ_DECODE_CHECK_ALL, &r), n);
     assert_int_equal(r.sysflag & 0x30, SHMQ_SYSFLAG_STOREHOST_V6);
+}
+
+/* What a reader straight from the layout sees equals the full decode, for every host mix and V2. */
+static void test_layout_and_record_msgid_agree_with_decode(void **state)
+{
+    (void)state;
+    char topic[200];
+    memset(topic, 'T', sizeof(topic));
+    for (int k = 0; k < 8; k++) {
+        shmq_msg_in_t m = sample_msg();
+        m.born_host = (k & 1) ? host6(0x11, 1234) : host4(1, 2, 3, 4, 1234);
+        m.store_host = (k & 2) ? host6(0x22, 5678) : host4(5, 6, 7, 8, 5678);
+        if (k & 4) {
+            m.topic = topic; /* over 127 bytes: V2 */
+            m.topic_len = sizeof(topic);
+        }
+        int64_t n = encode(&m, 4096, buf, sizeof(buf));
+        assert_true(n > 0);
+        shmq_record_t r;
+        assert_int_equal(shmq_record_decode(buf, (size_t)n, 4096, SHMQ_DECODE_CHECK_ALL, &r), n);
+        shmq_record_layout_t l;
+        assert_int_equal(shmq_record_layout(buf, (size_t)n, &l), n);
+        assert_int_equal(l.sysflag, r.sysflag);
+        assert_int_equal(l.born_v6, r.born_host.is_v6);
+        assert_int_equal(l.store_v6, r.store_host.is_v6);
+        assert_true(buf + l.body_at == r.body && l.body_len == r.body_len);
+        assert_true((const char *)buf + l.topic_at == r.topic && l.topic_len == r.topic_len);
+        assert_true((const char *)buf + l.props_at == r.props && l.props_len == r.props_len);
+        assert_int_equal((int64_t)shmq_get_be64(buf + l.store_at), r.store_ts);
+        assert_int_equal((int32_t)shmq_get_be32(buf + l.recons_at), r.reconsume_times);
+        char a[SHMQ_MSGID_MAX], b[SHMQ_MSGID_MAX];
+        shmq_msgid_format(&r.store_host, r.phys_offset, a);
+        shmq_record_msgid(buf, l.store_at, l.store_v6, b);
+        assert_string_equal(a, b);
+        assert_int_equal(shmq_record_verify(buf, &l, 4096, SHMQ_DECODE_VERIFY), 0);
+        buf[n - 5] ^= 1; /* a digit of __CRC32#: both refuse it alike */
+        assert_int_equal(shmq_record_decode(buf, (size_t)n, 4096, SHMQ_DECODE_VERIFY, &r),
+                         SHMQ_E_RECORD_CRC);
+        assert_int_equal(shmq_record_verify(buf, &l, 4096, SHMQ_DECODE_VERIFY), SHMQ_E_RECORD_CRC);
+    }
 }
 
 static void test_host_v6_sysflag_bits_are_cleared_for_ipv4_hosts(void **state)
@@ -1203,6 +1244,7 @@ int main(void)
         cmocka_unit_test(test_topic_over_127_bytes_uses_v2),
         cmocka_unit_test(test_topic_empty_or_over_255_is_rejected),
         cmocka_unit_test(test_ipv6_hosts_add_12_bytes_each_and_set_sysflag),
+        cmocka_unit_test(test_layout_and_record_msgid_agree_with_decode),
         cmocka_unit_test(test_host_v6_sysflag_bits_are_cleared_for_ipv4_hosts),
         cmocka_unit_test(test_properties_without_trailing_separator_get_one),
         cmocka_unit_test(test_empty_body_round_trips),
