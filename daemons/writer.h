@@ -110,6 +110,9 @@ typedef struct writer {
     uint64_t heads[SHMQ_CTL_MAX_RINGS];
     bool moved[SHMQ_CTL_MAX_RINGS];
     bool discard[SHMQ_CTL_MAX_RINGS];
+    uint32_t moved_list[SHMQ_CTL_MAX_RINGS]; /* the rings with moved set, in taking order */
+    uint32_t nmoved;
+    bool batch_open; /* this work() call found entries: the batch was set up (step (1)) */
     size_t entries;
     int64_t bytes;
     uint64_t msgs_in, bytes_in;
@@ -178,12 +181,22 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
  */
 shmq_ring_shm_t *wr_ring_at(writer_t *wr, uint32_t i);
 
+/* Log (once per value) a tail of ring i behind our head. */
+void wr_tail_behind(writer_t *wr, uint32_t i, uint64_t head, uint64_t tail);
+
 /*
  * The producer's tail of ring i, judged against our head: 0 with *tail set
  * when it may be read up to; -1 when there is nothing to take (a tail
  * behind our head: logged once); 1 when it ran more than a ring ahead.
  */
-int wr_ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail);
+static inline int wr_ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail)
+{
+    int rc = shmq_ring_tail(&wr->maps[i], wr->ring_size, head, tail);
+    if (rc < 0 && wr->tail_warned[i] != *tail + 1) {
+        wr_tail_behind(wr, i, head, *tail);
+    }
+    return rc;
+}
 
 /* Restart: scan the interrupted batch's records and answer the ring units they hold. */
 int wr_repair(writer_t *wr);

@@ -403,7 +403,17 @@ int shmq_ring_register(const char *root, uint64_t ring_size, int *conn, shmq_rin
  * ring ahead (the published region cannot be trusted: discard up to it),
  * -1 when it went backwards (nothing to take).
  */
-int shmq_ring_tail(const shmq_ring_map_t *m, uint64_t ring_size, uint64_t head, uint64_t *tail);
+static inline int shmq_ring_tail(const shmq_ring_map_t *m, uint64_t ring_size, uint64_t head,
+                                 uint64_t *tail)
+{
+    /* Acquire: the entries below a tail the producer published are written. */
+    uint64_t t = atomic_load_explicit(&m->r->tail, memory_order_acquire);
+    *tail = t;
+    if (t - head > ring_size) {
+        return t < head ? -1 : 1; /* behind our head, or more than the whole ring ahead */
+    }
+    return 0;
+}
 
 /* Writer: ORPHANED -> DRAINED (nothing left to take).  True if it changed. */
 bool shmq_ring_set_drained(shmq_ctl_t *ctl, uint32_t idx);
