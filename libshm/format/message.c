@@ -40,15 +40,21 @@ static const char hex_upper[] = "0123456789ABCDEF";
 
 /* ---- CRC and hashes ---------------------------------------------------- */
 
-uint32_t shmq_crc32(const void *buf, size_t len)
+/* RocketMQ's masked CRC, for the encoder without a call in between. */
+static inline uint32_t crc_masked(const void *buf, size_t len)
 {
     /* crc32_gzip_refl takes a uint64_t length; ISA-L reads nothing for 0. */
+    return crc32_gzip_refl(0, (const unsigned char *)buf, (uint64_t)len) & 0x7FFFFFFFu;
+}
+
+uint32_t shmq_crc32(const void *buf, size_t len)
+{
     return crc32_gzip_refl(0, (const unsigned char *)buf, (uint64_t)len);
 }
 
 int32_t shmq_crc32_masked(const void *buf, size_t len)
 {
-    return (int32_t)(shmq_crc32(buf, len) & 0x7FFFFFFFu);
+    return (int32_t)crc_masked(buf, len);
 }
 
 static inline bool utf8_cont(uint8_t b)
@@ -368,10 +374,16 @@ int64_t shmq_record_size(const shmq_msg_in_t *m)
 
 static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
 {
-    size_t n = h->is_v6 ? 16 : 4;
-    memcpy(p, h->addr, n);
-    shmq_put_be32(p + n, (uint32_t)h->port);
-    return p + n + 4;
+    /* Fixed-size copies: one store each, not a call with a length. */
+    if (h->is_v6) {
+        memcpy(p, h->addr, 16);
+        p += 16;
+    } else {
+        memcpy(p, h->addr, 4);
+        p += 4;
+    }
+    shmq_put_be32(p, (uint32_t)h->port);
+    return p + 4;
 }
 
 /* "00".."99" with the ones digit first: two digits of crc_digits() per step. */
@@ -382,13 +394,19 @@ static const char digit_pairs_lsf[200] = {
 #undef P10
 };
 
-/* The 10 digits of a masked CRC, least significant first, '0'-padded. */
+/* The 10 digits of a masked CRC, least significant first, '0'-padded: the low and the high
+ * five digits as two independent chains. */
 static void crc_digits(char *out, uint32_t v)
 {
-    for (int i = 0; i < CRC_PROP_DIGITS; i += 2) {
-        memcpy(out + i, &digit_pairs_lsf[2 * (v % 100)], 2);
-        v /= 100;
-    }
+    uint32_t lo = v % 100000, hi = v / 100000;
+    memcpy(out + 0, &digit_pairs_lsf[2 * (lo % 100)], 2);
+    memcpy(out + 5, &digit_pairs_lsf[2 * (hi % 100)], 2);
+    lo /= 100;
+    hi /= 100;
+    memcpy(out + 2, &digit_pairs_lsf[2 * (lo % 100)], 2);
+    memcpy(out + 7, &digit_pairs_lsf[2 * (hi % 100)], 2);
+    out[4] = (char)('0' + lo / 100);
+    out[9] = (char)('0' + hi / 100);
 }
 
 int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
@@ -423,7 +441,7 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
         memcpy(p, m->body, m->body_len);
     }
     /* BODYCRC of the bytes as written (the source may be shared memory: read once). */
-    shmq_put_be32(dst + 8, (uint32_t)shmq_crc32_masked(p, m->body_len));
+    shmq_put_be32(dst + 8, crc_masked(p, m->body_len));
     p += m->body_len;
     if (pl->v2) {
         shmq_put_be16(p, (uint16_t)m->topic_len);
@@ -445,7 +463,7 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
     memcpy(p, crc_prop_head, CRC_PROP_HEAD_LEN);
     p += CRC_PROP_HEAD_LEN;
     /* The record CRC covers everything before the tail, offsets included. */
-    uint32_t crc = (uint32_t)shmq_crc32_masked(dst, (size_t)pl->total - SHMQ_CRC_PROP_LEN);
+    uint32_t crc = crc_masked(dst, (size_t)pl->total - SHMQ_CRC_PROP_LEN);
     crc_digits((char *)p, crc);
     p[CRC_PROP_DIGITS] = SHMQ_PROP_SEP;
     return pl->total;
