@@ -381,7 +381,9 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
                    const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap, shmq_ring_msg_t *out,
                    uint64_t *advance)
 {
-    memset(out, 0, sizeof(*out));
+    /* What a caller reads of a refused entry (shmq_ring_decode() fills the rest). */
+    out->kind = 0;
+    out->hdr_ok = false;
     *advance = 0;
     if (tail == head) {
         return 0;
@@ -414,6 +416,7 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
                        (unsigned long long)off, (unsigned long long)(size - off),
                        (unsigned long long)avail);
         }
+        memset(out, 0, sizeof(*out));
         out->kind = SHMQ_RING_KIND_PAD;
         *advance = size - off;
         return SHMQ_RING_KIND_PAD;
