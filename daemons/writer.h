@@ -57,8 +57,9 @@ typedef struct wr_done {
 /* A queue whose next_offset this batch advances (stored at step (4)). */
 typedef struct wr_queue {
     shmq_ctl_queue_t *q;
-    int64_t next; /* the next queue offset (we are next_offset's only writer) */
-    bool dirty;   /* advanced by this batch: stored at step (4) */
+    uint64_t topic_gen; /* its topic is the snapshot of this generation's (writer.topic_gen) */
+    int64_t next;       /* the next queue offset (we are next_offset's only writer) */
+    bool dirty;         /* advanced by this batch: stored at step (4) */
 } wr_queue_t;
 
 /* aclEnable: who owns a ring, and its account under the rules of generation gen. */
@@ -123,6 +124,7 @@ typedef struct writer {
     /* topic cache: a snapshot, valid while its table entry's seq is unchanged */
     shmq_ctl_topic_t topic;
     const shmq_ctl_topic_t *topic_entry; /* NULL: none */
+    uint64_t topic_gen;                  /* counts the snapshots taken */
     shmq_ring_topic_memo_t topic_memo;   /* decode: the last topic name found valid */
     /* restart */
     shmq_journal_t journal;

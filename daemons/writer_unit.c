@@ -191,6 +191,7 @@ static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t qu
     if (!(e != NULL && t->name[len] == '\0' && memcmp(t->name, topic, len) == 0 &&
           atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq)) {
         wr->topic_entry = NULL;
+        wr->topic_gen++;
         int rc = shmq_ctl_topic_get_entry(wr->ctl, topic, len, t, &e);
         if (rc == SHMQ_E_NOT_FOUND) {
             rc = create_topic(wr, topic, len, t);
@@ -251,17 +252,27 @@ static int acl_publish(writer_t *wr, uint32_t i, const char *topic, size_t len)
 }
 
 /*
- * The entry for a queue: from the cache (kept across batches: queue entries
- * never move, and we are next_offset's only writer), or found or inserted
- * in the control block and cached.
+ * The entry for a queue of the topic resolve_topic() just admitted: from the
+ * cache (kept across batches: queue entries never move, and we are
+ * next_offset's only writer), or found or inserted in the control block and
+ * cached.
  */
+static bool queue_is(const shmq_ctl_queue_t *q, const char *topic, size_t len, int32_t queue_id)
+{
+    return q->queue_id == queue_id && q->topic_len == len && memcmp(q->topic, topic, len) == 0;
+}
+
 static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
                        wr_queue_t **out)
 {
+    /* A cached queue whose topic was found equal to the topic snapshot still held needs no
+     * comparing of its topic. */
     for (size_t i = 0; i < wr->nqueues; i++) {
-        shmq_ctl_queue_t *q = wr->queues[i].q;
-        if (q->queue_id == queue_id && q->topic_len == len && memcmp(q->topic, topic, len) == 0) {
-            *out = &wr->queues[i];
+        wr_queue_t *e = &wr->queues[i];
+        if (e->topic_gen == wr->topic_gen ? e->q->queue_id == queue_id
+                                          : queue_is(e->q, topic, len, queue_id)) {
+            e->topic_gen = wr->topic_gen;
+            *out = e;
             return 0;
         }
     }
@@ -288,6 +299,7 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
     }
     wr_queue_t *e = &wr->queues[wr->nqueues++];
     e->q = q;
+    e->topic_gen = wr->topic_gen;
     /* Relaxed: we are next_offset's only writer. */
     e->next = atomic_load_explicit(&q->next_offset, memory_order_relaxed);
     e->dirty = false;
