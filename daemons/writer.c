@@ -454,7 +454,6 @@ static int drain_orphans(writer_t *wr)
  */
 static int64_t writer_work(shmq_worker_t *w, void *arg)
 {
-    (void)w;
     writer_t *wr = arg;
     if (wr->rescan || ++wr->since_scan >= WR_RESCAN_CALLS) {
         rings_rescan(wr);
@@ -504,7 +503,12 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
         wr->empty++;
         return 0;
     }
-    wr->empty = 0;
+    /* Every ring taken up to the tail it showed: the next call would most likely find
+     * nothing, so idle comes next (its first look is the one that call would make). */
+    bool full = wr->entries >= WR_BATCH_ENTRIES || wr->bytes >= WR_BATCH_BYTES ||
+                wr->ndone >= WR_COMPLETIONS;
+    w->took_all = !full;
+    wr->empty = full ? 0 : 1; /* idle: right after a batch */
     return (int64_t)(wr->entries + wr->ndone) + 1;
 }
 
