@@ -693,6 +693,7 @@ static int writer_init(shmq_worker_t *w, void **state)
     }
     wr->cl_open = true;
     wr->cl.store_host = host;
+    wr->lim.store_host_v6 = host.is_v6; /* decode plans each record with this host */
     int64_t wrote = shmq_ctl_load(&wr->blk->wrote);
     shmq_commitlog_set_positions(&wr->cl, wrote, shmq_ctl_load(&wr->blk->flushed));
     wr->published = wrote;

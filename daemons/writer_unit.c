@@ -358,14 +358,18 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     int64_t qoff = unit ? q->next : 0;
     rc = 0;
     shmq_error_clear();
-    /* Each record planned once (the properties were scanned when the entry was
-     * validated, unless the put hook replaced them), then encoded from that plan. */
+    /* Each record planned once: by the decode that validated the entry, or here when the
+     * put hook replaced its topic and properties; then encoded from that plan. */
     for (size_t k = 0; k < n && rc == 0; k++) {
         const shmq_ring_msg_t *m = &wr->msgs[k];
         shmq_ring_msg_to_in(m, &wr->cl.store_host, &wr->ins[k]);
         wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
-        rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
-                              &wr->plans[k]);
+        if (m->planned) {
+            wr->plans[k] = m->plan;
+        } else {
+            rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
+                                  &wr->plans[k]);
+        }
     }
     if (rc == 0) {
         rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs, wr->res);
@@ -498,6 +502,9 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
         }
         if (wr->msgs[0].props != props) {
             wr->msgs[0].props_scanned = false; /* rewritten: planned with every check */
+        }
+        for (size_t k = 0; k < n; k++) {
+            wr->msgs[k].planned = false; /* the hook may have changed topic or properties */
         }
     }
     /* ---- end scheduler ---- */

@@ -276,12 +276,20 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
     if (shmq_props_scan(m->props, m->props_len, &pi) < 0) {
         return bad(SHMQ_RING_E_PROPS, "%s", shmq_error_detail());
     }
+    /* The record's plan (shmq_record_plan() with the checks above): SHMQ_RECORD_FIXED_V1
+     * counts two IPv4 hosts and a 1-byte topic length. */
+    bool v2 = m->topic_len > SHMQ_TOPIC_MAX;
     int64_t total = SHMQ_RECORD_FIXED_V1 + (m->born_host.is_v6 ? 12 : 0) +
-                    (m->topic_len > SHMQ_TOPIC_MAX) + (int64_t)m->body_len + m->topic_len +
-                    (int64_t)props_total;
+                    (lim && lim->store_host_v6 ? 12 : 0) + v2 + (int64_t)m->body_len +
+                    m->topic_len + (int64_t)props_total;
     if (total > INT32_MAX) {
         return bad(SHMQ_RING_E_PROPS, "record of %lld bytes", (long long)total);
     }
+    m->plan.total = total;
+    m->plan.props_len = (uint32_t)props_total;
+    m->plan.v2 = v2;
+    m->plan.add_sep = add_sep;
+    m->planned = true;
     m->props_scanned = true;
     m->sched = pi.sched;
     if (pi.uniq_key == NULL) {

@@ -159,6 +159,10 @@ typedef struct shmq_ring_msg {
      * can be planned with SHMQ_PLAN_PROPS_SCANNED while props is not replaced */
     bool props_scanned;
     bool sched; /* decode: a property the scheduler's put hook may act on (shmq_props_info_t) */
+    /* decode: plan is the record's layout (shmq_record_plan() of the entry with a store host
+     * of the limits' family), valid while topic and props are not replaced */
+    bool planned;
+    shmq_record_plan_t plan;
 } shmq_ring_msg_t;
 
 /* The last topic name found valid (a writer's: consecutive entries mostly share a topic). */
@@ -176,6 +180,8 @@ typedef struct shmq_ring_limits {
      * it is (body views the ring; the caller reads each of its bytes once, as
      * shmq_record_encode_plan() does, and before giving the entry's bytes back) */
     bool body_in_ring;
+    /* the family of the store host the records get (decode plans them: shmq_ring_msg_t.plan) */
+    bool store_host_v6;
     /* optional: decode checks a topic equal to the memo's (same limit) no more, and
      * remembers the last one it found valid */
     shmq_ring_topic_memo_t *topic_memo;
