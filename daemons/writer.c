@@ -235,6 +235,12 @@ static void batch_open(writer_t *wr)
         wr->nqueues = 0; /* all clean between batches: start the cache again */
     }
     wr->msgs_in = wr->bytes_in = 0;
+    /* One store time for the batch's records, read once here instead of once per unit.
+     * RocketMQ takes each message's time at its append; a batch (at most WR_BATCH_BYTES
+     * of entries) is taken in microseconds, so stored times differ from that only within
+     * a batch, which shares the millisecond per-unit reads would mostly have given it.
+     * Times still never go back (shmq_commitlog_append_plans raises one below the last). */
+    wr->store_ts = shmq_now_ms();
     wr->rejects = wr->refused_disk_full = wr->refused_fenced = wr->append_errors = 0;
     /* Acquire: the flusher's error is set before anything depends on it. */
     wr->fenced = atomic_load_explicit(&wr->blk->fenced_error, memory_order_acquire) != 0;

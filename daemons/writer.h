@@ -119,6 +119,7 @@ typedef struct writer {
     uint64_t msgs_in, bytes_in;
     uint64_t rejects, refused_disk_full, refused_fenced, append_errors; /* this batch's */
     bool fenced;
+    int64_t store_ts;    /* the batch's store time (batch_open) */
     uint32_t disk_full;  /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
     /* topic cache: a snapshot, valid while its table entry's seq is unchanged */

@@ -372,7 +372,8 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
         }
     }
     if (rc == 0) {
-        rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs, wr->res);
+        rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs, wr->store_ts,
+                                         wr->res);
     }
     if (rc < 0) {
         char why[SHMQ_RING_DETAIL_MAX];
