@@ -127,6 +127,7 @@ typedef struct writer {
     const shmq_ctl_topic_t *topic_entry; /* NULL: none */
     uint64_t topic_gen;                  /* counts the snapshots taken */
     shmq_ring_topic_memo_t topic_memo;   /* decode: the last topic name found valid */
+    uint64_t topic_memo_gen; /* topic_memo.gen when the snapshot was taken for its name, or 0 */
     /* restart */
     shmq_journal_t journal;
     wr_skip_t *skips;

@@ -181,17 +181,25 @@ static int create_topic(writer_t *wr, const char *topic, size_t len, shmq_ctl_to
     return shmq_ctl_topic_get(wr->ctl, topic, len, out);
 }
 
-/* The topic admits a message to queue_id (creating the topic if allowed). */
-static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id)
+/*
+ * The topic admits a message to queue_id (creating the topic if allowed).
+ * decoded: topic is the one the unit's decode left in the topic memo (no
+ * put hook replaced it): while the memo's gen is the one the snapshot was
+ * taken at, the snapshot's name is that topic without comparing it again.
+ */
+static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
+                         bool decoded)
 {
     shmq_ctl_topic_t *t = &wr->topic;
     const shmq_ctl_topic_t *e = wr->topic_entry;
+    bool same = decoded && wr->topic_memo_gen != 0 && wr->topic_memo_gen == wr->topic_memo.gen;
     /* The snapshot holds while its entry's seq is the one it was taken at (acquire: pairs
      * with the seqlock's release; any change makes it odd, then larger). */
-    if (!(e != NULL && t->name[len] == '\0' && memcmp(t->name, topic, len) == 0 &&
+    if (!(e != NULL && (same || (t->name[len] == '\0' && memcmp(t->name, topic, len) == 0)) &&
           atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq)) {
         wr->topic_entry = NULL;
         wr->topic_gen++;
+        wr->topic_memo_gen = decoded ? wr->topic_memo.gen : 0;
         int rc = shmq_ctl_topic_get_entry(wr->ctl, topic, len, t, &e);
         if (rc == SHMQ_E_NOT_FOUND) {
             rc = create_topic(wr, topic, len, t);
@@ -343,7 +351,8 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     /* The ACL before the topic: a producer may not create a topic it may not publish to. */
     int rc = acl_publish(wr, ring, m0->topic, m0->topic_len);
     if (rc == 0) {
-        rc = resolve_topic(wr, m0->topic, m0->topic_len, m0->queue_id);
+        /* planned: the unit's topic is still the one its decode checked (the hook clears it). */
+        rc = resolve_topic(wr, m0->topic, m0->topic_len, m0->queue_id, m0->planned);
     }
     if (rc < 0) {
         reject(wr, ring, pos, m0, rc);

@@ -268,6 +268,7 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
             memcpy(memo->name, m->topic, m->topic_len); /* topic_len <= 255: checked */
             memo->len = m->topic_len;
             memo->max_len = max_topic;
+            memo->gen++;
         }
     }
     /* The record codec's own rules (it refuses a __CRC32# the producer put there), and

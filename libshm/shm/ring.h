@@ -169,6 +169,9 @@ typedef struct shmq_ring_msg {
 typedef struct shmq_ring_topic_memo {
     uint32_t len; /* 0: none */
     int32_t max_len;
+    /* moves each time name is replaced: after a unit decoded with this memo, an unchanged gen
+     * says its topic is the name an earlier unit had */
+    uint64_t gen;
     char name[SHMQ_TOPIC_MAX_ANY];
 } shmq_ring_topic_memo_t;
 

@@ -618,7 +618,10 @@ static void test_decode_topic_memo_keeps_the_verdicts(void **state)
     assert_true(n > 0);
     assert_int_equal(shmq_ring_decode(enc, (size_t)n, &lim, &out), SHMQ_RING_KIND_MSG);
     assert_int_equal(memo.len, 6);
+    uint64_t gen = memo.gen;
+    assert_true(gen != 0);
     assert_int_equal(shmq_ring_decode(enc, (size_t)n, &lim, &out), SHMQ_RING_KIND_MSG);
+    assert_true(memo.gen == gen); /* the same name: gen stays */
     sample_t b;
     sample_init(&b, "Topic A", 4); /* a space: not a topic name */
     n = shmq_ring_encode(enc, sizeof(enc), &b.m);
@@ -630,6 +633,12 @@ static void test_decode_topic_memo_keeps_the_verdicts(void **state)
     shmq_ring_limits_t shorter = lim;
     shorter.max_topic_len = 5;
     assert_int_equal(shmq_ring_decode(enc, (size_t)n, &shorter, &out), SHMQ_RING_E_TOPIC);
+    assert_true(memo.gen == gen); /* refused names leave the memo */
+    sample_t d;
+    sample_init(&d, "TopicB", 4);
+    n = shmq_ring_encode(enc, sizeof(enc), &d.m);
+    assert_int_equal(shmq_ring_decode(enc, (size_t)n, &lim, &out), SHMQ_RING_KIND_MSG);
+    assert_true(memo.gen != gen); /* another name: gen moves */
 }
 
 static void test_entry_past_the_published_tail_is_fatal(void **state)
