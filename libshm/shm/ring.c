@@ -305,32 +305,16 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
     return 0;
 }
 
-int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *lim,
-                     shmq_ring_msg_t *out)
+/*
+ * A MSG entry in buf whose prefix was checked and whose total length is at
+ * least a header, a multiple of 8 and within the bytes held.  Sets every
+ * field but the parts' views, which the caller cleared.
+ */
+static int decode_msg(const uint8_t *buf, const shmq_ring_limits_t *lim, shmq_ring_msg_t *out)
 {
-    memset(out, 0, sizeof(*out));
-    if (len < SHMQ_RING_PAD_SIZE) {
-        return bad(SHMQ_RING_E_SHORT, "%zu bytes", len);
-    }
-    int kind = decode_prefix(buf);
-    if (kind < 0) {
-        return kind;
-    }
-    out->kind = (uint16_t)kind;
-    if (kind == SHMQ_RING_KIND_PAD) {
-        return SHMQ_RING_KIND_PAD;
-    }
-    if (len < SHMQ_RING_HDR_SIZE) {
-        return bad(SHMQ_RING_E_PAST_TAIL, "%zu bytes hold no whole header", len);
-    }
     shmq_ring_hdr_t h;
     header_from_le(buf, &h);
-    if (h.total_len < SHMQ_RING_HDR_SIZE || h.total_len % SHMQ_RING_ALIGN != 0) {
-        return bad(SHMQ_RING_E_LENGTH, "total length %u", h.total_len);
-    }
-    if (h.total_len > len) {
-        return bad(SHMQ_RING_E_PAST_TAIL, "total length %u, %zu bytes available", h.total_len, len);
-    }
+    out->kind = SHMQ_RING_KIND_MSG;
     out->flags = h.flags;
     out->total_len = h.total_len;
     out->batch_index = h.batch_index;
@@ -384,6 +368,34 @@ int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *l
     out->body_len = h.body_len;
     int rc = check_parts(out, lim);
     return rc < 0 ? rc : SHMQ_RING_KIND_MSG;
+}
+
+int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *lim,
+                     shmq_ring_msg_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < SHMQ_RING_PAD_SIZE) {
+        return bad(SHMQ_RING_E_SHORT, "%zu bytes", len);
+    }
+    int kind = decode_prefix(buf);
+    if (kind < 0) {
+        return kind;
+    }
+    out->kind = (uint16_t)kind;
+    if (kind == SHMQ_RING_KIND_PAD) {
+        return SHMQ_RING_KIND_PAD;
+    }
+    if (len < SHMQ_RING_HDR_SIZE) {
+        return bad(SHMQ_RING_E_PAST_TAIL, "%zu bytes hold no whole header", len);
+    }
+    uint32_t total = get32(buf + 8);
+    if (total < SHMQ_RING_HDR_SIZE || total % SHMQ_RING_ALIGN != 0) {
+        return bad(SHMQ_RING_E_LENGTH, "total length %u", total);
+    }
+    if (total > len) {
+        return bad(SHMQ_RING_E_PAST_TAIL, "total length %u, %zu bytes available", total, len);
+    }
+    return decode_msg(buf, lim, out);
 }
 
 int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
@@ -455,7 +467,13 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
         copy = parts < copy ? parts : copy;
     }
     memcpy(buf + SHMQ_RING_HDR_SIZE, data + off + SHMQ_RING_HDR_SIZE, copy);
-    int rc = shmq_ring_decode(buf, total, lim, out);
+    /* Prefix and total length are checked above: decode the rest once.  What decode_msg()
+     * leaves unset on a refusal reads empty (no memset of the whole entry). */
+    out->topic = out->props = out->uniq_key = NULL;
+    out->body = NULL;
+    out->topic_len = out->props_len = out->body_len = out->uniq_key_len = 0;
+    out->props_scanned = out->sched = out->planned = false;
+    int rc = decode_msg(buf, lim, out);
     if (rc == SHMQ_RING_KIND_MSG && lim != NULL && lim->body_in_ring) {
         out->body = data + off + ((const uint8_t *)out->body - buf);
     }
