@@ -109,6 +109,13 @@ static uint32_t get32(const uint8_t *p)
     return le32toh(v);
 }
 
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
+}
+
 static uint64_t align8(uint64_t n)
 {
     return (n + SHMQ_RING_ALIGN - 1) & ~(uint64_t)(SHMQ_RING_ALIGN - 1);
@@ -196,29 +203,6 @@ static int bad(int err, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     return shmq_error_set(err, "%s: %s", shmq_ring_strerror(err), msg);
-}
-
-static void header_from_le(const uint8_t *buf, shmq_ring_hdr_t *h)
-{
-    memcpy(h, buf, sizeof(*h));
-    h->magic = le32toh(h->magic);
-    h->kind = le16toh(h->kind);
-    h->flags = le16toh(h->flags);
-    h->total_len = le32toh(h->total_len);
-    h->batch_index = le16toh(h->batch_index);
-    h->batch_count = le16toh(h->batch_count);
-    h->slot = le32toh(h->slot);
-    h->queue_id = (int32_t)le32toh((uint32_t)h->queue_id);
-    h->req_id = le64toh(h->req_id);
-    h->flag = (int32_t)le32toh((uint32_t)h->flag);
-    h->sysflag = (int32_t)le32toh((uint32_t)h->sysflag);
-    h->reconsume_times = (int32_t)le32toh((uint32_t)h->reconsume_times);
-    h->topic_len = le32toh(h->topic_len);
-    h->born_ts = (int64_t)le64toh((uint64_t)h->born_ts);
-    h->prepared_tx_offset = (int64_t)le64toh((uint64_t)h->prepared_tx_offset);
-    h->born_port = (int32_t)le32toh((uint32_t)h->born_port);
-    h->props_len = le32toh(h->props_len);
-    h->body_len = le32toh(h->body_len);
 }
 
 /* Magic and kind of the 8-byte prefix every entry has. */
@@ -312,24 +296,34 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
  */
 static int decode_msg(const uint8_t *buf, const shmq_ring_limits_t *lim, shmq_ring_msg_t *out)
 {
+    /* Each field read from the copy straight into out (offsets: shmq_ring_hdr_t). */
     shmq_ring_hdr_t h;
-    header_from_le(buf, &h);
+    h.flags = get16(buf + offsetof(shmq_ring_hdr_t, flags));
+    h.total_len = get32(buf + offsetof(shmq_ring_hdr_t, total_len));
+    h.batch_index = get16(buf + offsetof(shmq_ring_hdr_t, batch_index));
+    h.batch_count = get16(buf + offsetof(shmq_ring_hdr_t, batch_count));
+    h.slot = get32(buf + offsetof(shmq_ring_hdr_t, slot));
+    h.topic_len = get32(buf + offsetof(shmq_ring_hdr_t, topic_len));
+    h.props_len = get32(buf + offsetof(shmq_ring_hdr_t, props_len));
+    h.body_len = get32(buf + offsetof(shmq_ring_hdr_t, body_len));
+    memcpy(h.reserved, buf + offsetof(shmq_ring_hdr_t, reserved), sizeof(h.reserved));
     out->kind = SHMQ_RING_KIND_MSG;
     out->flags = h.flags;
     out->total_len = h.total_len;
     out->batch_index = h.batch_index;
     out->batch_count = h.batch_count;
     out->slot = h.slot;
-    out->req_id = h.req_id;
-    out->queue_id = h.queue_id;
-    out->flag = h.flag;
-    out->sysflag = h.sysflag;
-    out->reconsume_times = h.reconsume_times;
-    out->born_ts = h.born_ts;
-    out->prepared_tx_offset = h.prepared_tx_offset;
-    memcpy(out->born_host.addr, h.born_addr, sizeof(h.born_addr));
-    out->born_host.port = h.born_port;
-    out->born_host.is_v6 = h.born_v6;
+    out->req_id = get64(buf + offsetof(shmq_ring_hdr_t, req_id));
+    out->queue_id = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, queue_id));
+    out->flag = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, flag));
+    out->sysflag = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, sysflag));
+    out->reconsume_times = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, reconsume_times));
+    out->born_ts = (int64_t)get64(buf + offsetof(shmq_ring_hdr_t, born_ts));
+    out->prepared_tx_offset = (int64_t)get64(buf + offsetof(shmq_ring_hdr_t, prepared_tx_offset));
+    memcpy(out->born_host.addr, buf + offsetof(shmq_ring_hdr_t, born_addr),
+           sizeof(out->born_host.addr));
+    out->born_host.port = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, born_port));
+    out->born_host.is_v6 = buf[offsetof(shmq_ring_hdr_t, born_v6)];
     out->hdr_ok = true;
 
     if ((h.flags & ~SHMQ_RING_F_KNOWN) || h.reserved[0] || h.reserved[1] || h.reserved[2]) {
