@@ -189,7 +189,9 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
         }
         if (n > 0) {
             atomic_fetch_add_explicit(&w.self->work_done, n, memory_order_relaxed);
-        } else if (ops->idle) {
+        }
+        if ((n == 0 || w.took_all) && ops->idle) {
+            w.took_all = false;
             ops->idle(&w, state, 100);
         }
     }

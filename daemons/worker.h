@@ -37,6 +37,9 @@ typedef struct shmq_worker {
     int master_pid;
     int lock_fd;
     volatile sig_atomic_t stop; /* SIGTERM/SIGINT received */
+    /* work() sets it with a result > 0 when it took all it saw: the skeleton calls idle
+     * next (which looks for work before it sleeps), not work() again to find nothing */
+    bool took_all;
 } shmq_worker_t;
 
 typedef struct shmq_worker_ops {
@@ -44,7 +47,8 @@ typedef struct shmq_worker_ops {
     int (*init)(shmq_worker_t *w, void **state);
     /*
      * One bounded unit of work.  Returns the amount done (0 = nothing to do,
-     * the skeleton then calls idle), or a negative error (the worker exits 1).
+     * the skeleton then calls idle; > 0 with w->took_all set: idle too), or a
+     * negative error (the worker exits 1).
      */
     int64_t (*work)(shmq_worker_t *w, void *state);
     /* Sleep until there may be work, at most timeout_ms. */

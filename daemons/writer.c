@@ -23,7 +23,8 @@
  * error (the error detail is cleared before each entry, so no text of an
  * earlier one can come along).
  *
- * One batch (work()):
+ * One batch (work(); set up only once a ring shows published entries, so a
+ * call that finds nothing costs a look at each serviced ring's tail):
  *   (1) writer_journal = wrote (release);
  *   (2) round robin over ACTIVE and ORPHANED rings (each its own object,
  *       mapped through the master's descriptor, ring.h): judge the
@@ -214,22 +215,63 @@ shmq_ring_shm_t *wr_ring_at(writer_t *wr, uint32_t i)
     return m->r;
 }
 
-/*
- * The producer's tail of ring i, judged against our head: 0 with *tail set
- * when it may be read up to; -1 when there is nothing to take (a tail
- * behind our head: logged once); 1 when it ran more than a ring ahead.
- */
-int wr_ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail)
+/* A tail of ring i behind our head: nothing to take; logged once per value. */
+void wr_tail_behind(writer_t *wr, uint32_t i, uint64_t head, uint64_t tail)
 {
-    int rc = shmq_ring_tail(&wr->maps[i], wr->ring_size, head, tail);
-    if (rc < 0 && wr->tail_warned[i] != *tail + 1) {
-        wr->tail_warned[i] = *tail + 1;
-        wr_log(wr, SHMQ_LOG_WARN,
-               "ring %u (pid %d): tail %llu behind the writer's head %llu: ignored", i,
-               (int)atomic_load_explicit(&wr->blk->rings[i].owner_pid, memory_order_relaxed),
-               (unsigned long long)*tail, (unsigned long long)head);
+    wr->tail_warned[i] = tail + 1;
+    wr_log(wr, SHMQ_LOG_WARN, "ring %u (pid %d): tail %llu behind the writer's head %llu: ignored",
+           i, (int)atomic_load_explicit(&wr->blk->rings[i].owner_pid, memory_order_relaxed),
+           (unsigned long long)tail, (unsigned long long)head);
+}
+
+/*
+ * Step (1), once per batch and only for a batch that takes something: where
+ * the batch starts (a restart scans from here), the batch's counters, and
+ * the store's state its entries are judged against.
+ */
+static void batch_open(writer_t *wr)
+{
+    wr->batch_open = true;
+    /* (1) Where this batch starts: a restart scans from here. */
+    atomic_store_explicit(&wr->blk->writer_journal, wr->cl.wrote_pos, memory_order_release);
+    wr->ndirty = 0;
+    if (wr->nqueues > WR_QUEUE_CACHE) {
+        wr->nqueues = 0; /* all clean between batches: start the cache again */
     }
-    return rc;
+    wr->msgs_in = wr->bytes_in = 0;
+    /* One store time for the batch's records, read once here instead of once per unit.
+     * RocketMQ takes each message's time at its append; a batch (at most WR_BATCH_BYTES
+     * of entries) is taken in microseconds, so stored times differ from that only within
+     * a batch, which shares the millisecond per-unit reads would mostly have given it.
+     * Times still never go back (shmq_commitlog_append_plans raises one below the last). */
+    wr->store_ts = shmq_now_ms();
+    wr->rejects = wr->refused_disk_full = wr->refused_fenced = wr->append_errors = 0;
+    /* Acquire: the flusher's error is set before anything depends on it. */
+    wr->fenced = atomic_load_explicit(&wr->blk->fenced_error, memory_order_acquire) != 0;
+    /* cleaner: the disk watermark (acquire: pairs with the cleaner's release). */
+    wr->disk_full = atomic_load_explicit(&wr->blk->cleaner.disk_full, memory_order_acquire);
+    if (wr->cfg->acl_enable) {
+        /* config/acl.json edited: the new rules, or the old ones and why (at most once a s). */
+        int arc = shmq_acl_watch_poll(&wr->acl, wr->ctl->root, shmq_mono_ms());
+        if (arc < 0) {
+            shmq_log(SHMQ_LOG_ERROR, "%s: %s", shmq_error_detail(),
+                     wr->acl.loaded ? "the rules loaded before stay in force"
+                                    : "every producer but the store's user is refused");
+        } else if (arc > 0) {
+            shmq_log(SHMQ_LOG_INFO, "config/%s loaded (%zu accounts)", SHMQ_ACL_FILE,
+                     wr->acl.acl.naccounts);
+        }
+    }
+}
+
+/* Ring i's head moves to head at step (5) of this batch. */
+static void ring_moved(writer_t *wr, uint32_t i, uint64_t head)
+{
+    wr->heads[i] = head;
+    if (!wr->moved[i]) {
+        wr->moved[i] = true;
+        wr->moved_list[wr->nmoved++] = i;
+    }
 }
 
 static void take_ring(writer_t *wr, uint32_t i)
@@ -247,8 +289,11 @@ static void take_ring(writer_t *wr, uint32_t i)
         wr->moved[i] ? wr->heads[i] : atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t tail;
     int trc = wr_ring_tail(wr, i, head, &tail);
-    if (trc < 0) {
+    if (trc < 0 || (trc == 0 && tail == head)) {
         return;
+    }
+    if (!wr->batch_open) {
+        batch_open(wr);
     }
     if (trc > 0) {
         wr_log(wr, SHMQ_LOG_WARN,
@@ -257,8 +302,7 @@ static void take_ring(writer_t *wr, uint32_t i)
                i, (unsigned long long)tail, (unsigned long long)head);
         wr->discard[i] = true;
         wr->rejects++;
-        wr->heads[i] = tail;
-        wr->moved[i] = true;
+        ring_moved(wr, i, tail);
         return;
     }
     uint64_t start = head;
@@ -283,8 +327,7 @@ static void take_ring(writer_t *wr, uint32_t i)
         wr->bytes += (int64_t)adv;
     }
     if (head != start) {
-        wr->heads[i] = head;
-        wr->moved[i] = true;
+        ring_moved(wr, i, head);
     }
 }
 
@@ -353,12 +396,15 @@ static void batch_finish(writer_t *wr)
         }
     }
     crash_point(wr, "answered");
-    for (uint32_t i = 0; i < wr->scan_end; i++) {
-        if (!wr->moved[i] || wr->maps[i].r == NULL) {
+    for (uint32_t k = 0; k < wr->nmoved; k++) {
+        uint32_t i = wr->moved_list[k];
+        bool discard = wr->discard[i];
+        wr->moved[i] = wr->discard[i] = false; /* for the next batch */
+        shmq_ring_shm_t *r = wr->maps[i].r;
+        if (r == NULL) {
             continue;
         }
-        shmq_ring_shm_t *r = wr->maps[i].r;
-        if (wr->discard[i]) {
+        if (discard) {
             shmq_ring_fail_pending(r, SHMQ_E_CORRUPT,
                                    "an unreadable entry in this producer's ring: the entries "
                                    "published after it were discarded");
@@ -370,6 +416,7 @@ static void batch_finish(writer_t *wr)
         atomic_store_explicit(&r->head, wr->heads[i], memory_order_release);
         shmq_ctl_wake(&r->producer_wake);
     }
+    wr->nmoved = 0;
     atomic_fetch_add_explicit(&wr->blk->counters.messages_in, wr->msgs_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&wr->blk->counters.bytes_in, wr->bytes_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&wr->blk->counters.rejects, wr->rejects, memory_order_relaxed);
@@ -417,11 +464,13 @@ static int drain_orphans(writer_t *wr)
     return n;
 }
 
-static bool rings_pending(void *arg);
-
+/*
+ * One pass over the serviced rings: a ring with published entries opens
+ * the batch (step (1)) and is taken; rings with nothing cost a look at
+ * their tail, and a call that finds nothing anywhere sets nothing up.
+ */
 static int64_t writer_work(shmq_worker_t *w, void *arg)
 {
-    (void)w;
     writer_t *wr = arg;
     /* shmqctl topic delete (acquire: the topic was marked deleted before the request). */
     uint64_t del = atomic_load_explicit(&wr->blk->topic_del.request, memory_order_acquire);
@@ -431,77 +480,57 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
     if (wr->rescan || ++wr->since_scan >= WR_RESCAN_CALLS) {
         rings_rescan(wr);
     }
-    if (!rings_pending(wr)) {
-        /* Nothing to take: no batch (its set-up costs more than this look). */
-        if (shmq_clean_changed(wr->ctl, &wr->clean_seen)) {
-            shmq_clean_drop_removed(&wr->cl.q);
-        }
-        wr->empty++;
-        return 0;
-    }
-    int given = drain_orphans(wr);
-    if (given > 0) {
-        shmq_log(SHMQ_LOG_INFO, "%d orphaned ring(s) drained: given back to the master", given);
-    }
-    /* (1) Where this batch starts: a restart scans from here. */
-    atomic_store_explicit(&wr->blk->writer_journal, wr->cl.wrote_pos, memory_order_release);
-    wr->ndone = 0;
-    wr->ndirty = 0;
-    if (wr->nqueues > WR_QUEUE_CACHE) {
-        wr->nqueues = 0; /* all clean between batches: start the cache again */
-    }
-    wr->entries = 0;
-    wr->bytes = 0;
-    wr->msgs_in = wr->bytes_in = 0;
-    wr->rejects = wr->refused_disk_full = wr->refused_fenced = wr->append_errors = 0;
-    memset(wr->moved, 0, wr->scan_end * sizeof(wr->moved[0]));
-    memset(wr->discard, 0, wr->scan_end * sizeof(wr->discard[0]));
-    /* Acquire: the flusher's error is set before anything depends on it. */
-    wr->fenced = atomic_load_explicit(&wr->blk->fenced_error, memory_order_acquire) != 0;
-    /* cleaner: the disk watermark (acquire: pairs with the cleaner's release), and unmapping
-     * the segments it deleted, whose space returns only once no process maps them. */
-    wr->disk_full = atomic_load_explicit(&wr->blk->cleaner.disk_full, memory_order_acquire);
-    if (wr->cfg->acl_enable) {
-        /* config/acl.json edited: the new rules, or the old ones and why (at most once a s). */
-        int arc = shmq_acl_watch_poll(&wr->acl, wr->ctl->root, shmq_mono_ms());
-        if (arc < 0) {
-            shmq_log(SHMQ_LOG_ERROR, "%s: %s", shmq_error_detail(),
-                     wr->acl.loaded ? "the rules loaded before stay in force"
-                                    : "every producer but the store's user is refused");
-        } else if (arc > 0) {
-            shmq_log(SHMQ_LOG_INFO, "config/%s loaded (%zu accounts)", SHMQ_ACL_FILE,
-                     wr->acl.acl.naccounts);
-        }
-    }
+    /* cleaner: unmap the segments it deleted, whose space returns only once no process
+     * maps them. */
     if (shmq_clean_changed(wr->ctl, &wr->clean_seen)) {
         shmq_clean_drop_removed(&wr->cl.q);
     }
-
-    bool any = false;
+    wr->batch_open = false;
+    wr->entries = 0;
+    wr->bytes = 0;
+    wr->ndone = 0;
+    bool orphans = false;
     uint32_t end = wr->scan_end;
     if (wr->rr >= end) {
         wr->rr = 0;
     }
     for (uint32_t k = 0; k < end; k++) {
         uint32_t i = wr->rr + k < end ? wr->rr + k : wr->rr + k - end;
-        if (wr->entries >= WR_BATCH_ENTRIES || wr->bytes >= WR_BATCH_BYTES ||
-            wr->ndone >= WR_COMPLETIONS) {
-            break;
-        }
-        if (!ring_serviced(atomic_load_explicit(&wr->blk->rings[i].state, memory_order_acquire))) {
+        /* Acquire: pairs with the master's release of the state. */
+        uint32_t st = atomic_load_explicit(&wr->blk->rings[i].state, memory_order_acquire);
+        if (!ring_serviced(st)) {
             continue;
         }
         note_serviced(wr, i);
+        orphans |= st == SHMQ_RING_ORPHANED;
         take_ring(wr, i);
-        any = any || wr->moved[i];
+        if (wr->batch_open && (wr->entries >= WR_BATCH_ENTRIES || wr->bytes >= WR_BATCH_BYTES ||
+                               wr->ndone >= WR_COMPLETIONS)) {
+            break; /* the batch is full */
+        }
     }
     wr->rr = wr->rr + 1 < end ? wr->rr + 1 : 0;
+    bool any = wr->nmoved > 0;
+    if (any) {
+        batch_finish(wr);
+    }
+    if (orphans) {
+        /* After the batch: an orphan it emptied is given back now. */
+        int given = drain_orphans(wr);
+        if (given > 0) {
+            shmq_log(SHMQ_LOG_INFO, "%d orphaned ring(s) drained: given back to the master", given);
+        }
+    }
     if (!any) {
         wr->empty++;
         return 0;
     }
-    wr->empty = 0;
-    batch_finish(wr);
+    /* Every ring taken up to the tail it showed: the next call would most likely find
+     * nothing, so idle comes next (its first look is the one that call would make). */
+    bool full = wr->entries >= WR_BATCH_ENTRIES || wr->bytes >= WR_BATCH_BYTES ||
+                wr->ndone >= WR_COMPLETIONS;
+    w->took_all = !full;
+    wr->empty = full ? 0 : 1; /* idle: right after a batch */
     return (int64_t)(wr->entries + wr->ndone) + 1;
 }
 
@@ -688,6 +717,7 @@ static int writer_init(shmq_worker_t *w, void **state)
     }
     wr->cl_open = true;
     wr->cl.store_host = host;
+    wr->lim.store_host_v6 = host.is_v6; /* decode plans each record with this host */
     int64_t wrote = shmq_ctl_load(&wr->blk->wrote);
     shmq_commitlog_set_positions(&wr->cl, wrote, shmq_ctl_load(&wr->blk->flushed));
     wr->published = wrote;

@@ -58,8 +58,9 @@ typedef struct wr_done {
 /* A queue whose next_offset this batch advances (stored at step (4)). */
 typedef struct wr_queue {
     shmq_ctl_queue_t *q;
-    int64_t next; /* the next queue offset (we are next_offset's only writer) */
-    bool dirty;   /* advanced by this batch: stored at step (4) */
+    uint64_t topic_gen; /* its topic is the snapshot of this generation's (writer.topic_gen) */
+    int64_t next;       /* the next queue offset (we are next_offset's only writer) */
+    bool dirty;         /* advanced by this batch: stored at step (4) */
 } wr_queue_t;
 
 /* aclEnable: who owns a ring, and its account under the rules of generation gen. */
@@ -111,18 +112,24 @@ typedef struct writer {
     uint64_t heads[SHMQ_CTL_MAX_RINGS];
     bool moved[SHMQ_CTL_MAX_RINGS];
     bool discard[SHMQ_CTL_MAX_RINGS];
+    uint32_t moved_list[SHMQ_CTL_MAX_RINGS]; /* the rings with moved set, in taking order */
+    uint32_t nmoved;
+    bool batch_open; /* this work() call found entries: the batch was set up (step (1)) */
     size_t entries;
     int64_t bytes;
     uint64_t msgs_in, bytes_in;
     uint64_t rejects, refused_disk_full, refused_fenced, append_errors; /* this batch's */
     bool fenced;
+    int64_t store_ts;    /* the batch's store time (batch_open) */
     uint32_t disk_full;  /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
     /* topic cache: a snapshot, valid while its table entry's seq is unchanged */
     shmq_ctl_topic_t topic;
     const shmq_ctl_topic_t *topic_entry; /* NULL: none */
+    uint64_t topic_gen;                  /* counts the snapshots taken */
     shmq_ring_topic_memo_t topic_memo;   /* decode: the last topic name found valid */
-    uint64_t del_seen; /* shmqctl topic delete: the last request taken (topic_del) */
+    uint64_t del_seen;       /* shmqctl topic delete: the last request taken (topic_del) */
+    uint64_t topic_memo_gen; /* topic_memo.gen when the snapshot was taken for its name, or 0 */
     /* restart */
     shmq_journal_t journal;
     wr_skip_t *skips;
@@ -180,12 +187,22 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
  */
 shmq_ring_shm_t *wr_ring_at(writer_t *wr, uint32_t i);
 
+/* Log (once per value) a tail of ring i behind our head. */
+void wr_tail_behind(writer_t *wr, uint32_t i, uint64_t head, uint64_t tail);
+
 /*
  * The producer's tail of ring i, judged against our head: 0 with *tail set
  * when it may be read up to; -1 when there is nothing to take (a tail
  * behind our head: logged once); 1 when it ran more than a ring ahead.
  */
-int wr_ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail);
+static inline int wr_ring_tail(writer_t *wr, uint32_t i, uint64_t head, uint64_t *tail)
+{
+    int rc = shmq_ring_tail(&wr->maps[i], wr->ring_size, head, tail);
+    if (rc < 0 && wr->tail_warned[i] != *tail + 1) {
+        wr_tail_behind(wr, i, head, *tail);
+    }
+    return rc;
+}
 
 /*
  * shmqctl topic delete asked request req (between batches): the topic's

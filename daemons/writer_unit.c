@@ -182,16 +182,25 @@ static int create_topic(writer_t *wr, const char *topic, size_t len, shmq_ctl_to
     return shmq_ctl_topic_get(wr->ctl, topic, len, out);
 }
 
-/* The topic admits a message to queue_id (creating the topic if allowed). */
-static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id)
+/*
+ * The topic admits a message to queue_id (creating the topic if allowed).
+ * decoded: topic is the one the unit's decode left in the topic memo (no
+ * put hook replaced it): while the memo's gen is the one the snapshot was
+ * taken at, the snapshot's name is that topic without comparing it again.
+ */
+static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
+                         bool decoded)
 {
     shmq_ctl_topic_t *t = &wr->topic;
     const shmq_ctl_topic_t *e = wr->topic_entry;
+    bool same = decoded && wr->topic_memo_gen != 0 && wr->topic_memo_gen == wr->topic_memo.gen;
     /* The snapshot holds while its entry's seq is the one it was taken at (acquire: pairs
      * with the seqlock's release; any change makes it odd, then larger). */
-    if (!(e != NULL && t->name[len] == '\0' && memcmp(t->name, topic, len) == 0 &&
+    if (!(e != NULL && (same || (t->name[len] == '\0' && memcmp(t->name, topic, len) == 0)) &&
           atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq)) {
         wr->topic_entry = NULL;
+        wr->topic_gen++;
+        wr->topic_memo_gen = decoded ? wr->topic_memo.gen : 0;
         int rc = shmq_ctl_topic_get_entry(wr->ctl, topic, len, t, &e);
         if (rc == SHMQ_E_NOT_FOUND && (rc = create_topic(wr, topic, len, t)) == 0) {
             rc = shmq_ctl_topic_get_entry(wr->ctl, topic, len, t, &e);
@@ -251,17 +260,27 @@ static int acl_publish(writer_t *wr, uint32_t i, const char *topic, size_t len)
 }
 
 /*
- * The entry for a queue: from the cache (kept across batches: queue entries
- * never move, and we are next_offset's only writer), or found or inserted
- * in the control block and cached.
+ * The entry for a queue of the topic resolve_topic() just admitted: from the
+ * cache (kept across batches: queue entries never move, and we are
+ * next_offset's only writer), or found or inserted in the control block and
+ * cached.
  */
+static bool queue_is(const shmq_ctl_queue_t *q, const char *topic, size_t len, int32_t queue_id)
+{
+    return q->queue_id == queue_id && q->topic_len == len && memcmp(q->topic, topic, len) == 0;
+}
+
 static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
                        wr_queue_t **out)
 {
+    /* A cached queue whose topic was found equal to the topic snapshot still held needs no
+     * comparing of its topic. */
     for (size_t i = 0; i < wr->nqueues; i++) {
-        shmq_ctl_queue_t *q = wr->queues[i].q;
-        if (q->queue_id == queue_id && q->topic_len == len && memcmp(q->topic, topic, len) == 0) {
-            *out = &wr->queues[i];
+        wr_queue_t *e = &wr->queues[i];
+        if (e->topic_gen == wr->topic_gen ? e->q->queue_id == queue_id
+                                          : queue_is(e->q, topic, len, queue_id)) {
+            e->topic_gen = wr->topic_gen;
+            *out = e;
             return 0;
         }
     }
@@ -288,6 +307,7 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
     }
     wr_queue_t *e = &wr->queues[wr->nqueues++];
     e->q = q;
+    e->topic_gen = wr->topic_gen;
     /* Relaxed: we are next_offset's only writer. */
     e->next = atomic_load_explicit(&q->next_offset, memory_order_relaxed);
     e->dirty = false;
@@ -360,7 +380,8 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     /* The ACL before the topic: a producer may not create a topic it may not publish to. */
     int rc = acl_publish(wr, ring, m0->topic, m0->topic_len);
     if (rc == 0) {
-        rc = resolve_topic(wr, m0->topic, m0->topic_len, m0->queue_id);
+        /* planned: the unit's topic is still the one its decode checked (the hook clears it). */
+        rc = resolve_topic(wr, m0->topic, m0->topic_len, m0->queue_id, m0->planned);
     }
     if (rc < 0) {
         reject(wr, ring, pos, m0, rc);
@@ -375,17 +396,22 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     int64_t qoff = unit ? q->next : 0;
     rc = 0;
     shmq_error_clear();
-    /* Each record planned once (the properties were scanned when the entry was
-     * validated, unless the put hook replaced them), then encoded from that plan. */
+    /* Each record planned once: by the decode that validated the entry, or here when the
+     * put hook replaced its topic and properties; then encoded from that plan. */
     for (size_t k = 0; k < n && rc == 0; k++) {
         const shmq_ring_msg_t *m = &wr->msgs[k];
         shmq_ring_msg_to_in(m, &wr->cl.store_host, &wr->ins[k]);
         wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
-        rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
-                              &wr->plans[k]);
+        if (m->planned) {
+            wr->plans[k] = m->plan;
+        } else {
+            rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
+                                  &wr->plans[k]);
+        }
     }
     if (rc == 0) {
-        rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs, wr->res);
+        rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs, wr->store_ts,
+                                         wr->res);
     }
     if (rc < 0) {
         char why[SHMQ_RING_DETAIL_MAX];
@@ -466,7 +492,7 @@ static bool complete_recorded(writer_t *wr, uint32_t ring, size_t n)
 static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *m)
 {
     int rc = acl_publish(wr, ring, m->topic, m->topic_len);
-    return rc < 0 ? rc : resolve_topic(wr, m->topic, m->topic_len, m->queue_id);
+    return rc < 0 ? rc : resolve_topic(wr, m->topic, m->topic_len, m->queue_id, false);
 }
 
 /*
@@ -542,6 +568,9 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
         }
         if (wr->msgs[0].props != props) {
             wr->msgs[0].props_scanned = false; /* rewritten: planned with every check */
+        }
+        for (size_t k = 0; k < n; k++) {
+            wr->msgs[k].planned = false; /* the hook may have changed topic or properties */
         }
     }
     /* ---- end scheduler ---- */

@@ -263,7 +263,8 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
 
 int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
                                 const shmq_record_plan_t *plans, size_t n,
-                                const int64_t *queue_offsets, shmq_append_result_t *res)
+                                const int64_t *queue_offsets, int64_t store_ts,
+                                shmq_append_result_t *res)
 {
     shmq_mapped_file_t *mf = NULL;
     int64_t total = 0, pos = 0, rel = 0;
@@ -284,7 +285,7 @@ int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
                               "of %lld bytes",
                               cl->q.dir, n, (long long)total, (long long)seg_size(cl));
     }
-    int64_t ts = append_ts(cl, 0);
+    int64_t ts = append_ts(cl, store_ts);
     if ((rc = append_room(cl, total, &mf, &pos, &rel)) != 0) {
         return rc;
     }

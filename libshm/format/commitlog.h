@@ -79,15 +79,17 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
                                 shmq_append_result_t *res);
 
 /*
- * The writer's append: as shmq_commitlog_append_batch() (one unit, store
- * time now), of records planned already: plans[i] is shmq_record_plan() of
- * m[i], whose store_host must be cl->store_host.  Each record is encoded
- * once, reading each byte of m[i].body once (it may be shared memory).
- * res[i].msg_id is left empty (shmq_msgid_format() makes it on demand).
+ * The writer's append: as shmq_commitlog_append_batch() (one unit; store_ts
+ * 0 means now, and a time before the last append's is raised to it), of
+ * records planned already: plans[i] is shmq_record_plan() of m[i], whose
+ * store_host must be cl->store_host.  Each record is encoded once, reading
+ * each byte of m[i].body once (it may be shared memory).  res[i].msg_id is
+ * left empty (shmq_msgid_format() makes it on demand).
  */
 int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
                                 const shmq_record_plan_t *plans, size_t n,
-                                const int64_t *queue_offsets, shmq_append_result_t *res);
+                                const int64_t *queue_offsets, int64_t store_ts,
+                                shmq_append_result_t *res);
 
 /*
  * A slave: put len bytes of the master's log at offset, which must be where

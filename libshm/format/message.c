@@ -41,15 +41,21 @@ static const char hex_upper[] = "0123456789ABCDEF";
 
 /* ---- CRC and hashes ---------------------------------------------------- */
 
-uint32_t shmq_crc32(const void *buf, size_t len)
+/* RocketMQ's masked CRC, for the encoder without a call in between. */
+static inline uint32_t crc_masked(const void *buf, size_t len)
 {
     /* crc32_gzip_refl takes a uint64_t length; ISA-L reads nothing for 0. */
+    return crc32_gzip_refl(0, (const unsigned char *)buf, (uint64_t)len) & 0x7FFFFFFFu;
+}
+
+uint32_t shmq_crc32(const void *buf, size_t len)
+{
     return crc32_gzip_refl(0, (const unsigned char *)buf, (uint64_t)len);
 }
 
 int32_t shmq_crc32_masked(const void *buf, size_t len)
 {
-    return (int32_t)(shmq_crc32(buf, len) & 0x7FFFFFFFu);
+    return (int32_t)crc_masked(buf, len);
 }
 
 static inline bool utf8_cont(uint8_t b)
@@ -270,43 +276,103 @@ static bool props_name_crc(const char *props, size_t len)
 
 /* ---- record layout ----------------------------------------------------- */
 
+/* Bit i of *nul, *nvs, *sep: byte i of the 16 at p is 0x00, 0x01, 0x02. */
+static inline void props_chunk_masks(const char *p, uint32_t *nul, uint32_t *nvs, uint32_t *sep)
+{
+#if defined(__SSE2__)
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    *nul = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
+    *nvs = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(SHMQ_PROP_NAME_VALUE_SEP)));
+    *sep = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(SHMQ_PROP_SEP)));
+#else
+    uint32_t a = 0, b = 0, c = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        a |= (uint32_t)(p[i] == 0) << i;
+        b |= (uint32_t)(p[i] == SHMQ_PROP_NAME_VALUE_SEP) << i;
+        c |= (uint32_t)(p[i] == SHMQ_PROP_SEP) << i;
+    }
+    *nul = a;
+    *nvs = b;
+    *sep = c;
+#endif
+}
+
+/*
+ * One segment [p, seg_end) of shmq_props_scan, nvs its first 0x01 (or NULL):
+ * false when it is named __CRC32# (valid or not: as props_name_crc()).
+ */
+static inline bool props_scan_segment(const char *p, const char *seg_end, const char *nvs,
+                                      shmq_props_info_t *info)
+{
+    const size_t crc_len = sizeof(SHMQ_PROP_CRC32) - 1, uk_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
+    size_t seg_len = (size_t)(seg_end - p);
+    if (seg_len >= crc_len && memcmp(p, SHMQ_PROP_CRC32, crc_len) == 0 &&
+        (seg_len == crc_len || p[crc_len] == SHMQ_PROP_NAME_VALUE_SEP)) {
+        return false;
+    }
+    /* A property counts when its name and value are both non-empty (shmq_props_next). */
+    if (nvs != NULL && nvs > p && nvs + 1 < seg_end) {
+        size_t nl = (size_t)(nvs - p);
+        if (nl == uk_len && memcmp(p, SHMQ_PROP_UNIQ_KEY, uk_len) == 0) {
+            info->uniq_key = nvs + 1; /* the last one wins */
+            info->uniq_key_len = (size_t)(seg_end - nvs - 1);
+        } else if (nl >= 5 && (p[0] == 'D' || p[0] == 'T')) {
+            info->sched = true;
+        }
+    }
+    return true;
+}
+
 int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info)
 {
     memset(info, 0, sizeof(*info));
     if (len == 0) {
         return 0;
     }
-    const char *nul = memchr(props, 0, len);
-    if (nul != NULL) {
-        return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
-                              (size_t)(nul - props));
-    }
-    const size_t crc_len = sizeof(SHMQ_PROP_CRC32) - 1, uk_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
-    const char *p = props, *end = props + len;
-    /* One pass: one memchr for the segment's end, one for its name/value separator. */
-    while (p < end) {
-        const char *seg_end = memchr(p, SHMQ_PROP_SEP, (size_t)(end - p));
-        if (seg_end == NULL) {
-            seg_end = end;
+    /* One pass, 16 bytes a step: masks of the 0x00, 0x01 and 0x02 bytes; each 0x02 ends a
+     * segment, the first 0x01 of a segment splits name from value.  A 0x00 anywhere is
+     * the first refusal, so a __CRC32# segment only marks the area until the end. */
+    char tail[16];
+    const char *seg = props, *nvs = NULL, *end = props + len;
+    bool crc = false;
+    for (size_t off = 0; off < len; off += 16) {
+        const char *chunk = props + off;
+        uint32_t nul, one, two;
+        if (len - off >= 16) {
+            props_chunk_masks(chunk, &nul, &one, &two);
+        } else if (len >= 16) {
+            /* The last 16 bytes of the area; the bits of the bytes seen already dropped. */
+            unsigned seen = (unsigned)(16 - (len - off));
+            props_chunk_masks(end - 16, &nul, &one, &two);
+            nul >>= seen;
+            one >>= seen;
+            two >>= seen;
+        } else {
+            /* Shorter than a step: a copy, its unused bytes not 0x00, 0x01 or 0x02. */
+            memset(tail, 'x', sizeof(tail));
+            memcpy(tail, props, len);
+            props_chunk_masks(tail, &nul, &one, &two);
         }
-        size_t seg_len = (size_t)(seg_end - p);
-        /* A segment named __CRC32# (valid or not) is the store's: as props_name_crc(). */
-        if (seg_len >= crc_len && memcmp(p, SHMQ_PROP_CRC32, crc_len) == 0 &&
-            (seg_len == crc_len || p[crc_len] == SHMQ_PROP_NAME_VALUE_SEP)) {
-            return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
+        if (nul != 0) {
+            return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
+                                  off + (size_t)__builtin_ctz(nul));
         }
-        const char *sep = memchr(p, SHMQ_PROP_NAME_VALUE_SEP, seg_len);
-        /* A property counts when its name and value are both non-empty (shmq_props_next). */
-        if (sep != NULL && sep > p && sep + 1 < seg_end) {
-            size_t nl = (size_t)(sep - p);
-            if (nl == uk_len && memcmp(p, SHMQ_PROP_UNIQ_KEY, uk_len) == 0) {
-                info->uniq_key = sep + 1; /* the last one wins */
-                info->uniq_key_len = (size_t)(seg_end - sep - 1);
-            } else if (nl >= 5 && (p[0] == 'D' || p[0] == 'T')) {
-                info->sched = true;
+        for (uint32_t bits = one | two; bits != 0; bits &= bits - 1) {
+            unsigned i = (unsigned)__builtin_ctz(bits);
+            if (two & (1u << i)) {
+                crc |= !props_scan_segment(seg, chunk + i, nvs, info);
+                seg = chunk + i + 1;
+                nvs = NULL;
+            } else if (nvs == NULL) {
+                nvs = chunk + i;
             }
         }
-        p = seg_end + 1;
+    }
+    if (seg < end) {
+        crc |= !props_scan_segment(seg, end, nvs, info);
+    }
+    if (crc) {
+        return shmq_error_set(SHMQ_E_PROPS, "properties already hold %s", SHMQ_PROP_CRC32);
     }
     return 0;
 }
@@ -369,10 +435,16 @@ int64_t shmq_record_size(const shmq_msg_in_t *m)
 
 static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
 {
-    size_t n = h->is_v6 ? 16 : 4;
-    memcpy(p, h->addr, n);
-    shmq_put_be32(p + n, (uint32_t)h->port);
-    return p + n + 4;
+    /* Fixed-size copies: one store each, not a call with a length. */
+    if (h->is_v6) {
+        memcpy(p, h->addr, 16);
+        p += 16;
+    } else {
+        memcpy(p, h->addr, 4);
+        p += 4;
+    }
+    shmq_put_be32(p, (uint32_t)h->port);
+    return p + 4;
 }
 
 /* "00".."99" with the ones digit first: two digits of crc_digits() per step. */
@@ -383,13 +455,19 @@ static const char digit_pairs_lsf[200] = {
 #undef P10
 };
 
-/* The 10 digits of a masked CRC, least significant first, '0'-padded. */
+/* The 10 digits of a masked CRC, least significant first, '0'-padded: the low and the high
+ * five digits as two independent chains. */
 static void crc_digits(char *out, uint32_t v)
 {
-    for (int i = 0; i < CRC_PROP_DIGITS; i += 2) {
-        memcpy(out + i, &digit_pairs_lsf[2 * (v % 100)], 2);
-        v /= 100;
-    }
+    uint32_t lo = v % 100000, hi = v / 100000;
+    memcpy(out + 0, &digit_pairs_lsf[2 * (lo % 100)], 2);
+    memcpy(out + 5, &digit_pairs_lsf[2 * (hi % 100)], 2);
+    lo /= 100;
+    hi /= 100;
+    memcpy(out + 2, &digit_pairs_lsf[2 * (lo % 100)], 2);
+    memcpy(out + 7, &digit_pairs_lsf[2 * (hi % 100)], 2);
+    out[4] = (char)('0' + lo / 100);
+    out[9] = (char)('0' + hi / 100);
 }
 
 int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
@@ -424,7 +502,7 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
         memcpy(p, m->body, m->body_len);
     }
     /* BODYCRC of the bytes as written (the source may be shared memory: read once). */
-    shmq_put_be32(dst + 8, (uint32_t)shmq_crc32_masked(p, m->body_len));
+    shmq_put_be32(dst + 8, crc_masked(p, m->body_len));
     p += m->body_len;
     if (pl->v2) {
         shmq_put_be16(p, (uint16_t)m->topic_len);
@@ -446,7 +524,7 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
     memcpy(p, crc_prop_head, CRC_PROP_HEAD_LEN);
     p += CRC_PROP_HEAD_LEN;
     /* The record CRC covers everything before the tail, offsets included. */
-    uint32_t crc = (uint32_t)shmq_crc32_masked(dst, (size_t)pl->total - SHMQ_CRC_PROP_LEN);
+    uint32_t crc = crc_masked(dst, (size_t)pl->total - SHMQ_CRC_PROP_LEN);
     crc_digits((char *)p, crc);
     p[CRC_PROP_DIGITS] = SHMQ_PROP_SEP;
     return pl->total;

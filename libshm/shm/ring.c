@@ -127,6 +127,13 @@ static inline void put64(uint8_t *p, uint64_t v)
     memcpy(p, &v, sizeof(v));
 }
 
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
+}
+
 static uint64_t align8(uint64_t n)
 {
     return (n + SHMQ_RING_ALIGN - 1) & ~(uint64_t)(SHMQ_RING_ALIGN - 1);
@@ -219,29 +226,6 @@ static int bad(int err, const char *fmt, ...)
     return shmq_error_set(err, "%s: %s", shmq_ring_strerror(err), msg);
 }
 
-static void header_from_le(const uint8_t *buf, shmq_ring_hdr_t *h)
-{
-    memcpy(h, buf, sizeof(*h));
-    h->magic = le32toh(h->magic);
-    h->kind = le16toh(h->kind);
-    h->flags = le16toh(h->flags);
-    h->total_len = le32toh(h->total_len);
-    h->batch_index = le16toh(h->batch_index);
-    h->batch_count = le16toh(h->batch_count);
-    h->slot = le32toh(h->slot);
-    h->queue_id = (int32_t)le32toh((uint32_t)h->queue_id);
-    h->req_id = le64toh(h->req_id);
-    h->flag = (int32_t)le32toh((uint32_t)h->flag);
-    h->sysflag = (int32_t)le32toh((uint32_t)h->sysflag);
-    h->reconsume_times = (int32_t)le32toh((uint32_t)h->reconsume_times);
-    h->topic_len = le32toh(h->topic_len);
-    h->born_ts = (int64_t)le64toh((uint64_t)h->born_ts);
-    h->prepared_tx_offset = (int64_t)le64toh((uint64_t)h->prepared_tx_offset);
-    h->born_port = (int32_t)le32toh((uint32_t)h->born_port);
-    h->props_len = le32toh(h->props_len);
-    h->body_len = le32toh(h->body_len);
-}
-
 /* Magic and kind of the 8-byte prefix every entry has. */
 static int decode_prefix(const uint8_t *buf)
 {
@@ -289,6 +273,7 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
             memcpy(memo->name, m->topic, m->topic_len); /* topic_len <= 255: checked */
             memo->len = m->topic_len;
             memo->max_len = max_topic;
+            memo->gen++;
         }
     }
     /* The record codec's own rules (it refuses a __CRC32# the producer put there), and
@@ -297,12 +282,20 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
     if (shmq_props_scan(m->props, m->props_len, &pi) < 0) {
         return bad(SHMQ_RING_E_PROPS, "%s", shmq_error_detail());
     }
+    /* The record's plan (shmq_record_plan() with the checks above): SHMQ_RECORD_FIXED_V1
+     * counts two IPv4 hosts and a 1-byte topic length. */
+    bool v2 = m->topic_len > SHMQ_TOPIC_MAX;
     int64_t total = SHMQ_RECORD_FIXED_V1 + (m->born_host.is_v6 ? 12 : 0) +
-                    (m->topic_len > SHMQ_TOPIC_MAX) + (int64_t)m->body_len + m->topic_len +
-                    (int64_t)props_total;
+                    (lim && lim->store_host_v6 ? 12 : 0) + v2 + (int64_t)m->body_len +
+                    m->topic_len + (int64_t)props_total;
     if (total > INT32_MAX) {
         return bad(SHMQ_RING_E_PROPS, "record of %lld bytes", (long long)total);
     }
+    m->plan.total = total;
+    m->plan.props_len = (uint32_t)props_total;
+    m->plan.v2 = v2;
+    m->plan.add_sep = add_sep;
+    m->planned = true;
     m->props_scanned = true;
     m->sched = pi.sched;
     if (pi.uniq_key == NULL) {
@@ -317,47 +310,41 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
     return 0;
 }
 
-int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *lim,
-                     shmq_ring_msg_t *out)
+/*
+ * A MSG entry in buf whose prefix was checked and whose total length is at
+ * least a header, a multiple of 8 and within the bytes held.  Sets every
+ * field but the parts' views, which the caller cleared.
+ */
+static int decode_msg(const uint8_t *buf, const shmq_ring_limits_t *lim, shmq_ring_msg_t *out)
 {
-    memset(out, 0, sizeof(*out));
-    if (len < SHMQ_RING_PAD_SIZE) {
-        return bad(SHMQ_RING_E_SHORT, "%zu bytes", len);
-    }
-    int kind = decode_prefix(buf);
-    if (kind < 0) {
-        return kind;
-    }
-    out->kind = (uint16_t)kind;
-    if (kind == SHMQ_RING_KIND_PAD) {
-        return SHMQ_RING_KIND_PAD;
-    }
-    if (len < SHMQ_RING_HDR_SIZE) {
-        return bad(SHMQ_RING_E_PAST_TAIL, "%zu bytes hold no whole header", len);
-    }
+    /* Each field read from the copy straight into out (offsets: shmq_ring_hdr_t). */
     shmq_ring_hdr_t h;
-    header_from_le(buf, &h);
-    if (h.total_len < SHMQ_RING_HDR_SIZE || h.total_len % SHMQ_RING_ALIGN != 0) {
-        return bad(SHMQ_RING_E_LENGTH, "total length %u", h.total_len);
-    }
-    if (h.total_len > len) {
-        return bad(SHMQ_RING_E_PAST_TAIL, "total length %u, %zu bytes available", h.total_len, len);
-    }
+    h.flags = get16(buf + offsetof(shmq_ring_hdr_t, flags));
+    h.total_len = get32(buf + offsetof(shmq_ring_hdr_t, total_len));
+    h.batch_index = get16(buf + offsetof(shmq_ring_hdr_t, batch_index));
+    h.batch_count = get16(buf + offsetof(shmq_ring_hdr_t, batch_count));
+    h.slot = get32(buf + offsetof(shmq_ring_hdr_t, slot));
+    h.topic_len = get32(buf + offsetof(shmq_ring_hdr_t, topic_len));
+    h.props_len = get32(buf + offsetof(shmq_ring_hdr_t, props_len));
+    h.body_len = get32(buf + offsetof(shmq_ring_hdr_t, body_len));
+    memcpy(h.reserved, buf + offsetof(shmq_ring_hdr_t, reserved), sizeof(h.reserved));
+    out->kind = SHMQ_RING_KIND_MSG;
     out->flags = h.flags;
     out->total_len = h.total_len;
     out->batch_index = h.batch_index;
     out->batch_count = h.batch_count;
     out->slot = h.slot;
-    out->req_id = h.req_id;
-    out->queue_id = h.queue_id;
-    out->flag = h.flag;
-    out->sysflag = h.sysflag;
-    out->reconsume_times = h.reconsume_times;
-    out->born_ts = h.born_ts;
-    out->prepared_tx_offset = h.prepared_tx_offset;
-    memcpy(out->born_host.addr, h.born_addr, sizeof(h.born_addr));
-    out->born_host.port = h.born_port;
-    out->born_host.is_v6 = h.born_v6;
+    out->req_id = get64(buf + offsetof(shmq_ring_hdr_t, req_id));
+    out->queue_id = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, queue_id));
+    out->flag = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, flag));
+    out->sysflag = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, sysflag));
+    out->reconsume_times = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, reconsume_times));
+    out->born_ts = (int64_t)get64(buf + offsetof(shmq_ring_hdr_t, born_ts));
+    out->prepared_tx_offset = (int64_t)get64(buf + offsetof(shmq_ring_hdr_t, prepared_tx_offset));
+    memcpy(out->born_host.addr, buf + offsetof(shmq_ring_hdr_t, born_addr),
+           sizeof(out->born_host.addr));
+    out->born_host.port = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, born_port));
+    out->born_host.is_v6 = buf[offsetof(shmq_ring_hdr_t, born_v6)];
     out->hdr_ok = true;
 
     if ((h.flags & ~SHMQ_RING_F_KNOWN) || h.reserved[0] || h.reserved[1] || h.reserved[2]) {
@@ -398,11 +385,41 @@ int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *l
     return rc < 0 ? rc : SHMQ_RING_KIND_MSG;
 }
 
+int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *lim,
+                     shmq_ring_msg_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < SHMQ_RING_PAD_SIZE) {
+        return bad(SHMQ_RING_E_SHORT, "%zu bytes", len);
+    }
+    int kind = decode_prefix(buf);
+    if (kind < 0) {
+        return kind;
+    }
+    out->kind = (uint16_t)kind;
+    if (kind == SHMQ_RING_KIND_PAD) {
+        return SHMQ_RING_KIND_PAD;
+    }
+    if (len < SHMQ_RING_HDR_SIZE) {
+        return bad(SHMQ_RING_E_PAST_TAIL, "%zu bytes hold no whole header", len);
+    }
+    uint32_t total = get32(buf + 8);
+    if (total < SHMQ_RING_HDR_SIZE || total % SHMQ_RING_ALIGN != 0) {
+        return bad(SHMQ_RING_E_LENGTH, "total length %u", total);
+    }
+    if (total > len) {
+        return bad(SHMQ_RING_E_PAST_TAIL, "total length %u, %zu bytes available", total, len);
+    }
+    return decode_msg(buf, lim, out);
+}
+
 int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
                    const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap, shmq_ring_msg_t *out,
                    uint64_t *advance)
 {
-    memset(out, 0, sizeof(*out));
+    /* What a caller reads of a refused entry (shmq_ring_decode() fills the rest). */
+    out->kind = 0;
+    out->hdr_ok = false;
     *advance = 0;
     if (tail == head) {
         return 0;
@@ -435,6 +452,7 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
                        (unsigned long long)off, (unsigned long long)(size - off),
                        (unsigned long long)avail);
         }
+        memset(out, 0, sizeof(*out));
         out->kind = SHMQ_RING_KIND_PAD;
         *advance = size - off;
         return SHMQ_RING_KIND_PAD;
@@ -464,7 +482,13 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
         copy = parts < copy ? parts : copy;
     }
     memcpy(buf + SHMQ_RING_HDR_SIZE, data + off + SHMQ_RING_HDR_SIZE, copy);
-    int rc = shmq_ring_decode(buf, total, lim, out);
+    /* Prefix and total length are checked above: decode the rest once.  What decode_msg()
+     * leaves unset on a refusal reads empty (no memset of the whole entry). */
+    out->topic = out->props = out->uniq_key = NULL;
+    out->body = NULL;
+    out->topic_len = out->props_len = out->body_len = out->uniq_key_len = 0;
+    out->props_scanned = out->sched = out->planned = false;
+    int rc = decode_msg(buf, lim, out);
     if (rc == SHMQ_RING_KIND_MSG && lim != NULL && lim->body_in_ring) {
         out->body = data + off + ((const uint8_t *)out->body - buf);
     }

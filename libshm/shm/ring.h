@@ -162,12 +162,19 @@ typedef struct shmq_ring_msg {
      * can be planned with SHMQ_PLAN_PROPS_SCANNED while props is not replaced */
     bool props_scanned;
     bool sched; /* decode: a property the scheduler's put hook may act on (shmq_props_info_t) */
+    /* decode: plan is the record's layout (shmq_record_plan() of the entry with a store host
+     * of the limits' family), valid while topic and props are not replaced */
+    bool planned;
+    shmq_record_plan_t plan;
 } shmq_ring_msg_t;
 
 /* The last topic name found valid (a writer's: consecutive entries mostly share a topic). */
 typedef struct shmq_ring_topic_memo {
     uint32_t len; /* 0: none */
     int32_t max_len;
+    /* moves each time name is replaced: after a unit decoded with this memo, an unchanged gen
+     * says its topic is the name an earlier unit had */
+    uint64_t gen;
     char name[SHMQ_TOPIC_MAX_ANY];
 } shmq_ring_topic_memo_t;
 
@@ -179,6 +186,8 @@ typedef struct shmq_ring_limits {
      * it is (body views the ring; the caller reads each of its bytes once, as
      * shmq_record_encode_plan() does, and before giving the entry's bytes back) */
     bool body_in_ring;
+    /* the family of the store host the records get (decode plans them: shmq_ring_msg_t.plan) */
+    bool store_host_v6;
     /* optional: decode checks a topic equal to the memo's (same limit) no more, and
      * remembers the last one it found valid */
     shmq_ring_topic_memo_t *topic_memo;
@@ -424,7 +433,17 @@ int shmq_ring_register(const char *root, uint64_t ring_size, int *conn, shmq_rin
  * ring ahead (the published region cannot be trusted: discard up to it),
  * -1 when it went backwards (nothing to take).
  */
-int shmq_ring_tail(const shmq_ring_map_t *m, uint64_t ring_size, uint64_t head, uint64_t *tail);
+static inline int shmq_ring_tail(const shmq_ring_map_t *m, uint64_t ring_size, uint64_t head,
+                                 uint64_t *tail)
+{
+    /* Acquire: the entries below a tail the producer published are written. */
+    uint64_t t = atomic_load_explicit(&m->r->tail, memory_order_acquire);
+    *tail = t;
+    if (t - head > ring_size) {
+        return t < head ? -1 : 1; /* behind our head, or more than the whole ring ahead */
+    }
+    return 0;
+}
 
 /* Writer: ORPHANED -> DRAINED (nothing left to take).  True if it changed. */
 bool shmq_ring_set_drained(shmq_ctl_t *ctl, uint32_t idx);

@@ -316,17 +316,6 @@ void shmq_ring_unmap(shmq_ring_map_t *m)
 
 /* ---- the writer's judgement -------------------------------------------------------------- */
 
-int shmq_ring_tail(const shmq_ring_map_t *m, uint64_t ring_size, uint64_t head, uint64_t *tail)
-{
-    /* Acquire: the entries below a tail the producer published are written. */
-    uint64_t t = atomic_load_explicit(&m->r->tail, memory_order_acquire);
-    *tail = t;
-    if (t - head > ring_size) {
-        return t < head ? -1 : 1; /* behind our head, or more than the whole ring ahead */
-    }
-    return 0;
-}
-
 bool shmq_ring_set_drained(shmq_ctl_t *ctl, uint32_t idx)
 {
     uint32_t expect = SHMQ_RING_ORPHANED;

@@ -250,7 +250,7 @@ static void test_append_plans_writes_what_append_batch_writes(void **state)
         assert_int_equal(shmq_record_plan(&m[i], 0, &pl[i]), 0);
     }
     assert_int_equal(shmq_commitlog_append_batch(&a, m, 3, qoffs, 0, ra), 0);
-    assert_int_equal(shmq_commitlog_append_plans(&b, m, pl, 3, qoffs, rb), 0);
+    assert_int_equal(shmq_commitlog_append_plans(&b, m, pl, 3, qoffs, 0, rb), 0);
     assert_int_equal(a.wrote_pos, b.wrote_pos);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(ra[i].phys_offset, rb[i].phys_offset);
@@ -270,6 +270,18 @@ static void test_append_plans_writes_what_append_batch_writes(void **state)
     }
     const uint8_t *blank = shmq_mfq_find(&b.q, 0)->base + 3000;
     assert_int_equal(be32_at(blank), SEG - 3000);
+    /* A store time given is the records' (never before the last one: the log's times only
+     * grow): the same bytes as append_batch() with that time. */
+    int64_t q2[1] = {13};
+    int64_t ts = rb[0].store_ts + 5;
+    assert_int_equal(shmq_commitlog_append_batch(&a, m, 1, q2, ts, ra), 0);
+    assert_int_equal(shmq_commitlog_append_plans(&b, m, pl, 1, q2, ts, rb), 0);
+    assert_true(ra[0].store_ts == ts && rb[0].store_ts == ts);
+    assert_memory_equal(shmq_mfq_find(&a.q, ra[0].phys_offset)->base + ra[0].phys_offset % SEG,
+                        shmq_mfq_find(&b.q, rb[0].phys_offset)->base + rb[0].phys_offset % SEG,
+                        400);
+    assert_int_equal(shmq_commitlog_append_plans(&b, m, pl, 1, q2, ts - 1000, rb), 0);
+    assert_true(rb[0].store_ts == ts);
     shmq_commitlog_close(&a);
     shmq_commitlog_close(&b);
 }

@@ -324,6 +324,63 @@ static void test_props_scan_finds_uniq_key_and_refuses_nul_and_crc(void **state)
     }
 }
 
+/* Random areas of every length around the 16-byte steps: the verdict, UNIQ_KEY and the
+ * scheduling flag agree with the codec's own property walk (shmq_props_next). */
+static void test_props_scan_agrees_with_props_next_on_random_areas(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "\001\002\002\001UNIQ_KEYDELAYT__CRC32#ab";
+    static const char *const words[] = {"UNIQ_KEY\001", "__CRC32#",     "DELAY\001", "TAGS\001",
+                                        "\002",         "__CRC32#\001", "x"};
+    shmq_msg_in_t m = sample_msg();
+    srand(7);
+    for (int round = 0; round < 20000; round++) {
+        char area[96];
+        size_t len = (size_t)(rand() % 90);
+        for (size_t j = 0; j < len;) {
+            if (rand() % 3 == 0) {
+                const char *w = words[rand() % 7];
+                for (size_t q = 0; w[q] != '\0' && j < len; q++) {
+                    area[j++] = w[q];
+                }
+            } else {
+                area[j++] = alphabet[rand() % (int)(sizeof(alphabet) - 1)];
+            }
+        }
+        bool nul = round % 50 == 0 && len > 0;
+        if (nul) {
+            area[rand() % (int)len] = '\0';
+        }
+        shmq_props_info_t pi;
+        int rc = shmq_props_scan(area, len, &pi);
+        m.props = area;
+        m.props_len = len;
+        assert_int_equal(rc < 0, shmq_record_size(&m) < 0);
+        if (nul) {
+            assert_int_equal(rc, SHMQ_E_PROPS);
+            assert_non_null(strstr(shmq_error_detail(), "0x00")); /* before any __CRC32# */
+            continue;
+        }
+        if (rc < 0) {
+            continue;
+        }
+        size_t vl = 0;
+        const char *uk = shmq_props_get(area, len, "UNIQ_KEY", &vl);
+        assert_ptr_equal(pi.uniq_key, uk);
+        if (uk != NULL) {
+            assert_int_equal(pi.uniq_key_len, vl);
+        }
+        bool sched = false;
+        size_t pos = 0, nl, vl2;
+        const char *n, *v;
+        while (shmq_props_next(area, len, &pos, &n, &nl, &v, &vl2)) {
+            sched |= nl >= 5 && (n[0] == 'D' || n[0] == 'T') &&
+                     !(nl == 8 && memcmp(n, "UNIQ_KEY", 8) == 0);
+        }
+        assert_int_equal(pi.sched, sched);
+    }
+}
+
 static void test_encode_without_properties_matches_golden(void **state)
 {
     (void)state;
@@ -1286,6 +1343,7 @@ int main(void)
         cmocka_unit_test(test_encode_plan_matches_golden_record_bytes),
         cmocka_unit_test(test_encode_crc_digits_for_edge_values),
         cmocka_unit_test(test_props_scan_finds_uniq_key_and_refuses_nul_and_crc),
+        cmocka_unit_test(test_props_scan_agrees_with_props_next_on_random_areas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,6 +179,49 @@ static void test_msg_to_in_gives_the_record_the_writer_appends(void **state)
     assert_int_equal(shmq_record_size(&in), 91 + 10 + 6 + (int64_t)s.props_len + 20);
 }
 
+/* The plan decode makes is shmq_record_plan()'s for every host family, topic version and
+ * properties ending (with or without their last separator). */
+static void test_decode_plans_the_record_as_shmq_record_plan(void **state)
+{
+    (void)state;
+    char longtopic[200];
+    memset(longtopic, 'T', sizeof(longtopic) - 1);
+    longtopic[sizeof(longtopic) - 1] = '\0';
+    const char *topics[] = {"TopicA", longtopic};
+    for (int t = 0; t < 2; t++) {
+        for (int v6 = 0; v6 < 4; v6++) {
+            for (int sep = 0; sep < 2; sep++) {
+                sample_t s;
+                sample_init(&s, topics[t], 37);
+                if (sep) {
+                    s.m.props_len--; /* no 0x02 after the last property */
+                }
+                s.m.born_host.is_v6 = (uint8_t)(v6 & 1);
+                shmq_ring_limits_t lim = LIM;
+                lim.max_topic_len = 255;
+                lim.store_host_v6 = (v6 & 2) != 0;
+                uint8_t buf[2048];
+                size_t n = encode(&s, buf, sizeof(buf));
+                shmq_ring_msg_t out;
+                assert_int_equal(shmq_ring_decode(buf, n, &lim, &out), SHMQ_RING_KIND_MSG);
+                assert_true(out.planned);
+                shmq_host_t store = {.addr = {192, 168, 0, 9}, .port = 10911};
+                store.is_v6 = lim.store_host_v6;
+                shmq_msg_in_t in;
+                shmq_ring_msg_to_in(&out, &store, &in);
+                shmq_record_plan_t pl;
+                assert_int_equal(shmq_record_plan(&in, 0, &pl), 0);
+                assert_true(out.plan.total == pl.total);
+                assert_int_equal(out.plan.props_len, pl.props_len);
+                assert_int_equal(out.plan.v2, pl.v2);
+                assert_int_equal(out.plan.add_sep, pl.add_sep);
+                assert_int_equal(out.plan.v2, t == 1);
+                assert_int_equal(out.plan.add_sep, sep == 1);
+            }
+        }
+    }
+}
+
 /* ---- malformed entries: each has its error ------------------------------------------ */
 
 static void test_bad_magic_is_fatal(void **state)
@@ -575,7 +618,10 @@ static void test_decode_topic_memo_keeps_the_verdicts(void **state)
     assert_true(n > 0);
     assert_int_equal(shmq_ring_decode(enc, (size_t)n, &lim, &out), SHMQ_RING_KIND_MSG);
     assert_int_equal(memo.len, 6);
+    uint64_t gen = memo.gen;
+    assert_true(gen != 0);
     assert_int_equal(shmq_ring_decode(enc, (size_t)n, &lim, &out), SHMQ_RING_KIND_MSG);
+    assert_true(memo.gen == gen); /* the same name: gen stays */
     sample_t b;
     sample_init(&b, "Topic A", 4); /* a space: not a topic name */
     n = shmq_ring_encode(enc, sizeof(enc), &b.m);
@@ -587,6 +633,12 @@ static void test_decode_topic_memo_keeps_the_verdicts(void **state)
     shmq_ring_limits_t shorter = lim;
     shorter.max_topic_len = 5;
     assert_int_equal(shmq_ring_decode(enc, (size_t)n, &shorter, &out), SHMQ_RING_E_TOPIC);
+    assert_true(memo.gen == gen); /* refused names leave the memo */
+    sample_t d;
+    sample_init(&d, "TopicB", 4);
+    n = shmq_ring_encode(enc, sizeof(enc), &d.m);
+    assert_int_equal(shmq_ring_decode(enc, (size_t)n, &lim, &out), SHMQ_RING_KIND_MSG);
+    assert_true(memo.gen != gen); /* another name: gen moves */
 }
 
 static void test_entry_past_the_published_tail_is_fatal(void **state)
@@ -943,6 +995,7 @@ int main(void)
         cmocka_unit_test(test_entry_padding_is_zeroed_and_empty_body_allowed),
         cmocka_unit_test(test_encode_refuses_a_too_small_buffer),
         cmocka_unit_test(test_msg_to_in_gives_the_record_the_writer_appends),
+        cmocka_unit_test(test_decode_plans_the_record_as_shmq_record_plan),
         cmocka_unit_test(test_bad_magic_is_fatal),
         cmocka_unit_test(test_unknown_kind_is_fatal),
         cmocka_unit_test(test_garbage_length_is_fatal),
