@@ -87,9 +87,12 @@ int shmq_ctl_progress_open(const char *root, const shmq_ctl_progress_t **out)
     if (fd < 0) {
         return SHMQ_E_NOT_FOUND;
     }
-    struct stat sb;
+    /* Only the store's own user's object is believed: /dev/shm is open to every local
+     * user, and another one could have made an object of that name first. */
+    struct stat rs, sb;
     void *p = MAP_FAILED;
-    if (fstat(fd, &sb) == 0 && sb.st_size == (off_t)sizeof(shmq_ctl_progress_t)) {
+    if (stat(root, &rs) == 0 && fstat(fd, &sb) == 0 && sb.st_uid == rs.st_uid &&
+        sb.st_size == (off_t)sizeof(shmq_ctl_progress_t)) {
         p = mmap(NULL, sizeof(shmq_ctl_progress_t), PROT_READ, MAP_SHARED, fd, 0);
     }
     close(fd);

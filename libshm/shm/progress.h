@@ -36,7 +36,8 @@ int shmq_ctl_progress_create(const char *root, gid_t gid, shmq_ctl_progress_t **
 /* Master: unmap and remove it (p may be NULL: nothing to do). */
 void shmq_ctl_progress_remove(const char *root, shmq_ctl_progress_t *p);
 
-/* A reader: map it read-only; SHMQ_E_NOT_FOUND when there is none (or it is not one). */
+/* A reader: map it read-only; SHMQ_E_NOT_FOUND when there is none, it is not one, or
+ * its owner is not the owner of the store directory root. */
 int shmq_ctl_progress_open(const char *root, const shmq_ctl_progress_t **out);
 void shmq_ctl_progress_close(const shmq_ctl_progress_t *p);
 
