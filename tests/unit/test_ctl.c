@@ -26,6 +26,7 @@
 
 #include "format/config.h"
 #include "shm/ctl.h"
+#include "shm/progress.h"
 #include "shm/stats.h"
 #include "format/json_meta.h"
 #include "shmq/errors.h"
@@ -1200,11 +1201,41 @@ static void test_rdonly_attach_maps_block_read_only(void **state)
     shmq_ctl_detach(&c);
 }
 
+/* The recovery progress object lives in /dev/shm under a name any local user can compute:
+ * status believes it only when the store directory's owner owns it. */
+static void test_recovery_progress_read_only_from_the_store_owner(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_progress_t *p = NULL;
+    const shmq_ctl_progress_t *g = NULL;
+    char base[64], path[128];
+
+    assert_int_equal(shmq_ctl_progress_create(f->dir, (gid_t)-1, &p), 0);
+    assert_int_equal(shmq_ctl_progress_open(f->dir, &g), 0);
+    shmq_ctl_progress_close(g);
+    if (geteuid() != 0) {
+        shmq_ctl_progress_remove(f->dir, p);
+        skip(); /* giving the object to another user needs root */
+    }
+    assert_int_equal(shmq_ctl_name(f->dir, base, sizeof(base)), 0);
+    snprintf(path, sizeof(path), "/dev/shm%s.recovery", base);
+    /* As if another user (nobody) had made it first: present, well formed, not believed. */
+    assert_int_equal(chown(path, 65534, (gid_t)-1), 0);
+    g = NULL;
+    assert_int_equal(shmq_ctl_progress_open(f->dir, &g), SHMQ_E_NOT_FOUND);
+    assert_null(g);
+    assert_int_equal(chown(path, geteuid(), (gid_t)-1), 0);
+    assert_int_equal(shmq_ctl_progress_open(f->dir, &g), 0);
+    shmq_ctl_progress_close(g);
+    shmq_ctl_progress_remove(f->dir, p);
+}
+
 int main(void)
 {
 #define T(fn, setup) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_name_is_hash_of_realpath, setup_dir),
+        T(test_recovery_progress_read_only_from_the_store_owner, setup_dir),
         T(test_create_then_attach_sees_config_and_ready, setup_dir),
         T(test_ring_size_is_power_of_two_holding_two_messages, setup_dir),
         T(test_attach_before_ready_returns_eagain, setup_dir),
