@@ -54,6 +54,13 @@ check_fresh() {
     is "$(printf '%s\n' "$b" | grep -c '^new')" "3" "$2: a new group gets the 3 new messages"
     is "$(printf '%s\n' "$b" | old_count)" "0" "$2: and no message of the deleted topic"
 }
+# recreate_and_check TOPIC LABEL: create the topic again, send 3 new messages, check_fresh.
+recreate_and_check() {
+    ctl topic create "$1" >"$T/out" 2>&1
+    ok $? "$1 is created again" || diag "$T/out"
+    send_n "$1" new 3
+    check_fresh "$1" "$2"
+}
 
 ctl topic create TD --queues 2 >"$T/out" 2>&1
 start_broker
@@ -124,10 +131,7 @@ wait_pid $del 400
 ok $? "and the deletion completes" || diag "$T/del"
 [ ! -e "$STORE/consumequeue/TE" ]
 ok $? "TE's consume queues are removed"
-ctl topic create TE >"$T/out" 2>&1
-ok $? "TE is created again" || diag "$T/out"
-send_n TE new 3
-check_fresh TE "dispatcher killed"
+recreate_and_check TE "dispatcher killed"
 
 # ---- shmqctl killed in the middle: the next delete finishes it --------------------------------
 send_n TF old 5
@@ -151,10 +155,7 @@ ok $? "a send does not create it meanwhile either" || diag "$T/out"
 ctl topic delete TF >"$T/out" 2>&1
 ok $? "topic delete TF again finishes the deletion" || diag "$T/out"
 is "$(offset_keys TF | grep -c .)" "0" "TF's offsets are gone"
-ctl topic create TF >"$T/out" 2>&1
-ok $? "TF is created again" || diag "$T/out"
-send_n TF new 3
-check_fresh TF "shmqctl killed"
+recreate_and_check TF "shmqctl killed"
 
 # ---- the whole store killed in the middle: the next start finishes it ---------------------------
 send_n TG old 5
@@ -178,10 +179,7 @@ ok $? "the start finished the deletion" || diag "$T/shmqd.log"
 ctl topic list >"$T/out" 2>&1
 ! grep -q '^TG ' "$T/out"
 ok $? "TG is not listed" || diag "$T/out"
-ctl topic create TG >"$T/out" 2>&1
-ok $? "TG is created again" || diag "$T/out"
-send_n TG new 3
-check_fresh TG "store killed"
+recreate_and_check TG "store killed"
 
 # ---- a stopped store ------------------------------------------------------------------------
 send_n TH old 5
