@@ -164,6 +164,9 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
      * step of the wall clock shows in the heartbeat within a second. */
     int64_t parent_checked = shmq_mono_ms();
     int64_t wall_offset = shmq_now_ms() - parent_checked;
+    /* Relaxed: work_done has one writer, this worker (a restarted one starts after the
+     * master reaped its predecessor): a plain add and store, no locked instruction. */
+    int64_t work_done = atomic_load_explicit(&w.self->work_done, memory_order_relaxed);
     for (;;) {
         if (w.stop) {
             if (shmq_worker_master_gone(&w)) {
@@ -195,7 +198,8 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
             break;
         }
         if (n > 0) {
-            atomic_fetch_add_explicit(&w.self->work_done, n, memory_order_relaxed);
+            work_done += n;
+            atomic_store_explicit(&w.self->work_done, work_done, memory_order_relaxed);
         }
         if ((n == 0 || w.took_all) && ops->idle) {
             w.took_all = false;
