@@ -50,7 +50,6 @@
 
 #define DISPATCH_MAX_RECORDS 4096
 #define DISPATCH_MAX_BYTES   (4 << 20)
-#define FLUSH_CHECK_CALLS    16 /* busy work() calls between two looks at the flush time */
 
 typedef struct dispatcher {
     shmq_worker_t *w;
@@ -63,8 +62,6 @@ typedef struct dispatcher {
     int64_t stall_pos;     /* pos at which a batch made no progress below the limit, -1 none */
     int64_t next_flush_ms; /* monotonic */
     int64_t next_thorough_ms; /* monotonic */
-    int64_t now_ms;           /* monotonic, read by the last work(): idle() follows at once */
-    int busy_calls;           /* work() calls that dispatched something since the last clock read */
     int flush_err;            /* first ConsumeQueue flush failure: cq_flushed frozen */
     bool finished;            /* FINISHING: dispatched to the end, flushed and published */
     shmq_queue_t *touched[DISPATCH_MAX_RECORDS]; /* queues given units in this batch, once each */
@@ -150,13 +147,14 @@ static int publish_batch(dispatcher_t *d)
     shmq_ctl_block_t *b = d->w->ctl.blk;
     /* Release inside publish: every unit and max_offset above is visible before it. */
     shmq_ctl_publish(&b->dispatched, d->pos);
+    /* The publish's fence orders the units and max_offsets before these looks too. */
     if (units) {
         /* Wakes only if a consumer registered as a sleeper (no system call otherwise). */
-        shmq_ctl_wake(&d->w->ctl.wake->consumer_wake);
+        shmq_ctl_wake_also(&d->w->ctl.wake->consumer_wake);
     }
     if (scheduler) {
         /* Delayed or timed messages arrived: the scheduler sleeps on this word only. */
-        shmq_ctl_wake(&b->scheduler.wake);
+        shmq_ctl_wake_also(&b->scheduler.wake);
     }
     return 0;
 }
@@ -341,10 +339,9 @@ static void flush_queues(dispatcher_t *d, int least_pages)
     }
 }
 
-static void flush_if_due(dispatcher_t *d)
+/* now: the loop turn's monotonic clock (w->mono_ms). */
+static void flush_if_due(dispatcher_t *d, int64_t now)
 {
-    int64_t now = shmq_mono_ms();
-    d->now_ms = now;
     if (now < d->next_flush_ms) {
         return;
     }
@@ -575,22 +572,21 @@ static int64_t dispatcher_work(shmq_worker_t *w, void *state)
         if (n < 0) {
             return n;
         }
+        /* Up to the limit it saw: idle comes next, not a call that would find nothing
+         * (idle looks again, after registering as a sleeper, before it sleeps). */
+        w->took_all = d->pos >= limit;
     }
     check_topic_delete(d);
-    /* The clock when idle() follows (it needs now_ms), else every FLUSH_CHECK_CALLS busy
-     * calls: one message a call (a producer sending one at a time) is not a clock read each. */
-    if (n == 0 || ++d->busy_calls >= FLUSH_CHECK_CALLS) {
-        d->busy_calls = 0;
-        flush_if_due(d);
-    }
+    flush_if_due(d, w->mono_ms);
     return n;
 }
 
 static void dispatcher_idle(shmq_worker_t *w, void *state, int timeout_ms)
 {
     dispatcher_t *d = state;
-    /* The clock work() read just before: one read per loop, not two. */
-    int64_t until_flush = d->next_flush_ms - d->now_ms;
+    /* The clock of this loop turn, read before work(): a flush comes at most one batch
+     * late, and the turn reads the clock once. */
+    int64_t until_flush = d->next_flush_ms - w->mono_ms;
     if (until_flush <= 0) {
         return;
     }

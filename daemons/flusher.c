@@ -174,10 +174,11 @@ static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least
     /* release (inside publish): the bytes below are on disk before anyone acts on it */
     shmq_ctl_publish(&b->flushed, wrote);
     /* Producers waiting for a SYNC_FLUSH sleep on the wake-up object (clients cannot
-     * register on flushed in the read-only control block). */
-    shmq_ctl_wake(&w->ctl.wake->flushed_wake);
+     * register on flushed in the read-only control block).  The publish's fence orders
+     * flushed before these looks too. */
+    shmq_ctl_wake_also(&w->ctl.wake->flushed_wake);
     if (f->sync) {
-        shmq_ctl_wake(&b->dispatcher_wake); /* SYNC_FLUSH: the dispatcher follows flushed */
+        shmq_ctl_wake_also(&b->dispatcher_wake); /* SYNC_FLUSH: the dispatcher follows flushed */
     }
     uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     shmq_hist_add(&b->counters.flush_latency, &shmq_hist_flush, (int64_t)ns, 1);
@@ -351,7 +352,7 @@ static int64_t flusher_work(shmq_worker_t *w, void *state)
     if (shmq_clean_changed(&w->ctl, &f->clean_seen)) {
         shmq_clean_drop_removed(&f->cl.q);
     }
-    int64_t now = shmq_mono_ms();
+    int64_t now = w->mono_ms; /* the loop turn's clock, read just before */
     int64_t wrote = shmq_ctl_load(&w->ctl.blk->wrote);
     bool finishing = store_state(w) == SHMQ_STATE_FINISHING;
     int64_t done = 0;
@@ -380,6 +381,9 @@ static int64_t flusher_work(shmq_worker_t *w, void *state)
         save_offsets(w, false);
         f->next_offsets = now + OFFSETS_MS;
     }
+    /* Flushed up to what it saw written: idle comes next, not a call that would find
+     * nothing (idle looks at wrote again, after registering as a sleeper, in SYNC_FLUSH). */
+    w->took_all = done > 0;
     return done;
 }
 

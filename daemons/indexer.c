@@ -55,7 +55,6 @@
 #define INDEX_MAX_RECORDS 4096
 #define INDEX_MAX_BYTES   (4 << 20)
 #define INDEX_FLUSH_MS    1000
-#define FLUSH_CHECK_CALLS 16 /* busy work() calls between two looks at the flush time */
 #define OPEN_TRIES        50 /* a CommitLog segment being created: retry the open */
 
 typedef struct indexer {
@@ -73,8 +72,6 @@ typedef struct indexer {
     uint64_t clean_seen;   /* cleaner: its deleted_seq when we last dropped removed segments */
     bool no_space;         /* the last index file could not be allocated: waiting for disk space */
     int64_t next_flush_ms; /* monotonic */
-    int64_t now_ms;        /* monotonic, read by the last work(): idle() follows at once */
-    int busy_calls;        /* work() calls that indexed something since the last clock read */
     int flush_err;         /* first failed msync: flushed_ts frozen */
     bool finished;
 } indexer_t;
@@ -164,10 +161,9 @@ static void flush_files(indexer_t *x)
     }
 }
 
-static void flush_if_due(indexer_t *x)
+/* now: the loop turn's monotonic clock (w->mono_ms). */
+static void flush_if_due(indexer_t *x, int64_t now)
 {
-    int64_t now = shmq_mono_ms();
-    x->now_ms = now;
     if (now >= x->next_flush_ms) {
         x->next_flush_ms = now + INDEX_FLUSH_MS;
         flush_files(x);
@@ -406,13 +402,11 @@ static int64_t indexer_work(shmq_worker_t *w, void *state)
         if (n < 0) {
             return n;
         }
+        /* Up to the limit it saw: idle comes next, not a call that would find nothing
+         * (idle looks again, after registering as a sleeper, before it sleeps). */
+        w->took_all = x->pos >= limit;
     }
-    /* The clock when idle() follows (it needs now_ms), else every FLUSH_CHECK_CALLS busy
-     * calls: one message a call (a producer sending one at a time) is not a clock read each. */
-    if (n == 0 || ++x->busy_calls >= FLUSH_CHECK_CALLS) {
-        x->busy_calls = 0;
-        flush_if_due(x);
-    }
+    flush_if_due(x, w->mono_ms);
     return n;
 }
 
@@ -426,8 +420,9 @@ static bool records_ready(void *arg)
 static void indexer_idle(shmq_worker_t *w, void *state, int timeout_ms)
 {
     indexer_t *x = state;
-    /* The clock work() read just before (enabled): one read per loop, not two. */
-    int64_t until_flush = x->next_flush_ms - (x->enabled ? x->now_ms : shmq_mono_ms());
+    /* The clock of this loop turn, read before work(): a flush comes at most one batch
+     * late, and the turn reads the clock once. */
+    int64_t until_flush = x->next_flush_ms - w->mono_ms;
     if (x->enabled && until_flush < timeout_ms) {
         timeout_ms = until_flush > 0 ? (int)until_flush : 0;
     }

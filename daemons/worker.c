@@ -158,8 +158,15 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
     int exit_code = SHMQ_EXIT_OK;
     /* The master's death sends us SIGTERM (PR_SET_PDEATHSIG above, checked after it was
      * set): the loop sees it as w.stop and asks getppid() only then, and once a second in
-     * case the signal was lost (no system call per loop). */
-    int64_t parent_checked = shmq_now_ms();
+     * case the signal was lost (no system call per loop).  The heartbeat is wall-clock
+     * time (the master and status compare it with theirs) made from the turn's monotonic
+     * read and an offset between the two clocks read again at each of these looks: a
+     * step of the wall clock shows in the heartbeat within a second. */
+    int64_t parent_checked = shmq_mono_ms();
+    int64_t wall_offset = shmq_now_ms() - parent_checked;
+    /* Relaxed: work_done has one writer, this worker (a restarted one starts after the
+     * master reaped its predecessor): a plain add and store, no locked instruction. */
+    int64_t work_done = atomic_load_explicit(&w.self->work_done, memory_order_relaxed);
     for (;;) {
         if (w.stop) {
             if (shmq_worker_master_gone(&w)) {
@@ -167,20 +174,23 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
             }
             break;
         }
-        if (ops->done && ops->done(&w, state)) {
-            break;
-        }
-        int64_t n = ops->work(&w, state);
-        int64_t now = shmq_now_ms();
-        atomic_store_explicit(&w.self->heartbeat_ms, now, memory_order_relaxed);
-        if (now - parent_checked >= WORKER_PARENT_CHECK_MS || now < parent_checked) {
+        int64_t now = shmq_mono_ms();
+        w.mono_ms = now;
+        if (now - parent_checked >= WORKER_PARENT_CHECK_MS) {
             parent_checked = now;
+            wall_offset = shmq_now_ms() - now;
             if (shmq_worker_master_gone(&w)) {
                 shmq_log(SHMQ_LOG_WARN, "the master is gone: exiting");
                 w.stop = 1;
                 break;
             }
         }
+        /* Relaxed: a status value; no data depends on it. */
+        atomic_store_explicit(&w.self->heartbeat_ms, now + wall_offset, memory_order_relaxed);
+        if (ops->done && ops->done(&w, state)) {
+            break;
+        }
+        int64_t n = ops->work(&w, state);
         if (n < 0) {
             shmq_log(SHMQ_LOG_ERROR, "stopping after an error: %s",
                      shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror((int)n));
@@ -188,7 +198,8 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
             break;
         }
         if (n > 0) {
-            atomic_fetch_add_explicit(&w.self->work_done, n, memory_order_relaxed);
+            work_done += n;
+            atomic_store_explicit(&w.self->work_done, work_done, memory_order_relaxed);
         }
         if ((n == 0 || w.took_all) && ops->idle) {
             w.took_all = false;

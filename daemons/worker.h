@@ -10,6 +10,13 @@
  * its wake-up word when there was nothing to do.  Signal handlers only set
  * flags.
  *
+ * One clock read a loop turn, before done() and work(): it is the heartbeat
+ * (the worker table's heartbeat_ms: a work() that hangs stops it, and the
+ * master and status call the worker stale after SHMQ_HEARTBEAT_STALE_MS),
+ * the clock of the once-a-second look at the master, and the roles' own
+ * timers (w->mono_ms), so that a turn that wakes for one message reads the
+ * clock once, not once in the skeleton and again in the role.
+ *
  * Exit codes: 0 done (stopped on request), 1 error (the master restarts it),
  * 2 configuration error (not restarted).
  */
@@ -40,6 +47,9 @@ typedef struct shmq_worker {
     /* work() sets it with a result > 0 when it took all it saw: the skeleton calls idle
      * next (which looks for work before it sleeps), not work() again to find nothing */
     bool took_all;
+    /* CLOCK_MONOTONIC ms read by the skeleton at the start of this loop turn (before
+     * done() and work()): the clock of the roles' timers in work() and idle() */
+    int64_t mono_ms;
 } shmq_worker_t;
 
 typedef struct shmq_worker_ops {

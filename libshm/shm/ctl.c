@@ -720,18 +720,12 @@ int shmq_futex_wake(_Atomic uint32_t *word, int n)
 /*
  * The sleep word (ctl.h "Sleeping"): seq and waiters, the halves of one 64-bit word.  The
  * kernel sleeps on the seq half; every change in user space is an atomic operation on the
- * whole word, so that a wake bumps seq and clears waiters in one step.
+ * whole word, so that a wake bumps seq and clears waiters in one step (SHMQ_SW_* in ctl.h).
  */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define SW_SEQ_SHIFT  0
-#define SW_WAIT_SHIFT 32
-#else
-#define SW_SEQ_SHIFT  32
-#define SW_WAIT_SHIFT 0
-#endif
-#define SW_SEQ(v)     ((uint32_t)((v) >> SW_SEQ_SHIFT))
-#define SW_WAITERS(v) ((uint32_t)((v) >> SW_WAIT_SHIFT))
-#define SW_ONE_WAITER ((uint64_t)1 << SW_WAIT_SHIFT)
+#define SW_SEQ(v)     SHMQ_SW_SEQ(v)
+#define SW_WAITERS(v) SHMQ_SW_WAITERS(v)
+#define SW_SEQ_SHIFT  SHMQ_SW_SEQ_SHIFT
+#define SW_ONE_WAITER ((uint64_t)1 << SHMQ_SW_WAIT_SHIFT)
 _Static_assert(offsetof(shmq_ctl_wake_t, seq) == offsetof(shmq_ctl_wake_t, word),
                "seq is the first half of the sleep word");
 _Static_assert(offsetof(shmq_ctl_wake_t, waiters) == offsetof(shmq_ctl_wake_t, word) + 4,
@@ -748,19 +742,16 @@ uint64_t shmq_ctl_wake_syscalls(void)
 }
 
 /*
- * Wake every sleeper registered on word, if any.  The caller has published its data; the
- * fence orders that store before our load of the word (pairs with the sleeper's
- * register-then-recheck, Dekker style): either the sleeper sees the data, or we see its
- * registration.  The CAS bumps seq (a sleeper that registered before it fails its
- * FUTEX_WAIT, or is queued and woken below) and clears waiters: the wake consumes every
- * registration, so the publishes after it make no system call until someone registers
- * again, and a sleeper that died registered costs one wake, not one per publish.  The word
- * is client-writable: a scribbled value costs a spurious wake or a sleeper's timeout, never
- * more.
+ * The rest of a wake (ctl.h shmq_ctl_wake_word: the fence and the first look at the word
+ * came before, and found a sleeper).  The CAS bumps seq (a sleeper that registered before
+ * it fails its FUTEX_WAIT, or is queued and woken below) and clears waiters: the wake
+ * consumes every registration, so the publishes after it make no system call until
+ * someone registers again, and a sleeper that died registered costs one wake, not one per
+ * publish.  The word is client-writable: a scribbled value costs a spurious wake or a
+ * sleeper's timeout, never more.
  */
-static void wake_word(_Atomic uint64_t *word, _Atomic uint32_t *seq)
+void shmq_ctl_wake_slow(_Atomic uint64_t *word, _Atomic uint32_t *seq)
 {
-    atomic_thread_fence(memory_order_seq_cst);
     uint64_t cur = atomic_load_explicit(word, memory_order_relaxed);
     while (SW_WAITERS(cur) != 0) {
         uint64_t next = (uint64_t)(SW_SEQ(cur) + 1u) << SW_SEQ_SHIFT;
@@ -774,7 +765,7 @@ static void wake_word(_Atomic uint64_t *word, _Atomic uint32_t *seq)
 }
 
 /* Register as a sleeper on word; returns the seq to sleep on.  Sequentially consistent:
- * the caller's re-check of its condition comes after (pairs with wake_word). */
+ * the caller's re-check of its condition comes after (pairs with shmq_ctl_wake_word). */
 static uint32_t sleep_register(_Atomic uint64_t *word)
 {
     uint64_t old = atomic_fetch_add_explicit(word, SW_ONE_WAITER, memory_order_seq_cst);
@@ -798,19 +789,6 @@ static void sleep_unregister(_Atomic uint64_t *word, uint32_t seq)
     }
 }
 
-void shmq_ctl_publish(shmq_ctl_position_t *p, int64_t value)
-{
-    /* Release: the data the position covers is visible before the position. */
-    atomic_store_explicit(&p->pos, value, memory_order_release);
-    wake_word(&p->word, &p->seq);
-}
-
-int64_t shmq_ctl_load(const shmq_ctl_position_t *p)
-{
-    /* Acquire: pairs with shmq_ctl_publish(); the covered data is visible. */
-    return atomic_load_explicit((_Atomic int64_t *)&p->pos, memory_order_acquire);
-}
-
 int shmq_ctl_wait_pos(shmq_ctl_position_t *p, int64_t target, int timeout_ms)
 {
     for (int i = 0; i < CTL_SPIN_ROUNDS; i++) {
@@ -828,7 +806,7 @@ int shmq_ctl_wait_pos(shmq_ctl_position_t *p, int64_t target, int timeout_ms)
         if (left <= 0) {
             return -ETIMEDOUT;
         }
-        /* Register, then re-check: pairs with the fence in wake_word(). */
+        /* Register, then re-check: pairs with the fence in shmq_ctl_wake_word(). */
         uint32_t seq = sleep_register(&p->word);
         if (shmq_ctl_load(p) < target) {
             futex_wait_ns(&p->seq, seq, left);
@@ -837,19 +815,14 @@ int shmq_ctl_wait_pos(shmq_ctl_position_t *p, int64_t target, int timeout_ms)
     }
 }
 
-void shmq_ctl_wake(shmq_ctl_wake_t *w)
-{
-    wake_word(&w->word, &w->seq);
-}
-
 void shmq_ctl_pos_wake_all(shmq_ctl_position_t *p)
 {
-    wake_word(&p->word, &p->seq);
+    shmq_ctl_wake_word(&p->word, &p->seq);
 }
 
 int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int timeout_ms)
 {
-    /* Register, then re-check: pairs with the fence in wake_word(). */
+    /* Register, then re-check: pairs with the fence in shmq_ctl_wake_word(). */
     uint32_t seq = sleep_register(&w->word);
     int rc = 0;
     if (ready != NULL && ready(arg)) {

@@ -629,11 +629,52 @@ int shmq_futex_wait(_Atomic uint32_t *word, uint32_t expected, int timeout_ms);
 /* Wake up to n sleepers (INT32_MAX for all). */
 int shmq_futex_wake(_Atomic uint32_t *word, int n);
 
+/*
+ * The halves of a sleep word as a 64-bit value ("Sleeping" above): the kernel sleeps on
+ * the seq half, a waker looks at the waiters half.
+ */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SHMQ_SW_SEQ_SHIFT  0
+#define SHMQ_SW_WAIT_SHIFT 32
+#else
+#define SHMQ_SW_SEQ_SHIFT  32
+#define SHMQ_SW_WAIT_SHIFT 0
+#endif
+#define SHMQ_SW_SEQ(v)     ((uint32_t)((v) >> SHMQ_SW_SEQ_SHIFT))
+#define SHMQ_SW_WAITERS(v) ((uint32_t)((v) >> SHMQ_SW_WAIT_SHIFT))
+
+/* The rest of a wake once a sleeper was seen: bump seq, clear waiters, FUTEX_WAKE (ctl.c). */
+void shmq_ctl_wake_slow(_Atomic uint64_t *word, _Atomic uint32_t *seq);
+
+/*
+ * Wake every sleeper registered on a sleep word, if any.  The caller has published its
+ * data; the fence orders that store before our load of the word (pairs with the sleeper's
+ * register-then-recheck, Dekker style): either the sleeper sees the data, or we see its
+ * registration.  Inline: the usual case, nobody sleeps, is the fence and one load.
+ */
+static inline void shmq_ctl_wake_word(_Atomic uint64_t *word, _Atomic uint32_t *seq)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    /* Relaxed: the fence above orders this load after the caller's publish. */
+    if (SHMQ_SW_WAITERS(atomic_load_explicit(word, memory_order_relaxed)) != 0) {
+        shmq_ctl_wake_slow(word, seq);
+    }
+}
+
 /* Publish a new value (release); wake sleepers if any. */
-void shmq_ctl_publish(shmq_ctl_position_t *p, int64_t value);
+static inline void shmq_ctl_publish(shmq_ctl_position_t *p, int64_t value)
+{
+    /* Release: the data the position covers is visible before the position. */
+    atomic_store_explicit(&p->pos, value, memory_order_release);
+    shmq_ctl_wake_word(&p->word, &p->seq);
+}
 
 /* Acquire load. */
-int64_t shmq_ctl_load(const shmq_ctl_position_t *p);
+static inline int64_t shmq_ctl_load(const shmq_ctl_position_t *p)
+{
+    /* Acquire: pairs with shmq_ctl_publish(); the covered data is visible. */
+    return atomic_load_explicit((_Atomic int64_t *)&p->pos, memory_order_acquire);
+}
 
 /*
  * Wait until p->pos >= target or timeout_ms passes (>= 0: every wait is
@@ -643,7 +684,24 @@ int64_t shmq_ctl_load(const shmq_ctl_position_t *p);
 int shmq_ctl_wait_pos(shmq_ctl_position_t *p, int64_t target, int timeout_ms);
 
 /* Wake one role's sleeper if it sleeps (after publishing work for it). */
-void shmq_ctl_wake(shmq_ctl_wake_t *w);
+static inline void shmq_ctl_wake(shmq_ctl_wake_t *w)
+{
+    shmq_ctl_wake_word(&w->word, &w->seq);
+}
+
+/*
+ * shmq_ctl_wake(w) right after a shmq_ctl_publish() or shmq_ctl_wake() of the same thread
+ * that came after every store w's sleepers look for: that call's fence orders those
+ * stores before this load too, so this one makes none (a batch's publish, then the wakes
+ * of its readers).
+ */
+static inline void shmq_ctl_wake_also(shmq_ctl_wake_t *w)
+{
+    /* Relaxed: ordered after the caller's stores by the fence of the wake just before. */
+    if (SHMQ_SW_WAITERS(atomic_load_explicit(&w->word, memory_order_relaxed)) != 0) {
+        shmq_ctl_wake_slow(&w->word, &w->seq);
+    }
+}
 
 /* Wake every process waiting on p (shmq_ctl_wait_pos) without changing its value:
  * they re-check their own conditions (a fence, a stop). */

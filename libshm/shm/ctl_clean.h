@@ -32,8 +32,17 @@ int shmq_clean_last_read(const shmq_ctl_cleaner_t *cs, shmq_clean_last_t *out);
 
 /*
  * True once when the cleaner deleted files since *seen (its deleted_seq
- * moved; *seen is updated).  One acquire load: cheap enough for every loop.
+ * moved; *seen is updated).  One acquire load, inline: cheap enough for every loop.
  */
-bool shmq_clean_changed(const shmq_ctl_t *ctl, uint64_t *seen);
+static inline bool shmq_clean_changed(const shmq_ctl_t *ctl, uint64_t *seen)
+{
+    /* Acquire: pairs with the cleaner's release after the unlinks it counts. */
+    uint64_t seq = atomic_load_explicit(&ctl->blk->cleaner.deleted_seq, memory_order_acquire);
+    if (seq == *seen) {
+        return false;
+    }
+    *seen = seq;
+    return true;
+}
 
 #endif
