@@ -429,7 +429,9 @@ static void indexer_idle(shmq_worker_t *w, void *state, int timeout_ms)
     if (timeout_ms <= 0 || w->stop) {
         return;
     }
-    if (!x->enabled || x->stall_pos == x->pos) {
+    /* Nothing to do until a record comes, or (a full disk) until the next try: sleep out
+     * the timeout rather than wait for records that are already there. */
+    if (!x->enabled || x->stall_pos == x->pos || x->no_space) {
         struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL); /* a signal ends it (EINTR) */
         return;
