@@ -12,6 +12,9 @@
  *   SHMQ_FAULT_MARK   a file created when the fault fires (tests wait on it)
  *   SHMQ_FAULT_DELAY_MS  instead of failing, the chosen call sleeps this long and
  *                     then succeeds (a slow disk: holds a process inside a step)
+ *   SHMQ_FAULT_NOSPACE=FILE  instead: no sync fails, but every fallocate of a
+ *                     matching path fails with ENOSPC while FILE exists (a disk
+ *                     full for that program's new files until the test removes FILE)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -45,6 +48,7 @@ static void decide(void)
     const char *a = getenv("SHMQ_FAULT_AFTER");
     after = a ? strtol(a, NULL, 10) : 0;
     want_path = getenv("SHMQ_FAULT_PATH");
+    fired = getenv("SHMQ_FAULT_NOSPACE") != NULL; /* that mode fails no sync */
     active = 1;
 }
 
@@ -105,13 +109,38 @@ static int should_fail(const char *path)
     return 1;
 }
 
+static void fd_path(int fd, char *path, size_t len)
+{
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, len - 1);
+    path[n > 0 ? n : 0] = '\0';
+}
+
 static int fd_fails(int fd)
 {
-    char link[64], path[4096];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof(path) - 1);
-    path[n > 0 ? n : 0] = '\0';
+    char path[4096];
+    fd_path(fd, path, sizeof(path));
     return should_fail(path);
+}
+
+int fallocate(int fd, int mode, off_t offset, off_t len)
+{
+    static int (*real)(int, int, off_t, off_t);
+    if (!real) {
+        real = (int (*)(int, int, off_t, off_t))dlsym(RTLD_NEXT, "fallocate");
+    }
+    decide();
+    const char *full = getenv("SHMQ_FAULT_NOSPACE");
+    if (active == 1 && full && access(full, F_OK) == 0) {
+        char path[4096];
+        fd_path(fd, path, sizeof(path));
+        if (path_matches(path)) {
+            errno = ENOSPC;
+            return -1;
+        }
+    }
+    return real(fd, mode, offset, len);
 }
 
 int msync(void *addr, size_t len, int flags)
