@@ -760,6 +760,13 @@ int shmq_ctl_offset_advance(shmq_ctl_t *ctl, const char *group, const char *topi
  */
 int shmq_ctl_offsets_delete_topic(shmq_ctl_t *ctl, const char *topic);
 
+/*
+ * Drop every offset of group (the store's user: shmqctl group delete);
+ * offsets_dirty is set so that the flusher saves the table.  Returns the
+ * number dropped, or an error.
+ */
+int shmq_ctl_offsets_delete_group(shmq_ctl_t *ctl, const char *group);
+
 /* Copy every offset of the consumer area into *t ("topic@group" keys); free it after. */
 int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t);
 
