@@ -18,7 +18,8 @@
  * offsets reset works on a stopped store only: a running consumer keeps its
  * position in its own memory and would commit over a reset made behind it.
  * The file is rewritten under the store lock as the store saves it
- * (shmq_consumer_offsets_save: temporary file, fsync, rename).
+ * (shmq_consumer_offsets_save: temporary file, fsync, rename), twice so
+ * that consumerOffset.json.bak holds the new table as well.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -100,10 +101,9 @@ static void queue_range(group_store_t *s, const char *topic, int32_t queue_id, i
         }
     } else {
         shmq_cq_t *cq = calloc(1, sizeof(*cq));
-        if (cq &&
-            shmq_cq_open(cq, s->a->cfg.store_path_root_dir, topic, queue_id,
-                         shmq_cq_file_size((size_t)s->a->cfg.mapped_file_size_consume_queue),
-                         SHMQ_MF_READONLY) == 0) {
+        if (cq && shmq_cq_open(cq, s->a->cfg.store_path_root_dir, topic, queue_id,
+                               shmq_cq_file_size((size_t)s->a->cfg.mapped_file_size_consume_queue),
+                               SHMQ_MF_READONLY) == 0) {
             *min = cq->min_logic_offset / SHMQ_CQ_UNIT_SIZE;
             *max = cq->write_pos / SHMQ_CQ_UNIT_SIZE;
             shmq_cq_close(cq);
@@ -238,8 +238,18 @@ static int offsets_rewrite(const shmqctl_args_t *a,
         rc = fn(&t, arg, &out);
     }
     if (rc == 0) {
+        /*
+         * Twice: the loader takes an offset the .bak holds and the file lacks
+         * for a damaged entry and restores it; after the second save the
+         * .bak is the new table too, so a deleted group stays deleted.
+         */
+        out.data_version_counter = t.data_version_counter;
+        out.data_version_state = t.data_version_state;
         shmq_error_clear();
         rc = shmq_consumer_offsets_save(root, &out);
+        if (rc == 0) {
+            rc = shmq_consumer_offsets_save(root, &out);
+        }
         if (rc < 0) {
             ret = shmqctl_fail(rc, "cannot save %s/config/consumerOffset.json", root);
         }
