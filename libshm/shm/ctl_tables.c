@@ -753,6 +753,21 @@ int shmq_ctl_offsets_delete_group(shmq_ctl_t *ctl, const char *group)
     return dropped;
 }
 
+void shmq_ctl_offsets_reset_begin(shmq_ctl_t *ctl)
+{
+    uint32_t r = atomic_load_explicit(&ctl->cons->resets, memory_order_relaxed);
+    /* Release is not needed for the odd mark (nothing is published yet); seq_cst orders it
+     * before the offset stores that follow. */
+    atomic_store_explicit(&ctl->cons->resets, (r | 1u) == r ? r + 2 : r | 1u, memory_order_seq_cst);
+}
+
+void shmq_ctl_offsets_reset_end(shmq_ctl_t *ctl)
+{
+    uint32_t r = atomic_load_explicit(&ctl->cons->resets, memory_order_relaxed);
+    /* Release: a consumer that sees the even count sees the new offsets. */
+    atomic_store_explicit(&ctl->cons->resets, (r | 1u) + 1, memory_order_release);
+}
+
 int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t)
 {
     memset(t, 0, sizeof(*t));

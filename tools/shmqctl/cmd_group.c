@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "client/query.h"
 #include "format/consume_queue.h"
@@ -32,6 +33,8 @@
 #include "shm/ctl.h"
 #include "shmq/admin.h"
 #include "shmqctl.h"
+
+#define RESET_GRACE_MS 200
 
 /* The store as the commands see it: running (ctl attached) or stopped. */
 typedef struct group_store {
@@ -264,6 +267,17 @@ static int offsets_rewrite(const shmqctl_args_t *a,
     return ret;
 }
 
+/*
+ * Between the odd reset count and the change: a consumer that read the
+ * count just before it went odd may have a commit in flight (one round trip
+ * to the master); it lands before the change, not over it.
+ */
+static void reset_grace(void)
+{
+    struct timespec ts = {0, RESET_GRACE_MS * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 /* ---- group delete ---------------------------------------------------------------------- */
 
 typedef struct delete_req {
@@ -311,7 +325,24 @@ static int group_delete(shmqctl_args_t *a, const char *group)
         return rc;
     }
     shmq_error_clear();
+    shmq_ctl_offsets_reset_begin(&s.ctl);
+    reset_grace();
     int dropped = shmq_ctl_offsets_delete_group(&s.ctl, group);
+    shmq_ctl_offsets_reset_end(&s.ctl);
+    if (dropped > 0) {
+        /*
+         * Saved here, twice, as topic delete saves: the loader restores an
+         * offset the .bak holds and the file lacks, so both must lack it.
+         */
+        int src = shmq_ctl_offsets_save(&s.ctl);
+        if (src == 0) {
+            src = shmq_ctl_offsets_save(&s.ctl);
+        }
+        if (src < 0) {
+            group_store_close(&s);
+            return shmqctl_fail(src, "group %s: offsets deleted but not saved", group);
+        }
+    }
     group_store_close(&s);
     if (dropped < 0) {
         return shmqctl_fail(dropped, "cannot delete the offsets of group %s", group);
@@ -415,6 +446,48 @@ static int reset_fn(shmq_offset_table_t *t, void *arg, shmq_offset_table_t *out)
     return 0;
 }
 
+/*
+ * Running store: every target first (nothing changed on an error), then,
+ * between an odd and an even reset count, the offsets set in the consumer
+ * area as the master stores commits (the flusher saves them); consumers of
+ * the group see the count move and fetch them.
+ */
+static int reset_running(reset_req_t *r)
+{
+    const shmqctl_args_t *a = r->a;
+    int32_t from = a->queue_id >= 0 ? a->queue_id : 0;
+    int32_t to = a->queue_id >= 0 ? a->queue_id + 1 : r->queues;
+    int64_t *targets = calloc((size_t)(to > from ? to - from : 1), sizeof(*targets));
+    if (!targets) {
+        shmqctl_err("out of memory");
+        return SHMQCTL_EXIT_FAIL;
+    }
+    int rc = 0;
+    for (int32_t q = from; q < to && rc == 0; q++) {
+        rc = reset_target(r, q, &targets[q - from]);
+    }
+    if (rc < 0) {
+        free(targets);
+        return shmqctl_fail(rc, "cannot find the offsets to reset to");
+    }
+    shmq_ctl_offsets_reset_begin(&r->s->ctl);
+    reset_grace();
+    for (int32_t q = from; q < to && rc >= 0; q++) {
+        shmq_error_clear();
+        rc = shmq_ctl_offset_set(&r->s->ctl, a->group, a->topic, q, targets[q - from]);
+    }
+    shmq_ctl_offsets_reset_end(&r->s->ctl);
+    if (rc < 0) {
+        free(targets);
+        return shmqctl_fail(rc, "cannot reset the offsets of group %s", a->group);
+    }
+    for (int32_t q = from; q < to; q++) {
+        printf("topic=%s queue=%d offset=%lld\n", a->topic, (int)q, (long long)targets[q - from]);
+    }
+    free(targets);
+    return SHMQCTL_EXIT_OK;
+}
+
 static int reset_parse_to(shmqctl_args_t *a, reset_req_t *r)
 {
     const char *to = a->to_arg;
@@ -461,19 +534,11 @@ static int offsets_reset(shmqctl_args_t *a)
     }
     snprintf(r.key, sizeof(r.key), "%s@%s", a->topic, a->group);
     group_store_t s;
-    rc = group_store_open(a, SHMQ_CTL_RDONLY, &s);
+    rc = group_store_open(a, 0, &s);
     if (rc) {
         return rc;
     }
     r.s = &s;
-    if (s.running) {
-        group_store_close(&s);
-        shmqctl_err("store %s is running: offsets reset needs a stopped store (a running "
-                    "consumer keeps its position in memory and would commit over the reset); "
-                    "stop the store and try again",
-                    a->cfg.store_path_root_dir);
-        return SHMQCTL_EXIT_FAIL;
-    }
     bool known = false;
     for (size_t i = 0; i < s.offsets.count && !known; i++) {
         char key[512];
@@ -485,16 +550,26 @@ static int offsets_reset(shmqctl_args_t *a)
         shmqctl_err("no offsets of group %s in %s", a->group, a->cfg.store_path_root_dir);
         return SHMQCTL_EXIT_FAIL;
     }
-    shmq_topic_table_t topics = {0};
+    bool have_topic = false;
     shmq_error_clear();
-    rc = shmq_topics_load(a->cfg.store_path_root_dir, &topics);
-    const shmq_topic_config_t *tc = rc == 0 ? shmq_topic_table_get(&topics, a->topic) : NULL;
-    r.queues = tc ? tc->read_queue_nums : 0;
-    shmq_topic_table_free(&topics);
+    if (s.running) {
+        shmq_ctl_topic_t t;
+        rc = shmq_ctl_topic_get(&s.ctl, a->topic, strnlen(a->topic, SHMQ_TOPIC_MAX_ANY + 1), &t);
+        have_topic = rc == 0;
+        r.queues = have_topic ? t.read_queue_nums : 0;
+        rc = rc == SHMQ_E_NOT_FOUND ? 0 : rc;
+    } else {
+        shmq_topic_table_t topics = {0};
+        rc = shmq_topics_load(a->cfg.store_path_root_dir, &topics);
+        const shmq_topic_config_t *tc = rc == 0 ? shmq_topic_table_get(&topics, a->topic) : NULL;
+        have_topic = tc != NULL;
+        r.queues = tc ? tc->read_queue_nums : 0;
+        shmq_topic_table_free(&topics);
+    }
     int ret = SHMQCTL_EXIT_OK;
     if (rc < 0) {
         ret = shmqctl_fail(rc, "cannot read the topics of %s", a->cfg.store_path_root_dir);
-    } else if (!tc) {
+    } else if (!have_topic) {
         shmqctl_err("no topic %s in %s", a->topic, a->cfg.store_path_root_dir);
         ret = SHMQCTL_EXIT_FAIL;
     } else if (a->queue_id >= r.queues) {
@@ -511,7 +586,7 @@ static int offsets_reset(shmqctl_args_t *a)
         }
     }
     if (ret == SHMQCTL_EXIT_OK) {
-        ret = offsets_rewrite(a, reset_fn, &r);
+        ret = s.running ? reset_running(&r) : offsets_rewrite(a, reset_fn, &r);
     }
     if (r.ad) {
         shmq_admin_close(r.ad);
