@@ -9,17 +9,18 @@
  * a queue's min and max offsets from the queue table, or from its
  * ConsumeQueue files.  The store keeps no commit time: progress shows none.
  *
- * group delete on a running store drops the group's entries in the consumer
- * area (the flusher saves the table, as after topic delete); a consumer of
- * the group still running commits again and so brings its queues back (the
- * store does not know which consumers are attached).  On a stopped store it
- * rewrites consumerOffset.json under the store lock.
+ * Running store (the store's user): group delete and offsets reset change
+ * the consumer area between an odd and an even reset count (cons->resets,
+ * shmq_ctl_offsets_reset_begin/end), so that a running consumer that keeps
+ * its own position (shmqctl consume) does not commit over the change and
+ * fetches its offsets again; group delete saves the table at once.  The
+ * store does not know which consumers are attached: a consumer that does
+ * not follow resets commits again after a delete.
  *
- * offsets reset works on a stopped store only: a running consumer keeps its
- * position in its own memory and would commit over a reset made behind it.
- * The file is rewritten under the store lock as the store saves it
- * (shmq_consumer_offsets_save: temporary file, fsync, rename), twice so
- * that consumerOffset.json.bak holds the new table as well.
+ * Stopped store: consumerOffset.json is rewritten under the store lock as
+ * the store saves it (shmq_consumer_offsets_save: temporary file, fsync,
+ * rename), twice: the loader restores an offset the .bak holds and the file
+ * lacks, so after a delete both must lack it.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -202,8 +202,9 @@ static const shmqctl_cmd_t commands[] = {
      "    earliest (the queue's min offset), latest (its max), OFFSET (clamped to\n"
      "    [min, max] of each queue), or the offset of the first message stored at\n"
      "    or after a time: @MS (ms since the epoch) or local \"YYYY-MM-DD HH:MM:SS\".\n"
-     "    Stopped store only: config/consumerOffset.json is rewritten; a running\n"
-     "    store is refused (exit 1).\n"},
+     "    Running store: set in the control block; a running shmqctl consume of G\n"
+     "    takes the new offsets at its next pull.  Stopped store: consumerOffset.json\n"
+     "    is rewritten.\n"},
     {"role", shmqctl_cmd_role, SHMQCTL_OPT_ROLE | SHMQCTL_OPT_TIMEOUT | SHMQCTL_OPT_JSON, 0, 0,
      "role --store DIR [--json]\n"
      "  or: role --store DIR --promote [--timeout MS]\n"
