@@ -64,6 +64,9 @@ is "$(progress G | grep -v '^total')" "$(echo "$EXP" | perl -ne 'print unless /^
 is "$(progress G | grep '^total')" "total $(echo "$EXP" | perl -ane '$t += $F[3] if /^TopicG/ && $F[2] > 0; END { print $t + 0 }')" \
     "running: G's total lag is the sum of the lags of the queues it committed"
 
+"$CTL" status --store "$STORE" $SMALL --json >"$T/s.out" 2>"$T/s.err"
+is "$(perl -MJSON::PP -e 'local $/; my $j = decode_json(<STDIN>); print $j->{groups}{G} // "none"' <"$T/s.out")" \
+    "$(progress G | sed -n 's/^total //p')" "status --json: groups.G is G's total lag" || diag "$T/s.err"
 is "$(consume G2 3)" "3" "group G2 reads 3 messages"
 # ---- running store: reset, and a running consumer of G follows it ----
 reset_to --to earliest
