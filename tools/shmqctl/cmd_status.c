@@ -303,7 +303,8 @@ static void groups_json(const shmq_ctl_t *ctl, json_t *o)
         if (!shmq_offset_key_split(&t.entries[i], key, &group)) {
             continue;
         }
-        const shmq_ctl_queue_t *q = shmq_ctl_queue_find(ctl, key, strlen(key), t.entries[i].queue_id);
+        const shmq_ctl_queue_t *q =
+            shmq_ctl_queue_find(ctl, key, strlen(key), t.entries[i].queue_id);
         /* Acquire: pairs with the dispatcher's release of max_offset. */
         int64_t max =
             q ? atomic_load_explicit((_Atomic int64_t *)&q->max_offset, memory_order_acquire) : 0;
