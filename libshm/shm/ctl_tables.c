@@ -756,8 +756,8 @@ int shmq_ctl_offsets_delete_group(shmq_ctl_t *ctl, const char *group)
 void shmq_ctl_offsets_reset_begin(shmq_ctl_t *ctl)
 {
     uint32_t r = atomic_load_explicit(&ctl->cons->resets, memory_order_relaxed);
-    /* Release is not needed for the odd mark (nothing is published yet); seq_cst orders it
-     * before the offset stores that follow. */
+    /* Nothing is published by the odd mark itself; the offset stores that follow are
+     * releases and keep it before them.  seq_cst: no reordering to reason about here. */
     atomic_store_explicit(&ctl->cons->resets, (r | 1u) == r ? r + 2 : r | 1u, memory_order_seq_cst);
 }
 
