@@ -97,6 +97,15 @@ is "$(count_lines '^{' "$T/bg.out")" "33" "the consumer read 28 messages, then 5
 is "$(tail -n +29 "$T/bg.out" | perl -MJSON::PP -ne 'my $j = decode_json($_); print "$j->{queue}:$j->{queue_offset} "')" \
     "3:2 3:3 3:4 3:5 3:6 " "the five again are queue 3's offsets 2 to 6" || diag "$T/bg.out"
 RUN_PROGRESS=$(progress G)
+"$CTL" offsets --store "$STORE" $SMALL reset --group NoSuch --topic TopicG --to earliest \
+    >"$T/r.out" 2>"$T/r.err"
+is "$?" "1" "running: reset of an unknown group: exit 1"
+"$CTL" offsets --store "$STORE" $SMALL reset --group G --topic NoTopic --to earliest \
+    >"$T/r.out" 2>"$T/r.err"
+is "$?" "1" "running: reset in a missing topic: exit 1"
+grep -q "no topic NoTopic" "$T/r.err"
+ok $? "... naming the topic" || diag "$T/r.err"
+is "$(progress G)" "$RUN_PROGRESS" "running: the refused resets changed no offset of G"
 
 "$CTL" group --store "$STORE" $SMALL delete G2 >"$T/d.out" 2>"$T/d.err"
 ok $? "group delete G2 on the running store succeeds" || diag "$T/d.err"
