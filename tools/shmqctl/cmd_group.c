@@ -387,7 +387,7 @@ typedef struct reset_req {
     char key[512]; /* "topic@group" */
     shmq_admin_t *ad;
     group_store_t *s;
-    int changed;
+    int64_t *done; /* stopped store: the offset set per queue, printed once saved */
 } reset_req_t;
 
 static int reset_target(reset_req_t *r, int32_t q, int64_t *target)
@@ -441,8 +441,7 @@ static int reset_fn(shmq_offset_table_t *t, void *arg, shmq_offset_table_t *out)
         if (rc < 0) {
             return rc;
         }
-        printf("topic=%s queue=%d offset=%lld\n", r->a->topic, (int)q, (long long)target);
-        r->changed++;
+        r->done[q - from] = target;
     }
     return 0;
 }
@@ -587,7 +586,20 @@ static int offsets_reset(shmqctl_args_t *a)
         }
     }
     if (ret == SHMQCTL_EXIT_OK) {
-        ret = s.running ? reset_running(&r) : offsets_rewrite(a, reset_fn, &r);
+        if (s.running) {
+            ret = reset_running(&r);
+        } else if (!(r.done = calloc((size_t)(r.queues > 0 ? r.queues : 1), sizeof(*r.done)))) {
+            shmqctl_err("out of memory");
+            ret = SHMQCTL_EXIT_FAIL;
+        } else if ((ret = offsets_rewrite(a, reset_fn, &r)) == SHMQCTL_EXIT_OK) {
+            int32_t from = a->queue_id >= 0 ? a->queue_id : 0;
+            int32_t to = a->queue_id >= 0 ? a->queue_id + 1 : r.queues;
+            for (int32_t q = from; q < to; q++) {
+                printf("topic=%s queue=%d offset=%lld\n", a->topic, (int)q,
+                       (long long)r.done[q - from]);
+            }
+        }
+        free(r.done);
     }
     if (r.ad) {
         shmq_admin_close(r.ad);
