@@ -189,6 +189,17 @@ int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, 
 int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t *offset);
 
 /*
+ * The store's count of offset resets (shmqctl offsets reset, group delete
+ * on a running store): odd while one is being written, even otherwise; 0 or
+ * more, or a negative error.  A consumer that keeps its positions in its own
+ * memory reads it before each commit: when it moved from the value it last
+ * saw, it does not commit, waits (bounded) for an even count and fetches its
+ * offsets again (shmq_fetch_offset).  One load from shared memory; never
+ * blocks.
+ */
+int64_t shmq_consumer_offsets_resets(shmq_consumer_t *c);
+
+/*
  * Give up the one message at queue_offset of topic/queue_id, whose record
  * a pull reported corrupt (SHMQ_E_CORRUPT, res->corrupt.queue_offset), and
  * move the handle's group past it: the group's offset becomes

@@ -173,3 +173,16 @@ int shmq_fetch_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, i
     }
     return shmq_ctl_offset_get(&c->ctl, c->group, topic, queue_id, offset);
 }
+
+int64_t shmq_consumer_offsets_resets(shmq_consumer_t *c)
+{
+    if (!c) {
+        return shmq_error_set(SHMQ_E_ARG, "offsets_resets: no consumer");
+    }
+    int rc = shmq_cons_ensure(c);
+    if (rc < 0) {
+        return rc;
+    }
+    /* Acquire: pairs with shmq_ctl_offsets_reset_end's release (the new offsets). */
+    return atomic_load_explicit(&c->ctl.cons->resets, memory_order_acquire);
+}

@@ -531,6 +531,10 @@ typedef struct shmq_ctl_cons {
     uint64_t generation; /* equals the control block's */
     _Alignas(64) _Atomic uint32_t
         offsets_dirty; /* master, ha-receiver: a change since the last save */
+    /* The store's user (shmqctl offsets reset, group delete): odd while offsets are being
+     * reset behind running consumers, even again after; consumers that see it move
+     * fetch their offsets again (shmq_consumer_offsets_resets). */
+    _Atomic uint32_t resets;
     shmq_ctl_offset_t offsets[SHMQ_CTL_MAX_OFFSETS];
 } shmq_ctl_cons_t;
 
@@ -817,6 +821,22 @@ int shmq_ctl_offset_advance(shmq_ctl_t *ctl, const char *group, const char *topi
  * Returns the number dropped.
  */
 int shmq_ctl_offsets_delete_topic(shmq_ctl_t *ctl, const char *topic);
+
+/*
+ * Drop every offset of group (the store's user: shmqctl group delete);
+ * offsets_dirty is set so that the flusher saves the table.  Returns the
+ * number dropped, or an error.
+ */
+int shmq_ctl_offsets_delete_group(shmq_ctl_t *ctl, const char *group);
+
+/*
+ * A reset of offsets behind running consumers (the store's user):
+ * begin makes cons->resets odd (consumers stop committing and wait), end
+ * makes it even again (they fetch their offsets again).  Between the two
+ * the caller changes offsets (shmq_ctl_offset_set, ..._delete_group).
+ */
+void shmq_ctl_offsets_reset_begin(shmq_ctl_t *ctl);
+void shmq_ctl_offsets_reset_end(shmq_ctl_t *ctl);
 
 /* Copy every offset of the consumer area into *t ("topic@group" keys); free it after. */
 int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t);

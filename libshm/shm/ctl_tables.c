@@ -720,6 +720,54 @@ int shmq_ctl_offsets_delete_topic(shmq_ctl_t *ctl, const char *topic)
     return dropped;
 }
 
+int shmq_ctl_offsets_delete_group(shmq_ctl_t *ctl, const char *group)
+{
+    if (ctl->readonly) {
+        return shmq_error_set(-EROFS, "consumer area of %s is read-only here", ctl->root);
+    }
+    size_t glen = strnlen(group, SHMQ_GROUP_MAX + 1);
+    if (glen == 0 || glen > SHMQ_GROUP_MAX) {
+        return shmq_error_set(SHMQ_E_ARG, "consumer group name empty or longer than %d bytes",
+                              SHMQ_GROUP_MAX);
+    }
+    /* Under the inserters' lock: no entry of the group appears while we look. */
+    int fd = lock_byte(ctl, LOCK_BYTE_OFFSETS, TABLE_LOCK_TIMEOUT, "consumer offsets");
+    if (fd < 0) {
+        return fd;
+    }
+    int dropped = 0;
+    for (uint32_t i = 0; i < SHMQ_CTL_MAX_OFFSETS; i++) {
+        shmq_ctl_offset_t *e = &ctl->cons->offsets[i];
+        /* Acquire: an ACTIVE entry's key is complete (the inserter's release). */
+        if (atomic_load_explicit(&e->state, memory_order_acquire) == SHMQ_ENTRY_ACTIVE &&
+            memcmp(e->group, group, glen + 1) == 0) {
+            /* DELETED, not FREE: later entries of the probe chain stay reachable. */
+            atomic_store_explicit(&e->state, SHMQ_ENTRY_DELETED, memory_order_release);
+            dropped++;
+        }
+    }
+    close(fd);
+    if (dropped > 0) {
+        offsets_mark_dirty(ctl);
+    }
+    return dropped;
+}
+
+void shmq_ctl_offsets_reset_begin(shmq_ctl_t *ctl)
+{
+    uint32_t r = atomic_load_explicit(&ctl->cons->resets, memory_order_relaxed);
+    /* Nothing is published by the odd mark itself; the offset stores that follow are
+     * releases and keep it before them.  seq_cst: no reordering to reason about here. */
+    atomic_store_explicit(&ctl->cons->resets, (r | 1u) == r ? r + 2 : r | 1u, memory_order_seq_cst);
+}
+
+void shmq_ctl_offsets_reset_end(shmq_ctl_t *ctl)
+{
+    uint32_t r = atomic_load_explicit(&ctl->cons->resets, memory_order_relaxed);
+    /* Release: a consumer that sees the even count sees the new offsets. */
+    atomic_store_explicit(&ctl->cons->resets, (r | 1u) + 1, memory_order_release);
+}
+
 int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t)
 {
     memset(t, 0, sizeof(*t));

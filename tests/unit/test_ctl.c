@@ -1014,6 +1014,42 @@ static void test_queue_table_full_returns_range(void **state)
 
 /* ---- consumer offsets --------------------------------------------------------------- */
 
+static void test_offsets_delete_group_drops_only_its_entries_and_resets_count_moves(void **state)
+{
+    fixture_t *f = *state;
+    int64_t off;
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g1", "TopicA", 0, 5), 0);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g1", "TopicB", 1, 7), 0);
+    assert_int_equal(shmq_ctl_offset_set(&f->ctl, "g10", "TopicA", 0, 9), 0);
+    atomic_store(&f->ctl.cons->offsets_dirty, 0);
+    uint32_t r0 = atomic_load(&f->ctl.cons->resets);
+    assert_int_equal(r0 & 1, 0);
+    shmq_ctl_offsets_reset_begin(&f->ctl);
+    assert_int_equal(atomic_load(&f->ctl.cons->resets) & 1, 1); /* odd while it changes */
+    assert_int_equal(shmq_ctl_offsets_delete_group(&f->ctl, "g1"), 2);
+    shmq_ctl_offsets_reset_end(&f->ctl);
+    uint32_t r1 = atomic_load(&f->ctl.cons->resets);
+    assert_int_equal(r1 & 1, 0);
+    assert_true(r1 != r0);
+    assert_int_equal(atomic_load(&f->ctl.cons->offsets_dirty), 1);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g1", "TopicA", 0, &off), SHMQ_E_NOT_FOUND);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g1", "TopicB", 1, &off), SHMQ_E_NOT_FOUND);
+    assert_int_equal(shmq_ctl_offset_get(&f->ctl, "g10", "TopicA", 0, &off), 0);
+    assert_int_equal(off, 9);
+    assert_int_equal(shmq_ctl_offsets_delete_group(&f->ctl, "g1"), 0);
+    assert_int_equal(shmq_ctl_offsets_delete_group(&f->ctl, ""), SHMQ_E_ARG);
+    /* A begin left behind (a tool killed mid-way): the next begin stays odd, its end even. */
+    shmq_ctl_offsets_reset_begin(&f->ctl);
+    shmq_ctl_offsets_reset_begin(&f->ctl);
+    assert_int_equal(atomic_load(&f->ctl.cons->resets) & 1, 1);
+    shmq_ctl_offsets_reset_end(&f->ctl);
+    assert_int_equal(atomic_load(&f->ctl.cons->resets) & 1, 0);
+    shmq_ctl_t c;
+    assert_int_equal(shmq_ctl_attach(f->dir, SHMQ_CTL_RDONLY, &c), 0);
+    assert_int_equal(shmq_ctl_offsets_delete_group(&c, "g10"), -EROFS);
+    shmq_ctl_detach(&c);
+}
+
 static void test_offsets_set_get_save_load_round_trip(void **state)
 {
     fixture_t *f = *state;
@@ -1265,6 +1301,7 @@ int main(void)
         T(test_queue_insert_and_find_many, setup_ready),
         T(test_queue_table_full_returns_range, setup_ready),
         T(test_offsets_set_get_save_load_round_trip, setup_ready),
+        T(test_offsets_delete_group_drops_only_its_entries_and_resets_count_moves, setup_ready),
         T(test_offset_advance_only_moves_forward, setup_ready),
         T(test_offsets_load_drops_key_without_group_with_a_warning, setup_ready),
         T(test_offsets_concurrent_inserts_make_one_entry_per_key, setup_ready),

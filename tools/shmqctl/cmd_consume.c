@@ -13,7 +13,10 @@
  * whole round finds nothing, the next pull long-polls (a short bounded
  * wait, so that a message on another queue is not held up).  After each batch the queue's
  * next offset is committed (shmq_commit_offset): a later run of the same
- * group continues where this one stopped.
+ * group continues where this one stopped.  Before each pull and each commit
+ * the store's offset reset count is compared (shmq_consumer_offsets_resets):
+ * after shmqctl offsets reset or group delete the run takes its positions
+ * from the committed offsets again instead of committing over them.
  *
  * Output, one message per line: text
  *   topic=T queue=Q queueOffset=N physOffset=P msgId=... uniqKey=... tags=...
@@ -51,6 +54,7 @@
 #define CONSUME_TIMEOUT_DEFAULT_MS 3000
 #define CONSUME_POLL_SLICE_MS      100 /* one long-poll wait: bounds the delay of other queues */
 #define CONSUME_BATCH              256
+#define CONSUME_RESET_WAITS        300 /* 10 ms each: an offsets reset takes well under 3 s */
 
 static volatile sig_atomic_t consume_stop;
 
@@ -82,6 +86,7 @@ typedef struct consume_state {
     int32_t nq; /* queues of every source */
     int64_t got;
     int64_t sent_back;
+    int64_t resets; /* the store's offset reset count this run's positions follow */
 } consume_state_t;
 
 static json_t *prop_json(const shmq_msg_view_t *v, const char *name)
@@ -192,6 +197,33 @@ static int consume_refresh_queues(consume_state_t *st)
     return st->nq;
 }
 
+/*
+ * An offsets reset (or group delete) moved the store's reset count: wait
+ * (bounded) until it is even again, then take every queue's position from
+ * the committed offsets (a deleted group starts by --from).  True when the
+ * positions were reloaded.
+ */
+static bool consume_follow_reset(consume_state_t *st)
+{
+    int64_t r = shmq_consumer_offsets_resets(st->c);
+    if (r < 0 || r == st->resets) {
+        return false;
+    }
+    for (int i = 0; i < CONSUME_RESET_WAITS && (r & 1); i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        r = shmq_consumer_offsets_resets(st->c);
+    }
+    st->resets = r;
+    for (int i = 0; i < st->nsrc; i++) {
+        consume_src_t *src = &st->src[i];
+        for (int32_t q = 0; q < src->nq; q++) {
+            src->offsets[q] = consume_start_offset(st, src, q);
+        }
+    }
+    return true;
+}
+
 /* The source and queue of the k-th queue of the round. */
 static consume_src_t *consume_queue_at(consume_state_t *st, int32_t k, int32_t *q)
 {
@@ -217,6 +249,7 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, consume
     size_t i;
     int rc;
 
+    consume_follow_reset(st);
     shmq_error_clear();
     rc = shmq_pull(st->c, src->topic, q, src->offsets[q], max, src->retry ? NULL : a->tags, wait_ms,
                    pr);
@@ -255,7 +288,9 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, consume
     default: /* nothing new, or no such queue yet */
         return 0;
     }
-    if (next != src->offsets[q]) {
+    if (consume_follow_reset(st)) {
+        /* Reset behind us: this batch's offset is not committed over it. */
+    } else if (next != src->offsets[q]) {
         src->offsets[q] = next;
         shmq_error_clear();
         rc = shmq_commit_offset(st->c, src->topic, q, next);
@@ -412,6 +447,7 @@ int shmqctl_cmd_consume(shmqctl_args_t *a)
     if (a->no_check) {
         shmq_consumer_set_check_crcs(st.c, false);
     }
+    st.resets = shmq_consumer_offsets_resets(st.c);
     if (a->skip_corrupt && (ret = consume_skip(&st)) != SHMQCTL_EXIT_OK) {
         goto out;
     }

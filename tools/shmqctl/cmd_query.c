@@ -25,8 +25,7 @@
 
 /* ---- arguments ---------------------------------------------------------------------------- */
 
-/* ms since the epoch, or local "YYYY-MM-DD HH:MM:SS[.mmm]".  0 or -1. */
-static int parse_time(const char *s, int64_t *out)
+int shmqctl_parse_time(const char *s, int64_t *out)
 {
     if (shmqctl_parse_int(s, 0, INT64_MAX, false, out) == 0) {
         return 0;
@@ -63,7 +62,7 @@ static int parse_time(const char *s, int64_t *out)
 
 static int time_arg(shmqctl_args_t *a, const char *opt, const char *s, int64_t *out)
 {
-    if (parse_time(s, out) < 0) {
+    if (shmqctl_parse_time(s, out) < 0) {
         return shmqctl_usage_error(a->cmd,
                                    "%s: expected ms since the epoch or \"YYYY-MM-DD HH:MM:SS\", "
                                    "got '%s'",

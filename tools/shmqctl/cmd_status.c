@@ -289,6 +289,35 @@ static void health_problem(json_t *health, const char *fmt, ...)
     json_array_append_new(health, json_string(text));
 }
 
+/* "groups": per consumer group its total lag (queue max minus committed, each at least 0). */
+static void groups_json(const shmq_ctl_t *ctl, json_t *o)
+{
+    shmq_offset_table_t t;
+    if (shmq_ctl_offsets_snapshot(ctl, &t) < 0) {
+        return;
+    }
+    json_t *g = json_object();
+    for (size_t i = 0; g && i < t.count; i++) {
+        char key[512];
+        char *group;
+        if (!shmq_offset_key_split(&t.entries[i], key, &group)) {
+            continue;
+        }
+        const shmq_ctl_queue_t *q =
+            shmq_ctl_queue_find(ctl, key, strlen(key), t.entries[i].queue_id);
+        /* Acquire: pairs with the dispatcher's release of max_offset. */
+        int64_t max =
+            q ? atomic_load_explicit((_Atomic int64_t *)&q->max_offset, memory_order_acquire) : 0;
+        int64_t lag = max > t.entries[i].offset ? max - t.entries[i].offset : 0;
+        json_t *cur = json_object_get(g, group);
+        json_object_set_new(g, group, json_integer(lag + (cur ? json_integer_value(cur) : 0)));
+    }
+    shmq_offset_table_free(&t);
+    if (g) {
+        json_object_set_new(o, "groups", g);
+    }
+}
+
 static json_t *status_json(const shmq_ctl_t *ctl)
 {
     shmq_ctl_block_t *b = ctl->blk;
@@ -407,6 +436,7 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     scheduler_json(ctl, o);
     replication_json(ctl, o);
     json_object_set_new(o, "role", shmqctl_role_json(ctl->root, ctl, &ctl->blk->hdr.config));
+    groups_json(ctl, o);
     return o;
 }
 

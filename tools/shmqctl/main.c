@@ -58,6 +58,7 @@ enum {
     OPT_SLAVE,
     OPT_MASTER,
     OPT_CLEAR,
+    OPT_TO,
 };
 
 typedef struct shmqctl_cmd {
@@ -185,6 +186,25 @@ static const shmqctl_cmd_t commands[] = {
      "offset-by-time --store DIR --topic T --queue Q --time TIME [--json]\n"
      "    Print the queue offset of the first message of T/Q stored at or after TIME\n"
      "    (the queue's max offset when every message is older).\n"},
+    {"group", shmqctl_cmd_group, SHMQCTL_OPT_JSON, 2, 2,
+     "group --store DIR progress GROUP [--json]\n"
+     "  or: group --store DIR delete GROUP\n"
+     "    progress: per topic and queue the group has offsets for, the queue's max\n"
+     "    and min offsets, the group's committed offset and its lag (max minus\n"
+     "    committed, never below 0), and the group's total lag.  delete: remove\n"
+     "    every offset of the group.  Running store (control block) or stopped\n"
+     "    store (config/consumerOffset.json and the ConsumeQueue files).\n"},
+    {"offsets", shmqctl_cmd_offsets,
+     SHMQCTL_OPT_GROUP | SHMQCTL_OPT_TOPIC | SHMQCTL_OPT_SEND | SHMQCTL_OPT_TO, 1, 1,
+     "offsets --store DIR reset --group G --topic T --to earliest|latest|OFFSET|@MS|TIME\n"
+     "          [--queue Q]\n"
+     "    Set the committed offsets of group G in every queue of T (or queue Q):\n"
+     "    earliest (the queue's min offset), latest (its max), OFFSET (clamped to\n"
+     "    [min, max] of each queue), or the offset of the first message stored at\n"
+     "    or after a time: @MS (ms since the epoch) or local \"YYYY-MM-DD HH:MM:SS\".\n"
+     "    Running store: set in the control block; a running shmqctl consume of G\n"
+     "    takes the new offsets at its next pull.  Stopped store: consumerOffset.json\n"
+     "    is rewritten.\n"},
     {"role", shmqctl_cmd_role, SHMQCTL_OPT_ROLE | SHMQCTL_OPT_TIMEOUT | SHMQCTL_OPT_JSON, 0, 0,
      "role --store DIR [--json]\n"
      "  or: role --store DIR --promote [--timeout MS]\n"
@@ -390,6 +410,7 @@ static const struct option long_opts[] = {
     {"slave", no_argument, NULL, OPT_SLAVE},
     {"master", required_argument, NULL, OPT_MASTER},
     {"clear", no_argument, NULL, OPT_CLEAR},
+    {"to", required_argument, NULL, OPT_TO},
     {NULL, 0, NULL, 0},
 };
 
@@ -430,6 +451,8 @@ static unsigned opt_bit(int opt)
         return SHMQCTL_OPT_SEND;
     case OPT_GROUP:
         return SHMQCTL_OPT_GROUP;
+    case OPT_TO:
+        return SHMQCTL_OPT_TO;
     case OPT_TIMEOUT:
         return SHMQCTL_OPT_TIMEOUT;
     case OPT_QUERY_KEY:
@@ -693,6 +716,9 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
             break;
         case OPT_CLEAR:
             a->clear = true;
+            break;
+        case OPT_TO:
+            a->to_arg = optarg; /* offsets reset parses it */
             break;
         case ':':
             rc = shmqctl_usage_error(c->name, "option %s needs a value", argv[optind - 1]);

@@ -48,10 +48,11 @@
 #define SHMQCTL_OPT_KEYS_ARG   0x200000 /* --keys takes a value (with SHMQCTL_OPT_KEYS) */
 /* query, offset-by-time: --key --begin --end --max --msg-id --uniq-key --phys-offset --time */
 #define SHMQCTL_OPT_QUERY        0x400000
-#define SHMQCTL_OPT_DELIVER      0x1000000 /* send: --deliver-at TIME --deliver-after MS */
-#define SHMQCTL_OPT_FAIL         0x2000000 /* consume: --fail */
-#define SHMQCTL_OPT_SKIP_CORRUPT 0x4000000 /* consume: --skip-corrupt [TOPIC:]QUEUE:OFFSET */
-#define SHMQCTL_OPT_ROLE         0x8000000 /* role: --promote --slave --master HOST:PORT --clear */
+#define SHMQCTL_OPT_DELIVER      0x1000000  /* send: --deliver-at TIME --deliver-after MS */
+#define SHMQCTL_OPT_FAIL         0x2000000  /* consume: --fail */
+#define SHMQCTL_OPT_SKIP_CORRUPT 0x4000000  /* consume: --skip-corrupt [TOPIC:]QUEUE:OFFSET */
+#define SHMQCTL_OPT_ROLE         0x8000000  /* role: --promote --slave --master HOST:PORT --clear */
+#define SHMQCTL_OPT_TO           0x10000000 /* offsets reset: --to */
 
 /* The parsed command line of one command. */
 typedef struct shmqctl_args {
@@ -101,6 +102,7 @@ typedef struct shmqctl_args {
     bool slave;         /* --slave */
     const char *master; /* --master HOST:PORT */
     bool clear;         /* --clear */
+    const char *to_arg; /* offsets reset --to */
     char **pos;         /* positional arguments after the command */
     int npos;
 } shmqctl_args_t;
@@ -122,6 +124,11 @@ int shmqctl_cmd_clean(shmqctl_args_t *a);
 int shmqctl_cmd_query(shmqctl_args_t *a);
 int shmqctl_cmd_offset_by_time(shmqctl_args_t *a);
 int shmqctl_cmd_role(shmqctl_args_t *a);
+int shmqctl_cmd_group(shmqctl_args_t *a);
+int shmqctl_cmd_offsets(shmqctl_args_t *a);
+
+/* ms since the epoch, or local "YYYY-MM-DD HH:MM:SS[.mmm]": 0, or -1 when s is neither. */
+int shmqctl_parse_time(const char *s, int64_t *out);
 
 /*
  * Attach to the running store at root (flags as shmq_ctl_attach).  Prints
