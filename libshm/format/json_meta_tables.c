@@ -300,7 +300,8 @@ static int off_restore_map(off_ctx_t *c, const char *key, const json_t *m, bool 
     return 0;
 }
 
-/* Step 2: offsets the .bak holds and the file lacks (offsets are never removed): restored. */
+/* Step 2: offsets the .bak holds and the file lacks: restored (a save that removes
+ * offsets is made twice, shmq_consumer_offsets_save_dropped, so the .bak lacks them too). */
 static int off_restore_missing(off_ctx_t *c)
 {
     bool any = false;
@@ -517,6 +518,12 @@ int shmq_consumer_offsets_save(const char *root, const shmq_offset_table_t *t)
     json_t *ot = offsets_by_key(t);
     /* dataVersion continues the file's (a RocketMQ-written one keeps its history). */
     return meta_save(root, &kind_consumer, ot ? json_pack("{s:o}", "offsetTable", ot) : NULL, true);
+}
+
+int shmq_consumer_offsets_save_dropped(const char *root, const shmq_offset_table_t *t)
+{
+    int rc = shmq_consumer_offsets_save(root, t);
+    return rc < 0 ? rc : shmq_consumer_offsets_save(root, t);
 }
 
 int shmq_consumer_offsets_dump(const shmq_offset_table_t *t, char **text, size_t *len)

@@ -247,6 +247,10 @@ void shmq_offset_table_free(shmq_offset_table_t *t);
  * dataVersion continues the file's (counter + 1); the table's counter is not used. */
 int shmq_consumer_offsets_load(const char *root, shmq_offset_table_t *t);
 int shmq_consumer_offsets_save(const char *root, const shmq_offset_table_t *t);
+/* The save of a table some offsets were removed from (a group or a topic deleted): made
+ * twice, so that the .bak lacks them too (the load restores an offset the .bak holds and
+ * the file lacks, for a damaged file). */
+int shmq_consumer_offsets_save_dropped(const char *root, const shmq_offset_table_t *t);
 /* The document a save writes, without dataVersion, as compact JSON text (malloc'd, *len
  * bytes, NUL-terminated): what a master sends its slaves.  0 or -ENOMEM. */
 int shmq_consumer_offsets_dump(const shmq_offset_table_t *t, char **text, size_t *len);

@@ -844,6 +844,9 @@ int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t);
 /* Save every offset to config/consumerOffset.json ("topic@group" -> {queue: offset}). */
 int shmq_ctl_offsets_save(shmq_ctl_t *ctl);
 
+/* The same after offsets were removed: shmq_consumer_offsets_save_dropped (twice). */
+int shmq_ctl_offsets_save_dropped(shmq_ctl_t *ctl);
+
 /*
  * Load config/consumerOffset.json into the consumer area (master at start,
  * after the queue table is filled).  Damaged entries are replaced from the

@@ -807,7 +807,7 @@ int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t)
     return 0;
 }
 
-int shmq_ctl_offsets_save(shmq_ctl_t *ctl)
+static int ctl_offsets_save(shmq_ctl_t *ctl, bool dropped)
 {
     shmq_offset_table_t t;
     /* Clear first (acquire pairs with the committers' release): a commit
@@ -815,13 +815,24 @@ int shmq_ctl_offsets_save(shmq_ctl_t *ctl)
     atomic_exchange_explicit(&ctl->cons->offsets_dirty, 0, memory_order_acq_rel);
     int rc = shmq_ctl_offsets_snapshot(ctl, &t);
     if (rc == 0) {
-        rc = shmq_consumer_offsets_save(ctl->root, &t);
+        rc = dropped ? shmq_consumer_offsets_save_dropped(ctl->root, &t)
+                     : shmq_consumer_offsets_save(ctl->root, &t);
     }
     if (rc < 0) {
         offsets_mark_dirty(ctl); /* not saved: try again next time */
     }
     shmq_offset_table_free(&t);
     return rc;
+}
+
+int shmq_ctl_offsets_save(shmq_ctl_t *ctl)
+{
+    return ctl_offsets_save(ctl, false);
+}
+
+int shmq_ctl_offsets_save_dropped(shmq_ctl_t *ctl)
+{
+    return ctl_offsets_save(ctl, true);
 }
 
 /* The max offset of a queue as the control block has it (the master fills it from the files). */

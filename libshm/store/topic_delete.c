@@ -107,7 +107,7 @@ static int delete_offsets(const char *root, const char *topic)
     if (rc == 0 && changed) {
         out.data_version_counter = t.data_version_counter;
         out.data_version_state = t.data_version_state;
-        rc = shmq_consumer_offsets_save(root, &out);
+        rc = shmq_consumer_offsets_save_dropped(root, &out);
     }
     shmq_offset_table_free(&t);
     shmq_offset_table_free(&out);

@@ -35,12 +35,12 @@ bodies() {
 old_count() {
     grep -c '^old' | tr -d ' '
 }
-# consumerOffset.json keys of topic $1, one per line.
+# consumerOffset.json keys of topic $1, one per line ($2: another file, e.g. the .bak).
 offset_keys() {
     perl -MJSON::PP -e 'local $/; open(my $f, "<", $ARGV[0]) or exit 0;
         my $j = JSON::PP->new->decode(<$f>);
         print "$_\n" for grep { /^\Q$ARGV[1]\E@/ } keys %{$j->{offsetTable}}' \
-        "$STORE/config/consumerOffset.json" "$1"
+        "${2:-$STORE/config/consumerOffset.json}" "$1"
 }
 cut_of() {
     perl -MJSON::PP -e 'local $/; open(my $f, "<", $ARGV[0]) or do { print "none\n"; exit };
@@ -81,6 +81,8 @@ ok $? "topic delete TD" || diag "$T/out"
 [ ! -e "$STORE/consumequeue/TD" ]
 ok $? "its consume queues are removed"
 is "$(offset_keys TD | grep -c .)" "0" "and every group's offsets of it"
+is "$(offset_keys TD "$STORE/config/consumerOffset.json.bak" | grep -c .)" "0" \
+    "the .bak too (a load restores from it an offset the file lacks)"
 cut=$(cut_of TD)
 [ "$cut" -ge 0 ] 2>/dev/null
 ok $? "its cut is recorded in topicDeletes.json ($cut)"

@@ -18,9 +18,9 @@
  * not follow resets commits again after a delete.
  *
  * Stopped store: consumerOffset.json is rewritten under the store lock as
- * the store saves it (shmq_consumer_offsets_save: temporary file, fsync,
- * rename), twice: the loader restores an offset the .bak holds and the file
- * lacks, so after a delete both must lack it.
+ * the store saves it (temporary file, fsync, rename), with
+ * shmq_consumer_offsets_save_dropped: twice, so that after a delete the .bak
+ * lacks the group too.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -242,18 +242,10 @@ static int offsets_rewrite(const shmqctl_args_t *a,
         rc = fn(&t, arg, &out);
     }
     if (rc == 0) {
-        /*
-         * Twice: the loader takes an offset the .bak holds and the file lacks
-         * for a damaged entry and restores it; after the second save the
-         * .bak is the new table too, so a deleted group stays deleted.
-         */
         out.data_version_counter = t.data_version_counter;
         out.data_version_state = t.data_version_state;
         shmq_error_clear();
-        rc = shmq_consumer_offsets_save(root, &out);
-        if (rc == 0) {
-            rc = shmq_consumer_offsets_save(root, &out);
-        }
+        rc = shmq_consumer_offsets_save_dropped(root, &out);
         if (rc < 0) {
             ret = shmqctl_fail(rc, "cannot save %s/config/consumerOffset.json", root);
         }
@@ -331,14 +323,7 @@ static int group_delete(shmqctl_args_t *a, const char *group)
     int dropped = shmq_ctl_offsets_delete_group(&s.ctl, group);
     shmq_ctl_offsets_reset_end(&s.ctl);
     if (dropped > 0) {
-        /*
-         * Saved here, twice, as topic delete saves: the loader restores an
-         * offset the .bak holds and the file lacks, so both must lack it.
-         */
-        int src = shmq_ctl_offsets_save(&s.ctl);
-        if (src == 0) {
-            src = shmq_ctl_offsets_save(&s.ctl);
-        }
+        int src = shmq_ctl_offsets_save_dropped(&s.ctl); /* saved here, at once */
         if (src < 0) {
             group_store_close(&s);
             return shmqctl_fail(src, "group %s: offsets deleted but not saved", group);

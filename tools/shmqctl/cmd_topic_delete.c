@@ -80,7 +80,7 @@ static int finish(shmqctl_args_t *a, shmq_ctl_t *ctl, uint64_t req, const char *
     shmq_error_clear();
     int rc = shmq_ctl_offsets_delete_topic(ctl, topic);
     if (rc >= 0) {
-        rc = shmq_ctl_offsets_save(ctl);
+        rc = shmq_ctl_offsets_save_dropped(ctl);
     }
     if (rc < 0) {
         return shmqctl_fail(rc, "topic %s: cannot drop its consumer offsets", topic);
