@@ -145,6 +145,15 @@ void wr_complete_slot(writer_t *wr, const wr_done_t *d)
     }
 }
 
+void wr_topic_counts_flush(writer_t *wr)
+{
+    if (wr->tc_entry != NULL) {
+        shmq_topic_count_add(wr->blk, wr->tc_entry, wr->tc_inc, wr->tc_msgs, wr->tc_bytes);
+        wr->tc_entry = NULL;
+        wr->tc_msgs = wr->tc_bytes = 0;
+    }
+}
+
 /* ---- topics and queues ----------------------------------------------------------------- */
 
 static int create_topic(writer_t *wr, const char *topic, size_t len, shmq_ctl_topic_t *out)
@@ -273,6 +282,16 @@ static bool queue_is(const shmq_ctl_queue_t *q, const char *topic, size_t len, i
 static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
                        wr_queue_t **out)
 {
+    /* The hint first: the entry last found for this queue id, taken only if the scan below
+     * would take it at once (its topic found equal to the snapshot still held). */
+    uint32_t *hint = &wr->queue_hint[(uint32_t)queue_id & (WR_QUEUE_HINTS - 1)];
+    if (*hint != 0 && *hint <= wr->nqueues) {
+        wr_queue_t *e = &wr->queues[*hint - 1];
+        if (e->topic_gen == wr->topic_gen && e->q->queue_id == queue_id) {
+            *out = e;
+            return 0;
+        }
+    }
     /* A cached queue whose topic was found equal to the topic snapshot still held needs no
      * comparing of its topic. */
     for (size_t i = 0; i < wr->nqueues; i++) {
@@ -280,6 +299,7 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
         if (e->topic_gen == wr->topic_gen ? e->q->queue_id == queue_id
                                           : queue_is(e->q, topic, len, queue_id)) {
             e->topic_gen = wr->topic_gen;
+            *hint = (uint32_t)i + 1;
             *out = e;
             return 0;
         }
@@ -311,6 +331,7 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
     /* Relaxed: we are next_offset's only writer. */
     e->next = atomic_load_explicit(&q->next_offset, memory_order_relaxed);
     e->dirty = false;
+    *hint = (uint32_t)wr->nqueues;
     *out = e;
     return 0;
 }
@@ -443,8 +464,14 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     wr->msgs_in += n;
     wr->bytes_in += (uint64_t)(d->end - d->phys);
     if (wr->topic_entry != NULL) {
-        shmq_topic_count_add(wr->blk, wr->topic_entry, wr->topic.incarnation, n,
-                             (uint64_t)(d->end - d->phys));
+        /* One addition per topic and batch: a unit of the same topic joins the pending one. */
+        if (wr->tc_entry != wr->topic_entry || wr->tc_inc != wr->topic.incarnation) {
+            wr_topic_counts_flush(wr);
+            wr->tc_entry = wr->topic_entry;
+            wr->tc_inc = wr->topic.incarnation;
+        }
+        wr->tc_msgs += n;
+        wr->tc_bytes += (uint64_t)(d->end - d->phys);
     }
 }
 
