@@ -452,8 +452,15 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
         }
     }
     const shmq_append_result_t *first = &wr->res[0], *last = &wr->res[n - 1];
-    add_done(wr, ring, m0, 0);
-    wr_done_t *d = &wr->done[wr->ndone - 1];
+    /* Every field but the detail text, which only an error reads: each stored once. */
+    wr_done_t *d = &wr->done[wr->ndone++];
+    d->detail[0] = '\0';
+    d->ring = ring;
+    d->slot = m0->slot;
+    d->req_id = m0->req_id;
+    d->oneway = (m0->flags & SHMQ_RING_F_ONEWAY) != 0;
+    d->status = 0;
+    d->queue_id = m0->queue_id;
     d->phys = first->phys_offset;
     d->size = first->size;
     d->end = last->phys_offset + last->size;
