@@ -22,6 +22,7 @@
 #include "shm/ctl.h"
 #include "shm/journal.h"
 #include "shm/ring.h"
+#include "shm/stats.h"
 #include "worker.h"
 
 #define WR_BATCH_ENTRIES   256       /* ring entries per batch (one journal cycle) */
@@ -42,18 +43,11 @@
 typedef struct wr_done {
     uint32_t ring;
     uint32_t slot;
-    uint64_t req_id;
     bool oneway;
-    int32_t status;
-    int32_t queue_id;
-    int32_t size;
-    int32_t count;
-    int64_t phys;
-    int64_t end;
-    int64_t queue_offset;
-    int64_t store_ts;
     int64_t born_ts; /* stored, not a re-send: the producer's born time (send latency), else 0 */
-    char detail[SHMQ_RING_DETAIL_MAX]; /* with a negative status: that request's error */
+    /* the answer as the slot takes it (shmq_ring_complete(); its state is not read): with
+     * a negative status, res.detail holds that request's error */
+    shmq_ring_slot_t res;
 } wr_done_t;
 
 /* A queue whose next_offset this batch advances (stored at step (4)). */
@@ -181,8 +175,13 @@ int wr_unit_room(writer_t *wr, size_t n);
 
 /* Give the answer d to its ring slot (nothing for a one-way send). */
 void wr_complete_slot(writer_t *wr, const wr_done_t *d);
-/* Add the pending per-topic counts of this batch (tc_*) to the control block. */
-void wr_topic_counts_flush(writer_t *wr);
+/* Add the pending per-topic counts of this batch (tc_*, tc_entry set) to the control block. */
+static inline void wr_topic_counts_flush(writer_t *wr)
+{
+    shmq_topic_count_add(wr->blk, wr->tc_entry, wr->tc_inc, wr->tc_msgs, wr->tc_bytes);
+    wr->tc_entry = NULL;
+    wr->tc_msgs = wr->tc_bytes = 0;
+}
 
 /*
  * Take the unit at pos (head or later) of ring i: copy and validate every

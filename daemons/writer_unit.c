@@ -77,15 +77,15 @@ static void add_done(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *m, int 
 {
     wr_done_t *d = &wr->done[wr->ndone++];
     /* All but the detail text, which only an error fills (its first byte says none). */
-    memset(d, 0, offsetof(wr_done_t, detail));
-    d->detail[0] = '\0';
+    memset(d, 0, offsetof(wr_done_t, res.detail));
+    d->res.detail[0] = '\0';
     d->ring = ring;
     d->slot = m->slot;
-    d->req_id = m->req_id;
+    d->res.req_id = m->req_id;
     d->oneway = (m->flags & SHMQ_RING_F_ONEWAY) != 0;
-    d->status = status;
-    d->queue_id = m->queue_id;
-    d->count = m->batch_count;
+    d->res.status = status;
+    d->res.queue_id = m->queue_id;
+    d->res.count = m->batch_count;
 }
 
 /* The counter a refusal counts in: bad input, or an entry the store could not take. */
@@ -115,7 +115,7 @@ static void reject(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_ms
     count_refusal(wr, err);
     if (m->hdr_ok) {
         add_done(wr, ring, m, shmq_ring_error_status(err));
-        snprintf(wr->done[wr->ndone - 1].detail, SHMQ_RING_DETAIL_MAX, "%s", why);
+        snprintf(wr->done[wr->ndone - 1].res.detail, SHMQ_RING_DETAIL_MAX, "%s", why);
     }
 }
 
@@ -124,33 +124,9 @@ void wr_complete_slot(writer_t *wr, const wr_done_t *d)
     if (d->oneway || d->ring >= wr->ring_count) {
         return;
     }
-    /* Field by field: an initializer would clear the 192-byte text too. */
-    shmq_ring_slot_t res;
-    res.status = d->status;
-    res.req_id = d->req_id;
-    res.phys_offset = d->phys;
-    res.end_pos = d->end;
-    res.queue_offset = d->queue_offset;
-    res.store_ts = d->store_ts;
-    res.queue_id = d->queue_id;
-    res.size = d->size;
-    res.count = d->count;
-    if (d->status < 0) {
-        memcpy(res.detail, d->detail, sizeof(res.detail)); /* read only with an error */
-    } else {
-        res.detail[0] = '\0';
-    }
+    /* The answer as queued: shmq_ring_complete() reads the text only with an error. */
     if (wr->maps[d->ring].r != NULL) {
-        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &res);
-    }
-}
-
-void wr_topic_counts_flush(writer_t *wr)
-{
-    if (wr->tc_entry != NULL) {
-        shmq_topic_count_add(wr->blk, wr->tc_entry, wr->tc_inc, wr->tc_msgs, wr->tc_bytes);
-        wr->tc_entry = NULL;
-        wr->tc_msgs = wr->tc_bytes = 0;
+        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &d->res);
     }
 }
 
@@ -441,7 +417,7 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
         wr_log(wr, SHMQ_LOG_ERROR, "%s", why);
         count_refusal(wr, rc);
         add_done(wr, ring, m0, rc);
-        memcpy(wr->done[wr->ndone - 1].detail, why, sizeof(why));
+        memcpy(wr->done[wr->ndone - 1].res.detail, why, sizeof(why));
         return;
     }
     if (unit) {
@@ -454,31 +430,33 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     const shmq_append_result_t *first = &wr->res[0], *last = &wr->res[n - 1];
     /* Every field but the detail text, which only an error reads: each stored once. */
     wr_done_t *d = &wr->done[wr->ndone++];
-    d->detail[0] = '\0';
     d->ring = ring;
     d->slot = m0->slot;
-    d->req_id = m0->req_id;
     d->oneway = (m0->flags & SHMQ_RING_F_ONEWAY) != 0;
-    d->status = 0;
-    d->queue_id = m0->queue_id;
-    d->phys = first->phys_offset;
-    d->size = first->size;
-    d->end = last->phys_offset + last->size;
-    d->queue_offset = wr->qoffs[0];
-    d->store_ts = first->store_ts;
-    d->count = (int32_t)n;
     d->born_ts = (m0->flags & SHMQ_RING_F_RESEND) ? 0 : m0->born_ts;
+    d->res.status = 0;
+    d->res.req_id = m0->req_id;
+    d->res.phys_offset = first->phys_offset;
+    d->res.end_pos = last->phys_offset + last->size;
+    d->res.queue_offset = wr->qoffs[0];
+    d->res.store_ts = first->store_ts;
+    d->res.queue_id = m0->queue_id;
+    d->res.size = first->size;
+    d->res.count = (int32_t)n;
+    uint64_t bytes = (uint64_t)(d->res.end_pos - d->res.phys_offset);
     wr->msgs_in += n;
-    wr->bytes_in += (uint64_t)(d->end - d->phys);
+    wr->bytes_in += bytes;
     if (wr->topic_entry != NULL) {
         /* One addition per topic and batch: a unit of the same topic joins the pending one. */
         if (wr->tc_entry != wr->topic_entry || wr->tc_inc != wr->topic.incarnation) {
-            wr_topic_counts_flush(wr);
+            if (wr->tc_entry != NULL) {
+                wr_topic_counts_flush(wr);
+            }
             wr->tc_entry = wr->topic_entry;
             wr->tc_inc = wr->topic.incarnation;
         }
         wr->tc_msgs += n;
-        wr->tc_bytes += (uint64_t)(d->end - d->phys);
+        wr->tc_bytes += bytes;
     }
 }
 
@@ -509,15 +487,15 @@ static bool complete_recorded(writer_t *wr, uint32_t ring, size_t n)
     const shmq_ring_msg_t *m0 = &wr->msgs[0];
     wr_done_t d = {.ring = ring,
                    .slot = m0->slot,
-                   .req_id = m0->req_id,
                    .oneway = (m0->flags & SHMQ_RING_F_ONEWAY) != 0,
-                   .queue_id = first->queue_id,
-                   .size = first->size,
-                   .count = (int32_t)n,
-                   .phys = first->phys,
-                   .end = last->phys + last->size,
-                   .queue_offset = first->queue_offset,
-                   .store_ts = first->store_ts};
+                   .res = {.req_id = m0->req_id,
+                           .queue_id = first->queue_id,
+                           .size = first->size,
+                           .count = (int32_t)n,
+                           .phys_offset = first->phys,
+                           .end_pos = last->phys + last->size,
+                           .queue_offset = first->queue_offset,
+                           .store_ts = first->store_ts}};
     wr_complete_slot(wr, &d);
     return true;
 }

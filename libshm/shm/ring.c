@@ -325,8 +325,7 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
  * least a header, a multiple of 8 and within the bytes held.  Sets every
  * field but the parts' views, which the caller cleared.
  */
-static inline __attribute__((always_inline)) int
-decode_msg(const uint8_t *buf, const shmq_ring_limits_t *lim, shmq_ring_msg_t *out)
+static int decode_msg(const uint8_t *buf, const shmq_ring_limits_t *lim, shmq_ring_msg_t *out)
 {
     /* Each field read from the copy straight into out (offsets: shmq_ring_hdr_t). */
     shmq_ring_hdr_t h;
