@@ -173,8 +173,8 @@ static int create_topic(writer_t *wr, const char *topic, size_t len, shmq_ctl_to
  * put hook replaced it): while the memo's gen is the one the snapshot was
  * taken at, the snapshot's name is that topic without comparing it again.
  */
-static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
-                         bool decoded)
+static int __attribute__((noinline))
+resolve_topic_slow(writer_t *wr, const char *topic, size_t len, int32_t queue_id, bool decoded)
 {
     shmq_ctl_topic_t *t = &wr->topic;
     const shmq_ctl_topic_t *e = wr->topic_entry;
@@ -207,6 +207,24 @@ static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t qu
                               (int)len, topic, t->write_queue_nums, queue_id);
     }
     return 0;
+}
+
+static inline int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
+                                bool decoded)
+{
+    /* The common case in a few loads: the unit's decode found the topic the snapshot was
+     * taken for (the memo's gen unchanged), whose entry is unchanged, and it admits the
+     * queue.  Anything else, errors included, is the slow path's (the same checks). */
+    const shmq_ctl_topic_t *t = &wr->topic;
+    const shmq_ctl_topic_t *e = wr->topic_entry;
+    /* Acquire: as in resolve_topic_slow(). */
+    if (decoded && e != NULL && wr->topic_memo_gen != 0 &&
+        wr->topic_memo_gen == wr->topic_memo.gen &&
+        atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq &&
+        (t->perm & SHMQ_PERM_WRITE) && queue_id < t->write_queue_nums) {
+        return 0;
+    }
+    return resolve_topic_slow(wr, topic, len, queue_id, decoded);
 }
 
 /*
