@@ -368,6 +368,9 @@ static inline void note_serviced(writer_t *wr, uint32_t i)
 
 static void batch_finish(writer_t *wr)
 {
+    if (wr->tc_entry != NULL) {
+        wr_topic_counts_flush(wr); /* the stored messages' topic counts (one store per topic) */
+    }
     crash_point(wr, "appended");
     /* (3) The records are complete: publish them. */
     if (wr->cl.wrote_pos != wr->published) {
@@ -385,15 +388,25 @@ static void batch_finish(writer_t *wr)
     wr->ndirty = 0;
     crash_point(wr, "offsets");
     /* (5) Answers, then the heads (space for the producers).  The send latency: one clock
-     * read for the batch, one bucket per stored unit (stats.h). */
+     * read for the batch, one bucket per stored unit, count and sum once per batch
+     * (stats.h). */
     int64_t now_ns = wr->msgs_in > 0 ? shmq_now_ns() : 0;
+    shmq_ctl_hist_t *lat = &wr->blk->counters.send_latency;
+    uint64_t lat_count = 0, lat_sum = 0;
     for (size_t k = 0; k < wr->ndone; k++) {
         const wr_done_t *d = &wr->done[k];
         wr_complete_slot(wr, d);
         if (d->born_ts > 0 && d->born_ts < INT64_MAX / 1000000) { /* a producer's word */
-            shmq_hist_add(&wr->blk->counters.send_latency, &shmq_hist_send,
-                          now_ns - d->born_ts * 1000000, (uint64_t)d->count);
+            int64_t ns = now_ns - d->born_ts * 1000000;
+            ns = ns > 0 ? ns : 0;
+            shmq_hist_add_bucket(lat, shmq_hist_bucket(&shmq_hist_send, ns),
+                                 (uint64_t)d->res.count);
+            lat_count += (uint64_t)d->res.count;
+            lat_sum += (uint64_t)ns * (uint64_t)d->res.count;
         }
+    }
+    if (lat_count > 0) {
+        shmq_hist_add_total(lat, lat_count, lat_sum);
     }
     crash_point(wr, "answered");
     for (uint32_t k = 0; k < wr->nmoved; k++) {

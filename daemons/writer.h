@@ -22,6 +22,7 @@
 #include "shm/ctl.h"
 #include "shm/journal.h"
 #include "shm/ring.h"
+#include "shm/stats.h"
 #include "worker.h"
 
 #define WR_BATCH_ENTRIES   256       /* ring entries per batch (one journal cycle) */
@@ -33,6 +34,7 @@
 #define WR_RESCAN_CALLS    1024  /* batches between two looks at the whole ring table */
 #define WR_RESCAN_SLEPT_MS 50    /* a sleep this long (a timeout): look at the whole table */
 #define WR_QUEUE_CACHE     64    /* queues remembered across batches */
+#define WR_QUEUE_HINTS     64    /* queue hints by queue id (a power of two) */
 #define WR_TOPIC_LOCK_MS   2000
 #define WR_WARN_EVERY_MS   1000
 #define WR_HOLD_MAX_MS     60000 /* crash tests: the longest hold at a step */
@@ -41,18 +43,11 @@
 typedef struct wr_done {
     uint32_t ring;
     uint32_t slot;
-    uint64_t req_id;
     bool oneway;
-    int32_t status;
-    int32_t queue_id;
-    int32_t size;
-    int32_t count;
-    int64_t phys;
-    int64_t end;
-    int64_t queue_offset;
-    int64_t store_ts;
     int64_t born_ts; /* stored, not a re-send: the producer's born time (send latency), else 0 */
-    char detail[SHMQ_RING_DETAIL_MAX]; /* with a negative status: that request's error */
+    /* the answer as the slot takes it (shmq_ring_complete(); its state is not read): with
+     * a negative status, res.detail holds that request's error */
+    shmq_ring_slot_t res;
 } wr_done_t;
 
 /* A queue whose next_offset this batch advances (stored at step (4)). */
@@ -107,6 +102,9 @@ typedef struct writer {
     wr_queue_t *queues; /* a cache across batches (the entries never move) */
     size_t nqueues;
     size_t queues_cap;
+    /* queue_id & (WR_QUEUE_HINTS - 1) -> index + 1 in queues of the last entry found for
+     * that id; only a hint: checked as the scan checks an entry (writer_unit.c) */
+    uint32_t queue_hint[WR_QUEUE_HINTS];
     size_t *dirty; /* indexes in queues of the entries this batch advanced */
     size_t ndirty;
     uint64_t heads[SHMQ_CTL_MAX_RINGS];
@@ -118,6 +116,11 @@ typedef struct writer {
     size_t entries;
     int64_t bytes;
     uint64_t msgs_in, bytes_in;
+    /* this batch's stored messages and bytes of one topic (tc_entry, incarnation tc_inc)
+     * not yet added to its counts: added when another topic comes, and at step (5) */
+    const shmq_ctl_topic_t *tc_entry; /* NULL: nothing pending */
+    uint32_t tc_inc;
+    uint64_t tc_msgs, tc_bytes;
     uint64_t rejects, refused_disk_full, refused_fenced, append_errors; /* this batch's */
     bool fenced;
     int64_t store_ts;    /* the batch's store time (batch_open) */
@@ -172,6 +175,13 @@ int wr_unit_room(writer_t *wr, size_t n);
 
 /* Give the answer d to its ring slot (nothing for a one-way send). */
 void wr_complete_slot(writer_t *wr, const wr_done_t *d);
+/* Add the pending per-topic counts of this batch (tc_*, tc_entry set) to the control block. */
+static inline void wr_topic_counts_flush(writer_t *wr)
+{
+    shmq_topic_count_add(wr->blk, wr->tc_entry, wr->tc_inc, wr->tc_msgs, wr->tc_bytes);
+    wr->tc_entry = NULL;
+    wr->tc_msgs = wr->tc_bytes = 0;
+}
 
 /*
  * Take the unit at pos (head or later) of ring i: copy and validate every

@@ -77,15 +77,15 @@ static void add_done(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *m, int 
 {
     wr_done_t *d = &wr->done[wr->ndone++];
     /* All but the detail text, which only an error fills (its first byte says none). */
-    memset(d, 0, offsetof(wr_done_t, detail));
-    d->detail[0] = '\0';
+    memset(d, 0, offsetof(wr_done_t, res.detail));
+    d->res.detail[0] = '\0';
     d->ring = ring;
     d->slot = m->slot;
-    d->req_id = m->req_id;
+    d->res.req_id = m->req_id;
     d->oneway = (m->flags & SHMQ_RING_F_ONEWAY) != 0;
-    d->status = status;
-    d->queue_id = m->queue_id;
-    d->count = m->batch_count;
+    d->res.status = status;
+    d->res.queue_id = m->queue_id;
+    d->res.count = m->batch_count;
 }
 
 /* The counter a refusal counts in: bad input, or an entry the store could not take. */
@@ -115,7 +115,7 @@ static void reject(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_ms
     count_refusal(wr, err);
     if (m->hdr_ok) {
         add_done(wr, ring, m, shmq_ring_error_status(err));
-        snprintf(wr->done[wr->ndone - 1].detail, SHMQ_RING_DETAIL_MAX, "%s", why);
+        snprintf(wr->done[wr->ndone - 1].res.detail, SHMQ_RING_DETAIL_MAX, "%s", why);
     }
 }
 
@@ -124,24 +124,9 @@ void wr_complete_slot(writer_t *wr, const wr_done_t *d)
     if (d->oneway || d->ring >= wr->ring_count) {
         return;
     }
-    /* Field by field: an initializer would clear the 192-byte text too. */
-    shmq_ring_slot_t res;
-    res.status = d->status;
-    res.req_id = d->req_id;
-    res.phys_offset = d->phys;
-    res.end_pos = d->end;
-    res.queue_offset = d->queue_offset;
-    res.store_ts = d->store_ts;
-    res.queue_id = d->queue_id;
-    res.size = d->size;
-    res.count = d->count;
-    if (d->status < 0) {
-        memcpy(res.detail, d->detail, sizeof(res.detail)); /* read only with an error */
-    } else {
-        res.detail[0] = '\0';
-    }
+    /* The answer as queued: shmq_ring_complete() reads the text only with an error. */
     if (wr->maps[d->ring].r != NULL) {
-        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &res);
+        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &d->res);
     }
 }
 
@@ -188,8 +173,8 @@ static int create_topic(writer_t *wr, const char *topic, size_t len, shmq_ctl_to
  * put hook replaced it): while the memo's gen is the one the snapshot was
  * taken at, the snapshot's name is that topic without comparing it again.
  */
-static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
-                         bool decoded)
+static int __attribute__((noinline))
+resolve_topic_slow(writer_t *wr, const char *topic, size_t len, int32_t queue_id, bool decoded)
 {
     shmq_ctl_topic_t *t = &wr->topic;
     const shmq_ctl_topic_t *e = wr->topic_entry;
@@ -222,6 +207,24 @@ static int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t qu
                               (int)len, topic, t->write_queue_nums, queue_id);
     }
     return 0;
+}
+
+static inline int resolve_topic(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
+                                bool decoded)
+{
+    /* The common case in a few loads: the unit's decode found the topic the snapshot was
+     * taken for (the memo's gen unchanged), whose entry is unchanged, and it admits the
+     * queue.  Anything else, errors included, is the slow path's (the same checks). */
+    const shmq_ctl_topic_t *t = &wr->topic;
+    const shmq_ctl_topic_t *e = wr->topic_entry;
+    /* Acquire: as in resolve_topic_slow(). */
+    if (decoded && e != NULL && wr->topic_memo_gen != 0 &&
+        wr->topic_memo_gen == wr->topic_memo.gen &&
+        atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq &&
+        (t->perm & SHMQ_PERM_WRITE) && queue_id < t->write_queue_nums) {
+        return 0;
+    }
+    return resolve_topic_slow(wr, topic, len, queue_id, decoded);
 }
 
 /*
@@ -273,6 +276,16 @@ static bool queue_is(const shmq_ctl_queue_t *q, const char *topic, size_t len, i
 static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
                        wr_queue_t **out)
 {
+    /* The hint first: the entry last found for this queue id, taken only if the scan below
+     * would take it at once (its topic found equal to the snapshot still held). */
+    uint32_t *hint = &wr->queue_hint[(uint32_t)queue_id & (WR_QUEUE_HINTS - 1)];
+    if (*hint != 0 && *hint <= wr->nqueues) {
+        wr_queue_t *e = &wr->queues[*hint - 1];
+        if (e->topic_gen == wr->topic_gen && e->q->queue_id == queue_id) {
+            *out = e;
+            return 0;
+        }
+    }
     /* A cached queue whose topic was found equal to the topic snapshot still held needs no
      * comparing of its topic. */
     for (size_t i = 0; i < wr->nqueues; i++) {
@@ -280,6 +293,7 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
         if (e->topic_gen == wr->topic_gen ? e->q->queue_id == queue_id
                                           : queue_is(e->q, topic, len, queue_id)) {
             e->topic_gen = wr->topic_gen;
+            *hint = (uint32_t)i + 1;
             *out = e;
             return 0;
         }
@@ -311,6 +325,7 @@ static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queu
     /* Relaxed: we are next_offset's only writer. */
     e->next = atomic_load_explicit(&q->next_offset, memory_order_relaxed);
     e->dirty = false;
+    *hint = (uint32_t)wr->nqueues;
     *out = e;
     return 0;
 }
@@ -420,7 +435,7 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
         wr_log(wr, SHMQ_LOG_ERROR, "%s", why);
         count_refusal(wr, rc);
         add_done(wr, ring, m0, rc);
-        memcpy(wr->done[wr->ndone - 1].detail, why, sizeof(why));
+        memcpy(wr->done[wr->ndone - 1].res.detail, why, sizeof(why));
         return;
     }
     if (unit) {
@@ -431,20 +446,35 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
         }
     }
     const shmq_append_result_t *first = &wr->res[0], *last = &wr->res[n - 1];
-    add_done(wr, ring, m0, 0);
-    wr_done_t *d = &wr->done[wr->ndone - 1];
-    d->phys = first->phys_offset;
-    d->size = first->size;
-    d->end = last->phys_offset + last->size;
-    d->queue_offset = wr->qoffs[0];
-    d->store_ts = first->store_ts;
-    d->count = (int32_t)n;
+    /* Every field but the detail text, which only an error reads: each stored once. */
+    wr_done_t *d = &wr->done[wr->ndone++];
+    d->ring = ring;
+    d->slot = m0->slot;
+    d->oneway = (m0->flags & SHMQ_RING_F_ONEWAY) != 0;
     d->born_ts = (m0->flags & SHMQ_RING_F_RESEND) ? 0 : m0->born_ts;
+    d->res.status = 0;
+    d->res.req_id = m0->req_id;
+    d->res.phys_offset = first->phys_offset;
+    d->res.end_pos = last->phys_offset + last->size;
+    d->res.queue_offset = wr->qoffs[0];
+    d->res.store_ts = first->store_ts;
+    d->res.queue_id = m0->queue_id;
+    d->res.size = first->size;
+    d->res.count = (int32_t)n;
+    uint64_t bytes = (uint64_t)(d->res.end_pos - d->res.phys_offset);
     wr->msgs_in += n;
-    wr->bytes_in += (uint64_t)(d->end - d->phys);
+    wr->bytes_in += bytes;
     if (wr->topic_entry != NULL) {
-        shmq_topic_count_add(wr->blk, wr->topic_entry, wr->topic.incarnation, n,
-                             (uint64_t)(d->end - d->phys));
+        /* One addition per topic and batch: a unit of the same topic joins the pending one. */
+        if (wr->tc_entry != wr->topic_entry || wr->tc_inc != wr->topic.incarnation) {
+            if (wr->tc_entry != NULL) {
+                wr_topic_counts_flush(wr);
+            }
+            wr->tc_entry = wr->topic_entry;
+            wr->tc_inc = wr->topic.incarnation;
+        }
+        wr->tc_msgs += n;
+        wr->tc_bytes += bytes;
     }
 }
 
@@ -475,15 +505,15 @@ static bool complete_recorded(writer_t *wr, uint32_t ring, size_t n)
     const shmq_ring_msg_t *m0 = &wr->msgs[0];
     wr_done_t d = {.ring = ring,
                    .slot = m0->slot,
-                   .req_id = m0->req_id,
                    .oneway = (m0->flags & SHMQ_RING_F_ONEWAY) != 0,
-                   .queue_id = first->queue_id,
-                   .size = first->size,
-                   .count = (int32_t)n,
-                   .phys = first->phys,
-                   .end = last->phys + last->size,
-                   .queue_offset = first->queue_offset,
-                   .store_ts = first->store_ts};
+                   .res = {.req_id = m0->req_id,
+                           .queue_id = first->queue_id,
+                           .size = first->size,
+                           .count = (int32_t)n,
+                           .phys_offset = first->phys,
+                           .end_pos = last->phys + last->size,
+                           .queue_offset = first->queue_offset,
+                           .store_ts = first->store_ts}};
     wr_complete_slot(wr, &d);
     return true;
 }

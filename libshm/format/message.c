@@ -483,10 +483,11 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
     }
 
     uint8_t *p = dst;
-    shmq_put_be32(p + 0, (uint32_t)pl->total);
-    shmq_put_be32(p + 4, (uint32_t)(pl->v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
-    shmq_put_be32(p + 12, (uint32_t)m->queue_id);
-    shmq_put_be32(p + 16, (uint32_t)m->flag);
+    /* Two adjacent big-endian 32-bit fields as one 64-bit store (the first in the high half):
+     * TOTALSIZE and MAGICCODE, QUEUEID and FLAG. */
+    shmq_put_be64(p + 0, (uint64_t)(uint32_t)pl->total << 32 |
+                             (uint32_t)(pl->v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
+    shmq_put_be64(p + 12, (uint64_t)(uint32_t)m->queue_id << 32 | (uint32_t)m->flag);
     shmq_put_be64(p + 20, (uint64_t)queue_offset);
     shmq_put_be64(p + 28, (uint64_t)phys_offset);
     shmq_put_be32(p + 36, (uint32_t)sysflag);

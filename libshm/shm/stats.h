@@ -29,24 +29,43 @@ extern const shmq_hist_bounds_t shmq_hist_send;
 /* shmq_flush_duration_seconds: 10 us .. 1 s. */
 extern const shmq_hist_bounds_t shmq_hist_flush;
 
-/* Single writer: add weight observations of value ns (clamped at 0) to h. */
-static inline void shmq_hist_add(shmq_ctl_hist_t *h, const shmq_hist_bounds_t *b, int64_t ns,
-                                 uint64_t weight)
+/* The bucket of value ns (at least 0) under bounds b. */
+static inline int shmq_hist_bucket(const shmq_hist_bounds_t *b, int64_t ns)
 {
     int i = 0;
-    ns = ns > 0 ? ns : 0;
     while (i < b->count && ns > b->ns[i]) {
         i++;
     }
+    return i;
+}
+
+/* Single writer: add weight observations to bucket i of h (count and sum left to the caller). */
+static inline void shmq_hist_add_bucket(shmq_ctl_hist_t *h, int i, uint64_t weight)
+{
     /* Relaxed load and store: this process is the only writer (statistics). */
     atomic_store_explicit(&h->bucket[i],
                           atomic_load_explicit(&h->bucket[i], memory_order_relaxed) + weight,
                           memory_order_relaxed);
-    atomic_store_explicit(&h->count, atomic_load_explicit(&h->count, memory_order_relaxed) + weight,
+}
+
+/* Single writer: count observations whose values add up to sum_ns were added to h's buckets. */
+static inline void shmq_hist_add_total(shmq_ctl_hist_t *h, uint64_t count, uint64_t sum_ns)
+{
+    /* Relaxed load and store: this process is the only writer (statistics). */
+    atomic_store_explicit(&h->count, atomic_load_explicit(&h->count, memory_order_relaxed) + count,
                           memory_order_relaxed);
-    atomic_store_explicit(
-        &h->sum_ns, atomic_load_explicit(&h->sum_ns, memory_order_relaxed) + (uint64_t)ns * weight,
-        memory_order_relaxed);
+    atomic_store_explicit(&h->sum_ns,
+                          atomic_load_explicit(&h->sum_ns, memory_order_relaxed) + sum_ns,
+                          memory_order_relaxed);
+}
+
+/* Single writer: add weight observations of value ns (clamped at 0) to h. */
+static inline void shmq_hist_add(shmq_ctl_hist_t *h, const shmq_hist_bounds_t *b, int64_t ns,
+                                 uint64_t weight)
+{
+    ns = ns > 0 ? ns : 0;
+    shmq_hist_add_bucket(h, shmq_hist_bucket(b, ns), weight);
+    shmq_hist_add_total(h, weight, (uint64_t)ns * weight);
 }
 
 /*
