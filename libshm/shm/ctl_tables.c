@@ -687,17 +687,10 @@ int shmq_ctl_offset_advance(shmq_ctl_t *ctl, const char *group, const char *topi
     return rc;
 }
 
-int shmq_ctl_offsets_delete_topic(shmq_ctl_t *ctl, const char *topic)
+/* Mark DELETED every active offset whose topic (by_group: group) is name[0..len]. */
+static int offsets_delete_matching(shmq_ctl_t *ctl, bool by_group, const char *name, size_t len)
 {
-    if (ctl->readonly) {
-        return shmq_error_set(-EROFS, "consumer area of %s is read-only here", ctl->root);
-    }
-    size_t tlen = strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1);
-    if (tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY) {
-        return shmq_error_set(SHMQ_E_TOPIC, "topic name empty or longer than %d bytes",
-                              SHMQ_TOPIC_MAX_ANY);
-    }
-    /* Under the inserters' lock: no entry of the topic appears while we look. */
+    /* Under the inserters' lock: no matching entry appears while we look. */
     int fd = lock_byte(ctl, LOCK_BYTE_OFFSETS, TABLE_LOCK_TIMEOUT, "consumer offsets");
     if (fd < 0) {
         return fd;
@@ -707,7 +700,7 @@ int shmq_ctl_offsets_delete_topic(shmq_ctl_t *ctl, const char *topic)
         shmq_ctl_offset_t *e = &ctl->cons->offsets[i];
         /* Acquire: an ACTIVE entry's key is complete (the inserter's release). */
         if (atomic_load_explicit(&e->state, memory_order_acquire) == SHMQ_ENTRY_ACTIVE &&
-            memcmp(e->topic, topic, tlen + 1) == 0) {
+            memcmp(by_group ? e->group : e->topic, name, len + 1) == 0) {
             /* DELETED, not FREE: later entries of the probe chain stay reachable. */
             atomic_store_explicit(&e->state, SHMQ_ENTRY_DELETED, memory_order_release);
             dropped++;
@@ -720,6 +713,19 @@ int shmq_ctl_offsets_delete_topic(shmq_ctl_t *ctl, const char *topic)
     return dropped;
 }
 
+int shmq_ctl_offsets_delete_topic(shmq_ctl_t *ctl, const char *topic)
+{
+    if (ctl->readonly) {
+        return shmq_error_set(-EROFS, "consumer area of %s is read-only here", ctl->root);
+    }
+    size_t tlen = strnlen(topic, SHMQ_TOPIC_MAX_ANY + 1);
+    if (tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY) {
+        return shmq_error_set(SHMQ_E_TOPIC, "topic name empty or longer than %d bytes",
+                              SHMQ_TOPIC_MAX_ANY);
+    }
+    return offsets_delete_matching(ctl, false, topic, tlen);
+}
+
 int shmq_ctl_offsets_delete_group(shmq_ctl_t *ctl, const char *group)
 {
     if (ctl->readonly) {
@@ -730,27 +736,7 @@ int shmq_ctl_offsets_delete_group(shmq_ctl_t *ctl, const char *group)
         return shmq_error_set(SHMQ_E_ARG, "consumer group name empty or longer than %d bytes",
                               SHMQ_GROUP_MAX);
     }
-    /* Under the inserters' lock: no entry of the group appears while we look. */
-    int fd = lock_byte(ctl, LOCK_BYTE_OFFSETS, TABLE_LOCK_TIMEOUT, "consumer offsets");
-    if (fd < 0) {
-        return fd;
-    }
-    int dropped = 0;
-    for (uint32_t i = 0; i < SHMQ_CTL_MAX_OFFSETS; i++) {
-        shmq_ctl_offset_t *e = &ctl->cons->offsets[i];
-        /* Acquire: an ACTIVE entry's key is complete (the inserter's release). */
-        if (atomic_load_explicit(&e->state, memory_order_acquire) == SHMQ_ENTRY_ACTIVE &&
-            memcmp(e->group, group, glen + 1) == 0) {
-            /* DELETED, not FREE: later entries of the probe chain stay reachable. */
-            atomic_store_explicit(&e->state, SHMQ_ENTRY_DELETED, memory_order_release);
-            dropped++;
-        }
-    }
-    close(fd);
-    if (dropped > 0) {
-        offsets_mark_dirty(ctl);
-    }
-    return dropped;
+    return offsets_delete_matching(ctl, true, group, glen);
 }
 
 void shmq_ctl_offsets_reset_begin(shmq_ctl_t *ctl)

@@ -209,21 +209,6 @@ static int group_progress(shmqctl_args_t *a, const char *group)
 
 /* ---- stopped store: rewrite consumerOffset.json ---------------------------------------- */
 
-static int store_lock(const char *root, int *fd)
-{
-    shmq_error_clear();
-    int rc = shmq_store_lock(root, fd);
-    if (rc == SHMQ_E_LOCKED) {
-        shmqctl_err("store %s is in use but not running (starting or held by a tool); try again",
-                    root);
-        return SHMQCTL_EXIT_FAIL;
-    }
-    if (rc < 0) {
-        return shmqctl_fail(rc, "cannot lock store %s", root);
-    }
-    return 0;
-}
-
 /* Load the file again under the lock, let fn change it, save it. */
 static int offsets_rewrite(const shmqctl_args_t *a,
                            int (*fn)(shmq_offset_table_t *t, void *arg, shmq_offset_table_t *out),
@@ -231,7 +216,7 @@ static int offsets_rewrite(const shmqctl_args_t *a,
 {
     const char *root = a->cfg.store_path_root_dir;
     int fd;
-    int ret = store_lock(root, &fd);
+    int ret = shmqctl_store_lock(root, &fd);
     if (ret) {
         return ret;
     }

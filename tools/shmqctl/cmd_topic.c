@@ -230,17 +230,8 @@ static int topic_offline(shmqctl_args_t *a, const topic_req_t *req)
     if (req->action == TOPIC_DELETE) {
         return shmqctl_topic_delete_offline(a, req->name);
     }
-    shmq_error_clear();
-    rc = shmq_store_lock(root, &fd);
-    if (rc == SHMQ_E_LOCKED) {
-        const char *d = shmq_error_detail();
-        shmqctl_err("store %s is in use but not running (starting or held by a tool)%s%s; try "
-                    "again",
-                    root, d[0] ? ": " : "", d);
-        return SHMQCTL_EXIT_FAIL;
-    }
-    if (rc < 0) {
-        return shmqctl_fail(rc, "cannot lock store %s", root);
+    if ((rc = shmqctl_store_lock(root, &fd)) != 0) {
+        return rc;
     }
     shmq_error_clear();
     rc = shmq_topics_load(root, &t);

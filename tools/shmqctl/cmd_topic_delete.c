@@ -165,15 +165,8 @@ int shmqctl_topic_delete_offline(shmqctl_args_t *a, const char *name)
     shmq_topic_cuts_t cuts = {0};
     int fd = -1, rc, ret = SHMQCTL_EXIT_OK;
 
-    shmq_error_clear();
-    rc = shmq_store_lock(root, &fd);
-    if (rc == SHMQ_E_LOCKED) {
-        shmqctl_err("store %s is in use but not running (starting or held by a tool); try again",
-                    root);
-        return SHMQCTL_EXIT_FAIL;
-    }
-    if (rc < 0) {
-        return shmqctl_fail(rc, "cannot lock store %s", root);
+    if ((rc = shmqctl_store_lock(root, &fd)) != 0) {
+        return rc;
     }
     rc = shmq_topics_load(root, &t);
     if (rc == 0) {

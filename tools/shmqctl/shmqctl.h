@@ -138,6 +138,13 @@ int shmqctl_parse_time(const char *s, int64_t *out);
 struct shmq_ctl;
 int shmqctl_attach_running(const char *root, unsigned flags, struct shmq_ctl *ctl);
 
+/*
+ * Lock the stopped store at root for an offline change (shmq_store_lock).  Prints "store
+ * <root> is in use but not running ..." (locked: starting, or held by a tool) or the error
+ * and returns SHMQCTL_EXIT_FAIL; 0 with *fd holding the lock (shmq_store_unlock after).
+ */
+int shmqctl_store_lock(const char *root, int *fd);
+
 /* The master that created ctl's block is alive and holds the store lock. */
 bool shmqctl_master_alive(const struct shmq_ctl *ctl);
 

@@ -550,3 +550,20 @@ void shmqctl_progress_clear(shmqctl_progress_t *p)
         p->shown = false;
     }
 }
+
+int shmqctl_store_lock(const char *root, int *fd)
+{
+    shmq_error_clear();
+    int rc = shmq_store_lock(root, fd);
+    if (rc == SHMQ_E_LOCKED) {
+        const char *d = shmq_error_detail();
+        shmqctl_err("store %s is in use but not running (starting or held by a tool)%s%s; try "
+                    "again",
+                    root, d[0] ? ": " : "", d);
+        return SHMQCTL_EXIT_FAIL;
+    }
+    if (rc < 0) {
+        return shmqctl_fail(rc, "cannot lock store %s", root);
+    }
+    return 0;
+}
