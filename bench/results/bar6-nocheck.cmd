@@ -1,1 +1,1 @@
-build-c/shmq-bench consume --count 5000000 --size 128 --no-check-crcs
+build/shmq-bench consume --count 5000000 --size 128 --no-check-crcs
