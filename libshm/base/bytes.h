@@ -6,6 +6,8 @@
 #define SHMQ_BASE_BYTES_H
 
 #include <endian.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -46,6 +48,43 @@ static inline uint64_t shmq_get_be64(const uint8_t *p)
     uint64_t v;
     memcpy(&v, p, 8);
     return be64toh(v);
+}
+
+/*
+ * a and b (n bytes each) are equal: 8 bytes at a time, the last 8 (or 4)
+ * overlapping the ones before; inline, for short names compared on a hot
+ * path (topics), where a call to memcmp costs more than the compare.
+ */
+static inline bool shmq_bytes_equal(const void *av, const void *bv, size_t n)
+{
+    const uint8_t *a = av, *b = bv;
+    uint64_t x, y;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) {
+                return false;
+            }
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t h, k, t, u;
+        memcpy(&h, a, 4);
+        memcpy(&k, b, 4);
+        memcpy(&t, a + n - 4, 4);
+        memcpy(&u, b + n - 4, 4);
+        return h == k && t == u;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i]) {
+            return false;
+        }
+    }
+    return true;
 }
 
 #endif

@@ -419,42 +419,6 @@ int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t q
 }
 
 /*
- * a and b (n bytes each) are equal: 8 bytes at a time, the last 8 (or 4)
- * overlapping the ones before, inline (once per message read).
- */
-static inline bool topic_equal(const char *a, const char *b, size_t n)
-{
-    uint64_t x, y;
-    if (n >= 8) {
-        for (size_t i = 0; i + 8 < n; i += 8) {
-            memcpy(&x, a + i, 8);
-            memcpy(&y, b + i, 8);
-            if (x != y) {
-                return false;
-            }
-        }
-        memcpy(&x, a + n - 8, 8);
-        memcpy(&y, b + n - 8, 8);
-        return x == y;
-    }
-    if (n >= 4) {
-        uint32_t h, k;
-        memcpy(&h, a, 4);
-        memcpy(&k, b, 4);
-        uint32_t t, u;
-        memcpy(&t, a + n - 4, 4);
-        memcpy(&u, b + n - 4, 4);
-        return h == k && t == u;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (a[i] != b[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/*
  * shmq_cons_record_view() with mf, the CommitLog file holding u->phys_offset.
  * Inline: the pull's loop runs it for every message it returns.
  */
@@ -500,7 +464,7 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
     const char *rtopic = (const char *)buf + l.topic_at;
     int32_t rqueue = (int32_t)shmq_get_be32(buf + 12);
     int64_t rqoff = (int64_t)shmq_get_be64(buf + 20);
-    if (rc != u->size || l.topic_len != tlen || !topic_equal(rtopic, topic, tlen) ||
+    if (rc != u->size || l.topic_len != tlen || !shmq_bytes_equal(rtopic, topic, tlen) ||
         rqueue != queue_id || rqoff != qoff) {
         bool same_topic = l.topic_len == tlen && memcmp(rtopic, topic, tlen) == 0;
         shmq_error_set(SHMQ_E_CORRUPT,

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "format/message.h"
 #include "shm/reg.h"
 #include "format/names.h"
@@ -444,36 +445,10 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
     return 0;
 }
 
-/* Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues. */
-/*
- * The topic (n bytes) is the one validated last: compared 8 bytes at a time,
- * the last word overlapping the one before, no call (twice per send).
- */
+/* The topic (n bytes) is the one validated last (twice per send). */
 static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
 {
-    if (!p->topic_ok || p->topic_len != n) {
-        return false;
-    }
-    const char *c = p->topic_name;
-    uint64_t a, b;
-    if (n >= 8) {
-        for (size_t i = 0; i + 8 < n; i += 8) {
-            memcpy(&a, c + i, 8);
-            memcpy(&b, topic + i, 8);
-            if (a != b) {
-                return false;
-            }
-        }
-        memcpy(&a, c + n - 8, 8);
-        memcpy(&b, topic + n - 8, 8);
-        return a == b;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (c[i] != topic[i]) {
-            return false;
-        }
-    }
-    return true;
+    return p->topic_ok && p->topic_len == n && shmq_bytes_equal(p->topic_name, topic, n);
 }
 
 /*
@@ -508,6 +483,7 @@ static int32_t topic_write_queues(shmq_producer_t *p, const char *topic, size_t 
     return t.write_queue_nums;
 }
 
+/* Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues. */
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid)
 {
     int32_t nq = topic_write_queues(p, m->topic, tlen);
