@@ -301,3 +301,25 @@ stored_load_records() {
         }' "$1" <"$T/dump.json"
     rm -f "$T/dump.json"
 }
+
+# free_port [SPAN]: a port P of 127.0.0.1 free now, with P-SPAN+1 .. P-1 free too. Picked
+# below the kernel's ephemeral range (ip_local_port_range), which the source ports of
+# outgoing connections come from: a port the test listens on later cannot have been taken
+# by one of the store's own connections in between.
+free_port() {
+    perl -MIO::Socket::INET -e '
+        my $span = shift // 1;
+        my ($lo) = split " ", (eval { open(my $f, "<", "/proc/sys/net/ipv4/ip_local_port_range")
+            and scalar <$f> } || "32768 60999");
+        $lo = 32768 if $lo < 12000;
+        for (1 .. 2000) {
+            my $p = 10000 + $span + int(rand($lo - 10000 - $span));
+            my @s = map { IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
+                LocalPort => $p - $_, ReuseAddr => 1) } 0 .. $span - 1;
+            next if grep { !defined } @s;
+            print "$p\n";
+            exit 0;
+        }
+        die "no free port";
+    ' "$@"
+}

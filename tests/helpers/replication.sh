@@ -8,12 +8,7 @@
 # HA_SECRET (a fresh secret file of the test, mode 0600); a test of
 # RocketMQ's plain protocol calls use_plain_link first.
 
-# A free TCP port of 127.0.0.1 (the kernel's pick; reused at once).
-free_port() {
-    perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0, ReuseAddr => 1) or die; print $s->sockport, "\n"'
-}
-HA_PORT=$(free_port)
+HA_PORT=$(free_port 2) # and HA_PORT - 1 for listenPort
 FAKE_PORT=$(free_port)
 MASTER="$STORE"
 SLAVE="$T/slave"

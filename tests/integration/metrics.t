@@ -30,8 +30,7 @@ is "$?" "1" "no metrics worker runs by default"
 stop_broker
 
 # A free port on 127.0.0.1.
-PORT=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
-    LocalAddr => "127.0.0.1", LocalPort => 0) or die; print $s->sockport')
+PORT=$(free_port)
 start_broker --set metricsListen=$PORT
 ok $? "shmqd starts with metricsListen=$PORT" || diag "$T/shmqd.log"
 i=0

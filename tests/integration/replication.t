@@ -142,6 +142,7 @@ is "$(jpath "$MASTER" '$j->{state}')" running "the master is running"
 SEG0="$MASTER/commitlog/$(ls "$MASTER/commitlog" | head -n 1)"
 T=$T perl -MIO::Socket::INET -e '
     my ($port, $seg) = @ARGV;
+    $SIG{PIPE} = "IGNORE"; # a slave that closes first costs the answer, not the server
     open(my $f, "<:raw", $seg) or die; read($f, my $log, 65536); close $f;
     my ($pos, @rec) = (0);
     while (@rec < 4) { my $len = unpack("N", substr($log, $pos, 4)); push @rec, $pos; $pos += $len }
