@@ -57,6 +57,7 @@
 #include "store/fence.h"
 #include "shmq/errors.h"
 #include "store/index_service.h"
+#include "shm/groups.h"
 #include "shm/reg.h"
 #include "shm/ring.h"
 #include "store/store.h"
@@ -869,6 +870,12 @@ static void client_refused(void *arg, pid_t pid, const char *why)
     shmq_log(SHMQ_LOG_WARN, "client pid %ld refused: %s", (long)pid, why);
 }
 
+static void member_note(void *arg, const char *line)
+{
+    (void)arg;
+    shmq_log(SHMQ_LOG_INFO, "%s", line);
+}
+
 /*
  * REGISTER_PRODUCER: a ring of its own for the producer.  Also while the store stops, as
  * an attach always could: such a producer's sends are refused (-ESHUTDOWN) but it opens,
@@ -913,8 +920,11 @@ static void ring_orphan(void *arg, uint32_t idx)
 /* <root>/shmq.sock: 0, or the exit code (2 for a bad clientUnixGroup). */
 static int open_socket(master_t *m)
 {
-    shmq_reg_ring_ops_t ops = {
-        .assign = ring_assign, .orphan = ring_orphan, .refused = client_refused, .arg = m};
+    shmq_reg_ring_ops_t ops = {.assign = ring_assign,
+                               .orphan = ring_orphan,
+                               .refused = client_refused,
+                               .member = member_note,
+                               .arg = m};
     shmq_error_clear();
     int rc = shmq_reg_server_open(&m->reg, &m->ctl, &m->cfg, &ops);
     if (rc < 0) {
@@ -947,6 +957,11 @@ static void loop_sleep(master_t *m)
     }
     if (poll(pfd, n, timeout) > 0) {
         shmq_reg_server_handle(&m->reg, pfd, n);
+    }
+    /* Consumer groups: queues not released in time, topics that gained queues. */
+    char note[400];
+    if (shmq_groups_tick(&m->ctl, shmq_mono_ms(), note, sizeof(note)) > 0) {
+        shmq_log(SHMQ_LOG_WARN, "%s", note);
     }
     /* Rings the writer drained after their producer left: free them. */
     shmq_ring_reap(&m->ctl, false);

@@ -260,12 +260,81 @@ int shmq_group_topics(const char *group, const char *topic, char topics[2][SHMQ_
  */
 int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int delay_level);
 
+/* ---- consumer groups (docs/operations.md "Consumer groups") -------------------------- */
+
+/* RocketMQ's message models (MessageModel). */
+enum shmq_message_model {
+    SHMQ_CLUSTERING = 0,   /* the group's members share its queues (the default) */
+    SHMQ_BROADCASTING = 1, /* every member reads every queue */
+};
+
+/*
+ * How this handle takes part in its group, set before its first
+ * shmq_consumer_poll or shmq_consumer_queues (SHMQ_E_ARG after, or without
+ * a group).
+ *
+ * Clustering: the store divides the queues of the topic among the group's
+ * members that consume it, and those of the group's retry topic among all
+ * of them, with RocketMQ's AllocateMessageQueueAveragely (queues by id,
+ * members by client id "<pid>@<member id>"), and again whenever a member
+ * joins or leaves (closes, or its process dies: the store sees it at once)
+ * or the topic gains queues.  A queue changes hands only after its owner
+ * committed it and gave it up, so the new owner starts where the old one
+ * stopped: every message is delivered at least once, and exactly once when
+ * members commit what they processed before they go.  An owner that does
+ * not give a queue back within 20 s (it does not call poll or queues) loses
+ * it anyway, and its later commits of it are refused (SHMQ_E_NOT_OWNER).
+ *
+ * Broadcasting: every member reads every queue; its positions are its own
+ * (the group's committed offsets are not moved by it): a broadcasting
+ * member starts at the group's committed offsets, else at each queue's
+ * first message, and keeps its positions in its own memory, as RocketMQ's
+ * clients keep theirs in a local file.
+ *
+ * Orderly (shmq_consumer_set_orderly): a clustering member that consumes
+ * its queues in order holds them as RocketMQ's queue locks
+ * (lockBatchMQ): a queue is never consumed by two members at once, is held
+ * until the member gives it up or dies, and is taken from a member that does
+ * not give it back within rebalanceLockMaxLiveTime (60 s).  Polls of one
+ * queue return its messages in queue order; with a sharding key on the
+ * producer side (shmq_send's queue selection) that is per-key order end to
+ * end.
+ */
+int shmq_consumer_set_model(shmq_consumer_t *c, int model);
+int shmq_consumer_set_orderly(shmq_consumer_t *c, bool orderly);
+
+/* A queue a member holds. */
+typedef struct shmq_queue_ref {
+    char topic[SHMQ_TOPIC_MAX_ANY + 1]; /* the topic, or the group's retry topic */
+    int32_t queue_id;
+    bool retry;
+} shmq_queue_ref_t;
+
+/*
+ * For a loop of one's own (shmq_pull and shmq_commit_offset): join the
+ * handle's group for topic (once; again after the store restarted), give
+ * back the queues the group asks back, and fill out[0..cap) with the
+ * queues this member holds now, of topic and of the group's retry topic.
+ * Commit what was processed of every queue before calling it: a queue
+ * given back is taken over from its committed offset.  Call it between
+ * batches, at least every few seconds.  *version (may be NULL) moves
+ * whenever the queues held change (a pollable change).
+ *
+ * Returns the number of queues held (more than cap: only cap were filled),
+ * or a negative error (SHMQ_E_ARG without a group or for a bad topic name,
+ * SHMQ_E_NOT_FOUND when the store is not running).  One load from shared
+ * memory when nothing changed.
+ */
+int shmq_consumer_queues(shmq_consumer_t *c, const char *topic, shmq_queue_ref_t *out, int cap,
+                         uint64_t *version);
+
 /*
  * Consume as a member of the handle's group without managing queues: the
  * next messages of topic (filtered by subscription, as shmq_pull) or of the
- * group's retry topic (every message), taken round robin over their queues,
- * from the group's committed offsets (a queue without one starts at its
- * first message).  All the messages of one call come from one queue.
+ * group's retry topic (every message), taken round robin over the queues
+ * this member holds (see shmq_consumer_set_model: all of them when
+ * broadcasting), from the group's committed offsets (a queue without one
+ * starts at its first message).  All the messages of one call come from one queue.
  * Calling it again commits the offsets of what the previous call returned:
  * process (or send back) every message before the next call; after a crash
  * the last batch is delivered again.  Waits up to wait_ms for a message

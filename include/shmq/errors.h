@@ -42,7 +42,8 @@ enum shmq_error {
     SHMQ_E_MSGID = -10020,       /* malformed message id */
     SHMQ_E_END = -10021,         /* end of the log or queue reached */
     SHMQ_E_DISK_FULL = -10022,   /* disk usage above diskSpaceWarningLevelRatio: no new messages */
-    SHMQ_E_LAST = -10023
+    SHMQ_E_NOT_OWNER = -10023,   /* the queue is another member's (the group was divided again) */
+    SHMQ_E_LAST = -10024
 };
 
 /* Human-readable text for an error code (negative errno or SHMQ_E_*). Never NULL. */

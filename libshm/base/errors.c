@@ -33,6 +33,7 @@ static const char *const shmq_texts[] = {
     [20] = "malformed message id",
     [21] = "end reached",
     [22] = "disk full",
+    [23] = "queue held by another member of the group",
 };
 
 const char *shmq_strerror(int err)

@@ -235,6 +235,7 @@ void shmq_consumer_close(shmq_consumer_t *c)
 {
     if (c) {
         shmq_consumer_retry_free(c->retry);
+        shmq_cons_member_free(c);
         consumer_release(c);
         shmq_acl_watch_free(&c->acl);
         free(c);

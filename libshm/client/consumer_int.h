@@ -59,7 +59,10 @@ struct shmq_consumer {
     shmq_sub_t sub;             /* the last subscription parsed */
     uint64_t clean_seen;        /* cleaner: its deleted_seq when we last dropped removed files */
     struct shmq_consumer_retry *retry; /* consumer_retry.c: send-back producer, group polls */
-    int reg_fd; /* connection to the master's socket for offset commits, -1 until needed */
+    int reg_fd;         /* connection to the master's socket for offset commits, -1 until needed */
+    uint64_t reg_conns; /* connections made so far (a membership is one connection's) */
+    struct cons_member *member; /* consumer_group.c: membership of the handle's group */
+    uint32_t member_flags;      /* enum shmq_member_flags: shmq_consumer_set_model, _orderly */
     /* aclEnable: config/acl.json and who this process is under it */
     shmq_acl_watch_t acl;
     shmq_acl_ident_t ident;
@@ -113,6 +116,11 @@ static inline bool shmq_cons_unit_is_valid(const shmq_cq_unit_t *u)
 int shmq_cons_queue_entry(shmq_consumer_t *c, const char *topic, int32_t queue_id,
                           const shmq_ctl_queue_t **out);
 
+/* One request to the master over the handle's connection (shm/reg.h): 0 or an error. */
+struct shmq_reg_msg;
+int shmq_cons_reg_call(shmq_consumer_t *c, const struct shmq_reg_msg *req,
+                       struct shmq_reg_msg *rep);
+
 /* Commit the group's offset of topic/queue_id through the master's socket. */
 int shmq_cons_offset_commit(shmq_consumer_t *c, const char *topic, int32_t queue_id,
                             int64_t offset);
@@ -130,6 +138,32 @@ const shmq_config_t *shmq_consumer_config(const shmq_consumer_t *c);
 
 /* Where the handle keeps consumer_retry.c's state (NULL until first used). */
 struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c);
+
+/* ---- consumer_group.c ------------------------------------------------------------ */
+
+/*
+ * Membership of the handle's group for topic (flags: enum shmq_member_flags),
+ * joined when the handle is not a member yet or its membership ended (a new
+ * connection, a new store), and *own filled with what the store gives it:
+ * the member entry's copy.  Returns 1 when the entry changed since the last
+ * call (the caller rebuilds its queues), 0 when not, or an error.  Cheap
+ * when nothing changed: two loads from shared memory.
+ */
+int shmq_cons_member_sync(shmq_consumer_t *c, const char *topic, uint32_t flags,
+                          const shmq_ctl_member_t **own);
+
+/*
+ * shmq_cons_member_sync, then give back the queues the group asks back (the
+ * caller committed what it processed of them): 1 when the queues held
+ * changed, 0 when not, or an error.
+ */
+int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const shmq_ctl_member_t **own);
+
+/* Give up topic/queue_id, which the store asked this member to release. */
+int shmq_cons_member_release(shmq_consumer_t *c, const char *topic, int32_t queue_id);
+
+/* Release the handle's membership state (shmq_consumer_close). */
+void shmq_cons_member_free(shmq_consumer_t *c);
 
 /* ---- consumer_retry.c ------------------------------------------------------------ */
 

@@ -117,16 +117,14 @@ static int offset_args(shmq_consumer_t *c, const char *topic, int32_t queue_id)
 }
 
 /*
- * Commit through the master (one round trip): it validates the commit and
- * stores it; the consumer area is read-only here.  A connection to a master
- * that went away is replaced once (a repeated commit of the same offset is
- * harmless).
+ * One request to the master over the handle's connection (opened when
+ * there is none; every new one counts in reg_conns, since a group
+ * membership ends with the connection it was made on).  A connection to a
+ * master that went away is replaced once (a repeated commit of the same
+ * offset is harmless; a join on the new one is what the caller wants).
  */
-int shmq_cons_offset_commit(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset)
+int shmq_cons_reg_call(shmq_consumer_t *c, const shmq_reg_msg_t *req, shmq_reg_msg_t *rep)
 {
-    shmq_reg_msg_t req = {.type = SHMQ_REG_COMMIT_OFFSET, .queue_id = queue_id, .offset = offset};
-    snprintf(req.group, sizeof(req.group), "%s", c->group);
-    snprintf(req.topic, sizeof(req.topic), "%s", topic);
     for (int attempt = 0;; attempt++) {
         if (c->reg_fd < 0) {
             int fd = shmq_reg_connect(c->ctl.root);
@@ -134,20 +132,35 @@ int shmq_cons_offset_commit(shmq_consumer_t *c, const char *topic, int32_t queue
                 return fd;
             }
             c->reg_fd = fd;
+            c->reg_conns++;
         }
-        shmq_reg_msg_t rep = {.type = 0};
-        int rc = shmq_reg_call(c->reg_fd, &req, &rep, NULL, SHMQ_REG_TIMEOUT_MS);
-        if (rc >= 0 || rep.type == SHMQ_REG_REPLY_ERROR) {
-            return rc; /* stored, or refused with the master's reason */
+        memset(rep, 0, sizeof(*rep));
+        int rc = shmq_reg_call(c->reg_fd, req, rep, NULL, SHMQ_REG_TIMEOUT_MS);
+        if (rc >= 0 || rep->type == SHMQ_REG_REPLY_ERROR) {
+            return rc; /* done, or refused with the master's reason */
         }
         /* No usable reply: this connection is done with. */
         close(c->reg_fd);
         c->reg_fd = -1;
         if (rc != SHMQ_E_NOT_FOUND || attempt > 0) {
-            return shmq_error_wrap(rc, "committing offset %lld of group %s in %s/%d",
-                                   (long long)offset, c->group, topic, (int)queue_id);
+            return rc;
         }
     }
+}
+
+/* Commit through the master (one round trip): it validates the commit and stores it. */
+int shmq_cons_offset_commit(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset)
+{
+    shmq_reg_msg_t req = {.type = SHMQ_REG_COMMIT_OFFSET, .queue_id = queue_id, .offset = offset};
+    snprintf(req.group, sizeof(req.group), "%s", c->group);
+    snprintf(req.topic, sizeof(req.topic), "%s", topic);
+    shmq_reg_msg_t rep;
+    int rc = shmq_cons_reg_call(c, &req, &rep);
+    if (rc < 0 && rep.type != SHMQ_REG_REPLY_ERROR) {
+        return shmq_error_wrap(rc, "committing offset %lld of group %s in %s/%d", (long long)offset,
+                               c->group, topic, (int)queue_id);
+    }
+    return rc;
 }
 
 int shmq_commit_offset(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t offset)

@@ -198,7 +198,13 @@ static int poll_add(struct shmq_consumer_retry *r, const char *topic, int32_t q,
     return 0;
 }
 
-/* (Re)build the queue list for topic and subscription; new queues are added at the end. */
+/*
+ * (Re)build the queue list for topic and subscription: the queues this
+ * member holds (shmq_cons_member_queues; a broadcasting member: all of
+ * them, new ones added at the end).  A list rebuilt starts every queue at
+ * the group's committed offset again: everything polled before was
+ * committed by then (shmq_consumer_poll commits first).
+ */
 static int poll_refresh(shmq_consumer_t *c, struct shmq_consumer_retry *r, const char *topic,
                         const char *sub)
 {
@@ -215,6 +221,19 @@ static int poll_refresh(shmq_consumer_t *c, struct shmq_consumer_retry *r, const
         r->rr = 0;
         r->commit_pending = false;
     }
+    const shmq_ctl_member_t *own;
+    int rc = shmq_cons_member_queues(c, topic, &own);
+    if (rc < 0) {
+        return rc;
+    }
+    bool all = (c->member_flags & SHMQ_MEMBER_BROADCASTING) != 0;
+    if (!all) {
+        if (rc == 0) {
+            return 0; /* the same queues */
+        }
+        r->nq = 0;
+        r->commit_pending = false;
+    }
     char topics[2][SHMQ_TOPIC_MAX_ANY + 1];
     int nt = shmq_group_topics(shmq_consumer_group(c), topic, topics);
     if (nt < 0) {
@@ -229,8 +248,12 @@ static int poll_refresh(shmq_consumer_t *c, struct shmq_consumer_retry *r, const
             return n;
         }
         for (int32_t q = 0; q < n; q++) {
-            int rc = poll_add(r, topics[t], q, t == 1);
-            if (rc < 0) {
+            bool held =
+                all || (t == 0 ? q < SHMQ_TOPIC_QUEUES_MAX && shmq_member_bit(own->own, q) &&
+                                     !shmq_member_bit(own->release, q)
+                               : q < 64 && shmq_member_bit(&own->own_retry, q) &&
+                                     !shmq_member_bit(&own->release_retry, q));
+            if (held && (rc = poll_add(r, topics[t], q, t == 1)) < 0) {
                 return rc;
             }
         }
@@ -259,10 +282,20 @@ void shmq_consumer_poll_moved(shmq_consumer_t *c, const char *topic, int32_t que
     }
 }
 
+/*
+ * The group's offset of e moves to offset.  A broadcasting member keeps it
+ * to itself; a clustering member's commit of a queue the group took from it
+ * meanwhile is refused, and dropped here: the new owner reads from the last
+ * commit (at least once).
+ */
 static int poll_commit(shmq_consumer_t *c, poll_queue_t *e, int64_t offset)
 {
     e->offset = offset;
-    return shmq_commit_offset(c, e->topic, e->queue_id, offset);
+    if (c->member_flags & SHMQ_MEMBER_BROADCASTING) {
+        return 0;
+    }
+    int rc = shmq_commit_offset(c, e->topic, e->queue_id, offset);
+    return rc == SHMQ_E_NOT_OWNER ? 0 : rc;
 }
 
 /* Pull queue e once (waiting up to wait_ms): 1 messages found, 0 none, < 0 error. */

@@ -73,7 +73,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    9
+#define SHMQ_CTL_VERSION    10
 
 #define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
@@ -81,6 +81,7 @@
 #define SHMQ_CTL_MAX_TOPICS  1024
 #define SHMQ_CTL_MAX_QUEUES  16384 /* power of two: open addressing */
 #define SHMQ_CTL_MAX_OFFSETS 8192  /* consumer group offsets (group, topic, queue) */
+#define SHMQ_CTL_MAX_MEMBERS 256   /* consumer group members: one per client connection */
 
 /* A worker whose heartbeat is older than this has not turned its loop: the master warns,
  * shmqctl status shows it stale. */
@@ -522,6 +523,52 @@ typedef struct shmq_ctl_offset {
     _Atomic int64_t offset; /* next offset to consume */
 } shmq_ctl_offset_t;
 
+/*
+ * A member of a consumer group (libshm/shm/groups.c): a consumer handle that
+ * polls as a member registered over its connection to <root>/shmq.sock, and
+ * is one as long as that connection lives.  Written by the master only,
+ * under seq (odd while it writes); its members and shmqctl read it.
+ *
+ * Clustering: own holds the queues of topic the member consumes (bit q of
+ * own[q / 64]), own_retry those of the group's retry topic; release the
+ * ones it must give up (commit, then SHMQ_REG_RELEASE_QUEUE) because the
+ * group was divided again.  A queue is owned by one member at most.
+ * Broadcasting: no queues are divided (own and release stay empty).
+ */
+#define SHMQ_MEMBER_QWORDS    (SHMQ_TOPIC_QUEUES_MAX / 64)
+#define SHMQ_MEMBER_CLIENT_ID 48
+
+enum shmq_member_flags {
+    SHMQ_MEMBER_BROADCASTING = 0x1, /* RocketMQ's MessageModel.BROADCASTING */
+    SHMQ_MEMBER_ORDERLY = 0x2,      /* holds its queues as locks (rebalanceLockMaxLiveTime) */
+};
+
+typedef struct shmq_ctl_member {
+    _Atomic uint32_t seq;
+    uint32_t state; /* SHMQ_ENTRY_FREE or SHMQ_ENTRY_ACTIVE */
+    uint64_t id;    /* unique in the store's run; 0 when free */
+    int32_t pid;
+    uint32_t uid;
+    uint32_t flags;           /* enum shmq_member_flags */
+    int32_t queues_held;      /* bits set in own and own_retry */
+    int64_t joined_ms;        /* wall clock */
+    int64_t last_commit_ms;   /* wall clock of its last offset commit; 0 when none */
+    int64_t release_since_ms; /* monotonic: since when release is not empty; 0 when it is */
+    char group[SHMQ_GROUP_MAX + 1];
+    char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    char client_id[SHMQ_MEMBER_CLIENT_ID]; /* "<pid>@<id>": the sort key of the division */
+    uint64_t own[SHMQ_MEMBER_QWORDS];
+    uint64_t own_retry;
+    uint64_t release[SHMQ_MEMBER_QWORDS];
+    uint64_t release_retry;
+} shmq_ctl_member_t;
+
+/* Bit q of a member bitmap (own, release). */
+static inline bool shmq_member_bit(const uint64_t *bits, int32_t q)
+{
+    return (bits[q / 64] >> (q % 64)) & 1u;
+}
+
 /* The consumer area: written by the master (commits arrive over <root>/shmq.sock) and on a
  * slave by the ha-receiver (shmq_ctl_offset_advance). */
 typedef struct shmq_ctl_cons {
@@ -536,6 +583,9 @@ typedef struct shmq_ctl_cons {
      * fetch their offsets again (shmq_consumer_offsets_resets). */
     _Atomic uint32_t resets;
     shmq_ctl_offset_t offsets[SHMQ_CTL_MAX_OFFSETS];
+    /* master: moves whenever a member joins or leaves or queues change hands (release) */
+    _Alignas(64) _Atomic uint64_t members_gen;
+    shmq_ctl_member_t members[SHMQ_CTL_MAX_MEMBERS];
 } shmq_ctl_cons_t;
 
 /*

@@ -83,7 +83,9 @@ int shmq_reg_encode(const shmq_reg_msg_t *m, uint8_t *buf, size_t cap)
     switch (m->type) {
     case SHMQ_REG_REGISTER_PRODUCER:
         break;
-    case SHMQ_REG_COMMIT_OFFSET: {
+    case SHMQ_REG_COMMIT_OFFSET:
+    case SHMQ_REG_JOIN_GROUP:
+    case SHMQ_REG_RELEASE_QUEUE: {
         size_t glen = strnlen(m->group, sizeof(m->group));
         size_t tlen = strnlen(m->topic, sizeof(m->topic));
         if (glen == 0 || glen > SHMQ_GROUP_MAX || tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY) {
@@ -161,7 +163,9 @@ int shmq_reg_decode(const uint8_t *buf, size_t len, shmq_reg_msg_t *out)
                                   plen);
         }
         return 0;
-    case SHMQ_REG_COMMIT_OFFSET: {
+    case SHMQ_REG_COMMIT_OFFSET:
+    case SHMQ_REG_JOIN_GROUP:
+    case SHMQ_REG_RELEASE_QUEUE: {
         if (plen < COMMIT_FIXED) {
             return shmq_error_set(SHMQ_E_CORRUPT, "offset commit of %zu payload bytes", plen);
         }

@@ -17,6 +17,14 @@
  *   REGISTER_PRODUCER  (no payload)
  *   COMMIT_OFFSET      group_len u16, topic_len u16, queue_id i32,
  *                      offset i64, group bytes, topic bytes
+ *   JOIN_GROUP         as COMMIT_OFFSET, queue_id holding the member's flags
+ *                      (enum shmq_member_flags), offset 0: this connection
+ *                      becomes a member of group consuming topic (groups.h)
+ *                      until it closes; REPLY_OK with ring = its entry in the
+ *                      consumer area's member table, claims = its id
+ *   RELEASE_QUEUE      as COMMIT_OFFSET (offset -1: nothing to commit): the
+ *                      member gives up a queue it was asked to release,
+ *                      committing offset first
  *   ENSURE_TOPIC       topic_len u16, zero u16, queues i32, topic bytes: a
  *                      consumer's retry or dead-letter topic
  *                      (%RETRY%<group>, %DLQ%<group>) must exist with at
@@ -53,6 +61,8 @@ enum shmq_reg_type {
     SHMQ_REG_REGISTER_PRODUCER = 1,
     SHMQ_REG_COMMIT_OFFSET = 2,
     SHMQ_REG_ENSURE_TOPIC = 3,
+    SHMQ_REG_JOIN_GROUP = 4,
+    SHMQ_REG_RELEASE_QUEUE = 5,
     SHMQ_REG_REPLY_OK = 0x81,
     SHMQ_REG_REPLY_ERROR = 0x82,
 };
@@ -129,6 +139,8 @@ typedef struct shmq_reg_ring_ops {
     void (*orphan)(void *arg, uint32_t idx);
     /* A client was refused (not authorised, too many connections): for the log. */
     void (*refused)(void *arg, pid_t pid, const char *why);
+    /* A consumer group member joined or left (groups.h): for the log; may be NULL. */
+    void (*member)(void *arg, const char *line);
     void *arg;
 } shmq_reg_ring_ops_t;
 
@@ -137,6 +149,7 @@ typedef struct shmq_reg_conn {
     pid_t pid;
     shmq_acl_ident_t id; /* uid and groups when it connected */
     int64_t ring;        /* ring index this producer holds, -1 */
+    bool member;         /* a consumer group member: its entry is members[this index] */
 } shmq_reg_conn_t;
 
 typedef struct shmq_reg_server {

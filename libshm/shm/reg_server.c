@@ -24,9 +24,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "shm/groups.h"
 #include "shm/schedule.h"
 #include "shmq/errors.h"
 #include "store/store.h"
+
+_Static_assert(SHMQ_REG_MAX_CONNS == SHMQ_CTL_MAX_MEMBERS,
+               "a connection's index is its member entry's");
 
 /* ---- identities ---------------------------------------------------------------------- */
 
@@ -207,10 +211,36 @@ int shmq_reg_server_open(shmq_reg_server_t *s, shmq_ctl_t *ctl, const shmq_confi
     return 0;
 }
 
+static int conn_slot(const shmq_reg_server_t *s, const shmq_reg_conn_t *c)
+{
+    return (int)(c - s->conns);
+}
+
+static void member_note(shmq_reg_server_t *s, const shmq_reg_conn_t *c, const char *what)
+{
+    if (s->ops.member == NULL) {
+        return;
+    }
+    const shmq_ctl_member_t *e = &s->ctl->cons->members[conn_slot(s, c)];
+    char line[400];
+    snprintf(line, sizeof(line), "group %s: member %s (pid %ld, topic %s%s) %s", e->group,
+             e->client_id, (long)c->pid, e->topic,
+             (e->flags & SHMQ_MEMBER_BROADCASTING) ? ", broadcasting"
+             : (e->flags & SHMQ_MEMBER_ORDERLY)    ? ", orderly"
+                                                   : "",
+             what);
+    s->ops.member(s->ops.arg, line);
+}
+
 static void conn_close(shmq_reg_server_t *s, shmq_reg_conn_t *c)
 {
     if (c->ring >= 0 && s->ops.orphan != NULL) {
         s->ops.orphan(s->ops.arg, (uint32_t)c->ring);
+    }
+    if (c->member) {
+        member_note(s, c, "left");
+        shmq_groups_leave(s->ctl, conn_slot(s, c));
+        c->member = false;
     }
     close(c->fd);
     c->fd = -1;
@@ -338,7 +368,7 @@ static int acl_check(shmq_reg_server_t *s, const shmq_reg_conn_t *c, const shmq_
         return 0;
     }
     size_t tlen = strnlen(req->topic, sizeof(req->topic));
-    if (req->type == SHMQ_REG_COMMIT_OFFSET) {
+    if (req->type != SHMQ_REG_ENSURE_TOPIC) { /* commit, join, release: the group's */
         return shmq_acl_watch_may_subscribe(&s->acl, &c->id, req->topic, tlen, req->group);
     }
     const shmq_acl_account_t *acct;
@@ -399,7 +429,45 @@ static bool serve_frame(shmq_reg_server_t *s, shmq_reg_conn_t *c)
         return reply(c->fd, &rep, -1);
     case SHMQ_REG_COMMIT_OFFSET:
         rc = acl_check(s, c, &req);
+        rc = rc < 0 ? rc
+                    : shmq_groups_may_commit(s->ctl, conn_slot(s, c), req.group, req.topic,
+                                             req.queue_id);
         rc = rc < 0 ? rc : shmq_reg_commit_offset(s->ctl, &req);
+        if (rc < 0) {
+            return reply_error(c->fd, rc, shmq_error_detail());
+        }
+        shmq_groups_committed(s->ctl, conn_slot(s, c));
+        memset(&rep, 0, sizeof(rep));
+        rep.type = SHMQ_REG_REPLY_OK;
+        return reply(c->fd, &rep, -1);
+    case SHMQ_REG_JOIN_GROUP: {
+        uint64_t id = 0;
+        rc = acl_check(s, c, &req);
+        rc = rc < 0 ? rc
+                    : shmq_groups_join(s->ctl, conn_slot(s, c), c->pid, c->id.uid, req.group,
+                                       req.topic, (uint32_t)req.queue_id, &id);
+        if (rc < 0) {
+            return reply_error(c->fd, rc, shmq_error_detail());
+        }
+        c->member = true;
+        member_note(s, c, "joined");
+        memset(&rep, 0, sizeof(rep));
+        rep.type = SHMQ_REG_REPLY_OK;
+        rep.ring = (uint32_t)conn_slot(s, c);
+        rep.claims = id;
+        return reply(c->fd, &rep, -1);
+    }
+    case SHMQ_REG_RELEASE_QUEUE:
+        /* Its last offset first, under the commit's rules (it still holds the queue). */
+        rc = acl_check(s, c, &req);
+        if (rc == 0 && req.offset >= 0) {
+            rc =
+                shmq_groups_may_commit(s->ctl, conn_slot(s, c), req.group, req.topic, req.queue_id);
+            rc = rc < 0 ? rc : shmq_reg_commit_offset(s->ctl, &req);
+        }
+        rc = rc < 0
+                 ? rc
+                 : shmq_groups_release(s->ctl, conn_slot(s, c), req.group, req.topic, req.queue_id);
         if (rc < 0) {
             return reply_error(c->fd, rc, shmq_error_detail());
         }

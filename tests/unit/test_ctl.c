@@ -26,6 +26,7 @@
 
 #include "format/config.h"
 #include "shm/ctl.h"
+#include "shm/groups.h"
 #include "shm/progress.h"
 #include "shm/stats.h"
 #include "format/json_meta.h"
@@ -1266,6 +1267,125 @@ static void test_recovery_progress_read_only_from_the_store_owner(void **state)
     shmq_ctl_progress_remove(f->dir, p);
 }
 
+/* ---- consumer groups (groups.c) ---------------------------------------------------------- */
+
+/* "q0 q1 ..." of the queues members[slot] holds of its topic (release: those asked back). */
+static const char *held(const shmq_ctl_t *ctl, int slot, bool release)
+{
+    static char buf[512];
+    const shmq_ctl_member_t *e = &ctl->cons->members[slot];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int32_t q = 0; q < 64; q++) {
+        if (shmq_member_bit(release ? e->release : e->own, q)) {
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%d", len ? " " : "", (int)q);
+        }
+    }
+    return buf;
+}
+
+static void test_groups_divide_averagely_and_hand_over_through_the_owner(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_t *ctl = &f->ctl;
+    assert_int_equal(shmq_ctl_topic_put(ctl, "TopicM", 8, 8, 6, false), 0);
+    uint64_t id1, id2, id3;
+    uint64_t gen0 = atomic_load(&ctl->cons->members_gen);
+    assert_int_equal(shmq_groups_join(ctl, 5, 100, 0, "GM", "TopicM", 0, &id1), 0);
+    assert_string_equal(held(ctl, 5, false), "0 1 2 3 4 5 6 7");
+    assert_true(atomic_load(&ctl->cons->members_gen) > gen0);
+    /* A second member: the first is asked to release the second half; nobody holds it twice. */
+    assert_int_equal(shmq_groups_join(ctl, 9, 101, 0, "GM", "TopicM", 0, &id2), 0);
+    assert_true(id2 > id1);
+    assert_string_equal(held(ctl, 5, false), "0 1 2 3 4 5 6 7");
+    assert_string_equal(held(ctl, 5, true), "4 5 6 7");
+    assert_string_equal(held(ctl, 9, false), "");
+    /* The owner still commits what it holds; the other may not. */
+    assert_int_equal(shmq_groups_may_commit(ctl, 5, "GM", "TopicM", 6), 0);
+    assert_int_equal(shmq_groups_may_commit(ctl, 9, "GM", "TopicM", 6), SHMQ_E_NOT_OWNER);
+    /* Not a member, or another group or topic: not this file's to refuse. */
+    assert_int_equal(shmq_groups_may_commit(ctl, 7, "GM", "TopicM", 6), 0);
+    assert_int_equal(shmq_groups_may_commit(ctl, 9, "GX", "TopicM", 6), 0);
+    /* A queue it was not asked for cannot be released; one asked for goes to the other. */
+    assert_int_equal(shmq_groups_release(ctl, 5, "GM", "TopicM", 1), SHMQ_E_ARG);
+    assert_int_equal(shmq_groups_release(ctl, 5, "GM", "TopicM", 4), 0);
+    assert_string_equal(held(ctl, 9, false), "4");
+    for (int32_t q = 5; q < 8; q++) {
+        assert_int_equal(shmq_groups_release(ctl, 5, "GM", "TopicM", q), 0);
+    }
+    assert_string_equal(held(ctl, 5, false), "0 1 2 3");
+    assert_string_equal(held(ctl, 5, true), "");
+    assert_string_equal(held(ctl, 9, false), "4 5 6 7");
+    assert_int_equal(ctl->cons->members[5].release_since_ms, 0);
+    /* A third: 8 queues over 3 members is 3, 3, 2 (AllocateMessageQueueAveragely), in
+     * the order of the client ids ("100@1" < "101@2" < "102@3"). */
+    assert_int_equal(shmq_groups_join(ctl, 2, 102, 0, "GM", "TopicM", 0, &id3), 0);
+    assert_string_equal(held(ctl, 5, true), "3");
+    assert_string_equal(held(ctl, 9, true), "6 7");
+    assert_int_equal(shmq_groups_release(ctl, 5, "GM", "TopicM", 3), 0);
+    assert_int_equal(shmq_groups_release(ctl, 9, "GM", "TopicM", 6), 0);
+    assert_int_equal(shmq_groups_release(ctl, 9, "GM", "TopicM", 7), 0);
+    assert_string_equal(held(ctl, 5, false), "0 1 2");
+    assert_string_equal(held(ctl, 9, false), "3 4 5");
+    assert_string_equal(held(ctl, 2, false), "6 7");
+    assert_int_equal(ctl->cons->members[2].queues_held, 2);
+    /* A member that dies gives its queues up at once; they are divided again. */
+    shmq_groups_leave(ctl, 9);
+    assert_int_equal(ctl->cons->members[9].state, SHMQ_ENTRY_FREE);
+    assert_string_equal(held(ctl, 5, false), "0 1 2 3");
+    assert_string_equal(held(ctl, 2, false), "4 5 6 7");
+    assert_string_equal(held(ctl, 2, true), "");
+    assert_int_equal(shmq_groups_release(ctl, 5, "GM", "TopicM", 3), SHMQ_E_ARG);
+    /* The topic gains queues: the next tick gives them out, through their owner again. */
+    assert_int_equal(shmq_ctl_topic_put(ctl, "TopicM", 10, 10, 6, false), 0);
+    assert_int_equal(shmq_groups_tick(ctl, shmq_mono_ms(), NULL, 0), 0);
+    assert_string_equal(held(ctl, 2, false), "4 5 6 7 8 9");
+    assert_string_equal(held(ctl, 2, true), "4");
+    assert_int_equal(shmq_groups_release(ctl, 2, "GM", "TopicM", 4), 0);
+    assert_string_equal(held(ctl, 5, false), "0 1 2 3 4");
+    assert_string_equal(held(ctl, 2, false), "5 6 7 8 9");
+    /* Joining twice on one connection, bad names and flags are refused. */
+    assert_int_equal(shmq_groups_join(ctl, 5, 100, 0, "GM", "TopicM", 0, &id1), -EBUSY);
+    assert_int_equal(shmq_groups_join(ctl, 6, 100, 0, "G@M", "TopicM", 0, &id1), SHMQ_E_ARG);
+    assert_int_equal(shmq_groups_join(ctl, 6, 100, 0, "GM", "TopicM", 0x80, &id1), SHMQ_E_ARG);
+    assert_int_equal(shmq_groups_join(ctl, SHMQ_CTL_MAX_MEMBERS, 1, 0, "GM", "T", 0, &id1),
+                     SHMQ_E_ARG);
+}
+
+static void test_groups_take_what_is_not_released_in_time(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_t *ctl = &f->ctl;
+    assert_int_equal(shmq_ctl_topic_put(ctl, "TopicR", 2, 2, 6, false), 0);
+    assert_int_equal(shmq_ctl_topic_put(ctl, "%RETRY%GR", 1, 1, 6, false), 0);
+    uint64_t id;
+    assert_int_equal(shmq_groups_join(ctl, 0, 200, 0, "GR", "TopicR", 0, &id), 0);
+    assert_string_equal(held(ctl, 0, false), "0 1");
+    assert_int_equal(ctl->cons->members[0].own_retry, 1); /* the retry queue too */
+    assert_int_equal(shmq_groups_join(ctl, 1, 201, 0, "GR", "TopicR", 0, &id), 0);
+    assert_string_equal(held(ctl, 0, true), "1");
+    /* A broadcasting member of the same group holds nothing and changes nothing. */
+    assert_int_equal(
+        shmq_groups_join(ctl, 3, 202, 0, "GR", "TopicR", SHMQ_MEMBER_BROADCASTING, &id), 0);
+    assert_string_equal(held(ctl, 3, false), "");
+    assert_string_equal(held(ctl, 0, true), "1");
+    /* Not given back: before the limit nothing moves, after it the queue is taken. */
+    int64_t since = ctl->cons->members[0].release_since_ms;
+    assert_true(since > 0);
+    char note[400] = "";
+    assert_int_equal(
+        shmq_groups_tick(ctl, since + SHMQ_GROUP_RELEASE_MS - 1000, note, sizeof(note)), 0);
+    assert_string_equal(held(ctl, 1, false), "");
+    assert_int_equal(
+        shmq_groups_tick(ctl, since + SHMQ_GROUP_RELEASE_MS + 1000, note, sizeof(note)), 1);
+    assert_non_null(strstr(note, "did not release 1 queue(s)"));
+    assert_string_equal(held(ctl, 0, false), "0");
+    assert_string_equal(held(ctl, 1, false), "1");
+    /* Its late commit of the queue taken is refused. */
+    assert_int_equal(shmq_groups_may_commit(ctl, 0, "GR", "TopicR", 1), SHMQ_E_NOT_OWNER);
+    assert_int_equal(shmq_groups_may_commit(ctl, 1, "GR", "TopicR", 1), 0);
+}
+
 int main(void)
 {
 #define T(fn, setup) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1303,6 +1423,8 @@ int main(void)
         T(test_offsets_set_get_save_load_round_trip, setup_ready),
         T(test_offsets_delete_group_drops_only_its_entries_and_resets_count_moves, setup_ready),
         T(test_offset_advance_only_moves_forward, setup_ready),
+        T(test_groups_divide_averagely_and_hand_over_through_the_owner, setup_ready),
+        T(test_groups_take_what_is_not_released_in_time, setup_ready),
         T(test_offsets_load_drops_key_without_group_with_a_warning, setup_ready),
         T(test_offsets_concurrent_inserts_make_one_entry_per_key, setup_ready),
         T(test_rdonly_attach_maps_block_read_only, setup_ready),

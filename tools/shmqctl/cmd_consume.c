@@ -70,6 +70,7 @@ typedef struct consume_src {
     bool retry; /* the retry topic: every message, from its first */
     int32_t nq;
     int64_t *offsets; /* next offset per queue */
+    bool *held;       /* per queue: this member holds it (consumer.h, shmq_consumer_queues) */
 } consume_src_t;
 
 typedef struct consume_state {
@@ -86,7 +87,9 @@ typedef struct consume_state {
     int32_t nq; /* queues of every source */
     int64_t got;
     int64_t sent_back;
-    int64_t resets; /* the store's offset reset count this run's positions follow */
+    int64_t resets;         /* the store's offset reset count this run's positions follow */
+    shmq_queue_ref_t *refs; /* the queues held, as shmq_consumer_queues gave them */
+    int32_t held;           /* how many */
 } consume_state_t;
 
 static json_t *prop_json(const shmq_msg_view_t *v, const char *name)
@@ -159,8 +162,11 @@ static int64_t consume_start_offset(consume_state_t *st, const consume_src_t *sr
         return 0; /* no such queue yet: its first message will have offset 0 */
     }
     if (st->from_last && !src->retry) {
-        /* Committed at once: a later run starts here too, not at a newer end. */
-        shmq_commit_offset(st->c, src->topic, q, max);
+        /* Committed at once: a later run starts here too, not at a newer end (a
+         * broadcasting member's positions are its own). */
+        if (!st->a->broadcast) {
+            shmq_commit_offset(st->c, src->topic, q, max);
+        }
         return max;
     }
     return min;
@@ -187,14 +193,52 @@ static int consume_refresh_queues(consume_state_t *st)
                 return -ENOMEM;
             }
             src->offsets = o;
+            bool *h = realloc(src->held, (size_t)n * sizeof(*h));
+            if (!h) {
+                return -ENOMEM;
+            }
+            src->held = h;
             for (int32_t q = src->nq; q < n; q++) {
-                src->offsets[q] = consume_start_offset(st, src, q);
+                src->held[q] = false; /* its offset is taken when it is held */
             }
             src->nq = n;
         }
         st->nq += src->nq;
     }
     return st->nq;
+}
+
+/*
+ * The queues this member of the group holds now (every one when
+ * broadcasting): what it processed is committed by now, so the queues the
+ * group asks back are given up here.  A queue newly held starts at the
+ * group's committed offset, where its last owner stopped.
+ */
+static int consume_member_queues(consume_state_t *st)
+{
+    int cap = SHMQ_TOPIC_QUEUES_MAX + 64;
+    if (st->refs == NULL && (st->refs = calloc((size_t)cap, sizeof(*st->refs))) == NULL) {
+        return -ENOMEM;
+    }
+    int n = shmq_consumer_queues(st->c, st->topic, st->refs, cap, NULL);
+    if (n < 0) {
+        return n;
+    }
+    st->held = n < cap ? n : cap;
+    for (int i = 0; i < st->nsrc; i++) {
+        consume_src_t *src = &st->src[i];
+        for (int32_t q = 0; q < src->nq; q++) {
+            bool h = false;
+            for (int32_t k = 0; k < st->held && !h; k++) {
+                h = st->refs[k].queue_id == q && strcmp(st->refs[k].topic, src->topic) == 0;
+            }
+            if (h && !src->held[q]) {
+                src->offsets[q] = consume_start_offset(st, src, q);
+            }
+            src->held[q] = h;
+        }
+    }
+    return 0;
 }
 
 /*
@@ -218,7 +262,9 @@ static bool consume_follow_reset(consume_state_t *st)
     for (int i = 0; i < st->nsrc; i++) {
         consume_src_t *src = &st->src[i];
         for (int32_t q = 0; q < src->nq; q++) {
-            src->offsets[q] = consume_start_offset(st, src, q);
+            if (src->held[q]) {
+                src->offsets[q] = consume_start_offset(st, src, q);
+            }
         }
     }
     return true;
@@ -249,6 +295,9 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, consume
     size_t i;
     int rc;
 
+    if (!src->held[q]) {
+        return 0; /* another member's */
+    }
     consume_follow_reset(st);
     shmq_error_clear();
     rc = shmq_pull(st->c, src->topic, q, src->offsets[q], max, src->retry ? NULL : a->tags, wait_ms,
@@ -293,8 +342,11 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, consume
     } else if (next != src->offsets[q]) {
         src->offsets[q] = next;
         shmq_error_clear();
-        rc = shmq_commit_offset(st->c, src->topic, q, next);
-        if (rc < 0) {
+        rc = st->a->broadcast ? 0 : shmq_commit_offset(st->c, src->topic, q, next);
+        if (rc == SHMQ_E_NOT_OWNER) {
+            /* Taken from this member meanwhile: the new owner reads it from the last commit. */
+            src->held[q] = false;
+        } else if (rc < 0) {
             return rc;
         }
     }
@@ -447,6 +499,12 @@ int shmqctl_cmd_consume(shmqctl_args_t *a)
     if (a->no_check) {
         shmq_consumer_set_check_crcs(st.c, false);
     }
+    if (a->broadcast) {
+        shmq_consumer_set_model(st.c, SHMQ_BROADCASTING);
+    }
+    if (a->orderly) {
+        shmq_consumer_set_orderly(st.c, true);
+    }
     st.resets = shmq_consumer_offsets_resets(st.c);
     if (a->skip_corrupt && (ret = consume_skip(&st)) != SHMQCTL_EXIT_OK) {
         goto out;
@@ -475,7 +533,14 @@ int shmqctl_cmd_consume(shmqctl_args_t *a)
                 ret = shmqctl_fail(rc, "cannot read the queues of topic %s", st.topic);
                 break;
             }
-            if (rc == 0) { /* the topic does not exist (yet) */
+            int mrc = rc > 0 ? consume_member_queues(&st) : 0;
+            if (mrc < 0) {
+                ret =
+                    shmqctl_fail(mrc, "group %s: cannot join it for topic %s", a->group, st.topic);
+                break;
+            }
+            if (rc == 0 || st.held == 0) {
+                /* The topic does not exist (yet), or the group gave this member no queue. */
                 struct timespec ts = {0, 100 * 1000000L};
                 nanosleep(&ts, NULL);
                 continue;
@@ -534,7 +599,9 @@ out:
     }
     for (int i = 0; i < st.nsrc; i++) {
         free(st.src[i].offsets);
+        free(st.src[i].held);
     }
+    free(st.refs);
     shmq_consumer_close(st.c);
     return ret;
 }

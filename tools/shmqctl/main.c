@@ -54,6 +54,8 @@ enum {
     OPT_DELIVER_AFTER,
     OPT_FAIL,
     OPT_SKIP_CORRUPT,
+    OPT_BROADCAST,
+    OPT_ORDERLY,
     OPT_PROMOTE,
     OPT_SLAVE,
     OPT_MASTER,
@@ -127,13 +129,17 @@ static const shmqctl_cmd_t commands[] = {
     {"consume", shmqctl_cmd_consume,
      SHMQCTL_OPT_GROUP | SHMQCTL_OPT_COUNT | SHMQCTL_OPT_FROM | SHMQCTL_OPT_FROM_WORD |
          SHMQCTL_OPT_TIMEOUT | SHMQCTL_OPT_JSON | SHMQCTL_OPT_TAGS | SHMQCTL_OPT_FAIL |
-         SHMQCTL_OPT_NO_CHECK | SHMQCTL_OPT_SKIP_CORRUPT,
+         SHMQCTL_OPT_NO_CHECK | SHMQCTL_OPT_SKIP_CORRUPT | SHMQCTL_OPT_MEMBER,
      1, 1,
      "consume --store DIR TOPIC --group G [--count N] [--from first|last] [--timeout MS]\n"
      "          [--json] [--tags EXPR] [--fail] [--no-check] [--skip-corrupt [T:]Q:OFF]\n"
-     "    Read a running store's messages of every queue of TOPIC from the group's\n"
-     "    committed offsets (none: --from first, the default, or last), print them\n"
-     "    (text or JSON lines) and commit the group's offsets.  Stops after N\n"
+     "          [--broadcast | --orderly]\n"
+     "    Read a running store's messages of TOPIC as a member of group G: of the\n"
+     "    queues the group gives this member (its members share them; every queue\n"
+     "    with --broadcast, positions kept to itself; held as locks with --orderly)\n"
+     "    from the group's committed offsets (none: --from first, the default, or\n"
+     "    last), print them (text or JSON lines) and commit the group's offsets.\n"
+     "    Stops after N\n"
      "    messages (exit 1 if fewer came) or when nothing arrives for --timeout ms\n"
      "    (default 3000).  --tags filters: \"TagA || TagB\".  The group's retry topic\n"
      "    %RETRY%G is read too.  --fail sends every message back (retried later with\n"
@@ -382,6 +388,8 @@ static const struct option long_opts[] = {
     {"keys", no_argument, NULL, OPT_KEYS},
     {"from", required_argument, NULL, OPT_FROM},
     {"no-check", no_argument, NULL, OPT_NO_CHECK},
+    {"broadcast", no_argument, NULL, OPT_BROADCAST},
+    {"orderly", no_argument, NULL, OPT_ORDERLY},
     {"force", no_argument, NULL, OPT_FORCE},
     {"rebuild", no_argument, NULL, OPT_REBUILD},
     {"read-queues", required_argument, NULL, OPT_READ_QUEUES},
@@ -471,6 +479,9 @@ static unsigned opt_bit(int opt)
         return SHMQCTL_OPT_FAIL;
     case OPT_SKIP_CORRUPT:
         return SHMQCTL_OPT_SKIP_CORRUPT;
+    case OPT_BROADCAST:
+    case OPT_ORDERLY:
+        return SHMQCTL_OPT_MEMBER;
     case OPT_PROMOTE:
     case OPT_SLAVE:
     case OPT_MASTER:
@@ -704,6 +715,12 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
             break;
         case OPT_SKIP_CORRUPT:
             a->skip_corrupt = optarg; /* consume parses it */
+            break;
+        case OPT_BROADCAST:
+            a->broadcast = true;
+            break;
+        case OPT_ORDERLY:
+            a->orderly = true;
             break;
         case OPT_PROMOTE:
             a->promote = true;

@@ -53,6 +53,7 @@
 #define SHMQCTL_OPT_SKIP_CORRUPT 0x4000000  /* consume: --skip-corrupt [TOPIC:]QUEUE:OFFSET */
 #define SHMQCTL_OPT_ROLE         0x8000000  /* role: --promote --slave --master HOST:PORT --clear */
 #define SHMQCTL_OPT_TO           0x10000000 /* offsets reset: --to */
+#define SHMQCTL_OPT_MEMBER       0x20000000 /* consume: --broadcast --orderly */
 
 /* The parsed command line of one command. */
 typedef struct shmqctl_args {
@@ -96,6 +97,8 @@ typedef struct shmqctl_args {
     const char *deliver_at_arg; /* --deliver-at TIME */
     int64_t deliver_after_ms;   /* --deliver-after MS, -1 when not given */
     bool fail;                  /* consume --fail: send every message back */
+    bool broadcast;             /* consume --broadcast: every queue, positions of its own */
+    bool orderly;               /* consume --orderly: queues held as locks */
     const char *skip_corrupt;   /* consume --skip-corrupt [TOPIC:]QUEUE:OFFSET */
     /* role */
     bool promote;       /* --promote */
