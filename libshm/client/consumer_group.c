@@ -96,9 +96,8 @@ int shmq_cons_member_sync(shmq_consumer_t *c, const char *topic, uint32_t flags,
     }
     cons_member_t *m = c->member;
     const shmq_ctl_cons_t *cons = c->ctl.cons;
-    bool rejoin = !m->joined || m->generation != cons->generation ||
-                  m->reg_conns != c->reg_conns || c->reg_fd < 0 || m->flags != flags ||
-                  strcmp(m->topic, topic) != 0;
+    bool rejoin = !m->joined || m->generation != cons->generation || m->reg_conns != c->reg_conns ||
+                  c->reg_fd < 0 || m->flags != flags || strcmp(m->topic, topic) != 0;
     if (!rejoin) {
         /* relaxed: the entry's seq orders the copy below */
         uint64_t id = atomic_load_explicit((_Atomic uint64_t *)&cons->members[m->slot].id,

@@ -25,6 +25,7 @@
 #include "format/store_files.h"
 
 #define POLL_WAIT_SLICE_MS 100
+#define RESET_WAITS        300 /* 10 ms each: an offsets reset takes well under 3 s */
 
 typedef struct poll_queue {
     char topic[SHMQ_TOPIC_MAX_ANY + 1];
@@ -51,6 +52,7 @@ struct shmq_consumer_retry {
     bool commit_pending; /* the last batch's queue (qs[commit_idx]) to commit */
     size_t commit_idx;
     int64_t commit_offset;
+    int64_t resets; /* the store's offset reset count the positions follow; -1 not read yet */
 };
 
 void shmq_consumer_retry_free(struct shmq_consumer_retry *r)
@@ -77,6 +79,7 @@ static int retry_state(shmq_consumer_t *c, struct shmq_consumer_retry **out)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         (*slot)->rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() * 2654435761u;
+        (*slot)->resets = -1;
     }
     *out = *slot;
     return 0;
@@ -294,6 +297,10 @@ static int poll_commit(shmq_consumer_t *c, poll_queue_t *e, int64_t offset)
     if (c->member_flags & SHMQ_MEMBER_BROADCASTING) {
         return 0;
     }
+    struct shmq_consumer_retry *r = *shmq_consumer_retry_state(c);
+    if (r != NULL && shmq_consumer_offsets_resets(c) != r->resets) {
+        return 0; /* offsets reset behind this poll: not committed over (see poll_follow_reset) */
+    }
     int rc = shmq_commit_offset(c, e->topic, e->queue_id, offset);
     return rc == SHMQ_E_NOT_OWNER ? 0 : rc;
 }
@@ -338,6 +345,31 @@ static int poll_queue(shmq_consumer_t *c, struct shmq_consumer_retry *r, size_t 
     }
 }
 
+/*
+ * shmqctl offsets reset or group delete moved the store's reset count: the
+ * last batch is not committed over the new offsets; once the count is even
+ * again (bounded wait) every queue starts at its committed offset again.
+ */
+static void poll_follow_reset(shmq_consumer_t *c, struct shmq_consumer_retry *r)
+{
+    int64_t now = shmq_consumer_offsets_resets(c);
+    if (now < 0 || now == r->resets) {
+        return;
+    }
+    for (int i = 0; i < RESET_WAITS && (now & 1); i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        now = shmq_consumer_offsets_resets(c);
+    }
+    if (r->resets >= 0) {
+        r->commit_pending = false;
+        for (size_t i = 0; i < r->nq; i++) {
+            r->qs[i].started = false;
+        }
+    }
+    r->resets = now;
+}
+
 int shmq_consumer_poll(shmq_consumer_t *c, const char *topic, const char *subscription,
                        int max_msgs, int wait_ms, shmq_pull_result_t *res)
 {
@@ -352,6 +384,7 @@ int shmq_consumer_poll(shmq_consumer_t *c, const char *topic, const char *subscr
     if (rc < 0) {
         return rc;
     }
+    poll_follow_reset(c, r);
     /* The previous batch was processed: commit it. */
     if (r->commit_pending && r->commit_idx < r->nq) {
         r->commit_pending = false;

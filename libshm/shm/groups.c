@@ -244,8 +244,9 @@ int shmq_groups_join(shmq_ctl_t *ctl, int slot, pid_t pid, uid_t uid, const char
         return rc;
     }
     if (flags & ~(uint32_t)(SHMQ_MEMBER_BROADCASTING | SHMQ_MEMBER_ORDERLY)) {
-        return shmq_error_set(SHMQ_E_ARG, "member flags 0x%x: only 0x1 (broadcasting) and 0x2 "
-                                          "(orderly) are known",
+        return shmq_error_set(SHMQ_E_ARG,
+                              "member flags 0x%x: only 0x1 (broadcasting) and 0x2 "
+                              "(orderly) are known",
                               flags);
     }
     shmq_ctl_member_t *e = &ctl->cons->members[slot];
@@ -347,8 +348,9 @@ int shmq_groups_release(shmq_ctl_t *ctl, int slot, const char *group, const char
     }
     shmq_ctl_member_t *e = &ctl->cons->members[slot];
     if (!is_clustering(e, group)) {
-        return shmq_error_set(SHMQ_E_ARG, "release of %s/%d: this connection is no clustering "
-                                          "member of group %s",
+        return shmq_error_set(SHMQ_E_ARG,
+                              "release of %s/%d: this connection is no clustering "
+                              "member of group %s",
                               topic, (int)queue_id, group);
     }
     int kind = topic_kind(e, topic);
@@ -356,8 +358,9 @@ int shmq_groups_release(shmq_ctl_t *ctl, int slot, const char *group, const char
     uint64_t *own = kind == 1 ? e->own : &e->own_retry;
     uint64_t *rel = kind == 1 ? e->release : &e->release_retry;
     if (kind == 0 || queue_id < 0 || queue_id >= cap || !shmq_member_bit(rel, queue_id)) {
-        return shmq_error_set(SHMQ_E_ARG, "release of %s/%d: group %s did not ask this member "
-                                          "to release it",
+        return shmq_error_set(SHMQ_E_ARG,
+                              "release of %s/%d: group %s did not ask this member "
+                              "to release it",
                               topic, (int)queue_id, group);
     }
     member_begin(e);
@@ -388,8 +391,8 @@ int shmq_groups_tick(shmq_ctl_t *ctl, int64_t now, char *note, size_t len)
         if (e->state != SHMQ_ENTRY_ACTIVE || e->release_since_ms == 0) {
             continue;
         }
-        int64_t limit = (e->flags & SHMQ_MEMBER_ORDERLY) ? SHMQ_GROUP_LOCK_MS
-                                                         : SHMQ_GROUP_RELEASE_MS;
+        int64_t limit =
+            (e->flags & SHMQ_MEMBER_ORDERLY) ? SHMQ_GROUP_LOCK_MS : SHMQ_GROUP_RELEASE_MS;
         if (now - e->release_since_ms < limit) {
             continue;
         }

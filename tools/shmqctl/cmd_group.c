@@ -7,15 +7,17 @@
  * Offsets come from the consumer area of a running store's control block
  * (read-only attach), or from config/consumerOffset.json of a stopped one;
  * a queue's min and max offsets from the queue table, or from its
- * ConsumeQueue files.  The store keeps no commit time: progress shows none.
+ * ConsumeQueue files.  On a running store progress also shows the member
+ * holding each queue and when it last committed (cmd_group_members.c).
  *
  * Running store (the store's user): group delete and offsets reset change
  * the consumer area between an odd and an even reset count (cons->resets,
  * shmq_ctl_offsets_reset_begin/end), so that a running consumer that keeps
  * its own position (shmqctl consume) does not commit over the change and
- * fetches its offsets again; group delete saves the table at once.  The
- * store does not know which consumers are attached: a consumer that does
- * not follow resets commits again after a delete.
+ * fetches its offsets again; group delete saves the table at once.  A
+ * group with live members is not deleted unless --force (its members would
+ * commit again); a consumer that is no member and does not follow resets
+ * commits again after a delete.
  *
  * Stopped store: consumerOffset.json is rewritten under the store lock as
  * the store saves it (temporary file, fsync, rename), with
@@ -173,6 +175,10 @@ static int group_progress(shmqctl_args_t *a, const char *group)
         int64_t lag = max > o->offset ? max - o->offset : 0;
         total += lag;
         found++;
+        char owner_buf[SHMQ_MEMBER_CLIENT_ID];
+        const char *owner = s.running ? shmqctl_group_queue_owner(&s.ctl, group, topic, o->queue_id,
+                                                                  owner_buf, sizeof(owner_buf))
+                                      : NULL;
         if (arr) {
             json_t *q = json_object();
             json_object_set_new(q, "topic", shmqctl_json_str(topic, strlen(topic)));
@@ -181,11 +187,12 @@ static int group_progress(shmqctl_args_t *a, const char *group)
             json_object_set_new(q, "min_offset", json_integer(min));
             json_object_set_new(q, "committed", json_integer(o->offset));
             json_object_set_new(q, "lag", json_integer(lag));
+            json_object_set_new(q, "owner", owner ? json_string(owner) : json_null());
             json_array_append_new(arr, q);
         } else {
-            printf("topic=%s queue=%d max=%lld min=%lld committed=%lld lag=%lld\n", topic,
+            printf("topic=%s queue=%d max=%lld min=%lld committed=%lld lag=%lld owner=%s\n", topic,
                    (int)o->queue_id, (long long)max, (long long)min, (long long)o->offset,
-                   (long long)lag);
+                   (long long)lag, owner ? owner : "-");
         }
     }
     bool running = s.running;
@@ -302,6 +309,15 @@ static int group_delete(shmqctl_args_t *a, const char *group)
         }
         return rc;
     }
+    char pids[200];
+    int members = shmqctl_group_member_pids(&s.ctl, group, pids, sizeof(pids));
+    if (members > 0 && !a->force) {
+        group_store_close(&s);
+        shmqctl_err("group %s has %d live member(s) (pid %s): stop them first, or --force "
+                    "(they commit again)",
+                    group, members, pids);
+        return SHMQCTL_EXIT_FAIL;
+    }
     shmq_error_clear();
     shmq_ctl_offsets_reset_begin(&s.ctl);
     reset_grace();
@@ -329,6 +345,15 @@ static int group_delete(shmqctl_args_t *a, const char *group)
 int shmqctl_cmd_group(shmqctl_args_t *a)
 {
     const char *verb = a->pos[0], *group = a->pos[1];
+    if (!strcmp(verb, "list")) {
+        if (group != NULL) {
+            return shmqctl_usage_error(a->cmd, "group list takes no group");
+        }
+        return shmqctl_group_members(a, NULL);
+    }
+    if (group == NULL) {
+        return shmqctl_usage_error(a->cmd, "group %s needs a GROUP", verb);
+    }
     int rc = check_group(a, group);
     if (rc) {
         return rc;
@@ -336,13 +361,17 @@ int shmqctl_cmd_group(shmqctl_args_t *a)
     if (!strcmp(verb, "progress")) {
         return group_progress(a, group);
     }
+    if (!strcmp(verb, "show")) {
+        return shmqctl_group_members(a, group);
+    }
     if (!strcmp(verb, "delete")) {
         if (a->json) {
             return shmqctl_usage_error(a->cmd, "group delete takes no --json");
         }
         return group_delete(a, group);
     }
-    return shmqctl_usage_error(a->cmd, "unknown group action '%s' (progress or delete)", verb);
+    return shmqctl_usage_error(a->cmd, "unknown group action '%s' (list, show, progress or delete)",
+                               verb);
 }
 
 /* ---- offsets reset --------------------------------------------------------------------- */

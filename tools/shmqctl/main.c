@@ -192,14 +192,20 @@ static const shmqctl_cmd_t commands[] = {
      "offset-by-time --store DIR --topic T --queue Q --time TIME [--json]\n"
      "    Print the queue offset of the first message of T/Q stored at or after TIME\n"
      "    (the queue's max offset when every message is older).\n"},
-    {"group", shmqctl_cmd_group, SHMQCTL_OPT_JSON, 2, 2,
-     "group --store DIR progress GROUP [--json]\n"
-     "  or: group --store DIR delete GROUP\n"
-     "    progress: per topic and queue the group has offsets for, the queue's max\n"
-     "    and min offsets, the group's committed offset and its lag (max minus\n"
-     "    committed, never below 0), and the group's total lag.  delete: remove\n"
-     "    every offset of the group.  Running store (control block) or stopped\n"
-     "    store (config/consumerOffset.json and the ConsumeQueue files).\n"},
+    {"group", shmqctl_cmd_group, SHMQCTL_OPT_JSON | SHMQCTL_OPT_FORCE, 1, 2,
+     "group --store DIR list [--json]\n"
+     "  or: group --store DIR show GROUP [--json]\n"
+     "  or: group --store DIR progress GROUP [--json]\n"
+     "  or: group --store DIR delete GROUP [--force]\n"
+     "    list: the groups with live members on a running store.  show: the group's\n"
+     "    members (client id, pid, user, topic, model, queues held and being given\n"
+     "    back, joined, last commit).  progress: per topic and queue the group has\n"
+     "    offsets for, the queue's max and min offsets, the group's committed offset,\n"
+     "    its lag (max minus committed, never below 0) and the member holding the\n"
+     "    queue, and the group's total lag.  delete: remove every offset of the\n"
+     "    group (refused while it has live members, unless --force).  progress and\n"
+     "    delete: running store (control block) or stopped store\n"
+     "    (config/consumerOffset.json and the ConsumeQueue files).\n"},
     {"offsets", shmqctl_cmd_offsets,
      SHMQCTL_OPT_GROUP | SHMQCTL_OPT_TOPIC | SHMQCTL_OPT_SEND | SHMQCTL_OPT_TO, 1, 1,
      "offsets --store DIR reset --group G --topic T --to earliest|latest|OFFSET|@MS|TIME\n"

@@ -128,6 +128,15 @@ int shmqctl_cmd_query(shmqctl_args_t *a);
 int shmqctl_cmd_offset_by_time(shmqctl_args_t *a);
 int shmqctl_cmd_role(shmqctl_args_t *a);
 int shmqctl_cmd_group(shmqctl_args_t *a);
+
+/* cmd_group_members.c: group list (group NULL) or group show GROUP of a running store. */
+int shmqctl_group_members(shmqctl_args_t *a, const char *group);
+struct shmq_ctl;
+/* The pids of group's live members, "1, 2" in out; returns how many there are. */
+int shmqctl_group_member_pids(const struct shmq_ctl *ctl, const char *group, char *out, size_t len);
+/* The client id of the member of group holding topic/queue_id (in out), or NULL. */
+const char *shmqctl_group_queue_owner(const struct shmq_ctl *ctl, const char *group,
+                                      const char *topic, int32_t queue_id, char *out, size_t len);
 int shmqctl_cmd_offsets(shmqctl_args_t *a);
 
 /* ms since the epoch, or local "YYYY-MM-DD HH:MM:SS[.mmm]": 0, or -1 when s is neither. */

@@ -1,0 +1,261 @@
+#!/bin/sh
+# Consumer groups with members (docs/operations.md "Consumer groups"): members
+# of a group in clustering mode share the topic's queues (each message to one
+# member, the queues divided as RocketMQ's AllocateMessageQueueAveragely does);
+# members that join and leave while messages flow (SIGTERM) lose and
+# duplicate nothing; a member killed with SIGKILL costs at most a redelivery,
+# never a message, and is gone from the group at once; broadcasting members
+# each read everything without moving the group's offsets; group list, show
+# and progress show members and owners; group delete is refused while members
+# live; a client that is not a queue's owner cannot commit it, release what it
+# was not asked to, or join twice on one connection.
+# TAP output; every wait is bounded.
+
+SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/helpers/broker.sh"
+broker_init group-members
+
+# member NAME [ARGS...]: shmqctl consume of TopicM as a member of group GM in the background
+# (line-buffered JSON lines in $T/NAME.out, so that what it printed survives a SIGKILL); its
+# pid in MPID.
+member() {
+    local name=$1
+    shift
+    stdbuf -oL "$CTL" consume --store "$STORE" $SMALL TopicM --group GM --json --timeout 4000 \
+        "$@" >"$T/$name.out" 2>"$T/$name.err" &
+    MPID=$!
+    bg_add $MPID
+}
+# ids FILE...: "queue:offset" of every message in the files, sorted (duplicates kept).
+ids() {
+    cat "$@" | perl -MJSON::PP -ne 'my $j = decode_json($_); print "$j->{queue}:$j->{queue_offset}\n"' |
+        sort
+}
+# queues FILE: the queues a member read, "0 1".
+queues() {
+    perl -MJSON::PP -ne 'my $j = decode_json($_); $q{$j->{queue}} = 1;
+        END { print join(" ", sort { $a <=> $b } keys %q), "\n" }' "$1"
+}
+# in_order FILE: each queue's offsets rise, one message after the other.
+in_order() {
+    perl -MJSON::PP -ne 'my $j = decode_json($_); my $q = $j->{queue};
+        exit 1 if defined $last{$q} && $j->{queue_offset} <= $last{$q}; $last{$q} = $j->{queue_offset}' "$1"
+}
+# show: group show GM --json, "client_id pid queues" per member.
+show() {
+    "$CTL" group --store "$STORE" $SMALL show GM --json 2>"$T/show.err" |
+        perl -MJSON::PP -e 'local $/; my $j = decode_json(<STDIN>);
+            print "$_->{pid} $_->{queues_held} $_->{queues}\n" for @{$j->{members}}'
+}
+# wait_members N: group show lists N members (bounded, 10 s).
+wait_members() {
+    local i=0
+    while [ "$(show | grep -c .)" != "$1" ] && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ "$(show | grep -c .)" = "$1" ]
+}
+# all_sent N: the messages 0..N-1 of 4 queues, as ids prints them, N/4 per queue.
+all_sent() {
+    perl -e 'for my $q (0..3) { print "$q:$_\n" for 0 .. $ARGV[0] / 4 - 1 }' "$1" | sort
+}
+
+start_broker
+ok $? "shmqd starts" || diag "$T/shmqd.log"
+"$CTL" topic --store "$STORE" $SMALL create TopicM --queues 4 >"$T/topic.out" 2>&1
+ok $? "TopicM is created with 4 queues" || diag "$T/topic.out"
+
+# ---- two members share the queues ------------------------------------------------------------
+member a
+A=$MPID
+member b
+B=$MPID
+wait_members 2
+ok $? "group show lists both members" || diag "$T/show.err"
+# The first to join held every queue until the second came: wait for the hand-over.
+i=0
+until show >"$T/show1" &&
+    perl -e 'my %q; while (<STDIN>) { my ($pid, $n, @qs) = split; exit 1 if $n != 2; $q{$_}++ for @qs }
+        exit !(join(",", sort keys %q) eq "TopicM/0,TopicM/1,TopicM/2,TopicM/3" && !grep { $_ != 1 } values %q)' \
+        <"$T/show1" || [ $i -ge 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+[ $i -lt 50 ]
+ok $? "each holds two queues, every queue is held once" || diag "$T/show1"
+"$CTL" send --store "$STORE" $SMALL TopicM m --count 400 >"$T/send.out" 2>&1
+ok $? "400 messages are sent, 100 per queue" || diag "$T/send.out"
+sleep 0.5
+"$CTL" group --store "$STORE" $SMALL list >"$T/list.out" 2>&1
+grep -q "^group=GM members=2 queues_held=4 model=clustering$" "$T/list.out"
+ok $? "group list: GM with 2 members holding 4 queues" || diag "$T/list.out"
+"$CTL" group --store "$STORE" $SMALL progress GM --json >"$T/prog.json" 2>&1
+perl -MJSON::PP -e 'local $/; my $j = decode_json(<STDIN>); my %o;
+    $o{$_->{owner} // "none"}++ for @{$j->{queues}};
+    exit !(keys %o == 2 && !grep { $_ != 2 } values %o)' <"$T/prog.json"
+ok $? "group progress names two owners, two queues each" || diag "$T/prog.json"
+"$CTL" group --store "$STORE" $SMALL delete GM >"$T/del.out" 2>&1
+[ $? -eq 1 ] && grep -q "group GM has 2 live member(s)" "$T/del.out"
+ok $? "group delete is refused while members live" || diag "$T/del.out"
+wait_pid $A 300
+wait_pid $B 300
+ids "$T/a.out" "$T/b.out" >"$T/ab.ids"
+all_sent 400 >"$T/400.ids"
+cmp -s "$T/ab.ids" "$T/400.ids"
+ok $? "together they read the 400 messages, each once" || diag "$T/ab.ids"
+[ "$(queues "$T/a.out")" != "$(queues "$T/b.out")" ] && [ "$(wc -l <"$T/a.out")" -gt 0 ] &&
+    [ "$(wc -l <"$T/b.out")" -gt 0 ]
+ok $? "on different queues ($(queues "$T/a.out") and $(queues "$T/b.out"))"
+in_order "$T/a.out" && in_order "$T/b.out"
+ok $? "each queue in order"
+wait_members 0
+ok $? "members that exit leave the group" || diag "$T/show.err"
+
+# ---- joins and leaves while messages flow: nothing lost, nothing twice --------------------------
+(for i in $(seq 1 30); do
+    "$CTL" send --store "$STORE" $SMALL TopicM m --count 40 >>"$T/flow.out" 2>&1 || exit 1
+    sleep 0.1
+done) &
+FLOW=$!
+bg_add $FLOW
+member c
+C=$MPID
+sleep 0.8
+member d
+D=$MPID
+sleep 0.8
+stop_pid $C 100 # leaves cleanly: what it printed is committed
+member e
+E=$MPID
+wait_pid $FLOW 900
+ok $? "1200 more messages are sent meanwhile, 40 at a time" || diag "$T/flow.out"
+wait_pid $D 300
+wait_pid $E 300
+ids "$T/c.out" "$T/d.out" "$T/e.out" >"$T/cde.ids"
+all_sent 1600 >"$T/1600.ids"
+comm -13 "$T/400.ids" "$T/1600.ids" >"$T/new.ids"
+cmp -s "$T/cde.ids" "$T/new.ids"
+ok $? "members joining and leaving read the 1200, each once" ||
+    { diff "$T/cde.ids" "$T/new.ids" | head -20 >&2; diag "$T/shmqd.log"; }
+in_order "$T/c.out" && in_order "$T/d.out" && in_order "$T/e.out"
+ok $? "each queue in order, in every member"
+grep -q "group GM: member .* joined" "$T/shmqd.log" && grep -q "group GM: member .* left" "$T/shmqd.log"
+ok $? "the log says who joined and left" || diag "$T/shmqd.log"
+
+# ---- a member killed: its queues go on, nothing lost -----------------------------------------
+"$CTL" send --store "$STORE" $SMALL TopicM m --count 400 >"$T/send3.out" 2>&1
+ok $? "400 more messages are sent" || diag "$T/send3.out"
+member f --count 50
+F=$MPID
+wait_pid $F 300
+ok $? "a member reads 50 of them and exits" || diag "$T/f.err"
+member g
+G=$MPID
+member h
+H=$MPID
+wait_members 2
+ok $? "two members run" || diag "$T/show.err"
+kill -KILL $G
+wait $G 2>/dev/null
+i=0
+while [ "$(show | grep -c .)" != 1 ] && [ $i -lt 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+[ "$(show | grep -c .)" = 1 ]
+ok $? "a member killed with SIGKILL is gone from the group within 5 s"
+wait_pid $H 300
+ids "$T/f.out" "$T/g.out" "$T/h.out" | uniq >"$T/fgh.ids"
+all_sent 2000 >"$T/2000.ids"
+comm -13 "$T/1600.ids" "$T/2000.ids" >"$T/new3.ids"
+cmp -s "$T/fgh.ids" "$T/new3.ids"
+ok $? "every one of the 400 was read (at least once)" ||
+    { diff "$T/fgh.ids" "$T/new3.ids" | head -20 >&2; }
+"$CTL" group --store "$STORE" $SMALL progress GM --json >"$T/prog2.json" 2>&1
+is "$(perl -MJSON::PP -e 'local $/; print decode_json(<STDIN>)->{total_lag}' <"$T/prog2.json")" 0 \
+    "the group's lag is 0"
+
+# ---- broadcasting ---------------------------------------------------------------------------
+member x --broadcast --from first
+X=$MPID
+member y --broadcast --from first
+Y=$MPID
+wait_members 2
+show >"$T/show2"
+perl -ne 'my ($pid, $n) = split; exit 1 if $n != 0' "$T/show2"
+ok $? "broadcasting members hold no queues" || diag "$T/show2"
+wait_pid $X 300
+wait_pid $Y 300
+is "$(wc -l <"$T/x.out" | tr -d ' ')" 0 "a broadcasting member starts at the group's offsets (nothing left)"
+is "$(wc -l <"$T/y.out" | tr -d ' ')" 0 "so does the second"
+"$CTL" send --store "$STORE" $SMALL TopicM m --count 40 >"$T/send4.out" 2>&1
+member x --broadcast
+X=$MPID
+member y --broadcast
+Y=$MPID
+wait_pid $X 300
+wait_pid $Y 300
+all_sent 2040 | comm -13 "$T/2000.ids" - >"$T/new4.ids"
+ids "$T/x.out" >"$T/x.ids"
+ids "$T/y.out" >"$T/y.ids"
+cmp -s "$T/x.ids" "$T/new4.ids" && cmp -s "$T/y.ids" "$T/new4.ids"
+ok $? "each broadcasting member reads all 40 new messages" || diag "$T/x.ids"
+"$CTL" group --store "$STORE" $SMALL progress GM --json >"$T/prog3.json" 2>&1
+is "$(perl -MJSON::PP -e 'local $/; print decode_json(<STDIN>)->{total_lag}' <"$T/prog3.json")" 40 \
+    "and the group's committed offsets did not move (lag 40)"
+
+# ---- a client that is not the owner ----------------------------------------------------------
+member z
+Z=$MPID
+wait_members 1
+SOCK="$STORE/shmq.sock"
+# One connection: join GM for TopicM, commit queue 0 (held by the member z), release queue 0
+# (not asked), join again, join with unknown flags; prints each reply "status text".
+perl -MSocket -e '
+    my ($path) = @ARGV;
+    socket(my $s, AF_UNIX, SOCK_SEQPACKET, 0) or die "socket: $!";
+    connect($s, pack_sockaddr_un($path)) or die "connect: $!";
+    sub frame { my ($type, $g, $t, $q, $off) = @_;
+        my $p = pack("v v l< q<", length $g, length $t, $q, $off) . $g . $t;
+        pack("V v v", 0x31524d53, $type, length $p) . $p }
+    sub call { send($s, $_[0], 0) or die "send: $!"; my $r; recv($s, $r, 512, 0);
+        my (undef, $type, $len) = unpack("V v v", $r);
+        my $st = unpack("l<", substr($r, 8, 4));
+        my $text = $type == 0x82 ? substr($r, 14, unpack("v", substr($r, 12, 2))) : "";
+        print "$st $text\n" }
+    call(frame(4, "GM", "TopicM", 0, 0));
+    sleep 1;
+    call(frame(2, "GM", "TopicM", 0, 0));
+    call(frame(5, "GM", "TopicM", 0, -1));
+    call(frame(4, "GM", "TopicM", 0, 0));
+' "$SOCK" >"$T/hostile.out" 2>&1
+perl -MSocket -e '
+    socket(my $s, AF_UNIX, SOCK_SEQPACKET, 0) or die; connect($s, pack_sockaddr_un($ARGV[0])) or die;
+    my $p = pack("v v l< q<", 2, 6, 0x80, 0) . "GMTopicM";
+    send($s, pack("V v v", 0x31524d53, 4, length $p) . $p, 0); recv($s, my $r, 512, 0);
+    print unpack("l<", substr($r, 8, 4)), "\n"' "$SOCK" >>"$T/hostile.out" 2>&1
+sed -n 1p "$T/hostile.out" | grep -q "^0 "
+ok $? "a client joins the group" || diag "$T/hostile.out"
+sed -n 2p "$T/hostile.out" | grep -q "^-10023 group GM: queue TopicM/0 is not held by this member"
+ok $? "its commit of a queue another member holds is refused (SHMQ_E_NOT_OWNER)" ||
+    diag "$T/hostile.out"
+sed -n 3p "$T/hostile.out" | grep -q "^-10019 .*did not ask this member to release it"
+ok $? "a release it was not asked for is refused" || diag "$T/hostile.out"
+sed -n 4p "$T/hostile.out" | grep -q "^-16 this connection is a member of group GM already"
+ok $? "a second join on one connection is refused" || diag "$T/hostile.out"
+sed -n 5p "$T/hostile.out" | grep -q "^-10019$"
+ok $? "unknown member flags are refused" || diag "$T/hostile.out"
+"$CTL" group --store "$STORE" $SMALL progress GM --json >"$T/prog4.json" 2>&1
+perl -MJSON::PP -e 'local $/; my $j = decode_json(<STDIN>);
+    exit !grep { $_->{queue} == 0 && $_->{committed} == 510 } @{$j->{queues}}' <"$T/prog4.json"
+ok $? "queue 0's committed offset is the member's, not the refused one's" || diag "$T/prog4.json"
+wait_pid $Z 300
+wait_members 0
+ok $? "no member is left" || diag "$T/show.err"
+"$CTL" group --store "$STORE" $SMALL delete GM >"$T/del2.out" 2>&1
+ok $? "group delete works once the members are gone" || diag "$T/del2.out"
+
+stop_broker
+ok $? "the store stops cleanly" || diag "$T/shmqd.log"
+done_testing
