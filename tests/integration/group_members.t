@@ -41,20 +41,31 @@ in_order() {
     perl -MJSON::PP -ne 'my $j = decode_json($_); my $q = $j->{queue};
         exit 1 if defined $last{$q} && $j->{queue_offset} <= $last{$q}; $last{$q} = $j->{queue_offset}' "$1"
 }
-# show: group show GM --json, "client_id pid queues" per member.
+# show [GROUP]: group show GROUP (GM) --json, "pid queues_held queues" per member.
 show() {
-    "$CTL" group --store "$STORE" $SMALL show GM --json 2>"$T/show.err" |
+    "$CTL" group --store "$STORE" $SMALL show "${1:-GM}" --json 2>"$T/show.err" |
         perl -MJSON::PP -e 'local $/; my $j = decode_json(<STDIN>);
             print "$_->{pid} $_->{queues_held} $_->{queues}\n" for @{$j->{members}}'
 }
-# wait_members N: group show lists N members (bounded, 10 s).
+# wait_members N [GROUP]: group show lists N members (bounded, 10 s).
 wait_members() {
     local i=0
-    while [ "$(show | grep -c .)" != "$1" ] && [ $i -lt 100 ]; do
+    while [ "$(show "$2" | grep -c .)" != "$1" ] && [ $i -lt 100 ]; do
         sleep 0.1
         i=$((i + 1))
     done
-    [ "$(show | grep -c .)" = "$1" ]
+    [ "$(show "$2" | grep -c .)" = "$1" ]
+}
+# wait_divided GROUP: every member holds 2 of TopicP's or TopicM's 4 queues, none twice.
+wait_divided() {
+    local i=0
+    until show "$1" >"$T/div" &&
+        perl -e 'my %q; while (<STDIN>) { my ($pid, $n, @qs) = split; exit 1 if $n != 2; $q{$_}++ for @qs }
+            exit !(keys %q == 4 && !grep { $_ != 1 } values %q)' <"$T/div" || [ $i -ge 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ $i -lt 50 ]
 }
 # all_sent N: the messages 0..N-1 of 4 queues, as ids prints them, N/4 per queue.
 all_sent() {
@@ -74,16 +85,8 @@ B=$MPID
 wait_members 2
 ok $? "group show lists both members" || diag "$T/show.err"
 # The first to join held every queue until the second came: wait for the hand-over.
-i=0
-until show >"$T/show1" &&
-    perl -e 'my %q; while (<STDIN>) { my ($pid, $n, @qs) = split; exit 1 if $n != 2; $q{$_}++ for @qs }
-        exit !(join(",", sort keys %q) eq "TopicM/0,TopicM/1,TopicM/2,TopicM/3" && !grep { $_ != 1 } values %q)' \
-        <"$T/show1" || [ $i -ge 50 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-[ $i -lt 50 ]
-ok $? "each holds two queues, every queue is held once" || diag "$T/show1"
+wait_divided GM
+ok $? "each holds two queues, every queue is held once" || diag "$T/div"
 "$CTL" send --store "$STORE" $SMALL TopicM m --count 400 >"$T/send.out" 2>&1
 ok $? "400 messages are sent, 100 per queue" || diag "$T/send.out"
 sleep 0.5
@@ -204,6 +207,47 @@ ok $? "each broadcasting member reads all 40 new messages" || diag "$T/x.ids"
 "$CTL" group --store "$STORE" $SMALL progress GM --json >"$T/prog3.json" 2>&1
 is "$(perl -MJSON::PP -e 'local $/; print decode_json(<STDIN>)->{total_lag}' <"$T/prog3.json")" 40 \
     "and the group's committed offsets did not move (lag 40)"
+
+# ---- members polling with shmq_consumer_poll -------------------------------------------------
+"$CTL" topic --store "$STORE" $SMALL create TopicP --queues 4 >"$T/topicp.out" 2>&1
+ok $? "TopicP is created with 4 queues" || diag "$T/topicp.out"
+"$HELPERS/group_poll" "$STORE" TopicP GP >"$T/p1.out" 2>"$T/p1.err" &
+P1=$!
+bg_add $P1
+"$HELPERS/group_poll" "$STORE" TopicP GP >"$T/p2.out" 2>"$T/p2.err" &
+P2=$!
+bg_add $P2
+wait_members 2 GP && wait_divided GP
+ok $? "two polling members of GP hold two queues each" || diag "$T/div"
+"$CTL" send --store "$STORE" $SMALL TopicP p --count 400 >"$T/sendp.out" 2>&1
+ok $? "400 messages are sent to TopicP" || diag "$T/sendp.out"
+wait_pid $P1 300
+wait_pid $P2 300
+grep -h -v summary "$T/p1.out" "$T/p2.out" | tr ' ' ':' | sort >"$T/p12.ids"
+cmp -s "$T/p12.ids" "$T/400.ids"
+ok $? "shmq_consumer_poll members read the 400, each once" || diag "$T/p1.err"
+[ "$(grep -v summary "$T/p1.out" | cut -d' ' -f1 | sort -u | tr '\n' ' ')" != \
+    "$(grep -v summary "$T/p2.out" | cut -d' ' -f1 | sort -u | tr '\n' ' ')" ]
+ok $? "from different queues"
+# An offsets reset while a polling member runs: it reads again from the new offsets and does
+# not commit its old position over them.
+"$CTL" send --store "$STORE" $SMALL TopicP p --count 200 >"$T/sendp2.out" 2>&1
+"$HELPERS/group_poll" "$STORE" TopicP GP --slow 100 --timeout 2000 >"$T/p3.out" 2>"$T/p3.err" &
+P3=$!
+bg_add $P3
+i=0
+until [ "$(grep -c . "$T/p3.out")" -ge 32 ] || [ $i -ge 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+"$CTL" offsets --store "$STORE" $SMALL reset --group GP --topic TopicP --to earliest >"$T/rp.out" 2>&1
+ok $? "the group is reset to earliest while it polls" || diag "$T/rp.out"
+wait_pid $P3 900
+perl -ne 'my ($q, $o) = split; $low++ if defined $o && $o < 100; END { exit !($low >= 400) }' "$T/p3.out"
+ok $? "the member read the 400 older messages again" || diag "$T/p3.out"
+"$CTL" group --store "$STORE" $SMALL progress GP --json >"$T/progp.json" 2>&1
+is "$(perl -MJSON::PP -e 'local $/; print decode_json(<STDIN>)->{total_lag}' <"$T/progp.json")" 0 \
+    "and committed up to the end (lag 0)"
 
 # ---- a client that is not the owner ----------------------------------------------------------
 member z

@@ -68,8 +68,7 @@ static char *queue_list(const shmq_ctl_member_t *m, const uint64_t *bits, const 
             s = n;
         }
         len += (size_t)snprintf(s + len, cap - len, "%s%s%s/%d", len ? " " : "",
-                                main ? m->topic : SHMQ_RETRY_PREFIX, main ? "" : m->group,
-                                (int)id);
+                                main ? m->topic : SHMQ_RETRY_PREFIX, main ? "" : m->group, (int)id);
     }
     return s;
 }
