@@ -876,6 +876,15 @@ static void member_note(void *arg, const char *line)
     shmq_log(SHMQ_LOG_INFO, "%s", line);
 }
 
+static void member_joined(void *arg, const char *group, const char *inconsistent)
+{
+    (void)arg;
+    (void)group;
+    if (inconsistent[0]) {
+        shmq_log(SHMQ_LOG_WARN, "%s", inconsistent);
+    }
+}
+
 /*
  * REGISTER_PRODUCER: a ring of its own for the producer.  Also while the store stops, as
  * an attach always could: such a producer's sends are refused (-ESHUTDOWN) but it opens,
@@ -924,6 +933,7 @@ static int open_socket(master_t *m)
                                .orphan = ring_orphan,
                                .refused = client_refused,
                                .member = member_note,
+                               .joined = member_joined,
                                .arg = m};
     shmq_error_clear();
     int rc = shmq_reg_server_open(&m->reg, &m->ctl, &m->cfg, &ops);

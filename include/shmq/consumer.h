@@ -312,7 +312,9 @@ typedef struct shmq_queue_ref {
 
 /*
  * For a loop of one's own (shmq_pull and shmq_commit_offset): join the
- * handle's group for topic (once; again after the store restarted), give
+ * handle's group for topic with subscription (as shmq_pull takes it; NULL
+ * for every tag: the store records it, and reports a group whose members
+ * subscribe otherwise) (once; again after the store restarted), give
  * back the queues the group asks back, and fill out[0..cap) with the
  * queues this member holds now, of topic and of the group's retry topic.
  * Commit what was processed of every queue before calling it: a queue
@@ -325,8 +327,8 @@ typedef struct shmq_queue_ref {
  * SHMQ_E_NOT_FOUND when the store is not running).  One load from shared
  * memory when nothing changed.
  */
-int shmq_consumer_queues(shmq_consumer_t *c, const char *topic, shmq_queue_ref_t *out, int cap,
-                         uint64_t *version);
+int shmq_consumer_queues(shmq_consumer_t *c, const char *topic, const char *subscription,
+                         shmq_queue_ref_t *out, int cap, uint64_t *version);
 
 /*
  * Consume as a member of the handle's group without managing queues: the

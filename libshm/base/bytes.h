@@ -87,4 +87,17 @@ static inline bool shmq_bytes_equal(const void *av, const void *bv, size_t n)
     return true;
 }
 
+/* FNV-1a, 64 bits: h is SHMQ_FNV_BASIS to start, or a previous result to go on. */
+#define SHMQ_FNV_BASIS 0xcbf29ce484222325ULL
+
+static inline uint64_t shmq_fnv1a64(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
 #endif

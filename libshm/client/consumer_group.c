@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "client/consumer_int.h"
 #include "shm/reg.h"
 
@@ -24,6 +25,7 @@
 typedef struct cons_member {
     bool joined;
     char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    uint64_t sub_hash; /* of the subscription joined with */
     uint32_t flags;
     uint32_t slot;
     uint64_t id;
@@ -63,11 +65,29 @@ static int entry_copy(const shmq_ctl_cons_t *cons, uint32_t slot, shmq_ctl_membe
     return shmq_error_set(-EAGAIN, "member entry %u stays mid-change", slot);
 }
 
-static int join(shmq_consumer_t *c, cons_member_t *m, const char *topic, uint32_t flags)
+/* The subscription as a member sends it: "*" for every tag, and its hash. */
+static const char *sub_text(const char *sub, uint64_t *hash)
+{
+    const char *s = sub != NULL && sub[0] ? sub : "*";
+    *hash = shmq_fnv1a64(SHMQ_FNV_BASIS, s, strlen(s));
+    return s;
+}
+
+static int join(shmq_consumer_t *c, cons_member_t *m, const char *topic, const char *sub,
+                uint32_t flags)
 {
     shmq_reg_msg_t req = {.type = SHMQ_REG_JOIN_GROUP, .queue_id = (int32_t)flags};
+    uint64_t hash;
+    const char *s = sub_text(sub, &hash);
+    req.offset = (int64_t)hash;
     snprintf(req.group, sizeof(req.group), "%s", c->group);
     snprintf(req.topic, sizeof(req.topic), "%s", topic);
+    /* At most SHMQ_REG_EXPR_MAX bytes (cut), printable: the hash tells whole ones apart. */
+    size_t i = 0;
+    for (; s[i] && i < SHMQ_REG_EXPR_MAX; i++) {
+        req.expr[i] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+    }
+    req.expr[i] = '\0';
     shmq_reg_msg_t rep;
     int rc = shmq_cons_reg_call(c, &req, &rep);
     if (rc < 0) {
@@ -79,6 +99,7 @@ static int join(shmq_consumer_t *c, cons_member_t *m, const char *topic, uint32_
     }
     m->joined = true;
     snprintf(m->topic, sizeof(m->topic), "%s", topic);
+    m->sub_hash = hash;
     m->flags = flags;
     m->slot = rep.ring;
     m->id = rep.claims;
@@ -88,16 +109,19 @@ static int join(shmq_consumer_t *c, cons_member_t *m, const char *topic, uint32_
     return 0;
 }
 
-int shmq_cons_member_sync(shmq_consumer_t *c, const char *topic, uint32_t flags,
-                          const shmq_ctl_member_t **own)
+static int member_sync(shmq_consumer_t *c, const char *topic, const char *sub, uint32_t flags,
+                       const shmq_ctl_member_t **own)
 {
     if (c->member == NULL && (c->member = calloc(1, sizeof(*c->member))) == NULL) {
         return -ENOMEM;
     }
     cons_member_t *m = c->member;
     const shmq_ctl_cons_t *cons = c->ctl.cons;
+    uint64_t hash;
+    sub_text(sub, &hash);
     bool rejoin = !m->joined || m->generation != cons->generation || m->reg_conns != c->reg_conns ||
-                  c->reg_fd < 0 || m->flags != flags || strcmp(m->topic, topic) != 0;
+                  c->reg_fd < 0 || m->flags != flags || m->sub_hash != hash ||
+                  strcmp(m->topic, topic) != 0;
     if (!rejoin) {
         /* relaxed: the entry's seq orders the copy below */
         uint64_t id = atomic_load_explicit((_Atomic uint64_t *)&cons->members[m->slot].id,
@@ -106,12 +130,13 @@ int shmq_cons_member_sync(shmq_consumer_t *c, const char *topic, uint32_t flags,
     }
     if (rejoin) {
         if (m->joined && c->reg_fd >= 0 && m->reg_conns == c->reg_conns) {
-            /* Another topic or model on a live membership: a new connection leaves it. */
+            /* Another topic, subscription or model on a live membership: a new
+             * connection leaves it. */
             close(c->reg_fd);
             c->reg_fd = -1;
         }
         m->joined = false;
-        int rc = join(c, m, topic, flags);
+        int rc = join(c, m, topic, sub, flags);
         if (rc < 0) {
             return rc;
         }
@@ -156,9 +181,10 @@ int shmq_cons_member_release(shmq_consumer_t *c, const char *topic, int32_t queu
     return 0;
 }
 
-int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const shmq_ctl_member_t **own)
+int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const char *sub,
+                            const shmq_ctl_member_t **own)
 {
-    int rc = shmq_cons_member_sync(c, topic, c->member_flags, own);
+    int rc = member_sync(c, topic, sub, c->member_flags, own);
     if (rc <= 0 || (c->member_flags & SHMQ_MEMBER_BROADCASTING)) {
         return rc;
     }
@@ -180,7 +206,7 @@ int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const shmq_ct
         released = true;
     }
     if (released) {
-        rc = shmq_cons_member_sync(c, topic, c->member_flags, own);
+        rc = member_sync(c, topic, sub, c->member_flags, own);
         return rc < 0 ? rc : 1;
     }
     return 1;
@@ -237,8 +263,8 @@ static void ref_set(shmq_queue_ref_t *r, const char *topic, int32_t q, bool retr
     r->retry = retry;
 }
 
-int shmq_consumer_queues(shmq_consumer_t *c, const char *topic, shmq_queue_ref_t *out, int cap,
-                         uint64_t *version)
+int shmq_consumer_queues(shmq_consumer_t *c, const char *topic, const char *subscription,
+                         shmq_queue_ref_t *out, int cap, uint64_t *version)
 {
     if (c == NULL || topic == NULL || cap < 0 || (cap > 0 && out == NULL)) {
         return shmq_error_set(SHMQ_E_ARG, "queues: consumer, topic and room are required");
@@ -254,7 +280,7 @@ int shmq_consumer_queues(shmq_consumer_t *c, const char *topic, shmq_queue_ref_t
         return rc;
     }
     const shmq_ctl_member_t *v;
-    rc = shmq_cons_member_queues(c, topic, &v);
+    rc = shmq_cons_member_queues(c, topic, subscription, &v);
     if (rc < 0) {
         return rc;
     }

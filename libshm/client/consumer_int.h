@@ -142,22 +142,17 @@ struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c);
 /* ---- consumer_group.c ------------------------------------------------------------ */
 
 /*
- * Membership of the handle's group for topic (flags: enum shmq_member_flags),
- * joined when the handle is not a member yet or its membership ended (a new
- * connection, a new store), and *own filled with what the store gives it:
- * the member entry's copy.  Returns 1 when the entry changed since the last
- * call (the caller rebuilds its queues), 0 when not, or an error.  Cheap
- * when nothing changed: two loads from shared memory.
+ * Membership of the handle's group for topic with subscription sub (NULL or
+ * "" for every tag), joined when the handle is not a member yet or its
+ * membership ended (a new connection, a new store) or it subscribes
+ * otherwise now; *own is set to the member entry's copy (what the store
+ * gives it), after the queues the group asks back were given back (the
+ * caller committed what it processed of them).  Returns 1 when the queues
+ * held changed, 0 when not, or an error.  Two loads from shared memory when
+ * nothing changed.
  */
-int shmq_cons_member_sync(shmq_consumer_t *c, const char *topic, uint32_t flags,
-                          const shmq_ctl_member_t **own);
-
-/*
- * shmq_cons_member_sync, then give back the queues the group asks back (the
- * caller committed what it processed of them): 1 when the queues held
- * changed, 0 when not, or an error.
- */
-int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const shmq_ctl_member_t **own);
+int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const char *sub,
+                            const shmq_ctl_member_t **own);
 
 /* Give up topic/queue_id, which the store asked this member to release. */
 int shmq_cons_member_release(shmq_consumer_t *c, const char *topic, int32_t queue_id);

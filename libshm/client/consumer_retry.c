@@ -225,7 +225,7 @@ static int poll_refresh(shmq_consumer_t *c, struct shmq_consumer_retry *r, const
         r->commit_pending = false;
     }
     const shmq_ctl_member_t *own;
-    int rc = shmq_cons_member_queues(c, topic, &own);
+    int rc = shmq_cons_member_queues(c, topic, r->sub, &own);
     if (rc < 0) {
         return rc;
     }

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "format/store_files.h"
 #include "shmq/errors.h"
 
@@ -110,17 +111,6 @@ const char *shmq_worker_state_name(uint32_t state)
 
 /* ---- naming -------------------------------------------------------------------- */
 
-static uint64_t fnv1a64(const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 /* realpath(root) into real (PATH_MAX bytes). */
 static int ctl_realpath(const char *root, char *real)
 {
@@ -136,7 +126,8 @@ static int ctl_realpath(const char *root, char *real)
 
 static int name_of_real(const char *real, char *out, size_t len)
 {
-    int n = snprintf(out, len, "/shmq-%016llx", (unsigned long long)fnv1a64(real, strlen(real)));
+    int n = snprintf(out, len, "/shmq-%016llx",
+                     (unsigned long long)shmq_fnv1a64(SHMQ_FNV_BASIS, real, strlen(real)));
     if (n < 0 || (size_t)n >= len) {
         return shmq_error_set(-ENAMETOOLONG, "control block name buffer too small (%zu)", len);
     }

@@ -537,6 +537,7 @@ typedef struct shmq_ctl_offset {
  */
 #define SHMQ_MEMBER_QWORDS    (SHMQ_TOPIC_QUEUES_MAX / 64)
 #define SHMQ_MEMBER_CLIENT_ID 48
+#define SHMQ_MEMBER_SUB_MAX   200 /* bytes of a subscription kept (a longer one is cut) */
 
 enum shmq_member_flags {
     SHMQ_MEMBER_BROADCASTING = 0x1, /* RocketMQ's MessageModel.BROADCASTING */
@@ -557,6 +558,8 @@ typedef struct shmq_ctl_member {
     char group[SHMQ_GROUP_MAX + 1];
     char topic[SHMQ_TOPIC_MAX_ANY + 1];
     char client_id[SHMQ_MEMBER_CLIENT_ID]; /* "<pid>@<id>": the sort key of the division */
+    char sub[SHMQ_MEMBER_SUB_MAX + 1];     /* its subscription expression ("*": every tag) */
+    uint64_t sub_hash;                     /* FNV-1a of the whole expression */
     uint64_t own[SHMQ_MEMBER_QWORDS];
     uint64_t own_retry;
     uint64_t release[SHMQ_MEMBER_QWORDS];

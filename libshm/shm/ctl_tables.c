@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "format/json_meta.h"
 #include "shmq/errors.h"
 #include "format/store_files.h"
@@ -33,18 +34,6 @@
 #define TABLE_LOCK_TIMEOUT 5000 /* ms: inserts hold their lock for microseconds */
 #define SEQLOCK_SPINS      100
 #define SEQLOCK_WAIT_MS    100 /* a writer stuck mid-change this long has died */
-
-static uint64_t fnv1a64(uint64_t h, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-#define FNV_BASIS 0xcbf29ce484222325ULL
 
 /* ---- locks on bytes of <root>/lock ------------------------------------------------ */
 
@@ -126,7 +115,7 @@ static int lock_byte(const shmq_ctl_t *ctl, off_t byte, int timeout_ms, const ch
 
 static uint32_t topic_home(const char *name, size_t len)
 {
-    return (uint32_t)fnv1a64(FNV_BASIS, name, len) & (SHMQ_CTL_MAX_TOPICS - 1);
+    return (uint32_t)shmq_fnv1a64(SHMQ_FNV_BASIS, name, len) & (SHMQ_CTL_MAX_TOPICS - 1);
 }
 
 /*
@@ -434,7 +423,7 @@ static uint32_t queue_home(const char *topic, size_t len, int32_t queue_id)
 {
     uint32_t q = (uint32_t)queue_id;
     uint8_t qb[4] = {(uint8_t)q, (uint8_t)(q >> 8), (uint8_t)(q >> 16), (uint8_t)(q >> 24)};
-    uint64_t h = fnv1a64(fnv1a64(FNV_BASIS, topic, len), qb, sizeof(qb));
+    uint64_t h = shmq_fnv1a64(shmq_fnv1a64(SHMQ_FNV_BASIS, topic, len), qb, sizeof(qb));
     return (uint32_t)(h ^ (h >> 32)) & (SHMQ_CTL_MAX_QUEUES - 1);
 }
 
@@ -545,8 +534,9 @@ static uint32_t offset_home(const char *group, size_t glen, const char *topic, s
 {
     uint32_t q = (uint32_t)queue_id;
     uint8_t qb[4] = {(uint8_t)q, (uint8_t)(q >> 8), (uint8_t)(q >> 16), (uint8_t)(q >> 24)};
-    uint64_t h = fnv1a64(FNV_BASIS, group, glen + 1); /* with the NUL: "a"+"bc" != "ab"+"c" */
-    h = fnv1a64(fnv1a64(h, topic, tlen), qb, sizeof(qb));
+    uint64_t h =
+        shmq_fnv1a64(SHMQ_FNV_BASIS, group, glen + 1); /* with the NUL: "a"+"bc" != "ab"+"c" */
+    h = shmq_fnv1a64(shmq_fnv1a64(h, topic, tlen), qb, sizeof(qb));
     return (uint32_t)(h ^ (h >> 32)) & (SHMQ_CTL_MAX_OFFSETS - 1);
 }
 

@@ -229,25 +229,51 @@ static void divide(shmq_ctl_t *ctl, const char *group, int64_t now)
 
 /* ---- membership -------------------------------------------------------------------------- */
 
-int shmq_groups_join(shmq_ctl_t *ctl, int slot, pid_t pid, uid_t uid, const char *group,
-                     const char *topic, uint32_t flags, uint64_t *id)
+static bool same_subscription(const shmq_ctl_member_t *a, const shmq_ctl_member_t *b)
 {
+    return strcmp(a->topic, b->topic) == 0 && a->sub_hash == b->sub_hash &&
+           (a->flags & SHMQ_MEMBER_BROADCASTING) == (b->flags & SHMQ_MEMBER_BROADCASTING);
+}
+
+bool shmq_groups_consistent(const shmq_ctl_t *ctl, const char *group)
+{
+    const shmq_ctl_member_t *first = NULL;
+    for (int i = 0; i < SHMQ_CTL_MAX_MEMBERS; i++) {
+        const shmq_ctl_member_t *e = &ctl->cons->members[i];
+        if (e->state != SHMQ_ENTRY_ACTIVE || strcmp(e->group, group) != 0) {
+            continue;
+        }
+        if (first == NULL) {
+            first = e;
+        } else if (!same_subscription(first, e)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int shmq_groups_join(shmq_ctl_t *ctl, int slot, const shmq_member_join_t *j, uint64_t *id,
+                     char *note, size_t len)
+{
+    if (note != NULL && len > 0) {
+        note[0] = '\0';
+    }
     if (slot < 0 || slot >= SHMQ_CTL_MAX_MEMBERS) {
         return shmq_error_set(SHMQ_E_ARG, "member slot %d outside 0..%d", slot,
                               SHMQ_CTL_MAX_MEMBERS - 1);
     }
-    int rc = shmq_group_validate(group, strlen(group));
+    int rc = shmq_group_validate(j->group, strlen(j->group));
     if (rc < 0) {
         return rc;
     }
-    if ((rc = shmq_topic_validate(topic, strlen(topic), SHMQ_TOPIC_MAX_ANY)) < 0) {
+    if ((rc = shmq_topic_validate(j->topic, strlen(j->topic), SHMQ_TOPIC_MAX_ANY)) < 0) {
         return rc;
     }
-    if (flags & ~(uint32_t)(SHMQ_MEMBER_BROADCASTING | SHMQ_MEMBER_ORDERLY)) {
+    if (j->flags & ~(uint32_t)(SHMQ_MEMBER_BROADCASTING | SHMQ_MEMBER_ORDERLY)) {
         return shmq_error_set(SHMQ_E_ARG,
                               "member flags 0x%x: only 0x1 (broadcasting) and 0x2 "
                               "(orderly) are known",
-                              flags);
+                              j->flags);
     }
     shmq_ctl_member_t *e = &ctl->cons->members[slot];
     if (e->state == SHMQ_ENTRY_ACTIVE) {
@@ -257,18 +283,35 @@ int shmq_groups_join(shmq_ctl_t *ctl, int slot, pid_t pid, uid_t uid, const char
     member_begin(e);
     memset((char *)e + sizeof(e->seq), 0, sizeof(*e) - sizeof(e->seq));
     e->id = ++next_id;
-    e->pid = (int32_t)pid;
-    e->uid = (uint32_t)uid;
-    e->flags = flags;
+    e->pid = (int32_t)j->pid;
+    e->uid = (uint32_t)j->uid;
+    e->flags = j->flags;
     e->joined_ms = shmq_now_ms();
-    snprintf(e->group, sizeof(e->group), "%s", group);
-    snprintf(e->topic, sizeof(e->topic), "%s", topic);
-    snprintf(e->client_id, sizeof(e->client_id), "%d@%llu", (int)pid, (unsigned long long)e->id);
+    snprintf(e->group, sizeof(e->group), "%s", j->group);
+    snprintf(e->topic, sizeof(e->topic), "%s", j->topic);
+    snprintf(e->sub, sizeof(e->sub), "%s", j->sub != NULL && j->sub[0] ? j->sub : "*");
+    e->sub_hash = j->sub_hash;
+    snprintf(e->client_id, sizeof(e->client_id), "%d@%llu", (int)j->pid, (unsigned long long)e->id);
     e->state = SHMQ_ENTRY_ACTIVE;
     member_end(e);
     *id = e->id;
+    for (int i = 0; i < SHMQ_CTL_MAX_MEMBERS && note != NULL; i++) {
+        const shmq_ctl_member_t *o = &ctl->cons->members[i];
+        if (i == slot || o->state != SHMQ_ENTRY_ACTIVE || strcmp(o->group, j->group) != 0 ||
+            same_subscription(o, e)) {
+            continue;
+        }
+        snprintf(note, len,
+                 "group %s is inconsistent: member %s subscribes %s '%s' (%s), member %s "
+                 "%s '%s' (%s); each topic's queues are divided among its own subscribers",
+                 j->group, e->client_id, e->topic, e->sub,
+                 (e->flags & SHMQ_MEMBER_BROADCASTING) ? "broadcasting" : "clustering",
+                 o->client_id, o->topic, o->sub,
+                 (o->flags & SHMQ_MEMBER_BROADCASTING) ? "broadcasting" : "clustering");
+        break;
+    }
     gen_bump(ctl);
-    divide(ctl, group, shmq_mono_ms());
+    divide(ctl, j->group, shmq_mono_ms());
     return 0;
 }
 

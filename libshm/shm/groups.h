@@ -42,14 +42,31 @@
 #define SHMQ_GROUP_RELEASE_MS 20000 /* RocketMQ's rebalance interval */
 #define SHMQ_GROUP_LOCK_MS    60000 /* rebalanceLockMaxLiveTime */
 
+/* Who joins, and for what. */
+typedef struct shmq_member_join {
+    pid_t pid;
+    uid_t uid;
+    const char *group;
+    const char *topic;
+    const char *sub;   /* its subscription expression as sent (may be cut) */
+    uint64_t sub_hash; /* FNV-1a of the whole expression */
+    uint32_t flags;    /* enum shmq_member_flags */
+} shmq_member_join_t;
+
 /*
  * Make members[slot] (a free entry: the connection's index) a member of
- * group consuming topic, with flags (enum shmq_member_flags), and divide
- * the group's queues again.  *id receives the member's id.  SHMQ_E_ARG for
- * a bad name or flag; -EBUSY when the slot is a member already.
+ * j->group consuming j->topic, and divide the group's queues again.  *id
+ * receives the member's id.  When another member of the group subscribes
+ * otherwise (another topic, model or expression: RocketMQ reports such a
+ * group as inconsistent), note (len bytes) says how, else it is "".
+ * SHMQ_E_ARG for a bad name or flag; -EBUSY when the slot is a member
+ * already.
  */
-int shmq_groups_join(shmq_ctl_t *ctl, int slot, pid_t pid, uid_t uid, const char *group,
-                     const char *topic, uint32_t flags, uint64_t *id);
+int shmq_groups_join(shmq_ctl_t *ctl, int slot, const shmq_member_join_t *j, uint64_t *id,
+                     char *note, size_t len);
+
+/* True when every live member of group subscribes alike (topic, model, expression). */
+bool shmq_groups_consistent(const shmq_ctl_t *ctl, const char *group);
 
 /* members[slot]'s connection closed: it leaves, its queues are divided again. */
 void shmq_groups_leave(shmq_ctl_t *ctl, int slot);

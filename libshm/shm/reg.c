@@ -88,6 +88,7 @@ int shmq_reg_encode(const shmq_reg_msg_t *m, uint8_t *buf, size_t cap)
     case SHMQ_REG_RELEASE_QUEUE: {
         size_t glen = strnlen(m->group, sizeof(m->group));
         size_t tlen = strnlen(m->topic, sizeof(m->topic));
+        size_t elen = m->type == SHMQ_REG_JOIN_GROUP ? strnlen(m->expr, SHMQ_REG_EXPR_MAX) : 0;
         if (glen == 0 || glen > SHMQ_GROUP_MAX || tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY) {
             return shmq_error_set(SHMQ_E_ARG, "offset commit: group or topic name length");
         }
@@ -97,7 +98,8 @@ int shmq_reg_encode(const shmq_reg_msg_t *m, uint8_t *buf, size_t cap)
         put64(p + 8, (uint64_t)m->offset);
         memcpy(p + COMMIT_FIXED, m->group, glen);
         memcpy(p + COMMIT_FIXED + glen, m->topic, tlen);
-        len = COMMIT_FIXED + glen + tlen;
+        memcpy(p + COMMIT_FIXED + glen + tlen, m->expr, elen);
+        len = COMMIT_FIXED + glen + tlen + elen;
         break;
     }
     case SHMQ_REG_ENSURE_TOPIC: {
@@ -171,8 +173,13 @@ int shmq_reg_decode(const uint8_t *buf, size_t len, shmq_reg_msg_t *out)
         }
         size_t glen = get16(p);
         size_t tlen = get16(p + 2);
+        /* JOIN_GROUP: the expression is the rest */
+        size_t elen = COMMIT_FIXED + glen + tlen <= plen ? plen - COMMIT_FIXED - glen - tlen : 0;
+        if (out->type != SHMQ_REG_JOIN_GROUP) {
+            elen = 0;
+        }
         if (glen == 0 || glen > SHMQ_GROUP_MAX || tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY ||
-            COMMIT_FIXED + glen + tlen != plen) {
+            elen > SHMQ_REG_EXPR_MAX || COMMIT_FIXED + glen + tlen + elen != plen) {
             return shmq_error_set(SHMQ_E_CORRUPT,
                                   "offset commit: group of %zu bytes and topic of %zu bytes in "
                                   "%zu payload bytes",
@@ -187,6 +194,15 @@ int shmq_reg_decode(const uint8_t *buf, size_t len, shmq_reg_msg_t *out)
         }
         memcpy(out->group, g, glen);
         memcpy(out->topic, t, tlen);
+        const char *e = t + tlen;
+        for (size_t i = 0; i < elen; i++) {
+            if ((unsigned char)e[i] < 0x20 || (unsigned char)e[i] >= 0x7f) {
+                return shmq_error_set(SHMQ_E_CORRUPT,
+                                      "group join: the subscription holds byte 0x%02x",
+                                      (unsigned char)e[i]);
+            }
+        }
+        memcpy(out->expr, e, elen);
         return 0;
     }
     case SHMQ_REG_ENSURE_TOPIC: {

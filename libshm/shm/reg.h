@@ -18,10 +18,14 @@
  *   COMMIT_OFFSET      group_len u16, topic_len u16, queue_id i32,
  *                      offset i64, group bytes, topic bytes
  *   JOIN_GROUP         as COMMIT_OFFSET, queue_id holding the member's flags
- *                      (enum shmq_member_flags), offset 0: this connection
- *                      becomes a member of group consuming topic (groups.h)
- *                      until it closes; REPLY_OK with ring = its entry in the
- *                      consumer area's member table, claims = its id
+ *                      (enum shmq_member_flags), offset the FNV-1a hash of
+ *                      its subscription expression, then after the topic
+ *                      the expression (at most SHMQ_REG_EXPR_MAX printable
+ *                      bytes: a longer one is cut, its hash is whole's):
+ *                      this connection becomes a member of group consuming
+ *                      topic (groups.h) until it closes; REPLY_OK with ring
+ *                      = its entry in the consumer area's member table,
+ *                      claims = its id
  *   RELEASE_QUEUE      as COMMIT_OFFSET (offset -1: nothing to commit): the
  *                      member gives up a queue it was asked to release,
  *                      committing offset first
@@ -54,8 +58,9 @@
 #define SHMQ_REG_MAGIC      0x31524d53u /* "SMR1" as little-endian bytes */
 #define SHMQ_REG_HDR_SIZE   8
 #define SHMQ_REG_FRAME_MAX  512
-#define SHMQ_REG_TEXT_MAX   400  /* bytes of an error reply's text */
-#define SHMQ_REG_TIMEOUT_MS 5000 /* a client waits this long for a reply */
+#define SHMQ_REG_TEXT_MAX   400                 /* bytes of an error reply's text */
+#define SHMQ_REG_TIMEOUT_MS 5000                /* a client waits this long for a reply */
+#define SHMQ_REG_EXPR_MAX   SHMQ_MEMBER_SUB_MAX /* bytes of a JOIN_GROUP's expression */
 
 enum shmq_reg_type {
     SHMQ_REG_REGISTER_PRODUCER = 1,
@@ -75,6 +80,7 @@ typedef struct shmq_reg_msg {
     char topic[SHMQ_TOPIC_MAX_ANY + 1];
     int32_t queue_id; /* COMMIT_OFFSET: the queue; ENSURE_TOPIC: the queues wanted */
     int64_t offset;
+    char expr[SHMQ_REG_EXPR_MAX + 1]; /* JOIN_GROUP: the subscription (offset: its hash) */
     /* replies */
     int32_t status;
     char text[SHMQ_REG_TEXT_MAX + 1];
@@ -141,6 +147,9 @@ typedef struct shmq_reg_ring_ops {
     void (*refused)(void *arg, pid_t pid, const char *why);
     /* A consumer group member joined or left (groups.h): for the log; may be NULL. */
     void (*member)(void *arg, const char *line);
+    /* A member of group joined (after member): record the group; inconsistent: "" or how
+     * the group's members subscribe otherwise (groups.h); may be NULL. */
+    void (*joined)(void *arg, const char *group, const char *inconsistent);
     void *arg;
 } shmq_reg_ring_ops_t;
 

@@ -223,8 +223,8 @@ static void member_note(shmq_reg_server_t *s, const shmq_reg_conn_t *c, const ch
     }
     const shmq_ctl_member_t *e = &s->ctl->cons->members[conn_slot(s, c)];
     char line[400];
-    snprintf(line, sizeof(line), "group %s: member %s (pid %ld, topic %s%s) %s", e->group,
-             e->client_id, (long)c->pid, e->topic,
+    snprintf(line, sizeof(line), "group %s: member %s (pid %ld, topic %s '%s'%s) %s", e->group,
+             e->client_id, (long)c->pid, e->topic, e->sub,
              (e->flags & SHMQ_MEMBER_BROADCASTING) ? ", broadcasting"
              : (e->flags & SHMQ_MEMBER_ORDERLY)    ? ", orderly"
                                                    : "",
@@ -442,15 +442,24 @@ static bool serve_frame(shmq_reg_server_t *s, shmq_reg_conn_t *c)
         return reply(c->fd, &rep, -1);
     case SHMQ_REG_JOIN_GROUP: {
         uint64_t id = 0;
+        char note[600];
+        shmq_member_join_t j = {.pid = c->pid,
+                                .uid = c->id.uid,
+                                .group = req.group,
+                                .topic = req.topic,
+                                .sub = req.expr,
+                                .sub_hash = (uint64_t)req.offset,
+                                .flags = (uint32_t)req.queue_id};
         rc = acl_check(s, c, &req);
-        rc = rc < 0 ? rc
-                    : shmq_groups_join(s->ctl, conn_slot(s, c), c->pid, c->id.uid, req.group,
-                                       req.topic, (uint32_t)req.queue_id, &id);
+        rc = rc < 0 ? rc : shmq_groups_join(s->ctl, conn_slot(s, c), &j, &id, note, sizeof(note));
         if (rc < 0) {
             return reply_error(c->fd, rc, shmq_error_detail());
         }
         c->member = true;
         member_note(s, c, "joined");
+        if (s->ops.joined != NULL) {
+            s->ops.joined(s->ops.arg, req.group, note);
+        }
         memset(&rep, 0, sizeof(rep));
         rep.type = SHMQ_REG_REPLY_OK;
         rep.ring = (uint32_t)conn_slot(s, c);

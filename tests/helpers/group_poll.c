@@ -121,7 +121,7 @@ int main(int argc, char **argv)
     if (rc < 0) {
         return fail("last poll", rc);
     }
-    int held = shmq_consumer_queues(c, topic, NULL, 0, NULL);
+    int held = shmq_consumer_queues(c, topic, NULL, NULL, 0, NULL);
     printf("summary got=%lld queues=%d\n", got, held);
     free(res);
     shmq_consumer_close(c);

@@ -363,6 +363,25 @@ ok $? "queue 0's committed offset is the member's, not the refused one's" || dia
 wait_pid $Z 300
 wait_members 0
 ok $? "no member is left" || diag "$T/show.err"
+
+# ---- members that subscribe otherwise are reported ---------------------------------------------
+member u
+U=$MPID
+member w --tags TagA
+W=$MPID
+wait_members 2
+"$CTL" group --store "$STORE" $SMALL list >"$T/list2.out" 2>&1
+grep -q "^group=GM members=2 queues_held=8 model=clustering inconsistent$" "$T/list2.out"
+ok $? "group list flags a group whose members subscribe otherwise" || diag "$T/list2.out"
+"$CTL" group --store "$STORE" $SMALL show GM >"$T/show3.out" 2>&1
+grep -q 'subscription="TagA"' "$T/show3.out" && grep -q 'subscription="\*"' "$T/show3.out"
+ok $? "group show shows each member's subscription" || diag "$T/show3.out"
+grep -q "WARN .*group GM is inconsistent: member .* subscribes TopicM '.*' (clustering), member .* TopicM '.*' (clustering)" \
+    "$T/shmqd.log"
+ok $? "and the log warns, naming both" || diag "$T/shmqd.log"
+wait_pid $U 300
+wait_pid $W 300
+wait_members 0
 "$CTL" group --store "$STORE" $SMALL delete GM >"$T/del2.out" 2>&1
 ok $? "group delete works once the members are gone" || diag "$T/del2.out"
 

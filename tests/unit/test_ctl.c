@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "base/bytes.h"
 #include "format/config.h"
 #include "shm/ctl.h"
 #include "shm/groups.h"
@@ -1284,6 +1285,19 @@ static const char *held(const shmq_ctl_t *ctl, int slot, bool release)
     return buf;
 }
 
+/* A member joins at slot with the subscription "*". */
+static int join_as(shmq_ctl_t *ctl, int slot, pid_t pid, const char *group, const char *topic,
+                   uint32_t flags, uint64_t *id)
+{
+    shmq_member_join_t j = {.pid = pid,
+                            .group = group,
+                            .topic = topic,
+                            .sub = "*",
+                            .sub_hash = shmq_fnv1a64(SHMQ_FNV_BASIS, "*", 1),
+                            .flags = flags};
+    return shmq_groups_join(ctl, slot, &j, id, NULL, 0);
+}
+
 static void test_groups_divide_averagely_and_hand_over_through_the_owner(void **state)
 {
     fixture_t *f = *state;
@@ -1291,11 +1305,11 @@ static void test_groups_divide_averagely_and_hand_over_through_the_owner(void **
     assert_int_equal(shmq_ctl_topic_put(ctl, "TopicM", 8, 8, 6, false), 0);
     uint64_t id1, id2, id3;
     uint64_t gen0 = atomic_load(&ctl->cons->members_gen);
-    assert_int_equal(shmq_groups_join(ctl, 5, 100, 0, "GM", "TopicM", 0, &id1), 0);
+    assert_int_equal(join_as(ctl, 5, 100, "GM", "TopicM", 0, &id1), 0);
     assert_string_equal(held(ctl, 5, false), "0 1 2 3 4 5 6 7");
     assert_true(atomic_load(&ctl->cons->members_gen) > gen0);
     /* A second member: the first is asked to release the second half; nobody holds it twice. */
-    assert_int_equal(shmq_groups_join(ctl, 9, 101, 0, "GM", "TopicM", 0, &id2), 0);
+    assert_int_equal(join_as(ctl, 9, 101, "GM", "TopicM", 0, &id2), 0);
     assert_true(id2 > id1);
     assert_string_equal(held(ctl, 5, false), "0 1 2 3 4 5 6 7");
     assert_string_equal(held(ctl, 5, true), "4 5 6 7");
@@ -1319,7 +1333,7 @@ static void test_groups_divide_averagely_and_hand_over_through_the_owner(void **
     assert_int_equal(ctl->cons->members[5].release_since_ms, 0);
     /* A third: 8 queues over 3 members is 3, 3, 2 (AllocateMessageQueueAveragely), in
      * the order of the client ids ("100@1" < "101@2" < "102@3"). */
-    assert_int_equal(shmq_groups_join(ctl, 2, 102, 0, "GM", "TopicM", 0, &id3), 0);
+    assert_int_equal(join_as(ctl, 2, 102, "GM", "TopicM", 0, &id3), 0);
     assert_string_equal(held(ctl, 5, true), "3");
     assert_string_equal(held(ctl, 9, true), "6 7");
     assert_int_equal(shmq_groups_release(ctl, 5, "GM", "TopicM", 3), 0);
@@ -1345,11 +1359,10 @@ static void test_groups_divide_averagely_and_hand_over_through_the_owner(void **
     assert_string_equal(held(ctl, 5, false), "0 1 2 3 4");
     assert_string_equal(held(ctl, 2, false), "5 6 7 8 9");
     /* Joining twice on one connection, bad names and flags are refused. */
-    assert_int_equal(shmq_groups_join(ctl, 5, 100, 0, "GM", "TopicM", 0, &id1), -EBUSY);
-    assert_int_equal(shmq_groups_join(ctl, 6, 100, 0, "G@M", "TopicM", 0, &id1), SHMQ_E_ARG);
-    assert_int_equal(shmq_groups_join(ctl, 6, 100, 0, "GM", "TopicM", 0x80, &id1), SHMQ_E_ARG);
-    assert_int_equal(shmq_groups_join(ctl, SHMQ_CTL_MAX_MEMBERS, 1, 0, "GM", "T", 0, &id1),
-                     SHMQ_E_ARG);
+    assert_int_equal(join_as(ctl, 5, 100, "GM", "TopicM", 0, &id1), -EBUSY);
+    assert_int_equal(join_as(ctl, 6, 100, "G@M", "TopicM", 0, &id1), SHMQ_E_ARG);
+    assert_int_equal(join_as(ctl, 6, 100, "GM", "TopicM", 0x80, &id1), SHMQ_E_ARG);
+    assert_int_equal(join_as(ctl, SHMQ_CTL_MAX_MEMBERS, 1, "GM", "T", 0, &id1), SHMQ_E_ARG);
 }
 
 static void test_groups_take_what_is_not_released_in_time(void **state)
@@ -1359,14 +1372,13 @@ static void test_groups_take_what_is_not_released_in_time(void **state)
     assert_int_equal(shmq_ctl_topic_put(ctl, "TopicR", 2, 2, 6, false), 0);
     assert_int_equal(shmq_ctl_topic_put(ctl, "%RETRY%GR", 1, 1, 6, false), 0);
     uint64_t id;
-    assert_int_equal(shmq_groups_join(ctl, 0, 200, 0, "GR", "TopicR", 0, &id), 0);
+    assert_int_equal(join_as(ctl, 0, 200, "GR", "TopicR", 0, &id), 0);
     assert_string_equal(held(ctl, 0, false), "0 1");
     assert_int_equal(ctl->cons->members[0].own_retry, 1); /* the retry queue too */
-    assert_int_equal(shmq_groups_join(ctl, 1, 201, 0, "GR", "TopicR", 0, &id), 0);
+    assert_int_equal(join_as(ctl, 1, 201, "GR", "TopicR", 0, &id), 0);
     assert_string_equal(held(ctl, 0, true), "1");
     /* A broadcasting member of the same group holds nothing and changes nothing. */
-    assert_int_equal(
-        shmq_groups_join(ctl, 3, 202, 0, "GR", "TopicR", SHMQ_MEMBER_BROADCASTING, &id), 0);
+    assert_int_equal(join_as(ctl, 3, 202, "GR", "TopicR", SHMQ_MEMBER_BROADCASTING, &id), 0);
     assert_string_equal(held(ctl, 3, false), "");
     assert_string_equal(held(ctl, 0, true), "1");
     /* Not given back: before the limit nothing moves, after it the queue is taken. */
@@ -1384,6 +1396,21 @@ static void test_groups_take_what_is_not_released_in_time(void **state)
     /* Its late commit of the queue taken is refused. */
     assert_int_equal(shmq_groups_may_commit(ctl, 0, "GR", "TopicR", 1), SHMQ_E_NOT_OWNER);
     assert_int_equal(shmq_groups_may_commit(ctl, 1, "GR", "TopicR", 1), 0);
+    /* The broadcasting member made the group inconsistent; so does another expression. */
+    assert_false(shmq_groups_consistent(ctl, "GR"));
+    shmq_groups_leave(ctl, 3);
+    assert_true(shmq_groups_consistent(ctl, "GR"));
+    char why[600];
+    shmq_member_join_t j = {.pid = 203,
+                            .group = "GR",
+                            .topic = "TopicR",
+                            .sub = "TagA || TagB",
+                            .sub_hash = shmq_fnv1a64(SHMQ_FNV_BASIS, "TagA || TagB", 12)};
+    assert_int_equal(shmq_groups_join(ctl, 4, &j, &id, why, sizeof(why)), 0);
+    assert_non_null(strstr(why, "group GR is inconsistent: member 203@"));
+    assert_non_null(strstr(why, "subscribes TopicR 'TagA || TagB' (clustering)"));
+    assert_false(shmq_groups_consistent(ctl, "GR"));
+    assert_string_equal(ctl->cons->members[4].sub, "TagA || TagB");
 }
 
 int main(void)

@@ -220,7 +220,7 @@ static int consume_member_queues(consume_state_t *st)
     if (st->refs == NULL && (st->refs = calloc((size_t)cap, sizeof(*st->refs))) == NULL) {
         return -ENOMEM;
     }
-    int n = shmq_consumer_queues(st->c, st->topic, st->refs, cap, NULL);
+    int n = shmq_consumer_queues(st->c, st->topic, st->a->tags, st->refs, cap, NULL);
     if (n < 0) {
         return n;
     }

@@ -2,10 +2,11 @@
  * shmqctl group list|show: the members of a running store's consumer
  * groups, as the master records them in the consumer area's member table
  * (libshm/shm/groups.h): who they are (client id, pid, user), what they
- * consume (topic, model), which queues they hold and which they were asked
- * to give back, when they joined and last committed.  A member is one while
- * its connection to the store lives: a process that died is gone from the
- * table at once.  A stopped store has no members.
+ * consume (topic, subscription, model; a group whose members subscribe
+ * otherwise is flagged inconsistent, as RocketMQ does), which queues they hold and which they were
+ * asked to give back, when they joined and last committed.  A member is one while its connection to
+ * the store lives: a process that died is gone from the table at once.  A stopped store has no
+ * members.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,7 @@ static json_t *member_json(const shmq_ctl_member_t *m, const char *held, const c
     json_object_set_new(o, "pid", json_integer(m->pid));
     json_object_set_new(o, "user", json_string(user));
     json_object_set_new(o, "topic", shmqctl_json_str(m->topic, strlen(m->topic)));
+    json_object_set_new(o, "subscription", json_string(m->sub));
     json_object_set_new(o, "model", json_string(model_name(m)));
     json_object_set_new(o, "orderly", json_boolean(m->flags & SHMQ_MEMBER_ORDERLY));
     json_object_set_new(o, "queues_held", json_integer(m->queues_held));
@@ -102,9 +104,9 @@ static void member_text(const shmq_ctl_member_t *m, const char *held, const char
     } else {
         snprintf(commit, sizeof(commit), "never");
     }
-    printf("member=%s pid=%d user=%s topic=%s model=%s%s joined=\"%s\" last_commit=\"%s\" "
-           "held=%d queues=\"%s\"",
-           m->client_id, (int)m->pid, user, m->topic, model_name(m),
+    printf("member=%s pid=%d user=%s topic=%s subscription=\"%s\" model=%s%s joined=\"%s\" "
+           "last_commit=\"%s\" held=%d queues=\"%s\"",
+           m->client_id, (int)m->pid, user, m->topic, m->sub, model_name(m),
            (m->flags & SHMQ_MEMBER_ORDERLY) ? " orderly" : "", joined, commit, (int)m->queues_held,
            held);
     if (releasing[0]) {
@@ -173,10 +175,15 @@ static int group_list(const shmqctl_args_t *a, const shmq_ctl_t *ctl)
             continue;
         }
         int members = 0, held = 0;
+        bool consistent = true;
         for (int j = i; j < n; j++) {
             if (strcmp(ms[j].group, ms[i].group) == 0) {
                 members++;
                 held += ms[j].queues_held;
+                consistent = consistent && strcmp(ms[j].topic, ms[i].topic) == 0 &&
+                             ms[j].sub_hash == ms[i].sub_hash &&
+                             (ms[j].flags & SHMQ_MEMBER_BROADCASTING) ==
+                                 (ms[i].flags & SHMQ_MEMBER_BROADCASTING);
             }
         }
         if (arr) {
@@ -185,10 +192,11 @@ static int group_list(const shmqctl_args_t *a, const shmq_ctl_t *ctl)
             json_object_set_new(o, "members", json_integer(members));
             json_object_set_new(o, "queues_held", json_integer(held));
             json_object_set_new(o, "model", json_string(model_name(&ms[i])));
+            json_object_set_new(o, "consistent", json_boolean(consistent));
             json_array_append_new(arr, o);
         } else {
-            printf("group=%s members=%d queues_held=%d model=%s\n", ms[i].group, members, held,
-                   model_name(&ms[i]));
+            printf("group=%s members=%d queues_held=%d model=%s%s\n", ms[i].group, members, held,
+                   model_name(&ms[i]), consistent ? "" : " inconsistent");
         }
     }
     if (arr) {
