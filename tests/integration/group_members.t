@@ -258,18 +258,24 @@ wait_pid $X 300
 wait_pid $Y 300
 is "$(wc -l <"$T/x.out" | tr -d ' ')" 0 "a broadcasting member starts at the group's offsets (nothing left)"
 is "$(wc -l <"$T/y.out" | tr -d ' ')" 0 "so does the second"
-"$CTL" send --store "$STORE" $SMALL TopicM m --count 40 >"$T/send4.out" 2>&1
 member x --broadcast
 X=$MPID
 member y --broadcast
 Y=$MPID
+member v --broadcast
+V=$MPID
+wait_members 3
+ok $? "three broadcasting members run" || diag "$T/show.err"
+"$CTL" send --store "$STORE" $SMALL TopicM m --count 40 >"$T/send4.out" 2>&1
 wait_pid $X 300
 wait_pid $Y 300
+wait_pid $V 300
 all_sent 2040 | comm -13 "$T/2000.ids" - >"$T/new4.ids"
 ids "$T/x.out" >"$T/x.ids"
 ids "$T/y.out" >"$T/y.ids"
-cmp -s "$T/x.ids" "$T/new4.ids" && cmp -s "$T/y.ids" "$T/new4.ids"
-ok $? "each broadcasting member reads all 40 new messages" || diag "$T/x.ids"
+ids "$T/v.out" >"$T/v.ids"
+cmp -s "$T/x.ids" "$T/new4.ids" && cmp -s "$T/y.ids" "$T/new4.ids" && cmp -s "$T/v.ids" "$T/new4.ids"
+ok $? "each of the three reads all 40 new messages, once" || diag "$T/x.ids"
 "$CTL" group --store "$STORE" $SMALL progress GM --json >"$T/prog3.json" 2>&1
 is "$(perl -MJSON::PP -e 'local $/; print decode_json(<STDIN>)->{total_lag}' <"$T/prog3.json")" 40 \
     "and the group's committed offsets did not move (lag 40)"
