@@ -115,6 +115,14 @@ ok $? "together they read the 400 messages, each once" || diag "$T/ab.ids"
 ok $? "on different queues ($(queues "$T/a.out") and $(queues "$T/b.out"))"
 in_order "$T/a.out" && in_order "$T/b.out"
 ok $? "each queue in order"
+"$CTL" group --store "$STORE" $SMALL progress GM --json >"$T/prog1.json" 2>&1
+cat "$T/a.out" "$T/b.out" | perl -MJSON::PP -e '
+    my %ts; while (<STDIN>) { my $j = decode_json($_); $ts{"$j->{queue}:$j->{queue_offset}"} = $j->{store_ts} }
+    open(my $f, "<", $ARGV[0]) or die; local $/; my $p = decode_json(<$f>);
+    for my $q (@{$p->{queues}}) { my $want = $ts{"$q->{queue}:" . ($q->{committed} - 1)};
+        exit 1 unless defined $want && $q->{last_consumed_ms} == $want }' "$T/prog1.json"
+ok $? "progress gives each queue the store time of the last message consumed (lastTimestamp)" ||
+    diag "$T/prog1.json"
 wait_members 0
 ok $? "members that exit leave the group" || diag "$T/show.err"
 

@@ -7,8 +7,9 @@
  * Offsets come from the consumer area of a running store's control block
  * (read-only attach), or from config/consumerOffset.json of a stopped one;
  * a queue's min and max offsets from the queue table, or from its
- * ConsumeQueue files.  On a running store progress also shows the member
- * holding each queue and when it last committed (cmd_group_members.c).
+ * ConsumeQueue files.  progress also shows each queue's last consumed
+ * message's store time (RocketMQ's lastTimestamp) and, on a running store,
+ * the member holding it (cmd_group_members.c).
  *
  * Running store (the store's user): group delete and offsets reset change
  * the consumer area between an odd and an even reset count (cons->resets,
@@ -121,6 +122,34 @@ static void queue_range(group_store_t *s, const char *topic, int32_t queue_id, i
     }
 }
 
+/*
+ * RocketMQ's lastTimestamp of consumerProgress: the store time of the last
+ * message the group consumed in the queue (the one before its committed
+ * offset), or 0 when there is none (nothing consumed, or cleaned since).
+ */
+static int64_t last_consumed_ms(const group_store_t *s, shmq_admin_t *adm, const char *topic,
+                                int32_t queue_id, int64_t committed, int64_t min)
+{
+    if (adm == NULL || committed <= 0 || committed - 1 < min) {
+        return 0;
+    }
+    int64_t ts = 0;
+    shmq_cq_t *cq = calloc(1, sizeof(*cq));
+    shmq_cq_unit_t u;
+    shmq_msg_view_t v;
+    if (cq && shmq_cq_open(cq, s->a->cfg.store_path_root_dir, topic, queue_id,
+                           shmq_cq_file_size((size_t)s->a->cfg.mapped_file_size_consume_queue),
+                           SHMQ_MF_READONLY) == 0) {
+        if (shmq_cq_read(cq, committed - 1, &u) == 0 &&
+            shmq_query_by_phys_offset(adm, u.phys_offset, &v) == 0) {
+            ts = v.store_ts;
+        }
+        shmq_cq_close(cq);
+    }
+    free(cq);
+    return ts;
+}
+
 /* The entry's group is group (its key is "topic@group"); *topic is set to the topic. */
 static bool entry_of_group(const shmq_offset_entry_t *o, const char *group, char key[512],
                            char **topic)
@@ -160,6 +189,10 @@ static int group_progress(shmqctl_args_t *a, const char *group)
         return rc;
     }
     qsort(s.offsets.entries, s.offsets.count, sizeof(*s.offsets.entries), cmp_entry);
+    shmq_admin_t *adm = NULL;
+    if (shmq_admin_open(a->cfg.store_path_root_dir, &adm) < 0) {
+        adm = NULL; /* no CommitLog: no times */
+    }
     json_t *arr = a->json ? json_array() : NULL;
     int64_t total = 0;
     size_t found = 0;
@@ -175,6 +208,7 @@ static int group_progress(shmqctl_args_t *a, const char *group)
         int64_t lag = max > o->offset ? max - o->offset : 0;
         total += lag;
         found++;
+        int64_t last_ms = last_consumed_ms(&s, adm, topic, o->queue_id, o->offset, min);
         char owner_buf[SHMQ_MEMBER_CLIENT_ID];
         const char *owner = s.running ? shmqctl_group_queue_owner(&s.ctl, group, topic, o->queue_id,
                                                                   owner_buf, sizeof(owner_buf))
@@ -188,14 +222,21 @@ static int group_progress(shmqctl_args_t *a, const char *group)
             json_object_set_new(q, "committed", json_integer(o->offset));
             json_object_set_new(q, "lag", json_integer(lag));
             json_object_set_new(q, "owner", owner ? json_string(owner) : json_null());
+            json_object_set_new(q, "last_consumed_ms", json_integer(last_ms));
             json_array_append_new(arr, q);
         } else {
-            printf("topic=%s queue=%d max=%lld min=%lld committed=%lld lag=%lld owner=%s\n", topic,
-                   (int)o->queue_id, (long long)max, (long long)min, (long long)o->offset,
-                   (long long)lag, owner ? owner : "-");
+            char when[64] = "-";
+            if (last_ms > 0) {
+                shmqctl_format_ts(last_ms, when, sizeof(when));
+            }
+            printf("topic=%s queue=%d max=%lld min=%lld committed=%lld lag=%lld owner=%s "
+                   "last_consumed=\"%s\"\n",
+                   topic, (int)o->queue_id, (long long)max, (long long)min, (long long)o->offset,
+                   (long long)lag, owner ? owner : "-", when);
         }
     }
     bool running = s.running;
+    shmq_admin_close(adm);
     group_store_close(&s);
     if (found == 0) {
         json_decref(arr);
