@@ -2,7 +2,8 @@
  * Fuzz target: the registration frames of <root>/shmq.sock (libshm/shm/reg.c).
  * shmq_reg_decode() is what the master runs on every frame a client sends
  * (and a client on every reply); a frame it accepts must encode back to the
- * same bytes, and an accepted commit's names must obey their rules.
+ * same bytes, and an accepted commit's, join's or release's names (and a
+ * join's subscription) must obey their rules.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,7 +19,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (shmq_reg_decode(data, size, &m) != 0) {
         return 0;
     }
-    if (m.type == SHMQ_REG_COMMIT_OFFSET) {
+    if (m.type == SHMQ_REG_JOIN_GROUP) {
+        /* A subscription reaches the member table as it is: bounded, printable. */
+        size_t elen = strlen(m.expr);
+        for (size_t i = 0; i < elen; i++) {
+            if ((unsigned char)m.expr[i] < 0x20 || (unsigned char)m.expr[i] >= 0x7f) {
+                abort();
+            }
+        }
+        if (elen > SHMQ_REG_EXPR_MAX) {
+            abort();
+        }
+    }
+    if (m.type == SHMQ_REG_COMMIT_OFFSET || m.type == SHMQ_REG_JOIN_GROUP ||
+        m.type == SHMQ_REG_RELEASE_QUEUE) {
         size_t glen = strlen(m.group);
         size_t tlen = strlen(m.topic);
         if (glen == 0 || glen > SHMQ_GROUP_MAX || tlen == 0 || tlen > SHMQ_TOPIC_MAX_ANY) {
