@@ -239,11 +239,13 @@ static void batch_open(writer_t *wr)
         wr->nqueues = 0; /* all clean between batches: start the cache again */
     }
     wr->msgs_in = wr->bytes_in = 0;
-    /* One store time for the batch's records, read once here instead of once per unit.
-     * RocketMQ takes each message's time at its append; a batch (at most WR_BATCH_BYTES
-     * of entries) is taken in microseconds, so stored times differ from that only within
-     * a batch, which shares the millisecond per-unit reads would mostly have given it.
-     * Times still never go back (shmq_commitlog_append_plans raises one below the last). */
+    /* One store time for the records of a ring's entries, read here and again for each
+     * further ring the batch takes from (take_ring), instead of once per unit.  RocketMQ
+     * takes each message's time at its append; the entries of one ring up to the tail
+     * read are published before this time and taken within microseconds, so stored times
+     * differ from that only within the millisecond per-unit reads would mostly have
+     * shared.  Times still never go back (shmq_commitlog_append_plans raises one below
+     * the last). */
     wr->store_ts = shmq_now_ms();
     wr->rejects = wr->refused_disk_full = wr->refused_fenced = wr->append_errors = 0;
     /* Acquire: the flusher's error is set before anything depends on it. */
@@ -294,6 +296,11 @@ static void take_ring(writer_t *wr, uint32_t i)
     }
     if (!wr->batch_open) {
         batch_open(wr);
+    } else {
+        /* The entries up to this tail were published after the batch's time was read:
+         * stored times are never before a message was sent (a retry's delay counts from
+         * its send-back).  Once per ring a batch takes from, not per unit. */
+        wr->store_ts = shmq_now_ms();
     }
     if (trc > 0) {
         wr_log(wr, SHMQ_LOG_WARN,
