@@ -277,11 +277,11 @@ int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
     /* The common case: the unit fits in the segment the last one went to (still mapped),
      * appends may go on.  Then it is a compare, not a lookup; anything else, the checks and
      * the search of append_room() (which also closes a full segment). */
-    shmq_mapped_file_t *mf = cl->app_seg;
+    shmq_mapped_file_t *mf = cl->app_unmapped == cl->q.unmapped ? cl->app_seg : NULL;
     int64_t pos = cl->wrote_pos;
-    int64_t rel = mf != NULL ? pos - mf->start_offset : -1;
-    if (mf != NULL && cl->app_unmapped == cl->q.unmapped && rel >= 0 && !cl->readonly &&
-        !cl->flush_err && total + SHMQ_BLANK_MIN_LEN <= seg_size(cl) - rel) {
+    int64_t rel = mf != NULL ? pos - mf->start_offset : -1; /* mf still mapped: checked first */
+    if (mf != NULL && rel >= 0 && !cl->readonly && !cl->flush_err &&
+        total + SHMQ_BLANK_MIN_LEN <= seg_size(cl) - rel) {
         /* Announced before writing, as append_room() does. */
         shmq_mfq_write_horizon(&cl->q, pos + total);
     } else {
