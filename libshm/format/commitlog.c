@@ -266,29 +266,43 @@ int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
                                 const int64_t *queue_offsets, int64_t store_ts,
                                 shmq_append_result_t *res)
 {
-    shmq_mapped_file_t *mf = NULL;
-    int64_t total = 0, pos = 0, rel = 0;
+    int64_t total = 0;
 
     if (!cl || !m || !plans || n == 0 || !queue_offsets || !res) {
         return SHMQ_E_ARG;
     }
-    int rc = appendable(cl);
-    if (rc < 0) {
-        return rc;
-    }
     for (size_t i = 0; i < n; i++) {
         total += plans[i].total;
     }
-    if (total + SHMQ_BLANK_MIN_LEN > seg_size(cl)) {
-        return shmq_error_set(SHMQ_E_SIZE,
-                              "commitlog %s: %zu record(s) of %lld bytes cannot fit a segment "
-                              "of %lld bytes",
-                              cl->q.dir, n, (long long)total, (long long)seg_size(cl));
+    /* The common case: the unit fits in the segment the last one went to (still mapped),
+     * appends may go on.  Then it is a compare, not a lookup; anything else, the checks and
+     * the search of append_room() (which also closes a full segment). */
+    shmq_mapped_file_t *mf = cl->app_unmapped == cl->q.unmapped ? cl->app_seg : NULL;
+    int64_t pos = cl->wrote_pos;
+    int64_t rel = mf != NULL ? pos - mf->start_offset : -1; /* mf still mapped: checked first */
+    if (mf != NULL && rel >= 0 && !cl->readonly && !cl->flush_err &&
+        total + SHMQ_BLANK_MIN_LEN <= seg_size(cl) - rel) {
+        /* Announced before writing, as append_room() does. */
+        shmq_mfq_write_horizon(&cl->q, pos + total);
+    } else {
+        int rc = appendable(cl);
+        if (rc < 0) {
+            return rc;
+        }
+        if (total + SHMQ_BLANK_MIN_LEN > seg_size(cl)) {
+            return shmq_error_set(SHMQ_E_SIZE,
+                                  "commitlog %s: %zu record(s) of %lld bytes cannot fit a "
+                                  "segment of %lld bytes",
+                                  cl->q.dir, n, (long long)total, (long long)seg_size(cl));
+        }
+        if ((rc = append_room(cl, total, &mf, &pos, &rel)) != 0) {
+            cl->app_seg = NULL;
+            return rc;
+        }
+        cl->app_seg = mf;
+        cl->app_unmapped = cl->q.unmapped;
     }
     int64_t ts = append_ts(cl, store_ts);
-    if ((rc = append_room(cl, total, &mf, &pos, &rel)) != 0) {
-        return rc;
-    }
     uint8_t *dst = mf->base + rel;
     int64_t done = 0;
     for (size_t i = 0; i < n; i++) {

@@ -36,6 +36,9 @@ typedef struct shmq_commitlog {
     int64_t warm_asked;    /* ask for the next prepared window once appends reach this */
     bool positions_known;  /* set_positions/append/truncate happened: reads stop at wrote_pos */
     int64_t raw_end;       /* a slave: end of the master's bytes put (>= wrote_pos) */
+    /* The segment the last append_plans wrote in, while q.unmapped == app_unmapped. */
+    shmq_mapped_file_t *app_seg;
+    uint64_t app_unmapped;
 } shmq_commitlog_t;
 
 /* Result of one append. */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "format/message.h"
 #include "format/record_scan.h"
 #include "format/names.h"
@@ -52,8 +53,9 @@ static uint64_t queue_hash(const char *topic, size_t len, int32_t queue_id)
 
 static bool queue_matches(const shmq_queue_t *q, const char *topic, size_t len, int32_t queue_id)
 {
+    /* Inline word compares: once per record the dispatcher takes (recent_queues). */
     return q->cq.queue_id == queue_id && q->topic_len == len &&
-           memcmp(q->cq.topic, topic, len) == 0;
+           shmq_bytes_equal(q->cq.topic, topic, len);
 }
 
 static int queue_table_grow(shmq_store_t *st)

@@ -286,6 +286,57 @@ static void test_append_plans_writes_what_append_batch_writes(void **state)
     shmq_commitlog_close(&b);
 }
 
+/* One planned record of len bytes appended with append_plans(). */
+static int plans_len(shmq_commitlog_t *cl, int64_t len, int64_t qoff, shmq_append_result_t *res)
+{
+    shmq_msg_in_t m = msg_of_size(len);
+    m.store_host = cl->store_host;
+    shmq_record_plan_t pl;
+    assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
+    return shmq_commitlog_append_plans(cl, &m, &pl, 1, &qoff, 0, res);
+}
+
+/* The segment append_plans() keeps is used only while it is right: a record that does not fit
+ * closes it with a blank record, a cut into an earlier segment (which unmaps the kept one)
+ * writes at the cut, and a fenced log takes nothing. */
+static void test_append_plans_kept_segment_follows_rolls_cuts_and_fences(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_append_result_t r[12];
+    shmq_record_t rec;
+
+    open_log(&cl, *state, SEG, 0);
+    for (int i = 0; i < 12; i++) { /* four 1000-byte records fit in a segment of 4096 */
+        assert_int_equal(plans_len(&cl, 1000, i, &r[i]), 0);
+        assert_int_equal(r[i].phys_offset, (i / 4) * SEG + (i % 4) * 1000);
+        assert_int_equal(shmq_commitlog_read(&cl, r[i].phys_offset, ALL_CHECK, &rec), 1000);
+        assert_int_equal(rec.queue_offset, i);
+    }
+    for (int k = 0; k < 2; k++) { /* the first two closed, the third written in */
+        const uint8_t *blank = shmq_mfq_find(&cl.q, k * SEG)->base + 4000;
+        assert_int_equal(be32_at(blank), SEG - 4000);
+        assert_int_equal(be32_at(blank + 4), (uint32_t)SHMQ_MAGIC_BLANK);
+    }
+    /* Cut inside the first segment: the kept (third) one is unmapped. */
+    assert_int_equal(shmq_commitlog_truncate(&cl, r[2].phys_offset), 0);
+    assert_int_equal(cl.q.count, 1);
+    shmq_append_result_t again;
+    assert_int_equal(plans_len(&cl, 500, 2, &again), 0);
+    assert_int_equal(again.phys_offset, r[2].phys_offset);
+    assert_int_equal(shmq_commitlog_read(&cl, again.phys_offset, ALL_CHECK, &rec), 500);
+    /* Cut inside the kept segment itself: the next record goes at the cut. */
+    assert_int_equal(shmq_commitlog_truncate(&cl, r[1].phys_offset), 0);
+    assert_int_equal(plans_len(&cl, 700, 1, &again), 0);
+    assert_int_equal(again.phys_offset, r[1].phys_offset);
+    assert_int_equal(shmq_commitlog_read(&cl, again.phys_offset, ALL_CHECK, &rec), 700);
+    int64_t wrote = cl.wrote_pos;
+    /* A failed flush fences appends, the kept segment notwithstanding. */
+    cl.flush_err = -EIO;
+    assert_int_equal(plans_len(&cl, 500, 2, &again), SHMQ_E_FENCED);
+    assert_int_equal(cl.wrote_pos, wrote);
+    shmq_commitlog_close(&cl);
+}
+
 static void test_batch_larger_than_segment_is_rejected(void **state)
 {
     shmq_commitlog_t cl;
@@ -909,6 +960,7 @@ int main(void)
         T(test_batch_that_does_not_fit_moves_whole_to_next_segment),
         T(test_batch_larger_than_segment_is_rejected),
         T(test_append_plans_writes_what_append_batch_writes),
+        T(test_append_plans_kept_segment_follows_rolls_cuts_and_fences),
         T(test_records_read_back_by_offset_and_iteration),
         T(test_next_treats_record_crossing_limit_as_not_there),
         T(test_store_timestamps_never_decrease),
