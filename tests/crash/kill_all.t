@@ -28,9 +28,9 @@ P2=$!
 bg_add "$P1 $P2"
 sleep 2
 
-wp=$(worker_field writer pid)
-fp=$(worker_field flusher pid)
-dp=$(worker_field dispatcher pid)
+wp=$(worker_pid writer)
+fp=$(worker_pid flusher)
+dp=$(worker_pid dispatcher)
 [ -n "$wp" ] && [ -n "$fp" ] && [ -n "$dp" ]
 ok $? "the three workers run (writer $wp, flusher $fp, dispatcher $dp)"
 before=$(cat "$T/p1" "$T/p2" | grep -c '^ACK')

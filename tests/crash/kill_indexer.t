@@ -59,7 +59,7 @@ check_index() {
 crash_steps() {
     local step old i restarted=0
     for step in entry slot header key; do
-        old=$(worker_field indexer pid)
+        old=$(worker_pid indexer)
         touch "$CRASH/indexer-$step"
         i=0
         while [ -e "$CRASH/indexer-$step" ] && [ $i -lt 100 ]; do
@@ -91,7 +91,7 @@ sleep 0.5
 is "$(crash_steps)" "4" "the indexer was killed at each step of a put and came back"
 restarted=0
 for k in 1 2; do
-    old=$(worker_field indexer pid)
+    old=$(worker_pid indexer)
     kill -KILL "$old" 2>/dev/null
     wait_restarted indexer "$old" 150 && restarted=$((restarted + 1))
     sleep 0.3

@@ -46,7 +46,7 @@ done
 crash_run() {
     local name=$1 topic=$2 step=$3 old
     shift 3
-    old=$(worker_field scheduler pid)
+    old=$(worker_pid scheduler)
     touch "$CRASH/scheduler-$step"
     "$HELPERS/sched_load" recv "$STORE" $topic G$name --count 3000 --timeout 8000 --lines \
         >"$T/$name.recv" 2>"$T/$name.err" &
@@ -90,7 +90,7 @@ kill_run() {
         sleep 0.05
         i=$((i + 1))
     done
-    old=$(worker_field scheduler pid)
+    old=$(worker_pid scheduler)
     KILL_MS=$(now_ms)
     kill -KILL "$old"
     echo "# $name: killed after $(($(sched_field "$counter") - before)) deliveries"

@@ -34,7 +34,7 @@ bg_add "$P1 $P2"
 sleep 0.5
 
 for step in appended published offsets answered appended answered; do
-    old=$(worker_field writer pid)
+    old=$(worker_pid writer)
     touch "$CRASH/writer-$step"
     i=0
     while [ -e "$CRASH/writer-$step" ] && [ $i -lt 100 ]; do

@@ -49,7 +49,7 @@ phase() {
     ok $? "$name: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/shmqd.log"
     "$CTL" topic --store "$STORE" $SMALL create $TOPIC --queues 2 >"$T/topic.out" 2>&1
     ok $? "$name: topic created" || diag "$T/topic.out"
-    fl=$(worker_field flusher pid)
+    fl=$(worker_pid flusher)
     kill -STOP "$fl"
     ok $? "$name: the flusher is stopped"
 

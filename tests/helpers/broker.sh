@@ -157,6 +157,22 @@ worker_field() {
         if ($_->{name} eq $w) { print $_->{$f}, "\n"; exit 0 } } exit 1' "$1" "$2"
 }
 
+# worker_pid NAME: the worker's pid once status shows one (bounded, 10 s: a status read
+# can miss while the store is busy, a worker being restarted has none); empty when none.
+worker_pid() {
+    local i=0 p
+    while [ $i -lt 100 ]; do
+        p=$(worker_field "$1" pid)
+        if [ -n "$p" ] && [ "$p" != 0 ]; then
+            echo "$p"
+            return 0
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
 # position NAME: a position (wrote, flushed, dispatched, min) from status --json.
 position() {
     status_json | perl -MJSON::PP -e 'local $/; my $j = eval { JSON::PP->new->decode(<STDIN>) }

@@ -74,7 +74,7 @@ for w in writer flusher dispatcher; do
     ok $? "shmqd logged the $w's death"
 done
 
-old=$(worker_field dispatcher pid)
+old=$(worker_pid dispatcher)
 r0=$(worker_field dispatcher restarts)
 "$CTL" restart --store "$STORE" $SMALL dispatcher >"$T/restart.out" 2>&1
 ok $? "shmqctl restart dispatcher exits 0"

@@ -76,7 +76,7 @@ ok $? "shmqd starts on a $FS_KIND of 48 MiB" || diag "$T/shmqd.log"
 "$CTL" topic --store "$STORE" $SMALL create $TOPIC --queues 4 >"$T/topic.out" 2>&1
 ok $? "topic created" || diag "$T/topic.out"
 PIDS=$(pids)
-CLEANER=$(worker_field cleaner pid)
+CLEANER=$(worker_pid cleaner)
 
 "$HELPERS/load_consumer" --store "$STORE" --topic $TOPIC --group GF --idle-ms 3000 \
     --stop-file "$T/producers.done" --max-ms 90000 >"$T/c" 2>"$T/c.err" &

@@ -24,7 +24,7 @@ for t in TopicGood HostileOk; do
     "$CTL" topic --store "$STORE" $SMALL create $t --queues 4 >"$T/topic.out" 2>&1
     ok $? "topic $t created" || diag "$T/topic.out"
 done
-writer0=$(worker_field writer pid)
+writer0=$(worker_pid writer)
 restarts0=$(worker_field writer restarts)
 
 "$HELPERS/load_producer" --store "$STORE" --topic TopicGood --id 1 --count 1000000 --rate 300 \

@@ -21,7 +21,7 @@ LD_PRELOAD="$SHIM" SHMQ_FAULT_PROG=shmq-indexer SHMQ_FAULT_PATH="$STORE/index" \
 SHMQD_PID=$!
 wait_state running 300 && wait_workers 300
 ok $? "shmqd starts with the shim on the indexer" || diag "$T/shmqd.log"
-IDX=$(worker_field indexer pid)
+IDX=$(worker_pid indexer)
 [ -n "$IDX" ]
 ok $? "the indexer runs (pid $IDX)" || diag "$T/shmqd.log"
 

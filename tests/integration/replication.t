@@ -85,7 +85,7 @@ for round in 1 2 3; do
     RP=$(jpath "$SLAVE" '(grep { $_->{name} eq "ha-receiver" } @{$j->{workers}})[0]{pid}')
     kill -9 "$RP" 2>/dev/null
     sleep 0.3
-    SP=$(worker_field ha-sender pid)
+    SP=$(worker_pid ha-sender)
     kill -9 "$SP" 2>/dev/null
 done
 wait $PK

@@ -32,7 +32,7 @@ sleep 1
 
 ndone=0
 for r in $(seq 1 $RESTARTS); do
-    old=$(worker_field dispatcher pid)
+    old=$(worker_pid dispatcher)
     "$CTL" restart --store "$STORE" $SMALL dispatcher >"$T/r$r" 2>&1
     rc=$?
     new=$(worker_field dispatcher pid)

@@ -48,7 +48,7 @@ grep -q "^ring .* active .* pid $P " "$T/status.txt"
 ok $? "the text status lists it" || diag "$T/status.txt"
 
 # Stop the writer, let the producer publish one message, then kill it.
-W=$(worker_field writer pid)
+W=$(worker_pid writer)
 kill -STOP "$W"
 touch "$T/go"
 i=0

@@ -117,7 +117,7 @@ check_fresh TD "after abnormal recovery"
 
 # ---- the dispatcher killed in the middle of a deletion ------------------------------------------
 send_n TE old 5
-dpid=$(worker_field dispatcher pid)
+dpid=$(worker_pid dispatcher)
 kill -STOP "$dpid"
 "$CTL" topic --store "$STORE" $SMALL delete TE >"$T/del" 2>&1 &
 del=$!
@@ -138,7 +138,7 @@ recreate_and_check TE "dispatcher killed"
 # ---- shmqctl killed in the middle: the next delete finishes it --------------------------------
 send_n TF old 5
 bodies TF G1 >/dev/null
-dpid=$(worker_field dispatcher pid)
+dpid=$(worker_pid dispatcher)
 kill -STOP "$dpid"
 "$CTL" topic --store "$STORE" $SMALL delete TF >"$T/del" 2>&1 &
 del=$!
@@ -161,7 +161,7 @@ recreate_and_check TF "shmqctl killed"
 
 # ---- the whole store killed in the middle: the next start finishes it ---------------------------
 send_n TG old 5
-dpid=$(worker_field dispatcher pid)
+dpid=$(worker_pid dispatcher)
 note_workers
 kill -STOP "$dpid"
 "$CTL" topic --store "$STORE" $SMALL delete TG >"$T/del" 2>&1 &

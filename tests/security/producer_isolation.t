@@ -19,7 +19,7 @@ for t in TopicGood HostileOk; do
     "$CTL" topic --store "$STORE" $SMALL create $t --queues 4 >"$T/topic.out" 2>&1
     ok $? "topic $t created" || diag "$T/topic.out"
 done
-writer0=$(worker_field writer pid)
+writer0=$(worker_pid writer)
 
 "$HELPERS/load_consumer" --store "$STORE" --topic TopicGood --group GroupGood \
     --stop-file "$T/producers.done" --idle-ms 3000 --max-ms 240000 >"$T/c" 2>"$T/c.err" &

@@ -50,7 +50,7 @@ is "$(wc -l <"$T/open.list" | tr -d ' ')" "0" "no file or directory of the store
 
 printf 'not a lock\n' >"$OUT"
 chmod 600 "$OUT"
-pid=$(worker_field cleaner pid)
+pid=$(worker_pid cleaner)
 [ -n "$pid" ] && [ "$pid" -gt 0 ]
 ok $? "the cleaner runs (pid $pid)"
 mv "$STORE/lock" "$STORE/lock.orig"
