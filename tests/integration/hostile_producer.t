@@ -57,7 +57,14 @@ ok $? "the valid entries were stored ($nok)"
 
 is "$(worker_field writer pid)" "$writer0" "the writer never restarted (same pid)"
 is "$(worker_field writer restarts)" "$restarts0" "and its restart count did not change"
-rejects=$(status_json | jfield rejects)
+# The writer publishes its counters after each batch; a status read can miss on a busy
+# machine: look again (bounded, 10 s).
+i=0
+until rejects=$(status_json | jfield rejects) && [ -n "$rejects" ] &&
+    [ "$rejects" -ge $((ncases - 1)) ] || [ $i -ge 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
 [ -n "$rejects" ] && [ "$rejects" -ge $((ncases - 1)) ]
 ok $? "status counts the rejected entries ($rejects)"
 
