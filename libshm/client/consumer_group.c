@@ -186,6 +186,11 @@ int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const shmq_ct
     return 1;
 }
 
+uint64_t shmq_cons_member_version(const shmq_consumer_t *c)
+{
+    return c->member != NULL ? c->member->version : 0;
+}
+
 /* ---- the public calls ------------------------------------------------------------------- */
 
 static int model_args(shmq_consumer_t *c)

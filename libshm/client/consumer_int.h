@@ -159,6 +159,10 @@ int shmq_cons_member_sync(shmq_consumer_t *c, const char *topic, uint32_t flags,
  */
 int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const shmq_ctl_member_t **own);
 
+/* The handle's membership version: moves whenever the queues held change (seen by
+ * shmq_cons_member_sync, whoever called it); 0 before the first join. */
+uint64_t shmq_cons_member_version(const shmq_consumer_t *c);
+
 /* Give up topic/queue_id, which the store asked this member to release. */
 int shmq_cons_member_release(shmq_consumer_t *c, const char *topic, int32_t queue_id);
 

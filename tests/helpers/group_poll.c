@@ -3,7 +3,7 @@
  * for the tests of consumer groups.
  *
  *   group_poll STORE TOPIC GROUP [--count N] [--timeout MS] [--slow MS]
- *                                [--orderly | --broadcast]
+ *                                [--orderly | --broadcast] [--queues-each]
  *     Polls TOPIC (and the group's retry topic) as a member of GROUP, 16
  *     messages at most per poll, and prints "<queue> <queue offset>" per
  *     message, a line at a time (what it printed survives a SIGKILL).  The
@@ -11,7 +11,9 @@
  *     sleeps MS after each batch.  Stops after N messages (then polls once
  *     more with no wait, to commit the last batch) or when nothing came for
  *     MS (default 3000); ends with "summary got=N queues=Q" (Q: the queues it
- *     held last, shmq_consumer_queues).  Exit 0, or 3 on an error.
+ *     held last, shmq_consumer_queues).  --queues-each calls
+ *     shmq_consumer_queues before every poll too (a member that watches its
+ *     queues).  Exit 0, or 3 on an error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +34,12 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: group_poll STORE TOPIC GROUP [--count N] [--timeout MS] "
-                        "[--slow MS] [--orderly | --broadcast]\n");
+                        "[--slow MS] [--orderly | --broadcast] [--queues-each]\n");
         return 2;
     }
     const char *store = argv[1], *topic = argv[2], *group = argv[3];
     long long count = -1, timeout = 3000, slow = 0;
-    bool orderly = false, broadcast = false;
+    bool orderly = false, broadcast = false, queues_each = false;
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--count") && i + 1 < argc) {
             count = atoll(argv[++i]);
@@ -49,6 +51,8 @@ int main(int argc, char **argv)
             orderly = true;
         } else if (!strcmp(argv[i], "--broadcast")) {
             broadcast = true;
+        } else if (!strcmp(argv[i], "--queues-each")) {
+            queues_each = true;
         } else {
             fprintf(stderr, "group_poll: unknown argument %s\n", argv[i]);
             return 2;
@@ -71,6 +75,9 @@ int main(int argc, char **argv)
     long long got = 0;
     int64_t idle_until = shmq_mono_ms() + timeout;
     while (count < 0 || got < count) {
+        if (queues_each && (rc = shmq_consumer_queues(c, topic, NULL, 0, NULL)) < 0) {
+            return fail("queues", rc);
+        }
         rc = shmq_consumer_poll(c, topic, NULL, 16, 100, res);
         if (rc < 0) {
             return fail("poll", rc);
