@@ -86,6 +86,7 @@ is "$(jget "$T/g1.json" extra.duplicates)/$(jget "$T/g1.json" extra.missing)" 0/
     "group: no duplicate, none missing"
 is "$(jget "$T/g1.json" extra.per_member)" 2 "group: a count per member"
 is "$(jget "$T/g1.json" extra.rebalance_ms)" 2 "group: a rebalance time per kill"
+is "$(jget "$T/g1.json" extra.rebalance_exit_ms)" 2 "group: and the part until the member was gone"
 is "$(jget "$T/g1.json" extra.rebalance_timeouts)" 0 "group: the others took every queue each time"
 fields_ok "$T/g1.json"
 ok $? "group: every promised field"

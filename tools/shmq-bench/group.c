@@ -24,7 +24,9 @@
  * awaited before the next kill) and measures the time from the kill until
  * the members left hold every queue of the topic, as they see it
  * (shmq_consumer_queues; queues being given back do not count).  That time
- * is the report's latency histogram; extra.rebalance_ms lists each one.
+ * is the report's latency histogram; extra.rebalance_ms lists each one, and
+ * extra.rebalance_exit_ms the part until the killed process was gone
+ * (reaped: its memory unmapped and its connection closed by the kernel).
  */
 #include <errno.h>
 #include <signal.h>
@@ -39,8 +41,8 @@
 #include "bench.h"
 #include "shmq/consumer.h"
 
-#define GROUP_DRAIN_WAIT_MS   10  /* a member's poll wait while draining */
-#define GROUP_IDLE_WAIT_MS    2   /* and while idle: how often it looks at its queues */
+#define GROUP_DRAIN_WAIT_MS   10          /* a member's poll wait while draining */
+#define GROUP_IDLE_WAIT_MS    2           /* and while idle: how often it looks at its queues */
 #define GROUP_STABLE_NS       100000000LL /* a division unchanged this long is done */
 #define GROUP_DIVIDE_LIMIT_NS (60LL * 1000000000)
 #define GROUP_STALL_LIMIT_NS  (60LL * 1000000000) /* drain: no message this long, give up */
@@ -56,7 +58,7 @@ enum group_phase {
  * its own cache lines. */
 typedef struct group_member {
     _Alignas(64) _Atomic int state; /* 0 starting, 1 joined, -1 failed */
-    _Atomic int held;  /* queues of the topic it holds (shmq_consumer_queues) */
+    _Atomic int held;               /* queues of the topic it holds (shmq_consumer_queues) */
     _Atomic int64_t got;
     int64_t bytes;
     int64_t dups;    /* messages whose mark was already set */
@@ -79,12 +81,12 @@ typedef struct group_run {
     const char *root;
     char group[64];
     int nq;
-    int64_t expected;          /* backlog messages */
-    int64_t *qmin, *qmax;      /* per queue: the backlog's offsets [qmin, qmax) */
-    int64_t *qword;            /* per queue: its first word in marks */
-    _Atomic uint64_t *marks;   /* one bit per backlog message (shared) */
+    int64_t expected;        /* backlog messages */
+    int64_t *qmin, *qmax;    /* per queue: the backlog's offsets [qmin, qmax) */
+    int64_t *qword;          /* per queue: its first word in marks */
+    _Atomic uint64_t *marks; /* one bit per backlog message (shared) */
     int64_t nwords;
-    group_shared_t *sh;        /* shared */
+    group_shared_t *sh; /* shared */
     size_t map_len;
     pid_t pids[BENCH_MAX_PROCS];
 } group_run_t;
@@ -115,8 +117,8 @@ static void member_mark(group_run_t *g, group_member_t *me, const shmq_msg_view_
     int64_t idx = v->queue_offset - g->qmin[q];
     uint64_t bit = 1ULL << (idx % 64);
     /* Relaxed: a mark's only use is this test; the parent reads them after the members end. */
-    uint64_t old = atomic_fetch_or_explicit(&g->marks[g->qword[q] + idx / 64], bit,
-                                            memory_order_relaxed);
+    uint64_t old =
+        atomic_fetch_or_explicit(&g->marks[g->qword[q] + idx / 64], bit, memory_order_relaxed);
     if (old & bit) {
         me->dups++;
     }
@@ -125,8 +127,7 @@ static void member_mark(group_run_t *g, group_member_t *me, const shmq_msg_view_
 static void member_fail(group_member_t *me, const char *what, int rc)
 {
     const char *d = shmq_error_detail();
-    snprintf(me->error_text, sizeof(me->error_text), "%s: %s", what,
-             d[0] ? d : shmq_strerror(rc));
+    snprintf(me->error_text, sizeof(me->error_text), "%s: %s", what, d[0] ? d : shmq_strerror(rc));
     /* Release: the error text is written before the state. */
     atomic_store_explicit(&me->state, -1, memory_order_release);
 }
@@ -389,8 +390,13 @@ static int drain(group_run_t *g, int64_t *start_ns, int64_t *end_ns)
     return bench_interrupted ? -1 : 0;
 }
 
-/* The kills: each one's time in ms into times; the number measured. */
-static int rebalances(group_run_t *g, bench_report_t *r, double *times, int *timeouts)
+/*
+ * The kills: each one's time in ms into times, and into exits the part until the killed
+ * process was gone (waitpid: the kernel has unmapped its memory and closed its connection,
+ * which is when the master learns of it); the number measured.
+ */
+static int rebalances(group_run_t *g, bench_report_t *r, double *times, double *exits,
+                      int *timeouts)
 {
     const bench_opts_t *o = g->o;
     int done = 0;
@@ -411,6 +417,7 @@ static int rebalances(group_run_t *g, bench_report_t *r, double *times, int *tim
         int64_t t0 = bench_now_ns();
         kill(g->pids[v], SIGKILL);
         waitpid(g->pids[v], NULL, 0);
+        int64_t gone = bench_now_ns();
         g->pids[v] = 0;
         int64_t t1 = wait_divided(g, t0 + 30LL * 1000000000);
         if (t1 < 0) {
@@ -420,6 +427,7 @@ static int rebalances(group_run_t *g, bench_report_t *r, double *times, int *tim
             (*timeouts)++;
         } else {
             bench_hist_add(r->hist, (uint64_t)(t1 - t0));
+            exits[done] = (double)(gone - t0) / 1e6;
             times[done++] = (double)(t1 - t0) / 1e6;
         }
         /* A new member in its place, for the next kill. */
@@ -435,6 +443,13 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n) (sorts v). */
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Exactly once: every mark set once (the counts add up, no duplicate, none missing). */
@@ -535,30 +550,35 @@ int bench_group(const bench_opts_t *o, bench_report_t *r)
         r->msgs_per_sec = (double)r->msgs / r->seconds;
         r->mb_per_sec = (double)bytes / r->seconds / 1e6;
     }
-    double times[10000];
+    double *times = calloc((size_t)o->kills * 2, sizeof(double)), *exits = times + o->kills;
     int ntimes = 0, timeouts = 0;
+    if (rc == 0 && times == NULL) {
+        rc = -ENOMEM;
+    }
     if (rc == 0) {
         /* Wait for the drain's stragglers, so that the marks are final: one more poll each. */
         bench_sleep_ns(50000000);
         check_marks(&g, got, r, r->extra);
         if (o->members > 1) {
-            ntimes = rebalances(&g, r, times, &timeouts);
+            ntimes = rebalances(&g, r, times, exits, &timeouts);
         }
     }
     members_stop(&g);
     r->latency_what = "kill -9 of a member to the others holding every queue";
-    json_t *rt = json_array();
+    json_t *rt = json_array(), *ex = json_array();
     for (int i = 0; i < ntimes; i++) {
         json_array_append_new(rt, json_real(times[i]));
+        json_array_append_new(ex, json_real(exits[i]));
     }
     json_object_set_new(r->extra, "rebalance_ms", rt);
+    json_object_set_new(r->extra, "rebalance_exit_ms", ex);
     if (ntimes > 0) {
-        qsort(times, (size_t)ntimes, sizeof(times[0]), cmp_double);
-        double median = ntimes % 2 ? times[ntimes / 2]
-                                   : (times[ntimes / 2 - 1] + times[ntimes / 2]) / 2;
-        json_object_set_new(r->extra, "rebalance_ms_median", json_real(median));
+        json_object_set_new(r->extra, "rebalance_ms_median", json_real(median_of(times, ntimes)));
         json_object_set_new(r->extra, "rebalance_ms_max", json_real(times[ntimes - 1]));
+        json_object_set_new(r->extra, "rebalance_exit_ms_median",
+                            json_real(median_of(exits, ntimes)));
     }
+    free(times);
     json_object_set_new(r->extra, "rebalance_timeouts", json_integer(timeouts));
     munmap(g.sh, g.map_len);
     free(g.qmin);
