@@ -116,7 +116,7 @@ static void member_mark(group_run_t *g, group_member_t *me, const shmq_msg_view_
     }
     int64_t idx = v->queue_offset - g->qmin[q];
     uint64_t bit = 1ULL << (idx % 64);
-    /* Relaxed: a mark's only use is this test; the parent reads them after the members end. */
+    /* Relaxed: the test needs only the atomic or; the parent's reads are ordered by the total. */
     uint64_t old =
         atomic_fetch_or_explicit(&g->marks[g->qword[q] + idx / 64], bit, memory_order_relaxed);
     if (old & bit) {
@@ -556,7 +556,7 @@ int bench_group(const bench_opts_t *o, bench_report_t *r)
         rc = -ENOMEM;
     }
     if (rc == 0) {
-        /* Wait for the drain's stragglers, so that the marks are final: one more poll each. */
+        /* A message delivered twice could come after the total was reached: give it time. */
         bench_sleep_ns(50000000);
         check_marks(&g, got, r, r->extra);
         if (o->members > 1) {
