@@ -185,11 +185,20 @@ int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const char *s
                             const shmq_ctl_member_t **own)
 {
     int rc = member_sync(c, topic, sub, c->member_flags, own);
-    if (rc <= 0 || (c->member_flags & SHMQ_MEMBER_BROADCASTING)) {
+    if (rc < 0 || (c->member_flags & SHMQ_MEMBER_BROADCASTING)) {
         return rc;
     }
-    /* Give back what the group asks back: what was processed is committed by now. */
+    /* Give back what the group asks back: what was processed is committed by now.  Asked
+     * whether the view changed now or not: the copy taken after the last releases may ask
+     * for more (a member joined meanwhile), and nothing moves members_gen again. */
     const shmq_ctl_member_t *v = *own;
+    bool asked = v->release_retry != 0;
+    for (int w = 0; w < SHMQ_MEMBER_QWORDS && !asked; w++) {
+        asked = v->release[w] != 0;
+    }
+    if (!asked) {
+        return rc;
+    }
     char retry[SHMQ_TOPIC_MAX_ANY + 1];
     snprintf(retry, sizeof(retry), "%s%s", SHMQ_RETRY_PREFIX, c->group);
     bool released = false;
@@ -210,6 +219,11 @@ int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const char *s
         return rc < 0 ? rc : 1;
     }
     return 1;
+}
+
+uint64_t shmq_cons_member_version(const shmq_consumer_t *c)
+{
+    return c->member != NULL ? c->member->version : 0;
 }
 
 /* ---- the public calls ------------------------------------------------------------------- */

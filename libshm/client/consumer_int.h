@@ -154,6 +154,10 @@ struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c);
 int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const char *sub,
                             const shmq_ctl_member_t **own);
 
+/* The handle's membership version: moves whenever the queues held change (seen by
+ * shmq_cons_member_queues, whoever called it); 0 before the first join. */
+uint64_t shmq_cons_member_version(const shmq_consumer_t *c);
+
 /* Give up topic/queue_id, which the store asked this member to release. */
 int shmq_cons_member_release(shmq_consumer_t *c, const char *topic, int32_t queue_id);
 

@@ -49,7 +49,8 @@ struct shmq_consumer_retry {
     size_t nq;
     size_t qcap;
     size_t rr;
-    bool commit_pending; /* the last batch's queue (qs[commit_idx]) to commit */
+    uint64_t member_version; /* the membership version qs was built for (0: none) */
+    bool commit_pending;     /* the last batch's queue (qs[commit_idx]) to commit */
     size_t commit_idx;
     int64_t commit_offset;
     int64_t resets; /* the store's offset reset count the positions follow; -1 not read yet */
@@ -222,6 +223,7 @@ static int poll_refresh(shmq_consumer_t *c, struct shmq_consumer_retry *r, const
         snprintf(r->topic, sizeof(r->topic), "%s", topic);
         r->nq = 0;
         r->rr = 0;
+        r->member_version = 0;
         r->commit_pending = false;
     }
     const shmq_ctl_member_t *own;
@@ -231,9 +233,12 @@ static int poll_refresh(shmq_consumer_t *c, struct shmq_consumer_retry *r, const
     }
     bool all = (c->member_flags & SHMQ_MEMBER_BROADCASTING) != 0;
     if (!all) {
-        if (rc == 0) {
+        /* The version, not rc: a shmq_consumer_queues call may have seen the change first. */
+        uint64_t version = shmq_cons_member_version(c);
+        if (version == r->member_version) {
             return 0; /* the same queues */
         }
+        r->member_version = version;
         r->nq = 0;
         r->commit_pending = false;
     }

@@ -3,7 +3,7 @@
  * for the tests of consumer groups.
  *
  *   group_poll STORE TOPIC GROUP [--count N] [--timeout MS] [--slow MS]
- *                                [--orderly | --broadcast] [--stamp]
+ *                                [--orderly | --broadcast] [--stamp] [--queues-each]
  *     Polls TOPIC (and the group's retry topic) as a member of GROUP, 16
  *     messages at most per poll, and prints "<queue> <queue offset>" per
  *     message (--stamp: then the CLOCK_MONOTONIC ns it was printed at, one
@@ -14,7 +14,9 @@
  *     SIGTERM, then polls once more with no wait, to commit the last batch
  *     (a message that poll returns is not printed: the group's next owner of
  *     its queue gets it); ends with "summary got=N queues=Q" (Q: the queues
- *     it held last, shmq_consumer_queues).  Exit 0, or 3 on an error.
+ *     it held last, shmq_consumer_queues).  --queues-each calls
+ *     shmq_consumer_queues before every poll too (a member that watches its
+ *     queues).  Exit 0, or 3 on an error.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -44,12 +46,12 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: group_poll STORE TOPIC GROUP [--count N] [--timeout MS] "
-                        "[--slow MS] [--orderly | --broadcast]\n");
+                        "[--slow MS] [--orderly | --broadcast] [--queues-each]\n");
         return 2;
     }
     const char *store = argv[1], *topic = argv[2], *group = argv[3];
     long long count = -1, timeout = 3000, slow = 0;
-    bool orderly = false, broadcast = false, stamp = false;
+    bool orderly = false, broadcast = false, stamp = false, queues_each = false;
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--count") && i + 1 < argc) {
             count = atoll(argv[++i]);
@@ -63,6 +65,8 @@ int main(int argc, char **argv)
             broadcast = true;
         } else if (!strcmp(argv[i], "--stamp")) {
             stamp = true;
+        } else if (!strcmp(argv[i], "--queues-each")) {
+            queues_each = true;
         } else {
             fprintf(stderr, "group_poll: unknown argument %s\n", argv[i]);
             return 2;
@@ -87,6 +91,9 @@ int main(int argc, char **argv)
     long long got = 0;
     int64_t idle_until = shmq_mono_ms() + timeout;
     while (!stop && (count < 0 || got < count)) {
+        if (queues_each && (rc = shmq_consumer_queues(c, topic, NULL, NULL, 0, NULL)) < 0) {
+            return fail("queues", rc);
+        }
         rc = shmq_consumer_poll(c, topic, NULL, 16, 100, res);
         if (rc < 0) {
             return fail("poll", rc);

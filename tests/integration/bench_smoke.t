@@ -77,6 +77,20 @@ is "$(jget "$T/c1.json" extra.backlog_written)" 3000 "consume: the backlog was w
 fields_ok "$T/c1.json"
 ok $? "consume: every promised field"
 
+# ---- group: members of a consumer group drain a backlog; members killed ----
+run g1 group --members 2 --count 20000 --kills 2 --size 64 --no-baseline $BSET
+ok $? "group: two members of a group drain a backlog, then two are killed"
+is "$(jget "$T/g1.json" msgs)" 20000 "group: the members' counts add up to the backlog"
+is "$(jget "$T/g1.json" extra.exactly_once)" 1 "group: every message received exactly once"
+is "$(jget "$T/g1.json" extra.duplicates)/$(jget "$T/g1.json" extra.missing)" 0/0 \
+    "group: no duplicate, none missing"
+is "$(jget "$T/g1.json" extra.per_member)" 2 "group: a count per member"
+is "$(jget "$T/g1.json" extra.rebalance_ms)" 2 "group: a rebalance time per kill"
+is "$(jget "$T/g1.json" extra.rebalance_exit_ms)" 2 "group: and the part until the member was gone"
+is "$(jget "$T/g1.json" extra.rebalance_timeouts)" 0 "group: the others took every queue each time"
+fields_ok "$T/g1.json"
+ok $? "group: every promised field"
+
 # ---- e2e: fixed rate, send-to-receive latency ----
 run e1 e2e --rate 2000 --count 400 --size 32 --no-baseline $BSET
 ok $? "e2e: fixed-rate sends with a consumer"

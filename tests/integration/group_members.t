@@ -328,6 +328,12 @@ ok $? "the member read the 400 older messages again" || diag "$T/p3.out"
 "$CTL" group --store "$STORE" $SMALL progress GP --json >"$T/progp.json" 2>&1
 is "$(perl -MJSON::PP -e 'local $/; print decode_json(<STDIN>)->{total_lag}' <"$T/progp.json")" 0 \
     "and committed up to the end (lag 0)"
+# A member that also asks for its queues (shmq_consumer_queues) before each poll: the poll
+# still follows the queues held, though the other call saw them change first.
+"$HELPERS/group_poll" "$STORE" TopicP GQ --queues-each --count 600 >"$T/q1.out" 2>"$T/q1.err"
+is "$(grep -v summary "$T/q1.out" | sort -u | grep -c .)" 600 \
+    "a member calling shmq_consumer_queues between polls reads TopicP's 600 messages" ||
+    diag "$T/q1.err"
 
 # ---- a client that is not the owner ----------------------------------------------------------
 member z

@@ -6,7 +6,7 @@
  * the running one it uses), the machine baseline and the report.
  *
  * Modes (one file each): produce.c (produce, e2e, writer-kill), consume.c,
- * recover.c, idle.c.  Every mode fills one bench_report_t; main.c prints it
+ * group.c, recover.c, idle.c.  Every mode fills one bench_report_t; main.c prints it
  * for people or as one JSON object, and plot.c draws its latency curve.
  */
 #ifndef SHMQ_BENCH_H
@@ -40,6 +40,7 @@ typedef enum bench_mode {
     BENCH_RECOVER,
     BENCH_WRITER_KILL,
     BENCH_IDLE,
+    BENCH_GROUP,
 } bench_mode_t;
 
 typedef struct bench_opts {
@@ -59,10 +60,11 @@ typedef struct bench_opts {
     double rate;         /* --rate: e2e messages per second (all producers) */
     int64_t store_bytes; /* recover: CommitLog bytes to generate */
     int64_t tail_bytes;  /* recover: bytes appended after the last checkpoint */
-    int queues;          /* recover: queues of the generated topic */
+    int queues;          /* recover, group: queues of the topic */
+    int members;         /* group: --members, member processes of the group */
     int restarts;        /* recover: clean restarts timed */
     bool cold;           /* recover: drop the store's pages from the page cache first */
-    int kills;           /* writer-kill: kills */
+    int kills;           /* writer-kill, group: kills */
     int64_t kill_every_ms;
     bool json;
     const char *plot;                 /* --plot FILE.png */
@@ -304,6 +306,15 @@ int bench_writer_kill(const bench_opts_t *o, bench_report_t *r);
 int bench_consume(const bench_opts_t *o, bench_report_t *r);
 int bench_recover(const bench_opts_t *o, bench_report_t *r);
 int bench_idle(const bench_opts_t *o, bench_report_t *r);
+int bench_group(const bench_opts_t *o, bench_report_t *r);
+
+/* consume.c, for the modes that read a backlog: write o->count messages of o->size bytes to
+ * o->topic (round robin over its queues) with one producer process, batches of 64; the
+ * messages acknowledged, or -1 (the first error in note). */
+int64_t bench_write_backlog(const bench_opts_t *o, const bench_broker_t *b, char *note,
+                            size_t note_len);
+/* Wait until the dispatcher caught up with the writer (units for every record). */
+int bench_wait_dispatched(const bench_broker_t *b, int timeout_ms);
 
 /* Draw the latency percentile curve of r into png with gnuplot. */
 int bench_plot(const bench_report_t *r, const char *png);

@@ -25,9 +25,8 @@
 
 #define BACKLOG_BATCH 64
 
-/* Write the backlog with one producer process; the messages acknowledged. */
-static int64_t write_backlog(const bench_opts_t *o, const bench_broker_t *b, char *note,
-                             size_t note_len)
+int64_t bench_write_backlog(const bench_opts_t *o, const bench_broker_t *b, char *note,
+                            size_t note_len)
 {
     bench_opts_t po = *o;
     po.producers = 1;
@@ -61,8 +60,7 @@ static int64_t write_backlog(const bench_opts_t *o, const bench_broker_t *b, cha
     return acked;
 }
 
-/* Wait until the dispatcher caught up with the writer (units for every record). */
-static int wait_dispatched(const bench_broker_t *b, int timeout_ms)
+int bench_wait_dispatched(const bench_broker_t *b, int timeout_ms)
 {
     int64_t limit = bench_now_ns() + (int64_t)timeout_ms * 1000000;
     while (!bench_interrupted) {
@@ -152,7 +150,7 @@ int bench_consume(const bench_opts_t *o, bench_report_t *r)
     r->extra = json_object();
     if (!o->store) {
         int64_t t0 = bench_now_ns();
-        int64_t n = write_backlog(o, &b, r->note, sizeof(r->note));
+        int64_t n = bench_write_backlog(o, &b, r->note, sizeof(r->note));
         if (n < 0) {
             bench_broker_close(&b, o->keep);
             return -1;
@@ -160,7 +158,7 @@ int bench_consume(const bench_opts_t *o, bench_report_t *r)
         json_object_set_new(r->extra, "backlog_written", json_integer(n));
         json_object_set_new(r->extra, "backlog_write_seconds",
                             json_real((double)(bench_now_ns() - t0) / 1e9));
-        if ((rc = wait_dispatched(&b, 120000)) < 0) {
+        if ((rc = bench_wait_dispatched(&b, 120000)) < 0) {
             bench_warn("the dispatcher did not catch up: %s", shmq_strerror(rc));
             bench_broker_close(&b, o->keep);
             return rc;

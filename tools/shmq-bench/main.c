@@ -10,6 +10,8 @@
  *   shmq-bench recover [--store-bytes B] [--queues N]  torn tail, restarts
  *   shmq-bench writer-kill [--kills N]                 kill -9 of the writer
  *   shmq-bench idle [--seconds S]                      CPU of an idle broker
+ *   shmq-bench group [--members N] [--count N] [--queues Q] [--kills K]
+ *                                         a group drains a backlog; rebalances
  *
  * With --store DIR it measures the running broker of DIR; without, it starts
  * shmqd on a fresh temporary store and removes it afterwards.  --json prints
@@ -52,13 +54,17 @@ static void usage(FILE *f)
                "  recover      generate a store, tear its tail, time recovery and restarts\n"
                "  writer-kill  kill -9 the writer under load; time to the next acknowledgement\n"
                "  idle         CPU used by an idle broker\n"
+               "  group        --members consumer group members drain a backlog (exactly\n"
+               "               once); then kill -9 of a member, the time until the others\n"
+               "               hold every queue\n"
                "options:\n"
                "  --store DIR          use the running broker of DIR (default: start one on a\n"
                "                       temporary store and remove it afterwards)\n"
                "  --producers N        producer processes (1)\n"
                "  --size B             body bytes (128)\n"
                "  --seconds S          run time (5; idle 10)\n"
-               "  --count N            messages in all, instead of --seconds\n"
+               "  --count N            messages in all, instead of --seconds (consume: the\n"
+               "                       backlog, 2000000; group: 1000000)\n"
                "  --flush async|sync   flushDiskType of the started broker (async)\n"
                "  --inflight K         requests in flight per producer (1 = shmq_send)\n"
                "  --batch K            messages per shmq_send_batch call (1 = no batches)\n"
@@ -68,10 +74,13 @@ static void usage(FILE *f)
                "                       acknowledgement and rarely offers 100000 msg/s)\n"
                "  --store-bytes B      recover: CommitLog bytes to generate (1G)\n"
                "  --tail-bytes B       recover: bytes after the last checkpoint (256M)\n"
-               "  --queues N           recover: queues of the generated topic (100)\n"
+               "  --queues N           recover: queues of the generated topic (100); group:\n"
+               "                       queues of the topic the started broker creates (8)\n"
+               "  --members N          group: member processes of the consumer group (4)\n"
                "  --restarts N         recover: clean restarts timed (3)\n"
                "  --cold               recover: drop the store from the page cache first\n"
-               "  --kills N            writer-kill: kills (20)\n"
+               "  --kills N            writer-kill: kills (20); group: members killed, one\n"
+               "                       at a time, each replaced before the next (5)\n"
                "  --kill-every MS      writer-kill: load between kills (1200: over 1 s up,\n"
                "                       not a crash loop, so the master restarts it at once)\n"
                "  --topic T            topic (BenchTopic)\n"
@@ -86,7 +95,7 @@ static void usage(FILE *f)
                "                       store, TLS link on 127.0.0.1); with --set\n"
                "                       brokerRole=SYNC_MASTER sends wait for it; reports the\n"
                "                       slave's lag in bytes and milliseconds\n"
-               "  --no-check-crcs      consume: the consumer checks no record CRC\n"
+               "  --no-check-crcs      consume, group: the consumers check no record CRC\n"
                "                       (shmq_consumer_set_check_crcs(c, false))\n"
                "  --passes N           consume: read the backlog N times in one process and\n"
                "                       report the fastest read (1)\n"
@@ -175,6 +184,7 @@ enum {
     OPT_PASSES,
     OPT_STRICT,
     OPT_GATE,
+    OPT_MEMBERS,
 };
 
 static const struct option long_opts[] = {
@@ -207,6 +217,7 @@ static const struct option long_opts[] = {
     {"passes", required_argument, NULL, OPT_PASSES},
     {"strict", no_argument, NULL, OPT_STRICT},
     {"gate", required_argument, NULL, OPT_GATE},
+    {"members", required_argument, NULL, OPT_MEMBERS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -218,7 +229,8 @@ static int parse_mode(const char *s, bench_mode_t *m)
         bench_mode_t mode;
     } modes[] = {
         {"produce", BENCH_PRODUCE}, {"consume", BENCH_CONSUME},         {"e2e", BENCH_E2E},
-        {"recover", BENCH_RECOVER}, {"writer-kill", BENCH_WRITER_KILL}, {"idle", BENCH_IDLE}};
+        {"recover", BENCH_RECOVER}, {"writer-kill", BENCH_WRITER_KILL}, {"idle", BENCH_IDLE},
+        {"group", BENCH_GROUP}};
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         if (strcmp(s, modes[i].name) == 0) {
             *m = modes[i].mode;
@@ -240,10 +252,9 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
     o->rate = 100000;
     o->store_bytes = 1LL << 30;
     o->tail_bytes = -1;
-    o->queues = 100;
     o->restarts = 3;
     o->passes = 1;
-    o->kills = 20;
+    o->members = 4;
     o->kill_every_ms = 1200;
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
@@ -398,6 +409,12 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
         case OPT_GATE:
             o->gate = optarg;
             break;
+        case OPT_MEMBERS:
+            if (parse_num("--members", optarg, 1, BENCH_MAX_PROCS, &v) < 0) {
+                return -1;
+            }
+            o->members = (int)v;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -415,6 +432,19 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
     }
     if (o->mode == BENCH_CONSUME && o->count <= 0) {
         o->count = 2000000; /* the backlog */
+    }
+    if (o->mode == BENCH_GROUP && o->count <= 0) {
+        o->count = 1000000; /* the backlog */
+    }
+    if (o->queues <= 0) {
+        o->queues = o->mode == BENCH_GROUP ? 8 : 100;
+    }
+    if (o->kills <= 0) {
+        o->kills = o->mode == BENCH_GROUP ? 5 : 20;
+    }
+    if (o->mode == BENCH_GROUP && o->queues > SHMQ_TOPIC_QUEUES_MAX) {
+        fprintf(stderr, "shmq-bench: group: --queues at most %d\n", SHMQ_TOPIC_QUEUES_MAX);
+        return -1;
     }
     if (o->tail_bytes < 0) {
         o->tail_bytes = o->store_bytes / 4 < (256LL << 20) ? o->store_bytes / 4 : (256LL << 20);
@@ -681,6 +711,9 @@ int main(int argc, char **argv)
         break;
     case BENCH_WRITER_KILL:
         rc = bench_writer_kill(&o, &r);
+        break;
+    case BENCH_GROUP:
+        rc = bench_group(&o, &r);
         break;
     case BENCH_IDLE:
     default:
