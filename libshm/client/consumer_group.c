@@ -20,8 +20,6 @@
 #include "client/consumer_int.h"
 #include "shm/reg.h"
 
-#define SNAPSHOT_TRIES 1000
-
 typedef struct cons_member {
     bool joined;
     char topic[SHMQ_TOPIC_MAX_ANY + 1];
@@ -40,29 +38,6 @@ void shmq_cons_member_free(shmq_consumer_t *c)
 {
     free(c->member);
     c->member = NULL;
-}
-
-/* A consistent copy of the handle's entry: 0, or -EAGAIN when it stays mid-change. */
-static int entry_copy(const shmq_ctl_cons_t *cons, uint32_t slot, shmq_ctl_member_t *out)
-{
-    const shmq_ctl_member_t *e = &cons->members[slot];
-    for (int i = 0; i < SNAPSHOT_TRIES; i++) {
-        /* Acquire: the fields read below are not older than this seq. */
-        uint32_t s1 = atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire);
-        if ((s1 & 1) == 0) {
-            memcpy(out, e, sizeof(*out));
-            /* Acquire fence: the copy completes before seq is read again. */
-            atomic_thread_fence(memory_order_acquire);
-            if (atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_relaxed) == s1) {
-                out->group[SHMQ_GROUP_MAX] = '\0';
-                out->topic[SHMQ_TOPIC_MAX_ANY] = '\0';
-                out->client_id[SHMQ_MEMBER_CLIENT_ID - 1] = '\0';
-                return 0;
-            }
-        }
-        shmq_cpu_relax();
-    }
-    return shmq_error_set(-EAGAIN, "member entry %u stays mid-change", slot);
 }
 
 /* The subscription as a member sends it: "*" for every tag, and its hash. */
@@ -148,11 +123,11 @@ static int member_sync(shmq_consumer_t *c, const char *topic, const char *sub, u
         return 0;
     }
     shmq_ctl_member_t copy;
-    int rc = entry_copy(cons, m->slot, &copy);
-    if (rc < 0) {
+    int rc = shmq_ctl_member_copy(cons, (int)m->slot, &copy);
+    if (rc < 0 && rc != SHMQ_E_NOT_FOUND) {
         return rc;
     }
-    if (copy.id != m->id || copy.state != SHMQ_ENTRY_ACTIVE) {
+    if (rc == SHMQ_E_NOT_FOUND || copy.id != m->id) {
         m->joined = false; /* ended meanwhile: joined again at the next call */
         memset(&m->view, 0, sizeof(m->view));
         m->version++;

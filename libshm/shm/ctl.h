@@ -592,6 +592,13 @@ typedef struct shmq_ctl_cons {
 } shmq_ctl_cons_t;
 
 /*
+ * A consistent copy of members[slot] (seqlock read side; any process): 0 when
+ * it is a member, SHMQ_E_NOT_FOUND when the entry is free, -EAGAIN when it
+ * stays mid-change (the master writes it in microseconds).
+ */
+int shmq_ctl_member_copy(const shmq_ctl_cons_t *cons, int slot, shmq_ctl_member_t *out);
+
+/*
  * The wake-up object: the only shared memory every client may write.  It
  * holds futex words and statistics, nothing any process trusts: a client
  * that scribbles here costs others at most latency (every sleeper sleeps

@@ -889,3 +889,32 @@ int shmq_ctl_offsets_load(shmq_ctl_t *ctl)
     }
     return 0;
 }
+
+/* ---- consumer group members (written by the master: groups.c) ------------------------ */
+
+int shmq_ctl_member_copy(const shmq_ctl_cons_t *cons, int slot, shmq_ctl_member_t *out)
+{
+    if (slot < 0 || slot >= SHMQ_CTL_MAX_MEMBERS) {
+        return shmq_error_set(SHMQ_E_ARG, "member slot %d outside 0..%d", slot,
+                              SHMQ_CTL_MAX_MEMBERS - 1);
+    }
+    const shmq_ctl_member_t *e = &cons->members[slot];
+    for (int round = 0; round < SEQLOCK_SPINS * 10; round++) {
+        /* Acquire: the fields read below are not older than this seq. */
+        uint32_t s1 = atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire);
+        if ((s1 & 1) == 0) {
+            memcpy(out, e, sizeof(*out));
+            /* Acquire fence: the copy completes before seq is read again. */
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_relaxed) == s1) {
+                out->group[SHMQ_GROUP_MAX] = '\0';
+                out->topic[SHMQ_TOPIC_MAX_ANY] = '\0';
+                out->client_id[SHMQ_MEMBER_CLIENT_ID - 1] = '\0';
+                out->sub[SHMQ_MEMBER_SUB_MAX] = '\0';
+                return out->state == SHMQ_ENTRY_ACTIVE ? 0 : SHMQ_E_NOT_FOUND;
+            }
+        }
+        shmq_cpu_relax();
+    }
+    return shmq_error_set(-EAGAIN, "member entry %d stays mid-change", slot);
+}

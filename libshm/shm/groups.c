@@ -315,13 +315,20 @@ int shmq_groups_join(shmq_ctl_t *ctl, int slot, const shmq_member_join_t *j, uin
     return 0;
 }
 
-void shmq_groups_leave(shmq_ctl_t *ctl, int slot)
+/* members[slot] when slot is in range and a member, else NULL. */
+static shmq_ctl_member_t *active_member(shmq_ctl_t *ctl, int slot)
 {
     if (slot < 0 || slot >= SHMQ_CTL_MAX_MEMBERS) {
-        return;
+        return NULL;
     }
     shmq_ctl_member_t *e = &ctl->cons->members[slot];
-    if (e->state != SHMQ_ENTRY_ACTIVE) {
+    return e->state == SHMQ_ENTRY_ACTIVE ? e : NULL;
+}
+
+void shmq_groups_leave(shmq_ctl_t *ctl, int slot)
+{
+    shmq_ctl_member_t *e = active_member(ctl, slot);
+    if (e == NULL) {
         return;
     }
     char group[SHMQ_GROUP_MAX + 1];
@@ -371,11 +378,8 @@ int shmq_groups_may_commit(const shmq_ctl_t *ctl, int slot, const char *group, c
 
 void shmq_groups_committed(shmq_ctl_t *ctl, int slot)
 {
-    if (slot < 0 || slot >= SHMQ_CTL_MAX_MEMBERS) {
-        return;
-    }
-    shmq_ctl_member_t *e = &ctl->cons->members[slot];
-    if (e->state != SHMQ_ENTRY_ACTIVE) {
+    shmq_ctl_member_t *e = active_member(ctl, slot);
+    if (e == NULL) {
         return;
     }
     member_begin(e);

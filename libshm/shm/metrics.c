@@ -283,44 +283,23 @@ static void queue_metrics(FILE *f, const shmq_ctl_t *ctl)
     }
 }
 
-/* members[i]'s group when it is an active member (a consistent read), else false. */
-static bool member_group(const shmq_ctl_t *ctl, int i, char *group)
-{
-    const shmq_ctl_member_t *e = &ctl->cons->members[i];
-    for (int tries = 0; tries < 100; tries++) {
-        /* Acquire: the fields read below are not older than this seq. */
-        uint32_t s1 = atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire);
-        if (s1 & 1) {
-            continue;
-        }
-        bool active = e->state == SHMQ_ENTRY_ACTIVE;
-        memcpy(group, e->group, SHMQ_GROUP_MAX + 1);
-        /* Acquire fence: the copy completes before seq is read again. */
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_relaxed) == s1) {
-            group[SHMQ_GROUP_MAX] = '\0';
-            return active;
-        }
-    }
-    return false;
-}
-
 /* shmq_group_members{group}: live members per consumer group (libshm/shm/groups.h). */
 static void member_metrics(FILE *f, const shmq_ctl_t *ctl)
 {
     static char groups[SHMQ_CTL_MAX_MEMBERS][SHMQ_GROUP_MAX + 1];
     int count[SHMQ_CTL_MAX_MEMBERS], ng = 0;
     for (int i = 0; i < SHMQ_CTL_MAX_MEMBERS; i++) {
-        char g[SHMQ_GROUP_MAX + 1];
-        if (!member_group(ctl, i, g)) {
+        shmq_ctl_member_t m;
+        if (shmq_ctl_member_copy(ctl->cons, i, &m) != 0) {
             continue;
         }
+        const char *g = m.group;
         int k = 0;
         while (k < ng && strcmp(groups[k], g) != 0) {
             k++;
         }
         if (k == ng) {
-            memcpy(groups[ng], g, sizeof(g));
+            memcpy(groups[ng], g, sizeof(groups[ng]));
             count[ng++] = 0;
         }
         count[k]++;

@@ -19,24 +19,7 @@
 /* A consistent copy of member slot i; false when free or mid-change for long. */
 static bool member_copy(const shmq_ctl_t *ctl, int i, shmq_ctl_member_t *out)
 {
-    const shmq_ctl_member_t *e = &ctl->cons->members[i];
-    for (int tries = 0; tries < 1000; tries++) {
-        /* Acquire: the fields read below are not older than this seq. */
-        uint32_t s1 = atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire);
-        if (s1 & 1) {
-            continue;
-        }
-        memcpy(out, e, sizeof(*out));
-        /* Acquire fence: the copy completes before seq is read again. */
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_relaxed) == s1) {
-            out->group[SHMQ_GROUP_MAX] = '\0';
-            out->topic[SHMQ_TOPIC_MAX_ANY] = '\0';
-            out->client_id[SHMQ_MEMBER_CLIENT_ID - 1] = '\0';
-            return out->state == SHMQ_ENTRY_ACTIVE;
-        }
-    }
-    return false;
+    return shmq_ctl_member_copy(ctl->cons, i, out) == 0;
 }
 
 static const char *model_name(const shmq_ctl_member_t *m)
