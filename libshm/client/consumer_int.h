@@ -54,7 +54,12 @@ struct shmq_consumer {
     bool cl_open;
     size_t cq_file_size;
     cons_queue_t *buckets[CONS_BUCKETS];
-    bool check_crcs;            /* shmq_consumer_set_check_crcs(): on by default */
+    bool check_crcs; /* shmq_consumer_set_check_crcs(): on by default */
+    bool raw_bodies; /* shmq_consumer_set_decompress(false) */
+    /* the decompressed bodies of the last pull's views: freed at the next pull */
+    uint8_t **zbodies;
+    size_t nzbodies;
+    size_t zbodies_cap;
     shmq_sub_group_t group_cfg; /* the group's settings (subscriptionGroup.json) */
     shmq_sub_t sub;             /* the last subscription parsed */
     uint64_t clean_seen;        /* cleaner: its deleted_seq when we last dropped removed files */
@@ -85,6 +90,17 @@ int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, in
  */
 int shmq_cons_unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
                            int64_t qoff, int64_t phys, const shmq_mapped_file_t *mf, int check);
+
+/*
+ * v's record stores its body compressed (sysflag COMPRESSED): point v's
+ * body at it decompressed (freed at the next pull), unless the handle gives
+ * raw bodies.  SHMQ_E_CORRUPT with *bad filled (mf: the CommitLog file
+ * holding the record, or NULL) when it does not decompress or expands past
+ * maxMessageSize.
+ */
+int shmq_cons_view_decompress(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
+                              const shmq_cq_unit_t *u, int64_t qoff, const char *topic, size_t tlen,
+                              int32_t queue_id, shmq_msg_view_t *v, shmq_corrupt_t *bad);
 
 /* A unit no dispatcher writes: SHMQ_E_CORRUPT with *bad filled. */
 int shmq_cons_unit_invalid(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,

@@ -31,8 +31,9 @@ int shmq_body_compression(int32_t sysflag)
         return SHMQ_COMPRESSION_ZLIB; /* pre-5.x clients set bit 0 only */
     }
     if (type > SHMQ_COMPRESSION_ZLIB) {
-        return shmq_error_set(SHMQ_E_CORRUPT, "sysflag 0x%x: compression type %d is none of "
-                                              "LZ4 (1), ZSTD (2), ZLIB (3)",
+        return shmq_error_set(SHMQ_E_CORRUPT,
+                              "sysflag 0x%x: compression type %d is none of "
+                              "LZ4 (1), ZSTD (2), ZLIB (3)",
                               (unsigned)sysflag, type);
     }
     return type;
