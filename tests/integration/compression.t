@@ -3,7 +3,10 @@
 #   - a producer stores a single message's body over 4 KiB as one LZ4 frame
 #     with sysflag COMPRESSED | LZ4 (0x101); a small body, a body sent with
 #     --compress-over 0 and one whose frame would be no smaller stay as they are;
+#   - a batch is never compressed; a message's own compress_over overrides the
+#     producer's threshold (never, or a lower one); asynchronous sends compress;
 #   - BODYCRC is the CRC of the stored (compressed) bytes;
+#   - a message sent back by its consumer keeps its stored (compressed) bytes;
 #   - consume and dump give the original bodies (--raw: the stored bytes);
 #   - bodies other clients write compressed (zlib with type bits 0 or 3, zstd)
 #     are read back decompressed;
@@ -35,7 +38,7 @@ first_body() {
 
 start_broker $SMALL
 ok $? "shmqd starts" || diag "$T/shmqd.log"
-for t in TopicZ TopicW TopicBad TopicBomb; do
+for t in TopicZ TopicW TopicBad TopicBomb TopicB; do
     "$CTL" topic --store "$STORE" $SMALL create $t --queues 1 >/dev/null 2>&1
 done
 
@@ -100,6 +103,42 @@ ok $? "consume's body is the body sent"
 ok $? "consume --raw reads" || diag "$T/czr.err"
 [ "$(field TopicZ body_len "$T/czr.json")" -lt 4096 ]
 ok $? "consume --raw gives the stored bytes"
+
+# ---- batches, per-message thresholds, asynchronous sends ---------------------------------
+"$HELPERS/produce" "$STORE" TopicB 3 16384 --batch 3 >"$T/pb1.out" 2>&1
+ok $? "a batch of 3 bodies of 16 KiB is sent" || diag "$T/pb1.out"
+"$HELPERS/produce" "$STORE" TopicB 1 16384 --compress-over -1 >"$T/pb2.out" 2>&1
+ok $? "a 16 KiB body with compress_over -1 is sent" || diag "$T/pb2.out"
+"$HELPERS/produce" "$STORE" TopicB 1 100 --compress-over 50 >"$T/pb3.out" 2>&1
+ok $? "a 100-byte body with compress_over 50 is sent" || diag "$T/pb3.out"
+"$HELPERS/produce" "$STORE" TopicB 2 16384 --async 2 >"$T/pb4.out" 2>&1
+ok $? "2 bodies of 16 KiB are sent asynchronously" || diag "$T/pb4.out"
+sleep 0.5
+dump
+ok $? "the log dumps" || diag "$T/dump.err"
+is "$(field TopicB compression | tr '\n' ' ')" "none none none none lz4 lz4 lz4 " \
+    "batch and compress_over -1: stored as they are; compress_over 50 and async: LZ4"
+is "$(field TopicB body_len | tr '\n' ' ')" "16384 16384 16384 16384 100 16384 16384 " \
+    "dump gives every body's length"
+"$CTL" consume --store "$STORE" $SMALL TopicB --group GBt --json --count 7 --timeout 5000 \
+    >"$T/cbt.json" 2>"$T/cbt.err"
+ok $? "consume reads the 7 messages" || diag "$T/cbt.err"
+perl -MJSON::PP -e 'while (my $l = <STDIN>) { my $j = JSON::PP->new->decode($l);
+    my ($p) = $j->{body} =~ /^(m\d+-)/; my $want = $p . ("x" x ($j->{body_len} - length($p)));
+    print $j->{body} eq $want ? "ok\n" : "bad $j->{queue_offset}\n" }' <"$T/cbt.json" >"$T/cbt.out"
+is "$(sort -u "$T/cbt.out")" "ok" "each body is the one sent"
+
+# ---- send-back keeps the stored bytes ----------------------------------------------------
+"$CTL" consume --store "$STORE" $SMALL TopicZ --group GF --count 4 --fail --timeout 5000 \
+    >"$T/cf.out" 2>"$T/cf.err"
+ok $? "consume --fail sends the 4 messages back" || diag "$T/cf.err"
+sleep 0.5
+dump --raw
+ok $? "the log dumps (--raw)" || diag "$T/dump.err"
+is "$(field SCHEDULE_TOPIC_XXXX compression | tr '\n' ' ')" "lz4 none none none " \
+    "the sent-back copies keep their compression"
+set -- $(field SCHEDULE_TOPIC_XXXX stored_len)
+is "${1:-0}" "$(field TopicZ stored_len | head -1)" "and the compressed body's stored bytes"
 
 # ---- bodies of other clients -------------------------------------------------------------
 for k in zlib0 zlib3 zstd; do
