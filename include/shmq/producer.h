@@ -84,7 +84,7 @@ typedef struct shmq_message {
     /*
      * Compression of this message's body (not in a batch: batches are never
      * compressed): 0 the producer's threshold (shmq_producer_set_compress_over),
-     * > 0 compress a body larger than this many bytes, < 0 never.
+     * > 0 compress a body of at least this many bytes, < 0 never.
      */
     int32_t compress_over;
 } shmq_message_t;
@@ -126,7 +126,7 @@ int shmq_producer_open(const char *store_root, const shmq_producer_options_t *op
 
 /*
  * Compress the body of a single message (shmq_send, _async, _oneway; never
- * a batch) larger than bytes as RocketMQ's producers do
+ * a batch) of at least bytes as RocketMQ's producers do
  * (compressMsgBodyOverHowmuch): one LZ4 frame, sysflag COMPRESSED | LZ4
  * (0x101); the record stores the frame and its BODYCRC covers it.  A body
  * the frame would not make smaller is sent as it is.  Default

@@ -569,7 +569,7 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_
     size_t over = m->compress_over == 0  ? p->compress_over
                   : m->compress_over < 0 ? SIZE_MAX
                                          : (size_t)m->compress_over;
-    if (__builtin_expect(m->body_len > over, 0)) {
+    if (__builtin_expect(m->body_len >= over, 0)) { /* RocketMQ compares with >= */
         return compress_body(p, rm);
     }
     return 0;

@@ -11,7 +11,7 @@
  * flight (callbacks from shmq_producer_poll); --batch K: shmq_send_batch of
  * K messages at a time; --oneway: shmq_send_oneway (no answer: no "ok" line).
  * --compress-over N sets each message's compress_over (0: the producer's
- * threshold, > 0: compress a body over N bytes, < 0: never).
+ * threshold, > 0: compress a body of at least N bytes, < 0: never).
  * Body of message i: "m<i>-" then 'x' up to SIZE bytes (at least the prefix).
  *
  * stdout, one line per answered message, in completion order:

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Compressed message bodies, as RocketMQ stores them:
-#   - a producer stores a single message's body over 4 KiB as one LZ4 frame
+#   - a producer stores a single message's body of 4 KiB or more (RocketMQ's
+#     producer compares with >=) as one LZ4 frame
 #     with sysflag COMPRESSED | LZ4 (0x101); a small body, a body sent with
 #     --compress-over 0 and one whose frame would be no smaller stay as they are;
 #   - a batch is never compressed; a message's own compress_over overrides the
@@ -38,7 +39,7 @@ first_body() {
 
 start_broker $SMALL
 ok $? "shmqd starts" || diag "$T/shmqd.log"
-for t in TopicZ TopicW TopicBad TopicBomb TopicB; do
+for t in TopicZ TopicW TopicBad TopicBomb TopicB TopicT; do
     "$CTL" topic --store "$STORE" $SMALL create $t --queues 1 >/dev/null 2>&1
 done
 
@@ -127,6 +128,16 @@ perl -MJSON::PP -e 'while (my $l = <STDIN>) { my $j = JSON::PP->new->decode($l);
     my ($p) = $j->{body} =~ /^(m\d+-)/; my $want = $p . ("x" x ($j->{body_len} - length($p)));
     print $j->{body} eq $want ? "ok\n" : "bad $j->{queue_offset}\n" }' <"$T/cbt.json" >"$T/cbt.out"
 is "$(sort -u "$T/cbt.out")" "ok" "each body is the one sent"
+
+# ---- the threshold: a body of exactly 4096 bytes is compressed, one of 4095 is not ---------
+"$HELPERS/produce" "$STORE" TopicT 1 4096 >"$T/pt1.out" 2>&1
+ok $? "a body of 4096 bytes is sent" || diag "$T/pt1.out"
+"$HELPERS/produce" "$STORE" TopicT 1 4095 >"$T/pt2.out" 2>&1
+ok $? "a body of 4095 bytes is sent" || diag "$T/pt2.out"
+sleep 0.5
+dump
+is "$(field TopicT compression | tr '\n' ' ')" "lz4 none " \
+    "compressed from 4096 bytes on (compressMsgBodyOverHowmuch, compared with >=)"
 
 # ---- send-back keeps the stored bytes ----------------------------------------------------
 "$CTL" consume --store "$STORE" $SMALL TopicZ --group GF --count 4 --fail --timeout 5000 \

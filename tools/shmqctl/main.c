@@ -131,7 +131,7 @@ static const shmqctl_cmd_t commands[] = {
      "    --delay-level L delivers after the store's messageDelayLevel L; --deliver-at\n"
      "    (ms since the epoch or local \"YYYY-MM-DD HH:MM:SS[.mmm]\") and\n"
      "    --deliver-after MS at a time (timerPrecisionMs, up to timerMaxDelaySec).\n"
-     "    A body over B bytes (default 4096; 0: never) is stored LZ4-compressed.\n"},
+     "    A body of B bytes or more (default 4096; 0: never) is stored LZ4-compressed.\n"},
     {"consume", shmqctl_cmd_consume,
      SHMQCTL_OPT_GROUP | SHMQCTL_OPT_COUNT | SHMQCTL_OPT_FROM | SHMQCTL_OPT_FROM_WORD |
          SHMQCTL_OPT_TIMEOUT | SHMQCTL_OPT_JSON | SHMQCTL_OPT_TAGS | SHMQCTL_OPT_FAIL |
