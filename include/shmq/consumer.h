@@ -20,7 +20,9 @@
  * zstd frame or a zlib stream) is returned decompressed
  * (shmq_msg_view_t.compression says how it was stored); one that does not
  * decompress, or expands past maxMessageSize, is a corrupt record
- * (SHMQ_E_CORRUPT, check SHMQ_E_CORRUPT or SHMQ_E_TOO_BIG).
+ * (SHMQ_E_CORRUPT, check SHMQ_E_CORRUPT or SHMQ_E_TOO_BIG).  A pull returns
+ * fewer messages than it could once it holds 32 MiB decompressed; the next
+ * pull goes on from there.
  *
  * Thread safety: one thread per handle.
  */

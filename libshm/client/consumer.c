@@ -268,6 +268,7 @@ static void zbodies_release(shmq_consumer_t *c)
         free(c->zbodies[i]);
     }
     c->nzbodies = 0;
+    c->zbytes = 0;
 }
 
 /*
@@ -312,6 +313,7 @@ int shmq_cons_view_decompress(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
                                       rc == SHMQ_E_TOO_BIG ? SHMQ_E_TOO_BIG : SHMQ_E_CORRUPT);
     }
     c->zbodies[c->nzbodies++] = out;
+    c->zbytes += out_len;
     v->compression = type;
     v->body = out;
     v->body_len = out_len;
@@ -695,6 +697,9 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
                                        &res->corrupt);
         }
         if (__builtin_expect(rc == 0 && (v->sysflag & SHMQ_SYSFLAG_COMPRESSED), 0)) {
+            if (c->zbytes >= CONS_ZBYTES_MAX && !c->raw_bodies && (count > 0 || qoff > offset)) {
+                break; /* enough decompressed for one pull: the next one starts here */
+            }
             rc = shmq_cons_view_decompress(c, clf, &u, qoff, topic, tlen, queue_id, v,
                                            &res->corrupt);
         }

@@ -28,6 +28,13 @@
 #define CONS_BUCKETS       256
 #define CONS_CQ_BLANK_SIZE INT32_MAX
 #define CONS_REC_REMOVED   1 /* shmq_cons_record_view(): the record's segment was cleaned */
+/*
+ * Decompressed bytes one pull holds at most before it stops early (plus the
+ * one body past it, at most maxMessageSize): a pull of many compressed
+ * bodies, each within maxMessageSize, cannot make the handle hold up to
+ * SHMQ_PULL_MAX times that.  The next pull goes on where it stopped.
+ */
+#define CONS_ZBYTES_MAX (32u << 20)
 
 /* consumer_retry.c's state of a handle: its producer, group settings, poll cursors. */
 struct shmq_consumer_retry;
@@ -60,6 +67,7 @@ struct shmq_consumer {
     uint8_t **zbodies;
     size_t nzbodies;
     size_t zbodies_cap;
+    size_t zbytes;              /* their bytes (CONS_ZBYTES_MAX) */
     shmq_sub_group_t group_cfg; /* the group's settings (subscriptionGroup.json) */
     shmq_sub_t sub;             /* the last subscription parsed */
     uint64_t clean_seen;        /* cleaner: its deleted_seq when we last dropped removed files */

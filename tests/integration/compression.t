@@ -13,7 +13,9 @@
 #     are read back decompressed;
 #   - a body that does not decompress, and one that expands past
 #     maxMessageSize, stop the consumer at that message, named, and
-#     --skip-corrupt passes it; nothing else is lost.
+#     --skip-corrupt passes it; nothing else is lost;
+#   - a pull stops early once it holds 32 MiB of decompressed bodies, and the
+#     next pull goes on there: 40 bodies of 1,000,000 bytes all arrive.
 # TAP output; exits non-zero if any test fails.
 
 SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -37,9 +39,9 @@ first_body() {
         my $b = $j->{body}; utf8::encode($b); print $b; last }' "$1" <"$2"
 }
 
-start_broker $SMALL
+start_broker --set maxMessageSize=1000000
 ok $? "shmqd starts" || diag "$T/shmqd.log"
-for t in TopicZ TopicW TopicBad TopicBomb TopicB TopicT; do
+for t in TopicZ TopicW TopicBad TopicBomb TopicB TopicT TopicL; do
     "$CTL" topic --store "$STORE" $SMALL create $t --queues 1 >/dev/null 2>&1
 done
 
@@ -191,7 +193,7 @@ ok $? "a zlib body of 8 MiB of zeros is stored in a few KiB" || diag "$T/cs.bomb
 "$CTL" consume --store "$STORE" $SMALL TopicBomb --group GM --count 1 --timeout 3000 \
     >"$T/cm.out" 2>"$T/cm.err"
 is "$?" "1" "consume refuses it" || diag "$T/cm.err"
-grep -q "corrupt message TopicBomb/0 queue offset 0: .*maxMessageSize (65536 bytes)" "$T/cm.err"
+grep -q "corrupt message TopicBomb/0 queue offset 0: .*maxMessageSize (1000000 bytes)" "$T/cm.err"
 ok $? "as expanding past maxMessageSize" || diag "$T/cm.err"
 "$CTL" dump --store "$STORE" $SMALL commitlog --json >/dev/null 2>"$T/dump-bomb.err"
 is "$?" "1" "dump refuses to show it decompressed"
@@ -199,6 +201,16 @@ grep -q "does not decompress" "$T/dump-bomb.err"
 ok $? "naming the record" || diag "$T/dump-bomb.err"
 "$CTL" dump --store "$STORE" $SMALL commitlog --json --raw >/dev/null 2>"$T/dump-raw.err"
 ok $? "dump --raw shows every record" || diag "$T/dump-raw.err"
+
+# ---- many large bodies: a pull holds a bounded amount decompressed ----------------------------
+"$HELPERS/produce" "$STORE" TopicL 40 1000000 --timeout 20000 >"$T/pl.out" 2>&1
+ok $? "40 bodies of 1,000,000 bytes are sent (stored compressed)" || diag "$T/pl.out"
+"$CTL" consume --store "$STORE" $SMALL TopicL --group GL --json --count 40 --timeout 10000 \
+    >"$T/cl.json" 2>"$T/cl.err"
+ok $? "consume reads all 40" || diag "$T/cl.err"
+is "$(field TopicL body_len "$T/cl.json" | sort -u)" "1000000" "each with its whole body"
+is "$(field TopicL queue_offset "$T/cl.json" | tr '\n' ' ')" "$(seq -s ' ' 0 39) " \
+    "in order, none lost or repeated"
 
 stop_broker
 ok $? "shmqd stops cleanly" || diag "$T/shmqd.log"
