@@ -25,7 +25,7 @@ WARN     += -Wno-format-truncation
 endif
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -fPIC -D_GNU_SOURCE -Iinclude -Ilibshm -Idaemons
-LDLIBS   := -lisal -ljansson -luv -lssl -lcrypto -lpthread -lm -lrt
+LDLIBS   := -lisal -llz4 -lz -lzstd -ljansson -luv -lssl -lcrypto -lpthread -lm -lrt
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=address,undefined

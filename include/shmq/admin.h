@@ -23,7 +23,9 @@
  *
  * Results are views into the mapped CommitLog (shmq_msg_view_t, see
  * consumer.h; shmq_msg_property reads their properties), valid until the
- * next call on the same handle or shmq_admin_close().
+ * next call on the same handle or shmq_admin_close().  A body stored
+ * compressed is given as stored (body == stored_body; compression says how
+ * it is compressed): a query reads records, it does not decompress them.
  *
  * Thread safety: one thread per handle.  Nothing blocks except file I/O.
  */

@@ -16,6 +16,14 @@
  * (shmq_pull_result_t.corrupt); shmq_consumer_skip_corrupt() moves a group
  * past it.
  *
+ * A body stored compressed (RocketMQ's sysflag COMPRESSED bit, an LZ4 or
+ * zstd frame or a zlib stream) is returned decompressed
+ * (shmq_msg_view_t.compression says how it was stored); one that does not
+ * decompress, or expands past maxMessageSize, is a corrupt record
+ * (SHMQ_E_CORRUPT, check SHMQ_E_CORRUPT or SHMQ_E_TOO_BIG).  A pull returns
+ * fewer messages than it could once it holds 32 MiB decompressed; the next
+ * pull goes on from there.
+ *
  * Thread safety: one thread per handle.
  */
 #ifndef SHMQ_CONSUMER_H
@@ -63,11 +71,24 @@ typedef struct shmq_msg_view {
     int64_t born_ts;
     shmq_host_t born_host; /* the producer's host (a retry or dead letter keeps it) */
     int64_t store_ts;
+    /*
+     * The message body.  A body stored compressed (sysflag COMPRESSED) is
+     * given decompressed by a consumer's pull, into memory of the handle
+     * valid as long as the view, unless shmq_consumer_set_decompress() turned
+     * that off; an admin query gives it as stored.
+     */
     const void *body;
     size_t body_len;
     const char *props; /* encoded properties (see shmq_msg_property) */
     size_t props_len;
     char msg_id[SHMQ_MSGID_MAX];
+    /* How the record stores the body: SHMQ_COMPRESSION_NONE, _LZ4, _ZSTD or _ZLIB
+     * (types.h), or 4..7, type bits no RocketMQ client writes (given raw only). */
+    int compression;
+    /* The body as the record stores it (BODYCRC's bytes): body itself when
+     * not compressed, or when the view gives it raw. */
+    const void *stored_body;
+    size_t stored_len;
 } shmq_msg_view_t;
 
 /* A property of a viewed message (value not NUL-terminated), or NULL. */
@@ -86,8 +107,10 @@ typedef struct shmq_corrupt {
     int64_t queue_offset; /* -1: the pull did not stop at a unit */
     int64_t phys_offset;  /* the CommitLog offset the unit points at */
     int check;            /* what failed: SHMQ_E_BODY_CRC, SHMQ_E_RECORD_CRC, SHMQ_E_SIZE,
-                             SHMQ_E_MAGIC, SHMQ_E_PHYS_OFFSET, SHMQ_E_TRUNCATED, or
-                             SHMQ_E_CORRUPT (the record is not the unit's, or the unit is bad) */
+                             SHMQ_E_MAGIC, SHMQ_E_PHYS_OFFSET, SHMQ_E_TRUNCATED,
+                             SHMQ_E_TOO_BIG (its compressed body expands past
+                             maxMessageSize), or SHMQ_E_CORRUPT (the record is not the
+                             unit's, the unit is bad, or the body does not decompress) */
     char file[PATH_MAX];  /* the CommitLog file holding phys_offset; "" when none does */
     int64_t file_offset;  /* phys_offset within file; -1 when none */
 } shmq_corrupt_t;
@@ -129,6 +152,14 @@ void shmq_consumer_release_removed(shmq_consumer_t *c);
  * reaches the caller.  The cost of the check: docs/performance.md, bar 6.
  */
 void shmq_consumer_set_check_crcs(shmq_consumer_t *c, bool on);
+
+/*
+ * Decompress the bodies RocketMQ's clients store compressed (on, true, when
+ * the handle is opened).  Off, a view's body is the stored bytes as they
+ * are (stored_body), its compression field still says how they are
+ * compressed, and nothing is decompressed or checked beyond the CRCs.
+ */
+void shmq_consumer_set_decompress(shmq_consumer_t *c, bool on);
 
 /*
  * Pull up to max_msgs (1..SHMQ_PULL_MAX) messages of topic/queue_id from

@@ -81,6 +81,12 @@ typedef struct shmq_message {
      */
     int64_t deliver_at_ms;    /* > 0: ms since the epoch (property TIMER_DELIVER_MS) */
     int64_t deliver_after_ms; /* > 0: ms from now (property TIMER_DELAY_MS) */
+    /*
+     * Compression of this message's body (not in a batch: batches are never
+     * compressed): 0 the producer's threshold (shmq_producer_set_compress_over),
+     * > 0 compress a body of at least this many bytes, < 0 never.
+     */
+    int32_t compress_over;
 } shmq_message_t;
 
 /* Initialise m with no tags, no keys, queue_id SHMQ_QUEUE_ANY, no delay. */
@@ -117,6 +123,18 @@ typedef struct shmq_producer_options {
  */
 int shmq_producer_open(const char *store_root, const shmq_producer_options_t *opts,
                        shmq_producer_t **out);
+
+/*
+ * Compress the body of a single message (shmq_send, _async, _oneway; never
+ * a batch) of at least bytes as RocketMQ's producers do
+ * (compressMsgBodyOverHowmuch): one LZ4 frame, sysflag COMPRESSED | LZ4
+ * (0x101); the record stores the frame and its BODYCRC covers it.  A body
+ * the frame would not make smaller is sent as it is.  Default
+ * SHMQ_COMPRESS_OVER_DEFAULT (4096); 0 never compresses.  A message's own
+ * compress_over takes precedence.  Returns 0, or SHMQ_E_ARG (NULL producer,
+ * negative bytes).
+ */
+int shmq_producer_set_compress_over(shmq_producer_t *p, int64_t bytes);
 
 /* Release the ring (waits for outstanding requests up to the send timeout) and detach. */
 void shmq_producer_close(shmq_producer_t *p);

@@ -39,6 +39,20 @@ extern "C" {
 #define SHMQ_SYSFLAG_COMPRESS_ZSTD 0x200
 #define SHMQ_SYSFLAG_COMPRESS_ZLIB 0x300
 
+/*
+ * Compression types: sysflag bits 8-10 of a record whose COMPRESSED bit is
+ * set (RocketMQ's CompressionType; bits 0 there mean ZLIB, as pre-5.x
+ * clients write).  LZ4 bodies are LZ4 frames, ZSTD bodies zstd frames,
+ * ZLIB bodies zlib streams (RFC 1950).
+ */
+#define SHMQ_COMPRESSION_NONE 0
+#define SHMQ_COMPRESSION_LZ4  1
+#define SHMQ_COMPRESSION_ZSTD 2
+#define SHMQ_COMPRESSION_ZLIB 3
+
+/* Bodies larger than this are compressed by default (compressMsgBodyOverHowmuch). */
+#define SHMQ_COMPRESS_OVER_DEFAULT 4096
+
 /* Property separators and limits. */
 #define SHMQ_PROP_NAME_VALUE_SEP 0x01
 #define SHMQ_PROP_SEP            0x02

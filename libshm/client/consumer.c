@@ -46,6 +46,7 @@
 #include "format/consume_queue.h"
 #include "client/consumer_int.h"
 #include "shm/ctl.h"
+#include "format/compress.h"
 #include "format/message.h"
 #include "format/record_layout.h"
 #include "client/subscription.h"
@@ -231,9 +232,13 @@ int shmq_consumer_open(const char *store_root, const char *group, shmq_consumer_
     return 0;
 }
 
+static void zbodies_release(shmq_consumer_t *c);
+
 void shmq_consumer_close(shmq_consumer_t *c)
 {
     if (c) {
+        zbodies_release(c);
+        free(c->zbodies);
         shmq_consumer_retry_free(c->retry);
         shmq_cons_member_free(c);
         consumer_release(c);
@@ -247,6 +252,72 @@ void shmq_consumer_set_check_crcs(shmq_consumer_t *c, bool on)
     if (c) {
         c->check_crcs = on;
     }
+}
+
+void shmq_consumer_set_decompress(shmq_consumer_t *c, bool on)
+{
+    if (c) {
+        c->raw_bodies = !on;
+    }
+}
+
+/* Free the decompressed bodies of the last pull's views (they end with the next pull). */
+static void zbodies_release(shmq_consumer_t *c)
+{
+    for (size_t i = 0; i < c->nzbodies; i++) {
+        free(c->zbodies[i]);
+    }
+    c->nzbodies = 0;
+    c->zbytes = 0;
+}
+
+/*
+ * (consumer_int.h) v's record stores its body compressed: point v's body at the body
+ * decompressed (owned by c until the next pull), or with raw bodies only
+ * say how it is compressed.  SHMQ_E_CORRUPT (with *bad filled: check
+ * SHMQ_E_CORRUPT, or SHMQ_E_TOO_BIG past maxMessageSize) when it does not
+ * decompress.
+ */
+int shmq_cons_view_decompress(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
+                              const shmq_cq_unit_t *u, int64_t qoff, const char *topic, size_t tlen,
+                              int32_t queue_id, shmq_msg_view_t *v, shmq_corrupt_t *bad)
+{
+    int type = shmq_body_compression(v->sysflag);
+    if (c->raw_bodies) {
+        v->compression = type >= 0 ? type : (int)(((uint32_t)v->sysflag >> 8) & 7);
+        return 0;
+    }
+    int rc = type;
+    if (rc >= 0 && c->nzbodies == c->zbodies_cap) {
+        size_t cap = c->zbodies_cap ? c->zbodies_cap * 2 : 16;
+        uint8_t **nb = realloc(c->zbodies, cap * sizeof(*nb));
+        if (nb == NULL) {
+            return shmq_error_set(-ENOMEM, "no memory for decompressed bodies");
+        }
+        c->zbodies = nb;
+        c->zbodies_cap = cap;
+    }
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    if (rc >= 0) {
+        size_t max = c->cfg.max_message_size > 0 ? (size_t)c->cfg.max_message_size : 0;
+        rc = shmq_body_decompress(type, v->body, v->body_len, max, &out, &out_len);
+    }
+    if (rc == -ENOMEM) {
+        return rc;
+    }
+    if (rc < 0) {
+        shmq_error_wrap(rc, "compressed body (sysflag 0x%x, %zu bytes stored)",
+                        (unsigned)v->sysflag, v->body_len);
+        return shmq_cons_unit_corrupt(bad, topic, tlen, queue_id, qoff, u->phys_offset, mf,
+                                      rc == SHMQ_E_TOO_BIG ? SHMQ_E_TOO_BIG : SHMQ_E_CORRUPT);
+    }
+    c->zbodies[c->nzbodies++] = out;
+    c->zbytes += out_len;
+    v->compression = type;
+    v->body = out;
+    v->body_len = out_len;
+    return 0;
 }
 
 /*
@@ -498,6 +569,9 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
     v->store_ts = (int64_t)shmq_get_be64(buf + l.store_at);
     v->body = buf + l.body_at;
     v->body_len = l.body_len;
+    v->stored_body = v->body;
+    v->stored_len = l.body_len;
+    v->compression = SHMQ_COMPRESSION_NONE;
     v->props = (const char *)buf + l.props_at;
     v->props_len = l.props_len;
     shmq_record_msgid(buf, l.store_at, l.store_v6, v->msg_id);
@@ -621,6 +695,13 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
         } else {
             rc = shmq_cons_record_view(c, &u, qoff, topic, tlen, queue_id, c->check_crcs, v,
                                        &res->corrupt);
+        }
+        if (__builtin_expect(rc == 0 && (v->sysflag & SHMQ_SYSFLAG_COMPRESSED), 0)) {
+            if (c->zbytes >= CONS_ZBYTES_MAX && !c->raw_bodies && (count > 0 || qoff > offset)) {
+                break; /* enough decompressed for one pull: the next one starts here */
+            }
+            rc = shmq_cons_view_decompress(c, clf, &u, qoff, topic, tlen, queue_id, v,
+                                           &res->corrupt);
         }
         if (rc == CONS_REC_REMOVED) {
             removing = true;
@@ -781,6 +862,7 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
     if (rc < 0) {
         return rc;
     }
+    zbodies_release(c); /* the last pull's views end here */
     res->count = 0;
     res->corrupt.queue_offset = -1;
     int64_t deadline = wait_ms > 0 ? shmq_mono_ms() + wait_ms : 0;

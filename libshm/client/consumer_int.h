@@ -28,6 +28,13 @@
 #define CONS_BUCKETS       256
 #define CONS_CQ_BLANK_SIZE INT32_MAX
 #define CONS_REC_REMOVED   1 /* shmq_cons_record_view(): the record's segment was cleaned */
+/*
+ * Decompressed bytes one pull holds at most before it stops early (plus the
+ * one body past it, at most maxMessageSize): a pull of many compressed
+ * bodies, each within maxMessageSize, cannot make the handle hold up to
+ * SHMQ_PULL_MAX times that.  The next pull goes on where it stopped.
+ */
+#define CONS_ZBYTES_MAX (32u << 20)
 
 /* consumer_retry.c's state of a handle: its producer, group settings, poll cursors. */
 struct shmq_consumer_retry;
@@ -54,7 +61,13 @@ struct shmq_consumer {
     bool cl_open;
     size_t cq_file_size;
     cons_queue_t *buckets[CONS_BUCKETS];
-    bool check_crcs;            /* shmq_consumer_set_check_crcs(): on by default */
+    bool check_crcs; /* shmq_consumer_set_check_crcs(): on by default */
+    bool raw_bodies; /* shmq_consumer_set_decompress(false) */
+    /* the decompressed bodies of the last pull's views: freed at the next pull */
+    uint8_t **zbodies;
+    size_t nzbodies;
+    size_t zbodies_cap;
+    size_t zbytes;              /* their bytes (CONS_ZBYTES_MAX) */
     shmq_sub_group_t group_cfg; /* the group's settings (subscriptionGroup.json) */
     shmq_sub_t sub;             /* the last subscription parsed */
     uint64_t clean_seen;        /* cleaner: its deleted_seq when we last dropped removed files */
@@ -85,6 +98,17 @@ int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, in
  */
 int shmq_cons_unit_corrupt(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
                            int64_t qoff, int64_t phys, const shmq_mapped_file_t *mf, int check);
+
+/*
+ * v's record stores its body compressed (sysflag COMPRESSED): point v's
+ * body at it decompressed (freed at the next pull), unless the handle gives
+ * raw bodies.  SHMQ_E_CORRUPT with *bad filled (mf: the CommitLog file
+ * holding the record, or NULL) when it does not decompress or expands past
+ * maxMessageSize.
+ */
+int shmq_cons_view_decompress(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
+                              const shmq_cq_unit_t *u, int64_t qoff, const char *topic, size_t tlen,
+                              int32_t queue_id, shmq_msg_view_t *v, shmq_corrupt_t *bad);
 
 /* A unit no dispatcher writes: SHMQ_E_CORRUPT with *bad filled. */
 int shmq_cons_unit_invalid(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,

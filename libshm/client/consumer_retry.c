@@ -166,7 +166,10 @@ int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int de
         return shmq_error_wrap(rc, "send back: topic %s", plan.topic);
     }
     shmq_ring_msg_t rm;
-    rc = shmq_retry_build(&plan, m->topic, m->topic_len, m->body, m->body_len, m->flag, m->sysflag,
+    /* The body as stored: a compressed one goes back compressed, with its sysflag. */
+    const void *body = m->stored_body ? m->stored_body : m->body;
+    size_t body_len = m->stored_body ? m->stored_len : m->body_len;
+    rc = shmq_retry_build(&plan, m->topic, m->topic_len, body, body_len, m->flag, m->sysflag,
                           m->born_ts, &m->born_host, m->reconsume_times, m->props, m->props_len,
                           m->msg_id, r->props, sizeof(r->props), &rm);
     if (rc < 0) {

@@ -45,6 +45,9 @@ static int unit_check(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
     }
     shmq_msg_view_t v;
     rc = shmq_cons_record_view(c, &u, qoff, topic, tlen, queue_id, true, &v, bad);
+    if (rc == 0 && (v.sysflag & SHMQ_SYSFLAG_COMPRESSED)) {
+        rc = shmq_cons_view_decompress(c, NULL, &u, qoff, topic, tlen, queue_id, &v, bad);
+    }
     return rc == CONS_REC_REMOVED ? 0 : rc;
 }
 

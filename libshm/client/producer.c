@@ -300,6 +300,7 @@ int shmq_producer_open(const char *store_root, const shmq_producer_options_t *op
     }
     snprintf(p->root, sizeof(p->root), "%s", store_root);
     p->send_timeout_ms = PROD_DEFAULT_TIMEOUT_MS;
+    p->compress_over = SHMQ_COMPRESS_OVER_DEFAULT;
     /* Round robin from a random queue, as RocketMQ's client: producers started together do
      * not all begin at queue 0. */
     if (getrandom(&p->rr, sizeof(p->rr), GRND_NONBLOCK) != (ssize_t)sizeof(p->rr)) {
@@ -334,6 +335,16 @@ int shmq_producer_open(const char *store_root, const shmq_producer_options_t *op
     return 0;
 }
 
+int shmq_producer_set_compress_over(shmq_producer_t *p, int64_t bytes)
+{
+    if (p == NULL || bytes < 0) {
+        return shmq_error_set(SHMQ_E_ARG, "compress over %lld bytes: give 0 (never) or more",
+                              (long long)bytes);
+    }
+    p->compress_over = bytes == 0 ? SIZE_MAX : (size_t)bytes;
+    return 0;
+}
+
 void shmq_producer_close(shmq_producer_t *p)
 {
     if (p == NULL) {
@@ -356,6 +367,7 @@ void shmq_producer_close(shmq_producer_t *p)
         shmq_prod_run_done(&p->done[i]);
     }
     free(p->done);
+    free(p->zbuf);
     free(p->bprops);
     free(p->bprops_len);
     free(p->bmsgs);

@@ -109,6 +109,10 @@ struct shmq_producer {
     size_t ndone;
     size_t done_cap;
     char props[SHMQ_PROPS_MAX];
+    /* single messages with a body of compress_over bytes or more are sent LZ4-compressed */
+    size_t compress_over; /* SIZE_MAX: never */
+    uint8_t *zbuf;        /* the compressed body of the message being sent */
+    size_t zcap;
     /* batch scratch */
     char *bprops;
     size_t bprops_cap;

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "format/compress.h"
 #include "format/message.h"
 
 /* ---- slots, ring space, completions ----------------------------------------------------- */
@@ -513,6 +514,34 @@ static int flush_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
 /* ---- sends ---------------------------------------------------------------------------------- */
 
 /*
+ * Replace rm's body by its LZ4 frame (in p->zbuf) and set RocketMQ's bits
+ * for it, unless the frame is no smaller than the body.
+ */
+static int compress_body(shmq_producer_t *p, shmq_ring_msg_t *rm)
+{
+    size_t need = shmq_body_lz4_bound(rm->body_len);
+    if (need > p->zcap) {
+        uint8_t *nb = realloc(p->zbuf, need);
+        if (nb == NULL) {
+            return shmq_error_set(-ENOMEM, "no memory to compress a body of %u bytes",
+                                  (unsigned)rm->body_len);
+        }
+        p->zbuf = nb;
+        p->zcap = need;
+    }
+    int64_t zl = shmq_body_compress_lz4(rm->body, rm->body_len, p->zbuf, p->zcap);
+    if (zl < 0) {
+        return (int)zl;
+    }
+    if ((uint64_t)zl < rm->body_len) {
+        rm->body = p->zbuf;
+        rm->body_len = (uint32_t)zl;
+        rm->sysflag |= shmq_body_compression_sysflag(SHMQ_COMPRESSION_LZ4);
+    }
+    return 0;
+}
+
+/*
  * Check one message and make its ring entry view *rm (pointing into
  * p->props) and its UNIQ_KEY.
  */
@@ -537,6 +566,12 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_
         return rc;
     }
     shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, now, rm);
+    size_t over = m->compress_over == 0  ? p->compress_over
+                  : m->compress_over < 0 ? SIZE_MAX
+                                         : (size_t)m->compress_over;
+    if (__builtin_expect(m->body_len >= over, 0)) { /* RocketMQ compares with >= */
+        return compress_body(p, rm);
+    }
     return 0;
 }
 

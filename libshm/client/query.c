@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "format/compress.h"
 #include "format/commitlog.h"
 #include "format/consume_queue.h"
 #include "shm/ctl.h"
@@ -254,6 +255,11 @@ static int view_at(shmq_admin_t *a, int64_t phys, shmq_msg_view_t *v, shmq_recor
     v->store_ts = r->store_ts;
     v->body = r->body;
     v->body_len = r->body_len;
+    v->stored_body = r->body;
+    v->stored_len = r->body_len;
+    int ct = shmq_body_compression(r->sysflag);
+    v->compression = ct >= 0 ? ct : (int)(((uint32_t)r->sysflag >> 8) & 7);
+    shmq_error_clear();
     v->props = r->props;
     v->props_len = r->props_len;
     shmq_msgid_format(&r->store_host, r->phys_offset, v->msg_id);

@@ -5,10 +5,13 @@
  *
  *   produce STORE TOPIC COUNT SIZE [--async K] [--batch K] [--oneway]
  *           [--timeout MS] [--tags T] [--keys K] [--queue Q] [--sharding-key K]
+ *           [--compress-over N]
  *
  * Modes: synchronous shmq_send (default); --async K: up to K requests in
  * flight (callbacks from shmq_producer_poll); --batch K: shmq_send_batch of
  * K messages at a time; --oneway: shmq_send_oneway (no answer: no "ok" line).
+ * --compress-over N sets each message's compress_over (0: the producer's
+ * threshold, > 0: compress a body of at least N bytes, < 0: never).
  * Body of message i: "m<i>-" then 'x' up to SIZE bytes (at least the prefix).
  *
  * stdout, one line per answered message, in completion order:
@@ -72,7 +75,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: produce STORE TOPIC COUNT SIZE [--async K] [--batch K] [--oneway]\n"
                     "               [--timeout MS] [--tags T] [--keys K] [--queue Q] "
-                    "[--sharding-key K]\n");
+                    "[--sharding-key K] [--compress-over N]\n");
 }
 
 int main(int argc, char **argv)
@@ -84,7 +87,7 @@ int main(int argc, char **argv)
     const char *store = argv[1], *topic = argv[2];
     long count = atol(argv[3]);
     long size = atol(argv[4]);
-    int async = 0, batch = 0, oneway = 0, timeout = 3000, queue = -1;
+    int async = 0, batch = 0, oneway = 0, timeout = 3000, queue = -1, compress_over = 0;
     const char *tags = NULL, *keys = NULL, *skey = NULL;
     for (int i = 5; i < argc; i++) {
         const char *a = argv[i];
@@ -112,6 +115,8 @@ int main(int argc, char **argv)
             queue = atoi(v);
         } else if (strcmp(a, "--sharding-key") == 0) {
             skey = v;
+        } else if (strcmp(a, "--compress-over") == 0) {
+            compress_over = atoi(v);
         } else {
             usage();
             return 2;
@@ -154,6 +159,7 @@ int main(int argc, char **argv)
             msgs[k].keys = keys;
             msgs[k].queue_id = queue;
             msgs[k].sharding_key = skey;
+            msgs[k].compress_over = compress_over;
         }
         if (batch > 0) {
             rc = shmq_send_batch(p, msgs, (size_t)n, res);

@@ -46,25 +46,26 @@ typedef enum bench_mode {
 typedef struct bench_opts {
     bench_mode_t mode;
     const char *mode_name;
-    const char *store;   /* --store: a running broker's store; NULL: start one */
-    const char *tmpdir;  /* where a temporary store goes */
-    const char *shmqd;   /* shmqd binary (default: next to shmq-bench) */
-    const char *topic;   /* --topic */
-    int producers;       /* --producers */
-    int64_t size;        /* --size: body bytes */
-    double seconds;      /* --seconds (0: use count) */
-    int64_t count;       /* --count (0: use seconds) */
-    int flush;           /* --flush: -1 unset, 0 async, 1 sync */
-    int inflight;        /* --inflight: requests in flight per producer */
-    int batch;           /* --batch: messages per shmq_send_batch call (1: none) */
-    double rate;         /* --rate: e2e messages per second (all producers) */
-    int64_t store_bytes; /* recover: CommitLog bytes to generate */
-    int64_t tail_bytes;  /* recover: bytes appended after the last checkpoint */
-    int queues;          /* recover, group: queues of the topic */
-    int members;         /* group: --members, member processes of the group */
-    int restarts;        /* recover: clean restarts timed */
-    bool cold;           /* recover: drop the store's pages from the page cache first */
-    int kills;           /* writer-kill, group: kills */
+    const char *store;     /* --store: a running broker's store; NULL: start one */
+    const char *tmpdir;    /* where a temporary store goes */
+    const char *shmqd;     /* shmqd binary (default: next to shmq-bench) */
+    const char *topic;     /* --topic */
+    int producers;         /* --producers */
+    int64_t size;          /* --size: body bytes */
+    double seconds;        /* --seconds (0: use count) */
+    int64_t count;         /* --count (0: use seconds) */
+    int flush;             /* --flush: -1 unset, 0 async, 1 sync */
+    int inflight;          /* --inflight: requests in flight per producer */
+    int batch;             /* --batch: messages per shmq_send_batch call (1: none) */
+    int64_t compress_over; /* --compress-over: producers' threshold (-1: their default, 4096) */
+    double rate;           /* --rate: e2e messages per second (all producers) */
+    int64_t store_bytes;   /* recover: CommitLog bytes to generate */
+    int64_t tail_bytes;    /* recover: bytes appended after the last checkpoint */
+    int queues;            /* recover, group: queues of the topic */
+    int members;           /* group: --members, member processes of the group */
+    int restarts;          /* recover: clean restarts timed */
+    bool cold;             /* recover: drop the store's pages from the page cache first */
+    int kills;             /* writer-kill, group: kills */
     int64_t kill_every_ms;
     bool json;
     const char *plot;                 /* --plot FILE.png */

@@ -68,6 +68,8 @@ static void usage(FILE *f)
                "  --flush async|sync   flushDiskType of the started broker (async)\n"
                "  --inflight K         requests in flight per producer (1 = shmq_send)\n"
                "  --batch K            messages per shmq_send_batch call (1 = no batches)\n"
+               "  --compress-over B    producers store single bodies of B bytes or more LZ4-\n"
+               "                       compressed (4096, RocketMQ's default; 0: never)\n"
                "  --rate R             e2e: messages per second, all producers (100000)\n"
                "  --strict             e2e: exit 3 when the producers did not offer --rate\n"
                "                       (sent less than 95 %% of it; --inflight 1 waits for each\n"
@@ -185,6 +187,7 @@ enum {
     OPT_STRICT,
     OPT_GATE,
     OPT_MEMBERS,
+    OPT_COMPRESS_OVER,
 };
 
 static const struct option long_opts[] = {
@@ -195,6 +198,7 @@ static const struct option long_opts[] = {
     {"count", required_argument, NULL, OPT_COUNT},
     {"flush", required_argument, NULL, OPT_FLUSH},
     {"inflight", required_argument, NULL, OPT_INFLIGHT},
+    {"compress-over", required_argument, NULL, OPT_COMPRESS_OVER},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"rate", required_argument, NULL, OPT_RATE},
     {"store-bytes", required_argument, NULL, OPT_STORE_BYTES},
@@ -249,6 +253,7 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
     o->flush = -1;
     o->inflight = 1;
     o->batch = 1;
+    o->compress_over = -1;
     o->rate = 100000;
     o->store_bytes = 1LL << 30;
     o->tail_bytes = -1;
@@ -397,6 +402,12 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
         case OPT_NO_CHECK_CRCS:
             o->no_check_crcs = true;
             break;
+        case OPT_COMPRESS_OVER:
+            if (parse_size(optarg, &o->compress_over) < 0) {
+                fprintf(stderr, "shmq-bench: --compress-over %s: expected bytes\n", optarg);
+                return -1;
+            }
+            break;
         case OPT_PASSES:
             if (parse_num("--passes", optarg, 1, 1000, &v) < 0) {
                 return -1;
@@ -487,6 +498,8 @@ json_t *bench_config_json(const bench_opts_t *o, const bench_broker_t *b)
     json_object_set_new(c, "flush", json_string(b->flush_sync ? "SYNC_FLUSH" : "ASYNC_FLUSH"));
     json_object_set_new(c, "inflight", json_integer(o->inflight));
     json_object_set_new(c, "batch", json_integer(o->batch));
+    json_object_set_new(c, "compress_over",
+                        json_integer(o->compress_over >= 0 ? o->compress_over : 4096));
     json_object_set_new(c, "topic", json_string(o->topic));
     json_object_set_new(c, "store", o->store ? json_string(o->store) : json_string("temporary"));
     json_object_set_new(c, "slave", json_boolean(o->slave));

@@ -234,6 +234,9 @@ void bench_producer_main(bench_prod_t *bp)
         atomic_store_explicit(&me->state, -1, memory_order_release);
         _exit(1);
     }
+    if (bp->o->compress_over >= 0) {
+        shmq_producer_set_compress_over(p, bp->o->compress_over);
+    }
     atomic_store_explicit(&me->state, 1, memory_order_release);
     if (wait_go(bp->sh)) {
         bench_gate_count_start(bp->o);
@@ -398,6 +401,13 @@ int bench_produce(const bench_opts_t *o, bench_report_t *r)
             r->mb_per_sec = (double)bytes / r->seconds / 1e6;
             r->store_mb_per_sec = (double)(by1 - by0) / r->seconds / 1e6;
         }
+        /* What the bodies cost on disk (a compressed body stores fewer bytes). */
+        if (r->extra == NULL) {
+            r->extra = json_object();
+        }
+        json_object_set_new(r->extra, "commitlog_bytes", json_integer((json_int_t)(by1 - by0)));
+        json_object_set_new(r->extra, "commitlog_bytes_per_msg",
+                            json_real(r->msgs > 0 ? (double)(by1 - by0) / (double)r->msgs : 0));
         r->latency_what = o->batch > 1 ? "shmq_send_batch call to its return (per message)"
                                        : "send call to acknowledgement";
         if (r->machine.measured && r->machine.memcpy_bytes_per_sec > 0) {

@@ -108,8 +108,36 @@ static void prop_text(const shmq_msg_view_t *v, const char *name)
     }
 }
 
+static int print_view(bool json, const shmq_msg_view_t *v);
+
 /* One message, as `consume` and `query` print it: text, or a JSON line. */
-int shmqctl_print_message(bool json, const shmq_msg_view_t *v)
+int shmqctl_print_message(const shmqctl_args_t *a, const shmq_msg_view_t *view)
+{
+    bool json = a->json;
+    /* An admin query's view holds the body as stored; a pull's is decompressed already. */
+    shmq_msg_view_t dv = *view;
+    const shmq_msg_view_t *v = &dv;
+    uint8_t *owned = NULL;
+    if (view->body == view->stored_body && view->compression != SHMQ_COMPRESSION_NONE) {
+        const void *b;
+        size_t bl;
+        int rc = shmqctl_body_decompress(view->sysflag, view->body, view->body_len,
+                                         a->cfg.max_message_size, a->raw, &owned, &b, &bl);
+        if (rc < 0) {
+            shmqctl_err("message %s (CommitLog offset %lld): the body does not decompress: %s",
+                        view->msg_id, (long long)view->phys_offset, shmq_error_detail());
+            return rc;
+        }
+        dv.body = b;
+        dv.body_len = bl;
+    }
+    int rc = print_view(json, v);
+    free(owned);
+    return rc;
+}
+
+/* One message, as `consume` and `query` print it, its body ready. */
+static int print_view(bool json, const shmq_msg_view_t *v)
 {
     if (json) {
         bool text = shmqctl_utf8_printable(v->body, v->body_len);
@@ -132,6 +160,10 @@ int shmqctl_print_message(bool json, const shmq_msg_view_t *v)
                             text ? json_stringn(v->body, v->body_len)
                                  : shmqctl_json_base64(v->body, v->body_len));
         json_object_set_new(o, "body_encoding", json_string(text ? "text" : "base64"));
+        json_object_set_new(o, "sysflag", json_integer(v->sysflag));
+        json_object_set_new(o, "compression",
+                            json_string(shmqctl_compression_name(v->compression)));
+        json_object_set_new(o, "stored_len", json_integer((json_int_t)v->stored_len));
         return shmqctl_json_print(o) < 0 ? -EIO : 0;
     }
     char ts[64];
@@ -145,7 +177,12 @@ int shmqctl_print_message(bool json, const shmq_msg_view_t *v)
     prop_text(v, SHMQ_PROP_TAGS);
     fputs(" keys=", stdout);
     prop_text(v, SHMQ_PROP_KEYS);
-    printf(" reconsumeTimes=%d storeTime=%s body=", (int)v->reconsume_times, ts);
+    printf(" reconsumeTimes=%d storeTime=%s", (int)v->reconsume_times, ts);
+    if (v->compression != SHMQ_COMPRESSION_NONE) {
+        printf(" compression=%s storedLen=%zu", shmqctl_compression_name(v->compression),
+               v->stored_len);
+    }
+    fputs(" body=", stdout);
     shmqctl_print_text(stdout, v->body, v->body_len);
     fputc('\n', stdout);
     return 0;
@@ -309,7 +346,7 @@ static int64_t consume_pull(consume_state_t *st, shmq_pull_result_t *pr, consume
     case SHMQ_PULL_FOUND:
         next = pr->next_offset;
         for (i = 0; i < pr->count; i++) {
-            rc = shmqctl_print_message(st->a->json, &pr->msgs[i]);
+            rc = shmqctl_print_message(st->a, &pr->msgs[i]);
             if (rc < 0) {
                 return rc;
             }
@@ -498,6 +535,9 @@ int shmqctl_cmd_consume(shmqctl_args_t *a)
     }
     if (a->no_check) {
         shmq_consumer_set_check_crcs(st.c, false);
+    }
+    if (rc == 0 && a->raw) {
+        shmq_consumer_set_decompress(st.c, false);
     }
     if (a->broadcast) {
         shmq_consumer_set_model(st.c, SHMQ_BROADCASTING);

@@ -16,6 +16,8 @@
 
 #include "shmqctl.h"
 
+#include "format/compress.h"
+
 /* A property value as a JSON string, or JSON null when absent. */
 static json_t *prop_json(const shmq_record_t *r, const char *name)
 {
@@ -24,7 +26,7 @@ static json_t *prop_json(const shmq_record_t *r, const char *name)
     return v ? shmqctl_json_str(v, vlen) : json_null();
 }
 
-static json_t *record_json(const shmq_record_t *r)
+static json_t *record_json(const shmq_record_t *r, const void *body, size_t body_len)
 {
     json_t *o = json_object();
     json_t *props = json_object();
@@ -54,7 +56,10 @@ static json_t *record_json(const shmq_record_t *r)
     json_object_set_new(o, "reconsume_times", json_integer(r->reconsume_times));
     json_object_set_new(o, "prepared_tx_offset", json_integer(r->prepared_tx_offset));
     json_object_set_new(o, "body_crc", json_integer(r->body_crc));
-    json_object_set_new(o, "body_len", json_integer(r->body_len));
+    json_object_set_new(o, "body_len", json_integer((json_int_t)body_len));
+    json_object_set_new(o, "stored_len", json_integer(r->body_len));
+    int ct = shmq_body_compression(r->sysflag);
+    json_object_set_new(o, "compression", json_string(shmqctl_compression_name(ct)));
     shmq_msgid_format(&r->store_host, r->phys_offset, msgid);
     json_object_set_new(o, "msg_id", json_string(msgid));
     json_object_set_new(o, "uniq_key", prop_json(r, SHMQ_PROP_UNIQ_KEY));
@@ -70,11 +75,11 @@ static json_t *record_json(const shmq_record_t *r)
         json_decref(k);
     }
     json_object_set_new(o, "properties", props);
-    if (shmqctl_utf8_printable(r->body, r->body_len)) {
-        json_object_set_new(o, "body", json_stringn((const char *)r->body, r->body_len));
+    if (shmqctl_utf8_printable(body, body_len)) {
+        json_object_set_new(o, "body", json_stringn((const char *)body, body_len));
         json_object_set_new(o, "body_encoding", json_string("text"));
     } else {
-        json_object_set_new(o, "body", shmqctl_json_base64(r->body, r->body_len));
+        json_object_set_new(o, "body", shmqctl_json_base64(body, body_len));
         json_object_set_new(o, "body_encoding", json_string("base64"));
     }
     return o;
@@ -103,6 +108,10 @@ static void record_text(const shmq_record_t *r)
     printf(" qid=%d qoff=%lld store_ts=%lld (%s) sysflag=0x%x body_len=%u", (int)r->queue_id,
            (long long)r->queue_offset, (long long)r->store_ts, ts, (unsigned)r->sysflag,
            (unsigned)r->body_len);
+    if (r->sysflag & SHMQ_SYSFLAG_COMPRESSED) {
+        printf(" compression=%s", shmqctl_compression_name(shmq_body_compression(r->sysflag)));
+        shmq_error_clear();
+    }
     print_prop_text(r, "tags", SHMQ_PROP_TAGS);
     print_prop_text(r, "keys", SHMQ_PROP_KEYS);
     printf(" msgid=%s", msgid);
@@ -142,7 +151,20 @@ static int dump_commitlog(shmqctl_args_t *a, shmq_commitlog_t *cl)
             return SHMQCTL_EXIT_FAIL;
         }
         if (a->json) {
-            if (shmqctl_json_print(record_json(&rec)) < 0) {
+            uint8_t *owned;
+            const void *body;
+            size_t body_len;
+            rc = shmqctl_body_decompress(rec.sysflag, rec.body, rec.body_len,
+                                         a->cfg.max_message_size, a->raw, &owned, &body, &body_len);
+            if (rc < 0) {
+                shmqctl_err("record at offset %lld: the body (sysflag 0x%x) does not "
+                            "decompress: %s",
+                            (long long)rec.phys_offset, (unsigned)rec.sysflag, shmq_error_detail());
+                return SHMQCTL_EXIT_FAIL;
+            }
+            rc = shmqctl_json_print(record_json(&rec, body, body_len));
+            free(owned);
+            if (rc < 0) {
                 shmqctl_err("cannot format record at offset %lld as JSON",
                             (long long)rec.phys_offset);
                 return SHMQCTL_EXIT_FAIL;

@@ -138,7 +138,7 @@ static int query_one(shmqctl_args_t *a, shmq_admin_t *ad)
     if (rc < 0) {
         return shmqctl_fail(rc, "query failed");
     }
-    return shmqctl_print_message(a->json, &v) < 0 ? SHMQCTL_EXIT_FAIL : SHMQCTL_EXIT_OK;
+    return shmqctl_print_message(a, &v) < 0 ? SHMQCTL_EXIT_FAIL : SHMQCTL_EXIT_OK;
 }
 
 int shmqctl_cmd_query(shmqctl_args_t *a)
@@ -198,7 +198,7 @@ int shmqctl_cmd_query(shmqctl_args_t *a)
         ret = SHMQCTL_EXIT_FAIL;
     }
     for (size_t i = 0; ret == SHMQCTL_EXIT_OK && i < res->count; i++) {
-        if (shmqctl_print_message(a->json, &res->msgs[i]) < 0) {
+        if (shmqctl_print_message(a, &res->msgs[i]) < 0) {
             ret = SHMQCTL_EXIT_FAIL;
         }
     }

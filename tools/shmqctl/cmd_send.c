@@ -300,6 +300,9 @@ int shmqctl_cmd_send(shmqctl_args_t *a)
         ret = shmqctl_fail(rc, "cannot open a producer on %s", root);
         goto out;
     }
+    if (a->compress_over >= 0) {
+        shmq_producer_set_compress_over(p, a->compress_over);
+    }
     shmq_message_init(&m, a->pos[0], body, body_len);
     m.tags = a->tags;
     m.keys = a->keys_arg;

@@ -54,6 +54,8 @@
 #define SHMQCTL_OPT_ROLE         0x8000000  /* role: --promote --slave --master HOST:PORT --clear */
 #define SHMQCTL_OPT_TO           0x10000000 /* offsets reset: --to */
 #define SHMQCTL_OPT_MEMBER       0x20000000 /* consume: --broadcast --orderly */
+#define SHMQCTL_OPT_RAW          0x40000000 /* dump, consume, query: --raw */
+#define SHMQCTL_OPT_COMPRESS     0x80000000 /* send: --compress-over BYTES */
 
 /* The parsed command line of one command. */
 typedef struct shmqctl_args {
@@ -101,12 +103,14 @@ typedef struct shmqctl_args {
     bool orderly;               /* consume --orderly: queues held as locks */
     const char *skip_corrupt;   /* consume --skip-corrupt [TOPIC:]QUEUE:OFFSET */
     /* role */
-    bool promote;       /* --promote */
-    bool slave;         /* --slave */
-    const char *master; /* --master HOST:PORT */
-    bool clear;         /* --clear */
-    const char *to_arg; /* offsets reset --to */
-    char **pos;         /* positional arguments after the command */
+    bool promote;          /* --promote */
+    bool slave;            /* --slave */
+    const char *master;    /* --master HOST:PORT */
+    bool clear;            /* --clear */
+    const char *to_arg;    /* offsets reset --to */
+    bool raw;              /* --raw: compressed bodies as stored */
+    int64_t compress_over; /* send --compress-over BYTES, -1 when not given */
+    char **pos;            /* positional arguments after the command */
     int npos;
 } shmqctl_args_t;
 
@@ -302,6 +306,18 @@ void shmqctl_progress_clear(shmqctl_progress_t *p);
 
 /* One consumed or queried message: text, or a JSON line (cmd_consume.c). */
 struct shmq_msg_view;
-int shmqctl_print_message(bool json, const struct shmq_msg_view *v);
+int shmqctl_print_message(const shmqctl_args_t *a, const struct shmq_msg_view *v);
+
+/*
+ * The body of a record stored with sysflag (body[0..len)), for display:
+ * decompressed into *owned (the caller frees it) unless raw or not
+ * compressed, then *out and *out_len give it.  Returns 0 or the error of
+ * shmq_body_decompress() (its detail says what failed).
+ */
+int shmqctl_body_decompress(int32_t sysflag, const void *body, size_t len, int32_t max_message_size,
+                            bool raw, uint8_t **owned, const void **out, size_t *out_len);
+
+/* "none", "lz4", "zstd", "zlib" or "unknown" for a compression type. */
+const char *shmqctl_compression_name(int type);
 
 #endif

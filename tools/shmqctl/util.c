@@ -16,6 +16,8 @@
 
 #include "shmqctl.h"
 
+#include "format/compress.h"
+
 /* ---- numbers ------------------------------------------------------------- */
 
 int shmqctl_parse_int(const char *s, int64_t min, int64_t max, bool suffixes, int64_t *out)
@@ -565,5 +567,45 @@ int shmqctl_store_lock(const char *root, int *fd)
     if (rc < 0) {
         return shmqctl_fail(rc, "cannot lock store %s", root);
     }
+    return 0;
+}
+
+const char *shmqctl_compression_name(int type)
+{
+    switch (type) {
+    case SHMQ_COMPRESSION_NONE:
+        return "none";
+    case SHMQ_COMPRESSION_LZ4:
+        return "lz4";
+    case SHMQ_COMPRESSION_ZSTD:
+        return "zstd";
+    case SHMQ_COMPRESSION_ZLIB:
+        return "zlib";
+    default:
+        return "unknown";
+    }
+}
+
+int shmqctl_body_decompress(int32_t sysflag, const void *body, size_t len, int32_t max_message_size,
+                            bool raw, uint8_t **owned, const void **out, size_t *out_len)
+{
+    *owned = NULL;
+    *out = body;
+    *out_len = len;
+    if (raw || !(sysflag & SHMQ_SYSFLAG_COMPRESSED)) {
+        return 0;
+    }
+    int type = shmq_body_compression(sysflag);
+    if (type < 0) {
+        return type;
+    }
+    size_t got;
+    int rc = shmq_body_decompress(type, body, len,
+                                  max_message_size > 0 ? (size_t)max_message_size : 0, owned, &got);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = *owned;
+    *out_len = got;
     return 0;
 }
