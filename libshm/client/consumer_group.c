@@ -177,7 +177,7 @@ int shmq_cons_member_queues(shmq_consumer_t *c, const char *topic, const char *s
     char retry[SHMQ_TOPIC_MAX_ANY + 1];
     snprintf(retry, sizeof(retry), "%s%s", SHMQ_RETRY_PREFIX, c->group);
     bool released = false;
-    for (int32_t q = 0; q < SHMQ_TOPIC_QUEUES_MAX + 64; q++) {
+    for (int32_t q = 0; q < SHMQ_TOPIC_QUEUES_MAX + SHMQ_MEMBER_RETRY_MAX; q++) {
         bool main = q < SHMQ_TOPIC_QUEUES_MAX;
         int32_t id = main ? q : q - SHMQ_TOPIC_QUEUES_MAX;
         if (!shmq_member_bit(main ? v->release : &v->release_retry, id)) {
@@ -288,11 +288,8 @@ int shmq_consumer_queues(shmq_consumer_t *c, const char *topic, const char *subs
             return nq;
         }
         for (int32_t q = 0; q < nq; q++) {
-            bool held = (c->member_flags & SHMQ_MEMBER_BROADCASTING) ||
-                        (t == 0 ? q < SHMQ_TOPIC_QUEUES_MAX && shmq_member_bit(v->own, q) &&
-                                      !shmq_member_bit(v->release, q)
-                                : q < 64 && shmq_member_bit(&v->own_retry, q) &&
-                                      !shmq_member_bit(&v->release_retry, q));
+            bool held =
+                (c->member_flags & SHMQ_MEMBER_BROADCASTING) || shmq_member_holds(v, t == 1, q);
             if (held && n++ < cap) {
                 ref_set(&out[n - 1], topics[t], q, t == 1);
             }

@@ -259,11 +259,7 @@ static int poll_refresh(shmq_consumer_t *c, struct shmq_consumer_retry *r, const
             return n;
         }
         for (int32_t q = 0; q < n; q++) {
-            bool held =
-                all || (t == 0 ? q < SHMQ_TOPIC_QUEUES_MAX && shmq_member_bit(own->own, q) &&
-                                     !shmq_member_bit(own->release, q)
-                               : q < 64 && shmq_member_bit(&own->own_retry, q) &&
-                                     !shmq_member_bit(&own->release_retry, q));
+            bool held = all || shmq_member_holds(own, t == 1, q);
             if (held && (rc = poll_add(r, topics[t], q, t == 1)) < 0) {
                 return rc;
             }

@@ -536,6 +536,7 @@ typedef struct shmq_ctl_offset {
  * Broadcasting: no queues are divided (own and release stay empty).
  */
 #define SHMQ_MEMBER_QWORDS    (SHMQ_TOPIC_QUEUES_MAX / 64)
+#define SHMQ_MEMBER_RETRY_MAX 64 /* queues of the retry topic a bitmap holds (own_retry) */
 #define SHMQ_MEMBER_CLIENT_ID 48
 #define SHMQ_MEMBER_SUB_MAX   200 /* bytes of a subscription kept (a longer one is cut) */
 
@@ -570,6 +571,17 @@ typedef struct shmq_ctl_member {
 static inline bool shmq_member_bit(const uint64_t *bits, int32_t q)
 {
     return (bits[q / 64] >> (q % 64)) & 1u;
+}
+
+/* Member m holds queue q of its topic (retry: of the group's retry topic) and is not asked
+ * to give it back. */
+static inline bool shmq_member_holds(const shmq_ctl_member_t *m, bool retry, int32_t q)
+{
+    if (q < 0 || q >= (retry ? SHMQ_MEMBER_RETRY_MAX : SHMQ_TOPIC_QUEUES_MAX)) {
+        return false;
+    }
+    return retry ? shmq_member_bit(&m->own_retry, q) && !shmq_member_bit(&m->release_retry, q)
+                 : shmq_member_bit(m->own, q) && !shmq_member_bit(m->release, q);
 }
 
 /* The consumer area: written by the master (commits arrive over <root>/shmq.sock) and on a

@@ -17,7 +17,6 @@
 #include "shmq/errors.h"
 
 #define TICK_EVERY_MS 1000
-#define RETRY_QUEUES  64 /* bits of own_retry */
 
 typedef struct bits {
     uint64_t own[SHMQ_MEMBER_QWORDS];
@@ -72,6 +71,12 @@ static bool any_bits(const uint64_t *w, size_t n)
         }
     }
     return false;
+}
+
+/* Queues e holds (own and own_retry), for queues_held. */
+static int held_count(const shmq_ctl_member_t *e)
+{
+    return count_bits(e->own, SHMQ_MEMBER_QWORDS) + count_bits(&e->own_retry, 1);
 }
 
 static void retry_topic(const char *group, char *out, size_t len)
@@ -184,7 +189,8 @@ static void divide(shmq_ctl_t *ctl, const char *group, int64_t now)
     /* The retry topic: every clustering member of the group subscribes to it. */
     char retry[SHMQ_TOPIC_MAX_ANY + 1];
     retry_topic(group, retry, sizeof(retry));
-    divide_topic(b, list, k, topic_queues(ctl, retry, RETRY_QUEUES), RETRY_QUEUES, true);
+    divide_topic(b, list, k, topic_queues(ctl, retry, SHMQ_MEMBER_RETRY_MAX), SHMQ_MEMBER_RETRY_MAX,
+                 true);
     /* Each topic among the members subscribed to it. */
     memset(done, 0, sizeof(done));
     for (int i = 0; i < k; i++) {
@@ -217,7 +223,7 @@ static void divide(shmq_ctl_t *ctl, const char *group, int64_t now)
         e->own_retry = x->own_retry;
         memcpy(e->release, x->release, sizeof(e->release));
         e->release_retry = x->release_retry;
-        e->queues_held = count_bits(e->own, SHMQ_MEMBER_QWORDS) + count_bits(&e->own_retry, 1);
+        e->queues_held = held_count(e);
         e->release_since_ms = !releasing ? 0 : e->release_since_ms ? e->release_since_ms : now;
         member_end(e);
         changed = true;
@@ -365,7 +371,7 @@ int shmq_groups_may_commit(const shmq_ctl_t *ctl, int slot, const char *group, c
     if (kind == 0) {
         return 0;
     }
-    int32_t cap = kind == 1 ? SHMQ_TOPIC_QUEUES_MAX : RETRY_QUEUES;
+    int32_t cap = kind == 1 ? SHMQ_TOPIC_QUEUES_MAX : SHMQ_MEMBER_RETRY_MAX;
     if (queue_id >= 0 && queue_id < cap &&
         shmq_member_bit(kind == 1 ? e->own : &e->own_retry, queue_id)) {
         return 0;
@@ -401,7 +407,7 @@ int shmq_groups_release(shmq_ctl_t *ctl, int slot, const char *group, const char
                               topic, (int)queue_id, group);
     }
     int kind = topic_kind(e, topic);
-    int32_t cap = kind == 1 ? SHMQ_TOPIC_QUEUES_MAX : RETRY_QUEUES;
+    int32_t cap = kind == 1 ? SHMQ_TOPIC_QUEUES_MAX : SHMQ_MEMBER_RETRY_MAX;
     uint64_t *own = kind == 1 ? e->own : &e->own_retry;
     uint64_t *rel = kind == 1 ? e->release : &e->release_retry;
     if (kind == 0 || queue_id < 0 || queue_id >= cap || !shmq_member_bit(rel, queue_id)) {
@@ -459,7 +465,7 @@ int shmq_groups_tick(shmq_ctl_t *ctl, int64_t now, char *note, size_t len)
         e->own_retry &= ~e->release_retry;
         e->release_retry = 0;
         e->release_since_ms = 0;
-        e->queues_held = count_bits(e->own, SHMQ_MEMBER_QWORDS) + count_bits(&e->own_retry, 1);
+        e->queues_held = held_count(e);
         member_end(e);
         gen_bump(ctl);
     }

@@ -253,7 +253,7 @@ static int consume_refresh_queues(consume_state_t *st)
  */
 static int consume_member_queues(consume_state_t *st)
 {
-    int cap = SHMQ_TOPIC_QUEUES_MAX + 64;
+    int cap = SHMQ_TOPIC_QUEUES_MAX + SHMQ_MEMBER_RETRY_MAX;
     if (st->refs == NULL && (st->refs = calloc((size_t)cap, sizeof(*st->refs))) == NULL) {
         return -ENOMEM;
     }

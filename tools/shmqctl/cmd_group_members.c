@@ -36,7 +36,7 @@ static char *queue_list(const shmq_ctl_member_t *m, const uint64_t *bits, const 
         return NULL;
     }
     s[0] = '\0';
-    for (int32_t q = 0; q < SHMQ_TOPIC_QUEUES_MAX + 64; q++) {
+    for (int32_t q = 0; q < SHMQ_TOPIC_QUEUES_MAX + SHMQ_MEMBER_RETRY_MAX; q++) {
         bool main = q < SHMQ_TOPIC_QUEUES_MAX;
         int32_t id = main ? q : q - SHMQ_TOPIC_QUEUES_MAX;
         if (!shmq_member_bit(main ? bits : retry, id)) {
@@ -226,7 +226,7 @@ const char *shmqctl_group_queue_owner(const shmq_ctl_t *ctl, const char *group, 
     char retry[SHMQ_TOPIC_MAX_ANY + 1];
     snprintf(retry, sizeof(retry), "%s%s", SHMQ_RETRY_PREFIX, group);
     bool is_retry = strcmp(topic, retry) == 0;
-    int32_t cap = is_retry ? 64 : SHMQ_TOPIC_QUEUES_MAX;
+    int32_t cap = is_retry ? SHMQ_MEMBER_RETRY_MAX : SHMQ_TOPIC_QUEUES_MAX;
     if (queue_id < 0 || queue_id >= cap) {
         return NULL;
     }
