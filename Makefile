@@ -108,6 +108,36 @@ $(BUILD)/shmqctl: $(CTL_OBJS) $(TOOL_COMMON_OBJS) $(BUILD)/libshmq.a
 $(BUILD)/shmq-bench: $(BENCH_OBJS) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(BUILD)/libshmq.a $(LDLIBS)
 
+# shmq-trace: the USDT probes' tracer (libbpf), built when libbpf-dev, bpftool and
+# clang's BPF target are here; optional otherwise (the store's probes need only
+# sys/sdt.h, and are nops without it).
+BPFTOOL    := $(firstword $(shell command -v bpftool 2>/dev/null) $(wildcard /usr/sbin/bpftool))
+BPF_CLANG  ?= clang
+BPF_ARCH   := $(subst x86_64,x86,$(subst aarch64,arm64,$(shell uname -m)))
+TRACE_OK   := $(and $(BPFTOOL),$(wildcard /usr/include/bpf/usdt.bpf.h),$(filter bpf,$(shell \
+                $(BPF_CLANG) -print-targets 2>/dev/null | awk '{print $$1}')))
+TRACE_SRCS := $(sort $(wildcard tools/shmq-trace/*.c))
+TRACE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out %.bpf.c,$(TRACE_SRCS)))
+TRACE_BIN  := $(if $(TRACE_OK),$(if $(TRACE_SRCS),$(BUILD)/shmq-trace))
+BINS += $(TRACE_BIN)
+tools: $(TRACE_BIN)
+
+$(BUILD)/tools/shmq-trace/shmq_trace.bpf.o: tools/shmq-trace/shmq_trace.bpf.c \
+    tools/shmq-trace/trace_event.h
+	@mkdir -p $(dir $@)
+	$(BPF_CLANG) -O2 -g -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
+	    -I/usr/include/$(shell $(BPF_CLANG) -print-multiarch 2>/dev/null) \
+	    -Wall -Werror -c $< -o $@
+
+$(BUILD)/tools/shmq-trace/shmq_trace.skel.h: $(BUILD)/tools/shmq-trace/shmq_trace.bpf.o
+	$(BPFTOOL) gen skeleton $< name shmq_trace >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/tools/shmq-trace/main.o: $(BUILD)/tools/shmq-trace/shmq_trace.skel.h
+$(BUILD)/tools/shmq-trace/main.o: CFLAGS += -I$(BUILD)/tools/shmq-trace
+
+$(BUILD)/shmq-trace: $(TRACE_OBJS) $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $(TRACE_OBJS) $(BUILD)/libshmq.a $(LDLIBS) -lbpf -lelf
+
 # bench/floor: the minimal ring + mmap append that bench/compare-peers sets
 # shmq against (ISA-L only, none of libshm).
 FLOOR := $(if $(wildcard bench/floor.c),$(BUILD)/bench/floor)

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/probes.h"
 #include "store/clean.h"
 #include "shm/ctl_clean.h"
 #include "shm/ctl.h"
@@ -239,6 +240,7 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
             return rc;
         }
         touch(d, q);
+        SHMQ_PROBE(dispatch, at, r.total_size, r.queue_id, r.queue_offset, r.topic, r.topic_len);
         records++;
         bytes += r.total_size;
     }

@@ -52,6 +52,7 @@
 #include "format/commitlog.h"
 #include "shm/ctl.h"
 #include "shm/stats.h"
+#include "base/probes.h"
 #include "store/fence.h"
 #include "shmq/errors.h"
 #include "format/store_files.h"
@@ -108,6 +109,7 @@ static void fence(shmq_worker_t *w, flusher_t *f, int rc)
     /* relaxed: statistics */
     atomic_fetch_add_explicit(&b->counters.flush_errors, 1, memory_order_relaxed);
     shmq_ctl_fence(b, SHMQ_FENCE_COMMITLOG, rc);
+    SHMQ_PROBE(flush_error, f->flushed, rc);
     shmq_log(SHMQ_LOG_ERROR,
              "CommitLog flush failed at %lld: %s; the store is fenced: no write is acknowledged "
              "past %lld, and the next start cuts the log there",
@@ -169,6 +171,7 @@ static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     int64_t bytes = wrote - f->flushed;
+    int64_t from = f->flushed;
     f->flushed = wrote;
     shmq_ctl_block_t *b = w->ctl.blk;
     /* release (inside publish): the bytes below are on disk before anyone acts on it */
@@ -182,6 +185,7 @@ static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least
     }
     uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     shmq_hist_add(&b->counters.flush_latency, &shmq_hist_flush, (int64_t)ns, 1);
+    SHMQ_PROBE(flush, from, wrote, ns);
     return bytes;
 }
 

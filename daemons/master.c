@@ -51,6 +51,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/probes.h"
 #include "net/net.h"
 #include "shm/progress.h"
 #include "shm/ctl.h"
@@ -458,6 +459,7 @@ static void worker_exited(master_t *m, master_worker_t *w, int status)
 {
     shmq_ctl_worker_t *s = slot(m, w);
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    SHMQ_PROBE(worker_exit, wname(w), (int)w->pid, code);
     int64_t up = shmq_mono_ms() - w->started_mono;
     if (code >= 0) {
         shmq_log(code == 0 ? SHMQ_LOG_INFO : SHMQ_LOG_WARN, "the %s (pid %d) exited with status %d",

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/probes.h"
 #include "shmq/errors.h"
 #include "format/store_files.h"
 
@@ -154,6 +155,7 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
     }
     atomic_store_explicit(&w.self->state, SHMQ_WORKER_RUNNING, memory_order_release);
     shmq_log(SHMQ_LOG_INFO, "running");
+    SHMQ_PROBE(worker_start, w.name, (int)getpid());
 
     int exit_code = SHMQ_EXIT_OK;
     /* The master's death sends us SIGTERM (PR_SET_PDEATHSIG above, checked after it was

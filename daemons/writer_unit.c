@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/probes.h"
 #include "format/commitlog.h"
 #include "shm/ctl.h"
 #include "shm/journal.h"
@@ -462,6 +463,8 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     d->res.size = first->size;
     d->res.count = (int32_t)n;
     uint64_t bytes = (uint64_t)(d->res.end_pos - d->res.phys_offset);
+    SHMQ_PROBE(append, ring, m0->req_id, d->res.phys_offset, d->res.end_pos, n, m0->queue_id,
+               d->res.queue_offset, m0->topic, m0->topic_len);
     wr->msgs_in += n;
     wr->bytes_in += bytes;
     if (wr->topic_entry != NULL) {

@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/probes.h"
 #include "store/clean.h"
 #include "shm/ctl_clean.h"
 #include "format/commitlog.h"
@@ -726,6 +727,7 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
                 continue;
             }
         }
+        SHMQ_PROBE(pull, v->phys_offset, v->size, queue_id, qoff - 1, topic, tlen);
         if (++count == (size_t)max_msgs) {
             break;
         }

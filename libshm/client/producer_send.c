@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/probes.h"
 #include "format/compress.h"
 #include "format/message.h"
 
@@ -601,6 +602,8 @@ int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int
         slot_arm(p, s, rm->req_id, mode);
     }
     shmq_ring_encode(dst, len, rm);
+    /* Before the publish: a tracer's time for it is then never after the writer's append. */
+    SHMQ_PROBE(produce, p->ring_idx, rm->req_id, rm->queue_id, 1, len, rm->topic, rm->topic_len);
     publish(p);
     *slot_out = s;
     return 0;
@@ -967,6 +970,8 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
         rm->req_id = req_id;
         off += (uint64_t)shmq_ring_encode(dst + off, total - off, rm);
     }
+    SHMQ_PROBE(produce, p->ring_idx, req_id, p->bmsgs[0].queue_id, n, total, p->bmsgs[0].topic,
+               p->bmsgs[0].topic_len);
     publish(p);
 
     rc = wait_slot(p, s, deadline);

@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/probes.h"
 #include "store/fence.h"
 #include "shmq/errors.h"
 #include "store/store.h"
@@ -74,6 +75,7 @@ static int sync_log(shmq_store_t *st, int64_t from, int64_t end)
     PROGRESS(st, sync_to, end);
     PROGRESS(st, sync_pos, pos < end ? pos : end);
     PROGRESS(st, phase, SHMQ_RECOVERY_SYNC);
+    SHMQ_PROBE(recovery, SHMQ_RECOVERY_SYNC, shmq_recovery_phase_name(SHMQ_RECOVERY_SYNC));
     while (pos < end) {
         shmq_mapped_file_t *mf = shmq_mfq_find(&st->cl.q, pos);
         if (mf == NULL) {
@@ -365,6 +367,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     PROGRESS(st, scan_to, limit > s.start ? limit : s.start);
     PROGRESS(st, scan_pos, s.start);
     PROGRESS(st, phase, SHMQ_RECOVERY_SCAN);
+    SHMQ_PROBE(recovery, SHMQ_RECOVERY_SCAN, shmq_recovery_phase_name(SHMQ_RECOVERY_SCAN));
     int64_t reported = s.start;
 
     while (pos < limit) {
@@ -452,6 +455,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     PROGRESS(st, sync_to, end);
     PROGRESS(st, sync_pos, rep.synced_from);
     PROGRESS(st, phase, SHMQ_RECOVERY_SYNC); /* zeroing the tail syncs it first */
+    SHMQ_PROBE(recovery, SHMQ_RECOVERY_SYNC, shmq_recovery_phase_name(SHMQ_RECOVERY_SYNC));
     int64_t window_end = end + torn_window(st);
     if (rep.fence_commitlog >= 0) {
         window_end = files_end;
@@ -505,6 +509,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     }
     rep.crc_tail_from = st->cp.crc_tail_from;
     PROGRESS(st, phase, SHMQ_RECOVERY_QUEUES);
+    SHMQ_PROBE(recovery, SHMQ_RECOVERY_QUEUES, shmq_recovery_phase_name(SHMQ_RECOVERY_QUEUES));
     rc = shmq_store_flush(st);
     if (rc < 0) {
         return rc;
@@ -525,6 +530,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
         return shmq_error_set(rc, "cannot create %s/abort: %s", st->root, shmq_strerror(rc));
     }
     PROGRESS(st, phase, SHMQ_RECOVERY_INDEX);
+    SHMQ_PROBE(recovery, SHMQ_RECOVERY_INDEX, shmq_recovery_phase_name(SHMQ_RECOVERY_INDEX));
     if (out) {
         *out = rep;
     }
