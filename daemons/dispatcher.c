@@ -43,6 +43,7 @@
 #include "store/clean.h"
 #include "shm/ctl_clean.h"
 #include "shm/ctl.h"
+#include "shm/stats.h"
 #include "store/fence.h"
 #include "shmq/errors.h"
 #include "store/store.h"
@@ -59,6 +60,7 @@ typedef struct dispatcher {
     bool store_open;
     int64_t pos;           /* next record to dispatch; published as `dispatched` after each batch */
     shmq_cl_cursor_t cur;  /* the CommitLog segment of pos */
+    uint64_t stamp;        /* the writer's next append stamp to take (stats.h) */
     int64_t cq_flushed;    /* last published cq_flushed */
     int64_t stall_pos;     /* pos at which a batch made no progress below the limit, -1 none */
     int64_t next_flush_ms; /* monotonic */
@@ -148,6 +150,7 @@ static int publish_batch(dispatcher_t *d)
     shmq_ctl_block_t *b = d->w->ctl.blk;
     /* Release inside publish: every unit and max_offset above is visible before it. */
     shmq_ctl_publish(&b->dispatched, d->pos);
+    shmq_stamps_take(&b->stamps, &d->stamp, d->pos, &b->counters.append_dispatch, &shmq_hist_stage);
     /* The publish's fence orders the units and max_offsets before these looks too. */
     if (units) {
         /* Wakes only if a consumer registered as a sleeper (no system call otherwise). */
@@ -518,6 +521,7 @@ static int dispatcher_init(shmq_worker_t *w, void **state)
     int64_t wrote = shmq_ctl_load(&b->wrote);
     shmq_commitlog_set_positions(&d->st.cl, wrote, wrote);
     d->pos = shmq_ctl_load(&b->dispatched);
+    d->stamp = shmq_stamps_now(&b->stamps);
     d->cq_flushed = shmq_ctl_load(&b->cq_flushed);
     /* acquire: pairs with the fencing worker's CAS.  A fenced store flushes nothing more:
      * after a failed flush a second one "succeeds" without writing (PITFALLS 1). */

@@ -71,6 +71,7 @@ typedef struct flusher {
     bool sync;
     bool fenced;
     int64_t flushed;       /* what this process published (it alone writes it) */
+    uint64_t stamp;        /* the writer's next append stamp to take (stats.h) */
     int64_t next_flush;    /* ASYNC: next flush (monotonic ms) */
     int64_t next_thorough; /* ASYNC: next flush of everything */
     int64_t next_cp;
@@ -185,6 +186,7 @@ static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least
     }
     uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     shmq_hist_add(&b->counters.flush_latency, &shmq_hist_flush, (int64_t)ns, 1);
+    shmq_stamps_take(&b->stamps, &f->stamp, wrote, &b->counters.append_flush, &shmq_hist_stage);
     SHMQ_PROBE(flush, from, wrote, ns);
     return bytes;
 }
@@ -323,6 +325,7 @@ static int flusher_init(shmq_worker_t *w, void **state)
     }
     shmq_ctl_block_t *b = w->ctl.blk;
     f->flushed = shmq_ctl_load(&b->flushed);
+    f->stamp = shmq_stamps_now(&b->stamps);
     /* acquire: pairs with the release store of a fencing flusher */
     int fenced = atomic_load_explicit(&b->fenced_error, memory_order_acquire);
     if (fenced) {

@@ -379,6 +379,13 @@ static void batch_finish(writer_t *wr)
         wr_topic_counts_flush(wr); /* the stored messages' topic counts (one store per topic) */
     }
     crash_point(wr, "appended");
+    /* One clock read for the batch: its append stamp (before the records are published, so
+     * that a stage that reaches them finds it) and the send latency at (5). */
+    int64_t now_ns = wr->msgs_in > 0 ? shmq_now_ns() : 0;
+    if (wr->msgs_in > 0 && now_ns - wr->stamp_ns >= SHMQ_STAMP_EVERY_NS) {
+        shmq_stamp_put(&wr->blk->stamps, wr->cl.wrote_pos, now_ns, wr->msgs_in);
+        wr->stamp_ns = now_ns;
+    }
     /* (3) The records are complete: publish them. */
     if (wr->cl.wrote_pos != wr->published) {
         shmq_ctl_publish(&wr->blk->wrote, wr->cl.wrote_pos);
@@ -394,10 +401,9 @@ static void batch_finish(writer_t *wr)
     }
     wr->ndirty = 0;
     crash_point(wr, "offsets");
-    /* (5) Answers, then the heads (space for the producers).  The send latency: one clock
-     * read for the batch, one bucket per stored unit, count and sum once per batch
+    /* (5) Answers, then the heads (space for the producers).  The send latency: the
+     * batch's clock read, one bucket per stored unit, count and sum once per batch
      * (stats.h). */
-    int64_t now_ns = wr->msgs_in > 0 ? shmq_now_ns() : 0;
     shmq_ctl_hist_t *lat = &wr->blk->counters.send_latency;
     uint64_t lat_count = 0, lat_sum = 0;
     for (size_t k = 0; k < wr->ndone; k++) {

@@ -124,6 +124,7 @@ typedef struct writer {
     uint64_t rejects, refused_disk_full, refused_fenced, append_errors; /* this batch's */
     bool fenced;
     int64_t store_ts;    /* the batch's store time (batch_open) */
+    int64_t stamp_ns;    /* when the last append stamp was put (shmq_ctl_stamps_t) */
     uint32_t disk_full;  /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
     /* topic cache: a snapshot, valid while its table entry's seq is unchanged */

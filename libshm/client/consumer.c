@@ -47,6 +47,7 @@
 #include "format/consume_queue.h"
 #include "client/consumer_int.h"
 #include "shm/ctl.h"
+#include "shm/stats.h"
 #include "format/compress.h"
 #include "format/message.h"
 #include "format/record_layout.h"
@@ -744,6 +745,29 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
     return 0;
 }
 
+/*
+ * The pulled messages' store time (ms) to now in the shared histogram: one
+ * clock read per pull, buckets counted here, one atomic add per bucket used.
+ */
+static void store_to_pull(shmq_consumer_t *c, const shmq_pull_result_t *res)
+{
+    uint64_t bucket[SHMQ_HIST_BOUNDS + 1] = {0}, count = 0, sum = 0;
+    int64_t now_ms = shmq_now_ms();
+    for (size_t i = 0; i < res->count; i++) {
+        int64_t ts = res->msgs[i].store_ts;
+        if (ts <= 0 || ts > now_ms + 1000) {
+            continue; /* not a time of this clock (a record from another host's clock) */
+        }
+        int64_t ns = ts < now_ms ? (now_ms - ts) * 1000000 : 0;
+        bucket[shmq_hist_bucket(&shmq_hist_send, ns)]++;
+        count++;
+        sum += (uint64_t)ns;
+    }
+    if (count) {
+        shmq_hist_add_shared(&c->ctl.wake->store_pull, bucket, count, sum);
+    }
+}
+
 /* One pull without waiting: the status decision of RocketMQ's getMessage. */
 static int pull_once(shmq_consumer_t *c, const char *topic, size_t tlen, int32_t queue_id,
                      int64_t offset, int max_msgs, shmq_pull_result_t *res)
@@ -914,6 +938,7 @@ int shmq_pull(shmq_consumer_t *c, const char *topic, int32_t queue_id, int64_t o
     if (res->count > 0) {
         /* Relaxed: a statistics counter. */
         atomic_fetch_add_explicit(&c->ctl.wake->messages_out, res->count, memory_order_relaxed);
+        store_to_pull(c, res);
     }
     return 0;
 }

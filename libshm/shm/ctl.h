@@ -73,7 +73,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    10
+#define SHMQ_CTL_VERSION    11
 
 #define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
@@ -318,7 +318,36 @@ typedef struct shmq_ctl_counters {
     /* writer: born timestamp (ms) of new messages to the completion of their request */
     shmq_ctl_hist_t send_latency;
     shmq_ctl_hist_t flush_latency; /* flusher: CommitLog flushes (count, total time) */
+    /* The stages after the append, from the writer's stamps (shmq_ctl_stamps_t): flusher:
+     * appended -> flushed; dispatcher: appended -> its ConsumeQueue units written */
+    shmq_ctl_hist_t append_flush;
+    shmq_ctl_hist_t append_dispatch;
 } shmq_ctl_counters_t;
+
+/*
+ * The writer's append stamps, a sample: for at most one batch per
+ * SHMQ_STAMP_EVERY_NS, where the batch's records end, when they were
+ * appended (wall clock, ns) and how many there were, in a ring of
+ * SHMQ_STAMPS (a second of stamps at least: more than flushIntervalCommitLog).
+ * A stage that follows the writer (the flusher, the dispatcher) takes every
+ * stamp its position has passed and adds now - append time to its
+ * histogram, once per message of the batch (stats.h).  Statistics only: a
+ * reader more than SHMQ_STAMPS stamps behind skips the oldest.
+ */
+#define SHMQ_STAMPS         1024
+#define SHMQ_STAMP_EVERY_NS 1000000
+
+typedef struct shmq_ctl_stamp {
+    _Atomic int64_t end;    /* the batch's records end here */
+    _Atomic int64_t ns;     /* appended at (CLOCK_REALTIME ns) */
+    _Atomic uint64_t count; /* messages */
+} shmq_ctl_stamp_t;
+
+typedef struct shmq_ctl_stamps {
+    /* writer: stamps written; slot seq % SHMQ_STAMPS is filled before (release) */
+    _Alignas(64) _Atomic uint64_t seq;
+    shmq_ctl_stamp_t slot[SHMQ_STAMPS];
+} shmq_ctl_stamps_t;
 
 /* ---- cleaner (shmq-cleaner, libshm/store/clean.h) ---------------------------------- */
 
@@ -501,6 +530,7 @@ typedef struct shmq_ctl_block {
 
     shmq_ctl_worker_t workers[SHMQ_CTL_MAX_WORKERS];
     shmq_ctl_counters_t counters;
+    shmq_ctl_stamps_t stamps;
     shmq_ctl_ring_t rings[SHMQ_CTL_MAX_RINGS];
     shmq_ctl_topic_t topics[SHMQ_CTL_MAX_TOPICS];
     shmq_ctl_topic_count_t topic_counts[SHMQ_CTL_MAX_TOPICS]; /* writer: per topics[] slot */
@@ -626,6 +656,9 @@ typedef struct shmq_ctl_wakes {
     shmq_ctl_wake_t flushed_wake;    /* flusher -> producers waiting for a SYNC_FLUSH */
     shmq_ctl_wake_t replicated_wake; /* ha-sender -> producers waiting for a SYNC_MASTER slave */
     _Alignas(64) _Atomic uint64_t messages_out; /* consumers: messages returned (statistics) */
+    /* consumers (many writers: atomic adds): a record's store timestamp (ms) to the pull
+     * that returned it.  Any client can write here: statistics, never read for data. */
+    shmq_ctl_hist_t store_pull;
 } shmq_ctl_wakes_t;
 
 /* A process's handle on the control block. */

@@ -153,6 +153,18 @@ static void counter_metrics(FILE *f, const shmq_ctl_t *ctl)
               &c->send_latency, &shmq_hist_send);
     histogram(f, "shmq_flush_duration_seconds", "CommitLog flushes of the flusher",
               &c->flush_latency, &shmq_hist_flush);
+    histogram(f, "shmq_append_to_flush_seconds",
+              "Stored messages: the writer's append to the flush that made them durable",
+              &c->append_flush, &shmq_hist_stage);
+    histogram(f, "shmq_append_to_dispatch_seconds",
+              "Stored messages: the writer's append to their ConsumeQueue units",
+              &c->append_dispatch, &shmq_hist_stage);
+    if (ctl->wake) {
+        histogram(f, "shmq_store_to_pull_seconds",
+                  "Pulled messages: their store timestamp (milliseconds) to the pull that "
+                  "returned them; an observation is up to 1 ms above the latency",
+                  &ctl->wake->store_pull, &shmq_hist_send);
+    }
     family(f, "shmq_flush_errors_total", "counter", "Failed CommitLog flushes");
     fprintf(f, "shmq_flush_errors_total %llu\n", (unsigned long long)LOAD(c->flush_errors));
 }

@@ -28,6 +28,8 @@ typedef struct shmq_hist_bounds {
 extern const shmq_hist_bounds_t shmq_hist_send;
 /* shmq_flush_duration_seconds: 10 us .. 1 s. */
 extern const shmq_hist_bounds_t shmq_hist_flush;
+/* shmq_stage_latency_seconds: 10 us .. 10 s. */
+extern const shmq_hist_bounds_t shmq_hist_stage;
 
 /* The bucket of value ns (at least 0) under bounds b. */
 static inline int shmq_hist_bucket(const shmq_hist_bounds_t *b, int64_t ns)
@@ -67,6 +69,43 @@ static inline void shmq_hist_add(shmq_ctl_hist_t *h, const shmq_hist_bounds_t *b
     shmq_hist_add_bucket(h, shmq_hist_bucket(b, ns), weight);
     shmq_hist_add_total(h, weight, (uint64_t)ns * weight);
 }
+
+/*
+ * Many writers (consumers in the wake area): add count observations, whose
+ * values add up to sum_ns, of which bucket[i] in bucket i (atomic adds of
+ * the non-zero ones).
+ */
+void shmq_hist_add_shared(shmq_ctl_hist_t *h, const uint64_t bucket[SHMQ_HIST_BOUNDS + 1],
+                          uint64_t count, uint64_t sum_ns);
+
+/* The writer: stamp a batch of count messages whose records end at end, appended at ns
+ * (CLOCK_REALTIME), before it publishes them (shmq_ctl_stamps_t). */
+static inline void shmq_stamp_put(shmq_ctl_stamps_t *s, int64_t end, int64_t ns, uint64_t count)
+{
+    /* Relaxed: the writer is the only writer of seq and the slots. */
+    uint64_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    shmq_ctl_stamp_t *t = &s->slot[q % SHMQ_STAMPS];
+    atomic_store_explicit(&t->end, end, memory_order_relaxed);
+    atomic_store_explicit(&t->ns, ns, memory_order_relaxed);
+    atomic_store_explicit(&t->count, count, memory_order_relaxed);
+    /* Release: a reader that sees seq sees the slot filled. */
+    atomic_store_explicit(&s->seq, q + 1, memory_order_release);
+}
+
+/* A stage's cursor in the stamps at its start: the stamps written so far are not its. */
+static inline uint64_t shmq_stamps_now(const shmq_ctl_stamps_t *s)
+{
+    return atomic_load_explicit(&s->seq, memory_order_acquire);
+}
+
+/*
+ * A stage that follows the writer (single writer of h), now at position
+ * pos: every stamp from *cursor on whose batch ends at or below pos adds
+ * now - its time to h, once per message; the cursor moves past them.  Reads
+ * the clock only when there is such a stamp.
+ */
+void shmq_stamps_take(const shmq_ctl_stamps_t *s, uint64_t *cursor, int64_t pos, shmq_ctl_hist_t *h,
+                      const shmq_hist_bounds_t *b);
 
 /*
  * The writer: n messages of bytes record bytes stored in the topic whose

@@ -2,7 +2,8 @@
 # Metrics: `shmqctl metrics` and the metrics worker (metricsListen) give the
 # Prometheus text format of a store under load; promtool accepts it; the
 # figures match what was sent and consumed (messages per queue and per
-# topic, the send latency and flush histograms' counts, consumer lag,
+# topic, the send latency, flush and stage (append to flush, append to
+# dispatch, store to pull) histograms' counts, consumer lag,
 # workers up); a topic created again in its slot starts its counts at 0;
 # the endpoint answers only GET/HEAD of /metrics; with
 # metricsListen unset no metrics worker runs; a bad metricsListen is refused.
@@ -62,6 +63,11 @@ ok $? "the producer sent 3000 messages" || diag "$T/p1.err"
     >"$T/c1" 2>&1
 ok $? "a consumer takes 1000 of them" || diag "$T/c1"
 sleep 1.5 # the consumer's commits reach the master
+i=0 # and every record is flushed (ASYNC_FLUSH: within flushIntervalCommitLog)
+while [ $i -lt 300 ] && [ "$(position flushed)" != "$(position wrote)" ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
 
 if [ -n "$CURL" ]; then
     "$CURL" -s -S -o "$T/http.prom" -D "$T/http.hdr" "http://127.0.0.1:$PORT/metrics" 2>"$T/curl.err"
@@ -121,6 +127,19 @@ ok $? "shmq_flush_duration_seconds: buckets cumulative, +Inf = _count" || diag "
 ok $? "the flush histogram counts the flusher's flushes ($fc)"
 grep -q '^# TYPE shmq_flush_duration_seconds histogram$' "$T/http.prom"
 ok $? "flush duration is a histogram"
+# The stages after the append, without a tracer (the writer's stamps; the consumers' pulls).
+# The writer stamps a sample of its batches (one per millisecond at most), each counted
+# once per message it holds.
+for h in shmq_append_to_flush_seconds shmq_append_to_dispatch_seconds; do
+    hc=$(hist_ok $h "$T/http.prom")
+    ok $? "$h: buckets cumulative, +Inf = _count" || diag "$T/http.prom"
+    [ -n "$hc" ] && [ "$hc" -gt 0 ] && [ "$hc" -le 3000 ]
+    ok $? "$h samples the 3000 stored ($hc)"
+done
+pc=$(hist_ok shmq_store_to_pull_seconds "$T/http.prom")
+ok $? "shmq_store_to_pull_seconds: buckets cumulative, +Inf = _count" || diag "$T/http.prom"
+[ -n "$pc" ] && [ "$pc" -ge 1000 ] && [ "$pc" -le 3000 ]
+ok $? "it counts the pulled messages ($pc: the 1000 consumed, and at most the 3000 stored)"
 
 # A topic deleted and created again (its slot taken anew) starts at 0; a message counts.
 "$CTL" topic --store "$STORE" $SMALL delete TopicM >"$T/del.out" 2>&1

@@ -29,6 +29,7 @@
 #include "shm/ctl.h"
 #include "shm/groups.h"
 #include "shm/progress.h"
+#include "base/clock.h"
 #include "shm/stats.h"
 #include "format/json_meta.h"
 #include "shmq/errors.h"
@@ -593,6 +594,56 @@ static void test_histogram_bucket_is_the_first_bound_at_or_above(void **state)
         assert_true(b->ns[i] > b->ns[i - 1]);
     }
     assert_true(shmq_hist_send.count <= SHMQ_HIST_BOUNDS && b->count <= SHMQ_HIST_BOUNDS);
+}
+
+static void test_stamps_are_taken_once_in_order_up_to_the_position(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_stamps_t *s = &f->ctl.blk->stamps;
+    shmq_ctl_hist_t *h = &f->ctl.blk->counters.append_dispatch;
+    uint64_t cursor = shmq_stamps_now(s);
+    int64_t now = shmq_now_ns();
+    shmq_stamp_put(s, 100, now - 2000000000LL, 3); /* 2 s before: above 1 s, at most 10 s */
+    shmq_stamp_put(s, 200, now - 2000000000LL, 4);
+    shmq_stamp_put(s, 300, now + 3600LL * 1000000000, 5);   /* a clock ahead: 0 */
+    shmq_stamps_take(s, &cursor, 150, h, &shmq_hist_stage); /* the first only */
+    assert_int_equal(atomic_load(&h->count), 3);
+    assert_int_equal(cursor, 1);
+    shmq_stamps_take(s, &cursor, 150, h, &shmq_hist_stage); /* taken once */
+    assert_int_equal(atomic_load(&h->count), 3);
+    shmq_stamps_take(s, &cursor, 1000, h, &shmq_hist_stage);
+    assert_int_equal(atomic_load(&h->count), 12);
+    assert_int_equal(atomic_load(&h->bucket[0]), 5); /* the one from ahead counts as 0 */
+    assert_int_equal(atomic_load(&h->bucket[shmq_hist_stage.count - 1]), 7);
+    assert_int_equal(cursor, 3);
+    /* A reader far behind skips the overwritten stamps and takes the last SHMQ_STAMPS. */
+    for (int i = 0; i < SHMQ_STAMPS + 10; i++) {
+        shmq_stamp_put(s, 1000 + i, now, 1);
+    }
+    shmq_stamps_take(s, &cursor, INT64_MAX, h, &shmq_hist_stage);
+    assert_int_equal(atomic_load(&h->count), 12 + SHMQ_STAMPS);
+    assert_int_equal(cursor, shmq_stamps_now(s));
+    /* A cursor past the stamps (a new control block) starts again from them. */
+    cursor = shmq_stamps_now(s) + 99;
+    shmq_stamps_take(s, &cursor, INT64_MAX, h, &shmq_hist_stage);
+    assert_int_equal(cursor, shmq_stamps_now(s));
+    assert_int_equal(atomic_load(&h->count), 12 + SHMQ_STAMPS);
+}
+
+static void test_shared_histogram_adds_only_the_buckets_used(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_hist_t *h = &f->ctl.wake->store_pull;
+    uint64_t b[SHMQ_HIST_BOUNDS + 1] = {0};
+    b[2] = 7;
+    b[SHMQ_HIST_BOUNDS] = 1;
+    shmq_hist_add_shared(h, b, 8, 1234);
+    shmq_hist_add_shared(h, b, 8, 1234);
+    assert_int_equal(atomic_load(&h->bucket[2]), 14);
+    assert_int_equal(atomic_load(&h->bucket[SHMQ_HIST_BOUNDS]), 2);
+    assert_int_equal(atomic_load(&h->bucket[0]), 0);
+    assert_int_equal(atomic_load(&h->count), 16);
+    assert_int_equal(atomic_load(&h->sum_ns), 2468);
 }
 
 static void test_topic_counts_start_again_when_the_slot_takes_a_new_topic(void **state)
@@ -1437,6 +1488,8 @@ int main(void)
         T(test_scribbled_wake_word_costs_latency_only, setup_ready),
         T(test_topic_put_get_delete_and_reuse, setup_ready),
         T(test_histogram_bucket_is_the_first_bound_at_or_above, setup_ready),
+        T(test_stamps_are_taken_once_in_order_up_to_the_position, setup_ready),
+        T(test_shared_histogram_adds_only_the_buckets_used, setup_ready),
         T(test_topic_counts_start_again_when_the_slot_takes_a_new_topic, setup_ready),
         T(test_topic_foreach_visits_active_topics, setup_ready),
         T(test_topic_seqlock_reader_never_sees_torn_entry, setup_ready),

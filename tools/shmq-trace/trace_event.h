@@ -24,8 +24,8 @@ enum trace_kind {
 };
 
 struct trace_event {
-    unsigned int kind; /* enum trace_kind */
-    unsigned int pid;  /* the process the probe fired in (thread group id) */
+    unsigned int kind;     /* enum trace_kind */
+    unsigned int pid;      /* the process the probe fired in (thread group id) */
     unsigned long long ts; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
     long long a[7];
     unsigned int text_len; /* bytes of text (a topic, a role or a phase name) */

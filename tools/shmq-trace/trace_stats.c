@@ -38,7 +38,7 @@ typedef struct topic_count {
 
 struct trace_stats {
     trace_hist_t hist[STAGE_COUNT];
-    uint64_t events[TRACE_KINDS]; /* probe firings */
+    uint64_t events[TRACE_KINDS];   /* probe firings */
     uint64_t messages[TRACE_KINDS]; /* messages they stand for (a batch is several) */
     uint64_t lost[TRACE_KINDS];
     uint64_t unmatched[STAGE_COUNT]; /* a later stage whose earlier one was not kept */
@@ -58,7 +58,7 @@ static const char *const stage_names[STAGE_COUNT] = {
 };
 
 static const char *const kind_names[TRACE_KINDS] = {
-    "produce", "append", "flush", "flush_error", "dispatch",
+    "produce", "append",       "flush",       "flush_error", "dispatch",
     "pull",    "worker_start", "worker_exit", "recovery",
 };
 
@@ -182,7 +182,8 @@ static void on_append(trace_stats_t *s, const struct trace_event *e)
     if (s->win_head - s->win_tail == WINDOW_SLOTS) {
         s->win_tail++;
         if (s->win_flushed < s->win_tail) {
-            s->unmatched[STAGE_APPEND_FLUSH] += s->win[(s->win_tail - 1) & (WINDOW_SLOTS - 1)].count;
+            s->unmatched[STAGE_APPEND_FLUSH] +=
+                s->win[(s->win_tail - 1) & (WINDOW_SLOTS - 1)].count;
             s->win_flushed = s->win_tail;
         }
     }
@@ -333,7 +334,9 @@ static uint64_t hist_quantile(const trace_hist_t *h, double q)
 static int topic_cmp(const void *a, const void *b)
 {
     const topic_count_t *x = a, *y = b;
-    return x->messages < y->messages ? 1 : x->messages > y->messages ? -1 : strcmp(x->name, y->name);
+    return x->messages < y->messages   ? 1
+           : x->messages > y->messages ? -1
+                                       : strcmp(x->name, y->name);
 }
 
 /* The topics, most messages first (a sorted copy the caller frees). */
@@ -393,10 +396,10 @@ json_t *trace_stats_json(const trace_stats_t *s, uint64_t elapsed_ns, int top)
     json_t *tops = json_array();
     topic_count_t *t = topics_sorted(s);
     for (size_t i = 0; t && i < s->ntopics && (int)i < top; i++) {
-        json_array_append_new(tops, json_pack("{s:s, s:I, s:I, s:f}", "topic", t[i].name,
-                                              "messages", (json_int_t)t[i].messages, "bytes",
-                                              (json_int_t)t[i].bytes, "per_second",
-                                              per_sec(t[i].messages, elapsed_ns)));
+        json_array_append_new(tops,
+                              json_pack("{s:s, s:I, s:I, s:f}", "topic", t[i].name, "messages",
+                                        (json_int_t)t[i].messages, "bytes", (json_int_t)t[i].bytes,
+                                        "per_second", per_sec(t[i].messages, elapsed_ns)));
     }
     free(t);
     json_object_set_new(o, "topics", tops);
@@ -436,11 +439,12 @@ static void hist_print(FILE *f, const char *name, const trace_hist_t *h)
 
 void trace_stats_print(const trace_stats_t *s, FILE *f, uint64_t elapsed_ns, int top)
 {
-    fprintf(f, "--- %.1f s: %llu produced, %llu appended, %llu flushes, %llu dispatched, %llu pulled\n",
-            (double)elapsed_ns / 1e9, (unsigned long long)s->messages[TRACE_PRODUCE],
-            (unsigned long long)s->messages[TRACE_APPEND], (unsigned long long)s->events[TRACE_FLUSH],
-            (unsigned long long)s->messages[TRACE_DISPATCH],
-            (unsigned long long)s->messages[TRACE_PULL]);
+    fprintf(
+        f, "--- %.1f s: %llu produced, %llu appended, %llu flushes, %llu dispatched, %llu pulled\n",
+        (double)elapsed_ns / 1e9, (unsigned long long)s->messages[TRACE_PRODUCE],
+        (unsigned long long)s->messages[TRACE_APPEND], (unsigned long long)s->events[TRACE_FLUSH],
+        (unsigned long long)s->messages[TRACE_DISPATCH],
+        (unsigned long long)s->messages[TRACE_PULL]);
     uint64_t lost = 0;
     for (int k = 0; k < TRACE_KINDS; k++) {
         lost += s->lost[k];
