@@ -298,6 +298,7 @@ install: lib tools
 	ln -sfn $(shell realpath -m --relative-to=$(BINDIR) $(LIBEXECDIR)/shmq-bench) \
 	    $(DESTDIR)$(BINDIR)/shmq-bench
 	install -m 0755 $(BUILD)/shmqctl $(DESTDIR)$(BINDIR)/
+	$(if $(TRACE_BIN),install -m 0755 $(TRACE_BIN) $(DESTDIR)$(SBINDIR)/)
 	install -m 0644 $(BUILD)/libshmq.a $(DESTDIR)$(LIBDIR)/
 	install -m 0755 $(BUILD)/libshmq.so $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)
 	ln -sfn libshmq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION)
@@ -319,7 +320,8 @@ install: lib tools
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(INSTALL_DAEMONS) shmq-bench)
 	-rmdir $(DESTDIR)$(LIBEXECDIR)
-	rm -f $(DESTDIR)$(SBINDIR)/shmqd $(DESTDIR)$(BINDIR)/shmq-bench $(DESTDIR)$(BINDIR)/shmqctl
+	rm -f $(DESTDIR)$(SBINDIR)/shmqd $(DESTDIR)$(SBINDIR)/shmq-trace $(DESTDIR)$(BINDIR)/shmq-bench \
+	    $(DESTDIR)$(BINDIR)/shmqctl
 	rm -f $(DESTDIR)$(LIBDIR)/libshmq.a $(DESTDIR)$(LIBDIR)/libshmq.so \
 	    $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/shmq

@@ -31,8 +31,16 @@
 #ifdef SHMQ_HAVE_PROBES
 #define SHMQ_PROBE(name, ...) STAP_PROBEV(shmq, name, ##__VA_ARGS__)
 #else
+/* No probes: the arguments are still referenced (no unused variable), never evaluated. */
+static inline void shmq_probe_none(int unused, ...)
+{
+    (void)unused;
+}
 #define SHMQ_PROBE(name, ...)                                                                      \
     do {                                                                                           \
+        if (0) {                                                                                   \
+            shmq_probe_none(0, ##__VA_ARGS__);                                                     \
+        }                                                                                          \
     } while (0)
 #endif
 

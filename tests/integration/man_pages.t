@@ -7,6 +7,8 @@
 #   3. shmq-bench.1 has a tagged entry (.TP) for every mode and every option of
 #      `shmq-bench --help`;
 #   4. shmqd.8 has a tagged entry for every option of `shmqd --help`;
+#   6. shmq-trace.8 has a tagged entry for every option of `shmq-trace --help`
+#      (where shmq-trace is built);
 #   5. broker.conf.5 has a `.TP` / `.B KEY=DEFAULT` entry for every key
 #      `shmqd --print-config` prints, with the default it prints, and no such
 #      entry for a key shmqd does not read.
@@ -19,7 +21,7 @@ broker_init man-pages
 
 MAN="$SRC/docs/man"
 BENCH="$BUILD/shmq-bench"
-PAGES="shmqd.8 shmqctl.1 shmq-bench.1 broker.conf.5"
+PAGES="shmqd.8 shmqctl.1 shmq-bench.1 shmq-trace.8 broker.conf.5"
 
 # plain PAGE: the page's source with the escapes that appear inside names undone
 # (\- is a hyphen, \fB \fI \fR \fP change fonts, \& is nothing), made once.
@@ -139,6 +141,19 @@ ok $? "shmqd --help names its options ($(tr '\n' ' ' <"$T/shmqd.options"))" || d
 tag_words shmqd.8 >"$T/shmqd.tags"
 is "$(missing "$T/shmqd.options" "$T/shmqd.tags")" "" \
     "shmqd.8 has an entry for every option of shmqd --help"
+
+# ---- 6. shmq-trace.8 -----------------------------------------------------------------------
+if [ -x "$BUILD/shmq-trace" ]; then
+    "$BUILD/shmq-trace" --help >"$T/trace.help" 2>&1
+    ok $? "shmq-trace --help exits 0" || diag "$T/trace.help"
+    long_options <"$T/trace.help" >"$T/trace.options"
+    tag_words shmq-trace.8 >"$T/trace.tags"
+    is "$(missing "$T/trace.options" "$T/trace.tags")" "" \
+        "shmq-trace.8 has an entry for every option of shmq-trace --help ($(wc -l <"$T/trace.options"))"
+else
+    ok 0 "# SKIP shmq-trace is not built"
+    ok 0 "# SKIP shmq-trace is not built"
+fi
 
 # ---- 5. broker.conf.5 ----------------------------------------------------------------------
 "$SHMQD" --print-config >"$T/print-config" 2>"$T/print-config.err"

@@ -54,7 +54,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: shmq-trace --store DIR [--binary PATH]... [--pid PID]... [--duration S]\n"
                "                  [--interval S] [--top N] [--json]\n"
-               "       shmq-trace --check\n");
+               "       shmq-trace --check | --help\n");
 }
 
 typedef struct paths {
