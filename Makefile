@@ -265,12 +265,14 @@ clean:
 # ---- install ----------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=staging]: shmqd and its workers in
 # LIBEXECDIR (shmqd finds the workers next to itself) with SBINDIR/shmqd a
-# link to it; shmqctl and shmq-bench in BINDIR (shmq-bench also finds shmqd
+# link to it; shmqctl and shmq-bench in BINDIR, shmq-trace (when built) in SBINDIR (shmq-bench also finds shmqd
 # next to itself: a link as well); the library, its headers and shmq.pc for
 # pkg-config; the systemd unit, sysusers and tmpfiles snippets; the man pages;
-# the example broker.conf (never over an existing one).
-VERSION     := 0.1.0
-SOVERSION   := 0
+# the example broker.conf (never over an existing one).  SOVERSION moves whenever a
+# public struct of include/shmq changes layout (1: shmq_msg_view_t gained the
+# compression fields, and shmq_pull_result_t holds an array of them).
+VERSION     := 0.2.0
+SOVERSION   := 1
 PREFIX      ?= /usr/local
 BINDIR      ?= $(PREFIX)/bin
 SBINDIR     ?= $(PREFIX)/sbin

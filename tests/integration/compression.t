@@ -90,6 +90,11 @@ is "$(field TopicZ body_len | head -1)" "16384" "dump shows the big body decompr
 first_body TopicZ "$T/dump.json" >"$T/dumped.txt"
 cmp -s "$T/dumped.txt" "$T/big.txt"
 ok $? "dump's decompressed body is the body sent"
+"$CTL" dump --store "$STORE" $SMALL commitlog >"$T/dump.txt" 2>"$T/dump.err"
+is "$(grep 'topic=TopicZ ' "$T/dump.txt" | head -2 |
+    sed -n 's/.* sysflag=\(0x[0-9a-f]*\) body_len=[0-9]*\( compression=[a-z0-9]*\)\{0,1\} .*/\1\2/p' |
+    tr '\n' ',')" "0x101 compression=lz4,0x0," \
+    "the text dump names the compression of the compressed body only" || diag "$T/dump.txt"
 
 "$CTL" consume --store "$STORE" $SMALL TopicZ --group GZ --json --count 4 --timeout 5000 \
     >"$T/cz.json" 2>"$T/cz.err"

@@ -31,7 +31,7 @@ ok $? "make install DESTDIR=... PREFIX=$P" || diag "$T/install.out"
 missing=""
 for f in sbin/shmqd bin/shmqctl bin/shmq-bench libexec/shmq/shmqd libexec/shmq/shmq-writer \
     libexec/shmq/shmq-flusher libexec/shmq/shmq-dispatcher libexec/shmq/shmq-indexer \
-    lib/libshmq.a lib/libshmq.so lib/libshmq.so.0 include/shmq/producer.h \
+    lib/libshmq.a lib/libshmq.so lib/libshmq.so.1 include/shmq/producer.h \
     include/shmq/consumer.h lib/pkgconfig/shmq.pc lib/systemd/system/shmqd.service \
     lib/sysusers.d/shmq.conf lib/tmpfiles.d/shmq.conf etc/shmq/broker.conf; do
     [ -e "$D$P/$f" ] || missing="$missing $f"
