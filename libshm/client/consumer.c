@@ -746,26 +746,20 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
 }
 
 /*
- * The pulled messages' store time (ms) to now in the shared histogram: one
- * clock read per pull, buckets counted here, one atomic add per bucket used.
+ * The pull's messages in the shared store-to-pull histogram, all at the age
+ * of its first (oldest) message: one clock read and one bucket per pull,
+ * not per message (a pull's messages were stored close together).
  */
 static void store_to_pull(shmq_consumer_t *c, const shmq_pull_result_t *res)
 {
-    uint64_t bucket[SHMQ_HIST_BOUNDS + 1] = {0}, count = 0, sum = 0;
-    int64_t now_ms = shmq_now_ms();
-    for (size_t i = 0; i < res->count; i++) {
-        int64_t ts = res->msgs[i].store_ts;
-        if (ts <= 0 || ts > now_ms + 1000) {
-            continue; /* not a time of this clock (a record from another host's clock) */
-        }
-        int64_t ns = ts < now_ms ? (now_ms - ts) * 1000000 : 0;
-        bucket[shmq_hist_bucket(&shmq_hist_send, ns)]++;
-        count++;
-        sum += (uint64_t)ns;
+    int64_t ts = res->msgs[0].store_ts, now_ms = shmq_now_ms();
+    if (ts <= 0 || ts > now_ms + 1000) {
+        return; /* not a time of this clock (a record from another host's clock) */
     }
-    if (count) {
-        shmq_hist_add_shared(&c->ctl.wake->store_pull, bucket, count, sum);
-    }
+    uint64_t bucket[SHMQ_HIST_BOUNDS + 1] = {0};
+    int64_t ns = ts < now_ms ? (now_ms - ts) * 1000000 : 0;
+    bucket[shmq_hist_bucket(&shmq_hist_send, ns)] = res->count;
+    shmq_hist_add_shared(&c->ctl.wake->store_pull, bucket, res->count, (uint64_t)ns * res->count);
 }
 
 /* One pull without waiting: the status decision of RocketMQ's getMessage. */
