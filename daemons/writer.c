@@ -382,7 +382,8 @@ static void batch_finish(writer_t *wr)
     /* One clock read for the batch: its append stamp (before the records are published, so
      * that a stage that reaches them finds it) and the send latency at (5). */
     int64_t now_ns = wr->msgs_in > 0 ? shmq_now_ns() : 0;
-    if (wr->msgs_in > 0 && now_ns - wr->stamp_ns >= SHMQ_STAMP_EVERY_NS) {
+    if (wr->msgs_in > 0 &&
+        (now_ns - wr->stamp_ns >= SHMQ_STAMP_EVERY_NS || now_ns < wr->stamp_ns)) {
         shmq_stamp_put(&wr->blk->stamps, wr->cl.wrote_pos, now_ns, wr->msgs_in);
         wr->stamp_ns = now_ns;
     }

@@ -5,14 +5,14 @@
  *
  * A probe is sys/sdt.h's: a single nop in the code and a note in the ELF
  * file (.note.stapsdt) naming where its arguments are.  With no tracer
- * attached it costs the nop and keeping its arguments in registers or
- * memory; a tracer replaces the nop with a breakpoint.  Built without
- * sys/sdt.h (systemtap-sdt-dev), or with -DSHMQ_NO_PROBES, a probe is
- * nothing at all.
+ * attached it costs the nop and having its arguments in registers; a
+ * tracer replaces the nop with a breakpoint.  Built without sys/sdt.h
+ * (systemtap-sdt-dev), or with -DSHMQ_NO_PROBES, a probe is nothing at all.
  *
  * Arguments are integers (offsets, sizes, counts, nanoseconds) or pointers
- * to NUL-terminated strings the tracer reads (a topic, a role); a pointer
- * argument stays valid only while the probe fires.
+ * the tracer reads from: a topic (pointer and length: not NUL-terminated),
+ * a role or a phase name (NUL-terminated).  A pointer argument stays valid
+ * only while the probe fires.
  */
 #ifndef SHMQ_PROBES_H
 #define SHMQ_PROBES_H
