@@ -121,6 +121,39 @@ static uint64_t prod_key(long long ring, long long req)
     return ((uint64_t)ring << 48 ^ (uint64_t)req) | 1ULL << 63; /* never 0 */
 }
 
+/* A produced entry waits in one of PROD_WAYS slots from its key's home (the oldest gives way). */
+#define PROD_WAYS 8
+
+static void prod_put(trace_stats_t *s, uint64_t key, uint64_t ts)
+{
+    uint64_t home = mix(key);
+    prod_slot_t *victim = NULL;
+    for (uint64_t i = 0; i < PROD_WAYS; i++) {
+        prod_slot_t *p = &s->prod[(home + i) & (PROD_SLOTS - 1)];
+        if (p->key == 0 || p->key == key) {
+            victim = p;
+            break;
+        }
+        if (!victim || p->ts < victim->ts) {
+            victim = p;
+        }
+    }
+    victim->key = key;
+    victim->ts = ts;
+}
+
+static prod_slot_t *prod_find(trace_stats_t *s, uint64_t key)
+{
+    uint64_t home = mix(key);
+    for (uint64_t i = 0; i < PROD_WAYS; i++) {
+        prod_slot_t *p = &s->prod[(home + i) & (PROD_SLOTS - 1)];
+        if (p->key == key) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
 static void topic_add(trace_stats_t *s, const struct trace_event *e, uint64_t msgs, uint64_t bytes)
 {
     size_t len = e->text_len < TRACE_TOPIC_MAX ? e->text_len : TRACE_TOPIC_MAX;
@@ -167,8 +200,8 @@ static void on_append(trace_stats_t *s, const struct trace_event *e)
     s->messages[TRACE_APPEND] += count;
     topic_add(s, e, count, (uint64_t)(e->a[3] - e->a[2]));
     uint64_t ts_enqueue = 0;
-    prod_slot_t *p = &s->prod[mix(prod_key(e->a[0], e->a[1])) & (PROD_SLOTS - 1)];
-    if (p->key == prod_key(e->a[0], e->a[1])) {
+    prod_slot_t *p = prod_find(s, prod_key(e->a[0], e->a[1]));
+    if (p) {
         ts_enqueue = p->ts;
         hist_add(&s->hist[STAGE_ENQUEUE_APPEND], span(e->ts, p->ts), count);
         p->key = 0;
@@ -275,13 +308,10 @@ void trace_stats_add(trace_stats_t *s, const struct trace_event *e)
     }
     s->events[e->kind]++;
     switch (e->kind) {
-    case TRACE_PRODUCE: {
+    case TRACE_PRODUCE:
         s->messages[TRACE_PRODUCE] += e->a[3] > 0 ? (uint64_t)e->a[3] : 1;
-        prod_slot_t *p = &s->prod[mix(prod_key(e->a[0], e->a[1])) & (PROD_SLOTS - 1)];
-        p->key = prod_key(e->a[0], e->a[1]);
-        p->ts = e->ts;
+        prod_put(s, prod_key(e->a[0], e->a[1]), e->ts);
         break;
-    }
     case TRACE_APPEND:
         on_append(s, e);
         break;
