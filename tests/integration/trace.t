@@ -7,6 +7,8 @@
 #     breaks each message's latency into stages (enqueue -> append ->
 #     flush / dispatch -> pull); the whole is never shorter than its first stage;
 #   - the top topic is the one loaded, at its count;
+#   - another store running the same files at the same time is left out
+#     (its events are counted apart, as other processes');
 #   - a worker killed and restarted shows as worker_exit (its signal) and
 #     worker_start; a store started under the tracer shows its recovery steps;
 #   - bad options are refused (exit 2), a store that is not running is named (exit 1).
@@ -28,6 +30,12 @@ fi
 rm -f /tmp/shmq-trace-check.$$
 broker_init trace
 COUNT=3000
+# The store runs private copies of the programs: a probe is attached to a file, and
+# other tests running the build's files at the same time must not pay for the trace.
+mkdir -p "$T/bin"
+cp "$SHMQD" "$BUILD"/shmq-* "$CTL" "$T/bin/" || exit 1
+SHMQD="$T/bin/shmqd"
+CTL="$T/bin/shmqctl"
 
 # probe_args BINARY PROBE: the probe's argument list in BINARY's ELF notes ("" when absent).
 probe_args() {
@@ -78,12 +86,12 @@ for pair in shmq-writer:append shmq-flusher:flush shmq-flusher:flush_error \
     shmqctl:produce shmqctl:pull; do
     bin=${pair%%:*}
     probe=${pair#*:}
-    args=$(probe_args "$BUILD/$bin" "$probe")
+    args=$(probe_args "$T/bin/$bin" "$probe")
     ok $([ -n "$args" ] && echo 0 || echo 1) "$bin has the shmq:$probe probe ($args)"
 done
 # Every argument a register or a constant: libbpf reads no base+index memory operand.
 bad=$(for b in shmq-writer shmq-dispatcher shmq-flusher shmqd shmqctl; do
-    readelf -n "$BUILD/$b" | grep 'Arguments:' | grep '('
+    readelf -n "$T/bin/$b" | grep 'Arguments:' | grep '('
 done | head -3)
 is "$bad" "" "every probe argument is a register or a constant"
 
@@ -101,27 +109,46 @@ ok $? "the store that is not running is named" || diag "$T/bad.err"
 
 # ---- a store started under the tracer: recovery and worker starts -------------------------
 mkdir -p "$T/bins"
-tracer_start "$T/start.json" --json --binary "$SHMQD" --binary "$BUILD/shmq-writer" \
-    --binary "$BUILD/shmq-dispatcher"
+tracer_start "$T/start.json" --json --binary "$SHMQD" --binary "$T/bin/shmq-writer" \
+    --binary "$T/bin/shmq-dispatcher"
 ok $? "the tracer attaches to the daemon files before the store starts" || diag "$T/start.json.err"
 start_broker
 ok $? "broker starts" || diag "$T/shmqd.log"
 tracer_stop
 is "$(jq_trace "$T/start.json" 'scalar grep { $_->{event} eq "recovery" } @{$j->{log}}' |
     awk '$1 > 0 { print "yes" }')" yes "the recovery steps of the start are traced"
-is "$(jq_trace "$T/start.json" 'join(",", sort map { $_->{text} }
-    grep { $_->{event} eq "worker_start" } @{$j->{log}})')" "dispatcher,writer" \
-    "the writer's and the dispatcher's starts are traced, by role"
+# (Without --store every process running the files counts: other stores' too.)
+wpid=$(worker_pid writer)
+dpid=$(worker_pid dispatcher)
+is "$(jq_trace "$T/start.json" 'join(",", sort map { $_->{text} } grep {
+    $_->{event} eq "worker_start" && ($_->{pid} == '"${wpid:-0}"' || $_->{pid} == '"${dpid:-0}"') }
+    @{$j->{log}})')" "dispatcher,writer" "the writer's and the dispatcher's starts are traced, by role and pid"
 
 # ---- a traced load ------------------------------------------------------------------------
 "$CTL" topic --store "$STORE" $SMALL create TraceT --queues 4 >/dev/null 2>"$T/topic.err"
 ok $? "topic created" || diag "$T/topic.err"
+# A second store on the same files, loaded at the same time: not this store's.
+"$SHMQD" --store "$T/other" $SMALL >>"$T/other.log" 2>&1 &
+OTHER_PID=$!
+bg_add "$OTHER_PID"
+i=0
+until "$CTL" status --store "$T/other" $SMALL >/dev/null 2>&1 || [ $i -ge 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+"$CTL" topic --store "$T/other" $SMALL create OtherT --queues 2 >/dev/null 2>"$T/other-topic.err"
+ok $? "a second store runs the same files" || diag "$T/other.log"
 tracer_start "$T/load.json" --store "$STORE" --binary "$CTL" --json --top 3
 ok $? "the tracer attaches to the running store" || diag "$T/load.json.err"
 grep -q "probes in .*shmq-writer" "$T/load.json.err"
 ok $? "it found the writer's file through the control block" || diag "$T/load.json.err"
+"$CTL" send --store "$T/other" $SMALL OtherT other-body --count 500 >"$T/other-send.out" \
+    2>"$T/other-send.err" &
+OTHER_SEND=$!
 "$CTL" send --store "$STORE" $SMALL TraceT traced-body --count $COUNT >"$T/send.out" 2>"$T/send.err"
 ok $? "$COUNT messages sent" || diag "$T/send.err"
+wait "$OTHER_SEND"
+ok $? "and 500 to the other store at the same time" || diag "$T/other-send.err"
 "$CTL" consume --store "$STORE" $SMALL TraceT --group TraceG --from first --count $COUNT \
     --timeout 20000 >"$T/consume.out" 2>"$T/consume.err"
 is "$(count_lines 'body=traced-body' "$T/consume.out")" $COUNT "$COUNT messages consumed" ||
@@ -147,6 +174,10 @@ is "$(jq_trace "$J" '$j->{messages}{append}')" $COUNT "append counted each messa
 is "$(jq_trace "$J" '$j->{messages}{dispatch}')" $COUNT "dispatch fired for each message"
 is "$(jq_trace "$J" '$j->{messages}{pull}')" $COUNT "pull fired for each message consumed"
 is "$(jq_trace "$J" 'my $s = 0; $s += $_ for values %{$j->{lost}}; $s')" 0 "no event lost"
+is "$(jq_trace "$J" '$j->{other_processes} >= 1000 ? 1 : 0')" 1 \
+    "the other store's events were seen and left out (at least its 500 produces and appends)"
+is "$(jq_trace "$J" 'join(",", map { $_->{topic} } @{$j->{topics}})')" "TraceT" \
+    "no topic of the other store is counted"
 for st in enqueue_to_append append_to_flush append_to_dispatch dispatch_to_pull enqueue_to_pull; do
     is "$(jq_trace "$J" "\$j->{stages}{$st}{count}")" $COUNT "stage $st measured for every message"
 done
@@ -175,6 +206,9 @@ ok $? "the text report counts the stage" || diag "$T/text.out"
 grep -q "^  TraceT " "$T/text.out"
 ok $? "and names the top topic" || diag "$T/text.out"
 
+kill -TERM "$OTHER_PID"
+wait "$OTHER_PID"
+ok $? "the second store stops cleanly" || diag "$T/other.log"
 stop_broker
 ok $? "broker stops cleanly" || diag "$T/shmqd.log"
 done_testing

@@ -12,7 +12,9 @@
  * libshmq.so those processes map, and the files and processes named with
  * --binary and --pid.  A probe attached to a file fires in every process
  * that runs it, also one started later (a restarted worker, a new
- * producer).  Until --duration passes (or SIGINT/SIGTERM) it prints the
+ * producer).  With --store, only the events of that store's processes count
+ * (those that map its control block, and its master): another store
+ * running the same files is left out.  Until --duration passes (or SIGINT/SIGTERM) it prints the
  * stages every --interval seconds, then the whole run's report (JSON with
  * --json).  docs/tracing.md describes the output.
  *
@@ -115,8 +117,59 @@ static void paths_of_pid(paths_t *ps, long pid)
     fclose(f);
 }
 
+/*
+ * Which processes are the store's: those that map its control block
+ * (/dev/shm<name> in /proc/PID/maps), and its master.  Each pid is looked
+ * up once (a table of the pids seen); a pid gone before its first event was
+ * looked at is not the store's.
+ */
+#define OWNERS_SLOTS 4096
+
+typedef struct owners {
+    char shm[80]; /* "/dev/shm/shmq-<hash>" */
+    long master;
+    uint32_t pid[OWNERS_SLOTS]; /* 0 free */
+    uint8_t mine[OWNERS_SLOTS];
+    uint64_t foreign; /* events of other processes, left out */
+} owners_t;
+
+static bool maps_store(const owners_t *o, uint32_t pid)
+{
+    char path[64], line[PATH_MAX + 128];
+    snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+    FILE *f = fopen(path, "r");
+    bool found = false;
+    while (f && !found && fgets(line, sizeof(line), f)) {
+        found = strstr(line, o->shm) != NULL;
+    }
+    if (f) {
+        fclose(f);
+    }
+    return found;
+}
+
+static bool owners_mine(owners_t *o, uint32_t pid)
+{
+    if ((long)pid == o->master) {
+        return true;
+    }
+    uint32_t h = (pid * 2654435761u) % OWNERS_SLOTS;
+    for (uint32_t i = 0; i < OWNERS_SLOTS; i++) {
+        uint32_t k = (h + i) % OWNERS_SLOTS;
+        if (o->pid[k] == pid) {
+            return o->mine[k];
+        }
+        if (o->pid[k] == 0) {
+            o->pid[k] = pid;
+            o->mine[k] = maps_store(o, pid);
+            return o->mine[k];
+        }
+    }
+    return maps_store(o, pid); /* the table is full: look every time */
+}
+
 /* The pids the store's control block names: master, workers, producers, group members. */
-static int paths_of_store(paths_t *ps, const char *root)
+static int paths_of_store(paths_t *ps, const char *root, owners_t *own)
 {
     shmq_ctl_t ctl;
     int rc = shmq_ctl_attach(root, SHMQ_CTL_RDONLY, &ctl);
@@ -126,6 +179,8 @@ static int paths_of_store(paths_t *ps, const char *root)
         return rc;
     }
     const shmq_ctl_block_t *b = ctl.blk;
+    snprintf(own->shm, sizeof(own->shm), "/dev/shm%s", ctl.name);
+    own->master = b->hdr.creator_pid;
     paths_of_pid(ps, b->hdr.creator_pid);
     for (size_t i = 0; i < SHMQ_CTL_MAX_WORKERS; i++) {
         paths_of_pid(ps, atomic_load_explicit(&b->workers[i].pid, memory_order_relaxed));
@@ -190,11 +245,23 @@ static int attach_all(struct shmq_trace *skel, const paths_t *ps, struct bpf_lin
     return files;
 }
 
+typedef struct tracer {
+    trace_stats_t *st;
+    owners_t *own; /* NULL: every process's events count */
+} tracer_t;
+
 static int on_event(void *ctx, void *data, size_t len)
 {
-    if (len >= sizeof(struct trace_event)) {
-        trace_stats_add(ctx, data);
+    tracer_t *t = ctx;
+    const struct trace_event *e = data;
+    if (len < sizeof(*e)) {
+        return 0;
     }
+    if (t->own && !owners_mine(t->own, e->pid)) {
+        t->own->foreign++;
+        return 0;
+    }
+    trace_stats_add(t->st, e);
     return 0;
 }
 
@@ -311,7 +378,8 @@ int main(int argc, char **argv)
         printf("shmq-trace: BPF programs load\n");
         return 0;
     }
-    if (store && paths_of_store(&ps, store) < 0) {
+    static owners_t own;
+    if (store && paths_of_store(&ps, store, &own) < 0) {
         shmq_trace__destroy(skel);
         return EXIT_TRACE_FAIL;
     }
@@ -327,7 +395,8 @@ int main(int argc, char **argv)
         rc = EXIT_TRACE_FAIL;
         goto out;
     }
-    rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, st, NULL);
+    tracer_t tr = {.st = st, .own = store ? &own : NULL};
+    rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, &tr, NULL);
     if (!rb) {
         fprintf(stderr, "shmq-trace: ring buffer: %s\n", strerror(errno));
         rc = EXIT_TRACE_FAIL;
@@ -361,11 +430,16 @@ int main(int argc, char **argv)
     uint64_t elapsed = mono_ns() - t0;
     if (json) {
         json_t *o = trace_stats_json(st, elapsed, top);
+        json_object_set_new(o, "other_processes", json_integer((json_int_t)own.foreign));
         json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
         fputc('\n', stdout);
         json_decref(o);
     } else {
         trace_stats_print(st, stdout, elapsed, top);
+        if (own.foreign) {
+            printf("events of processes of other stores, left out: %llu\n",
+                   (unsigned long long)own.foreign);
+        }
     }
 out:
     ring_buffer__free(rb);
