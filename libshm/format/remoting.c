@@ -34,10 +34,9 @@ int64_t shmq_rmt_frame_size(const uint8_t *buf, size_t len, size_t max)
                               "serialize type %" PRIu32 ": only JSON (0) headers are read", type);
     }
     if (hlen == 0 || hlen > length - 4 || hlen > SHMQ_RMT_HEADER_MAX) {
-        return shmq_error_set(SHMQ_E_ARG,
-                              "header of %" PRIu32 " bytes in a frame of %" PRIu32
-                              " (1..%u allowed)",
-                              hlen, length, SHMQ_RMT_HEADER_MAX);
+        return shmq_error_set(
+            SHMQ_E_ARG, "header of %" PRIu32 " bytes in a frame of %" PRIu32 " (1..%u allowed)",
+            hlen, length, SHMQ_RMT_HEADER_MAX);
     }
     return (int64_t)length + 4;
 }
@@ -69,16 +68,14 @@ int shmq_rmt_decode(const uint8_t *frame, size_t len, shmq_rmt_cmd_t *cmd)
         return (int)size;
     }
     if (size == 0 || (size_t)size != len) {
-        return shmq_error_set(SHMQ_E_ARG, "frame of %zu bytes does not match its length word",
-                              len);
+        return shmq_error_set(SHMQ_E_ARG, "frame of %zu bytes does not match its length word", len);
     }
     size_t hlen = shmq_get_be32(frame + 4) & 0xffffffu;
     json_error_t jerr;
-    json_t *hdr = json_loadb((const char *)frame + SHMQ_RMT_PREFIX, hlen,
-                             JSON_REJECT_DUPLICATES, &jerr);
+    json_t *hdr =
+        json_loadb((const char *)frame + SHMQ_RMT_PREFIX, hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (hdr == NULL) {
-        return shmq_error_set(SHMQ_E_ARG, "header is no JSON: %s at %d", jerr.text,
-                              jerr.position);
+        return shmq_error_set(SHMQ_E_ARG, "header is no JSON: %s at %d", jerr.text, jerr.position);
     }
     int rc = 0;
     if (!json_is_object(hdr)) {
@@ -178,8 +175,8 @@ int shmq_rmt_ext_i64(const shmq_rmt_cmd_t *cmd, const char *name, int64_t lo, in
     char *end;
     long long v = strtoll(s, &end, 10);
     if (errno != 0 || *end != '\0' || v < lo || v > hi) {
-        return shmq_error_set(SHMQ_E_ARG, "'%s' is no integer in %" PRId64 "..%" PRId64, name,
-                              lo, hi);
+        return shmq_error_set(SHMQ_E_ARG, "'%s' is no integer in %" PRId64 "..%" PRId64, name, lo,
+                              hi);
     }
     *out = v;
     return 0;
@@ -190,8 +187,8 @@ int shmq_rmt_encode(int32_t code, int32_t opaque, int32_t flag, const char *rema
 {
     *out = NULL;
     *out_len = 0;
-    json_t *hdr = json_pack("{s:i, s:s, s:i, s:i, s:i, s:s}", "code", (int)code, "language",
-                            "JAVA", "version", 0, "opaque", (int)opaque, "flag", (int)flag,
+    json_t *hdr = json_pack("{s:i, s:s, s:i, s:i, s:i, s:s}", "code", (int)code, "language", "JAVA",
+                            "version", 0, "opaque", (int)opaque, "flag", (int)flag,
                             "serializeTypeCurrentRPC", "JSON");
     if (hdr == NULL) {
         return -ENOMEM;

@@ -22,10 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHMQ_RMT_PREFIX     8           /* length word and serialize/header-length word */
-#define SHMQ_RMT_FRAME_MAX  (16u << 20) /* RocketMQ's decoder limit (length word + frame) */
-#define SHMQ_RMT_HEADER_MAX (1u << 20)  /* a header: extFields with 32 KiB of properties, escaped */
-#define SHMQ_RMT_EXT_MAX    64          /* extFields entries */
+#define SHMQ_RMT_PREFIX    8           /* length word and serialize/header-length word */
+#define SHMQ_RMT_FRAME_MAX (16u << 20) /* RocketMQ's decoder limit (length word + frame) */
+#define SHMQ_RMT_HEADER_MAX                                                                        \
+    (1u << 20)              /* a header: extFields with 32 KiB of properties, escaped              \
+                             */
+#define SHMQ_RMT_EXT_MAX 64 /* extFields entries */
 
 /* Header flag bits. */
 #define SHMQ_RMT_FLAG_RESPONSE 0x1

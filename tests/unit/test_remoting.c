@@ -92,16 +92,16 @@ static void test_decode_refuses_bad_headers(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "{\"code\":105,\"opaque\":1",                       /* broken JSON */
-        "[105, 1]",                                         /* no object */
-        "{\"opaque\":1}",                                   /* no code */
-        "{\"code\":105}",                                   /* no opaque */
-        "{\"code\":\"105\",\"opaque\":1}",                  /* code not a number */
-        "{\"code\":1e3,\"opaque\":1}",                      /* code not an integer */
-        "{\"code\":4294967296,\"opaque\":1}",               /* beyond int32 */
-        "{\"code\":105,\"opaque\":1,\"extFields\":[1]}",     /* extFields no object */
+        "{\"code\":105,\"opaque\":1",                           /* broken JSON */
+        "[105, 1]",                                             /* no object */
+        "{\"opaque\":1}",                                       /* no code */
+        "{\"code\":105}",                                       /* no opaque */
+        "{\"code\":\"105\",\"opaque\":1}",                      /* code not a number */
+        "{\"code\":1e3,\"opaque\":1}",                          /* code not an integer */
+        "{\"code\":4294967296,\"opaque\":1}",                   /* beyond int32 */
+        "{\"code\":105,\"opaque\":1,\"extFields\":[1]}",        /* extFields no object */
         "{\"code\":105,\"opaque\":1,\"extFields\":{\"a\":{}}}", /* a value no scalar */
-        "{\"code\":105,\"code\":106,\"opaque\":1}",         /* duplicate keys */
+        "{\"code\":105,\"code\":106,\"opaque\":1}",             /* duplicate keys */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint8_t b[256];
@@ -132,12 +132,12 @@ static void test_decode_refuses_bad_headers(void **state)
 static void test_encode_answer_decodes_back(void **state)
 {
     (void)state;
-    json_t *ext = json_pack("{s:s, s:s}", "msgId", "7F00000100002A9F0000000000000000", "queueId",
-                            "2");
+    json_t *ext =
+        json_pack("{s:s, s:s}", "msgId", "7F00000100002A9F0000000000000000", "queueId", "2");
     uint8_t *hdr;
     size_t hlen;
-    assert_int_equal(shmq_rmt_encode(SHMQ_RMT_SUCCESS, 42, SHMQ_RMT_FLAG_RESPONSE, "stored", ext,
-                                     3, &hdr, &hlen),
+    assert_int_equal(shmq_rmt_encode(SHMQ_RMT_SUCCESS, 42, SHMQ_RMT_FLAG_RESPONSE, "stored", ext, 3,
+                                     &hdr, &hlen),
                      0);
     uint8_t b[1024];
     memcpy(b, hdr, hlen);
