@@ -76,7 +76,8 @@ async function consume(port, topic, group, count, expr) {
     const head = msg.body.slice(0, 24).toString().replace(/\s+/g, '_');
     console.log(`got ${key} ${msg.tags} ${msg.body.length} ${md5} ${msg.queueId} ${msg.queueOffset} ${head}`);
     seen.add(key);
-    if (seen.size >= count) finish();
+    // finished once this handler returned and the client moved its offset past the message
+    if (seen.size >= count) setTimeout(finish, 1000);
   });
   consumer.on('error', e => process.stderr.write(`consumer: ${e && e.stack ? e.stack : e}\n`));
   await consumer.ready();

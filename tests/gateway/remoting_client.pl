@@ -1,0 +1,170 @@
+#!/usr/bin/perl
+# A small RocketMQ remoting client for tests/integration/gateway.t: hostile
+# frames against shmq-gateway, and a send benchmark.
+#
+#   remoting_client.pl hostile PORT TOPIC
+#       prints one line per check: NAME and what came back (the answer's
+#       code and opaque, "closed", or "none")
+#   remoting_client.pl bench PORT TOPIC CONNS COUNT SIZE
+#       CONNS processes each send COUNT messages of SIZE bytes
+#       (SEND_MESSAGE_V2, one at a time); prints "bench SENT SECONDS"
+use strict;
+use warnings;
+use IO::Socket::INET;
+use IO::Select;
+use JSON::PP;
+use Time::HiRes qw(time);
+
+my $json = JSON::PP->new->canonical;
+
+sub frame {
+    my ($hdr, $body) = @_;
+    $body //= '';
+    return pack('NN', 4 + length($hdr) + length($body), length($hdr)) . $hdr . $body;
+}
+
+sub request {
+    my ($code, $opaque, $ext, $body) = @_;
+    my %h = (code => $code, language => 'JAVA', version => 317, opaque => $opaque, flag => 0);
+    $h{extFields} = $ext if $ext;
+    return frame($json->encode(\%h), $body);
+}
+
+sub connect_to {
+    my ($port) = @_;
+    return IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')
+      || die "connect: $!";
+}
+
+# Read exactly n bytes within the deadline; undef on EOF, '' on timeout.
+sub read_n {
+    my ($s, $n, $deadline) = @_;
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    while (length($buf) < $n) {
+        my $left = $deadline - time;
+        return '' if $left <= 0 || !$sel->can_read($left);
+        my $r = sysread($s, $buf, $n - length($buf), length($buf));
+        return undef if !$r;
+    }
+    return $buf;
+}
+
+# One answer: "CODE OPAQUE" (and the header hash), "closed" or "none" (timeout).
+sub answer {
+    my ($s, $timeout) = @_;
+    my $deadline = time + ($timeout // 30);
+    my $pre = read_n($s, 8, $deadline);
+    return ('closed') if !defined $pre;
+    return ('none') if $pre eq '';
+    my ($len, $word) = unpack('NN', $pre);
+    my $rest = read_n($s, $len - 4, $deadline);
+    return ('closed') if !defined $rest;
+    return ('none') if $rest eq '' && $len > 4;
+    my $hlen = $word & 0xffffff;
+    my $h = $json->decode(substr($rest, 0, $hlen));
+    return ("$h->{code} $h->{opaque}", $h, substr($rest, $hlen));
+}
+
+sub hostile {
+    my ($port, $topic) = @_;
+    my $a = connect_to($port);
+    print $a request(9999, 7);
+    my ($r) = answer($a);
+    print "unknown-code $r\n";
+    print $a request(105, 8, {topic => $topic});
+    my ($r2, $h, $body) = answer($a);
+    my $route = $body ? eval { $json->decode($body) } : undef;
+    my $addr = $route ? $route->{brokerDatas}[0]{brokerAddrs}{0} // '-' : '-';
+    my $qn = $route ? $route->{queueDatas}[0]{readQueueNums} // '-' : '-';
+    print "route $r2 $addr $qn\n";
+    print $a frame('{"code":105,"opaque":9,', '');
+    ($r) = answer($a);
+    print "broken-json $r\n";
+    print $a frame('{"opaque":10,"flag":0}', '');
+    ($r) = answer($a);
+    print "no-code $r\n";
+    print $a request(105, 11, {});
+    ($r) = answer($a);
+    print "no-topic $r\n";
+    print $a request(11, 12, {consumerGroup => 'G', topic => $topic, queueId => 'x'});
+    ($r) = answer($a);
+    print "bad-queue-id $r\n";
+    print $a request(105, 13, {topic => $topic});
+    ($r) = answer($a);
+    print "still-usable $r\n";
+
+    # Slow clients: one stops inside a prefix, one inside a frame; another is served.
+    my $slow1 = connect_to($port);
+    print $slow1 substr(request(105, 1, {topic => $topic}), 0, 6);
+    my $slow2 = connect_to($port);
+    print $slow2 substr(request(105, 1, {topic => $topic}), 0, 20);
+    my $b = connect_to($port);
+    print $b request(105, 14, {topic => $topic});
+    ($r) = answer($b);
+    print "beside-slow $r\n";
+    print $a request(105, 15, {topic => $topic});
+    ($r) = answer($a);
+    print "first-beside-slow $r\n";
+
+    # A 2 GB length: the connection is closed; the others go on.
+    my $huge = connect_to($port);
+    print $huge pack('NN', 0x7fffffff, 16) . '{"code":10,"opaq';
+    ($r) = answer($huge, 30);
+    print "2gb-length $r\n";
+    # A header longer than its frame.
+    my $liar = connect_to($port);
+    print $liar pack('NN', 10, 4000) . 'abcdef';
+    ($r) = answer($liar, 30);
+    print "header-past-frame $r\n";
+    print $b request(105, 16, {topic => $topic});
+    ($r) = answer($b);
+    print "after-bad-frames $r\n";
+    # A one-way request is not answered; the next one is.
+    my %h = (code => 9999, opaque => 17, flag => 2);
+    print $b frame($json->encode(\%h));
+    print $b request(105, 18, {topic => $topic});
+    ($r) = answer($b);
+    print "after-oneway $r\n";
+    close($_) for ($slow1, $slow2, $a, $b, $huge, $liar);
+}
+
+sub bench {
+    my ($port, $topic, $conns, $count, $size) = @_;
+    my $body = 'x' x $size;
+    my $t0 = time;
+    my @pids;
+    for my $c (1 .. $conns) {
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            my $s = connect_to($port);
+            for my $i (1 .. $count) {
+                my %ext = (a => 'PG_bench', b => $topic, c => 'TBW102', d => '4', e => '-1',
+                    f => '0', g => int(time * 1000), h => '0',
+                    i => "KEYS\x01b$c-$i\x02", j => '0', k => 'false');
+                print $s request(310, $i, \%ext, $body);
+                my ($r) = answer($s, 60);
+                exit 1 if $r !~ /^0 /;
+            }
+            exit 0;
+        }
+        push @pids, $pid;
+    }
+    my $bad = 0;
+    for (@pids) {
+        waitpid($_, 0);
+        $bad++ if $?;
+    }
+    my $dt = time - $t0;
+    printf "bench %d %.3f\n", $bad ? 0 : $conns * $count, $dt;
+    exit($bad ? 1 : 0);
+}
+
+my $mode = shift // '';
+if ($mode eq 'hostile') {
+    hostile(@ARGV);
+} elsif ($mode eq 'bench') {
+    bench(@ARGV);
+} else {
+    die "usage: remoting_client.pl hostile PORT TOPIC | bench PORT TOPIC CONNS COUNT SIZE\n";
+}

@@ -1,0 +1,183 @@
+#!/bin/sh
+# The RocketMQ gateway (shmq-gateway, docs/gateway.md) with a real RocketMQ
+# client, the npm package ali-ons (pinned by tests/gateway/package-lock.json,
+# installed with `npm ci` into $BUILD/gateway-node): it is off by default;
+# with gatewayEnable=true it serves routes and sends (sync, keys and tags, a
+# body over 4 KiB sent zlib-compressed) that shmq's own tools then find
+# (query by key, dump, consume); a push consumer in a group receives every
+# message, the ones shmq's C producer sent too (an LZ4 body decompressed),
+# in queue order, filtered by tag; its offsets are the group's offsets of
+# the store; hostile frames (unknown code, broken JSON, missing fields, a 2
+# GB length, a header past its frame, slow clients) are answered or closed
+# without blocking other clients or the gateway; the master restarts a
+# killed gateway; a send benchmark over several connections.
+# Skipped when node/npm are missing or ali-ons cannot be installed.
+# TAP output; exits non-zero if any test fails.
+
+SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/helpers/broker.sh"
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "1..0 # SKIP node and npm are needed for the RocketMQ client ali-ons"
+    exit 0
+fi
+NODE_DIR="$BUILD/gateway-node"
+if ! cmp -s "$SRC/tests/gateway/package-lock.json" "$NODE_DIR/package-lock.json" ||
+    [ ! -f "$NODE_DIR/node_modules/ali-ons/package.json" ]; then
+    mkdir -p "$NODE_DIR" &&
+        cp "$SRC/tests/gateway/package.json" "$SRC/tests/gateway/package-lock.json" "$NODE_DIR/" &&
+        (cd "$NODE_DIR" && timeout 600 npm ci --ignore-scripts --no-audit --no-fund) \
+            >"$NODE_DIR/npm-ci.log" 2>&1
+    if [ $? -ne 0 ] || [ ! -f "$NODE_DIR/node_modules/ali-ons/package.json" ]; then
+        echo "1..0 # SKIP npm ci of ali-ons failed (no npm registry?): see $NODE_DIR/npm-ci.log"
+        exit 0
+    fi
+fi
+broker_init gateway
+export NODE_PATH="$NODE_DIR/node_modules"
+JS="$SRC/tests/gateway/client.js"
+RC="$SRC/tests/gateway/remoting_client.pl"
+TOPIC=TopicGw
+
+# md5 of the body client.js makes for key $1 and size $2.
+body_md5() {
+    perl -MDigest::MD5=md5_hex -e 'my ($k, $s) = @ARGV; my $u = "$k ";
+        print md5_hex(substr($u x (int($s / length($u)) + 1), 0, $s)), "\n"' "$1" "$2"
+}
+
+# ---- off by default, keys checked ----------------------------------------------------
+"$SHMQD" --store "$T/cfg" --print-config >"$T/print.out" 2>&1
+grep -qx "gatewayEnable=false" "$T/print.out" && grep -qx "gatewayBindAddress=127.0.0.1" "$T/print.out"
+ok $? "the gateway is off by default, bound to 127.0.0.1 when on" || diag "$T/print.out"
+"$SHMQD" --store "$T/bad" --set gatewayBindAddress=gateway.example >"$T/bad.log" 2>&1
+is "$?" "2" "a gatewayBindAddress that is no address is refused (exit 2)"
+
+PORT=$(free_port)
+start_broker --set gatewayEnable=true --set listenPort="$PORT"
+ok $? "shmqd starts with gatewayEnable=true, listenPort=$PORT" || diag "$T/shmqd.log"
+i=0
+until grep -q "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log" || [ $i -ge 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+grep -q "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log"
+ok $? "the gateway worker serves on 127.0.0.1:$PORT" || diag "$T/shmqd.log"
+GW_PID=$(worker_pid gateway)
+ok $? "status lists the gateway worker (pid $GW_PID)"
+"$CTL" topic --store "$STORE" $SMALL create "$TOPIC" --queues 4 >"$T/topic.out" 2>&1
+ok $? "topic $TOPIC created with 4 queues" || diag "$T/topic.out"
+
+# ---- ali-ons sends; shmq's tools find the messages -------------------------------------
+timeout 180 node "$JS" produce "$PORT" "$TOPIC" 20 nk >"$T/p1.out" 2>"$T/p1.err"
+ok $? "ali-ons sends 20 messages with keys and tags through the gateway" || diag "$T/p1.err"
+is "$(grep -c '^sent nk-' "$T/p1.out")" "20" "every send is answered SEND_OK with its queue and offset"
+timeout 180 node "$JS" produce "$PORT" "$TOPIC" 2 big 8192 >"$T/p2.out" 2>"$T/p2.err"
+ok $? "ali-ons sends two 8 KiB bodies (zlib-compressed by the client)" || diag "$T/p2.err"
+
+"$CTL" query --store "$STORE" $SMALL --topic "$TOPIC" --key nk-7 --json >"$T/q.out" 2>"$T/q.err"
+is "$(jfield body <"$T/q.out")" "nk-7" "shmqctl query finds a message ali-ons sent by its key" ||
+    diag "$T/q.err"
+is "$(jfield tags <"$T/q.out")" "Tag1" "... with the tag ali-ons gave it"
+msgid=$(awk '$2 == "nk-7" { print $3 }' "$T/p1.out")
+is "$(jfield msg_id <"$T/q.out")" "$msgid" "... under the message id the gateway answered"
+"$CTL" dump --store "$STORE" $SMALL commitlog --json >"$T/dump.json" 2>"$T/dump.err"
+zl=$(perl -MJSON::PP -ne 'my $j = JSON::PP->new->decode($_); print "$j->{body_len}\n"
+    if $j->{topic} eq "TopicGw" && $j->{compression} eq "zlib"' <"$T/dump.json" |
+    sort | uniq -c | awk '{ print $1 "x" $2 }')
+is "$zl" "2x8192" "the two large bodies are stored zlib-compressed as the client sent them" ||
+    diag "$T/dump.err"
+
+# ---- shmq's C producer; ali-ons's push consumer receives everything ----------------------
+for i in 0 1 2 3 4 5 6 7 8 9; do
+    "$CTL" send --store "$STORE" $SMALL "$TOPIC" "ck-$i" --keys "ck-$i" --tags Tag1 \
+        >>"$T/csend.out" 2>>"$T/csend.err" || echo "failed $i" >>"$T/csend.out"
+done
+perl -e 'print substr("cbig " x 2000, 0, 9000)' >"$T/cbig.body"
+"$CTL" send --store "$STORE" $SMALL "$TOPIC" --keys cbig <"$T/cbig.body" >>"$T/csend.out" \
+    2>>"$T/csend.err" || echo "failed cbig" >>"$T/csend.out"
+is "$(grep -c failed "$T/csend.out")" "0" "shmqctl send stores 11 messages (one LZ4-compressed)" ||
+    diag "$T/csend.err"
+
+timeout 180 node "$JS" consume "$PORT" "$TOPIC" NG 33 >"$T/c1.out" 2>"$T/c1.err"
+ok $? "an ali-ons push consumer of group NG receives 33 distinct messages" || diag "$T/c1.err"
+missing=""
+for k in $(awk '$1 == "sent" { print $2 }' "$T/p1.out" "$T/p2.out") ck-0 ck-5 ck-9 cbig; do
+    grep -q "^got $k " "$T/c1.out" || missing="$missing $k"
+done
+is "$missing" "" "every message of both producers arrived" || diag "$T/c1.out"
+is "$(awk '$2 == "big-1" { print $4 " " $5; exit }' "$T/c1.out")" "8192 $(body_md5 big-1 8192)" \
+    "a zlib-compressed body ali-ons sent arrives whole (length and md5)"
+is "$(awk '$2 == "cbig" { print $4 " " $5; exit }' "$T/c1.out")" \
+    "9000 $(perl -MDigest::MD5=md5_hex -e 'local $/; print md5_hex(<STDIN>)' <"$T/cbig.body")" \
+    "a body shmq stored LZ4-compressed arrives decompressed to ali-ons"
+awk '$1 == "got" { if (($6 in last) && $7 + 0 <= last[$6]) bad++; last[$6] = $7 + 0 }
+    END { print bad + 0 }' "$T/c1.out" >"$T/order.out"
+is "$(cat "$T/order.out")" "0" "each queue's messages arrive in queue-offset order"
+
+"$CTL" group --store "$STORE" $SMALL progress NG --json >"$T/progress.out" 2>&1
+is "$(jfield total_lag <"$T/progress.out")" "0" \
+    "the consumer's offsets are the group's committed offsets in the store (lag 0)" ||
+    diag "$T/progress.out"
+"$CTL" send --store "$STORE" $SMALL "$TOPIC" "after-1" --keys after-1 >/dev/null 2>&1
+timeout 180 node "$JS" consume "$PORT" "$TOPIC" NG 1 >"$T/c2.out" 2>"$T/c2.err"
+is "$(awk '$1 == "got" { print $2; exit }' "$T/c2.out")" "after-1" \
+    "a new consumer of NG starts at the committed offsets: only the new message comes" ||
+    diag "$T/c2.out"
+
+timeout 180 node "$JS" consume "$PORT" "$TOPIC" TG 21 Tag1 >"$T/c3.out" 2>"$T/c3.err"
+ok $? "a consumer subscribed to Tag1 receives the 21 Tag1 messages" || diag "$T/c3.err"
+is "$(awk '$1 == "got" && $3 != "Tag1"' "$T/c3.out" | wc -l | tr -d ' ')" "0" \
+    "... and nothing of another tag" || diag "$T/c3.out"
+
+"$CTL" consume --store "$STORE" $SMALL "$TOPIC" --group CG --count 34 --json >"$T/cc.out" \
+    2>"$T/cc.err"
+ok $? "shmqctl consume reads the 34 messages" || diag "$T/cc.err"
+is "$(perl -MJSON::PP -ne 'my $j = JSON::PP->new->decode($_); print "$j->{body_len}\n"
+    if $j->{keys} =~ /^big-/' <"$T/cc.out" | sort -u)" "8192" \
+    "... the bodies ali-ons compressed, decompressed"
+
+# ---- hostile frames -------------------------------------------------------------------
+timeout 180 perl "$RC" hostile "$PORT" "$TOPIC" >"$T/h.out" 2>"$T/h.err"
+ok $? "the hostile client ran" || diag "$T/h.err"
+h() {
+    awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$T/h.out"
+}
+is "$(h unknown-code)" "3 7" "an unknown request code is answered REQUEST_CODE_NOT_SUPPORTED (3)"
+is "$(h route)" "0 8 127.0.0.1:$PORT 4" "a route names this broker and the topic's 4 queues"
+is "$(h broken-json)" "1 0" "a header that is no JSON is answered SYSTEM_ERROR"
+is "$(h no-code)" "1 0" "a header without a code is answered SYSTEM_ERROR"
+is "$(h no-topic)" "1 11" "a route request without its topic is answered SYSTEM_ERROR"
+is "$(h bad-queue-id)" "1 12" "a pull with a queue id that is no number is answered SYSTEM_ERROR"
+is "$(h still-usable)" "0 13" "the connection is still served after those"
+is "$(h beside-slow)" "0 14" "a client is served while two others stop inside a frame"
+is "$(h first-beside-slow)" "0 15" "... and so is the first one"
+is "$(h 2gb-length)" "closed" "a 2 GB frame length closes that connection"
+is "$(h header-past-frame)" "closed" "a header longer than its frame closes that connection"
+is "$(h after-bad-frames)" "0 16" "other connections are served after those"
+is "$(h after-oneway)" "0 18" "a one-way request is not answered, the next one is"
+grep -q "frame of 2147483647 bytes" "$T/shmqd.log"
+ok $? "the closed connection is logged with its reason" || diag "$T/shmqd.log"
+is "$(worker_pid gateway)" "$GW_PID" "the gateway did not crash or restart"
+
+# ---- supervision -----------------------------------------------------------------------
+kill -KILL "$GW_PID"
+wait_restarted gateway "$GW_PID" 300
+ok $? "the master restarts a killed gateway" || diag "$T/shmqd.log"
+i=0
+until [ "$(grep -c "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log")" -ge 2 ] ||
+    [ $i -ge 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+timeout 180 node "$JS" produce "$PORT" "$TOPIC" 1 restarted >"$T/p3.out" 2>"$T/p3.err"
+ok $? "ali-ons sends through the restarted gateway" || diag "$T/p3.err"
+
+# ---- a send benchmark (reported, not asserted against a time) ---------------------------------
+timeout 300 perl "$RC" bench "$PORT" "$TOPIC" 4 500 1024 >"$T/bench.out" 2>"$T/bench.err"
+ok $? "4 connections send 500 messages of 1 KiB each" || diag "$T/bench.err"
+awk '{ if ($3 > 0) printf "# gateway sends: %d of 1 KiB in %.2f s (%.0f/s) over 4 connections\n", $2, $3, $2 / $3 }' \
+    "$T/bench.out"
+
+stop_broker
+ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+done_testing
