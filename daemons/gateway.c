@@ -65,14 +65,14 @@ void gw_answer(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd, int code, const char 
     }
     uint8_t *hdr;
     size_t hlen;
-    int rc = shmq_rmt_encode(code, cmd->opaque, SHMQ_RMT_FLAG_RESPONSE, remark, ext, body_len,
-                             &hdr, &hlen);
+    int rc = shmq_rmt_encode(code, cmd->opaque, SHMQ_RMT_FLAG_RESPONSE, remark, ext, body_len, &hdr,
+                             &hlen);
     if (rc < 0) {
         shmq_log(SHMQ_LOG_WARN, "client %s: cannot encode an answer to request %d: %s",
                  conn->peer_text, cmd->code, shmq_error_detail());
-        if (body_len == 0 || shmq_rmt_encode(SHMQ_RMT_SYSTEM_ERROR, cmd->opaque,
-                                             SHMQ_RMT_FLAG_RESPONSE, "answer too big", NULL, 0,
-                                             &hdr, &hlen) < 0) {
+        if (body_len == 0 ||
+            shmq_rmt_encode(SHMQ_RMT_SYSTEM_ERROR, cmd->opaque, SHMQ_RMT_FLAG_RESPONSE,
+                            "answer too big", NULL, 0, &hdr, &hlen) < 0) {
             return;
         }
         body_len = 0;
@@ -497,7 +497,8 @@ static void on_tick(uv_timer_t *t)
     gw_t *gw = t->data;
     int64_t now = shmq_mono_ms();
     for (gw_conn_t *conn = gw->conns; conn != NULL; conn = conn->next) {
-        if (conn->frame_start_ms != 0 && !conn->paused && now - conn->frame_start_ms > GW_FRAME_MS) {
+        if (conn->frame_start_ms != 0 && !conn->paused &&
+            now - conn->frame_start_ms > GW_FRAME_MS) {
             gw->counts.slow_closed++;
             shmq_log(SHMQ_LOG_WARN, "client %s: closed: a frame begun %d s ago is not whole",
                      conn->peer_text, GW_FRAME_MS / 1000);
@@ -673,8 +674,8 @@ static int gw_init(shmq_worker_t *w, void **state)
         gw_free(gw);
         return SHMQ_EXIT_ERROR;
     }
-    const char *bind = gw->cfg->gateway_bind_address[0] ? gw->cfg->gateway_bind_address
-                                                        : "127.0.0.1";
+    const char *bind =
+        gw->cfg->gateway_bind_address[0] ? gw->cfg->gateway_bind_address : "127.0.0.1";
     char where[96];
     snprintf(where, sizeof(where), strchr(bind, ':') ? "[%s]:%d" : "%s:%d", bind,
              gw->cfg->listen_port);

@@ -19,20 +19,20 @@
 #include "shmq/producer.h"
 #include "worker.h"
 
-#define GW_OUT_PAUSE       (4u << 20)   /* answers queued to a client before its frames wait */
-#define GW_OUT_HIGH_WATER  (256u << 20) /* answers queued before the client is closed */
-#define GW_FRAME_MS        30000        /* a frame begun must be whole within this */
-#define GW_IDLE_MS         120000       /* a client silent this long is closed (RocketMQ: 120 s) */
-#define GW_SENDS_MAX       200          /* sends in flight through the producer (its ring: 256) */
-#define GW_SUSPENDED_MAX   64           /* long-polling pulls held per client */
-#define GW_PULL_BYTES      (1u << 20)   /* a pull answer's records, at least one message */
-#define GW_GROUPS_MAX      256          /* consumer groups with an open handle */
-#define GW_CLIENTS_MAX     4096         /* registered client ids (heartbeats) */
-#define GW_LOCKS_MAX       8192         /* queue locks (lockBatchMQ) */
-#define GW_LOCK_MS         60000        /* a queue lock not renewed lapses (rebalanceLockMaxLiveTime) */
-#define GW_CLIENT_MS       120000       /* a client id without a heartbeat for this long is dropped */
-#define GW_TICK_MS         1000         /* slow frames, lapsed clients and locks, counters */
-#define GW_POLL_MS         20           /* suspended pulls look for new messages this often */
+#define GW_OUT_PAUSE      (4u << 20)   /* answers queued to a client before its frames wait */
+#define GW_OUT_HIGH_WATER (256u << 20) /* answers queued before the client is closed */
+#define GW_FRAME_MS       30000        /* a frame begun must be whole within this */
+#define GW_IDLE_MS        120000       /* a client silent this long is closed (RocketMQ: 120 s) */
+#define GW_SENDS_MAX      200          /* sends in flight through the producer (its ring: 256) */
+#define GW_SUSPENDED_MAX  64           /* long-polling pulls held per client */
+#define GW_PULL_BYTES     (1u << 20)   /* a pull answer's records, at least one message */
+#define GW_GROUPS_MAX     256          /* consumer groups with an open handle */
+#define GW_CLIENTS_MAX    4096         /* registered client ids (heartbeats) */
+#define GW_LOCKS_MAX      8192         /* queue locks (lockBatchMQ) */
+#define GW_LOCK_MS        60000  /* a queue lock not renewed lapses (rebalanceLockMaxLiveTime) */
+#define GW_CLIENT_MS      120000 /* a client id without a heartbeat for this long is dropped */
+#define GW_TICK_MS        1000   /* slow frames, lapsed clients and locks, counters */
+#define GW_POLL_MS        20     /* suspended pulls look for new messages this often */
 
 typedef struct gw gw_t;
 
@@ -102,9 +102,9 @@ struct gw {
     gw_conn_t *conns;
     int nconns;
     int64_t now_ms;
-    char addr[80];      /* the broker address routes name: "127.0.0.1:10911" */
-    shmq_producer_t *p; /* opened on the first send */
-    int sends;          /* in flight */
+    char addr[80];           /* the broker address routes name: "127.0.0.1:10911" */
+    shmq_producer_t *p;      /* opened on the first send */
+    int sends;               /* in flight */
     shmq_consumer_t *reader; /* group-less: offsets of queues */
     shmq_admin_t *admin;     /* queries by key and offset; opened on first use */
     gw_pull_t *pulls;        /* suspended */

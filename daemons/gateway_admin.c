@@ -27,8 +27,8 @@
 
 static json_t *broker_data(gw_t *gw)
 {
-    return json_pack("{s:s, s:s, s:{s:s}}", "cluster", gw->cfg->broker_cluster_name,
-                     "brokerName", gw->cfg->broker_name, "brokerAddrs", "0", gw->addr);
+    return json_pack("{s:s, s:s, s:{s:s}}", "cluster", gw->cfg->broker_cluster_name, "brokerName",
+                     gw->cfg->broker_name, "brokerAddrs", "0", gw->addr);
 }
 
 static void answer_json(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd, json_t *body)
@@ -68,19 +68,19 @@ void gw_route(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
         gw_answer_err(conn, cmd, SHMQ_RMT_TOPIC_NOT_EXIST, "no topic %s", topic);
         return;
     }
-    json_t *body = json_pack("{s:[o], s:{}, s:[{s:s, s:i, s:i, s:i, s:i}]}", "brokerDatas",
-                             broker_data(gw), "filterServerTable", "queueDatas", "brokerName",
-                             gw->cfg->broker_name, "readQueueNums", rq, "writeQueueNums", wq,
-                             "perm", perm, "topicSynFlag", 0);
+    json_t *body =
+        json_pack("{s:[o], s:{}, s:[{s:s, s:i, s:i, s:i, s:i}]}", "brokerDatas", broker_data(gw),
+                  "filterServerTable", "queueDatas", "brokerName", gw->cfg->broker_name,
+                  "readQueueNums", rq, "writeQueueNums", wq, "perm", perm, "topicSynFlag", 0);
     answer_json(conn, cmd, body);
 }
 
 void gw_cluster(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
 {
     gw_t *gw = conn->gw;
-    json_t *body = json_pack("{s:{s:o}, s:{s:[s]}}", "brokerAddrTable", gw->cfg->broker_name,
-                             broker_data(gw), "clusterAddrTable", gw->cfg->broker_cluster_name,
-                             gw->cfg->broker_name);
+    json_t *body =
+        json_pack("{s:{s:o}, s:{s:[s]}}", "brokerAddrTable", gw->cfg->broker_name, broker_data(gw),
+                  "clusterAddrTable", gw->cfg->broker_cluster_name, gw->cfg->broker_name);
     answer_json(conn, cmd, body);
 }
 
@@ -352,8 +352,8 @@ void gw_query(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
     snprintf(ts, sizeof(ts), "%lld", (long long)qr->index_last_ts);
     snprintf(ph, sizeof(ph), "%lld", (long long)qr->index_last_phys);
     free(qr);
-    json_t *ext = json_pack("{s:s, s:s}", "indexLastUpdateTimestamp", ts,
-                            "indexLastUpdatePhyoffset", ph);
+    json_t *ext =
+        json_pack("{s:s, s:s}", "indexLastUpdateTimestamp", ts, "indexLastUpdatePhyoffset", ph);
     gw_answer(conn, cmd, SHMQ_RMT_SUCCESS, NULL, ext, buf, len);
     json_decref(ext);
     free(buf);

@@ -66,8 +66,8 @@ static void answer_sent(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd, int err,
     char qid[16], qoff[32];
     snprintf(qid, sizeof(qid), "%d", res->queue_id);
     snprintf(qoff, sizeof(qoff), "%lld", (long long)res->queue_offset);
-    json_t *ext = json_pack("{s:s, s:s, s:s}", "msgId", res->msg_id, "queueId", qid,
-                            "queueOffset", qoff);
+    json_t *ext =
+        json_pack("{s:s, s:s, s:s}", "msgId", res->msg_id, "queueId", qid, "queueOffset", qoff);
     gw_answer(conn, cmd, status_code(res->status), NULL, ext, NULL, 0);
     json_decref(ext);
 }
@@ -219,8 +219,7 @@ void gw_send(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
         /* not started: no callback comes */
         gw->sends--;
         gw->counts.send_errors++;
-        gw_answer_err(conn, cmd, gw_code_of(rc), "%s: %s", shmq_strerror(rc),
-                      shmq_error_detail());
+        gw_answer_err(conn, cmd, gw_code_of(rc), "%s: %s", shmq_strerror(rc), shmq_error_detail());
         gw_conn_unref(conn);
         free(s);
     }
@@ -341,8 +340,8 @@ void gw_send_batch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
             char q[16], qo[32];
             snprintf(q, sizeof(q), "%d", res[0].queue_id);
             snprintf(qo, sizeof(qo), "%lld", (long long)res[0].queue_offset);
-            json_t *ext = json_pack("{s:s, s:s, s:s}", "msgId", ids, "queueId", q, "queueOffset",
-                                    qo);
+            json_t *ext =
+                json_pack("{s:s, s:s, s:s}", "msgId", ids, "queueId", q, "queueOffset", qo);
             gw_answer(conn, cmd, status_code(res[0].status), NULL, ext, NULL, 0);
             json_decref(ext);
             free(ids);
