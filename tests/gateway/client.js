@@ -8,8 +8,10 @@
 //       prints "sent KEY MSGID OFFSETMSGID QUEUE QUEUEOFFSET" per message.
 //   node client.js consume PORT TOPIC GROUP COUNT [TAGEXPR]
 //       a push consumer of GROUP; prints "got KEY TAG BODYLEN MD5 QUEUE
-//       QUEUEOFFSET BODYHEAD" per message until COUNT distinct keys came
-//       (then "done"), at most 120 s.
+//       QUEUEOFFSET BODYHEAD RECONSUMETIMES" per message until COUNT distinct
+//       keys came (then "done"), at most 120 s.  With FAIL_FIRST=1 in the
+//       environment, the first delivery of each key is failed (ACTION_RETRY:
+//       the client sends it back) and a key counts once it came again.
 //
 // Exit status 0 when all went as asked, 1 otherwise (the error on stderr).
 const crypto = require('crypto');
@@ -59,6 +61,7 @@ async function produce(port, topic, count, prefix, size) {
 
 async function consume(port, topic, group, count, expr) {
   const seen = new Set();
+  const failed = new Set();
   const consumer = new Consumer({
     httpclient,
     logger,
@@ -74,7 +77,11 @@ async function consume(port, topic, group, count, expr) {
     const key = msg.properties.KEYS;
     const md5 = crypto.createHash('md5').update(msg.body).digest('hex');
     const head = msg.body.slice(0, 24).toString().replace(/\s+/g, '_');
-    console.log(`got ${key} ${msg.tags} ${msg.body.length} ${md5} ${msg.queueId} ${msg.queueOffset} ${head}`);
+    console.log(`got ${key} ${msg.tags} ${msg.body.length} ${md5} ${msg.queueId} ${msg.queueOffset} ${head} ${msg.reconsumeTimes}`);
+    if (process.env.FAIL_FIRST === '1' && !failed.has(key)) {
+      failed.add(key);
+      return Consumer.ACTION_RETRY;
+    }
     seen.add(key);
     // finished once this handler returned and the client moved its offset past the message
     if (seen.size >= count) setTimeout(finish, 1000);

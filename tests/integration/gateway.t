@@ -53,7 +53,8 @@ ok $? "the gateway is off by default, bound to 127.0.0.1 when on" || diag "$T/pr
 is "$?" "2" "a gatewayBindAddress that is no address is refused (exit 2)"
 
 PORT=$(free_port)
-start_broker --set gatewayEnable=true --set listenPort="$PORT"
+start_broker --set gatewayEnable=true --set listenPort="$PORT" \
+    --set messageDelayLevel="1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s"
 ok $? "shmqd starts with gatewayEnable=true, listenPort=$PORT" || diag "$T/shmqd.log"
 i=0
 until grep -q "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log" || [ $i -ge 300 ]; do
@@ -135,6 +136,18 @@ ok $? "shmqctl consume reads the 34 messages" || diag "$T/cc.err"
 is "$(perl -MJSON::PP -ne 'my $j = JSON::PP->new->decode($_); print "$j->{body_len}\n"
     if $j->{keys} =~ /^big-/' <"$T/cc.out" | sort -u)" "8192" \
     "... the bodies ali-ons compressed, decompressed"
+
+# ---- a failed message goes back through the store's retry path --------------------------
+"$CTL" send --store "$STORE" $SMALL TopicFail "f-0" --keys f-0 >/dev/null 2>&1
+FAIL_FIRST=1 timeout 180 node "$JS" consume "$PORT" TopicFail FG 1 >"$T/c4.out" 2>"$T/c4.err"
+ok $? "a consumer that fails f-0 once receives it again" || diag "$T/c4.err"
+is "$(awk '$1 == "got" { printf "%s/%s ", $2, $9 }' "$T/c4.out")" "f-0/0 f-0/1 " \
+    "... first as sent, then as its retry (reconsumeTimes 1)" || diag "$T/c4.out"
+grep -q "send back of" "$T/shmqd.log"
+is "$?" "1" "the gateway stored the send-back (CONSUMER_SEND_MSG_BACK)" || diag "$T/shmqd.log"
+"$CTL" dump --store "$STORE" $SMALL consumequeue %RETRY%FG 0 --json >"$T/retry.out" 2>&1
+is "$(wc -l <"$T/retry.out" | tr -d ' ')" "1" "the retry topic %RETRY%FG holds the message" ||
+    diag "$T/retry.out"
 
 # ---- hostile frames -------------------------------------------------------------------
 timeout 180 perl "$RC" hostile "$PORT" "$TOPIC" >"$T/h.out" 2>"$T/h.err"
