@@ -41,6 +41,33 @@
 #include "shmq/errors.h"
 #include "worker_uv.h"
 
+/* ---- client warnings, rate-limited -------------------------------------------------------- */
+
+void gw_warn(gw_t *gw, const char *fmt, ...)
+{
+    int64_t now = shmq_mono_ms();
+    if (now - gw->warn_window_ms >= GW_WARN_WINDOW_MS) {
+        if (gw->warn_suppressed > 0) {
+            shmq_log(SHMQ_LOG_WARN, "%llu more warnings about clients not logged",
+                     (unsigned long long)gw->warn_suppressed);
+        }
+        gw->warn_window_ms = now;
+        gw->warn_lines = 0;
+        gw->warn_suppressed = 0;
+    }
+    if (gw->warn_lines >= GW_WARN_LINES) {
+        gw->warn_suppressed++;
+        return;
+    }
+    gw->warn_lines++;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    shmq_log(SHMQ_LOG_WARN, "%s", line);
+}
+
 /* ---- answers ------------------------------------------------------------------------------ */
 
 static void write_frame(gw_conn_t *conn, const uint8_t *hdr, size_t hlen, const void *body,
@@ -68,8 +95,8 @@ void gw_answer(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd, int code, const char 
     int rc = shmq_rmt_encode(code, cmd->opaque, SHMQ_RMT_FLAG_RESPONSE, remark, ext, body_len, &hdr,
                              &hlen);
     if (rc < 0) {
-        shmq_log(SHMQ_LOG_WARN, "client %s: cannot encode an answer to request %d: %s",
-                 conn->peer_text, cmd->code, shmq_error_detail());
+        gw_warn(conn->gw, "client %s: cannot encode an answer to request %d: %s", conn->peer_text,
+                cmd->code, shmq_error_detail());
         if (body_len == 0 ||
             shmq_rmt_encode(SHMQ_RMT_SYSTEM_ERROR, cmd->opaque, SHMQ_RMT_FLAG_RESPONSE,
                             "answer too big", NULL, 0, &hdr, &hlen) < 0) {
@@ -274,7 +301,7 @@ static void process(gw_conn_t *conn)
         if (fl < 0) {
             gw->counts.bad_frames++;
             gw->counts.closed_bad++;
-            shmq_log(SHMQ_LOG_WARN, "client %s: closed: %s", conn->peer_text, shmq_error_detail());
+            gw_warn(gw, "client %s: closed: %s", conn->peer_text, shmq_error_detail());
             shmq_net_conn_close(conn->c, "bad frame");
             break;
         }
@@ -284,8 +311,7 @@ static void process(gw_conn_t *conn)
         shmq_rmt_cmd_t cmd;
         if (shmq_rmt_decode(conn->buf + off, (size_t)fl, &cmd) < 0) {
             gw->counts.bad_frames++;
-            shmq_log(SHMQ_LOG_WARN, "client %s: bad request: %s", conn->peer_text,
-                     shmq_error_detail());
+            gw_warn(gw, "client %s: bad request: %s", conn->peer_text, shmq_error_detail());
             shmq_rmt_cmd_t none = {.opaque = 0};
             gw_answer_err(conn, &none, SHMQ_RMT_SYSTEM_ERROR, "bad request: %s",
                           shmq_error_detail());
@@ -312,10 +338,11 @@ static void process(gw_conn_t *conn)
 static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
 {
     gw_conn_t *conn = shmq_net_conn_arg(c);
+    gw_t *gw = conn->gw;
     if (conn->len + len > SHMQ_RMT_FRAME_MAX + SHMQ_NET_READ_SIZE) {
-        conn->gw->counts.closed_bad++;
-        shmq_log(SHMQ_LOG_WARN, "client %s: closed: more than %u bytes buffered", conn->peer_text,
-                 SHMQ_RMT_FRAME_MAX + SHMQ_NET_READ_SIZE);
+        gw->counts.closed_bad++;
+        gw_warn(gw, "client %s: closed: more than %u bytes buffered", conn->peer_text,
+                SHMQ_RMT_FRAME_MAX + SHMQ_NET_READ_SIZE);
         shmq_net_conn_close(c, "too many bytes buffered");
         return;
     }
@@ -324,11 +351,21 @@ static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
         while (cap < conn->len + len) {
             cap *= 2;
         }
+        if (gw->buffered - conn->cap + cap > GW_BUFFERED_MAX) {
+            /* every client's partial frames together: one more big frame would pass the bound */
+            gw->counts.closed_bad++;
+            gw_warn(gw,
+                    "client %s: closed: the clients' frames being read hold %zu bytes (at most %u)",
+                    conn->peer_text, gw->buffered, GW_BUFFERED_MAX);
+            shmq_net_conn_close(c, "the gateway's buffers are full");
+            return;
+        }
         uint8_t *b = realloc(conn->buf, cap);
         if (b == NULL) {
             shmq_net_conn_close(c, "out of memory");
             return;
         }
+        gw->buffered += cap - conn->cap;
         conn->buf = b;
         conn->cap = cap;
     }
@@ -337,6 +374,7 @@ static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
     process(conn);
     /* a large buffer left after a big frame is given back */
     if (conn->len == 0 && conn->cap > (1u << 20)) {
+        gw->buffered -= conn->cap;
         free(conn->buf);
         conn->buf = NULL;
         conn->cap = 0;
@@ -380,6 +418,10 @@ static void on_close(shmq_net_conn_t *c, const char *reason)
         conn->next->prev = conn->prev;
     }
     gw->nconns--;
+    gw->buffered -= conn->cap;
+    free(conn->buf);
+    conn->buf = NULL;
+    conn->len = conn->cap = 0;
     conn->closed = true;
     conn->c = NULL;
     if (conn->refs == 0) {
@@ -423,8 +465,8 @@ static void on_accept(shmq_net_listener_t *l, shmq_net_conn_t *c, int err)
     }
     if (gw->nconns >= gw->cfg->gateway_max_connections || gw->stopping) {
         gw->counts.refused_conns++;
-        shmq_log(SHMQ_LOG_WARN, "client %s refused: %d connections held (gatewayMaxConnections)",
-                 shmq_net_conn_peer(c), gw->nconns);
+        gw_warn(gw, "client %s refused: %d connections held (gatewayMaxConnections)",
+                shmq_net_conn_peer(c), gw->nconns);
         shmq_net_conn_set_arg(c, NULL);
         shmq_net_conn_close(c, "too many connections");
         return;
@@ -500,8 +542,8 @@ static void on_tick(uv_timer_t *t)
         if (conn->frame_start_ms != 0 && !conn->paused &&
             now - conn->frame_start_ms > GW_FRAME_MS) {
             gw->counts.slow_closed++;
-            shmq_log(SHMQ_LOG_WARN, "client %s: closed: a frame begun %d s ago is not whole",
-                     conn->peer_text, GW_FRAME_MS / 1000);
+            gw_warn(gw, "client %s: closed: a frame begun %d s ago is not whole", conn->peer_text,
+                    GW_FRAME_MS / 1000);
             shmq_net_conn_close(conn->c, "slow frame");
         }
     }

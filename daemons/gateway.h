@@ -32,7 +32,10 @@
 #define GW_LOCK_MS        60000  /* a queue lock not renewed lapses (rebalanceLockMaxLiveTime) */
 #define GW_CLIENT_MS      120000 /* a client id without a heartbeat for this long is dropped */
 #define GW_TICK_MS        1000   /* slow frames, lapsed clients and locks, counters */
-#define GW_POLL_MS        20     /* suspended pulls look for new messages this often */
+#define GW_BUFFERED_MAX   (256u << 20) /* bytes of partial frames of all clients together */
+#define GW_WARN_LINES     20           /* warnings about clients logged ... */
+#define GW_WARN_WINDOW_MS 10000        /* ... per this window; the others counted */
+#define GW_POLL_MS        20           /* suspended pulls look for new messages this often */
 
 typedef struct gw gw_t;
 
@@ -118,10 +121,17 @@ struct gw {
     size_t scratch_cap;
     shmq_pull_result_t *res;
     gw_counts_t counts, logged;
+    size_t buffered; /* bytes of the clients' read buffers */
+    int64_t warn_window_ms;
+    int warn_lines;
+    uint64_t warn_suppressed;
     bool stopping;
 };
 
 /* ---- gateway.c ---- */
+
+/* A warning about a client: at most GW_WARN_LINES per GW_WARN_WINDOW_MS, the rest counted. */
+void gw_warn(gw_t *gw, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Answer cmd on conn: code, remark (may be NULL), ext (may be NULL, borrowed), body. */
 void gw_answer(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd, int code, const char *remark,

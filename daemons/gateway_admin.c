@@ -403,8 +403,8 @@ void gw_send_back(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
         rc = shmq_consumer_send_back(c, &v, (int)level);
     }
     if (rc < 0) {
-        shmq_log(SHMQ_LOG_WARN, "client %s: send back of CommitLog offset %lld for %s: %s",
-                 conn->peer_text, (long long)phys, group, shmq_error_detail());
+        gw_warn(gw, "client %s: send back of CommitLog offset %lld for %s: %s", conn->peer_text,
+                (long long)phys, group, shmq_error_detail());
         gw_answer_err(conn, cmd, gw_code_of(rc), "send back of %lld for %s: %s", (long long)phys,
                       group, shmq_error_detail());
         return;
