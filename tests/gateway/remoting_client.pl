@@ -5,6 +5,10 @@
 #   remoting_client.pl hostile PORT TOPIC
 #       prints one line per check: NAME and what came back (the answer's
 #       code and opaque, "closed", or "none")
+#   remoting_client.pl requests PORT TOPIC
+#       the requests a RocketMQ client library makes that the ali-ons test does
+#       not (batch sends, queries, offsets, queue locks, cluster info): one line
+#       per request, NAME CODE and what the answer held
 #   remoting_client.pl bench PORT TOPIC CONNS COUNT SIZE
 #       CONNS processes each send COUNT messages of SIZE bytes
 #       (SEND_MESSAGE_V2, one at a time); prints "bench SENT SECONDS"
@@ -129,6 +133,137 @@ sub hostile {
     close($_) for ($slow1, $slow2, $a, $b, $huge, $liar);
 }
 
+# The records of a pull or query answer: (topic, body, key) of each (V1, IPv4 hosts).
+sub records {
+    my ($b) = @_;
+    my @r;
+    my $pos = 0;
+    while ($pos + 92 <= length($b)) {
+        my $total = unpack('N', substr($b, $pos, 4));
+        my $blen = unpack('N', substr($b, $pos + 84, 4));
+        my $body = substr($b, $pos + 88, $blen);
+        my $tlen = unpack('C', substr($b, $pos + 88 + $blen, 1));
+        my $topic = substr($b, $pos + 89 + $blen, $tlen);
+        my $plen = unpack('n', substr($b, $pos + 89 + $blen + $tlen, 2));
+        my $props = substr($b, $pos + 91 + $blen + $tlen, $plen);
+        my ($key) = $props =~ /KEYS\x01([^\x02]*)/;
+        push @r, [$topic, $body, $key // '-', unpack('N', substr($b, $pos + 36, 4))];
+        $pos += $total;
+    }
+    return @r;
+}
+
+sub requests {
+    my ($port, $topic) = @_;
+    my $s = connect_to($port);
+    my $o = 100;
+    # a batch of three, RocketMQ's MessageDecoder.encodeMessages layout
+    my $batch = '';
+    for my $i (0 .. 2) {
+        my $props = "KEYS\x01bk-$i\x02TAGS\x01TagB\x02";
+        my $body = "batch-$i";
+        $batch .= pack('NNNNN', 22 + length($body) + length($props), 0, 0, 0, length($body))
+          . $body . pack('n', length($props)) . $props;
+    }
+    print $s request(320, ++$o, {a => 'PG', b => $topic, c => 'TBW102', d => '4', e => '1',
+        f => '0', g => int(time * 1000), h => '0', i => '', j => '0', k => 'false', m => 'true'},
+        $batch);
+    my ($r, $h) = answer($s);
+    my @ids = split /,/, ($h->{extFields}{msgId} // '');
+    print "batch $r ", scalar(@ids), " $h->{extFields}{queueId}\n";
+    print $s request(12, ++$o, {topic => $topic, key => 'bk-1', maxNum => '32',
+        beginTimestamp => '0', endTimestamp => '' . int(time * 1000 + 60000)});
+    ($r, $h, my $body) = answer($s);
+    my @rec = records($body // '');
+    print "query $r ", scalar(@rec), " ", join(',', map { "$_->[1]/$_->[2]" } @rec), "\n";
+    my $phys = @ids ? hex(substr($ids[2], 16)) : 0;
+    print $s request(33, ++$o, {offset => "$phys"});
+    ($r, $h, $body) = answer($s);
+    @rec = records($body // '');
+    print "view $r ", join(',', map { "$_->[0]/$_->[1]" } @rec), "\n";
+    print $s request(30, ++$o, {topic => $topic, queueId => '1'});
+    ($r, $h) = answer($s);
+    my $max = $h->{extFields}{offset} // '-';
+    print "max-offset $r $max\n";
+    print $s request(31, ++$o, {topic => $topic, queueId => '1'});
+    ($r, $h) = answer($s);
+    print "min-offset $r ", $h->{extFields}{offset} // '-', "\n";
+    print $s request(29, ++$o, {topic => $topic, queueId => '1', timestamp => '0'});
+    ($r, $h) = answer($s);
+    print "offset-by-time $r ", $h->{extFields}{offset} // '-', "\n";
+    print $s request(11, ++$o, {consumerGroup => 'RG', topic => $topic, queueId => '1',
+        queueOffset => '0', maxMsgNums => '32', sysFlag => '0', commitOffset => '0',
+        suspendTimeoutMillis => '1000', subscription => 'TagB', subVersion => '0'});
+    ($r, $h, $body) = answer($s);
+    @rec = records($body // '');
+    print "pull-tagb $r ", scalar(@rec), " next=", $h->{extFields}{nextBeginOffset} // '-',
+      " max=", $h->{extFields}{maxOffset} // '-', "\n";
+    print $s request(11, ++$o, {consumerGroup => 'RG', topic => $topic, queueId => '1',
+        queueOffset => '' . ($max + 5), maxMsgNums => '32', sysFlag => '0', commitOffset => '0',
+        suspendTimeoutMillis => '1000', subscription => '*', subVersion => '0'});
+    ($r, $h) = answer($s);
+    print "pull-past-max $r ", $h->{extFields}{nextBeginOffset} // '-', "\n";
+    my $t0 = time;
+    print $s request(11, ++$o, {consumerGroup => 'RG', topic => $topic, queueId => '1',
+        queueOffset => "$max", maxMsgNums => '32', sysFlag => '2', commitOffset => '0',
+        suspendTimeoutMillis => '1500', subscription => '*', subVersion => '0'});
+    ($r, $h) = answer($s);
+    printf "pull-held %s %d\n", $r, (time - $t0) * 1000;
+    print $s request(15, ++$o, {consumerGroup => 'RG', topic => $topic, queueId => '1',
+        commitOffset => '2'});
+    ($r) = answer($s);
+    print "update-offset $r\n";
+    print $s request(14, ++$o, {consumerGroup => 'RG', topic => $topic, queueId => '1'});
+    ($r, $h) = answer($s);
+    print "query-offset $r ", $h->{extFields}{offset} // '-', "\n";
+    my $hb = $json->encode({clientID => '127.0.0.1@rc', producerDataSet => [],
+        consumerDataSet => [{groupName => 'RG', consumeType => 'CONSUME_PASSIVELY',
+        messageModel => 'CLUSTERING', consumeFromWhere => 'CONSUME_FROM_LAST_OFFSET',
+        subscriptionDataSet => [], unitMode => JSON::PP::false}]});
+    print $s request(34, ++$o, undef, $hb);
+    ($r) = answer($s);
+    print "heartbeat $r\n";
+    print $s request(38, ++$o, {consumerGroup => 'RG'});
+    ($r, $h, $body) = answer($s);
+    my $list = eval { $json->decode($body) } || {};
+    print "consumer-list $r ", join(',', @{$list->{consumerIdList} // []}), "\n";
+    my $mq = $json->encode({consumerGroup => 'RG', clientId => '127.0.0.1@rc',
+        mqSet => [{topic => $topic, brokerName => 'broker-a', queueId => 1}]});
+    print $s request(41, ++$o, undef, $mq);
+    ($r, $h, $body) = answer($s);
+    my $locked = eval { $json->decode($body) } || {};
+    print "lock $r ", scalar(@{$locked->{lockOKMQSet} // []}), "\n";
+    my $other = connect_to($port);
+    my $mq2 = $json->encode({consumerGroup => 'RG', clientId => '127.0.0.1@other',
+        mqSet => [{topic => $topic, brokerName => 'broker-a', queueId => 1}]});
+    print $other request(41, ++$o, undef, $mq2);
+    ($r, $h, $body) = answer($other);
+    $locked = eval { $json->decode($body) } || {};
+    print "lock-held-by-other $r ", scalar(@{$locked->{lockOKMQSet} // []}), "\n";
+    print $s request(42, ++$o, undef, $mq);
+    ($r) = answer($s);
+    print "unlock $r\n";
+    print $other request(41, ++$o, undef, $mq2);
+    ($r, $h, $body) = answer($other);
+    $locked = eval { $json->decode($body) } || {};
+    print "lock-after-unlock $r ", scalar(@{$locked->{lockOKMQSet} // []}), "\n";
+    print $s request(35, ++$o, {clientID => '127.0.0.1@rc', consumerGroup => 'RG'});
+    ($r) = answer($s);
+    print "unregister $r\n";
+    print $s request(38, ++$o, {consumerGroup => 'RG'});
+    ($r) = answer($s);
+    print "consumer-list-after $r\n";
+    print $s request(106, ++$o);
+    ($r, $h, $body) = answer($s);
+    my $ci = eval { $json->decode($body) } || {};
+    print "cluster $r ", join(',', keys %{$ci->{brokerAddrTable} // {}}), "\n";
+    print $s request(105, ++$o, {topic => 'NoSuchTopicYet'});
+    ($r, $h, $body) = answer($s);
+    my $rt = eval { $json->decode($body) } || {};
+    print "route-new-topic $r ", $rt->{queueDatas}[0]{writeQueueNums} // '-', "\n";
+    close($_) for ($s, $other);
+}
+
 sub bench {
     my ($port, $topic, $conns, $count, $size) = @_;
     my $body = 'x' x $size;
@@ -163,8 +298,10 @@ sub bench {
 my $mode = shift // '';
 if ($mode eq 'hostile') {
     hostile(@ARGV);
+} elsif ($mode eq 'requests') {
+    requests(@ARGV);
 } elsif ($mode eq 'bench') {
     bench(@ARGV);
 } else {
-    die "usage: remoting_client.pl hostile PORT TOPIC | bench PORT TOPIC CONNS COUNT SIZE\n";
+    die "usage: remoting_client.pl hostile|requests PORT TOPIC | bench PORT TOPIC CONNS COUNT SIZE\n";
 }

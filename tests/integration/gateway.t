@@ -10,7 +10,10 @@
 # the store; hostile frames (unknown code, broken JSON, missing fields, a 2
 # GB length, a header past its frame, slow clients) are answered or closed
 # without blocking other clients or the gateway; the master restarts a
-# killed gateway; a send benchmark over several connections.
+# killed gateway; a send benchmark over several connections; the requests
+# ali-ons does not make (batch sends, queries by key and offset, max/min
+# offsets and by time, held pulls, offsets, heartbeats and client lists,
+# queue locks, cluster info) from a small perl remoting client.
 # Skipped when node/npm are missing or ali-ons cannot be installed.
 # TAP output; exits non-zero if any test fails.
 
@@ -148,6 +151,40 @@ is "$?" "1" "the gateway stored the send-back (CONSUMER_SEND_MSG_BACK)" || diag 
 "$CTL" dump --store "$STORE" $SMALL consumequeue %RETRY%FG 0 --json >"$T/retry.out" 2>&1
 is "$(wc -l <"$T/retry.out" | tr -d ' ')" "1" "the retry topic %RETRY%FG holds the message" ||
     diag "$T/retry.out"
+
+# ---- the other requests of RocketMQ's client libraries --------------------------------------
+"$CTL" topic --store "$STORE" $SMALL create TopicR --queues 2 >/dev/null 2>&1
+"$CTL" send --store "$STORE" $SMALL TopicR "a" --queue 1 --tags TagA >/dev/null 2>&1
+timeout 180 perl "$RC" requests "$PORT" TopicR >"$T/r.out" 2>"$T/r.err"
+ok $? "the request client ran" || diag "$T/r.err"
+r() {
+    awk -v k="$1" '$1 == k { out = $2; for (i = 4; i <= NF; i++) out = out " " $i; print out
+        exit }' "$T/r.out"
+}
+is "$(r batch)" "0 3 1" "SEND_BATCH_MESSAGE stores 3 messages in the queue asked, one id each"
+is "$(r query)" "0 1 batch-1/bk-1" "QUERY_MESSAGE finds a batch message by its key"
+is "$(r view)" "0 TopicR/batch-2" "VIEW_MESSAGE_BY_ID gives the record at a CommitLog offset"
+is "$(r max-offset)" "0 4" "GET_MAX_OFFSET"
+is "$(r min-offset)" "0 0" "GET_MIN_OFFSET"
+is "$(r offset-by-time)" "0 0" "SEARCH_OFFSET_BY_TIMESTAMP"
+is "$(r pull-tagb)" "0 3 next=4 max=4" "a pull with subscription TagB skips the TagA message"
+is "$(r pull-past-max)" "21 4" "a pull past the max offset is PULL_OFFSET_MOVED to the max"
+held=$(r pull-held)
+is "${held%% *}" "19" "a pull at the max offset is held, then PULL_NOT_FOUND"
+[ "${held##* }" -ge 1400 ]
+ok $? "... not before its suspendTimeoutMillis (1500 ms; held ${held##* } ms)"
+is "$(r update-offset)" "0" "UPDATE_CONSUMER_OFFSET"
+is "$(r query-offset)" "0 2" "QUERY_CONSUMER_OFFSET gives the offset committed"
+is "$(r heartbeat)" "0" "HEART_BEAT"
+is "$(r consumer-list)" "0 127.0.0.1@rc" "GET_CONSUMER_LIST_BY_GROUP lists the client id of the heartbeat"
+is "$(r lock)" "0 1" "LOCK_BATCH_MQ locks a queue for a client"
+is "$(r lock-held-by-other)" "0 0" "... which another client id cannot lock then"
+is "$(r unlock)" "0" "UNLOCK_BATCH_MQ"
+is "$(r lock-after-unlock)" "0 1" "... after which the other client locks it"
+is "$(r unregister)" "0" "UNREGISTER_CLIENT"
+is "$(r consumer-list-after)" "1" "... after which the group has no consumer"
+is "$(r cluster)" "0 broker-a" "GET_BROKER_CLUSTER_INFO names this broker"
+is "$(r route-new-topic)" "0 4" "a route for a topic not created yet gives defaultTopicQueueNums"
 
 # ---- hostile frames -------------------------------------------------------------------
 timeout 180 perl "$RC" hostile "$PORT" "$TOPIC" >"$T/h.out" 2>"$T/h.err"
