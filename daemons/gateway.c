@@ -734,11 +734,13 @@ static int gw_init(shmq_worker_t *w, void **state)
     };
     rc = shmq_net_listen(&gw->loop, where, &lc, &gw->lis);
     if (rc < 0) {
-        /* most likely the port is taken: a configuration matter, not retried in a loop */
-        shmq_log(SHMQ_LOG_ERROR, "cannot listen for RocketMQ clients (listenPort): %s",
+        /* most likely the port is taken: the store goes on without the gateway, which the
+         * master starts again (with its backoff, up to 5 s) until the port is free */
+        shmq_log(SHMQ_LOG_ERROR,
+                 "cannot listen for RocketMQ clients (listenPort): %s; trying again shortly",
                  shmq_error_detail());
         gw_free(gw);
-        return SHMQ_EXIT_CONFIG;
+        return SHMQ_EXIT_ERROR;
     }
     shmq_log(SHMQ_LOG_INFO,
              "serving RocketMQ clients on %s (name server and broker %s; no ACL: trusts its "

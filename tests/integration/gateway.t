@@ -56,6 +56,41 @@ ok $? "the gateway is off by default, bound to 127.0.0.1 when on" || diag "$T/pr
 is "$?" "2" "a gatewayBindAddress that is no address is refused (exit 2)"
 
 PORT=$(free_port)
+# The port taken: the store runs without the gateway, which serves once the port is free.
+perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
+    LocalPort => shift, ReuseAddr => 1) or die "listen: $!"; $| = 1; print "held\n"; sleep 300' \
+    "$PORT" >"$T/holder.out" 2>&1 &
+HOLDER=$!
+bg_add "$HOLDER"
+i=0
+until grep -q held "$T/holder.out" || [ $i -ge 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+start_broker --set gatewayEnable=true --set listenPort="$PORT"
+ok $? "shmqd runs while another process holds listenPort $PORT" || diag "$T/shmqd.log"
+i=0
+until grep -q "cannot listen for RocketMQ clients" "$T/shmqd.log" || [ $i -ge 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+grep -q "cannot listen for RocketMQ clients (listenPort): .*address already in use" "$T/shmqd.log"
+ok $? "the gateway logs that the port is taken" || diag "$T/shmqd.log"
+is "$(store_state)" "running" "the store goes on without the gateway"
+kill "$HOLDER" 2>/dev/null
+wait "$HOLDER" 2>/dev/null
+i=0
+until grep -q "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log" || [ $i -ge 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+grep -q "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log"
+ok $? "the master starts the gateway again and it serves once the port is free" ||
+    diag "$T/shmqd.log"
+stop_broker
+ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+: >"$T/shmqd.log"
+
 start_broker --set gatewayEnable=true --set listenPort="$PORT" \
     --set messageDelayLevel="1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s"
 ok $? "shmqd starts with gatewayEnable=true, listenPort=$PORT" || diag "$T/shmqd.log"
