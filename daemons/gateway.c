@@ -25,6 +25,10 @@
  * Each is logged and counted.  It trusts its network: RocketMQ's ACL
  * signatures are not checked.
  *
+ * Held pulls: one thread sleeps on `dispatched` (futex) only while pulls
+ * are held, and wakes the loop when new messages were dispatched; their
+ * times are looked at every GW_POLL_MS.  An idle gateway sleeps.
+ *
  * Orderly stop: when the store drains, it stops listening, closes its
  * clients and exits 0 once its sends in flight are answered.
  */
@@ -555,14 +559,61 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-static void on_poll(uv_timer_t *t)
+/* ---- held pulls: the waiter ------------------------------------------------------------- */
+
+static void *waiter_main(void *arg)
 {
-    gw_t *gw = t->data;
+    gw_t *gw = arg;
+    shmq_ctl_block_t *blk = gw->w->ctl.blk;
+    for (;;) {
+        pthread_mutex_lock(&gw->mu);
+        while (!gw->want && !gw->quit) {
+            pthread_cond_wait(&gw->cv, &gw->mu);
+        }
+        bool quit = gw->quit;
+        int64_t after = gw->want_pos;
+        gw->want = false;
+        pthread_mutex_unlock(&gw->mu);
+        if (quit) {
+            return NULL;
+        }
+        while (!__atomic_load_n(&gw->quit, __ATOMIC_RELAXED) &&
+               shmq_ctl_wait_pos(&blk->dispatched, after + 1, GW_WAIT_MS) != 0) {
+        }
+        uv_async_send(&gw->wake);
+    }
+}
+
+/* Ask the waiter to wake the loop once messages past what is dispatched now arrive. */
+static void want_dispatch(gw_t *gw)
+{
+    int64_t pos = shmq_ctl_load(&gw->w->ctl.blk->dispatched);
+    pthread_mutex_lock(&gw->mu);
+    gw->want_pos = pos;
+    gw->want = true;
+    pthread_cond_signal(&gw->cv);
+    pthread_mutex_unlock(&gw->mu);
+}
+
+static void check_held(gw_t *gw)
+{
     gw_pulls_check(gw, false);
     if (gw->pulls == NULL) {
         uv_timer_stop(&gw->poll);
         gw->poll_on = false;
+    } else {
+        want_dispatch(gw);
     }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    check_held(a->data);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    check_held(t->data);
 }
 
 void gw_poll_start(gw_t *gw)
@@ -571,6 +622,7 @@ void gw_poll_start(gw_t *gw)
         gw->poll_on = true;
         uv_timer_start(&gw->poll, on_poll, GW_POLL_MS, GW_POLL_MS);
     }
+    want_dispatch(gw);
 }
 
 /* ---- the worker --------------------------------------------------------------------------- */
@@ -625,6 +677,13 @@ static bool gw_done(shmq_worker_t *w, void *arg)
 
 static void gw_free(gw_t *gw)
 {
+    if (gw->waiter_started) {
+        pthread_mutex_lock(&gw->mu);
+        gw->quit = true;
+        pthread_cond_signal(&gw->cv);
+        pthread_mutex_unlock(&gw->mu);
+        pthread_join(gw->waiter, NULL); /* within GW_WAIT_MS */
+    }
     if (gw->lis) {
         shmq_net_listener_close(gw->lis);
     }
@@ -710,6 +769,15 @@ static int gw_init(shmq_worker_t *w, void **state)
     gw->tick.data = gw;
     gw->poll.data = gw;
     uv_timer_start(&gw->tick, on_tick, GW_TICK_MS, GW_TICK_MS);
+    uv_async_init(&gw->loop, &gw->wake, on_wake);
+    gw->wake.data = gw;
+    pthread_mutex_init(&gw->mu, NULL);
+    pthread_cond_init(&gw->cv, NULL);
+    if (pthread_create(&gw->waiter, NULL, waiter_main, gw) != 0) {
+        gw_free(gw);
+        return SHMQ_EXIT_ERROR;
+    }
+    gw->waiter_started = true;
     int rc = shmq_consumer_open(gw->cfg->store_path_root_dir, NULL, &gw->reader);
     if (rc < 0) {
         shmq_log(SHMQ_LOG_ERROR, "cannot read the store: %s", shmq_error_detail());

@@ -8,6 +8,7 @@
 #define SHMQ_GATEWAY_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -35,7 +36,8 @@
 #define GW_BUFFERED_MAX   (256u << 20) /* bytes of partial frames of all clients together */
 #define GW_WARN_LINES     20           /* warnings about clients logged ... */
 #define GW_WARN_WINDOW_MS 10000        /* ... per this window; the others counted */
-#define GW_POLL_MS        20           /* suspended pulls look for new messages this often */
+#define GW_POLL_MS        250          /* held pulls past their time are answered this often */
+#define GW_WAIT_MS        1000         /* the waiter's longest sleep on `dispatched` */
 
 typedef struct gw gw_t;
 
@@ -101,6 +103,15 @@ struct gw {
     bool loop_open;
     uv_timer_t idle_timer, tick, poll;
     bool poll_on;
+    uv_async_t wake; /* the waiter: `dispatched` moved while pulls are held */
+    /* the waiter thread: sleeps on `dispatched` while pulls are held */
+    pthread_t waiter;
+    bool waiter_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool want; /* pulls are held: wake the loop once `dispatched` passes want_pos */
+    int64_t want_pos;
+    bool quit;
     shmq_net_listener_t *lis;
     gw_conn_t *conns;
     int nconns;
