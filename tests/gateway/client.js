@@ -12,6 +12,9 @@
 //       keys came (then "done"), at most 120 s.  With FAIL_FIRST=1 in the
 //       environment, the first delivery of each key is failed (ACTION_RETRY:
 //       the client sends it back) and a key counts once it came again.
+//       COUNT 0: until the file STOP_FILE (environment) exists; prints
+//       "ready" once the consumer runs and "queues N" whenever the number of
+//       the topic's queues it holds changes.
 //
 // Exit status 0 when all went as asked, 1 otherwise (the error on stderr).
 const crypto = require('crypto');
@@ -84,13 +87,24 @@ async function consume(port, topic, group, count, expr) {
     }
     seen.add(key);
     // finished once this handler returned and the client moved its offset past the message
-    if (seen.size >= count) setTimeout(finish, 1000);
+    if (count > 0 && seen.size >= count) setTimeout(finish, 1000);
   });
   consumer.on('error', e => process.stderr.write(`consumer: ${e && e.stack ? e.stack : e}\n`));
   await consumer.ready();
-  const timer = setTimeout(() => finish(), 120000);
+  console.log('ready');
+  const fs = require('fs');
+  let held = -1;
+  const stop = count === 0 ? setInterval(() => {
+    // the topic's queues this member holds now (the group divides them), when they change
+    const n = [ ...consumer.processQueueTable.values() ]
+      .filter(pq => pq.messageQueue.topic === topic).length;
+    if (n !== held) console.log(`queues ${(held = n)}`);
+    if (fs.existsSync(process.env.STOP_FILE)) finish();
+  }, 200) : null;
+  const timer = setTimeout(() => finish(), count === 0 ? 300000 : 120000);
   await finished;
   clearTimeout(timer);
+  if (stop) clearInterval(stop);
   await consumer.close();
   console.log(seen.size >= count ? 'done' : `timeout after ${seen.size}`);
   if (seen.size < count) process.exitCode = 1;

@@ -6,7 +6,8 @@
 # body over 4 KiB sent zlib-compressed) that shmq's own tools then find
 # (query by key, dump, consume); a push consumer in a group receives every
 # message, the ones shmq's C producer sent too (an LZ4 body decompressed),
-# in queue order, filtered by tag; its offsets are the group's offsets of
+# in queue order, filtered by tag; two consumers of one group share its
+# queues (the gateway tells the first of the second); its offsets are the group's offsets of
 # the store; hostile frames (unknown code, broken JSON, missing fields, a 2
 # GB length, a header past its frame, slow clients) are answered or closed
 # without blocking other clients or the gateway; the master restarts a
@@ -174,6 +175,43 @@ ok $? "shmqctl consume reads the 34 messages" || diag "$T/cc.err"
 is "$(perl -MJSON::PP -ne 'my $j = JSON::PP->new->decode($_); print "$j->{body_len}\n"
     if $j->{keys} =~ /^big-/' <"$T/cc.out" | sort -u)" "8192" \
     "... the bodies ali-ons compressed, decompressed"
+
+# ---- two consumers of one group share the queues -----------------------------------------
+"$CTL" topic --store "$STORE" $SMALL create TopicS --queues 4 >/dev/null 2>&1
+STOP_FILE="$T/stop" timeout 300 node "$JS" consume "$PORT" TopicS SG 0 >"$T/s1.out" 2>"$T/s1.err" &
+S1=$!
+bg_add "$S1"
+STOP_FILE="$T/stop" timeout 300 node "$JS" consume "$PORT" TopicS SG 0 >"$T/s2.out" 2>"$T/s2.err" &
+S2=$!
+bg_add "$S2"
+i=0
+# both hold 2 of the 4 queues: the second's arrival was told to the first
+until [ "$(grep '^queues' "$T/s1.out" | tail -1)" = "queues 2" ] &&
+    [ "$(grep '^queues' "$T/s2.out" | tail -1)" = "queues 2" ] || [ $i -ge 600 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+timeout 180 node "$JS" produce "$PORT" TopicS 40 sk >"$T/ps.out" 2>"$T/ps.err"
+ok $? "40 messages sent while two consumers of group SG run" || diag "$T/ps.err"
+is "$(grep '^queues' "$T/s1.out" | tail -1) $(grep '^queues' "$T/s2.out" | tail -1)" \
+    "queues 2 queues 2" "the two members hold 2 of the topic's 4 queues each" || diag "$T/s1.out"
+i=0
+until [ "$(cat "$T/s1.out" "$T/s2.out" | awk '$1 == "got" { print $2 }' | sort -u | wc -l)" -ge 40 ] ||
+    [ $i -ge 600 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+: >"$T/stop"
+wait "$S1"
+r1=$?
+wait "$S2"
+is "$r1 $?" "0 0" "both consumers ran to their stop" || diag "$T/s1.err"
+is "$(cat "$T/s1.out" "$T/s2.out" | awk '$1 == "got" { print $2 }' | sort -u | wc -l | tr -d ' ')" \
+    "40" "every message reached the group" || diag "$T/s2.err"
+c1=$(grep -c '^got' "$T/s1.out")
+c2=$(grep -c '^got' "$T/s2.out")
+[ "$c1" -gt 0 ] && [ "$c2" -gt 0 ]
+ok $? "each member consumed part of them ($c1 and $c2): the group's queues are shared"
 
 # ---- a failed message goes back through the store's retry path --------------------------
 "$CTL" send --store "$STORE" $SMALL TopicFail "f-0" --keys f-0 >/dev/null 2>&1
