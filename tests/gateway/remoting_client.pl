@@ -9,6 +9,10 @@
 #       the requests a RocketMQ client library makes that the ali-ons test does
 #       not (batch sends, queries, offsets, queue locks, cluster info): one line
 #       per request, NAME CODE and what the answer held
+#   remoting_client.pl perms PORT READONLY WRITEONLY
+#       a send to the read-only topic and a pull of the write-only one:
+#       "send-readonly CODE OPAQUE", "pull-writeonly CODE OPAQUE",
+#       "route-readonly CODE OPAQUE PERM"
 #   remoting_client.pl bench PORT TOPIC CONNS COUNT SIZE
 #       CONNS processes each send COUNT messages of SIZE bytes
 #       (SEND_MESSAGE_V2, one at a time); prints "bench SENT SECONDS"
@@ -171,10 +175,23 @@ sub requests {
     my ($r, $h) = answer($s);
     my @ids = split /,/, ($h->{extFields}{msgId} // '');
     print "batch $r ", scalar(@ids), " $h->{extFields}{queueId}\n";
-    print $s request(12, ++$o, {topic => $topic, key => 'bk-1', maxNum => '32',
-        beginTimestamp => '0', endTimestamp => '' . int(time * 1000 + 60000)});
-    ($r, $h, my $body) = answer($s);
-    my @rec = records($body // '');
+    # the index and the consume queue follow the CommitLog: wait (bounded) until they hold the
+    # batch, as a client retries
+    my ($body, @rec);
+    for (1 .. 100) {
+        print $s request(12, ++$o, {topic => $topic, key => 'bk-1', maxNum => '32',
+            beginTimestamp => '0', endTimestamp => '' . int(time * 1000 + 60000)});
+        ($r, $h, $body) = answer($s);
+        @rec = records($body // '');
+        last if @rec;
+        select(undef, undef, undef, 0.1);
+    }
+    for (1 .. 100) {
+        print $s request(30, ++$o, {topic => $topic, queueId => '1'});
+        my ($r0, $h0) = answer($s);
+        last if ($h0->{extFields}{offset} // 0) >= 4;
+        select(undef, undef, undef, 0.1);
+    }
     print "query $r ", scalar(@rec), " ", join(',', map { "$_->[1]/$_->[2]" } @rec), "\n";
     my $phys = @ids ? hex(substr($ids[2], 16)) : 0;
     print $s request(33, ++$o, {offset => "$phys"});
@@ -264,6 +281,25 @@ sub requests {
     close($_) for ($s, $other);
 }
 
+sub perms {
+    my ($port, $ro, $wo) = @_;
+    my $s = connect_to($port);
+    print $s request(310, 1, {a => 'PG', b => $ro, c => 'TBW102', d => '4', e => '0', f => '0',
+        g => int(time * 1000), h => '0', i => "KEYS\x01p1\x02", j => '0', k => 'false'}, 'x');
+    my ($r) = answer($s);
+    print "send-readonly $r\n";
+    print $s request(11, 2, {consumerGroup => 'PermG', topic => $wo, queueId => '0',
+        queueOffset => '0', maxMsgNums => '32', sysFlag => '0', commitOffset => '0',
+        suspendTimeoutMillis => '1000', subscription => '*', subVersion => '0'});
+    ($r) = answer($s);
+    print "pull-writeonly $r\n";
+    print $s request(105, 3, {topic => $ro});
+    my ($r3, $h, $body) = answer($s);
+    my $rt = eval { $json->decode($body) } || {};
+    print "route-readonly $r3 ", $rt->{queueDatas}[0]{perm} // '-', "\n";
+    close($s);
+}
+
 sub bench {
     my ($port, $topic, $conns, $count, $size) = @_;
     my $body = 'x' x $size;
@@ -300,6 +336,8 @@ if ($mode eq 'hostile') {
     hostile(@ARGV);
 } elsif ($mode eq 'requests') {
     requests(@ARGV);
+} elsif ($mode eq 'perms') {
+    perms(@ARGV);
 } elsif ($mode eq 'bench') {
     bench(@ARGV);
 } else {

@@ -114,7 +114,14 @@ is "$(grep -c '^sent nk-' "$T/p1.out")" "20" "every send is answered SEND_OK wit
 timeout 180 node "$JS" produce "$PORT" "$TOPIC" 2 big 8192 >"$T/p2.out" 2>"$T/p2.err"
 ok $? "ali-ons sends two 8 KiB bodies (zlib-compressed by the client)" || diag "$T/p2.err"
 
-"$CTL" query --store "$STORE" $SMALL --topic "$TOPIC" --key nk-7 --json >"$T/q.out" 2>"$T/q.err"
+# the indexer follows the CommitLog: wait (bounded) for the key
+i=0
+while :; do
+    "$CTL" query --store "$STORE" $SMALL --topic "$TOPIC" --key nk-7 --json >"$T/q.out" 2>"$T/q.err"
+    [ -s "$T/q.out" ] || [ $i -ge 100 ] && break
+    sleep 0.1
+    i=$((i + 1))
+done
 is "$(jfield body <"$T/q.out")" "nk-7" "shmqctl query finds a message ali-ons sent by its key" ||
     diag "$T/q.err"
 is "$(jfield tags <"$T/q.out")" "Tag1" "... with the tag ali-ons gave it"
@@ -258,6 +265,18 @@ is "$(r unregister)" "0" "UNREGISTER_CLIENT"
 is "$(r consumer-list-after)" "1" "... after which the group has no consumer"
 is "$(r cluster)" "0 broker-a" "GET_BROKER_CLUSTER_INFO names this broker"
 is "$(r route-new-topic)" "0 4" "a route for a topic not created yet gives defaultTopicQueueNums"
+
+# ---- the store's topic perms apply ---------------------------------------------------------
+"$CTL" topic --store "$STORE" $SMALL create TopicRO --queues 1 --perm 4 >/dev/null 2>&1
+"$CTL" topic --store "$STORE" $SMALL create TopicWO --queues 1 --perm 2 >/dev/null 2>&1
+timeout 60 perl "$RC" perms "$PORT" TopicRO TopicWO >"$T/perm.out" 2>"$T/perm.err"
+ok $? "the perms client ran" || diag "$T/perm.err"
+is "$(awk '$1 == "send-readonly" { print $2 }' "$T/perm.out")" "16" \
+    "a send to a topic without PERM_WRITE is answered NO_PERMISSION (16)" || diag "$T/perm.out"
+is "$(awk '$1 == "pull-writeonly" { print $2 }' "$T/perm.out")" "16" \
+    "a pull of a topic without PERM_READ is answered NO_PERMISSION (16)"
+is "$(awk '$1 == "route-readonly" { print $2 " " $4 }' "$T/perm.out")" "0 4" \
+    "a route gives the topic's perm"
 
 # ---- hostile frames -------------------------------------------------------------------
 timeout 180 perl "$RC" hostile "$PORT" "$TOPIC" >"$T/h.out" 2>"$T/h.err"
