@@ -270,6 +270,12 @@ sub requests {
     print $s request(38, ++$o, {consumerGroup => 'RG'});
     ($r) = answer($s);
     print "consumer-list-after $r\n";
+    print $s request(10, ++$o, {producerGroup => 'PG', topic => $topic, defaultTopic => 'TBW102',
+        defaultTopicQueueNums => '4', queueId => '0', sysFlag => '0', bornTimestamp => '0',
+        flag => '7', properties => "KEYS\x01v1-0\x02TAGS\x01TagV\x02", reconsumeTimes => '0',
+        unitMode => 'false'}, 'sent with SEND_MESSAGE');
+    ($r, $h) = answer($s);
+    print "send-v1 $r $h->{extFields}{queueId} ", ($h->{extFields}{msgId} // '') =~ /^[0-9A-F]{32}$/ ? 'id' : 'no-id', "\n";
     print $s request(106, ++$o);
     ($r, $h, $body) = answer($s);
     my $ci = eval { $json->decode($body) } || {};

@@ -263,6 +263,7 @@ is "$(r unlock)" "0" "UNLOCK_BATCH_MQ"
 is "$(r lock-after-unlock)" "0 1" "... after which the other client locks it"
 is "$(r unregister)" "0" "UNREGISTER_CLIENT"
 is "$(r consumer-list-after)" "1" "... after which the group has no consumer"
+is "$(r send-v1)" "0 0 id" "SEND_MESSAGE (the long header names) stores in the queue asked"
 is "$(r cluster)" "0 broker-a" "GET_BROKER_CLUSTER_INFO names this broker"
 is "$(r route-new-topic)" "0 4" "a route for a topic not created yet gives defaultTopicQueueNums"
 
