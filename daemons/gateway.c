@@ -285,7 +285,14 @@ static void dispatch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
 /* Whether conn must stop handling frames for now (and pause reading). */
 static bool must_wait(gw_conn_t *conn)
 {
-    return shmq_net_conn_queued(conn->c) >= GW_OUT_PAUSE || conn->gw->sends >= GW_SENDS_MAX;
+    gw_t *gw = conn->gw;
+    /* the producer ring's bytes (the master sized it for two of the largest messages; it never
+     * changes while the store runs): room for one more send of any size, or the send would wait
+     * for ring space inside the loop */
+    uint64_t ring = gw->w->ctl.blk->hdr.ring_size;
+    uint64_t next = (uint64_t)gw->cfg->max_message_size + SHMQ_PROPS_MAX + GW_SEND_OVERHEAD;
+    return shmq_net_conn_queued(conn->c) >= GW_OUT_PAUSE || gw->sends >= GW_SENDS_MAX ||
+           (gw->sends > 0 && gw->send_bytes + next > ring);
 }
 
 /* Handle the whole frames buffered; keep a partial one. */

@@ -25,6 +25,7 @@
 #define GW_FRAME_MS       30000        /* a frame begun must be whole within this */
 #define GW_IDLE_MS        120000       /* a client silent this long is closed (RocketMQ: 120 s) */
 #define GW_SENDS_MAX      200          /* sends in flight through the producer (its ring: 256) */
+#define GW_SEND_OVERHEAD  256          /* ring bytes of a send besides topic, properties, body */
 #define GW_SUSPENDED_MAX  64           /* long-polling pulls held per client */
 #define GW_PULL_BYTES     (1u << 20)   /* a pull answer's records, at least one message */
 #define GW_GROUPS_MAX     256          /* consumer groups with an open handle */
@@ -119,6 +120,7 @@ struct gw {
     char addr[80];           /* the broker address routes name: "127.0.0.1:10911" */
     shmq_producer_t *p;      /* opened on the first send */
     int sends;               /* in flight */
+    uint64_t send_bytes;     /* ... and the ring bytes they take, about */
     shmq_consumer_t *reader; /* group-less: offsets of queues */
     shmq_admin_t *admin;     /* queries by key and offset; opened on first use */
     gw_pull_t *pulls;        /* suspended */

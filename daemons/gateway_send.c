@@ -5,8 +5,10 @@
  * sysflag, compressed body, born time; the born host is the client's
  * address), so that the record is what a RocketMQ broker would have
  * stored.  Single sends are asynchronous (answered when the store's
- * completion comes, at most GW_SENDS_MAX in flight); a batch is stored
- * all or none through shmq_send_batch and answered at once.
+ * completion comes; at most GW_SENDS_MAX in flight and what leaves room
+ * in the producer ring for one more, so that a send never waits for ring
+ * space in the loop); a
+ * batch is stored all or none through shmq_send_batch and answered at once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 typedef struct gw_sending {
     gw_conn_t *conn;
     shmq_rmt_cmd_t cmd; /* code, opaque and flag (no ext) */
+    size_t bytes;       /* what it takes of the producer's ring, about */
 } gw_sending_t;
 
 /* The producer, opened on first use. */
@@ -77,6 +80,10 @@ static void on_sent(void *arg, int err, const shmq_send_result_t *res)
     gw_sending_t *s = arg;
     gw_t *gw = s->conn->gw;
     gw->sends--;
+    gw->send_bytes -= s->bytes;
+    if (err < 0 && (s->cmd.flag & SHMQ_RMT_FLAG_ONEWAY)) {
+        gw->counts.send_errors++;
+    }
     if (!s->conn->closed) {
         answer_sent(s->conn, &s->cmd, err, res);
     }
@@ -191,16 +198,6 @@ void gw_send(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
     rm.body = cmd->body;
     rm.body_len = (uint32_t)cmd->body_len;
     gw->counts.sends++;
-    if (cmd->flag & SHMQ_RMT_FLAG_ONEWAY) {
-        shmq_send_result_t res;
-        /* one-way sends are rare (RocketMQ's sendOneway): stored before the next frame */
-        int rc = shmq_producer_send_entry(gw->p, &rm, &res);
-        if (rc < 0) {
-            gw->counts.send_errors++;
-        }
-        free(all);
-        return;
-    }
     gw_sending_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         free(all);
@@ -210,14 +207,17 @@ void gw_send(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
     s->conn = conn;
     s->cmd.code = cmd->code;
     s->cmd.opaque = cmd->opaque;
-    s->cmd.flag = cmd->flag;
+    s->cmd.flag = cmd->flag; /* a one-way send's result is counted, not answered */
+    s->bytes = rm.topic_len + plen + cmd->body_len + GW_SEND_OVERHEAD;
     conn->refs++;
     gw->sends++;
+    gw->send_bytes += s->bytes;
     int rc = shmq_producer_send_entry_async(gw->p, &rm, on_sent, s);
     free(all);
     if (rc < 0) {
         /* not started: no callback comes */
         gw->sends--;
+        gw->send_bytes -= s->bytes;
         gw->counts.send_errors++;
         gw_answer_err(conn, cmd, gw_code_of(rc), "%s: %s", shmq_strerror(rc), shmq_error_detail());
         gw_conn_unref(conn);
