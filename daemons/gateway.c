@@ -29,6 +29,13 @@
  * are held, and wakes the loop when new messages were dispatched; their
  * times are looked at every GW_POLL_MS.  An idle gateway sleeps.
  *
+ * Signals: those of the worker skeleton (SIGTERM, SIGINT: stop).  Killed at
+ * any instruction, it loses only what lives in its memory: its clients'
+ * connections (they connect again and repeat what was not answered), the
+ * client ids and locks (back with their next heartbeat and renewal), held
+ * pulls; a send in flight was stored or not as its ring entry says, as for
+ * any producer that dies.
+ *
  * Orderly stop: when the store drains, it stops listening, closes its
  * clients and exits 0 once its sends in flight are answered.
  */
