@@ -712,6 +712,7 @@ static void gw_free(gw_t *gw)
         gw->pulls = hp->next;
         shmq_rmt_cmd_free(&hp->cmd);
         hp->conn->suspended--;
+        gw->nheld--;
         gw_conn_unref(hp->conn);
         free(hp);
     }

@@ -26,7 +26,8 @@
 #define GW_IDLE_MS        120000       /* a client silent this long is closed (RocketMQ: 120 s) */
 #define GW_SENDS_MAX      200          /* sends in flight through the producer (its ring: 256) */
 #define GW_SEND_OVERHEAD  256          /* ring bytes of a send besides topic, properties, body */
-#define GW_SUSPENDED_MAX  64           /* long-polling pulls held per client */
+#define GW_SUSPENDED_MAX  1024         /* long-polling pulls held per client (one per queue) ... */
+#define GW_HELD_MAX       65536        /* ... and of all clients together */
 #define GW_PULL_BYTES     (1u << 20)   /* a pull answer's records, at least one message */
 #define GW_GROUPS_MAX     256          /* consumer groups with an open handle */
 #define GW_CLIENTS_MAX    4096         /* registered client ids (heartbeats) */
@@ -124,6 +125,7 @@ struct gw {
     shmq_consumer_t *reader; /* group-less: offsets of queues */
     shmq_admin_t *admin;     /* queries by key and offset; opened on first use */
     gw_pull_t *pulls;        /* suspended */
+    int nheld;               /* pulls in the list */
     gw_group_t groups[GW_GROUPS_MAX];
     int ngroups;
     gw_client_t *clients;

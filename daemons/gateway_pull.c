@@ -202,7 +202,10 @@ void gw_pull(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
     }
     int64_t wait = PULL_SUSPEND_MAX_MS;
     shmq_rmt_ext_i64(cmd, "suspendTimeoutMillis", 0, PULL_SUSPEND_MAX_MS, &wait);
-    gw_pull_t *hp = conn->suspended < GW_SUSPENDED_MAX ? calloc(1, sizeof(*hp)) : NULL;
+    /* past the bounds a pull is answered at once (PULL_NOT_FOUND): the client asks again */
+    gw_pull_t *hp = conn->suspended < GW_SUSPENDED_MAX && gw->nheld < GW_HELD_MAX
+                        ? calloc(1, sizeof(*hp))
+                        : NULL;
     if (hp == NULL) {
         pull_once(conn, cmd, false); /* answered now: PULL_NOT_FOUND */
         return;
@@ -215,6 +218,7 @@ void gw_pull(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
     hp->deadline_ms = shmq_mono_ms() + wait;
     conn->refs++;
     conn->suspended++;
+    gw->nheld++;
     hp->next = gw->pulls;
     gw->pulls = hp;
     gw_poll_start(gw);
@@ -257,6 +261,7 @@ void gw_pulls_check(gw_t *gw, bool all_now)
             continue;
         }
         hp->conn->suspended--;
+        gw->nheld--;
         shmq_rmt_cmd_free(&hp->cmd);
         gw_conn_unref(hp->conn);
         free(hp);
