@@ -13,6 +13,10 @@
 #       a send to the read-only topic and a pull of the write-only one:
 #       "send-readonly CODE OPAQUE", "pull-writeonly CODE OPAQUE",
 #       "route-readonly CODE OPAQUE PERM"
+#   remoting_client.pl garbage PORT TOPIC COUNT SEED
+#       COUNT requests of the served codes (and others) with random header
+#       fields and bodies, answers read as they come; reconnects when closed;
+#       prints "garbage SENT ANSWERED RECONNECTS"
 #   remoting_client.pl bench PORT TOPIC CONNS COUNT SIZE
 #       CONNS processes each send COUNT messages of SIZE bytes
 #       (SEND_MESSAGE_V2, one at a time); prints "bench SENT SECONDS"
@@ -306,6 +310,63 @@ sub perms {
     close($s);
 }
 
+sub garbage {
+    my ($port, $topic, $count, $seed) = @_;
+    srand($seed);
+    my @codes = (10, 11, 12, 14, 15, 29, 30, 31, 33, 34, 35, 36, 38, 41, 42, 105, 106, 310, 320,
+        17, 37, 46, 101, 361, 200050);
+    my @names = qw(topic queueId queueOffset maxMsgNums sysFlag commitOffset suspendTimeoutMillis
+      subscription consumerGroup group offset delayLevel key maxNum beginTimestamp endTimestamp
+      timestamp clientID a b c d e f g h i j k l m producerGroup properties);
+    my @values = ('0', '1', '-1', '65536', '9223372036854775807', '-9223372036854775808',
+        '99999999999999999999', '', 'x', $topic, "%RETRY%G", "KEYS\x01k\x02", 'TagA || TagB',
+        '||', '*', 'a' x 300, "\x01\x02", '3.5', '1e9');
+    my @bodies = ('', 'x', '{"clientID":"c","consumerDataSet":[{"groupName":"G"}]}',
+        '{"consumerGroup":"G","clientId":"c","mqSet":[{"topic":"T","queueId":-1},{"topic":"T","queueId":1}]}',
+        '{"consumerDataSet":7}', '[]', 'null', pack('NNNNN', 30, 0, 0, 0, 4) . 'abcd' . pack('n', 0),
+        pack('NNNNN', 0xffffffff, 0, 0, 0, 0xffffffff), pack('N', 22) x 10);
+    my ($sent, $answered, $reconnects) = (0, 0, 0);
+    my $s = connect_to($port);
+    my $sel = IO::Select->new($s);
+    for my $i (1 .. $count) {
+        my %ext;
+        for (1 .. int(rand(8))) {
+            my $v = $values[int(rand(@values))];
+            $ext{$names[int(rand(@names))]} = rand() < 0.1 ? int(rand(1000)) - 500 : $v;
+        }
+        my $code = $codes[int(rand(@codes))];
+        my %h = (code => $code, opaque => $i, flag => rand() < 0.1 ? 2 : 0, extFields => \%ext);
+        my $f = frame($json->encode(\%h), $bodies[int(rand(@bodies))]);
+        if (rand() < 0.05) { # a byte flipped somewhere in the header
+            my $at = 8 + int(rand(length($f) - 8));
+            substr($f, $at, 1) = chr(int(rand(256)));
+        }
+        if (!defined syswrite($s, $f)) {
+            $s = connect_to($port);
+            $sel = IO::Select->new($s);
+            $reconnects++;
+            next;
+        }
+        $sent++;
+        while ($sel->can_read(0)) {
+            my $buf;
+            my $r = sysread($s, $buf, 1 << 20);
+            if (!$r) {
+                $s = connect_to($port);
+                $sel = IO::Select->new($s);
+                $reconnects++;
+                last;
+            }
+            $answered++;
+        }
+    }
+    # the gateway still answers
+    my $t = connect_to($port);
+    print $t request(105, 1, {topic => $topic});
+    my ($r) = answer($t);
+    print "garbage $sent $answered $reconnects alive=$r\n";
+}
+
 sub bench {
     my ($port, $topic, $conns, $count, $size) = @_;
     my $body = 'x' x $size;
@@ -344,6 +405,8 @@ if ($mode eq 'hostile') {
     requests(@ARGV);
 } elsif ($mode eq 'perms') {
     perms(@ARGV);
+} elsif ($mode eq 'garbage') {
+    garbage(@ARGV);
 } elsif ($mode eq 'bench') {
     bench(@ARGV);
 } else {

@@ -9,7 +9,8 @@
 # in queue order, filtered by tag; two consumers of one group share its
 # queues (the gateway tells the first of the second); its offsets are the group's offsets of
 # the store; hostile frames (unknown code, broken JSON, missing fields, a 2
-# GB length, a header past its frame, slow clients) are answered or closed
+# GB length, a header past its frame, slow clients, 3000 requests of random
+# fields, bodies and flipped bytes) are answered or closed
 # without blocking other clients or the gateway; the master restarts a
 # killed gateway; a send benchmark over several connections; the requests
 # ali-ons does not make (batch sends, queries by key and offset, max/min
@@ -298,6 +299,10 @@ is "$(h 2gb-length)" "closed" "a 2 GB frame length closes that connection"
 is "$(h header-past-frame)" "closed" "a header longer than its frame closes that connection"
 is "$(h after-bad-frames)" "0 16" "other connections are served after those"
 is "$(h after-oneway)" "0 18" "a one-way request is not answered, the next one is"
+timeout 300 perl "$RC" garbage "$PORT" "$TOPIC" 3000 7 >"$T/g.out" 2>"$T/g.err"
+ok $? "3000 requests with random fields, bodies and flipped bytes were sent" || diag "$T/g.err"
+is "$(awk '{ print $5 }' "$T/g.out")" "alive=0" "... after which the gateway still answers a route" ||
+    diag "$T/g.out"
 grep -q "frame of 2147483647 bytes" "$T/shmqd.log"
 ok $? "the closed connection is logged with its reason" || diag "$T/shmqd.log"
 is "$(worker_pid gateway)" "$GW_PID" "the gateway did not crash or restart"
