@@ -80,7 +80,7 @@ static const enum shmq_role required_roles[] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_HA_R
                                                 SHMQ_ROLE_FLUSHER, SHMQ_ROLE_DISPATCHER};
 static const enum shmq_role optional_roles[] = {SHMQ_ROLE_INDEXER, SHMQ_ROLE_SCHEDULER,
                                                 SHMQ_ROLE_CLEANER, SHMQ_ROLE_HA_SENDER,
-                                                SHMQ_ROLE_METRICS};
+                                                SHMQ_ROLE_METRICS, SHMQ_ROLE_GATEWAY};
 
 typedef struct master_worker {
     enum shmq_role role;
@@ -819,6 +819,8 @@ static bool role_runs(const shmq_config_t *cfg, enum shmq_role role)
         return cfg->message_index_enable;
     case SHMQ_ROLE_METRICS:
         return cfg->metrics_listen[0] != '\0';
+    case SHMQ_ROLE_GATEWAY:
+        return cfg->gateway_enable;
     default:
         return true;
     }

@@ -164,6 +164,10 @@ static const key_def_t config_keys[] = {
     K("logLevel", KEY_LOG_LEVEL, log_level, 0, 0),
     /* metrics */
     K("metricsListen", KEY_LISTEN, metrics_listen, 0, 0),
+    /* the RocketMQ gateway (shmq keys; its port is listenPort) */
+    K("gatewayEnable", KEY_BOOL, gateway_enable, 0, 0),
+    K("gatewayBindAddress", KEY_IP, gateway_bind_address, 0, 0),
+    K("gatewayMaxConnections", KEY_I32, gateway_max_connections, 1, 65536),
 };
 
 /* Older spellings RocketMQ used, mapped to today's key (warned as deprecated). */
@@ -448,6 +452,9 @@ void shmq_config_defaults(shmq_config_t *cfg)
     cfg->broker_id = 0;
     cfg->listen_port = 10911;
     cfg->broker_ip1[0] = '\0';
+    cfg->gateway_enable = false;
+    snprintf(cfg->gateway_bind_address, sizeof(cfg->gateway_bind_address), "127.0.0.1");
+    cfg->gateway_max_connections = 1024;
 
     cfg->mapped_file_size_commit_log = 1024LL * 1024 * 1024;
     cfg->mapped_file_size_consume_queue = 300000LL * SHMQ_CQ_UNIT_SIZE;

@@ -115,6 +115,13 @@ typedef struct shmq_config {
     /* metricsListen (shmq key): "" (off, the default), "PORT" (127.0.0.1) or "HOST:PORT":
      * the shmq-metrics worker serves http://HOST:PORT/metrics. */
     char metrics_listen[256];
+    /* gatewayEnable (shmq key): false (default); true: the shmq-gateway worker serves
+     * RocketMQ's remoting protocol (name server and broker) on listenPort. */
+    bool gateway_enable;
+    /* gatewayBindAddress (shmq key): the address the gateway listens on, 127.0.0.1. */
+    char gateway_bind_address[64];
+    /* gatewayMaxConnections (shmq key): client connections the gateway holds at once, 1024. */
+    int32_t gateway_max_connections;
 } shmq_config_t;
 
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */

@@ -74,7 +74,7 @@ _Static_assert(SHMQ_ROLE_COUNT <= SHMQ_CTL_MAX_WORKERS, "every role has a worker
 
 static const char *const role_names[SHMQ_ROLE_COUNT] = {
     "writer",  "flusher",   "dispatcher",  "indexer", "scheduler",
-    "cleaner", "ha-sender", "ha-receiver", "metrics",
+    "cleaner", "ha-sender", "ha-receiver", "metrics", "gateway",
 };
 
 const char *shmq_role_name(enum shmq_role role)

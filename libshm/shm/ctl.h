@@ -98,7 +98,8 @@ enum shmq_role {
     SHMQ_ROLE_HA_SENDER = 6,   /* a master: streams the CommitLog to slaves */
     SHMQ_ROLE_HA_RECEIVER = 7, /* a slave: appends the master's CommitLog in the writer's place */
     SHMQ_ROLE_METRICS = 8,     /* serves the metrics over HTTP (metricsListen) */
-    SHMQ_ROLE_COUNT = 9
+    SHMQ_ROLE_GATEWAY = 9, /* RocketMQ's remoting protocol for RocketMQ clients (gatewayEnable) */
+    SHMQ_ROLE_COUNT = 10
 };
 
 /* Name of a role as in `ps`, status and `shmqctl restart`: "writer", ... */

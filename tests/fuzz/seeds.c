@@ -17,6 +17,8 @@
 #include "format/message.h"
 #include "shm/ring.h"
 #include "format/store_files.h"
+#include "base/bytes.h"
+#include "format/remoting.h"
 #include "format/timer.h"
 
 static const char *corpus;
@@ -322,6 +324,46 @@ static void seed_json(void)
     }
 }
 
+/* Remoting frames as RocketMQ clients send them: a route request, a send, a pull, two in one
+ * read, and a header that is no JSON. */
+static void seed_remoting(void)
+{
+    static const char *const hdrs[] = {
+        "{\"code\":105,\"language\":\"JAVA\",\"version\":317,\"opaque\":1,\"flag\":0,"
+        "\"extFields\":{\"topic\":\"TopicTest\"}}",
+        "{\"code\":310,\"language\":\"JAVA\",\"opaque\":2,\"flag\":0,\"extFields\":{"
+        "\"a\":\"PG\",\"b\":\"TopicTest\",\"c\":\"TBW102\",\"d\":\"4\",\"e\":\"1\","
+        "\"f\":\"0\",\"g\":\"1700000000000\",\"h\":\"0\","
+        "\"i\":\"KEYS\\u0001k1\\u0002TAGS\\u0001TagA\\u0002\",\"j\":\"0\",\"k\":\"false\"}}",
+        "{\"code\":11,\"opaque\":3,\"flag\":0,\"extFields\":{\"consumerGroup\":\"G\","
+        "\"topic\":\"TopicTest\",\"queueId\":\"0\",\"queueOffset\":\"0\",\"maxMsgNums\":"
+        "\"32\",\"sysFlag\":\"2\",\"commitOffset\":\"0\",\"suspendTimeoutMillis\":\"15000\","
+        "\"subscription\":\"TagA || TagB\",\"subVersion\":\"1\"}}",
+        "{\"code\":34,\"opaque\":4,\"flag\":0,\"remark\":null}",
+        "{\"code\":12,\"opaque\":5,",
+    };
+    static const char *const names[] = {"route", "send", "pull", "heartbeat", "broken-json"};
+    uint8_t two[4096];
+    size_t two_len = 0;
+    for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+        uint8_t f[2048];
+        const char *body = i == 3 ? "{\"clientID\":\"127.0.0.1@1\"}" : "hello";
+        size_t hl = strlen(hdrs[i]), bl = i == 1 || i == 3 ? strlen(body) : 0;
+        shmq_put_be32(f, (uint32_t)(4 + hl + bl));
+        shmq_put_be32(f + 4, (uint32_t)hl);
+        memcpy(f + 8, hdrs[i], hl);
+        memcpy(f + 8 + hl, body, bl);
+        put("remoting", names[i], f, 8 + hl + bl);
+        if (i < 2) {
+            memcpy(two + two_len, f, 8 + hl + bl);
+            two_len += 8 + hl + bl;
+        }
+    }
+    put("remoting", "two-frames", two, two_len);
+    uint8_t huge[8] = {0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 16};
+    put("remoting", "2gb-length", huge, sizeof(huge));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -339,5 +381,6 @@ int main(int argc, char **argv)
     seed_checkpoint();
     seed_timer();
     seed_json();
+    seed_remoting();
     return 0;
 }

@@ -308,7 +308,7 @@ static void test_names_of_roles_and_states(void **state)
 {
     (void)state;
     const char *roles[] = {"writer",  "flusher",   "dispatcher",  "indexer", "scheduler",
-                           "cleaner", "ha-sender", "ha-receiver", "metrics"};
+                           "cleaner", "ha-sender", "ha-receiver", "metrics", "gateway"};
     assert_int_equal(sizeof(roles) / sizeof(roles[0]), SHMQ_ROLE_COUNT);
     for (int i = 0; i < SHMQ_ROLE_COUNT; i++) {
         assert_string_equal(shmq_role_name((enum shmq_role)i), roles[i]);
