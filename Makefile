@@ -57,6 +57,11 @@ FAULT_SRCS  := $(sort $(wildcard tests/fault/*.c))
 FAULT_LIBS  := $(FAULT_SRCS:tests/fault/%.c=$(BUILD)/tests/fault/lib%.so)
 
 BINS := $(BUILD)/shmqctl $(DAEMON_BINS)
+# shmq-controller: a controller group's member (daemons/controller*.c), on libraft; not a
+# worker of shmqd.
+CONTROLLER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/controller*.c)))
+CONTROLLER_BIN  := $(if $(CONTROLLER_OBJS),$(BUILD)/shmq-controller)
+BINS += $(CONTROLLER_BIN)
 # shmq-bench: the benchmark tool (tools/shmq-bench/*.c)
 BENCH_SRCS  := $(sort $(wildcard tools/shmq-bench/*.c))
 BENCH_OBJS  := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
@@ -149,6 +154,9 @@ $(BUILD)/bench/floor: $(BUILD)/bench/floor.o
 # shmqd speaks systemd's notification protocol (init/shmqd.service) through libsystemd.
 $(BUILD)/shmqd: $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS) -lsystemd
+
+$(BUILD)/shmq-controller: $(CONTROLLER_OBJS) $(BUILD)/daemons/log.o $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $(CONTROLLER_OBJS) $(BUILD)/daemons/log.o $(BUILD)/libshmq.a $(LDLIBS) -lraft
 
 define daemon_rule
 $(BUILD)/shmq-$(subst _,-,$(1)): $(BUILD)/daemons/$(1).o $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/$(1)_*.c))) $(WORKER_OBJ) $(BUILD)/libshmq.a
