@@ -273,7 +273,7 @@ clean:
 # ---- install ----------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=staging]: shmqd and its workers in
 # LIBEXECDIR (shmqd finds the workers next to itself) with SBINDIR/shmqd a
-# link to it; shmqctl and shmq-bench in BINDIR, shmq-trace (when built) in SBINDIR (shmq-bench also finds shmqd
+# link to it; shmqctl and shmq-bench in BINDIR, shmq-trace (when built) and shmq-controller in SBINDIR (shmq-bench also finds shmqd
 # next to itself: a link as well); the library, its headers and shmq.pc for
 # pkg-config; the systemd unit, sysusers and tmpfiles snippets; the man pages;
 # the example broker.conf (never over an existing one).  SOVERSION moves whenever a
@@ -309,6 +309,7 @@ install: lib tools
 	    $(DESTDIR)$(BINDIR)/shmq-bench
 	install -m 0755 $(BUILD)/shmqctl $(DESTDIR)$(BINDIR)/
 	$(if $(TRACE_BIN),install -m 0755 $(TRACE_BIN) $(DESTDIR)$(SBINDIR)/)
+	$(if $(CONTROLLER_BIN),install -m 0755 $(CONTROLLER_BIN) $(DESTDIR)$(SBINDIR)/)
 	install -m 0644 $(BUILD)/libshmq.a $(DESTDIR)$(LIBDIR)/
 	install -m 0755 $(BUILD)/libshmq.so $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)
 	ln -sfn libshmq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION)
@@ -331,6 +332,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(INSTALL_DAEMONS) shmq-bench)
 	-rmdir $(DESTDIR)$(LIBEXECDIR)
 	rm -f $(DESTDIR)$(SBINDIR)/shmqd $(DESTDIR)$(SBINDIR)/shmq-trace $(DESTDIR)$(BINDIR)/shmq-bench \
+	    $(DESTDIR)$(SBINDIR)/shmq-controller \
 	    $(DESTDIR)$(BINDIR)/shmqctl
 	rm -f $(DESTDIR)$(LIBDIR)/libshmq.a $(DESTDIR)$(LIBDIR)/libshmq.so \
 	    $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)

@@ -70,9 +70,9 @@ static void test_register_assigns_ids_in_order(void **st)
     assert_int_equal(set->master_id, SHMQ_CTRL_NO_MASTER);
     /* the same address again keeps its id */
     assert_int_equal(
-        apply_json(s,
-                   "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"127.0.0.1:10912\"}",
-                   &res),
+        apply_json(
+            s, "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"127.0.0.1:10912\"}",
+            &res),
         0);
     assert_int_equal(res.broker_id, 2);
     assert_int_equal(set->nreplicas, 3);
@@ -248,7 +248,8 @@ static void test_hostile_commands_refused(void **st)
         "{\"cmd\":\"register\",\"brokerName\":\"b\"}",
         "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"nowhere\"}",
         "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"1.2.3.4:0\"}",
-        "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"1.2.3.4:1\",\"brokerId\":-1}",
+        "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"1.2.3.4:1\",\"brokerId\":-"
+        "1}",
         "{\"cmd\":\"register\",\"brokerName\":\"a\\u0001\",\"brokerAddress\":\"1.2.3.4:1\"}",
         "{\"cmd\":\"heartbeat\",\"brokerName\":\"b\"}",
         "{\"cmd\":\"alter_sync_state_set\",\"brokerName\":\"b\",\"masterId\":1,\"masterEpoch\":1,"
@@ -260,8 +261,8 @@ static void test_hostile_commands_refused(void **st)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         shmq_ctrl_cmd_t c;
         char err[200] = "";
-        assert_int_not_equal(shmq_ctrl_cmd_decode(bad[i], strlen(bad[i]), true, &c, err, sizeof(err)),
-                             0);
+        assert_int_not_equal(
+            shmq_ctrl_cmd_decode(bad[i], strlen(bad[i]), true, &c, err, sizeof(err)), 0);
         assert_true(err[0] != '\0');
         assert_int_equal(c.kind, SHMQ_CTRL_CMD_NONE);
     }
