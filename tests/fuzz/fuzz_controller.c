@@ -61,7 +61,8 @@ static void command_case(const uint8_t *data, size_t size)
     char err[200], *text;
     size_t len;
     long fs = shmq_ctrl_frame_size(data, size);
-    if (fs < 0 ? fs != SHMQ_E_TOO_BIG : (fs != 0 && (fs < 5 || fs > SHMQ_CTRL_FRAME_HEAD + SHMQ_CTRL_FRAME_MAX))) {
+    if (fs < 0 ? fs != SHMQ_E_TOO_BIG
+               : (fs != 0 && (fs < 5 || fs > SHMQ_CTRL_FRAME_HEAD + SHMQ_CTRL_FRAME_MAX))) {
         abort();
     }
     if (size < SHMQ_CTRL_FRAME_HEAD) {
@@ -99,7 +100,8 @@ static void command_case(const uint8_t *data, size_t size)
         "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"127.0.0.1:1\"}",
         "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"127.0.0.1:2\"}",
         "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"127.0.0.1:3\"}",
-        "{\"cmd\":\"elect_master\",\"brokerName\":\"b\",\"brokerId\":1,\"alive\":[{\"brokerId\":1}]}",
+        "{\"cmd\":\"elect_master\",\"brokerName\":\"b\",\"brokerId\":1,\"alive\":[{\"brokerId\":1}]"
+        "}",
         alter,
     };
     shmq_ctrl_state_init(&s);

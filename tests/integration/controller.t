@@ -29,9 +29,15 @@ CLIENT="perl $SRC/tests/helpers/controller_client.pl"
     exit 1
 }
 
+# Three Raft ports P, each with P-1 free for the client port, the six all different.
 P0=$(free_port 2)
-P1=$(free_port 2)
-P2=$(free_port 2)
+P1=$P0
+while [ $((P1 - P0)) -ge -2 ] && [ $((P1 - P0)) -le 2 ]; do P1=$(free_port 2); done
+P2=$P0
+while { [ $((P2 - P0)) -ge -2 ] && [ $((P2 - P0)) -le 2 ]; } ||
+    { [ $((P2 - P1)) -ge -2 ] && [ $((P2 - P1)) -le 2 ]; }; do
+    P2=$(free_port 2)
+done
 PEERS="n0-127.0.0.1:$P0;n1-127.0.0.1:$P1;n2-127.0.0.1:$P2"
 # Client port of controller i: its Raft port - 1 (free_port 2 keeps both free).
 caddr() {
@@ -252,6 +258,8 @@ ok $? "the new leader holds the state: master 2, epoch 2, 3 replicas, sync epoch
 start_ctrl "$OLD"
 wait_eq 300 "follower 2 2 3" status_j "$OLD" '$j->{self}{role} . " " . join(" ", map { ($_->{masterId}, $_->{masterEpoch}, scalar @{$_->{replicas}}) } grep { $_->{brokerName} eq "b1" } @{$j->{brokerSets}})'
 ok $? "the killed controller restarted rejoins as a follower with the state" || diag "$T/ctrl$OLD.log"
+grep -q "state restored from a snapshot" "$T/ctrl$OLD.log"
+ok $? "... starting from its own snapshot (controllerSnapshotThreshold=4)" || diag "$T/ctrl$OLD.log"
 
 # ---- two of three stopped: no leader; one back: service ------------------------------------
 A=$(((LI + 1) % 3))
