@@ -107,7 +107,9 @@ int shmqctl_cmd_controller(shmqctl_args_t *a)
                            answer_size, SHMQ_CTRL_FRAME_HEAD + SHMQ_CTRL_FRAME_MAX, timeout, &ans,
                            &ans_len);
     if (rc < 0) {
-        return shmqctl_fail(rc, "controller %s", a->controller);
+        const char *detail = shmq_error_detail();
+        shmqctl_err("controller %s: %s", a->controller, detail[0] ? detail : shmq_strerror(rc));
+        return SHMQCTL_EXIT_FAIL;
     }
     o = json_loadb((const char *)ans + SHMQ_CTRL_FRAME_HEAD, ans_len - SHMQ_CTRL_FRAME_HEAD, 0,
                    &jerr);

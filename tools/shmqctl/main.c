@@ -241,7 +241,7 @@ static const shmqctl_cmd_t commands[] = {
      "    --clear removes the override: broker.conf decides again.  The role is\n"
      "    kept in <store>/roleOverride (docs/operations.md \"Failover\").\n"},
     {"controller", shmqctl_cmd_controller,
-     SHMQCTL_OPT_CONTROLLER | SHMQCTL_OPT_JSON | SHMQCTL_OPT_TIMEOUT, 1, 1,
+     SHMQCTL_OPT_CTRL | SHMQCTL_OPT_JSON | SHMQCTL_OPT_TIMEOUT, 1, 1,
      "controller status --controller HOST:PORT [--json] [--timeout MS]\n"
      "    Ask a shmq-controller (its controllerListen address) for its group: the\n"
      "    members and the leader, and per broker set the master (brokerId, address),\n"
@@ -494,7 +494,7 @@ static unsigned opt_bit(int opt)
     case OPT_COMPRESS_OVER:
         return SHMQCTL_OPT_COMPRESS;
     case OPT_CONTROLLER:
-        return SHMQCTL_OPT_CONTROLLER;
+        return SHMQCTL_OPT_CTRL;
     case OPT_TIMEOUT:
         return SHMQCTL_OPT_TIMEOUT;
     case OPT_QUERY_KEY:

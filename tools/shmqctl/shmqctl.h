@@ -28,18 +28,18 @@
 #define SHMQCTL_EXIT_USAGE 2
 
 /* Options a command accepts (bit mask per command). */
-#define SHMQCTL_OPT_JSON       0x001
-#define SHMQCTL_OPT_TOPIC      0x002
-#define SHMQCTL_OPT_COUNT      0x004
-#define SHMQCTL_OPT_SIZE       0x008
-#define SHMQCTL_OPT_QUEUES     0x010
-#define SHMQCTL_OPT_TAGS       0x020
-#define SHMQCTL_OPT_KEYS       0x040
-#define SHMQCTL_OPT_FROM       0x080
-#define SHMQCTL_OPT_NO_CHECK   0x100
-#define SHMQCTL_OPT_FORCE      0x200
-#define SHMQCTL_OPT_REBUILD    0x400
-#define SHMQCTL_OPT_CONTROLLER 0x800 /* controller: --controller HOST:PORT */
+#define SHMQCTL_OPT_JSON     0x001
+#define SHMQCTL_OPT_TOPIC    0x002
+#define SHMQCTL_OPT_COUNT    0x004
+#define SHMQCTL_OPT_SIZE     0x008
+#define SHMQCTL_OPT_QUEUES   0x010
+#define SHMQCTL_OPT_TAGS     0x020
+#define SHMQCTL_OPT_KEYS     0x040
+#define SHMQCTL_OPT_FROM     0x080
+#define SHMQCTL_OPT_NO_CHECK 0x100
+#define SHMQCTL_OPT_FORCE    0x200
+#define SHMQCTL_OPT_REBUILD  0x400
+#define SHMQCTL_OPT_CTRL     0x800 /* controller: --controller HOST:PORT */
 /* Online commands (topic, send, consume). */
 #define SHMQCTL_OPT_TOPIC_CONF 0x10000  /* --read-queues --write-queues --perm --order */
 #define SHMQCTL_OPT_SEND       0x20000  /* --delay-level --queue --sharding-key --async */
@@ -104,16 +104,17 @@ typedef struct shmqctl_args {
     bool orderly;               /* consume --orderly: queues held as locks */
     const char *skip_corrupt;   /* consume --skip-corrupt [TOPIC:]QUEUE:OFFSET */
     /* role */
-    bool promote;           /* --promote */
-    bool slave;             /* --slave */
-    const char *master;     /* --master HOST:PORT */
-    bool clear;             /* --clear */
-    const char *to_arg;     /* offsets reset --to */
-    bool raw;               /* --raw: compressed bodies as stored */
-    int64_t compress_over;  /* send --compress-over BYTES, -1 when not given */
-    const char *controller; /* --controller HOST:PORT */
-    char **pos;             /* positional arguments after the command */
+    bool promote;          /* --promote */
+    bool slave;            /* --slave */
+    const char *master;    /* --master HOST:PORT */
+    bool clear;            /* --clear */
+    const char *to_arg;    /* offsets reset --to */
+    bool raw;              /* --raw: compressed bodies as stored */
+    int64_t compress_over; /* send --compress-over BYTES, -1 when not given */
+    char **pos;            /* positional arguments after the command */
     int npos;
+    /* controller */
+    const char *controller; /* --controller HOST:PORT */
 } shmqctl_args_t;
 
 /* Commands: each returns an exit code. */
