@@ -15,7 +15,8 @@
 #     NOT_LEADER; one started again: service resumes;
 #   - with enableElectUncleanMaster=true the replica outside the set is elected;
 #   - hostile frames (a 2 GB length, broken JSON, an unknown command) are
-#     refused and the controller goes on serving; SIGTERM stops each cleanly.
+#     refused, connections past 256 are refused, and the controller goes on
+#     serving; snapshots are kept in each store; SIGTERM stops each cleanly.
 # Waits are bounded (tens of seconds); nothing asserts a tight time.  TAP output.
 
 SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -322,7 +323,19 @@ a=$(req "$LI" '{"cmd":"member","memberId":1,"address":"10.0.0.1:1"}')
 is "$(jf "$a" code)" BAD_REQUEST "a command only the leader writes to the log: BAD_REQUEST"
 a=$(req "$LI" '{"cmd":"register","brokerName":"","brokerAddress":"127.0.0.1:1"}')
 is "$(jf "$a" code)" BAD_REQUEST "an empty brokerName: BAD_REQUEST"
-is "$(status_j "$LI" '$j->{ok}')" 1 "the controller goes on serving"
+perl -MIO::Socket::INET -e '
+    my @s;
+    for (1 .. 300) { my $c = IO::Socket::INET->new(PeerAddr => $ARGV[0], Timeout => 5) or last; push @s, $c }
+    sleep 1;
+    print scalar(@s), "\n"' "$(caddr "$LI")" >"$T/conns.out"
+wait_eq 50 yes sh -c "grep -q 'refused: 256 connections already' '$T/ctrl$LI.log' && echo yes"
+ok $? "300 connections at once: those past 256 are refused" || diag "$T/ctrl$LI.log"
+wait_eq 100 1 status_j "$LI" '$j->{ok}'
+ok $? "the controller goes on serving"
+for i in 0 1 2; do
+    ls "$T/ctrl$i"/snapshot-* >/dev/null 2>&1
+    ok $? "controller n$i keeps snapshots in its controllerStorePath"
+done
 
 kill "$HB3"
 for i in 0 1 2; do
