@@ -57,6 +57,11 @@ FAULT_SRCS  := $(sort $(wildcard tests/fault/*.c))
 FAULT_LIBS  := $(FAULT_SRCS:tests/fault/%.c=$(BUILD)/tests/fault/lib%.so)
 
 BINS := $(BUILD)/shmqctl $(DAEMON_BINS)
+# shmq-controller: a controller group's member (daemons/controller*.c), on libraft; not a
+# worker of shmqd.
+CONTROLLER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/controller*.c)))
+CONTROLLER_BIN  := $(if $(CONTROLLER_OBJS),$(BUILD)/shmq-controller)
+BINS += $(CONTROLLER_BIN)
 # shmq-bench: the benchmark tool (tools/shmq-bench/*.c)
 BENCH_SRCS  := $(sort $(wildcard tools/shmq-bench/*.c))
 BENCH_OBJS  := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
@@ -149,6 +154,9 @@ $(BUILD)/bench/floor: $(BUILD)/bench/floor.o
 # shmqd speaks systemd's notification protocol (init/shmqd.service) through libsystemd.
 $(BUILD)/shmqd: $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a
 	$(CC) $(LDFLAGS) -o $@ $(MASTER_OBJS) $(WORKER_OBJ) $(BUILD)/libshmq.a $(LDLIBS) -lsystemd
+
+$(BUILD)/shmq-controller: $(CONTROLLER_OBJS) $(BUILD)/daemons/log.o $(BUILD)/libshmq.a
+	$(CC) $(LDFLAGS) -o $@ $(CONTROLLER_OBJS) $(BUILD)/daemons/log.o $(BUILD)/libshmq.a $(LDLIBS) -lraft
 
 define daemon_rule
 $(BUILD)/shmq-$(subst _,-,$(1)): $(BUILD)/daemons/$(1).o $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/$(1)_*.c))) $(WORKER_OBJ) $(BUILD)/libshmq.a
@@ -265,8 +273,8 @@ clean:
 # ---- install ----------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=staging]: shmqd and its workers in
 # LIBEXECDIR (shmqd finds the workers next to itself) with SBINDIR/shmqd a
-# link to it; shmqctl and shmq-bench in BINDIR, shmq-trace (when built) in SBINDIR (shmq-bench also finds shmqd
-# next to itself: a link as well); the library, its headers and shmq.pc for
+# link to it; shmqctl and shmq-bench in BINDIR (shmq-bench also finds shmqd next to
+# itself: a link as well), shmq-trace (when built) and shmq-controller in SBINDIR; the library, its headers and shmq.pc for
 # pkg-config; the systemd unit, sysusers and tmpfiles snippets; the man pages;
 # the example broker.conf (never over an existing one).  SOVERSION moves whenever a
 # public struct of include/shmq changes layout (1: shmq_msg_view_t gained the
@@ -301,6 +309,7 @@ install: lib tools
 	    $(DESTDIR)$(BINDIR)/shmq-bench
 	install -m 0755 $(BUILD)/shmqctl $(DESTDIR)$(BINDIR)/
 	$(if $(TRACE_BIN),install -m 0755 $(TRACE_BIN) $(DESTDIR)$(SBINDIR)/)
+	$(if $(CONTROLLER_BIN),install -m 0755 $(CONTROLLER_BIN) $(DESTDIR)$(SBINDIR)/)
 	install -m 0644 $(BUILD)/libshmq.a $(DESTDIR)$(LIBDIR)/
 	install -m 0755 $(BUILD)/libshmq.so $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)
 	ln -sfn libshmq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION)
@@ -323,6 +332,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(INSTALL_DAEMONS) shmq-bench)
 	-rmdir $(DESTDIR)$(LIBEXECDIR)
 	rm -f $(DESTDIR)$(SBINDIR)/shmqd $(DESTDIR)$(SBINDIR)/shmq-trace $(DESTDIR)$(BINDIR)/shmq-bench \
+	    $(DESTDIR)$(SBINDIR)/shmq-controller \
 	    $(DESTDIR)$(BINDIR)/shmqctl
 	rm -f $(DESTDIR)$(LIBDIR)/libshmq.a $(DESTDIR)$(LIBDIR)/libshmq.so \
 	    $(DESTDIR)$(LIBDIR)/libshmq.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshmq.so.$(VERSION)

@@ -2,7 +2,7 @@
 # Install the Debian packages shmq needs to build and test, if missing.
 # Run as root (or with sudo available); otherwise print the command and fail.
 set -e
-PKGS="gcc make clang pkg-config perl libisal-dev libcmocka-dev libjansson-dev liblz4-dev zlib1g-dev libzstd-dev libuv1-dev libssl-dev openssl libsystemd-dev libmicrohttpd-dev prometheus valgrind systemtap-sdt-dev libbpf-dev bpftool"
+PKGS="gcc make clang pkg-config perl libisal-dev libcmocka-dev libjansson-dev liblz4-dev zlib1g-dev libzstd-dev libuv1-dev libssl-dev openssl libsystemd-dev libmicrohttpd-dev prometheus valgrind systemtap-sdt-dev libbpf-dev bpftool libraft-dev"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

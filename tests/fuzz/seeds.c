@@ -364,6 +364,44 @@ static void seed_remoting(void)
     put("remoting", "2gb-length", huge, sizeof(huge));
 }
 
+/* The controller: requests as frames (first byte even) and a snapshot (odd). */
+static void seed_controller(void)
+{
+    static const char elect[] = "{\"cmd\":\"elect_master\",\"brokerName\":\"b\",\"unclean\":true,"
+                                "\"alive\":[{\"brokerId\":3,\"maxOffset\":5,\"epoch\":1}]}";
+    static const char alter[] =
+        "{\"cmd\":\"alter_sync_state_set\",\"brokerName\":\"b\",\"masterId\":1,"
+        "\"masterEpoch\":1,\"syncStateSet\":[1,2,3],\"syncStateSetEpoch\":2}";
+    static const char *const bodies[] = {
+        "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"127.0.0.1:9\"}",
+        "{\"cmd\":\"heartbeat\",\"brokerName\":\"b\",\"brokerId\":2,\"maxOffset\":7}",
+        elect,
+        alter,
+        "{\"cmd\":\"member\",\"memberId\":2,\"address\":\"127.0.0.1:9880\"}",
+        "{\"cmd\":\"status\"}",
+    };
+    static const char snapshot[] =
+        "\x01{\"version\":1,\"applied\":6,\"brokerSets\":[{\"brokerName\":\"b\",\"clusterName\":"
+        "\"c\",\"nextBrokerId\":3,\"masterId\":1,\"masterAddress\":\"127.0.0.1:1\",\"masterEpoch\":"
+        "1,\"syncStateSet\":[1],\"syncStateSetEpoch\":1,\"replicas\":[{\"brokerId\":1,\"address\":"
+        "\"127.0.0.1:1\",\"maxOffset\":0,\"epoch\":0},{\"brokerId\":2,\"address\":\"127.0.0.1:2\","
+        "\"maxOffset\":9,\"epoch\":1}]}],\"members\":[{\"id\":1,\"address\":\"127.0.0.1:9880\"}]}";
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        uint8_t frame[512];
+        size_t len = strlen(bodies[i]);
+        char name[32];
+        frame[0] = 0;
+        frame[1] = 0;
+        frame[2] = 0;
+        frame[3] = (uint8_t)(len >> 8);
+        frame[4] = (uint8_t)len;
+        memcpy(frame + 5, bodies[i], len);
+        snprintf(name, sizeof(name), "frame-%zu", i);
+        put("controller", name, frame, len + 5);
+    }
+    put("controller", "snapshot", snapshot, sizeof(snapshot) - 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -382,5 +420,6 @@ int main(int argc, char **argv)
     seed_timer();
     seed_json();
     seed_remoting();
+    seed_controller();
     return 0;
 }

@@ -29,7 +29,7 @@ P=/opt/shmq
 make -C "$SRC" BUILD="$BUILD" DESTDIR="$D" PREFIX=$P install >"$T/install.out" 2>&1
 ok $? "make install DESTDIR=... PREFIX=$P" || diag "$T/install.out"
 missing=""
-for f in sbin/shmqd bin/shmqctl bin/shmq-bench libexec/shmq/shmqd libexec/shmq/shmq-writer \
+for f in sbin/shmqd sbin/shmq-controller bin/shmqctl bin/shmq-bench libexec/shmq/shmqd libexec/shmq/shmq-writer \
     libexec/shmq/shmq-flusher libexec/shmq/shmq-dispatcher libexec/shmq/shmq-indexer \
     lib/libshmq.a lib/libshmq.so lib/libshmq.so.1 include/shmq/producer.h \
     include/shmq/consumer.h lib/pkgconfig/shmq.pc lib/systemd/system/shmqd.service \

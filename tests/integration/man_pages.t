@@ -9,6 +9,8 @@
 #   4. shmqd.8 has a tagged entry for every option of `shmqd --help`;
 #   6. shmq-trace.8 has a tagged entry for every option of `shmq-trace --help`
 #      (where shmq-trace is built);
+#   7. shmq-controller.8 has a tagged entry for every option of
+#      `shmq-controller --help` and for every key docs/controller.md lists;
 #   5. broker.conf.5 has a `.TP` / `.B KEY=DEFAULT` entry for every key
 #      `shmqd --print-config` prints, with the default it prints, and no such
 #      entry for a key shmqd does not read.
@@ -21,7 +23,7 @@ broker_init man-pages
 
 MAN="$SRC/docs/man"
 BENCH="$BUILD/shmq-bench"
-PAGES="shmqd.8 shmqctl.1 shmq-bench.1 shmq-trace.8 broker.conf.5"
+PAGES="shmqd.8 shmqctl.1 shmq-bench.1 shmq-trace.8 shmq-controller.8 broker.conf.5"
 
 # plain PAGE: the page's source with the escapes that appear inside names undone
 # (\- is a hyphen, \fB \fI \fR \fP change fonts, \& is nothing), made once.
@@ -154,6 +156,21 @@ else
     ok 0 "# SKIP shmq-trace is not built"
     ok 0 "# SKIP shmq-trace is not built"
 fi
+
+# ---- 7. shmq-controller.8 ------------------------------------------------------------------
+"$BUILD/shmq-controller" --help >"$T/controller.help" 2>&1
+ok $? "shmq-controller --help exits 0" || diag "$T/controller.help"
+grep -oE -- '(^|[[ ,])--?[a-z][a-z0-9-]*' "$T/controller.help" | sed 's/^[[ ,]//' | sort -u \
+    >"$T/controller.options"
+tag_words shmq-controller.8 | sed 's/=.*//' >"$T/controller.tags"
+is "$(missing "$T/controller.options" "$T/controller.tags")" "" \
+    "shmq-controller.8 has an entry for every option of shmq-controller --help ($(wc -l <"$T/controller.options"))"
+# The keys: the first column of the key table of docs/controller.md ("| `key` |").
+sed -n 's/^| `\([a-zA-Z]*\)` .*/\1/p' "$SRC/docs/controller.md" | sort -u >"$T/controller.keys"
+[ "$(wc -l <"$T/controller.keys")" -ge 9 ]
+ok $? "docs/controller.md lists the controller's keys ($(wc -l <"$T/controller.keys"))"
+is "$(missing "$T/controller.keys" "$T/controller.tags")" "" \
+    "shmq-controller.8 has an entry for every key of docs/controller.md"
 
 # ---- 5. broker.conf.5 ----------------------------------------------------------------------
 "$SHMQD" --print-config >"$T/print-config" 2>"$T/print-config.err"

@@ -63,6 +63,7 @@ enum {
     OPT_TO,
     OPT_RAW,
     OPT_COMPRESS_OVER,
+    OPT_CONTROLLER,
 };
 
 typedef struct shmqctl_cmd {
@@ -239,6 +240,14 @@ static const shmqctl_cmd_t commands[] = {
      "    (an old master after a failover: its divergent tail is cut then);\n"
      "    --clear removes the override: broker.conf decides again.  The role is\n"
      "    kept in <store>/roleOverride (docs/operations.md \"Failover\").\n"},
+    {"controller", shmqctl_cmd_controller,
+     SHMQCTL_OPT_CTRL | SHMQCTL_OPT_JSON | SHMQCTL_OPT_TIMEOUT, 1, 1,
+     "controller status --controller HOST:PORT [--json] [--timeout MS]\n"
+     "    Ask a shmq-controller (its controllerListen address) for its group: the\n"
+     "    members and the leader, and per broker set the master (brokerId, address),\n"
+     "    the master epoch, the sync-state set and its epoch, and the replicas.  Any\n"
+     "    member answers with what it holds; only the leader knows which replicas are\n"
+     "    alive.  --timeout bounds the exchange (default 5000 ms).\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -437,6 +446,7 @@ static const struct option long_opts[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"raw", no_argument, NULL, OPT_RAW},
     {"compress-over", required_argument, NULL, OPT_COMPRESS_OVER},
+    {"controller", required_argument, NULL, OPT_CONTROLLER},
     {NULL, 0, NULL, 0},
 };
 
@@ -483,6 +493,8 @@ static unsigned opt_bit(int opt)
         return SHMQCTL_OPT_RAW;
     case OPT_COMPRESS_OVER:
         return SHMQCTL_OPT_COMPRESS;
+    case OPT_CONTROLLER:
+        return SHMQCTL_OPT_CTRL;
     case OPT_TIMEOUT:
         return SHMQCTL_OPT_TIMEOUT;
     case OPT_QUERY_KEY:
@@ -762,6 +774,9 @@ static int parse_args(const shmqctl_cmd_t *c, int argc, char **argv, shmqctl_arg
             break;
         case OPT_RAW:
             a->raw = true;
+            break;
+        case OPT_CONTROLLER:
+            a->controller = optarg;
             break;
         case OPT_COMPRESS_OVER:
             if (shmqctl_parse_int(optarg, 0, INT32_MAX, true, &a->compress_over) < 0) {

@@ -39,6 +39,7 @@
 #define SHMQCTL_OPT_NO_CHECK 0x100
 #define SHMQCTL_OPT_FORCE    0x200
 #define SHMQCTL_OPT_REBUILD  0x400
+#define SHMQCTL_OPT_CTRL     0x800 /* controller: --controller HOST:PORT */
 /* Online commands (topic, send, consume). */
 #define SHMQCTL_OPT_TOPIC_CONF 0x10000  /* --read-queues --write-queues --perm --order */
 #define SHMQCTL_OPT_SEND       0x20000  /* --delay-level --queue --sharding-key --async */
@@ -112,6 +113,8 @@ typedef struct shmqctl_args {
     int64_t compress_over; /* send --compress-over BYTES, -1 when not given */
     char **pos;            /* positional arguments after the command */
     int npos;
+    /* controller */
+    const char *controller; /* --controller HOST:PORT */
 } shmqctl_args_t;
 
 /* Commands: each returns an exit code. */
@@ -132,6 +135,7 @@ int shmqctl_cmd_query(shmqctl_args_t *a);
 int shmqctl_cmd_offset_by_time(shmqctl_args_t *a);
 int shmqctl_cmd_role(shmqctl_args_t *a);
 int shmqctl_cmd_group(shmqctl_args_t *a);
+int shmqctl_cmd_controller(shmqctl_args_t *a);
 
 /* cmd_group_members.c: group list (group NULL) or group show GROUP of a running store. */
 int shmqctl_group_members(shmqctl_args_t *a, const char *group);
