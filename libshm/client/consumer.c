@@ -386,7 +386,10 @@ static int queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t 
     if (!q) {
         return -ENOMEM;
     }
-    int rc = shmq_cq_open(&q->cq, c->ctl.root, name, queue_id, c->cq_file_size, SHMQ_MF_READONLY);
+    /* No recovery scan: shmq_cons_queue_ready() sets the positions to the ones the dispatcher
+     * published right after, and every read stays below them. */
+    int rc = shmq_cq_open(&q->cq, c->ctl.root, name, queue_id, c->cq_file_size,
+                          SHMQ_MF_READONLY | SHMQ_CQ_NO_SCAN);
     if (rc < 0) {
         free(q);
         return shmq_error_wrap(rc, "consume queue %s/%d", name, queue_id);
