@@ -386,7 +386,10 @@ static int queue_get(shmq_consumer_t *c, const char *topic, size_t len, int32_t 
     if (!q) {
         return -ENOMEM;
     }
-    int rc = shmq_cq_open(&q->cq, c->ctl.root, name, queue_id, c->cq_file_size, SHMQ_MF_READONLY);
+    /* No recovery scan: shmq_cons_queue_ready() sets the positions to the ones the dispatcher
+     * published right after, and every read stays below them. */
+    int rc = shmq_cq_open(&q->cq, c->ctl.root, name, queue_id, c->cq_file_size,
+                          SHMQ_MF_READONLY | SHMQ_CQ_NO_SCAN);
     if (rc < 0) {
         free(q);
         return shmq_error_wrap(rc, "consume queue %s/%d", name, queue_id);
@@ -559,13 +562,19 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
     v->sysflag = l.sysflag;
     v->reconsume_times = (int32_t)shmq_get_be32(buf + l.recons_at);
     v->born_ts = (int64_t)shmq_get_be64(buf + 40);
-    /* BORNHOST: 4 or 16 address bytes (the rest of addr zero), then the port. */
-    memset(v->born_host.addr, 0, sizeof(v->born_host.addr));
+    /* BORNHOST: 4 or 16 address bytes (the rest of addr zero), then the port: two 8-byte
+     * stores whatever the family. */
+    uint64_t addr_lo = 0, addr_hi = 0;
     if (l.born_v6) {
-        memcpy(v->born_host.addr, buf + 48, 16);
+        memcpy(&addr_lo, buf + 48, 8);
+        memcpy(&addr_hi, buf + 56, 8);
     } else {
-        memcpy(v->born_host.addr, buf + 48, 4);
+        uint32_t a4;
+        memcpy(&a4, buf + 48, 4);
+        memcpy(&addr_lo, &a4, 4); /* the first 4 bytes in memory order, the rest zero */
     }
+    memcpy(v->born_host.addr, &addr_lo, 8);
+    memcpy(v->born_host.addr + 8, &addr_hi, 8);
     v->born_host.is_v6 = l.born_v6;
     v->born_host.port = (int32_t)shmq_get_be32(buf + l.store_at - 4);
     v->store_ts = (int64_t)shmq_get_be64(buf + l.store_at);
@@ -576,7 +585,7 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
     v->compression = SHMQ_COMPRESSION_NONE;
     v->props = (const char *)buf + l.props_at;
     v->props_len = l.props_len;
-    shmq_record_msgid(buf, l.store_at, l.store_v6, v->msg_id);
+    shmq_record_msgid_inline(buf, l.store_at, l.store_v6, v->msg_id);
     return 0;
 }
 

@@ -527,7 +527,7 @@ static inline int next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur,
             }
         }
         int rc = rec ? shmq_record_decode(buf, (size_t)avail, p, flags, rec)
-                     : shmq_record_head_decode(buf, (size_t)avail, p, flags, head);
+                     : shmq_record_head_decode_inline(buf, (size_t)avail, p, flags, head);
         if (rc == 0) {
             *pos = seg_end;
             continue;

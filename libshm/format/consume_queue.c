@@ -157,6 +157,15 @@ static int cq_mkdir(const char *path)
     return 0;
 }
 
+/* A queue without a valid unit is empty at offset 0 (as one without files is). */
+static void cq_set_empty(shmq_cq_t *cq)
+{
+    cq->min_logic_offset = 0;
+    cq->flushed_pos = 0;
+    cq->max_phys_offset = 0;
+    cq_publish(cq, 0);
+}
+
 int shmq_cq_open(shmq_cq_t *cq, const char *root, const char *topic, int32_t queue_id,
                  size_t file_size, unsigned flags)
 {
@@ -191,11 +200,17 @@ int shmq_cq_open(shmq_cq_t *cq, const char *root, const char *topic, int32_t que
             return rc;
     }
 
-    rc = shmq_mfq_open(&cq->q, dir, file_size, flags);
+    if ((flags & SHMQ_CQ_NO_SCAN) && !cq->readonly)
+        return shmq_error_set(SHMQ_E_ARG, "consume queue %s: no scan is for read-only opens", dir);
+    rc = shmq_mfq_open(&cq->q, dir, file_size, flags & ~(unsigned)SHMQ_CQ_NO_SCAN);
     if (rc < 0)
         return rc;
     snprintf(cq->topic, sizeof cq->topic, "%s", topic);
     cq->queue_id = queue_id;
+    if (flags & SHMQ_CQ_NO_SCAN) {
+        cq_set_empty(cq); /* the caller's positions follow */
+        return 0;
+    }
     rc = shmq_cq_recover(cq);
     if (rc < 0) {
         shmq_mfq_close(&cq->q);
@@ -279,15 +294,6 @@ static int64_t cq_scan_max_phys(const shmq_cq_t *cq, int64_t end)
 }
 
 /* ---- recovery ---------------------------------------------------------- */
-
-/* A queue without a valid unit is empty at offset 0 (as one without files is). */
-static void cq_set_empty(shmq_cq_t *cq)
-{
-    cq->min_logic_offset = 0;
-    cq->flushed_pos = 0;
-    cq->max_phys_offset = 0;
-    cq_publish(cq, 0);
-}
 
 int shmq_cq_recover(shmq_cq_t *cq)
 {

@@ -55,7 +55,11 @@ size_t shmq_cq_file_size(size_t configured);
  * Errors: SHMQ_E_TOPIC (empty, > 255 bytes, contains '/', "." or ".."),
  * SHMQ_E_ARG (queue_id < 0, bad file size), errors of shmq_mfq_open().  A
  * missing directory opened read-only is an empty queue.
+ * With SHMQ_CQ_NO_SCAN (read-only only) the scan is left out: every position
+ * is 0 until the caller sets write_pos and min_logic_offset to the ones the
+ * dispatcher published (a consumer, which never reads past them).
  */
+#define SHMQ_CQ_NO_SCAN 0x100 /* not a SHMQ_MF_ flag: never passed on to the files */
 int shmq_cq_open(shmq_cq_t *cq, const char *root, const char *topic, int32_t queue_id,
                  size_t file_size, unsigned flags);
 void shmq_cq_close(shmq_cq_t *cq);

@@ -19,6 +19,10 @@
 #include "shmq/errors.h"
 #include "shmq/types.h"
 #include "base/bytes.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include "format/message.h"
 
 /* Where the fields of a record lie (offsets from its first byte), as its lengths say. */
@@ -205,5 +209,35 @@ int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_
  */
 void shmq_record_msgid(const uint8_t *buf, uint32_t store_at, bool store_v6,
                        char out[SHMQ_MSGID_MAX]);
+
+/*
+ * shmq_record_msgid(), inline for an IPv4 STOREHOST (every record a store on
+ * one host writes): its address and port and PHYSICALOFFSET are the id's 16
+ * bytes, loaded straight into one vector and written as 32 hex characters.
+ */
+static inline __attribute__((always_inline)) void shmq_record_msgid_inline(const uint8_t *buf,
+                                                                           uint32_t store_at,
+                                                                           bool store_v6,
+                                                                           char out[SHMQ_MSGID_MAX])
+{
+#if defined(__SSE2__)
+    if (!store_v6) {
+        const __m128i nib = _mm_set1_epi8(0x0F), nine = _mm_set1_epi8(9);
+        const __m128i zero = _mm_set1_epi8('0'), seven = _mm_set1_epi8(7);
+        __m128i in = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(buf + store_at + 8)),
+                                        _mm_loadl_epi64((const __m128i *)(buf + 28)));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(in, 4), nib);
+        __m128i lo = _mm_and_si128(in, nib);
+        __m128i c0 = _mm_unpacklo_epi8(hi, lo), c1 = _mm_unpackhi_epi8(hi, lo);
+        c0 = _mm_add_epi8(_mm_add_epi8(c0, zero), _mm_and_si128(_mm_cmpgt_epi8(c0, nine), seven));
+        c1 = _mm_add_epi8(_mm_add_epi8(c1, zero), _mm_and_si128(_mm_cmpgt_epi8(c1, nine), seven));
+        _mm_storeu_si128((__m128i *)(void *)out, c0);
+        _mm_storeu_si128((__m128i *)(void *)(out + 16), c1);
+        out[32] = '\0';
+        return;
+    }
+#endif
+    shmq_record_msgid(buf, store_at, store_v6, out);
+}
 
 #endif

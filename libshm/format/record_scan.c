@@ -21,30 +21,7 @@
 int shmq_record_head_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, unsigned flags,
                             shmq_record_head_t *out)
 {
-    if (flags & ~(unsigned)SHMQ_DECODE_CHECK_PHYS) {
-        return shmq_error_set(SHMQ_E_ARG, "record head: decode flags 0x%x not supported", flags);
-    }
-    shmq_record_layout_t l;
-    int rc = shmq_record_layout(buf, avail, &l);
-    out->total_size = l.total_size;
-    out->magic = l.magic;
-    if (rc <= 0) {
-        return rc;
-    }
-    out->queue_id = (int32_t)shmq_get_be32(buf + 12);
-    out->queue_offset = (int64_t)shmq_get_be64(buf + 20);
-    out->phys_offset = (int64_t)shmq_get_be64(buf + 28);
-    out->sysflag = l.sysflag;
-    out->store_ts = (int64_t)shmq_get_be64(buf + l.store_at);
-    out->topic = (const char *)buf + l.topic_at;
-    out->topic_len = l.topic_len;
-    out->props = (const char *)buf + l.props_at;
-    out->props_len = l.props_len;
-    if ((flags & SHMQ_DECODE_CHECK_PHYS) && out->phys_offset != expect_phys) {
-        return shmq_error_set(SHMQ_E_PHYS_OFFSET, "record: PHYSICALOFFSET %lld, expected %lld",
-                              (long long)out->phys_offset, (long long)expect_phys);
-    }
-    return rc;
+    return shmq_record_head_decode_inline(buf, avail, expect_phys, flags, out);
 }
 
 void shmq_record_head_from(const shmq_record_t *r, shmq_record_head_t *out)

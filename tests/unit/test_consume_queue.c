@@ -957,6 +957,33 @@ static void test_readonly_open_sees_same_units_and_never_writes(void **state)
     assert_true(all_zero(after + 25 * UNIT, FS - 25 * UNIT));
 }
 
+static void test_no_scan_open_reads_nothing_until_positions_are_set(void **state)
+{
+    fixture_t *f = *state;
+    shmq_cq_t cq, ro;
+    shmq_cq_unit_t u;
+
+    open_cq(f, &cq, FS, 0);
+    append_range(&cq, 0, 30);
+    shmq_cq_close(&cq);
+    /* Writable with no scan: refused (a writer needs its tail recovered). */
+    assert_int_equal(shmq_cq_open(&cq, f->root, TOPIC, 0, FS, SHMQ_CQ_NO_SCAN), SHMQ_E_ARG);
+    /* Read-only with no scan: every position 0, nothing readable. */
+    open_cq(f, &ro, FS, SHMQ_MF_READONLY | SHMQ_CQ_NO_SCAN);
+    assert_int_equal(shmq_cq_min_offset(&ro), 0);
+    assert_int_equal(shmq_cq_max_offset(&ro), 0);
+    assert_int_equal(ro.max_phys_offset, 0);
+    assert_true(shmq_cq_read(&ro, 0, &u) < 0);
+    /* The positions a dispatcher published: the units below them read as written. */
+    ro.min_logic_offset = 5 * UNIT;
+    ro.write_pos = 20 * UNIT;
+    for (int64_t i = 5; i < 20; i++)
+        assert_unit(&ro, i, i * 100, 100, i);
+    assert_true(shmq_cq_read(&ro, 20, &u) < 0);
+    assert_true(shmq_cq_read(&ro, 4, &u) < 0);
+    shmq_cq_close(&ro);
+}
+
 static void test_readonly_open_of_missing_queue_is_empty(void **state)
 {
     fixture_t *f = *state;
@@ -1007,6 +1034,7 @@ int main(void)
         T(test_flush_follows_least_pages_rule),
         T(test_readonly_open_sees_same_units_and_never_writes),
         T(test_readonly_open_of_missing_queue_is_empty),
+        T(test_no_scan_open_reads_nothing_until_positions_are_set),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
