@@ -173,6 +173,8 @@ void gw_poll_start(gw_t *gw);
 
 /* ---- gateway_send.c ---- */
 
+/* The gateway's producer (opened on first use), or NULL with an error detail. */
+shmq_producer_t *gw_producer(gw_t *gw);
 void gw_send(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd);
 void gw_send_batch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd);
 

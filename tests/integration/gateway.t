@@ -233,6 +233,25 @@ is "$?" "1" "the gateway stored the send-back (CONSUMER_SEND_MSG_BACK)" || diag 
 is "$(wc -l <"$T/retry.out" | tr -d ' ')" "1" "the retry topic %RETRY%FG holds the message" ||
     diag "$T/retry.out"
 
+# ---- a batch and a send-back held by the store block no other client ----------------------
+"$CTL" topic --store "$STORE" $SMALL create TopicH --queues 1 >/dev/null 2>&1
+WRITER_PID=$(worker_pid writer)
+timeout 120 perl "$RC" held "$PORT" TopicH HG "$WRITER_PID" >"$T/held.out" 2>"$T/held.err"
+ok $? "the held client ran (writer $WRITER_PID stopped, then continued)" || diag "$T/held.err"
+kill -CONT "$WRITER_PID" 2>/dev/null
+hl() {
+    awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$T/held.out"
+}
+is "$(hl held-early)" "none none" \
+    "with the writer stopped, a batch and a send-back are not answered yet" || diag "$T/held.out"
+is "$(hl route)" "0" "... while another client's route query is answered"
+is "$(hl pull)" "0" "... and its pull"
+is "$(hl order)" "route pull batch sendback" \
+    "the batch and the send-back are answered after those, once the writer runs again"
+is "$(hl batch)" "0 2" "the batch is then stored, one id per message"
+is "$(hl sendback)" "0" "the send-back is then stored"
+is "$(worker_pid writer)" "$WRITER_PID" "the writer was not restarted meanwhile"
+
 # ---- the other requests of RocketMQ's client libraries --------------------------------------
 "$CTL" topic --store "$STORE" $SMALL create TopicR --queues 2 >/dev/null 2>&1
 "$CTL" send --store "$STORE" $SMALL TopicR "a" --queue 1 --tags TagA >/dev/null 2>&1
