@@ -92,10 +92,13 @@ typedef struct gw_lock {
     int64_t until_ms;
 } gw_lock_t;
 
-/* What the gateway counts (logged every minute when they moved). */
+/* What the gateway counts (logged every minute when they moved; the control block's gateway
+ * section after every unit of work: gw_counts_publish). */
 typedef struct gw_counts {
     uint64_t accepted, refused_conns, closed_bad, requests, unsupported, bad_frames;
     uint64_t sends, send_errors, pulls, slow_closed;
+    uint64_t requests_send, requests_pull; /* of requests, by kind */
+    uint64_t bytes_in, bytes_out;
 } gw_counts_t;
 
 struct gw {
