@@ -52,6 +52,7 @@
 #include "base/clock.h"
 #include "format/message.h"
 #include "gateway.h"
+#include "shm/ring.h"
 #include "shmq/errors.h"
 #include "worker_uv.h"
 
@@ -304,10 +305,11 @@ static bool must_wait(gw_conn_t *conn)
 {
     gw_t *gw = conn->gw;
     /* the producer ring's bytes (the master sized it for two of the largest messages; it never
-     * changes while the store runs): room for one more send of any size, or the send would wait
-     * for ring space inside the loop */
+     * changes while the store runs): room for one more send of any size, a batch's too (up to
+     * maxMessageSize + SHMQ_RING_UNIT_SLACK of entries), or it would wait for ring space inside
+     * the loop */
     uint64_t ring = gw->w->ctl.blk->hdr.ring_size;
-    uint64_t next = (uint64_t)gw->cfg->max_message_size + SHMQ_PROPS_MAX + GW_SEND_OVERHEAD;
+    uint64_t next = (uint64_t)gw->cfg->max_message_size + SHMQ_RING_UNIT_SLACK + GW_SEND_OVERHEAD;
     return shmq_net_conn_queued(conn->c) >= GW_OUT_PAUSE || gw->sends >= GW_SENDS_MAX ||
            (gw->sends > 0 && gw->send_bytes + next > ring);
 }

@@ -219,7 +219,7 @@ int main(int argc, char **argv)
             while (st.inflight >= async) {
                 shmq_producer_poll(p, 100);
             }
-            pending_t *pd = malloc(sizeof(*pd));
+            pending_t *pd = calloc(1, sizeof(*pd));
             if (pd == NULL) {
                 return 1;
             }
