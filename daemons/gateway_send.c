@@ -388,6 +388,8 @@ void gw_send_batch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
         bt->cmd.opaque = cmd->opaque;
         bt->cmd.flag = cmd->flag;
         bt->n = n;
+        shmq_send_result_t *fit = realloc(res, n * sizeof(*res)); /* n of BATCH_MAX kept */
+        res = fit ? fit : res;
         bt->res = res;
         bt->bytes = cmd->body_len + n * (strlen(topic) + GW_SEND_OVERHEAD);
         conn->refs++;
