@@ -273,6 +273,9 @@ is "$(delta messages_sent) $(delta send_errors)" "3 0" "... 3 messages sent, no 
 [ "$(delta bytes_in)" -gt 100 ] && [ "$(delta bytes_out)" -gt 100 ]
 ok $? "... bytes in and out ($(delta bytes_in), $(delta bytes_out))"
 is "$(gwc held_pulls "$T/gw-after")" "0" "... no pull held"
+"$CTL" status --store "$STORE" $SMALL >"$T/gw-status.txt" 2>&1
+grep -q "^gateway: *0 clients (accepted $(gwc accepted "$T/gw-after")," "$T/gw-status.txt"
+ok $? "shmqctl status shows the gateway's line" || diag "$T/gw-status.txt"
 hl() {
     awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$T/held.out"
 }
