@@ -25,6 +25,9 @@
  * Each is logged and counted.  It trusts its network: RocketMQ's ACL
  * signatures are not checked.
  *
+ * It owns (single writer) the control block's gateway section
+ * (shmq_ctl_gateway_t): its counts, published after each unit of work.
+ *
  * Held pulls: one thread sleeps on `dispatched` (futex) only while pulls
  * are held, and wakes the loop when new messages were dispatched; their
  * times are looked at every GW_POLL_MS.  An idle gateway sleeps.
@@ -49,6 +52,7 @@
 #include "base/clock.h"
 #include "format/message.h"
 #include "gateway.h"
+#include "shm/ring.h"
 #include "shmq/errors.h"
 #include "worker_uv.h"
 
@@ -88,6 +92,7 @@ static void write_frame(gw_conn_t *conn, const uint8_t *hdr, size_t hlen, const 
         return;
     }
     struct iovec iov[2] = {{(void *)hdr, hlen}, {(void *)body, body_len}};
+    conn->gw->counts.bytes_out += hlen + body_len;
     int rc = shmq_net_conn_writev(conn->c, iov, body_len ? 2 : 1);
     if (rc == -EAGAIN) {
         conn->gw->counts.closed_bad++;
@@ -233,6 +238,12 @@ static void dispatch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
 {
     gw_t *gw = conn->gw;
     gw->counts.requests++;
+    if (cmd->code == SHMQ_RMT_SEND_MESSAGE || cmd->code == SHMQ_RMT_SEND_MESSAGE_V2 ||
+        cmd->code == SHMQ_RMT_SEND_BATCH_MESSAGE) {
+        gw->counts.requests_send++;
+    } else if (cmd->code == SHMQ_RMT_PULL_MESSAGE) {
+        gw->counts.requests_pull++;
+    }
     switch (cmd->code) {
     case SHMQ_RMT_GET_ROUTEINFO_BY_TOPIC:
         gw_route(conn, cmd);
@@ -294,10 +305,11 @@ static bool must_wait(gw_conn_t *conn)
 {
     gw_t *gw = conn->gw;
     /* the producer ring's bytes (the master sized it for two of the largest messages; it never
-     * changes while the store runs): room for one more send of any size, or the send would wait
-     * for ring space inside the loop */
+     * changes while the store runs): room for one more send of any size, a batch's too (up to
+     * maxMessageSize + SHMQ_RING_UNIT_SLACK of entries), or it would wait for ring space inside
+     * the loop */
     uint64_t ring = gw->w->ctl.blk->hdr.ring_size;
-    uint64_t next = (uint64_t)gw->cfg->max_message_size + SHMQ_PROPS_MAX + GW_SEND_OVERHEAD;
+    uint64_t next = (uint64_t)gw->cfg->max_message_size + SHMQ_RING_UNIT_SLACK + GW_SEND_OVERHEAD;
     return shmq_net_conn_queued(conn->c) >= GW_OUT_PAUSE || gw->sends >= GW_SENDS_MAX ||
            (gw->sends > 0 && gw->send_bytes + next > ring);
 }
@@ -357,6 +369,7 @@ static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
 {
     gw_conn_t *conn = shmq_net_conn_arg(c);
     gw_t *gw = conn->gw;
+    gw->counts.bytes_in += len;
     if (conn->len + len > SHMQ_RMT_FRAME_MAX + SHMQ_NET_READ_SIZE) {
         gw->counts.closed_bad++;
         gw_warn(gw, "client %s: closed: more than %u bytes buffered", conn->peer_text,
@@ -532,6 +545,62 @@ static void on_drain_any(shmq_net_conn_t *c)
     }
 }
 
+/* ---- counters in the control block -------------------------------------------------------- */
+
+/* Single writer (this process): a relaxed load and store, as shm/stats.h (statistics). */
+static void put(_Atomic uint64_t *a, uint64_t v)
+{
+    if (atomic_load_explicit(a, memory_order_relaxed) != v) {
+        atomic_store_explicit(a, v, memory_order_relaxed);
+    }
+}
+
+/* Publish the counts to the control block's gateway section (after each unit of work). */
+static void gw_counts_publish(gw_t *gw)
+{
+    shmq_ctl_gateway_t *g = &gw->w->ctl.blk->gateway;
+    const gw_counts_t *k = &gw->counts;
+    put(&g->connections, (uint64_t)gw->nconns);
+    put(&g->accepted, k->accepted);
+    put(&g->refused, k->refused_conns);
+    put(&g->closed_bad, k->closed_bad);
+    put(&g->closed_slow, k->slow_closed);
+    put(&g->requests_send, k->requests_send);
+    put(&g->requests_pull, k->requests_pull);
+    put(&g->requests_other, k->requests - k->requests_send - k->requests_pull);
+    put(&g->unsupported, k->unsupported);
+    put(&g->bad_frames, k->bad_frames);
+    put(&g->messages_sent, k->sends);
+    put(&g->send_errors, k->send_errors);
+    put(&g->bytes_in, k->bytes_in);
+    put(&g->bytes_out, k->bytes_out);
+    put(&g->held_pulls, (uint64_t)gw->nheld);
+}
+
+/* A restarted gateway's counts go on from what the control block holds (counters only grow). */
+static void gw_counts_load(gw_t *gw)
+{
+    const shmq_ctl_gateway_t *g = &gw->w->ctl.blk->gateway;
+    gw_counts_t *k = &gw->counts;
+#define GW_LOAD(f) atomic_load_explicit(&g->f, memory_order_relaxed)
+    k->accepted = GW_LOAD(accepted);
+    k->refused_conns = GW_LOAD(refused);
+    k->closed_bad = GW_LOAD(closed_bad);
+    k->slow_closed = GW_LOAD(closed_slow);
+    k->requests_send = GW_LOAD(requests_send);
+    k->requests_pull = GW_LOAD(requests_pull);
+    k->requests = k->requests_send + k->requests_pull + GW_LOAD(requests_other);
+    k->unsupported = GW_LOAD(unsupported);
+    k->bad_frames = GW_LOAD(bad_frames);
+    k->sends = GW_LOAD(messages_sent);
+    k->send_errors = GW_LOAD(send_errors);
+    k->bytes_in = GW_LOAD(bytes_in);
+    k->bytes_out = GW_LOAD(bytes_out);
+#undef GW_LOAD
+    k->pulls = k->requests_pull;
+    gw->logged = *k;
+}
+
 /* ---- timers ------------------------------------------------------------------------------- */
 
 static void log_counts(gw_t *gw)
@@ -652,6 +721,7 @@ static int64_t gw_work(shmq_worker_t *w, void *arg)
         n += k > 0 ? k : 0;
     }
     resume_waiting(gw);
+    gw_counts_publish(gw);
     return n;
 }
 
@@ -778,6 +848,8 @@ static int gw_init(shmq_worker_t *w, void **state)
         return SHMQ_EXIT_ERROR;
     }
     gw->loop_open = true;
+    gw_counts_load(gw);
+    gw_counts_publish(gw);
     uv_timer_init(&gw->loop, &gw->idle_timer);
     uv_timer_init(&gw->loop, &gw->tick);
     uv_timer_init(&gw->loop, &gw->poll);

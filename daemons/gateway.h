@@ -92,10 +92,13 @@ typedef struct gw_lock {
     int64_t until_ms;
 } gw_lock_t;
 
-/* What the gateway counts (logged every minute when they moved). */
+/* What the gateway counts (logged every minute when they moved; the control block's gateway
+ * section after every unit of work: gw_counts_publish). */
 typedef struct gw_counts {
     uint64_t accepted, refused_conns, closed_bad, requests, unsupported, bad_frames;
     uint64_t sends, send_errors, pulls, slow_closed;
+    uint64_t requests_send, requests_pull; /* of requests, by kind */
+    uint64_t bytes_in, bytes_out;
 } gw_counts_t;
 
 struct gw {
@@ -173,6 +176,8 @@ void gw_poll_start(gw_t *gw);
 
 /* ---- gateway_send.c ---- */
 
+/* The gateway's producer (opened on first use), or NULL with an error detail. */
+shmq_producer_t *gw_producer(gw_t *gw);
 void gw_send(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd);
 void gw_send_batch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "client/producer_entry.h"
 #include "format/message.h"
 #include "gateway.h"
 #include "shmq/errors.h"
@@ -384,6 +385,48 @@ void gw_view(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
     free(buf);
 }
 
+/* A send-back in flight: what its answer needs. */
+typedef struct gw_sendback {
+    gw_conn_t *conn;
+    shmq_rmt_cmd_t cmd; /* code, opaque and flag (no ext) */
+    int64_t phys;
+    size_t bytes; /* what it takes of the producer's ring, about */
+    char group[128];
+} gw_sendback_t;
+
+static void send_back_answer(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd, const char *group,
+                             int64_t phys, int rc)
+{
+    if (rc < 0) {
+        conn->gw->counts.send_errors++;
+        gw_warn(conn->gw, "client %s: send back of CommitLog offset %lld for %s: %s",
+                conn->peer_text, (long long)phys, group, shmq_error_detail());
+        gw_answer_err(conn, cmd, gw_code_of(rc), "send back of %lld for %s: %s", (long long)phys,
+                      group, shmq_error_detail());
+        return;
+    }
+    gw_answer(conn, cmd, SHMQ_RMT_SUCCESS, NULL, NULL, NULL, 0);
+}
+
+static void on_sent_back(void *arg, int err, const shmq_send_result_t *res)
+{
+    (void)res;
+    gw_sendback_t *sb = arg;
+    gw_t *gw = sb->conn->gw;
+    gw->sends--;
+    gw->send_bytes -= sb->bytes;
+    if (!sb->conn->closed) {
+        send_back_answer(sb->conn, &sb->cmd, sb->group, sb->phys, err);
+    }
+    gw_conn_unref(sb->conn);
+    free(sb);
+}
+
+/*
+ * The copy goes through the gateway's producer as a send in flight (its
+ * bounds, answered when the store's completion comes): the loop never
+ * waits for the store.
+ */
 void gw_send_back(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
 {
     gw_t *gw = conn->gw;
@@ -396,18 +439,47 @@ void gw_send_back(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
     shmq_rmt_ext_i64(cmd, "delayLevel", INT32_MIN, INT32_MAX, &level);
     shmq_consumer_t *c = gw_group(gw, group);
     shmq_admin_t *a = admin(gw);
+    shmq_producer_t *p = c && a ? gw_producer(gw) : NULL;
     shmq_msg_view_t v;
-    int rc = c && a ? shmq_query_by_phys_offset(a, phys, &v) : SHMQ_E_NOT_FOUND;
+    shmq_ctl_t *ctl = NULL;
+    int rc = p ? shmq_query_by_phys_offset(a, phys, &v) : SHMQ_E_NOT_FOUND;
+    if (rc == 0) {
+        rc = shmq_producer_ctl(p, &ctl);
+    }
+    shmq_ring_msg_t rm;
+    static char props[SHMQ_PROPS_MAX]; /* the loop's thread only; copied into the ring at once */
     if (rc == 0) {
         /* RocketMQ: delayLevel -1 means straight to the dead letters, 0 by the retry count */
-        rc = shmq_consumer_send_back(c, &v, (int)level);
+        rc = shmq_consumer_send_back_entry(c, &v, (int)level, ctl, props, sizeof(props), &rm);
+        if (rc == 1) {
+            gw_answer(conn, cmd, SHMQ_RMT_SUCCESS, NULL, NULL, NULL, 0); /* nothing to store */
+            return;
+        }
     }
-    if (rc < 0) {
-        gw_warn(gw, "client %s: send back of CommitLog offset %lld for %s: %s", conn->peer_text,
-                (long long)phys, group, shmq_error_detail());
-        gw_answer_err(conn, cmd, gw_code_of(rc), "send back of %lld for %s: %s", (long long)phys,
-                      group, shmq_error_detail());
-        return;
+    gw_sendback_t *sb = NULL;
+    if (rc == 0 && (sb = calloc(1, sizeof(*sb))) == NULL) {
+        rc = -ENOMEM;
     }
-    gw_answer(conn, cmd, SHMQ_RMT_SUCCESS, NULL, NULL, NULL, 0);
+    if (rc == 0) {
+        sb->conn = conn;
+        sb->cmd.code = cmd->code;
+        sb->cmd.opaque = cmd->opaque;
+        sb->cmd.flag = cmd->flag;
+        sb->phys = phys;
+        snprintf(sb->group, sizeof(sb->group), "%s", group);
+        sb->bytes = rm.topic_len + rm.props_len + rm.body_len + GW_SEND_OVERHEAD;
+        conn->refs++;
+        gw->sends++;
+        gw->send_bytes += sb->bytes;
+        rc = shmq_producer_send_entry_async(p, &rm, on_sent_back, sb);
+        if (rc == 0) {
+            return;
+        }
+        /* not started: no callback comes */
+        gw->sends--;
+        gw->send_bytes -= sb->bytes;
+        gw_conn_unref(conn);
+        free(sb);
+    }
+    send_back_answer(conn, cmd, group, phys, rc);
 }

@@ -7,8 +7,9 @@
  * stored.  Single sends are asynchronous (answered when the store's
  * completion comes; at most GW_SENDS_MAX in flight and what leaves room
  * in the producer ring for one more, so that a send never waits for ring
- * space in the loop); a
- * batch is stored all or none through shmq_send_batch and answered at once.
+ * space in the loop).  A batch is stored all or none through
+ * shmq_send_batch_async, one send in flight of those bounds, answered as
+ * its completion comes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,8 +31,7 @@ typedef struct gw_sending {
     size_t bytes;       /* what it takes of the producer's ring, about */
 } gw_sending_t;
 
-/* The producer, opened on first use. */
-static shmq_producer_t *producer(gw_t *gw)
+shmq_producer_t *gw_producer(gw_t *gw)
 {
     if (gw->p == NULL) {
         shmq_producer_options_t o = {.send_timeout_ms = 3000, .group = NULL};
@@ -174,7 +174,7 @@ void gw_send(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
                                  SHMQ_PROP_NAME_VALUE_SEP, uniq, SHMQ_PROP_SEP);
         props = all;
     }
-    if (producer(gw) == NULL) {
+    if (gw_producer(gw) == NULL) {
         free(all);
         gw->counts.send_errors++;
         gw_answer_err(conn, cmd, SHMQ_RMT_SERVICE_NOT_AVAILABLE, "the store takes no sends: %s",
@@ -272,6 +272,60 @@ static int batch_parse(const uint8_t *b, size_t len, batch_msg_t *out, size_t *n
     return 0;
 }
 
+/* A batch in flight: what its answer needs. */
+typedef struct gw_batch {
+    gw_conn_t *conn;
+    shmq_rmt_cmd_t cmd; /* code, opaque and flag (no ext) */
+    size_t n;
+    shmq_send_result_t *res; /* n, filled by the producer before on_batch_sent */
+    size_t bytes;            /* what it takes of the producer's ring, about */
+} gw_batch_t;
+
+static void answer_batch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd, size_t n,
+                         const shmq_send_result_t *res)
+{
+    /* msgId: the offset ids of the batch, comma-separated (as RocketMQ answers) */
+    size_t cap = n * SHMQ_MSGID_MAX + 1, l = 0;
+    char *ids = malloc(cap);
+    if (ids == NULL) {
+        gw_answer_err(conn, cmd, SHMQ_RMT_SYSTEM_ERROR, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        l += (size_t)snprintf(ids + l, cap - l, "%s%s", i ? "," : "", res[i].msg_id);
+    }
+    char q[16], qo[32];
+    snprintf(q, sizeof(q), "%d", res[0].queue_id);
+    snprintf(qo, sizeof(qo), "%lld", (long long)res[0].queue_offset);
+    json_t *ext = json_pack("{s:s, s:s, s:s}", "msgId", ids, "queueId", q, "queueOffset", qo);
+    gw_answer(conn, cmd, status_code(res[0].status), NULL, ext, NULL, 0);
+    json_decref(ext);
+    free(ids);
+}
+
+static void on_batch_sent(void *arg, int err, const shmq_send_result_t *first)
+{
+    (void)first; /* bt->res holds every message's */
+    gw_batch_t *bt = arg;
+    gw_t *gw = bt->conn->gw;
+    gw->sends--;
+    gw->send_bytes -= bt->bytes;
+    if (err < 0) {
+        gw->counts.send_errors++;
+    }
+    if (!bt->conn->closed && !(bt->cmd.flag & SHMQ_RMT_FLAG_ONEWAY)) {
+        if (err < 0) {
+            gw_answer_err(bt->conn, &bt->cmd, gw_code_of(err), "batch: %s: %s", shmq_strerror(err),
+                          shmq_error_detail());
+        } else {
+            answer_batch(bt->conn, &bt->cmd, bt->n, bt->res);
+        }
+    }
+    gw_conn_unref(bt->conn);
+    free(bt->res);
+    free(bt);
+}
+
 void gw_send_batch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
 {
     gw_t *gw = conn->gw;
@@ -318,34 +372,44 @@ void gw_send_batch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
         }
         sm[i].property_count = np;
     }
-    if (rc == 0 && producer(gw) == NULL) {
+    if (rc == 0 && gw_producer(gw) == NULL) {
         rc = SHMQ_E_NOT_FOUND;
     }
+    gw_batch_t *bt = NULL;
     if (rc == 0) {
+        bt = calloc(1, sizeof(*bt));
+        rc = bt ? 0 : -ENOMEM;
+    }
+    if (rc == 0) {
+        /* the results live until the answer: the batch in flight is one more send */
         gw->counts.sends += n;
-        rc = shmq_send_batch(gw->p, sm, n, res);
+        bt->conn = conn;
+        bt->cmd.code = cmd->code;
+        bt->cmd.opaque = cmd->opaque;
+        bt->cmd.flag = cmd->flag;
+        bt->n = n;
+        shmq_send_result_t *fit = realloc(res, n * sizeof(*res)); /* n of BATCH_MAX kept */
+        res = fit ? fit : res;
+        bt->res = res;
+        bt->bytes = cmd->body_len + n * (strlen(topic) + GW_SEND_OVERHEAD);
+        conn->refs++;
+        gw->sends++;
+        gw->send_bytes += bt->bytes;
+        rc = shmq_send_batch_async(gw->p, sm, n, res, on_batch_sent, bt);
+        if (rc < 0) {
+            /* not started: no callback comes */
+            gw->sends--;
+            gw->send_bytes -= bt->bytes;
+            gw_conn_unref(conn);
+            free(bt);
+        } else {
+            res = NULL; /* the batch's now */
+        }
     }
     if (rc < 0) {
         gw->counts.send_errors++;
         gw_answer_err(conn, cmd, gw_code_of(rc), "batch: %s: %s", shmq_strerror(rc),
                       shmq_error_detail());
-    } else {
-        /* msgId: the offset ids of the batch, comma-separated (as RocketMQ answers) */
-        size_t cap = n * SHMQ_MSGID_MAX + 1, l = 0;
-        char *ids = malloc(cap);
-        if (ids != NULL) {
-            for (size_t i = 0; i < n; i++) {
-                l += (size_t)snprintf(ids + l, cap - l, "%s%s", i ? "," : "", res[i].msg_id);
-            }
-            char q[16], qo[32];
-            snprintf(q, sizeof(q), "%d", res[0].queue_id);
-            snprintf(qo, sizeof(qo), "%lld", (long long)res[0].queue_offset);
-            json_t *ext =
-                json_pack("{s:s, s:s, s:s}", "msgId", ids, "queueId", q, "queueOffset", qo);
-            gw_answer(conn, cmd, status_code(res[0].status), NULL, ext, NULL, 0);
-            json_decref(ext);
-            free(ids);
-        }
     }
     for (size_t i = 0; msgs && i < n; i++) {
         free(msgs[i].props);

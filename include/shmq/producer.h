@@ -199,6 +199,21 @@ int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m);
 int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
                     shmq_send_result_t *results);
 
+/*
+ * shmq_send_batch() asynchronously: checks the batch and returns once it is
+ * in the ring (each results[i].uniq_key set); cb runs from a later
+ * shmq_producer_poll()/shmq_producer_flush() call of the same thread, as
+ * for shmq_send_async() (one completion slot, one flush wait for the whole
+ * batch).  results (n entries) belongs to the caller and must stay valid
+ * until cb runs: with err 0 every entry is filled before it (res is
+ * &results[0]'s copy); with an error only the uniq keys are set.  Returns
+ * 0, or an error of shmq_send_batch() before anything entered the ring (no
+ * callback comes then); waits for a free completion slot and ring space
+ * within the send timeout, as shmq_send_async().
+ */
+int shmq_send_batch_async(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
+                          shmq_send_result_t *results, shmq_send_cb cb, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

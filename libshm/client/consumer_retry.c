@@ -42,6 +42,7 @@ struct shmq_consumer_retry {
     int32_t retry_queue_nums;
     uint32_t rnd;
     char props[SHMQ_PROPS_MAX];
+    shmq_retry_plan_t plan; /* the last send-back's: its entry's topic points here */
     /* shmq_consumer_poll */
     char topic[SHMQ_TOPIC_MAX_ANY + 1];
     char *sub;
@@ -127,7 +128,9 @@ static void load_group(shmq_consumer_t *c, struct shmq_consumer_retry *r, const 
     r->group_loaded = true;
 }
 
-int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int delay_level)
+/* The checks of a send-back and the handle's retry state, its group loaded. */
+static int send_back_state(shmq_consumer_t *c, const shmq_msg_view_t *m,
+                           struct shmq_consumer_retry **out)
 {
     if (c == NULL || m == NULL || m->topic == NULL) {
         return shmq_error_set(SHMQ_E_ARG, "send back: consumer and message are required");
@@ -136,8 +139,48 @@ int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int de
     if (group == NULL) {
         return shmq_error_set(SHMQ_E_ARG, "send back: the consumer has no group");
     }
+    int rc = retry_state(c, out);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!(*out)->group_loaded) {
+        load_group(c, *out, group);
+    }
+    return 0;
+}
+
+/* The entry of a send-back (see shmq_consumer_send_back_entry), r's group loaded. */
+static int send_back_build(shmq_consumer_t *c, struct shmq_consumer_retry *r,
+                           const shmq_msg_view_t *m, int delay_level, shmq_ctl_t *ctl, char *buf,
+                           size_t cap, shmq_ring_msg_t *out)
+{
+    const char *group = shmq_consumer_group(c);
+    shmq_retry_plan_t *plan = &r->plan;
+    r->rnd = r->rnd * 1103515245u + 12345u;
+    int rc = shmq_retry_plan(group, m->reconsume_times, r->max_reconsume, r->retry_queue_nums,
+                             delay_level, r->rnd >> 8, plan);
+    if (rc < 0) {
+        return rc;
+    }
+    if (plan->drop) {
+        return 1; /* retryQueueNums 0: RocketMQ answers success and keeps nothing */
+    }
+    rc = shmq_schedule_topic_ensure(ctl, plan->topic, plan->dlq ? 1 : r->retry_queue_nums);
+    if (rc < 0) {
+        return shmq_error_wrap(rc, "send back: topic %s", plan->topic);
+    }
+    /* The body as stored: a compressed one goes back compressed, with its sysflag. */
+    const void *body = m->stored_body ? m->stored_body : m->body;
+    size_t body_len = m->stored_body ? m->stored_len : m->body_len;
+    return shmq_retry_build(plan, m->topic, m->topic_len, body, body_len, m->flag, m->sysflag,
+                            m->born_ts, &m->born_host, m->reconsume_times, m->props, m->props_len,
+                            m->msg_id, buf, cap, out);
+}
+
+int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int delay_level)
+{
     struct shmq_consumer_retry *r;
-    int rc = retry_state(c, &r);
+    int rc = send_back_state(c, m, &r);
     if (rc < 0) {
         return rc;
     }
@@ -147,36 +190,29 @@ int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int de
             return rc;
         }
     }
-    if (!r->group_loaded) {
-        load_group(c, r, group);
-    }
-    shmq_retry_plan_t plan;
-    r->rnd = r->rnd * 1103515245u + 12345u;
-    rc = shmq_retry_plan(group, m->reconsume_times, r->max_reconsume, r->retry_queue_nums,
-                         delay_level, r->rnd >> 8, &plan);
-    if (rc < 0 || plan.drop) {
-        return rc; /* retryQueueNums 0: RocketMQ answers success and keeps nothing */
-    }
     shmq_ctl_t *ctl;
     rc = shmq_producer_ctl(r->producer, &ctl);
-    if (rc == 0) {
-        rc = shmq_schedule_topic_ensure(ctl, plan.topic, plan.dlq ? 1 : r->retry_queue_nums);
-    }
     if (rc < 0) {
-        return shmq_error_wrap(rc, "send back: topic %s", plan.topic);
+        return shmq_error_wrap(rc, "send back");
     }
     shmq_ring_msg_t rm;
-    /* The body as stored: a compressed one goes back compressed, with its sysflag. */
-    const void *body = m->stored_body ? m->stored_body : m->body;
-    size_t body_len = m->stored_body ? m->stored_len : m->body_len;
-    rc = shmq_retry_build(&plan, m->topic, m->topic_len, body, body_len, m->flag, m->sysflag,
-                          m->born_ts, &m->born_host, m->reconsume_times, m->props, m->props_len,
-                          m->msg_id, r->props, sizeof(r->props), &rm);
-    if (rc < 0) {
-        return rc;
+    rc = send_back_build(c, r, m, delay_level, ctl, r->props, sizeof(r->props), &rm);
+    if (rc != 0) {
+        return rc < 0 ? rc : 0;
     }
     shmq_send_result_t res;
     return shmq_producer_send_entry(r->producer, &rm, &res);
+}
+
+int shmq_consumer_send_back_entry(shmq_consumer_t *c, const shmq_msg_view_t *m, int delay_level,
+                                  shmq_ctl_t *ctl, char *buf, size_t cap, shmq_ring_msg_t *out)
+{
+    struct shmq_consumer_retry *r;
+    int rc = send_back_state(c, m, &r);
+    if (rc < 0) {
+        return rc;
+    }
+    return send_back_build(c, r, m, delay_level, ctl, buf, cap, out);
 }
 
 /* ---- group polls ------------------------------------------------------------------------- */

@@ -112,6 +112,9 @@ void shmq_prod_run_done(const prod_done_t *d)
     if (d->cb == NULL) {
         return;
     }
+    for (size_t i = 0; d->err == 0 && i < d->batch_n; i++) {
+        d->results[i].status = d->res.status; /* final once the flush and slave waits ended */
+    }
     if (d->err < 0) {
         if (d->detail[0]) {
             shmq_error_set(d->err, "%s", d->detail);
@@ -140,11 +143,17 @@ void shmq_prod_detach(shmq_producer_t *p, bool store_gone)
                      "store %s went away with the request in flight: the outcome is unknown",
                      p->root);
             snprintf(d.res.uniq_key, sizeof(d.res.uniq_key), "%s", q->uniq);
+            d.results = q->results;
+            d.batch_n = q->batch_n;
             if (shmq_prod_push_done(p, &d) < 0) {
                 shmq_prod_run_done(&d); /* out of memory: run it now rather than lose it */
             }
             p->async_busy--;
         }
+        free(q->sizes);
+        q->sizes = NULL;
+        q->results = NULL;
+        q->batch_n = 0;
         q->state = REQ_FREE;
     }
     memset(p->pending, 0, sizeof(p->pending));

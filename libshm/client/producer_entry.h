@@ -13,6 +13,7 @@
 
 #include "shm/ctl.h"
 #include "shm/ring.h"
+#include "shmq/consumer.h"
 #include "shmq/producer.h"
 
 /*
@@ -28,6 +29,17 @@ int shmq_producer_send_entry(shmq_producer_t *p, const shmq_ring_msg_t *rm,
 /* As shmq_producer_send_entry(), asynchronously: as shmq_send_async(). */
 int shmq_producer_send_entry_async(shmq_producer_t *p, const shmq_ring_msg_t *rm, shmq_send_cb cb,
                                    void *arg);
+
+/*
+ * The send-back of m by consumer c (shmq_consumer_send_back's rules: retry
+ * or dead-letter topic, created on ctl when missing, delay, RECONSUMETIMES)
+ * as an entry view in *out for any producer to send (its properties in buf,
+ * cap >= SHMQ_PROPS_MAX; its body m's; its topic c's, until the next
+ * send-back of c).  0, 1 when nothing is to be stored
+ * (the group's retryQueueNums is 0: the send-back succeeds), or an error.
+ */
+int shmq_consumer_send_back_entry(shmq_consumer_t *c, const shmq_msg_view_t *m, int delay_level,
+                                  shmq_ctl_t *ctl, char *buf, size_t cap, shmq_ring_msg_t *out);
 
 /*
  * The producer's read-write handle on the store's control block (attaching

@@ -37,6 +37,11 @@ typedef struct prod_req {
     shmq_send_cb cb;
     void *arg;
     char uniq[SHMQ_UNIQ_KEY_MAX];
+    /* shmq_send_batch_async: the caller's results and each record's size (malloc'd, NULL
+     * otherwise), to fill every message's offsets when the answer comes */
+    shmq_send_result_t *results;
+    int64_t *sizes;
+    size_t batch_n;
 } prod_req_t;
 
 /* A completed asynchronous request whose callback has not run yet. */
@@ -50,6 +55,8 @@ typedef struct prod_done {
     int64_t flush_deadline;
     int64_t repl_deadline;
     shmq_send_result_t res;
+    shmq_send_result_t *results; /* a batch's (batch_n): their status set before cb runs */
+    size_t batch_n;
     char detail[SHMQ_RING_DETAIL_MAX]; /* err < 0: its text (shmq_error_detail() in cb); last */
 } prod_done_t;
 

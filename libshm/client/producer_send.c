@@ -48,6 +48,10 @@ static void slot_free(shmq_producer_t *p, uint32_t s)
     if (p->reqs[s].state == REQ_ASYNC) {
         p->async_busy--;
     }
+    free(p->reqs[s].sizes);
+    p->reqs[s].sizes = NULL;
+    p->reqs[s].results = NULL;
+    p->reqs[s].batch_n = 0;
     p->reqs[s].state = REQ_FREE;
     pending_clear(p, s);
 }
@@ -103,6 +107,24 @@ static bool slave_in_sync(const shmq_producer_t *p)
 
 static void reap_slot(shmq_producer_t *p, uint32_t s);
 
+/* An answered batch of shmq_send_batch_async: each message's result from the first's (the
+ * records are consecutive, of the sizes the writer encodes); statuses come before the callback. */
+static void batch_results(const shmq_producer_t *p, const prod_req_t *q,
+                          const shmq_send_result_t *first)
+{
+    int64_t phys = first->phys_offset;
+    for (size_t i = 0; i < q->batch_n; i++) {
+        shmq_send_result_t *r = &q->results[i];
+        r->status = first->status;
+        r->queue_id = first->queue_id;
+        r->store_ts = first->store_ts;
+        r->phys_offset = phys;
+        r->queue_offset = first->queue_offset + (int64_t)i;
+        shmq_msgid_format(&p->store_host, phys, r->msg_id);
+        phys += q->sizes[i];
+    }
+}
+
 /* Move completed async requests to the done list; free abandoned ones. */
 static void reap(shmq_producer_t *p)
 {
@@ -139,9 +161,12 @@ static void reap_slot(shmq_producer_t *p, uint32_t s)
         d->end_pos = 0;
         d->flush_deadline = 0;
         d->repl_deadline = 0;
+        d->results = q->results;
+        d->batch_n = q->batch_n;
         if (d->err == 0) {
             result_from_slot(p, sl, q->uniq, &d->res);
             d->end_pos = sl->end_pos;
+            batch_results(p, q, &d->res);
             if (p->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
                 d->wait_flush = true;
                 d->flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
@@ -876,14 +901,15 @@ static int bprops_room(shmq_producer_t *p, size_t used, size_t need)
     return 0;
 }
 
-int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
-                    shmq_send_result_t *results)
+/*
+ * Check msgs and put them in the ring as one batch entry in slot *slot_out
+ * (armed in mode: REQ_SYNC or REQ_ASYNC); each results[i].uniq_key set.
+ * The send timeout runs to deadline.
+ */
+static int batch_enqueue(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
+                         shmq_send_result_t *results, uint8_t mode, int64_t now_mono,
+                         int64_t deadline, uint32_t *slot_out)
 {
-    if (p == NULL || msgs == NULL || results == NULL || n == 0 || n > UINT16_MAX) {
-        return shmq_error_set(SHMQ_E_ARG, "shmq_send_batch: bad arguments (n = %zu)", n);
-    }
-    int64_t now_mono = shmq_mono_ms();
-    int64_t deadline = now_mono + p->send_timeout_ms;
     int rc = shmq_prod_ensure_ready_at(p, now_mono);
     if (rc < 0) {
         return rc;
@@ -951,16 +977,32 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
                              &p->bmsgs[i]);
         used += p->bprops_len[i];
     }
+    int64_t *sizes = NULL;
+    if (mode == REQ_ASYNC) {
+        /* each record's size, for the offsets of the answer (p->bmsgs is reused meanwhile) */
+        if ((sizes = malloc(n * sizeof(*sizes))) == NULL) {
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+            shmq_msg_in_t in;
+            shmq_ring_msg_to_in(&p->bmsgs[i], &p->store_host, &in);
+            int64_t size = shmq_record_size(&in);
+            sizes[i] = size > 0 ? size : 0;
+        }
+    }
     uint32_t s;
     if ((rc = slot_alloc(p, deadline, &s)) < 0) {
+        free(sizes);
         return rc;
     }
     uint8_t *dst;
     if ((rc = ring_reserve_wait(p, total, deadline, &dst)) < 0) {
+        free(sizes);
         return rc;
     }
     uint64_t req_id = ++p->next_req;
-    slot_arm(p, s, req_id, REQ_SYNC);
+    slot_arm(p, s, req_id, mode);
+    p->reqs[s].sizes = sizes;
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         shmq_ring_msg_t *rm = &p->bmsgs[i];
@@ -973,7 +1015,23 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
     SHMQ_PROBE(produce, p->ring_idx, req_id, p->bmsgs[0].queue_id, n, total, p->bmsgs[0].topic,
                p->bmsgs[0].topic_len);
     publish(p);
+    *slot_out = s;
+    return 0;
+}
 
+int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
+                    shmq_send_result_t *results)
+{
+    if (p == NULL || msgs == NULL || results == NULL || n == 0 || n > UINT16_MAX) {
+        return shmq_error_set(SHMQ_E_ARG, "shmq_send_batch: bad arguments (n = %zu)", n);
+    }
+    int64_t now_mono = shmq_mono_ms();
+    int64_t deadline = now_mono + p->send_timeout_ms;
+    uint32_t s;
+    int rc = batch_enqueue(p, msgs, n, results, REQ_SYNC, now_mono, deadline, &s);
+    if (rc < 0) {
+        return rc;
+    }
     rc = wait_slot(p, s, deadline);
     if (rc < 0) {
         p->reqs[s].state = REQ_ABANDONED;
@@ -1015,5 +1073,26 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
     for (size_t i = 0; i < n; i++) {
         results[i].status = status;
     }
+    return 0;
+}
+
+int shmq_send_batch_async(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
+                          shmq_send_result_t *results, shmq_send_cb cb, void *arg)
+{
+    if (p == NULL || msgs == NULL || results == NULL || n == 0 || n > UINT16_MAX) {
+        return shmq_error_set(SHMQ_E_ARG, "shmq_send_batch_async: bad arguments (n = %zu)", n);
+    }
+    int64_t now_mono = shmq_mono_ms();
+    uint32_t s;
+    int rc =
+        batch_enqueue(p, msgs, n, results, REQ_ASYNC, now_mono, now_mono + p->send_timeout_ms, &s);
+    if (rc < 0) {
+        return rc;
+    }
+    p->reqs[s].cb = cb;
+    p->reqs[s].arg = arg;
+    p->reqs[s].results = results;
+    p->reqs[s].batch_n = n;
+    uniq_copy(p->reqs[s].uniq, results[0].uniq_key);
     return 0;
 }

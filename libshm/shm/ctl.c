@@ -52,6 +52,8 @@ _Static_assert(offsetof(shmq_ctl_wakes_t, writer_wake) % 64 == 0, "wake words ar
 _Static_assert(offsetof(shmq_ctl_wakes_t, messages_out) % 64 == 0,
                "consumer counter apart from the wake words");
 _Static_assert(offsetof(shmq_ctl_block_t, rings) % 64 == 0, "rings are cache aligned");
+_Static_assert(offsetof(shmq_ctl_block_t, gateway) % 64 == 0,
+               "the gateway's counters are cache aligned");
 /* The writer's head apart from the master's fields of the same ring. */
 _Static_assert(offsetof(shmq_ctl_ring_t, head) % 64 == 0, "ring head has its own line");
 _Static_assert(sizeof(shmq_ctl_ring_t) % 64 == 0, "rings are whole cache lines");

@@ -73,7 +73,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    11
+#define SHMQ_CTL_VERSION    12
 
 #define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
@@ -350,6 +350,32 @@ typedef struct shmq_ctl_stamps {
     shmq_ctl_stamp_t slot[SHMQ_STAMPS];
 } shmq_ctl_stamps_t;
 
+/* ---- gateway (shmq-gateway, docs/gateway.md) ------------------------------------------- */
+
+/*
+ * The gateway's counters.  Single writer: shmq-gateway (relaxed loads and
+ * stores, as shm/stats.h: statistics, never positions); `shmqctl metrics`,
+ * the metrics endpoint and `shmqctl status` read them.  A restarted gateway
+ * goes on from the values there (the gauges it sets again).
+ */
+typedef struct shmq_ctl_gateway {
+    _Alignas(64) _Atomic uint64_t connections; /* gauge: clients connected now */
+    _Atomic uint64_t accepted;                 /* connections accepted */
+    _Atomic uint64_t refused;                  /* closed at once: gatewayMaxConnections */
+    _Atomic uint64_t closed_bad;               /* closed for bad input or piled-up answers */
+    _Atomic uint64_t closed_slow;              /* closed: a frame not whole in 30 s */
+    _Atomic uint64_t requests_send;            /* SEND_MESSAGE(_V2), SEND_BATCH_MESSAGE */
+    _Atomic uint64_t requests_pull;            /* PULL_MESSAGE */
+    _Atomic uint64_t requests_other;           /* every other request, unsupported ones too */
+    _Atomic uint64_t unsupported;              /* answered REQUEST_CODE_NOT_SUPPORTED */
+    _Atomic uint64_t bad_frames;               /* frames that closed their connection */
+    _Atomic uint64_t messages_sent;            /* messages handed to the store */
+    _Atomic uint64_t send_errors;              /* sends and send-backs that failed */
+    _Atomic uint64_t bytes_in;                 /* bytes read from clients */
+    _Atomic uint64_t bytes_out;                /* bytes of answers and notices queued */
+    _Atomic uint64_t held_pulls;               /* gauge: pulls held for long polling now */
+} shmq_ctl_gateway_t;
+
 /* ---- cleaner (shmq-cleaner, libshm/store/clean.h) ---------------------------------- */
 
 /* The cleaner's shared state: disk watermarks, deletions, manual requests. */
@@ -543,6 +569,7 @@ typedef struct shmq_ctl_block {
     shmq_ctl_role_t role;           /* master, and shmqctl role's request (see the struct) */
     shmq_ctl_ops_t ops;             /* operator settings (see the struct) */
     shmq_ctl_topic_del_t topic_del; /* a topic deletion (see the struct) */
+    shmq_ctl_gateway_t gateway;     /* shmq-gateway (see the struct) */
 } shmq_ctl_block_t;
 
 /* A consumer group offset. */

@@ -376,6 +376,50 @@ static void replication_metrics(FILE *f, const shmq_ctl_t *ctl)
     }
 }
 
+/* shmq-gateway's counters (docs/gateway.md), when the store runs it. */
+static void gateway_metrics(FILE *f, const shmq_ctl_t *ctl)
+{
+    const shmq_ctl_block_t *b = ctl->blk;
+    if (LOAD(b->workers[SHMQ_ROLE_GATEWAY].state) == SHMQ_WORKER_NONE) {
+        return;
+    }
+    const shmq_ctl_gateway_t *g = &b->gateway;
+    family(f, "shmq_gateway_connections", "gauge", "RocketMQ clients connected to the gateway");
+    fprintf(f, "shmq_gateway_connections %llu\n", (unsigned long long)LOAD(g->connections));
+    family(f, "shmq_gateway_accepted_total", "counter", "Connections the gateway accepted");
+    fprintf(f, "shmq_gateway_accepted_total %llu\n", (unsigned long long)LOAD(g->accepted));
+    family(f, "shmq_gateway_refused_total", "counter",
+           "Connections the gateway closed, by cause: max_connections (closed as they came), "
+           "bad_input (a bad frame, too much buffered, answers not read), slow_frame");
+    sample1(f, "shmq_gateway_refused_total", "cause", "max_connections",
+            (long long)LOAD(g->refused));
+    sample1(f, "shmq_gateway_refused_total", "cause", "bad_input", (long long)LOAD(g->closed_bad));
+    sample1(f, "shmq_gateway_refused_total", "cause", "slow_frame",
+            (long long)LOAD(g->closed_slow));
+    family(f, "shmq_gateway_requests_total", "counter",
+           "Requests the gateway served, by kind: send (10, 310, 320), pull (11), other");
+    sample1(f, "shmq_gateway_requests_total", "kind", "send", (long long)LOAD(g->requests_send));
+    sample1(f, "shmq_gateway_requests_total", "kind", "pull", (long long)LOAD(g->requests_pull));
+    sample1(f, "shmq_gateway_requests_total", "kind", "other", (long long)LOAD(g->requests_other));
+    family(f, "shmq_gateway_unsupported_total", "counter",
+           "Requests answered REQUEST_CODE_NOT_SUPPORTED");
+    fprintf(f, "shmq_gateway_unsupported_total %llu\n", (unsigned long long)LOAD(g->unsupported));
+    family(f, "shmq_gateway_bad_frames_total", "counter", "Frames that closed their connection");
+    fprintf(f, "shmq_gateway_bad_frames_total %llu\n", (unsigned long long)LOAD(g->bad_frames));
+    family(f, "shmq_gateway_messages_sent_total", "counter",
+           "Messages the gateway handed to the store (a batch counts its messages)");
+    fprintf(f, "shmq_gateway_messages_sent_total %llu\n",
+            (unsigned long long)LOAD(g->messages_sent));
+    family(f, "shmq_gateway_send_errors_total", "counter", "Sends and send-backs that failed");
+    fprintf(f, "shmq_gateway_send_errors_total %llu\n", (unsigned long long)LOAD(g->send_errors));
+    family(f, "shmq_gateway_bytes_total", "counter",
+           "Bytes the gateway read from clients (in) and queued to them (out)");
+    sample1(f, "shmq_gateway_bytes_total", "direction", "in", (long long)LOAD(g->bytes_in));
+    sample1(f, "shmq_gateway_bytes_total", "direction", "out", (long long)LOAD(g->bytes_out));
+    family(f, "shmq_gateway_held_pulls", "gauge", "Pulls the gateway holds for long polling");
+    fprintf(f, "shmq_gateway_held_pulls %llu\n", (unsigned long long)LOAD(g->held_pulls));
+}
+
 int shmq_metrics_text(const shmq_ctl_t *ctl, char **out, size_t *len)
 {
     char *buf = NULL;
@@ -395,6 +439,7 @@ int shmq_metrics_text(const shmq_ctl_t *ctl, char **out, size_t *len)
     }
     scheduler_metrics(f, ctl);
     replication_metrics(f, ctl);
+    gateway_metrics(f, ctl);
     if (ferror(f)) {
         fclose(f);
         free(buf);

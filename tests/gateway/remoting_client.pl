@@ -17,6 +17,13 @@
 #       COUNT requests of the served codes (and others) with random header
 #       fields and bodies, answers read as they come; reconnects when closed;
 #       prints "garbage SENT ANSWERED RECONNECTS"
+#   remoting_client.pl held PORT TOPIC GROUP WRITER_PID
+#       with the store's writer stopped (SIGSTOP to WRITER_PID): a batch on
+#       one connection and a send-back on another are held while a third
+#       connection's route query and pull are answered; then SIGCONT.  Prints
+#       "held-early BATCH SENDBACK" (what came within 1 s of stopping),
+#       "route CODE", "pull CODE", "batch CODE IDS", "sendback CODE" and
+#       "order ..." (the answers' names in the order they arrived)
 #   remoting_client.pl bench PORT TOPIC CONNS COUNT SIZE
 #       CONNS processes each send COUNT messages of SIZE bytes
 #       (SEND_MESSAGE_V2, one at a time); prints "bench SENT SECONDS"
@@ -398,6 +405,59 @@ sub bench {
     exit($bad ? 1 : 0);
 }
 
+sub held {
+    my ($port, $topic, $group, $writer) = @_;
+    my ($a, $b, $c) = (connect_to($port), connect_to($port), connect_to($port));
+    # a message to send back: its CommitLog offset from its id
+    print $c request(310, 1, {a => 'PG', b => $topic, c => 'TBW102', d => '4', e => '0',
+        f => '0', g => int(time * 1000), h => '0', i => "KEYS\x01held-0\x02", j => '0'}, 'held-0');
+    my ($r, $h) = answer($c);
+    my $phys = hex(substr($h->{extFields}{msgId} // ('0' x 32), 16));
+    my $batch = '';
+    for my $i (0 .. 1) {
+        my $props = "KEYS\x01hb-$i\x02";
+        my $body = "held-batch-$i";
+        $batch .= pack('NNNNN', 22 + length($body) + length($props), 0, 0, 0, length($body))
+          . $body . pack('n', length($props)) . $props;
+    }
+    kill 'STOP', $writer or die "kill -STOP $writer: $!";
+    print $a request(320, 2, {a => 'PG', b => $topic, c => 'TBW102', d => '4', e => '0',
+        f => '0', g => int(time * 1000), h => '0', i => '', j => '0', k => 'false', m => 'true'},
+        $batch);
+    print $b request(36, 3, {group => $group, offset => "$phys", delayLevel => '0',
+        originMsgId => '', originTopic => $topic, maxReconsumeTimes => '16'});
+    my @order;
+    my ($ra) = answer($a, 1);
+    my ($rb) = answer($b, 0.1);
+    print "held-early ", ($ra eq 'none' ? 'none' : 'answered'), " ",
+      ($rb eq 'none' ? 'none' : 'answered'), "\n";
+    push @order, 'batch' if $ra ne 'none';
+    push @order, 'sendback' if $rb ne 'none';
+    print $c request(105, 4, {topic => $topic});
+    ($r) = answer($c);
+    push @order, 'route';
+    print "route ", (split / /, $r)[0], "\n";
+    print $c request(11, 5, {consumerGroup => $group, topic => $topic, queueId => '0',
+        queueOffset => '0', maxMsgNums => '32', sysFlag => '0', commitOffset => '0',
+        suspendTimeoutMillis => '0', subscription => '*', subVersion => '0'});
+    ($r) = answer($c);
+    push @order, 'pull';
+    print "pull ", (split / /, $r)[0], "\n";
+    kill 'CONT', $writer;
+    if ($ra eq 'none') {
+        ($ra, $h) = answer($a, 30);
+        push @order, 'batch';
+    }
+    my @ids = split /,/, ($h->{extFields}{msgId} // '');
+    if ($rb eq 'none') {
+        ($rb) = answer($b, 30);
+        push @order, 'sendback';
+    }
+    print "batch ", (split / /, $ra)[0], " ", scalar(@ids), "\n";
+    print "sendback ", (split / /, $rb)[0], "\n";
+    print "order @order\n";
+}
+
 my $mode = shift // '';
 if ($mode eq 'hostile') {
     hostile(@ARGV);
@@ -407,6 +467,8 @@ if ($mode eq 'hostile') {
     perms(@ARGV);
 } elsif ($mode eq 'garbage') {
     garbage(@ARGV);
+} elsif ($mode eq 'held') {
+    held(@ARGV);
 } elsif ($mode eq 'bench') {
     bench(@ARGV);
 } else {

@@ -9,7 +9,8 @@
  *
  * Modes: synchronous shmq_send (default); --async K: up to K requests in
  * flight (callbacks from shmq_producer_poll); --batch K: shmq_send_batch of
- * K messages at a time; --oneway: shmq_send_oneway (no answer: no "ok" line).
+ * K messages at a time (with --async A: shmq_send_batch_async, A batches in
+ * flight); --oneway: shmq_send_oneway (no answer: no "ok" line).
  * --compress-over N sets each message's compress_over (0: the producer's
  * threshold, > 0: compress a body of at least N bytes, < 0: never).
  * Body of message i: "m<i>-" then 'x' up to SIZE bytes (at least the prefix).
@@ -36,6 +37,8 @@ typedef struct prod_stats {
 typedef struct pending {
     prod_stats_t *st;
     long seq;
+    shmq_send_result_t *res; /* a batch's results (--batch with --async), else NULL */
+    int n;
 } pending_t;
 
 static void print_ok(const shmq_send_result_t *r)
@@ -52,7 +55,18 @@ static void print_err(long seq, int err)
 static void on_done(void *arg, int err, const shmq_send_result_t *res)
 {
     pending_t *pd = arg;
-    if (err == 0) {
+    if (pd->res != NULL) {
+        for (int k = 0; k < pd->n; k++) {
+            if (err == 0) {
+                print_ok(&pd->res[k]);
+                pd->st->ok++;
+            } else {
+                print_err(pd->seq + k, err);
+                pd->st->errors++;
+            }
+        }
+        free(pd->res);
+    } else if (err == 0) {
         print_ok(res);
         pd->st->ok++;
     } else {
@@ -161,7 +175,28 @@ int main(int argc, char **argv)
             msgs[k].sharding_key = skey;
             msgs[k].compress_over = compress_over;
         }
-        if (batch > 0) {
+        if (batch > 0 && async > 0) {
+            while (st.inflight >= async) {
+                shmq_producer_poll(p, 100);
+            }
+            pending_t *pd = calloc(1, sizeof(*pd));
+            shmq_send_result_t *br = calloc((size_t)n, sizeof(*br));
+            if (pd == NULL || br == NULL) {
+                return 1;
+            }
+            *pd = (pending_t){.st = &st, .seq = seq, .res = br, .n = n};
+            rc = shmq_send_batch_async(p, msgs, (size_t)n, br, on_done, pd);
+            if (rc < 0) {
+                free(br);
+                free(pd);
+                for (int k = 0; k < n; k++) {
+                    print_err(seq + k, rc);
+                    st.errors++;
+                }
+            } else {
+                st.inflight++;
+            }
+        } else if (batch > 0) {
             rc = shmq_send_batch(p, msgs, (size_t)n, res);
             for (int k = 0; k < n; k++) {
                 if (rc == 0) {
@@ -184,7 +219,7 @@ int main(int argc, char **argv)
             while (st.inflight >= async) {
                 shmq_producer_poll(p, 100);
             }
-            pending_t *pd = malloc(sizeof(*pd));
+            pending_t *pd = calloc(1, sizeof(*pd));
             if (pd == NULL) {
                 return 1;
             }

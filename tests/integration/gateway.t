@@ -233,6 +233,62 @@ is "$?" "1" "the gateway stored the send-back (CONSUMER_SEND_MSG_BACK)" || diag 
 is "$(wc -l <"$T/retry.out" | tr -d ' ')" "1" "the retry topic %RETRY%FG holds the message" ||
     diag "$T/retry.out"
 
+# ---- a batch and a send-back held by the store block no other client ----------------------
+"$CTL" topic --store "$STORE" $SMALL create TopicH --queues 1 >/dev/null 2>&1
+# the gateway's counters in `shmqctl status --json`: "NAME VALUE" lines
+gw_counts() {
+    status_json | perl -MJSON::PP -ne 'my $g = JSON::PP->new->decode($_)->{gateway} // {};
+        print "$_ $g->{$_}\n" for sort keys %$g'
+}
+gwc() {
+    awk -v k="$1" '$1 == k { print $2 }' "$2"
+}
+i=0
+until [ "$(gw_counts | gwc connections /dev/stdin)" = "0" ] || [ $i -ge 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+gw_counts >"$T/gw-before"
+WRITER_PID=$(worker_pid writer)
+timeout 120 perl "$RC" held "$PORT" TopicH HG "$WRITER_PID" >"$T/held.out" 2>"$T/held.err"
+ok $? "the held client ran (writer $WRITER_PID stopped, then continued)" || diag "$T/held.err"
+kill -CONT "$WRITER_PID" 2>/dev/null
+i=0
+until [ "$(gw_counts | gwc connections /dev/stdin)" = "0" ] || [ $i -ge 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+gw_counts >"$T/gw-after"
+# the counters moved by what the held client did: 3 connections; a send, a batch of 2, a
+# pull, a route and a send-back
+delta() {
+    echo $(($(gwc "$1" "$T/gw-after") - $(gwc "$1" "$T/gw-before")))
+}
+is "$(delta accepted) $(gwc connections "$T/gw-after")" "3 0" \
+    "status --json: the gateway counted 3 connections accepted, none open after they closed" ||
+    diag "$T/gw-after"
+is "$(delta requests_send) $(delta requests_pull) $(delta requests_other)" "2 1 2" \
+    "... requests: 2 sends, 1 pull, 2 others (route, send-back)"
+is "$(delta messages_sent) $(delta send_errors)" "3 0" "... 3 messages sent, no error"
+[ "$(delta bytes_in)" -gt 100 ] && [ "$(delta bytes_out)" -gt 100 ]
+ok $? "... bytes in and out ($(delta bytes_in), $(delta bytes_out))"
+is "$(gwc held_pulls "$T/gw-after")" "0" "... no pull held"
+"$CTL" status --store "$STORE" $SMALL >"$T/gw-status.txt" 2>&1
+grep -q "^gateway: *0 clients (accepted $(gwc accepted "$T/gw-after")," "$T/gw-status.txt"
+ok $? "shmqctl status shows the gateway's line" || diag "$T/gw-status.txt"
+hl() {
+    awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$T/held.out"
+}
+is "$(hl held-early)" "none none" \
+    "with the writer stopped, a batch and a send-back are not answered yet" || diag "$T/held.out"
+is "$(hl route)" "0" "... while another client's route query is answered"
+is "$(hl pull)" "0" "... and its pull"
+is "$(hl order)" "route pull batch sendback" \
+    "the batch and the send-back are answered after those, once the writer runs again"
+is "$(hl batch)" "0 2" "the batch is then stored, one id per message"
+is "$(hl sendback)" "0" "the send-back is then stored"
+is "$(worker_pid writer)" "$WRITER_PID" "the writer was not restarted meanwhile"
+
 # ---- the other requests of RocketMQ's client libraries --------------------------------------
 "$CTL" topic --store "$STORE" $SMALL create TopicR --queues 2 >/dev/null 2>&1
 "$CTL" send --store "$STORE" $SMALL TopicR "a" --queue 1 --tags TagA >/dev/null 2>&1
@@ -306,6 +362,32 @@ is "$(awk '{ print $5 }' "$T/g.out")" "alive=0" "... after which the gateway sti
 grep -q "frame of 2147483647 bytes" "$T/shmqd.log"
 ok $? "the closed connection is logged with its reason" || diag "$T/shmqd.log"
 is "$(worker_pid gateway)" "$GW_PID" "the gateway did not crash or restart"
+
+# ---- the gateway's counters as metrics -------------------------------------------------------
+"$CTL" metrics --store "$STORE" $SMALL >"$T/gw.prom" 2>"$T/gw-prom.err"
+ok $? "shmqctl metrics" || diag "$T/gw-prom.err"
+gw_counts >"$T/gw-now"
+gmv() {
+    awk -v k="$1" '$1 == k { print $2 }' "$T/gw.prom"
+}
+is "$(gmv 'shmq_gateway_requests_total{kind="send"}') $(gmv 'shmq_gateway_requests_total{kind="pull"}') $(gmv 'shmq_gateway_requests_total{kind="other"}')" \
+    "$(gwc requests_send "$T/gw-now") $(gwc requests_pull "$T/gw-now") $(gwc requests_other "$T/gw-now")" \
+    "shmq_gateway_requests_total{kind} is what status shows" || diag "$T/gw.prom"
+[ "$(gmv 'shmq_gateway_refused_total{cause="bad_input"}')" -ge 2 ]
+ok $? "shmq_gateway_refused_total{cause=\"bad_input\"} counts the closed hostile connections ($(gmv 'shmq_gateway_refused_total{cause="bad_input"}'))"
+[ "$(gmv 'shmq_gateway_unsupported_total')" -ge 1 ] &&
+    [ "$(gmv 'shmq_gateway_accepted_total')" -ge 10 ] &&
+    [ -n "$(gmv shmq_gateway_connections)" ] && [ -n "$(gmv shmq_gateway_held_pulls)" ] &&
+    [ "$(gmv 'shmq_gateway_bytes_total{direction="in"}')" -gt 0 ]
+ok $? "... unsupported requests, connections accepted and open, held pulls, bytes" ||
+    diag "$T/gw.prom"
+PROMTOOL=$(command -v promtool)
+if [ -n "$PROMTOOL" ]; then
+    "$PROMTOOL" check metrics <"$T/gw.prom" >"$T/gw-promtool.out" 2>&1
+    ok $? "promtool check metrics accepts the gateway's metrics" || diag "$T/gw-promtool.out"
+else
+    ok 0 "# SKIP promtool not installed"
+fi
 
 # ---- supervision -----------------------------------------------------------------------
 kill -KILL "$GW_PID"

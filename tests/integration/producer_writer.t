@@ -1,5 +1,6 @@
 #!/bin/sh
-# The producer path on a real broker: batches (every message's answer names
+# The producer path on a real broker: batches, synchronous and asynchronous
+# (shmq_send_batch_async; every message's answer names
 # the record the store holds: UNIQ_KEY, commit log offset, queue, queue
 # offset, message id), one-way sends, and a producer that outlives a master
 # restart: its sends fail with -ESHUTDOWN or SHMQ_E_NOT_FOUND while the store
@@ -38,15 +39,32 @@ is "$(comm -3 "$T/batch.answers" "$T/batch.stored" | wc -l | tr -d ' ')" "0" \
 is "$(awk '$1 == "ok" { print $3 }' "$T/batch" | uniq | wc -l | tr -d ' ')" "10" \
     "a batch lands in one queue (10 batches, 10 runs of one queue id)"
 
+# ---- asynchronous batches: the answers name the stored records too --------------------
+"$HELPERS/produce" "$STORE" TopicPWA 400 200 --batch 40 --async 4 >"$T/abatch" \
+    2>"$T/abatch.err"
+ok $? "400 messages sent in asynchronous batches of 40, 4 in flight" || diag "$T/abatch.err"
+is "$(tail -n 1 "$T/abatch")" "done 400 0" "every message of the asynchronous batches answered OK"
+awk '$1 == "ok" { print $2, $5, $3, $4, $6 }' "$T/abatch" | sort >"$T/abatch.answers"
+"$CTL" dump --store "$STORE" $SMALL commitlog --json 2>"$T/dump.err" |
+    perl -MJSON::PP -e 'while (my $l = <STDIN>) { my $j = JSON::PP->new->decode($l);
+        next unless $j->{topic} eq $ARGV[0];
+        print join(" ", $j->{uniq_key}, $j->{phys_offset}, $j->{queue_id}, $j->{queue_offset},
+                   $j->{msg_id}), "\n" }' TopicPWA | sort >"$T/abatch.stored"
+is "$(wc -l <"$T/abatch.stored" | tr -d ' ')" "400" "the store holds the 400 messages"
+is "$(comm -3 "$T/abatch.answers" "$T/abatch.stored" | wc -l | tr -d ' ')" "0" \
+    "each asynchronous answer matches its record (uniq key, offset, queue, queue offset, msg id)"
+is "$(awk '$1 == "ok" { print $3 }' "$T/abatch" | uniq | wc -l | tr -d ' ')" "10" \
+    "an asynchronous batch lands in one queue (10 batches, 10 runs of one queue id)"
+
 # ---- one-way --------------------------------------------------------------------------
 "$HELPERS/produce" "$STORE" TopicOneway 300 100 --oneway >"$T/oneway" 2>"$T/oneway.err"
 ok $? "300 one-way sends returned 0" || diag "$T/oneway.err"
 i=0
-while [ "$(status_json | jfield messages_in)" -lt 800 ] && [ $i -lt 100 ]; do
+while [ "$(status_json | jfield messages_in)" -lt 1200 ] && [ $i -lt 100 ]; do
     sleep 0.1
     i=$((i + 1))
 done
-is "$(status_json | jfield messages_in)" "800" "the writer stored the one-way messages too"
+is "$(status_json | jfield messages_in)" "1200" "the writer stored the one-way messages too"
 
 # ---- a producer across a master restart --------------------------------------------------
 # A send in flight when the stop begins is answered by the draining writer; on a loaded

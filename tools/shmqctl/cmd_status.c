@@ -196,6 +196,43 @@ static void scheduler_json(const shmq_ctl_t *ctl, json_t *o)
     json_object_set_new(o, "scheduler", s);
 }
 
+/* gateway: its counters ("gateway" object), when the store runs shmq-gateway. */
+static void gateway_json(const shmq_ctl_t *ctl, json_t *o)
+{
+    if (LOAD(ctl->blk->workers[SHMQ_ROLE_GATEWAY].state) == SHMQ_WORKER_NONE) {
+        return;
+    }
+    const shmq_ctl_gateway_t *g = &ctl->blk->gateway;
+    json_t *j = json_object();
+    const struct {
+        const char *name;
+        const _Atomic uint64_t *v;
+    } f[] = {
+        {"connections", &g->connections},
+        {"accepted", &g->accepted},
+        {"refused", &g->refused},
+        {"closed_bad_input", &g->closed_bad},
+        {"closed_slow_frame", &g->closed_slow},
+        {"requests_send", &g->requests_send},
+        {"requests_pull", &g->requests_pull},
+        {"requests_other", &g->requests_other},
+        {"unsupported", &g->unsupported},
+        {"bad_frames", &g->bad_frames},
+        {"messages_sent", &g->messages_sent},
+        {"send_errors", &g->send_errors},
+        {"bytes_in", &g->bytes_in},
+        {"bytes_out", &g->bytes_out},
+        {"held_pulls", &g->held_pulls},
+    };
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        /* relaxed: statistics of the gateway (single writer), nothing read through them */
+        json_object_set_new(
+            j, f[i].name,
+            json_integer((json_int_t)atomic_load_explicit(f[i].v, memory_order_relaxed)));
+    }
+    json_object_set_new(o, "gateway", j);
+}
+
 /* A peer's address from the control block, NUL-terminated whatever the block holds. */
 static json_t *addr_json(const char raw[SHMQ_CTL_ADDR_MAX])
 {
@@ -434,6 +471,7 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "producers", json_integer(rings));
     json_object_set_new(o, "rings", ra);
     scheduler_json(ctl, o);
+    gateway_json(ctl, o);
     replication_json(ctl, o);
     json_object_set_new(o, "role", shmqctl_role_json(ctl->root, ctl, &ctl->blk->hdr.config));
     groups_json(ctl, o);
@@ -498,6 +536,22 @@ static void scheduler_text(json_t *o)
            (long long)jint(s, "delay_delivered"), (long long)jint(s, "delay_pending"),
            (long long)jint(s, "timer_enqueued"), (long long)jint(s, "timer_delivered"),
            (long long)jint(s, "timer_pending"), (long long)jint(s, "dropped"));
+}
+
+/* gateway: one line, when it runs. */
+static void gateway_text(json_t *o)
+{
+    json_t *g = json_object_get(o, "gateway");
+    if (g == NULL) {
+        return;
+    }
+    printf("gateway:   %lld clients (accepted %lld, refused %lld, closed %lld bad input, %lld "
+           "slow); requests %lld send, %lld pull, %lld other; %lld held pulls\n",
+           (long long)jint(g, "connections"), (long long)jint(g, "accepted"),
+           (long long)jint(g, "refused"), (long long)jint(g, "closed_bad_input"),
+           (long long)jint(g, "closed_slow_frame"), (long long)jint(g, "requests_send"),
+           (long long)jint(g, "requests_pull"), (long long)jint(g, "requests_other"),
+           (long long)jint(g, "held_pulls"));
 }
 
 /* replication: the role and link, then one line per slave (a master) or the master (a slave). */
@@ -567,6 +621,7 @@ static void status_text(json_t *o)
            (long long)jint(o, "flush_errors"));
     clean_text(o);
     scheduler_text(o);
+    gateway_text(o);
     replication_text(o);
     shmqctl_role_text(json_object_get(o, "role"));
     if (jint(o, "fenced_error") != 0) {
