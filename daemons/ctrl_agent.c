@@ -47,8 +47,8 @@
 typedef struct ctrl_agent {
     char addrs[SHMQ_CONFIG_CONTROLLERS_MAX][SHMQ_CTL_ADDR_MAX];
     int naddrs;
-    int next_addr;               /* the next one to try when no leader is known */
-    int tried;                   /* addresses failed since the last answer */
+    int next_addr;                  /* the next one to try when no leader is known */
+    int tried;                      /* addresses failed since the last answer */
     char leader[SHMQ_CTL_ADDR_MAX]; /* the leader's client address ("" : not known) */
     char self_addr[SHMQ_CTL_ADDR_MAX];
     int64_t broker_id; /* 0 until registered */
@@ -128,8 +128,8 @@ static char *request_text(shmq_worker_t *w, ctrl_agent_t *a)
     if (!a->registered) {
         o = json_pack("{sssssssIsssIsi}", "cmd", "register", "brokerName", w->cfg->broker_name,
                       "brokerAddress", a->self_addr, "brokerId", (json_int_t)a->broker_id,
-                      "clusterName", w->cfg->broker_cluster_name, "maxOffset",
-                      (json_int_t)wrote, "epoch", (int)epoch);
+                      "clusterName", w->cfg->broker_cluster_name, "maxOffset", (json_int_t)wrote,
+                      "epoch", (int)epoch);
     } else {
         o = json_pack("{sssssIsssIsi}", "cmd", "heartbeat", "brokerName", w->cfg->broker_name,
                       "brokerId", (json_int_t)a->broker_id, "brokerAddress", a->self_addr,
@@ -172,8 +172,8 @@ static void take_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *o)
     if (!a->registered && json_is_integer(id) && json_integer_value(id) > 0) {
         a->broker_id = json_integer_value(id);
         a->registered = true;
-        shmq_log(SHMQ_LOG_INFO, "registered with controller %s as brokerId %lld of %s",
-                 a->leader, (long long)a->broker_id, w->cfg->broker_name);
+        shmq_log(SHMQ_LOG_INFO, "registered with controller %s as brokerId %lld of %s", a->leader,
+                 (long long)a->broker_id, w->cfg->broker_name);
     }
     json_t *mid = json_object_get(o, "masterId");
     json_t *mep = json_object_get(o, "masterEpoch");
@@ -271,8 +271,7 @@ static void report_sync_state_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *set
     json_t *ans = NULL;
     if (text != NULL && ctrl_request(a->leader, text, &ans) == 0) {
         if (json_is_true(json_object_get(ans, "ok"))) {
-            shmq_log(SHMQ_LOG_INFO, "sync-state set of %s reported: %s", w->cfg->broker_name,
-                     text);
+            shmq_log(SHMQ_LOG_INFO, "sync-state set of %s reported: %s", w->cfg->broker_name, text);
         } else {
             const char *err = json_string_value(json_object_get(ans, "error"));
             shmq_log(SHMQ_LOG_WARN, "sync-state set of %s not taken: %s", w->cfg->broker_name,
