@@ -14,6 +14,14 @@
  * is one short connection (shmq_net_exchange, at most IO_MS): the loop waits
  * on the network here, never in the master.
  *
+ * After each heartbeat it compares the set's master with the store's role
+ * (follow_master): a master reports its in-sync replicas
+ * (ALTER_SYNC_STATE_SET); the elected slave asks shmqd to promote it
+ * (role.promote, as `shmqctl role --promote`); a master the group did not
+ * elect saves roleOverride as a slave of the elected one and asks shmqd to
+ * start the store again (role.restart_store).  The role changes are
+ * shmqd's; the agent only asks.
+ *
  * It owns the control block's controller section (what the leader last
  * said: brokerId, the set's master and epoch, the leader's address); status
  * shows it.  Nothing else depends on it: a crash loses nothing but the link,
@@ -35,12 +43,13 @@
 #include "shmq/errors.h"
 #include "worker.h"
 
-#define HEARTBEAT_MS   1000 /* between heartbeats */
-#define IO_MS          1000 /* one request: connect, send, answer */
-#define BACKOFF_MIN_MS 200  /* after every controller failed once */
-#define BACKOFF_MAX_MS 5000
-#define REDIRECT_MS    20 /* before asking the leader a follower named */
-#define LOG_EVERY_MS   10000
+#define HEARTBEAT_MS     1000 /* between heartbeats */
+#define IO_MS            1000 /* one request: connect, send, answer */
+#define BACKOFF_MIN_MS   200  /* after every controller failed once */
+#define BACKOFF_MAX_MS   5000
+#define REDIRECT_MS      20 /* before asking the leader a follower named */
+#define LOG_EVERY_MS     10000
+#define PROMOTE_RETRY_MS 10000 /* a failed promotion is asked again after this */
 
 #define STORE_RELAXED(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
 
@@ -55,8 +64,9 @@ typedef struct ctrl_agent {
     bool registered;
     int64_t next_mono; /* the next request at */
     int backoff_ms;
-    int64_t logged_mono; /* the last failure logged at (rate limit) */
-    bool restarting;     /* asked shmqd to start the store again as a slave */
+    int64_t logged_mono;  /* the last failure logged at (rate limit) */
+    bool restarting;      /* asked shmqd to start the store again as a slave */
+    int64_t promote_mono; /* a promotion asked at (0: never) */
 } ctrl_agent_t;
 
 /* Copy an address into a control block field (relaxed bytes, NUL-terminated). */
@@ -300,9 +310,11 @@ static void follow_master(shmq_worker_t *w, ctrl_agent_t *a, json_t *set)
         return;
     }
     if (master == a->broker_id && slave) {
-        if (pst == SHMQ_PROMOTE_ASKED || pst == SHMQ_PROMOTE_RUNNING) {
-            return;
+        if (pst == SHMQ_PROMOTE_ASKED || pst == SHMQ_PROMOTE_RUNNING ||
+            (a->promote_mono != 0 && w->mono_ms - a->promote_mono < PROMOTE_RETRY_MS)) {
+            return; /* under way, or failed a moment ago (logged by shmqd): not asked again */
         }
+        a->promote_mono = w->mono_ms;
         /* release: the request is complete when the master sees ASKED */
         if (atomic_compare_exchange_strong_explicit(&r->promote, &pst, SHMQ_PROMOTE_ASKED,
                                                     memory_order_release, memory_order_relaxed)) {

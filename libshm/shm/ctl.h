@@ -462,8 +462,9 @@ enum shmq_promote_state {
 
 /* A promotion request and its outcome; the epoch this store writes in. */
 typedef struct shmq_ctl_role {
-    _Alignas(64) _Atomic uint32_t promote; /* enum shmq_promote_state: shmqctl NONE/DONE/FAILED
-                                              -> ASKED, master the rest */
+    _Alignas(64) _Atomic uint32_t promote; /* enum shmq_promote_state: shmqctl or the
+                                              ctrl-agent NONE/DONE/FAILED -> ASKED (CAS), master
+                                              the rest */
     _Atomic int32_t error;                 /* master: why a promotion failed */
     _Atomic int32_t epoch;                 /* master: this store's current epoch (0: none) */
     _Atomic int32_t overridden;            /* master: the role comes from <root>/roleOverride */
@@ -471,8 +472,9 @@ typedef struct shmq_ctl_role {
     /* master, before ready: a slave's log was checked against its master's epochs at start
      * (0: the master could not be asked; the ha-receiver checks before it follows) */
     _Atomic int32_t epoch_checked;
-    /* ha-receiver: its log goes beyond what it shares with the master: shmqd stops the store
-     * and starts again (the start cuts the divergent tail) */
+    /* ha-receiver: its log goes beyond what it shares with the master; ctrl-agent: the
+     * controller named another master (roleOverride saved): shmqd stops the store and starts
+     * again (the start cuts the divergent tail) */
     _Atomic uint32_t restart_store;
 } shmq_ctl_role_t;
 
