@@ -42,7 +42,7 @@ WORKER_OBJ  := $(BUILD)/daemons/worker.o $(BUILD)/daemons/log.o
 # shmq-ROLE (an underscore of the name a dash: ha_sender -> shmq-ha-sender)
 # from daemons/ROLE.c and its parts daemons/ROLE_*.c, when ROLE.c exists.
 MASTER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard daemons/master*.c)))
-WORKER_ROLES := writer flusher dispatcher indexer scheduler cleaner ha_sender ha_receiver metrics gateway
+WORKER_ROLES := writer flusher dispatcher indexer scheduler cleaner ha_sender ha_receiver metrics gateway ctrl_agent
 DAEMON_ROLES := $(patsubst daemons/%.c,%,$(wildcard $(WORKER_ROLES:%=daemons/%.c)))
 DAEMON_BINS := $(foreach r,$(DAEMON_ROLES),$(BUILD)/shmq-$(subst _,-,$(r))) $(if $(wildcard daemons/master.c),$(BUILD)/shmqd)
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))

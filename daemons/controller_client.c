@@ -77,6 +77,23 @@ static void send_not_leader(ctrl_client_t *cl)
                   "leader", addr ? addr : "", "leaderRaftAddress", raft_addr ? raft_addr : ""));
 }
 
+/* The leader's view of a set's replicas added to its JSON: alive, and the log end and epoch
+ * of each one's last heartbeat (newer than the registered ones, which the log holds). */
+static void add_heartbeats(ctrl_t *c, const shmq_ctrl_set_t *set, json_t *j, uint64_t now)
+{
+    json_t *reps = json_object_get(j, "replicas");
+    for (int k = 0; k < set->nreplicas; k++) {
+        const shmq_ctrl_replica_t *r = &set->replicas[k];
+        bool alive = r->hb_ms && now - r->hb_ms <= (uint64_t)c->cfg.broker_timeout_ms;
+        json_t *rj = json_array_get(reps, (size_t)k);
+        json_object_set_new(rj, "alive", json_boolean(alive));
+        if (r->hb_ms) {
+            json_object_set_new(rj, "maxOffset", json_integer(r->hb_max_offset));
+            json_object_set_new(rj, "epoch", json_integer(r->hb_epoch));
+        }
+    }
+}
+
 static json_t *status_json(ctrl_t *c)
 {
     raft_id lid = 0;
@@ -99,12 +116,7 @@ static json_t *status_json(ctrl_t *c)
         json_t *j = shmq_ctrl_set_json(set);
         if (j && leader) {
             /* Only the leader hears heartbeats: it alone can say who is alive. */
-            json_t *reps = json_object_get(j, "replicas");
-            for (int k = 0; k < set->nreplicas; k++) {
-                const shmq_ctrl_replica_t *r = &set->replicas[k];
-                bool alive = r->hb_ms && now - r->hb_ms <= (uint64_t)c->cfg.broker_timeout_ms;
-                json_object_set_new(json_array_get(reps, (size_t)k), "alive", json_boolean(alive));
-            }
+            add_heartbeats(c, set, j, now);
         }
         json_array_append_new(sets, j);
     }
@@ -142,7 +154,11 @@ static void handle_heartbeat(ctrl_client_t *cl, const shmq_ctrl_cmd_t *cmd)
     r->hb_ms = ctrl_now_ms(c);
     r->hb_max_offset = cmd->max_offset;
     r->hb_epoch = cmd->epoch;
-    send_json(cl, set_answer(set));
+    json_t *o = set_answer(set);
+    if (o) {
+        add_heartbeats(c, set, o, r->hb_ms);
+    }
+    send_json(cl, o);
 }
 
 void ctrl_client_applied(ctrl_t *c, ctrl_client_t *cl, const shmq_ctrl_cmd_t *cmd, int status,

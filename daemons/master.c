@@ -78,9 +78,9 @@
 /* The first that runs (role_runs) is the one whose orderly stop ends DRAINING. */
 static const enum shmq_role required_roles[] = {SHMQ_ROLE_WRITER, SHMQ_ROLE_HA_RECEIVER,
                                                 SHMQ_ROLE_FLUSHER, SHMQ_ROLE_DISPATCHER};
-static const enum shmq_role optional_roles[] = {SHMQ_ROLE_INDEXER, SHMQ_ROLE_SCHEDULER,
-                                                SHMQ_ROLE_CLEANER, SHMQ_ROLE_HA_SENDER,
-                                                SHMQ_ROLE_METRICS, SHMQ_ROLE_GATEWAY};
+static const enum shmq_role optional_roles[] = {
+    SHMQ_ROLE_INDEXER, SHMQ_ROLE_SCHEDULER, SHMQ_ROLE_CLEANER,   SHMQ_ROLE_HA_SENDER,
+    SHMQ_ROLE_METRICS, SHMQ_ROLE_GATEWAY,   SHMQ_ROLE_CTRL_AGENT};
 
 typedef struct master_worker {
     enum shmq_role role;
@@ -821,6 +821,8 @@ static bool role_runs(const shmq_config_t *cfg, enum shmq_role role)
         return cfg->metrics_listen[0] != '\0';
     case SHMQ_ROLE_GATEWAY:
         return cfg->gateway_enable;
+    case SHMQ_ROLE_CTRL_AGENT:
+        return cfg->enable_controller_mode;
     default:
         return true;
     }
@@ -1093,16 +1095,18 @@ static void promote_finish(master_t *m, master_worker_t *rw)
     promote_done(m, SHMQ_PROMOTE_DONE, 0);
 }
 
-/* `shmqctl role --promote`: stop the ha-receiver, then promote_finish.  Also the
- * ha-receiver's request to start the store again (its log must be cut at start). */
+/* `shmqctl role --promote` (or the ctrl-agent's): stop the ha-receiver, then promote_finish.
+ * Also a request to start the store again (the ha-receiver's: its log must be cut at start;
+ * the ctrl-agent's: it saved a role override naming another master). */
 static void handle_promote(master_t *m)
 {
     shmq_ctl_role_t *r = &m->ctl.blk->role;
     /* acquire: pairs with the ha-receiver's release store */
     if (!m->reexec && m->state == SHMQ_STATE_RUNNING &&
         atomic_load_explicit(&r->restart_store, memory_order_acquire) != 0) {
-        shmq_log(SHMQ_LOG_WARN, "the ha-receiver found a divergent tail: stopping the store to "
-                                "start again and cut it");
+        shmq_log(SHMQ_LOG_WARN, "a worker asks to start the store again (the ha-receiver found "
+                                "a divergent tail, or the controller named another master): "
+                                "stopping the store to start again");
         m->reexec = true;
         got_stop = got_stop + 1; /* the orderly stop, as for SIGTERM */
         return;

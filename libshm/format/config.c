@@ -68,6 +68,7 @@ enum key_kind {
     KEY_ABS_PATH,      /* "" or an absolute path */
     KEY_LOG_LEVEL,     /* ERROR | WARN | INFO | DEBUG */
     KEY_LISTEN,        /* "" | PORT (127.0.0.1) | host:port */
+    KEY_HOSTPORT_LIST, /* "" or host:port;host:port... */
 };
 
 typedef struct key_def {
@@ -168,6 +169,9 @@ static const key_def_t config_keys[] = {
     K("gatewayEnable", KEY_BOOL, gateway_enable, 0, 0),
     K("gatewayBindAddress", KEY_IP, gateway_bind_address, 0, 0),
     K("gatewayMaxConnections", KEY_I32, gateway_max_connections, 1, 65536),
+    /* controller mode (RocketMQ 5's keys) */
+    K("enableControllerMode", KEY_BOOL, enable_controller_mode, 0, 0),
+    K("controllerAddr", KEY_HOSTPORT_LIST, controller_addr, 0, 0),
 };
 
 /* Older spellings RocketMQ used, mapped to today's key (warned as deprecated). */
@@ -378,6 +382,29 @@ static bool parse_hostport(const char *s)
     return shmq_hostport_split(s, host, sizeof(host), &port) == 0 && port >= 1;
 }
 
+/* "host:port;host:port..." (a trailing ';' allowed, no empty element between two). */
+static bool parse_hostport_list(const char *s)
+{
+    char one[300];
+    int count = 0;
+    while (*s != '\0') {
+        size_t len = strcspn(s, ";");
+        if (len == 0 || len >= sizeof(one)) {
+            return false;
+        }
+        memcpy(one, s, len);
+        one[len] = '\0';
+        if (!parse_hostport(one) || ++count > SHMQ_CONFIG_CONTROLLERS_MAX) {
+            return false;
+        }
+        s += len;
+        if (*s == ';') {
+            s++;
+        }
+    }
+    return count > 0;
+}
+
 int shmq_config_parse_delay_levels(const char *s, int64_t *ms, int max)
 {
     /* Each level at most 10 years, so that ms arithmetic never overflows. */
@@ -455,6 +482,8 @@ void shmq_config_defaults(shmq_config_t *cfg)
     cfg->gateway_enable = false;
     snprintf(cfg->gateway_bind_address, sizeof(cfg->gateway_bind_address), "127.0.0.1");
     cfg->gateway_max_connections = 1024;
+    cfg->enable_controller_mode = false;
+    cfg->controller_addr[0] = '\0';
 
     cfg->mapped_file_size_commit_log = 1024LL * 1024 * 1024;
     cfg->mapped_file_size_consume_queue = 300000LL * SHMQ_CQ_UNIT_SIZE;
@@ -655,6 +684,12 @@ static int config_apply(shmq_config_t *cfg, const key_def_t *k, const char *valu
     case KEY_HOSTPORT:
         if (value[0] != '\0' && !parse_hostport(value)) {
             return config_bad(file, line, k->name, value, "host:port with a port 1..65535");
+        }
+        return config_set_string(k, field, file, line, value);
+    case KEY_HOSTPORT_LIST:
+        if (value[0] != '\0' && !parse_hostport_list(value)) {
+            return config_bad(file, line, k->name, value,
+                              "host:port[;host:port...] with ports 1..65535");
         }
         return config_set_string(k, field, file, line, value);
     case KEY_LISTEN:
@@ -954,6 +989,11 @@ int shmq_config_validate(const shmq_config_t *cfg)
     if (cfg->store_path_root_dir[0] == '\0') {
         return config_invalid("storePathRootDir", "must not be empty");
     }
+    if (cfg->enable_controller_mode && cfg->controller_addr[0] == '\0') {
+        return config_invalid("controllerAddr",
+                              "enableControllerMode=true needs the controllers' client addresses "
+                              "(host:port;host:port)");
+    }
     int64_t record_max = (int64_t)cfg->max_message_size + RECORD_OVERHEAD_MAX +
                          cfg->max_topic_length + SHMQ_PROPS_MAX + SHMQ_BLANK_MIN_LEN;
     if (cfg->max_message_size <= 0 || record_max > cfg->mapped_file_size_commit_log) {
@@ -1029,7 +1069,7 @@ int shmq_config_validate(const shmq_config_t *cfg)
                                   "pre-shared key), or haPlainLink=true for RocketMQ's plain HA "
                                   "protocol, which has no authentication");
         }
-        if (cfg->broker_id <= 0) {
+        if (cfg->broker_id <= 0 && !cfg->enable_controller_mode) {
             return config_invalid("brokerId", "a SLAVE needs brokerId > 0, got %lld",
                                   (long long)cfg->broker_id);
         }

@@ -22,7 +22,8 @@
 enum shmq_flush_disk_type { SHMQ_ASYNC_FLUSH = 0, SHMQ_SYNC_FLUSH = 1 };
 enum shmq_broker_role { SHMQ_ASYNC_MASTER = 0, SHMQ_SYNC_MASTER = 1, SHMQ_SLAVE = 2 };
 
-#define SHMQ_MAX_DELAY_LEVELS 64
+#define SHMQ_MAX_DELAY_LEVELS       64
+#define SHMQ_CONFIG_CONTROLLERS_MAX 8 /* addresses in controllerAddr */
 
 typedef struct shmq_config {
     /* paths */
@@ -122,6 +123,12 @@ typedef struct shmq_config {
     char gateway_bind_address[64];
     /* gatewayMaxConnections (shmq key): client connections the gateway holds at once, 1024. */
     int32_t gateway_max_connections;
+    /* enableControllerMode (RocketMQ's key): false (default); true: the shmq-ctrl-agent worker
+     * registers the store with the controller group (controllerAddr) and heartbeats. */
+    bool enable_controller_mode;
+    /* controllerAddr (RocketMQ's key): the controllers' client addresses, "host:port;host:port"
+     * ("" by default; needed in controller mode). */
+    char controller_addr[512];
 } shmq_config_t;
 
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */

@@ -89,7 +89,9 @@ int shmq_role_override_apply(const char *root, shmq_config_t *cfg, bool *present
         rc = apply_line(cfg, path, lineno, line);
     }
     free(text);
-    if (rc == 0 && cfg->broker_role == SHMQ_SLAVE && cfg->broker_id <= 0) {
+    /* In controller mode the controller assigns ids: brokerId 0 stays. */
+    if (rc == 0 && cfg->broker_role == SHMQ_SLAVE && cfg->broker_id <= 0 &&
+        !cfg->enable_controller_mode) {
         cfg->broker_id = 1; /* a master's broker.conf (brokerId 0) made a slave: RocketMQ's 1 */
     }
     return rc;

@@ -12,7 +12,8 @@
  *   haMasterAddress=HOST:PORT          (with SLAVE)
  *
  * A SLAVE by override whose broker.conf says brokerId=0 (a master's) takes
- * brokerId 1, as a slave must have one above 0.
+ * brokerId 1, as a slave must have one above 0 (not in controller mode,
+ * where the controller assigns ids).
  *
  * Read as untrusted input: any other key, a bad value or a file over
  * SHMQ_ROLE_OVERRIDE_MAX bytes is refused with a detail naming the line.

@@ -75,8 +75,8 @@ _Static_assert(SHMQ_ROLE_COUNT <= SHMQ_CTL_MAX_WORKERS, "every role has a worker
 /* ---- names ------------------------------------------------------------------ */
 
 static const char *const role_names[SHMQ_ROLE_COUNT] = {
-    "writer",  "flusher",   "dispatcher",  "indexer", "scheduler",
-    "cleaner", "ha-sender", "ha-receiver", "metrics", "gateway",
+    "writer",    "flusher",     "dispatcher", "indexer", "scheduler",  "cleaner",
+    "ha-sender", "ha-receiver", "metrics",    "gateway", "ctrl-agent",
 };
 
 const char *shmq_role_name(enum shmq_role role)

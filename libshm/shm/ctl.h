@@ -73,7 +73,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    12
+#define SHMQ_CTL_VERSION    13
 
 #define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
@@ -99,7 +99,8 @@ enum shmq_role {
     SHMQ_ROLE_HA_RECEIVER = 7, /* a slave: appends the master's CommitLog in the writer's place */
     SHMQ_ROLE_METRICS = 8,     /* serves the metrics over HTTP (metricsListen) */
     SHMQ_ROLE_GATEWAY = 9, /* RocketMQ's remoting protocol for RocketMQ clients (gatewayEnable) */
-    SHMQ_ROLE_COUNT = 10
+    SHMQ_ROLE_CTRL_AGENT = 10, /* the store's link to the controller group (controller mode) */
+    SHMQ_ROLE_COUNT = 11
 };
 
 /* Name of a role as in `ps`, status and `shmqctl restart`: "writer", ... */
@@ -487,8 +488,9 @@ enum shmq_promote_state {
 
 /* A promotion request and its outcome; the epoch this store writes in. */
 typedef struct shmq_ctl_role {
-    _Alignas(64) _Atomic uint32_t promote; /* enum shmq_promote_state: shmqctl NONE/DONE/FAILED
-                                              -> ASKED, master the rest */
+    _Alignas(64) _Atomic uint32_t promote; /* enum shmq_promote_state: shmqctl or the
+                                              ctrl-agent NONE/DONE/FAILED -> ASKED (CAS), master
+                                              the rest */
     _Atomic int32_t error;                 /* master: why a promotion failed */
     _Atomic int32_t epoch;                 /* master: this store's current epoch (0: none) */
     _Atomic int32_t overridden;            /* master: the role comes from <root>/roleOverride */
@@ -496,10 +498,28 @@ typedef struct shmq_ctl_role {
     /* master, before ready: a slave's log was checked against its master's epochs at start
      * (0: the master could not be asked; the ha-receiver checks before it follows) */
     _Atomic int32_t epoch_checked;
-    /* ha-receiver: its log goes beyond what it shares with the master: shmqd stops the store
-     * and starts again (the start cuts the divergent tail) */
+    /* ha-receiver: its log goes beyond what it shares with the master; ctrl-agent: the
+     * controller named another master (roleOverride saved): shmqd stops the store and starts
+     * again (the start cuts the divergent tail) */
     _Atomic uint32_t restart_store;
 } shmq_ctl_role_t;
+
+/* ---- the controller link (enableControllerMode) --------------------------------------- */
+
+/* What the ctrl-agent last learnt from the controller group; written by the ctrl-agent only,
+ * read by status.  Each field is a relaxed store: status shows a snapshot, no field guards
+ * another. */
+typedef struct shmq_ctl_controller {
+    _Alignas(64) _Atomic uint32_t connected; /* the last request was answered by the leader */
+    _Atomic int32_t master_epoch;            /* the set's master epoch, as the leader said */
+    _Atomic int64_t broker_id;               /* assigned by the controller (0: not registered) */
+    _Atomic int64_t master_id;               /* the set's master (-1: none, 0: not known) */
+    _Atomic int64_t last_heartbeat_ms;       /* wall clock of the last answered heartbeat */
+    _Atomic uint64_t heartbeats;             /* heartbeats answered */
+    _Atomic uint64_t failures;               /* requests not answered or refused */
+    char leader[SHMQ_CTL_ADDR_MAX];          /* the leader's client address (relaxed bytes) */
+    char master_addr[SHMQ_CTL_ADDR_MAX];     /* the set's master's address ("": none) */
+} shmq_ctl_controller_t;
 
 /* Operator settings that change while the store runs (the store's user: shmqctl). */
 typedef struct shmq_ctl_ops {
@@ -562,14 +582,15 @@ typedef struct shmq_ctl_block {
     shmq_ctl_topic_t topics[SHMQ_CTL_MAX_TOPICS];
     shmq_ctl_topic_count_t topic_counts[SHMQ_CTL_MAX_TOPICS]; /* writer: per topics[] slot */
     shmq_ctl_queue_t queues[SHMQ_CTL_MAX_QUEUES];
-    shmq_ctl_cleaner_t cleaner;     /* cleaner (see the struct) */
-    shmq_ctl_index_t index;         /* indexer (see the struct) */
-    shmq_ctl_scheduler_t scheduler; /* scheduler (see the struct) */
-    shmq_ctl_ha_t ha;               /* ha-sender or ha-receiver (see the struct) */
-    shmq_ctl_role_t role;           /* master, and shmqctl role's request (see the struct) */
-    shmq_ctl_ops_t ops;             /* operator settings (see the struct) */
-    shmq_ctl_topic_del_t topic_del; /* a topic deletion (see the struct) */
-    shmq_ctl_gateway_t gateway;     /* shmq-gateway (see the struct) */
+    shmq_ctl_cleaner_t cleaner;       /* cleaner (see the struct) */
+    shmq_ctl_index_t index;           /* indexer (see the struct) */
+    shmq_ctl_scheduler_t scheduler;   /* scheduler (see the struct) */
+    shmq_ctl_ha_t ha;                 /* ha-sender or ha-receiver (see the struct) */
+    shmq_ctl_role_t role;             /* master, and shmqctl role's request (see the struct) */
+    shmq_ctl_ops_t ops;               /* operator settings (see the struct) */
+    shmq_ctl_topic_del_t topic_del;   /* a topic deletion (see the struct) */
+    shmq_ctl_gateway_t gateway;       /* shmq-gateway (see the struct) */
+    shmq_ctl_controller_t controller; /* ctrl-agent (see the struct) */
 } shmq_ctl_block_t;
 
 /* A consumer group offset. */

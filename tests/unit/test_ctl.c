@@ -307,8 +307,9 @@ static void test_create_replaces_stale_block(void **state)
 static void test_names_of_roles_and_states(void **state)
 {
     (void)state;
-    const char *roles[] = {"writer",  "flusher",   "dispatcher",  "indexer", "scheduler",
-                           "cleaner", "ha-sender", "ha-receiver", "metrics", "gateway"};
+    const char *roles[] = {"writer",    "flusher", "dispatcher", "indexer",
+                           "scheduler", "cleaner", "ha-sender",  "ha-receiver",
+                           "metrics",   "gateway", "ctrl-agent"};
     assert_int_equal(sizeof(roles) / sizeof(roles[0]), SHMQ_ROLE_COUNT);
     for (int i = 0; i < SHMQ_ROLE_COUNT; i++) {
         assert_string_equal(shmq_role_name((enum shmq_role)i), roles[i]);

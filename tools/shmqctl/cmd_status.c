@@ -297,6 +297,29 @@ static void replication_json(const shmq_ctl_t *ctl, json_t *o)
     json_object_set_new(o, "replication", r);
 }
 
+/* The controller link ("controller" object, controller mode only): what the ctrl-agent last
+ * heard from the controller group's leader. */
+static void controller_json(const shmq_ctl_t *ctl, json_t *o)
+{
+    const shmq_config_t *cfg = &ctl->blk->hdr.config;
+    const shmq_ctl_controller_t *cs = &ctl->blk->controller;
+    if (!cfg->enable_controller_mode) {
+        return;
+    }
+    json_t *c = json_object();
+    json_object_set_new(c, "addresses", json_string(cfg->controller_addr));
+    json_object_set_new(c, "connected", json_boolean(LOAD(cs->connected) != 0));
+    json_object_set_new(c, "leader", addr_json(cs->leader));
+    json_object_set_new(c, "broker_id", json_integer(LOAD(cs->broker_id)));
+    json_object_set_new(c, "master_id", json_integer(LOAD(cs->master_id)));
+    json_object_set_new(c, "master_address", addr_json(cs->master_addr));
+    json_object_set_new(c, "master_epoch", json_integer(LOAD(cs->master_epoch)));
+    json_object_set_new(c, "last_heartbeat_ms", json_integer(LOAD(cs->last_heartbeat_ms)));
+    json_object_set_new(c, "heartbeats", json_integer((json_int_t)LOAD(cs->heartbeats)));
+    json_object_set_new(c, "failures", json_integer((json_int_t)LOAD(cs->failures)));
+    json_object_set_new(o, "controller", c);
+}
+
 static const char *ring_state_name(uint32_t st)
 {
     switch (st) {
@@ -473,6 +496,7 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     scheduler_json(ctl, o);
     gateway_json(ctl, o);
     replication_json(ctl, o);
+    controller_json(ctl, o);
     json_object_set_new(o, "role", shmqctl_role_json(ctl->root, ctl, &ctl->blk->hdr.config));
     groups_json(ctl, o);
     return o;
@@ -581,6 +605,26 @@ static void replication_text(json_t *o)
     }
 }
 
+/* controller: the link, then the broker set's master as the leader said. */
+static void controller_text(json_t *o)
+{
+    json_t *c = json_object_get(o, "controller");
+    if (c == NULL) {
+        return;
+    }
+    const char *leader = json_string_value(json_object_get(c, "leader"));
+    int64_t last = jint(c, "last_heartbeat_ms");
+    printf("controller: %s, leader %s, brokerId %lld, last heartbeat %lld ms ago (%lld "
+           "answered, %lld failed)\n",
+           json_is_true(json_object_get(c, "connected")) ? "connected" : "not connected",
+           leader && leader[0] ? leader : "-", (long long)jint(c, "broker_id"),
+           last ? (long long)(shmq_now_ms() - last) : -1LL, (long long)jint(c, "heartbeats"),
+           (long long)jint(c, "failures"));
+    const char *maddr = json_string_value(json_object_get(c, "master_address"));
+    printf("  master of the set: brokerId %lld %s, epoch %lld\n", (long long)jint(c, "master_id"),
+           maddr && maddr[0] ? maddr : "-", (long long)jint(c, "master_epoch"));
+}
+
 static void status_text(json_t *o)
 {
     char up[32];
@@ -623,6 +667,7 @@ static void status_text(json_t *o)
     scheduler_text(o);
     gateway_text(o);
     replication_text(o);
+    controller_text(o);
     shmqctl_role_text(json_object_get(o, "role"));
     if (jint(o, "fenced_error") != 0) {
         json_t *part = json_object_get(o, "fenced_part");
