@@ -23,91 +23,20 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$SRC/tests/helpers/broker.sh"
 broker_init controller
 
-CONTROLLER="$BUILD/shmq-controller"
+. "$SRC/tests/helpers/controller.sh"
 CLIENT="perl $SRC/tests/helpers/controller_client.pl"
 [ -x "$CONTROLLER" ] || {
     echo "Bail out! $CONTROLLER not built"
     exit 1
 }
-
-# Three Raft ports P, each with P-1 free for the client port, the six all different.
-P0=$(free_port 2)
-P1=$P0
-while [ $((P1 - P0)) -ge -2 ] && [ $((P1 - P0)) -le 2 ]; do P1=$(free_port 2); done
-P2=$P0
-while { [ $((P2 - P0)) -ge -2 ] && [ $((P2 - P0)) -le 2 ]; } ||
-    { [ $((P2 - P1)) -ge -2 ] && [ $((P2 - P1)) -le 2 ]; }; do
-    P2=$(free_port 2)
-done
-PEERS="n0-127.0.0.1:$P0;n1-127.0.0.1:$P1;n2-127.0.0.1:$P2"
-# Client port of controller i: its Raft port - 1 (free_port 2 keeps both free).
-caddr() {
-    case $1 in
-    0) echo "127.0.0.1:$((P0 - 1))" ;;
-    1) echo "127.0.0.1:$((P1 - 1))" ;;
-    2) echo "127.0.0.1:$((P2 - 1))" ;;
-    esac
-}
 ALL="$(caddr 0),$(caddr 1),$(caddr 2)"
 TIMEOUT_MS=1500
 UNCLEAN=false
-CPID0=""
-CPID1=""
-CPID2=""
-
-start_ctrl() { # start_ctrl I: controller nI in the background, its pid in CPIDI
-    "$CONTROLLER" --set "controllerDLegerPeers=$PEERS" --set controllerDLegerSelfId=n$1 \
-        --set controllerStorePath="$T/ctrl$1" --set controllerListen="$(caddr "$1")" \
-        --set controllerElectionTimeoutMillis=300 \
-        --set controllerBrokerTimeoutMillis=$TIMEOUT_MS --set controllerSnapshotThreshold=4 \
-        --set enableElectUncleanMaster=$UNCLEAN >>"$T/ctrl$1.log" 2>&1 &
-    eval "CPID$1=$!"
-    bg_add $!
-}
-cpid() { eval "echo \$CPID$1"; }
-stop_ctrl() { # stop_ctrl I: SIGTERM, wait; its exit status
-    local p
-    p=$(cpid "$1")
-    kill -TERM "$p" 2>/dev/null
-    wait "$p"
-}
-
-# status_j I EXPR: perl EXPR over controller I's status ($j), empty when it does not answer.
-status_j() {
-    "$CTL" controller status --controller "$(caddr "$1")" --json --timeout 3000 2>/dev/null |
-        perl -MJSON::PP -e 'my $l = <STDIN>; exit 0 unless $l; my $j = decode_json($l);
-            my $v = eval $ARGV[0]; print defined $v ? (JSON::PP::is_bool($v) ? ($v ? 1 : 0) : $v) : "", "\n"' "$2"
-}
-# set_j I EXPR: EXPR over broker set b1 ($s) in controller I's status.
-set_j() {
-    status_j "$1" "my (\$s) = grep { \$_->{brokerName} eq 'b1' } @{\$j->{brokerSets}}; \$s ? do { $2 } : undef"
-}
-# wait_eq TENTHS WANT CMD...: run CMD until it prints WANT, at most TENTHS tenths of a second.
-wait_eq() {
-    local lim=$1 want=$2 i=0
-    shift 2
-    while [ $i -lt "$lim" ]; do
-        [ "$("$@")" = "$want" ] && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
+CTRL_EXTRA="--set controllerSnapshotThreshold=4"
 # req I JSON: the answer of controller I to one request.
 req() { $CLIENT "$(caddr "$1")" "$2"; }
 # jf JSON-TEXT FIELD
 jf() { printf '%s\n' "$1" | jfield "$2"; }
-leader_index() { # the index of the controller that says it leads, or "none"
-    local i
-    for i in 0 1 2; do
-        if [ "$(status_j $i '$j->{self}{role}')" = leader ]; then
-            echo $i
-            return
-        fi
-    done
-    echo none
-}
-now_ms() { perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'; }
 
 # ---- bad configuration ------------------------------------------------------------------
 "$CONTROLLER" --set controllerDLegerSelfId=n0 >/dev/null 2>"$T/bad1.err"

@@ -24,89 +24,15 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 broker_init controller-mode
 . "$SRC/tests/helpers/replication.sh"
 
-CONTROLLER="$BUILD/shmq-controller"
+. "$SRC/tests/helpers/controller.sh"
 [ -x "$CONTROLLER" ] && [ -x "$BUILD/shmq-ctrl-agent" ] || {
     echo "Bail out! shmq-controller or shmq-ctrl-agent not built in $BUILD"
     exit 1
 }
-
-# Three Raft ports P, each with P-1 free for the client port, the six all different.
-P0=$(free_port 2)
-P1=$P0
-while [ $((P1 - P0)) -ge -2 ] && [ $((P1 - P0)) -le 2 ]; do P1=$(free_port 2); done
-P2=$P0
-while { [ $((P2 - P0)) -ge -2 ] && [ $((P2 - P0)) -le 2 ]; } ||
-    { [ $((P2 - P1)) -ge -2 ] && [ $((P2 - P1)) -le 2 ]; }; do
-    P2=$(free_port 2)
-done
-PEERS="n0-127.0.0.1:$P0;n1-127.0.0.1:$P1;n2-127.0.0.1:$P2"
-caddr() { # the client address of controller I: its Raft port - 1
-    case $1 in
-    0) echo "127.0.0.1:$((P0 - 1))" ;;
-    1) echo "127.0.0.1:$((P1 - 1))" ;;
-    2) echo "127.0.0.1:$((P2 - 1))" ;;
-    esac
-}
 DEAD=$(free_port) # nothing listens there
-CPID0=""
-CPID1=""
-CPID2=""
-start_ctrl() { # start_ctrl I: controller nI in the background, its pid in CPIDI
-    "$CONTROLLER" --set "controllerDLegerPeers=$PEERS" --set controllerDLegerSelfId=n$1 \
-        --set controllerStorePath="$T/ctrl$1" --set controllerListen="$(caddr "$1")" \
-        --set controllerElectionTimeoutMillis=300 \
-        --set controllerBrokerTimeoutMillis=1500 >>"$T/ctrl$1.log" 2>&1 &
-    eval "CPID$1=$!"
-    bg_add $!
-}
-stop_ctrl() { # stop_ctrl I: SIGTERM, wait; its exit status
-    local p
-    p=$(eval "echo \$CPID$1")
-    kill -TERM "$p" 2>/dev/null
-    wait "$p"
-}
-# status_j I EXPR: perl EXPR over controller I's status ($j), empty when it does not answer.
-status_j() {
-    "$CTL" controller status --controller "$(caddr "$1")" --json --timeout 3000 2>/dev/null |
-        perl -MJSON::PP -e 'my $l = <STDIN>; exit 0 unless $l; my $j = decode_json($l);
-            my $v = eval $ARGV[0]; print defined $v ? (JSON::PP::is_bool($v) ? ($v ? 1 : 0) : $v) : "", "\n"' "$2"
-}
-# set_j I EXPR: EXPR over broker set b1 ($s) in controller I's status.
-set_j() {
-    status_j "$1" "my (\$s) = grep { \$_->{brokerName} eq 'b1' } @{\$j->{brokerSets}}; \$s ? do { $2 } : undef"
-}
 # rep_j I ADDR FIELD: FIELD of the replica at ADDR of b1 in controller I's status.
 rep_j() {
     set_j "$1" "my (\$r) = grep { \$_->{address} eq '$2' } @{\$s->{replicas}}; \$r ? \$r->{$3} : undef"
-}
-# wait_eq TENTHS WANT CMD...: run CMD until it prints WANT, at most TENTHS tenths of a second.
-wait_eq() {
-    local lim=$1 want=$2 i=0
-    shift 2
-    while [ $i -lt "$lim" ]; do
-        [ "$("$@")" = "$want" ] && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-leader_index() { # the index of the controller that says it leads, or "none"
-    local i
-    for i in 0 1 2; do
-        if [ "$(status_j $i '$j->{self}{role}')" = leader ]; then
-            echo $i
-            return
-        fi
-    done
-    echo none
-}
-now_ms() { perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'; }
-ctrl_cleanup() {
-    local i p
-    for i in 0 1 2; do
-        p=$(eval "echo \$CPID$i")
-        [ -n "$p" ] && stop_pid "$p" 100
-    done
 }
 trap 'ctrl_cleanup; slave_cleanup; broker_cleanup' EXIT
 
