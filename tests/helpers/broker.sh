@@ -318,6 +318,17 @@ stored_load_records() {
     rm -f "$T/dump.json"
 }
 
+# wait_log PATTERN FILE [TENTHS]: poll until FILE has a line matching PATTERN (grep's basic
+# regular expression; bounded, 30 s by default); 0 when it did.
+wait_log() {
+    local lim=${3:-300} i=0
+    until grep -q -e "$1" "$2" 2>/dev/null || [ $i -ge "$lim" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    grep -q -e "$1" "$2" 2>/dev/null
+}
+
 # free_port [SPAN]: a port P of 127.0.0.1 free now, with P-SPAN+1 .. P-1 free too. Picked
 # below the kernel's ephemeral range (ip_local_port_range), which the source ports of
 # outgoing connections come from: a port the test listens on later cannot have been taken

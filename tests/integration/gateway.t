@@ -71,22 +71,12 @@ until grep -q held "$T/holder.out" || [ $i -ge 100 ]; do
 done
 start_broker --set gatewayEnable=true --set listenPort="$PORT"
 ok $? "shmqd runs while another process holds listenPort $PORT" || diag "$T/shmqd.log"
-i=0
-until grep -q "cannot listen for RocketMQ clients" "$T/shmqd.log" || [ $i -ge 300 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-grep -q "cannot listen for RocketMQ clients (listenPort): .*address already in use" "$T/shmqd.log"
+wait_log "cannot listen for RocketMQ clients (listenPort): .*address already in use" "$T/shmqd.log"
 ok $? "the gateway logs that the port is taken" || diag "$T/shmqd.log"
 is "$(store_state)" "running" "the store goes on without the gateway"
 kill "$HOLDER" 2>/dev/null
 wait "$HOLDER" 2>/dev/null
-i=0
-until grep -q "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log" || [ $i -ge 300 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-grep -q "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log"
+wait_log "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log"
 ok $? "the master starts the gateway again and it serves once the port is free" ||
     diag "$T/shmqd.log"
 stop_broker
@@ -96,12 +86,7 @@ ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
 start_broker --set gatewayEnable=true --set listenPort="$PORT" \
     --set messageDelayLevel="1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s"
 ok $? "shmqd starts with gatewayEnable=true, listenPort=$PORT" || diag "$T/shmqd.log"
-i=0
-until grep -q "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log" || [ $i -ge 300 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-grep -q "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log"
+wait_log "serving RocketMQ clients on 127.0.0.1:$PORT" "$T/shmqd.log"
 ok $? "the gateway worker serves on 127.0.0.1:$PORT" || diag "$T/shmqd.log"
 GW_PID=$(worker_pid gateway)
 ok $? "status lists the gateway worker (pid $GW_PID)"
