@@ -1,8 +1,10 @@
-# Shared by tests/security/*.t: another Unix user (created if missing,
-# removed at the end when the test created it), commands run as that user,
+# Shared by tests/security/*.t: another Unix user, one per test file (created if
+# missing, removed at the end when the test created it), commands run as that user,
 # and shmqd run in the foreground with a bounded wait.
 
-SEC_USER=shmqsec
+# One user per test file: tests run two at a time, and one that removes the user it made
+# must not take it from another still using it.
+SEC_USER=$(printf 'shmqsec-%s' "$(basename "$0" .t)" | tr -c 'a-z0-9_\n-' '_' | cut -c1-31)
 SEC_MADE=""
 
 # sec_user_init: make sure $SEC_USER exists; prints "Bail out!" without useradd.
