@@ -369,6 +369,11 @@ static int64_t delay_level_work(scheduler_t *s, int l, int64_t now)
         lv->next_due = 0;
         return 0;
     }
+    /* The time again, after the pull: a unit stored after the caller read its time has a
+     * store time past it, and the skew correction below would take it for a clock gone
+     * back and deliver it at once, a whole level early.  Every unit pulled was stored
+     * before now. */
+    now = shmq_now_ms();
     lv->next_due = 0;
     size_t i = 0;
     for (; i < pr->count; i++) {
