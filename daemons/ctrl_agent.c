@@ -60,13 +60,15 @@ typedef struct ctrl_agent {
     int tried;                      /* addresses failed since the last answer */
     char leader[SHMQ_CTL_ADDR_MAX]; /* the leader's client address ("" : not known) */
     char self_addr[SHMQ_CTL_ADDR_MAX];
-    int64_t broker_id; /* 0 until registered */
+    char gateway_addr[SHMQ_CTL_ADDR_MAX]; /* where this store's gateway serves ("": none) */
+    int64_t broker_id;                    /* 0 until registered */
     bool registered;
     int64_t next_mono; /* the next request at */
     int backoff_ms;
-    int64_t logged_mono;  /* the last failure logged at (rate limit) */
-    bool restarting;      /* asked shmqd to start the store again as a slave */
-    int64_t promote_mono; /* a promotion asked at (0: never) */
+    int64_t logged_mono;    /* the last failure logged at (rate limit) */
+    bool restarting;        /* asked shmqd to start the store again as a slave */
+    int64_t promote_mono;   /* a promotion asked at (0: never) */
+    shmq_ctl_route_t route; /* the set's gateways last published */
 } ctrl_agent_t;
 
 /* Copy an address into a control block field (relaxed bytes, NUL-terminated). */
@@ -95,6 +97,26 @@ static int parse_addrs(ctrl_agent_t *a, const char *list)
     return a->naddrs > 0 ? 0 : -1;
 }
 
+/*
+ * The address this store's gateway gives RocketMQ clients, as shmq-gateway advertises it: its
+ * bind address unless that is a wildcard, else brokerIP1 (127.0.0.1 when not set), with
+ * listenPort; "" when gatewayEnable is false.  The controller keeps it with the replica so that
+ * every replica's gateway can name the set's master to clients.
+ */
+static void gateway_addr(const shmq_config_t *cfg, char out[SHMQ_CTL_ADDR_MAX])
+{
+    out[0] = '\0';
+    if (!cfg->gateway_enable) {
+        return;
+    }
+    const char *host = cfg->gateway_bind_address[0] ? cfg->gateway_bind_address : "127.0.0.1";
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0) {
+        host = cfg->broker_ip1[0] ? cfg->broker_ip1 : "127.0.0.1";
+    }
+    snprintf(out, SHMQ_CTL_ADDR_MAX, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+             cfg->listen_port);
+}
+
 static int ctrl_agent_init(shmq_worker_t *w, void **state)
 {
     ctrl_agent_t *a = calloc(1, sizeof(*a));
@@ -110,6 +132,7 @@ static int ctrl_agent_init(shmq_worker_t *w, void **state)
     }
     snprintf(a->self_addr, sizeof(a->self_addr), "%s:%d",
              w->cfg->broker_ip1[0] ? w->cfg->broker_ip1 : "127.0.0.1", w->cfg->ha_listen_port);
+    gateway_addr(w->cfg, a->gateway_addr);
     a->broker_id = w->cfg->broker_id;
     a->backoff_ms = BACKOFF_MIN_MS;
     a->next_mono = 0;
@@ -117,8 +140,10 @@ static int ctrl_agent_init(shmq_worker_t *w, void **state)
     STORE_RELAXED(cs->connected, 0);
     STORE_RELAXED(cs->broker_id, 0);
     STORE_RELAXED(cs->master_id, 0);
-    shmq_log(SHMQ_LOG_INFO, "controller mode: broker set %s, address %s, controllers %s",
-             w->cfg->broker_name, a->self_addr, w->cfg->controller_addr);
+    shmq_log(SHMQ_LOG_INFO,
+             "controller mode: broker set %s, address %s, gateway %s, controllers %s",
+             w->cfg->broker_name, a->self_addr, a->gateway_addr[0] ? a->gateway_addr : "none",
+             w->cfg->controller_addr);
     *state = a;
     return 0;
 }
@@ -140,6 +165,9 @@ static char *request_text(shmq_worker_t *w, ctrl_agent_t *a)
                       "brokerAddress", a->self_addr, "brokerId", (json_int_t)a->broker_id,
                       "clusterName", w->cfg->broker_cluster_name, "maxOffset", (json_int_t)wrote,
                       "epoch", (int)epoch);
+        if (o != NULL && a->gateway_addr[0]) {
+            json_object_set_new(o, "gatewayAddress", json_string(a->gateway_addr));
+        }
     } else {
         o = json_pack("{sssssIsssIsi}", "cmd", "heartbeat", "brokerName", w->cfg->broker_name,
                       "brokerId", (json_int_t)a->broker_id, "brokerAddress", a->self_addr,
@@ -174,6 +202,52 @@ static void failed(shmq_worker_t *w, ctrl_agent_t *a, const char *target, const 
     }
 }
 
+/*
+ * The set's gateways from the leader's answer: the master's first (whether the leader still
+ * hears it or not: until it elects another, it is the master clients must send to), then the
+ * other replicas the leader sees alive (their gateways serve reads).  An answer without the
+ * leader's view of who is alive (a registration's) names the master only.  Published in the
+ * control block when it changed.
+ */
+static void publish_route(shmq_worker_t *w, ctrl_agent_t *a, json_t *o)
+{
+    shmq_ctl_route_t r;
+    memset(&r, 0, sizeof(r));
+    json_t *mid = json_object_get(o, "masterId"), *e;
+    r.master_id = json_is_integer(mid) ? json_integer_value(mid) : -1;
+    r.master_epoch = (int32_t)json_integer_value(json_object_get(o, "masterEpoch"));
+    size_t i;
+    for (int pass = 0; pass < 2; pass++) {
+        json_array_foreach(json_object_get(o, "replicas"), i, e)
+        {
+            int64_t id = json_integer_value(json_object_get(e, "brokerId"));
+            const char *gw = json_string_value(json_object_get(e, "gatewayAddress"));
+            bool master = id == r.master_id;
+            if ((pass == 0) != master || gw == NULL || gw[0] == '\0' ||
+                strlen(gw) >= SHMQ_CTL_ADDR_MAX || r.count == SHMQ_CTL_ROUTE_MAX ||
+                (!master && !json_is_true(json_object_get(e, "alive")))) {
+                continue;
+            }
+            shmq_ctl_route_entry_t *x = &r.e[r.count++];
+            x->broker_id = id;
+            x->master = master;
+            snprintf(x->gateway, sizeof(x->gateway), "%s", gw);
+        }
+    }
+    r.updates = a->route.updates;
+    if (a->route.updates != 0 && memcmp(&r, &a->route, sizeof(r)) == 0) {
+        return;
+    }
+    r.updates = a->route.updates + 1;
+    a->route = r;
+    shmq_ctl_route_publish(&w->ctl, &r);
+    shmq_log(SHMQ_LOG_INFO,
+             "gateways of %s: master brokerId %lld at %s, %u replica(s) with a "
+             "gateway",
+             w->cfg->broker_name, (long long)r.master_id,
+             r.count > 0 && r.e[0].master ? r.e[0].gateway : "(none)", r.count);
+}
+
 /* A set in the leader's answer: what status shows of it. */
 static void take_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *o)
 {
@@ -198,6 +272,7 @@ static void take_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *o)
     STORE_RELAXED(cs->master_id, json_is_integer(mid) ? json_integer_value(mid) : -1);
     STORE_RELAXED(cs->master_epoch, (int32_t)json_integer_value(mep));
     STORE_RELAXED(cs->broker_id, a->broker_id);
+    publish_route(w, a, o);
 }
 
 /* One request to target and its answer (*answer, any JSON); a negative code when none came. */

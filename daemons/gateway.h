@@ -196,6 +196,11 @@ int gw_put_record(gw_t *gw, const shmq_msg_view_t *m, uint8_t **buf, size_t *len
 
 /* ---- gateway_admin.c ---- */
 
+/* The store is a slave now (brokerRole=SLAVE and not promoted since it started). */
+bool gw_store_is_slave(gw_t *gw);
+/* Controller mode: the set's master's gateway address into out (the ctrl-agent's route); false
+ * when not in controller mode or not known. */
+bool gw_master_gateway(gw_t *gw, char *out, size_t cap);
 void gw_route(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd);
 void gw_cluster(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd);
 void gw_heartbeat(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd);

@@ -26,10 +26,50 @@
 
 /* ---- routes ----------------------------------------------------------------------------- */
 
+bool gw_store_is_slave(gw_t *gw)
+{
+    /* acquire: pairs with the master's release store of DONE (a promoted slave is a master) */
+    return gw->cfg->broker_role == SHMQ_SLAVE &&
+           atomic_load_explicit(&gw->w->ctl.blk->role.promote, memory_order_acquire) !=
+               SHMQ_PROMOTE_DONE;
+}
+
+bool gw_master_gateway(gw_t *gw, char *out, size_t cap)
+{
+    shmq_ctl_route_t r;
+    if (!gw->cfg->enable_controller_mode || shmq_ctl_route_get(&gw->w->ctl, &r) < 0 ||
+        r.count == 0 || !r.e[0].master) {
+        return false;
+    }
+    snprintf(out, cap, "%s", r.e[0].gateway);
+    return true;
+}
+
+/*
+ * brokerAddrs of this store's broker set.  Without controller mode, this gateway as brokerId 0
+ * (the only broker).  In controller mode, the set's gateways the ctrl-agent published: the
+ * master's as brokerId 0 (RocketMQ clients send to id 0 only), the live slaves' under their
+ * brokerIds (for reads); until the set's master is known, this gateway as brokerId 0 when the
+ * store is a master, as brokerId 1 when it is a slave.
+ */
 static json_t *broker_data(gw_t *gw)
 {
-    return json_pack("{s:s, s:s, s:{s:s}}", "cluster", gw->cfg->broker_cluster_name, "brokerName",
-                     gw->cfg->broker_name, "brokerAddrs", "0", gw->addr);
+    json_t *addrs = json_object();
+    shmq_ctl_route_t r;
+    bool have_master = false;
+    if (gw->cfg->enable_controller_mode && shmq_ctl_route_get(&gw->w->ctl, &r) == 0) {
+        for (uint32_t i = 0; addrs != NULL && i < r.count; i++) {
+            char id[24];
+            snprintf(id, sizeof(id), "%lld", r.e[i].master ? 0LL : (long long)r.e[i].broker_id);
+            have_master = have_master || r.e[i].master;
+            json_object_set_new(addrs, id, json_string(r.e[i].gateway));
+        }
+    }
+    if (addrs != NULL && !have_master) {
+        json_object_set_new(addrs, gw_store_is_slave(gw) ? "1" : "0", json_string(gw->addr));
+    }
+    return json_pack("{s:s, s:s, s:o}", "cluster", gw->cfg->broker_cluster_name, "brokerName",
+                     gw->cfg->broker_name, "brokerAddrs", addrs);
 }
 
 static void answer_json(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd, json_t *body)

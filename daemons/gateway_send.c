@@ -124,9 +124,35 @@ static int32_t any_queue(gw_t *gw, const char *topic)
     return (int32_t)((uint32_t)rand() % (uint32_t)nq);
 }
 
+/*
+ * Controller mode: a slave's gateway refuses sends with SERVICE_NOT_AVAILABLE naming the set's
+ * master, as a RocketMQ broker that is not the master does; the client's retry asks its name
+ * servers for the route again, which names the master as brokerId 0.  True when it answered.
+ */
+static bool refused_on_slave(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
+{
+    gw_t *gw = conn->gw;
+    if (!gw->cfg->enable_controller_mode || !gw_store_is_slave(gw)) {
+        return false;
+    }
+    char master[SHMQ_CTL_ADDR_MAX];
+    gw->counts.send_errors++;
+    if (gw_master_gateway(gw, master, sizeof(master))) {
+        gw_answer_err(conn, cmd, SHMQ_RMT_SERVICE_NOT_AVAILABLE,
+                      "not the master of %s: the master is %s", gw->cfg->broker_name, master);
+    } else {
+        gw_answer_err(conn, cmd, SHMQ_RMT_SERVICE_NOT_AVAILABLE,
+                      "not the master of %s: the master is not known yet", gw->cfg->broker_name);
+    }
+    return true;
+}
+
 void gw_send(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
 {
     gw_t *gw = conn->gw;
+    if (refused_on_slave(conn, cmd)) {
+        return;
+    }
     bool v2 = cmd->code == SHMQ_RMT_SEND_MESSAGE_V2, bad = false;
     char tb[8], pb[8];
     const char *topic = field(cmd, v2, "topic", "b", tb, 0);
@@ -329,6 +355,9 @@ static void on_batch_sent(void *arg, int err, const shmq_send_result_t *first)
 void gw_send_batch(gw_conn_t *conn, const shmq_rmt_cmd_t *cmd)
 {
     gw_t *gw = conn->gw;
+    if (refused_on_slave(conn, cmd)) {
+        return;
+    }
     bool v2 = shmq_rmt_ext(cmd, "b", NULL, 0) != NULL, bad = false;
     char tb[8];
     const char *topic = field(cmd, v2, "topic", "b", tb, 0);

@@ -251,6 +251,10 @@ int shmq_ctrl_cmd_decode(const char *body, size_t len, bool allow_internal, shmq
             break;
         }
         c->epoch = (int32_t)x;
+        /* Optional: stores without a gateway, and those older than the field, send none. */
+        if (c->kind == SHMQ_CTRL_CMD_REGISTER) {
+            rc = get_address(o, "gatewayAddress", false, c->gateway, err, errlen);
+        }
         break;
     case SHMQ_CTRL_CMD_ELECT:
         if ((rc = get_str(o, "brokerName", true, c->broker_name, sizeof(c->broker_name), err,
@@ -320,6 +324,9 @@ int shmq_ctrl_cmd_encode(const shmq_ctrl_cmd_t *c, char **out, size_t *len)
         json_object_set_new(o, "brokerId", json_integer(c->broker_id));
         json_object_set_new(o, "maxOffset", json_integer(c->max_offset));
         json_object_set_new(o, "epoch", json_integer(c->epoch));
+        if (c->kind == SHMQ_CTRL_CMD_REGISTER && c->gateway[0]) {
+            json_object_set_new(o, "gatewayAddress", json_string(c->gateway));
+        }
         break;
     case SHMQ_CTRL_CMD_ELECT: {
         json_t *a = json_array();

@@ -4,7 +4,7 @@
  * SHMQ_CTRL_FRAME_MAX bytes.  A request names its command in "cmd":
  *
  *   {"cmd":"register","brokerName":"b","brokerAddress":"h:p","brokerId":0,
- *    "clusterName":"c","maxOffset":0,"epoch":0}
+ *    "clusterName":"c","maxOffset":0,"epoch":0,"gatewayAddress":"h:p"}
  *   {"cmd":"heartbeat","brokerName":"b","brokerId":1,"brokerAddress":"h:p",
  *    "maxOffset":1234,"epoch":2}
  *   {"cmd":"elect_master","brokerName":"b","brokerId":0}

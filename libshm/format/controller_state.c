@@ -126,6 +126,8 @@ static void apply_register(shmq_ctrl_state_t *s, const shmq_ctrl_cmd_t *c, shmq_
     }
     r->max_offset = c->max_offset;
     r->epoch = c->epoch;
+    /* Each registration says where the gateway is now ("": it has none any more). */
+    snprintf(r->gateway, sizeof(r->gateway), "%s", c->gateway);
     res->broker_id = r->broker_id;
     res->master_epoch = set->master_epoch;
     res->sync_epoch = set->sync_epoch;
@@ -313,7 +315,7 @@ json_t *shmq_ctrl_set_json(const shmq_ctrl_set_t *set)
 {
     json_t *o = json_object();
     json_t *reps = json_array();
-    const char *master_addr = "";
+    const char *master_addr = "", *master_gw = "";
     if (!o || !reps) {
         json_decref(o);
         json_decref(reps);
@@ -323,16 +325,19 @@ json_t *shmq_ctrl_set_json(const shmq_ctrl_set_t *set)
         const shmq_ctrl_replica_t *r = &set->replicas[i];
         if (r->broker_id == set->master_id) {
             master_addr = r->address;
+            master_gw = r->gateway;
         }
-        json_array_append_new(reps, json_pack("{sIsssIsi}", "brokerId", (json_int_t)r->broker_id,
+        json_array_append_new(reps, json_pack("{sIsssIsiss}", "brokerId", (json_int_t)r->broker_id,
                                               "address", r->address, "maxOffset",
-                                              (json_int_t)r->max_offset, "epoch", (int)r->epoch));
+                                              (json_int_t)r->max_offset, "epoch", (int)r->epoch,
+                                              "gatewayAddress", r->gateway));
     }
     json_object_set_new(o, "brokerName", json_string(set->broker_name));
     json_object_set_new(o, "clusterName", json_string(set->cluster));
     json_object_set_new(o, "nextBrokerId", json_integer(set->next_broker_id));
     json_object_set_new(o, "masterId", json_integer(set->master_id));
     json_object_set_new(o, "masterAddress", json_string(master_addr));
+    json_object_set_new(o, "masterGatewayAddress", json_string(master_gw));
     json_object_set_new(o, "masterEpoch", json_integer(set->master_epoch));
     json_object_set_new(o, "syncStateSet", ids_json(set->sync, set->nsync));
     json_object_set_new(o, "syncStateSetEpoch", json_integer(set->sync_epoch));
@@ -438,9 +443,19 @@ static int decode_set(json_t *j, shmq_ctrl_set_t *set)
             field_str(e, "address", r->address, sizeof(r->address), true) < 0 ||
             field_int(e, "maxOffset", 0, INT64_MAX, &r->max_offset) < 0 ||
             field_int(e, "epoch", 0, INT32_MAX, &v) < 0 ||
-            shmq_ctrl_replica_find(set, r->broker_id)) {
+            shmq_ctrl_replica_find(set, r->broker_id) ||
+            (json_object_get(e, "gatewayAddress") != NULL &&
+             field_str(e, "gatewayAddress", r->gateway, sizeof(r->gateway), false) < 0)) {
             return shmq_error_set(SHMQ_E_ARG, "controller snapshot: %s: bad replica %zu",
                                   set->broker_name, i);
+        }
+        /* A snapshot written before gateways were registered has none: "" (no gateway). */
+        if (r->gateway[0] &&
+            field_str(e, "gatewayAddress", r->gateway, sizeof(r->gateway), true) < 0) {
+            return shmq_error_set(SHMQ_E_ARG,
+                                  "controller snapshot: %s: replica %zu: "
+                                  "gatewayAddress '%s' is not host:port",
+                                  set->broker_name, i, r->gateway);
         }
         r->epoch = (int32_t)v;
         set->nreplicas++;

@@ -59,6 +59,7 @@ typedef struct shmq_ctrl_cmd {
     char cluster[SHMQ_CTRL_NAME_MAX];     /* register: brokerClusterName ("" allowed) */
     char broker_name[SHMQ_CTRL_NAME_MAX]; /* every broker command */
     char address[SHMQ_CTRL_ADDR_MAX];     /* register, heartbeat, member */
+    char gateway[SHMQ_CTRL_ADDR_MAX];     /* register: its gateway's address ("": none) */
     int64_t broker_id;                    /* register (0: assign), heartbeat, elect (0: any) */
     int64_t max_offset;                   /* register, heartbeat: the replica's log end */
     int32_t epoch;                        /* register, heartbeat: the replica's last epoch */
@@ -78,6 +79,9 @@ typedef struct shmq_ctrl_replica {
     char address[SHMQ_CTRL_ADDR_MAX];
     int64_t max_offset; /* last reported (at register, or in an election) */
     int32_t epoch;
+    /* where its gateway serves RocketMQ clients ("": no gateway, or registered by a store
+     * that did not say; a log entry or snapshot written before the field has none) */
+    char gateway[SHMQ_CTRL_ADDR_MAX];
     /* the leader's memory only (never replicated, never in a snapshot) */
     uint64_t hb_ms;        /* last heartbeat, monotonic ms; 0: none */
     int64_t hb_max_offset; /* what it said */

@@ -73,7 +73,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    13
+#define SHMQ_CTL_VERSION    14
 
 #define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
@@ -506,9 +506,29 @@ typedef struct shmq_ctl_role {
 
 /* ---- the controller link (enableControllerMode) --------------------------------------- */
 
+#define SHMQ_CTL_ROUTE_MAX 16 /* gateways of one broker set (the controller's replicas) */
+
+/* One replica's gateway in the set's route. */
+typedef struct shmq_ctl_route_entry {
+    int64_t broker_id;               /* the controller's brokerId of the replica */
+    uint32_t master;                 /* 1: the set's master (entry 0 when there is one) */
+    char gateway[SHMQ_CTL_ADDR_MAX]; /* where its shmq-gateway serves RocketMQ clients */
+} shmq_ctl_route_entry_t;
+
+/* The set's gateways as the controller's leader last named them: the master's, then those of
+ * the other live replicas (those without a gateway are left out).  What the gateway's
+ * name-server role answers in controller mode (docs/gateway.md). */
+typedef struct shmq_ctl_route {
+    uint64_t updates;  /* bumped by every change the ctrl-agent publishes (0: none yet) */
+    int64_t master_id; /* the set's master (-1: none) */
+    int32_t master_epoch;
+    uint32_t count; /* entries in e[] */
+    shmq_ctl_route_entry_t e[SHMQ_CTL_ROUTE_MAX];
+} shmq_ctl_route_t;
+
 /* What the ctrl-agent last learnt from the controller group; written by the ctrl-agent only,
  * read by status.  Each field is a relaxed store: status shows a snapshot, no field guards
- * another. */
+ * another (except the route, under its seqlock). */
 typedef struct shmq_ctl_controller {
     _Alignas(64) _Atomic uint32_t connected; /* the last request was answered by the leader */
     _Atomic int32_t master_epoch;            /* the set's master epoch, as the leader said */
@@ -519,6 +539,12 @@ typedef struct shmq_ctl_controller {
     _Atomic uint64_t failures;               /* requests not answered or refused */
     char leader[SHMQ_CTL_ADDR_MAX];          /* the leader's client address (relaxed bytes) */
     char master_addr[SHMQ_CTL_ADDR_MAX];     /* the set's master's address ("": none) */
+
+    /* The set's gateways (version 14): written by the ctrl-agent only under route_seq, a
+     * seqlock (odd while it writes: shmq_ctl_route_publish); read a consistent copy with
+     * shmq_ctl_route_get. */
+    _Alignas(64) _Atomic uint32_t route_seq;
+    shmq_ctl_route_t route;
 } shmq_ctl_controller_t;
 
 /* Operator settings that change while the store runs (the store's user: shmqctl). */
@@ -875,6 +901,18 @@ int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int 
 /* FUTEX_WAKE system calls this process made through wake words and positions so far (a
  * statistic: tests count wake-ups against publishes with it). */
 uint64_t shmq_ctl_wake_syscalls(void);
+
+/* ---- the set's gateways (controller mode; seqlocked, one writer) -------------- */
+
+/* Publish *r as the set's route (the ctrl-agent, the only writer). */
+void shmq_ctl_route_publish(shmq_ctl_t *ctl, const shmq_ctl_route_t *r);
+
+/*
+ * A consistent copy of the set's route into *out.  0; -EAGAIN when it stays
+ * mid-change for 100 ms (its writer was killed while writing: the restarted
+ * ctrl-agent writes it again).  Lock-free; works on a read-only handle.
+ */
+int shmq_ctl_route_get(const shmq_ctl_t *ctl, shmq_ctl_route_t *out);
 
 /* ---- topics (seqlocked; changes under the topic lock) ------------------------ */
 

@@ -918,3 +918,57 @@ int shmq_ctl_member_copy(const shmq_ctl_cons_t *cons, int slot, shmq_ctl_member_
     }
     return shmq_error_set(-EAGAIN, "member entry %d stays mid-change", slot);
 }
+
+/* ---- the set's gateways ---------------------------------------------------------------- */
+
+void shmq_ctl_route_publish(shmq_ctl_t *ctl, const shmq_ctl_route_t *r)
+{
+    shmq_ctl_controller_t *cs = &ctl->blk->controller;
+    uint32_t s = atomic_load_explicit(&cs->route_seq, memory_order_relaxed);
+    /* odd: a writer killed mid-change left it odd; +2 keeps it odd while this one writes */
+    uint32_t odd = (s & 1) ? s + 2 : s + 1;
+    atomic_store_explicit(&cs->route_seq, odd, memory_order_relaxed);
+    /* Release fence: the odd seq is visible before any field changes. */
+    atomic_thread_fence(memory_order_release);
+    memcpy(&cs->route, r, sizeof(*r));
+    /* Release: the fields are complete before readers see an even seq. */
+    atomic_store_explicit(&cs->route_seq, odd + 1, memory_order_release);
+}
+
+int shmq_ctl_route_get(const shmq_ctl_t *ctl, shmq_ctl_route_t *out)
+{
+    const shmq_ctl_controller_t *cs = &ctl->blk->controller;
+    int64_t give_up = 0;
+    for (int round = 0;; round++) {
+        /* Acquire: the fields read below are not older than this seq. */
+        uint32_t s1 =
+            atomic_load_explicit((_Atomic uint32_t *)&cs->route_seq, memory_order_acquire);
+        if ((s1 & 1) == 0) {
+            memcpy(out, &cs->route, sizeof(*out));
+            /* Acquire fence: the copy completes before seq is read again. */
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit((_Atomic uint32_t *)&cs->route_seq, memory_order_relaxed) ==
+                s1) {
+                if (out->count > SHMQ_CTL_ROUTE_MAX) {
+                    out->count = SHMQ_CTL_ROUTE_MAX;
+                }
+                for (uint32_t i = 0; i < out->count; i++) {
+                    out->e[i].gateway[SHMQ_CTL_ADDR_MAX - 1] = '\0';
+                }
+                return 0;
+            }
+        }
+        if (round < SEQLOCK_SPINS) {
+            shmq_cpu_relax();
+            continue;
+        }
+        int64_t now = shmq_mono_ms();
+        if (give_up == 0) {
+            give_up = now + SEQLOCK_WAIT_MS;
+        } else if (now >= give_up) {
+            return shmq_error_set(-EAGAIN, "the controller route stays mid-change (%d ms)",
+                                  SEQLOCK_WAIT_MS);
+        }
+        sched_yield();
+    }
+}

@@ -75,9 +75,11 @@ static void print_text(json_t *o)
         json_array_foreach(json_object_get(set, "replicas"), k, e)
         {
             json_t *alive = json_object_get(e, "alive");
-            printf("  replica %lld %s max offset %lld epoch %lld%s\n", jint(e, "brokerId"),
+            const char *gw = jstr(e, "gatewayAddress");
+            printf("  replica %lld %s max offset %lld epoch %lld%s%s%s\n", jint(e, "brokerId"),
                    jstr(e, "address"), jint(e, "maxOffset"), jint(e, "epoch"),
-                   alive ? (json_is_true(alive) ? " alive" : " not alive") : "");
+                   alive ? (json_is_true(alive) ? " alive" : " not alive") : "",
+                   gw[0] ? ", gateway " : "", gw);
         }
     }
 }

@@ -317,6 +317,17 @@ static void controller_json(const shmq_ctl_t *ctl, json_t *o)
     json_object_set_new(c, "last_heartbeat_ms", json_integer(LOAD(cs->last_heartbeat_ms)));
     json_object_set_new(c, "heartbeats", json_integer((json_int_t)LOAD(cs->heartbeats)));
     json_object_set_new(c, "failures", json_integer((json_int_t)LOAD(cs->failures)));
+    /* the set's gateways (RocketMQ clients' route): master first, then live replicas */
+    shmq_ctl_route_t rt;
+    json_t *gws = json_array();
+    if (shmq_ctl_route_get(ctl, &rt) == 0) {
+        for (uint32_t i = 0; i < rt.count; i++) {
+            json_array_append_new(gws, json_pack("{sIsbss}", "broker_id",
+                                                 (json_int_t)rt.e[i].broker_id, "master",
+                                                 rt.e[i].master != 0, "address", rt.e[i].gateway));
+        }
+    }
+    json_object_set_new(c, "gateways", gws);
     json_object_set_new(o, "controller", c);
 }
 
@@ -623,6 +634,18 @@ static void controller_text(json_t *o)
     const char *maddr = json_string_value(json_object_get(c, "master_address"));
     printf("  master of the set: brokerId %lld %s, epoch %lld\n", (long long)jint(c, "master_id"),
            maddr && maddr[0] ? maddr : "-", (long long)jint(c, "master_epoch"));
+    json_t *gws = json_object_get(c, "gateways"), *g;
+    size_t i;
+    if (json_array_size(gws) > 0) {
+        printf("  gateways of the set:");
+        json_array_foreach(gws, i, g)
+        {
+            printf(" %s%lld %s", json_is_true(json_object_get(g, "master")) ? "master " : "",
+                   (long long)jint(g, "broker_id"),
+                   json_string_value(json_object_get(g, "address")));
+        }
+        printf("\n");
+    }
 }
 
 static void status_text(json_t *o)
