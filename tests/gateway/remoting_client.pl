@@ -24,6 +24,11 @@
 #       "held-early BATCH SENDBACK" (what came within 1 s of stopping),
 #       "route CODE", "pull CODE", "batch CODE IDS", "sendback CODE" and
 #       "order ..." (the answers' names in the order they arrived)
+#   remoting_client.pl route PORT TOPIC
+#       (controller_route.t) the route of TOPIC and the cluster info:
+#       "route CODE NAME ID=ADDR,..." and "cluster CODE NAME ID=ADDR,..." (the
+#       brokerAddrs of the broker set NAME, by brokerId); then one send:
+#       "send CODE REMARK"
 #   remoting_client.pl bench PORT TOPIC CONNS COUNT SIZE
 #       CONNS processes each send COUNT messages of SIZE bytes
 #       (SEND_MESSAGE_V2, one at a time); prints "bench SENT SECONDS"
@@ -317,6 +322,34 @@ sub perms {
     close($s);
 }
 
+sub addrs_text {
+    my ($bd) = @_;
+    return '- -' if !$bd;
+    my $ad = $bd->{brokerAddrs} || {};
+    return ($bd->{brokerName} // '-') . ' ' .
+      (join(",", map { "$_=$ad->{$_}" } sort { $a <=> $b } keys %$ad) || "-");
+}
+
+sub route {
+    my ($port, $topic) = @_;
+    my $s = connect_to($port);
+    print $s request(105, 1, {topic => $topic});
+    my ($r, $h, $body) = answer($s);
+    my $rt = eval { $json->decode($body) } || {};
+    print "route ", (split / /, $r)[0], " ", addrs_text($rt->{brokerDatas}[0]), "\n";
+    print $s request(106, 2);
+    ($r, $h, $body) = answer($s);
+    my $ci = eval { $json->decode($body) } || {};
+    my ($name) = keys %{$ci->{brokerAddrTable} || {}};
+    print "cluster ", (split / /, $r)[0], " ",
+      addrs_text($name ? $ci->{brokerAddrTable}{$name} : undef), "\n";
+    print $s request(310, 3, {a => 'PG', b => $topic, c => 'TBW102', d => '4', e => '0', f => '0',
+        g => int(time * 1000), h => '0', i => "KEYS\x01route\x02", j => '0', k => 'false'}, 'x');
+    ($r, $h) = answer($s);
+    print "send ", (split / /, $r)[0], " ", ($h && $h->{remark} // '-'), "\n";
+    close($s);
+}
+
 sub garbage {
     my ($port, $topic, $count, $seed) = @_;
     srand($seed);
@@ -469,6 +502,8 @@ if ($mode eq 'hostile') {
     garbage(@ARGV);
 } elsif ($mode eq 'held') {
     held(@ARGV);
+} elsif ($mode eq 'route') {
+    route(@ARGV);
 } elsif ($mode eq 'bench') {
     bench(@ARGV);
 } else {
