@@ -379,6 +379,8 @@ static void seed_controller(void)
         alter,
         "{\"cmd\":\"member\",\"memberId\":2,\"address\":\"127.0.0.1:9880\"}",
         "{\"cmd\":\"status\"}",
+        "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"127.0.0.1:9\","
+        "\"gatewayAddress\":\"127.0.0.1:8\"}",
     };
     static const char snapshot[] =
         "\x01{\"version\":1,\"applied\":6,\"brokerSets\":[{\"brokerName\":\"b\",\"clusterName\":"
@@ -386,6 +388,12 @@ static void seed_controller(void)
         "1,\"syncStateSet\":[1],\"syncStateSetEpoch\":1,\"replicas\":[{\"brokerId\":1,\"address\":"
         "\"127.0.0.1:1\",\"maxOffset\":0,\"epoch\":0},{\"brokerId\":2,\"address\":\"127.0.0.1:2\","
         "\"maxOffset\":9,\"epoch\":1}]}],\"members\":[{\"id\":1,\"address\":\"127.0.0.1:9880\"}]}";
+    /* a replica's gateway address (snapshots before it have none) */
+    static const char snapshot_gw[] =
+        "\x01{\"version\":1,\"applied\":2,\"brokerSets\":[{\"brokerName\":\"b\",\"clusterName\":"
+        "\"c\",\"nextBrokerId\":2,\"masterId\":1,\"masterEpoch\":1,\"syncStateSet\":[1],"
+        "\"syncStateSetEpoch\":1,\"replicas\":[{\"brokerId\":1,\"address\":\"127.0.0.1:1\","
+        "\"maxOffset\":0,\"epoch\":1,\"gatewayAddress\":\"127.0.0.1:2\"}]}],\"members\":[]}";
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         uint8_t frame[512];
         size_t len = strlen(bodies[i]);
@@ -400,6 +408,7 @@ static void seed_controller(void)
         put("controller", name, frame, len + 5);
     }
     put("controller", "snapshot", snapshot, sizeof(snapshot) - 1);
+    put("controller", "snapshot-gateway", snapshot_gw, sizeof(snapshot_gw) - 1);
 }
 
 int main(int argc, char **argv)

@@ -6,7 +6,8 @@
  * unclean, each bumping the master epoch; ALTER_SYNC_STATE_SET only from the
  * master with its epoch, never without the master; two states fed the same
  * log (as encoded entries) end equal; a snapshot restores the same state and
- * a damaged one is refused; hostile command bodies are refused.
+ * a damaged one is refused; hostile command bodies are refused; a replica's
+ * gateway address goes through the log and snapshots (older ones have none).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -237,6 +238,84 @@ static void test_snapshot_round_trip_and_damage(void **st)
     free(b);
 }
 
+/* Each replica's gateway address: registered, replicated through the log and snapshots; log
+ * entries and snapshots written before the field read as "no gateway". */
+static void test_gateway_address(void **st)
+{
+    (void)st;
+    shmq_ctrl_state_t *a = state_new(), *b = state_new();
+    shmq_ctrl_result_t res;
+    assert_int_equal(apply_json(a,
+                                "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":"
+                                "\"127.0.0.1:10912\",\"gatewayAddress\":\"127.0.0.1:10911\"}",
+                                &res),
+                     0);
+    /* an entry of an older log: no gateway */
+    assert_int_equal(
+        apply_json(
+            a, "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":\"127.0.0.1:20912\"}",
+            &res),
+        0);
+    shmq_ctrl_set_t *set = shmq_ctrl_set_find(a, "b");
+    assert_string_equal(shmq_ctrl_replica_find(set, 1)->gateway, "127.0.0.1:10911");
+    assert_string_equal(shmq_ctrl_replica_find(set, 2)->gateway, "");
+
+    /* the command's round trip through the log keeps it */
+    shmq_ctrl_cmd_t c, d;
+    char err[200], *text;
+    size_t len;
+    const char *reg = "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":"
+                      "\"127.0.0.1:10912\",\"gatewayAddress\":\"127.0.0.1:10911\"}";
+    assert_int_equal(shmq_ctrl_cmd_decode(reg, strlen(reg), false, &c, err, sizeof(err)), 0);
+    assert_int_equal(shmq_ctrl_cmd_encode(&c, &text, &len), 0);
+    assert_int_equal(shmq_ctrl_cmd_decode(text, len, true, &d, err, sizeof(err)), 0);
+    assert_string_equal(d.gateway, "127.0.0.1:10911");
+    free(text);
+
+    /* the set's JSON names the master's gateway once it is elected */
+    assert_int_equal(apply_json(a,
+                                "{\"cmd\":\"elect_master\",\"brokerName\":\"b\",\"brokerId\":1,"
+                                "\"alive\":[{\"brokerId\":1}]}",
+                                &res),
+                     0);
+    json_t *j = shmq_ctrl_set_json(set);
+    assert_string_equal(json_string_value(json_object_get(j, "masterGatewayAddress")),
+                        "127.0.0.1:10911");
+    json_decref(j);
+
+    /* snapshots keep it; one without the field (older) reads as no gateway */
+    char *t1;
+    size_t l1;
+    assert_int_equal(shmq_ctrl_state_encode(a, &t1, &l1), 0);
+    assert_int_equal(shmq_ctrl_state_decode(b, t1, l1), 0);
+    assert_string_equal(shmq_ctrl_replica_find(shmq_ctrl_set_find(b, "b"), 1)->gateway,
+                        "127.0.0.1:10911");
+    free(t1);
+    const char *old =
+        "{\"version\":1,\"applied\":3,\"members\":[],\"brokerSets\":[{"
+        "\"brokerName\":\"b\",\"clusterName\":\"c\",\"nextBrokerId\":2,\"masterId\":1,"
+        "\"masterEpoch\":1,\"syncStateSet\":[1],\"syncStateSetEpoch\":1,\"replicas\":[{"
+        "\"brokerId\":1,\"address\":\"127.0.0.1:10912\",\"maxOffset\":0,\"epoch\":1}]}]}";
+    assert_int_equal(shmq_ctrl_state_decode(b, old, strlen(old)), 0);
+    assert_string_equal(shmq_ctrl_replica_find(shmq_ctrl_set_find(b, "b"), 1)->gateway, "");
+
+    /* a gateway address that is not host:port is refused, in a command and in a snapshot */
+    const char *badreg = "{\"cmd\":\"register\",\"brokerName\":\"b\",\"brokerAddress\":"
+                         "\"127.0.0.1:1\",\"gatewayAddress\":\"nowhere\"}";
+    assert_int_not_equal(shmq_ctrl_cmd_decode(badreg, strlen(badreg), false, &c, err, sizeof(err)),
+                         0);
+    assert_non_null(strstr(err, "gatewayAddress"));
+    char *bad = malloc(strlen(old) + 64);
+    assert_non_null(bad);
+    const char *at = strstr(old, "\"maxOffset\"");
+    snprintf(bad, strlen(old) + 64, "%.*s\"gatewayAddress\":\"nowhere\",%s", (int)(at - old), old,
+             at);
+    assert_int_not_equal(shmq_ctrl_state_decode(b, bad, strlen(bad)), 0);
+    free(bad);
+    free(a);
+    free(b);
+}
+
 static void test_hostile_commands_refused(void **st)
 {
     (void)st;
@@ -289,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_same_log_same_state),
         cmocka_unit_test(test_snapshot_round_trip_and_damage),
         cmocka_unit_test(test_hostile_commands_refused),
+        cmocka_unit_test(test_gateway_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
