@@ -133,6 +133,10 @@ static int ctrl_agent_init(shmq_worker_t *w, void **state)
     snprintf(a->self_addr, sizeof(a->self_addr), "%s:%d",
              w->cfg->broker_ip1[0] ? w->cfg->broker_ip1 : "127.0.0.1", w->cfg->ha_listen_port);
     gateway_addr(w->cfg, a->gateway_addr);
+    /* a restarted agent goes on from the route its predecessor published (its count) */
+    if (shmq_ctl_route_get(&w->ctl, &a->route) < 0) {
+        memset(&a->route, 0, sizeof(a->route));
+    }
     a->broker_id = w->cfg->broker_id;
     a->backoff_ms = BACKOFF_MIN_MS;
     a->next_mono = 0;

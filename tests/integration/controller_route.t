@@ -151,6 +151,12 @@ else
     wait_jpath "$SLAVE" '$j->{role}{epoch}' 2 600
     ok $? "S promotes itself: epoch 2" || diag "$T/slave.log"
     i=0
+    while ! grep -q "^ack .* $S_GW " "$T/p.out" && [ $i -lt 600 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    echo "# the first send acknowledged by S's gateway $(($(now_ms) - t0)) ms after the kill"
+    i=0
     while [ "$(grep -c "^ack .* $S_GW " "$T/p.out")" -lt 10 ] && [ $i -lt 600 ]; do
         sleep 0.1
         i=$((i + 1))
@@ -199,8 +205,10 @@ ok $? "M's gateway names S's as brokerId 0, its own as 1, and refuses sends nami
     echo "#   got: $(mroute)" >&2
 
 # ---- stop ------------------------------------------------------------------------------------
+t0=$(now_ms)
 stop_pid "$SLAVE_PID" 600
 SLAVE_PID=""
+echo "# S stopped in $(($(now_ms) - t0)) ms"
 stop_broker
 is "$STOP_RC" 0 "M stops cleanly"
 for i in 0 1 2; do
