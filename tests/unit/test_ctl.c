@@ -411,6 +411,40 @@ static void test_publish_without_sleepers_leaves_seq(void **state)
     assert_int_equal(atomic_load(&f->ctl.wake->writer_wake.seq), w);
 }
 
+/* The set's gateways (controller mode): a reader gets what was published whole; a writer
+ * killed mid-change (odd seq) makes readers give up with -EAGAIN, and the next publish (the
+ * restarted ctrl-agent) repairs it. */
+static void test_route_seqlock(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_route_t r, got;
+    assert_int_equal(shmq_ctl_route_get(&f->ctl, &got), 0);
+    assert_int_equal(got.count, 0);
+    memset(&r, 0, sizeof(r));
+    r.updates = 1;
+    r.master_id = 2;
+    r.master_epoch = 3;
+    r.count = 2;
+    r.e[0].broker_id = 2;
+    r.e[0].master = 1;
+    snprintf(r.e[0].gateway, sizeof(r.e[0].gateway), "127.0.0.1:10921");
+    r.e[1].broker_id = 1;
+    snprintf(r.e[1].gateway, sizeof(r.e[1].gateway), "127.0.0.1:10911");
+    shmq_ctl_route_publish(&f->ctl, &r);
+    assert_int_equal(shmq_ctl_route_get(&f->ctl, &got), 0);
+    assert_memory_equal(&got, &r, sizeof(r));
+    assert_int_equal(atomic_load(&f->ctl.blk->controller.route_seq) & 1, 0);
+
+    /* a writer killed inside a change */
+    atomic_fetch_add(&f->ctl.blk->controller.route_seq, 1);
+    assert_int_equal(shmq_ctl_route_get(&f->ctl, &got), -EAGAIN);
+    r.updates = 2;
+    shmq_ctl_route_publish(&f->ctl, &r);
+    assert_int_equal(atomic_load(&f->ctl.blk->controller.route_seq) & 1, 0);
+    assert_int_equal(shmq_ctl_route_get(&f->ctl, &got), 0);
+    assert_int_equal(got.updates, 2);
+}
+
 static void test_futex_wait_returns_eagain_when_word_differs(void **state)
 {
     (void)state;
@@ -1482,6 +1516,7 @@ int main(void)
         T(test_publish_wakes_waiting_child, setup_ready),
         T(test_wait_pos_times_out, setup_ready),
         T(test_publish_without_sleepers_leaves_seq, setup_ready),
+        T(test_route_seqlock, setup_ready),
         T(test_futex_wait_returns_eagain_when_word_differs, setup_dir),
         T(test_sleep_returns_ready_or_is_woken, setup_ready),
         T(test_sleeper_killed_costs_one_wake_not_one_per_publish, setup_ready),
