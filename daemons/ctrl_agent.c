@@ -23,10 +23,12 @@
  * shmqd's; the agent only asks.
  *
  * It owns the control block's controller section (what the leader last
- * said: brokerId, the set's master and epoch, the leader's address); status
- * shows it.  Nothing else depends on it: a crash loses nothing but the link,
- * which the restarted agent builds again (a registered address keeps its
- * brokerId at the controller).
+ * said: brokerId, the set's master and epoch, the leader's address, and the
+ * set's gateways: with gatewayEnable the store registers its gateway's
+ * address too, and every gateway of the set names the master's to RocketMQ
+ * clients as broker id 0); status shows it.  Nothing else depends on it: a crash loses nothing but
+ * the link, which the restarted agent builds again (a registered address keeps its brokerId at the
+ * controller).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,15 +62,18 @@ typedef struct ctrl_agent {
     int tried;                      /* addresses failed since the last answer */
     char leader[SHMQ_CTL_ADDR_MAX]; /* the leader's client address ("" : not known) */
     char self_addr[SHMQ_CTL_ADDR_MAX];
-    char gateway_addr[SHMQ_CTL_ADDR_MAX]; /* where this store's gateway serves ("": none) */
-    int64_t broker_id;                    /* 0 until registered */
+    int64_t broker_id; /* 0 until registered */
     bool registered;
     int64_t next_mono; /* the next request at */
     int backoff_ms;
-    int64_t logged_mono;    /* the last failure logged at (rate limit) */
-    bool restarting;        /* asked shmqd to start the store again as a slave */
-    int64_t promote_mono;   /* a promotion asked at (0: never) */
-    shmq_ctl_route_t route; /* the set's gateways last published */
+    int64_t logged_mono;  /* the last failure logged at (rate limit) */
+    bool restarting;      /* asked shmqd to start the store again as a slave */
+    int64_t promote_mono; /* a promotion asked at (0: never) */
+
+    /* where this store's gateway serves RocketMQ clients ("": no gateway) */
+    char gateway_addr[SHMQ_CTL_ADDR_MAX];
+    /* the set's gateways last published in the control block */
+    shmq_ctl_route_t route;
 } ctrl_agent_t;
 
 /* Copy an address into a control block field (relaxed bytes, NUL-terminated). */

@@ -195,7 +195,7 @@ wait_jpath "$MASTER" '$j->{replication}{role}' SLAVE 600
 ok $? "M, started again, turns into a slave of S" || diag "$T/shmqd.log"
 "$CTL" send --store "$MASTER" $SMALL "$TOPIC" --count 1 >"$T/local.out" 2>&1
 rc=$?
-[ $rc -ne 0 ] && grep -q "master 127.0.0.1:$S_PORT" "$T/local.out"
+[ $rc -ne 0 ] && grep -q "its master 127.0.0.1:$S_PORT sends" "$T/local.out"
 ok $? "a local shmqctl send on M is refused naming S's address (exit $rc)" || diag "$T/local.out"
 mroute() { route $((HA_PORT - 1)); }
 want="route 0 b1 0=$S_GW,1=$M_GW|cluster 0 b1 0=$S_GW,1=$M_GW"
