@@ -9,7 +9,8 @@
 #     acknowledged key; the master's whole store is killed (-9) under it;
 #   - the group elects the other store, which promotes itself (the master epoch
 #     one up) and runs as master; a new producer, attached to it as soon as it
-#     takes producers (a slave refuses them), gets its sends acknowledged;
+#     takes producers (a slave refuses them), gets its sends acknowledged (in
+#     round 1 shmq-bench failover too, refused first);
 #   - the killed store, started again with its own settings, turns into a slave
 #     of the new master (cutting its divergent tail) and catches up.
 # In the end every message acknowledged in any round is on the final master
@@ -45,6 +46,7 @@ CTRL="--set controllerAddr=$(caddr 0);$(caddr 1);$(caddr 2)"
 A_ARGS="$SMALL $MCONF --set brokerRole=SYNC_MASTER $MODE $CTRL"
 B_ARGS="$SMALL $(sconf "$HA_PORT") --set haListenPort=$S_PORT --set listenPort=$((S_PORT - 1)) $MODE $CTRL"
 LOAD_PID=""
+BENCH_PID=""
 
 # store_dir X / store_addr X / store_log X: store X's (A or B) directory, HA address, log.
 store_dir() { if [ "$1" = A ]; then echo "$MASTER"; else echo "$SLAVE"; fi; }
@@ -169,6 +171,13 @@ while [ $r -le "$ROUNDS" ]; do
     # ---- the group elects the other store; producers go on against it ------------------
     EPOCH=$((EPOCH + 1))
     start_load $O $((r * 10 + 10))
+    # Round 1 also runs shmq-bench failover against the slave: refused while it is one.
+    if [ $r -eq 1 ]; then
+        "$BUILD/shmq-bench" failover --store "$OD" --since-ms "$t0" --retry-ms 5 --timeout 60000 \
+            --json >"$T/bench.json" 2>"$T/bench.err" &
+        BENCH_PID=$!
+        bg_add $BENCH_PID
+    fi
     wait_eq 600 "$OID $EPOCH" set_j "$LI" '"$s->{masterId} $s->{masterEpoch}"'
     ok $? "round $r: the group elects $O (brokerId $OID) master in master epoch $EPOCH" ||
         diag "$T/ctrl$LI.log"
@@ -180,6 +189,18 @@ while [ $r -le "$ROUNDS" ]; do
     ok $? "round $r: a producer attached to $O gets its sends acknowledged" ||
         diag "$T/load.$((r * 10 + 10)).err"
     t_ack=$(awk '$1 == "FIRST_ACK" { print $2; exit }' "$T/load.$((r * 10 + 10))")
+    if [ $r -eq 1 ]; then
+        wait_pid "$BENCH_PID" 600
+        ok $? "round 1: shmq-bench failover got a send acknowledged by $O" || diag "$T/bench.err"
+        perl -MJSON::PP -e 'local $/; my $j = decode_json(<STDIN>); my $x = $j->{extra};
+            printf "%d %d %d\n", $x->{open_refusals} > 0 ? 1 : 0,
+                $x->{first_ack_ms} >= $x->{first_attach_ms} ? 1 : 0, $x->{first_ack_ms}' \
+            <"$T/bench.json" >"$T/bench.fig" 2>/dev/null
+        read -r refused ordered bench_ms <"$T/bench.fig"
+        [ "${refused:-0}" = 1 ] && [ "${ordered:-0}" = 1 ]
+        ok $? "round 1: ... after $O refused it as a slave (first acknowledged send at ${bench_ms:-?} ms)" ||
+            diag "$T/bench.json"
+    fi
     echo "round $r: kill -> elected $((t_elect - t0)) ms (seen), promoted $((t_prom - t0)) ms (seen), first acknowledged send $((${t_ack:-0} - t0)) ms" >>"$T/figures"
     echo "# round $r: failover $M -> $O: kill -> first acknowledged send on the new master $((${t_ack:-0} - t0)) ms (elected seen at $((t_elect - t0)) ms)"
     # ---- the killed store comes back: a slave of the new master --------------------------
