@@ -118,7 +118,8 @@ int bench_failover(const bench_opts_t *o, bench_report_t *r)
     json_object_set_new(r->extra, "started_after_ms",
                         json_real((double)(start_ns - since_ns) / 1e6));
     json_object_set_new(r->extra, "first_attach_ms",
-                        attach_ns < 0 ? json_null() : json_real((double)(attach_ns - since_ns) / 1e6));
+                        attach_ns < 0 ? json_null()
+                                      : json_real((double)(attach_ns - since_ns) / 1e6));
     json_object_set_new(r->extra, "first_attach_unix_ms",
                         attach_ns < 0 ? json_null() : json_integer(attach_wall));
     json_object_set_new(r->extra, "first_ack_ms",
