@@ -195,9 +195,10 @@ check: test
 # damaged copies of each kind of store file; figures in
 # $(BUILD)/corruption-figures.md), 10 rounds of kill -9 of a SYNC_MASTER's
 # and its slave's whole stores under load, and 10 automatic failovers of a
-# broker set in controller mode under a synchronous load (each acknowledged
-# message on the final master exactly once); BUILD=build-san CC=clang SAN=1
-# runs them under the sanitizers.
+# broker set in controller mode under a synchronous load (no acknowledged
+# message twice on the final master, none a SYNC_MASTER acknowledged missing;
+# those a promoted ASYNC_MASTER lost are counted); BUILD=build-san CC=clang
+# SAN=1 runs them under the sanitizers.
 TORTURE_CUTS ?= 300
 .PHONY: torture
 torture: all
