@@ -193,9 +193,12 @@ check: test
 # TORTURE_CUTS cuts under SYNC_FLUSH and a fifth as many under ASYNC_FLUSH, and
 # 200 single-bit flips per metadata file kind, the corruption campaign (200
 # damaged copies of each kind of store file; figures in
-# $(BUILD)/corruption-figures.md), and 10 rounds of kill -9 of a SYNC_MASTER's
-# and its slave's whole stores under load; BUILD=build-san CC=clang SAN=1 runs
-# them under the sanitizers.
+# $(BUILD)/corruption-figures.md), 10 rounds of kill -9 of a SYNC_MASTER's
+# and its slave's whole stores under load, and 10 automatic failovers of a
+# broker set in controller mode under a synchronous load (no acknowledged
+# message twice on the final master, none a SYNC_MASTER acknowledged missing;
+# those a promoted ASYNC_MASTER lost are counted); BUILD=build-san CC=clang
+# SAN=1 runs them under the sanitizers.
 TORTURE_CUTS ?= 300
 .PHONY: torture
 torture: all
@@ -207,6 +210,8 @@ torture: all
 	    --per-kind 200 --figures $(abspath $(BUILD))/corruption-figures.md
 	SHMQ_BUILD=$(abspath $(BUILD)) SHMQ_SRC=$(CURDIR) REPL_KILL_ROUNDS=10 \
 	    prove -v tests/integration/replication_kill.t
+	SHMQ_BUILD=$(abspath $(BUILD)) SHMQ_SRC=$(CURDIR) FO_LOOP_ROUNDS=10 \
+	    prove -v tests/integration/controller_failover_loop.t
 
 # The broker in the foreground on ./data (RUN_STORE=DIR for another store).
 # RUN_PROFILE=small (the default) keeps a new store small on disk: 64 MiB

@@ -3,6 +3,7 @@
  *
  *   load_producer --store DIR --topic T --id P --count N [--size B] [--size-max B2]
  *                 [--async W] [--rate R] [--tags TAG] [--timeout MS]
+ *                 [--open-retry MS]
  *
  * Sends N messages (sizes B..B2 bytes, pseudo-random per message) through
  * the producer API, synchronously or with up to W requests in flight.  Each
@@ -18,8 +19,12 @@
  * stdout, line-buffered, one line per finished send:
  *   ACK <uniq key> <id> <seq> <queue> <queue offset> <phys offset>
  *   ERR <id> <seq> <error code> <error text: the library's detail>
- * then "DONE <acked> <errors>".  SIGTERM/SIGINT stop after the current
- * message (in-flight requests are still awaited).  Exit 0 when every send
+ * and, before the first ACK line, "FIRST_ACK <wall clock ms>" (the failover
+ * tests time a new master's first acknowledged send from it); then
+ * "DONE <acked> <errors>".  SIGTERM/SIGINT stop after the current message
+ * (in-flight requests are still awaited).  --open-retry MS: while the store
+ * refuses the producer (a slave about to be promoted, a store not running),
+ * try again every 5 ms for up to MS before giving up.  Exit 0 when every send
  * made was acknowledged (all N, or up to the stop signal), 1 otherwise, 2 on
  * bad arguments.
  */
@@ -40,6 +45,7 @@
 typedef struct load {
     int id;
     int64_t acked;
+    bool first_shown;
     int64_t errors;
 } load_t;
 
@@ -48,6 +54,12 @@ static void report(void *owner, int64_t seq, int err, const shmq_send_result_t *
     load_t *ld = owner;
     if (err == 0 && res->status == SHMQ_SEND_OK) {
         ld->acked++;
+        if (!ld->first_shown) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            printf("FIRST_ACK %lld\n", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+            ld->first_shown = true;
+        }
         printf("ACK %s %d %lld %d %lld %lld\n", res->uniq_key, ld->id, (long long)seq,
                (int)res->queue_id, (long long)res->queue_offset, (long long)res->phys_offset);
     } else {
@@ -61,28 +73,24 @@ static void report(void *owner, int64_t seq, int err, const shmq_send_result_t *
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: load_producer --store DIR --topic T --id P --count N [--size B]\n"
-            "         [--size-max B2] [--async W] [--rate R] [--tags TAG] [--timeout MS]\n");
+    fprintf(stderr, "usage: load_producer --store DIR --topic T --id P --count N [--size B]\n"
+                    "         [--size-max B2] [--async W] [--rate R] [--tags TAG] [--timeout MS]\n"
+                    "         [--open-retry MS]\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'},
-        {"topic", required_argument, NULL, 't'},
-        {"id", required_argument, NULL, 'i'},
-        {"count", required_argument, NULL, 'n'},
-        {"size", required_argument, NULL, 'b'},
-        {"size-max", required_argument, NULL, 'B'},
-        {"async", required_argument, NULL, 'a'},
-        {"rate", required_argument, NULL, 'r'},
-        {"tags", required_argument, NULL, 'g'},
-        {"timeout", required_argument, NULL, 'T'},
-        {NULL, 0, NULL, 0},
+        {"store", required_argument, NULL, 's'},      {"topic", required_argument, NULL, 't'},
+        {"id", required_argument, NULL, 'i'},         {"count", required_argument, NULL, 'n'},
+        {"size", required_argument, NULL, 'b'},       {"size-max", required_argument, NULL, 'B'},
+        {"async", required_argument, NULL, 'a'},      {"rate", required_argument, NULL, 'r'},
+        {"tags", required_argument, NULL, 'g'},       {"timeout", required_argument, NULL, 'T'},
+        {"open-retry", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
     };
     helper_load_args_t a = {.count = -1, .size = 100, .size_max = -1, .timeout = 3000};
     const char *tags = NULL;
+    long long open_retry = 0;
     int opt, rc;
     load_t ld = {0};
     shmq_producer_t *p = NULL;
@@ -95,6 +103,8 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (opt == 'g') {
             tags = optarg;
+        } else if (opt == 'R') {
+            open_retry = atoll(optarg);
         } else if (!helper_load_option(&a, opt, optarg)) {
             usage();
             return 2;
@@ -119,6 +129,13 @@ int main(int argc, char **argv)
     po.send_timeout_ms = (int)a.timeout;
     po.group = "load_producer";
     rc = shmq_producer_open(a.store, &po, &p);
+    /* A slave refuses producers (-EROFS) until it is promoted; a store killed and not yet
+     * started again is not found: with --open-retry both are waited out. */
+    for (int64_t until = shmq_mono_ms() + open_retry;
+         rc < 0 && !helper_stop && shmq_mono_ms() < until;) {
+        helper_sleep_ms(5);
+        rc = shmq_producer_open(a.store, &po, &p);
+    }
     if (rc < 0) {
         fprintf(stderr, "load_producer %d: cannot open producer: %s: %s\n", ld.id,
                 shmq_strerror(rc), shmq_error_detail());

@@ -134,6 +134,18 @@ if start_broker; then
     "$BENCH" produce --store "$STORE" --flush sync --count 10 --no-baseline >"$T/s3.out" 2>&1
     [ $? -ne 0 ]
     ok $? "produce --store: a --flush other than the broker's is refused"
+    # failover against a store that takes producers at once: the first send is acknowledged,
+    # and the time counts from --since-ms (half a second before the run).
+    since=$(($(perl -MTime::HiRes=time -e 'printf "%d", time * 1000') - 500))
+    run f1 failover --store "$STORE" --since-ms "$since" --timeout 20000
+    ok $? "failover --store: a send acknowledged"
+    is "$(jget "$T/f1.json" msgs)" 1 "failover: one message"
+    is "$(jget "$T/f1.json" extra.open_refusals)" 0 "failover: a master is not refused"
+    perl -e 'exit($ARGV[0] >= 500 && $ARGV[1] >= $ARGV[0] ? 0 : 1)' \
+        "$(jget "$T/f1.json" extra.first_attach_ms)" "$(jget "$T/f1.json" extra.first_ack_ms)"
+    ok $? "failover: times count from --since-ms (attach, then the acknowledgement)"
+    fields_ok "$T/f1.json"
+    ok $? "failover: every promised field"
     stop_broker
     ok $? "the running broker still stops cleanly"
 else
@@ -177,6 +189,14 @@ else
     grep -q "apt-get install gnuplot" "$T/plot.out"
     ok $? "--plot without gnuplot says how to install it"
 fi
+
+# ---- failover: a store that never takes producers; no --store ----
+"$BENCH" failover --store "$T/no-store" --timeout 300 --json >"$T/f2.out" 2>"$T/f2.err"
+is $? 1 "failover: nothing acknowledged within --timeout: exit 1"
+grep -q "no send to .* was acknowledged in 300 ms ([1-9][0-9]* attaches refused" "$T/f2.err"
+ok $? "failover: the message counts the refused attaches" || diag "$T/f2.err"
+"$BENCH" failover --timeout 300 >/dev/null 2>&1
+is $? 2 "failover without --store: exit 2"
 
 # ---- usage ----
 "$BENCH" produce --inflight 0 >/dev/null 2>&1

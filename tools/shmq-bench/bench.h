@@ -6,7 +6,7 @@
  * the running one it uses), the machine baseline and the report.
  *
  * Modes (one file each): produce.c (produce, e2e, writer-kill), consume.c,
- * group.c, recover.c, idle.c.  Every mode fills one bench_report_t; main.c prints it
+ * group.c, recover.c, idle.c, failover.c.  Every mode fills one bench_report_t; main.c prints it
  * for people or as one JSON object, and plot.c draws its latency curve.
  */
 #ifndef SHMQ_BENCH_H
@@ -41,6 +41,7 @@ typedef enum bench_mode {
     BENCH_WRITER_KILL,
     BENCH_IDLE,
     BENCH_GROUP,
+    BENCH_FAILOVER,
 } bench_mode_t;
 
 typedef struct bench_opts {
@@ -78,6 +79,9 @@ typedef struct bench_opts {
     const char *gate;                 /* produce: --gate FILE, start when FILE is removed */
     const char *sets[BENCH_MAX_SETS]; /* --set KEY=VALUE for a started broker */
     int nsets;
+    int64_t since_ms;   /* failover: --since-ms, wall-clock ms the times count from (0: start) */
+    int64_t timeout_ms; /* failover: --timeout, how long to keep trying (60000) */
+    int64_t retry_ms;   /* failover: --retry-ms, the pause after a refusal (2) */
 } bench_opts_t;
 
 /* ---- log-linear histogram ------------------------------------------------------------------ */
@@ -308,6 +312,7 @@ int bench_consume(const bench_opts_t *o, bench_report_t *r);
 int bench_recover(const bench_opts_t *o, bench_report_t *r);
 int bench_idle(const bench_opts_t *o, bench_report_t *r);
 int bench_group(const bench_opts_t *o, bench_report_t *r);
+int bench_failover(const bench_opts_t *o, bench_report_t *r);
 
 /* consume.c, for the modes that read a backlog: write o->count messages of o->size bytes to
  * o->topic (round robin over its queues) with one producer process, batches of 64; the

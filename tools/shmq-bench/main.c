@@ -12,6 +12,9 @@
  *   shmq-bench idle [--seconds S]                      CPU of an idle broker
  *   shmq-bench group [--members N] [--count N] [--queues Q] [--kills K]
  *                                         a group drains a backlog; rebalances
+ *   shmq-bench failover --store DIR [--since-ms T] [--timeout MS]
+ *                                         a slave about to be elected: time to
+ *                                         its first acknowledged send
  *
  * With --store DIR it measures the running broker of DIR; without, it starts
  * shmqd on a fresh temporary store and removes it afterwards.  --json prints
@@ -57,6 +60,9 @@ static void usage(FILE *f)
                "  group        --members consumer group members drain a backlog (exactly\n"
                "               once); then kill -9 of a member, the time until the others\n"
                "               hold every queue\n"
+               "  failover     --store DIR, a slave in controller mode about to be elected:\n"
+               "               attach and send until a send is acknowledged; the time\n"
+               "               from --since-ms\n"
                "options:\n"
                "  --store DIR          use the running broker of DIR (default: start one on a\n"
                "                       temporary store and remove it afterwards)\n"
@@ -103,6 +109,10 @@ static void usage(FILE *f)
                "                       report the fastest read (1)\n"
                "  --gate FILE          produce: when the producers are ready, write their pids\n"
                "                       into FILE and start when FILE is removed (bench/cost)\n"
+               "  --since-ms T         failover: count from T, wall-clock milliseconds since\n"
+               "                       1970 (the master's kill; default: the start)\n"
+               "  --timeout MS         failover: keep trying this long (60000)\n"
+               "  --retry-ms MS        failover: pause after a refused attach or send (2)\n"
                "exit status: 0 measured, 1 the run could not be made, 2 usage, 3 e2e --strict\n"
                "and the requested rate was not offered\n");
 }
@@ -188,6 +198,9 @@ enum {
     OPT_GATE,
     OPT_MEMBERS,
     OPT_COMPRESS_OVER,
+    OPT_SINCE_MS,
+    OPT_TIMEOUT,
+    OPT_RETRY_MS,
 };
 
 static const struct option long_opts[] = {
@@ -222,6 +235,9 @@ static const struct option long_opts[] = {
     {"strict", no_argument, NULL, OPT_STRICT},
     {"gate", required_argument, NULL, OPT_GATE},
     {"members", required_argument, NULL, OPT_MEMBERS},
+    {"since-ms", required_argument, NULL, OPT_SINCE_MS},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"retry-ms", required_argument, NULL, OPT_RETRY_MS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -234,7 +250,7 @@ static int parse_mode(const char *s, bench_mode_t *m)
     } modes[] = {
         {"produce", BENCH_PRODUCE}, {"consume", BENCH_CONSUME},         {"e2e", BENCH_E2E},
         {"recover", BENCH_RECOVER}, {"writer-kill", BENCH_WRITER_KILL}, {"idle", BENCH_IDLE},
-        {"group", BENCH_GROUP}};
+        {"group", BENCH_GROUP},     {"failover", BENCH_FAILOVER}};
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         if (strcmp(s, modes[i].name) == 0) {
             *m = modes[i].mode;
@@ -261,6 +277,8 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
     o->passes = 1;
     o->members = 4;
     o->kill_every_ms = 1200;
+    o->timeout_ms = 60000;
+    o->retry_ms = 2;
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
             usage(stdout);
@@ -426,6 +444,24 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
             }
             o->members = (int)v;
             break;
+        case OPT_SINCE_MS:
+            if (parse_num("--since-ms", optarg, 1, 1e15, &v) < 0) {
+                return -1;
+            }
+            o->since_ms = (int64_t)v;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_num("--timeout", optarg, 1, 3600000, &v) < 0) {
+                return -1;
+            }
+            o->timeout_ms = (int64_t)v;
+            break;
+        case OPT_RETRY_MS:
+            if (parse_num("--retry-ms", optarg, 0, 10000, &v) < 0) {
+                return -1;
+            }
+            o->retry_ms = (int64_t)v;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -478,6 +514,15 @@ static int parse_args(int argc, char **argv, bench_opts_t *o)
     }
     if (o->gate && o->mode != BENCH_PRODUCE) {
         fprintf(stderr, "shmq-bench: --gate is for produce\n");
+        return -1;
+    }
+    if (o->mode == BENCH_FAILOVER && o->store == NULL) {
+        fprintf(stderr, "shmq-bench: failover needs --store DIR (the slave about to be "
+                        "elected)\n");
+        return -1;
+    }
+    if (o->mode != BENCH_FAILOVER && o->since_ms > 0) {
+        fprintf(stderr, "shmq-bench: --since-ms is for failover\n");
         return -1;
     }
     if (o->slave && (o->store != NULL || (o->mode != BENCH_PRODUCE && o->mode != BENCH_E2E))) {
@@ -727,6 +772,9 @@ int main(int argc, char **argv)
         break;
     case BENCH_GROUP:
         rc = bench_group(&o, &r);
+        break;
+    case BENCH_FAILOVER:
+        rc = bench_failover(&o, &r);
         break;
     case BENCH_IDLE:
     default:

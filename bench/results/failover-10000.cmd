@@ -1,0 +1,1 @@
+bench/failover --runs 5 --broker-timeout 10000 --json

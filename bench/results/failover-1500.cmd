@@ -1,0 +1,1 @@
+bench/failover --runs 9 --json
