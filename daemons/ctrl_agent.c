@@ -376,6 +376,26 @@ static void report_sync_state_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *set
     free(text);
 }
 
+/* Save roleOverride as a slave of maddr and ask shmqd to start the store again. */
+static void restart_as_slave(shmq_worker_t *w, ctrl_agent_t *a, int64_t master, const char *maddr,
+                             const char *why)
+{
+    int rc = shmq_role_override_save(w->ctl.root, SHMQ_SLAVE, maddr);
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "the controller names %s master of %s: %s", maddr,
+                 w->cfg->broker_name, shmq_error_detail());
+        return;
+    }
+    shmq_log(SHMQ_LOG_WARN,
+             "the controller names brokerId %lld (%s) master of %s, %s: starting again as its "
+             "slave",
+             (long long)master, maddr, w->cfg->broker_name, why);
+    a->restarting = true;
+    /* release: the role override is saved before shmqd acts on it */
+    atomic_store_explicit(&w->ctl.blk->role.restart_store, 1, memory_order_release);
+    shmq_ctl_wake(&w->ctl.blk->master_wake);
+}
+
 /*
  * The set's master as the leader named it, against this store's role: the elected slave asks
  * shmqd to promote it (the `shmqctl role --promote` path); a master that is not the elected
@@ -413,21 +433,16 @@ static void follow_master(shmq_worker_t *w, ctrl_agent_t *a, json_t *set)
         report_sync_state_set(w, a, set);
         return;
     }
-    if (!slave && maddr != NULL && maddr[0] != '\0') {
-        int rc = shmq_role_override_save(w->ctl.root, SHMQ_SLAVE, maddr);
-        if (rc < 0) {
-            shmq_log(SHMQ_LOG_ERROR, "the controller names %s master of %s: %s", maddr,
-                     w->cfg->broker_name, shmq_error_detail());
-            return;
-        }
-        shmq_log(SHMQ_LOG_WARN,
-                 "the controller names brokerId %lld (%s) master of %s, not this store: "
-                 "starting again as its slave",
-                 (long long)master, maddr, w->cfg->broker_name);
-        a->restarting = true;
-        /* release: the role override is saved before shmqd acts on it */
-        atomic_store_explicit(&r->restart_store, 1, memory_order_release);
-        shmq_ctl_wake(&w->ctl.blk->master_wake);
+    if (maddr == NULL || maddr[0] == '\0') {
+        return;
+    }
+    if (!slave) {
+        restart_as_slave(w, a, master, maddr, "not this store");
+    } else if (strcmp(maddr, w->cfg->ha_master_address) != 0) {
+        /* A slave the group did not elect, still following the master that went: it follows
+         * the elected one (RocketMQ's changeToSlave on a new master epoch).  The start checks
+         * its log against the new master's epochs, as for a deposed master. */
+        restart_as_slave(w, a, master, maddr, "not the one it follows");
     }
 }
 
