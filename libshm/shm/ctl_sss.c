@@ -28,7 +28,8 @@ void shmq_ctl_sss_publish(shmq_ctl_controller_t *cs, const shmq_ctl_sss_t *set)
     atomic_store_explicit(&cs->sss_count, count, memory_order_relaxed);
     atomic_store_explicit(&cs->sss_epoch, set->epoch, memory_order_relaxed);
     atomic_store_explicit(&cs->sss_master, set->master, memory_order_relaxed);
-    atomic_store_explicit(&cs->sss_gen, atomic_load_explicit(&cs->sss_gen, memory_order_relaxed) + 1,
+    atomic_store_explicit(&cs->sss_gen,
+                          atomic_load_explicit(&cs->sss_gen, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     /* Release: the fields are complete before readers see an even seq. */
     atomic_store_explicit(&cs->sss_seq, s + 2, memory_order_release);
