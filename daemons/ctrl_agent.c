@@ -259,6 +259,19 @@ static const shmq_ctl_slave_t *slave_row(shmq_worker_t *w, int64_t id)
     return NULL;
 }
 
+/* Add id to set (kept sorted: logs and status read alike); nothing when full or there. */
+static void set_add(shmq_ctl_sss_t *set, int64_t id)
+{
+    if (set->count >= SHMQ_CTL_SSS_MAX || shmq_ctl_sss_has(set, id)) {
+        return;
+    }
+    uint32_t k = set->count++;
+    for (; k > 0 && set->ids[k - 1] > id; k--) {
+        set->ids[k] = set->ids[k - 1];
+    }
+    set->ids[k] = id;
+}
+
 /* The set of the brokerIds in ids (a JSON array; at most SHMQ_CTL_SSS_MAX are kept). */
 static void set_of(json_t *ids, int64_t master, int32_t epoch, shmq_ctl_sss_t *out)
 {
@@ -269,10 +282,7 @@ static void set_of(json_t *ids, int64_t master, int32_t epoch, shmq_ctl_sss_t *o
     json_t *e;
     json_array_foreach(ids, i, e)
     {
-        int64_t id = json_integer_value(e);
-        if (out->count < SHMQ_CTL_SSS_MAX && !shmq_ctl_sss_has(out, id)) {
-            out->ids[out->count++] = id;
-        }
+        set_add(out, json_integer_value(e));
     }
 }
 
@@ -296,7 +306,6 @@ static uint64_t publish_set(shmq_worker_t *w, ctrl_agent_t *a, const shmq_ctl_ss
     if (a->acked_by.count > 0 && same_set(set, &a->acked_by)) {
         return atomic_load_explicit(&cs->sss_gen, memory_order_relaxed);
     }
-    shmq_ctl_sss_publish(cs, set);
     char text[SHMQ_CTL_SSS_MAX * 24 + 8];
     size_t at = 0;
     for (uint32_t i = 0; i < set->count; i++) {
@@ -305,6 +314,8 @@ static uint64_t publish_set(shmq_worker_t *w, ctrl_agent_t *a, const shmq_ctl_ss
     }
     shmq_log(SHMQ_LOG_INFO, "acknowledging by the sync-state set [%s] (epoch %d) of %s", text,
              (int)set->epoch, w->cfg->broker_name);
+    /* Published after the line: a send acknowledged by this set is never logged before it. */
+    shmq_ctl_sss_publish(cs, set);
     a->acked_by = *set;
     a->acked_by.gen = atomic_load_explicit(&cs->sss_gen, memory_order_relaxed);
     return a->acked_by.gen;
@@ -390,13 +401,11 @@ static void report_sync_state_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *set
         shmq_ctl_sss_t local = held;
         for (uint32_t k = 0; k < wanted.count; k++) {
             if (!shmq_ctl_sss_has(&held, wanted.ids[k]) && local.count < SHMQ_CTL_SSS_MAX) {
-                local.ids[local.count++] = wanted.ids[k];
-                added.ids[added.count++] = wanted.ids[k];
+                set_add(&local, wanted.ids[k]);
+                set_add(&added, wanted.ids[k]);
             }
         }
-        if (!shmq_ctl_sss_has(&local, a->broker_id) && local.count < SHMQ_CTL_SSS_MAX) {
-            local.ids[local.count++] = a->broker_id; /* a set that never had this master */
-        }
+        set_add(&local, a->broker_id); /* a set that never had this master holds it too */
         uint64_t gen = publish_set(w, a, &local);
         if (added.count > 0 && !added_hold_acked(w, gen, &added)) {
             json_decref(ids);
