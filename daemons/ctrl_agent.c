@@ -16,15 +16,17 @@
  *
  * After each heartbeat it compares the set's master with the store's role
  * (follow_master): a master reports its in-sync replicas
- * (ALTER_SYNC_STATE_SET); the elected slave asks shmqd to promote it
- * (role.promote, as `shmqctl role --promote`); a master the group did not
- * elect saves roleOverride as a slave of the elected one and asks shmqd to
- * start the store again (role.restart_store).  The role changes are
- * shmqd's; the agent only asks.
+ * (ALTER_SYNC_STATE_SET) and, a SYNC_MASTER with allAckInSyncStateSet,
+ * publishes the set it acknowledges by (report_sync_state_set); the elected slave asks shmqd to
+ * promote it (role.promote, as `shmqctl role --promote`); a master the group did not elect saves
+ * roleOverride as a slave of the elected one and asks shmqd to start the store again
+ * (role.restart_store).  The role changes are shmqd's; the agent only asks.
  *
  * It owns the control block's controller section (what the leader last
- * said: brokerId, the set's master and epoch, the leader's address); status
- * shows it.  Nothing else depends on it: a crash loses nothing but the link,
+ * said: brokerId, the set's master and epoch, the leader's address; the
+ * set acknowledged by); status shows it.  Only the ha-sender and SYNC_MASTER
+ * producers depend on the set acknowledged by, which a restarted agent
+ * keeps; otherwise a crash loses nothing but the link,
  * which the restarted agent builds again (a registered address keeps its
  * brokerId at the controller).
  */

@@ -16,12 +16,12 @@
  * the control block's replication table (shmq_ctl_ha_t); it adds topics (under
  * the topic lock, saving topics.json) as the writer's auto-creation does.
  *
- * The link: it reports where its log ends (8 bytes) when it connects, after
- * each batch of bytes it took, and every haSendHeartbeatInterval.  Each
- * frame's offset must be where its log ends (on an empty log: a segment's
- * first byte, the master's last segment for a slave that starts empty).
- * The bytes go into the CommitLog as they arrive (shmq_commitlog_put_raw):
- * only records that are complete and check out as recovery checks them
+ * The link: in controller mode it first gives the master its brokerId (the
+ * hello, once the ctrl-agent knows it), then it reports where its log ends (8 bytes) when it
+ * connects, after each batch of bytes it took, and every haSendHeartbeatInterval.  Each frame's
+ * offset must be where its log ends (on an empty log: a segment's first byte, the master's last
+ * segment for a slave that starts empty). The bytes go into the CommitLog as they arrive
+ * (shmq_commitlog_put_raw): only records that are complete and check out as recovery checks them
  * (sizes, magic, CRCs, their own offset, blanks closing segments) move
  * `wrote`, so nothing unchecked reaches the flusher, the dispatcher or a
  * consumer.  A frame or record that does not check out closes the

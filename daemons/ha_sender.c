@@ -14,9 +14,14 @@
  *
  * Owns: `replicated` (the block's position: the offset the slowest slave in
  * sync has confirmed; it never moves back) and the slave table of the
- * control block (shmq_ctl_ha_t).
+ * control block (shmq_ctl_ha_t).  In controller mode a SYNC_MASTER with
+ * allAckInSyncStateSet moves `replicated` by the sync-state set the
+ * ctrl-agent published instead: the lowest confirmed by its members, each
+ * known by the brokerId its slave gave in the hello (set_low).
  *
  * Per slave:
+ *   - a slave in controller mode first gives its brokerId (the hello, 16
+ *     bytes; format/ha_frame.h), or later, once it knows it;
  *   - its first report (8 bytes: where its log ends) fixes where sending
  *     starts: 0 is a slave that starts empty and gets this master's last
  *     segment first; a report beyond our end (it holds bytes we never

@@ -101,6 +101,7 @@ while [ "$(grep -c ' ACK ' "$T/sload.out")" -lt 500 ] && [ $i -lt 300 ]; do
     sleep 0.1
     i=$((i + 1))
 done
+t_stop=$(now_ms)
 kill -STOP $S2PIDS
 LOGLINE=$(wc -l <"$T/shmqd.log")
 echo "# slave brokerId 3 stopped ($S2PIDS)"
@@ -113,6 +114,7 @@ wait_eq 200 "1,2" sync_set "$LI"
 ok $? "the controller's set no longer holds brokerId 3" || diag "$T/ctrl$LI.log"
 SHRINK=$(log_ms "$(tail -n +"$LOGLINE" "$T/shmqd.log" |
     grep -m1 "acknowledging by the sync-state set \[1,2\]")")
+echo "# the master acknowledged by [1,2] $((SHRINK - t_stop)) ms after the stop"
 sleep 1
 acks_after=$(grep -c ' ACK ' "$T/sload.out")
 sleep 1
@@ -131,9 +133,11 @@ ok $? "sends that waited for the stopped slave ended without SEND_OK (FLUSH_SLAV
     diag "$T/sload.out"
 
 # ---- SIGCONT: the slave catches up and rejoins ------------------------------------------------
+t_cont=$(now_ms)
 kill -CONT $S2PIDS
 wait_eq 300 "1,2,3" sync_set "$LI"
 ok $? "the slave, continued, catches up and rejoins the set [1,2,3]" || diag "$T/shmqd.log"
+echo "# back in the controller's set $(($(now_ms) - t_cont)) ms after SIGCONT"
 wait_jpath "$MASTER" 'join ",", sort @{$j->{controller}{acked_by}{sync_state_set}}' "1,2,3"
 ok $? "the master acknowledges by [1,2,3] again"
 kill -TERM "$(cat "$T/sload.pid")" 2>/dev/null
