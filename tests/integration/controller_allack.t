@@ -145,7 +145,7 @@ wait_pid $LP 300
 
 # ---- the master's store killed under a SYNC load: the elected slave has every ack -----------
 "$HELPERS/load_producer" --store "$MASTER" --topic TopicF --id 2 --count 200000 --size 200 \
-    --async 16 >"$T/fload.out" 2>"$T/fload.err" &
+    --async 16 --timeout 5000 >"$T/fload.out" 2>"$T/fload.err" &
 LP=$!
 bg_add $LP
 i=0
@@ -156,6 +156,7 @@ done
 kill -9 $SHMQD_PID $(all_worker_pids) 2>/dev/null
 wait "$SHMQD_PID" 2>/dev/null
 SHMQD_PID=""
+kill -TERM $LP 2>/dev/null # its answers so far are in; it stops after the current send
 wait_pid $LP 600
 ACKED=$(grep -c '^ACK' "$T/fload.out")
 [ "$ACKED" -ge 1000 ]
