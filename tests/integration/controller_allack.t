@@ -75,7 +75,8 @@ wait_eq 300 "1,2,3" sync_set "$LI"
 ok $? "both slaves join the sync-state set: [1,2,3]" || diag "$T/shmqd.log"
 wait_eq 300 1 row_id "$MASTER" 2
 ok $? "the master's slave rows show brokerId 2" || diag "$T/shmqd.log"
-is "$(row_id "$MASTER" 3)" 1 "... and brokerId 3"
+wait_eq 300 1 row_id "$MASTER" 3
+ok $? "... and brokerId 3"
 wait_jpath "$MASTER" 'join ",", sort @{$j->{controller}{acked_by}{sync_state_set}}' "1,2,3"
 ok $? "the master acknowledges by the set [1,2,3] (status)"
 "$CTL" status --store "$MASTER" $SMALL >"$T/mstatus.txt" 2>&1
