@@ -39,6 +39,10 @@ log_ms() {
         printf "%d\n", mktime($6, $5, $4, $3, $2 - 1, $1 - 1900) * 1000 + $7'
 }
 
+# A member silent for 2.5 s is dropped: at least 1.5 s after its last heartbeat (they come
+# every second), longer than the master's slaveTimeout (1 s), so that sends waiting for a
+# stopped member time out before the group drops it.
+TIMEOUT_MS=2500
 start_ctrl 0
 start_ctrl 1
 start_ctrl 2
