@@ -4,6 +4,8 @@
 # and two slaves (brokerId 0: the group assigns 1, 2, 3):
 #   - both slaves join the sync-state set, and the master's slave rows show each
 #     slave's brokerId (given in the HA hello);
+#   - a hello with a bad brokerId, or a second one with another id, closes that
+#     connection and nothing else;
 #   - one slave's whole store stopped (SIGSTOP) while in the set: no send whose
 #     record it lacks is acknowledged before the master acknowledges by a set
 #     without it; sends time out meanwhile (FLUSH_SLAVE_TIMEOUT), the group drops
@@ -90,6 +92,22 @@ ok $? "shmqctl status shows the slaves' brokerIds and the set" || diag "$T/mstat
 "$CTL" send --store "$MASTER" $SMALL TopicA --count 200 --size 300 >"$T/a.out" 2>&1
 sent_ok a 200
 ok $? "with every member following, SYNC sends are acknowledged" || diag "$T/a.out"
+
+# ---- a hello is untrusted input -------------------------------------------------------------
+# hello ID...: a connection to the master's HA port (the test's TLS link) that gives each ID.
+hello() {
+    perl -e 'print "\xffSHMQID1", pack("q>", $_) for @ARGV; sleep 2' "$@" |
+        timeout 20 openssl s_client -connect "127.0.0.1:$HA_PORT" -tls1_3 \
+            -psk "$(tr -d ' \t\r\n' <"$HA_SECRET" | sha256sum | cut -d' ' -f1)" \
+            -psk_identity shmq-ha/1 -quiet >/dev/null 2>&1
+}
+hello 0
+wait_log "closed: hello with brokerId 0: give 1 to" "$T/shmqd.log"
+ok $? "a hello with brokerId 0 closes the connection, naming the value" || diag "$T/shmqd.log"
+hello 5 6
+wait_log "closed: gave brokerId 5, then 6" "$T/shmqd.log"
+ok $? "a second hello with another brokerId closes the connection" || diag "$T/shmqd.log"
+is "$(row_id "$MASTER" 2)$(row_id "$MASTER" 3)" 11 "the slaves' rows are untouched"
 
 # ---- one slave stopped: sends wait until the group drops it ---------------------------------
 S2PIDS="$SLAVE2_PID $(STORE=$SLAVE2 all_worker_pids)"
