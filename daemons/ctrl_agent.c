@@ -16,19 +16,21 @@
  *
  * After each heartbeat it compares the set's master with the store's role
  * (follow_master): a master reports its in-sync replicas
- * (ALTER_SYNC_STATE_SET); the elected slave asks shmqd to promote it
- * (role.promote, as `shmqctl role --promote`); a master the group did not
- * elect saves roleOverride as a slave of the elected one and asks shmqd to
- * start the store again (role.restart_store).  The role changes are
- * shmqd's; the agent only asks.
+ * (ALTER_SYNC_STATE_SET) and, a SYNC_MASTER with allAckInSyncStateSet,
+ * publishes the set it acknowledges by (report_sync_state_set); the elected slave asks shmqd to
+ * promote it (role.promote, as `shmqctl role --promote`); a master the group did not elect saves
+ * roleOverride as a slave of the elected one and asks shmqd to start the store again
+ * (role.restart_store).  The role changes are shmqd's; the agent only asks.
  *
  * It owns the control block's controller section (what the leader last
- * said: brokerId, the set's master and epoch, the leader's address, and the
- * set's gateways: with gatewayEnable the store registers its gateway's
- * address too, and every gateway of the set names the master's to RocketMQ
- * clients as broker id 0); status shows it.  Nothing else depends on it: a crash loses nothing but
- * the link, which the restarted agent builds again (a registered address keeps its brokerId at the
- * controller).
+ * said: brokerId, the set's master and epoch, the leader's address, the
+ * set acknowledged by, and the set's gateways: with gatewayEnable the store
+ * registers its gateway's address too, and every gateway of the set names
+ * the master's to RocketMQ clients as broker id 0); status shows it.  Only
+ * the ha-sender and SYNC_MASTER producers depend on the set acknowledged by,
+ * which a restarted agent keeps; otherwise a crash loses nothing but the
+ * link, which the restarted agent builds again (a registered address keeps
+ * its brokerId at the controller).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,6 +54,8 @@
 #define REDIRECT_MS      20 /* before asking the leader a follower named */
 #define LOG_EVERY_MS     10000
 #define PROMOTE_RETRY_MS 10000 /* a failed promotion is asked again after this */
+#define ADD_WAIT_MS      1000  /* for the ha-sender to acknowledge by a set with a member added */
+#define ADD_POLL_MS      10
 
 #define STORE_RELAXED(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
 
@@ -66,9 +70,10 @@ typedef struct ctrl_agent {
     bool registered;
     int64_t next_mono; /* the next request at */
     int backoff_ms;
-    int64_t logged_mono;  /* the last failure logged at (rate limit) */
-    bool restarting;      /* asked shmqd to start the store again as a slave */
-    int64_t promote_mono; /* a promotion asked at (0: never) */
+    int64_t logged_mono;     /* the last failure logged at (rate limit) */
+    bool restarting;         /* asked shmqd to start the store again as a slave */
+    int64_t promote_mono;    /* a promotion asked at (0: never) */
+    shmq_ctl_sss_t acked_by; /* the sync-state set last published (allAckInSyncStateSet) */
 
     /* where this store's gateway serves RocketMQ clients ("": no gateway) */
     char gateway_addr[SHMQ_CTL_ADDR_MAX];
@@ -149,6 +154,10 @@ static int ctrl_agent_init(shmq_worker_t *w, void **state)
     STORE_RELAXED(cs->connected, 0);
     STORE_RELAXED(cs->broker_id, 0);
     STORE_RELAXED(cs->master_id, 0);
+    /* A restarted agent goes on from the set it published (count 0 when none). */
+    if (shmq_ctl_sss_copy(cs, &a->acked_by) != 0) {
+        memset(&a->acked_by, 0, sizeof(a->acked_by));
+    }
     shmq_log(SHMQ_LOG_INFO,
              "controller mode: broker set %s, address %s, gateway %s, controllers %s",
              w->cfg->broker_name, a->self_addr, a->gateway_addr[0] ? a->gateway_addr : "none",
@@ -314,14 +323,141 @@ static int ctrl_request(const char *target, const char *text, json_t **answer)
     return 0;
 }
 
+/* ---- the set acknowledged by (allAckInSyncStateSet) ---------------------------------------- */
+
+/* This store, as a SYNC_MASTER in controller mode, acknowledges by the whole sync-state set. */
+static bool all_ack(const shmq_config_t *cfg)
+{
+    return cfg->all_ack_in_sync_state_set && cfg->broker_role == SHMQ_SYNC_MASTER;
+}
+
+/* The ha-sender's connected row of the slave that gave brokerId id (NULL: none). */
+static const shmq_ctl_slave_t *slave_row(shmq_worker_t *w, int64_t id)
+{
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        const shmq_ctl_slave_t *r = &w->ctl.blk->ha.slaves[i];
+        /* Acquire: the row is written before CONNECTED. */
+        if (atomic_load_explicit(&r->state, memory_order_acquire) == SHMQ_SLAVE_CONNECTED &&
+            atomic_load_explicit(&r->broker_id, memory_order_relaxed) == id) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Add id to set (kept sorted: logs and status read alike); nothing when full or there. */
+static void set_add(shmq_ctl_sss_t *set, int64_t id)
+{
+    if (set->count >= SHMQ_CTL_SSS_MAX || shmq_ctl_sss_has(set, id)) {
+        return;
+    }
+    uint32_t k = set->count++;
+    for (; k > 0 && set->ids[k - 1] > id; k--) {
+        set->ids[k] = set->ids[k - 1];
+    }
+    set->ids[k] = id;
+}
+
+/* The set of the brokerIds in ids (a JSON array; at most SHMQ_CTL_SSS_MAX are kept). */
+static void set_of(json_t *ids, int64_t master, int32_t epoch, shmq_ctl_sss_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->master = master;
+    out->epoch = epoch;
+    size_t i;
+    json_t *e;
+    json_array_foreach(ids, i, e)
+    {
+        set_add(out, json_integer_value(e));
+    }
+}
+
+static bool same_set(const shmq_ctl_sss_t *x, const shmq_ctl_sss_t *y)
+{
+    if (x->count != y->count || x->epoch != y->epoch || x->master != y->master) {
+        return false;
+    }
+    for (uint32_t i = 0; i < x->count; i++) {
+        if (!shmq_ctl_sss_has(y, x->ids[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Publish set in the control block (when it changed); its generation. */
+static uint64_t publish_set(shmq_worker_t *w, ctrl_agent_t *a, const shmq_ctl_sss_t *set)
+{
+    shmq_ctl_controller_t *cs = &w->ctl.blk->controller;
+    if (a->acked_by.count > 0 && same_set(set, &a->acked_by)) {
+        return atomic_load_explicit(&cs->sss_gen, memory_order_relaxed);
+    }
+    char text[SHMQ_CTL_SSS_MAX * 24 + 8];
+    size_t at = 0;
+    for (uint32_t i = 0; i < set->count; i++) {
+        at += (size_t)snprintf(text + at, sizeof(text) - at, "%s%lld", i ? "," : "",
+                               (long long)set->ids[i]);
+    }
+    shmq_log(SHMQ_LOG_INFO, "acknowledging by the sync-state set [%s] (epoch %d) of %s", text,
+             (int)set->epoch, w->cfg->broker_name);
+    /* Published after the line: a send acknowledged by this set is never logged before it. */
+    shmq_ctl_sss_publish(cs, set);
+    a->acked_by = *set;
+    a->acked_by.gen = atomic_load_explicit(&cs->sss_gen, memory_order_relaxed);
+    return a->acked_by.gen;
+}
+
+/*
+ * Members added to the set the master acknowledges by (published as generation gen) may be
+ * reported to the controller once the ha-sender computes `replicated` by that set and each of
+ * them holds everything acknowledged so far: from then on nothing is acknowledged that they
+ * lack.  Waits at most ADD_WAIT_MS; false when that was not enough (asked again at the next
+ * heartbeat).
+ */
+static bool added_hold_acked(shmq_worker_t *w, uint64_t gen, const shmq_ctl_sss_t *added)
+{
+    int64_t until = shmq_mono_ms() + ADD_WAIT_MS;
+    for (;;) {
+        /* Acquire: pairs with the ha-sender's release after publishing `replicated`. */
+        uint64_t applied =
+            atomic_load_explicit(&w->ctl.blk->controller.sss_applied, memory_order_acquire);
+        if (applied >= gen) {
+            int64_t replicated = shmq_ctl_load(&w->ctl.blk->replicated);
+            bool hold = true;
+            for (uint32_t i = 0; i < added->count && hold; i++) {
+                const shmq_ctl_slave_t *r = slave_row(w, added->ids[i]);
+                hold = r != NULL &&
+                       atomic_load_explicit(&r->acked, memory_order_relaxed) >= replicated;
+            }
+            if (hold) {
+                return true;
+            }
+        }
+        if (shmq_mono_ms() >= until) {
+            return false;
+        }
+        struct timespec ts = {0, ADD_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /*
  * The master's report of its in-sync replicas (ALTER_SYNC_STATE_SET): itself and every live
  * replica whose last reported log end is within haMaxGapNotInSync of this store's, when that
  * differs from the set the leader holds.  Only these may be elected when this store goes.
+ *
+ * With allAckInSyncStateSet a replica must also be connected to this master's ha-sender under
+ * its brokerId and in sync there, and the set this store acknowledges by (the control block's,
+ * shmq_ctl_sss_t) always contains the set the controller holds, so that the member elected
+ * next holds every acknowledged message: a member being added is published here, and
+ * acknowledged by, BEFORE the controller is asked; a member being removed leaves it only AFTER
+ * the controller confirmed the smaller set; an addition the controller refuses is removed
+ * again.
  */
 static void report_sync_state_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *set)
 {
     int64_t wrote = shmq_ctl_load(&w->ctl.blk->wrote);
+    bool allack = all_ack(w->cfg);
     json_t *ids = json_array(), *e;
     size_t i;
     json_array_append_new(ids, json_integer(a->broker_id));
@@ -333,12 +469,35 @@ static void report_sync_state_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *set
         }
         int64_t id = json_integer_value(json_object_get(e, "brokerId"));
         int64_t end = json_integer_value(json_object_get(e, "maxOffset"));
+        const shmq_ctl_slave_t *row = allack ? slave_row(w, id) : NULL;
         if (id != a->broker_id && json_is_true(json_object_get(e, "alive")) &&
-            end >= wrote - w->cfg->ha_max_gap_not_in_sync) {
+            end >= wrote - w->cfg->ha_max_gap_not_in_sync &&
+            (!allack ||
+             (row != NULL && atomic_load_explicit(&row->in_sync, memory_order_relaxed) != 0))) {
             json_array_append_new(ids, json_integer(id));
         }
     }
     json_t *cur = json_object_get(set, "syncStateSet");
+    int32_t cur_epoch = (int32_t)json_integer_value(json_object_get(set, "syncStateSetEpoch"));
+    shmq_ctl_sss_t held, wanted, added = {0};
+    set_of(cur, a->broker_id, cur_epoch, &held);
+    set_of(ids, a->broker_id, cur_epoch, &wanted);
+    if (allack) {
+        /* Acknowledge by what the controller holds and what is being added. */
+        shmq_ctl_sss_t local = held;
+        for (uint32_t k = 0; k < wanted.count; k++) {
+            if (!shmq_ctl_sss_has(&held, wanted.ids[k]) && local.count < SHMQ_CTL_SSS_MAX) {
+                set_add(&local, wanted.ids[k]);
+                set_add(&added, wanted.ids[k]);
+            }
+        }
+        set_add(&local, a->broker_id); /* a set that never had this master holds it too */
+        uint64_t gen = publish_set(w, a, &local);
+        if (added.count > 0 && !added_hold_acked(w, gen, &added)) {
+            json_decref(ids);
+            return; /* asked at the next heartbeat; meanwhile acknowledged by the larger set */
+        }
+    }
     bool same = json_array_size(cur) == json_array_size(ids);
     json_array_foreach(ids, i, e)
     {
@@ -366,10 +525,22 @@ static void report_sync_state_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *set
     if (text != NULL && ctrl_request(a->leader, text, &ans) == 0) {
         if (json_is_true(json_object_get(ans, "ok"))) {
             shmq_log(SHMQ_LOG_INFO, "sync-state set of %s reported: %s", w->cfg->broker_name, text);
+            json_t *now = json_object_get(ans, "syncStateSet");
+            if (allack && json_is_array(now)) {
+                /* Confirmed: members removed leave the set acknowledged by only now. */
+                shmq_ctl_sss_t confirmed;
+                set_of(now, a->broker_id,
+                       (int32_t)json_integer_value(json_object_get(ans, "syncStateSetEpoch")),
+                       &confirmed);
+                publish_set(w, a, &confirmed);
+            }
         } else {
             const char *err = json_string_value(json_object_get(ans, "error"));
             shmq_log(SHMQ_LOG_WARN, "sync-state set of %s not taken: %s", w->cfg->broker_name,
                      err ? err : "?");
+            if (allack && added.count > 0) {
+                publish_set(w, a, &held); /* the additions are not the controller's */
+            }
         }
     }
     json_decref(ans);

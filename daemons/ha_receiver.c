@@ -16,12 +16,12 @@
  * the control block's replication table (shmq_ctl_ha_t); it adds topics (under
  * the topic lock, saving topics.json) as the writer's auto-creation does.
  *
- * The link: it reports where its log ends (8 bytes) when it connects, after
- * each batch of bytes it took, and every haSendHeartbeatInterval.  Each
- * frame's offset must be where its log ends (on an empty log: a segment's
- * first byte, the master's last segment for a slave that starts empty).
- * The bytes go into the CommitLog as they arrive (shmq_commitlog_put_raw):
- * only records that are complete and check out as recovery checks them
+ * The link: in controller mode it first gives the master its brokerId (the
+ * hello, once the ctrl-agent knows it), then it reports where its log ends (8 bytes) when it
+ * connects, after each batch of bytes it took, and every haSendHeartbeatInterval.  Each frame's
+ * offset must be where its log ends (on an empty log: a segment's first byte, the master's last
+ * segment for a slave that starts empty). The bytes go into the CommitLog as they arrive
+ * (shmq_commitlog_put_raw): only records that are complete and check out as recovery checks them
  * (sizes, magic, CRCs, their own offset, blanks closing segments) move
  * `wrote`, so nothing unchecked reaches the flusher, the dispatcher or a
  * consumer.  A frame or record that does not check out closes the
@@ -96,6 +96,7 @@ typedef struct receiver {
     int64_t body_at;   /* the log offset of its next byte */
     bool closed;       /* closed by us: its on_close follows */
     int64_t reported;  /* the last report sent */
+    int64_t hello_id;  /* the brokerId given on this connection (0: none yet) */
     int64_t last_report_ms;
     uint64_t clean_seen;
     ha_meta_sync_t *meta;         /* the master's metadata (ha_receiver_meta.c) */
@@ -119,6 +120,31 @@ static void report(receiver_t *rc)
     if (shmq_net_conn_write(rc->c, buf, sizeof(buf)) == 0) {
         rc->reported = end;
         rc->last_report_ms = shmq_mono_ms();
+    }
+}
+
+/*
+ * Controller mode: give the master this store's controller brokerId (SHMQ_HA_HELLO), so that
+ * it knows which member of the sync-state set this connection is.  The ctrl-agent may learn
+ * the id after the link is up: the tick sends it then.  Never sent outside controller mode,
+ * so a master that does not know the hello is followed as before.
+ */
+static void hello(receiver_t *rc)
+{
+    if (rc->c == NULL || rc->closed || rc->hello_id != 0 || !rc->cfg->enable_controller_mode) {
+        return;
+    }
+    /* relaxed: the ctrl-agent's single field, read alone */
+    int64_t id = atomic_load_explicit(&rc->blk->controller.broker_id, memory_order_relaxed);
+    if (id <= 0 || id > SHMQ_HA_BROKER_ID_MAX) {
+        return;
+    }
+    uint8_t buf[SHMQ_HA_HELLO_SIZE];
+    shmq_ha_hello_encode(id, buf);
+    if (shmq_net_conn_write(rc->c, buf, sizeof(buf)) == 0) {
+        rc->hello_id = id;
+        shmq_log(SHMQ_LOG_INFO, "gave master %s this store's brokerId %lld", rc->master,
+                 (long long)id);
     }
 }
 
@@ -324,6 +350,8 @@ static void on_connected(shmq_net_connector_t *k, shmq_net_conn_t *c)
     shmq_log(SHMQ_LOG_INFO, "connected to master %s (%s); this log ends at %lld", rc->master,
              shmq_net_conn_security(c), (long long)rc->cl.raw_end);
     atomic_store_explicit(&rc->blk->ha.master_connected, 1, memory_order_relaxed);
+    rc->hello_id = 0;
+    hello(rc);
     report(rc);
     ha_meta_sync_now(rc->meta);
 }
@@ -363,6 +391,7 @@ static void on_tick(uv_timer_t *t)
     if (shmq_clean_changed(&rc->w->ctl, &rc->clean_seen)) {
         shmq_clean_drop_removed(&rc->cl.q);
     }
+    hello(rc);
     if (shmq_mono_ms() - rc->last_report_ms >= rc->cfg->ha_send_heartbeat_interval) {
         report(rc);
     }

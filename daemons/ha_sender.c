@@ -14,9 +14,14 @@
  *
  * Owns: `replicated` (the block's position: the offset the slowest slave in
  * sync has confirmed; it never moves back) and the slave table of the
- * control block (shmq_ctl_ha_t).
+ * control block (shmq_ctl_ha_t).  In controller mode a SYNC_MASTER with
+ * allAckInSyncStateSet moves `replicated` by the sync-state set the
+ * ctrl-agent published instead: the lowest confirmed by its members, each
+ * known by the brokerId its slave gave in the hello (set_low).
  *
  * Per slave:
+ *   - a slave in controller mode first gives its brokerId (the hello, 16
+ *     bytes; format/ha_frame.h), or later, once it knows it;
  *   - its first report (8 bytes: where its log ends) fixes where sending
  *     starts: 0 is a slave that starts empty and gets this master's last
  *     segment first; a report beyond our end (it holds bytes we never
@@ -86,10 +91,12 @@ typedef struct slave {
     bool answered;
     uint8_t req[SHMQ_HA_REQ_SIZE];
     size_t req_len;
-    uint8_t part[SHMQ_HA_REPORT_SIZE];
+    uint8_t part[SHMQ_HA_HELLO_SIZE];
     size_t part_len;
-    int64_t next;  /* the next log byte to send */
-    int64_t acked; /* its last report */
+    size_t want;       /* bytes of the unit being read: a report, or a hello once its magic came */
+    int64_t broker_id; /* the controller brokerId its hello gave (0: none) */
+    int64_t next;      /* the next log byte to send */
+    int64_t acked;     /* its last report */
     int64_t last_send_ms;
 } slave_t;
 
@@ -156,7 +163,54 @@ static void want_after(sender_t *hs, int64_t pos)
 
 /* ---- status ------------------------------------------------------------------------------- */
 
-/* The slave's row, and `replicated` from every slave in sync. */
+/* Controller mode, SYNC_MASTER, allAckInSyncStateSet: acknowledge by the whole sync-state set. */
+static bool all_ack(const sender_t *hs)
+{
+    return hs->cfg->enable_controller_mode && hs->cfg->all_ack_in_sync_state_set &&
+           hs->cfg->broker_role == SHMQ_SYNC_MASTER;
+}
+
+/*
+ * `replicated` by the sync-state set the ctrl-agent published: the lowest acked position among
+ * its members other than this master, each of which must be a connected slave that gave its
+ * brokerId; -1 (`replicated` stays) while no set is published or a member is not connected.
+ * The master alone in the set acknowledges what it wrote (RocketMQ's minInSyncReplicas=1: the
+ * group can elect no other store, so no election loses it).  *gen: the set's generation.
+ */
+static int64_t set_low(sender_t *hs, int64_t wrote, uint64_t *gen)
+{
+    shmq_ctl_sss_t set;
+    if (shmq_ctl_sss_copy(&hs->blk->controller, &set) != 0) {
+        return -1;
+    }
+    *gen = set.gen;
+    int64_t low = wrote;
+    for (uint32_t k = 0; k < set.count; k++) {
+        if (set.ids[k] == set.master) {
+            continue;
+        }
+        const slave_t *m = NULL;
+        for (int i = 0; i < SHMQ_CTL_MAX_SLAVES && m == NULL; i++) {
+            const slave_t *s = hs->slaves[i];
+            if (s != NULL && s->started && !s->closed && s->broker_id == set.ids[k]) {
+                m = s;
+            }
+        }
+        if (m == NULL) {
+            return -1; /* a member this master does not reach: acknowledgements wait */
+        }
+        if (m->acked < low) {
+            low = m->acked;
+        }
+    }
+    if (set.count == 1) {
+        /* Alone: woken when `wrote` moves, so that acknowledgements follow it. */
+        want_after(hs, wrote);
+    }
+    return low;
+}
+
+/* The slave's row, and `replicated` from every slave in sync (or the sync-state set's). */
 static void publish(sender_t *hs)
 {
     int64_t wrote = shmq_ctl_load(&hs->blk->wrote), now = shmq_now_ms();
@@ -177,10 +231,19 @@ static void publish(sender_t *hs)
             low = s->acked;
         }
     }
+    uint64_t gen = 0;
+    if (all_ack(hs)) {
+        low = set_low(hs, wrote, &gen);
+    }
     if (low > shmq_ctl_load(&hs->blk->replicated)) {
         shmq_ctl_publish(&hs->blk->replicated, low);
         /* SYNC_MASTER producers sleep on the wake-up object (the block is read-only to them). */
         shmq_ctl_wake(&hs->w->ctl.wake->replicated_wake);
+    }
+    if (gen != 0) {
+        /* Release: `replicated` by this set is published before the ctrl-agent, seeing it,
+         * asks the controller to add a member (ctrl_agent.c, publish_added). */
+        atomic_store_explicit(&hs->blk->controller.sss_applied, gen, memory_order_release);
     }
 }
 
@@ -313,6 +376,33 @@ static void on_report(slave_t *s, int64_t r)
     s->acked = r;
 }
 
+/*
+ * A slave's hello: its controller brokerId, once per connection.  Another connection that gave
+ * the same id is an older link of the same store (restarted, its old socket not yet closed):
+ * it is closed, so that one row speaks for each member.
+ */
+static void on_hello(slave_t *s, int64_t id)
+{
+    sender_t *hs = s->hs;
+    if (s->broker_id != 0) {
+        if (s->broker_id != id) {
+            close_slave(s, "gave brokerId %lld, then %lld", (long long)s->broker_id, (long long)id);
+        }
+        return;
+    }
+    for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
+        slave_t *o = hs->slaves[i];
+        if (o != NULL && o != s && !o->closed && o->broker_id == id) {
+            o->closed = true;
+            shmq_net_conn_close(o->c, "brokerId %lld connected again from %s", (long long)id,
+                                s->addr);
+        }
+    }
+    s->broker_id = id;
+    atomic_store_explicit(&s->row->broker_id, id, memory_order_relaxed);
+    shmq_log(SHMQ_LOG_INFO, "slave %s is brokerId %lld", s->addr, (long long)id);
+}
+
 /* ---- requests ---------------------------------------------------------------------------- */
 
 /* Answer a request by its code: status, length, body (on an error, a text saying why). */
@@ -395,7 +485,7 @@ static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
         return;
     }
     while (len > 0 && !s->closed) {
-        size_t take = SHMQ_HA_REPORT_SIZE - s->part_len;
+        size_t take = s->want - s->part_len;
         if (take > len) {
             take = len;
         }
@@ -403,14 +493,28 @@ static void on_read(shmq_net_conn_t *c, const char *data, size_t len)
         s->part_len += take;
         p += take;
         len -= take;
-        if (s->part_len < SHMQ_HA_REPORT_SIZE) {
+        if (s->part_len < s->want) {
             break;
         }
         if (!s->started && shmq_ha_is_request(s->part)) {
             become_request(s, p, len);
             return;
         }
+        if (s->want == SHMQ_HA_REPORT_SIZE && shmq_ha_is_hello(s->part)) {
+            s->want = SHMQ_HA_HELLO_SIZE; /* its brokerId follows */
+            continue;
+        }
         s->part_len = 0;
+        if (s->want == SHMQ_HA_HELLO_SIZE) {
+            s->want = SHMQ_HA_REPORT_SIZE;
+            int64_t id;
+            if (shmq_ha_hello_decode(s->part, &id) < 0) {
+                close_slave(s, "%s", shmq_error_detail());
+                return;
+            }
+            on_hello(s, id);
+            continue;
+        }
         int64_t r;
         if (shmq_ha_report_scan(s->part, SHMQ_HA_REPORT_SIZE, &r) < 0) {
             close_slave(s, "%s", shmq_error_detail());
@@ -479,6 +583,7 @@ static void on_accept(shmq_net_listener_t *l, shmq_net_conn_t *c, int err)
     s->c = c;
     s->row = &hs->blk->ha.slaves[i];
     s->last_send_ms = shmq_mono_ms();
+    s->want = SHMQ_HA_REPORT_SIZE;
     snprintf(s->addr, sizeof(s->addr), "%s", shmq_net_conn_peer(c));
     memcpy(s->row->addr, s->addr, sizeof(s->addr));
     atomic_store_explicit(&s->row->connected_ms, shmq_now_ms(), memory_order_relaxed);
@@ -486,6 +591,7 @@ static void on_accept(shmq_net_listener_t *l, shmq_net_conn_t *c, int err)
     atomic_store_explicit(&s->row->sent, 0, memory_order_relaxed);
     atomic_store_explicit(&s->row->in_sync, 0, memory_order_relaxed);
     atomic_store_explicit(&s->row->caught_up_ms, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->row->broker_id, 0, memory_order_relaxed);
     atomic_store_explicit(&s->row->state, SHMQ_SLAVE_CONNECTED, memory_order_release);
     hs->slaves[i] = s;
     shmq_net_conn_set_arg(c, s);

@@ -90,10 +90,17 @@ static void result_from_slot(const shmq_producer_t *p, const shmq_ring_slot_t *s
 /*
  * SYNC_MASTER: a slave is connected and within haMaxGapNotInSync of the
  * master's end (the ha-sender's table; RocketMQ answers SLAVE_NOT_AVAILABLE
- * at once otherwise).
+ * at once otherwise).  In controller mode with allAckInSyncStateSet the
+ * sync-state set decides instead: once the ctrl-agent published one, the
+ * ha-sender moves `replicated` by its members (a member not connected makes
+ * sends wait, FLUSH_SLAVE_TIMEOUT), so only no set at all is "not available".
  */
 static bool slave_in_sync(const shmq_producer_t *p)
 {
+    if (p->cfg->enable_controller_mode && p->cfg->all_ack_in_sync_state_set) {
+        shmq_ctl_sss_t set;
+        return shmq_ctl_sss_copy(&p->blk->controller, &set) != SHMQ_E_NOT_FOUND;
+    }
     for (int i = 0; i < SHMQ_CTL_MAX_SLAVES; i++) {
         const shmq_ctl_slave_t *sl = &p->blk->ha.slaves[i];
         /* Acquire: the row is written before CONNECTED. */

@@ -172,6 +172,7 @@ static const key_def_t config_keys[] = {
     /* controller mode (RocketMQ 5's keys) */
     K("enableControllerMode", KEY_BOOL, enable_controller_mode, 0, 0),
     K("controllerAddr", KEY_HOSTPORT_LIST, controller_addr, 0, 0),
+    K("allAckInSyncStateSet", KEY_BOOL, all_ack_in_sync_state_set, 0, 0),
 };
 
 /* Older spellings RocketMQ used, mapped to today's key (warned as deprecated). */
@@ -484,6 +485,9 @@ void shmq_config_defaults(shmq_config_t *cfg)
     cfg->gateway_max_connections = 1024;
     cfg->enable_controller_mode = false;
     cfg->controller_addr[0] = '\0';
+    /* RocketMQ's default is false; shmq's promise is that nothing acknowledged is lost to a
+     * failover, which in controller mode only the whole sync-state set can keep. */
+    cfg->all_ack_in_sync_state_set = true;
 
     cfg->mapped_file_size_commit_log = 1024LL * 1024 * 1024;
     cfg->mapped_file_size_consume_queue = 300000LL * SHMQ_CQ_UNIT_SIZE;

@@ -129,6 +129,10 @@ typedef struct shmq_config {
     /* controllerAddr (RocketMQ's key): the controllers' client addresses, "host:port;host:port"
      * ("" by default; needed in controller mode). */
     char controller_addr[512];
+    /* allAckInSyncStateSet (RocketMQ's key): true (shmq's default; RocketMQ's is false): a
+     * SYNC_MASTER in controller mode acknowledges a send once every member of the sync-state
+     * set holds it; false: once one slave in sync does, as without the group. */
+    bool all_ack_in_sync_state_set;
 } shmq_config_t;
 
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */

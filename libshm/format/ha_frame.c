@@ -78,6 +78,33 @@ int shmq_ha_start_offset(int64_t report, int64_t log_min, int64_t log_end, int64
     return 0;
 }
 
+/* ---- the slave hello (controller mode) --------------------------------------------------- */
+
+void shmq_ha_hello_encode(int64_t broker_id, uint8_t out[SHMQ_HA_HELLO_SIZE])
+{
+    memcpy(out, SHMQ_HA_HELLO_MAGIC, SHMQ_HA_REPORT_SIZE);
+    shmq_put_be64(out + SHMQ_HA_REPORT_SIZE, (uint64_t)broker_id);
+}
+
+bool shmq_ha_is_hello(const uint8_t p[SHMQ_HA_REPORT_SIZE])
+{
+    return memcmp(p, SHMQ_HA_HELLO_MAGIC, SHMQ_HA_REPORT_SIZE) == 0;
+}
+
+int shmq_ha_hello_decode(const uint8_t in[SHMQ_HA_HELLO_SIZE], int64_t *broker_id)
+{
+    if (!shmq_ha_is_hello(in)) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "not a hello: no hello magic");
+    }
+    int64_t id = (int64_t)shmq_get_be64(in + SHMQ_HA_REPORT_SIZE);
+    if (id < 1 || id > SHMQ_HA_BROKER_ID_MAX) {
+        return shmq_error_set(SHMQ_E_CORRUPT, "hello with brokerId %lld: give 1 to %lld",
+                              (long long)id, (long long)SHMQ_HA_BROKER_ID_MAX);
+    }
+    *broker_id = id;
+    return 0;
+}
+
 /* ---- requests on the HA port ------------------------------------------------------------ */
 
 bool shmq_ha_is_request(const uint8_t p[SHMQ_HA_REQ_MAGIC_SIZE])

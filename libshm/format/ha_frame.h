@@ -59,6 +59,33 @@ int shmq_ha_header_decode(const uint8_t in[SHMQ_HA_HEADER_SIZE], int32_t max_bod
 int shmq_ha_start_offset(int64_t report, int64_t log_min, int64_t log_end, int64_t seg_size,
                          int64_t *start);
 
+/*
+ * shmq's slave hello (controller mode): a slave in controller mode gives the
+ * master its controller brokerId, so that the master knows which member of
+ * the sync-state set each connection is (allAckInSyncStateSet):
+ *
+ *   slave -> master   SHMQ_HA_HELLO_MAGIC (8 bytes), the brokerId (int64,
+ *                     1 to SHMQ_HA_BROKER_ID_MAX)
+ *
+ * in place of any report (the magic's first byte 0xFF makes it a negative
+ * report, never a real one), usually before the first.  A slave not in
+ * controller mode never sends it, so a RocketMQ master or an shmq master
+ * of an older version follows it as before; a master takes one brokerId per
+ * connection (another one closes the connection).
+ */
+#define SHMQ_HA_HELLO_MAGIC   "\xffSHMQID1"
+#define SHMQ_HA_HELLO_SIZE    16
+#define SHMQ_HA_BROKER_ID_MAX (1LL << 40)
+
+void shmq_ha_hello_encode(int64_t broker_id, uint8_t out[SHMQ_HA_HELLO_SIZE]);
+
+/* True when the first 8 bytes of p are the hello magic. */
+bool shmq_ha_is_hello(const uint8_t p[SHMQ_HA_REPORT_SIZE]);
+
+/* The brokerId of a hello; SHMQ_E_CORRUPT (naming the value) when the magic is missing or
+ * the id is not in 1..SHMQ_HA_BROKER_ID_MAX. */
+int shmq_ha_hello_decode(const uint8_t in[SHMQ_HA_HELLO_SIZE], int64_t *broker_id);
+
 /* ---- requests on the HA port ------------------------------------------------------------ */
 
 /*

@@ -455,6 +455,9 @@ typedef struct shmq_ctl_slave {
     _Atomic int64_t acked;        /* the slave's last report: its log ends there */
     _Atomic int64_t sent;         /* the end of what was sent to it */
     _Atomic int64_t caught_up_ms; /* when acked last equalled wrote (lag in time) */
+    /* the controller brokerId the slave gave in its handshake (SHMQ_HA_HELLO; 0: none given),
+     * set before CONNECTED or, given later, before the next report is taken */
+    _Atomic int64_t broker_id;
 } shmq_ctl_slave_t;
 
 /*
@@ -525,6 +528,7 @@ typedef struct shmq_ctl_route {
     uint32_t count; /* entries in e[] */
     shmq_ctl_route_entry_t e[SHMQ_CTL_ROUTE_MAX];
 } shmq_ctl_route_t;
+#define SHMQ_CTL_SSS_MAX 16 /* members of a sync-state set kept (a broker set's replicas) */
 
 /* What the ctrl-agent last learnt from the controller group; written by the ctrl-agent only,
  * read by status.  Each field is a relaxed store: status shows a snapshot, no field guards
@@ -545,7 +549,46 @@ typedef struct shmq_ctl_controller {
      * shmq_ctl_route_get. */
     _Alignas(64) _Atomic uint32_t route_seq;
     shmq_ctl_route_t route;
+    /*
+     * The sync-state set this store acknowledges by as master (allAckInSyncStateSet, docs/
+     * controller.md).  Written by the ctrl-agent only, under sss_seq (odd while it writes;
+     * shmq_ctl_sss_publish), read whole with shmq_ctl_sss_copy by the ha-sender and producers.
+     * It always contains the set the controller holds: a member being added is published here
+     * (and applied by the ha-sender, sss_applied) before the controller is asked; a member
+     * being removed leaves only after the controller confirmed the smaller set.
+     */
+    _Atomic uint32_t sss_seq;
+    _Atomic uint32_t sss_count;                /* members (0: none published yet) */
+    _Atomic int32_t sss_epoch;                 /* the set's epoch at the controller */
+    _Atomic uint32_t sss_pad;                  /* zero */
+    _Atomic int64_t sss_master;                /* the master's brokerId (a member) */
+    _Atomic int64_t sss_ids[SHMQ_CTL_SSS_MAX]; /* the members' brokerIds */
+    _Atomic uint64_t sss_gen;                  /* bumped with each publication */
+    /* ha-sender: the sss_gen its last `replicated` was computed by (release, after it) */
+    _Atomic uint64_t sss_applied;
 } shmq_ctl_controller_t;
+
+/* A consistent copy of the published sync-state set. */
+typedef struct shmq_ctl_sss {
+    uint32_t count;
+    int32_t epoch;
+    int64_t master;
+    int64_t ids[SHMQ_CTL_SSS_MAX];
+    uint64_t gen;
+} shmq_ctl_sss_t;
+
+/* Publish set (the ctrl-agent only): bumps sss_gen; readers see the old set or the new one. */
+void shmq_ctl_sss_publish(shmq_ctl_controller_t *cs, const shmq_ctl_sss_t *set);
+
+/*
+ * A consistent copy of the published set (seqlock read side; any process, the block may be
+ * mapped read-only): 0, SHMQ_E_NOT_FOUND when none was published, -EAGAIN when it stays
+ * mid-change (the agent writes it in microseconds).
+ */
+int shmq_ctl_sss_copy(const shmq_ctl_controller_t *cs, shmq_ctl_sss_t *out);
+
+/* True when id is a member of set. */
+bool shmq_ctl_sss_has(const shmq_ctl_sss_t *set, int64_t id);
 
 /* Operator settings that change while the store runs (the store's user: shmqctl). */
 typedef struct shmq_ctl_ops {

@@ -1,9 +1,9 @@
 /*
  * Fuzz target: the request frames of the HA port (libshm/format/ha_frame.c)
  * as a client and the master read them.  The input is what arrived: a
- * request (magic and code), an answer's head, then its body of named
- * files, walked as the slave walks the metadata answer; every file found
- * must lie inside the body, in order, and its name must be printable.
+ * request (magic and code; the same bytes read as a slave's hello), an answer's head, then its body
+ * of named files, walked as the slave walks the metadata answer; every file found must lie inside
+ * the body, in order, and its name must be printable.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +21,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = shmq_ha_request_decode(data, &code);
     if ((rc == 0) != shmq_ha_is_request(data)) {
         abort();
+    }
+    /* The same first bytes as a slave's hello: an id taken is in range, and only after the
+     * hello magic. */
+    if (size >= SHMQ_HA_HELLO_SIZE) {
+        int64_t id = 0;
+        rc = shmq_ha_hello_decode(data, &id);
+        if (rc == 0 && (!shmq_ha_is_hello(data) || id < 1 || id > SHMQ_HA_BROKER_ID_MAX)) {
+            abort();
+        }
     }
     const uint8_t *head = data + SHMQ_HA_REQ_SIZE;
     int32_t status;

@@ -409,7 +409,12 @@ static void test_bad_bool_refused(void **state)
     shmq_config_t c;
     shmq_config_defaults(&c);
     assert_int_equal(shmq_config_set(&c, "mlockEnable", "True", NULL, NULL), 0);
-    assert_true(c.mlock_enable);
+    assert_true(c.mlock_enable); /* allAckInSyncStateSet: shmq's default true (RocketMQ's false),
+                                    and it can be turned off. */
+    expect_refused("allAckInSyncStateSet", "no", "true or false");
+    assert_true(c.all_ack_in_sync_state_set);
+    assert_int_equal(shmq_config_set(&c, "allAckInSyncStateSet", "false", NULL, NULL), 0);
+    assert_false(c.all_ack_in_sync_state_set);
 }
 
 static void test_bad_delay_level_string_refused(void **state)

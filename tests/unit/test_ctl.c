@@ -865,6 +865,65 @@ static void test_topic_seqlock_reader_never_sees_torn_entry(void **state)
     assert_int_equal(t.read_queue_nums, 100000);
 }
 
+/* The sync-state set (ctl_sss.c): none until published; a reader sees whole sets only. */
+struct sss_run {
+    shmq_ctl_controller_t *cs;
+    _Atomic bool done;
+};
+
+static void *sss_updater(void *arg)
+{
+    struct sss_run *r = arg;
+    for (int32_t e = 1; e <= 20000; e++) {
+        shmq_ctl_sss_t set = {.count = (uint32_t)(e % 3) + 1, .epoch = e, .master = 1};
+        for (uint32_t i = 0; i < set.count; i++) {
+            set.ids[i] = e * 10 + i; /* every id names the set's epoch */
+        }
+        shmq_ctl_sss_publish(r->cs, &set);
+    }
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+static void test_sync_state_set_reader_sees_whole_sets(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_controller_t *cs = &f->ctl.blk->controller;
+    shmq_ctl_sss_t got;
+    assert_int_equal(shmq_ctl_sss_copy(cs, &got), SHMQ_E_NOT_FOUND);
+    shmq_ctl_sss_t one = {.count = 2, .epoch = 4, .master = 1, .ids = {1, 3}};
+    shmq_ctl_sss_publish(cs, &one);
+    assert_int_equal(shmq_ctl_sss_copy(cs, &got), 0);
+    assert_int_equal(got.count, 2);
+    assert_int_equal(got.epoch, 4);
+    assert_true(shmq_ctl_sss_has(&got, 3));
+    assert_false(shmq_ctl_sss_has(&got, 2));
+    uint64_t gen = got.gen;
+    struct sss_run r = {.cs = cs};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, sss_updater, &r), 0);
+    long reads = 0, torn = 0;
+    bool finished;
+    do {
+        finished = atomic_load(&r.done);
+        if (shmq_ctl_sss_copy(cs, &got) != 0) {
+            continue;
+        }
+        reads++;
+        bool whole = got.count == (uint32_t)(got.epoch % 3) + 1 || got.epoch == 4;
+        for (uint32_t i = 0; i < got.count && got.epoch != 4; i++) {
+            whole = whole && got.ids[i] == got.epoch * 10 + (int64_t)i;
+        }
+        torn += whole ? 0 : 1;
+    } while (!finished);
+    pthread_join(th, NULL);
+    assert_int_equal(torn, 0);
+    assert_true(reads > 0);
+    assert_int_equal(shmq_ctl_sss_copy(cs, &got), 0);
+    assert_int_equal(got.epoch, 20000);
+    assert_true(got.gen == gen + 20000);
+}
+
 static void test_topic_lock_repairs_entry_left_mid_change(void **state)
 {
     fixture_t *f = *state;
@@ -1529,6 +1588,7 @@ int main(void)
         T(test_topic_counts_start_again_when_the_slot_takes_a_new_topic, setup_ready),
         T(test_topic_foreach_visits_active_topics, setup_ready),
         T(test_topic_seqlock_reader_never_sees_torn_entry, setup_ready),
+        T(test_sync_state_set_reader_sees_whole_sets, setup_ready),
         T(test_topic_lock_repairs_entry_left_mid_change, setup_ready),
         T(test_topic_lock_excludes_child_until_released, setup_ready),
         T(test_topic_lock_released_when_holder_killed, setup_ready),

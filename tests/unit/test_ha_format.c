@@ -349,6 +349,35 @@ static void test_ha_request_frames(void **state)
     assert_int_equal(code, SHMQ_HA_REQ_EPOCH);
 }
 
+/* The slave hello: a brokerId in 1..2^40, never mistaken for a report or a request. */
+static void test_ha_hello(void **state)
+{
+    (void)state;
+    uint8_t h[SHMQ_HA_HELLO_SIZE];
+    int64_t id = 0;
+    shmq_ha_hello_encode(3, h);
+    assert_true(shmq_ha_is_hello(h));
+    assert_false(shmq_ha_is_request(h));
+    assert_int_equal(shmq_ha_hello_decode(h, &id), 0);
+    assert_int_equal(id, 3);
+    /* As a report its first 8 bytes are negative: an old master refuses it. */
+    int64_t r = 0;
+    assert_int_equal(shmq_ha_report_scan(h, SHMQ_HA_REPORT_SIZE, &r), SHMQ_E_CORRUPT);
+    /* Ids out of range are refused and change nothing. */
+    int64_t bad[] = {0, -1, SHMQ_HA_BROKER_ID_MAX + 1, INT64_MIN};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        shmq_ha_hello_encode(bad[i], h);
+        id = 7;
+        assert_int_equal(shmq_ha_hello_decode(h, &id), SHMQ_E_CORRUPT);
+        assert_int_equal(id, 7);
+    }
+    /* A report is not a hello. */
+    uint8_t rep[SHMQ_HA_HELLO_SIZE] = {0};
+    shmq_ha_report_encode(4096, rep);
+    assert_false(shmq_ha_is_hello(rep));
+    assert_int_equal(shmq_ha_hello_decode(rep, &id), SHMQ_E_CORRUPT);
+}
+
 static void test_ha_answer_heads(void **state)
 {
     (void)state;
@@ -445,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_ha_frames),
         cmocka_unit_test(test_ha_start_offset),
         cmocka_unit_test(test_ha_request_frames),
+        cmocka_unit_test(test_ha_hello),
         cmocka_unit_test(test_ha_answer_heads),
         cmocka_unit_test(test_ha_named_files),
     };

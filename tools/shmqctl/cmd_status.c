@@ -291,6 +291,7 @@ static void replication_json(const shmq_ctl_t *ctl, json_t *o)
                             json_integer(acked >= wrote || caught == 0 ? 0 : now - caught));
         json_object_set_new(sj, "in_sync", json_boolean(LOAD(sl->in_sync) != 0));
         json_object_set_new(sj, "connected_ms", json_integer(LOAD(sl->connected_ms)));
+        json_object_set_new(sj, "broker_id", json_integer(LOAD(sl->broker_id)));
         json_array_append_new(sa, sj);
     }
     json_object_set_new(r, "slaves", sa);
@@ -328,6 +329,19 @@ static void controller_json(const shmq_ctl_t *ctl, json_t *o)
         }
     }
     json_object_set_new(c, "gateways", gws);
+    shmq_ctl_sss_t set;
+    if (shmq_ctl_sss_copy(cs, &set) == 0) {
+        /* The set this master acknowledges by (allAckInSyncStateSet). */
+        json_t *ids = json_array();
+        for (uint32_t i = 0; i < set.count; i++) {
+            json_array_append_new(ids, json_integer(set.ids[i]));
+        }
+        json_t *ab = json_object();
+        json_object_set_new(ab, "sync_state_set", ids);
+        json_object_set_new(ab, "epoch", json_integer(set.epoch));
+        json_object_set_new(ab, "generation", json_integer((json_int_t)set.gen));
+        json_object_set_new(c, "acked_by", ab);
+    }
     json_object_set_new(o, "controller", c);
 }
 
@@ -609,10 +623,14 @@ static void replication_text(json_t *o)
     json_t *sa = json_object_get(r, "slaves");
     for (size_t i = 0; i < json_array_size(sa); i++) {
         json_t *sj = json_array_get(sa, i);
-        printf("  slave %-21s acked %lld, %lld bytes and %lld ms behind, %s\n",
+        char id[40] = "";
+        if (jint(sj, "broker_id") > 0) {
+            snprintf(id, sizeof(id), ", brokerId %lld", (long long)jint(sj, "broker_id"));
+        }
+        printf("  slave %-21s acked %lld, %lld bytes and %lld ms behind, %s%s\n",
                json_string_value(json_object_get(sj, "address")), (long long)jint(sj, "acked"),
                (long long)jint(sj, "lag_bytes"), (long long)jint(sj, "lag_ms"),
-               json_is_true(json_object_get(sj, "in_sync")) ? "in sync" : "NOT in sync");
+               json_is_true(json_object_get(sj, "in_sync")) ? "in sync" : "NOT in sync", id);
     }
 }
 
@@ -645,6 +663,15 @@ static void controller_text(json_t *o)
                    json_string_value(json_object_get(g, "address")));
         }
         printf("\n");
+    }
+    json_t *ab = json_object_get(c, "acked_by");
+    if (ab != NULL) {
+        json_t *ids = json_object_get(ab, "sync_state_set");
+        printf("  acknowledging by the sync-state set [");
+        for (size_t k = 0; k < json_array_size(ids); k++) {
+            printf("%s%lld", k ? "," : "", (long long)json_integer_value(json_array_get(ids, k)));
+        }
+        printf("] (epoch %lld)\n", (long long)jint(ab, "epoch"));
     }
 }
 
