@@ -1061,10 +1061,16 @@ static void promote_finish(master_t *m, master_worker_t *rw)
 {
     int64_t wrote = shmq_ctl_load(&m->ctl.blk->wrote);
     shmq_epoch_entry_t e;
+    /* Elected by the controller group: a SYNC_MASTER, as RocketMQ's changeToMaster, so that
+     * allAckInSyncStateSet holds on the new master too (a store promoted as ASYNC_MASTER
+     * acknowledged what its slaves lacked, and the next failover lost it).  By hand
+     * (operations.md): an ASYNC_MASTER, which needs no slave to answer SEND_OK. */
+    enum shmq_broker_role role =
+        m->cfg.enable_controller_mode ? SHMQ_SYNC_MASTER : SHMQ_ASYNC_MASTER;
     shmq_error_clear();
     int rc = master_epoch_promote(m->root, wrote, &e);
     if (rc == 0) {
-        rc = shmq_role_override_save(m->root, SHMQ_ASYNC_MASTER, NULL);
+        rc = shmq_role_override_save(m->root, role, NULL);
     }
     if (rc < 0) {
         shmq_log(SHMQ_LOG_ERROR, "promotion failed: %s; following the master again",
@@ -1076,10 +1082,10 @@ static void promote_finish(master_t *m, master_worker_t *rw)
     }
     m->epoch = e;
     master_epoch_publish(&m->ctl, &e);
-    m->cfg.broker_role = SHMQ_ASYNC_MASTER;
+    m->cfg.broker_role = role;
     m->role_overridden = true;
     /* Workers read the configuration from the block; none that reads brokerRole runs now. */
-    m->ctl.blk->hdr.config.broker_role = SHMQ_ASYNC_MASTER;
+    m->ctl.blk->hdr.config.broker_role = role;
     atomic_store_explicit(&m->ctl.blk->role.overridden, 1, memory_order_relaxed);
     atomic_store_explicit(&m->ctl.blk->workers[SHMQ_ROLE_HA_RECEIVER].state, SHMQ_WORKER_NONE,
                           memory_order_relaxed);
@@ -1089,9 +1095,9 @@ static void promote_finish(master_t *m, master_worker_t *rw)
         add_worker(m, NULL, SHMQ_ROLE_HA_SENDER);
     }
     shmq_log(SHMQ_LOG_INFO,
-             "promoted: master (ASYNC_MASTER, in %s/%s) in epoch %d from offset %lld; starting "
-             "the writer",
-             m->root, SHMQ_ROLE_OVERRIDE_FILE, e.epoch, (long long)e.start);
+             "promoted: master (%s, in %s/%s) in epoch %d from offset %lld; starting the writer",
+             role == SHMQ_SYNC_MASTER ? "SYNC_MASTER" : "ASYNC_MASTER", m->root,
+             SHMQ_ROLE_OVERRIDE_FILE, e.epoch, (long long)e.start);
     promote_done(m, SHMQ_PROMOTE_DONE, 0);
 }
 

@@ -166,9 +166,11 @@ static int promote(shmqctl_args_t *a)
                     (long long)timeout);
         return SHMQCTL_EXIT_FAIL;
     }
-    printf("promoted: store %s is a master (ASYNC_MASTER, kept in %s) in epoch %d from offset "
-           "%lld\n",
-           a->cfg.store_path_root_dir, SHMQ_ROLE_OVERRIDE_FILE, (int)epoch, (long long)start);
+    /* In controller mode the store turns SYNC_MASTER (daemons/master.c promote_finish). */
+    printf("promoted: store %s is a master (%s, kept in %s) in epoch %d from offset %lld\n",
+           a->cfg.store_path_root_dir,
+           a->cfg.enable_controller_mode ? "SYNC_MASTER" : "ASYNC_MASTER", SHMQ_ROLE_OVERRIDE_FILE,
+           (int)epoch, (long long)start);
     return SHMQCTL_EXIT_OK;
 }
 
