@@ -73,7 +73,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    13
+#define SHMQ_CTL_VERSION    14
 
 #define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
@@ -324,6 +324,9 @@ typedef struct shmq_ctl_counters {
      * appended -> flushed; dispatcher: appended -> its ConsumeQueue units written */
     shmq_ctl_hist_t append_flush;
     shmq_ctl_hist_t append_dispatch;
+    /* writer, controller mode: good entries refused because the store holds no lease from the
+     * controller group as its set's master (SHMQ_E_NOT_MASTER; none of them in rejects) */
+    _Alignas(64) _Atomic uint64_t refused_not_master;
 } shmq_ctl_counters_t;
 
 /*
@@ -519,6 +522,15 @@ typedef struct shmq_ctl_controller {
     _Atomic uint64_t failures;               /* requests not answered or refused */
     char leader[SHMQ_CTL_ADDR_MAX];          /* the leader's client address (relaxed bytes) */
     char master_addr[SHMQ_CTL_ADDR_MAX];     /* the set's master's address ("": none) */
+    /* The lease (docs/controller.md "Fencing"): CLOCK_MONOTONIC ms (shmq_mono_ms, the same in
+     * every process of the host) until which this store may take writes as its set's master:
+     * the send time of the last heartbeat the leader answered naming this store master, plus
+     * half the group's controllerBrokerTimeoutMillis.  0: never granted.  It only grows.  The
+     * writer reads it once a batch (relaxed: a deadline, no data read under it). */
+    _Alignas(64) _Atomic int64_t lease_until_ms;
+    _Atomic int64_t
+        broker_timeout_ms;   /* the group's controllerBrokerTimeoutMillis (0: not known) */
+    _Atomic uint64_t leases; /* answers that granted or extended the lease */
 } shmq_ctl_controller_t;
 
 /* Operator settings that change while the store runs (the store's user: shmqctl). */

@@ -317,6 +317,13 @@ static void controller_json(const shmq_ctl_t *ctl, json_t *o)
     json_object_set_new(c, "last_heartbeat_ms", json_integer(LOAD(cs->last_heartbeat_ms)));
     json_object_set_new(c, "heartbeats", json_integer((json_int_t)LOAD(cs->heartbeats)));
     json_object_set_new(c, "failures", json_integer((json_int_t)LOAD(cs->failures)));
+    /* The lease as its set's master, as ms left (negative: lapsed that long ago; null: never
+     * granted): CLOCK_MONOTONIC, the same clock as the ctrl-agent's and the writer's. */
+    int64_t until = LOAD(cs->lease_until_ms);
+    json_object_set_new(c, "lease_left_ms",
+                        until ? json_integer(until - shmq_mono_ms()) : json_null());
+    json_object_set_new(c, "leases", json_integer((json_int_t)LOAD(cs->leases)));
+    json_object_set_new(c, "broker_timeout_ms", json_integer(LOAD(cs->broker_timeout_ms)));
     json_object_set_new(o, "controller", c);
 }
 
@@ -468,6 +475,8 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "refused_disk_full",
                         json_integer((json_int_t)LOAD(c->refused_disk_full)));
     json_object_set_new(o, "refused_fenced", json_integer((json_int_t)LOAD(c->refused_fenced)));
+    json_object_set_new(o, "refused_not_master",
+                        json_integer((json_int_t)LOAD(c->refused_not_master)));
     json_object_set_new(o, "append_errors", json_integer((json_int_t)LOAD(c->append_errors)));
     json_object_set_new(o, "flushes", json_integer((json_int_t)LOAD(c->flush_latency.count)));
     json_object_set_new(o, "flush_ns_total",
@@ -623,6 +632,14 @@ static void controller_text(json_t *o)
     const char *maddr = json_string_value(json_object_get(c, "master_address"));
     printf("  master of the set: brokerId %lld %s, epoch %lld\n", (long long)jint(c, "master_id"),
            maddr && maddr[0] ? maddr : "-", (long long)jint(c, "master_epoch"));
+    json_t *left = json_object_get(c, "lease_left_ms");
+    if (!json_is_integer(left)) {
+        printf("  lease as master: never granted\n");
+    } else if (json_integer_value(left) > 0) {
+        printf("  lease as master: %lld ms left\n", (long long)json_integer_value(left));
+    } else {
+        printf("  lease as master: lapsed %lld ms ago\n", -(long long)json_integer_value(left));
+    }
 }
 
 static void status_text(json_t *o)
@@ -656,9 +673,11 @@ static void status_text(json_t *o)
                (long long)jint(r, "pid"), (long long)jint(r, "uid"),
                (long long)jint(r, "consumed_bytes"));
     }
-    printf("refused:   %lld bad input, %lld disk full, %lld fenced, %lld append errors\n",
+    printf("refused:   %lld bad input, %lld disk full, %lld fenced, %lld not master, %lld append "
+           "errors\n",
            (long long)jint(o, "rejects"), (long long)jint(o, "refused_disk_full"),
-           (long long)jint(o, "refused_fenced"), (long long)jint(o, "append_errors"));
+           (long long)jint(o, "refused_fenced"), (long long)jint(o, "refused_not_master"),
+           (long long)jint(o, "append_errors"));
     int64_t flushes = jint(o, "flushes");
     printf("flushes:   %lld (average %.3f ms), errors %lld\n", (long long)flushes,
            flushes ? (double)jint(o, "flush_ns_total") / (double)flushes / 1e6 : 0.0,
