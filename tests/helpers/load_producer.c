@@ -2,7 +2,7 @@
  * load_producer: a test producer whose messages can be checked end to end.
  *
  *   load_producer --store DIR --topic T --id P --count N [--size B] [--size-max B2]
- *                 [--async W] [--rate R] [--tags TAG] [--timeout MS]
+ *                 [--async W] [--rate R] [--tags TAG] [--timeout MS] [--stamp]
  *
  * Sends N messages (sizes B..B2 bytes, pseudo-random per message) through
  * the producer API, synchronously or with up to W requests in flight.  Each
@@ -18,7 +18,9 @@
  * stdout, line-buffered, one line per finished send:
  *   ACK <uniq key> <id> <seq> <queue> <queue offset> <phys offset>
  *   ERR <id> <seq> <error code> <error text: the library's detail>
- * then "DONE <acked> <errors>".  SIGTERM/SIGINT stop after the current
+ * then "DONE <acked> <errors>".  With --stamp each ACK and ERR line starts
+ * with the wall clock (ms since the epoch) when the answer was taken, an
+ * upper bound of when the store answered: "<ms> ACK ...".  SIGTERM/SIGINT stop after the current
  * message (in-flight requests are still awaited).  Exit 0 when every send
  * made was acknowledged (all N, or up to the stop signal), 1 otherwise, 2 on
  * bad arguments.
@@ -39,6 +41,7 @@
 
 typedef struct load {
     int id;
+    bool stamp; /* --stamp */
     int64_t acked;
     int64_t errors;
 } load_t;
@@ -46,6 +49,9 @@ typedef struct load {
 static void report(void *owner, int64_t seq, int err, const shmq_send_result_t *res)
 {
     load_t *ld = owner;
+    if (ld->stamp) {
+        printf("%lld ", (long long)shmq_now_ms());
+    }
     if (err == 0 && res->status == SHMQ_SEND_OK) {
         ld->acked++;
         printf("ACK %s %d %lld %d %lld %lld\n", res->uniq_key, ld->id, (long long)seq,
@@ -61,25 +67,20 @@ static void report(void *owner, int64_t seq, int err, const shmq_send_result_t *
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: load_producer --store DIR --topic T --id P --count N [--size B]\n"
-            "         [--size-max B2] [--async W] [--rate R] [--tags TAG] [--timeout MS]\n");
+    fprintf(stderr, "usage: load_producer --store DIR --topic T --id P --count N [--size B]\n"
+                    "         [--size-max B2] [--async W] [--rate R] [--tags TAG] [--timeout MS]\n"
+                    "         [--stamp]\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'},
-        {"topic", required_argument, NULL, 't'},
-        {"id", required_argument, NULL, 'i'},
-        {"count", required_argument, NULL, 'n'},
-        {"size", required_argument, NULL, 'b'},
-        {"size-max", required_argument, NULL, 'B'},
-        {"async", required_argument, NULL, 'a'},
-        {"rate", required_argument, NULL, 'r'},
-        {"tags", required_argument, NULL, 'g'},
-        {"timeout", required_argument, NULL, 'T'},
-        {NULL, 0, NULL, 0},
+        {"store", required_argument, NULL, 's'}, {"topic", required_argument, NULL, 't'},
+        {"id", required_argument, NULL, 'i'},    {"count", required_argument, NULL, 'n'},
+        {"size", required_argument, NULL, 'b'},  {"size-max", required_argument, NULL, 'B'},
+        {"async", required_argument, NULL, 'a'}, {"rate", required_argument, NULL, 'r'},
+        {"tags", required_argument, NULL, 'g'},  {"timeout", required_argument, NULL, 'T'},
+        {"stamp", no_argument, NULL, 'S'},       {NULL, 0, NULL, 0},
     };
     helper_load_args_t a = {.count = -1, .size = 100, .size_max = -1, .timeout = 3000};
     const char *tags = NULL;
@@ -95,6 +96,8 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (opt == 'g') {
             tags = optarg;
+        } else if (opt == 'S') {
+            ld.stamp = true;
         } else if (!helper_load_option(&a, opt, optarg)) {
             usage();
             return 2;
