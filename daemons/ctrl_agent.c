@@ -9,8 +9,8 @@
  * replication address, brokerIP1:haListenPort, the one a slave follows when
  * this store is master), then sends a heartbeat with the log end (wrote)
  * and the store's epoch every sixth of the group's broker timeout (at most
- * HEARTBEAT_MS; the answers carry the timeout: heartbeat_ms).  A follower's NOT_LEADER names the
- * leader, which is asked next; when no controller answers, the addresses are
+ * HEARTBEAT_MS; the answers carry the timeout: heartbeat_ms).  A follower's
+ * NOT_LEADER names the leader, which is asked next; when no controller answers, the addresses are
  * tried in turn with a doubling pause (up to BACKOFF_MAX_MS).  Each request
  * is one short connection (shmq_net_exchange, at most IO_MS): the loop waits
  * on the network here, never in the master.

@@ -5,6 +5,9 @@
 # M's acknowledgements).  M reaches each controller through a TCP proxy of its
 # own and S follows M through one more; the four proxies share one control
 # directory, so that one `block` file partitions M from the group and from S.
+# M's first controller address is the proxy of the leader: a follower's
+# NOT_LEADER names the leader's own address, which no proxy would cut, so
+# the test checks that M's agent talks to the leader through its proxy.
 #   - M started before any controller refuses sends with SHMQ_E_NOT_MASTER (the
 #     group has not named it master: no lease yet), and takes them once the
 #     group elected it (status shows the lease, the refusals counted);
@@ -31,25 +34,23 @@ TIMEOUT_MS=2000
 PROXY_PIDS=""
 trap 'for p in $PROXY_PIDS; do stop_pid "$p" 20; done; ctrl_cleanup; slave_cleanup; broker_cleanup' EXIT
 
-# M's four proxies (three controllers, its HA port), steered by files in $PX.
+# M's four proxies (three controllers, its HA port), steered by files in $PX.  The
+# controllers' three are started once the group has a leader (their ports are chosen now):
+# X0 to the leader, X1 and X2 to the followers.
 PX="$T/px"
 mkdir -p "$PX"
-proxy() { # proxy TARGET_PORT: a proxy to it; its listening port on stdout
-    local port
-    port=$(free_port)
-    perl "$SRC/tests/helpers/ha_proxy.pl" "$port" "$1" "$PX" >>"$T/proxy.log" 2>&1 &
+proxy() { # proxy LISTEN_PORT TARGET_PORT
+    perl "$SRC/tests/helpers/ha_proxy.pl" "$1" "$2" "$PX" >>"$T/proxy.log" 2>&1 &
     PROXY_PIDS="$PROXY_PIDS $!"
     bg_add $!
-    LAST_PROXY=$port
 }
-proxy $((P0 - 1))
-X0=$LAST_PROXY
-proxy $((P1 - 1))
-X1=$LAST_PROXY
-proxy $((P2 - 1))
-X2=$LAST_PROXY
-proxy "$HA_PORT"
-XH=$LAST_PROXY
+X0=$(free_port)
+X1=$X0
+while [ "$X1" = "$X0" ]; do X1=$(free_port); done
+X2=$X0
+while [ "$X2" = "$X0" ] || [ "$X2" = "$X1" ]; do X2=$(free_port); done
+XH=$(free_port)
+proxy "$XH" "$HA_PORT"
 
 S_PORT=$(free_port 2)
 M_ADDR="127.0.0.1:$HA_PORT"
@@ -90,6 +91,17 @@ t0=$(now_ms)
 start_ctrl 0
 start_ctrl 1
 start_ctrl 2
+i=0
+LI=none
+while [ "$LI" = none ] && [ $i -lt 300 ]; do
+    sleep 0.1
+    LI=$(leader_index)
+    i=$((i + 1))
+done
+ok "$([ "$LI" != none ] && echo 0 || echo 1)" "one controller leads (n$LI)"
+proxy "$X0" "$(caddr "$LI" | cut -d: -f2)"
+proxy "$X1" "$(caddr $(((LI + 1) % 3)) | cut -d: -f2)"
+proxy "$X2" "$(caddr $(((LI + 2) % 3)) | cut -d: -f2)"
 wait_jpath "$MASTER" '$j->{controller}{master_id}' 1 600
 ok $? "the group elects M (brokerId 1) through M's proxies" || diag "$T/shmqd.log"
 wait_jpath "$MASTER" '($j->{controller}{lease_left_ms} // 0) > 0 ? 1 : 0' 1
@@ -107,8 +119,8 @@ ok $? "M's log says when its lease started" || diag "$T/shmqd.log"
 grep -q "^  lease as master: [0-9]* ms left" "$T/mstatus.txt" &&
     grep -q "^refused: .* 1 not master" "$T/mstatus.txt"
 ok $? "shmqctl status shows the lease and the refusal" || diag "$T/mstatus.txt"
-LI=$(leader_index)
-ok "$([ "$LI" != none ] && echo 0 || echo 1)" "one controller leads (n$LI)"
+is "$(jpath "$MASTER" '$j->{controller}{leader}')" "127.0.0.1:$X0" \
+    "M talks to the leader through its proxy" || diag "$T/shmqd.log"
 
 # ---- S follows M through the fourth proxy -------------------------------------------------
 "$SHMQD" --store "$SLAVE" $SMALL $(sconf "$XH") --set haListenPort=$S_PORT \
@@ -135,6 +147,9 @@ while [ "$(count_lines ' ACK ' "$T/load.out")" -lt 200 ] && [ $i -lt 300 ]; do
 done
 ok "$([ "$(count_lines ' ACK ' "$T/load.out")" -ge 200 ] && echo 0 || echo 1)" \
     "the load runs on M (200 acknowledged)" || diag "$T/load.err"
+is "$(jpath "$MASTER" '$j->{controller}{leader}')" "127.0.0.1:$X0" \
+    "M still talks to the leader through its proxy" || diag "$T/shmqd.log"
+is "$(leader_index)" "$LI" "the same controller leads (n$LI)"
 t_block=$(now_ms)
 : >"$PX/block"
 wait_log "ERR .*not master of broker set b1: the store's lease from the controller group lapsed" \
@@ -201,7 +216,7 @@ ok $? "M catches up with S ($WM)" || diag "$T/shmqd.log"
 stop_pid "$SLAVE_PID" 600
 SLAVE_PID=""
 stop_broker
-is "$STOP_RC" 0 "M stops cleanly"
+is "$STOP_RC" 0 "M stops cleanly" || diag "$T/shmqd.log"
 for i in 0 1 2; do
     stop_ctrl $i
     is $? 0 "controller n$i stops cleanly"
