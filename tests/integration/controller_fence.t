@@ -154,6 +154,11 @@ ok "$([ "$(count_lines ' ACK ' "$T/load.out")" -ge 200 ] && echo 0 || echo 1)" \
 is "$(jpath "$MASTER" '$j->{controller}{leader}')" "127.0.0.1:$X0" \
     "M still talks to the leader through its proxy" || diag "$T/shmqd.log"
 is "$(leader_index)" "$LI" "the same controller leads (n$LI)"
+# Timer messages due while M is cut off: its scheduler's deliveries are refused too, and kept.
+"$CTL" send --store "$MASTER" $SMALL TopicT --count 5 --size 100 --deliver-after 2500 \
+    >"$T/timer.out" 2>&1
+sent_ok timer 5
+ok $? "M takes 5 timer messages due 2.5 s later" || diag "$T/timer.out"
 t_block=$(now_ms)
 : >"$PX/block"
 wait_log "ERR .*not master of broker set b1: the store's lease from the controller group lapsed" \
@@ -198,6 +203,11 @@ ok $? "M's status counts the refusals ($(jpath "$MASTER" '$j->{refused_not_maste
 ok $? "M's status shows its lease lapsed"
 grep -q "the lease as master of b1 lapsed .* writes are refused" "$T/shmqd.log"
 ok $? "M's log says its lease lapsed" || diag "$T/shmqd.log"
+wait_jpath "$MASTER" '$j->{scheduler}{retries} > 0 ? 1 : 0' 1
+ok $? "M's scheduler tried the due timer messages and was refused: it retries" ||
+    diag "$T/shmqd.log"
+is "$(jpath "$MASTER" '"$j->{scheduler}{dropped} $j->{scheduler}{timer_delivered}"')" "0 0" \
+    "... dropping none and counting none delivered"
 
 # ---- the partition heals: M turns into a slave of S ---------------------------------------
 t0=$(now_ms)
