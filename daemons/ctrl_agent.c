@@ -78,6 +78,7 @@ typedef struct ctrl_agent {
     int64_t promote_mono;      /* a promotion asked at (0: never) */
     int64_t broker_timeout_ms; /* the group's controllerBrokerTimeoutMillis (0: not known yet) */
     bool lease_held;           /* the lease was valid at the last look (logged on changes) */
+    bool no_timeout_logged;    /* an answer without brokerTimeoutMillis was logged */
 } ctrl_agent_t;
 
 /* Copy an address into a control block field (relaxed bytes, NUL-terminated). */
@@ -386,7 +387,17 @@ static void grant_lease(shmq_worker_t *w, ctrl_agent_t *a, json_t *o, int64_t t_
     json_t *mid = json_object_get(o, "masterId");
     if (!json_is_integer(to) || json_integer_value(to) < TIMEOUT_MIN_MS ||
         json_integer_value(to) > TIMEOUT_MAX_MS) {
-        return; /* a controller that grants no lease: the writer keeps refusing */
+        /* A controller that grants no lease (one older than leases): the writer keeps
+         * refusing, which is safe; said once, as the operator must upgrade the group. */
+        if (!a->no_timeout_logged) {
+            a->no_timeout_logged = true;
+            shmq_log(SHMQ_LOG_ERROR,
+                     "the controller's answer carries no valid brokerTimeoutMillis (%s): this "
+                     "store gets no lease and takes no writes as master; upgrade the "
+                     "controller group",
+                     json_is_integer(to) ? "out of 100..600000" : "missing");
+        }
+        return;
     }
     if (a->broker_timeout_ms != json_integer_value(to)) {
         a->broker_timeout_ms = json_integer_value(to);
