@@ -14,8 +14,8 @@
  * messages_in / bytes_in counters, the per-topic counts (topic_counts),
  * the send latency histogram and the refusal counters (rejects: bad
  * input; refused_disk_full, refused_fenced, refused_not_master,
- * append_errors: entries the store could not take); it creates topics when autoCreateTopicEnable
- * allows (under the topic lock, saving topics.json).  Before each batch it
+ * append_errors: entries the store could not take); it creates topics when
+ * autoCreateTopicEnable allows (under the topic lock, saving topics.json).  Before each batch it
  * takes a `shmqctl topic delete` request (ctl.h topic_del): the topic's
  * next_offsets back to 0, the cut published (wr_topic_deleted).
  *

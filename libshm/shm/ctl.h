@@ -528,8 +528,8 @@ typedef struct shmq_ctl_controller {
      * half the group's controllerBrokerTimeoutMillis.  0: never granted.  It only grows.  The
      * writer reads it once a batch (relaxed: a deadline, no data read under it). */
     _Alignas(64) _Atomic int64_t lease_until_ms;
-    _Atomic int64_t
-        broker_timeout_ms;   /* the group's controllerBrokerTimeoutMillis (0: not known) */
+    /* the group's controllerBrokerTimeoutMillis, as its answers carry it (0: not known) */
+    _Atomic int64_t broker_timeout_ms;
     _Atomic uint64_t leases; /* answers that granted or extended the lease */
 } shmq_ctl_controller_t;
 
