@@ -138,6 +138,9 @@ ok $? "S follows M through the proxy" || diag "$T/slave.log"
 wait_eq 300 "1,2" set_j "$LI" 'join ",", sort @{$s->{syncStateSet}}'
 ok $? "M reported S in the sync-state set" || diag "$T/shmqd.log"
 is "$(jpath "$SLAVE" '$j->{refused_not_master}')" 0 "S (a slave) counts no refusal"
+is "$(jpath "$SLAVE" '($j->{controller}{heartbeats} > 2 ? "answered" : "few") . " " .
+    (defined $j->{controller}{lease_left_ms} ? "lease" : "no lease")')" "answered no lease" \
+    "S's answered heartbeats name M master: they grant S no lease"
 
 # ---- M partitioned under a load -----------------------------------------------------------
 "$HELPERS/load_producer" --store "$MASTER" --topic TopicL --id 1 --count 1000000 --size 200 \
