@@ -10,13 +10,15 @@
 # the test checks that M's agent talks to the leader through its proxy.
 #   - M started before any controller refuses sends with SHMQ_E_NOT_MASTER (the
 #     group has not named it master: no lease yet), and takes them once the
-#     group elected it (status shows the lease, the refusals counted);
+#     group elected it (status shows the lease, the refusals counted); S, a
+#     slave, gets no lease from answers that name M master;
 #   - under a continuous load on M, M is partitioned: its sends become refused
 #     with the not-the-master error, and no send is acknowledged after the
 #     first refusal; the last acknowledged send comes BEFORE the group's
 #     leader even proposes electing S (order only: the lease lapses half the
-#     broker timeout before the election can come); S promotes itself and
-#     takes sends;
+#     broker timeout before the election can come); timer messages due
+#     meanwhile are refused to M's scheduler, which retries and drops none;
+#     S promotes itself and takes sends;
 #   - the partition healed, M turns into a slave of S, and a producer on M is
 #     refused with a text naming S's address.
 # Waits are bounded (tens of seconds); nothing asserts a tight time.  TAP output.
