@@ -92,6 +92,10 @@ is "$(jpath "$MASTER" '$j->{refused_not_master}')" 1 "status counts it (refused_
 is "$(jpath "$MASTER" '$j->{rejects}')" 0 "... and not as bad input"
 is "$(jpath "$MASTER" 'defined $j->{controller}{lease_left_ms} ? "granted" : "never"')" never \
     "status: the lease was never granted"
+"$CTL" status --store "$MASTER" $SMALL >"$T/mstatus0.txt" 2>&1
+is "$?:$(grep -c "^health: .*the controller group has not named the store master" \
+    "$T/mstatus0.txt")" 1:1 "... and the store not healthy: sends are refused" ||
+    diag "$T/mstatus0.txt"
 
 t0=$(now_ms)
 start_ctrl 0
@@ -123,8 +127,10 @@ grep -q "the controller group names this store (brokerId 1) master of b1: it may
 ok $? "M's log says when its lease started" || diag "$T/shmqd.log"
 "$CTL" status --store "$MASTER" $SMALL >"$T/mstatus.txt" 2>&1
 grep -q "^  lease as master: [0-9]* ms left" "$T/mstatus.txt" &&
-    grep -q "^refused: .* 1 not master" "$T/mstatus.txt"
-ok $? "shmqctl status shows the lease and the refusal" || diag "$T/mstatus.txt"
+    grep -q "^refused: .* 1 not master" "$T/mstatus.txt" &&
+    grep -q "^health: *ok" "$T/mstatus.txt"
+ok $? "shmqctl status shows the lease, the refusal, and the store healthy" ||
+    diag "$T/mstatus.txt"
 is "$(jpath "$MASTER" '$j->{controller}{leader}')" "127.0.0.1:$X0" \
     "M talks to the leader through its proxy" || diag "$T/shmqd.log"
 
@@ -140,9 +146,10 @@ ok $? "S follows M through the proxy" || diag "$T/slave.log"
 wait_eq 300 "1,2" set_j "$LI" 'join ",", sort @{$s->{syncStateSet}}'
 ok $? "M reported S in the sync-state set" || diag "$T/shmqd.log"
 is "$(jpath "$SLAVE" '$j->{refused_not_master}')" 0 "S (a slave) counts no refusal"
-is "$(jpath "$SLAVE" '($j->{controller}{heartbeats} > 2 ? "answered" : "few") . " " .
-    (defined $j->{controller}{lease_left_ms} ? "lease" : "no lease")')" "answered no lease" \
-    "S's answered heartbeats name M master: they grant S no lease"
+wait_jpath "$SLAVE" '$j->{controller}{heartbeats} > 3 ? 1 : 0' 1
+ok $? "S's heartbeats are answered" || diag "$T/slave.log"
+is "$(jpath "$SLAVE" 'defined $j->{controller}{lease_left_ms} ? "lease" : "no lease"')" \
+    "no lease" "S's answered heartbeats name M master: they grant S no lease"
 
 # ---- M partitioned under a load -----------------------------------------------------------
 "$HELPERS/load_producer" --store "$MASTER" --topic TopicL --id 1 --count 1000000 --size 200 \
@@ -206,6 +213,9 @@ echo "# last ack $((LAST_ACK - t_block)) ms after the partition, the election pr
 ok $? "M's status counts the refusals ($(jpath "$MASTER" '$j->{refused_not_master}'))"
 [ "$(jpath "$MASTER" '$j->{controller}{lease_left_ms}')" -lt 0 ]
 ok $? "M's status shows its lease lapsed"
+is "$(jpath "$MASTER" '$j->{healthy} . " " . join(";", @{$j->{problems}})')" \
+    "0 the store's lease as master from the controller group lapsed: sends are refused" \
+    "... and M not healthy for it"
 grep -q "the lease as master of b1 lapsed .* writes are refused" "$T/shmqd.log"
 ok $? "M's log says its lease lapsed" || diag "$T/shmqd.log"
 wait_jpath "$MASTER" '$j->{scheduler}{retries} > 0 ? 1 : 0' 1

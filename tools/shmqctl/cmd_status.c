@@ -463,6 +463,17 @@ static json_t *status_json(const shmq_ctl_t *ctl)
         json_array_append_new(ws, wj);
     }
     json_object_set_new(o, "workers", ws);
+    /* Controller mode: a store that runs a writer (a master) takes no message without its
+     * lease (docs/controller.md "Fencing"). */
+    int64_t lease = LOAD(b->controller.lease_until_ms);
+    if (h->config.enable_controller_mode &&
+        LOAD(b->workers[SHMQ_ROLE_WRITER].state) != SHMQ_WORKER_NONE && shmq_mono_ms() >= lease) {
+        health_problem(health,
+                       lease ? "the store's lease as master from the controller group lapsed: "
+                               "sends are refused"
+                             : "the controller group has not named the store master: sends are "
+                               "refused");
+    }
     json_object_set_new(o, "healthy", json_boolean(json_array_size(health) == 0));
     json_object_set_new(o, "problems", health);
 
