@@ -157,6 +157,9 @@ static void handle_heartbeat(ctrl_client_t *cl, const shmq_ctrl_cmd_t *cmd)
     json_t *o = set_answer(set);
     if (o) {
         add_heartbeats(c, set, o, r->hb_ms);
+        /* The broker's lease is half of it (docs/controller.md "Fencing"): brokers need no
+         * setting of their own that could disagree with the group's. */
+        json_object_set_new(o, "brokerTimeoutMillis", json_integer(c->cfg.broker_timeout_ms));
     }
     send_json(cl, o);
 }
@@ -164,7 +167,6 @@ static void handle_heartbeat(ctrl_client_t *cl, const shmq_ctrl_cmd_t *cmd)
 void ctrl_client_applied(ctrl_t *c, ctrl_client_t *cl, const shmq_ctrl_cmd_t *cmd, int status,
                          const shmq_ctrl_result_t *res)
 {
-    (void)c;
     cl->pending = false;
     if (cl->closed) {
         free(cl);
@@ -181,6 +183,8 @@ void ctrl_client_applied(ctrl_t *c, ctrl_client_t *cl, const shmq_ctrl_cmd_t *cm
         shmq_ctrl_set_t *set = shmq_ctrl_set_find(cl->ctrl->state, cmd->broker_name);
         json_t *o = set ? set_answer(set) : json_pack("{sb}", "ok", 1);
         json_object_set_new(o, "brokerId", json_integer(res->broker_id));
+        /* As in a heartbeat's answer: a store registering again may get its lease from it. */
+        json_object_set_new(o, "brokerTimeoutMillis", json_integer(c->cfg.broker_timeout_ms));
         send_json(cl, o);
     }
     shmq_net_conn_resume_read(cl->conn);

@@ -7,9 +7,10 @@
  * It registers the store with the controllers of controllerAddr (brokerName,
  * brokerId: 0 lets the controller assign one; its address is the store's
  * replication address, brokerIP1:haListenPort, the one a slave follows when
- * this store is master), then sends a heartbeat every HEARTBEAT_MS with the
- * log end (wrote) and the store's epoch.  A follower's NOT_LEADER names the
- * leader, which is asked next; when no controller answers, the addresses are
+ * this store is master), then sends a heartbeat with the log end (wrote)
+ * and the store's epoch every sixth of the group's broker timeout (at most
+ * HEARTBEAT_MS; the answers carry the timeout: heartbeat_ms).  A follower's
+ * NOT_LEADER names the leader, which is asked next; when no controller answers, the addresses are
  * tried in turn with a doubling pause (up to BACKOFF_MAX_MS).  Each request
  * is one short connection (shmq_net_exchange, at most IO_MS): the loop waits
  * on the network here, never in the master.
@@ -26,11 +27,17 @@
  * said: brokerId, the set's master and epoch, the leader's address, the
  * set acknowledged by, and the set's gateways: with gatewayEnable the store
  * registers its gateway's address too, and every gateway of the set names
- * the master's to RocketMQ clients as broker id 0); status shows it.  Only
- * the ha-sender and SYNC_MASTER producers depend on the set acknowledged by,
- * which a restarted agent keeps; otherwise a crash loses nothing but the
- * link, which the restarted agent builds again (a registered address keeps
- * its brokerId at the controller).
+ * the master's to RocketMQ clients as broker id 0); status shows it.  The
+ * writer depends on one field of it, the lease (grant_lease, docs/
+ * controller.md "Fencing"): each answer of the leader naming this store
+ * master lets the store take writes until the heartbeat's send time plus
+ * half the group's broker timeout; without one the writer refuses every
+ * entry (SHMQ_E_NOT_MASTER).  The ha-sender and SYNC_MASTER producers depend
+ * on the set acknowledged by, which a restarted agent keeps.  Otherwise a
+ * crash loses nothing but the link, which the restarted agent builds again
+ * (a registered address keeps its brokerId at the controller); the lease
+ * already granted runs on until its time and is extended once the new agent
+ * is answered.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,7 +54,10 @@
 #include "shmq/errors.h"
 #include "worker.h"
 
-#define HEARTBEAT_MS     1000 /* between heartbeats */
+#define HEARTBEAT_MS     1000 /* between heartbeats, at most (heartbeat_ms) */
+#define HEARTBEAT_MIN_MS 50
+#define TIMEOUT_MIN_MS   100 /* controllerBrokerTimeoutMillis's range, as the controller's */
+#define TIMEOUT_MAX_MS   600000
 #define IO_MS            1000 /* one request: connect, send, answer */
 #define BACKOFF_MIN_MS   200  /* after every controller failed once */
 #define BACKOFF_MAX_MS   5000
@@ -79,6 +89,9 @@ typedef struct ctrl_agent {
     char gateway_addr[SHMQ_CTL_ADDR_MAX];
     /* the set's gateways last published in the control block */
     shmq_ctl_route_t route;
+    int64_t broker_timeout_ms; /* the group's controllerBrokerTimeoutMillis (0: not known yet) */
+    bool lease_held;           /* the lease was valid at the last look (logged on changes) */
+    bool no_timeout_logged;    /* an answer without brokerTimeoutMillis was logged */
 } ctrl_agent_t;
 
 /* Copy an address into a control block field (relaxed bytes, NUL-terminated). */
@@ -617,9 +630,92 @@ static void follow_master(shmq_worker_t *w, ctrl_agent_t *a, json_t *set)
     }
 }
 
+/*
+ * Between heartbeats: a sixth of the group's controllerBrokerTimeoutMillis, at most
+ * HEARTBEAT_MS, so that a lease (half the timeout) spans about three heartbeats and one
+ * answer lost or late does not let it lapse.
+ */
+static int64_t heartbeat_ms(const ctrl_agent_t *a)
+{
+    int64_t ms = a->broker_timeout_ms > 0 ? a->broker_timeout_ms / 6 : HEARTBEAT_MS;
+    return ms > HEARTBEAT_MS ? HEARTBEAT_MS : ms < HEARTBEAT_MIN_MS ? HEARTBEAT_MIN_MS : ms;
+}
+
+/*
+ * The lease (docs/controller.md "Fencing"), from an answer of the leader to a request sent
+ * at t_send (CLOCK_MONOTONIC): when it names this store master of the set, the writer may
+ * take writes until t_send + brokerTimeoutMillis / 2.  The leader received the heartbeat no
+ * earlier than t_send and elects another master no earlier than brokerTimeoutMillis after
+ * its last receipt (or after it became leader): this store stops taking writes at least half
+ * the timeout before another master can exist.  Only heartbeat and register requests get
+ * here, and only the leader answers them; an answer naming another master, or none, never
+ * extends the lease: it lapses.
+ */
+static void grant_lease(shmq_worker_t *w, ctrl_agent_t *a, json_t *o, int64_t t_send)
+{
+    shmq_ctl_controller_t *cs = &w->ctl.blk->controller;
+    json_t *to = json_object_get(o, "brokerTimeoutMillis");
+    json_t *mid = json_object_get(o, "masterId");
+    if (!json_is_integer(to) || json_integer_value(to) < TIMEOUT_MIN_MS ||
+        json_integer_value(to) > TIMEOUT_MAX_MS) {
+        /* A controller that grants no lease (one older than leases): the writer keeps
+         * refusing, which is safe; said once, as the operator must upgrade the group. */
+        if (!a->no_timeout_logged) {
+            a->no_timeout_logged = true;
+            shmq_log(SHMQ_LOG_ERROR,
+                     "the controller's answer carries no valid brokerTimeoutMillis (%s): this "
+                     "store gets no lease and takes no writes as master; upgrade the "
+                     "controller group",
+                     json_is_integer(to) ? "out of 100..600000" : "missing");
+        }
+        return;
+    }
+    if (a->broker_timeout_ms != json_integer_value(to)) {
+        a->broker_timeout_ms = json_integer_value(to);
+        STORE_RELAXED(cs->broker_timeout_ms, a->broker_timeout_ms);
+        shmq_log(SHMQ_LOG_INFO,
+                 "the controller group's broker timeout is %lld ms: a lease as master lasts "
+                 "%lld ms from a heartbeat's send, heartbeats every %lld ms",
+                 (long long)a->broker_timeout_ms, (long long)a->broker_timeout_ms / 2,
+                 (long long)heartbeat_ms(a));
+    }
+    if (!a->registered || !json_is_integer(mid) || json_integer_value(mid) != a->broker_id) {
+        return;
+    }
+    int64_t until = t_send + a->broker_timeout_ms / 2;
+    /* relaxed: a deadline the writer compares with its clock; it never goes back */
+    if (until > atomic_load_explicit(&cs->lease_until_ms, memory_order_relaxed)) {
+        STORE_RELAXED(cs->lease_until_ms, until);
+        atomic_fetch_add_explicit(&cs->leases, 1, memory_order_relaxed);
+    }
+}
+
+/* Log when the lease starts to hold and when it lapses (the writer refuses meanwhile). */
+static void watch_lease(shmq_worker_t *w, ctrl_agent_t *a)
+{
+    /* relaxed: as in grant_lease() */
+    int64_t until =
+        atomic_load_explicit(&w->ctl.blk->controller.lease_until_ms, memory_order_relaxed);
+    int64_t now = shmq_mono_ms();
+    bool held = now < until;
+    if (held && !a->lease_held) {
+        shmq_log(SHMQ_LOG_INFO,
+                 "the controller group names this store (brokerId %lld) master of %s: it may "
+                 "take writes for %lld ms, extended by each answered heartbeat",
+                 (long long)a->broker_id, w->cfg->broker_name, (long long)(until - now));
+    } else if (!held && a->lease_held) {
+        shmq_log(SHMQ_LOG_WARN,
+                 "the lease as master of %s lapsed %lld ms ago: no answer of the controller "
+                 "group's leader named this store master in time; writes are refused",
+                 w->cfg->broker_name, (long long)(now - until));
+    }
+    a->lease_held = held;
+}
+
 static int64_t ctrl_agent_work(shmq_worker_t *w, void *state)
 {
     ctrl_agent_t *a = state;
+    watch_lease(w, a);
     if (w->mono_ms < a->next_mono) {
         return 0;
     }
@@ -631,6 +727,8 @@ static int64_t ctrl_agent_work(shmq_worker_t *w, void *state)
         return -ENOMEM;
     }
     json_t *o = NULL;
+    /* The lease counts from before the request left: the leader's receipt is later. */
+    int64_t t_send = shmq_mono_ms();
     int rc = ctrl_request(target, text, &o);
     free(text);
     /* The request took up to IO_MS: the timers below count from its end. */
@@ -645,11 +743,12 @@ static int64_t ctrl_agent_work(shmq_worker_t *w, void *state)
         a->tried = 0;
         a->backoff_ms = BACKOFF_MIN_MS;
         take_set(w, a, o);
+        grant_lease(w, a, o, t_send);
         publish_addr(cs->leader, a->leader);
         STORE_RELAXED(cs->connected, 1);
         STORE_RELAXED(cs->last_heartbeat_ms, shmq_now_ms());
         atomic_fetch_add_explicit(&cs->heartbeats, 1, memory_order_relaxed);
-        a->next_mono = w->mono_ms + HEARTBEAT_MS;
+        a->next_mono = w->mono_ms + heartbeat_ms(a);
         if (a->registered) {
             follow_master(w, a, o);
         }

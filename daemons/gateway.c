@@ -184,6 +184,7 @@ int gw_code_of(int err)
     case SHMQ_E_DISK_FULL:
     case -ENOSPC:
     case SHMQ_E_FENCED:
+    case SHMQ_E_NOT_MASTER:
         return SHMQ_RMT_SERVICE_NOT_AVAILABLE;
     default:
         return SHMQ_RMT_SYSTEM_ERROR;

@@ -13,9 +13,9 @@
  * emptied, the completion of ring slots, the
  * messages_in / bytes_in counters, the per-topic counts (topic_counts),
  * the send latency histogram and the refusal counters (rejects: bad
- * input; refused_disk_full, refused_fenced, append_errors: entries the
- * store could not take); it creates topics when autoCreateTopicEnable
- * allows (under the topic lock, saving topics.json).  Before each batch it
+ * input; refused_disk_full, refused_fenced, refused_not_master,
+ * append_errors: entries the store could not take); it creates topics when
+ * autoCreateTopicEnable allows (under the topic lock, saving topics.json).  Before each batch it
  * takes a `shmqctl topic delete` request (ctl.h topic_del): the topic's
  * next_offsets back to 0, the cut published (wr_topic_deleted).
  *
@@ -252,6 +252,16 @@ static void batch_open(writer_t *wr)
     wr->fenced = atomic_load_explicit(&wr->blk->fenced_error, memory_order_acquire) != 0;
     /* cleaner: the disk watermark (acquire: pairs with the cleaner's release). */
     wr->disk_full = atomic_load_explicit(&wr->blk->cleaner.disk_full, memory_order_acquire);
+    wr->refused_not_master = 0;
+    if (wr->cfg->enable_controller_mode) {
+        /* The ctrl-agent's lease (ctl.h): one clock read a batch.  Relaxed: a deadline, no
+         * data is read under it. */
+        int64_t until =
+            atomic_load_explicit(&wr->blk->controller.lease_until_ms, memory_order_relaxed);
+        int64_t now = shmq_mono_ms();
+        wr->not_master = now >= until;
+        wr->not_master_ms = until > 0 ? now - until : -1;
+    }
     if (wr->cfg->acl_enable) {
         /* config/acl.json edited: the new rules, or the old ones and why (at most once a s). */
         int arc = shmq_acl_watch_poll(&wr->acl, wr->ctl->root, shmq_mono_ms());
@@ -447,8 +457,10 @@ static void batch_finish(writer_t *wr)
     atomic_fetch_add_explicit(&wr->blk->counters.messages_in, wr->msgs_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&wr->blk->counters.bytes_in, wr->bytes_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&wr->blk->counters.rejects, wr->rejects, memory_order_relaxed);
-    if (wr->refused_disk_full | wr->refused_fenced | wr->append_errors) {
+    if (wr->refused_disk_full | wr->refused_fenced | wr->append_errors | wr->refused_not_master) {
         shmq_ctl_counters_t *c = &wr->blk->counters;
+        atomic_fetch_add_explicit(&c->refused_not_master, wr->refused_not_master,
+                                  memory_order_relaxed);
         atomic_fetch_add_explicit(&c->refused_disk_full, wr->refused_disk_full,
                                   memory_order_relaxed);
         atomic_fetch_add_explicit(&c->refused_fenced, wr->refused_fenced, memory_order_relaxed);

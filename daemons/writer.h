@@ -123,6 +123,11 @@ typedef struct writer {
     uint64_t tc_msgs, tc_bytes;
     uint64_t rejects, refused_disk_full, refused_fenced, append_errors; /* this batch's */
     bool fenced;
+    /* controller mode: the lease as the set's master lapsed (or was never granted) when this
+     * batch started, not_master_ms ago (-1: never granted); refused_not_master: this batch's */
+    bool not_master;
+    int64_t not_master_ms;
+    uint64_t refused_not_master;
     int64_t store_ts;    /* the batch's store time (batch_open) */
     int64_t stamp_ns;    /* when the last append stamp was put (shmq_ctl_stamps_t) */
     uint32_t disk_full;  /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */

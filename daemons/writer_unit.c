@@ -96,6 +96,8 @@ static void count_refusal(writer_t *wr, int err)
         wr->refused_disk_full++;
     } else if (err == SHMQ_E_FENCED) {
         wr->refused_fenced++;
+    } else if (err == SHMQ_E_NOT_MASTER) {
+        wr->refused_not_master++;
     } else if ((err < SHMQ_RING_E_BASE && err > SHMQ_RING_E_LAST) || err == SHMQ_E_TOPIC ||
                err == SHMQ_E_PROPS || err == SHMQ_E_TOO_BIG || err == SHMQ_E_RANGE ||
                err == SHMQ_E_NOT_FOUND || err == SHMQ_E_ARG || err == -EACCES) {
@@ -129,6 +131,40 @@ void wr_complete_slot(writer_t *wr, const wr_done_t *d)
     if (wr->maps[d->ring].r != NULL) {
         shmq_ring_complete(wr->maps[d->ring].r, d->slot, &d->res);
     }
+}
+
+/* Refuse the entry at pos: the store holds no lease as its set's master (wr->not_master). */
+static void reject_not_master(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_msg_t *m)
+{
+    const shmq_ctl_controller_t *cs = &wr->blk->controller;
+    /* Relaxed: the ctrl-agent's report, shown as it is (ctl.h) */
+    int64_t master = atomic_load_explicit(&cs->master_id, memory_order_relaxed);
+    char maddr[SHMQ_CTL_ADDR_MAX];
+    memcpy(maddr, cs->master_addr, sizeof(maddr));
+    maddr[sizeof(maddr) - 1] = '\0';
+    char named[SHMQ_CTL_ADDR_MAX + 64];
+    if (master > 0) {
+        snprintf(named, sizeof(named), "the group last named brokerId %lld at %s master",
+                 (long long)master, maddr[0] ? maddr : "?");
+    } else if (master < 0) {
+        snprintf(named, sizeof(named), "the group names no master");
+    } else {
+        snprintf(named, sizeof(named), "the group has not answered yet");
+    }
+    /* The store's path last: the producer's copy of the text holds SHMQ_RING_DETAIL_MAX
+     * bytes, and the producer knows which store it opened. */
+    if (wr->not_master_ms < 0) {
+        shmq_error_set(SHMQ_E_NOT_MASTER,
+                       "not master of broker set %s: the controller group has not named this "
+                       "store master yet; %s (store %s)",
+                       wr->cfg->broker_name, named, wr->ctl->root);
+    } else {
+        shmq_error_set(SHMQ_E_NOT_MASTER,
+                       "not master of broker set %s: the store's lease from the controller group "
+                       "lapsed %lld ms ago; %s (store %s)",
+                       wr->cfg->broker_name, (long long)wr->not_master_ms, named, wr->ctl->root);
+    }
+    reject(wr, ring, pos, m, SHMQ_E_NOT_MASTER);
 }
 
 /* ---- topics and queues ----------------------------------------------------------------- */
@@ -391,6 +427,12 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
                        cl ? "CommitLog's" : "consume queues'", (int)pct,
                        (int)wr->cfg->disk_space_warning_level_ratio);
         reject(wr, ring, pos, m0, SHMQ_E_DISK_FULL);
+        return;
+    }
+    /* Controller mode: no lease as the set's master, no write (docs/controller.md
+     * "Fencing"): the group may elect another master once the lease has lapsed. */
+    if (wr->not_master) {
+        reject_not_master(wr, ring, pos, m0);
         return;
     }
     /* The ACL before the topic: a producer may not create a topic it may not publish to. */

@@ -43,7 +43,8 @@ enum shmq_error {
     SHMQ_E_END = -10021,         /* end of the log or queue reached */
     SHMQ_E_DISK_FULL = -10022,   /* disk usage above diskSpaceWarningLevelRatio: no new messages */
     SHMQ_E_NOT_OWNER = -10023,   /* the queue is another member's (the group was divided again) */
-    SHMQ_E_LAST = -10024
+    SHMQ_E_NOT_MASTER = -10024,  /* controller mode: no lease from the group as the set's master */
+    SHMQ_E_LAST = -10025
 };
 
 /* Human-readable text for an error code (negative errno or SHMQ_E_*). Never NULL. */

@@ -151,6 +151,9 @@ void shmq_producer_close(shmq_producer_t *p);
  *     diskSpaceWarningLevelRatio, sends are refused until the usage falls);
  *     -ENOSPC (no space to allocate the next CommitLog segment);
  *     SHMQ_E_FENCED (refused: the store is fenced after a failed flush);
+ *     SHMQ_E_NOT_MASTER (enableControllerMode: the store holds no lease
+ *     from the controller group as its set's master, before the group
+ *     named it or once the lease lapsed; docs/controller.md "Fencing");
  *   outcome unknown: -ETIMEDOUT (no answer in time, or the store went away
  *     before it could answer);
  *   stored, not made durable: SHMQ_E_FENCED under SYNC_FLUSH when the store

@@ -34,6 +34,7 @@ static const char *const shmq_texts[] = {
     [21] = "end reached",
     [22] = "disk full",
     [23] = "queue held by another member of the group",
+    [24] = "not serving as master: no lease from the controller group",
 };
 
 const char *shmq_strerror(int err)

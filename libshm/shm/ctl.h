@@ -324,6 +324,9 @@ typedef struct shmq_ctl_counters {
      * appended -> flushed; dispatcher: appended -> its ConsumeQueue units written */
     shmq_ctl_hist_t append_flush;
     shmq_ctl_hist_t append_dispatch;
+    /* writer, controller mode: good entries refused because the store holds no lease from the
+     * controller group as its set's master (SHMQ_E_NOT_MASTER; none of them in rejects) */
+    _Alignas(64) _Atomic uint64_t refused_not_master;
 } shmq_ctl_counters_t;
 
 /*
@@ -566,6 +569,15 @@ typedef struct shmq_ctl_controller {
     _Atomic uint64_t sss_gen;                  /* bumped with each publication */
     /* ha-sender: the sss_gen its last `replicated` was computed by (release, after it) */
     _Atomic uint64_t sss_applied;
+    /* The lease (docs/controller.md "Fencing"): CLOCK_MONOTONIC ms (shmq_mono_ms, the same in
+     * every process of the host) until which this store may take writes as its set's master:
+     * the send time of the last heartbeat the leader answered naming this store master, plus
+     * half the group's controllerBrokerTimeoutMillis.  0: never granted.  It only grows.  The
+     * writer reads it once a batch (relaxed: a deadline, no data read under it). */
+    _Alignas(64) _Atomic int64_t lease_until_ms;
+    /* the group's controllerBrokerTimeoutMillis, as its answers carry it (0: not known) */
+    _Atomic int64_t broker_timeout_ms;
+    _Atomic uint64_t leases; /* answers that granted or extended the lease */
 } shmq_ctl_controller_t;
 
 /* A consistent copy of the published sync-state set. */

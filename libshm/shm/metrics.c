@@ -146,6 +146,7 @@ static void counter_metrics(FILE *f, const shmq_ctl_t *ctl)
     sample1(f, "shmq_refused_total", "cause", "bad_input", (long long)LOAD(c->rejects));
     sample1(f, "shmq_refused_total", "cause", "disk_full", (long long)LOAD(c->refused_disk_full));
     sample1(f, "shmq_refused_total", "cause", "fenced", (long long)LOAD(c->refused_fenced));
+    sample1(f, "shmq_refused_total", "cause", "not_master", (long long)LOAD(c->refused_not_master));
     sample1(f, "shmq_refused_total", "cause", "append_error", (long long)LOAD(c->append_errors));
     histogram(f, "shmq_send_latency_seconds",
               "Sends of new messages: the producer's born timestamp (milliseconds) to the "

@@ -9,7 +9,9 @@
 #   tap     while it exists, append the master -> slave stream to tap.bin
 #           (what an eavesdropper on the link sees);
 #   delay MS  while it exists, hold what arrives (either way) MS milliseconds
-#           before passing it on, in order (a slow link).
+#           before passing it on, in order (a slow link);
+#   block   while it exists, close every connection and accept-and-close new
+#           ones (a partition: nothing passes either way until it is removed).
 # It logs what it does to stdout, one line each.  Runs until killed.
 use strict;
 use warnings;
@@ -69,6 +71,15 @@ while (1) {
         %peer = (); %down = (); %flip_at = ();
         print "cut\n";
     }
+    my $blocked = -e "$dir/block";
+    if ($blocked && %peer) {
+        for my $s (keys %peer) {
+            $sel->remove($peer{$s});
+            close $peer{$s};
+        }
+        %peer = (); %down = (); %flip_at = (); @held = ();
+        print "blocked\n";
+    }
     my $wait = 0.05;
     if (@held) {
         my $due = $held[0][0] - time;
@@ -77,6 +88,11 @@ while (1) {
     for my $s ($sel->can_read($wait)) {
         if ($s == $l) {
             my $c = $l->accept or next;
+            if ($blocked) {
+                close $c;
+                print "refused (blocked)\n";
+                next;
+            }
             my $m = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$tport") or do { close $c; next };
             $sel->add($c, $m);
             $peer{$c} = $m;

@@ -2,7 +2,7 @@
  * load_producer: a test producer whose messages can be checked end to end.
  *
  *   load_producer --store DIR --topic T --id P --count N [--size B] [--size-max B2]
- *                 [--async W] [--rate R] [--tags TAG] [--timeout MS]
+ *                 [--async W] [--rate R] [--tags TAG] [--timeout MS] [--stamp]
  *                 [--open-retry MS]
  *
  * Sends N messages (sizes B..B2 bytes, pseudo-random per message) through
@@ -21,10 +21,13 @@
  *   ERR <id> <seq> <error code> <error text: the library's detail>
  * and, before the first ACK line, "FIRST_ACK <wall clock ms>" (the failover
  * tests time a new master's first acknowledged send from it); then
- * "DONE <acked> <errors>".  SIGTERM/SIGINT stop after the current message
- * (in-flight requests are still awaited).  --open-retry MS: while the store
- * refuses the producer (a slave about to be promoted, a store not running),
- * try again every 5 ms for up to MS before giving up.  Exit 0 when every send
+ * "DONE <acked> <errors>".  With --stamp each ACK and ERR line starts
+ * with the wall clock (ms since the epoch) when the answer was taken, an
+ * upper bound of when the store answered: "<ms> ACK ...".  SIGTERM/SIGINT
+ * stop after the current message (in-flight requests are still awaited).
+ * --open-retry MS: while the store refuses the producer (a slave about to be
+ * promoted, a store not running), try again every 5 ms for up to MS before
+ * giving up.  Exit 0 when every send
  * made was acknowledged (all N, or up to the stop signal), 1 otherwise, 2 on
  * bad arguments.
  */
@@ -44,6 +47,7 @@
 
 typedef struct load {
     int id;
+    bool stamp; /* --stamp */
     int64_t acked;
     bool first_shown;
     int64_t errors;
@@ -52,6 +56,9 @@ typedef struct load {
 static void report(void *owner, int64_t seq, int err, const shmq_send_result_t *res)
 {
     load_t *ld = owner;
+    if (ld->stamp) {
+        printf("%lld ", (long long)shmq_now_ms());
+    }
     if (err == 0 && res->status == SHMQ_SEND_OK) {
         ld->acked++;
         if (!ld->first_shown) {
@@ -75,18 +82,25 @@ static void usage(void)
 {
     fprintf(stderr, "usage: load_producer --store DIR --topic T --id P --count N [--size B]\n"
                     "         [--size-max B2] [--async W] [--rate R] [--tags TAG] [--timeout MS]\n"
-                    "         [--open-retry MS]\n");
+                    "         [--open-retry MS] [--stamp]\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'},      {"topic", required_argument, NULL, 't'},
-        {"id", required_argument, NULL, 'i'},         {"count", required_argument, NULL, 'n'},
-        {"size", required_argument, NULL, 'b'},       {"size-max", required_argument, NULL, 'B'},
-        {"async", required_argument, NULL, 'a'},      {"rate", required_argument, NULL, 'r'},
-        {"tags", required_argument, NULL, 'g'},       {"timeout", required_argument, NULL, 'T'},
-        {"open-retry", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
+        {"store", required_argument, NULL, 's'},
+        {"topic", required_argument, NULL, 't'},
+        {"id", required_argument, NULL, 'i'},
+        {"count", required_argument, NULL, 'n'},
+        {"size", required_argument, NULL, 'b'},
+        {"size-max", required_argument, NULL, 'B'},
+        {"async", required_argument, NULL, 'a'},
+        {"rate", required_argument, NULL, 'r'},
+        {"tags", required_argument, NULL, 'g'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"open-retry", required_argument, NULL, 'R'},
+        {"stamp", no_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
     };
     helper_load_args_t a = {.count = -1, .size = 100, .size_max = -1, .timeout = 3000};
     const char *tags = NULL;
@@ -105,6 +119,8 @@ int main(int argc, char **argv)
             tags = optarg;
         } else if (opt == 'R') {
             open_retry = atoll(optarg);
+        } else if (opt == 'S') {
+            ld.stamp = true;
         } else if (!helper_load_option(&a, opt, optarg)) {
             usage();
             return 2;

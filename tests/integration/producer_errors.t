@@ -93,7 +93,7 @@ is "$(counter refused_disk_full)" "0" "and none as disk full (refused_disk_full)
 is "$(counter refused_fenced)" "0" "and none as fenced (refused_fenced)"
 is "$(counter append_errors)" "0" "and none as an append error (append_errors)"
 "$CTL" status --store "$STORE" $SMALL >"$T/status.txt" 2>&1
-grep -q '^refused: *5 bad input, 0 disk full, 0 fenced, 0 append errors$' "$T/status.txt"
+grep -q '^refused: *5 bad input, 0 disk full, 0 fenced, 0 not master, 0 append errors$' "$T/status.txt"
 ok $? "the text status shows the refusals by cause" || diag "$T/status.txt"
 
 # ---- a fenced store: its refusals are counted as such, and say so ----------------------------

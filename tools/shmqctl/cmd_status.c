@@ -342,6 +342,13 @@ static void controller_json(const shmq_ctl_t *ctl, json_t *o)
         json_object_set_new(ab, "generation", json_integer((json_int_t)set.gen));
         json_object_set_new(c, "acked_by", ab);
     }
+    /* The lease as its set's master, as ms left (negative: lapsed that long ago; null: never
+     * granted): CLOCK_MONOTONIC, the same clock as the ctrl-agent's and the writer's. */
+    int64_t until = LOAD(cs->lease_until_ms);
+    json_object_set_new(c, "lease_left_ms",
+                        until ? json_integer(until - shmq_mono_ms()) : json_null());
+    json_object_set_new(c, "leases", json_integer((json_int_t)LOAD(cs->leases)));
+    json_object_set_new(c, "broker_timeout_ms", json_integer(LOAD(cs->broker_timeout_ms)));
     json_object_set_new(o, "controller", c);
 }
 
@@ -481,6 +488,17 @@ static json_t *status_json(const shmq_ctl_t *ctl)
         json_array_append_new(ws, wj);
     }
     json_object_set_new(o, "workers", ws);
+    /* Controller mode: a store that runs a writer (a master) takes no message without its
+     * lease (docs/controller.md "Fencing"). */
+    int64_t lease = LOAD(b->controller.lease_until_ms);
+    if (h->config.enable_controller_mode &&
+        LOAD(b->workers[SHMQ_ROLE_WRITER].state) != SHMQ_WORKER_NONE && shmq_mono_ms() >= lease) {
+        health_problem(health,
+                       lease ? "the store's lease as master from the controller group lapsed: "
+                               "sends are refused"
+                             : "the controller group has not named the store master: sends are "
+                               "refused");
+    }
     json_object_set_new(o, "healthy", json_boolean(json_array_size(health) == 0));
     json_object_set_new(o, "problems", health);
 
@@ -493,6 +511,8 @@ static json_t *status_json(const shmq_ctl_t *ctl)
     json_object_set_new(o, "refused_disk_full",
                         json_integer((json_int_t)LOAD(c->refused_disk_full)));
     json_object_set_new(o, "refused_fenced", json_integer((json_int_t)LOAD(c->refused_fenced)));
+    json_object_set_new(o, "refused_not_master",
+                        json_integer((json_int_t)LOAD(c->refused_not_master)));
     json_object_set_new(o, "append_errors", json_integer((json_int_t)LOAD(c->append_errors)));
     json_object_set_new(o, "flushes", json_integer((json_int_t)LOAD(c->flush_latency.count)));
     json_object_set_new(o, "flush_ns_total",
@@ -673,6 +693,14 @@ static void controller_text(json_t *o)
         }
         printf("] (epoch %lld)\n", (long long)jint(ab, "epoch"));
     }
+    json_t *left = json_object_get(c, "lease_left_ms");
+    if (!json_is_integer(left)) {
+        printf("  lease as master: never granted\n");
+    } else if (json_integer_value(left) > 0) {
+        printf("  lease as master: %lld ms left\n", (long long)json_integer_value(left));
+    } else {
+        printf("  lease as master: lapsed %lld ms ago\n", -(long long)json_integer_value(left));
+    }
 }
 
 static void status_text(json_t *o)
@@ -706,9 +734,11 @@ static void status_text(json_t *o)
                (long long)jint(r, "pid"), (long long)jint(r, "uid"),
                (long long)jint(r, "consumed_bytes"));
     }
-    printf("refused:   %lld bad input, %lld disk full, %lld fenced, %lld append errors\n",
+    printf("refused:   %lld bad input, %lld disk full, %lld fenced, %lld not master, %lld append "
+           "errors\n",
            (long long)jint(o, "rejects"), (long long)jint(o, "refused_disk_full"),
-           (long long)jint(o, "refused_fenced"), (long long)jint(o, "append_errors"));
+           (long long)jint(o, "refused_fenced"), (long long)jint(o, "refused_not_master"),
+           (long long)jint(o, "append_errors"));
     int64_t flushes = jint(o, "flushes");
     printf("flushes:   %lld (average %.3f ms), errors %lld\n", (long long)flushes,
            flushes ? (double)jint(o, "flush_ns_total") / (double)flushes / 1e6 : 0.0,
