@@ -178,7 +178,7 @@ ACKED=$(grep -c '^ACK' "$T/fload.out")
 [ "$ACKED" -ge 2000 ]
 ok $? "the master (SYNC_MASTER) acknowledged $ACKED messages before its store was killed (-9)" ||
     diag "$T/fload.err"
-is "$(jpath "$SLAVE" '$j->{replication}{role}')" ASYNC_MASTER "its status: ASYNC_MASTER"
+is "$(jpath "$SLAVE" '$j->{replication}{role}')" SYNC_MASTER "its status: SYNC_MASTER (promoted by the group, as RocketMQ's changeToMaster)"
 grep -q "the controller elected this store (brokerId 2) master of b1: promoting" "$T/slave.log"
 ok $? "its log says the controller's election made it promote" || diag "$T/slave.log"
 is "$(jpath "$SLAVE" '(grep { $_->{name} eq "writer" } @{$j->{workers}})[0]{state}')" running \
