@@ -188,7 +188,9 @@ static int group_progress(shmqctl_args_t *a, const char *group)
     if (rc) {
         return rc;
     }
-    qsort(s.offsets.entries, s.offsets.count, sizeof(*s.offsets.entries), cmp_entry);
+    if (s.offsets.count > 0) { /* entries is NULL when there are none (qsort wants neither) */
+        qsort(s.offsets.entries, s.offsets.count, sizeof(*s.offsets.entries), cmp_entry);
+    }
     shmq_admin_t *adm = NULL;
     if (shmq_admin_open(a->cfg.store_path_root_dir, &adm) < 0) {
         adm = NULL; /* no CommitLog: no times */

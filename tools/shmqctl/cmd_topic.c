@@ -84,7 +84,9 @@ static int topic_row_cmp(const void *a, const void *b)
 
 static int topic_list_print(shmqctl_args_t *a, topic_rows_t *r)
 {
-    qsort(r->rows, r->count, sizeof(r->rows[0]), topic_row_cmp);
+    if (r->count > 1) { /* rows is NULL when there are none (qsort wants neither) */
+        qsort(r->rows, r->count, sizeof(r->rows[0]), topic_row_cmp);
+    }
     for (size_t i = 0; i < r->count; i++) {
         const topic_row_t *t = &r->rows[i];
         if (a->json) {
