@@ -603,6 +603,18 @@ static void follow_master(shmq_worker_t *w, ctrl_agent_t *a, json_t *set)
             return; /* under way, or failed a moment ago (logged by shmqd): not asked again */
         }
         a->promote_mono = w->mono_ms;
+        if (w->cfg->all_ack_in_sync_state_set) {
+            /* Promoted in controller mode, this store turns SYNC_MASTER (master.c
+             * promote_finish).  The set the group holds, published before the writer starts: the
+             * new master acknowledges by it from its first send (SYNC_MASTER: without a set it
+             * would answer SLAVE_NOT_AVAILABLE until the next heartbeat).  The group's own set: the
+             * invariant of report_sync_state_set holds. */
+            shmq_ctl_sss_t held;
+            set_of(json_object_get(set, "syncStateSet"), a->broker_id,
+                   (int32_t)json_integer_value(json_object_get(set, "syncStateSetEpoch")), &held);
+            set_add(&held, a->broker_id);
+            publish_set(w, a, &held);
+        }
         /* release: the request is complete when the master sees ASKED */
         if (atomic_compare_exchange_strong_explicit(&r->promote, &pst, SHMQ_PROMOTE_ASKED,
                                                     memory_order_release, memory_order_relaxed)) {

@@ -19,9 +19,9 @@ done
 for t in tests/integration/*.t tests/crash/*.t tests/security/*.t; do
     [ -f "$t" ] && TESTS="$TESTS $t"
 done
-# SHMQ_TEST_JOBS test files at a time (2 by default): the tests spend most of their time
+# SHMQ_TEST_JOBS test files at a time (3 by default): the tests spend most of their time
 # waiting for processes (a pass uses about a quarter of two cores), each has its own
 # store, ports and shared-memory names, and every wait is bounded for a loaded machine.
-JOBS=${SHMQ_TEST_JOBS:-2}
+JOBS=${SHMQ_TEST_JOBS:-3}
 echo "shmq: running tests against $BUILD ($JOBS at a time)"
 exec prove --exec '' --timer -j "$JOBS" $TESTS

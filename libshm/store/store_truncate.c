@@ -10,17 +10,22 @@
  * is simply computed and made again:
  *   1. the checkpoint's confirmPhyOffset goes down to off, durably: recovery
  *      never takes a shorter log for "corrupt below the checkpoint";
- *   2. ConsumeQueue units of records at or after off are dropped, flushed;
+ *   2. ConsumeQueue units of records at or after off are dropped, flushed, and
+ *      so are the index entries of those records (with messageIndexEnable);
  *   3. the CommitLog is cut: segments after off's are unlinked from the
  *      newest (the rest stays contiguous), the rest of off's segment is
  *      zeroed and msynced (a torn zeroing is a torn tail for recovery);
  *   4. the checkpoint is written again from the new positions.
- * Index entries of records at or after off are dropped by the indexer when
- * it starts (shmq_index_resume drops entries past the log's end).
+ * The index entries go here, not when the indexer starts: a slave's
+ * ha-receiver may have replicated the new master's records to those offsets
+ * by then, and the indexer, which resumes from its newest entry below the
+ * log's end, would take the old entries for the new records'.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "shmq/errors.h"
+#include "store/index_service.h"
 #include "store/store.h"
 
 typedef struct cut_ctx {
@@ -43,6 +48,33 @@ static int cut_queue(shmq_queue_t *q, void *arg)
         }
     }
     q->next_offset = shmq_cq_max_offset(&q->cq);
+    return 0;
+}
+
+/* Remove the index entries of records at or after off (step 2), msynced. */
+static int cut_index(shmq_store_t *st, int64_t off)
+{
+    if (!st->cfg.message_index_enable) {
+        return 0;
+    }
+    char dir[PATH_MAX];
+    shmq_index_dir(&st->cfg, dir, sizeof(dir));
+    shmq_index_service_t svc;
+    int rc = shmq_index_open(&svc, dir, st->cfg.max_hash_slot_num, st->cfg.max_index_num, false);
+    if (rc < 0) {
+        return shmq_error_wrap(rc, "opening the index files in %s", dir);
+    }
+    shmq_index_resume_report_t rep;
+    /* The resume of a log that ends at off: entries past it go, the newest below is checked
+     * against its record (still there). */
+    rc = shmq_index_resume(&svc, &st->cl, off, shmq_commitlog_min_offset(&st->cl), &rep);
+    if (rc == 0) {
+        rc = shmq_index_flush(&svc, NULL);
+    }
+    shmq_index_close(&svc);
+    if (rc < 0) {
+        return shmq_error_wrap(rc, "removing the index entries at or after %lld", (long long)off);
+    }
     return 0;
 }
 
@@ -73,7 +105,11 @@ int shmq_store_truncate(shmq_store_t *st, int64_t off)
     if (c.err < 0) {
         return c.err;
     }
-    int rc = shmq_commitlog_truncate(&st->cl, off);
+    int rc = cut_index(st, off);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = shmq_commitlog_truncate(&st->cl, off);
     if (rc < 0) {
         return shmq_error_wrap(rc, "cutting the CommitLog at %lld", (long long)off);
     }

@@ -70,11 +70,10 @@ log_ms() {
 }
 
 # ---- M before the group: no lease, no send ----------------------------------------------
-# M runs no indexer: when M comes back as a slave, the cut of its divergent tail leaves the
-# index entries past the cut to the indexer's start (store_truncate.c), and the slave may
-# replicate past them first; the restarted indexer then reads the new master's records at the
-# old offsets and fails (not this test's subject; docs/controller.md "Not done yet").
-start_broker $MCONF --set brokerRole=ASYNC_MASTER --set messageIndexEnable=false $MODE $M_CTRL
+# M runs its indexer: when M comes back as a slave, the cut of its divergent tail takes the
+# index entries past the cut with it (store_truncate.c), before it replicates the new
+# master's records to those offsets.
+start_broker $MCONF --set brokerRole=ASYNC_MASTER $MODE $M_CTRL
 ok $? "the master store starts in controller mode before any controller runs" || {
     diag "$T/shmqd.log"
     echo "Bail out! the master store does not start"

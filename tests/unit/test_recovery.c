@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "page_cache.h"
+#include "store/index_service.h"
 #include "store/store.h"
 
 #define SEG_SIZE (64 * 1024)
@@ -55,7 +56,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static void put_one(shmq_store_t *st, const char *topic, int32_t qid, int i,
+static void put_msg(shmq_store_t *st, const char *topic, int32_t qid, int i, bool keyed,
                     shmq_append_result_t *res)
 {
     char body[160];
@@ -64,6 +65,12 @@ static void put_one(shmq_store_t *st, const char *topic, int32_t qid, int i,
     int blen = snprintf(body, sizeof(body), "message %d of topic %s with some padding %0*d", i,
                         topic, 40 + i % 37, i);
     assert_int_equal(shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_TAGS, "TagA", 4), 0);
+    if (keyed) {
+        char key[32];
+        int klen = snprintf(key, sizeof(key), "key-%d", i);
+        assert_int_equal(
+            shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_KEYS, key, (size_t)klen), 0);
+    }
     shmq_msg_in_t m;
     memset(&m, 0, sizeof(m));
     m.topic = topic;
@@ -77,6 +84,12 @@ static void put_one(shmq_store_t *st, const char *topic, int32_t qid, int i,
     m.props_len = plen;
     int rc = shmq_store_put(st, &m, res);
     assert_int_equal(rc, 0);
+}
+
+static void put_one(shmq_store_t *st, const char *topic, int32_t qid, int i,
+                    shmq_append_result_t *res)
+{
+    put_msg(st, topic, qid, i, false, res);
 }
 
 /* Write n messages over topics A/0, A/1, B/0; positions of each in pos[] if given. */
@@ -834,6 +847,53 @@ static void test_truncate_cuts_the_tail_and_its_units(void **state)
     assert_int_equal(shmq_store_close(&st), 0);
 }
 
+/*
+ * The index entries of a cut tail go with it, in shmq_store_truncate: a deposed master that
+ * comes back as a slave replicates its new master's records to the same offsets before its
+ * indexer starts, and the indexer, resuming from its newest entry below the log's end, would
+ * take the old entries for the new records' (and fail on them, again and again).
+ */
+static void test_truncate_cuts_the_index_entries(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.message_index_enable = true;
+    f->cfg.max_hash_slot_num = 1024;
+    f->cfg.max_index_num = 4096;
+    shmq_store_t st;
+    static shmq_append_result_t res[900];
+    assert_int_equal(shmq_store_open(&st, &f->cfg, 0, NULL), 0);
+    char dir[PATH_MAX];
+    shmq_index_dir(&f->cfg, dir, sizeof(dir));
+    shmq_index_service_t svc;
+    assert_int_equal(shmq_index_open(&svc, dir, 1024, 4096, false), 0);
+    for (int i = 0; i < 900; i++) {
+        put_msg(&st, "TopicK", 0, i, true, &res[i]);
+        shmq_record_t r;
+        assert_true(shmq_commitlog_read(&st.cl, res[i].phys_offset, SHMQ_DECODE_CHECK_ALL, &r) > 0);
+        assert_int_equal(shmq_index_put_record(&svc, &r), 1); /* its one key */
+    }
+    assert_int_equal(shmq_index_flush(&svc, NULL), 0);
+    shmq_index_close(&svc);
+    int64_t cut = res[600].phys_offset;
+    assert_int_equal(shmq_store_truncate(&st, cut), 0);
+    /* Other records at the cut offsets and beyond, without keys (the new master's). */
+    write_messages(&st, 600, 400, NULL);
+    assert_true(st.cl.wrote_pos > res[899].phys_offset);
+    /* The indexer's start: nothing past the cut is left to remove, the newest entry is the
+     * last record kept, complete. */
+    assert_int_equal(shmq_index_open(&svc, dir, 1024, 4096, false), 0);
+    shmq_index_resume_report_t rep;
+    assert_int_equal(
+        shmq_index_resume(&svc, &st.cl, st.cl.wrote_pos, shmq_commitlog_min_offset(&st.cl), &rep),
+        0);
+    assert_int_equal(rep.entries_removed, 0);
+    assert_int_equal(rep.last_phys, res[599].phys_offset);
+    assert_true(rep.last_complete);
+    assert_int_equal(rep.files_rebuilt, 0);
+    shmq_index_close(&svc);
+    assert_int_equal(shmq_store_close(&st), 0);
+}
+
 /* Killed during the cut, after the checkpoint was lowered and the units dropped: the next
  * start recovers the whole (longer) prefix, never refuses it as corrupt. */
 static void test_truncate_interrupted_leaves_a_recoverable_prefix(void **state)
@@ -869,6 +929,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_truncate_cuts_the_tail_and_its_units, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_cuts_the_index_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_interrupted_leaves_a_recoverable_prefix,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_reopen_keeps_every_record_and_unit, setup,
