@@ -97,5 +97,30 @@ leader_index() {
     echo none
 }
 
+# wait_leader: the index of the controller that leads once one does (at most 10 s), or "none".
+wait_leader() {
+    local l i=0
+    l=$(leader_index)
+    while [ "$l" = none ] && [ $i -lt 100 ]; do
+        sleep 0.1
+        l=$(leader_index)
+        i=$((i + 1))
+    done
+    echo "$l"
+}
+
+# stop_ctrls [checked]: stop the three controllers (with "checked", a test that each
+# stopped cleanly); the cleanup has nothing left to stop.
+stop_ctrls() {
+    local i
+    for i in 0 1 2; do
+        stop_ctrl $i
+        [ "$1" = checked ] && is $? 0 "controller n$i stops cleanly"
+    done
+    CPID0=""
+    CPID1=""
+    CPID2=""
+}
+
 # now_ms: the wall clock in milliseconds.
 now_ms() { perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'; }

@@ -207,10 +207,5 @@ stop_pid "$SLAVE_PID" 600
 stop_pid "$SLAVE2_PID" 600
 SLAVE_PID=""
 SLAVE2_PID=""
-for i in 0 1 2; do
-    stop_ctrl $i
-done
-CPID0=""
-CPID1=""
-CPID2=""
+stop_ctrls
 done_testing

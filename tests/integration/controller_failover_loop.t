@@ -105,20 +105,9 @@ wait_acks() {
     done
     [ "$(acks "$1")" -ge "$2" ]
 }
-# leader: the controller that leads now (the index; it stays while all three run).
-leader() {
-    local l i=0
-    l=$(leader_index)
-    while [ "$l" = none ] && [ $i -lt 100 ]; do
-        sleep 0.1
-        l=$(leader_index)
-        i=$((i + 1))
-    done
-    echo "$l"
-}
 # rep_id ADDR: the brokerId the group gave the replica at ADDR.
 rep_id() {
-    set_j "$(leader)" "my (\$r) = grep { \$_->{address} eq '$1' } @{\$s->{replicas}}; \$r ? \$r->{brokerId} : undef"
+    set_j "$(wait_leader)" "my (\$r) = grep { \$_->{address} eq '$1' } @{\$s->{replicas}}; \$r ? \$r->{brokerId} : undef"
 }
 
 # ---- the group, then A (elected first), then B ----------------------------------------
@@ -151,7 +140,7 @@ while [ $r -le "$ROUNDS" ]; do
     OD=$(store_dir $O)
     eval "MID=\$ID_$M"
     eval "OID=\$ID_$O"
-    LI=$(leader)
+    LI=$(wait_leader)
     # ---- both replicas in sync, then the master killed under the load ------------------
     wait_eq 600 "1,2" set_j "$LI" 'join ",", sort @{$s->{syncStateSet}}'
     ok $? "round $r: the sync-state set holds both replicas (master $M)" ||
@@ -216,7 +205,7 @@ while [ $r -le "$ROUNDS" ]; do
 done
 
 # ---- the check: every acknowledged message on the final master exactly once ------------
-LI=$(leader)
+LI=$(wait_leader)
 wait_eq 600 "1,2" set_j "$LI" 'join ",", sort @{$s->{syncStateSet}}'
 ok $? "in the end the sync-state set holds both replicas again"
 stop_loads
@@ -263,11 +252,5 @@ cmp -s "$T/records.$M" "$T/records.$O"
 ok $? "the final slave ($O) holds the same TopicL records, in the same order"
 sed 's/^/# /' "$T/figures"
 
-for i in 0 1 2; do
-    stop_ctrl $i
-    is $? 0 "controller n$i stops cleanly"
-done
-CPID0=""
-CPID1=""
-CPID2=""
+stop_ctrls checked
 done_testing

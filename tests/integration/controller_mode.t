@@ -226,11 +226,5 @@ stop_pid "$SLAVE_PID" 600
 SLAVE_PID=""
 stop_broker
 is "$STOP_RC" 0 "the old master store stops cleanly"
-for i in 0 1 2; do
-    stop_ctrl $i
-    is $? 0 "controller n$i stops cleanly"
-done
-CPID0=""
-CPID1=""
-CPID2=""
+stop_ctrls checked
 done_testing

@@ -211,10 +211,5 @@ SLAVE_PID=""
 echo "# S stopped in $(($(now_ms) - t0)) ms"
 stop_broker
 is "$STOP_RC" 0 "M stops cleanly"
-for i in 0 1 2; do
-    stop_ctrl $i
-done
-CPID0=""
-CPID1=""
-CPID2=""
+stop_ctrls
 done_testing

@@ -84,16 +84,6 @@ follows() {
     jpath "$(dir_of "$1")" "\$j->{state} eq 'running' && \$j->{replication}{role} eq 'SLAVE' &&
         \$j->{replication}{master}{address} eq '$2' ? 'yes' : 'no'"
 }
-leader() {
-    local l i=0
-    l=$(leader_index)
-    while [ "$l" = none ] && [ $i -lt 100 ]; do
-        sleep 0.1
-        l=$(leader_index)
-        i=$((i + 1))
-    done
-    echo "$l"
-}
 
 for i in 0 1 2; do
     start_ctrl $i
@@ -107,7 +97,7 @@ ok $? "store b starts as a's slave and gets brokerId 2" || diag "$T/b.log"
 start c && wait_jpath "$SLAVE2" '$j->{controller}{broker_id}' 3 600
 ok $? "store c starts as a's slave and gets brokerId 3" || diag "$T/c.log"
 note_workers
-LI=$(leader)
+LI=$(wait_leader)
 wait_eq 600 "1,2,3" set_j "$LI" 'join ",", sort @{$s->{syncStateSet}}'
 ok $? "the master reports both slaves in the sync-state set"
 "$CTL" send --store "$MASTER" $SMALL TopicT --count 500 --size 200 >"$T/s1.out" 2>&1
@@ -156,11 +146,5 @@ ok $? "the sync-state set holds the three again"
 for s in a b c; do
     stop $s
 done
-for i in 0 1 2; do
-    stop_ctrl $i
-    is $? 0 "controller n$i stops cleanly"
-done
-CPID0=""
-CPID1=""
-CPID2=""
+stop_ctrls checked
 done_testing
