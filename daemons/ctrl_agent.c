@@ -634,10 +634,15 @@ static void follow_master(shmq_worker_t *w, ctrl_agent_t *a, json_t *set)
     }
     if (!slave) {
         restart_as_slave(w, a, master, maddr, "not this store");
-    } else if (strcmp(maddr, w->cfg->ha_master_address) != 0) {
-        /* A slave the group did not elect, still following the master that went: it follows
-         * the elected one (RocketMQ's changeToSlave on a new master epoch).  The start checks
-         * its log against the new master's epochs, as for a deposed master. */
+    } else if (strcmp(maddr, w->cfg->ha_master_address) != 0 &&
+               json_integer_value(json_object_get(set, "masterEpoch")) >
+                   atomic_load_explicit(&w->ctl.blk->role.epoch, memory_order_relaxed)) {
+        /* A slave the group did not elect, still following the master that went: the group's
+         * master epoch went past the epoch this store has from the master it follows, and the
+         * group names another address.  It follows the elected one (RocketMQ's changeToSlave
+         * on a new master epoch); the start checks its log against the new master's epochs,
+         * as for a deposed master.  Another address alone is no reason: a slave may reach
+         * its master through another name, a proxy or a NAT. */
         restart_as_slave(w, a, master, maddr, "not the one it follows");
     }
 }
