@@ -119,6 +119,44 @@ static uint32_t topic_home(const char *name, size_t len)
 }
 
 /*
+ * A seqlock reader after a round that found the entry mid-change: spin SEQLOCK_SPINS rounds,
+ * then yield, for SEQLOCK_WAIT_MS at most.  False: give up (its writer died mid-change).
+ */
+static bool seq_read_wait(int round, int64_t *give_up)
+{
+    if (round < SEQLOCK_SPINS) {
+        shmq_cpu_relax();
+        return true;
+    }
+    int64_t now = shmq_mono_ms();
+    if (*give_up == 0) {
+        *give_up = now + SEQLOCK_WAIT_MS;
+    } else if (now >= *give_up) {
+        return false;
+    }
+    sched_yield();
+    return true;
+}
+
+/* Seqlock write side (the caller is the only writer); returns the odd value to end with. */
+static uint32_t seq_write_begin(_Atomic uint32_t *seq)
+{
+    uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
+    /* odd: a writer killed mid-change left it odd; +2 keeps it odd while this one writes */
+    uint32_t odd = (s & 1) ? s + 2 : s + 1;
+    atomic_store_explicit(seq, odd, memory_order_relaxed);
+    /* Release fence: the odd seq is visible before any field changes. */
+    atomic_thread_fence(memory_order_release);
+    return odd;
+}
+
+static void seq_write_end(_Atomic uint32_t *seq, uint32_t odd)
+{
+    /* Release: the fields are complete before readers see an even seq. */
+    atomic_store_explicit(seq, odd + 1, memory_order_release);
+}
+
+/*
  * Consistent copy of a topic entry (seqlock read side).  -EAGAIN if the
  * entry stays mid-change for SEQLOCK_WAIT_MS (its writer died; the next
  * holder of the topic lock repairs it).
@@ -139,18 +177,10 @@ static int topic_snapshot(const shmq_ctl_topic_t *e, shmq_ctl_topic_t *out)
                 return 0;
             }
         }
-        if (round < SEQLOCK_SPINS) {
-            shmq_cpu_relax();
-            continue;
-        }
-        int64_t now = shmq_mono_ms();
-        if (give_up == 0) {
-            give_up = now + SEQLOCK_WAIT_MS;
-        } else if (now >= give_up) {
+        if (!seq_read_wait(round, &give_up)) {
             return shmq_error_set(-EAGAIN, "a topic table entry stays mid-change (%d ms)",
                                   SEQLOCK_WAIT_MS);
         }
-        sched_yield();
     }
 }
 
@@ -222,23 +252,6 @@ int shmq_ctl_topic_at(const shmq_ctl_t *ctl, size_t i, shmq_ctl_topic_t *out)
     }
     out->name[sizeof(out->name) - 1] = '\0';
     return 0;
-}
-
-/* Seqlock write side (the caller holds the topic lock: the only writer). */
-static uint32_t topic_write_begin(shmq_ctl_topic_t *e)
-{
-    uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
-    uint32_t odd = (s & 1) ? s + 2 : s + 1;
-    atomic_store_explicit(&e->seq, odd, memory_order_relaxed);
-    /* Release fence: the odd seq is visible before any field changes. */
-    atomic_thread_fence(memory_order_release);
-    return odd;
-}
-
-static void topic_write_end(shmq_ctl_topic_t *e, uint32_t odd)
-{
-    /* Release: the fields are complete before readers see an even seq. */
-    atomic_store_explicit(&e->seq, odd + 1, memory_order_release);
 }
 
 /* A writer killed mid-change left odd sequence numbers: make them even again. */
@@ -326,7 +339,7 @@ int shmq_ctl_topic_put(shmq_ctl_t *ctl, const char *name, int32_t read_queue_num
         idx = free_idx;
     }
     shmq_ctl_topic_t *e = &ctl->blk->topics[idx];
-    uint32_t odd = topic_write_begin(e);
+    uint32_t odd = seq_write_begin(&e->seq); /* the topic lock: the only writer */
     if (insert) {
         e->incarnation++; /* a new topic of the slot: its counts start again (stats.h) */
         memset(e->name, 0, sizeof(e->name));
@@ -336,9 +349,9 @@ int shmq_ctl_topic_put(shmq_ctl_t *ctl, const char *name, int32_t read_queue_num
     e->write_queue_nums = write_queue_nums;
     e->perm = perm;
     e->order = order ? 1 : 0;
-    /* Relaxed: published by topic_write_end's release. */
+    /* Relaxed: published by seq_write_end's release. */
     atomic_store_explicit(&e->state, SHMQ_ENTRY_ACTIVE, memory_order_relaxed);
-    topic_write_end(e, odd);
+    seq_write_end(&e->seq, odd);
     return 0;
 }
 
@@ -355,10 +368,10 @@ int shmq_ctl_topic_delete(shmq_ctl_t *ctl, const char *name)
         return shmq_error_set(SHMQ_E_NOT_FOUND, "topic %.255s not found", name ? name : "");
     }
     shmq_ctl_topic_t *e = &ctl->blk->topics[idx];
-    uint32_t odd = topic_write_begin(e);
+    uint32_t odd = seq_write_begin(&e->seq); /* the topic lock: the only writer */
     /* DELETED, not FREE: later entries of the probe chain stay reachable. */
     atomic_store_explicit(&e->state, SHMQ_ENTRY_DELETED, memory_order_relaxed);
-    topic_write_end(e, odd);
+    seq_write_end(&e->seq, odd);
     return 0;
 }
 
@@ -924,15 +937,9 @@ int shmq_ctl_member_copy(const shmq_ctl_cons_t *cons, int slot, shmq_ctl_member_
 void shmq_ctl_route_publish(shmq_ctl_t *ctl, const shmq_ctl_route_t *r)
 {
     shmq_ctl_controller_t *cs = &ctl->blk->controller;
-    uint32_t s = atomic_load_explicit(&cs->route_seq, memory_order_relaxed);
-    /* odd: a writer killed mid-change left it odd; +2 keeps it odd while this one writes */
-    uint32_t odd = (s & 1) ? s + 2 : s + 1;
-    atomic_store_explicit(&cs->route_seq, odd, memory_order_relaxed);
-    /* Release fence: the odd seq is visible before any field changes. */
-    atomic_thread_fence(memory_order_release);
+    uint32_t odd = seq_write_begin(&cs->route_seq);
     memcpy(&cs->route, r, sizeof(*r));
-    /* Release: the fields are complete before readers see an even seq. */
-    atomic_store_explicit(&cs->route_seq, odd + 1, memory_order_release);
+    seq_write_end(&cs->route_seq, odd);
 }
 
 int shmq_ctl_route_get(const shmq_ctl_t *ctl, shmq_ctl_route_t *out)
@@ -958,17 +965,9 @@ int shmq_ctl_route_get(const shmq_ctl_t *ctl, shmq_ctl_route_t *out)
                 return 0;
             }
         }
-        if (round < SEQLOCK_SPINS) {
-            shmq_cpu_relax();
-            continue;
-        }
-        int64_t now = shmq_mono_ms();
-        if (give_up == 0) {
-            give_up = now + SEQLOCK_WAIT_MS;
-        } else if (now >= give_up) {
+        if (!seq_read_wait(round, &give_up)) {
             return shmq_error_set(-EAGAIN, "the controller route stays mid-change (%d ms)",
                                   SEQLOCK_WAIT_MS);
         }
-        sched_yield();
     }
 }
