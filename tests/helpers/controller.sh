@@ -41,6 +41,21 @@ start_ctrl() {
     bg_add $!
 }
 
+# start_ctrls: the three members, n0 to n2.
+start_ctrls() {
+    local i
+    for i in 0 1 2; do
+        start_ctrl $i
+    done
+}
+
+# need_ctrl_agent: bail out unless shmq-controller and shmq-ctrl-agent are built.
+need_ctrl_agent() {
+    [ -x "$CONTROLLER" ] && [ -x "$BUILD/shmq-ctrl-agent" ] && return 0
+    echo "Bail out! shmq-controller or shmq-ctrl-agent not built in $BUILD"
+    exit 1
+}
+
 # cpid I: controller I's pid.
 cpid() { eval "echo \$CPID$1"; }
 

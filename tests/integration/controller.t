@@ -68,9 +68,7 @@ ok $? "... and the message names the file and the line" || diag "$T/bad7.err"
 
 # ---- three controllers elect one leader -------------------------------------------------
 t0=$(now_ms)
-start_ctrl 0
-start_ctrl 1
-start_ctrl 2
+start_ctrls
 agreed() { # the leader's Raft id when all three name the same one, else "no"
     local a b c
     a=$(status_j 0 '$j->{leaderRaftId}')
@@ -231,9 +229,7 @@ for i in 0 1 2; do
     stop_ctrl $i
 done
 UNCLEAN=true
-start_ctrl 0
-start_ctrl 1
-start_ctrl 2
+start_ctrls
 wait_eq 400 "3" set_j 0 '$s->{masterId}'
 ok $? "with enableElectUncleanMaster=true the live replica outside the set (3) is elected" ||
     diag "$T/ctrl0.log"

@@ -21,10 +21,7 @@ broker_init controller-allack
 . "$SRC/tests/helpers/replication.sh"
 
 . "$SRC/tests/helpers/controller.sh"
-[ -x "$CONTROLLER" ] && [ -x "$BUILD/shmq-ctrl-agent" ] || {
-    echo "Bail out! shmq-controller or shmq-ctrl-agent not built in $BUILD"
-    exit 1
-}
+need_ctrl_agent
 trap 'ctrl_cleanup; slave_cleanup; broker_cleanup' EXIT
 
 S1_PORT=$(free_port 2)
@@ -45,9 +42,7 @@ log_ms() {
 # every second), longer than the master's slaveTimeout (1 s), so that sends waiting for a
 # stopped member time out before the group drops it.
 TIMEOUT_MS=2500
-start_ctrl 0
-start_ctrl 1
-start_ctrl 2
+start_ctrls
 
 # ---- a master and two slaves; both slaves join the set --------------------------------------
 start_broker $MCONF --set brokerRole=SYNC_MASTER --set slaveTimeout=1000 $MODE $CADDRS

@@ -27,10 +27,7 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 broker_init controller-failover-loop
 . "$SRC/tests/helpers/replication.sh"
 . "$SRC/tests/helpers/controller.sh"
-[ -x "$CONTROLLER" ] && [ -x "$BUILD/shmq-ctrl-agent" ] || {
-    echo "Bail out! shmq-controller or shmq-ctrl-agent not built in $BUILD"
-    exit 1
-}
+need_ctrl_agent
 trap 'stop_loads; ctrl_cleanup; slave_cleanup; broker_cleanup' EXIT
 
 ROUNDS=${FO_LOOP_ROUNDS:-2}
@@ -111,9 +108,7 @@ rep_id() {
 }
 
 # ---- the group, then A (elected first), then B ----------------------------------------
-for i in 0 1 2; do
-    start_ctrl $i
-done
+start_ctrls
 start_store A
 ok $? "store A starts in controller mode (SYNC_MASTER)" || diag "$T/shmqd.log"
 wait_jpath "$MASTER" '$j->{controller}{master_id}' 1 600

@@ -29,10 +29,7 @@ broker_init controller-fence
 . "$SRC/tests/helpers/replication.sh"
 TIMEOUT_MS=2000
 . "$SRC/tests/helpers/controller.sh"
-[ -x "$CONTROLLER" ] && [ -x "$BUILD/shmq-ctrl-agent" ] || {
-    echo "Bail out! shmq-controller or shmq-ctrl-agent not built in $BUILD"
-    exit 1
-}
+need_ctrl_agent
 PROXY_PIDS=""
 trap 'for p in $PROXY_PIDS; do stop_pid "$p" 20; done; ctrl_cleanup; slave_cleanup; broker_cleanup' EXIT
 
@@ -97,9 +94,7 @@ is "$?:$(grep -c "^health: .*the controller group has not named the store master
     diag "$T/mstatus0.txt"
 
 t0=$(now_ms)
-start_ctrl 0
-start_ctrl 1
-start_ctrl 2
+start_ctrls
 i=0
 LI=none
 while [ "$LI" = none ] && [ $i -lt 300 ]; do

@@ -14,16 +14,11 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 broker_init controller-leader-kill
 . "$SRC/tests/helpers/replication.sh"
 . "$SRC/tests/helpers/controller.sh"
-[ -x "$CONTROLLER" ] && [ -x "$BUILD/shmq-ctrl-agent" ] || {
-    echo "Bail out! shmq-controller or shmq-ctrl-agent not built in $BUILD"
-    exit 1
-}
+need_ctrl_agent
 trap 'ctrl_cleanup; broker_cleanup' EXIT
 TIMEOUT_MS=6000
 
-for i in 0 1 2; do
-    start_ctrl $i
-done
+start_ctrls
 LI=$(wait_leader)
 ok "$([ "$LI" != none ] && echo 0 || echo 1)" "the group elects a leader (n$LI)"
 

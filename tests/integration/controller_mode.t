@@ -25,10 +25,7 @@ broker_init controller-mode
 . "$SRC/tests/helpers/replication.sh"
 
 . "$SRC/tests/helpers/controller.sh"
-[ -x "$CONTROLLER" ] && [ -x "$BUILD/shmq-ctrl-agent" ] || {
-    echo "Bail out! shmq-controller or shmq-ctrl-agent not built in $BUILD"
-    exit 1
-}
+need_ctrl_agent
 DEAD=$(free_port) # nothing listens there
 # rep_j I ADDR FIELD: FIELD of the replica at ADDR of b1 in controller I's status.
 rep_j() {
@@ -73,9 +70,7 @@ ok $? "shmqctl status says the controller link is not connected" || diag "$T/mst
 
 # ---- the group starts; the master registers -----------------------------------------------
 t0=$(now_ms)
-start_ctrl 0
-start_ctrl 1
-start_ctrl 2
+start_ctrls
 wait_jpath "$MASTER" '$j->{controller}{connected}' 1 600
 ok $? "the master's agent finds the group's leader" || diag "$T/shmqd.log"
 echo "# master linked $(($(now_ms) - t0)) ms after the controllers started"

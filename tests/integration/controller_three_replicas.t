@@ -20,10 +20,7 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 broker_init controller-three
 . "$SRC/tests/helpers/replication.sh"
 . "$SRC/tests/helpers/controller.sh"
-[ -x "$CONTROLLER" ] && [ -x "$BUILD/shmq-ctrl-agent" ] || {
-    echo "Bail out! shmq-controller or shmq-ctrl-agent not built in $BUILD"
-    exit 1
-}
+need_ctrl_agent
 trap 'ctrl_cleanup; slave_cleanup; broker_cleanup' EXIT
 
 PA=$HA_PORT
@@ -85,9 +82,7 @@ follows() {
         \$j->{replication}{master}{address} eq '$2' ? 'yes' : 'no'"
 }
 
-for i in 0 1 2; do
-    start_ctrl $i
-done
+start_ctrls
 start a
 ok $? "store a starts from its broker.conf (SYNC_MASTER, controller mode)" || diag "$T/shmqd.log"
 wait_jpath "$MASTER" '$j->{controller}{master_id}' 1 600
