@@ -338,12 +338,6 @@ static int ctrl_request(const char *target, const char *text, json_t **answer)
 
 /* ---- the set acknowledged by (allAckInSyncStateSet) ---------------------------------------- */
 
-/* This store, as a SYNC_MASTER in controller mode, acknowledges by the whole sync-state set. */
-static bool all_ack(const shmq_config_t *cfg)
-{
-    return cfg->all_ack_in_sync_state_set && cfg->broker_role == SHMQ_SYNC_MASTER;
-}
-
 /* The ha-sender's connected row of the slave that gave brokerId id (NULL: none). */
 static const shmq_ctl_slave_t *slave_row(shmq_worker_t *w, int64_t id)
 {
@@ -470,7 +464,7 @@ static bool added_hold_acked(shmq_worker_t *w, uint64_t gen, const shmq_ctl_sss_
 static void report_sync_state_set(shmq_worker_t *w, ctrl_agent_t *a, json_t *set)
 {
     int64_t wrote = shmq_ctl_load(&w->ctl.blk->wrote);
-    bool allack = all_ack(w->cfg);
+    bool allack = shmq_config_acks_by_sync_state_set(w->cfg);
     json_t *ids = json_array(), *e;
     size_t i;
     json_array_append_new(ids, json_integer(a->broker_id));

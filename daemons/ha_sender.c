@@ -163,13 +163,6 @@ static void want_after(sender_t *hs, int64_t pos)
 
 /* ---- status ------------------------------------------------------------------------------- */
 
-/* Controller mode, SYNC_MASTER, allAckInSyncStateSet: acknowledge by the whole sync-state set. */
-static bool all_ack(const sender_t *hs)
-{
-    return hs->cfg->enable_controller_mode && hs->cfg->all_ack_in_sync_state_set &&
-           hs->cfg->broker_role == SHMQ_SYNC_MASTER;
-}
-
 /*
  * `replicated` by the sync-state set the ctrl-agent published: the lowest acked position among
  * its members other than this master, each of which must be a connected slave that gave its
@@ -232,7 +225,7 @@ static void publish(sender_t *hs)
         }
     }
     uint64_t gen = 0;
-    if (all_ack(hs)) {
+    if (shmq_config_acks_by_sync_state_set(hs->cfg)) {
         low = set_low(hs, wrote, &gen);
     }
     if (low > shmq_ctl_load(&hs->blk->replicated)) {

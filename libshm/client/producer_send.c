@@ -97,7 +97,7 @@ static void result_from_slot(const shmq_producer_t *p, const shmq_ring_slot_t *s
  */
 static bool slave_in_sync(const shmq_producer_t *p)
 {
-    if (p->cfg->enable_controller_mode && p->cfg->all_ack_in_sync_state_set) {
+    if (shmq_config_acks_by_sync_state_set(p->cfg)) {
         shmq_ctl_sss_t set;
         return shmq_ctl_sss_copy(&p->blk->controller, &set) != SHMQ_E_NOT_FOUND;
     }

@@ -138,6 +138,15 @@ typedef struct shmq_config {
 /* Fill cfg with RocketMQ's defaults (and shmq's for its own keys). */
 void shmq_config_defaults(shmq_config_t *cfg);
 
+/* A SYNC_MASTER in controller mode with allAckInSyncStateSet: it acknowledges a send once
+ * every member of the sync-state set holds it (the ha-sender, the ctrl-agent and producers
+ * decide by this one rule). */
+static inline bool shmq_config_acks_by_sync_state_set(const shmq_config_t *cfg)
+{
+    return cfg->enable_controller_mode && cfg->all_ack_in_sync_state_set &&
+           cfg->broker_role == SHMQ_SYNC_MASTER;
+}
+
 /* Every key shmq reads, one "key=value" line each, in the order of the key table
  * (shmqd --print-config).  0, or -EIO when f failed. */
 int shmq_config_write(const shmq_config_t *cfg, FILE *f);
