@@ -27,18 +27,32 @@ send_pending() {
         "$HELPERS/sched_load" send "$STORE" "T$1" --count 300 --after 3500 >"$T/$1.tsend" 2>&1
     ok $? "$1: 300 delayed and 300 timed messages sent" || diag "$T/$1.dsend"
 }
-# check_delivered NAME DUPS: both topics delivered whole, none early, DUPS duplicates at most.
+# check_delivered NAME [KILL_MS]: both topics delivered whole, none early, none twice; with
+# KILL_MS, a message may come twice if its first copy was stored before that kill: one the
+# scheduler re-wrote after its last save of progress is delivered again after the restart
+# (docs/architecture.md, crash rules).  On a slow machine the sends and the wait for the wheel
+# can outlast the 3 s level, so some are due before the kill.
 check_delivered() {
     local t s
     for t in D T; do
-        "$HELPERS/sched_load" recv "$STORE" "$t$1" G --count 300 --timeout 30000 >"$T/$1.$t.recv" \
-            2>"$T/$1.$t.err"
+        "$HELPERS/sched_load" recv "$STORE" "$t$1" G --count 300 --timeout 30000 --lines \
+            >"$T/$1.$t.recv" 2>"$T/$1.$t.err"
         ok $? "$1: all 300 of $t$1 delivered" || diag "$T/$1.$t.err"
         s=$(grep '^summary' "$T/$1.$t.recv")
         echo "# $1 $t: $s"
-        echo "$s" | perl -e 'my $max = shift @ARGV; my $l = <STDIN>;
-            exit($l =~ /dups=(\d+) .*min_late=(-?\d+)/ && $1 <= $max && $2 >= 0 ? 0 : 1)' "$2"
-        ok $? "$1: $t$1 none early, at most $2 twice"
+        perl -e 'my $kill = shift @ARGV; my (%first, $early, $bad, $twice);
+            while (<STDIN>) {
+                if (/^msg (\d+) (\d+) (\d+) \d+ \S+ (\d+)$/) {
+                    my ($i, $due, $arrival, $st) = ($1, $2, $3, $4);
+                    if (!exists $first{$i}) { $first{$i} = $st; $early++ if $arrival < $due; next }
+                    $twice++;
+                    $bad++ unless length $kill && $first{$i} < $kill;
+                }
+            }
+            printf "# %d twice (%d not explained by the kill), %d early\n", $twice // 0,
+                $bad // 0, $early // 0;
+            exit($bad || $early || !%first ? 1 : 0)' "${2:-}" <"$T/$1.$t.recv"
+        ok $? "$1: $t$1 none early, none twice but what was re-written before a kill"
     done
 }
 
@@ -68,13 +82,14 @@ ok $? "clean stop with 600 messages pending" || diag "$T/shmqd.log"
     [ -f "$STORE/timerwheel" ]
 ok $? "progress files are there: delayOffset.json, timercheck, timerwheel"
 start_pending clean
-check_delivered clean 0
+check_delivered clean
 
 # ---- kill -9 of everything with messages pending -----------------------------------------------
 send_pending killed
 wait_enqueued 300
 ok $? "the timed messages are in the wheel"
 pids="$(all_worker_pids) $SHMQD_PID"
+kill_ms=$(perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000')
 kill -KILL $pids 2>/dev/null
 for p in $pids; do
     wait_pid "$p" 50 2>/dev/null
@@ -83,7 +98,7 @@ SHMQD_PID=""
 start_pending killed
 grep -q "recovery (abnormal" "$T/shmqd.log"
 ok $? "the new start recovered abnormally"
-check_delivered killed 0
+check_delivered killed "$kill_ms"
 
 stop_broker
 ok $? "clean stop" || diag "$T/shmqd.log"
