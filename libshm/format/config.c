@@ -230,8 +230,6 @@ static const char *const config_ignored[] = {
     "dLegerGroup",
     "dLegerPeers",
     "dLegerSelfId",
-    "enableControllerMode",
-    "controllerAddr",
     "inSyncReplicas",
     "totalReplicas",
     "minInSyncReplicas",
