@@ -62,6 +62,7 @@
 #include "shm/reg.h"
 #include "shm/ring.h"
 #include "store/store.h"
+#include "format/delay_check.h"
 #include "format/role_override.h"
 #include "format/store_files.h"
 #include "master.h"
@@ -1010,6 +1011,14 @@ static int apply_role_override(master_t *m)
 static int start_epoch(master_t *m, shmq_store_t *st)
 {
     if (m->cfg.broker_role == SHMQ_SLAVE) {
+        /* Its log may be cut below what the scheduler delivered while this store was a
+         * master, and another master delivers meanwhile: a later promotion resumes from
+         * delayOffset.json (the master's, replicated), never from a stale delaycheck. */
+        int rc = shmq_delaycheck_remove(st->root);
+        if (rc < 0) {
+            shmq_log(SHMQ_LOG_ERROR, "cannot start as a slave: %s", shmq_error_detail());
+            return SHMQ_EXIT_ERROR;
+        }
         return master_epoch_slave_start(&m->cfg, st, &got_stop, &m->epoch, &m->epoch_checked);
     }
     m->epoch_checked = true;

@@ -17,8 +17,9 @@
  * only appender.
  *
  * Delay levels: per level, the next ConsumeQueue offset to deliver, kept in
- * memory and saved to config/delayOffset.json every
- * flushDelayOffsetInterval and at stop.  Timer: units of the timer queue
+ * memory, stored in the mapped config/delaycheck as each batch is
+ * acknowledged (format/delay_check.h) and saved to config/delayOffset.json
+ * every flushDelayOffsetInterval and at stop.  Timer: units of the timer queue
  * are put in the timer wheel and log (libshm/format/timer.h) at once; slot by slot
  * as time passes the units of a slot are delivered.  A batch of deliveries
  * is sent asynchronously and every answer awaited before any progress moves
@@ -28,12 +29,12 @@
  * topic's cut in config/topicDeletes.json, reread when it changes) is not
  * delivered.
  *
- * Owns: config/delayOffset.json, timerwheel, timerlog/, config/timercheck,
- * the control block's scheduler counters.  Killed at any instruction: the
- * next run delivers again what was sent after the last saved progress
- * (delay levels: since the last save of delayOffset.json; timer: the batch
- * in flight, whose progress is stored in the mapped timercheck as soon as
- * it is acknowledged).  Nothing due is lost.
+ * Owns: config/delayOffset.json, config/delaycheck, timerwheel, timerlog/,
+ * config/timercheck, the control block's scheduler counters.  Killed at any
+ * instruction: the next run delivers again what was sent after the last
+ * stored progress: the batch in flight, whose progress is stored in the
+ * mapped delaycheck or timercheck as soon as it is acknowledged.  Nothing
+ * due is lost.
  *
  * Crash tests: with SHMQ_TEST_CRASH_DIR set, the scheduler kills itself
  * (SIGKILL) when the file <dir>/scheduler-<step> exists (removing it
@@ -64,9 +65,11 @@
 #include "format/store_files.h"
 #include "format/topic_deletes.h"
 #include "format/timer.h"
+#include "format/delay_check.h"
 #include "worker.h"
 
-#define SC_BATCH           SHMQ_DELIVER_BATCH /* deliveries in flight at once */
+#define SC_BATCH SHMQ_DELIVER_BATCH /* deliveries in flight at once */
+_Static_assert(SHMQ_DELAYCHECK_LEVELS >= SHMQ_MAX_DELAY_LEVELS, "a delaycheck slot per level");
 #define SC_SEND_TIMEOUT_MS 30000 /* one delivery; no answer in time stops the scheduler */
 #define SC_FLUSH_WAIT_MS   60000
 #define SC_RETRY_MS        1000  /* after a transient error */
@@ -101,6 +104,7 @@ typedef struct scheduler {
     int64_t delay_version;
     bool delay_dirty;
     int64_t delay_saved_ms;
+    shmq_delaycheck_t dc; /* config/delaycheck: progress as each batch is acknowledged */
     /* timer */
     shmq_timer_store_t ts;
     bool ts_open;
@@ -297,6 +301,17 @@ static bool may_deliver(const scheduler_t *s)
 
 /* ---- delay levels --------------------------------------------------------------------------- */
 
+/* The anchor of a delaycheck slot is still unit a->queue_offset of level l's queue: the
+ * queue below the slot's progress is the one the slot was written for. */
+static bool anchor_holds(scheduler_t *s, int l, const shmq_delay_anchor_t *a)
+{
+    int rc = shmq_pull(s->cons, SHMQ_SCHEDULE_TOPIC, l, a->queue_offset, 1, NULL, 0, s->pr);
+    const shmq_msg_view_t *v = &s->pr->msgs[0];
+    return rc == 0 && s->pr->status == SHMQ_PULL_FOUND && s->pr->count >= 1 &&
+           v->queue_offset == a->queue_offset && v->phys_offset == a->phys &&
+           v->store_ts == a->store_ts;
+}
+
 static int delay_load(scheduler_t *s)
 {
     shmq_offset_table_t t;
@@ -305,13 +320,30 @@ static int delay_load(scheduler_t *s)
         shmq_log(SHMQ_LOG_ERROR, "cannot load config/delayOffset.json: %s", why(rc));
         return rc;
     }
+    rc = shmq_delaycheck_open(&s->dc, s->root);
+    if (rc < 0) {
+        /* Progress from delayOffset.json alone: what was delivered since its last save
+         * comes again after a kill. */
+        shmq_log(SHMQ_LOG_WARN, "config/delaycheck not used: %s", why(rc));
+    }
     s->delay_version = t.data_version_counter;
     s->nlevels = s->cfg->delay_level_count;
     for (int l = 0; l < s->nlevels; l++) {
-        int64_t off = 0, min, max;
+        int64_t off = 0, min, max, coff;
+        shmq_delay_anchor_t a;
         shmq_offset_table_get(&t, "", l + 1, &off);
+        bool range = shmq_queue_offsets(s->cons, SHMQ_SCHEDULE_TOPIC, l, &min, &max) == 0;
+        /* Acknowledged since delayOffset.json's last save, its queue unchanged below. */
+        if (range && shmq_delaycheck_get(&s->dc, l + 1, &coff, &a) && coff > off && coff <= max &&
+            a.queue_offset < coff && anchor_holds(s, l, &a)) {
+            shmq_log(SHMQ_LOG_INFO,
+                     "delay level %d: resuming at offset %" PRId64
+                     " (config/delaycheck; delayOffset.json says %" PRId64 ")",
+                     l + 1, coff, off);
+            off = coff;
+        }
         /* Clamped into the queue's range, as RocketMQ 5 does on load. */
-        if (shmq_queue_offsets(s->cons, SHMQ_SCHEDULE_TOPIC, l, &min, &max) == 0) {
+        if (range) {
             off = off < min ? min : off > max ? max : off;
         }
         s->levels[l].offset = off < 0 ? 0 : off;
@@ -349,6 +381,20 @@ static bool pull_moves_offset(const shmq_pull_result_t *pr)
     return pr->status == SHMQ_PULL_OFFSET_TOO_SMALL || pr->status == SHMQ_PULL_NO_MATCHED_MSG ||
            pr->status == SHMQ_PULL_OFFSET_OVERFLOW_BADLY ||
            pr->status == SHMQ_PULL_MESSAGE_WAS_REMOVING;
+}
+
+/* Level l's progress into config/delaycheck as soon as it moved past units of pr: the last
+ * of them below it is the anchor. */
+static void delay_check_put(scheduler_t *s, int l, const shmq_pull_result_t *pr)
+{
+    for (size_t i = pr->count; i-- > 0;) {
+        const shmq_msg_view_t *v = &pr->msgs[i];
+        if (v->queue_offset < s->levels[l].offset) {
+            shmq_delay_anchor_t a = {v->queue_offset, v->phys_offset, v->store_ts};
+            shmq_delaycheck_put(&s->dc, l + 1, s->levels[l].offset, &a);
+            return;
+        }
+    }
 }
 
 /* Deliver the due units of one level; returns the units settled or < 0. */
@@ -427,6 +473,7 @@ static int64_t delay_level_work(scheduler_t *s, int l, int64_t now)
     } else if (whole) {
         lv->offset = pr->next_offset > lv->offset ? pr->next_offset : lv->offset;
     }
+    delay_check_put(s, l, pr);
     return done;
 }
 
@@ -831,6 +878,7 @@ static bool scheduler_done(shmq_worker_t *w, void *arg)
 
 static void scheduler_free(scheduler_t *s)
 {
+    shmq_delaycheck_close(&s->dc);
     if (s->ts_open) {
         shmq_timer_close(&s->ts);
     }

@@ -345,6 +345,51 @@ int shmq_mf_flush(shmq_mapped_file_t *mf, size_t from, size_t to, enum shmq_flus
     return msync(mf->base + a, to - a, MS_SYNC) == 0 ? 0 : shmq_mf_sys_err(mf->path, "msync");
 }
 
+int shmq_mf_open_fixed(shmq_mapped_file_t *mf, const char *dir, const char *name, size_t size,
+                       bool check_only)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
+        return shmq_error_set(-ENAMETOOLONG, "path too long: %s/%s", dir, name);
+    }
+    int fd = shmq_store_file_open(path, check_only ? O_RDONLY : O_RDWR | O_CREAT, SHMQ_FILE_MODE);
+    if (fd == -ENOENT) {
+        return shmq_error_set(check_only ? SHMQ_E_NOT_FOUND : fd, "%s: %s", path, strerror(ENOENT));
+    }
+    if (fd < 0) {
+        return fd; /* the detail names path */
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = -errno;
+        close(fd);
+        return shmq_error_set(e, "%s: fstat: %s", path, strerror(-e));
+    }
+    if (st.st_size == 0 && !check_only) {
+        /* Allocated whole before mapping: a full disk is an error now, never a SIGBUS later. */
+        int rc = posix_fallocate(fd, 0, (off_t)size);
+        if (rc == 0 && fsync(fd) != 0) {
+            rc = errno;
+        }
+        close(fd);
+        if (rc != 0) {
+            unlink(path);
+            return shmq_error_set(-rc, "%s: allocating %zu bytes: %s", path, size, strerror(rc));
+        }
+        int drc = shmq_file_fsync_dir(dir);
+        if (drc < 0) {
+            return drc;
+        }
+    } else {
+        close(fd);
+        if ((uint64_t)st.st_size != size) {
+            return shmq_error_set(SHMQ_E_SEGMENT, "%s: size %lld, expected %zu", path,
+                                  (long long)st.st_size, size);
+        }
+    }
+    return shmq_mf_open(mf, path, 0, size, check_only ? SHMQ_MF_READONLY : 0);
+}
+
 void shmq_mf_close(shmq_mapped_file_t *mf)
 {
     if (!mf) {

@@ -90,6 +90,15 @@ int shmq_mf_open(shmq_mapped_file_t *mf, const char *path, int64_t start_offset,
  */
 int shmq_mf_flush(shmq_mapped_file_t *mf, size_t from, size_t to, enum shmq_flush_method how);
 
+/*
+ * Map dir/name, a file of exactly size bytes: created and allocated whole
+ * (fsynced, with its directory) when missing or empty, unless check_only, which
+ * maps an existing one read-only (SHMQ_E_NOT_FOUND when missing).  Another size
+ * is SHMQ_E_SEGMENT; a symbolic link or a non-regular file is refused.
+ */
+int shmq_mf_open_fixed(shmq_mapped_file_t *mf, const char *dir, const char *name, size_t size,
+                       bool check_only);
+
 /* Unmap and close; does not remove the file. */
 void shmq_mf_close(shmq_mapped_file_t *mf);
 

@@ -33,9 +33,14 @@ LAST_SEG=$(printf '%020d' $((W0 - W0 % 1048576)))
 [ "$LAST_SEG" != 00000000000000000000 ]
 ok $? "the master's log has several segments"
 
+# A delay-level progress file left from a time the store was a master (its log may be cut,
+# another master delivers meanwhile): a store that starts as a slave removes it.
+mkdir -p "$SLAVE/config" && head -c 8192 /dev/zero >"$SLAVE/config/delaycheck"
 start_slave "$SLAVE" "$HA_PORT" slave
 SLAVE_PID=$LAST_PID
 ok $? "the slave starts" || diag "$T/slave.log"
+[ ! -e "$SLAVE/config/delaycheck" ]
+ok $? "a store starting as a slave removes config/delaycheck"
 caught_up
 ok $? "the slave catches up with the master ($WS of $WM)" || diag "$T/slave.log"
 is "$(ls "$SLAVE/commitlog" | head -n 1)" "$LAST_SEG" \

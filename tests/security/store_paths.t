@@ -1,7 +1,7 @@
 #!/bin/sh
 # The store's remaining paths give others nothing and follow no link:
-# timerwheel, config/timercheck and the timer log made by the scheduler are
-# 0640 (directories 0750) whatever the umask; a store root made by shmqctl
+# timerwheel, config/timercheck, config/delaycheck and the timer log made
+# by the scheduler are 0640 (directories 0750) whatever the umask; a store root made by shmqctl
 # (and its missing parents) is 0750; a worker started while a symbolic link
 # sits at lock refuses it naming it and locks nothing through it; `shmqctl
 # status` with a FIFO at lock exits with an error naming it instead of
@@ -39,6 +39,7 @@ ok $? "the scheduler made its timer files" || diag "$T/shmqd.log"
 umask 022
 is "$(stat -c %a "$STORE/timerwheel")" "640" "timerwheel is 0640"
 is "$(stat -c %a "$STORE/config/timercheck")" "640" "config/timercheck is 0640"
+is "$(stat -c %a "$STORE/config/delaycheck")" "640" "config/delaycheck is 0640"
 is "$(stat -c %a "$STORE/timerlog")" "750" "timerlog/ is 0750"
 seg=$(ls "$STORE/timerlog" | head -1)
 is "$(stat -c %a "$STORE/timerlog/$seg" 2>/dev/null)" "640" "a timer log segment is 0640"
