@@ -713,9 +713,10 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
 }
 
 /*
- * shmq_record_verify() for every record but a well-formed __CRC32# tail with
- * only the record CRC asked for: crc_checks() with the tail crc_tail_at()
- * finds.  Out of line: the check of every record shmq wrote keeps a small frame.
+ * shmq_record_verify() for every record but a well-formed __CRC32# tail
+ * (shmq_record_crc_tail_value()) with only the record CRC asked for:
+ * crc_checks() with the tail crc_tail_at() finds.  Out of line: the check of every record shmq
+ * wrote keeps a small frame.
  */
 static __attribute__((noinline)) int record_verify_general(const uint8_t *buf,
                                                            const shmq_record_layout_t *l,
@@ -746,51 +747,6 @@ static __attribute__((noinline)) int record_verify_general(const uint8_t *buf,
     return crc_checks(buf, l->total_size, &r, tail, flags);
 }
 
-/*
- * The value of a well-formed __CRC32# tail ending the len bytes of properties
- * at props: the name at a property's start, ten digits, the end byte; -1 for
- * anything else (no tail, or a damaged one), which record_verify_general()
- * judges as before.  Where it returns a value, crc_tail_at() finds the tail
- * and crc_digits_value() returns the same value.  The last 16 bytes of the
- * tail in one SSE2 compare: minus "C32#" 0x01, ten '0' and 0x02, each byte
- * must be 0 at a fixed byte and at most 9 at a digit (unsigned, saturated).
- */
-static inline int64_t crc_tail_value(const uint8_t *props, uint32_t len)
-{
-#if defined(__SSE2__)
-    if (len < SHMQ_CRC_PROP_LEN) {
-        return -1;
-    }
-    const uint8_t *t = props + len - SHMQ_CRC_PROP_LEN;
-    uint32_t h4, w4;
-    memcpy(&h4, t, 4);
-    memcpy(&w4, crc_prop_head, 4);
-    if (h4 != w4 || (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP)) {
-        return -1;
-    }
-    const __m128i base = _mm_setr_epi8('C', '3', '2', '#', SHMQ_PROP_NAME_VALUE_SEP, '0', '0', '0',
-                                       '0', '0', '0', '0', '0', '0', '0', SHMQ_PROP_SEP);
-    const __m128i most = _mm_setr_epi8(0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 0);
-    __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)(t + 4)), base);
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(d, most), _mm_setzero_si128())) != 0xFFFF) {
-        return -1;
-    }
-    /* The digits' values, the least significant first: eight, then two. */
-    d = _mm_srli_si128(d, 5);
-    uint64_t x = (uint64_t)_mm_cvtsi128_si64(d);
-    uint64_t top = (uint64_t)(uint32_t)_mm_extract_epi16(d, 4);
-    const uint64_t m8 = 0x00FF00FF00FF00FFULL, m16 = 0x0000FFFF0000FFFFULL;
-    x = (x & m8) + ((x >> 8) & m8) * 10;
-    x = (x & m16) + ((x >> 16) & m16) * 100;
-    x = (x & 0xFFFFFFFFULL) + (x >> 32) * 10000;
-    return (int64_t)(x + ((top & 0xFF) + (top >> 8) * 10) * 100000000ULL);
-#else
-    (void)props;
-    (void)len;
-    return -1;
-#endif
-}
-
 int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_t phys,
                        unsigned flags)
 {
@@ -799,7 +755,7 @@ int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_
          (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC | SHMQ_DECODE_VERIFY))) {
         /* Every record shmq wrote: crc_checks()'s record CRC check alone, with ISA-L
          * called straight (on every consumed record). */
-        int64_t want = crc_tail_value(buf + l->props_at, l->props_len);
+        int64_t want = shmq_record_crc_tail_value(buf + l->props_at, l->props_len);
         if (want >= 0) {
             uint64_t len = (uint64_t)l->total_size - SHMQ_CRC_PROP_LEN;
             int32_t crc = (int32_t)(crc32_gzip_refl(0, buf, len) & 0x7FFFFFFFu);
