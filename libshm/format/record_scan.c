@@ -280,22 +280,14 @@ static bool memo_topic_is(const shmq_key_hash_memo_t *m, const char *topic, size
     return a == b && c == d;
 }
 
-int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
-                                 const char *key, size_t key_len)
+/*
+ * shmq_topic_key_hash_memo() once the memo's topic is topic: the key, from
+ * the words it shares with the previous one on.
+ */
+static inline __attribute__((always_inline)) int32_t memo_key(shmq_key_hash_memo_t *m,
+                                                              const char *topic, size_t topic_len,
+                                                              const char *key, size_t key_len)
 {
-    if (topic_len == 0 || topic_len > sizeof(m->topic)) {
-        return shmq_topic_key_hash(topic, topic_len, key, key_len);
-    }
-    if (!memo_topic_is(m, topic, topic_len)) {
-        uint32_t th = 0;
-        if (!hash_ascii(&th, (const uint8_t *)topic, topic_len)) {
-            return shmq_topic_key_hash(topic, topic_len, key, key_len);
-        }
-        memcpy(m->topic, topic, topic_len);
-        m->topic_len = (uint32_t)topic_len;
-        m->topic_hash = th * 31u + '#';
-        m->words = 0;
-    }
     /* The words this key shares with the previous one: their hash is known. */
     size_t w = 0, shared_max = key_len / 8 < m->words ? key_len / 8 : m->words;
     uint64_t x;
@@ -329,4 +321,46 @@ int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, siz
         h = h * 31u + p[i];
     }
     return hash_abs(h);
+}
+
+/*
+ * shmq_topic_key_hash_memo() for any topic: compared in full, remembered
+ * when new.  Out of line: the usual call (a topic of 8 to 16 bytes, the
+ * previous key's) keeps a small frame.
+ */
+static __attribute__((noinline)) int32_t memo_any_topic(shmq_key_hash_memo_t *m, const char *topic,
+                                                        size_t topic_len, const char *key,
+                                                        size_t key_len)
+{
+    if (topic_len == 0 || topic_len > sizeof(m->topic)) {
+        return shmq_topic_key_hash(topic, topic_len, key, key_len);
+    }
+    if (!memo_topic_is(m, topic, topic_len)) {
+        uint32_t th = 0;
+        if (!hash_ascii(&th, (const uint8_t *)topic, topic_len)) {
+            return shmq_topic_key_hash(topic, topic_len, key, key_len);
+        }
+        memcpy(m->topic, topic, topic_len);
+        m->topic_len = (uint32_t)topic_len;
+        m->topic_hash = th * 31u + '#';
+        m->words = 0;
+    }
+    return memo_key(m, topic, topic_len, key, key_len);
+}
+
+int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
+                                 const char *key, size_t key_len)
+{
+    /* memo_topic_is() of a topic of 8 to 16 bytes: two words each side (they overlap). */
+    if (m->topic_len == topic_len && topic_len >= 8 && topic_len <= 16) {
+        uint64_t a, b, c, d;
+        memcpy(&a, m->topic, 8);
+        memcpy(&b, topic, 8);
+        memcpy(&c, m->topic + topic_len - 8, 8);
+        memcpy(&d, topic + topic_len - 8, 8);
+        if (a == b && c == d) {
+            return memo_key(m, topic, topic_len, key, key_len);
+        }
+    }
+    return memo_any_topic(m, topic, topic_len, key, key_len);
 }
