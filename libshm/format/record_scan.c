@@ -284,8 +284,14 @@ static bool memo_topic_is(const shmq_key_hash_memo_t *m, const char *topic, size
  * shmq_topic_key_hash_memo() once the memo's topic is topic: the key, from
  * the words it shares with the previous one on.
  */
+/* shmq_topic_key_hash() of the memo's topic and key (a non-ASCII key), out of line. */
+static __attribute__((noinline)) int32_t memo_plain(const shmq_key_hash_memo_t *m, const char *key,
+                                                    size_t key_len)
+{
+    return shmq_topic_key_hash(m->topic, m->topic_len, key, key_len);
+}
+
 static inline __attribute__((always_inline)) int32_t memo_key(shmq_key_hash_memo_t *m,
-                                                              const char *topic, size_t topic_len,
                                                               const char *key, size_t key_len)
 {
     /* The words this key shares with the previous one: their hash is known. */
@@ -305,7 +311,7 @@ static inline __attribute__((always_inline)) int32_t memo_key(shmq_key_hash_memo
     for (; n >= 8; p += 8, n -= 8) {
         memcpy(&x, p, 8);
         if (x & HIGH_BITS) {
-            return shmq_topic_key_hash(topic, topic_len, key, key_len);
+            return memo_plain(m, key, key_len);
         }
         h = hash_word(h, x);
         if (w < SHMQ_KEY_MEMO_WORDS) {
@@ -316,7 +322,7 @@ static inline __attribute__((always_inline)) int32_t memo_key(shmq_key_hash_memo
     }
     for (size_t i = 0; i < n; i++) {
         if (p[i] & 0x80) {
-            return shmq_topic_key_hash(topic, topic_len, key, key_len);
+            return memo_plain(m, key, key_len);
         }
         h = h * 31u + p[i];
     }
@@ -345,7 +351,7 @@ static __attribute__((noinline)) int32_t memo_any_topic(shmq_key_hash_memo_t *m,
         m->topic_hash = th * 31u + '#';
         m->words = 0;
     }
-    return memo_key(m, topic, topic_len, key, key_len);
+    return memo_key(m, key, key_len);
 }
 
 int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
@@ -359,7 +365,7 @@ int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, siz
         memcpy(&c, m->topic + topic_len - 8, 8);
         memcpy(&d, topic + topic_len - 8, 8);
         if (a == b && c == d) {
-            return memo_key(m, topic, topic_len, key, key_len);
+            return memo_key(m, key, key_len);
         }
     }
     return memo_any_topic(m, topic, topic_len, key, key_len);
