@@ -40,6 +40,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <isa-l/crc.h>
+
 #include "base/probes.h"
 #include "store/clean.h"
 #include "shm/ctl_clean.h"
@@ -519,17 +521,26 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
                             (long long)phys, (long long)u->phys_offset);
     }
     if (rc > 0 && check_crcs) {
-        /* The fields shmq_record_verify() reads, in a copy: the layout itself stays in
-         * registers (its address is never taken). */
-        shmq_record_layout_t lc;
-        lc.total_size = l.total_size;
-        lc.body_at = l.body_at;
-        lc.body_len = l.body_len;
-        lc.props_at = l.props_at;
-        lc.props_len = l.props_len;
-        int vrc = shmq_record_verify(buf, &lc, phys,
-                                     shmq_decode_verify_flags(phys, c->ctl.blk->hdr.crc_tail_from));
-        rc = vrc < 0 ? vrc : rc;
+        /* Every record shmq wrote ends with a well-formed __CRC32#: its value and one CRC
+         * pass, inline (what shmq_record_verify() does then, with SHMQ_DECODE_VERIFY).
+         * Anything else, a mismatch included, is judged and reported by
+         * shmq_record_verify() itself. */
+        int64_t want = shmq_record_crc_tail_value(buf + l.props_at, l.props_len);
+        if (want < 0 ||
+            want != (int64_t)(crc32_gzip_refl(0, buf, (uint64_t)l.total_size - SHMQ_CRC_PROP_LEN) &
+                              0x7FFFFFFFu)) {
+            /* The fields shmq_record_verify() reads, in a copy: the layout itself stays in
+             * registers (its address is never taken). */
+            shmq_record_layout_t lc;
+            lc.total_size = l.total_size;
+            lc.body_at = l.body_at;
+            lc.body_len = l.body_len;
+            lc.props_at = l.props_at;
+            lc.props_len = l.props_len;
+            int vrc = shmq_record_verify(
+                buf, &lc, phys, shmq_decode_verify_flags(phys, c->ctl.blk->hdr.crc_tail_from));
+            rc = vrc < 0 ? vrc : rc;
+        }
     }
     if (rc <= 0) {
         if (rc == 0) {

@@ -395,31 +395,18 @@ static void cq_put(shmq_cq_t *cq, const shmq_mapped_file_t *mf, int64_t wp, int6
     cq_publish(cq, wp + CQ_UNIT);
 }
 
-int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
-                   int64_t tags_code)
+/*
+ * shmq_cq_append() past its checks, for every unit but the next one in the
+ * previous one's segment: a lookup, maybe a new file.  Out of line: the
+ * usual case keeps a small frame.
+ */
+static __attribute__((noinline)) int cq_append_slow(shmq_cq_t *cq, int64_t queue_offset,
+                                                    int64_t phys_offset, int32_t size,
+                                                    int64_t tags_code)
 {
     int rc;
-
-    if (cq->readonly)
-        return shmq_error_set(SHMQ_E_ARG, "consume queue %s: opened read-only", cq->q.dir);
-    if (queue_offset < 0 || queue_offset > INT64_MAX / CQ_UNIT - 1 || phys_offset < 0 ||
-        size <= 0 || phys_offset > INT64_MAX - size)
-        return shmq_error_set(SHMQ_E_ARG,
-                              "consume queue %s: bad unit (queue offset %" PRId64 ", phys %" PRId64
-                              ", size %" PRId32 ")",
-                              cq->q.dir, queue_offset, phys_offset, size);
-    if (phys_offset + size <= cq->max_phys_offset)
-        return 0; /* already built (§7.2) */
-
     int64_t target = queue_offset * CQ_UNIT;
     int64_t wp = cq->write_pos;
-    /* The usual case: the next unit, in the segment of the previous one (no lookup). */
-    const shmq_mapped_file_t *tail = cq->tail;
-    if (target == wp && tail != NULL && cq->tail_unmapped == cq->q.unmapped &&
-        wp >= tail->start_offset && wp - tail->start_offset + CQ_UNIT <= (int64_t)tail->size) {
-        cq_put(cq, tail, wp, phys_offset, size, tags_code);
-        return 0;
-    }
     /* No real unit yet (no file, or only blank pre-fill units): start at target. */
     if (cq->q.count == 0 ||
         (cq->max_phys_offset == 0 && wp == cq->min_logic_offset && target != wp)) {
@@ -450,6 +437,39 @@ int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int
     cq->tail_unmapped = cq->q.unmapped;
     cq_put(cq, mf, wp, phys_offset, size, tags_code);
     return 0;
+}
+
+/* Out of line: the refusals of shmq_cq_append() (their formatting needs a large frame). */
+static __attribute__((noinline, cold)) int
+cq_append_refuse(const shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size)
+{
+    if (cq->readonly)
+        return shmq_error_set(SHMQ_E_ARG, "consume queue %s: opened read-only", cq->q.dir);
+    return shmq_error_set(SHMQ_E_ARG,
+                          "consume queue %s: bad unit (queue offset %" PRId64 ", phys %" PRId64
+                          ", size %" PRId32 ")",
+                          cq->q.dir, queue_offset, phys_offset, size);
+}
+
+int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
+                   int64_t tags_code)
+{
+    if (cq->readonly || queue_offset < 0 || queue_offset > INT64_MAX / CQ_UNIT - 1 ||
+        phys_offset < 0 || size <= 0 || phys_offset > INT64_MAX - size)
+        return cq_append_refuse(cq, queue_offset, phys_offset, size);
+    if (phys_offset + size <= cq->max_phys_offset)
+        return 0; /* already built (§7.2) */
+
+    int64_t target = queue_offset * CQ_UNIT;
+    int64_t wp = cq->write_pos;
+    /* The usual case: the next unit, in the segment of the previous one (no lookup). */
+    const shmq_mapped_file_t *tail = cq->tail;
+    if (target == wp && tail != NULL && cq->tail_unmapped == cq->q.unmapped &&
+        wp >= tail->start_offset && wp - tail->start_offset + CQ_UNIT <= (int64_t)tail->size) {
+        cq_put(cq, tail, wp, phys_offset, size, tags_code);
+        return 0;
+    }
+    return cq_append_slow(cq, queue_offset, phys_offset, size, tags_code);
 }
 
 /* ---- reading ----------------------------------------------------------- */

@@ -340,13 +340,15 @@ int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot)
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts)
+/*
+ * shmq_index_file_put() past its argument check, with the crash hook as read
+ * once (NULL outside crash tests).  Inline: without a hook the put makes no
+ * call, so it keeps nothing in saved registers.
+ */
+static inline __attribute__((always_inline)) int index_put(shmq_index_file_t *f, int32_t key_hash,
+                                                           int64_t phys, int64_t store_ts,
+                                                           shmq_index_crash_fn hook)
 {
-    if (f->readonly || key_hash < 0) {
-        return shmq_error_set(SHMQ_E_ARG, "index file %s: put on a read-only file or hash < 0",
-                              f->path);
-    }
-    shmq_index_crash_fn hook = shmq_index_crash_hook;
     int32_t n = f->hdr.index_count < 1 ? 1 : f->hdr.index_count;
     if (n >= f->index_num) {
         return SHMQ_E_RANGE;
@@ -394,6 +396,27 @@ int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, in
     hdr_store32(f, OFF_COUNT, n + 1); /* last (release): the entry is counted */
     f->dirty = true;
     return 0;
+}
+
+/* index_put() with a crash hook (crash tests only), out of line. */
+static __attribute__((noinline)) int index_put_hooked(shmq_index_file_t *f, int32_t key_hash,
+                                                      int64_t phys, int64_t store_ts,
+                                                      shmq_index_crash_fn hook)
+{
+    return index_put(f, key_hash, phys, store_ts, hook);
+}
+
+int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts)
+{
+    if (f->readonly || key_hash < 0) {
+        return shmq_error_set(SHMQ_E_ARG, "index file %s: put on a read-only file or hash < 0",
+                              f->path);
+    }
+    shmq_index_crash_fn hook = shmq_index_crash_hook;
+    if (hook != NULL) {
+        return index_put_hooked(f, key_hash, phys, store_ts, hook);
+    }
+    return index_put(f, key_hash, phys, store_ts, NULL);
 }
 
 int shmq_index_file_pop(shmq_index_file_t *f, shmq_index_entry_t *out)

@@ -712,8 +712,15 @@ int shmq_record_decode(const uint8_t *buf, size_t avail, int64_t expect_phys, un
     return rc < 0 ? rc : (int)total;
 }
 
-int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_t phys,
-                       unsigned flags)
+/*
+ * shmq_record_verify() for every record but a well-formed __CRC32# tail
+ * (shmq_record_crc_tail_value()) with only the record CRC asked for:
+ * crc_checks() with the tail crc_tail_at() finds.  Out of line: the check of every record shmq
+ * wrote keeps a small frame.
+ */
+static __attribute__((noinline)) int record_verify_general(const uint8_t *buf,
+                                                           const shmq_record_layout_t *l,
+                                                           int64_t phys, unsigned flags)
 {
     const uint8_t *tail = crc_tail_at((const char *)buf + l->props_at, l->props_len);
     if (tail != NULL && !(flags & SHMQ_DECODE_CHECK_BODY_CRC)) {
@@ -721,8 +728,6 @@ int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_
                        SHMQ_DECODE_VERIFY))) {
             return 0;
         }
-        /* Every record shmq wrote: crc_checks()'s record CRC check alone, with ISA-L
-         * called straight (on every consumed record). */
         int64_t want = tail[SHMQ_CRC_PROP_LEN - 1] == SHMQ_PROP_SEP
                            ? crc_digits_value(tail + CRC_PROP_HEAD_LEN)
                            : -1;
@@ -740,6 +745,24 @@ int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_
     r.props_len = l->props_len;
     r.has_record_crc = tail != NULL;
     return crc_checks(buf, l->total_size, &r, tail, flags);
+}
+
+int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_t phys,
+                       unsigned flags)
+{
+    if (!(flags & SHMQ_DECODE_CHECK_BODY_CRC) &&
+        (flags &
+         (SHMQ_DECODE_CHECK_RECORD_CRC | SHMQ_DECODE_REQUIRE_RECORD_CRC | SHMQ_DECODE_VERIFY))) {
+        /* Every record shmq wrote: crc_checks()'s record CRC check alone, with ISA-L
+         * called straight (on every consumed record). */
+        int64_t want = shmq_record_crc_tail_value(buf + l->props_at, l->props_len);
+        if (want >= 0) {
+            uint64_t len = (uint64_t)l->total_size - SHMQ_CRC_PROP_LEN;
+            int32_t crc = (int32_t)(crc32_gzip_refl(0, buf, len) & 0x7FFFFFFFu);
+            return want == crc ? 0 : crc_mismatch(phys, want, crc);
+        }
+    }
+    return record_verify_general(buf, l, phys, flags);
 }
 
 int shmq_record_crc_tail_distance(const shmq_record_t *r)

@@ -203,6 +203,54 @@ int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_
                        unsigned flags);
 
 /*
+ * The value of a well-formed __CRC32# tail ending the len bytes of
+ * properties at props: the name at a property's start, ten digits, the end
+ * byte; -1 for anything else (no tail, or a damaged one), which
+ * shmq_record_verify() judges in full.  Where it returns a value,
+ * shmq_record_verify() with SHMQ_DECODE_VERIFY (and without
+ * SHMQ_DECODE_CHECK_BODY_CRC) returns 0 if and only if it equals the masked
+ * CRC of the record's bytes before the tail.  "__CR" as a word, then the last
+ * 16 bytes of the tail in one SSE2 compare: minus "C32#" 0x01, ten '0' and
+ * 0x02, each byte must be 0 at a fixed byte and at most 9 at a digit
+ * (unsigned, saturated).
+ */
+static inline int64_t shmq_record_crc_tail_value(const uint8_t *props, uint32_t len)
+{
+#if defined(__SSE2__)
+    if (len < SHMQ_CRC_PROP_LEN) {
+        return -1;
+    }
+    const uint8_t *t = props + len - SHMQ_CRC_PROP_LEN;
+    uint32_t h4, w4;
+    memcpy(&h4, t, 4);
+    memcpy(&w4, SHMQ_PROP_CRC32, 4);
+    if (h4 != w4 || (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP)) {
+        return -1;
+    }
+    const __m128i base = _mm_setr_epi8('C', '3', '2', '#', SHMQ_PROP_NAME_VALUE_SEP, '0', '0', '0',
+                                       '0', '0', '0', '0', '0', '0', '0', SHMQ_PROP_SEP);
+    const __m128i most = _mm_setr_epi8(0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 0);
+    __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)(t + 4)), base);
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(d, most), _mm_setzero_si128())) != 0xFFFF) {
+        return -1;
+    }
+    /* The digits' values, the least significant first: eight, then two. */
+    d = _mm_srli_si128(d, 5);
+    uint64_t x = (uint64_t)_mm_cvtsi128_si64(d);
+    uint64_t top = (uint64_t)(uint32_t)_mm_extract_epi16(d, 4);
+    const uint64_t m8 = 0x00FF00FF00FF00FFULL, m16 = 0x0000FFFF0000FFFFULL;
+    x = (x & m8) + ((x >> 8) & m8) * 10;
+    x = (x & m16) + ((x >> 16) & m16) * 100;
+    x = (x & 0xFFFFFFFFULL) + (x >> 32) * 10000;
+    return (int64_t)(x + ((top & 0xFF) + (top >> 8) * 10) * 100000000ULL);
+#else
+    (void)props;
+    (void)len;
+    return -1;
+#endif
+}
+
+/*
  * The offset message id of the record at buf (its layout's store_at and
  * store_v6), as shmq_msgid_format() of its STOREHOST and PHYSICALOFFSET:
  * straight from the record's bytes, which hold both in the id's byte order.

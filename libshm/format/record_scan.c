@@ -53,12 +53,14 @@ static inline void take(const char *seg, size_t seg_len, const char *name, size_
     }
 }
 
+#if !defined(__SSE2__)
 /* True if no byte of the eight in x is 0x02. */
 static inline bool no_sep8(uint64_t x)
 {
     uint64_t v = x ^ 0x0202020202020202ULL; /* a 0x02 byte becomes 0 */
     return ((v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL) == 0;
 }
+#endif
 
 /*
  * props ends with an intact __CRC32# property (shmq writes it last): one
@@ -71,8 +73,24 @@ static bool ends_with_crc_property(const char *props, size_t len)
         return false;
     }
     const char *t = props + len - SHMQ_CRC_PROP_LEN;
+    if (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP) {
+        return false;
+    }
+#if defined(__SSE2__)
+    /* "__CR" as a word, then the last 16 bytes in one compare: "C32#" 0x01 equal, the ten
+     * value bytes not 0x02, the end byte 0x02. */
+    uint32_t h4, w4;
+    memcpy(&h4, t, 4);
+    memcpy(&w4, SHMQ_PROP_CRC32, 4);
+    const __m128i want =
+        _mm_setr_epi8('C', '3', '2', '#', SHMQ_PROP_NAME_VALUE_SEP, SHMQ_PROP_SEP, SHMQ_PROP_SEP,
+                      SHMQ_PROP_SEP, SHMQ_PROP_SEP, SHMQ_PROP_SEP, SHMQ_PROP_SEP, SHMQ_PROP_SEP,
+                      SHMQ_PROP_SEP, SHMQ_PROP_SEP, SHMQ_PROP_SEP, SHMQ_PROP_SEP);
+    unsigned eq = (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(t + 4)), want));
+    return h4 == w4 && eq == 0x801Fu;
+#else
     if (t[SHMQ_CRC_PROP_LEN - 1] != SHMQ_PROP_SEP ||
-        (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP) ||
         memcmp(t, SHMQ_PROP_CRC32 "\001", sizeof(SHMQ_PROP_CRC32)) != 0) {
         return false;
     }
@@ -80,6 +98,7 @@ static bool ends_with_crc_property(const char *props, size_t len)
     memcpy(&x, t + sizeof(SHMQ_PROP_CRC32), 8);
     return no_sep8(x) && t[SHMQ_CRC_PROP_LEN - 3] != SHMQ_PROP_SEP &&
            t[SHMQ_CRC_PROP_LEN - 2] != SHMQ_PROP_SEP;
+#endif
 }
 
 /*
@@ -261,22 +280,20 @@ static bool memo_topic_is(const shmq_key_hash_memo_t *m, const char *topic, size
     return a == b && c == d;
 }
 
-int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
-                                 const char *key, size_t key_len)
+/*
+ * shmq_topic_key_hash_memo() once the memo's topic is topic: the key, from
+ * the words it shares with the previous one on.
+ */
+/* shmq_topic_key_hash() of the memo's topic and key (a non-ASCII key), out of line. */
+static __attribute__((noinline)) int32_t memo_plain(const shmq_key_hash_memo_t *m, const char *key,
+                                                    size_t key_len)
 {
-    if (topic_len == 0 || topic_len > sizeof(m->topic)) {
-        return shmq_topic_key_hash(topic, topic_len, key, key_len);
-    }
-    if (!memo_topic_is(m, topic, topic_len)) {
-        uint32_t th = 0;
-        if (!hash_ascii(&th, (const uint8_t *)topic, topic_len)) {
-            return shmq_topic_key_hash(topic, topic_len, key, key_len);
-        }
-        memcpy(m->topic, topic, topic_len);
-        m->topic_len = (uint32_t)topic_len;
-        m->topic_hash = th * 31u + '#';
-        m->words = 0;
-    }
+    return shmq_topic_key_hash(m->topic, m->topic_len, key, key_len);
+}
+
+static inline __attribute__((always_inline)) int32_t memo_key(shmq_key_hash_memo_t *m,
+                                                              const char *key, size_t key_len)
+{
     /* The words this key shares with the previous one: their hash is known. */
     size_t w = 0, shared_max = key_len / 8 < m->words ? key_len / 8 : m->words;
     uint64_t x;
@@ -294,7 +311,7 @@ int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, siz
     for (; n >= 8; p += 8, n -= 8) {
         memcpy(&x, p, 8);
         if (x & HIGH_BITS) {
-            return shmq_topic_key_hash(topic, topic_len, key, key_len);
+            return memo_plain(m, key, key_len);
         }
         h = hash_word(h, x);
         if (w < SHMQ_KEY_MEMO_WORDS) {
@@ -305,9 +322,51 @@ int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, siz
     }
     for (size_t i = 0; i < n; i++) {
         if (p[i] & 0x80) {
-            return shmq_topic_key_hash(topic, topic_len, key, key_len);
+            return memo_plain(m, key, key_len);
         }
         h = h * 31u + p[i];
     }
     return hash_abs(h);
+}
+
+/*
+ * shmq_topic_key_hash_memo() for any topic: compared in full, remembered
+ * when new.  Out of line: the usual call (a topic of 8 to 16 bytes, the
+ * previous key's) keeps a small frame.
+ */
+static __attribute__((noinline)) int32_t memo_any_topic(shmq_key_hash_memo_t *m, const char *topic,
+                                                        size_t topic_len, const char *key,
+                                                        size_t key_len)
+{
+    if (topic_len == 0 || topic_len > sizeof(m->topic)) {
+        return shmq_topic_key_hash(topic, topic_len, key, key_len);
+    }
+    if (!memo_topic_is(m, topic, topic_len)) {
+        uint32_t th = 0;
+        if (!hash_ascii(&th, (const uint8_t *)topic, topic_len)) {
+            return shmq_topic_key_hash(topic, topic_len, key, key_len);
+        }
+        memcpy(m->topic, topic, topic_len);
+        m->topic_len = (uint32_t)topic_len;
+        m->topic_hash = th * 31u + '#';
+        m->words = 0;
+    }
+    return memo_key(m, key, key_len);
+}
+
+int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
+                                 const char *key, size_t key_len)
+{
+    /* memo_topic_is() of a topic of 8 to 16 bytes: two words each side (they overlap). */
+    if (m->topic_len == topic_len && topic_len >= 8 && topic_len <= 16) {
+        uint64_t a, b, c, d;
+        memcpy(&a, m->topic, 8);
+        memcpy(&b, topic, 8);
+        memcpy(&c, m->topic + topic_len - 8, 8);
+        memcpy(&d, topic + topic_len - 8, 8);
+        if (a == b && c == d) {
+            return memo_key(m, key, key_len);
+        }
+    }
+    return memo_any_topic(m, topic, topic_len, key, key_len);
 }

@@ -576,6 +576,53 @@ static void test_layout_and_record_msgid_agree_with_decode(void **state)
     }
 }
 
+/* Every value of every byte of the __CRC32# tail (and of the byte before it): the record
+ * check of a consumer (shmq_record_verify) judges as decode does, under each set of flags. */
+static void test_verify_agrees_with_decode_on_every_tail_byte(void **state)
+{
+    (void)state;
+    static const unsigned flag_sets[] = {
+        SHMQ_DECODE_VERIFY,
+        SHMQ_DECODE_VERIFY | SHMQ_DECODE_REQUIRE_RECORD_CRC,
+        SHMQ_DECODE_CHECK_RECORD_CRC,
+        SHMQ_DECODE_REQUIRE_RECORD_CRC,
+        SHMQ_DECODE_CHECK_BODY_CRC | SHMQ_DECODE_VERIFY,
+        0,
+    };
+    for (int k = 0; k < 2; k++) {
+        shmq_msg_in_t m = sample_msg();
+        if (k == 1) {
+            m.props = NULL; /* the tail alone: the byte before it is the length's */
+            m.props_len = 0;
+        }
+        int64_t n = encode(&m, 4096, buf, sizeof(buf));
+        assert_true(n > 0);
+        shmq_record_layout_t l;
+        assert_int_equal(shmq_record_layout(buf, (size_t)n, &l), n);
+        int64_t end = (int64_t)l.props_at + l.props_len;
+        int64_t from = end - SHMQ_CRC_PROP_LEN - (l.props_len > SHMQ_CRC_PROP_LEN ? 1 : 0);
+        if (k == 1) {
+            assert_int_equal(l.props_len, SHMQ_CRC_PROP_LEN);
+        }
+        for (int64_t at = from; at < end; at++) {
+            uint8_t keep = buf[at];
+            for (int v = 0; v < 256; v++) {
+                buf[at] = (uint8_t)v;
+                for (size_t f = 0; f < sizeof(flag_sets) / sizeof(flag_sets[0]); f++) {
+                    shmq_record_t r;
+                    int d = shmq_record_decode(buf, (size_t)n, 4096, flag_sets[f], &r);
+                    int want = d < 0 ? d : 0;
+                    if (shmq_record_verify(buf, &l, 4096, flag_sets[f]) != want) {
+                        fail_msg("byte %lld = %d, flags %#x: verify and decode disagree",
+                                 (long long)(at - from), v, flag_sets[f]);
+                    }
+                }
+            }
+            buf[at] = keep;
+        }
+    }
+}
+
 static void test_host_v6_sysflag_bits_are_cleared_for_ipv4_hosts(void **state)
 {
     (void)state;
@@ -1302,6 +1349,7 @@ int main(void)
         cmocka_unit_test(test_topic_empty_or_over_255_is_rejected),
         cmocka_unit_test(test_ipv6_hosts_add_12_bytes_each_and_set_sysflag),
         cmocka_unit_test(test_layout_and_record_msgid_agree_with_decode),
+        cmocka_unit_test(test_verify_agrees_with_decode_on_every_tail_byte),
         cmocka_unit_test(test_host_v6_sysflag_bits_are_cleared_for_ipv4_hosts),
         cmocka_unit_test(test_properties_without_trailing_separator_get_one),
         cmocka_unit_test(test_empty_body_round_trips),

@@ -224,6 +224,24 @@ static void test_props_scan_finds_what_props_get_finds(void **state)
         }
         check_scan(buf, len);
     }
+    /* Every value of every byte of a __CRC32# tail (and of the byte before it) whose value
+     * hides a property: a 0x02 anywhere in it makes TAGS a property of its own. */
+    static const char *const tails[] = {
+        "__CRC32#\001xTAGS\001bcde\002",
+        "KEYS\001k\002__CRC32#\001xTAGS\001bcde\002",
+    };
+    for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+        size_t len = strlen(tails[i]);
+        memcpy(buf, tails[i], len);
+        size_t from = len > SHMQ_CRC_PROP_LEN ? len - SHMQ_CRC_PROP_LEN - 1 : 0;
+        for (size_t at = from; at < len; at++) {
+            for (int v = 0; v < 256; v++) {
+                buf[at] = (char)v;
+                check_scan(buf, len);
+            }
+            buf[at] = tails[i][at];
+        }
+    }
 }
 
 static void test_topic_key_hash_is_java_hashcode_of_topic_hash_key(void **state)
