@@ -175,7 +175,10 @@ void shmq_prod_run_done(const prod_done_t *d);
 /* Message rules (topic, body size, delay level); *tlen gets the topic length. */
 int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t *tlen);
 
-/* Queue for m: explicit id, hash of the sharding key, or round-robin. */
+/*
+ * Queue for m: explicit id, hash of the sharding key, or round-robin.  Only
+ * right after m passed shmq_prod_check_message() (the topic it validated last).
+ */
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid);
 
 /*
@@ -185,10 +188,42 @@ int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t t
 int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, char *buf, size_t cap,
                           size_t *len, char uniq[SHMQ_UNIQ_KEY_MAX], int64_t now_ms);
 
-/* The ring entry view of m (kind MSG, single message, no slot yet), born at now_ms. */
-void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, size_t tlen,
-                          const char *props, size_t plen, int32_t qid, int64_t now_ms,
-                          shmq_ring_msg_t *rm);
+/*
+ * The ring entry view of m (kind MSG, single message, no slot yet), born at now_ms.
+ * Every field is stored (the decode-only ones zero), except plan: planned is false.
+ */
+static inline void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m,
+                                        size_t tlen, const char *props, size_t plen, int32_t qid,
+                                        int64_t now_ms, shmq_ring_msg_t *rm)
+{
+    /* Field by field, not one initializer: that would also zero plan's bytes on every send. */
+    rm->kind = SHMQ_RING_KIND_MSG;
+    rm->flags = 0;
+    rm->total_len = 0;
+    rm->batch_index = 0;
+    rm->batch_count = 1;
+    rm->slot = 0;
+    rm->req_id = 0;
+    rm->queue_id = qid;
+    rm->flag = m->flag;
+    rm->sysflag = 0;
+    rm->reconsume_times = 0;
+    rm->born_ts = now_ms;
+    rm->prepared_tx_offset = 0;
+    rm->born_host = p->born_host;
+    rm->topic = m->topic;
+    rm->topic_len = (uint32_t)tlen;
+    rm->props = props;
+    rm->props_len = (uint32_t)plen;
+    rm->body = m->body;
+    rm->body_len = (uint32_t)m->body_len;
+    rm->uniq_key = NULL;
+    rm->uniq_key_len = 0;
+    rm->hdr_ok = false;
+    rm->props_scanned = false;
+    rm->sched = false;
+    rm->planned = false;
+}
 
 /* ---- producer_send.c ------------------------------------------------------------- */
 

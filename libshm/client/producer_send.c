@@ -48,8 +48,10 @@ static void slot_free(shmq_producer_t *p, uint32_t s)
     if (p->reqs[s].state == REQ_ASYNC) {
         p->async_busy--;
     }
-    free(p->reqs[s].sizes);
-    p->reqs[s].sizes = NULL;
+    if (p->reqs[s].sizes != NULL) { /* an asynchronous batch's */
+        free(p->reqs[s].sizes);
+        p->reqs[s].sizes = NULL;
+    }
     p->reqs[s].results = NULL;
     p->reqs[s].batch_n = 0;
     p->reqs[s].state = REQ_FREE;
@@ -140,19 +142,19 @@ static void reap(shmq_producer_t *p)
     }
     for (uint32_t w = 0; w < SHMQ_RING_SLOTS / 64; w++) {
         for (uint64_t bits = p->pending[w]; bits != 0; bits &= bits - 1) {
-            reap_slot(p, w * 64 + (uint32_t)__builtin_ctzll(bits));
+            uint32_t s = w * 64 + (uint32_t)__builtin_ctzll(bits);
+            if (slot_done(&p->ring->slots[s])) { /* the call only for an answered one */
+                reap_slot(p, s);
+            }
         }
     }
 }
 
-/* reap() of slot s, a REQ_ASYNC or REQ_ABANDONED request. */
+/* reap() of slot s, a REQ_ASYNC or REQ_ABANDONED request its writer answered (slot_done). */
 static void reap_slot(shmq_producer_t *p, uint32_t s)
 {
     prod_req_t *q = &p->reqs[s];
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
-    if (!slot_done(sl)) {
-        return;
-    }
     if (q->state == REQ_ASYNC) {
         /* Filled in place in the done list (it is copied once more, out of the list,
          * before its callback runs). */
@@ -246,7 +248,7 @@ static int before_publish_check(shmq_producer_t *p)
 }
 
 /* A free completion slot, waiting (back pressure) until deadline. */
-static int slot_alloc(shmq_producer_t *p, int64_t deadline, uint32_t *out)
+static int slot_alloc_wait(shmq_producer_t *p, int64_t deadline, uint32_t *out)
 {
     for (;;) {
         if (slot_take(p, out) == 0) {
@@ -267,6 +269,21 @@ static int slot_alloc(shmq_producer_t *p, int64_t deadline, uint32_t *out)
             return rc;
         }
     }
+}
+
+/*
+ * A free completion slot: on every send, the one after the last taken when it
+ * is free (where slot_take's search begins), else slot_alloc_wait's search.
+ */
+static inline int slot_alloc(shmq_producer_t *p, int64_t deadline, uint32_t *out)
+{
+    uint32_t s = p->slot_hint;
+    if (__builtin_expect(p->reqs[s].state == REQ_FREE, 1)) {
+        p->slot_hint = (s + 1) % SHMQ_RING_SLOTS;
+        *out = s;
+        return 0;
+    }
+    return slot_alloc_wait(p, deadline, out);
 }
 
 /* len contiguous ring bytes, waiting (back pressure) until deadline. */
@@ -291,6 +308,13 @@ static int ring_reserve_wait(shmq_producer_t *p, uint64_t len, int64_t deadline,
             return rc;
         }
     }
+}
+
+/* len contiguous ring bytes: on every send, taken at once when free, else ring_reserve_wait. */
+static inline int ring_reserve(shmq_producer_t *p, uint64_t len, int64_t deadline, uint8_t **dst)
+{
+    int rc = shmq_ring_reserve(&p->rp, len, dst);
+    return __builtin_expect(rc != -EAGAIN, 1) ? rc : ring_reserve_wait(p, len, deadline, dst);
 }
 
 static void slot_arm(shmq_producer_t *p, uint32_t s, uint64_t req_id, uint8_t state)
@@ -609,8 +633,8 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_
 }
 
 /* Put the entry view rm (single message, no slot yet) in the ring; see producer_int.h. */
-int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
-                      uint32_t *slot_out)
+static inline int enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                          uint32_t *slot_out)
 {
     int rc;
     uint64_t len = shmq_ring_entry_size(rm->topic_len, rm->props_len, rm->body_len);
@@ -623,7 +647,7 @@ int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int
         return rc;
     }
     uint8_t *dst;
-    if ((rc = ring_reserve_wait(p, len, deadline, &dst)) < 0) {
+    if ((rc = ring_reserve(p, len, deadline, &dst)) < 0) {
         return rc;
     }
     rm->req_id = ++p->next_req;
@@ -641,6 +665,30 @@ int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int
     return 0;
 }
 
+int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                      uint32_t *slot_out)
+{
+    return enqueue(p, rm, mode, deadline, slot_out);
+}
+
+/* shmq_prod_send (see producer_int.h): inlined into shmq_send and its siblings. */
+static inline int prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                            const char *uniq, shmq_send_result_t *res, shmq_send_cb cb, void *arg)
+{
+    uint32_t s;
+    int rc = enqueue(p, rm, mode, deadline, &s);
+    if (rc < 0 || mode == REQ_FREE) {
+        return rc;
+    }
+    if (mode == REQ_SYNC) {
+        return shmq_prod_wait_result(p, s, deadline, uniq, res);
+    }
+    p->reqs[s].cb = cb;
+    p->reqs[s].arg = arg;
+    uniq_copy(p->reqs[s].uniq, uniq);
+    return 0;
+}
+
 /* One message of shmq_send (REQ_SYNC: *res), shmq_send_async (REQ_ASYNC: cb) or
  * shmq_send_oneway (REQ_FREE), the arguments checked; the timeout runs from here. */
 static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
@@ -654,7 +702,7 @@ static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
     if (rc < 0) {
         return rc;
     }
-    return shmq_prod_send(p, &rm, mode, deadline, uniq, res, cb, arg);
+    return prod_send(p, &rm, mode, deadline, uniq, res, cb, arg);
 }
 
 int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *res)
@@ -668,18 +716,7 @@ int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *r
 int shmq_prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
                    const char *uniq, shmq_send_result_t *res, shmq_send_cb cb, void *arg)
 {
-    uint32_t s;
-    int rc = shmq_prod_enqueue(p, rm, mode, deadline, &s);
-    if (rc < 0 || mode == REQ_FREE) {
-        return rc;
-    }
-    if (mode == REQ_SYNC) {
-        return shmq_prod_wait_result(p, s, deadline, uniq, res);
-    }
-    p->reqs[s].cb = cb;
-    p->reqs[s].arg = arg;
-    uniq_copy(p->reqs[s].uniq, uniq);
-    return 0;
+    return prod_send(p, rm, mode, deadline, uniq, res, cb, arg);
 }
 
 /* Wait for the answer to the REQ_SYNC request in slot s; see shmq_send. */
@@ -1003,7 +1040,7 @@ static int batch_enqueue(shmq_producer_t *p, const shmq_message_t *msgs, size_t 
         return rc;
     }
     uint8_t *dst;
-    if ((rc = ring_reserve_wait(p, total, deadline, &dst)) < 0) {
+    if ((rc = ring_reserve(p, total, deadline, &dst)) < 0) {
         free(sizes);
         return rc;
     }
