@@ -376,6 +376,7 @@ void shmq_producer_close(shmq_producer_t *p)
         shmq_prod_run_done(&p->done[i]);
     }
     free(p->done);
+    free(p->done_spare);
     free(p->zbuf);
     free(p->bprops);
     free(p->bprops_len);

@@ -115,6 +115,8 @@ struct shmq_producer {
     prod_done_t *done;
     size_t ndone;
     size_t done_cap;
+    prod_done_t *done_spare; /* an empty list that takes done's place while its callbacks run */
+    size_t done_spare_cap;
     char props[SHMQ_PROPS_MAX];
     /* single messages with a body of compress_over bytes or more are sent LZ4-compressed */
     size_t compress_over; /* SIZE_MAX: never */

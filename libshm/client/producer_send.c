@@ -41,7 +41,7 @@ static void pending_clear(shmq_producer_t *p, uint32_t s)
     p->pending[s / 64] &= ~(1ULL << (s % 64));
 }
 
-static void slot_free(shmq_producer_t *p, uint32_t s)
+static inline void slot_free(shmq_producer_t *p, uint32_t s)
 {
     /* Relaxed: the writer only touches a slot after an entry naming it is published. */
     atomic_store_explicit(&p->ring->slots[s].state, SHMQ_SLOT_FREE, memory_order_relaxed);
@@ -158,7 +158,8 @@ static void reap_slot(shmq_producer_t *p, uint32_t s)
     if (q->state == REQ_ASYNC) {
         /* Filled in place in the done list (it is copied once more, out of the list,
          * before its callback runs). */
-        prod_done_t *d = shmq_prod_done_next(p);
+        prod_done_t *d =
+            p->ndone < p->done_cap ? &p->done[p->ndone] : shmq_prod_done_next(p); /* grown */
         if (d == NULL) {
             return; /* out of memory: leave it in the ring for a later reap */
         }
@@ -767,11 +768,67 @@ int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m)
 
 /* ---- poll / flush ------------------------------------------------------------------------- */
 
+/* d's callback (there is one): shmq_prod_run_done, called only when it has more to do. */
+static inline void run_done(const prod_done_t *d)
+{
+    if (d->err == 0 && d->batch_n == 0) {
+        d->cb(d->arg, 0, &d->res);
+    } else {
+        shmq_prod_run_done(d);
+    }
+}
+
+/* No request in the done list waits for the flush or a slave: each one's result is final. */
+static bool done_none_waits(const shmq_producer_t *p)
+{
+    for (size_t i = 0; i < p->ndone; i++) {
+        if (p->done[i].wait_flush || p->done[i].wait_repl) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Run the callbacks of the whole done list (done_none_waits): the list is
+ * taken at once, the spare one (empty) in its place, rather than copied out
+ * entry by entry; callbacks that send or poll again fill the new list.
+ * Returns how many ran.
+ */
+static int run_list(shmq_producer_t *p)
+{
+    prod_done_t *list = p->done;
+    size_t count = p->ndone, cap = p->done_cap;
+    p->done = p->done_spare;
+    p->done_cap = p->done_spare_cap;
+    p->ndone = 0;
+    p->done_spare = NULL;
+    p->done_spare_cap = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (list[i].cb) {
+            run_done(&list[i]);
+        }
+    }
+    /* The spare again; a callback's own poll may have put one there already: keep the bigger. */
+    if (p->done_spare != NULL && p->done_spare_cap >= cap) {
+        free(list);
+    } else {
+        free(p->done_spare);
+        p->done_spare = list;
+        p->done_spare_cap = cap;
+    }
+    return (int)count;
+}
+
 /* Run the callbacks whose result is final; returns how many ran. */
 static int run_ready(shmq_producer_t *p)
 {
     int ran = 0;
     for (;;) {
+        if (p->ndone > 0 && done_none_waits(p)) {
+            ran += run_list(p);
+            continue;
+        }
         prod_done_t take[PROD_DONE_BATCH];
         size_t ntake = 0, keep = 0;
         int64_t now = shmq_mono_ms();
@@ -826,7 +883,7 @@ static int run_ready(shmq_producer_t *p)
         /* Out of the list before calling: a callback may send or poll again. */
         for (size_t i = 0; i < ntake; i++) {
             if (take[i].cb) {
-                shmq_prod_run_done(&take[i]);
+                run_done(&take[i]);
             }
             ran++;
         }
