@@ -445,8 +445,10 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
     if (rc < 0) {
         return rc;
     }
-    /* The key is ours (hex, no separator): appended as shmq_props_append would, unchecked. */
-    size_t klen = shmq_uniq_key_generate_at(uniq, now_ms);
+    /* The key is ours (hex, no separator): appended as shmq_props_append would, unchecked;
+     * always SHMQ_UNIQ_KEY_LEN characters (a constant: the copy below is inlined). */
+    (void)shmq_uniq_key_generate_at(uniq, now_ms);
+    const size_t klen = SHMQ_UNIQ_KEY_LEN;
     const size_t name_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
     size_t cur = *len;
     size_t fix = (cur > 0 && buf[cur - 1] != SHMQ_PROP_SEP) ? 1 : 0;
@@ -467,7 +469,7 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
     return 0;
 }
 
-/* The topic (n bytes) is the one validated last (twice per send). */
+/* The topic (n bytes) is the one validated last. */
 static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
 {
     return p->topic_ok && p->topic_len == n && shmq_bytes_equal(p->topic_name, topic, n);
