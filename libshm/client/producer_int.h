@@ -142,6 +142,20 @@ int shmq_prod_ensure_ready(shmq_producer_t *p);
 int shmq_prod_ensure_ready_at(shmq_producer_t *p, int64_t now_mono_ms);
 
 /*
+ * shmq_prod_ensure_ready_at() on the send path: its usual answer (attached,
+ * liveness checked within PROD_CHECK_MS, the store running) without the call.
+ */
+static inline int shmq_prod_ready_at(shmq_producer_t *p, int64_t now_mono_ms)
+{
+    /* Acquire: as store_state() in producer.c (the master's release of a new state). */
+    if (p->attached && now_mono_ms - p->checked_ms < PROD_CHECK_MS &&
+        atomic_load_explicit(&p->blk->hdr.state, memory_order_acquire) == SHMQ_STATE_RUNNING) {
+        return 0;
+    }
+    return shmq_prod_ensure_ready_at(p, now_mono_ms);
+}
+
+/*
  * In a wait slice before our entry is in the ring: 0 keep waiting, -ETIMEDOUT
  * (master gone), -ESHUTDOWN (the store is stopping: it will not take it).
  */

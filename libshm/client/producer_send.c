@@ -606,7 +606,7 @@ static int compress_body(shmq_producer_t *p, shmq_ring_msg_t *rm)
 static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_mono,
                        shmq_ring_msg_t *rm, char uniq[SHMQ_UNIQ_KEY_MAX])
 {
-    int rc = shmq_prod_ensure_ready_at(p, now_mono);
+    int rc = shmq_prod_ready_at(p, now_mono);
     if (rc < 0) {
         return rc;
     }
@@ -1011,7 +1011,7 @@ static int batch_enqueue(shmq_producer_t *p, const shmq_message_t *msgs, size_t 
                          shmq_send_result_t *results, uint8_t mode, int64_t now_mono,
                          int64_t deadline, uint32_t *slot_out)
 {
-    int rc = shmq_prod_ensure_ready_at(p, now_mono);
+    int rc = shmq_prod_ready_at(p, now_mono);
     if (rc < 0) {
         return rc;
     }
