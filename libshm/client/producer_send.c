@@ -318,7 +318,7 @@ static inline int ring_reserve(shmq_producer_t *p, uint64_t len, int64_t deadlin
     return __builtin_expect(rc != -EAGAIN, 1) ? rc : ring_reserve_wait(p, len, deadline, dst);
 }
 
-static void slot_arm(shmq_producer_t *p, uint32_t s, uint64_t req_id, uint8_t state)
+static inline void slot_arm(shmq_producer_t *p, uint32_t s, uint64_t req_id, uint8_t state)
 {
     shmq_ring_slot_t *sl = &p->ring->slots[s];
     sl->req_id = req_id;
@@ -638,7 +638,7 @@ static inline int enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode,
                           uint32_t *slot_out)
 {
     int rc;
-    uint64_t len = shmq_ring_entry_size(rm->topic_len, rm->props_len, rm->body_len);
+    uint64_t len = shmq_ring_entry_size_inline(rm->topic_len, rm->props_len, rm->body_len);
     if (len > p->rp.size) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "message of %llu bytes exceeds the ring (%llu)",
                               (unsigned long long)len, (unsigned long long)p->rp.size);
