@@ -485,7 +485,7 @@ static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, 
  */
 static int32_t topic_write_queues(shmq_producer_t *p, const char *topic, size_t tlen)
 {
-    bool same = p->topic_ok && p->topic_len == tlen; /* the bytes: as above */
+    bool same = p->topic_ok && p->topic_len == tlen; /* its bytes are topic_name's (above) */
     if (same && p->topic_cached) {
         const shmq_ctl_topic_t *e = &p->blk->topics[p->topic_idx];
         /* Acquire: as a seqlock read; an unchanged even number means an unchanged entry. */

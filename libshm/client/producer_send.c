@@ -156,8 +156,8 @@ static void reap_slot(shmq_producer_t *p, uint32_t s)
     prod_req_t *q = &p->reqs[s];
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
     if (q->state == REQ_ASYNC) {
-        /* Filled in place in the done list (it is copied once more, out of the list,
-         * before its callback runs). */
+        /* Filled in place in the done list (its callback runs from there, run_list, or
+         * from a copy out of the list when some request in it waits, run_ready). */
         prod_done_t *d =
             p->ndone < p->done_cap ? &p->done[p->ndone] : shmq_prod_done_next(p); /* grown */
         if (d == NULL) {
