@@ -376,6 +376,7 @@ void shmq_producer_close(shmq_producer_t *p)
         shmq_prod_run_done(&p->done[i]);
     }
     free(p->done);
+    free(p->done_spare);
     free(p->zbuf);
     free(p->bprops);
     free(p->bprops_len);
@@ -444,8 +445,10 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
     if (rc < 0) {
         return rc;
     }
-    /* The key is ours (hex, no separator): appended as shmq_props_append would, unchecked. */
-    size_t klen = shmq_uniq_key_generate_at(uniq, now_ms);
+    /* The key is ours (hex, no separator): appended as shmq_props_append would, unchecked;
+     * always SHMQ_UNIQ_KEY_LEN characters (a constant: the copy below is inlined). */
+    (void)shmq_uniq_key_generate_at(uniq, now_ms);
+    const size_t klen = SHMQ_UNIQ_KEY_LEN;
     const size_t name_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
     size_t cur = *len;
     size_t fix = (cur > 0 && buf[cur - 1] != SHMQ_PROP_SEP) ? 1 : 0;
@@ -466,7 +469,7 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
     return 0;
 }
 
-/* The topic (n bytes) is the one validated last (twice per send). */
+/* The topic (n bytes) is the one validated last. */
 static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
 {
     return p->topic_ok && p->topic_len == n && shmq_bytes_equal(p->topic_name, topic, n);
@@ -477,10 +480,12 @@ static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, 
  * the store's default for a topic not created yet.  The last topic's entry
  * is kept: while its seqlock number is the one it was copied under, nothing
  * of it changed (a change, a deletion, a reuse of the entry all move it).
+ * The topic is the last one validated (shmq_prod_select_queue's callers
+ * check the message first): it is the one p->topic_name holds.
  */
 static int32_t topic_write_queues(shmq_producer_t *p, const char *topic, size_t tlen)
 {
-    bool same = topic_is_cached(p, topic, tlen);
+    bool same = p->topic_ok && p->topic_len == tlen; /* its bytes are topic_name's (above) */
     if (same && p->topic_cached) {
         const shmq_ctl_topic_t *e = &p->blk->topics[p->topic_idx];
         /* Acquire: as a seqlock read; an unchanged even number means an unchanged entry. */
@@ -504,7 +509,10 @@ static int32_t topic_write_queues(shmq_producer_t *p, const char *topic, size_t 
     return t.write_queue_nums;
 }
 
-/* Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues. */
+/*
+ * Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues.
+ * m passed shmq_prod_check_message() just before (its topic is the one validated last).
+ */
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid)
 {
     int32_t nq = topic_write_queues(p, m->topic, tlen);
@@ -596,25 +604,4 @@ int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t 
         return check_delivery_time(p, m);
     }
     return 0;
-}
-
-void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, size_t tlen,
-                          const char *props, size_t plen, int32_t qid, int64_t now_ms,
-                          shmq_ring_msg_t *rm)
-{
-    /* One initializer: the fields not named are zero. */
-    *rm = (shmq_ring_msg_t){
-        .kind = SHMQ_RING_KIND_MSG,
-        .batch_count = 1,
-        .queue_id = qid,
-        .flag = m->flag,
-        .born_ts = now_ms,
-        .born_host = p->born_host,
-        .topic = m->topic,
-        .topic_len = (uint32_t)tlen,
-        .props = props,
-        .props_len = (uint32_t)plen,
-        .body = m->body,
-        .body_len = (uint32_t)m->body_len,
-    };
 }

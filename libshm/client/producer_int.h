@@ -115,6 +115,8 @@ struct shmq_producer {
     prod_done_t *done;
     size_t ndone;
     size_t done_cap;
+    prod_done_t *done_spare; /* an empty list that takes done's place while its callbacks run */
+    size_t done_spare_cap;
     char props[SHMQ_PROPS_MAX];
     /* single messages with a body of compress_over bytes or more are sent LZ4-compressed */
     size_t compress_over; /* SIZE_MAX: never */
@@ -138,6 +140,20 @@ int shmq_prod_ensure_ready(shmq_producer_t *p);
 
 /* As shmq_prod_ensure_ready(), with the monotonic clock (ms) the caller just read. */
 int shmq_prod_ensure_ready_at(shmq_producer_t *p, int64_t now_mono_ms);
+
+/*
+ * shmq_prod_ensure_ready_at() on the send path: its usual answer (attached,
+ * liveness checked within PROD_CHECK_MS, the store running) without the call.
+ */
+static inline int shmq_prod_ready_at(shmq_producer_t *p, int64_t now_mono_ms)
+{
+    /* Acquire: as store_state() in producer.c (the master's release of a new state). */
+    if (p->attached && now_mono_ms - p->checked_ms < PROD_CHECK_MS &&
+        atomic_load_explicit(&p->blk->hdr.state, memory_order_acquire) == SHMQ_STATE_RUNNING) {
+        return 0;
+    }
+    return shmq_prod_ensure_ready_at(p, now_mono_ms);
+}
 
 /*
  * In a wait slice before our entry is in the ring: 0 keep waiting, -ETIMEDOUT
@@ -175,7 +191,10 @@ void shmq_prod_run_done(const prod_done_t *d);
 /* Message rules (topic, body size, delay level); *tlen gets the topic length. */
 int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t *tlen);
 
-/* Queue for m: explicit id, hash of the sharding key, or round-robin. */
+/*
+ * Queue for m: explicit id, hash of the sharding key, or round-robin.  Only
+ * right after m passed shmq_prod_check_message() (the topic it validated last).
+ */
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid);
 
 /*
@@ -185,10 +204,42 @@ int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t t
 int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, char *buf, size_t cap,
                           size_t *len, char uniq[SHMQ_UNIQ_KEY_MAX], int64_t now_ms);
 
-/* The ring entry view of m (kind MSG, single message, no slot yet), born at now_ms. */
-void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m, size_t tlen,
-                          const char *props, size_t plen, int32_t qid, int64_t now_ms,
-                          shmq_ring_msg_t *rm);
+/*
+ * The ring entry view of m (kind MSG, single message, no slot yet), born at now_ms.
+ * Every field is stored (the decode-only ones zero), except plan: planned is false.
+ */
+static inline void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_message_t *m,
+                                        size_t tlen, const char *props, size_t plen, int32_t qid,
+                                        int64_t now_ms, shmq_ring_msg_t *rm)
+{
+    /* Field by field, not one initializer: that would also zero plan's bytes on every send. */
+    rm->kind = SHMQ_RING_KIND_MSG;
+    rm->flags = 0;
+    rm->total_len = 0;
+    rm->batch_index = 0;
+    rm->batch_count = 1;
+    rm->slot = 0;
+    rm->req_id = 0;
+    rm->queue_id = qid;
+    rm->flag = m->flag;
+    rm->sysflag = 0;
+    rm->reconsume_times = 0;
+    rm->born_ts = now_ms;
+    rm->prepared_tx_offset = 0;
+    rm->born_host = p->born_host;
+    rm->topic = m->topic;
+    rm->topic_len = (uint32_t)tlen;
+    rm->props = props;
+    rm->props_len = (uint32_t)plen;
+    rm->body = m->body;
+    rm->body_len = (uint32_t)m->body_len;
+    rm->uniq_key = NULL;
+    rm->uniq_key_len = 0;
+    rm->hdr_ok = false;
+    rm->props_scanned = false;
+    rm->sched = false;
+    rm->planned = false;
+}
 
 /* ---- producer_send.c ------------------------------------------------------------- */
 

@@ -41,15 +41,17 @@ static void pending_clear(shmq_producer_t *p, uint32_t s)
     p->pending[s / 64] &= ~(1ULL << (s % 64));
 }
 
-static void slot_free(shmq_producer_t *p, uint32_t s)
+static inline void slot_free(shmq_producer_t *p, uint32_t s)
 {
     /* Relaxed: the writer only touches a slot after an entry naming it is published. */
     atomic_store_explicit(&p->ring->slots[s].state, SHMQ_SLOT_FREE, memory_order_relaxed);
     if (p->reqs[s].state == REQ_ASYNC) {
         p->async_busy--;
     }
-    free(p->reqs[s].sizes);
-    p->reqs[s].sizes = NULL;
+    if (p->reqs[s].sizes != NULL) { /* an asynchronous batch's */
+        free(p->reqs[s].sizes);
+        p->reqs[s].sizes = NULL;
+    }
     p->reqs[s].results = NULL;
     p->reqs[s].batch_n = 0;
     p->reqs[s].state = REQ_FREE;
@@ -140,23 +142,24 @@ static void reap(shmq_producer_t *p)
     }
     for (uint32_t w = 0; w < SHMQ_RING_SLOTS / 64; w++) {
         for (uint64_t bits = p->pending[w]; bits != 0; bits &= bits - 1) {
-            reap_slot(p, w * 64 + (uint32_t)__builtin_ctzll(bits));
+            uint32_t s = w * 64 + (uint32_t)__builtin_ctzll(bits);
+            if (slot_done(&p->ring->slots[s])) { /* the call only for an answered one */
+                reap_slot(p, s);
+            }
         }
     }
 }
 
-/* reap() of slot s, a REQ_ASYNC or REQ_ABANDONED request. */
+/* reap() of slot s, a REQ_ASYNC or REQ_ABANDONED request its writer answered (slot_done). */
 static void reap_slot(shmq_producer_t *p, uint32_t s)
 {
     prod_req_t *q = &p->reqs[s];
     const shmq_ring_slot_t *sl = &p->ring->slots[s];
-    if (!slot_done(sl)) {
-        return;
-    }
     if (q->state == REQ_ASYNC) {
-        /* Filled in place in the done list (it is copied once more, out of the list,
-         * before its callback runs). */
-        prod_done_t *d = shmq_prod_done_next(p);
+        /* Filled in place in the done list (its callback runs from there, run_list, or
+         * from a copy out of the list when some request in it waits, run_ready). */
+        prod_done_t *d =
+            p->ndone < p->done_cap ? &p->done[p->ndone] : shmq_prod_done_next(p); /* grown */
         if (d == NULL) {
             return; /* out of memory: leave it in the ring for a later reap */
         }
@@ -246,7 +249,7 @@ static int before_publish_check(shmq_producer_t *p)
 }
 
 /* A free completion slot, waiting (back pressure) until deadline. */
-static int slot_alloc(shmq_producer_t *p, int64_t deadline, uint32_t *out)
+static int slot_alloc_wait(shmq_producer_t *p, int64_t deadline, uint32_t *out)
 {
     for (;;) {
         if (slot_take(p, out) == 0) {
@@ -267,6 +270,21 @@ static int slot_alloc(shmq_producer_t *p, int64_t deadline, uint32_t *out)
             return rc;
         }
     }
+}
+
+/*
+ * A free completion slot: on every send, the one after the last taken when it
+ * is free (where slot_take's search begins), else slot_alloc_wait's search.
+ */
+static inline int slot_alloc(shmq_producer_t *p, int64_t deadline, uint32_t *out)
+{
+    uint32_t s = p->slot_hint;
+    if (__builtin_expect(p->reqs[s].state == REQ_FREE, 1)) {
+        p->slot_hint = (s + 1) % SHMQ_RING_SLOTS;
+        *out = s;
+        return 0;
+    }
+    return slot_alloc_wait(p, deadline, out);
 }
 
 /* len contiguous ring bytes, waiting (back pressure) until deadline. */
@@ -293,7 +311,14 @@ static int ring_reserve_wait(shmq_producer_t *p, uint64_t len, int64_t deadline,
     }
 }
 
-static void slot_arm(shmq_producer_t *p, uint32_t s, uint64_t req_id, uint8_t state)
+/* len contiguous ring bytes: on every send, taken at once when free, else ring_reserve_wait. */
+static inline int ring_reserve(shmq_producer_t *p, uint64_t len, int64_t deadline, uint8_t **dst)
+{
+    int rc = shmq_ring_reserve(&p->rp, len, dst);
+    return __builtin_expect(rc != -EAGAIN, 1) ? rc : ring_reserve_wait(p, len, deadline, dst);
+}
+
+static inline void slot_arm(shmq_producer_t *p, uint32_t s, uint64_t req_id, uint8_t state)
 {
     shmq_ring_slot_t *sl = &p->ring->slots[s];
     sl->req_id = req_id;
@@ -581,7 +606,7 @@ static int compress_body(shmq_producer_t *p, shmq_ring_msg_t *rm)
 static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_mono,
                        shmq_ring_msg_t *rm, char uniq[SHMQ_UNIQ_KEY_MAX])
 {
-    int rc = shmq_prod_ensure_ready_at(p, now_mono);
+    int rc = shmq_prod_ready_at(p, now_mono);
     if (rc < 0) {
         return rc;
     }
@@ -609,11 +634,11 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_
 }
 
 /* Put the entry view rm (single message, no slot yet) in the ring; see producer_int.h. */
-int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
-                      uint32_t *slot_out)
+static inline int enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                          uint32_t *slot_out)
 {
     int rc;
-    uint64_t len = shmq_ring_entry_size(rm->topic_len, rm->props_len, rm->body_len);
+    uint64_t len = shmq_ring_entry_size_inline(rm->topic_len, rm->props_len, rm->body_len);
     if (len > p->rp.size) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "message of %llu bytes exceeds the ring (%llu)",
                               (unsigned long long)len, (unsigned long long)p->rp.size);
@@ -623,7 +648,7 @@ int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int
         return rc;
     }
     uint8_t *dst;
-    if ((rc = ring_reserve_wait(p, len, deadline, &dst)) < 0) {
+    if ((rc = ring_reserve(p, len, deadline, &dst)) < 0) {
         return rc;
     }
     rm->req_id = ++p->next_req;
@@ -641,6 +666,30 @@ int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int
     return 0;
 }
 
+int shmq_prod_enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                      uint32_t *slot_out)
+{
+    return enqueue(p, rm, mode, deadline, slot_out);
+}
+
+/* shmq_prod_send (see producer_int.h): inlined into shmq_send and its siblings. */
+static inline int prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                            const char *uniq, shmq_send_result_t *res, shmq_send_cb cb, void *arg)
+{
+    uint32_t s;
+    int rc = enqueue(p, rm, mode, deadline, &s);
+    if (rc < 0 || mode == REQ_FREE) {
+        return rc;
+    }
+    if (mode == REQ_SYNC) {
+        return shmq_prod_wait_result(p, s, deadline, uniq, res);
+    }
+    p->reqs[s].cb = cb;
+    p->reqs[s].arg = arg;
+    uniq_copy(p->reqs[s].uniq, uniq);
+    return 0;
+}
+
 /* One message of shmq_send (REQ_SYNC: *res), shmq_send_async (REQ_ASYNC: cb) or
  * shmq_send_oneway (REQ_FREE), the arguments checked; the timeout runs from here. */
 static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
@@ -654,7 +703,7 @@ static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
     if (rc < 0) {
         return rc;
     }
-    return shmq_prod_send(p, &rm, mode, deadline, uniq, res, cb, arg);
+    return prod_send(p, &rm, mode, deadline, uniq, res, cb, arg);
 }
 
 int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *res)
@@ -668,18 +717,7 @@ int shmq_send(shmq_producer_t *p, const shmq_message_t *m, shmq_send_result_t *r
 int shmq_prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
                    const char *uniq, shmq_send_result_t *res, shmq_send_cb cb, void *arg)
 {
-    uint32_t s;
-    int rc = shmq_prod_enqueue(p, rm, mode, deadline, &s);
-    if (rc < 0 || mode == REQ_FREE) {
-        return rc;
-    }
-    if (mode == REQ_SYNC) {
-        return shmq_prod_wait_result(p, s, deadline, uniq, res);
-    }
-    p->reqs[s].cb = cb;
-    p->reqs[s].arg = arg;
-    uniq_copy(p->reqs[s].uniq, uniq);
-    return 0;
+    return prod_send(p, rm, mode, deadline, uniq, res, cb, arg);
 }
 
 /* Wait for the answer to the REQ_SYNC request in slot s; see shmq_send. */
@@ -730,11 +768,67 @@ int shmq_send_oneway(shmq_producer_t *p, const shmq_message_t *m)
 
 /* ---- poll / flush ------------------------------------------------------------------------- */
 
+/* d's callback (there is one): shmq_prod_run_done, called only when it has more to do. */
+static inline void run_done(const prod_done_t *d)
+{
+    if (d->err == 0 && d->batch_n == 0) {
+        d->cb(d->arg, 0, &d->res);
+    } else {
+        shmq_prod_run_done(d);
+    }
+}
+
+/* No request in the done list waits for the flush or a slave: each one's result is final. */
+static bool done_none_waits(const shmq_producer_t *p)
+{
+    for (size_t i = 0; i < p->ndone; i++) {
+        if (p->done[i].wait_flush || p->done[i].wait_repl) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Run the callbacks of the whole done list (done_none_waits): the list is
+ * taken at once, the spare one (empty) in its place, rather than copied out
+ * entry by entry; callbacks that send or poll again fill the new list.
+ * Returns how many ran.
+ */
+static int run_list(shmq_producer_t *p)
+{
+    prod_done_t *list = p->done;
+    size_t count = p->ndone, cap = p->done_cap;
+    p->done = p->done_spare;
+    p->done_cap = p->done_spare_cap;
+    p->ndone = 0;
+    p->done_spare = NULL;
+    p->done_spare_cap = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (list[i].cb) {
+            run_done(&list[i]);
+        }
+    }
+    /* The spare again; a callback's own poll may have put one there already: keep the bigger. */
+    if (p->done_spare != NULL && p->done_spare_cap >= cap) {
+        free(list);
+    } else {
+        free(p->done_spare);
+        p->done_spare = list;
+        p->done_spare_cap = cap;
+    }
+    return (int)count;
+}
+
 /* Run the callbacks whose result is final; returns how many ran. */
 static int run_ready(shmq_producer_t *p)
 {
     int ran = 0;
     for (;;) {
+        if (p->ndone > 0 && done_none_waits(p)) {
+            ran += run_list(p);
+            continue;
+        }
         prod_done_t take[PROD_DONE_BATCH];
         size_t ntake = 0, keep = 0;
         int64_t now = shmq_mono_ms();
@@ -789,7 +883,7 @@ static int run_ready(shmq_producer_t *p)
         /* Out of the list before calling: a callback may send or poll again. */
         for (size_t i = 0; i < ntake; i++) {
             if (take[i].cb) {
-                shmq_prod_run_done(&take[i]);
+                run_done(&take[i]);
             }
             ran++;
         }
@@ -917,7 +1011,7 @@ static int batch_enqueue(shmq_producer_t *p, const shmq_message_t *msgs, size_t 
                          shmq_send_result_t *results, uint8_t mode, int64_t now_mono,
                          int64_t deadline, uint32_t *slot_out)
 {
-    int rc = shmq_prod_ensure_ready_at(p, now_mono);
+    int rc = shmq_prod_ready_at(p, now_mono);
     if (rc < 0) {
         return rc;
     }
@@ -1003,7 +1097,7 @@ static int batch_enqueue(shmq_producer_t *p, const shmq_message_t *msgs, size_t 
         return rc;
     }
     uint8_t *dst;
-    if ((rc = ring_reserve_wait(p, total, deadline, &dst)) < 0) {
+    if ((rc = ring_reserve(p, total, deadline, &dst)) < 0) {
         free(sizes);
         return rc;
     }

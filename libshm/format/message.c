@@ -991,12 +991,22 @@ void shmq_local_host(shmq_host_t *host, int32_t port)
  * UNIQ_KEY: a fixed per-process prefix (ip 4, pid 2, random word 4) as 20
  * hex characters, then ms since the start of the month (4) and a counter
  * (2).  The prefix is rebuilt in a forked child, whose pid differs.
+ *
+ * On every send: the month's ms are turned into hex only when they changed
+ * since this thread's last key (many keys share a millisecond), and the
+ * counter's two bytes come from a table of byte pairs.
  */
 static char uniq_prefix[20];
 static pthread_once_t uniq_once = PTHREAD_ONCE_INIT;
+static _Atomic bool uniq_ready; /* uniq_init has run: the prefix and uniq_hex_pair are set */
 static _Atomic uint32_t uniq_counter;
+static char uniq_hex_pair[256][2]; /* byte i as two uppercase hex characters */
 /* Month bounds (ms since the epoch, local time), cached per thread. */
 static __thread int64_t uniq_month_start, uniq_month_end;
+/* The last ms-in-month this thread encoded and its 8 hex characters (no month is
+ * UINT32_MAX ms long: the first key always encodes). */
+static __thread uint32_t uniq_last_ms = UINT32_MAX;
+static __thread uint64_t uniq_last_hex;
 
 static void uniq_prefix_build(void)
 {
@@ -1024,9 +1034,15 @@ static void uniq_prefix_build(void)
 
 static void uniq_init(void)
 {
+    for (int i = 0; i < 256; i++) {
+        uniq_hex_pair[i][0] = hex_upper[i >> 4];
+        uniq_hex_pair[i][1] = hex_upper[i & 0xF];
+    }
     uniq_prefix_build();
     /* The child is single-threaded when this runs; no other reader races it. */
     pthread_atfork(NULL, NULL, uniq_prefix_build);
+    /* Release: the table and the prefix are written before a thread skips pthread_once. */
+    atomic_store_explicit(&uniq_ready, true, memory_order_release);
 }
 
 static void uniq_month_bounds(int64_t now_ms)
@@ -1047,7 +1063,10 @@ static void uniq_month_bounds(int64_t now_ms)
 
 size_t shmq_uniq_key_generate_at(char out[SHMQ_UNIQ_KEY_MAX], int64_t now_ms)
 {
-    pthread_once(&uniq_once, uniq_init);
+    /* Acquire: pairs with uniq_init's release; pthread_once only until it has run. */
+    if (__builtin_expect(!atomic_load_explicit(&uniq_ready, memory_order_acquire), 0)) {
+        pthread_once(&uniq_once, uniq_init);
+    }
 
     if (now_ms < uniq_month_start || now_ms >= uniq_month_end) {
         uniq_month_bounds(now_ms);
@@ -1057,10 +1076,14 @@ size_t shmq_uniq_key_generate_at(char out[SHMQ_UNIQ_KEY_MAX], int64_t now_ms)
 
     /* The prefix, then ms in the month (4 bytes, wraps like Java's int) and the count (2). */
     memcpy(out, uniq_prefix, sizeof(uniq_prefix));
-    uint64_t v = hex4_upper((uint32_t)(now_ms - uniq_month_start));
-    memcpy(out + sizeof(uniq_prefix), &v, 8);
-    v = hex4_upper((uint32_t)(uint16_t)count << 16);
-    memcpy(out + sizeof(uniq_prefix) + 8, &v, 4);
+    uint32_t ms = (uint32_t)(now_ms - uniq_month_start);
+    if (ms != uniq_last_ms) {
+        uniq_last_ms = ms;
+        uniq_last_hex = hex4_upper(ms);
+    }
+    memcpy(out + sizeof(uniq_prefix), &uniq_last_hex, 8);
+    memcpy(out + sizeof(uniq_prefix) + 8, uniq_hex_pair[(uint8_t)(count >> 8)], 2);
+    memcpy(out + sizeof(uniq_prefix) + 10, uniq_hex_pair[(uint8_t)count], 2);
     out[SHMQ_UNIQ_KEY_LEN] = '\0';
     return SHMQ_UNIQ_KEY_LEN;
 }

@@ -163,7 +163,7 @@ int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m)
         (m->body_len && !m->body)) {
         return shmq_error_set(SHMQ_E_ARG, "ring entry: bad part lengths");
     }
-    uint64_t total = shmq_ring_entry_size(m->topic_len, m->props_len, m->body_len);
+    uint64_t total = shmq_ring_entry_size_inline(m->topic_len, m->props_len, m->body_len);
     if (total > cap || total > UINT32_MAX) {
         return shmq_error_set(SHMQ_E_TRUNCATED, "ring entry of %llu bytes does not fit %zu",
                               (unsigned long long)total, cap);

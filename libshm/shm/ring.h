@@ -241,6 +241,14 @@ const char *shmq_ring_strerror(int err);
 /* Bytes of an entry with these part lengths (header included, rounded up to 8). */
 uint64_t shmq_ring_entry_size(uint64_t topic_len, uint64_t props_len, uint64_t body_len);
 
+/* shmq_ring_entry_size() inline, for the send path (shmq_ring_encode and the producer). */
+static inline uint64_t shmq_ring_entry_size_inline(uint64_t topic_len, uint64_t props_len,
+                                                   uint64_t body_len)
+{
+    return (SHMQ_RING_HDR_SIZE + topic_len + props_len + body_len + SHMQ_RING_ALIGN - 1) &
+           ~(uint64_t)(SHMQ_RING_ALIGN - 1);
+}
+
 /*
  * Encode m (kind MSG) at dst, cap bytes available.  total_len, kind and
  * the header layout are filled in from the part lengths; padding is zeroed.

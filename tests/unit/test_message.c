@@ -1225,6 +1225,32 @@ static void test_uniq_key_generate_at_encodes_the_given_time(void **state)
     assert_int_equal(strtoul(tb, NULL, 16) - strtoul(ta, NULL, 16), 4660);
 }
 
+/*
+ * Keys made within one ms and across ms: each one's time and counter fields are
+ * what snprintf makes of the ms in the month and of the counter (the time field
+ * is reused within a ms, the counter turns through its byte boundaries).
+ */
+static void test_uniq_key_fields_match_printf_within_and_across_ms(void **state)
+{
+    (void)state;
+    char k[SHMQ_UNIQ_KEY_MAX], first[SHMQ_UNIQ_KEY_MAX];
+    int64_t now = 1700000000123LL;
+    shmq_uniq_key_generate_at(first, now);
+    char t0[9] = {0};
+    memcpy(t0, first + 20, 8);
+    unsigned long month_ms = strtoul(t0, NULL, 16);
+    unsigned count = (unsigned)strtoul(first + 28, NULL, 16);
+    for (int i = 1; i < 600; i++) {
+        int64_t at = now + i / 7; /* several keys per ms */
+        assert_int_equal(shmq_uniq_key_generate_at(k, at), SHMQ_UNIQ_KEY_LEN);
+        char want[13];
+        snprintf(want, sizeof(want), "%08lX%04X", month_ms + (unsigned long)(i / 7),
+                 (count + (unsigned)i) & 0xFFFF);
+        assert_memory_equal(k, first, 20);
+        assert_string_equal(k + 20, want);
+    }
+}
+
 static void test_msgid_parse_rejects_malformed_ids(void **state)
 {
     (void)state;
@@ -1384,6 +1410,7 @@ int main(void)
         cmocka_unit_test(test_msgid_parse_rejects_malformed_ids),
         cmocka_unit_test(test_msgid_format_matches_printf_for_all_nibbles),
         cmocka_unit_test(test_uniq_key_generate_at_encodes_the_given_time),
+        cmocka_unit_test(test_uniq_key_fields_match_printf_within_and_across_ms),
         cmocka_unit_test(test_uniq_key_is_32_upper_hex_and_unique),
         cmocka_unit_test(test_uniq_key_prefix_holds_ip_and_pid),
         cmocka_unit_test(test_uniq_keys_from_threads_are_distinct),

@@ -163,33 +163,38 @@ static int run_loop(bench_prod_t *bp, shmq_producer_t *p)
         reqs[i].next_free = bp->free_reqs;
         bp->free_reqs = &reqs[i];
     }
+    /* now: read once per send, at the end of the previous one (or after a wait): the
+     * time keep_going and pace judge by and the send's start for its latency. */
     int64_t now = bench_fast_ns();
     while (keep_going(bp, now)) {
         pace(bp, &now);
         if (o->batch > 1) {
             int64_t n = bp->quota - me->sent < k ? bp->quota - me->sent : k;
-            int64_t t0 = bench_fast_ns();
+            int64_t t0 = now;
             int rc = shmq_send_batch(p, msgs, (size_t)n, res);
             me->sent += n;
             record_ack(bp, rc == 0 && res[0].status != SHMQ_SEND_OK ? -ETIMEDOUT : rc, t0, n);
         } else if (o->inflight <= 1) {
-            int64_t t0 = bench_fast_ns();
+            int64_t t0 = now;
             stamp(bp, body, t0);
             shmq_send_result_t r1;
             int rc = shmq_send(p, &msgs[0], &r1);
             me->sent++;
             record_ack(bp, rc == 0 && r1.status != SHMQ_SEND_OK ? -ETIMEDOUT : rc, t0, 1);
         } else {
-            while (bp->free_reqs == NULL && !bench_interrupted) {
-                shmq_producer_poll(p, 100);
-            }
             if (bp->free_reqs == NULL) {
-                break;
+                while (bp->free_reqs == NULL && !bench_interrupted) {
+                    shmq_producer_poll(p, 100);
+                }
+                if (bp->free_reqs == NULL) {
+                    break;
+                }
+                now = bench_fast_ns(); /* after the wait for a request */
             }
             async_req_t *q = bp->free_reqs;
             bp->free_reqs = q->next_free;
             q->n = 1;
-            q->send_ns = bench_fast_ns();
+            q->send_ns = now;
             stamp(bp, body, q->send_ns);
             int rc = shmq_send_async(p, &msgs[0], on_async_done, q);
             me->sent++;
