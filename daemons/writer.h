@@ -180,7 +180,16 @@ void wr_log(writer_t *wr, enum shmq_log_level level, const char *fmt, ...)
 int wr_unit_room(writer_t *wr, size_t n);
 
 /* Give the answer d to its ring slot (nothing for a one-way send). */
-void wr_complete_slot(writer_t *wr, const wr_done_t *d);
+static inline void wr_complete_slot(writer_t *wr, const wr_done_t *d)
+{
+    if (d->oneway || d->ring >= wr->ring_count) {
+        return;
+    }
+    /* The answer as queued: shmq_ring_complete() reads the text only with an error. */
+    if (wr->maps[d->ring].r != NULL) {
+        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &d->res);
+    }
+}
 /* Add the pending per-topic counts of this batch (tc_*, tc_entry set) to the control block. */
 static inline void wr_topic_counts_flush(writer_t *wr)
 {

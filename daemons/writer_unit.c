@@ -122,17 +122,6 @@ static void reject(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_ms
     }
 }
 
-void wr_complete_slot(writer_t *wr, const wr_done_t *d)
-{
-    if (d->oneway || d->ring >= wr->ring_count) {
-        return;
-    }
-    /* The answer as queued: shmq_ring_complete() reads the text only with an error. */
-    if (wr->maps[d->ring].r != NULL) {
-        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &d->res);
-    }
-}
-
 /* Refuse the entry at pos: the store holds no lease as its set's master (wr->not_master). */
 static void reject_not_master(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_msg_t *m)
 {
@@ -399,7 +388,7 @@ void wr_topic_deleted(writer_t *wr, uint64_t req)
 /* ---- one unit ------------------------------------------------------------------------------ */
 
 /* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
-static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
+static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
 {
     const shmq_ring_msg_t *m0 = &wr->msgs[0];
     if (wr->fenced) {
