@@ -139,6 +139,8 @@ typedef struct writer {
     shmq_ring_topic_memo_t topic_memo;   /* decode: the last topic name found valid */
     uint64_t del_seen;       /* shmqctl topic delete: the last request taken (topic_del) */
     uint64_t topic_memo_gen; /* topic_memo.gen when the snapshot was taken for its name, or 0 */
+    /* topic_memo.gen when its name was found not to be a system topic, or 0 */
+    uint64_t not_system_gen;
     /* restart */
     shmq_journal_t journal;
     wr_skip_t *skips;

@@ -604,12 +604,17 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
         return complete_recorded(wr, i, n) ? UNIT_OK : UNIT_STOP;
     }
     /* The store's own topics take nothing from a client (RocketMQ: "sending message to
-     * topic ... is forbidden"); the hook below rewrites to them. */
-    if (shmq_topic_is_system(wr->msgs[0].topic, wr->msgs[0].topic_len)) {
-        shmq_error_set(-EACCES, "sending to topic %.*s is forbidden: it is a system topic",
-                       (int)wr->msgs[0].topic_len, wr->msgs[0].topic);
-        reject(wr, i, pos, &wr->msgs[0], -EACCES);
-        return UNIT_OK;
+     * topic ... is forbidden"); the hook below rewrites to them.  The unit's topic is the
+     * decode's topic memo's name (its last entry's, the same as the first's): while the memo
+     * keeps the gen it had when its name was found not to be one, no look again. */
+    if (wr->topic_memo.gen != wr->not_system_gen) {
+        if (shmq_topic_is_system(wr->msgs[0].topic, wr->msgs[0].topic_len)) {
+            shmq_error_set(-EACCES, "sending to topic %.*s is forbidden: it is a system topic",
+                           (int)wr->msgs[0].topic_len, wr->msgs[0].topic);
+            reject(wr, i, pos, &wr->msgs[0], -EACCES);
+            return UNIT_OK;
+        }
+        wr->not_system_gen = wr->topic_memo.gen;
     }
     /* ---- scheduler: delay levels and timed messages go to their system topics
      * (RocketMQ's put hook, libshm/shm/schedule.c). ---- */
