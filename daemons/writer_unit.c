@@ -388,7 +388,8 @@ void wr_topic_deleted(writer_t *wr, uint64_t req)
 /* ---- one unit ------------------------------------------------------------------------------ */
 
 /* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
-static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
+static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint32_t ring,
+                                                              uint64_t pos, size_t n)
 {
     const shmq_ring_msg_t *m0 = &wr->msgs[0];
     if (wr->fenced) {
@@ -449,14 +450,18 @@ static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint
         const shmq_ring_msg_t *m = &wr->msgs[k];
         shmq_ring_msg_to_in(m, &wr->cl.store_host, &wr->ins[k]);
         wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
-        if (m->planned) {
-            wr->plans[k] = m->plan;
-        } else {
+        if (!m->planned) {
             rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
                                   &wr->plans[k]);
+        } else if (n > 1) {
+            wr->plans[k] = m->plan; /* a batch's plans side by side */
         }
     }
-    if (rc == 0) {
+    if (rc == 0 && n == 1) {
+        /* One record, its plan where the decode left it (or made above). */
+        rc = shmq_commitlog_append_plan(&wr->cl, wr->ins, m0->planned ? &m0->plan : wr->plans,
+                                        wr->qoffs[0], wr->store_ts, wr->res);
+    } else if (rc == 0) {
         rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs, wr->store_ts,
                                          wr->res);
     }

@@ -353,8 +353,7 @@ int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info)
                 seg = chunk + i + 1;
                 nvs = NULL;
             } else if (c != SHMQ_PROP_NAME_VALUE_SEP) {
-                return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
-                                      off + i);
+                return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu", off + i);
             } else if (nvs == NULL) {
                 nvs = chunk + i;
             }
