@@ -623,8 +623,8 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
     }
     /* ---- scheduler: delay levels and timed messages go to their system topics
      * (RocketMQ's put hook, libshm/shm/schedule.c). ---- */
-    bool sched = false;
-    for (size_t k = 0; k < n; k++) {
+    bool sched = wr->msgs[0].sched;
+    for (size_t k = 1; k < n; k++) {
         sched |= wr->msgs[k].sched;
     }
     if (sched) { /* else no property the hook reads (decode looked): nothing to do */

@@ -337,7 +337,8 @@ static int decode_msg(const uint8_t *buf, const shmq_ring_limits_t *lim, shmq_ri
     h.topic_len = get32(buf + offsetof(shmq_ring_hdr_t, topic_len));
     h.props_len = get32(buf + offsetof(shmq_ring_hdr_t, props_len));
     h.body_len = get32(buf + offsetof(shmq_ring_hdr_t, body_len));
-    memcpy(h.reserved, buf + offsetof(shmq_ring_hdr_t, reserved), sizeof(h.reserved));
+    /* born_v6 and the three reserved bytes after it: one word, read once */
+    uint32_t v6_word = get32(buf + offsetof(shmq_ring_hdr_t, born_v6));
     out->kind = SHMQ_RING_KIND_MSG;
     out->flags = h.flags;
     out->total_len = h.total_len;
@@ -354,10 +355,10 @@ static int decode_msg(const uint8_t *buf, const shmq_ring_limits_t *lim, shmq_ri
     memcpy(out->born_host.addr, buf + offsetof(shmq_ring_hdr_t, born_addr),
            sizeof(out->born_host.addr));
     out->born_host.port = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, born_port));
-    out->born_host.is_v6 = buf[offsetof(shmq_ring_hdr_t, born_v6)];
+    out->born_host.is_v6 = (uint8_t)v6_word;
     out->hdr_ok = true;
 
-    if ((h.flags & ~SHMQ_RING_F_KNOWN) || h.reserved[0] || h.reserved[1] || h.reserved[2]) {
+    if ((h.flags & ~SHMQ_RING_F_KNOWN) || (v6_word >> 8) != 0) { /* flags, reserved bytes */
         return bad(SHMQ_RING_E_FLAGS, "flags 0x%x", h.flags);
     }
     if (h.batch_count == 0 || h.batch_index >= h.batch_count) {
