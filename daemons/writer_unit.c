@@ -446,24 +446,33 @@ static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint
     shmq_error_clear();
     /* Each record planned once: by the decode that validated the entry, or here when the
      * put hook replaced its topic and properties; then encoded from that plan. */
-    for (size_t k = 0; k < n && rc == 0; k++) {
-        const shmq_ring_msg_t *m = &wr->msgs[k];
-        shmq_ring_msg_to_in(m, &wr->cl.store_host, &wr->ins[k]);
-        wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
-        if (!m->planned) {
-            rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
-                                  &wr->plans[k]);
-        } else if (n > 1) {
-            wr->plans[k] = m->plan; /* a batch's plans side by side */
+    if (n == 1) {
+        /* One record (no loop), its plan where the decode left it (or made here). */
+        shmq_ring_msg_to_in(m0, &wr->cl.store_host, &wr->ins[0]);
+        if (!m0->planned) {
+            rc = shmq_record_plan(&wr->ins[0], m0->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
+                                  &wr->plans[0]);
         }
-    }
-    if (rc == 0 && n == 1) {
-        /* One record, its plan where the decode left it (or made above). */
-        rc = shmq_commitlog_append_plan(&wr->cl, wr->ins, m0->planned ? &m0->plan : wr->plans,
-                                        wr->qoffs[0], wr->store_ts, wr->res);
-    } else if (rc == 0) {
-        rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs, wr->store_ts,
-                                         wr->res);
+        if (rc == 0) {
+            rc = shmq_commitlog_append_plan(&wr->cl, wr->ins, m0->planned ? &m0->plan : wr->plans,
+                                            qoff, wr->store_ts, wr->res);
+        }
+    } else {
+        for (size_t k = 0; k < n && rc == 0; k++) {
+            const shmq_ring_msg_t *m = &wr->msgs[k];
+            shmq_ring_msg_to_in(m, &wr->cl.store_host, &wr->ins[k]);
+            wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
+            if (!m->planned) {
+                rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
+                                      &wr->plans[k]);
+            } else {
+                wr->plans[k] = m->plan; /* a batch's plans side by side */
+            }
+        }
+        if (rc == 0) {
+            rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs,
+                                             wr->store_ts, wr->res);
+        }
     }
     if (rc < 0) {
         char why[SHMQ_RING_DETAIL_MAX];
@@ -493,7 +502,7 @@ static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint
     d->res.req_id = m0->req_id;
     d->res.phys_offset = first->phys_offset;
     d->res.end_pos = last->phys_offset + last->size;
-    d->res.queue_offset = wr->qoffs[0];
+    d->res.queue_offset = qoff; /* the first record's (wr->qoffs[0] of a batch) */
     d->res.store_ts = first->store_ts;
     d->res.queue_id = m0->queue_id;
     d->res.size = first->size;
