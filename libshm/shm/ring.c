@@ -424,9 +424,12 @@ int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *l
     return decode_msg(buf, lim, out);
 }
 
-int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
-                   const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap, shmq_ring_msg_t *out,
-                   uint64_t *advance)
+/* shmq_ring_peek(), inlined into it and into shmq_ring_take_unit(). */
+static inline __attribute__((always_inline)) int ring_peek(const uint8_t *data, uint64_t size,
+                                                           uint64_t head, uint64_t tail,
+                                                           const shmq_ring_limits_t *lim,
+                                                           uint8_t *buf, size_t cap,
+                                                           shmq_ring_msg_t *out, uint64_t *advance)
 {
     /* What a caller reads of a refused entry (shmq_ring_decode() fills the rest). */
     out->kind = 0;
@@ -509,6 +512,13 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
     return rc;
 }
 
+int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
+                   const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap, shmq_ring_msg_t *out,
+                   uint64_t *advance)
+{
+    return ring_peek(data, size, head, tail, lim, buf, cap, out, advance);
+}
+
 /* Entry k of the batch begun by m0: same request, same destination. */
 static bool same_batch(const shmq_ring_msg_t *m0, const shmq_ring_msg_t *mk, size_t k, size_t n)
 {
@@ -528,7 +538,7 @@ int shmq_ring_take_unit(const uint8_t *data, uint64_t size, uint64_t pos, uint64
     if (max_msgs == 0) {
         return -ENOBUFS;
     }
-    int rc = shmq_ring_peek(data, size, pos, tail, lim, buf, cap, &msgs[0], &a);
+    int rc = ring_peek(data, size, pos, tail, lim, buf, cap, &msgs[0], &a);
     if (rc <= 0 || rc == SHMQ_RING_KIND_PAD) {
         *advance = a;
         return rc;
