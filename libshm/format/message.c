@@ -438,6 +438,27 @@ static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
     return p + 4;
 }
 
+/* The topic's len bytes (1..255) at p: 4 to 16 bytes (most names) as two overlapping
+ * fixed-size moves, not a call with a length. */
+static inline void put_topic(uint8_t *p, const char *topic, size_t len)
+{
+    if (len >= 8 && len <= 16) {
+        uint64_t a, b;
+        memcpy(&a, topic, 8);
+        memcpy(&b, topic + len - 8, 8);
+        memcpy(p, &a, 8);
+        memcpy(p + len - 8, &b, 8);
+    } else if (len >= 4 && len < 8) {
+        uint32_t a, b;
+        memcpy(&a, topic, 4);
+        memcpy(&b, topic + len - 4, 4);
+        memcpy(p, &a, 4);
+        memcpy(p + len - 4, &b, 4);
+    } else {
+        memcpy(p, topic, len);
+    }
+}
+
 /* "00".."99" with the ones digit first: two digits of crc_digits() per step. */
 static const char digit_pairs_lsf[200] = {
 #define P10(t) '0', t, '1', t, '2', t, '3', t, '4', t, '5', t, '6', t, '7', t, '8', t, '9', t
@@ -509,7 +530,7 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
     } else {
         *p++ = (uint8_t)m->topic_len;
     }
-    memcpy(p, m->topic, m->topic_len);
+    put_topic(p, m->topic, m->topic_len);
     p += m->topic_len;
     shmq_put_be16(p, (uint16_t)pl->props_len);
     p += 2;
