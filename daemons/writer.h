@@ -139,6 +139,8 @@ typedef struct writer {
     shmq_ring_topic_memo_t topic_memo;   /* decode: the last topic name found valid */
     uint64_t del_seen;       /* shmqctl topic delete: the last request taken (topic_del) */
     uint64_t topic_memo_gen; /* topic_memo.gen when the snapshot was taken for its name, or 0 */
+    /* topic_memo.gen when its name was found not to be a system topic, or 0 */
+    uint64_t not_system_gen;
     /* restart */
     shmq_journal_t journal;
     wr_skip_t *skips;
@@ -180,7 +182,16 @@ void wr_log(writer_t *wr, enum shmq_log_level level, const char *fmt, ...)
 int wr_unit_room(writer_t *wr, size_t n);
 
 /* Give the answer d to its ring slot (nothing for a one-way send). */
-void wr_complete_slot(writer_t *wr, const wr_done_t *d);
+static inline void wr_complete_slot(writer_t *wr, const wr_done_t *d)
+{
+    if (d->oneway || d->ring >= wr->ring_count) {
+        return;
+    }
+    /* The answer as queued: shmq_ring_complete() reads the text only with an error. */
+    if (wr->maps[d->ring].r != NULL) {
+        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &d->res);
+    }
+}
 /* Add the pending per-topic counts of this batch (tc_*, tc_entry set) to the control block. */
 static inline void wr_topic_counts_flush(writer_t *wr)
 {

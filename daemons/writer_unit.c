@@ -122,17 +122,6 @@ static void reject(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_ms
     }
 }
 
-void wr_complete_slot(writer_t *wr, const wr_done_t *d)
-{
-    if (d->oneway || d->ring >= wr->ring_count) {
-        return;
-    }
-    /* The answer as queued: shmq_ring_complete() reads the text only with an error. */
-    if (wr->maps[d->ring].r != NULL) {
-        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &d->res);
-    }
-}
-
 /* Refuse the entry at pos: the store holds no lease as its set's master (wr->not_master). */
 static void reject_not_master(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_msg_t *m)
 {
@@ -399,7 +388,8 @@ void wr_topic_deleted(writer_t *wr, uint64_t req)
 /* ---- one unit ------------------------------------------------------------------------------ */
 
 /* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
-static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
+static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint32_t ring,
+                                                              uint64_t pos, size_t n)
 {
     const shmq_ring_msg_t *m0 = &wr->msgs[0];
     if (wr->fenced) {
@@ -456,20 +446,33 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     shmq_error_clear();
     /* Each record planned once: by the decode that validated the entry, or here when the
      * put hook replaced its topic and properties; then encoded from that plan. */
-    for (size_t k = 0; k < n && rc == 0; k++) {
-        const shmq_ring_msg_t *m = &wr->msgs[k];
-        shmq_ring_msg_to_in(m, &wr->cl.store_host, &wr->ins[k]);
-        wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
-        if (m->planned) {
-            wr->plans[k] = m->plan;
-        } else {
-            rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
-                                  &wr->plans[k]);
+    if (n == 1) {
+        /* One record (no loop), its plan where the decode left it (or made here). */
+        shmq_ring_msg_to_in(m0, &wr->cl.store_host, &wr->ins[0]);
+        if (!m0->planned) {
+            rc = shmq_record_plan(&wr->ins[0], m0->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
+                                  &wr->plans[0]);
         }
-    }
-    if (rc == 0) {
-        rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs, wr->store_ts,
-                                         wr->res);
+        if (rc == 0) {
+            rc = shmq_commitlog_append_plan(&wr->cl, wr->ins, m0->planned ? &m0->plan : wr->plans,
+                                            qoff, wr->store_ts, wr->res);
+        }
+    } else {
+        for (size_t k = 0; k < n && rc == 0; k++) {
+            const shmq_ring_msg_t *m = &wr->msgs[k];
+            shmq_ring_msg_to_in(m, &wr->cl.store_host, &wr->ins[k]);
+            wr->qoffs[k] = unit ? qoff + (int64_t)k : 0;
+            if (!m->planned) {
+                rc = shmq_record_plan(&wr->ins[k], m->props_scanned ? SHMQ_PLAN_PROPS_SCANNED : 0,
+                                      &wr->plans[k]);
+            } else {
+                wr->plans[k] = m->plan; /* a batch's plans side by side */
+            }
+        }
+        if (rc == 0) {
+            rc = shmq_commitlog_append_plans(&wr->cl, wr->ins, wr->plans, n, wr->qoffs,
+                                             wr->store_ts, wr->res);
+        }
     }
     if (rc < 0) {
         char why[SHMQ_RING_DETAIL_MAX];
@@ -499,7 +502,7 @@ static void append_unit(writer_t *wr, uint32_t ring, uint64_t pos, size_t n)
     d->res.req_id = m0->req_id;
     d->res.phys_offset = first->phys_offset;
     d->res.end_pos = last->phys_offset + last->size;
-    d->res.queue_offset = wr->qoffs[0];
+    d->res.queue_offset = qoff; /* the first record's (wr->qoffs[0] of a batch) */
     d->res.store_ts = first->store_ts;
     d->res.queue_id = m0->queue_id;
     d->res.size = first->size;
@@ -615,17 +618,22 @@ int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool rep
         return complete_recorded(wr, i, n) ? UNIT_OK : UNIT_STOP;
     }
     /* The store's own topics take nothing from a client (RocketMQ: "sending message to
-     * topic ... is forbidden"); the hook below rewrites to them. */
-    if (shmq_topic_is_system(wr->msgs[0].topic, wr->msgs[0].topic_len)) {
-        shmq_error_set(-EACCES, "sending to topic %.*s is forbidden: it is a system topic",
-                       (int)wr->msgs[0].topic_len, wr->msgs[0].topic);
-        reject(wr, i, pos, &wr->msgs[0], -EACCES);
-        return UNIT_OK;
+     * topic ... is forbidden"); the hook below rewrites to them.  The unit's topic is the
+     * decode's topic memo's name (its last entry's, the same as the first's): while the memo
+     * keeps the gen it had when its name was found not to be one, no look again. */
+    if (wr->topic_memo.gen != wr->not_system_gen) {
+        if (shmq_topic_is_system(wr->msgs[0].topic, wr->msgs[0].topic_len)) {
+            shmq_error_set(-EACCES, "sending to topic %.*s is forbidden: it is a system topic",
+                           (int)wr->msgs[0].topic_len, wr->msgs[0].topic);
+            reject(wr, i, pos, &wr->msgs[0], -EACCES);
+            return UNIT_OK;
+        }
+        wr->not_system_gen = wr->topic_memo.gen;
     }
     /* ---- scheduler: delay levels and timed messages go to their system topics
      * (RocketMQ's put hook, libshm/shm/schedule.c). ---- */
-    bool sched = false;
-    for (size_t k = 0; k < n; k++) {
+    bool sched = wr->msgs[0].sched;
+    for (size_t k = 1; k < n; k++) {
         sched |= wr->msgs[k].sched;
     }
     if (sched) { /* else no property the hook reads (decode looked): nothing to do */

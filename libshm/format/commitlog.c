@@ -176,8 +176,10 @@ static int append_room(shmq_commitlog_t *cl, int64_t total, shmq_mapped_file_t *
 }
 
 /* The records of [pos, pos + done) are written in mf: publish them, prepare what comes next. */
-static void append_finish(shmq_commitlog_t *cl, shmq_mapped_file_t *mf, int64_t pos, int64_t rel,
-                          int64_t done, int64_t ts)
+static inline __attribute__((always_inline)) void append_finish(shmq_commitlog_t *cl,
+                                                                shmq_mapped_file_t *mf, int64_t pos,
+                                                                int64_t rel, int64_t done,
+                                                                int64_t ts)
 {
     cl->last_store_ts = ts;
     publish_wrote(cl, pos + done);
@@ -261,10 +263,11 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
     return 0;
 }
 
-int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
-                                const shmq_record_plan_t *plans, size_t n,
-                                const int64_t *queue_offsets, int64_t store_ts,
-                                shmq_append_result_t *res)
+/* shmq_commitlog_append_plans(), inlined into it and into shmq_commitlog_append_plan() (n
+ * 1: no loop left). */
+static inline __attribute__((always_inline)) int
+append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m, const shmq_record_plan_t *plans,
+             size_t n, const int64_t *queue_offsets, int64_t store_ts, shmq_append_result_t *res)
 {
     int64_t total = 0;
 
@@ -317,6 +320,21 @@ int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
     }
     append_finish(cl, mf, pos, rel, done, ts);
     return 0;
+}
+
+int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
+                                const shmq_record_plan_t *plans, size_t n,
+                                const int64_t *queue_offsets, int64_t store_ts,
+                                shmq_append_result_t *res)
+{
+    return append_plans(cl, m, plans, n, queue_offsets, store_ts, res);
+}
+
+int shmq_commitlog_append_plan(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
+                               const shmq_record_plan_t *plan, int64_t queue_offset,
+                               int64_t store_ts, shmq_append_result_t *res)
+{
+    return append_plans(cl, m, plan, 1, &queue_offset, store_ts, res);
 }
 
 int shmq_commitlog_append(shmq_commitlog_t *cl, const shmq_msg_in_t *m, int64_t queue_offset,

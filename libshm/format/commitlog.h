@@ -94,6 +94,13 @@ int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
                                 const int64_t *queue_offsets, int64_t store_ts,
                                 shmq_append_result_t *res);
 
+/* shmq_commitlog_append_plans() of one record (n 1), without the loops; every pointer must
+ * be valid (none is checked for NULL). */
+int shmq_commitlog_append_plan(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
+                               const shmq_record_plan_t *plan, int64_t queue_offset,
+                               int64_t store_ts, shmq_append_result_t *res)
+    __attribute__((nonnull));
+
 /*
  * A slave: put len bytes of the master's log at offset, which must be where
  * the bytes put so far end (raw_end; wrote_pos after set_positions or

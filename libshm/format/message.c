@@ -276,24 +276,19 @@ static bool props_name_crc(const char *props, size_t len)
 
 /* ---- record layout ----------------------------------------------------- */
 
-/* Bit i of *nul, *nvs, *sep: byte i of the 16 at p is 0x00, 0x01, 0x02. */
-static inline void props_chunk_masks(const char *p, uint32_t *nul, uint32_t *nvs, uint32_t *sep)
+/* Bit i: byte i of the 16 at p is 0x00, 0x01 or 0x02 (which one, the byte says): one
+ * unsigned compare with 2 instead of a mask per value. */
+static inline uint32_t props_chunk_mask(const char *p)
 {
 #if defined(__SSE2__)
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    *nul = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
-    *nvs = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(SHMQ_PROP_NAME_VALUE_SEP)));
-    *sep = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(SHMQ_PROP_SEP)));
+    return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(2)), v));
 #else
-    uint32_t a = 0, b = 0, c = 0;
+    uint32_t m = 0;
     for (unsigned i = 0; i < 16; i++) {
-        a |= (uint32_t)(p[i] == 0) << i;
-        b |= (uint32_t)(p[i] == SHMQ_PROP_NAME_VALUE_SEP) << i;
-        c |= (uint32_t)(p[i] == SHMQ_PROP_SEP) << i;
+        m |= (uint32_t)((uint8_t)p[i] <= 2) << i;
     }
-    *nul = a;
-    *nvs = b;
-    *sep = c;
+    return m;
 #endif
 }
 
@@ -329,40 +324,36 @@ int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info)
     if (len == 0) {
         return 0;
     }
-    /* One pass, 16 bytes a step: masks of the 0x00, 0x01 and 0x02 bytes; each 0x02 ends a
-     * segment, the first 0x01 of a segment splits name from value.  A 0x00 anywhere is
-     * the first refusal, so a __CRC32# segment only marks the area until the end. */
+    /* One pass, 16 bytes a step: a mask of the bytes 0x00, 0x01 and 0x02, in order; each
+     * 0x02 ends a segment, the first 0x01 of a segment splits name from value.  The first
+     * 0x00 is the first refusal, so a __CRC32# segment only marks the area until the end. */
     char tail[16];
     const char *seg = props, *nvs = NULL, *end = props + len;
     bool crc = false;
     for (size_t off = 0; off < len; off += 16) {
         const char *chunk = props + off;
-        uint32_t nul, one, two;
+        uint32_t bits;
         if (len - off >= 16) {
-            props_chunk_masks(chunk, &nul, &one, &two);
+            bits = props_chunk_mask(chunk);
         } else if (len >= 16) {
             /* The last 16 bytes of the area; the bits of the bytes seen already dropped. */
-            unsigned seen = (unsigned)(16 - (len - off));
-            props_chunk_masks(end - 16, &nul, &one, &two);
-            nul >>= seen;
-            one >>= seen;
-            two >>= seen;
+            bits = props_chunk_mask(end - 16) >> (16 - (len - off));
         } else {
             /* Shorter than a step: a copy, its unused bytes not 0x00, 0x01 or 0x02. */
             memset(tail, 'x', sizeof(tail));
             memcpy(tail, props, len);
-            props_chunk_masks(tail, &nul, &one, &two);
+            bits = props_chunk_mask(tail);
         }
-        if (nul != 0) {
-            return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu",
-                                  off + (size_t)__builtin_ctz(nul));
-        }
-        for (uint32_t bits = one | two; bits != 0; bits &= bits - 1) {
+        /* Bit i is byte chunk[i] of the area (the bytes the masks above looked at). */
+        for (; bits != 0; bits &= bits - 1) {
             unsigned i = (unsigned)__builtin_ctz(bits);
-            if (two & (1u << i)) {
+            char c = chunk[i];
+            if (c == SHMQ_PROP_SEP) {
                 crc |= !props_scan_segment(seg, chunk + i, nvs, info);
                 seg = chunk + i + 1;
                 nvs = NULL;
+            } else if (c != SHMQ_PROP_NAME_VALUE_SEP) {
+                return shmq_error_set(SHMQ_E_PROPS, "properties hold a 0x00 byte at %zu", off + i);
             } else if (nvs == NULL) {
                 nvs = chunk + i;
             }
@@ -447,6 +438,27 @@ static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
     return p + 4;
 }
 
+/* The topic's len bytes (1..255) at p: 4 to 16 bytes (most names) as two overlapping
+ * fixed-size moves, not a call with a length. */
+static inline void put_topic(uint8_t *p, const char *topic, size_t len)
+{
+    if (len >= 8 && len <= 16) {
+        uint64_t a, b;
+        memcpy(&a, topic, 8);
+        memcpy(&b, topic + len - 8, 8);
+        memcpy(p, &a, 8);
+        memcpy(p + len - 8, &b, 8);
+    } else if (len >= 4 && len < 8) {
+        uint32_t a, b;
+        memcpy(&a, topic, 4);
+        memcpy(&b, topic + len - 4, 4);
+        memcpy(p, &a, 4);
+        memcpy(p + len - 4, &b, 4);
+    } else {
+        memcpy(p, topic, len);
+    }
+}
+
 /* "00".."99" with the ones digit first: two digits of crc_digits() per step. */
 static const char digit_pairs_lsf[200] = {
 #define P10(t) '0', t, '1', t, '2', t, '3', t, '4', t, '5', t, '6', t, '7', t, '8', t, '9', t
@@ -518,7 +530,7 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
     } else {
         *p++ = (uint8_t)m->topic_len;
     }
-    memcpy(p, m->topic, m->topic_len);
+    put_topic(p, m->topic, m->topic_len);
     p += m->topic_len;
     shmq_put_be16(p, (uint16_t)pl->props_len);
     p += 2;

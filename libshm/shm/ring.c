@@ -337,7 +337,8 @@ static int decode_msg(const uint8_t *buf, const shmq_ring_limits_t *lim, shmq_ri
     h.topic_len = get32(buf + offsetof(shmq_ring_hdr_t, topic_len));
     h.props_len = get32(buf + offsetof(shmq_ring_hdr_t, props_len));
     h.body_len = get32(buf + offsetof(shmq_ring_hdr_t, body_len));
-    memcpy(h.reserved, buf + offsetof(shmq_ring_hdr_t, reserved), sizeof(h.reserved));
+    /* born_v6 and the three reserved bytes after it: one word, read once */
+    uint32_t v6_word = get32(buf + offsetof(shmq_ring_hdr_t, born_v6));
     out->kind = SHMQ_RING_KIND_MSG;
     out->flags = h.flags;
     out->total_len = h.total_len;
@@ -354,10 +355,10 @@ static int decode_msg(const uint8_t *buf, const shmq_ring_limits_t *lim, shmq_ri
     memcpy(out->born_host.addr, buf + offsetof(shmq_ring_hdr_t, born_addr),
            sizeof(out->born_host.addr));
     out->born_host.port = (int32_t)get32(buf + offsetof(shmq_ring_hdr_t, born_port));
-    out->born_host.is_v6 = buf[offsetof(shmq_ring_hdr_t, born_v6)];
+    out->born_host.is_v6 = (uint8_t)v6_word;
     out->hdr_ok = true;
 
-    if ((h.flags & ~SHMQ_RING_F_KNOWN) || h.reserved[0] || h.reserved[1] || h.reserved[2]) {
+    if ((h.flags & ~SHMQ_RING_F_KNOWN) || (v6_word >> 8) != 0) { /* flags, reserved bytes */
         return bad(SHMQ_RING_E_FLAGS, "flags 0x%x", h.flags);
     }
     if (h.batch_count == 0 || h.batch_index >= h.batch_count) {
@@ -423,9 +424,12 @@ int shmq_ring_decode(const uint8_t *buf, size_t len, const shmq_ring_limits_t *l
     return decode_msg(buf, lim, out);
 }
 
-int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
-                   const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap, shmq_ring_msg_t *out,
-                   uint64_t *advance)
+/* shmq_ring_peek(), inlined into it and into shmq_ring_take_unit(). */
+static inline __attribute__((always_inline)) int ring_peek(const uint8_t *data, uint64_t size,
+                                                           uint64_t head, uint64_t tail,
+                                                           const shmq_ring_limits_t *lim,
+                                                           uint8_t *buf, size_t cap,
+                                                           shmq_ring_msg_t *out, uint64_t *advance)
 {
     /* What a caller reads of a refused entry (shmq_ring_decode() fills the rest). */
     out->kind = 0;
@@ -508,6 +512,13 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
     return rc;
 }
 
+int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
+                   const shmq_ring_limits_t *lim, uint8_t *buf, size_t cap, shmq_ring_msg_t *out,
+                   uint64_t *advance)
+{
+    return ring_peek(data, size, head, tail, lim, buf, cap, out, advance);
+}
+
 /* Entry k of the batch begun by m0: same request, same destination. */
 static bool same_batch(const shmq_ring_msg_t *m0, const shmq_ring_msg_t *mk, size_t k, size_t n)
 {
@@ -527,7 +538,7 @@ int shmq_ring_take_unit(const uint8_t *data, uint64_t size, uint64_t pos, uint64
     if (max_msgs == 0) {
         return -ENOBUFS;
     }
-    int rc = shmq_ring_peek(data, size, pos, tail, lim, buf, cap, &msgs[0], &a);
+    int rc = ring_peek(data, size, pos, tail, lim, buf, cap, &msgs[0], &a);
     if (rc <= 0 || rc == SHMQ_RING_KIND_PAD) {
         *advance = a;
         return rc;

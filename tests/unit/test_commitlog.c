@@ -282,17 +282,36 @@ static void test_append_plans_writes_what_append_batch_writes(void **state)
                         400);
     assert_int_equal(shmq_commitlog_append_plans(&b, m, pl, 1, q2, ts - 1000, rb), 0);
     assert_true(rb[0].store_ts == ts);
+    /* append_plan(): the same as append_plans() of one record (bytes, results, time rule);
+     * a first takes the record b took last. */
+    assert_int_equal(shmq_commitlog_append_batch(&a, m, 1, q2, ts, ra), 0);
+    assert_int_equal(a.wrote_pos, b.wrote_pos);
+    assert_int_equal(shmq_commitlog_append_batch(&a, m, 1, q2, ts, ra), 0);
+    assert_int_equal(shmq_commitlog_append_plan(&b, m, pl, q2[0], ts - 1000, rb), 0);
+    assert_int_equal(a.wrote_pos, b.wrote_pos);
+    assert_int_equal(ra[0].phys_offset, rb[0].phys_offset);
+    assert_int_equal(ra[0].size, rb[0].size);
+    assert_int_equal(ra[0].queue_offset, rb[0].queue_offset);
+    assert_true(rb[0].store_ts == ts);
+    assert_string_equal(rb[0].msg_id, "");
+    assert_memory_equal(shmq_mfq_find(&a.q, ra[0].phys_offset)->base + ra[0].phys_offset % SEG,
+                        shmq_mfq_find(&b.q, rb[0].phys_offset)->base + rb[0].phys_offset % SEG,
+                        400);
     shmq_commitlog_close(&a);
     shmq_commitlog_close(&b);
 }
 
-/* One planned record of len bytes appended with append_plans(). */
+/* One planned record of len bytes appended with append_plans(), or append_plan() for an odd
+ * queue offset (both follow the same segment rules). */
 static int plans_len(shmq_commitlog_t *cl, int64_t len, int64_t qoff, shmq_append_result_t *res)
 {
     shmq_msg_in_t m = msg_of_size(len);
     m.store_host = cl->store_host;
     shmq_record_plan_t pl;
     assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
+    if (qoff % 2 != 0) {
+        return shmq_commitlog_append_plan(cl, &m, &pl, qoff, 0, res);
+    }
     return shmq_commitlog_append_plans(cl, &m, &pl, 1, &qoff, 0, res);
 }
 
@@ -333,6 +352,7 @@ static void test_append_plans_kept_segment_follows_rolls_cuts_and_fences(void **
     /* A failed flush fences appends, the kept segment notwithstanding. */
     cl.flush_err = -EIO;
     assert_int_equal(plans_len(&cl, 500, 2, &again), SHMQ_E_FENCED);
+    assert_int_equal(plans_len(&cl, 500, 3, &again), SHMQ_E_FENCED);
     assert_int_equal(cl.wrote_pos, wrote);
     shmq_commitlog_close(&cl);
 }

@@ -484,6 +484,28 @@ static void test_topic_over_127_bytes_uses_v2(void **state)
     assert_true(encode(&m, 0, buf, sizeof(buf)) > 0);
 }
 
+/* Every topic length: the record holds the topic's bytes exactly, nothing around them
+ * touched (the golden record's bytes, byte for byte). */
+static void test_every_topic_length_encodes_the_golden_bytes(void **state)
+{
+    (void)state;
+    char topic[256];
+    for (size_t i = 0; i < sizeof(topic); i++) {
+        topic[i] = (char)('a' + i % 26);
+    }
+    shmq_msg_in_t m = sample_msg();
+    m.topic = topic;
+    for (uint32_t len = 1; len <= 255; len++) {
+        m.topic_len = len;
+        memset(buf, 0xEE, 1024);
+        int64_t n = encode(&m, 0, buf, sizeof(buf));
+        golden_record(&m, 42, 0, 1700000000123LL, true, &gold);
+        assert_int_equal(n, gold.n);
+        assert_memory_equal(buf, gold.b, gold.n);
+        assert_int_equal(buf[n], 0xEE);
+    }
+}
+
 static void test_topic_empty_or_over_255_is_rejected(void **state)
 {
     (void)state;
@@ -1372,6 +1394,7 @@ int main(void)
         cmocka_unit_test(test_decode_record_without_crc_property),
         cmocka_unit_test(test_v1_round_trip_keeps_every_field),
         cmocka_unit_test(test_topic_over_127_bytes_uses_v2),
+        cmocka_unit_test(test_every_topic_length_encodes_the_golden_bytes),
         cmocka_unit_test(test_topic_empty_or_over_255_is_rejected),
         cmocka_unit_test(test_ipv6_hosts_add_12_bytes_each_and_set_sysflag),
         cmocka_unit_test(test_layout_and_record_msgid_agree_with_decode),
