@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "tmp_tree.h"
 #include "store/clean.h"
 #include "shm/ctl_clean.h"
 #include "format/commitlog.h"
@@ -37,14 +38,6 @@ typedef struct fixture {
     char root[64];
     char dir[PATH_MAX]; /* <root>/commitlog */
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -69,7 +62,7 @@ static int teardown(void **state)
     char mnt[PATH_MAX];
     snprintf(mnt, sizeof(mnt), "%s/mnt", f->root);
     umount2(mnt, MNT_DETACH); /* a failed full-filesystem test leaves its tmpfs mounted */
-    nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(f->root);
     free(f);
     return 0;
 }

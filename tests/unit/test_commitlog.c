@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "tmp_tree.h"
 #include "format/commitlog.h"
 #include "shmq/errors.h"
 
@@ -30,14 +31,6 @@
 
 static uint8_t body_buf[BIG_SEG];
 static const char props[] = "KEYS\001k1\002TAGS\001tagA\002";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup_dir(void **state)
 {
@@ -56,7 +49,7 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
     char *dir = *state;
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(dir);
     free(dir);
     return 0;
 }

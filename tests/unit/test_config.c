@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "tmp_tree.h"
 #include "format/config.h"
 #include "shmq/errors.h"
 
@@ -31,14 +32,6 @@ typedef struct fixture {
     char last_file[128];
     int last_line;
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -59,7 +52,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(f->dir);
     free(f);
     return 0;
 }

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tmp_tree.h"
 #include "format/json_meta.h"
 #include "shmq/errors.h"
 #include "format/store_files.h"
@@ -33,14 +34,6 @@ static void quiet(void *arg, enum shmq_meta_level level, const char *msg)
     (void)arg;
     (void)level;
     (void)msg;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static int setup(void **state)
@@ -64,7 +57,7 @@ static int teardown(void **state)
 {
     char *dir = *state;
     shmq_meta_set_warn(NULL, NULL);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(dir);
     free(dir);
     return 0;
 }

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "tmp_tree.h"
 #include "format/commitlog.h"
 #include "format/consume_queue.h"
 #include "shmq/errors.h"
@@ -31,14 +32,6 @@
 typedef struct fixture {
     char root[64];
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -53,7 +46,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(f->root);
     free(f);
     return 0;
 }

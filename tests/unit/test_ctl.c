@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "tmp_tree.h"
 #include "base/bytes.h"
 #include "format/config.h"
 #include "shm/ctl.h"
@@ -42,14 +43,6 @@ typedef struct fixture {
     shmq_config_t cfg;
     shmq_ctl_t ctl; /* the master's handle (created, ready) */
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static fixture_t *fixture_new(void)
 {
@@ -103,7 +96,7 @@ static int teardown(void **state)
     fixture_t *f = *state;
     shmq_ctl_detach(&f->ctl);
     shmq_ctl_unlink(f->dir);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(f->dir);
     free(f);
     return 0;
 }

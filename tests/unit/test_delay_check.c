@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tmp_tree.h"
 #include "format/delay_check.h"
 #include "shmq/errors.h"
 
@@ -29,12 +30,6 @@ typedef struct fixture {
     char root[64];
     char path[128];
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -60,7 +55,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(f->root);
     free(f);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tmp_tree.h"
 #include "format/commitlog.h"
 #include "format/config.h"
 #include "shm/ctl.h"
@@ -37,14 +38,6 @@ typedef struct fixture {
     int64_t phys[8];
     char keys[8][SHMQ_UNIQ_KEY_MAX];
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /* Append message k of TopicJ queue 1 with queue offset k and its own UNIQ_KEY. */
 static void append(fixture_t *f, int k)
@@ -155,7 +148,7 @@ static int teardown(void **state)
     shmq_commitlog_close(&f->cl);
     shmq_ctl_detach(&f->ctl);
     shmq_ctl_unlink(f->dir);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(f->dir);
     free(f);
     return 0;
 }

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "tmp_tree.h"
 #include "format/json_meta.h"
 #include "shmq/errors.h"
 #include "format/store_files.h"
@@ -40,14 +41,6 @@ static void capture(void *arg, enum shmq_meta_level level, const char *msg)
     size_t n = strlen(warned);
     snprintf(warned + n, sizeof(warned) - n, "%s\n", msg);
     nwarned++;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static int setup(void **state)
@@ -73,7 +66,7 @@ static int teardown(void **state)
 {
     char *dir = *state;
     shmq_meta_set_warn(NULL, NULL);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(dir);
     free(dir);
     return 0;
 }

@@ -18,19 +18,12 @@
 
 #include <cmocka.h>
 
+#include "tmp_tree.h"
 #include "format/mapped_file.h"
 #include "page_cache.h"
 #include "shmq/errors.h"
 
 #define SEG 4096
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup_dir(void **state)
 {
@@ -46,7 +39,7 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
     char *dir = *state;
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(dir);
     free(dir);
     return 0;
 }

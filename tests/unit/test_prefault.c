@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "tmp_tree.h"
 #include "format/mapped_file.h"
 #include "shmq/errors.h"
 
@@ -29,14 +30,6 @@
 typedef struct fixture {
     char dir[64];
 } fixture_t;
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 static int setup(void **state)
 {
@@ -52,7 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(f->dir);
     free(f);
     return 0;
 }

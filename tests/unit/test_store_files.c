@@ -22,19 +22,12 @@
 
 #include <cmocka.h>
 
+#include "tmp_tree.h"
 #include "format/json_meta.h"
 #include "shmq/errors.h"
 #include "format/store_files.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup_dir(void **state)
 {
@@ -50,7 +43,7 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
     char *dir = *state;
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(dir);
     free(dir);
     return 0;
 }

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tmp_tree.h"
 #include "format/json_meta.h"
 #include "shmq/types.h"
 #include "format/timer.h"
@@ -43,12 +44,6 @@ typedef struct fixture {
     size_t cap;
 } fixture_t;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
@@ -64,7 +59,7 @@ static int teardown(void **state)
     shmq_timer_close(&f->ts);
     free(f->units);
     free(f->pos);
-    nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(f->root);
     free(f);
     return 0;
 }

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tmp_tree.h"
 #include "format/json_meta.h"
 #include "shmq/errors.h"
 #include "format/timer.h"
@@ -42,12 +43,6 @@ static void quiet(void *arg, enum shmq_meta_level level, const char *msg)
     (void)arg;
     (void)level;
     (void)msg;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 static int setup(void **state)
@@ -79,7 +74,7 @@ static int teardown(void **state)
     fixture_t *f = *state;
     umask(f->umask_was);
     shmq_meta_set_warn(NULL, NULL);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_tree_remove(f->dir);
     free(f);
     return 0;
 }
