@@ -510,10 +510,13 @@ static const shmq_mapped_file_t *cursor_seg(const shmq_commitlog_t *cl, shmq_cl_
 /*
  * The iteration of shmq_commitlog_next() and shmq_commitlog_next_head():
  * exactly one of rec and head is filled, by the full or the light decode.
+ * Inline into each of them: shmq_commitlog_next_head_at() runs once per
+ * record in the dispatcher and the indexer, where a second call costs as
+ * much as a field check.
  */
-static inline int next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos,
-                              int64_t limit, unsigned flags, shmq_record_t *rec,
-                              shmq_record_head_t *head)
+static inline __attribute__((always_inline)) int
+next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos, int64_t limit,
+            unsigned flags, shmq_record_t *rec, shmq_record_head_t *head)
 {
     for (;;) {
         int64_t p = *pos;
