@@ -537,13 +537,16 @@ next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos, int
         int64_t avail = (limit < seg_end ? limit : seg_end) - p;
         const uint8_t *buf = mf->base + rel;
 
-        if (to_end >= SHMQ_BLANK_MIN_LEN && avail >= SHMQ_BLANK_MIN_LEN &&
-            peek32(buf + 4) == SHMQ_MAGIC_BLANK) {
+        /* avail <= to_end: avail >= SHMQ_BLANK_MIN_LEN says both are. */
+        if (avail >= SHMQ_BLANK_MIN_LEN && peek32(buf + 4) == SHMQ_MAGIC_BLANK) {
             avail = to_end; /* a blank record's length reaches the segment end */
         } else if (limit < seg_end) {
             /* A record that crosses limit is not there yet. */
-            int32_t total = avail >= 4 ? peek32(buf) : 0;
-            if (avail < SHMQ_BLANK_MIN_LEN || (total > avail && total <= to_end)) {
+            if (avail < SHMQ_BLANK_MIN_LEN) {
+                return SHMQ_E_END;
+            }
+            int32_t total = peek32(buf);
+            if (total > avail && total <= to_end) {
                 return SHMQ_E_END;
             }
         }
