@@ -510,10 +510,13 @@ static const shmq_mapped_file_t *cursor_seg(const shmq_commitlog_t *cl, shmq_cl_
 /*
  * The iteration of shmq_commitlog_next() and shmq_commitlog_next_head():
  * exactly one of rec and head is filled, by the full or the light decode.
+ * Inline into each of them: shmq_commitlog_next_head_at() runs once per
+ * record in the dispatcher and the indexer, where a second call costs as
+ * much as a field check.
  */
-static inline int next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos,
-                              int64_t limit, unsigned flags, shmq_record_t *rec,
-                              shmq_record_head_t *head)
+static inline __attribute__((always_inline)) int
+next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos, int64_t limit,
+            unsigned flags, shmq_record_t *rec, shmq_record_head_t *head)
 {
     for (;;) {
         int64_t p = *pos;
@@ -534,13 +537,16 @@ static inline int next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur,
         int64_t avail = (limit < seg_end ? limit : seg_end) - p;
         const uint8_t *buf = mf->base + rel;
 
-        if (to_end >= SHMQ_BLANK_MIN_LEN && avail >= SHMQ_BLANK_MIN_LEN &&
-            peek32(buf + 4) == SHMQ_MAGIC_BLANK) {
+        /* avail <= to_end: avail >= SHMQ_BLANK_MIN_LEN says both are. */
+        if (avail >= SHMQ_BLANK_MIN_LEN && peek32(buf + 4) == SHMQ_MAGIC_BLANK) {
             avail = to_end; /* a blank record's length reaches the segment end */
         } else if (limit < seg_end) {
             /* A record that crosses limit is not there yet. */
-            int32_t total = avail >= 4 ? peek32(buf) : 0;
-            if (avail < SHMQ_BLANK_MIN_LEN || (total > avail && total <= to_end)) {
+            if (avail < SHMQ_BLANK_MIN_LEN) {
+                return SHMQ_E_END;
+            }
+            int32_t total = peek32(buf);
+            if (total > avail && total <= to_end) {
                 return SHMQ_E_END;
             }
         }

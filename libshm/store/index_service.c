@@ -366,10 +366,13 @@ static inline int put_key(shmq_index_service_t *svc, const shmq_record_head_t *r
     }
     shmq_index_file_t *f = shmq_index_last(svc);
     if (!f || shmq_index_file_full(f)) {
-        int rc = roll(svc, &f);
+        /* The new file through its own variable: f itself stays in a register. */
+        shmq_index_file_t *made = f;
+        int rc = roll(svc, &made);
         if (rc < 0) {
             return rc;
         }
+        f = made;
     }
     return shmq_index_file_put(f, h, r->phys_offset, r->store_ts);
 }
