@@ -913,16 +913,20 @@ void shmq_msgid_format(const shmq_host_t *store_host, int64_t phys_offset, char 
 {
     /* On every send result and every consumed message: straight from the binary fields. */
     uint8_t b[28];
-    size_t n = store_host->is_v6 ? 16 : 4;
-    memcpy(b, store_host->addr, 16);
-    shmq_put_be32(b + n, (uint32_t)store_host->port);
-    shmq_put_be64(b + n + 4, (uint64_t)phys_offset);
-    hex16_upper(out, b);
-    if (n == 16) {
-        *hex_put(out + 32, b + 16, 12) = '\0';
-    } else {
+    if (!store_host->is_v6) {
+        /* IPv4: address, port and offset are 16 bytes, one hex16 at fixed places. */
+        memcpy(b, store_host->addr, 4);
+        shmq_put_be32(b + 4, (uint32_t)store_host->port);
+        shmq_put_be64(b + 8, (uint64_t)phys_offset);
+        hex16_upper(out, b);
         out[32] = '\0';
+        return;
     }
+    memcpy(b, store_host->addr, 16);
+    shmq_put_be32(b + 16, (uint32_t)store_host->port);
+    shmq_put_be64(b + 20, (uint64_t)phys_offset);
+    hex16_upper(out, b);
+    *hex_put(out + 32, b + 16, 12) = '\0';
 }
 
 void shmq_record_msgid(const uint8_t *buf, uint32_t store_at, bool store_v6,

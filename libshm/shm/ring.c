@@ -158,9 +158,9 @@ void shmq_ring_write_pad(uint8_t *dst)
 int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m)
 {
     /* One branch for all (|, not ||): on every send, and nearly never true. */
-    if ((m->topic_len > SHMQ_TOPIC_MAX_ANY) | (m->props_len > UINT32_MAX / 2) |
-        (m->body_len > UINT32_MAX / 2) | (m->topic_len && !m->topic) | (m->props_len && !m->props) |
-        (m->body_len && !m->body)) {
+    /* (a | b) > 2^31 - 1 exactly when a or b is: both lengths in one comparison. */
+    if ((m->topic_len > SHMQ_TOPIC_MAX_ANY) | ((m->props_len | m->body_len) > UINT32_MAX / 2) |
+        (m->topic_len && !m->topic) | (m->props_len && !m->props) | (m->body_len && !m->body)) {
         return shmq_error_set(SHMQ_E_ARG, "ring entry: bad part lengths");
     }
     uint64_t total = shmq_ring_entry_size_inline(m->topic_len, m->props_len, m->body_len);

@@ -126,7 +126,8 @@ void bench_hist_add_n(bench_hist_t *h, uint64_t v, uint64_t n)
     }
     h->buckets[hist_index(v)] += n;
     h->count += n;
-    h->sum += (double)v * (double)n;
+    /* n == 1 (every single acknowledgement): (double)v * 1.0 is (double)v, exactly. */
+    h->sum += n == 1 ? (double)v : (double)v * (double)n;
     if (v < h->min) {
         h->min = v;
     }
