@@ -414,20 +414,33 @@ static void batch_finish(writer_t *wr)
     crash_point(wr, "offsets");
     /* (5) Answers, then the heads (space for the producers).  The send latency: the
      * batch's clock read, one bucket per stored unit, count and sum once per batch
-     * (stats.h). */
+     * (stats.h).  Units born in the same millisecond have the same latency: their
+     * bucket is found once and their weights added to it together. */
     shmq_ctl_hist_t *lat = &wr->blk->counters.send_latency;
-    uint64_t lat_count = 0, lat_sum = 0;
+    uint64_t lat_count = 0, lat_sum = 0, lat_run = 0;
+    int64_t run_ts = 0, run_ns = 0; /* run_ts 0: no run (a counted born_ts is > 0) */
+    int run_bucket = 0;
     for (size_t k = 0; k < wr->ndone; k++) {
         const wr_done_t *d = &wr->done[k];
         wr_complete_slot(wr, d);
         if (d->born_ts > 0 && d->born_ts < INT64_MAX / 1000000) { /* a producer's word */
-            int64_t ns = now_ns - d->born_ts * 1000000;
-            ns = ns > 0 ? ns : 0;
-            shmq_hist_add_bucket(lat, shmq_hist_bucket(&shmq_hist_send, ns),
-                                 (uint64_t)d->res.count);
+            if (d->born_ts != run_ts) {
+                if (lat_run > 0) {
+                    shmq_hist_add_bucket(lat, run_bucket, lat_run);
+                }
+                run_ts = d->born_ts;
+                run_ns = now_ns - d->born_ts * 1000000;
+                run_ns = run_ns > 0 ? run_ns : 0;
+                run_bucket = shmq_hist_bucket(&shmq_hist_send, run_ns);
+                lat_run = 0;
+            }
+            lat_run += (uint64_t)d->res.count;
             lat_count += (uint64_t)d->res.count;
-            lat_sum += (uint64_t)ns * (uint64_t)d->res.count;
+            lat_sum += (uint64_t)run_ns * (uint64_t)d->res.count;
         }
+    }
+    if (lat_run > 0) {
+        shmq_hist_add_bucket(lat, run_bucket, lat_run);
     }
     if (lat_count > 0) {
         shmq_hist_add_total(lat, lat_count, lat_sum);

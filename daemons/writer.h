@@ -188,7 +188,12 @@ static inline void wr_complete_slot(writer_t *wr, const wr_done_t *d)
         return;
     }
     /* The answer as queued: shmq_ring_complete() reads the text only with an error. */
-    if (wr->maps[d->ring].r != NULL) {
+    if (wr->maps[d->ring].r == NULL) {
+        return;
+    }
+    if (d->res.status >= 0) {
+        shmq_ring_complete_ok(wr->maps[d->ring].r, d->slot, &d->res);
+    } else {
         shmq_ring_complete(wr->maps[d->ring].r, d->slot, &d->res);
     }
 }

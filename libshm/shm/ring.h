@@ -464,6 +464,35 @@ bool shmq_ring_set_drained(shmq_ctl_t *ctl, uint32_t idx);
  */
 bool shmq_ring_complete(shmq_ring_shm_t *r, uint32_t slot, const shmq_ring_slot_t *res);
 
+/* shmq_ring_complete() for a success (res->status >= 0), inline for the writer's batch of
+ * answers: the same checks and stores, the error text left alone (read only with a
+ * negative status). */
+static inline bool shmq_ring_complete_ok(shmq_ring_shm_t *r, uint32_t slot,
+                                         const shmq_ring_slot_t *res)
+{
+    if (slot >= SHMQ_RING_SLOTS) {
+        return false;
+    }
+    shmq_ring_slot_t *s = &r->slots[slot];
+    /* Acquire: the producer's arming (req_id) is visible with PENDING. */
+    if (atomic_load_explicit(&s->state, memory_order_acquire) != SHMQ_SLOT_PENDING ||
+        s->req_id != res->req_id) {
+        return false; /* given up and reused, or never armed: nobody waits for it */
+    }
+    s->status = res->status;
+    s->phys_offset = res->phys_offset;
+    s->end_pos = res->end_pos;
+    s->queue_offset = res->queue_offset;
+    s->store_ts = res->store_ts;
+    s->queue_id = res->queue_id;
+    s->size = res->size;
+    s->count = res->count;
+    s->detail[0] = '\0'; /* read only with a negative status (shmq_ring_slot_error) */
+    /* Release: the result is visible before DONE. */
+    atomic_store_explicit(&s->state, SHMQ_SLOT_DONE, memory_order_release);
+    return true;
+}
+
 /* Writer: answer every PENDING slot of r with status and detail. Returns how many. */
 int shmq_ring_fail_pending(shmq_ring_shm_t *r, int32_t status, const char *detail);
 

@@ -329,6 +329,9 @@ bool shmq_ring_set_drained(shmq_ctl_t *ctl, uint32_t idx)
 
 bool shmq_ring_complete(shmq_ring_shm_t *r, uint32_t slot, const shmq_ring_slot_t *res)
 {
+    if (res->status >= 0) {
+        return shmq_ring_complete_ok(r, slot, res);
+    }
     if (slot >= SHMQ_RING_SLOTS) {
         return false;
     }
@@ -346,12 +349,8 @@ bool shmq_ring_complete(shmq_ring_shm_t *r, uint32_t slot, const shmq_ring_slot_
     s->queue_id = res->queue_id;
     s->size = res->size;
     s->count = res->count;
-    if (res->status < 0) {
-        memcpy(s->detail, res->detail, sizeof(s->detail));
-        s->detail[sizeof(s->detail) - 1] = '\0';
-    } else {
-        s->detail[0] = '\0'; /* read only with a negative status (shmq_ring_slot_error) */
-    }
+    memcpy(s->detail, res->detail, sizeof(s->detail));
+    s->detail[sizeof(s->detail) - 1] = '\0';
     /* Release: the result is visible before DONE. */
     atomic_store_explicit(&s->state, SHMQ_SLOT_DONE, memory_order_release);
     return true;
