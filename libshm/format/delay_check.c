@@ -50,8 +50,8 @@ static uint64_t slot_check(const dc_slot_t *s, int level)
 
 static dc_slot_t *slot_at(const shmq_delaycheck_t *dc, int level, int k)
 {
-    return (dc_slot_t *)(dc->mf.base + DC_HEAD + ((size_t)(level - 1) * 2 + (size_t)k) *
-                                                     sizeof(dc_slot_t));
+    return (dc_slot_t *)(dc->mf.base + DC_HEAD +
+                         ((size_t)(level - 1) * 2 + (size_t)k) * sizeof(dc_slot_t));
 }
 
 /* The newest whole slot of level (0 or 1), -1 if neither is. */
