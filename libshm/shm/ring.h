@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "format/config.h"
 #include "shm/ctl.h"
@@ -464,11 +465,11 @@ bool shmq_ring_set_drained(shmq_ctl_t *ctl, uint32_t idx);
  */
 bool shmq_ring_complete(shmq_ring_shm_t *r, uint32_t slot, const shmq_ring_slot_t *res);
 
-/* shmq_ring_complete() for a success (res->status >= 0), inline for the writer's batch of
- * answers: the same checks and stores, the error text left alone (read only with a
- * negative status). */
-static inline bool shmq_ring_complete_ok(shmq_ring_shm_t *r, uint32_t slot,
-                                         const shmq_ring_slot_t *res)
+/* shmq_ring_complete()'s body, inline for the writer's batch of answers: with_detail copies
+ * res's error text (a negative status); without, the text is left empty (read only with a
+ * negative status: shmq_ring_slot_error). */
+static inline bool shmq_ring_complete_slot(shmq_ring_shm_t *r, uint32_t slot,
+                                           const shmq_ring_slot_t *res, bool with_detail)
 {
     if (slot >= SHMQ_RING_SLOTS) {
         return false;
@@ -487,10 +488,22 @@ static inline bool shmq_ring_complete_ok(shmq_ring_shm_t *r, uint32_t slot,
     s->queue_id = res->queue_id;
     s->size = res->size;
     s->count = res->count;
-    s->detail[0] = '\0'; /* read only with a negative status (shmq_ring_slot_error) */
+    if (with_detail) {
+        memcpy(s->detail, res->detail, sizeof(s->detail));
+        s->detail[sizeof(s->detail) - 1] = '\0';
+    } else {
+        s->detail[0] = '\0';
+    }
     /* Release: the result is visible before DONE. */
     atomic_store_explicit(&s->state, SHMQ_SLOT_DONE, memory_order_release);
     return true;
+}
+
+/* shmq_ring_complete() for a success (res->status >= 0). */
+static inline bool shmq_ring_complete_ok(shmq_ring_shm_t *r, uint32_t slot,
+                                         const shmq_ring_slot_t *res)
+{
+    return shmq_ring_complete_slot(r, slot, res, false);
 }
 
 /* Writer: answer every PENDING slot of r with status and detail. Returns how many. */

@@ -329,31 +329,7 @@ bool shmq_ring_set_drained(shmq_ctl_t *ctl, uint32_t idx)
 
 bool shmq_ring_complete(shmq_ring_shm_t *r, uint32_t slot, const shmq_ring_slot_t *res)
 {
-    if (res->status >= 0) {
-        return shmq_ring_complete_ok(r, slot, res);
-    }
-    if (slot >= SHMQ_RING_SLOTS) {
-        return false;
-    }
-    shmq_ring_slot_t *s = &r->slots[slot];
-    /* Acquire: the producer's arming (req_id) is visible with PENDING. */
-    if (atomic_load_explicit(&s->state, memory_order_acquire) != SHMQ_SLOT_PENDING ||
-        s->req_id != res->req_id) {
-        return false; /* given up and reused, or never armed: nobody waits for it */
-    }
-    s->status = res->status;
-    s->phys_offset = res->phys_offset;
-    s->end_pos = res->end_pos;
-    s->queue_offset = res->queue_offset;
-    s->store_ts = res->store_ts;
-    s->queue_id = res->queue_id;
-    s->size = res->size;
-    s->count = res->count;
-    memcpy(s->detail, res->detail, sizeof(s->detail));
-    s->detail[sizeof(s->detail) - 1] = '\0';
-    /* Release: the result is visible before DONE. */
-    atomic_store_explicit(&s->state, SHMQ_SLOT_DONE, memory_order_release);
-    return true;
+    return shmq_ring_complete_slot(r, slot, res, res->status < 0);
 }
 
 int shmq_ring_fail_pending(shmq_ring_shm_t *r, int32_t status, const char *detail)
