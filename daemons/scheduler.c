@@ -68,14 +68,14 @@
 #include "format/delay_check.h"
 #include "worker.h"
 
-#define SC_BATCH SHMQ_DELIVER_BATCH /* deliveries in flight at once */
-_Static_assert(SHMQ_DELAYCHECK_LEVELS >= SHMQ_MAX_DELAY_LEVELS, "a delaycheck slot per level");
+#define SC_BATCH           SHMQ_DELIVER_BATCH /* deliveries in flight at once */
 #define SC_SEND_TIMEOUT_MS 30000 /* one delivery; no answer in time stops the scheduler */
 #define SC_FLUSH_WAIT_MS   60000
 #define SC_RETRY_MS        1000  /* after a transient error */
 #define SC_TIMER_FLUSH_MS  1000  /* timerFlushIntervalMs */
 #define SC_EMPTY_SLOTS     20000 /* empty timer slots passed in one unit of work */
 #define SC_IDLE_MS         500   /* longest sleep with nothing due (new units wake it at once) */
+_Static_assert(SHMQ_DELAYCHECK_LEVELS >= SHMQ_MAX_DELAY_LEVELS, "a delaycheck slot per level");
 
 typedef struct sc_level {
     int64_t offset;   /* next ConsumeQueue offset of SCHEDULE_TOPIC_XXXX/level-1 to deliver */
