@@ -15,6 +15,18 @@
 //       COUNT 0: until the file STOP_FILE (environment) exists; prints
 //       "ready" once the consumer runs and "queues N" whenever the number of
 //       the topic's queues it holds changes.
+//   node client.js follow NAMESRVS TOPIC PREFIX
+//       a producer following the master of a broker set in controller mode
+//       (tests/integration/controller_route.t).  NAMESRVS: the gateways
+//       serving as name servers, separated by ';'.  Sends key PREFIX-<i> (i
+//       from 0), one at a time, every 50 ms, until the file STOP_FILE
+//       (environment) exists and, after it appeared, one more message was
+//       acknowledged (at most 120 s).  Prints "ack KEY ADDR QUEUE
+//       QUEUEOFFSET" for each acknowledged send (ADDR: the broker address the
+//       route named for the send's broker set, the one it was sent to) and
+//       "fail KEY ERROR" for each send that failed (it goes on with the next
+//       key after 200 ms).  The routes are asked again every second
+//       (pollNameServerInteval), so a new master is found.
 //
 // Exit status 0 when all went as asked, 1 otherwise (the error on stderr).
 const crypto = require('crypto');
@@ -110,14 +122,54 @@ async function consume(port, topic, group, count, expr) {
   if (seen.size < count) process.exitCode = 1;
 }
 
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+
+async function follow(namesrvs, topic, prefix) {
+  const producer = new Producer({
+    httpclient,
+    logger,
+    nameSrv: namesrvs.split(';'),
+    producerGroup: `PG_${prefix.replace(/[^A-Za-z0-9_]/g, '_')}`,
+    instanceName: `r${process.pid}`,
+    pollNameServerInteval: 1000,
+    sendMsgTimeout: 2000,
+  });
+  await producer.ready();
+  const fs = require('fs');
+  const stopFile = process.env.STOP_FILE;
+  const until = Date.now() + 120000;
+  let stopSeen = false;
+  for (let i = 0; Date.now() < until; i++) {
+    const key = `${prefix}-${i}`;
+    const msg = new Message(topic, 'TagR', Buffer.from(key));
+    msg.keys = [ key ];
+    try {
+      const r = await producer.send(msg);
+      if (r.sendStatus !== 'SEND_OK') throw new Error(`status ${r.sendStatus}`);
+      const addr = producer._mqClient.findBrokerAddressInPublish(r.messageQueue.brokerName);
+      console.log(`ack ${key} ${addr} ${r.messageQueue.queueId} ${r.queueOffset}`);
+      if (stopSeen) break;
+    } catch (err) {
+      console.log(`fail ${key} ${String(err && err.message).replace(/\s+/g, ' ').slice(0, 200)}`);
+      await sleep(200);
+    }
+    if (stopFile && fs.existsSync(stopFile)) stopSeen = true;
+    await sleep(50);
+  }
+  await producer.close();
+  if (!stopSeen) throw new Error('STOP_FILE never appeared');
+}
+
 (async () => {
   const [ cmd, port, topic, a, b, c ] = process.argv.slice(2);
   if (cmd === 'produce') {
     await produce(port, topic, Number(a), b, Number(c || 0));
   } else if (cmd === 'consume') {
     await consume(port, topic, a, Number(b), c);
+  } else if (cmd === 'follow') {
+    await follow(port, topic, a);
   } else {
-    throw new Error('usage: client.js produce|consume ...');
+    throw new Error('usage: client.js produce|consume|follow ...');
   }
   process.exit(process.exitCode || 0);
 })().catch(e => {

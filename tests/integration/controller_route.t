@@ -29,22 +29,9 @@ broker_init controller-route
 }
 trap 'ctrl_cleanup; slave_cleanup; broker_cleanup' EXIT
 
-# The RocketMQ client: as gateway.t installs it; NODE_SKIP says why when it cannot run.
-NODE_SKIP=""
-NODE_DIR="$BUILD/gateway-node"
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    NODE_SKIP="node and npm are needed for the RocketMQ client ali-ons"
-elif ! cmp -s "$SRC/tests/gateway/package-lock.json" "$NODE_DIR/package-lock.json" ||
-    [ ! -f "$NODE_DIR/node_modules/ali-ons/package.json" ]; then
-    mkdir -p "$NODE_DIR" &&
-        cp "$SRC/tests/gateway/package.json" "$SRC/tests/gateway/package-lock.json" "$NODE_DIR/" &&
-        (cd "$NODE_DIR" && timeout 600 npm ci --ignore-scripts --no-audit --no-fund) \
-            >"$NODE_DIR/npm-ci.log" 2>&1
-    if [ $? -ne 0 ] || [ ! -f "$NODE_DIR/node_modules/ali-ons/package.json" ]; then
-        NODE_SKIP="npm ci of ali-ons failed (no npm registry?): see $NODE_DIR/npm-ci.log"
-    fi
-fi
-export NODE_PATH="$NODE_DIR/node_modules"
+# The RocketMQ client; NODE_SKIP says why when it cannot run.
+. "$SRC/tests/helpers/ali_ons.sh"
+ali_ons_setup
 RC="$SRC/tests/gateway/remoting_client.pl"
 TOPIC=TopicR
 
@@ -131,7 +118,7 @@ if [ -n "$NODE_SKIP" ]; then
     done
     kill_m_elect_s
 else
-    STOP_FILE="$T/stop" timeout 150 node "$SRC/tests/gateway/route_client.js" produce \
+    STOP_FILE="$T/stop" timeout 150 node "$SRC/tests/gateway/client.js" follow \
         "$S_GW;$M_GW" "$TOPIC" rk >"$T/p.out" 2>"$T/p.err" &
     PP=$!
     bg_add $PP

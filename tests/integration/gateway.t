@@ -22,24 +22,13 @@
 SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$SRC/tests/helpers/broker.sh"
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    echo "1..0 # SKIP node and npm are needed for the RocketMQ client ali-ons"
+. "$SRC/tests/helpers/ali_ons.sh"
+ali_ons_setup
+if [ -n "$NODE_SKIP" ]; then
+    echo "1..0 # SKIP $NODE_SKIP"
     exit 0
 fi
-NODE_DIR="$BUILD/gateway-node"
-if ! cmp -s "$SRC/tests/gateway/package-lock.json" "$NODE_DIR/package-lock.json" ||
-    [ ! -f "$NODE_DIR/node_modules/ali-ons/package.json" ]; then
-    mkdir -p "$NODE_DIR" &&
-        cp "$SRC/tests/gateway/package.json" "$SRC/tests/gateway/package-lock.json" "$NODE_DIR/" &&
-        (cd "$NODE_DIR" && timeout 600 npm ci --ignore-scripts --no-audit --no-fund) \
-            >"$NODE_DIR/npm-ci.log" 2>&1
-    if [ $? -ne 0 ] || [ ! -f "$NODE_DIR/node_modules/ali-ons/package.json" ]; then
-        echo "1..0 # SKIP npm ci of ali-ons failed (no npm registry?): see $NODE_DIR/npm-ci.log"
-        exit 0
-    fi
-fi
 broker_init gateway
-export NODE_PATH="$NODE_DIR/node_modules"
 JS="$SRC/tests/gateway/client.js"
 RC="$SRC/tests/gateway/remoting_client.pl"
 TOPIC=TopicGw
