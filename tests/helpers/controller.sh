@@ -139,3 +139,25 @@ stop_ctrls() {
 
 # now_ms: the wall clock in milliseconds.
 now_ms() { perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'; }
+
+# start_ctrl_slave DIR MASTER_HA_PORT HA_PORT CTRLS LOGNAME: shmqd of a slave store in controller
+# mode ($MODE) following 127.0.0.1:MASTER_HA_PORT, its haListenPort HA_PORT (listenPort one
+# below), the controller settings CTRLS (words); its log $T/LOGNAME.log, its pid in LAST_PID.
+# Needs replication.sh (sconf).
+start_ctrl_slave() {
+    "$SHMQD" --store "$1" $SMALL $(sconf "$2") --set haListenPort=$3 \
+        --set listenPort=$(($3 - 1)) $MODE $4 >>"$T/$5.log" 2>&1 &
+    LAST_PID=$!
+    bg_add $LAST_PID
+}
+
+# kill_master_store: the master store's shmqd and every worker of it killed (-9) at once, at
+# t0 (now_ms); SHMQD_PID emptied once shmqd is reaped.
+kill_master_store() {
+    local pids
+    pids="$SHMQD_PID $(all_worker_pids)"
+    t0=$(now_ms)
+    kill -9 $pids 2>/dev/null
+    wait "$SHMQD_PID" 2>/dev/null
+    SHMQD_PID=""
+}

@@ -60,16 +60,12 @@ while [ "$LI" = none ] && [ $i -lt 300 ]; do
 done
 wait_eq 300 1 set_j "$LI" '$s->{masterId}'
 ok $? "the controller elects brokerId 1 (the master store) master of b1" || diag "$T/shmqd.log"
-"$SHMQD" --store "$SLAVE" $SMALL $(sconf "$HA_PORT") --set haListenPort=$S1_PORT \
-    --set listenPort=$((S1_PORT - 1)) $MODE $CADDRS >>"$T/slave.log" 2>&1 &
-SLAVE_PID=$!
-bg_add $SLAVE_PID
+start_ctrl_slave "$SLAVE" "$HA_PORT" "$S1_PORT" "$CADDRS" slave
+SLAVE_PID=$LAST_PID
 wait_jpath "$SLAVE" '$j->{controller}{broker_id}' 2 300
 ok $? "the first slave registers as brokerId 2" || diag "$T/slave.log"
-"$SHMQD" --store "$SLAVE2" $SMALL $(sconf "$HA_PORT") --set haListenPort=$S2_PORT \
-    --set listenPort=$((S2_PORT - 1)) $MODE $CADDRS >>"$T/slave2.log" 2>&1 &
-SLAVE2_PID=$!
-bg_add $SLAVE2_PID
+start_ctrl_slave "$SLAVE2" "$HA_PORT" "$S2_PORT" "$CADDRS" slave2
+SLAVE2_PID=$LAST_PID
 wait_jpath "$SLAVE2" '$j->{controller}{broker_id}' 3 300
 ok $? "the second slave registers as brokerId 3" || diag "$T/slave2.log"
 wait_eq 300 "1,2,3" sync_set "$LI"
@@ -171,9 +167,7 @@ while [ "$(grep -c '^ACK' "$T/fload.out")" -lt 1000 ] && [ $i -lt 600 ]; do
     sleep 0.1
     i=$((i + 1))
 done
-kill -9 $SHMQD_PID $(all_worker_pids) 2>/dev/null
-wait "$SHMQD_PID" 2>/dev/null
-SHMQD_PID=""
+kill_master_store
 kill -TERM $LP 2>/dev/null # its answers so far are in; it stops after the current send
 wait_pid $LP 600
 ACKED=$(grep -c '^ACK' "$T/fload.out")

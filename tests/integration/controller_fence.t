@@ -129,10 +129,8 @@ is "$(jpath "$MASTER" '$j->{controller}{leader}')" "127.0.0.1:$X0" \
     "M talks to the leader through its proxy" || diag "$T/shmqd.log"
 
 # ---- S follows M through the fourth proxy -------------------------------------------------
-"$SHMQD" --store "$SLAVE" $SMALL $(sconf "$XH") --set haListenPort=$S_PORT \
-    --set listenPort=$((S_PORT - 1)) $MODE $S_CTRL >>"$T/slave.log" 2>&1 &
-SLAVE_PID=$!
-bg_add $SLAVE_PID
+start_ctrl_slave "$SLAVE" "$XH" "$S_PORT" "$S_CTRL" slave
+SLAVE_PID=$LAST_PID
 wait_jpath "$SLAVE" '$j->{controller}{broker_id}' 2 300
 ok $? "S registers (brokerId 2)" || diag "$T/slave.log"
 wait_jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}' 1

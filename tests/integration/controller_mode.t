@@ -93,10 +93,8 @@ FI=$(((LI + 1) % 3))
 F2=$(((LI + 2) % 3))
 S_CTRL="--set controllerAddr=$(caddr "$FI");$(caddr "$F2");$(caddr "$LI")"
 t0=$(now_ms)
-"$SHMQD" --store "$SLAVE" $SMALL $(sconf "$HA_PORT") --set haListenPort=$S_PORT \
-    --set listenPort=$((S_PORT - 1)) $MODE $S_CTRL >>"$T/slave.log" 2>&1 &
-SLAVE_PID=$!
-bg_add $SLAVE_PID
+start_ctrl_slave "$SLAVE" "$HA_PORT" "$S_PORT" "$S_CTRL" slave
+SLAVE_PID=$LAST_PID
 wait_jpath "$SLAVE" '$j->{state}' running
 ok $? "the slave store starts in controller mode (brokerId=0)" || diag "$T/slave.log"
 wait_jpath "$SLAVE" '$j->{controller}{broker_id}' 2 300
@@ -157,11 +155,7 @@ while [ "$(grep -c '^ACK' "$T/fload.out")" -lt 2000 ] && [ $i -lt 600 ]; do
     sleep 0.1
     i=$((i + 1))
 done
-MPIDS="$SHMQD_PID $(all_worker_pids)"
-t0=$(now_ms)
-kill -9 $MPIDS 2>/dev/null
-wait "$SHMQD_PID" 2>/dev/null
-SHMQD_PID=""
+kill_master_store
 wait_eq 600 "2 2" set_j "$LI" '"$s->{masterId} $s->{masterEpoch}"'
 ok $? "the controller elects the slave (brokerId 2) master, master epoch 2" || diag "$T/ctrl$LI.log"
 echo "# new master elected $(($(now_ms) - t0)) ms after the kill"

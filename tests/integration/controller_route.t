@@ -60,10 +60,8 @@ ok $? "the master store M starts in controller mode with its gateway" || {
 }
 wait_jpath "$MASTER" '$j->{controller}{master_id}' 1 600
 ok $? "the controller elects M (brokerId 1) master of b1" || diag "$T/shmqd.log"
-"$SHMQD" --store "$SLAVE" $SMALL $(sconf "$HA_PORT") --set haListenPort=$S_PORT \
-    --set listenPort=$((S_PORT - 1)) $MODE $CTRLS >>"$T/slave.log" 2>&1 &
-SLAVE_PID=$!
-bg_add $SLAVE_PID
+start_ctrl_slave "$SLAVE" "$HA_PORT" "$S_PORT" "$CTRLS" slave
+SLAVE_PID=$LAST_PID
 wait_jpath "$SLAVE" '$j->{controller}{broker_id}' 2 600
 ok $? "the slave store S registers: brokerId 2" || diag "$T/slave.log"
 wait_jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}' 1
@@ -102,15 +100,21 @@ is "${r#*|send }" "0 -" "M's gateway takes the send"
 # ---- a RocketMQ producer through a failover -------------------------------------------------
 # kill_m_elect_s: M's whole store killed (-9) at t0; the group elects S, which promotes itself.
 kill_m_elect_s() {
-    MPIDS="$SHMQD_PID $(all_worker_pids)"
-    t0=$(now_ms)
-    kill -9 $MPIDS 2>/dev/null
-    wait "$SHMQD_PID" 2>/dev/null
-    SHMQD_PID=""
+    kill_master_store
     wait_eq 600 "2 2" set_j "$LI" '"$s->{masterId} $s->{masterEpoch}"'
     ok $? "M killed (-9): the controller elects S" || diag "$T/ctrl$LI.log"
     wait_jpath "$SLAVE" '$j->{role}{epoch}' 2 600
     ok $? "S promotes itself: epoch 2" || diag "$T/slave.log"
+}
+# wait_acks GW N: at most 60 s until the producer has N sends acknowledged through gateway GW;
+# prints how many it has.
+wait_acks() {
+    local i=0
+    while [ "$(grep -c "^ack .* $1 " "$T/p.out")" -lt "$2" ] && [ $i -lt 600 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    grep -c "^ack .* $1 " "$T/p.out"
 }
 if [ -n "$NODE_SKIP" ]; then
     for k in 1 2 3 4 5; do
@@ -122,28 +126,14 @@ else
         "$S_GW;$M_GW" "$TOPIC" rk >"$T/p.out" 2>"$T/p.err" &
     PP=$!
     bg_add $PP
-    i=0
-    while [ "$(grep -c "^ack .* $M_GW " "$T/p.out")" -lt 10 ] && [ $i -lt 600 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    before=$(grep -c "^ack .* $M_GW " "$T/p.out")
+    before=$(wait_acks "$M_GW" 10)
     [ "$before" -ge 10 ]
     ok $? "the producer, given both gateways as name servers, sends to M's ($before acknowledged)" ||
         diag "$T/p.out"
     kill_m_elect_s
-    i=0
-    while ! grep -q "^ack .* $S_GW " "$T/p.out" && [ $i -lt 600 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
+    wait_acks "$S_GW" 1 >/dev/null
     echo "# the first send acknowledged by S's gateway $(($(now_ms) - t0)) ms after the kill"
-    i=0
-    while [ "$(grep -c "^ack .* $S_GW " "$T/p.out")" -lt 10 ] && [ $i -lt 600 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    after=$(grep -c "^ack .* $S_GW " "$T/p.out")
+    after=$(wait_acks "$S_GW" 10)
     echo "# 10 sends acknowledged by S's gateway $(($(now_ms) - t0)) ms after the kill"
     [ "$after" -ge 10 ]
     ok $? "the producer's later sends are acknowledged by S's gateway ($after)" ||

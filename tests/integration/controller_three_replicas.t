@@ -100,9 +100,7 @@ sent_ok s1 500
 ok $? "a (SYNC_MASTER) takes messages" || diag "$T/s1.out"
 
 # ---- the master killed: one slave elected ----------------------------------------------
-kill -9 $SHMQD_PID $(all_worker_pids) 2>/dev/null
-wait "$SHMQD_PID" 2>/dev/null
-SHMQD_PID=""
+kill_master_store
 wait_eq 600 2 set_j "$LI" '$s->{masterEpoch}'
 ok $? "the group elects a new master (master epoch 2)" || diag "$T/ctrl$LI.log"
 E=$(set_j "$LI" '$s->{masterId}')
