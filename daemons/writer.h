@@ -187,14 +187,9 @@ static inline void wr_complete_slot(writer_t *wr, const wr_done_t *d)
     if (d->oneway || d->ring >= wr->ring_count) {
         return;
     }
-    /* The answer as queued: shmq_ring_complete() reads the text only with an error. */
-    if (wr->maps[d->ring].r == NULL) {
-        return;
-    }
-    if (d->res.status >= 0) {
-        shmq_ring_complete_ok(wr->maps[d->ring].r, d->slot, &d->res);
-    } else {
-        shmq_ring_complete(wr->maps[d->ring].r, d->slot, &d->res);
+    /* The answer as queued (shmq_ring_complete(), inline): its text only with an error. */
+    if (wr->maps[d->ring].r != NULL) {
+        shmq_ring_complete_slot(wr->maps[d->ring].r, d->slot, &d->res, d->res.status < 0);
     }
 }
 /* Add the pending per-topic counts of this batch (tc_*, tc_entry set) to the control block. */

@@ -499,13 +499,6 @@ static inline bool shmq_ring_complete_slot(shmq_ring_shm_t *r, uint32_t slot,
     return true;
 }
 
-/* shmq_ring_complete() for a success (res->status >= 0). */
-static inline bool shmq_ring_complete_ok(shmq_ring_shm_t *r, uint32_t slot,
-                                         const shmq_ring_slot_t *res)
-{
-    return shmq_ring_complete_slot(r, slot, res, false);
-}
-
 /* Writer: answer every PENDING slot of r with status and detail. Returns how many. */
 int shmq_ring_fail_pending(shmq_ring_shm_t *r, int32_t status, const char *detail);
 
