@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "shm/ctl.h"
 #include "shmq/errors.h"
 #include "format/commitlog.h"
@@ -240,16 +241,6 @@ static int decode_prefix(const uint8_t *buf)
     return kind;
 }
 
-/* The len bytes at a and b are equal (8 to 16 bytes: two loads each, no call). */
-static inline bool names_equal(const char *a, const char *b, size_t len)
-{
-    if (len >= 8 && len <= 16) {
-        return get64((const uint8_t *)a) == get64((const uint8_t *)b) &&
-               get64((const uint8_t *)a + len - 8) == get64((const uint8_t *)b + len - 8);
-    }
-    return memcmp(a, b, len) == 0;
-}
-
 /* Checks that need the parts: lengths are already known to lie inside the entry. */
 static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
 {
@@ -275,7 +266,7 @@ static int check_parts(shmq_ring_msg_t *m, const shmq_ring_limits_t *lim)
     int32_t max_topic = lim ? lim->max_topic_len : SHMQ_TOPIC_MAX;
     shmq_ring_topic_memo_t *memo = lim ? lim->topic_memo : NULL;
     if (!(memo && memo->len == m->topic_len && memo->max_len == max_topic &&
-          names_equal(memo->name, m->topic, m->topic_len))) {
+          shmq_bytes_equal(memo->name, m->topic, m->topic_len))) {
         if (shmq_topic_validate(m->topic, m->topic_len, max_topic) < 0) {
             return bad(SHMQ_RING_E_TOPIC, "%s", shmq_error_detail());
         }

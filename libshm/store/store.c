@@ -54,19 +54,8 @@ static uint64_t queue_hash(const char *topic, size_t len, int32_t queue_id)
 static bool queue_matches(const shmq_queue_t *q, const char *topic, size_t len, int32_t queue_id)
 {
     /* Inline word compares: once per record the dispatcher takes (recent_queues). */
-    if (q->cq.queue_id != queue_id || q->topic_len != len) {
-        return false;
-    }
-    if (len >= 8 && len <= 16) {
-        /* The usual topic: its first and last eight bytes (they overlap), no loop. */
-        uint64_t a, b, c, d;
-        memcpy(&a, q->cq.topic, 8);
-        memcpy(&b, topic, 8);
-        memcpy(&c, q->cq.topic + len - 8, 8);
-        memcpy(&d, topic + len - 8, 8);
-        return a == b && c == d;
-    }
-    return shmq_bytes_equal(q->cq.topic, topic, len);
+    return q->cq.queue_id == queue_id && q->topic_len == len &&
+           shmq_bytes_equal(q->cq.topic, topic, len);
 }
 
 static int queue_table_grow(shmq_store_t *st)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "format/config.h"
 #include "shm/ctl.h"
 #include "shm/ring.h"
@@ -988,9 +989,34 @@ static void test_partly_published_batch_or_lone_tail_is_refused(void **state)
     ring_free(r);
 }
 
+/* shmq_bytes_equal (the topic memo's compare): equal copies of every length up to 40 are
+ * equal, and a change of any one byte is seen. */
+static void test_bytes_equal_every_length_and_byte(void **state)
+{
+    (void)state;
+    uint8_t a[40], b[40];
+    for (size_t i = 0; i < sizeof(a); i++) {
+        a[i] = (uint8_t)(i * 37 + 11);
+    }
+    for (size_t n = 0; n <= sizeof(a); n++) {
+        memcpy(b, a, sizeof(b));
+        assert_true(shmq_bytes_equal(a, b, n));
+        for (size_t i = 0; i < n; i++) {
+            b[i] ^= 0x20;
+            assert_false(shmq_bytes_equal(a, b, n));
+            b[i] ^= 0x20;
+        }
+        if (n < sizeof(a)) {
+            b[n] ^= 0x20; /* a byte past n does not count */
+            assert_true(shmq_bytes_equal(a, b, n));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bytes_equal_every_length_and_byte),
         cmocka_unit_test(test_entry_round_trip_keeps_every_field),
         cmocka_unit_test(test_entry_padding_is_zeroed_and_empty_body_allowed),
         cmocka_unit_test(test_encode_refuses_a_too_small_buffer),
