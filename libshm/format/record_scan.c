@@ -263,27 +263,12 @@ int32_t shmq_topic_key_hash(const char *topic, size_t topic_len, const char *key
     return r;
 }
 
-/* The memo's topic is topic: topics of 8 to 16 bytes compared as two words (they overlap). */
-static bool memo_topic_is(const shmq_key_hash_memo_t *m, const char *topic, size_t len)
+/* The memo's topic is topic (a topic of 8 to 16 bytes: two words each side, no call). */
+static inline bool memo_topic_is(const shmq_key_hash_memo_t *m, const char *topic, size_t len)
 {
-    if (m->topic_len != len) {
-        return false;
-    }
-    if (len < 8 || len > 16) {
-        return memcmp(m->topic, topic, len) == 0;
-    }
-    uint64_t a, b, c, d;
-    memcpy(&a, m->topic, 8);
-    memcpy(&b, topic, 8);
-    memcpy(&c, m->topic + len - 8, 8);
-    memcpy(&d, topic + len - 8, 8);
-    return a == b && c == d;
+    return m->topic_len == len && shmq_bytes_equal(m->topic, topic, len);
 }
 
-/*
- * shmq_topic_key_hash_memo() once the memo's topic is topic: the key, from
- * the words it shares with the previous one on.
- */
 /* shmq_topic_key_hash() of the memo's topic and key (a non-ASCII key), out of line. */
 static __attribute__((noinline)) int32_t memo_plain(const shmq_key_hash_memo_t *m, const char *key,
                                                     size_t key_len)
@@ -291,6 +276,10 @@ static __attribute__((noinline)) int32_t memo_plain(const shmq_key_hash_memo_t *
     return shmq_topic_key_hash(m->topic, m->topic_len, key, key_len);
 }
 
+/*
+ * shmq_topic_key_hash_memo() once the memo's topic is topic: the key, from
+ * the words it shares with the previous one on.
+ */
 static inline __attribute__((always_inline)) int32_t memo_key(shmq_key_hash_memo_t *m,
                                                               const char *key, size_t key_len)
 {
@@ -330,9 +319,9 @@ static inline __attribute__((always_inline)) int32_t memo_key(shmq_key_hash_memo
 }
 
 /*
- * shmq_topic_key_hash_memo() for any topic: compared in full, remembered
- * when new.  Out of line: the usual call (a topic of 8 to 16 bytes, the
- * previous key's) keeps a small frame.
+ * shmq_topic_key_hash_memo() for any topic: compared, remembered when new.
+ * Out of line: the usual call (a topic of 8 to 16 bytes, the previous key's)
+ * keeps a small frame.
  */
 static __attribute__((noinline)) int32_t memo_any_topic(shmq_key_hash_memo_t *m, const char *topic,
                                                         size_t topic_len, const char *key,
@@ -357,16 +346,8 @@ static __attribute__((noinline)) int32_t memo_any_topic(shmq_key_hash_memo_t *m,
 int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
                                  const char *key, size_t key_len)
 {
-    /* memo_topic_is() of a topic of 8 to 16 bytes: two words each side (they overlap). */
-    if (m->topic_len == topic_len && topic_len >= 8 && topic_len <= 16) {
-        uint64_t a, b, c, d;
-        memcpy(&a, m->topic, 8);
-        memcpy(&b, topic, 8);
-        memcpy(&c, m->topic + topic_len - 8, 8);
-        memcpy(&d, topic + topic_len - 8, 8);
-        if (a == b && c == d) {
-            return memo_key(m, key, key_len);
-        }
+    if (topic_len >= 8 && topic_len <= 16 && memo_topic_is(m, topic, topic_len)) {
+        return memo_key(m, key, key_len);
     }
     return memo_any_topic(m, topic, topic_len, key, key_len);
 }
