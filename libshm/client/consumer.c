@@ -40,8 +40,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <isa-l/crc.h>
-
 #include "base/probes.h"
 #include "store/clean.h"
 #include "shm/ctl_clean.h"
@@ -526,9 +524,7 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
          * Anything else, a mismatch included, is judged and reported by
          * shmq_record_verify() itself. */
         int64_t want = shmq_record_crc_tail_value(buf + l.props_at, l.props_len);
-        if (want < 0 ||
-            want != (int64_t)(crc32_gzip_refl(0, buf, (uint64_t)l.total_size - SHMQ_CRC_PROP_LEN) &
-                              0x7FFFFFFFu)) {
+        if (want < 0 || want != shmq_record_crc_before_tail(buf, l.total_size)) {
             /* The fields shmq_record_verify() reads, in a copy: the layout itself stays in
              * registers (its address is never taken). */
             shmq_record_layout_t lc;

@@ -743,8 +743,7 @@ static __attribute__((noinline)) int record_verify_general(const uint8_t *buf,
         int64_t want = tail[SHMQ_CRC_PROP_LEN - 1] == SHMQ_PROP_SEP
                            ? crc_digits_value(tail + CRC_PROP_HEAD_LEN)
                            : -1;
-        uint64_t len = (uint64_t)l->total_size - SHMQ_CRC_PROP_LEN;
-        int32_t crc = (int32_t)(crc32_gzip_refl(0, buf, len) & 0x7FFFFFFFu);
+        int32_t crc = shmq_record_crc_before_tail(buf, l->total_size);
         return want == crc ? 0 : crc_mismatch(phys, want, crc);
     }
     /* A record without __CRC32# (RocketMQ's default), or a body CRC asked for. */
@@ -769,8 +768,7 @@ int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_
          * called straight (on every consumed record). */
         int64_t want = shmq_record_crc_tail_value(buf + l->props_at, l->props_len);
         if (want >= 0) {
-            uint64_t len = (uint64_t)l->total_size - SHMQ_CRC_PROP_LEN;
-            int32_t crc = (int32_t)(crc32_gzip_refl(0, buf, len) & 0x7FFFFFFFu);
+            int32_t crc = shmq_record_crc_before_tail(buf, l->total_size);
             return want == crc ? 0 : crc_mismatch(phys, want, crc);
         }
     }

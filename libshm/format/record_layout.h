@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <isa-l/crc.h>
+
 #include "shmq/errors.h"
 #include "shmq/types.h"
 #include "base/bytes.h"
@@ -201,6 +203,16 @@ shmq_record_layout(const uint8_t *buf, size_t avail, shmq_record_layout_t *l)
  */
 int shmq_record_verify(const uint8_t *buf, const shmq_record_layout_t *l, int64_t phys,
                        unsigned flags);
+
+/*
+ * The CRC a record's __CRC32# tail holds: RocketMQ's masked CRC-32 of the
+ * record's total_size bytes before the tail (the tail ends the record).
+ */
+static inline int32_t shmq_record_crc_before_tail(const uint8_t *buf, int32_t total_size)
+{
+    return (int32_t)(crc32_gzip_refl(0, buf, (uint64_t)total_size - SHMQ_CRC_PROP_LEN) &
+                     0x7FFFFFFFu);
+}
 
 /*
  * The value of a well-formed __CRC32# tail ending the len bytes of
