@@ -480,12 +480,10 @@ static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, 
  * the store's default for a topic not created yet.  The last topic's entry
  * is kept: while its seqlock number is the one it was copied under, nothing
  * of it changed (a change, a deletion, a reuse of the entry all move it).
- * The topic is the last one validated (shmq_prod_select_queue's callers
- * check the message first): it is the one p->topic_name holds.
  */
 static int32_t topic_write_queues(shmq_producer_t *p, const char *topic, size_t tlen)
 {
-    bool same = p->topic_ok && p->topic_len == tlen; /* its bytes are topic_name's (above) */
+    bool same = topic_is_cached(p, topic, tlen);
     if (same && p->topic_cached) {
         const shmq_ctl_topic_t *e = &p->blk->topics[p->topic_idx];
         /* Acquire: as a seqlock read; an unchanged even number means an unchanged entry. */
@@ -509,10 +507,7 @@ static int32_t topic_write_queues(shmq_producer_t *p, const char *topic, size_t 
     return t.write_queue_nums;
 }
 
-/*
- * Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues.
- * m passed shmq_prod_check_message() just before (its topic is the one validated last).
- */
+/* Queue for m: explicit id, hash of the sharding key, or round-robin over the write queues. */
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid)
 {
     int32_t nq = topic_write_queues(p, m->topic, tlen);

@@ -191,10 +191,7 @@ void shmq_prod_run_done(const prod_done_t *d);
 /* Message rules (topic, body size, delay level); *tlen gets the topic length. */
 int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t *tlen);
 
-/*
- * Queue for m: explicit id, hash of the sharding key, or round-robin.  Only
- * right after m passed shmq_prod_check_message() (the topic it validated last).
- */
+/* Queue for m: explicit id, hash of the sharding key, or round-robin. */
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid);
 
 /*
@@ -212,7 +209,11 @@ static inline void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_mes
                                         size_t tlen, const char *props, size_t plen, int32_t qid,
                                         int64_t now_ms, shmq_ring_msg_t *rm)
 {
-    /* Field by field, not one initializer: that would also zero plan's bytes on every send. */
+    /* Field by field, not one initializer: that would also zero plan's bytes on every send.
+     * Every field but plan is named below (the size says when the struct changed). */
+    _Static_assert(sizeof(shmq_ring_msg_t) == 160,
+                   "shmq_prod_fill_entry stores every field of shmq_ring_msg_t but plan: "
+                   "name a new field there too");
     rm->kind = SHMQ_RING_KIND_MSG;
     rm->flags = 0;
     rm->total_len = 0;
