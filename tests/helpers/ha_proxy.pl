@@ -5,7 +5,9 @@
 #   cut     close every connection now (the file is removed; a test that
 #           needs a sure cut kills the proxy and starts another);
 #   flip N  on the next connection, flip one bit of the byte at offset N of
-#           the master -> slave stream (the file is removed when it is used);
+#           the master -> slave stream (the file is removed when it is used;
+#           a connection that closes before byte N hands the flip on to the
+#           next one, so that it is made);
 #   tap     while it exists, append the master -> slave stream to tap.bin
 #           (what an eavesdropper on the link sees);
 #   delay MS  while it exists, hold what arrives (either way) MS milliseconds
@@ -29,6 +31,7 @@ my $sel = IO::Select->new($l);
 my %peer;       # socket -> its other end
 my %down;       # master-side socket -> bytes forwarded to the slave so far
 my %flip_at;    # master-side socket -> offset to flip
+my $carry_flip; # a flip whose connection closed before its offset: the next connection's
 my @held;       # [due time, from-socket, bytes] waiting for the delay, in arrival order
 
 # Pass bytes from $s to its peer; a failure closes the pair.
@@ -98,7 +101,11 @@ while (1) {
             $peer{$c} = $m;
             $peer{$m} = $c;
             $down{$m} = 0;
-            if (open(my $f, '<', "$dir/flip")) {
+            if (defined $carry_flip) {
+                $flip_at{$m} = $carry_flip;
+                print "connection; flipping byte $carry_flip (carried)\n";
+                undef $carry_flip;
+            } elsif (open(my $f, '<', "$dir/flip")) {
                 my $n = <$f>;
                 close $f;
                 unlink "$dir/flip";
@@ -114,6 +121,9 @@ while (1) {
         my $buf;
         my $n = sysread($s, $buf, 65536);
         if (!$n) {
+            for my $x ($s, $o) { # a flip not made yet goes to the next connection
+                $carry_flip = delete $flip_at{$x} if exists $flip_at{$x};
+            }
             $sel->remove($s, $o);
             close $s;
             close $o;
