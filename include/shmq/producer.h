@@ -181,6 +181,12 @@ typedef void (*shmq_send_cb)(void *arg, int err, const shmq_send_result_t *res);
  * flush covers the message (SEND_OK), syncFlushTimeout after the store's
  * answer (SHMQ_SEND_FLUSH_DISK_TIMEOUT), or as soon as the store is fenced
  * (err SHMQ_E_FENCED: stored, not made durable; res names the record).
+ * Under SYNC_MASTER it comes likewise once a slave holds the message, or
+ * with SHMQ_SEND_FLUSH_SLAVE_TIMEOUT.  When the store goes away (or the
+ * producer is closed) while the callback still waits for the flush or a
+ * slave, it comes with that timeout status (stored, not known durable or
+ * replicated), never with SHMQ_SEND_OK; a request the store had not
+ * answered yet gets -ETIMEDOUT.
  */
 int shmq_send_async(shmq_producer_t *p, const shmq_message_t *m, shmq_send_cb cb, void *arg);
 

@@ -131,6 +131,9 @@ void shmq_prod_detach(shmq_producer_t *p, bool store_gone)
     if (!p->attached) {
         return;
     }
+    /* Answered results that wait for the flush or a slave end now, against the positions
+     * read one last time: nothing moves them once we are gone. */
+    shmq_prod_settle_waits(p);
     for (int s = 0; s < SHMQ_RING_SLOTS; s++) {
         prod_req_t *q = &p->reqs[s];
         if (q->state == REQ_ASYNC) {

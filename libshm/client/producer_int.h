@@ -170,6 +170,13 @@ int shmq_prod_wait_check(shmq_producer_t *p);
  */
 bool shmq_prod_writer_gone(shmq_producer_t *p, int32_t *last_exit);
 
+/*
+ * Before the attachment is dropped: every finished request that still waits
+ * for the flush or a slave gets its final result against the positions now
+ * (SEND_OK only where they cover it; a timeout status otherwise).
+ */
+void shmq_prod_settle_waits(shmq_producer_t *p);
+
 /* Drop the attachment; store_gone: do not give the ring back (the block is dead). */
 void shmq_prod_detach(shmq_producer_t *p, bool store_gone);
 

@@ -820,6 +820,77 @@ static int run_list(shmq_producer_t *p)
     return (int)count;
 }
 
+/* The positions a waiting result is settled against (positions_read). */
+typedef struct prod_positions {
+    int64_t now;
+    int32_t fenced;
+    int64_t flushed;
+    int64_t replicated;
+    bool gone; /* the store went away, or the producer closes: nothing moves any more */
+} prod_positions_t;
+
+/* The positions now; detached (the store gone): none, and gone. */
+static void positions_read(const shmq_producer_t *p, prod_positions_t *at)
+{
+    at->now = shmq_mono_ms();
+    at->gone = !p->attached;
+    /* Acquire, before flushed: as in flush_state (flushed never moves after a fence). */
+    at->fenced = at->gone ? 0 : atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire);
+    at->flushed = at->gone ? INT64_MIN : shmq_ctl_load(&p->blk->flushed);
+    at->replicated = at->gone ? INT64_MIN : shmq_ctl_load(&p->blk->replicated);
+}
+
+/*
+ * Settle d, which may wait for the flush (SYNC_FLUSH) or a slave
+ * (SYNC_MASTER), against the positions at: true when its result is final.
+ * A wait that runs out ends as RocketMQ's timeout status (stored, not known
+ * flushed or replicated); so does one the store can no longer end (at->gone:
+ * it went away, or the producer closes), never as SEND_OK.
+ */
+static bool done_settle(prod_done_t *d, const prod_positions_t *at)
+{
+    if (d->wait_flush) {
+        if (at->flushed >= d->end_pos) {
+            d->wait_flush = false; /* the status stays: OK, or SLAVE_NOT_AVAILABLE */
+        } else if (at->fenced != 0) {
+            d->err = SHMQ_E_FENCED; /* stored, not made durable: *res names it */
+            snprintf(d->detail, sizeof(d->detail),
+                     "store fenced (%s) before the message at %lld was flushed: stored, not "
+                     "made durable",
+                     shmq_strerror(at->fenced), (long long)d->end_pos);
+            d->wait_flush = false;
+            d->wait_repl = false;
+        } else if (at->gone || at->now >= d->flush_deadline) {
+            d->res.status = SHMQ_SEND_FLUSH_DISK_TIMEOUT;
+            d->wait_flush = false;
+            d->wait_repl = false;
+        } else {
+            return false;
+        }
+    }
+    if (d->err == 0 && d->wait_repl) {
+        if (at->replicated >= d->end_pos) {
+            d->res.status = SHMQ_SEND_OK;
+        } else if (at->gone || at->now >= d->repl_deadline) {
+            d->res.status = SHMQ_SEND_FLUSH_SLAVE_TIMEOUT;
+        } else {
+            return false;
+        }
+        d->wait_repl = false;
+    }
+    return true;
+}
+
+void shmq_prod_settle_waits(shmq_producer_t *p)
+{
+    prod_positions_t at;
+    positions_read(p, &at);
+    at.gone = true;
+    for (size_t i = 0; i < p->ndone; i++) {
+        done_settle(&p->done[i], &at);
+    }
+}
+
 /* Run the callbacks whose result is final; returns how many ran. */
 static int run_ready(shmq_producer_t *p)
 {
@@ -831,42 +902,11 @@ static int run_ready(shmq_producer_t *p)
         }
         prod_done_t take[PROD_DONE_BATCH];
         size_t ntake = 0, keep = 0;
-        int64_t now = shmq_mono_ms();
-        /* Acquire, before flushed: as in flush_state (flushed never moves after a fence). */
-        int32_t fenced =
-            p->attached ? atomic_load_explicit(&p->blk->fenced_error, memory_order_acquire) : 0;
-        int64_t flushed = p->attached ? shmq_ctl_load(&p->blk->flushed) : INT64_MAX;
-        int64_t replicated = p->attached ? shmq_ctl_load(&p->blk->replicated) : INT64_MAX;
+        prod_positions_t at;
+        positions_read(p, &at);
         for (size_t i = 0; i < p->ndone; i++) {
             prod_done_t *d = &p->done[i];
-            bool ready = true;
-            if (ntake == PROD_DONE_BATCH) {
-                ready = false;
-            } else if (d->wait_flush) {
-                if (flushed >= d->end_pos) {
-                    d->wait_flush = false; /* the status stays: OK, or SLAVE_NOT_AVAILABLE */
-                } else if (fenced != 0) {
-                    d->err = SHMQ_E_FENCED; /* stored, not made durable: *res names it */
-                    snprintf(d->detail, sizeof(d->detail),
-                             "store fenced (%s) before the message at %lld was flushed: stored, "
-                             "not made durable",
-                             shmq_strerror(fenced), (long long)d->end_pos);
-                } else if (now >= d->flush_deadline) {
-                    d->res.status = SHMQ_SEND_FLUSH_DISK_TIMEOUT;
-                    d->wait_repl = false;
-                } else {
-                    ready = false;
-                }
-            }
-            if (ready && d->err == 0 && d->wait_repl) {
-                if (replicated >= d->end_pos) {
-                    d->res.status = SHMQ_SEND_OK;
-                } else if (now >= d->repl_deadline) {
-                    d->res.status = SHMQ_SEND_FLUSH_SLAVE_TIMEOUT;
-                } else {
-                    ready = false;
-                }
-            }
+            bool ready = ntake < PROD_DONE_BATCH && done_settle(d, &at);
             if (ready) {
                 prod_done_copy(&take[ntake++], d);
             } else {

@@ -1,0 +1,98 @@
+#!/bin/sh
+# An asynchronous send that the writer has answered, but that still waits
+# for the flush (SYNC_FLUSH) or for a slave (SYNC_MASTER), when every
+# process of the store is killed: its callback must not say SEND_OK, since
+# nothing flushed or replicated the message.  It ends with RocketMQ's
+# timeout status instead (FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT: stored,
+# not known durable or replicated), and a second send still in the ring
+# when the store went away ends with an error.  The waits are 60 s long;
+# the answers come when the producer sees the store gone (every bound
+# here is 30 s).
+# TAP output; exits non-zero if any test fails.
+
+SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/helpers/broker.sh"
+broker_init async-wait-store-gone
+. "$SRC/tests/helpers/replication.sh"
+
+TOPIC=TopicGone
+
+# wait_line FILE REGEX [TENTHS]: a line of FILE matches REGEX.
+wait_line() {
+    local lim=${3:-300} i=0
+    while ! grep -q -e "$2" "$1" 2>/dev/null && [ $i -lt "$lim" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    grep -q -e "$2" "$1" 2>/dev/null
+}
+
+# wait_in N [TENTHS]: the writer of $STORE has stored (and answered) N messages.
+wait_in() {
+    local lim=${2:-300} i=0
+    while [ "$(status_json | jfield messages_in)" != "$1" ] && [ $i -lt "$lim" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ "$(status_json | jfield messages_in)" = "$1" ]
+}
+
+# gone NAME STATUS WHAT: the store at $STORE holds one answered send that waits for WHAT
+# (its worker already stopped); the writer is stopped before a second send; every process
+# of the store is killed.  The first answer has status STATUS, the second is an error.
+gone() {
+    local name=$1 status=$2 what=$3 s pids wr
+    "$CTL" topic --store "$STORE" $SMALL create $TOPIC --queues 2 >"$T/$name.topic" 2>&1
+    pids="$SHMQD_PID $(all_worker_pids)"
+    wr=$(worker_pid writer)
+    "$HELPERS/send_wait" --store "$STORE" --topic $TOPIC --timeout 120000 --async \
+        --second-go-file "$T/$name.go" >"$T/$name.out" 2>"$T/$name.err" &
+    s=$!
+    bg_add $s
+    wait_line "$T/$name.out" '^published$' && wait_in 1
+    ok $? "$name: the first send is stored and answered by the writer" || diag "$T/$name.err"
+    sleep 0.5
+    ! grep -q '^ok\|^err' "$T/$name.out"
+    ok $? "$name: it waits for $what" || diag "$T/$name.out"
+
+    kill -STOP "$wr"
+    touch "$T/$name.go"
+    wait_line "$T/$name.out" '^published 2$'
+    ok $? "$name: a second send is in the ring, the writer stopped" || diag "$T/$name.err"
+    for p in $pids; do
+        kill -9 "$p" 2>/dev/null
+    done
+    SHMQD_PID=""
+    wait_pid $s 300
+    [ "$(grep -c '^ok\|^err' "$T/$name.out")" = 2 ]
+    ok $? "$name: both callbacks ran within 30 s of the kill" || diag "$T/$name.out"
+    sed -n '/^ok\|^err/p' "$T/$name.out" | head -n 1 | grep -q "^ok .* $status\$"
+    ok $? "$name: the first ends with status $status, not SEND_OK" || diag "$T/$name.out"
+    sed -n '/^ok\|^err/p' "$T/$name.out" | tail -n 1 | grep -q '^err '
+    ok $? "$name: the second ends with an error" || diag "$T/$name.out"
+}
+
+# ---- SYNC_FLUSH: the flusher stopped ------------------------------------------------------
+STORE="$T/store-flush"
+start_broker --set flushDiskType=SYNC_FLUSH --set syncFlushTimeout=60000
+ok $? "flush: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/shmqd.log"
+kill -STOP "$(worker_pid flusher)"
+ok $? "flush: the flusher is stopped"
+gone flush 1 "the flush"
+
+# ---- SYNC_MASTER: the slave's receiver stopped ---------------------------------------------
+STORE="$MASTER"
+start_broker $MCONF --set brokerRole=SYNC_MASTER --set slaveTimeout=60000
+ok $? "slave: a SYNC_MASTER starts, slaveTimeout 60 s" || diag "$T/shmqd.log"
+start_slave "$SLAVE" "$HA_PORT" slave
+SLAVE_PID=$LAST_PID
+ok $? "slave: its slave starts" || diag "$T/slave.log"
+wait_jpath "$MASTER" '$j->{replication}{slaves}[0]{in_sync}' 1
+ok $? "slave: the slave is in sync" || diag "$T/slave.log"
+RCV=$(jpath "$SLAVE" 'join(" ", map { $_->{pid} } grep { $_->{name} eq "ha-receiver" } @{$j->{workers}})')
+[ -n "$RCV" ] && kill -STOP $RCV
+ok $? "slave: the slave's receiver is stopped"
+gone slave 2 "the slave"
+kill -CONT $RCV 2>/dev/null
+
+done_testing
