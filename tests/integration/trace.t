@@ -1,7 +1,9 @@
 #!/bin/sh
 # Tracing a running store with its USDT probes and shmq-trace (docs/tracing.md):
 #   - the daemons and the client library carry the shmq probes, with every
-#     argument in a register or a constant (what libbpf can read);
+#     argument in a register or a constant (what libbpf can read), each
+#     with its semaphore (so its arguments are computed only while traced:
+#     every count below is made through it);
 #   - shmq-trace attached to a running store under load counts exactly the
 #     messages sent, appended, dispatched and pulled, loses no event, and
 #     breaks each message's latency into stages (enqueue -> append ->
@@ -94,6 +96,12 @@ bad=$(for b in shmq-writer shmq-dispatcher shmq-flusher shmqd shmqctl; do
     readelf -n "$T/bin/$b" | grep 'Arguments:' | grep '('
 done | head -3)
 is "$bad" "" "every probe argument is a register or a constant"
+# Every probe has its semaphore (its arguments are computed only while a tracer holds it).
+bad=$(for b in shmq-writer shmq-dispatcher shmq-flusher shmqd shmqctl; do
+    readelf -n "$T/bin/$b" | grep 'Semaphore: 0x0*,\{0,1\}$'
+    readelf -n "$T/bin/$b" | grep -c 'Semaphore: 0x0*[1-9a-f]' | grep -qx 0 && echo "$b: none"
+done | head -3)
+is "$bad" "" "every probe has a semaphore, which the tracer raises"
 
 # ---- refusals ---------------------------------------------------------------------------
 "$TRACE" --store "$STORE" --duration soon >"$T/bad.out" 2>"$T/bad.err"
