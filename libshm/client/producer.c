@@ -189,6 +189,7 @@ static int attach_once(shmq_producer_t *p)
     if (shmq_config_store_host(p->cfg, &p->store_host) < 0) {
         shmq_local_host(&p->store_host, p->cfg->listen_port);
     }
+    shmq_prod_msgid_prefix(p);
     rc = register_ring(p);
     if (rc < 0) {
         shmq_ctl_detach(&p->ctl);

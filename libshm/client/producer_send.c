@@ -77,7 +77,7 @@ static void result_from_slot(const shmq_producer_t *p, const shmq_ring_slot_t *s
                              shmq_send_result_t *res)
 {
     res->status = SHMQ_SEND_OK;
-    shmq_msgid_format(&p->store_host, sl->phys_offset, res->msg_id);
+    shmq_prod_msgid(p, sl->phys_offset, res->msg_id);
     if (uniq != NULL) {
         uniq_copy(res->uniq_key, uniq);
     } else {
@@ -129,7 +129,7 @@ static void batch_results(const shmq_producer_t *p, const prod_req_t *q,
         r->store_ts = first->store_ts;
         r->phys_offset = phys;
         r->queue_offset = first->queue_offset + (int64_t)i;
-        shmq_msgid_format(&p->store_host, phys, r->msg_id);
+        shmq_prod_msgid(p, phys, r->msg_id);
         phys += q->sizes[i];
     }
 }
@@ -422,6 +422,29 @@ static bool spin_for_answer(shmq_producer_t *p, const shmq_ring_slot_t *sl)
     return false;
 }
 
+/*
+ * The asynchronous request sent first among those in flight, or UINT32_MAX
+ * when none is: slots are taken in turn from the one after slot_hint, so
+ * it is the first pending slot from slot_hint on (the writer answers in the
+ * order of the ring).  Only a hint for the spin in shmq_producer_poll.
+ */
+static uint32_t oldest_pending(const shmq_producer_t *p)
+{
+    const uint32_t words = SHMQ_RING_SLOTS / 64;
+    uint32_t w0 = p->slot_hint / 64;
+    uint64_t bits = p->pending[w0] & (~0ULL << (p->slot_hint % 64));
+    if (bits != 0) {
+        return w0 * 64 + (uint32_t)__builtin_ctzll(bits);
+    }
+    for (uint32_t k = 1; k <= words; k++) { /* the last one is w0 again: its lower part */
+        uint32_t w = (w0 + k) % words;
+        if (p->pending[w] != 0) {
+            return w * 64 + (uint32_t)__builtin_ctzll(p->pending[w]);
+        }
+    }
+    return UINT32_MAX;
+}
+
 /* Wait for slot s: 0 when DONE, or -ETIMEDOUT / -ESHUTDOWN. */
 static int wait_slot(shmq_producer_t *p, uint32_t s, int64_t deadline)
 {
@@ -620,7 +643,11 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_
     }
     size_t plen;
     int64_t now = shmq_now_ms(); /* the wall clock, once: born time and UNIQ_KEY */
-    if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq, now)) < 0) {
+    _Static_assert(sizeof(p->props) >= SHMQ_PROD_PROPS_UNIQ_LEN, "props holds a UNIQ_KEY");
+    if (shmq_prod_props_plain(p, m)) {
+        plen = shmq_prod_props_uniq(p->props, uniq, now); /* the usual message: the key alone */
+    } else if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq, now)) <
+               0) {
         return rc;
     }
     shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, now, rm);
@@ -908,6 +935,13 @@ int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
         }
         int slice = left < PROD_SLICE_MS ? left : PROD_SLICE_MS;
         if (p->async_busy > 0 && p->attached) {
+            /* First a spin on the oldest request in flight, bounded and shrinking as the
+             * spin of a blocking send's wait (spin_for_answer): an answer that comes within
+             * it costs no sleep and no wake. */
+            uint32_t oldest = oldest_pending(p);
+            if (oldest != UINT32_MAX && spin_for_answer(p, &p->ring->slots[oldest])) {
+                continue;
+            }
             shmq_ctl_sleep(&p->ring->producer_wake, any_slot_done, p, slice);
             if (!any_slot_done(p) && !shmq_prod_store_alive(p)) {
                 shmq_prod_detach(p, true); /* their callbacks get -ETIMEDOUT */
@@ -1161,7 +1195,7 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
         r->store_ts = first.store_ts;
         r->phys_offset = phys;
         results[i].queue_offset = first.queue_offset + (int64_t)i;
-        shmq_msgid_format(&p->store_host, phys, results[i].msg_id);
+        shmq_prod_msgid(p, phys, results[i].msg_id);
         phys += size > 0 ? size : 0;
     }
     int status = flush_status(p, end_pos, deadline);

@@ -1,0 +1,179 @@
+/*
+ * Unit tests of the producer's fast paths (libshm/client/producer_int.h,
+ * producer.c) against the reference functions they stand for: the message
+ * id of an answer (shmq_prod_msgid against shmq_msgid_format), the
+ * properties of a message without properties of its own
+ * (shmq_prod_props_uniq against shmq_prod_build_props).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/producer_int.h"
+#include "format/message.h"
+
+/* A producer handle with only what the tested helpers read. */
+static shmq_producer_t *handle(void)
+{
+    shmq_producer_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    return p;
+}
+
+static void expect_msgid(const shmq_producer_t *p, int64_t off)
+{
+    char want[SHMQ_MSGID_MAX], got[SHMQ_MSGID_MAX];
+    memset(want, 'x', sizeof(want));
+    memset(got, 'x', sizeof(got));
+    shmq_msgid_format(&p->store_host, off, want);
+    shmq_prod_msgid(p, off, got);
+    assert_string_equal(got, want);
+    assert_memory_equal(got, want, strlen(want) + 1);
+}
+
+/* Offsets with every nibble value at every place, and random ones, on v4 and v6 hosts. */
+static void test_msgid_matches_format(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    static const uint8_t v4[][4] = {
+        {127, 0, 0, 1}, {10, 255, 0, 171}, {0, 0, 0, 0}, {255, 255, 255, 255}};
+    static const int32_t ports[] = {0, 10911, 65535, -1, INT32_MAX};
+    uint64_t seed = 0x9E3779B97F4A7C15ULL;
+    for (int v6 = 0; v6 <= 1; v6++) {
+        for (size_t h = 0; h < sizeof(v4) / sizeof(v4[0]); h++) {
+            for (size_t pi = 0; pi < sizeof(ports) / sizeof(ports[0]); pi++) {
+                memset(&p->store_host, 0, sizeof(p->store_host));
+                p->store_host.is_v6 = v6 != 0;
+                for (int i = 0; i < (v6 ? 16 : 4); i++) {
+                    p->store_host.addr[i] = (uint8_t)(v4[h][i % 4] + i * 17 * v6);
+                }
+                p->store_host.port = ports[pi];
+                shmq_prod_msgid_prefix(p);
+                assert_int_equal(p->msgid_v4, !v6);
+                for (int place = 0; place < 16; place++) {
+                    for (uint64_t nv = 0; nv < 16; nv++) {
+                        expect_msgid(p, (int64_t)(nv << (4 * place)));
+                        expect_msgid(p, (int64_t) ~(nv << (4 * place)));
+                    }
+                }
+                for (int i = 0; i < 2000; i++) {
+                    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                    expect_msgid(p, (int64_t)(seed >> (i % 64)));
+                }
+                expect_msgid(p, INT64_MAX);
+                expect_msgid(p, INT64_MIN);
+                expect_msgid(p, -1);
+            }
+        }
+    }
+    /* A handle whose store host was never set formats in full. */
+    shmq_producer_t *q = handle();
+    q->store_host.addr[0] = 192;
+    q->store_host.port = 9876;
+    expect_msgid(q, 0x123456789ALL);
+    free(q);
+    free(p);
+}
+
+/* The bytes of build_props and props_uniq for m, the same but for the key each made. */
+static void expect_props_same(const shmq_producer_t *p, const shmq_message_t *m, int64_t now)
+{
+    char slow[SHMQ_PROPS_MAX], fast[SHMQ_PROPS_MAX];
+    char uslow[SHMQ_UNIQ_KEY_MAX], ufast[SHMQ_UNIQ_KEY_MAX];
+    size_t slen = 0;
+    memset(slow, 'x', sizeof(slow));
+    memset(fast, 'y', sizeof(fast));
+    assert_int_equal(shmq_prod_build_props(p, m, slow, sizeof(slow), &slen, uslow, now), 0);
+    size_t flen = shmq_prod_props_uniq(fast, ufast, now);
+    assert_int_equal(flen, slen);
+    assert_int_equal(flen, SHMQ_PROD_PROPS_UNIQ_LEN);
+    assert_int_equal(strlen(uslow), SHMQ_UNIQ_KEY_LEN);
+    assert_int_equal(strlen(ufast), SHMQ_UNIQ_KEY_LEN);
+    /* The key in place, then every byte the same. */
+    const char *ks = memmem(slow, slen, uslow, SHMQ_UNIQ_KEY_LEN);
+    assert_non_null(ks);
+    assert_int_equal(ks - slow, sizeof(SHMQ_PROP_UNIQ_KEY));
+    memcpy(slow + (ks - slow), ufast, SHMQ_UNIQ_KEY_LEN);
+    assert_memory_equal(slow, fast, slen);
+    /* The two keys: the same up to the counter (same process, same millisecond). */
+    assert_memory_equal(uslow, ufast, SHMQ_UNIQ_KEY_LEN - 4);
+    assert_string_not_equal(uslow, ufast);
+}
+
+/* What props_plain lets through builds the same properties; everything else is refused. */
+static void test_props_plain_matches_build(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    static const char body[] = "body";
+    shmq_message_t m;
+    int64_t now = 1765000000000LL;
+    for (int i = 0; i < 3000; i++, now += i % 7) {
+        shmq_message_init(&m, "BenchTopic", body, sizeof(body));
+        switch (i % 4) {
+        case 1:
+            m.tags = "";
+            m.keys = "";
+            break;
+        case 2:
+            m.queue_id = i % 8;
+            m.flag = i;
+            break;
+        case 3:
+            m.sharding_key = "order-1";
+            break;
+        default:
+            break;
+        }
+        assert_true(shmq_prod_props_plain(p, &m));
+        expect_props_same(p, &m, now);
+    }
+    shmq_property_t up = {.name = "a", .value = "b"};
+    for (int k = 0; k < 6; k++) {
+        shmq_message_init(&m, "BenchTopic", body, sizeof(body));
+        switch (k) {
+        case 0:
+            m.tags = "t";
+            break;
+        case 1:
+            m.keys = "k";
+            break;
+        case 2:
+            m.delay_level = 1;
+            break;
+        case 3:
+            m.deliver_at_ms = 1;
+            break;
+        case 4:
+            m.deliver_after_ms = 1;
+            break;
+        default:
+            m.properties = &up;
+            m.property_count = 1;
+            break;
+        }
+        assert_false(shmq_prod_props_plain(p, &m));
+    }
+    shmq_message_init(&m, "BenchTopic", body, sizeof(body));
+    char group[] = "g";
+    p->group = group;
+    p->group_len = 1;
+    assert_false(shmq_prod_props_plain(p, &m));
+    p->group = NULL;
+    free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_msgid_matches_format),
+        cmocka_unit_test(test_props_plain_matches_build),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
