@@ -197,6 +197,7 @@ static int attach_once(shmq_producer_t *p)
     }
     p->attached = true;
     p->checked_ms = shmq_mono_ms();
+    shmq_prod_clock_sync(p);
     p->topic_ok = false; /* this store's rules and topic table */
     p->topic_cached = false;
     return 0;
@@ -237,6 +238,7 @@ int shmq_prod_ensure_ready_at(shmq_producer_t *p, int64_t now)
     if (p->attached) {
         if (now - p->checked_ms >= PROD_CHECK_MS) {
             p->checked_ms = now;
+            shmq_prod_clock_sync(p);
             if (!shmq_prod_store_alive(p)) {
                 shmq_prod_detach(p, true);
             }

@@ -15,6 +15,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "base/clock.h"
 #include "format/message.h"
 #include "shm/ctl.h"
 #include "shm/ring.h"
@@ -95,6 +96,9 @@ struct shmq_producer {
     uint64_t next_req;
     uint32_t rr;
     int64_t checked_ms;
+    /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, read at attach and at each liveness check
+     * (shmq_prod_clock_sync): a send reads the monotonic clock only (shmq_prod_wall_ms) */
+    int64_t wall_off_ns;
     uint32_t slot_hint;
     int async_busy; /* requests in REQ_ASYNC state */
     /*
@@ -184,6 +188,41 @@ static inline void shmq_prod_msgid(const shmq_producer_t *p, int64_t phys_offset
     memcpy(out, p->msgid_host, 16);
     shmq_prod_hex64_upper(out + 16, (uint64_t)phys_offset);
     out[32] = '\0';
+}
+
+/*
+ * The UNIQ_KEY in uniq (a SHMQ_UNIQ_KEY_MAX array holding it NUL-terminated)
+ * into dst: the same string, cut at SHMQ_UNIQ_KEY_MAX - 1 characters.  A key
+ * of ours (SHMQ_UNIQ_KEY_LEN characters) is copied with its NUL only.
+ */
+static inline void shmq_prod_uniq_copy(char dst[SHMQ_UNIQ_KEY_MAX], const char *uniq)
+{
+    if (__builtin_expect(uniq[SHMQ_UNIQ_KEY_LEN] == '\0', 1)) {
+        memcpy(dst, uniq, SHMQ_UNIQ_KEY_LEN + 1);
+        return;
+    }
+    memcpy(dst, uniq, SHMQ_UNIQ_KEY_MAX);
+    dst[SHMQ_UNIQ_KEY_MAX - 1] = '\0';
+}
+
+/* ---- clocks ----------------------------------------------------------------------- */
+
+/* Read the wall clock's offset from the monotonic one (p->wall_off_ns). */
+static inline void shmq_prod_clock_sync(shmq_producer_t *p)
+{
+    int64_t mono = shmq_mono_ns();
+    p->wall_off_ns = shmq_now_ns() - mono;
+}
+
+/*
+ * The wall clock in ms (as shmq_now_ms) at the monotonic time mono_ns, by
+ * the offset read within the last PROD_CHECK_MS of sends: one clock read a
+ * send.  Both clocks follow NTP's slewing alike; a step of the wall clock
+ * shows in born times and UNIQ_KEYs from the next liveness check on.
+ */
+static inline int64_t shmq_prod_wall_ms(const shmq_producer_t *p, int64_t mono_ns)
+{
+    return (mono_ns + p->wall_off_ns) / 1000000;
 }
 
 /* ---- producer.c ------------------------------------------------------------------ */

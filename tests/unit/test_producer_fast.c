@@ -3,7 +3,9 @@
  * producer.c) against the reference functions they stand for: the message
  * id of an answer (shmq_prod_msgid against shmq_msgid_format), the
  * properties of a message without properties of its own
- * (shmq_prod_props_uniq against shmq_prod_build_props).
+ * (shmq_prod_props_uniq against shmq_prod_build_props), the copy of a
+ * request's UNIQ_KEY (against the full-array copy), the wall clock of a
+ * send (shmq_prod_wall_ms against shmq_now_ms).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -169,11 +171,60 @@ static void test_props_plain_matches_build(void **state)
     free(p);
 }
 
+/* Keys of every length, garbage after the NUL: the same string as the full copy. */
+static void test_uniq_copy_matches_full(void **state)
+{
+    (void)state;
+    uint64_t seed = 12345;
+    for (int len = 0; len < SHMQ_UNIQ_KEY_MAX + 2; len++) {
+        for (int round = 0; round < 64; round++) {
+            char src[SHMQ_UNIQ_KEY_MAX], want[SHMQ_UNIQ_KEY_MAX], got[SHMQ_UNIQ_KEY_MAX];
+            for (size_t i = 0; i < sizeof(src); i++) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                char c = (char)(seed >> 56);
+                src[i] = c == '\0' || round % 4 == 0 ? 'A' + (char)(i % 26) : c;
+            }
+            if (len < SHMQ_UNIQ_KEY_MAX) {
+                src[len] = '\0';
+            }
+            if (round % 8 == 1 && len + 1 < SHMQ_UNIQ_KEY_MAX) {
+                src[SHMQ_UNIQ_KEY_LEN] = '\0'; /* a short key with a NUL at 32 as well */
+            }
+            memcpy(want, src, sizeof(want));
+            want[SHMQ_UNIQ_KEY_MAX - 1] = '\0';
+            memset(got, 'z', sizeof(got));
+            shmq_prod_uniq_copy(got, src);
+            assert_string_equal(got, want);
+        }
+    }
+}
+
+/* The wall clock of a send: within a millisecond of shmq_now_ms read around it. */
+static void test_wall_ms_matches_now(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    shmq_prod_clock_sync(p);
+    for (int i = 0; i < 20000; i++) {
+        int64_t before = shmq_now_ms();
+        int64_t w = shmq_prod_wall_ms(p, shmq_mono_ns());
+        int64_t after = shmq_now_ms();
+        assert_true(w >= before - 1);
+        assert_true(w <= after + 1);
+        if (i % 1000 == 0) {
+            shmq_prod_clock_sync(p);
+        }
+    }
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msgid_matches_format),
         cmocka_unit_test(test_props_plain_matches_build),
+        cmocka_unit_test(test_uniq_copy_matches_full),
+        cmocka_unit_test(test_wall_ms_matches_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
