@@ -475,7 +475,7 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
 /* The topic (n bytes) is the one validated last. */
 static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
 {
-    return p->topic_ok && p->topic_len == n && shmq_bytes_equal(p->topic_name, topic, n);
+    return shmq_prod_topic_is_cached(p, topic, n);
 }
 
 /*

@@ -15,6 +15,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "base/bytes.h"
 #include "base/clock.h"
 #include "format/message.h"
 #include "shm/ctl.h"
@@ -285,6 +286,34 @@ void shmq_prod_run_done(const prod_done_t *d);
 
 /* Message rules (topic, body size, delay level); *tlen gets the topic length. */
 int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t *tlen);
+
+/* The topic (n bytes) is the one validated last (p->topic_name). */
+static inline bool shmq_prod_topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
+{
+    return p->topic_ok && p->topic_len == n && shmq_bytes_equal(p->topic_name, topic, n);
+}
+
+/*
+ * shmq_prod_check_message() on the send path: its usual answer (the topic
+ * validated last, a body within maxMessageSize, no delay level below 0, a
+ * queue id in range, no delivery time) without the call; anything else goes
+ * to it, which checks everything again and words the error.
+ */
+static inline int shmq_prod_check_message_at(shmq_producer_t *p, const shmq_message_t *m,
+                                             size_t *tlen)
+{
+    if (m != NULL && m->topic != NULL) {
+        size_t n = strnlen(m->topic, SHMQ_TOPIC_MAX_ANY + 1);
+        if (shmq_prod_topic_is_cached(p, m->topic, n) && (m->body != NULL || m->body_len == 0) &&
+            m->body_len <= (size_t)p->cfg->max_message_size && m->delay_level >= 0 &&
+            m->queue_id >= SHMQ_QUEUE_ANY && m->queue_id <= 65535 &&
+            (m->deliver_at_ms | m->deliver_after_ms) == 0) {
+            *tlen = n;
+            return 0;
+        }
+    }
+    return shmq_prod_check_message(p, m, tlen);
+}
 
 /* Queue for m: explicit id, hash of the sharding key, or round-robin. */
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid);

@@ -633,7 +633,7 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_
         return rc;
     }
     size_t tlen;
-    if ((rc = shmq_prod_check_message(p, m, &tlen)) < 0) {
+    if ((rc = shmq_prod_check_message_at(p, m, &tlen)) < 0) {
         return rc;
     }
     int32_t qid;

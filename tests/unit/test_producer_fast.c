@@ -5,7 +5,8 @@
  * properties of a message without properties of its own
  * (shmq_prod_props_uniq against shmq_prod_build_props), the copy of a
  * request's UNIQ_KEY (against the full-array copy), the wall clock of a
- * send (shmq_prod_wall_ms against shmq_now_ms).
+ * send (shmq_prod_wall_ms against shmq_now_ms), the message checks of the
+ * send path (shmq_prod_check_message_at against shmq_prod_check_message).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +18,9 @@
 #include <string.h>
 
 #include "client/producer_int.h"
+#include "format/config.h"
 #include "format/message.h"
+#include "shmq/errors.h"
 
 /* A producer handle with only what the tested helpers read. */
 static shmq_producer_t *handle(void)
@@ -218,6 +221,72 @@ static void test_wall_ms_matches_now(void **state)
     free(p);
 }
 
+/* Every field the checks read, at the edges of its rules: the same verdict and length. */
+static void test_check_at_matches_check(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    shmq_config_t cfg;
+    shmq_config_defaults(&cfg);
+    cfg.max_message_size = 1000;
+    p->cfg = &cfg;
+    static const char *const topics[] = {"BenchTopic", "BenchTopid", "BenchTopi", "BenchTopicX",
+                                         "",           "bad topic",  "T",         NULL};
+    static const size_t lens[] = {0, 1, 999, 1000, 1001};
+    static const int32_t delays[] = {-1, 0, 1};
+    static const int32_t qids[] = {INT32_MIN, -2, -1, 0, 3, 65535, 65536};
+    static const int64_t times[] = {-1, 0, 1};
+    static const char body[] = "x";
+    int checked = 0;
+    for (int cached = 0; cached <= 1; cached++) {
+        for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++) {
+            for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+                for (int nb = 0; nb <= 1; nb++) {
+                    for (size_t d = 0; d < sizeof(delays) / sizeof(delays[0]); d++) {
+                        for (size_t q = 0; q < sizeof(qids) / sizeof(qids[0]); q++) {
+                            for (size_t at = 0; at < 3; at++) {
+                                for (size_t after = 0; after < 3; after++) {
+                                    shmq_message_t m;
+                                    shmq_message_init(&m, topics[t], nb ? NULL : body, lens[l]);
+                                    m.delay_level = delays[d];
+                                    m.queue_id = qids[q];
+                                    m.deliver_at_ms = times[at];
+                                    m.deliver_after_ms = times[after];
+                                    /* The cache as the first check left it, or cleared. */
+                                    p->topic_ok = false;
+                                    shmq_message_t first;
+                                    shmq_message_init(&first, "BenchTopic", body, 1);
+                                    size_t tl0 = 0;
+                                    if (cached) {
+                                        assert_int_equal(shmq_prod_check_message(p, &first, &tl0),
+                                                         0);
+                                    }
+                                    size_t tl_ref = 99, tl_at = 99;
+                                    int ref = shmq_prod_check_message(p, &m, &tl_ref);
+                                    p->topic_ok = false;
+                                    if (cached) {
+                                        (void)shmq_prod_check_message(p, &first, &tl0);
+                                    }
+                                    int got = shmq_prod_check_message_at(p, &m, &tl_at);
+                                    assert_int_equal(got, ref);
+                                    if (ref == 0) {
+                                        assert_int_equal(tl_at, tl_ref);
+                                    }
+                                    checked++;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    size_t tl = 0;
+    assert_int_equal(shmq_prod_check_message_at(p, NULL, &tl), SHMQ_E_ARG);
+    assert_true(checked > 10000);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_props_plain_matches_build),
         cmocka_unit_test(test_uniq_copy_matches_full),
         cmocka_unit_test(test_wall_ms_matches_now),
+        cmocka_unit_test(test_check_at_matches_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
