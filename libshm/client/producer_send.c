@@ -421,29 +421,6 @@ static bool spin_for_answer(shmq_producer_t *p, const shmq_ring_slot_t *sl)
     return false;
 }
 
-/*
- * The asynchronous request sent first among those in flight, or UINT32_MAX
- * when none is: slots are taken in turn from the one after slot_hint, so
- * it is the first pending slot from slot_hint on (the writer answers in the
- * order of the ring).  Only a hint for the spin in shmq_producer_poll.
- */
-static uint32_t oldest_pending(const shmq_producer_t *p)
-{
-    const uint32_t words = SHMQ_RING_SLOTS / 64;
-    uint32_t w0 = p->slot_hint / 64;
-    uint64_t bits = p->pending[w0] & (~0ULL << (p->slot_hint % 64));
-    if (bits != 0) {
-        return w0 * 64 + (uint32_t)__builtin_ctzll(bits);
-    }
-    for (uint32_t k = 1; k <= words; k++) { /* the last one is w0 again: its lower part */
-        uint32_t w = (w0 + k) % words;
-        if (p->pending[w] != 0) {
-            return w * 64 + (uint32_t)__builtin_ctzll(p->pending[w]);
-        }
-    }
-    return UINT32_MAX;
-}
-
 /* Wait for slot s: 0 when DONE, or -ETIMEDOUT / -ESHUTDOWN. */
 static int wait_slot(shmq_producer_t *p, uint32_t s, int64_t deadline)
 {
@@ -936,13 +913,6 @@ int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
         }
         int slice = left < PROD_SLICE_MS ? left : PROD_SLICE_MS;
         if (p->async_busy > 0 && p->attached) {
-            /* First a spin on the oldest request in flight, bounded and shrinking as the
-             * spin of a blocking send's wait (spin_for_answer): an answer that comes within
-             * it costs no sleep and no wake. */
-            uint32_t oldest = oldest_pending(p);
-            if (oldest != UINT32_MAX && spin_for_answer(p, &p->ring->slots[oldest])) {
-                continue;
-            }
             shmq_ctl_sleep(&p->ring->producer_wake, any_slot_done, p, slice);
             if (!any_slot_done(p) && !shmq_prod_store_alive(p)) {
                 shmq_prod_detach(p, true); /* their callbacks get -ETIMEDOUT */
