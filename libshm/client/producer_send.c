@@ -614,7 +614,7 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_
         return rc;
     }
     int32_t qid;
-    if ((rc = shmq_prod_select_queue(p, m, tlen, &qid)) < 0) {
+    if ((rc = shmq_prod_select_queue_at(p, m, tlen, &qid)) < 0) {
         return rc;
     }
     size_t plen;

@@ -6,7 +6,9 @@
  * (shmq_prod_props_uniq against shmq_prod_build_props), the copy of a
  * request's UNIQ_KEY (against the full-array copy), the wall clock of a
  * send (shmq_prod_wall_ms against shmq_now_ms), the message checks of the
- * send path (shmq_prod_check_message_at against shmq_prod_check_message).
+ * send path (shmq_prod_check_message_at against shmq_prod_check_message),
+ * the queue choice (shmq_prod_select_queue_at against
+ * shmq_prod_select_queue).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -287,6 +289,70 @@ static void test_check_at_matches_check(void **state)
     free(p);
 }
 
+/*
+ * Two handles in the same state (a topic table entry copied, its seqlock
+ * number as copied or moved on), the same messages: the same results,
+ * queues and round-robin positions.  The entry's number is never moved
+ * while the slow path could look the topic up (that needs a store).
+ */
+static void test_select_at_matches_select(void **state)
+{
+    (void)state;
+    shmq_ctl_block_t *blk = calloc(1, sizeof(*blk));
+    shmq_producer_t *a = handle(), *b = handle();
+    assert_non_null(blk);
+    shmq_config_t cfg;
+    shmq_config_defaults(&cfg);
+    static const char body[] = "x";
+    static const int32_t nqs[] = {1, 3, 4, 7, 0, -1};
+    static const int32_t qids[] = {-1, 0, 2, 3, 6, 7, 65535};
+    static const char *const keys[] = {NULL, "order-1", ""};
+    for (size_t k = 0; k < sizeof(nqs) / sizeof(nqs[0]); k++) {
+        for (uint32_t rr = UINT32_MAX - 3; rr != 5; rr++) {
+            shmq_producer_t *hs[2] = {a, b};
+            for (int h = 0; h < 2; h++) {
+                shmq_producer_t *p = hs[h];
+                p->cfg = &cfg;
+                p->blk = blk;
+                p->rr = rr;
+                memcpy(p->topic_name, "BenchTopic", sizeof("BenchTopic"));
+                p->topic_len = sizeof("BenchTopic") - 1;
+                p->topic_ok = true;
+                p->topic_cached = true;
+                p->topic_idx = 5;
+                p->topic_seq = 8;
+                p->topic_nq = nqs[k];
+            }
+            atomic_store(&blk->topics[5].seq, 8);
+            for (size_t q = 0; q < sizeof(qids) / sizeof(qids[0]); q++) {
+                for (size_t key = 0; key < sizeof(keys) / sizeof(keys[0]); key++) {
+                    for (int i = 0; i < 5; i++) {
+                        shmq_message_t m;
+                        shmq_message_init(&m, i == 4 ? "BenchTopid" : "BenchTopic", body, 1);
+                        m.queue_id = qids[q];
+                        m.sharding_key = keys[key];
+                        if (i == 4) {
+                            /* Another topic: the fast path must not take it (the slow path
+                             * would look it up in a store: left to the integration tests). */
+                            assert_false(shmq_prod_topic_is_cached(a, m.topic, 10));
+                            continue;
+                        }
+                        int32_t qa = -7, qb = -7;
+                        int ra = shmq_prod_select_queue_at(a, &m, 10, &qa);
+                        int rb = shmq_prod_select_queue(b, &m, 10, &qb);
+                        assert_int_equal(ra, rb);
+                        assert_int_equal(qa, qb);
+                        assert_int_equal(a->rr, b->rr);
+                    }
+                }
+            }
+        }
+    }
+    free(blk);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_uniq_copy_matches_full),
         cmocka_unit_test(test_wall_ms_matches_now),
         cmocka_unit_test(test_check_at_matches_check),
+        cmocka_unit_test(test_select_at_matches_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
