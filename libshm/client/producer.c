@@ -192,6 +192,7 @@ static int attach_once(shmq_producer_t *p)
     if (shmq_config_store_host(p->cfg, &p->store_host) < 0) {
         shmq_local_host(&p->store_host, p->cfg->listen_port);
     }
+    shmq_prod_msgid_prefix(p);
     rc = register_ring(p);
     if (rc < 0) {
         shmq_ctl_detach(&p->ctl);
@@ -199,6 +200,7 @@ static int attach_once(shmq_producer_t *p)
     }
     p->attached = true;
     p->checked_ms = shmq_mono_ms();
+    shmq_prod_clock_sync(p);
     p->topic_ok = false; /* this store's rules and topic table */
     p->topic_cached = false;
     return 0;
@@ -239,6 +241,7 @@ int shmq_prod_ensure_ready_at(shmq_producer_t *p, int64_t now)
     if (p->attached) {
         if (now - p->checked_ms >= PROD_CHECK_MS) {
             p->checked_ms = now;
+            shmq_prod_clock_sync(p);
             if (!shmq_prod_store_alive(p)) {
                 shmq_prod_detach(p, true);
             }
@@ -475,7 +478,7 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
 /* The topic (n bytes) is the one validated last. */
 static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
 {
-    return p->topic_ok && p->topic_len == n && shmq_bytes_equal(p->topic_name, topic, n);
+    return shmq_prod_topic_is_cached(p, topic, n);
 }
 
 /*

@@ -11,6 +11,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "format/message.h"
 #include "shm/ctl.h"
 #include "shm/ring.h"
 #include "shmq/producer.h"
@@ -83,9 +90,16 @@ struct shmq_producer {
     shmq_ring_prod_t rp;
     shmq_host_t store_host;
     shmq_host_t born_host;
+    /* An IPv4 store_host: the first 16 characters of every message id (address and port),
+     * set with store_host (shmq_prod_msgid_prefix); msgid_v4 false: formatted in full */
+    bool msgid_v4;
+    char msgid_host[16];
     uint64_t next_req;
     uint32_t rr;
     int64_t checked_ms;
+    /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, read at attach and at each liveness check
+     * (shmq_prod_clock_sync): a send reads the monotonic clock only (shmq_prod_wall_ms) */
+    int64_t wall_off_ns;
     uint32_t slot_hint;
     int async_busy; /* requests in REQ_ASYNC state */
     /*
@@ -129,6 +143,88 @@ struct shmq_producer {
     shmq_ring_msg_t *bmsgs;
     size_t bmsgs_cap;
 };
+
+/* ---- message ids ---------------------------------------------------------------- */
+
+/* v as 16 uppercase hex characters at o, most significant first (no NUL). */
+static inline void shmq_prod_hex64_upper(char *o, uint64_t v)
+{
+#if defined(__SSE2__)
+    /* The bytes in the id's order (big-endian), each split into its two nibbles. */
+    const __m128i nib = _mm_set1_epi8(0x0F), nine = _mm_set1_epi8(9);
+    const __m128i zero = _mm_set1_epi8('0'), seven = _mm_set1_epi8(7);
+    __m128i in = _mm_cvtsi64_si128((long long)__builtin_bswap64(v));
+    __m128i c =
+        _mm_unpacklo_epi8(_mm_and_si128(_mm_srli_epi16(in, 4), nib), _mm_and_si128(in, nib));
+    c = _mm_add_epi8(_mm_add_epi8(c, zero), _mm_and_si128(_mm_cmpgt_epi8(c, nine), seven));
+    _mm_storeu_si128((__m128i *)(void *)o, c);
+#else
+    static const char hex[] = "0123456789ABCDEF";
+    for (int i = 15; i >= 0; i--, v >>= 4) {
+        o[i] = hex[v & 0xF];
+    }
+#endif
+}
+
+/* Set p->msgid_v4 and p->msgid_host from p->store_host (after it changed). */
+static inline void shmq_prod_msgid_prefix(shmq_producer_t *p)
+{
+    char id[SHMQ_MSGID_MAX];
+    shmq_msgid_format(&p->store_host, 0, id);
+    p->msgid_v4 = !p->store_host.is_v6;
+    memcpy(p->msgid_host, id, sizeof(p->msgid_host));
+}
+
+/*
+ * shmq_msgid_format(&p->store_host, phys_offset, out), on every answer: an
+ * IPv4 host's 16 characters copied, only the offset's formatted.
+ */
+static inline void shmq_prod_msgid(const shmq_producer_t *p, int64_t phys_offset,
+                                   char out[SHMQ_MSGID_MAX])
+{
+    if (__builtin_expect(!p->msgid_v4, 0)) {
+        shmq_msgid_format(&p->store_host, phys_offset, out);
+        return;
+    }
+    memcpy(out, p->msgid_host, 16);
+    shmq_prod_hex64_upper(out + 16, (uint64_t)phys_offset);
+    out[32] = '\0';
+}
+
+/*
+ * The UNIQ_KEY in uniq (a SHMQ_UNIQ_KEY_MAX array holding it NUL-terminated)
+ * into dst: the same string, cut at SHMQ_UNIQ_KEY_MAX - 1 characters.  A key
+ * of ours (SHMQ_UNIQ_KEY_LEN characters) is copied with its NUL only.
+ */
+static inline void shmq_prod_uniq_copy(char dst[SHMQ_UNIQ_KEY_MAX], const char *uniq)
+{
+    if (__builtin_expect(uniq[SHMQ_UNIQ_KEY_LEN] == '\0', 1)) {
+        memcpy(dst, uniq, SHMQ_UNIQ_KEY_LEN + 1);
+        return;
+    }
+    memcpy(dst, uniq, SHMQ_UNIQ_KEY_MAX);
+    dst[SHMQ_UNIQ_KEY_MAX - 1] = '\0';
+}
+
+/* ---- clocks ----------------------------------------------------------------------- */
+
+/* Read the wall clock's offset from the monotonic one (p->wall_off_ns). */
+static inline void shmq_prod_clock_sync(shmq_producer_t *p)
+{
+    int64_t mono = shmq_mono_ns();
+    p->wall_off_ns = shmq_now_ns() - mono;
+}
+
+/*
+ * The wall clock in ms (as shmq_now_ms) at the monotonic time mono_ns, by
+ * the offset read within the last PROD_CHECK_MS of sends: one clock read a
+ * send.  Both clocks follow NTP's slewing alike; a step of the wall clock
+ * shows in born times and UNIQ_KEYs from the next liveness check on.
+ */
+static inline int64_t shmq_prod_wall_ms(const shmq_producer_t *p, int64_t mono_ns)
+{
+    return (mono_ns + p->wall_off_ns) / 1000000;
+}
 
 /* ---- producer.c ------------------------------------------------------------------ */
 
@@ -198,8 +294,56 @@ void shmq_prod_run_done(const prod_done_t *d);
 /* Message rules (topic, body size, delay level); *tlen gets the topic length. */
 int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t *tlen);
 
+/* The topic (n bytes) is the one validated last (p->topic_name). */
+static inline bool shmq_prod_topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
+{
+    return p->topic_ok && p->topic_len == n && shmq_bytes_equal(p->topic_name, topic, n);
+}
+
+/*
+ * shmq_prod_check_message() on the send path: its usual answer (the topic
+ * validated last, a body within maxMessageSize, no delay level below 0, a
+ * queue id in range, no delivery time) without the call; anything else goes
+ * to it, which checks everything again and words the error.
+ */
+static inline int shmq_prod_check_message_at(shmq_producer_t *p, const shmq_message_t *m,
+                                             size_t *tlen)
+{
+    if (m != NULL && m->topic != NULL) {
+        size_t n = strnlen(m->topic, SHMQ_TOPIC_MAX_ANY + 1);
+        if (shmq_prod_topic_is_cached(p, m->topic, n) && (m->body != NULL || m->body_len == 0) &&
+            m->body_len <= (size_t)p->cfg->max_message_size && m->delay_level >= 0 &&
+            m->queue_id >= SHMQ_QUEUE_ANY && m->queue_id <= 65535 &&
+            (m->deliver_at_ms | m->deliver_after_ms) == 0) {
+            *tlen = n;
+            return 0;
+        }
+    }
+    return shmq_prod_check_message(p, m, tlen);
+}
+
 /* Queue for m: explicit id, hash of the sharding key, or round-robin. */
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid);
+
+/*
+ * shmq_prod_select_queue() on the send path: its usual answer (any queue,
+ * no sharding key, the topic validated last with its table entry unchanged
+ * since it was copied: round-robin over its write queues) without the call;
+ * anything else goes to it.
+ */
+static inline int shmq_prod_select_queue_at(shmq_producer_t *p, const shmq_message_t *m,
+                                            size_t tlen, int32_t *qid)
+{
+    /* Acquire: as a seqlock read in topic_write_queues (producer.c). */
+    if (m->queue_id == SHMQ_QUEUE_ANY && m->sharding_key == NULL && p->topic_cached &&
+        p->topic_nq > 0 && shmq_prod_topic_is_cached(p, m->topic, tlen) &&
+        atomic_load_explicit((_Atomic uint32_t *)&p->blk->topics[p->topic_idx].seq,
+                             memory_order_acquire) == p->topic_seq) {
+        *qid = (int32_t)(p->rr++ % (uint32_t)p->topic_nq);
+        return 0;
+    }
+    return shmq_prod_select_queue(p, m, tlen, qid);
+}
 
 /*
  * Properties of m into buf with a fresh UNIQ_KEY (copied to uniq, NUL-terminated);
@@ -207,6 +351,36 @@ int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t t
  */
 int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, char *buf, size_t cap,
                           size_t *len, char uniq[SHMQ_UNIQ_KEY_MAX], int64_t now_ms);
+
+/*
+ * m puts nothing of its own in the properties (no tags, keys, delay level,
+ * delivery time or user property; negative values were refused before) and
+ * p has no group: shmq_prod_build_props() would write the UNIQ_KEY alone.
+ */
+static inline bool shmq_prod_props_plain(const shmq_producer_t *p, const shmq_message_t *m)
+{
+    return (m->tags == NULL || m->tags[0] == '\0') && (m->keys == NULL || m->keys[0] == '\0') &&
+           m->delay_level <= 0 && m->deliver_at_ms <= 0 && m->deliver_after_ms <= 0 &&
+           m->property_count == 0 && p->group == NULL;
+}
+
+/* Bytes shmq_prod_props_uniq() writes: UNIQ_KEY, 0x01, the key, 0x02. */
+#define SHMQ_PROD_PROPS_UNIQ_LEN (sizeof(SHMQ_PROP_UNIQ_KEY) + SHMQ_UNIQ_KEY_LEN + 1)
+
+/*
+ * shmq_prod_build_props() of a message shmq_prod_props_plain() accepts,
+ * into buf (at least SHMQ_PROD_PROPS_UNIQ_LEN bytes): the same bytes, the
+ * same key in uniq; returns their length.
+ */
+static inline size_t shmq_prod_props_uniq(char *buf, char uniq[SHMQ_UNIQ_KEY_MAX], int64_t now_ms)
+{
+    const size_t name_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
+    (void)shmq_uniq_key_generate_at(uniq, now_ms);
+    memcpy(buf, SHMQ_PROP_UNIQ_KEY "\x01", name_len + 1);
+    memcpy(buf + name_len + 1, uniq, SHMQ_UNIQ_KEY_LEN);
+    buf[name_len + 1 + SHMQ_UNIQ_KEY_LEN] = SHMQ_PROP_SEP;
+    return SHMQ_PROD_PROPS_UNIQ_LEN;
+}
 
 /*
  * The ring entry view of m (kind MSG, single message, no slot yet), born at now_ms.

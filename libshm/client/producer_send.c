@@ -58,11 +58,10 @@ static inline void slot_free(shmq_producer_t *p, uint32_t s)
     pending_clear(p, s);
 }
 
-/* A request's UNIQ_KEY (a SHMQ_UNIQ_KEY_MAX array holding it NUL-terminated) into dst. */
-static void uniq_copy(char dst[SHMQ_UNIQ_KEY_MAX], const char *uniq)
+/* A request's UNIQ_KEY into dst (shmq_prod_uniq_copy). */
+static inline void uniq_copy(char dst[SHMQ_UNIQ_KEY_MAX], const char *uniq)
 {
-    memcpy(dst, uniq, SHMQ_UNIQ_KEY_MAX);
-    dst[SHMQ_UNIQ_KEY_MAX - 1] = '\0';
+    shmq_prod_uniq_copy(dst, uniq);
 }
 
 /* The result of an answer without a record: zeros, and the UNIQ_KEY to look it up by. */
@@ -77,7 +76,7 @@ static void result_from_slot(const shmq_producer_t *p, const shmq_ring_slot_t *s
                              shmq_send_result_t *res)
 {
     res->status = SHMQ_SEND_OK;
-    shmq_msgid_format(&p->store_host, sl->phys_offset, res->msg_id);
+    shmq_prod_msgid(p, sl->phys_offset, res->msg_id);
     if (uniq != NULL) {
         uniq_copy(res->uniq_key, uniq);
     } else {
@@ -129,7 +128,7 @@ static void batch_results(const shmq_producer_t *p, const prod_req_t *q,
         r->store_ts = first->store_ts;
         r->phys_offset = phys;
         r->queue_offset = first->queue_offset + (int64_t)i;
-        shmq_msgid_format(&p->store_host, phys, r->msg_id);
+        shmq_prod_msgid(p, phys, r->msg_id);
         phys += q->sizes[i];
     }
 }
@@ -603,24 +602,30 @@ static int compress_body(shmq_producer_t *p, shmq_ring_msg_t *rm)
  * Check one message and make its ring entry view *rm (pointing into
  * p->props) and its UNIQ_KEY.
  */
-static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_mono,
+static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_mono_ns,
                        shmq_ring_msg_t *rm, char uniq[SHMQ_UNIQ_KEY_MAX])
 {
-    int rc = shmq_prod_ready_at(p, now_mono);
+    int rc = shmq_prod_ready_at(p, now_mono_ns / 1000000);
     if (rc < 0) {
         return rc;
     }
     size_t tlen;
-    if ((rc = shmq_prod_check_message(p, m, &tlen)) < 0) {
+    if ((rc = shmq_prod_check_message_at(p, m, &tlen)) < 0) {
         return rc;
     }
     int32_t qid;
-    if ((rc = shmq_prod_select_queue(p, m, tlen, &qid)) < 0) {
+    if ((rc = shmq_prod_select_queue_at(p, m, tlen, &qid)) < 0) {
         return rc;
     }
     size_t plen;
-    int64_t now = shmq_now_ms(); /* the wall clock, once: born time and UNIQ_KEY */
-    if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq, now)) < 0) {
+    /* The wall clock (born time and UNIQ_KEY) from the send's monotonic read, after the
+     * liveness check that may have read the offset again. */
+    int64_t now = shmq_prod_wall_ms(p, now_mono_ns);
+    _Static_assert(sizeof(p->props) >= SHMQ_PROD_PROPS_UNIQ_LEN, "props holds a UNIQ_KEY");
+    if (shmq_prod_props_plain(p, m)) {
+        plen = shmq_prod_props_uniq(p->props, uniq, now); /* the usual message: the key alone */
+    } else if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq, now)) <
+               0) {
         return rc;
     }
     shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, now, rm);
@@ -695,11 +700,11 @@ static inline int prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mod
 static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
                     shmq_send_result_t *res, shmq_send_cb cb, void *arg)
 {
-    int64_t now = shmq_mono_ms();
-    int64_t deadline = now + p->send_timeout_ms;
+    int64_t now_ns = shmq_mono_ns(); /* the send's one clock read */
+    int64_t deadline = now_ns / 1000000 + p->send_timeout_ms;
     char uniq[SHMQ_UNIQ_KEY_MAX];
     shmq_ring_msg_t rm;
-    int rc = prepare_one(p, m, now, &rm, uniq);
+    int rc = prepare_one(p, m, now_ns, &rm, uniq);
     if (rc < 0) {
         return rc;
     }
@@ -1201,7 +1206,7 @@ int shmq_send_batch(shmq_producer_t *p, const shmq_message_t *msgs, size_t n,
         r->store_ts = first.store_ts;
         r->phys_offset = phys;
         results[i].queue_offset = first.queue_offset + (int64_t)i;
-        shmq_msgid_format(&p->store_host, phys, results[i].msg_id);
+        shmq_prod_msgid(p, phys, results[i].msg_id);
         phys += size > 0 ? size : 0;
     }
     int status = flush_status(p, end_pos, deadline);

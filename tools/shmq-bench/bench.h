@@ -106,6 +106,35 @@ typedef struct bench_hist {
 
 void bench_hist_init(bench_hist_t *h);
 void bench_hist_add_n(bench_hist_t *h, uint64_t v, uint64_t n);
+
+/* The bucket of v. */
+static inline size_t bench_hist_index(uint64_t v)
+{
+    if (v >= (1ULL << BENCH_HIST_MAX_BIT)) {
+        v = (1ULL << BENCH_HIST_MAX_BIT) - 1;
+    }
+    if (v < (1u << BENCH_HIST_SUB_BITS)) {
+        return (size_t)v;
+    }
+    int msb = 63 - __builtin_clzll(v);
+    int shift = msb - BENCH_HIST_SUB_BITS + 1;
+    /* v >> shift lies in [HALF, 2 * HALF): the linear bucket within the power of two. */
+    return (size_t)shift * BENCH_HIST_HALF + (size_t)(v >> shift);
+}
+
+/* bench_hist_add_n(h, v, 1), inline: every single acknowledgement of shmq-bench produce. */
+static inline void bench_hist_add1(bench_hist_t *h, uint64_t v)
+{
+    h->buckets[bench_hist_index(v)]++;
+    h->count++;
+    h->sum += (double)v;
+    if (v < h->min) {
+        h->min = v;
+    }
+    if (v > h->max) {
+        h->max = v;
+    }
+}
 static inline void bench_hist_add(bench_hist_t *h, uint64_t v)
 {
     bench_hist_add_n(h, v, 1);

@@ -94,20 +94,6 @@ void bench_hist_init(bench_hist_t *h)
     h->min = UINT64_MAX;
 }
 
-static size_t hist_index(uint64_t v)
-{
-    if (v >= (1ULL << BENCH_HIST_MAX_BIT)) {
-        v = (1ULL << BENCH_HIST_MAX_BIT) - 1;
-    }
-    if (v < (1u << BENCH_HIST_SUB_BITS)) {
-        return (size_t)v;
-    }
-    int msb = 63 - __builtin_clzll(v);
-    int shift = msb - BENCH_HIST_SUB_BITS + 1;
-    /* v >> shift lies in [HALF, 2 * HALF): the linear bucket within the power of two. */
-    return (size_t)shift * BENCH_HIST_HALF + (size_t)(v >> shift);
-}
-
 /* Highest value that falls into bucket i. */
 static uint64_t hist_bucket_high(size_t i)
 {
@@ -124,7 +110,7 @@ void bench_hist_add_n(bench_hist_t *h, uint64_t v, uint64_t n)
     if (n == 0) {
         return;
     }
-    h->buckets[hist_index(v)] += n;
+    h->buckets[bench_hist_index(v)] += n;
     h->count += n;
     /* n == 1 (every single acknowledgement): (double)v * 1.0 is (double)v, exactly. */
     h->sum += n == 1 ? (double)v : (double)v * (double)n;

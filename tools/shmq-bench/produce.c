@@ -68,7 +68,11 @@ static inline void record_ack(bench_prod_t *bp, int err, int64_t send_ns, int64_
     if (__builtin_expect(err == 0, 1)) {
         me->acked += n;
         me->bytes += n * bp->o->size;
-        bench_hist_add_n(&me->hist, (uint64_t)(now - send_ns), (uint64_t)n);
+        if (n == 1) {
+            bench_hist_add1(&me->hist, (uint64_t)(now - send_ns));
+        } else {
+            bench_hist_add_n(&me->hist, (uint64_t)(now - send_ns), (uint64_t)n);
+        }
         me->end_ns = now;
         /* Relaxed: the parent polls it for the writer-kill gap; one stale read costs 200 us. */
         atomic_store_explicit(&me->last_ack_ns, now, memory_order_relaxed);

@@ -1,0 +1,367 @@
+/*
+ * Unit tests of the producer's fast paths (libshm/client/producer_int.h,
+ * producer.c) against the reference functions they stand for: the message
+ * id of an answer (shmq_prod_msgid against shmq_msgid_format), the
+ * properties of a message without properties of its own
+ * (shmq_prod_props_uniq against shmq_prod_build_props), the copy of a
+ * request's UNIQ_KEY (against the full-array copy), the wall clock of a
+ * send (shmq_prod_wall_ms against shmq_now_ms), the message checks of the
+ * send path (shmq_prod_check_message_at against shmq_prod_check_message),
+ * the queue choice (shmq_prod_select_queue_at against
+ * shmq_prod_select_queue).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/producer_int.h"
+#include "format/config.h"
+#include "format/message.h"
+#include "shmq/errors.h"
+
+/* A producer handle with only what the tested helpers read. */
+static shmq_producer_t *handle(void)
+{
+    shmq_producer_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    return p;
+}
+
+static void expect_msgid(const shmq_producer_t *p, int64_t off)
+{
+    char want[SHMQ_MSGID_MAX], got[SHMQ_MSGID_MAX];
+    memset(want, 'x', sizeof(want));
+    memset(got, 'x', sizeof(got));
+    shmq_msgid_format(&p->store_host, off, want);
+    shmq_prod_msgid(p, off, got);
+    assert_string_equal(got, want);
+    assert_memory_equal(got, want, strlen(want) + 1);
+}
+
+/* Offsets with every nibble value at every place, and random ones, on v4 and v6 hosts. */
+static void test_msgid_matches_format(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    static const uint8_t v4[][4] = {
+        {127, 0, 0, 1}, {10, 255, 0, 171}, {0, 0, 0, 0}, {255, 255, 255, 255}};
+    static const int32_t ports[] = {0, 10911, 65535, -1, INT32_MAX};
+    uint64_t seed = 0x9E3779B97F4A7C15ULL;
+    for (int v6 = 0; v6 <= 1; v6++) {
+        for (size_t h = 0; h < sizeof(v4) / sizeof(v4[0]); h++) {
+            for (size_t pi = 0; pi < sizeof(ports) / sizeof(ports[0]); pi++) {
+                memset(&p->store_host, 0, sizeof(p->store_host));
+                p->store_host.is_v6 = v6 != 0;
+                for (int i = 0; i < (v6 ? 16 : 4); i++) {
+                    p->store_host.addr[i] = (uint8_t)(v4[h][i % 4] + i * 17 * v6);
+                }
+                p->store_host.port = ports[pi];
+                shmq_prod_msgid_prefix(p);
+                assert_int_equal(p->msgid_v4, !v6);
+                for (int place = 0; place < 16; place++) {
+                    for (uint64_t nv = 0; nv < 16; nv++) {
+                        expect_msgid(p, (int64_t)(nv << (4 * place)));
+                        expect_msgid(p, (int64_t) ~(nv << (4 * place)));
+                    }
+                }
+                for (int i = 0; i < 2000; i++) {
+                    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                    expect_msgid(p, (int64_t)(seed >> (i % 64)));
+                }
+                expect_msgid(p, INT64_MAX);
+                expect_msgid(p, INT64_MIN);
+                expect_msgid(p, -1);
+            }
+        }
+    }
+    /* A handle whose store host was never set formats in full. */
+    shmq_producer_t *q = handle();
+    q->store_host.addr[0] = 192;
+    q->store_host.port = 9876;
+    expect_msgid(q, 0x123456789ALL);
+    free(q);
+    free(p);
+}
+
+/* The bytes of build_props and props_uniq for m, the same but for the key each made. */
+static void expect_props_same(const shmq_producer_t *p, const shmq_message_t *m, int64_t now)
+{
+    char slow[SHMQ_PROPS_MAX], fast[SHMQ_PROPS_MAX];
+    char uslow[SHMQ_UNIQ_KEY_MAX], ufast[SHMQ_UNIQ_KEY_MAX];
+    size_t slen = 0;
+    memset(slow, 'x', sizeof(slow));
+    memset(fast, 'y', sizeof(fast));
+    assert_int_equal(shmq_prod_build_props(p, m, slow, sizeof(slow), &slen, uslow, now), 0);
+    size_t flen = shmq_prod_props_uniq(fast, ufast, now);
+    assert_int_equal(flen, slen);
+    assert_int_equal(flen, SHMQ_PROD_PROPS_UNIQ_LEN);
+    assert_int_equal(strlen(uslow), SHMQ_UNIQ_KEY_LEN);
+    assert_int_equal(strlen(ufast), SHMQ_UNIQ_KEY_LEN);
+    /* The key in place, then every byte the same. */
+    const char *ks = memmem(slow, slen, uslow, SHMQ_UNIQ_KEY_LEN);
+    assert_non_null(ks);
+    assert_int_equal(ks - slow, sizeof(SHMQ_PROP_UNIQ_KEY));
+    memcpy(slow + (ks - slow), ufast, SHMQ_UNIQ_KEY_LEN);
+    assert_memory_equal(slow, fast, slen);
+    /* The two keys: the same up to the counter (same process, same millisecond). */
+    assert_memory_equal(uslow, ufast, SHMQ_UNIQ_KEY_LEN - 4);
+    assert_string_not_equal(uslow, ufast);
+}
+
+/* What props_plain lets through builds the same properties; everything else is refused. */
+static void test_props_plain_matches_build(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    static const char body[] = "body";
+    shmq_message_t m;
+    int64_t now = 1765000000000LL;
+    for (int i = 0; i < 3000; i++, now += i % 7) {
+        shmq_message_init(&m, "BenchTopic", body, sizeof(body));
+        switch (i % 4) {
+        case 1:
+            m.tags = "";
+            m.keys = "";
+            break;
+        case 2:
+            m.queue_id = i % 8;
+            m.flag = i;
+            break;
+        case 3:
+            m.sharding_key = "order-1";
+            break;
+        default:
+            break;
+        }
+        assert_true(shmq_prod_props_plain(p, &m));
+        expect_props_same(p, &m, now);
+    }
+    shmq_property_t up = {.name = "a", .value = "b"};
+    for (int k = 0; k < 6; k++) {
+        shmq_message_init(&m, "BenchTopic", body, sizeof(body));
+        switch (k) {
+        case 0:
+            m.tags = "t";
+            break;
+        case 1:
+            m.keys = "k";
+            break;
+        case 2:
+            m.delay_level = 1;
+            break;
+        case 3:
+            m.deliver_at_ms = 1;
+            break;
+        case 4:
+            m.deliver_after_ms = 1;
+            break;
+        default:
+            m.properties = &up;
+            m.property_count = 1;
+            break;
+        }
+        assert_false(shmq_prod_props_plain(p, &m));
+    }
+    shmq_message_init(&m, "BenchTopic", body, sizeof(body));
+    char group[] = "g";
+    p->group = group;
+    p->group_len = 1;
+    assert_false(shmq_prod_props_plain(p, &m));
+    p->group = NULL;
+    free(p);
+}
+
+/* Keys of every length, garbage after the NUL: the same string as the full copy. */
+static void test_uniq_copy_matches_full(void **state)
+{
+    (void)state;
+    uint64_t seed = 12345;
+    for (int len = 0; len < SHMQ_UNIQ_KEY_MAX + 2; len++) {
+        for (int round = 0; round < 64; round++) {
+            char src[SHMQ_UNIQ_KEY_MAX], want[SHMQ_UNIQ_KEY_MAX], got[SHMQ_UNIQ_KEY_MAX];
+            for (size_t i = 0; i < sizeof(src); i++) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                char c = (char)(seed >> 56);
+                src[i] = c == '\0' || round % 4 == 0 ? 'A' + (char)(i % 26) : c;
+            }
+            if (len < SHMQ_UNIQ_KEY_MAX) {
+                src[len] = '\0';
+            }
+            if (round % 8 == 1 && len + 1 < SHMQ_UNIQ_KEY_MAX) {
+                src[SHMQ_UNIQ_KEY_LEN] = '\0'; /* a short key with a NUL at 32 as well */
+            }
+            memcpy(want, src, sizeof(want));
+            want[SHMQ_UNIQ_KEY_MAX - 1] = '\0';
+            memset(got, 'z', sizeof(got));
+            shmq_prod_uniq_copy(got, src);
+            assert_string_equal(got, want);
+        }
+    }
+}
+
+/* The wall clock of a send: within a millisecond of shmq_now_ms read around it. */
+static void test_wall_ms_matches_now(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    shmq_prod_clock_sync(p);
+    for (int i = 0; i < 20000; i++) {
+        int64_t before = shmq_now_ms();
+        int64_t w = shmq_prod_wall_ms(p, shmq_mono_ns());
+        int64_t after = shmq_now_ms();
+        assert_true(w >= before - 1);
+        assert_true(w <= after + 1);
+        if (i % 1000 == 0) {
+            shmq_prod_clock_sync(p);
+        }
+    }
+    free(p);
+}
+
+/* Every field the checks read, at the edges of its rules: the same verdict and length. */
+static void test_check_at_matches_check(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    shmq_config_t cfg;
+    shmq_config_defaults(&cfg);
+    cfg.max_message_size = 1000;
+    p->cfg = &cfg;
+    static const char *const topics[] = {"BenchTopic", "BenchTopid", "BenchTopi", "BenchTopicX",
+                                         "",           "bad topic",  "T",         NULL};
+    static const size_t lens[] = {0, 1, 999, 1000, 1001};
+    static const int32_t delays[] = {-1, 0, 1};
+    static const int32_t qids[] = {INT32_MIN, -2, -1, 0, 3, 65535, 65536};
+    static const int64_t times[] = {-1, 0, 1};
+    static const char body[] = "x";
+    int checked = 0;
+    for (int cached = 0; cached <= 1; cached++) {
+        for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++) {
+            for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+                for (int nb = 0; nb <= 1; nb++) {
+                    for (size_t d = 0; d < sizeof(delays) / sizeof(delays[0]); d++) {
+                        for (size_t q = 0; q < sizeof(qids) / sizeof(qids[0]); q++) {
+                            for (size_t at = 0; at < 3; at++) {
+                                for (size_t after = 0; after < 3; after++) {
+                                    shmq_message_t m;
+                                    shmq_message_init(&m, topics[t], nb ? NULL : body, lens[l]);
+                                    m.delay_level = delays[d];
+                                    m.queue_id = qids[q];
+                                    m.deliver_at_ms = times[at];
+                                    m.deliver_after_ms = times[after];
+                                    /* The cache as the first check left it, or cleared. */
+                                    p->topic_ok = false;
+                                    shmq_message_t first;
+                                    shmq_message_init(&first, "BenchTopic", body, 1);
+                                    size_t tl0 = 0;
+                                    if (cached) {
+                                        assert_int_equal(shmq_prod_check_message(p, &first, &tl0),
+                                                         0);
+                                    }
+                                    size_t tl_ref = 99, tl_at = 99;
+                                    int ref = shmq_prod_check_message(p, &m, &tl_ref);
+                                    p->topic_ok = false;
+                                    if (cached) {
+                                        (void)shmq_prod_check_message(p, &first, &tl0);
+                                    }
+                                    int got = shmq_prod_check_message_at(p, &m, &tl_at);
+                                    assert_int_equal(got, ref);
+                                    if (ref == 0) {
+                                        assert_int_equal(tl_at, tl_ref);
+                                    }
+                                    checked++;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    size_t tl = 0;
+    assert_int_equal(shmq_prod_check_message_at(p, NULL, &tl), SHMQ_E_ARG);
+    assert_true(checked > 10000);
+    free(p);
+}
+
+/*
+ * Two handles in the same state (a topic table entry copied, its seqlock
+ * number as copied or moved on), the same messages: the same results,
+ * queues and round-robin positions.  The entry's number is never moved
+ * while the slow path could look the topic up (that needs a store).
+ */
+static void test_select_at_matches_select(void **state)
+{
+    (void)state;
+    shmq_ctl_block_t *blk = calloc(1, sizeof(*blk));
+    shmq_producer_t *a = handle(), *b = handle();
+    assert_non_null(blk);
+    shmq_config_t cfg;
+    shmq_config_defaults(&cfg);
+    static const char body[] = "x";
+    static const int32_t nqs[] = {1, 3, 4, 7, 0, -1};
+    static const int32_t qids[] = {-1, 0, 2, 3, 6, 7, 65535};
+    static const char *const keys[] = {NULL, "order-1", ""};
+    for (size_t k = 0; k < sizeof(nqs) / sizeof(nqs[0]); k++) {
+        for (uint32_t rr = UINT32_MAX - 3; rr != 5; rr++) {
+            shmq_producer_t *hs[2] = {a, b};
+            for (int h = 0; h < 2; h++) {
+                shmq_producer_t *p = hs[h];
+                p->cfg = &cfg;
+                p->blk = blk;
+                p->rr = rr;
+                memcpy(p->topic_name, "BenchTopic", sizeof("BenchTopic"));
+                p->topic_len = sizeof("BenchTopic") - 1;
+                p->topic_ok = true;
+                p->topic_cached = true;
+                p->topic_idx = 5;
+                p->topic_seq = 8;
+                p->topic_nq = nqs[k];
+            }
+            atomic_store(&blk->topics[5].seq, 8);
+            for (size_t q = 0; q < sizeof(qids) / sizeof(qids[0]); q++) {
+                for (size_t key = 0; key < sizeof(keys) / sizeof(keys[0]); key++) {
+                    for (int i = 0; i < 5; i++) {
+                        shmq_message_t m;
+                        shmq_message_init(&m, i == 4 ? "BenchTopid" : "BenchTopic", body, 1);
+                        m.queue_id = qids[q];
+                        m.sharding_key = keys[key];
+                        if (i == 4) {
+                            /* Another topic: the fast path must not take it (the slow path
+                             * would look it up in a store: left to the integration tests). */
+                            assert_false(shmq_prod_topic_is_cached(a, m.topic, 10));
+                            continue;
+                        }
+                        int32_t qa = -7, qb = -7;
+                        int ra = shmq_prod_select_queue_at(a, &m, 10, &qa);
+                        int rb = shmq_prod_select_queue(b, &m, 10, &qb);
+                        assert_int_equal(ra, rb);
+                        assert_int_equal(qa, qb);
+                        assert_int_equal(a->rr, b->rr);
+                    }
+                }
+            }
+        }
+    }
+    free(blk);
+    free(a);
+    free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_msgid_matches_format),
+        cmocka_unit_test(test_props_plain_matches_build),
+        cmocka_unit_test(test_uniq_copy_matches_full),
+        cmocka_unit_test(test_wall_ms_matches_now),
+        cmocka_unit_test(test_check_at_matches_check),
+        cmocka_unit_test(test_select_at_matches_select),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
