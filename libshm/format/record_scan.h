@@ -45,7 +45,7 @@ int shmq_record_head_decode(const uint8_t *buf, size_t avail, int64_t expect_phy
 
 /*
  * shmq_record_head_decode(), inline: the dispatcher's and the indexer's
- * CommitLog iteration (shmq_commitlog_next_head_at) runs it on every record,
+ * CommitLog iteration (shmq_commitlog_next_head_inline) runs it on every record,
  * where a call's saving and restoring of registers costs as much as the
  * fields it reads.
  */
