@@ -95,6 +95,16 @@ typedef struct shmq_record_props {
 void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *out);
 
 /*
+ * shmq_record_props_scan() of only what one worker reads, the other fields
+ * NULL, 0: TAGS, and DELAY when delay (the dispatcher: DELAY counts only in
+ * the schedule topic); UNIQ_KEY and KEYS (the indexer).  Each field it sets
+ * is the one shmq_record_props_scan() finds.
+ */
+void shmq_record_props_scan_tags(const char *props, size_t len, bool delay,
+                                 shmq_record_props_t *out);
+void shmq_record_props_scan_keys(const char *props, size_t len, shmq_record_props_t *out);
+
+/*
  * IndexFile key hash of topic + "#" + key (abs(Java hashCode), 0 if still
  * negative), without building the string: equal to
  * shmq_index_key_hash() of the concatenation, for any bytes (ASCII is
