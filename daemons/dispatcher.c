@@ -188,8 +188,8 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
     while (d->pos < limit && records < DISPATCH_MAX_RECORDS && bytes < DISPATCH_MAX_BYTES) {
         shmq_record_head_t r;
         int64_t at = d->pos;
-        rc = shmq_commitlog_next_head_at(&d->st.cl, &d->cur, &d->pos, limit, SHMQ_DECODE_CHECK_PHYS,
-                                         &r);
+        rc = shmq_commitlog_next_head_inline(&d->st.cl, &d->cur, &d->pos, limit,
+                                             SHMQ_DECODE_CHECK_PHYS, &r);
         if (rc == SHMQ_E_END) {
             if (d->pos < limit && !refreshed) {
                 /* The next segment was created after our last look (or is not mapped yet). */

@@ -181,8 +181,8 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
     while (x->pos < limit && records < INDEX_MAX_RECORDS && bytes < INDEX_MAX_BYTES) {
         shmq_record_head_t r;
         int64_t at = x->pos;
-        int rc = shmq_commitlog_next_head_at(&x->cl, &x->cur, &x->pos, limit,
-                                             SHMQ_DECODE_CHECK_PHYS, &r);
+        int rc = shmq_commitlog_next_head_inline(&x->cl, &x->cur, &x->pos, limit,
+                                                 SHMQ_DECODE_CHECK_PHYS, &r);
         if ((rc == SHMQ_E_END && x->pos < limit) || rc == SHMQ_E_RANGE) {
             if (!refreshed) {
                 /* A segment created (or removed) since the last look, or not mapped yet. */

@@ -488,81 +488,6 @@ static int32_t peek32(const uint8_t *p)
     return (int32_t)shmq_get_be32(p);
 }
 
-/*
- * The segment holding p, from the cursor when it still holds it (no lookup
- * for the records after the first), else found and kept.  NULL when no
- * mapped segment holds p.
- */
-static const shmq_mapped_file_t *cursor_seg(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur,
-                                            int64_t p)
-{
-    const shmq_mapped_file_t *mf = cur->seg;
-    if (mf != NULL && cur->unmapped == cl->q.unmapped && p >= mf->start_offset &&
-        p - mf->start_offset < seg_size(cl)) {
-        return mf;
-    }
-    mf = shmq_mfq_find(&cl->q, p);
-    cur->seg = mf;
-    cur->unmapped = cl->q.unmapped;
-    return mf;
-}
-
-/*
- * The iteration of shmq_commitlog_next() and shmq_commitlog_next_head():
- * exactly one of rec and head is filled, by the full or the light decode.
- * Inline into each of them: shmq_commitlog_next_head_at() runs once per
- * record in the dispatcher and the indexer, where a second call costs as
- * much as a field check.
- */
-static inline __attribute__((always_inline)) int
-next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos, int64_t limit,
-            unsigned flags, shmq_record_t *rec, shmq_record_head_t *head)
-{
-    for (;;) {
-        int64_t p = *pos;
-        if (p >= limit) {
-            return SHMQ_E_END;
-        }
-        const shmq_mapped_file_t *mf = cursor_seg(cl, cur, p);
-        if (!mf) {
-            if (p < shmq_mfq_min_offset(&cl->q)) {
-                return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: offset %lld was removed",
-                                      cl->q.dir, (long long)p);
-            }
-            return SHMQ_E_END;
-        }
-        int64_t rel = p - mf->start_offset;
-        int64_t seg_end = mf->start_offset + seg_size(cl);
-        int64_t to_end = seg_end - p;
-        int64_t avail = (limit < seg_end ? limit : seg_end) - p;
-        const uint8_t *buf = mf->base + rel;
-
-        /* avail <= to_end: avail >= SHMQ_BLANK_MIN_LEN says both are. */
-        if (avail >= SHMQ_BLANK_MIN_LEN && peek32(buf + 4) == SHMQ_MAGIC_BLANK) {
-            avail = to_end; /* a blank record's length reaches the segment end */
-        } else if (limit < seg_end) {
-            /* A record that crosses limit is not there yet. */
-            if (avail < SHMQ_BLANK_MIN_LEN) {
-                return SHMQ_E_END;
-            }
-            int32_t total = peek32(buf);
-            if (total > avail && total <= to_end) {
-                return SHMQ_E_END;
-            }
-        }
-        int rc = rec ? shmq_record_decode(buf, (size_t)avail, p, flags, rec)
-                     : shmq_record_head_decode_inline(buf, (size_t)avail, p, flags, head);
-        if (rc == 0) {
-            *pos = seg_end;
-            continue;
-        }
-        if (rc > 0) {
-            *pos = p + rc;
-        }
-        return rc;
-    }
-}
-
 int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, unsigned flags,
                         shmq_record_t *out)
 {
@@ -570,7 +495,7 @@ int shmq_commitlog_next(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
         return SHMQ_E_ARG;
     }
     shmq_cl_cursor_t cur = {0};
-    return next_record(cl, &cur, pos, limit, flags, out, NULL);
+    return shmq_commitlog_next_record(cl, &cur, pos, limit, flags, out, NULL);
 }
 
 int shmq_commitlog_next_head(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit,
@@ -580,13 +505,13 @@ int shmq_commitlog_next_head(const shmq_commitlog_t *cl, int64_t *pos, int64_t l
         return SHMQ_E_ARG;
     }
     shmq_cl_cursor_t cur = {0};
-    return next_record(cl, &cur, pos, limit, flags, NULL, out);
+    return shmq_commitlog_next_record(cl, &cur, pos, limit, flags, NULL, out);
 }
 
 int shmq_commitlog_next_head_at(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos,
                                 int64_t limit, unsigned flags, shmq_record_head_t *out)
 {
-    return next_record(cl, cur, pos, limit, flags, NULL, out);
+    return shmq_commitlog_next_record(cl, cur, pos, limit, flags, NULL, out);
 }
 
 int shmq_commitlog_skip(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, int64_t *last)

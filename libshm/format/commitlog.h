@@ -164,6 +164,91 @@ int shmq_commitlog_next_head_at(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cu
                                 int64_t limit, unsigned flags, shmq_record_head_t *out);
 
 /*
+ * The segment holding p, from the cursor when it still holds it (no lookup
+ * for the records after the first), else found and kept.  NULL when no
+ * mapped segment holds p.
+ */
+static inline __attribute__((always_inline)) const shmq_mapped_file_t *
+shmq_commitlog_cursor_seg(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t p)
+{
+    const shmq_mapped_file_t *mf = cur->seg;
+    if (mf != NULL && cur->unmapped == cl->q.unmapped && p >= mf->start_offset &&
+        p - mf->start_offset < (int64_t)cl->q.seg_size) {
+        return mf;
+    }
+    mf = shmq_mfq_find(&cl->q, p);
+    cur->seg = mf;
+    cur->unmapped = cl->q.unmapped;
+    return mf;
+}
+
+/*
+ * The iteration of shmq_commitlog_next() and shmq_commitlog_next_head():
+ * exactly one of rec and head is filled, by the full or the light decode.
+ * Inline into each of them, and through shmq_commitlog_next_head_inline()
+ * into the dispatcher's and the indexer's loops, which run it once per
+ * record: there a call's saving and restoring of registers costs as much
+ * as the checks of a record's head.
+ */
+static inline __attribute__((always_inline)) int
+shmq_commitlog_next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos,
+                           int64_t limit, unsigned flags, shmq_record_t *rec,
+                           shmq_record_head_t *head)
+{
+    for (;;) {
+        int64_t p = *pos;
+        if (p >= limit) {
+            return SHMQ_E_END;
+        }
+        const shmq_mapped_file_t *mf = shmq_commitlog_cursor_seg(cl, cur, p);
+        if (!mf) {
+            if (p < shmq_mfq_min_offset(&cl->q)) {
+                return shmq_error_set(SHMQ_E_RANGE, "commitlog %s: offset %lld was removed",
+                                      cl->q.dir, (long long)p);
+            }
+            return SHMQ_E_END;
+        }
+        int64_t rel = p - mf->start_offset;
+        int64_t seg_end = mf->start_offset + (int64_t)cl->q.seg_size;
+        int64_t to_end = seg_end - p;
+        int64_t avail = (limit < seg_end ? limit : seg_end) - p;
+        const uint8_t *buf = mf->base + rel;
+
+        /* avail <= to_end: avail >= SHMQ_BLANK_MIN_LEN says both are. */
+        if (avail >= SHMQ_BLANK_MIN_LEN && (int32_t)shmq_get_be32(buf + 4) == SHMQ_MAGIC_BLANK) {
+            avail = to_end; /* a blank record's length reaches the segment end */
+        } else if (limit < seg_end) {
+            /* A record that crosses limit is not there yet. */
+            if (avail < SHMQ_BLANK_MIN_LEN) {
+                return SHMQ_E_END;
+            }
+            int32_t total = (int32_t)shmq_get_be32(buf);
+            if (total > avail && total <= to_end) {
+                return SHMQ_E_END;
+            }
+        }
+        int rc = rec ? shmq_record_decode(buf, (size_t)avail, p, flags, rec)
+                     : shmq_record_head_decode_inline(buf, (size_t)avail, p, flags, head);
+        if (rc == 0) {
+            *pos = seg_end;
+            continue;
+        }
+        if (rc > 0) {
+            *pos = p + rc;
+        }
+        return rc;
+    }
+}
+
+/* shmq_commitlog_next_head_at(), inline: for a worker's loop over records. */
+static inline __attribute__((always_inline)) int
+shmq_commitlog_next_head_inline(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, int64_t *pos,
+                                int64_t limit, unsigned flags, shmq_record_head_t *out)
+{
+    return shmq_commitlog_next_record(cl, cur, pos, limit, flags, NULL, out);
+}
+
+/*
  * Walk records by their size fields only, from *pos (a record boundary) up
  * to limit: checks each header's magic and that its size lies between the
  * fixed part and its segment's end; a blank record moves to the next

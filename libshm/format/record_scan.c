@@ -136,7 +136,18 @@ static inline const char *find_sep(const char *props, const char *p, const char 
     return NULL;
 }
 
-void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *out)
+/* The properties a scan looks for (a constant in each caller: the other cases fold away). */
+enum {
+    WANT_TAGS = 1u << 0,
+    WANT_KEYS = 1u << 1,
+    WANT_UNIQ_KEY = 1u << 2,
+    WANT_DELAY = 1u << 3,
+    WANT_ALL = WANT_TAGS | WANT_KEYS | WANT_UNIQ_KEY | WANT_DELAY,
+};
+
+/* shmq_record_props_scan() of the properties in want (the others stay NULL, 0). */
+static inline __attribute__((always_inline)) void
+props_scan(const char *props, size_t len, unsigned want, shmq_record_props_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (ends_with_crc_property(props, len)) {
@@ -150,26 +161,54 @@ void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *
         /* A later occurrence overrides an earlier one, as shmq_props_get(). */
         switch (seg[0]) {
         case 'T':
-            take(seg, seg_len, SHMQ_PROP_TAGS, sizeof(SHMQ_PROP_TAGS) - 1, &out->tags,
-                 &out->tags_len);
+            if (want & WANT_TAGS) {
+                take(seg, seg_len, SHMQ_PROP_TAGS, sizeof(SHMQ_PROP_TAGS) - 1, &out->tags,
+                     &out->tags_len);
+            }
             break;
         case 'K':
-            take(seg, seg_len, SHMQ_PROP_KEYS, sizeof(SHMQ_PROP_KEYS) - 1, &out->keys,
-                 &out->keys_len);
+            if (want & WANT_KEYS) {
+                take(seg, seg_len, SHMQ_PROP_KEYS, sizeof(SHMQ_PROP_KEYS) - 1, &out->keys,
+                     &out->keys_len);
+            }
             break;
         case 'U':
-            take(seg, seg_len, SHMQ_PROP_UNIQ_KEY, sizeof(SHMQ_PROP_UNIQ_KEY) - 1, &out->uniq_key,
-                 &out->uniq_key_len);
+            if (want & WANT_UNIQ_KEY) {
+                take(seg, seg_len, SHMQ_PROP_UNIQ_KEY, sizeof(SHMQ_PROP_UNIQ_KEY) - 1,
+                     &out->uniq_key, &out->uniq_key_len);
+            }
             break;
         case 'D':
-            take(seg, seg_len, SHMQ_PROP_DELAY, sizeof(SHMQ_PROP_DELAY) - 1, &out->delay,
-                 &out->delay_len);
+            if (want & WANT_DELAY) {
+                take(seg, seg_len, SHMQ_PROP_DELAY, sizeof(SHMQ_PROP_DELAY) - 1, &out->delay,
+                     &out->delay_len);
+            }
             break;
         default:
             break;
         }
         pos += seg_len + 1;
     }
+}
+
+void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *out)
+{
+    props_scan(props, len, WANT_ALL, out);
+}
+
+void shmq_record_props_scan_tags(const char *props, size_t len, bool delay,
+                                 shmq_record_props_t *out)
+{
+    if (delay) {
+        props_scan(props, len, WANT_TAGS | WANT_DELAY, out);
+    } else {
+        props_scan(props, len, WANT_TAGS, out);
+    }
+}
+
+void shmq_record_props_scan_keys(const char *props, size_t len, shmq_record_props_t *out)
+{
+    props_scan(props, len, WANT_UNIQ_KEY | WANT_KEYS, out);
 }
 
 /* ---- index key hash ----------------------------------------------------------------------- */

@@ -45,7 +45,7 @@ int shmq_record_head_decode(const uint8_t *buf, size_t avail, int64_t expect_phy
 
 /*
  * shmq_record_head_decode(), inline: the dispatcher's and the indexer's
- * CommitLog iteration (shmq_commitlog_next_head_at) runs it on every record,
+ * CommitLog iteration (shmq_commitlog_next_head_inline) runs it on every record,
  * where a call's saving and restoring of registers costs as much as the
  * fields it reads.
  */
@@ -93,6 +93,16 @@ typedef struct shmq_record_props {
 } shmq_record_props_t;
 
 void shmq_record_props_scan(const char *props, size_t len, shmq_record_props_t *out);
+
+/*
+ * shmq_record_props_scan() of only what one worker reads, the other fields
+ * NULL, 0: TAGS, and DELAY when delay (the dispatcher: DELAY counts only in
+ * the schedule topic); UNIQ_KEY and KEYS (the indexer).  Each field it sets
+ * is the one shmq_record_props_scan() finds.
+ */
+void shmq_record_props_scan_tags(const char *props, size_t len, bool delay,
+                                 shmq_record_props_t *out);
+void shmq_record_props_scan_keys(const char *props, size_t len, shmq_record_props_t *out);
 
 /*
  * IndexFile key hash of topic + "#" + key (abs(Java hashCode), 0 if still

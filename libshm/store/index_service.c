@@ -294,7 +294,7 @@ int shmq_index_foreach_key(const char *props, size_t props_len,
                            int (*fn)(void *arg, bool uniq, const char *key, size_t len), void *arg)
 {
     shmq_record_props_t pr;
-    shmq_record_props_scan(props, props_len, &pr);
+    shmq_record_props_scan_keys(props, props_len, &pr);
     return foreach_scanned_key(&pr, fn, arg);
 }
 
@@ -386,7 +386,7 @@ int shmq_index_put_head(shmq_index_service_t *svc, const shmq_record_head_t *r)
         return 0;
     }
     shmq_record_props_t pr;
-    shmq_record_props_scan(r->props, r->props_len, &pr);
+    shmq_record_props_scan_keys(r->props, r->props_len, &pr);
     int added = 0, rc = 0;
     if (pr.uniq_key) {
         rc = put_key(svc, r, pr.uniq_key, pr.uniq_key_len);

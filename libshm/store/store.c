@@ -527,9 +527,10 @@ static int64_t tags_code_of(const shmq_config_t *cfg, bool schedule_topic,
 int64_t shmq_store_tags_code(const shmq_config_t *cfg, const char *topic, size_t topic_len,
                              const char *props, size_t props_len, int64_t store_ts)
 {
+    bool schedule = is_schedule_topic(topic, topic_len);
     shmq_record_props_t pr;
-    shmq_record_props_scan(props, props_len, &pr);
-    return tags_code_of(cfg, is_schedule_topic(topic, topic_len), &pr, store_ts);
+    shmq_record_props_scan_tags(props, props_len, schedule, &pr);
+    return tags_code_of(cfg, schedule, &pr, store_ts);
 }
 
 static int ensure_topic(shmq_store_t *st, const char *topic, size_t len, int32_t queue_id)
@@ -645,10 +646,11 @@ int shmq_store_dispatch_head(shmq_store_t *st, const shmq_record_head_t *r, shmq
         q = found;
         *recent = q;
     }
+    /* DELAY counts only in the schedule topic: the scan looks for it there only. */
+    bool schedule = q->scheduler && is_schedule_topic(r->topic, r->topic_len);
     shmq_record_props_t pr;
-    shmq_record_props_scan(r->props, r->props_len, &pr);
-    int64_t tags = tags_code_of(&st->cfg, q->scheduler && is_schedule_topic(r->topic, r->topic_len),
-                                &pr, r->store_ts);
+    shmq_record_props_scan_tags(r->props, r->props_len, schedule, &pr);
+    int64_t tags = tags_code_of(&st->cfg, schedule, &pr, r->store_ts);
     /* Our own write_pos (this process is the queue's only writer): no atomic load needed. */
     int64_t before = q->cq.write_pos;
     rc = shmq_cq_append(&q->cq, r->queue_offset, r->phys_offset, r->total_size, tags);

@@ -961,6 +961,70 @@ static void test_next_head_and_skip_follow_the_full_iteration(void **state)
     shmq_commitlog_close(&cl);
 }
 
+/* One reader's pass with shmq_commitlog_next_head_inline() through a cursor, against
+ * shmq_commitlog_next() from the same position: the same result and position. */
+static void head_inline_follows_next(const shmq_commitlog_t *cl, int64_t limit, unsigned flags)
+{
+    shmq_cl_cursor_t cur = {0};
+    int64_t pos = 0, hpos = 0;
+    for (;;) {
+        shmq_record_t rec;
+        shmq_record_head_t h;
+        int rc = shmq_commitlog_next(cl, &pos, limit, flags, &rec);
+        int hrc = shmq_commitlog_next_head_inline(cl, &cur, &hpos, limit, flags, &h);
+        assert_int_equal(hrc, rc);
+        assert_int_equal(hpos, pos);
+        if (rc <= 0) {
+            return;
+        }
+        assert_int_equal(h.phys_offset, rec.phys_offset);
+        assert_int_equal(h.queue_offset, rec.queue_offset);
+        assert_int_equal(h.queue_id, rec.queue_id);
+        assert_int_equal(h.store_ts, rec.store_ts);
+        assert_int_equal(h.sysflag, rec.sysflag);
+        assert_int_equal(h.total_size, rec.total_size);
+        assert_ptr_equal(h.topic, rec.topic);
+        assert_int_equal(h.topic_len, rec.topic_len);
+        assert_ptr_equal(h.props, rec.props);
+        assert_int_equal(h.props_len, rec.props_len);
+    }
+}
+
+static void test_next_head_inline_follows_next_at_every_limit_and_damage(void **state)
+{
+    enum { N = 40 };
+    shmq_commitlog_t cl;
+    shmq_append_result_t res[N];
+
+    open_log(&cl, *state, SEG, SHMQ_MF_PREFAULT);
+    for (int i = 0; i < N; i++) {
+        shmq_msg_in_t m = msg_with_body((size_t)(i * 53) % 900);
+        m.queue_id = i % 3;
+        assert_int_equal(shmq_commitlog_append(&cl, &m, 10 + i, 7000 + i, &res[i]), 0);
+    }
+    assert_true(cl.q.count >= 4);
+    /* Every limit from the start to the end: records, blanks, a record cut by the limit. */
+    for (int64_t limit = 0; limit <= cl.wrote_pos; limit += 7) {
+        head_inline_follows_next(&cl, limit, SHMQ_DECODE_CHECK_PHYS);
+        head_inline_follows_next(&cl, limit, 0);
+    }
+    /* A damaged byte in each of a record's first 120 bytes and in its lengths: the same
+     * error (or the same record) at the same place. */
+    int k = 7;
+    shmq_mapped_file_t *mf = shmq_mfq_find(&cl.q, res[k].phys_offset);
+    uint8_t *b = mf->base + (res[k].phys_offset - mf->start_offset);
+    for (int i = 0; i < 120; i++) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            b[i] ^= (uint8_t)(1u << bit);
+            head_inline_follows_next(&cl, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS);
+            b[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    shmq_record_t rec;
+    assert_int_equal(shmq_commitlog_read(&cl, res[k].phys_offset, ALL_CHECK, &rec), res[k].size);
+    shmq_commitlog_close(&cl);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
@@ -992,6 +1056,7 @@ int main(void)
         T(test_put_raw_refuses_a_damaged_record_and_keeps_what_checked),
         T(test_put_raw_empty_log_starts_at_a_segment),
         T(test_next_head_and_skip_follow_the_full_iteration),
+        T(test_next_head_inline_follows_next_at_every_limit_and_damage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

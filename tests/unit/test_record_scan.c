@@ -320,6 +320,81 @@ static void test_topic_key_hash_memo_equals_the_plain_hash(void **state)
     }
 }
 
+/* The partial scans against the full one: the fields each looks for equal, the rest NULL, 0. */
+static void check_partial_scans(const char *p, size_t len)
+{
+    shmq_record_props_t all, t, td, k;
+    shmq_record_props_scan(p, len, &all);
+    shmq_record_props_scan_tags(p, len, false, &t);
+    shmq_record_props_scan_tags(p, len, true, &td);
+    shmq_record_props_scan_keys(p, len, &k);
+    assert_ptr_equal(t.tags, all.tags);
+    assert_int_equal(t.tags_len, all.tags_len);
+    assert_ptr_equal(td.tags, all.tags);
+    assert_int_equal(td.tags_len, all.tags_len);
+    assert_ptr_equal(td.delay, all.delay);
+    assert_int_equal(td.delay_len, all.delay_len);
+    assert_ptr_equal(k.uniq_key, all.uniq_key);
+    assert_int_equal(k.uniq_key_len, all.uniq_key_len);
+    assert_ptr_equal(k.keys, all.keys);
+    assert_int_equal(k.keys_len, all.keys_len);
+    assert_null(t.keys);
+    assert_null(t.uniq_key);
+    assert_null(t.delay);
+    assert_int_equal(t.keys_len + t.uniq_key_len + t.delay_len, 0);
+    assert_null(td.keys);
+    assert_null(td.uniq_key);
+    assert_int_equal(td.keys_len + td.uniq_key_len, 0);
+    assert_null(k.tags);
+    assert_null(k.delay);
+    assert_int_equal(k.tags_len + k.delay_len, 0);
+}
+
+static void test_partial_props_scans_find_what_the_full_scan_finds(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {"TAGS",
+                                        "KEYS",
+                                        "UNIQ_KEY",
+                                        "DELAY",
+                                        "T",
+                                        "K",
+                                        "U",
+                                        "D",
+                                        "\001",
+                                        "\002",
+                                        "x",
+                                        " ",
+                                        "TAGS\001",
+                                        "KEYS\001",
+                                        "DELAY\001",
+                                        "UNIQ_KEY\001",
+                                        "__CRC32#\001",
+                                        "0123456789",
+                                        "\002TAGS\001"};
+    char buf[300];
+    for (int round = 0; round < 100000; round++) {
+        size_t len = 0;
+        int parts_n = (int)(next_rand() % 16);
+        for (int j = 0; j < parts_n; j++) {
+            const char *s = parts[next_rand() % (sizeof(parts) / sizeof(parts[0]))];
+            size_t l = strlen(s);
+            memcpy(buf + len, s, l);
+            len += l;
+        }
+        if (next_rand() % 2 == 0) {
+            /* shmq's tail, as every record the store writes ends */
+            static const char tail[] = "\002__CRC32#\0010123456789\002";
+            memcpy(buf + len, tail, sizeof(tail) - 1);
+            len += sizeof(tail) - 1;
+        }
+        check_partial_scans(buf, len);
+    }
+    static const char rec[] =
+        "UNIQ_KEY\001C00002027DFA85325A991E64704B0000\002__CRC32#\0018756936450\002";
+    check_partial_scans(rec, sizeof(rec) - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_topic_key_hash_is_java_hashcode_of_topic_hash_key),
         cmocka_unit_test(test_topic_key_hash_equals_the_hash_of_the_joined_bytes),
         cmocka_unit_test(test_topic_key_hash_memo_equals_the_plain_hash),
+        cmocka_unit_test(test_partial_props_scans_find_what_the_full_scan_finds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
