@@ -592,9 +592,11 @@ static void crc_digits(char *out, uint32_t v)
     five_digits(out + 5, v / 100000);
 }
 
-int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
-                                int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
-                                uint8_t *dst)
+/* shmq_record_encode_plan(), its record CRC in one pass over the record or, with combine,
+ * from the body CRC (two instances, so that the usual short body keeps the one-pass code). */
+static inline __attribute__((always_inline)) int64_t
+encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
+            int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool combine)
 {
     int32_t sysflag = m->sysflag & ~(SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6);
     if (m->born_host.is_v6) {
@@ -654,13 +656,16 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
      * the CPU multiplies carry-less; the bit-by-bit shift would cost more than the pass). */
     uint32_t crc;
 #if defined(__x86_64__)
-    if (m->body_len >= SHMQ_CRC_COMBINE_MIN && crc_have_clmul) {
+    if (combine) {
         const uint8_t *body_end = body + m->body_len,
                       *crc_end = dst + pl->total - SHMQ_CRC_PROP_LEN;
         crc = crc32_gzip_refl(0, dst, (uint64_t)(body - dst));
         crc = crc_shift_clmul(crc, (uint32_t)m->body_len) ^ body_crc;
         crc = crc32_gzip_refl(crc, body_end, (uint64_t)(crc_end - body_end)) & 0x7FFFFFFFu;
     } else
+#else
+    (void)combine;
+    (void)body;
 #endif
     {
         crc = crc_masked(dst, (size_t)pl->total - SHMQ_CRC_PROP_LEN);
@@ -668,6 +673,27 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
     crc_digits((char *)p, crc);
     p[CRC_PROP_DIGITS] = SHMQ_PROP_SEP;
     return pl->total;
+}
+
+#if defined(__x86_64__)
+static __attribute__((noinline)) int64_t
+encode_plan_combined(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
+                     int64_t phys_offset, int64_t store_ts, uint8_t *dst)
+{
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true);
+}
+#endif
+
+int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                uint8_t *dst)
+{
+#if defined(__x86_64__)
+    if (m->body_len >= SHMQ_CRC_COMBINE_MIN && crc_have_clmul) {
+        return encode_plan_combined(m, pl, queue_offset, phys_offset, store_ts, dst);
+    }
+#endif
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false);
 }
 
 int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,
