@@ -26,6 +26,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "base/bytes.h"
 #include "format/record_layout.h"
@@ -56,6 +59,106 @@ uint32_t shmq_crc32(const void *buf, size_t len)
 int32_t shmq_crc32_masked(const void *buf, size_t len)
 {
     return (int32_t)crc_masked(buf, len);
+}
+
+/* ---- CRC combination --------------------------------------------------- *
+ * crc32(A || B) = crc32(A) * x^(8 |B|) mod P  xor  crc32(B), with CRCs as zlib keeps them
+ * (reflected: bit 31 holds x^0).  The encoder uses it to take the record CRC of a long body
+ * from the body CRC it has just computed, instead of reading the body a second time. */
+
+/* x^(8 d 16^i) mod P for each hex digit d of a length at position i (d = 0: x^0). */
+static const uint32_t crc_x8n_digit[8][16] = {
+    {0x80000000, 0x00800000, 0x00008000, 0x00000080, 0xedb88320, 0x3b83984b, 0xe1351b80, 0xed59b63b,
+     0xb1e6b092, 0x1eb014d8, 0x8816eaf2, 0x533b85da, 0x6655004f, 0xe6050901, 0x77e1359f,
+     0x60c76fe0},
+    {0x80000000, 0xa06a2517, 0xed627dae, 0x15141c31, 0x88d14467, 0x4721589f, 0xe5b592b8, 0x6325605c,
+     0xd7bbfe6a, 0xdb54814c, 0x0eaee722, 0x784d2a56, 0x62b6ca4b, 0x291ea462, 0x6b1d2b53,
+     0x8fd2cd3c},
+    {0x80000000, 0xec447f11, 0x8e7ea170, 0x05616c82, 0x6427800e, 0x5ef840e2, 0xbf110f7e, 0x118f848e,
+     0x4d47bae0, 0xa84bdc84, 0x0b19ae7f, 0xaf5619bc, 0x6347a4bd, 0xd91ef3cb, 0x13d40d42,
+     0x5b6cda72},
+    {0x80000000, 0x09fe548f, 0x83852d0f, 0xe4b54665, 0x30362f1a, 0x668145e1, 0xf27674ad, 0xb8c9f94b,
+     0x7b5a9cc3, 0x866744b2, 0xc99622b9, 0xafe90854, 0xec735cea, 0xefe9d761, 0x0f9f0002,
+     0xf014301e},
+    {0x80000000, 0x31fec169, 0x9fec022a, 0x169810b5, 0x6c8dedc4, 0x2484f1bc, 0x0abf1a4f, 0x31ca80c2,
+     0x15d6874d, 0xbd2a626f, 0xaddc2f07, 0x6736439c, 0x07474644, 0xf4165146, 0xfb765627,
+     0xe2faf430},
+    {0x80000000, 0x5fde7a4e, 0xbad90e37, 0x799a8cf7, 0x2e4e5eef, 0x7ad256cc, 0x725d2aad, 0xc340f13e,
+     0x4eaba214, 0x05efb6ad, 0x36a60923, 0x65b78f8d, 0xdfcd2365, 0x55252240, 0x2177bc48,
+     0x3446c848},
+    {0x80000000, 0xa8a472c0, 0x429a969e, 0x3e855758, 0x148d302a, 0xec8302fa, 0x6633295b, 0x9dd77bf8,
+     0xc40ba6d0, 0xc0262b6b, 0x9c7b4c60, 0x48536a3e, 0x966bbc20, 0x21476b31, 0xa1c375b0,
+     0x33f2d7b5},
+    {0x80000000, 0xc4e22c3c, 0x40000000, 0x6271161e, 0x20000000, 0x31388b0f, 0x10000000, 0xf524c6a7,
+     0x08000000, 0x972ae073, 0x04000000, 0xa62df319, 0x02000000, 0xbeae7aac, 0x01000000,
+     0x5f573d56},
+};
+
+#if defined(__x86_64__)
+/* Whether the CPU multiplies carry-less (PCLMULQDQ): decided once, before main(). */
+static bool crc_have_clmul;
+
+__attribute__((constructor)) static void crc_detect_clmul(void)
+{
+    __builtin_cpu_init();
+    crc_have_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+}
+#endif
+
+/* a * b mod P, bit by bit (zlib's multmodp); a must not be 0 (a power of x never is). */
+static uint32_t crc_mulmod_bits(uint32_t a, uint32_t b)
+{
+    uint32_t m = 1u << 31, p = 0;
+    for (;;) {
+        if (a & m) {
+            p ^= b;
+            if ((a & (m - 1)) == 0) {
+                break;
+            }
+        }
+        m >>= 1;
+        b = (b & 1) ? (b >> 1) ^ 0xEDB88320u : b >> 1;
+    }
+    return p;
+}
+
+#if defined(__x86_64__)
+/* a * b mod P: one carry-less product (63 bits, shifted to 64 so that its high half is the
+ * x^31..x^0 part), then a Barrett reduction of its low half (x^63..x^32) by the reflected
+ * constants mu = 0x1F7011641 and P = 0x1DB710641. */
+__attribute__((target("pclmul,sse4.1"))) static inline uint32_t crc_mulmod_clmul(uint32_t a,
+                                                                                 uint32_t b)
+{
+    const __m128i k = _mm_set_epi64x(0x1F7011641LL, 0x1DB710641LL);
+    const __m128i lo32 = _mm_set_epi64x(0, 0xFFFFFFFFLL);
+    __m128i r = _mm_clmulepi64_si128(_mm_cvtsi32_si128((int)a), _mm_cvtsi32_si128((int)b), 0x00);
+    r = _mm_slli_epi64(r, 1);
+    __m128i t = _mm_clmulepi64_si128(_mm_and_si128(r, lo32), k, 0x10);
+    t = _mm_clmulepi64_si128(_mm_and_si128(t, lo32), k, 0x00);
+    return (uint32_t)_mm_extract_epi32(_mm_xor_si128(r, t), 1);
+}
+
+/* crc * x^(8 len) mod P: the CRC crc of some bytes moved past len more bytes. */
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc_shift_clmul(uint32_t crc, uint32_t len)
+{
+    uint32_t x = crc_x8n_digit[0][len & 15];
+    for (unsigned i = 1; (len >>= 4) != 0; i++) {
+        if ((len & 15) != 0) {
+            x = crc_mulmod_clmul(x, crc_x8n_digit[i][len & 15]);
+        }
+    }
+    return crc_mulmod_clmul(crc, x);
+}
+#endif
+
+uint32_t shmq_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint32_t len_b)
+{
+    /* Bit by bit on every CPU: the encoder's carry-less path is compared with it. */
+    uint32_t x = crc_x8n_digit[0][len_b & 15];
+    for (unsigned i = 1; (len_b >>= 4) != 0; i++) {
+        x = crc_mulmod_bits(x, crc_x8n_digit[i][len_b & 15]);
+    }
+    return crc_mulmod_bits(x, crc_a) ^ crc_b;
 }
 
 static inline bool utf8_cont(uint8_t b)
@@ -489,9 +592,11 @@ static void crc_digits(char *out, uint32_t v)
     five_digits(out + 5, v / 100000);
 }
 
-int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
-                                int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
-                                uint8_t *dst)
+/* shmq_record_encode_plan(), its record CRC in one pass over the record or, with combine,
+ * from the body CRC (two instances, so that the usual short body keeps the one-pass code). */
+static inline __attribute__((always_inline)) int64_t
+encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
+            int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool combine)
 {
     int32_t sysflag = m->sysflag & ~(SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6);
     if (m->born_host.is_v6) {
@@ -522,7 +627,9 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
         memcpy(p, m->body, m->body_len);
     }
     /* BODYCRC of the bytes as written (the source may be shared memory: read once). */
-    shmq_put_be32(dst + 8, crc_masked(p, m->body_len));
+    const uint8_t *body = p;
+    uint32_t body_crc = crc32_gzip_refl(0, body, (uint64_t)m->body_len);
+    shmq_put_be32(dst + 8, body_crc & 0x7FFFFFFFu);
     p += m->body_len;
     if (pl->v2) {
         shmq_put_be16(p, (uint16_t)m->topic_len);
@@ -543,11 +650,50 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
     }
     memcpy(p, crc_prop_head, CRC_PROP_HEAD_LEN);
     p += CRC_PROP_HEAD_LEN;
-    /* The record CRC covers everything before the tail, offsets included. */
-    uint32_t crc = crc_masked(dst, (size_t)pl->total - SHMQ_CRC_PROP_LEN);
+    /* The record CRC covers everything before the tail, offsets included.  Past
+     * SHMQ_CRC_COMBINE_MIN body bytes it is put together from the CRCs of the head, of the
+     * body (computed above) and of what follows the body, without reading the body again (where
+     * the CPU multiplies carry-less; the bit-by-bit shift would cost more than the pass). */
+    uint32_t crc;
+#if defined(__x86_64__)
+    if (combine) {
+        const uint8_t *body_end = body + m->body_len,
+                      *crc_end = dst + pl->total - SHMQ_CRC_PROP_LEN;
+        crc = crc32_gzip_refl(0, dst, (uint64_t)(body - dst));
+        crc = crc_shift_clmul(crc, (uint32_t)m->body_len) ^ body_crc;
+        crc = crc32_gzip_refl(crc, body_end, (uint64_t)(crc_end - body_end)) & 0x7FFFFFFFu;
+    } else
+#else
+    (void)combine;
+    (void)body;
+#endif
+    {
+        crc = crc_masked(dst, (size_t)pl->total - SHMQ_CRC_PROP_LEN);
+    }
     crc_digits((char *)p, crc);
     p[CRC_PROP_DIGITS] = SHMQ_PROP_SEP;
     return pl->total;
+}
+
+#if defined(__x86_64__)
+static __attribute__((noinline)) int64_t
+encode_plan_combined(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
+                     int64_t phys_offset, int64_t store_ts, uint8_t *dst)
+{
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true);
+}
+#endif
+
+int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                uint8_t *dst)
+{
+#if defined(__x86_64__)
+    if (m->body_len >= SHMQ_CRC_COMBINE_MIN && crc_have_clmul) {
+        return encode_plan_combined(m, pl, queue_offset, phys_offset, store_ts, dst);
+    }
+#endif
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false);
 }
 
 int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,

@@ -72,6 +72,15 @@ uint32_t shmq_crc32(const void *buf, size_t len);
 /* RocketMQ's masked CRC: shmq_crc32() & 0x7FFFFFFF. */
 int32_t shmq_crc32_masked(const void *buf, size_t len);
 
+/* shmq_crc32() of A followed by B from crc_a = shmq_crc32(A), crc_b = shmq_crc32(B) and B's
+ * length (zlib's crc32_combine), without reading either. */
+uint32_t shmq_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint32_t len_b);
+
+/* Body length from which shmq_record_encode_plan() takes the record CRC from the body CRC by
+ * shmq_crc32_combine() instead of a second pass over the body (below it the pass is cheaper
+ * than the two extra calls). */
+#define SHMQ_CRC_COMBINE_MIN 512
+
 /* Java String.hashCode() of a UTF-8 string (over its UTF-16 code units). */
 int32_t shmq_java_hash(const char *s, size_t len);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <isa-l/crc.h>
+#include <zlib.h>
 
 #include "format/message.h"
 #include "format/record_layout.h"
@@ -259,6 +260,80 @@ static void test_encode_plan_matches_golden_record_bytes(void **state)
         assert_int_equal(pl.total, gold.n);
         assert_memory_equal(buf, gold.b, gold.n);
         assert_int_equal(buf[gold.n], 0xEE); /* nothing past the record */
+    }
+}
+
+/* shmq_crc32_combine() against one pass over A then B (ISA-L and zlib) at every length of B up
+ * to 4,200, and against zlib's crc32_combine() at every hex digit of every position of a
+ * 32-bit length (each entry of its table) and at random lengths. */
+static void test_crc32_combine_matches_one_pass_and_zlib(void **state)
+{
+    (void)state;
+    static uint8_t data[4400];
+    srand(7);
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = (uint8_t)rand();
+    }
+    for (uint32_t la = 0; la < 200; la += 37) {
+        uint32_t ca = shmq_crc32(data, la);
+        for (uint32_t lb = 0; lb <= 4200; lb++) {
+            uint32_t cb = shmq_crc32(data + la, lb);
+            uint32_t one = shmq_crc32(data, (size_t)la + lb);
+            assert_int_equal(shmq_crc32_combine(ca, cb, lb), one);
+            assert_int_equal(one, (uint32_t)crc32(0, data, la + lb));
+        }
+    }
+    for (unsigned pos = 0; pos < 8; pos++) {
+        for (uint32_t d = 1; d < 16; d++) {
+            uint32_t len = d << (4 * pos);
+            uint32_t a = 0x9E3779B9u * (d + 16 * pos), b = 0x7F4A7C15u ^ len;
+            assert_int_equal(shmq_crc32_combine(a, b, len),
+                             (uint32_t)crc32_combine(a, b, (z_off_t)len));
+        }
+    }
+    for (int i = 0; i < 20000; i++) {
+        uint32_t len = (uint32_t)rand() ^ (uint32_t)rand() << 16;
+        uint32_t a = (uint32_t)rand() * 2654435761u, b = (uint32_t)rand() << 3;
+        assert_int_equal(shmq_crc32_combine(a, b, len),
+                         (uint32_t)crc32_combine(a, b, (z_off_t)len));
+    }
+}
+
+/* The record bytes at every body length from 0 to 3,000 (the record CRC in one pass below
+ * SHMQ_CRC_COMBINE_MIN, combined from the body CRC at and above it), with IPv4 and IPv6
+ * hosts, a V2 topic and no properties: the golden record, whose CRCs are one pass each. */
+static void test_encode_at_every_body_length_matches_golden(void **state)
+{
+    (void)state;
+    static char body[3001];
+    static char long_topic[200];
+    memset(long_topic, 'T', sizeof(long_topic));
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (char)(i * 131 + 17);
+    }
+    assert_true(SHMQ_CRC_COMBINE_MIN < 3000);
+    for (int v = 0; v < 4; v++) {
+        for (size_t len = 0; len <= 3000; len++) {
+            shmq_msg_in_t m = sample_msg();
+            m.body = len > 0 ? body : NULL;
+            m.body_len = len;
+            if (v == 1) {
+                m.born_host = host6(7, 1234);
+                m.store_host = host6(9, 10911);
+            } else if (v == 2) {
+                m.topic = long_topic;
+                m.topic_len = sizeof(long_topic);
+            } else if (v == 3) {
+                m.props = NULL;
+                m.props_len = 0;
+            }
+            memset(buf, 0xEE, len + 600);
+            int64_t total = encode(&m, (int64_t)len * 977, buf, sizeof(buf));
+            golden_record(&m, 42, (int64_t)len * 977, 1700000000123LL, true, &gold);
+            assert_int_equal(total, gold.n);
+            assert_memory_equal(buf, gold.b, gold.n);
+            assert_int_equal(buf[gold.n], 0xEE);
+        }
     }
 }
 
@@ -1439,6 +1514,8 @@ int main(void)
         cmocka_unit_test(test_uniq_keys_from_threads_are_distinct),
         cmocka_unit_test(test_local_host_is_ipv4_with_port),
         cmocka_unit_test(test_encode_plan_matches_golden_record_bytes),
+        cmocka_unit_test(test_crc32_combine_matches_one_pass_and_zlib),
+        cmocka_unit_test(test_encode_at_every_body_length_matches_golden),
         cmocka_unit_test(test_encode_crc_digits_for_edge_values),
         cmocka_unit_test(test_props_scan_finds_uniq_key_and_refuses_nul_and_crc),
         cmocka_unit_test(test_props_scan_agrees_with_props_next_on_random_areas),
