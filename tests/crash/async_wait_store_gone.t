@@ -17,26 +17,6 @@ broker_init async-wait-store-gone
 
 TOPIC=TopicGone
 
-# wait_line FILE REGEX [TENTHS]: a line of FILE matches REGEX.
-wait_line() {
-    local lim=${3:-300} i=0
-    while ! grep -q -e "$2" "$1" 2>/dev/null && [ $i -lt "$lim" ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    grep -q -e "$2" "$1" 2>/dev/null
-}
-
-# wait_in N [TENTHS]: the writer of $STORE has stored (and answered) N messages.
-wait_in() {
-    local lim=${2:-300} i=0
-    while [ "$(status_json | jfield messages_in)" != "$1" ] && [ $i -lt "$lim" ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    [ "$(status_json | jfield messages_in)" = "$1" ]
-}
-
 # gone NAME STATUS WHAT: the store at $STORE holds one answered send that waits for WHAT
 # (its worker already stopped); the writer is stopped before a second send; every process
 # of the store is killed.  The first answer has status STATUS, the second is an error.

@@ -29,15 +29,6 @@ wait_file() {
     done
     [ -e "$1" ]
 }
-# wait_line FILE REGEX [TENTHS]: a line of FILE matches REGEX.
-wait_line() {
-    local lim=${3:-300} i=0
-    while ! grep -q -e "$2" "$1" 2>/dev/null && [ $i -lt "$lim" ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    grep -q -e "$2" "$1" 2>/dev/null
-}
 # records_of KEY: "<topic> <queue id> <phys offset>" of every record with UNIQ_KEY KEY.
 records_of() {
     "$CTL" dump --store "$STORE" $SMALL commitlog --json 2>"$T/dump.err" |

@@ -21,26 +21,6 @@ broker_init writer-sync-flush-fence
 TOPIC=TopicSF
 FENCED=-10014 # SHMQ_E_FENCED
 
-# wait_line FILE REGEX [TENTHS]: a line of FILE matches REGEX.
-wait_line() {
-    local lim=${3:-300} i=0
-    while ! grep -q -e "$2" "$1" 2>/dev/null && [ $i -lt "$lim" ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    grep -q -e "$2" "$1" 2>/dev/null
-}
-
-# wait_in N [TENTHS]: the writer has stored (and answered) N messages.
-wait_in() {
-    local lim=${2:-300} i=0
-    while [ "$(status_json | jfield messages_in)" != "$1" ] && [ $i -lt "$lim" ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    [ "$(status_json | jfield messages_in)" = "$1" ]
-}
-
 # phase NAME [--no-wake]: a store whose flusher is stopped; sends wait for the flush; fence.
 phase() {
     local name=$1 wake=$2 fl s0 s1 s2 stored=0

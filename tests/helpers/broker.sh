@@ -219,6 +219,24 @@ wait_workers() {
     return 1
 }
 
+# wait_line FILE REGEX [TENTHS]: a line of FILE matches REGEX.
+wait_line() {
+    local lim=${3:-300} i=0
+    while ! grep -q -e "$2" "$1" 2>/dev/null && [ $i -lt "$lim" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    grep -q -e "$2" "$1" 2>/dev/null
+}
+# wait_in N [TENTHS]: the writer of $STORE has stored (and answered) N messages.
+wait_in() {
+    local lim=${2:-300} i=0
+    while [ "$(status_json | jfield messages_in)" != "$1" ] && [ $i -lt "$lim" ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ "$(status_json | jfield messages_in)" = "$1" ]
+}
 # start_broker [ARGS...]: shmqd in the background (stderr appended to $T/shmqd.log);
 # returns 0 once the store is running and every worker runs.
 start_broker() {

@@ -40,17 +40,6 @@ listen() {
     while [ ! -S "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 }
 
-# wait_line FILE REGEX [TENTHS]: a line matching REGEX appears in FILE.
-wait_line() {
-    local lim=${3:-300} i=0
-    while [ $i -lt "$lim" ]; do
-        grep -q -e "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
 # line_no FILE REGEX: the number of the first line matching REGEX (999999 if none).
 line_no() {
     local l
