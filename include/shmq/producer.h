@@ -186,7 +186,9 @@ typedef void (*shmq_send_cb)(void *arg, int err, const shmq_send_result_t *res);
  * producer is closed) while the callback still waits for the flush or a
  * slave, it comes with that timeout status (stored, not known durable or
  * replicated), never with SHMQ_SEND_OK; a request the store had not
- * answered yet gets -ETIMEDOUT.
+ * answered yet gets -ETIMEDOUT.  shmq_producer_poll() looks for the store at
+ * least every 100 ms while such callbacks wait, so they come then, not at
+ * syncFlushTimeout or slaveTimeout.
  */
 int shmq_send_async(shmq_producer_t *p, const shmq_message_t *m, shmq_send_cb cb, void *arg);
 

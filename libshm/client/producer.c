@@ -230,6 +230,17 @@ static int attach_wait(shmq_producer_t *p, int timeout_ms, bool retry_not_found)
     }
 }
 
+void shmq_prod_check_at(shmq_producer_t *p, int64_t now)
+{
+    if (p->attached && now - p->checked_ms >= PROD_CHECK_MS) {
+        p->checked_ms = now;
+        shmq_prod_clock_sync(p);
+        if (!shmq_prod_store_alive(p)) {
+            shmq_prod_detach(p, true);
+        }
+    }
+}
+
 /* Before a send: attached to a live store that takes messages. */
 int shmq_prod_ensure_ready(shmq_producer_t *p)
 {
@@ -238,15 +249,7 @@ int shmq_prod_ensure_ready(shmq_producer_t *p)
 
 int shmq_prod_ensure_ready_at(shmq_producer_t *p, int64_t now)
 {
-    if (p->attached) {
-        if (now - p->checked_ms >= PROD_CHECK_MS) {
-            p->checked_ms = now;
-            shmq_prod_clock_sync(p);
-            if (!shmq_prod_store_alive(p)) {
-                shmq_prod_detach(p, true);
-            }
-        }
-    }
+    shmq_prod_check_at(p, now);
     if (!p->attached) {
         int rc = attach_wait(p, p->attach_timeout_ms, true);
         if (rc < 0) {

@@ -238,6 +238,14 @@ int shmq_prod_ensure_ready(shmq_producer_t *p);
 int shmq_prod_ensure_ready_at(shmq_producer_t *p, int64_t now_mono_ms);
 
 /*
+ * The liveness check of a send, at most every PROD_CHECK_MS (now: the
+ * monotonic clock in ms): the wall clock's offset read again, and the
+ * attachment dropped when the master no longer holds our registration
+ * (what waited for the flush or a slave is settled then).
+ */
+void shmq_prod_check_at(shmq_producer_t *p, int64_t now);
+
+/*
  * shmq_prod_ensure_ready_at() on the send path: its usual answer (attached,
  * liveness checked within PROD_CHECK_MS, the store running) without the call.
  */

@@ -958,9 +958,14 @@ int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
                 shmq_prod_detach(p, true); /* their callbacks get -ETIMEDOUT */
             }
         } else if (p->attached) {
-            /* Only results waiting for the flush or a slave: sleep on the flushed
-             * position, or on replicated once everything waiting is flushed (a fence
-             * wakes us too: pos_sleep returns on any wake). */
+            /* Only results waiting for the flush or a slave.  A store that went away
+             * ends them now (shmq_prod_check_at settles them), not at their timeouts. */
+            shmq_prod_check_at(p, shmq_mono_ms());
+            if (!p->attached) {
+                continue;
+            }
+            /* Sleep on the flushed position, or on replicated once everything waiting is
+             * flushed (a fence wakes us too: pos_sleep returns on any wake). */
             int64_t end = INT64_MAX, first_deadline = INT64_MAX;
             int64_t flushed = shmq_ctl_load(&p->blk->flushed);
             bool flushing = false;

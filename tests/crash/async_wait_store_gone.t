@@ -7,7 +7,8 @@
 # not known durable or replicated), and a second send still in the ring
 # when the store went away ends with an error.  The waits are 60 s long;
 # the answers come when the producer sees the store gone (every bound
-# here is 30 s).
+# here is 30 s), also when nothing of the producer's is in flight any
+# more and only the answered send waits.
 # TAP output; exits non-zero if any test fails.
 
 SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -59,6 +60,32 @@ ok $? "flush: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/s
 kill -STOP "$(worker_pid flusher)"
 ok $? "flush: the flusher is stopped"
 gone flush 1 "the flush"
+
+# ---- SYNC_FLUSH, nothing in flight: only the answered send waits ----------------------------
+# The producer has no request in the ring, so nothing of its own looks for an answer: its wait
+# for the flush must still notice the store gone, and end then, not at syncFlushTimeout (60 s).
+STORE="$T/store-alone"
+start_broker --set flushDiskType=SYNC_FLUSH --set syncFlushTimeout=60000
+ok $? "alone: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/shmqd.log"
+"$CTL" topic --store "$STORE" $SMALL create $TOPIC --queues 2 >"$T/alone.topic" 2>&1
+pids="$SHMQD_PID $(all_worker_pids)"
+kill -STOP "$(worker_pid flusher)"
+ok $? "alone: the flusher is stopped"
+"$HELPERS/send_wait" --store "$STORE" --topic $TOPIC --timeout 120000 --async \
+    >"$T/alone.out" 2>"$T/alone.err" &
+s=$!
+bg_add $s
+wait_line "$T/alone.out" '^published$' && wait_in 1 && sleep 0.5 &&
+    ! grep -q '^ok\|^err' "$T/alone.out"
+ok $? "alone: the send is answered by the writer and waits for the flush" || diag "$T/alone.out"
+for p in $pids; do
+    kill -9 "$p" 2>/dev/null
+done
+SHMQD_PID=""
+wait_pid $s 300
+grep -q '^ok .* 1$' "$T/alone.out"
+ok $? "alone: within 30 s of the kill its callback says FLUSH_DISK_TIMEOUT, not SEND_OK" ||
+    diag "$T/alone.out"
 
 # ---- SYNC_MASTER: the slave's receiver stopped ---------------------------------------------
 STORE="$MASTER"
