@@ -478,12 +478,6 @@ int shmq_prod_build_props(const shmq_producer_t *p, const shmq_message_t *m, cha
     return 0;
 }
 
-/* The topic (n bytes) is the one validated last. */
-static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, size_t n)
-{
-    return shmq_prod_topic_is_cached(p, topic, n);
-}
-
 /*
  * The write queues of the topic (tlen bytes) as its table entry says, or
  * the store's default for a topic not created yet.  The last topic's entry
@@ -492,7 +486,7 @@ static inline bool topic_is_cached(const shmq_producer_t *p, const char *topic, 
  */
 static int32_t topic_write_queues(shmq_producer_t *p, const char *topic, size_t tlen)
 {
-    bool same = topic_is_cached(p, topic, tlen);
+    bool same = shmq_prod_topic_is_cached(p, topic, tlen);
     if (same && p->topic_cached) {
         const shmq_ctl_topic_t *e = &p->blk->topics[p->topic_idx];
         /* Acquire: as a seqlock read; an unchanged even number means an unchanged entry. */
@@ -577,7 +571,7 @@ int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t 
     size_t n = strnlen(m->topic, SHMQ_TOPIC_MAX_ANY + 1);
     *tlen = n;
     /* The last topic passed the store's rules already: validated once, not per message. */
-    if (!topic_is_cached(p, m->topic, n)) {
+    if (!shmq_prod_topic_is_cached(p, m->topic, n)) {
         int rc = shmq_topic_validate(m->topic, n, p->cfg->max_topic_length);
         if (rc < 0) {
             return rc;

@@ -58,17 +58,11 @@ static inline void slot_free(shmq_producer_t *p, uint32_t s)
     pending_clear(p, s);
 }
 
-/* A request's UNIQ_KEY into dst (shmq_prod_uniq_copy). */
-static inline void uniq_copy(char dst[SHMQ_UNIQ_KEY_MAX], const char *uniq)
-{
-    shmq_prod_uniq_copy(dst, uniq);
-}
-
 /* The result of an answer without a record: zeros, and the UNIQ_KEY to look it up by. */
 static void result_failed(const char *uniq, shmq_send_result_t *res)
 {
     memset(res, 0, sizeof(*res));
-    uniq_copy(res->uniq_key, uniq);
+    shmq_prod_uniq_copy(res->uniq_key, uniq);
 }
 
 /* uniq: the request's UNIQ_KEY array, or NULL (a batch fills each message's own). */
@@ -78,7 +72,7 @@ static void result_from_slot(const shmq_producer_t *p, const shmq_ring_slot_t *s
     res->status = SHMQ_SEND_OK;
     shmq_prod_msgid(p, sl->phys_offset, res->msg_id);
     if (uniq != NULL) {
-        uniq_copy(res->uniq_key, uniq);
+        shmq_prod_uniq_copy(res->uniq_key, uniq);
     } else {
         res->uniq_key[0] = '\0';
     }
@@ -691,7 +685,7 @@ static inline int prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mod
     }
     p->reqs[s].cb = cb;
     p->reqs[s].arg = arg;
-    uniq_copy(p->reqs[s].uniq, uniq);
+    shmq_prod_uniq_copy(p->reqs[s].uniq, uniq);
     return 0;
 }
 
@@ -1244,6 +1238,6 @@ int shmq_send_batch_async(shmq_producer_t *p, const shmq_message_t *msgs, size_t
     p->reqs[s].arg = arg;
     p->reqs[s].results = results;
     p->reqs[s].batch_n = n;
-    uniq_copy(p->reqs[s].uniq, results[0].uniq_key);
+    shmq_prod_uniq_copy(p->reqs[s].uniq, results[0].uniq_key);
     return 0;
 }
