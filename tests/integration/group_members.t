@@ -56,6 +56,17 @@ wait_members() {
     done
     [ "$(show "$2" | grep -c .)" = "$1" ]
 }
+# read_all N FILE...: the files hold N lines between them (bounded, 60 s).  Members that must
+# read a known number are stopped (SIGTERM) once they have, not left to an idle timeout that
+# a loaded machine can reach before the messages are even sent.
+read_all() {
+    local want=$1 i=0
+    shift
+    until [ "$(cat "$@" 2>/dev/null | grep -c .)" -ge "$want" ] || [ $i -ge 600 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
 # wait_divided GROUP PER: every member holds PER of the topic's 8 queues, none twice.
 wait_divided() {
     local i=0
@@ -78,9 +89,9 @@ ok $? "shmqd starts" || diag "$T/shmqd.log"
 ok $? "TopicM is created with 8 queues" || diag "$T/topic.out"
 
 # ---- two members share the queues ------------------------------------------------------------
-member a
+member a --timeout 60000
 A=$MPID
-member b
+member b --timeout 60000
 B=$MPID
 wait_members 2
 ok $? "group show lists both members" || diag "$T/show.err"
@@ -104,8 +115,9 @@ ok $? "group progress names two owners, four queues each" || diag "$T/prog.json"
 "$CTL" group --store "$STORE" $SMALL delete GM >"$T/del.out" 2>&1
 [ $? -eq 1 ] && grep -q "group GM has 2 live member(s)" "$T/del.out"
 ok $? "group delete is refused while members live" || diag "$T/del.out"
-wait_pid $A 300
-wait_pid $B 300
+read_all 400 "$T/a.out" "$T/b.out"
+stop_pid $A 100 # leaves cleanly: what it printed is committed
+stop_pid $B 100
 ids "$T/a.out" "$T/b.out" >"$T/ab.ids"
 all_sent 400 >"$T/400.ids"
 cmp -s "$T/ab.ids" "$T/400.ids"
@@ -133,19 +145,20 @@ ok $? "members that exit leave the group" || diag "$T/show.err"
 done) &
 FLOW=$!
 bg_add $FLOW
-member c
+member c --timeout 60000
 C=$MPID
 sleep 0.8
-member d
+member d --timeout 60000
 D=$MPID
 sleep 0.8
 stop_pid $C 100 # leaves cleanly: what it printed is committed
-member e
+member e --timeout 60000
 E=$MPID
 wait_pid $FLOW 900
 ok $? "1200 more messages are sent meanwhile, 40 at a time" || diag "$T/flow.out"
-wait_pid $D 300
-wait_pid $E 300
+read_all 1200 "$T/c.out" "$T/d.out" "$T/e.out"
+stop_pid $D 100
+stop_pid $E 100
 ids "$T/c.out" "$T/d.out" "$T/e.out" >"$T/cde.ids"
 all_sent 1600 >"$T/1600.ids"
 comm -13 "$T/400.ids" "$T/1600.ids" >"$T/new.ids"
