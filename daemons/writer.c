@@ -245,8 +245,10 @@ static void batch_open(writer_t *wr)
      * read are published before this time and taken within microseconds, so stored times
      * differ from that only within the millisecond per-unit reads would mostly have
      * shared.  Times still never go back (shmq_commitlog_append_plans raises one below
-     * the last). */
-    wr->store_ts = shmq_now_ms();
+     * the last).  The same read serves as the batch's append stamp and the end of its send
+     * latencies (batch_finish). */
+    wr->batch_ns = shmq_now_ns();
+    wr->store_ts = wr->batch_ns / 1000000;
     wr->rejects = wr->refused_disk_full = wr->refused_fenced = wr->append_errors = 0;
     /* Acquire: the flusher's error is set before anything depends on it. */
     wr->fenced = atomic_load_explicit(&wr->blk->fenced_error, memory_order_acquire) != 0;
@@ -310,7 +312,8 @@ static void take_ring(writer_t *wr, uint32_t i)
         /* The entries up to this tail were published after the batch's time was read:
          * stored times are never before a message was sent (a retry's delay counts from
          * its send-back).  Once per ring a batch takes from, not per unit. */
-        wr->store_ts = shmq_now_ms();
+        wr->batch_ns = shmq_now_ns();
+        wr->store_ts = wr->batch_ns / 1000000;
     }
     if (trc > 0) {
         wr_log(wr, SHMQ_LOG_WARN,
@@ -389,9 +392,11 @@ static void batch_finish(writer_t *wr)
         wr_topic_counts_flush(wr); /* the stored messages' topic counts (one store per topic) */
     }
     crash_point(wr, "appended");
-    /* One clock read for the batch: its append stamp (before the records are published, so
-     * that a stage that reaches them finds it) and the send latency at (5). */
-    int64_t now_ns = wr->msgs_in > 0 ? shmq_now_ns() : 0;
+    /* No clock read of its own: the batch's append stamp (put before the records are
+     * published, so that a stage that reaches them finds it) and the end of the send latencies
+     * at (5) are the time the last ring's store time was read from, before its appends (the
+     * microseconds they take count in the next stage's lag, not in the send latency). */
+    int64_t now_ns = wr->msgs_in > 0 ? wr->batch_ns : 0;
     if (wr->msgs_in > 0 &&
         (now_ns - wr->stamp_ns >= SHMQ_STAMP_EVERY_NS || now_ns < wr->stamp_ns)) {
         shmq_stamp_put(&wr->blk->stamps, wr->cl.wrote_pos, now_ns, wr->msgs_in);
@@ -469,9 +474,10 @@ static void batch_finish(writer_t *wr)
     wr->nmoved = 0;
     atomic_fetch_add_explicit(&wr->blk->counters.messages_in, wr->msgs_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&wr->blk->counters.bytes_in, wr->bytes_in, memory_order_relaxed);
-    atomic_fetch_add_explicit(&wr->blk->counters.rejects, wr->rejects, memory_order_relaxed);
-    if (wr->refused_disk_full | wr->refused_fenced | wr->append_errors | wr->refused_not_master) {
+    if (wr->rejects | wr->refused_disk_full | wr->refused_fenced | wr->append_errors |
+        wr->refused_not_master) {
         shmq_ctl_counters_t *c = &wr->blk->counters;
+        atomic_fetch_add_explicit(&c->rejects, wr->rejects, memory_order_relaxed);
         atomic_fetch_add_explicit(&c->refused_not_master, wr->refused_not_master,
                                   memory_order_relaxed);
         atomic_fetch_add_explicit(&c->refused_disk_full, wr->refused_disk_full,
@@ -543,13 +549,11 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
     wr->ndone = 0;
     bool orphans = false;
     uint32_t end = wr->scan_end;
-    if (wr->rr >= end) {
-        wr->rr = 0;
-    }
-    for (uint32_t k = 0; k < end; k++) {
-        uint32_t i = wr->rr + k < end ? wr->rr + k : wr->rr + k - end;
+    uint32_t rr = wr->rr < end ? wr->rr : 0;
+    shmq_ctl_ring_t *rings = wr->blk->rings; /* loaded once, not after each take_ring */
+    for (uint32_t k = 0, i = rr; k < end; k++, i = i + 1 < end ? i + 1 : 0) {
         /* Acquire: pairs with the master's release of the state. */
-        uint32_t st = atomic_load_explicit(&wr->blk->rings[i].state, memory_order_acquire);
+        uint32_t st = atomic_load_explicit(&rings[i].state, memory_order_acquire);
         if (!ring_serviced(st)) {
             continue;
         }
@@ -561,7 +565,7 @@ static int64_t writer_work(shmq_worker_t *w, void *arg)
             break; /* the batch is full */
         }
     }
-    wr->rr = wr->rr + 1 < end ? wr->rr + 1 : 0;
+    wr->rr = rr + 1 < end ? rr + 1 : 0;
     bool any = wr->nmoved > 0;
     if (any) {
         batch_finish(wr);

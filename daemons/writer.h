@@ -128,7 +128,10 @@ typedef struct writer {
     bool not_master;
     int64_t not_master_ms;
     uint64_t refused_not_master;
-    int64_t store_ts;    /* the batch's store time (batch_open) */
+    int64_t store_ts; /* the batch's store time (batch_open) */
+    /* the wall clock in ns that store_ts was last taken from (batch_open, take_ring): also the
+     * batch's append stamp and the end of its send latencies (one clock read) */
+    int64_t batch_ns;
     int64_t stamp_ns;    /* when the last append stamp was put (shmq_ctl_stamps_t) */
     uint32_t disk_full;  /* cleaner: disk above diskSpaceWarningLevelRatio (this batch) */
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */

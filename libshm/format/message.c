@@ -421,7 +421,46 @@ static inline bool props_scan_segment(const char *p, const char *seg_end, const 
     return true;
 }
 
+/*
+ * shmq_props_scan()'s usual case: the area is a single UNIQ_KEY property (what a plain send
+ * carries), its value 16 bytes or more with no 0x00, 0x01 or 0x02 in it, with or without a
+ * 0x02 after it.  True with *info filled as the full scan fills it; false when the full scan
+ * has to decide (test_message compares the two).
+ */
+static inline bool props_scan_uniq_only(const char *props, size_t len, shmq_props_info_t *info)
+{
+    const size_t head = sizeof(SHMQ_PROP_UNIQ_KEY); /* the name and its 0x01 */
+    size_t vend = len > 0 && props[len - 1] == SHMQ_PROP_SEP ? len - 1 : len;
+    if (vend < head + 16 || memcmp(props, SHMQ_PROP_UNIQ_KEY "\001", head) != 0) {
+        return false;
+    }
+    /* The value in 16-byte steps, the last one overlapping the one before. */
+    uint32_t bits = 0;
+    size_t off = head;
+    for (; off + 16 <= vend; off += 16) {
+        bits |= props_chunk_mask(props + off);
+    }
+    if (off < vend) {
+        bits |= props_chunk_mask(props + vend - 16);
+    }
+    if (bits != 0) {
+        return false;
+    }
+    info->uniq_key = props + head;
+    info->uniq_key_len = vend - head;
+    info->sched = false;
+    return true;
+}
+
 int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info)
+{
+    if (props_scan_uniq_only(props, len, info)) {
+        return 0;
+    }
+    return shmq_props_scan_general(props, len, info);
+}
+
+int shmq_props_scan_general(const char *props, size_t len, shmq_props_info_t *info)
 {
     memset(info, 0, sizeof(*info));
     if (len == 0) {

@@ -256,6 +256,10 @@ typedef struct shmq_props_info {
  */
 int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info);
 
+/* shmq_props_scan() without its fast path for an area that is a single UNIQ_KEY property
+ * (the same results: for tests that compare the two). */
+int shmq_props_scan_general(const char *props, size_t len, shmq_props_info_t *info);
+
 /*
  * Append "name 0x01 value 0x02" to buf (which holds *len bytes, cap in all;
  * name is NUL-terminated).  A 0x02 is inserted first if buf is non-empty

@@ -439,12 +439,18 @@ static inline __attribute__((always_inline)) int ring_peek(const uint8_t *data, 
     }
     uint64_t off = head & (size - 1);
     uint64_t contig = size - off < avail ? size - off : avail;
-    if (contig < SHMQ_RING_PAD_SIZE || cap < SHMQ_RING_PAD_SIZE) {
+    /* Each shared byte is read once, into buf; every check below uses buf.  A whole header's
+     * bytes when they are published before the wrap (a PAD's past its first 8 are not looked
+     * at), else the 8 bytes every entry has. */
+    bool whole = contig >= SHMQ_RING_HDR_SIZE && cap >= SHMQ_RING_HDR_SIZE;
+    if (whole) {
+        memcpy(buf, data + off, SHMQ_RING_HDR_SIZE);
+    } else if (contig < SHMQ_RING_PAD_SIZE || cap < SHMQ_RING_PAD_SIZE) {
         return bad(SHMQ_RING_E_SHORT, "%llu bytes at ring offset %llu", (unsigned long long)contig,
                    (unsigned long long)off);
+    } else {
+        memcpy(buf, data + off, SHMQ_RING_PAD_SIZE);
     }
-    /* Each shared byte is read once, into buf; every check below uses buf. */
-    memcpy(buf, data + off, SHMQ_RING_PAD_SIZE);
     int kind = decode_prefix(buf);
     if (kind < 0) {
         return kind;
@@ -462,12 +468,10 @@ static inline __attribute__((always_inline)) int ring_peek(const uint8_t *data, 
         *advance = size - off;
         return SHMQ_RING_KIND_PAD;
     }
-    if (contig < SHMQ_RING_HDR_SIZE || cap < SHMQ_RING_HDR_SIZE) {
+    if (!whole) {
         return bad(SHMQ_RING_E_PAST_TAIL, "header at ring offset %llu: %llu bytes available",
                    (unsigned long long)off, (unsigned long long)contig);
     }
-    memcpy(buf + SHMQ_RING_PAD_SIZE, data + off + SHMQ_RING_PAD_SIZE,
-           SHMQ_RING_HDR_SIZE - SHMQ_RING_PAD_SIZE);
     uint32_t total = get32(buf + 8);
     if (total < SHMQ_RING_HDR_SIZE || total % SHMQ_RING_ALIGN != 0) {
         return bad(SHMQ_RING_E_LENGTH, "total length %u at ring offset %llu", total,
@@ -487,14 +491,16 @@ static inline __attribute__((always_inline)) int ring_peek(const uint8_t *data, 
         copy = parts < copy ? parts : copy;
     }
     memcpy(buf + SHMQ_RING_HDR_SIZE, data + off + SHMQ_RING_HDR_SIZE, copy);
-    /* Prefix and total length are checked above: decode the rest once.  What decode_msg()
-     * leaves unset on a refusal reads empty (no memset of the whole entry). */
-    out->topic = out->props = out->uniq_key = NULL;
-    out->body = NULL;
-    out->topic_len = out->props_len = out->body_len = out->uniq_key_len = 0;
-    out->props_scanned = out->sched = out->planned = false;
+    /* Prefix and total length are checked above: decode the rest once.  A decoded entry has
+     * every field set; a refused one reads empty but for its header (no memset of the whole
+     * entry, and nothing cleared first that the decode then sets). */
     int rc = decode_msg(buf, lim, out);
-    if (rc == SHMQ_RING_KIND_MSG && lim != NULL && lim->body_in_ring) {
+    if (rc < 0) {
+        out->topic = out->props = out->uniq_key = NULL;
+        out->body = NULL;
+        out->topic_len = out->props_len = out->body_len = out->uniq_key_len = 0;
+        out->props_scanned = out->sched = out->planned = false;
+    } else if (lim != NULL && lim->body_in_ring) {
         out->body = data + off + ((const uint8_t *)out->body - buf);
     }
     if (rc > 0 || !shmq_ring_error_fatal(rc)) {

@@ -456,6 +456,59 @@ static void test_props_scan_agrees_with_props_next_on_random_areas(void **state)
     }
 }
 
+/* The fast path for an area that is one UNIQ_KEY property gives what the full scan gives:
+ * values of every length up to 80, with and without a closing 0x02, with a 0x00, 0x01 or 0x02
+ * at every place of the value, a damaged name, something after the property. */
+static void test_props_scan_uniq_only_agrees_with_full_scan(void **state)
+{
+    (void)state;
+    static const char odd[] = {'\000', '\001', '\002'};
+    char area[128];
+    size_t checked = 0;
+    for (size_t vlen = 0; vlen <= 80; vlen++) {
+        for (int shape = 0; shape < 4; shape++) {
+            /* -1: the value intact; else one byte of it (or of the name: shape 3) changed */
+            for (int at = -1; at < (int)vlen + 9; at++) {
+                for (size_t o = 0; o < (at < 0 ? 1u : 3u); o++) {
+                    size_t len = 0;
+                    memcpy(area, "UNIQ_KEY\001", 9);
+                    len = 9;
+                    for (size_t j = 0; j < vlen; j++) {
+                        area[len++] = (char)('A' + (j * 7) % 26);
+                    }
+                    if (shape == 1 || shape == 2) {
+                        area[len++] = '\002';
+                    }
+                    if (shape == 2) {
+                        memcpy(area + len, "DELAY\0013", 7);
+                        len += 7;
+                    }
+                    if (at >= 9 && (size_t)at < 9 + vlen) {
+                        area[at] = odd[o];
+                    } else if (at >= 0 && at < 9 && shape == 3) {
+                        area[at] = (char)(area[at] ^ (1 << o));
+                    } else if (at >= 0) {
+                        continue;
+                    }
+                    shmq_props_info_t fast, full;
+                    memset(&fast, 0x5a, sizeof(fast));
+                    memset(&full, 0xa5, sizeof(full));
+                    int rc_fast = shmq_props_scan(area, len, &fast);
+                    int rc_full = shmq_props_scan_general(area, len, &full);
+                    assert_int_equal(rc_fast, rc_full);
+                    if (rc_full == 0) {
+                        assert_ptr_equal(fast.uniq_key, full.uniq_key);
+                        assert_int_equal(fast.uniq_key_len, full.uniq_key_len);
+                        assert_int_equal(fast.sched, full.sched);
+                    }
+                    checked++;
+                }
+            }
+        }
+    }
+    assert_true(checked > 10000);
+}
+
 static void test_encode_without_properties_matches_golden(void **state)
 {
     (void)state;
@@ -1519,6 +1572,7 @@ int main(void)
         cmocka_unit_test(test_encode_crc_digits_for_edge_values),
         cmocka_unit_test(test_props_scan_finds_uniq_key_and_refuses_nul_and_crc),
         cmocka_unit_test(test_props_scan_agrees_with_props_next_on_random_areas),
+        cmocka_unit_test(test_props_scan_uniq_only_agrees_with_full_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -680,6 +680,100 @@ static void test_skippable_error_advances_past_the_entry(void **state)
     ring_free(r);
 }
 
+/* Every field of a peeked entry as shmq_ring_decode() gives it from the same copy. */
+static void assert_same_msg(const shmq_ring_msg_t *a, const shmq_ring_msg_t *b)
+{
+    assert_int_equal(a->kind, b->kind);
+    assert_int_equal(a->flags, b->flags);
+    assert_int_equal(a->total_len, b->total_len);
+    assert_int_equal(a->batch_index, b->batch_index);
+    assert_int_equal(a->batch_count, b->batch_count);
+    assert_int_equal(a->slot, b->slot);
+    assert_int_equal(a->req_id, b->req_id);
+    assert_int_equal(a->queue_id, b->queue_id);
+    assert_int_equal(a->flag, b->flag);
+    assert_int_equal(a->sysflag, b->sysflag);
+    assert_int_equal(a->reconsume_times, b->reconsume_times);
+    assert_int_equal(a->born_ts, b->born_ts);
+    assert_int_equal(a->prepared_tx_offset, b->prepared_tx_offset);
+    assert_memory_equal(a->born_host.addr, b->born_host.addr, sizeof(a->born_host.addr));
+    assert_int_equal(a->born_host.port, b->born_host.port);
+    assert_int_equal(a->born_host.is_v6, b->born_host.is_v6);
+    assert_ptr_equal(a->topic, b->topic);
+    assert_int_equal(a->topic_len, b->topic_len);
+    assert_ptr_equal(a->props, b->props);
+    assert_int_equal(a->props_len, b->props_len);
+    assert_ptr_equal(a->body, b->body);
+    assert_int_equal(a->body_len, b->body_len);
+    assert_ptr_equal(a->uniq_key, b->uniq_key);
+    assert_int_equal(a->uniq_key_len, b->uniq_key_len);
+    assert_int_equal(a->hdr_ok, b->hdr_ok);
+    assert_int_equal(a->props_scanned, b->props_scanned);
+    assert_int_equal(a->sched, b->sched);
+    assert_int_equal(a->planned, b->planned);
+    assert_int_equal(a->plan.total, b->plan.total);
+    assert_int_equal(a->plan.props_len, b->plan.props_len);
+    assert_int_equal(a->plan.v2, b->plan.v2);
+    assert_int_equal(a->plan.add_sep, b->plan.add_sep);
+}
+
+/* Peeking into the same message again and again (as the writer does): an entry refused at
+ * any check leaves its header readable and its parts empty, never the fields of the entry
+ * before; a good entry after it has every field as shmq_ring_decode() gives it. */
+static void test_peek_refusal_leaves_the_parts_empty_and_the_next_entry_whole(void **state)
+{
+    (void)state;
+    enum { CASES = 6 };
+    const int errs[CASES] = {SHMQ_RING_E_SLOT,  SHMQ_RING_E_QUEUE,    SHMQ_RING_E_SYSFLAG,
+                             SHMQ_RING_E_TOPIC, SHMQ_RING_E_UNIQ_KEY, SHMQ_RING_E_PROPS};
+    for (int c = 0; c < CASES; c++) {
+        ring_t *r = ring_new(0);
+        sample_t good, bad;
+        sample_init(&good, "TopicA", 10);
+        sample_init(&bad, "TopicB", 20);
+        static const char crc_props[] = "UNIQ_KEY\001K\002__CRC32#\0010000000000";
+        switch (c) {
+        case 0:
+            bad.m.slot = SHMQ_RING_SLOTS;
+            break;
+        case 1:
+            bad.m.queue_id = 70000;
+            break;
+        case 2:
+            bad.m.sysflag = SHMQ_SYSFLAG_BORNHOST_V6;
+            break;
+        case 3:
+            bad.m.topic = "Topic B";
+            break;
+        case 4:
+            bad.m.props_len = 10;
+            break; /* TAGS only: no UNIQ_KEY */
+        default:
+            bad.m.props = crc_props;
+            bad.m.props_len = sizeof(crc_props) - 1;
+            break;
+        }
+        assert_int_equal(put_entry(r, &good), 0);
+        assert_int_equal(put_entry(r, &bad), 0);
+        assert_int_equal(put_entry(r, &good), 0);
+        shmq_ring_msg_t m, d;
+        assert_int_equal(take(r, &m), SHMQ_RING_KIND_MSG);
+        assert_int_equal(take(r, &m), errs[c]);
+        assert_true(m.hdr_ok);
+        assert_int_equal(m.req_id, bad.m.req_id);
+        assert_null(m.topic);
+        assert_null(m.props);
+        assert_null(m.body);
+        assert_null(m.uniq_key);
+        assert_int_equal(m.topic_len + m.props_len + m.body_len + m.uniq_key_len, 0);
+        assert_false(m.props_scanned || m.sched || m.planned);
+        assert_int_equal(take(r, &m), SHMQ_RING_KIND_MSG);
+        assert_int_equal(shmq_ring_decode(r->buf, m.total_len, &LIM, &d), SHMQ_RING_KIND_MSG);
+        assert_same_msg(&m, &d);
+        ring_free(r);
+    }
+}
+
 static void test_pad_fills_the_ring_end_and_entry_starts_at_zero(void **state)
 {
     (void)state;
@@ -1044,6 +1138,7 @@ int main(void)
         cmocka_unit_test(test_decode_topic_memo_keeps_the_verdicts),
         cmocka_unit_test(test_entry_past_the_published_tail_is_fatal),
         cmocka_unit_test(test_skippable_error_advances_past_the_entry),
+        cmocka_unit_test(test_peek_refusal_leaves_the_parts_empty_and_the_next_entry_whole),
         cmocka_unit_test(test_pad_fills_the_ring_end_and_entry_starts_at_zero),
         cmocka_unit_test(test_pad_of_eight_bytes_is_enough),
         cmocka_unit_test(test_partly_published_pad_is_fatal),
