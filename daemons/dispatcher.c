@@ -218,7 +218,7 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
                                    (long long)at, (long long)limit);
         }
         shmq_queue_t *q;
-        rc = shmq_store_dispatch_head(&d->st, &r, &q);
+        rc = shmq_store_dispatch_head_inline(&d->st, &r, &q);
         if (rc == -ENOSPC) {
             /* cleaner: a full disk; no new ConsumeQueue file now: retry from here later. */
             d->pos = at;

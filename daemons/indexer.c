@@ -206,7 +206,7 @@ static int64_t index_batch(indexer_t *x, int64_t limit)
             return shmq_error_wrap(rc, "CommitLog record at %lld (index limit %lld)", (long long)at,
                                    (long long)limit);
         }
-        rc = shmq_index_put_head(&x->svc, &r);
+        rc = shmq_index_put_head_inline(&x->svc, &r);
         if (rc == -ENOSPC) {
             /* A full disk is waited out, not a crash: the next loop tries again. */
             x->pos = at;

@@ -206,6 +206,82 @@ void shmq_record_props_scan_tags(const char *props, size_t len, bool delay,
     }
 }
 
+#if defined(__SSE2__)
+/*
+ * The sixteen bytes at props + at hold a 'T' at each set bit of mt: take the
+ * TAGS of those that start a segment (at 0 or after a 0x02), the last one
+ * found in *v, *vl.  Out of line: most areas have none.
+ */
+static __attribute__((noinline)) void tags_in_step(const char *props, size_t len, size_t at,
+                                                   unsigned mt, const char **v, uint32_t *vl)
+{
+    const size_t name_len = sizeof(SHMQ_PROP_TAGS) - 1;
+    unsigned ms = (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(props + at)),
+                       _mm_set1_epi8(SHMQ_PROP_SEP)));
+    unsigned after_sep = at == 0 || props[at - 1] == SHMQ_PROP_SEP;
+    for (unsigned starts = ((ms << 1) | after_sep) & mt; starts != 0; starts &= starts - 1) {
+        size_t s = at + (size_t)__builtin_ctz(starts);
+        /* The name and 0x01 hold no 0x02: they are the segment's if they fit before len. */
+        if (len - s > name_len + 1 && props[s + name_len] == SHMQ_PROP_NAME_VALUE_SEP &&
+            memcmp(props + s, SHMQ_PROP_TAGS, name_len) == 0) {
+            const char *val = props + s + name_len + 1;
+            const char *sep = memchr(val, SHMQ_PROP_SEP, (size_t)(props + len - val));
+            size_t n = (size_t)((sep ? sep : props + len) - val);
+            if (n > 0) {
+                *v = val;
+                *vl = (uint32_t)n;
+            }
+        }
+    }
+}
+#endif
+
+/* shmq_record_props_find_tags() by the segment scan. */
+static __attribute__((noinline)) const char *find_tags_scan(const char *props, size_t len,
+                                                            uint32_t *tags_len)
+{
+    shmq_record_props_t pr;
+    props_scan(props, len, WANT_TAGS, &pr);
+    *tags_len = pr.tags_len;
+    return pr.tags;
+}
+
+const char *shmq_record_props_find_tags(const char *props, size_t len, uint32_t *tags_len)
+{
+#if defined(__SSE2__)
+    if (len >= 16) {
+        /* The 'T's, sixteen bytes a step; only a step holding one looks for the segment
+         * starts (usually none does: a TAGS segment is the only one of a usual area that
+         * starts with 'T'). */
+        const __m128i t = _mm_set1_epi8('T');
+        const char *tags = NULL;
+        uint32_t n = 0;
+        size_t i = 0;
+        for (; i + 16 <= len; i += 16) {
+            unsigned mt = (unsigned)_mm_movemask_epi8(
+                _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(props + i)), t));
+            if (mt != 0) {
+                tags_in_step(props, len, i, mt, &tags, &n);
+            }
+        }
+        if (i < len) {
+            /* The area's last sixteen bytes, the 1 to 15 seen already dropped. */
+            size_t at = len - 16;
+            unsigned mt = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+                              _mm_loadu_si128((const __m128i *)(const void *)(props + at)), t)) &
+                          (0xFFFFu << (i - at));
+            if (mt != 0) {
+                tags_in_step(props, len, at, mt, &tags, &n);
+            }
+        }
+        *tags_len = n;
+        return tags;
+    }
+#endif
+    return find_tags_scan(props, len, tags_len);
+}
+
 void shmq_record_props_scan_keys(const char *props, size_t len, shmq_record_props_t *out)
 {
     props_scan(props, len, WANT_UNIQ_KEY | WANT_KEYS, out);

@@ -105,6 +105,13 @@ void shmq_record_props_scan_tags(const char *props, size_t len, bool delay,
 void shmq_record_props_scan_keys(const char *props, size_t len, shmq_record_props_t *out);
 
 /*
+ * The TAGS value of the properties area props, as shmq_record_props_scan()
+ * finds it (the last non-empty TAGS), *len its length; NULL, *len 0 when
+ * there is none.  The dispatcher's scan outside the schedule topic.
+ */
+const char *shmq_record_props_find_tags(const char *props, size_t len, uint32_t *tags_len);
+
+/*
  * IndexFile key hash of topic + "#" + key (abs(Java hashCode), 0 if still
  * negative), without building the string: equal to
  * shmq_index_key_hash() of the concatenation, for any bytes (ASCII is

@@ -387,6 +387,13 @@ int shmq_index_put_head(shmq_index_service_t *svc, const shmq_record_head_t *r)
     }
     shmq_record_props_t pr;
     shmq_record_props_scan_keys(r->props, r->props_len, &pr);
+    return shmq_index_put_scanned(svc, r, &pr);
+}
+
+int shmq_index_put_scanned(shmq_index_service_t *svc, const shmq_record_head_t *r,
+                           const shmq_record_props_t *scanned)
+{
+    const shmq_record_props_t pr = *scanned;
     int added = 0, rc = 0;
     if (pr.uniq_key) {
         rc = put_key(svc, r, pr.uniq_key, pr.uniq_key_len);

@@ -23,6 +23,7 @@
 #ifndef SHMQ_INDEX_SERVICE_H
 #define SHMQ_INDEX_SERVICE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,6 +101,45 @@ int shmq_index_put_record(shmq_index_service_t *svc, const shmq_record_t *r);
 
 /* shmq_index_put_record() on a record read with the light decode (record_scan.h). */
 int shmq_index_put_head(shmq_index_service_t *svc, const shmq_record_head_t *r);
+
+/* The entries of a writable service's record r whose properties pr holds (scanned by
+ * shmq_record_props_scan_keys): shmq_index_put_head() past its checks and its scan. */
+int shmq_index_put_scanned(shmq_index_service_t *svc, const shmq_record_head_t *r,
+                           const shmq_record_props_t *pr);
+
+/*
+ * shmq_index_put_head(), inline: the indexer's loop runs it on every record.
+ * The usual record (a UNIQ_KEY, no KEYS, room in the newest file) is indexed
+ * here; any other goes to shmq_index_put_scanned().
+ */
+static inline __attribute__((always_inline)) int
+shmq_index_put_head_inline(shmq_index_service_t *svc, const shmq_record_head_t *r)
+{
+    if (svc->readonly) {
+        return shmq_index_put_head(svc, r); /* worded there */
+    }
+    if ((r->sysflag & SHMQ_SYSFLAG_TX_MASK) == SHMQ_SYSFLAG_TX_ROLLBACK ||
+        r->phys_offset <= svc->last_phys) {
+        return 0;
+    }
+    shmq_record_props_t pr;
+    shmq_record_props_scan_keys(r->props, r->props_len, &pr);
+    shmq_index_file_t *f = shmq_index_last(svc);
+    if (pr.uniq_key == NULL || pr.keys != NULL || f == NULL || shmq_index_file_full(f)) {
+        return shmq_index_put_scanned(svc, r, &pr);
+    }
+    int32_t h = shmq_topic_key_hash_memo(&svc->key_memo, r->topic, r->topic_len, pr.uniq_key,
+                                         pr.uniq_key_len);
+    if (h < 0) {
+        return -ENOMEM;
+    }
+    int rc = shmq_index_file_put(f, h, r->phys_offset, r->store_ts);
+    if (rc < 0) {
+        return rc;
+    }
+    svc->last_phys = r->phys_offset;
+    return 1;
+}
 
 /*
  * Writer: index the records of cl from *pos up to limit, or up to the

@@ -625,47 +625,42 @@ int shmq_store_put(shmq_store_t *st, const shmq_msg_in_t *m, shmq_append_result_
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
-int shmq_store_dispatch_head(shmq_store_t *st, const shmq_record_head_t *r, shmq_queue_t **qout)
+int shmq_store_dispatch_queue(shmq_store_t *st, const shmq_record_head_t *r, shmq_queue_t **qout)
 {
-    if (qout) {
-        *qout = NULL;
+    shmq_queue_t *q;
+    int rc = shmq_store_queue(st, r->topic, r->topic_len, r->queue_id, true, &q);
+    if (rc < 0) {
+        return rc;
     }
-    if (!tx_gets_unit(r->sysflag)) {
-        return 0;
-    }
-    shmq_queue_t **recent = &st->recent_queues[(uint32_t)r->queue_id % SHMQ_STORE_RECENT_QUEUES];
-    shmq_queue_t *q = *recent;
-    int rc;
-    if (q == NULL || !queue_matches(q, r->topic, r->topic_len, r->queue_id)) {
-        /* Found through its own variable: q itself stays in a register. */
-        shmq_queue_t *found;
-        rc = shmq_store_queue(st, r->topic, r->topic_len, r->queue_id, true, &found);
-        if (rc < 0) {
-            return rc;
-        }
-        q = found;
-        *recent = q;
-    }
+    st->recent_queues[(uint32_t)r->queue_id % SHMQ_STORE_RECENT_QUEUES] = q;
+    *qout = q;
+    return 0;
+}
+
+int64_t shmq_store_dispatch_sched_tags(const shmq_store_t *st, const shmq_record_head_t *r)
+{
     /* DELAY counts only in the schedule topic: the scan looks for it there only. */
-    bool schedule = q->scheduler && is_schedule_topic(r->topic, r->topic_len);
+    bool schedule = is_schedule_topic(r->topic, r->topic_len);
     shmq_record_props_t pr;
     shmq_record_props_scan_tags(r->props, r->props_len, schedule, &pr);
-    int64_t tags = tags_code_of(&st->cfg, schedule, &pr, r->store_ts);
-    /* Our own write_pos (this process is the queue's only writer): no atomic load needed. */
-    int64_t before = q->cq.write_pos;
-    rc = shmq_cq_append(&q->cq, r->queue_offset, r->phys_offset, r->total_size, tags);
-    if (rc < 0) {
-        return shmq_error_wrap(rc, "dispatch of record at %lld to %s/%d (queue offset %lld)",
-                               (long long)r->phys_offset, q->cq.topic, q->cq.queue_id,
-                               (long long)r->queue_offset);
-    }
-    if (q->next_offset < r->queue_offset + 1) {
-        q->next_offset = r->queue_offset + 1;
-    }
+    return tags_code_of(&st->cfg, schedule, &pr, r->store_ts);
+}
+
+int shmq_store_dispatch_failed(const shmq_queue_t *q, const shmq_record_head_t *r, int rc)
+{
+    return shmq_error_wrap(rc, "dispatch of record at %lld to %s/%d (queue offset %lld)",
+                           (long long)r->phys_offset, q->cq.topic, q->cq.queue_id,
+                           (long long)r->queue_offset);
+}
+
+int shmq_store_dispatch_head(shmq_store_t *st, const shmq_record_head_t *r, shmq_queue_t **qout)
+{
+    shmq_queue_t *q;
+    int rc = shmq_store_dispatch_head_inline(st, r, &q);
     if (qout) {
         *qout = q;
     }
-    return q->cq.write_pos > before ? 1 : 0;
+    return rc;
 }
 
 int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r)

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/bytes.h"
 #include "format/commitlog.h"
 #include "format/config.h"
 #include "format/consume_queue.h"
@@ -198,6 +199,56 @@ int shmq_store_dispatch_record(shmq_store_t *st, const shmq_record_t *r);
  * receives the record's queue, NULL for a record without a unit.
  */
 int shmq_store_dispatch_head(shmq_store_t *st, const shmq_record_head_t *r, shmq_queue_t **q);
+
+/* The out-of-line steps of shmq_store_dispatch_head_inline(), for it only: the record's
+ * queue found (or made) and remembered as the recent one; the tagsCode of a record of a
+ * queue the scheduler reads; an append's error worded. */
+int shmq_store_dispatch_queue(shmq_store_t *st, const shmq_record_head_t *r, shmq_queue_t **q);
+int64_t shmq_store_dispatch_sched_tags(const shmq_store_t *st, const shmq_record_head_t *r);
+int shmq_store_dispatch_failed(const shmq_queue_t *q, const shmq_record_head_t *r, int rc);
+
+/*
+ * shmq_store_dispatch_head(), inline, *q not NULL: the dispatcher's loop runs
+ * it on every record, where a call's saving and restoring of registers and
+ * the head's fields in memory cost as much as the usual record's own work
+ * (its queue the recent one, no DELAY to look for).
+ */
+static inline __attribute__((always_inline)) int
+shmq_store_dispatch_head_inline(shmq_store_t *st, const shmq_record_head_t *r, shmq_queue_t **qout)
+{
+    *qout = NULL;
+    int32_t tx = r->sysflag & SHMQ_SYSFLAG_TX_MASK;
+    if (tx != SHMQ_SYSFLAG_TX_NOT && tx != SHMQ_SYSFLAG_TX_COMMIT) {
+        return 0; /* a prepared or rolled back transaction: no unit */
+    }
+    shmq_queue_t *q = st->recent_queues[(uint32_t)r->queue_id % SHMQ_STORE_RECENT_QUEUES];
+    if (q == NULL || q->cq.queue_id != r->queue_id || q->topic_len != r->topic_len ||
+        !shmq_bytes_equal(q->cq.topic, r->topic, r->topic_len)) {
+        int rc = shmq_store_dispatch_queue(st, r, &q);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    int64_t tags;
+    if (q->scheduler) {
+        tags = shmq_store_dispatch_sched_tags(st, r);
+    } else {
+        uint32_t tags_len;
+        const char *t = shmq_record_props_find_tags(r->props, r->props_len, &tags_len);
+        tags = t ? shmq_tags_code(t, tags_len) : 0;
+    }
+    /* Our own write_pos (this process is the queue's only writer): no atomic load needed. */
+    int64_t before = q->cq.write_pos;
+    int rc = shmq_cq_append(&q->cq, r->queue_offset, r->phys_offset, r->total_size, tags);
+    if (rc < 0) {
+        return shmq_store_dispatch_failed(q, r, rc);
+    }
+    if (q->next_offset < r->queue_offset + 1) {
+        q->next_offset = r->queue_offset + 1;
+    }
+    *qout = q;
+    return q->cq.write_pos > before ? 1 : 0;
+}
 
 /* tagsCode of a record: TAGS hash, or delivery time for SCHEDULE_TOPIC_XXXX (§1.5). */
 int64_t shmq_store_tags_code(const shmq_config_t *cfg, const char *topic, size_t topic_len,

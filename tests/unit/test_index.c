@@ -586,6 +586,73 @@ static void test_keys_are_uniq_key_then_keys_tokens(void **state)
                      shmq_index_key_hash("TopicTest#KEY1", 14));
 }
 
+/* The indexer's inline put against shmq_index_put_head(): the same answers, the same files,
+ * over records of every shape the inline one hands on (KEYS, no UNIQ_KEY, a full file, a
+ * rolled back transaction, a position already indexed) and a read-only service. */
+static void test_inline_put_equals_put_head(void **state)
+{
+    fixture_t *f = *state;
+    char da[320], db[320];
+    snprintf(da, sizeof(da), "%s/a", f->dir);
+    snprintf(db, sizeof(db), "%s/b", f->dir);
+    shmq_index_service_t a, b;
+    assert_int_equal(shmq_index_open(&a, da, 7, 10, false), 0);
+    assert_int_equal(shmq_index_open(&b, db, 7, 10, false), 0);
+    uint64_t seed = 7;
+    int64_t phys = 1000;
+    for (int i = 0; i < 400; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        unsigned shape = (unsigned)(seed >> 33);
+        char props[256], v[64];
+        size_t plen = 0;
+        if (shape % 7 != 0) {
+            int n = snprintf(v, sizeof(v), "C0A80001%08X%d", (unsigned)i, i % 3);
+            assert_int_equal(
+                shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_UNIQ_KEY, v, (size_t)n),
+                0);
+        }
+        if (shape % 5 == 0) {
+            int n = snprintf(v, sizeof(v), "k%d  shared", i);
+            assert_int_equal(
+                shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_KEYS, v, (size_t)n), 0);
+        }
+        shmq_record_head_t h;
+        memset(&h, 0, sizeof(h));
+        h.topic = (shape % 11 == 0) ? "AnotherTopicName" : "BenchTopic";
+        h.topic_len = (uint32_t)strlen(h.topic);
+        h.props = props;
+        h.props_len = (uint32_t)plen;
+        h.sysflag = (shape % 13 == 0)   ? SHMQ_SYSFLAG_TX_ROLLBACK
+                    : (shape % 17 == 0) ? SHMQ_SYSFLAG_TX_PREPARED
+                                        : 0;
+        phys += (shape % 19 == 0) ? -300 : 291; /* now and then a position already indexed */
+        h.phys_offset = phys;
+        h.store_ts = BASE_TS + i * 7;
+        int ra = shmq_index_put_head_inline(&a, &h);
+        int rb = shmq_index_put_head(&b, &h);
+        assert_int_equal(ra, rb);
+        assert_int_equal(a.last_phys, b.last_phys);
+    }
+    assert_int_equal(a.count, b.count);
+    assert_true(a.count > 10);
+    for (size_t i = 0; i < a.count; i++) {
+        assert_int_equal(a.files[i]->size, b.files[i]->size);
+        assert_memory_equal(a.files[i]->base, b.files[i]->base, a.files[i]->size);
+    }
+    shmq_index_close(&a);
+    shmq_index_close(&b);
+    /* Read-only: the same refusal. */
+    assert_int_equal(shmq_index_open(&a, da, 7, 10, true), 0);
+    shmq_record_head_t h;
+    memset(&h, 0, sizeof(h));
+    h.topic = "T";
+    h.topic_len = 1;
+    h.phys_offset = 1 << 30;
+    assert_int_equal(shmq_index_put_head_inline(&a, &h), SHMQ_E_ARG);
+    assert_int_equal(shmq_index_put_head(&a, &h), SHMQ_E_ARG);
+    shmq_index_close(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -619,6 +686,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abnormal_start_drops_files_newer_than_the_checkpoint,
                                         setup, teardown),
         cmocka_unit_test(test_keys_are_uniq_key_then_keys_tokens),
+        cmocka_unit_test_setup_teardown(test_inline_put_equals_put_head, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

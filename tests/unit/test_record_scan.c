@@ -348,6 +348,21 @@ static void check_partial_scans(const char *p, size_t len)
     assert_null(k.tags);
     assert_null(k.delay);
     assert_int_equal(k.tags_len + k.delay_len, 0);
+    /* The dispatcher's TAGS search, on a copy that ends where its allocation ends (a read
+     * past the area shows in the sanitizer build); found at the same offset. */
+    char *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, p, len);
+    uint32_t tl = 12345;
+    const char *tv = shmq_record_props_find_tags(copy, len, &tl);
+    if (all.tags == NULL) {
+        assert_null(tv);
+    } else {
+        assert_non_null(tv);
+        assert_int_equal(tv - copy, all.tags - p);
+    }
+    assert_int_equal(tl, all.tags_len);
+    free(copy);
 }
 
 static void test_partial_props_scans_find_what_the_full_scan_finds(void **state)
@@ -371,7 +386,11 @@ static void test_partial_props_scans_find_what_the_full_scan_finds(void **state)
                                         "UNIQ_KEY\001",
                                         "__CRC32#\001",
                                         "0123456789",
-                                        "\002TAGS\001"};
+                                        "\002TAGS\001",
+                                        "TTAGS\001",
+                                        "TAG",
+                                        "TAGSS\001",
+                                        "0123456789ABCDEF"};
     char buf[300];
     for (int round = 0; round < 100000; round++) {
         size_t len = 0;
@@ -393,6 +412,35 @@ static void test_partial_props_scans_find_what_the_full_scan_finds(void **state)
     static const char rec[] =
         "UNIQ_KEY\001C00002027DFA85325A991E64704B0000\002__CRC32#\0018756936450\002";
     check_partial_scans(rec, sizeof(rec) - 1);
+    /* A TAGS segment at every offset of areas of 16 to 80 bytes (the search's steps and its
+     * last, overlapping one), with and without a value and an end. */
+    for (size_t len = 16; len <= 80; len++) {
+        for (size_t at = 0; at + 5 <= len; at++) {
+            for (int form = 0; form < 3; form++) {
+                memset(buf, 'T', len);
+                if (at > 0) {
+                    buf[at - 1] = '\002';
+                }
+                memcpy(buf + at, "TAGS\001", 5);
+                if (form == 1 && at + 6 < len) {
+                    buf[at + 6] = '\002';
+                } else if (form == 2 && at + 5 < len) {
+                    buf[at + 5] = '\002';
+                }
+                check_partial_scans(buf, len);
+            }
+            /* and a second one after it: the later one counts */
+            for (size_t b = at + 7; b + 6 <= len; b++) {
+                memset(buf, 'x', len);
+                if (at > 0) {
+                    buf[at - 1] = '\002';
+                }
+                memcpy(buf + at, "TAGS\001a", 6);
+                memcpy(buf + b - 1, "\002TAGS\001b", 7);
+                check_partial_scans(buf, len);
+            }
+        }
+    }
 }
 
 int main(void)
