@@ -596,6 +596,109 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
     return 0;
 }
 
+/*
+ * record_view_in() for what nearly every record is: V1 with two IPv4 hosts,
+ * TOTALSIZE the unit's size and readable (size <= avail), the unit's topic,
+ * queue, queue offset and physical offset, and with check_crcs a
+ * well-formed __CRC32# tail that matches.  Each field is read once from the
+ * record, and the checks are record_view_in()'s with their bound known
+ * (lim is the unit's size): true with v filled exactly as record_view_in()
+ * fills it.  False says nothing about the record (v may be partly written):
+ * record_view_in() reads it again and decides, its errors worded as always.
+ */
+static inline __attribute__((always_inline)) bool
+record_view_v1(const uint8_t *buf, size_t avail, int32_t size, int64_t phys_want, int64_t qoff,
+               const char *topic, size_t tlen, int32_t queue_id, bool check_crcs,
+               shmq_msg_view_t *v)
+{
+    /* V1, IPv4 hosts: BODY at 88, then the topic length byte, the topic, the properties
+     * length (2) and the properties; the smallest record is SHMQ_RECORD_FIXED_V1 bytes. */
+    uint32_t s = (uint32_t)size; /* > 0: the unit was checked */
+    if ((size_t)s > avail || s < SHMQ_RECORD_FIXED_V1 + tlen) {
+        return false;
+    }
+    uint32_t magic;
+    memcpy(&magic, buf + 4, 4);
+    if (shmq_get_be32(buf) != s || magic != htobe32((uint32_t)SHMQ_MAGIC_V1) ||
+        (buf[39] & (SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6)) != 0) {
+        return false;
+    }
+    /* Unsigned: a negative BODY length is past any bound. */
+    uint32_t body_len = shmq_get_be32(buf + 84);
+    if (body_len > s - SHMQ_RECORD_FIXED_V1 - tlen) {
+        return false;
+    }
+    /* The topic length byte is signed in the walk: tlen (1..255) matches it only below 128. */
+    uint32_t topic_at = 89 + body_len;
+    if ((int8_t)buf[topic_at - 1] != (int64_t)tlen) {
+        return false;
+    }
+    /* What the properties length must be for the fields to add up to TOTALSIZE: 0..32767. */
+    uint32_t props_len = s - SHMQ_RECORD_FIXED_V1 - (uint32_t)tlen - body_len;
+    uint32_t props_at = topic_at + (uint32_t)tlen + 2;
+    if (props_len > INT16_MAX || shmq_get_be16(buf + props_at - 2) != props_len) {
+        return false;
+    }
+    int64_t phys = (int64_t)shmq_get_be64(buf + 28);
+    int32_t rqueue = (int32_t)shmq_get_be32(buf + 12);
+    int64_t rqoff = (int64_t)shmq_get_be64(buf + 20);
+    const char *rtopic = (const char *)buf + topic_at;
+    if (phys != phys_want || rqueue != queue_id || rqoff != qoff ||
+        !shmq_bytes_equal(rtopic, topic, tlen)) {
+        return false;
+    }
+    if (check_crcs) {
+        int64_t want = shmq_record_crc_tail_value(buf + props_at, props_len);
+        if (want < 0 || want != shmq_record_crc_before_tail(buf, (int32_t)s)) {
+            return false;
+        }
+    }
+    v->topic = rtopic;
+    v->topic_len = tlen;
+    v->queue_id = rqueue;
+    v->queue_offset = rqoff;
+    v->phys_offset = phys;
+    v->size = (int32_t)s;
+    v->flag = (int32_t)shmq_get_be32(buf + 16);
+    v->sysflag = (int32_t)shmq_get_be32(buf + 36);
+    v->reconsume_times = (int32_t)shmq_get_be32(buf + 72);
+    v->born_ts = (int64_t)shmq_get_be64(buf + 40);
+    /* BORNHOST: 4 address bytes in memory order, the rest of addr zero, then the port. */
+    uint32_t a4;
+    memcpy(&a4, buf + 48, 4);
+    uint64_t addr_lo = a4, addr_hi = 0;
+    memcpy(v->born_host.addr, &addr_lo, 8);
+    memcpy(v->born_host.addr + 8, &addr_hi, 8);
+    v->born_host.is_v6 = false;
+    v->born_host.port = (int32_t)shmq_get_be32(buf + 52);
+    v->store_ts = (int64_t)shmq_get_be64(buf + 56);
+    v->body = buf + 88;
+    v->body_len = body_len;
+    v->stored_body = v->body;
+    v->stored_len = body_len;
+    v->compression = SHMQ_COMPRESSION_NONE;
+    v->props = (const char *)buf + props_at;
+    v->props_len = props_len;
+    shmq_record_msgid_inline(buf, 56, false, v->msg_id);
+    return true;
+}
+
+bool shmq_cons_record_view_v1(const uint8_t *buf, size_t avail, const shmq_cq_unit_t *u,
+                              int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
+                              bool check_crcs, shmq_msg_view_t *v)
+{
+    return record_view_v1(buf, avail, u->size, u->phys_offset, qoff, topic, tlen, queue_id,
+                          check_crcs, v);
+}
+
+int shmq_cons_record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
+                             const shmq_cq_unit_t *u, int64_t qoff, const char *topic, size_t tlen,
+                             int32_t queue_id, bool check_crcs, shmq_msg_view_t *v,
+                             shmq_corrupt_t *bad)
+{
+    return record_view_in(c, mf, u, qoff, topic, tlen, queue_id, check_crcs, v, bad);
+}
+
 /* A unit no dispatcher writes: SHMQ_E_CORRUPT with *bad filled. */
 int shmq_cons_unit_invalid(shmq_corrupt_t *bad, const char *topic, size_t tlen, int32_t queue_id,
                            int64_t qoff, const shmq_cq_unit_t *u)
@@ -660,6 +763,9 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
         }
     }
     const shmq_mapped_file_t *clf = NULL;
+    /* Read once per pull: the handle's settings do not change during it. */
+    const bool all = c->sub.all, check_crcs = c->check_crcs;
+    shmq_msg_view_t *v = res->msgs;
     while (qoff < end) {
         shmq_cq_unit_t u;
         if (qoff < in_file) {
@@ -696,22 +802,25 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
             }
             return shmq_cons_unit_invalid(&res->corrupt, topic, tlen, queue_id, qoff, &u);
         }
-        if (u.phys_offset < cl_min ||
-            !(c->sub.all || shmq_sub_code_matches(&c->sub, u.tags_code))) {
+        if (u.phys_offset < cl_min || !(all || shmq_sub_code_matches(&c->sub, u.tags_code))) {
             removing |= u.phys_offset < cl_min;
             qoff++;
             continue;
         }
-        shmq_msg_view_t *v = &res->msgs[count];
         /* Unsigned: a record below the file's start is outside it too. */
         if (clf == NULL || (uint64_t)(u.phys_offset - clf->start_offset) >= clf->size) {
             clf = shmq_mfq_find(&c->cl.q, u.phys_offset);
         }
-        if (clf != NULL) {
-            rc = record_view_in(c, clf, &u, qoff, topic, tlen, queue_id, c->check_crcs, v,
+        if (clf != NULL &&
+            record_view_v1(clf->base + (u.phys_offset - clf->start_offset),
+                           clf->size - (size_t)(u.phys_offset - clf->start_offset), u.size,
+                           u.phys_offset, qoff, topic, tlen, queue_id, check_crcs, v)) {
+            rc = 0;
+        } else if (clf != NULL) {
+            rc = record_view_in(c, clf, &u, qoff, topic, tlen, queue_id, check_crcs, v,
                                 &res->corrupt);
         } else {
-            rc = shmq_cons_record_view(c, &u, qoff, topic, tlen, queue_id, c->check_crcs, v,
+            rc = shmq_cons_record_view(c, &u, qoff, topic, tlen, queue_id, check_crcs, v,
                                        &res->corrupt);
         }
         if (__builtin_expect(rc == 0 && (v->sysflag & SHMQ_SYSFLAG_COMPRESSED), 0)) {
@@ -736,7 +845,7 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
             return rc;
         }
         qoff++;
-        if (!c->sub.all) {
+        if (!all) {
             /* The tagsCode matched: the record's exact TAGS decides (hash collisions). */
             size_t vlen;
             const char *tags = shmq_props_get(v->props, v->props_len, SHMQ_PROP_TAGS, &vlen);
@@ -745,6 +854,7 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
             }
         }
         SHMQ_PROBE(pull, v->phys_offset, v->size, queue_id, qoff - 1, topic, tlen);
+        v++;
         if (++count == (size_t)max_msgs) {
             break;
         }

@@ -123,6 +123,22 @@ int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t q
                           const char *topic, size_t tlen, int32_t queue_id, bool check_crcs,
                           shmq_msg_view_t *v, shmq_corrupt_t *bad);
 
+/*
+ * The pull's fast path (tests): the record at buf (avail bytes readable) when
+ * it is V1 with two IPv4 hosts and passes every check against unit u (CRC too
+ * if check_crcs): true with v filled as shmq_cons_record_view() fills it.
+ * False: that function decides.
+ */
+bool shmq_cons_record_view_v1(const uint8_t *buf, size_t avail, const shmq_cq_unit_t *u,
+                              int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
+                              bool check_crcs, shmq_msg_view_t *v);
+
+/* shmq_cons_record_view() with mf, the CommitLog file holding u->phys_offset (tests). */
+int shmq_cons_record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
+                             const shmq_cq_unit_t *u, int64_t qoff, const char *topic, size_t tlen,
+                             int32_t queue_id, bool check_crcs, shmq_msg_view_t *v,
+                             shmq_corrupt_t *bad);
+
 /* A blank pre-fill unit: no message. */
 static inline bool shmq_cons_unit_is_blank(const shmq_cq_unit_t *u)
 {

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/consumer_int.h"
+#include "format/message.h"
 #include "shm/ctl.h"
 #include "reg_thread.h"
 #include "shmq/consumer.h"
@@ -529,9 +531,153 @@ static void test_poll_gets_every_good_message_and_the_skip_passes_the_corrupt_on
     assert_int_equal(off, N_MSGS);
 }
 
+/*
+ * One case of the pull's fast path against the path it stands for: the record
+ * rec (total bytes, byte at set to val unless set < 0) given avail readable
+ * bytes and unit u.  Whenever shmq_cons_record_view_v1() takes it, the full
+ * check takes it too and fills the same view.  Returns whether the fast path
+ * took it.
+ */
+static bool fast_case(shmq_consumer_t *c, const uint8_t *rec, size_t total, int set, uint8_t val,
+                      size_t avail, const shmq_cq_unit_t *u, int64_t qoff, const char *topic,
+                      int32_t queue_id, bool check)
+{
+    uint8_t *buf = malloc(avail); /* exactly what is readable: ASan sees any read past it */
+    assert_non_null(buf);
+    memset(buf, 0x5A, avail);
+    memcpy(buf, rec, total < avail ? total : avail);
+    if (set >= 0 && (size_t)set < avail) {
+        buf[set] = val;
+    }
+    shmq_mapped_file_t mf;
+    memset(&mf, 0, sizeof(mf));
+    snprintf(mf.path, sizeof(mf.path), "fast-case");
+    mf.base = buf;
+    mf.size = avail;
+    mf.start_offset = u->phys_offset > 0 ? u->phys_offset : 0;
+    shmq_msg_view_t fast, full;
+    memset(&fast, 0, sizeof(fast));
+    memset(&full, 0, sizeof(full));
+    size_t tlen = strlen(topic);
+    bool took = shmq_cons_record_view_v1(buf, avail, u, qoff, topic, tlen, queue_id, check, &fast);
+    if (took) {
+        shmq_corrupt_t bad;
+        int rc =
+            shmq_cons_record_view_in(c, &mf, u, qoff, topic, tlen, queue_id, check, &full, &bad);
+        assert_int_equal(rc, 0);
+        /* The views point into buf: compare them field by field through their bytes. */
+        assert_memory_equal(&fast, &full, sizeof(fast));
+    }
+    free(buf);
+    return took;
+}
+
+static void test_pull_fast_path_takes_only_what_the_full_check_takes(void **state)
+{
+    fixture_t *f = *state;
+    char t127[128], t128[129];
+    memset(t127, 'q', 127);
+    t127[127] = '\0';
+    memset(t128, 'r', 128);
+    t128[128] = '\0';
+    const char *topics[] = {"T", "TopicC", "TopicSixteenChar", "TopicOfSeventeen1", t127, t128};
+    char body[200];
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (char)('a' + i % 26);
+    }
+    size_t body_lens[] = {0, 5, 128};
+    char props[64];
+    size_t props_len = 0;
+    assert_int_equal(shmq_props_append(props, sizeof(props), &props_len, SHMQ_PROP_TAGS, "TagA", 4),
+                     0);
+    int fast_taken = 0, v1_cases = 0;
+    for (size_t ti = 0; ti < sizeof(topics) / sizeof(topics[0]); ti++) {
+        for (size_t bi = 0; bi < 3; bi++) {
+            for (int hosts = 0; hosts < 4; hosts++) { /* bit 0: born v6, bit 1: store v6 */
+                shmq_msg_in_t m;
+                memset(&m, 0, sizeof(m));
+                m.topic = topics[ti];
+                m.topic_len = strlen(topics[ti]);
+                m.queue_id = 3;
+                m.flag = 0x01020304;
+                m.born_ts = 1700000000123LL;
+                shmq_local_host(&m.born_host, 5555);
+                shmq_local_host(&m.store_host, 10911);
+                if (hosts & 1) {
+                    m.born_host.is_v6 = 1;
+                    memset(m.born_host.addr, 0xAB, 16);
+                }
+                if (hosts & 2) {
+                    m.store_host.is_v6 = 1;
+                    memset(m.store_host.addr, 0xCD, 16);
+                }
+                m.reconsume_times = 2;
+                m.body = body;
+                m.body_len = body_lens[bi];
+                m.props = bi == 1 ? NULL : props;
+                m.props_len = bi == 1 ? 0 : props_len;
+                uint8_t rec[1024];
+                const int64_t phys = 4096 + 16 * (int64_t)ti, qoff = 77;
+                int64_t total =
+                    shmq_record_encode(&m, qoff, phys, 1700000000456LL, rec, sizeof(rec));
+                assert_true(total > 0);
+                bool v1 = m.topic_len < 128 && hosts == 0;
+                const shmq_cq_unit_t good = {.phys_offset = phys, .size = (int32_t)total};
+                for (int check = 0; check < 2; check++) {
+                    /* As written: the fast path takes every V1 record with IPv4 hosts. */
+                    bool took = fast_case(f->c, rec, (size_t)total, -1, 0, (size_t)total, &good,
+                                          qoff, m.topic, 3, check);
+                    assert_int_equal(took, v1);
+                    v1_cases += v1;
+                    fast_taken += took;
+                    /* Another unit, queue, queue offset, topic of the same length, or fewer
+                     * readable bytes: never taken by the fast path unless the full check
+                     * takes it too (fast_case's asserts). */
+                    shmq_cq_unit_t u = good;
+                    u.size--;
+                    fast_case(f->c, rec, (size_t)total, -1, 0, (size_t)total, &u, qoff, m.topic, 3,
+                              check);
+                    u = good;
+                    u.phys_offset++;
+                    fast_case(f->c, rec, (size_t)total, -1, 0, (size_t)total, &u, qoff, m.topic, 3,
+                              check);
+                    assert_false(fast_case(f->c, rec, (size_t)total, -1, 0, (size_t)total, &good,
+                                           qoff + 1, m.topic, 3, check));
+                    assert_false(fast_case(f->c, rec, (size_t)total, -1, 0, (size_t)total, &good,
+                                           qoff, m.topic, 4, check));
+                    char other[260];
+                    snprintf(other, sizeof(other), "%s", m.topic);
+                    other[0] ^= 1;
+                    assert_false(fast_case(f->c, rec, (size_t)total, -1, 0, (size_t)total, &good,
+                                           qoff, other, 3, check));
+                    assert_false(fast_case(f->c, rec, (size_t)total, -1, 0, (size_t)total - 1,
+                                           &good, qoff, m.topic, 3, check));
+                    fast_case(f->c, rec, (size_t)total, -1, 0, (size_t)total + 9, &good, qoff,
+                              m.topic, 3, check);
+                    /* Every byte of the record set to other values. */
+                    for (int64_t at = 0; at < total; at++) {
+                        const uint8_t vals[] = {(uint8_t)(rec[at] ^ 0x01),
+                                                (uint8_t)(rec[at] ^ 0x80), 0x00, 0xFF, 0x7F};
+                        for (size_t k = 0; k < sizeof(vals); k++) {
+                            if (vals[k] != rec[at]) {
+                                fast_case(f->c, rec, (size_t)total, (int)at, vals[k], (size_t)total,
+                                          &good, qoff, m.topic, 3, check);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_int_equal(fast_taken, v1_cases);
+    assert_true(v1_cases > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pull_fast_path_takes_only_what_the_full_check_takes,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_every_single_bit_flip_in_an_older_segment_record_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(
