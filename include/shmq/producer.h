@@ -161,7 +161,12 @@ void shmq_producer_close(shmq_producer_t *p);
  *     record; whether it survives the recovery is unknown).
  * A store that stops or fails while the message waits for its answer still
  * answers from what was stored: SEND_OK if the writer appended it before it
- * exited, -ESHUTDOWN if it never took it.  res->uniq_key is set whenever
+ * exited, -ESHUTDOWN if it never took it.  A message stored and answered
+ * that waits for the flush (SYNC_FLUSH) or a slave (SYNC_MASTER) when the
+ * store goes away gets that wait's timeout status (SHMQ_SEND_FLUSH_DISK_TIMEOUT,
+ * SHMQ_SEND_FLUSH_SLAVE_TIMEOUT: stored, not known durable or replicated)
+ * within about 100 ms (the send's look for the store), not at
+ * syncFlushTimeout or slaveTimeout.  res->uniq_key is set whenever
  * the message got its key, also with an error (to look it up after an
  * unknown outcome).  A full ring makes it wait for space (back pressure)
  * within the timeout.  With an error, shmq_error_detail() says what was

@@ -489,6 +489,20 @@ static void flush_sleep(shmq_producer_t *p, int64_t end_pos, int timeout_ms)
 }
 
 /*
+ * A synchronous send's wait for the flush or a slave: true once the store
+ * is gone (shmq_prod_check_at, the liveness check of every send, at most
+ * every 100 ms, detached the producer).  Nothing moves the position any
+ * more: the send ends with the timeout status now (stored, not known
+ * durable or replicated), not at syncFlushTimeout or slaveTimeout.  The
+ * control block is unmapped then: the caller returns without reading it.
+ */
+static bool store_gone(shmq_producer_t *p)
+{
+    shmq_prod_check_at(p, shmq_mono_ms());
+    return !p->attached;
+}
+
+/*
  * SYNC_MASTER, after the flush: SHMQ_SEND_OK once replicated covers
  * end_pos; SHMQ_SEND_SLAVE_NOT_AVAILABLE at once when no slave is in sync;
  * SHMQ_SEND_FLUSH_SLAVE_TIMEOUT after slaveTimeout, as RocketMQ 5's
@@ -512,7 +526,7 @@ static int repl_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
             return SHMQ_SEND_OK;
         }
         int left = shmq_prod_left_ms(until);
-        if (left <= 0) {
+        if (left <= 0 || store_gone(p)) {
             return SHMQ_SEND_FLUSH_SLAVE_TIMEOUT;
         }
         pos_sleep(p, &p->ctl.wake->replicated_wake, &p->blk->replicated, end_pos,
@@ -554,7 +568,7 @@ static int flush_status(shmq_producer_t *p, int64_t end_pos, int64_t deadline)
                                   p->root, shmq_strerror(err), (long long)end_pos);
         }
         int left = shmq_prod_left_ms(until);
-        if (left <= 0) {
+        if (left <= 0 || store_gone(p)) {
             return SHMQ_SEND_FLUSH_DISK_TIMEOUT;
         }
         /* Sliced: a fence is seen within a slice even if nobody wakes us. */

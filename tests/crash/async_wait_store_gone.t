@@ -8,7 +8,8 @@
 # when the store went away ends with an error.  The waits are 60 s long;
 # the answers come when the producer sees the store gone (every bound
 # here is 30 s), also when nothing of the producer's is in flight any
-# more and only the answered send waits.
+# more and only the answered send waits, and for a synchronous send that
+# waits for the flush (shmq_send returns then, with the same status).
 # TAP output; exits non-zero if any test fails.
 
 SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -18,25 +19,29 @@ broker_init async-wait-store-gone
 
 TOPIC=TopicGone
 
-# gone NAME STATUS WHAT [alone]: the store at $STORE holds one answered send that waits for
-# WHAT (its worker already stopped); unless alone, the writer is stopped before a second send
-# (alone: nothing of the producer's is in flight, only the answered send waits); every process
-# of the store is killed.  The first answer has status STATUS, the second is an error.
+# gone NAME STATUS WHAT [alone|sync]: the store at $STORE holds one answered send that waits
+# for WHAT (its worker already stopped); unless alone or sync, the writer is stopped before a
+# second send (alone: nothing of the producer's is in flight, only the answered send waits;
+# sync: the same with shmq_send); every process of the store is killed.  The first answer has
+# status STATUS, the second is an error.
 gone() {
-    local name=$1 status=$2 what=$3 alone=$4 s pids wr second="" answers=2
+    local name=$1 status=$2 what=$3 alone=$4 s pids wr second="--async" answers=2
     "$CTL" topic --store "$STORE" $SMALL create $TOPIC --queues 2 >"$T/$name.topic" 2>&1
     pids="$SHMQD_PID $(all_worker_pids)"
     wr=$(worker_pid writer)
     if [ -n "$alone" ]; then
         answers=1
     else
-        second="--second-go-file $T/$name.go"
+        second="--async --second-go-file $T/$name.go"
     fi
-    "$HELPERS/send_wait" --store "$STORE" --topic $TOPIC --timeout 120000 --async $second \
+    [ "$alone" = sync ] && second=""
+    "$HELPERS/send_wait" --store "$STORE" --topic $TOPIC --timeout 120000 $second \
         >"$T/$name.out" 2>"$T/$name.err" &
     s=$!
     bg_add $s
-    wait_line "$T/$name.out" '^published$' && wait_in 1
+    # A synchronous send prints nothing before its answer: the store's count says it took it.
+    wait_line "$T/$name.out" "^$([ "$alone" = sync ] && echo attached || echo published)\$" &&
+        wait_in 1
     ok $? "$name: the first send is stored and answered by the writer" || diag "$T/$name.err"
     sleep 0.5
     ! grep -q '^ok\|^err' "$T/$name.out"
@@ -80,6 +85,14 @@ ok $? "alone: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/s
 kill -STOP "$(worker_pid flusher)"
 ok $? "alone: the flusher is stopped"
 gone alone 1 "the flush" alone
+
+# ---- SYNC_FLUSH, a synchronous send: shmq_send waits for the flush ----------------------------
+STORE="$T/store-sync"
+start_broker --set flushDiskType=SYNC_FLUSH --set syncFlushTimeout=60000
+ok $? "sync: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/shmqd.log"
+kill -STOP "$(worker_pid flusher)"
+ok $? "sync: the flusher is stopped"
+gone sync 1 "the flush" sync
 
 # ---- SYNC_MASTER: the slave's receiver stopped ---------------------------------------------
 STORE="$MASTER"
