@@ -68,31 +68,27 @@ gone() {
     fi
 }
 
+# flush_gone NAME [alone|sync]: gone() on a SYNC_FLUSH store of its own (syncFlushTimeout 60 s)
+# whose flusher is stopped.
+flush_gone() {
+    STORE="$T/store-$1"
+    start_broker --set flushDiskType=SYNC_FLUSH --set syncFlushTimeout=60000
+    ok $? "$1: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/shmqd.log"
+    kill -STOP "$(worker_pid flusher)"
+    ok $? "$1: the flusher is stopped"
+    gone "$1" 1 "the flush" "$2"
+}
+
 # ---- SYNC_FLUSH: the flusher stopped ------------------------------------------------------
-STORE="$T/store-flush"
-start_broker --set flushDiskType=SYNC_FLUSH --set syncFlushTimeout=60000
-ok $? "flush: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/shmqd.log"
-kill -STOP "$(worker_pid flusher)"
-ok $? "flush: the flusher is stopped"
-gone flush 1 "the flush"
+flush_gone flush
 
 # ---- SYNC_FLUSH, nothing in flight: only the answered send waits ----------------------------
 # The producer has no request in the ring, so nothing of its own looks for an answer: its wait
 # for the flush must still notice the store gone, and end then, not at syncFlushTimeout (60 s).
-STORE="$T/store-alone"
-start_broker --set flushDiskType=SYNC_FLUSH --set syncFlushTimeout=60000
-ok $? "alone: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/shmqd.log"
-kill -STOP "$(worker_pid flusher)"
-ok $? "alone: the flusher is stopped"
-gone alone 1 "the flush" alone
+flush_gone alone alone
 
 # ---- SYNC_FLUSH, a synchronous send: shmq_send waits for the flush ----------------------------
-STORE="$T/store-sync"
-start_broker --set flushDiskType=SYNC_FLUSH --set syncFlushTimeout=60000
-ok $? "sync: shmqd starts with SYNC_FLUSH, syncFlushTimeout 60 s" || diag "$T/shmqd.log"
-kill -STOP "$(worker_pid flusher)"
-ok $? "sync: the flusher is stopped"
-gone sync 1 "the flush" sync
+flush_gone sync sync
 
 # ---- SYNC_MASTER: the slave's receiver stopped ---------------------------------------------
 STORE="$MASTER"
