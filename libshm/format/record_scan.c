@@ -342,6 +342,13 @@ static bool hash_ascii(uint32_t *hp, const uint8_t *p, size_t n)
     return true;
 }
 
+/* Non-zero exactly when a byte of x is 0x02 or not ASCII (when all are ASCII, the
+ * subtraction sets a high bit only from the first byte that x ^ 0x02.. makes 0 on). */
+static inline uint64_t sep_or_high8(uint64_t x)
+{
+    return (((x ^ 0x0202020202020202ULL) - 0x0101010101010101ULL) | x) & HIGH_BITS;
+}
+
 /* RocketMQ's Math.abs of the hash: 0 for Integer.MIN_VALUE (its abs is still negative). */
 static int32_t hash_abs(uint32_t h)
 {
@@ -412,16 +419,21 @@ static inline __attribute__((always_inline)) int32_t memo_key(shmq_key_hash_memo
     const uint8_t *p = (const uint8_t *)key + 8 * w;
     size_t n = key_len - 8 * w;
     m->words = (uint32_t)w; /* from here on the remembered words are this key's */
+    size_t keep = SHMQ_KEY_MEMO_WORDS;
     for (; n >= 8; p += 8, n -= 8) {
         memcpy(&x, p, 8);
         if (x & HIGH_BITS) {
             return memo_plain(m, key, key_len);
         }
         h = hash_word(h, x);
-        if (w < SHMQ_KEY_MEMO_WORDS) {
-            m->word[w] = x;
-            m->after[w] = h;
-            m->words = (uint32_t)++w;
+        if (w < keep) {
+            if (sep_or_high8(x) != 0) {
+                keep = 0; /* a 0x02: not remembered, nor any word after it */
+            } else {
+                m->word[w] = x;
+                m->after[w] = h;
+                m->words = (uint32_t)++w;
+            }
         }
     }
     for (size_t i = 0; i < n; i++) {
@@ -434,6 +446,28 @@ static inline __attribute__((always_inline)) int32_t memo_key(shmq_key_hash_memo
 }
 
 /*
+ * Make topic the memo's topic (compared, remembered when new).  False when
+ * the memo cannot hold it (empty, longer than the memo, not ASCII).
+ */
+static bool memo_take_topic(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len)
+{
+    if (topic_len == 0 || topic_len > sizeof(m->topic)) {
+        return false;
+    }
+    if (!memo_topic_is(m, topic, topic_len)) {
+        uint32_t th = 0;
+        if (!hash_ascii(&th, (const uint8_t *)topic, topic_len)) {
+            return false;
+        }
+        memcpy(m->topic, topic, topic_len);
+        m->topic_len = (uint32_t)topic_len;
+        m->topic_hash = th * 31u + '#';
+        m->words = 0;
+    }
+    return true;
+}
+
+/*
  * shmq_topic_key_hash_memo() for any topic: compared, remembered when new.
  * Out of line: the usual call (a topic of 8 to 16 bytes, the previous key's)
  * keeps a small frame.
@@ -442,18 +476,8 @@ static __attribute__((noinline)) int32_t memo_any_topic(shmq_key_hash_memo_t *m,
                                                         size_t topic_len, const char *key,
                                                         size_t key_len)
 {
-    if (topic_len == 0 || topic_len > sizeof(m->topic)) {
+    if (!memo_take_topic(m, topic, topic_len)) {
         return shmq_topic_key_hash(topic, topic_len, key, key_len);
-    }
-    if (!memo_topic_is(m, topic, topic_len)) {
-        uint32_t th = 0;
-        if (!hash_ascii(&th, (const uint8_t *)topic, topic_len)) {
-            return shmq_topic_key_hash(topic, topic_len, key, key_len);
-        }
-        memcpy(m->topic, topic, topic_len);
-        m->topic_len = (uint32_t)topic_len;
-        m->topic_hash = th * 31u + '#';
-        m->words = 0;
     }
     return memo_key(m, key, key_len);
 }
@@ -465,4 +489,59 @@ int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, siz
         return memo_key(m, key, key_len);
     }
     return memo_any_topic(m, topic, topic_len, key, key_len);
+}
+
+int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
+                                     const char *props, size_t len)
+{
+    const size_t name_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
+    if (!(topic_len >= 8 && topic_len <= 16 && memo_topic_is(m, topic, topic_len)) &&
+        !memo_take_topic(m, topic, topic_len)) {
+        return -1;
+    }
+    if (ends_with_crc_property(props, len)) {
+        len -= SHMQ_CRC_PROP_LEN; /* the byte before it, if any, is a 0x02 */
+    } else if (len == 0 || props[len - 1] != SHMQ_PROP_SEP) {
+        return -1;
+    }
+    if (len < name_len + 3 || props[name_len] != SHMQ_PROP_NAME_VALUE_SEP ||
+        memcmp(props, SHMQ_PROP_UNIQ_KEY, name_len) != 0) {
+        return -1;
+    }
+    /* The value: props[name_len + 1] up to the final 0x02, read once, a word at a time. A
+     * word the previous key had at the same place (and each one before) has its hash in
+     * the memo; the first other one and those after it are hashed and remembered. */
+    const uint8_t *p = (const uint8_t *)props + name_len + 1;
+    size_t n = len - name_len - 2;
+    size_t w = 0, known = m->words;
+    uint32_t h = m->topic_hash;
+    int32_t res = -1;
+    for (; n >= 8; p += 8, n -= 8, w++) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if (w < known && x == m->word[w]) {
+            h = m->after[w]; /* a remembered word holds no 0x02 and is ASCII */
+            continue;
+        }
+        if (sep_or_high8(x) != 0) {
+            goto out;
+        }
+        h = hash_word(h, x);
+        if (w < SHMQ_KEY_MEMO_WORDS) {
+            m->word[w] = x;
+            m->after[w] = h;
+            known = w + 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if ((c & 0x80) != 0 || c == SHMQ_PROP_SEP) {
+            goto out;
+        }
+        h = h * 31u + c;
+    }
+    res = hash_abs(h);
+out:
+    m->words = (uint32_t)known;
+    return res;
 }

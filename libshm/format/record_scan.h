@@ -122,7 +122,9 @@ int32_t shmq_topic_key_hash(const char *topic, size_t topic_len, const char *key
 
 /*
  * What shmq_topic_key_hash_memo() remembers of the last key it hashed: the
- * hash of its topic and "#", and of its first eight bytes, sixteen, ... .
+ * hash of its topic and "#", and of its first eight bytes, sixteen, ...
+ * (ASCII words without a 0x02 only: a key's words are remembered up to the
+ * first that holds one).
  * Zero it before the first use; one per thread.
  */
 #define SHMQ_KEY_MEMO_TOPIC 128 /* longer topics are hashed whole every time */
@@ -145,5 +147,17 @@ typedef struct shmq_key_hash_memo {
  */
 int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
                                  const char *key, size_t key_len);
+
+/*
+ * The indexer's usual record in one pass over its properties area props:
+ * when it holds only a UNIQ_KEY property with a non-empty ASCII value
+ * ("UNIQ_KEY" 0x01 value 0x02, shmq's __CRC32# property after it or not),
+ * the hash shmq_topic_key_hash_memo() gives topic and that value, the key
+ * shmq_record_props_scan_keys() finds (and no KEYS).  -1 for any other area
+ * or a topic the memo cannot hold: the caller scans it.  Each byte of the
+ * value is read once (the area may be shared memory).
+ */
+int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
+                                     const char *props, size_t len);
 
 #endif

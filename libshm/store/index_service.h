@@ -109,8 +109,9 @@ int shmq_index_put_scanned(shmq_index_service_t *svc, const shmq_record_head_t *
 
 /*
  * shmq_index_put_head(), inline: the indexer's loop runs it on every record.
- * The usual record (a UNIQ_KEY, no KEYS, room in the newest file) is indexed
- * here; any other goes to shmq_index_put_scanned().
+ * The usual record (only a UNIQ_KEY with an ASCII value, room in the newest
+ * file: shmq_uniq_key_only_hash_memo()) is indexed here; any other is
+ * scanned and goes to shmq_index_put_scanned().
  */
 static inline __attribute__((always_inline)) int
 shmq_index_put_head_inline(shmq_index_service_t *svc, const shmq_record_head_t *r)
@@ -122,23 +123,22 @@ shmq_index_put_head_inline(shmq_index_service_t *svc, const shmq_record_head_t *
         r->phys_offset <= svc->last_phys) {
         return 0;
     }
+    shmq_index_file_t *f = shmq_index_last(svc);
+    if (f != NULL && !shmq_index_file_full(f)) {
+        int32_t h = shmq_uniq_key_only_hash_memo(&svc->key_memo, r->topic, r->topic_len, r->props,
+                                                 r->props_len);
+        if (h >= 0) {
+            int rc = shmq_index_file_put(f, h, r->phys_offset, r->store_ts);
+            if (rc < 0) {
+                return rc;
+            }
+            svc->last_phys = r->phys_offset;
+            return 1;
+        }
+    }
     shmq_record_props_t pr;
     shmq_record_props_scan_keys(r->props, r->props_len, &pr);
-    shmq_index_file_t *f = shmq_index_last(svc);
-    if (pr.uniq_key == NULL || pr.keys != NULL || f == NULL || shmq_index_file_full(f)) {
-        return shmq_index_put_scanned(svc, r, &pr);
-    }
-    int32_t h = shmq_topic_key_hash_memo(&svc->key_memo, r->topic, r->topic_len, pr.uniq_key,
-                                         pr.uniq_key_len);
-    if (h < 0) {
-        return -ENOMEM;
-    }
-    int rc = shmq_index_file_put(f, h, r->phys_offset, r->store_ts);
-    if (rc < 0) {
-        return rc;
-    }
-    svc->last_phys = r->phys_offset;
-    return 1;
+    return shmq_index_put_scanned(svc, r, &pr);
 }
 
 /*

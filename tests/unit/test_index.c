@@ -611,10 +611,19 @@ static void test_inline_put_equals_put_head(void **state)
                 shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_UNIQ_KEY, v, (size_t)n),
                 0);
         }
+        if (shape % 23 == 0 && plen > 12) {
+            props[plen - 2] = (char)0xC3; /* a UNIQ_KEY value that is not ASCII */
+        }
         if (shape % 5 == 0) {
             int n = snprintf(v, sizeof(v), "k%d  shared", i);
             assert_int_equal(
                 shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_KEYS, v, (size_t)n), 0);
+        }
+        if (shape % 3 == 0) {
+            /* shmq's __CRC32# property last, as the store writes it */
+            assert_int_equal(
+                shmq_props_append(props, sizeof(props), &plen, SHMQ_PROP_CRC32, "0123456789", 10),
+                0);
         }
         shmq_record_head_t h;
         memset(&h, 0, sizeof(h));

@@ -320,6 +320,106 @@ static void test_topic_key_hash_memo_equals_the_plain_hash(void **state)
     }
 }
 
+/* The one-pass hash of an area holding only a UNIQ_KEY against the scan then the plain hash:
+ * equal when it answers, an answer for every usual area (ASCII value, a topic the memo
+ * holds), -1 for any other.  Areas of the usual shape with values that share a prefix with
+ * the previous one, of every length, with a 0x02, 0x01, non-ASCII bytes anywhere; other
+ * areas (KEYS, other properties, cut short); topics that change; the memo used by
+ * shmq_topic_key_hash_memo() in between.  Each area in an allocation of its own size. */
+static void test_uniq_key_only_hash_equals_scan_then_hash(void **state)
+{
+    (void)state;
+    shmq_key_hash_memo_t memo;
+    memset(&memo, 0, sizeof(memo));
+    char topics[6][200] = {"BenchTopic", "T\xc3\xb3pico", "", "BenchTopiX", "AenchTopic", "T"};
+    size_t tlens[6] = {10, 7, 150, 10, 10, 1};
+    memset(topics[2], 'L', tlens[2]);
+    static const char *const parts[] = {"KEYS\001", "UNIQ_KEY\001", "TAGS\001", "\002", "\001", " ",
+                                        "U",        "UNIQ_KEY",     "ab",       "\x80"};
+    static const char crc[] = "__CRC32#\0010123456789\002";
+    char value[100] = "7F0000010E5A18B4AAC21C7A9E3B0000";
+    size_t vl = 32;
+    char area[300];
+    int fast = 0;
+    for (int round = 0; round < 300000; round++) {
+        int t = next_rand() % 16 == 0 ? (int)(next_rand() % 6) : 0;
+        unsigned r = next_rand() % 8;
+        if (r < 5) {
+            /* change a few bytes from some point on (now and then a 0x02, 0x01 or a
+             * non-ASCII one), or take a new length */
+            size_t from = next_rand() % (vl + 1);
+            for (size_t i = from; i < vl && i < from + 1 + next_rand() % 4; i++) {
+                unsigned c = next_rand() % 60;
+                value[i] = (char)(c == 0 ? 0x80 | next_rand() : c == 1 ? 2 : c == 2 ? 1 : '0' + c);
+            }
+        } else if (r == 5) {
+            vl = next_rand() % sizeof(value);
+            for (size_t i = 0; i < vl; i++) {
+                value[i] = (char)('0' + next_rand() % 43);
+            }
+        }
+        size_t len = 0;
+        bool usual = r != 7;
+        if (usual) {
+            memcpy(area, "UNIQ_KEY\001", 9);
+            memcpy(area + 9, value, vl);
+            area[9 + vl] = '\002';
+            len = 10 + vl;
+        } else {
+            for (int j = (int)(next_rand() % 6); j > 0; j--) {
+                const char *s = parts[next_rand() % (sizeof(parts) / sizeof(parts[0]))];
+                memcpy(area + len, s, strlen(s));
+                len += strlen(s);
+            }
+            size_t n = next_rand() % 20;
+            memcpy(area + len, value, n < vl ? n : vl);
+            len += n < vl ? n : vl;
+        }
+        if (next_rand() % 2 == 0) {
+            memcpy(area + len, crc, sizeof(crc) - 1);
+            len += sizeof(crc) - 1;
+        }
+        if (next_rand() % 10 == 0) {
+            /* one byte changed anywhere: a separator at each position, a cut name */
+            area[next_rand() % (len + 1)] = (char)(next_rand() % 3);
+            usual = false;
+        }
+        if (next_rand() % 10 == 0 && len > 0) {
+            len = next_rand() % len; /* cut short */
+            usual = false;
+        }
+        char *p = malloc(len ? len : 1);
+        assert_non_null(p);
+        memcpy(p, area, len);
+        shmq_record_props_t k;
+        shmq_record_props_scan_keys(p, len, &k);
+        int32_t h = shmq_uniq_key_only_hash_memo(&memo, topics[t], tlens[t], p, len);
+        if (h >= 0) {
+            fast++;
+            assert_non_null(k.uniq_key);
+            assert_null(k.keys);
+            assert_int_equal(h,
+                             shmq_topic_key_hash(topics[t], tlens[t], k.uniq_key, k.uniq_key_len));
+        } else {
+            assert_int_equal(h, -1);
+            bool ascii = true;
+            for (size_t i = 0; i < vl; i++) {
+                ascii = ascii && value[i] != 2 && (value[i] & 0x80) == 0;
+            }
+            /* only a value with a 0x02 or a non-ASCII byte, an empty one or a topic the
+             * memo cannot hold is handed on */
+            assert_false(usual && ascii && vl > 0 && t != 1 && t != 2);
+        }
+        if (next_rand() % 4 == 0) {
+            /* the memo's other user, on keys of any bytes */
+            assert_int_equal(shmq_topic_key_hash_memo(&memo, topics[t], tlens[t], p, len),
+                             shmq_topic_key_hash(topics[t], tlens[t], p, len));
+        }
+        free(p);
+    }
+    assert_true(fast > 100000);
+}
+
 /* The partial scans against the full one: the fields each looks for equal, the rest NULL, 0. */
 static void check_partial_scans(const char *p, size_t len)
 {
@@ -452,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_topic_key_hash_is_java_hashcode_of_topic_hash_key),
         cmocka_unit_test(test_topic_key_hash_equals_the_hash_of_the_joined_bytes),
         cmocka_unit_test(test_topic_key_hash_memo_equals_the_plain_hash),
+        cmocka_unit_test(test_uniq_key_only_hash_equals_scan_then_hash),
         cmocka_unit_test(test_partial_props_scans_find_what_the_full_scan_finds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
