@@ -30,6 +30,10 @@ static int entry_check(shmq_producer_t *p, const shmq_ring_msg_t *rm, char uniq[
     if (rm->queue_id < 0 || rm->queue_id > 65535) {
         return shmq_error_set(SHMQ_E_RANGE, "queue id %d outside 0..65535", (int)rm->queue_id);
     }
+    /* The parts within shmq_ring_encode's limits: enqueue encodes without its checks. */
+    if ((rm->body_len != 0 && rm->body == NULL) || rm->props_len > UINT32_MAX / 2) {
+        return shmq_error_set(SHMQ_E_ARG, "send entry: bad part lengths");
+    }
     if (rm->body_len > (uint32_t)p->cfg->max_message_size) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "body of %u bytes exceeds maxMessageSize %d",
                               (unsigned)rm->body_len, p->cfg->max_message_size);

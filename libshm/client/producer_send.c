@@ -671,7 +671,9 @@ static inline int enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode,
         rm->slot = s;
         slot_arm(p, s, rm->req_id, mode);
     }
-    shmq_ring_encode(dst, len, rm);
+    /* rm's parts are within shmq_ring_encode's limits (the message checks, our properties,
+     * entry_check for an entry) and len is reserved: the checks are not made again. */
+    shmq_ring_encode_fitted(dst, len, rm);
     /* Before the publish: a tracer's time for it is then never after the writer's append. */
     SHMQ_PROBE(produce, p->ring_idx, rm->req_id, rm->queue_id, 1, len, rm->topic, rm->topic_len);
     publish(p);

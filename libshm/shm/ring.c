@@ -169,6 +169,12 @@ int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m)
         return shmq_error_set(SHMQ_E_TRUNCATED, "ring entry of %llu bytes does not fit %zu",
                               (unsigned long long)total, cap);
     }
+    shmq_ring_encode_fitted(dst, total, m);
+    return (int64_t)total;
+}
+
+void shmq_ring_encode_fitted(uint8_t *dst, uint64_t total, const shmq_ring_msg_t *m)
+{
     /* The padding first (the entry's last 8 bytes: the parts then overwrite what is
      * theirs), then each field stored once, straight into the entry (shmq_ring_hdr_t's
      * layout): on every send, no header built aside and copied. */
@@ -210,7 +216,6 @@ int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m)
     if (m->body_len) {
         memcpy(p, m->body, m->body_len);
     }
-    return (int64_t)total;
 }
 
 /* ---- decode ---------------------------------------------------------------------- */

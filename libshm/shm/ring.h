@@ -258,6 +258,16 @@ static inline uint64_t shmq_ring_entry_size_inline(uint64_t topic_len, uint64_t 
  */
 int64_t shmq_ring_encode(uint8_t *dst, size_t cap, const shmq_ring_msg_t *m);
 
+/*
+ * shmq_ring_encode() of an m its caller built within the limits that
+ * function checks (topic_len at most SHMQ_TOPIC_MAX_ANY, props_len and
+ * body_len at most UINT32_MAX / 2, no NULL part with a length), at dst
+ * holding total = shmq_ring_entry_size() of its parts (at most UINT32_MAX):
+ * the same bytes, without the checks.  The producer's send path, whose
+ * message was checked once already.
+ */
+void shmq_ring_encode_fitted(uint8_t *dst, uint64_t total, const shmq_ring_msg_t *m);
+
 /* Write a PAD entry header at dst (8 bytes). */
 void shmq_ring_write_pad(uint8_t *dst);
 

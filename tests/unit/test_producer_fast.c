@@ -8,7 +8,8 @@
  * send (shmq_prod_wall_ms against shmq_now_ms), the message checks of the
  * send path (shmq_prod_check_message_at against shmq_prod_check_message),
  * the queue choice (shmq_prod_select_queue_at against
- * shmq_prod_select_queue).
+ * shmq_prod_select_queue), the entry's encode (shmq_ring_encode_fitted
+ * against shmq_ring_encode).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -353,6 +354,73 @@ static void test_select_at_matches_select(void **state)
     free(b);
 }
 
+/*
+ * shmq_ring_encode_fitted (the send path's encode, no checks) against
+ * shmq_ring_encode: the same bytes, padding included, for part lengths
+ * from none to the limits of the send path, over a buffer full of garbage.
+ */
+static void test_encode_fitted_matches_encode(void **state)
+{
+    (void)state;
+    static char topic[SHMQ_TOPIC_MAX_ANY];
+    static char props[300];
+    static uint8_t body[1000];
+    for (size_t i = 0; i < sizeof(topic); i++) {
+        topic[i] = (char)('A' + i % 26);
+    }
+    for (size_t i = 0; i < sizeof(props); i++) {
+        props[i] = (char)(1 + i % 120);
+    }
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (uint8_t)(i * 7 + 3);
+    }
+    const uint32_t tlens[] = {0, 1, 10, 17, SHMQ_TOPIC_MAX_ANY};
+    const uint32_t plens[] = {0, 1, 44, 45, 299};
+    const uint32_t blens[] = {0, 1, 7, 128, 999};
+    size_t cap = SHMQ_RING_HDR_SIZE + sizeof(topic) + sizeof(props) + sizeof(body) + 8;
+    uint8_t *want = malloc(cap), *got = malloc(cap);
+    assert_non_null(want);
+    assert_non_null(got);
+    for (size_t t = 0; t < sizeof(tlens) / sizeof(tlens[0]); t++) {
+        for (size_t q = 0; q < sizeof(plens) / sizeof(plens[0]); q++) {
+            for (size_t b = 0; b < sizeof(blens) / sizeof(blens[0]); b++) {
+                shmq_ring_msg_t m;
+                memset(&m, 0, sizeof(m));
+                m.kind = SHMQ_RING_KIND_MSG;
+                m.flags = (uint16_t)(t & 1 ? SHMQ_RING_F_ONEWAY : 0);
+                m.batch_index = (uint16_t)q;
+                m.batch_count = (uint16_t)(q + 1);
+                m.slot = (uint32_t)(b * 13);
+                m.req_id = 0x0102030405060708ULL + t;
+                m.queue_id = (int32_t)(q * 3);
+                m.flag = -5;
+                m.sysflag = (int32_t)b;
+                m.reconsume_times = 2;
+                m.born_ts = 1700000000123LL + (int64_t)b;
+                m.prepared_tx_offset = (int64_t)(t * 1000);
+                m.born_host.is_v6 = (b & 1) != 0;
+                memset(m.born_host.addr, 0xA5, sizeof(m.born_host.addr));
+                m.born_host.port = 10911;
+                m.topic = tlens[t] ? topic : NULL;
+                m.topic_len = tlens[t];
+                m.props = plens[q] ? props : NULL;
+                m.props_len = plens[q];
+                m.body = blens[b] ? body : NULL;
+                m.body_len = blens[b];
+                uint64_t total = shmq_ring_entry_size(m.topic_len, m.props_len, m.body_len);
+                assert_true(total <= cap);
+                memset(want, 0xEE, cap);
+                memset(got, 0xEE, cap);
+                assert_int_equal(shmq_ring_encode(want, cap, &m), (int64_t)total);
+                shmq_ring_encode_fitted(got, total, &m);
+                assert_memory_equal(want, got, cap);
+            }
+        }
+    }
+    free(want);
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_wall_ms_matches_now),
         cmocka_unit_test(test_check_at_matches_check),
         cmocka_unit_test(test_select_at_matches_select),
+        cmocka_unit_test(test_encode_fitted_matches_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
