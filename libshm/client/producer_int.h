@@ -334,17 +334,19 @@ static inline int shmq_prod_check_message_at(shmq_producer_t *p, const shmq_mess
 int shmq_prod_select_queue(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t *qid);
 
 /*
- * shmq_prod_select_queue() on the send path: its usual answer (any queue,
- * no sharding key, the topic validated last with its table entry unchanged
- * since it was copied: round-robin over its write queues) without the call;
- * anything else goes to it.
+ * shmq_prod_select_queue() on the send path, for an m that just passed
+ * shmq_prod_check_message(_at) (its topic is then the one validated last,
+ * p->topic_name: not compared again): its usual answer (any queue, no
+ * sharding key, the topic's table entry unchanged since it was copied:
+ * round-robin over its write queues) without the call; anything else goes
+ * to it.
  */
 static inline int shmq_prod_select_queue_at(shmq_producer_t *p, const shmq_message_t *m,
                                             size_t tlen, int32_t *qid)
 {
     /* Acquire: as a seqlock read in topic_write_queues (producer.c). */
     if (m->queue_id == SHMQ_QUEUE_ANY && m->sharding_key == NULL && p->topic_cached &&
-        p->topic_nq > 0 && shmq_prod_topic_is_cached(p, m->topic, tlen) &&
+        p->topic_nq > 0 &&
         atomic_load_explicit((_Atomic uint32_t *)&p->blk->topics[p->topic_idx].seq,
                              memory_order_acquire) == p->topic_seq) {
         *qid = (int32_t)(p->rr++ % (uint32_t)p->topic_nq);

@@ -338,6 +338,10 @@ static void test_select_at_matches_select(void **state)
                             assert_false(shmq_prod_topic_is_cached(a, m.topic, 10));
                             continue;
                         }
+                        /* select_at's precondition: the topic passed the message checks. */
+                        size_t tlen = 0;
+                        assert_int_equal(shmq_prod_check_message_at(a, &m, &tlen), 0);
+                        assert_int_equal(tlen, 10);
                         int32_t qa = -7, qb = -7;
                         int ra = shmq_prod_select_queue_at(a, &m, 10, &qa);
                         int rb = shmq_prod_select_queue(b, &m, 10, &qb);
