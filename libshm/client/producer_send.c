@@ -147,50 +147,65 @@ static void reap(shmq_producer_t *p)
 static void reap_slot(shmq_producer_t *p, uint32_t s)
 {
     prod_req_t *q = &p->reqs[s];
-    const shmq_ring_slot_t *sl = &p->ring->slots[s];
-    if (q->state == REQ_ASYNC) {
-        /* Filled in place in the done list (its callback runs from there, run_list, or
-         * from a copy out of the list when some request in it waits, run_ready). */
-        prod_done_t *d =
-            p->ndone < p->done_cap ? &p->done[p->ndone] : shmq_prod_done_next(p); /* grown */
-        if (d == NULL) {
-            return; /* out of memory: leave it in the ring for a later reap */
-        }
-        d->cb = q->cb;
-        d->arg = q->arg;
-        d->err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
-        d->wait_flush = false;
-        d->wait_repl = false;
-        d->end_pos = 0;
-        d->flush_deadline = 0;
-        d->repl_deadline = 0;
-        d->results = q->results;
-        d->batch_n = q->batch_n;
-        if (d->err == 0) {
-            result_from_slot(p, sl, q->uniq, &d->res);
-            d->end_pos = sl->end_pos;
-            batch_results(p, q, &d->res);
-            if (p->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
-                d->wait_flush = true;
-                d->flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
-            }
-            if (p->cfg->broker_role == SHMQ_SYNC_MASTER &&
-                shmq_ctl_load(&p->blk->replicated) < d->end_pos) {
-                if (slave_in_sync(p)) {
-                    d->wait_repl = true;
-                    d->repl_deadline = shmq_mono_ms() + p->cfg->slave_timeout;
-                } else {
-                    d->res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
-                }
-            }
-        } else {
-            /* The writer's text for this request, for the callback. */
-            snprintf(d->detail, sizeof(d->detail), "%s", shmq_error_detail());
-            result_failed(q->uniq, &d->res);
-        }
-        p->ndone++;
+    shmq_ring_slot_t *sl = &p->ring->slots[s];
+    if (q->state != REQ_ASYNC) {
+        slot_free(p, s); /* abandoned: nobody waits for its answer */
+        return;
     }
-    slot_free(p, s);
+    /* Filled in place in the done list (its callback runs from there, run_list, or
+     * from a copy out of the list when some request in it waits, run_ready). */
+    prod_done_t *d =
+        p->ndone < p->done_cap ? &p->done[p->ndone] : shmq_prod_done_next(p); /* grown */
+    if (d == NULL) {
+        return; /* out of memory: leave it in the ring for a later reap */
+    }
+    d->cb = q->cb;
+    d->arg = q->arg;
+    d->err = sl->status < 0 ? shmq_ring_slot_error(sl) : 0;
+    d->wait_flush = false;
+    d->wait_repl = false;
+    d->flush_deadline = 0;
+    d->repl_deadline = 0;
+    d->results = q->results;
+    d->batch_n = q->batch_n;
+    if (d->err == 0) {
+        result_from_slot(p, sl, q->uniq, &d->res);
+        d->end_pos = sl->end_pos;
+        if (q->batch_n != 0) {
+            batch_results(p, q, &d->res);
+        }
+        if (p->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
+            d->wait_flush = true;
+            d->flush_deadline = shmq_mono_ms() + p->cfg->sync_flush_timeout;
+        }
+        if (p->cfg->broker_role == SHMQ_SYNC_MASTER &&
+            shmq_ctl_load(&p->blk->replicated) < d->end_pos) {
+            if (slave_in_sync(p)) {
+                d->wait_repl = true;
+                d->repl_deadline = shmq_mono_ms() + p->cfg->slave_timeout;
+            } else {
+                d->res.status = SHMQ_SEND_SLAVE_NOT_AVAILABLE;
+            }
+        }
+    } else {
+        /* The writer's text for this request, for the callback. */
+        snprintf(d->detail, sizeof(d->detail), "%s", shmq_error_detail());
+        result_failed(q->uniq, &d->res);
+        d->end_pos = 0;
+    }
+    p->ndone++;
+    /* slot_free() of an asynchronous request: only a batch's (with its sizes) has sizes,
+     * results and batch_n to let go of. */
+    atomic_store_explicit(&sl->state, SHMQ_SLOT_FREE, memory_order_relaxed);
+    p->async_busy--;
+    if (q->sizes != NULL) {
+        free(q->sizes);
+        q->sizes = NULL;
+        q->results = NULL;
+        q->batch_n = 0;
+    }
+    q->state = REQ_FREE;
+    pending_clear(p, s);
 }
 
 static int slot_take(shmq_producer_t *p, uint32_t *out)
