@@ -6,8 +6,10 @@
 #           needs a sure cut kills the proxy and starts another);
 #   flip N  on the next connection, flip one bit of the byte at offset N of
 #           the master -> slave stream (the file is removed when it is used;
-#           a connection that closes before byte N hands the flip on to the
-#           next one, so that it is made);
+#           a connection that closes before byte N hands the flip on, so that
+#           it is made: to the open connection that carried the most, N bytes
+#           past what it carried, else to the next one: a slave's short
+#           metadata requests must not keep it from its stream);
 #   tap     while it exists, append the master -> slave stream to tap.bin
 #           (what an eavesdropper on the link sees);
 #   delay MS  while it exists, hold what arrives (either way) MS milliseconds
@@ -31,6 +33,7 @@ my $sel = IO::Select->new($l);
 my %peer;       # socket -> its other end
 my %down;       # master-side socket -> bytes forwarded to the slave so far
 my %flip_at;    # master-side socket -> offset to flip
+my %flip_n;     # master-side socket -> the N its flip was asked with (logged)
 my $carry_flip; # a flip whose connection closed before its offset: the next connection's
 my @held;       # [due time, from-socket, bytes] waiting for the delay, in arrival order
 
@@ -71,7 +74,7 @@ while (1) {
             $sel->remove($peer{$s});
             close $peer{$s};
         }
-        %peer = (); %down = (); %flip_at = ();
+        %peer = (); %down = (); %flip_at = (); %flip_n = ();
         print "cut\n";
     }
     my $blocked = -e "$dir/block";
@@ -80,7 +83,7 @@ while (1) {
             $sel->remove($peer{$s});
             close $peer{$s};
         }
-        %peer = (); %down = (); %flip_at = (); @held = ();
+        %peer = (); %down = (); %flip_at = (); %flip_n = (); @held = ();
         print "blocked\n";
     }
     my $wait = 0.05;
@@ -102,7 +105,7 @@ while (1) {
             $peer{$m} = $c;
             $down{$m} = 0;
             if (defined $carry_flip) {
-                $flip_at{$m} = $carry_flip;
+                $flip_at{$m} = $flip_n{$m} = $carry_flip;
                 print "connection; flipping byte $carry_flip (carried)\n";
                 undef $carry_flip;
             } elsif (open(my $f, '<', "$dir/flip")) {
@@ -110,7 +113,7 @@ while (1) {
                 close $f;
                 unlink "$dir/flip";
                 chomp $n;
-                $flip_at{$m} = $n;
+                $flip_at{$m} = $flip_n{$m} = $n;
                 print "connection; flipping byte $n\n";
             } else {
                 print "connection\n";
@@ -121,13 +124,28 @@ while (1) {
         my $buf;
         my $n = sysread($s, $buf, 65536);
         if (!$n) {
-            for my $x ($s, $o) { # a flip not made yet goes to the next connection
-                $carry_flip = delete $flip_at{$x} if exists $flip_at{$x};
+            my $pending;
+            for my $x ($s, $o) { # a flip not made yet
+                if (exists $flip_at{$x}) {
+                    delete $flip_at{$x};
+                    $pending = delete $flip_n{$x};
+                }
             }
             $sel->remove($s, $o);
             close $s;
             close $o;
             delete @peer{$s, $o};
+            delete @down{$s, $o};
+            if (defined $pending) {
+                my ($busiest) = sort { $down{$b} <=> $down{$a} } grep { !exists $flip_at{$_} } keys %down;
+                if (defined $busiest) {
+                    $flip_at{$busiest} = $down{$busiest} + $pending;
+                    $flip_n{$busiest} = $pending;
+                    print "flip of byte $pending handed to an open connection\n";
+                } else {
+                    $carry_flip = $pending;
+                }
+            }
             next;
         }
         if (exists $down{$s}) {
@@ -136,7 +154,7 @@ while (1) {
                 my $i = $at - $down{$s};
                 substr($buf, $i, 1) = chr(ord(substr($buf, $i, 1)) ^ 0x10);
                 delete $flip_at{$s};
-                print "flipped byte $at\n";
+                print "flipped byte ", delete $flip_n{$s}, "\n";
             }
             $down{$s} += $n;
             if (-e "$dir/tap" && open(my $t, '>>', "$dir/tap.bin")) {
