@@ -229,6 +229,14 @@ void wr_tail_behind(writer_t *wr, uint32_t i, uint64_t head, uint64_t tail)
  * the batch starts (a restart scans from here), the batch's counters, and
  * the store's state its entries are judged against.
  */
+/* The batch's clock read: its store time, and (batch_ns) its append stamp and the end of its
+ * send latencies. */
+static void batch_clock(writer_t *wr)
+{
+    wr->batch_ns = shmq_now_ns();
+    wr->store_ts = wr->batch_ns / 1000000;
+}
+
 static void batch_open(writer_t *wr)
 {
     wr->batch_open = true;
@@ -247,8 +255,7 @@ static void batch_open(writer_t *wr)
      * shared.  Times still never go back (shmq_commitlog_append_plans raises one below
      * the last).  The same read serves as the batch's append stamp and the end of its send
      * latencies (batch_finish). */
-    wr->batch_ns = shmq_now_ns();
-    wr->store_ts = wr->batch_ns / 1000000;
+    batch_clock(wr);
     wr->rejects = wr->refused_disk_full = wr->refused_fenced = wr->append_errors = 0;
     /* Acquire: the flusher's error is set before anything depends on it. */
     wr->fenced = atomic_load_explicit(&wr->blk->fenced_error, memory_order_acquire) != 0;
@@ -312,8 +319,7 @@ static void take_ring(writer_t *wr, uint32_t i)
         /* The entries up to this tail were published after the batch's time was read:
          * stored times are never before a message was sent (a retry's delay counts from
          * its send-back).  Once per ring a batch takes from, not per unit. */
-        wr->batch_ns = shmq_now_ns();
-        wr->store_ts = wr->batch_ns / 1000000;
+        batch_clock(wr);
     }
     if (trc > 0) {
         wr_log(wr, SHMQ_LOG_WARN,
