@@ -299,19 +299,27 @@ static bool queue_is(const shmq_ctl_queue_t *q, const char *topic, size_t len, i
     return q->queue_id == queue_id && q->topic_len == len && memcmp(q->topic, topic, len) == 0;
 }
 
+/* The hint: the entry last found for this queue id, taken only if the scan of batch_queue()
+ * would take it at once (its topic found equal to the snapshot still held); or NULL. */
+static inline wr_queue_t *queue_hinted(writer_t *wr, int32_t queue_id)
+{
+    uint32_t hint = wr->queue_hint[(uint32_t)queue_id & (WR_QUEUE_HINTS - 1)];
+    if (hint != 0 && hint <= wr->nqueues) {
+        wr_queue_t *e = &wr->queues[hint - 1];
+        if (e->topic_gen == wr->topic_gen && e->q->queue_id == queue_id) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
 static int batch_queue(writer_t *wr, const char *topic, size_t len, int32_t queue_id,
                        wr_queue_t **out)
 {
-    /* The hint first: the entry last found for this queue id, taken only if the scan below
-     * would take it at once (its topic found equal to the snapshot still held). */
-    uint32_t *hint = &wr->queue_hint[(uint32_t)queue_id & (WR_QUEUE_HINTS - 1)];
-    if (*hint != 0 && *hint <= wr->nqueues) {
-        wr_queue_t *e = &wr->queues[*hint - 1];
-        if (e->topic_gen == wr->topic_gen && e->q->queue_id == queue_id) {
-            *out = e;
-            return 0;
-        }
+    if ((*out = queue_hinted(wr, queue_id)) != NULL) {
+        return 0;
     }
+    uint32_t *hint = &wr->queue_hint[(uint32_t)queue_id & (WR_QUEUE_HINTS - 1)];
     /* A cached queue whose topic was found equal to the topic snapshot still held needs no
      * comparing of its topic. */
     for (size_t i = 0; i < wr->nqueues; i++) {
@@ -386,6 +394,64 @@ void wr_topic_deleted(writer_t *wr, uint64_t req)
 }
 
 /* ---- one unit ------------------------------------------------------------------------------ */
+
+/* What a stored unit's answer and counters need of its first entry (shmq_ring_msg_t's or
+ * shmq_ring_hdr_t's fields). */
+typedef struct unit_id {
+    uint32_t slot;
+    uint16_t flags;
+    int32_t queue_id;
+    uint64_t req_id;
+    int64_t born_ts;
+    const char *topic;
+    uint32_t topic_len;
+} unit_id_t;
+
+/* The unit of n records [phys, end) with queue offsets from qoff (in queue q, or NULL for
+ * records no consumer reads) is stored: the queue's next offset, its answer, the counters. */
+static inline __attribute__((always_inline)) void
+unit_stored(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_t *q, int64_t qoff,
+            int64_t phys, int64_t end, int64_t store_ts, int32_t size0)
+{
+    if (q != NULL) {
+        q->next = qoff + (int64_t)n;
+        if (!q->dirty) {
+            q->dirty = true;
+            wr->dirty[wr->ndirty++] = (size_t)(q - wr->queues);
+        }
+    }
+    /* Every field but the detail text, which only an error reads: each stored once. */
+    wr_done_t *d = &wr->done[wr->ndone++];
+    d->ring = ring;
+    d->slot = u->slot;
+    d->oneway = (u->flags & SHMQ_RING_F_ONEWAY) != 0;
+    d->born_ts = (u->flags & SHMQ_RING_F_RESEND) ? 0 : u->born_ts;
+    d->res.status = 0;
+    d->res.req_id = u->req_id;
+    d->res.phys_offset = phys;
+    d->res.end_pos = end;
+    d->res.queue_offset = qoff; /* the first record's (wr->qoffs[0] of a batch) */
+    d->res.store_ts = store_ts;
+    d->res.queue_id = u->queue_id;
+    d->res.size = size0;
+    d->res.count = (int32_t)n;
+    uint64_t bytes = (uint64_t)(end - phys);
+    SHMQ_PROBE(append, ring, u->req_id, phys, end, n, u->queue_id, qoff, u->topic, u->topic_len);
+    wr->msgs_in += n;
+    wr->bytes_in += bytes;
+    if (wr->topic_entry != NULL) {
+        /* One addition per topic and batch: a unit of the same topic joins the pending one. */
+        if (wr->tc_entry != wr->topic_entry || wr->tc_inc != wr->topic.incarnation) {
+            if (wr->tc_entry != NULL) {
+                wr_topic_counts_flush(wr);
+            }
+            wr->tc_entry = wr->topic_entry;
+            wr->tc_inc = wr->topic.incarnation;
+        }
+        wr->tc_msgs += n;
+        wr->tc_bytes += bytes;
+    }
+}
 
 /* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
 static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint32_t ring,
@@ -484,46 +550,16 @@ static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint
         memcpy(wr->done[wr->ndone - 1].res.detail, why, sizeof(why));
         return;
     }
-    if (unit) {
-        q->next = qoff + (int64_t)n;
-        if (!q->dirty) {
-            q->dirty = true;
-            wr->dirty[wr->ndirty++] = (size_t)(q - wr->queues);
-        }
-    }
     const shmq_append_result_t *first = &wr->res[0], *last = &wr->res[n - 1];
-    /* Every field but the detail text, which only an error reads: each stored once. */
-    wr_done_t *d = &wr->done[wr->ndone++];
-    d->ring = ring;
-    d->slot = m0->slot;
-    d->oneway = (m0->flags & SHMQ_RING_F_ONEWAY) != 0;
-    d->born_ts = (m0->flags & SHMQ_RING_F_RESEND) ? 0 : m0->born_ts;
-    d->res.status = 0;
-    d->res.req_id = m0->req_id;
-    d->res.phys_offset = first->phys_offset;
-    d->res.end_pos = last->phys_offset + last->size;
-    d->res.queue_offset = qoff; /* the first record's (wr->qoffs[0] of a batch) */
-    d->res.store_ts = first->store_ts;
-    d->res.queue_id = m0->queue_id;
-    d->res.size = first->size;
-    d->res.count = (int32_t)n;
-    uint64_t bytes = (uint64_t)(d->res.end_pos - d->res.phys_offset);
-    SHMQ_PROBE(append, ring, m0->req_id, d->res.phys_offset, d->res.end_pos, n, m0->queue_id,
-               d->res.queue_offset, m0->topic, m0->topic_len);
-    wr->msgs_in += n;
-    wr->bytes_in += bytes;
-    if (wr->topic_entry != NULL) {
-        /* One addition per topic and batch: a unit of the same topic joins the pending one. */
-        if (wr->tc_entry != wr->topic_entry || wr->tc_inc != wr->topic.incarnation) {
-            if (wr->tc_entry != NULL) {
-                wr_topic_counts_flush(wr);
-            }
-            wr->tc_entry = wr->topic_entry;
-            wr->tc_inc = wr->topic.incarnation;
-        }
-        wr->tc_msgs += n;
-        wr->tc_bytes += bytes;
-    }
+    unit_id_t u = {.slot = m0->slot,
+                   .flags = m0->flags,
+                   .queue_id = m0->queue_id,
+                   .req_id = m0->req_id,
+                   .born_ts = m0->born_ts,
+                   .topic = m0->topic,
+                   .topic_len = m0->topic_len};
+    unit_stored(wr, ring, &u, n, unit ? q : NULL, qoff, first->phys_offset,
+                last->phys_offset + last->size, first->store_ts, first->size);
 }
 
 /*
@@ -574,6 +610,114 @@ static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *
 }
 
 /*
+ * The usual unit, taken without the full path's copy, decode and conversion:
+ * a plain message (shmq_ring_peek_plain()) to the topic the last unit had
+ * (the decode's topic memo: valid, not a system topic, its snapshot still
+ * admitting the queue, which is cached), fitting the segment the last append
+ * went to, with no property the put hook reads, into a store that takes
+ * appends.  Its header is copied out of the ring and checked; its body, topic
+ * and properties are copied once, straight to where the record holds them in
+ * the CommitLog (our own memory: what is checked is what is stored), and
+ * checked there as the decode checks its copy; then the record is completed
+ * around them (shmq_record_encode_placed()).  False for anything else, and
+ * for any check that fails, with nothing appended (the bytes written past
+ * wrote are cleared): the full path takes the entry and decides, words and
+ * counts as before.
+ */
+static bool take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, uint64_t *adv)
+{
+    if (wr->fenced || wr->disk_full || wr->not_master) {
+        return false;
+    }
+    shmq_ring_hdr_t h;
+    const uint8_t *data = wr->maps[i].data;
+    if (!shmq_ring_peek_plain(data, wr->ring_size, pos, tail, &wr->lim, &h) ||
+        (int64_t)h.total_len > wr->unit_max) {
+        return false;
+    }
+    /* The topic: the memo's name (checked against the copy below), found not to be a system
+     * topic, the snapshot taken for it unchanged and admitting the queue (resolve_topic()'s
+     * common case), the producer allowed to publish to it. */
+    const shmq_ring_topic_memo_t *memo = &wr->topic_memo;
+    const shmq_ctl_topic_t *t = &wr->topic;
+    const shmq_ctl_topic_t *e = wr->topic_entry;
+    /* Acquire: as in resolve_topic_slow(). */
+    if (!(memo->len == h.topic_len && memo->max_len == wr->lim.max_topic_len &&
+          memo->gen == wr->not_system_gen && e != NULL && wr->topic_memo_gen == memo->gen &&
+          atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq &&
+          (t->perm & SHMQ_PERM_WRITE) && h.queue_id < t->write_queue_nums &&
+          acl_publish(wr, i, memo->name, memo->len) == 0)) {
+        return false;
+    }
+    wr_queue_t *q = queue_hinted(wr, h.queue_id);
+    if (q == NULL) {
+        return false;
+    }
+    /* Room for the record with a separator before the __CRC32# tail (one byte more than
+     * needed when the properties end with one). */
+    int64_t most = SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + h.topic_len + h.props_len + 1 +
+                   SHMQ_CRC_PROP_LEN;
+    shmq_commitlog_room_t room;
+    if (most > INT32_MAX || shmq_commitlog_room(&wr->cl, most, wr->store_ts, &room) != 0) {
+        return false;
+    }
+    /* Each part's bytes read once from the ring, into the record. */
+    const uint8_t *src = data + (pos & (wr->ring_size - 1)) + SHMQ_RING_HDR_SIZE;
+    uint8_t *body = room.dst + SHMQ_RECORD_BODY_AT_V4;
+    char *topic = (char *)body + h.body_len + 1;
+    char *props = topic + h.topic_len + 2;
+    memcpy(topic, src, h.topic_len);
+    memcpy(props, src + h.topic_len, h.props_len);
+    memcpy(body, src + h.topic_len + h.props_len, h.body_len);
+    /* The copy checked as the decode checks its own (check_parts()). */
+    shmq_props_info_t pi;
+    if (!shmq_bytes_equal(memo->name, topic, h.topic_len) ||
+        shmq_props_scan(props, h.props_len, &pi) < 0 || pi.uniq_key == NULL ||
+        pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX || pi.sched) {
+        memset(room.dst, 0, (size_t)most); /* no valid-looking record past wrote */
+        return false;
+    }
+    bool add_sep = h.props_len > 0 && props[h.props_len - 1] != SHMQ_PROP_SEP;
+    shmq_record_plan_t plan = {.total = most - !add_sep,
+                               .props_len = h.props_len + add_sep + SHMQ_CRC_PROP_LEN,
+                               .v2 = false,
+                               .add_sep = add_sep};
+    /* Field by field: encode_placed reads each (an initializer would clear the rest). */
+    shmq_msg_in_t in;
+    in.topic = topic;
+    in.topic_len = h.topic_len;
+    in.queue_id = h.queue_id;
+    in.flag = h.flag;
+    in.sysflag = h.sysflag;
+    in.born_ts = h.born_ts;
+    memcpy(in.born_host.addr, h.born_addr, 4); /* IPv4: the first 4 bytes are read */
+    in.born_host.port = h.born_port;
+    in.born_host.is_v6 = false;
+    in.store_host = wr->cl.store_host;
+    in.reconsume_times = h.reconsume_times;
+    in.prepared_tx_offset = h.prepared_tx_offset;
+    in.body = body;
+    in.body_len = h.body_len;
+    in.props = props;
+    in.props_len = h.props_len;
+    int64_t qoff = q->next;
+    shmq_record_encode_placed(&in, &plan, qoff, room.pos, room.ts, room.dst);
+    shmq_commitlog_room_done(&wr->cl, &room, plan.total);
+    unit_id_t u = {.slot = h.slot,
+                   .flags = h.flags,
+                   .queue_id = h.queue_id,
+                   .req_id = h.req_id,
+                   .born_ts = h.born_ts,
+                   .topic = topic,
+                   .topic_len = h.topic_len};
+    unit_stored(wr, i, &u, 1, q, qoff, room.pos, room.pos + plan.total, room.ts,
+                (int32_t)plan.total);
+    wr->entries++;
+    *adv = h.total_len;
+    return true;
+}
+
+/*
  * Take the unit at pos (head or later) of ring i: copy and validate every
  * entry, then append it (repair = false) or, at restart, complete it if it
  * was appended before (repair = true: UNIT_STOP when it was not).  *adv
@@ -581,6 +725,9 @@ static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *
  */
 int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool repair, uint64_t *adv)
 {
+    if (!repair && take_plain(wr, i, pos, tail, adv)) {
+        return UNIT_OK;
+    }
     const uint8_t *data = wr->maps[i].data;
     size_t n = 0;
     int rc;

@@ -263,6 +263,60 @@ int shmq_commitlog_append_batch(shmq_commitlog_t *cl, const shmq_msg_in_t *m, si
     return 0;
 }
 
+/* shmq_commitlog_room(), inlined into it and into append_plans(): 0 with the room, 1 when
+ * only the full path (append_room()) can give it (full is false), or the full path's error. */
+static inline __attribute__((always_inline)) int room_for(shmq_commitlog_t *cl, int64_t total,
+                                                          int64_t store_ts, bool full,
+                                                          shmq_commitlog_room_t *room)
+{
+    /* The common case: the unit fits in the segment the last one went to (still mapped),
+     * appends may go on.  Then it is a compare, not a lookup; anything else, the checks and
+     * the search of append_room() (which also closes a full segment). */
+    shmq_mapped_file_t *mf = cl->app_unmapped == cl->q.unmapped ? cl->app_seg : NULL;
+    int64_t pos = cl->wrote_pos;
+    int64_t rel = mf != NULL ? pos - mf->start_offset : -1; /* mf still mapped: checked first */
+    if (mf != NULL && rel >= 0 && !cl->readonly && !cl->flush_err &&
+        total + SHMQ_BLANK_MIN_LEN <= seg_size(cl) - rel) {
+        /* Announced before writing, as append_room() does. */
+        shmq_mfq_write_horizon(&cl->q, pos + total);
+    } else if (!full) {
+        return 1;
+    } else {
+        int rc = appendable(cl);
+        if (rc < 0) {
+            return rc;
+        }
+        if (total + SHMQ_BLANK_MIN_LEN > seg_size(cl)) {
+            return shmq_error_set(SHMQ_E_SIZE,
+                                  "commitlog %s: %lld bytes of records cannot fit a segment of "
+                                  "%lld bytes",
+                                  cl->q.dir, (long long)total, (long long)seg_size(cl));
+        }
+        if ((rc = append_room(cl, total, &mf, &pos, &rel)) != 0) {
+            cl->app_seg = NULL;
+            return rc;
+        }
+        cl->app_seg = mf;
+        cl->app_unmapped = cl->q.unmapped;
+    }
+    room->dst = mf->base + rel;
+    room->pos = pos;
+    room->rel = rel;
+    room->ts = append_ts(cl, store_ts);
+    return 0;
+}
+
+int shmq_commitlog_room(shmq_commitlog_t *cl, int64_t total, int64_t store_ts,
+                        shmq_commitlog_room_t *room)
+{
+    return room_for(cl, total, store_ts, false, room);
+}
+
+void shmq_commitlog_room_done(shmq_commitlog_t *cl, const shmq_commitlog_room_t *room, int64_t done)
+{
+    append_finish(cl, cl->app_seg, room->pos, room->rel, done, room->ts);
+}
+
 /* shmq_commitlog_append_plans(), inlined into it and into shmq_commitlog_append_plan() (n
  * 1: no loop left). */
 static inline __attribute__((always_inline)) int
@@ -277,48 +331,23 @@ append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m, const shmq_record_pla
     for (size_t i = 0; i < n; i++) {
         total += plans[i].total;
     }
-    /* The common case: the unit fits in the segment the last one went to (still mapped),
-     * appends may go on.  Then it is a compare, not a lookup; anything else, the checks and
-     * the search of append_room() (which also closes a full segment). */
-    shmq_mapped_file_t *mf = cl->app_unmapped == cl->q.unmapped ? cl->app_seg : NULL;
-    int64_t pos = cl->wrote_pos;
-    int64_t rel = mf != NULL ? pos - mf->start_offset : -1; /* mf still mapped: checked first */
-    if (mf != NULL && rel >= 0 && !cl->readonly && !cl->flush_err &&
-        total + SHMQ_BLANK_MIN_LEN <= seg_size(cl) - rel) {
-        /* Announced before writing, as append_room() does. */
-        shmq_mfq_write_horizon(&cl->q, pos + total);
-    } else {
-        int rc = appendable(cl);
-        if (rc < 0) {
-            return rc;
-        }
-        if (total + SHMQ_BLANK_MIN_LEN > seg_size(cl)) {
-            return shmq_error_set(SHMQ_E_SIZE,
-                                  "commitlog %s: %zu record(s) of %lld bytes cannot fit a "
-                                  "segment of %lld bytes",
-                                  cl->q.dir, n, (long long)total, (long long)seg_size(cl));
-        }
-        if ((rc = append_room(cl, total, &mf, &pos, &rel)) != 0) {
-            cl->app_seg = NULL;
-            return rc;
-        }
-        cl->app_seg = mf;
-        cl->app_unmapped = cl->q.unmapped;
+    shmq_commitlog_room_t room;
+    int rc = room_for(cl, total, store_ts, true, &room);
+    if (rc != 0) {
+        return rc;
     }
-    int64_t ts = append_ts(cl, store_ts);
-    uint8_t *dst = mf->base + rel;
     int64_t done = 0;
     for (size_t i = 0; i < n; i++) {
-        int64_t len =
-            shmq_record_encode_plan(&m[i], &plans[i], queue_offsets[i], pos + done, ts, dst + done);
-        res[i].phys_offset = pos + done;
+        int64_t len = shmq_record_encode_plan(&m[i], &plans[i], queue_offsets[i], room.pos + done,
+                                              room.ts, room.dst + done);
+        res[i].phys_offset = room.pos + done;
         res[i].size = (int32_t)len;
-        res[i].store_ts = ts;
+        res[i].store_ts = room.ts;
         res[i].queue_offset = queue_offsets[i];
         res[i].msg_id[0] = '\0';
         done += len;
     }
-    append_finish(cl, mf, pos, rel, done, ts);
+    shmq_commitlog_room_done(cl, &room, done);
     return 0;
 }
 

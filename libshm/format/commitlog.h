@@ -94,6 +94,29 @@ int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
                                 const int64_t *queue_offsets, int64_t store_ts,
                                 shmq_append_result_t *res);
 
+/* Room for records at wrote_pos (shmq_commitlog_room()). */
+typedef struct shmq_commitlog_room {
+    uint8_t *dst; /* where the records go (mapped, writable) */
+    int64_t pos;  /* their CommitLog offset: wrote_pos */
+    int64_t rel;  /* pos within its segment */
+    int64_t ts;   /* their store time (the store_ts asked for, never before the last one) */
+} shmq_commitlog_room_t;
+
+/*
+ * The writer's in-place append, in two steps: room for total bytes of
+ * records in the segment the last append went to, announced to the
+ * preparing thread (0), or 1 when that segment cannot take them (or appends
+ * may not go on): then only shmq_commitlog_append_plans() can append, which
+ * closes a full segment and words the errors.  The caller writes its records
+ * at room->dst (nothing past total), then publishes done bytes of them with
+ * shmq_commitlog_room_done(), or leaves them unpublished (clearing what it
+ * wrote: no valid-looking record past wrote_pos).
+ */
+int shmq_commitlog_room(shmq_commitlog_t *cl, int64_t total, int64_t store_ts,
+                        shmq_commitlog_room_t *room);
+void shmq_commitlog_room_done(shmq_commitlog_t *cl, const shmq_commitlog_room_t *room,
+                              int64_t done);
+
 /* shmq_commitlog_append_plans() of one record (n 1), without the loops; every pointer must
  * be valid (none is checked for NULL). */
 int shmq_commitlog_append_plan(shmq_commitlog_t *cl, const shmq_msg_in_t *m,

@@ -625,17 +625,19 @@ static inline void five_digits(char *out, uint32_t x)
 
 /* The 10 digits of a masked CRC, least significant first, '0'-padded: the low and the high
  * five digits as two independent chains. */
-static void crc_digits(char *out, uint32_t v)
+static inline __attribute__((always_inline)) void crc_digits(char *out, uint32_t v)
 {
     five_digits(out, v % 100000);
     five_digits(out + 5, v / 100000);
 }
 
 /* shmq_record_encode_plan(), its record CRC in one pass over the record or, with combine,
- * from the body CRC (two instances, so that the usual short body keeps the one-pass code). */
+ * from the body CRC (two instances, so that the usual short body keeps the one-pass code);
+ * placed: shmq_record_encode_placed() (body, topic and properties are where the record holds
+ * them already). */
 static inline __attribute__((always_inline)) int64_t
 encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
-            int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool combine)
+            int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool combine, bool placed)
 {
     int32_t sysflag = m->sysflag & ~(SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6);
     if (m->born_host.is_v6) {
@@ -662,7 +664,7 @@ encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_
     shmq_put_be64(p + 4, (uint64_t)m->prepared_tx_offset);
     shmq_put_be32(p + 12, (uint32_t)m->body_len);
     p += 16;
-    if (m->body_len > 0) {
+    if (!placed && m->body_len > 0) {
         memcpy(p, m->body, m->body_len);
     }
     /* BODYCRC of the bytes as written (the source may be shared memory: read once). */
@@ -676,14 +678,16 @@ encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_
     } else {
         *p++ = (uint8_t)m->topic_len;
     }
-    put_topic(p, m->topic, m->topic_len);
+    if (!placed) {
+        put_topic(p, m->topic, m->topic_len);
+    }
     p += m->topic_len;
     shmq_put_be16(p, (uint16_t)pl->props_len);
     p += 2;
-    if (m->props_len > 0) {
+    if (!placed && m->props_len > 0) {
         memcpy(p, m->props, m->props_len);
-        p += m->props_len;
     }
+    p += m->props_len;
     if (pl->add_sep) {
         *p++ = SHMQ_PROP_SEP;
     }
@@ -719,7 +723,14 @@ static __attribute__((noinline)) int64_t
 encode_plan_combined(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
                      int64_t phys_offset, int64_t store_ts, uint8_t *dst)
 {
-    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true);
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true, false);
+}
+
+static __attribute__((noinline)) int64_t
+encode_placed_combined(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
+                       int64_t phys_offset, int64_t store_ts, uint8_t *dst)
+{
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true, true);
 }
 #endif
 
@@ -732,7 +743,19 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
         return encode_plan_combined(m, pl, queue_offset, phys_offset, store_ts, dst);
     }
 #endif
-    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false);
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false, false);
+}
+
+int64_t shmq_record_encode_placed(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                  int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                  uint8_t *dst)
+{
+#if defined(__x86_64__)
+    if (m->body_len >= SHMQ_CRC_COMBINE_MIN && crc_have_clmul) {
+        return encode_placed_combined(m, pl, queue_offset, phys_offset, store_ts, dst);
+    }
+#endif
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false, true);
 }
 
 int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,

@@ -139,6 +139,23 @@ int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t
                                 uint8_t *dst);
 
 /*
+ * Where the body of a V1 record with IPv4 born and store hosts starts; its
+ * topic length byte follows the body, then the topic, the properties' length
+ * (2 bytes) and the properties (SHMQ_RECORD_FIXED_V1 counts these 91 bytes).
+ */
+#define SHMQ_RECORD_BODY_AT_V4 88
+
+/*
+ * shmq_record_encode_plan() of a message whose body, topic and properties
+ * are in dst already, where the record holds them (m->body, m->topic and
+ * m->props point there; V1 or V2 as pl says): every other byte is written,
+ * and both CRCs are computed over dst.  Returns pl->total.
+ */
+int64_t shmq_record_encode_placed(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                  int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                  uint8_t *dst);
+
+/*
  * Encode m into dst (cap bytes) with the given queue offset, physical
  * offset and store timestamp.  Chooses V2 when the topic is longer than 127
  * bytes.  Computes BODYCRC and the whole-record __CRC32# (written last).

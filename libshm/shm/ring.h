@@ -299,6 +299,21 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
                    uint64_t *advance);
 
 /*
+ * Writer side: true when the entry at head is the usual one, whose header
+ * (copied once into *h) passes every check shmq_ring_peek() makes of a
+ * header: a MSG entry published whole before the wrap, a batch of one, not
+ * transactional, an IPv4 born host, a topic of 1..127 bytes (and at most
+ * lim->max_topic_len), a body within lim->max_body, properties that leave
+ * room for a separator and the __CRC32# tail, and lim->store_host_v6 false
+ * (the record is V1 with two IPv4 hosts).  The parts are not looked at: the
+ * caller copies them once and checks its copy as shmq_ring_peek() does
+ * (topic rules, shmq_props_scan(), UNIQ_KEY).  False for anything else,
+ * bad entries included, with no error set: shmq_ring_take_unit() decides.
+ */
+bool shmq_ring_peek_plain(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
+                          const shmq_ring_limits_t *lim, shmq_ring_hdr_t *h);
+
+/*
  * Writer side: the unit at pos (one message, or a producer batch): each entry
  * copied and validated as by shmq_ring_peek() into consecutive parts of buf,
  * and the batch framing checked (entries 0..count-1 in a row, all before the

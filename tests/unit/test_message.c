@@ -337,6 +337,63 @@ static void test_encode_at_every_body_length_matches_golden(void **state)
     }
 }
 
+/* A record whose body, topic and properties were put in place first (the writer's plain
+ * path) is the record shmq_record_encode_plan() writes, byte for byte, at every body length
+ * from 0 to 3,000 (both ways of the record CRC), IPv4 hosts, V1 and V2 topics, properties
+ * with and without their closing 0x02, and none. */
+static void test_encode_placed_matches_encode_plan(void **state)
+{
+    (void)state;
+    static char body[3001];
+    static uint8_t placed[4096];
+    static char long_topic[200];
+    memset(long_topic, 'T', sizeof(long_topic));
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (char)(i * 131 + 17);
+    }
+    for (int v = 0; v < 4; v++) {
+        for (size_t len = 0; len <= 3000; len += (len < 300 ? 1 : 7)) {
+            shmq_msg_in_t m = sample_msg();
+            m.body = len > 0 ? body : NULL;
+            m.body_len = len;
+            if (v == 1) {
+                m.topic = long_topic;
+                m.topic_len = sizeof(long_topic);
+            } else if (v == 2) {
+                m.props = NULL;
+                m.props_len = 0;
+            } else if (v == 3) {
+                m.props = "TAGS\001TagA";
+                m.props_len = 9;
+            }
+            shmq_record_plan_t pl;
+            assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
+            memset(buf, 0xEE, len + 600);
+            assert_int_equal(
+                shmq_record_encode_plan(&m, &pl, 42, (int64_t)len * 977, 1700000000123LL, buf),
+                pl.total);
+            memset(placed, 0xEE, sizeof(placed));
+            uint8_t *b = placed + SHMQ_RECORD_BODY_AT_V4;
+            char *t = (char *)b + len + (pl.v2 ? 2 : 1);
+            char *pr = t + m.topic_len + 2;
+            memcpy(b, body, len);
+            memcpy(t, m.topic, m.topic_len);
+            if (m.props_len > 0) {
+                memcpy(pr, m.props, m.props_len);
+            }
+            shmq_msg_in_t in = m;
+            in.body = b;
+            in.topic = t;
+            in.props = pr;
+            assert_int_equal(shmq_record_encode_placed(&in, &pl, 42, (int64_t)len * 977,
+                                                       1700000000123LL, placed),
+                             pl.total);
+            assert_memory_equal(placed, buf, (size_t)pl.total);
+            assert_int_equal(placed[pl.total], 0xEE); /* nothing past the record */
+        }
+    }
+}
+
 /* Every CRC value's ten digits, least significant first (the two-at-a-time writer). */
 static void test_encode_crc_digits_for_edge_values(void **state)
 {
@@ -1567,6 +1624,7 @@ int main(void)
         cmocka_unit_test(test_uniq_keys_from_threads_are_distinct),
         cmocka_unit_test(test_local_host_is_ipv4_with_port),
         cmocka_unit_test(test_encode_plan_matches_golden_record_bytes),
+        cmocka_unit_test(test_encode_placed_matches_encode_plan),
         cmocka_unit_test(test_crc32_combine_matches_one_pass_and_zlib),
         cmocka_unit_test(test_encode_at_every_body_length_matches_golden),
         cmocka_unit_test(test_encode_crc_digits_for_edge_values),

@@ -1107,10 +1107,134 @@ static void test_bytes_equal_every_length_and_byte(void **state)
     }
 }
 
+/* ---- the writer's plain-entry path ---------------------------------------------------- */
+
+/* shmq_ring_peek_plain() of the entry at offset 0 of data (tail bytes published). */
+static bool plain(const uint8_t *data, uint64_t tail, const shmq_ring_limits_t *lim,
+                  shmq_ring_hdr_t *h)
+{
+    return shmq_ring_peek_plain(data, RING, 0, tail, lim, h);
+}
+
+/* A header peek_plain() takes is one shmq_ring_peek() takes, field for field. */
+static void expect_same_header(const shmq_ring_hdr_t *h, const shmq_ring_msg_t *m, uint64_t adv)
+{
+    assert_int_equal(h->total_len, adv);
+    assert_int_equal(h->flags, m->flags);
+    assert_int_equal(h->slot, m->slot);
+    assert_true(h->req_id == m->req_id);
+    assert_int_equal(h->queue_id, m->queue_id);
+    assert_int_equal(h->flag, m->flag);
+    assert_int_equal(h->sysflag, m->sysflag);
+    assert_int_equal(h->reconsume_times, m->reconsume_times);
+    assert_true(h->born_ts == m->born_ts);
+    assert_true(h->prepared_tx_offset == m->prepared_tx_offset);
+    assert_memory_equal(h->born_addr, m->born_host.addr, 4);
+    assert_int_equal(h->born_port, m->born_host.port);
+    assert_int_equal(m->born_host.is_v6, 0);
+    assert_int_equal(h->topic_len, m->topic_len);
+    assert_int_equal(h->props_len, m->props_len);
+    assert_int_equal(h->body_len, m->body_len);
+    assert_int_equal(m->batch_count, 1);
+    assert_int_equal(m->sysflag & SHMQ_SYSFLAG_TX_MASK, SHMQ_SYSFLAG_TX_NOT);
+}
+
+/* Every header byte of a plain entry set to each of a few values: whatever peek_plain()
+ * takes, the full peek takes too (or refuses only for the parts' content, which the writer
+ * checks in its copy), with the same fields.  The shapes it leaves to the full path: a
+ * batch, an IPv4-less host, a transaction, a V2 topic, an IPv6 store host, an entry not
+ * whole before the tail or the wrap. */
+static void test_peek_plain_takes_only_what_peek_takes(void **state)
+{
+    (void)state;
+    static uint8_t data[RING], orig[RING], buf[RING];
+    sample_t s;
+    sample_init(&s, "TopicA", 100);
+    memset(orig, 0, sizeof(orig));
+    uint64_t total = encode(&s, orig, sizeof(orig));
+    shmq_ring_hdr_t h;
+    shmq_ring_msg_t m;
+    uint64_t adv;
+    memcpy(data, orig, sizeof(data));
+    assert_true(plain(data, total, &LIM, &h));
+    assert_int_equal(shmq_ring_peek(data, RING, 0, total, &LIM, buf, sizeof(buf), &m, &adv),
+                     SHMQ_RING_KIND_MSG);
+    expect_same_header(&h, &m, adv);
+    int taken = 0;
+    for (size_t at = 0; at < SHMQ_RING_HDR_SIZE; at++) {
+        const uint8_t vals[] = {0x00,
+                                0x01,
+                                0x02,
+                                0x04,
+                                0x08,
+                                0x7F,
+                                0x80,
+                                0xFF,
+                                (uint8_t)(orig[at] ^ 1),
+                                (uint8_t)(orig[at] + 8)};
+        for (size_t v = 0; v < sizeof(vals); v++) {
+            memcpy(data, orig, sizeof(data));
+            data[at] = vals[v];
+            if (!plain(data, total, &LIM, &h)) {
+                continue;
+            }
+            taken++;
+            int rc = shmq_ring_peek(data, RING, 0, total, &LIM, buf, sizeof(buf), &m, &adv);
+            if (rc == SHMQ_RING_KIND_MSG) {
+                expect_same_header(&h, &m, adv);
+            } else {
+                assert_true(rc == SHMQ_RING_E_TOPIC || rc == SHMQ_RING_E_PROPS ||
+                            rc == SHMQ_RING_E_UNIQ_KEY);
+            }
+        }
+    }
+    assert_true(taken > 100); /* the unchanged values and the harmless fields */
+
+    shmq_ring_limits_t lim = LIM;
+    memcpy(data, orig, sizeof(data));
+    assert_false(plain(data, total - 8, &LIM, &h)); /* not published whole */
+    assert_false(plain(data, 0, &LIM, &h));
+    lim.store_host_v6 = true;
+    assert_false(plain(data, total, &lim, &h));
+    lim = LIM;
+    lim.max_body = 99;
+    assert_false(plain(data, total, &lim, &h));
+    sample_t b = s;
+    b.m.batch_count = 2;
+    assert_true(shmq_ring_encode(data, sizeof(data), &b.m) > 0);
+    assert_false(plain(data, total, &LIM, &h));
+    b = s;
+    b.m.born_host.is_v6 = 1;
+    uint64_t t6 = (uint64_t)shmq_ring_encode(data, sizeof(data), &b.m);
+    assert_false(plain(data, t6, &LIM, &h));
+    b = s;
+    b.m.sysflag = SHMQ_SYSFLAG_TX_PREPARED;
+    assert_true(shmq_ring_encode(data, sizeof(data), &b.m) > 0);
+    assert_false(plain(data, total, &LIM, &h));
+    char longtopic[129];
+    memset(longtopic, 'T', 128);
+    longtopic[128] = '\0';
+    b = s;
+    b.m.topic = longtopic;
+    b.m.topic_len = 128;
+    lim = LIM;
+    lim.max_topic_len = 255;
+    uint64_t tl = (uint64_t)shmq_ring_encode(data, sizeof(data), &b.m);
+    assert_true(tl > 0);
+    assert_int_equal(shmq_ring_peek(data, RING, 0, tl, &lim, buf, sizeof(buf), &m, &adv),
+                     SHMQ_RING_KIND_MSG);
+    assert_false(plain(data, tl, &lim, &h)); /* a V2 record */
+    /* An entry that runs past the wrap: contiguous bytes end before its end. */
+    static uint8_t ring2[RING];
+    memcpy(ring2 + RING - 128, orig, 128);
+    assert_false(shmq_ring_peek_plain(ring2, RING, RING - 128, RING - 128 + total, &LIM, &h));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_equal_every_length_and_byte),
+        cmocka_unit_test(test_peek_plain_takes_only_what_peek_takes),
         cmocka_unit_test(test_entry_round_trip_keeps_every_field),
         cmocka_unit_test(test_entry_padding_is_zeroed_and_empty_body_allowed),
         cmocka_unit_test(test_encode_refuses_a_too_small_buffer),
