@@ -310,8 +310,35 @@ int shmq_ring_peek(const uint8_t *data, uint64_t size, uint64_t head, uint64_t t
  * (topic rules, shmq_props_scan(), UNIQ_KEY).  False for anything else,
  * bad entries included, with no error set: shmq_ring_take_unit() decides.
  */
-bool shmq_ring_peek_plain(const uint8_t *data, uint64_t size, uint64_t head, uint64_t tail,
-                          const shmq_ring_limits_t *lim, shmq_ring_hdr_t *h);
+static inline bool shmq_ring_peek_plain(const uint8_t *data, uint64_t size, uint64_t head,
+                                        uint64_t tail, const shmq_ring_limits_t *lim,
+                                        shmq_ring_hdr_t *h)
+{
+    _Static_assert(sizeof(shmq_ring_hdr_t) == SHMQ_RING_HDR_SIZE, "the header is the entry's");
+    uint64_t avail = tail - head;
+    uint64_t off = head & (size - 1);
+    uint64_t contig = size - off < avail ? size - off : avail;
+    if (avail > size || contig < SHMQ_RING_HDR_SIZE) {
+        return false;
+    }
+    /* Each shared byte of the header read once, into *h: every check below reads *h. */
+    memcpy(h, data + off, SHMQ_RING_HDR_SIZE);
+    uint32_t v6_word;
+    memcpy(&v6_word, (const uint8_t *)h + offsetof(shmq_ring_hdr_t, born_v6), 4);
+    /* decode_msg()'s and check_parts()'s checks of the header, each true here, and the shape
+     * of the usual entry: one message (a batch of one), not transactional, an IPv4 born host
+     * and a V1 record (topic of at most 127 bytes, a store host of IPv4 too). */
+    int32_t max_topic = lim->max_topic_len < SHMQ_TOPIC_MAX ? lim->max_topic_len : SHMQ_TOPIC_MAX;
+    return h->magic == SHMQ_RING_MAGIC && h->kind == SHMQ_RING_KIND_MSG && h->total_len <= contig &&
+           shmq_ring_entry_size_inline(h->topic_len, h->props_len, h->body_len) == h->total_len &&
+           (h->flags & ~SHMQ_RING_F_KNOWN) == 0 && v6_word == 0 && h->batch_count == 1 &&
+           h->batch_index == 0 && ((h->flags & SHMQ_RING_F_ONEWAY) || h->slot < SHMQ_RING_SLOTS) &&
+           h->topic_len > 0 && h->topic_len <= (uint32_t)max_topic &&
+           (uint64_t)h->props_len + 1 + SHMQ_CRC_PROP_LEN <= SHMQ_PROPS_MAX &&
+           (int64_t)h->body_len <= (int64_t)lim->max_body && h->queue_id >= 0 &&
+           h->queue_id <= 65535 && (h->sysflag & ~SHMQ_RING_SYSFLAG_ALLOWED) == 0 &&
+           (h->sysflag & SHMQ_SYSFLAG_TX_MASK) == SHMQ_SYSFLAG_TX_NOT && !lim->store_host_v6;
+}
 
 /*
  * Writer side: the unit at pos (one message, or a producer batch): each entry
