@@ -719,43 +719,42 @@ encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_
 }
 
 #if defined(__x86_64__)
+/* The long body's instance (placed decided at run time: a branch is nothing next to the
+ * body's CRC). */
 static __attribute__((noinline)) int64_t
 encode_plan_combined(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
-                     int64_t phys_offset, int64_t store_ts, uint8_t *dst)
+                     int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool placed)
 {
-    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true, false);
-}
-
-static __attribute__((noinline)) int64_t
-encode_placed_combined(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
-                       int64_t phys_offset, int64_t store_ts, uint8_t *dst)
-{
-    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true, true);
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true, placed);
 }
 #endif
+
+/* shmq_record_encode_plan() and shmq_record_encode_placed(), each with its own instance of
+ * the short body's encode. */
+static inline __attribute__((always_inline)) int64_t
+encode_any(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
+           int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool placed)
+{
+#if defined(__x86_64__)
+    if (m->body_len >= SHMQ_CRC_COMBINE_MIN && crc_have_clmul) {
+        return encode_plan_combined(m, pl, queue_offset, phys_offset, store_ts, dst, placed);
+    }
+#endif
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false, placed);
+}
 
 int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
                                 int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
                                 uint8_t *dst)
 {
-#if defined(__x86_64__)
-    if (m->body_len >= SHMQ_CRC_COMBINE_MIN && crc_have_clmul) {
-        return encode_plan_combined(m, pl, queue_offset, phys_offset, store_ts, dst);
-    }
-#endif
-    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false, false);
+    return encode_any(m, pl, queue_offset, phys_offset, store_ts, dst, false);
 }
 
 int64_t shmq_record_encode_placed(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
                                   int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
                                   uint8_t *dst)
 {
-#if defined(__x86_64__)
-    if (m->body_len >= SHMQ_CRC_COMBINE_MIN && crc_have_clmul) {
-        return encode_placed_combined(m, pl, queue_offset, phys_offset, store_ts, dst);
-    }
-#endif
-    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false, true);
+    return encode_any(m, pl, queue_offset, phys_offset, store_ts, dst, true);
 }
 
 int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,
