@@ -339,6 +339,14 @@ static void take_ring(writer_t *wr, uint32_t i)
             head += adv;
             continue;
         }
+        /* The usual units in a run of their own (none while a restart's skips remain, whose
+         * positions take_skip() must see one by one). */
+        adv = wr->nskips ? 0 : wr_take_plain(wr, i, head, tail);
+        if (adv > 0) {
+            head += adv;
+            wr->bytes += (int64_t)adv;
+            continue;
+        }
         int rc = wr_take_unit(wr, i, head, tail, false, &adv);
         if (rc == UNIT_DISCARD) {
             wr->discard[i] = true;

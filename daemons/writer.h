@@ -211,6 +211,10 @@ static inline void wr_topic_counts_flush(writer_t *wr)
  */
 int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool repair, uint64_t *adv);
 
+/* The plain units of ring i from pos, appended in one run (writer_unit.c); the ring bytes
+ * taken (0: the entry at pos is for wr_take_unit()). */
+uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail);
+
 /*
  * Ring i's object, mapped (again) when the table names a new one; NULL when
  * the ring is not in use or cannot be mapped.

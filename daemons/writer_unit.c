@@ -610,111 +610,120 @@ static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *
 }
 
 /*
- * The usual unit, taken without the full path's copy, decode and conversion:
- * a plain message (shmq_ring_peek_plain()) to the topic the last unit had
- * (the decode's topic memo: valid, not a system topic, its snapshot still
- * admitting the queue, which is cached), fitting the segment the last append
- * went to, with no property the put hook reads, into a store that takes
- * appends.  Its header is copied out of the ring and checked; its body, topic
- * and properties are copied once, straight to where the record holds them in
- * the CommitLog (our own memory: what is checked is what is stored), and
- * checked there as the decode checks its copy; then the record is completed
- * around them (shmq_record_encode_placed()).  False for anything else, and
- * for any check that fails, with nothing appended (the bytes written past
- * wrote are cleared): the full path takes the entry and decides, words and
- * counts as before.
+ * The usual units, taken without the full path's copy, decode and conversion:
+ * plain messages (shmq_ring_peek_plain()) to the topic the last unit had (the
+ * decode's topic memo: valid, not a system topic, its snapshot still
+ * admitting the queue, which is cached), with no property the put hook
+ * reads, into a store that takes appends, while they fit the segment the
+ * last append went to.  Each header is copied out of the ring and checked;
+ * body, topic and properties are copied once, straight to where the record
+ * holds them in the CommitLog (which no client can write: what is checked is
+ * what is stored), and checked there as the decode checks its copy; then the
+ * record is completed around them (shmq_record_encode_placed()).  The run
+ * ends at the first entry it does not take, or at a check that fails (that
+ * record's bytes are cleared: nothing valid-looking past what is published),
+ * and the full path takes that entry and decides, words and counts as
+ * before.  Returns the ring bytes taken from pos (0: none).
  */
-static bool take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, uint64_t *adv)
+uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
 {
-    if (wr->fenced || wr->disk_full || wr->not_master) {
-        return false;
-    }
-    shmq_ring_hdr_t h;
-    const uint8_t *data = wr->maps[i].data;
-    if (!shmq_ring_peek_plain(data, wr->ring_size, pos, tail, &wr->lim, &h) ||
-        (int64_t)h.total_len > wr->unit_max) {
-        return false;
-    }
-    /* The topic: the memo's name (checked against the copy below), found not to be a system
-     * topic, the snapshot taken for it unchanged and admitting the queue (resolve_topic()'s
-     * common case), the producer allowed to publish to it. */
+    /* Once per run: the store takes appends, and the topic is the memo's name (checked
+     * against each copy below), found not to be a system topic, the snapshot taken for it
+     * unchanged (resolve_topic()'s common case) and writable, the producer allowed to
+     * publish to it. */
     const shmq_ring_topic_memo_t *memo = &wr->topic_memo;
     const shmq_ctl_topic_t *t = &wr->topic;
     const shmq_ctl_topic_t *e = wr->topic_entry;
     /* Acquire: as in resolve_topic_slow(). */
-    if (!(memo->len == h.topic_len && memo->max_len == wr->lim.max_topic_len &&
+    if (wr->fenced || wr->disk_full || wr->not_master ||
+        !(memo->len != 0 && memo->max_len == wr->lim.max_topic_len &&
           memo->gen == wr->not_system_gen && e != NULL && wr->topic_memo_gen == memo->gen &&
           atomic_load_explicit((_Atomic uint32_t *)&e->seq, memory_order_acquire) == t->seq &&
-          (t->perm & SHMQ_PERM_WRITE) && h.queue_id < t->write_queue_nums &&
-          acl_publish(wr, i, memo->name, memo->len) == 0)) {
-        return false;
+          (t->perm & SHMQ_PERM_WRITE) && acl_publish(wr, i, memo->name, memo->len) == 0)) {
+        return 0;
     }
-    wr_queue_t *q = queue_hinted(wr, h.queue_id);
-    if (q == NULL) {
-        return false;
-    }
-    /* Room for the record with a separator before the __CRC32# tail (one byte more than
-     * needed when the properties end with one). */
-    int64_t most = SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + h.topic_len + h.props_len + 1 +
-                   SHMQ_CRC_PROP_LEN;
+    const uint8_t *data = wr->maps[i].data;
     shmq_commitlog_room_t room;
-    if (most > INT32_MAX || shmq_commitlog_room(&wr->cl, most, wr->store_ts, &room) != 0) {
-        return false;
+    int64_t done = 0; /* record bytes written in the room */
+    uint64_t taken = 0;
+    while (pos + taken != tail && wr->entries < WR_BATCH_ENTRIES &&
+           wr->bytes + (int64_t)taken < WR_BATCH_BYTES && wr->ndone < WR_COMPLETIONS) {
+        shmq_ring_hdr_t h;
+        uint64_t at = pos + taken;
+        if (!shmq_ring_peek_plain(data, wr->ring_size, at, tail, &wr->lim, &h) ||
+            (int64_t)h.total_len > wr->unit_max || h.topic_len != memo->len ||
+            h.queue_id >= t->write_queue_nums) {
+            break;
+        }
+        wr_queue_t *q = queue_hinted(wr, h.queue_id);
+        /* Room for the record with a separator before the __CRC32# tail (one byte more than
+         * needed when the properties end with one): the run's room, grown. */
+        int64_t most = SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + h.topic_len + h.props_len + 1 +
+                       SHMQ_CRC_PROP_LEN;
+        if (q == NULL || most > INT32_MAX ||
+            (done == 0 ? shmq_commitlog_room(&wr->cl, most, wr->store_ts, &room) != 0
+                       : !shmq_commitlog_room_grow(&wr->cl, &room, done + most))) {
+            break;
+        }
+        uint8_t *dst = room.dst + done;
+        /* Each part's bytes read once from the ring, into the record. */
+        const uint8_t *src = data + (at & (wr->ring_size - 1)) + SHMQ_RING_HDR_SIZE;
+        uint8_t *body = dst + SHMQ_RECORD_BODY_AT_V4;
+        char *topic = (char *)body + h.body_len + 1;
+        char *props = topic + h.topic_len + 2;
+        memcpy(topic, src, h.topic_len);
+        memcpy(props, src + h.topic_len, h.props_len);
+        memcpy(body, src + h.topic_len + h.props_len, h.body_len);
+        /* The copy checked as the decode checks its own (check_parts()). */
+        shmq_props_info_t pi;
+        if (!shmq_bytes_equal(memo->name, topic, h.topic_len) ||
+            shmq_props_scan(props, h.props_len, &pi) < 0 || pi.uniq_key == NULL ||
+            pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX || pi.sched) {
+            memset(dst, 0, (size_t)most); /* no valid-looking record past wrote */
+            break;
+        }
+        bool add_sep = h.props_len > 0 && props[h.props_len - 1] != SHMQ_PROP_SEP;
+        shmq_record_plan_t plan = {.total = most - !add_sep,
+                                   .props_len = h.props_len + add_sep + SHMQ_CRC_PROP_LEN,
+                                   .v2 = false,
+                                   .add_sep = add_sep};
+        /* Field by field: encode_placed reads each (an initializer would clear the rest). */
+        shmq_msg_in_t in;
+        in.topic = topic;
+        in.topic_len = h.topic_len;
+        in.queue_id = h.queue_id;
+        in.flag = h.flag;
+        in.sysflag = h.sysflag;
+        in.born_ts = h.born_ts;
+        memcpy(in.born_host.addr, h.born_addr, 4); /* IPv4: the first 4 bytes are read */
+        in.born_host.port = h.born_port;
+        in.born_host.is_v6 = false;
+        in.store_host = wr->cl.store_host;
+        in.reconsume_times = h.reconsume_times;
+        in.prepared_tx_offset = h.prepared_tx_offset;
+        in.body = body;
+        in.body_len = h.body_len;
+        in.props = props;
+        in.props_len = h.props_len;
+        int64_t qoff = q->next;
+        int64_t phys = room.pos + done;
+        shmq_record_encode_placed(&in, &plan, qoff, phys, room.ts, dst);
+        unit_id_t u = {.slot = h.slot,
+                       .flags = h.flags,
+                       .queue_id = h.queue_id,
+                       .req_id = h.req_id,
+                       .born_ts = h.born_ts,
+                       .topic = topic,
+                       .topic_len = h.topic_len};
+        unit_stored(wr, i, &u, 1, q, qoff, phys, phys + plan.total, room.ts, (int32_t)plan.total);
+        wr->entries++;
+        done += plan.total;
+        taken += h.total_len;
     }
-    /* Each part's bytes read once from the ring, into the record. */
-    const uint8_t *src = data + (pos & (wr->ring_size - 1)) + SHMQ_RING_HDR_SIZE;
-    uint8_t *body = room.dst + SHMQ_RECORD_BODY_AT_V4;
-    char *topic = (char *)body + h.body_len + 1;
-    char *props = topic + h.topic_len + 2;
-    memcpy(topic, src, h.topic_len);
-    memcpy(props, src + h.topic_len, h.props_len);
-    memcpy(body, src + h.topic_len + h.props_len, h.body_len);
-    /* The copy checked as the decode checks its own (check_parts()). */
-    shmq_props_info_t pi;
-    if (!shmq_bytes_equal(memo->name, topic, h.topic_len) ||
-        shmq_props_scan(props, h.props_len, &pi) < 0 || pi.uniq_key == NULL ||
-        pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX || pi.sched) {
-        memset(room.dst, 0, (size_t)most); /* no valid-looking record past wrote */
-        return false;
+    if (done > 0) {
+        shmq_commitlog_room_done(&wr->cl, &room, done);
     }
-    bool add_sep = h.props_len > 0 && props[h.props_len - 1] != SHMQ_PROP_SEP;
-    shmq_record_plan_t plan = {.total = most - !add_sep,
-                               .props_len = h.props_len + add_sep + SHMQ_CRC_PROP_LEN,
-                               .v2 = false,
-                               .add_sep = add_sep};
-    /* Field by field: encode_placed reads each (an initializer would clear the rest). */
-    shmq_msg_in_t in;
-    in.topic = topic;
-    in.topic_len = h.topic_len;
-    in.queue_id = h.queue_id;
-    in.flag = h.flag;
-    in.sysflag = h.sysflag;
-    in.born_ts = h.born_ts;
-    memcpy(in.born_host.addr, h.born_addr, 4); /* IPv4: the first 4 bytes are read */
-    in.born_host.port = h.born_port;
-    in.born_host.is_v6 = false;
-    in.store_host = wr->cl.store_host;
-    in.reconsume_times = h.reconsume_times;
-    in.prepared_tx_offset = h.prepared_tx_offset;
-    in.body = body;
-    in.body_len = h.body_len;
-    in.props = props;
-    in.props_len = h.props_len;
-    int64_t qoff = q->next;
-    shmq_record_encode_placed(&in, &plan, qoff, room.pos, room.ts, room.dst);
-    shmq_commitlog_room_done(&wr->cl, &room, plan.total);
-    unit_id_t u = {.slot = h.slot,
-                   .flags = h.flags,
-                   .queue_id = h.queue_id,
-                   .req_id = h.req_id,
-                   .born_ts = h.born_ts,
-                   .topic = topic,
-                   .topic_len = h.topic_len};
-    unit_stored(wr, i, &u, 1, q, qoff, room.pos, room.pos + plan.total, room.ts,
-                (int32_t)plan.total);
-    wr->entries++;
-    *adv = h.total_len;
-    return true;
+    return taken;
 }
 
 /*
@@ -725,9 +734,6 @@ static bool take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, ui
  */
 int wr_take_unit(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail, bool repair, uint64_t *adv)
 {
-    if (!repair && take_plain(wr, i, pos, tail, adv)) {
-        return UNIT_OK;
-    }
     const uint8_t *data = wr->maps[i].data;
     size_t n = 0;
     int rc;

@@ -302,6 +302,7 @@ static inline __attribute__((always_inline)) int room_for(shmq_commitlog_t *cl, 
     room->dst = mf->base + rel;
     room->pos = pos;
     room->rel = rel;
+    room->most = seg_size(cl) - rel - SHMQ_BLANK_MIN_LEN;
     room->ts = append_ts(cl, store_ts);
     return 0;
 }

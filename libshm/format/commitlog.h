@@ -100,6 +100,7 @@ typedef struct shmq_commitlog_room {
     int64_t pos;  /* their CommitLog offset: wrote_pos */
     int64_t rel;  /* pos within its segment */
     int64_t ts;   /* their store time (the store_ts asked for, never before the last one) */
+    int64_t most; /* bytes the segment holds from pos, a closing blank record kept aside */
 } shmq_commitlog_room_t;
 
 /*
@@ -108,7 +109,8 @@ typedef struct shmq_commitlog_room {
  * preparing thread (0), or 1 when that segment cannot take them (or appends
  * may not go on): then only shmq_commitlog_append_plans() can append, which
  * closes a full segment and words the errors.  The caller writes its records
- * at room->dst (nothing past total), then publishes done bytes of them with
+ * at room->dst (nothing past total, or what shmq_commitlog_room_grow() gave
+ * it), then publishes done bytes of them with
  * shmq_commitlog_room_done(), or leaves them unpublished (clearing what it
  * wrote: no valid-looking record past wrote_pos).
  */
@@ -116,6 +118,18 @@ int shmq_commitlog_room(shmq_commitlog_t *cl, int64_t total, int64_t store_ts,
                         shmq_commitlog_room_t *room);
 void shmq_commitlog_room_done(shmq_commitlog_t *cl, const shmq_commitlog_room_t *room,
                               int64_t done);
+
+/* The room grown to end bytes from room->pos (announced to the preparing thread); false when
+ * the segment does not hold them (the records written so far stay to be published). */
+static inline bool shmq_commitlog_room_grow(shmq_commitlog_t *cl, shmq_commitlog_room_t *room,
+                                            int64_t end)
+{
+    if (end > room->most) {
+        return false;
+    }
+    shmq_mfq_write_horizon(&cl->q, room->pos + end);
+    return true;
+}
 
 /* shmq_commitlog_append_plans() of one record (n 1), without the loops; every pointer must
  * be valid (none is checked for NULL). */

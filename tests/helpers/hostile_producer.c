@@ -490,6 +490,12 @@ static void m_crc_prop(entry_t *e)
     shmq_props_append(e->props, sizeof(e->props), &len, SHMQ_PROP_CRC32, "0000000000", 10);
     e->props_len = (uint32_t)len;
 }
+static void m_nul_prop(entry_t *e)
+{
+    /* A property whose value holds a 0x00 byte. */
+    memcpy(e->props + e->props_len, "X\001a\000b\002", 6);
+    e->props_len += 6;
+}
 static void m_props_too_big(entry_t *e)
 {
     /* By hand: shmq_props_append itself refuses to go past the limit. */
@@ -715,6 +721,58 @@ int main(int argc, char **argv)
         bool all = lost == 0 && served && wpid == h.writer_pid;
         printf("CASE rewrite-after-publish race stored=%d rejected=%d unanswered=%d %s\n", stored,
                rejected, lost, all ? "pass" : "FAIL");
+        h.failed += all ? 0 : 1;
+    }
+
+    /* A run of the writer's plain path (entries to the topic it took last, published at once)
+     * broken by bad properties: each bad entry refused with its error, nothing of it stored,
+     * and every good one around it stored. */
+    {
+        const mutate_fn muts[] = {NULL, m_no_uniq, NULL, m_crc_prop, m_nul_prop, NULL, NULL};
+        const int want[] = {0, SHMQ_E_PROPS, 0, SHMQ_E_PROPS, SHMQ_E_PROPS, 0, 0};
+        enum { NRUN = sizeof(want) / sizeof(want[0]) };
+        entry_t *es[NRUN];
+        int stored = 0, rejected = 0, wrong = 0;
+        h.cases++;
+        bool placed = control(&h); /* the writer's topic is the ok topic now */
+        for (size_t k = 0; k < NRUN; k++) {
+            uint64_t total;
+            es[k] = malloc(sizeof(*es[k]));
+            if (!es[k]) {
+                return 1;
+            }
+            entry_init(&h, es[k], h.ok_topic, 40 + 30 * k);
+            if (muts[k]) {
+                muts[k](es[k]);
+            }
+            placed = placed && entry_place(&h, es[k], 200 + (uint32_t)k, &total) != NULL;
+            arm(&h, 200 + (uint32_t)k);
+        }
+        publish(&h);
+        for (size_t k = 0; k < NRUN && placed; k++) {
+            int64_t phys = -1;
+            int st = wait_slot(&h, 200 + (uint32_t)k, &phys);
+            if (st == 0 && want[k] == 0) {
+                size_t ulen;
+                const char *u =
+                    shmq_props_get(es[k]->props, es[k]->props_len, SHMQ_PROP_UNIQ_KEY, &ulen);
+                printf("OKKEY %.*s %lld\n", (int)ulen, u, (long long)phys);
+                h.oks++;
+                stored++;
+            } else if (st == want[k] && st < 0) {
+                rejected++;
+            } else {
+                printf("# plain-run entry %zu: status %d, expected %d\n", k, st, want[k]);
+                wrong++;
+            }
+        }
+        for (size_t k = 0; k < NRUN; k++) {
+            free(es[k]);
+        }
+        bool served = control(&h);
+        bool all = placed && wrong == 0 && stored == 4 && rejected == 3 && served;
+        printf("CASE plain-run run stored=%d rejected=%d wrong=%d %s\n", stored, rejected, wrong,
+               all ? "pass" : "FAIL");
         h.failed += all ? 0 : 1;
     }
 

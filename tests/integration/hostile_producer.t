@@ -58,10 +58,10 @@ ok $? "the valid entries were stored ($nok)"
 is "$(worker_field writer pid)" "$writer0" "the writer never restarted (same pid)"
 is "$(worker_field writer restarts)" "$restarts0" "and its restart count did not change"
 # Each entry rejected (with or without a slot to answer) and each region discarded counts once
-# in the writer's rejects, and nothing else does (the good producers send nothing wrong): every reject, noslot and fatal case, and each entry of the race case
+# in the writer's rejects, and nothing else does (the good producers send nothing wrong): every reject, noslot and fatal case, and each entry of the race and plain-run cases
 # that was rejected (how many depends on when the writer copied it).
 want=$(awk '$3 == "reject" || $3 == "noslot" || $3 == "fatal" { c++ }
-    $3 == "race" { for (i = 4; i <= NF; i++) if ($i ~ /^rejected=/) { sub(/^rejected=/, "", $i); c += $i } }
+    $3 == "race" || $3 == "run" { for (i = 4; i <= NF; i++) if ($i ~ /^rejected=/) { sub(/^rejected=/, "", $i); c += $i } }
     END { print c + 0 }' "$T/cases")
 # The writer publishes its counters after each batch; a status read can miss on a busy
 # machine: look again (bounded, 10 s).
