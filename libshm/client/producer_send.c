@@ -622,40 +622,50 @@ static int compress_body(shmq_producer_t *p, shmq_ring_msg_t *rm)
 }
 
 /*
- * Check one message and make its ring entry view *rm (pointing into
- * p->props) and its UNIQ_KEY.
+ * The checks of one message on every send (the store ready, the message
+ * rules, its queue in *qid; *tlen its topic's length), the monotonic clock
+ * read at now_mono_ns.
  */
-static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_mono_ns,
-                       shmq_ring_msg_t *rm, char uniq[SHMQ_UNIQ_KEY_MAX])
+static inline int check_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_mono_ns,
+                            size_t *tlen, int32_t *qid)
 {
     int rc = shmq_prod_ready_at(p, now_mono_ns / 1000000);
     if (rc < 0) {
         return rc;
     }
-    size_t tlen;
-    if ((rc = shmq_prod_check_message_at(p, m, &tlen)) < 0) {
+    if ((rc = shmq_prod_check_message_at(p, m, tlen)) < 0) {
         return rc;
     }
-    int32_t qid;
-    if ((rc = shmq_prod_select_queue_at(p, m, tlen, &qid)) < 0) {
-        return rc;
-    }
+    return shmq_prod_select_queue_at(p, m, *tlen, qid);
+}
+
+/* The body of m is sent LZ4-compressed (RocketMQ compares with >=). */
+static inline bool compressed(const shmq_producer_t *p, const shmq_message_t *m)
+{
+    size_t over = m->compress_over == 0  ? p->compress_over
+                  : m->compress_over < 0 ? SIZE_MAX
+                                         : (size_t)m->compress_over;
+    return m->body_len >= over;
+}
+
+/*
+ * The ring entry view *rm of a checked message (check_one: tlen, qid),
+ * pointing into p->props, and its UNIQ_KEY; now: the wall clock of the send.
+ */
+static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t qid,
+                       int64_t now, shmq_ring_msg_t *rm, char uniq[SHMQ_UNIQ_KEY_MAX])
+{
     size_t plen;
-    /* The wall clock (born time and UNIQ_KEY) from the send's monotonic read, after the
-     * liveness check that may have read the offset again. */
-    int64_t now = shmq_prod_wall_ms(p, now_mono_ns);
+    int rc;
     _Static_assert(sizeof(p->props) >= SHMQ_PROD_PROPS_UNIQ_LEN, "props holds a UNIQ_KEY");
     if (shmq_prod_props_plain(p, m)) {
-        plen = shmq_prod_props_uniq(p->props, uniq, now); /* the usual message: the key alone */
+        plen = shmq_prod_props_uniq(p->props, uniq, now); /* the key alone */
     } else if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq, now)) <
                0) {
         return rc;
     }
     shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, now, rm);
-    size_t over = m->compress_over == 0  ? p->compress_over
-                  : m->compress_over < 0 ? SIZE_MAX
-                                         : (size_t)m->compress_over;
-    if (__builtin_expect(m->body_len >= over, 0)) { /* RocketMQ compares with >= */
+    if (__builtin_expect(compressed(p, m), 0)) {
         return compress_body(p, rm);
     }
     return 0;
@@ -720,6 +730,57 @@ static inline int prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mod
     return 0;
 }
 
+/*
+ * enqueue() and prod_send() of a checked message (check_one: tlen, qid)
+ * that shmq_prod_props_plain() accepts, its body not compressed: the
+ * entry written from the topic's template (shmq_prod_encode_plain), its
+ * UNIQ_KEY made straight into the request (no entry view, no properties
+ * built aside, no copies of the key).  now: the wall clock of the send.
+ */
+static inline int send_plain(shmq_producer_t *p, const shmq_message_t *m, int32_t qid, int64_t now,
+                             uint8_t mode, int64_t deadline, shmq_send_result_t *res,
+                             shmq_send_cb cb, void *arg)
+{
+    if (__builtin_expect(p->tmpl_len == 0, 0)) {
+        shmq_prod_tmpl_build(p); /* m's topic: the one check_one validated last */
+    }
+    uint64_t len = shmq_prod_plain_size(p, m->body_len);
+    if (len > p->rp.size) {
+        return shmq_error_set(SHMQ_E_TOO_BIG, "message of %llu bytes exceeds the ring (%llu)",
+                              (unsigned long long)len, (unsigned long long)p->rp.size);
+    }
+    int rc;
+    uint32_t s = 0;
+    if (mode != REQ_FREE && (rc = slot_alloc(p, deadline, &s)) < 0) {
+        return rc;
+    }
+    uint8_t *dst;
+    if ((rc = ring_reserve(p, len, deadline, &dst)) < 0) {
+        return rc;
+    }
+    uint64_t req_id = ++p->next_req;
+    char own[SHMQ_UNIQ_KEY_MAX];
+    char *uniq = mode == REQ_ASYNC ? p->reqs[s].uniq : own; /* the key where it is kept */
+    (void)shmq_uniq_key_generate_at(uniq, now);
+    if (mode != REQ_FREE) {
+        slot_arm(p, s, req_id, mode);
+    }
+    shmq_prod_encode_plain(p, dst, len, m, qid, now, mode == REQ_FREE ? SHMQ_RING_F_ONEWAY : 0, s,
+                           req_id, uniq);
+    /* Before the publish: a tracer's time for it is then never after the writer's append. */
+    SHMQ_PROBE(produce, p->ring_idx, req_id, qid, 1, len, m->topic, p->topic_len);
+    publish(p);
+    if (mode == REQ_ASYNC) {
+        p->reqs[s].cb = cb;
+        p->reqs[s].arg = arg;
+        return 0;
+    }
+    if (mode == REQ_SYNC) {
+        return shmq_prod_wait_result(p, s, deadline, uniq, res);
+    }
+    return 0;
+}
+
 /* One message of shmq_send (REQ_SYNC: *res), shmq_send_async (REQ_ASYNC: cb) or
  * shmq_send_oneway (REQ_FREE), the arguments checked; the timeout runs from here. */
 static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
@@ -727,10 +788,21 @@ static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
 {
     int64_t now_ns = shmq_mono_ns(); /* the send's one clock read */
     int64_t deadline = now_ns / 1000000 + p->send_timeout_ms;
+    size_t tlen;
+    int32_t qid;
+    int rc = check_one(p, m, now_ns, &tlen, &qid);
+    if (rc < 0) {
+        return rc;
+    }
+    /* The wall clock (born time and UNIQ_KEY) from the send's monotonic read, after the
+     * liveness check that may have read the offset again. */
+    int64_t now = shmq_prod_wall_ms(p, now_ns);
+    if (__builtin_expect(shmq_prod_props_plain(p, m) && !compressed(p, m), 1)) {
+        return send_plain(p, m, qid, now, mode, deadline, res, cb, arg);
+    }
     char uniq[SHMQ_UNIQ_KEY_MAX];
     shmq_ring_msg_t rm;
-    int rc = prepare_one(p, m, now_ns, &rm, uniq);
-    if (rc < 0) {
+    if ((rc = prepare_one(p, m, tlen, qid, now, &rm, uniq)) < 0) {
         return rc;
     }
     return prod_send(p, &rm, mode, deadline, uniq, res, cb, arg);

@@ -9,7 +9,9 @@
  * send path (shmq_prod_check_message_at against shmq_prod_check_message),
  * the queue choice (shmq_prod_select_queue_at against
  * shmq_prod_select_queue), the entry's encode (shmq_ring_encode_fitted
- * against shmq_ring_encode).
+ * against shmq_ring_encode), the entry of a message without properties of
+ * its own (shmq_prod_encode_plain, from the topic's template, against
+ * shmq_prod_fill_entry and shmq_ring_encode).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -425,6 +427,97 @@ static void test_encode_fitted_matches_encode(void **state)
     free(got);
 }
 
+/*
+ * shmq_prod_encode_plain (the send path's entry of a message without
+ * properties of its own, from the topic's template) against what it stands
+ * for: shmq_prod_fill_entry of the message with shmq_prod_props_uniq's
+ * properties, encoded by shmq_ring_encode.  Topics and bodies of every
+ * length class, both kinds of born host, one-way and answered entries,
+ * user flags and queue ids, over a buffer full of garbage.
+ */
+static void test_encode_plain_matches_encode(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    static char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    static uint8_t body[1000];
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (uint8_t)(i * 7 + 3);
+    }
+    const size_t tlens[] = {1, 7, 10, 17, 127, SHMQ_TOPIC_MAX_ANY};
+    const size_t blens[] = {0, 1, 5, 7, 8, 128, 999};
+    const int32_t flags[] = {0, -5, 1, INT32_MAX};
+    size_t cap = SHMQ_RING_HDR_SIZE + sizeof(topic) + SHMQ_PROD_PROPS_UNIQ_LEN + sizeof(body) + 8;
+    uint8_t *want = malloc(cap), *got = malloc(cap);
+    assert_non_null(want);
+    assert_non_null(got);
+    int64_t now = 1765000000000LL;
+    for (int v6 = 0; v6 <= 1; v6++) {
+        memset(&p->born_host, 0, sizeof(p->born_host));
+        p->born_host.is_v6 = v6 != 0;
+        for (int i = 0; i < (v6 ? 16 : 4); i++) {
+            p->born_host.addr[i] = (uint8_t)(0xC0 + i * 3);
+        }
+        p->born_host.port = v6 ? 0 : 10911;
+        for (size_t t = 0; t < sizeof(tlens) / sizeof(tlens[0]); t++) {
+            for (size_t i = 0; i < tlens[t]; i++) {
+                topic[i] = (char)('A' + (i + t) % 26);
+            }
+            topic[tlens[t]] = '\0';
+            memcpy(p->topic_name, topic, tlens[t] + 1);
+            p->topic_len = tlens[t];
+            p->topic_ok = true;
+            p->tmpl_len = 0;
+            shmq_prod_tmpl_build(p);
+            assert_int_equal(p->tmpl_len,
+                             SHMQ_RING_HDR_SIZE + tlens[t] + sizeof(SHMQ_PROP_UNIQ_KEY));
+            for (size_t b = 0; b < sizeof(blens) / sizeof(blens[0]); b++) {
+                for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++, now += 3) {
+                    shmq_message_t m;
+                    shmq_message_init(&m, topic, blens[b] ? body : NULL, blens[b]);
+                    m.flag = flags[f];
+                    assert_true(shmq_prod_props_plain(p, &m));
+                    int32_t qid = (int32_t)(f * 5 + b);
+                    bool oneway = (b + f) % 3 == 0;
+                    uint32_t slot = oneway ? 0 : (uint32_t)(t * 7 + f) % SHMQ_RING_SLOTS;
+                    uint64_t req_id = 0x0102030405060708ULL + b * 77 + f;
+                    /* The reference: the entry view and its properties, encoded. */
+                    char props[SHMQ_PROD_PROPS_UNIQ_LEN];
+                    char uniq[SHMQ_UNIQ_KEY_MAX];
+                    size_t plen = shmq_prod_props_uniq(props, uniq, now);
+                    shmq_ring_msg_t rm;
+                    shmq_prod_fill_entry(p, &m, tlens[t], props, plen, qid, now, &rm);
+                    rm.flags = oneway ? SHMQ_RING_F_ONEWAY : 0;
+                    rm.slot = slot;
+                    rm.req_id = req_id;
+                    uint64_t total = shmq_ring_entry_size(tlens[t], plen, blens[b]);
+                    assert_int_equal(shmq_prod_plain_size(p, blens[b]), total);
+                    memset(want, 0xEE, cap);
+                    memset(got, 0xEE, cap);
+                    assert_int_equal(shmq_ring_encode(want, cap, &rm), (int64_t)total);
+                    shmq_prod_encode_plain(p, got, total, &m, qid, now,
+                                           oneway ? SHMQ_RING_F_ONEWAY : 0, slot, req_id, uniq);
+                    assert_memory_equal(want, got, cap);
+                    /* And the writer takes it as the message it is (a name of 127
+                     * characters at most: longer ones are for retry topics only). */
+                    if (tlens[t] > 127) {
+                        continue;
+                    }
+                    shmq_ring_msg_t out;
+                    assert_int_equal(shmq_ring_decode(got, total, NULL, &out), SHMQ_RING_KIND_MSG);
+                    assert_int_equal(out.body_len, blens[b]);
+                    assert_int_equal(out.queue_id, qid);
+                    assert_int_equal(out.flag, flags[f]);
+                    assert_int_equal(out.req_id, req_id);
+                }
+            }
+        }
+    }
+    free(want);
+    free(got);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_check_at_matches_check),
         cmocka_unit_test(test_select_at_matches_select),
         cmocka_unit_test(test_encode_fitted_matches_encode),
+        cmocka_unit_test(test_encode_plain_matches_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
