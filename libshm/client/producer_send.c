@@ -1032,6 +1032,67 @@ static int run_ready(shmq_producer_t *p)
     }
 }
 
+/*
+ * reap() and run_ready() at once, for the usual answers: with nothing in
+ * the done list and nothing to wait for after an answer (no SYNC_FLUSH, no
+ * SYNC_MASTER), an answered asynchronous message's callback runs straight
+ * from its slot (the slot freed first: the callback may send again), its
+ * result built once, on the stack.  Anything else (an error, a batch, an
+ * abandoned request) goes to reap_slot() and the done list as before.
+ * Returns how many callbacks ran; *all: every pending slot was looked at
+ * (false when a callback detached the producer or filled the done list:
+ * the caller's reap() and run_ready() take the rest).
+ */
+static int reap_run(shmq_producer_t *p, bool *all)
+{
+    int ran = 0;
+    *all = false;
+    for (uint32_t w = 0; w < SHMQ_RING_SLOTS / 64; w++) {
+        for (uint64_t bits = p->pending[w]; bits != 0; bits &= bits - 1) {
+            uint32_t s = w * 64 + (uint32_t)__builtin_ctzll(bits);
+            shmq_ring_slot_t *sl = &p->ring->slots[s];
+            if (!slot_done(sl)) {
+                continue;
+            }
+            prod_req_t *q = &p->reqs[s];
+            if (__builtin_expect((q->state != REQ_ASYNC) | (sl->status < 0) | (q->batch_n != 0) |
+                                     (q->sizes != NULL),
+                                 0)) {
+                reap_slot(p, s); /* to the done list (or freed), run_ready's */
+                continue;
+            }
+            shmq_send_result_t res;
+            result_from_slot(p, sl, q->uniq, &res);
+            shmq_send_cb cb = q->cb;
+            void *arg = q->arg;
+            /* slot_free() of an asynchronous single message (no batch to let go of). */
+            atomic_store_explicit(&sl->state, SHMQ_SLOT_FREE, memory_order_relaxed);
+            p->async_busy--;
+            q->state = REQ_FREE;
+            pending_clear(p, s);
+            ran++;
+            if (cb) {
+                cb(arg, 0, &res);
+                if (!p->attached || p->ndone != 0) {
+                    return ran;
+                }
+                /* A send or poll of the callback's may have reaped some of the rest (bit s
+                 * stays: the loop clears it next). */
+                bits &= p->pending[w] | 1ULL << (s % 64);
+            }
+        }
+    }
+    *all = true;
+    return ran;
+}
+
+/* reap_run() applies: nothing in the done list, no answer waits for the flush or a slave. */
+static inline bool reap_run_applies(const shmq_producer_t *p)
+{
+    return p->attached && p->ndone == 0 && p->cfg->flush_disk_type != SHMQ_SYNC_FLUSH &&
+           p->cfg->broker_role != SHMQ_SYNC_MASTER;
+}
+
 int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
 {
     if (p == NULL) {
@@ -1039,8 +1100,17 @@ int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
     }
     int64_t deadline = shmq_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
-        reap(p);
-        int n = run_ready(p);
+        int n = 0;
+        bool all = false;
+        if (reap_run_applies(p)) {
+            n = reap_run(p, &all);
+        }
+        if (!all) {
+            reap(p);
+        }
+        if (p->ndone > 0) {
+            n += run_ready(p);
+        }
         if (n > 0) {
             return n;
         }

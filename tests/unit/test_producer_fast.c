@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -518,6 +520,175 @@ static void test_encode_plain_matches_encode(void **state)
     free(p);
 }
 
+/* ---- answers: reap_run (poll's callbacks straight from the slots) against reap + run_ready -- */
+
+#define POLL_SLOTS 200 /* slots used of SHMQ_RING_SLOTS: across the first three words */
+
+typedef struct poll_seen {
+    int calls;
+    int err;
+    char detail[SHMQ_RING_DETAIL_MAX];
+    shmq_send_result_t res;
+} poll_seen_t;
+
+typedef struct poll_case {
+    shmq_producer_t *p;
+    poll_seen_t seen[POLL_SLOTS];
+    int nested; /* slot whose callback polls again (-1: none) */
+} poll_case_t;
+
+static poll_case_t *poll_now;
+
+static void poll_cb(void *arg, int err, const shmq_send_result_t *res)
+{
+    poll_seen_t *e = arg;
+    e->calls++;
+    e->err = err;
+    e->res = *res;
+    snprintf(e->detail, sizeof(e->detail), "%s", err < 0 ? shmq_error_detail() : "");
+    if (poll_now->nested >= 0 && e == &poll_now->seen[poll_now->nested]) {
+        poll_now->nested = -1;
+        (void)shmq_producer_poll(poll_now->p, 0);
+    }
+}
+
+/*
+ * A handle with POLL_SLOTS requests in flight of every kind: answered
+ * (OK, refused with and without a text, no callback), not answered yet,
+ * abandoned and answered, free (only_ok: answered OK, not answered, free).  sync_master: the
+ * store's role SYNC_MASTER with every message replicated (answers then go through the done list,
+ * with the same final result).
+ */
+static int poll_kind(uint32_t s, bool only_ok)
+{
+    int kind = (int)(s % 7);
+    return only_ok && kind != 3 && kind != 6 ? 0 : kind;
+}
+
+static void poll_setup(poll_case_t *c, bool sync_master, int nested, bool only_ok)
+{
+    memset(c, 0, sizeof(*c));
+    shmq_producer_t *p = handle();
+    c->p = p;
+    c->nested = nested;
+    p->attached = true;
+    p->ring = calloc(1, sizeof(*p->ring));
+    shmq_config_t *cfg = calloc(1, sizeof(*cfg));
+    p->blk = calloc(1, sizeof(*p->blk));
+    assert_non_null(p->ring);
+    assert_non_null(cfg);
+    assert_non_null(p->blk);
+    cfg->flush_disk_type = SHMQ_ASYNC_FLUSH;
+    cfg->broker_role = sync_master ? SHMQ_SYNC_MASTER : SHMQ_ASYNC_MASTER;
+    p->cfg = cfg;
+    atomic_store(&p->blk->replicated.pos, INT64_MAX);
+    p->store_host.addr[0] = 10;
+    p->store_host.addr[3] = 7;
+    p->store_host.port = 10911;
+    shmq_prod_msgid_prefix(p);
+    for (uint32_t s = 0; s < POLL_SLOTS; s++) {
+        prod_req_t *q = &p->reqs[s];
+        shmq_ring_slot_t *sl = &p->ring->slots[s];
+        int kind = poll_kind(s, only_ok);
+        if (kind == 6) {
+            continue; /* free */
+        }
+        q->state = kind == 5 ? REQ_ABANDONED : REQ_ASYNC;
+        q->cb = kind == 4 ? NULL : poll_cb;
+        q->arg = &c->seen[s];
+        snprintf(q->uniq, sizeof(q->uniq), "7F0000010001%020u", s * 2654435761u);
+        p->pending[s / 64] |= 1ULL << (s % 64);
+        if (q->state == REQ_ASYNC) {
+            p->async_busy++;
+        }
+        sl->req_id = s + 1000;
+        sl->status = kind == 1 ? SHMQ_E_TOPIC : kind == 2 ? SHMQ_E_TOO_BIG : 0;
+        if (kind == 1) {
+            snprintf(sl->detail, sizeof(sl->detail), "refused %u", s);
+        }
+        sl->phys_offset = (int64_t)s * 4099 + 17;
+        sl->end_pos = sl->phys_offset + 300;
+        sl->queue_offset = s * 3;
+        sl->store_ts = 1765000000000LL + s;
+        sl->queue_id = (int32_t)(s % 4);
+        /* kind 3: not answered yet */
+        atomic_store(&sl->state, kind == 3 ? SHMQ_SLOT_PENDING : SHMQ_SLOT_DONE);
+    }
+}
+
+static void poll_teardown(poll_case_t *c)
+{
+    shmq_producer_t *p = c->p;
+    free(p->ring);
+    free((void *)p->cfg);
+    free(p->blk);
+    free(p->done);
+    free(p->done_spare);
+    free(p);
+}
+
+static void test_reap_run_matches_done_list(void **state)
+{
+    (void)state;
+    static poll_case_t fast, ref;
+    /* Callbacks that poll again: none, the first, the last of a word, the first of the next
+     * word, one in the middle (answered OK: their callbacks run straight from the slot). */
+    static const int nesteds[] = {-1, 0, 63, 70, 133};
+    for (size_t k = 0; k < 2 * sizeof(nesteds) / sizeof(nesteds[0]); k++) {
+        int nested = nesteds[k / 2];
+        bool only_ok = k % 2 != 0; /* every answer OK: none goes to the done list */
+        poll_setup(&fast, false, nested, only_ok);
+        poll_setup(&ref, true, nested, only_ok);
+        poll_now = &fast;
+        int nf = shmq_producer_poll(fast.p, 0);
+        poll_now = &ref;
+        int nr = shmq_producer_poll(ref.p, 0);
+        /* The nested poll's callbacks are counted by the inner call. */
+        if (nested < 0) {
+            assert_int_equal(nf, nr);
+        }
+        assert_true(nf > 0);
+        /* One poll delivered everything answered, each once (checked below). */
+        for (uint32_t s = 0; s < POLL_SLOTS; s++) {
+            const poll_seen_t *a = &fast.seen[s], *b = &ref.seen[s];
+            int kind = poll_kind(s, only_ok);
+            assert_int_equal(a->calls, b->calls);
+            assert_int_equal(a->calls, kind == 0 || kind == 1 || kind == 2 ? 1 : 0);
+            assert_int_equal(a->err, b->err);
+            assert_string_equal(a->detail, b->detail);
+            /* Every field (the bytes after a string's NUL are no part of the answer). */
+            assert_int_equal(a->res.status, b->res.status);
+            assert_string_equal(a->res.msg_id, b->res.msg_id);
+            assert_string_equal(a->res.uniq_key, b->res.uniq_key);
+            assert_int_equal(a->res.queue_id, b->res.queue_id);
+            assert_int_equal(a->res.queue_offset, b->res.queue_offset);
+            assert_int_equal(a->res.phys_offset, b->res.phys_offset);
+            assert_int_equal(a->res.store_ts, b->res.store_ts);
+            /* The slot's state after: freed once answered, kept while not. */
+            uint32_t want = kind == 3 ? SHMQ_SLOT_PENDING : SHMQ_SLOT_FREE;
+            assert_int_equal(atomic_load(&fast.p->ring->slots[s].state), want);
+            assert_int_equal(atomic_load(&ref.p->ring->slots[s].state), want);
+            assert_int_equal(fast.p->reqs[s].state, ref.p->reqs[s].state);
+        }
+        assert_memory_equal(fast.p->pending, ref.p->pending, sizeof(fast.p->pending));
+        assert_int_equal(fast.p->async_busy, ref.p->async_busy);
+        assert_int_equal(fast.p->ndone, 0);
+        assert_int_equal(ref.p->ndone, 0);
+        /* One OK answer looked at field by field. */
+        const shmq_send_result_t *r = &fast.seen[7].res;
+        assert_int_equal(r->status, SHMQ_SEND_OK);
+        assert_int_equal(r->phys_offset, 7 * 4099 + 17);
+        assert_int_equal(r->queue_offset, 21);
+        assert_int_equal(r->queue_id, 3);
+        assert_string_equal(r->uniq_key, fast.p->reqs[7].uniq);
+        char id[SHMQ_MSGID_MAX];
+        shmq_msgid_format(&fast.p->store_host, r->phys_offset, id);
+        assert_string_equal(r->msg_id, id);
+        poll_teardown(&fast);
+        poll_teardown(&ref);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_select_at_matches_select),
         cmocka_unit_test(test_encode_fitted_matches_encode),
         cmocka_unit_test(test_encode_plain_matches_encode),
+        cmocka_unit_test(test_reap_run_matches_done_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
