@@ -101,6 +101,9 @@ struct shmq_producer {
      * (shmq_prod_clock_sync): a send reads the monotonic clock only (shmq_prod_wall_ms) */
     int64_t wall_off_ns;
     uint32_t slot_hint;
+    /* The slot after the last answer poll took: where the oldest request in flight usually
+     * is (slots are taken in turn and answered in order), where its look at the slots starts */
+    uint32_t reap_hint;
     int async_busy; /* requests in REQ_ASYNC state */
     /*
      * The spin before a sleep for an answer: PROD_SPIN_NS >> spin_shift (none

@@ -639,16 +639,23 @@ static void test_reap_run_matches_done_list(void **state)
         bool only_ok = k % 2 != 0; /* every answer OK: none goes to the done list */
         poll_setup(&fast, false, nested, only_ok);
         poll_setup(&ref, true, nested, only_ok);
+        /* Polls until one runs nothing (the straight look ends at the first request not
+         * answered once it took some: the answers after it come with the next poll). */
         poll_now = &fast;
-        int nf = shmq_producer_poll(fast.p, 0);
+        int nf = 0, polls = 0;
+        for (int n; (n = shmq_producer_poll(fast.p, 0)) > 0; polls++) {
+            nf += n;
+        }
+        assert_true(polls <= 1 + POLL_SLOTS / 7);
         poll_now = &ref;
         int nr = shmq_producer_poll(ref.p, 0);
+        assert_int_equal(shmq_producer_poll(ref.p, 0), 0);
         /* The nested poll's callbacks are counted by the inner call. */
         if (nested < 0) {
             assert_int_equal(nf, nr);
         }
         assert_true(nf > 0);
-        /* One poll delivered everything answered, each once (checked below). */
+        /* Everything answered was delivered, each once (checked below). */
         for (uint32_t s = 0; s < POLL_SLOTS; s++) {
             const poll_seen_t *a = &fast.seen[s], *b = &ref.seen[s];
             int kind = poll_kind(s, only_ok);
@@ -689,6 +696,57 @@ static void test_reap_run_matches_done_list(void **state)
     }
 }
 
+/*
+ * The straight look's order: from the oldest request in flight
+ * (reap_hint), round the slots' end; in-order answers all come in one
+ * poll, and a poll whose oldest request is not answered takes the later
+ * answers all the same.
+ */
+static void test_reap_run_order(void **state)
+{
+    (void)state;
+    static poll_case_t c;
+    /* start: the oldest; n in flight from it (round the end); done: answered of them */
+    static const struct {
+        uint32_t start, n, done;
+    } cases[] = {{0, 100, 60}, {200, 90, 67}, {250, 200, 200}, {63, 64, 1}, {64, 64, 0}};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        poll_setup(&c, false, -1, true);
+        shmq_producer_t *p = c.p;
+        memset(p->pending, 0, sizeof(p->pending));
+        p->async_busy = 0;
+        for (uint32_t s = 0; s < SHMQ_RING_SLOTS; s++) {
+            p->reqs[s].state = REQ_FREE;
+            atomic_store(&p->ring->slots[s].state, SHMQ_SLOT_FREE);
+        }
+        for (uint32_t i = 0; i < cases[k].n; i++) {
+            uint32_t s = (cases[k].start + i) % SHMQ_RING_SLOTS;
+            p->reqs[s].state = REQ_ASYNC;
+            p->reqs[s].cb = poll_cb;
+            p->reqs[s].arg = &c.seen[s % POLL_SLOTS];
+            p->pending[s / 64] |= 1ULL << (s % 64);
+            p->async_busy++;
+            atomic_store(&p->ring->slots[s].state,
+                         i < cases[k].done ? SHMQ_SLOT_DONE : SHMQ_SLOT_PENDING);
+        }
+        p->reap_hint = cases[k].start;
+        poll_now = &c;
+        assert_int_equal(shmq_producer_poll(p, 0), (int)cases[k].done);
+        assert_int_equal(p->async_busy, (int)(cases[k].n - cases[k].done));
+        if (cases[k].done > 0) {
+            assert_int_equal(p->reap_hint, (cases[k].start + cases[k].done) % SHMQ_RING_SLOTS);
+        }
+        /* Out of order: the oldest not answered, a later one answered: taken all the same. */
+        if (cases[k].done < cases[k].n - 1) {
+            uint32_t s = (cases[k].start + cases[k].n - 1) % SHMQ_RING_SLOTS;
+            atomic_store(&p->ring->slots[s].state, SHMQ_SLOT_DONE);
+            assert_true(shmq_producer_poll(p, 0) == 1);
+            assert_int_equal(p->async_busy, (int)(cases[k].n - cases[k].done - 1));
+        }
+        poll_teardown(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -701,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_encode_fitted_matches_encode),
         cmocka_unit_test(test_encode_plain_matches_encode),
         cmocka_unit_test(test_reap_run_matches_done_list),
+        cmocka_unit_test(test_reap_run_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
