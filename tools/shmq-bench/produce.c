@@ -81,14 +81,39 @@ static inline void record_ack(bench_prod_t *bp, int err, int64_t send_ns, int64_
     }
 }
 
+/* on_async_done's record_ack() of anything but one message stored OK, timed by the TSC. */
+static __attribute__((noinline)) void record_async_ack(bench_prod_t *bp, int err,
+                                                       const shmq_send_result_t *res,
+                                                       int64_t send_ns, int64_t n)
+{
+    if (err == 0 && res->status != SHMQ_SEND_OK) {
+        err = -ETIMEDOUT; /* FLUSH_DISK_TIMEOUT: stored, not flushed in time */
+    }
+    record_ack(bp, err, send_ns, n);
+}
+
+/*
+ * The usual acknowledgement (one message, stored OK, the TSC calibrated)
+ * recorded as record_ack() does, without a call: the callback then needs
+ * no registers saved (it runs for every message, inside the measurement).
+ */
 static void on_async_done(void *arg, int err, const shmq_send_result_t *res)
 {
     async_req_t *q = arg;
     bench_prod_t *bp = q->bp;
-    if (err == 0 && res->status != SHMQ_SEND_OK) {
-        err = -ETIMEDOUT; /* FLUSH_DISK_TIMEOUT: stored, not flushed in time */
+    if (__builtin_expect(err == 0 && res->status == SHMQ_SEND_OK && q->n == 1 && bench_fast_ready(),
+                         1)) {
+        bench_proc_t *me = bp->me;
+        int64_t now = bench_tsc_ns();
+        me->acked++;
+        me->bytes += bp->o->size;
+        bench_hist_add1(&me->hist, (uint64_t)(now - q->send_ns));
+        me->end_ns = now;
+        /* Relaxed: as in record_ack. */
+        atomic_store_explicit(&me->last_ack_ns, now, memory_order_relaxed);
+    } else {
+        record_async_ack(bp, err, res, q->send_ns, q->n);
     }
-    record_ack(bp, err, q->send_ns, q->n);
     q->next_free = bp->free_reqs;
     bp->free_reqs = q;
     bp->inflight--;
