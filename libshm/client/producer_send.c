@@ -784,7 +784,7 @@ static inline int send_plain(shmq_producer_t *p, const shmq_message_t *m, int32_
     uint64_t req_id = ++p->next_req;
     char own[SHMQ_UNIQ_KEY_MAX];
     char *uniq = mode == REQ_ASYNC ? p->reqs[s].uniq : own; /* the key where it is kept */
-    (void)shmq_uniq_key_generate_at(uniq, now);
+    (void)shmq_uniq_key_generate_next(uniq, now);
     if (mode != REQ_FREE) {
         slot_arm(p, s, req_id, mode);
     }

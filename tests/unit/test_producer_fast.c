@@ -520,6 +520,44 @@ static void test_encode_plain_matches_encode(void **state)
     free(p);
 }
 
+/*
+ * shmq_uniq_key_generate_next (the send path's key) against
+ * shmq_uniq_key_generate_at: the same key, the one counter, in the same
+ * millisecond, a new one, back in time, across a month's end and a year.
+ */
+static void test_uniq_next_matches_at(void **state)
+{
+    (void)state;
+    /* 2026-01-31 23:59:59.990 UTC and on: the month ends (in any time zone within a day). */
+    static const int64_t starts[] = {1769903999990LL, 1765000000000LL, 1798761599000LL};
+    static const int steps[] = {0, 0, 1, 0, 3, 1000, -5, 0, 86400000, 0, 1, 1};
+    for (size_t k = 0; k < sizeof(starts) / sizeof(starts[0]); k++) {
+        int64_t now = starts[k];
+        for (int round = 0; round < 40; round++) {
+            now += steps[round % (sizeof(steps) / sizeof(steps[0]))];
+            char a[SHMQ_UNIQ_KEY_MAX], b[SHMQ_UNIQ_KEY_MAX], c[SHMQ_UNIQ_KEY_MAX];
+            memset(b, 'x', sizeof(b));
+            assert_int_equal(shmq_uniq_key_generate_at(a, now), SHMQ_UNIQ_KEY_LEN);
+            assert_int_equal(shmq_uniq_key_generate_next(b, now), SHMQ_UNIQ_KEY_LEN);
+            assert_int_equal(shmq_uniq_key_generate_at(c, now), SHMQ_UNIQ_KEY_LEN);
+            assert_int_equal(strlen(b), SHMQ_UNIQ_KEY_LEN);
+            /* Prefix and millisecond as the reference's, the counter between its two keys. */
+            assert_memory_equal(a, b, SHMQ_UNIQ_KEY_LEN - 4);
+            assert_memory_equal(b, c, SHMQ_UNIQ_KEY_LEN - 4);
+            unsigned long ca = strtoul(a + SHMQ_UNIQ_KEY_LEN - 4, NULL, 16);
+            unsigned long cb = strtoul(b + SHMQ_UNIQ_KEY_LEN - 4, NULL, 16);
+            unsigned long cc = strtoul(c + SHMQ_UNIQ_KEY_LEN - 4, NULL, 16);
+            assert_int_equal(cb, (ca + 1) & 0xFFFF);
+            assert_int_equal(cc, (cb + 1) & 0xFFFF);
+            /* A new millisecond first through next: the same key as at's would be. */
+            now += 1;
+            assert_int_equal(shmq_uniq_key_generate_next(b, now), SHMQ_UNIQ_KEY_LEN);
+            assert_int_equal(shmq_uniq_key_generate_at(c, now), SHMQ_UNIQ_KEY_LEN);
+            assert_memory_equal(b, c, SHMQ_UNIQ_KEY_LEN - 4);
+        }
+    }
+}
+
 /* ---- answers: reap_run (poll's callbacks straight from the slots) against reap + run_ready -- */
 
 #define POLL_SLOTS 200 /* slots used of SHMQ_RING_SLOTS: across the first three words */
@@ -758,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_select_at_matches_select),
         cmocka_unit_test(test_encode_fitted_matches_encode),
         cmocka_unit_test(test_encode_plain_matches_encode),
+        cmocka_unit_test(test_uniq_next_matches_at),
         cmocka_unit_test(test_reap_run_matches_done_list),
         cmocka_unit_test(test_reap_run_order),
     };
