@@ -1068,11 +1068,15 @@ static int run_ready(shmq_producer_t *p)
  * writer answers a ring's requests in order, so the ones after it are not
  * answered either, as a rule; one that is waits for the next poll (a look
  * that takes nothing goes all the way round, so every answer is taken).
+ * quick: the oldest not answered ends the look at once (nothing else is
+ * answered then, as a rule): only for a poll's first look when it may sleep
+ * (any_slot_done, its sleep's condition, looks at every slot, and the look
+ * after a sleep goes all the way round).
  * Returns how many callbacks ran; *rest: a callback detached the producer
  * or filled the done list (the caller's reap() and run_ready() take the
  * rest).
  */
-static int reap_run(shmq_producer_t *p, bool *rest)
+static int reap_run(shmq_producer_t *p, bool quick, bool *rest)
 {
     int ran = 0;
     bool took = false;
@@ -1084,7 +1088,7 @@ static int reap_run(shmq_producer_t *p, bool *rest)
             uint32_t s = w * 64 + (uint32_t)__builtin_ctzll(bits);
             shmq_ring_slot_t *sl = &p->ring->slots[s];
             if (!slot_done(sl)) {
-                if (took) {
+                if (took || quick) {
                     return ran;
                 }
                 continue;
@@ -1092,8 +1096,8 @@ static int reap_run(shmq_producer_t *p, bool *rest)
             took = true;
             p->reap_hint = (s + 1) % SHMQ_RING_SLOTS;
             prod_req_t *q = &p->reqs[s];
-            if (__builtin_expect((q->state != REQ_ASYNC) | (sl->status < 0) | (q->batch_n != 0) |
-                                     (q->sizes != NULL),
+            /* (An asynchronous batch has batch_n and its sizes: batch_n says it.) */
+            if (__builtin_expect((q->state != REQ_ASYNC) | (sl->status < 0) | (q->batch_n != 0),
                                  0)) {
                 reap_slot(p, s); /* to the done list (or freed), run_ready's */
                 continue;
@@ -1136,11 +1140,12 @@ int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
         return SHMQ_E_ARG;
     }
     int64_t deadline = shmq_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-    for (;;) {
+    bool quick = timeout_ms > 0; /* see reap_run */
+    for (;; quick = false) {
         int n = 0;
         bool rest = true;
         if (reap_run_applies(p)) {
-            n = reap_run(p, &rest);
+            n = reap_run(p, quick, &rest);
         }
         if (rest) {
             reap(p);
