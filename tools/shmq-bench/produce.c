@@ -136,7 +136,7 @@ static bool wait_go(bench_shared_t *sh)
     }
 }
 
-static bool keep_going(const bench_prod_t *bp, int64_t now)
+static inline __attribute__((always_inline)) bool keep_going(const bench_prod_t *bp, int64_t now)
 {
     bench_shared_t *sh = bp->sh;
     if (bench_interrupted || atomic_load_explicit(&sh->go, memory_order_relaxed) == 2) {
@@ -171,6 +171,48 @@ static void stamp(bench_prod_t *bp, uint8_t *body, int64_t now)
     }
 }
 
+/* A send that failed at once: counted, its request back in the free list. */
+static __attribute__((noinline, cold)) void async_send_failed(bench_prod_t *bp, async_req_t *q,
+                                                              int rc)
+{
+    record_ack(bp, rc, q->send_ns, 1);
+    q->next_free = bp->free_reqs;
+    bp->free_reqs = q;
+}
+
+/*
+ * run_loop's asynchronous sends (--inflight K > 1) of one message at a time,
+ * neither paced nor stamped (produce, not e2e): the same steps, without the
+ * other modes' tests on every send (the loop runs inside the measurement).
+ */
+static void run_async(bench_prod_t *bp, shmq_producer_t *p, const shmq_message_t *m, int64_t now)
+{
+    bench_proc_t *me = bp->me;
+    while (keep_going(bp, now)) {
+        if (bp->free_reqs == NULL) {
+            while (bp->free_reqs == NULL && !bench_interrupted) {
+                shmq_producer_poll(p, 100);
+            }
+            if (bp->free_reqs == NULL) {
+                break;
+            }
+            now = bench_fast_ns(); /* after the wait for a request */
+        }
+        async_req_t *q = bp->free_reqs;
+        bp->free_reqs = q->next_free;
+        q->n = 1;
+        q->send_ns = now;
+        int rc = shmq_send_async(p, m, on_async_done, q);
+        me->sent++;
+        if (__builtin_expect(rc < 0, 0)) {
+            async_send_failed(bp, q, rc);
+        } else {
+            bp->inflight++;
+        }
+        now = bench_fast_ns();
+    }
+}
+
 static int run_loop(bench_prod_t *bp, shmq_producer_t *p)
 {
     const bench_opts_t *o = bp->o;
@@ -202,7 +244,12 @@ static int run_loop(bench_prod_t *bp, shmq_producer_t *p)
     /* now: read once per send, at the end of the previous one (or after a wait): the
      * time keep_going and pace judge by and the send's start for its latency. */
     int64_t now = bench_fast_ns();
-    while (keep_going(bp, now)) {
+    bool plain_async =
+        o->batch <= 1 && o->inflight > 1 && bp->period_ns <= 0 && !bp->e2e && !bp->e2e_count;
+    if (plain_async) {
+        run_async(bp, p, &msgs[0], now);
+    }
+    while (!plain_async && keep_going(bp, now)) {
         pace(bp, &now);
         if (o->batch > 1) {
             int64_t n = bp->quota - me->sent < k ? bp->quota - me->sent : k;
