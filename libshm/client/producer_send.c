@@ -783,7 +783,15 @@ static inline int send_plain(shmq_producer_t *p, const shmq_message_t *m, int32_
     }
     uint64_t req_id = ++p->next_req;
     char own[SHMQ_UNIQ_KEY_MAX];
-    char *uniq = mode == REQ_ASYNC ? p->reqs[s].uniq : own; /* the key where it is kept */
+    prod_req_t *q = &p->reqs[s];
+    char *uniq = own;
+    if (mode == REQ_ASYNC) {
+        /* Its callback and key where they are kept (read once the answer is reaped, by this
+         * thread, after the publish below). */
+        q->cb = cb;
+        q->arg = arg;
+        uniq = q->uniq;
+    }
     (void)shmq_uniq_key_generate_next(uniq, now);
     if (mode != REQ_FREE) {
         slot_arm(p, s, req_id, mode);
@@ -793,11 +801,6 @@ static inline int send_plain(shmq_producer_t *p, const shmq_message_t *m, int32_
     /* Before the publish: a tracer's time for it is then never after the writer's append. */
     SHMQ_PROBE(produce, p->ring_idx, req_id, qid, 1, len, m->topic, p->topic_len);
     publish(p);
-    if (mode == REQ_ASYNC) {
-        p->reqs[s].cb = cb;
-        p->reqs[s].arg = arg;
-        return 0;
-    }
     if (mode == REQ_SYNC) {
         return shmq_prod_wait_result(p, s, deadline, uniq, res);
     }
