@@ -203,6 +203,7 @@ static int attach_once(shmq_producer_t *p)
     shmq_prod_clock_sync(p);
     p->topic_ok = false; /* this store's rules and topic table */
     p->topic_cached = false;
+    p->tmpl_len = 0;
     return 0;
 }
 
@@ -581,6 +582,7 @@ int shmq_prod_check_message(shmq_producer_t *p, const shmq_message_t *m, size_t 
         p->topic_len = n;
         p->topic_ok = true;
         p->topic_cached = false;
+        p->tmpl_len = 0; /* its entry template is another topic's */
     }
     if (m->body == NULL && m->body_len > 0) {
         return shmq_error_set(SHMQ_E_ARG, "NULL body of %zu bytes", m->body_len);

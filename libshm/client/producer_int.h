@@ -101,6 +101,9 @@ struct shmq_producer {
      * (shmq_prod_clock_sync): a send reads the monotonic clock only (shmq_prod_wall_ms) */
     int64_t wall_off_ns;
     uint32_t slot_hint;
+    /* The slot after the last answer poll took: where the oldest request in flight usually
+     * is (slots are taken in turn and answered in order), where its look at the slots starts */
+    uint32_t reap_hint;
     int async_busy; /* requests in REQ_ASYNC state */
     /*
      * The spin before a sleep for an answer: PROD_SPIN_NS >> spin_shift (none
@@ -125,6 +128,15 @@ struct shmq_producer {
     uint32_t topic_seq;
     int32_t topic_nq;
     char topic_name[SHMQ_TOPIC_MAX_ANY + 1];
+    /*
+     * The first tmpl_len bytes of the ring entry of a message to topic_name
+     * that shmq_prod_props_plain() accepts (shmq_prod_tmpl_build): header,
+     * topic, "UNIQ_KEY" 0x01.  A send copies them and stores only what is
+     * its own (shmq_prod_encode_plain).  0: not built; cleared with the
+     * topic (another topic, or attached again).
+     */
+    size_t tmpl_len;
+    uint8_t tmpl[SHMQ_RING_HDR_SIZE + SHMQ_TOPIC_MAX_ANY + sizeof(SHMQ_PROP_UNIQ_KEY)];
     prod_req_t reqs[SHMQ_RING_SLOTS];
     prod_done_t *done;
     size_t ndone;
@@ -431,6 +443,77 @@ static inline void shmq_prod_fill_entry(const shmq_producer_t *p, const shmq_mes
     rm->props_scanned = false;
     rm->sched = false;
     rm->planned = false;
+}
+
+/* ---- the entry of a plain message ------------------------------------------------ */
+
+/* Bytes of the entry of a plain message (shmq_prod_encode_plain) of body_len bytes. */
+static inline uint64_t shmq_prod_plain_size(const shmq_producer_t *p, size_t body_len)
+{
+    return (p->tmpl_len + SHMQ_UNIQ_KEY_LEN + 1 + body_len + SHMQ_RING_ALIGN - 1) &
+           ~(uint64_t)(SHMQ_RING_ALIGN - 1);
+}
+
+/*
+ * Build p->tmpl for the topic validated last (p->topic_name): the bytes
+ * shmq_ring_encode_fitted() writes for it up to the UNIQ_KEY's value, so
+ * that every field the template holds is encoded by the one encoder.
+ */
+static inline void shmq_prod_tmpl_build(shmq_producer_t *p)
+{
+    char props[SHMQ_PROD_PROPS_UNIQ_LEN];
+    memcpy(props, SHMQ_PROP_UNIQ_KEY "\x01", sizeof(SHMQ_PROP_UNIQ_KEY));
+    memset(props + sizeof(SHMQ_PROP_UNIQ_KEY), '0', SHMQ_UNIQ_KEY_LEN);
+    props[SHMQ_PROD_PROPS_UNIQ_LEN - 1] = SHMQ_PROP_SEP;
+    shmq_message_t m;
+    memset(&m, 0, sizeof(m));
+    m.topic = p->topic_name;
+    shmq_ring_msg_t rm;
+    shmq_prod_fill_entry(p, &m, p->topic_len, props, sizeof(props), 0, 0, &rm);
+    uint8_t buf[sizeof(p->tmpl) + SHMQ_UNIQ_KEY_LEN + 1 + SHMQ_RING_ALIGN];
+    uint64_t total = shmq_ring_entry_size_inline(p->topic_len, sizeof(props), 0);
+    shmq_ring_encode_fitted(buf, total, &rm);
+    p->tmpl_len = SHMQ_RING_HDR_SIZE + p->topic_len + sizeof(SHMQ_PROP_UNIQ_KEY);
+    memcpy(p->tmpl, buf, p->tmpl_len);
+}
+
+/* v little-endian at dst + off (as the ring's encoder stores header fields). */
+static inline void shmq_prod_put_le(uint8_t *dst, size_t off, uint64_t v, size_t n)
+{
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v) >> (64 - 8 * n);
+#endif
+    memcpy(dst + off, &v, n);
+}
+
+/*
+ * shmq_ring_encode_fitted() of the entry of m (which shmq_prod_props_plain()
+ * accepts, to the topic of p->tmpl, its body not compressed) with the
+ * UNIQ_KEY uniq (SHMQ_UNIQ_KEY_LEN characters) as its properties, at dst
+ * holding total = shmq_prod_plain_size() bytes: the same bytes, from the
+ * template and the fields of this send.
+ */
+static inline void shmq_prod_encode_plain(const shmq_producer_t *p, uint8_t *dst, uint64_t total,
+                                          const shmq_message_t *m, int32_t qid, int64_t now_ms,
+                                          uint16_t flags, uint32_t slot, uint64_t req_id,
+                                          const char *uniq)
+{
+    shmq_prod_put_le(dst, total - 8, 0, 8); /* the padding: the parts overwrite their bytes */
+    memcpy(dst, p->tmpl, p->tmpl_len);
+    shmq_prod_put_le(dst, offsetof(shmq_ring_hdr_t, flags), flags, 2);
+    shmq_prod_put_le(dst, offsetof(shmq_ring_hdr_t, total_len), (uint32_t)total, 4);
+    shmq_prod_put_le(dst, offsetof(shmq_ring_hdr_t, slot), slot, 4);
+    shmq_prod_put_le(dst, offsetof(shmq_ring_hdr_t, queue_id), (uint32_t)qid, 4);
+    shmq_prod_put_le(dst, offsetof(shmq_ring_hdr_t, req_id), req_id, 8);
+    shmq_prod_put_le(dst, offsetof(shmq_ring_hdr_t, flag), (uint32_t)m->flag, 4);
+    shmq_prod_put_le(dst, offsetof(shmq_ring_hdr_t, born_ts), (uint64_t)now_ms, 8);
+    shmq_prod_put_le(dst, offsetof(shmq_ring_hdr_t, body_len), (uint32_t)m->body_len, 4);
+    uint8_t *o = dst + p->tmpl_len;
+    memcpy(o, uniq, SHMQ_UNIQ_KEY_LEN);
+    o[SHMQ_UNIQ_KEY_LEN] = SHMQ_PROP_SEP;
+    if (m->body_len) {
+        memcpy(o + SHMQ_UNIQ_KEY_LEN + 1, m->body, m->body_len);
+    }
 }
 
 /* ---- producer_send.c ------------------------------------------------------------- */

@@ -41,6 +41,39 @@ static void pending_clear(shmq_producer_t *p, uint32_t s)
     p->pending[s / 64] &= ~(1ULL << (s % 64));
 }
 
+/*
+ * The pending slots (p->pending) in pass i (0..PENDING_PASSES-1) of a look
+ * at all of them that starts at slot start and goes round: the bits of word
+ * *w to look at in that pass (start's word is split: from start on first,
+ * the slots before it last).
+ */
+#define PENDING_PASSES (SHMQ_RING_SLOTS / 64 + 1)
+
+static inline uint64_t pending_pass(const shmq_producer_t *p, uint32_t start, uint32_t i,
+                                    uint32_t *w)
+{
+    uint32_t b = start % 64;
+    *w = (start / 64 + i) % (SHMQ_RING_SLOTS / 64);
+    uint64_t mask = i == 0 ? ~0ULL << b : i == PENDING_PASSES - 1 ? (1ULL << b) - 1 : ~0ULL;
+    return p->pending[*w] & mask;
+}
+
+/* Some pending request is answered: the oldest in flight looked at first (reap_run). */
+static bool any_slot_done(void *arg)
+{
+    shmq_producer_t *p = arg;
+    uint32_t start = p->reap_hint;
+    for (uint32_t i = 0; i < PENDING_PASSES; i++) {
+        uint32_t w;
+        for (uint64_t bits = pending_pass(p, start, i, &w); bits != 0; bits &= bits - 1) {
+            if (slot_done(&p->ring->slots[w * 64 + (uint32_t)__builtin_ctzll(bits)])) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 static inline void slot_free(shmq_producer_t *p, uint32_t s)
 {
     /* Relaxed: the writer only touches a slot after an entry naming it is published. */
@@ -65,9 +98,12 @@ static void result_failed(const char *uniq, shmq_send_result_t *res)
     shmq_prod_uniq_copy(res->uniq_key, uniq);
 }
 
-/* uniq: the request's UNIQ_KEY array, or NULL (a batch fills each message's own). */
-static void result_from_slot(const shmq_producer_t *p, const shmq_ring_slot_t *sl, const char *uniq,
-                             shmq_send_result_t *res)
+/* uniq: the request's UNIQ_KEY array, or NULL (a batch fills each message's own).
+ * Inlined: on every answer (reap_run's), a call would cost a tenth of its work. */
+static inline __attribute__((always_inline)) void result_from_slot(const shmq_producer_t *p,
+                                                                   const shmq_ring_slot_t *sl,
+                                                                   const char *uniq,
+                                                                   shmq_send_result_t *res)
 {
     res->status = SHMQ_SEND_OK;
     shmq_prod_msgid(p, sl->phys_offset, res->msg_id);
@@ -219,19 +255,6 @@ static int slot_take(shmq_producer_t *p, uint32_t *out)
         }
     }
     return -EAGAIN;
-}
-
-static bool any_slot_done(void *arg)
-{
-    shmq_producer_t *p = arg;
-    for (uint32_t w = 0; w < SHMQ_RING_SLOTS / 64; w++) {
-        for (uint64_t bits = p->pending[w]; bits != 0; bits &= bits - 1) {
-            if (slot_done(&p->ring->slots[w * 64 + (uint32_t)__builtin_ctzll(bits)])) {
-                return true;
-            }
-        }
-    }
-    return false;
 }
 
 struct space_wait {
@@ -622,40 +645,50 @@ static int compress_body(shmq_producer_t *p, shmq_ring_msg_t *rm)
 }
 
 /*
- * Check one message and make its ring entry view *rm (pointing into
- * p->props) and its UNIQ_KEY.
+ * The checks of one message on every send (the store ready, the message
+ * rules, its queue in *qid; *tlen its topic's length), the monotonic clock
+ * read at now_mono_ns.
  */
-static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_mono_ns,
-                       shmq_ring_msg_t *rm, char uniq[SHMQ_UNIQ_KEY_MAX])
+static inline int check_one(shmq_producer_t *p, const shmq_message_t *m, int64_t now_mono_ns,
+                            size_t *tlen, int32_t *qid)
 {
     int rc = shmq_prod_ready_at(p, now_mono_ns / 1000000);
     if (rc < 0) {
         return rc;
     }
-    size_t tlen;
-    if ((rc = shmq_prod_check_message_at(p, m, &tlen)) < 0) {
+    if ((rc = shmq_prod_check_message_at(p, m, tlen)) < 0) {
         return rc;
     }
-    int32_t qid;
-    if ((rc = shmq_prod_select_queue_at(p, m, tlen, &qid)) < 0) {
-        return rc;
-    }
+    return shmq_prod_select_queue_at(p, m, *tlen, qid);
+}
+
+/* The body of m is sent LZ4-compressed (RocketMQ compares with >=). */
+static inline bool compressed(const shmq_producer_t *p, const shmq_message_t *m)
+{
+    size_t over = m->compress_over == 0  ? p->compress_over
+                  : m->compress_over < 0 ? SIZE_MAX
+                                         : (size_t)m->compress_over;
+    return m->body_len >= over;
+}
+
+/*
+ * The ring entry view *rm of a checked message (check_one: tlen, qid),
+ * pointing into p->props, and its UNIQ_KEY; now: the wall clock of the send.
+ */
+static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, size_t tlen, int32_t qid,
+                       int64_t now, shmq_ring_msg_t *rm, char uniq[SHMQ_UNIQ_KEY_MAX])
+{
     size_t plen;
-    /* The wall clock (born time and UNIQ_KEY) from the send's monotonic read, after the
-     * liveness check that may have read the offset again. */
-    int64_t now = shmq_prod_wall_ms(p, now_mono_ns);
+    int rc;
     _Static_assert(sizeof(p->props) >= SHMQ_PROD_PROPS_UNIQ_LEN, "props holds a UNIQ_KEY");
     if (shmq_prod_props_plain(p, m)) {
-        plen = shmq_prod_props_uniq(p->props, uniq, now); /* the usual message: the key alone */
+        plen = shmq_prod_props_uniq(p->props, uniq, now); /* the key alone */
     } else if ((rc = shmq_prod_build_props(p, m, p->props, sizeof(p->props), &plen, uniq, now)) <
                0) {
         return rc;
     }
     shmq_prod_fill_entry(p, m, tlen, p->props, plen, qid, now, rm);
-    size_t over = m->compress_over == 0  ? p->compress_over
-                  : m->compress_over < 0 ? SIZE_MAX
-                                         : (size_t)m->compress_over;
-    if (__builtin_expect(m->body_len >= over, 0)) { /* RocketMQ compares with >= */
+    if (__builtin_expect(compressed(p, m), 0)) {
         return compress_body(p, rm);
     }
     return 0;
@@ -720,6 +753,60 @@ static inline int prod_send(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mod
     return 0;
 }
 
+/*
+ * enqueue() and prod_send() of a checked message (check_one: tlen, qid)
+ * that shmq_prod_props_plain() accepts, its body not compressed: the
+ * entry written from the topic's template (shmq_prod_encode_plain), its
+ * UNIQ_KEY made straight into the request (no entry view, no properties
+ * built aside, no copies of the key).  now: the wall clock of the send.
+ */
+static inline int send_plain(shmq_producer_t *p, const shmq_message_t *m, int32_t qid, int64_t now,
+                             uint8_t mode, int64_t deadline, shmq_send_result_t *res,
+                             shmq_send_cb cb, void *arg)
+{
+    if (__builtin_expect(p->tmpl_len == 0, 0)) {
+        shmq_prod_tmpl_build(p); /* m's topic: the one check_one validated last */
+    }
+    uint64_t len = shmq_prod_plain_size(p, m->body_len);
+    if (len > p->rp.size) {
+        return shmq_error_set(SHMQ_E_TOO_BIG, "message of %llu bytes exceeds the ring (%llu)",
+                              (unsigned long long)len, (unsigned long long)p->rp.size);
+    }
+    int rc;
+    uint32_t s = 0;
+    if (mode != REQ_FREE && (rc = slot_alloc(p, deadline, &s)) < 0) {
+        return rc;
+    }
+    uint8_t *dst;
+    if ((rc = ring_reserve(p, len, deadline, &dst)) < 0) {
+        return rc;
+    }
+    uint64_t req_id = ++p->next_req;
+    char own[SHMQ_UNIQ_KEY_MAX];
+    prod_req_t *q = &p->reqs[s];
+    char *uniq = own;
+    if (mode == REQ_ASYNC) {
+        /* Its callback and key where they are kept (read once the answer is reaped, by this
+         * thread, after the publish below). */
+        q->cb = cb;
+        q->arg = arg;
+        uniq = q->uniq;
+    }
+    (void)shmq_uniq_key_generate_next(uniq, now);
+    if (mode != REQ_FREE) {
+        slot_arm(p, s, req_id, mode);
+    }
+    shmq_prod_encode_plain(p, dst, len, m, qid, now, mode == REQ_FREE ? SHMQ_RING_F_ONEWAY : 0, s,
+                           req_id, uniq);
+    /* Before the publish: a tracer's time for it is then never after the writer's append. */
+    SHMQ_PROBE(produce, p->ring_idx, req_id, qid, 1, len, m->topic, p->topic_len);
+    publish(p);
+    if (mode == REQ_SYNC) {
+        return shmq_prod_wait_result(p, s, deadline, uniq, res);
+    }
+    return 0;
+}
+
 /* One message of shmq_send (REQ_SYNC: *res), shmq_send_async (REQ_ASYNC: cb) or
  * shmq_send_oneway (REQ_FREE), the arguments checked; the timeout runs from here. */
 static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
@@ -727,10 +814,21 @@ static int send_one(shmq_producer_t *p, const shmq_message_t *m, uint8_t mode,
 {
     int64_t now_ns = shmq_mono_ns(); /* the send's one clock read */
     int64_t deadline = now_ns / 1000000 + p->send_timeout_ms;
+    size_t tlen;
+    int32_t qid;
+    int rc = check_one(p, m, now_ns, &tlen, &qid);
+    if (rc < 0) {
+        return rc;
+    }
+    /* The wall clock (born time and UNIQ_KEY) from the send's monotonic read, after the
+     * liveness check that may have read the offset again. */
+    int64_t now = shmq_prod_wall_ms(p, now_ns);
+    if (__builtin_expect(shmq_prod_props_plain(p, m) && !compressed(p, m), 1)) {
+        return send_plain(p, m, qid, now, mode, deadline, res, cb, arg);
+    }
     char uniq[SHMQ_UNIQ_KEY_MAX];
     shmq_ring_msg_t rm;
-    int rc = prepare_one(p, m, now_ns, &rm, uniq);
-    if (rc < 0) {
+    if ((rc = prepare_one(p, m, tlen, qid, now, &rm, uniq)) < 0) {
         return rc;
     }
     return prod_send(p, &rm, mode, deadline, uniq, res, cb, arg);
@@ -960,15 +1058,104 @@ static int run_ready(shmq_producer_t *p)
     }
 }
 
+/*
+ * reap() and run_ready() at once, for the usual answers: with nothing in
+ * the done list and nothing to wait for after an answer (no SYNC_FLUSH, no
+ * SYNC_MASTER), an answered asynchronous message's callback runs straight
+ * from its slot (the slot freed first: the callback may send again), its
+ * result built once, on the stack.  Anything else (an error, a batch, an
+ * abandoned request) goes to reap_slot() and the done list as before.
+ *
+ * The look starts at the oldest request in flight (p->reap_hint) and, once
+ * it took an answer, ends at the first request not answered yet: the
+ * writer answers a ring's requests in order, so the ones after it are not
+ * answered either, as a rule; one that is waits for the next poll (a look
+ * that takes nothing goes all the way round, so every answer is taken).
+ * quick: the oldest not answered ends the look at once (nothing else is
+ * answered then, as a rule): only for a poll's first look when it may sleep
+ * (any_slot_done, its sleep's condition, looks at every slot, and the look
+ * after a sleep goes all the way round).
+ * Returns how many callbacks ran; *rest: a callback detached the producer
+ * or filled the done list (the caller's reap() and run_ready() take the
+ * rest).
+ */
+static int reap_run(shmq_producer_t *p, bool quick, bool *rest)
+{
+    int ran = 0;
+    bool took = false;
+    uint32_t start = p->reap_hint;
+    *rest = false;
+    for (uint32_t i = 0; i < PENDING_PASSES; i++) {
+        uint32_t w;
+        for (uint64_t bits = pending_pass(p, start, i, &w); bits != 0; bits &= bits - 1) {
+            uint32_t s = w * 64 + (uint32_t)__builtin_ctzll(bits);
+            shmq_ring_slot_t *sl = &p->ring->slots[s];
+            if (!slot_done(sl)) {
+                if (took || quick) {
+                    return ran;
+                }
+                continue;
+            }
+            took = true;
+            p->reap_hint = (s + 1) % SHMQ_RING_SLOTS;
+            prod_req_t *q = &p->reqs[s];
+            /* (An asynchronous batch has batch_n and its sizes: batch_n says it.) */
+            if (__builtin_expect((q->state != REQ_ASYNC) | (sl->status < 0) | (q->batch_n != 0),
+                                 0)) {
+                reap_slot(p, s); /* to the done list (or freed), run_ready's */
+                continue;
+            }
+            shmq_send_result_t res;
+            result_from_slot(p, sl, q->uniq, &res);
+            shmq_send_cb cb = q->cb;
+            void *arg = q->arg;
+            /* slot_free() of an asynchronous single message (no batch to let go of). */
+            atomic_store_explicit(&sl->state, SHMQ_SLOT_FREE, memory_order_relaxed);
+            p->async_busy--;
+            q->state = REQ_FREE;
+            pending_clear(p, s);
+            ran++;
+            if (cb) {
+                cb(arg, 0, &res);
+                if (!p->attached || p->ndone != 0) {
+                    *rest = true;
+                    return ran;
+                }
+                /* A send or poll of the callback's may have reaped some of the rest (bit s
+                 * stays: the loop clears it next). */
+                bits &= p->pending[w] | 1ULL << (s % 64);
+            }
+        }
+    }
+    return ran;
+}
+
+/* reap_run() applies: nothing in the done list, no answer waits for the flush or a slave. */
+static inline bool reap_run_applies(const shmq_producer_t *p)
+{
+    return p->attached && p->ndone == 0 && p->cfg->flush_disk_type != SHMQ_SYNC_FLUSH &&
+           p->cfg->broker_role != SHMQ_SYNC_MASTER;
+}
+
 int shmq_producer_poll(shmq_producer_t *p, int timeout_ms)
 {
     if (p == NULL) {
         return SHMQ_E_ARG;
     }
     int64_t deadline = shmq_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-    for (;;) {
-        reap(p);
-        int n = run_ready(p);
+    bool quick = timeout_ms > 0; /* see reap_run */
+    for (;; quick = false) {
+        int n = 0;
+        bool rest = true;
+        if (reap_run_applies(p)) {
+            n = reap_run(p, quick, &rest);
+        }
+        if (rest) {
+            reap(p);
+        }
+        if (p->ndone > 0) {
+            n += run_ready(p);
+        }
         if (n > 0) {
             return n;
         }

@@ -1315,3 +1315,23 @@ void shmq_uniq_key_generate(char out[SHMQ_UNIQ_KEY_MAX])
     clock_gettime(CLOCK_REALTIME, &ts);
     shmq_uniq_key_generate_at(out, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
+
+size_t shmq_uniq_key_generate_next(char out[SHMQ_UNIQ_KEY_MAX], int64_t now_ms)
+{
+    /* This thread's last key had this millisecond: shmq_uniq_key_generate_at() set it all up
+     * then (uniq_init, its acquire, the month), and the millisecond's hex is cached.  The
+     * month's bounds first: the millisecond is within it only then. */
+    if (__builtin_expect(now_ms < uniq_month_start || now_ms >= uniq_month_end ||
+                             (uint32_t)(now_ms - uniq_month_start) != uniq_last_ms,
+                         0)) {
+        return shmq_uniq_key_generate_at(out, now_ms);
+    }
+    /* Relaxed: as in shmq_uniq_key_generate_at. */
+    uint32_t count = atomic_fetch_add_explicit(&uniq_counter, 1, memory_order_relaxed);
+    memcpy(out, uniq_prefix, sizeof(uniq_prefix));
+    memcpy(out + sizeof(uniq_prefix), &uniq_last_hex, 8);
+    memcpy(out + sizeof(uniq_prefix) + 8, uniq_hex_pair[(uint8_t)(count >> 8)], 2);
+    memcpy(out + sizeof(uniq_prefix) + 10, uniq_hex_pair[(uint8_t)count], 2);
+    out[SHMQ_UNIQ_KEY_LEN] = '\0';
+    return SHMQ_UNIQ_KEY_LEN;
+}

@@ -319,6 +319,14 @@ void shmq_uniq_key_generate(char out[SHMQ_UNIQ_KEY_MAX]);
  */
 size_t shmq_uniq_key_generate_at(char out[SHMQ_UNIQ_KEY_MAX], int64_t now_ms);
 
+/*
+ * shmq_uniq_key_generate_at() on a producer's send path: the same key (the
+ * same counter).  Its usual case, a key in the same millisecond as this
+ * thread's last one, without the rest's stack frame; anything else is
+ * shmq_uniq_key_generate_at()'s.
+ */
+size_t shmq_uniq_key_generate_next(char out[SHMQ_UNIQ_KEY_MAX], int64_t now_ms);
+
 /* The host address this process stamps on messages (first non-loopback IPv4, else 127.0.0.1). */
 void shmq_local_host(shmq_host_t *host, int32_t port);
 

@@ -1,8 +1,9 @@
 /*
  * Unit tests of shmq-bench produce's per-acknowledgement helpers
  * (tools/shmq-bench/bench.h, hist.c, compiled in here): the inline
- * single-value histogram add against bench_hist_add_n(h, v, 1), and the
- * bucket index against the function it was moved from.
+ * single-value histogram add against bench_hist_add_n(h, v, 1), the
+ * bucket index against the function it was moved from, and the inline TSC
+ * clock (bench_fast_ns) against CLOCK_MONOTONIC.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,10 +54,33 @@ static void test_hist_add1_matches_add_n(void **state)
     free(b);
 }
 
+/* The inline TSC clock against CLOCK_MONOTONIC: the same time (within a millisecond's
+ * scheduling), never going back; before bench_clock_init, CLOCK_MONOTONIC itself. */
+static void test_fast_ns_matches_now(void **state)
+{
+    (void)state;
+    int64_t a = bench_now_ns(), f = bench_fast_ns(), b = bench_now_ns();
+    assert_true(f >= a && f <= b);
+    bench_clock_init();
+    int64_t last = bench_fast_ns();
+    for (int i = 0; i < 1000; i++) {
+        a = bench_now_ns();
+        f = bench_fast_ns();
+        b = bench_now_ns();
+        assert_true(f >= last);
+        last = f;
+        if (bench_fast_ready()) {
+            assert_true(f >= a - 1000000 && f <= b + 1000000);
+            assert_int_equal(bench_tsc_ns() >= f, true);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hist_add1_matches_add_n),
+        cmocka_unit_test(test_fast_ns_matches_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

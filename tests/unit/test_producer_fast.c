@@ -9,7 +9,9 @@
  * send path (shmq_prod_check_message_at against shmq_prod_check_message),
  * the queue choice (shmq_prod_select_queue_at against
  * shmq_prod_select_queue), the entry's encode (shmq_ring_encode_fitted
- * against shmq_ring_encode).
+ * against shmq_ring_encode), the entry of a message without properties of
+ * its own (shmq_prod_encode_plain, from the topic's template, against
+ * shmq_prod_fill_entry and shmq_ring_encode).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -425,6 +429,364 @@ static void test_encode_fitted_matches_encode(void **state)
     free(got);
 }
 
+/*
+ * shmq_prod_encode_plain (the send path's entry of a message without
+ * properties of its own, from the topic's template) against what it stands
+ * for: shmq_prod_fill_entry of the message with shmq_prod_props_uniq's
+ * properties, encoded by shmq_ring_encode.  Topics and bodies of every
+ * length class, both kinds of born host, one-way and answered entries,
+ * user flags and queue ids, over a buffer full of garbage.
+ */
+static void test_encode_plain_matches_encode(void **state)
+{
+    (void)state;
+    shmq_producer_t *p = handle();
+    static char topic[SHMQ_TOPIC_MAX_ANY + 1];
+    static uint8_t body[1000];
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (uint8_t)(i * 7 + 3);
+    }
+    const size_t tlens[] = {1, 7, 10, 17, 127, SHMQ_TOPIC_MAX_ANY};
+    const size_t blens[] = {0, 1, 5, 7, 8, 128, 999};
+    const int32_t flags[] = {0, -5, 1, INT32_MAX};
+    size_t cap = SHMQ_RING_HDR_SIZE + sizeof(topic) + SHMQ_PROD_PROPS_UNIQ_LEN + sizeof(body) + 8;
+    uint8_t *want = malloc(cap), *got = malloc(cap);
+    assert_non_null(want);
+    assert_non_null(got);
+    int64_t now = 1765000000000LL;
+    for (int v6 = 0; v6 <= 1; v6++) {
+        memset(&p->born_host, 0, sizeof(p->born_host));
+        p->born_host.is_v6 = v6 != 0;
+        for (int i = 0; i < (v6 ? 16 : 4); i++) {
+            p->born_host.addr[i] = (uint8_t)(0xC0 + i * 3);
+        }
+        p->born_host.port = v6 ? 0 : 10911;
+        for (size_t t = 0; t < sizeof(tlens) / sizeof(tlens[0]); t++) {
+            for (size_t i = 0; i < tlens[t]; i++) {
+                topic[i] = (char)('A' + (i + t) % 26);
+            }
+            topic[tlens[t]] = '\0';
+            memcpy(p->topic_name, topic, tlens[t] + 1);
+            p->topic_len = tlens[t];
+            p->topic_ok = true;
+            p->tmpl_len = 0;
+            shmq_prod_tmpl_build(p);
+            assert_int_equal(p->tmpl_len,
+                             SHMQ_RING_HDR_SIZE + tlens[t] + sizeof(SHMQ_PROP_UNIQ_KEY));
+            for (size_t b = 0; b < sizeof(blens) / sizeof(blens[0]); b++) {
+                for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++, now += 3) {
+                    shmq_message_t m;
+                    shmq_message_init(&m, topic, blens[b] ? body : NULL, blens[b]);
+                    m.flag = flags[f];
+                    assert_true(shmq_prod_props_plain(p, &m));
+                    int32_t qid = (int32_t)(f * 5 + b);
+                    bool oneway = (b + f) % 3 == 0;
+                    uint32_t slot = oneway ? 0 : (uint32_t)(t * 7 + f) % SHMQ_RING_SLOTS;
+                    uint64_t req_id = 0x0102030405060708ULL + b * 77 + f;
+                    /* The reference: the entry view and its properties, encoded. */
+                    char props[SHMQ_PROD_PROPS_UNIQ_LEN];
+                    char uniq[SHMQ_UNIQ_KEY_MAX];
+                    size_t plen = shmq_prod_props_uniq(props, uniq, now);
+                    shmq_ring_msg_t rm;
+                    shmq_prod_fill_entry(p, &m, tlens[t], props, plen, qid, now, &rm);
+                    rm.flags = oneway ? SHMQ_RING_F_ONEWAY : 0;
+                    rm.slot = slot;
+                    rm.req_id = req_id;
+                    uint64_t total = shmq_ring_entry_size(tlens[t], plen, blens[b]);
+                    assert_int_equal(shmq_prod_plain_size(p, blens[b]), total);
+                    memset(want, 0xEE, cap);
+                    memset(got, 0xEE, cap);
+                    assert_int_equal(shmq_ring_encode(want, cap, &rm), (int64_t)total);
+                    shmq_prod_encode_plain(p, got, total, &m, qid, now,
+                                           oneway ? SHMQ_RING_F_ONEWAY : 0, slot, req_id, uniq);
+                    assert_memory_equal(want, got, cap);
+                    /* And the writer takes it as the message it is (a name of 127
+                     * characters at most: longer ones are for retry topics only). */
+                    if (tlens[t] > 127) {
+                        continue;
+                    }
+                    shmq_ring_msg_t out;
+                    assert_int_equal(shmq_ring_decode(got, total, NULL, &out), SHMQ_RING_KIND_MSG);
+                    assert_int_equal(out.body_len, blens[b]);
+                    assert_int_equal(out.queue_id, qid);
+                    assert_int_equal(out.flag, flags[f]);
+                    assert_int_equal(out.req_id, req_id);
+                }
+            }
+        }
+    }
+    free(want);
+    free(got);
+    free(p);
+}
+
+/*
+ * shmq_uniq_key_generate_next (the send path's key) against
+ * shmq_uniq_key_generate_at: the same key, the one counter, in the same
+ * millisecond, a new one, back in time, across a month's end and a year.
+ */
+static void test_uniq_next_matches_at(void **state)
+{
+    (void)state;
+    /* 2026-01-31 23:59:59.990 UTC and on: the month ends (in any time zone within a day). */
+    static const int64_t starts[] = {1769903999990LL, 1765000000000LL, 1798761599000LL};
+    static const int steps[] = {0, 0, 1, 0, 3, 1000, -5, 0, 86400000, 0, 1, 1};
+    for (size_t k = 0; k < sizeof(starts) / sizeof(starts[0]); k++) {
+        int64_t now = starts[k];
+        for (int round = 0; round < 40; round++) {
+            now += steps[round % (sizeof(steps) / sizeof(steps[0]))];
+            char a[SHMQ_UNIQ_KEY_MAX], b[SHMQ_UNIQ_KEY_MAX], c[SHMQ_UNIQ_KEY_MAX];
+            memset(b, 'x', sizeof(b));
+            assert_int_equal(shmq_uniq_key_generate_at(a, now), SHMQ_UNIQ_KEY_LEN);
+            assert_int_equal(shmq_uniq_key_generate_next(b, now), SHMQ_UNIQ_KEY_LEN);
+            assert_int_equal(shmq_uniq_key_generate_at(c, now), SHMQ_UNIQ_KEY_LEN);
+            assert_int_equal(strlen(b), SHMQ_UNIQ_KEY_LEN);
+            /* Prefix and millisecond as the reference's, the counter between its two keys. */
+            assert_memory_equal(a, b, SHMQ_UNIQ_KEY_LEN - 4);
+            assert_memory_equal(b, c, SHMQ_UNIQ_KEY_LEN - 4);
+            unsigned long ca = strtoul(a + SHMQ_UNIQ_KEY_LEN - 4, NULL, 16);
+            unsigned long cb = strtoul(b + SHMQ_UNIQ_KEY_LEN - 4, NULL, 16);
+            unsigned long cc = strtoul(c + SHMQ_UNIQ_KEY_LEN - 4, NULL, 16);
+            assert_int_equal(cb, (ca + 1) & 0xFFFF);
+            assert_int_equal(cc, (cb + 1) & 0xFFFF);
+            /* A new millisecond first through next: the same key as at's would be. */
+            now += 1;
+            assert_int_equal(shmq_uniq_key_generate_next(b, now), SHMQ_UNIQ_KEY_LEN);
+            assert_int_equal(shmq_uniq_key_generate_at(c, now), SHMQ_UNIQ_KEY_LEN);
+            assert_memory_equal(b, c, SHMQ_UNIQ_KEY_LEN - 4);
+        }
+    }
+}
+
+/* ---- answers: reap_run (poll's callbacks straight from the slots) against reap + run_ready -- */
+
+#define POLL_SLOTS 200 /* slots used of SHMQ_RING_SLOTS: across the first three words */
+
+typedef struct poll_seen {
+    int calls;
+    int err;
+    char detail[SHMQ_RING_DETAIL_MAX];
+    shmq_send_result_t res;
+} poll_seen_t;
+
+typedef struct poll_case {
+    shmq_producer_t *p;
+    poll_seen_t seen[POLL_SLOTS];
+    int nested; /* slot whose callback polls again (-1: none) */
+} poll_case_t;
+
+static poll_case_t *poll_now;
+
+static void poll_cb(void *arg, int err, const shmq_send_result_t *res)
+{
+    poll_seen_t *e = arg;
+    e->calls++;
+    e->err = err;
+    e->res = *res;
+    snprintf(e->detail, sizeof(e->detail), "%s", err < 0 ? shmq_error_detail() : "");
+    if (poll_now->nested >= 0 && e == &poll_now->seen[poll_now->nested]) {
+        poll_now->nested = -1;
+        (void)shmq_producer_poll(poll_now->p, 0);
+    }
+}
+
+/*
+ * A handle with POLL_SLOTS requests in flight of every kind: answered
+ * (OK, refused with and without a text, no callback), not answered yet,
+ * abandoned and answered, free (only_ok: answered OK, not answered, free).  sync_master: the
+ * store's role SYNC_MASTER with every message replicated (answers then go through the done list,
+ * with the same final result).
+ */
+static int poll_kind(uint32_t s, bool only_ok)
+{
+    int kind = (int)(s % 7);
+    return only_ok && kind != 3 && kind != 6 ? 0 : kind;
+}
+
+static void poll_setup(poll_case_t *c, bool sync_master, int nested, bool only_ok)
+{
+    memset(c, 0, sizeof(*c));
+    shmq_producer_t *p = handle();
+    c->p = p;
+    c->nested = nested;
+    p->attached = true;
+    p->ring = calloc(1, sizeof(*p->ring));
+    shmq_config_t *cfg = calloc(1, sizeof(*cfg));
+    p->blk = calloc(1, sizeof(*p->blk));
+    assert_non_null(p->ring);
+    assert_non_null(cfg);
+    assert_non_null(p->blk);
+    cfg->flush_disk_type = SHMQ_ASYNC_FLUSH;
+    cfg->broker_role = sync_master ? SHMQ_SYNC_MASTER : SHMQ_ASYNC_MASTER;
+    p->cfg = cfg;
+    atomic_store(&p->blk->replicated.pos, INT64_MAX);
+    p->store_host.addr[0] = 10;
+    p->store_host.addr[3] = 7;
+    p->store_host.port = 10911;
+    shmq_prod_msgid_prefix(p);
+    for (uint32_t s = 0; s < POLL_SLOTS; s++) {
+        prod_req_t *q = &p->reqs[s];
+        shmq_ring_slot_t *sl = &p->ring->slots[s];
+        int kind = poll_kind(s, only_ok);
+        if (kind == 6) {
+            continue; /* free */
+        }
+        q->state = kind == 5 ? REQ_ABANDONED : REQ_ASYNC;
+        q->cb = kind == 4 ? NULL : poll_cb;
+        q->arg = &c->seen[s];
+        snprintf(q->uniq, sizeof(q->uniq), "7F0000010001%020u", s * 2654435761u);
+        p->pending[s / 64] |= 1ULL << (s % 64);
+        if (q->state == REQ_ASYNC) {
+            p->async_busy++;
+        }
+        sl->req_id = s + 1000;
+        sl->status = kind == 1 ? SHMQ_E_TOPIC : kind == 2 ? SHMQ_E_TOO_BIG : 0;
+        if (kind == 1) {
+            snprintf(sl->detail, sizeof(sl->detail), "refused %u", s);
+        }
+        sl->phys_offset = (int64_t)s * 4099 + 17;
+        sl->end_pos = sl->phys_offset + 300;
+        sl->queue_offset = s * 3;
+        sl->store_ts = 1765000000000LL + s;
+        sl->queue_id = (int32_t)(s % 4);
+        /* kind 3: not answered yet */
+        atomic_store(&sl->state, kind == 3 ? SHMQ_SLOT_PENDING : SHMQ_SLOT_DONE);
+    }
+}
+
+static void poll_teardown(poll_case_t *c)
+{
+    shmq_producer_t *p = c->p;
+    free(p->ring);
+    free((void *)p->cfg);
+    free(p->blk);
+    free(p->done);
+    free(p->done_spare);
+    free(p);
+}
+
+static void test_reap_run_matches_done_list(void **state)
+{
+    (void)state;
+    static poll_case_t fast, ref;
+    /* Callbacks that poll again: none, the first, the last of a word, the first of the next
+     * word, one in the middle (answered OK: their callbacks run straight from the slot). */
+    static const int nesteds[] = {-1, 0, 63, 70, 133};
+    for (size_t k = 0; k < 2 * sizeof(nesteds) / sizeof(nesteds[0]); k++) {
+        int nested = nesteds[k / 2];
+        bool only_ok = k % 2 != 0; /* every answer OK: none goes to the done list */
+        poll_setup(&fast, false, nested, only_ok);
+        poll_setup(&ref, true, nested, only_ok);
+        /* Polls until one runs nothing (the straight look ends at the first request not
+         * answered once it took some: the answers after it come with the next poll). */
+        poll_now = &fast;
+        int nf = 0, polls = 0;
+        for (int n; (n = shmq_producer_poll(fast.p, 0)) > 0; polls++) {
+            nf += n;
+        }
+        assert_true(polls <= 1 + POLL_SLOTS / 7);
+        poll_now = &ref;
+        int nr = shmq_producer_poll(ref.p, 0);
+        assert_int_equal(shmq_producer_poll(ref.p, 0), 0);
+        /* The nested poll's callbacks are counted by the inner call. */
+        if (nested < 0) {
+            assert_int_equal(nf, nr);
+        }
+        assert_true(nf > 0);
+        /* Everything answered was delivered, each once (checked below). */
+        for (uint32_t s = 0; s < POLL_SLOTS; s++) {
+            const poll_seen_t *a = &fast.seen[s], *b = &ref.seen[s];
+            int kind = poll_kind(s, only_ok);
+            assert_int_equal(a->calls, b->calls);
+            assert_int_equal(a->calls, kind == 0 || kind == 1 || kind == 2 ? 1 : 0);
+            assert_int_equal(a->err, b->err);
+            assert_string_equal(a->detail, b->detail);
+            /* Every field (the bytes after a string's NUL are no part of the answer). */
+            assert_int_equal(a->res.status, b->res.status);
+            assert_string_equal(a->res.msg_id, b->res.msg_id);
+            assert_string_equal(a->res.uniq_key, b->res.uniq_key);
+            assert_int_equal(a->res.queue_id, b->res.queue_id);
+            assert_int_equal(a->res.queue_offset, b->res.queue_offset);
+            assert_int_equal(a->res.phys_offset, b->res.phys_offset);
+            assert_int_equal(a->res.store_ts, b->res.store_ts);
+            /* The slot's state after: freed once answered, kept while not. */
+            uint32_t want = kind == 3 ? SHMQ_SLOT_PENDING : SHMQ_SLOT_FREE;
+            assert_int_equal(atomic_load(&fast.p->ring->slots[s].state), want);
+            assert_int_equal(atomic_load(&ref.p->ring->slots[s].state), want);
+            assert_int_equal(fast.p->reqs[s].state, ref.p->reqs[s].state);
+        }
+        assert_memory_equal(fast.p->pending, ref.p->pending, sizeof(fast.p->pending));
+        assert_int_equal(fast.p->async_busy, ref.p->async_busy);
+        assert_int_equal(fast.p->ndone, 0);
+        assert_int_equal(ref.p->ndone, 0);
+        /* One OK answer looked at field by field. */
+        const shmq_send_result_t *r = &fast.seen[7].res;
+        assert_int_equal(r->status, SHMQ_SEND_OK);
+        assert_int_equal(r->phys_offset, 7 * 4099 + 17);
+        assert_int_equal(r->queue_offset, 21);
+        assert_int_equal(r->queue_id, 3);
+        assert_string_equal(r->uniq_key, fast.p->reqs[7].uniq);
+        char id[SHMQ_MSGID_MAX];
+        shmq_msgid_format(&fast.p->store_host, r->phys_offset, id);
+        assert_string_equal(r->msg_id, id);
+        poll_teardown(&fast);
+        poll_teardown(&ref);
+    }
+}
+
+/*
+ * The straight look's order: from the oldest request in flight
+ * (reap_hint), round the slots' end; in-order answers all come in one
+ * poll, and a poll whose oldest request is not answered takes the later
+ * answers all the same.
+ */
+static void test_reap_run_order(void **state)
+{
+    (void)state;
+    static poll_case_t c;
+    /* start: the oldest; n in flight from it (round the end); done: answered of them */
+    static const struct {
+        uint32_t start, n, done;
+    } cases[] = {{0, 100, 60}, {200, 90, 67}, {250, 200, 200}, {63, 64, 1}, {64, 64, 0}};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        poll_setup(&c, false, -1, true);
+        shmq_producer_t *p = c.p;
+        memset(p->pending, 0, sizeof(p->pending));
+        p->async_busy = 0;
+        for (uint32_t s = 0; s < SHMQ_RING_SLOTS; s++) {
+            p->reqs[s].state = REQ_FREE;
+            atomic_store(&p->ring->slots[s].state, SHMQ_SLOT_FREE);
+        }
+        for (uint32_t i = 0; i < cases[k].n; i++) {
+            uint32_t s = (cases[k].start + i) % SHMQ_RING_SLOTS;
+            p->reqs[s].state = REQ_ASYNC;
+            p->reqs[s].cb = poll_cb;
+            p->reqs[s].arg = &c.seen[s % POLL_SLOTS];
+            p->pending[s / 64] |= 1ULL << (s % 64);
+            p->async_busy++;
+            atomic_store(&p->ring->slots[s].state,
+                         i < cases[k].done ? SHMQ_SLOT_DONE : SHMQ_SLOT_PENDING);
+        }
+        p->reap_hint = cases[k].start;
+        poll_now = &c;
+        assert_int_equal(shmq_producer_poll(p, 0), (int)cases[k].done);
+        assert_int_equal(p->async_busy, (int)(cases[k].n - cases[k].done));
+        if (cases[k].done > 0) {
+            assert_int_equal(p->reap_hint, (cases[k].start + cases[k].done) % SHMQ_RING_SLOTS);
+        }
+        /* Out of order: the oldest not answered, a later one answered: taken all the same,
+         * by a poll that does not wait and by one that may (its first look stops at the
+         * oldest; its sleep's condition sees the answer, the next look takes it). */
+        if (cases[k].done < cases[k].n - 1) {
+            uint32_t s = (cases[k].start + cases[k].n - 1) % SHMQ_RING_SLOTS;
+            atomic_store(&p->ring->slots[s].state, SHMQ_SLOT_DONE);
+            assert_true(shmq_producer_poll(p, k % 2 ? 0 : 5000) == 1);
+            assert_int_equal(p->async_busy, (int)(cases[k].n - cases[k].done - 1));
+        }
+        poll_teardown(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +797,10 @@ int main(void)
         cmocka_unit_test(test_check_at_matches_check),
         cmocka_unit_test(test_select_at_matches_select),
         cmocka_unit_test(test_encode_fitted_matches_encode),
+        cmocka_unit_test(test_encode_plain_matches_encode),
+        cmocka_unit_test(test_uniq_next_matches_at),
+        cmocka_unit_test(test_reap_run_matches_done_list),
+        cmocka_unit_test(test_reap_run_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,10 +31,9 @@ int64_t bench_now_ns(void)
  * reads the same scale.  Other architectures read CLOCK_MONOTONIC.
  */
 #if defined(__x86_64__) || defined(__i386__)
-#include <x86intrin.h>
-static double tick_ns;
-static uint64_t tick_base;
-static int64_t tick_base_ns;
+double bench_tick_ns;
+uint64_t bench_tick_base;
+int64_t bench_tick_base_ns;
 
 void bench_clock_init(void)
 {
@@ -44,26 +43,13 @@ void bench_clock_init(void)
     int64_t t1 = bench_now_ns();
     uint64_t c1 = __rdtsc();
     if (c1 > c0 && t1 > t0) {
-        tick_ns = (double)(t1 - t0) / (double)(c1 - c0);
-        tick_base = c1;
-        tick_base_ns = t1;
+        bench_tick_ns = (double)(t1 - t0) / (double)(c1 - c0);
+        bench_tick_base = c1;
+        bench_tick_base_ns = t1;
     }
-}
-
-int64_t bench_fast_ns(void)
-{
-    if (tick_ns <= 0) {
-        return bench_now_ns();
-    }
-    return tick_base_ns + (int64_t)((double)(int64_t)(__rdtsc() - tick_base) * tick_ns);
 }
 #else
 void bench_clock_init(void) {}
-
-int64_t bench_fast_ns(void)
-{
-    return bench_now_ns();
-}
 #endif
 
 void bench_sleep_ns(int64_t ns)
