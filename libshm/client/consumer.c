@@ -597,6 +597,88 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
 }
 
 /*
+ * shmq_record_crc_tail_value() (record_layout.h) for the pull's fast path,
+ * always inline and with the digits added up by the vector unit: the value
+ * of a well-formed __CRC32# tail ending the len bytes of properties at
+ * props, -1 for anything else (the same answer for every input: the unit
+ * test compares them).  The same checks of the name, the separators and
+ * the ten digits, then two multiply-adds of 16-bit lanes (pmaddwd): digit
+ * pairs (ones digit first, as RocketMQ writes them), then four-digit
+ * groups.
+ */
+static inline __attribute__((always_inline)) int64_t crc_tail_value(const uint8_t *props,
+                                                                    uint32_t len)
+{
+#if defined(__SSE2__)
+    if (len < SHMQ_CRC_PROP_LEN) {
+        return -1;
+    }
+    const uint8_t *t = props + len - SHMQ_CRC_PROP_LEN;
+    uint32_t h4, w4;
+    memcpy(&h4, t, 4);
+    memcpy(&w4, SHMQ_PROP_CRC32, 4);
+    if (h4 != w4 || (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP)) {
+        return -1;
+    }
+    const __m128i base = _mm_setr_epi8('C', '3', '2', '#', SHMQ_PROP_NAME_VALUE_SEP, '0', '0', '0',
+                                       '0', '0', '0', '0', '0', '0', '0', SHMQ_PROP_SEP);
+    const __m128i most = _mm_setr_epi8(0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 0);
+    const __m128i zero = _mm_setzero_si128();
+    __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)(t + 4)), base);
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(d, most), zero)) != 0xFFFF) {
+        return -1;
+    }
+    /* The ten digit values at bytes 0..9, zeros after them (the end byte less itself). */
+    d = _mm_srli_si128(d, 5);
+    const __m128i k10 = _mm_setr_epi16(1, 10, 1, 10, 1, 10, 1, 10);
+    const __m128i k100 = _mm_setr_epi16(1, 100, 1, 100, 1, 0, 0, 0);
+    /* 32-bit lanes of two digits (0..99): digits 0-1, 2-3, 4-5, 6-7, then 8-9. */
+    __m128i p = _mm_madd_epi16(_mm_unpacklo_epi8(d, zero), k10);
+    __m128i p8 = _mm_madd_epi16(_mm_unpackhi_epi8(d, zero), k10);
+    /* 32-bit lanes of four digits (0..9999): digits 0-3, 4-7, and 8-9. */
+    __m128i q = _mm_madd_epi16(_mm_packs_epi32(p, p8), k100);
+    uint64_t x = (uint64_t)_mm_cvtsi128_si64(q);
+    uint64_t top = (uint64_t)(uint32_t)_mm_cvtsi128_si32(_mm_unpackhi_epi64(q, q));
+    return (int64_t)((x & 0xFFFFFFFFULL) + (x >> 32) * 10000 + top * 100000000ULL);
+#else
+    return shmq_record_crc_tail_value(props, len);
+#endif
+}
+
+int64_t shmq_cons_crc_tail_value(const uint8_t *props, uint32_t len)
+{
+    return crc_tail_value(props, len);
+}
+
+/*
+ * The first and last eight bytes of a topic of 8..16 bytes (the usual
+ * length), loaded once for a pull's records: tw[0] and tw[1], zero for
+ * another length.
+ */
+static inline __attribute__((always_inline)) void topic_words(const char *topic, size_t tlen,
+                                                              uint64_t tw[2])
+{
+    tw[0] = tw[1] = 0;
+    if (tlen >= 8 && tlen <= 16) {
+        memcpy(&tw[0], topic, 8);
+        memcpy(&tw[1], topic + tlen - 8, 8);
+    }
+}
+
+/* rtopic's tlen bytes are topic's (tw: topic_words() of it), as shmq_bytes_equal() says. */
+static inline __attribute__((always_inline)) bool topic_is(const char *rtopic, const char *topic,
+                                                           size_t tlen, const uint64_t tw[2])
+{
+    if (tlen >= 8 && tlen <= 16) {
+        uint64_t a, b;
+        memcpy(&a, rtopic, 8);
+        memcpy(&b, rtopic + tlen - 8, 8);
+        return a == tw[0] && b == tw[1];
+    }
+    return shmq_bytes_equal(rtopic, topic, tlen);
+}
+
+/*
  * record_view_in() for what nearly every record is: V1 with two IPv4 hosts,
  * TOTALSIZE the unit's size and readable (size <= avail), the unit's topic,
  * queue, queue offset and physical offset, and with check_crcs a
@@ -608,8 +690,8 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
  */
 static inline __attribute__((always_inline)) bool
 record_view_v1(const uint8_t *buf, size_t avail, int32_t size, int64_t phys_want, int64_t qoff,
-               const char *topic, size_t tlen, int32_t queue_id, bool check_crcs,
-               shmq_msg_view_t *v)
+               const char *topic, size_t tlen, const uint64_t tw[2], int32_t queue_id,
+               bool check_crcs, shmq_msg_view_t *v)
 {
     /* V1, IPv4 hosts: BODY at 88, then the topic length byte, the topic, the properties
      * length (2) and the properties; the smallest record is SHMQ_RECORD_FIXED_V1 bytes. */
@@ -639,25 +721,28 @@ record_view_v1(const uint8_t *buf, size_t avail, int32_t size, int64_t phys_want
     if (props_len > INT16_MAX || shmq_get_be16(buf + props_at - 2) != props_len) {
         return false;
     }
-    int64_t phys = (int64_t)shmq_get_be64(buf + 28);
-    int32_t rqueue = (int32_t)shmq_get_be32(buf + 12);
-    int64_t rqoff = (int64_t)shmq_get_be64(buf + 20);
+    /* Compared as they lie (big-endian): the view takes the values they equal. */
+    uint64_t r_phys, r_qoff;
+    uint32_t r_queue;
+    memcpy(&r_phys, buf + 28, 8);
+    memcpy(&r_queue, buf + 12, 4);
+    memcpy(&r_qoff, buf + 20, 8);
     const char *rtopic = (const char *)buf + topic_at;
-    if (phys != phys_want || rqueue != queue_id || rqoff != qoff ||
-        !shmq_bytes_equal(rtopic, topic, tlen)) {
+    if (r_phys != htobe64((uint64_t)phys_want) || r_queue != htobe32((uint32_t)queue_id) ||
+        r_qoff != htobe64((uint64_t)qoff) || !topic_is(rtopic, topic, tlen, tw)) {
         return false;
     }
     if (check_crcs) {
-        int64_t want = shmq_record_crc_tail_value(buf + props_at, props_len);
+        int64_t want = crc_tail_value(buf + props_at, props_len);
         if (want < 0 || want != shmq_record_crc_before_tail(buf, (int32_t)s)) {
             return false;
         }
     }
     v->topic = rtopic;
     v->topic_len = tlen;
-    v->queue_id = rqueue;
-    v->queue_offset = rqoff;
-    v->phys_offset = phys;
+    v->queue_id = queue_id;
+    v->queue_offset = qoff;
+    v->phys_offset = phys_want;
     v->size = (int32_t)s;
     v->flag = (int32_t)shmq_get_be32(buf + 16);
     v->sysflag = (int32_t)shmq_get_be32(buf + 36);
@@ -687,7 +772,9 @@ bool shmq_cons_record_view_v1(const uint8_t *buf, size_t avail, const shmq_cq_un
                               int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
                               bool check_crcs, shmq_msg_view_t *v)
 {
-    return record_view_v1(buf, avail, u->size, u->phys_offset, qoff, topic, tlen, queue_id,
+    uint64_t tw[2];
+    topic_words(topic, tlen, tw);
+    return record_view_v1(buf, avail, u->size, u->phys_offset, qoff, topic, tlen, tw, queue_id,
                           check_crcs, v);
 }
 
@@ -721,6 +808,50 @@ int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, in
         rc = commitlog_sync(c);
     }
     return rc;
+}
+
+/* Whether a tracer has the pull probe attached (its USDT semaphore). */
+#ifdef SHMQ_HAVE_PROBES
+#define PULL_PROBE_ATTACHED() (shmq_pull_semaphore != 0)
+#else
+#define PULL_PROBE_ATTACHED() false
+#endif
+
+/*
+ * pull_units()'s loop for the usual shape, with nothing but what that shape
+ * needs in registers: units [qoff, qoff + lim) read straight from the
+ * ConsumeQueue mapping at units, each one a message whose record lies in
+ * clf (not below cl_min, not at CommitLog offset 0, which a blank unit
+ * names) and passes record_view_v1(), not compressed.  Only for a pull
+ * without a tag filter and with the pull probe detached (pull_units()
+ * fires it).  Fills v[0..n) and returns n: the unit at qoff + n, when n <
+ * lim, is pull_units()'s to read and decide, as every failure is.
+ */
+static __attribute__((noinline)) size_t pull_run(const uint8_t *units, int64_t qoff, size_t lim,
+                                                 const shmq_mapped_file_t *clf, int64_t cl_min,
+                                                 const char *topic, size_t tlen, int32_t queue_id,
+                                                 bool check_crcs, shmq_msg_view_t *v)
+{
+    /* Its own function: the loop's values stay in registers, not the pull's. */
+    uint64_t tw[2];
+    topic_words(topic, tlen, tw);
+    const uint8_t *cl_base = clf->base;
+    const uint64_t cl_start = (uint64_t)clf->start_offset, cl_size = clf->size;
+    /* A unit at offset 0 may be a blank one (phys 0): pull_units() tells. */
+    const int64_t lo = cl_min > 1 ? cl_min : 1;
+    size_t n = 0;
+    for (; n < lim; n++, units += SHMQ_CQ_UNIT_SIZE) {
+        int64_t phys = (int64_t)shmq_get_be64(units);
+        /* Unsigned: a record below the file's start is outside it too. */
+        uint64_t rel = (uint64_t)phys - cl_start;
+        if (phys < lo || rel >= cl_size ||
+            !record_view_v1(cl_base + rel, cl_size - rel, (int32_t)shmq_get_be32(units + 8), phys,
+                            qoff + (int64_t)n, topic, tlen, tw, queue_id, check_crcs, v + n) ||
+            (v[n].sysflag & SHMQ_SYSFLAG_COMPRESSED) != 0) {
+            break;
+        }
+    }
+    return n;
 }
 
 /* Read units [offset, ...) of a queue known to hold offset < max. */
@@ -765,8 +896,27 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
     const shmq_mapped_file_t *clf = NULL;
     /* Read once per pull: the handle's settings do not change during it. */
     const bool all = c->sub.all, check_crcs = c->check_crcs;
+    /* pull_run() while it takes units: a store whose records it never takes (another
+     * shape) costs a few tries per pull, not one per unit. */
+    int run_tries = all && !PULL_PROBE_ATTACHED() ? 4 : 0;
+    uint64_t tw[2];
+    topic_words(topic, tlen, tw);
     shmq_msg_view_t *v = res->msgs;
     while (qoff < end) {
+        if (run_tries > 0 && clf != NULL && qoff < in_file) {
+            int64_t stop = in_file < end ? in_file : end;
+            size_t lim = (size_t)(stop - qoff), room = (size_t)max_msgs - count;
+            size_t n = pull_run(cqf->base + (qoff * SHMQ_CQ_UNIT_SIZE - cqf->start_offset), qoff,
+                                lim < room ? lim : room, clf, cl_min, topic, tlen, queue_id,
+                                check_crcs, v);
+            v += n;
+            count += n;
+            qoff += (int64_t)n;
+            run_tries -= n == 0;
+            if (count == (size_t)max_msgs || qoff >= end) {
+                break;
+            }
+        }
         shmq_cq_unit_t u;
         if (qoff < in_file) {
             const uint8_t *b = cqf->base + (qoff * SHMQ_CQ_UNIT_SIZE - cqf->start_offset);
@@ -814,7 +964,7 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
         if (clf != NULL &&
             record_view_v1(clf->base + (u.phys_offset - clf->start_offset),
                            clf->size - (size_t)(u.phys_offset - clf->start_offset), u.size,
-                           u.phys_offset, qoff, topic, tlen, queue_id, check_crcs, v)) {
+                           u.phys_offset, qoff, topic, tlen, tw, queue_id, check_crcs, v)) {
             rc = 0;
         } else if (clf != NULL) {
             rc = record_view_in(c, clf, &u, qoff, topic, tlen, queue_id, check_crcs, v,

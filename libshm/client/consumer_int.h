@@ -133,6 +133,9 @@ bool shmq_cons_record_view_v1(const uint8_t *buf, size_t avail, const shmq_cq_un
                               int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
                               bool check_crcs, shmq_msg_view_t *v);
 
+/* The fast path's shmq_record_crc_tail_value() (tests). */
+int64_t shmq_cons_crc_tail_value(const uint8_t *props, uint32_t len);
+
 /* shmq_cons_record_view() with mf, the CommitLog file holding u->phys_offset (tests). */
 int shmq_cons_record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
                              const shmq_cq_unit_t *u, int64_t qoff, const char *topic, size_t tlen,

@@ -25,6 +25,7 @@
 
 #include "client/consumer_int.h"
 #include "format/message.h"
+#include "format/record_layout.h"
 #include "shm/ctl.h"
 #include "reg_thread.h"
 #include "shmq/consumer.h"
@@ -673,9 +674,60 @@ static void test_pull_fast_path_takes_only_what_the_full_check_takes(void **stat
     assert_true(v1_cases > 0);
 }
 
+/*
+ * The fast path's tail value (shmq_cons_crc_tail_value) against the one it
+ * stands for (shmq_record_crc_tail_value): the same answer for well-formed
+ * tails of every digit at every place, for each byte of the tail and the
+ * separator before it set to other values, and for short properties.
+ */
+static void test_fast_tail_value_is_the_record_layout_one(void **state)
+{
+    (void)state;
+    uint8_t props[64];
+    uint32_t seed = 12345;
+    int formed = 0;
+    for (int round = 0; round < 4000; round++) {
+        /* "a\1b\2" then the tail: "__CRC32#" 0x01, ten digits, 0x02. */
+        size_t pre = (size_t)(round % 3) * 4;
+        memcpy(props, "a\001b\002a\001b\002", pre);
+        memcpy(props + pre, SHMQ_PROP_CRC32, 8);
+        props[pre + 8] = SHMQ_PROP_NAME_VALUE_SEP;
+        for (int k = 0; k < 10; k++) {
+            seed = seed * 1103515245u + 12345u;
+            props[pre + 9 + k] =
+                (uint8_t)('0' + (round < 100 ? (uint32_t)(round + k) % 10 : (seed >> 16) % 10));
+        }
+        props[pre + 19] = SHMQ_PROP_SEP;
+        uint32_t len = (uint32_t)pre + SHMQ_CRC_PROP_LEN;
+        int64_t want = shmq_record_crc_tail_value(props, len);
+        assert_int_equal(shmq_cons_crc_tail_value(props, len), want);
+        formed += want >= 0;
+        /* Shorter properties, and each byte before the end set to other values. */
+        for (uint32_t l = 0; l < len; l++) {
+            assert_int_equal(shmq_cons_crc_tail_value(props + len - l, l),
+                             shmq_record_crc_tail_value(props + len - l, l));
+        }
+        if (round % 8 == 0) {
+            for (uint32_t at = 0; at < len; at++) {
+                const uint8_t vals[] = {'0' - 1, '9' + 1, '0',  '9',  0x00,
+                                        0x01,    0x02,    0xFF, 0x80, (uint8_t)(props[at] ^ 0x10)};
+                uint8_t keep = props[at];
+                for (size_t k = 0; k < sizeof(vals); k++) {
+                    props[at] = vals[k];
+                    assert_int_equal(shmq_cons_crc_tail_value(props, len),
+                                     shmq_record_crc_tail_value(props, len));
+                }
+                props[at] = keep;
+            }
+        }
+    }
+    assert_int_equal(formed, 4000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fast_tail_value_is_the_record_layout_one),
         cmocka_unit_test_setup_teardown(test_pull_fast_path_takes_only_what_the_full_check_takes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
