@@ -263,6 +263,34 @@ void shmq_consumer_set_decompress(shmq_consumer_t *c, bool on)
     }
 }
 
+void shmq_consumer_set_msg_ids(shmq_consumer_t *c, bool on)
+{
+    if (c) {
+        c->no_ids = !on;
+    }
+}
+
+int shmq_msg_view_id(const shmq_msg_view_t *m, char out[SHMQ_MSGID_MAX])
+{
+    if (!m || !out) {
+        return shmq_error_set(SHMQ_E_ARG, "message id: view and buffer are required");
+    }
+    if (m->msg_id[0] != '\0') {
+        memcpy(out, m->msg_id, SHMQ_MSGID_MAX);
+        return 0;
+    }
+    /* A pull's view without its id: the properties end the record, TOTALSIZE long. */
+    if (m->props == NULL || m->size < SHMQ_RECORD_FIXED_V1 || (size_t)m->size < m->props_len) {
+        out[0] = '\0';
+        return shmq_error_set(SHMQ_E_ARG, "message id: the view holds none and names no record");
+    }
+    const uint8_t *rec = (const uint8_t *)m->props + m->props_len - (size_t)m->size;
+    uint32_t born_v6 = ((uint32_t)m->sysflag & SHMQ_SYSFLAG_BORNHOST_V6) != 0;
+    shmq_record_msgid(rec, 56 + 12 * born_v6,
+                      ((uint32_t)m->sysflag & SHMQ_SYSFLAG_STOREHOST_V6) != 0, out);
+    return 0;
+}
+
 /* Free the decompressed bodies of the last pull's views (they end with the next pull). */
 static void zbodies_release(shmq_consumer_t *c)
 {
@@ -592,7 +620,11 @@ static inline int record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *m
     v->compression = SHMQ_COMPRESSION_NONE;
     v->props = (const char *)buf + l.props_at;
     v->props_len = l.props_len;
-    shmq_record_msgid_inline(buf, l.store_at, l.store_v6, v->msg_id);
+    if (!c->no_ids) {
+        shmq_record_msgid_inline(buf, l.store_at, l.store_v6, v->msg_id);
+    } else {
+        v->msg_id[0] = '\0'; /* shmq_msg_view_id() formats it when asked */
+    }
     return 0;
 }
 
@@ -691,7 +723,7 @@ static inline __attribute__((always_inline)) bool topic_is(const char *rtopic, c
 static inline __attribute__((always_inline)) bool
 record_view_v1(const uint8_t *buf, size_t avail, int32_t size, int64_t phys_want, int64_t qoff,
                const char *topic, size_t tlen, const uint64_t tw[2], int32_t queue_id,
-               bool check_crcs, shmq_msg_view_t *v)
+               bool check_crcs, bool ids, shmq_msg_view_t *v)
 {
     /* V1, IPv4 hosts: BODY at 88, then the topic length byte, the topic, the properties
      * length (2) and the properties; the smallest record is SHMQ_RECORD_FIXED_V1 bytes. */
@@ -764,7 +796,11 @@ record_view_v1(const uint8_t *buf, size_t avail, int32_t size, int64_t phys_want
     v->compression = SHMQ_COMPRESSION_NONE;
     v->props = (const char *)buf + props_at;
     v->props_len = props_len;
-    shmq_record_msgid_inline(buf, 56, false, v->msg_id);
+    if (ids) {
+        shmq_record_msgid_inline(buf, 56, false, v->msg_id);
+    } else {
+        v->msg_id[0] = '\0'; /* shmq_msg_view_id() formats it when asked */
+    }
     return true;
 }
 
@@ -772,10 +808,18 @@ bool shmq_cons_record_view_v1(const uint8_t *buf, size_t avail, const shmq_cq_un
                               int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
                               bool check_crcs, shmq_msg_view_t *v)
 {
+    return shmq_cons_record_view_v1_ids(buf, avail, u, qoff, topic, tlen, queue_id, check_crcs,
+                                        true, v);
+}
+
+bool shmq_cons_record_view_v1_ids(const uint8_t *buf, size_t avail, const shmq_cq_unit_t *u,
+                                  int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
+                                  bool check_crcs, bool ids, shmq_msg_view_t *v)
+{
     uint64_t tw[2];
     topic_words(topic, tlen, tw);
     return record_view_v1(buf, avail, u->size, u->phys_offset, qoff, topic, tlen, tw, queue_id,
-                          check_crcs, v);
+                          check_crcs, ids, v);
 }
 
 int shmq_cons_record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
@@ -830,7 +874,7 @@ int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, in
 static __attribute__((noinline)) size_t pull_run(const uint8_t *units, int64_t qoff, size_t lim,
                                                  const shmq_mapped_file_t *clf, int64_t cl_min,
                                                  const char *topic, size_t tlen, int32_t queue_id,
-                                                 bool check_crcs, shmq_msg_view_t *v)
+                                                 bool check_crcs, bool ids, shmq_msg_view_t *v)
 {
     /* Its own function: the loop's values stay in registers, not the pull's. */
     uint64_t tw[2];
@@ -846,7 +890,7 @@ static __attribute__((noinline)) size_t pull_run(const uint8_t *units, int64_t q
         uint64_t rel = (uint64_t)phys - cl_start;
         if (phys < lo || rel >= cl_size ||
             !record_view_v1(cl_base + rel, cl_size - rel, (int32_t)shmq_get_be32(units + 8), phys,
-                            qoff + (int64_t)n, topic, tlen, tw, queue_id, check_crcs, v + n) ||
+                            qoff + (int64_t)n, topic, tlen, tw, queue_id, check_crcs, ids, v + n) ||
             (v[n].sysflag & SHMQ_SYSFLAG_COMPRESSED) != 0) {
             break;
         }
@@ -895,7 +939,7 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
     }
     const shmq_mapped_file_t *clf = NULL;
     /* Read once per pull: the handle's settings do not change during it. */
-    const bool all = c->sub.all, check_crcs = c->check_crcs;
+    const bool all = c->sub.all, check_crcs = c->check_crcs, ids = !c->no_ids;
     /* pull_run() while it takes units: a store whose records it never takes (another
      * shape) costs a few tries per pull, not one per unit. */
     int run_tries = all && !PULL_PROBE_ATTACHED() ? 4 : 0;
@@ -908,7 +952,7 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
             size_t lim = (size_t)(stop - qoff), room = (size_t)max_msgs - count;
             size_t n = pull_run(cqf->base + (qoff * SHMQ_CQ_UNIT_SIZE - cqf->start_offset), qoff,
                                 lim < room ? lim : room, clf, cl_min, topic, tlen, queue_id,
-                                check_crcs, v);
+                                check_crcs, ids, v);
             v += n;
             count += n;
             qoff += (int64_t)n;
@@ -964,7 +1008,7 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
         if (clf != NULL &&
             record_view_v1(clf->base + (u.phys_offset - clf->start_offset),
                            clf->size - (size_t)(u.phys_offset - clf->start_offset), u.size,
-                           u.phys_offset, qoff, topic, tlen, tw, queue_id, check_crcs, v)) {
+                           u.phys_offset, qoff, topic, tlen, tw, queue_id, check_crcs, ids, v)) {
             rc = 0;
         } else if (clf != NULL) {
             rc = record_view_in(c, clf, &u, qoff, topic, tlen, queue_id, check_crcs, v,

@@ -724,10 +724,73 @@ static void test_fast_tail_value_is_the_record_layout_one(void **state)
     assert_int_equal(formed, 4000);
 }
 
+/* Every message of TopicC/0 pulled with subscription sub into out[0..N_MSGS). */
+static void pull_all(fixture_t *f, const char *sub, shmq_msg_view_t *out)
+{
+    shmq_pull_result_t *r = f->res;
+    int64_t off = 0;
+    int n = 0;
+    while (off < N_MSGS) {
+        assert_int_equal(shmq_pull(f->c, "TopicC", 0, off, SHMQ_PULL_MAX, sub, 0, r), 0);
+        assert_int_equal(r->status, SHMQ_PULL_FOUND);
+        for (size_t i = 0; i < r->count; i++) {
+            out[n++] = r->msgs[i];
+        }
+        off = r->next_offset;
+    }
+    assert_int_equal(n, N_MSGS);
+}
+
+/*
+ * The pull's loop for the usual shape (pull_run) against the full loop it
+ * bypasses (a tag filter every message matches takes that one), with and
+ * without ids (shmq_consumer_set_msg_ids): the same views, msg_id "" without
+ * ids and shmq_msg_view_id() giving what the pull would have put there.
+ */
+static void test_pull_without_ids_and_the_full_loop_give_the_same_views(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_msg_view_t runs[N_MSGS], full[N_MSGS], lazy[N_MSGS], lazy_full[N_MSGS];
+    pull_all(f, NULL, runs);
+    pull_all(f, "TagA || TagB", full);
+    shmq_consumer_set_msg_ids(f->c, false);
+    pull_all(f, NULL, lazy);
+    pull_all(f, "TagA || TagB", lazy_full);
+    shmq_consumer_set_msg_ids(f->c, true);
+    for (int i = 0; i < N_MSGS; i++) {
+        assert_memory_equal(&runs[i], &full[i], sizeof(runs[i]));
+        assert_int_equal(runs[i].queue_offset, i);
+        assert_int_equal(runs[i].phys_offset, f->rec[i].phys_offset);
+        assert_int_equal(strlen(runs[i].msg_id), 32);
+        assert_string_equal(lazy[i].msg_id, "");
+        assert_string_equal(lazy_full[i].msg_id, "");
+        char id[SHMQ_MSGID_MAX];
+        assert_int_equal(shmq_msg_view_id(&lazy[i], id), 0);
+        assert_string_equal(id, runs[i].msg_id);
+        assert_int_equal(shmq_msg_view_id(&lazy_full[i], id), 0);
+        assert_string_equal(id, runs[i].msg_id);
+        assert_int_equal(shmq_msg_view_id(&runs[i], id), 0);
+        assert_string_equal(id, runs[i].msg_id);
+        /* Apart from the id, the same views. */
+        memcpy(lazy[i].msg_id, runs[i].msg_id, SHMQ_MSGID_MAX);
+        memcpy(lazy_full[i].msg_id, runs[i].msg_id, SHMQ_MSGID_MAX);
+        assert_memory_equal(&lazy[i], &runs[i], sizeof(runs[i]));
+        assert_memory_equal(&lazy_full[i], &runs[i], sizeof(runs[i]));
+    }
+    /* A view with no id and no record: refused, not guessed. */
+    shmq_msg_view_t none;
+    memset(&none, 0, sizeof(none));
+    char id[SHMQ_MSGID_MAX];
+    assert_int_equal(shmq_msg_view_id(&none, id), SHMQ_E_ARG);
+    assert_int_equal(shmq_msg_view_id(NULL, id), SHMQ_E_ARG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_tail_value_is_the_record_layout_one),
+        cmocka_unit_test_setup_teardown(test_pull_without_ids_and_the_full_loop_give_the_same_views,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_fast_path_takes_only_what_the_full_check_takes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
