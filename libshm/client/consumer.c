@@ -861,6 +861,33 @@ int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, in
 #define PULL_PROBE_ATTACHED() false
 #endif
 
+static inline __attribute__((always_inline)) size_t
+pull_run_as(const uint8_t *units, int64_t qoff, size_t lim, const shmq_mapped_file_t *clf,
+            int64_t cl_min, const char *topic, size_t tlen, int32_t queue_id, bool check_crcs,
+            bool ids, shmq_msg_view_t *v)
+{
+    uint64_t tw[2];
+    topic_words(topic, tlen, tw);
+    const uint8_t *cl_base = clf->base;
+    const uint64_t cl_start = (uint64_t)clf->start_offset, cl_size = clf->size;
+    /* A unit at offset 0 may be a blank one (phys 0): pull_units() tells. */
+    const int64_t lo = cl_min > 1 ? cl_min : 1;
+    const uint8_t *const units_end = units + lim * SHMQ_CQ_UNIT_SIZE;
+    const shmq_msg_view_t *const v0 = v;
+    for (; units < units_end; units += SHMQ_CQ_UNIT_SIZE, qoff++, v++) {
+        int64_t phys = (int64_t)shmq_get_be64(units);
+        /* Unsigned: a record below the file's start is outside it too. */
+        uint64_t rel = (uint64_t)phys - cl_start;
+        if (phys < lo || rel >= cl_size ||
+            !record_view_v1(cl_base + rel, cl_size - rel, (int32_t)shmq_get_be32(units + 8), phys,
+                            qoff, topic, tlen, tw, queue_id, check_crcs, ids, v) ||
+            (v->sysflag & SHMQ_SYSFLAG_COMPRESSED) != 0) {
+            break;
+        }
+    }
+    return (size_t)(v - v0);
+}
+
 /*
  * pull_units()'s loop for the usual shape, with nothing but what that shape
  * needs in registers: units [qoff, qoff + lim) read straight from the
@@ -869,29 +896,60 @@ int shmq_cons_queue_ready(shmq_consumer_t *c, const char *topic, size_t tlen, in
  * names) and passes record_view_v1(), not compressed.  Only for a pull
  * without a tag filter and with the pull probe detached (pull_units()
  * fires it).  Fills v[0..n) and returns n: the unit at qoff + n, when n <
- * lim, is pull_units()'s to read and decide, as every failure is.
+ * lim, is pull_units()'s to read and decide, as every failure is.  The
+ * views' loop is a function of its own for each setting of ids: its values
+ * stay in registers.
  */
-static __attribute__((noinline)) size_t pull_run(const uint8_t *units, int64_t qoff, size_t lim,
-                                                 const shmq_mapped_file_t *clf, int64_t cl_min,
-                                                 const char *topic, size_t tlen, int32_t queue_id,
-                                                 bool check_crcs, bool ids, shmq_msg_view_t *v)
+static __attribute__((noinline)) size_t
+pull_views_ids(const uint8_t *units, int64_t qoff, size_t lim, const shmq_mapped_file_t *clf,
+               int64_t cl_min, const char *topic, size_t tlen, int32_t queue_id, shmq_msg_view_t *v)
 {
-    /* Its own function: the loop's values stay in registers, not the pull's. */
-    uint64_t tw[2];
-    topic_words(topic, tlen, tw);
-    const uint8_t *cl_base = clf->base;
-    const uint64_t cl_start = (uint64_t)clf->start_offset, cl_size = clf->size;
-    /* A unit at offset 0 may be a blank one (phys 0): pull_units() tells. */
-    const int64_t lo = cl_min > 1 ? cl_min : 1;
+    return pull_run_as(units, qoff, lim, clf, cl_min, topic, tlen, queue_id, false, true, v);
+}
+
+static __attribute__((noinline)) size_t pull_views_no_ids(const uint8_t *units, int64_t qoff,
+                                                          size_t lim, const shmq_mapped_file_t *clf,
+                                                          int64_t cl_min, const char *topic,
+                                                          size_t tlen, int32_t queue_id,
+                                                          shmq_msg_view_t *v)
+{
+    return pull_run_as(units, qoff, lim, clf, cl_min, topic, tlen, queue_id, false, false, v);
+}
+
+static size_t pull_run(const uint8_t *units, int64_t qoff, size_t lim,
+                       const shmq_mapped_file_t *clf, int64_t cl_min, const char *topic,
+                       size_t tlen, int32_t queue_id, bool check_crcs, bool ids, shmq_msg_view_t *v)
+{
+    size_t (*views)(const uint8_t *, int64_t, size_t, const shmq_mapped_file_t *, int64_t,
+                    const char *, size_t, int32_t, shmq_msg_view_t *) =
+        ids ? pull_views_ids : pull_views_no_ids;
+    if (!check_crcs) {
+        return views(units, qoff, lim, clf, cl_min, topic, tlen, queue_id, v);
+    }
+    /*
+     * With the CRC check: the views of up to PULL_RUN_CHUNK units first, their CRCs
+     * after, in a loop of its own (around the CRC's call the views' loop would keep its
+     * values on the stack): record_view_v1()'s CRC check, made on the records the views
+     * were filled from (the properties end the record: the view gives where it
+     * starts), in chunks whose records are still in the first-level cache.  The first
+     * view that fails ends the run: pull_units() reads its unit again and decides.
+     */
+    enum { PULL_RUN_CHUNK = 32 };
     size_t n = 0;
-    for (; n < lim; n++, units += SHMQ_CQ_UNIT_SIZE) {
-        int64_t phys = (int64_t)shmq_get_be64(units);
-        /* Unsigned: a record below the file's start is outside it too. */
-        uint64_t rel = (uint64_t)phys - cl_start;
-        if (phys < lo || rel >= cl_size ||
-            !record_view_v1(cl_base + rel, cl_size - rel, (int32_t)shmq_get_be32(units + 8), phys,
-                            qoff + (int64_t)n, topic, tlen, tw, queue_id, check_crcs, ids, v + n) ||
-            (v[n].sysflag & SHMQ_SYSFLAG_COMPRESSED) != 0) {
+    while (n < lim) {
+        size_t want = lim - n < PULL_RUN_CHUNK ? lim - n : PULL_RUN_CHUNK;
+        size_t got = views(units + n * SHMQ_CQ_UNIT_SIZE, qoff + (int64_t)n, want, clf, cl_min,
+                           topic, tlen, queue_id, v + n);
+        for (size_t k = n; k < n + got; k++) {
+            const uint8_t *props = (const uint8_t *)v[k].props;
+            int64_t tail = crc_tail_value(props, (uint32_t)v[k].props_len);
+            if (tail < 0 || tail != shmq_record_crc_before_tail(
+                                        props + v[k].props_len - (uint32_t)v[k].size, v[k].size)) {
+                return k;
+            }
+        }
+        n += got;
+        if (got < want) {
             break;
         }
     }
