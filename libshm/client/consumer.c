@@ -1005,12 +1005,18 @@ static int pull_units(shmq_consumer_t *c, const char *topic, size_t tlen, int32_
     topic_words(topic, tlen, tw);
     shmq_msg_view_t *v = res->msgs;
     while (qoff < end) {
-        if (run_tries > 0 && clf != NULL && qoff < in_file) {
+        const uint8_t *run_at = run_tries > 0 && qoff < in_file
+                                    ? cqf->base + (qoff * SHMQ_CQ_UNIT_SIZE - cqf->start_offset)
+                                    : NULL;
+        if (run_at != NULL && clf == NULL) {
+            /* The first unit's file (the full loop finds it the same way; NULL: none). */
+            clf = shmq_mfq_find(&c->cl.q, (int64_t)shmq_get_be64(run_at));
+        }
+        if (run_at != NULL && clf != NULL) {
             int64_t stop = in_file < end ? in_file : end;
             size_t lim = (size_t)(stop - qoff), room = (size_t)max_msgs - count;
-            size_t n = pull_run(cqf->base + (qoff * SHMQ_CQ_UNIT_SIZE - cqf->start_offset), qoff,
-                                lim < room ? lim : room, clf, cl_min, topic, tlen, queue_id,
-                                check_crcs, ids, v);
+            size_t n = pull_run(run_at, qoff, lim < room ? lim : room, clf, cl_min, topic, tlen,
+                                queue_id, check_crcs, ids, v);
             v += n;
             count += n;
             qoff += (int64_t)n;
