@@ -728,7 +728,8 @@ record_view_v1(const uint8_t *buf, size_t avail, int32_t size, int64_t phys_want
     /* V1, IPv4 hosts: BODY at 88, then the topic length byte, the topic, the properties
      * length (2) and the properties; the smallest record is SHMQ_RECORD_FIXED_V1 bytes. */
     uint32_t s = (uint32_t)size; /* > 0: the unit was checked */
-    if ((size_t)s > avail || s < SHMQ_RECORD_FIXED_V1 + tlen) {
+    const uint32_t fixed = SHMQ_RECORD_FIXED_V1 + (uint32_t)tlen;
+    if ((size_t)s > avail || s < fixed) {
         return false;
     }
     uint32_t magic;
@@ -739,7 +740,8 @@ record_view_v1(const uint8_t *buf, size_t avail, int32_t size, int64_t phys_want
     }
     /* Unsigned: a negative BODY length is past any bound. */
     uint32_t body_len = shmq_get_be32(buf + 84);
-    if (body_len > s - SHMQ_RECORD_FIXED_V1 - tlen) {
+    const uint32_t room = s - fixed; /* BODY and PROPERTIES */
+    if (body_len > room) {
         return false;
     }
     /* The topic length byte is signed in the walk: tlen (1..255) matches it only below 128. */
@@ -748,7 +750,7 @@ record_view_v1(const uint8_t *buf, size_t avail, int32_t size, int64_t phys_want
         return false;
     }
     /* What the properties length must be for the fields to add up to TOTALSIZE: 0..32767. */
-    uint32_t props_len = s - SHMQ_RECORD_FIXED_V1 - (uint32_t)tlen - body_len;
+    uint32_t props_len = room - body_len;
     uint32_t props_at = topic_at + (uint32_t)tlen + 2;
     if (props_len > INT16_MAX || shmq_get_be16(buf + props_at - 2) != props_len) {
         return false;
