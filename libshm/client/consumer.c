@@ -1340,6 +1340,11 @@ const shmq_config_t *shmq_consumer_config(const shmq_consumer_t *c)
     return &c->cfg;
 }
 
+bool shmq_consumer_msg_ids(const shmq_consumer_t *c)
+{
+    return !c->no_ids;
+}
+
 struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c)
 {
     return &c->retry;

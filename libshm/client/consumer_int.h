@@ -184,6 +184,9 @@ const char *shmq_consumer_group(const shmq_consumer_t *c);
 /* The running store's configuration as the handle last attached to it. */
 const shmq_config_t *shmq_consumer_config(const shmq_consumer_t *c);
 
+/* Whether the handle's pulls format the views' msg_id (shmq_consumer_set_msg_ids). */
+bool shmq_consumer_msg_ids(const shmq_consumer_t *c);
+
 /* Where the handle keeps consumer_retry.c's state (NULL until first used). */
 struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c);
 
