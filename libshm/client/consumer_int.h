@@ -63,6 +63,7 @@ struct shmq_consumer {
     cons_queue_t *buckets[CONS_BUCKETS];
     bool check_crcs; /* shmq_consumer_set_check_crcs(): on by default */
     bool raw_bodies; /* shmq_consumer_set_decompress(false) */
+    bool no_ids;     /* shmq_consumer_set_msg_ids(false): views' msg_id left "" */
     /* the decompressed bodies of the last pull's views: freed at the next pull */
     uint8_t **zbodies;
     size_t nzbodies;
@@ -132,6 +133,13 @@ int shmq_cons_record_view(shmq_consumer_t *c, const shmq_cq_unit_t *u, int64_t q
 bool shmq_cons_record_view_v1(const uint8_t *buf, size_t avail, const shmq_cq_unit_t *u,
                               int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
                               bool check_crcs, shmq_msg_view_t *v);
+/* The same with ids: msg_id formatted (true) or left "" (false, shmq_consumer_set_msg_ids). */
+bool shmq_cons_record_view_v1_ids(const uint8_t *buf, size_t avail, const shmq_cq_unit_t *u,
+                                  int64_t qoff, const char *topic, size_t tlen, int32_t queue_id,
+                                  bool check_crcs, bool ids, shmq_msg_view_t *v);
+
+/* The fast path's shmq_record_crc_tail_value() (tests). */
+int64_t shmq_cons_crc_tail_value(const uint8_t *props, uint32_t len);
 
 /* shmq_cons_record_view() with mf, the CommitLog file holding u->phys_offset (tests). */
 int shmq_cons_record_view_in(shmq_consumer_t *c, const shmq_mapped_file_t *mf,
@@ -175,6 +183,9 @@ const char *shmq_consumer_group(const shmq_consumer_t *c);
 
 /* The running store's configuration as the handle last attached to it. */
 const shmq_config_t *shmq_consumer_config(const shmq_consumer_t *c);
+
+/* Whether the handle's pulls format the views' msg_id (shmq_consumer_set_msg_ids). */
+bool shmq_consumer_msg_ids(const shmq_consumer_t *c);
 
 /* Where the handle keeps consumer_retry.c's state (NULL until first used). */
 struct shmq_consumer_retry **shmq_consumer_retry_state(shmq_consumer_t *c);

@@ -172,9 +172,20 @@ static int send_back_build(shmq_consumer_t *c, struct shmq_consumer_retry *r,
     /* The body as stored: a compressed one goes back compressed, with its sysflag. */
     const void *body = m->stored_body ? m->stored_body : m->body;
     size_t body_len = m->stored_body ? m->stored_len : m->body_len;
+    /* The id of a view this handle pulled without ids (shmq_consumer_set_msg_ids) is
+     * formatted here; any other view gives its msg_id as it is. */
+    char id[SHMQ_MSGID_MAX];
+    if (m->msg_id[0] == '\0' && !shmq_consumer_msg_ids(c)) {
+        rc = shmq_msg_view_id(m, id);
+        if (rc < 0) {
+            return rc;
+        }
+    } else {
+        memcpy(id, m->msg_id, sizeof(id));
+    }
     return shmq_retry_build(plan, m->topic, m->topic_len, body, body_len, m->flag, m->sysflag,
                             m->born_ts, &m->born_host, m->reconsume_times, m->props, m->props_len,
-                            m->msg_id, buf, cap, out);
+                            id, buf, cap, out);
 }
 
 int shmq_consumer_send_back(shmq_consumer_t *c, const shmq_msg_view_t *m, int delay_level)

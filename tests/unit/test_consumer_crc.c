@@ -25,6 +25,7 @@
 
 #include "client/consumer_int.h"
 #include "format/message.h"
+#include "format/record_layout.h"
 #include "shm/ctl.h"
 #include "reg_thread.h"
 #include "shmq/consumer.h"
@@ -673,9 +674,123 @@ static void test_pull_fast_path_takes_only_what_the_full_check_takes(void **stat
     assert_true(v1_cases > 0);
 }
 
+/*
+ * The fast path's tail value (shmq_cons_crc_tail_value) against the one it
+ * stands for (shmq_record_crc_tail_value): the same answer for well-formed
+ * tails of every digit at every place, for each byte of the tail and the
+ * separator before it set to other values, and for short properties.
+ */
+static void test_fast_tail_value_is_the_record_layout_one(void **state)
+{
+    (void)state;
+    uint8_t props[64];
+    uint32_t seed = 12345;
+    int formed = 0;
+    for (int round = 0; round < 4000; round++) {
+        /* "a\1b\2" then the tail: "__CRC32#" 0x01, ten digits, 0x02. */
+        size_t pre = (size_t)(round % 3) * 4;
+        memcpy(props, "a\001b\002a\001b\002", pre);
+        memcpy(props + pre, SHMQ_PROP_CRC32, 8);
+        props[pre + 8] = SHMQ_PROP_NAME_VALUE_SEP;
+        for (int k = 0; k < 10; k++) {
+            seed = seed * 1103515245u + 12345u;
+            props[pre + 9 + k] =
+                (uint8_t)('0' + (round < 100 ? (uint32_t)(round + k) % 10 : (seed >> 16) % 10));
+        }
+        props[pre + 19] = SHMQ_PROP_SEP;
+        uint32_t len = (uint32_t)pre + SHMQ_CRC_PROP_LEN;
+        int64_t want = shmq_record_crc_tail_value(props, len);
+        assert_int_equal(shmq_cons_crc_tail_value(props, len), want);
+        formed += want >= 0;
+        /* Shorter properties, and each byte before the end set to other values. */
+        for (uint32_t l = 0; l < len; l++) {
+            assert_int_equal(shmq_cons_crc_tail_value(props + len - l, l),
+                             shmq_record_crc_tail_value(props + len - l, l));
+        }
+        if (round % 8 == 0) {
+            for (uint32_t at = 0; at < len; at++) {
+                const uint8_t vals[] = {'0' - 1, '9' + 1, '0',  '9',  0x00,
+                                        0x01,    0x02,    0xFF, 0x80, (uint8_t)(props[at] ^ 0x10)};
+                uint8_t keep = props[at];
+                for (size_t k = 0; k < sizeof(vals); k++) {
+                    props[at] = vals[k];
+                    assert_int_equal(shmq_cons_crc_tail_value(props, len),
+                                     shmq_record_crc_tail_value(props, len));
+                }
+                props[at] = keep;
+            }
+        }
+    }
+    assert_int_equal(formed, 4000);
+}
+
+/* Every message of TopicC/0 pulled with subscription sub into out[0..N_MSGS). */
+static void pull_all(fixture_t *f, const char *sub, shmq_msg_view_t *out)
+{
+    shmq_pull_result_t *r = f->res;
+    int64_t off = 0;
+    int n = 0;
+    while (off < N_MSGS) {
+        assert_int_equal(shmq_pull(f->c, "TopicC", 0, off, SHMQ_PULL_MAX, sub, 0, r), 0);
+        assert_int_equal(r->status, SHMQ_PULL_FOUND);
+        for (size_t i = 0; i < r->count; i++) {
+            out[n++] = r->msgs[i];
+        }
+        off = r->next_offset;
+    }
+    assert_int_equal(n, N_MSGS);
+}
+
+/*
+ * The pull's loop for the usual shape (pull_run) against the full loop it
+ * bypasses (a tag filter every message matches takes that one), with and
+ * without ids (shmq_consumer_set_msg_ids): the same views, msg_id "" without
+ * ids and shmq_msg_view_id() giving what the pull would have put there.
+ */
+static void test_pull_without_ids_and_the_full_loop_give_the_same_views(void **state)
+{
+    fixture_t *f = *state;
+    static shmq_msg_view_t runs[N_MSGS], full[N_MSGS], lazy[N_MSGS], lazy_full[N_MSGS];
+    pull_all(f, NULL, runs);
+    pull_all(f, "TagA || TagB", full);
+    shmq_consumer_set_msg_ids(f->c, false);
+    pull_all(f, NULL, lazy);
+    pull_all(f, "TagA || TagB", lazy_full);
+    shmq_consumer_set_msg_ids(f->c, true);
+    for (int i = 0; i < N_MSGS; i++) {
+        assert_memory_equal(&runs[i], &full[i], sizeof(runs[i]));
+        assert_int_equal(runs[i].queue_offset, i);
+        assert_int_equal(runs[i].phys_offset, f->rec[i].phys_offset);
+        assert_int_equal(strlen(runs[i].msg_id), 32);
+        assert_string_equal(lazy[i].msg_id, "");
+        assert_string_equal(lazy_full[i].msg_id, "");
+        char id[SHMQ_MSGID_MAX];
+        assert_int_equal(shmq_msg_view_id(&lazy[i], id), 0);
+        assert_string_equal(id, runs[i].msg_id);
+        assert_int_equal(shmq_msg_view_id(&lazy_full[i], id), 0);
+        assert_string_equal(id, runs[i].msg_id);
+        assert_int_equal(shmq_msg_view_id(&runs[i], id), 0);
+        assert_string_equal(id, runs[i].msg_id);
+        /* Apart from the id, the same views. */
+        memcpy(lazy[i].msg_id, runs[i].msg_id, SHMQ_MSGID_MAX);
+        memcpy(lazy_full[i].msg_id, runs[i].msg_id, SHMQ_MSGID_MAX);
+        assert_memory_equal(&lazy[i], &runs[i], sizeof(runs[i]));
+        assert_memory_equal(&lazy_full[i], &runs[i], sizeof(runs[i]));
+    }
+    /* A view with no id and no record: refused, not guessed. */
+    shmq_msg_view_t none;
+    memset(&none, 0, sizeof(none));
+    char id[SHMQ_MSGID_MAX];
+    assert_int_equal(shmq_msg_view_id(&none, id), SHMQ_E_ARG);
+    assert_int_equal(shmq_msg_view_id(NULL, id), SHMQ_E_ARG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fast_tail_value_is_the_record_layout_one),
+        cmocka_unit_test_setup_teardown(test_pull_without_ids_and_the_full_loop_give_the_same_views,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_fast_path_takes_only_what_the_full_check_takes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
