@@ -155,7 +155,9 @@ int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, siz
  * the hash shmq_topic_key_hash_memo() gives topic and that value, the key
  * shmq_record_props_scan_keys() finds (and no KEYS).  -1 for any other area
  * or a topic the memo cannot hold: the caller scans it.  Each byte of the
- * value is read once (the area may be shared memory).
+ * value is checked and hashed from one read (the area may be shared
+ * memory).  A value of 16 bytes or more is hashed whole in vectors (SSE2),
+ * the memo's key words left as they are; a shorter one through the memo.
  */
 int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
                                      const char *props, size_t len);

@@ -420,6 +420,52 @@ static void test_uniq_key_only_hash_equals_scan_then_hash(void **state)
     assert_true(fast > 100000);
 }
 
+/* The UNIQ_KEY value hashed in vectors (16 bytes and more): every length from 1 to 130, every
+ * ASCII byte (0x00, 0x01, 0x7F among them) in random values, with and without the __CRC32#
+ * tail, equal to the plain hash; a 0x02 or a non-ASCII byte at each position of the value
+ * hands the area on (-1).  Each area in an allocation of its own size (the vector loads stay
+ * inside: the sanitizer build checks it). */
+static void test_uniq_key_vector_hash_equals_the_plain_hash(void **state)
+{
+    (void)state;
+    static const char crc[] = "__CRC32#\0010123456789\002";
+    static const uint8_t bad[] = {0x02, 0x80, 0xFF, 0xC3};
+    char area[200];
+    for (size_t vl = 1; vl <= 130; vl++) {
+        for (int round = 0; round < 40; round++) {
+            shmq_key_hash_memo_t memo;
+            memset(&memo, 0, sizeof(memo));
+            char value[131];
+            for (size_t i = 0; i < vl; i++) {
+                unsigned c = next_rand() % 128;
+                value[i] = (char)(c == 2 ? 0x7F : c);
+            }
+            int spoil = round % 4 == 3 ? (int)(next_rand() % vl) : -1;
+            if (spoil >= 0) {
+                value[spoil] = (char)bad[next_rand() % sizeof(bad)];
+            }
+            memcpy(area, "UNIQ_KEY\001", 9);
+            memcpy(area + 9, value, vl);
+            area[9 + vl] = '\002';
+            size_t len = 10 + vl;
+            if (round % 2 == 0) {
+                memcpy(area + len, crc, sizeof(crc) - 1);
+                len += sizeof(crc) - 1;
+            }
+            char *p = malloc(len);
+            assert_non_null(p);
+            memcpy(p, area, len);
+            int32_t h = shmq_uniq_key_only_hash_memo(&memo, "BenchTopic", 10, p, len);
+            if (spoil >= 0) {
+                assert_int_equal(h, -1);
+            } else {
+                assert_int_equal(h, shmq_topic_key_hash("BenchTopic", 10, value, vl));
+            }
+            free(p);
+        }
+    }
+}
+
 /* The partial scans against the full one: the fields each looks for equal, the rest NULL, 0. */
 static void check_partial_scans(const char *p, size_t len)
 {
@@ -553,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_topic_key_hash_equals_the_hash_of_the_joined_bytes),
         cmocka_unit_test(test_topic_key_hash_memo_equals_the_plain_hash),
         cmocka_unit_test(test_uniq_key_only_hash_equals_scan_then_hash),
+        cmocka_unit_test(test_uniq_key_vector_hash_equals_the_plain_hash),
         cmocka_unit_test(test_partial_props_scans_find_what_the_full_scan_finds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
