@@ -508,6 +508,11 @@ static void check_partial_scans(const char *p, size_t len)
         assert_int_equal(tv - copy, all.tags - p);
     }
     assert_int_equal(tl, all.tags_len);
+    /* Its inline form (an area of 16 to 64 bytes without a 'T' answered without the
+     * search): the same answer. */
+    tl = 12345;
+    assert_ptr_equal(shmq_record_props_find_tags_inline(copy, len, &tl), tv);
+    assert_int_equal(tl, all.tags_len);
     free(copy);
 }
 
