@@ -102,8 +102,9 @@ shmq_cq_append_inline(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, 
 {
     const shmq_mapped_file_t *tail = cq->tail;
     int64_t wp = cq->write_pos; /* ours: this process is the queue's only writer */
-    if (!cq->readonly && queue_offset >= 0 && queue_offset <= INT64_MAX / SHMQ_CQ_UNIT_SIZE - 1 &&
-        phys_offset >= 0 && size > 0 && phys_offset <= INT64_MAX - size &&
+    /* Unsigned compares: a negative queue or physical offset is out of range too. */
+    if (!cq->readonly && (uint64_t)queue_offset <= INT64_MAX / SHMQ_CQ_UNIT_SIZE - 1 && size > 0 &&
+        (uint64_t)phys_offset <= (uint64_t)(INT64_MAX - size) &&
         phys_offset + size > cq->max_phys_offset && queue_offset * SHMQ_CQ_UNIT_SIZE == wp &&
         tail != NULL && cq->tail_unmapped == cq->q.unmapped && wp >= tail->start_offset &&
         wp - tail->start_offset + SHMQ_CQ_UNIT_SIZE <= (int64_t)tail->size) {

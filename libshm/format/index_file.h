@@ -64,7 +64,11 @@ typedef struct shmq_index_file {
     int32_t slot_num;  /* hashSlotNum */
     int32_t index_num; /* maxIndexNum: entries 1 .. index_num-1 fit */
     bool readonly;
-    bool dirty;              /* writer: changed since the last flush */
+    bool dirty; /* writer: changed since the last flush */
+    /* Writer, shmq_index_file_put_inline(): the timeDiff sec_diff of the store times
+     * sec_from .. sec_from + 999 against beginTimestamp sec_begin (0: none yet). */
+    int64_t sec_begin, sec_from;
+    int32_t sec_diff;
     shmq_index_header_t hdr; /* writer: the header as written (readers use header_read) */
 } shmq_index_file_t;
 
@@ -156,14 +160,28 @@ static inline __attribute__((always_inline)) int
 shmq_index_file_put_inline(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts)
 {
     int32_t n = f->hdr.index_count;
-    int64_t diff;
     if (f->readonly || key_hash < 0 || n <= 1 || n >= f->index_num || f->hdr.begin_ts <= 0 ||
-        __builtin_sub_overflow(store_ts, f->hdr.begin_ts, &diff) || diff < 0 ||
         shmq_index_crash_hook != NULL) {
         return shmq_index_file_put(f, key_hash, phys, store_ts);
     }
-    diff /= 1000;
-    diff = diff > INT32_MAX ? INT32_MAX : diff;
+    int64_t diff;
+    if (f->sec_begin == f->hdr.begin_ts && store_ts >= f->sec_from &&
+        store_ts - f->sec_from < 1000) {
+        diff = f->sec_diff; /* the second of the previous entry's */
+    } else {
+        if (__builtin_sub_overflow(store_ts, f->hdr.begin_ts, &diff) || diff < 0) {
+            return shmq_index_file_put(f, key_hash, phys, store_ts);
+        }
+        diff /= 1000;
+        if (diff < INT32_MAX) {
+            /* Remember its second (a clamped one is not a second of its own). */
+            f->sec_begin = f->hdr.begin_ts;
+            f->sec_from = f->hdr.begin_ts + diff * 1000;
+            f->sec_diff = (int32_t)diff;
+        } else {
+            diff = INT32_MAX;
+        }
+    }
     int32_t slot = key_hash % f->slot_num;
     uint32_t *slot_word = (uint32_t *)(void *)(f->base + SHMQ_INDEX_HEADER_SIZE +
                                                (size_t)slot * SHMQ_INDEX_SLOT_SIZE);

@@ -112,8 +112,8 @@ static void count_hook(enum shmq_index_step step)
 
 /* shmq_index_file_put_inline() against shmq_index_file_put(): the same puts on two files (the
  * first entry, store times before beginTimestamp, far after it, at the limits, a first entry
- * stored at time 0, negative hashes, a full file, a crash hook, a read-only file): every
- * result, header copy and byte of the files equal. */
+ * stored at time 0, runs of store times in one second, negative hashes, a full file, a crash
+ * hook, a read-only file): every result, header copy and byte of the files equal. */
 static void test_inline_file_put_equals_put(void **state)
 {
     fixture_t *f = *state;
@@ -126,6 +126,7 @@ static void test_inline_file_put_equals_put(void **state)
                                      BASE_TS + (int64_t)INT32_MAX * 1000 + 5000};
     uint32_t seed = 99;
     int hooked = 0;
+    int64_t last_ts = BASE_TS;
     hook_calls = 0;
     for (int form = 0; form < 40; form++) {
         shmq_index_file_t a, b;
@@ -146,7 +147,10 @@ static void test_inline_file_put_equals_put(void **state)
                 ts = ts_far[(seed >> 3) % (sizeof(ts_far) / sizeof(ts_far[0]))];
             } else if (i == 0 && form % 4 == 1) {
                 ts = 0; /* a first entry stored at time 0: beginTimestamp 0 */
+            } else if (r < 20) {
+                ts = last_ts + (int64_t)(seed % 700); /* mostly the previous entry's second */
             }
+            last_ts = ts;
             bool hook = form % 5 == 4 && r == 5;
             shmq_index_crash_hook = hook ? count_hook : NULL;
             int ra = shmq_index_file_put_inline(&a, hash, 1000 + i, ts);
