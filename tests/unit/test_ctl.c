@@ -671,7 +671,10 @@ static void test_inline_stamps_take_equals_take(void **state)
     static const int64_t positions[] = {50, 150, 150, 250, 1000, 1000, 5000, INT64_MAX};
     for (int round = 0; round < 3000; round++) {
         if (round % 3 != 2) {
-            shmq_stamp_put(s, 100 + round * 10, now - (1 + round % 6) * 1000000LL, 1 + round % 3);
+            /* An hour ahead (0) or behind (the last bucket): the same bucket for both takes,
+             * however long the test runs. */
+            int64_t hour = 3600LL * 1000000000;
+            shmq_stamp_put(s, 100 + round * 10, round % 2 ? now + hour : now - hour, 1 + round % 3);
         }
         if (round == 1000) {
             for (int i = 0; i < SHMQ_STAMPS + 10; i++) {
