@@ -148,7 +148,9 @@ static void test_inline_file_put_equals_put(void **state)
             } else if (i == 0 && form % 4 == 1) {
                 ts = 0; /* a first entry stored at time 0: beginTimestamp 0 */
             } else if (r < 20) {
-                ts = last_ts + (int64_t)(seed % 700); /* mostly the previous entry's second */
+                /* mostly the previous entry's second */
+                ts = (last_ts > 0 && last_ts < INT64_MAX / 2 ? last_ts : BASE_TS) +
+                     (int64_t)(seed % 700);
             }
             last_ts = ts;
             bool hook = form % 5 == 4 && r == 5;
