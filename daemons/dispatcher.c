@@ -150,7 +150,8 @@ static int publish_batch(dispatcher_t *d)
     shmq_ctl_block_t *b = d->w->ctl.blk;
     /* Release inside publish: every unit and max_offset above is visible before it. */
     shmq_ctl_publish(&b->dispatched, d->pos);
-    shmq_stamps_take(&b->stamps, &d->stamp, d->pos, &b->counters.append_dispatch, &shmq_hist_stage);
+    shmq_stamps_take_inline(&b->stamps, &d->stamp, d->pos, &b->counters.append_dispatch,
+                            &shmq_hist_stage);
     /* The publish's fence orders the units and max_offsets before these looks too. */
     if (units) {
         /* Wakes only if a consumer registered as a sleeper (no system call otherwise). */

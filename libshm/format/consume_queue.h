@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/bytes.h"
 #include "format/commitlog.h"
 #include "format/mapped_file.h"
 
@@ -88,6 +89,36 @@ int shmq_cq_recover(shmq_cq_t *cq);
  */
 int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
                    int64_t tags_code);
+
+/*
+ * shmq_cq_append(), inline for the dispatcher's loop: the usual unit (the
+ * next one, in the segment of the previous one, arguments in range) is
+ * written here, without a call; anything else goes to shmq_cq_append(),
+ * which checks and decides it all again.
+ */
+static inline __attribute__((always_inline)) int
+shmq_cq_append_inline(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
+                      int64_t tags_code)
+{
+    const shmq_mapped_file_t *tail = cq->tail;
+    int64_t wp = cq->write_pos; /* ours: this process is the queue's only writer */
+    /* Unsigned compares: a negative queue or physical offset is out of range too. */
+    if (!cq->readonly && (uint64_t)queue_offset <= INT64_MAX / SHMQ_CQ_UNIT_SIZE - 1 && size > 0 &&
+        (uint64_t)phys_offset <= (uint64_t)(INT64_MAX - size) &&
+        phys_offset + size > cq->max_phys_offset && queue_offset * SHMQ_CQ_UNIT_SIZE == wp &&
+        tail != NULL && cq->tail_unmapped == cq->q.unmapped && wp >= tail->start_offset &&
+        wp - tail->start_offset + SHMQ_CQ_UNIT_SIZE <= (int64_t)tail->size) {
+        uint8_t *p = tail->base + (wp - tail->start_offset);
+        shmq_put_be64(p, (uint64_t)phys_offset);
+        shmq_put_be32(p + 8, (uint32_t)size);
+        shmq_put_be64(p + 12, (uint64_t)tags_code);
+        cq->max_phys_offset = phys_offset + size;
+        /* Release: a reader that sees the new write_pos sees the unit's bytes. */
+        __atomic_store_n(&cq->write_pos, wp + SHMQ_CQ_UNIT_SIZE, __ATOMIC_RELEASE);
+        return 0;
+    }
+    return shmq_cq_append(cq, queue_offset, phys_offset, size, tags_code);
+}
 
 /* Read unit at queue offset; SHMQ_E_RANGE outside [min, max). */
 int shmq_cq_read(const shmq_cq_t *cq, int64_t queue_offset, shmq_cq_unit_t *unit);

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SHMQ_INDEX_HEADER_SIZE 40
 #define SHMQ_INDEX_SLOT_SIZE   4
@@ -63,7 +64,11 @@ typedef struct shmq_index_file {
     int32_t slot_num;  /* hashSlotNum */
     int32_t index_num; /* maxIndexNum: entries 1 .. index_num-1 fit */
     bool readonly;
-    bool dirty;              /* writer: changed since the last flush */
+    bool dirty; /* writer: changed since the last flush */
+    /* Writer, shmq_index_file_put_inline(): the timeDiff sec_diff of the store times
+     * sec_from .. sec_from + 999 against beginTimestamp sec_begin (0: none yet). */
+    int64_t sec_begin, sec_from;
+    int32_t sec_diff;
     shmq_index_header_t hdr; /* writer: the header as written (readers use header_read) */
 } shmq_index_file_t;
 
@@ -142,6 +147,81 @@ static inline bool shmq_index_file_full(const shmq_index_file_t *f)
  * SHMQ_E_ARG on a read-only file or a negative hash.
  */
 int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts);
+
+/*
+ * shmq_index_file_put(), inline for the indexer's loop: the usual entry (a
+ * writable file holding entries already, room for one more, a store time at
+ * or after beginTimestamp, no crash hook) is written here, in the same
+ * order with the same bytes; anything else goes to shmq_index_file_put().
+ * Header offsets: endTimestamp 8, endPhyOffset 24, hashSlotCount 32,
+ * indexCount 36 (the layout at the top of this file).
+ */
+static inline __attribute__((always_inline)) int
+shmq_index_file_put_inline(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts)
+{
+    int32_t n = f->hdr.index_count;
+    if (f->readonly || key_hash < 0 || n <= 1 || n >= f->index_num || f->hdr.begin_ts <= 0 ||
+        shmq_index_crash_hook != NULL) {
+        return shmq_index_file_put(f, key_hash, phys, store_ts);
+    }
+    int64_t diff;
+    if (f->sec_begin == f->hdr.begin_ts && store_ts >= f->sec_from &&
+        store_ts - f->sec_from < 1000) {
+        diff = f->sec_diff; /* the second of the previous entry's */
+    } else {
+        if (__builtin_sub_overflow(store_ts, f->hdr.begin_ts, &diff) || diff < 0) {
+            return shmq_index_file_put(f, key_hash, phys, store_ts);
+        }
+        diff /= 1000;
+        if (diff < INT32_MAX) {
+            /* Remember its second (a clamped one is not a second of its own). */
+            f->sec_begin = f->hdr.begin_ts;
+            f->sec_from = f->hdr.begin_ts + diff * 1000;
+            f->sec_diff = (int32_t)diff;
+        } else {
+            diff = INT32_MAX;
+        }
+    }
+    int32_t slot = key_hash % f->slot_num;
+    uint32_t *slot_word = (uint32_t *)(void *)(f->base + SHMQ_INDEX_HEADER_SIZE +
+                                               (size_t)slot * SHMQ_INDEX_SLOT_SIZE);
+    /* Acquire: pairs with the release store of the slot after its entry. */
+    int32_t prev = (int32_t)__builtin_bswap32(__atomic_load_n(slot_word, __ATOMIC_ACQUIRE));
+    if (prev <= 0 || prev >= n) {
+        prev = 0;
+    }
+    uint8_t *p = f->base + SHMQ_INDEX_HEADER_SIZE + (size_t)f->slot_num * SHMQ_INDEX_SLOT_SIZE +
+                 (size_t)n * SHMQ_INDEX_ENTRY_SIZE;
+    uint32_t v32 = __builtin_bswap32((uint32_t)key_hash);
+    uint64_t v64 = __builtin_bswap64((uint64_t)phys);
+    memcpy(p, &v32, 4);
+    memcpy(p + 4, &v64, 8);
+    v32 = __builtin_bswap32((uint32_t)diff);
+    memcpy(p + 12, &v32, 4);
+    v32 = __builtin_bswap32((uint32_t)prev);
+    memcpy(p + 16, &v32, 4);
+    /* Release: the entry (and its chain) is complete before the slot points at it. */
+    __atomic_store_n(slot_word, __builtin_bswap32((uint32_t)n), __ATOMIC_RELEASE);
+    f->hdr.end_phys = phys;
+    f->hdr.end_ts = store_ts;
+    /* Relaxed: the release store of indexCount orders these before it. */
+    __atomic_store_n((uint64_t *)(void *)(f->base + 24), __builtin_bswap64((uint64_t)phys),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n((uint64_t *)(void *)(f->base + 8), __builtin_bswap64((uint64_t)store_ts),
+                     __ATOMIC_RELAXED);
+    if (prev == 0) {
+        f->hdr.hash_slot_count++;
+        /* Release: as every header store of the out-of-line put. */
+        __atomic_store_n((uint32_t *)(void *)(f->base + 32),
+                         __builtin_bswap32((uint32_t)f->hdr.hash_slot_count), __ATOMIC_RELEASE);
+    }
+    f->hdr.index_count = n + 1;
+    /* Release, last: the entry is counted. */
+    __atomic_store_n((uint32_t *)(void *)(f->base + 36), __builtin_bswap32((uint32_t)(n + 1)),
+                     __ATOMIC_RELEASE);
+    f->dirty = true;
+    return 0;
+}
 
 /*
  * Writer: remove the newest entry (index_count - 1): indexCount first, then

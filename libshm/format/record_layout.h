@@ -171,8 +171,37 @@ shmq_record_layout(const uint8_t *buf, size_t avail, shmq_record_layout_t *l)
     l->magic = magic;
     /* What nearly every record is, V1 with two IPv4 hosts, walked with its offsets known;
      * the same checks in the same order as any other record. */
+    uint32_t sysflag = avail >= 40 ? shmq_get_be32(buf + 36) : 0;
     if (magic == SHMQ_MAGIC_V1 && avail >= 40 &&
-        (shmq_get_be32(buf + 36) & (SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6)) == 0) {
+        (sysflag & (SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6)) == 0) {
+        /* A whole record that checks out, in fewer compares: with TOTALSIZE readable and
+         * at least the fixed part, each length read lies before TOTALSIZE when the sum of
+         * those before it does (lengths as unsigned, a negative one too large to), and the
+         * fields add up to TOTALSIZE.  Anything else: the walk, which decides and words it. */
+        if (total >= SHMQ_RECORD_FIXED_V1 && (uint64_t)total <= avail) {
+            uint64_t topic_len_at = 88 + (uint64_t)shmq_get_be32(buf + 84);
+            uint8_t topic_len = topic_len_at < (uint64_t)total ? buf[topic_len_at] : 0x80;
+            if (topic_len < 0x80) {
+                uint64_t props_len_at = topic_len_at + 1 + topic_len;
+                if (props_len_at + 2 <= (uint64_t)total) {
+                    uint32_t props_len = shmq_get_be16(buf + props_len_at);
+                    if (props_len < 0x8000 && props_len_at + 2 + props_len == (uint64_t)total) {
+                        l->sysflag = (int32_t)sysflag;
+                        l->v2 = false;
+                        l->born_v6 = l->store_v6 = false;
+                        l->store_at = 56;
+                        l->recons_at = 72;
+                        l->body_at = 88;
+                        l->body_len = (uint32_t)(topic_len_at - 88);
+                        l->topic_at = (uint32_t)topic_len_at + 1;
+                        l->topic_len = topic_len;
+                        l->props_at = (uint32_t)props_len_at + 2;
+                        l->props_len = props_len;
+                        return (int)total;
+                    }
+                }
+            }
+        }
         return shmq_record_layout_walk(buf, avail, total, 0, true, l);
     }
     if (magic == SHMQ_MAGIC_BLANK) {

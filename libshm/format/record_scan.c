@@ -289,14 +289,15 @@ void shmq_record_props_scan_keys(const char *props, size_t len, shmq_record_prop
 
 /* ---- index key hash ----------------------------------------------------------------------- */
 
-#define P1 31u
-#define P2 (P1 * 31u)
-#define P3 (P2 * 31u)
-#define P4 (P3 * 31u)
-#define P5 (P4 * 31u)
-#define P6 (P5 * 31u)
-#define P7 (P6 * 31u)
-#define P8 (P7 * 31u) /* unsigned: wraps modulo 2^32 as Java's int arithmetic */
+#define P1  31u
+#define P2  (P1 * 31u)
+#define P3  (P2 * 31u)
+#define P4  (P3 * 31u)
+#define P5  (P4 * 31u)
+#define P6  (P5 * 31u)
+#define P7  (P6 * 31u)
+#define P8  (P7 * 31u) /* unsigned: wraps modulo 2^32 as Java's int arithmetic */
+#define P12 (P8 * P4)
 
 /*
  * Java's h = 31*h + c over ASCII bytes (one UTF-16 unit each), eight at a
@@ -491,6 +492,105 @@ int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, siz
     return memo_any_topic(m, topic, topic_len, key, key_len);
 }
 
+#if defined(__SSE2__)
+#define P16 (P8 * P8)
+#define P32 (P16 * P16)
+
+/* 31^k modulo 2^32, for k 0..16. */
+static const uint32_t pow31[17] = {1,         P1,        P2,        P3,        P4,        P5,
+                                   P6,        P7,        P8,        (P8 * P1), (P8 * P2), (P8 * P3),
+                                   (P8 * P4), (P8 * P5), (P8 * P6), (P8 * P7), P16};
+
+/* Sixteen 0x00 then sixteen 0xFF: loaded from byte r, the last r bytes of a vector kept. */
+static const uint8_t keep_last[32] = {
+    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+
+/*
+ * The sixteen bytes b0..b15 of x (each below 128) as four sums, each in a
+ * 32-bit lane: b0*31^3 + b1*31^2 + b2*31 + b3, then those of b4..b7,
+ * b8..b11, b12..b15 (each below 2^22: no lane overflows).  Pairs
+ * b(2k)*31 + b(2k+1) by one multiply-add of the bytes widened to 16 bits,
+ * packed back to 16 bits (each at most 127*32), then pairs of pairs.
+ */
+static inline __m128i quads16(__m128i x)
+{
+    const __m128i zero = _mm_setzero_si128();
+    const __m128i w1 = _mm_set1_epi32(1 << 16 | 31);        /* 16-bit lanes 31, 1 */
+    const __m128i w2 = _mm_set1_epi32(1 << 16 | (31 * 31)); /* 16-bit lanes 31^2, 1 */
+    __m128i lo = _mm_madd_epi16(_mm_unpacklo_epi8(x, zero), w1);
+    __m128i hi = _mm_madd_epi16(_mm_unpackhi_epi8(x, zero), w1);
+    return _mm_madd_epi16(_mm_packs_epi32(lo, hi), w2);
+}
+
+/* The four 32-bit lanes q0..q3 of q times w0..w3 (w in the even and odd lanes of we and wo),
+ * as 64-bit lanes whose low halves add up to the sum, modulo 2^32. */
+static inline __m128i weigh(__m128i q, __m128i we, __m128i wo)
+{
+    return _mm_add_epi64(_mm_mul_epu32(q, we), _mm_mul_epu32(_mm_srli_epi64(q, 32), wo));
+}
+
+/* The low 32 bits of the two 64-bit lanes of v, added. */
+static inline uint32_t lanes_sum(__m128i v)
+{
+    return (uint32_t)_mm_cvtsi128_si32(_mm_add_epi32(v, _mm_unpackhi_epi64(v, v)));
+}
+
+/* Bytes of x that are a 0x02 or not ASCII: their high bits set. */
+static inline __m128i sep_or_high16(__m128i x)
+{
+    return _mm_or_si128(x, _mm_cmpeq_epi8(x, _mm_set1_epi8(SHMQ_PROP_SEP)));
+}
+
+/*
+ * Java's h = 31*h + c from h over the n >= 16 bytes at p, all ASCII without
+ * a 0x02 (false otherwise, *hp unchanged): the same value as hash_ascii(),
+ * as h*31^n + sum of b_i*31^(n-1-i) modulo 2^32, 32 bytes a step, with the
+ * multiplies of SSE2 (quads16, weigh).  A rest of fewer than 16 bytes is
+ * the last 16 bytes of the value with the ones counted already masked to
+ * 0: each byte is counted, and checked, from one load.
+ */
+static inline __attribute__((always_inline)) bool hash_ascii16(uint32_t *hp, const uint8_t *p,
+                                                               size_t n)
+{
+    /* 31^15..31^0 over sixteen bytes: weights 31^12, 31^8, 31^4, 1 of its quads; the first
+     * sixteen of 32 bytes take 31^16 more. */
+    const __m128i we_lo = _mm_setr_epi32((int)P12, 0, (int)P4, 0);
+    const __m128i wo_lo = _mm_setr_epi32((int)P8, 0, 1, 0);
+    const __m128i we_hi = _mm_setr_epi32((int)(P12 * P16), 0, (int)(P4 * P16), 0);
+    const __m128i wo_hi = _mm_setr_epi32((int)(P8 * P16), 0, (int)P16, 0);
+    uint32_t h = *hp;
+    __m128i bad = _mm_setzero_si128();
+    for (; n >= 32; p += 32, n -= 32) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        bad = _mm_or_si128(bad, _mm_or_si128(sep_or_high16(a), sep_or_high16(b)));
+        __m128i v = _mm_add_epi64(weigh(quads16(a), we_hi, wo_hi), weigh(quads16(b), we_lo, wo_lo));
+        h = h * P32 + lanes_sum(v);
+    }
+    if (n >= 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        bad = _mm_or_si128(bad, sep_or_high16(a));
+        h = h * P16 + lanes_sum(weigh(quads16(a), we_lo, wo_lo));
+        p += 16;
+        n -= 16;
+    }
+    if (n > 0) {
+        /* The value's last sixteen bytes, the 16 - n counted above set to 0 (weight 0, no
+         * 0x02, ASCII): the n left weigh 31^(n-1)..31^0. */
+        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)),
+                                  _mm_loadu_si128((const __m128i *)(const void *)(keep_last + n)));
+        bad = _mm_or_si128(bad, sep_or_high16(a));
+        h = h * pow31[n] + lanes_sum(weigh(quads16(a), we_lo, wo_lo));
+    }
+    if (_mm_movemask_epi8(bad) != 0) {
+        return false;
+    }
+    *hp = h;
+    return true;
+}
+#endif
+
 int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
                                      const char *props, size_t len)
 {
@@ -513,6 +613,14 @@ int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic,
      * the memo; the first other one and those after it are hashed and remembered. */
     const uint8_t *p = (const uint8_t *)props + name_len + 1;
     size_t n = len - name_len - 2;
+#if defined(__SSE2__)
+    if (n >= 16) {
+        /* A value of 16 bytes or more (a UNIQ_KEY has 32): hashed whole, in vectors, for
+         * fewer instructions than the memo's comparisons; the memo is left as it is. */
+        uint32_t hv = m->topic_hash;
+        return hash_ascii16(&hv, p, n) ? hash_abs(hv) : -1;
+    }
+#endif
     size_t w = 0, known = m->words;
     uint32_t h = m->topic_hash;
     int32_t res = -1;

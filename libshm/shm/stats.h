@@ -108,6 +108,34 @@ void shmq_stamps_take(const shmq_ctl_stamps_t *s, uint64_t *cursor, int64_t pos,
                       const shmq_hist_bounds_t *b);
 
 /*
+ * shmq_stamps_take(), inline where it usually finds nothing to take (a
+ * stage woken for each batch): no stamp after the cursor, or the next one's
+ * batch ending past pos, is seen here without a call; anything else goes to
+ * shmq_stamps_take(), which looks at it all again.
+ */
+static inline void shmq_stamps_take_inline(const shmq_ctl_stamps_t *s, uint64_t *cursor,
+                                           int64_t pos, shmq_ctl_hist_t *h,
+                                           const shmq_hist_bounds_t *b)
+{
+    /* Acquire: a stamp below seq is filled (pairs with shmq_stamp_put's release). */
+    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+    uint64_t c = *cursor;
+    if (c == seq) {
+        return; /* no new stamp */
+    }
+    if (c < seq && seq - c <= SHMQ_STAMPS) {
+        /* Relaxed: statistics; the look at seq after the fence tells whether the writer
+         * reused the slot while we read it (then the full take decides). */
+        int64_t end = atomic_load_explicit(&s->slot[c % SHMQ_STAMPS].end, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (end > pos && atomic_load_explicit(&s->seq, memory_order_relaxed) - c <= SHMQ_STAMPS) {
+            return; /* the next stamp's batch is not reached yet: nothing to take */
+        }
+    }
+    shmq_stamps_take(s, cursor, pos, h, b);
+}
+
+/*
  * The writer: n messages of bytes record bytes stored in the topic whose
  * table entry is e (snapshot incarnation inc).  Counts of an earlier topic of
  * the slot (another incarnation) are dropped first.

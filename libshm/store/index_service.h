@@ -128,7 +128,7 @@ shmq_index_put_head_inline(shmq_index_service_t *svc, const shmq_record_head_t *
         int32_t h = shmq_uniq_key_only_hash_memo(&svc->key_memo, r->topic, r->topic_len, r->props,
                                                  r->props_len);
         if (h >= 0) {
-            int rc = shmq_index_file_put(f, h, r->phys_offset, r->store_ts);
+            int rc = shmq_index_file_put_inline(f, h, r->phys_offset, r->store_ts);
             if (rc < 0) {
                 return rc;
             }

@@ -287,6 +287,87 @@ static void test_bad_units_are_rejected(void **state)
     shmq_cq_close(&cq);
 }
 
+/*
+ * shmq_cq_append_inline() against shmq_cq_append(): the same sequence of appends (mostly
+ * the next unit, across file ends; repeats, gaps, bad arguments, values at the limits) on
+ * two queues, one through each; every result, position and unit byte equal.
+ */
+static void test_inline_append_equals_append(void **state)
+{
+    fixture_t *f = *state;
+    shmq_cq_t a, b;
+    assert_int_equal(shmq_cq_open(&a, f->root, TOPIC, 1, FS, 0), 0);
+    assert_int_equal(shmq_cq_open(&b, f->root, TOPIC, 2, FS, 0), 0);
+    uint32_t seed = 12345;
+    int64_t next = 7, phys = 1000;
+    for (int i = 0; i < 3000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = (seed >> 16) % 40;
+        int64_t qo = next, po = phys, tags = (int64_t)seed * 7919;
+        int32_t size = 100 + (int32_t)(r % 7);
+        switch (r) {
+        case 0:
+            qo = next - 1;
+            break; /* a repeat: skipped */
+        case 1:
+            qo = next + 1;
+            break; /* a gap */
+        case 2:
+            qo = -1;
+            break; /* bad arguments */
+        case 3:
+            po = -5;
+            break;
+        case 4:
+            size = 0;
+            break;
+        case 5:
+            size = -1;
+            break;
+        case 6:
+            po = INT64_MAX - 10;
+            break;
+        case 7:
+            qo = INT64_MAX / UNIT;
+            break;
+        case 8:
+            po = phys - 200;
+            break; /* below max_phys: already built */
+        case 9:
+            qo = INT64_MAX;
+            po = INT64_MAX;
+            break;
+        default:
+            break;
+        }
+        int ra = shmq_cq_append_inline(&a, qo, po, size, tags);
+        int rb = shmq_cq_append(&b, qo, po, size, tags);
+        assert_int_equal(ra, rb);
+        assert_int_equal(a.write_pos, b.write_pos);
+        assert_int_equal(a.max_phys_offset, b.max_phys_offset);
+        assert_int_equal(a.min_logic_offset, b.min_logic_offset);
+        if (b.write_pos > (next)*UNIT) {
+            next = b.write_pos / UNIT;
+            phys = b.max_phys_offset;
+        }
+    }
+    assert_true(shmq_cq_max_offset(&b) > 2000);
+    for (int64_t q = shmq_cq_min_offset(&b); q < shmq_cq_max_offset(&b); q++) {
+        shmq_cq_unit_t ua, ub;
+        assert_int_equal(shmq_cq_read(&a, q, &ua), 0);
+        assert_int_equal(shmq_cq_read(&b, q, &ub), 0);
+        assert_memory_equal(&ua, &ub, sizeof(ua));
+    }
+    shmq_cq_close(&a);
+    shmq_cq_close(&b);
+    /* Read-only: refused the same way. */
+    assert_int_equal(shmq_cq_open(&a, f->root, TOPIC, 1, FS, SHMQ_MF_READONLY), 0);
+    int64_t m = shmq_cq_max_offset(&a);
+    assert_int_equal(shmq_cq_append_inline(&a, m, 1 << 30, 100, 0), SHMQ_E_ARG);
+    assert_int_equal(shmq_cq_max_offset(&a), m);
+    shmq_cq_close(&a);
+}
+
 static void test_first_unit_in_first_file_prefills_blank_units(void **state)
 {
     fixture_t *f = *state;
@@ -1003,6 +1084,7 @@ int main(void)
         T(test_reappend_is_idempotent),
         T(test_gap_is_rejected),
         T(test_bad_units_are_rejected),
+        T(test_inline_append_equals_append),
         T(test_first_unit_in_first_file_prefills_blank_units),
         T(test_first_unit_in_later_file_creates_only_that_file),
         T(test_interrupted_prefill_is_replaced),

@@ -658,6 +658,46 @@ static void test_stamps_are_taken_once_in_order_up_to_the_position(void **state)
     assert_int_equal(atomic_load(&h->count), 12 + SHMQ_STAMPS);
 }
 
+/* shmq_stamps_take_inline() (the dispatcher's) against shmq_stamps_take(): the same sequence
+ * as above, every cursor and count equal; a slot the writer reuses while it is read. */
+static void test_inline_stamps_take_equals_take(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_stamps_t *s = &f->ctl.blk->stamps;
+    shmq_ctl_hist_t *h = &f->ctl.blk->counters.append_dispatch;
+    shmq_ctl_hist_t *g = &f->ctl.blk->counters.append_flush;
+    uint64_t ci = shmq_stamps_now(s), co = ci;
+    int64_t now = shmq_now_ns();
+    static const int64_t positions[] = {50, 150, 150, 250, 1000, 1000, 5000, INT64_MAX};
+    for (int round = 0; round < 3000; round++) {
+        if (round % 3 != 2) {
+            /* An hour ahead (0) or behind (the last bucket): the same bucket for both takes,
+             * however long the test runs. */
+            int64_t hour = 3600LL * 1000000000;
+            shmq_stamp_put(s, 100 + round * 10, round % 2 ? now + hour : now - hour, 1 + round % 3);
+        }
+        if (round == 1000) {
+            for (int i = 0; i < SHMQ_STAMPS + 10; i++) {
+                shmq_stamp_put(s, 100 + round * 10, now, 1); /* a reader far behind */
+            }
+        }
+        int64_t pos = round % 5 == 0 ? positions[round % 8] : 100 + (round - 3) * 10;
+        shmq_stamps_take_inline(s, &ci, pos, h, &shmq_hist_stage);
+        shmq_stamps_take(s, &co, pos, g, &shmq_hist_stage);
+        assert_int_equal(ci, co);
+        assert_int_equal(atomic_load(&h->count), atomic_load(&g->count));
+        for (int i = 0; i <= SHMQ_HIST_BOUNDS; i++) {
+            assert_int_equal(atomic_load(&h->bucket[i]), atomic_load(&g->bucket[i]));
+        }
+    }
+    assert_true(atomic_load(&h->count) > 1000);
+    /* A cursor past the stamps (a new control block) starts again from them. */
+    ci = co = shmq_stamps_now(s) + 99;
+    shmq_stamps_take_inline(s, &ci, INT64_MAX, h, &shmq_hist_stage);
+    shmq_stamps_take(s, &co, INT64_MAX, g, &shmq_hist_stage);
+    assert_int_equal(ci, co);
+}
+
 static void test_shared_histogram_adds_only_the_buckets_used(void **state)
 {
     fixture_t *f = *state;
@@ -1577,6 +1617,7 @@ int main(void)
         T(test_topic_put_get_delete_and_reuse, setup_ready),
         T(test_histogram_bucket_is_the_first_bound_at_or_above, setup_ready),
         T(test_stamps_are_taken_once_in_order_up_to_the_position, setup_ready),
+        T(test_inline_stamps_take_equals_take, setup_ready),
         T(test_shared_histogram_adds_only_the_buckets_used, setup_ready),
         T(test_topic_counts_start_again_when_the_slot_takes_a_new_topic, setup_ready),
         T(test_topic_foreach_visits_active_topics, setup_ready),

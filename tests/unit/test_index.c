@@ -103,6 +103,83 @@ static void test_file_layout_matches_rocketmq(void **state)
     shmq_index_file_close(&xf);
 }
 
+static int hook_calls;
+static void count_hook(enum shmq_index_step step)
+{
+    (void)step;
+    hook_calls++;
+}
+
+/* shmq_index_file_put_inline() against shmq_index_file_put(): the same puts on two files (the
+ * first entry, store times before beginTimestamp, far after it, at the limits, a first entry
+ * stored at time 0, runs of store times in one second, negative hashes, a full file, a crash
+ * hook, a read-only file): every result, header copy and byte of the files equal. */
+static void test_inline_file_put_equals_put(void **state)
+{
+    fixture_t *f = *state;
+    static const int64_t ts_far[] = {0,
+                                     -1,
+                                     INT64_MIN,
+                                     INT64_MAX,
+                                     BASE_TS - 1500,
+                                     BASE_TS + 999,
+                                     BASE_TS + (int64_t)INT32_MAX * 1000 + 5000};
+    uint32_t seed = 99;
+    int hooked = 0;
+    int64_t last_ts = BASE_TS;
+    hook_calls = 0;
+    for (int form = 0; form < 40; form++) {
+        shmq_index_file_t a, b;
+        shmq_index_header_t init = {0};
+        char na[18], nb[18];
+        snprintf(na, sizeof(na), "2024010100%07d", form * 2);
+        snprintf(nb, sizeof(nb), "2024010100%07d", form * 2 + 1);
+        assert_int_equal(shmq_index_file_create(&a, f->dir, na, 13, 60, &init), 0);
+        assert_int_equal(shmq_index_file_create(&b, f->dir, nb, 13, 60, &init), 0);
+        for (int i = 0; i < 70; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned r = (seed >> 8) % 32;
+            int32_t hash = (int32_t)((seed >> 4) % 1000);
+            int64_t ts = BASE_TS + (int64_t)(seed % 5000) * i;
+            if (r == 0) {
+                hash = -(int32_t)(seed % 5) - 1;
+            } else if (r < 4) {
+                ts = ts_far[(seed >> 3) % (sizeof(ts_far) / sizeof(ts_far[0]))];
+            } else if (i == 0 && form % 4 == 1) {
+                ts = 0; /* a first entry stored at time 0: beginTimestamp 0 */
+            } else if (r < 20) {
+                /* mostly the previous entry's second */
+                ts = (last_ts > 0 && last_ts < INT64_MAX / 2 ? last_ts : BASE_TS) +
+                     (int64_t)(seed % 700);
+            }
+            last_ts = ts;
+            bool hook = form % 5 == 4 && r == 5;
+            shmq_index_crash_hook = hook ? count_hook : NULL;
+            int ra = shmq_index_file_put_inline(&a, hash, 1000 + i, ts);
+            int before = hook_calls;
+            int rb = shmq_index_file_put(&b, hash, 1000 + i, ts);
+            shmq_index_crash_hook = NULL;
+            hooked += hook_calls - before;
+            assert_int_equal(ra, rb);
+            assert_memory_equal(&a.hdr, &b.hdr, sizeof(a.hdr));
+            assert_int_equal(a.dirty, b.dirty);
+            assert_memory_equal(a.base, b.base, a.size);
+        }
+        assert_int_equal(hook_calls, 2 * hooked); /* each hooked put ran the hook as often */
+        assert_true(shmq_index_file_full(&a));
+        shmq_index_file_close(&a);
+        shmq_index_file_close(&b);
+    }
+    assert_true(hooked > 0);
+    /* Read-only: refused. */
+    shmq_index_file_t ro;
+    char path[400];
+    snprintf(path, sizeof(path), "%s/20240101000000000", f->dir);
+    assert_int_equal(shmq_index_file_open(&ro, path, 13, 60, true), 0);
+    assert_int_equal(shmq_index_file_put_inline(&ro, 1, 5, BASE_TS), SHMQ_E_ARG);
+    shmq_index_file_close(&ro);
+}
+
 static void test_file_holds_index_num_minus_one_entries(void **state)
 {
     fixture_t *f = *state;
@@ -696,6 +773,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test(test_keys_are_uniq_key_then_keys_tokens),
         cmocka_unit_test_setup_teardown(test_inline_put_equals_put_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_file_put_equals_put, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

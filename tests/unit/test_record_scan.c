@@ -28,8 +28,18 @@ static uint32_t next_rand(void)
     return rng;
 }
 
+static int64_t encode_hosts(uint8_t *buf, size_t cap, const char *topic, bool v6, bool store_v6,
+                            const char *props, size_t body_len, int64_t phys);
+
+/* A record of topic: BORNHOST IPv6 when v6, STOREHOST the other kind. */
 static int64_t encode(uint8_t *buf, size_t cap, const char *topic, bool v6, const char *props,
                       size_t body_len, int64_t phys)
+{
+    return encode_hosts(buf, cap, topic, v6, !v6, props, body_len, phys);
+}
+
+static int64_t encode_hosts(uint8_t *buf, size_t cap, const char *topic, bool v6, bool store_v6,
+                            const char *props, size_t body_len, int64_t phys)
 {
     static uint8_t body[512];
     for (size_t i = 0; i < sizeof(body); i++) {
@@ -45,7 +55,7 @@ static int64_t encode(uint8_t *buf, size_t cap, const char *topic, bool v6, cons
     m.born_host.is_v6 = v6;
     m.born_host.addr[0] = 10;
     m.born_host.port = 4444;
-    m.store_host.is_v6 = !v6;
+    m.store_host.is_v6 = store_v6;
     m.store_host.addr[0] = 11;
     m.store_host.port = 10911;
     m.body = body;
@@ -103,6 +113,65 @@ static void test_head_decode_reads_what_the_full_decode_reads(void **state)
     /* Flags it does not implement are refused, not ignored. */
     assert_int_equal(shmq_record_head_decode(buf, 64, 0, SHMQ_DECODE_CHECK_BODY_CRC, &h),
                      SHMQ_E_ARG);
+}
+
+/* The layout's shortcut for a V1 record with IPv4 hosts against the walk it bypasses: damaged
+ * lengths (the body's, the topic's, the properties', TOTALSIZE), cut records, avail beyond
+ * the record; the same result, and the same layout when it succeeds. */
+static void test_layout_shortcut_equals_the_walk(void **state)
+{
+    (void)state;
+    static uint8_t orig[4096], buf[4096];
+    static const size_t fields[] = {0, 1, 2, 3, 84, 85, 86, 87};
+    int ok = 0;
+    for (int round = 0; round < 20000; round++) {
+        int64_t len = encode_hosts(orig, sizeof(orig), "TopicTest", false, false,
+                                   "UNIQ_KEY\001abc\002", next_rand() % 300, 1000);
+        assert_true(len > 0);
+        memset(buf, 0, sizeof(buf));
+        memcpy(buf, orig, (size_t)len);
+        int changes = (int)(next_rand() % 3);
+        for (int c = 0; c < changes; c++) {
+            size_t body_len = shmq_get_be32(orig + 84);
+            size_t at = next_rand() % 4 == 0 ? fields[next_rand() % 8]
+                        : next_rand() % 2    ? 88 + body_len + next_rand() % 12 /* topic, props */
+                                             : next_rand() % (size_t)len;
+            unsigned k = next_rand() % 4;
+            buf[at] = k == 0   ? (uint8_t)next_rand()
+                      : k == 1 ? (uint8_t)(buf[at] ^ 0x80)
+                               : (uint8_t)(buf[at] + (k == 2 ? 1 : -1));
+        }
+        size_t avail =
+            (next_rand() % 3) ? (size_t)len + next_rand() % 30 : next_rand() % ((size_t)len + 40);
+        int64_t total = (int32_t)shmq_get_be32(buf);
+        shmq_record_layout_t a, b;
+        memset(&a, 0x5A, sizeof(a));
+        memset(&b, 0x5A, sizeof(b));
+        int ra = shmq_record_layout(buf, avail, &a);
+        if (avail < 40 || (int32_t)shmq_get_be32(buf + 4) != SHMQ_MAGIC_V1 ||
+            (shmq_get_be32(buf + 36) & (SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6))) {
+            continue; /* not the shortcut's */
+        }
+        shmq_error_clear();
+        int rb = shmq_record_layout_walk(buf, avail, total, 0, true, &b);
+        assert_int_equal(ra, rb);
+        if (ra > 0) {
+            ok++;
+            assert_int_equal(a.sysflag, b.sysflag);
+            assert_int_equal(a.v2, b.v2);
+            assert_int_equal(a.born_v6, b.born_v6);
+            assert_int_equal(a.store_v6, b.store_v6);
+            assert_int_equal(a.store_at, b.store_at);
+            assert_int_equal(a.recons_at, b.recons_at);
+            assert_int_equal(a.body_at, b.body_at);
+            assert_int_equal(a.body_len, b.body_len);
+            assert_int_equal(a.topic_at, b.topic_at);
+            assert_int_equal(a.topic_len, b.topic_len);
+            assert_int_equal(a.props_at, b.props_at);
+            assert_int_equal(a.props_len, b.props_len);
+        }
+    }
+    assert_true(ok > 3000);
 }
 
 /* Damaged and cut records: the same answer as the full decode, for each byte changed. */
@@ -420,6 +489,52 @@ static void test_uniq_key_only_hash_equals_scan_then_hash(void **state)
     assert_true(fast > 100000);
 }
 
+/* The UNIQ_KEY value hashed in vectors (16 bytes and more): every length from 1 to 130, every
+ * ASCII byte (0x00, 0x01, 0x7F among them) in random values, with and without the __CRC32#
+ * tail, equal to the plain hash; a 0x02 or a non-ASCII byte at each position of the value
+ * hands the area on (-1).  Each area in an allocation of its own size (the vector loads stay
+ * inside: the sanitizer build checks it). */
+static void test_uniq_key_vector_hash_equals_the_plain_hash(void **state)
+{
+    (void)state;
+    static const char crc[] = "__CRC32#\0010123456789\002";
+    static const uint8_t bad[] = {0x02, 0x80, 0xFF, 0xC3};
+    char area[200];
+    for (size_t vl = 1; vl <= 130; vl++) {
+        for (int round = 0; round < 40; round++) {
+            shmq_key_hash_memo_t memo;
+            memset(&memo, 0, sizeof(memo));
+            char value[131];
+            for (size_t i = 0; i < vl; i++) {
+                unsigned c = next_rand() % 128;
+                value[i] = (char)(c == 2 ? 0x7F : c);
+            }
+            int spoil = round % 4 == 3 ? (int)(next_rand() % vl) : -1;
+            if (spoil >= 0) {
+                value[spoil] = (char)bad[next_rand() % sizeof(bad)];
+            }
+            memcpy(area, "UNIQ_KEY\001", 9);
+            memcpy(area + 9, value, vl);
+            area[9 + vl] = '\002';
+            size_t len = 10 + vl;
+            if (round % 2 == 0) {
+                memcpy(area + len, crc, sizeof(crc) - 1);
+                len += sizeof(crc) - 1;
+            }
+            char *p = malloc(len);
+            assert_non_null(p);
+            memcpy(p, area, len);
+            int32_t h = shmq_uniq_key_only_hash_memo(&memo, "BenchTopic", 10, p, len);
+            if (spoil >= 0) {
+                assert_int_equal(h, -1);
+            } else {
+                assert_int_equal(h, shmq_topic_key_hash("BenchTopic", 10, value, vl));
+            }
+            free(p);
+        }
+    }
+}
+
 /* The partial scans against the full one: the fields each looks for equal, the rest NULL, 0. */
 static void check_partial_scans(const char *p, size_t len)
 {
@@ -461,6 +576,11 @@ static void check_partial_scans(const char *p, size_t len)
         assert_non_null(tv);
         assert_int_equal(tv - copy, all.tags - p);
     }
+    assert_int_equal(tl, all.tags_len);
+    /* Its inline form (an area of 16 to 64 bytes without a 'T' answered without the
+     * search): the same answer. */
+    tl = 12345;
+    assert_ptr_equal(shmq_record_props_find_tags_inline(copy, len, &tl), tv);
     assert_int_equal(tl, all.tags_len);
     free(copy);
 }
@@ -553,6 +673,8 @@ int main(void)
         cmocka_unit_test(test_topic_key_hash_equals_the_hash_of_the_joined_bytes),
         cmocka_unit_test(test_topic_key_hash_memo_equals_the_plain_hash),
         cmocka_unit_test(test_uniq_key_only_hash_equals_scan_then_hash),
+        cmocka_unit_test(test_uniq_key_vector_hash_equals_the_plain_hash),
+        cmocka_unit_test(test_layout_shortcut_equals_the_walk),
         cmocka_unit_test(test_partial_props_scans_find_what_the_full_scan_finds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
