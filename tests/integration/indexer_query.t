@@ -14,10 +14,10 @@ broker_init indexer-query
 INDEX="--set maxHashSlotNum=64 --set maxIndexNum=100"
 Q() { "$CTL" query --store "$STORE" $SMALL $INDEX "$@"; }
 
-# wait_indexed: positions.indexed reaches positions.wrote (bounded, 10 s).
+# wait_indexed: positions.indexed reaches positions.wrote (bounded, 30 s: a loaded machine).
 wait_indexed() {
     local i=0 w x
-    while [ $i -lt 100 ]; do
+    while [ $i -lt 300 ]; do
         w=$(position wrote)
         x=$(position indexed)
         [ -n "$w" ] && [ "$w" = "$x" ] && return 0
@@ -139,8 +139,9 @@ wait_indexed
 ok $? "after the restart, positions.indexed is the end at once (nothing new to index)"
 send "after restart" --keys "late cust-A"
 wait_indexed
+ok $? "positions.indexed reaches positions.wrote after the restart" || diag "$T/shmqd.log"
 Q --topic TopicIdx --key cust-A >"$T/q16" 2>&1
-is "$(wc -l <"$T/q16" | tr -d ' ')" "3" "a message sent after the restart is indexed"
+is "$(wc -l <"$T/q16" | tr -d ' ')" "3" "a message sent after the restart is indexed" || diag "$T/q16"
 grep 'SEND_OK' "$T/send.out" | sed 's/.*uniqKey=\([0-9A-F]*\).*/\1/' >"$T/uniqs"
 "$HELPERS/index_check" --store "$STORE" --topic TopicIdx $SMALL $INDEX <"$T/uniqs" >"$T/check" 2>&1
 ok $? "index_check ran" || diag "$T/check"
