@@ -186,7 +186,8 @@ static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least
     }
     uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     shmq_hist_add(&b->counters.flush_latency, &shmq_hist_flush, (int64_t)ns, 1);
-    shmq_stamps_take(&b->stamps, &f->stamp, wrote, &b->counters.append_flush, &shmq_hist_stage);
+    shmq_stamps_take_inline(&b->stamps, &f->stamp, wrote, &b->counters.append_flush,
+                            &shmq_hist_stage);
     SHMQ_PROBE(flush, from, wrote, ns);
     return bytes;
 }

@@ -14,6 +14,11 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <smmintrin.h>
+#include <stdbool.h>
+#include <tmmintrin.h>
+#endif
 
 #include "base/bytes.h"
 #include "format/record_layout.h"
@@ -589,10 +594,79 @@ static inline __attribute__((always_inline)) bool hash_ascii16(uint32_t *hp, con
     *hp = h;
     return true;
 }
+
+#if defined(__x86_64__)
+/* Whether the CPU has SSSE3 and SSE4.1 (pmaddubsw, pmulld): decided once, before main(). */
+static bool key_have_sse41;
+
+__attribute__((constructor)) static void key_detect_sse41(void)
+{
+    __builtin_cpu_init();
+    key_have_sse41 = __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1");
+}
+
+/* quads16() by one unsigned-by-signed byte multiply-add (b(2k)*31 + b(2k+1), at most
+ * 255*32: no saturation) then the same multiply-add of pairs. */
+__attribute__((target("ssse3,sse4.1"))) static inline __m128i quads16_sse41(__m128i x)
+{
+    const __m128i w1 = _mm_set1_epi16(1 << 8 | 31);         /* byte lanes 31, 1 */
+    const __m128i w2 = _mm_set1_epi32(1 << 16 | (31 * 31)); /* 16-bit lanes 31^2, 1 */
+    return _mm_madd_epi16(_mm_maddubs_epi16(x, w1), w2);
+}
+
+/* The sum of the four 32-bit lanes of v, modulo 2^32. */
+__attribute__((target("ssse3,sse4.1"))) static inline uint32_t lanes_sum4(__m128i v)
+{
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4E));
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0xB1));
+    return (uint32_t)_mm_cvtsi128_si32(v);
+}
+
+/* hash_ascii16() with the multiplies of SSSE3 and SSE4.1: the same value, the same
+ * checks. */
+__attribute__((target("ssse3,sse4.1"))) static inline bool
+hash_ascii16_sse41(uint32_t *hp, const uint8_t *p, size_t n)
+{
+    const __m128i w_lo = _mm_setr_epi32((int)P12, (int)P8, (int)P4, 1);
+    const __m128i w_hi =
+        _mm_setr_epi32((int)(P12 * P16), (int)(P8 * P16), (int)(P4 * P16), (int)P16);
+    uint32_t h = *hp;
+    __m128i bad = _mm_setzero_si128();
+    for (; n >= 32; p += 32, n -= 32) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        bad = _mm_or_si128(bad, _mm_or_si128(sep_or_high16(a), sep_or_high16(b)));
+        __m128i v = _mm_add_epi32(_mm_mullo_epi32(quads16_sse41(a), w_hi),
+                                  _mm_mullo_epi32(quads16_sse41(b), w_lo));
+        h = h * P32 + lanes_sum4(v);
+    }
+    if (n >= 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        bad = _mm_or_si128(bad, sep_or_high16(a));
+        h = h * P16 + lanes_sum4(_mm_mullo_epi32(quads16_sse41(a), w_lo));
+        p += 16;
+        n -= 16;
+    }
+    if (n > 0) {
+        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)),
+                                  _mm_loadu_si128((const __m128i *)(const void *)(keep_last + n)));
+        bad = _mm_or_si128(bad, sep_or_high16(a));
+        h = h * pow31[n] + lanes_sum4(_mm_mullo_epi32(quads16_sse41(a), w_lo));
+    }
+    if (_mm_movemask_epi8(bad) != 0) {
+        return false;
+    }
+    *hp = h;
+    return true;
+}
+#endif
 #endif
 
-int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
-                                     const char *props, size_t len)
+/* shmq_uniq_key_only_hash_memo(); sse41: its vector hash with the multiplies of SSSE3
+ * and SSE4.1 (only in uniq_key_only_sse41, built for them). */
+static inline __attribute__((always_inline)) int32_t
+uniq_key_only(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len, const char *props,
+              size_t len, bool sse41)
 {
     const size_t name_len = sizeof(SHMQ_PROP_UNIQ_KEY) - 1;
     if (!(topic_len >= 8 && topic_len <= 16 && memo_topic_is(m, topic, topic_len)) &&
@@ -618,9 +692,15 @@ int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic,
         /* A value of 16 bytes or more (a UNIQ_KEY has 32): hashed whole, in vectors, for
          * fewer instructions than the memo's comparisons; the memo is left as it is. */
         uint32_t hv = m->topic_hash;
+#if defined(__x86_64__)
+        if (sse41) {
+            return hash_ascii16_sse41(&hv, p, n) ? hash_abs(hv) : -1;
+        }
+#endif
         return hash_ascii16(&hv, p, n) ? hash_abs(hv) : -1;
     }
 #endif
+    (void)sse41;
     size_t w = 0, known = m->words;
     uint32_t h = m->topic_hash;
     int32_t res = -1;
@@ -652,4 +732,35 @@ int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic,
 out:
     m->words = (uint32_t)known;
     return res;
+}
+
+#if defined(__SSE2__) && defined(__x86_64__)
+/* uniq_key_only() built for SSSE3 and SSE4.1 (its vector hash inlined with their
+ * multiplies). */
+__attribute__((target("ssse3,sse4.1"))) static int32_t
+uniq_key_only_sse41(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len, const char *props,
+                    size_t len)
+{
+    return uniq_key_only(m, topic, topic_len, props, len, true);
+}
+#endif
+
+/* shmq_uniq_key_only_hash_memo() on its SSE2 path whatever the CPU has (tests). */
+int32_t shmq_uniq_key_only_hash_memo_sse2(shmq_key_hash_memo_t *m, const char *topic,
+                                          size_t topic_len, const char *props, size_t len)
+{
+    return uniq_key_only(m, topic, topic_len, props, len, false);
+}
+
+/* Each path a function of its own: this one only tests the flag and jumps (no registers
+ * saved here for a body inlined beside the call). */
+int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
+                                     const char *props, size_t len)
+{
+#if defined(__SSE2__) && defined(__x86_64__)
+    if (key_have_sse41) {
+        return uniq_key_only_sse41(m, topic, topic_len, props, len);
+    }
+#endif
+    return shmq_uniq_key_only_hash_memo_sse2(m, topic, topic_len, props, len);
 }

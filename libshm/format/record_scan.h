@@ -188,10 +188,15 @@ int32_t shmq_topic_key_hash_memo(shmq_key_hash_memo_t *m, const char *topic, siz
  * shmq_record_props_scan_keys() finds (and no KEYS).  -1 for any other area
  * or a topic the memo cannot hold: the caller scans it.  Each byte of the
  * value is checked and hashed from one read (the area may be shared
- * memory).  A value of 16 bytes or more is hashed whole in vectors (SSE2),
- * the memo's key words left as they are; a shorter one through the memo.
+ * memory).  A value of 16 bytes or more is hashed whole in vectors (SSE2,
+ * or SSSE3 and SSE4.1 where the CPU has them), the memo's key words left as
+ * they are; a shorter one through the memo.
  */
 int32_t shmq_uniq_key_only_hash_memo(shmq_key_hash_memo_t *m, const char *topic, size_t topic_len,
                                      const char *props, size_t len);
+
+/* shmq_uniq_key_only_hash_memo() on its SSE2 path whatever the CPU has (tests). */
+int32_t shmq_uniq_key_only_hash_memo_sse2(shmq_key_hash_memo_t *m, const char *topic,
+                                          size_t topic_len, const char *props, size_t len);
 
 #endif
