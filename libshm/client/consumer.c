@@ -642,26 +642,11 @@ static inline __attribute__((always_inline)) int64_t crc_tail_value(const uint8_
                                                                     uint32_t len)
 {
 #if defined(__SSE2__)
-    if (len < SHMQ_CRC_PROP_LEN) {
+    __m128i d; /* the ten digit values at bytes 0..9, zeros after them */
+    if (!shmq_record_crc_tail_digits(props, len, &d)) {
         return -1;
     }
-    const uint8_t *t = props + len - SHMQ_CRC_PROP_LEN;
-    uint32_t h4, w4;
-    memcpy(&h4, t, 4);
-    memcpy(&w4, SHMQ_PROP_CRC32, 4);
-    if (h4 != w4 || (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP)) {
-        return -1;
-    }
-    const __m128i base = _mm_setr_epi8('C', '3', '2', '#', SHMQ_PROP_NAME_VALUE_SEP, '0', '0', '0',
-                                       '0', '0', '0', '0', '0', '0', '0', SHMQ_PROP_SEP);
-    const __m128i most = _mm_setr_epi8(0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 0);
     const __m128i zero = _mm_setzero_si128();
-    __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)(t + 4)), base);
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(d, most), zero)) != 0xFFFF) {
-        return -1;
-    }
-    /* The ten digit values at bytes 0..9, zeros after them (the end byte less itself). */
-    d = _mm_srli_si128(d, 5);
     const __m128i k10 = _mm_setr_epi16(1, 10, 1, 10, 1, 10, 1, 10);
     const __m128i k100 = _mm_setr_epi16(1, 100, 1, 100, 1, 0, 0, 0);
     /* 32-bit lanes of two digits (0..99): digits 0-1, 2-3, 4-5, 6-7, then 8-9. */

@@ -694,22 +694,32 @@ static int prepare_one(shmq_producer_t *p, const shmq_message_t *m, size_t tlen,
     return 0;
 }
 
-/* Put the entry view rm (single message, no slot yet) in the ring; see producer_int.h. */
-static inline int enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
-                          uint32_t *slot_out)
+/* Room for an entry of len bytes: a completion slot (*s; none for a one-way send, mode
+ * REQ_FREE) and the ring's bytes (*dst), waiting for each until deadline. */
+static inline __attribute__((always_inline)) int entry_room(shmq_producer_t *p, uint64_t len,
+                                                            uint8_t mode, int64_t deadline,
+                                                            uint32_t *s, uint8_t **dst)
 {
-    int rc;
-    uint64_t len = shmq_ring_entry_size_inline(rm->topic_len, rm->props_len, rm->body_len);
     if (len > p->rp.size) {
         return shmq_error_set(SHMQ_E_TOO_BIG, "message of %llu bytes exceeds the ring (%llu)",
                               (unsigned long long)len, (unsigned long long)p->rp.size);
     }
-    uint32_t s = 0;
-    if (mode != REQ_FREE && (rc = slot_alloc(p, deadline, &s)) < 0) {
+    int rc;
+    if (mode != REQ_FREE && (rc = slot_alloc(p, deadline, s)) < 0) {
         return rc;
     }
+    return ring_reserve(p, len, deadline, dst);
+}
+
+/* Put the entry view rm (single message, no slot yet) in the ring; see producer_int.h. */
+static inline int enqueue(shmq_producer_t *p, shmq_ring_msg_t *rm, uint8_t mode, int64_t deadline,
+                          uint32_t *slot_out)
+{
+    uint64_t len = shmq_ring_entry_size_inline(rm->topic_len, rm->props_len, rm->body_len);
+    uint32_t s = 0;
     uint8_t *dst;
-    if ((rc = ring_reserve(p, len, deadline, &dst)) < 0) {
+    int rc = entry_room(p, len, mode, deadline, &s, &dst);
+    if (rc < 0) {
         return rc;
     }
     rm->req_id = ++p->next_req;
@@ -768,17 +778,10 @@ static inline int send_plain(shmq_producer_t *p, const shmq_message_t *m, int32_
         shmq_prod_tmpl_build(p); /* m's topic: the one check_one validated last */
     }
     uint64_t len = shmq_prod_plain_size(p, m->body_len);
-    if (len > p->rp.size) {
-        return shmq_error_set(SHMQ_E_TOO_BIG, "message of %llu bytes exceeds the ring (%llu)",
-                              (unsigned long long)len, (unsigned long long)p->rp.size);
-    }
-    int rc;
     uint32_t s = 0;
-    if (mode != REQ_FREE && (rc = slot_alloc(p, deadline, &s)) < 0) {
-        return rc;
-    }
     uint8_t *dst;
-    if ((rc = ring_reserve(p, len, deadline, &dst)) < 0) {
+    int rc = entry_room(p, len, mode, deadline, &s, &dst);
+    if (rc < 0) {
         return rc;
     }
     uint64_t req_id = ++p->next_req;

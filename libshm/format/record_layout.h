@@ -243,6 +243,40 @@ static inline int32_t shmq_record_crc_before_tail(const uint8_t *buf, int32_t to
                      0x7FFFFFFFu);
 }
 
+#if defined(__SSE2__)
+/*
+ * The check of shmq_record_crc_tail_value(): true for a well-formed
+ * __CRC32# tail ending the len bytes of properties at props, with *digits
+ * the ten digit values (the least significant first) at bytes 0..9 and
+ * zeros after them.  "__CR" as a word, then the last 16 bytes of the tail in
+ * one SSE2 compare: minus "C32#" 0x01, ten '0' and 0x02, each byte must be 0
+ * at a fixed byte and at most 9 at a digit (unsigned, saturated).
+ */
+static inline __attribute__((always_inline)) bool
+shmq_record_crc_tail_digits(const uint8_t *props, uint32_t len, __m128i *digits)
+{
+    if (len < SHMQ_CRC_PROP_LEN) {
+        return false;
+    }
+    const uint8_t *t = props + len - SHMQ_CRC_PROP_LEN;
+    uint32_t h4, w4;
+    memcpy(&h4, t, 4);
+    memcpy(&w4, SHMQ_PROP_CRC32, 4);
+    if (h4 != w4 || (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP)) {
+        return false;
+    }
+    const __m128i base = _mm_setr_epi8('C', '3', '2', '#', SHMQ_PROP_NAME_VALUE_SEP, '0', '0', '0',
+                                       '0', '0', '0', '0', '0', '0', '0', SHMQ_PROP_SEP);
+    const __m128i most = _mm_setr_epi8(0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 0);
+    __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)(t + 4)), base);
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(d, most), _mm_setzero_si128())) != 0xFFFF) {
+        return false;
+    }
+    *digits = _mm_srli_si128(d, 5); /* the end byte less itself: zero */
+    return true;
+}
+#endif
+
 /*
  * The value of a well-formed __CRC32# tail ending the len bytes of
  * properties at props: the name at a property's start, ten digits, the end
@@ -250,33 +284,17 @@ static inline int32_t shmq_record_crc_before_tail(const uint8_t *buf, int32_t to
  * shmq_record_verify() judges in full.  Where it returns a value,
  * shmq_record_verify() with SHMQ_DECODE_VERIFY (and without
  * SHMQ_DECODE_CHECK_BODY_CRC) returns 0 if and only if it equals the masked
- * CRC of the record's bytes before the tail.  "__CR" as a word, then the last
- * 16 bytes of the tail in one SSE2 compare: minus "C32#" 0x01, ten '0' and
- * 0x02, each byte must be 0 at a fixed byte and at most 9 at a digit
- * (unsigned, saturated).
+ * CRC of the record's bytes before the tail (the check:
+ * shmq_record_crc_tail_digits()).
  */
 static inline int64_t shmq_record_crc_tail_value(const uint8_t *props, uint32_t len)
 {
 #if defined(__SSE2__)
-    if (len < SHMQ_CRC_PROP_LEN) {
-        return -1;
-    }
-    const uint8_t *t = props + len - SHMQ_CRC_PROP_LEN;
-    uint32_t h4, w4;
-    memcpy(&h4, t, 4);
-    memcpy(&w4, SHMQ_PROP_CRC32, 4);
-    if (h4 != w4 || (len > SHMQ_CRC_PROP_LEN && t[-1] != SHMQ_PROP_SEP)) {
-        return -1;
-    }
-    const __m128i base = _mm_setr_epi8('C', '3', '2', '#', SHMQ_PROP_NAME_VALUE_SEP, '0', '0', '0',
-                                       '0', '0', '0', '0', '0', '0', '0', SHMQ_PROP_SEP);
-    const __m128i most = _mm_setr_epi8(0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 0);
-    __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)(t + 4)), base);
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(d, most), _mm_setzero_si128())) != 0xFFFF) {
+    __m128i d;
+    if (!shmq_record_crc_tail_digits(props, len, &d)) {
         return -1;
     }
     /* The digits' values, the least significant first: eight, then two. */
-    d = _mm_srli_si128(d, 5);
     uint64_t x = (uint64_t)_mm_cvtsi128_si64(d);
     uint64_t top = (uint64_t)(uint32_t)_mm_extract_epi16(d, 4);
     const uint64_t m8 = 0x00FF00FF00FF00FFULL, m16 = 0x0000FFFF0000FFFFULL;

@@ -180,6 +180,26 @@ static __attribute__((noinline, cold)) void async_send_failed(bench_prod_t *bp, 
     bp->free_reqs = q;
 }
 
+/* A free request for one message sent at *now (read again after a wait for one), or NULL when
+ * the run was interrupted while waiting. */
+static inline async_req_t *take_req(bench_prod_t *bp, shmq_producer_t *p, int64_t *now)
+{
+    if (bp->free_reqs == NULL) {
+        while (bp->free_reqs == NULL && !bench_interrupted) {
+            shmq_producer_poll(p, 100);
+        }
+        if (bp->free_reqs == NULL) {
+            return NULL;
+        }
+        *now = bench_fast_ns(); /* after the wait for a request */
+    }
+    async_req_t *q = bp->free_reqs;
+    bp->free_reqs = q->next_free;
+    q->n = 1;
+    q->send_ns = *now;
+    return q;
+}
+
 /*
  * run_loop's asynchronous sends (--inflight K > 1) of one message at a time,
  * neither paced nor stamped (produce, not e2e): the same steps, without the
@@ -189,19 +209,10 @@ static void run_async(bench_prod_t *bp, shmq_producer_t *p, const shmq_message_t
 {
     bench_proc_t *me = bp->me;
     while (keep_going(bp, now)) {
-        if (bp->free_reqs == NULL) {
-            while (bp->free_reqs == NULL && !bench_interrupted) {
-                shmq_producer_poll(p, 100);
-            }
-            if (bp->free_reqs == NULL) {
-                break;
-            }
-            now = bench_fast_ns(); /* after the wait for a request */
+        async_req_t *q = take_req(bp, p, &now);
+        if (q == NULL) {
+            break;
         }
-        async_req_t *q = bp->free_reqs;
-        bp->free_reqs = q->next_free;
-        q->n = 1;
-        q->send_ns = now;
         int rc = shmq_send_async(p, m, on_async_done, q);
         me->sent++;
         if (__builtin_expect(rc < 0, 0)) {
@@ -265,19 +276,10 @@ static int run_loop(bench_prod_t *bp, shmq_producer_t *p)
             me->sent++;
             record_ack(bp, rc == 0 && r1.status != SHMQ_SEND_OK ? -ETIMEDOUT : rc, t0, 1);
         } else {
-            if (bp->free_reqs == NULL) {
-                while (bp->free_reqs == NULL && !bench_interrupted) {
-                    shmq_producer_poll(p, 100);
-                }
-                if (bp->free_reqs == NULL) {
-                    break;
-                }
-                now = bench_fast_ns(); /* after the wait for a request */
+            async_req_t *q = take_req(bp, p, &now);
+            if (q == NULL) {
+                break;
             }
-            async_req_t *q = bp->free_reqs;
-            bp->free_reqs = q->next_free;
-            q->n = 1;
-            q->send_ns = now;
             stamp(bp, body, q->send_ns);
             int rc = shmq_send_async(p, &msgs[0], on_async_done, q);
             me->sent++;
