@@ -182,7 +182,8 @@ static __attribute__((noinline, cold)) void async_send_failed(bench_prod_t *bp, 
 
 /* A free request for one message sent at *now (read again after a wait for one), or NULL when
  * the run was interrupted while waiting. */
-static inline async_req_t *take_req(bench_prod_t *bp, shmq_producer_t *p, int64_t *now)
+static inline __attribute__((always_inline)) async_req_t *take_req(bench_prod_t *bp,
+                                                                   shmq_producer_t *p, int64_t *now)
 {
     if (bp->free_reqs == NULL) {
         while (bp->free_reqs == NULL && !bench_interrupted) {
