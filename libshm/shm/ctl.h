@@ -1088,7 +1088,9 @@ void shmq_ctl_offsets_reset_end(shmq_ctl_t *ctl);
 /* Copy every offset of the consumer area into *t ("topic@group" keys); free it after. */
 int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t);
 
-/* Save every offset to config/consumerOffset.json ("topic@group" -> {queue: offset}). */
+/* Save every offset to config/consumerOffset.json ("topic@group" -> {queue: offset}), one
+ * process at a time (a byte of <root>/lock, 5 s at most: then an error and the offsets stay
+ * dirty). */
 int shmq_ctl_offsets_save(shmq_ctl_t *ctl);
 
 /* The same after offsets were removed: shmq_consumer_offsets_save_dropped (twice). */

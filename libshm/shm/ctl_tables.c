@@ -28,12 +28,13 @@
 #include "shmq/errors.h"
 #include "format/store_files.h"
 
-#define LOCK_BYTE_TOPICS   2
-#define LOCK_BYTE_OFFSETS  3
-#define LOCK_BYTE_QUEUES   4
-#define TABLE_LOCK_TIMEOUT 5000 /* ms: inserts hold their lock for microseconds */
-#define SEQLOCK_SPINS      100
-#define SEQLOCK_WAIT_MS    100 /* a writer stuck mid-change this long has died */
+#define LOCK_BYTE_TOPICS       2
+#define LOCK_BYTE_OFFSETS      3
+#define LOCK_BYTE_QUEUES       4
+#define LOCK_BYTE_OFFSETS_FILE 5    /* config/consumerOffset.json: one saver at a time */
+#define TABLE_LOCK_TIMEOUT     5000 /* ms: inserts hold their lock for microseconds */
+#define SEQLOCK_SPINS          100
+#define SEQLOCK_WAIT_MS        100 /* a writer stuck mid-change this long has died */
 
 /* ---- locks on bytes of <root>/lock ------------------------------------------------ */
 
@@ -796,8 +797,20 @@ int shmq_ctl_offsets_snapshot(const shmq_ctl_t *ctl, shmq_offset_table_t *t)
     return 0;
 }
 
+/*
+ * One saver at a time, from its snapshot to its rename (the flusher's rounds,
+ * shmqctl's topic and group deletes): two writers of the file would share its
+ * temporary name (one removes the other's as stale, and its rename fails), and
+ * a snapshot taken before a delete and renamed after it would bring the
+ * dropped offsets back.  Under the lock the newest snapshot is the last saved.
+ */
 static int ctl_offsets_save(shmq_ctl_t *ctl, bool dropped)
 {
+    int lfd = lock_byte(ctl, LOCK_BYTE_OFFSETS_FILE, TABLE_LOCK_TIMEOUT, "consumer offsets file");
+    if (lfd < 0) {
+        offsets_mark_dirty(ctl); /* not saved: try again next time */
+        return lfd;
+    }
     shmq_offset_table_t t;
     /* Clear first (acquire pairs with the committers' release): a commit
      * racing with this save sets it again and is saved next time. */
@@ -811,6 +824,7 @@ static int ctl_offsets_save(shmq_ctl_t *ctl, bool dropped)
         offsets_mark_dirty(ctl); /* not saved: try again next time */
     }
     shmq_offset_table_free(&t);
+    close(lfd);
     return rc;
 }
 
