@@ -253,6 +253,7 @@ int shmq_index_file_open(shmq_index_file_t *f, const char *path, int32_t slot_nu
     }
     f->fd = fd;
     f->base = p;
+    f->entries = f->base + SHMQ_INDEX_HEADER_SIZE + (size_t)slot_num * SHMQ_INDEX_SLOT_SIZE;
     f->size = (size_t)want;
     shmq_index_header_read(f, &f->hdr);
     return 0;
@@ -261,6 +262,7 @@ int shmq_index_file_open(shmq_index_file_t *f, const char *path, int32_t slot_nu
 void shmq_index_file_close(shmq_index_file_t *f)
 {
     shmq_store_file_unmap(&f->base, f->size, &f->fd);
+    f->entries = NULL;
 }
 
 int shmq_index_file_destroy(shmq_index_file_t *f)

@@ -62,6 +62,7 @@ typedef struct shmq_index_file {
     char name[SHMQ_INDEX_NAME_LEN + 1];
     int fd;
     uint8_t *base;
+    uint8_t *entries; /* base + the slot table: entry k at entries + 20k */
     size_t size;
     int32_t slot_num;  /* hashSlotNum */
     int32_t index_num; /* maxIndexNum: entries 1 .. index_num-1 fit */
@@ -195,7 +196,8 @@ static inline __attribute__((always_inline)) int32_t shmq_index_time_diff(shmq_i
                                                                           int64_t store_ts)
 {
     int64_t begin = f->hdr.begin_ts;
-    if (f->sec_begin == begin && store_ts >= f->sec_from && store_ts - f->sec_from < 1000) {
+    /* Unsigned: store_ts in sec_from .. sec_from + 999 (which never passes INT64_MAX). */
+    if (f->sec_begin == begin && (uint64_t)store_ts - (uint64_t)f->sec_from < 1000) {
         return f->sec_diff; /* the second of the previous entry's (or 0, 0, 0 as opened: 0) */
     }
     if (begin <= 0) {
@@ -213,9 +215,12 @@ static inline __attribute__((always_inline)) int32_t shmq_index_time_diff(shmq_i
     if (diff >= INT32_MAX) {
         return INT32_MAX; /* clamped: not a second of its own */
     }
-    f->sec_begin = begin;
-    f->sec_from = begin + diff * 1000;
-    f->sec_diff = (int32_t)diff;
+    int64_t from = begin + diff * 1000; /* <= store_ts */
+    if (from <= INT64_MAX - 999) {
+        f->sec_begin = begin;
+        f->sec_from = from;
+        f->sec_diff = (int32_t)diff;
+    }
     return (int32_t)diff;
 }
 
@@ -249,8 +254,7 @@ shmq_index_file_put_entry(shmq_index_file_t *f, int32_t key_hash, int64_t phys, 
         prev = 0;
     }
     int32_t diff = shmq_index_time_diff(f, store_ts);
-    uint8_t *p = f->base + SHMQ_INDEX_HEADER_SIZE + (size_t)f->slot_num * SHMQ_INDEX_SLOT_SIZE +
-                 (size_t)n * SHMQ_INDEX_ENTRY_SIZE;
+    uint8_t *p = f->entries + (size_t)n * SHMQ_INDEX_ENTRY_SIZE;
     uint32_t v32 = __builtin_bswap32((uint32_t)key_hash);
     uint64_t v64 = __builtin_bswap64((uint64_t)phys);
     memcpy(p, &v32, 4);

@@ -273,6 +273,45 @@ static void test_inline_file_put_equals_put(void **state)
     shmq_index_file_close(&ro);
 }
 
+/* Store times near the ends of int64 after a beginTimestamp near INT64_MAX: the second
+ * remembered may not reach past INT64_MAX (a store time far below would take its timeDiff);
+ * put_inline and put against ref_put, every byte. */
+static void test_put_time_diff_at_the_limits(void **state)
+{
+    fixture_t *f = *state;
+    static const int64_t ts[] = {INT64_MAX - 4500,
+                                 INT64_MAX,
+                                 INT64_MIN + 5,
+                                 INT64_MAX - 600,
+                                 INT64_MIN,
+                                 INT64_MAX - 4499,
+                                 -1,
+                                 0,
+                                 INT64_MAX - 999,
+                                 INT64_MAX - 1000,
+                                 INT64_MIN + 998};
+    for (int way = 0; way < 2; way++) {
+        shmq_index_file_t a;
+        shmq_index_header_t init = {0};
+        assert_int_equal(shmq_index_file_create(&a, f->dir,
+                                                way ? "20240101000000001" : "20240101000000002", 7,
+                                                40, &init),
+                         0);
+        uint8_t *m = malloc(a.size);
+        assert_non_null(m);
+        memcpy(m, a.base, a.size);
+        for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+            int32_t hash = (int32_t)(i * 3);
+            int ra = way ? shmq_index_file_put_inline(&a, hash, 100 + (int64_t)i, ts[i])
+                         : shmq_index_file_put(&a, hash, 100 + (int64_t)i, ts[i]);
+            assert_int_equal(ra, ref_put(m, 7, 40, hash, 100 + (int64_t)i, ts[i]));
+            assert_memory_equal(a.base, m, a.size);
+        }
+        free(m);
+        shmq_index_file_close(&a);
+    }
+}
+
 static void test_file_holds_index_num_minus_one_entries(void **state)
 {
     fixture_t *f = *state;
@@ -836,6 +875,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_file_layout_matches_rocketmq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_time_diff_at_the_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_holds_index_num_minus_one_entries, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lookup_walks_bucket_newest_first_matching_hash_only,
