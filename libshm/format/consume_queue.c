@@ -39,17 +39,6 @@
 
 /* ---- units ------------------------------------------------------------- */
 
-static void cq_unit_encode(uint8_t *p, int64_t phys, int32_t size, int64_t tags)
-{
-    uint64_t a = htobe64((uint64_t)phys);
-    uint32_t b = htobe32((uint32_t)size);
-    uint64_t c = htobe64((uint64_t)tags);
-
-    memcpy(p, &a, 8);
-    memcpy(p + 8, &b, 4);
-    memcpy(p + 12, &c, 8);
-}
-
 static void cq_unit_decode(const uint8_t *p, shmq_cq_unit_t *u)
 {
     uint64_t a;
@@ -378,7 +367,7 @@ static int cq_start_at(shmq_cq_t *cq, int64_t target)
         return shmq_error_set(SHMQ_E_SEGMENT, "%s: expected a segment at %" PRId64, mf->path,
                               start);
     for (int64_t rel = 0; rel < target - start; rel += CQ_UNIT)
-        cq_unit_encode(mf->base + rel, 0, CQ_BLANK_SIZE, 0);
+        shmq_cq_unit_encode(mf->base + rel, 0, CQ_BLANK_SIZE, 0);
     cq->min_logic_offset = target;
     cq->flushed_pos = start;
     cq->max_phys_offset = 0;
@@ -386,23 +375,13 @@ static int cq_start_at(shmq_cq_t *cq, int64_t target)
     return 0;
 }
 
-/* Write the unit at write_pos wp (inside segment mf) and publish it. */
-static void cq_put(shmq_cq_t *cq, const shmq_mapped_file_t *mf, int64_t wp, int64_t phys_offset,
-                   int32_t size, int64_t tags_code)
-{
-    cq_unit_encode(mf->base + (wp - mf->start_offset), phys_offset, size, tags_code);
-    cq->max_phys_offset = phys_offset + size;
-    cq_publish(cq, wp + CQ_UNIT);
-}
-
 /*
- * shmq_cq_append() past its checks, for every unit but the next one in the
- * previous one's segment: a lookup, maybe a new file.  Out of line: the
- * usual case keeps a small frame.
+ * shmq_cq_append_rest() past its checks: the unit the inline part did not
+ * take (a first unit, a repeat, a gap, a new segment, a segment unmapped
+ * since): a lookup, maybe a new file.
  */
-static __attribute__((noinline)) int cq_append_slow(shmq_cq_t *cq, int64_t queue_offset,
-                                                    int64_t phys_offset, int32_t size,
-                                                    int64_t tags_code)
+static int cq_append_slow(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
+                          int64_t tags_code)
 {
     int rc;
     int64_t target = queue_offset * CQ_UNIT;
@@ -435,7 +414,7 @@ static __attribute__((noinline)) int cq_append_slow(shmq_cq_t *cq, int64_t queue
                               mf->path, wp);
     cq->tail = mf;
     cq->tail_unmapped = cq->q.unmapped;
-    cq_put(cq, mf, wp, phys_offset, size, tags_code);
+    shmq_cq_put_unit(cq, mf, wp, phys_offset, size, tags_code);
     return 0;
 }
 
@@ -451,24 +430,14 @@ cq_append_refuse(const shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset,
                           cq->q.dir, queue_offset, phys_offset, size);
 }
 
-int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
-                   int64_t tags_code)
+int shmq_cq_append_rest(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
+                        int64_t tags_code)
 {
     if (cq->readonly || queue_offset < 0 || queue_offset > INT64_MAX / CQ_UNIT - 1 ||
         phys_offset < 0 || size <= 0 || phys_offset > INT64_MAX - size)
         return cq_append_refuse(cq, queue_offset, phys_offset, size);
     if (phys_offset + size <= cq->max_phys_offset)
         return 0; /* already built (§7.2) */
-
-    int64_t target = queue_offset * CQ_UNIT;
-    int64_t wp = cq->write_pos;
-    /* The usual case: the next unit, in the segment of the previous one (no lookup). */
-    const shmq_mapped_file_t *tail = cq->tail;
-    if (target == wp && tail != NULL && cq->tail_unmapped == cq->q.unmapped &&
-        wp >= tail->start_offset && wp - tail->start_offset + CQ_UNIT <= (int64_t)tail->size) {
-        cq_put(cq, tail, wp, phys_offset, size, tags_code);
-        return 0;
-    }
     return cq_append_slow(cq, queue_offset, phys_offset, size, tags_code);
 }
 

@@ -77,6 +77,39 @@ void shmq_cq_close(shmq_cq_t *cq);
  */
 int shmq_cq_recover(shmq_cq_t *cq);
 
+/* Encode a unit (phys offset, size, tagsCode; big-endian) at p. */
+static inline void shmq_cq_unit_encode(uint8_t *p, int64_t phys_offset, int32_t size,
+                                       int64_t tags_code)
+{
+    shmq_put_be64(p, (uint64_t)phys_offset);
+    shmq_put_be32(p + 8, (uint32_t)size);
+    shmq_put_be64(p + 12, (uint64_t)tags_code);
+}
+
+/*
+ * Writer: write the unit at write_pos wp (inside segment mf, arguments
+ * checked) and publish it.
+ */
+static inline __attribute__((always_inline)) void shmq_cq_put_unit(shmq_cq_t *cq,
+                                                                   const shmq_mapped_file_t *mf,
+                                                                   int64_t wp, int64_t phys_offset,
+                                                                   int32_t size, int64_t tags_code)
+{
+    shmq_cq_unit_encode(mf->base + (wp - mf->start_offset), phys_offset, size, tags_code);
+    cq->max_phys_offset = phys_offset + size;
+    /* Release: a reader that sees the new write_pos sees the unit's bytes. */
+    __atomic_store_n(&cq->write_pos, wp + SHMQ_CQ_UNIT_SIZE, __ATOMIC_RELEASE);
+}
+
+/*
+ * shmq_cq_append() for every unit but the usual one, out of line: the
+ * checks and refusals, "already built", and the lookup (maybe a new file or
+ * a pre-fill) of cq_append_slow.  It decides every unit by itself: a unit
+ * the inline part would take is written the same way.
+ */
+int shmq_cq_append_rest(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
+                        int64_t tags_code);
+
 /*
  * Append the unit for queue offset queue_offset.  Idempotent: if phys +
  * size <= max_phys_offset the unit is already there and 0 is returned.
@@ -86,19 +119,15 @@ int shmq_cq_recover(shmq_cq_t *cq);
  * replaced.  A queue_offset below the end is skipped (returns 0); above it
  * is SHMQ_E_RANGE (a gap would make readers see blank units).  SHMQ_E_ARG
  * when read-only or for a negative offset / non-positive size.
+ *
+ * Inline (the dispatcher runs it on every record): the usual unit (the next
+ * one, in the segment of the previous one, arguments in range, not built
+ * yet) is written here without a call; anything else goes to
+ * shmq_cq_append_rest().
  */
-int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
-                   int64_t tags_code);
-
-/*
- * shmq_cq_append(), inline for the dispatcher's loop: the usual unit (the
- * next one, in the segment of the previous one, arguments in range) is
- * written here, without a call; anything else goes to shmq_cq_append(),
- * which checks and decides it all again.
- */
-static inline __attribute__((always_inline)) int
-shmq_cq_append_inline(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, int32_t size,
-                      int64_t tags_code)
+static inline __attribute__((always_inline)) int shmq_cq_append(shmq_cq_t *cq, int64_t queue_offset,
+                                                                int64_t phys_offset, int32_t size,
+                                                                int64_t tags_code)
 {
     const shmq_mapped_file_t *tail = cq->tail;
     int64_t wp = cq->write_pos; /* ours: this process is the queue's only writer */
@@ -108,16 +137,10 @@ shmq_cq_append_inline(shmq_cq_t *cq, int64_t queue_offset, int64_t phys_offset, 
         phys_offset + size > cq->max_phys_offset && queue_offset * SHMQ_CQ_UNIT_SIZE == wp &&
         tail != NULL && cq->tail_unmapped == cq->q.unmapped && wp >= tail->start_offset &&
         wp - tail->start_offset + SHMQ_CQ_UNIT_SIZE <= (int64_t)tail->size) {
-        uint8_t *p = tail->base + (wp - tail->start_offset);
-        shmq_put_be64(p, (uint64_t)phys_offset);
-        shmq_put_be32(p + 8, (uint32_t)size);
-        shmq_put_be64(p + 12, (uint64_t)tags_code);
-        cq->max_phys_offset = phys_offset + size;
-        /* Release: a reader that sees the new write_pos sees the unit's bytes. */
-        __atomic_store_n(&cq->write_pos, wp + SHMQ_CQ_UNIT_SIZE, __ATOMIC_RELEASE);
+        shmq_cq_put_unit(cq, tail, wp, phys_offset, size, tags_code);
         return 0;
     }
-    return shmq_cq_append(cq, queue_offset, phys_offset, size, tags_code);
+    return shmq_cq_append_rest(cq, queue_offset, phys_offset, size, tags_code);
 }
 
 /* Read unit at queue offset; SHMQ_E_RANGE outside [min, max). */

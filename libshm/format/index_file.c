@@ -18,12 +18,12 @@
 #include "shmq/errors.h"
 #include "format/store_files.h"
 
-#define OFF_BEGIN_TS   0
-#define OFF_END_TS     8
-#define OFF_BEGIN_PHYS 16
-#define OFF_END_PHYS   24
-#define OFF_SLOT_COUNT 32
-#define OFF_COUNT      36
+#define OFF_BEGIN_TS   SHMQ_INDEX_OFF_BEGIN_TS
+#define OFF_END_TS     SHMQ_INDEX_OFF_END_TS
+#define OFF_BEGIN_PHYS SHMQ_INDEX_OFF_BEGIN_PHYS
+#define OFF_END_PHYS   SHMQ_INDEX_OFF_END_PHYS
+#define OFF_SLOT_COUNT SHMQ_INDEX_OFF_SLOT_COUNT
+#define OFF_COUNT      SHMQ_INDEX_OFF_COUNT
 
 /* ---- big-endian access to the mapping ----------------------------------------------- */
 
@@ -68,20 +68,6 @@ static int32_t hdr_load32(const shmq_index_file_t *f, size_t off)
     return (int32_t)__builtin_bswap32(v);
 }
 
-static void hdr_store64(shmq_index_file_t *f, size_t off, int64_t v)
-{
-    /* relaxed: the release store of indexCount orders these before it */
-    __atomic_store_n((uint64_t *)(void *)(f->base + off), __builtin_bswap64((uint64_t)v),
-                     __ATOMIC_RELAXED);
-}
-
-static void hdr_store32(shmq_index_file_t *f, size_t off, int32_t v)
-{
-    /* release: whatever was written before (entry, slot) is visible with the new value */
-    __atomic_store_n((uint32_t *)(void *)(f->base + off), __builtin_bswap32((uint32_t)v),
-                     __ATOMIC_RELEASE);
-}
-
 static size_t slot_off(const shmq_index_file_t *f, int32_t slot)
 {
     (void)f;
@@ -102,14 +88,6 @@ static void slot_store(shmq_index_file_t *f, int32_t slot, int32_t v)
 }
 
 shmq_index_crash_fn shmq_index_crash_hook;
-
-/* hook: shmq_index_crash_hook as read once by the caller (NULL outside crash tests). */
-static void crash_point(shmq_index_crash_fn hook, enum shmq_index_step step)
-{
-    if (hook) {
-        hook(step);
-    }
-}
 
 /* ---- names ---------------------------------------------------------------------------- */
 
@@ -275,6 +253,7 @@ int shmq_index_file_open(shmq_index_file_t *f, const char *path, int32_t slot_nu
     }
     f->fd = fd;
     f->base = p;
+    f->entries = f->base + SHMQ_INDEX_HEADER_SIZE + (size_t)slot_num * SHMQ_INDEX_SLOT_SIZE;
     f->size = (size_t)want;
     shmq_index_header_read(f, &f->hdr);
     return 0;
@@ -283,6 +262,7 @@ int shmq_index_file_open(shmq_index_file_t *f, const char *path, int32_t slot_nu
 void shmq_index_file_close(shmq_index_file_t *f)
 {
     shmq_store_file_unmap(&f->base, f->size, &f->fd);
+    f->entries = NULL;
 }
 
 int shmq_index_file_destroy(shmq_index_file_t *f)
@@ -340,70 +320,12 @@ int32_t shmq_index_slot_read(const shmq_index_file_t *f, int32_t slot)
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-/*
- * shmq_index_file_put() past its argument check, with the crash hook as read
- * once (NULL outside crash tests).  Inline: without a hook the put makes no
- * call, so it keeps nothing in saved registers.
- */
-static inline __attribute__((always_inline)) int index_put(shmq_index_file_t *f, int32_t key_hash,
-                                                           int64_t phys, int64_t store_ts,
-                                                           shmq_index_crash_fn hook)
-{
-    int32_t n = f->hdr.index_count < 1 ? 1 : f->hdr.index_count;
-    if (n >= f->index_num) {
-        return SHMQ_E_RANGE;
-    }
-    int32_t slot = key_hash % f->slot_num;
-    int32_t prev = slot_load(f, slot);
-    if (prev <= 0 || prev >= n) {
-        prev = 0;
-    }
-    if (n == 1) {
-        f->hdr.begin_ts = store_ts;
-        f->hdr.begin_phys = phys;
-    }
-    int64_t diff = 0;
-    if (f->hdr.begin_ts > 0) {
-        /* begin_ts comes from the file: the difference may not fit int64. */
-        if (__builtin_sub_overflow(store_ts, f->hdr.begin_ts, &diff)) {
-            diff = store_ts < f->hdr.begin_ts ? 0 : INT64_MAX;
-        }
-        diff /= 1000;
-        diff = diff < 0 ? 0 : diff > INT32_MAX ? INT32_MAX : diff;
-    }
-    uint8_t *p = f->base + entry_off(f, n);
-    be32_put(p, (uint32_t)key_hash);
-    be64_put(p + 4, (uint64_t)phys);
-    be32_put(p + 12, (uint32_t)diff);
-    be32_put(p + 16, (uint32_t)prev);
-    crash_point(hook, SHMQ_INDEX_STEP_ENTRY);
-    slot_store(f, slot, n);
-    crash_point(hook, SHMQ_INDEX_STEP_SLOT);
-    if (n == 1) {
-        hdr_store64(f, OFF_BEGIN_TS, f->hdr.begin_ts);
-        hdr_store64(f, OFF_BEGIN_PHYS, f->hdr.begin_phys);
-    }
-    f->hdr.end_phys = phys;
-    f->hdr.end_ts = store_ts;
-    hdr_store64(f, OFF_END_PHYS, phys);
-    hdr_store64(f, OFF_END_TS, store_ts);
-    if (prev == 0) {
-        f->hdr.hash_slot_count++;
-        hdr_store32(f, OFF_SLOT_COUNT, f->hdr.hash_slot_count);
-    }
-    crash_point(hook, SHMQ_INDEX_STEP_HEADER);
-    f->hdr.index_count = n + 1;
-    hdr_store32(f, OFF_COUNT, n + 1); /* last (release): the entry is counted */
-    f->dirty = true;
-    return 0;
-}
-
-/* index_put() with a crash hook (crash tests only), out of line. */
+/* shmq_index_file_put_entry() with a crash hook (crash tests only), out of line. */
 static __attribute__((noinline)) int index_put_hooked(shmq_index_file_t *f, int32_t key_hash,
                                                       int64_t phys, int64_t store_ts,
                                                       shmq_index_crash_fn hook)
 {
-    return index_put(f, key_hash, phys, store_ts, hook);
+    return shmq_index_file_put_entry(f, key_hash, phys, store_ts, hook, true);
 }
 
 int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts)
@@ -416,7 +338,7 @@ int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, in
     if (hook != NULL) {
         return index_put_hooked(f, key_hash, phys, store_ts, hook);
     }
-    return index_put(f, key_hash, phys, store_ts, NULL);
+    return shmq_index_file_put_entry(f, key_hash, phys, store_ts, NULL, true);
 }
 
 int shmq_index_file_pop(shmq_index_file_t *f, shmq_index_entry_t *out)
@@ -440,12 +362,12 @@ int shmq_index_file_pop(shmq_index_file_t *f, shmq_index_entry_t *out)
     }
     /* indexCount first: a kill before the slot is restored leaves the state repair undoes. */
     f->hdr.index_count = k;
-    hdr_store32(f, OFF_COUNT, k);
+    shmq_index_hdr_store32(f, OFF_COUNT, k);
     int32_t prev = e.prev > 0 && e.prev < k ? e.prev : 0;
     slot_store(f, slot, prev);
     if (prev == 0 && f->hdr.hash_slot_count > 0) {
         f->hdr.hash_slot_count--;
-        hdr_store32(f, OFF_SLOT_COUNT, f->hdr.hash_slot_count);
+        shmq_index_hdr_store32(f, OFF_SLOT_COUNT, f->hdr.hash_slot_count);
     }
     memset(f->base + entry_off(f, k), 0, SHMQ_INDEX_ENTRY_SIZE);
     f->dirty = true;
@@ -459,13 +381,13 @@ void shmq_index_file_set_end(shmq_index_file_t *f, int64_t end_phys, int64_t end
 {
     f->hdr.end_phys = end_phys;
     f->hdr.end_ts = end_ts;
-    hdr_store64(f, OFF_END_PHYS, end_phys);
-    hdr_store64(f, OFF_END_TS, end_ts);
+    shmq_index_hdr_store64(f, OFF_END_PHYS, end_phys);
+    shmq_index_hdr_store64(f, OFF_END_TS, end_ts);
     if (f->hdr.index_count <= 1) {
         f->hdr.begin_phys = end_phys;
         f->hdr.begin_ts = end_ts;
-        hdr_store64(f, OFF_BEGIN_PHYS, end_phys);
-        hdr_store64(f, OFF_BEGIN_TS, end_ts);
+        shmq_index_hdr_store64(f, OFF_BEGIN_PHYS, end_phys);
+        shmq_index_hdr_store64(f, OFF_BEGIN_TS, end_ts);
     }
     f->dirty = true;
 }
@@ -515,15 +437,15 @@ int shmq_index_file_repair(shmq_index_file_t *f, shmq_index_repair_t *rep)
     f->hdr = h;
     f->hdr.index_count = c;
     f->hdr.hash_slot_count = nonempty;
-    hdr_store32(f, OFF_SLOT_COUNT, nonempty);
-    hdr_store32(f, OFF_COUNT, c);
+    shmq_index_hdr_store32(f, OFF_SLOT_COUNT, nonempty);
+    shmq_index_hdr_store32(f, OFF_COUNT, c);
     if (c > 1) {
         shmq_index_entry_t last;
         shmq_index_entry_read(f, c - 1, &last);
         if (last.phys_offset != h.end_phys) {
             r.end_fixed = true;
             f->hdr.end_phys = last.phys_offset;
-            hdr_store64(f, OFF_END_PHYS, last.phys_offset);
+            shmq_index_hdr_store64(f, OFF_END_PHYS, last.phys_offset);
         }
     }
     f->dirty = true;

@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "shmq/errors.h"
+
 #define SHMQ_INDEX_HEADER_SIZE 40
 #define SHMQ_INDEX_SLOT_SIZE   4
 #define SHMQ_INDEX_ENTRY_SIZE  20
@@ -60,12 +62,13 @@ typedef struct shmq_index_file {
     char name[SHMQ_INDEX_NAME_LEN + 1];
     int fd;
     uint8_t *base;
+    uint8_t *entries; /* base + the slot table: entry k at entries + 20k */
     size_t size;
     int32_t slot_num;  /* hashSlotNum */
     int32_t index_num; /* maxIndexNum: entries 1 .. index_num-1 fit */
     bool readonly;
     bool dirty; /* writer: changed since the last flush */
-    /* Writer, shmq_index_file_put_inline(): the timeDiff sec_diff of the store times
+    /* Writer, shmq_index_time_diff(): the timeDiff sec_diff of the store times
      * sec_from .. sec_from + 999 against beginTimestamp sec_begin (0: none yet). */
     int64_t sec_begin, sec_from;
     int32_t sec_diff;
@@ -144,43 +147,103 @@ static inline bool shmq_index_file_full(const shmq_index_file_t *f)
  * store_ts.  The first entry of a file sets begin_ts/begin_phys (its
  * timeDiff is then 0: RocketMQ computes it against the inherited begin
  * time, which makes its time too late).  SHMQ_E_RANGE when full,
- * SHMQ_E_ARG on a read-only file or a negative hash.
+ * SHMQ_E_ARG on a read-only file or a negative hash.  The entry itself is
+ * shmq_index_file_put_entry() below.
  */
 int shmq_index_file_put(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts);
 
-/*
- * shmq_index_file_put(), inline for the indexer's loop: the usual entry (a
- * writable file holding entries already, room for one more, a store time at
- * or after beginTimestamp, no crash hook) is written here, in the same
- * order with the same bytes; anything else goes to shmq_index_file_put().
- * Header offsets: endTimestamp 8, endPhyOffset 24, hashSlotCount 32,
- * indexCount 36 (the layout at the top of this file).
- */
-static inline __attribute__((always_inline)) int
-shmq_index_file_put_inline(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts)
+/* The put's header offsets (the layout at the top of this file). */
+enum {
+    SHMQ_INDEX_OFF_BEGIN_TS = 0,
+    SHMQ_INDEX_OFF_END_TS = 8,
+    SHMQ_INDEX_OFF_BEGIN_PHYS = 16,
+    SHMQ_INDEX_OFF_END_PHYS = 24,
+    SHMQ_INDEX_OFF_SLOT_COUNT = 32,
+    SHMQ_INDEX_OFF_COUNT = 36,
+};
+
+/* Writer: a header field of the mapping (naturally aligned: single-copy atomic). */
+static inline void shmq_index_hdr_store64(shmq_index_file_t *f, size_t off, int64_t v)
 {
-    int32_t n = f->hdr.index_count;
-    if (f->readonly || key_hash < 0 || n <= 1 || n >= f->index_num || f->hdr.begin_ts <= 0 ||
-        shmq_index_crash_hook != NULL) {
-        return shmq_index_file_put(f, key_hash, phys, store_ts);
+    /* Relaxed: the release store of indexCount orders these before it. */
+    __atomic_store_n((uint64_t *)(void *)(f->base + off), __builtin_bswap64((uint64_t)v),
+                     __ATOMIC_RELAXED);
+}
+
+static inline void shmq_index_hdr_store32(shmq_index_file_t *f, size_t off, int32_t v)
+{
+    /* Release: whatever was written before (entry, slot) is visible with the new value. */
+    __atomic_store_n((uint32_t *)(void *)(f->base + off), __builtin_bswap32((uint32_t)v),
+                     __ATOMIC_RELEASE);
+}
+
+static inline __attribute__((always_inline)) void shmq_index_crash_point(shmq_index_crash_fn hook,
+                                                                         enum shmq_index_step step)
+{
+    if (hook != NULL) {
+        hook(step);
+    }
+}
+
+/*
+ * timeDiff of an entry stored at store_ts: whole seconds since
+ * beginTimestamp, 0..INT32_MAX (0 while beginTimestamp is not after the
+ * epoch).  The second found is remembered (sec_begin, sec_from, sec_diff:
+ * a memo of this function of beginTimestamp and store_ts), so that the next
+ * entry of the same second needs no division.
+ */
+static inline __attribute__((always_inline)) int32_t shmq_index_time_diff(shmq_index_file_t *f,
+                                                                          int64_t store_ts)
+{
+    int64_t begin = f->hdr.begin_ts;
+    /* Unsigned: store_ts in sec_from .. sec_from + 999 (which never passes INT64_MAX). */
+    if (f->sec_begin == begin && (uint64_t)store_ts - (uint64_t)f->sec_from < 1000) {
+        return f->sec_diff; /* the second of the previous entry's (or 0, 0, 0 as opened: 0) */
+    }
+    if (begin <= 0) {
+        return 0;
     }
     int64_t diff;
-    if (f->sec_begin == f->hdr.begin_ts && store_ts >= f->sec_from &&
-        store_ts - f->sec_from < 1000) {
-        diff = f->sec_diff; /* the second of the previous entry's */
-    } else {
-        if (__builtin_sub_overflow(store_ts, f->hdr.begin_ts, &diff) || diff < 0) {
-            return shmq_index_file_put(f, key_hash, phys, store_ts);
-        }
-        diff /= 1000;
-        if (diff < INT32_MAX) {
-            /* Remember its second (a clamped one is not a second of its own). */
-            f->sec_begin = f->hdr.begin_ts;
-            f->sec_from = f->hdr.begin_ts + diff * 1000;
-            f->sec_diff = (int32_t)diff;
-        } else {
-            diff = INT32_MAX;
-        }
+    /* begin_ts comes from the file: the difference may not fit int64. */
+    if (__builtin_sub_overflow(store_ts, begin, &diff)) {
+        diff = store_ts < begin ? 0 : INT64_MAX;
+    }
+    diff /= 1000;
+    if (diff < 0) {
+        return 0;
+    }
+    if (diff >= INT32_MAX) {
+        return INT32_MAX; /* clamped: not a second of its own */
+    }
+    int64_t from = begin + diff * 1000; /* <= store_ts */
+    if (from <= INT64_MAX - 999) {
+        f->sec_begin = begin;
+        f->sec_from = from;
+        f->sec_diff = (int32_t)diff;
+    }
+    return (int32_t)diff;
+}
+
+/*
+ * The put past its argument check (a writable file, key_hash >= 0), with
+ * the crash hook as read once by the caller (NULL: the put makes no call).
+ * shmq_index_file_put() and shmq_index_file_put_inline() both run it;
+ * may_be_first false (a constant) leaves out the first entry's steps: the
+ * caller has seen index_count > 1.
+ */
+static inline __attribute__((always_inline)) int
+shmq_index_file_put_entry(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts,
+                          shmq_index_crash_fn hook, bool may_be_first)
+{
+    int32_t n = f->hdr.index_count;
+    if (n >= f->index_num) {
+        return SHMQ_E_RANGE;
+    }
+    bool first = may_be_first && n <= 1;
+    if (first) {
+        n = 1; /* an index_count below 1 counts as 1 (as shmq_index_header_read reads it) */
+        f->hdr.begin_ts = store_ts;
+        f->hdr.begin_phys = phys;
     }
     int32_t slot = key_hash % f->slot_num;
     uint32_t *slot_word = (uint32_t *)(void *)(f->base + SHMQ_INDEX_HEADER_SIZE +
@@ -190,8 +253,8 @@ shmq_index_file_put_inline(shmq_index_file_t *f, int32_t key_hash, int64_t phys,
     if (prev <= 0 || prev >= n) {
         prev = 0;
     }
-    uint8_t *p = f->base + SHMQ_INDEX_HEADER_SIZE + (size_t)f->slot_num * SHMQ_INDEX_SLOT_SIZE +
-                 (size_t)n * SHMQ_INDEX_ENTRY_SIZE;
+    int32_t diff = shmq_index_time_diff(f, store_ts);
+    uint8_t *p = f->entries + (size_t)n * SHMQ_INDEX_ENTRY_SIZE;
     uint32_t v32 = __builtin_bswap32((uint32_t)key_hash);
     uint64_t v64 = __builtin_bswap64((uint64_t)phys);
     memcpy(p, &v32, 4);
@@ -200,27 +263,43 @@ shmq_index_file_put_inline(shmq_index_file_t *f, int32_t key_hash, int64_t phys,
     memcpy(p + 12, &v32, 4);
     v32 = __builtin_bswap32((uint32_t)prev);
     memcpy(p + 16, &v32, 4);
+    shmq_index_crash_point(hook, SHMQ_INDEX_STEP_ENTRY);
     /* Release: the entry (and its chain) is complete before the slot points at it. */
     __atomic_store_n(slot_word, __builtin_bswap32((uint32_t)n), __ATOMIC_RELEASE);
+    shmq_index_crash_point(hook, SHMQ_INDEX_STEP_SLOT);
+    if (first) {
+        shmq_index_hdr_store64(f, SHMQ_INDEX_OFF_BEGIN_TS, store_ts);
+        shmq_index_hdr_store64(f, SHMQ_INDEX_OFF_BEGIN_PHYS, phys);
+    }
     f->hdr.end_phys = phys;
     f->hdr.end_ts = store_ts;
-    /* Relaxed: the release store of indexCount orders these before it. */
-    __atomic_store_n((uint64_t *)(void *)(f->base + 24), __builtin_bswap64((uint64_t)phys),
-                     __ATOMIC_RELAXED);
-    __atomic_store_n((uint64_t *)(void *)(f->base + 8), __builtin_bswap64((uint64_t)store_ts),
-                     __ATOMIC_RELAXED);
+    shmq_index_hdr_store64(f, SHMQ_INDEX_OFF_END_PHYS, phys);
+    shmq_index_hdr_store64(f, SHMQ_INDEX_OFF_END_TS, store_ts);
     if (prev == 0) {
         f->hdr.hash_slot_count++;
-        /* Release: as every header store of the out-of-line put. */
-        __atomic_store_n((uint32_t *)(void *)(f->base + 32),
-                         __builtin_bswap32((uint32_t)f->hdr.hash_slot_count), __ATOMIC_RELEASE);
+        shmq_index_hdr_store32(f, SHMQ_INDEX_OFF_SLOT_COUNT, f->hdr.hash_slot_count);
     }
+    shmq_index_crash_point(hook, SHMQ_INDEX_STEP_HEADER);
     f->hdr.index_count = n + 1;
-    /* Release, last: the entry is counted. */
-    __atomic_store_n((uint32_t *)(void *)(f->base + 36), __builtin_bswap32((uint32_t)(n + 1)),
-                     __ATOMIC_RELEASE);
+    shmq_index_hdr_store32(f, SHMQ_INDEX_OFF_COUNT, n + 1); /* last (release): counted */
     f->dirty = true;
     return 0;
+}
+
+/*
+ * shmq_index_file_put(), inline for the indexer's loop: a put on a writable
+ * file holding entries already, with a hash >= 0 and no crash hook, runs
+ * shmq_index_file_put_entry() here, without a call; anything else goes to
+ * shmq_index_file_put(), which refuses and words it, begins the file, or
+ * runs the hook.
+ */
+static inline __attribute__((always_inline)) int
+shmq_index_file_put_inline(shmq_index_file_t *f, int32_t key_hash, int64_t phys, int64_t store_ts)
+{
+    if (f->readonly || key_hash < 0 || f->hdr.index_count <= 1 || shmq_index_crash_hook != NULL) {
+        return shmq_index_file_put(f, key_hash, phys, store_ts);
+    }
+    return shmq_index_file_put_entry(f, key_hash, phys, store_ts, NULL, false);
 }
 
 /*

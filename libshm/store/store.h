@@ -239,7 +239,7 @@ shmq_store_dispatch_head_inline(shmq_store_t *st, const shmq_record_head_t *r, s
     }
     /* Our own write_pos (this process is the queue's only writer): no atomic load needed. */
     int64_t before = q->cq.write_pos;
-    int rc = shmq_cq_append_inline(&q->cq, r->queue_offset, r->phys_offset, r->total_size, tags);
+    int rc = shmq_cq_append(&q->cq, r->queue_offset, r->phys_offset, r->total_size, tags);
     if (rc < 0) {
         return shmq_store_dispatch_failed(q, r, rc);
     }

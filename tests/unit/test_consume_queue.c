@@ -288,9 +288,12 @@ static void test_bad_units_are_rejected(void **state)
 }
 
 /*
- * shmq_cq_append_inline() against shmq_cq_append(): the same sequence of appends (mostly
- * the next unit, across file ends; repeats, gaps, bad arguments, values at the limits) on
- * two queues, one through each; every result, position and unit byte equal.
+ * shmq_cq_append() (its inline usual unit, else the rest) against shmq_cq_append_rest() alone
+ * (the checks and the lookup for every unit): the same sequence of appends (mostly the next
+ * unit, across file ends; repeats, gaps, bad arguments, values at the limits, units already
+ * built) on two queues, with cuts now and then that unmap the segment of the last unit (a
+ * kept tail would be stale); every result, position and unit byte equal.  Each check of the
+ * inline part has a case here where leaving it out would write a unit the rest does not.
  */
 static void test_inline_append_equals_append(void **state)
 {
@@ -300,6 +303,7 @@ static void test_inline_append_equals_append(void **state)
     assert_int_equal(shmq_cq_open(&b, f->root, TOPIC, 2, FS, 0), 0);
     uint32_t seed = 12345;
     int64_t next = 7, phys = 1000;
+    int cuts = 0, built = 0, boundaries = 0;
     for (int i = 0; i < 3000; i++) {
         seed = seed * 1103515245u + 12345u;
         unsigned r = (seed >> 16) % 40;
@@ -337,21 +341,68 @@ static void test_inline_append_equals_append(void **state)
             qo = INT64_MAX;
             po = INT64_MAX;
             break;
+        case 10:
+            po = phys - size;
+            break; /* ends exactly at max_phys: already built */
+        case 12:
+            size = 0;
+            po = phys + 1000;
+            break; /* a size of 0 past max_phys */
+        case 13:
+            size = -100;
+            po = phys + 1000;
+            break;
+        case 14:
+            po = -1;
+            size = 1 << 30;
+            break; /* negative, though phys + size is past max_phys */
+        case 15:
+            qo = next + ((int64_t)1 << 62);
+            break; /* qo * 20 would wrap to the next unit's place */
+        case 11:
+            if (i % 3 == 0 && next > 60) {
+                /* Cut into an earlier file: the last unit's segment is unmapped. */
+                int64_t keep = next - 1 - (int64_t)(seed % 40);
+                if (i % 2 == 0) {
+                    /* To the start of the last unit's file: that file goes whole, and the next
+                     * unit's place is where the unmapped segment began. */
+                    keep = (next - 1) / (int64_t)(FS / UNIT) * (int64_t)(FS / UNIT);
+                }
+                shmq_cq_unit_t u;
+                assert_int_equal(shmq_cq_read(&b, keep - 1, &u), 0);
+                int64_t cut = u.phys_offset + u.size;
+                uint64_t before = a.q.unmapped;
+                assert_int_equal(shmq_cq_truncate_dirty(&a, cut), 0);
+                assert_int_equal(shmq_cq_truncate_dirty(&b, cut), 0);
+                assert_int_equal(a.write_pos, keep * UNIT);
+                cuts += a.q.unmapped != before;
+                next = keep;
+                phys = cut;
+                continue;
+            }
+            break;
         default:
             break;
         }
-        int ra = shmq_cq_append_inline(&a, qo, po, size, tags);
-        int rb = shmq_cq_append(&b, qo, po, size, tags);
+        bool at_boundary = qo == next && (next * UNIT) % (int64_t)FS == 0;
+        int ra = shmq_cq_append(&a, qo, po, size, tags);
+        int rb = shmq_cq_append_rest(&b, qo, po, size, tags);
         assert_int_equal(ra, rb);
         assert_int_equal(a.write_pos, b.write_pos);
         assert_int_equal(a.max_phys_offset, b.max_phys_offset);
         assert_int_equal(a.min_logic_offset, b.min_logic_offset);
+        built += (r == 8 || r == 10) && rb == 0 && b.write_pos == next * UNIT;
+        boundaries += at_boundary && ra == 0 && a.write_pos > next * UNIT;
         if (b.write_pos > (next)*UNIT) {
             next = b.write_pos / UNIT;
             phys = b.max_phys_offset;
         }
     }
-    assert_true(shmq_cq_max_offset(&b) > 2000);
+    assert_true(cuts > 3);
+    assert_true(built > 50);
+    assert_true(boundaries > 10);
+    assert_true(shmq_cq_max_offset(&b) > 1000);
+    assert_int_equal(shmq_cq_min_offset(&a), shmq_cq_min_offset(&b));
     for (int64_t q = shmq_cq_min_offset(&b); q < shmq_cq_max_offset(&b); q++) {
         shmq_cq_unit_t ua, ub;
         assert_int_equal(shmq_cq_read(&a, q, &ua), 0);
@@ -360,10 +411,13 @@ static void test_inline_append_equals_append(void **state)
     }
     shmq_cq_close(&a);
     shmq_cq_close(&b);
-    /* Read-only: refused the same way. */
+    /* Read-only: refused the same way, nothing written. */
     assert_int_equal(shmq_cq_open(&a, f->root, TOPIC, 1, FS, SHMQ_MF_READONLY), 0);
     int64_t m = shmq_cq_max_offset(&a);
-    assert_int_equal(shmq_cq_append_inline(&a, m, 1 << 30, 100, 0), SHMQ_E_ARG);
+    a.tail = shmq_mfq_find(&a.q, a.write_pos); /* as a writer would have it */
+    a.tail_unmapped = a.q.unmapped;
+    assert_int_equal(shmq_cq_append(&a, m, 1 << 30, 100, 0), SHMQ_E_ARG);
+    assert_int_equal(shmq_cq_append_rest(&a, m, 1 << 30, 100, 0), SHMQ_E_ARG);
     assert_int_equal(shmq_cq_max_offset(&a), m);
     shmq_cq_close(&a);
 }

@@ -103,6 +103,62 @@ static void test_file_layout_matches_rocketmq(void **state)
     shmq_index_file_close(&xf);
 }
 
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8) {
+        p[i] = (uint8_t)v;
+    }
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+/*
+ * A put written from the format's rules alone, on a copy m of a file's bytes (slot_num
+ * slots, index_num entries): no memo of the second, the difference taken exactly.  What
+ * shmq_index_file_put() and its inline part must write, byte for byte.
+ */
+static int ref_put(uint8_t *m, int32_t slot_num, int32_t index_num, int32_t hash, int64_t phys,
+                   int64_t ts)
+{
+    if (hash < 0) {
+        return SHMQ_E_ARG;
+    }
+    int32_t n = (int32_t)be32(m + 36);
+    n = n < 1 ? 1 : n;
+    if (n >= index_num) {
+        return SHMQ_E_RANGE;
+    }
+    if (n == 1) {
+        put_be64(m, (uint64_t)ts);
+        put_be64(m + 16, (uint64_t)phys);
+    }
+    int64_t begin = (int64_t)be64(m), diff = 0;
+    if (begin > 0) {
+        __int128 d = ((__int128)ts - begin) / 1000;
+        diff = d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : (int64_t)d;
+    }
+    uint8_t *slot = m + 40 + 4 * (hash % slot_num);
+    int32_t prev = (int32_t)be32(slot);
+    prev = prev <= 0 || prev >= n ? 0 : prev;
+    uint8_t *e = m + 40 + 4 * (size_t)slot_num + 20 * (size_t)n;
+    put_be32(e, (uint32_t)hash);
+    put_be64(e + 4, (uint64_t)phys);
+    put_be32(e + 12, (uint32_t)diff);
+    put_be32(e + 16, (uint32_t)prev);
+    put_be32(slot, (uint32_t)n);
+    put_be64(m + 8, (uint64_t)ts);
+    put_be64(m + 24, (uint64_t)phys);
+    if (prev == 0) {
+        put_be32(m + 32, be32(m + 32) + 1);
+    }
+    put_be32(m + 36, (uint32_t)n + 1);
+    return 0;
+}
+
 static int hook_calls;
 static void count_hook(enum shmq_index_step step)
 {
@@ -110,10 +166,11 @@ static void count_hook(enum shmq_index_step step)
     hook_calls++;
 }
 
-/* shmq_index_file_put_inline() against shmq_index_file_put(): the same puts on two files (the
- * first entry, store times before beginTimestamp, far after it, at the limits, a first entry
- * stored at time 0, runs of store times in one second, negative hashes, a full file, a crash
- * hook, a read-only file): every result, header copy and byte of the files equal. */
+/* shmq_index_file_put_inline() against shmq_index_file_put() and against ref_put(): the same
+ * puts on two files and a copy (the first entry, store times before beginTimestamp, far after
+ * it, at the limits, a first entry stored at time 0, runs of store times in one second, hash
+ * collisions in 13 slots, negative hashes, a full file, a crash hook, a read-only file): every
+ * result, header copy and byte of the files equal. */
 static void test_inline_file_put_equals_put(void **state)
 {
     fixture_t *f = *state;
@@ -136,12 +193,41 @@ static void test_inline_file_put_equals_put(void **state)
         snprintf(nb, sizeof(nb), "2024010100%07d", form * 2 + 1);
         assert_int_equal(shmq_index_file_create(&a, f->dir, na, 13, 60, &init), 0);
         assert_int_equal(shmq_index_file_create(&b, f->dir, nb, 13, 60, &init), 0);
-        for (int i = 0; i < 70; i++) {
+        uint8_t *m = malloc(a.size);
+        assert_non_null(m);
+        memcpy(m, a.base, a.size);
+        bool pops = form % 3 == 2;
+        for (int i = 0; i < (pops ? 110 : 70); i++) {
             seed = seed * 1103515245u + 12345u;
             unsigned r = (seed >> 8) % 32;
             int32_t hash = (int32_t)((seed >> 4) % 1000);
             int64_t ts = BASE_TS + (int64_t)(seed % 5000) * i;
-            if (r == 0) {
+            if (pops && i == 40) {
+                /* Every entry popped: the next one begins the file again, in the second the
+                 * previous entry's was remembered for (a beginTimestamp of its own). */
+                while (shmq_index_file_pop(&a, NULL) == 0) {
+                    assert_int_equal(shmq_index_file_pop(&b, NULL), 0);
+                }
+                assert_int_equal(shmq_index_file_pop(&b, NULL), SHMQ_E_RANGE);
+                assert_memory_equal(a.base, b.base, a.size);
+                memcpy(m, a.base, a.size);
+                ts = (last_ts > 0 && last_ts < INT64_MAX / 2 ? last_ts : BASE_TS) + 1 +
+                     (int64_t)(seed % 300);
+                r = 31;
+            } else if (r == 30 && i > 2 && !pops) {
+                /* A slot as a torn put leaves it (at or past indexCount) or as damage (negative):
+                 * the chain must not follow it. */
+                static const int32_t bad[] = {-1, INT32_MIN, INT32_MAX, 59, 60, 0};
+                int32_t n = a.hdr.index_count, v = bad[seed % 6];
+                v = v == 0 ? n + (int32_t)(seed % 3) : v;
+                size_t off = SHMQ_INDEX_HEADER_SIZE + (size_t)(hash % 13) * SHMQ_INDEX_SLOT_SIZE;
+                put_be32(a.base + off, (uint32_t)v);
+                put_be32(b.base + off, (uint32_t)v);
+                put_be32(m + off, (uint32_t)v);
+            }
+            if (r == 31 || (r == 30 && i > 2 && !pops)) {
+                /* as set above */
+            } else if (r == 0) {
                 hash = -(int32_t)(seed % 5) - 1;
             } else if (r < 4) {
                 ts = ts_far[(seed >> 3) % (sizeof(ts_far) / sizeof(ts_far[0]))];
@@ -160,11 +246,18 @@ static void test_inline_file_put_equals_put(void **state)
             int rb = shmq_index_file_put(&b, hash, 1000 + i, ts);
             shmq_index_crash_hook = NULL;
             hooked += hook_calls - before;
+            int rm = ref_put(m, 13, 60, hash, 1000 + i, ts);
             assert_int_equal(ra, rb);
+            assert_int_equal(ra, rm);
             assert_memory_equal(&a.hdr, &b.hdr, sizeof(a.hdr));
             assert_int_equal(a.dirty, b.dirty);
             assert_memory_equal(a.base, b.base, a.size);
+            assert_memory_equal(a.base, m, a.size);
+            shmq_index_header_t h;
+            shmq_index_header_read(&a, &h);
+            assert_memory_equal(&a.hdr, &h, sizeof(h)); /* the writer's copy is the file's */
         }
+        free(m);
         assert_int_equal(hook_calls, 2 * hooked); /* each hooked put ran the hook as often */
         assert_true(shmq_index_file_full(&a));
         shmq_index_file_close(&a);
@@ -178,6 +271,45 @@ static void test_inline_file_put_equals_put(void **state)
     assert_int_equal(shmq_index_file_open(&ro, path, 13, 60, true), 0);
     assert_int_equal(shmq_index_file_put_inline(&ro, 1, 5, BASE_TS), SHMQ_E_ARG);
     shmq_index_file_close(&ro);
+}
+
+/* Store times near the ends of int64 after a beginTimestamp near INT64_MAX: the second
+ * remembered may not reach past INT64_MAX (a store time far below would take its timeDiff);
+ * put_inline and put against ref_put, every byte. */
+static void test_put_time_diff_at_the_limits(void **state)
+{
+    fixture_t *f = *state;
+    static const int64_t ts[] = {INT64_MAX - 4500,
+                                 INT64_MAX,
+                                 INT64_MIN + 5,
+                                 INT64_MAX - 600,
+                                 INT64_MIN,
+                                 INT64_MAX - 4499,
+                                 -1,
+                                 0,
+                                 INT64_MAX - 999,
+                                 INT64_MAX - 1000,
+                                 INT64_MIN + 998};
+    for (int way = 0; way < 2; way++) {
+        shmq_index_file_t a;
+        shmq_index_header_t init = {0};
+        assert_int_equal(shmq_index_file_create(&a, f->dir,
+                                                way ? "20240101000000001" : "20240101000000002", 7,
+                                                40, &init),
+                         0);
+        uint8_t *m = malloc(a.size);
+        assert_non_null(m);
+        memcpy(m, a.base, a.size);
+        for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+            int32_t hash = (int32_t)(i * 3);
+            int ra = way ? shmq_index_file_put_inline(&a, hash, 100 + (int64_t)i, ts[i])
+                         : shmq_index_file_put(&a, hash, 100 + (int64_t)i, ts[i]);
+            assert_int_equal(ra, ref_put(m, 7, 40, hash, 100 + (int64_t)i, ts[i]));
+            assert_memory_equal(a.base, m, a.size);
+        }
+        free(m);
+        shmq_index_file_close(&a);
+    }
 }
 
 static void test_file_holds_index_num_minus_one_entries(void **state)
@@ -743,6 +875,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_file_layout_matches_rocketmq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_time_diff_at_the_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_holds_index_num_minus_one_entries, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lookup_walks_bucket_newest_first_matching_hash_only,
