@@ -17,11 +17,11 @@
  * (it read that record while dispatching), so that the flusher names a
  * record boundary and its time in the checkpoint without reading the log.
  *
- * Owns: positions `dispatched` and `cq_flushed`, the checkpoint's mark, the queue table's
- * max_offset (min_offset only raised, shared with the cleaner), the
- * ConsumeQueue files.  After `shmqctl topic delete` (ctl.h topic_del) it
- * removes the topic's ConsumeQueues once past the writer's cut, checked
- * once per loop, outside the batch.
+ * Owns: positions `dispatched` and `cq_flushed`, the checkpoint's mark,
+ * the queue table's max_offset (min_offset only raised, shared with the
+ * cleaner), the ConsumeQueue files.  After `shmqctl topic delete` (ctl.h
+ * topic_del) it removes the topic's ConsumeQueues once past the writer's
+ * cut, checked once per loop, outside the batch.
  *
  * A failed ConsumeQueue flush fences the store (fence.h): cq_flushed is
  * recorded in <root>/fence-consumequeue and never moves again, also not in a

@@ -41,9 +41,9 @@
  * Killed at any point: flushed only names bytes a flush covered; a new
  * flusher starts from the published value (and the published mark: the
  * checkpoint is only ever written with one whole mark at or below flushed).
- * The CommitLog is mapped
- * read-only: opening a segment queue writable would remove an empty
- * trailing segment, which may be the one the writer is creating right now.
+ * The CommitLog is mapped read-only: opening a segment queue writable would
+ * remove an empty trailing segment, which may be the one the writer is
+ * creating right now.
  * Its files are opened O_RDWR all the same (SHMQ_MF_SYNCER): msync of a
  * mapping of a file opened read-only writes nothing back (PITFALLS 18).
  * msync(MS_SYNC) of a shared mapping writes back the range's dirty pages
@@ -450,8 +450,8 @@ static int flusher_finish(shmq_worker_t *w, void *state)
              "flushed %lld, checkpoint at %lld; in %llu of %llu checkpoint turns the "
              "dispatcher's newest mark was past min(flushed, cq_flushed) (an older one was "
              "named)",
-             (long long)f->flushed, (long long)f->cp.confirm_phys,
-             (unsigned long long)f->cp_past, (unsigned long long)f->cp_turns);
+             (long long)f->flushed, (long long)f->cp.confirm_phys, (unsigned long long)f->cp_past,
+             (unsigned long long)f->cp_turns);
     shmq_commitlog_close(&f->cl);
     return code;
 }
