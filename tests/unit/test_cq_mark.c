@@ -117,8 +117,8 @@ static void test_marks_of_batch_ends_name_what_the_walk_finds(void **state)
         int64_t first_ts = 0;
         for (int i = 0; i < n && pos < end; i++) {
             shmq_record_head_t r = {0};
-            int rc = shmq_commitlog_next_head_inline(&cl, &cur, &pos, end, SHMQ_DECODE_CHECK_PHYS,
-                                                     &r);
+            int rc =
+                shmq_commitlog_next_head_inline(&cl, &cur, &pos, end, SHMQ_DECODE_CHECK_PHYS, &r);
             assert_true(rc > 0);
             first_ts = i == 0 ? r.store_ts : first_ts;
             last_ts = r.store_ts;
