@@ -11,13 +11,17 @@
  * `dispatched`, then wakes consumers that sleep.  Every
  * flushIntervalConsumeQueue ms it flushes the ConsumeQueues (least-pages
  * rule, everything every flushConsumeQueueThoroughInterval) and publishes
- * `cq_flushed`: every unit of a record below it is on disk.
+ * `cq_flushed`: every unit of a record below it is on disk.  Before it, the
+ * checkpoint's mark (ctl.h shmq_ctl_cq_mark_t): the highest batch end at or
+ * below cq_flushed that it kept, with the store time of the record before it
+ * (it read that record while dispatching), so that the flusher names a
+ * record boundary and its time in the checkpoint without reading the log.
  *
- * Owns: positions `dispatched` and `cq_flushed`, the queue table's
- * max_offset (min_offset only raised, shared with the cleaner), the
- * ConsumeQueue files.  After `shmqctl topic delete` (ctl.h topic_del) it
- * removes the topic's ConsumeQueues once past the writer's cut, checked
- * once per loop, outside the batch.
+ * Owns: positions `dispatched` and `cq_flushed`, the checkpoint's mark,
+ * the queue table's max_offset (min_offset only raised, shared with the
+ * cleaner), the ConsumeQueue files.  After `shmqctl topic delete` (ctl.h
+ * topic_del) it removes the topic's ConsumeQueues once past the writer's
+ * cut, checked once per loop, outside the batch.
  *
  * A failed ConsumeQueue flush fences the store (fence.h): cq_flushed is
  * recorded in <root>/fence-consumequeue and never moves again, also not in a
@@ -32,7 +36,10 @@
  * unit of one queue can be torn by a kill (units are written one after the
  * other), and a unit above the published max_offset is checked against its
  * record at start and cut if it does not match, then written again.  No
- * gap, no duplicate.
+ * gap, no duplicate.  The mark is published whole or not at all (ctl.h); a
+ * new dispatcher starts from the published one, and finds the time of the
+ * record before `dispatched` by walking the record sizes from the mark to it
+ * once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -62,6 +69,9 @@ typedef struct dispatcher {
     shmq_cl_cursor_t cur;  /* the CommitLog segment of pos */
     uint64_t stamp;        /* the writer's next append stamp to take (stats.h) */
     int64_t cq_flushed;    /* last published cq_flushed */
+    int64_t last_ts;       /* store time of the last record below pos; 0 unknown */
+    shmq_marks_t marks;    /* batch ends with their last record's time (ctl.h) */
+    int64_t mark_pos;      /* the checkpoint's mark as published last */
     int64_t stall_pos;     /* pos at which a batch made no progress below the limit, -1 none */
     int64_t next_flush_ms; /* monotonic */
     int64_t next_thorough_ms; /* monotonic */
@@ -150,6 +160,9 @@ static int publish_batch(dispatcher_t *d)
     shmq_ctl_block_t *b = d->w->ctl.blk;
     /* Release inside publish: every unit and max_offset above is visible before it. */
     shmq_ctl_publish(&b->dispatched, d->pos);
+    if (d->last_ts > 0) {
+        shmq_marks_add(&d->marks, d->pos, d->last_ts); /* a candidate for the mark */
+    }
     shmq_stamps_take_inline(&b->stamps, &d->stamp, d->pos, &b->counters.append_dispatch,
                             &shmq_hist_stage);
     /* The publish's fence orders the units and max_offsets before these looks too. */
@@ -207,6 +220,7 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
             /* The log starts after us: a slave that started empty holds the master's log
              * from its last segment on. */
             d->pos = shmq_commitlog_min_offset(&d->st.cl);
+            d->last_ts = 0; /* the record before it was never read */
             shmq_log(SHMQ_LOG_WARN,
                      "the CommitLog starts at %lld, after %lld: dispatching from "
                      "there",
@@ -244,6 +258,7 @@ static int64_t dispatch_batch(dispatcher_t *d, int64_t limit)
             return rc;
         }
         touch(d, q);
+        d->last_ts = r.store_ts;
         SHMQ_PROBE(dispatch, at, r.total_size, r.queue_id, r.queue_offset, r.topic, r.topic_len);
         records++;
         bytes += r.total_size;
@@ -333,15 +348,95 @@ static int flush_one(shmq_queue_t *q, void *arg)
     return 0;
 }
 
-/* Flush the ConsumeQueues (least_pages 0: everything) and publish cq_flushed. */
+/* Flush the ConsumeQueues (least_pages 0: everything) and publish the mark and cq_flushed. */
 static void flush_queues(dispatcher_t *d, int least_pages)
 {
     flush_pass_t fp = {.d = d, .least_pages = least_pages, .covered = d->pos};
     shmq_store_foreach_queue(&d->st, flush_one, &fp);
-    if (d->flush_err == 0 && fp.covered > d->cq_flushed) {
+    if (d->flush_err != 0) {
+        return;
+    }
+    bool moved = fp.covered > d->cq_flushed;
+    if (moved) {
         d->cq_flushed = fp.covered;
+    }
+    shmq_ctl_block_t *b = d->w->ctl.blk;
+    int64_t pos, ts;
+    if (shmq_marks_take(&d->marks, d->cq_flushed, &pos, &ts) && pos > d->mark_pos) {
+        /* First: a flusher that sees the new cq_flushed (the orderly stop waits for it)
+         * finds the mark that goes with it. */
+        shmq_ctl_cq_mark_publish(&b->cq_mark, pos, ts);
+        d->mark_pos = pos;
+    }
+    if (moved) {
         /* Release inside publish: the units below it were flushed before. */
-        shmq_ctl_publish(&d->w->ctl.blk->cq_flushed, d->cq_flushed);
+        shmq_ctl_publish(&b->cq_flushed, d->cq_flushed);
+    }
+}
+
+/*
+ * At start: the published mark, and the store time of the record before pos,
+ * so that the batch ends from here on name their record's time.  It walks
+ * the record sizes to pos and reads the last record passed, from the mark
+ * (usually less than a second of records), or from the start of pos's
+ * segment when the mark is further back (segment starts are record
+ * boundaries).  Unknown (0) when it cannot be told: the marks then wait
+ * for the first record dispatched.
+ */
+static void marks_start(dispatcher_t *d)
+{
+    shmq_marks_init(&d->marks);
+    d->last_ts = 0;
+    d->mark_pos = 0;
+    int64_t min = shmq_commitlog_min_offset(&d->st.cl);
+    int64_t from = -1, from_ts = 0, mpos, mts;
+    if (shmq_ctl_cq_mark_read(&d->w->ctl.blk->cq_mark, &mpos, &mts) == 0) {
+        d->mark_pos = mpos;
+        if (mpos <= d->pos && mpos >= min) {
+            from = mpos;
+            from_ts = mts;
+        }
+    }
+    if (d->pos > min) {
+        int64_t seg = (int64_t)d->st.cl.q.seg_size;
+        int64_t seg_start = (d->pos - 1) - (d->pos - 1) % seg;
+        if (seg_start < min) {
+            seg_start = min;
+        }
+        if (from < seg_start) {
+            from = seg_start;
+            from_ts = 0;
+        }
+    }
+    if (from < 0) {
+        return; /* nothing below pos */
+    }
+    if (from_ts > 0) {
+        shmq_marks_add(&d->marks, from, from_ts);
+    }
+    int64_t p = from, last = -1;
+    int rc = shmq_commitlog_skip(&d->st.cl, &p, d->pos, &last);
+    if (rc == 0 && p < d->pos && shmq_mfq_refresh(&d->st.cl.q) >= 0) {
+        rc = shmq_commitlog_skip(&d->st.cl, &p, d->pos, &last); /* a segment made since */
+    }
+    if (rc == 0 && p == d->pos && last >= 0) {
+        shmq_record_head_t r;
+        int64_t at = last;
+        rc = shmq_commitlog_next_head(&d->st.cl, &at, d->pos, SHMQ_DECODE_CHECK_PHYS, &r);
+        if (rc > 0) {
+            d->last_ts = r.store_ts;
+        }
+    } else if (rc == 0 && p == d->pos) {
+        d->last_ts = from_ts; /* no record between (a blank at most): the same last record */
+    }
+    if (d->last_ts > 0) {
+        shmq_marks_add(&d->marks, d->pos, d->last_ts);
+    } else if (d->pos > min) {
+        shmq_log(SHMQ_LOG_WARN,
+                 "cannot tell the store time of the record before %lld (walking from %lld: %s, "
+                 "stopped at %lld): the checkpoint's mark waits for the next record",
+                 (long long)d->pos, (long long)from, rc < 0 ? shmq_strerror(rc) : "no error",
+                 (long long)p);
     }
 }
 
@@ -536,6 +631,7 @@ static int dispatcher_init(shmq_worker_t *w, void **state)
                  (long long)d->pos, (long long)min);
         d->pos = min;
     }
+    marks_start(d);
     rc = shmq_store_foreach_queue(&d->st, repair_tail, d);
     if (rc < 0) {
         shmq_log(SHMQ_LOG_ERROR, "%s",

@@ -22,20 +22,28 @@
  * SHMQ_E_FENCED, and the master stops the store; the next start cuts the
  * log at the recorded point (the page cache may show bytes the disk lacks).
  *
- * Checkpoint, every second when it changed: confirmPhyOffset =
- * min(flushed, cq_flushed), the physic/logics timestamps the store time of
- * the last record below it, indexMsgTimestamp the indexer's
- * index.flushed_ts (when it runs).  Consumer offsets: every 5 s when a consumer
- * committed, and at stop.
+ * Checkpoint, every second when it changed: confirmPhyOffset a record
+ * boundary at or below min(flushed, cq_flushed), the physic/logics
+ * timestamps the store time of the last record below it, indexMsgTimestamp
+ * the indexer's index.flushed_ts (when it runs).  The boundary and its time
+ * are the dispatcher's checkpoint mark (ctl.h shmq_ctl_cq_mark_t: at or
+ * below cq_flushed, with the time of the record before it, which the
+ * dispatcher read): the newest mark read that flushed has reached, so that
+ * no record is read here.  Under SYNC_FLUSH the dispatcher follows flushed
+ * and every mark is below it; under ASYNC_FLUSH a mark past flushed waits
+ * for a later flush and an older one is named meanwhile.  Consumer offsets:
+ * every 5 s when a consumer committed, and at stop.
  *
  * Orderly stop (store state FINISHING): flush everything, wait until the
  * dispatcher has built and flushed every unit (dispatched == cq_flushed ==
  * wrote), write the final checkpoint and the consumer offsets, exit 0.
  *
  * Killed at any point: flushed only names bytes a flush covered; a new
- * flusher starts from the published value.  The CommitLog is mapped
- * read-only: opening a segment queue writable would remove an empty
- * trailing segment, which may be the one the writer is creating right now.
+ * flusher starts from the published value (and the published mark: the
+ * checkpoint is only ever written with one whole mark at or below flushed).
+ * The CommitLog is mapped read-only: opening a segment queue writable would
+ * remove an empty trailing segment, which may be the one the writer is
+ * creating right now.
  * Its files are opened O_RDWR all the same (SHMQ_MF_SYNCER): msync of a
  * mapping of a file opened read-only writes nothing back (PITFALLS 18).
  * msync(MS_SYNC) of a shared mapping writes back the range's dirty pages
@@ -77,8 +85,9 @@ typedef struct flusher {
     int64_t next_cp;
     int64_t next_offsets;
     shmq_checkpoint_t cp; /* as last written (or read at start) */
-    int64_t walk_pos;     /* a record boundary at or below the checkpoint, -1 unknown */
-    int64_t walk_ts;      /* store time of the last record ending at walk_pos */
+    shmq_marks_t marks;   /* the dispatcher's marks read, not yet below the checkpoint */
+    uint64_t cp_turns;    /* checkpoint turns of this process (a log line at exit) */
+    uint64_t cp_past;     /* ...in which the newest mark read was past flushed */
     bool cp_warned;
     uint64_t clean_seen; /* cleaner: its deleted_seq when we last dropped removed segments */
 } flusher_t;
@@ -195,71 +204,33 @@ static int64_t flush_to(shmq_worker_t *w, flusher_t *f, int64_t wrote, int least
 /* ---- checkpoint ---------------------------------------------------------------------- */
 
 /*
- * Store time of the last record that ends at or below upto, walking record
- * sizes from the last known boundary (the previous checkpoint) and reading
- * only that last record.  0 when it cannot be told (then the previous
- * timestamps are kept).
+ * Write the checkpoint when the mark it can name moved (or force): the
+ * newest of the dispatcher's marks read so far at or below min(flushed,
+ * cq_flushed).
  */
-static int64_t last_record_ts(flusher_t *f, int64_t upto)
-{
-    int64_t seg = (int64_t)f->cl.q.seg_size;
-    int64_t min = shmq_mfq_min_offset(&f->cl.q);
-    if (f->walk_pos < min || f->walk_pos > upto) {
-        /* Segment starts are record boundaries. */
-        f->walk_pos = upto > 0 ? (upto - 1) - (upto - 1) % seg : 0;
-        if (f->walk_pos < min) {
-            f->walk_pos = min;
-        }
-        f->walk_ts = 0;
-    }
-    int64_t pos = f->walk_pos;
-    int64_t last = -1;
-    int rc = shmq_commitlog_skip(&f->cl, &pos, upto, &last);
-    if (rc == SHMQ_E_RANGE && shmq_mfq_refresh(&f->cl.q) >= 0) {
-        rc = shmq_commitlog_skip(&f->cl, &pos, upto, &last);
-    }
-    int64_t ts = f->walk_ts;
-    if (rc == 0 && last >= 0) {
-        shmq_record_head_t r;
-        int64_t p = last;
-        rc = shmq_commitlog_next_head(&f->cl, &p, upto, SHMQ_DECODE_CHECK_PHYS, &r);
-        if (rc > 0) {
-            ts = r.store_ts;
-            rc = 0;
-        } else if (rc == 0 || rc == SHMQ_E_END) {
-            rc = SHMQ_E_CORRUPT;
-        } else {
-            pos = last;
-        }
-    }
-    if (rc < 0) {
-        shmq_log(SHMQ_LOG_WARN, "checkpoint: cannot read the record at %lld: %s", (long long)pos,
-                 shmq_strerror(rc));
-        f->walk_pos = -1;
-        return 0;
-    }
-    f->walk_pos = pos;
-    f->walk_ts = ts;
-    return ts;
-}
-
-/* Write the checkpoint when min(flushed, cq_flushed) moved (or force). */
 static void checkpoint(shmq_worker_t *w, flusher_t *f, bool force)
 {
+    int64_t mpos, mts;
+    if (shmq_ctl_cq_mark_read(&w->ctl.blk->cq_mark, &mpos, &mts) == 0 && mts > 0) {
+        shmq_marks_add(&f->marks, mpos, mts);
+    }
+    /* The dispatcher publishes a mark before the cq_flushed it lies below: a mark read
+     * before its cq_flushed waits for the next turn. */
     int64_t cq_flushed = shmq_ctl_load(&w->ctl.blk->cq_flushed);
-    int64_t confirm = f->flushed < cq_flushed ? f->flushed : cq_flushed;
+    int64_t upto = f->flushed < cq_flushed ? f->flushed : cq_flushed;
+    f->cp_turns++;
+    f->cp_past += f->marks.has_last && f->marks.last_pos > upto;
+    int64_t confirm, ts;
+    if (!shmq_marks_take(&f->marks, upto, &confirm, &ts)) {
+        return; /* no mark at or below min(flushed, cq_flushed) yet */
+    }
     if (confirm < f->cp.confirm_phys || (confirm == f->cp.confirm_phys && !force)) {
         return;
     }
-    /* Reads stop at the published end; the checkpoint never names more than that. */
-    shmq_commitlog_set_positions(&f->cl, shmq_ctl_load(&w->ctl.blk->wrote), f->flushed);
-    int64_t ts = last_record_ts(f, confirm);
     shmq_checkpoint_t cp = f->cp;
     cp.confirm_phys = confirm;
-    if (ts > 0) {
-        cp.physic_msg_ts = ts;
-        cp.logics_msg_ts = ts;
-    }
+    cp.physic_msg_ts = ts;
+    cp.logics_msg_ts = ts;
     /* indexer: the index time its msyncs cover (0: no indexer yet: keep the file's value).
      * acquire: pairs with the indexer's release after its msync. */
     int64_t index_ts = atomic_load_explicit(&w->ctl.blk->index.flushed_ts, memory_order_acquire);
@@ -338,9 +309,7 @@ static int flusher_init(shmq_worker_t *w, void **state)
     if (rc < 0) {
         memset(&f->cp, 0, sizeof(f->cp));
     }
-    /* The last checkpoint's offset is a record boundary with a known store time. */
-    f->walk_pos = f->cp.confirm_phys > 0 ? f->cp.confirm_phys : -1;
-    f->walk_ts = f->cp.physic_msg_ts;
+    shmq_marks_init(&f->marks);
     int64_t now = shmq_mono_ms();
     f->next_flush = now;
     f->next_thorough = now + cfg->flush_commit_log_thorough_interval;
@@ -477,8 +446,12 @@ static int flusher_finish(shmq_worker_t *w, void *state)
     }
     checkpoint(w, f, false);
     save_offsets(w, true);
-    shmq_log(SHMQ_LOG_INFO, "flushed %lld, checkpoint at %lld", (long long)f->flushed,
-             (long long)f->cp.confirm_phys);
+    shmq_log(SHMQ_LOG_INFO,
+             "flushed %lld, checkpoint at %lld; in %llu of %llu checkpoint turns the "
+             "dispatcher's newest mark was past min(flushed, cq_flushed) (an older one was "
+             "named)",
+             (long long)f->flushed, (long long)f->cp.confirm_phys, (unsigned long long)f->cp_past,
+             (unsigned long long)f->cp_turns);
     shmq_commitlog_close(&f->cl);
     return code;
 }

@@ -209,6 +209,9 @@ int master_fill_ctl(shmq_ctl_t *ctl, shmq_store_t *st)
     shmq_ctl_publish(&b->wrote, end);
     shmq_ctl_publish(&b->flushed, end);
     shmq_ctl_publish(&b->dispatched, end);
+    /* The checkpoint's mark: recovery's, which names the record before end by its time
+     * (the last record it checked, or the checkpoint's when it checked none). */
+    shmq_ctl_cq_mark_publish(&b->cq_mark, end, st->last_store_ts);
     shmq_ctl_publish(&b->cq_flushed, end);
     /* indexer: nothing is known indexed until it has resumed from its files (it publishes). */
     shmq_ctl_publish(&b->indexed, shmq_commitlog_min_offset(&st->cl));

@@ -46,6 +46,8 @@ _Static_assert(offsetof(shmq_ctl_block_t, wrote) % 64 == 0, "positions are cache
 _Static_assert(offsetof(shmq_ctl_block_t, flushed) % 64 == 0, "positions are cache aligned");
 _Static_assert(offsetof(shmq_ctl_block_t, dispatched) % 64 == 0, "positions are cache aligned");
 _Static_assert(offsetof(shmq_ctl_block_t, cq_flushed) % 64 == 0, "positions are cache aligned");
+_Static_assert(offsetof(shmq_ctl_block_t, cq_mark) % 64 == 0, "the mark has its own lines");
+_Static_assert(sizeof(shmq_ctl_cq_mark_t) == 128, "the mark: gen and two slots, two lines");
 _Static_assert(offsetof(shmq_ctl_block_t, writer_journal) % 64 == 0, "journal is cache aligned");
 _Static_assert(offsetof(shmq_ctl_block_t, flusher_wake) % 64 == 0, "wake words are cache aligned");
 _Static_assert(offsetof(shmq_ctl_wakes_t, writer_wake) % 64 == 0, "wake words are cache aligned");
@@ -825,6 +827,113 @@ int shmq_ctl_sleep(shmq_ctl_wake_t *w, bool (*ready)(void *arg), void *arg, int 
     }
     sleep_unregister(&w->word, seq);
     return rc;
+}
+
+/* ---- the checkpoint's mark ------------------------------------------------------- */
+
+/* Reads of the mark that a writer overtook before one succeeds (it writes once a second). */
+#define MARK_TRIES 1000
+
+void shmq_ctl_cq_mark_publish(shmq_ctl_cq_mark_t *m, int64_t pos, int64_t ts)
+{
+    /* Acquire: a writer started after another's death writes past its last generation. */
+    uint64_t g = atomic_load_explicit(&m->gen, memory_order_acquire) + 1;
+    shmq_ctl_mark_slot_t *s = &m->slot[g & 1];
+    atomic_store_explicit(&s->gen_begin, g, memory_order_relaxed);
+    /* Release fence: a reader that sees a field below sees gen_begin changed (it re-checks
+     * it after its acquire fence), so a slot being rewritten is never taken. */
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&s->pos, pos, memory_order_relaxed);
+    atomic_store_explicit(&s->ts, ts, memory_order_relaxed);
+    /* Release: the fields are complete before the stamp that closes them... */
+    atomic_store_explicit(&s->gen_end, g, memory_order_release);
+    /* ...and before gen names the slot. */
+    atomic_store_explicit(&m->gen, g, memory_order_release);
+}
+
+int shmq_ctl_cq_mark_read(const shmq_ctl_cq_mark_t *cm, int64_t *pos, int64_t *ts)
+{
+    /* The block may be mapped read-only: loads only, through non-const atomics. */
+    shmq_ctl_cq_mark_t *m = (shmq_ctl_cq_mark_t *)(uintptr_t)cm;
+    for (int i = 0; i < MARK_TRIES; i++) {
+        /* Acquire: the slot gen names is whole (its gen_end was stored before). */
+        uint64_t g = atomic_load_explicit(&m->gen, memory_order_acquire);
+        if (g == 0) {
+            return SHMQ_E_NOT_FOUND;
+        }
+        shmq_ctl_mark_slot_t *s = &m->slot[g & 1];
+        /* Acquire: the fields read below are not older than this stamp. */
+        uint64_t end = atomic_load_explicit(&s->gen_end, memory_order_acquire);
+        int64_t p = atomic_load_explicit(&s->pos, memory_order_relaxed);
+        int64_t t = atomic_load_explicit(&s->ts, memory_order_relaxed);
+        /* Acquire fence: the fields are read before gen_begin is; a rewrite that began
+         * (gen_begin = g + 2) before they were read shows here. */
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t begin = atomic_load_explicit(&s->gen_begin, memory_order_relaxed);
+        if (end == g && begin == g) {
+            *pos = p;
+            *ts = t;
+            return 0;
+        }
+        shmq_cpu_relax(); /* overtaken: the writer published twice during this read */
+    }
+    return shmq_error_set(-EAGAIN, "the checkpoint mark stays mid-change");
+}
+
+void shmq_marks_init(shmq_marks_t *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->every = 1;
+}
+
+void shmq_marks_add(shmq_marks_t *l, int64_t pos, int64_t ts)
+{
+    if (l->has_last && pos <= l->last_pos) {
+        return;
+    }
+    if (l->has_last && ++l->seen >= l->every) {
+        /* The newest so far is kept below the new one. */
+        if (l->n == SHMQ_MARKS) {
+            for (int i = 0; i < SHMQ_MARKS / 2; i++) {
+                l->pos[i] = l->pos[2 * i];
+                l->ts[i] = l->ts[2 * i];
+            }
+            l->n = SHMQ_MARKS / 2;
+            l->every *= 2;
+        }
+        l->pos[l->n] = l->last_pos;
+        l->ts[l->n] = l->last_ts;
+        l->n++;
+        l->seen = 0;
+    }
+    l->last_pos = pos;
+    l->last_ts = ts;
+    l->has_last = true;
+}
+
+bool shmq_marks_take(shmq_marks_t *l, int64_t upto, int64_t *pos, int64_t *ts)
+{
+    if (l->has_last && l->last_pos <= upto) {
+        *pos = l->last_pos;
+        *ts = l->last_ts;
+        l->n = 0; /* all below it */
+        l->every = 1;
+        l->seen = 0;
+        return true;
+    }
+    int i = l->n;
+    while (i > 0 && l->pos[i - 1] > upto) {
+        i--;
+    }
+    if (i == 0) {
+        return false;
+    }
+    *pos = l->pos[i - 1];
+    *ts = l->ts[i - 1];
+    memmove(l->pos, l->pos + i - 1, (size_t)(l->n - i + 1) * sizeof(l->pos[0]));
+    memmove(l->ts, l->ts + i - 1, (size_t)(l->n - i + 1) * sizeof(l->ts[0]));
+    l->n -= i - 1;
+    return true;
 }
 
 bool shmq_ctl_fence(shmq_ctl_block_t *b, enum shmq_fence_part part, int err)

@@ -73,7 +73,7 @@
 #define SHMQ_CTL_MAGIC      0x314c5443514d4853ULL /* "SHMQCTL1" little-endian */
 #define SHMQ_CTL_CONS_MAGIC 0x31534e4f434d4853ULL /* "SHMCONS1" */
 #define SHMQ_CTL_WAKE_MAGIC 0x314b4157434d4853ULL /* "SHMCWAK1" */
-#define SHMQ_CTL_VERSION    14
+#define SHMQ_CTL_VERSION    15
 
 #define SHMQ_CTL_MAX_WORKERS 12
 #define SHMQ_CTL_MAX_RINGS   64
@@ -151,6 +151,35 @@ typedef struct shmq_ctl_position {
     _Alignas(64) _Atomic int64_t pos;
     SHMQ_CTL_SLEEP_WORD; /* bumped when pos advances and someone sleeps */
 } shmq_ctl_position_t;
+
+/*
+ * The checkpoint's mark: a CommitLog record boundary at or below cq_flushed
+ * (every CommitLog byte and ConsumeQueue unit below it that the flusher has
+ * flushed too is durable) and the store time of the last record that ends at
+ * or below it (0: none known).  Written by the dispatcher when it publishes
+ * cq_flushed (before it), and by the master at start; read by the flusher,
+ * which names it in the checkpoint (confirmPhyOffset, physicMsgTimestamp,
+ * logicsMsgTimestamp) once flushed reaches it, without reading the records.
+ *
+ * One writer at a time.  Two slots written in turn, each stamped with its
+ * generation first and last, and `gen` naming the newest whole one
+ * (slot[gen & 1]; 0: none published): a reader checks both stamps against
+ * the gen it loaded, so it never takes the offset of one publication with
+ * the time of another; a writer killed mid-way leaves the previous slot
+ * whole and `gen` naming it (nothing stays locked, unlike a seqlock's odd
+ * count), and the next writer writes the other slot again.
+ */
+typedef struct shmq_ctl_mark_slot {
+    _Atomic uint64_t gen_begin; /* stored first */
+    _Atomic int64_t pos;
+    _Atomic int64_t ts;
+    _Atomic uint64_t gen_end; /* stored last (release) */
+} shmq_ctl_mark_slot_t;
+
+typedef struct shmq_ctl_cq_mark {
+    _Alignas(64) _Atomic uint64_t gen; /* the newest whole slot's generation (release) */
+    shmq_ctl_mark_slot_t slot[2];
+} shmq_ctl_cq_mark_t;
 
 /* A wake-up word for one sleeper role (e.g. the writer waiting for ring entries). */
 typedef struct shmq_ctl_wake {
@@ -640,6 +669,7 @@ typedef struct shmq_ctl_block {
     shmq_ctl_position_t flushed;    /* flusher */
     shmq_ctl_position_t dispatched; /* dispatcher */
     shmq_ctl_position_t cq_flushed; /* dispatcher: ConsumeQueue units below it are flushed */
+    shmq_ctl_cq_mark_t cq_mark;     /* dispatcher (master at start): the checkpoint's mark */
     shmq_ctl_position_t min;        /* cleaner (the master sets it at start) */
     shmq_ctl_position_t indexed;    /* indexer */
     shmq_ctl_position_t replicated; /* ha-sender */
@@ -941,6 +971,55 @@ static inline void shmq_ctl_wake_also(shmq_ctl_wake_t *w)
         shmq_ctl_wake_slow(&w->word, &w->seq);
     }
 }
+
+/*
+ * Publish the checkpoint's mark (shmq_ctl_cq_mark_t): pos a record boundary
+ * at or below the cq_flushed published next, ts the store time of the last
+ * record ending at or below pos.  The mark's writer only (the dispatcher; the
+ * master before the block is ready).
+ */
+void shmq_ctl_cq_mark_publish(shmq_ctl_cq_mark_t *m, int64_t pos, int64_t ts);
+
+/*
+ * A consistent copy of the mark (any process; the block may be mapped
+ * read-only): 0 with *pos and *ts of one publication, SHMQ_E_NOT_FOUND when
+ * none was published, -EAGAIN when the writer kept overtaking the read.
+ */
+int shmq_ctl_cq_mark_read(const shmq_ctl_cq_mark_t *m, int64_t *pos, int64_t *ts);
+
+/*
+ * A process's own list of record boundaries with the store time of the
+ * record before each (the dispatcher's batch ends, the marks the flusher
+ * read), from which it takes the highest at or below a limit.  Boundaries
+ * are offered in increasing order; the newest is always held, and of the
+ * ones before it one in `every`: a full list drops every other entry (the
+ * oldest stays) and doubles `every`, so that SHMQ_MARKS entries span any
+ * stretch, finer when it is short.  Not shared.
+ */
+#define SHMQ_MARKS 64
+
+typedef struct shmq_marks {
+    int64_t pos[SHMQ_MARKS]; /* kept boundaries, oldest first, all below last_pos */
+    int64_t ts[SHMQ_MARKS];
+    int n;
+    uint32_t every;   /* keep one boundary in `every` (a power of two) */
+    uint32_t seen;    /* boundaries offered since the last one kept */
+    bool has_last;    /* last_pos/last_ts hold the newest boundary offered */
+    int64_t last_pos; /* the newest boundary offered */
+    int64_t last_ts;
+} shmq_marks_t;
+
+/* Empty, keeping every boundary. */
+void shmq_marks_init(shmq_marks_t *l);
+
+/* Offer a boundary (ignored unless above the newest one). */
+void shmq_marks_add(shmq_marks_t *l, int64_t pos, int64_t ts);
+
+/*
+ * The highest boundary held at or below upto into *pos, *ts; the ones below
+ * it are dropped (it stays held).  False, changing nothing, when none is.
+ */
+bool shmq_marks_take(shmq_marks_t *l, int64_t upto, int64_t *pos, int64_t *ts);
 
 /* Wake every process waiting on p (shmq_ctl_wait_pos) without changing its value:
  * they re-check their own conditions (a fence, a stop). */

@@ -957,6 +957,197 @@ static void test_sync_state_set_reader_sees_whole_sets(void **state)
     assert_true(got.gen == gen + 20000);
 }
 
+/* ---- the checkpoint's mark (shmq_ctl_cq_mark_t) and a process's marks ------------ */
+
+/* The time every test publication gives a position: a read that pairs a position with
+ * another publication's time shows. */
+static int64_t mark_ts_of(int64_t pos)
+{
+    return pos / 1000 * 3 + 1;
+}
+
+static void test_cq_mark_reads_whole_publications_only(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_cq_mark_t *m = &f->ctl.blk->cq_mark;
+    int64_t pos = -1, ts = -1;
+    assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), SHMQ_E_NOT_FOUND);
+    shmq_ctl_cq_mark_publish(m, 1000, 4);
+    assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), 0);
+    assert_true(pos == 1000 && ts == 4);
+    shmq_ctl_cq_mark_publish(m, 2000, 7); /* gen 2, slot 0 */
+    assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), 0);
+    assert_true(pos == 2000 && ts == 7);
+    uint64_t g = atomic_load(&m->gen);
+    assert_int_equal(g, 2);
+
+    /* A slot gen names but whose rewrite has begun (gen_begin ahead): refused, not mixed. */
+    shmq_ctl_mark_slot_t *s = &m->slot[g & 1];
+    atomic_store(&s->gen_begin, g + 2);
+    atomic_store(&s->pos, 4000);
+    assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), -EAGAIN);
+    /* ...or whose closing stamp is not its generation: refused. */
+    atomic_store(&s->gen_begin, g);
+    atomic_store(&s->gen_end, g - 2);
+    assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), -EAGAIN);
+    atomic_store(&s->gen_end, g);
+    atomic_store(&s->pos, 2000);
+    assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), 0);
+    assert_true(pos == 2000 && ts == 7);
+
+    /* A writer killed after filling the other slot, before (or after) closing it, and
+     * before gen named it: the previous publication is read whole. */
+    shmq_ctl_mark_slot_t *o = &m->slot[(g + 1) & 1];
+    atomic_store(&o->gen_begin, g + 1);
+    atomic_store(&o->pos, 3000);
+    assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), 0);
+    assert_true(pos == 2000 && ts == 7);
+    atomic_store(&o->ts, 10);
+    atomic_store(&o->gen_end, g + 1);
+    assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), 0);
+    assert_true(pos == 2000 && ts == 7);
+    /* The next writer (a restarted dispatcher) writes that slot again and names it. */
+    shmq_ctl_cq_mark_publish(m, 3500, 11);
+    assert_int_equal(atomic_load(&m->gen), g + 1);
+    assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), 0);
+    assert_true(pos == 3500 && ts == 11);
+}
+
+/* A writer in another process publishing as fast as it can, then killed at a random
+ * moment (mid-publication, likely): the reader never pairs a position with another
+ * publication's time, positions never go back, and a new writer carries on. */
+static void test_cq_mark_reader_never_mixes_two_publications_of_another_process(void **state)
+{
+    fixture_t *f = *state;
+    shmq_ctl_cq_mark_t *m = &f->ctl.blk->cq_mark;
+    shmq_ctl_cq_mark_publish(m, 1000, mark_ts_of(1000));
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int64_t p0, t0;
+            if (shmq_ctl_cq_mark_read(m, &p0, &t0) != 0) {
+                _exit(1);
+            }
+            for (int64_t pos = p0 + 1000;; pos += 1000) {
+                shmq_ctl_cq_mark_publish(m, pos, mark_ts_of(pos));
+            }
+        }
+        long reads = 0, mixed = 0, back = 0, busy = 0;
+        int64_t last = 0;
+        int64_t t_end = shmq_mono_ms() + 150 + 50 * round;
+        while (shmq_mono_ms() < t_end) {
+            int64_t pos, ts;
+            int rc = shmq_ctl_cq_mark_read(m, &pos, &ts);
+            if (rc == -EAGAIN) {
+                busy++;
+                continue;
+            }
+            assert_int_equal(rc, 0);
+            reads++;
+            mixed += ts != mark_ts_of(pos);
+            back += pos < last;
+            last = pos;
+        }
+        kill(pid, SIGKILL);
+        assert_int_equal(child_status(pid), 128 + SIGKILL);
+        assert_int_equal(mixed, 0);
+        assert_int_equal(back, 0);
+        assert_true(reads > 0);
+        (void)busy;
+        /* Whatever the kill left: the last whole publication, then the next writer's. */
+        int64_t pos, ts;
+        assert_int_equal(shmq_ctl_cq_mark_read(m, &pos, &ts), 0);
+        assert_true(pos >= last && ts == mark_ts_of(pos));
+        shmq_ctl_cq_mark_publish(m, pos + 1000, mark_ts_of(pos + 1000));
+        int64_t pos2, ts2;
+        assert_int_equal(shmq_ctl_cq_mark_read(m, &pos2, &ts2), 0);
+        assert_true(pos2 == pos + 1000 && ts2 == mark_ts_of(pos2));
+    }
+}
+
+/* The highest offered boundary at or below upto, by the definition (every boundary kept). */
+static bool marks_ref(const int64_t *offered, int n, int64_t upto, int64_t *pos)
+{
+    for (int i = n; i-- > 0;) {
+        if (offered[i] <= upto) {
+            *pos = offered[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The marks list against a list that keeps every boundary: it returns only boundaries
+ * offered, with their times, at or below the limit; the newest when it is below; never
+ * one below what it returned before; and ignores what is not increasing. */
+static void test_marks_take_only_offered_boundaries_at_or_below_the_limit(void **state)
+{
+    (void)state;
+    shmq_marks_t l;
+    shmq_marks_init(&l);
+    int64_t pos, ts;
+    assert_false(shmq_marks_take(&l, INT64_MAX, &pos, &ts));
+    shmq_marks_add(&l, 5000, mark_ts_of(5000));
+    assert_false(shmq_marks_take(&l, 4999, &pos, &ts));
+    shmq_marks_add(&l, 5000, 999); /* not above the newest: ignored */
+    shmq_marks_add(&l, 4000, 999);
+    assert_true(shmq_marks_take(&l, 5000, &pos, &ts));
+    assert_true(pos == 5000 && ts == mark_ts_of(5000));
+
+    static int64_t offered[200000];
+    int n = 0;
+    int64_t next = 6000, last_taken = 5000, upto = 5000;
+    offered[n++] = 5000;
+    srandom(7);
+    long takes = 0, coarse = 0;
+    for (int step = 0; step < 400000; step++) {
+        if (random() % 8 != 0 || n < 2) {
+            if (n < (int)(sizeof(offered) / sizeof(offered[0]))) {
+                offered[n++] = next;
+                shmq_marks_add(&l, next, mark_ts_of(next));
+            }
+            next += 1000 * (1 + random() % 3);
+            continue;
+        }
+        /* A limit that moves forward, anywhere between boundaries. */
+        upto += random() % (next - upto + 1);
+        bool got = shmq_marks_take(&l, upto, &pos, &ts);
+        int64_t ref;
+        assert_true(marks_ref(offered, n, upto, &ref));
+        assert_true(got);
+        takes++;
+        assert_true(pos <= upto);
+        assert_true(pos >= last_taken);
+        assert_int_equal(ts, mark_ts_of(pos));
+        if (upto >= offered[n - 1]) {
+            assert_true(pos == offered[n - 1]); /* the newest, exactly */
+        }
+        coarse += pos != ref;
+        last_taken = pos;
+        assert_true(l.n <= SHMQ_MARKS);
+    }
+    assert_true(takes > 1000);
+    (void)coarse;
+
+    /* Many boundaries, no take: the list spans them all; the oldest and newest held, and
+     * any limit between finds a boundary not far below it. */
+    shmq_marks_init(&l);
+    for (int64_t p = 1000; p <= 1000000; p += 1000) {
+        shmq_marks_add(&l, p, mark_ts_of(p));
+    }
+    assert_true(l.n <= SHMQ_MARKS && l.n >= SHMQ_MARKS / 2);
+    assert_int_equal(l.pos[0], 1000);
+    assert_int_equal(l.last_pos, 1000000);
+    shmq_marks_t copy = l;
+    assert_true(shmq_marks_take(&copy, 500500, &pos, &ts));
+    assert_true(pos <= 500500 && ts == mark_ts_of(pos));
+    assert_true(500500 - pos <= (int64_t)l.every * 2 * 1000);
+    copy = l;
+    assert_false(shmq_marks_take(&copy, 999, &pos, &ts));
+    assert_memory_equal(&copy, &l, sizeof(l)); /* nothing changed */
+}
+
 static void test_topic_lock_repairs_entry_left_mid_change(void **state)
 {
     fixture_t *f = *state;
@@ -1623,6 +1814,9 @@ int main(void)
         T(test_topic_foreach_visits_active_topics, setup_ready),
         T(test_topic_seqlock_reader_never_sees_torn_entry, setup_ready),
         T(test_sync_state_set_reader_sees_whole_sets, setup_ready),
+        T(test_cq_mark_reads_whole_publications_only, setup_ready),
+        T(test_cq_mark_reader_never_mixes_two_publications_of_another_process, setup_ready),
+        T(test_marks_take_only_offered_boundaries_at_or_below_the_limit, setup_ready),
         T(test_topic_lock_repairs_entry_left_mid_change, setup_ready),
         T(test_topic_lock_excludes_child_until_released, setup_ready),
         T(test_topic_lock_released_when_holder_killed, setup_ready),
