@@ -677,8 +677,10 @@ static void test_inline_stamps_take_equals_take(void **state)
             shmq_stamp_put(s, 100 + round * 10, round % 2 ? now + hour : now - hour, 1 + round % 3);
         }
         if (round == 1000) {
+            /* A reader far behind; an hour back too: a stamp of now would give the two
+             * takes, made moments apart, latencies that a bucket's bound can split. */
             for (int i = 0; i < SHMQ_STAMPS + 10; i++) {
-                shmq_stamp_put(s, 100 + round * 10, now, 1); /* a reader far behind */
+                shmq_stamp_put(s, 100 + round * 10, now - 3600LL * 1000000000, 1);
             }
         }
         int64_t pos = round % 5 == 0 ? positions[round % 8] : 100 + (round - 3) * 10;
