@@ -408,9 +408,9 @@ typedef struct unit_id {
 } unit_id_t;
 
 /* The unit of n records [phys, end) with queue offsets from qoff (in queue q, or NULL for
- * records no consumer reads) is stored: the queue's next offset, its answer, the counters. */
+ * records no consumer reads) is stored: the queue's next offset and its answer. */
 static inline __attribute__((always_inline)) void
-unit_stored(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_t *q, int64_t qoff,
+unit_answer(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_t *q, int64_t qoff,
             int64_t phys, int64_t end, int64_t store_ts, int32_t size0)
 {
     if (q != NULL) {
@@ -435,8 +435,14 @@ unit_stored(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_
     d->res.queue_id = u->queue_id;
     d->res.size = size0;
     d->res.count = (int32_t)n;
-    uint64_t bytes = (uint64_t)(end - phys);
     SHMQ_PROBE(append, ring, u->req_id, phys, end, n, u->queue_id, qoff, u->topic, u->topic_len);
+}
+
+/* n messages of bytes record bytes stored (in units answered by unit_answer()): the batch's
+ * counters and the pending per-topic counts. */
+static inline __attribute__((always_inline)) void unit_counted(writer_t *wr, size_t n,
+                                                               uint64_t bytes)
+{
     wr->msgs_in += n;
     wr->bytes_in += bytes;
     if (wr->topic_entry != NULL) {
@@ -451,6 +457,15 @@ unit_stored(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_
         wr->tc_msgs += n;
         wr->tc_bytes += bytes;
     }
+}
+
+/* The unit of n records [phys, end) is stored: unit_answer() and unit_counted(). */
+static inline __attribute__((always_inline)) void
+unit_stored(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_t *q, int64_t qoff,
+            int64_t phys, int64_t end, int64_t store_ts, int32_t size0)
+{
+    unit_answer(wr, ring, u, n, q, qoff, phys, end, store_ts, size0);
+    unit_counted(wr, n, (uint64_t)(end - phys));
 }
 
 /* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
@@ -643,22 +658,42 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
         return 0;
     }
     const uint8_t *data = wr->maps[i].data;
+    /* The batch's bounds as take_ring() checks them before each unit, turned into this run's:
+     * one entry and one answer per message, and ring bytes taken before the next entry. */
+    size_t max_n = wr->entries < WR_BATCH_ENTRIES ? WR_BATCH_ENTRIES - wr->entries : 0;
+    size_t max_done = wr->ndone < WR_COMPLETIONS ? WR_COMPLETIONS - wr->ndone : 0;
+    max_n = max_done < max_n ? max_done : max_n;
+    int64_t max_taken = WR_BATCH_BYTES - wr->bytes;
+    /* The same for every message of the run: its topic, as the memo's name (a name of 8 to 16
+     * bytes as two overlapping words: the ring's bytes are read once into words that are
+     * compared with these and stored), and the fields of the encode's input it holds. */
+    const uint32_t tlen = memo->len;
+    const bool t_words = tlen >= 8 && tlen <= 16;
+    uint64_t tw0 = 0, tw1 = 0;
+    if (t_words) {
+        memcpy(&tw0, memo->name, 8);
+        memcpy(&tw1, memo->name + tlen - 8, 8);
+    }
+    shmq_msg_in_t in;
+    in.topic_len = tlen;
+    in.born_host.is_v6 = false;
+    in.store_host = wr->cl.store_host;
     shmq_commitlog_room_t room;
     int64_t done = 0; /* record bytes written in the room */
     uint64_t taken = 0;
-    while (pos + taken != tail && wr->entries < WR_BATCH_ENTRIES &&
-           wr->bytes + (int64_t)taken < WR_BATCH_BYTES && wr->ndone < WR_COMPLETIONS) {
+    size_t n = 0;
+    while (pos + taken != tail && n < max_n && (int64_t)taken < max_taken) {
         shmq_ring_hdr_t h;
         uint64_t at = pos + taken;
         if (!shmq_ring_peek_plain(data, wr->ring_size, at, tail, &wr->lim, &h) ||
-            (int64_t)h.total_len > wr->unit_max || h.topic_len != memo->len ||
+            (int64_t)h.total_len > wr->unit_max || h.topic_len != tlen ||
             h.queue_id >= t->write_queue_nums) {
             break;
         }
         wr_queue_t *q = queue_hinted(wr, h.queue_id);
         /* Room for the record with a separator before the __CRC32# tail (one byte more than
          * needed when the properties end with one): the run's room, grown. */
-        int64_t most = SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + h.topic_len + h.props_len + 1 +
+        int64_t most = SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + tlen + h.props_len + 1 +
                        SHMQ_CRC_PROP_LEN;
         if (q == NULL || most > INT32_MAX ||
             (done == 0 ? shmq_commitlog_room(&wr->cl, most, wr->store_ts, &room) != 0
@@ -670,14 +705,24 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
         const uint8_t *src = data + (at & (wr->ring_size - 1)) + SHMQ_RING_HDR_SIZE;
         uint8_t *body = dst + SHMQ_RECORD_BODY_AT_V4;
         char *topic = (char *)body + h.body_len + 1;
-        char *props = topic + h.topic_len + 2;
-        memcpy(topic, src, h.topic_len);
-        memcpy(props, src + h.topic_len, h.props_len);
-        memcpy(body, src + h.topic_len + h.props_len, h.body_len);
+        char *props = topic + tlen + 2;
         /* The copy checked as the decode checks its own (check_parts()). */
+        bool topic_ok;
+        if (t_words) {
+            uint64_t w0, w1;
+            memcpy(&w0, src, 8);
+            memcpy(&w1, src + tlen - 8, 8);
+            memcpy(topic, &w0, 8);
+            memcpy(topic + tlen - 8, &w1, 8); /* the bytes stored: w0's, then w1's */
+            topic_ok = w0 == tw0 && w1 == tw1;
+        } else {
+            memcpy(topic, src, tlen);
+            topic_ok = shmq_bytes_equal(memo->name, topic, tlen);
+        }
+        memcpy(body, src + tlen + h.props_len, h.body_len);
         shmq_props_info_t pi;
-        if (!shmq_bytes_equal(memo->name, topic, h.topic_len) ||
-            shmq_props_scan(props, h.props_len, &pi) < 0 || pi.uniq_key == NULL ||
+        if (!topic_ok || shmq_props_copy_scan(props, (const char *)src + tlen, h.props_len, &pi) < 0 ||
+            pi.uniq_key == NULL ||
             pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX || pi.sched) {
             memset(dst, 0, (size_t)most); /* no valid-looking record past wrote */
             break;
@@ -688,17 +733,13 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
                                    .v2 = false,
                                    .add_sep = add_sep};
         /* Field by field: encode_placed reads each (an initializer would clear the rest). */
-        shmq_msg_in_t in;
         in.topic = topic;
-        in.topic_len = h.topic_len;
         in.queue_id = h.queue_id;
         in.flag = h.flag;
         in.sysflag = h.sysflag;
         in.born_ts = h.born_ts;
         memcpy(in.born_host.addr, h.born_addr, 4); /* IPv4: the first 4 bytes are read */
         in.born_host.port = h.born_port;
-        in.born_host.is_v6 = false;
-        in.store_host = wr->cl.store_host;
         in.reconsume_times = h.reconsume_times;
         in.prepared_tx_offset = h.prepared_tx_offset;
         in.body = body;
@@ -714,14 +755,17 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
                        .req_id = h.req_id,
                        .born_ts = h.born_ts,
                        .topic = topic,
-                       .topic_len = h.topic_len};
-        unit_stored(wr, i, &u, 1, q, qoff, phys, phys + plan.total, room.ts, (int32_t)plan.total);
-        wr->entries++;
+                       .topic_len = tlen};
+        unit_answer(wr, i, &u, 1, q, qoff, phys, phys + plan.total, room.ts, (int32_t)plan.total);
+        n++;
         done += plan.total;
         taken += h.total_len;
     }
     if (done > 0) {
         shmq_commitlog_room_done(&wr->cl, &room, done);
+        /* Once per run: the entries taken and the counters. */
+        wr->entries += n;
+        unit_counted(wr, n, (uint64_t)done);
     }
     return taken;
 }

@@ -460,6 +460,14 @@ int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info)
     return shmq_props_scan_general(props, len, info);
 }
 
+int shmq_props_copy_scan_general(char *dst, const char *src, size_t len, shmq_props_info_t *info)
+{
+    if (len > 0) {
+        memcpy(dst, src, len);
+    }
+    return shmq_props_scan(dst, len, info);
+}
+
 int shmq_props_scan_general(const char *props, size_t len, shmq_props_info_t *info)
 {
     memset(info, 0, sizeof(*info));
