@@ -657,13 +657,23 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
           (t->perm & SHMQ_PERM_WRITE) && acl_publish(wr, i, memo->name, memo->len) == 0)) {
         return 0;
     }
+    /* What the run reads of the writer's state, in locals: the records' stores (through
+     * byte pointers) would otherwise make the compiler load each again for every entry. */
     const uint8_t *data = wr->maps[i].data;
+    const uint64_t ring_size = wr->ring_size;
+    const shmq_ring_limits_t lim = wr->lim;
+    const int64_t unit_max = wr->unit_max;
+    const int32_t write_queues = t->write_queue_nums;
+    const uint64_t topic_gen = wr->topic_gen;
+    wr_queue_t *const queues = wr->queues;
+    const size_t nqueues = wr->nqueues;
     /* The batch's bounds as take_ring() checks them before each unit, turned into this run's:
      * one entry and one answer per message, and ring bytes taken before the next entry. */
     size_t max_n = wr->entries < WR_BATCH_ENTRIES ? WR_BATCH_ENTRIES - wr->entries : 0;
     size_t max_done = wr->ndone < WR_COMPLETIONS ? WR_COMPLETIONS - wr->ndone : 0;
     max_n = max_done < max_n ? max_done : max_n;
-    int64_t max_taken = WR_BATCH_BYTES - wr->bytes;
+    const int64_t max_taken = WR_BATCH_BYTES - wr->bytes;
+    wr_done_t *const answers = &wr->done[wr->ndone];
     /* The same for every message of the run: its topic, as the memo's name (a name of 8 to 16
      * bytes as two overlapping words: the ring's bytes are read once into words that are
      * compared with these and stored), and the fields of the encode's input it holds. */
@@ -685,24 +695,29 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
     while (pos + taken != tail && n < max_n && (int64_t)taken < max_taken) {
         shmq_ring_hdr_t h;
         uint64_t at = pos + taken;
-        if (!shmq_ring_peek_plain(data, wr->ring_size, at, tail, &wr->lim, &h) ||
-            (int64_t)h.total_len > wr->unit_max || h.topic_len != tlen ||
-            h.queue_id >= t->write_queue_nums) {
+        if (!shmq_ring_peek_plain(data, ring_size, at, tail, &lim, &h) ||
+            (int64_t)h.total_len > unit_max || h.topic_len != tlen || h.queue_id >= write_queues) {
             break;
         }
-        wr_queue_t *q = queue_hinted(wr, h.queue_id);
+        /* The queue's hint, taken as queue_hinted() takes it. */
+        uint32_t hint = wr->queue_hint[(uint32_t)h.queue_id & (WR_QUEUE_HINTS - 1)];
+        wr_queue_t *q = &queues[hint - 1];
+        if (!(hint != 0 && hint <= nqueues && q->topic_gen == topic_gen &&
+              q->q->queue_id == h.queue_id)) {
+            break;
+        }
         /* Room for the record with a separator before the __CRC32# tail (one byte more than
          * needed when the properties end with one): the run's room, grown. */
         int64_t most = SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + tlen + h.props_len + 1 +
                        SHMQ_CRC_PROP_LEN;
-        if (q == NULL || most > INT32_MAX ||
+        if (most > INT32_MAX ||
             (done == 0 ? shmq_commitlog_room(&wr->cl, most, wr->store_ts, &room) != 0
                        : !shmq_commitlog_room_grow(&wr->cl, &room, done + most))) {
             break;
         }
         uint8_t *dst = room.dst + done;
         /* Each part's bytes read once from the ring, into the record. */
-        const uint8_t *src = data + (at & (wr->ring_size - 1)) + SHMQ_RING_HDR_SIZE;
+        const uint8_t *src = data + (at & (ring_size - 1)) + SHMQ_RING_HDR_SIZE;
         uint8_t *body = dst + SHMQ_RECORD_BODY_AT_V4;
         char *topic = (char *)body + h.body_len + 1;
         char *props = topic + tlen + 2;
@@ -722,8 +737,7 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
         memcpy(body, src + tlen + h.props_len, h.body_len);
         shmq_props_info_t pi;
         if (!topic_ok || shmq_props_copy_scan(props, (const char *)src + tlen, h.props_len, &pi) < 0 ||
-            pi.uniq_key == NULL ||
-            pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX || pi.sched) {
+            pi.uniq_key == NULL || pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX || pi.sched) {
             memset(dst, 0, (size_t)most); /* no valid-looking record past wrote */
             break;
         }
@@ -732,6 +746,32 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
                                    .props_len = h.props_len + add_sep + SHMQ_CRC_PROP_LEN,
                                    .v2 = false,
                                    .add_sep = add_sep};
+        int64_t qoff = q->next;
+        int64_t phys = room.pos + done;
+        /* Stored (the answer goes out after the batch's records are published): the queue's
+         * next offset, the answer (unit_answer()'s, into the run's part of the batch's answers:
+         * wr->ndone moves once, after the run), both before the encode (fewer values kept
+         * across its call). */
+        q->next = qoff + 1;
+        if (!q->dirty) {
+            q->dirty = true;
+            wr->dirty[wr->ndirty++] = (size_t)(q - queues);
+        }
+        wr_done_t *d = &answers[n];
+        d->ring = i;
+        d->slot = h.slot;
+        d->oneway = (h.flags & SHMQ_RING_F_ONEWAY) != 0;
+        d->born_ts = (h.flags & SHMQ_RING_F_RESEND) ? 0 : h.born_ts;
+        d->res.status = 0;
+        d->res.req_id = h.req_id;
+        d->res.phys_offset = phys;
+        d->res.end_pos = phys + plan.total;
+        d->res.queue_offset = qoff;
+        d->res.store_ts = room.ts;
+        d->res.queue_id = h.queue_id;
+        d->res.size = (int32_t)plan.total;
+        d->res.count = 1;
+        SHMQ_PROBE(append, i, h.req_id, phys, phys + plan.total, 1, h.queue_id, qoff, topic, tlen);
         /* Field by field: encode_placed reads each (an initializer would clear the rest). */
         in.topic = topic;
         in.queue_id = h.queue_id;
@@ -746,24 +786,15 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
         in.body_len = h.body_len;
         in.props = props;
         in.props_len = h.props_len;
-        int64_t qoff = q->next;
-        int64_t phys = room.pos + done;
         shmq_record_encode_placed(&in, &plan, qoff, phys, room.ts, dst);
-        unit_id_t u = {.slot = h.slot,
-                       .flags = h.flags,
-                       .queue_id = h.queue_id,
-                       .req_id = h.req_id,
-                       .born_ts = h.born_ts,
-                       .topic = topic,
-                       .topic_len = tlen};
-        unit_answer(wr, i, &u, 1, q, qoff, phys, phys + plan.total, room.ts, (int32_t)plan.total);
         n++;
         done += plan.total;
         taken += h.total_len;
     }
     if (done > 0) {
         shmq_commitlog_room_done(&wr->cl, &room, done);
-        /* Once per run: the entries taken and the counters. */
+        /* Once per run: the answers, the entries taken and the counters. */
+        wr->ndone += n;
         wr->entries += n;
         unit_counted(wr, n, (uint64_t)done);
     }

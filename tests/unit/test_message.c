@@ -1565,6 +1565,114 @@ static void test_local_host_is_ipv4_with_port(void **state)
     }
 }
 
+/* shmq_props_copy_scan() (the writer's copy of a producer's properties, checked in the
+ * registers it goes through when the area is the usual single UNIQ_KEY) against a copy and the
+ * full scan of it: the same bytes copied, the same answer on good areas and on every byte of
+ * the name and the value set to 0x00, 0x01, 0x02 or another value.  The source is a buffer of
+ * exactly the area's length (the sanitizer build sees any read past it). */
+static void test_props_copy_scan_agrees_with_copy_and_full_scan(void **state)
+{
+    (void)state;
+    static const char odd[] = {'\000', '\001', '\002', 'z'};
+    char area[128];
+    size_t checked = 0, fast_refused = 0;
+    for (size_t vlen = 0; vlen <= 60; vlen++) {
+        for (int shape = 0; shape < 4; shape++) {
+            for (int at = -1; at < (int)vlen + 10; at++) {
+                for (size_t o = 0; o < (at < 0 ? 1u : 4u); o++) {
+                    size_t len = 0;
+                    memcpy(area, "UNIQ_KEY\001", 9);
+                    len = 9;
+                    for (size_t j = 0; j < vlen; j++) {
+                        area[len++] = (char)('0' + (j * 7) % 40);
+                    }
+                    if (shape == 1 || shape == 2) {
+                        area[len++] = '\002';
+                    }
+                    if (shape == 2) {
+                        memcpy(area + len, "DELAY\0013", 7);
+                        len += 7;
+                    }
+                    if (at >= 0 && (size_t)at >= len) {
+                        continue;
+                    }
+                    if (at >= 0) {
+                        area[at] = shape == 3 && at < 9 ? (char)(area[at] ^ (1 << o)) : odd[o];
+                    }
+                    char *src = malloc(len ? len : 1);
+                    assert_non_null(src);
+                    memcpy(src, area, len);
+                    char dst[160], copy[160];
+                    memset(dst, 0x33, sizeof(dst));
+                    memcpy(copy, area, len);
+                    shmq_props_info_t fast, full;
+                    memset(&fast, 0x5a, sizeof(fast));
+                    memset(&full, 0xa5, sizeof(full));
+                    int rc_fast = shmq_props_copy_scan(dst, src, len, &fast);
+                    int rc_full = shmq_props_scan_general(copy, len, &full);
+                    free(src);
+                    assert_memory_equal(dst, area, len);
+                    assert_int_equal((unsigned char)dst[len], 0x33); /* nothing past the area */
+                    assert_int_equal(rc_fast, rc_full);
+                    if (rc_full == 0) {
+                        assert_true((full.uniq_key == NULL) == (fast.uniq_key == NULL));
+                        if (full.uniq_key != NULL) {
+                            assert_int_equal(fast.uniq_key - dst, full.uniq_key - copy);
+                            assert_int_equal(fast.uniq_key_len, full.uniq_key_len);
+                        }
+                        assert_int_equal(fast.sched, full.sched);
+                    } else if (len >= 25 && len <= 48) {
+                        fast_refused++;
+                    }
+                    checked++;
+                }
+            }
+        }
+    }
+    assert_true(checked > 10000);
+    assert_true(fast_refused > 1000); /* the fast lengths met bad bytes, each refused */
+}
+
+/* The checks the fast case of shmq_props_copy_scan() makes, each needed: a usual area of 41
+ * bytes (a 32-byte key, as a plain send carries) with one of the bytes it checks made bad is
+ * refused, and the same area intact is taken with the key where the copy holds it. */
+static void test_props_copy_scan_fast_case_refuses_each_bad_byte(void **state)
+{
+    (void)state;
+    char area[42], dst[64];
+    memcpy(area, "UNIQ_KEY\001", 9);
+    for (size_t j = 0; j < 32; j++) {
+        area[9 + j] = (char)('A' + j % 16);
+    }
+    for (int with_sep = 0; with_sep < 2; with_sep++) {
+        size_t len = 41 + (size_t)with_sep;
+        area[41] = '\002';
+        shmq_props_info_t pi;
+        assert_int_equal(shmq_props_copy_scan(dst, area, len, &pi), 0);
+        assert_ptr_equal(pi.uniq_key, dst + 9);
+        assert_int_equal(pi.uniq_key_len, 32);
+        assert_false(pi.sched);
+        for (size_t at = 9; at < 41; at++) {
+            char keep = area[at];
+            area[at] = '\000';
+            assert_int_equal(shmq_props_copy_scan(dst, area, len, &pi), SHMQ_E_PROPS);
+            area[at] = '\002'; /* the value ends there: a shorter key, if any */
+            memset(&pi, 0, sizeof(pi));
+            assert_int_equal(shmq_props_copy_scan(dst, area, len, &pi), 0);
+            assert_true(pi.uniq_key == NULL || pi.uniq_key_len == at - 9);
+            area[at] = keep;
+        }
+        for (size_t at = 0; at < 8; at++) {
+            char keep = area[at];
+            area[at] = 'x'; /* another property's name: no UNIQ_KEY */
+            memset(&pi, 0, sizeof(pi));
+            assert_int_equal(shmq_props_copy_scan(dst, area, len, &pi), 0);
+            assert_null(pi.uniq_key);
+            area[at] = keep;
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1631,6 +1739,8 @@ int main(void)
         cmocka_unit_test(test_props_scan_finds_uniq_key_and_refuses_nul_and_crc),
         cmocka_unit_test(test_props_scan_agrees_with_props_next_on_random_areas),
         cmocka_unit_test(test_props_scan_uniq_only_agrees_with_full_scan),
+        cmocka_unit_test(test_props_copy_scan_agrees_with_copy_and_full_scan),
+        cmocka_unit_test(test_props_copy_scan_fast_case_refuses_each_bad_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
