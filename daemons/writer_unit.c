@@ -634,7 +634,7 @@ static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *
  * body, topic and properties are copied once, straight to where the record
  * holds them in the CommitLog (which no client can write: what is checked is
  * what is stored), and checked there as the decode checks its copy; then the
- * record is completed around them (shmq_record_encode_placed()).  The run
+ * record is completed around them (shmq_record_encode_placed_v1()).  The run
  * ends at the first entry it does not take, or at a check that fails (that
  * record's bytes are cleared: nothing valid-looking past what is published),
  * and the full path takes that entry and decides, words and counts as
@@ -786,7 +786,7 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
         in.body_len = h.body_len;
         in.props = props;
         in.props_len = h.props_len;
-        shmq_record_encode_placed(&in, &plan, qoff, phys, room.ts, dst);
+        shmq_record_encode_placed_v1(&in, &plan, qoff, phys, room.ts, dst);
         n++;
         done += plan.total;
         taken += h.total_len;

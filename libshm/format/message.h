@@ -160,6 +160,15 @@ int64_t shmq_record_encode_placed(const shmq_msg_in_t *m, const shmq_record_plan
                                   uint8_t *dst);
 
 /*
+ * shmq_record_encode_placed() of a V1 record (pl->v2 false) with IPv4 born
+ * and store hosts, which the caller knows: neither is looked at (the writer's
+ * plain path).  The same bytes.
+ */
+int64_t shmq_record_encode_placed_v1(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                     int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                     uint8_t *dst);
+
+/*
  * Encode m into dst (cap bytes) with the given queue offset, physical
  * offset and store timestamp.  Chooses V2 when the topic is longer than 127
  * bytes.  Computes BODYCRC and the whole-record __CRC32# (written last).

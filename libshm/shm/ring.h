@@ -546,13 +546,16 @@ static inline bool shmq_ring_complete_slot(shmq_ring_shm_t *r, uint32_t slot,
         return false; /* given up and reused, or never armed: nobody waits for it */
     }
     s->status = res->status;
-    s->phys_offset = res->phys_offset;
-    s->end_pos = res->end_pos;
-    s->queue_offset = res->queue_offset;
-    s->store_ts = res->store_ts;
-    s->queue_id = res->queue_id;
-    s->size = res->size;
-    s->count = res->count;
+    /* phys_offset to count, adjacent in both: one copy of fixed size (a few wide moves). */
+    _Static_assert(offsetof(shmq_ring_slot_t, end_pos) == offsetof(shmq_ring_slot_t, phys_offset) + 8 &&
+                       offsetof(shmq_ring_slot_t, queue_offset) == offsetof(shmq_ring_slot_t, end_pos) + 8 &&
+                       offsetof(shmq_ring_slot_t, store_ts) == offsetof(shmq_ring_slot_t, queue_offset) + 8 &&
+                       offsetof(shmq_ring_slot_t, queue_id) == offsetof(shmq_ring_slot_t, store_ts) + 8 &&
+                       offsetof(shmq_ring_slot_t, size) == offsetof(shmq_ring_slot_t, queue_id) + 4 &&
+                       offsetof(shmq_ring_slot_t, count) == offsetof(shmq_ring_slot_t, size) + 4,
+                   "the answer's fields from phys_offset to count lie side by side");
+    memcpy(&s->phys_offset, &res->phys_offset,
+           offsetof(shmq_ring_slot_t, count) + sizeof(s->count) - offsetof(shmq_ring_slot_t, phys_offset));
     if (with_detail) {
         memcpy(s->detail, res->detail, sizeof(s->detail));
         s->detail[sizeof(s->detail) - 1] = '\0';

@@ -1673,6 +1673,78 @@ static void test_props_copy_scan_fast_case_refuses_each_bad_byte(void **state)
     }
 }
 
+/* shmq_record_encode_placed_v1() (the writer's plain path: a V1 record with IPv4 hosts,
+ * neither looked at) writes the record shmq_record_encode_plan() writes, byte for byte, at every
+ * body length from 0 to 3,000 (both ways of the record CRC), with topics of 1, 9 and 127
+ * bytes, properties with and without their closing 0x02 and none, and a sysflag whose host
+ * bits are set (the encoders clear them for IPv4 hosts). */
+static void test_encode_placed_v1_matches_encode_plan(void **state)
+{
+    (void)state;
+    static char body[3001];
+    static uint8_t placed[4096];
+    static char topic127[127];
+    memset(topic127, 'q', sizeof(topic127));
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (char)(i * 37 + 5);
+    }
+    for (int v = 0; v < 5; v++) {
+        for (size_t len = 0; len <= 3000; len += (len < 300 ? 1 : 7)) {
+            shmq_msg_in_t m = sample_msg();
+            m.body = len > 0 ? body : NULL;
+            m.body_len = len;
+            m.queue_id = (int32_t)(len % 70000);
+            m.flag = (int32_t)(len * 2654435761u);
+            m.born_ts = 1700000000000LL + (int64_t)len;
+            m.prepared_tx_offset = (int64_t)len << 20;
+            if (v == 1) {
+                m.topic = topic127;
+                m.topic_len = sizeof(topic127);
+                m.sysflag = SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6 | 1;
+            } else if (v == 2) {
+                m.props = NULL;
+                m.props_len = 0;
+                m.topic = "T";
+                m.topic_len = 1;
+            } else if (v == 3) {
+                m.props = "UNIQ_KEY\00101234567890ABCDEF01234567890ABCDEF";
+                m.props_len = 41;
+            } else if (v == 4) {
+                m.props = "UNIQ_KEY\00101234567890ABCDEF01234567890ABCDEF\002";
+                m.props_len = 42;
+                m.sysflag = SHMQ_SYSFLAG_STOREHOST_V6;
+            }
+            shmq_record_plan_t pl;
+            assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
+            assert_false(pl.v2);
+            memset(buf, 0xEE, len + 600);
+            assert_int_equal(
+                shmq_record_encode_plan(&m, &pl, 42 + (int64_t)len, (int64_t)len * 977,
+                                        1700000000123LL, buf),
+                pl.total);
+            memset(placed, 0xEE, sizeof(placed));
+            uint8_t *b = placed + SHMQ_RECORD_BODY_AT_V4;
+            char *t = (char *)b + len + 1;
+            char *pr = t + m.topic_len + 2;
+            memcpy(b, body, len);
+            memcpy(t, m.topic, m.topic_len);
+            if (m.props_len > 0) {
+                memcpy(pr, m.props, m.props_len);
+            }
+            shmq_msg_in_t in = m;
+            in.body = b;
+            in.topic = t;
+            in.props = pr;
+            assert_int_equal(shmq_record_encode_placed_v1(&in, &pl, 42 + (int64_t)len,
+                                                          (int64_t)len * 977, 1700000000123LL,
+                                                          placed),
+                             pl.total);
+            assert_memory_equal(placed, buf, (size_t)pl.total);
+            assert_int_equal(placed[pl.total], 0xEE); /* nothing past the record */
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1741,6 +1813,7 @@ int main(void)
         cmocka_unit_test(test_props_scan_uniq_only_agrees_with_full_scan),
         cmocka_unit_test(test_props_copy_scan_agrees_with_copy_and_full_scan),
         cmocka_unit_test(test_props_copy_scan_fast_case_refuses_each_bad_byte),
+        cmocka_unit_test(test_encode_placed_v1_matches_encode_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
