@@ -708,8 +708,8 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
         }
         /* Room for the record with a separator before the __CRC32# tail (one byte more than
          * needed when the properties end with one): the run's room, grown. */
-        int64_t most = SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + tlen + h.props_len + 1 +
-                       SHMQ_CRC_PROP_LEN;
+        int64_t most =
+            SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + tlen + h.props_len + 1 + SHMQ_CRC_PROP_LEN;
         if (most > INT32_MAX ||
             (done == 0 ? shmq_commitlog_room(&wr->cl, most, wr->store_ts, &room) != 0
                        : !shmq_commitlog_room_grow(&wr->cl, &room, done + most))) {
@@ -736,7 +736,8 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
         }
         memcpy(body, src + tlen + h.props_len, h.body_len);
         shmq_props_info_t pi;
-        if (!topic_ok || shmq_props_copy_scan(props, (const char *)src + tlen, h.props_len, &pi) < 0 ||
+        if (!topic_ok ||
+            shmq_props_copy_scan(props, (const char *)src + tlen, h.props_len, &pi) < 0 ||
             pi.uniq_key == NULL || pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX || pi.sched) {
             memset(dst, 0, (size_t)most); /* no valid-looking record past wrote */
             break;

@@ -330,7 +330,8 @@ static inline bool shmq_ring_peek_plain(const uint8_t *data, uint64_t size, uint
     uint64_t w0, w1;
     memcpy(&w0, h, 8);
     memcpy(&w1, (const uint8_t *)h + 8, 8);
-    _Static_assert(offsetof(shmq_ring_hdr_t, flags) == 6 && offsetof(shmq_ring_hdr_t, batch_index) == 12 &&
+    _Static_assert(offsetof(shmq_ring_hdr_t, flags) == 6 &&
+                       offsetof(shmq_ring_hdr_t, batch_index) == 12 &&
                        offsetof(shmq_ring_hdr_t, batch_count) == 14,
                    "the words below");
     _Static_assert(SHMQ_SYSFLAG_TX_NOT == 0, "one mask for the sysflag's two checks");
@@ -547,15 +548,17 @@ static inline bool shmq_ring_complete_slot(shmq_ring_shm_t *r, uint32_t slot,
     }
     s->status = res->status;
     /* phys_offset to count, adjacent in both: one copy of fixed size (a few wide moves). */
-    _Static_assert(offsetof(shmq_ring_slot_t, end_pos) == offsetof(shmq_ring_slot_t, phys_offset) + 8 &&
-                       offsetof(shmq_ring_slot_t, queue_offset) == offsetof(shmq_ring_slot_t, end_pos) + 8 &&
-                       offsetof(shmq_ring_slot_t, store_ts) == offsetof(shmq_ring_slot_t, queue_offset) + 8 &&
-                       offsetof(shmq_ring_slot_t, queue_id) == offsetof(shmq_ring_slot_t, store_ts) + 8 &&
-                       offsetof(shmq_ring_slot_t, size) == offsetof(shmq_ring_slot_t, queue_id) + 4 &&
-                       offsetof(shmq_ring_slot_t, count) == offsetof(shmq_ring_slot_t, size) + 4,
-                   "the answer's fields from phys_offset to count lie side by side");
+    _Static_assert(
+        offsetof(shmq_ring_slot_t, end_pos) == offsetof(shmq_ring_slot_t, phys_offset) + 8 &&
+            offsetof(shmq_ring_slot_t, queue_offset) == offsetof(shmq_ring_slot_t, end_pos) + 8 &&
+            offsetof(shmq_ring_slot_t, store_ts) == offsetof(shmq_ring_slot_t, queue_offset) + 8 &&
+            offsetof(shmq_ring_slot_t, queue_id) == offsetof(shmq_ring_slot_t, store_ts) + 8 &&
+            offsetof(shmq_ring_slot_t, size) == offsetof(shmq_ring_slot_t, queue_id) + 4 &&
+            offsetof(shmq_ring_slot_t, count) == offsetof(shmq_ring_slot_t, size) + 4,
+        "the answer's fields from phys_offset to count lie side by side");
     memcpy(&s->phys_offset, &res->phys_offset,
-           offsetof(shmq_ring_slot_t, count) + sizeof(s->count) - offsetof(shmq_ring_slot_t, phys_offset));
+           offsetof(shmq_ring_slot_t, count) + sizeof(s->count) -
+               offsetof(shmq_ring_slot_t, phys_offset));
     if (with_detail) {
         memcpy(s->detail, res->detail, sizeof(s->detail));
         s->detail[sizeof(s->detail) - 1] = '\0';

@@ -584,8 +584,7 @@ static int plain_run(hostile_t *h, const char *name, const mutate_fn *muts, cons
         free(es[k]);
     }
     bool served = control(h);
-    bool all = placed && wrong == 0 && stored == want_stored && rejected == want_rejected &&
-               served;
+    bool all = placed && wrong == 0 && stored == want_stored && rejected == want_rejected && served;
     printf("CASE %s run stored=%d rejected=%d wrong=%d %s\n", name, stored, rejected, wrong,
            all ? "pass" : "FAIL");
     h->failed += all ? 0 : 1;
@@ -825,8 +824,8 @@ int main(int argc, char **argv)
      * middle and the last: each word the plain path compares) made bad, and a 0x00 inside the
      * UNIQ_KEY's value (the properties' own fast check): each refused, nothing of it stored. */
     {
-        const mutate_fn muts[] = {NULL, m_topic_first, NULL, m_topic_mid, m_topic_last, m_uniq_nul,
-                                  NULL};
+        const mutate_fn muts[] = {NULL,         m_topic_first, NULL, m_topic_mid,
+                                  m_topic_last, m_uniq_nul,    NULL};
         const int want[] = {0, SHMQ_E_TOPIC, 0, SHMQ_E_TOPIC, SHMQ_E_TOPIC, SHMQ_E_PROPS, 0};
         if (plain_run(&h, "plain-run-topic", muts, want, sizeof(want) / sizeof(want[0])) < 0) {
             return 1;

@@ -1718,10 +1718,9 @@ static void test_encode_placed_v1_matches_encode_plan(void **state)
             assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
             assert_false(pl.v2);
             memset(buf, 0xEE, len + 600);
-            assert_int_equal(
-                shmq_record_encode_plan(&m, &pl, 42 + (int64_t)len, (int64_t)len * 977,
-                                        1700000000123LL, buf),
-                pl.total);
+            assert_int_equal(shmq_record_encode_plan(&m, &pl, 42 + (int64_t)len, (int64_t)len * 977,
+                                                     1700000000123LL, buf),
+                             pl.total);
             memset(placed, 0xEE, sizeof(placed));
             uint8_t *b = placed + SHMQ_RECORD_BODY_AT_V4;
             char *t = (char *)b + len + 1;
