@@ -638,7 +638,9 @@ static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *
  * ends at the first entry it does not take, or at a check that fails (that
  * record's bytes are cleared: nothing valid-looking past what is published),
  * and the full path takes that entry and decides, words and counts as
- * before.  Returns the ring bytes taken from pos (0: none).
+ * before.  Per run, not per entry: the batch's bounds, the writer's state the
+ * run reads (held in locals), the topic's words, the answers' count, the
+ * entries and the counters.  Returns the ring bytes taken from pos (0: none).
  */
 uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
 {
