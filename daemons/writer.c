@@ -444,8 +444,10 @@ static void batch_finish(writer_t *wr)
         wr_complete_slot(wr, d);
         if (d->born_ts > 0 && d->born_ts < INT64_MAX / 1000000) { /* a producer's word */
             if (d->born_ts != run_ts) {
-                if (lat_run > 0) {
+                if (lat_run > 0) { /* the run before: its bucket, count and sum at once */
                     shmq_hist_add_bucket(lat, run_bucket, lat_run);
+                    lat_count += lat_run;
+                    lat_sum += (uint64_t)run_ns * lat_run;
                 }
                 run_ts = d->born_ts;
                 run_ns = now_ns - d->born_ts * 1000000;
@@ -454,12 +456,12 @@ static void batch_finish(writer_t *wr)
                 lat_run = 0;
             }
             lat_run += (uint64_t)d->res.count;
-            lat_count += (uint64_t)d->res.count;
-            lat_sum += (uint64_t)run_ns * (uint64_t)d->res.count;
         }
     }
     if (lat_run > 0) {
         shmq_hist_add_bucket(lat, run_bucket, lat_run);
+        lat_count += lat_run;
+        lat_sum += (uint64_t)run_ns * lat_run;
     }
     if (lat_count > 0) {
         shmq_hist_add_total(lat, lat_count, lat_sum);

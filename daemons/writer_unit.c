@@ -408,9 +408,9 @@ typedef struct unit_id {
 } unit_id_t;
 
 /* The unit of n records [phys, end) with queue offsets from qoff (in queue q, or NULL for
- * records no consumer reads) is stored: the queue's next offset, its answer, the counters. */
+ * records no consumer reads) is stored: the queue's next offset and its answer. */
 static inline __attribute__((always_inline)) void
-unit_stored(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_t *q, int64_t qoff,
+unit_answer(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_t *q, int64_t qoff,
             int64_t phys, int64_t end, int64_t store_ts, int32_t size0)
 {
     if (q != NULL) {
@@ -435,8 +435,14 @@ unit_stored(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_
     d->res.queue_id = u->queue_id;
     d->res.size = size0;
     d->res.count = (int32_t)n;
-    uint64_t bytes = (uint64_t)(end - phys);
     SHMQ_PROBE(append, ring, u->req_id, phys, end, n, u->queue_id, qoff, u->topic, u->topic_len);
+}
+
+/* n messages of bytes record bytes stored (in units answered by unit_answer()): the batch's
+ * counters and the pending per-topic counts. */
+static inline __attribute__((always_inline)) void unit_counted(writer_t *wr, size_t n,
+                                                               uint64_t bytes)
+{
     wr->msgs_in += n;
     wr->bytes_in += bytes;
     if (wr->topic_entry != NULL) {
@@ -451,6 +457,15 @@ unit_stored(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_
         wr->tc_msgs += n;
         wr->tc_bytes += bytes;
     }
+}
+
+/* The unit of n records [phys, end) is stored: unit_answer() and unit_counted(). */
+static inline __attribute__((always_inline)) void
+unit_stored(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_t *q, int64_t qoff,
+            int64_t phys, int64_t end, int64_t store_ts, int32_t size0)
+{
+    unit_answer(wr, ring, u, n, q, qoff, phys, end, store_ts, size0);
+    unit_counted(wr, n, (uint64_t)(end - phys));
 }
 
 /* Append the unit held in wr->msgs[0..n) (validated); queue the completion. */
@@ -619,11 +634,13 @@ static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *
  * body, topic and properties are copied once, straight to where the record
  * holds them in the CommitLog (which no client can write: what is checked is
  * what is stored), and checked there as the decode checks its copy; then the
- * record is completed around them (shmq_record_encode_placed()).  The run
+ * record is completed around them (shmq_record_encode_placed_v1()).  The run
  * ends at the first entry it does not take, or at a check that fails (that
  * record's bytes are cleared: nothing valid-looking past what is published),
  * and the full path takes that entry and decides, words and counts as
- * before.  Returns the ring bytes taken from pos (0: none).
+ * before.  Per run, not per entry: the batch's bounds, the writer's state the
+ * run reads (held in locals), the topic's words, the answers' count, the
+ * entries and the counters.  Returns the ring bytes taken from pos (0: none).
  */
 uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
 {
@@ -642,43 +659,88 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
           (t->perm & SHMQ_PERM_WRITE) && acl_publish(wr, i, memo->name, memo->len) == 0)) {
         return 0;
     }
+    /* What the run reads of the writer's state, in locals: the records' stores (through
+     * byte pointers) would otherwise make the compiler load each again for every entry. */
     const uint8_t *data = wr->maps[i].data;
+    const uint64_t ring_size = wr->ring_size;
+    const shmq_ring_limits_t lim = wr->lim;
+    const int64_t unit_max = wr->unit_max;
+    const int32_t write_queues = t->write_queue_nums;
+    const uint64_t topic_gen = wr->topic_gen;
+    wr_queue_t *const queues = wr->queues;
+    const size_t nqueues = wr->nqueues;
+    /* The batch's bounds as take_ring() checks them before each unit, turned into this run's:
+     * one entry and one answer per message, and ring bytes taken before the next entry. */
+    size_t max_n = wr->entries < WR_BATCH_ENTRIES ? WR_BATCH_ENTRIES - wr->entries : 0;
+    size_t max_done = wr->ndone < WR_COMPLETIONS ? WR_COMPLETIONS - wr->ndone : 0;
+    max_n = max_done < max_n ? max_done : max_n;
+    const int64_t max_taken = WR_BATCH_BYTES - wr->bytes;
+    wr_done_t *const answers = &wr->done[wr->ndone];
+    /* The same for every message of the run: its topic, as the memo's name (a name of 8 to 16
+     * bytes as two overlapping words: the ring's bytes are read once into words that are
+     * compared with these and stored), and the fields of the encode's input it holds. */
+    const uint32_t tlen = memo->len;
+    const bool t_words = tlen >= 8 && tlen <= 16;
+    uint64_t tw0 = 0, tw1 = 0;
+    if (t_words) {
+        memcpy(&tw0, memo->name, 8);
+        memcpy(&tw1, memo->name + tlen - 8, 8);
+    }
+    shmq_msg_in_t in;
+    in.topic_len = tlen;
+    in.born_host.is_v6 = false;
+    in.store_host = wr->cl.store_host;
     shmq_commitlog_room_t room;
     int64_t done = 0; /* record bytes written in the room */
     uint64_t taken = 0;
-    while (pos + taken != tail && wr->entries < WR_BATCH_ENTRIES &&
-           wr->bytes + (int64_t)taken < WR_BATCH_BYTES && wr->ndone < WR_COMPLETIONS) {
+    size_t n = 0;
+    while (pos + taken != tail && n < max_n && (int64_t)taken < max_taken) {
         shmq_ring_hdr_t h;
         uint64_t at = pos + taken;
-        if (!shmq_ring_peek_plain(data, wr->ring_size, at, tail, &wr->lim, &h) ||
-            (int64_t)h.total_len > wr->unit_max || h.topic_len != memo->len ||
-            h.queue_id >= t->write_queue_nums) {
+        if (!shmq_ring_peek_plain(data, ring_size, at, tail, &lim, &h) ||
+            (int64_t)h.total_len > unit_max || h.topic_len != tlen || h.queue_id >= write_queues) {
             break;
         }
-        wr_queue_t *q = queue_hinted(wr, h.queue_id);
+        /* The queue's hint, taken as queue_hinted() takes it. */
+        uint32_t hint = wr->queue_hint[(uint32_t)h.queue_id & (WR_QUEUE_HINTS - 1)];
+        wr_queue_t *q = &queues[hint - 1];
+        if (!(hint != 0 && hint <= nqueues && q->topic_gen == topic_gen &&
+              q->q->queue_id == h.queue_id)) {
+            break;
+        }
         /* Room for the record with a separator before the __CRC32# tail (one byte more than
          * needed when the properties end with one): the run's room, grown. */
-        int64_t most = SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + h.topic_len + h.props_len + 1 +
-                       SHMQ_CRC_PROP_LEN;
-        if (q == NULL || most > INT32_MAX ||
+        int64_t most =
+            SHMQ_RECORD_FIXED_V1 + (int64_t)h.body_len + tlen + h.props_len + 1 + SHMQ_CRC_PROP_LEN;
+        if (most > INT32_MAX ||
             (done == 0 ? shmq_commitlog_room(&wr->cl, most, wr->store_ts, &room) != 0
                        : !shmq_commitlog_room_grow(&wr->cl, &room, done + most))) {
             break;
         }
         uint8_t *dst = room.dst + done;
         /* Each part's bytes read once from the ring, into the record. */
-        const uint8_t *src = data + (at & (wr->ring_size - 1)) + SHMQ_RING_HDR_SIZE;
+        const uint8_t *src = data + (at & (ring_size - 1)) + SHMQ_RING_HDR_SIZE;
         uint8_t *body = dst + SHMQ_RECORD_BODY_AT_V4;
         char *topic = (char *)body + h.body_len + 1;
-        char *props = topic + h.topic_len + 2;
-        memcpy(topic, src, h.topic_len);
-        memcpy(props, src + h.topic_len, h.props_len);
-        memcpy(body, src + h.topic_len + h.props_len, h.body_len);
+        char *props = topic + tlen + 2;
         /* The copy checked as the decode checks its own (check_parts()). */
+        bool topic_ok;
+        if (t_words) {
+            uint64_t w0, w1;
+            memcpy(&w0, src, 8);
+            memcpy(&w1, src + tlen - 8, 8);
+            memcpy(topic, &w0, 8);
+            memcpy(topic + tlen - 8, &w1, 8); /* the bytes stored: w0's, then w1's */
+            topic_ok = w0 == tw0 && w1 == tw1;
+        } else {
+            memcpy(topic, src, tlen);
+            topic_ok = shmq_bytes_equal(memo->name, topic, tlen);
+        }
+        memcpy(body, src + tlen + h.props_len, h.body_len);
         shmq_props_info_t pi;
-        if (!shmq_bytes_equal(memo->name, topic, h.topic_len) ||
-            shmq_props_scan(props, h.props_len, &pi) < 0 || pi.uniq_key == NULL ||
-            pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX || pi.sched) {
+        if (!topic_ok ||
+            shmq_props_copy_scan(props, (const char *)src + tlen, h.props_len, &pi) < 0 ||
+            pi.uniq_key == NULL || pi.uniq_key_len >= SHMQ_UNIQ_KEY_MAX || pi.sched) {
             memset(dst, 0, (size_t)most); /* no valid-looking record past wrote */
             break;
         }
@@ -687,41 +749,57 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
                                    .props_len = h.props_len + add_sep + SHMQ_CRC_PROP_LEN,
                                    .v2 = false,
                                    .add_sep = add_sep};
+        int64_t qoff = q->next;
+        int64_t phys = room.pos + done;
+        /* Stored (the answer goes out after the batch's records are published): the queue's
+         * next offset, the answer (unit_answer()'s, into the run's part of the batch's answers:
+         * wr->ndone moves once, after the run), both before the encode (fewer values kept
+         * across its call). */
+        q->next = qoff + 1;
+        if (!q->dirty) {
+            q->dirty = true;
+            wr->dirty[wr->ndirty++] = (size_t)(q - queues);
+        }
+        wr_done_t *d = &answers[n];
+        d->ring = i;
+        d->slot = h.slot;
+        d->oneway = (h.flags & SHMQ_RING_F_ONEWAY) != 0;
+        d->born_ts = (h.flags & SHMQ_RING_F_RESEND) ? 0 : h.born_ts;
+        d->res.status = 0;
+        d->res.req_id = h.req_id;
+        d->res.phys_offset = phys;
+        d->res.end_pos = phys + plan.total;
+        d->res.queue_offset = qoff;
+        d->res.store_ts = room.ts;
+        d->res.queue_id = h.queue_id;
+        d->res.size = (int32_t)plan.total;
+        d->res.count = 1;
+        SHMQ_PROBE(append, i, h.req_id, phys, phys + plan.total, 1, h.queue_id, qoff, topic, tlen);
         /* Field by field: encode_placed reads each (an initializer would clear the rest). */
-        shmq_msg_in_t in;
         in.topic = topic;
-        in.topic_len = h.topic_len;
         in.queue_id = h.queue_id;
         in.flag = h.flag;
         in.sysflag = h.sysflag;
         in.born_ts = h.born_ts;
         memcpy(in.born_host.addr, h.born_addr, 4); /* IPv4: the first 4 bytes are read */
         in.born_host.port = h.born_port;
-        in.born_host.is_v6 = false;
-        in.store_host = wr->cl.store_host;
         in.reconsume_times = h.reconsume_times;
         in.prepared_tx_offset = h.prepared_tx_offset;
         in.body = body;
         in.body_len = h.body_len;
         in.props = props;
         in.props_len = h.props_len;
-        int64_t qoff = q->next;
-        int64_t phys = room.pos + done;
-        shmq_record_encode_placed(&in, &plan, qoff, phys, room.ts, dst);
-        unit_id_t u = {.slot = h.slot,
-                       .flags = h.flags,
-                       .queue_id = h.queue_id,
-                       .req_id = h.req_id,
-                       .born_ts = h.born_ts,
-                       .topic = topic,
-                       .topic_len = h.topic_len};
-        unit_stored(wr, i, &u, 1, q, qoff, phys, phys + plan.total, room.ts, (int32_t)plan.total);
-        wr->entries++;
+        shmq_record_encode_placed_v1(&in, &plan, qoff, phys, room.ts, dst);
+        n++;
         done += plan.total;
         taken += h.total_len;
     }
     if (done > 0) {
         shmq_commitlog_room_done(&wr->cl, &room, done);
+        /* Once per run: the answers, the entries taken and the counters. */
+        wr->ndone += n;
+        wr->entries += n;
+        unit_counted(wr, n, (uint64_t)done);
     }
     return taken;
 }

@@ -460,6 +460,14 @@ int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info)
     return shmq_props_scan_general(props, len, info);
 }
 
+int shmq_props_copy_scan_general(char *dst, const char *src, size_t len, shmq_props_info_t *info)
+{
+    if (len > 0) {
+        memcpy(dst, src, len);
+    }
+    return shmq_props_scan(dst, len, info);
+}
+
 int shmq_props_scan_general(const char *props, size_t len, shmq_props_info_t *info)
 {
     memset(info, 0, sizeof(*info));
@@ -566,10 +574,10 @@ int64_t shmq_record_size(const shmq_msg_in_t *m)
     return rc < 0 ? rc : pl.total;
 }
 
-static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h)
+static inline uint8_t *put_host(uint8_t *p, const shmq_host_t *h, bool v4)
 {
-    /* Fixed-size copies: one store each, not a call with a length. */
-    if (h->is_v6) {
+    /* Fixed-size copies: one store each, not a call with a length (v4: known to be IPv4). */
+    if (!v4 && h->is_v6) {
         memcpy(p, h->addr, 16);
         p += 16;
     } else {
@@ -634,32 +642,34 @@ static inline __attribute__((always_inline)) void crc_digits(char *out, uint32_t
 /* shmq_record_encode_plan(), its record CRC in one pass over the record or, with combine,
  * from the body CRC (two instances, so that the usual short body keeps the one-pass code);
  * placed: shmq_record_encode_placed() (body, topic and properties are where the record holds
- * them already). */
+ * them already); v1_v4: the record is known to be V1 with IPv4 hosts (no look at either). */
 static inline __attribute__((always_inline)) int64_t
 encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
-            int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool combine, bool placed)
+            int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool combine, bool placed,
+            bool v1_v4)
 {
     int32_t sysflag = m->sysflag & ~(SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6);
-    if (m->born_host.is_v6) {
+    if (!v1_v4 && m->born_host.is_v6) {
         sysflag |= SHMQ_SYSFLAG_BORNHOST_V6;
     }
-    if (m->store_host.is_v6) {
+    if (!v1_v4 && m->store_host.is_v6) {
         sysflag |= SHMQ_SYSFLAG_STOREHOST_V6;
     }
+    const bool v2 = !v1_v4 && pl->v2;
 
     uint8_t *p = dst;
     /* Two adjacent big-endian 32-bit fields as one 64-bit store (the first in the high half):
      * TOTALSIZE and MAGICCODE, QUEUEID and FLAG. */
     shmq_put_be64(p + 0, (uint64_t)(uint32_t)pl->total << 32 |
-                             (uint32_t)(pl->v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
+                             (uint32_t)(v2 ? SHMQ_MAGIC_V2 : SHMQ_MAGIC_V1));
     shmq_put_be64(p + 12, (uint64_t)(uint32_t)m->queue_id << 32 | (uint32_t)m->flag);
     shmq_put_be64(p + 20, (uint64_t)queue_offset);
     shmq_put_be64(p + 28, (uint64_t)phys_offset);
     shmq_put_be32(p + 36, (uint32_t)sysflag);
     shmq_put_be64(p + 40, (uint64_t)m->born_ts);
-    p = put_host(p + 48, &m->born_host);
+    p = put_host(p + 48, &m->born_host, v1_v4);
     shmq_put_be64(p, (uint64_t)store_ts);
-    p = put_host(p + 8, &m->store_host);
+    p = put_host(p + 8, &m->store_host, v1_v4);
     shmq_put_be32(p, (uint32_t)m->reconsume_times);
     shmq_put_be64(p + 4, (uint64_t)m->prepared_tx_offset);
     shmq_put_be32(p + 12, (uint32_t)m->body_len);
@@ -672,7 +682,7 @@ encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_
     uint32_t body_crc = crc32_gzip_refl(0, body, (uint64_t)m->body_len);
     shmq_put_be32(dst + 8, body_crc & 0x7FFFFFFFu);
     p += m->body_len;
-    if (pl->v2) {
+    if (v2) {
         shmq_put_be16(p, (uint16_t)m->topic_len);
         p += 2;
     } else {
@@ -725,7 +735,7 @@ static __attribute__((noinline)) int64_t
 encode_plan_combined(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
                      int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool placed)
 {
-    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true, placed);
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true, placed, false);
 }
 #endif
 
@@ -733,28 +743,35 @@ encode_plan_combined(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64
  * the short body's encode. */
 static inline __attribute__((always_inline)) int64_t
 encode_any(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
-           int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool placed)
+           int64_t phys_offset, int64_t store_ts, uint8_t *dst, bool placed, bool v1_v4)
 {
 #if defined(__x86_64__)
     if (m->body_len >= SHMQ_CRC_COMBINE_MIN && crc_have_clmul) {
         return encode_plan_combined(m, pl, queue_offset, phys_offset, store_ts, dst, placed);
     }
 #endif
-    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false, placed);
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false, placed, v1_v4);
 }
 
 int64_t shmq_record_encode_plan(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
                                 int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
                                 uint8_t *dst)
 {
-    return encode_any(m, pl, queue_offset, phys_offset, store_ts, dst, false);
+    return encode_any(m, pl, queue_offset, phys_offset, store_ts, dst, false, false);
 }
 
 int64_t shmq_record_encode_placed(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
                                   int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
                                   uint8_t *dst)
 {
-    return encode_any(m, pl, queue_offset, phys_offset, store_ts, dst, true);
+    return encode_any(m, pl, queue_offset, phys_offset, store_ts, dst, true, false);
+}
+
+int64_t shmq_record_encode_placed_v1(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                     int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                     uint8_t *dst)
+{
+    return encode_any(m, pl, queue_offset, phys_offset, store_ts, dst, true, true);
 }
 
 int64_t shmq_record_encode(const shmq_msg_in_t *m, int64_t queue_offset, int64_t phys_offset,

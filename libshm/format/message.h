@@ -18,6 +18,10 @@
 #include "shmq/errors.h"
 #include "shmq/types.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* Fixed part of a V1 record with both hosts IPv4, without body, topic, properties. */
 #define SHMQ_RECORD_FIXED_V1 91
 
@@ -156,6 +160,15 @@ int64_t shmq_record_encode_placed(const shmq_msg_in_t *m, const shmq_record_plan
                                   uint8_t *dst);
 
 /*
+ * shmq_record_encode_placed() of a V1 record (pl->v2 false) with IPv4 born
+ * and store hosts, which the caller knows: neither is looked at (the writer's
+ * plain path).  The same bytes.
+ */
+int64_t shmq_record_encode_placed_v1(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                     int64_t queue_offset, int64_t phys_offset, int64_t store_ts,
+                                     uint8_t *dst);
+
+/*
  * Encode m into dst (cap bytes) with the given queue offset, physical
  * offset and store timestamp.  Chooses V2 when the topic is longer than 127
  * bytes.  Computes BODYCRC and the whole-record __CRC32# (written last).
@@ -272,6 +285,59 @@ typedef struct shmq_props_info {
  * them), else 0 with *info filled.
  */
 int shmq_props_scan(const char *props, size_t len, shmq_props_info_t *info);
+
+/* shmq_props_copy_scan() without its fast path: a copy, then shmq_props_scan() of it. */
+int shmq_props_copy_scan_general(char *dst, const char *src, size_t len, shmq_props_info_t *info);
+
+/*
+ * Copy the len bytes of an area from src (memory another process may write
+ * meanwhile: each byte is read once) to dst (the caller's), then
+ * shmq_props_scan() of dst: what is checked is what dst holds.  The usual
+ * area (a single UNIQ_KEY property of 25 to 48 bytes, as a plain send
+ * carries it) is checked inline in the registers it is copied through.
+ */
+static inline int shmq_props_copy_scan(char *dst, const char *src, size_t len,
+                                       shmq_props_info_t *info)
+{
+#if defined(__SSE2__)
+    /* Two or three 16-byte loads, each stored as loaded; a byte two of them overlap is stored
+     * from the last one, whose check covers it. */
+    const size_t head = sizeof(SHMQ_PROP_UNIQ_KEY); /* the name and its 0x01 */
+    if (len >= head + 16 && len <= 48) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)src);
+        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(src + len - 16));
+        __m128i two = _mm_set1_epi8(2);
+        uint32_t mb = 0;
+        _mm_storeu_si128((__m128i *)(void *)dst, a);
+        if (len > 32) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + 16));
+            _mm_storeu_si128((__m128i *)(void *)(dst + 16), b);
+            mb = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(b, two), b));
+        }
+        _mm_storeu_si128((__m128i *)(void *)(dst + len - 16), c);
+        const __m128i name =
+            _mm_setr_epi8('U', 'N', 'I', 'Q', '_', 'K', 'E', 'Y', 1, 0, 0, 0, 0, 0, 0, 0);
+        uint32_t ma = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(a, two), a));
+        uint32_t mc = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(c, two), c));
+        uint32_t named = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a, name)) & 0x1FFu;
+        /* The last byte as stored: a 0x02 after the value, or the value's last byte. */
+        bool sep = dst[len - 1] == SHMQ_PROP_SEP;
+        size_t vend = len - sep;
+        /* Bytes 0x00..0x02: only the name's 0x01 in the first 16, none in the next 16, none
+         * in the last 16 but a closing 0x02; a value of at least 16 bytes (as
+         * shmq_props_scan()'s own fast case takes it). */
+        if (named == 0x1FFu && ma == 0x100u && mb == 0 && (mc & 0x7FFFu) == 0 &&
+            ((mc & 0x8000u) == 0 || sep) && vend >= head + 16) {
+            info->uniq_key = dst + head;
+            info->uniq_key_len = vend - head;
+            info->sched = false;
+            return 0;
+        }
+        return shmq_props_scan(dst, len, info); /* every byte stored: the full scan decides */
+    }
+#endif
+    return shmq_props_copy_scan_general(dst, src, len, info);
+}
 
 /* shmq_props_scan() without its fast path for an area that is a single UNIQ_KEY property
  * (the same results: for tests that compare the two). */

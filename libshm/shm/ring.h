@@ -325,19 +325,33 @@ static inline bool shmq_ring_peek_plain(const uint8_t *data, uint64_t size, uint
     memcpy(h, data + off, SHMQ_RING_HDR_SIZE);
     uint32_t v6_word;
     memcpy(&v6_word, (const uint8_t *)h + offsetof(shmq_ring_hdr_t, born_v6), 4);
+    /* Fields checked together as the little-endian words they lie in: magic, kind and flags
+     * (bytes 0..7: MSG, no flag but the known ones), batch index and count (12..15: 0 and 1). */
+    uint64_t w0, w1;
+    memcpy(&w0, h, 8);
+    memcpy(&w1, (const uint8_t *)h + 8, 8);
+    _Static_assert(offsetof(shmq_ring_hdr_t, flags) == 6 &&
+                       offsetof(shmq_ring_hdr_t, batch_index) == 12 &&
+                       offsetof(shmq_ring_hdr_t, batch_count) == 14,
+                   "the words below");
+    _Static_assert(SHMQ_SYSFLAG_TX_NOT == 0, "one mask for the sysflag's two checks");
+    const uint64_t w0_want = (uint64_t)SHMQ_RING_KIND_MSG << 32 | SHMQ_RING_MAGIC;
+    const uint64_t w0_free = (uint64_t)SHMQ_RING_F_KNOWN << 48;
     /* decode_msg()'s and check_parts()'s checks of the header, each true here, and the shape
      * of the usual entry: one message (a batch of one), not transactional, an IPv4 born host
-     * and a V1 record (topic of at most 127 bytes, a store host of IPv4 too). */
+     * and a V1 record (topic of at most 127 bytes, a store host of IPv4 too).  Unsigned
+     * compares take both ends of a range: a topic length of 1..max_topic, a queue id of
+     * 0..65535. */
     int32_t max_topic = lim->max_topic_len < SHMQ_TOPIC_MAX ? lim->max_topic_len : SHMQ_TOPIC_MAX;
-    return h->magic == SHMQ_RING_MAGIC && h->kind == SHMQ_RING_KIND_MSG && h->total_len <= contig &&
+    return (w0 & ~w0_free) == w0_want && (w1 >> 32) == (uint64_t)1 << 16 &&
+           h->total_len <= contig &&
            shmq_ring_entry_size_inline(h->topic_len, h->props_len, h->body_len) == h->total_len &&
-           (h->flags & ~SHMQ_RING_F_KNOWN) == 0 && v6_word == 0 && h->batch_count == 1 &&
-           h->batch_index == 0 && ((h->flags & SHMQ_RING_F_ONEWAY) || h->slot < SHMQ_RING_SLOTS) &&
-           h->topic_len > 0 && h->topic_len <= (uint32_t)max_topic &&
+           v6_word == 0 && ((h->flags & SHMQ_RING_F_ONEWAY) || h->slot < SHMQ_RING_SLOTS) &&
+           h->topic_len - 1 < (uint32_t)max_topic &&
            (uint64_t)h->props_len + 1 + SHMQ_CRC_PROP_LEN <= SHMQ_PROPS_MAX &&
-           (int64_t)h->body_len <= (int64_t)lim->max_body && h->queue_id >= 0 &&
-           h->queue_id <= 65535 && (h->sysflag & ~SHMQ_RING_SYSFLAG_ALLOWED) == 0 &&
-           (h->sysflag & SHMQ_SYSFLAG_TX_MASK) == SHMQ_SYSFLAG_TX_NOT && !lim->store_host_v6;
+           (int64_t)h->body_len <= (int64_t)lim->max_body && (uint32_t)h->queue_id <= 65535 &&
+           (h->sysflag & (~SHMQ_RING_SYSFLAG_ALLOWED | SHMQ_SYSFLAG_TX_MASK)) == 0 &&
+           !lim->store_host_v6;
 }
 
 /*
@@ -533,13 +547,18 @@ static inline bool shmq_ring_complete_slot(shmq_ring_shm_t *r, uint32_t slot,
         return false; /* given up and reused, or never armed: nobody waits for it */
     }
     s->status = res->status;
-    s->phys_offset = res->phys_offset;
-    s->end_pos = res->end_pos;
-    s->queue_offset = res->queue_offset;
-    s->store_ts = res->store_ts;
-    s->queue_id = res->queue_id;
-    s->size = res->size;
-    s->count = res->count;
+    /* phys_offset to count, adjacent in both: one copy of fixed size (a few wide moves). */
+    _Static_assert(
+        offsetof(shmq_ring_slot_t, end_pos) == offsetof(shmq_ring_slot_t, phys_offset) + 8 &&
+            offsetof(shmq_ring_slot_t, queue_offset) == offsetof(shmq_ring_slot_t, end_pos) + 8 &&
+            offsetof(shmq_ring_slot_t, store_ts) == offsetof(shmq_ring_slot_t, queue_offset) + 8 &&
+            offsetof(shmq_ring_slot_t, queue_id) == offsetof(shmq_ring_slot_t, store_ts) + 8 &&
+            offsetof(shmq_ring_slot_t, size) == offsetof(shmq_ring_slot_t, queue_id) + 4 &&
+            offsetof(shmq_ring_slot_t, count) == offsetof(shmq_ring_slot_t, size) + 4,
+        "the answer's fields from phys_offset to count lie side by side");
+    memcpy(&s->phys_offset, &res->phys_offset,
+           offsetof(shmq_ring_slot_t, count) + sizeof(s->count) -
+               offsetof(shmq_ring_slot_t, phys_offset));
     if (with_detail) {
         memcpy(s->detail, res->detail, sizeof(s->detail));
         s->detail[sizeof(s->detail) - 1] = '\0';

@@ -506,6 +506,91 @@ static void m_props_too_big(entry_t *e)
     e->props_len = (uint32_t)end;
 }
 
+/* Entries of a plain run (see main) with the writer's topic, one byte of its name made a
+ * character no topic may hold: the first, one in the middle, the last. */
+static char bad_topic[3][SHMQ_TOPIC_MAX_ANY + 1];
+static void topic_byte(entry_t *e, int which)
+{
+    char *t = bad_topic[which];
+    memcpy(t, e->topic, e->topic_len);
+    uint32_t at = which == 0 ? 0 : which == 1 ? e->topic_len / 2 : e->topic_len - 1;
+    t[at] = '!';
+    e->topic = t;
+}
+static void m_topic_first(entry_t *e)
+{
+    topic_byte(e, 0);
+}
+static void m_topic_mid(entry_t *e)
+{
+    topic_byte(e, 1);
+}
+static void m_topic_last(entry_t *e)
+{
+    topic_byte(e, 2);
+}
+static void m_uniq_nul(entry_t *e)
+{
+    /* A 0x00 inside the UNIQ_KEY's value (the first property: its name and 0x01, 9 bytes). */
+    e->props[9 + 5] = '\0';
+}
+
+/*
+ * Publish the entries of muts (NULL: a good one) to the ok topic at once, after a control
+ * entry (the writer's topic is then the ok topic: its plain path takes the run), and check
+ * each answer against want (0: stored).  Prints the CASE line; -1 when out of memory.
+ */
+static int plain_run(hostile_t *h, const char *name, const mutate_fn *muts, const int *want,
+                     size_t nrun)
+{
+    entry_t *es[16];
+    int stored = 0, rejected = 0, wrong = 0, want_stored = 0, want_rejected = 0;
+    h->cases++;
+    bool placed = nrun <= 16 && control(h);
+    for (size_t k = 0; k < nrun && placed; k++) {
+        uint64_t total;
+        es[k] = malloc(sizeof(*es[k]));
+        if (!es[k]) {
+            return -1;
+        }
+        entry_init(h, es[k], h->ok_topic, 40 + 30 * k);
+        if (muts[k]) {
+            muts[k](es[k]);
+        }
+        placed = placed && entry_place(h, es[k], 200 + (uint32_t)k, &total) != NULL;
+        arm(h, 200 + (uint32_t)k);
+        want_stored += want[k] == 0;
+        want_rejected += want[k] != 0;
+    }
+    publish(h);
+    for (size_t k = 0; k < nrun && placed; k++) {
+        int64_t phys = -1;
+        int st = wait_slot(h, 200 + (uint32_t)k, &phys);
+        if (st == 0 && want[k] == 0) {
+            size_t ulen;
+            const char *u =
+                shmq_props_get(es[k]->props, es[k]->props_len, SHMQ_PROP_UNIQ_KEY, &ulen);
+            printf("OKKEY %.*s %lld\n", (int)ulen, u, (long long)phys);
+            h->oks++;
+            stored++;
+        } else if (st == want[k] && st < 0) {
+            rejected++;
+        } else {
+            printf("# %s entry %zu: status %d, expected %d\n", name, k, st, want[k]);
+            wrong++;
+        }
+    }
+    for (size_t k = 0; k < nrun && placed; k++) {
+        free(es[k]);
+    }
+    bool served = control(h);
+    bool all = placed && wrong == 0 && stored == want_stored && rejected == want_rejected && served;
+    printf("CASE %s run stored=%d rejected=%d wrong=%d %s\n", name, stored, rejected, wrong,
+           all ? "pass" : "FAIL");
+    h->failed += all ? 0 : 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -730,50 +815,21 @@ int main(int argc, char **argv)
     {
         const mutate_fn muts[] = {NULL, m_no_uniq, NULL, m_crc_prop, m_nul_prop, NULL, NULL};
         const int want[] = {0, SHMQ_E_PROPS, 0, SHMQ_E_PROPS, SHMQ_E_PROPS, 0, 0};
-        enum { NRUN = sizeof(want) / sizeof(want[0]) };
-        entry_t *es[NRUN];
-        int stored = 0, rejected = 0, wrong = 0;
-        h.cases++;
-        bool placed = control(&h); /* the writer's topic is the ok topic now */
-        for (size_t k = 0; k < NRUN; k++) {
-            uint64_t total;
-            es[k] = malloc(sizeof(*es[k]));
-            if (!es[k]) {
-                return 1;
-            }
-            entry_init(&h, es[k], h.ok_topic, 40 + 30 * k);
-            if (muts[k]) {
-                muts[k](es[k]);
-            }
-            placed = placed && entry_place(&h, es[k], 200 + (uint32_t)k, &total) != NULL;
-            arm(&h, 200 + (uint32_t)k);
+        if (plain_run(&h, "plain-run", muts, want, sizeof(want) / sizeof(want[0])) < 0) {
+            return 1;
         }
-        publish(&h);
-        for (size_t k = 0; k < NRUN && placed; k++) {
-            int64_t phys = -1;
-            int st = wait_slot(&h, 200 + (uint32_t)k, &phys);
-            if (st == 0 && want[k] == 0) {
-                size_t ulen;
-                const char *u =
-                    shmq_props_get(es[k]->props, es[k]->props_len, SHMQ_PROP_UNIQ_KEY, &ulen);
-                printf("OKKEY %.*s %lld\n", (int)ulen, u, (long long)phys);
-                h.oks++;
-                stored++;
-            } else if (st == want[k] && st < 0) {
-                rejected++;
-            } else {
-                printf("# plain-run entry %zu: status %d, expected %d\n", k, st, want[k]);
-                wrong++;
-            }
+    }
+
+    /* The same with topics of the writer's topic's length, one byte of them (the first, a
+     * middle and the last: each word the plain path compares) made bad, and a 0x00 inside the
+     * UNIQ_KEY's value (the properties' own fast check): each refused, nothing of it stored. */
+    {
+        const mutate_fn muts[] = {NULL,         m_topic_first, NULL, m_topic_mid,
+                                  m_topic_last, m_uniq_nul,    NULL};
+        const int want[] = {0, SHMQ_E_TOPIC, 0, SHMQ_E_TOPIC, SHMQ_E_TOPIC, SHMQ_E_PROPS, 0};
+        if (plain_run(&h, "plain-run-topic", muts, want, sizeof(want) / sizeof(want[0])) < 0) {
+            return 1;
         }
-        for (size_t k = 0; k < NRUN; k++) {
-            free(es[k]);
-        }
-        bool served = control(&h);
-        bool all = placed && wrong == 0 && stored == 4 && rejected == 3 && served;
-        printf("CASE plain-run run stored=%d rejected=%d wrong=%d %s\n", stored, rejected, wrong,
-               all ? "pass" : "FAIL");
-        h.failed += all ? 0 : 1;
     }
 
     printf("SUMMARY cases=%d failed=%d ok=%d rejects=%llu\n", h.cases, h.failed, h.oks,

@@ -1565,6 +1565,185 @@ static void test_local_host_is_ipv4_with_port(void **state)
     }
 }
 
+/* shmq_props_copy_scan() (the writer's copy of a producer's properties, checked in the
+ * registers it goes through when the area is the usual single UNIQ_KEY) against a copy and the
+ * full scan of it: the same bytes copied, the same answer on good areas and on every byte of
+ * the name and the value set to 0x00, 0x01, 0x02 or another value.  The source is a buffer of
+ * exactly the area's length (the sanitizer build sees any read past it). */
+static void test_props_copy_scan_agrees_with_copy_and_full_scan(void **state)
+{
+    (void)state;
+    static const char odd[] = {'\000', '\001', '\002', 'z'};
+    char area[128];
+    size_t checked = 0, fast_refused = 0;
+    for (size_t vlen = 0; vlen <= 60; vlen++) {
+        for (int shape = 0; shape < 4; shape++) {
+            for (int at = -1; at < (int)vlen + 10; at++) {
+                for (size_t o = 0; o < (at < 0 ? 1u : 4u); o++) {
+                    size_t len = 0;
+                    memcpy(area, "UNIQ_KEY\001", 9);
+                    len = 9;
+                    for (size_t j = 0; j < vlen; j++) {
+                        area[len++] = (char)('0' + (j * 7) % 40);
+                    }
+                    if (shape == 1 || shape == 2) {
+                        area[len++] = '\002';
+                    }
+                    if (shape == 2) {
+                        memcpy(area + len, "DELAY\0013", 7);
+                        len += 7;
+                    }
+                    if (at >= 0 && (size_t)at >= len) {
+                        continue;
+                    }
+                    if (at >= 0) {
+                        area[at] = shape == 3 && at < 9 ? (char)(area[at] ^ (1 << o)) : odd[o];
+                    }
+                    char *src = malloc(len ? len : 1);
+                    assert_non_null(src);
+                    memcpy(src, area, len);
+                    char dst[160], copy[160];
+                    memset(dst, 0x33, sizeof(dst));
+                    memcpy(copy, area, len);
+                    shmq_props_info_t fast, full;
+                    memset(&fast, 0x5a, sizeof(fast));
+                    memset(&full, 0xa5, sizeof(full));
+                    int rc_fast = shmq_props_copy_scan(dst, src, len, &fast);
+                    int rc_full = shmq_props_scan_general(copy, len, &full);
+                    free(src);
+                    assert_memory_equal(dst, area, len);
+                    assert_int_equal((unsigned char)dst[len], 0x33); /* nothing past the area */
+                    assert_int_equal(rc_fast, rc_full);
+                    if (rc_full == 0) {
+                        assert_true((full.uniq_key == NULL) == (fast.uniq_key == NULL));
+                        if (full.uniq_key != NULL) {
+                            assert_int_equal(fast.uniq_key - dst, full.uniq_key - copy);
+                            assert_int_equal(fast.uniq_key_len, full.uniq_key_len);
+                        }
+                        assert_int_equal(fast.sched, full.sched);
+                    } else if (len >= 25 && len <= 48) {
+                        fast_refused++;
+                    }
+                    checked++;
+                }
+            }
+        }
+    }
+    assert_true(checked > 10000);
+    assert_true(fast_refused > 1000); /* the fast lengths met bad bytes, each refused */
+}
+
+/* The checks the fast case of shmq_props_copy_scan() makes, each needed: a usual area of 41
+ * bytes (a 32-byte key, as a plain send carries) with one of the bytes it checks made bad is
+ * refused, and the same area intact is taken with the key where the copy holds it. */
+static void test_props_copy_scan_fast_case_refuses_each_bad_byte(void **state)
+{
+    (void)state;
+    char area[42], dst[64];
+    memcpy(area, "UNIQ_KEY\001", 9);
+    for (size_t j = 0; j < 32; j++) {
+        area[9 + j] = (char)('A' + j % 16);
+    }
+    for (int with_sep = 0; with_sep < 2; with_sep++) {
+        size_t len = 41 + (size_t)with_sep;
+        area[41] = '\002';
+        shmq_props_info_t pi;
+        assert_int_equal(shmq_props_copy_scan(dst, area, len, &pi), 0);
+        assert_ptr_equal(pi.uniq_key, dst + 9);
+        assert_int_equal(pi.uniq_key_len, 32);
+        assert_false(pi.sched);
+        for (size_t at = 9; at < 41; at++) {
+            char keep = area[at];
+            area[at] = '\000';
+            assert_int_equal(shmq_props_copy_scan(dst, area, len, &pi), SHMQ_E_PROPS);
+            area[at] = '\002'; /* the value ends there: a shorter key, if any */
+            memset(&pi, 0, sizeof(pi));
+            assert_int_equal(shmq_props_copy_scan(dst, area, len, &pi), 0);
+            assert_true(pi.uniq_key == NULL || pi.uniq_key_len == at - 9);
+            area[at] = keep;
+        }
+        for (size_t at = 0; at < 8; at++) {
+            char keep = area[at];
+            area[at] = 'x'; /* another property's name: no UNIQ_KEY */
+            memset(&pi, 0, sizeof(pi));
+            assert_int_equal(shmq_props_copy_scan(dst, area, len, &pi), 0);
+            assert_null(pi.uniq_key);
+            area[at] = keep;
+        }
+    }
+}
+
+/* shmq_record_encode_placed_v1() (the writer's plain path: a V1 record with IPv4 hosts,
+ * neither looked at) writes the record shmq_record_encode_plan() writes, byte for byte, at every
+ * body length from 0 to 3,000 (both ways of the record CRC), with topics of 1, 9 and 127
+ * bytes, properties with and without their closing 0x02 and none, and a sysflag whose host
+ * bits are set (the encoders clear them for IPv4 hosts). */
+static void test_encode_placed_v1_matches_encode_plan(void **state)
+{
+    (void)state;
+    static char body[3001];
+    static uint8_t placed[4096];
+    static char topic127[127];
+    memset(topic127, 'q', sizeof(topic127));
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (char)(i * 37 + 5);
+    }
+    for (int v = 0; v < 5; v++) {
+        for (size_t len = 0; len <= 3000; len += (len < 300 ? 1 : 7)) {
+            shmq_msg_in_t m = sample_msg();
+            m.body = len > 0 ? body : NULL;
+            m.body_len = len;
+            m.queue_id = (int32_t)(len % 70000);
+            m.flag = (int32_t)(len * 2654435761u);
+            m.born_ts = 1700000000000LL + (int64_t)len;
+            m.prepared_tx_offset = (int64_t)len << 20;
+            if (v == 1) {
+                m.topic = topic127;
+                m.topic_len = sizeof(topic127);
+                m.sysflag = SHMQ_SYSFLAG_BORNHOST_V6 | SHMQ_SYSFLAG_STOREHOST_V6 | 1;
+            } else if (v == 2) {
+                m.props = NULL;
+                m.props_len = 0;
+                m.topic = "T";
+                m.topic_len = 1;
+            } else if (v == 3) {
+                m.props = "UNIQ_KEY\00101234567890ABCDEF01234567890ABCDEF";
+                m.props_len = 41;
+            } else if (v == 4) {
+                m.props = "UNIQ_KEY\00101234567890ABCDEF01234567890ABCDEF\002";
+                m.props_len = 42;
+                m.sysflag = SHMQ_SYSFLAG_STOREHOST_V6;
+            }
+            shmq_record_plan_t pl;
+            assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
+            assert_false(pl.v2);
+            memset(buf, 0xEE, len + 600);
+            assert_int_equal(shmq_record_encode_plan(&m, &pl, 42 + (int64_t)len, (int64_t)len * 977,
+                                                     1700000000123LL, buf),
+                             pl.total);
+            memset(placed, 0xEE, sizeof(placed));
+            uint8_t *b = placed + SHMQ_RECORD_BODY_AT_V4;
+            char *t = (char *)b + len + 1;
+            char *pr = t + m.topic_len + 2;
+            memcpy(b, body, len);
+            memcpy(t, m.topic, m.topic_len);
+            if (m.props_len > 0) {
+                memcpy(pr, m.props, m.props_len);
+            }
+            shmq_msg_in_t in = m;
+            in.body = b;
+            in.topic = t;
+            in.props = pr;
+            assert_int_equal(shmq_record_encode_placed_v1(&in, &pl, 42 + (int64_t)len,
+                                                          (int64_t)len * 977, 1700000000123LL,
+                                                          placed),
+                             pl.total);
+            assert_memory_equal(placed, buf, (size_t)pl.total);
+            assert_int_equal(placed[pl.total], 0xEE); /* nothing past the record */
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1631,6 +1810,9 @@ int main(void)
         cmocka_unit_test(test_props_scan_finds_uniq_key_and_refuses_nul_and_crc),
         cmocka_unit_test(test_props_scan_agrees_with_props_next_on_random_areas),
         cmocka_unit_test(test_props_scan_uniq_only_agrees_with_full_scan),
+        cmocka_unit_test(test_props_copy_scan_agrees_with_copy_and_full_scan),
+        cmocka_unit_test(test_props_copy_scan_fast_case_refuses_each_bad_byte),
+        cmocka_unit_test(test_encode_placed_v1_matches_encode_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
