@@ -34,9 +34,8 @@ static const char props[] = "KEYS\001k1\002TAGS\001tagA\002";
 
 static int setup_dir(void **state)
 {
-    char *dir = strdup("/tmp/shmq-test-cl-XXXXXX");
-    if (!dir || !mkdtemp(dir)) {
-        free(dir);
+    char *dir = tmp_tree_make("/tmp/shmq-test-cl-XXXXXX");
+    if (dir == NULL) {
         return -1;
     }
     for (size_t i = 0; i < sizeof(body_buf); i++) {
@@ -48,10 +47,7 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-    char *dir = *state;
-    tmp_tree_remove(dir);
-    free(dir);
-    return 0;
+    return tmp_tree_teardown(state);
 }
 
 static void test_host(shmq_host_t *h, uint8_t last, int32_t port)

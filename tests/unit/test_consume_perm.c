@@ -38,9 +38,8 @@ static void quiet(void *arg, enum shmq_meta_level level, const char *msg)
 
 static int setup(void **state)
 {
-    char *dir = strdup("/tmp/shmq-test-consume-perm-XXXXXX");
-    if (dir == NULL || mkdtemp(dir) == NULL) {
-        free(dir);
+    char *dir = tmp_tree_make("/tmp/shmq-test-consume-perm-XXXXXX");
+    if (dir == NULL) {
         return -1;
     }
     char path[4096];

@@ -37,9 +37,8 @@ static const char props[] = "KEYS\001k1\002TAGS\001tagA\002";
 
 static int setup_dir(void **state)
 {
-    char *dir = strdup("/tmp/shmq-test-mark-XXXXXX");
-    if (!dir || !mkdtemp(dir)) {
-        free(dir);
+    char *dir = tmp_tree_make("/tmp/shmq-test-mark-XXXXXX");
+    if (dir == NULL) {
         return -1;
     }
     *state = dir;
@@ -48,10 +47,7 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-    char *dir = *state;
-    tmp_tree_remove(dir);
-    free(dir);
-    return 0;
+    return tmp_tree_teardown(state);
 }
 
 static void append_one(shmq_commitlog_t *cl, size_t body_len, int64_t ts)

@@ -27,9 +27,8 @@
 
 static int setup_dir(void **state)
 {
-    char *dir = strdup("/tmp/shmq-test-mf-XXXXXX");
-    if (!dir || !mkdtemp(dir)) {
-        free(dir);
+    char *dir = tmp_tree_make("/tmp/shmq-test-mf-XXXXXX");
+    if (dir == NULL) {
         return -1;
     }
     *state = dir;
@@ -38,10 +37,7 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-    char *dir = *state;
-    tmp_tree_remove(dir);
-    free(dir);
-    return 0;
+    return tmp_tree_teardown(state);
 }
 
 static void seg_file(char *out, const char *dir, int64_t off)

@@ -513,6 +513,29 @@ static void test_props_scan_agrees_with_props_next_on_random_areas(void **state)
     }
 }
 
+/*
+ * A properties area of the shapes the UNIQ_KEY scans are tried on: the
+ * property with a value of vlen bytes (base + (j * 7) % span), then for shape
+ * 1 its closing 0x02, for shape 2 that and a DELAY property, for 0 and 3
+ * nothing.  Returns its length.
+ */
+static size_t uniq_area(char *area, size_t vlen, int shape, char base, int span)
+{
+    size_t len = 9;
+    memcpy(area, "UNIQ_KEY\001", 9);
+    for (size_t j = 0; j < vlen; j++) {
+        area[len++] = (char)(base + (int)((j * 7) % (size_t)span));
+    }
+    if (shape == 1 || shape == 2) {
+        area[len++] = '\002';
+    }
+    if (shape == 2) {
+        memcpy(area + len, "DELAY\0013", 7);
+        len += 7;
+    }
+    return len;
+}
+
 /* The fast path for an area that is one UNIQ_KEY property gives what the full scan gives:
  * values of every length up to 80, with and without a closing 0x02, with a 0x00, 0x01 or 0x02
  * at every place of the value, a damaged name, something after the property. */
@@ -527,19 +550,7 @@ static void test_props_scan_uniq_only_agrees_with_full_scan(void **state)
             /* -1: the value intact; else one byte of it (or of the name: shape 3) changed */
             for (int at = -1; at < (int)vlen + 9; at++) {
                 for (size_t o = 0; o < (at < 0 ? 1u : 3u); o++) {
-                    size_t len = 0;
-                    memcpy(area, "UNIQ_KEY\001", 9);
-                    len = 9;
-                    for (size_t j = 0; j < vlen; j++) {
-                        area[len++] = (char)('A' + (j * 7) % 26);
-                    }
-                    if (shape == 1 || shape == 2) {
-                        area[len++] = '\002';
-                    }
-                    if (shape == 2) {
-                        memcpy(area + len, "DELAY\0013", 7);
-                        len += 7;
-                    }
+                    size_t len = uniq_area(area, vlen, shape, 'A', 26);
                     if (at >= 9 && (size_t)at < 9 + vlen) {
                         area[at] = odd[o];
                     } else if (at >= 0 && at < 9 && shape == 3) {
@@ -1580,19 +1591,7 @@ static void test_props_copy_scan_agrees_with_copy_and_full_scan(void **state)
         for (int shape = 0; shape < 4; shape++) {
             for (int at = -1; at < (int)vlen + 10; at++) {
                 for (size_t o = 0; o < (at < 0 ? 1u : 4u); o++) {
-                    size_t len = 0;
-                    memcpy(area, "UNIQ_KEY\001", 9);
-                    len = 9;
-                    for (size_t j = 0; j < vlen; j++) {
-                        area[len++] = (char)('0' + (j * 7) % 40);
-                    }
-                    if (shape == 1 || shape == 2) {
-                        area[len++] = '\002';
-                    }
-                    if (shape == 2) {
-                        memcpy(area + len, "DELAY\0013", 7);
-                        len += 7;
-                    }
+                    size_t len = uniq_area(area, vlen, shape, '0', 40);
                     if (at >= 0 && (size_t)at >= len) {
                         continue;
                     }

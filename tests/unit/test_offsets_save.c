@@ -18,56 +18,11 @@
 
 #include <cmocka.h>
 
-#include "tmp_tree.h"
+#include "ctl_fixture.h"
 #include "format/config.h"
 #include "format/json_meta.h"
 #include "shm/ctl.h"
 #include "shmq/errors.h"
-
-typedef struct fixture {
-    char dir[64];
-    shmq_config_t cfg;
-    shmq_ctl_t ctl;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL) {
-        return -1;
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/shmq-test-offsave-XXXXXX");
-    char path[128];
-    snprintf(path, sizeof(path), "%s/lock", mkdtemp(f->dir) ? f->dir : "/nonexistent");
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        free(f);
-        return -1;
-    }
-    close(fd);
-    shmq_config_defaults(&f->cfg);
-    snprintf(f->cfg.store_path_root_dir, sizeof(f->cfg.store_path_root_dir), "%s", f->dir);
-    f->ctl.lock_fd = -1;
-    f->ctl.topic_lock_fd = -1;
-    if (shmq_ctl_create(&f->cfg, f->dir, &f->ctl) != 0) {
-        tmp_tree_remove(f->dir);
-        free(f);
-        return -1;
-    }
-    shmq_ctl_set_ready(&f->ctl);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    shmq_ctl_detach(&f->ctl);
-    shmq_ctl_unlink(f->dir);
-    tmp_tree_remove(f->dir);
-    free(f);
-    return 0;
-}
 
 enum { SAVERS = 3, ROUNDS = 150 };
 
@@ -178,8 +133,8 @@ static void test_save_waits_for_the_holder(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_concurrent_saves_each_succeed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_save_waits_for_the_holder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_saves_each_succeed, setup_ready, teardown),
+        cmocka_unit_test_setup_teardown(test_save_waits_for_the_holder, setup_ready, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

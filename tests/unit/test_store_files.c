@@ -31,9 +31,8 @@
 
 static int setup_dir(void **state)
 {
-    char *dir = strdup("/tmp/shmq-test-store-files-XXXXXX");
-    if (dir == NULL || mkdtemp(dir) == NULL) {
-        free(dir);
+    char *dir = tmp_tree_make("/tmp/shmq-test-store-files-XXXXXX");
+    if (dir == NULL) {
         return -1;
     }
     *state = dir;
@@ -42,10 +41,7 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-    char *dir = *state;
-    tmp_tree_remove(dir);
-    free(dir);
-    return 0;
+    return tmp_tree_teardown(state);
 }
 
 static void path_of(char *out, size_t len, const char *dir, const char *name)
