@@ -154,21 +154,8 @@ start_broker $ASYNC
 ok $? "shmqd starts again" || diag "$T/shmqd.log"
 producers 3
 sleep 3
-allp=$(all_worker_pids)
-kill -KILL "$SHMQD_PID" $allp
-wait "$SHMQD_PID" 2>/dev/null
-SHMQD_PID=""
-i=0
-while [ $i -lt 100 ]; do
-    still=""
-    for p in $allp; do
-        alive "$p" && still=1
-    done
-    [ -z "$still" ] && break
-    sleep 0.1
-    i=$((i + 1))
-done
-ok $([ -z "$still" ] && echo 0 || echo 1) "master and workers are dead"
+kill_store_all
+ok $? "master and workers are dead"
 stop_producers
 verify_checkpoint crashed
 ok $? "verify of the killed store: the checkpoint is a record boundary with its time" ||

@@ -35,22 +35,7 @@ dp=$(worker_pid dispatcher)
 ok $? "the three workers run (writer $wp, flusher $fp, dispatcher $dp)"
 before=$(cat "$T/p1" "$T/p2" | grep -c '^ACK')
 # Every worker the store runs (the optional ones too), not only the three above.
-allp=$(all_worker_pids)
-kill -KILL "$SHMQD_PID" $allp
-wait "$SHMQD_PID" 2>/dev/null
-SHMQD_PID=""
-any_alive() {
-    for p in $allp; do
-        alive "$p" && return 0
-    done
-    return 1
-}
-i=0
-while any_alive && [ $i -lt 100 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-! any_alive
+kill_store_all
 ok $? "master and workers are dead ($before messages acknowledged before)"
 [ -e "$STORE/abort" ]
 ok $? "the abort file stayed behind"

@@ -118,21 +118,7 @@ check_index "after the indexer kills"
 P3=$!
 bg_add "$P3"
 sleep 1.5
-allp=$(all_worker_pids)
-kill -KILL "$SHMQD_PID" $allp
-wait "$SHMQD_PID" 2>/dev/null
-SHMQD_PID=""
-i=0
-while [ $i -lt 100 ]; do
-    still=0
-    for p in $allp; do
-        alive "$p" && still=1
-    done
-    [ $still -eq 0 ] && break
-    sleep 0.1
-    i=$((i + 1))
-done
-[ -e "$STORE/abort" ]
+kill_store_all && [ -e "$STORE/abort" ]
 ok $? "master and workers killed; abort stayed"
 echo "---- restart ----" >>"$T/shmqd.log"
 start_broker $INDEX

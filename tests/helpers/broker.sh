@@ -156,6 +156,26 @@ all_worker_pids() {
         print join(" ", grep { $_ > 0 } map { $_->{pid} } @{$j->{workers}}), "\n"'
 }
 
+# kill_store_all: kill -9 of the master and every worker at once (a power cut's process
+# side); 0 once all of them are dead (waited for, 10 s at most), 1 if one lives on.
+kill_store_all() {
+    local allp i=0 p still
+    allp=$(all_worker_pids)
+    kill -KILL "$SHMQD_PID" $allp
+    wait "$SHMQD_PID" 2>/dev/null
+    SHMQD_PID=""
+    while [ $i -lt 100 ]; do
+        still=""
+        for p in $allp; do
+            alive "$p" && still=1
+        done
+        [ -z "$still" ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
 worker_field() {
     status_json | perl -MJSON::PP -e 'my ($w, $f) = @ARGV; local $/; my $j = eval {
         JSON::PP->new->decode(<STDIN>) } or exit 1; for (@{$j->{workers}}) {

@@ -337,6 +337,40 @@ static void test_encode_at_every_body_length_matches_golden(void **state)
     }
 }
 
+typedef int64_t (*placed_encoder_t)(const shmq_msg_in_t *, const shmq_record_plan_t *, int64_t,
+                                    int64_t, int64_t, uint8_t *);
+
+/* m's record by a placed encoder (body, topic and properties copied to their places in the
+ * record first) is the record shmq_record_encode_plan() writes, byte for byte, and nothing
+ * past it is written. */
+static void check_placed_as_planned(const shmq_msg_in_t *m, const shmq_record_plan_t *pl,
+                                    int64_t queue_offset, placed_encoder_t encoder)
+{
+    static uint8_t placed[4096];
+    int64_t phys = (int64_t)m->body_len * 977;
+    memset(buf, 0xEE, m->body_len + 600);
+    assert_int_equal(shmq_record_encode_plan(m, pl, queue_offset, phys, 1700000000123LL, buf),
+                     pl->total);
+    memset(placed, 0xEE, sizeof(placed));
+    uint8_t *b = placed + SHMQ_RECORD_BODY_AT_V4;
+    char *t = (char *)b + m->body_len + (pl->v2 ? 2 : 1);
+    char *pr = t + m->topic_len + 2;
+    if (m->body_len > 0) {
+        memcpy(b, m->body, m->body_len);
+    }
+    memcpy(t, m->topic, m->topic_len);
+    if (m->props_len > 0) {
+        memcpy(pr, m->props, m->props_len);
+    }
+    shmq_msg_in_t in = *m;
+    in.body = b;
+    in.topic = t;
+    in.props = pr;
+    assert_int_equal(encoder(&in, pl, queue_offset, phys, 1700000000123LL, placed), pl->total);
+    assert_memory_equal(placed, buf, (size_t)pl->total);
+    assert_int_equal(placed[pl->total], 0xEE); /* nothing past the record */
+}
+
 /* A record whose body, topic and properties were put in place first (the writer's plain
  * path) is the record shmq_record_encode_plan() writes, byte for byte, at every body length
  * from 0 to 3,000 (both ways of the record CRC), IPv4 hosts, V1 and V2 topics, properties
@@ -345,7 +379,6 @@ static void test_encode_placed_matches_encode_plan(void **state)
 {
     (void)state;
     static char body[3001];
-    static uint8_t placed[4096];
     static char long_topic[200];
     memset(long_topic, 'T', sizeof(long_topic));
     for (size_t i = 0; i < sizeof(body); i++) {
@@ -368,28 +401,7 @@ static void test_encode_placed_matches_encode_plan(void **state)
             }
             shmq_record_plan_t pl;
             assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
-            memset(buf, 0xEE, len + 600);
-            assert_int_equal(
-                shmq_record_encode_plan(&m, &pl, 42, (int64_t)len * 977, 1700000000123LL, buf),
-                pl.total);
-            memset(placed, 0xEE, sizeof(placed));
-            uint8_t *b = placed + SHMQ_RECORD_BODY_AT_V4;
-            char *t = (char *)b + len + (pl.v2 ? 2 : 1);
-            char *pr = t + m.topic_len + 2;
-            memcpy(b, body, len);
-            memcpy(t, m.topic, m.topic_len);
-            if (m.props_len > 0) {
-                memcpy(pr, m.props, m.props_len);
-            }
-            shmq_msg_in_t in = m;
-            in.body = b;
-            in.topic = t;
-            in.props = pr;
-            assert_int_equal(shmq_record_encode_placed(&in, &pl, 42, (int64_t)len * 977,
-                                                       1700000000123LL, placed),
-                             pl.total);
-            assert_memory_equal(placed, buf, (size_t)pl.total);
-            assert_int_equal(placed[pl.total], 0xEE); /* nothing past the record */
+            check_placed_as_planned(&m, &pl, 42, shmq_record_encode_placed);
         }
     }
 }
@@ -1681,7 +1693,6 @@ static void test_encode_placed_v1_matches_encode_plan(void **state)
 {
     (void)state;
     static char body[3001];
-    static uint8_t placed[4096];
     static char topic127[127];
     memset(topic127, 'q', sizeof(topic127));
     for (size_t i = 0; i < sizeof(body); i++) {
@@ -1716,29 +1727,7 @@ static void test_encode_placed_v1_matches_encode_plan(void **state)
             shmq_record_plan_t pl;
             assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
             assert_false(pl.v2);
-            memset(buf, 0xEE, len + 600);
-            assert_int_equal(shmq_record_encode_plan(&m, &pl, 42 + (int64_t)len, (int64_t)len * 977,
-                                                     1700000000123LL, buf),
-                             pl.total);
-            memset(placed, 0xEE, sizeof(placed));
-            uint8_t *b = placed + SHMQ_RECORD_BODY_AT_V4;
-            char *t = (char *)b + len + 1;
-            char *pr = t + m.topic_len + 2;
-            memcpy(b, body, len);
-            memcpy(t, m.topic, m.topic_len);
-            if (m.props_len > 0) {
-                memcpy(pr, m.props, m.props_len);
-            }
-            shmq_msg_in_t in = m;
-            in.body = b;
-            in.topic = t;
-            in.props = pr;
-            assert_int_equal(shmq_record_encode_placed_v1(&in, &pl, 42 + (int64_t)len,
-                                                          (int64_t)len * 977, 1700000000123LL,
-                                                          placed),
-                             pl.total);
-            assert_memory_equal(placed, buf, (size_t)pl.total);
-            assert_int_equal(placed[pl.total], 0xEE); /* nothing past the record */
+            check_placed_as_planned(&m, &pl, 42 + (int64_t)len, shmq_record_encode_placed_v1);
         }
     }
 }
