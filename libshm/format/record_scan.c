@@ -548,51 +548,70 @@ static inline __m128i sep_or_high16(__m128i x)
 }
 
 /*
- * Java's h = 31*h + c from h over the n >= 16 bytes at p, all ASCII without
- * a 0x02 (false otherwise, *hp unchanged): the same value as hash_ascii(),
- * as h*31^n + sum of b_i*31^(n-1-i) modulo 2^32, 32 bytes a step, with the
- * multiplies of SSE2 (quads16, weigh).  A rest of fewer than 16 bytes is
- * the last 16 bytes of the value with the ones counted already masked to
- * 0: each byte is counted, and checked, from one load.
+ * The walk of Java's h = 31*h + c from *hp over the n >= 16 bytes at p, as
+ * the body of hash_ascii16() and hash_ascii16_sse41(), which differ only in
+ * how they multiply: SUM32(a, b) is the sum, modulo 2^32, of the 32 bytes of
+ * a then b weighted 31^31..31^0, and SUM16(a) that of a's 16 bytes weighted
+ * 31^15..31^0.  The value is h*31^n + sum of b_i*31^(n-1-i), 32 bytes a
+ * step.  A rest of fewer than 16 bytes is the last 16 bytes of the value
+ * with the ones counted already masked to 0 (weight 0, no 0x02, ASCII):
+ * each byte is counted, and checked, from one load.  False (and *hp
+ * unchanged) when a byte is a 0x02 or not ASCII.
  */
+#define HASH_ASCII16_WALK(SUM32, SUM16)                                                            \
+    uint32_t h = *hp;                                                                              \
+    __m128i bad = _mm_setzero_si128();                                                             \
+    for (; n >= 32; p += 32, n -= 32) {                                                            \
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);                             \
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));                      \
+        bad = _mm_or_si128(bad, _mm_or_si128(sep_or_high16(a), sep_or_high16(b)));                 \
+        h = h * P32 + SUM32(a, b);                                                                 \
+    }                                                                                              \
+    if (n >= 16) {                                                                                 \
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);                             \
+        bad = _mm_or_si128(bad, sep_or_high16(a));                                                 \
+        h = h * P16 + SUM16(a);                                                                    \
+        p += 16;                                                                                   \
+        n -= 16;                                                                                   \
+    }                                                                                              \
+    if (n > 0) {                                                                                   \
+        __m128i a =                                                                                \
+            _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)),            \
+                          _mm_loadu_si128((const __m128i *)(const void *)(keep_last + n)));        \
+        bad = _mm_or_si128(bad, sep_or_high16(a));                                                 \
+        h = h * pow31[n] + SUM16(a);                                                               \
+    }                                                                                              \
+    if (_mm_movemask_epi8(bad) != 0) {                                                             \
+        return false;                                                                              \
+    }                                                                                              \
+    *hp = h;                                                                                       \
+    return true
+
+/* SUM16 with the multiplies of SSE2 (quads16, weigh): weights 31^12, 31^8, 31^4, 1 of the
+ * quads. */
+static inline uint32_t sum16_sse2(__m128i a)
+{
+    const __m128i we = _mm_setr_epi32((int)P12, 0, (int)P4, 0);
+    const __m128i wo = _mm_setr_epi32((int)P8, 0, 1, 0);
+    return lanes_sum(weigh(quads16(a), we, wo));
+}
+
+/* SUM32 with the multiplies of SSE2: a's quads take 31^16 more than b's. */
+static inline uint32_t sum32_sse2(__m128i a, __m128i b)
+{
+    const __m128i we_hi = _mm_setr_epi32((int)(P12 * P16), 0, (int)(P4 * P16), 0);
+    const __m128i wo_hi = _mm_setr_epi32((int)(P8 * P16), 0, (int)P16, 0);
+    const __m128i we_lo = _mm_setr_epi32((int)P12, 0, (int)P4, 0);
+    const __m128i wo_lo = _mm_setr_epi32((int)P8, 0, 1, 0);
+    return lanes_sum(
+        _mm_add_epi64(weigh(quads16(a), we_hi, wo_hi), weigh(quads16(b), we_lo, wo_lo)));
+}
+
+/* The hash of the walk above with the multiplies of SSE2. */
 static inline __attribute__((always_inline)) bool hash_ascii16(uint32_t *hp, const uint8_t *p,
                                                                size_t n)
 {
-    /* 31^15..31^0 over sixteen bytes: weights 31^12, 31^8, 31^4, 1 of its quads; the first
-     * sixteen of 32 bytes take 31^16 more. */
-    const __m128i we_lo = _mm_setr_epi32((int)P12, 0, (int)P4, 0);
-    const __m128i wo_lo = _mm_setr_epi32((int)P8, 0, 1, 0);
-    const __m128i we_hi = _mm_setr_epi32((int)(P12 * P16), 0, (int)(P4 * P16), 0);
-    const __m128i wo_hi = _mm_setr_epi32((int)(P8 * P16), 0, (int)P16, 0);
-    uint32_t h = *hp;
-    __m128i bad = _mm_setzero_si128();
-    for (; n >= 32; p += 32, n -= 32) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-        bad = _mm_or_si128(bad, _mm_or_si128(sep_or_high16(a), sep_or_high16(b)));
-        __m128i v = _mm_add_epi64(weigh(quads16(a), we_hi, wo_hi), weigh(quads16(b), we_lo, wo_lo));
-        h = h * P32 + lanes_sum(v);
-    }
-    if (n >= 16) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-        bad = _mm_or_si128(bad, sep_or_high16(a));
-        h = h * P16 + lanes_sum(weigh(quads16(a), we_lo, wo_lo));
-        p += 16;
-        n -= 16;
-    }
-    if (n > 0) {
-        /* The value's last sixteen bytes, the 16 - n counted above set to 0 (weight 0, no
-         * 0x02, ASCII): the n left weigh 31^(n-1)..31^0. */
-        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)),
-                                  _mm_loadu_si128((const __m128i *)(const void *)(keep_last + n)));
-        bad = _mm_or_si128(bad, sep_or_high16(a));
-        h = h * pow31[n] + lanes_sum(weigh(quads16(a), we_lo, wo_lo));
-    }
-    if (_mm_movemask_epi8(bad) != 0) {
-        return false;
-    }
-    *hp = h;
-    return true;
+    HASH_ASCII16_WALK(sum32_sse2, sum16_sse2);
 }
 
 #if defined(__x86_64__)
@@ -622,42 +641,29 @@ __attribute__((target("ssse3,sse4.1"))) static inline uint32_t lanes_sum4(__m128
     return (uint32_t)_mm_cvtsi128_si32(v);
 }
 
-/* hash_ascii16() with the multiplies of SSSE3 and SSE4.1: the same value, the same
- * checks. */
-__attribute__((target("ssse3,sse4.1"))) static inline bool
-hash_ascii16_sse41(uint32_t *hp, const uint8_t *p, size_t n)
+/* SUM16 with the multiplies of SSSE3 and SSE4.1. */
+__attribute__((target("ssse3,sse4.1"))) static inline uint32_t sum16_sse41(__m128i a)
+{
+    const __m128i w = _mm_setr_epi32((int)P12, (int)P8, (int)P4, 1);
+    return lanes_sum4(_mm_mullo_epi32(quads16_sse41(a), w));
+}
+
+/* SUM32 with the multiplies of SSSE3 and SSE4.1. */
+__attribute__((target("ssse3,sse4.1"))) static inline uint32_t sum32_sse41(__m128i a, __m128i b)
 {
     const __m128i w_lo = _mm_setr_epi32((int)P12, (int)P8, (int)P4, 1);
     const __m128i w_hi =
         _mm_setr_epi32((int)(P12 * P16), (int)(P8 * P16), (int)(P4 * P16), (int)P16);
-    uint32_t h = *hp;
-    __m128i bad = _mm_setzero_si128();
-    for (; n >= 32; p += 32, n -= 32) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-        bad = _mm_or_si128(bad, _mm_or_si128(sep_or_high16(a), sep_or_high16(b)));
-        __m128i v = _mm_add_epi32(_mm_mullo_epi32(quads16_sse41(a), w_hi),
-                                  _mm_mullo_epi32(quads16_sse41(b), w_lo));
-        h = h * P32 + lanes_sum4(v);
-    }
-    if (n >= 16) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-        bad = _mm_or_si128(bad, sep_or_high16(a));
-        h = h * P16 + lanes_sum4(_mm_mullo_epi32(quads16_sse41(a), w_lo));
-        p += 16;
-        n -= 16;
-    }
-    if (n > 0) {
-        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)),
-                                  _mm_loadu_si128((const __m128i *)(const void *)(keep_last + n)));
-        bad = _mm_or_si128(bad, sep_or_high16(a));
-        h = h * pow31[n] + lanes_sum4(_mm_mullo_epi32(quads16_sse41(a), w_lo));
-    }
-    if (_mm_movemask_epi8(bad) != 0) {
-        return false;
-    }
-    *hp = h;
-    return true;
+    return lanes_sum4(_mm_add_epi32(_mm_mullo_epi32(quads16_sse41(a), w_hi),
+                                    _mm_mullo_epi32(quads16_sse41(b), w_lo)));
+}
+
+/* hash_ascii16() with the multiplies of SSSE3 and SSE4.1: the same walk, the same value, the
+ * same checks. */
+__attribute__((target("ssse3,sse4.1"))) static inline bool
+hash_ascii16_sse41(uint32_t *hp, const uint8_t *p, size_t n)
+{
+    HASH_ASCII16_WALK(sum32_sse41, sum16_sse41);
 }
 #endif
 #endif
