@@ -407,21 +407,24 @@ typedef struct unit_id {
     uint32_t topic_len;
 } unit_id_t;
 
-/* The unit of n records [phys, end) with queue offsets from qoff (in queue q, or NULL for
- * records no consumer reads) is stored: the queue's next offset and its answer. */
-static inline __attribute__((always_inline)) void
-unit_answer(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_t *q, int64_t qoff,
-            int64_t phys, int64_t end, int64_t store_ts, int32_t size0)
+/* Queue q's next offset is next now (q is written back after the batch). */
+static inline __attribute__((always_inline)) void queue_advanced(writer_t *wr, wr_queue_t *q,
+                                                                 int64_t next)
 {
-    if (q != NULL) {
-        q->next = qoff + (int64_t)n;
-        if (!q->dirty) {
-            q->dirty = true;
-            wr->dirty[wr->ndirty++] = (size_t)(q - wr->queues);
-        }
+    q->next = next;
+    if (!q->dirty) {
+        q->dirty = true;
+        wr->dirty[wr->ndirty++] = (size_t)(q - wr->queues);
     }
+}
+
+/* d: the answer to the unit of n records [phys, end) with queue offsets from qoff, taken from
+ * ring ring (u: its first entry). */
+static inline __attribute__((always_inline)) void
+answer_fill(wr_done_t *d, uint32_t ring, const unit_id_t *u, size_t n, int64_t qoff, int64_t phys,
+            int64_t end, int64_t store_ts, int32_t size0)
+{
     /* Every field but the detail text, which only an error reads: each stored once. */
-    wr_done_t *d = &wr->done[wr->ndone++];
     d->ring = ring;
     d->slot = u->slot;
     d->oneway = (u->flags & SHMQ_RING_F_ONEWAY) != 0;
@@ -436,6 +439,18 @@ unit_answer(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_
     d->res.size = size0;
     d->res.count = (int32_t)n;
     SHMQ_PROBE(append, ring, u->req_id, phys, end, n, u->queue_id, qoff, u->topic, u->topic_len);
+}
+
+/* The unit of n records [phys, end) with queue offsets from qoff (in queue q, or NULL for
+ * records no consumer reads) is stored: the queue's next offset and its answer. */
+static inline __attribute__((always_inline)) void
+unit_answer(writer_t *wr, uint32_t ring, const unit_id_t *u, size_t n, wr_queue_t *q, int64_t qoff,
+            int64_t phys, int64_t end, int64_t store_ts, int32_t size0)
+{
+    if (q != NULL) {
+        queue_advanced(wr, q, qoff + (int64_t)n);
+    }
+    answer_fill(&wr->done[wr->ndone++], ring, u, n, qoff, phys, end, store_ts, size0);
 }
 
 /* n messages of bytes record bytes stored (in units answered by unit_answer()): the batch's
@@ -666,9 +681,6 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
     const shmq_ring_limits_t lim = wr->lim;
     const int64_t unit_max = wr->unit_max;
     const int32_t write_queues = t->write_queue_nums;
-    const uint64_t topic_gen = wr->topic_gen;
-    wr_queue_t *const queues = wr->queues;
-    const size_t nqueues = wr->nqueues;
     /* The batch's bounds as take_ring() checks them before each unit, turned into this run's:
      * one entry and one answer per message, and ring bytes taken before the next entry. */
     size_t max_n = wr->entries < WR_BATCH_ENTRIES ? WR_BATCH_ENTRIES - wr->entries : 0;
@@ -701,11 +713,8 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
             (int64_t)h.total_len > unit_max || h.topic_len != tlen || h.queue_id >= write_queues) {
             break;
         }
-        /* The queue's hint, taken as queue_hinted() takes it. */
-        uint32_t hint = wr->queue_hint[(uint32_t)h.queue_id & (WR_QUEUE_HINTS - 1)];
-        wr_queue_t *q = &queues[hint - 1];
-        if (!(hint != 0 && hint <= nqueues && q->topic_gen == topic_gen &&
-              q->q->queue_id == h.queue_id)) {
+        wr_queue_t *q = queue_hinted(wr, h.queue_id);
+        if (q == NULL) {
             break;
         }
         /* Room for the record with a separator before the __CRC32# tail (one byte more than
@@ -755,26 +764,16 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
          * next offset, the answer (unit_answer()'s, into the run's part of the batch's answers:
          * wr->ndone moves once, after the run), both before the encode (fewer values kept
          * across its call). */
-        q->next = qoff + 1;
-        if (!q->dirty) {
-            q->dirty = true;
-            wr->dirty[wr->ndirty++] = (size_t)(q - queues);
-        }
-        wr_done_t *d = &answers[n];
-        d->ring = i;
-        d->slot = h.slot;
-        d->oneway = (h.flags & SHMQ_RING_F_ONEWAY) != 0;
-        d->born_ts = (h.flags & SHMQ_RING_F_RESEND) ? 0 : h.born_ts;
-        d->res.status = 0;
-        d->res.req_id = h.req_id;
-        d->res.phys_offset = phys;
-        d->res.end_pos = phys + plan.total;
-        d->res.queue_offset = qoff;
-        d->res.store_ts = room.ts;
-        d->res.queue_id = h.queue_id;
-        d->res.size = (int32_t)plan.total;
-        d->res.count = 1;
-        SHMQ_PROBE(append, i, h.req_id, phys, phys + plan.total, 1, h.queue_id, qoff, topic, tlen);
+        queue_advanced(wr, q, qoff + 1);
+        unit_id_t u = {.slot = h.slot,
+                       .flags = h.flags,
+                       .queue_id = h.queue_id,
+                       .req_id = h.req_id,
+                       .born_ts = h.born_ts,
+                       .topic = topic,
+                       .topic_len = tlen};
+        answer_fill(&answers[n], i, &u, 1, qoff, phys, phys + plan.total, room.ts,
+                    (int32_t)plan.total);
         /* Field by field: encode_placed reads each (an initializer would clear the rest). */
         in.topic = topic;
         in.queue_id = h.queue_id;
