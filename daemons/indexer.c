@@ -9,8 +9,12 @@
  * sleeping on dispatcher_wake (which the writer, or the flusher, wakes after
  * publishing that position) when there is nothing new; after
  * each batch it publishes `indexed` (every message below it has all its
- * entries).  Every second it msyncs the index files it changed and
- * publishes index.flushed_ts, which the flusher writes into the
+ * entries).  Off the path of a message to its consumer, it paces itself:
+ * after a turn that indexed records and took all there was, it pauses
+ * INDEXER_PACE_US before it looks again (a steady stream is taken in
+ * batches some 500 times a second, not one wake per writer batch: each wake
+ * is a futex wait and a context switch); a backlog goes on without pauses.  Every second it msyncs
+ * the index files it changed and publishes index.flushed_ts, which the flusher writes into the
  * checkpoint's indexMsgTimestamp.
  *
  * Owns: position `indexed`, the control block's index section, the files
@@ -57,6 +61,8 @@
 #define INDEX_FLUSH_MS    1000
 #define OPEN_TRIES        50 /* a CommitLog segment being created: retry the open */
 
+#define INDEXER_PACE_US 2000 /* the pause after a turn that indexed records */
+
 typedef struct indexer {
     shmq_worker_t *w;
     shmq_config_t cfg; /* the master's configuration, store root made absolute */
@@ -74,6 +80,7 @@ typedef struct indexer {
     int64_t next_flush_ms; /* monotonic */
     int flush_err;         /* first failed msync: flushed_ts frozen */
     bool finished;
+    bool paced; /* the last turn indexed all there was: pause INDEXER_PACE_US first */
 } indexer_t;
 
 static const char *detail_or(int rc)
@@ -405,6 +412,7 @@ static int64_t indexer_work(shmq_worker_t *w, void *state)
         /* Up to the limit it saw: idle comes next, not a call that would find nothing
          * (idle looks again, after registering as a sleeper, before it sleeps). */
         w->took_all = x->pos >= limit;
+        x->paced = n > 0 && w->took_all;
     }
     flush_if_due(x, w->mono_ms);
     return n;
@@ -434,6 +442,15 @@ static void indexer_idle(shmq_worker_t *w, void *state, int timeout_ms)
     if (!x->enabled || x->stall_pos == x->pos || x->no_space) {
         struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL); /* a signal ends it (EINTR) */
+        return;
+    }
+    /* Records were indexed: more come while it pauses, and are taken in one turn (the
+     * pause is not a sleep on the wake word, so the writer's publishes do not end it; a
+     * signal does). */
+    if (x->paced) {
+        x->paced = false;
+        struct timespec ts = {0, INDEXER_PACE_US * 1000L};
+        nanosleep(&ts, NULL);
         return;
     }
     /* The word the writer (SYNC_FLUSH: the flusher) wakes after publishing what it followed:
