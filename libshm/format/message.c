@@ -141,10 +141,15 @@ __attribute__((target("pclmul,sse4.1"))) static inline uint32_t crc_mulmod_clmul
 /* crc * x^(8 len) mod P: the CRC crc of some bytes moved past len more bytes. */
 __attribute__((target("pclmul,sse4.1"))) static uint32_t crc_shift_clmul(uint32_t crc, uint32_t len)
 {
+    /* x^(8 len) as the product of one factor per non-zero hex digit of len; the first
+     * factor is taken as it is (x^0 = 1 is never multiplied by): a body of 128 or 1,024
+     * bytes needs the final multiply only. */
     uint32_t x = crc_x8n_digit[0][len & 15];
+    bool one = (len & 15) == 0;
     for (unsigned i = 1; (len >>= 4) != 0; i++) {
         if ((len & 15) != 0) {
-            x = crc_mulmod_clmul(x, crc_x8n_digit[i][len & 15]);
+            x = one ? crc_x8n_digit[i][len & 15] : crc_mulmod_clmul(x, crc_x8n_digit[i][len & 15]);
+            one = false;
         }
     }
     return crc_mulmod_clmul(crc, x);
@@ -737,6 +742,14 @@ encode_plan_combined(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64
 {
     return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true, placed, false);
 }
+
+/* The long body's instance of shmq_record_encode_placed_v1(). */
+static __attribute__((noinline)) int64_t
+encode_plan_combined_v1(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_offset,
+                        int64_t phys_offset, int64_t store_ts, uint8_t *dst)
+{
+    return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, true, true, true);
+}
 #endif
 
 /* shmq_record_encode_plan() and shmq_record_encode_placed(), each with its own instance of
@@ -747,7 +760,9 @@ encode_any(const shmq_msg_in_t *m, const shmq_record_plan_t *pl, int64_t queue_o
 {
 #if defined(__x86_64__)
     if (m->body_len >= SHMQ_CRC_COMBINE_MIN && crc_have_clmul) {
-        return encode_plan_combined(m, pl, queue_offset, phys_offset, store_ts, dst, placed);
+        return v1_v4
+                   ? encode_plan_combined_v1(m, pl, queue_offset, phys_offset, store_ts, dst)
+                   : encode_plan_combined(m, pl, queue_offset, phys_offset, store_ts, dst, placed);
     }
 #endif
     return encode_plan(m, pl, queue_offset, phys_offset, store_ts, dst, false, placed, v1_v4);
