@@ -94,10 +94,15 @@ lib: $(BUILD)/libshmq.a $(BUILD)/libshmq.so
 tools: $(BINS)
 tests: $(UNIT_BINS) $(TEST_HELPER_BINS) $(FAULT_LIBS) $(FUZZ_TESTS_BINS)
 
+# An object's .d names it both ways (relative to the tree and absolute), so that a build with
+# BUILD given as an absolute path (tests/integration/install.t) and one with the usual relative
+# BUILD both see its headers as prerequisites.
+DEP_TARGETS = -MT $(abspath $@) -MT $(patsubst $(CURDIR)/%,%,$(abspath $@))
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(CC) $(CFLAGS) -MMD -MP $(DEP_TARGETS) -c $< -o $@
 
 $(BUILD)/libshmq.a: $(LIB_OBJS)
 	@rm -f $@
@@ -350,7 +355,7 @@ uninstall:
 $(FUZZ_BUILD)/libshm/%.o: libshm/%.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC  $<"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP $(DEP_TARGETS) -c $< -o $@
 
 $(FUZZ_BUILD)/libshmq.a: $(FUZZ_LIB_OBJS)
 	@rm -f $@
@@ -359,12 +364,14 @@ $(FUZZ_BUILD)/libshmq.a: $(FUZZ_LIB_OBJS)
 $(FUZZ_BUILD)/tests/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC  $<"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP $(DEP_TARGETS) -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libshmq.a
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_BUILD)/libshmq.a $(LDLIBS)
 
-.SECONDARY: $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/tests/fuzz/%.o)
+# No object is deleted as an intermediate (the unit tests' and the fuzzers' are made by chained
+# pattern rules): the next build, with BUILD relative or absolute, finds every one up to date.
+.SECONDARY:
 
 # The seed corpora made by the store's own writers (tests/fuzz/seeds.c).
 $(FUZZ_BUILD)/fuzz_seeds: $(FUZZ_BUILD)/tests/fuzz/seeds.o $(FUZZ_BUILD)/libshmq.a

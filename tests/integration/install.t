@@ -22,6 +22,13 @@ fi
 # ---- a second build does nothing -----------------------------------------------------------
 make -q -C "$SRC" BUILD="$BUILD" all >"$T/make-q.out" 2>&1
 ok $? "make all after a build has nothing to do (no object is rebuilt)" || diag "$T/make-q.out"
+# An object's .d names it absolute and relative to the tree, so that a build with either form
+# of BUILD (this test's absolute, the usual relative) rebuilds it when one of its headers
+# changes; a .d written by one form only left the other with no header prerequisites.
+rel=${BUILD#"$SRC"/}
+head -n 1 "$BUILD/daemons/writer.d" | grep -q "^$BUILD/daemons/writer.o $rel/daemons/writer.o:"
+ok $? "writer.o's dependency file names it both ways ($rel)" ||
+    diag "$BUILD/daemons/writer.d"
 
 # ---- install -------------------------------------------------------------------------------
 D="$T/root"
