@@ -22,18 +22,6 @@ mkdir -p "$CRASH"
 SHMQ_TEST_CRASH_DIR="$CRASH"
 export SHMQ_TEST_CRASH_DIR
 
-wait_indexed() {
-    local i=0 w x
-    while [ $i -lt 150 ]; do
-        w=$(position wrote)
-        x=$(position indexed)
-        [ -n "$w" ] && [ "$w" = "$x" ] && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
 # check_index LABEL: every acknowledged message once by UNIQ_KEY and by its k token.
 check_index() {
     awk '$1 == "ACK" { print $2 }' "$T"/p* | sort -u >"$T/uniqs"
@@ -108,7 +96,7 @@ ok $? "a restarted indexer reported its repair" || diag "$T/shmqd.log"
 kill -TERM $P1 $P2
 wait_pid $P1 300
 wait_pid $P2 300
-wait_indexed
+wait_pos indexed 150
 ok $? "the indexer caught up (indexed = wrote)"
 check_index "after the indexer kills"
 
@@ -135,7 +123,7 @@ kill -TERM $P3
 wait_pid $P3 300
 grep -q '^DONE' "$T/p3"
 ok $? "the third producer ended cleanly" || diag "$T/p3.err"
-wait_indexed
+wait_pos indexed 150
 ok $? "the indexer caught up after the abnormal start"
 check_index "after the abnormal start and rebuild"
 

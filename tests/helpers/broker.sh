@@ -204,6 +204,20 @@ position() {
         or exit 1; print $j->{positions}{$ARGV[0]}, "\n"' "$1"
 }
 
+# wait_pos NAME [TENTHS]: poll until positions.NAME (indexed, dispatched, flushed) reaches
+# positions.wrote; 0 when it did (bounded: 300 tenths of a second unless told, a loaded machine).
+wait_pos() {
+    local lim=${2:-300} i=0 w x
+    while [ $i -lt "$lim" ]; do
+        w=$(position wrote)
+        x=$(position "$1")
+        [ -n "$w" ] && [ "$w" = "$x" ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
 # wait_state STATE [TENTHS]: poll until the store reports STATE; 0 when it did.
 wait_state() {
     local lim=${2:-200} i=0

@@ -28,18 +28,6 @@ ok $? "the indexer runs (pid $IDX)" || diag "$T/shmqd.log"
 send() {
     "$CTL" send --store "$STORE" $SMALL TopicNS "$@" >>"$T/send.out" 2>&1
 }
-# wait_pos NAME: positions.NAME reaches positions.wrote (bounded, 30 s).
-wait_pos() {
-    local i=0 w x
-    while [ $i -lt 300 ]; do
-        w=$(position wrote)
-        x=$(position "$1")
-        [ -n "$w" ] && [ "$w" = "$x" ] && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
 cpu_ticks() { # utime + stime of process $1, in clock ticks
     awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null
 }

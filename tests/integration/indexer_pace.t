@@ -49,19 +49,11 @@ ms=$((t1 - t0))
 ok $? "the indexer slept $sleeps times in $ms ms: at most once per millisecond"
 
 # Paced, nothing is left behind: every record is indexed, the last message is found.
-i=0
-while [ $i -lt 300 ] && [ "$(position indexed)" != "$(position wrote)" ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-is "$(position indexed)" "$(position wrote)" "positions.indexed reaches positions.wrote"
+wait_pos indexed
+ok $? "positions.indexed reaches positions.wrote"
 "$CTL" send --store "$STORE" BenchTopic "last body" --keys "pace-last" >"$T/send.out" 2>&1
 ok $? "one more message with a key" || diag "$T/send.out"
-i=0
-while [ $i -lt 300 ] && [ "$(position indexed)" != "$(position wrote)" ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
+wait_pos indexed
 "$CTL" query --store "$STORE" --topic BenchTopic --key pace-last --json >"$T/q.out" 2>&1
 is "$(jfield body <"$T/q.out")" "last body" "it is found by its key after a paused turn"
 

@@ -14,19 +14,6 @@ broker_init indexer-query
 INDEX="--set maxHashSlotNum=64 --set maxIndexNum=100"
 Q() { "$CTL" query --store "$STORE" $SMALL $INDEX "$@"; }
 
-# wait_indexed: positions.indexed reaches positions.wrote (bounded, 30 s: a loaded machine).
-wait_indexed() {
-    local i=0 w x
-    while [ $i -lt 300 ]; do
-        w=$(position wrote)
-        x=$(position indexed)
-        [ -n "$w" ] && [ "$w" = "$x" ] && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
 start_broker $INDEX
 ok $? "shmqd starts with the indexer" || diag "$T/shmqd.log"
 [ "$(worker_field indexer state)" = "running" ]
@@ -42,7 +29,7 @@ T1=$(perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000')
 sleep 0.02
 send --count 150 --size 32 --keys "bulk"
 ok $? "messages with keys sent" || diag "$T/send.out"
-wait_indexed
+wait_pos indexed
 ok $? "positions.indexed reaches positions.wrote" || diag "$T/shmqd.log"
 
 Q --topic TopicIdx --key cust-A >"$T/q1" 2>&1
@@ -135,10 +122,10 @@ ok $? "query works on the stopped store" || diag "$T/q15"
 # Restart: the indexer resumes after the last message; nothing is indexed twice.
 start_broker $INDEX
 ok $? "shmqd starts again" || diag "$T/shmqd.log"
-wait_indexed
+wait_pos indexed
 ok $? "after the restart, positions.indexed is the end at once (nothing new to index)"
 send "after restart" --keys "late cust-A"
-wait_indexed
+wait_pos indexed
 ok $? "positions.indexed reaches positions.wrote after the restart" || diag "$T/shmqd.log"
 Q --topic TopicIdx --key cust-A >"$T/q16" 2>&1
 is "$(wc -l <"$T/q16" | tr -d ' ')" "3" "a message sent after the restart is indexed" || diag "$T/q16"

@@ -63,11 +63,7 @@ ok $? "the producer sent 3000 messages" || diag "$T/p1.err"
     >"$T/c1" 2>&1
 ok $? "a consumer takes 1000 of them" || diag "$T/c1"
 sleep 1.5 # the consumer's commits reach the master
-i=0 # and every record is flushed (ASYNC_FLUSH: within flushIntervalCommitLog)
-while [ $i -lt 300 ] && [ "$(position flushed)" != "$(position wrote)" ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
+wait_pos flushed # and every record is flushed (ASYNC_FLUSH: within flushIntervalCommitLog)
 
 if [ -n "$CURL" ]; then
     "$CURL" -s -S -o "$T/http.prom" -D "$T/http.hdr" "http://127.0.0.1:$PORT/metrics" 2>"$T/curl.err"

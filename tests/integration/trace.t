@@ -162,11 +162,7 @@ ok $? "and 500 to the other store at the same time" || diag "$T/other-send.err"
 is "$(count_lines 'body=traced-body' "$T/consume.out")" $COUNT "$COUNT messages consumed" ||
     diag "$T/consume.err"
 # Every record flushed before the tracer stops (ASYNC_FLUSH flushes within flushIntervalCommitLog).
-i=0
-while [ $i -lt 300 ] && [ "$(position flushed)" != "$(position wrote)" ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
+wait_pos flushed
 is "$(position flushed)" "$(position wrote)" "the log is flushed to its end"
 # A worker killed and restarted under the tracer.
 old=$(worker_pid dispatcher)

@@ -17,11 +17,7 @@ start_broker
 ok $? "shmqd starts on a new store" || diag "$T/shmqd.log"
 "$CTL" send --store "$STORE" $SMALL TopicB "m" --queue 0 --count 5 >"$T/send.out" 2>&1
 ok $? "5 messages are sent to TopicB queue 0" || diag "$T/send.out"
-i=0
-while [ "$(position dispatched)" != "$(position wrote)" ] && [ $i -lt 300 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
+wait_pos dispatched
 
 # refused CASE GROUP TOPIC QUEUE OFFSET REGEX: the commit is refused with a text matching REGEX.
 refused() {
