@@ -10,8 +10,11 @@
  * each touched queue's max_offset in the control block's queue table, then
  * `dispatched`, then wakes consumers that sleep.  Every
  * flushIntervalConsumeQueue ms it flushes the ConsumeQueues (least-pages
- * rule, everything every flushConsumeQueueThoroughInterval) and publishes
- * `cq_flushed`: every unit of a record below it is on disk.  Before it, the
+ * rule, everything every flushConsumeQueueThoroughInterval): the loop plans
+ * the msyncs and a thread of its own makes them (cq_flusher_t), so that
+ * dispatching never waits for the disk; when they are back the loop
+ * publishes `cq_flushed`: every unit of a record below it is on disk.  The
+ * start's and the stop's flushes are made in the loop.  Before it, the
  * checkpoint's mark (ctl.h shmq_ctl_cq_mark_t): the highest batch end at or
  * below cq_flushed that it kept, with the store time of the record before it
  * (it read that record while dispatching), so that the flusher names a
@@ -42,6 +45,9 @@
  * once.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +65,43 @@
 
 #define DISPATCH_MAX_RECORDS 4096
 #define DISPATCH_MAX_BYTES   (4 << 20)
+#define CQ_PASS_STEPS        4 /* msyncs planned per queue and pass (segments, in order) */
+
+/* One msync of a flush pass, and its queue. */
+typedef struct cq_pass_step {
+    shmq_queue_t *q;
+    shmq_cq_flush_step_t s;
+} cq_pass_step_t;
+
+/*
+ * The periodic ConsumeQueue flush, made by a thread of its own (RocketMQ's
+ * FlushConsumeQueueService) so that the dispatch loop never waits for a disk:
+ * the loop plans a pass (the msyncs each queue needs, shmq_cq_flush_plan()),
+ * hands it over, dispatches on, and takes the results back once the thread
+ * is done: each queue's flushed position, then cq_flushed and the mark.
+ * While a pass is out, nothing it names is unmapped or freed: the loop
+ * leaves topic deletions and the unmapping of files the cleaner removed for
+ * after it.  The stop's and the start's flushes are made in the loop, after
+ * the pass out (if any) came back.
+ */
+typedef struct cq_flusher {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* a pass handed over, the stop, or (to a waiting loop) a pass done */
+    bool go;             /* under lock: a pass to make */
+    bool stop;           /* under lock: the thread returns */
+    _Atomic bool done;   /* the pass handed over is made: its results are ready */
+    bool busy;           /* the loop's: a pass is out */
+    cq_pass_step_t *steps;
+    size_t nsteps, cap;
+    size_t failed;         /* the step that failed (nsteps: none) */
+    int rc;                /* its error */
+    char detail[512];      /* its error text (the thread's detail buffer is its own) */
+    int64_t covers_from;   /* the dispatch position when the pass was planned */
+    bool cq_drop_pending;  /* the cleaner removed files while the pass was out */
+    shmq_ctl_wake_t *wake; /* the loop's wake word: woken when a pass is done */
+} cq_flusher_t;
 
 typedef struct dispatcher {
     shmq_worker_t *w;
@@ -85,6 +128,7 @@ typedef struct dispatcher {
     int64_t nospace_ms;   /* cleaner: last "disk full" warning (monotonic), 0 none */
     uint64_t del_done;    /* shmqctl topic delete: the last request whose queues we removed */
     int64_t del_warn_ms;  /* its last failure logged (monotonic), 0 none */
+    cq_flusher_t fl;      /* the ConsumeQueue flush thread */
 } dispatcher_t;
 
 /* ---- positions ------------------------------------------------------------------------ */
@@ -100,10 +144,12 @@ static int64_t dispatch_limit(const dispatcher_t *d)
     return shmq_ctl_load(&b->wrote);
 }
 
+/* Sleep predicate: records to dispatch, or the flush thread's pass to take back. */
 static bool has_work(void *arg)
 {
-    const dispatcher_t *d = arg;
-    return d->pos != d->stall_pos && dispatch_limit(d) > d->pos;
+    dispatcher_t *d = arg;
+    return (d->pos != d->stall_pos && dispatch_limit(d) > d->pos) ||
+           (d->fl.busy && atomic_load_explicit(&d->fl.done, memory_order_acquire));
 }
 
 /* Raise an entry's min_offset to at least min (CAS: the cleaner raises it too). */
@@ -318,18 +364,11 @@ typedef struct flush_pass {
     int64_t covered; /* records below it have every unit flushed */
 } flush_pass_t;
 
-static int flush_one(shmq_queue_t *q, void *arg)
+/* The first unit of q not yet flushed bounds what a flush covers. */
+static int covered_by(shmq_queue_t *q, void *arg)
 {
     flush_pass_t *fp = arg;
     shmq_cq_t *cq = &q->cq;
-    if (fp->d->flush_err == 0) {
-        int rc = shmq_cq_flush(cq, fp->least_pages);
-        if (rc < 0) {
-            fence_queues(fp->d, cq->topic, cq->queue_id, rc);
-            return 1;
-        }
-    }
-    /* The first unit not yet flushed bounds what this flush covers. */
     int64_t max = shmq_cq_max_offset(cq);
     int64_t first = cq->flushed_pos / SHMQ_CQ_UNIT_SIZE;
     if (first < shmq_cq_min_offset(cq)) {
@@ -348,14 +387,27 @@ static int flush_one(shmq_queue_t *q, void *arg)
     return 0;
 }
 
-/* Flush the ConsumeQueues (least_pages 0: everything) and publish the mark and cq_flushed. */
-static void flush_queues(dispatcher_t *d, int least_pages)
+static int flush_one(shmq_queue_t *q, void *arg)
 {
-    flush_pass_t fp = {.d = d, .least_pages = least_pages, .covered = d->pos};
-    shmq_store_foreach_queue(&d->st, flush_one, &fp);
+    flush_pass_t *fp = arg;
+    shmq_cq_t *cq = &q->cq;
+    int rc = shmq_cq_flush(cq, fp->least_pages);
+    if (rc < 0) {
+        fence_queues(fp->d, cq->topic, cq->queue_id, rc);
+        return 1;
+    }
+    return 0;
+}
+
+/* After a flush: cq_flushed is the least of from (records below it had every unit written
+ * before the flush began) and each queue's first unit not flushed; publish it and the mark. */
+static void publish_flushed(dispatcher_t *d, int64_t from)
+{
     if (d->flush_err != 0) {
         return;
     }
+    flush_pass_t fp = {.d = d, .covered = from};
+    shmq_store_foreach_queue(&d->st, covered_by, &fp);
     bool moved = fp.covered > d->cq_flushed;
     if (moved) {
         d->cq_flushed = fp.covered;
@@ -371,6 +423,184 @@ static void flush_queues(dispatcher_t *d, int least_pages)
     if (moved) {
         /* Release inside publish: the units below it were flushed before. */
         shmq_ctl_publish(&b->cq_flushed, d->cq_flushed);
+    }
+}
+
+/* ---- the flush thread ------------------------------------------------------------------- */
+
+static void *cq_flush_main(void *arg)
+{
+    cq_flusher_t *f = arg;
+    pthread_mutex_lock(&f->lock);
+    for (;;) {
+        while (!f->go && !f->stop) {
+            pthread_cond_wait(&f->cond, &f->lock);
+        }
+        if (f->stop) {
+            break;
+        }
+        f->go = false;
+        pthread_mutex_unlock(&f->lock);
+        /* In plan order; the first failure ends the pass (the store is fenced after it). */
+        size_t i = 0;
+        int rc = 0;
+        for (; i < f->nsteps; i++) {
+            shmq_error_clear();
+            rc = shmq_cq_flush_step(&f->steps[i].s);
+            if (rc < 0) {
+                snprintf(f->detail, sizeof(f->detail), "%s", shmq_error_detail());
+                break;
+            }
+        }
+        pthread_mutex_lock(&f->lock);
+        f->failed = i;
+        f->rc = rc;
+        /* Release: the results above are seen by a loop that sees done. */
+        atomic_store_explicit(&f->done, true, memory_order_release);
+        pthread_cond_broadcast(&f->cond);
+        shmq_ctl_wake(f->wake);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return NULL;
+}
+
+/* Start the flush thread, with every signal blocked (the loop's thread takes them). */
+static int cq_flusher_start(dispatcher_t *d)
+{
+    cq_flusher_t *f = &d->fl;
+    f->wake = &d->w->ctl.blk->dispatcher_wake;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&f->thread, NULL, cq_flush_main, f);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        return shmq_error_set(-rc, "cannot start the consume queue flush thread: %s", strerror(rc));
+    }
+    f->started = true;
+    return 0;
+}
+
+/* Plan a queue's steps into the pass. */
+static int pass_plan_one(shmq_queue_t *q, void *arg)
+{
+    flush_pass_t *fp = arg;
+    cq_flusher_t *f = &fp->d->fl;
+    if (f->cap - f->nsteps < CQ_PASS_STEPS) {
+        size_t cap = f->cap ? f->cap * 2 : 64;
+        cq_pass_step_t *s = realloc(f->steps, cap * sizeof(*s));
+        if (s == NULL) {
+            return shmq_error_set(-ENOMEM, "no memory for a consume queue flush pass");
+        }
+        f->steps = s;
+        f->cap = cap;
+    }
+    shmq_cq_flush_step_t buf[CQ_PASS_STEPS];
+    int n = shmq_cq_flush_plan(&q->cq, fp->least_pages, buf, CQ_PASS_STEPS);
+    if (n < 0) {
+        fence_queues(fp->d, q->cq.topic, q->cq.queue_id, n);
+        return n;
+    }
+    for (int i = 0; i < n; i++) {
+        f->steps[f->nsteps++] = (cq_pass_step_t){.q = q, .s = buf[i]};
+    }
+    return 0;
+}
+
+/* The pass out is done: record each step's result (the first failure fences the store), the
+ * files the cleaner removed meanwhile are unmapped, cq_flushed and the mark published. */
+static int drop_removed(shmq_queue_t *q, void *arg);
+
+static void pass_finish(dispatcher_t *d)
+{
+    cq_flusher_t *f = &d->fl;
+    for (size_t i = 0; i < f->nsteps && i <= f->failed; i++) {
+        shmq_cq_t *cq = &f->steps[i].q->cq;
+        if (i < f->failed) {
+            shmq_cq_flush_done(cq, &f->steps[i].s, 0);
+            continue;
+        }
+        shmq_cq_flush_done(cq, &f->steps[i].s, f->rc);
+        shmq_error_set(f->rc, "%s", f->detail);
+        fence_queues(d, cq->topic, cq->queue_id, f->rc);
+    }
+    f->busy = false;
+    atomic_store_explicit(&f->done, false, memory_order_relaxed);
+    if (f->cq_drop_pending) {
+        f->cq_drop_pending = false;
+        shmq_store_foreach_queue(&d->st, drop_removed, NULL);
+    }
+    publish_flushed(d, f->covers_from);
+}
+
+/* Wait for the pass out (if any) and take its results. */
+static void pass_wait(dispatcher_t *d)
+{
+    cq_flusher_t *f = &d->fl;
+    if (!f->busy) {
+        return;
+    }
+    pthread_mutex_lock(&f->lock);
+    while (!atomic_load_explicit(&f->done, memory_order_acquire)) {
+        pthread_cond_wait(&f->cond, &f->lock);
+    }
+    pthread_mutex_unlock(&f->lock);
+    pass_finish(d);
+}
+
+/* Plan a pass and hand it to the thread; one with nothing to msync is finished here. */
+static void pass_start(dispatcher_t *d, int least_pages)
+{
+    cq_flusher_t *f = &d->fl;
+    f->nsteps = 0;
+    f->failed = 0;
+    f->covers_from = d->pos;
+    flush_pass_t fp = {.d = d, .least_pages = least_pages};
+    if (shmq_store_foreach_queue(&d->st, pass_plan_one, &fp) != 0 || d->flush_err != 0) {
+        if (d->flush_err == 0) {
+            shmq_log(SHMQ_LOG_WARN, "%s: consume queues not flushed this time",
+                     shmq_error_detail());
+        }
+        return;
+    }
+    if (f->nsteps == 0) {
+        publish_flushed(d, f->covers_from);
+        return;
+    }
+    f->busy = true;
+    pthread_mutex_lock(&f->lock);
+    f->go = true;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* Stop the thread (after the pass out came back). */
+static void cq_flusher_stop(dispatcher_t *d)
+{
+    cq_flusher_t *f = &d->fl;
+    if (!f->started) {
+        return;
+    }
+    pass_wait(d);
+    pthread_mutex_lock(&f->lock);
+    f->stop = true;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    pthread_join(f->thread, NULL);
+    f->started = false;
+}
+
+/* Flush the ConsumeQueues here (least_pages 0: everything), after the pass out if any, and
+ * publish the mark and cq_flushed: the start's and the stop's flush. */
+static void flush_queues(dispatcher_t *d, int least_pages)
+{
+    pass_wait(d);
+    if (d->flush_err != 0) {
+        return;
+    }
+    flush_pass_t fp = {.d = d, .least_pages = least_pages};
+    if (shmq_store_foreach_queue(&d->st, flush_one, &fp) == 0) {
+        publish_flushed(d, d->pos);
     }
 }
 
@@ -454,7 +684,10 @@ static void flush_if_due(dispatcher_t *d, int64_t now)
         least = 0;
         d->next_thorough_ms = now + d->cfg.flush_consume_queue_thorough_interval;
     }
-    flush_queues(d, least);
+    if (d->fl.busy || d->flush_err != 0) {
+        return; /* the last pass is still out (a slow disk): the next one after it */
+    }
+    pass_start(d, least);
 }
 
 /* ---- shmqctl topic delete ----------------------------------------------------------------- */
@@ -601,6 +834,8 @@ static int dispatcher_init(shmq_worker_t *w, void **state)
     snprintf(d->cfg.store_path_root_dir, sizeof(d->cfg.store_path_root_dir), "%s", w->ctl.root);
     d->stall_pos = -1;
     d->batch = 1; /* queues start unmarked (0) */
+    pthread_mutex_init(&d->fl.lock, NULL);
+    pthread_cond_init(&d->fl.cond, NULL);
     /* A request not finished before a kill is done again (its steps can be repeated). */
     d->del_done =
         atomic_load_explicit(&w->ctl.blk->topic_del.dispatcher_done, memory_order_acquire);
@@ -643,6 +878,13 @@ static int dispatcher_init(shmq_worker_t *w, void **state)
     /* A queue opened here counts as unflushed from its first file: sync each once, so that
      * cq_flushed can follow the least-pages rule from now on. */
     flush_queues(d, 0);
+    rc = cq_flusher_start(d);
+    if (rc < 0) {
+        shmq_log(SHMQ_LOG_ERROR, "%s", shmq_error_detail());
+        shmq_store_close(&d->st);
+        free(d);
+        return SHMQ_EXIT_ERROR;
+    }
     int64_t now = shmq_mono_ms();
     d->next_flush_ms = now + d->cfg.flush_interval_consume_queue;
     d->next_thorough_ms = now + d->cfg.flush_consume_queue_thorough_interval;
@@ -664,9 +906,16 @@ static int drop_removed(shmq_queue_t *q, void *arg)
 static int64_t dispatcher_work(shmq_worker_t *w, void *state)
 {
     dispatcher_t *d = state;
+    if (d->fl.busy && atomic_load_explicit(&d->fl.done, memory_order_acquire)) {
+        pass_finish(d);
+    }
     if (shmq_clean_changed(&w->ctl, &d->clean_seen)) {
         shmq_clean_drop_removed(&d->st.cl.q);
-        shmq_store_foreach_queue(&d->st, drop_removed, NULL);
+        if (d->fl.busy) {
+            d->fl.cq_drop_pending = true; /* a file of the pass out stays mapped until it is back */
+        } else {
+            shmq_store_foreach_queue(&d->st, drop_removed, NULL);
+        }
     }
     int64_t n = 0;
     int64_t limit = dispatch_limit(d);
@@ -679,7 +928,9 @@ static int64_t dispatcher_work(shmq_worker_t *w, void *state)
          * (idle looks again, after registering as a sleeper, before it sleeps). */
         w->took_all = d->pos >= limit;
     }
-    check_topic_delete(d);
+    if (!d->fl.busy) {
+        check_topic_delete(d); /* frees queues: not while a pass names them */
+    }
     flush_if_due(d, w->mono_ms);
     return n;
 }
@@ -696,7 +947,7 @@ static void dispatcher_idle(shmq_worker_t *w, void *state, int timeout_ms)
     if (until_flush < timeout_ms) {
         timeout_ms = (int)until_flush;
     }
-    if (d->cfg.flush_disk_type == SHMQ_SYNC_FLUSH && d->stall_pos != d->pos) {
+    if (d->cfg.flush_disk_type == SHMQ_SYNC_FLUSH && d->stall_pos != d->pos && !d->fl.busy) {
         /* The flusher's publish of `flushed` wakes its waiters: no wake word needed. */
         shmq_ctl_wait_pos(&w->ctl.blk->flushed, d->pos + 1, timeout_ms);
         return;
@@ -737,6 +988,10 @@ static int dispatcher_finish(shmq_worker_t *w, void *state)
     if (!d->finished) {
         flush_queues(d, 0);
     }
+    cq_flusher_stop(d);
+    free(d->fl.steps);
+    pthread_mutex_destroy(&d->fl.lock);
+    pthread_cond_destroy(&d->fl.cond);
     int code = d->flush_err ? SHMQ_EXIT_ERROR : SHMQ_EXIT_OK;
     if (d->store_open) {
         shmq_store_close(&d->st); /* attached: unmaps only */

@@ -669,7 +669,7 @@ int shmq_cq_truncate_dirty(shmq_cq_t *cq, int64_t phys)
 
 /* ---- flush ------------------------------------------------------------- */
 
-int shmq_cq_flush(shmq_cq_t *cq, int least_pages)
+int shmq_cq_flush_plan(const shmq_cq_t *cq, int least_pages, shmq_cq_flush_step_t *steps, int max)
 {
     if (cq->readonly)
         return shmq_error_set(SHMQ_E_ARG, "consume queue %s: opened read-only", cq->q.dir);
@@ -683,7 +683,8 @@ int shmq_cq_flush(shmq_cq_t *cq, int least_pages)
         pos = shmq_mfq_min_offset(&cq->q);
 
     /* One segment at a time, in order: the next only once this one is full and flushed. */
-    while (pos < wp) {
+    int n = 0;
+    while (pos < wp && n < max) {
         shmq_mapped_file_t *mf = shmq_mfq_find(&cq->q, pos);
         if (mf == NULL)
             break;
@@ -699,18 +700,51 @@ int shmq_cq_flush(shmq_cq_t *cq, int least_pages)
             able = written / CQ_PAGE - flushed / CQ_PAGE >= (size_t)least_pages;
         if (!able)
             break;
-        int rc = shmq_mf_flush(mf, flushed & ~(size_t)(CQ_PAGE - 1), written, SHMQ_FLUSH_MSYNC);
-        if (rc < 0) {
-            cq->flush_err = rc;
-            return shmq_error_set(rc, "%s: flush of %zu..%zu failed", mf->path, flushed, written);
-        }
         pos = mf->start_offset + (int64_t)written;
-        cq->flushed_pos = pos;
+        steps[n++] =
+            (shmq_cq_flush_step_t){.mf = mf, .from = flushed, .to = written, .flushed_to = pos};
         if (!full)
             break;
     }
-    if (cq->flushed_pos < pos)
-        cq->flushed_pos = pos;
+    return n;
+}
+
+int shmq_cq_flush_step(const shmq_cq_flush_step_t *s)
+{
+    int rc = shmq_mf_flush(s->mf, s->from & ~(size_t)(CQ_PAGE - 1), s->to, SHMQ_FLUSH_MSYNC);
+    if (rc < 0)
+        return shmq_error_set(rc, "%s: flush of %zu..%zu failed", s->mf->path, s->from, s->to);
+    return 0;
+}
+
+void shmq_cq_flush_done(shmq_cq_t *cq, const shmq_cq_flush_step_t *s, int rc)
+{
+    if (rc < 0) {
+        if (cq->flush_err == 0)
+            cq->flush_err = rc;
+    } else if (cq->flush_err == 0 && cq->flushed_pos < s->flushed_to) {
+        cq->flushed_pos = s->flushed_to;
+    }
+}
+
+int shmq_cq_flush(shmq_cq_t *cq, int least_pages)
+{
+    shmq_cq_flush_step_t steps[4];
+    int n;
+    do {
+        n = shmq_cq_flush_plan(cq, least_pages, steps, 4);
+        for (int i = 0; i < n; i++) {
+            int rc = shmq_cq_flush_step(&steps[i]);
+            shmq_cq_flush_done(cq, &steps[i], rc);
+            if (rc < 0)
+                return rc;
+        }
+    } while (n == 4);
+    if (n < 0)
+        return n;
+    /* Files removed below it (the cleaner): nothing there to flush. */
+    if (cq->q.count > 0 && cq->flushed_pos < shmq_mfq_min_offset(&cq->q))
+        cq->flushed_pos = shmq_mfq_min_offset(&cq->q);
     return 0;
 }
 

@@ -191,6 +191,28 @@ int shmq_cq_truncate_dirty(shmq_cq_t *cq, int64_t phys);
  */
 int shmq_cq_flush(shmq_cq_t *cq, int least_pages);
 
+/* One msync of shmq_cq_flush(): bytes [from, to) of mf, after which the queue is flushed up to
+ * flushed_to. */
+typedef struct shmq_cq_flush_step {
+    shmq_mapped_file_t *mf;
+    size_t from, to;
+    int64_t flushed_to;
+} shmq_cq_flush_step_t;
+
+/*
+ * shmq_cq_flush() in three parts, so that its msyncs can be made by another
+ * thread while the queue's owner goes on appending (the dispatcher's flush
+ * thread): the steps it would make now, in order, at most max of them
+ * (their count, or SHMQ_E_ARG / SHMQ_E_FENCED as shmq_cq_flush()); one step
+ * made (an msync: it reads nothing of cq, only the step's mapping, which
+ * must stay mapped until it returns); a step's result recorded (rc 0:
+ * flushed_pos moves to its flushed_to; an error is kept, and every later
+ * plan or flush returns SHMQ_E_FENCED).  Steps are recorded in plan order.
+ */
+int shmq_cq_flush_plan(const shmq_cq_t *cq, int least_pages, shmq_cq_flush_step_t *steps, int max);
+int shmq_cq_flush_step(const shmq_cq_flush_step_t *s);
+void shmq_cq_flush_done(shmq_cq_t *cq, const shmq_cq_flush_step_t *s, int rc);
+
 /*
  * Correct the minimum after the CommitLog minimum moved to min_phys: delete
  * files (never the last) whose last unit is below it, then binary-search the
