@@ -507,10 +507,10 @@ static int pass_plan_one(shmq_queue_t *q, void *arg)
     return 0;
 }
 
-/* The pass out is done: record each step's result (the first failure fences the store), the
- * files the cleaner removed meanwhile are unmapped, cq_flushed and the mark published. */
 static int drop_removed(shmq_queue_t *q, void *arg);
 
+/* The pass out is done: record each step's result (the first failure fences the store), the
+ * files the cleaner removed meanwhile are unmapped, cq_flushed and the mark published. */
 static void pass_finish(dispatcher_t *d)
 {
     cq_flusher_t *f = &d->fl;
@@ -679,13 +679,13 @@ static void flush_if_due(dispatcher_t *d, int64_t now)
     int interval =
         d->cfg.flush_interval_consume_queue > 0 ? d->cfg.flush_interval_consume_queue : 1000;
     d->next_flush_ms = now + interval;
+    if (d->fl.busy || d->flush_err != 0) {
+        return; /* the last pass is still out (a slow disk): the next one an interval on */
+    }
     int least = d->cfg.flush_consume_queue_least_pages;
     if (now >= d->next_thorough_ms) {
-        least = 0;
+        least = 0; /* a thorough pass is never skipped: it waits for the pass out */
         d->next_thorough_ms = now + d->cfg.flush_consume_queue_thorough_interval;
-    }
-    if (d->fl.busy || d->flush_err != 0) {
-        return; /* the last pass is still out (a slow disk): the next one after it */
     }
     pass_start(d, least);
 }

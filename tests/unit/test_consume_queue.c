@@ -1039,6 +1039,51 @@ static void test_flush_follows_least_pages_rule(void **state)
     shmq_cq_close(&cq);
 }
 
+/* The flush in three parts (the dispatcher's flush thread makes the steps): the plan names
+ * what shmq_cq_flush() would msync, in order, and moves nothing; a recorded step moves the
+ * flushed position; a failed one fences the queue. */
+static void test_flush_plan_steps_and_done(void **state)
+{
+    fixture_t *f = *state;
+    shmq_cq_t cq;
+    const size_t fs = UNIT * 1000;
+    shmq_cq_flush_step_t s[4];
+
+    open_cq(f, &cq, fs, 0);
+    append_range(&cq, 0, 2500); /* two full files and half of a third */
+    assert_int_equal(shmq_cq_flush_plan(&cq, 100, s, 4), 2); /* the full ones only */
+    assert_int_equal(shmq_cq_flush_plan(&cq, 0, s, 4), 3);
+    assert_int_equal(cq.flushed_pos, 0);
+    assert_int_equal(s[0].from, 0);
+    assert_int_equal(s[0].to, fs);
+    assert_int_equal(s[0].flushed_to, (int64_t)fs);
+    assert_int_equal(s[1].flushed_to, (int64_t)(2 * fs));
+    assert_int_equal(s[2].to, 500 * UNIT);
+    assert_int_equal(s[2].flushed_to, (int64_t)(2500 * UNIT));
+    assert_int_equal(shmq_cq_flush_plan(&cq, 0, s, 1), 1); /* at most max */
+
+    /* Units appended after the plan are not claimed by its steps. */
+    assert_int_equal(shmq_cq_flush_plan(&cq, 0, s, 4), 3);
+    append_range(&cq, 2500, 2600);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(shmq_cq_flush_step(&s[i]), 0);
+        shmq_cq_flush_done(&cq, &s[i], 0);
+    }
+    assert_int_equal(cq.flushed_pos, 2500 * UNIT);
+    assert_int_equal(shmq_cq_flush_plan(&cq, 0, s, 4), 1);
+    assert_int_equal(s[0].from, 500 * UNIT);
+    assert_int_equal(s[0].to, 600 * UNIT);
+
+    /* A failed step: the position stays, and the queue is fenced for good. */
+    shmq_cq_flush_done(&cq, &s[0], -EIO);
+    assert_int_equal(cq.flushed_pos, 2500 * UNIT);
+    assert_int_equal(shmq_cq_flush_plan(&cq, 0, s, 4), SHMQ_E_FENCED);
+    assert_int_equal(shmq_cq_flush(&cq, 0), SHMQ_E_FENCED);
+    shmq_cq_flush_done(&cq, &s[0], 0);
+    assert_int_equal(cq.flushed_pos, 2500 * UNIT);
+    shmq_cq_close(&cq);
+}
+
 /* ---- read-only ----------------------------------------------------------- */
 
 static void test_readonly_open_sees_same_units_and_never_writes(void **state)
@@ -1161,6 +1206,7 @@ int main(void)
         T(test_correct_min_deletes_old_files_and_searches_min),
         T(test_correct_min_past_every_unit_keeps_last_file),
         T(test_flush_follows_least_pages_rule),
+        T(test_flush_plan_steps_and_done),
         T(test_readonly_open_sees_same_units_and_never_writes),
         T(test_readonly_open_of_missing_queue_is_empty),
         T(test_no_scan_open_reads_nothing_until_positions_are_set),
