@@ -13,9 +13,11 @@
  * after a turn that indexed records and took all there was, it pauses
  * INDEXER_PACE_US before it looks again (a steady stream is taken in
  * batches some 500 times a second, not one wake per writer batch: each wake
- * is a futex wait and a context switch); a backlog goes on without pauses.  Every second it msyncs
- * the index files it changed and publishes index.flushed_ts, which the flusher writes into the
- * checkpoint's indexMsgTimestamp.
+ * is a futex wait and a context switch); a backlog goes on without pauses.
+ * When a file has filled (it looks once a second), and at the stop, it
+ * msyncs the files and publishes index.flushed_ts, which the flusher writes
+ * into the checkpoint's indexMsgTimestamp (RocketMQ flushes an index file
+ * when it is full: the newest one is rebuilt after a host crash anyway).
  *
  * Owns: position `indexed`, the control block's index section, the files
  * under <root>/index (the cleaner deletes old ones).
@@ -58,8 +60,8 @@
 
 #define INDEX_MAX_RECORDS 4096
 #define INDEX_MAX_BYTES   (4 << 20)
-#define INDEX_FLUSH_MS    1000
-#define OPEN_TRIES        50 /* a CommitLog segment being created: retry the open */
+#define INDEX_FLUSH_MS    1000 /* how often it looks for a file that filled, to flush it */
+#define OPEN_TRIES        50   /* a CommitLog segment being created: retry the open */
 
 #define INDEXER_PACE_US 2000 /* the pause after a turn that indexed records */
 
@@ -80,7 +82,8 @@ typedef struct indexer {
     int64_t next_flush_ms; /* monotonic */
     int flush_err;         /* first failed msync: flushed_ts frozen */
     bool finished;
-    bool paced; /* the last turn indexed all there was: pause INDEXER_PACE_US first */
+    bool paced;          /* the last turn indexed all there was: pause INDEXER_PACE_US first */
+    int64_t full_end_ts; /* end time of the last file that filled (flushed with it), 0 none */
 } indexer_t;
 
 static const char *detail_or(int rc)
@@ -125,6 +128,9 @@ static void flush_files(indexer_t *x)
         return;
     }
     shmq_index_file_t *last = shmq_index_last(&x->svc);
+    if (x->svc.count > 1) {
+        x->full_end_ts = x->svc.files[x->svc.count - 2]->hdr.end_ts;
+    }
     if (x->flush_err == 0) {
         int64_t end_ts = 0;
         shmq_error_clear();
@@ -168,11 +174,25 @@ static void flush_files(indexer_t *x)
     }
 }
 
-/* now: the loop turn's monotonic clock (w->mono_ms). */
+/*
+ * As RocketMQ: an index file is flushed once, when it has filled (and at the
+ * stop), not every second.  After a crash of the host the newest file is
+ * rebuilt whatever was flushed of it (docs/recovery.md), so msyncing it
+ * every second bought nothing and wrote its dirty slot pages again each
+ * time.  A file that filled is flushed with the newest one; the time
+ * published then covers the full file unless the newest one holds nothing
+ * later than its last millisecond yet: the newest is flushed again each
+ * INDEX_FLUSH_MS until it does.  now: the loop turn's clock (w->mono_ms).
+ */
 static void flush_if_due(indexer_t *x, int64_t now)
 {
-    if (now >= x->next_flush_ms) {
-        x->next_flush_ms = now + INDEX_FLUSH_MS;
+    if (now < x->next_flush_ms) {
+        return;
+    }
+    x->next_flush_ms = now + INDEX_FLUSH_MS;
+    /* Relaxed: this process's own store. */
+    int64_t covered = atomic_load_explicit(&x->w->ctl.blk->index.flushed_ts, memory_order_relaxed);
+    if (x->svc.count > 1 || (x->full_end_ts > 0 && covered < x->full_end_ts)) {
         flush_files(x);
     }
 }
