@@ -19,9 +19,6 @@ if [ ! -f "$SHIM" ]; then
     echo "Bail out! $SHIM not built"
     exit 1
 fi
-now_ms() {
-    perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'
-}
 cq_flushed() {
     status_json | jfield cq_flushed
 }

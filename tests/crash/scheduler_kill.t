@@ -21,9 +21,6 @@ CRASH="$T/crash"
 mkdir -p "$CRASH"
 SHMQ_TEST_CRASH_DIR="$CRASH"
 export SHMQ_TEST_CRASH_DIR
-now_ms() {
-    perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'
-}
 sched_field() {
     status_json | perl -MJSON::PP -e 'local $/; my $j = eval { JSON::PP->new->decode(<STDIN>) }
         or exit 1; print $j->{scheduler}{$ARGV[0]}, "\n"' "$1"

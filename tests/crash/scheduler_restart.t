@@ -90,7 +90,7 @@ send_pending killed
 wait_enqueued 300
 ok $? "the timed messages are in the wheel"
 pids="$(all_worker_pids) $SHMQD_PID"
-kill_ms=$(perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000')
+kill_ms=$(now_ms)
 kill -KILL $pids 2>/dev/null
 for p in $pids; do
     wait_pid "$p" 50 2>/dev/null

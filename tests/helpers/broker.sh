@@ -198,6 +198,11 @@ worker_pid() {
     return 1
 }
 
+# now_ms: the wall clock in milliseconds.
+now_ms() {
+    perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'
+}
+
 # position NAME: a position (wrote, flushed, dispatched, min) from status --json.
 position() {
     status_json | perl -MJSON::PP -e 'local $/; my $j = eval { JSON::PP->new->decode(<STDIN>) }

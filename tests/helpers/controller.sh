@@ -137,9 +137,6 @@ stop_ctrls() {
     CPID2=""
 }
 
-# now_ms: the wall clock in milliseconds.
-now_ms() { perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'; }
-
 # start_ctrl_slave DIR MASTER_HA_PORT HA_PORT CTRLS LOGNAME: shmqd of a slave store in controller
 # mode ($MODE) following 127.0.0.1:MASTER_HA_PORT, its haListenPort HA_PORT (listenPort one
 # below), the controller settings CTRLS (words); its log $T/LOGNAME.log, its pid in LAST_PID.

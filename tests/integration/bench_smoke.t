@@ -136,7 +136,7 @@ if start_broker; then
     ok $? "produce --store: a --flush other than the broker's is refused"
     # failover against a store that takes producers at once: the first send is acknowledged,
     # and the time counts from --since-ms (half a second before the run).
-    since=$(($(perl -MTime::HiRes=time -e 'printf "%d", time * 1000') - 500))
+    since=$(($(now_ms) - 500))
     run f1 failover --store "$STORE" --since-ms "$since" --timeout 20000
     ok $? "failover --store: a send acknowledged"
     is "$(jget "$T/f1.json" msgs)" 1 "failover: one message"

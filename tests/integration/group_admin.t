@@ -48,7 +48,7 @@ ok $? "TopicG is created with 4 queues" || diag "$T/topic.out"
 "$CTL" send --store "$STORE" $SMALL TopicG "b1" --count 20 >"$T/send.out" 2>&1
 ok $? "20 messages (body b1) are sent" || diag "$T/send.out"
 sleep 0.2
-TS=$(perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000')
+TS=$(now_ms)
 sleep 0.2
 "$CTL" send --store "$STORE" $SMALL TopicG "b2" --count 8 >"$T/send2.out" 2>&1
 ok $? "8 more (body b2) are sent after a recorded time" || diag "$T/send2.out"

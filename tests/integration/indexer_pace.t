@@ -16,9 +16,6 @@ broker_init indexer-pace
 switches() {
     awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$1/status"
 }
-now_ms() {
-    perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'
-}
 
 start_broker
 ok $? "shmqd starts" || diag "$T/shmqd.log"

@@ -25,7 +25,7 @@ send() {
 send "first body" --keys "order-1 cust-A Aa"
 send "second body" --keys "order-2 cust-A BB"
 send "third body" --keys "order-3 cust-B"
-T1=$(perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000')
+T1=$(now_ms)
 sleep 0.02
 send --count 150 --size 32 --keys "bulk"
 ok $? "messages with keys sent" || diag "$T/send.out"

@@ -23,7 +23,6 @@ broker_init replication_meta
 
 . "$SRC/tests/helpers/replication.sh"
 
-now_ms() { perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'; }
 # jfile FILE PERL-EXPR: a value of a store's JSON file ($j; bare integer keys quoted first).
 jfile() {
     perl -MJSON::PP -e 'local $/; open(my $f, "<", $ARGV[0]) or exit 1; my $t = <$f>;

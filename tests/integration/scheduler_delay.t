@@ -17,9 +17,6 @@ SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$SRC/tests/helpers/broker.sh"
 broker_init scheduler-delay
 
-now_ms() {
-    perl -MTime::HiRes=time -e 'printf "%d\n", time * 1000'
-}
 # sched_field NAME: a field of status --json's "scheduler" object.
 sched_field() {
     status_json | perl -MJSON::PP -e 'local $/; my $j = eval { JSON::PP->new->decode(<STDIN>) }

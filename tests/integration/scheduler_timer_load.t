@@ -43,7 +43,7 @@ while [ "$(sched_field timer_enqueued)" != "$N" ] && [ $i -lt 50 ]; do
     i=$((i + 1))
 done
 pending=$(sched_field timer_pending)
-[ "$(perl -MTime::HiRes=time -e 'printf "%d", time * 1000')" -lt "$first_due" ]
+[ "$(now_ms)" -lt "$first_due" ]
 early=$?
 is "$pending" "$N" "all $N pending in the wheel at once (status timer_pending)"
 [ $early -eq 0 ]
