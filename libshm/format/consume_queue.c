@@ -730,16 +730,17 @@ void shmq_cq_flush_done(shmq_cq_t *cq, const shmq_cq_flush_step_t *s, int rc)
 int shmq_cq_flush(shmq_cq_t *cq, int least_pages)
 {
     shmq_cq_flush_step_t steps[4];
+    const int max = (int)(sizeof(steps) / sizeof(steps[0]));
     int n;
     do {
-        n = shmq_cq_flush_plan(cq, least_pages, steps, 4);
+        n = shmq_cq_flush_plan(cq, least_pages, steps, max);
         for (int i = 0; i < n; i++) {
             int rc = shmq_cq_flush_step(&steps[i]);
             shmq_cq_flush_done(cq, &steps[i], rc);
             if (rc < 0)
                 return rc;
         }
-    } while (n == 4);
+    } while (n == max); /* as many as fit: there may be more */
     if (n < 0)
         return n;
     /* Files removed below it (the cleaner): nothing there to flush. */
