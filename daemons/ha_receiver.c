@@ -496,6 +496,7 @@ static int receiver_init(shmq_worker_t *w, void **state)
      * (its last segment for a slave that starts empty), not at 0. */
     int64_t wrote = shmq_ctl_load(&rc->blk->wrote);
     unsigned flags = wrote > 0 ? SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE : 0;
+    flags |= shmq_commitlog_flush_flags(rc->cfg->flush_disk_type == SHMQ_SYNC_FLUSH);
     r = shmq_commitlog_open(&rc->cl, dir, (size_t)rc->cfg->mapped_file_size_commit_log, flags);
     if (r < 0) {
         shmq_log(SHMQ_LOG_ERROR, "cannot open the CommitLog in %s: %s", dir, shmq_error_detail());

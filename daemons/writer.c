@@ -777,6 +777,7 @@ static int writer_init(shmq_worker_t *w, void **state)
     char dir[PATH_MAX];
     shmq_config_commitlog_dir(wr->cfg, dir, sizeof(dir));
     unsigned flags = SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE;
+    flags |= shmq_commitlog_flush_flags(wr->cfg->flush_disk_type == SHMQ_SYNC_FLUSH);
     if (wr->cfg->mlock_enable) {
         flags |= SHMQ_MF_MLOCK;
     }

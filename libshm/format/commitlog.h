@@ -57,6 +57,14 @@ typedef struct shmq_append_result {
  * wrote_pos = flushed_pos = the first segment's start.
  */
 int shmq_commitlog_open(shmq_commitlog_t *cl, const char *dir, size_t seg_size, unsigned flags);
+
+/* What a writable open adds for the flush mode: under SYNC_FLUSH each group commit flushes
+ * the few records written since the last one, so the log's pages are put in the cache in
+ * fine pieces (SHMQ_MF_FINE) that a commit writes back; ASYNC_FLUSH keeps coarse ones. */
+static inline unsigned shmq_commitlog_flush_flags(bool sync_flush)
+{
+    return sync_flush ? SHMQ_MF_FINE : 0u;
+}
 void shmq_commitlog_close(shmq_commitlog_t *cl);
 
 /* Set wrote_pos and flushed_pos (after recovery). */

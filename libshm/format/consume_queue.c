@@ -191,7 +191,9 @@ int shmq_cq_open(shmq_cq_t *cq, const char *root, const char *topic, int32_t que
 
     if ((flags & SHMQ_CQ_NO_SCAN) && !cq->readonly)
         return shmq_error_set(SHMQ_E_ARG, "consume queue %s: no scan is for read-only opens", dir);
-    rc = shmq_mfq_open(&cq->q, dir, file_size, flags & ~(unsigned)SHMQ_CQ_NO_SCAN);
+    /* Fine pieces: a flush of a few units writes back 64 KiB, not 1 MiB (SHMQ_MF_FINE; a
+     * read-only open drops the flag). */
+    rc = shmq_mfq_open(&cq->q, dir, file_size, (flags & ~(unsigned)SHMQ_CQ_NO_SCAN) | SHMQ_MF_FINE);
     if (rc < 0)
         return rc;
     snprintf(cq->topic, sizeof cq->topic, "%s", topic);

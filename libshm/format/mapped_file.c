@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shmq/errors.h"
@@ -118,23 +117,18 @@ int shmq_mf_seg_path(char *out, const char *dir, int64_t offset)
     return 0;
 }
 
-/* Write zeros over [off, off + len) of fd through the page cache. */
-int shmq_mf_zero_fill(int fd, size_t off, size_t len)
+/* Write zeros over [off, off + len) of fd through the page cache, `unit` bytes (at most
+ * SHMQ_MF_FILL_COARSE) per write: each write puts its pages in the cache as one piece. */
+int shmq_mf_zero_fill(int fd, size_t off, size_t len, size_t unit)
 {
-    static const uint8_t zeros[64 * 1024];
-    const size_t chunk = sizeof(zeros);
-    struct iovec iov[WARM_CHUNK / sizeof(zeros)];
-    for (size_t i = 0; i < sizeof(iov) / sizeof(iov[0]); i++) {
-        iov[i].iov_base = (void *)zeros;
-        iov[i].iov_len = chunk;
+    static const uint8_t zeros[SHMQ_MF_FILL_COARSE];
+    if (unit == 0 || unit > sizeof(zeros)) {
+        unit = sizeof(zeros);
     }
     size_t end = off + len;
     while (off < end) {
-        size_t n = end - off < WARM_CHUNK ? end - off : WARM_CHUNK;
-        int cnt = (int)((n + chunk - 1) / chunk);
-        iov[cnt - 1].iov_len = n - (size_t)(cnt - 1) * chunk;
-        ssize_t w = pwritev(fd, iov, cnt, (off_t)off);
-        iov[cnt - 1].iov_len = chunk;
+        size_t n = end - off < unit ? end - off : unit;
+        ssize_t w = pwrite(fd, zeros, n, (off_t)off);
         if (w <= 0) {
             return w < 0 ? -errno : -EIO;
         }
@@ -234,7 +228,7 @@ int shmq_mf_create(shmq_mapped_file_t *mf, const char *dir, int64_t start_offset
         } else if (size > WARM_SMALL && !(flags & SHMQ_MF_PREFAULT)) {
             ready = 0;
         }
-        if (ready > 0 && (rc = shmq_mf_zero_fill(fd, 0, ready)) < 0) {
+        if (ready > 0 && (rc = shmq_mf_zero_fill(fd, 0, ready, shmq_mf_fill_unit(flags))) < 0) {
             shmq_error_set(rc, "segment %s: writing %zu zero bytes: %s", mf->path, ready,
                            strerror(-rc));
             goto fail;

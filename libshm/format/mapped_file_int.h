@@ -40,8 +40,15 @@ int shmq_mf_fsync_dir(const char *dir);
 /* <dir>/<20-digit offset> into out (PATH_MAX bytes). */
 int shmq_mf_seg_path(char *out, const char *dir, int64_t offset);
 
-/* Write zeros over [off, off + len) of fd through the page cache. */
-int shmq_mf_zero_fill(int fd, size_t off, size_t len);
+/* Write zeros over [off, off + len) of fd through the page cache, one write per `unit` bytes
+ * (the size of the page cache's pieces: SHMQ_MF_FINE). */
+int shmq_mf_zero_fill(int fd, size_t off, size_t len, size_t unit);
+
+/* The zero-fill unit of the open flags. */
+static inline size_t shmq_mf_fill_unit(unsigned flags)
+{
+    return (flags & SHMQ_MF_FINE) ? SHMQ_MF_FILL_FINE : SHMQ_MF_FILL_COARSE;
+}
 
 /* Pre-fault bytes [from, to) of mf (from rounded down to a page). */
 void shmq_mf_prefault_range(shmq_mapped_file_t *mf, size_t from, size_t to);

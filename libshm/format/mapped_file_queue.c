@@ -281,7 +281,7 @@ static size_t warm_step(shmq_mfq_t *q, shmq_mapped_file_t *w, size_t from, size_
         shmq_mf_prefault_range(w, from, to);
         return to;
     }
-    if (shmq_mf_zero_fill(w->fd, from, to - from) < 0) {
+    if (shmq_mf_zero_fill(w->fd, from, to - from, shmq_mf_fill_unit(q->flags)) < 0) {
         /* Only speed is lost: the writer's own faults allocate the pages. */
         atomic_store_explicit(&q->zero_claim, NO_CLAIM, memory_order_release);
         return to;
@@ -345,10 +345,10 @@ static void *mfq_prep_main(void *arg)
             free(stale);
         }
         shmq_mapped_file_t *mf = malloc(sizeof(*mf));
-        int rc =
-            mf ? shmq_mf_create(mf, q->dir, off, q->seg_size,
-                                q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK | SHMQ_MF_PREPARE))
-               : -ENOMEM;
+        int rc = mf ? shmq_mf_create(mf, q->dir, off, q->seg_size,
+                                     q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK |
+                                                 SHMQ_MF_PREPARE | SHMQ_MF_FINE))
+                    : -ENOMEM;
 
         pthread_mutex_lock(&q->prep_lock);
         q->prep_busy = -1;
@@ -605,8 +605,9 @@ int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file
         if (!mf) {
             return -ENOMEM;
         }
-        rc = shmq_mf_create(mf, q->dir, start_offset, q->seg_size,
-                            q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK | SHMQ_MF_PREPARE));
+        rc = shmq_mf_create(
+            mf, q->dir, start_offset, q->seg_size,
+            q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK | SHMQ_MF_PREPARE | SHMQ_MF_FINE));
         if (rc) {
             free(mf);
             return rc;

@@ -361,6 +361,9 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
     unsigned mf = (ro || attach)                   ? SHMQ_MF_READONLY
                   : cfg->broker_role == SHMQ_SLAVE ? 0u
                                                    : (SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
+    if (!ro && !attach) {
+        mf |= shmq_commitlog_flush_flags(cfg->flush_disk_type == SHMQ_SYNC_FLUSH);
+    }
     if (!ro && !attach && cfg->mlock_enable) {
         mf |= SHMQ_MF_MLOCK;
     }

@@ -10,6 +10,9 @@
 
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /*
@@ -52,6 +55,27 @@ static inline int dirty_page(uint8_t *w, uint8_t v)
         }
     }
     return 0;
+}
+
+/*
+ * Bytes this process has sent for writing (/proc/self/io write_bytes: the page
+ * cache counts a piece's whole size when a store dirties it, see SHMQ_MF_FINE);
+ * -1 when the kernel does not say.
+ */
+static inline long long io_write_bytes(void)
+{
+    FILE *fp = fopen("/proc/self/io", "r");
+    char line[128];
+    long long v = -1;
+    while (fp && fgets(line, sizeof(line), fp)) {
+        if (strncmp(line, "write_bytes:", 12) == 0) {
+            v = atoll(line + 12);
+        }
+    }
+    if (fp) {
+        fclose(fp);
+    }
+    return v;
 }
 
 #endif

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "page_cache.h"
 #include "tmp_tree.h"
 #include "format/commitlog.h"
 #include "format/consume_queue.h"
@@ -1042,6 +1043,31 @@ static void test_flush_follows_least_pages_rule(void **state)
 /* The flush in three parts (the dispatcher's flush thread makes the steps): the plan names
  * what shmq_cq_flush() would msync, in order, and moves nothing; a recorded step moves the
  * flushed position; a failed one fences the queue. */
+/* A flush of a few units writes back one 64 KiB piece of the page cache, not the 1 MiB one a
+ * coarse zero-fill makes (SHMQ_MF_FINE). */
+static void test_flush_of_few_units_writes_little(void **state)
+{
+    fixture_t *f = *state;
+    if (io_write_bytes() < 0) {
+        skip(); /* no I/O accounting in this kernel */
+    }
+    shmq_cq_t cq;
+    open_cq(f, &cq, 6000000, 0); /* RocketMQ's file: 300,000 units */
+    append_range(&cq, 0, 40000); /* 800,000 bytes: the middle of a 1 MiB piece next */
+    assert_int_equal(shmq_cq_flush(&cq, 0), 0);
+    for (int64_t i = 40000; i < 40004; i++) {
+        long long before = io_write_bytes();
+        append_range(&cq, i, i + 1);
+        assert_int_equal(shmq_cq_flush(&cq, 0), 0);
+        long long cost = io_write_bytes() - before;
+        if (cost > (long long)SHMQ_MF_FILL_FINE) {
+            fail_msg("unit %" PRId64 " flushed: %lld bytes written back (at most %u)", i, cost,
+                     SHMQ_MF_FILL_FINE);
+        }
+    }
+    shmq_cq_close(&cq);
+}
+
 static void test_flush_plan_steps_and_done(void **state)
 {
     fixture_t *f = *state;
@@ -1207,6 +1233,7 @@ int main(void)
         T(test_correct_min_past_every_unit_keeps_last_file),
         T(test_flush_follows_least_pages_rule),
         T(test_flush_plan_steps_and_done),
+        T(test_flush_of_few_units_writes_little),
         T(test_readonly_open_sees_same_units_and_never_writes),
         T(test_readonly_open_of_missing_queue_is_empty),
         T(test_no_scan_open_reads_nothing_until_positions_are_set),

@@ -2,7 +2,10 @@
  * Unit tests of the pages prepared ahead of the writer (mapped_file.c):
  * new files are written with zeros and pre-faulted (small ones whole, big
  * ones a window at a time), and the preparing thread never writes zeros
- * over bytes the writer announced (shmq_mfq_write_horizon).
+ * over bytes the writer announced (shmq_mfq_write_horizon).  With
+ * SHMQ_MF_FINE the zeros go in 64 KiB at a time, so that a flush of a few
+ * bytes writes back one such piece, not the 1 MiB one write put in the page
+ * cache (a SYNC_FLUSH group commit, a ConsumeQueue flush).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "page_cache.h"
 #include "tmp_tree.h"
 #include "format/mapped_file.h"
 #include "shmq/errors.h"
@@ -156,6 +160,45 @@ static void test_reopened_segment_keeps_its_data_when_prepared_ahead(void **stat
     shmq_mfq_close(&q);
 }
 
+/* What storing 100 bytes at off of a clean mf and flushing them costs in bytes written. */
+static long long append_cost(shmq_mapped_file_t *mf, size_t off)
+{
+    long long before = io_write_bytes();
+    memset(mf->base + off, 0x3C, 100);
+    assert_int_equal(shmq_mf_flush(mf, off - off % 4096, off + 100, SHMQ_FLUSH_MSYNC), 0);
+    return io_write_bytes() - before;
+}
+
+static void test_fine_pieces_flush_what_was_written(void **state)
+{
+    fixture_t *f = *state;
+    if (io_write_bytes() < 0) {
+        skip(); /* no I/O accounting in this kernel */
+    }
+    shmq_mfq_t q;
+    assert_int_equal(
+        shmq_mfq_open(&q, f->dir, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE | SHMQ_MF_FINE), 0);
+    shmq_mapped_file_t *mf;
+    assert_int_equal(shmq_mfq_get_or_create(&q, 0, &mf), 0);
+    shmq_mfq_prefault_ahead(&q, 60 * MIB);
+    wait_prepared(&q);
+    assert_int_equal(ready_end(&q, mf), BIG_SEG);
+    assert_int_equal(shmq_mf_flush(mf, 0, BIG_SEG, SHMQ_FLUSH_MSYNC), 0); /* the zeros, clean */
+    /* In the window prepared at creation and in one the preparing thread added, each append
+     * in the middle of what a 1 MiB write would have made one piece. */
+    const size_t at[] = {3 * MIB + 500 * 1024, 40 * MIB + 300 * 1024, 72 * MIB + 700 * 1024};
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        for (size_t k = 0; k < 4; k++) {
+            long long cost = append_cost(mf, at[i] + k * 100);
+            if (cost > (long long)SHMQ_MF_FILL_FINE) {
+                fail_msg("100 bytes at %zu flushed: %lld bytes written back (at most %u)",
+                         at[i] + k * 100, cost, SHMQ_MF_FILL_FINE);
+            }
+        }
+    }
+    shmq_mfq_close(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +210,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reopened_segment_keeps_its_data_when_prepared_ahead,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fine_pieces_flush_what_was_written, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

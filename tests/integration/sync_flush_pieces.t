@@ -1,0 +1,54 @@
+#!/bin/sh
+# Under SYNC_FLUSH every group commit msyncs the few records written since
+# the last one.  The page cache writes a file back in the pieces (folios)
+# the file's first writes put there, a whole piece for one dirty byte: the
+# CommitLog's zeros written 1 MiB at a time made each commit of a 128-byte
+# message write 1 MiB (Linux 6.16+ on ext4), five times the time of a 4 KiB
+# write.  The writer now writes a SYNC_FLUSH CommitLog's zeros 64 KiB at a
+# time (SHMQ_MF_FINE).  Sent one at a time, each message re-dirties the
+# piece the previous commit cleaned; the kernel counts the piece's size
+# against the writer (/proc/PID/io write_bytes), at most 64 KiB a message
+# (128 KiB when one straddles two pieces), where it was 1 MiB.
+# TAP output; exits non-zero if any test fails.
+
+SRC=${SHMQ_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/helpers/broker.sh"
+broker_init sync-flush-pieces
+
+# write_bytes PID: the bytes PID has dirtied for writing so far.
+write_bytes() {
+    awk '/^write_bytes:/ { print $2 }' "/proc/$1/io" 2>/dev/null
+}
+
+# A 16 MiB segment: written with zeros whole at its creation.
+start_broker --set flushDiskType=SYNC_FLUSH --set mappedFileSizeCommitLog=16777216
+ok $? "shmqd starts with SYNC_FLUSH" || diag "$T/shmqd.log"
+WR=$(worker_pid writer)
+[ -n "$WR" ] && [ -n "$(write_bytes "$WR")" ]
+ok $? "the writer's I/O counts are readable (pid $WR)"
+"$CTL" topic create --store "$STORE" PieceTopic --queues 1 >"$T/topic.out" 2>&1
+ok $? "topic created" || diag "$T/topic.out"
+
+send_some() { # send_some FROM TO: one message at a time, each acknowledged once flushed
+    local i=$1 bad=0
+    while [ "$i" -lt "$2" ]; do
+        "$CTL" send --store "$STORE" PieceTopic "body $i" >>"$T/send.out" 2>&1 || bad=$((bad + 1))
+        i=$((i + 1))
+    done
+    [ "$bad" -eq 0 ]
+}
+send_some 0 3
+ok $? "3 messages sent" || diag "$T/send.out"
+b0=$(write_bytes "$WR")
+send_some 3 33
+ok $? "30 more, one at a time" || diag "$T/send.out"
+b1=$(write_bytes "$WR")
+per=$(((b1 - b0) / 30))
+[ "$per" -le 131072 ]
+ok $? "each commit wrote back at most 128 KiB: $per bytes a message"
+
+stop_broker
+ok $? "shmqd stops cleanly" || diag "$T/shmqd.log"
+"$CTL" verify --store "$STORE" $SMALL --set mappedFileSizeCommitLog=16777216 >"$T/verify.out" 2>&1
+ok $? "verify passes" || diag "$T/verify.out"
+done_testing
