@@ -118,10 +118,10 @@ int shmq_mf_seg_path(char *out, const char *dir, int64_t offset)
 }
 
 /* Write zeros over [off, off + len) of fd through the page cache, `unit` bytes (at most
- * SHMQ_MF_FILL_COARSE) per write: each write puts its pages in the cache as one piece. */
+ * SHMQ_MF_FILL_HUGE) per write: each write puts its pages in the cache as one piece. */
 int shmq_mf_zero_fill(int fd, size_t off, size_t len, size_t unit)
 {
-    static const uint8_t zeros[SHMQ_MF_FILL_COARSE];
+    static const uint8_t zeros[SHMQ_MF_FILL_HUGE];
     if (unit == 0 || unit > sizeof(zeros)) {
         unit = sizeof(zeros);
     }

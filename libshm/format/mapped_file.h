@@ -50,19 +50,27 @@
  */
 #define SHMQ_MF_SYNCER 0x10
 /*
- * New files are written with zeros SHMQ_MF_FILL_FINE bytes at a time instead
- * of SHMQ_MF_FILL_COARSE.  The page cache keeps the pages of a file in pieces
- * (folios) of the size of the write that first put them there, and writes a
- * whole piece back for one dirty byte (ext4 since Linux 6.16): with coarse
- * pieces, an msync of a 128-byte append writes 1 MiB.  For files flushed a
- * few bytes at a time: a SYNC_FLUSH CommitLog (a group commit per batch) and
- * the ConsumeQueues.  Coarse pieces cost less to fill and to map (a reader's
- * first look at 1 MiB costs 0.35 ms instead of 0.49 ms here): the ASYNC_FLUSH
- * CommitLog, whose flushes cover many pieces each at full rate.
+ * The pieces a file's pages are put in the page cache in.  The page cache
+ * keeps a file's pages in pieces (folios) of the size of the write that
+ * first put them there, and writes a whole piece back for one dirty byte
+ * (ext4 with large folios, Linux 6.16+).  New files are written with zeros
+ * SHMQ_MF_FILL_FINE (64 KiB) at a time, or SHMQ_MF_FILL_HUGE (2 MiB):
+ *  - fine pieces keep a flush of a few bytes to 64 KiB of writing (with the
+ *    1 MiB pieces of before, a 128-byte SYNC_FLUSH group commit wrote 1 MiB
+ *    and took 1 ms instead of 0.2);
+ *  - a huge piece is mapped by one page-table entry (ext4 places a mapping of
+ *    2 MiB or more at a 2 MiB boundary: thp_get_unmapped_area): a process's first look at 1 MiB of
+ * it costs 15 us instead of 350 (in this VM each process that reads the log pays that for every
+ * page it reads), but an msync of one byte writes 2 MiB. SHMQ_MF_FINE: always fine (a SYNC_FLUSH
+ * CommitLog, the ConsumeQueues). Without it, a queue prepared ahead of its writer (SHMQ_MF_PREPARE)
+ * gets huge pieces while the writer writes SHMQ_MF_HUGE_RATE bytes a second or more (each periodic
+ * flush then covers many pieces) and fine ones below (shmq_mfq_prefault_ahead measures the rate);
+ * other queues get fine ones.
  */
-#define SHMQ_MF_FINE        0x20
-#define SHMQ_MF_FILL_FINE   (64u << 10)
-#define SHMQ_MF_FILL_COARSE (1u << 20)
+#define SHMQ_MF_FINE      0x20
+#define SHMQ_MF_FILL_FINE (64u << 10)
+#define SHMQ_MF_FILL_HUGE (2u << 20)
+#define SHMQ_MF_HUGE_RATE (32LL << 20)
 
 /* Flush methods. */
 enum shmq_flush_method { SHMQ_FLUSH_MSYNC = 0, SHMQ_FLUSH_FDATASYNC = 1 };
@@ -140,6 +148,9 @@ typedef struct shmq_mfq {
     bool prep_stop;
     /* The window prepared ahead of the writer (PREFAULT | PREPARE), under prep_lock. */
     shmq_mapped_file_t *warm_seg; /* segment being prepared, NULL none */
+    bool fill_huge;               /* new pieces are SHMQ_MF_FILL_HUGE (the writer is fast) */
+    int64_t rate_pos;             /* the writer's position at its previous ask ... */
+    int64_t rate_ns;              /* ... and when (CLOCK_MONOTONIC; 0: no ask yet) */
     size_t warm_pos;              /* its next byte to prepare */
     size_t warm_end;              /* prepare up to here */
     bool warm_busy;               /* a step runs right now (outside the lock) */

@@ -22,9 +22,10 @@
  * dirty zeros for writeback to compete with SYNC_FLUSH.
  */
 #define WARM_WINDOW (64u << 20) /* prepared ahead of the writer (and at creation) */
-#define WARM_CHUNK  (1u << 20)  /* one zero-fill + pre-fault step of the preparing thread */
-#define WARM_SMALL  (64u << 20) /* files up to this size are prepared whole at creation */
-#define NO_CLAIM    INT64_MAX
+#define WARM_CHUNK                                                                                 \
+    (2u << 20) /* one zero-fill + pre-fault step of the preparing thread (a huge piece) */
+#define WARM_SMALL (64u << 20) /* files up to this size are prepared whole at creation */
+#define NO_CLAIM   INT64_MAX
 
 size_t shmq_mf_page_size(void);
 
@@ -44,10 +45,10 @@ int shmq_mf_seg_path(char *out, const char *dir, int64_t offset);
  * (the size of the page cache's pieces: SHMQ_MF_FINE). */
 int shmq_mf_zero_fill(int fd, size_t off, size_t len, size_t unit);
 
-/* The zero-fill unit of the open flags. */
+/* The zero-fill unit of the open flags (SHMQ_MF_FINE; without it, huge pieces). */
 static inline size_t shmq_mf_fill_unit(unsigned flags)
 {
-    return (flags & SHMQ_MF_FINE) ? SHMQ_MF_FILL_FINE : SHMQ_MF_FILL_COARSE;
+    return (flags & SHMQ_MF_FINE) ? SHMQ_MF_FILL_FINE : SHMQ_MF_FILL_HUGE;
 }
 
 /* Pre-fault bytes [from, to) of mf (from rounded down to a page). */

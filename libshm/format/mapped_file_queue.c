@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "format/mapped_file_int.h"
 #include "format/store_files.h"
 #include "shmq/errors.h"
@@ -255,13 +256,27 @@ out:
     return rc;
 }
 
+/* The flags a segment q creates now gets: its own, and SHMQ_MF_FINE while its writer is slow
+ * (SHMQ_MF_HUGE_RATE).  Under prep_lock. */
+static unsigned create_flags(const shmq_mfq_t *q)
+{
+    unsigned fl = q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK | SHMQ_MF_PREPARE | SHMQ_MF_FINE);
+    return q->fill_huge ? fl : fl | SHMQ_MF_FINE;
+}
+
+/* The zero-fill unit of q's next pieces.  Under prep_lock. */
+static size_t fill_unit(const shmq_mfq_t *q)
+{
+    return shmq_mf_fill_unit(create_flags(q));
+}
+
 static bool warm_pending(const shmq_mfq_t *q)
 {
     return q->warm_seg != NULL && q->warm_pos < q->warm_end;
 }
 
 /*
- * Prepare [from, to) of w, beyond the writer: zero-fill, then pre-fault.
+ * Prepare [from, to) of w, beyond the writer: zero-fill (unit bytes a write), then pre-fault.
  * The writer announces how far it may write (write_horizon, see
  * shmq_mfq_write_horizon) before it writes; this thread claims the chunk
  * (zero_claim) before it looks at the horizon.  Both are sequentially
@@ -270,7 +285,7 @@ static bool warm_pending(const shmq_mfq_t *q)
  * the zeros are in (Dekker).  Returns the end of what is now prepared (or
  * skipped because the writer is already there).
  */
-static size_t warm_step(shmq_mfq_t *q, shmq_mapped_file_t *w, size_t from, size_t to)
+static size_t warm_step(shmq_mfq_t *q, shmq_mapped_file_t *w, size_t from, size_t to, size_t unit)
 {
     int64_t base = w->start_offset;
     atomic_store_explicit(&q->zero_claim, base + (int64_t)from, memory_order_seq_cst);
@@ -281,7 +296,7 @@ static size_t warm_step(shmq_mfq_t *q, shmq_mapped_file_t *w, size_t from, size_
         shmq_mf_prefault_range(w, from, to);
         return to;
     }
-    if (shmq_mf_zero_fill(w->fd, from, to - from, shmq_mf_fill_unit(q->flags)) < 0) {
+    if (shmq_mf_zero_fill(w->fd, from, to - from, unit) < 0) {
         /* Only speed is lost: the writer's own faults allocate the pages. */
         atomic_store_explicit(&q->zero_claim, NO_CLAIM, memory_order_release);
         return to;
@@ -308,10 +323,13 @@ static void *mfq_prep_main(void *arg)
             /* One step of the window ahead of the writer; a segment to create goes first. */
             shmq_mapped_file_t *w = q->warm_seg;
             size_t from = q->warm_pos;
-            size_t to = from + WARM_CHUNK < q->warm_end ? from + WARM_CHUNK : q->warm_end;
+            /* Up to the next multiple of WARM_CHUNK: huge pieces start where a huge page does. */
+            size_t to = (from / WARM_CHUNK + 1) * WARM_CHUNK;
+            to = to < q->warm_end ? to : q->warm_end;
+            size_t unit = fill_unit(q);
             q->warm_busy = true;
             pthread_mutex_unlock(&q->prep_lock);
-            size_t done = warm_step(q, w, from, to);
+            size_t done = warm_step(q, w, from, to, unit);
             pthread_mutex_lock(&q->prep_lock);
             q->warm_busy = false;
             if (q->warm_seg == w) {
@@ -332,6 +350,7 @@ static void *mfq_prep_main(void *arg)
         shmq_mapped_file_t *stale = q->prep_ready;
         q->prep_ready = NULL;
         q->prep_busy = off;
+        unsigned cflags = create_flags(q);
         pthread_mutex_unlock(&q->prep_lock);
 
         if (stale) {
@@ -345,10 +364,7 @@ static void *mfq_prep_main(void *arg)
             free(stale);
         }
         shmq_mapped_file_t *mf = malloc(sizeof(*mf));
-        int rc = mf ? shmq_mf_create(mf, q->dir, off, q->seg_size,
-                                     q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK |
-                                                 SHMQ_MF_PREPARE | SHMQ_MF_FINE))
-                    : -ENOMEM;
+        int rc = mf ? shmq_mf_create(mf, q->dir, off, q->seg_size, cflags) : -ENOMEM;
 
         pthread_mutex_lock(&q->prep_lock);
         q->prep_busy = -1;
@@ -534,7 +550,16 @@ void shmq_mfq_prefault_ahead(shmq_mfq_t *q, int64_t pos)
     }
     size_t rel = (size_t)(pos - mf->start_offset);
     size_t end = rel + WARM_WINDOW < mf->size ? rel + WARM_WINDOW : mf->size;
+    int64_t now = shmq_mono_ns();
     pthread_mutex_lock(&q->prep_lock);
+    /* The writer's rate since its previous ask (CL_WARM_EVERY bytes ago for the CommitLog)
+     * decides the pieces of what is prepared from now on. */
+    if (q->rate_ns != 0 && pos > q->rate_pos && now > q->rate_ns) {
+        q->fill_huge = (double)(pos - q->rate_pos) * 1e9 / (double)(now - q->rate_ns) >=
+                       (double)SHMQ_MF_HUGE_RATE;
+    }
+    q->rate_pos = pos;
+    q->rate_ns = now;
     size_t from = rel > mf->ready_end ? rel : mf->ready_end;
     if (q->warm_seg == mf && q->warm_pos > from) {
         from = q->warm_pos;
@@ -605,9 +630,10 @@ int shmq_mfq_get_or_create(shmq_mfq_t *q, int64_t start_offset, shmq_mapped_file
         if (!mf) {
             return -ENOMEM;
         }
-        rc = shmq_mf_create(
-            mf, q->dir, start_offset, q->seg_size,
-            q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK | SHMQ_MF_PREPARE | SHMQ_MF_FINE));
+        pthread_mutex_lock(&q->prep_lock);
+        unsigned cflags = create_flags(q);
+        pthread_mutex_unlock(&q->prep_lock);
+        rc = shmq_mf_create(mf, q->dir, start_offset, q->seg_size, cflags);
         if (rc) {
             free(mf);
             return rc;

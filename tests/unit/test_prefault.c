@@ -5,18 +5,23 @@
  * over bytes the writer announced (shmq_mfq_write_horizon).  With
  * SHMQ_MF_FINE the zeros go in 64 KiB at a time, so that a flush of a few
  * bytes writes back one such piece, not the 1 MiB one write put in the page
- * cache (a SYNC_FLUSH group commit, a ConsumeQueue flush).
+ * cache (a SYNC_FLUSH group commit, a ConsumeQueue flush).  Without it the
+ * writer's rate decides: huge (2 MiB) pieces while it is fast, which the
+ * kernel maps with one page-table entry each where a mapping starts at a
+ * 2 MiB boundary (ext4 places them there).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -199,6 +204,113 @@ static void test_fine_pieces_flush_what_was_written(void **state)
     shmq_mfq_close(&q);
 }
 
+/* Does this kernel put one 2 MiB write in the page cache as one piece?  (Else every piece is
+ * small whatever shmq writes, and only the bounds can be checked.) */
+static bool kernel_makes_big_pieces(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/probe", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    static const uint8_t zeros[SHMQ_MF_FILL_HUGE];
+    assert_int_equal(pwrite(fd, zeros, sizeof(zeros), 0), (ssize_t)sizeof(zeros));
+    assert_int_equal(fsync(fd), 0);
+    uint8_t *p = mmap(NULL, sizeof(zeros), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_true(p != MAP_FAILED);
+    long long before = io_write_bytes();
+    p[4096 * 100] = 1;
+    long long cost = io_write_bytes() - before;
+    munmap(p, sizeof(zeros));
+    close(fd);
+    unlink(path);
+    return cost > (long long)SHMQ_MF_FILL_FINE;
+}
+
+/* A queue without SHMQ_MF_FINE, its first segment created: the first window in fine pieces
+ * (no rate known yet). */
+static shmq_mapped_file_t *open_rated(fixture_t *f, shmq_mfq_t *q)
+{
+    assert_int_equal(shmq_mfq_open(q, f->dir, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE), 0);
+    shmq_mapped_file_t *mf;
+    assert_int_equal(shmq_mfq_get_or_create(q, 0, &mf), 0);
+    assert_int_equal(ready_end(q, mf), 64 * MIB);
+    return mf;
+}
+
+static void test_fast_writer_gets_huge_pieces(void **state)
+{
+    fixture_t *f = *state;
+    if (io_write_bytes() < 0) {
+        skip();
+    }
+    bool big = kernel_makes_big_pieces(f->dir);
+    shmq_mfq_t q;
+    shmq_mapped_file_t *mf = open_rated(f, &q);
+    /* 16 MiB between two asks at once: far above SHMQ_MF_HUGE_RATE. */
+    shmq_mfq_prefault_ahead(&q, 0);
+    shmq_mfq_write_horizon(&q, 16 * MIB);
+    shmq_mfq_prefault_ahead(&q, 16 * MIB);
+    wait_prepared(&q);
+    assert_int_equal(ready_end(&q, mf), BIG_SEG);
+    assert_int_equal(shmq_mf_flush(mf, 0, BIG_SEG, SHMQ_FLUSH_MSYNC), 0);
+    long long fine = append_cost(mf, 3 * MIB + 500 * 1024);  /* prepared at creation */
+    long long huge = append_cost(mf, 72 * MIB + 700 * 1024); /* after the fast asks */
+    if (fine > (long long)SHMQ_MF_FILL_FINE) {
+        fail_msg("the first window: %lld bytes written back for 100 (at most %u)", fine,
+                 SHMQ_MF_FILL_FINE);
+    }
+    if (huge > (long long)SHMQ_MF_FILL_HUGE || (big && huge <= (long long)SHMQ_MF_FILL_FINE)) {
+        fail_msg("after a fast writer: %lld bytes written back for 100 (a huge piece: %u)", huge,
+                 SHMQ_MF_FILL_HUGE);
+    }
+    shmq_mfq_close(&q);
+}
+
+static void test_slow_writer_gets_fine_pieces(void **state)
+{
+    fixture_t *f = *state;
+    if (io_write_bytes() < 0) {
+        skip();
+    }
+    shmq_mfq_t q;
+    shmq_mapped_file_t *mf = open_rated(f, &q);
+    /* 1 MiB in 100 ms (10 MiB/s): below SHMQ_MF_HUGE_RATE. */
+    shmq_mfq_prefault_ahead(&q, 15 * MIB);
+    usleep(100 * 1000);
+    shmq_mfq_write_horizon(&q, 16 * MIB);
+    shmq_mfq_prefault_ahead(&q, 16 * MIB);
+    wait_prepared(&q);
+    assert_int_equal(ready_end(&q, mf), BIG_SEG);
+    assert_int_equal(shmq_mf_flush(mf, 0, BIG_SEG, SHMQ_FLUSH_MSYNC), 0);
+    long long cost = append_cost(mf, 72 * MIB + 700 * 1024);
+    if (cost > (long long)SHMQ_MF_FILL_FINE) {
+        fail_msg("after a slow writer: %lld bytes written back for 100 (at most %u)", cost,
+                 SHMQ_MF_FILL_FINE);
+    }
+    shmq_mfq_close(&q);
+}
+
+/* What the huge pieces need of the kernel: it maps a file of 2 MiB or more at a 2 MiB boundary
+ * (ext4's thp_get_unmapped_area), the writer's mapping and a reader's. */
+static void test_segments_are_mapped_at_huge_page_boundaries(void **state)
+{
+    fixture_t *f = *state;
+    shmq_mfq_t q;
+    assert_int_equal(shmq_mfq_open(&q, f->dir, SMALL_SEG, SHMQ_MF_PREFAULT), 0);
+    shmq_mapped_file_t *mf;
+    assert_int_equal(shmq_mfq_get_or_create(&q, 0, &mf), 0);
+    assert_int_equal((uintptr_t)mf->base % SHMQ_MF_FILL_HUGE, 0);
+    shmq_mfq_t r; /* a reader's */
+    assert_int_equal(shmq_mfq_open(&r, f->dir, SMALL_SEG, SHMQ_MF_READONLY), 0);
+    shmq_mapped_file_t *rm = shmq_mfq_find(&r, 0);
+    assert_non_null(rm);
+    assert_int_equal((uintptr_t)rm->base % SHMQ_MF_FILL_HUGE, 0);
+    memset(mf->base, 0x77, SMALL_SEG); /* the whole mapping is the file's */
+    assert_int_equal(rm->base[SMALL_SEG - 1], 0x77);
+    shmq_mfq_close(&r);
+    shmq_mfq_close(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +323,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopened_segment_keeps_its_data_when_prepared_ahead,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_fine_pieces_flush_what_was_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_writer_gets_huge_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_writer_gets_fine_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segments_are_mapped_at_huge_page_boundaries, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
