@@ -8,7 +8,8 @@
  * New writable segments are pre-faulted (MADV_POPULATE_WRITE where the kernel
  * has it, else one touch per page) and can be mlocked; a new file's blocks
  * are first written with zeros (a page of an fallocated but never written
- * extent costs several times more to fault in).  With a preparing thread a
+ * extent costs several times more to fault in), in writes of the size of
+ * the page-cache pieces the file is to have (SHMQ_MF_FINE).  With a preparing thread a
  * big segment is prepared a window at a time ahead of the writer.
  *
  * A segment queue (shmq_mfq_t) is the ordered list of segments in one
