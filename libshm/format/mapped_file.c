@@ -121,7 +121,8 @@ int shmq_mf_seg_path(char *out, const char *dir, int64_t offset)
  * SHMQ_MF_FILL_HUGE) per write: each write puts its pages in the cache as one piece. */
 int shmq_mf_zero_fill(int fd, size_t off, size_t len, size_t unit)
 {
-    static const uint8_t zeros[SHMQ_MF_FILL_HUGE];
+    /* Not const: in .bss, 2 MiB of the zero page, not of every binary's text. */
+    static uint8_t zeros[SHMQ_MF_FILL_HUGE];
     if (unit == 0 || unit > sizeof(zeros)) {
         unit = sizeof(zeros);
     }

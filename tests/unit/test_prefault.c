@@ -212,7 +212,7 @@ static bool kernel_makes_big_pieces(const char *dir)
     snprintf(path, sizeof(path), "%s/probe", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
-    static const uint8_t zeros[SHMQ_MF_FILL_HUGE];
+    static uint8_t zeros[SHMQ_MF_FILL_HUGE]; /* .bss */
     assert_int_equal(pwrite(fd, zeros, sizeof(zeros), 0), (ssize_t)sizeof(zeros));
     assert_int_equal(fsync(fd), 0);
     uint8_t *p = mmap(NULL, sizeof(zeros), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
