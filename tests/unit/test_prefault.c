@@ -83,13 +83,20 @@ static void wait_prepared(shmq_mfq_t *q)
     fail_msg("the preparing thread did not finish");
 }
 
+/* Open a queue of segments of `size` bytes in the fixture's directory and create its first. */
+static shmq_mapped_file_t *first_segment(fixture_t *f, shmq_mfq_t *q, size_t size, unsigned flags)
+{
+    assert_int_equal(shmq_mfq_open(q, f->dir, size, flags), 0);
+    shmq_mapped_file_t *mf;
+    assert_int_equal(shmq_mfq_get_or_create(q, 0, &mf), 0);
+    return mf;
+}
+
 static void test_small_new_segment_is_zero_filled_whole(void **state)
 {
     fixture_t *f = *state;
     shmq_mfq_t q;
-    assert_int_equal(shmq_mfq_open(&q, f->dir, SMALL_SEG, SHMQ_MF_PREFAULT), 0);
-    shmq_mapped_file_t *mf;
-    assert_int_equal(shmq_mfq_get_or_create(&q, 0, &mf), 0);
+    shmq_mapped_file_t *mf = first_segment(f, &q, SMALL_SEG, SHMQ_MF_PREFAULT);
     assert_int_equal(mf->ready_end, SMALL_SEG);
     for (size_t i = 0; i < SMALL_SEG; i += 4096) {
         assert_int_equal(mf->base[i], 0);
@@ -101,9 +108,7 @@ static void test_big_new_segment_gets_its_first_window_then_more_ahead(void **st
 {
     fixture_t *f = *state;
     shmq_mfq_t q;
-    assert_int_equal(shmq_mfq_open(&q, f->dir, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE), 0);
-    shmq_mapped_file_t *mf;
-    assert_int_equal(shmq_mfq_get_or_create(&q, 0, &mf), 0);
+    shmq_mapped_file_t *mf = first_segment(f, &q, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
     assert_int_equal(ready_end(&q, mf), 64 * MIB);
     shmq_mfq_write_horizon(&q, 60 * MIB);
     shmq_mfq_prefault_ahead(&q, 60 * MIB);
@@ -116,9 +121,7 @@ static void test_zero_fill_never_overwrites_announced_writes(void **state)
 {
     fixture_t *f = *state;
     shmq_mfq_t q;
-    assert_int_equal(shmq_mfq_open(&q, f->dir, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE), 0);
-    shmq_mapped_file_t *mf;
-    assert_int_equal(shmq_mfq_get_or_create(&q, 0, &mf), 0);
+    shmq_mapped_file_t *mf = first_segment(f, &q, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
     /* Write the whole segment as the writer does, asking for windows ahead as it goes. */
     for (size_t pos = 0; pos < BIG_SEG; pos += 4096) {
         if (pos % (16 * MIB) == 0) {
@@ -140,9 +143,7 @@ static void test_reopened_segment_keeps_its_data_when_prepared_ahead(void **stat
 {
     fixture_t *f = *state;
     shmq_mfq_t q;
-    assert_int_equal(shmq_mfq_open(&q, f->dir, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE), 0);
-    shmq_mapped_file_t *mf;
-    assert_int_equal(shmq_mfq_get_or_create(&q, 0, &mf), 0);
+    shmq_mapped_file_t *mf = first_segment(f, &q, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
     shmq_mfq_write_horizon(&q, 70 * MIB);
     memset(mf->base, 0x5A, 70 * MIB);
     shmq_mfq_close(&q);
@@ -181,10 +182,8 @@ static void test_fine_pieces_flush_what_was_written(void **state)
         skip(); /* no I/O accounting in this kernel */
     }
     shmq_mfq_t q;
-    assert_int_equal(
-        shmq_mfq_open(&q, f->dir, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE | SHMQ_MF_FINE), 0);
-    shmq_mapped_file_t *mf;
-    assert_int_equal(shmq_mfq_get_or_create(&q, 0, &mf), 0);
+    shmq_mapped_file_t *mf =
+        first_segment(f, &q, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE | SHMQ_MF_FINE);
     shmq_mfq_prefault_ahead(&q, 60 * MIB);
     wait_prepared(&q);
     assert_int_equal(ready_end(&q, mf), BIG_SEG);
@@ -230,9 +229,7 @@ static bool kernel_makes_big_pieces(const char *dir)
  * (no rate known yet). */
 static shmq_mapped_file_t *open_rated(fixture_t *f, shmq_mfq_t *q)
 {
-    assert_int_equal(shmq_mfq_open(q, f->dir, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE), 0);
-    shmq_mapped_file_t *mf;
-    assert_int_equal(shmq_mfq_get_or_create(q, 0, &mf), 0);
+    shmq_mapped_file_t *mf = first_segment(f, q, BIG_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
     assert_int_equal(ready_end(q, mf), 64 * MIB);
     return mf;
 }
@@ -296,9 +293,7 @@ static void test_segments_are_mapped_at_huge_page_boundaries(void **state)
 {
     fixture_t *f = *state;
     shmq_mfq_t q;
-    assert_int_equal(shmq_mfq_open(&q, f->dir, SMALL_SEG, SHMQ_MF_PREFAULT), 0);
-    shmq_mapped_file_t *mf;
-    assert_int_equal(shmq_mfq_get_or_create(&q, 0, &mf), 0);
+    shmq_mapped_file_t *mf = first_segment(f, &q, SMALL_SEG, SHMQ_MF_PREFAULT);
     assert_int_equal((uintptr_t)mf->base % SHMQ_MF_FILL_HUGE, 0);
     shmq_mfq_t r; /* a reader's */
     assert_int_equal(shmq_mfq_open(&r, f->dir, SMALL_SEG, SHMQ_MF_READONLY), 0);
