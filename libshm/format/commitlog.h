@@ -60,7 +60,8 @@ int shmq_commitlog_open(shmq_commitlog_t *cl, const char *dir, size_t seg_size, 
 
 /* What a writable open adds for the flush mode: under SYNC_FLUSH each group commit flushes
  * the few records written since the last one, so the log's pages are put in the cache in
- * fine pieces (SHMQ_MF_FINE) that a commit writes back; ASYNC_FLUSH keeps coarse ones. */
+ * fine pieces (SHMQ_MF_FINE) that a commit writes back; under ASYNC_FLUSH the pieces follow
+ * the writer's rate (shmq_mfq_prefault_ahead). */
 static inline unsigned shmq_commitlog_flush_flags(bool sync_flush)
 {
     return sync_flush ? SHMQ_MF_FINE : 0u;

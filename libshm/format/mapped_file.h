@@ -59,14 +59,16 @@
  *  - fine pieces keep a flush of a few bytes to 64 KiB of writing (with the
  *    1 MiB pieces of before, a 128-byte SYNC_FLUSH group commit wrote 1 MiB
  *    and took 1 ms instead of 0.2);
- *  - a huge piece is mapped by one page-table entry (ext4 places a mapping of
- *    2 MiB or more at a 2 MiB boundary: thp_get_unmapped_area): a process's first look at 1 MiB of
- * it costs 15 us instead of 350 (in this VM each process that reads the log pays that for every
- * page it reads), but an msync of one byte writes 2 MiB. SHMQ_MF_FINE: always fine (a SYNC_FLUSH
- * CommitLog, the ConsumeQueues). Without it, a queue prepared ahead of its writer (SHMQ_MF_PREPARE)
- * gets huge pieces while the writer writes SHMQ_MF_HUGE_RATE bytes a second or more (each periodic
- * flush then covers many pieces) and fine ones below (shmq_mfq_prefault_ahead measures the rate);
- * other queues get fine ones.
+ *  - a huge piece is mapped by one page-table entry (ext4 places a mapping
+ *    of 2 MiB or more at a 2 MiB boundary): a process's first look at 1 MiB
+ *    of it costs 15 us instead of 350 (in this VM each process that reads
+ *    the log pays that for every page it reads), but an msync of one byte
+ *    writes 2 MiB.
+ * SHMQ_MF_FINE: always fine (a SYNC_FLUSH CommitLog, the ConsumeQueues).
+ * Without it, a queue prepared ahead of its writer (SHMQ_MF_PREPARE) gets
+ * huge pieces while the writer writes SHMQ_MF_HUGE_RATE bytes a second or
+ * more (each periodic flush then covers many pieces) and fine ones below
+ * (shmq_mfq_prefault_ahead measures the rate); other queues get fine ones.
  */
 #define SHMQ_MF_FINE      0x20
 #define SHMQ_MF_FILL_FINE (64u << 10)
@@ -149,12 +151,13 @@ typedef struct shmq_mfq {
     bool prep_stop;
     /* The window prepared ahead of the writer (PREFAULT | PREPARE), under prep_lock. */
     shmq_mapped_file_t *warm_seg; /* segment being prepared, NULL none */
-    bool fill_huge;               /* new pieces are SHMQ_MF_FILL_HUGE (the writer is fast) */
-    int64_t rate_pos;             /* the writer's position at its previous ask ... */
-    int64_t rate_ns;              /* ... and when (CLOCK_MONOTONIC; 0: no ask yet) */
     size_t warm_pos;              /* its next byte to prepare */
     size_t warm_end;              /* prepare up to here */
     bool warm_busy;               /* a step runs right now (outside the lock) */
+    /* The pieces of what is prepared next (SHMQ_MF_FINE), under prep_lock. */
+    bool fill_huge;   /* SHMQ_MF_FILL_HUGE: the writer is fast */
+    int64_t rate_pos; /* the writer's position at its previous ask ... */
+    int64_t rate_ns;  /* ... and when (CLOCK_MONOTONIC; 0: no ask yet) */
     /* Writer and preparing thread (see shmq_mfq_write_horizon). */
     _Atomic int64_t write_horizon; /* writer: it writes nothing at or above this */
     _Atomic int64_t zero_claim;    /* preparing thread: the chunk it zero-fills, INT64_MAX none */

@@ -22,10 +22,9 @@
  * dirty zeros for writeback to compete with SYNC_FLUSH.
  */
 #define WARM_WINDOW (64u << 20) /* prepared ahead of the writer (and at creation) */
-#define WARM_CHUNK                                                                                 \
-    (2u << 20) /* one zero-fill + pre-fault step of the preparing thread (a huge piece) */
-#define WARM_SMALL (64u << 20) /* files up to this size are prepared whole at creation */
-#define NO_CLAIM   INT64_MAX
+#define WARM_CHUNK  (2u << 20)  /* one step of the preparing thread: a huge piece */
+#define WARM_SMALL  (64u << 20) /* files up to this size are prepared whole at creation */
+#define NO_CLAIM    INT64_MAX
 
 size_t shmq_mf_page_size(void);
 
