@@ -363,9 +363,9 @@ int shmq_store_open(shmq_store_t *st, const shmq_config_t *cfg, unsigned flags,
                                                    : (SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE);
     if (!ro && !attach) {
         mf |= shmq_commitlog_flush_flags(cfg->flush_disk_type == SHMQ_SYNC_FLUSH);
-    }
-    if (!ro && !attach && cfg->mlock_enable) {
-        mf |= SHMQ_MF_MLOCK;
+        if (cfg->mlock_enable) {
+            mf |= SHMQ_MF_MLOCK;
+        }
     }
     rc = shmq_commitlog_open(&st->cl, cldir, (size_t)cfg->mapped_file_size_commit_log, mf);
     if (rc < 0) {
