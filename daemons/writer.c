@@ -778,6 +778,11 @@ static int writer_init(shmq_worker_t *w, void **state)
     shmq_config_commitlog_dir(wr->cfg, dir, sizeof(dir));
     unsigned flags = SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE;
     flags |= shmq_commitlog_flush_flags(wr->cfg->flush_disk_type == SHMQ_SYNC_FLUSH);
+    if (wr->cfg->flush_disk_type == SHMQ_SYNC_FLUSH) {
+        /* Each group commit writes back only the blocks its records went to (commitlog.h,
+         * "Staged appends"). */
+        flags |= SHMQ_MF_STAGED;
+    }
     if (wr->cfg->mlock_enable) {
         flags |= SHMQ_MF_MLOCK;
     }

@@ -122,6 +122,37 @@ static void reject(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_ms
     }
 }
 
+/*
+ * The CommitLog could not take records the writer put (a staged write failed:
+ * commitlog.h): what the page cache holds past `flushed` is not known, as after
+ * a failed flush.  Fence the store at `flushed` (fence.h), as the flusher does:
+ * every entry from now on is refused, the master stops the store, and the next
+ * start cuts the log there.  Nothing past `flushed` was acknowledged: under
+ * SYNC_FLUSH a producer's answer waits for `flushed` to pass its records.
+ */
+static void write_failed(writer_t *wr, int rc)
+{
+    if (wr->fenced) {
+        return;
+    }
+    wr->fenced = true;
+    int64_t flushed = shmq_ctl_load(&wr->blk->flushed);
+    const char *d = shmq_error_detail();
+    char what[512];
+    snprintf(what, sizeof(what), "%s", d[0] ? d : shmq_strerror(rc));
+    /* The fence point first, durably (the master records it too if this fails). */
+    if (shmq_fence_record(wr->ctl->root, SHMQ_FENCE_COMMITLOG, flushed, rc) < 0) {
+        d = shmq_error_detail();
+        wr_log(wr, SHMQ_LOG_ERROR, "cannot record the fence point: %s",
+               d[0] ? d : shmq_strerror(rc));
+    }
+    shmq_ctl_fence(wr->blk, SHMQ_FENCE_COMMITLOG, rc);
+    wr_log(wr, SHMQ_LOG_ERROR,
+           "%s; the store is fenced: no write is acknowledged past %lld, and the next start cuts "
+           "the log there",
+           what, (long long)flushed);
+}
+
 /* Refuse the entry at pos: the store holds no lease as its set's master (wr->not_master). */
 static void reject_not_master(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_msg_t *m)
 {
@@ -575,6 +606,9 @@ static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint
         snprintf(why, sizeof(why), "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
                  shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
         wr_log(wr, SHMQ_LOG_ERROR, "%s", why);
+        if (wr->cl.flush_err != 0) {
+            write_failed(wr, rc);
+        }
         count_refusal(wr, rc);
         add_done(wr, ring, m0, rc);
         memcpy(wr->done[wr->ndone - 1].res.detail, why, sizeof(why));
@@ -639,6 +673,22 @@ static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *
     return rc < 0 ? rc : resolve_topic(wr, m->topic, m->topic_len, m->queue_id, false);
 }
 
+/* The records of a run were not stored (the staged write failed): its n answers say so, and
+ * the store is fenced. */
+static __attribute__((noinline, cold)) void run_failed(writer_t *wr, wr_done_t *answers, size_t n,
+                                                       int rc)
+{
+    char why[SHMQ_RING_DETAIL_MAX];
+    snprintf(why, sizeof(why), "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
+             shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+    for (size_t k = 0; k < n; k++) {
+        answers[k].res.status = shmq_ring_error_status(rc);
+        memcpy(answers[k].res.detail, why, sizeof(why));
+        count_refusal(wr, rc);
+    }
+    write_failed(wr, rc);
+}
+
 /*
  * The usual units, taken without the full path's copy, decode and conversion:
  * plain messages (shmq_ring_peek_plain()) to the topic the last unit had (the
@@ -647,8 +697,9 @@ static int real_topic_check(writer_t *wr, uint32_t ring, const shmq_ring_msg_t *
  * reads, into a store that takes appends, while they fit the segment the
  * last append went to.  Each header is copied out of the ring and checked;
  * body, topic and properties are copied once, straight to where the record
- * holds them in the CommitLog (which no client can write: what is checked is
- * what is stored), and checked there as the decode checks its copy; then the
+ * holds them in the CommitLog, or in its stage (staged appends: commitlog.h;
+ * no client can write either: what is checked is what is stored), and
+ * checked there as the decode checks its copy; then the
  * record is completed around them (shmq_record_encode_placed_v1()).  The run
  * ends at the first entry it does not take, or at a check that fails (that
  * record's bytes are cleared: nothing valid-looking past what is published),
@@ -794,11 +845,16 @@ uint64_t wr_take_plain(writer_t *wr, uint32_t i, uint64_t pos, uint64_t tail)
         taken += h.total_len;
     }
     if (done > 0) {
-        shmq_commitlog_room_done(&wr->cl, &room, done);
-        /* Once per run: the answers, the entries taken and the counters. */
+        int rc = shmq_commitlog_room_done(&wr->cl, &room, done);
+        if (__builtin_expect(rc < 0, 0)) {
+            run_failed(wr, answers, n, rc);
+        } else {
+            /* Once per run: the counters. */
+            unit_counted(wr, n, (uint64_t)done);
+        }
+        /* The answers and the entries taken. */
         wr->ndone += n;
         wr->entries += n;
-        unit_counted(wr, n, (uint64_t)done);
     }
     return taken;
 }

@@ -7,7 +7,8 @@
  *
  * A failed flush fences the log: flushed_pos never moves again and every
  * later append or flush returns SHMQ_E_FENCED (PITFALLS 1).  Records are
- * encoded straight into the mapping; wrote_pos is published with a release
+ * encoded straight into the mapping (or, staged, into the log's buffer and
+ * written with pwrite: commitlog.h); wrote_pos is published with a release
  * store after the bytes it covers.
  */
 #include "format/commitlog.h"
@@ -16,8 +17,10 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CL_PAGE         4096
 #define CL_DEFAULT_PORT 10911 /* RocketMQ's default listen port, part of the msg id */
@@ -81,6 +84,16 @@ int shmq_commitlog_open(shmq_commitlog_t *cl, const char *dir, size_t seg_sz, un
         return rc;
     }
     cl->readonly = (flags & SHMQ_MF_READONLY) != 0;
+    if (!cl->readonly && (flags & SHMQ_MF_STAGED)) {
+        /* Touched once here, not page by page by the first appends. */
+        cl->stage = aligned_alloc(CL_PAGE, SHMQ_CL_STAGE_BYTES);
+        if (!cl->stage) {
+            shmq_mfq_close(&cl->q);
+            return shmq_error_set(-ENOMEM, "commitlog %s: no memory for its %u-byte stage", dir,
+                                  SHMQ_CL_STAGE_BYTES);
+        }
+        memset(cl->stage, 0, SHMQ_CL_STAGE_BYTES);
+    }
     cl->wrote_pos = cl->flushed_pos = shmq_mfq_min_offset(&cl->q);
     cl->flush_how = SHMQ_FLUSH_MSYNC;
     cl->prep_asked = -1;
@@ -92,6 +105,8 @@ void shmq_commitlog_close(shmq_commitlog_t *cl)
 {
     if (cl) {
         shmq_mfq_close(&cl->q);
+        free(cl->stage);
+        cl->stage = NULL;
     }
 }
 
@@ -300,9 +315,17 @@ static inline __attribute__((always_inline)) int room_for(shmq_commitlog_t *cl, 
         cl->app_unmapped = cl->q.unmapped;
     }
     room->dst = mf->base + rel;
+    room->fd = -1;
     room->pos = pos;
     room->rel = rel;
     room->most = seg_size(cl) - rel - SHMQ_BLANK_MIN_LEN;
+    if (cl->stage != NULL && total <= (int64_t)SHMQ_CL_STAGE_BYTES) {
+        room->dst = cl->stage;
+        room->fd = mf->fd;
+        if (room->most > (int64_t)SHMQ_CL_STAGE_BYTES) {
+            room->most = SHMQ_CL_STAGE_BYTES;
+        }
+    }
     room->ts = append_ts(cl, store_ts);
     return 0;
 }
@@ -313,9 +336,39 @@ int shmq_commitlog_room(shmq_commitlog_t *cl, int64_t total, int64_t store_ts,
     return room_for(cl, total, store_ts, false, room);
 }
 
-void shmq_commitlog_room_done(shmq_commitlog_t *cl, const shmq_commitlog_room_t *room, int64_t done)
+/* A staged room's done bytes written into its segment (commitlog.h, "Staged appends"). */
+static int stage_put(shmq_commitlog_t *cl, const shmq_commitlog_room_t *room, int64_t done)
 {
+    size_t put = 0;
+    while (put < (size_t)done) {
+        ssize_t w =
+            pwrite(room->fd, room->dst + put, (size_t)done - put, (off_t)room->rel + (off_t)put);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            int rc = w < 0 ? -errno : -EIO;
+            cl->flush_err = rc;
+            return shmq_error_set(rc,
+                                  "commitlog %s: writing %lld bytes of records at %lld failed: "
+                                  "%s; the log takes no more appends",
+                                  cl->q.dir, (long long)done, (long long)room->pos, strerror(-rc));
+        }
+        put += (size_t)w;
+    }
+    return 0;
+}
+
+int shmq_commitlog_room_done(shmq_commitlog_t *cl, const shmq_commitlog_room_t *room, int64_t done)
+{
+    if (room->fd >= 0 && done > 0) {
+        int rc = stage_put(cl, room, done);
+        if (rc < 0) {
+            return rc;
+        }
+    }
     append_finish(cl, cl->app_seg, room->pos, room->rel, done, room->ts);
+    return 0;
 }
 
 /* shmq_commitlog_append_plans(), inlined into it and into shmq_commitlog_append_plan() (n
@@ -348,8 +401,7 @@ append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m, const shmq_record_pla
         res[i].msg_id[0] = '\0';
         done += len;
     }
-    shmq_commitlog_room_done(cl, &room, done);
-    return 0;
+    return shmq_commitlog_room_done(cl, &room, done);
 }
 
 int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,

@@ -27,7 +27,7 @@ typedef struct shmq_commitlog {
     shmq_mfq_t q;
     int64_t wrote_pos;
     int64_t flushed_pos;
-    int flush_err; /* first flush error; once set, appends and flushes fail */
+    int flush_err; /* first flush (or staged write) error; once set, appends and flushes fail */
     enum shmq_flush_method flush_how;
     shmq_host_t store_host; /* stamped on every record (default: local host, port 10911) */
     bool readonly;
@@ -39,7 +39,25 @@ typedef struct shmq_commitlog {
     /* The segment the last append_plans wrote in, while q.unmapped == app_unmapped. */
     shmq_mapped_file_t *app_seg;
     uint64_t app_unmapped;
+    /* SHMQ_MF_STAGED: where the writer's room puts records before they are written into
+     * the segment (SHMQ_CL_STAGE_BYTES; NULL: into the mapping). */
+    uint8_t *stage;
 } shmq_commitlog_t;
+
+/*
+ * Staged appends (SHMQ_MF_STAGED, the writer's SYNC_FLUSH CommitLog).  A
+ * store into a shared mapping dirties the whole page-cache piece it falls in
+ * (mapped_file.h), so an msync after it writes back the whole piece; and in a
+ * VM each page the writer first stores into costs a fault of the host's page
+ * tables (5 us here, 14 us after an msync made the page read-only again).
+ * With SHMQ_MF_STAGED the room (shmq_commitlog_room) is a buffer of the
+ * log's own, and shmq_commitlog_room_done() writes the records into the
+ * segment with pwrite(2) before it publishes them: the page cache then
+ * marks only the 4 KiB blocks written as dirty, and a group commit writes
+ * back those.  Readers see the same pages: they map the file.  A record
+ * bigger than the buffer goes into the mapping, as without the flag.
+ */
+#define SHMQ_CL_STAGE_BYTES (2u << 20)
 
 /* Result of one append. */
 typedef struct shmq_append_result {
@@ -105,7 +123,8 @@ int shmq_commitlog_append_plans(shmq_commitlog_t *cl, const shmq_msg_in_t *m,
 
 /* Room for records at wrote_pos (shmq_commitlog_room()). */
 typedef struct shmq_commitlog_room {
-    uint8_t *dst; /* where the records go (mapped, writable) */
+    uint8_t *dst; /* where the records go (mapped, writable; or the stage) */
+    int fd;       /* staged: the segment the stage is written into; -1: dst is mapped */
     int64_t pos;  /* their CommitLog offset: wrote_pos */
     int64_t rel;  /* pos within its segment */
     int64_t ts;   /* their store time (the store_ts asked for, never before the last one) */
@@ -125,11 +144,13 @@ typedef struct shmq_commitlog_room {
  */
 int shmq_commitlog_room(shmq_commitlog_t *cl, int64_t total, int64_t store_ts,
                         shmq_commitlog_room_t *room);
-void shmq_commitlog_room_done(shmq_commitlog_t *cl, const shmq_commitlog_room_t *room,
-                              int64_t done);
+/* 0, or a staged room whose write failed: nothing is published, and the log takes no
+ * append or flush again (flush_err: the page cache holds an unknown part of the bytes). */
+int shmq_commitlog_room_done(shmq_commitlog_t *cl, const shmq_commitlog_room_t *room, int64_t done);
 
 /* The room grown to end bytes from room->pos (announced to the preparing thread); false when
- * the segment does not hold them (the records written so far stay to be published). */
+ * the segment (or the stage) does not hold them (the records written so far stay to be
+ * published). */
 static inline bool shmq_commitlog_room_grow(shmq_commitlog_t *cl, shmq_commitlog_room_t *room,
                                             int64_t end)
 {

@@ -161,10 +161,10 @@ void shmq_mf_prefault_range(shmq_mapped_file_t *mf, size_t from, size_t to)
     }
 }
 
-/* Pre-fault the first `upto` bytes (PREFAULT) and mlock (MLOCK). */
+/* Pre-fault the first `upto` bytes (PREFAULT, not STAGED) and mlock (MLOCK). */
 void shmq_mf_tune_writable(shmq_mapped_file_t *mf, unsigned flags, size_t upto)
 {
-    if (flags & SHMQ_MF_PREFAULT) {
+    if ((flags & (SHMQ_MF_PREFAULT | SHMQ_MF_STAGED)) == SHMQ_MF_PREFAULT) {
         shmq_mf_prefault_range(mf, 0, upto < mf->size ? upto : mf->size);
     }
     if (flags & SHMQ_MF_MLOCK) {

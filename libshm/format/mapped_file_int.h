@@ -53,7 +53,7 @@ static inline size_t shmq_mf_fill_unit(unsigned flags)
 /* Pre-fault bytes [from, to) of mf (from rounded down to a page). */
 void shmq_mf_prefault_range(shmq_mapped_file_t *mf, size_t from, size_t to);
 
-/* Pre-fault the first `upto` bytes (PREFAULT) and mlock (MLOCK). */
+/* Pre-fault the first `upto` bytes (PREFAULT, not STAGED) and mlock (MLOCK). */
 void shmq_mf_tune_writable(shmq_mapped_file_t *mf, unsigned flags, size_t upto);
 
 #endif

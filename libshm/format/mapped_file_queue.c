@@ -260,7 +260,8 @@ out:
  * (SHMQ_MF_HUGE_RATE).  Under prep_lock. */
 static unsigned create_flags(const shmq_mfq_t *q)
 {
-    unsigned fl = q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK | SHMQ_MF_PREPARE | SHMQ_MF_FINE);
+    unsigned fl = q->flags & (SHMQ_MF_PREFAULT | SHMQ_MF_MLOCK | SHMQ_MF_PREPARE | SHMQ_MF_FINE |
+                              SHMQ_MF_STAGED);
     return q->fill_huge ? fl : fl | SHMQ_MF_FINE;
 }
 
@@ -273,6 +274,14 @@ static size_t fill_unit(const shmq_mfq_t *q)
 static bool warm_pending(const shmq_mfq_t *q)
 {
     return q->warm_seg != NULL && q->warm_pos < q->warm_end;
+}
+
+/* Pre-fault [from, to) of w for its writer, unless it writes with pwrite (SHMQ_MF_STAGED). */
+static void warm_fault(const shmq_mfq_t *q, shmq_mapped_file_t *w, size_t from, size_t to)
+{
+    if (!(q->flags & SHMQ_MF_STAGED)) {
+        shmq_mf_prefault_range(w, from, to);
+    }
 }
 
 /*
@@ -293,7 +302,7 @@ static size_t warm_step(shmq_mfq_t *q, shmq_mapped_file_t *w, size_t from, size_
     if (horizon > base + (int64_t)from) {
         /* The writer may write here: pre-fault only (it keeps contents), from its horizon. */
         atomic_store_explicit(&q->zero_claim, NO_CLAIM, memory_order_release);
-        shmq_mf_prefault_range(w, from, to);
+        warm_fault(q, w, from, to);
         return to;
     }
     if (shmq_mf_zero_fill(w->fd, from, to - from, unit) < 0) {
@@ -303,7 +312,7 @@ static size_t warm_step(shmq_mfq_t *q, shmq_mapped_file_t *w, size_t from, size_
     }
     /* Release: the zeros are in the page cache before the writer may write there. */
     atomic_store_explicit(&q->zero_claim, NO_CLAIM, memory_order_release);
-    shmq_mf_prefault_range(w, from, to);
+    warm_fault(q, w, from, to);
     return to;
 }
 

@@ -7,6 +7,8 @@
 #      fence point is recorded durably, abort stays; the next start cuts the
 #      log at that point although the page cache shows records past it, and
 #      every acknowledged message is there exactly once.
+#   1b. A staged CommitLog write (writer, SYNC_FLUSH: pwrite of records): the
+#      store fences in the same way, and the next start cuts the log there.
 #   2. ConsumeQueue flush (dispatcher): the store fences; the next start drops
 #      the units past the recorded point and rebuilds them: a consumer gets
 #      every acknowledged message exactly once.
@@ -125,6 +127,53 @@ is "$(comm -23 "$T/acked1" "$T/keys1" | wc -l | tr -d ' ')" "0" \
     "every acknowledged message ($(wc -l <"$T/acked1" | tr -d ' ')) is present"
 is "$(uniq -d "$T/keys1" | wc -l | tr -d ' ')" "0" "no message is stored twice"
 is "$(awk '$4 != 1' "$T/stored1" | wc -l | tr -d ' ')" "0" "every stored body is intact"
+
+# ---- 1b. A staged CommitLog write ---------------------------------------------------------
+# Under SYNC_FLUSH the writer puts its records into the CommitLog with pwrite
+# (commitlog.h, "Staged appends").  A write that fails leaves the page cache
+# holding an unknown part of them: the writer fences the store at `flushed`,
+# as the flusher does for a failed flush.
+SHMQ_FAULT_WRITE=1
+export SHMQ_FAULT_WRITE
+start_faulty shmq-writer /commitlog/ 60 $SYNC
+ok $? "shmqd (SYNC_FLUSH) starts with a writer whose 61st write of records fails" ||
+    diag "$T/shmqd.log"
+unset SHMQ_FAULT_WRITE
+producer 11
+P1=$LAST_PRODUCER
+producer 12 --async 8
+P2=$LAST_PRODUCER
+wait_gone "$SHMQD_PID" 600
+ok $? "the master stops the store by itself after the failed write" || diag "$T/shmqd.log"
+[ -e "$T/fault.mark" ] && [ "$GONE_RC" -ne 0 ] && [ -e "$STORE/abort" ]
+ok $? "the fault fired in the writer, shmqd exits $GONE_RC, abort stays"
+grep -q "writing .* bytes of records at .* failed.*the store is fenced" "$T/shmqd.log"
+ok $? "the writer logged the failed write and the fence" || diag "$T/shmqd.log"
+D=$(fence_durable commitlog)
+[ -n "$D" ]
+ok $? "the fence point is recorded in fence-commitlog ($D)"
+kill -KILL $P1 $P2 2>/dev/null
+wait_pid $P1 100
+wait_pid $P2 100
+grep -q "SHMQ_E_FENCED\|fenced" "$T/p11.err" "$T/p12.err" "$T/p11" "$T/p12" 2>/dev/null
+ok $? "the producers were told the store is fenced" || diag "$T/p11.err"
+echo "---- restart 1b ----" >>"$T/shmqd.log"
+start_broker $SYNC
+ok $? "shmqd starts again with no manual step" || diag "$T/shmqd.log"
+sed -n '/---- restart 1b ----/,$p' "$T/shmqd.log" | grep -q "cut at its last good flush $D"
+ok $? "recovery cut the log at the fence point" || diag "$T/shmqd.log"
+stop_broker
+ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+"$CTL" verify --store "$STORE" $SMALL >"$T/verify1b" 2>&1
+ok $? "verify passes" || diag "$T/verify1b"
+stored_load_records $TOPIC >"$T/stored1b"
+is "$(records_from "$D")" "0" "no record at or past the fence point"
+acked_keys "$T/p1" "$T/p2" "$T/p11" "$T/p12" >"$T/acked1b"
+awk '{ print $1 }' "$T/stored1b" | sort >"$T/keys1b"
+is "$(comm -23 "$T/acked1b" "$T/keys1b" | wc -l | tr -d ' ')" "0" \
+    "every acknowledged message ($(wc -l <"$T/acked1b" | tr -d ' ')) is present"
+is "$(uniq -d "$T/keys1b" | wc -l | tr -d ' ')" "0" "no message is stored twice"
+is "$(awk '$4 != 1' "$T/stored1b" | wc -l | tr -d ' ')" "0" "every stored body is intact"
 
 # ---- 2. ConsumeQueue ------------------------------------------------------------------------
 start_faulty shmq-dispatcher /consumequeue/ 12

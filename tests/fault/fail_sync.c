@@ -15,6 +15,9 @@
  *   SHMQ_FAULT_NOSPACE=FILE  instead: no sync fails, but every fallocate of a
  *                     matching path fails with ENOSPC while FILE exists (a disk
  *                     full for that program's new files until the test removes FILE)
+ *   SHMQ_FAULT_WRITE=1  instead: no sync fails, but one pwrite of bytes that do not
+ *                     start with zeros fails with EIO (a staged CommitLog write of
+ *                     records, not the zeros a new segment is filled with)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -33,6 +36,7 @@ static long after;
 static long seen;
 static int fired;
 static const char *want_path;
+static int write_mode; /* SHMQ_FAULT_WRITE: a pwrite fails, no sync */
 
 static void decide(void)
 {
@@ -49,6 +53,7 @@ static void decide(void)
     after = a ? strtol(a, NULL, 10) : 0;
     want_path = getenv("SHMQ_FAULT_PATH");
     fired = getenv("SHMQ_FAULT_NOSPACE") != NULL; /* that mode fails no sync */
+    write_mode = getenv("SHMQ_FAULT_WRITE") != NULL;
     active = 1;
 }
 
@@ -150,7 +155,7 @@ int msync(void *addr, size_t len, int flags)
         real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "msync");
     }
     decide();
-    if (active == 1 && !fired) {
+    if (active == 1 && !fired && !write_mode) {
         char path[4096];
         mapped_path(addr, path, sizeof(path));
         if (should_fail(path)) {
@@ -168,7 +173,7 @@ int fdatasync(int fd)
         real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     }
     decide();
-    if (active == 1 && !fired && fd_fails(fd)) {
+    if (active == 1 && !fired && !write_mode && fd_fails(fd)) {
         errno = EIO;
         return -1;
     }
@@ -182,9 +187,38 @@ int fsync(int fd)
         real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
     }
     decide();
-    if (active == 1 && !fired && fd_fails(fd)) {
+    if (active == 1 && !fired && !write_mode && fd_fails(fd)) {
         errno = EIO;
         return -1;
     }
     return real(fd);
+}
+
+/* One pwrite of records (bytes not starting with zeros) to a matching path fails. */
+static ssize_t pwrite_shim(int fd, const void *buf, size_t n, off_t off, const char *name)
+{
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (!real) {
+        real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, name);
+    }
+    decide();
+    uint32_t head = 0;
+    if (n >= sizeof(head)) {
+        memcpy(&head, buf, sizeof(head));
+    }
+    if (active == 1 && !fired && write_mode && head != 0 && fd_fails(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd, buf, n, off);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    return pwrite_shim(fd, buf, n, off, "pwrite");
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+    return pwrite_shim(fd, buf, n, off, "pwrite64");
 }

@@ -56,12 +56,14 @@ pc_init() {
     pc_umount
 }
 
-# pc_mkimage FILE MB: a fresh ext4 image (inode tables and journal written
-# now, so that no kernel thread initialises them while a cut copies).
+# pc_mkimage FILE MB [BLOCK]: a fresh ext4 image (inode tables and journal
+# written now, so that no kernel thread initialises them while a cut copies);
+# BLOCK: its block size (mkfs.ext4 gives an image this small 1 KiB blocks).
 pc_mkimage() {
     rm -f "$1"
     truncate -s "${2}M" "$1" 2>"$T/mkfs.err" &&
-        mkfs.ext4 -q -F -m 0 -E lazy_itable_init=0,lazy_journal_init=0 "$1" >>"$T/mkfs.err" 2>&1
+        mkfs.ext4 -q -F -m 0 ${3:+-b "$3"} -E lazy_itable_init=0,lazy_journal_init=0 "$1" \
+            >>"$T/mkfs.err" 2>&1
 }
 
 # pc_mount FILE: attach FILE to a loop device and mount it at $FS; sets IMG, LOOP, STORE.

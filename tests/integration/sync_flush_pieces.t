@@ -51,4 +51,43 @@ stop_broker
 ok $? "shmqd stops cleanly" || diag "$T/shmqd.log"
 "$CTL" verify --store "$STORE" $SMALL --set mappedFileSizeCommitLog=16777216 >"$T/verify.out" 2>&1
 ok $? "verify passes" || diag "$T/verify.out"
+
+# ---- What the disk is sent ----------------------------------------------------------------
+# The writer puts a SYNC_FLUSH CommitLog's records into the file with pwrite
+# (commitlog.h, "Staged appends"): the page cache marks only the 4 KiB blocks
+# written as dirty, and each group commit writes back those, where a store
+# through the mapping dirtied, and had written back, the whole 64 KiB piece.
+# Counted by the disk itself: the store alone on an ext4 image through a
+# loop device, whose sectors written (/sys/block/loopN/stat) are all the
+# store's: the records, the journal, and the consume queues' and the
+# checkpoint's once-a-second flushes.
+. "$SRC/tests/helpers/powercut.sh"
+pc_init 256
+# The block size of the disks the store runs on (an image this small gets 1 KiB ones).
+pc_mkimage "$T/disk.img" 256 4096 && pc_mount "$T/disk.img"
+ok $? "the store's own ext4 image (4 KiB blocks) is mounted ($LOOP)" ||
+    { diag "$T/mkfs.err"; diag "$T/mount.err"; }
+dev_written() { # sectors the loop device has written
+    awk '{ print $7 }' "/sys/block/${LOOP##*/}/stat"
+}
+pc_start_broker --set flushDiskType=SYNC_FLUSH --set mappedFileSizeCommitLog=16777216
+ok $? "shmqd starts on it with SYNC_FLUSH" || diag "$T/shmqd.log"
+"$CTL" topic create --store "$STORE" PieceTopic --queues 1 >"$T/topic2.out" 2>&1
+ok $? "topic created" || diag "$T/topic2.out"
+send_some 0 3
+ok $? "3 messages sent" || diag "$T/send.out"
+sync # what came before the measure is on the disk
+s0=$(dev_written)
+send_some 3 63
+ok $? "60 more, one at a time" || diag "$T/send.out"
+s1=$(dev_written)
+per=$(((s1 - s0) * 512 / 60))
+[ "$per" -le 16384 ]
+ok $? "the disk was sent at most 16 KiB a message, journal and flushes included: $per bytes"
+stop_broker
+ok $? "shmqd stops cleanly" || diag "$T/shmqd.log"
+"$CTL" verify --store "$STORE" $SMALL --set mappedFileSizeCommitLog=16777216 >"$T/verify2.out" 2>&1
+ok $? "verify passes" || diag "$T/verify2.out"
+is "$("$CTL" dump --store "$STORE" $SMALL --set mappedFileSizeCommitLog=16777216 commitlog --json 2>/dev/null | grep -c '"topic":"PieceTopic"')" \
+    "63" "the 63 messages are in the CommitLog"
 done_testing

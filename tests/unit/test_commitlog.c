@@ -2,8 +2,9 @@
  * Unit tests for commitlog.c: segment-end rule with the blank record, batch
  * placement, reading back by offset / iteration / store time, truncation,
  * flushing and fencing after a failed flush, background preparation of the
- * next segment, read-only opening, and a slave's putting of the master's
- * bytes (only complete, checked records taken).
+ * next segment, read-only opening, a slave's putting of the master's
+ * bytes (only complete, checked records taken), and staged appends (written
+ * with pwrite).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -344,6 +345,113 @@ static void test_append_plans_kept_segment_follows_rolls_cuts_and_fences(void **
     assert_int_equal(plans_len(&cl, 500, 3, &again), SHMQ_E_FENCED);
     assert_int_equal(cl.wrote_pos, wrote);
     shmq_commitlog_close(&cl);
+}
+
+/* The bytes of the record at phys in cl's mapping (what a reader of the file sees). */
+static const uint8_t *mapped_at(shmq_commitlog_t *cl, int64_t phys)
+{
+    const shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, phys);
+    assert_non_null(mf);
+    return mf->base + (phys - mf->start_offset);
+}
+
+#define STAGED_SEG (4 << 20) /* bigger than the stage */
+
+/*
+ * Staged appends (SHMQ_MF_STAGED): the room is the log's own buffer, not the
+ * mapping; room_done() writes it into the segment before it publishes, and
+ * readers of the file see what an unstaged log would have written there.  A
+ * record bigger than the stage goes into the mapping; the room grows no
+ * further than the stage holds.
+ */
+static void test_staged_appends_go_through_the_file(void **state)
+{
+    shmq_commitlog_t a, b;
+    shmq_append_result_t ra, rb;
+    shmq_record_t rec;
+    char dir_a[512], dir_b[512];
+    snprintf(dir_a, sizeof(dir_a), "%s/a", (char *)*state);
+    snprintf(dir_b, sizeof(dir_b), "%s/b", (char *)*state);
+    assert_int_equal(mkdir(dir_a, 0755), 0);
+    assert_int_equal(mkdir(dir_b, 0755), 0);
+    open_log(&a, dir_a, STAGED_SEG, 0);
+    open_log(&b, dir_b, STAGED_SEG, SHMQ_MF_STAGED);
+    assert_null(a.stage);
+    assert_non_null(b.stage);
+    shmq_msg_in_t m = msg_of_size(400);
+    m.store_host = b.store_host;
+    shmq_record_plan_t pl;
+    assert_int_equal(shmq_record_plan(&m, 0, &pl), 0);
+    const int64_t ts = 1700000001000;
+    for (int64_t q = 0; q < 3; q++) {
+        assert_int_equal(shmq_commitlog_append_plans(&a, &m, &pl, 1, &q, ts, &ra), 0);
+        assert_int_equal(shmq_commitlog_append_plans(&b, &m, &pl, 1, &q, ts, &rb), 0);
+        assert_int_equal(ra.phys_offset, rb.phys_offset);
+        assert_memory_equal(mapped_at(&a, ra.phys_offset), mapped_at(&b, rb.phys_offset), 400);
+        assert_int_equal(shmq_commitlog_read(&b, rb.phys_offset, ALL_CHECK, &rec), 400);
+    }
+    assert_int_equal(b.wrote_pos, 1200);
+
+    /* The writer's room: the stage, published only by room_done(). */
+    shmq_commitlog_room_t room;
+    assert_int_equal(shmq_commitlog_room(&b, 400, ts, &room), 0);
+    assert_true(room.fd >= 0);
+    assert_ptr_equal(room.dst, b.stage);
+    assert_int_equal(room.pos, 1200);
+    assert_int_equal(room.most, SHMQ_CL_STAGE_BYTES);
+    assert_false(shmq_commitlog_room_grow(&b, &room, SHMQ_CL_STAGE_BYTES + 1));
+    assert_true(shmq_commitlog_room_grow(&b, &room, 800));
+    int64_t q3 = 3, q4 = 4;
+    assert_int_equal(shmq_record_encode_plan(&m, &pl, q3, 1200, room.ts, room.dst), 400);
+    assert_int_equal(shmq_record_encode_plan(&m, &pl, q4, 1600, room.ts, room.dst + 400), 400);
+    assert_int_equal(be32_at(mapped_at(&b, 1200)), 0); /* not in the file yet */
+    assert_int_equal(b.wrote_pos, 1200);
+    assert_int_equal(shmq_commitlog_room_done(&b, &room, 800), 0);
+    assert_int_equal(b.wrote_pos, 2000);
+    assert_int_equal(shmq_commitlog_read(&b, 1200, ALL_CHECK, &rec), 400);
+    assert_int_equal(rec.queue_offset, 3);
+    assert_int_equal(shmq_commitlog_read(&b, 1600, ALL_CHECK, &rec), 400);
+    assert_int_equal(rec.queue_offset, 4);
+
+    /* A record bigger than the stage: into the mapping. */
+    uint8_t *big = calloc(1, SHMQ_CL_STAGE_BYTES + 4096);
+    assert_non_null(big);
+    shmq_msg_in_t mb = msg_with_body(0);
+    mb.store_host = b.store_host;
+    mb.body = big;
+    mb.body_len = SHMQ_CL_STAGE_BYTES + 100;
+    shmq_record_plan_t plb;
+    assert_int_equal(shmq_record_plan(&mb, 0, &plb), 0);
+    assert_int_equal(shmq_commitlog_room(&b, plb.total, ts, &room), 0);
+    assert_int_equal(room.fd, -1);
+    assert_ptr_equal(room.dst, mapped_at(&b, 2000));
+    int64_t q5 = 5;
+    assert_int_equal(shmq_commitlog_append_plans(&b, &mb, &plb, 1, &q5, ts, &rb), 0);
+    assert_int_equal(rb.phys_offset, 2000);
+    assert_int_equal(shmq_commitlog_read(&b, 2000, ALL_CHECK, &rec), plb.total);
+    free(big);
+
+    /* A write that fails: nothing published, and the log takes nothing again. */
+    int64_t wrote = b.wrote_pos;
+    assert_int_equal(shmq_commitlog_room(&b, 400, ts, &room), 0);
+    assert_true(room.fd >= 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%020d", dir_b, 0);
+    int ro = open(path, O_RDONLY);
+    assert_true(ro >= 0);
+    room.fd = ro; /* pwrite fails with EBADF */
+    int64_t q6 = 6;
+    assert_int_equal(shmq_record_encode_plan(&m, &pl, q6, wrote, room.ts, room.dst), 400);
+    assert_int_equal(shmq_commitlog_room_done(&b, &room, 400), -EBADF);
+    close(ro);
+    assert_int_equal(b.flush_err, -EBADF);
+    assert_int_equal(b.wrote_pos, wrote);
+    assert_int_equal(be32_at(mapped_at(&b, wrote)), 0);
+    assert_int_equal(shmq_commitlog_append_plans(&b, &m, &pl, 1, &q6, ts, &rb), SHMQ_E_FENCED);
+    assert_int_equal(shmq_commitlog_room(&b, 400, ts, &room), 1);
+    assert_int_equal(b.wrote_pos, wrote);
+    shmq_commitlog_close(&a);
+    shmq_commitlog_close(&b);
 }
 
 static void test_batch_larger_than_segment_is_rejected(void **state)
@@ -1034,6 +1142,7 @@ int main(void)
         T(test_batch_larger_than_segment_is_rejected),
         T(test_append_plans_writes_what_append_batch_writes),
         T(test_append_plans_kept_segment_follows_rolls_cuts_and_fences),
+        T(test_staged_appends_go_through_the_file),
         T(test_records_read_back_by_offset_and_iteration),
         T(test_next_treats_record_crossing_limit_as_not_there),
         T(test_store_timestamps_never_decrease),

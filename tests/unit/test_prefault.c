@@ -8,7 +8,8 @@
  * cache (a SYNC_FLUSH group commit, a ConsumeQueue flush).  Without it the
  * writer's rate decides: huge (2 MiB) pieces while it is fast, which the
  * kernel maps with one page-table entry each where a mapping starts at a
- * 2 MiB boundary (ext4 places them there).
+ * 2 MiB boundary (ext4 places them there).  With SHMQ_MF_STAGED (a writer
+ * that puts its bytes with pwrite) nothing is faulted into the mapping.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -101,6 +102,75 @@ static void test_small_new_segment_is_zero_filled_whole(void **state)
     for (size_t i = 0; i < SMALL_SEG; i += 4096) {
         assert_int_equal(mf->base[i], 0);
     }
+    shmq_mfq_close(&q);
+}
+
+/* The fixture's directory emptied, for a queue of another segment size. */
+static void fresh_dir(fixture_t *f)
+{
+    assert_int_equal(tmp_tree_remove(f->dir), 0);
+    assert_int_equal(mkdir(f->dir, 0700), 0);
+}
+
+/* The pages of [from, to) of mf: how many are in the page cache, and how many are mapped
+ * in this process (none is touched). */
+static void pages_of(const shmq_mapped_file_t *mf, size_t from, size_t to, size_t *cached,
+                     size_t *mapped)
+{
+    size_t n = (to - from) / 4096;
+    unsigned char *vec = malloc(n);
+    assert_non_null(vec);
+    assert_int_equal(mincore(mf->base + from, to - from, vec), 0);
+    *cached = *mapped = 0;
+    for (size_t i = 0; i < n; i++) {
+        *cached += vec[i] & 1;
+        int present = page_present(mf->base + from + i * 4096);
+        assert_true(present >= 0);
+        *mapped += (size_t)present;
+    }
+    free(vec);
+}
+
+/* SHMQ_MF_STAGED: the writer puts its bytes with pwrite, not through its mapping.  Its
+ * segments are written with zeros as before (the page cache's pieces), but none of their
+ * pages is faulted into the mapping, neither at creation nor by the preparing thread. */
+static void test_staged_segments_are_zero_filled_not_mapped(void **state)
+{
+    fixture_t *f = *state;
+    shmq_mfq_t q;
+    size_t cached, mapped;
+    shmq_mapped_file_t *mf = first_segment(f, &q, SMALL_SEG, SHMQ_MF_PREFAULT | SHMQ_MF_STAGED);
+    assert_int_equal(mf->ready_end, SMALL_SEG);
+    pages_of(mf, 0, SMALL_SEG, &cached, &mapped);
+    assert_int_equal(cached, SMALL_SEG / 4096);
+    assert_int_equal(mapped, 0);
+    shmq_mfq_close(&q);
+
+    fresh_dir(f);
+    mf = first_segment(f, &q, BIG_SEG,
+                       SHMQ_MF_PREFAULT | SHMQ_MF_PREPARE | SHMQ_MF_FINE | SHMQ_MF_STAGED);
+    shmq_mfq_write_horizon(&q, 60 * MIB);
+    shmq_mfq_prefault_ahead(&q, 60 * MIB);
+    wait_prepared(&q);
+    assert_int_equal(ready_end(&q, mf), BIG_SEG);
+    /* The preparing thread's window, above what the writer announced (60 MiB, and the
+     * chunks ahead of it that the horizon covers). */
+    pages_of(mf, 72 * MIB, BIG_SEG, &cached, &mapped);
+    assert_int_equal(cached, (BIG_SEG - 72 * MIB) / 4096);
+    pages_of(mf, 64 * MIB, BIG_SEG, &cached, &mapped);
+    assert_int_equal(mapped, 0);
+    uint8_t block[4096];
+    assert_int_equal(pread(mf->fd, block, sizeof(block), 70 * MIB), (ssize_t)sizeof(block));
+    for (size_t i = 0; i < sizeof(block); i++) {
+        assert_int_equal(block[i], 0);
+    }
+    shmq_mfq_close(&q);
+
+    /* Without the flag the same pages are mapped (the comparison that makes the test). */
+    fresh_dir(f);
+    mf = first_segment(f, &q, SMALL_SEG, SHMQ_MF_PREFAULT);
+    pages_of(mf, 0, SMALL_SEG, &cached, &mapped);
+    assert_int_equal(mapped, SMALL_SEG / 4096);
     shmq_mfq_close(&q);
 }
 
@@ -310,6 +380,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_small_new_segment_is_zero_filled_whole, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_staged_segments_are_zero_filled_not_mapped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_big_new_segment_gets_its_first_window_then_more_ahead,
                                         setup, teardown),
