@@ -77,6 +77,34 @@ producer() {
     LAST_PRODUCER=$!
 }
 
+# restart_cut NAME D OUTPUTS...: a CommitLog fence at D: the store starts again (SYNC_FLUSH),
+# recovery cuts the log at D and lifts the fence; after a clean stop verify passes, no record
+# is at or past D, and every message the producers' OUTPUTS acknowledged is stored once, its
+# body intact.
+restart_cut() {
+    local name=$1 d=$2
+    shift 2
+    echo "---- restart $name ----" >>"$T/shmqd.log"
+    start_broker $SYNC
+    ok $? "shmqd starts again with no manual step" || diag "$T/shmqd.log"
+    sed -n "/---- restart $name ----/,\$p" "$T/shmqd.log" | grep -q "cut at its last good flush $d"
+    ok $? "recovery cut the log at the fence point" || diag "$T/shmqd.log"
+    [ ! -e "$STORE/fence-commitlog" ]
+    ok $? "the fence is lifted once recovery is durable"
+    stop_broker
+    ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
+    "$CTL" verify --store "$STORE" $SMALL >"$T/verify$name" 2>&1
+    ok $? "verify passes" || diag "$T/verify$name"
+    stored_load_records $TOPIC >"$T/stored$name"
+    is "$(records_from "$d")" "0" "no record at or past the fence point"
+    acked_keys "$@" >"$T/acked$name"
+    awk '{ print $1 }' "$T/stored$name" | sort >"$T/keys$name"
+    is "$(comm -23 "$T/acked$name" "$T/keys$name" | wc -l | tr -d ' ')" "0" \
+        "every acknowledged message ($(wc -l <"$T/acked$name" | tr -d ' ')) is present"
+    is "$(uniq -d "$T/keys$name" | wc -l | tr -d ' ')" "0" "no message is stored twice"
+    is "$(awk '$4 != 1' "$T/stored$name" | wc -l | tr -d ' ')" "0" "every stored body is intact"
+}
+
 # ---- 1. CommitLog ---------------------------------------------------------------------------
 start_faulty shmq-flusher /commitlog/ 40 $SYNC
 ok $? "shmqd (SYNC_FLUSH) starts with a flusher whose 41st CommitLog msync fails" ||
@@ -108,25 +136,7 @@ past=$(records_from "$D")
 [ "$past" -gt 0 ]
 ok $? "records past the fence point are readable before the restart ($past)" || diag "$T/dump.err"
 
-echo "---- restart 1 ----" >>"$T/shmqd.log"
-start_broker $SYNC
-ok $? "shmqd starts again with no manual step" || diag "$T/shmqd.log"
-sed -n '/---- restart 1 ----/,$p' "$T/shmqd.log" | grep -q "cut at its last good flush $D"
-ok $? "recovery cut the log at the fence point" || diag "$T/shmqd.log"
-[ ! -e "$STORE/fence-commitlog" ]
-ok $? "the fence is lifted once recovery is durable"
-stop_broker
-ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
-"$CTL" verify --store "$STORE" $SMALL >"$T/verify1" 2>&1
-ok $? "verify passes" || diag "$T/verify1"
-stored_load_records $TOPIC >"$T/stored1"
-is "$(records_from "$D")" "0" "no record at or past the fence point"
-acked_keys "$T/p1" "$T/p2" >"$T/acked1"
-awk '{ print $1 }' "$T/stored1" | sort >"$T/keys1"
-is "$(comm -23 "$T/acked1" "$T/keys1" | wc -l | tr -d ' ')" "0" \
-    "every acknowledged message ($(wc -l <"$T/acked1" | tr -d ' ')) is present"
-is "$(uniq -d "$T/keys1" | wc -l | tr -d ' ')" "0" "no message is stored twice"
-is "$(awk '$4 != 1' "$T/stored1" | wc -l | tr -d ' ')" "0" "every stored body is intact"
+restart_cut 1 "$D" "$T/p1" "$T/p2"
 
 # ---- 1b. A staged CommitLog write ---------------------------------------------------------
 # Under SYNC_FLUSH the writer puts its records into the CommitLog with pwrite
@@ -157,23 +167,7 @@ wait_pid $P1 100
 wait_pid $P2 100
 grep -q "SHMQ_E_FENCED\|fenced" "$T/p11.err" "$T/p12.err" "$T/p11" "$T/p12" 2>/dev/null
 ok $? "the producers were told the store is fenced" || diag "$T/p11.err"
-echo "---- restart 1b ----" >>"$T/shmqd.log"
-start_broker $SYNC
-ok $? "shmqd starts again with no manual step" || diag "$T/shmqd.log"
-sed -n '/---- restart 1b ----/,$p' "$T/shmqd.log" | grep -q "cut at its last good flush $D"
-ok $? "recovery cut the log at the fence point" || diag "$T/shmqd.log"
-stop_broker
-ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
-"$CTL" verify --store "$STORE" $SMALL >"$T/verify1b" 2>&1
-ok $? "verify passes" || diag "$T/verify1b"
-stored_load_records $TOPIC >"$T/stored1b"
-is "$(records_from "$D")" "0" "no record at or past the fence point"
-acked_keys "$T/p1" "$T/p2" "$T/p11" "$T/p12" >"$T/acked1b"
-awk '{ print $1 }' "$T/stored1b" | sort >"$T/keys1b"
-is "$(comm -23 "$T/acked1b" "$T/keys1b" | wc -l | tr -d ' ')" "0" \
-    "every acknowledged message ($(wc -l <"$T/acked1b" | tr -d ' ')) is present"
-is "$(uniq -d "$T/keys1b" | wc -l | tr -d ' ')" "0" "no message is stored twice"
-is "$(awk '$4 != 1' "$T/stored1b" | wc -l | tr -d ' ')" "0" "every stored body is intact"
+restart_cut 1b "$D" "$T/p1" "$T/p2" "$T/p11" "$T/p12"
 
 # ---- 2. ConsumeQueue ------------------------------------------------------------------------
 start_faulty shmq-dispatcher /consumequeue/ 12

@@ -218,6 +218,20 @@ static void test_batch_that_does_not_fit_moves_whole_to_next_segment(void **stat
 }
 
 /* Planned records land as append_batch() puts them: same bytes, same segment rule. */
+/* Two logs of seg-byte segments side by side in the test's directory (a/, b/), b with
+ * b_flags; b's directory in dir_b. */
+static void open_two_logs(void **state, shmq_commitlog_t *a, shmq_commitlog_t *b, size_t seg,
+                          unsigned b_flags, char dir_b[512])
+{
+    char dir_a[512];
+    snprintf(dir_a, sizeof(dir_a), "%s/a", (char *)*state);
+    snprintf(dir_b, 512, "%s/b", (char *)*state);
+    assert_int_equal(mkdir(dir_a, 0755), 0);
+    assert_int_equal(mkdir(dir_b, 0755), 0);
+    open_log(a, dir_a, seg, 0);
+    open_log(b, dir_b, seg, b_flags);
+}
+
 static void test_append_plans_writes_what_append_batch_writes(void **state)
 {
     shmq_commitlog_t a, b;
@@ -225,13 +239,8 @@ static void test_append_plans_writes_what_append_batch_writes(void **state)
     shmq_msg_in_t m[3];
     shmq_record_plan_t pl[3];
     int64_t qoffs[3] = {10, 11, 12};
-    char dir_a[512], dir_b[512];
-    snprintf(dir_a, sizeof(dir_a), "%s/a", (char *)*state);
-    snprintf(dir_b, sizeof(dir_b), "%s/b", (char *)*state);
-    assert_int_equal(mkdir(dir_a, 0755), 0);
-    assert_int_equal(mkdir(dir_b, 0755), 0);
-    open_log(&a, dir_a, SEG, 0);
-    open_log(&b, dir_b, SEG, 0);
+    char dir_b[512];
+    open_two_logs(state, &a, &b, SEG, 0, dir_b);
     append_len(&a, 3000, 0, 0);
     append_len(&b, 3000, 0, 0);
     for (int i = 0; i < 3; i++) {
@@ -369,13 +378,8 @@ static void test_staged_appends_go_through_the_file(void **state)
     shmq_commitlog_t a, b;
     shmq_append_result_t ra, rb;
     shmq_record_t rec;
-    char dir_a[512], dir_b[512];
-    snprintf(dir_a, sizeof(dir_a), "%s/a", (char *)*state);
-    snprintf(dir_b, sizeof(dir_b), "%s/b", (char *)*state);
-    assert_int_equal(mkdir(dir_a, 0755), 0);
-    assert_int_equal(mkdir(dir_b, 0755), 0);
-    open_log(&a, dir_a, STAGED_SEG, 0);
-    open_log(&b, dir_b, STAGED_SEG, SHMQ_MF_STAGED);
+    char dir_b[512];
+    open_two_logs(state, &a, &b, STAGED_SEG, SHMQ_MF_STAGED, dir_b);
     assert_null(a.stage);
     assert_non_null(b.stage);
     shmq_msg_in_t m = msg_of_size(400);
