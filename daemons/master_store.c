@@ -277,9 +277,9 @@ void master_log_recovery(const shmq_recovery_report_t *r)
     }
     if (r->fence_commitlog >= 0) {
         shmq_log(SHMQ_LOG_WARN,
-                 "the last run was fenced after a failed CommitLog flush: the log was cut at its "
-                 "last good flush %lld (%lld bytes past it dropped: never acknowledged under "
-                 "SYNC_FLUSH); fence lifted",
+                 "the last run was fenced after a failed CommitLog flush or write: the log was "
+                 "cut at its last good flush %lld (%lld bytes past it dropped: never "
+                 "acknowledged under SYNC_FLUSH); fence lifted",
                  (long long)r->fence_commitlog, (long long)r->truncated_bytes);
     }
     if (r->fence_cq >= 0) {

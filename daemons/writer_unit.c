@@ -123,12 +123,14 @@ static void reject(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_ms
 }
 
 /*
- * The CommitLog could not take records the writer put (a staged write failed:
- * commitlog.h): what the page cache holds past `flushed` is not known, as after
- * a failed flush.  Fence the store at `flushed` (fence.h), as the flusher does:
- * every entry from now on is refused, the master stops the store, and the next
- * start cuts the log there.  Nothing past `flushed` was acknowledged: under
- * SYNC_FLUSH a producer's answer waits for `flushed` to pass its records.
+ * The CommitLog could not take a run of records the writer put (a staged
+ * write failed: commitlog.h): what the page cache holds past `wrote` is not
+ * known.  Every record below `wrote` went in whole (its write succeeded), and
+ * the flusher goes on flushing them: a producer's SYNC_FLUSH answer may still
+ * come for any of them.  So the fence point (fence.h) is `wrote`, not
+ * `flushed`: every entry from now on is refused, the master stops the store,
+ * and the next start cuts the log there, after checking what lies below it
+ * as every recovery does.
  */
 static void write_failed(writer_t *wr, int rc)
 {
@@ -136,21 +138,21 @@ static void write_failed(writer_t *wr, int rc)
         return;
     }
     wr->fenced = true;
-    int64_t flushed = shmq_ctl_load(&wr->blk->flushed);
+    int64_t wrote = wr->cl.wrote_pos; /* frozen: the log takes no append after the failure */
     const char *d = shmq_error_detail();
     char what[512];
     snprintf(what, sizeof(what), "%s", d[0] ? d : shmq_strerror(rc));
-    /* The fence point first, durably (the master records it too if this fails). */
-    if (shmq_fence_record(wr->ctl->root, SHMQ_FENCE_COMMITLOG, flushed, rc) < 0) {
+    /* The fence point first, durably (the master records one too if this fails). */
+    if (shmq_fence_record(wr->ctl->root, SHMQ_FENCE_COMMITLOG, wrote, rc) < 0) {
         d = shmq_error_detail();
         wr_log(wr, SHMQ_LOG_ERROR, "cannot record the fence point: %s",
                d[0] ? d : shmq_strerror(rc));
     }
     shmq_ctl_fence(wr->blk, SHMQ_FENCE_COMMITLOG, rc);
     wr_log(wr, SHMQ_LOG_ERROR,
-           "%s; the store is fenced: no write is acknowledged past %lld, and the next start cuts "
+           "%s; the store is fenced: nothing past %lld is acknowledged, and the next start cuts "
            "the log there",
-           what, (long long)flushed);
+           what, (long long)wrote);
 }
 
 /* Refuse the entry at pos: the store holds no lease as its set's master (wr->not_master). */

@@ -77,30 +77,40 @@ producer() {
     LAST_PRODUCER=$!
 }
 
-# restart_cut NAME D OUTPUTS...: a CommitLog fence at D: the store starts again (SYNC_FLUSH),
-# recovery cuts the log at D and lifts the fence; after a clean stop verify passes, no record
-# is at or past D, and every message the producers' OUTPUTS acknowledged is stored once, its
-# body intact.
-restart_cut() {
-    local name=$1 d=$2
-    shift 2
+# restart_expect NAME TEXT FENCE [ARGS...]: the store starts again (with ARGS), the log of
+# that start says TEXT, and the fence file FENCE is gone (recovery is durable); after a
+# clean stop verify passes.
+restart_expect() {
+    local name=$1 text=$2 fence=$3
+    shift 3
     echo "---- restart $name ----" >>"$T/shmqd.log"
-    start_broker $SYNC
+    start_broker "$@"
     ok $? "shmqd starts again with no manual step" || diag "$T/shmqd.log"
-    sed -n "/---- restart $name ----/,\$p" "$T/shmqd.log" | grep -q "cut at its last good flush $d"
-    ok $? "recovery cut the log at the fence point" || diag "$T/shmqd.log"
-    [ ! -e "$STORE/fence-commitlog" ]
-    ok $? "the fence is lifted once recovery is durable"
+    sed -n "/---- restart $name ----/,\$p" "$T/shmqd.log" | grep -q "$text"
+    ok $? "the start's log says: $text" || diag "$T/shmqd.log"
+    [ ! -e "$STORE/$fence" ]
+    ok $? "$fence is lifted once recovery is durable"
     stop_broker
     ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
     "$CTL" verify --store "$STORE" $SMALL >"$T/verify$name" 2>&1
     ok $? "verify passes" || diag "$T/verify$name"
+}
+
+# restart_cut NAME D OUTPUTS...: after a CommitLog fence at D, the store starts again
+# (SYNC_FLUSH) and recovery cuts the log there (restart_expect); no record is at or past D,
+# and every message the producers' OUTPUTS acknowledged is stored once, its body intact.
+restart_cut() {
+    local name=$1 d=$2
+    shift 2
+    restart_expect "$name" "cut at its last good flush $d" fence-commitlog $SYNC
     stored_load_records $TOPIC >"$T/stored$name"
     is "$(records_from "$d")" "0" "no record at or past the fence point"
     acked_keys "$@" >"$T/acked$name"
     awk '{ print $1 }' "$T/stored$name" | sort >"$T/keys$name"
-    is "$(comm -23 "$T/acked$name" "$T/keys$name" | wc -l | tr -d ' ')" "0" \
-        "every acknowledged message ($(wc -l <"$T/acked$name" | tr -d ' ')) is present"
+    comm -23 "$T/acked$name" "$T/keys$name" >"$T/missing$name"
+    is "$(wc -l <"$T/missing$name" | tr -d ' ')" "0" \
+        "every acknowledged message ($(wc -l <"$T/acked$name" | tr -d ' ')) is present" ||
+        diag "$T/missing$name"
     is "$(uniq -d "$T/keys$name" | wc -l | tr -d ' ')" "0" "no message is stored twice"
     is "$(awk '$4 != 1' "$T/stored$name" | wc -l | tr -d ' ')" "0" "every stored body is intact"
 }
@@ -247,16 +257,7 @@ ok $? "the master stops the store by itself after the failed index flush" || dia
 ok $? "the fault fired in the indexer, shmqd exits $GONE_RC, abort stays (not a clean stop)"
 kill -KILL $P4 2>/dev/null
 wait_pid $P4 100
-echo "---- restart 3 ----" >>"$T/shmqd.log"
-start_broker
-ok $? "shmqd starts again" || diag "$T/shmqd.log"
-sed -n '/---- restart 3 ----/,$p' "$T/shmqd.log" | grep -q "recovery (abnormal"
-ok $? "the next start runs abnormal recovery (index files past the checkpoint rebuilt)"
-[ ! -e "$STORE/fence-index" ]
-ok $? "the index fence is lifted"
-stop_broker
-ok $? "shmqd stops cleanly (exit $STOP_RC)" || diag "$T/shmqd.log"
-"$CTL" verify --store "$STORE" $SMALL >"$T/verify3" 2>&1
-ok $? "verify passes" || diag "$T/verify3"
+# The next start runs abnormal recovery: index files past the checkpoint are rebuilt.
+restart_expect 3 "recovery (abnormal" fence-index
 
 done_testing
