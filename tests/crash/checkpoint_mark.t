@@ -71,7 +71,10 @@ verify_checkpoint() {
     "$CTL" verify --store "$STORE" $SMALL "$@" >"$T/$name" 2>&1
     VRC=$?
     # It read the checkpoint (its summary names it), and has no word against it.
-    grep -q "and checkpoint;" "$T/$name" || { echo "verify did not finish" >"$T/$name.ck"; return 1; }
+    if ! grep -q "and checkpoint;" "$T/$name"; then
+        { echo "verify did not finish (exit $VRC):"; cat "$T/$name"; } >"$T/$name.ck"
+        return 1
+    fi
     ! grep -E "not the store time|confirmPhyOffset|physicMsgTimestamp|logicsMsgTimestamp" \
         "$T/$name" >"$T/$name.ck"
 }
