@@ -70,7 +70,10 @@
  * more (each periodic flush then covers many pieces) and fine ones below
  * (shmq_mfq_prefault_ahead measures the rate); other queues get fine ones.
  */
-#define SHMQ_MF_FINE 0x20
+#define SHMQ_MF_FINE      0x20
+#define SHMQ_MF_FILL_FINE (64u << 10)
+#define SHMQ_MF_FILL_HUGE (2u << 20)
+#define SHMQ_MF_HUGE_RATE (32LL << 20)
 /*
  * SHMQ_MF_STAGED: the writer puts its bytes into the files with pwrite(2),
  * not by storing into its mapping (a SYNC_FLUSH CommitLog: commitlog.h,
@@ -78,10 +81,7 @@
  * PREPARE: the pieces), but its mapping is not pre-faulted for writing: it
  * would never use those page-table entries.
  */
-#define SHMQ_MF_STAGED    0x40
-#define SHMQ_MF_FILL_FINE (64u << 10)
-#define SHMQ_MF_FILL_HUGE (2u << 20)
-#define SHMQ_MF_HUGE_RATE (32LL << 20)
+#define SHMQ_MF_STAGED 0x40
 
 /* Flush methods. */
 enum shmq_flush_method { SHMQ_FLUSH_MSYNC = 0, SHMQ_FLUSH_FDATASYNC = 1 };
