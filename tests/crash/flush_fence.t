@@ -77,6 +77,25 @@ producer() {
     LAST_PRODUCER=$!
 }
 
+# producers_pair A B: producer A one message at a time and producer B with 8 in flight,
+# their pids in P1 and P2.
+producers_pair() {
+    producer "$1"
+    P1=$LAST_PRODUCER
+    producer "$2" --async 8
+    P2=$LAST_PRODUCER
+}
+
+# fence_recorded: D is the point fence-commitlog records (checked); producers P1 and P2 stop.
+fence_recorded() {
+    D=$(fence_durable commitlog)
+    [ -n "$D" ]
+    ok $? "the fence point is recorded in fence-commitlog ($D)"
+    kill -KILL $P1 $P2 2>/dev/null
+    wait_pid $P1 100
+    wait_pid $P2 100
+}
+
 # restart_expect NAME TEXT FENCE [ARGS...]: the store starts again (with ARGS), the log of
 # that start says TEXT, and the fence file FENCE is gone (recovery is durable); after a
 # clean stop verify passes.
@@ -121,10 +140,7 @@ ok $? "shmqd (SYNC_FLUSH) starts with a flusher whose 41st CommitLog msync fails
     diag "$T/shmqd.log"
 "$CTL" topic --store "$STORE" $SMALL create $TOPIC --queues 4 >"$T/topic.out" 2>&1
 ok $? "topic created" || diag "$T/topic.out"
-producer 1
-P1=$LAST_PRODUCER
-producer 2 --async 8
-P2=$LAST_PRODUCER
+producers_pair 1 2
 wait_gone "$SHMQD_PID" 600
 ok $? "the master stops the store by itself after the failed flush" || diag "$T/shmqd.log"
 [ -e "$T/fault.mark" ]
@@ -135,12 +151,7 @@ grep -q "the store is fenced" "$T/shmqd.log"
 ok $? "the flusher logged the fence" || diag "$T/shmqd.log"
 [ -e "$STORE/abort" ]
 ok $? "abort stays"
-D=$(fence_durable commitlog)
-[ -n "$D" ]
-ok $? "the fence point is recorded in fence-commitlog ($D)"
-kill -KILL $P1 $P2 2>/dev/null
-wait_pid $P1 100
-wait_pid $P2 100
+fence_recorded
 # The page cache (here: the disk too) shows records past the fence point.
 past=$(records_from "$D")
 [ "$past" -gt 0 ]
@@ -151,30 +162,23 @@ restart_cut 1 "$D" "$T/p1" "$T/p2"
 # ---- 1b. A staged CommitLog write ---------------------------------------------------------
 # Under SYNC_FLUSH the writer puts its records into the CommitLog with pwrite
 # (commitlog.h, "Staged appends").  A write that fails leaves the page cache
-# holding an unknown part of them: the writer fences the store at `flushed`,
-# as the flusher does for a failed flush.
+# holding an unknown part of the records past `wrote`: the writer fences the
+# store there, as the flusher does at `flushed` for a failed flush (the
+# flusher may still flush, and answer for, every record below `wrote`).
 SHMQ_FAULT_WRITE=1
 export SHMQ_FAULT_WRITE
 start_faulty shmq-writer /commitlog/ 60 $SYNC
 ok $? "shmqd (SYNC_FLUSH) starts with a writer whose 61st write of records fails" ||
     diag "$T/shmqd.log"
 unset SHMQ_FAULT_WRITE
-producer 11
-P1=$LAST_PRODUCER
-producer 12 --async 8
-P2=$LAST_PRODUCER
+producers_pair 11 12
 wait_gone "$SHMQD_PID" 600
 ok $? "the master stops the store by itself after the failed write" || diag "$T/shmqd.log"
 [ -e "$T/fault.mark" ] && [ "$GONE_RC" -ne 0 ] && [ -e "$STORE/abort" ]
 ok $? "the fault fired in the writer, shmqd exits $GONE_RC, abort stays"
 grep -q "writing .* bytes of records at .* failed.*the store is fenced" "$T/shmqd.log"
 ok $? "the writer logged the failed write and the fence" || diag "$T/shmqd.log"
-D=$(fence_durable commitlog)
-[ -n "$D" ]
-ok $? "the fence point is recorded in fence-commitlog ($D)"
-kill -KILL $P1 $P2 2>/dev/null
-wait_pid $P1 100
-wait_pid $P2 100
+fence_recorded
 grep -q "SHMQ_E_FENCED\|fenced" "$T/p11.err" "$T/p12.err" "$T/p11" "$T/p12" 2>/dev/null
 ok $? "the producers were told the store is fenced" || diag "$T/p11.err"
 restart_cut 1b "$D" "$T/p1" "$T/p2" "$T/p11" "$T/p12"
