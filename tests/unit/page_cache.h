@@ -16,27 +16,40 @@
 #include <unistd.h>
 
 /*
+ * The /proc/self/pagemap entry of the page holding p, read without touching it (bit 63:
+ * present in this process's page tables; bits 0-54: its page frame, which only root sees).
+ * 0 with *ent, -1 when it cannot be read.
+ */
+static inline int pagemap_entry(const void *p, uint64_t *ent)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    int pm = open("/proc/self/pagemap", O_RDONLY);
+    int rc = -1;
+    if (pm >= 0) {
+        if (pread(pm, ent, sizeof(*ent), (off_t)((uintptr_t)p / (uintptr_t)pg * sizeof(*ent))) ==
+            (ssize_t)sizeof(*ent)) {
+            rc = 0;
+        }
+        close(pm);
+    }
+    return rc;
+}
+
+/*
  * Is the page holding p dirty in the page cache?  1 yes, 0 no, -1 cannot be
  * told (not root: the page frame number and its flags are hidden).
  */
 static inline int page_dirty(const void *p)
 {
-    long pg = sysconf(_SC_PAGESIZE);
     uint64_t ent = 0, flags = 0;
     int rc = -1;
     (void)*(const volatile uint8_t *)p; /* map the page in this mapping (present in pagemap) */
-    int pm = open("/proc/self/pagemap", O_RDONLY);
     int kf = open("/proc/kpageflags", O_RDONLY);
-    if (pm >= 0 && kf >= 0 &&
-        pread(pm, &ent, sizeof(ent), (off_t)((uintptr_t)p / (uintptr_t)pg * sizeof(ent))) ==
-            (ssize_t)sizeof(ent) &&
-        (ent >> 63) != 0 && (ent & ((1ULL << 55) - 1)) != 0 &&
+    if (kf >= 0 && pagemap_entry(p, &ent) == 0 && (ent >> 63) != 0 &&
+        (ent & ((1ULL << 55) - 1)) != 0 &&
         pread(kf, &flags, sizeof(flags), (off_t)((ent & ((1ULL << 55) - 1)) * sizeof(flags))) ==
             (ssize_t)sizeof(flags)) {
         rc = (flags >> 4) & 1; /* KPF_DIRTY */
-    }
-    if (pm >= 0) {
-        close(pm);
     }
     if (kf >= 0) {
         close(kf);
@@ -50,19 +63,8 @@ static inline int page_dirty(const void *p)
  */
 static inline int page_present(const void *p)
 {
-    long pg = sysconf(_SC_PAGESIZE);
     uint64_t ent = 0;
-    int rc = -1;
-    int pm = open("/proc/self/pagemap", O_RDONLY);
-    if (pm >= 0 &&
-        pread(pm, &ent, sizeof(ent), (off_t)((uintptr_t)p / (uintptr_t)pg * sizeof(ent))) ==
-            (ssize_t)sizeof(ent)) {
-        rc = (int)(ent >> 63);
-    }
-    if (pm >= 0) {
-        close(pm);
-    }
-    return rc;
+    return pagemap_entry(p, &ent) == 0 ? (int)(ent >> 63) : -1;
 }
 
 /* Dirty a byte of w until the page cache shows it dirty (writeback may race). */
