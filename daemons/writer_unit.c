@@ -155,6 +155,17 @@ static void write_failed(writer_t *wr, int rc)
            what, (long long)wrote);
 }
 
+/* An append that failed with rc: its answer's text in why; when the CommitLog could not
+ * take the records (a staged write failed: flush_err), the store is fenced. */
+static void append_failed(writer_t *wr, int rc, char why[SHMQ_RING_DETAIL_MAX])
+{
+    snprintf(why, SHMQ_RING_DETAIL_MAX, "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
+             shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+    if (wr->cl.flush_err != 0) {
+        write_failed(wr, rc);
+    }
+}
+
 /* Refuse the entry at pos: the store holds no lease as its set's master (wr->not_master). */
 static void reject_not_master(writer_t *wr, uint32_t ring, uint64_t pos, const shmq_ring_msg_t *m)
 {
@@ -605,12 +616,8 @@ static inline __attribute__((always_inline)) void append_unit(writer_t *wr, uint
     }
     if (rc < 0) {
         char why[SHMQ_RING_DETAIL_MAX];
-        snprintf(why, sizeof(why), "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
-                 shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+        append_failed(wr, rc, why);
         wr_log(wr, SHMQ_LOG_ERROR, "%s", why);
-        if (wr->cl.flush_err != 0) {
-            write_failed(wr, rc);
-        }
         count_refusal(wr, rc);
         add_done(wr, ring, m0, rc);
         memcpy(wr->done[wr->ndone - 1].res.detail, why, sizeof(why));
@@ -681,14 +688,12 @@ static __attribute__((noinline, cold)) void run_failed(writer_t *wr, wr_done_t *
                                                        int rc)
 {
     char why[SHMQ_RING_DETAIL_MAX];
-    snprintf(why, sizeof(why), "append at %lld failed: %s", (long long)wr->cl.wrote_pos,
-             shmq_error_detail()[0] ? shmq_error_detail() : shmq_strerror(rc));
+    append_failed(wr, rc, why);
     for (size_t k = 0; k < n; k++) {
         answers[k].res.status = shmq_ring_error_status(rc);
         memcpy(answers[k].res.detail, why, sizeof(why));
         count_refusal(wr, rc);
     }
-    write_failed(wr, rc);
 }
 
 /*
