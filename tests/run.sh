@@ -2,7 +2,8 @@
 # Run the whole test suite against the build in directory $1 (default build).
 # Unit tests are cmocka programs printing TAP; process-level tests are TAP
 # scripts.  prove runs them all and prints the summary.  SHMQ_TEST_JOBS=1 runs them one
-# at a time.
+# at a time.  SHMQ_KEEP_TMP=1 keeps the directory (store, logs, outputs) of a
+# test built on tests/helpers/broker.sh when one of its checks failed, and prints its path.
 set -e
 BUILD=${1:-build}
 case "$BUILD" in /*) ;; *) BUILD="$(pwd)/$BUILD" ;; esac

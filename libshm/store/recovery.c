@@ -96,10 +96,9 @@ static int sync_log(shmq_store_t *st, int64_t from, int64_t end)
     return 0;
 }
 
-/* How far past the recovered end a torn append can have written. */
-static int64_t torn_window(const shmq_store_t *st)
+int64_t shmq_store_torn_window(const shmq_config_t *cfg)
 {
-    return (int64_t)st->cfg.max_message_size + SHMQ_PROPS_MAX + (1 << 20);
+    return (int64_t)cfg->max_message_size + SHMQ_PROPS_MAX + (1 << 20);
 }
 
 static int64_t seg_start(const shmq_store_t *st, int64_t off)
@@ -148,7 +147,7 @@ static int64_t last_nonzero(const shmq_commitlog_t *cl, int64_t from, int64_t to
  */
 static bool valid_data_after(const shmq_store_t *st, int64_t bad, int64_t durable)
 {
-    if (durable - bad > torn_window(st)) {
+    if (durable - bad > shmq_store_torn_window(&st->cfg)) {
         return true;
     }
     for (int64_t pos = bad + 1; pos < durable; pos++) {
@@ -456,7 +455,7 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     PROGRESS(st, sync_pos, rep.synced_from);
     PROGRESS(st, phase, SHMQ_RECOVERY_SYNC); /* zeroing the tail syncs it first */
     SHMQ_PROBE(recovery, SHMQ_RECOVERY_SYNC, shmq_recovery_phase_name(SHMQ_RECOVERY_SYNC));
-    int64_t window_end = end + torn_window(st);
+    int64_t window_end = end + shmq_store_torn_window(&st->cfg);
     if (rep.fence_commitlog >= 0) {
         window_end = files_end;
     }

@@ -69,6 +69,11 @@ enum shmq_recovery_phase {
 };
 const char *shmq_recovery_phase_name(uint32_t phase);
 
+/* How far past the end of the valid log an append torn by a crash can have written:
+ * recovery clears the non-zero bytes up to there, and `shmqctl verify` of a store that
+ * was not closed cleanly counts them as such a tail. */
+int64_t shmq_store_torn_window(const shmq_config_t *cfg);
+
 /*
  * How far a recovery is, for an observer in another process (the master's
  * progress object, shmqctl status).  Single writer: the recovering process

@@ -129,7 +129,12 @@ broker_cleanup() {
             rm -f "/dev/shm/$name" "/dev/shm/$name.cons" "/dev/shm/$name.wake"
         fi
     fi
-    [ -n "$T" ] && rm -rf "$T"
+    # SHMQ_KEEP_TMP=1 keeps the directory of a run with a failed check, and names it.
+    if [ -n "$SHMQ_KEEP_TMP" ] && [ "${failed:-0}" -gt 0 ]; then
+        echo "# kept $T" >&2
+    elif [ -n "$T" ]; then
+        rm -rf "$T"
+    fi
 }
 
 # Remember a background process for the cleanup trap.

@@ -220,6 +220,93 @@ is "$?" "1" "verify fails on a non-zero byte after the end of the log"
 grep -q "garbage after end of log at file $(segfile "$S4" "$endoff") offset $((endoff % 65536 + 40))" "$T/v.out"
 ok $? "verify names the garbage's file and offset" || diag "$T/v.out"
 
+# ---- a store that was not closed cleanly: an append the stop tore ------------------------
+# The writer places a record's body before its header: a crash between the two leaves zeros
+# where the header goes and the body after them.  With `abort` (the store did not close), that
+# tail is a note, as recovery clears it; without, it is garbage; damage below the
+# checkpoint's confirmPhyOffset, or followed by a record, stays a problem.
+tornseg=$(printf "commitlog/%020d" $((endoff - endoff % 65536)))
+[ $((endoff % 65536 + lsize)) -le 65536 ]
+ok $? "the last segment has room for one more record after the end ($endoff)"
+# torn_copy STORE FROM TO LEN: bytes [FROM, FROM+LEN) of the log written at TO.
+torn_copy() {
+    perl -e 'my ($in, $from, $out, $to, $len) = @ARGV;
+        open(my $f, "<", $in) or die "$in: $!"; binmode $f; seek($f, $from, 0);
+        read($f, my $b, $len) == $len or die "short read";
+        open(my $g, "+<", $out) or die "$out: $!"; binmode $g; seek($g, $to, 0);
+        print $g $b; close $g or die' "$(segfile "$1" "$2")" $(($2 % 65536)) \
+        "$(segfile "$1" "$3")" $(($3 % 65536)) "$4"
+}
+U1="$T/torn-body"
+cp -a "$S0" "$U1"
+torn_copy "$U1" $((lphys + 88)) $((endoff + 88)) $((lsize - 88))
+"$CTL" verify --store "$U1" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "a closed store: a body after the end of the log, with no header, is garbage"
+grep -q "garbage after end of log at file [^ ]*/$tornseg offset $((endoff % 65536 + 88))" "$T/v.out"
+ok $? "verify names where the garbage starts" || diag "$T/v.out"
+: >"$U1/abort"
+"$CTL" verify --store "$U1" $SMALL >"$T/v.out" 2>&1
+ok $? "a store not closed cleanly: the same bytes are an append the stop tore" || diag "$T/v.out"
+grep -q "file [^ ]*/$tornseg offset $((endoff % 65536)): $lsize bytes at the end of the log (phys $endoff) are an append torn" "$T/v.out"
+ok $? "verify notes the torn append, its place and its length" || diag "$T/v.out"
+grep -q "verify: OK: $N records" "$T/v.out"
+ok $? "verify still counts every whole record ($N)" || diag "$T/v.out"
+# A header written, its CRCs not yet: the copy names another physical offset and no CRC.
+U2="$T/torn-head"
+cp -a "$S0" "$U2"
+torn_copy "$U2" "$lphys" "$endoff" $((lsize - 10))
+: >"$U2/abort"
+"$CTL" verify --store "$U2" $SMALL >"$T/v.out" 2>&1
+ok $? "a store not closed cleanly: a record with its header and no CRCs at the end is torn" ||
+    diag "$T/v.out"
+grep -q "file [^ ]*/$tornseg offset $((endoff % 65536)): $((lsize - 10)) bytes at the end of the log" "$T/v.out"
+ok $? "verify notes that torn append" || diag "$T/v.out"
+# The last record's header zeroed: it lies below confirmPhyOffset, so it was flushed.
+U3="$T/torn-confirmed"
+cp -a "$S0" "$U3"
+dd if=/dev/zero of="$(segfile "$U3" "$lphys")" bs=1 seek=$lrel count=8 conv=notrunc 2>/dev/null
+: >"$U3/abort"
+"$CTL" verify --store "$U3" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "a store not closed cleanly: a flushed record with its header zeroed is damage"
+grep -q "garbage after end of log at file $(segfile "$U3" "$lphys") offset $((lrel + 8))" "$T/v.out"
+ok $? "verify names the damaged record's bytes as garbage" || diag "$T/v.out"
+grep -q "append torn" "$T/v.out"
+is "$?" "1" "and does not call it a torn append"
+# A record's header zeroed in the middle of the log: records follow it.
+U4="$T/torn-middle"
+cp -a "$S0" "$U4"
+perl -e 'print "\0" x 8' >"$T/zero8"
+mrel=$(sed -n 11p "$T/dump.json" | jfield phys_offset)
+dd if="$T/zero8" of="$(segfile "$U4" "$mrel")" bs=1 seek=$((mrel % 65536)) conv=notrunc 2>/dev/null
+: >"$U4/abort"
+# Past the checkpoint (confirmPhyOffset 0), as a crash of a store that flushed less leaves it.
+perl -e 'open(my $f, "+<", $ARGV[0]) or die; binmode $f; seek($f, 32, 0);
+    print $f "\0" x 8; close $f or die' "$U4/checkpoint"
+"$CTL" verify --store "$U4" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "a store not closed cleanly: a zeroed header with records after it is damage"
+grep -q "append torn" "$T/v.out"
+is "$?" "1" "and is not called a torn append" || diag "$T/v.out"
+# The last record's unit not written yet: past the checkpoint, recovery adds it.
+lq=$(echo "$last" | jfield queue_id)
+lqoff=$(echo "$last" | jfield queue_offset)
+U5="$T/undispatched"
+cp -a "$S0" "$U5"
+cqat=$((lqoff * 20))
+dd if=/dev/zero of="$(printf '%s/consumequeue/TopicA/%d/%020d' "$U5" "$lq" $((cqat - cqat % 2000)))" \
+    bs=1 seek=$((cqat % 2000)) count=20 conv=notrunc 2>/dev/null
+: >"$U5/abort"
+"$CTL" verify --store "$U5" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "a store not closed cleanly: a record below confirmPhyOffset without its unit is damage"
+cp "$U4/checkpoint" "$U5/checkpoint"
+"$CTL" verify --store "$U5" $SMALL >"$T/v.out" 2>&1
+ok $? "a store not closed cleanly: a record past the checkpoint without its unit yet is not" ||
+    diag "$T/v.out"
+grep -q "note: 1 record from phys $lphys on has no unit in its queue yet" "$T/v.out"
+ok $? "verify notes the record not dispatched yet" || diag "$T/v.out"
+rm "$U5/abort"
+"$CTL" verify --store "$U5" $SMALL >"$T/v.out" 2>&1
+is "$?" "1" "a closed store: a record without its unit is damage"
+
 # ---- lost ConsumeQueue files -----------------------------------------------------------
 S5="$T/cq"
 cp -a "$S0" "$S5"

@@ -338,6 +338,16 @@ static void record_account(verify_t *v, const shmq_record_t *r, const char *path
     if (v->live && r->queue_offset >= q->live_max && r->phys_offset >= v->live_dispatched) {
         return; /* not dispatched in the snapshot: its unit may be being written */
     }
+    /* A store that stopped without closing: a record past the checkpoint's mark, at or past
+     * its queue's max offset, was not dispatched yet when it stopped (recovery adds its
+     * unit).  A unit missing below the max offset is a hole, counted below. */
+    if (v->unclean && q->cq != NULL && (!v->cp_read || r->phys_offset >= v->cp.confirm_phys) &&
+        r->queue_offset >= shmq_cq_max_offset(q->cq)) {
+        if (v->undispatched++ == 0) {
+            v->first_undispatched = r->phys_offset;
+        }
+        return;
+    }
     q->records++;
     if (q->first_rec_phys < 0) {
         q->first_rec_phys = r->phys_offset;
@@ -375,6 +385,59 @@ static void check_zero(verify_t *v, const char *path, const uint8_t *buf, size_t
     }
 }
 
+/*
+ * A store that was not closed cleanly: is what lies from rel of segment mf to
+ * the segment's last non-zero byte an append the stop tore?  The writer
+ * places a record's body before its header, and a crash can stop it anywhere
+ * in a record: zeros where the header goes with the body after them, or a
+ * header whose CRCs were not written yet.  It is, when nothing there was
+ * confirmed flushed (at or past the checkpoint's confirmPhyOffset), it is no
+ * longer than recovery's torn window (recovery clears exactly those bytes),
+ * and no record or blank starts after rel (damage in the middle of the log is
+ * followed by them).  Sets *len to the bytes it spans.
+ */
+static bool torn_append(const verify_t *v, const shmq_mapped_file_t *mf, size_t rel, size_t *len)
+{
+    int64_t phys = mf->start_offset + (int64_t)rel;
+    if (!v->unclean || (v->cp_read && phys < v->cp.confirm_phys)) {
+        return false;
+    }
+    size_t end = mf->size;
+    while (end > rel && mf->base[end - 1] == 0) {
+        end--;
+    }
+    *len = end - rel;
+    if ((int64_t)*len > shmq_store_torn_window(&v->a->cfg)) {
+        return false;
+    }
+    for (size_t at = rel + 1; at + SHMQ_BLANK_MIN_LEN <= end; at++) {
+        int32_t magic = (int32_t)shmq_get_be32(mf->base + at + 4);
+        shmq_record_t r;
+        if (magic == SHMQ_MAGIC_BLANK ||
+            ((magic == SHMQ_MAGIC_V1 || magic == SHMQ_MAGIC_V2) &&
+             shmq_record_decode(mf->base + at, mf->size - at, mf->start_offset + (int64_t)at,
+                                SHMQ_DECODE_CHECK_ALL, &r) > 0)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The end of the data at rel of segment mf, if what starts there is a torn append (a note). */
+static bool torn_end(verify_t *v, const shmq_mapped_file_t *mf, size_t rel)
+{
+    size_t len;
+    if (!torn_append(v, mf, rel, &len)) {
+        return false;
+    }
+    v->data_end = mf->start_offset + (int64_t)rel;
+    verify_note(v,
+                "file %s offset %zu: %zu bytes at the end of the log (phys %lld) are an append "
+                "torn when the store stopped without closing; recovery clears them",
+                mf->path, rel, len, (long long)v->data_end);
+    return true;
+}
+
 /* Walk one segment; returns true when the end of the data was found in it. */
 static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
 {
@@ -393,22 +456,38 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
         shmq_error_clear();
         rc = shmq_record_decode(mf->base + rel, avail, phys, SHMQ_DECODE_CHECK_ALL, &rec);
         if (rc > 0) {
+            /* A damaged end (1: no __CRC32# where the checkpoint's marker says every record
+             * has one; 2: a malformed tail; 3: a __CRC32# before the end), unless the record
+             * is an append the stop tore. */
+            int damage = 0;
+            char detail[512];
             if (!rec.has_record_crc && v->cp_read && v->cp.crc_marker &&
                 phys >= v->cp.crc_tail_from) {
+                damage = 1;
+            } else if (!rec.has_record_crc && shmq_record_check_unverified(&rec) < 0) {
+                damage = 2;
+                snprintf(detail, sizeof(detail), "%s", shmq_error_detail());
+            } else if (!rec.has_record_crc && memmem(rec.props, rec.props_len, SHMQ_PROP_CRC32,
+                                                     sizeof(SHMQ_PROP_CRC32) - 1)) {
+                damage = 3;
+            }
+            if (damage != 0 && torn_end(v, mf, rel)) {
+                return true;
+            }
+            if (damage == 1) {
                 verify_problem(v,
                                "file %s offset %zu: record at phys %lld has no %s property, "
                                "which every record from %lld on carries (the checkpoint's "
                                "record-CRC marker): its properties are damaged",
                                mf->path, rel, (long long)phys, SHMQ_PROP_CRC32,
                                (long long)v->cp.crc_tail_from);
-            } else if (!rec.has_record_crc && shmq_record_check_unverified(&rec) < 0) {
+            } else if (damage == 2) {
                 /* The decoder takes a malformed __CRC32# tail for an absent one; a tail a
                  * few bits from one, or zeroed bytes in the properties, is damage, as
                  * recovery and consumers count it (formats.md). */
                 verify_problem(v, "file %s offset %zu: %s (torn or overwritten record end)",
-                               mf->path, rel, shmq_error_detail());
-            } else if (!rec.has_record_crc && memmem(rec.props, rec.props_len, SHMQ_PROP_CRC32,
-                                                     sizeof(SHMQ_PROP_CRC32) - 1)) {
+                               mf->path, rel, detail);
+            } else if (damage == 3) {
                 verify_problem(v,
                                "file %s offset %zu: record at phys %lld: a %s property that does "
                                "not end the properties (overwritten record end)",
@@ -457,7 +536,9 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
                                mf->path, rel, (long long)phys, (long long)v->live_wrote);
                 return true;
             }
-            check_zero(v, mf->path, mf->base + rel, rel, avail);
+            if (!torn_end(v, mf, rel)) {
+                check_zero(v, mf->path, mf->base + rel, rel, avail);
+            }
             return true;
         }
         {
@@ -465,6 +546,9 @@ static bool scan_segment(verify_t *v, const shmq_mapped_file_t *mf, bool last)
             shmq_record_t r2;
             int rc2 = -1;
             snprintf(detail, sizeof(detail), "%s", shmq_error_detail());
+            if (torn_end(v, mf, rel)) {
+                return true;
+            }
             /*
              * A CRC or position mismatch leaves the record's structure
              * sound: step over it (a CRC failure still counts for its
@@ -523,6 +607,14 @@ static void scan_commitlog(verify_t *v)
                        "the CommitLog ends at %lld, below the wrote position %lld the store "
                        "published",
                        (long long)v->data_end, (long long)v->live_wrote);
+    }
+    if (v->undispatched > 0) {
+        verify_note(v,
+                    "%lld record%s from phys %lld on %s no unit in %s queue yet: the store "
+                    "stopped without closing before it dispatched %s; recovery adds the units",
+                    (long long)v->undispatched, v->undispatched == 1 ? "" : "s",
+                    (long long)v->first_undispatched, v->undispatched == 1 ? "has" : "have",
+                    v->undispatched == 1 ? "its" : "their", v->undispatched == 1 ? "it" : "them");
     }
 }
 
@@ -758,7 +850,8 @@ int shmqctl_cmd_verify(shmqctl_args_t *a)
         free(v.cl);
         return SHMQCTL_EXIT_FAIL;
     }
-    if (!v.live && shmq_abort_exists(a->cfg.store_path_root_dir)) {
+    v.unclean = !v.live && shmq_abort_exists(a->cfg.store_path_root_dir);
+    if (v.unclean) {
         fprintf(stderr,
                 "shmqctl: note: %s/abort exists: the store is open or was not closed "
                 "cleanly ('shmqctl recover' repairs a stopped store)\n",

@@ -51,7 +51,9 @@ typedef struct verify {
     /* A running store: the positions published when verify started (its snapshot).  Only
      * what lies below them is checked; what was written since is left alone. */
     bool live;
-    shmq_ctl_t ctl; /* attached read-only while live */
+    bool unclean; /* stopped, but not closed cleanly (abort exists): a torn append may end it */
+    int64_t undispatched, first_undispatched; /* unclean: records its dispatcher had not reached */
+    shmq_ctl_t ctl;                           /* attached read-only while live */
     int64_t live_wrote, live_flushed, live_dispatched, live_cq_flushed;
 } verify_t;
 
