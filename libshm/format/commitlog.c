@@ -596,6 +596,59 @@ int shmq_commitlog_next_head_at(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cu
     return shmq_commitlog_next_record(cl, cur, pos, limit, flags, NULL, out);
 }
 
+int shmq_cl_cursor_read_through(shmq_cl_cursor_t *cur, size_t cap)
+{
+    uint8_t *b = malloc(cap);
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    memset(b, 0, cap); /* resident from the start: the reads copy into pages already there */
+    free(cur->buf);
+    cur->buf = b;
+    cur->cap = cap;
+    cur->bstart = cur->bend = 0;
+    return 0;
+}
+
+void shmq_cl_cursor_free(shmq_cl_cursor_t *cur)
+{
+    free(cur->buf);
+    cur->buf = NULL;
+    cur->cap = 0;
+    cur->bstart = cur->bend = 0;
+}
+
+const uint8_t *shmq_cl_cursor_fill(shmq_cl_cursor_t *cur, const shmq_mapped_file_t *mf, int64_t p,
+                                   int64_t avail)
+{
+    /* As much as the buffer holds of what is readable from p: the records of the batches
+     * to come, one read. */
+    size_t n = avail < (int64_t)cur->cap ? (size_t)avail : cur->cap;
+    size_t got = 0;
+    cur->bstart = cur->bend = 0; /* nothing held if the read fails */
+    while (got < n) {
+        ssize_t r = pread(mf->fd, cur->buf + got, n - got, (off_t)(p - mf->start_offset) + got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            shmq_error_set(-EIO, "commitlog %s: reading %zu bytes at %lld: %s", mf->path, n - got,
+                           (long long)(p + (int64_t)got), r < 0 ? strerror(errno) : "end of file");
+            return NULL;
+        }
+        got += (size_t)r;
+    }
+    cur->bstart = p;
+    cur->bend = p + (int64_t)n;
+    if (n >= SHMQ_BLANK_MIN_LEN) {
+        int64_t total = (int32_t)shmq_get_be32(cur->buf);
+        if (total <= avail && total > (int64_t)n) {
+            return mf->base + (p - mf->start_offset); /* longer than the buffer: the mapping */
+        }
+    }
+    return cur->buf;
+}
+
 int shmq_commitlog_skip(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, int64_t *last)
 {
     if (!cl || !pos || !last) {

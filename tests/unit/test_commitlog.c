@@ -1069,21 +1069,27 @@ static void test_next_head_and_skip_follow_the_full_iteration(void **state)
     shmq_commitlog_close(&cl);
 }
 
-/* One reader's pass with shmq_commitlog_next_head_inline() through a cursor, against
- * shmq_commitlog_next() from the same position: the same result and position. */
-static void head_inline_follows_next(const shmq_commitlog_t *cl, int64_t limit, unsigned flags)
+/* One reader's pass with shmq_commitlog_next_head_inline() through a cursor (reading through
+ * a buffer of cap bytes, 0: through the mapping), against shmq_commitlog_next() from the same
+ * position: the same result and position, and the same topic and properties (from the buffer;
+ * from the mapping for a record longer than the buffer). */
+static void head_inline_follows_next(const shmq_commitlog_t *cl, int64_t limit, unsigned flags,
+                                     size_t cap)
 {
     shmq_cl_cursor_t cur = {0};
+    if (cap > 0) {
+        assert_int_equal(shmq_cl_cursor_read_through(&cur, cap), 0);
+    }
     int64_t pos = 0, hpos = 0;
     for (;;) {
         shmq_record_t rec;
-        shmq_record_head_t h;
+        shmq_record_head_t h = {0};
         int rc = shmq_commitlog_next(cl, &pos, limit, flags, &rec);
         int hrc = shmq_commitlog_next_head_inline(cl, &cur, &hpos, limit, flags, &h);
         assert_int_equal(hrc, rc);
         assert_int_equal(hpos, pos);
         if (rc <= 0) {
-            return;
+            break;
         }
         assert_int_equal(h.phys_offset, rec.phys_offset);
         assert_int_equal(h.queue_offset, rec.queue_offset);
@@ -1091,11 +1097,19 @@ static void head_inline_follows_next(const shmq_commitlog_t *cl, int64_t limit, 
         assert_int_equal(h.store_ts, rec.store_ts);
         assert_int_equal(h.sysflag, rec.sysflag);
         assert_int_equal(h.total_size, rec.total_size);
-        assert_ptr_equal(h.topic, rec.topic);
         assert_int_equal(h.topic_len, rec.topic_len);
-        assert_ptr_equal(h.props, rec.props);
         assert_int_equal(h.props_len, rec.props_len);
+        if (cap == 0 || (size_t)rec.total_size > cap) {
+            assert_ptr_equal(h.topic, rec.topic);
+            assert_ptr_equal(h.props, rec.props);
+        } else {
+            assert_true((const uint8_t *)h.topic >= cur.buf &&
+                        (const uint8_t *)h.topic < cur.buf + cap);
+            assert_memory_equal(h.topic, rec.topic, rec.topic_len);
+            assert_memory_equal(h.props, rec.props, rec.props_len);
+        }
     }
+    shmq_cl_cursor_free(&cur);
 }
 
 static void test_next_head_inline_follows_next_at_every_limit_and_damage(void **state)
@@ -1113,8 +1127,12 @@ static void test_next_head_inline_follows_next_at_every_limit_and_damage(void **
     assert_true(cl.q.count >= 4);
     /* Every limit from the start to the end: records, blanks, a record cut by the limit. */
     for (int64_t limit = 0; limit <= cl.wrote_pos; limit += 7) {
-        head_inline_follows_next(&cl, limit, SHMQ_DECODE_CHECK_PHYS);
-        head_inline_follows_next(&cl, limit, 0);
+        head_inline_follows_next(&cl, limit, SHMQ_DECODE_CHECK_PHYS, 0);
+        head_inline_follows_next(&cl, limit, 0, 0);
+        /* Read through a buffer: one that holds a few records (the longer ones go through
+         * the mapping), and one that holds a segment. */
+        head_inline_follows_next(&cl, limit, SHMQ_DECODE_CHECK_PHYS, 700);
+        head_inline_follows_next(&cl, limit, SHMQ_DECODE_CHECK_PHYS, SEG);
     }
     /* A damaged byte in each of a record's first 120 bytes and in its lengths: the same
      * error (or the same record) at the same place. */
@@ -1124,12 +1142,71 @@ static void test_next_head_inline_follows_next_at_every_limit_and_damage(void **
     for (int i = 0; i < 120; i++) {
         for (int bit = 0; bit < 8; bit += 3) {
             b[i] ^= (uint8_t)(1u << bit);
-            head_inline_follows_next(&cl, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS);
+            head_inline_follows_next(&cl, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS, 0);
+            head_inline_follows_next(&cl, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS, 700);
             b[i] ^= (uint8_t)(1u << bit);
         }
     }
     shmq_record_t rec;
     assert_int_equal(shmq_commitlog_read(&cl, res[k].phys_offset, ALL_CHECK, &rec), res[k].size);
+    shmq_commitlog_close(&cl);
+}
+
+/* A reader that follows the writer through a buffer: what it read below one limit holds no
+ * byte past it, so the records appended after are read as written; a failed read is an
+ * error with a detail, and the next read tries again. */
+static void test_read_through_cursor_follows_appends(void **state)
+{
+    shmq_commitlog_t cl;
+    shmq_append_result_t res;
+    shmq_cl_cursor_t cur = {0};
+    shmq_record_head_t h;
+    int64_t pos = 0;
+    open_log(&cl, *state, SEG, SHMQ_MF_PREFAULT);
+    assert_int_equal(shmq_cl_cursor_read_through(&cur, SEG), 0);
+    int64_t qoff = 0;
+    for (int round = 0; round < 30; round++) {
+        int64_t first = qoff;
+        for (int i = 0; i < 1 + round % 4; i++, qoff++) {
+            shmq_msg_in_t m = msg_with_body((size_t)(round * 37 + i * 11) % 700);
+            assert_int_equal(shmq_commitlog_append(&cl, &m, qoff, 5000 + qoff, &res), 0);
+        }
+        for (int64_t want = first; want < qoff; want++) {
+            int64_t at = pos;
+            int rc = shmq_commitlog_next_head_inline(&cl, &cur, &pos, cl.wrote_pos,
+                                                     SHMQ_DECODE_CHECK_PHYS, &h);
+            assert_true(rc > 0);
+            assert_int_equal(rc, h.total_size);
+            assert_int_equal(h.phys_offset, pos - rc);
+            assert_true(h.phys_offset >= at); /* a blank at a segment's end moves past it */
+            assert_int_equal(h.queue_offset, want);
+            assert_int_equal(h.store_ts, 5000 + want);
+        }
+        assert_int_equal(shmq_commitlog_next_head_inline(&cl, &cur, &pos, cl.wrote_pos,
+                                                         SHMQ_DECODE_CHECK_PHYS, &h),
+                         SHMQ_E_END);
+        assert_int_equal(pos, cl.wrote_pos);
+    }
+    assert_true(cl.q.count >= 2); /* the reader crossed segments */
+    /* A read that fails: -EIO and what failed; then the same record is read. */
+    shmq_msg_in_t m = msg_with_body(100);
+    assert_int_equal(shmq_commitlog_append(&cl, &m, qoff, 9000, &res), 0);
+    shmq_mapped_file_t *mf = shmq_mfq_find(&cl.q, pos);
+    int fd = mf->fd;
+    mf->fd = -1;
+    shmq_error_clear();
+    assert_int_equal(
+        shmq_commitlog_next_head_inline(&cl, &cur, &pos, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS, &h),
+        -EIO);
+    assert_non_null(strstr(shmq_error_detail(), "reading"));
+    assert_int_equal(pos, res.phys_offset);
+    mf->fd = fd;
+    assert_int_equal(
+        shmq_commitlog_next_head_inline(&cl, &cur, &pos, cl.wrote_pos, SHMQ_DECODE_CHECK_PHYS, &h),
+        res.size);
+    assert_int_equal(h.queue_offset, qoff);
+    shmq_cl_cursor_free(&cur);
+    assert_null(cur.buf);
     shmq_commitlog_close(&cl);
 }
 
@@ -1166,6 +1243,7 @@ int main(void)
         T(test_put_raw_empty_log_starts_at_a_segment),
         T(test_next_head_and_skip_follow_the_full_iteration),
         T(test_next_head_inline_follows_next_at_every_limit_and_damage),
+        T(test_read_through_cursor_follows_appends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
