@@ -619,11 +619,11 @@ void shmq_cl_cursor_free(shmq_cl_cursor_t *cur)
 }
 
 const uint8_t *shmq_cl_cursor_fill(shmq_cl_cursor_t *cur, const shmq_mapped_file_t *mf, int64_t p,
-                                   int64_t avail)
+                                   int64_t *avail)
 {
     /* As much as the buffer holds of what is readable from p: the records of the batches
      * to come, one read. */
-    size_t n = avail < (int64_t)cur->cap ? (size_t)avail : cur->cap;
+    size_t n = *avail < (int64_t)cur->cap ? (size_t)*avail : cur->cap;
     size_t got = 0;
     cur->bstart = cur->bend = 0; /* nothing held if the read fails */
     while (got < n) {
@@ -642,11 +642,13 @@ const uint8_t *shmq_cl_cursor_fill(shmq_cl_cursor_t *cur, const shmq_mapped_file
     cur->bend = p + (int64_t)n;
     if (n >= SHMQ_BLANK_MIN_LEN) {
         int64_t total = (int32_t)shmq_get_be32(cur->buf);
-        if (total <= avail && total > (int64_t)n) {
-            return mf->base + (p - mf->start_offset); /* longer than the buffer: the mapping */
+        if (total >= SHMQ_BLANK_MIN_LEN && total <= (int64_t)n) {
+            *avail = (int64_t)n;
+            return cur->buf;
         }
     }
-    return cur->buf;
+    /* Not held whole (shmq_cl_cursor_bytes()): through the mapping. */
+    return mf->base + (p - mf->start_offset);
 }
 
 int shmq_commitlog_skip(const shmq_commitlog_t *cl, int64_t *pos, int64_t limit, int64_t *last)

@@ -252,16 +252,20 @@ void shmq_cl_cursor_free(shmq_cl_cursor_t *cur);
 
 /* The out-of-line step of shmq_cl_cursor_bytes(): read from p of mf into the buffer. */
 const uint8_t *shmq_cl_cursor_fill(shmq_cl_cursor_t *cur, const shmq_mapped_file_t *mf, int64_t p,
-                                   int64_t avail);
+                                   int64_t *avail);
 
 /*
- * The record at p of segment mf, with avail bytes of it readable (up to the
- * limit or the segment's end): the mapping, or with a buffer, the buffer
- * holding at least the 8 bytes of its size and magic and, when its size is
- * at most avail, the whole record (NULL: the read failed, with a detail).
+ * The record at p of segment mf, with *avail bytes readable from p (up to
+ * the limit or the segment's end): the mapping; or with a buffer, the
+ * buffer when it holds the whole record (its size field at least 8 and at
+ * most what it holds), *avail then cut to the bytes it holds, so that a
+ * decode reads nothing past them.  Anything else (a blank, a record not all
+ * below the limit, one longer than the buffer, a damaged size) is read
+ * through the mapping, as without a buffer.  NULL: the read failed, with a
+ * detail.
  */
 static inline __attribute__((always_inline)) const uint8_t *
-shmq_cl_cursor_bytes(shmq_cl_cursor_t *cur, const shmq_mapped_file_t *mf, int64_t p, int64_t avail)
+shmq_cl_cursor_bytes(shmq_cl_cursor_t *cur, const shmq_mapped_file_t *mf, int64_t p, int64_t *avail)
 {
     if (cur->buf == NULL) {
         return mf->base + (p - mf->start_offset);
@@ -269,8 +273,11 @@ shmq_cl_cursor_bytes(shmq_cl_cursor_t *cur, const shmq_mapped_file_t *mf, int64_
     if (p >= cur->bstart && p + SHMQ_BLANK_MIN_LEN <= cur->bend) {
         const uint8_t *b = cur->buf + (p - cur->bstart);
         int64_t total = (int32_t)shmq_get_be32(b);
-        if (total > avail || p + total <= cur->bend) {
-            return b; /* held whole, or not all there (the caller's checks decide) */
+        if (total >= SHMQ_BLANK_MIN_LEN && p + total <= cur->bend) {
+            if (*avail > cur->bend - p) {
+                *avail = cur->bend - p;
+            }
+            return b;
         }
     }
     return shmq_cl_cursor_fill(cur, mf, p, avail);
@@ -328,7 +335,7 @@ shmq_commitlog_next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, in
         int64_t seg_end = mf->start_offset + (int64_t)cl->q.seg_size;
         int64_t to_end = seg_end - p;
         int64_t avail = (limit < seg_end ? limit : seg_end) - p;
-        const uint8_t *buf = shmq_cl_cursor_bytes(cur, mf, p, avail);
+        const uint8_t *buf = shmq_cl_cursor_bytes(cur, mf, p, &avail);
         if (__builtin_expect(buf == NULL, 0)) {
             return -EIO; /* the pread failed (the detail says how) */
         }
@@ -336,6 +343,7 @@ shmq_commitlog_next_record(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cur, in
         /* avail <= to_end: avail >= SHMQ_BLANK_MIN_LEN says both are. */
         if (avail >= SHMQ_BLANK_MIN_LEN && (int32_t)shmq_get_be32(buf + 4) == SHMQ_MAGIC_BLANK) {
             avail = to_end; /* a blank record's length reaches the segment end */
+            buf = mf->base + (p - mf->start_offset); /* read as far, not from a buffer */
         } else if (limit < seg_end) {
             /* A record that crosses limit is not there yet. */
             if (avail < SHMQ_BLANK_MIN_LEN) {
