@@ -825,3 +825,59 @@ int64_t shmq_commitlog_next_segment(const shmq_commitlog_t *cl, int64_t off)
 {
     return off - off % seg_size(cl) + seg_size(cl);
 }
+
+int64_t shmq_commitlog_last_nonzero(const shmq_commitlog_t *cl, int64_t from, int64_t to)
+{
+    int64_t found = from;
+    int64_t pos = from;
+    while (pos < to) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, pos);
+        if (!mf) {
+            int64_t next = shmq_commitlog_next_segment(cl, pos);
+            if (next <= pos) {
+                break;
+            }
+            pos = next;
+            continue;
+        }
+        int64_t seg_end = mf->start_offset + (int64_t)mf->size;
+        int64_t end = to < seg_end ? to : seg_end;
+        const uint8_t *p = mf->base + (pos - mf->start_offset);
+        const uint8_t *e = mf->base + (end - mf->start_offset);
+        /* Scan backwards: the last non-zero byte is what we want. */
+        while (e > p && e[-1] == 0) {
+            e--;
+        }
+        if (e > p) {
+            found = mf->start_offset + (e - mf->base);
+        }
+        pos = seg_end;
+    }
+    return found;
+}
+
+bool shmq_commitlog_record_in(const shmq_commitlog_t *cl, int64_t from, int64_t to, bool blanks)
+{
+    for (int64_t pos = from; pos < to; pos++) {
+        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, pos);
+        if (!mf) {
+            continue;
+        }
+        int64_t rel = pos - mf->start_offset;
+        /* Cheap filter before a full decode: the magic. */
+        if ((size_t)rel + SHMQ_BLANK_MIN_LEN > mf->size) {
+            continue;
+        }
+        const uint8_t *p = mf->base + rel;
+        int32_t magic = (int32_t)shmq_get_be32(p + 4);
+        if (blanks && magic == SHMQ_MAGIC_BLANK) {
+            return true;
+        }
+        shmq_record_t r;
+        if ((magic == SHMQ_MAGIC_V1 || magic == SHMQ_MAGIC_V2) &&
+            shmq_record_decode(p, mf->size - (size_t)rel, pos, SHMQ_DECODE_CHECK_ALL, &r) > 0) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -413,4 +413,17 @@ int64_t shmq_commitlog_min_offset(const shmq_commitlog_t *cl);
 /* Start of the segment after the one containing off. */
 int64_t shmq_commitlog_next_segment(const shmq_commitlog_t *cl, int64_t off);
 
+/* End (+1) of the last non-zero byte in [from, to) of the log, or from if all of it is
+ * zero: how far a torn append wrote (recovery's cut, verify's torn tail). */
+int64_t shmq_commitlog_last_nonzero(const shmq_commitlog_t *cl, int64_t from, int64_t to);
+
+/*
+ * Does a record start anywhere in [from, to) of the log?  Positions are tried
+ * one by one: a record must decode with every check, its PHYSICALOFFSET equal
+ * to its position (the magic is looked at first); with blanks, a blank
+ * record's magic counts too.  What tells damage in the middle of the log from
+ * a torn end (recovery, verify).
+ */
+bool shmq_commitlog_record_in(const shmq_commitlog_t *cl, int64_t from, int64_t to, bool blanks);
+
 #endif

@@ -107,37 +107,6 @@ static int64_t seg_start(const shmq_store_t *st, int64_t off)
     return off - off % seg;
 }
 
-/* End (+1) of the last non-zero byte in [from, to) of the log, or from if all zero. */
-static int64_t last_nonzero(const shmq_commitlog_t *cl, int64_t from, int64_t to)
-{
-    int64_t found = from;
-    int64_t pos = from;
-    while (pos < to) {
-        shmq_mapped_file_t *mf = shmq_mfq_find(&cl->q, pos);
-        if (!mf) {
-            int64_t next = shmq_commitlog_next_segment(cl, pos);
-            if (next <= pos) {
-                break;
-            }
-            pos = next;
-            continue;
-        }
-        int64_t seg_end = mf->start_offset + (int64_t)mf->size;
-        int64_t end = to < seg_end ? to : seg_end;
-        const uint8_t *p = mf->base + (pos - mf->start_offset);
-        const uint8_t *e = mf->base + (end - mf->start_offset);
-        /* Scan backwards: the last non-zero byte is what we want. */
-        while (e > p && e[-1] == 0) {
-            e--;
-        }
-        if (e > p) {
-            found = mf->start_offset + (e - mf->base);
-        }
-        pos = seg_end;
-    }
-    return found;
-}
-
 /*
  * Is there a valid record between a bad one at bad and the checkpoint's end?
  * Then the bad record is damage in the middle of flushed data (corruption),
@@ -147,30 +116,8 @@ static int64_t last_nonzero(const shmq_commitlog_t *cl, int64_t from, int64_t to
  */
 static bool valid_data_after(const shmq_store_t *st, int64_t bad, int64_t durable)
 {
-    if (durable - bad > shmq_store_torn_window(&st->cfg)) {
-        return true;
-    }
-    for (int64_t pos = bad + 1; pos < durable; pos++) {
-        shmq_mapped_file_t *mf = shmq_mfq_find(&st->cl.q, pos);
-        if (!mf) {
-            continue;
-        }
-        int64_t rel = pos - mf->start_offset;
-        shmq_record_t r;
-        /* Cheap filter before a full decode: the magic must be V1 or V2. */
-        if ((size_t)rel + 8 > mf->size) {
-            continue;
-        }
-        const uint8_t *p = mf->base + rel;
-        uint32_t magic = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
-        if (magic != (uint32_t)SHMQ_MAGIC_V1 && magic != (uint32_t)SHMQ_MAGIC_V2) {
-            continue;
-        }
-        if (shmq_record_decode(p, mf->size - (size_t)rel, pos, SHMQ_DECODE_CHECK_ALL, &r) > 0) {
-            return true;
-        }
-    }
-    return false;
+    return durable - bad > shmq_store_torn_window(&st->cfg) ||
+           shmq_commitlog_record_in(&st->cl, bad + 1, durable, false);
 }
 
 typedef struct scan_start {
@@ -420,7 +367,8 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
      * believed, and nothing is cut for it (there is nothing to cut).
      */
     if (end < s.durable &&
-        last_nonzero(&st->cl, end, s.durable < files_end ? s.durable : files_end) == end) {
+        shmq_commitlog_last_nonzero(&st->cl, end, s.durable < files_end ? s.durable : files_end) ==
+            end) {
         rep.bad_checkpoint = true;
         rep.bad_checkpoint_phys = s.durable;
         s.durable = end;
@@ -459,7 +407,8 @@ int shmq_store_recover(shmq_store_t *st, shmq_recovery_report_t *out)
     if (rep.fence_commitlog >= 0) {
         window_end = files_end;
     }
-    rep.old_end = last_nonzero(&st->cl, end, window_end < files_end ? window_end : files_end);
+    rep.old_end =
+        shmq_commitlog_last_nonzero(&st->cl, end, window_end < files_end ? window_end : files_end);
     if (rep.old_end < end) {
         rep.old_end = end;
     }

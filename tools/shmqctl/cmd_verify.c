@@ -402,25 +402,10 @@ static bool torn_append(const verify_t *v, const shmq_mapped_file_t *mf, size_t 
     if (!v->unclean || (v->cp_read && phys < v->cp.confirm_phys)) {
         return false;
     }
-    size_t end = mf->size;
-    while (end > rel && mf->base[end - 1] == 0) {
-        end--;
-    }
-    *len = end - rel;
-    if ((int64_t)*len > shmq_store_torn_window(&v->a->cfg)) {
-        return false;
-    }
-    for (size_t at = rel + 1; at + SHMQ_BLANK_MIN_LEN <= end; at++) {
-        int32_t magic = (int32_t)shmq_get_be32(mf->base + at + 4);
-        shmq_record_t r;
-        if (magic == SHMQ_MAGIC_BLANK ||
-            ((magic == SHMQ_MAGIC_V1 || magic == SHMQ_MAGIC_V2) &&
-             shmq_record_decode(mf->base + at, mf->size - at, mf->start_offset + (int64_t)at,
-                                SHMQ_DECODE_CHECK_ALL, &r) > 0)) {
-            return false;
-        }
-    }
-    return true;
+    int64_t end = shmq_commitlog_last_nonzero(v->cl, phys, mf->start_offset + (int64_t)mf->size);
+    *len = (size_t)(end - phys);
+    return end - phys <= shmq_store_torn_window(&v->a->cfg) &&
+           !shmq_commitlog_record_in(v->cl, phys + 1, end, true);
 }
 
 /* The end of the data at rel of segment mf, if what starts there is a torn append (a note). */
