@@ -888,11 +888,7 @@ static int dispatcher_init(shmq_worker_t *w, void **state)
     int64_t now = shmq_mono_ms();
     d->next_flush_ms = now + d->cfg.flush_interval_consume_queue;
     d->next_thorough_ms = now + d->cfg.flush_consume_queue_thorough_interval;
-    /* SYNC_FLUSH: the writer stages its appends (commitlog.h); read the records with pread. */
-    if (d->cfg.flush_disk_type == SHMQ_SYNC_FLUSH &&
-        shmq_cl_cursor_read_through(&d->cur, SHMQ_CL_READ_THROUGH_BYTES) < 0) {
-        shmq_log(SHMQ_LOG_WARN, "no memory for the read buffer: reading through the mapping");
-    }
+    shmq_worker_log_reader(&d->cfg, &d->cur); /* SYNC_FLUSH: pread */
     shmq_log(SHMQ_LOG_INFO, "dispatching from %lld (%zu consume queues, following %s)",
              (long long)d->pos, d->st.queue_count,
              d->cfg.flush_disk_type == SHMQ_SYNC_FLUSH ? "flushed" : "wrote");

@@ -313,11 +313,7 @@ static int open_files(indexer_t *x)
         return rc;
     }
     x->cl_open = true;
-    /* SYNC_FLUSH: the writer stages its appends (commitlog.h); read the records with pread. */
-    if (x->cfg.flush_disk_type == SHMQ_SYNC_FLUSH &&
-        shmq_cl_cursor_read_through(&x->cur, SHMQ_CL_READ_THROUGH_BYTES) < 0) {
-        shmq_log(SHMQ_LOG_WARN, "no memory for the read buffer: reading through the mapping");
-    }
+    shmq_worker_log_reader(&x->cfg, &x->cur); /* SYNC_FLUSH: pread */
     shmq_index_dir(&x->cfg, dir, sizeof(dir));
     shmq_error_clear();
     rc = shmq_index_open(&x->svc, dir, x->cfg.max_hash_slot_num, x->cfg.max_index_num, false);

@@ -46,6 +46,14 @@ static void install_signals(void)
     signal(SIGHUP, SIG_IGN);
 }
 
+void shmq_worker_log_reader(const shmq_config_t *cfg, shmq_cl_cursor_t *cur)
+{
+    if (cfg->flush_disk_type == SHMQ_SYNC_FLUSH &&
+        shmq_cl_cursor_read_through(cur, SHMQ_CL_READ_THROUGH_BYTES) < 0) {
+        shmq_log(SHMQ_LOG_WARN, "no memory for the read buffer: reading through the mapping");
+    }
+}
+
 bool shmq_worker_master_gone(const shmq_worker_t *w)
 {
     return getppid() != w->master_pid;

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "base/log.h"
+#include "format/commitlog.h"
 #include "format/config.h"
 #include "shm/ctl.h"
 
@@ -77,5 +78,10 @@ int shmq_worker_main(int argc, char **argv, enum shmq_role role, const shmq_work
 
 /* True if the master process is gone (the worker should exit). */
 bool shmq_worker_master_gone(const shmq_worker_t *w);
+
+/* A reader of the CommitLog (the dispatcher, the indexer) under SYNC_FLUSH, where the writer
+ * stages its appends: cur reads the records with pread (shmq_cl_cursor_read_through());
+ * without memory for its buffer, through the mapping (a warning). */
+void shmq_worker_log_reader(const shmq_config_t *cfg, shmq_cl_cursor_t *cur);
 
 #endif
