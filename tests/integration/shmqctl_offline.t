@@ -38,6 +38,10 @@ jfield() {
 segfile() {
     printf '%s/commitlog/%020d' "$1" $(($2 - $2 % 65536))
 }
+# zero_at FILE OFFSET COUNT: COUNT zero bytes written at OFFSET of FILE.
+zero_at() {
+    dd if=/dev/zero of="$1" bs=1 seek="$2" count="$3" conv=notrunc 2>/dev/null
+}
 # XOR byte $2 of file $1 with 0x10.
 flipbit() {
     perl -e 'open(my $f, "+<", $ARGV[0]) or die "$ARGV[0]: $!"; binmode $f;
@@ -128,7 +132,7 @@ lsize=$(echo "$last" | jfield size)
 lfile=$(segfile "$S1" "$lphys")
 lrel=$((lphys % 65536))
 K=100
-dd if=/dev/zero of="$lfile" bs=1 seek=$((lrel + lsize - K)) count=$K conv=notrunc 2>/dev/null
+zero_at "$lfile" $((lrel + lsize - K)) $K
 is "$(wc -c <"$lfile" | tr -d ' ')" "65536" "zeroing the tail keeps the segment's size"
 
 "$CTL" verify --store "$S1" $SMALL >"$T/v.out" 2>&1
@@ -205,7 +209,7 @@ ok $? "a body with a control character is dumped as base64"
 S3="$T/crcprop"
 cp -a "$S0" "$S3"
 lfile3=$(segfile "$S3" "$lphys")
-dd if=/dev/zero of="$lfile3" bs=1 seek=$((lrel + lsize - 10)) count=10 conv=notrunc 2>/dev/null
+zero_at "$lfile3" $((lrel + lsize - 10)) 10
 "$CTL" verify --store "$S3" $SMALL >"$T/v.out" 2>&1
 is "$?" "1" "verify fails when the end of a record (its __CRC32# property) is zeroed"
 grep -q "file $lfile3 offset $lrel: .*__CRC32#" "$T/v.out"
@@ -264,7 +268,7 @@ ok $? "verify notes that torn append" || diag "$T/v.out"
 # The last record's header zeroed: it lies below confirmPhyOffset, so it was flushed.
 U3="$T/torn-confirmed"
 cp -a "$S0" "$U3"
-dd if=/dev/zero of="$(segfile "$U3" "$lphys")" bs=1 seek=$lrel count=8 conv=notrunc 2>/dev/null
+zero_at "$(segfile "$U3" "$lphys")" $lrel 8
 : >"$U3/abort"
 "$CTL" verify --store "$U3" $SMALL >"$T/v.out" 2>&1
 is "$?" "1" "a store not closed cleanly: a flushed record with its header zeroed is damage"
@@ -275,13 +279,10 @@ is "$?" "1" "and does not call it a torn append"
 # A record's header zeroed in the middle of the log: records follow it.
 U4="$T/torn-middle"
 cp -a "$S0" "$U4"
-perl -e 'print "\0" x 8' >"$T/zero8"
-mrel=$(sed -n 11p "$T/dump.json" | jfield phys_offset)
-dd if="$T/zero8" of="$(segfile "$U4" "$mrel")" bs=1 seek=$((mrel % 65536)) conv=notrunc 2>/dev/null
+zero_at "$(segfile "$U4" "$mphys")" $((mphys % 65536)) 8
 : >"$U4/abort"
 # Past the checkpoint (confirmPhyOffset 0), as a crash of a store that flushed less leaves it.
-perl -e 'open(my $f, "+<", $ARGV[0]) or die; binmode $f; seek($f, 32, 0);
-    print $f "\0" x 8; close $f or die' "$U4/checkpoint"
+zero_at "$U4/checkpoint" 32 8
 "$CTL" verify --store "$U4" $SMALL >"$T/v.out" 2>&1
 is "$?" "1" "a store not closed cleanly: a zeroed header with records after it is damage"
 grep -q "append torn" "$T/v.out"
@@ -292,8 +293,8 @@ lqoff=$(echo "$last" | jfield queue_offset)
 U5="$T/undispatched"
 cp -a "$S0" "$U5"
 cqat=$((lqoff * 20))
-dd if=/dev/zero of="$(printf '%s/consumequeue/TopicA/%d/%020d' "$U5" "$lq" $((cqat - cqat % 2000)))" \
-    bs=1 seek=$((cqat % 2000)) count=20 conv=notrunc 2>/dev/null
+zero_at "$(printf '%s/consumequeue/TopicA/%d/%020d' "$U5" "$lq" $((cqat - cqat % 2000)))" \
+    $((cqat % 2000)) 20
 : >"$U5/abort"
 "$CTL" verify --store "$U5" $SMALL >"$T/v.out" 2>&1
 is "$?" "1" "a store not closed cleanly: a record below confirmPhyOffset without its unit is damage"
