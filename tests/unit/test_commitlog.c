@@ -217,7 +217,6 @@ static void test_batch_that_does_not_fit_moves_whole_to_next_segment(void **stat
     shmq_commitlog_close(&cl);
 }
 
-/* Planned records land as append_batch() puts them: same bytes, same segment rule. */
 /* Two logs of seg-byte segments side by side in the test's directory (a/, b/), b with
  * b_flags; b's directory in dir_b. */
 static void open_two_logs(void **state, shmq_commitlog_t *a, shmq_commitlog_t *b, size_t seg,
@@ -232,6 +231,7 @@ static void open_two_logs(void **state, shmq_commitlog_t *a, shmq_commitlog_t *b
     open_log(b, dir_b, seg, b_flags);
 }
 
+/* Planned records land as append_batch() puts them: same bytes, same segment rule. */
 static void test_append_plans_writes_what_append_batch_writes(void **state)
 {
     shmq_commitlog_t a, b;
