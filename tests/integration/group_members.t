@@ -353,10 +353,14 @@ member z
 Z=$MPID
 wait_members 1
 SOCK="$STORE/shmq.sock"
-# One connection: join GM for TopicM, commit queue 0 (held by the member z), release queue 0
-# (not asked), join again, join with unknown flags; prints each reply "status text".
+# One connection: join GM for TopicM, commit a queue the member z holds, release it (not
+# asked), join again, join with unknown flags; prints each reply "status text".  The queues
+# are divided in the order of the members' client ids, "pid@id" compared as strings: z takes
+# 0-3 when its pid sorts first, else 4-7 (QZ, written to hostile.q).
 perl -MSocket -e '
-    my ($path) = @ARGV;
+    my ($path, $z, $qfile) = @ARGV;
+    my $qz = "$z\@" lt "$$\@" ? 0 : 4;
+    open(my $qf, ">", $qfile) or die; print $qf "$qz\n"; close $qf;
     socket(my $s, AF_UNIX, SOCK_SEQPACKET, 0) or die "socket: $!";
     connect($s, pack_sockaddr_un($path)) or die "connect: $!";
     sub frame { my ($type, $g, $t, $q, $off) = @_;
@@ -369,10 +373,11 @@ perl -MSocket -e '
         print "$st $text\n" }
     call(frame(4, "GM", "TopicM", 0, 0));
     sleep 1;
-    call(frame(2, "GM", "TopicM", 0, 0));
-    call(frame(5, "GM", "TopicM", 0, -1));
+    call(frame(2, "GM", "TopicM", $qz, 0));
+    call(frame(5, "GM", "TopicM", $qz, -1));
     call(frame(4, "GM", "TopicM", 0, 0));
-' "$SOCK" >"$T/hostile.out" 2>&1
+' "$SOCK" "$Z" "$T/hostile.q" >"$T/hostile.out" 2>&1
+QZ=$(cat "$T/hostile.q" 2>/dev/null)
 perl -MSocket -e '
     socket(my $s, AF_UNIX, SOCK_SEQPACKET, 0) or die; connect($s, pack_sockaddr_un($ARGV[0])) or die;
     my $p = pack("v v l< q<", 2, 6, 0x80, 0) . "GMTopicM";
@@ -380,7 +385,7 @@ perl -MSocket -e '
     print unpack("l<", substr($r, 8, 4)), "\n"' "$SOCK" >>"$T/hostile.out" 2>&1
 sed -n 1p "$T/hostile.out" | grep -q "^0 "
 ok $? "a client joins the group" || diag "$T/hostile.out"
-sed -n 2p "$T/hostile.out" | grep -q "^-10023 group GM: queue TopicM/0 is not held by this member"
+sed -n 2p "$T/hostile.out" | grep -q "^-10023 group GM: queue TopicM/$QZ is not held by this member"
 ok $? "its commit of a queue another member holds is refused (SHMQ_E_NOT_OWNER)" ||
     diag "$T/hostile.out"
 sed -n 3p "$T/hostile.out" | grep -q "^-10019 .*did not ask this member to release it"
@@ -391,8 +396,9 @@ sed -n 5p "$T/hostile.out" | grep -q "^-10019$"
 ok $? "unknown member flags are refused" || diag "$T/hostile.out"
 "$CTL" group --store "$STORE" $SMALL progress GM --json >"$T/prog4.json" 2>&1
 perl -MJSON::PP -e 'local $/; my $j = decode_json(<STDIN>);
-    exit !grep { $_->{queue} == 0 && $_->{committed} == 255 } @{$j->{queues}}' <"$T/prog4.json"
-ok $? "queue 0's committed offset is the member's, not the refused one's" || diag "$T/prog4.json"
+    exit !grep { $_->{queue} == $ARGV[0] && $_->{committed} == 255 } @{$j->{queues}}' "$QZ" \
+    <"$T/prog4.json"
+ok $? "queue $QZ's committed offset is the member's, not the refused one's" || diag "$T/prog4.json"
 wait_pid $Z 300
 wait_members 0
 ok $? "no member is left" || diag "$T/show.err"
