@@ -218,7 +218,9 @@ T=$T perl -MIO::Socket::INET -e '
         # The epoch request (code 2): a master with no epoch table, log end 0.
         if (unpack("N", $code) == 2) { print $c pack("l>N", 0, 8) . pack("q>", 0); close $c; next }
         print $c $answers[$k < 3 ? $k : 3]; $k++; close $c;
-        open(my $o, ">", "$ENV{T}/fake.count") or die; print $o "$k\n"; close $o;
+        # Replaced whole (a reader never sees the file empty, between open and print).
+        open(my $o, ">", "$ENV{T}/fake.count.new") or die; print $o "$k\n"; close $o or die;
+        rename("$ENV{T}/fake.count.new", "$ENV{T}/fake.count") or die;
     }
 ' "$FAKE_PORT" >"$T/fake.out" 2>&1 &
 FAKE=$!
