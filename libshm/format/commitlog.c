@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -598,21 +599,26 @@ int shmq_commitlog_next_head_at(const shmq_commitlog_t *cl, shmq_cl_cursor_t *cu
 
 int shmq_cl_cursor_read_through(shmq_cl_cursor_t *cur, size_t cap)
 {
-    uint8_t *b = malloc(cap);
-    if (b == NULL) {
+    /* Resident from the start, so that the reads copy into pages already there: a page
+     * first touched by a read's copy is a fault within it, and a reader that lags reads
+     * further into the buffer.  (malloc and memset with zeros would not do: a compiler
+     * may make them calloc, which leaves fresh pages untouched.) */
+    void *b =
+        mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (b == MAP_FAILED) {
         return -ENOMEM;
     }
-    memset(b, 0, cap); /* resident from the start: the reads copy into pages already there */
-    free(cur->buf);
+    shmq_cl_cursor_free(cur);
     cur->buf = b;
     cur->cap = cap;
-    cur->bstart = cur->bend = 0;
     return 0;
 }
 
 void shmq_cl_cursor_free(shmq_cl_cursor_t *cur)
 {
-    free(cur->buf);
+    if (cur->buf != NULL) {
+        munmap(cur->buf, cur->cap);
+    }
     cur->buf = NULL;
     cur->cap = 0;
     cur->bstart = cur->bend = 0;

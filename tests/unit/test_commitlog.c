@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1164,6 +1165,19 @@ static void test_read_through_cursor_follows_appends(void **state)
     int64_t pos = 0;
     open_log(&cl, *state, SEG, SHMQ_MF_PREFAULT);
     assert_int_equal(shmq_cl_cursor_read_through(&cur, SEG), 0);
+    /* Its buffer is resident before the first read: a read's copy into a page touched for
+     * the first time is a fault, one a page, more the further a lagging reader reads. */
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pages = (cur.cap + (size_t)page - 1) / (size_t)page;
+    unsigned char *in = calloc(pages, 1);
+    assert_non_null(in);
+    assert_int_equal(mincore(cur.buf, cur.cap, in), 0);
+    size_t resident = 0;
+    for (size_t i = 0; i < pages; i++) {
+        resident += in[i] & 1;
+    }
+    free(in);
+    assert_int_equal(resident, pages);
     int64_t qoff = 0;
     for (int round = 0; round < 30; round++) {
         int64_t first = qoff;
