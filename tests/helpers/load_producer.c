@@ -6,7 +6,9 @@
  *                 [--open-retry MS]
  *
  * Sends N messages (sizes B..B2 bytes, pseudo-random per message) through
- * the producer API, synchronously or with up to W requests in flight.  Each
+ * the producer API, synchronously or with up to W requests in flight, with
+ * --rate at most R a second (one that fell behind, refused or stalled, goes on
+ * at R from where it is, never in a burst to catch up).  Each
  * body is printable text that encodes the producer id and the sequence
  * number and carries a CRC-32 of everything after it:
  *
@@ -167,6 +169,10 @@ int main(int argc, char **argv)
             int64_t due = t0 + seq * 1000 / a.rate, now = shmq_mono_ms();
             if (due > now) {
                 helper_sleep_ms(due - now);
+            } else if (now - due > 100) {
+                /* Behind (refusals, a stall): on at the rate from here, not a burst to
+                 * catch up, which would write faster than the test asked. */
+                t0 = now - seq * 1000 / a.rate;
             }
         }
         rc = helper_sender_send(&snd, p, &m, seq);

@@ -116,6 +116,7 @@ kill -CONT "$CLEANER"
 
 # ---- 3. the watermark: "disk full" above diskSpaceWarningLevelRatio ----
 fill_to 92
+ok $? "a filler takes the usage to 92 %"
 wait_until is_full 1
 ok $? "at $(used_pct) % the cleaner reports the disk full"
 wait_until has_errs 'disk full'
@@ -128,7 +129,8 @@ sleep 1
 is "$(pids)" "$PIDS" "still no worker died or was restarted"
 fill_to 0
 wait_until is_full 0
-ok $? "the usage fell: not full any more"
+ok $? "the usage fell: not full any more" ||
+    { { echo "used $(used_pct) %"; du -s -B1 "$FS"/* "$STORE"/*; } >"$T/usage" 2>&1; diag "$T/usage"; }
 BASE=$(acks)
 wait_until acks_grew
 ok $? "sends are acknowledged again without a restart ($BASE -> $(acks))"
