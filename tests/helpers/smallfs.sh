@@ -51,29 +51,40 @@ used_pct() {
         my $e = $used + $avail; print $e ? int(($used * 100 + $e - 1) / $e) : -1, "\n"'
 }
 
-# fill_to PCT: replace $FS/filler so that the filesystem is PCT % used (0: remove it).
-# Producers may be writing meanwhile: when the space shrank between the look and the
-# fallocate, look again (bounded); non-zero if the filler could not be placed.
-fill_to() {
+# place_filler SIZE_FN ARG: replace $FS/filler with one of the bytes `SIZE_FN ARG` prints
+# (figured from the filesystem without the filler; 0: no filler).  Producers may be
+# writing meanwhile: when the space shrank between the look and the fallocate, look again
+# (bounded); non-zero if the filler could not be placed.
+place_filler() {
     local bytes i=0
-    while :; do
-        bytes=$(stat -f -c '%S %b %f %a' "$FS" | perl -e '
-            my ($pct, $filler) = @ARGV;
-            my ($bs, $total, $free, $avail) = split " ", scalar <STDIN>;
-            my $used = ($total - $free) * $bs - ($filler || 0); # without the filler
-            my $entire = ($total - $free + $avail) * $bs;
-            my $want = int($entire * $pct / 100) + 2 * $bs - $used;
-            $want = 0 if $pct <= 0 || $want < 0;
-            print int(($want + 4095) / 4096) * 4096, "\n";
-        ' "$1" "$(du -B1 "$FS/filler" 2>/dev/null | cut -f1)")
+    while [ $i -lt 20 ]; do
+        bytes=$("$1" "$2")
         rm -f "$FS/filler"
         [ "$bytes" -gt 0 ] || return 0
         fallocate -l "$bytes" "$FS/filler" 2>"$T/fill.err" && return 0
         i=$((i + 1))
-        [ $i -lt 20 ] || break
     done
     cat "$T/fill.err" >&2
     return 1
+}
+
+# filler_size_pct PCT: the filler's bytes for a filesystem PCT % used (fill_to).
+filler_size_pct() {
+    stat -f -c '%S %b %f %a' "$FS" | perl -e '
+        my ($pct, $filler) = @ARGV;
+        my ($bs, $total, $free, $avail) = split " ", scalar <STDIN>;
+        my $used = ($total - $free) * $bs - ($filler || 0); # without the filler
+        my $entire = ($total - $free + $avail) * $bs;
+        my $want = int($entire * $pct / 100) + 2 * $bs - $used;
+        $want = 0 if $pct <= 0 || $want < 0;
+        print int(($want + 4095) / 4096) * 4096, "\n";
+    ' "$1" "$(du -B1 "$FS/filler" 2>/dev/null | cut -f1)"
+}
+
+# fill_to PCT: replace $FS/filler so that the filesystem is PCT % used (0: remove it);
+# non-zero if the filler could not be placed (place_filler).
+fill_to() {
+    place_filler filler_size_pct "$1"
 }
 
 # held_deleted: how many mappings of deleted files under $FS the processes have.

@@ -25,21 +25,16 @@ OTHER=$((($(date +%H | sed 's/^0//') + 12) % 24))
 CONF="--set cleanResourceInterval=200 --set cleanFileForciblyEnable=false --set deleteWhen=$OTHER
       --set maxHashSlotNum=1000 --set maxIndexNum=4000"
 
-# fill_leaving BYTES: the filler takes everything but BYTES of free space.
-# The writer allocates segments meanwhile: when the space shrank between the look
-# and the allocation, look again (bounded).
-fill_leaving() {
-    local have avail i=0
+# fill_leaving BYTES: the filler takes everything but BYTES of free space (the writer
+# allocates segments meanwhile: place_filler looks again when the space shrank).
+filler_size_leaving() {
+    local have avail
     have=$(du -B1 "$FS/filler" 2>/dev/null | cut -f1)
-    rm -f "$FS/filler"
-    while [ $i -lt 20 ]; do
-        avail=$(stat -f -c '%a %S' "$FS" | awk '{ print $1 * $2 }')
-        fallocate -l $((${have:-0} + avail - $1)) "$FS/filler" 2>/dev/null && return 0
-        have=0
-        rm -f "$FS/filler"
-        i=$((i + 1))
-    done
-    return 1
+    avail=$(stat -f -c '%a %S' "$FS" | awk '{ print $1 * $2 }')
+    echo $((${have:-0} + avail - $1))
+}
+fill_leaving() {
+    place_filler filler_size_leaving "$1"
 }
 acks() {
     cat "$T/p1" "$T/p2" 2>/dev/null | grep -c '^ACK '
